@@ -1,0 +1,205 @@
+//! Messages after the handshake: the control stream (heartbeats, pings, closing notices) and the
+//! bodies of relay-answered requests (host list). Every struct ignores unknown fields so newer
+//! peers can add them.
+
+use crate::ids::HostId;
+use crate::wire_error::WireError;
+use serde::{Deserialize, Serialize};
+
+/// A message on the control stream (the handshake stream, kept open after h2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Control {
+    /// Agent → relay, every heartbeat interval: "still here, and this is how I am".
+    Heartbeat {
+        /// Increments per heartbeat.
+        seq: u64,
+        /// Current host status.
+        status: HostStatus,
+    },
+    /// Relay → agent: heartbeat received (lets the agent measure RTT and notice a dead relay).
+    HeartbeatAck {
+        /// The heartbeat's `seq`.
+        seq: u64,
+    },
+    /// Operator → relay liveness and RTT probe.
+    Ping {
+        /// Echoed in the pong.
+        seq: u64,
+    },
+    /// Relay → operator answer to a ping.
+    Pong {
+        /// The ping's `seq`.
+        seq: u64,
+    },
+    /// Either side: the connection is about to close, and why.
+    Closing {
+        /// Machine-readable reason.
+        reason: CloseReason,
+    },
+}
+
+/// Why a connection is closed; also carried as the QUIC application close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Ordinary close (client exit).
+    Normal,
+    /// The relay is restarting: reconnect now.
+    Restarting,
+    /// The credential was revoked or the kill switch hit: do not reconnect with it.
+    Revoked,
+    /// Authentication failed.
+    AuthFailed,
+    /// The peer broke the protocol.
+    ProtocolError,
+    /// Another connection took over this host id.
+    Replaced,
+}
+
+impl CloseReason {
+    /// The QUIC application error code for this reason.
+    pub fn code(self) -> u32 {
+        match self {
+            Self::Normal => 0,
+            Self::Restarting => 1,
+            Self::Revoked => 2,
+            Self::AuthFailed => 3,
+            Self::ProtocolError => 4,
+            Self::Replaced => 5,
+        }
+    }
+
+    /// The reason for a QUIC application error code (unknown codes read as protocol errors).
+    pub fn from_code(code: u64) -> Self {
+        match code {
+            0 => Self::Normal,
+            1 => Self::Restarting,
+            2 => Self::Revoked,
+            3 => Self::AuthFailed,
+            5 => Self::Replaced,
+            _ => Self::ProtocolError,
+        }
+    }
+}
+
+/// What an agent reports about its host in each heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostStatus {
+    /// The host's own name.
+    pub hostname: String,
+    /// Operating system and kernel, e.g. `linux 6.1.0`.
+    pub os: String,
+    /// `cm-agent` version.
+    pub agent_version: String,
+    /// Host uptime in seconds.
+    pub uptime_s: u64,
+    /// 1-, 5- and 15-minute load averages.
+    pub load: [f64; 3],
+    /// Total memory in KiB.
+    pub mem_total_kib: u64,
+    /// Available memory in KiB.
+    pub mem_available_kib: u64,
+    /// Names of the configured workspaces.
+    pub workspaces: Vec<String>,
+}
+
+/// One host as the relay sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// The host's id.
+    pub host: HostId,
+    /// Connected and heart-beating within the window.
+    pub online: bool,
+    /// Last heartbeat, unix ms (never, if `None`).
+    #[serde(default)]
+    pub last_heartbeat_ms: Option<u64>,
+    /// Last reported status.
+    #[serde(default)]
+    pub status: Option<HostStatus>,
+}
+
+/// The relay's answer to `host_list`, and each update on `watch_hosts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostList {
+    /// Relay clock when the list was made, unix ms (for "last seen N s ago").
+    pub now_ms: u64,
+    /// Hosts the principal may see, sorted by id.
+    pub hosts: Vec<HostInfo>,
+}
+
+/// A response frame on a request stream: either the body or a typed error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply<T> {
+    /// Success.
+    Ok(T),
+    /// Failure.
+    Error(WireError),
+}
+
+impl<T> Reply<T> {
+    /// Converts into a `Result`.
+    pub fn into_result(self) -> Result<T, WireError> {
+        match self {
+            Self::Ok(t) => Ok(t),
+            Self::Error(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire_error::ErrorCode;
+
+    #[test]
+    fn control_golden_json() {
+        let hb = Control::HeartbeatAck { seq: 3 };
+        assert_eq!(
+            serde_json::to_string(&hb).unwrap(),
+            r#"{"type":"heartbeat_ack","seq":3}"#
+        );
+        let closing = Control::Closing {
+            reason: CloseReason::Restarting,
+        };
+        assert_eq!(
+            serde_json::to_string(&closing).unwrap(),
+            r#"{"type":"closing","reason":"restarting"}"#
+        );
+    }
+
+    #[test]
+    fn close_codes_round_trip() {
+        for r in [
+            CloseReason::Normal,
+            CloseReason::Restarting,
+            CloseReason::Revoked,
+            CloseReason::AuthFailed,
+            CloseReason::ProtocolError,
+            CloseReason::Replaced,
+        ] {
+            assert_eq!(CloseReason::from_code(u64::from(r.code())), r);
+        }
+        assert_eq!(CloseReason::from_code(999), CloseReason::ProtocolError);
+    }
+
+    #[test]
+    fn status_tolerates_missing_and_unknown_fields() {
+        let s: HostStatus = serde_json::from_str(r#"{"hostname":"h","gpu":"none"}"#).unwrap();
+        assert_eq!(s.hostname, "h");
+        assert_eq!(s.uptime_s, 0);
+    }
+
+    #[test]
+    fn reply_golden_json() {
+        let ok: Reply<u32> = Reply::Ok(5);
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":5}"#);
+        let err: Reply<u32> = Reply::Error(WireError::new(ErrorCode::HostOffline, "h is offline"));
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"error":{"code":"host_offline","message":"h is offline"}}"#
+        );
+    }
+}
