@@ -134,7 +134,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
 ///
 /// Fails with [`FrameError::Oversize`] if the body would exceed `max_len` (a sender must never
 /// produce a frame its peer is bound to refuse).
-pub fn encode<T: Serialize>(value: &T, max_len: usize, out: &mut BytesMut) -> Result<(), FrameError> {
+pub fn encode<T: Serialize>(
+    value: &T,
+    max_len: usize,
+    out: &mut BytesMut,
+) -> Result<(), FrameError> {
     let body = serde_json::to_vec(value).map_err(|e| FrameError::Malformed {
         reason: e.to_string(),
     })?;
@@ -226,7 +230,14 @@ mod tests {
         let body = vec![b'1'; 16];
         let mut out = BytesMut::new();
         encode_raw(&body, 16, &mut out).unwrap();
-        assert_eq!(FrameDecoder::new(16).decode(&mut out).unwrap().unwrap().len(), 16);
+        assert_eq!(
+            FrameDecoder::new(16)
+                .decode(&mut out)
+                .unwrap()
+                .unwrap()
+                .len(),
+            16
+        );
         assert!(encode_raw(&[b'1'; 17], 16, &mut BytesMut::new()).is_err());
     }
 
@@ -252,6 +263,61 @@ mod tests {
         assert!(matches!(res, Err(FrameError::Malformed { .. })));
     }
 
+    #[test]
+    fn header_limit_plus_one_is_oversize() {
+        let dec = FrameDecoder::new(MAX_HEADER_LEN);
+        let prefix = u32::try_from(MAX_HEADER_LEN + 1).unwrap().to_be_bytes();
+        let mut buf = BytesMut::from(&prefix[..]);
+        let oversize = FrameError::Oversize {
+            len: MAX_HEADER_LEN + 1,
+            max: MAX_HEADER_LEN,
+        };
+        assert_eq!(dec.decode(&mut buf), Err(oversize.clone()));
+        assert_eq!(dec.finish(&buf), Err(oversize));
+        // Exactly the limit is a frame still arriving, not an error.
+        let prefix = u32::try_from(MAX_HEADER_LEN).unwrap().to_be_bytes();
+        let mut buf = BytesMut::from(&prefix[..]);
+        assert_eq!(dec.decode(&mut buf), Ok(None));
+        assert_eq!(buf.len(), LEN_PREFIX);
+    }
+
+    /// Either random bytes, or well-formed frames of random bodies (some JSON) followed by
+    /// random trailing bytes, so both the happy path and every error path are reached.
+    fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let body = prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..48),
+            Just(b"{\"a\":1}".to_vec()),
+            Just(b"[]".to_vec()),
+        ];
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            (
+                proptest::collection::vec(body, 0..6),
+                proptest::collection::vec(any::<u8>(), 0..16)
+            )
+                .prop_map(|(bodies, tail)| {
+                    let mut out = BytesMut::new();
+                    for b in bodies {
+                        encode_raw(&b, usize::MAX, &mut out).unwrap();
+                    }
+                    out.extend_from_slice(&tail);
+                    out.to_vec()
+                }),
+        ]
+    }
+
+    /// Drains `buf` with `dec`: the frames, then how it stopped (`Ok(())` for "need more").
+    fn drain(dec: FrameDecoder, buf: &mut BytesMut) -> (Vec<BytesMut>, Result<(), FrameError>) {
+        let mut frames = Vec::new();
+        loop {
+            match dec.decode(buf) {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => return (frames, Ok(())),
+                Err(e) => return (frames, Err(e)),
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn round_trip_and_encoded_len(s in ".{0,200}", n in any::<i64>(), split in 0usize..400) {
@@ -272,6 +338,83 @@ mod tests {
                 prop_assert_eq!(first.unwrap(), value);
             }
             prop_assert!(buf.is_empty());
+        }
+
+        /// Arbitrary input never panics; it yields frames, then either "need more" (with the
+        /// rest untouched) or a typed error, and the outcome does not depend on how the bytes
+        /// were split.
+        #[test]
+        fn arbitrary_input_never_panics(
+            input in wire_bytes(),
+            max_len in prop_oneof![0usize..64, Just(MAX_HEADER_LEN)],
+            split in any::<prop::sample::Index>(),
+        ) {
+            let dec = FrameDecoder::new(max_len);
+            let mut buf = BytesMut::from(&input[..]);
+            let (frames, end) = drain(dec, &mut buf);
+
+            let mut consumed = 0;
+            for f in &frames {
+                prop_assert!(f.len() <= max_len);
+                // The frame is exactly what its prefix announced.
+                let announced = &input[consumed..consumed + LEN_PREFIX];
+                prop_assert_eq!(announced, &(f.len() as u32).to_be_bytes()[..]);
+                prop_assert_eq!(&input[consumed + LEN_PREFIX..consumed + LEN_PREFIX + f.len()], &f[..]);
+                consumed += LEN_PREFIX + f.len();
+            }
+            prop_assert_eq!(&buf[..], &input[consumed..], "only whole frames are consumed");
+            match &end {
+                Ok(()) => {
+                    // Need more: an incomplete prefix, or a complete in-limit prefix whose body
+                    // has not fully arrived.
+                    if buf.len() >= LEN_PREFIX {
+                        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                        prop_assert!(len <= max_len && buf.len() < LEN_PREFIX + len);
+                    }
+                    match dec.finish(&buf) {
+                        Ok(()) => prop_assert!(buf.is_empty()),
+                        Err(FrameError::Truncated { have, need }) => {
+                            prop_assert_eq!(have, buf.len());
+                            prop_assert!(have < need);
+                        }
+                        Err(e) => prop_assert!(false, "finish gave {:?}", e),
+                    }
+                }
+                Err(FrameError::Oversize { len, max }) => {
+                    prop_assert_eq!(*max, max_len);
+                    prop_assert!(*len > max_len);
+                    prop_assert_eq!(*len, u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize);
+                }
+                Err(e) => prop_assert!(false, "decode can only fail with Oversize, got {:?}", e),
+            }
+
+            // Typed JSON decoding of the same frames: a value or Malformed, never a panic.
+            for f in &frames {
+                let mut one = BytesMut::new();
+                encode_raw(f, max_len, &mut one).unwrap();
+                match dec.decode_json::<Value>(&mut one) {
+                    Ok(Some(v)) => prop_assert_eq!(Some(v), serde_json::from_slice::<Value>(f).ok()),
+                    Err(FrameError::Malformed { .. }) => {
+                        prop_assert!(serde_json::from_slice::<Value>(f).is_err());
+                    }
+                    other => prop_assert!(false, "decode_json gave {:?}", other),
+                }
+            }
+
+            // Feeding the same bytes in two pieces gives the same frames and the same end.
+            let at = split.index(input.len() + 1);
+            let mut buf2 = BytesMut::from(&input[..at]);
+            let (mut frames2, first_end) = drain(dec, &mut buf2);
+            let end2 = if first_end.is_err() {
+                first_end
+            } else {
+                buf2.extend_from_slice(&input[at..]);
+                let (more, end) = drain(dec, &mut buf2);
+                frames2.extend(more);
+                end
+            };
+            prop_assert_eq!(frames2, frames);
+            prop_assert_eq!(end2, end);
         }
     }
 }

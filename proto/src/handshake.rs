@@ -310,7 +310,13 @@ pub fn h1_mac_input(
 }
 
 /// The exact bytes mac2 covers.
-pub fn h2_mac_input(v: u32, mac1: &[u8; 32], conn_id: &ConnId, nonce: &[u8; 32], ts_ms: u64) -> Vec<u8> {
+pub fn h2_mac_input(
+    v: u32,
+    mac1: &[u8; 32],
+    conn_id: &ConnId,
+    nonce: &[u8; 32],
+    ts_ms: u64,
+) -> Vec<u8> {
     let mut input = Vec::with_capacity(DOMAIN_H2.len() + 4 + 32 + 2 + conn_id.0.len() + 32 + 8);
     input.extend_from_slice(DOMAIN_H2);
     input.extend_from_slice(&v.to_be_bytes());
@@ -335,7 +341,10 @@ pub fn build_h1(
     exporter: &[u8; EXPORTER_LEN],
 ) -> H1 {
     let v = crate::PROTOCOL_VERSION;
-    let mac1 = mac(key, &h1_mac_input(v, kind, &cred_id, &nonce, ts_ms, exporter));
+    let mac1 = mac(
+        key,
+        &h1_mac_input(v, kind, &cred_id, &nonce, ts_ms, exporter),
+    );
     H1 {
         v,
         kind,
@@ -431,7 +440,13 @@ pub fn verify_h2(key: &Key, h1: &H1, h2: &H2, now_ms: u64) -> Result<(), Handsha
     // handshake (mac1 differs). Constant-time comparison via blake3::Hash.
     let expected = mac(
         key,
-        &h2_mac_input(crate::PROTOCOL_VERSION, &h1.mac.0, &h2.conn_id, &h2.nonce.0, h2.ts_ms),
+        &h2_mac_input(
+            crate::PROTOCOL_VERSION,
+            &h1.mac.0,
+            &h2.conn_id,
+            &h2.nonce.0,
+            h2.ts_ms,
+        ),
     );
     if expected != h2.mac.0 {
         return Err(HandshakeError::BadMac);

@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn critical_cells() {
         use Decision::Allow;
-        assert_eq!(authorize(Some(Role::Viewer), Op::HostList, Ownership::None), Allow);
+        assert_eq!(
+            authorize(Some(Role::Viewer), Op::HostList, Ownership::None),
+            Allow
+        );
         assert_eq!(
             authorize(Some(Role::Viewer), Op::Prompt, Ownership::Own),
             Decision::Deny(DenyReason::RoleTooLow {
@@ -156,17 +159,29 @@ mod tests {
                 have: Role::Viewer
             })
         );
-        assert_eq!(authorize(Some(Role::Operator), Op::Prompt, Ownership::Own), Allow);
+        assert_eq!(
+            authorize(Some(Role::Operator), Op::Prompt, Ownership::Own),
+            Allow
+        );
         assert!(matches!(
             authorize(Some(Role::Operator), Op::Prompt, Ownership::Other),
-            Decision::Deny(DenyReason::RoleTooLow { needed: Role::Admin, .. })
+            Decision::Deny(DenyReason::RoleTooLow {
+                needed: Role::Admin,
+                ..
+            })
         ));
-        assert_eq!(authorize(Some(Role::Admin), Op::Abort, Ownership::Other), Allow);
+        assert_eq!(
+            authorize(Some(Role::Admin), Op::Abort, Ownership::Other),
+            Allow
+        );
         assert!(matches!(
             authorize(Some(Role::Admin), Op::GrantAdmin, Ownership::None),
             Decision::Deny(_)
         ));
-        assert_eq!(authorize(Some(Role::Owner), Op::GrantAdmin, Ownership::None), Allow);
+        assert_eq!(
+            authorize(Some(Role::Owner), Op::GrantAdmin, Ownership::None),
+            Allow
+        );
         assert_eq!(
             authorize(None, Op::HostList, Ownership::None),
             Decision::Deny(DenyReason::NoGrant)
@@ -175,6 +190,25 @@ mod tests {
             authorize(Some(Role::Owner), Op::Unknown, Ownership::None),
             Decision::Deny(DenyReason::UnknownOp)
         );
+    }
+
+    /// `Op::ALL` (and so the snapshot) does not include `Op::Unknown`; check it here.
+    #[test]
+    fn unknown_op_is_denied_for_everyone() {
+        for own in [Ownership::None, Ownership::Own, Ownership::Other] {
+            assert_eq!(required_role(Op::Unknown, own), None);
+            assert_eq!(
+                authorize(None, Op::Unknown, own),
+                Decision::Deny(DenyReason::UnknownOp)
+            );
+            for r in Role::ALL {
+                assert_eq!(
+                    authorize(Some(r), Op::Unknown, own),
+                    Decision::Deny(DenyReason::UnknownOp),
+                    "{r} {own:?}"
+                );
+            }
+        }
     }
 
     /// The whole role × operation × ownership matrix as one reviewed table.

@@ -73,7 +73,9 @@ fn decode<T: DeserializeOwned>(prefix: &'static str, s: &str) -> Result<T, Token
         .trim()
         .strip_prefix(prefix)
         .ok_or(TokenError::WrongPrefix { expected: prefix })?;
-    let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| TokenError::Encoding)?;
+    let json = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| TokenError::Encoding)?;
     serde_json::from_slice(&json).map_err(|e| TokenError::Content {
         reason: e.to_string(),
     })

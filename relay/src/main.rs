@@ -1,1 +1,149 @@
-fn main() {}
+//! `cm-relay` binary: parse arguments, set up logging, run the command.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use cm_relay::cli::{self, Cli, Command, HostCommand, UserCommand};
+use cm_relay::config::default_state_dir;
+use cm_relay::state::{self, StateDir};
+use proto::ids::UserId;
+use std::io::BufRead;
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd, journald adds its own timestamps.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().compact().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn read_password(stdin: bool) -> Result<String> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let pw = rpassword::prompt_password("new password: ")?;
+    let again = rpassword::prompt_password("repeat: ")?;
+    anyhow::ensure!(pw == again, "the passwords differ");
+    Ok(pw)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let dir = StateDir::new(cli.state_dir.clone().unwrap_or_else(default_state_dir));
+    match cli.command {
+        Command::Init(args) => {
+            let out = state::init(&dir, &args.public_addr, &UserId::from(args.owner.as_str()))?;
+            println!("initialised {}", dir.root().display());
+            println!("relay key pin: {}", out.pin);
+            println!();
+            println!("one-time invite for {} (valid 7 days):", args.owner);
+            println!("{}", out.invite.encode());
+            println!();
+            println!("next: cm-relay run   then on your laptop: cm-tui login <invite>");
+        }
+        Command::Run(args) => {
+            let config = cli::run_config(dir.root().to_owned(), &args);
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(cm_relay::server::run(config, shutdown_signal()))?;
+        }
+        Command::Host(HostCommand::Add { name, relay_addr }) => {
+            let token = cli::host_add(&dir, &name, relay_addr)?;
+            eprintln!("enrolled host {name}; on that host run:");
+            println!("{}", token.encode());
+        }
+        Command::Host(HostCommand::List { json }) => {
+            let hosts = dir.open_store()?.list_hosts()?;
+            if json {
+                let v: Vec<_> = hosts
+                    .iter()
+                    .map(|h| serde_json::json!({"host": h.id, "revoked": h.revoked, "created_ms": h.created_ms}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{:<24} {:<8}", "HOST", "STATE");
+                for h in hosts {
+                    println!(
+                        "{:<24} {:<8}",
+                        h.id,
+                        if h.revoked { "revoked" } else { "enrolled" }
+                    );
+                }
+            }
+        }
+        Command::User(UserCommand::Passwd {
+            name,
+            password_stdin,
+        }) => {
+            let pw = read_password(password_stdin)?;
+            cli::user_passwd(&dir, &name, &pw)?;
+            eprintln!("password set for {name}");
+        }
+        Command::Audit(args) => {
+            let store = dir.open_store()?;
+            match args.action.as_deref() {
+                Some("verify") => match store.audit_verify()? {
+                    None => println!("audit chain intact"),
+                    Some(id) => anyhow::bail!(
+                        "audit chain broken at row {id}: that row or the one before it was edited or deleted"
+                    ),
+                },
+                Some(other) => anyhow::bail!(
+                    "unknown audit action {other:?}; use `cm-relay audit` or `cm-relay audit verify`"
+                ),
+                None => {
+                    for row in store.audit_tail(args.limit)? {
+                        if args.json {
+                            println!("{}", serde_json::to_string(&row)?);
+                        } else {
+                            let e = &row.event;
+                            println!(
+                                "{:>6} {} {:<24} {:<14} {:<6} {}{}",
+                                row.id,
+                                row.ts_ms,
+                                e.actor,
+                                e.op,
+                                e.decision,
+                                e.host
+                                    .as_deref()
+                                    .map(|h| format!("host={h} "))
+                                    .unwrap_or_default(),
+                                e.reason.as_deref().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The one authorization point: every stream header an operator opens is decided here, once,
+//! before anything is answered or forwarded. Handlers never re-check.
+
+use proto::header::StreamHeader;
+use proto::ids::HostId;
+use proto::rbac::{self, Decision, Ownership, Role};
+
+/// The effective role of a user with `grants` on `host`: the highest grant that matches the
+/// host or `*` (design §6).
+pub fn effective_role(grants: &[(String, Role)], host: &HostId) -> Option<Role> {
+    grants
+        .iter()
+        .filter(|(h, _)| h == "*" || h == host.as_str())
+        .map(|(_, r)| *r)
+        .max()
+}
+
+/// The role that counts for an operation without a host target (e.g. listing hosts): the
+/// highest of all grants.
+pub fn highest_role(grants: &[(String, Role)]) -> Option<Role> {
+    grants.iter().map(|(_, r)| *r).max()
+}
+
+/// Whether a user with `grants` may see `host` at all.
+pub fn may_see(grants: &[(String, Role)], host: &HostId) -> bool {
+    effective_role(grants, host).is_some()
+}
+
+/// Decides one stream header for a principal with `grants`.
+pub fn decide(
+    grants: &[(String, Role)],
+    header: &StreamHeader,
+    ownership: Ownership,
+) -> (Option<Role>, Decision) {
+    let role = match &header.host {
+        Some(host) => effective_role(grants, host),
+        None => highest_role(grants),
+    };
+    (role, rbac::authorize(role, header.op, ownership))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::header::Op;
+    use proto::ids::ReqId;
+    use proto::rbac::DenyReason;
+
+    fn grants() -> Vec<(String, Role)> {
+        vec![("*".into(), Role::Viewer), ("box".into(), Role::Operator)]
+    }
+
+    #[test]
+    fn per_host_grants_change_the_outcome() {
+        let g = grants();
+        let mut h = StreamHeader::new(Op::OpencodeStart, ReqId(1));
+        h.host = Some(HostId::from("box"));
+        assert_eq!(
+            decide(&g, &h, Ownership::None),
+            (Some(Role::Operator), Decision::Allow)
+        );
+        h.host = Some(HostId::from("other"));
+        assert_eq!(
+            decide(&g, &h, Ownership::None).1,
+            Decision::Deny(DenyReason::RoleTooLow {
+                needed: Role::Operator,
+                have: Role::Viewer
+            })
+        );
+        assert_eq!(
+            decide(&[], &h, Ownership::None).1,
+            Decision::Deny(DenyReason::NoGrant)
+        );
+        assert!(may_see(&g, &HostId::from("anything")));
+        assert!(!may_see(&[("box".into(), Role::Owner)], &HostId::from("x")));
+    }
+
+    #[test]
+    fn host_list_uses_the_highest_grant() {
+        let h = StreamHeader::new(Op::HostList, ReqId(1));
+        assert_eq!(decide(&grants(), &h, Ownership::None).1, Decision::Allow);
+        assert_eq!(
+            decide(&[], &h, Ownership::None).1,
+            Decision::Deny(DenyReason::NoGrant)
+        );
+    }
+}

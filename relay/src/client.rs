@@ -1,0 +1,318 @@
+//! The client side of the relay protocol, shared by `cm-agent` and `cm-tui`: dial with a pinned
+//! key, then either authenticate (h1/h2) or log in.
+
+use crate::framed::{FramedRecv, StreamError, send_frame};
+use crate::time::{now_ms, random32};
+use crate::tls::{self, PinObservation, RELAY_SERVER_NAME, TlsError};
+use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::handshake::{
+    self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, HandshakeError, IssuedCredential, Key,
+    LoginRequest, PeerKind, ServerHello,
+};
+use proto::header::StreamHeader;
+use proto::ids::{ConnId, CredId};
+use proto::message::{CloseReason, Reply};
+use proto::wire_error::{ErrorCode, WireError};
+use serde::{Serialize, de::DeserializeOwned};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long to wait for the relay to answer a handshake or login before giving up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why talking to the relay failed. Each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The relay address does not resolve.
+    #[error("cannot resolve relay address {addr}: {reason}")]
+    Resolve {
+        /// The address as given.
+        addr: String,
+        /// Resolver explanation.
+        reason: String,
+    },
+    /// Local socket or endpoint setup failed.
+    #[error("cannot open a local UDP socket: {0}")]
+    Socket(#[source] std::io::Error),
+    /// TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The relay presented another key than the pinned one.
+    #[error(
+        "relay key pin mismatch: expected {expected}, the relay presented {presented}. \
+         Someone may be intercepting the connection, or the relay was re-initialised; \
+         get a fresh token from the relay's admin"
+    )]
+    PinMismatch {
+        /// The pin we trust.
+        expected: String,
+        /// The pin the relay presented.
+        presented: String,
+    },
+    /// The connection could not be established.
+    #[error("cannot connect to relay {addr}: {reason}")]
+    Connect {
+        /// The relay address.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The connection dropped.
+    #[error("relay connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A stream failed.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The relay's h2 did not verify: it does not hold our key.
+    #[error("the relay failed to prove it knows this credential ({0}); check the relay address")]
+    RelayProof(HandshakeError),
+    /// The relay refused us with a typed error.
+    #[error("{0}")]
+    Refused(WireError),
+    /// The relay answered with something else than expected.
+    #[error("unexpected answer from the relay: {0}")]
+    Protocol(String),
+    /// No answer in time.
+    #[error("the relay did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl LinkError {
+    /// Whether retrying with the same credential cannot help (auth refused, pin mismatch).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Self::PinMismatch { .. }
+                | Self::RelayProof(_)
+                | Self::Refused(WireError {
+                    code: ErrorCode::AuthFailed | ErrorCode::LoginFailed,
+                    ..
+                })
+        )
+    }
+}
+
+/// Dial options.
+#[derive(Debug, Clone)]
+pub struct DialOptions {
+    /// Transport idle timeout.
+    pub idle_timeout: Duration,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: tls::DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
+
+/// Resolves `addr` (`host:port`).
+///
+/// # Errors
+/// [`LinkError::Resolve`] if nothing resolves.
+pub async fn resolve(addr: &str) -> Result<SocketAddr, LinkError> {
+    let mut it = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| LinkError::Resolve {
+            addr: addr.to_owned(),
+            reason: e.to_string(),
+        })?;
+    it.next().ok_or_else(|| LinkError::Resolve {
+        addr: addr.to_owned(),
+        reason: "no addresses".into(),
+    })
+}
+
+/// Opens a QUIC connection to the relay at `addr`, accepting only the key with `pin`.
+///
+/// # Errors
+/// Resolution, socket, TLS or pin failures, each with its own variant.
+pub async fn dial(
+    addr: &str,
+    pin: &str,
+    opts: &DialOptions,
+) -> Result<quinn::Connection, LinkError> {
+    let remote = resolve(addr).await?;
+    let bind: SocketAddr = if remote.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(LinkError::Socket)?;
+    let (cfg, seen) = tls::client_config(pin, opts.idle_timeout)?;
+    endpoint.set_default_client_config(cfg);
+    let connecting =
+        endpoint
+            .connect(remote, RELAY_SERVER_NAME)
+            .map_err(|e| LinkError::Connect {
+                addr: addr.to_owned(),
+                reason: e.to_string(),
+            })?;
+    match connecting.await {
+        Ok(conn) => Ok(conn),
+        Err(e) => Err(classify_connect_error(addr, pin, &seen, e)),
+    }
+}
+
+fn classify_connect_error(
+    addr: &str,
+    pin: &str,
+    seen: &PinObservation,
+    e: quinn::ConnectionError,
+) -> LinkError {
+    if let Some(presented) = seen.presented().filter(|p| p != pin) {
+        return LinkError::PinMismatch {
+            expected: pin.to_owned(),
+            presented,
+        };
+    }
+    LinkError::Connect {
+        addr: addr.to_owned(),
+        reason: match e {
+            quinn::ConnectionError::TimedOut => {
+                "no answer (is the relay running, and is its UDP port open?)".to_owned()
+            }
+            other => other.to_string(),
+        },
+    }
+}
+
+fn exporter(conn: &quinn::Connection) -> Result<[u8; EXPORTER_LEN], LinkError> {
+    let mut out = [0u8; EXPORTER_LEN];
+    conn.export_keying_material(&mut out, EXPORTER_LABEL, b"")
+        .map_err(|_| LinkError::Protocol("TLS exporter unavailable".into()))?;
+    Ok(out)
+}
+
+/// An authenticated connection with its control stream.
+#[derive(Debug)]
+pub struct Session {
+    /// The QUIC connection.
+    pub conn: quinn::Connection,
+    /// The relay's id for it.
+    pub conn_id: ConnId,
+    /// Control stream, send half.
+    pub control_send: quinn::SendStream,
+    /// Control stream, receive half.
+    pub control_recv: FramedRecv,
+}
+
+async fn with_timeout<T>(
+    fut: impl std::future::Future<Output = Result<T, LinkError>>,
+) -> Result<T, LinkError> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .map_err(|_| LinkError::Timeout(HANDSHAKE_TIMEOUT))?
+}
+
+/// Runs h1/h2 on a fresh connection.
+///
+/// # Errors
+/// Refusal by the relay ([`LinkError::Refused`], generic on purpose), a relay that cannot prove
+/// it holds the key ([`LinkError::RelayProof`]), or transport failures.
+pub async fn authenticate(
+    conn: quinn::Connection,
+    kind: PeerKind,
+    cred_id: &CredId,
+    key: &Key,
+) -> Result<Session, LinkError> {
+    with_timeout(async {
+        let exporter = exporter(&conn)?;
+        let nonce = random32().map_err(|e| LinkError::Protocol(e.to_string()))?;
+        let h1 = handshake::build_h1(key, kind, cred_id.clone(), nonce, now_ms(), &exporter);
+        let (mut send, recv) = conn.open_bi().await?;
+        let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+        send_frame(&mut send, &ClientHello::H1(h1.clone()), MAX_HEADER_LEN).await?;
+        match recv.expect::<ServerHello>().await {
+            Ok(ServerHello::H2(h2)) => {
+                handshake::verify_h2(key, &h1, &h2, now_ms()).map_err(LinkError::RelayProof)?;
+                recv.set_max_len(MAX_FRAME_LEN);
+                Ok(Session {
+                    conn: conn.clone(),
+                    conn_id: h2.conn_id,
+                    control_send: send,
+                    control_recv: recv,
+                })
+            }
+            Ok(ServerHello::Error(e)) => Err(LinkError::Refused(e)),
+            Ok(ServerHello::LoginOk(_)) => Err(LinkError::Protocol("login answer to h1".into())),
+            // The relay closes the connection right after an error frame; report the refusal.
+            Err(StreamError::Closed) => Err(closed_reason(&conn)),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
+}
+
+fn closed_reason(conn: &quinn::Connection) -> LinkError {
+    match conn.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close))
+            if CloseReason::from_code(close.error_code.into_inner()) == CloseReason::AuthFailed =>
+        {
+            LinkError::Refused(WireError::auth_failed())
+        }
+        Some(e) => LinkError::Connection(e),
+        None => LinkError::Stream(StreamError::Closed),
+    }
+}
+
+/// Exchanges an invite or password for a credential, on its own short connection.
+///
+/// # Errors
+/// [`LinkError::Refused`] with `login_failed` when the relay says no.
+pub async fn login(
+    addr: &str,
+    pin: &str,
+    request: LoginRequest,
+) -> Result<IssuedCredential, LinkError> {
+    let conn = dial(addr, pin, &DialOptions::default()).await?;
+    let result = with_timeout(async {
+        let (mut send, recv) = conn.open_bi().await?;
+        let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+        send_frame(&mut send, &ClientHello::Login(request), MAX_HEADER_LEN).await?;
+        let _ = send.finish();
+        match recv.expect::<ServerHello>().await? {
+            ServerHello::LoginOk(cred) => Ok(cred),
+            ServerHello::Error(e) => Err(LinkError::Refused(e)),
+            ServerHello::H2(_) => Err(LinkError::Protocol("h2 answer to login".into())),
+        }
+    })
+    .await;
+    conn.close(CloseReason::Normal.code().into(), b"done");
+    result
+}
+
+/// Opens a request stream, sends `header` (and `body` if any), and reads one reply.
+///
+/// # Errors
+/// [`LinkError::Refused`] carries the typed error of a refused request.
+pub async fn request<B: Serialize, T: DeserializeOwned>(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: Option<&B>,
+) -> Result<T, LinkError> {
+    let (mut send, recv) = conn.open_bi().await?;
+    let mut recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+    send_frame(&mut send, header, MAX_HEADER_LEN).await?;
+    if let Some(body) = body {
+        send_frame(&mut send, body, MAX_FRAME_LEN).await?;
+    }
+    let _ = send.finish();
+    let reply: Reply<T> = recv.expect().await?;
+    reply.into_result().map_err(LinkError::Refused)
+}
+
+/// Opens a subscription stream: sends `header` and returns the receive side for a stream of
+/// frames.
+///
+/// # Errors
+/// Transport failures.
+pub async fn subscribe(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+) -> Result<(quinn::SendStream, FramedRecv), LinkError> {
+    let (mut send, recv) = conn.open_bi().await?;
+    send_frame(&mut send, header, MAX_HEADER_LEN).await?;
+    Ok((send, FramedRecv::new(recv, MAX_FRAME_LEN)))
+}

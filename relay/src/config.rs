@@ -1,0 +1,75 @@
+//! Relay configuration with its documented defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default UDP listen address (design §10).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
+/// A host whose last heartbeat is older than this is shown offline (design: within 10 s).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer must finish the handshake this quickly, or it is dropped (stops idle connection
+/// floods from holding slots).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default lifetime of a login credential (design §5: 12 h).
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Hard maximum lifetime of a login credential, whatever a client asks for.
+pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Lifetime of an invite.
+pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long shutdown waits for connections to close before giving up.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
+/// Send and receive buffer size asked of the kernel for the UDP socket (the kernel may double
+/// it). Defaults of ~208 KiB drop packets under load (see docs/performance.md).
+pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Everything `cm-relay run` needs.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// UDP address to serve QUIC on.
+    pub listen: SocketAddr,
+    /// State directory (certificate, key, database).
+    pub state_dir: PathBuf,
+    /// Offline after this long without a heartbeat.
+    pub heartbeat_timeout: Duration,
+    /// QUIC idle timeout.
+    pub idle_timeout: Duration,
+    /// Time allowed for the handshake.
+    pub handshake_timeout: Duration,
+    /// Default credential lifetime.
+    pub credential_ttl: Duration,
+    /// Maximum credential lifetime.
+    pub max_credential_ttl: Duration,
+    /// Shutdown drain bound.
+    pub drain_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// Defaults for a state directory.
+    pub fn new(state_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            state_dir,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
+            idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            credential_ttl: DEFAULT_CREDENTIAL_TTL,
+            max_credential_ttl: MAX_CREDENTIAL_TTL,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+/// The default state directory: systemd's `$STATE_DIRECTORY` when run as a service, else
+/// `$XDG_STATE_HOME/codemantle/relay` (`~/.local/state/codemantle/relay`).
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("codemantle/relay");
+    }
+    directories::BaseDirs::new()
+        .map(|b| b.home_dir().join(".local/state/codemantle/relay"))
+        .unwrap_or_else(|| PathBuf::from("codemantle-relay-state"))
+}

@@ -1,0 +1,56 @@
+//! The QUIC shell of the relay: accept loop, per-connection handling, login, requests.
+
+pub(crate) mod conn;
+pub(crate) mod endpoint;
+pub(crate) mod limiter;
+pub(crate) mod login;
+pub(crate) mod requests;
+
+use crate::config::RelayConfig;
+use crate::presence::Presence;
+use crate::store::{AuditEvent, StoreHandle};
+use proto::replay::ReplayWindow;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by all connection tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: RelayConfig,
+    pub(crate) store: StoreHandle,
+    pub(crate) presence: Arc<dyn Presence<quinn::Connection>>,
+    pub(crate) replay: Mutex<ReplayWindow>,
+    pub(crate) limiter: Mutex<limiter::FailureLimiter>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for dyn Presence<quinn::Connection> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Presence")
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (the data is still consistent for our uses: each
+/// critical section is a single insert/check).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Shared {
+    /// Writes an audit row; a failure is logged loudly (the caller decides whether to refuse).
+    pub(crate) async fn audit(&self, event: AuditEvent) -> bool {
+        let now = crate::time::now_ms();
+        match self.store.call(move |s| s.audit(now, &event)).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "audit write failed");
+                false
+            }
+        }
+    }
+}

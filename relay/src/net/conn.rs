@@ -1,0 +1,386 @@
+//! One connection from handshake to close: read the client hello, authenticate or log in, then
+//! serve the agent (heartbeats, presence) or the operator (pings, request streams).
+
+use super::{Shared, lock};
+use crate::framed::{FramedRecv, StreamError, send_frame};
+use crate::store::{AuditEvent, FoundCredential};
+use crate::time::{now_ms, random_u64, random32};
+use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::handshake::{
+    self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, H1, HandshakeError, PeerKind, ServerHello,
+};
+use proto::ids::{ConnId, CredId, HostId, UserId};
+use proto::message::{CloseReason, Control};
+use proto::wire_error::{ErrorCode, WireError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long to wait for a refused client to read its error before closing the connection.
+const ERROR_LINGER: Duration = Duration::from_secs(2);
+
+/// An authenticated operator, as the rest of the relay sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub(crate) user: UserId,
+    pub(crate) cred_id: CredId,
+    pub(crate) conn_id: ConnId,
+}
+
+pub(crate) fn close(conn: &quinn::Connection, reason: CloseReason, text: &str) {
+    conn.close(reason.code().into(), text.as_bytes());
+}
+
+/// Sends a final error on the hello stream, lets the client read it, then closes.
+async fn refuse(
+    conn: &quinn::Connection,
+    mut send: quinn::SendStream,
+    error: WireError,
+    reason: CloseReason,
+) {
+    let _ = send_frame(&mut send, &ServerHello::Error(error), MAX_HEADER_LEN).await;
+    let _ = send.finish();
+    // The client closes as soon as it has read the error; bound the wait either way.
+    let _ = tokio::time::timeout(ERROR_LINGER, conn.closed()).await;
+    close(conn, reason, "refused");
+}
+
+/// Handles one incoming connection to the end.
+pub(crate) async fn handle(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match incoming.await {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "connection attempt failed");
+            return;
+        }
+    };
+    let cancel = shared.cancel.clone();
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => close(&conn, CloseReason::Restarting, "relay restarting"),
+        () = serve(&shared, &conn, remote) => {}
+    }
+}
+
+async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAddr) {
+    let timeout = shared.config.handshake_timeout;
+    let (send, recv) = match tokio::time::timeout(timeout, conn.accept_bi()).await {
+        Ok(Ok(streams)) => streams,
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, error = %e, "closed before the handshake");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%remote, ?timeout, "no handshake in time; closing");
+            shared
+                .audit(refusal(remote, "-", "handshake", "handshake timeout"))
+                .await;
+            close(conn, CloseReason::ProtocolError, "handshake timeout");
+            return;
+        }
+    };
+    let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+    let hello = match tokio::time::timeout(timeout, recv.expect::<ClientHello>()).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(e)) => {
+            tracing::warn!(%remote, error = %e, "bad client hello");
+            shared
+                .audit(refusal(remote, "-", "handshake", &e.to_string()))
+                .await;
+            let msg = format!("bad handshake frame: {e}");
+            refuse(
+                conn,
+                send,
+                WireError::new(ErrorCode::BadRequest, msg),
+                CloseReason::ProtocolError,
+            )
+            .await;
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%remote, "client hello not completed in time");
+            shared
+                .audit(refusal(remote, "-", "handshake", "handshake timeout"))
+                .await;
+            close(conn, CloseReason::ProtocolError, "handshake timeout");
+            return;
+        }
+    };
+    let blocked = lock(&shared.limiter).blocked_for(remote.ip(), now_ms());
+    if let Some(wait_ms) = blocked {
+        tracing::warn!(%remote, wait_ms, "address is rate-limited after repeated failures");
+        let error = match hello {
+            ClientHello::Login(_) => WireError::new(
+                ErrorCode::LoginFailed,
+                format!(
+                    "too many failed attempts from your address; try again in {} s",
+                    wait_ms.div_ceil(1000)
+                ),
+            ),
+            ClientHello::H1(_) => WireError::auth_failed(),
+        };
+        refuse(conn, send, error, CloseReason::AuthFailed).await;
+        return;
+    }
+    match hello {
+        ClientHello::Login(req) => super::login::handle(shared, conn, remote, req, send).await,
+        ClientHello::H1(h1) => match authenticate(shared, conn, remote, &h1).await {
+            Some(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
+            None => {
+                refuse(
+                    conn,
+                    send,
+                    WireError::auth_failed(),
+                    CloseReason::AuthFailed,
+                )
+                .await
+            }
+        },
+    }
+}
+
+fn refusal(remote: SocketAddr, actor: &str, op: &str, reason: &str) -> AuditEvent {
+    AuditEvent {
+        actor: format!("{actor}@{}", remote.ip()),
+        op: op.into(),
+        decision: "deny".into(),
+        reason: Some(reason.into()),
+        ..AuditEvent::default()
+    }
+}
+
+/// Verifies h1. On failure: logs and audits the precise reason, counts the failure for the
+/// source address, and returns `None` (the caller sends the one generic error).
+async fn authenticate(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    remote: SocketAddr,
+    h1: &H1,
+) -> Option<FoundCredential> {
+    match verify(shared, conn, h1).await {
+        Ok(found) => Some(found),
+        Err(reason) => {
+            tracing::warn!(%remote, cred_id = %h1.cred_id, kind = ?h1.kind, %reason, "handshake refused");
+            lock(&shared.limiter).record_failure(remote.ip(), now_ms());
+            shared
+                .audit(refusal(
+                    remote,
+                    h1.cred_id.as_str(),
+                    "handshake",
+                    &reason.to_string(),
+                ))
+                .await;
+            None
+        }
+    }
+}
+
+/// Why verification failed, for logs; never sent to the peer.
+#[derive(Debug, thiserror::Error)]
+enum VerifyFailure {
+    #[error(transparent)]
+    Handshake(#[from] HandshakeError),
+    #[error("credential lookup failed: {0}")]
+    Store(String),
+    #[error("TLS exporter unavailable")]
+    Exporter,
+}
+
+async fn verify(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    h1: &H1,
+) -> Result<FoundCredential, VerifyFailure> {
+    if h1.cred_id.0.len() > proto::ids::MAX_ID_LEN {
+        return Err(HandshakeError::CredentialIdTooLong.into());
+    }
+    let (kind, cred_id) = (h1.kind, h1.cred_id.clone());
+    let found = shared
+        .store
+        .call(move |s| s.find_credential(kind, &cred_id))
+        .await
+        .map_err(|e| VerifyFailure::Store(e.to_string()))?;
+    let mut exporter = [0u8; EXPORTER_LEN];
+    conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
+        .map_err(|_| VerifyFailure::Exporter)?;
+    let record = found.as_ref().map(|f| &f.record);
+    handshake::verify_h1(h1, record, &exporter, now_ms(), &mut lock(&shared.replay))?;
+    // verify_h1 refuses a missing record, so `found` is Some here.
+    found.ok_or(VerifyFailure::Handshake(HandshakeError::UnknownCredential))
+}
+
+fn new_conn_id() -> ConnId {
+    ConnId(format!("k{:016x}", random_u64()))
+}
+
+async fn finish_handshake(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    remote: SocketAddr,
+    h1: &H1,
+    found: FoundCredential,
+    mut send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    let nonce = match random32() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %e, "OS random source failed");
+            close(conn, CloseReason::ProtocolError, "internal error");
+            return;
+        }
+    };
+    let conn_id = new_conn_id();
+    let h2 = handshake::build_h2(&found.record.key, h1, conn_id.clone(), nonce, now_ms());
+    if let Err(e) = send_frame(&mut send, &ServerHello::H2(h2), MAX_HEADER_LEN).await {
+        tracing::debug!(%remote, error = %e, "could not send h2");
+        return;
+    }
+    recv.set_max_len(MAX_FRAME_LEN);
+    match found.record.kind {
+        PeerKind::Agent => {
+            serve_agent(
+                shared,
+                conn,
+                remote,
+                HostId(found.owner),
+                conn_id,
+                send,
+                recv,
+            )
+            .await;
+        }
+        PeerKind::Operator => {
+            let principal = Principal {
+                user: UserId(found.owner),
+                cred_id: h1.cred_id.clone(),
+                conn_id,
+            };
+            serve_operator(shared, conn, remote, principal, send, recv).await;
+        }
+    }
+}
+
+/// Removes the host's presence when its connection task ends, on every path.
+struct PresenceGuard {
+    shared: Arc<Shared>,
+    host: HostId,
+    conn_id: ConnId,
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        self.shared
+            .presence
+            .disconnect(&self.host, &self.conn_id, now_ms());
+        tracing::info!(host = %self.host, conn = %self.conn_id, "agent offline");
+    }
+}
+
+async fn serve_agent(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    remote: SocketAddr,
+    host: HostId,
+    conn_id: ConnId,
+    mut send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    if let Some(old) = shared
+        .presence
+        .connect(&host, conn_id.clone(), conn.clone(), now_ms())
+    {
+        close(
+            &old,
+            CloseReason::Replaced,
+            "replaced by a newer connection of this host",
+        );
+    }
+    let _guard = PresenceGuard {
+        shared: Arc::clone(shared),
+        host: host.clone(),
+        conn_id: conn_id.clone(),
+    };
+    tracing::info!(%host, conn = %conn_id, %remote, "agent online");
+    let window = shared.config.heartbeat_timeout;
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            next = tokio::time::timeout(window, recv.next::<Control>()) => match next {
+                Err(_) => {
+                    tracing::warn!(%host, ?window, "no heartbeat within the window; closing");
+                    close(conn, CloseReason::ProtocolError, "heartbeat timeout");
+                    return;
+                }
+                Ok(Ok(Some(Control::Heartbeat { seq, status }))) => {
+                    if !shared.presence.heartbeat(&host, &conn_id, status, now_ms()) {
+                        close(conn, CloseReason::Replaced, "replaced by a newer connection of this host");
+                        return;
+                    }
+                    if send_frame(&mut send, &Control::HeartbeatAck { seq }, MAX_FRAME_LEN).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Ok(Some(other))) => tracing::debug!(%host, ?other, "ignoring control message"),
+                Ok(Ok(None)) => return,
+                Ok(Err(e)) => {
+                    log_stream_end(&host, &e);
+                    return;
+                }
+            },
+        }
+    }
+}
+
+fn log_stream_end(who: &dyn std::fmt::Display, e: &StreamError) {
+    match e {
+        StreamError::Frame(f) => {
+            tracing::warn!(peer = %who, error = %f, "protocol error on control stream")
+        }
+        other => tracing::debug!(peer = %who, error = %other, "control stream ended"),
+    }
+}
+
+async fn serve_operator(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    remote: SocketAddr,
+    principal: Principal,
+    mut send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    tracing::info!(user = %principal.user, conn = %principal.conn_id, %remote, "operator connected");
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            next = recv.next::<Control>() => match next {
+                Ok(Some(Control::Ping { seq })) => {
+                    if send_frame(&mut send, &Control::Pong { seq }, MAX_FRAME_LEN).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Some(other)) => tracing::debug!(user = %principal.user, ?other, "ignoring control message"),
+                Ok(None) => return,
+                Err(e) => {
+                    log_stream_end(&principal.user, &e);
+                    return;
+                }
+            },
+            stream = conn.accept_bi() => match stream {
+                Ok((s, r)) => {
+                    let (shared2, principal2) = (Arc::clone(shared), principal.clone());
+                    shared.tracker.spawn(async move {
+                        super::requests::serve(shared2, principal2, s, r).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::info!(user = %principal.user, reason = %e, "operator disconnected");
+                    return;
+                }
+            },
+        }
+    }
+}

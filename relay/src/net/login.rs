@@ -1,0 +1,218 @@
+//! Login: exchange a one-time invite or a password for a short-lived credential. Every outcome
+//! is audited; failures count towards the per-address limit and get one uniform message.
+
+use super::conn::close;
+use super::{Shared, lock};
+use crate::framed::send_frame;
+use crate::state::invite_hash;
+use crate::store::{AuditEvent, StoreError};
+use crate::time::{now_ms, random_u64, random32};
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use proto::frame::MAX_HEADER_LEN;
+use proto::handshake::{IssuedCredential, Key, LoginMethod, LoginRequest, ServerHello};
+use proto::ids::{CredId, UserId};
+use proto::message::CloseReason;
+use proto::wire_error::{ErrorCode, WireError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Shortest password accepted when one is set.
+pub(crate) const MIN_PASSWORD_LEN: usize = 8;
+
+/// Why a login failed (for the log and audit; the client gets one generic message).
+#[derive(Debug, thiserror::Error)]
+enum LoginFailure {
+    #[error("invalid user name")]
+    BadName,
+    #[error("unsupported protocol version {0}")]
+    Version(u32),
+    #[error("invite unknown, used or expired")]
+    BadInvite,
+    #[error("unknown user or no password set")]
+    NoPassword,
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("new password shorter than {MIN_PASSWORD_LEN} characters")]
+    WeakPassword,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl LoginFailure {
+    fn public(&self) -> WireError {
+        match self {
+            Self::WeakPassword => WireError::new(
+                ErrorCode::LoginFailed,
+                format!("choose a password of at least {MIN_PASSWORD_LEN} characters"),
+            ),
+            Self::Version(v) => WireError::new(
+                ErrorCode::BadRequest,
+                format!("protocol version {v} is not supported by this relay; upgrade cm-tui"),
+            ),
+            Self::Store(_) | Self::Internal(_) => WireError::new(
+                ErrorCode::Internal,
+                "login failed inside the relay; see its log",
+            ),
+            _ => WireError::new(
+                ErrorCode::LoginFailed,
+                "login failed: wrong user name or password, or the invite was already used or expired",
+            ),
+        }
+    }
+}
+
+/// Hashes a password with argon2id (on the blocking pool: it is deliberately slow).
+pub(crate) fn hash_password(password: &str) -> Result<String, String> {
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn check_password(password: &str, hash: &str) -> bool {
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, LoginFailure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LoginFailure::Internal(e.to_string()))
+}
+
+async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredential, LoginFailure> {
+    if req.v != proto::PROTOCOL_VERSION {
+        return Err(LoginFailure::Version(req.v));
+    }
+    if !proto::ids::is_valid_name(req.user.as_str()) {
+        return Err(LoginFailure::BadName);
+    }
+    let user = req.user.clone();
+    match req.method {
+        LoginMethod::Invite {
+            secret,
+            new_password,
+        } => {
+            if new_password
+                .as_ref()
+                .is_some_and(|p| p.chars().count() < MIN_PASSWORD_LEN)
+            {
+                return Err(LoginFailure::WeakPassword);
+            }
+            let (u, hash) = (user.clone(), invite_hash(&secret.0));
+            if !shared
+                .store
+                .call(move |s| s.redeem_invite(&u, &hash, now_ms()))
+                .await?
+            {
+                return Err(LoginFailure::BadInvite);
+            }
+            if let Some(pw) = new_password {
+                let hash = blocking(move || hash_password(&pw))
+                    .await?
+                    .map_err(LoginFailure::Internal)?;
+                let u = user.clone();
+                shared
+                    .store
+                    .call(move |s| s.set_password_hash(&u, &hash))
+                    .await?;
+            }
+        }
+        LoginMethod::Password { password } => {
+            let u = user.clone();
+            let hash = shared
+                .store
+                .call(move |s| s.password_hash(&u))
+                .await?
+                .ok_or(LoginFailure::NoPassword)?;
+            if !blocking(move || check_password(&password, &hash)).await? {
+                return Err(LoginFailure::WrongPassword);
+            }
+        }
+    }
+    issue(shared, user, req.ttl_s, req.label).await
+}
+
+async fn issue(
+    shared: &Arc<Shared>,
+    user: UserId,
+    ttl_s: Option<u64>,
+    label: Option<String>,
+) -> Result<IssuedCredential, LoginFailure> {
+    let ttl = ttl_s
+        .map(Duration::from_secs)
+        .unwrap_or(shared.config.credential_ttl)
+        .min(shared.config.max_credential_ttl);
+    let now = now_ms();
+    let expires_at_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+    let secret = Key::from_bytes(random32().map_err(|e| LoginFailure::Internal(e.to_string()))?);
+    let cred_id = CredId(format!("c{:016x}", random_u64()));
+    let label = label.map(|l| l.chars().take(64).collect::<String>());
+    let (c, u, k) = (cred_id.clone(), user.clone(), secret.clone());
+    shared
+        .store
+        .call(move |s| s.add_credential(&c, &u, &k, expires_at_ms, label.as_deref(), now))
+        .await?;
+    Ok(IssuedCredential {
+        cred_id,
+        secret,
+        expires_at_ms,
+        user,
+    })
+}
+
+/// Handles a login hello on `send`, then closes the connection.
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    remote: SocketAddr,
+    req: LoginRequest,
+    mut send: quinn::SendStream,
+) {
+    let user = req.user.clone();
+    let method = match req.method {
+        LoginMethod::Invite { .. } => "invite",
+        LoginMethod::Password { .. } => "password",
+    };
+    let result = check(shared, req).await;
+    let mut event = AuditEvent {
+        actor: format!("{user}@{}", remote.ip()),
+        op: "login".into(),
+        target: Some(method.into()),
+        ..AuditEvent::default()
+    };
+    let reply = match result {
+        Ok(cred) => {
+            event.decision = "allow".into();
+            event.reason = Some(format!("credential {} issued", cred.cred_id));
+            // The credential is only handed out once its audit row is durable.
+            if shared.audit(event).await {
+                tracing::info!(%user, %remote, method, cred = %cred.cred_id, "login");
+                ServerHello::LoginOk(cred)
+            } else {
+                ServerHello::Error(WireError::new(
+                    ErrorCode::Internal,
+                    "login failed inside the relay; see its log",
+                ))
+            }
+        }
+        Err(failure) => {
+            tracing::warn!(%user, %remote, method, reason = %failure, "login refused");
+            lock(&shared.limiter).record_failure(remote.ip(), now_ms());
+            event.decision = "deny".into();
+            event.reason = Some(failure.to_string());
+            shared.audit(event).await;
+            ServerHello::Error(failure.public())
+        }
+    };
+    let _ = send_frame(&mut send, &reply, MAX_HEADER_LEN).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    close(conn, CloseReason::Normal, "login done");
+}

@@ -1,0 +1,204 @@
+//! Request streams from operators: read the header, pass it through the one authorization
+//! point, then answer (relay-local operations) or refuse.
+
+use super::Shared;
+use super::conn::Principal;
+use crate::authz;
+use crate::framed::{FramedRecv, send_frame};
+use crate::store::AuditEvent;
+use crate::time::now_ms;
+use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::header::{Op, StreamHeader};
+use proto::ids::HostId;
+use proto::message::{HostList, Reply};
+use proto::rbac::{Decision, DenyReason, Ownership, Role};
+use proto::wire_error::{ErrorCode, WireError};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a host watch re-checks presence even without a change notice (heartbeat timeouts
+/// are noticed by time passing, not by an event).
+const WATCH_TICK: Duration = Duration::from_millis(500);
+
+async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
+    send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
+}
+
+async fn refuse(mut send: quinn::SendStream, error: WireError) {
+    let _ = reply::<()>(&mut send, &Reply::Error(error)).await;
+    let _ = send.finish();
+}
+
+fn deny_error(reason: &DenyReason, op: Op) -> WireError {
+    match reason {
+        DenyReason::UnknownOp => WireError::new(
+            ErrorCode::UnknownOp,
+            "this relay does not know that operation; upgrade the relay or use an older cm-tui",
+        ),
+        DenyReason::NoGrant => WireError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{}: you have no grant on this host; ask an admin",
+                op.as_str()
+            ),
+        ),
+        DenyReason::RoleTooLow { needed, have } => WireError::new(
+            ErrorCode::Forbidden,
+            format!("{}: needs role {needed}, you have {have}", op.as_str()),
+        ),
+    }
+}
+
+/// Serves one request stream to completion.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    principal: Principal,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
+    let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+    let header = match tokio::time::timeout(
+        shared.config.handshake_timeout,
+        recv.expect::<StreamHeader>(),
+    )
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => {
+            tracing::warn!(user = %principal.user, error = %e, "bad stream header");
+            refuse(
+                send,
+                WireError::new(ErrorCode::BadRequest, format!("bad stream header: {e}")),
+            )
+            .await;
+            return;
+        }
+        Err(_) => {
+            refuse(
+                send,
+                WireError::new(ErrorCode::BadRequest, "no stream header in time"),
+            )
+            .await;
+            return;
+        }
+    };
+    let user = principal.user.clone();
+    let grants = match shared.store.call(move |s| s.grants(&user)).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "grant lookup failed");
+            refuse(
+                send,
+                WireError::new(ErrorCode::Internal, "relay store failure; see its log"),
+            )
+            .await;
+            return;
+        }
+    };
+    let (role, decision) = authz::decide(&grants, &header, Ownership::None);
+    let mut event = AuditEvent {
+        actor: principal.user.0.clone(),
+        role: role.map(|r| r.as_str().to_owned()),
+        host: header.host.as_ref().map(|h| h.0.clone()),
+        op: header.op.as_str().to_owned(),
+        target: header.session.clone().or_else(|| header.workspace.clone()),
+        ..AuditEvent::default()
+    };
+    if let Decision::Deny(reason) = decision {
+        tracing::info!(user = %principal.user, cred = %principal.cred_id, op = header.op.as_str(), %reason, "denied");
+        event.decision = "deny".into();
+        event.reason = Some(reason.to_string());
+        shared.audit(event).await;
+        refuse(send, deny_error(&reason, header.op)).await;
+        return;
+    }
+    event.decision = "allow".into();
+    // An operation is acted on only once its audit row is durable.
+    if !shared.audit(event).await {
+        refuse(
+            send,
+            WireError::new(
+                ErrorCode::Internal,
+                "audit trail unavailable; see the relay log",
+            ),
+        )
+        .await;
+        return;
+    }
+    match header.op {
+        Op::HostList => host_list_once(&shared, &grants, send).await,
+        Op::WatchHosts => watch_hosts(&shared, &grants, send).await,
+        op => {
+            refuse(
+                send,
+                WireError::new(
+                    ErrorCode::UnknownOp,
+                    format!("{} is not served by this relay version", op.as_str()),
+                ),
+            )
+            .await;
+        }
+    }
+}
+
+async fn host_list(shared: &Arc<Shared>, grants: &[(String, Role)]) -> Result<HostList, WireError> {
+    let rows = shared.store.call(|s| s.list_hosts()).await.map_err(|e| {
+        tracing::error!(error = %e, "host lookup failed");
+        WireError::new(ErrorCode::Internal, "relay store failure; see its log")
+    })?;
+    let visible: Vec<HostId> = rows
+        .into_iter()
+        .filter(|r| !r.revoked && authz::may_see(grants, &r.id))
+        .map(|r| r.id)
+        .collect();
+    let now = now_ms();
+    Ok(HostList {
+        now_ms: now,
+        hosts: shared.presence.snapshot(&visible, now),
+    })
+}
+
+async fn host_list_once(
+    shared: &Arc<Shared>,
+    grants: &[(String, Role)],
+    mut send: quinn::SendStream,
+) {
+    let r = match host_list(shared, grants).await {
+        Ok(list) => Reply::Ok(list),
+        Err(e) => Reply::Error(e),
+    };
+    let _ = reply(&mut send, &r).await;
+    let _ = send.finish();
+}
+
+/// Sends the host list now and again whenever it changes, until the operator goes away.
+async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: quinn::SendStream) {
+    let mut changes = shared.presence.changes();
+    let mut last: Option<Vec<proto::message::HostInfo>> = None;
+    let mut tick = tokio::time::interval(WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        match host_list(shared, grants).await {
+            Ok(list) => {
+                if last.as_ref() != Some(&list.hosts) {
+                    last = Some(list.hosts.clone());
+                    if !reply(&mut send, &Reply::Ok(list)).await {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+                return;
+            }
+        }
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            _ = send.stopped() => return,
+            _ = changes.changed() => {}
+            _ = tick.tick() => {}
+        }
+    }
+}

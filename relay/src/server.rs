@@ -1,0 +1,173 @@
+//! The running relay: [`Relay::spawn`] binds the UDP socket, serves QUIC, and
+//! [`Relay::shutdown`] drains it. Connection handling lives in `net/`.
+
+use crate::config::{RelayConfig, UDP_BUFFER_BYTES};
+use crate::net::{self, Shared};
+use crate::presence::MemoryPresence;
+use crate::state::{StateDir, StateError};
+use crate::store::StoreHandle;
+use crate::tls;
+use proto::handshake::MAX_CLOCK_SKEW_MS;
+use proto::message::CloseReason;
+use proto::replay::{DEFAULT_REPLAY_CAPACITY, ReplayWindow};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Errors starting the relay.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The state directory is missing or broken.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// TLS setup failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The UDP socket could not be bound.
+    #[error(
+        "cannot bind UDP {addr}: {source} (is another relay running, or is the port below 1024 without CAP_NET_BIND_SERVICE?)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct Relay {
+    local_addr: SocketAddr,
+    pin: String,
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    accept_task: JoinHandle<()>,
+}
+
+fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
+    let bind_err = |source| SpawnError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind_err)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into()).map_err(bind_err)?;
+    // Larger buffers stop the kernel from dropping bursts (see docs/performance.md); failure
+    // only costs throughput, so it is logged, not fatal.
+    if let Err(e) = state.set_send_buffer_size((&socket).into(), UDP_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "could not raise the UDP send buffer");
+    }
+    if let Err(e) = state.set_recv_buffer_size((&socket).into(), UDP_BUFFER_BYTES) {
+        tracing::warn!(error = %e, "could not raise the UDP receive buffer");
+    }
+    tracing::info!(
+        recv_buffer = state.recv_buffer_size((&socket).into()).unwrap_or(0),
+        max_gso_segments = state.max_gso_segments(),
+        gro_segments = state.gro_segments(),
+        "udp socket ready"
+    );
+    Ok(socket)
+}
+
+impl Relay {
+    /// Loads the state directory, binds, and starts serving.
+    ///
+    /// # Errors
+    /// Missing state, bad TLS material, or a port that cannot be bound.
+    pub async fn spawn(config: RelayConfig) -> Result<Self, SpawnError> {
+        let dir = StateDir::new(&config.state_dir);
+        let (certs, key, pin) = dir.load_tls()?;
+        let store = StoreHandle::new(dir.open_store()?);
+        let server_config = tls::server_config(certs, key, config.idle_timeout)?;
+        let socket = bind_socket(config.listen)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| SpawnError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = endpoint.local_addr().map_err(|source| SpawnError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let heartbeat_timeout_ms =
+            u64::try_from(config.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        let shared = Arc::new(Shared {
+            presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
+            replay: Mutex::new(ReplayWindow::new(
+                DEFAULT_REPLAY_CAPACITY,
+                2 * MAX_CLOCK_SKEW_MS,
+            )),
+            limiter: Mutex::new(net::limiter::FailureLimiter::default()),
+            store,
+            config,
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let accept_task = tokio::spawn(net::endpoint::accept_loop(
+            endpoint.clone(),
+            Arc::clone(&shared),
+        ));
+        tracing::info!(%local_addr, %pin, "relay listening");
+        Ok(Self {
+            local_addr,
+            pin,
+            shared,
+            endpoint,
+            accept_task,
+        })
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The relay's key pin.
+    pub fn pin(&self) -> &str {
+        &self.pin
+    }
+
+    /// Stops accepting, tells every peer "restarting, reconnect now", and waits (bounded) for
+    /// connections to finish.
+    pub async fn shutdown(self) {
+        tracing::info!("relay shutting down");
+        self.shared.cancel.cancel();
+        self.accept_task.abort();
+        let reason = CloseReason::Restarting;
+        self.endpoint
+            .close(reason.code().into(), b"relay restarting");
+        self.shared.tracker.close();
+        let drain = self.shared.config.drain_timeout;
+        if tokio::time::timeout(drain, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?drain, "connections did not finish in time");
+        }
+        if tokio::time::timeout(drain, self.endpoint.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(?drain, "endpoint did not become idle in time");
+        }
+        tracing::info!("relay stopped");
+    }
+}
+
+/// Runs a relay until `shutdown` resolves, then drains it.
+///
+/// # Errors
+/// As [`Relay::spawn`].
+pub async fn run(
+    config: RelayConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), SpawnError> {
+    let relay = Relay::spawn(config).await?;
+    shutdown.await;
+    relay.shutdown().await;
+    Ok(())
+}

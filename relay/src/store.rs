@@ -1,0 +1,444 @@
+//! The relay's durable state in SQLite: users, grants, hosts, credentials, invites, settings and
+//! the hash-chained audit trail. Synchronous (rusqlite); async callers go through
+//! [`StoreHandle`], which runs each call on the blocking pool.
+
+mod audit;
+mod schema;
+
+pub use audit::{AuditEvent, AuditRow};
+
+use proto::handshake::{CredentialRecord, Key, PeerKind};
+use proto::ids::{CredId, HostId, UserId};
+use proto::rbac::Role;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A name is taken.
+    #[error("{what} {name:?} already exists")]
+    Exists {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// A name is unknown.
+    #[error("no {what} named {name:?}")]
+    Missing {
+        /// What kind of thing.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The blocking task failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+    /// Data in the database is not what this build expects.
+    #[error("database content is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// A host row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRow {
+    /// Host id.
+    pub id: HostId,
+    /// Revoked hosts cannot connect.
+    pub revoked: bool,
+    /// Enrollment time, unix ms.
+    pub created_ms: u64,
+}
+
+/// A credential with its owner, as found at handshake time.
+#[derive(Debug, Clone)]
+pub struct FoundCredential {
+    /// What the handshake needs.
+    pub record: CredentialRecord,
+    /// The user (operators) or host (agents) it belongs to.
+    pub owner: String,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store (tests).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Self { conn };
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// Runs SQLite's integrity check; `Ok(())` when it says "ok".
+    ///
+    /// # Errors
+    /// The check's findings, or SQLite failures.
+    pub fn integrity_check(&self) -> Result<(), StoreError> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(result))
+        }
+    }
+
+    /// Reads a setting.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Writes a setting.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a user (without password).
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] if the name is taken.
+    pub fn add_user(&self, user: &UserId, now_ms: u64) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO users(name, created_ms) VALUES (?1, ?2)",
+            params![user.as_str(), to_i64(now_ms)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Exists {
+                what: "user",
+                name: user.0.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets a user's password hash (argon2id PHC string).
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] for an unknown user.
+    pub fn set_password_hash(&self, user: &UserId, hash: &str) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+            params![user.as_str(), hash],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Missing {
+                what: "user",
+                name: user.0.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A user's password hash, if the user exists and has one.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn password_hash(&self, user: &UserId) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password_hash FROM users WHERE name = ?1",
+                [user.as_str()],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Grants `role` on `host` (`*` for every host), replacing an earlier grant there.
+    ///
+    /// # Errors
+    /// SQLite failures (an unknown user violates the foreign key).
+    pub fn grant(&self, user: &UserId, host: &str, role: Role) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO grants(user, host, role) VALUES (?1, ?2, ?3)
+             ON CONFLICT(user, host) DO UPDATE SET role = excluded.role",
+            params![user.as_str(), host, role.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// A user's grants as `(host or *, role)`.
+    ///
+    /// # Errors
+    /// SQLite failures, or a role name this build does not know.
+    pub fn grants(&self, user: &UserId) -> Result<Vec<(String, Role)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT host, role FROM grants WHERE user = ?1 ORDER BY host")?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([user.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(h, r)| {
+                Role::parse(&r)
+                    .map(|role| (h, role))
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown role {r:?}")))
+            })
+            .collect()
+    }
+
+    /// Stores an invite (by the BLAKE3 hash of its secret).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn add_invite(
+        &self,
+        user: &UserId,
+        secret_hash: &str,
+        expires_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO invites(user, secret_hash, expires_ms) VALUES (?1, ?2, ?3)",
+            params![user.as_str(), secret_hash, to_i64(expires_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an unused, unexpired invite of `user` with this secret hash as used. Returns
+    /// whether one was found; at most one caller ever gets `true` for an invite.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn redeem_invite(
+        &self,
+        user: &UserId,
+        secret_hash: &str,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE invites SET used_ms = ?3
+             WHERE user = ?1 AND secret_hash = ?2 AND used_ms IS NULL AND expires_ms > ?3",
+            params![user.as_str(), secret_hash, to_i64(now_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Enrolls a host with its secret.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] if the id is taken.
+    pub fn add_host(&self, host: &HostId, secret: &Key, now_ms: u64) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO hosts(id, secret, created_ms) VALUES (?1, ?2, ?3)",
+            params![host.as_str(), secret.to_hex(), to_i64(now_ms)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Exists {
+                what: "host",
+                name: host.0.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// All hosts, sorted by id.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn list_hosts(&self) -> Result<Vec<HostRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, revoked, created_ms FROM hosts ORDER BY id")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(HostRow {
+                    id: HostId(r.get(0)?),
+                    revoked: r.get(1)?,
+                    created_ms: to_u64(r.get(2)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes a host's credential.
+    ///
+    /// # Errors
+    /// [`StoreError::Missing`] for an unknown host.
+    pub fn revoke_host(&self, host: &HostId) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE hosts SET revoked = 1 WHERE id = ?1",
+            [host.as_str()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Missing {
+                what: "host",
+                name: host.0.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Issues an operator credential.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn add_credential(
+        &self,
+        cred: &CredId,
+        user: &UserId,
+        secret: &Key,
+        expires_ms: u64,
+        label: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO creds(id, user, secret, expires_ms, label, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                cred.as_str(),
+                user.as_str(),
+                secret.to_hex(),
+                to_i64(expires_ms),
+                label,
+                to_i64(now_ms)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Revokes one operator credential; returns whether it existed.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revoke_credential(&self, cred: &CredId) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE creds SET revoked = 1 WHERE id = ?1",
+            [cred.as_str()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Looks up what a handshake needs for `cred_id` presented by a peer of `kind`.
+    ///
+    /// # Errors
+    /// SQLite failures, or a stored secret that is not 32 hex bytes.
+    pub fn find_credential(
+        &self,
+        kind: PeerKind,
+        cred_id: &CredId,
+    ) -> Result<Option<FoundCredential>, StoreError> {
+        let row: Option<(String, bool, Option<i64>, String)> = match kind {
+            PeerKind::Agent => self
+                .conn
+                .query_row(
+                    "SELECT secret, revoked, NULL, id FROM hosts WHERE id = ?1",
+                    [cred_id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?,
+            PeerKind::Operator => self
+                .conn
+                .query_row(
+                    "SELECT secret, revoked, expires_ms, user FROM creds WHERE id = ?1",
+                    [cred_id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?,
+        };
+        row.map(|(secret, revoked, expires, owner)| {
+            let key = Key::from_hex(&secret).ok_or_else(|| {
+                StoreError::Corrupt(format!("secret of {cred_id} is not 32 hex bytes"))
+            })?;
+            Ok(FoundCredential {
+                record: CredentialRecord {
+                    key,
+                    kind,
+                    revoked,
+                    expires_at_ms: expires.map(to_u64),
+                },
+                owner,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// A cloneable async handle: each call runs on tokio's blocking pool under a mutex.
+#[derive(Debug, Clone)]
+pub struct StoreHandle(Arc<Mutex<Store>>);
+
+impl StoreHandle {
+    /// Wraps an opened store.
+    pub fn new(store: Store) -> Self {
+        Self(Arc::new(Mutex::new(store)))
+    }
+
+    /// Runs `f` with the store on the blocking pool.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or [`StoreError::Task`] if the task panicked.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let inner = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            let guard = inner
+                .lock()
+                .map_err(|_| StoreError::Task("store mutex poisoned".into()))?;
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests;

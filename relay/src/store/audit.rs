@@ -1,0 +1,157 @@
+//! The append-only, hash-chained audit trail: each row stores
+//! `hash = BLAKE3(prev_hash ‖ canonical row)`, so editing or deleting any row breaks the chain
+//! from that row on. A row is written (and synced, `synchronous = FULL`) before the operation
+//! it records is acknowledged.
+
+use super::{Store, StoreError, to_i64, to_u64};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+/// The hash that precedes the first row.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What to record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// Who acted (user, host, or `-` for an unauthenticated peer with its address).
+    pub actor: String,
+    /// Their role, where one applies.
+    pub role: Option<String>,
+    /// Target host, where one applies.
+    pub host: Option<String>,
+    /// What was attempted (`login`, `handshake`, `host_add`, an op name…).
+    pub op: String,
+    /// What it was attempted on.
+    pub target: Option<String>,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// Why (the precise reason for a denial).
+    pub reason: Option<String>,
+}
+
+/// A stored audit row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRow {
+    /// Row id.
+    pub id: i64,
+    /// Time, unix ms.
+    pub ts_ms: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// Hash of the previous row.
+    pub prev_hash: String,
+    /// This row's chained hash.
+    pub hash: String,
+}
+
+fn row_hash(prev_hash: &str, ts_ms: u64, e: &AuditEvent) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(prev_hash.as_bytes());
+    for field in [
+        Some(ts_ms.to_string()),
+        Some(e.actor.clone()),
+        e.role.clone(),
+        e.host.clone(),
+        Some(e.op.clone()),
+        e.target.clone(),
+        Some(e.decision.clone()),
+        e.reason.clone(),
+    ] {
+        // Length-prefixed, with a marker for None, so field boundaries are unambiguous.
+        match field {
+            None => {
+                h.update(&[0]);
+            }
+            Some(s) => {
+                h.update(&[1]);
+                h.update(&(s.len() as u64).to_be_bytes());
+                h.update(s.as_bytes());
+            }
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+impl Store {
+    /// Appends an event to the audit trail.
+    ///
+    /// # Errors
+    /// SQLite failures; the caller must then refuse the operation.
+    pub fn audit(&self, ts_ms: u64, e: &AuditEvent) -> Result<(), StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let prev: String = tx
+            .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or_else(|| GENESIS.to_owned());
+        let hash = row_hash(&prev, ts_ms, e);
+        tx.execute(
+            "INSERT INTO audit(ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                to_i64(ts_ms),
+                e.actor,
+                e.role,
+                e.host,
+                e.op,
+                e.target,
+                e.decision,
+                e.reason,
+                prev,
+                hash
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` audit rows, oldest first.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash
+             FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    ts_ms: to_u64(r.get(1)?),
+                    event: AuditEvent {
+                        actor: r.get(2)?,
+                        role: r.get(3)?,
+                        host: r.get(4)?,
+                        op: r.get(5)?,
+                        target: r.get(6)?,
+                        decision: r.get(7)?,
+                        reason: r.get(8)?,
+                    },
+                    prev_hash: r.get(9)?,
+                    hash: r.get(10)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Checks the whole chain; `Ok(None)` if intact, else the id of the first row that does not
+    /// chain (edited, or following a deleted row).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn audit_verify(&self) -> Result<Option<i64>, StoreError> {
+        let rows = self.audit_tail(usize::MAX >> 1)?;
+        let mut prev = GENESIS.to_owned();
+        for row in rows {
+            if row.prev_hash != prev || row_hash(&prev, row.ts_ms, &row.event) != row.hash {
+                return Ok(Some(row.id));
+            }
+            prev = row.hash;
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,77 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+/// Each entry migrates from version `index` to `index + 1`. Append only; never edit a released
+/// migration.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    password_hash TEXT,
+    created_ms    INTEGER NOT NULL
+);
+CREATE TABLE grants (
+    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    host TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (user, host)
+);
+CREATE TABLE hosts (
+    id         TEXT PRIMARY KEY,
+    secret     TEXT NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE creds (
+    id         TEXT PRIMARY KEY,
+    user       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    secret     TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    revoked    INTEGER NOT NULL DEFAULT 0,
+    label      TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE invites (
+    id          INTEGER PRIMARY KEY,
+    user        TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE,
+    expires_ms  INTEGER NOT NULL,
+    used_ms     INTEGER
+);
+CREATE TABLE audit (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms     INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    role      TEXT,
+    host      TEXT,
+    op        TEXT NOT NULL,
+    target    TEXT,
+    decision  TEXT NOT NULL,
+    reason    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+"];
+
+/// Brings the database to the newest schema.
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}

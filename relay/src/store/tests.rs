@@ -1,0 +1,143 @@
+use super::*;
+
+fn store() -> Store {
+    Store::open_in_memory().unwrap()
+}
+
+#[test]
+fn users_grants_and_roles() {
+    let s = store();
+    let alice = UserId::from("alice");
+    s.add_user(&alice, 1).unwrap();
+    assert!(matches!(
+        s.add_user(&alice, 2),
+        Err(StoreError::Exists { .. })
+    ));
+    s.grant(&alice, "*", Role::Viewer).unwrap();
+    s.grant(&alice, "box", Role::Operator).unwrap();
+    s.grant(&alice, "box", Role::Admin).unwrap();
+    assert_eq!(
+        s.grants(&alice).unwrap(),
+        vec![
+            ("*".to_owned(), Role::Viewer),
+            ("box".to_owned(), Role::Admin)
+        ]
+    );
+    assert!(s.grant(&UserId::from("nobody"), "*", Role::Owner).is_err());
+}
+
+#[test]
+fn invites_are_single_use_and_expire() {
+    let s = store();
+    let bob = UserId::from("bob");
+    s.add_user(&bob, 0).unwrap();
+    s.add_invite(&bob, "h1", 1_000).unwrap();
+    s.add_invite(&bob, "h2", 1_000).unwrap();
+    assert!(
+        !s.redeem_invite(&bob, "h1", 1_000).unwrap(),
+        "expired at its expiry"
+    );
+    assert!(s.redeem_invite(&bob, "h2", 999).unwrap());
+    assert!(
+        !s.redeem_invite(&bob, "h2", 999).unwrap(),
+        "second use refused"
+    );
+    assert!(!s.redeem_invite(&UserId::from("eve"), "h1", 0).unwrap());
+}
+
+#[test]
+fn credentials_by_kind() {
+    let s = store();
+    let host = HostId::from("box");
+    s.add_host(&host, &Key::from_bytes([1; 32]), 5).unwrap();
+    assert!(matches!(
+        s.add_host(&host, &Key::from_bytes([2; 32]), 6),
+        Err(StoreError::Exists { .. })
+    ));
+    let found = s
+        .find_credential(PeerKind::Agent, &CredId::from("box"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.record.key, Key::from_bytes([1; 32]));
+    assert_eq!(found.record.expires_at_ms, None);
+    assert!(!found.record.revoked);
+    // A host id is not an operator credential.
+    assert!(
+        s.find_credential(PeerKind::Operator, &CredId::from("box"))
+            .unwrap()
+            .is_none()
+    );
+    s.revoke_host(&host).unwrap();
+    assert!(
+        s.find_credential(PeerKind::Agent, &CredId::from("box"))
+            .unwrap()
+            .unwrap()
+            .record
+            .revoked
+    );
+
+    let u = UserId::from("u");
+    s.add_user(&u, 0).unwrap();
+    let c = CredId::from("c1");
+    s.add_credential(&c, &u, &Key::from_bytes([3; 32]), 99, Some("laptop"), 1)
+        .unwrap();
+    let found = s.find_credential(PeerKind::Operator, &c).unwrap().unwrap();
+    assert_eq!(found.owner, "u");
+    assert_eq!(found.record.expires_at_ms, Some(99));
+    assert!(s.revoke_credential(&c).unwrap());
+    assert!(!s.revoke_credential(&CredId::from("nope")).unwrap());
+}
+
+fn ev(op: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "alice".into(),
+        op: op.into(),
+        decision: "allow".into(),
+        ..AuditEvent::default()
+    }
+}
+
+#[test]
+fn audit_chain_detects_edit_and_delete() {
+    let s = store();
+    for (i, op) in ["login", "host_add", "host_list", "kill"]
+        .iter()
+        .enumerate()
+    {
+        s.audit(i as u64, &ev(op)).unwrap();
+    }
+    assert_eq!(s.audit_verify().unwrap(), None);
+    assert_eq!(s.audit_tail(2).unwrap().len(), 2);
+    // Updates are refused by a trigger...
+    assert!(
+        s.conn
+            .execute("UPDATE audit SET decision = 'deny' WHERE id = 2", [])
+            .is_err()
+    );
+    // ...and an edit that bypasses it (drop the trigger) is caught by the chain.
+    s.conn
+        .execute_batch("DROP TRIGGER audit_no_update")
+        .unwrap();
+    s.conn
+        .execute("UPDATE audit SET decision = 'deny' WHERE id = 2", [])
+        .unwrap();
+    assert_eq!(s.audit_verify().unwrap(), Some(2));
+    s.conn
+        .execute("UPDATE audit SET decision = 'allow' WHERE id = 2", [])
+        .unwrap();
+    assert_eq!(s.audit_verify().unwrap(), None);
+    s.conn
+        .execute("DELETE FROM audit WHERE id = 3", [])
+        .unwrap();
+    assert_eq!(s.audit_verify().unwrap(), Some(4));
+}
+
+#[test]
+fn settings_and_integrity() {
+    let s = store();
+    assert_eq!(s.setting("public_addr").unwrap(), None);
+    s.set_setting("public_addr", "a:1").unwrap();
+    s.set_setting("public_addr", "b:2").unwrap();
+    assert_eq!(s.setting("public_addr").unwrap().as_deref(), Some("b:2"));
+    s.integrity_check().unwrap();
+}
