@@ -1,1 +1,126 @@
-fn main() {}
+//! `cm-agent` binary: parse arguments, set up logging, run the command.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use cm_agent::config::{ConfigFile, default_config_path, default_state_dir};
+use cm_agent::enroll;
+use cm_agent::link::{self, LinkConfig};
+use cm_relay::secrets::StoreChoice;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// The CodeMantle agent: connects this host to a relay so operators can drive OpenCode here.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cm-agent",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (protocol codemantle/1)"),
+    after_help = "Examples:\n  cm-agent enroll cm-enroll-eyJy…\n  cm-agent run\n\nLogs honour RUST_LOG (e.g. RUST_LOG=cm_agent=debug)."
+)]
+struct Cli {
+    /// Configuration file [default: ~/.config/codemantle/agent.toml]
+    #[arg(long, global = true, env = "CM_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// State directory (secret fallback file, state) [default: ~/.local/state/codemantle/agent]
+    #[arg(long, global = true, env = "CM_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Store the host secret from an enrollment token and write the config.
+    #[command(after_help = "Example:\n  cm-agent enroll \"$(cat token.txt)\"")]
+    Enroll {
+        /// The token printed by `cm-relay host add NAME`.
+        token: String,
+        /// Where to keep the secret: auto (OS keyring, else a 0600 file), secret-service, file.
+        #[arg(long, default_value = "auto", env = "CM_SECRET_STORE")]
+        secret_store: String,
+    },
+    /// Connect to the relay and serve until SIGTERM or Ctrl-C.
+    #[command(after_help = "Example:\n  cm-agent run --heartbeat-interval 3s")]
+    Run {
+        /// Override the heartbeat interval (e.g. 3s, 500ms).
+        #[arg(long, value_parser = cm_relay::time::parse_duration)]
+        heartbeat_interval: Option<std::time::Duration>,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().compact().init();
+    } else {
+        builder.compact().init();
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let config_path = cli.config.clone().unwrap_or_else(default_config_path);
+    let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
+    match cli.command {
+        Command::Enroll {
+            token,
+            secret_store,
+        } => {
+            let choice = StoreChoice::parse(&secret_store).with_context(|| {
+                format!("--secret-store {secret_store:?}: use auto, secret-service or file")
+            })?;
+            let out = enroll::enroll(&token, &config_path, &state_dir, choice)?;
+            if let Some(w) = &out.warning {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "enrolled host {}; secret stored in {}",
+                out.host, out.secret_location
+            );
+            println!("config written to {}", config_path.display());
+            println!("next: add [[workspace]] entries there, then run `cm-agent run`");
+        }
+        Command::Run { heartbeat_interval } => {
+            let mut config = ConfigFile::load(&config_path)?.validate(&config_path)?;
+            if let Some(i) = heartbeat_interval {
+                config.heartbeat_interval = i;
+            }
+            let (store, warning) = enroll::open_secrets(config.secret_store, &state_dir)?;
+            if let Some(w) = warning {
+                tracing::warn!("{w}");
+            }
+            let Some(key) = enroll::load_secret(&store, &config.host, &config.relay)? else {
+                bail!(
+                    "no secret for host {} at {} in {}; run `cm-agent enroll <token>`",
+                    config.host,
+                    config.relay,
+                    store.describe()
+                );
+            };
+            let link_config = LinkConfig {
+                relay: config.relay.clone(),
+                pin: config.pin.clone(),
+                host: config.host.clone(),
+                key,
+                heartbeat_interval: config.heartbeat_interval,
+                relay_timeout: config.relay_timeout,
+                workspaces: config.workspaces.iter().map(|w| w.name.clone()).collect(),
+            };
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(async {
+                let cancel = CancellationToken::new();
+                let link = tokio::spawn(link::run(link_config, cancel.clone()));
+                tracing::info!(host = %config.host, relay = %config.relay, "agent started");
+                cm_relay::signal::shutdown_signal().await;
+                tracing::info!("stopping");
+                cancel.cancel();
+                let _ = link.await;
+            });
+        }
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 use crate::config::{self, RelayConfig};
 use crate::state::{self, SETTING_PUBLIC_ADDR, StateDir};
 use crate::store::AuditEvent;
+pub use crate::time::parse_duration;
 use crate::time::{now_ms, random32};
 use clap::{Args, Parser, Subcommand};
 use proto::handshake::Key;
@@ -129,32 +130,6 @@ pub struct AuditArgs {
     pub json: bool,
 }
 
-/// Parses `500ms`, `10s`, `5m`, `12h`, `7d` (a bare number means seconds).
-///
-/// # Errors
-/// A message saying what form is expected.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 500ms, 10s, 5m, 12h"))?;
-    let ms = match unit {
-        "ms" => n,
-        "" | "s" => n.saturating_mul(1_000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        "d" => n.saturating_mul(86_400_000),
-        _ => {
-            return Err(format!(
-                "unknown unit {unit:?} in {s:?}; use ms, s, m, h or d"
-            ));
-        }
-    };
-    Ok(Duration::from_millis(ms))
-}
-
 /// Builds a relay configuration from `run` options.
 pub fn run_config(state_dir: PathBuf, args: &RunArgs) -> RelayConfig {
     let mut c = RelayConfig::new(state_dir);
@@ -255,20 +230,6 @@ pub fn user_passwd(dir: &StateDir, name: &str, password: &str) -> Result<(), Cli
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
-        assert!(
-            parse_duration("ten")
-                .unwrap_err()
-                .contains("not a duration")
-        );
-        assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
-    }
 
     #[test]
     fn host_add_issues_a_usable_token_once() {

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod framed;
+pub mod signal;
 pub mod time;
 pub mod tls;
 

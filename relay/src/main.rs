@@ -22,28 +22,6 @@ fn init_tracing() {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 fn read_password(stdin: bool) -> Result<String> {
     if stdin {
         let mut line = String::new();
@@ -74,7 +52,10 @@ fn main() -> Result<()> {
         Command::Run(args) => {
             let config = cli::run_config(dir.root().to_owned(), &args);
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(cm_relay::server::run(config, shutdown_signal()))?;
+            rt.block_on(cm_relay::server::run(
+                config,
+                cm_relay::signal::shutdown_signal(),
+            ))?;
         }
         Command::Host(HostCommand::Add { name, relay_addr }) => {
             let token = cli::host_add(&dir, &name, relay_addr)?;

@@ -1,0 +1,342 @@
+//! The agent's configuration file (TOML), parsed into validated types. Unknown keys are an error
+//! that names the key and the file.
+
+use cm_relay::secrets::StoreChoice;
+use cm_relay::time::parse_duration;
+use proto::ids::HostId;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default heartbeat interval: three heartbeats fit in the relay's 10 s offline window.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+/// Without a heartbeat acknowledgement for this long, the relay is presumed gone and the agent
+/// reconnects.
+pub const DEFAULT_RELAY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Relay address `host:port`.
+    pub relay: String,
+    /// Relay key pin.
+    pub pin: String,
+    /// This host's id at the relay.
+    pub host: String,
+    /// Heartbeat interval, e.g. `3s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval: Option<String>,
+    /// Reconnect when the relay has not acknowledged a heartbeat for this long, e.g. `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_timeout: Option<String>,
+    /// Where the host secret lives: `auto`, `secret-service` or `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_store: Option<String>,
+    /// Workspaces operators may use.
+    #[serde(default, rename = "workspace", skip_serializing_if = "Vec::is_empty")]
+    pub workspaces: Vec<WorkspaceEntry>,
+}
+
+/// One `[[workspace]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceEntry {
+    /// Name operators use.
+    pub name: String,
+    /// Root folder on this host.
+    pub path: PathBuf,
+}
+
+/// A validated workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// Name operators use.
+    pub name: String,
+    /// Canonical root (symlinks resolved at load).
+    pub root: PathBuf,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Relay address.
+    pub relay: String,
+    /// Relay key pin.
+    pub pin: String,
+    /// This host's id.
+    pub host: HostId,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Relay silence before reconnecting.
+    pub relay_timeout: Duration,
+    /// Secret store choice.
+    pub secret_store: StoreChoice,
+    /// Workspaces.
+    pub workspaces: Vec<Workspace>,
+}
+
+/// Configuration problems, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}; run `cm-agent enroll <token>` first, or pass --config")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid (syntax, unknown key, wrong type).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (the TOML parser names the key and line).
+        message: String,
+    },
+    /// The file cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl ConfigFile {
+    /// Reads the file.
+    ///
+    /// # Errors
+    /// Unreadable or invalid file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| invalid(path, e.to_string()))
+    }
+
+    /// Writes the file (creating its folder).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let write_err = |source| ConfigError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        let body = toml::to_string_pretty(self).map_err(|e| invalid(path, e.to_string()))?;
+        let text = format!(
+            "# cm-agent configuration; see docs/deployment.md for every option.\n\
+             # Add workspaces operators may use:\n\
+             # [[workspace]]\n# name = \"myproject\"\n# path = \"/home/me/src/myproject\"\n\n{body}"
+        );
+        std::fs::write(path, text).map_err(write_err)
+    }
+
+    /// Validates into an [`AgentConfig`].
+    ///
+    /// # Errors
+    /// Invalid values, named with the file.
+    pub fn validate(self, path: &Path) -> Result<AgentConfig, ConfigError> {
+        if !proto::ids::is_valid_name(&self.host) {
+            return Err(invalid(
+                path,
+                format!("host {:?} is not a valid host name", self.host),
+            ));
+        }
+        if !self.pin.starts_with(proto::token::PIN_PREFIX) {
+            return Err(invalid(
+                path,
+                format!(
+                    "pin {:?} must start with {}",
+                    self.pin,
+                    proto::token::PIN_PREFIX
+                ),
+            ));
+        }
+        let duration = |key: &str, v: Option<String>, default: Duration| match v {
+            None => Ok(default),
+            Some(s) => parse_duration(&s).map_err(|e| invalid(path, format!("{key}: {e}"))),
+        };
+        let heartbeat_interval = duration(
+            "heartbeat_interval",
+            self.heartbeat_interval,
+            DEFAULT_HEARTBEAT_INTERVAL,
+        )?;
+        let relay_timeout = duration("relay_timeout", self.relay_timeout, DEFAULT_RELAY_TIMEOUT)?;
+        if heartbeat_interval.is_zero() {
+            return Err(invalid(path, "heartbeat_interval must be above zero"));
+        }
+        let secret_store = match self.secret_store.as_deref() {
+            None => StoreChoice::Auto,
+            Some(s) => StoreChoice::parse(s).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("secret_store {s:?}: use auto, secret-service or file"),
+                )
+            })?,
+        };
+        let mut workspaces = Vec::new();
+        for w in self.workspaces {
+            if !proto::ids::is_valid_name(&w.name) {
+                return Err(invalid(
+                    path,
+                    format!("workspace name {:?} is not valid", w.name),
+                ));
+            }
+            if workspaces.iter().any(|x: &Workspace| x.name == w.name) {
+                return Err(invalid(
+                    path,
+                    format!("workspace {:?} is listed twice", w.name),
+                ));
+            }
+            if !w.path.is_absolute() {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "workspace {:?}: path {} must be absolute",
+                        w.name,
+                        w.path.display()
+                    ),
+                ));
+            }
+            // Canonical at load; a root that is missing now stays as written and is reported by
+            // operations on it (and by `cm-agent doctor`), without stopping the other workspaces.
+            let root = std::fs::canonicalize(&w.path).unwrap_or_else(|e| {
+                tracing::warn!(workspace = %w.name, path = %w.path.display(), error = %e, "workspace root is not accessible");
+                w.path.clone()
+            });
+            workspaces.push(Workspace { name: w.name, root });
+        }
+        Ok(AgentConfig {
+            relay: self.relay,
+            pin: self.pin,
+            host: HostId(self.host),
+            heartbeat_interval,
+            relay_timeout,
+            secret_store,
+            workspaces,
+        })
+    }
+}
+
+/// The default configuration file: `$XDG_CONFIG_HOME/codemantle/agent.toml`.
+pub fn default_config_path() -> PathBuf {
+    directories::BaseDirs::new()
+        .map(|b| b.config_dir().join("codemantle/agent.toml"))
+        .unwrap_or_else(|| PathBuf::from("agent.toml"))
+}
+
+/// The default state directory: `$XDG_STATE_HOME/codemantle/agent`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("codemantle/agent");
+    }
+    directories::BaseDirs::new()
+        .map(|b| b.home_dir().join(".local/state/codemantle/agent"))
+        .unwrap_or_else(|| PathBuf::from("codemantle-agent-state"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("agent.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn valid_file_with_workspaces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        let p = write(
+            tmp.path(),
+            &format!(
+                "relay = \"127.0.0.1:7443\"\npin = \"blake3:00\"\nhost = \"box\"\nheartbeat_interval = \"500ms\"\n\n[[workspace]]\nname = \"demo\"\npath = \"{}\"\n",
+                ws.display()
+            ),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.host, HostId::from("box"));
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.relay_timeout, DEFAULT_RELAY_TIMEOUT);
+        assert_eq!(c.workspaces[0].root, std::fs::canonicalize(&ws).unwrap());
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(
+            tmp.path(),
+            "relay = \"a:1\"\npin = \"blake3:00\"\nhost = \"box\"\nallow_shel = true\n",
+        );
+        let err = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(err.contains("allow_shel"), "{err}");
+        assert!(err.contains(&p.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = write(
+            tmp.path(),
+            "relay = \"a:1\"\npin = \"sha1:00\"\nhost = \"box\"\n",
+        );
+        let err = ConfigFile::load(&p)
+            .unwrap()
+            .validate(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pin"), "{err}");
+        let p = write(
+            tmp.path(),
+            "relay = \"a:1\"\npin = \"blake3:0\"\nhost = \"box\"\n[[workspace]]\nname = \"w\"\npath = \"rel\"\n",
+        );
+        let err = ConfigFile::load(&p)
+            .unwrap()
+            .validate(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be absolute"), "{err}");
+        let missing = ConfigFile::load(&tmp.path().join("none.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("cm-agent enroll"), "{missing}");
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("sub/agent.toml");
+        let f = ConfigFile {
+            relay: "r:1".into(),
+            pin: "blake3:ab".into(),
+            host: "h".into(),
+            workspaces: vec![WorkspaceEntry {
+                name: "w".into(),
+                path: "/tmp".into(),
+            }],
+            ..ConfigFile::default()
+        };
+        f.save(&p).unwrap();
+        let back = ConfigFile::load(&p).unwrap();
+        assert_eq!(back.relay, "r:1");
+        assert_eq!(back.workspaces, f.workspaces);
+    }
+}
