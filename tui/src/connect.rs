@@ -1,0 +1,136 @@
+//! Connecting as an operator and the requests the scripting commands make.
+
+use crate::profile::Profile;
+use cm_relay::client::{self, DialOptions, LinkError, Session};
+use proto::handshake::{Key, PeerKind};
+use proto::header::{Op, StreamHeader};
+use proto::ids::ReqId;
+use proto::message::{HostInfo, HostList};
+
+/// Dials the relay of `profile` and authenticates with its credential.
+///
+/// # Errors
+/// Dial, pin or authentication failures.
+pub async fn connect(profile: &Profile, key: &Key) -> Result<Session, LinkError> {
+    let conn = client::dial(&profile.relay, &profile.pin, &DialOptions::default()).await?;
+    client::authenticate(conn, PeerKind::Operator, &profile.cred_id, key).await
+}
+
+/// Asks for the host list once.
+///
+/// # Errors
+/// Transport failures or a refusal.
+pub async fn host_list(conn: &quinn::Connection) -> Result<HostList, LinkError> {
+    client::request::<(), HostList>(conn, &StreamHeader::new(Op::HostList, ReqId(1)), None).await
+}
+
+/// "3s ago", "5m ago", "never".
+pub fn ago(now_ms: u64, then_ms: Option<u64>) -> String {
+    let Some(then) = then_ms else {
+        return "never".into();
+    };
+    let s = now_ms.saturating_sub(then) / 1000;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86_399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+fn mem(h: &HostInfo) -> String {
+    match &h.status {
+        Some(s) if s.mem_total_kib > 0 => format!(
+            "{:.1}/{:.1} GiB",
+            (s.mem_total_kib.saturating_sub(s.mem_available_kib)) as f64 / 1_048_576.0,
+            s.mem_total_kib as f64 / 1_048_576.0
+        ),
+        _ => "-".into(),
+    }
+}
+
+/// The host list as a plain table.
+pub fn format_hosts(list: &HostList) -> String {
+    let mut out = format!(
+        "{:<20} {:<8} {:<10} {:<22} {:<6} {:<16} {}\n",
+        "HOST", "STATE", "HEARTBEAT", "OS", "LOAD", "MEMORY", "WORKSPACES"
+    );
+    for h in &list.hosts {
+        let (os, load, ws) = match &h.status {
+            Some(s) => (
+                s.os.clone(),
+                format!("{:.2}", s.load[0]),
+                s.workspaces.join(","),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        out.push_str(&format!(
+            "{:<20} {:<8} {:<10} {:<22} {:<6} {:<16} {}\n",
+            h.host,
+            if h.online { "online" } else { "offline" },
+            ago(list.now_ms, h.last_heartbeat_ms),
+            os,
+            load,
+            mem(h),
+            ws
+        ));
+    }
+    if list.hosts.is_empty() {
+        out.push_str("(no hosts yet: enroll one with `cm-relay host add NAME` on the relay)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::ids::HostId;
+    use proto::message::HostStatus;
+
+    #[test]
+    fn ago_buckets() {
+        assert_eq!(ago(10_000, None), "never");
+        assert_eq!(ago(10_000, Some(7_000)), "3s ago");
+        assert_eq!(ago(200_000, Some(0)), "3m ago");
+        assert_eq!(ago(7_200_000, Some(0)), "2h ago");
+        assert_eq!(ago(0, Some(5_000)), "0s ago");
+    }
+
+    #[test]
+    fn table_shows_state_and_status() {
+        let list = HostList {
+            now_ms: 10_000,
+            hosts: vec![
+                HostInfo {
+                    host: HostId::from("box"),
+                    online: true,
+                    last_heartbeat_ms: Some(9_000),
+                    status: Some(HostStatus {
+                        os: "linux 6.1".into(),
+                        load: [0.5, 0.0, 0.0],
+                        mem_total_kib: 2 * 1_048_576,
+                        mem_available_kib: 1_048_576,
+                        workspaces: vec!["demo".into()],
+                        ..HostStatus::default()
+                    }),
+                },
+                HostInfo {
+                    host: HostId::from("old"),
+                    online: false,
+                    last_heartbeat_ms: None,
+                    status: None,
+                },
+            ],
+        };
+        let t = format_hosts(&list);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[1].starts_with("box"), "{t}");
+        assert!(
+            lines[1].contains("online")
+                && lines[1].contains("1s ago")
+                && lines[1].contains("1.0/2.0 GiB")
+        );
+        assert!(lines[1].ends_with("demo"));
+        assert!(lines[2].contains("offline") && lines[2].contains("never"));
+    }
+}

@@ -1,0 +1,122 @@
+//! `cm-tui login`: exchange an invite or a password for a short-lived credential and keep it.
+
+use crate::profile::{Logins, Profile, ProfileError};
+use cm_relay::client::{self, LinkError};
+use proto::handshake::{Bytes32, LoginMethod, LoginRequest};
+use proto::ids::UserId;
+use proto::token::{INVITE_PREFIX, Invite, TokenError};
+
+/// Login failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Bad invite text.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Missing option.
+    #[error("{0}")]
+    Usage(String),
+    /// The relay refused or could not be reached.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Saving failed.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
+
+/// What to log in with.
+#[derive(Debug)]
+pub enum LoginTarget {
+    /// An invite token.
+    Invite(Invite),
+    /// A relay, user, pin and password.
+    Password {
+        /// Relay address.
+        relay: String,
+        /// Relay pin.
+        pin: String,
+        /// User.
+        user: UserId,
+    },
+}
+
+/// Interprets the positional argument: an invite, or a relay address (then `user` and `pin` are
+/// needed).
+///
+/// # Errors
+/// A damaged invite, or missing `--user`/`--pin`.
+pub fn parse_target(
+    arg: &str,
+    user: Option<String>,
+    pin: Option<String>,
+) -> Result<LoginTarget, LoginError> {
+    if arg.starts_with(INVITE_PREFIX) {
+        return Ok(LoginTarget::Invite(Invite::decode(arg)?));
+    }
+    let user = user.ok_or_else(|| {
+        LoginError::Usage(format!(
+            "logging in to {arg} needs --user NAME (or pass an invite)"
+        ))
+    })?;
+    let pin = pin.ok_or_else(|| {
+        LoginError::Usage(format!(
+            "logging in to {arg} needs --pin (the relay key pin printed by `cm-relay init`)"
+        ))
+    })?;
+    Ok(LoginTarget::Password {
+        relay: arg.to_owned(),
+        pin,
+        user: UserId(user),
+    })
+}
+
+/// Runs the login and saves the credential.
+///
+/// # Errors
+/// Refusal, transport or storage failures.
+pub async fn login(
+    logins: &Logins,
+    target: LoginTarget,
+    password: Option<String>,
+    new_password: Option<String>,
+    ttl_s: Option<u64>,
+) -> Result<Profile, LoginError> {
+    let label = Some(crate_label());
+    let (relay, pin, request) = match target {
+        LoginTarget::Invite(inv) => (
+            inv.relay,
+            inv.pin,
+            LoginRequest {
+                v: proto::PROTOCOL_VERSION,
+                user: inv.user,
+                method: LoginMethod::Invite {
+                    secret: Bytes32(inv.secret.0),
+                    new_password,
+                },
+                ttl_s,
+                label,
+            },
+        ),
+        LoginTarget::Password { relay, pin, user } => {
+            let password =
+                password.ok_or_else(|| LoginError::Usage("a password is needed".into()))?;
+            (
+                relay,
+                pin,
+                LoginRequest {
+                    v: proto::PROTOCOL_VERSION,
+                    user,
+                    method: LoginMethod::Password { password },
+                    ttl_s,
+                    label,
+                },
+            )
+        }
+    };
+    let cred = client::login(&relay, &pin, request).await?;
+    Ok(logins.save(&relay, &pin, &cred)?)
+}
+
+fn crate_label() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("cm-tui on {}", host.trim())
+}
