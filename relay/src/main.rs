@@ -34,9 +34,19 @@ fn read_password(stdin: bool) -> Result<String> {
     Ok(pw)
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cm-relay: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let dir = StateDir::new(cli.state_dir.clone().unwrap_or_else(default_state_dir));
     match cli.command {
         Command::Init(args) => {

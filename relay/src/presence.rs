@@ -32,6 +32,8 @@ pub trait Presence<R: Clone>: Send + Sync {
 #[derive(Debug)]
 struct Entry<R> {
     conn: Option<(ConnId, R)>,
+    /// Whether the current connection has sent a heartbeat yet (online needs one).
+    heartbeat_on_conn: bool,
     last_heartbeat_ms: Option<u64>,
     status: Option<HostStatus>,
 }
@@ -71,14 +73,15 @@ impl<R> MemoryPresence<R> {
 }
 
 impl<R: Clone + Send> Presence<R> for MemoryPresence<R> {
-    fn connect(&self, host: &HostId, conn: ConnId, route: R, now_ms: u64) -> Option<R> {
+    fn connect(&self, host: &HostId, conn: ConnId, route: R, _now_ms: u64) -> Option<R> {
         let old = self.with_table(|t| {
             let e = t.entry(host.clone()).or_insert(Entry {
                 conn: None,
+                heartbeat_on_conn: false,
                 last_heartbeat_ms: None,
                 status: None,
             });
-            e.last_heartbeat_ms = Some(now_ms);
+            e.heartbeat_on_conn = false;
             e.conn.replace((conn, route)).map(|(_, r)| r)
         });
         self.bump();
@@ -88,7 +91,8 @@ impl<R: Clone + Send> Presence<R> for MemoryPresence<R> {
     fn heartbeat(&self, host: &HostId, conn: &ConnId, status: HostStatus, now_ms: u64) -> bool {
         let current = self.with_table(|t| match t.get_mut(host) {
             Some(e) if e.conn.as_ref().is_some_and(|(c, _)| c == conn) => {
-                let changed = e.status.as_ref() != Some(&status);
+                let changed = !e.heartbeat_on_conn || e.status.as_ref() != Some(&status);
+                e.heartbeat_on_conn = true;
                 e.last_heartbeat_ms = Some(now_ms);
                 e.status = Some(status);
                 Some(changed)
@@ -134,6 +138,7 @@ impl<R: Clone + Send> Presence<R> for MemoryPresence<R> {
                     Some(e) => HostInfo {
                         host: h.clone(),
                         online: e.conn.is_some()
+                            && e.heartbeat_on_conn
                             && e.last_heartbeat_ms.is_some_and(|last| {
                                 now_ms.saturating_sub(last) <= self.heartbeat_timeout_ms
                             }),
@@ -170,6 +175,8 @@ mod tests {
         let hosts = [h("a"), h("b")];
         assert!(p.snapshot(&hosts, 0).iter().all(|i| !i.online));
         assert!(p.connect(&h("a"), ConnId::from("c1"), 1, 100).is_none());
+        // Connected but silent: not online yet.
+        assert!(!p.snapshot(&hosts, 100)[0].online);
         assert!(p.heartbeat(&h("a"), &ConnId::from("c1"), HostStatus::default(), 500));
         let snap = p.snapshot(&hosts, 1_500);
         assert!(snap[0].online);
@@ -185,6 +192,8 @@ mod tests {
         let mut rx = p.changes();
         p.connect(&h("a"), ConnId::from("c1"), 1, 0);
         assert_eq!(p.connect(&h("a"), ConnId::from("c2"), 2, 10), Some(1));
+        assert!(p.heartbeat(&h("a"), &ConnId::from("c2"), HostStatus::default(), 15));
+        assert!(p.snapshot(&[h("a")], 16)[0].online);
         assert!(rx.has_changed().unwrap());
         rx.mark_unchanged();
         // The old connection's heartbeat and disconnect do not touch the new one.

@@ -1,0 +1,322 @@
+//! Test harness: an in-process relay (library instance) or a relay process, agent processes,
+//! and an operator client. Everything shuts down on Drop; waits are on events, with generous
+//! timeouts that only guard against hangs.
+
+use anyhow::{Context, Result, bail};
+use cm_relay::client::{self, DialOptions, Session};
+use cm_relay::config::RelayConfig;
+use cm_relay::server::Relay;
+use cm_relay::state::{self, StateDir};
+use cm_relay::store::Store;
+use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
+use proto::header::{Op, StreamHeader};
+use proto::ids::{ReqId, UserId};
+use proto::message::{HostList, Reply};
+use proto::token::{EnrollmentToken, Invite};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Upper bound for any single wait in these tests (a hang guard, not a timing assertion).
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The initialised state directory of a test relay.
+pub struct RelayState {
+    pub tmp: TempDir,
+    pub dir: StateDir,
+    pub pin: String,
+    pub invite: Invite,
+}
+
+impl RelayState {
+    pub fn new() -> Result<Self> {
+        let tmp = tempfile::tempdir()?;
+        let dir = StateDir::new(tmp.path().join("relay"));
+        let out = state::init(&dir, "127.0.0.1:7443", &UserId::from("owner"))?;
+        Ok(Self {
+            tmp,
+            dir,
+            pin: out.pin,
+            invite: out.invite,
+        })
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Ok(self.dir.open_store()?)
+    }
+
+    pub fn add_host(&self, name: &str, addr: SocketAddr) -> Result<EnrollmentToken> {
+        Ok(cm_relay::cli::host_add(
+            &self.dir,
+            name,
+            Some(addr.to_string()),
+        )?)
+    }
+
+    pub fn config(&self, listen: SocketAddr) -> RelayConfig {
+        let mut c = RelayConfig::new(self.dir.root().to_owned());
+        c.listen = listen;
+        c.heartbeat_timeout = Duration::from_secs(1);
+        c.handshake_timeout = Duration::from_secs(1);
+        c.drain_timeout = Duration::from_secs(1);
+        c
+    }
+}
+
+/// An in-process relay on 127.0.0.1:0.
+pub struct TestRelay {
+    pub state: RelayState,
+    pub relay: Option<Relay>,
+    pub addr: SocketAddr,
+}
+
+impl TestRelay {
+    pub async fn start() -> Result<Self> {
+        let state = RelayState::new()?;
+        let relay = Relay::spawn(state.config("127.0.0.1:0".parse()?)).await?;
+        let addr = relay.local_addr();
+        Ok(Self {
+            state,
+            relay: Some(relay),
+            addr,
+        })
+    }
+
+    pub fn addr_str(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Logs the owner in with the init invite and returns the credential.
+    pub async fn login_owner(&self) -> Result<IssuedCredential> {
+        let req = LoginRequest {
+            v: proto::PROTOCOL_VERSION,
+            user: self.state.invite.user.clone(),
+            method: LoginMethod::Invite {
+                secret: self.state.invite.secret,
+                new_password: None,
+            },
+            ttl_s: None,
+            label: Some("test".into()),
+        };
+        Ok(client::login(&self.addr_str(), &self.state.pin, req).await?)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.relay.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+pub fn quick_dial() -> DialOptions {
+    DialOptions {
+        idle_timeout: Duration::from_secs(2),
+    }
+}
+
+/// Dials and authenticates as an operator.
+pub async fn operator(addr: &str, pin: &str, cred: &IssuedCredential) -> Result<Session> {
+    let conn = client::dial(addr, pin, &quick_dial()).await?;
+    Ok(client::authenticate(conn, PeerKind::Operator, &cred.cred_id, &cred.secret).await?)
+}
+
+/// Dials and authenticates as an operator, retrying while the relay is not up yet.
+pub async fn operator_retrying(addr: &str, pin: &str, cred: &IssuedCredential) -> Result<Session> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match operator(addr, pin, cred).await {
+                Ok(s) => return Ok(s),
+                // A retry interval while a process starts, not a synchronisation sleep.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    })
+    .await
+    .context("relay did not come back")?
+}
+
+/// Watches the host list until `pred` holds for it.
+pub async fn watch_until(
+    session: &Session,
+    what: &str,
+    pred: impl Fn(&HostList) -> bool,
+) -> Result<HostList> {
+    let (_send, mut recv) =
+        client::subscribe(&session.conn, &StreamHeader::new(Op::WatchHosts, ReqId(7))).await?;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let reply: Reply<HostList> = recv.expect().await?;
+            let list = reply.into_result()?;
+            if pred(&list) {
+                return Ok::<_, anyhow::Error>(list);
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("timed out waiting for: {what}"))?
+}
+
+pub fn host_online(list: &HostList, host: &str) -> bool {
+    list.hosts
+        .iter()
+        .any(|h| h.host.as_str() == host && h.online)
+}
+
+pub fn host_offline(list: &HostList, host: &str) -> bool {
+    list.hosts
+        .iter()
+        .any(|h| h.host.as_str() == host && !h.online)
+}
+
+/// A workspace binary next to the test's own `cm-relay` (cargo builds all workspace binaries
+/// before running `cargo test --workspace`).
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let relay = PathBuf::from(env!("CARGO_BIN_EXE_cm-relay"));
+    let path = relay.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing; run `cargo build --workspace` first (scripts/test.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A UDP port that was free a moment ago (the relay process binds it; reused across restarts).
+pub fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A child process killed (SIGKILL) and reaped on Drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `cm-relay run` on `port` and waits for its "relay listening" log line.
+pub fn spawn_relay_process(state: &RelayState, port: u16) -> Result<Proc> {
+    let mut child = Command::new(workspace_bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(state.dir.root())
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--heartbeat-timeout",
+            "1s",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let proc = Proc {
+        child,
+        name: "cm-relay",
+    };
+    wait_for_line(stderr, "relay listening")?;
+    Ok(proc)
+}
+
+/// Reads lines from a child's stderr on a thread until one contains `needle`; keeps draining
+/// afterwards so the child never blocks on a full pipe.
+fn wait_for_line(stderr: std::process::ChildStderr, needle: &'static str) -> Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("CM_TEST_VERBOSE").is_some() {
+                eprintln!("[child] {line}");
+            }
+            if line.contains(needle)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(WAIT)
+        .with_context(|| format!("child never logged {needle:?}"))
+}
+
+/// An enrolled agent's files.
+pub struct AgentFiles {
+    pub config: PathBuf,
+    pub state: PathBuf,
+}
+
+/// Enrolls an agent with the real `cm-agent enroll` (file secret store).
+pub fn enroll_agent(root: &Path, name: &str, token: &EnrollmentToken) -> Result<AgentFiles> {
+    let files = AgentFiles {
+        config: root.join(format!("{name}/agent.toml")),
+        state: root.join(format!("{name}/state")),
+    };
+    let out = Command::new(workspace_bin("cm-agent")?)
+        .arg("--config")
+        .arg(&files.config)
+        .arg("--state-dir")
+        .arg(&files.state)
+        .args(["enroll", &token.encode()])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Tight timing so the tests are quick: the agent notices a dead relay within 2 s.
+    let mut text = std::fs::read_to_string(&files.config)?;
+    text.push_str("\nrelay_timeout = \"2s\"\n");
+    std::fs::write(&files.config, text)?;
+    Ok(files)
+}
+
+/// Starts `cm-agent run` and waits until it logs its start.
+pub fn spawn_agent(files: &AgentFiles) -> Result<Proc> {
+    let mut child = Command::new(workspace_bin("cm-agent")?)
+        .arg("--config")
+        .arg(&files.config)
+        .arg("--state-dir")
+        .arg(&files.state)
+        .args(["run", "--heartbeat-interval", "200ms"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let proc = Proc {
+        child,
+        name: "cm-agent",
+    };
+    wait_for_line(stderr, "agent started")?;
+    Ok(proc)
+}

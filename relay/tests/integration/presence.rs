@@ -1,0 +1,108 @@
+//! Presence end to end with real processes: an agent comes online, goes offline when killed,
+//! comes back when restarted, and survives relay restarts (graceful and kill -9) on its own.
+
+use crate::harness::*;
+use anyhow::Result;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_online_offline_and_back_through_restarts() -> Result<()> {
+    let state = RelayState::new()?;
+    let port = free_udp_port()?;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let mut relay = spawn_relay_process(&state, port)?;
+    let token = state.add_host("home-box", addr)?;
+    let files = enroll_agent(state.tmp.path(), "home-box", &token)?;
+
+    // Log in the owner through a TestRelay-like path: the relay process serves the invite.
+    let cred = cm_relay::client::login(
+        &addr.to_string(),
+        &state.pin,
+        proto::handshake::LoginRequest {
+            v: proto::PROTOCOL_VERSION,
+            user: state.invite.user.clone(),
+            method: proto::handshake::LoginMethod::Invite {
+                secret: state.invite.secret,
+                new_password: None,
+            },
+            ttl_s: None,
+            label: None,
+        },
+    )
+    .await?;
+    let op = operator(&addr.to_string(), &state.pin, &cred).await?;
+    let list = watch_until(&op, "host listed offline before the agent runs", |l| {
+        host_offline(l, "home-box")
+    })
+    .await?;
+    assert_eq!(list.hosts.len(), 1);
+
+    let mut agent = spawn_agent(&files)?;
+    let list = watch_until(&op, "agent online", |l| host_online(l, "home-box")).await?;
+    let status = list.hosts[0]
+        .status
+        .clone()
+        .expect("heartbeat carries status");
+    assert!(!status.hostname.is_empty());
+    assert!(status.mem_total_kib > 0);
+
+    // kill -9: no goodbye; the relay notices the missing heartbeats.
+    agent.kill();
+    watch_until(&op, "agent offline after kill", |l| {
+        host_offline(l, "home-box")
+    })
+    .await?;
+
+    let mut agent = spawn_agent(&files)?;
+    watch_until(&op, "agent online after restart", |l| {
+        host_online(l, "home-box")
+    })
+    .await?;
+
+    // Graceful relay restart: SIGTERM closes with "restarting"; the agent reconnects by itself.
+    let status = relay.terminate()?;
+    assert!(status.success(), "relay exited with {status}");
+    let _relay = spawn_relay_process(&state, port)?;
+    let op = operator_retrying(&addr.to_string(), &state.pin, &cred).await?;
+    watch_until(&op, "agent back after graceful relay restart", |l| {
+        host_online(l, "home-box")
+    })
+    .await?;
+
+    // kill -9 of the relay: the agent notices the silence and reconnects.
+    drop(_relay);
+    let _relay = spawn_relay_process(&state, port)?;
+    let op = operator_retrying(&addr.to_string(), &state.pin, &cred).await?;
+    watch_until(&op, "agent back after relay kill -9", |l| {
+        host_online(l, "home-box")
+    })
+    .await?;
+
+    // The agent stops cleanly on SIGTERM.
+    let status = agent.terminate()?;
+    assert!(status.success(), "agent exited with {status}");
+    watch_until(&op, "agent offline after SIGTERM", |l| {
+        host_offline(l, "home-box")
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_list_and_watch_in_process() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    relay.state.add_host("a", relay.addr)?;
+    relay.state.add_host("b", relay.addr)?;
+    let cred = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    let list = cm_relay::client::request::<(), proto::message::HostList>(
+        &op.conn,
+        &proto::header::StreamHeader::new(proto::header::Op::HostList, proto::ids::ReqId(1)),
+        None,
+    )
+    .await?;
+    let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert!(list.hosts.iter().all(|h| !h.online));
+    relay.shutdown().await;
+    Ok(())
+}
