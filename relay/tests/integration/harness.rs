@@ -195,7 +195,6 @@ pub fn free_udp_port() -> Result<u16> {
 /// A child process killed (SIGKILL) and reaped on Drop.
 pub struct Proc {
     pub child: Child,
-    pub name: &'static str,
 }
 
 impl Proc {

@@ -1,6 +1,12 @@
 //! Relay integration tests: real QUIC on 127.0.0.1 with OS-chosen ports. One test binary
 //! (submodules) to save link time.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod bad_input;
 mod harness;
 mod presence;
