@@ -237,10 +237,7 @@ pub fn spawn_relay_process(state: &RelayState, port: u16) -> Result<Proc> {
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
-    let proc = Proc {
-        child,
-        name: "cm-relay",
-    };
+    let proc = Proc { child };
     wait_for_line(stderr, "relay listening")?;
     Ok(proc)
 }
@@ -312,10 +309,7 @@ pub fn spawn_agent(files: &AgentFiles) -> Result<Proc> {
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
-    let proc = Proc {
-        child,
-        name: "cm-agent",
-    };
+    let proc = Proc { child };
     wait_for_line(stderr, "agent started")?;
     Ok(proc)
 }
