@@ -6,6 +6,11 @@
     clippy::expect_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
+#![allow(
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "test harness items shared between test modules"
+)]
 
 mod bad_input;
 mod harness;
