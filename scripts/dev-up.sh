@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Brings CodeMantle up locally on embedded defaults: builds the binaries, initialises a relay in
+# a temporary state dir, enrolls and starts an agent with a demo workspace, logs the owner in,
+# and opens the full-screen TUI. Everything stops when the TUI exits (or on Ctrl-C).
+#
+# Usage: scripts/dev-up.sh [--no-tui] [--keep] [--dir DIR]
+#   --no-tui   do not open the TUI: wait until the host is online, print the host list, stop
+#              (used by CI to check this script; add --keep to leave relay and agent running)
+#   --keep     leave relay and agent running after the script ends (prints how to stop them)
+#   --dir DIR  state for this run (default: a new temporary directory)
+# Environment: CM_DEV_PORT (UDP port, default random), CARGO_PROFILE (dev|release, default dev)
+set -euo pipefail
+
+no_tui=0 keep=0 dir=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-tui) no_tui=1 ;;
+    --keep) keep=1 ;;
+    --dir) dir="$2"; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "dev-up: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+profile=${CARGO_PROFILE:-dev}
+target_dir=$repo/target/$([ "$profile" = dev ] && echo debug || echo "$profile")
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+say "building cm-relay, cm-agent, cm-tui ($profile profile; the first build takes a few minutes)"
+(cd "$repo" && cargo build --locked --profile "$profile" --bins -p cm-relay -p cm-agent -p cm-tui)
+relay_bin=$target_dir/cm-relay agent_bin=$target_dir/cm-agent tui_bin=$target_dir/cm-tui
+
+[ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/codemantle-dev.XXXXXX")
+mkdir -p "$dir"
+export CM_SECRET_STORE=${CM_SECRET_STORE:-file}   # keep the demo's secrets inside $dir
+export CM_TUI_STATE_DIR=$dir/tui
+pids=()
+cleanup() {
+  if [ "$keep" = 1 ]; then
+    say "left running (pids ${pids[*]:-}); stop with: kill ${pids[*]:-}"
+    return
+  fi
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Start a relay on a free port: try a few random ones.
+for attempt in 1 2 3 4 5; do
+  port=${CM_DEV_PORT:-$((20000 + RANDOM % 40000))}
+  rm -rf "$dir/relay"
+  say "initialising relay state in $dir/relay (port $port)"
+  "$relay_bin" --state-dir "$dir/relay" init --public-addr "127.0.0.1:$port" --owner owner > "$dir/init.txt"
+  "$relay_bin" --state-dir "$dir/relay" run --listen "127.0.0.1:$port" 2> "$dir/relay.log" &
+  relay_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "relay listening" "$dir/relay.log" 2>/dev/null && break
+    kill -0 "$relay_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if grep -q "relay listening" "$dir/relay.log"; then pids+=("$relay_pid"); break; fi
+  wait "$relay_pid" 2>/dev/null || true
+  [ -n "${CM_DEV_PORT:-}" ] && { cat "$dir/relay.log" >&2; exit 1; }
+  [ "$attempt" = 5 ] && { echo "dev-up: could not start the relay; see $dir/relay.log" >&2; exit 1; }
+done
+
+say "creating the demo workspace $dir/demo"
+mkdir -p "$dir/demo"
+if [ ! -d "$dir/demo/.git" ]; then
+  (cd "$dir/demo" && git init -q && printf '# Demo workspace\n\nA scratch repository for CodeMantle.\n' > README.md \
+    && git add README.md && git -c user.email=dev@codemantle.invalid -c user.name=dev commit -qm "demo workspace")
+fi
+
+say "enrolling host 'demo-host' and starting the agent"
+token=$("$relay_bin" --state-dir "$dir/relay" host add demo-host 2>/dev/null)
+"$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" enroll "$token" >/dev/null
+cat >> "$dir/agent/agent.toml" <<TOML
+
+[[workspace]]
+name = "demo"
+path = "$dir/demo"
+TOML
+"$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" run 2> "$dir/agent.log" &
+pids+=("$!")
+
+say "logging in as 'owner' with the invite from init"
+invite=$(grep '^cm-invite-' "$dir/init.txt")
+"$tui_bin" login "$invite" >/dev/null
+
+say "waiting for the host to come online"
+for _ in $(seq 1 100); do
+  if "$tui_bin" hosts --json 2>/dev/null | grep -q '"online": true'; then break; fi
+  sleep 0.2
+done
+"$tui_bin" hosts
+"$tui_bin" hosts --json | grep -q '"online": true' || { echo "dev-up: the host did not come online; see $dir/agent.log" >&2; exit 1; }
+
+if [ "$no_tui" = 1 ]; then
+  say "up: relay 127.0.0.1:$port, host demo-host online (state in $dir)"
+  exit 0
+fi
+say "opening cm-tui (q quits; relay and agent stop with it). Logs: $dir/relay.log, $dir/agent.log"
+"$tui_bin"
