@@ -16,11 +16,13 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod event;
 pub mod frame;
 pub mod handshake;
 pub mod header;
 pub mod ids;
 pub mod message;
+pub mod ops;
 pub mod rbac;
 pub mod replay;
 pub mod token;
