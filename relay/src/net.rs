@@ -5,6 +5,7 @@ pub(crate) mod endpoint;
 pub(crate) mod limiter;
 pub(crate) mod login;
 pub(crate) mod requests;
+pub(crate) mod splice;
 
 use crate::config::RelayConfig;
 use crate::presence::Presence;

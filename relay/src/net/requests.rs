@@ -11,6 +11,7 @@ use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::{Op, StreamHeader};
 use proto::ids::HostId;
 use proto::message::{HostList, Reply};
+use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, DenyReason, Ownership, Role};
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;
@@ -58,6 +59,7 @@ pub(crate) async fn serve(
     recv: quinn::RecvStream,
 ) {
     let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+    // Bodies after the header may be larger than a header; the relay forwards them unparsed.
     let header = match tokio::time::timeout(
         shared.config.handshake_timeout,
         recv.expect::<StreamHeader>(),
@@ -129,12 +131,72 @@ pub(crate) async fn serve(
     match header.op {
         Op::HostList => host_list_once(&shared, &grants, send).await,
         Op::WatchHosts => watch_hosts(&shared, &grants, send).await,
-        op => {
+        _ => {
+            // `decide` allowed it, so there is a role; it travels to the agent.
+            let role = role.unwrap_or(Role::Viewer);
+            forward(&shared, &principal, header, role, send, recv).await;
+        }
+    }
+}
+
+/// Forwards an authorized stream to the target host's agent.
+async fn forward(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    header: StreamHeader,
+    role: Role,
+    send: quinn::SendStream,
+    recv: FramedRecv,
+) {
+    let Some(host) = header.host.clone() else {
+        refuse(
+            send,
+            WireError::new(
+                ErrorCode::BadRequest,
+                format!("{} needs a target host", header.op.as_str()),
+            ),
+        )
+        .await;
+        return;
+    };
+    let Some(agent) = shared.presence.route(&host) else {
+        let known = shared
+            .store
+            .call(|s| s.list_hosts())
+            .await
+            .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
+            .unwrap_or(true);
+        let error = if known {
+            WireError::new(
+                ErrorCode::HostOffline,
+                format!("host {host} is offline; its agent is not connected"),
+            )
+        } else {
+            WireError::new(
+                ErrorCode::UnknownHost,
+                format!("no host named {host}; see `cm-tui hosts`"),
+            )
+        };
+        refuse(send, error).await;
+        return;
+    };
+    let fwd = ForwardHeader {
+        header,
+        principal: principal.user.clone(),
+        role,
+        cred_id: principal.cred_id.clone(),
+    };
+    match super::splice::open(&agent, &fwd).await {
+        Ok((agent_send, agent_recv)) => {
+            super::splice::splice(send, recv, agent_send, agent_recv).await
+        }
+        Err(e) => {
+            tracing::warn!(%host, error = %e, "forwarding failed");
             refuse(
                 send,
                 WireError::new(
-                    ErrorCode::UnknownOp,
-                    format!("{} is not served by this relay version", op.as_str()),
+                    ErrorCode::HostOffline,
+                    format!("host {host} went away; retry when it is back"),
                 ),
             )
             .await;

@@ -13,5 +13,6 @@
 )]
 
 mod bad_input;
+mod forward;
 mod harness;
 mod presence;
