@@ -5,5 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CI=true INSTA_UPDATE=no
+# The end-to-end tests drive a real OpenCode: install the pinned one into tools/ (idempotent).
+bash scripts/install-opencode.sh >/dev/null
 cargo build --workspace --locked --bins
 cargo test --workspace --locked
