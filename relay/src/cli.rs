@@ -46,8 +46,50 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage login credentials.
+    #[command(subcommand)]
+    Creds(CredsCommand),
+    /// Kill switch: revoke credentials and close their live connections at once (audited).
+    #[command(
+        after_help = "Examples:\n  cm-relay kill --user mallory\n  cm-relay kill --host home-box\n  cm-relay kill --all"
+    )]
+    Kill(KillArgs),
     /// Read or verify the audit trail.
     Audit(AuditArgs),
+}
+
+/// `kill` targets (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct KillArgs {
+    /// Revoke every credential of this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Revoke this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Revoke one credential.
+    #[arg(long)]
+    pub cred: Option<String>,
+    /// Revoke every credential and every host.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Credential subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CredsCommand {
+    /// List credentials (never their secrets).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one credential; its live connection closes within a second.
+    Revoke {
+        /// Credential id.
+        id: String,
+    },
 }
 
 /// `init` options.
@@ -101,6 +143,11 @@ pub enum HostCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a host: its agent is disconnected within a second and cannot reconnect.
+    Revoke {
+        /// Host name.
+        name: String,
+    },
 }
 
 /// User subcommands.
@@ -114,6 +161,47 @@ pub enum UserCommand {
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
+    },
+    /// Add a user with a grant; prints their one-time invite.
+    #[command(after_help = "Example:\n  cm-relay user add bob --role operator --host home-box")]
+    Add {
+        /// User name.
+        name: String,
+        /// Role: viewer, operator, admin or owner.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// Host the grant is for (`*`: every host).
+        #[arg(long, default_value = "*")]
+        host: String,
+    },
+    /// List users and their grants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (not the last owner); their connections close.
+    Remove {
+        /// User name.
+        name: String,
+    },
+    /// Grant a role on a host (replaces an earlier grant on that host).
+    Grant {
+        /// User name.
+        name: String,
+        /// Role: viewer, operator, admin or owner.
+        role: String,
+        /// Host (`*`: every host).
+        #[arg(long, default_value = "*")]
+        host: String,
+    },
+    /// Remove a user's grant on a host.
+    Revoke {
+        /// User name.
+        name: String,
+        /// Host (`*`: the every-host grant).
+        #[arg(long, default_value = "*")]
+        host: String,
     },
 }
 
@@ -254,4 +342,171 @@ mod tests {
                 .contains("invalid host name")
         );
     }
+}
+
+fn cli_audit(
+    store: &crate::store::Store,
+    op: &str,
+    target: String,
+    host: Option<String>,
+) -> Result<(), CliError> {
+    store.audit(
+        now_ms(),
+        &AuditEvent {
+            actor: "cm-relay cli".into(),
+            host,
+            op: op.into(),
+            target: Some(target),
+            decision: "allow".into(),
+            ..AuditEvent::default()
+        },
+    )?;
+    Ok(())
+}
+
+/// `kill`: revokes and reports what was revoked. The running relay closes the affected
+/// connections within a second (it watches the revocation epoch).
+///
+/// # Errors
+/// Unknown targets, store failures.
+pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    let now = now_ms();
+    let summary = if let Some(user) = &args.user {
+        let n = store.revoke_user_credentials(&UserId::from(user.as_str()), now)?;
+        format!("revoked {n} credential(s) of {user}")
+    } else if let Some(host) = &args.host {
+        store.kill_host(&HostId::from(host.as_str()))?;
+        format!("revoked host {host}")
+    } else if let Some(cred) = &args.cred {
+        if !store.kill_credential(&proto::ids::CredId::from(cred.as_str()))? {
+            return Err(CliError::Input(format!(
+                "no credential {cred}; see `cm-relay creds list`"
+            )));
+        }
+        format!("revoked credential {cred}")
+    } else {
+        let (c, h) = store.revoke_everything(now)?;
+        format!("revoked {c} credential(s) and {h} host(s)")
+    };
+    cli_audit(&store, "kill", summary.clone(), args.host.clone())?;
+    Ok(summary)
+}
+
+/// `user add`: creates the user with one grant and returns their invite.
+///
+/// # Errors
+/// Invalid name or role, taken name, store failures.
+pub fn user_add(
+    dir: &StateDir,
+    name: &str,
+    role: &str,
+    host: &str,
+) -> Result<proto::token::Invite, CliError> {
+    if !proto::ids::is_valid_name(name) {
+        return Err(CliError::Input(format!(
+            "invalid user name {name:?}: use letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let role = parse_role(role)?;
+    let store = dir.open_store()?;
+    let pin = dir.pin()?;
+    let addr = store
+        .setting(SETTING_PUBLIC_ADDR)?
+        .ok_or_else(|| CliError::Input("no public address recorded; re-run init".into()))?;
+    let user = UserId::from(name);
+    let now = now_ms();
+    store.add_user(&user, now)?;
+    store.grant(&user, host, role)?;
+    let invite = state::new_invite(&store, &addr, &pin, &user, now)?;
+    cli_audit(&store, "user_add", format!("{name} {role} on {host}"), None)?;
+    Ok(invite)
+}
+
+/// Parses a role name with a helpful error.
+///
+/// # Errors
+/// Unknown role.
+pub fn parse_role(role: &str) -> Result<proto::rbac::Role, CliError> {
+    proto::rbac::Role::parse(role).ok_or_else(|| {
+        CliError::Input(format!(
+            "unknown role {role:?}: use viewer, operator, admin or owner"
+        ))
+    })
+}
+
+/// `user grant` / `user revoke` / `user remove` / `host revoke` / `creds revoke`, audited.
+///
+/// # Errors
+/// Unknown targets, last-owner protection, store failures.
+pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    let (op, summary) = match change {
+        AdminChange::Grant { user, role, host } => {
+            let role = parse_role(role)?;
+            store.grant(&UserId::from(user), host, role)?;
+            ("grant", format!("{user} is {role} on {host}"))
+        }
+        AdminChange::RevokeGrant { user, host } => {
+            store.revoke_grant(&UserId::from(user), host)?;
+            (
+                "grant_revoke",
+                format!("{user} has no grant on {host} any more"),
+            )
+        }
+        AdminChange::RemoveUser { user } => {
+            store.remove_user(&UserId::from(user))?;
+            ("user_remove", format!("removed {user}"))
+        }
+        AdminChange::RevokeHost { host } => {
+            store.kill_host(&HostId::from(host))?;
+            ("host_revoke", format!("revoked host {host}"))
+        }
+        AdminChange::RevokeCred { id } => {
+            if !store.kill_credential(&proto::ids::CredId::from(id))? {
+                return Err(CliError::Input(format!(
+                    "no credential {id}; see `cm-relay creds list`"
+                )));
+            }
+            ("cred_revoke", format!("revoked credential {id}"))
+        }
+    };
+    cli_audit(&store, op, summary.clone(), None)?;
+    Ok(summary)
+}
+
+/// An administrative change made from the CLI.
+#[derive(Debug, Clone, Copy)]
+pub enum AdminChange<'a> {
+    /// Grant a role.
+    Grant {
+        /// User.
+        user: &'a str,
+        /// Role name.
+        role: &'a str,
+        /// Host or `*`.
+        host: &'a str,
+    },
+    /// Remove a grant.
+    RevokeGrant {
+        /// User.
+        user: &'a str,
+        /// Host or `*`.
+        host: &'a str,
+    },
+    /// Remove a user.
+    RemoveUser {
+        /// User.
+        user: &'a str,
+    },
+    /// Revoke a host.
+    RevokeHost {
+        /// Host.
+        host: &'a str,
+    },
+    /// Revoke a credential.
+    RevokeCred {
+        /// Credential id.
+        id: &'a str,
+    },
 }

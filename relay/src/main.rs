@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cm_relay::cli::{self, Cli, Command, HostCommand, UserCommand};
+use cm_relay::cli::{self, AdminChange, Cli, Command, CredsCommand, HostCommand, UserCommand};
 use cm_relay::config::default_state_dir;
 use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;
@@ -90,6 +90,101 @@ fn run(cli: Cli) -> Result<()> {
                     );
                 }
             }
+        }
+        Command::Host(HostCommand::Revoke { name }) => {
+            println!(
+                "{}",
+                cli::admin_change(&dir, AdminChange::RevokeHost { host: &name })?
+            );
+        }
+        Command::Kill(args) => println!("{}", cli::kill(&dir, &args)?),
+        Command::Creds(CredsCommand::List { json }) => {
+            let creds = dir.open_store()?.list_credentials()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&creds)?);
+            } else {
+                let now = cm_relay::time::now_ms();
+                println!(
+                    "{:<20} {:<16} {:<10} {}",
+                    "CREDENTIAL", "USER", "STATE", "LABEL"
+                );
+                for c in creds {
+                    let state = if c.revoked {
+                        "revoked".to_owned()
+                    } else if c.expires_ms <= now {
+                        "expired".to_owned()
+                    } else {
+                        format!("{}h left", (c.expires_ms - now) / 3_600_000)
+                    };
+                    println!(
+                        "{:<20} {:<16} {:<10} {}",
+                        c.id,
+                        c.user,
+                        state,
+                        c.label.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Creds(CredsCommand::Revoke { id }) => {
+            println!(
+                "{}",
+                cli::admin_change(&dir, AdminChange::RevokeCred { id: &id })?
+            );
+        }
+        Command::User(UserCommand::Add { name, role, host }) => {
+            let invite = cli::user_add(&dir, &name, &role, &host)?;
+            eprintln!("added {name} as {role} on {host}; their one-time invite (valid 7 days):");
+            println!("{}", invite.encode());
+        }
+        Command::User(UserCommand::List { json }) => {
+            let users = dir.open_store()?.list_users()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<20} {:<9} {}", "USER", "PASSWORD", "GRANTS");
+                for u in users {
+                    let grants: Vec<String> =
+                        u.grants.iter().map(|(h, r)| format!("{r}@{h}")).collect();
+                    println!(
+                        "{:<20} {:<9} {}",
+                        u.name,
+                        if u.has_password { "set" } else { "-" },
+                        grants.join(", ")
+                    );
+                }
+            }
+        }
+        Command::User(UserCommand::Remove { name }) => {
+            println!(
+                "{}",
+                cli::admin_change(&dir, AdminChange::RemoveUser { user: &name })?
+            );
+        }
+        Command::User(UserCommand::Grant { name, role, host }) => {
+            println!(
+                "{}",
+                cli::admin_change(
+                    &dir,
+                    AdminChange::Grant {
+                        user: &name,
+                        role: &role,
+                        host: &host
+                    }
+                )?
+            );
+        }
+        Command::User(UserCommand::Revoke { name, host }) => {
+            println!(
+                "{}",
+                cli::admin_change(
+                    &dir,
+                    AdminChange::RevokeGrant {
+                        user: &name,
+                        host: &host
+                    }
+                )?
+            );
         }
         Command::User(UserCommand::Passwd {
             name,

@@ -6,6 +6,7 @@ pub(crate) mod limiter;
 pub(crate) mod login;
 pub(crate) mod requests;
 pub(crate) mod splice;
+pub(crate) mod sweeper;
 
 use crate::config::RelayConfig;
 use crate::presence::Presence;
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     pub(crate) presence: Arc<dyn Presence<quinn::Connection>>,
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter>,
+    pub(crate) live: sweeper::LiveConns,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }

@@ -102,11 +102,13 @@ impl Relay {
                 2 * MAX_CLOCK_SKEW_MS,
             )),
             limiter: Mutex::new(net::limiter::FailureLimiter::default()),
+            live: Mutex::default(),
             store,
             config,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
+        shared.tracker.spawn(net::sweeper::run(Arc::clone(&shared)));
         let accept_task = tokio::spawn(net::endpoint::accept_loop(
             endpoint.clone(),
             Arc::clone(&shared),

@@ -2,9 +2,11 @@
 //! the hash-chained audit trail. Synchronous (rusqlite); async callers go through
 //! [`StoreHandle`], which runs each call on the blocking pool.
 
+mod admin;
 mod audit;
 mod schema;
 
+pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
 pub use audit::{AuditEvent, AuditRow};
 
 use proto::handshake::{CredentialRecord, Key, PeerKind};
@@ -36,6 +38,9 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// The change is not allowed (e.g. removing the last owner).
+    #[error("{0}")]
+    Refused(String),
     /// The blocking task failed.
     #[error("store task failed: {0}")]
     Task(String),

@@ -238,6 +238,20 @@ async fn finish_handshake(
         return;
     }
     recv.set_max_len(MAX_FRAME_LEN);
+    lock(&shared.live).insert(
+        conn_id.clone(),
+        super::sweeper::LiveConn {
+            kind: found.record.kind,
+            cred_id: h1.cred_id.clone(),
+            owner: found.owner.clone(),
+            conn: conn.clone(),
+            expires_at_ms: found.record.expires_at_ms,
+        },
+    );
+    let _live = super::sweeper::LiveGuard {
+        shared: Arc::clone(shared),
+        conn_id: conn_id.clone(),
+    };
     match found.record.kind {
         PeerKind::Agent => {
             serve_agent(

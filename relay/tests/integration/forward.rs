@@ -17,7 +17,7 @@ use proto::wire_error::ErrorCode;
 
 /// A minimal agent built from the client library: answers each forwarded stream with a
 /// `Reply<String>` describing what it received.
-async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
+pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
     let token = relay.state.add_host(name, relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
     let session =
@@ -66,7 +66,7 @@ fn header(op: Op, host: &str) -> StreamHeader {
 }
 
 /// A user with one grant and a fresh credential, written straight into the store.
-fn user_with_grant(
+pub fn user_with_grant(
     relay: &TestRelay,
     name: &str,
     host: &str,

@@ -15,4 +15,5 @@
 mod bad_input;
 mod forward;
 mod harness;
+mod kill;
 mod presence;

@@ -1,0 +1,297 @@
+//! Administration of users, grants, credentials and hosts, and the kill switch's store side.
+//! Every revocation bumps the revocation epoch, which the running relay watches to close the
+//! affected live connections within a second.
+
+use super::{Store, StoreError, to_i64, to_u64};
+use proto::ids::{CredId, HostId, UserId};
+use proto::rbac::Role;
+use rusqlite::{OptionalExtension, params};
+
+/// Setting key of the revocation epoch.
+pub const REVOCATION_EPOCH: &str = "revocation_epoch";
+
+/// A credential row, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CredRow {
+    /// Credential id.
+    pub id: CredId,
+    /// Owner.
+    pub user: UserId,
+    /// Expiry, unix ms.
+    pub expires_ms: u64,
+    /// Revoked.
+    pub revoked: bool,
+    /// Label given at login.
+    pub label: Option<String>,
+    /// Issue time, unix ms.
+    pub created_ms: u64,
+}
+
+/// A user with their grants.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserRow {
+    /// Name.
+    pub name: UserId,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Grants `(host or *, role)`.
+    pub grants: Vec<(String, Role)>,
+}
+
+impl Store {
+    /// The current revocation epoch (0 before any revocation).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revocation_epoch(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .setting(REVOCATION_EPOCH)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Increments the revocation epoch.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn bump_revocation_epoch(&self) -> Result<u64, StoreError> {
+        let next = self.revocation_epoch()?.wrapping_add(1);
+        self.set_setting(REVOCATION_EPOCH, &next.to_string())?;
+        Ok(next)
+    }
+
+    /// All users with their grants.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn list_users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, password_hash IS NOT NULL FROM users ORDER BY name")?;
+        let rows: Vec<(String, bool)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        rows.into_iter()
+            .map(|(name, has_password)| {
+                let name = UserId(name);
+                let grants = self.grants(&name)?;
+                Ok(UserRow {
+                    name,
+                    has_password,
+                    grants,
+                })
+            })
+            .collect()
+    }
+
+    fn owners(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT user FROM grants WHERE role = 'owner' ORDER BY user")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes a user, their grants and credentials. The last owner cannot be removed.
+    ///
+    /// # Errors
+    /// Unknown user, last owner, SQLite failures.
+    pub fn remove_user(&self, user: &UserId) -> Result<(), StoreError> {
+        let owners = self.owners()?;
+        if owners == [user.0.clone()] {
+            return Err(StoreError::Refused(format!(
+                "{user} is the last owner; grant owner to someone else first"
+            )));
+        }
+        let n = self
+            .conn
+            .execute("DELETE FROM users WHERE name = ?1", [user.as_str()])?;
+        if n == 0 {
+            return Err(StoreError::Missing {
+                what: "user",
+                name: user.0.clone(),
+            });
+        }
+        self.bump_revocation_epoch()?;
+        Ok(())
+    }
+
+    /// Removes a grant. The last owner grant cannot be removed.
+    ///
+    /// # Errors
+    /// No such grant, last owner, SQLite failures.
+    pub fn revoke_grant(&self, user: &UserId, host: &str) -> Result<(), StoreError> {
+        let role: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT role FROM grants WHERE user = ?1 AND host = ?2",
+                params![user.as_str(), host],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(role) = role else {
+            return Err(StoreError::Missing {
+                what: "grant",
+                name: format!("{user} on {host}"),
+            });
+        };
+        if role == "owner" {
+            let owner_grants: i64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM grants WHERE role = 'owner'",
+                [],
+                |r| r.get(0),
+            )?;
+            if owner_grants <= 1 {
+                return Err(StoreError::Refused(format!(
+                    "{user} holds the last owner grant; grant owner to someone else first"
+                )));
+            }
+        }
+        self.conn.execute(
+            "DELETE FROM grants WHERE user = ?1 AND host = ?2",
+            params![user.as_str(), host],
+        )?;
+        Ok(())
+    }
+
+    /// All credentials, newest first.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn list_credentials(&self) -> Result<Vec<CredRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, user, expires_ms, revoked, label, created_ms FROM creds ORDER BY created_ms DESC",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(CredRow {
+                    id: CredId(r.get(0)?),
+                    user: UserId(r.get(1)?),
+                    expires_ms: to_u64(r.get(2)?),
+                    revoked: r.get(3)?,
+                    label: r.get(4)?,
+                    created_ms: to_u64(r.get(5)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Revokes every live credential of `user`; returns how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revoke_user_credentials(&self, user: &UserId, now_ms: u64) -> Result<usize, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE creds SET revoked = 1 WHERE user = ?1 AND revoked = 0 AND expires_ms > ?2",
+            params![user.as_str(), to_i64(now_ms)],
+        )?;
+        self.bump_revocation_epoch()?;
+        Ok(n)
+    }
+
+    /// Revokes every live operator credential and every host; returns (credentials, hosts).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revoke_everything(&self, now_ms: u64) -> Result<(usize, usize), StoreError> {
+        let creds = self.conn.execute(
+            "UPDATE creds SET revoked = 1 WHERE revoked = 0 AND expires_ms > ?1",
+            [to_i64(now_ms)],
+        )?;
+        let hosts = self
+            .conn
+            .execute("UPDATE hosts SET revoked = 1 WHERE revoked = 0", [])?;
+        self.bump_revocation_epoch()?;
+        Ok((creds, hosts))
+    }
+
+    /// Revokes a host (kill switch for one host) and bumps the epoch.
+    ///
+    /// # Errors
+    /// Unknown host, SQLite failures.
+    pub fn kill_host(&self, host: &HostId) -> Result<(), StoreError> {
+        self.revoke_host(host)?;
+        self.bump_revocation_epoch()?;
+        Ok(())
+    }
+
+    /// Revokes one credential and bumps the epoch; returns whether it existed.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn kill_credential(&self, cred: &CredId) -> Result<bool, StoreError> {
+        let found = self.revoke_credential(cred)?;
+        self.bump_revocation_epoch()?;
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Store {
+        Store::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn last_owner_is_protected() {
+        let s = store();
+        let (a, b) = (UserId::from("a"), UserId::from("b"));
+        s.add_user(&a, 0).unwrap();
+        s.add_user(&b, 0).unwrap();
+        s.grant(&a, "*", Role::Owner).unwrap();
+        let err = s.remove_user(&a).unwrap_err().to_string();
+        assert!(err.contains("last owner"), "{err}");
+        assert!(
+            s.revoke_grant(&a, "*")
+                .unwrap_err()
+                .to_string()
+                .contains("last owner")
+        );
+        s.grant(&b, "*", Role::Owner).unwrap();
+        s.revoke_grant(&a, "*").unwrap();
+        s.remove_user(&a).unwrap();
+        assert_eq!(s.list_users().unwrap().len(), 1);
+        assert!(matches!(s.remove_user(&a), Err(StoreError::Missing { .. })));
+    }
+
+    #[test]
+    fn revocations_bump_the_epoch_and_hit_only_their_target() {
+        let s = store();
+        let (a, b) = (UserId::from("a"), UserId::from("b"));
+        for u in [&a, &b] {
+            s.add_user(u, 0).unwrap();
+        }
+        let key = proto::handshake::Key::from_bytes([1; 32]);
+        s.add_credential(&CredId::from("ca"), &a, &key, 100, None, 0)
+            .unwrap();
+        s.add_credential(&CredId::from("cb"), &b, &key, 100, None, 0)
+            .unwrap();
+        s.add_host(&HostId::from("h"), &key, 0).unwrap();
+        assert_eq!(s.revocation_epoch().unwrap(), 0);
+        assert_eq!(s.revoke_user_credentials(&a, 50).unwrap(), 1);
+        assert_eq!(s.revocation_epoch().unwrap(), 1);
+        let creds = s.list_credentials().unwrap();
+        assert!(
+            creds
+                .iter()
+                .find(|c| c.id.as_str() == "ca")
+                .unwrap()
+                .revoked
+        );
+        assert!(
+            !creds
+                .iter()
+                .find(|c| c.id.as_str() == "cb")
+                .unwrap()
+                .revoked
+        );
+        assert_eq!(s.revoke_everything(50).unwrap(), (1, 1));
+        assert_eq!(s.revocation_epoch().unwrap(), 2);
+        assert!(s.list_hosts().unwrap()[0].revoked);
+    }
+}
