@@ -104,10 +104,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&creds)?);
             } else {
                 let now = cm_relay::time::now_ms();
-                println!(
-                    "{:<20} {:<16} {:<10} {}",
-                    "CREDENTIAL", "USER", "STATE", "LABEL"
-                );
+                println!("{:<20} {:<16} {:<10} LABEL", "CREDENTIAL", "USER", "STATE");
                 for c in creds {
                     let state = if c.revoked {
                         "revoked".to_owned()
@@ -142,7 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                println!("{:<20} {:<9} {}", "USER", "PASSWORD", "GRANTS");
+                println!("{:<20} {:<9} GRANTS", "USER", "PASSWORD");
                 for u in users {
                     let grants: Vec<String> =
                         u.grants.iter().map(|(h, r)| format!("{r}@{h}")).collect();
