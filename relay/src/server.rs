@@ -101,7 +101,14 @@ impl Relay {
                 DEFAULT_REPLAY_CAPACITY,
                 2 * MAX_CLOCK_SKEW_MS,
             )),
-            limiter: Mutex::new(net::limiter::FailureLimiter::default()),
+            limiter: Mutex::new(net::limiter::FailureLimiter::new(
+                net::limiter::ADDR_MAX_FAILURES,
+                net::limiter::ADDR_WINDOW_MS,
+            )),
+            user_lockout: Mutex::new(net::limiter::FailureLimiter::new(
+                net::limiter::USER_MAX_FAILURES,
+                net::limiter::USER_WINDOW_MS,
+            )),
             live: Mutex::default(),
             store,
             config,

@@ -107,7 +107,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             return;
         }
     };
-    let blocked = lock(&shared.limiter).blocked_for(remote.ip(), now_ms());
+    let blocked = lock(&shared.limiter).blocked_for(&remote.ip(), now_ms());
     if let Some(wait_ms) = blocked {
         tracing::warn!(%remote, wait_ms, "address is rate-limited after repeated failures");
         let error = match hello {

@@ -35,6 +35,8 @@ enum LoginFailure {
     WrongPassword,
     #[error("new password shorter than {MIN_PASSWORD_LEN} characters")]
     WeakPassword,
+    #[error("user locked out for {0} more seconds after repeated failures")]
+    LockedOut(u64),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
@@ -56,10 +58,16 @@ impl LoginFailure {
                 ErrorCode::Internal,
                 "login failed inside the relay; see its log",
             ),
-            _ => WireError::new(
+            Self::LockedOut(s) => WireError::new(
                 ErrorCode::LoginFailed,
-                "login failed: wrong user name or password, or the invite was already used or expired",
+                format!("too many failed logins for this user; try again in {s} s"),
             ),
+            Self::BadName | Self::BadInvite | Self::NoPassword | Self::WrongPassword => {
+                WireError::new(
+                    ErrorCode::LoginFailed,
+                    "login failed: wrong user name or password, or the invite was already used or expired",
+                )
+            }
         }
     }
 }
@@ -94,6 +102,9 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
         return Err(LoginFailure::BadName);
     }
     let user = req.user.clone();
+    if let Some(wait_ms) = lock(&shared.user_lockout).blocked_for(&user.0, now_ms()) {
+        return Err(LoginFailure::LockedOut(wait_ms.div_ceil(1000)));
+    }
     match req.method {
         LoginMethod::Invite {
             secret,
@@ -189,6 +200,7 @@ pub(crate) async fn handle(
     };
     let reply = match result {
         Ok(cred) => {
+            lock(&shared.user_lockout).clear(&user.0);
             event.decision = "allow".into();
             event.reason = Some(format!("credential {} issued", cred.cred_id));
             // The credential is only handed out once its audit row is durable.
@@ -205,6 +217,12 @@ pub(crate) async fn handle(
         Err(failure) => {
             tracing::warn!(%user, %remote, method, reason = %failure, "login refused");
             lock(&shared.limiter).record_failure(remote.ip(), now_ms());
+            if matches!(
+                failure,
+                LoginFailure::WrongPassword | LoginFailure::BadInvite | LoginFailure::NoPassword
+            ) {
+                lock(&shared.user_lockout).record_failure(user.0.clone(), now_ms());
+            }
             event.decision = "deny".into();
             event.reason = Some(failure.to_string());
             shared.audit(event).await;

@@ -357,3 +357,56 @@ async fn login_failures_are_uniform_and_invites_single_use() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_passwords_lock_the_user_out_with_the_time_left() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    cm_relay::cli::user_passwd(&relay.state.dir, "owner", "correct horse")?;
+    let addr = relay.addr_str();
+    let attempt = |password: &str| {
+        let req = proto::handshake::LoginRequest {
+            v: proto::PROTOCOL_VERSION,
+            user: UserId::from("owner"),
+            method: proto::handshake::LoginMethod::Password {
+                password: password.into(),
+            },
+            ttl_s: Some(60),
+            label: None,
+        };
+        client::login(&addr, &relay.state.pin, req)
+    };
+    // The right password works, and the credential's lifetime follows the request.
+    let cred = attempt("correct horse").await?;
+    assert!(cred.expires_at_ms <= now_ms() + 60_000);
+    for _ in 0..5 {
+        let err = attempt("wrong").await.unwrap_err();
+        assert!(
+            err.to_string().contains("wrong user name or password"),
+            "{err}"
+        );
+    }
+    // Locked: even the right password is refused, and the error says for how long.
+    let err = attempt("correct horse").await.unwrap_err().to_string();
+    assert!(
+        err.contains("too many failed logins for this user; try again in"),
+        "{err}"
+    );
+    let rows = relay.state.store()?.audit_tail(7)?;
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.event.reason.as_deref() == Some("wrong password"))
+            .count(),
+        5
+    );
+    assert!(
+        rows.last()
+            .unwrap()
+            .event
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("user locked out")
+    );
+    relay.shutdown().await;
+    Ok(())
+}
