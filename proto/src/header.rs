@@ -59,6 +59,8 @@ pub enum Op {
     GrantAdmin,
     /// Change relay settings.
     RelaySettings,
+    /// Revoke the credential this connection authenticated with (answered by the relay).
+    Logout,
     /// An operation this build does not know.
     #[serde(other)]
     Unknown,
@@ -66,7 +68,7 @@ pub enum Op {
 
 impl Op {
     /// Every known operation (for the matrix test and help texts).
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::HostList,
         Self::WatchHosts,
         Self::WorkspaceList,
@@ -91,6 +93,7 @@ impl Op {
         Self::AuditRead,
         Self::GrantAdmin,
         Self::RelaySettings,
+        Self::Logout,
     ];
 
     /// The wire name.
@@ -120,13 +123,14 @@ impl Op {
             Self::AuditRead => "audit_read",
             Self::GrantAdmin => "grant_admin",
             Self::RelaySettings => "relay_settings",
+            Self::Logout => "logout",
             Self::Unknown => "unknown",
         }
     }
 
     /// Whether the relay answers this operation itself rather than forwarding it to an agent.
     pub fn is_relay_local(self) -> bool {
-        matches!(self, Self::HostList | Self::WatchHosts)
+        matches!(self, Self::HostList | Self::WatchHosts | Self::Logout)
     }
 }
 

@@ -76,7 +76,8 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::Diff
         | Op::PermissionList
         | Op::WatchEvents
-        | Op::OpencodeStatus => Role::Viewer,
+        | Op::OpencodeStatus
+        | Op::Logout => Role::Viewer,
         Op::SessionCreate | Op::OpencodeStart | Op::OpencodeStop => Role::Operator,
         Op::SessionDelete | Op::Prompt | Op::Abort | Op::PermissionReply | Op::QuestionReply => {
             drive(ownership)

@@ -1,7 +1,7 @@
 //! The one authorization point: every stream header an operator opens is decided here, once,
 //! before anything is answered or forwarded. Handlers never re-check.
 
-use proto::header::StreamHeader;
+use proto::header::{Op, StreamHeader};
 use proto::ids::HostId;
 use proto::rbac::{self, Decision, Ownership, Role};
 
@@ -32,6 +32,11 @@ pub fn decide(
     header: &StreamHeader,
     ownership: Ownership,
 ) -> (Option<Role>, Decision) {
+    // Giving up one's own credential needs no grant: a user whose grants were all removed
+    // must still be able to log out.
+    if header.op == Op::Logout {
+        return (highest_role(grants), Decision::Allow);
+    }
     let role = match &header.host {
         Some(host) => effective_role(grants, host),
         None => highest_role(grants),
@@ -42,7 +47,6 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::header::Op;
     use proto::ids::ReqId;
     use proto::rbac::DenyReason;
 
@@ -73,6 +77,12 @@ mod tests {
         );
         assert!(may_see(&g, &HostId::from("anything")));
         assert!(!may_see(&[("box".into(), Role::Owner)], &HostId::from("x")));
+    }
+
+    #[test]
+    fn logout_needs_no_grant() {
+        let h = StreamHeader::new(Op::Logout, ReqId(1));
+        assert_eq!(decide(&[], &h, Ownership::None), (None, Decision::Allow));
     }
 
     #[test]

@@ -178,7 +178,8 @@ impl App {
             .selected_host()
             .map(|h| h.host.clone())
             .and_then(|id| list.hosts.iter().position(|h| h.host == id));
-        self.selected = kept.unwrap_or_else(|| self.selected.min(list.hosts.len().saturating_sub(1)));
+        self.selected =
+            kept.unwrap_or_else(|| self.selected.min(list.hosts.len().saturating_sub(1)));
         self.hosts = Some(Hosts {
             list,
             received_at_ms: self.now_ms,
@@ -380,7 +381,12 @@ pub(crate) mod tests {
     #[test]
     fn navigation_on_an_empty_list_is_harmless() {
         let mut app = app_with(&[]);
-        for e in [key('j'), key('k'), special(KeyCode::End), special(KeyCode::PageDown)] {
+        for e in [
+            key('j'),
+            key('k'),
+            special(KeyCode::End),
+            special(KeyCode::PageDown),
+        ] {
             assert!(app.update(e).is_empty());
         }
         assert_eq!(app.selected(), None);
@@ -394,7 +400,10 @@ pub(crate) mod tests {
         assert!(app.help_visible());
         app.update(key('j'));
         assert_eq!(app.selected(), Some(0), "navigation is ignored under help");
-        assert!(app.update(special(KeyCode::Esc)).is_empty(), "Esc closes help");
+        assert!(
+            app.update(special(KeyCode::Esc)).is_empty(),
+            "Esc closes help"
+        );
         assert!(!app.help_visible());
         app.update(key('?'));
         app.update(key('?'));
@@ -411,7 +420,11 @@ pub(crate) mod tests {
         );
         assert_eq!(app.update(special(KeyCode::Esc)), vec![Effect::Quit]);
         app.update(key('?'));
-        assert_eq!(app.update(key('q')), vec![Effect::Quit], "q quits under help too");
+        assert_eq!(
+            app.update(key('q')),
+            vec![Effect::Quit],
+            "q quits under help too"
+        );
         assert!(app.update(key('x')).is_empty());
     }
 
@@ -482,7 +495,10 @@ pub(crate) mod tests {
         }));
         assert_eq!(app.connection_text(), "offline");
         assert!(app.problem().is_some_and(|p| p.contains("cm-tui login")));
-        assert!(app.update(key('r')).is_empty(), "r cannot help after a refusal");
+        assert!(
+            app.update(key('r')).is_empty(),
+            "r cannot help after a refusal"
+        );
         app.update(Event::Net(NetEvent::Disconnected {
             reason: "late".into(),
             retry_in: Duration::from_secs(1),

@@ -1,7 +1,16 @@
 //! `cm-tui`: the operator's terminal. Scripting commands (`login`, `hosts`) and the full-screen
 //! app share the profile, credential and connection code here.
 
+pub mod action;
+pub mod app;
+pub mod commands;
 pub mod connect;
+pub mod effect;
+pub mod event;
+pub mod keymap;
 pub mod login;
+pub mod net;
 pub mod profile;
+pub mod remote;
 pub mod runtime;
+pub mod ui;

@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 use cm_relay::secrets::StoreChoice;
 use cm_relay::time::now_ms;
 use cm_tui::profile::{Logins, default_state_dir};
-use cm_tui::{connect, login};
+use cm_tui::remote::{Remote, Target};
+use cm_tui::{commands, connect, login};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,9 +55,190 @@ enum Command {
         #[arg(long, value_parser = cm_relay::time::parse_duration)]
         ttl: Option<std::time::Duration>,
     },
+    /// Revoke the saved credential at the relay and forget it here.
+    Logout,
     /// List hosts: online or offline, last heartbeat, status.
     #[command(after_help = "Example:\n  cm-tui hosts --json | jq '.hosts[] | select(.online)'")]
     Hosts {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a host's workspaces with their OpenCode state.
+    #[command(after_help = "Example:\n  cm-tui workspaces home-box")]
+    Workspaces {
+        /// Host id.
+        host: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List OpenCode sessions in a workspace.
+    #[command(after_help = "Example:\n  cm-tui sessions home-box myproject")]
+    Sessions {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an OpenCode session (starts OpenCode on demand).
+    #[command(
+        after_help = "Example:\n  cm-tui new home-box myproject --title \"fix the flaky test\""
+    )]
+    New {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Session title (OpenCode makes one up from the first prompt otherwise).
+        #[arg(long)]
+        title: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a prompt; with --wait, stream the answer and exit when the turn ends.
+    #[command(
+        after_help = "Examples:\n  cm-tui send home-box myproject \"explain src/main.rs\" --wait\n  cm-tui send home-box myproject --session ses_… \"now add a test\""
+    )]
+    Send {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// The prompt.
+        text: String,
+        /// Session id (a new session is created when omitted).
+        #[arg(long)]
+        session: Option<String>,
+        /// Stream the answer and wait for the turn to end.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON (with --wait: one event per line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a workspace's live events (Ctrl-C stops).
+    #[command(after_help = "Example:\n  cm-tui watch home-box myproject --session ses_…")]
+    Watch {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Only this session's events.
+        #[arg(long)]
+        session: Option<String>,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List pending permission requests and questions.
+    #[command(after_help = "Example:\n  cm-tui permissions home-box myproject")]
+    Permissions {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allow a pending permission request (once, or --always).
+    #[command(after_help = "Example:\n  cm-tui approve home-box myproject per_… --always")]
+    Approve {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Request id (per_…).
+        request_id: String,
+        /// Allow matching calls for the life of this OpenCode.
+        #[arg(long)]
+        always: bool,
+        /// Message to the model.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Reject a pending permission request.
+    #[command(
+        after_help = "Example:\n  cm-tui reject home-box myproject per_… --message \"not in this repo\""
+    )]
+    Reject {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Request id (per_…).
+        request_id: String,
+        /// Message to the model.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Abort a session's running turn.
+    #[command(after_help = "Example:\n  cm-tui abort home-box myproject ses_…")]
+    Abort {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Session id.
+        session: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a session changed (all its turns, one turn, or the whole working tree).
+    #[command(
+        after_help = "Examples:\n  cm-tui diff home-box myproject ses_…\n  cm-tui diff home-box myproject ses_… --worktree"
+    )]
+    Diff {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Session id.
+        session: String,
+        /// Only the turn started by this user message.
+        #[arg(long)]
+        message_id: Option<String>,
+        /// Everything uncommitted in the workspace instead.
+        #[arg(long)]
+        worktree: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a session's message history.
+    #[command(after_help = "Example:\n  cm-tui messages home-box myproject ses_…")]
+    Messages {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Session id.
+        session: String,
+        /// Only the newest N messages.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start, stop or inspect OpenCode in a workspace.
+    #[command(
+        after_help = "Examples:\n  cm-tui opencode start home-box myproject\n  cm-tui opencode status home-box myproject"
+    )]
+    Opencode {
+        /// start, stop or status.
+        #[arg(value_parser = ["start", "stop", "status"])]
+        action: String,
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -132,6 +314,33 @@ fn run(cli: Cli) -> Result<()> {
                 logins.secret_location()
             );
         }
+        Some(Command::Logout) => {
+            let (profile, key) = logins.load(now_ms())?;
+            let revoked = rt.block_on(async {
+                let remote = Remote::connect(&profile, &key).await?;
+                let header = proto::header::StreamHeader::new(
+                    proto::header::Op::Logout,
+                    proto::ids::ReqId(1),
+                );
+                let r = cm_relay::client::request::<(), bool>(remote.conn(), &header, None).await;
+                remote.close();
+                r
+            });
+            logins.remove()?;
+            match revoked {
+                Ok(_) => println!(
+                    "logged out: credential {} revoked at {} and removed here",
+                    profile.cred_id, profile.relay
+                ),
+                Err(e) => {
+                    eprintln!(
+                        "warning: could not revoke the credential at the relay ({e}); ask an admin to run `cm-relay creds revoke {}`",
+                        profile.cred_id
+                    );
+                    println!("logged out locally");
+                }
+            }
+        }
         Some(Command::Hosts { json }) => {
             let (profile, key) = logins.load(now_ms())?;
             let list = rt.block_on(async {
@@ -150,6 +359,161 @@ fn run(cli: Cli) -> Result<()> {
             let (profile, key) = logins.load(now_ms())?;
             rt.block_on(cm_tui::runtime::run(profile, key))?;
         }
+        Some(command) => {
+            let (profile, key) = logins.load(now_ms())?;
+            rt.block_on(async {
+                let remote = Remote::connect(&profile, &key).await?;
+                let result = remote_command(&remote, command).await;
+                remote.close();
+                result
+            })?;
+        }
+    }
+    Ok(())
+}
+
+async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
+    use proto::header::Op;
+    use proto::ops::{DiffQuery, PermissionAnswer};
+    match command {
+        Command::Workspaces { host, json } => commands::workspaces(remote, &host, json).await?,
+        Command::Sessions {
+            host,
+            workspace,
+            json,
+        } => {
+            commands::sessions(remote, &Target::workspace(&host, &workspace), json).await?;
+        }
+        Command::New {
+            host,
+            workspace,
+            title,
+            json,
+        } => {
+            let s =
+                commands::new_session(remote, &Target::workspace(&host, &workspace), title).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("{}", s.id);
+            }
+        }
+        Command::Send {
+            host,
+            workspace,
+            text,
+            session,
+            wait,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace).with_session(session);
+            commands::send(remote, &target, text, wait, json).await?;
+        }
+        Command::Watch {
+            host,
+            workspace,
+            session,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace).with_session(session);
+            tokio::select! {
+                r = commands::watch(remote, &target, json) => r?,
+                () = cm_relay::signal::shutdown_signal() => {}
+            }
+        }
+        Command::Permissions {
+            host,
+            workspace,
+            json,
+        } => {
+            commands::permissions(remote, &Target::workspace(&host, &workspace), json).await?;
+        }
+        Command::Approve {
+            host,
+            workspace,
+            request_id,
+            always,
+            message,
+        } => {
+            let answer = if always {
+                PermissionAnswer::Always
+            } else {
+                PermissionAnswer::Once
+            };
+            commands::answer(
+                remote,
+                &Target::workspace(&host, &workspace),
+                request_id,
+                answer,
+                message,
+            )
+            .await?;
+        }
+        Command::Reject {
+            host,
+            workspace,
+            request_id,
+            message,
+        } => {
+            let target = Target::workspace(&host, &workspace);
+            commands::answer(
+                remote,
+                &target,
+                request_id,
+                PermissionAnswer::Reject,
+                message,
+            )
+            .await?;
+        }
+        Command::Abort {
+            host,
+            workspace,
+            session,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace).with_session(Some(session));
+            commands::abort(remote, &target, json).await?;
+        }
+        Command::Diff {
+            host,
+            workspace,
+            session,
+            message_id,
+            worktree,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace).with_session(Some(session));
+            let query = if worktree {
+                DiffQuery::Worktree
+            } else {
+                DiffQuery::Session { message_id }
+            };
+            commands::diff(remote, &target, query, json).await?;
+        }
+        Command::Messages {
+            host,
+            workspace,
+            session,
+            limit,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace).with_session(Some(session));
+            commands::messages(remote, &target, limit, json).await?;
+        }
+        Command::Opencode {
+            action,
+            host,
+            workspace,
+            json,
+        } => {
+            let op = match action.as_str() {
+                "start" => Op::OpencodeStart,
+                "stop" => Op::OpencodeStop,
+                _ => Op::OpencodeStatus,
+            };
+            commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
+        }
+        Command::Login { .. } | Command::Logout | Command::Hosts { .. } => {}
     }
     Ok(())
 }

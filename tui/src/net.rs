@@ -84,7 +84,10 @@ impl Net {
     pub async fn shutdown(self) {
         self.cancel.cancel();
         let mut task = self.task;
-        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+            .await
+            .is_err()
+        {
             task.abort();
         }
     }
@@ -168,12 +171,15 @@ async fn run(
     }
 }
 
+/// What to tell the user when the relay refuses the credential (kept under 78 columns so it
+/// fits the banner of an 80-column terminal on one line).
+pub const REFUSED: &str =
+    "the relay refused this login (expired or revoked); run `cm-tui login` again";
+
 /// The message for a refusal that retrying cannot fix.
 fn fatal_message(e: &LinkError) -> String {
     match e {
-        LinkError::Refused(_) => "the relay refused this login (expired or revoked credential); \
-             run `cm-tui login` again"
-            .into(),
+        LinkError::Refused(_) => REFUSED.into(),
         other => format!("{other}; then run `cm-tui login` again"),
     }
 }
@@ -242,8 +248,8 @@ async fn serve(
             }
             msg = control_recv.next::<Control>() => match msg {
                 Ok(Some(Control::Pong { seq: answered })) => {
-                    if let Some((sent_seq, sent)) = in_flight.filter(|(s, _)| *s == answered) {
-                        debug_assert_eq!(sent_seq, answered);
+                    // A late pong for an older ping (after a timeout) would give a wrong RTT.
+                    if let Some((_, sent)) = in_flight.filter(|(s, _)| *s == answered) {
                         in_flight = None;
                         if events.send(NetEvent::Pong { rtt: sent.elapsed() }).await.is_err() {
                             break End::Cancelled;

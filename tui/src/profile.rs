@@ -194,6 +194,28 @@ impl Logins {
     }
 }
 
+impl Logins {
+    /// Forgets the saved login (secret and profile); returns the profile that was removed.
+    ///
+    /// # Errors
+    /// Store or file failures.
+    pub fn remove(&self) -> Result<Option<Profile>, ProfileError> {
+        let path = self.profile_path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(None);
+        };
+        let profile: Option<Profile> = serde_json::from_str(&text).ok();
+        if let Some(p) = &profile {
+            self.secrets.delete(SECRET_SERVICE, &p.account())?;
+        }
+        std::fs::remove_file(&path).map_err(|e| ProfileError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(profile)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +251,10 @@ mod tests {
         // The secret is not in the profile file.
         let text = std::fs::read_to_string(tmp.path().join("profile.json")).unwrap();
         assert!(!text.contains(&"05".repeat(32)));
+        assert_eq!(logins.remove().unwrap(), Some(p));
+        assert!(matches!(logins.load(0), Err(ProfileError::NotLoggedIn)));
+        let secrets = std::fs::read_to_string(tmp.path().join("credentials.json")).unwrap();
+        assert!(!secrets.contains("alice"), "secret removed: {secrets}");
+        assert_eq!(logins.remove().unwrap(), None);
     }
 }

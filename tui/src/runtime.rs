@@ -1,12 +1,282 @@
-//! Full-screen app runtime (being written).
+//! The IO shell of the full-screen app: set up the terminal, start the connection task, then
+//! loop `select! { biased; signals, keys, net, tick }` → `App::update` → execute effects →
+//! draw. The terminal is restored on every way out (normal quit, error, signal, panic).
 
+use crate::app::App;
+use crate::effect::Effect;
+use crate::event::{Event, KeyCode, KeyPress, NetEvent};
+use crate::net::Net;
 use crate::profile::Profile;
+use crate::ui::{self, theme::Theme};
+use cm_relay::time::now_ms;
+use crossterm::event::{
+    Event as TermEvent, EventStream, KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use futures::StreamExt;
 use proto::handshake::Key;
+use ratatui::DefaultTerminal;
+use std::io;
+use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
 
-/// Runs the full-screen app.
+/// How often the clock ticks (heartbeat ages, countdowns); the screen shows whole seconds.
+pub const TICK: Duration = Duration::from_secs(1);
+/// Depth of the queue from the connection task; host lists are small and few.
+const NET_QUEUE: usize = 64;
+
+/// Why the full-screen app stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The terminal could not be put into full-screen mode.
+    #[error("cannot set up the terminal (is this an interactive terminal?): {0}")]
+    Terminal(#[source] io::Error),
+    /// Drawing failed.
+    #[error("cannot draw on the terminal: {0}")]
+    Draw(#[source] io::Error),
+    /// Reading keys failed.
+    #[error("cannot read terminal input: {0}")]
+    Input(#[source] io::Error),
+    /// A signal handler could not be installed.
+    #[error("cannot install a signal handler: {0}")]
+    Signal(#[source] io::Error),
+}
+
+/// Owns the full-screen terminal and gives it back on drop, whichever way the loop ends.
+struct Screen {
+    terminal: DefaultTerminal,
+}
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Screen").finish_non_exhaustive()
+    }
+}
+
+impl Screen {
+    /// Raw mode + alternate screen; also installs ratatui's restoring panic hook.
+    fn enter() -> Result<Self, RuntimeError> {
+        match ratatui::try_init() {
+            Ok(terminal) => Ok(Self { terminal }),
+            Err(e) => {
+                // try_init may have enabled raw mode before failing.
+                ratatui::restore();
+                Err(RuntimeError::Terminal(e))
+            }
+        }
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let _ = self.terminal.show_cursor();
+        ratatui::restore();
+    }
+}
+
+/// The signals that end the app: SIGTERM (stop), SIGINT (`kill -INT`; Ctrl-C in raw mode
+/// arrives as a key instead) and SIGHUP (terminal closed).
+#[derive(Debug)]
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Self, RuntimeError> {
+        let on = |kind| signal(kind).map_err(RuntimeError::Signal);
+        Ok(Self {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+            _ = self.hup.recv() => {}
+        }
+    }
+}
+
+/// Runs the full-screen app until the user quits or a signal arrives.
 ///
 /// # Errors
-/// Terminal or connection failures.
-pub async fn run(_profile: Profile, _key: Key) -> anyhow::Result<()> {
-    anyhow::bail!("the full-screen view is not built yet; use `cm-tui hosts`")
+/// The terminal cannot be set up, drawn on or read from, or signal handlers cannot be
+/// installed. Relay trouble is not an error here: it is shown on screen and retried.
+pub async fn run(profile: Profile, key: Key) -> Result<(), RuntimeError> {
+    let mut signals = Signals::install()?;
+    let mut screen = Screen::enter()?;
+    let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
+    let mut app = App::new(&profile, now_ms());
+    let net = Net::spawn(profile, key, net_tx);
+    let result = event_loop(
+        &mut screen.terminal,
+        &mut app,
+        &net,
+        net_rx,
+        &mut signals,
+        Theme::from_env(),
+    )
+    .await;
+    drop(screen);
+    net.shutdown().await;
+    result
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    net: &Net,
+    mut net_rx: mpsc::Receiver<NetEvent>,
+    signals: &mut Signals,
+    theme: Theme,
+) -> Result<(), RuntimeError> {
+    let size = terminal.size().map_err(RuntimeError::Draw)?;
+    app.update(Event::Resize {
+        width: size.width,
+        height: size.height,
+    });
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        terminal
+            .draw(|frame| ui::render(frame, app, theme))
+            .map_err(RuntimeError::Draw)?;
+        let event = tokio::select! {
+            biased;
+            () = signals.recv() => return Ok(()),
+            next = input.next() => match next {
+                Some(Ok(raw)) => match translate(&raw) {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Some(Err(e)) => return Err(RuntimeError::Input(e)),
+                None => return Ok(()),
+            },
+            Some(net_event) = net_rx.recv() => {
+                // Bring the app's clock up to date so countdowns start from now.
+                app.update(Event::Tick { now_ms: now_ms() });
+                Event::Net(net_event)
+            }
+            _ = tick.tick() => Event::Tick { now_ms: now_ms() },
+        };
+        for effect in app.update(event) {
+            match effect {
+                Effect::Quit => return Ok(()),
+                Effect::Reconnect => net.reconnect(),
+            }
+        }
+    }
+}
+
+/// The terminal's event as an app event; `None` for events the app ignores (mouse, focus,
+/// paste, key releases).
+fn translate(event: &TermEvent) -> Option<Event> {
+    match event {
+        TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
+            Some(Event::Key(translate_key(key)))
+        }
+        TermEvent::Resize(width, height) => Some(Event::Resize {
+            width: *width,
+            height: *height,
+        }),
+        _ => None,
+    }
+}
+
+fn translate_key(key: &KeyEvent) -> KeyPress {
+    let code = match key.code {
+        TermKeyCode::Char(c) => KeyCode::Char(c),
+        TermKeyCode::Up => KeyCode::Up,
+        TermKeyCode::Down => KeyCode::Down,
+        TermKeyCode::Left => KeyCode::Left,
+        TermKeyCode::Right => KeyCode::Right,
+        TermKeyCode::Home => KeyCode::Home,
+        TermKeyCode::End => KeyCode::End,
+        TermKeyCode::PageUp => KeyCode::PageUp,
+        TermKeyCode::PageDown => KeyCode::PageDown,
+        TermKeyCode::Enter => KeyCode::Enter,
+        TermKeyCode::Esc => KeyCode::Esc,
+        TermKeyCode::Tab => KeyCode::Tab,
+        TermKeyCode::Backspace => KeyCode::Backspace,
+        _ => KeyCode::Other,
+    };
+    KeyPress {
+        code,
+        ctrl: key.modifiers.contains(KeyModifiers::CONTROL),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyEventState, MouseEvent, MouseEventKind};
+
+    fn key(code: TermKeyCode, modifiers: KeyModifiers, kind: KeyEventKind) -> TermEvent {
+        TermEvent::Key(KeyEvent {
+            code,
+            modifiers,
+            kind,
+            state: KeyEventState::NONE,
+        })
+    }
+
+    #[test]
+    fn ctrl_c_and_shifted_letters_translate() {
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::Char('c'),
+                KeyModifiers::CONTROL,
+                KeyEventKind::Press
+            )),
+            Some(Event::Key(KeyPress::ctrl('c')))
+        );
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::Char('G'),
+                KeyModifiers::SHIFT,
+                KeyEventKind::Press
+            )),
+            Some(Event::Key(KeyPress::char('G')))
+        );
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::F(5),
+                KeyModifiers::NONE,
+                KeyEventKind::Repeat
+            )),
+            Some(Event::Key(KeyPress::plain(KeyCode::Other)))
+        );
+    }
+
+    #[test]
+    fn releases_and_mouse_are_ignored_resizes_pass() {
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::Char('q'),
+                KeyModifiers::NONE,
+                KeyEventKind::Release
+            )),
+            None
+        );
+        let mouse = TermEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Moved,
+            column: 0,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        });
+        assert_eq!(translate(&mouse), None);
+        assert_eq!(
+            translate(&TermEvent::Resize(100, 30)),
+            Some(Event::Resize {
+                width: 100,
+                height: 30
+            })
+        );
+    }
 }

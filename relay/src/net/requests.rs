@@ -131,6 +131,7 @@ pub(crate) async fn serve(
     match header.op {
         Op::HostList => host_list_once(&shared, &grants, send).await,
         Op::WatchHosts => watch_hosts(&shared, &grants, send).await,
+        Op::Logout => logout(&shared, &principal, send).await,
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.
             let role = role.unwrap_or(Role::Viewer);
@@ -263,4 +264,21 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
             _ = tick.tick() => {}
         }
     }
+}
+
+/// Revokes the caller's own credential; the sweeper then closes this connection.
+async fn logout(shared: &Arc<Shared>, principal: &Principal, mut send: quinn::SendStream) {
+    let cred = principal.cred_id.clone();
+    let r = match shared.store.call(move |s| s.kill_credential(&cred)).await {
+        Ok(_) => Reply::Ok(true),
+        Err(e) => {
+            tracing::error!(error = %e, "logout failed");
+            Reply::Error(WireError::new(
+                ErrorCode::Internal,
+                "logout failed inside the relay; see its log",
+            ))
+        }
+    };
+    let _ = reply(&mut send, &r).await;
+    let _ = send.finish();
 }

@@ -1,0 +1,500 @@
+//! The scripting commands that drive OpenCode on a host (`workspaces`, `sessions`, `new`,
+//! `send`, `watch`, `permissions`, `approve`/`reject`, `abort`, `diff`, `messages`,
+//! `opencode start|stop|status`): one request each, printed as text or `--json`.
+
+use crate::remote::{EventStream, Remote, Target};
+use cm_relay::client::LinkError;
+use cm_relay::framed::StreamError;
+use cm_relay::time::random_u64;
+use proto::event::Event;
+use proto::header::Op;
+use proto::ops::{
+    Aborted, CreateSession, DiffQuery, FileDiff, Message, MessagesQuery, OpencodeInfo, Part,
+    Pending, PermissionAnswer, PermissionReply, Prompt, PromptAccepted, SessionInfo, SessionStatus,
+    WorkspaceInfo,
+};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+/// Command failures.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The relay or agent refused, or the connection failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The event stream failed.
+    #[error("event stream: {0}")]
+    Stream(#[from] StreamError),
+    /// The turn ended with an error.
+    #[error("the turn failed: {0}")]
+    Turn(String),
+    /// Output failed.
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+    /// JSON encoding failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn status_text(s: &SessionStatus) -> String {
+    match s {
+        SessionStatus::Idle => "idle".into(),
+        SessionStatus::Busy => "busy".into(),
+        SessionStatus::Retry { attempt, .. } => format!("retry #{attempt}"),
+    }
+}
+
+/// `workspaces HOST`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn workspaces(remote: &Remote, host: &str, json: bool) -> Result<(), CommandError> {
+    let target = Target {
+        host: host.to_owned(),
+        ..Target::default()
+    };
+    let list: Vec<WorkspaceInfo> = remote
+        .call::<(), _>(Op::WorkspaceList, &target, None)
+        .await?;
+    if json {
+        return print_json(&list);
+    }
+    println!("{:<20} {:<10} {:<10} NOTE", "WORKSPACE", "ROOT", "OPENCODE");
+    for w in &list {
+        println!(
+            "{:<20} {:<10} {:<10} {}",
+            w.name,
+            if w.available { "ok" } else { "missing" },
+            format!("{:?}", w.opencode.state).to_lowercase(),
+            w.opencode.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `sessions HOST WORKSPACE`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn sessions(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
+    let list: Vec<SessionInfo> = remote.call::<(), _>(Op::SessionList, target, None).await?;
+    if json {
+        return print_json(&list);
+    }
+    println!("{:<32} {:<8} TITLE", "SESSION", "STATUS");
+    for s in &list {
+        println!("{:<32} {:<8} {}", s.id, status_text(&s.status), s.title);
+    }
+    Ok(())
+}
+
+/// `new HOST WORKSPACE [--title T]`: returns the new session.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn new_session(
+    remote: &Remote,
+    target: &Target,
+    title: Option<String>,
+) -> Result<SessionInfo, CommandError> {
+    Ok(remote
+        .call(Op::SessionCreate, target, Some(&CreateSession { title }))
+        .await?)
+}
+
+/// `send HOST WORKSPACE [--session S] TEXT [--wait]`.
+///
+/// # Errors
+/// Refusals, transport failures, or (with `wait`) a failed or aborted turn.
+pub async fn send(
+    remote: &Remote,
+    target: &Target,
+    text: String,
+    wait: bool,
+    json: bool,
+) -> Result<(), CommandError> {
+    // Subscribe before prompting, so no delta of the answer can be missed.
+    let events = if wait {
+        Some(remote.watch(target, None).await?)
+    } else {
+        None
+    };
+    let session = match &target.session {
+        Some(s) => s.clone(),
+        None => {
+            let created = new_session(remote, target, None).await?;
+            eprintln!("new session {}", created.id);
+            created.id
+        }
+    };
+    let target = target.clone().with_session(Some(session.clone()));
+    let prompt = Prompt {
+        text,
+        idempotency_key: format!("{:016x}{:016x}", random_u64(), random_u64()),
+    };
+    let accepted: PromptAccepted = remote.call(Op::Prompt, &target, Some(&prompt)).await?;
+    match events {
+        None if json => print_json(&accepted),
+        None => {
+            println!("prompt accepted in session {}", accepted.session);
+            Ok(())
+        }
+        Some(events) => follow_turn(events, &session, json).await,
+    }
+}
+
+/// Prints a turn's answer as it streams and returns when the session is idle again.
+async fn follow_turn(
+    mut events: EventStream,
+    session: &str,
+    json: bool,
+) -> Result<(), CommandError> {
+    let mut out = std::io::stdout().lock();
+    let mut assistant: HashSet<String> = HashSet::new();
+    let mut printed: HashMap<String, String> = HashMap::new();
+    let mut tool_state: HashMap<String, String> = HashMap::new();
+    let mut failure: Option<String> = None;
+    while let Some(frame) = events.next().await? {
+        if frame.event.session().is_some_and(|s| s != session) {
+            continue;
+        }
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&frame)?)?;
+        }
+        match frame.event {
+            Event::MessageUpdated {
+                message_id, role, ..
+            } if role == "assistant" => {
+                assistant.insert(message_id);
+            }
+            Event::TextDelta {
+                message_id,
+                part_id,
+                delta,
+                ..
+            } if !json => {
+                // OpenCode streams deltas only for the assistant's parts.
+                assistant.insert(message_id);
+                write!(out, "{delta}")?;
+                out.flush()?;
+                printed.entry(part_id).or_default().push_str(&delta);
+            }
+            Event::PartUpdated {
+                message_id,
+                part: Part::Text { id, text },
+                ..
+            } if !json && assistant.contains(&message_id) => {
+                // Reconcile with the final text: print whatever the deltas did not carry.
+                let done = printed.entry(id).or_default();
+                if let Some(rest) = text.strip_prefix(done.as_str()) {
+                    write!(out, "{rest}")?;
+                    out.flush()?;
+                    done.push_str(rest);
+                }
+            }
+            Event::PartUpdated {
+                part: Part::Tool {
+                    id, tool, status, ..
+                },
+                ..
+            } if !json && tool_state.get(&id) != Some(&status) => {
+                eprintln!("[tool {tool}: {status}]");
+                tool_state.insert(id, status);
+            }
+            Event::PermissionAsked { request } if !json => {
+                eprintln!(
+                    "permission requested: {} {} {} — answer with `cm-tui approve|reject HOST WORKSPACE {}`",
+                    request.id,
+                    request.permission,
+                    request.patterns.join(" "),
+                    request.id
+                );
+            }
+            Event::SessionError { name, message, .. } => {
+                failure = Some(if name == "MessageAbortedError" {
+                    "aborted".to_owned()
+                } else {
+                    format!("{name}: {message}")
+                });
+            }
+            Event::SessionIdle { .. } => break,
+            Event::Resync { reason } if !json => eprintln!("[resync: {reason}]"),
+            _ => {}
+        }
+    }
+    if !json {
+        writeln!(out)?;
+    }
+    match failure {
+        Some(f) => Err(CommandError::Turn(f)),
+        None => Ok(()),
+    }
+}
+
+/// `watch HOST WORKSPACE [--session S]`: prints events until interrupted.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn watch(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
+    let mut events = remote.watch(target, None).await?;
+    let mut out = std::io::stdout().lock();
+    while let Some(frame) = events.next().await? {
+        if let (Some(want), Some(got)) = (&target.session, frame.event.session())
+            && want != got
+        {
+            continue;
+        }
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&frame)?)?;
+        } else {
+            writeln!(out, "{:>6} {}", frame.seq, describe(&frame.event))?;
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// One line for an event.
+pub fn describe(e: &Event) -> String {
+    match e {
+        Event::SessionUpdated { session } => {
+            format!("session {} updated: {}", session.id, session.title)
+        }
+        Event::SessionDeleted { session } => format!("session {session} deleted"),
+        Event::SessionStatus { session, status } => {
+            format!("session {session} {}", status_text(status))
+        }
+        Event::SessionIdle { session } => format!("session {session} idle"),
+        Event::SessionError {
+            session,
+            name,
+            message,
+        } => format!("session {session} error {name}: {message}"),
+        Event::MessageUpdated {
+            message_id,
+            role,
+            finish,
+            ..
+        } => {
+            format!(
+                "message {message_id} ({role}){}",
+                finish
+                    .as_deref()
+                    .map(|f| format!(" finished: {f}"))
+                    .unwrap_or_default()
+            )
+        }
+        Event::PartUpdated { part, .. } => match part {
+            Part::Text { text, .. } => format!("text: {text}"),
+            Part::Reasoning { .. } => "reasoning".into(),
+            Part::Tool { tool, status, .. } => format!("tool {tool}: {status}"),
+            Part::Patch { files, .. } => format!("patch: {}", files.join(", ")),
+            Part::Other { kind, .. } => kind.clone(),
+        },
+        Event::TextDelta { delta, .. } => format!("delta: {delta:?}"),
+        Event::PermissionAsked { request } => {
+            format!(
+                "permission asked {} {} {}",
+                request.id,
+                request.permission,
+                request.patterns.join(" ")
+            )
+        }
+        Event::PermissionReplied {
+            request_id, answer, ..
+        } => format!("permission {request_id} answered {answer:?}"),
+        Event::QuestionAsked { request } => format!("question asked {}", request.id),
+        Event::QuestionReplied { request_id, .. } => format!("question {request_id} answered"),
+        Event::FileEdited { file } => format!("file edited {file}"),
+        Event::Opencode { info } => format!(
+            "opencode {:?}{}",
+            info.state,
+            info.last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        Event::Resync { reason } => format!("resync: {reason}"),
+    }
+}
+
+/// `permissions HOST WORKSPACE`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn permissions(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
+    let pending: Pending = remote
+        .call::<(), _>(Op::PermissionList, target, None)
+        .await?;
+    if json {
+        return print_json(&pending);
+    }
+    if pending.permissions.is_empty() && pending.questions.is_empty() {
+        println!("nothing pending");
+    }
+    for p in &pending.permissions {
+        println!(
+            "{} {:<10} {:<34} {}",
+            p.id,
+            p.permission,
+            p.session,
+            p.patterns.join(" ")
+        );
+    }
+    for q in &pending.questions {
+        println!("{} question   {}", q.id, q.session);
+    }
+    Ok(())
+}
+
+/// `approve|reject HOST WORKSPACE REQUEST_ID`.
+///
+/// # Errors
+/// Refusals (unknown or already answered request) and transport failures.
+pub async fn answer(
+    remote: &Remote,
+    target: &Target,
+    request_id: String,
+    answer: PermissionAnswer,
+    message: Option<String>,
+) -> Result<(), CommandError> {
+    let body = PermissionReply {
+        request_id: request_id.clone(),
+        answer,
+        message,
+    };
+    let _: bool = remote
+        .call(Op::PermissionReply, target, Some(&body))
+        .await?;
+    println!("{request_id}: {}", format!("{answer:?}").to_lowercase());
+    Ok(())
+}
+
+/// `abort HOST WORKSPACE SESSION`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn abort(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
+    let aborted: Aborted = remote.call::<(), _>(Op::Abort, target, None).await?;
+    if json {
+        return print_json(&aborted);
+    }
+    println!(
+        "aborted; rejected {} pending permission request(s)",
+        aborted.rejected_permissions.len()
+    );
+    Ok(())
+}
+
+/// `diff HOST WORKSPACE SESSION [--message-id M] [--worktree]`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn diff(
+    remote: &Remote,
+    target: &Target,
+    query: DiffQuery,
+    json: bool,
+) -> Result<(), CommandError> {
+    let files: Vec<FileDiff> = remote.call(Op::Diff, target, Some(&query)).await?;
+    if json {
+        return print_json(&files);
+    }
+    if files.is_empty() {
+        println!("no changes");
+    }
+    for f in &files {
+        println!(
+            "=== {} ({}, +{} -{})",
+            f.file, f.status, f.additions, f.deletions
+        );
+        print!("{}", f.patch);
+        if !f.patch.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+/// `messages HOST WORKSPACE SESSION`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn messages(
+    remote: &Remote,
+    target: &Target,
+    limit: Option<u32>,
+    json: bool,
+) -> Result<(), CommandError> {
+    let list: Vec<Message> = remote
+        .call(Op::Messages, target, Some(&MessagesQuery { limit }))
+        .await?;
+    if json {
+        return print_json(&list);
+    }
+    for m in &list {
+        println!(
+            "--- {} {}{}",
+            m.role,
+            m.id,
+            m.error
+                .as_deref()
+                .map(|e| format!(" [{e}]"))
+                .unwrap_or_default()
+        );
+        for p in &m.parts {
+            match p {
+                Part::Text { text, .. } => println!("{text}"),
+                Part::Tool {
+                    tool,
+                    status,
+                    error,
+                    ..
+                } => {
+                    println!(
+                        "[tool {tool}: {status}{}]",
+                        error
+                            .as_deref()
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+                Part::Patch { files, .. } => println!("[patch: {}]", files.join(", ")),
+                Part::Reasoning { .. } | Part::Other { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `opencode start|stop|status HOST WORKSPACE`.
+///
+/// # Errors
+/// Refusals and transport failures.
+pub async fn opencode(
+    remote: &Remote,
+    target: &Target,
+    op: Op,
+    json: bool,
+) -> Result<(), CommandError> {
+    let info: OpencodeInfo = remote.call::<(), _>(op, target, None).await?;
+    if json {
+        return print_json(&info);
+    }
+    println!(
+        "{}: opencode {}{}",
+        info.workspace,
+        format!("{:?}", info.state).to_lowercase(),
+        info.last_error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `cm-tui` command-line behaviour against an in-process relay: login, hosts, logout, and the
+//! errors a user sees (one line, non-zero exit, what to do).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use anyhow::Result;
+use cm_relay::config::RelayConfig;
+use cm_relay::server::Relay;
+use cm_relay::state::{self, StateDir};
+use proto::ids::UserId;
+use std::process::{Command, Output};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    dir: StateDir,
+    tui_state: std::path::PathBuf,
+    relay: Relay,
+    invite: String,
+}
+
+async fn env() -> Result<Env> {
+    let tmp = tempfile::tempdir()?;
+    let dir = StateDir::new(tmp.path().join("relay"));
+    let out = state::init(&dir, "127.0.0.1:9", &UserId::from("owner"))?;
+    let mut config = RelayConfig::new(dir.root().to_owned());
+    config.listen = "127.0.0.1:0".parse()?;
+    let relay = Relay::spawn(config).await?;
+    // The invite names the address given at init; point it at the bound port.
+    let mut invite = out.invite;
+    invite.relay = relay.local_addr().to_string();
+    Ok(Env {
+        tui_state: tmp.path().join("tui"),
+        _tmp: tmp,
+        dir,
+        relay,
+        invite: invite.encode(),
+    })
+}
+
+fn tui(env: &Env, args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+        .args(args)
+        .env("CM_TUI_STATE_DIR", &env.tui_state)
+        .env("CM_SECRET_STORE", "file")
+        .output()?)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_hosts_logout() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["hosts"])?;
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "cm-tui: not logged in; run `cm-tui login <invite>` or `cm-tui login RELAY --user NAME --pin PIN`"
+    );
+
+    let out = tui(&env, &["login", &env.invite])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.starts_with("logged in as owner at 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("credentials.json (mode 0600)"), "{text}");
+
+    cm_relay::cli::host_add(&env.dir, "box", None)?;
+    let out = tui(&env, &["hosts", "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["hosts"][0]["host"], "box");
+    assert_eq!(v["hosts"][0]["online"], false);
+
+    // The invite is spent.
+    let out = tui(&env, &["login", &env.invite])?;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already used or expired"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = tui(&env, &["logout"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let creds = env.dir.open_store()?.list_credentials()?;
+    assert!(creds.iter().all(|c| c.revoked), "revoked at the relay");
+    let out = tui(&env, &["hosts"])?;
+    assert!(stderr(&out).contains("not logged in"), "{}", stderr(&out));
+    env.relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_invite_and_missing_options_say_what_to_do() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["login", "cm-invite-###"])?;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
+    let out = tui(&env, &["login", "relay.example:7443"])?;
+    assert!(
+        stderr(&out).contains("needs --user NAME"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tui(&env, &["login", "relay.example:7443", "--user", "bob"])?;
+    assert!(stderr(&out).contains("needs --pin"), "{}", stderr(&out));
+    env.relay.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! The e2e world: relay, agent with a demo workspace, test model, logged-in operator. Child
+//! processes are killed on Drop. Waits are on output lines, bounded by a hang guard.
+
+use anyhow::{Context, Result, bail};
+use cm_relay::state::{self, StateDir};
+use proto::ids::UserId;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// Hang guard for any single wait (OpenCode's first prompt takes a few seconds).
+pub const WAIT: Duration = Duration::from_secs(90);
+
+pub fn bin(name: &str) -> Result<PathBuf> {
+    let tui = PathBuf::from(env!("CARGO_BIN_EXE_cm-tui"));
+    let path = tui.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing; run `cargo build --workspace` first (scripts/test.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The pinned OpenCode, installed by scripts/install-opencode.sh.
+pub fn opencode_installed() -> Result<()> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let oc = repo.join("tools/opencode/node_modules/opencode-linux-x64/bin/opencode");
+    if !oc.exists() {
+        bail!("OpenCode is not installed: run scripts/install-opencode.sh --with-system-tools");
+    }
+    Ok(())
+}
+
+/// A child process killed and reaped on Drop, with its stdout/stderr lines on channels.
+pub struct Proc {
+    pub child: Child,
+    pub stdout: mpsc::Receiver<String>,
+    pub stderr_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Result<Self> {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().context("stdout")?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let err = child.stderr.take().context("stderr")?;
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("CM_TEST_VERBOSE").is_some() {
+                    eprintln!("[child] {line}");
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        Ok(Self {
+            child,
+            stdout: rx,
+            stderr_log: log,
+        })
+    }
+
+    /// The next stdout line, or an error after the hang guard.
+    pub fn next_line(&self) -> Result<String> {
+        self.stdout
+            .recv_timeout(WAIT)
+            .context("no output line in time")
+    }
+
+    /// Stdout lines until one satisfies `pred` (returned).
+    pub fn line_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
+        loop {
+            let line = self
+                .next_line()
+                .with_context(|| format!("waiting for {what}"))?;
+            if pred(&line) {
+                return Ok(line);
+            }
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_stderr(&self, needle: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            if self
+                .stderr_log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!(
+                    "child never logged {needle:?}; stderr:\n{}",
+                    self.stderr_log.lock().unwrap().join("\n")
+                );
+            }
+            // Polling a log file we do not control the timing of; bounded by the deadline.
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for exit and returns the status with all remaining stdout.
+    pub fn finish(mut self) -> Result<(std::process::ExitStatus, Vec<String>, String)> {
+        let status = self.child.wait()?;
+        let lines: Vec<String> = self.stdout.try_iter().collect();
+        std::thread::park_timeout(Duration::from_millis(50));
+        let mut rest: Vec<String> = lines;
+        rest.extend(self.stdout.try_iter());
+        let err = self.stderr_log.lock().unwrap().join("\n");
+        Ok((status, rest, err))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(dead_code, reason = "tmp, relay and model are held for their Drop")]
+pub struct World {
+    pub tmp: TempDir,
+    pub relay: Proc,
+    pub agent: Option<Proc>,
+    pub model: cm_test_model::TestModel,
+    pub workspace: PathBuf,
+    pub agent_config: PathBuf,
+    pub agent_state: PathBuf,
+    tui_state: PathBuf,
+}
+
+fn free_udp_port() -> Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<()> {
+    let st = Command::new("git").current_dir(dir).args(args).status()?;
+    anyhow::ensure!(st.success(), "git {args:?} failed");
+    Ok(())
+}
+
+impl World {
+    pub async fn start() -> Result<Self> {
+        opencode_installed()?;
+        let tmp = tempfile::tempdir()?;
+        let root = tmp.path().to_owned();
+        let model = cm_test_model::spawn("127.0.0.1:0".parse()?).await?;
+
+        // Relay.
+        let dir = StateDir::new(root.join("relay"));
+        let port = free_udp_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let init = state::init(&dir, &addr, &UserId::from("owner"))?;
+        let mut cmd = Command::new(bin("cm-relay")?);
+        cmd.arg("--state-dir").arg(dir.root()).args([
+            "run",
+            "--listen",
+            &addr,
+            "--heartbeat-timeout",
+            "2s",
+        ]);
+        let relay = Proc::spawn(cmd)?;
+        relay.wait_stderr("relay listening")?;
+
+        // Workspace: a git repository with one commit.
+        let workspace = root.join("demo");
+        std::fs::create_dir_all(&workspace)?;
+        std::fs::write(workspace.join("README.md"), "hello\n")?;
+        git(&workspace, &["init", "-q"])?;
+        git(
+            &workspace,
+            &["-c", "user.email=t@t", "-c", "user.name=t", "add", "."],
+        )?;
+        git(
+            &workspace,
+            &[
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "user.name=t",
+                "commit",
+                "-qm",
+                "init",
+            ],
+        )?;
+
+        // Agent: enrolled with the real binary, OpenCode pointed at the test model.
+        let token = cm_relay::cli::host_add(&dir, "box", None)?;
+        let agent_config = root.join("agent/agent.toml");
+        let agent_state = root.join("agent/state");
+        let out = Command::new(bin("cm-agent")?)
+            .arg("--config")
+            .arg(&agent_config)
+            .arg("--state-dir")
+            .arg(&agent_state)
+            .args(["enroll", &token.encode()])
+            .env("CM_SECRET_STORE", "file")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "enroll: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config = std::fs::read_to_string(&agent_config)?;
+        config.push_str(&format!(
+            r#"
+relay_timeout = "3s"
+
+[opencode]
+model = "mock/mock-model"
+small_model = "mock/mock-model"
+
+[opencode.provider.mock]
+npm = "@ai-sdk/openai-compatible"
+name = "Mock LLM"
+
+[opencode.provider.mock.options]
+baseURL = "{}"
+apiKey = "mock-key"
+
+[opencode.provider.mock.models.mock-model]
+name = "Mock Model"
+tool_call = true
+
+[opencode.provider.mock.models.mock-model.limit]
+context = 128000
+output = 4096
+
+[[workspace]]
+name = "demo"
+path = "{}"
+"#,
+            model.base_url(),
+            workspace.display()
+        ));
+        std::fs::write(&agent_config, config)?;
+
+        let mut world = Self {
+            tui_state: root.join("tui"),
+            tmp,
+            relay,
+            agent: None,
+            model,
+            workspace,
+            agent_config,
+            agent_state,
+        };
+        world.start_agent()?;
+
+        // Operator: log in with the invite through the real binary.
+        let out = world.tui(&["login", &init.invite.encode()])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "login: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        world.wait_host_online()?;
+        Ok(world)
+    }
+
+    pub fn start_agent(&mut self) -> Result<()> {
+        let mut cmd = Command::new(bin("cm-agent")?);
+        cmd.arg("--config")
+            .arg(&self.agent_config)
+            .arg("--state-dir")
+            .arg(&self.agent_state)
+            .args(["run", "--heartbeat-interval", "300ms"])
+            .env("CM_SECRET_STORE", "file")
+            .env("RUST_LOG", "info");
+        let agent = Proc::spawn(cmd)?;
+        agent.wait_stderr("connected to relay")?;
+        self.agent = Some(agent);
+        Ok(())
+    }
+
+    fn tui_cmd(&self, args: &[&str]) -> Result<Command> {
+        let mut cmd = Command::new(bin("cm-tui")?);
+        cmd.args(args)
+            .env("CM_TUI_STATE_DIR", &self.tui_state)
+            .env("CM_SECRET_STORE", "file");
+        Ok(cmd)
+    }
+
+    /// Runs a `cm-tui` command to completion.
+    pub fn tui(&self, args: &[&str]) -> Result<Output> {
+        Ok(self.tui_cmd(args)?.output()?)
+    }
+
+    /// Runs a `cm-tui` command that must succeed; returns stdout.
+    pub fn tui_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.tui(args)?;
+        if !out.status.success() {
+            bail!(
+                "cm-tui {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Starts a long-running `cm-tui` command.
+    pub fn tui_spawn(&self, args: &[&str]) -> Result<Proc> {
+        Proc::spawn(self.tui_cmd(args)?)
+    }
+
+    fn wait_host_online(&self) -> Result<()> {
+        // The agent logged "connected"; its first heartbeat follows at once. `watch` of the host
+        // list is not a CLI command, so ask until it says online (bounded).
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let hosts = self.tui_ok(&["hosts", "--json"])?;
+            let v: serde_json::Value = serde_json::from_str(&hosts)?;
+            if v["hosts"][0]["online"] == serde_json::Value::Bool(true) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "host never came online: {hosts}"
+            );
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests through the real binaries: a `cm-relay` process, a `cm-agent` process
+//! driving a real `opencode serve` whose LLM is the project's test model, and the `cm-tui`
+//! scripting commands as an operator would type them. Everything on 127.0.0.1.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    unreachable_pub,
+    missing_debug_implementations,
+    reason = "test code: a failed unwrap is a failed test; harness items are shared"
+)]
+
+mod drive;
+mod harness;
