@@ -56,6 +56,24 @@ pub enum Command {
     Kill(KillArgs),
     /// Read or verify the audit trail.
     Audit(AuditArgs),
+    /// Check the setup (state dir, certificate and pin, database, UDP port, clock).
+    #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
+    Doctor {
+        /// The address `run` will listen on.
+        #[arg(long, default_value = config::DEFAULT_LISTEN, env = "CM_RELAY_LISTEN")]
+        listen: SocketAddr,
+    },
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  cm-relay completions bash > /etc/bash_completion.d/cm-relay"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  cm-relay man | man -l -")]
+    Man,
 }
 
 /// `kill` targets (exactly one).

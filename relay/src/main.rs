@@ -191,6 +191,22 @@ fn run(cli: Cli) -> Result<()> {
             cli::user_passwd(&dir, &name, &pw)?;
             eprintln!("password set for {name}");
         }
+        Command::Doctor { listen } => {
+            let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
+            for f in &findings {
+                println!("{}", f.line());
+            }
+            let failed = findings.iter().filter(|f| f.problem.is_some()).count();
+            anyhow::ensure!(failed == 0, "{failed} problem(s) found");
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cm-relay", &mut std::io::stdout());
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        }
         Command::Audit(args) => {
             let store = dir.open_store()?;
             match args.action.as_deref() {

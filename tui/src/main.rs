@@ -57,6 +57,15 @@ enum Command {
     },
     /// Revoke the saved credential at the relay and forget it here.
     Logout,
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  cm-tui completions zsh > ~/.zfunc/_cm-tui")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  cm-tui man | man -l -")]
+    Man,
     /// List hosts: online or offline, last heartbeat, status.
     #[command(after_help = "Example:\n  cm-tui hosts --json | jq '.hosts[] | select(.online)'")]
     Hosts {
@@ -266,6 +275,19 @@ fn init_tracing(full_screen: bool) {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "cm-tui", &mut std::io::stdout());
+            return Ok(());
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
     let choice = StoreChoice::parse(&cli.secret_store).with_context(|| {
         format!(
@@ -513,7 +535,11 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             };
             commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
         }
-        Command::Login { .. } | Command::Logout | Command::Hosts { .. } => {}
+        Command::Login { .. }
+        | Command::Logout
+        | Command::Hosts { .. }
+        | Command::Completions { .. }
+        | Command::Man => {}
     }
     Ok(())
 }

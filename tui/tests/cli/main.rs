@@ -114,3 +114,22 @@ async fn damaged_invite_and_missing_options_say_what_to_do() -> Result<()> {
     env.relay.shutdown().await;
     Ok(())
 }
+
+#[test]
+fn help_completions_and_man_are_generated_from_clap() -> Result<()> {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+            .args(args)
+            .output()
+    };
+    let help = String::from_utf8(run(&["--help"])?.stdout)?;
+    assert!(help.contains("Examples:"), "{help}");
+    let version = String::from_utf8(run(&["--version"])?.stdout)?;
+    assert!(version.contains("protocol codemantle/1"), "{version}");
+    let bash = run(&["completions", "bash"])?;
+    assert!(bash.status.success());
+    assert!(String::from_utf8(bash.stdout)?.contains("_cm__tui()"));
+    let man = run(&["man"])?;
+    assert!(String::from_utf8(man.stdout)?.contains(".TH cm-tui 1"));
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! `cm-relay doctor`: checks a relay's setup and says, one line per problem, what to do.
+
+use crate::state::StateDir;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+
+/// One check's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// What was checked.
+    pub check: &'static str,
+    /// `None` when fine; otherwise the problem and what to do.
+    pub problem: Option<String>,
+    /// A detail worth showing when fine (e.g. the pin).
+    pub detail: String,
+}
+
+impl Finding {
+    fn ok(check: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            check,
+            problem: None,
+            detail: detail.into(),
+        }
+    }
+
+    fn fail(check: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            check,
+            problem: Some(problem.into()),
+            detail: String::new(),
+        }
+    }
+
+    /// The line to print.
+    pub fn line(&self) -> String {
+        match &self.problem {
+            None => format!("ok    {:<14} {}", self.check, self.detail),
+            Some(p) => format!("FAIL  {:<14} {p}", self.check),
+        }
+    }
+}
+
+/// Runs every check. `now_ms` is the wall clock (passed in so the clock check is testable).
+pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
+    let root = dir.root().display().to_string();
+    let mut out = Vec::new();
+    match std::fs::metadata(dir.root()) {
+        Err(e) => {
+            out.push(Finding::fail(
+                "state dir",
+                format!(
+                    "{root}: {e}; run `cm-relay init --state-dir {root} --public-addr HOST:PORT`"
+                ),
+            ));
+            return out;
+        }
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                out.push(Finding::fail(
+                    "state dir",
+                    format!("{root} has mode {mode:o}: others can read the relay's secrets; run `chmod 700 {root}`"),
+                ));
+            } else {
+                out.push(Finding::ok("state dir", format!("{root} (mode {mode:o})")));
+            }
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(dir.key_path()) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(Finding::fail(
+                "private key",
+                format!(
+                    "{} has mode {mode:o}; run `chmod 600 {}`",
+                    dir.key_path().display(),
+                    dir.key_path().display()
+                ),
+            ));
+        }
+    }
+    match dir.load_tls() {
+        Ok((_, _, pin)) => out.push(Finding::ok("certificate", format!("pin {pin}"))),
+        Err(e) => out.push(Finding::fail(
+            "certificate",
+            format!("{e}; restore relay.crt/relay.key from a backup, or re-initialise (clients must be re-enrolled)"),
+        )),
+    }
+    match dir.open_store() {
+        Err(e) => out.push(Finding::fail("database", format!("{e}; restore relay.db from a backup"))),
+        Ok(store) => match store.integrity_check() {
+            Ok(()) => match store.audit_verify() {
+                Ok(None) => out.push(Finding::ok("database", "integrity ok, audit chain intact")),
+                Ok(Some(row)) => out.push(Finding::fail(
+                    "database",
+                    format!("audit chain broken at row {row}: the audit trail was edited; investigate, then restore from a backup"),
+                )),
+                Err(e) => out.push(Finding::fail("database", format!("{e}"))),
+            },
+            Err(e) => out.push(Finding::fail(
+                "database",
+                format!("integrity check failed ({e}); stop the relay and restore relay.db from a backup"),
+            )),
+        },
+    }
+    match std::net::UdpSocket::bind(listen) {
+        Ok(_) => out.push(Finding::ok("udp port", format!("{listen} is free"))),
+        Err(e) => out.push(Finding::fail(
+            "udp port",
+            format!("cannot bind {listen}: {e} (a running relay holds it; otherwise choose another --listen, or grant CAP_NET_BIND_SERVICE for ports below 1024)"),
+        )),
+    }
+    // 2025-01-01T00:00:00Z: a clock before this is certainly wrong, and handshakes (±30 s) fail.
+    const SANE_AFTER_MS: u64 = 1_735_689_600_000;
+    if now_ms < SANE_AFTER_MS {
+        out.push(Finding::fail(
+            "clock",
+            "the system clock is in the past; enable NTP (timedatectl set-ntp true)",
+        ));
+    } else {
+        out.push(Finding::ok(
+            "clock",
+            "plausible (clients must be within 30 s of it)",
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::ids::UserId;
+
+    fn healthy() -> (tempfile::TempDir, StateDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(tmp.path().join("s"));
+        crate::state::init(&dir, "127.0.0.1:7443", &UserId::from("owner")).unwrap();
+        (tmp, dir)
+    }
+
+    fn free() -> SocketAddr {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    }
+
+    #[test]
+    fn healthy_setup_passes_every_check() {
+        let (_tmp, dir) = healthy();
+        let findings = check(&dir, free(), crate::time::now_ms());
+        assert!(findings.iter().all(|f| f.problem.is_none()), "{findings:?}");
+        assert_eq!(findings.len(), 5);
+    }
+
+    #[test]
+    fn broken_setups_say_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = check(
+            &StateDir::new(tmp.path().join("nope")),
+            free(),
+            crate::time::now_ms(),
+        );
+        assert!(
+            missing[0].line().contains("run `cm-relay init"),
+            "{missing:?}"
+        );
+
+        let (_tmp, dir) = healthy();
+        std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.cert_path(), "not a certificate").unwrap();
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let f = check(&dir, held.local_addr().unwrap(), 0);
+        let lines: Vec<String> = f.iter().map(Finding::line).collect();
+        assert!(
+            lines.iter().any(|l| l.contains("run `chmod 700")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("FAIL  certificate")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("FAIL  udp port")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("enable NTP")), "{lines:?}");
+    }
+}
