@@ -234,6 +234,52 @@ pub struct AuditArgs {
     /// Print JSON lines.
     #[arg(long)]
     pub json: bool,
+    /// Only rows whose actor is this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only rows about this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Keep printing new rows as they are written (Ctrl-C stops).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+impl AuditArgs {
+    /// Whether a row passes the `--user`/`--host` filters.
+    pub fn matches(&self, row: &crate::store::AuditRow) -> bool {
+        let actor_user = row.event.actor.split('@').next().unwrap_or("");
+        self.user.as_deref().is_none_or(|u| actor_user == u)
+            && self
+                .host
+                .as_deref()
+                .is_none_or(|h| row.event.host.as_deref() == Some(h))
+    }
+
+    /// One printed line for a row (JSON with `--json`).
+    pub fn line(&self, row: &crate::store::AuditRow) -> String {
+        if self.json {
+            return serde_json::to_string(row).unwrap_or_default();
+        }
+        let e = &row.event;
+        format!(
+            "{:>6} {} {:<24} {:<14} {:<6} {}{}{}",
+            row.id,
+            row.ts_ms,
+            e.actor,
+            e.op,
+            e.decision,
+            e.host
+                .as_deref()
+                .map(|h| format!("host={h} "))
+                .unwrap_or_default(),
+            e.target
+                .as_deref()
+                .map(|t| format!("target={t} "))
+                .unwrap_or_default(),
+            e.reason.as_deref().unwrap_or("")
+        )
+    }
 }
 
 /// Builds a relay configuration from `run` options.

@@ -220,29 +220,51 @@ fn run(cli: Cli) -> Result<()> {
                     "unknown audit action {other:?}; use `cm-relay audit` or `cm-relay audit verify`"
                 ),
                 None => {
-                    for row in store.audit_tail(args.limit)? {
-                        if args.json {
-                            println!("{}", serde_json::to_string(&row)?);
-                        } else {
-                            let e = &row.event;
-                            println!(
-                                "{:>6} {} {:<24} {:<14} {:<6} {}{}",
-                                row.id,
-                                row.ts_ms,
-                                e.actor,
-                                e.op,
-                                e.decision,
-                                e.host
-                                    .as_deref()
-                                    .map(|h| format!("host={h} "))
-                                    .unwrap_or_default(),
-                                e.reason.as_deref().unwrap_or("")
-                            );
-                        }
+                    let mut last = 0;
+                    for row in store
+                        .audit_tail(args.limit)?
+                        .into_iter()
+                        .filter(|r| args.matches(r))
+                    {
+                        last = row.id;
+                        println!("{}", args.line(&row));
+                    }
+                    if args.follow {
+                        follow_audit(&store, &args, last)?;
                     }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Prints audit rows newer than `after` as they are written, until Ctrl-C or SIGTERM.
+fn follow_audit(
+    store: &cm_relay::store::Store,
+    args: &cli::AuditArgs,
+    mut after: i64,
+) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        let stop = cm_relay::signal::shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return Ok(()),
+                _ = tick.tick() => {
+                    let since = after;
+                    for row in store.audit_tail(1_000)?.into_iter().filter(|r| r.id > since) {
+                        after = row.id;
+                        if args.matches(&row) {
+                            println!("{}", args.line(&row));
+                        }
+                    }
+                }
+            }
+        }
+    })
 }

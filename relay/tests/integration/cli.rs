@@ -49,3 +49,37 @@ fn help_has_examples_and_version_names_the_protocol() -> Result<()> {
     assert!(String::from_utf8(completions.stdout)?.contains("complete -c cm-relay"));
     Ok(())
 }
+
+#[test]
+fn audit_verify_names_the_first_tampered_row() -> Result<()> {
+    let state = RelayState::new()?;
+    let addr: std::net::SocketAddr = "127.0.0.1:7443".parse()?;
+    state.add_host("a", addr)?;
+    state.add_host("b", addr)?;
+    let out = relay_cmd(&state, &["audit", "verify"])?;
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout)?.trim(), "audit chain intact");
+    let out = relay_cmd(&state, &["audit", "--host", "b"])?;
+    let text = String::from_utf8(out.stdout)?;
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains("host_add") && text.contains("host=b"),
+        "{text}"
+    );
+
+    // Edit row 2 behind the relay's back (dropping the append-only trigger first).
+    let db = rusqlite::Connection::open(state.dir.db_path())?;
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'someone else' WHERE id = 2;",
+    )?;
+    let out = relay_cmd(&state, &["audit", "verify"])?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)?.contains("audit chain broken at row 2"));
+    // Put it back, then delete a row: the next row no longer chains.
+    db.execute("UPDATE audit SET actor = 'cm-relay cli' WHERE id = 2", [])?;
+    assert!(relay_cmd(&state, &["audit", "verify"])?.status.success());
+    db.execute("DELETE FROM audit WHERE id = 2", [])?;
+    let out = relay_cmd(&state, &["audit", "verify"])?;
+    assert!(String::from_utf8(out.stderr)?.contains("audit chain broken at row 3"));
+    Ok(())
+}
