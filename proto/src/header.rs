@@ -130,7 +130,19 @@ impl Op {
 
     /// Whether the relay answers this operation itself rather than forwarding it to an agent.
     pub fn is_relay_local(self) -> bool {
-        matches!(self, Self::HostList | Self::WatchHosts | Self::Logout)
+        matches!(
+            self,
+            Self::HostList
+                | Self::WatchHosts
+                | Self::Logout
+                | Self::HostAdd
+                | Self::HostRevoke
+                | Self::UserManage
+                | Self::Kill
+                | Self::AuditRead
+                | Self::GrantAdmin
+                | Self::RelaySettings
+        )
     }
 }
 

@@ -3,7 +3,8 @@
 //! Flow of a forwarded stream: operator → relay: [`StreamHeader`](crate::header::StreamHeader)
 //! then at most one request body frame; relay → agent: [`ForwardHeader`] then the same body;
 //! agent → operator (spliced back by the relay): one [`Reply`](crate::message::Reply) frame, or
-//! for `watch_events` a stream of [`EventFrame`](crate::event::EventFrame)s. The relay never
+//! for `watch_events` first a `Reply<u64>` (the next sequence number, or an error) and then a
+//! stream of [`EventFrame`](crate::event::EventFrame)s. The relay never
 //! parses the bodies.
 
 use crate::header::StreamHeader;

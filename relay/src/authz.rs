@@ -1,7 +1,7 @@
 //! The one authorization point: every stream header an operator opens is decided here, once,
 //! before anything is answered or forwarded. Handlers never re-check.
 
-use proto::header::{Op, StreamHeader};
+use proto::header::StreamHeader;
 use proto::ids::HostId;
 use proto::rbac::{self, Decision, Ownership, Role};
 
@@ -32,11 +32,6 @@ pub fn decide(
     header: &StreamHeader,
     ownership: Ownership,
 ) -> (Option<Role>, Decision) {
-    // Giving up one's own credential needs no grant: a user whose grants were all removed
-    // must still be able to log out.
-    if header.op == Op::Logout {
-        return (highest_role(grants), Decision::Allow);
-    }
     let role = match &header.host {
         Some(host) => effective_role(grants, host),
         None => highest_role(grants),
@@ -47,6 +42,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::header::Op;
     use proto::ids::ReqId;
     use proto::rbac::DenyReason;
 

@@ -106,6 +106,10 @@ pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
     }
     match std::net::UdpSocket::bind(listen) {
         Ok(_) => out.push(Finding::ok("udp port", format!("{listen} is free"))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => out.push(Finding::ok(
+            "udp port",
+            format!("{listen} is in use: fine if this relay is running (otherwise stop what holds it)"),
+        )),
         Err(e) => out.push(Finding::fail(
             "udp port",
             format!("cannot bind {listen}: {e} (a running relay holds it; otherwise choose another --listen, or grant CAP_NET_BIND_SERVICE for ports below 1024)"),
@@ -180,7 +184,9 @@ mod tests {
             "{lines:?}"
         );
         assert!(
-            lines.iter().any(|l| l.starts_with("FAIL  udp port")),
+            lines
+                .iter()
+                .any(|l| l.contains("is in use: fine if this relay is running")),
             "{lines:?}"
         );
         assert!(lines.iter().any(|l| l.contains("enable NTP")), "{lines:?}");

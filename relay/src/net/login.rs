@@ -72,6 +72,10 @@ impl LoginFailure {
     }
 }
 
+/// A hash to verify against when the user has none (equal work either way).
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("codemantle timing equaliser").unwrap_or_default());
+
 /// Hashes a password with argon2id (on the blocking pool: it is deliberately slow).
 pub(crate) fn hash_password(password: &str) -> Result<String, String> {
     argon2::Argon2::default()
@@ -137,12 +141,16 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
         }
         LoginMethod::Password { password } => {
             let u = user.clone();
-            let hash = shared
-                .store
-                .call(move |s| s.password_hash(&u))
-                .await?
-                .ok_or(LoginFailure::NoPassword)?;
-            if !blocking(move || check_password(&password, &hash)).await? {
+            let hash = shared.store.call(move |s| s.password_hash(&u)).await?;
+            // Unknown users and users without a password cost the same argon2 work as a wrong
+            // password, so response time does not reveal which names exist.
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
+            let matches = blocking(move || check_password(&password, &hash)).await?;
+            if !known {
+                return Err(LoginFailure::NoPassword);
+            }
+            if !matches {
                 return Err(LoginFailure::WrongPassword);
             }
         }

@@ -98,7 +98,8 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let (role, decision) = authz::decide(&grants, &header, Ownership::None);
+    let (ownership, owner) = session_ownership(&shared, &principal, &header).await;
+    let (role, decision) = authz::decide(&grants, &header, ownership);
     let mut event = AuditEvent {
         actor: principal.user.0.clone(),
         role: role.map(|r| r.as_str().to_owned()),
@@ -116,6 +117,13 @@ pub(crate) async fn serve(
         return;
     }
     event.decision = "allow".into();
+    if ownership == Ownership::Other && authz_drives(header.op) {
+        // Design §6: acting on someone else's session is a take-over, and audited as one.
+        event.reason = Some(format!(
+            "take-over of a session owned by {}",
+            owner.as_ref().map_or("someone else", |o| o.as_str())
+        ));
+    }
     // An operation is acted on only once its audit row is durable.
     if !shared.audit(event).await {
         refuse(
@@ -132,10 +140,56 @@ pub(crate) async fn serve(
         Op::HostList => host_list_once(&shared, &grants, send).await,
         Op::WatchHosts => watch_hosts(&shared, &grants, send).await,
         Op::Logout => logout(&shared, &principal, send).await,
+        op if op.is_relay_local() => {
+            // Administration through the relay is not served yet: never forward it to an agent.
+            refuse(
+                send,
+                WireError::new(
+                    ErrorCode::UnknownOp,
+                    format!(
+                        "{} is not served through the relay yet; run `cm-relay` on the relay host",
+                        op.as_str()
+                    ),
+                ),
+            )
+            .await;
+        }
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.
             let role = role.unwrap_or(Role::Viewer);
             forward(&shared, &principal, header, role, send, recv).await;
+        }
+    }
+}
+
+/// Whether `op` drives a session (as opposed to reading it); only those are take-overs.
+fn authz_drives(op: Op) -> bool {
+    proto::rbac::required_role(op, Ownership::Other)
+        != proto::rbac::required_role(op, Ownership::Own)
+}
+
+/// How the principal relates to the header's session: sessions CodeMantle saw created have an
+/// owner; unknown sessions (created outside CodeMantle) count as nobody's.
+async fn session_ownership(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    header: &StreamHeader,
+) -> (Ownership, Option<proto::ids::UserId>) {
+    let (Some(host), Some(session)) = (header.host.clone(), header.session.clone()) else {
+        return (Ownership::None, None);
+    };
+    match shared
+        .store
+        .call(move |s| s.session_owner(&host, &session))
+        .await
+    {
+        Ok(Some(owner)) if owner == principal.user => (Ownership::Own, Some(owner)),
+        Ok(Some(owner)) => (Ownership::Other, Some(owner)),
+        Ok(None) => (Ownership::None, None),
+        Err(e) => {
+            // Fail closed: treat it as someone else's session.
+            tracing::error!(error = %e, "session owner lookup failed");
+            (Ownership::Other, None)
         }
     }
 }
@@ -187,9 +241,27 @@ async fn forward(
         role,
         cred_id: principal.cred_id.clone(),
     };
+    let creates_session = fwd.header.op == Op::SessionCreate;
     match super::splice::open(&agent, &fwd).await {
-        Ok((agent_send, agent_recv)) => {
-            super::splice::splice(send, recv, agent_send, agent_recv).await
+        Ok((agent_send, mut agent_recv)) => {
+            if creates_session {
+                // Record the creator as owner before the operator sees the new session.
+                let mut send = send;
+                match record_session_owner(
+                    shared,
+                    &host,
+                    &principal.user,
+                    &mut agent_recv,
+                    &mut send,
+                )
+                .await
+                {
+                    Ok(()) => super::splice::splice(send, recv, agent_send, agent_recv).await,
+                    Err(e) => tracing::warn!(%host, error = %e, "session_create reply not relayed"),
+                }
+            } else {
+                super::splice::splice(send, recv, agent_send, agent_recv).await;
+            }
         }
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");
@@ -281,4 +353,49 @@ async fn logout(shared: &Arc<Shared>, principal: &Principal, mut send: quinn::Se
     };
     let _ = reply(&mut send, &r).await;
     let _ = send.finish();
+}
+
+/// Reads the agent's `Reply<SessionInfo>` to `session_create`, records the creator as the
+/// session's owner, and passes the frame on unchanged.
+async fn record_session_owner(
+    shared: &Arc<Shared>,
+    host: &HostId,
+    user: &proto::ids::UserId,
+    agent_recv: &mut quinn::RecvStream,
+    op_send: &mut quinn::SendStream,
+) -> Result<(), crate::framed::StreamError> {
+    let mut len = [0u8; proto::frame::LEN_PREFIX];
+    agent_recv
+        .read_exact(&mut len)
+        .await
+        .map_err(|_| crate::framed::StreamError::Closed)?;
+    let n = u32::from_be_bytes(len) as usize;
+    if n > MAX_FRAME_LEN {
+        return Err(proto::frame::FrameError::Oversize {
+            len: n,
+            max: MAX_FRAME_LEN,
+        }
+        .into());
+    }
+    let mut body = vec![0u8; n];
+    agent_recv
+        .read_exact(&mut body)
+        .await
+        .map_err(|_| crate::framed::StreamError::Closed)?;
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
+    if let Some(id) = id {
+        let (h, u, now) = (host.clone(), user.clone(), now_ms());
+        if let Err(e) = shared
+            .store
+            .call(move |s| s.set_session_owner(&h, &id, &u, now))
+            .await
+        {
+            tracing::error!(error = %e, "could not record the session owner");
+        }
+    }
+    op_send.write_all(&len).await?;
+    op_send.write_all(&body).await?;
+    Ok(())
 }

@@ -229,12 +229,71 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records who created an OpenCode session (design §6: the creator owns it).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn set_session_owner(
+        &self,
+        host: &HostId,
+        session: &str,
+        owner: &UserId,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO sessions(host, session, owner, created_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![host.as_str(), session, owner.as_str(), to_i64(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// The owner of a session, if CodeMantle saw it created.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn session_owner(
+        &self,
+        host: &HostId,
+        session: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT owner FROM sessions WHERE host = ?1 AND session = ?2",
+                params![host.as_str(), session],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(UserId))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn store() -> Store {
         Store::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn session_owner_is_the_first_creator() {
+        let s = store();
+        let h = HostId::from("box");
+        assert_eq!(s.session_owner(&h, "ses_1").unwrap(), None);
+        s.set_session_owner(&h, "ses_1", &UserId::from("ann"), 1)
+            .unwrap();
+        s.set_session_owner(&h, "ses_1", &UserId::from("bob"), 2)
+            .unwrap();
+        assert_eq!(
+            s.session_owner(&h, "ses_1").unwrap(),
+            Some(UserId::from("ann"))
+        );
+        assert_eq!(
+            s.session_owner(&HostId::from("other"), "ses_1").unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -79,7 +79,12 @@ impl Store {
     /// # Errors
     /// SQLite failures; the caller must then refuse the operation.
     pub fn audit(&self, ts_ms: u64, e: &AuditEvent) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: take the write lock before reading the chain head, so a writer in another
+        // process (the CLI) makes us wait (busy_timeout) instead of failing on a stale snapshot.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         let prev: String = tx
             .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
                 r.get(0)

@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`. Append only; never edit a released
 /// migration.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -57,7 +58,19 @@ CREATE TABLE audit (
 );
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
-"];
+",
+    r"
+CREATE TABLE sessions (
+    host       TEXT NOT NULL,
+    session    TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (host, session)
+);
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+",
+];
 
 /// Brings the database to the newest schema.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -126,6 +126,15 @@ fn audit_chain_detects_edit_and_delete() {
         .execute("UPDATE audit SET decision = 'allow' WHERE id = 2", [])
         .unwrap();
     assert_eq!(s.audit_verify().unwrap(), None);
+    // Deletes are refused by a trigger too; bypassing it is caught by the chain.
+    assert!(
+        s.conn
+            .execute("DELETE FROM audit WHERE id = 3", [])
+            .is_err()
+    );
+    s.conn
+        .execute_batch("DROP TRIGGER audit_no_delete")
+        .unwrap();
     s.conn
         .execute("DELETE FROM audit WHERE id = 3", [])
         .unwrap();

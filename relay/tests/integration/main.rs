@@ -17,4 +17,5 @@ mod cli;
 mod forward;
 mod harness;
 mod kill;
+mod ownership;
 mod presence;
