@@ -1,6 +1,6 @@
 //! The `cm-relay` command line: `init`, `run`, `host add|list`, `user passwd`, `audit`.
 
-use crate::config::{self, RelayConfig};
+use crate::config::RelayConfig;
 use crate::state::{self, SETTING_PUBLIC_ADDR, StateDir};
 use crate::store::AuditEvent;
 pub use crate::time::parse_duration;
@@ -21,9 +21,13 @@ use std::time::Duration;
     after_help = "Examples:\n  cm-relay init --public-addr relay.example.com:7443\n  cm-relay run\n  cm-relay host add home-box\n  cm-relay host list\n\nLogs honour RUST_LOG (e.g. RUST_LOG=cm_relay=debug)."
 )]
 pub struct Cli {
-    /// State directory (certificate, key, database) [default: $STATE_DIRECTORY, else ~/.local/state/codemantle/relay]
+    /// State directory (certificate, key, database) [default: state_dir in relay.toml, else
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/codemantle/relay, else ~/.local/state/codemantle/relay]
     #[arg(long, global = true, env = "CM_RELAY_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Configuration file [default: /etc/codemantle/relay.toml if it exists]
+    #[arg(long, global = true, env = "CM_RELAY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,9 +63,9 @@ pub enum Command {
     /// Check the setup (state dir, certificate and pin, database, UDP port, clock).
     #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
     Doctor {
-        /// The address `run` will listen on.
-        #[arg(long, default_value = config::DEFAULT_LISTEN, env = "CM_RELAY_LISTEN")]
-        listen: SocketAddr,
+        /// The address `run` will listen on [default: from relay.toml, else 0.0.0.0:7443]
+        #[arg(long, env = "CM_RELAY_LISTEN")]
+        listen: Option<SocketAddr>,
     },
     /// Print shell completions.
     #[command(
@@ -124,21 +128,21 @@ pub struct InitArgs {
 /// `run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// UDP address to listen on.
-    #[arg(long, default_value = config::DEFAULT_LISTEN, env = "CM_RELAY_LISTEN")]
-    pub listen: SocketAddr,
-    /// A host is shown offline this long after its last heartbeat (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub heartbeat_timeout: Duration,
-    /// QUIC idle timeout.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-    /// Time a client has to complete the handshake.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub handshake_timeout: Duration,
-    /// Default lifetime of login credentials.
-    #[arg(long, default_value = "12h", value_parser = parse_duration)]
-    pub credential_ttl: Duration,
+    /// UDP address to listen on [default: 0.0.0.0:7443]
+    #[arg(long, env = "CM_RELAY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// A host is shown offline this long after its last heartbeat, e.g. 10s, 500ms [default: 10s]
+    #[arg(long, env = "CM_RELAY_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
+    pub heartbeat_timeout: Option<Duration>,
+    /// QUIC idle timeout [default: 10s]
+    #[arg(long, env = "CM_RELAY_IDLE_TIMEOUT", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Time a client has to complete the handshake [default: 5s]
+    #[arg(long, env = "CM_RELAY_HANDSHAKE_TIMEOUT", value_parser = parse_duration)]
+    pub handshake_timeout: Option<Duration>,
+    /// Default lifetime of login credentials [default: 12h]
+    #[arg(long, env = "CM_RELAY_CREDENTIAL_TTL", value_parser = parse_duration)]
+    pub credential_ttl: Option<Duration>,
 }
 
 /// Host subcommands.
@@ -283,13 +287,36 @@ impl AuditArgs {
 }
 
 /// Builds a relay configuration from `run` options.
-pub fn run_config(state_dir: PathBuf, args: &RunArgs) -> RelayConfig {
+///
+/// Precedence per setting: flag or `CM_RELAY_*` variable, then `relay.toml`, then the default.
+pub fn run_config(
+    state_dir: PathBuf,
+    args: &RunArgs,
+    file: &crate::config_file::RelayFile,
+) -> RelayConfig {
+    use crate::config_file::RelayFile;
     let mut c = RelayConfig::new(state_dir);
-    c.listen = args.listen;
-    c.heartbeat_timeout = args.heartbeat_timeout;
-    c.idle_timeout = args.idle_timeout;
-    c.handshake_timeout = args.handshake_timeout;
-    c.credential_ttl = args.credential_ttl.min(config::MAX_CREDENTIAL_TTL);
+    if let Some(l) = args.listen.or_else(|| file.listen()) {
+        c.listen = l;
+    }
+    let pick = |flag: Option<Duration>, key: &Option<String>, default: Duration| {
+        flag.or_else(|| RelayFile::duration(key)).unwrap_or(default)
+    };
+    c.heartbeat_timeout = pick(
+        args.heartbeat_timeout,
+        &file.heartbeat_timeout,
+        c.heartbeat_timeout,
+    );
+    c.idle_timeout = pick(args.idle_timeout, &file.idle_timeout, c.idle_timeout);
+    c.handshake_timeout = pick(
+        args.handshake_timeout,
+        &file.handshake_timeout,
+        c.handshake_timeout,
+    );
+    c.max_credential_ttl = pick(None, &file.max_credential_ttl, c.max_credential_ttl);
+    c.credential_ttl =
+        pick(args.credential_ttl, &file.credential_ttl, c.credential_ttl).min(c.max_credential_ttl);
+    c.drain_timeout = pick(None, &file.drain_timeout, c.drain_timeout);
     c
 }
 

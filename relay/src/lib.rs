@@ -22,6 +22,8 @@ pub mod cli;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod config_file;
+#[cfg(feature = "server")]
 pub mod doctor;
 #[cfg(feature = "server")]
 mod net;

@@ -7,6 +7,7 @@ use cm_relay::config::default_state_dir;
 use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;
 use std::io::BufRead;
+use std::net::SocketAddr;
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -47,7 +48,16 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let dir = StateDir::new(cli.state_dir.clone().unwrap_or_else(default_state_dir));
+    let (file, file_path) = cm_relay::config_file::RelayFile::load(cli.config.as_deref())?;
+    if let Some(p) = &file_path {
+        tracing::debug!(config = %p.display(), "configuration file loaded");
+    }
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| file.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    let dir = StateDir::new(state_dir);
     match cli.command {
         Command::Init(args) => {
             let out = state::init(&dir, &args.public_addr, &UserId::from(args.owner.as_str()))?;
@@ -60,7 +70,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("next: cm-relay run   then on your laptop: cm-tui login <invite>");
         }
         Command::Run(args) => {
-            let config = cli::run_config(dir.root().to_owned(), &args);
+            let config = cli::run_config(dir.root().to_owned(), &args, &file);
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(cm_relay::server::run(
                 config,
@@ -192,6 +202,9 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("password set for {name}");
         }
         Command::Doctor { listen } => {
+            let listen = listen
+                .or_else(|| file.listen())
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7443)));
             let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
             for f in &findings {
                 println!("{}", f.line());

@@ -1,0 +1,177 @@
+//! `relay.toml`: the relay's configuration file. Precedence: command-line flag, then `CM_RELAY_*`
+//! environment variable, then this file, then the built-in default. Unknown keys are an error
+//! that names the key and the file. Every key is documented in `docs/relay.example.toml`.
+
+use crate::time::parse_duration;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the file is looked for when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/codemantle/relay.toml";
+
+/// The file as written. All keys are optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayFile {
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+    /// UDP listen address.
+    pub listen: Option<String>,
+    /// Offline after this long without a heartbeat.
+    pub heartbeat_timeout: Option<String>,
+    /// QUIC idle timeout.
+    pub idle_timeout: Option<String>,
+    /// Handshake deadline.
+    pub handshake_timeout: Option<String>,
+    /// Default login credential lifetime.
+    pub credential_ttl: Option<String>,
+    /// Hard maximum login credential lifetime.
+    pub max_credential_ttl: Option<String>,
+    /// How long shutdown drains connections.
+    pub drain_timeout: Option<String>,
+}
+
+/// Problems with the file, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// Unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// Invalid (syntax, unknown key, bad value).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl RelayFile {
+    /// Loads `explicit` (which must exist), else [`DEFAULT_PATH`] if it exists, else defaults.
+    ///
+    /// # Errors
+    /// An explicit file that is missing, or any file that is invalid.
+    pub fn load(explicit: Option<&Path>) -> Result<(Self, Option<PathBuf>), ConfigFileError> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok((Self::default(), None)),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: Self = toml::from_str(&text).map_err(|e| ConfigFileError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        file.validate(&path)?;
+        Ok((file, Some(path)))
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigFileError> {
+        let invalid = |key: &str, e: String| ConfigFileError::Invalid {
+            path: path.to_owned(),
+            message: format!("{key}: {e}"),
+        };
+        if let Some(l) = &self.listen {
+            l.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    "listen",
+                    format!("{l:?} is not an address like 0.0.0.0:7443 ({e})"),
+                )
+            })?;
+        }
+        for (key, v) in [
+            ("heartbeat_timeout", &self.heartbeat_timeout),
+            ("idle_timeout", &self.idle_timeout),
+            ("handshake_timeout", &self.handshake_timeout),
+            ("credential_ttl", &self.credential_ttl),
+            ("max_credential_ttl", &self.max_credential_ttl),
+            ("drain_timeout", &self.drain_timeout),
+        ] {
+            if let Some(v) = v {
+                parse_duration(v).map_err(|e| invalid(key, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address, if set (validated at load).
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
+
+    /// A duration key, if set (validated at load).
+    pub fn duration(value: &Option<String>) -> Option<Duration> {
+        value.as_deref().and_then(|v| parse_duration(v).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key documented in docs/relay.example.toml is a real key with a valid example.
+    #[test]
+    fn documented_example_is_accepted_with_every_key_uncommented() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/relay.example.toml");
+        let text = std::fs::read_to_string(&example).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(uncommented.matches(" = ").count() >= 8, "{uncommented}");
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("relay.toml");
+        std::fs::write(&p, uncommented).unwrap();
+        let (f, _) = RelayFile::load(Some(&p)).unwrap();
+        assert_eq!(f.listen(), Some("0.0.0.0:7443".parse().unwrap()));
+        assert_eq!(
+            RelayFile::duration(&f.max_credential_ttl),
+            Some(Duration::from_secs(7 * 86_400))
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("relay.toml");
+        std::fs::write(&p, "listen = \"0.0.0.0:7443\"\nlisten_port = 7443\n").unwrap();
+        let err = RelayFile::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            err.contains("listen_port") && err.contains("relay.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_and_good_ones_parse() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("relay.toml");
+        std::fs::write(&p, "heartbeat_timeout = \"soon\"\n").unwrap();
+        let err = RelayFile::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("heartbeat_timeout"), "{err}");
+        std::fs::write(&p, "listen = \"127.0.0.1:9000\"\ncredential_ttl = \"8h\"\n").unwrap();
+        let (f, path) = RelayFile::load(Some(&p)).unwrap();
+        assert_eq!(path.as_deref(), Some(p.as_path()));
+        assert_eq!(f.listen(), Some("127.0.0.1:9000".parse().unwrap()));
+        assert_eq!(
+            RelayFile::duration(&f.credential_ttl),
+            Some(Duration::from_secs(8 * 3600))
+        );
+        assert!(RelayFile::load(Some(&tmp.path().join("missing.toml"))).is_err());
+    }
+}
