@@ -29,8 +29,12 @@ target_dir=$repo/target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 say "building cm-relay, cm-agent, cm-tui ($profile profile; the first build takes a few minutes)"
-(cd "$repo" && cargo build --locked --profile "$profile" --bins -p cm-relay -p cm-agent -p cm-tui)
+(cd "$repo" && cargo build --locked --profile "$profile" --bins -p cm-relay -p cm-agent -p cm-tui -p cm-test-model)
 relay_bin=$target_dir/cm-relay agent_bin=$target_dir/cm-agent tui_bin=$target_dir/cm-tui
+model_bin=$target_dir/cm-test-model
+
+say "installing the pinned OpenCode into tools/ (once)"
+bash "$repo/scripts/install-opencode.sh" >/dev/null
 
 [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/codemantle-dev.XXXXXX")
 mkdir -p "$dir"
@@ -83,6 +87,40 @@ cat >> "$dir/agent/agent.toml" <<TOML
 name = "demo"
 path = "$dir/demo"
 TOML
+if [ -n "${CM_DEV_OPENCODE_TOML:-}" ]; then
+  say "using your OpenCode settings from $CM_DEV_OPENCODE_TOML"
+  cat "$CM_DEV_OPENCODE_TOML" >> "$dir/agent/agent.toml"
+else
+  "$model_bin" --listen 127.0.0.1:0 > "$dir/model.out" 2> "$dir/model.log" &
+  pids+=("$!")
+  for _ in $(seq 1 100); do grep -q "listening on" "$dir/model.out" 2>/dev/null && break; sleep 0.1; done
+  model_url=$(sed -n 's/.*listening on \(http[^ ]*\).*/\1/p' "$dir/model.out" | head -n 1)
+  [ -n "$model_url" ] || { echo "dev-up: the test model did not start; see $dir/model.log" >&2; exit 1; }
+  say "no LLM configured: OpenCode will talk to the project's local TEST MODEL at $model_url (scripted answers, not an AI)."
+  say "  to use a real model, put an [opencode] table in a file and set CM_DEV_OPENCODE_TOML=that-file (see docs/agent.example.toml)"
+  cat >> "$dir/agent/agent.toml" <<TOML
+
+[opencode]
+model = "mock/mock-model"
+small_model = "mock/mock-model"
+
+[opencode.provider.mock]
+npm = "@ai-sdk/openai-compatible"
+name = "CodeMantle test model"
+
+[opencode.provider.mock.options]
+baseURL = "$model_url/v1"
+apiKey = "test-model"
+
+[opencode.provider.mock.models.mock-model]
+name = "Test model (scripted)"
+tool_call = true
+
+[opencode.provider.mock.models.mock-model.limit]
+context = 128000
+output = 4096
+TOML
+fi
 "$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" run 2> "$dir/agent.log" &
 pids+=("$!")
 
