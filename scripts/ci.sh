@@ -19,5 +19,8 @@ fi
 step "scripts/dev-up.sh --no-tui (the README's first command, without the TUI)"
 bash scripts/dev-up.sh --no-tui
 
+step "systemd units (scripts/check-systemd.sh)"
+bash scripts/check-systemd.sh
+
 step "scripts/test.sh (the README's test command)"
 bash scripts/test.sh
