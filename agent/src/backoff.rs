@@ -63,11 +63,17 @@ mod tests {
     fn first_retry_is_immediate_then_grows_to_the_cap() {
         let mut b = Backoff::new();
         assert_eq!(b.next_delay(u64::MAX), Duration::ZERO);
-        // With the largest random draw, the delay is the ceiling itself.
-        let ceilings: Vec<u128> = (0..10)
-            .map(|_| b.next_delay(u64::MAX - 1).as_millis())
+        // A draw equal to the ceiling (in ms) gives the ceiling itself: 250 ms doubling to 30 s.
+        let ceilings: Vec<u128> = (1..=10u32)
+            .map(|n| {
+                let ceiling = (250u64 << (n - 1)).min(30_000);
+                b.next_delay(ceiling).as_millis()
+            })
             .collect();
-        assert!(ceilings.windows(2).all(|w| w[0] <= w[1]), "{ceilings:?}");
+        assert_eq!(
+            ceilings,
+            vec![250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
         for _ in 0..50 {
             assert!(b.next_delay(u64::MAX) <= BACKOFF_CAP);
         }

@@ -13,6 +13,12 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// Without a heartbeat acknowledgement for this long, the relay is presumed gone and the agent
 /// reconnects.
 pub const DEFAULT_RELAY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A workspace's OpenCode is stopped after this long without any operation or event on it: an
+/// idle `opencode serve` holds about 0.4-0.7 GB of memory.
+pub const DEFAULT_IDLE_STOP: Duration = Duration::from_secs(30 * 60);
+/// How long a launch may take to print its listening line and answer health. Measured start-up is
+/// about 1.6 s on a 2-core machine; 20 s leaves room for a loaded host.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The file as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -36,6 +42,70 @@ pub struct ConfigFile {
     /// Workspaces operators may use.
     #[serde(default, rename = "workspace", skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceEntry>,
+    /// How OpenCode is found and configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opencode: Option<OpencodeSection>,
+}
+
+/// The `[opencode]` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpencodeSection {
+    /// The `opencode` binary (absolute path). Else `CM_OPENCODE_BIN`, the project's
+    /// `tools/opencode`, then `PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// Model as `provider/model`, e.g. `anthropic/claude-sonnet-4-5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Model for titles and summaries; defaults to `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub small_model: Option<String>,
+    /// Providers OpenCode may use; defaults to the keys of `provider` when that is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_providers: Option<Vec<String>>,
+    /// Passed verbatim as `provider` in the generated `opencode.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<toml::Table>,
+    /// Stop OpenCode after this long without use, e.g. `30m`; `0` never stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_stop: Option<String>,
+    /// Give up on a launch that is not ready after this long, e.g. `20s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_timeout: Option<String>,
+}
+
+/// The validated `[opencode]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpencodeConfig {
+    /// Configured binary, if any.
+    pub binary: Option<PathBuf>,
+    /// `provider/model`.
+    pub model: Option<String>,
+    /// `provider/model` for titles.
+    pub small_model: Option<String>,
+    /// Providers OpenCode may use (`None`: all).
+    pub enabled_providers: Option<Vec<String>>,
+    /// The `provider` object of `opencode.json`.
+    pub provider: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Idle time before OpenCode is stopped (`None`: never).
+    pub idle_stop: Option<Duration>,
+    /// Start-up bound.
+    pub ready_timeout: Duration,
+}
+
+impl Default for OpencodeConfig {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            model: None,
+            small_model: None,
+            enabled_providers: None,
+            provider: None,
+            idle_stop: Some(DEFAULT_IDLE_STOP),
+            ready_timeout: DEFAULT_READY_TIMEOUT,
+        }
+    }
 }
 
 /// One `[[workspace]]` table.
@@ -74,6 +144,8 @@ pub struct AgentConfig {
     pub secret_store: StoreChoice,
     /// Workspaces.
     pub workspaces: Vec<Workspace>,
+    /// OpenCode settings.
+    pub opencode: OpencodeConfig,
 }
 
 /// Configuration problems, each naming the file.
@@ -221,6 +293,10 @@ impl ConfigFile {
             });
             workspaces.push(Workspace { name: w.name, root });
         }
+        let opencode = match self.opencode {
+            None => OpencodeConfig::default(),
+            Some(section) => section.validate(path)?,
+        };
         Ok(AgentConfig {
             relay: self.relay,
             pin: self.pin,
@@ -229,8 +305,87 @@ impl ConfigFile {
             relay_timeout,
             secret_store,
             workspaces,
+            opencode,
         })
     }
+}
+
+impl OpencodeSection {
+    fn validate(self, path: &Path) -> Result<OpencodeConfig, ConfigError> {
+        let key = |k: &str| format!("[opencode] {k}");
+        if let Some(b) = &self.binary
+            && !b.is_absolute()
+        {
+            return Err(invalid(
+                path,
+                format!(
+                    "{}: {} must be an absolute path",
+                    key("binary"),
+                    b.display()
+                ),
+            ));
+        }
+        for (k, v) in [("model", &self.model), ("small_model", &self.small_model)] {
+            if let Some(m) = v
+                && !is_model_ref(m)
+            {
+                return Err(invalid(
+                    path,
+                    format!("{}: {m:?} must look like provider/model", key(k)),
+                ));
+            }
+        }
+        let idle_stop = match self.idle_stop.as_deref() {
+            None => Some(DEFAULT_IDLE_STOP),
+            Some(s) => {
+                let d = parse_duration(s)
+                    .map_err(|e| invalid(path, format!("{}: {e}", key("idle_stop"))))?;
+                (!d.is_zero()).then_some(d)
+            }
+        };
+        let ready_timeout = match self.ready_timeout.as_deref() {
+            None => DEFAULT_READY_TIMEOUT,
+            Some(s) => parse_duration(s)
+                .map_err(|e| invalid(path, format!("{}: {e}", key("ready_timeout"))))?,
+        };
+        if ready_timeout.is_zero() {
+            return Err(invalid(
+                path,
+                format!("{} must be above zero", key("ready_timeout")),
+            ));
+        }
+        let provider = match self.provider {
+            None => None,
+            Some(table) => match serde_json::to_value(&table) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                Ok(_) | Err(_) => {
+                    return Err(invalid(
+                        path,
+                        format!("{}: cannot be expressed as JSON", key("provider")),
+                    ));
+                }
+            },
+        };
+        let enabled_providers = self
+            .enabled_providers
+            .or_else(|| provider.as_ref().map(|p| p.keys().cloned().collect()));
+        let small_model = self.small_model.or_else(|| self.model.clone());
+        Ok(OpencodeConfig {
+            binary: self.binary,
+            model: self.model,
+            small_model,
+            enabled_providers,
+            provider,
+            idle_stop,
+            ready_timeout,
+        })
+    }
+}
+
+/// `provider/model`, both parts non-empty.
+fn is_model_ref(s: &str) -> bool {
+    s.split_once('/')
+        .is_some_and(|(p, m)| !p.is_empty() && !m.is_empty())
 }
 
 /// The default configuration file: `$XDG_CONFIG_HOME/codemantle/agent.toml`.
@@ -321,6 +476,67 @@ mod tests {
     }
 
     #[test]
+    fn opencode_table_is_validated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = "relay = \"a:1\"\npin = \"blake3:00\"\nhost = \"box\"\n";
+        let p = write(
+            tmp.path(),
+            &format!(
+                "{base}[opencode]\nbinary = \"/opt/oc/opencode\"\nmodel = \"mock/mock-model\"\nidle_stop = \"0\"\nready_timeout = \"5s\"\n\n[opencode.provider.mock]\nnpm = \"@ai-sdk/openai-compatible\"\noptions = {{ baseURL = \"http://127.0.0.1:1/v1\", apiKey = \"k\" }}\nmodels = {{ mock-model = {{ name = \"Mock\", tool_call = true, limit = {{ context = 128000, output = 4096 }} }} }}\n"
+            ),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        let oc = c.opencode;
+        assert_eq!(oc.binary.as_deref(), Some(Path::new("/opt/oc/opencode")));
+        assert_eq!(oc.small_model.as_deref(), Some("mock/mock-model"));
+        assert_eq!(oc.idle_stop, None);
+        assert_eq!(oc.ready_timeout, Duration::from_secs(5));
+        assert_eq!(oc.enabled_providers, Some(vec!["mock".to_owned()]));
+        let provider = serde_json::Value::Object(oc.provider.unwrap());
+        assert_eq!(
+            provider["mock"]["models"]["mock-model"]["limit"]["context"],
+            128000
+        );
+        assert_eq!(
+            provider["mock"]["options"]["baseURL"],
+            "http://127.0.0.1:1/v1"
+        );
+
+        // Defaults without the table.
+        let p = write(tmp.path(), base);
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.opencode, OpencodeConfig::default());
+        assert_eq!(c.opencode.idle_stop, Some(DEFAULT_IDLE_STOP));
+
+        for (bad, needle) in [
+            ("[opencode]\nbinary = \"rel/opencode\"\n", "absolute"),
+            ("[opencode]\nmodel = \"nomodel\"\n", "provider/model"),
+            ("[opencode]\nready_timeout = \"0s\"\n", "ready_timeout"),
+            ("[opencode]\nidle_stop = \"soon\"\n", "idle_stop"),
+        ] {
+            let p = write(tmp.path(), &format!("{base}{bad}"));
+            let err = ConfigFile::load(&p)
+                .unwrap()
+                .validate(&p)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let p = write(tmp.path(), &format!("{base}[opencode]\nbinry = \"/x\"\n"));
+        let err = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(err.contains("binry"), "{err}");
+    }
+
+    /// The documented example (docs/agent.example.toml) stays loadable as the options change.
+    #[test]
+    fn documented_example_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/agent.example.toml");
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.workspaces.len(), 1);
+        assert_eq!(c.opencode, OpencodeConfig::default());
+    }
+
+    #[test]
     fn save_then_load_round_trips() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("sub/agent.toml");
@@ -332,11 +548,16 @@ mod tests {
                 name: "w".into(),
                 path: "/tmp".into(),
             }],
+            opencode: Some(OpencodeSection {
+                model: Some("mock/m".into()),
+                ..OpencodeSection::default()
+            }),
             ..ConfigFile::default()
         };
         f.save(&p).unwrap();
         let back = ConfigFile::load(&p).unwrap();
         assert_eq!(back.relay, "r:1");
         assert_eq!(back.workspaces, f.workspaces);
+        assert_eq!(back.opencode, f.opencode);
     }
 }

@@ -1,9 +1,15 @@
 //! `cm-agent`: the daemon on a managed host. It dials the relay (no inbound port),
-//! authenticates with the host's enrollment secret, heartbeats its status, and reconnects on
-//! its own, forever.
+//! authenticates with the host's enrollment secret, heartbeats its status, reconnects on its
+//! own, forever, and serves operators' requests by driving one `opencode serve` per workspace
+//! (started on demand, supervised, stopped when idle).
 
 pub mod backoff;
 pub mod config;
 pub mod enroll;
+pub mod hub;
 pub mod link;
+pub mod opencode;
+pub mod ops;
 pub mod status;
+pub mod supervisor;
+pub mod workspaces;

@@ -1,8 +1,11 @@
-//! The agent's link to the relay: dial, authenticate, heartbeat, and reconnect forever with
-//! capped, jittered backoff. Only cancellation ends it.
+//! The agent's link to the relay: dial, authenticate, heartbeat, serve the operation streams
+//! the relay opens, and reconnect forever with capped, jittered backoff. Only cancellation ends
+//! it.
 
 use crate::backoff::{Backoff, RESTART_SPREAD, STABLE_AFTER, jitter};
+use crate::ops;
 use crate::status;
+use crate::workspaces::Workspaces;
 use cm_relay::client::{self, DialOptions, LinkError, Session};
 use cm_relay::framed::send_frame;
 use cm_relay::time::random_u64;
@@ -10,9 +13,14 @@ use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId};
 use proto::message::{CloseReason, Control};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Bound on waiting for in-flight operation streams when a connection ends.
+const STREAMS_DRAIN: Duration = Duration::from_secs(2);
 
 /// What the link needs.
 #[derive(Debug, Clone)]
@@ -41,8 +49,8 @@ enum SessionEnd {
     Lost(String),
 }
 
-/// Runs the link until `cancel` fires.
-pub async fn run(config: LinkConfig, cancel: CancellationToken) {
+/// Runs the link until `cancel` fires; operation streams are served from `workspaces`.
+pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: CancellationToken) {
     let mut backoff = Backoff::new();
     loop {
         if cancel.is_cancelled() {
@@ -57,7 +65,7 @@ pub async fn run(config: LinkConfig, cancel: CancellationToken) {
             Ok(session) => {
                 let since = Instant::now();
                 tracing::info!(host = %config.host, relay = %config.relay, conn = %session.conn_id, "connected to relay");
-                let end = serve(&config, session, &cancel).await;
+                let end = serve(&config, session, &workspaces, &cancel).await;
                 if since.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }
@@ -122,13 +130,69 @@ fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
     }
 }
 
-async fn serve(config: &LinkConfig, session: Session, cancel: &CancellationToken) -> SessionEnd {
+async fn serve(
+    config: &LinkConfig,
+    session: Session,
+    workspaces: &Arc<Workspaces>,
+    cancel: &CancellationToken,
+) -> SessionEnd {
     let Session {
         conn,
-        mut control_send,
-        mut control_recv,
+        control_send,
+        control_recv,
         ..
     } = session;
+    let streams = Streams {
+        tracker: TaskTracker::new(),
+        cancel: cancel.child_token(),
+        workspaces: Arc::clone(workspaces),
+    };
+    let end = serve_connection(config, &conn, control_send, control_recv, &streams, cancel).await;
+    // The connection is over: in-flight operations have nobody to answer to.
+    streams.cancel.cancel();
+    streams.tracker.close();
+    if tokio::time::timeout(STREAMS_DRAIN, streams.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("operation streams did not end in time");
+    }
+    end
+}
+
+/// The operation streams of one connection: tracked, cancelled together.
+struct Streams {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    workspaces: Arc<Workspaces>,
+}
+
+/// Spawns the handler of one operation stream the relay opened.
+fn spawn_stream(streams: &Streams, send: quinn::SendStream, recv: quinn::RecvStream) {
+    let workspaces = Arc::clone(&streams.workspaces);
+    let cancel = streams.cancel.clone();
+    streams.tracker.spawn(async move {
+        // Resolves when the operator stops reading (STOP_SENDING), ending a watch.
+        let stopped = send.stopped();
+        let peer_gone = async move {
+            let _ = stopped.await;
+        };
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {}
+            () = ops::serve_stream(&workspaces, recv, send, peer_gone) => {}
+        }
+    });
+}
+
+async fn serve_connection(
+    config: &LinkConfig,
+    conn: &quinn::Connection,
+    mut control_send: quinn::SendStream,
+    mut control_recv: cm_relay::framed::FramedRecv,
+    streams: &Streams,
+    cancel: &CancellationToken,
+) -> SessionEnd {
     let mut tick = tokio::time::interval(config.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
@@ -148,14 +212,18 @@ async fn serve(config: &LinkConfig, session: Session, cancel: &CancellationToken
                 seq += 1;
                 let hb = Control::Heartbeat { seq, status: status::collect(config.workspaces.clone()) };
                 if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
-                    return end_of(&conn, e.to_string());
+                    return end_of(conn, e.to_string());
                 }
             }
             msg = control_recv.next::<Control>() => match msg {
                 Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
-                Ok(None) => return end_of(&conn, "relay closed the control stream".into()),
-                Err(e) => return end_of(&conn, e.to_string()),
+                Ok(None) => return end_of(conn, "relay closed the control stream".into()),
+                Err(e) => return end_of(conn, e.to_string()),
+            },
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => spawn_stream(streams, send, recv),
+                Err(e) => return end_of(conn, e.to_string()),
             },
         }
     }

@@ -5,6 +5,9 @@ use clap::{Parser, Subcommand};
 use cm_agent::config::{ConfigFile, default_config_path, default_state_dir};
 use cm_agent::enroll;
 use cm_agent::link::{self, LinkConfig};
+use cm_agent::opencode::binary::{self, Search};
+use cm_agent::supervisor::leftovers;
+use cm_agent::workspaces::Workspaces;
 use cm_relay::secrets::StoreChoice;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +75,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Finds OpenCode and checks its version once at start, so a missing or unexpected binary is
+/// in the log before any operator needs it. Not fatal: the agent still links and reports.
+async fn check_opencode(configured: Option<PathBuf>) {
+    match Search::from_env(configured).resolve() {
+        Ok(path) => match binary::check_version(&path).await {
+            Ok(version) => {
+                tracing::info!(binary = %path.display(), %version, "OpenCode found");
+            }
+            Err(e) => tracing::warn!(error = %e, "OpenCode does not run"),
+        },
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     let config_path = cli.config.clone().unwrap_or_else(default_config_path);
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
@@ -120,15 +137,28 @@ fn run(cli: Cli) -> Result<()> {
                 relay_timeout: config.relay_timeout,
                 workspaces: config.workspaces.iter().map(|w| w.name.clone()).collect(),
             };
+            // Orphaned tool processes of OpenCode come to us, so they can be killed and reaped.
+            if let Err(e) = leftovers::become_subreaper() {
+                tracing::warn!(error = %e, "cannot become a child subreaper; tool processes left by a crashed OpenCode may survive it");
+            }
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
+                tokio::spawn(check_opencode(config.opencode.binary.clone()));
+                let workspaces =
+                    Workspaces::spawn(&config.workspaces, config.opencode.clone(), &state_dir);
                 let cancel = CancellationToken::new();
-                let link = tokio::spawn(link::run(link_config, cancel.clone()));
+                let link = tokio::spawn(link::run(
+                    link_config,
+                    std::sync::Arc::clone(&workspaces),
+                    cancel.clone(),
+                ));
                 tracing::info!(host = %config.host, relay = %config.relay, "agent started");
                 cm_relay::signal::shutdown_signal().await;
                 tracing::info!("stopping");
                 cancel.cancel();
                 let _ = link.await;
+                workspaces.shutdown().await;
+                tracing::info!("stopped");
             });
         }
     }

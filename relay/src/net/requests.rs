@@ -243,22 +243,27 @@ async fn forward(
     };
     let creates_session = fwd.header.op == Op::SessionCreate;
     match super::splice::open(&agent, &fwd).await {
-        Ok((agent_send, mut agent_recv)) => {
+        Ok((agent_send, agent_recv)) => {
             if creates_session {
-                // Record the creator as owner before the operator sees the new session.
-                let mut send = send;
-                match record_session_owner(
-                    shared,
-                    &host,
-                    &principal.user,
-                    &mut agent_recv,
-                    &mut send,
-                )
-                .await
-                {
-                    Ok(()) => super::splice::splice(send, recv, agent_send, agent_recv).await,
-                    Err(e) => tracing::warn!(%host, error = %e, "session_create reply not relayed"),
-                }
+                // Record the creator as owner before the operator learns the new session's id.
+                let (store, host, user) =
+                    (shared.store.clone(), host.clone(), principal.user.clone());
+                let record = move |reply: Vec<u8>| async move {
+                    let id = serde_json::from_slice::<serde_json::Value>(&reply)
+                        .ok()
+                        .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
+                    if let Some(id) = id {
+                        let now = now_ms();
+                        if let Err(e) = store
+                            .call(move |s| s.set_session_owner(&host, &id, &user, now))
+                            .await
+                        {
+                            tracing::error!(error = %e, "could not record the session owner");
+                        }
+                    }
+                };
+                super::splice::splice_inspecting(send, recv, agent_send, agent_recv, Some(record))
+                    .await;
             } else {
                 super::splice::splice(send, recv, agent_send, agent_recv).await;
             }
@@ -353,49 +358,4 @@ async fn logout(shared: &Arc<Shared>, principal: &Principal, mut send: quinn::Se
     };
     let _ = reply(&mut send, &r).await;
     let _ = send.finish();
-}
-
-/// Reads the agent's `Reply<SessionInfo>` to `session_create`, records the creator as the
-/// session's owner, and passes the frame on unchanged.
-async fn record_session_owner(
-    shared: &Arc<Shared>,
-    host: &HostId,
-    user: &proto::ids::UserId,
-    agent_recv: &mut quinn::RecvStream,
-    op_send: &mut quinn::SendStream,
-) -> Result<(), crate::framed::StreamError> {
-    let mut len = [0u8; proto::frame::LEN_PREFIX];
-    agent_recv
-        .read_exact(&mut len)
-        .await
-        .map_err(|_| crate::framed::StreamError::Closed)?;
-    let n = u32::from_be_bytes(len) as usize;
-    if n > MAX_FRAME_LEN {
-        return Err(proto::frame::FrameError::Oversize {
-            len: n,
-            max: MAX_FRAME_LEN,
-        }
-        .into());
-    }
-    let mut body = vec![0u8; n];
-    agent_recv
-        .read_exact(&mut body)
-        .await
-        .map_err(|_| crate::framed::StreamError::Closed)?;
-    let id = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
-    if let Some(id) = id {
-        let (h, u, now) = (host.clone(), user.clone(), now_ms());
-        if let Err(e) = shared
-            .store
-            .call(move |s| s.set_session_owner(&h, &id, &u, now))
-            .await
-        {
-            tracing::error!(error = %e, "could not record the session owner");
-        }
-    }
-    op_send.write_all(&len).await?;
-    op_send.write_all(&body).await?;
-    Ok(())
 }

@@ -33,11 +33,57 @@ pub(crate) async fn open(
 /// Copies operator → agent and agent → operator until both directions end. When one side
 /// fails, the other is stopped or reset so neither peer waits forever.
 pub(crate) async fn splice(
+    op_send: quinn::SendStream,
+    op_recv: FramedRecv,
+    agent_send: quinn::SendStream,
+    agent_recv: quinn::RecvStream,
+) {
+    splice_inspecting(
+        op_send,
+        op_recv,
+        agent_send,
+        agent_recv,
+        None::<fn(Vec<u8>) -> std::future::Ready<()>>,
+    )
+    .await;
+}
+
+/// Reads one whole frame (prefix and body) from the agent.
+async fn read_frame(agent_recv: &mut quinn::RecvStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut prefix = vec![0u8; proto::frame::LEN_PREFIX];
+    agent_recv
+        .read_exact(&mut prefix)
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut raw = [0u8; proto::frame::LEN_PREFIX];
+    raw.copy_from_slice(&prefix);
+    let len = u32::from_be_bytes(raw) as usize;
+    if len > proto::frame::MAX_FRAME_LEN {
+        return Err(std::io::Error::other(format!(
+            "agent frame of {len} bytes is over the limit"
+        )));
+    }
+    let mut body = vec![0u8; len];
+    agent_recv
+        .read_exact(&mut body)
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok((prefix, body))
+}
+
+/// As [`splice`], but the agent's first frame is handed to `inspect` (and awaited) before it is
+/// passed on, e.g. to record who owns a session before the operator learns its id. The
+/// operator → agent direction runs meanwhile, so a body the agent waits for still arrives.
+pub(crate) async fn splice_inspecting<F, Fut>(
     mut op_send: quinn::SendStream,
     op_recv: FramedRecv,
     mut agent_send: quinn::SendStream,
     mut agent_recv: quinn::RecvStream,
-) {
+    inspect: Option<F>,
+) where
+    F: FnOnce(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut op_recv = op_recv;
     let buffered = op_recv.take_buffered();
     let mut op_recv = op_recv.into_inner();
@@ -62,6 +108,25 @@ pub(crate) async fn splice(
         }
     };
     let down = async {
+        if let Some(inspect) = inspect {
+            match read_frame(&mut agent_recv).await {
+                Ok((prefix, body)) => {
+                    inspect(body.clone()).await;
+                    if op_send.write_all(&prefix).await.is_err()
+                        || op_send.write_all(&body).await.is_err()
+                    {
+                        let _ = agent_recv.stop(PEER_GONE.into());
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "agent's first frame not read");
+                    let _ = agent_recv.stop(PEER_GONE.into());
+                    let _ = op_send.reset(PEER_GONE.into());
+                    return;
+                }
+            }
+        }
         match tokio::io::copy(&mut agent_recv, &mut op_send).await {
             Ok(_) => {
                 let _ = op_send.finish();

@@ -11,7 +11,7 @@ use proto::handshake::PeerKind;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId};
 use proto::message::Reply;
-use proto::ops::{ForwardHeader, SessionInfo, SessionStatus};
+use proto::ops::{CreateSession, ForwardHeader, SessionInfo, SessionStatus};
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
@@ -28,9 +28,12 @@ async fn session_agent(relay: &TestRelay) -> Result<Session> {
                 let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
                 let fwd: ForwardHeader = recv.expect().await?;
                 if fwd.header.op == Op::SessionCreate {
+                    // Like the real agent: the body must arrive before the reply is written.
+                    recv.set_max_len(MAX_FRAME_LEN);
+                    let body: CreateSession = recv.expect().await?;
                     let info = SessionInfo {
                         id: "ses_1".into(),
-                        title: "t".into(),
+                        title: body.title.unwrap_or_default(),
                         created_ms: 1,
                         updated_ms: 1,
                         status: SessionStatus::Idle,
@@ -76,8 +79,12 @@ async fn creator_owns_others_read_admins_take_over() -> Result<()> {
 
     let mut create = on_session(Op::SessionCreate);
     create.session = None;
-    let created: SessionInfo = client::request::<(), _>(&ann_op.conn, &create, None).await?;
+    let body = CreateSession {
+        title: Some("mine".into()),
+    };
+    let created: SessionInfo = client::request(&ann_op.conn, &create, Some(&body)).await?;
     assert_eq!(created.id, "ses_1");
+    assert_eq!(created.title, "mine");
     assert_eq!(
         relay
             .state

@@ -1,0 +1,435 @@
+//! The checks every operation passes first, and one handler per operation: each turns a
+//! request into typed OpenCode client calls and maps the result into `proto::ops` types.
+
+use super::error::OpError;
+use super::frames::{FrameIoError, FrameReader};
+use super::idempotency::{MAX_KEY_LEN, Recorded};
+use crate::opencode::client::{ClientError, OpencodeClient};
+use crate::opencode::ids::new_message_id;
+use crate::workspaces::{WorkspaceRuntime, Workspaces};
+use proto::header::Op;
+use proto::ops::{
+    Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery, Pending,
+    PermissionAnswer, PermissionReply, Prompt, PromptAccepted, QuestionReply, SessionInfo,
+    SessionStatus, WorkspaceInfo,
+};
+use proto::rbac::{Decision, Ownership, authorize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::io::AsyncRead;
+
+/// Room left in a frame for the `Reply` envelope around a list.
+const ENVELOPE: usize = 64;
+
+/// The checks, in order: role, then (for workspace operations) the workspace and its root.
+/// Returns the workspace, or `None` for `workspace_list`.
+pub(super) fn admit(
+    workspaces: &Workspaces,
+    fwd: &ForwardHeader,
+) -> Result<Option<Arc<WorkspaceRuntime>>, OpError> {
+    let op = fwd.header.op;
+    if let Decision::Deny(reason) = authorize(Some(fwd.role), op, Ownership::None) {
+        return Err(OpError::Denied(reason));
+    }
+    if op == Op::WorkspaceList {
+        return Ok(None);
+    }
+    if !is_served(op) {
+        return Err(OpError::UnknownOp(op));
+    }
+    let name = fwd.header.workspace.as_deref().ok_or_else(|| {
+        OpError::BadRequest(format!("{} needs a workspace in the header", op.as_str()))
+    })?;
+    let rt = workspaces.get(name).ok_or_else(|| OpError::NoWorkspace {
+        name: name.to_owned(),
+        known: workspaces.names(),
+    })?;
+    root_ok(rt)?;
+    rt.supervisor.touch();
+    Ok(Some(Arc::clone(rt)))
+}
+
+/// Workspace operations this agent serves (relay and administration operations are not).
+fn is_served(op: Op) -> bool {
+    matches!(
+        op,
+        Op::SessionList
+            | Op::SessionCreate
+            | Op::SessionDelete
+            | Op::Prompt
+            | Op::Abort
+            | Op::Messages
+            | Op::Diff
+            | Op::PermissionList
+            | Op::PermissionReply
+            | Op::QuestionReply
+            | Op::WatchEvents
+            | Op::OpencodeStart
+            | Op::OpencodeStop
+            | Op::OpencodeStatus
+    )
+}
+
+/// The workspace root must still be a readable folder.
+fn root_ok(rt: &WorkspaceRuntime) -> Result<(), OpError> {
+    let root = &rt.workspace.root;
+    let fail = |reason: String| OpError::RootUnavailable {
+        name: rt.workspace.name.clone(),
+        path: root.display().to_string(),
+        reason,
+    };
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(root)
+            .map(drop)
+            .map_err(|e| fail(e.to_string())),
+        Ok(_) => Err(fail("not a directory".into())),
+        Err(e) => Err(fail(e.to_string())),
+    }
+}
+
+fn body_error(op: Op, e: &FrameIoError) -> OpError {
+    OpError::BadRequest(format!("malformed body for {}: {e}", op.as_str()))
+}
+
+/// Exactly one body frame.
+async fn required<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    op: Op,
+    body: &mut FrameReader<R>,
+) -> Result<T, OpError> {
+    body.next()
+        .await
+        .map_err(|e| body_error(op, &e))?
+        .ok_or_else(|| OpError::BadRequest(format!("{} needs a request body", op.as_str())))
+}
+
+/// One body frame, or the default when the stream ends without one.
+async fn optional<T: DeserializeOwned + Default, R: AsyncRead + Unpin>(
+    op: Op,
+    body: &mut FrameReader<R>,
+) -> Result<T, OpError> {
+    Ok(body
+        .next()
+        .await
+        .map_err(|e| body_error(op, &e))?
+        .unwrap_or_default())
+}
+
+pub(super) fn session_of(fwd: &ForwardHeader) -> Result<&str, OpError> {
+    fwd.header.session.as_deref().ok_or_else(|| {
+        OpError::BadRequest(format!(
+            "{} needs a session in the header",
+            fwd.header.op.as_str()
+        ))
+    })
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Value, OpError> {
+    serde_json::to_value(v).map_err(|e| {
+        OpError::Client(ClientError::Decode {
+            what: "encoding the answer".into(),
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// A 404 from OpenCode, said in the operator's terms.
+fn missing(what: impl FnOnce() -> String) -> impl FnOnce(ClientError) -> OpError {
+    move |e| match e {
+        ClientError::NotFound { .. } => OpError::NotFound(what()),
+        other => OpError::Client(other),
+    }
+}
+
+/// Runs the operation; the caller writes the reply.
+pub(super) async fn dispatch<R: AsyncRead + Unpin>(
+    workspaces: &Workspaces,
+    fwd: &ForwardHeader,
+    body: &mut FrameReader<R>,
+) -> Result<Value, OpError> {
+    let op = fwd.header.op;
+    let Some(rt) = admit(workspaces, fwd)? else {
+        return json(&workspace_list(workspaces));
+    };
+    let ws = &rt.workspace.name;
+    match op {
+        Op::OpencodeStatus => json(&rt.supervisor.info()),
+        Op::OpencodeStart => {
+            rt.supervisor.ensure_ready().await?;
+            json(&rt.supervisor.info())
+        }
+        Op::OpencodeStop => json(&rt.supervisor.stop().await),
+        Op::SessionList => json(&session_list(&rt.supervisor.ensure_ready().await?).await?),
+        Op::SessionCreate => {
+            let req: CreateSession = optional(op, body).await?;
+            let client = rt.supervisor.ensure_ready().await?;
+            json(&client.create_session(req.title.as_deref()).await?)
+        }
+        Op::SessionDelete => {
+            let session = session_of(fwd)?;
+            let client = rt.supervisor.ensure_ready().await?;
+            let deleted = client.delete_session(session).await.map_err(missing(|| {
+                format!("no session {session} in workspace {ws}")
+            }))?;
+            json(&deleted)
+        }
+        Op::Prompt => {
+            let session = session_of(fwd)?;
+            let req: Prompt = required(op, body).await?;
+            json(&prompt(&rt, session, req).await?)
+        }
+        Op::Abort => {
+            let session = session_of(fwd)?;
+            json(&abort(&rt, session).await?)
+        }
+        Op::Messages => {
+            let session = session_of(fwd)?;
+            let q: MessagesQuery = optional(op, body).await?;
+            let client = rt.supervisor.ensure_ready().await?;
+            let msgs = client
+                .messages(session, q.limit)
+                .await
+                .map_err(missing(|| {
+                    format!("no session {session} in workspace {ws}")
+                }))?;
+            fit_messages(msgs)
+        }
+        Op::Diff => {
+            let q: DiffQuery = required(op, body).await?;
+            let client = rt.supervisor.ensure_ready().await?;
+            json(&diff(&client, fwd, ws, q).await?)
+        }
+        Op::PermissionList => json(&permission_list(&rt).await?),
+        Op::PermissionReply => {
+            let req: PermissionReply = required(op, body).await?;
+            json(&permission_reply(&rt, req).await?)
+        }
+        Op::QuestionReply => {
+            let req: QuestionReply = required(op, body).await?;
+            json(&question_reply(&rt, req).await?)
+        }
+        // Admitted above only for served operations; watch_events has its own path.
+        _ => Err(OpError::UnknownOp(op)),
+    }
+}
+
+fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
+    workspaces
+        .iter()
+        .map(|rt| WorkspaceInfo {
+            name: rt.workspace.name.clone(),
+            available: root_ok(rt).is_ok(),
+            opencode: rt.supervisor.info(),
+        })
+        .collect()
+}
+
+async fn session_list(client: &OpencodeClient) -> Result<Vec<SessionInfo>, OpError> {
+    let mut sessions = client.list_sessions().await?;
+    let statuses = client.session_status().await?;
+    for s in &mut sessions {
+        s.status = statuses.get(&s.id).cloned().unwrap_or(SessionStatus::Idle);
+    }
+    Ok(sessions)
+}
+
+async fn prompt(
+    rt: &WorkspaceRuntime,
+    session: &str,
+    req: Prompt,
+) -> Result<PromptAccepted, OpError> {
+    if req.idempotency_key.is_empty() || req.idempotency_key.len() > MAX_KEY_LEN {
+        return Err(OpError::BadRequest(format!(
+            "idempotency_key must be 1 to {MAX_KEY_LEN} bytes"
+        )));
+    }
+    if req.text.trim().is_empty() {
+        return Err(OpError::BadRequest("the prompt is empty".into()));
+    }
+    // Held across the send: a concurrent retry waits and then finds the record.
+    let mut record = rt.prompts.lock().await;
+    match record.check(&req.idempotency_key, session) {
+        Recorded::Duplicate(first) => {
+            tracing::info!(key = %req.idempotency_key, "prompt retry answered from the idempotency record");
+            return Ok(first);
+        }
+        Recorded::OtherSession { session: first } => {
+            return Err(OpError::Conflict(format!(
+                "idempotency key {} was already used for session {first}; use a new key per prompt",
+                req.idempotency_key
+            )));
+        }
+        Recorded::New => {}
+    }
+    let client = rt.supervisor.ensure_ready().await?;
+    let message_id = new_message_id();
+    client
+        .prompt_async(session, &req.text, &message_id)
+        .await
+        .map_err(missing(|| {
+            format!("no session {session} in workspace {}", rt.workspace.name)
+        }))?;
+    let accepted = PromptAccepted {
+        session: session.to_owned(),
+        message_id,
+        duplicate: false,
+    };
+    record.record(&req.idempotency_key, &accepted);
+    Ok(accepted)
+}
+
+async fn abort(rt: &WorkspaceRuntime, session: &str) -> Result<Aborted, OpError> {
+    let client = rt.supervisor.ensure_ready().await?;
+    client.abort(session).await.map_err(missing(|| {
+        format!("no session {session} in workspace {}", rt.workspace.name)
+    }))?;
+    // OpenCode leaves a pending permission request listed after an abort; reject it so the
+    // operator's attention list clears (and questions likewise).
+    let mut rejected = Vec::new();
+    for p in client.permissions().await? {
+        if p.session != session {
+            continue;
+        }
+        match client
+            .reply_permission(
+                &p.id,
+                PermissionAnswer::Reject,
+                Some("the turn was aborted"),
+            )
+            .await
+        {
+            Ok(_) => {
+                rt.mark_answered(&p.id);
+                rejected.push(p.id);
+            }
+            Err(e) => tracing::debug!(request = %p.id, error = %e, "could not reject after abort"),
+        }
+    }
+    for q in client.questions().await? {
+        if q.session == session && client.reject_question(&q.id).await.is_ok() {
+            rt.mark_answered(&q.id);
+        }
+    }
+    Ok(Aborted {
+        rejected_permissions: rejected,
+    })
+}
+
+/// Newest messages that fit in one frame (oldest dropped first).
+fn fit_messages(mut msgs: Vec<Message>) -> Result<Value, OpError> {
+    let limit = proto::frame::MAX_FRAME_LEN - ENVELOPE;
+    loop {
+        let v = json(&msgs)?;
+        let len = serde_json::to_vec(&v).map_or(0, |b| b.len());
+        if len <= limit {
+            return Ok(v);
+        }
+        if msgs.len() <= 1 {
+            return Err(OpError::TooLarge { len, max: limit });
+        }
+        let drop = (msgs.len() / 4).max(1);
+        tracing::info!(
+            dropped = drop,
+            len,
+            "message history too large for one frame; sending the newest"
+        );
+        msgs.drain(..drop);
+    }
+}
+
+async fn diff(
+    client: &OpencodeClient,
+    fwd: &ForwardHeader,
+    ws: &str,
+    q: DiffQuery,
+) -> Result<Vec<FileDiff>, OpError> {
+    match q {
+        DiffQuery::Worktree => Ok(client.worktree_diff().await?),
+        DiffQuery::Session { message_id } => {
+            let session = session_of(fwd)?;
+            let not_found = || format!("no session {session} in workspace {ws}");
+            match message_id {
+                Some(mid) => client
+                    .session_diff(session, &mid)
+                    .await
+                    .map_err(missing(|| format!("no message {mid} in session {session}"))),
+                None => {
+                    // OpenCode answers [] without a message id, so gather per user turn.
+                    let msgs = client
+                        .messages(session, None)
+                        .await
+                        .map_err(missing(not_found))?;
+                    let mut out = Vec::new();
+                    for m in msgs.iter().filter(|m| m.role == "user") {
+                        out.extend(client.session_diff(session, &m.id).await?);
+                    }
+                    Ok(out)
+                }
+            }
+        }
+    }
+}
+
+async fn permission_list(rt: &WorkspaceRuntime) -> Result<Pending, OpError> {
+    // Not running means nothing is pending; listing must not start OpenCode.
+    let Some(client) = rt.supervisor.client_if_ready() else {
+        return Ok(Pending::default());
+    };
+    Ok(Pending {
+        permissions: client.permissions().await?,
+        questions: client.questions().await?,
+    })
+}
+
+/// A 404 on an answer: a conflict if this agent answered it before, else unknown.
+fn answer_error(rt: &WorkspaceRuntime, kind: &str, id: &str, e: ClientError) -> OpError {
+    match e {
+        ClientError::NotFound { .. } if rt.was_answered(id) => {
+            OpError::Conflict(format!("{kind} {id} was already answered"))
+        }
+        ClientError::NotFound { .. } => OpError::NotFound(format!(
+            "no pending {kind} {id} in workspace {}; it may have been answered or its turn aborted",
+            rt.workspace.name
+        )),
+        other => OpError::Client(other),
+    }
+}
+
+async fn permission_reply(rt: &WorkspaceRuntime, req: PermissionReply) -> Result<bool, OpError> {
+    let Some(client) = rt.supervisor.client_if_ready() else {
+        return Err(answer_error(
+            rt,
+            "permission request",
+            &req.request_id,
+            not_running(),
+        ));
+    };
+    let ok = client
+        .reply_permission(&req.request_id, req.answer, req.message.as_deref())
+        .await
+        .map_err(|e| answer_error(rt, "permission request", &req.request_id, e))?;
+    rt.mark_answered(&req.request_id);
+    Ok(ok)
+}
+
+async fn question_reply(rt: &WorkspaceRuntime, req: QuestionReply) -> Result<bool, OpError> {
+    let Some(client) = rt.supervisor.client_if_ready() else {
+        return Err(answer_error(rt, "question", &req.request_id, not_running()));
+    };
+    let result = match &req.answers {
+        Some(answers) => client.reply_question(&req.request_id, answers).await,
+        None => client.reject_question(&req.request_id).await,
+    };
+    let ok = result.map_err(|e| answer_error(rt, "question", &req.request_id, e))?;
+    rt.mark_answered(&req.request_id);
+    Ok(ok)
+}
+
+/// With OpenCode stopped nothing is pending: answering behaves like an unknown request.
+fn not_running() -> ClientError {
+    ClientError::NotFound {
+        what: "OpenCode is not running".into(),
+        body: String::new(),
+    }
+}

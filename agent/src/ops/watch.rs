@@ -1,0 +1,89 @@
+//! `watch_events`: the first frame is `Reply::<u64>::Ok(next_seq)`, then `EventFrame`s (replayed
+//! ones first when `after_seq` was given) until the operator stops reading, a write times out,
+//! or the agent stops.
+
+use super::error::OpError;
+use super::frames::{FrameIoError, FrameReader, write_frame};
+use super::handlers::admit;
+use crate::workspaces::Workspaces;
+use proto::event::{Event, EventFrame};
+use proto::frame::{FrameError, MAX_FRAME_LEN};
+use proto::message::Reply;
+use proto::ops::{ForwardHeader, WatchQuery};
+use std::future::Future;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(super) async fn serve<R, W, G>(
+    workspaces: &Workspaces,
+    fwd: &ForwardHeader,
+    body: &mut FrameReader<R>,
+    send: &mut W,
+    peer_gone: G,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    G: Future<Output = ()>,
+{
+    let admitted = match admit(workspaces, fwd) {
+        Ok(Some(rt)) => Ok(rt),
+        Ok(None) => Err(OpError::UnknownOp(fwd.header.op)),
+        Err(e) => Err(e),
+    };
+    let rt = match admitted {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::info!(error = %e, "watch refused");
+            let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
+            return;
+        }
+    };
+    let query: WatchQuery = match body.next().await {
+        Ok(q) => q.unwrap_or_default(),
+        Err(e) => {
+            let e = OpError::BadRequest(format!("malformed body for watch_events: {e}"));
+            let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
+            return;
+        }
+    };
+    let mut sub = rt.hub.subscribe(query.after_seq);
+    if write_frame(send, &Reply::<u64>::Ok(sub.next_seq), MAX_FRAME_LEN)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::debug!(next_seq = sub.next_seq, after = ?query.after_seq, "watcher attached");
+    tokio::pin!(peer_gone);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = &mut peer_gone => break,
+            f = sub.next() => f,
+        };
+        let Some(frame) = frame else { break };
+        match write_frame(send, &frame, MAX_FRAME_LEN).await {
+            Ok(()) => {}
+            Err(FrameIoError::Frame(FrameError::Oversize { len, .. })) => {
+                tracing::warn!(
+                    seq = frame.seq,
+                    len,
+                    "event too large for a frame; sending a resync instead"
+                );
+                let resync = EventFrame {
+                    seq: frame.seq,
+                    event: Event::Resync {
+                        reason: "an event was too large to send; re-read the session history"
+                            .into(),
+                    },
+                };
+                if write_frame(send, &resync, MAX_FRAME_LEN).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "watcher gone");
+                break;
+            }
+        }
+    }
+}

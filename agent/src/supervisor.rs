@@ -1,0 +1,535 @@
+//! One supervisor per workspace: an actor that owns that workspace's `opencode serve`, feeds
+//! what happens into the pure [`state::Machine`], and carries out the actions it returns
+//! (spawn, timers, health probe, stop, kill, publish). Operations talk to it through a
+//! [`SupervisorHandle`].
+
+pub mod leftovers;
+pub mod process;
+mod reader;
+pub mod state;
+
+use crate::config::{OpencodeConfig, Workspace};
+use crate::hub::EventHub;
+use crate::opencode::binary::Search;
+use crate::opencode::client::OpencodeClient;
+use crate::opencode::launch;
+use process::{ProcessEvent, Running};
+use proto::event::Event;
+use proto::ops::{OpencodeInfo, OpencodeState};
+use state::{Action, Input, Machine};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+/// Last use of a workspace (operations and OpenCode events), for the idle stop.
+#[derive(Debug)]
+pub struct Activity(Mutex<Instant>);
+
+impl Activity {
+    fn new() -> Self {
+        Self(Mutex::new(Instant::now()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
+        // An Instant cannot be left half-written.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks the workspace as used now.
+    pub fn touch(&self) {
+        *self.lock() = Instant::now();
+    }
+
+    /// When it was last used.
+    pub fn last(&self) -> Instant {
+        *self.lock()
+    }
+}
+
+/// The supervisor's published state.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// As operators see it.
+    pub info: OpencodeInfo,
+    /// A client for the running server, when ready.
+    pub client: Option<OpencodeClient>,
+    /// OpenCode's pid while a process exists.
+    pub pid: Option<u32>,
+}
+
+/// Why OpenCode could not be made ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// Start failed or gave up after crashes (operator-facing text).
+    #[error("{message}")]
+    Failed {
+        /// What went wrong, with OpenCode's last output.
+        message: String,
+    },
+    /// Not ready within the bound.
+    #[error("OpenCode did not become ready within {after:?}")]
+    Timeout {
+        /// The bound.
+        after: Duration,
+    },
+    /// It was stopped while the caller waited.
+    #[error("OpenCode was stopped while starting")]
+    Stopped,
+    /// The supervisor is gone (the agent is shutting down).
+    #[error("the agent is shutting down")]
+    ShuttingDown,
+}
+
+type StartReply = oneshot::Sender<Result<OpencodeClient, StartError>>;
+
+enum Command {
+    Start(Option<StartReply>),
+    Stop(oneshot::Sender<OpencodeInfo>),
+    Shutdown(oneshot::Sender<OpencodeInfo>),
+}
+
+/// What a supervisor needs.
+#[derive(Debug, Clone)]
+pub struct SupervisorDeps {
+    /// The workspace.
+    pub workspace: Workspace,
+    /// OpenCode settings.
+    pub config: Arc<OpencodeConfig>,
+    /// The agent's state folder.
+    pub state_dir: PathBuf,
+    /// Where events go.
+    pub hub: Arc<EventHub>,
+}
+
+/// The handle operations use.
+#[derive(Debug, Clone)]
+pub struct SupervisorHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    snapshot: watch::Receiver<Snapshot>,
+    activity: Arc<Activity>,
+    ready_timeout: Duration,
+}
+
+impl SupervisorHandle {
+    /// Starts the actor (OpenCode itself starts on demand).
+    pub fn spawn(deps: SupervisorDeps) -> Self {
+        let machine = Machine::new(deps.workspace.name.clone(), deps.config.ready_timeout);
+        let (snapshot_tx, snapshot) = watch::channel(Snapshot {
+            info: machine.info(),
+            client: None,
+            pid: None,
+        });
+        let (commands, rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let activity = Arc::new(Activity::new());
+        let ready_timeout = deps.config.ready_timeout;
+        let actor = Actor {
+            machine,
+            deps,
+            activity: Arc::clone(&activity),
+            snapshot_tx,
+            events_tx,
+            launches: 0,
+            current: None,
+            ready_deadline: None,
+            backoff_deadline: None,
+            start_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+            shutting_down: false,
+        };
+        tokio::spawn(actor.run(rx, events_rx));
+        Self {
+            commands,
+            snapshot,
+            activity,
+            ready_timeout,
+        }
+    }
+
+    /// The current state.
+    pub fn info(&self) -> OpencodeInfo {
+        self.snapshot.borrow().info.clone()
+    }
+
+    /// The full published state.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// Watches state changes.
+    pub fn watch(&self) -> watch::Receiver<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// Marks the workspace as used (postpones the idle stop).
+    pub fn touch(&self) {
+        self.activity.touch();
+    }
+
+    /// The client, if OpenCode is ready now (never starts it).
+    pub fn client_if_ready(&self) -> Option<OpencodeClient> {
+        let s = self.snapshot.borrow();
+        (s.info.state == OpencodeState::Ready)
+            .then(|| s.client.clone())
+            .flatten()
+    }
+
+    /// Starts OpenCode if needed and waits until it is ready, bounded by `ready_timeout`.
+    ///
+    /// # Errors
+    /// [`StartError`] says why it is not ready.
+    pub async fn ensure_ready(&self) -> Result<OpencodeClient, StartError> {
+        self.touch();
+        if let Some(c) = self.client_if_ready() {
+            return Ok(c);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Start(Some(tx)))
+            .map_err(|_| StartError::ShuttingDown)?;
+        // Generous: a launch may crash and be restarted once within the wait.
+        let bound = self.ready_timeout.saturating_mul(2);
+        match tokio::time::timeout(bound, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(StartError::ShuttingDown),
+            Err(_) => Err(StartError::Timeout { after: bound }),
+        }
+    }
+
+    /// Asks for a start without waiting.
+    pub fn start(&self) {
+        let _ = self.commands.send(Command::Start(None));
+    }
+
+    /// Stops OpenCode and waits until it and its tool processes are gone.
+    pub async fn stop(&self) -> OpencodeInfo {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).is_err() {
+            return self.info();
+        }
+        rx.await.unwrap_or_else(|_| self.info())
+    }
+
+    /// Stops OpenCode and ends the actor.
+    pub async fn shutdown(&self) -> OpencodeInfo {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).is_err() {
+            return self.info();
+        }
+        rx.await.unwrap_or_else(|_| self.info())
+    }
+}
+
+struct Actor {
+    machine: Machine,
+    deps: SupervisorDeps,
+    activity: Arc<Activity>,
+    snapshot_tx: watch::Sender<Snapshot>,
+    events_tx: process::EventTx,
+    launches: u64,
+    current: Option<Running>,
+    ready_deadline: Option<Instant>,
+    backoff_deadline: Option<Instant>,
+    start_waiters: Vec<StartReply>,
+    stop_waiters: Vec<oneshot::Sender<OpencodeInfo>>,
+    shutting_down: bool,
+}
+
+async fn at(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<(u64, ProcessEvent)>,
+    ) {
+        loop {
+            let state = self.machine.state();
+            let ready_at = self
+                .ready_deadline
+                .filter(|_| state == OpencodeState::Starting);
+            let backoff_at = self
+                .backoff_deadline
+                .filter(|_| state == OpencodeState::Backoff);
+            let idle_at = self
+                .deps
+                .config
+                .idle_stop
+                .filter(|_| state == OpencodeState::Ready)
+                .map(|d| self.activity.last() + d);
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(c) => self.on_command(c).await,
+                    None => {
+                        self.shutting_down = true;
+                        self.feed(Input::StopRequested).await;
+                    }
+                },
+                Some((launch, ev)) = events.recv() => self.on_process_event(launch, ev).await,
+                () = at(ready_at) => {
+                    self.ready_deadline = None;
+                    self.feed(Input::ReadyTimeout).await;
+                }
+                () = at(backoff_at) => {
+                    self.backoff_deadline = None;
+                    self.feed(Input::BackoffElapsed).await;
+                }
+                () = at(idle_at) => {
+                    // Activity may have moved the deadline since the sleep began.
+                    if let Some(idle) = self.deps.config.idle_stop
+                        && self.activity.last().elapsed() >= idle
+                    {
+                        tracing::info!(workspace = %self.deps.workspace.name, ?idle, "stopping idle OpenCode");
+                        self.feed(Input::IdleTimeout).await;
+                    }
+                }
+            }
+            if self.shutting_down
+                && matches!(
+                    self.machine.state(),
+                    OpencodeState::Stopped | OpencodeState::Failed
+                )
+            {
+                self.settle();
+                return;
+            }
+        }
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Start(reply) => {
+                if self.shutting_down {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(StartError::ShuttingDown));
+                    }
+                    return;
+                }
+                if let Some(r) = reply {
+                    self.start_waiters.push(r);
+                }
+                self.feed(Input::StartRequested).await;
+            }
+            Command::Stop(reply) => {
+                self.stop_waiters.push(reply);
+                self.feed(Input::StopRequested).await;
+            }
+            Command::Shutdown(reply) => {
+                self.shutting_down = true;
+                self.stop_waiters.push(reply);
+                self.feed(Input::StopRequested).await;
+            }
+        }
+    }
+
+    async fn on_process_event(&mut self, launch: u64, ev: ProcessEvent) {
+        if self.current.as_ref().map(|r| r.launch) != Some(launch) {
+            return;
+        }
+        match ev {
+            ProcessEvent::ReadyLine { port } => {
+                tracing::debug!(workspace = %self.deps.workspace.name, ?port, "OpenCode is listening");
+                self.feed(Input::ReadyLine).await;
+            }
+            ProcessEvent::Attached { version } => {
+                // The idle period counts from readiness, not from the request that started it.
+                self.activity.touch();
+                self.feed(Input::HealthOk { version }).await;
+            }
+            ProcessEvent::Exited {
+                status,
+                stderr_tail,
+            } => {
+                if let Some(r) = self.current.take() {
+                    r.token.cancel();
+                    tracing::info!(workspace = %self.deps.workspace.name, pid = r.pid, %status, "OpenCode exited");
+                }
+                self.feed(Input::Exited {
+                    status,
+                    stderr_tail,
+                })
+                .await;
+            }
+        }
+    }
+
+    /// Feeds an input and everything it leads to, then publishes the state.
+    async fn feed(&mut self, input: Input) {
+        let mut queue = std::collections::VecDeque::from([input]);
+        while let Some(input) = queue.pop_front() {
+            let actions = self.machine.handle(input, std::time::Instant::now());
+            for action in actions {
+                if let Some(next) = self.execute(action).await {
+                    queue.push_back(next);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    async fn execute(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::Spawn => Some(self.spawn()),
+            Action::ArmReadyTimer(d) => {
+                self.ready_deadline = Some(Instant::now() + d);
+                None
+            }
+            Action::CheckHealth => {
+                if let Some(r) = &self.current {
+                    tokio::spawn(reader::run(
+                        r.client.clone(),
+                        Arc::clone(&self.deps.hub),
+                        Arc::clone(&self.activity),
+                        self.events_tx.clone(),
+                        r.launch,
+                        r.token.clone(),
+                    ));
+                }
+                None
+            }
+            Action::ScheduleBackoff(d) => {
+                tracing::warn!(workspace = %self.deps.workspace.name, delay = ?d, "OpenCode crashed; restarting after a delay");
+                self.backoff_deadline = Some(Instant::now() + d);
+                None
+            }
+            Action::Stop { dispose } => match &self.current {
+                Some(r) => {
+                    let r = r.clone();
+                    tokio::spawn(async move { r.stop(dispose).await });
+                    None
+                }
+                None => Some(Input::Exited {
+                    status: "not running".into(),
+                    stderr_tail: Vec::new(),
+                }),
+            },
+            Action::Kill => {
+                if let Some(r) = &self.current {
+                    let r = r.clone();
+                    tokio::spawn(async move { r.kill().await });
+                }
+                None
+            }
+            Action::Emit(info) => {
+                tracing::info!(workspace = %info.workspace, state = ?info.state, restarts = info.restarts, "OpenCode state");
+                // A stop is done once the process is gone, even if a start queued meanwhile
+                // begins at once.
+                if matches!(info.state, OpencodeState::Stopped | OpencodeState::Failed) {
+                    for w in self.stop_waiters.drain(..) {
+                        let _ = w.send(info.clone());
+                    }
+                }
+                self.deps.hub.publish(Event::Opencode { info });
+                None
+            }
+        }
+    }
+
+    /// Spawns a launch; the input is `Spawned` or `SpawnFailed`.
+    fn spawn(&mut self) -> Input {
+        let failed = |error: String| Input::SpawnFailed { error };
+        let binary = match Search::from_env(self.deps.config.binary.clone()).resolve() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(workspace = %self.deps.workspace.name, error = %e, detail = ?e, "cannot start OpenCode");
+                return failed(e.to_string());
+            }
+        };
+        let secrets = launch::random_hex().map_err(|e| e.to_string());
+        let marker = launch::random_hex().map_err(|e| e.to_string());
+        let port = launch::free_port().map_err(|e| e.to_string());
+        let (password, marker, port) = match (secrets, marker, port) {
+            (Ok(p), Ok(m), Ok(port)) => (p, m[..32].to_owned(), port),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::error!(error = %e, "cannot prepare an OpenCode launch");
+                return failed("the agent cannot prepare an OpenCode launch; see its log".into());
+            }
+        };
+        let plan = launch::plan(
+            &binary,
+            &self.deps.config,
+            &self.deps.workspace,
+            &self.deps.state_dir,
+            port,
+            password,
+            marker,
+        );
+        if let Err(e) = launch::prepare(&plan) {
+            tracing::error!(dir = %plan.dirs.base.display(), error = %e, "cannot prepare OpenCode's state folder");
+            return failed("the agent cannot write OpenCode's state folder; see its log".into());
+        }
+        self.launches += 1;
+        match process::spawn(&plan, self.launches, self.events_tx.clone()) {
+            Ok(r) => {
+                tracing::info!(workspace = %self.deps.workspace.name, pid = r.pid, port, binary = %binary.display(), "OpenCode spawned");
+                let pid = r.pid;
+                self.current = Some(r);
+                Input::Spawned { pid }
+            }
+            Err(e) => {
+                tracing::error!(binary = %binary.display(), error = %e, "cannot spawn OpenCode");
+                failed(format!(
+                    "cannot run OpenCode ({e}): run scripts/install-opencode.sh or set [opencode] binary"
+                ))
+            }
+        }
+    }
+
+    /// Publishes the state and answers waiters it settles.
+    fn settle(&mut self) {
+        let info = self.machine.info();
+        let ready = info.state == OpencodeState::Ready;
+        let client = self
+            .current
+            .as_ref()
+            .filter(|_| ready)
+            .map(|r| r.client.clone());
+        self.snapshot_tx.send_replace(Snapshot {
+            info: info.clone(),
+            client: client.clone(),
+            pid: self.current.as_ref().map(|r| r.pid),
+        });
+        match info.state {
+            OpencodeState::Ready => {
+                if let Some(c) = client {
+                    for w in self.start_waiters.drain(..) {
+                        let _ = w.send(Ok(c.clone()));
+                    }
+                }
+            }
+            OpencodeState::Failed => {
+                let message = info
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "OpenCode failed to start".into());
+                for w in self.start_waiters.drain(..) {
+                    let _ = w.send(Err(StartError::Failed {
+                        message: message.clone(),
+                    }));
+                }
+                for w in self.stop_waiters.drain(..) {
+                    let _ = w.send(info.clone());
+                }
+            }
+            OpencodeState::Stopped => {
+                for w in self.start_waiters.drain(..) {
+                    let _ = w.send(Err(StartError::Stopped));
+                }
+                for w in self.stop_waiters.drain(..) {
+                    let _ = w.send(info.clone());
+                }
+            }
+            OpencodeState::Starting | OpencodeState::Backoff | OpencodeState::Stopping => {}
+        }
+    }
+}

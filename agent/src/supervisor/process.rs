@@ -1,0 +1,309 @@
+//! The thin process runner: spawns `opencode serve` in its own process group, watches its
+//! stdout for the listening line, keeps the last stderr lines, and stops it (dispose, SIGTERM,
+//! grace, SIGKILL), then removes the tool processes it left behind. It decides nothing: the
+//! state machine in `state.rs` does.
+
+use super::leftovers::{self, ProcId};
+use crate::opencode::client::OpencodeClient;
+use crate::opencode::launch::Launch;
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Stderr lines kept for the operator's `last_error`.
+pub const STDERR_LINES: usize = 20;
+/// Longest stderr line kept.
+const MAX_LINE: usize = 2048;
+/// Time between SIGTERM and SIGKILL. OpenCode 1.18.33 has no graceful handler and dies in under
+/// 0.1 s, so this only matters for a wedged process.
+pub const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Rounds of leftover killing after an exit (a killed process's children are re-parented and
+/// caught in the next round).
+const CLEANUP_ROUNDS: u32 = 5;
+/// Pause between cleanup rounds, for signalled processes to die.
+const CLEANUP_PAUSE: Duration = Duration::from_millis(50);
+/// What OpenCode prints once it accepts connections.
+pub const LISTENING: &str = "opencode server listening on http://127.0.0.1:";
+
+/// What a launch reports to the supervisor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessEvent {
+    /// The listening line, with the port it names.
+    ReadyLine {
+        /// Port OpenCode says it listens on.
+        port: Option<u16>,
+    },
+    /// Health answered and the event stream is attached.
+    Attached {
+        /// Version from `/global/health`.
+        version: Option<String>,
+    },
+    /// The process is gone and its leftovers were removed.
+    Exited {
+        /// Exit status as text.
+        status: String,
+        /// Last stderr lines.
+        stderr_tail: Vec<String>,
+    },
+}
+
+/// Events tagged with the launch number they belong to.
+pub type EventTx = mpsc::UnboundedSender<(u64, ProcessEvent)>;
+
+/// A running launch.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// Launch number (events of older launches are ignored).
+    pub launch: u64,
+    /// OpenCode's pid (also its process group id).
+    pub pid: u32,
+    /// The client for this launch.
+    pub client: OpencodeClient,
+    /// Cancelled as soon as the process has exited.
+    pub died: CancellationToken,
+    /// Cancelled when the launch is over: stops its health probe and event reader.
+    pub token: CancellationToken,
+    /// Descendants recorded just before the process was signalled.
+    snapshot: Arc<Mutex<Vec<ProcId>>>,
+}
+
+fn tail_push(tail: &Mutex<VecDeque<String>>, line: String) {
+    let mut t = tail
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if t.len() == STDERR_LINES {
+        t.pop_front();
+    }
+    t.push_back(line);
+}
+
+async fn read_lines(stream: impl AsyncRead + Unpin, mut on_line: impl FnMut(String)) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let mut line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+                if line.len() > MAX_LINE {
+                    let mut cut = MAX_LINE;
+                    while !line.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    line.truncate(cut);
+                }
+                on_line(line);
+            }
+        }
+    }
+}
+
+/// The port in a listening line.
+pub fn parse_listening(line: &str) -> Option<Option<u16>> {
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some(digits.parse().ok())
+}
+
+/// Spawns the launch; its events arrive on `events`.
+///
+/// # Errors
+/// The process could not be started.
+pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Result<Running> {
+    let mut cmd = tokio::process::Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .current_dir(&launch.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // The agent's own OpenCode settings (if any) must not leak into the managed instance.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OPENCODE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
+    let mut child = cmd.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the process exited at once"))?;
+    let raw_pid = i32::try_from(pid).map_err(std::io::Error::other)?;
+    leftovers::register_child(raw_pid);
+    let client = OpencodeClient::new(launch.port, &launch.password, &launch.cwd);
+    let running = Running {
+        launch: launch_no,
+        pid,
+        client,
+        died: CancellationToken::new(),
+        token: CancellationToken::new(),
+        snapshot: Arc::new(Mutex::new(Vec::new())),
+    };
+
+    if let Some(stdout) = child.stdout.take() {
+        let tx = events.clone();
+        tokio::spawn(read_lines(stdout, move |line| {
+            tracing::debug!(target: "opencode", pid, "{line}");
+            if let Some(port) = parse_listening(&line) {
+                let _ = tx.send((launch_no, ProcessEvent::ReadyLine { port }));
+            }
+        }));
+    }
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let stderr_task = child.stderr.take().map(|stderr| {
+        let tail = Arc::clone(&tail);
+        tokio::spawn(read_lines(stderr, move |line| {
+            tracing::debug!(target: "opencode", pid, "{line}");
+            tail_push(&tail, line);
+        }))
+    });
+
+    let died = running.died.clone();
+    let snapshot = Arc::clone(&running.snapshot);
+    let marker = launch.marker.clone();
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(s) => s.to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        leftovers::unregister_child(raw_pid);
+        died.cancel();
+        let snap = snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        remove_leftovers(marker, snap).await;
+        if let Some(task) = stderr_task {
+            // Ends at EOF; tool processes holding the pipe were just killed.
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        let stderr_tail: Vec<String> = tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let _ = events.send((
+            launch_no,
+            ProcessEvent::Exited {
+                status,
+                stderr_tail,
+            },
+        ));
+    });
+    Ok(running)
+}
+
+/// Kills what the launch left behind, in rounds, then reaps what was re-parented to us.
+async fn remove_leftovers(marker: String, snapshot: Vec<ProcId>) {
+    for round in 0..CLEANUP_ROUNDS {
+        let (m, s) = (marker.clone(), snapshot.clone());
+        let killed = tokio::task::spawn_blocking(move || {
+            let targets = leftovers::leftovers(&m, &s);
+            let n = leftovers::kill(&targets);
+            (targets, n)
+        })
+        .await
+        .unwrap_or_default();
+        if killed.0.is_empty() {
+            break;
+        }
+        tracing::info!(round, killed = killed.1, pids = ?killed.0.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed tool processes left by OpenCode");
+        tokio::time::sleep(CLEANUP_PAUSE).await;
+        let _ = tokio::task::spawn_blocking(leftovers::reap_adopted).await;
+    }
+    let _ = tokio::task::spawn_blocking(leftovers::reap_adopted).await;
+}
+
+fn signal_group(pid: u32, sig: rustix::process::Signal) {
+    if let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // ESRCH (already gone) is fine.
+        let _ = rustix::process::kill_process_group(p, sig);
+    }
+}
+
+impl Running {
+    async fn take_snapshot(&self) {
+        let pid = i32::try_from(self.pid).unwrap_or(0);
+        let snap = tokio::task::spawn_blocking(move || leftovers::descendants(pid))
+            .await
+            .unwrap_or_default();
+        tracing::debug!(
+            pid = self.pid,
+            descendants = snap.len(),
+            "snapshot before stopping OpenCode"
+        );
+        *self
+            .snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = snap;
+    }
+
+    /// Graceful stop: `POST /global/dispose` (when `dispose`), snapshot, SIGTERM to the group,
+    /// [`STOP_GRACE`], SIGKILL. Returns once the process is gone; leftovers are removed before
+    /// the `Exited` event is sent.
+    pub async fn stop(&self, dispose: bool) {
+        if dispose {
+            match self.client.dispose().await {
+                Ok(_) => tracing::debug!(pid = self.pid, "OpenCode disposed its sessions"),
+                Err(e) => {
+                    tracing::debug!(pid = self.pid, error = %e, "dispose failed; stopping anyway")
+                }
+            }
+        }
+        self.take_snapshot().await;
+        signal_group(self.pid, rustix::process::Signal::TERM);
+        if tokio::time::timeout(STOP_GRACE, self.died.cancelled())
+            .await
+            .is_err()
+        {
+            tracing::warn!(pid = self.pid, grace = ?STOP_GRACE, "OpenCode ignored SIGTERM; killing it");
+            signal_group(self.pid, rustix::process::Signal::KILL);
+            self.died.cancelled().await;
+        }
+    }
+
+    /// Immediate SIGKILL of the group (after a snapshot).
+    pub async fn kill(&self) {
+        self.take_snapshot().await;
+        signal_group(self.pid, rustix::process::Signal::KILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line() {
+        assert_eq!(
+            parse_listening("opencode server listening on http://127.0.0.1:4102"),
+            Some(Some(4102))
+        );
+        assert_eq!(
+            parse_listening("Warning: x\nopencode server listening on http://127.0.0.1:80/"),
+            Some(Some(80))
+        );
+        assert_eq!(parse_listening("starting"), None);
+    }
+
+    #[test]
+    fn stderr_tail_is_bounded() {
+        let t = Mutex::new(VecDeque::new());
+        for i in 0..50 {
+            tail_push(&t, format!("line {i}"));
+        }
+        let t = t.into_inner().unwrap();
+        assert_eq!(t.len(), STDERR_LINES);
+        assert_eq!(t.front().map(String::as_str), Some("line 30"));
+    }
+}

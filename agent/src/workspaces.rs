@@ -1,0 +1,161 @@
+//! The configured workspaces at run time: for each, its event hub, its OpenCode supervisor and
+//! the small records that make retries safe. Built once at start; `main.rs` and the operations
+//! layer share it.
+
+use crate::config::{OpencodeConfig, Workspace};
+use crate::hub::EventHub;
+use crate::ops::idempotency::{Bounded, MAX_ANSWERED, PromptRecord};
+use crate::supervisor::{SupervisorDeps, SupervisorHandle, leftovers};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often orphaned tool processes re-parented to the agent are reaped.
+const REAP_INTERVAL: Duration = Duration::from_secs(10);
+/// Bound on stopping every OpenCode at shutdown (dispose + SIGTERM + grace + cleanup).
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
+/// One workspace at run time.
+#[derive(Debug)]
+pub struct WorkspaceRuntime {
+    /// Name and root.
+    pub workspace: Workspace,
+    /// Its events.
+    pub hub: Arc<EventHub>,
+    /// Its OpenCode.
+    pub supervisor: SupervisorHandle,
+    /// Prompt idempotency keys; the async lock also serialises prompts of a workspace, so two
+    /// concurrent retries cannot both reach OpenCode.
+    pub prompts: tokio::sync::Mutex<PromptRecord>,
+    /// Permission and question ids this agent already answered.
+    pub answered: Mutex<Bounded<()>>,
+}
+
+impl WorkspaceRuntime {
+    /// Remembers that request `id` was answered.
+    pub fn mark_answered(&self, id: &str) {
+        self.answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), ());
+    }
+
+    /// Whether request `id` was answered by this agent.
+    pub fn was_answered(&self, id: &str) -> bool {
+        self.answered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
+    }
+}
+
+/// All workspaces of this host.
+#[derive(Debug)]
+pub struct Workspaces {
+    entries: BTreeMap<String, Arc<WorkspaceRuntime>>,
+    config: Arc<OpencodeConfig>,
+    cancel: CancellationToken,
+}
+
+impl Workspaces {
+    /// Sets up every workspace (OpenCode itself starts on demand) and the orphan reaper.
+    pub fn spawn(workspaces: &[Workspace], config: OpencodeConfig, state_dir: &Path) -> Arc<Self> {
+        // An earlier run killed without a clean stop leaves OpenCode (and its tools) running
+        // unsupervised; they hold memory and the workspaces' databases.
+        let stale = leftovers::stale_launches(state_dir);
+        if !stale.is_empty() {
+            let killed = leftovers::kill(&stale);
+            tracing::warn!(killed, pids = ?stale.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed OpenCode processes left by an earlier run of the agent");
+        }
+        let config = Arc::new(config);
+        let entries = workspaces
+            .iter()
+            .map(|w| {
+                let hub = Arc::new(EventHub::new());
+                let supervisor = SupervisorHandle::spawn(SupervisorDeps {
+                    workspace: w.clone(),
+                    config: Arc::clone(&config),
+                    state_dir: state_dir.to_owned(),
+                    hub: Arc::clone(&hub),
+                });
+                let rt = WorkspaceRuntime {
+                    workspace: w.clone(),
+                    hub,
+                    supervisor,
+                    prompts: tokio::sync::Mutex::new(PromptRecord::default()),
+                    answered: Mutex::new(Bounded::new(MAX_ANSWERED)),
+                };
+                (w.name.clone(), Arc::new(rt))
+            })
+            .collect();
+        let cancel = CancellationToken::new();
+        let reaper_cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = reaper_cancel.cancelled() => return,
+                    _ = tick.tick() => {
+                        let _ = tokio::task::spawn_blocking(leftovers::reap_adopted).await;
+                    }
+                }
+            }
+        });
+        Arc::new(Self {
+            entries,
+            config,
+            cancel,
+        })
+    }
+
+    /// The workspace called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<WorkspaceRuntime>> {
+        self.entries.get(name)
+    }
+
+    /// Every workspace, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<WorkspaceRuntime>> {
+        self.entries.values()
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// OpenCode settings.
+    pub fn opencode_config(&self) -> &OpencodeConfig {
+        &self.config
+    }
+
+    /// Stops every OpenCode (in parallel, bounded) and ends the supervisors.
+    pub async fn shutdown(&self) {
+        let stops = self.entries.values().map(|w| {
+            let w = Arc::clone(w);
+            async move {
+                let info = w.supervisor.shutdown().await;
+                tracing::info!(workspace = %info.workspace, state = ?info.state, "OpenCode stopped for shutdown");
+            }
+        });
+        let all = join_all(stops);
+        if tokio::time::timeout(SHUTDOWN_BOUND, all).await.is_err() {
+            tracing::warn!(bound = ?SHUTDOWN_BOUND, "some OpenCode processes did not stop in time");
+        }
+        self.cancel.cancel();
+    }
+}
+
+/// Runs futures concurrently and waits for all (a tiny `join_all` on a `JoinSet`).
+async fn join_all<F>(futs: impl Iterator<Item = F>)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for f in futs {
+        set.spawn(f);
+    }
+    while set.join_next().await.is_some() {}
+}
