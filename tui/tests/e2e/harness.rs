@@ -131,7 +131,22 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so an agent stops its OpenCode (and OpenCode's tools) in order; SIGKILL
+    /// only if it has not exited within the bound.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
