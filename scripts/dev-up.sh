@@ -137,7 +137,9 @@ done
 "$tui_bin" hosts --json | grep -q '"online": true' || { echo "dev-up: the host did not come online; see $dir/agent.log" >&2; exit 1; }
 
 if [ "$no_tui" = 1 ]; then
-  say "up: relay 127.0.0.1:$port, host demo-host online (state in $dir)"
+  say "driving OpenCode once: cm-tui send demo-host demo \"Say hello\" --wait"
+  "$tui_bin" send demo-host demo "Say hello" --wait
+  say "up: relay 127.0.0.1:$port, host demo-host online, OpenCode answering (state in $dir)"
   exit 0
 fi
 say "opening cm-tui (q quits; relay and agent stop with it). Logs: $dir/relay.log, $dir/agent.log"
