@@ -41,6 +41,21 @@ enum Command {
         #[arg(long, default_value = "auto", env = "CM_SECRET_STORE")]
         secret_store: String,
     },
+    /// Check the setup: config, workspace roots, OpenCode, secret, relay reachability and pin,
+    /// clock skew against the relay.
+    #[command(after_help = "Example:\n  cm-agent doctor")]
+    Doctor,
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  cm-agent completions bash > ~/.local/share/bash-completion/completions/cm-agent"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  cm-agent man | man -l -")]
+    Man,
     /// Connect to the relay and serve until SIGTERM or Ctrl-C.
     #[command(after_help = "Example:\n  cm-agent run --heartbeat-interval 3s")]
     Run {
@@ -93,6 +108,23 @@ fn run(cli: Cli) -> Result<()> {
     let config_path = cli.config.clone().unwrap_or_else(default_config_path);
     let state_dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
     match cli.command {
+        Command::Doctor => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let findings = rt.block_on(cm_agent::doctor::check(&config_path, &state_dir));
+            for f in &findings {
+                println!("{}", f.line());
+            }
+            let failed = findings.iter().filter(|f| f.problem.is_some()).count();
+            anyhow::ensure!(failed == 0, "{failed} problem(s) found");
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "cm-agent", &mut std::io::stdout());
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut std::io::stdout())?;
+        }
         Command::Enroll {
             token,
             secret_store,

@@ -117,6 +117,9 @@ pub enum ClientHello {
     H1(H1),
     /// Exchange an invite or a password for a credential (the connection then closes).
     Login(LoginRequest),
+    /// Ask the relay's clock (for `cm-agent doctor`: skew without authenticating, so a running
+    /// agent's connection is not replaced). The relay answers [`ServerHello::Time`] and closes.
+    Time,
 }
 
 /// The relay's answer to [`ClientHello`].
@@ -127,6 +130,11 @@ pub enum ServerHello {
     H2(H2),
     /// Login succeeded; here is the credential.
     LoginOk(IssuedCredential),
+    /// The relay's clock, unix ms, in answer to [`ClientHello::Time`].
+    Time {
+        /// Relay clock.
+        ts_ms: u64,
+    },
     /// Refused. For authentication this is always the one generic error.
     Error(WireError),
 }

@@ -236,7 +236,9 @@ pub async fn authenticate(
                 })
             }
             Ok(ServerHello::Error(e)) => Err(LinkError::Refused(e)),
-            Ok(ServerHello::LoginOk(_)) => Err(LinkError::Protocol("login answer to h1".into())),
+            Ok(ServerHello::LoginOk(_) | ServerHello::Time { .. }) => {
+                Err(LinkError::Protocol("unexpected answer to h1".into()))
+            }
             // The relay closes the connection right after an error frame; report the refusal.
             Err(StreamError::Closed) => Err(closed_reason(&conn)),
             Err(e) => Err(e.into()),
@@ -275,7 +277,9 @@ pub async fn login(
         match recv.expect::<ServerHello>().await? {
             ServerHello::LoginOk(cred) => Ok(cred),
             ServerHello::Error(e) => Err(LinkError::Refused(e)),
-            ServerHello::H2(_) => Err(LinkError::Protocol("h2 answer to login".into())),
+            ServerHello::H2(_) | ServerHello::Time { .. } => {
+                Err(LinkError::Protocol("unexpected answer to login".into()))
+            }
         }
     })
     .await;
@@ -315,4 +319,33 @@ pub async fn subscribe(
     let (mut send, recv) = conn.open_bi().await?;
     send_frame(&mut send, header, MAX_HEADER_LEN).await?;
     Ok((send, FramedRecv::new(recv, MAX_FRAME_LEN)))
+}
+
+/// Asks the relay's clock without authenticating: returns (relay clock − our clock) in ms,
+/// measured at the midpoint of the round trip. Also proves the relay is reachable with the pin.
+///
+/// # Errors
+/// Dial, pin or transport failures.
+pub async fn clock_skew(addr: &str, pin: &str) -> Result<i64, LinkError> {
+    let conn = dial(addr, pin, &DialOptions::default()).await?;
+    let result = with_timeout(async {
+        let sent = now_ms();
+        let (mut send, recv) = conn.open_bi().await?;
+        let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+        send_frame(&mut send, &ClientHello::Time, MAX_HEADER_LEN).await?;
+        let _ = send.finish();
+        match recv.expect::<ServerHello>().await? {
+            ServerHello::Time { ts_ms } => {
+                let mid = sent + now_ms().saturating_sub(sent) / 2;
+                Ok(i64::try_from(i128::from(ts_ms) - i128::from(mid)).unwrap_or(i64::MAX))
+            }
+            ServerHello::Error(e) => Err(LinkError::Refused(e)),
+            ServerHello::H2(_) | ServerHello::LoginOk(_) => Err(LinkError::Protocol(
+                "unexpected answer to a time request".into(),
+            )),
+        }
+    })
+    .await;
+    conn.close(CloseReason::Normal.code().into(), b"done");
+    result
 }

@@ -1,45 +1,9 @@
 //! `cm-relay doctor`: checks a relay's setup and says, one line per problem, what to do.
 
+pub use crate::finding::Finding;
 use crate::state::StateDir;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-
-/// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// What was checked.
-    pub check: &'static str,
-    /// `None` when fine; otherwise the problem and what to do.
-    pub problem: Option<String>,
-    /// A detail worth showing when fine (e.g. the pin).
-    pub detail: String,
-}
-
-impl Finding {
-    fn ok(check: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            check,
-            problem: None,
-            detail: detail.into(),
-        }
-    }
-
-    fn fail(check: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            check,
-            problem: Some(problem.into()),
-            detail: String::new(),
-        }
-    }
-
-    /// The line to print.
-    pub fn line(&self) -> String {
-        match &self.problem {
-            None => format!("ok    {:<14} {}", self.check, self.detail),
-            Some(p) => format!("FAIL  {:<14} {p}", self.check),
-        }
-    }
-}
 
 /// Runs every check. `now_ms` is the wall clock (passed in so the clock check is testable).
 pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {

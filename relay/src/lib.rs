@@ -7,6 +7,7 @@
 //! ([`client`], [`tls`], [`framed`], and with `secrets`, [`secrets`]).
 
 pub mod client;
+pub mod finding;
 pub mod framed;
 pub mod signal;
 pub mod time;

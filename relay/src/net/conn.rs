@@ -118,13 +118,25 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
                     wait_ms.div_ceil(1000)
                 ),
             ),
-            ClientHello::H1(_) => WireError::auth_failed(),
+            ClientHello::H1(_) | ClientHello::Time => WireError::auth_failed(),
         };
         refuse(conn, send, error, CloseReason::AuthFailed).await;
         return;
     }
     match hello {
         ClientHello::Login(req) => super::login::handle(shared, conn, remote, req, send).await,
+        ClientHello::Time => {
+            let mut send = send;
+            let _ = send_frame(
+                &mut send,
+                &ServerHello::Time { ts_ms: now_ms() },
+                MAX_HEADER_LEN,
+            )
+            .await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(ERROR_LINGER, conn.closed()).await;
+            close(conn, CloseReason::Normal, "time sent");
+        }
         ClientHello::H1(h1) => match authenticate(shared, conn, remote, &h1).await {
             Some(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
             None => {
