@@ -202,6 +202,9 @@ pub enum LoginMethod {
     Password {
         /// The password.
         password: String,
+        /// The current TOTP code, for users who enrolled a second factor.
+        #[serde(default)]
+        totp: Option<String>,
     },
 }
 

@@ -196,6 +196,13 @@ pub enum UserCommand {
         #[arg(long, default_value = "*")]
         host: String,
     },
+    /// Enroll a TOTP second factor: prints the otpauth:// URI for an authenticator app. From
+    /// then on, password logins need the current code (`cm-tui login … --totp CODE`).
+    #[command(after_help = "Example:\n  cm-relay user totp alice | qrencode -t ansiutf8")]
+    Totp {
+        /// User name.
+        name: String,
+    },
     /// List users and their grants.
     List {
         /// Print JSON.
@@ -600,4 +607,23 @@ pub enum AdminChange<'a> {
         /// Credential id.
         id: &'a str,
     },
+}
+
+/// `user totp`: enrolls a fresh TOTP secret and returns the otpauth:// URI.
+///
+/// # Errors
+/// Unknown user, randomness or store failures.
+pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    let secret = random32().map_err(|e| CliError::Input(e.to_string()))?;
+    // 20 bytes, the RFC 4226 recommendation for HMAC-SHA1.
+    let secret = &secret[..20];
+    store.set_totp_secret(&UserId::from(name), secret)?;
+    cli_audit(
+        &store,
+        "user_totp",
+        format!("{name} enrolled a second factor"),
+        None,
+    )?;
+    Ok(crate::totp::otpauth_uri(name, secret))
 }

@@ -36,3 +36,5 @@ pub mod server;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod totp;

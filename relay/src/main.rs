@@ -144,6 +144,13 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("added {name} as {role} on {host}; their one-time invite (valid 7 days):");
             println!("{}", invite.encode());
         }
+        Command::User(UserCommand::Totp { name }) => {
+            let uri = cli::user_totp(&dir, &name)?;
+            eprintln!(
+                "scan this into an authenticator app; password logins of {name} now need its code:"
+            );
+            println!("{uri}");
+        }
         Command::User(UserCommand::List { json }) => {
             let users = dir.open_store()?.list_users()?;
             if json {

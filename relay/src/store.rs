@@ -6,7 +6,7 @@ mod admin;
 mod audit;
 mod schema;
 
-pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
+pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
 pub use audit::{AuditEvent, AuditRow};
 
 use proto::handshake::{CredentialRecord, Key, PeerKind};

@@ -1,44 +1,163 @@
 //! What a key means to the app. The keymap turns keys into these; `App` acts on them.
 
+use crate::keymap::Context;
+
 /// A user intent, independent of the key that triggered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Move the selection up one row.
+    /// Move the selection (or the view) up one row.
     SelectPrev,
-    /// Move the selection down one row.
+    /// Move the selection (or the view) down one row.
     SelectNext,
-    /// Move the selection up one page.
+    /// Move up one page.
     PageUp,
-    /// Move the selection down one page.
+    /// Move down one page.
     PageDown,
-    /// Select the first row.
+    /// Go to the first row (or the top).
     SelectFirst,
-    /// Select the last row.
+    /// Go to the last row (or the bottom, following new output).
     SelectLast,
+    /// Open the selected row.
+    Open,
+    /// Go back a level (or close what is open).
+    Back,
+    /// Start typing a filter for the list.
+    Filter,
     /// Show or hide the key help.
     ToggleHelp,
+    /// Show or hide the attention panel.
+    ToggleAttention,
+    /// Turn the terminal bell on or off.
+    ToggleBell,
     /// Drop the relay connection and connect again now.
     Reconnect,
-    /// Close the overlay if one is open, otherwise quit.
-    Back,
     /// Leave the app.
     Quit,
+    /// Start OpenCode in the selected workspace.
+    StartOpencode,
+    /// Stop OpenCode in the selected workspace.
+    StopOpencode,
+    /// Create a session in this workspace.
+    NewSession,
+    /// Focus the prompt box.
+    FocusPrompt,
+    /// Abort the session's running turn.
+    Abort,
+    /// Show the diff.
+    ShowDiff,
+    /// Allow the permission request once.
+    AllowOnce,
+    /// Allow it and matching calls from now on.
+    AllowAlways,
+    /// Reject it.
+    Reject,
+    /// Select the previous block (tool call, reasoning) or hunk.
+    PrevBlock,
+    /// Select the next block (tool call, reasoning) or hunk.
+    NextBlock,
+    /// Expand or collapse the selected block.
+    ToggleBlock,
+    /// Previous file of the diff.
+    PrevFile,
+    /// Next file of the diff.
+    NextFile,
+    /// Switch the diff between this session's changes and the whole working tree.
+    ToggleDiffScope,
+    /// Remove the selected item from the attention panel.
+    Dismiss,
+    /// Send the prompt.
+    Send,
+    /// Insert a line break in the prompt.
+    Newline,
+    /// Cursor left.
+    CursorLeft,
+    /// Cursor right.
+    CursorRight,
+    /// Cursor up a line, or the previous prompt from history on the first line.
+    CursorUp,
+    /// Cursor down a line, or the next prompt from history on the last line.
+    CursorDown,
+    /// Cursor to the start of the line.
+    LineStart,
+    /// Cursor to the end of the line.
+    LineEnd,
+    /// Delete the character before the cursor.
+    DeleteBack,
+    /// Delete the character under the cursor.
+    DeleteForward,
+    /// Delete the word before the cursor.
+    DeleteWord,
+    /// Delete the text before the cursor on its line.
+    ClearLine,
+    /// Stop typing (the text stays).
+    LeaveInput,
+    /// Keep the filter and stop typing it.
+    AcceptFilter,
+    /// Drop the filter and stop typing it.
+    ClearFilter,
 }
 
 impl Action {
-    /// One line for the help overlay.
-    pub fn description(self) -> &'static str {
+    /// One line for the help overlay, worded for where it is used.
+    pub fn description(self, context: Context) -> &'static str {
+        let scrolls = matches!(context, Context::Session | Context::Diff);
         match self {
-            Self::SelectPrev => "previous host",
-            Self::SelectNext => "next host",
+            Self::SelectPrev if scrolls => "scroll up",
+            Self::SelectNext if scrolls => "scroll down",
+            Self::SelectFirst if scrolls => "top",
+            Self::SelectLast if scrolls => "bottom (follow new output)",
+            Self::SelectPrev => "previous row",
+            Self::SelectNext => "next row",
             Self::PageUp => "page up",
             Self::PageDown => "page down",
-            Self::SelectFirst => "first host",
-            Self::SelectLast => "last host",
+            Self::SelectFirst => "first row",
+            Self::SelectLast => "last row",
+            Self::Open if context == Context::Attention => "go to its session",
+            Self::Open => "open",
+            Self::Back if context == Context::Hosts => "quit",
+            Self::Back if context == Context::Attention => "close the panel",
+            Self::Back => "back",
+            Self::Filter => "filter the list",
             Self::ToggleHelp => "show / hide this help",
+            Self::ToggleAttention => "attention panel (what waits for you)",
+            Self::ToggleBell => "bell on / off",
             Self::Reconnect => "reconnect to the relay now",
-            Self::Back => "close help, or quit",
             Self::Quit => "quit",
+            Self::StartOpencode => "start OpenCode",
+            Self::StopOpencode => "stop OpenCode",
+            Self::NewSession => "new session",
+            Self::FocusPrompt => "write a prompt",
+            Self::Abort => "abort the running turn",
+            Self::ShowDiff => "show the diff",
+            Self::AllowOnce => "allow the permission request once",
+            Self::AllowAlways => "allow always (matching calls too)",
+            Self::Reject => "reject the permission request",
+            Self::PrevBlock if context == Context::Diff => "previous hunk",
+            Self::NextBlock if context == Context::Diff => "next hunk",
+            Self::PrevBlock => "previous tool call / reasoning",
+            Self::NextBlock => "next tool call / reasoning",
+            Self::ToggleBlock => "expand / collapse it",
+            Self::PrevFile => "previous file",
+            Self::NextFile => "next file",
+            Self::ToggleDiffScope => "session changes / whole working tree",
+            Self::Dismiss => "dismiss",
+            Self::Send => "send",
+            Self::Newline => "new line",
+            Self::CursorLeft => "cursor left",
+            Self::CursorRight => "cursor right",
+            Self::CursorUp if context == Context::Filter => "previous row",
+            Self::CursorDown if context == Context::Filter => "next row",
+            Self::CursorUp => "line up / older prompt",
+            Self::CursorDown => "line down / newer prompt",
+            Self::LineStart => "start of line",
+            Self::LineEnd => "end of line",
+            Self::DeleteBack => "delete before the cursor",
+            Self::DeleteForward => "delete under the cursor",
+            Self::DeleteWord => "delete the word before",
+            Self::ClearLine => "delete to the start of the line",
+            Self::LeaveInput => "stop typing (keeps the text)",
+            Self::AcceptFilter => "keep the filter",
+            Self::ClearFilter => "clear the filter",
         }
     }
 }

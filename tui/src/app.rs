@@ -1,22 +1,51 @@
 //! All UI state of the full-screen app and the one pure function that changes it:
 //! [`App::update`] takes an [`Event`] and returns [`Effect`]s for the runtime to execute.
 //! No IO, no clock reads (time arrives in `Event::Tick`), no terminal or rendering types.
+//!
+//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff); each level's state lives in
+//! its own submodule and survives reconnects, which re-read what is shown and resume watches.
+
+pub mod attention;
+mod diff;
+mod hosts;
+pub mod list;
+pub mod prompt;
+mod replies;
+pub mod session;
+mod sessions;
+pub mod transcript;
+pub mod watch;
+mod workspaces;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use diff::{DiffScope, DiffView};
+pub use hosts::CHROME_ROWS;
+pub use session::SessionView;
+pub use sessions::SessionsView;
+pub use workspaces::WorkspacesView;
 
 use crate::action::Action;
+use crate::call::{Call, Request, Scope};
 use crate::effect::Effect;
-use crate::event::{Event, NetEvent};
-use crate::keymap;
+use crate::event::{Event, KeyPress, NetEvent};
+use crate::keymap::{self, Context};
 use crate::profile::Profile;
-use proto::ids::ConnId;
-use proto::message::{HostInfo, HostList};
+use attention::Attention;
+use hosts::Hosts;
+use list::ListNav;
+use prompt::History;
+use proto::ids::{ConnId, HostId};
+use proto::rbac::Role;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+use watch::WatchState;
 
-/// Rows of the screen that are not host rows (table border and header, banner, status bar);
-/// a page is the terminal height minus these.
-pub const CHROME_ROWS: u16 = 5;
-
-/// Terminal height assumed until the first resize event.
-const DEFAULT_HEIGHT: u16 = 24;
+/// Terminal size assumed until the first resize event.
+const DEFAULT_SIZE: (u16, u16) = (80, 24);
+/// How long a notice stays in the status area.
+pub const NOTICE_MS: u64 = 6_000;
 
 /// The relay connection as the user should see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,13 +71,30 @@ pub enum ConnState {
     },
 }
 
-/// The last host list and when it arrived.
-#[derive(Debug, Clone, PartialEq)]
-struct Hosts {
-    list: HostList,
-    /// Local clock at arrival: heartbeat ages keep counting from the relay's clock plus the
-    /// local time elapsed since, so a skewed local clock cannot make them wrong.
-    received_at_ms: u64,
+/// Which level of the screen stack is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Screen {
+    /// The relay's hosts.
+    Hosts,
+    /// One host's workspaces.
+    Workspaces,
+    /// One workspace's sessions.
+    Sessions,
+    /// One session's transcript and prompt.
+    Session,
+    /// The session's (or working tree's) diff.
+    Diff,
+}
+
+/// A short message in the status area (an action's outcome, a refusal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The text.
+    pub text: String,
+    /// Whether it reports a failure.
+    pub error: bool,
+    /// Local clock after which it is no longer shown.
+    pub until_ms: u64,
 }
 
 /// The full-screen app's state.
@@ -61,10 +107,29 @@ pub struct App {
     rtt: Option<Duration>,
     /// `None` until the first list arrives ("loading" differs from "no hosts").
     hosts: Option<Hosts>,
-    /// Index into the host list; kept on the same host id across list updates and reconnects.
-    selected: usize,
-    help: bool,
+    host_nav: ListNav,
+    width: u16,
     height: u16,
+    help: bool,
+    screen: Screen,
+    workspaces: Option<WorkspacesView>,
+    sessions: Option<SessionsView>,
+    session: Option<SessionView>,
+    diff: Option<DiffView>,
+    attention: Attention,
+    attention_open: bool,
+    watches: BTreeMap<crate::call::WatchKey, WatchState>,
+    roles: HashMap<HostId, Role>,
+    /// Sessions seen working since their last idle (a finished turn is news for them).
+    busy: HashSet<(crate::call::WatchKey, String)>,
+    bell: bool,
+    /// Something new needs attention during this update (rings once at its end).
+    rang: bool,
+    notice: Option<Notice>,
+    next_id: u64,
+    /// Random per run (from the runtime): makes idempotency keys unique across runs.
+    key_seed: u64,
+    history: History,
 }
 
 impl App {
@@ -77,75 +142,216 @@ impl App {
             conn: ConnState::Connecting,
             rtt: None,
             hosts: None,
-            selected: 0,
+            host_nav: ListNav::default(),
+            width: DEFAULT_SIZE.0,
+            height: DEFAULT_SIZE.1,
             help: false,
-            height: DEFAULT_HEIGHT,
+            screen: Screen::Hosts,
+            workspaces: None,
+            sessions: None,
+            session: None,
+            diff: None,
+            attention: Attention::default(),
+            attention_open: false,
+            watches: BTreeMap::new(),
+            roles: HashMap::new(),
+            busy: HashSet::new(),
+            bell: true,
+            rang: false,
+            notice: None,
+            next_id: 0,
+            key_seed: now_ms,
+            history: History::default(),
         }
+    }
+
+    /// Seeds idempotency keys with a random number (the runtime passes one per run).
+    #[must_use]
+    pub fn with_key_seed(mut self, seed: u64) -> Self {
+        self.key_seed = seed;
+        self
+    }
+
+    /// Turns the terminal bell on new attention on or off.
+    #[must_use]
+    pub fn with_bell(mut self, bell: bool) -> Self {
+        self.bell = bell;
+        self
     }
 
     /// Applies one event; returns what the runtime must do.
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
         match event {
-            Event::Key(key) => match keymap::action_for(key) {
-                Some(action) => self.handle_action(action),
-                None => Vec::new(),
-            },
+            Event::Key(key) => self.on_key(key, &mut fx),
             Event::Tick { now_ms } => {
                 self.now_ms = now_ms;
-                Vec::new()
+                if self.notice.as_ref().is_some_and(|n| n.until_ms <= now_ms) {
+                    self.notice = None;
+                }
+                self.watch_tick(&mut fx);
             }
-            Event::Resize { height, .. } => {
+            Event::Resize { width, height } => {
+                self.width = width;
                 self.height = height;
-                Vec::new()
             }
-            Event::Net(net) => {
-                self.handle_net(net);
-                Vec::new()
+            Event::Paste(text) => self.on_paste(&text),
+            Event::Net(net) => self.on_net(net, &mut fx),
+        }
+        if std::mem::take(&mut self.rang) && self.bell {
+            fx.push(Effect::Bell);
+        }
+        fx
+    }
+
+    /// Where keys go now.
+    pub fn context(&self) -> Context {
+        if self.help {
+            Context::Help
+        } else {
+            self.screen_context()
+        }
+    }
+
+    /// Where keys go under the help overlay (what the overlay describes).
+    pub fn screen_context(&self) -> Context {
+        if self.attention_open {
+            return Context::Attention;
+        }
+        let typing = |nav: Option<&ListNav>| nav.is_some_and(ListNav::typing);
+        match self.screen {
+            Screen::Hosts if self.host_nav.typing() => Context::Filter,
+            Screen::Hosts => Context::Hosts,
+            Screen::Workspaces if typing(self.workspaces.as_ref().map(|w| &w.nav)) => {
+                Context::Filter
+            }
+            Screen::Workspaces => Context::Workspaces,
+            Screen::Sessions if typing(self.sessions.as_ref().map(|s| &s.nav)) => Context::Filter,
+            Screen::Sessions => Context::Sessions,
+            Screen::Session if self.session.as_ref().is_some_and(|s| s.focus) => Context::Prompt,
+            Screen::Session => Context::Session,
+            Screen::Diff => Context::Diff,
+        }
+    }
+
+    fn on_key(&mut self, key: KeyPress, fx: &mut Vec<Effect>) {
+        let context = self.context();
+        let action = keymap::action_for(context, key);
+        let typed = keymap::typed_char(context, key);
+        match context {
+            Context::Help => match action {
+                Some(Action::ToggleHelp) => self.help = false,
+                Some(Action::Quit) => fx.push(Effect::Quit),
+                _ => {}
+            },
+            Context::Filter => match action {
+                Some(Action::Quit) => fx.push(Effect::Quit),
+                Some(a @ (Action::CursorUp | Action::CursorDown)) => self.move_selection(a),
+                _ => self.edit_filter(action, typed),
+            },
+            Context::Prompt => self.prompt_key(action, typed, fx),
+            _ => {
+                if let Some(action) = action {
+                    self.on_action(context, action, fx);
+                }
             }
         }
     }
 
-    fn handle_action(&mut self, action: Action) -> Vec<Effect> {
-        if self.help {
-            // The overlay takes the keys: only closing it or quitting does something.
-            return match action {
-                Action::ToggleHelp | Action::Back => {
-                    self.help = false;
-                    Vec::new()
+    /// Pasted text goes into the prompt box (line breaks kept) or the filter (first line).
+    fn on_paste(&mut self, text: &str) {
+        match self.context() {
+            Context::Prompt => {
+                if let Some(view) = self.session.as_mut() {
+                    view.editor.paste(text);
                 }
-                Action::Quit => vec![Effect::Quit],
-                _ => Vec::new(),
-            };
+            }
+            Context::Filter => {
+                let line = text.lines().next().unwrap_or_default();
+                for c in line.chars().filter(|c| !c.is_control()) {
+                    self.edit_filter(None, Some(c));
+                }
+            }
+            _ => {}
         }
-        let last = self.hosts().len().saturating_sub(1);
-        let page = usize::from(self.height.saturating_sub(CHROME_ROWS).max(1));
+    }
+
+    fn on_action(&mut self, context: Context, action: Action, fx: &mut Vec<Effect>) {
         match action {
-            Action::SelectPrev => self.selected = self.selected.saturating_sub(1),
-            Action::SelectNext => self.selected = (self.selected + 1).min(last),
-            Action::PageUp => self.selected = self.selected.saturating_sub(page),
-            Action::PageDown => self.selected = self.selected.saturating_add(page).min(last),
-            Action::SelectFirst => self.selected = 0,
-            Action::SelectLast => self.selected = last,
+            Action::Quit => fx.push(Effect::Quit),
             Action::ToggleHelp => self.help = true,
+            Action::ToggleAttention => self.attention_open = !self.attention_open,
+            Action::ToggleBell => {
+                self.bell = !self.bell;
+                let text = if self.bell { "bell on" } else { "bell off" };
+                self.notify(text, false);
+            }
             Action::Reconnect => {
                 // After a fatal refusal the same credential would be refused again.
-                if matches!(self.conn, ConnState::Offline { .. }) {
-                    return Vec::new();
+                if !matches!(self.conn, ConnState::Offline { .. }) {
+                    self.conn = ConnState::Connecting;
+                    self.rtt = None;
+                    fx.push(Effect::Reconnect);
                 }
-                self.conn = ConnState::Connecting;
-                self.rtt = None;
-                return vec![Effect::Reconnect];
             }
-            Action::Back | Action::Quit => return vec![Effect::Quit],
+            _ => match context {
+                Context::Hosts => self.hosts_action(action, fx),
+                Context::Workspaces => self.workspaces_action(action, fx),
+                Context::Sessions => self.sessions_action(action, fx),
+                Context::Session => self.session_action(action, fx),
+                Context::Diff => self.diff_action(action, fx),
+                Context::Attention => self.attention_action(action, fx),
+                Context::Prompt | Context::Filter | Context::Help => {}
+            },
         }
-        Vec::new()
     }
 
-    fn handle_net(&mut self, event: NetEvent) {
+    fn nav_mut(&mut self) -> Option<&mut ListNav> {
+        match self.screen {
+            Screen::Hosts => Some(&mut self.host_nav),
+            Screen::Workspaces => self.workspaces.as_mut().map(|w| &mut w.nav),
+            Screen::Sessions => self.sessions.as_mut().map(|s| &mut s.nav),
+            Screen::Session | Screen::Diff => None,
+        }
+    }
+
+    /// Moves the selection of the list on screen.
+    fn move_selection(&mut self, action: Action) {
+        let len = match self.screen {
+            Screen::Hosts => self.visible_hosts().len(),
+            Screen::Workspaces => self.workspaces.as_ref().map_or(0, |w| w.visible().len()),
+            Screen::Sessions => self.sessions.as_ref().map_or(0, |s| s.visible().len()),
+            Screen::Session | Screen::Diff => 0,
+        };
+        let page = self.list_page();
+        if let Some(nav) = self.nav_mut() {
+            nav.move_by(action, len, page);
+        }
+    }
+
+    fn edit_filter(&mut self, action: Option<Action>, typed: Option<char>) {
+        if let Some(nav) = self.nav_mut() {
+            nav.edit(action, typed);
+        }
+    }
+
+    /// Rows of a list page.
+    fn list_page(&self) -> usize {
+        usize::from(self.height.saturating_sub(CHROME_ROWS).max(1))
+    }
+
+    /// Rows for the screen's main panel (all but the status bar and banners).
+    pub fn main_height(&self) -> u16 {
+        let banners = u16::from(self.problem().is_some()) + u16::from(self.notice().is_some());
+        self.height.saturating_sub(1 + banners)
+    }
+
+    fn on_net(&mut self, event: NetEvent, fx: &mut Vec<Effect>) {
         match event {
             NetEvent::Connected { conn_id } => {
                 self.conn = ConnState::Connected { conn_id };
                 self.rtt = None;
+                self.refresh(fx);
             }
             NetEvent::Hosts(list) => self.replace_hosts(list),
             NetEvent::Disconnected { reason, retry_in } => {
@@ -158,6 +364,7 @@ impl App {
                     retry_at_ms: self.now_ms.saturating_add(wait),
                 };
                 self.rtt = None;
+                self.watches_closed();
             }
             NetEvent::Pong { rtt } => {
                 if matches!(self.conn, ConnState::Connected { .. }) {
@@ -167,23 +374,76 @@ impl App {
             NetEvent::Fatal { message } => {
                 self.conn = ConnState::Offline { reason: message };
                 self.rtt = None;
+                self.watches_closed();
+            }
+            NetEvent::Reply { request, result } => self.on_reply(request, result, fx),
+            NetEvent::WatchStarted { watch, next_seq } => {
+                self.on_watch_started(&watch, next_seq, fx);
+            }
+            NetEvent::WatchFrame { watch, frame } => self.on_watch_frame(&watch, frame, fx),
+            NetEvent::WatchEnded { watch, reason } => self.on_watch_ended(&watch, reason),
+            NetEvent::Role { host, role } => {
+                self.roles.insert(host, role);
             }
         }
     }
 
-    /// Takes a new list, keeping the selection on the same host if it is still there, else
-    /// at the same position (clamped).
-    fn replace_hosts(&mut self, list: HostList) {
-        let kept = self
-            .selected_host()
-            .map(|h| h.host.clone())
-            .and_then(|id| list.hosts.iter().position(|h| h.host == id));
-        self.selected =
-            kept.unwrap_or_else(|| self.selected.min(list.hosts.len().saturating_sub(1)));
-        self.hosts = Some(Hosts {
-            list,
-            received_at_ms: self.now_ms,
+    /// After (re)connecting: re-read what the screens show, resume the watches, resend an
+    /// unconfirmed prompt. The screens themselves stay where they are.
+    fn refresh(&mut self, fx: &mut Vec<Effect>) {
+        if let Some(host) = self.workspaces.as_ref().map(|w| w.host.clone()) {
+            self.request(Scope::host(&host), Call::WorkspaceList, fx);
+        }
+        if let Some(watch) = self.sessions.as_ref().map(SessionsView::watch) {
+            self.request(watch.scope(), Call::SessionList, fx);
+            self.request(watch.scope(), Call::PermissionList, fx);
+        }
+        self.session_reconnected(fx);
+        self.diff_reconnected(fx);
+        self.rewatch_all(fx);
+    }
+
+    /// Emits a request if connected; returns its id.
+    fn request(&mut self, scope: Scope, call: Call, fx: &mut Vec<Effect>) -> Option<u64> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.next_id += 1;
+        fx.push(Effect::Request(Request {
+            id: self.next_id,
+            scope,
+            call,
+        }));
+        Some(self.next_id)
+    }
+
+    /// A request the operator asked for: says so when it cannot go out.
+    fn act(&mut self, scope: Scope, call: Call, fx: &mut Vec<Effect>) -> Option<u64> {
+        let id = self.request(scope, call, fx);
+        if id.is_none() {
+            self.notify("not connected to the relay; try again once connected", true);
+        }
+        id
+    }
+
+    /// Shows a notice for a few seconds.
+    fn notify(&mut self, text: impl Into<String>, error: bool) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error,
+            until_ms: self.now_ms.saturating_add(NOTICE_MS),
         });
+    }
+
+    /// A fresh idempotency key: the run's seed and a counter.
+    fn idempotency_key(&mut self) -> String {
+        self.next_id += 1;
+        format!("tui-{:016x}-{}", self.key_seed, self.next_id)
+    }
+
+    /// Whether the relay connection is up.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.conn, ConnState::Connected { .. })
     }
 
     /// `user@relay`.
@@ -211,46 +471,72 @@ impl App {
         self.rtt
     }
 
-    /// Whether a host list has arrived yet.
-    pub fn hosts_loaded(&self) -> bool {
-        self.hosts.is_some()
-    }
-
-    /// The hosts, in the relay's order (empty until loaded).
-    pub fn hosts(&self) -> &[HostInfo] {
-        self.hosts.as_ref().map_or(&[], |h| h.list.hosts.as_slice())
-    }
-
-    /// How many hosts are online.
-    pub fn online_count(&self) -> usize {
-        self.hosts().iter().filter(|h| h.online).count()
-    }
-
-    /// The selected row, if there are hosts.
-    pub fn selected(&self) -> Option<usize> {
-        (!self.hosts().is_empty()).then_some(self.selected)
-    }
-
-    /// The selected host.
-    pub fn selected_host(&self) -> Option<&HostInfo> {
-        self.hosts().get(self.selected)
-    }
-
-    /// The relay's clock now, estimated from the last list's clock plus local time since; use
-    /// it with heartbeat times, which are relay-clock values.
-    pub fn relay_now_ms(&self) -> u64 {
-        match &self.hosts {
-            Some(h) => h
-                .list
-                .now_ms
-                .saturating_add(self.now_ms.saturating_sub(h.received_at_ms)),
-            None => self.now_ms,
-        }
+    /// Which screen is shown.
+    pub fn screen(&self) -> Screen {
+        self.screen
     }
 
     /// Whether the help overlay is shown.
     pub fn help_visible(&self) -> bool {
         self.help
+    }
+
+    /// Whether the attention panel is open.
+    pub fn attention_open(&self) -> bool {
+        self.attention_open
+    }
+
+    /// The attention items.
+    pub fn attention(&self) -> &Attention {
+        &self.attention
+    }
+
+    /// Whether the bell rings on new attention.
+    pub fn bell(&self) -> bool {
+        self.bell
+    }
+
+    /// The current notice, if one is showing.
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref().filter(|n| n.until_ms > self.now_ms)
+    }
+
+    /// The workspaces screen's state.
+    pub fn workspaces(&self) -> Option<&WorkspacesView> {
+        self.workspaces.as_ref()
+    }
+
+    /// The sessions screen's state.
+    pub fn sessions(&self) -> Option<&SessionsView> {
+        self.sessions.as_ref()
+    }
+
+    /// The session screen's state.
+    pub fn session(&self) -> Option<&SessionView> {
+        self.session.as_ref()
+    }
+
+    /// The diff view's state.
+    pub fn diff(&self) -> Option<&DiffView> {
+        self.diff.as_ref()
+    }
+
+    /// Terminal width.
+    pub fn width(&self) -> u16 {
+        self.width
+    }
+
+    /// The host the screens are about (the open one, else the selected one).
+    pub fn current_host(&self) -> Option<&HostId> {
+        match self.screen {
+            Screen::Hosts => self.selected_host().map(|h| &h.host),
+            _ => self.workspaces.as_ref().map(|w| &w.host),
+        }
+    }
+
+    /// The principal's role on the current host, if the relay said.
+    pub fn role(&self) -> Option<Role> {
+        self.current_host().and_then(|h| self.roles.get(h)).copied()
     }
 
     /// The connection state in a few words: "connected", "reconnecting in 4s", "offline".
@@ -276,254 +562,5 @@ impl App {
             ConnState::Reconnecting { reason, .. } | ConnState::Offline { reason } => Some(reason),
             ConnState::Connecting | ConnState::Connected { .. } => None,
         }
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use crate::event::{KeyCode, KeyPress};
-    use proto::ids::{CredId, HostId, UserId};
-    use proto::message::HostStatus;
-
-    pub(crate) const T0: u64 = 1_700_000_000_000;
-
-    pub(crate) fn profile() -> Profile {
-        Profile {
-            relay: "relay.example.com:7443".into(),
-            pin: "blake3:00".into(),
-            user: UserId::from("alice"),
-            cred_id: CredId::from("c1"),
-            expires_at_ms: T0 + 8 * 3_600_000 - 60_000,
-        }
-    }
-
-    pub(crate) fn host(name: &str, online: bool) -> HostInfo {
-        HostInfo {
-            host: HostId::from(name),
-            online,
-            last_heartbeat_ms: Some(T0 - 3_000),
-            status: Some(HostStatus {
-                hostname: name.into(),
-                os: "linux 6.1.0".into(),
-                load: [0.42, 0.3, 0.1],
-                mem_total_kib: 16 * 1_048_576,
-                mem_available_kib: 10 * 1_048_576,
-                workspaces: vec!["api".into(), "web".into()],
-                ..HostStatus::default()
-            }),
-        }
-    }
-
-    pub(crate) fn list(names: &[&str]) -> HostList {
-        HostList {
-            now_ms: T0,
-            hosts: names.iter().map(|n| host(n, true)).collect(),
-        }
-    }
-
-    fn key(c: char) -> Event {
-        Event::Key(KeyPress::char(c))
-    }
-
-    fn special(code: KeyCode) -> Event {
-        Event::Key(KeyPress::plain(code))
-    }
-
-    fn app_with(names: &[&str]) -> App {
-        let mut app = App::new(&profile(), T0);
-        app.update(Event::Net(NetEvent::Connected {
-            conn_id: ConnId::from("k1"),
-        }));
-        app.update(Event::Net(NetEvent::Hosts(list(names))));
-        app
-    }
-
-    fn selected_name(app: &App) -> Option<&str> {
-        app.selected_host().map(|h| h.host.as_str())
-    }
-
-    #[test]
-    fn navigation_stays_in_bounds() {
-        let mut app = app_with(&["a", "b", "c"]);
-        assert_eq!(app.selected(), Some(0));
-        app.update(special(KeyCode::Up));
-        assert_eq!(app.selected(), Some(0), "up at the top stays");
-        app.update(key('j'));
-        app.update(special(KeyCode::Down));
-        app.update(key('j'));
-        assert_eq!(app.selected(), Some(2), "down at the bottom stays");
-        app.update(key('k'));
-        assert_eq!(app.selected(), Some(1));
-        app.update(special(KeyCode::Home));
-        assert_eq!(app.selected(), Some(0));
-        app.update(special(KeyCode::End));
-        assert_eq!(app.selected(), Some(2));
-        app.update(special(KeyCode::PageUp));
-        assert_eq!(app.selected(), Some(0));
-        app.update(special(KeyCode::PageDown));
-        assert_eq!(app.selected(), Some(2));
-    }
-
-    #[test]
-    fn paging_moves_by_the_visible_rows() {
-        let names: Vec<String> = (0..50).map(|i| format!("h{i:02}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut app = app_with(&refs);
-        app.update(Event::Resize {
-            width: 80,
-            height: 15,
-        });
-        app.update(special(KeyCode::PageDown));
-        assert_eq!(app.selected(), Some(usize::from(15 - CHROME_ROWS)));
-    }
-
-    #[test]
-    fn navigation_on_an_empty_list_is_harmless() {
-        let mut app = app_with(&[]);
-        for e in [
-            key('j'),
-            key('k'),
-            special(KeyCode::End),
-            special(KeyCode::PageDown),
-        ] {
-            assert!(app.update(e).is_empty());
-        }
-        assert_eq!(app.selected(), None);
-        assert!(app.hosts_loaded());
-    }
-
-    #[test]
-    fn help_toggles_and_captures_keys() {
-        let mut app = app_with(&["a", "b"]);
-        app.update(key('?'));
-        assert!(app.help_visible());
-        app.update(key('j'));
-        assert_eq!(app.selected(), Some(0), "navigation is ignored under help");
-        assert!(
-            app.update(special(KeyCode::Esc)).is_empty(),
-            "Esc closes help"
-        );
-        assert!(!app.help_visible());
-        app.update(key('?'));
-        app.update(key('?'));
-        assert!(!app.help_visible());
-    }
-
-    #[test]
-    fn quit_keys_return_the_quit_effect() {
-        let mut app = app_with(&["a"]);
-        assert_eq!(app.update(key('q')), vec![Effect::Quit]);
-        assert_eq!(
-            app.update(Event::Key(KeyPress::ctrl('c'))),
-            vec![Effect::Quit]
-        );
-        assert_eq!(app.update(special(KeyCode::Esc)), vec![Effect::Quit]);
-        app.update(key('?'));
-        assert_eq!(
-            app.update(key('q')),
-            vec![Effect::Quit],
-            "q quits under help too"
-        );
-        assert!(app.update(key('x')).is_empty());
-    }
-
-    #[test]
-    fn reconnect_state_text_counts_down() {
-        let mut app = app_with(&["a"]);
-        assert_eq!(app.connection_text(), "connected");
-        app.update(Event::Net(NetEvent::Pong {
-            rtt: Duration::from_millis(12),
-        }));
-        assert_eq!(app.rtt(), Some(Duration::from_millis(12)));
-        app.update(Event::Net(NetEvent::Disconnected {
-            reason: "relay connection lost: timed out".into(),
-            retry_in: Duration::from_millis(4_500),
-        }));
-        assert_eq!(app.connection_text(), "reconnecting in 5s");
-        assert_eq!(app.problem(), Some("relay connection lost: timed out"));
-        assert_eq!(app.rtt(), None, "no stale RTT while disconnected");
-        app.update(Event::Tick { now_ms: T0 + 2_000 });
-        assert_eq!(app.connection_text(), "reconnecting in 3s");
-        app.update(Event::Tick { now_ms: T0 + 5_000 });
-        assert_eq!(app.connection_text(), "reconnecting…");
-        app.update(Event::Net(NetEvent::Connected {
-            conn_id: ConnId::from("k2"),
-        }));
-        assert_eq!(app.connection_text(), "connected");
-        assert_eq!(app.problem(), None);
-    }
-
-    #[test]
-    fn r_asks_for_a_reconnect() {
-        let mut app = app_with(&["a"]);
-        assert_eq!(app.update(key('r')), vec![Effect::Reconnect]);
-        assert_eq!(app.conn(), &ConnState::Connecting);
-        assert_eq!(app.connection_text(), "connecting…");
-    }
-
-    #[test]
-    fn selection_follows_the_host_across_lists_and_reconnects() {
-        let mut app = app_with(&["a", "b", "c"]);
-        app.update(key('j'));
-        assert_eq!(selected_name(&app), Some("b"));
-        app.update(Event::Net(NetEvent::Disconnected {
-            reason: "lost".into(),
-            retry_in: Duration::from_secs(1),
-        }));
-        app.update(Event::Net(NetEvent::Connected {
-            conn_id: ConnId::from("k2"),
-        }));
-        // A host was added before "b": the selection stays on "b", not on index 1.
-        app.update(Event::Net(NetEvent::Hosts(list(&["0", "a", "b", "c"]))));
-        assert_eq!(selected_name(&app), Some("b"));
-        assert_eq!(app.selected(), Some(2));
-        // "b" is gone: stay at the same position.
-        app.update(Event::Net(NetEvent::Hosts(list(&["0", "a", "c"]))));
-        assert_eq!(selected_name(&app), Some("c"));
-        // The list shrank under the selection: clamp.
-        app.update(key('j'));
-        app.update(Event::Net(NetEvent::Hosts(list(&["0"]))));
-        assert_eq!(selected_name(&app), Some("0"));
-    }
-
-    #[test]
-    fn fatal_stops_retrying() {
-        let mut app = app_with(&["a"]);
-        app.update(Event::Net(NetEvent::Fatal {
-            message: "the relay refused this login; run `cm-tui login` again".into(),
-        }));
-        assert_eq!(app.connection_text(), "offline");
-        assert!(app.problem().is_some_and(|p| p.contains("cm-tui login")));
-        assert!(
-            app.update(key('r')).is_empty(),
-            "r cannot help after a refusal"
-        );
-        app.update(Event::Net(NetEvent::Disconnected {
-            reason: "late".into(),
-            retry_in: Duration::from_secs(1),
-        }));
-        assert!(matches!(app.conn(), ConnState::Offline { .. }));
-        assert_eq!(app.hosts().len(), 1, "the last list stays visible");
-    }
-
-    #[test]
-    fn heartbeat_age_uses_the_relay_clock_plus_local_elapsed() {
-        let mut app = App::new(&profile(), 5_000);
-        let mut l = list(&["a"]);
-        l.now_ms = 1_000_000;
-        app.update(Event::Net(NetEvent::Hosts(l)));
-        app.update(Event::Tick { now_ms: 8_000 });
-        assert_eq!(app.relay_now_ms(), 1_003_000);
-    }
-
-    #[test]
-    fn login_countdown_comes_from_ticks() {
-        let mut app = App::new(&profile(), T0);
-        assert_eq!(app.login_left_ms(), 8 * 3_600_000 - 60_000);
-        app.update(Event::Tick {
-            now_ms: T0 + 9 * 3_600_000,
-        });
-        assert_eq!(app.login_left_ms(), 0);
     }
 }

@@ -1,13 +1,20 @@
 //! Everything that can happen to the app: a key, the clock, a resize, or news from the relay.
 //! Plain data with no terminal or network types, so `App::update` stays pure and testable.
 
-use proto::ids::ConnId;
+use crate::call::{CallError, Request, Response, WatchKey};
+use proto::event::EventFrame;
+use proto::ids::{ConnId, HostId};
 use proto::message::HostList;
+use proto::rbac::Role;
 use std::fmt;
 use std::time::Duration;
 
 /// An input to [`crate::app::App::update`].
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one event moves through one update at a time; boxing would only add allocations"
+)]
 pub enum Event {
     /// A key press, already translated from the terminal's key type.
     Key(KeyPress),
@@ -24,6 +31,9 @@ pub enum Event {
         /// Rows.
         height: u16,
     },
+    /// Text pasted into the terminal (bracketed paste), delivered whole so its line breaks
+    /// do not act as Enter.
+    Paste(String),
     /// News from the relay connection task.
     Net(NetEvent),
 }
@@ -55,15 +65,55 @@ pub enum NetEvent {
         /// What happened and what to run.
         message: String,
     },
+    /// The answer to a [`Request`] the app asked for.
+    Reply {
+        /// The request, echoed.
+        request: Request,
+        /// Its outcome.
+        result: Result<Response, CallError>,
+    },
+    /// A workspace watch is open; live events will be numbered from `next_seq`.
+    WatchStarted {
+        /// Which watch.
+        watch: WatchKey,
+        /// The agent's next sequence number.
+        next_seq: u64,
+    },
+    /// An event on a workspace watch.
+    WatchFrame {
+        /// Which watch.
+        watch: WatchKey,
+        /// The event with its sequence number.
+        frame: EventFrame,
+    },
+    /// A workspace watch ended or could not start.
+    WatchEnded {
+        /// Which watch.
+        watch: WatchKey,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The principal's effective role on a host became known.
+    Role {
+        /// The host.
+        host: HostId,
+        /// The role.
+        role: Role,
+    },
 }
 
 /// A key as the app sees it: the terminal's key type is translated into this at the edge.
+/// Shift is only recorded for non-character keys (shifted letters arrive upper-case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct KeyPress {
     /// Which key.
     pub code: KeyCode,
     /// Whether Ctrl was held.
     pub ctrl: bool,
+    /// Whether Alt was held.
+    pub alt: bool,
+    /// Whether Shift was held (non-character keys only).
+    pub shift: bool,
 }
 
 /// The keys the app distinguishes.
@@ -95,6 +145,10 @@ pub enum KeyCode {
     Tab,
     /// Backspace.
     Backspace,
+    /// Delete.
+    Delete,
+    /// Shift-Tab.
+    BackTab,
     /// Anything else (function keys, media keys, …).
     Other,
 }
@@ -102,7 +156,12 @@ pub enum KeyCode {
 impl KeyPress {
     /// A key without modifiers.
     pub const fn plain(code: KeyCode) -> Self {
-        Self { code, ctrl: false }
+        Self {
+            code,
+            ctrl: false,
+            alt: false,
+            shift: false,
+        }
     }
 
     /// A character key without modifiers.
@@ -113,9 +172,30 @@ impl KeyPress {
     /// Ctrl plus a character key.
     pub const fn ctrl(c: char) -> Self {
         Self {
-            code: KeyCode::Char(c),
             ctrl: true,
+            ..Self::char(c)
         }
+    }
+
+    /// Alt plus a key.
+    pub const fn alt(code: KeyCode) -> Self {
+        Self {
+            alt: true,
+            ..Self::plain(code)
+        }
+    }
+
+    /// Shift plus a non-character key.
+    pub const fn shift(code: KeyCode) -> Self {
+        Self {
+            shift: true,
+            ..Self::plain(code)
+        }
+    }
+
+    /// Whether any modifier is held.
+    pub const fn modified(self) -> bool {
+        self.ctrl || self.alt || self.shift
     }
 }
 
@@ -123,6 +203,12 @@ impl fmt::Display for KeyPress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.ctrl {
             f.write_str("Ctrl-")?;
+        }
+        if self.alt {
+            f.write_str("Alt-")?;
+        }
+        if self.shift {
+            f.write_str("Shift-")?;
         }
         match self.code {
             KeyCode::Char(' ') => f.write_str("Space"),
@@ -140,6 +226,8 @@ impl fmt::Display for KeyPress {
             KeyCode::Esc => f.write_str("Esc"),
             KeyCode::Tab => f.write_str("Tab"),
             KeyCode::Backspace => f.write_str("Backspace"),
+            KeyCode::Delete => f.write_str("Del"),
+            KeyCode::BackTab => f.write_str("Shift-Tab"),
             KeyCode::Other => f.write_str("?"),
         }
     }
@@ -155,5 +243,7 @@ mod tests {
         assert_eq!(KeyPress::char('?').to_string(), "?");
         assert_eq!(KeyPress::plain(KeyCode::Down).to_string(), "↓");
         assert_eq!(KeyPress::plain(KeyCode::PageUp).to_string(), "PgUp");
+        assert_eq!(KeyPress::alt(KeyCode::Enter).to_string(), "Alt-Enter");
+        assert_eq!(KeyPress::shift(KeyCode::Enter).to_string(), "Shift-Enter");
     }
 }

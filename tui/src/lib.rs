@@ -3,6 +3,7 @@
 
 pub mod action;
 pub mod app;
+pub mod call;
 pub mod commands;
 pub mod connect;
 pub mod effect;
@@ -14,3 +15,4 @@ pub mod profile;
 pub mod remote;
 pub mod runtime;
 pub mod ui;
+pub mod view;

@@ -36,6 +36,8 @@ pub enum LoginTarget {
         pin: String,
         /// User.
         user: UserId,
+        /// TOTP code, for users with a second factor.
+        totp: Option<String>,
     },
 }
 
@@ -48,6 +50,7 @@ pub fn parse_target(
     arg: &str,
     user: Option<String>,
     pin: Option<String>,
+    totp: Option<String>,
 ) -> Result<LoginTarget, LoginError> {
     if arg.starts_with(INVITE_PREFIX) {
         return Ok(LoginTarget::Invite(Invite::decode(arg)?));
@@ -66,6 +69,7 @@ pub fn parse_target(
         relay: arg.to_owned(),
         pin,
         user: UserId(user),
+        totp,
     })
 }
 
@@ -96,7 +100,12 @@ pub async fn login(
                 label,
             },
         ),
-        LoginTarget::Password { relay, pin, user } => {
+        LoginTarget::Password {
+            relay,
+            pin,
+            user,
+            totp,
+        } => {
             let password =
                 password.ok_or_else(|| LoginError::Usage("a password is needed".into()))?;
             (
@@ -105,7 +114,7 @@ pub async fn login(
                 LoginRequest {
                     v: proto::PROTOCOL_VERSION,
                     user,
-                    method: LoginMethod::Password { password },
+                    method: LoginMethod::Password { password, totp },
                     ttl_s,
                     label,
                 },

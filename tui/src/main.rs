@@ -45,6 +45,9 @@ enum Command {
         /// Relay key pin (with a relay address).
         #[arg(long)]
         pin: Option<String>,
+        /// The current code from your authenticator app (users with a second factor).
+        #[arg(long)]
+        totp: Option<String>,
         /// Read the password from one line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -306,11 +309,12 @@ fn run(cli: Cli) -> Result<()> {
             target,
             user,
             pin,
+            totp,
             password_stdin,
             set_password,
             ttl,
         }) => {
-            let target = login::parse_target(&target, user, pin)?;
+            let target = login::parse_target(&target, user, pin, totp)?;
             let (password, new_password) = match &target {
                 login::LoginTarget::Invite(_) if set_password => (
                     None,

@@ -1,18 +1,26 @@
 //! The relay connection task: connect, watch the host list, ping the control stream for RTT,
-//! and reconnect forever with capped, jittered backoff until the credential is refused. It only
-//! reports [`NetEvent`]s; what to show is the app's business.
+//! make the agent calls and workspace watches the app asks for (each on its own stream and
+//! task, all cancelled with the connection), and reconnect forever with capped, jittered
+//! backoff until the credential is refused. It only reports [`NetEvent`]s; what to show is the
+//! app's business.
 
+use crate::call::{Call, CallError, Request, Response, Scope, WatchKey};
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
 use cm_relay::client::{self, LinkError, Session};
 use cm_relay::framed::send_frame;
 use cm_relay::time::random_u64;
+use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::message::{CloseReason, Control, HostList, Reply};
+use proto::ops::WatchQuery;
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -31,8 +39,13 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the task to close the connection.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
-/// Queue depth for commands to the task (only "reconnect" exists; a few are plenty).
-const COMMAND_QUEUE: usize = 4;
+/// How long a call may go unanswered before the app is told it failed (the agent or OpenCode
+/// is stuck); a prompt is then resent with the same idempotency key, so nothing runs twice.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Request ids of watch streams start here, apart from the app's request ids (logs only).
+const WATCH_REQ_BASE: u64 = 1 << 40;
+/// What a call made while there is no connection answers.
+const NOT_CONNECTED: &str = "not connected to the relay";
 
 /// The wait before reconnect attempt `attempt` (0-based): exponential from [`BACKOFF_BASE`],
 /// capped at [`BACKOFF_CAP`], with "equal jitter" (a uniform draw in the upper half), so the
@@ -48,16 +61,23 @@ pub fn backoff_delay(attempt: u32, random: u64) -> Duration {
 }
 
 /// Commands to the connection task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Command {
     /// Drop the connection (or the backoff wait) and connect now.
     Reconnect,
+    /// Make an agent call.
+    Request(Request),
+    /// Open (or reopen) a workspace watch.
+    Watch {
+        watch: WatchKey,
+        after_seq: Option<u64>,
+    },
 }
 
 /// Handle to the running connection task.
 #[derive(Debug)]
 pub struct Net {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::UnboundedSender<Command>,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -65,7 +85,9 @@ pub struct Net {
 impl Net {
     /// Starts the task; it reports on `events` until cancelled or refused.
     pub fn spawn(profile: Profile, key: Key, events: mpsc::Sender<NetEvent>) -> Self {
-        let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+        // Unbounded: commands come from key presses and screen changes, a handful at a time,
+        // and the app must never block on them.
+        let (commands, command_rx) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(profile, key, events, command_rx, cancel.clone()));
         Self {
@@ -75,9 +97,19 @@ impl Net {
         }
     }
 
-    /// Asks for an immediate reconnect (ignored if one is already queued or the task ended).
+    /// Asks for an immediate reconnect (ignored if the task ended).
     pub fn reconnect(&self) {
-        let _ = self.commands.try_send(Command::Reconnect);
+        let _ = self.commands.send(Command::Reconnect);
+    }
+
+    /// Makes an agent call; the answer comes back as [`NetEvent::Reply`].
+    pub fn request(&self, request: Request) {
+        let _ = self.commands.send(Command::Request(request));
+    }
+
+    /// Opens a workspace watch; its events come back as [`NetEvent::WatchFrame`]s.
+    pub fn watch(&self, watch: WatchKey, after_seq: Option<u64>) {
+        let _ = self.commands.send(Command::Watch { watch, after_seq });
     }
 
     /// Closes the connection and waits briefly for the task to end.
@@ -106,11 +138,28 @@ enum End {
     Fatal(String),
 }
 
+/// Answers a command that arrived while there is no connection: calls fail (the app asks
+/// again once connected), watches end.
+async fn refuse(command: Command, events: &mpsc::Sender<NetEvent>) {
+    let event = match command {
+        Command::Reconnect => return,
+        Command::Request(request) => NetEvent::Reply {
+            request,
+            result: Err(CallError::transport(NOT_CONNECTED)),
+        },
+        Command::Watch { watch, .. } => NetEvent::WatchEnded {
+            watch,
+            reason: NOT_CONNECTED.into(),
+        },
+    };
+    let _ = events.send(event).await;
+}
+
 async fn run(
     profile: Profile,
     key: Key,
     events: mpsc::Sender<NetEvent>,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     cancel: CancellationToken,
 ) {
     let mut attempt: u32 = 0;
@@ -122,8 +171,11 @@ async fn run(
         };
         let end = match connected {
             Ok(session) => {
-                // A reconnect asked for while connecting is satisfied by this connection.
-                while commands.try_recv().is_ok() {}
+                // A reconnect asked for while connecting is satisfied by this connection; calls
+                // queued meanwhile were meant for the old one (the app re-asks once connected).
+                while let Ok(command) = commands.try_recv() {
+                    refuse(command, &events).await;
+                }
                 let up_since = Instant::now();
                 let conn_id = session.conn_id.clone();
                 let end = if events.send(NetEvent::Connected { conn_id }).await.is_err() {
@@ -159,14 +211,22 @@ async fn run(
         if events.send(event).await.is_err() {
             return;
         }
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            cmd = commands.recv() => match cmd {
-                Some(Command::Reconnect) => attempt = 0,
-                None => return,
-            },
-            () = tokio::time::sleep(retry_in) => {}
+        let wait = tokio::time::sleep(retry_in);
+        tokio::pin!(wait);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Reconnect) => {
+                        attempt = 0;
+                        break;
+                    }
+                    Some(other) => refuse(other, &events).await,
+                    None => return,
+                },
+                () = &mut wait => break,
+            }
         }
     }
 }
@@ -205,8 +265,22 @@ fn end_of(conn: &quinn::Connection, fallback: String) -> End {
 async fn serve(
     session: Session,
     events: &mpsc::Sender<NetEvent>,
-    commands: &mut mpsc::Receiver<Command>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
+) -> End {
+    // Calls and watches of this connection end with it.
+    let streams = cancel.child_token();
+    let end = serve_streams(session, events, commands, cancel, &streams).await;
+    streams.cancel();
+    end
+}
+
+async fn serve_streams(
+    session: Session,
+    events: &mpsc::Sender<NetEvent>,
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+    cancel: &CancellationToken,
+    streams: &CancellationToken,
 ) -> End {
     let Session {
         conn,
@@ -225,12 +299,27 @@ async fn serve(
     let mut seq: u64 = 0;
     // The ping in flight: its seq and when it was sent. One at a time keeps RTT honest.
     let mut in_flight: Option<(u64, Instant)> = None;
+    let mut watches: HashMap<WatchKey, CancellationToken> = HashMap::new();
+    let mut watch_req = WATCH_REQ_BASE;
     let end = loop {
         tokio::select! {
             biased;
             () = cancel.cancelled() => break End::Cancelled,
             cmd = commands.recv() => match cmd {
                 Some(Command::Reconnect) => break End::Requested,
+                Some(Command::Request(request)) => {
+                    tokio::spawn(perform(conn.clone(), request, events.clone(), streams.clone()));
+                }
+                Some(Command::Watch { watch, after_seq }) => {
+                    // A newer watch of the same workspace replaces the older one.
+                    let token = streams.child_token();
+                    if let Some(old) = watches.insert(watch.clone(), token.clone()) {
+                        old.cancel();
+                    }
+                    watch_req += 1;
+                    let job = WatchJob { watch, after_seq, req_id: ReqId(watch_req) };
+                    tokio::spawn(watch_task(conn.clone(), job, events.clone(), token));
+                }
                 None => break End::Cancelled,
             },
             _ = ping.tick() => {
@@ -281,6 +370,143 @@ async fn serve(
     };
     conn.close(CloseReason::Normal.code().into(), reason);
     end
+}
+
+/// The stream header for a call to `scope`.
+fn header(op: Op, req_id: ReqId, scope: &Scope) -> StreamHeader {
+    let mut h = StreamHeader::new(op, req_id);
+    h.host = Some(scope.host.clone());
+    h.workspace.clone_from(&scope.workspace);
+    h.session.clone_from(&scope.session);
+    h
+}
+
+/// A failed call as the app sees it: a typed refusal keeps its code.
+fn call_error(e: LinkError) -> CallError {
+    match e {
+        LinkError::Refused(w) => CallError::refused(w.code, w.message),
+        other => CallError::transport(other.to_string()),
+    }
+}
+
+async fn call<B: Serialize, T: DeserializeOwned>(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: Option<&B>,
+) -> Result<T, CallError> {
+    client::request(conn, header, body)
+        .await
+        .map_err(call_error)
+}
+
+/// Performs one call and reports its answer (or that the connection ended first).
+async fn perform(
+    conn: quinn::Connection,
+    request: Request,
+    events: mpsc::Sender<NetEvent>,
+    cancel: CancellationToken,
+) {
+    let result = tokio::select! {
+        () = cancel.cancelled() => Err(CallError::transport("the relay connection was lost")),
+        r = tokio::time::timeout(CALL_TIMEOUT, perform_call(&conn, &request)) => r.unwrap_or_else(|_| {
+            Err(CallError::transport(format!(
+                "no answer from the host within {}s",
+                CALL_TIMEOUT.as_secs()
+            )))
+        }),
+    };
+    let _ = events.send(NetEvent::Reply { request, result }).await;
+}
+
+async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Response, CallError> {
+    let h = header(request.call.op(), ReqId(request.id), &request.scope);
+    let none = None::<&()>;
+    Ok(match &request.call {
+        Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
+        Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
+        Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
+        Call::Prompt(body) => Response::Accepted(call(conn, &h, Some(body)).await?),
+        Call::Abort => Response::Aborted(call(conn, &h, none).await?),
+        Call::Messages(body) => Response::Messages(call(conn, &h, Some(body)).await?),
+        Call::Diff(body) => Response::Diff(call(conn, &h, Some(body)).await?),
+        Call::PermissionList => Response::Pending(call(conn, &h, none).await?),
+        Call::PermissionReply(body) => {
+            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
+            Response::Answered
+        }
+        Call::QuestionReply(body) => {
+            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
+            Response::Answered
+        }
+        Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
+    })
+}
+
+/// One watch to open.
+#[derive(Debug)]
+struct WatchJob {
+    watch: WatchKey,
+    after_seq: Option<u64>,
+    req_id: ReqId,
+}
+
+/// Runs one workspace watch until it ends, then says why (unless it was cancelled).
+async fn watch_task(
+    conn: quinn::Connection,
+    job: WatchJob,
+    events: mpsc::Sender<NetEvent>,
+    cancel: CancellationToken,
+) {
+    let result = tokio::select! {
+        () = cancel.cancelled() => return,
+        r = run_watch(&conn, &job, &events) => r,
+    };
+    let reason = match result {
+        Ok(()) => "the agent ended the event stream".to_owned(),
+        Err(reason) => reason,
+    };
+    let watch = job.watch;
+    let _ = events.send(NetEvent::WatchEnded { watch, reason }).await;
+}
+
+async fn run_watch(
+    conn: &quinn::Connection,
+    job: &WatchJob,
+    events: &mpsc::Sender<NetEvent>,
+) -> Result<(), String> {
+    let h = header(Op::WatchEvents, job.req_id, &job.watch.scope());
+    // The send half stays open for the life of the watch; dropping it would end the request.
+    let (mut send, mut recv) = client::subscribe(conn, &h)
+        .await
+        .map_err(|e| e.to_string())?;
+    let query = WatchQuery {
+        after_seq: job.after_seq,
+    };
+    send_frame(&mut send, &query, MAX_FRAME_LEN)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = send.finish();
+    let first: Reply<u64> = recv.expect().await.map_err(|e| e.to_string())?;
+    let next_seq = first.into_result().map_err(|e| e.message)?;
+    let gone = || "the app stopped".to_owned();
+    let started = NetEvent::WatchStarted {
+        watch: job.watch.clone(),
+        next_seq,
+    };
+    events.send(started).await.map_err(|_| gone())?;
+    loop {
+        match recv.next::<EventFrame>().await {
+            Ok(Some(frame)) => {
+                let event = NetEvent::WatchFrame {
+                    watch: job.watch.clone(),
+                    frame,
+                };
+                events.send(event).await.map_err(|_| gone())?;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

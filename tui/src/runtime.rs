@@ -1,6 +1,8 @@
 //! The IO shell of the full-screen app: set up the terminal, start the connection task, then
 //! loop `select! { biased; signals, keys, net, tick }` → `App::update` → execute effects →
 //! draw. The terminal is restored on every way out (normal quit, error, signal, panic).
+//!
+//! Environment: `NO_COLOR` (no colours), `CM_TUI_BELL=0` (no bell on new attention).
 
 use crate::app::App;
 use crate::effect::Effect;
@@ -8,22 +10,26 @@ use crate::event::{Event, KeyCode, KeyPress, NetEvent};
 use crate::net::Net;
 use crate::profile::Profile;
 use crate::ui::{self, theme::Theme};
-use cm_relay::time::now_ms;
+use cm_relay::time::{now_ms, random_u64};
 use crossterm::event::{
-    Event as TermEvent, EventStream, KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream,
+    KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
+    PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
 use futures::StreamExt;
 use proto::handshake::Key;
 use ratatui::DefaultTerminal;
-use std::io;
+use std::io::{self, Write};
 use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 /// How often the clock ticks (heartbeat ages, countdowns); the screen shows whole seconds.
 pub const TICK: Duration = Duration::from_secs(1);
-/// Depth of the queue from the connection task; host lists are small and few.
-const NET_QUEUE: usize = 64;
+/// Depth of the queue from the connection task (streamed text arrives in many small events).
+const NET_QUEUE: usize = 1024;
+/// Most queued net events applied before the screen is drawn again.
+const NET_BATCH: usize = 256;
 
 /// Why the full-screen app stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,8 @@ pub enum RuntimeError {
 /// Owns the full-screen terminal and gives it back on drop, whichever way the loop ends.
 struct Screen {
     terminal: DefaultTerminal,
+    /// Whether the terminal reports modified keys (Shift-Enter) and must be told to stop.
+    enhanced: bool,
 }
 
 impl std::fmt::Debug for Screen {
@@ -57,7 +65,22 @@ impl Screen {
     /// Raw mode + alternate screen; also installs ratatui's restoring panic hook.
     fn enter() -> Result<Self, RuntimeError> {
         match ratatui::try_init() {
-            Ok(terminal) => Ok(Self { terminal }),
+            Ok(terminal) => {
+                // Where the terminal supports it, ask for unambiguous modified keys, so
+                // Shift-Enter can add a line to the prompt (Alt-Enter works everywhere).
+                let enhanced = crossterm::terminal::supports_keyboard_enhancement()
+                    .unwrap_or(false)
+                    && crossterm::execute!(
+                        io::stdout(),
+                        PushKeyboardEnhancementFlags(
+                            KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
+                        )
+                    )
+                    .is_ok();
+                // A paste arrives whole, so its line breaks do not send the prompt.
+                let _ = crossterm::execute!(io::stdout(), EnableBracketedPaste);
+                Ok(Self { terminal, enhanced })
+            }
             Err(e) => {
                 // try_init may have enabled raw mode before failing.
                 ratatui::restore();
@@ -69,6 +92,10 @@ impl Screen {
 
 impl Drop for Screen {
     fn drop(&mut self) {
+        if self.enhanced {
+            let _ = crossterm::execute!(io::stdout(), PopKeyboardEnhancementFlags);
+        }
+        let _ = crossterm::execute!(io::stdout(), DisableBracketedPaste);
         let _ = self.terminal.show_cursor();
         ratatui::restore();
     }
@@ -111,7 +138,12 @@ pub async fn run(profile: Profile, key: Key) -> Result<(), RuntimeError> {
     let mut signals = Signals::install()?;
     let mut screen = Screen::enter()?;
     let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-    let mut app = App::new(&profile, now_ms());
+    let bell = std::env::var("CM_TUI_BELL").map_or(true, |v| {
+        !matches!(v.as_str(), "0" | "off" | "false" | "no")
+    });
+    let mut app = App::new(&profile, now_ms())
+        .with_key_seed(random_u64())
+        .with_bell(bell);
     let net = Net::spawn(profile, key, net_tx);
     let result = event_loop(
         &mut screen.terminal,
@@ -160,22 +192,57 @@ async fn event_loop(
             },
             Some(net_event) = net_rx.recv() => {
                 // Bring the app's clock up to date so countdowns start from now.
-                app.update(Event::Tick { now_ms: now_ms() });
-                Event::Net(net_event)
+                let now = now_ms();
+                if !execute(app.update(Event::Tick { now_ms: now }), net) {
+                    return Ok(());
+                }
+                // Apply what else is queued (a burst of streamed text) before drawing once.
+                let mut batch = vec![net_event];
+                while batch.len() < NET_BATCH {
+                    match net_rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let last = batch.pop();
+                for queued in batch {
+                    if !execute(app.update(Event::Net(queued)), net) {
+                        return Ok(());
+                    }
+                }
+                match last {
+                    Some(last) => Event::Net(last),
+                    None => continue,
+                }
             }
             _ = tick.tick() => Event::Tick { now_ms: now_ms() },
         };
-        for effect in app.update(event) {
-            match effect {
-                Effect::Quit => return Ok(()),
-                Effect::Reconnect => net.reconnect(),
-            }
+        if !execute(app.update(event), net) {
+            return Ok(());
         }
     }
 }
 
+/// Carries out the app's effects; false when the app asked to quit.
+fn execute(effects: Vec<Effect>, net: &Net) -> bool {
+    for effect in effects {
+        match effect {
+            Effect::Quit => return false,
+            Effect::Reconnect => net.reconnect(),
+            Effect::Request(request) => net.request(request),
+            Effect::Watch { watch, after_seq } => net.watch(watch, after_seq),
+            Effect::Bell => {
+                // BEL moves no cursor, so it does not disturb the drawn frame.
+                let mut out = io::stdout();
+                let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+            }
+        }
+    }
+    true
+}
+
 /// The terminal's event as an app event; `None` for events the app ignores (mouse, focus,
-/// paste, key releases).
+/// key releases).
 fn translate(event: &TermEvent) -> Option<Event> {
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
@@ -185,6 +252,7 @@ fn translate(event: &TermEvent) -> Option<Event> {
             width: *width,
             height: *height,
         }),
+        TermEvent::Paste(text) => Some(Event::Paste(text.clone())),
         _ => None,
     }
 }
@@ -204,11 +272,17 @@ fn translate_key(key: &KeyEvent) -> KeyPress {
         TermKeyCode::Esc => KeyCode::Esc,
         TermKeyCode::Tab => KeyCode::Tab,
         TermKeyCode::Backspace => KeyCode::Backspace,
+        TermKeyCode::Delete => KeyCode::Delete,
+        TermKeyCode::BackTab => KeyCode::BackTab,
         _ => KeyCode::Other,
     };
     KeyPress {
         code,
         ctrl: key.modifiers.contains(KeyModifiers::CONTROL),
+        alt: key.modifiers.contains(KeyModifiers::ALT),
+        // Shifted characters arrive as themselves ('G'); Shift only matters on other keys.
+        shift: key.modifiers.contains(KeyModifiers::SHIFT)
+            && !matches!(code, KeyCode::Char(_) | KeyCode::BackTab),
     }
 }
 
@@ -251,6 +325,34 @@ mod tests {
                 KeyEventKind::Repeat
             )),
             Some(Event::Key(KeyPress::plain(KeyCode::Other)))
+        );
+    }
+
+    #[test]
+    fn alt_and_shift_enter_translate_for_the_prompt() {
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::Enter,
+                KeyModifiers::ALT,
+                KeyEventKind::Press
+            )),
+            Some(Event::Key(KeyPress::alt(KeyCode::Enter)))
+        );
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::Enter,
+                KeyModifiers::SHIFT,
+                KeyEventKind::Press
+            )),
+            Some(Event::Key(KeyPress::shift(KeyCode::Enter)))
+        );
+        assert_eq!(
+            translate(&key(
+                TermKeyCode::BackTab,
+                KeyModifiers::SHIFT,
+                KeyEventKind::Press
+            )),
+            Some(Event::Key(KeyPress::plain(KeyCode::BackTab)))
         );
     }
 

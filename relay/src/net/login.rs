@@ -33,6 +33,10 @@ enum LoginFailure {
     NoPassword,
     #[error("wrong password")]
     WrongPassword,
+    #[error("TOTP code missing")]
+    TotpMissing,
+    #[error("wrong, old or reused TOTP code")]
+    WrongTotp,
     #[error("new password shorter than {MIN_PASSWORD_LEN} characters")]
     WeakPassword,
     #[error("user locked out for {0} more seconds after repeated failures")]
@@ -58,16 +62,22 @@ impl LoginFailure {
                 ErrorCode::Internal,
                 "login failed inside the relay; see its log",
             ),
+            Self::TotpMissing => WireError::new(
+                ErrorCode::LoginFailed,
+                "this user has a second factor: add --totp CODE from your authenticator app",
+            ),
             Self::LockedOut(s) => WireError::new(
                 ErrorCode::LoginFailed,
                 format!("too many failed logins for this user; try again in {s} s"),
             ),
-            Self::BadName | Self::BadInvite | Self::NoPassword | Self::WrongPassword => {
-                WireError::new(
-                    ErrorCode::LoginFailed,
-                    "login failed: wrong user name or password, or the invite was already used or expired",
-                )
-            }
+            Self::BadName
+            | Self::BadInvite
+            | Self::NoPassword
+            | Self::WrongPassword
+            | Self::WrongTotp => WireError::new(
+                ErrorCode::LoginFailed,
+                "login failed: wrong user name or password, or the invite was already used or expired",
+            ),
         }
     }
 }
@@ -139,7 +149,7 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
                     .await?;
             }
         }
-        LoginMethod::Password { password } => {
+        LoginMethod::Password { password, totp } => {
             let u = user.clone();
             let hash = shared.store.call(move |s| s.password_hash(&u)).await?;
             // Unknown users and users without a password cost the same argon2 work as a wrong
@@ -153,9 +163,31 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
             if !matches {
                 return Err(LoginFailure::WrongPassword);
             }
+            check_totp(shared, &user, totp).await?;
         }
     }
     issue(shared, user, req.ttl_s, req.label).await
+}
+
+/// Second factor: required when the user enrolled one; each code is accepted once.
+async fn check_totp(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    code: Option<String>,
+) -> Result<(), LoginFailure> {
+    let u = user.clone();
+    let Some((secret, last)) = shared.store.call(move |s| s.totp(&u)).await? else {
+        return Ok(());
+    };
+    let code = code.ok_or(LoginFailure::TotpMissing)?;
+    let step =
+        crate::totp::verify(&secret, &code, now_ms(), last).ok_or(LoginFailure::WrongTotp)?;
+    let u = user.clone();
+    shared
+        .store
+        .call(move |s| s.set_totp_last_step(&u, step))
+        .await?;
+    Ok(())
 }
 
 async fn issue(
@@ -227,7 +259,10 @@ pub(crate) async fn handle(
             lock(&shared.limiter).record_failure(remote.ip(), now_ms());
             if matches!(
                 failure,
-                LoginFailure::WrongPassword | LoginFailure::BadInvite | LoginFailure::NoPassword
+                LoginFailure::WrongPassword
+                    | LoginFailure::BadInvite
+                    | LoginFailure::NoPassword
+                    | LoginFailure::WrongTotp
             ) {
                 lock(&shared.user_lockout).record_failure(user.0.clone(), now_ms());
             }

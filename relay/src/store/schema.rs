@@ -70,6 +70,10 @@ CREATE TABLE sessions (
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
 ",
+    r"
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
+",
 ];
 
 /// Brings the database to the newest schema.

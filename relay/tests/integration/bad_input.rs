@@ -345,6 +345,7 @@ async fn login_failures_are_uniform_and_invites_single_use() -> Result<()> {
         user: UserId::from("owner"),
         method: proto::handshake::LoginMethod::Password {
             password: "hunter22".into(),
+            totp: None,
         },
         ttl_s: None,
         label: None,
@@ -369,6 +370,7 @@ async fn repeated_wrong_passwords_lock_the_user_out_with_the_time_left() -> Resu
             user: UserId::from("owner"),
             method: proto::handshake::LoginMethod::Password {
                 password: password.into(),
+                totp: None,
             },
             ttl_s: Some(60),
             label: None,
@@ -407,6 +409,51 @@ async fn repeated_wrong_passwords_lock_the_user_out_with_the_time_left() -> Resu
             .unwrap()
             .starts_with("user locked out")
     );
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_second_factor_accepts_the_current_code_once_and_refuses_old_ones() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    cm_relay::cli::user_passwd(&relay.state.dir, "owner", "correct horse")?;
+    let uri = cm_relay::cli::user_totp(&relay.state.dir, "owner")?;
+    assert!(
+        uri.starts_with("otpauth://totp/CodeMantle:owner?secret="),
+        "{uri}"
+    );
+    let (secret, _) = relay
+        .state
+        .store()?
+        .totp(&UserId::from("owner"))?
+        .expect("enrolled");
+    let addr = relay.addr_str();
+    let attempt = |totp: Option<String>| {
+        let req = proto::handshake::LoginRequest {
+            v: proto::PROTOCOL_VERSION,
+            user: UserId::from("owner"),
+            method: proto::handshake::LoginMethod::Password {
+                password: "correct horse".into(),
+                totp,
+            },
+            ttl_s: None,
+            label: None,
+        };
+        client::login(&addr, &relay.state.pin, req)
+    };
+    let err = attempt(None).await.unwrap_err().to_string();
+    assert!(err.contains("add --totp CODE"), "{err}");
+    let step = now_ms() / 1000 / cm_relay::totp::STEP_S;
+    let code = |s: u64| format!("{:06}", cm_relay::totp::code_at(&secret, s, 6));
+    let err = attempt(Some(code(step - 3))).await.unwrap_err().to_string();
+    assert!(
+        err.contains("wrong user name or password"),
+        "an old code: {err}"
+    );
+    attempt(Some(code(step))).await?;
+    // The same code a second time is refused (replay), even within its 30 s.
+    assert!(attempt(Some(code(step))).await.is_err());
+    assert_eq!(last_audit_reason(&relay), "wrong, old or reused TOTP code");
     relay.shutdown().await;
     Ok(())
 }

@@ -1,5 +1,7 @@
-//! The `?` overlay: the key table, generated from the keymap so it cannot drift from it.
+//! The `?` overlay: the key table of the screen underneath, generated from the keymap so it
+//! cannot drift from it.
 
+use crate::app::App;
 use crate::keymap;
 use crate::ui::theme::Theme;
 use ratatui::Frame;
@@ -8,8 +10,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
 /// Draws the overlay centred in `area`.
-pub(super) fn render(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
-    let rows = keymap::help_rows();
+pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let context = app.screen_context();
+    let rows = keymap::help_rows(context);
     let key_width = rows
         .iter()
         .map(|(k, _)| k.chars().count())
@@ -24,15 +27,18 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, theme: Theme) {
             ])
         })
         .collect();
-    let width = lines.iter().map(Line::width).max().unwrap_or(0) + 2;
-    let height = lines.len() + 2;
+    let width = (lines.iter().map(Line::width).max().unwrap_or(0) + 2).min(usize::from(area.width));
+    let height = (lines.len() + 2).min(usize::from(area.height));
     let popup = area.centered(
         Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX)),
         Constraint::Length(u16::try_from(height).unwrap_or(u16::MAX)),
     );
     let block = Block::bordered()
         .border_style(theme.border())
-        .title(Span::styled(" keys ", theme.title()))
+        .title(Span::styled(
+            format!(" keys · {} ", context.title()),
+            theme.title(),
+        ))
         .title_bottom(Line::styled(" ? or Esc to close ", theme.muted()).right_aligned());
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);

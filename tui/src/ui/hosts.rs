@@ -4,6 +4,7 @@
 use crate::app::{App, ConnState};
 use crate::connect;
 use crate::ui::theme::Theme;
+use crate::ui::{filter_line, hints};
 use proto::message::HostInfo;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -54,17 +55,23 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     } else {
         String::new()
     };
+    let bottom = filter_line(app.host_nav(), theme)
+        .unwrap_or_else(|| hints(&[("Enter", "workspaces"), ("/", "filter")], theme));
     let block = Block::bordered()
         .padding(Padding::right(1))
         .border_style(theme.border())
         .title(Span::styled(" hosts ", theme.title()))
-        .title_top(Line::from(counts).right_aligned());
+        .title_top(Line::from(counts).right_aligned())
+        .title_bottom(bottom);
     if !app.hosts_loaded() || app.hosts().is_empty() {
         render_placeholder(frame, area, block, app, theme);
         return;
     }
     let relay_now = app.relay_now_ms();
-    let rows = app.hosts().iter().map(|h| host_row(h, relay_now, theme));
+    let rows = app
+        .visible_hosts()
+        .into_iter()
+        .map(|h| host_row(h, relay_now, theme));
     let header = Row::new([
         Cell::from("HOST"),
         Cell::from("STATE"),

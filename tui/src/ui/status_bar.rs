@@ -32,6 +32,16 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             theme.muted(),
         ));
     }
+    let waiting = app.attention().items().len();
+    if waiting > 0 {
+        left.push(Span::styled(
+            format!("  ⚑ {waiting} waiting"),
+            theme.attention(),
+        ));
+    }
+    if !app.bell() {
+        left.push(Span::styled("  bell off", theme.muted()));
+    }
     let left_ms = app.login_left_ms();
     let login_style = if left_ms < LOGIN_WARN_MS {
         theme.error()
@@ -40,7 +50,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     };
     let left = Line::from(left);
     // The right side drops its least useful parts first when the line is short.
-    let account = Span::raw(format!("{}  ", app.account()));
+    let account = match app.role() {
+        Some(role) => Span::raw(format!("{} ({role})  ", app.account())),
+        None => Span::raw(format!("{}  ", app.account())),
+    };
     let login = Span::styled(format!("{}  ", login_text(left_ms)), login_style);
     let help = vec![
         Span::styled("?", theme.key()),
@@ -115,6 +128,24 @@ pub(super) fn render_problem(frame: &mut Frame<'_>, area: Rect, app: &App, theme
     let line = Line::styled(problem.to_owned(), style);
     let inset = area.inner(Margin::new(1, 0));
     frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: true }), inset);
+}
+
+/// Draws the current notice (an action's outcome) into `area` (one row, or none).
+pub(super) fn render_notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let Some(notice) = app.notice() else {
+        return;
+    };
+    let style = if notice.error {
+        theme.error()
+    } else {
+        theme.ok()
+    };
+    let text = crate::view::text::truncate(
+        &crate::view::text::sanitize(&notice.text),
+        usize::from(area.width.saturating_sub(2)),
+    );
+    let inset = area.inner(Margin::new(1, 0));
+    frame.render_widget(Paragraph::new(Line::styled(text, style)), inset);
 }
 
 /// "12 ms", "<1 ms".

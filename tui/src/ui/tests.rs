@@ -221,3 +221,344 @@ fn no_color_emits_no_colour_but_keeps_emphasis() {
         "the selection is still visible"
     );
 }
+
+// ---- The operator's screens, each at 80×24 and 140×40 ----
+
+use crate::app::tests::{Drive, demo, permission, session_info, text_message};
+use crate::call::Response;
+use crate::event::KeyCode;
+use proto::event::Event as WsEvent;
+use proto::header::Op;
+use proto::ops::{FileDiff, Message, OpencodeState, Part, SessionStatus};
+
+/// The app at both sizes, one after the other.
+fn both(app: &App) -> String {
+    format!("{}{}", screen(app, 80, 24), screen(app, 140, 40))
+}
+
+/// A driver whose status bar shows a fixed RTT.
+fn steady(mut d: Drive) -> Drive {
+    d.net(NetEvent::Pong {
+        rtt: Duration::from_millis(12),
+    });
+    d
+}
+
+#[test]
+fn workspaces_screen_shows_root_and_opencode_state() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Enter);
+    let mut failed = crate::app::tests::workspace("api", OpencodeState::Failed);
+    failed.opencode.last_error = Some("opencode exited with status 1".into());
+    failed.opencode.restarts = 5;
+    let mut missing = crate::app::tests::workspace("old-project", OpencodeState::Stopped);
+    missing.available = false;
+    d.answer(
+        Op::WorkspaceList,
+        Response::Workspaces(vec![
+            crate::app::tests::workspace("demo", OpencodeState::Ready),
+            crate::app::tests::workspace("docs", OpencodeState::Starting),
+            failed,
+            missing,
+        ]),
+    );
+    d.key('j');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("● ready") && text.contains("✗ failed"),
+        "{text}"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn sessions_screen_lists_status_waiting_and_activity() {
+    let mut d = steady(Drive::at_workspaces());
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::SessionList,
+        Response::Sessions(vec![
+            session_info(
+                "ses_a1",
+                "Fix the flaky integration test",
+                T0 - 30_000,
+                SessionStatus::Busy,
+            ),
+            session_info(
+                "ses_b2",
+                "Refactor the config loader",
+                T0 - 2 * 3_600_000,
+                SessionStatus::Idle,
+            ),
+            session_info(
+                "ses_c3",
+                "",
+                T0 - 3 * 86_400_000,
+                SessionStatus::Retry {
+                    attempt: 2,
+                    message: "rate limited".into(),
+                },
+            ),
+        ]),
+    );
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_a1", "cargo test"),
+        },
+    );
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains("⚠ 1") && text.contains("retry #2"), "{text}");
+    insta::assert_snapshot!(both(&d.app));
+}
+
+/// A session mid-turn: markdown answer, reasoning, a finished tool call (expanded), a running
+/// one, changed files, a waiting permission request, and a prompt being written.
+fn busy_session() -> Drive {
+    let mut d = steady(Drive::at_sessions());
+    d.code(KeyCode::Enter);
+    let answer = "## Plan\n\nThe test fails because **one** assertion compares `Instant`s.\n\n\
+                  - make the clock *injectable*\n- assert on durations\n\n```rust\nlet now = clock.now();\n```";
+    let assistant = Message {
+        id: "msg_2".into(),
+        role: "assistant".into(),
+        created_ms: T0,
+        finish: Some("tool-calls".into()),
+        error: None,
+        parts: vec![
+            Part::Reasoning {
+                id: "prt_r".into(),
+                text: "The flaky part is timing.".into(),
+            },
+            Part::Text {
+                id: "prt_t".into(),
+                text: answer.into(),
+            },
+            Part::Tool {
+                id: "prt_read".into(),
+                tool: "bash".into(),
+                status: "completed".into(),
+                title: None,
+                input: serde_json::json!({ "command": "cargo test -p core" }),
+                output: Some("running 12 tests\ntest result: FAILED. 11 passed; 1 failed".into()),
+                error: None,
+            },
+            Part::Patch {
+                id: "prt_p".into(),
+                files: vec!["src/clock.rs".into(), "tests/timing.rs".into()],
+            },
+            Part::Tool {
+                id: "prt_edit".into(),
+                tool: "edit".into(),
+                status: "running".into(),
+                title: Some("src/clock.rs".into()),
+                input: serde_json::Value::Null,
+                output: None,
+                error: None,
+            },
+        ],
+    };
+    d.answer(
+        Op::Messages,
+        Response::Messages(vec![
+            text_message("msg_1", "user", "prt_1", "Why is the timing test flaky?"),
+            assistant,
+        ]),
+    );
+    d.event(
+        2,
+        WsEvent::SessionStatus {
+            session: "ses_new".into(),
+            status: SessionStatus::Busy,
+        },
+    );
+    d.event(
+        3,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "cargo test -p core -- timing"),
+        },
+    );
+    // Expand the finished tool call.
+    d.key('[');
+    d.key('[');
+    d.code(KeyCode::Enter);
+    d.key('i');
+    d.typed("Also run clippy");
+    d
+}
+
+#[test]
+fn session_screen_renders_markdown_tools_permission_and_prompt() {
+    let d = busy_session();
+    let text = screen(&d.app, 140, 40);
+    for needle in [
+        "Plan",
+        "• make the clock injectable",
+        "╭─ rust",
+        "│ let now = clock.now();",
+        "▸ thinking · 5 words",
+        "▾ ✓ bash completed · $ cargo test -p core",
+        "│ test result: FAILED. 11 passed; 1 failed",
+        "✎ changed src/clock.rs, tests/timing.rs",
+        "◐ edit running · src/clock.rs",
+        "⚠ permission: bash",
+        "$ cargo test -p core -- timing",
+        "Also run clippy",
+        "● busy",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn session_transcript_colours_carry_meaning() {
+    let d = busy_session();
+    let terminal = draw(&d.app, Theme::new(true), 140, 40);
+    let buffer = terminal.backend().buffer();
+    assert_eq!(buffer[find(&terminal, "✓")].fg, Color::Green);
+    assert_eq!(buffer[find(&terminal, "◐")].fg, Color::Yellow);
+    assert_eq!(buffer[find(&terminal, "⚠")].fg, Color::Yellow);
+    let (x, y) = find(&terminal, "╭");
+    assert_eq!(buffer[(x + 3, y)].fg, Color::Magenta, "the language label");
+    // The prompt has the cursor, after the typed text.
+    let cursor = terminal.backend().cursor_position();
+    assert_eq!(buffer[(cursor.x - 1, cursor.y)].symbol(), "y");
+}
+
+#[test]
+fn session_screen_empty_and_loading_states() {
+    let mut d = steady(Drive::at_sessions());
+    d.code(KeyCode::Enter);
+    assert!(screen(&d.app, 80, 24).contains("reading the history…"));
+    d.answer(Op::Messages, Response::Messages(vec![]));
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("no messages yet") && text.contains("press i to write"),
+        "{text}"
+    );
+}
+
+#[test]
+fn diff_screen_shows_files_and_a_coloured_patch() {
+    let mut d = steady(Drive::at_session());
+    d.key('d');
+    d.answer(
+        Op::Diff,
+        Response::Diff(vec![
+            FileDiff {
+                file: "src/clock.rs".into(),
+                patch: "--- a/src/clock.rs\n+++ b/src/clock.rs\n@@ -1,4 +1,5 @@\n pub struct Clock;\n-pub fn now() -> Instant {\n-    Instant::now()\n+pub fn now(clock: &dyn Source) -> Instant {\n+    clock.now()\n }\n".into(),
+                additions: 2,
+                deletions: 2,
+                status: "modified".into(),
+            },
+            FileDiff {
+                file: "tests/timing.rs".into(),
+                patch: "@@ -0,0 +1 @@\n+#[test] fn timing() {}\n".into(),
+                additions: 1,
+                deletions: 0,
+                status: "added".into(),
+            },
+        ]),
+    );
+    let terminal = draw(&d.app, Theme::new(true), 80, 24);
+    let buffer = terminal.backend().buffer();
+    let (x, y) = find(&terminal, "+");
+    assert!(
+        [Color::Green, Color::Reset].contains(&buffer[(x, y)].fg)
+            || buffer[(x, y)].fg == Color::Green,
+        "added lines are green"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn attention_panel_lists_requests_failures_and_finished_sessions() {
+    let mut d = steady(Drive::at_sessions());
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "rm -rf target"),
+        },
+    );
+    d.event(
+        3,
+        WsEvent::Opencode {
+            info: proto::ops::OpencodeInfo {
+                last_error: Some("opencode exited with status 1".into()),
+                ..crate::app::tests::opencode("demo", OpencodeState::Failed)
+            },
+        },
+    );
+    d.event(
+        4,
+        WsEvent::SessionStatus {
+            session: "ses_old".into(),
+            status: SessionStatus::Busy,
+        },
+    );
+    d.event(
+        5,
+        WsEvent::SessionIdle {
+            session: "ses_old".into(),
+        },
+    );
+    d.send(Event::Tick {
+        now_ms: T0 + 120_000,
+    });
+    d.code(KeyCode::Tab);
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("3 waiting") && text.contains("permission bash"),
+        "{text}"
+    );
+    assert!(
+        text.contains("⚑ 3 waiting"),
+        "the status bar counts them: {text}"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn attention_panel_when_nothing_waits() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Tab);
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains("nothing waits for you"), "{text}");
+    assert!(
+        text.contains("show up here"),
+        "the wrapped hint is whole: {text}"
+    );
+}
+
+#[test]
+fn help_overlay_follows_the_screen() {
+    let mut d = steady(Drive::at_session());
+    d.key('?');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("keys · session") && text.contains("allow always"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reconnect"),
+        "hosts keys are not listed: {text}"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn screens_survive_tiny_terminals() {
+    let d = busy_session();
+    for (w, h) in [(1, 1), (10, 3), (20, 6), (40, 10), (80, 8)] {
+        let _ = draw(&d.app, Theme::new(true), w, h);
+    }
+    let mut d = d;
+    d.code(KeyCode::Esc);
+    d.key('d');
+    for (w, h) in [(1, 1), (12, 4), (30, 8)] {
+        let _ = draw(&d.app, Theme::new(false), w, h);
+    }
+    let _ = demo();
+}

@@ -1,6 +1,7 @@
 //! Every colour and text style the screens use, in one place. With `NO_COLOR` set (and not
 //! empty) no colour is emitted; emphasis (bold, dim, reverse) stays so the screen still reads.
 
+use crate::view::text::{Look, Tone};
 use ratatui::style::{Color, Modifier, Style};
 
 /// The style palette.
@@ -86,5 +87,33 @@ impl Theme {
     /// Connection given up, or a login about to expire.
     pub fn error(self) -> Style {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+
+    /// Something waiting for the operator (attention, permission requests).
+    pub fn attention(self) -> Style {
+        self.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+    }
+
+    /// The style of a semantic look from [`crate::view`].
+    pub fn look(self, look: Look) -> Style {
+        let base = match look.tone {
+            Tone::Plain | Tone::Tool | Tone::FileHeader => Style::new(),
+            Tone::Muted | Tone::Reasoning => self.fg(Color::DarkGray),
+            Tone::Heading | Tone::Bullet | Tone::Hunk => self.fg(Color::Cyan),
+            Tone::Code | Tone::Pending | Tone::Running | Tone::Warn => self.fg(Color::Yellow),
+            Tone::CodeLang => self.fg(Color::Magenta),
+            Tone::Quote | Tone::Assistant => self.fg(Color::Blue),
+            Tone::User | Tone::Done | Tone::Added => self.fg(Color::Green),
+            Tone::Failed | Tone::Removed => self.fg(Color::Red),
+            Tone::Key => self.key(),
+        };
+        let mut style = base;
+        if look.bold {
+            style = style.add_modifier(Modifier::BOLD);
+        }
+        if look.italic {
+            style = style.add_modifier(Modifier::ITALIC);
+        }
+        style
     }
 }

@@ -1,0 +1,473 @@
+//! The attention panel: everything waiting for a human across the workspaces being watched
+//! (permission requests, questions, failed OpenCode, sessions that finished since you looked),
+//! and answering permission requests from it or from the session screen.
+
+use super::{App, Screen};
+use crate::action::Action;
+use crate::call::{Call, Scope, WatchKey};
+use crate::effect::Effect;
+use proto::ops::{
+    OpencodeInfo, OpencodeState, Pending, PermissionAnswer, PermissionReply, PermissionRequest,
+    QuestionReply, QuestionRequest,
+};
+use std::collections::HashMap;
+
+/// What an item is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ItemKind {
+    /// OpenCode asks permission for a tool call.
+    Permission(PermissionRequest),
+    /// The model asks a question.
+    Question(QuestionRequest),
+    /// The workspace's OpenCode gave up restarting.
+    OpencodeFailed {
+        /// Its last error.
+        error: Option<String>,
+    },
+    /// A session finished a turn while you were elsewhere.
+    Finished {
+        /// The session.
+        session: String,
+    },
+}
+
+/// One thing waiting for the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Where.
+    pub watch: WatchKey,
+    /// What.
+    pub kind: ItemKind,
+    /// When it arrived (local clock, unix ms).
+    pub since_ms: u64,
+    /// The answer sent and not yet confirmed.
+    pub answering: Option<PermissionAnswer>,
+    /// Why the last answer failed.
+    pub error: Option<String>,
+}
+
+impl Item {
+    /// The session it belongs to, if any.
+    pub fn session(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Permission(p) => Some(&p.session),
+            ItemKind::Question(q) => Some(&q.session),
+            ItemKind::Finished { session } => Some(session),
+            ItemKind::OpencodeFailed { .. } => None,
+        }
+    }
+
+    /// Urgency order: requests first, then failures, then finished sessions.
+    fn rank(&self) -> u8 {
+        match self.kind {
+            ItemKind::Permission(_) | ItemKind::Question(_) => 0,
+            ItemKind::OpencodeFailed { .. } => 1,
+            ItemKind::Finished { .. } => 2,
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (&self.kind, &other.kind) {
+            (ItemKind::Permission(a), ItemKind::Permission(b)) => a.id == b.id,
+            (ItemKind::Question(a), ItemKind::Question(b)) => a.id == b.id,
+            (ItemKind::OpencodeFailed { .. }, ItemKind::OpencodeFailed { .. }) => {
+                self.watch == other.watch
+            }
+            (ItemKind::Finished { session: a }, ItemKind::Finished { session: b }) => {
+                self.watch == other.watch && a == b
+            }
+            _ => false,
+        }
+    }
+
+    /// The request id, for permissions and questions.
+    fn request_id(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Permission(p) => Some(&p.id),
+            ItemKind::Question(q) => Some(&q.id),
+            _ => None,
+        }
+    }
+}
+
+/// The panel's items and selection, plus session titles for naming them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attention {
+    items: Vec<Item>,
+    selected: usize,
+    titles: HashMap<(WatchKey, String), String>,
+}
+
+impl Attention {
+    /// The items, most urgent first.
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// The selected row.
+    pub fn selected(&self) -> usize {
+        self.selected
+    }
+
+    /// A session's title, if known.
+    pub fn title(&self, watch: &WatchKey, session: &str) -> Option<&str> {
+        self.titles
+            .get(&(watch.clone(), session.to_owned()))
+            .map(String::as_str)
+    }
+
+    /// Remembers a session's title.
+    pub fn set_title(&mut self, watch: &WatchKey, session: &str, title: &str) {
+        self.titles
+            .insert((watch.clone(), session.to_owned()), title.to_owned());
+    }
+
+    /// Adds an item unless the same one is there; returns whether it is new.
+    pub fn add(&mut self, item: Item) -> bool {
+        if let Some(existing) = self.items.iter_mut().find(|i| i.same(&item)) {
+            existing.kind = item.kind;
+            return false;
+        }
+        let at = self
+            .items
+            .iter()
+            .position(|i| i.rank() > item.rank())
+            .unwrap_or(self.items.len());
+        self.items.insert(at, item);
+        if at <= self.selected && self.items.len() > 1 {
+            self.selected += 1;
+        }
+        self.clamp();
+        true
+    }
+
+    fn retain(&mut self, keep: impl Fn(&Item) -> bool) {
+        let before_selected = self.selected;
+        let removed_before = self
+            .items
+            .iter()
+            .take(before_selected)
+            .filter(|i| !keep(i))
+            .count();
+        self.items.retain(keep);
+        self.selected = before_selected.saturating_sub(removed_before);
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        self.selected = self.selected.min(self.items.len().saturating_sub(1));
+    }
+
+    /// Removes the permission request or question `id` (answered).
+    pub fn remove_request(&mut self, id: &str) {
+        self.retain(|i| i.request_id() != Some(id));
+    }
+
+    /// Replaces a workspace's pending requests with `pending`; returns whether any is new.
+    pub fn set_pending(&mut self, watch: &WatchKey, pending: Pending, now_ms: u64) -> bool {
+        let ids: Vec<&str> = pending
+            .permissions
+            .iter()
+            .map(|p| p.id.as_str())
+            .chain(pending.questions.iter().map(|q| q.id.as_str()))
+            .collect();
+        self.retain(|i| &i.watch != watch || i.request_id().is_none_or(|id| ids.contains(&id)));
+        let kinds = pending
+            .permissions
+            .into_iter()
+            .map(ItemKind::Permission)
+            .chain(pending.questions.into_iter().map(ItemKind::Question));
+        let mut new = false;
+        for kind in kinds {
+            new |= self.add(Item::new(watch, kind, now_ms));
+        }
+        new
+    }
+
+    /// Tracks a workspace's OpenCode: a failure is an item until it runs again.
+    pub fn set_opencode(&mut self, watch: &WatchKey, info: &OpencodeInfo, now_ms: u64) -> bool {
+        if info.state == OpencodeState::Failed {
+            let kind = ItemKind::OpencodeFailed {
+                error: info.last_error.clone(),
+            };
+            self.add(Item::new(watch, kind, now_ms))
+        } else {
+            self.retain(|i| {
+                !(&i.watch == watch && matches!(i.kind, ItemKind::OpencodeFailed { .. }))
+            });
+            false
+        }
+    }
+
+    /// The operator looked at a session: its "finished" item goes.
+    pub fn seen(&mut self, watch: &WatchKey, session: &str) {
+        self.retain(|i| {
+            !(&i.watch == watch
+                && matches!(&i.kind, ItemKind::Finished { session: s } if s == session))
+        });
+    }
+
+    /// The pending permission requests of a session, oldest first.
+    pub fn permissions_for<'a>(
+        &'a self,
+        watch: &'a WatchKey,
+        session: &'a str,
+    ) -> impl Iterator<Item = &'a Item> + 'a {
+        self.items.iter().filter(move |i| {
+            &i.watch == watch && matches!(&i.kind, ItemKind::Permission(p) if p.session == session)
+        })
+    }
+
+    fn find_request_mut(&mut self, id: &str) -> Option<&mut Item> {
+        self.items.iter_mut().find(|i| i.request_id() == Some(id))
+    }
+}
+
+impl Item {
+    /// A new item arriving now.
+    pub fn new(watch: &WatchKey, kind: ItemKind, now_ms: u64) -> Self {
+        Self {
+            watch: watch.clone(),
+            kind,
+            since_ms: now_ms,
+            answering: None,
+            error: None,
+        }
+    }
+}
+
+impl App {
+    /// Keys on the open attention panel.
+    pub(super) fn attention_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let len = self.attention.items.len();
+        match action {
+            Action::SelectPrev => {
+                self.attention.selected = self.attention.selected.saturating_sub(1)
+            }
+            Action::SelectNext => {
+                self.attention.selected = (self.attention.selected + 1).min(len.saturating_sub(1));
+            }
+            Action::Back => self.attention_open = false,
+            Action::Dismiss => {
+                let i = self.attention.selected;
+                if i < len {
+                    self.attention.items.remove(i);
+                    self.attention.clamp();
+                }
+            }
+            Action::AllowOnce => {
+                self.answer_item(self.attention.selected, PermissionAnswer::Once, fx)
+            }
+            Action::AllowAlways => {
+                self.answer_item(self.attention.selected, PermissionAnswer::Always, fx);
+            }
+            Action::Reject => {
+                self.answer_item(self.attention.selected, PermissionAnswer::Reject, fx)
+            }
+            Action::Open => self.open_item(fx),
+            _ => {}
+        }
+    }
+
+    /// Answers the item at `index`: a permission with `answer`, a question only by rejecting.
+    pub(super) fn answer_item(
+        &mut self,
+        index: usize,
+        answer: PermissionAnswer,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(item) = self.attention.items.get(index) else {
+            return;
+        };
+        if item.answering.is_some() {
+            return;
+        }
+        let (call, session) = match &item.kind {
+            ItemKind::Permission(p) => (
+                Call::PermissionReply(PermissionReply {
+                    request_id: p.id.clone(),
+                    answer,
+                    message: None,
+                }),
+                p.session.clone(),
+            ),
+            ItemKind::Question(q) if answer == PermissionAnswer::Reject => (
+                Call::QuestionReply(QuestionReply {
+                    request_id: q.id.clone(),
+                    answers: None,
+                }),
+                q.session.clone(),
+            ),
+            ItemKind::Question(_) => {
+                self.notify(
+                    "answer questions in OpenCode itself; r rejects one here",
+                    false,
+                );
+                return;
+            }
+            ItemKind::OpencodeFailed { .. } | ItemKind::Finished { .. } => return,
+        };
+        let scope = Scope::session(&item.watch.host, &item.watch.workspace, &session);
+        if self.act(scope, call, fx).is_some()
+            && let Some(item) = self.attention.items.get_mut(index)
+        {
+            item.answering = Some(answer);
+            item.error = None;
+        }
+    }
+
+    /// Answers the oldest pending permission request of the open session.
+    pub(super) fn answer_in_session(&mut self, answer: PermissionAnswer, fx: &mut Vec<Effect>) {
+        let Some((watch, id)) = self.session.as_ref().map(|s| (s.watch(), s.id.clone())) else {
+            return;
+        };
+        let index = self.attention.items.iter().position(|i| {
+            i.watch == watch
+                && i.answering.is_none()
+                && matches!(&i.kind, ItemKind::Permission(p) if p.session == id)
+        });
+        match index {
+            Some(i) => self.answer_item(i, answer, fx),
+            None => self.notify("no permission request is waiting in this session", false),
+        }
+    }
+
+    /// A permission or question answer was accepted.
+    pub(super) fn answer_done(&mut self, request_id: &str) {
+        self.attention.remove_request(request_id);
+    }
+
+    /// A permission or question answer failed; a request that no longer exists goes.
+    pub(super) fn answer_failed(&mut self, request_id: &str, message: &str, gone: bool) {
+        if gone {
+            self.attention.remove_request(request_id);
+            self.notify(format!("already answered or gone: {message}"), true);
+            return;
+        }
+        if let Some(item) = self.attention.find_request_mut(request_id) {
+            item.answering = None;
+            item.error = Some(message.to_owned());
+        }
+        self.notify(format!("answer not delivered: {message}"), true);
+    }
+
+    /// Enter on an item: go to its session (or its workspace for a failed OpenCode).
+    fn open_item(&mut self, fx: &mut Vec<Effect>) {
+        let Some(item) = self.attention.items.get(self.attention.selected).cloned() else {
+            return;
+        };
+        self.attention_open = false;
+        match item.session() {
+            Some(session) => {
+                let title = self
+                    .attention
+                    .title(&item.watch, session)
+                    .unwrap_or_default()
+                    .to_owned();
+                self.go_to_session(&item.watch, session, &title, fx);
+            }
+            None => {
+                self.go_to_workspaces(&item.watch.host, fx);
+                if let Some(ws) = self.workspaces.as_mut() {
+                    ws.select_name(&item.watch.workspace);
+                }
+            }
+        }
+    }
+
+    /// Whether the operator is looking at `session` right now.
+    pub(super) fn viewing(&self, watch: &WatchKey, session: &str) -> bool {
+        matches!(self.screen, Screen::Session | Screen::Diff)
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| s.id == session && &s.watch() == watch)
+    }
+
+    /// Adds an item, remembering to ring the bell if it is new.
+    pub(super) fn raise(&mut self, item: Item) {
+        if self.attention.add(item) {
+            self.rang = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::ids::HostId;
+
+    fn watch() -> WatchKey {
+        WatchKey::new(&HostId::from("h"), "w")
+    }
+
+    fn permission(id: &str) -> PermissionRequest {
+        PermissionRequest {
+            id: id.into(),
+            session: "ses_1".into(),
+            permission: "bash".into(),
+            patterns: vec!["ls".into()],
+            metadata: serde_json::Value::Null,
+            always: vec![],
+        }
+    }
+
+    #[test]
+    fn requests_come_before_finished_sessions_and_dedupe() {
+        let mut a = Attention::default();
+        let w = watch();
+        assert!(a.add(Item::new(
+            &w,
+            ItemKind::Finished {
+                session: "s".into()
+            },
+            1
+        )));
+        assert!(a.add(Item::new(&w, ItemKind::Permission(permission("per_1")), 2)));
+        assert!(!a.add(Item::new(&w, ItemKind::Permission(permission("per_1")), 3)));
+        assert!(matches!(a.items()[0].kind, ItemKind::Permission(_)));
+        assert_eq!(a.items().len(), 2);
+        a.remove_request("per_1");
+        assert_eq!(a.items().len(), 1);
+    }
+
+    #[test]
+    fn pending_lists_replace_a_workspaces_requests() {
+        let mut a = Attention::default();
+        let w = watch();
+        a.add(Item::new(
+            &w,
+            ItemKind::Permission(permission("per_old")),
+            1,
+        ));
+        let new = a.set_pending(
+            &w,
+            Pending {
+                permissions: vec![permission("per_new")],
+                questions: vec![],
+            },
+            2,
+        );
+        assert!(new);
+        let ids: Vec<_> = a.items().iter().filter_map(Item::request_id).collect();
+        assert_eq!(ids, ["per_new"]);
+    }
+
+    #[test]
+    fn opencode_failure_is_an_item_until_it_recovers() {
+        let mut a = Attention::default();
+        let w = watch();
+        let mut info = OpencodeInfo {
+            workspace: "w".into(),
+            state: OpencodeState::Failed,
+            version: None,
+            restarts: 3,
+            last_error: Some("exit 1".into()),
+        };
+        assert!(a.set_opencode(&w, &info, 1));
+        assert!(!a.set_opencode(&w, &info, 2), "same failure, no new bell");
+        info.state = OpencodeState::Ready;
+        a.set_opencode(&w, &info, 3);
+        assert!(a.items().is_empty());
+    }
+}

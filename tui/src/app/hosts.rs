@@ -1,0 +1,148 @@
+//! The hosts screen: the relay's live host list, its selection (kept on the same host across
+//! updates and reconnects) and filter, and opening a host's workspaces.
+
+use super::{App, Screen, WorkspacesView, list};
+use crate::action::Action;
+use crate::call::{Call, Scope};
+use crate::effect::Effect;
+use proto::ids::HostId;
+use proto::message::{HostInfo, HostList};
+
+/// Rows of the screen that are not list rows (table border and header, banner, status bar);
+/// a page is the terminal height minus these.
+pub const CHROME_ROWS: u16 = 5;
+
+/// The last host list and when it arrived.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Hosts {
+    list: HostList,
+    /// Local clock at arrival: heartbeat ages keep counting from the relay's clock plus the
+    /// local time elapsed since, so a skewed local clock cannot make them wrong.
+    received_at_ms: u64,
+}
+
+/// The text a host row is filtered by.
+fn host_text(h: &HostInfo) -> String {
+    match &h.status {
+        Some(s) => format!("{} {} {}", h.host, s.hostname, s.os),
+        None => h.host.to_string(),
+    }
+}
+
+impl App {
+    pub(super) fn hosts_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let len = self.visible_hosts().len();
+        let page = self.list_page();
+        if self.host_nav.move_by(action, len, page) {
+            return;
+        }
+        match action {
+            Action::Open => {
+                if let Some(host) = self.selected_host().map(|h| h.host.clone()) {
+                    self.go_to_workspaces(&host, fx);
+                }
+            }
+            Action::Filter => self.host_nav.start_filter(),
+            // Esc drops a filter first, then quits.
+            Action::Back if self.host_nav.filter().is_empty() => fx.push(Effect::Quit),
+            Action::Back => {
+                self.host_nav.clear_filter();
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens `host`'s workspaces screen (reusing its state if it is the one already open).
+    pub(super) fn go_to_workspaces(&mut self, host: &HostId, fx: &mut Vec<Effect>) {
+        self.screen = Screen::Workspaces;
+        if self.workspaces.as_ref().is_some_and(|w| &w.host == host) {
+            self.request(Scope::host(host), Call::WorkspaceList, fx);
+            return;
+        }
+        self.workspaces = Some(WorkspacesView::new(host));
+        self.sessions = None;
+        self.session = None;
+        self.diff = None;
+        self.select_host(host);
+        self.request(Scope::host(host), Call::WorkspaceList, fx);
+    }
+
+    fn select_host(&mut self, host: &HostId) {
+        if let Some(i) = self.visible_hosts().iter().position(|h| &h.host == host) {
+            self.host_nav.select(i);
+        }
+    }
+
+    /// Takes a new list, keeping the selection on the same host if it is still there, else
+    /// at the same position (clamped).
+    pub(super) fn replace_hosts(&mut self, list: HostList) {
+        let kept = self.selected_host().map(|h| h.host.clone());
+        self.hosts = Some(Hosts {
+            list,
+            received_at_ms: self.now_ms,
+        });
+        match kept.and_then(|id| self.visible_hosts().iter().position(|h| h.host == id)) {
+            Some(i) => self.host_nav.select(i),
+            None => {
+                let len = self.visible_hosts().len();
+                self.host_nav.clamp(len);
+            }
+        }
+    }
+
+    /// Whether a host list has arrived yet.
+    pub fn hosts_loaded(&self) -> bool {
+        self.hosts.is_some()
+    }
+
+    /// All hosts, in the relay's order (empty until loaded).
+    pub fn hosts(&self) -> &[HostInfo] {
+        self.hosts.as_ref().map_or(&[], |h| h.list.hosts.as_slice())
+    }
+
+    /// The hosts that pass the filter.
+    pub fn visible_hosts(&self) -> Vec<&HostInfo> {
+        let filter = self.host_nav.filter();
+        self.hosts()
+            .iter()
+            .filter(|h| list::matches(filter, &host_text(h)))
+            .collect()
+    }
+
+    /// The hosts list's selection and filter.
+    pub fn host_nav(&self) -> &list::ListNav {
+        &self.host_nav
+    }
+
+    /// How many hosts are online.
+    pub fn online_count(&self) -> usize {
+        self.hosts().iter().filter(|h| h.online).count()
+    }
+
+    /// The selected row of the visible hosts, if there are any.
+    pub fn selected(&self) -> Option<usize> {
+        (!self.visible_hosts().is_empty()).then_some(self.host_nav.selected())
+    }
+
+    /// The selected host.
+    pub fn selected_host(&self) -> Option<&HostInfo> {
+        self.visible_hosts().get(self.host_nav.selected()).copied()
+    }
+
+    /// A host by id.
+    pub fn host(&self, id: &HostId) -> Option<&HostInfo> {
+        self.hosts().iter().find(|h| &h.host == id)
+    }
+
+    /// The relay's clock now, estimated from the last list's clock plus local time since; use
+    /// it with heartbeat times, which are relay-clock values.
+    pub fn relay_now_ms(&self) -> u64 {
+        match &self.hosts {
+            Some(h) => h
+                .list
+                .now_ms
+                .saturating_add(self.now_ms.saturating_sub(h.received_at_ms)),
+            None => self.now_ms,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Answers to the app's calls: each successful response goes to the screen or panel it is
+//! for (if still open), each failure to where it can be shown or retried.
+
+use super::App;
+use crate::call::{Call, CallError, Request, Response, WatchKey};
+use crate::effect::Effect;
+use proto::wire_error::ErrorCode;
+
+impl App {
+    pub(super) fn on_reply(
+        &mut self,
+        request: Request,
+        result: Result<Response, CallError>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let scope = &request.scope;
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => return self.on_call_failed(&request, &e),
+        };
+        match response {
+            Response::Workspaces(list) => self.workspaces_loaded(scope, list, fx),
+            Response::Sessions(list) => self.sessions_loaded(scope, list),
+            Response::Created(info) => self.session_created(scope, info, fx),
+            Response::Accepted(accepted) => self.prompt_accepted(request.id, &accepted),
+            Response::Aborted(a) => {
+                let n = a.rejected_permissions.len();
+                for id in &a.rejected_permissions {
+                    self.attention.remove_request(id);
+                }
+                self.notify(
+                    format!("aborted; {n} pending permission request(s) rejected"),
+                    false,
+                );
+            }
+            Response::Messages(list) => self.history_loaded(request.id, list),
+            Response::Diff(files) => self.diff_loaded(request.id, files),
+            Response::Pending(pending) => {
+                if let Some(ws) = &scope.workspace {
+                    let watch = WatchKey::new(&scope.host, ws);
+                    if self.attention.set_pending(&watch, pending, self.now_ms) {
+                        self.rang = true;
+                    }
+                }
+            }
+            Response::Answered => match &request.call {
+                Call::PermissionReply(r) => self.answer_done(&r.request_id),
+                Call::QuestionReply(r) => self.answer_done(&r.request_id),
+                _ => {}
+            },
+            Response::Opencode(info) => self.opencode_changed(&scope.host, &info),
+        }
+    }
+
+    fn on_call_failed(&mut self, request: &Request, e: &CallError) {
+        let gone = matches!(e.code, Some(ErrorCode::NotFound | ErrorCode::Conflict));
+        match &request.call {
+            Call::WorkspaceList => self.workspaces_failed(&request.scope, e),
+            Call::SessionList => self.sessions_failed(&request.scope, e),
+            Call::Messages(_) => self.history_failed(request.id, e),
+            Call::Diff(_) => self.diff_failed(request.id, e),
+            Call::Prompt(_) => self.prompt_failed(request.id, e),
+            Call::PermissionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
+            Call::QuestionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
+            Call::PermissionList => {}
+            Call::SessionCreate(_) => self.create_failed(&request.scope, e),
+            Call::Abort => self.notify(format!("abort failed: {e}"), true),
+            Call::OpencodeStart => self.notify(format!("OpenCode did not start: {e}"), true),
+            Call::OpencodeStop => self.notify(format!("OpenCode did not stop: {e}"), true),
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The session screen: the live transcript (history, then the workspace's events for this
+//! session), its scroll position and selected block, the prompt box with history, sending a
+//! prompt with an idempotency key (resent with the same key after a dropped connection), and
+//! abort.
+
+use super::prompt::Editor;
+use super::transcript::Transcript;
+use super::{App, DiffScope, Screen};
+use crate::action::Action;
+use crate::call::{Call, CallError, Scope, WatchKey};
+use crate::effect::Effect;
+use crate::view;
+use proto::event::Event;
+use proto::ids::HostId;
+use proto::ops::{Message, PermissionAnswer, Prompt, PromptAccepted, SessionStatus};
+use std::collections::HashSet;
+
+/// How often a prompt whose answer was lost in transport is sent again (same key) before the
+/// app gives up and puts the text back into the box.
+pub const PROMPT_ATTEMPTS: u32 = 3;
+
+/// A prompt sent and not yet confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The text.
+    pub text: String,
+    /// Its idempotency key (the same on every attempt).
+    pub key: String,
+    /// The request in flight, if any (none while disconnected).
+    pub request: Option<u64>,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// State of the session screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    /// The host.
+    pub host: HostId,
+    /// The workspace.
+    pub workspace: String,
+    /// OpenCode's session id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Busy, idle or retrying.
+    pub status: SessionStatus,
+    /// The conversation.
+    pub transcript: Transcript,
+    /// Whether the history has arrived.
+    pub loaded: bool,
+    /// Why reading the history failed.
+    pub error: Option<String>,
+    /// Events that arrived before the history, applied once it is here.
+    buffered: Vec<Event>,
+    /// The `messages` request whose answer is awaited.
+    pub(super) history_request: Option<u64>,
+    /// First transcript row shown; `None` follows the bottom.
+    top: Option<usize>,
+    /// The selected block (index in [`Transcript::blocks`]).
+    block: Option<usize>,
+    /// The prompt being written.
+    pub editor: Editor,
+    /// Whether the prompt box has the keys.
+    pub focus: bool,
+    /// The prompt being sent.
+    pub outbox: Option<Outgoing>,
+}
+
+impl SessionView {
+    /// A view of session `id`, loading its history.
+    pub fn new(watch: &WatchKey, id: &str, title: &str) -> Self {
+        Self {
+            host: watch.host.clone(),
+            workspace: watch.workspace.clone(),
+            id: id.to_owned(),
+            title: title.to_owned(),
+            status: SessionStatus::Idle,
+            transcript: Transcript::default(),
+            loaded: false,
+            error: None,
+            buffered: Vec::new(),
+            history_request: None,
+            top: None,
+            block: None,
+            editor: Editor::default(),
+            focus: false,
+            outbox: None,
+        }
+    }
+
+    /// The workspace's watch key.
+    pub fn watch(&self) -> WatchKey {
+        WatchKey::new(&self.host, &self.workspace)
+    }
+
+    /// This session as a call scope.
+    pub fn scope(&self) -> Scope {
+        Scope::session(&self.host, &self.workspace, &self.id)
+    }
+
+    /// First transcript row shown; `None` follows the bottom.
+    pub fn top(&self) -> Option<usize> {
+        self.top
+    }
+
+    /// The selected block, if any.
+    pub fn block(&self) -> Option<usize> {
+        self.block
+    }
+
+    /// Applies an event of this session.
+    pub fn apply(&mut self, event: Event) {
+        match &event {
+            Event::SessionStatus { status, .. } => self.status = status.clone(),
+            Event::SessionIdle { .. } => self.status = SessionStatus::Idle,
+            Event::SessionUpdated { session } => {
+                self.title.clone_from(&session.title);
+                self.status = session.status.clone();
+            }
+            Event::TextDelta { .. } => self.status = SessionStatus::Busy,
+            _ => {}
+        }
+        if self.loaded {
+            self.transcript.apply(&event);
+        } else {
+            self.buffered.push(event);
+        }
+    }
+
+    /// Takes the history, then replays what arrived meanwhile. Deltas for parts the history
+    /// already has are dropped (the history may include them; the part's next whole update
+    /// fixes any shortfall), everything else is applied (whole objects are idempotent).
+    fn load(&mut self, history: Vec<Message>) {
+        let known: HashSet<String> = history
+            .iter()
+            .flat_map(|m| m.parts.iter())
+            .map(|p| super::transcript::part_id(p).to_owned())
+            .collect();
+        self.transcript.replace_history(history);
+        for event in std::mem::take(&mut self.buffered) {
+            if matches!(&event, Event::TextDelta { part_id, .. } if known.contains(part_id)) {
+                continue;
+            }
+            self.transcript.apply(&event);
+        }
+        self.loaded = true;
+        self.error = None;
+        self.block = self.block.filter(|&b| b < self.transcript.blocks().len());
+    }
+}
+
+impl App {
+    /// Total transcript rows and the rows that fit, as the screen lays them out now.
+    fn transcript_geometry(&self) -> (usize, usize) {
+        let Some(view) = self.session.as_ref() else {
+            return (0, 1);
+        };
+        let permission = self
+            .attention
+            .permissions_for(&view.watch(), &view.id)
+            .next()
+            .is_some();
+        let layout =
+            view::session_layout(self.main_height(), view.editor.lines().len(), permission);
+        let rows =
+            view::transcript::rows(&view.transcript, view.block, view::inner_width(self.width));
+        let visible = usize::from(layout.transcript.saturating_sub(view::BORDER)).max(1);
+        (rows.len(), visible)
+    }
+
+    fn scroll(&mut self, action: Action) {
+        let (rows, visible) = self.transcript_geometry();
+        let max = rows.saturating_sub(visible);
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        let top = view.top.unwrap_or(max).min(max);
+        let page = visible.saturating_sub(1).max(1);
+        let next = match action {
+            Action::SelectPrev => top.saturating_sub(1),
+            Action::SelectNext => top + 1,
+            Action::PageUp => top.saturating_sub(page),
+            Action::PageDown => top + page,
+            Action::SelectFirst => 0,
+            _ => max,
+        };
+        view.top = (next < max).then_some(next);
+    }
+
+    /// Selects the previous or next block and scrolls it into view.
+    fn select_block(&mut self, action: Action) {
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        let count = view.transcript.blocks().len();
+        if count == 0 {
+            self.notify("no tool calls or reasoning to select yet", false);
+            return;
+        }
+        view.block = Some(match (view.block, action) {
+            (None, _) => count - 1,
+            (Some(b), Action::PrevBlock) => b.saturating_sub(1),
+            (Some(b), _) => (b + 1).min(count - 1),
+        });
+        let width = view::inner_width(self.width);
+        let rows = view::transcript::rows(&view.transcript, view.block, width);
+        let (_, visible) = self.transcript_geometry();
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        let Some(row) = view
+            .block
+            .and_then(|b| view::transcript::block_row(&rows, b))
+        else {
+            return;
+        };
+        let max = rows.len().saturating_sub(visible);
+        let top = view.top.unwrap_or(max).min(max);
+        let top = if row < top {
+            row
+        } else if row >= top + visible {
+            row + 1 - visible
+        } else {
+            top
+        };
+        view.top = (top < max).then_some(top);
+    }
+
+    pub(super) fn session_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let Some(view) = self.session.as_mut() else {
+            self.screen = Screen::Sessions;
+            return;
+        };
+        match action {
+            Action::SelectPrev
+            | Action::SelectNext
+            | Action::PageUp
+            | Action::PageDown
+            | Action::SelectFirst
+            | Action::SelectLast => self.scroll(action),
+            Action::FocusPrompt => view.focus = true,
+            Action::Back => self.screen = Screen::Sessions,
+            Action::Abort => {
+                let scope = view.scope();
+                if self.act(scope, Call::Abort, fx).is_some() {
+                    self.notify("aborting…", false);
+                }
+            }
+            Action::ShowDiff => self.open_diff(DiffScope::Session, fx),
+            Action::AllowOnce => self.answer_in_session(PermissionAnswer::Once, fx),
+            Action::AllowAlways => self.answer_in_session(PermissionAnswer::Always, fx),
+            Action::Reject => self.answer_in_session(PermissionAnswer::Reject, fx),
+            Action::PrevBlock | Action::NextBlock => self.select_block(action),
+            Action::ToggleBlock => {
+                let id = view
+                    .block
+                    .and_then(|b| view.transcript.blocks().get(b).map(|s| (*s).to_owned()));
+                match id {
+                    Some(id) => view.transcript.toggle(&id),
+                    None => self.notify("select a tool call or reasoning with [ or ] first", false),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Keys while the prompt box has the focus.
+    pub(super) fn prompt_key(
+        &mut self,
+        action: Option<Action>,
+        typed: Option<char>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let history = &mut self.history;
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        let editor = &mut view.editor;
+        if let Some(c) = typed {
+            editor.insert(c);
+            return;
+        }
+        match action {
+            Some(Action::Send) => self.send_prompt(fx),
+            Some(Action::Newline) => editor.newline(),
+            Some(Action::LeaveInput) => view.focus = false,
+            Some(Action::ToggleAttention) => self.attention_open = !self.attention_open,
+            Some(Action::Quit) => fx.push(Effect::Quit),
+            Some(Action::CursorLeft) => editor.left(),
+            Some(Action::CursorRight) => editor.right(),
+            Some(Action::LineStart) => editor.home(),
+            Some(Action::LineEnd) => editor.end(),
+            Some(Action::DeleteBack) => editor.backspace(),
+            Some(Action::DeleteForward) => editor.delete(),
+            Some(Action::DeleteWord) => editor.delete_word(),
+            Some(Action::ClearLine) => editor.clear_line(),
+            Some(Action::CursorUp) => {
+                if !editor.up()
+                    && let Some(older) = history.older(&editor.text())
+                {
+                    let older = older.to_owned();
+                    editor.set_text(&older);
+                }
+            }
+            Some(Action::CursorDown) => {
+                if !editor.down()
+                    && let Some(newer) = history.newer()
+                {
+                    let newer = newer.to_owned();
+                    editor.set_text(&newer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send_prompt(&mut self, fx: &mut Vec<Effect>) {
+        let Some(view) = self.session.as_ref() else {
+            return;
+        };
+        let text = view.editor.text();
+        if text.trim().is_empty() {
+            return;
+        }
+        if view.outbox.is_some() {
+            self.notify("still sending the previous prompt", false);
+            return;
+        }
+        let key = self.idempotency_key();
+        self.history.push(&text);
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        view.editor.clear();
+        view.top = None;
+        view.outbox = Some(Outgoing {
+            text,
+            key,
+            request: None,
+            attempts: 0,
+        });
+        if !self.is_connected() {
+            self.notify(
+                "not connected: the prompt goes out when the connection is back",
+                false,
+            );
+        }
+        self.flush_outbox(fx);
+    }
+
+    /// Sends the pending prompt (again, with the same key) if connected.
+    fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
+        let Some((scope, prompt)) = self.session.as_ref().and_then(|v| {
+            let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
+            let prompt = Prompt {
+                text: out.text.clone(),
+                idempotency_key: out.key.clone(),
+            };
+            Some((v.scope(), prompt))
+        }) else {
+            return;
+        };
+        let id = self.request(scope, Call::Prompt(prompt), fx);
+        if let Some(out) = self.session.as_mut().and_then(|v| v.outbox.as_mut()) {
+            out.request = id;
+            if id.is_some() {
+                out.attempts += 1;
+            }
+        }
+    }
+
+    fn outbox_for(&mut self, request: u64) -> Option<&mut SessionView> {
+        self.session.as_mut().filter(|v| {
+            v.outbox
+                .as_ref()
+                .is_some_and(|o| o.request == Some(request))
+        })
+    }
+
+    pub(super) fn prompt_accepted(&mut self, request: u64, _accepted: &PromptAccepted) {
+        if let Some(view) = self.outbox_for(request) {
+            view.outbox = None;
+            view.status = SessionStatus::Busy;
+        }
+    }
+
+    pub(super) fn prompt_failed(&mut self, request: u64, e: &CallError) {
+        let connected = self.is_connected();
+        let Some(view) = self.outbox_for(request) else {
+            return;
+        };
+        let Some(out) = view.outbox.as_mut() else {
+            return;
+        };
+        out.request = None;
+        if e.code.is_none() && out.attempts < PROMPT_ATTEMPTS {
+            // Lost in transport: the same key makes a resend safe. Resent on reconnect, or on
+            // the next tick if the connection is still up.
+            if connected {
+                self.notify(format!("prompt not confirmed ({e}); resending"), true);
+            }
+            return;
+        }
+        let text = out.text.clone();
+        view.outbox = None;
+        if view.editor.is_empty() {
+            view.editor.set_text(&text);
+        }
+        view.focus = true;
+        self.notify(format!("prompt not sent: {e}"), true);
+    }
+
+    pub(super) fn history_loaded(&mut self, request: u64, list: Vec<Message>) {
+        if let Some(view) = self
+            .session
+            .as_mut()
+            .filter(|v| v.history_request == Some(request))
+        {
+            view.history_request = None;
+            view.load(list);
+        }
+    }
+
+    pub(super) fn history_failed(&mut self, request: u64, e: &CallError) {
+        if let Some(view) = self
+            .session
+            .as_mut()
+            .filter(|v| v.history_request == Some(request))
+        {
+            view.history_request = None;
+            view.error = Some(e.message.clone());
+        }
+    }
+
+    /// Re-reads the history (after a resync, or when it never arrived).
+    pub(super) fn reload_history(&mut self, fx: &mut Vec<Effect>) {
+        let Some(scope) = self.session.as_ref().map(SessionView::scope) else {
+            return;
+        };
+        let id = self.request(
+            scope,
+            Call::Messages(proto::ops::MessagesQuery::default()),
+            fx,
+        );
+        if let Some(view) = self.session.as_mut() {
+            view.history_request = id;
+            view.loaded = false;
+        }
+    }
+
+    /// After a reconnect: fetch a history that never arrived, resend an unconfirmed prompt.
+    pub(super) fn session_reconnected(&mut self, fx: &mut Vec<Effect>) {
+        let Some(view) = self.session.as_mut() else {
+            return;
+        };
+        if let Some(out) = view.outbox.as_mut() {
+            out.request = None;
+            out.attempts = 0;
+        }
+        if !view.loaded {
+            self.reload_history(fx);
+        }
+        self.flush_outbox(fx);
+    }
+
+    /// On a tick: resend a prompt whose answer was lost while the connection stayed up.
+    pub(super) fn session_tick(&mut self, fx: &mut Vec<Effect>) {
+        self.flush_outbox(fx);
+    }
+}

@@ -1,0 +1,281 @@
+//! The sessions screen: a workspace's OpenCode sessions (title, status, last activity), kept
+//! live by the workspace's events; `n` creates one and opens it with the prompt focused.
+
+use super::list::{self, ListNav};
+use super::{App, Screen, SessionView};
+use crate::action::Action;
+use crate::call::{Call, CallError, Scope, WatchKey};
+use crate::effect::Effect;
+use proto::event::Event;
+use proto::ids::HostId;
+use proto::ops::{CreateSession, SessionInfo, SessionStatus};
+
+/// State of the sessions screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionsView {
+    /// The host.
+    pub host: HostId,
+    /// The workspace.
+    pub workspace: String,
+    /// Newest activity first.
+    list: Option<Vec<SessionInfo>>,
+    /// Why the last refresh failed.
+    pub error: Option<String>,
+    /// Selection and filter.
+    pub nav: ListNav,
+    /// A `session_create` is under way.
+    pub creating: bool,
+}
+
+impl SessionsView {
+    /// A view of a workspace's sessions, loading.
+    pub fn new(watch: &WatchKey) -> Self {
+        Self {
+            host: watch.host.clone(),
+            workspace: watch.workspace.clone(),
+            list: None,
+            error: None,
+            nav: ListNav::default(),
+            creating: false,
+        }
+    }
+
+    /// The workspace's watch key.
+    pub fn watch(&self) -> WatchKey {
+        WatchKey::new(&self.host, &self.workspace)
+    }
+
+    /// The sessions, once loaded.
+    pub fn list(&self) -> Option<&[SessionInfo]> {
+        self.list.as_deref()
+    }
+
+    /// The sessions that pass the filter.
+    pub fn visible(&self) -> Vec<&SessionInfo> {
+        let filter = self.nav.filter();
+        self.list
+            .iter()
+            .flatten()
+            .filter(|s| list::matches(filter, &format!("{} {}", s.title, s.id)))
+            .collect()
+    }
+
+    /// The selected session.
+    pub fn selected(&self) -> Option<&SessionInfo> {
+        self.visible().get(self.nav.selected()).copied()
+    }
+
+    /// Selects the session `id`, if visible.
+    pub fn select_id(&mut self, id: &str) {
+        if let Some(i) = self.visible().iter().position(|s| s.id == id) {
+            self.nav.select(i);
+        }
+    }
+
+    fn sort(list: &mut [SessionInfo]) {
+        list.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
+    }
+
+    fn replace(&mut self, mut list: Vec<SessionInfo>) {
+        let kept = self.selected().map(|s| s.id.clone());
+        Self::sort(&mut list);
+        self.list = Some(list);
+        self.error = None;
+        match kept {
+            Some(id) if self.visible().iter().any(|s| s.id == id) => self.select_id(&id),
+            _ => {
+                let len = self.visible().len();
+                self.nav.clamp(len);
+            }
+        }
+    }
+
+    /// Inserts or updates one session (keeping the selection on the same session).
+    fn upsert(&mut self, info: SessionInfo) {
+        let Some(list) = self.list.as_ref() else {
+            return;
+        };
+        let mut list = list.clone();
+        match list.iter_mut().find(|s| s.id == info.id) {
+            Some(existing) => *existing = info,
+            None => list.push(info),
+        }
+        self.replace(list);
+    }
+
+    fn set_status(&mut self, id: &str, status: SessionStatus) {
+        if let Some(s) = self.list.iter_mut().flatten().find(|s| s.id == id) {
+            s.status = status;
+        }
+    }
+
+    /// Applies a workspace event to the list.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::SessionUpdated { session } => self.upsert(session.clone()),
+            Event::SessionDeleted { session } => {
+                if let Some(list) = self.list.as_ref() {
+                    let rest = list.iter().filter(|s| &s.id != session).cloned().collect();
+                    self.replace(rest);
+                }
+            }
+            Event::SessionStatus { session, status } => self.set_status(session, status.clone()),
+            Event::SessionIdle { session } => self.set_status(session, SessionStatus::Idle),
+            _ => {}
+        }
+    }
+}
+
+impl App {
+    pub(super) fn sessions_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let page = self.list_page();
+        let Some(view) = self.sessions.as_mut() else {
+            self.screen = Screen::Workspaces;
+            return;
+        };
+        let len = view.visible().len();
+        if view.nav.move_by(action, len, page) {
+            return;
+        }
+        let watch = view.watch();
+        match action {
+            Action::Filter => view.nav.start_filter(),
+            Action::Back if view.nav.filter().is_empty() => self.screen = Screen::Workspaces,
+            Action::Back => {
+                view.nav.clear_filter();
+            }
+            Action::Open => {
+                if let Some(s) = view.selected().cloned() {
+                    self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);
+                }
+            }
+            Action::NewSession => {
+                if view.creating {
+                    return;
+                }
+                let call = Call::SessionCreate(CreateSession::default());
+                if self.act(watch.scope(), call, fx).is_some()
+                    && let Some(view) = self.sessions.as_mut()
+                {
+                    view.creating = true;
+                    self.notify("creating a session…", false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn sessions_loaded(&mut self, scope: &Scope, list: Vec<SessionInfo>) {
+        let Some(ws) = scope.workspace.as_deref() else {
+            return;
+        };
+        let watch = WatchKey::new(&scope.host, ws);
+        for s in &list {
+            self.attention.set_title(&watch, &s.id, &s.title);
+        }
+        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            view.replace(list);
+        }
+    }
+
+    /// `session_create` failed: allow another try.
+    pub(super) fn create_failed(&mut self, scope: &Scope, e: &CallError) {
+        if let Some(view) = self
+            .sessions
+            .as_mut()
+            .filter(|v| Some(v.workspace.as_str()) == scope.workspace.as_deref())
+        {
+            view.creating = false;
+        }
+        self.notify(format!("no new session: {e}"), true);
+    }
+
+    pub(super) fn sessions_failed(&mut self, scope: &Scope, e: &CallError) {
+        let Some(ws) = scope.workspace.as_deref() else {
+            return;
+        };
+        let watch = WatchKey::new(&scope.host, ws);
+        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            view.error = Some(e.message.clone());
+        }
+    }
+
+    /// A session the operator created: list it, open it, focus the prompt.
+    pub(super) fn session_created(
+        &mut self,
+        scope: &Scope,
+        info: SessionInfo,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(ws) = scope.workspace.as_deref() else {
+            return;
+        };
+        let watch = WatchKey::new(&scope.host, ws);
+        self.attention.set_title(&watch, &info.id, &info.title);
+        let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) else {
+            return;
+        };
+        view.creating = false;
+        if view.list.is_none() {
+            view.list = Some(Vec::new());
+        }
+        view.upsert(info.clone());
+        view.select_id(&info.id);
+        // Only jump if the operator is still on this list.
+        if self.screen == Screen::Sessions && !self.attention_open {
+            self.open_session(&watch, &info.id, &info.title, Some(info.status), fx);
+            if let Some(s) = self.session.as_mut() {
+                s.focus = true;
+            }
+        }
+    }
+
+    /// Opens a session from anywhere (the attention panel): builds the stack below it.
+    pub(super) fn go_to_session(
+        &mut self,
+        watch: &WatchKey,
+        session: &str,
+        title: &str,
+        fx: &mut Vec<Effect>,
+    ) {
+        if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
+            self.go_to_sessions(watch, fx);
+        }
+        if let Some(view) = self.sessions.as_mut() {
+            view.select_id(session);
+        }
+        self.open_session(watch, session, title, None, fx);
+    }
+
+    /// Shows session `id` (reusing its state if it is the one already open).
+    pub(super) fn open_session(
+        &mut self,
+        watch: &WatchKey,
+        id: &str,
+        title: &str,
+        status: Option<SessionStatus>,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.screen = Screen::Session;
+        self.attention.seen(watch, id);
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.id == id && &s.watch() == watch)
+        {
+            return;
+        }
+        let mut view = SessionView::new(watch, id, title);
+        if let Some(status) = status {
+            view.status = status;
+        }
+        self.diff = None;
+        self.ensure_watch(watch, fx);
+        view.history_request = self.request(
+            Scope::session(&watch.host, &watch.workspace, id),
+            Call::Messages(proto::ops::MessagesQuery::default()),
+            fx,
+        );
+        self.session = Some(view);
+    }
+}

@@ -1,0 +1,317 @@
+//! Moving through the screens: Hosts → Workspaces → Sessions → Session → Diff and back with
+//! Esc, the requests each level asks for, OpenCode start/stop, new sessions, list filters.
+
+use super::*;
+use crate::call::Call;
+use crate::keymap::Context;
+use proto::ops::{CreateSession, DiffQuery, FileDiff};
+
+#[test]
+fn enter_walks_down_the_stack_and_esc_walks_back() {
+    let mut d = Drive::new();
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.screen(), Screen::Workspaces);
+    let r = d.take(Op::WorkspaceList);
+    assert_eq!(r.scope, Scope::host(&HostId::from("box")));
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Ok(Response::Workspaces(vec![
+            workspace("demo", OpencodeState::Ready),
+            workspace("docs", OpencodeState::Stopped),
+        ])),
+    });
+    // Opening a host watches its workspaces, and reads what waits in the running ones.
+    let watched: Vec<&WatchKey> =
+        d.fx.iter()
+            .filter_map(|e| match e {
+                Effect::Watch { watch, after_seq } => {
+                    assert_eq!(*after_seq, None);
+                    Some(watch)
+                }
+                _ => None,
+            })
+            .collect();
+    assert_eq!(watched.len(), 2, "{:?}", d.fx);
+    assert!(d.asked(Op::PermissionList));
+    d.pending.clear();
+
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.screen(), Screen::Sessions);
+    let r = d.take(Op::SessionList);
+    assert_eq!(r.scope, Scope::workspace(&HostId::from("box"), "demo"));
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Ok(Response::Sessions(vec![
+            session_info("ses_old", "Old chat", T0 - 3_600_000, SessionStatus::Idle),
+            session_info("ses_new", "Fix the tests", T0 - 60_000, SessionStatus::Busy),
+        ])),
+    });
+    let sessions = d.app.sessions().expect("sessions view");
+    assert_eq!(
+        sessions.selected().map(|s| s.id.as_str()),
+        Some("ses_new"),
+        "newest first"
+    );
+
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.screen(), Screen::Session);
+    assert_eq!(d.session().id, "ses_new");
+    assert_eq!(d.session().status, SessionStatus::Busy);
+    let r = d.take(Op::Messages);
+    assert_eq!(
+        r.scope,
+        Scope::session(&HostId::from("box"), "demo", "ses_new")
+    );
+
+    d.key('d');
+    assert_eq!(d.app.screen(), Screen::Diff);
+    let r = d.take(Op::Diff);
+    assert_eq!(r.call, Call::Diff(DiffQuery::Session { message_id: None }));
+    d.key('w');
+    let r = d.take(Op::Diff);
+    assert_eq!(
+        r.call,
+        Call::Diff(DiffQuery::Worktree),
+        "w switches to the working tree"
+    );
+
+    for want in [
+        Screen::Session,
+        Screen::Sessions,
+        Screen::Workspaces,
+        Screen::Hosts,
+    ] {
+        d.code(KeyCode::Esc);
+        assert_eq!(d.app.screen(), want);
+    }
+    assert_eq!(d.app.update(special(KeyCode::Esc)), vec![Effect::Quit]);
+}
+
+#[test]
+fn start_and_stop_opencode_in_the_selected_workspace() {
+    let mut d = Drive::at_workspaces();
+    d.key('j');
+    d.key('s');
+    let r = d.take(Op::OpencodeStart);
+    assert_eq!(r.scope, Scope::workspace(&HostId::from("box"), "docs"));
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Ok(Response::Opencode(opencode(
+            "docs",
+            OpencodeState::Starting,
+        ))),
+    });
+    let ws = d.app.workspaces().expect("view");
+    assert_eq!(
+        ws.selected().map(|w| w.opencode.state),
+        Some(OpencodeState::Starting)
+    );
+    // Live state changes arrive as events on the workspace's watch.
+    d.net(NetEvent::WatchFrame {
+        watch: WatchKey::new(&HostId::from("box"), "docs"),
+        frame: EventFrame {
+            seq: 1,
+            event: WsEvent::Opencode {
+                info: opencode("docs", OpencodeState::Ready),
+            },
+        },
+    });
+    let ws = d.app.workspaces().expect("view");
+    assert_eq!(
+        ws.selected().map(|w| w.opencode.state),
+        Some(OpencodeState::Ready)
+    );
+    d.key('S');
+    assert_eq!(
+        d.take(Op::OpencodeStop).scope,
+        Scope::workspace(&HostId::from("box"), "docs")
+    );
+}
+
+#[test]
+fn n_creates_a_session_and_opens_it_with_the_prompt_focused() {
+    let mut d = Drive::at_sessions();
+    d.key('n');
+    let r = d.take(Op::SessionCreate);
+    assert_eq!(r.call, Call::SessionCreate(CreateSession { title: None }));
+    d.key('n');
+    assert!(!d.asked(Op::SessionCreate), "one create at a time");
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Ok(Response::Created(session_info(
+            "ses_3",
+            "",
+            T0,
+            SessionStatus::Idle,
+        ))),
+    });
+    assert_eq!(d.app.screen(), Screen::Session);
+    assert_eq!(d.session().id, "ses_3");
+    assert_eq!(d.app.context(), Context::Prompt);
+    assert!(d.asked(Op::Messages));
+    assert_eq!(
+        d.app.sessions().and_then(|s| s.list()).map(<[_]>::len),
+        Some(3)
+    );
+}
+
+#[test]
+fn slash_filters_the_list_and_esc_clears_it() {
+    let mut d = Drive::at_sessions();
+    d.key('/');
+    assert_eq!(d.app.context(), Context::Filter);
+    d.typed("old");
+    let visible: Vec<String> = d
+        .app
+        .sessions()
+        .expect("view")
+        .visible()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    assert_eq!(visible, ["ses_old"]);
+    // While typing, q is a letter, not quit.
+    assert!(d.app.update(key('q')).is_empty());
+    d.code(KeyCode::Backspace);
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.context(), Context::Sessions, "Enter keeps the filter");
+    d.code(KeyCode::Enter);
+    assert_eq!(d.session().id, "ses_old", "Enter opens the filtered row");
+    d.code(KeyCode::Esc);
+    d.key('/');
+    d.code(KeyCode::Esc);
+    assert_eq!(d.app.sessions().expect("view").visible().len(), 2);
+}
+
+#[test]
+fn diff_scrolls_by_line_and_jumps_files_and_hunks() {
+    let mut d = Drive::at_session();
+    d.send(Event::Resize {
+        width: 80,
+        height: 12,
+    });
+    d.key('d');
+    let patch: String = std::iter::once("--- a/a.rs\n+++ b/a.rs\n@@ -1 +1 @@\n".to_owned())
+        .chain((0..20).map(|i| format!("+line {i}\n")))
+        .chain(std::iter::once("@@ -40 +40 @@\n-x\n".to_owned()))
+        .collect();
+    let files = vec![
+        FileDiff {
+            file: "a.rs".into(),
+            patch,
+            additions: 20,
+            deletions: 1,
+            status: "modified".into(),
+        },
+        FileDiff {
+            file: "b.rs".into(),
+            patch: "+new\n".into(),
+            additions: 1,
+            deletions: 0,
+            status: "added".into(),
+        },
+    ];
+    d.answer(Op::Diff, Response::Diff(files));
+    let top = |d: &Drive| d.app.diff().map(|v| v.top);
+    d.key('j');
+    assert_eq!(top(&d), Some(1));
+    d.key(']');
+    assert_eq!(top(&d), Some(2), "the first hunk");
+    d.key(']');
+    assert_eq!(
+        top(&d),
+        Some(25 - 8),
+        "the last hunk, clamped to the last page"
+    );
+    d.key('k');
+    d.key('[');
+    assert_eq!(top(&d), Some(2));
+    d.key('G');
+    assert_eq!(top(&d), Some(25 - 8));
+    d.key('l');
+    assert_eq!(d.app.diff().map(|v| (v.file, v.top)), Some((1, 0)));
+    d.key('l');
+    assert_eq!(
+        d.app.diff().map(|v| v.file),
+        Some(1),
+        "stays on the last file"
+    );
+}
+
+#[test]
+fn tab_and_bang_toggle_attention_from_anywhere() {
+    let mut d = Drive::at_session();
+    d.code(KeyCode::Tab);
+    assert_eq!(d.app.context(), Context::Attention);
+    d.code(KeyCode::Esc);
+    assert_eq!(d.app.context(), Context::Session);
+    d.key('i');
+    d.code(KeyCode::Tab);
+    assert_eq!(
+        d.app.context(),
+        Context::Attention,
+        "Tab works in the prompt too"
+    );
+    d.key('!');
+    assert_eq!(d.app.context(), Context::Prompt, "back where it was");
+}
+
+#[test]
+fn help_describes_the_screen_underneath() {
+    let mut d = Drive::at_session();
+    d.key('?');
+    assert_eq!(d.app.context(), Context::Help);
+    assert_eq!(d.app.screen_context(), Context::Session);
+    d.key('j');
+    assert_eq!(
+        d.app.context(),
+        Context::Help,
+        "keys do not leak through help"
+    );
+    d.key('?');
+    assert_eq!(d.app.context(), Context::Session);
+}
+
+#[test]
+fn esc_drops_a_set_filter_before_going_back() {
+    let mut d = Drive::at_sessions();
+    d.key('/');
+    d.typed("fix");
+    d.code(KeyCode::Enter);
+    d.code(KeyCode::Esc);
+    assert_eq!(d.app.screen(), Screen::Sessions);
+    assert_eq!(d.app.sessions().expect("view").nav.filter(), "");
+    d.code(KeyCode::Esc);
+    assert_eq!(d.app.screen(), Screen::Workspaces);
+}
+
+#[test]
+fn a_paste_lands_in_the_prompt_whole() {
+    let mut d = Drive::at_session();
+    d.send(Event::Paste("not sent\nyet".into()));
+    assert!(
+        d.session().editor.is_empty(),
+        "outside the box a paste does nothing"
+    );
+    d.key('i');
+    d.send(Event::Paste("line one\nline two".into()));
+    assert!(!d.asked(Op::Prompt), "a pasted line break is not Enter");
+    assert_eq!(d.session().editor.text(), "line one\nline two");
+}
+
+#[test]
+fn a_failed_create_can_be_tried_again() {
+    let mut d = Drive::at_sessions();
+    d.key('n');
+    let r = d.take(Op::SessionCreate);
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Err(crate::call::CallError::transport(
+            "no answer from the host within 60s",
+        )),
+    });
+    assert_eq!(d.app.screen(), Screen::Sessions);
+    assert!(d.app.notice().is_some_and(|n| n.error));
+    d.key('n');
+    assert!(d.asked(Op::SessionCreate));
+}

@@ -1,0 +1,238 @@
+//! One session's conversation as the app knows it: the history read with `messages`, kept
+//! current by the workspace's events (text deltas appended in order, whole parts replacing
+//! what the deltas built, tool state changes), plus which blocks the operator expanded.
+
+use proto::event::Event;
+use proto::ops::{Message, Part};
+use std::collections::HashSet;
+
+/// The conversation of one session.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transcript {
+    messages: Vec<Message>,
+    /// Part ids of expanded tool calls and reasoning blocks (collapsed by default).
+    expanded: HashSet<String>,
+}
+
+/// The id of a part.
+pub fn part_id(part: &Part) -> &str {
+    match part {
+        Part::Text { id, .. }
+        | Part::Reasoning { id, .. }
+        | Part::Tool { id, .. }
+        | Part::Patch { id, .. }
+        | Part::Other { id, .. } => id,
+    }
+}
+
+/// Whether a part is drawn as a collapsible block.
+pub fn is_block(part: &Part) -> bool {
+    matches!(part, Part::Reasoning { .. } | Part::Tool { .. })
+}
+
+impl Transcript {
+    /// A transcript from a session's history (oldest first).
+    pub fn from_history(messages: Vec<Message>) -> Self {
+        Self {
+            messages,
+            expanded: HashSet::new(),
+        }
+    }
+
+    /// Replaces the history, keeping what the operator expanded.
+    pub fn replace_history(&mut self, messages: Vec<Message>) {
+        self.messages = messages;
+    }
+
+    /// The messages, oldest first.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Whether a part with this id is known.
+    pub fn has_part(&self, id: &str) -> bool {
+        self.messages
+            .iter()
+            .flat_map(|m| m.parts.iter())
+            .any(|p| part_id(p) == id)
+    }
+
+    /// Part ids of the collapsible blocks, in display order.
+    pub fn blocks(&self) -> Vec<&str> {
+        self.messages
+            .iter()
+            .flat_map(|m| m.parts.iter())
+            .filter(|p| is_block(p))
+            .map(part_id)
+            .collect()
+    }
+
+    /// Whether the block with this part id is expanded.
+    pub fn is_expanded(&self, id: &str) -> bool {
+        self.expanded.contains(id)
+    }
+
+    /// Expands or collapses a block.
+    pub fn toggle(&mut self, id: &str) {
+        if !self.expanded.remove(id) {
+            self.expanded.insert(id.to_owned());
+        }
+    }
+
+    fn message_mut(&mut self, id: &str, role: &str) -> &mut Message {
+        let index = match self.messages.iter().position(|m| m.id == id) {
+            Some(i) => i,
+            None => {
+                self.messages.push(Message {
+                    id: id.to_owned(),
+                    role: role.to_owned(),
+                    created_ms: 0,
+                    finish: None,
+                    error: None,
+                    parts: Vec::new(),
+                });
+                self.messages.len() - 1
+            }
+        };
+        &mut self.messages[index]
+    }
+
+    /// Applies one event of this session; returns whether anything changed.
+    pub fn apply(&mut self, event: &Event) -> bool {
+        match event {
+            Event::MessageUpdated {
+                message_id,
+                role,
+                finish,
+                ..
+            } => {
+                let m = self.message_mut(message_id, role);
+                m.role.clone_from(role);
+                if finish.is_some() {
+                    m.finish.clone_from(finish);
+                }
+                true
+            }
+            Event::PartUpdated {
+                message_id, part, ..
+            } => {
+                let m = self.message_mut(message_id, "assistant");
+                match m.parts.iter_mut().find(|p| part_id(p) == part_id(part)) {
+                    Some(existing) => *existing = part.clone(),
+                    None => m.parts.push(part.clone()),
+                }
+                true
+            }
+            Event::TextDelta {
+                message_id,
+                part_id: id,
+                delta,
+                ..
+            } => {
+                let m = self.message_mut(message_id, "assistant");
+                match m.parts.iter_mut().find(|p| part_id(p) == id) {
+                    Some(Part::Text { text, .. } | Part::Reasoning { text, .. }) => {
+                        text.push_str(delta);
+                    }
+                    // A delta for a non-text part: the next whole update will say what it is.
+                    Some(_) => return false,
+                    None => m.parts.push(Part::Text {
+                        id: id.clone(),
+                        text: delta.clone(),
+                    }),
+                }
+                true
+            }
+            Event::SessionError { name, message, .. } => {
+                let text = if name == "MessageAbortedError" {
+                    "aborted".to_owned()
+                } else if message.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name}: {message}")
+                };
+                match self
+                    .messages
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.role == "assistant")
+                {
+                    Some(m) => m.error = Some(text),
+                    None => return false,
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(part: &str, text: &str) -> Event {
+        Event::TextDelta {
+            session: "ses_1".into(),
+            message_id: "msg_2".into(),
+            part_id: part.into(),
+            delta: text.into(),
+        }
+    }
+
+    fn text_of(t: &Transcript, part: &str) -> Option<String> {
+        t.messages()
+            .iter()
+            .flat_map(|m| m.parts.iter())
+            .find_map(|p| match p {
+                Part::Text { id, text } if id == part => Some(text.clone()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn deltas_append_in_order_and_whole_parts_reconcile() {
+        let mut t = Transcript::default();
+        for d in ["Hel", "lo ", "wor"] {
+            assert!(t.apply(&delta("prt_1", d)));
+        }
+        assert_eq!(text_of(&t, "prt_1").as_deref(), Some("Hello wor"));
+        assert_eq!(t.messages()[0].role, "assistant");
+        t.apply(&Event::PartUpdated {
+            session: "ses_1".into(),
+            message_id: "msg_2".into(),
+            part: Part::Text {
+                id: "prt_1".into(),
+                text: "Hello world.".into(),
+            },
+        });
+        assert_eq!(text_of(&t, "prt_1").as_deref(), Some("Hello world."));
+        assert_eq!(t.messages()[0].parts.len(), 1, "no duplicate part");
+    }
+
+    #[test]
+    fn blocks_toggle_and_errors_attach_to_the_answer() {
+        let mut t = Transcript::default();
+        t.apply(&Event::PartUpdated {
+            session: "ses_1".into(),
+            message_id: "msg_2".into(),
+            part: Part::Reasoning {
+                id: "prt_r".into(),
+                text: "hmm".into(),
+            },
+        });
+        assert_eq!(t.blocks(), ["prt_r"]);
+        assert!(!t.is_expanded("prt_r"), "reasoning starts collapsed");
+        t.toggle("prt_r");
+        assert!(t.is_expanded("prt_r"));
+        t.apply(&Event::SessionError {
+            session: "ses_1".into(),
+            name: "MessageAbortedError".into(),
+            message: String::new(),
+        });
+        assert_eq!(t.messages()[0].error.as_deref(), Some("aborted"));
+        assert!(!t.apply(&Event::SessionIdle {
+            session: "ses_1".into()
+        }));
+    }
+}

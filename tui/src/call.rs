@@ -1,0 +1,202 @@
+//! The typed agent calls the full-screen app asks for and their answers, as plain data: the app
+//! puts a [`Request`] into an effect, the connection task performs it and hands back a
+//! [`Response`] (or a [`CallError`]) in a net event, with the request echoed so the app knows
+//! what the answer is for.
+
+use proto::header::Op;
+use proto::ids::HostId;
+use proto::ops::{
+    Aborted, CreateSession, DiffQuery, FileDiff, Message, MessagesQuery, OpencodeInfo, Pending,
+    PermissionReply, Prompt, PromptAccepted, QuestionReply, SessionInfo, WorkspaceInfo,
+};
+use proto::wire_error::ErrorCode;
+use std::fmt;
+
+/// Where a call goes: host, and optionally workspace and session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    /// Host id.
+    pub host: HostId,
+    /// Workspace name.
+    pub workspace: Option<String>,
+    /// OpenCode session id.
+    pub session: Option<String>,
+}
+
+impl Scope {
+    /// A host-wide scope.
+    pub fn host(host: &HostId) -> Self {
+        Self {
+            host: host.clone(),
+            workspace: None,
+            session: None,
+        }
+    }
+
+    /// A workspace scope.
+    pub fn workspace(host: &HostId, workspace: &str) -> Self {
+        Self {
+            host: host.clone(),
+            workspace: Some(workspace.to_owned()),
+            session: None,
+        }
+    }
+
+    /// A session scope.
+    pub fn session(host: &HostId, workspace: &str, session: &str) -> Self {
+        Self {
+            host: host.clone(),
+            workspace: Some(workspace.to_owned()),
+            session: Some(session.to_owned()),
+        }
+    }
+}
+
+/// One workspace's event subscription.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchKey {
+    /// Host id.
+    pub host: HostId,
+    /// Workspace name.
+    pub workspace: String,
+}
+
+impl WatchKey {
+    /// The key for `workspace` on `host`.
+    pub fn new(host: &HostId, workspace: &str) -> Self {
+        Self {
+            host: host.clone(),
+            workspace: workspace.to_owned(),
+        }
+    }
+
+    /// The workspace scope of this watch.
+    pub fn scope(&self) -> Scope {
+        Scope::workspace(&self.host, &self.workspace)
+    }
+}
+
+impl fmt::Display for WatchKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.host, self.workspace)
+    }
+}
+
+/// A request-response operation with its body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// `workspace_list`.
+    WorkspaceList,
+    /// `session_list`.
+    SessionList,
+    /// `session_create`.
+    SessionCreate(CreateSession),
+    /// `prompt`.
+    Prompt(Prompt),
+    /// `abort`.
+    Abort,
+    /// `messages`.
+    Messages(MessagesQuery),
+    /// `diff`.
+    Diff(DiffQuery),
+    /// `permission_list`.
+    PermissionList,
+    /// `permission_reply`.
+    PermissionReply(PermissionReply),
+    /// `question_reply`.
+    QuestionReply(QuestionReply),
+    /// `opencode_start`.
+    OpencodeStart,
+    /// `opencode_stop`.
+    OpencodeStop,
+}
+
+impl Call {
+    /// The wire operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Self::WorkspaceList => Op::WorkspaceList,
+            Self::SessionList => Op::SessionList,
+            Self::SessionCreate(_) => Op::SessionCreate,
+            Self::Prompt(_) => Op::Prompt,
+            Self::Abort => Op::Abort,
+            Self::Messages(_) => Op::Messages,
+            Self::Diff(_) => Op::Diff,
+            Self::PermissionList => Op::PermissionList,
+            Self::PermissionReply(_) => Op::PermissionReply,
+            Self::QuestionReply(_) => Op::QuestionReply,
+            Self::OpencodeStart => Op::OpencodeStart,
+            Self::OpencodeStop => Op::OpencodeStop,
+        }
+    }
+}
+
+/// A call the app wants made, with the id its answer will carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// Chosen by the app, unique for its lifetime.
+    pub id: u64,
+    /// Where it goes.
+    pub scope: Scope,
+    /// What it is.
+    pub call: Call,
+}
+
+/// A successful answer, by operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// `workspace_list`.
+    Workspaces(Vec<WorkspaceInfo>),
+    /// `session_list`.
+    Sessions(Vec<SessionInfo>),
+    /// `session_create`.
+    Created(SessionInfo),
+    /// `prompt`.
+    Accepted(PromptAccepted),
+    /// `abort`.
+    Aborted(Aborted),
+    /// `messages`.
+    Messages(Vec<Message>),
+    /// `diff`.
+    Diff(Vec<FileDiff>),
+    /// `permission_list`.
+    Pending(Pending),
+    /// `permission_reply` or `question_reply`.
+    Answered,
+    /// `opencode_start` or `opencode_stop`.
+    Opencode(OpencodeInfo),
+}
+
+/// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport
+/// failure (no code; retrying after a reconnect may help).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// The refusal's code, if the peer answered.
+    pub code: Option<ErrorCode>,
+    /// What happened, for the operator.
+    pub message: String,
+}
+
+impl CallError {
+    /// A transport failure.
+    pub fn transport(message: impl Into<String>) -> Self {
+        Self {
+            code: None,
+            message: message.into(),
+        }
+    }
+
+    /// A typed refusal.
+    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}

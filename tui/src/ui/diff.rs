@@ -1,0 +1,124 @@
+//! The diff view: the changed files on the left, the selected file's coloured unified diff on
+//! the right, scrolled by the app.
+
+use crate::app::{App, DiffScope};
+use crate::ui::theme::Theme;
+use crate::ui::{hints, line, panel, placeholder};
+use crate::view::{self, text::sanitize, text::truncate};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, HighlightSpacing, List, ListItem, ListState, Padding, Paragraph};
+
+/// Draws the view into `area`.
+pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let (Some(diff), Some(session)) = (app.diff(), app.session()) else {
+        return;
+    };
+    let other = match diff.scope {
+        DiffScope::Session => "working tree",
+        DiffScope::Worktree => "session changes",
+    };
+    let bottom = hints(
+        &[
+            ("←/→", "file"),
+            ("[ ]", "hunk"),
+            ("w", other),
+            ("Esc", "back"),
+        ],
+        theme,
+    );
+    let crumb = truncate(
+        &sanitize(&session.title),
+        usize::from(area.width / 4).max(8),
+    );
+    let title = format!("diff: {}", diff.scope.label());
+    let block = panel(
+        &[session.host.as_str(), &session.workspace, &crumb, &title],
+        theme,
+    )
+    .title_bottom(bottom);
+    let Some(files) = diff.files.as_ref() else {
+        let text = match &diff.error {
+            Some(e) => Line::styled(format!("cannot read the diff: {e}"), theme.error()),
+            None => Line::styled("reading the diff…", theme.muted()),
+        };
+        placeholder(frame, area, block, vec![text]);
+        return;
+    };
+    if files.is_empty() {
+        placeholder(
+            frame,
+            area,
+            block,
+            vec![Line::styled("no changes", theme.muted())],
+        );
+        return;
+    }
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [list_area, patch_area] = Layout::horizontal([
+        Constraint::Length(view::diff_files_width(area.width)),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    let items: Vec<ListItem<'_>> = files
+        .iter()
+        .map(|f| {
+            let mark = match f.status.as_str() {
+                "added" => Span::styled("A ", theme.ok()),
+                "deleted" => Span::styled("D ", theme.error()),
+                _ => Span::styled("M ", theme.warn()),
+            };
+            ListItem::new(Line::from(vec![
+                mark,
+                Span::raw(sanitize(&f.file)),
+                Span::styled(format!(" +{}", f.additions), theme.ok()),
+                Span::styled(format!(" -{}", f.deletions), theme.error()),
+            ]))
+        })
+        .collect();
+    let files_block = Block::default()
+        .borders(ratatui::widgets::Borders::RIGHT)
+        .border_style(theme.border())
+        .title(Span::styled(
+            match files.len() {
+                1 => "1 file".to_owned(),
+                n => format!("{n} files"),
+            },
+            theme.header(),
+        ));
+    let list = List::new(items)
+        .block(files_block)
+        .highlight_style(theme.selected())
+        .highlight_symbol("▶ ")
+        .highlight_spacing(HighlightSpacing::Always);
+    let mut state = ListState::default().with_selected(Some(diff.file));
+    frame.render_stateful_widget(list, list_area, &mut state);
+    let Some(file) = diff.selected() else {
+        return;
+    };
+    let rows = view::diff::rows(file);
+    let height = usize::from(patch_area.height.saturating_sub(1));
+    let lines: Vec<Line<'static>> = rows
+        .iter()
+        .skip(diff.top)
+        .take(height)
+        .map(|r| line(r, theme))
+        .collect();
+    let position = if rows.len() > height {
+        format!(
+            " {}–{} of {} ",
+            diff.top + 1,
+            (diff.top + height).min(rows.len()),
+            rows.len()
+        )
+    } else {
+        String::new()
+    };
+    let patch_block = Block::default()
+        .padding(Padding::left(1))
+        .title(Span::styled(sanitize(&file.file), theme.header()))
+        .title(Line::styled(position, theme.muted()).right_aligned());
+    frame.render_widget(Paragraph::new(lines).block(patch_block), patch_area);
+}

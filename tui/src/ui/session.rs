@@ -1,0 +1,224 @@
+//! The session screen: the transcript panel (scrolled, following new output at the bottom),
+//! the waiting permission request with its keys, and the prompt box with its cursor.
+
+use crate::app::attention::{Item, ItemKind};
+use crate::app::{App, SessionView};
+use crate::ui::sessions::status;
+use crate::ui::theme::Theme;
+use crate::ui::{hints, line, panel, placeholder};
+use crate::view::{self, text::sanitize, text::truncate};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Padding, Paragraph};
+use unicode_width::UnicodeWidthStr;
+
+/// Draws the screen into `area`.
+pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let Some(view) = app.session() else {
+        return;
+    };
+    let watch = view.watch();
+    let waiting: Vec<&Item> = app.attention().permissions_for(&watch, &view.id).collect();
+    let layout = view::session_layout(area.height, view.editor.lines().len(), !waiting.is_empty());
+    let [transcript, permission, prompt] = Layout::vertical([
+        Constraint::Length(layout.transcript),
+        Constraint::Length(layout.permission),
+        Constraint::Length(layout.prompt),
+    ])
+    .areas(area);
+    render_transcript(frame, transcript, view, theme);
+    if let Some(first) = waiting.first() {
+        render_permission(frame, permission, first, waiting.len(), theme);
+    }
+    render_prompt(frame, prompt, view, theme);
+}
+
+fn title(view: &SessionView) -> String {
+    if view.title.is_empty() {
+        view.id.clone()
+    } else {
+        sanitize(&view.title)
+    }
+}
+
+fn render_transcript(frame: &mut Frame<'_>, area: Rect, view: &SessionView, theme: Theme) {
+    let (text, style) = status(&view.status, theme);
+    let name = title(view);
+    let crumb = truncate(&name, usize::from(area.width / 2));
+    let mut block = panel(&[view.host.as_str(), &view.workspace, &crumb], theme)
+        .title_top(Line::from(Span::styled(format!(" {text} "), style)).right_aligned());
+    if !view.loaded {
+        let text = match &view.error {
+            Some(e) => Line::styled(format!("cannot read the history: {e}"), theme.error()),
+            None => Line::styled("reading the history…", theme.muted()),
+        };
+        placeholder(frame, area, block, vec![text]);
+        return;
+    }
+    if view.transcript.messages().is_empty() {
+        let lines = vec![
+            Line::from("no messages yet"),
+            Line::from(vec![
+                Span::styled("i", theme.key()),
+                Span::styled(" writes a prompt", theme.muted()),
+            ]),
+        ];
+        placeholder(frame, area, block, lines);
+        return;
+    }
+    let rows = view::transcript::rows(
+        &view.transcript,
+        view.block(),
+        view::inner_width(area.width),
+    );
+    let visible = usize::from(area.height.saturating_sub(view::BORDER));
+    let max = rows.len().saturating_sub(visible);
+    let top = view.top().map_or(max, |t| t.min(max));
+    if top < max {
+        let below = rows.len() - top - visible;
+        block = block.title_bottom(
+            Line::from(vec![
+                Span::styled(format!(" ↓ {below} more "), theme.muted()),
+                Span::styled("G", theme.key()),
+                Span::styled(" follow ", theme.muted()),
+            ])
+            .right_aligned(),
+        );
+    }
+    let lines: Vec<Line<'static>> = rows
+        .iter()
+        .skip(top)
+        .take(visible)
+        .map(|r| line(r, theme))
+        .collect();
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usize, theme: Theme) {
+    if area.height == 0 {
+        return;
+    }
+    let ItemKind::Permission(request) = &item.kind else {
+        return;
+    };
+    let of = if count > 1 {
+        format!(" 1 of {count} ")
+    } else {
+        String::new()
+    };
+    let block = Block::bordered()
+        .padding(Padding::horizontal(1))
+        .border_style(theme.attention())
+        .title(Span::styled(
+            format!(" ⚠ permission: {} ", sanitize(&request.permission)),
+            theme.attention(),
+        ))
+        .title_top(Line::from(of).right_aligned());
+    let what = permission_text(request);
+    let status = match (&item.answering, &item.error) {
+        (Some(answer), _) => Line::styled(
+            format!("sending “{}”…", format!("{answer:?}").to_lowercase()),
+            theme.muted(),
+        ),
+        (None, Some(e)) => Line::styled(format!("not delivered: {e}"), theme.error()),
+        (None, None) => hints(
+            &[("y", "allow once"), ("A", "always"), ("r", "reject")],
+            theme,
+        ),
+    };
+    let lines = vec![
+        Line::from(Span::styled(
+            what,
+            theme.look(view::text::Look::tone(view::text::Tone::Code)),
+        )),
+        status,
+    ];
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// One line saying what a permission request is for: its command, else its patterns.
+pub(super) fn permission_text(request: &proto::ops::PermissionRequest) -> String {
+    let command = request
+        .metadata
+        .get("command")
+        .and_then(serde_json::Value::as_str);
+    let text = match command {
+        Some(c) => format!("$ {c}"),
+        None => request.patterns.join(" "),
+    };
+    sanitize(text.lines().next().unwrap_or_default())
+}
+
+fn render_prompt(frame: &mut Frame<'_>, area: Rect, view: &SessionView, theme: Theme) {
+    if area.height == 0 {
+        return;
+    }
+    let (border, title_style) = if view.focus {
+        (theme.key(), theme.key())
+    } else {
+        (theme.border(), theme.header())
+    };
+    let right = if view.outbox.is_some() {
+        Line::styled(" sending… ", theme.warn())
+    } else if view.focus {
+        hints(
+            &[
+                ("Enter", "send"),
+                ("Alt-Enter", "new line"),
+                ("Esc", "done"),
+            ],
+            theme,
+        )
+    } else {
+        hints(
+            &[
+                ("i", "write"),
+                ("d", "diff"),
+                ("a", "abort"),
+                ("[ ]", "blocks"),
+            ],
+            theme,
+        )
+    };
+    let block = Block::bordered()
+        .padding(Padding::horizontal(1))
+        .border_style(border)
+        .title(Span::styled(" prompt ", title_style))
+        .title_bottom(right.right_aligned());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 || inner.width == 0 {
+        return;
+    }
+    let lines = view.editor.lines();
+    let (row, col) = view.editor.cursor();
+    if lines.len() == 1 && lines[0].is_empty() && !view.focus {
+        frame.render_widget(
+            Paragraph::new(Line::styled("press i to write", theme.muted())),
+            inner,
+        );
+        return;
+    }
+    let height = usize::from(inner.height);
+    let first = row.saturating_sub(height - 1);
+    let before: String = lines
+        .get(row)
+        .map(|l| l.chars().take(col).collect())
+        .unwrap_or_default();
+    let cursor_x = before.width();
+    let hscroll = cursor_x.saturating_sub(usize::from(inner.width).saturating_sub(1));
+    let shown: Vec<Line<'_>> = lines
+        .iter()
+        .skip(first)
+        .take(height)
+        .map(|l| Line::raw(l.as_str()))
+        .collect();
+    let hscroll_u16 = u16::try_from(hscroll).unwrap_or(u16::MAX);
+    frame.render_widget(Paragraph::new(shown).scroll((0, hscroll_u16)), inner);
+    if view.focus {
+        let x = u16::try_from(cursor_x - hscroll).unwrap_or(0);
+        let y = u16::try_from(row - first).unwrap_or(0);
+        frame.set_cursor_position(Position::new(inner.x + x, inner.y + y));
+    }
+}

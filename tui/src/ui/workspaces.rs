@@ -1,0 +1,121 @@
+//! The workspaces panel: one row per workspace of the open host with its root, OpenCode state
+//! and version, and the last OpenCode error.
+
+use crate::app::{App, WorkspacesView};
+use crate::ui::theme::Theme;
+use crate::ui::{filter_line, hints, panel, placeholder};
+use proto::ops::{OpencodeState, WorkspaceInfo};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, HighlightSpacing, Row, Table, TableState};
+
+/// The marker, word and style of an OpenCode state.
+pub(super) fn opencode_state(state: OpencodeState, theme: Theme) -> (&'static str, Style) {
+    match state {
+        OpencodeState::Ready => ("● ready", theme.ok()),
+        OpencodeState::Starting => ("◌ starting", theme.warn()),
+        OpencodeState::Stopping => ("◌ stopping", theme.warn()),
+        OpencodeState::Backoff => ("↻ restarting", theme.warn()),
+        OpencodeState::Failed => ("✗ failed", theme.error()),
+        OpencodeState::Stopped => ("○ stopped", theme.muted()),
+    }
+}
+
+/// Draws the panel into `area`.
+pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let Some(view) = app.workspaces() else {
+        return;
+    };
+    let host = view.host.as_str();
+    let count = view
+        .list()
+        .map(|l| format!(" {} workspaces ", l.len()))
+        .unwrap_or_default();
+    let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
+        hints(
+            &[
+                ("Enter", "sessions"),
+                ("s", "start"),
+                ("S", "stop"),
+                ("Esc", "hosts"),
+            ],
+            theme,
+        )
+    });
+    let block = panel(&[host, "workspaces"], theme)
+        .title_top(Line::from(count).right_aligned())
+        .title_bottom(bottom);
+    let Some(list) = view.list() else {
+        let text = match &view.error {
+            Some(e) => Line::styled(format!("cannot list workspaces: {e}"), theme.error()),
+            None => Line::styled("asking the host for its workspaces…", theme.muted()),
+        };
+        placeholder(frame, area, block, vec![text]);
+        return;
+    };
+    if list.is_empty() {
+        let lines = vec![
+            Line::from("no workspaces on this host"),
+            Line::styled(
+                "add a [[workspace]] to the agent's config on the host",
+                theme.muted(),
+            ),
+        ];
+        placeholder(frame, area, block, lines);
+        return;
+    }
+    let header =
+        Row::new(["WORKSPACE", "ROOT", "OPENCODE", "VERSION", "NOTE"]).style(theme.header());
+    let rows = view.visible().into_iter().map(|w| row(w, view, theme));
+    let widths = [
+        Constraint::Length(name_width(list)),
+        Constraint::Length(8),
+        Constraint::Length(13),
+        Constraint::Length(9),
+        Constraint::Fill(1),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(theme.selected())
+        .highlight_symbol("▶ ")
+        .highlight_spacing(HighlightSpacing::Always);
+    let selected = (!view.visible().is_empty()).then_some(view.nav.selected());
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn name_width(list: &[WorkspaceInfo]) -> u16 {
+    let longest = list
+        .iter()
+        .map(|w| w.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    u16::try_from(longest.clamp(9, 28)).unwrap_or(28)
+}
+
+fn row(w: &WorkspaceInfo, view: &WorkspacesView, theme: Theme) -> Row<'static> {
+    let _ = view;
+    let (state, style) = opencode_state(w.opencode.state, theme);
+    let root = if w.available {
+        Span::styled("ok", theme.ok())
+    } else {
+        Span::styled("missing", theme.error())
+    };
+    let mut note = w.opencode.last_error.clone().unwrap_or_default();
+    if note.is_empty() && w.opencode.restarts > 0 {
+        note = format!("{} restarts", w.opencode.restarts);
+    }
+    Row::new([
+        Cell::from(w.name.clone()),
+        Cell::from(root),
+        Cell::from(Span::styled(state, style)),
+        Cell::from(w.opencode.version.clone().unwrap_or_else(|| "-".into())),
+        Cell::from(Span::styled(
+            crate::view::text::sanitize(note.lines().next().unwrap_or_default()),
+            theme.muted(),
+        )),
+    ])
+}
