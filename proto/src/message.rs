@@ -127,6 +127,9 @@ pub struct HostList {
     pub now_ms: u64,
     /// Hosts the principal may see, sorted by id.
     pub hosts: Vec<HostInfo>,
+    /// The principal's effective role on each listed host.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<HostId, crate::rbac::Role>,
 }
 
 /// A response frame on a request stream: either the body or a typed error.

@@ -121,6 +121,7 @@ mod tests {
                     status: None,
                 },
             ],
+            roles: Default::default(),
         };
         let t = format_hosts(&list);
         let lines: Vec<&str> = t.lines().collect();

@@ -354,6 +354,11 @@ async fn serve_streams(
             },
             frame = watch.next::<Reply<HostList>>() => match frame {
                 Ok(Some(Reply::Ok(list))) => {
+                    for (host, role) in &list.roles {
+                        if events.send(NetEvent::Role { host: host.clone(), role: *role }).await.is_err() {
+                            break;
+                        }
+                    }
                     if events.send(NetEvent::Hosts(list)).await.is_err() {
                         break End::Cancelled;
                     }

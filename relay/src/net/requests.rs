@@ -293,9 +293,14 @@ async fn host_list(shared: &Arc<Shared>, grants: &[(String, Role)]) -> Result<Ho
         .map(|r| r.id)
         .collect();
     let now = now_ms();
+    let roles = visible
+        .iter()
+        .filter_map(|h| authz::effective_role(grants, h).map(|r| (h.clone(), r)))
+        .collect();
     Ok(HostList {
         now_ms: now,
         hosts: shared.presence.snapshot(&visible, now),
+        roles,
     })
 }
 

@@ -103,6 +103,11 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert!(list.hosts.iter().all(|h| !h.online));
+    // The list tells the operator their role on each host (the owner's grant is on `*`).
+    assert_eq!(
+        list.roles.get(&proto::ids::HostId::from("b")),
+        Some(&proto::rbac::Role::Owner)
+    );
     relay.shutdown().await;
     Ok(())
 }

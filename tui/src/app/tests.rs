@@ -53,6 +53,7 @@ pub(crate) fn list(names: &[&str]) -> HostList {
     HostList {
         now_ms: T0,
         hosts: names.iter().map(|n| host(n, true)).collect(),
+        roles: Default::default(),
     }
 }
 

@@ -73,6 +73,7 @@ fn fleet() -> HostList {
     HostList {
         now_ms: T0,
         hosts: vec![build, gpu, laptop, never],
+        roles: Default::default(),
     }
 }
 
