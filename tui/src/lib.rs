@@ -5,6 +5,7 @@ pub mod action;
 pub mod app;
 pub mod call;
 pub mod commands;
+pub mod config;
 pub mod connect;
 pub mod effect;
 pub mod event;

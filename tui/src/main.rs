@@ -23,9 +23,13 @@ struct Cli {
     /// State directory (profile, credential fallback file) [default: ~/.local/state/codemantle/tui]
     #[arg(long, global = true, env = "CM_TUI_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Where to keep the credential: auto (OS keyring, else a 0600 file), secret-service, file.
-    #[arg(long, global = true, default_value = "auto", env = "CM_SECRET_STORE")]
-    secret_store: String,
+    /// Where to keep the credential: auto (OS keyring, else a 0600 file), secret-service, file
+    /// [default: secret_store in tui.toml, else auto]
+    #[arg(long, global = true, env = "CM_SECRET_STORE")]
+    secret_store: Option<String>,
+    /// Configuration file [default: ~/.config/codemantle/tui.toml if it exists]
+    #[arg(long, global = true, env = "CM_TUI_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -291,12 +295,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         _ => {}
     }
-    let dir = cli.state_dir.clone().unwrap_or_else(default_state_dir);
-    let choice = StoreChoice::parse(&cli.secret_store).with_context(|| {
-        format!(
-            "--secret-store {:?}: use auto, secret-service or file",
-            cli.secret_store
-        )
+    let file = cm_tui::config::TuiFile::load(cli.config.as_deref())?;
+    let dir = cli
+        .state_dir
+        .clone()
+        .or_else(|| file.state_dir.clone())
+        .unwrap_or_else(default_state_dir);
+    let store_name = cli
+        .secret_store
+        .clone()
+        .or_else(|| file.secret_store.clone())
+        .unwrap_or_else(|| "auto".to_owned());
+    let choice = StoreChoice::parse(&store_name).with_context(|| {
+        format!("secret store {store_name:?}: use auto, secret-service or file")
     })?;
     // Secret Service calls block on D-Bus: open the store before the async runtime starts.
     let logins = Logins::open(&dir, choice)?;
@@ -383,7 +394,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         None => {
             let (profile, key) = logins.load(now_ms())?;
-            rt.block_on(cm_tui::runtime::run(profile, key))?;
+            let options = cm_tui::runtime::Options {
+                bell: file.bell(std::env::var("CM_TUI_BELL").ok().as_deref()),
+                color: file.color(std::env::var("NO_COLOR").ok().as_deref()),
+            };
+            rt.block_on(cm_tui::runtime::run(profile, key, options))?;
         }
         Some(command) => {
             let (profile, key) = logins.load(now_ms())?;

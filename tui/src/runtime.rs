@@ -2,7 +2,7 @@
 //! loop `select! { biased; signals, keys, net, tick }` → `App::update` → execute effects →
 //! draw. The terminal is restored on every way out (normal quit, error, signal, panic).
 //!
-//! Environment: `NO_COLOR` (no colours), `CM_TUI_BELL=0` (no bell on new attention).
+//! Settings come from [`Options`] (tui.toml, `NO_COLOR`, `CM_TUI_BELL`; see `config.rs`).
 
 use crate::app::App;
 use crate::effect::Effect;
@@ -129,18 +129,25 @@ impl Signals {
     }
 }
 
+/// Settings the full-screen app takes from `tui.toml` and the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Ring the bell on new attention.
+    pub bell: bool,
+    /// Use colour.
+    pub color: bool,
+}
+
 /// Runs the full-screen app until the user quits or a signal arrives.
 ///
 /// # Errors
 /// The terminal cannot be set up, drawn on or read from, or signal handlers cannot be
 /// installed. Relay trouble is not an error here: it is shown on screen and retried.
-pub async fn run(profile: Profile, key: Key) -> Result<(), RuntimeError> {
+pub async fn run(profile: Profile, key: Key, options: Options) -> Result<(), RuntimeError> {
     let mut signals = Signals::install()?;
     let mut screen = Screen::enter()?;
     let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-    let bell = std::env::var("CM_TUI_BELL").map_or(true, |v| {
-        !matches!(v.as_str(), "0" | "off" | "false" | "no")
-    });
+    let bell = options.bell;
     let mut app = App::new(&profile, now_ms())
         .with_key_seed(random_u64())
         .with_bell(bell);
@@ -151,7 +158,7 @@ pub async fn run(profile: Profile, key: Key) -> Result<(), RuntimeError> {
         &net,
         net_rx,
         &mut signals,
-        Theme::from_env(),
+        Theme::new(options.color),
     )
     .await;
     drop(screen);

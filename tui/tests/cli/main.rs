@@ -133,3 +133,22 @@ fn help_completions_and_man_are_generated_from_clap() -> Result<()> {
     assert!(String::from_utf8(man.stdout)?.contains(".TH cm-tui 1"));
     Ok(())
 }
+
+#[test]
+fn a_bad_tui_toml_names_the_key_and_the_file() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let config = tmp.path().join("tui.toml");
+    std::fs::write(&config, "bell = true\nthem = \"dark\"\n")?;
+    let out = Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+        .args(["hosts", "--config"])
+        .arg(&config)
+        .env("CM_TUI_STATE_DIR", tmp.path())
+        .output()?;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("them") && err.contains(&config.display().to_string()),
+        "{err}"
+    );
+    Ok(())
+}
