@@ -197,6 +197,30 @@ impl ConfigFile {
         toml::from_str(&text).map_err(|e| invalid(path, e.to_string()))
     }
 
+    /// Applies `CM_AGENT_RELAY`, `CM_AGENT_PIN`, `CM_AGENT_HOST`, `CM_AGENT_HEARTBEAT_INTERVAL`,
+    /// `CM_AGENT_RELAY_TIMEOUT` and `CM_SECRET_STORE` over the file's values (environment wins;
+    /// flags win over both). `lookup` reads a variable (`std::env::var` in the binary).
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = lookup("CM_AGENT_RELAY") {
+            self.relay = v;
+        }
+        if let Some(v) = lookup("CM_AGENT_PIN") {
+            self.pin = v;
+        }
+        if let Some(v) = lookup("CM_AGENT_HOST") {
+            self.host = v;
+        }
+        if let Some(v) = lookup("CM_AGENT_HEARTBEAT_INTERVAL") {
+            self.heartbeat_interval = Some(v);
+        }
+        if let Some(v) = lookup("CM_AGENT_RELAY_TIMEOUT") {
+            self.relay_timeout = Some(v);
+        }
+        if let Some(v) = lookup("CM_SECRET_STORE") {
+            self.secret_store = Some(v);
+        }
+    }
+
     /// Writes the file (creating its folder).
     ///
     /// # Errors
@@ -559,5 +583,25 @@ mod tests {
         assert_eq!(back.relay, "r:1");
         assert_eq!(back.workspaces, f.workspaces);
         assert_eq!(back.opencode, f.opencode);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_is_validated_like_it() {
+        let mut f = ConfigFile {
+            relay: "file:1".into(),
+            pin: "blake3:00".into(),
+            host: "box".into(),
+            heartbeat_interval: Some("3s".into()),
+            ..ConfigFile::default()
+        };
+        f.apply_env(|k| match k {
+            "CM_AGENT_RELAY" => Some("env:2".into()),
+            "CM_AGENT_HEARTBEAT_INTERVAL" => Some("soon".into()),
+            _ => None,
+        });
+        assert_eq!(f.relay, "env:2");
+        assert_eq!(f.host, "box");
+        let err = f.validate(Path::new("agent.toml")).unwrap_err().to_string();
+        assert!(err.contains("heartbeat_interval"), "{err}");
     }
 }

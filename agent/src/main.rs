@@ -144,7 +144,9 @@ fn run(cli: Cli) -> Result<()> {
             println!("next: add [[workspace]] entries there, then run `cm-agent run`");
         }
         Command::Run { heartbeat_interval } => {
-            let mut config = ConfigFile::load(&config_path)?.validate(&config_path)?;
+            let mut file = ConfigFile::load(&config_path)?;
+            file.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+            let mut config = file.validate(&config_path)?;
             if let Some(i) = heartbeat_interval {
                 config.heartbeat_interval = i;
             }
