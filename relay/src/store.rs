@@ -209,6 +209,26 @@ impl Store {
     /// # Errors
     /// SQLite failures (an unknown user violates the foreign key).
     pub fn grant(&self, user: &UserId, host: &str, role: Role) -> Result<(), StoreError> {
+        if role != Role::Owner {
+            let current: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT role FROM grants WHERE user = ?1 AND host = ?2",
+                    params![user.as_str(), host],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let owner_grants: i64 = self.conn.query_row(
+                "SELECT COUNT(*) FROM grants WHERE role = 'owner'",
+                [],
+                |r| r.get(0),
+            )?;
+            if current.as_deref() == Some("owner") && owner_grants <= 1 {
+                return Err(StoreError::Refused(format!(
+                    "{user} holds the last owner grant; grant owner to someone else first"
+                )));
+            }
+        }
         self.conn.execute(
             "INSERT INTO grants(user, host, role) VALUES (?1, ?2, ?3)
              ON CONFLICT(user, host) DO UPDATE SET role = excluded.role",
@@ -273,13 +293,17 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Enrolls a host with its secret.
+    /// Enrolls a host with its secret. A revoked host may be enrolled again under its name (with
+    /// a new secret); a live one may not.
     ///
     /// # Errors
     /// [`StoreError::Exists`] if the id is taken.
     pub fn add_host(&self, host: &HostId, secret: &Key, now_ms: u64) -> Result<(), StoreError> {
         let n = self.conn.execute(
-            "INSERT OR IGNORE INTO hosts(id, secret, created_ms) VALUES (?1, ?2, ?3)",
+            "INSERT INTO hosts(id, secret, created_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(id) DO UPDATE SET secret = excluded.secret, revoked = 0,
+                 created_ms = excluded.created_ms
+             WHERE hosts.revoked = 1",
             params![host.as_str(), secret.to_hex(), to_i64(now_ms)],
         )?;
         if n == 0 {

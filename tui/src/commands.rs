@@ -26,6 +26,11 @@ pub enum CommandError {
     /// The event stream failed.
     #[error("event stream: {0}")]
     Stream(#[from] StreamError),
+    /// No pending permission request with that id.
+    #[error(
+        "no pending permission request {0} (already answered, or the turn ended); see `cm-tui permissions`"
+    )]
+    NotPending(String),
     /// The turn ended with an error.
     #[error("the turn failed: {0}")]
     Turn(String),
@@ -364,13 +369,26 @@ pub async fn answer(
     answer: PermissionAnswer,
     message: Option<String>,
 ) -> Result<(), CommandError> {
+    // The relay authorizes answers against the session's owner: find the request's session.
+    let pending: Pending = remote
+        .call::<(), _>(Op::PermissionList, target, None)
+        .await?;
+    let Some(session) = pending
+        .permissions
+        .iter()
+        .find(|p| p.id == request_id)
+        .map(|p| p.session.clone())
+    else {
+        return Err(CommandError::NotPending(request_id));
+    };
     let body = PermissionReply {
         request_id: request_id.clone(),
         answer,
         message,
     };
+    let target = target.clone().with_session(Some(session));
     let _: bool = remote
-        .call(Op::PermissionReply, target, Some(&body))
+        .call(Op::PermissionReply, &target, Some(&body))
         .await?;
     println!("{request_id}: {}", format!("{answer:?}").to_lowercase());
     Ok(())

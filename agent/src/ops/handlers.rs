@@ -203,7 +203,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         Op::PermissionList => json(&permission_list(&rt).await?),
         Op::PermissionReply => {
             let req: PermissionReply = required(op, body).await?;
-            json(&permission_reply(&rt, req).await?)
+            json(&permission_reply(&rt, req, fwd.header.session.as_deref()).await?)
         }
         Op::QuestionReply => {
             let req: QuestionReply = required(op, body).await?;
@@ -396,7 +396,11 @@ fn answer_error(rt: &WorkspaceRuntime, kind: &str, id: &str, e: ClientError) -> 
     }
 }
 
-async fn permission_reply(rt: &WorkspaceRuntime, req: PermissionReply) -> Result<bool, OpError> {
+async fn permission_reply(
+    rt: &WorkspaceRuntime,
+    req: PermissionReply,
+    session: Option<&str>,
+) -> Result<bool, OpError> {
     let Some(client) = rt.supervisor.client_if_ready() else {
         return Err(answer_error(
             rt,
@@ -405,6 +409,18 @@ async fn permission_reply(rt: &WorkspaceRuntime, req: PermissionReply) -> Result
             not_running(),
         ));
     };
+    // The relay authorized the operator for the header's session; the request must belong to
+    // it, or an operator could answer for sessions they may not drive.
+    if let Some(session) = session
+        && let Ok(pending) = client.permissions().await
+        && let Some(found) = pending.iter().find(|p| p.id == req.request_id)
+        && found.session != session
+    {
+        return Err(OpError::BadRequest(format!(
+            "permission request {} belongs to another session than {session}",
+            req.request_id
+        )));
+    }
     let ok = client
         .reply_permission(&req.request_id, req.answer, req.message.as_deref())
         .await

@@ -150,6 +150,12 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
             }
         }
         LoginMethod::Password { password, totp } => {
+            // Ask for a missing second factor before checking the password, so the answer
+            // never tells whether the password was right.
+            let u = user.clone();
+            if totp.is_none() && shared.store.call(move |s| s.totp(&u)).await?.is_some() {
+                return Err(LoginFailure::TotpMissing);
+            }
             let u = user.clone();
             let hash = shared.store.call(move |s| s.password_hash(&u)).await?;
             // Unknown users and users without a password cost the same argon2 work as a wrong

@@ -98,6 +98,22 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if matches!(header.op, Op::PermissionReply | Op::QuestionReply) && header.session.is_none() {
+        // Answers are authorized against their session's owner, so the session must be named
+        // (the agent checks that the request belongs to it).
+        refuse(
+            send,
+            WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} needs the request's session in the header",
+                    header.op.as_str()
+                ),
+            ),
+        )
+        .await;
+        return;
+    }
     let (ownership, owner) = session_ownership(&shared, &principal, &header).await;
     let (role, decision) = authz::decide(&grants, &header, ownership);
     let mut event = AuditEvent {

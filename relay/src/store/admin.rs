@@ -369,7 +369,10 @@ mod tests {
                 .to_string()
                 .contains("last owner")
         );
+        let err = s.grant(&a, "*", Role::Viewer).unwrap_err().to_string();
+        assert!(err.contains("last owner"), "demoting the last owner: {err}");
         s.grant(&b, "*", Role::Owner).unwrap();
+        s.grant(&a, "*", Role::Viewer).unwrap();
         s.revoke_grant(&a, "*").unwrap();
         s.remove_user(&a).unwrap();
         assert_eq!(s.list_users().unwrap().len(), 1);

@@ -68,6 +68,15 @@ fn credentials_by_kind() {
             .is_none()
     );
     s.revoke_host(&host).unwrap();
+    // A revoked host can be enrolled again, with a new secret.
+    s.add_host(&host, &Key::from_bytes([4; 32]), 7).unwrap();
+    let again = s
+        .find_credential(PeerKind::Agent, &CredId::from("box"))
+        .unwrap()
+        .unwrap();
+    assert!(!again.record.revoked);
+    assert_eq!(again.record.key, Key::from_bytes([4; 32]));
+    s.revoke_host(&host).unwrap();
     assert!(
         s.find_credential(PeerKind::Agent, &CredId::from("box"))
             .unwrap()

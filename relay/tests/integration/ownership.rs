@@ -109,6 +109,25 @@ async fn creator_owns_others_read_admins_take_over() -> Result<()> {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Answering a permission in someone else's session is driving it, too; an answer must name
+    // its session so the rule can apply.
+    match client::request::<(), bool>(&bob_op.conn, &on_session(Op::PermissionReply), None).await {
+        Err(LinkError::Refused(e)) => assert_eq!(e.code, ErrorCode::Forbidden),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let mut no_session = on_session(Op::PermissionReply);
+    no_session.session = None;
+    match client::request::<(), bool>(&ann_op.conn, &no_session, None).await {
+        Err(LinkError::Refused(e)) => {
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert!(
+                e.message.contains("needs the request's session"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected bad_request, got {other:?}"),
+    }
     // An admin takes over; the audit says so.
     let ada_op = operator(&relay.addr_str(), &relay.state.pin, &ada).await?;
     let ok: bool = client::request::<(), _>(&ada_op.conn, &on_session(Op::Abort), None).await?;
