@@ -425,6 +425,14 @@ impl Actor {
                 // A stop is done once the process is gone, even if a start queued meanwhile
                 // begins at once.
                 if matches!(info.state, OpencodeState::Stopped | OpencodeState::Failed) {
+                    // Publish the stopped state (no pid, no client) before answering, so a
+                    // caller that reads the snapshot after its stop returns never sees the old
+                    // process.
+                    self.snapshot_tx.send_replace(Snapshot {
+                        info: info.clone(),
+                        client: None,
+                        pid: self.current.as_ref().map(|r| r.pid),
+                    });
                     for w in self.stop_waiters.drain(..) {
                         let _ = w.send(info.clone());
                     }
