@@ -130,11 +130,16 @@ invite=$(grep '^cm-invite-' "$dir/init.txt")
 
 say "waiting for the host to come online"
 for _ in $(seq 1 100); do
-  if "$tui_bin" hosts --json 2>/dev/null | grep -q '"online": true'; then break; fi
+  # Capture first: `grep -q` would close the pipe early and cut cm-tui's output.
+  hosts_json=$("$tui_bin" hosts --json 2>/dev/null || true)
+  case "$hosts_json" in *'"online": true'*) break ;; esac
   sleep 0.2
 done
 "$tui_bin" hosts
-"$tui_bin" hosts --json | grep -q '"online": true' || { echo "dev-up: the host did not come online; see $dir/agent.log" >&2; exit 1; }
+case "$("$tui_bin" hosts --json)" in
+  *'"online": true'*) ;;
+  *) echo "dev-up: the host did not come online; see $dir/agent.log" >&2; exit 1 ;;
+esac
 
 if [ "$no_tui" = 1 ]; then
   say "driving OpenCode once: cm-tui send demo-host demo \"Say hello\" --wait"
