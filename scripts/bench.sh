@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Benchmarks (issue #9): builds the release binaries, runs `cm-bench` (scripts/bench/), prints
+# one table and, for a full run, writes docs/performance.md.
+#
+#   scripts/bench.sh            full run (a few minutes on 2 cores), writes docs/performance.md
+#   scripts/bench.sh --smoke    every scenario tiny (seconds), for CI; writes nothing
+#
+# Extra flags go to cm-bench (see `target/release/cm-bench --help`), e.g. `--only latency`,
+# `--bulk-mib 256`, `--agents 1000`. CM_BENCH_BULK_MIB sets the bulk size of a full run
+# (default 1024, the issue's 1 GiB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+smoke=0
+for arg in "$@"; do
+    if [[ $arg == --smoke ]]; then smoke=1; fi
+done
+
+cargo build --release -p cm-bench -p cm-relay
+if ! cargo build --release -p cm-agent; then
+    echo "bench.sh: cm-agent does not build right now; the agent start-up row uses" \
+        "target/release/cm-agent if an older build is there, else it is skipped" >&2
+fi
+
+args=(--bin-dir target/release)
+if ((smoke == 0)); then
+    args+=(--bulk-mib "${CM_BENCH_BULK_MIB:-1024}" --markdown docs/performance.md)
+fi
+exec target/release/cm-bench "${args[@]}" "$@"

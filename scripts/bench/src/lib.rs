@@ -1,0 +1,31 @@
+//! `cm-bench`: how fast and how big CodeMantle's relay is, measured side by side with raw QUIC
+//! (quinn with the same TLS settings) on the same machine, in one run.
+//!
+//! Every scenario is in-process on 127.0.0.1 with OS-chosen ports and stops by itself, except
+//! where a separate process is the point (relay RSS and CPU, start-up times): those run the
+//! release `cm-relay` / `cm-agent` binaries as children. Each role (operator, relay, agent or
+//! direct server) gets its own tokio runtime, as it would be its own process.
+
+pub mod child;
+pub mod doc;
+pub mod events;
+pub mod exchange;
+pub mod fleet;
+pub mod latency;
+pub mod machine;
+pub mod netutil;
+pub mod options;
+pub mod peer;
+pub mod procfs;
+pub mod rawserver;
+pub mod report;
+pub mod roles;
+pub mod startup;
+pub mod stats;
+pub mod streaming;
+pub mod swarm;
+pub mod throughput;
+pub mod worlds;
+
+pub use options::Options;
+pub use report::{Row, Verdict};

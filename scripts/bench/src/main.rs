@@ -1,0 +1,136 @@
+//! `cm-bench` binary: runs the scenarios, prints one table, optionally writes it into
+//! `docs/performance.md`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use cm_bench::{Options, Row, report};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// CodeMantle benchmarks: the relay side by side with raw QUIC on this machine.
+#[derive(Debug, Parser)]
+#[command(version, args_override_self = true)]
+struct Cli {
+    /// Tiny sizes: every scenario in seconds (for CI).
+    #[arg(long)]
+    smoke: bool,
+    /// Scenarios to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
+    /// Sequential round trips per payload size (scenario 1).
+    #[arg(long)]
+    round_trips: Option<usize>,
+    /// Bulk stream size in MiB (scenario 2; the 1 GiB is 1024).
+    #[arg(long)]
+    bulk_mib: Option<u64>,
+    /// Simulated agent counts, e.g. 1000,5000 (scenario 3).
+    #[arg(long, value_delimiter = ',')]
+    agents: Vec<usize>,
+    /// Watcher counts, e.g. 1,100 (scenario 4).
+    #[arg(long, value_delimiter = ',')]
+    watchers: Vec<usize>,
+    /// Where the release cm-relay and cm-agent are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Parent directory for the relays' temporary state (default: the system temp dir).
+    #[arg(long)]
+    state_base: Option<PathBuf>,
+    /// Write the table, machine description and method to this Markdown file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Internal: the raw-quinn server process for the fleet baseline.
+    #[command(hide = true)]
+    RawServer {
+        #[arg(long)]
+        state_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Latency,
+    Throughput,
+    Fleet,
+    Streaming,
+    Startup,
+}
+
+type Runner = fn(&Options) -> Result<Vec<Row>>;
+
+const ALL: [(Scenario, Runner); 5] = [
+    (Scenario::Latency, cm_bench::latency::run),
+    (Scenario::Throughput, cm_bench::throughput::run),
+    (Scenario::Fleet, cm_bench::fleet::run),
+    (Scenario::Streaming, cm_bench::streaming::run),
+    (Scenario::Startup, cm_bench::startup::run),
+];
+
+fn options(cli: &Cli) -> Options {
+    let mut o = if cli.smoke {
+        Options::smoke(cli.bin_dir.clone())
+    } else {
+        Options::full(cli.bin_dir.clone())
+    };
+    if let Some(n) = cli.round_trips {
+        o.round_trips = n;
+    }
+    if let Some(m) = cli.bulk_mib {
+        o.bulk_mib = m;
+    }
+    if !cli.agents.is_empty() {
+        o.agents = cli.agents.clone();
+    }
+    if !cli.watchers.is_empty() {
+        o.watchers = cli.watchers.clone();
+    }
+    o.state_base = cli.state_base.clone();
+    o
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(Cmd::RawServer { state_dir }) = &cli.command {
+        return cm_bench::rawserver::run(state_dir);
+    }
+    let opts = options(&cli);
+    let machine = cm_bench::machine::describe();
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    for (which, run) in ALL {
+        if !cli.only.is_empty() && !cli.only.contains(&which) {
+            continue;
+        }
+        let t = Instant::now();
+        eprintln!("cm-bench: {which:?}…");
+        rows.extend(run(&opts)?);
+        eprintln!(
+            "cm-bench: {which:?} took {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    rows.push(Row::info(
+        "6 TUI frame",
+        "frame time with 10k messages",
+        "see cm-tui bench".into(),
+    ));
+    let took = started.elapsed();
+    println!("{}", report::text_table(&rows));
+    if opts.smoke {
+        println!(
+            "(smoke sizes: the scenarios work; the numbers and verdicts are not representative)"
+        );
+    }
+    if let Some(path) = &cli.markdown {
+        let doc = cm_bench::doc::render(&rows, &machine, &opts, took);
+        std::fs::write(path, doc)?;
+        eprintln!("cm-bench: wrote {}", path.display());
+    }
+    eprintln!("cm-bench: done in {:.0} s", took.as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Scenario 5, start-up: launch of the release `cm-relay` until its "relay listening" line,
+//! and launch of the release `cm-agent` (enrolled with `cm-agent enroll`, file secret store)
+//! until an operator's `watch_hosts` shows the host online.
+
+use crate::child::{self, Proc};
+use crate::netutil;
+use crate::options::Options;
+use crate::report::{Row, Verdict};
+use crate::worlds::{WAIT, init_state, login_owner};
+use anyhow::{Context, Result, ensure};
+use cm_relay::client;
+use proto::handshake::PeerKind;
+use proto::header::{Op, StreamHeader};
+use proto::ids::ReqId;
+use proto::message::{HostList, Reply};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn relay_ready(opts: &Options, state: &Path) -> Result<Vec<Duration>> {
+    (0..opts.startup_runs.max(1))
+        .map(|_| {
+            let (proc, _, ready) = child::relay(&opts.bin_dir, state)?;
+            proc.stop();
+            Ok(ready)
+        })
+        .collect()
+}
+
+fn enroll(opts: &Options, root: &Path, token: &str) -> Result<()> {
+    let out = Command::new(child::binary(&opts.bin_dir, "cm-agent")?)
+        .arg("--config")
+        .arg(root.join("agent.toml"))
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .args(["enroll", token])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "cm-agent enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+fn agent_cmd(opts: &Options, root: &Path) -> Result<Command> {
+    let mut cmd = Command::new(child::binary(&opts.bin_dir, "cm-agent")?);
+    cmd.arg("--config")
+        .arg(root.join("agent.toml"))
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .env("CM_SECRET_STORE", "file");
+    Ok(cmd)
+}
+
+/// Times `cm-agent run` launches until the host shows online, one fresh host per run.
+fn agent_online(opts: &Options) -> Result<Vec<Duration>> {
+    let tmp = opts.tempdir()?;
+    let (dir, init) = init_state(&tmp)?;
+    let (relay, addr, _) = child::relay(&opts.bin_dir, dir.root())?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(async {
+        let cred = login_owner(addr, &init.pin, &init).await?;
+        let ep = netutil::client_endpoint(&init.pin)?;
+        let conn = netutil::connect(&ep, addr).await?;
+        let op =
+            client::authenticate(conn, PeerKind::Operator, &cred.cred_id, &cred.secret).await?;
+        let mut times = Vec::new();
+        for i in 0..opts.startup_runs.max(1) {
+            let host = format!("agent-{i}");
+            let token = cm_relay::cli::host_add(&dir, &host, Some(addr.to_string()))?;
+            let root = tmp.path().join(&host);
+            enroll(opts, &root, &token.encode())?;
+            let (_send, mut recv) =
+                client::subscribe(&op.conn, &StreamHeader::new(Op::WatchHosts, ReqId(9))).await?;
+            let _first: Reply<HostList> = recv.expect().await?;
+            let start = Instant::now();
+            let agent = Proc::spawn(agent_cmd(opts, &root)?)?;
+            tokio::time::timeout(WAIT, async {
+                loop {
+                    let list = recv.expect::<Reply<HostList>>().await?.into_result()?;
+                    if list
+                        .hosts
+                        .iter()
+                        .any(|h| h.host.as_str() == host && h.online)
+                    {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                }
+            })
+            .await
+            .context("agent did not come online")??;
+            times.push(start.elapsed());
+            agent.stop();
+        }
+        ep.close(0u32.into(), b"done");
+        Ok::<_, anyhow::Error>(times)
+    });
+    relay.stop();
+    result
+}
+
+/// Runs scenario 5.
+///
+/// # Errors
+/// The relay binary is missing or does not start. A missing `cm-agent` is a skipped row.
+pub fn run(opts: &Options) -> Result<Vec<Row>> {
+    let tmp = opts.tempdir()?;
+    let (dir, _) = init_state(&tmp)?;
+    let relay = relay_ready(opts, dir.root())?;
+    let runs = relay.len();
+    let mut rows = vec![Row::info(
+        "5 start-up",
+        &format!("cm-relay launch → \"relay listening\", ms (median of {runs})"),
+        ms(median(relay)),
+    )];
+    let metric = format!(
+        "cm-agent launch → online in watch_hosts, ms (median of {})",
+        opts.startup_runs.max(1)
+    );
+    rows.push(match agent_online(opts) {
+        Ok(t) => Row::info("5 start-up", &metric, ms(median(t))),
+        Err(e) => Row {
+            verdict: Verdict::Skipped,
+            ..Row::info("5 start-up", &metric, format!("{e:#}"))
+        },
+    });
+    Ok(rows)
+}
