@@ -310,11 +310,18 @@ path = "{}"
         Ok(())
     }
 
+    /// The environment every `cm-tui` of this world runs with: the operator's state directory
+    /// (profile, credential) and the file credential store.
+    pub fn tui_env(&self) -> Vec<(&'static str, std::ffi::OsString)> {
+        vec![
+            ("CM_TUI_STATE_DIR", self.tui_state.clone().into_os_string()),
+            ("CM_SECRET_STORE", "file".into()),
+        ]
+    }
+
     fn tui_cmd(&self, args: &[&str]) -> Result<Command> {
         let mut cmd = Command::new(bin("cm-tui")?);
-        cmd.args(args)
-            .env("CM_TUI_STATE_DIR", &self.tui_state)
-            .env("CM_SECRET_STORE", "file");
+        cmd.args(args).envs(self.tui_env());
         Ok(cmd)
     }
 

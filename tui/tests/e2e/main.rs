@@ -12,3 +12,4 @@
 
 mod drive;
 mod harness;
+mod tmux;
