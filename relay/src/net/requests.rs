@@ -22,6 +22,10 @@ use std::time::Duration;
 /// are noticed by time passing, not by an event).
 const WATCH_TICK: Duration = Duration::from_millis(500);
 
+/// Shortest time between two host-list updates on one watch: the first change after a quiet
+/// period goes out at once, later ones are coalesced.
+const WATCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
 async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
     send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
 }
@@ -339,14 +343,28 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
     let mut last: Option<Vec<proto::message::HostInfo>> = None;
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
         match host_list(shared, grants).await {
             Ok(list) => {
                 if last.as_ref() != Some(&list.hosts) {
                     last = Some(list.hosts.clone());
-                    if !reply(&mut send, &Reply::Ok(list)).await {
+                    let r = Reply::Ok(list);
+                    // A list that does not fit one frame gets a typed error, not a silent end.
+                    let r = match proto::frame::encoded_len(&r) {
+                        Ok(n) if n > MAX_FRAME_LEN => Reply::Error(WireError::new(
+                            ErrorCode::Unavailable,
+                            format!(
+                                "the host list is {n} bytes, over the {MAX_FRAME_LEN}-byte frame limit"
+                            ),
+                        )),
+                        _ => r,
+                    };
+                    let failed = matches!(r, Reply::Error(_));
+                    if !reply(&mut send, &r).await || failed {
                         return;
                     }
+                    last_sent = Some(tokio::time::Instant::now());
                 }
             }
             Err(e) => {
@@ -360,6 +378,18 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
             _ = send.stopped() => return,
             _ = changes.changed() => {}
             _ = tick.tick() => {}
+        }
+        // At most one update per WATCH_MIN_INTERVAL: with many hosts every heartbeat changes
+        // the list; coalescing keeps the cost per watcher bounded (measured by cm-bench).
+        if let Some(wait) = last_sent.map(|t| WATCH_MIN_INTERVAL.saturating_sub(t.elapsed()))
+            && !wait.is_zero()
+        {
+            tokio::select! {
+                biased;
+                () = shared.cancel.cancelled() => return,
+                _ = send.stopped() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
         }
     }
 }
