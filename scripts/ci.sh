@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CI steps: formatting, lints, the sans-IO check on cm-proto, then the README's test command.
+# CI checks before the tests: formatting, lints, the sans-IO check on cm-proto, the README's
+# first command without the TUI, and the systemd units. .ci/run then runs scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -21,6 +22,3 @@ bash scripts/dev-up.sh --no-tui
 
 step "systemd units (scripts/check-systemd.sh)"
 bash scripts/check-systemd.sh
-
-step "scripts/test.sh (the README's test command)"
-bash scripts/test.sh
