@@ -111,10 +111,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Doctor => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let findings = rt.block_on(cm_agent::doctor::check(&config_path, &state_dir));
-            for f in &findings {
-                println!("{}", f.line());
-            }
-            let failed = findings.iter().filter(|f| f.problem.is_some()).count();
+            let failed = cm_relay::finding::print_report(&findings);
             anyhow::ensure!(failed == 0, "{failed} problem(s) found");
         }
         Command::Completions { shell } => {

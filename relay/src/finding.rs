@@ -39,3 +39,11 @@ impl Finding {
         }
     }
 }
+
+/// Prints one line per finding on stdout and returns how many failed.
+pub fn print_report(findings: &[Finding]) -> usize {
+    for f in findings {
+        println!("{}", f.line());
+    }
+    findings.iter().filter(|f| f.problem.is_some()).count()
+}

@@ -213,10 +213,7 @@ fn run(cli: Cli) -> Result<()> {
                 .or_else(|| file.listen())
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7443)));
             let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
-            for f in &findings {
-                println!("{}", f.line());
-            }
-            let failed = findings.iter().filter(|f| f.problem.is_some()).count();
+            let failed = cm_relay::finding::print_report(&findings);
             anyhow::ensure!(failed == 0, "{failed} problem(s) found");
         }
         Command::Completions { shell } => {

@@ -75,6 +75,17 @@ pub struct Store {
     conn: Connection,
 }
 
+/// `Ok` if an update touched the user's row, else [`StoreError::Missing`].
+fn user_changed(rows: usize, user: &UserId) -> Result<(), StoreError> {
+    if rows == 0 {
+        return Err(StoreError::Missing {
+            what: "user",
+            name: user.0.clone(),
+        });
+    }
+    Ok(())
+}
+
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -179,13 +190,7 @@ impl Store {
             "UPDATE users SET password_hash = ?2 WHERE name = ?1",
             params![user.as_str(), hash],
         )?;
-        if n == 0 {
-            return Err(StoreError::Missing {
-                what: "user",
-                name: user.0.clone(),
-            });
-        }
-        Ok(())
+        user_changed(n, user)
     }
 
     /// A user's password hash, if the user exists and has one.

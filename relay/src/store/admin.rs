@@ -2,7 +2,7 @@
 //! Every revocation bumps the revocation epoch, which the running relay watches to close the
 //! affected live connections within a second.
 
-use super::{Store, StoreError, to_i64, to_u64};
+use super::{Store, StoreError, to_i64, to_u64, user_changed};
 use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
 use rusqlite::{OptionalExtension, params};
@@ -282,13 +282,7 @@ impl Store {
             "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE name = ?1",
             params![user.as_str(), hex::encode(secret)],
         )?;
-        if n == 0 {
-            return Err(StoreError::Missing {
-                what: "user",
-                name: user.0.clone(),
-            });
-        }
-        Ok(())
+        user_changed(n, user)
     }
 
     /// A user's TOTP secret and the step of the last accepted code, if enrolled.
