@@ -61,6 +61,46 @@ pub enum Op {
     RelaySettings,
     /// Revoke the credential this connection authenticated with (answered by the relay).
     Logout,
+    /// List a folder beneath a workspace root (bounded; symlinks shown, not followed).
+    FsList,
+    /// Create a folder beneath a workspace root.
+    FsMkdir,
+    /// Rename a file or folder beneath a workspace root (never the root itself).
+    FsRename,
+    /// Delete an empty folder beneath a workspace root (never the root itself).
+    FsRmdir,
+    /// `git status` in a workspace.
+    GitStatus,
+    /// `git diff` in a workspace.
+    GitDiff,
+    /// `git log` in a workspace (bounded).
+    GitLog,
+    /// List branches.
+    GitBranchList,
+    /// `git add` paths.
+    GitAdd,
+    /// `git commit`.
+    GitCommit,
+    /// Create a branch.
+    GitBranchCreate,
+    /// Switch branches.
+    GitCheckout,
+    /// `git pull` (can be disabled in the agent's config).
+    GitPull,
+    /// `git push` (can be disabled in the agent's config).
+    GitPush,
+    /// List users and their grants (answered by the relay).
+    UserList,
+    /// List hosts with enrollment details, or rotate a host's key (answered by the relay).
+    HostRotate,
+    /// List live credentials (answered by the relay).
+    CredsList,
+    /// Revoke a credential (answered by the relay).
+    CredsRevoke,
+    /// List the prompts queued for offline hosts (answered by the relay).
+    QueueList,
+    /// Cancel a queued prompt (answered by the relay).
+    QueueCancel,
     /// An operation this build does not know.
     #[serde(other)]
     Unknown,
@@ -68,7 +108,7 @@ pub enum Op {
 
 impl Op {
     /// Every known operation (for the matrix test and help texts).
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 45] = [
         Self::HostList,
         Self::WatchHosts,
         Self::WorkspaceList,
@@ -94,6 +134,26 @@ impl Op {
         Self::GrantAdmin,
         Self::RelaySettings,
         Self::Logout,
+        Self::FsList,
+        Self::FsMkdir,
+        Self::FsRename,
+        Self::FsRmdir,
+        Self::GitStatus,
+        Self::GitDiff,
+        Self::GitLog,
+        Self::GitBranchList,
+        Self::GitAdd,
+        Self::GitCommit,
+        Self::GitBranchCreate,
+        Self::GitCheckout,
+        Self::GitPull,
+        Self::GitPush,
+        Self::UserList,
+        Self::HostRotate,
+        Self::CredsList,
+        Self::CredsRevoke,
+        Self::QueueList,
+        Self::QueueCancel,
     ];
 
     /// The wire name.
@@ -124,6 +184,26 @@ impl Op {
             Self::GrantAdmin => "grant_admin",
             Self::RelaySettings => "relay_settings",
             Self::Logout => "logout",
+            Self::FsList => "fs_list",
+            Self::FsMkdir => "fs_mkdir",
+            Self::FsRename => "fs_rename",
+            Self::FsRmdir => "fs_rmdir",
+            Self::GitStatus => "git_status",
+            Self::GitDiff => "git_diff",
+            Self::GitLog => "git_log",
+            Self::GitBranchList => "git_branch_list",
+            Self::GitAdd => "git_add",
+            Self::GitCommit => "git_commit",
+            Self::GitBranchCreate => "git_branch_create",
+            Self::GitCheckout => "git_checkout",
+            Self::GitPull => "git_pull",
+            Self::GitPush => "git_push",
+            Self::UserList => "user_list",
+            Self::HostRotate => "host_rotate",
+            Self::CredsList => "creds_list",
+            Self::CredsRevoke => "creds_revoke",
+            Self::QueueList => "queue_list",
+            Self::QueueCancel => "queue_cancel",
             Self::Unknown => "unknown",
         }
     }
@@ -142,6 +222,12 @@ impl Op {
                 | Self::AuditRead
                 | Self::GrantAdmin
                 | Self::RelaySettings
+                | Self::UserList
+                | Self::HostRotate
+                | Self::CredsList
+                | Self::CredsRevoke
+                | Self::QueueList
+                | Self::QueueCancel
         )
     }
 }

@@ -16,13 +16,17 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod event;
 pub mod frame;
+pub mod fs;
+pub mod git;
 pub mod handshake;
 pub mod header;
 pub mod ids;
 pub mod message;
 pub mod ops;
+pub mod queue;
 pub mod rbac;
 pub mod replay;
 pub mod token;

@@ -77,12 +77,38 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::PermissionList
         | Op::WatchEvents
         | Op::OpencodeStatus
+        | Op::GitStatus
+        | Op::GitDiff
+        | Op::GitLog
+        | Op::GitBranchList
         | Op::Logout => Role::Viewer,
-        Op::SessionCreate | Op::OpencodeStart | Op::OpencodeStop => Role::Operator,
+        Op::SessionCreate
+        | Op::OpencodeStart
+        | Op::OpencodeStop
+        | Op::FsList
+        | Op::FsMkdir
+        | Op::FsRename
+        | Op::FsRmdir
+        | Op::GitAdd
+        | Op::GitCommit
+        | Op::GitBranchCreate
+        | Op::GitCheckout
+        | Op::GitPull
+        | Op::GitPush
+        | Op::QueueList
+        | Op::QueueCancel => Role::Operator,
         Op::SessionDelete | Op::Prompt | Op::Abort | Op::PermissionReply | Op::QuestionReply => {
             drive(ownership)
         }
-        Op::HostAdd | Op::HostRevoke | Op::UserManage | Op::Kill | Op::AuditRead => Role::Admin,
+        Op::HostAdd
+        | Op::HostRevoke
+        | Op::HostRotate
+        | Op::UserManage
+        | Op::UserList
+        | Op::CredsList
+        | Op::CredsRevoke
+        | Op::Kill
+        | Op::AuditRead => Role::Admin,
         Op::GrantAdmin | Op::RelaySettings => Role::Owner,
         // An operation this build does not know is never allowed.
         Op::Unknown => return None,

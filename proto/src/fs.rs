@@ -1,0 +1,1 @@
+//! Bodies of the folder operations (`fs_*`) the agent serves beneath a workspace root.

@@ -1,0 +1,1 @@
+//! Bodies of the offline prompt queue operations the relay answers itself.
