@@ -142,8 +142,7 @@ mod tests {
     fn bodies_tolerate_missing_and_unknown_fields() {
         let p: FsPath = serde_json::from_str("{}").unwrap();
         assert_eq!(p.path, "");
-        let l: FsListing =
-            serde_json::from_str(r#"{"path":"","entries":[],"future":1}"#).unwrap();
+        let l: FsListing = serde_json::from_str(r#"{"path":"","entries":[],"future":1}"#).unwrap();
         assert!(!l.truncated);
     }
 }
