@@ -324,6 +324,7 @@ pub fn run_config(
     c.credential_ttl =
         pick(args.credential_ttl, &file.credential_ttl, c.credential_ttl).min(c.max_credential_ttl);
     c.drain_timeout = pick(None, &file.drain_timeout, c.drain_timeout);
+    c.queue_expiry = pick(None, &file.queue_expiry, c.queue_expiry);
     c
 }
 

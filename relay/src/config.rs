@@ -17,6 +17,8 @@ pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(12 * 3600);
 pub const MAX_CREDENTIAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Lifetime of an invite.
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a prompt for an offline host is kept before it is dropped (design: 1 h).
+pub const DEFAULT_QUEUE_EXPIRY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for connections to close before giving up.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// Send and receive buffer size asked of the kernel for the UDP socket (the kernel may double
@@ -42,6 +44,8 @@ pub struct RelayConfig {
     pub max_credential_ttl: Duration,
     /// Shutdown drain bound.
     pub drain_timeout: Duration,
+    /// Lifetime of a queued prompt for an offline host.
+    pub queue_expiry: Duration,
 }
 
 impl RelayConfig {
@@ -56,6 +60,7 @@ impl RelayConfig {
             credential_ttl: DEFAULT_CREDENTIAL_TTL,
             max_credential_ttl: MAX_CREDENTIAL_TTL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            queue_expiry: DEFAULT_QUEUE_EXPIRY,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct RelayFile {
     pub max_credential_ttl: Option<String>,
     /// How long shutdown drains connections.
     pub drain_timeout: Option<String>,
+    /// How long a prompt for an offline host is kept.
+    pub queue_expiry: Option<String>,
 }
 
 /// Problems with the file, naming it.
@@ -97,6 +99,7 @@ impl RelayFile {
             ("credential_ttl", &self.credential_ttl),
             ("max_credential_ttl", &self.max_credential_ttl),
             ("drain_timeout", &self.drain_timeout),
+            ("queue_expiry", &self.queue_expiry),
         ] {
             if let Some(v) = v {
                 parse_duration(v).map_err(|e| invalid(key, e))?;

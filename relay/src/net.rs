@@ -4,6 +4,7 @@ pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod limiter;
 pub(crate) mod login;
+pub(crate) mod queue;
 pub(crate) mod requests;
 pub(crate) mod splice;
 pub(crate) mod sweeper;

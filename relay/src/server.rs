@@ -116,6 +116,7 @@ impl Relay {
             tracker: TaskTracker::new(),
         });
         shared.tracker.spawn(net::sweeper::run(Arc::clone(&shared)));
+        shared.tracker.spawn(net::queue::run(Arc::clone(&shared)));
         let accept_task = tokio::spawn(net::endpoint::accept_loop(
             endpoint.clone(),
             Arc::clone(&shared),

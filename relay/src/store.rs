@@ -4,10 +4,12 @@
 
 mod admin;
 mod audit;
+mod queue;
 mod schema;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
 pub use audit::{AuditEvent, AuditRow};
+pub use queue::QueueRow;
 
 use proto::handshake::{CredentialRecord, Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};

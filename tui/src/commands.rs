@@ -10,9 +10,9 @@ use proto::event::Event;
 use proto::header::Op;
 use proto::ops::{
     Aborted, CreateSession, DiffQuery, FileDiff, Message, MessagesQuery, OpencodeInfo, Part,
-    Pending, PermissionAnswer, PermissionReply, Prompt, PromptAccepted, SessionInfo, SessionStatus,
-    WorkspaceInfo,
+    Pending, PermissionAnswer, PermissionReply, Prompt, SessionInfo, SessionStatus, WorkspaceInfo,
 };
+use proto::queue::PromptOutcome;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -126,7 +126,17 @@ pub async fn send(
 ) -> Result<(), CommandError> {
     // Subscribe before prompting, so no delta of the answer can be missed.
     let events = if wait {
-        Some(remote.watch(target, None).await?)
+        match remote.watch(target, None).await {
+            Ok(e) => Some(e),
+            // An offline host can still take a queued prompt (nothing to wait for then).
+            Err(LinkError::Refused(e))
+                if e.code == proto::wire_error::ErrorCode::HostOffline
+                    && target.session.is_some() =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };
@@ -143,7 +153,20 @@ pub async fn send(
         text,
         idempotency_key: format!("{:016x}{:016x}", random_u64(), random_u64()),
     };
-    let accepted: PromptAccepted = remote.call(Op::Prompt, &target, Some(&prompt)).await?;
+    let accepted = match remote.call(Op::Prompt, &target, Some(&prompt)).await? {
+        PromptOutcome::Accepted(a) => a,
+        PromptOutcome::Queued { queued } => {
+            // The host is offline: the relay delivers it when the host is back.
+            if json {
+                return print_json(&queued);
+            }
+            println!(
+                "{}",
+                crate::queue_cli::queued_line(&queued, cm_relay::time::now_ms())
+            );
+            return Ok(());
+        }
+    };
     match events {
         None if json => print_json(&accepted),
         None => {

@@ -13,6 +13,7 @@ pub mod keymap;
 pub mod login;
 pub mod net;
 pub mod profile;
+pub mod queue_cli;
 pub mod remote;
 pub mod runtime;
 pub mod ui;

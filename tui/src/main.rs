@@ -35,6 +35,26 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum QueueCommand {
+    /// Your queued prompts (waiting, and recently delivered, expired or cancelled).
+    #[command(after_help = "Example:\n  cm-tui queue list")]
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a waiting prompt so it is never delivered.
+    #[command(after_help = "Example:\n  cm-tui queue cancel q_0123456789abcdef")]
+    Cancel {
+        /// The id `cm-tui send` or `cm-tui queue list` printed.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Log in with an invite, or with a password at a relay.
     #[command(
@@ -151,6 +171,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prompts the relay keeps for offline hosts: list them, or cancel one.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// List pending permission requests and questions.
     #[command(after_help = "Example:\n  cm-tui permissions home-box myproject")]
     Permissions {
@@ -461,6 +484,12 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
                 r = commands::watch(remote, &target, json) => r?,
                 () = cm_relay::signal::shutdown_signal() => {}
             }
+        }
+        Command::Queue(QueueCommand::List { json }) => {
+            cm_tui::queue_cli::list(remote, json).await?;
+        }
+        Command::Queue(QueueCommand::Cancel { id, json }) => {
+            cm_tui::queue_cli::cancel(remote, id, json).await?;
         }
         Command::Permissions {
             host,

@@ -160,6 +160,8 @@ pub(crate) async fn serve(
         Op::HostList => host_list_once(&shared, &grants, send).await,
         Op::WatchHosts => watch_hosts(&shared, &grants, send).await,
         Op::Logout => logout(&shared, &principal, send).await,
+        Op::QueueList => super::queue::list(&shared, &principal, send).await,
+        Op::QueueCancel => super::queue::cancel(&shared, &principal, send, recv).await,
         op if op.is_relay_local() => {
             // Administration through the relay is not served yet: never forward it to an agent.
             refuse(
@@ -241,6 +243,11 @@ async fn forward(
             .await
             .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
             .unwrap_or(true);
+        if known && header.op == Op::Prompt {
+            // Kept at the relay until the host is back (or the entry expires).
+            super::queue::enqueue(shared, principal, &header, &host, send, recv).await;
+            return;
+        }
         let error = if known {
             WireError::new(
                 ErrorCode::HostOffline,

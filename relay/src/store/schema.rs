@@ -74,6 +74,24 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 ALTER TABLE users ADD COLUMN totp_secret TEXT;
 ALTER TABLE users ADD COLUMN totp_last_step INTEGER;
 ",
+    r"
+CREATE TABLE prompt_queue (
+    id              TEXT PRIMARY KEY,
+    host            TEXT NOT NULL,
+    workspace       TEXT NOT NULL,
+    session         TEXT NOT NULL,
+    user            TEXT NOT NULL,
+    cred_id         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    detail          TEXT
+);
+CREATE INDEX prompt_queue_waiting ON prompt_queue(state, host);
+CREATE INDEX prompt_queue_user ON prompt_queue(user, created_ms);
+",
 ];
 
 /// Brings the database to the newest schema.

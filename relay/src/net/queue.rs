@@ -1,0 +1,451 @@
+//! The offline prompt queue at the relay: a `prompt` for an enrolled host that is offline is
+//! stored and answered with [`PromptOutcome::Queued`]; a background task delivers waiting
+//! entries when their host is back (re-checking the author's role first, through the one
+//! authorization point) and expires the ones whose time is up. `queue_list` and
+//! `queue_cancel` are answered here.
+//!
+//! Delivery is once: an entry is claimed with a conditional update (`queued → delivering`)
+//! before it is forwarded, and forwarded with the prompt's own idempotency key, so even a
+//! repeat after a relay crash mid-delivery is answered by the agent's idempotency record
+//! rather than reaching OpenCode twice.
+
+use super::Shared;
+use super::conn::Principal;
+use crate::authz;
+use crate::framed::{FramedRecv, send_frame};
+use crate::store::{AuditEvent, QueueRow, StoreError};
+use crate::time::{now_ms, random_u64};
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::{Op, StreamHeader};
+use proto::ids::{CredId, HostId, ReqId, UserId};
+use proto::message::Reply;
+use proto::ops::{ForwardHeader, Prompt, PromptAccepted};
+use proto::queue::{PromptOutcome, QueueCancel, QueueList, QueueState, Queued};
+use proto::rbac::{Decision, Ownership};
+use proto::wire_error::{ErrorCode, WireError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often waiting entries are checked even without a presence change (expiry).
+const TICK: Duration = Duration::from_secs(1);
+/// Entries `queue_list` returns.
+const LIST_LIMIT: usize = 200;
+/// Bound on one delivery (open, send, the agent's answer).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn internal() -> WireError {
+    WireError::new(ErrorCode::Internal, "relay store failure; see its log")
+}
+
+async fn answer<T: serde::Serialize>(mut send: quinn::SendStream, r: Reply<T>) {
+    let _ = send_frame(&mut send, &r, MAX_FRAME_LEN).await;
+    let _ = send.finish();
+}
+
+fn audit_event(row: &QueueRow, op: &str, decision: &str, reason: Option<String>) -> AuditEvent {
+    AuditEvent {
+        actor: row.user.clone(),
+        role: None,
+        host: Some(row.host.clone()),
+        op: op.to_owned(),
+        target: Some(row.id.clone()),
+        decision: decision.to_owned(),
+        reason,
+    }
+}
+
+/// Queues an authorized `prompt` for the offline `host` and answers `queued`.
+pub(crate) async fn enqueue(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    header: &StreamHeader,
+    host: &HostId,
+    mut send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    let (Some(workspace), Some(session)) = (header.workspace.clone(), header.session.clone())
+    else {
+        // Without a session there is nothing to queue into (a new session needs the host).
+        let e = WireError::new(
+            ErrorCode::HostOffline,
+            format!(
+                "host {host} is offline; its agent is not connected (only prompts to an existing session can be queued)"
+            ),
+        );
+        answer::<()>(send, Reply::Error(e)).await;
+        return;
+    };
+    recv.set_max_len(MAX_FRAME_LEN);
+    let prompt = match tokio::time::timeout(
+        shared.config.handshake_timeout,
+        recv.expect::<Prompt>(),
+    )
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            let e = WireError::new(ErrorCode::BadRequest, format!("bad prompt body: {e}"));
+            answer::<()>(send, Reply::Error(e)).await;
+            return;
+        }
+        Err(_) => {
+            let e = WireError::new(ErrorCode::BadRequest, "no prompt body in time");
+            answer::<()>(send, Reply::Error(e)).await;
+            return;
+        }
+    };
+    let now = now_ms();
+    let expiry = u64::try_from(shared.config.queue_expiry.as_millis()).unwrap_or(u64::MAX);
+    let row = QueueRow {
+        id: format!("q_{:016x}", random_u64()),
+        host: host.0.clone(),
+        workspace,
+        session,
+        user: principal.user.0.clone(),
+        cred_id: principal.cred_id.0.clone(),
+        body: serde_json::to_string(&prompt).unwrap_or_default(),
+        idempotency_key: prompt.idempotency_key.clone(),
+        created_ms: now,
+        expires_ms: now.saturating_add(expiry),
+        state: QueueState::Queued,
+        detail: None,
+    };
+    let stored = row.clone();
+    if let Err(e) = shared.store.call(move |s| s.queue_add(&stored)).await {
+        tracing::error!(error = %e, "could not queue a prompt");
+        answer::<()>(send, Reply::Error(internal())).await;
+        return;
+    }
+    // The entry exists only once its audit row is durable; a failed write cancels it.
+    if !shared
+        .audit(audit_event(
+            &row,
+            "queue_add",
+            "allow",
+            Some("host offline".into()),
+        ))
+        .await
+    {
+        let id = row.id.clone();
+        let _ = shared
+            .store
+            .call(move |s| {
+                s.queue_transition(
+                    &id,
+                    QueueState::Queued,
+                    QueueState::Refused,
+                    Some("audit trail unavailable"),
+                )
+            })
+            .await;
+        let e = WireError::new(
+            ErrorCode::Internal,
+            "audit trail unavailable; see the relay log",
+        );
+        answer::<()>(send, Reply::Error(e)).await;
+        return;
+    }
+    tracing::info!(host = %row.host, id = %row.id, user = %row.user, "prompt queued for an offline host");
+    let _ = send_frame(
+        &mut send,
+        &Reply::Ok(PromptOutcome::Queued {
+            queued: Queued {
+                id: row.id.clone(),
+                expires_ms: row.expires_ms,
+            },
+        }),
+        MAX_FRAME_LEN,
+    )
+    .await;
+    let _ = send.finish();
+}
+
+/// `queue_list`: the caller's entries.
+pub(crate) async fn list(shared: &Arc<Shared>, principal: &Principal, send: quinn::SendStream) {
+    let user = principal.user.0.clone();
+    let r = match shared
+        .store
+        .call(move |s| s.queue_of_user(&user, LIST_LIMIT))
+        .await
+    {
+        Ok(rows) => Reply::Ok(QueueList {
+            entries: rows.iter().map(QueueRow::entry).collect(),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "queue list failed");
+            Reply::Error(internal())
+        }
+    };
+    answer(send, r).await;
+}
+
+/// `queue_cancel`: drops one of the caller's waiting entries.
+pub(crate) async fn cancel(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    let body = match tokio::time::timeout(
+        shared.config.handshake_timeout,
+        recv.expect::<QueueCancel>(),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
+            let e = WireError::new(ErrorCode::BadRequest, format!("bad queue_cancel body: {e}"));
+            answer::<()>(send, Reply::Error(e)).await;
+            return;
+        }
+        Err(_) => {
+            let e = WireError::new(ErrorCode::BadRequest, "no queue_cancel body in time");
+            answer::<()>(send, Reply::Error(e)).await;
+            return;
+        }
+    };
+    let (id, user) = (body.id.clone(), principal.user.0.clone());
+    let result = shared
+        .store
+        .call(
+            move |s| -> Result<Result<QueueRow, WireError>, StoreError> {
+                let Some(row) = s.queue_get(&id)?.filter(|r| r.user == user) else {
+                    return Ok(Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!("you have no queued prompt {id}; see `cm-tui queue list`"),
+                    )));
+                };
+                if !s.queue_transition(&id, QueueState::Queued, QueueState::Cancelled, None)? {
+                    return Ok(Err(WireError::new(
+                        ErrorCode::Conflict,
+                        format!(
+                            "{id} is already {}; only waiting prompts can be cancelled",
+                            row.state.as_str()
+                        ),
+                    )));
+                }
+                Ok(Ok(s.queue_get(&id)?.unwrap_or(row)))
+            },
+        )
+        .await;
+    let r = match result {
+        Ok(Ok(row)) => {
+            shared
+                .audit(audit_event(&row, "queue_cancel", "allow", None))
+                .await;
+            Reply::Ok(row.entry())
+        }
+        Ok(Err(e)) => Reply::Error(e),
+        Err(e) => {
+            tracing::error!(error = %e, "queue cancel failed");
+            Reply::Error(internal())
+        }
+    };
+    answer(send, r).await;
+}
+
+/// The delivery and expiry loop; runs until the relay shuts down.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    match shared.store.call(|s| s.queue_recover()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            entries = n,
+            "queued prompts were mid-delivery at the last stop; delivering them again (the agent answers repeats from its idempotency record)"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot read the prompt queue"),
+    }
+    let mut changes = shared.presence.changes();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            _ = changes.changed() => {}
+            _ = tick.tick() => {}
+        }
+        expire(&shared).await;
+        let hosts = match shared.store.call(|s| s.queue_hosts()).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the prompt queue");
+                continue;
+            }
+        };
+        for host in hosts {
+            let host = HostId(host);
+            if shared.presence.route(&host).is_some() {
+                deliver_host(&shared, &host).await;
+            }
+        }
+    }
+}
+
+async fn expire(shared: &Arc<Shared>) {
+    match shared.store.call(move |s| s.queue_expire(now_ms())).await {
+        Ok(rows) => {
+            for row in rows {
+                tracing::info!(host = %row.host, id = %row.id, "queued prompt expired; not delivered");
+                shared
+                    .audit(audit_event(
+                        &row,
+                        "queue_expire",
+                        "deny",
+                        Some("the host did not come back in time".into()),
+                    ))
+                    .await;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot expire queued prompts"),
+    }
+}
+
+async fn deliver_host(shared: &Arc<Shared>, host: &HostId) {
+    let h = host.0.clone();
+    let rows = match shared.store.call(move |s| s.queue_waiting(&h)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the prompt queue");
+            return;
+        }
+    };
+    for row in rows {
+        if row.expires_ms <= now_ms() {
+            continue; // the next expiry pass takes it
+        }
+        if !deliver(shared, host, row).await {
+            // The host went away again: keep the rest for its return.
+            return;
+        }
+    }
+}
+
+/// Sets an entry's final state (from `delivering`).
+async fn finish(shared: &Arc<Shared>, id: &str, to: QueueState, detail: Option<String>) {
+    let id = id.to_owned();
+    if let Err(e) = shared
+        .store
+        .call(move |s| s.queue_transition(&id, QueueState::Delivering, to, detail.as_deref()))
+        .await
+    {
+        tracing::error!(error = %e, "cannot update a queued prompt");
+    }
+}
+
+/// Delivers one entry; false when the host is unreachable (the entry is queued again).
+async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
+    let header = StreamHeader {
+        op: Op::Prompt,
+        req_id: ReqId(random_u64()),
+        host: Some(host.clone()),
+        workspace: Some(row.workspace.clone()),
+        session: Some(row.session.clone()),
+    };
+    // The role is checked again now: a user whose grant was removed meanwhile is refused.
+    let user = UserId(row.user.clone());
+    let u = user.clone();
+    let grants = match shared.store.call(move |s| s.grants(&u)).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::error!(error = %e, "grant lookup failed; queued prompt kept");
+            return true;
+        }
+    };
+    let (h, sess) = (host.clone(), row.session.clone());
+    let ownership = match shared.store.call(move |s| s.session_owner(&h, &sess)).await {
+        Ok(Some(owner)) if owner == user => Ownership::Own,
+        Ok(Some(_)) | Err(_) => Ownership::Other,
+        Ok(None) => Ownership::None,
+    };
+    let (role, decision) = authz::decide(&grants, &header, ownership);
+    let id = row.id.clone();
+    let claimed = shared
+        .store
+        .call(move |s| s.queue_transition(&id, QueueState::Queued, QueueState::Delivering, None))
+        .await;
+    if !matches!(claimed, Ok(true)) {
+        return true; // cancelled or expired meanwhile
+    }
+    let role = match (decision, role) {
+        (Decision::Allow, Some(role)) => role,
+        (Decision::Deny(reason), _) => {
+            let why = format!("not delivered: {reason}");
+            tracing::info!(host = %row.host, id = %row.id, user = %row.user, %reason, "queued prompt refused at delivery");
+            shared
+                .audit(audit_event(
+                    &row,
+                    "queue_deliver",
+                    "deny",
+                    Some(why.clone()),
+                ))
+                .await;
+            finish(shared, &row.id, QueueState::Refused, Some(why)).await;
+            return true;
+        }
+        (Decision::Allow, None) => {
+            finish(shared, &row.id, QueueState::Refused, Some("no role".into())).await;
+            return true;
+        }
+    };
+    let mut event = audit_event(&row, "queue_deliver", "allow", None);
+    event.role = Some(role.as_str().to_owned());
+    if !shared.audit(event).await {
+        finish(shared, &row.id, QueueState::Queued, None).await;
+        return false;
+    }
+    let fwd = ForwardHeader {
+        header,
+        principal: UserId(row.user.clone()),
+        role,
+        cred_id: CredId(row.cred_id.clone()),
+    };
+    let Some(agent) = shared.presence.route(host) else {
+        finish(shared, &row.id, QueueState::Queued, None).await;
+        return false;
+    };
+    let attempt = async {
+        let (mut agent_send, agent_recv) = super::splice::open(&agent, &fwd)
+            .await
+            .map_err(|e| e.to_string())?;
+        send_frame(
+            &mut agent_send,
+            &serde_json::from_str::<serde_json::Value>(&row.body).map_err(|e| e.to_string())?,
+            MAX_FRAME_LEN,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let _ = agent_send.finish();
+        let mut recv = FramedRecv::new(agent_recv, MAX_FRAME_LEN);
+        recv.expect::<Reply<PromptAccepted>>()
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(DELIVERY_TIMEOUT, attempt).await {
+        Ok(Ok(Reply::Ok(accepted))) => {
+            tracing::info!(host = %row.host, id = %row.id, message = %accepted.message_id, duplicate = accepted.duplicate, "queued prompt delivered");
+            finish(
+                shared,
+                &row.id,
+                QueueState::Delivered,
+                Some(accepted.message_id),
+            )
+            .await;
+            true
+        }
+        Ok(Ok(Reply::Error(e))) => {
+            tracing::info!(host = %row.host, id = %row.id, error = %e, "the agent refused a queued prompt");
+            finish(shared, &row.id, QueueState::Refused, Some(e.message)).await;
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(host = %row.host, id = %row.id, error = %e, "delivery failed; the prompt stays queued");
+            finish(shared, &row.id, QueueState::Queued, None).await;
+            false
+        }
+        Err(_) => {
+            tracing::warn!(host = %row.host, id = %row.id, "delivery timed out; the prompt stays queued");
+            finish(shared, &row.id, QueueState::Queued, None).await;
+            false
+        }
+    }
+}

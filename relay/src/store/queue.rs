@@ -1,0 +1,275 @@
+//! The offline prompt queue: prompts for hosts that were offline, kept until the host is back
+//! or the entry expires. Every state change is a conditional `UPDATE` (from the state the
+//! caller saw), so one entry is claimed for delivery at most once at a time.
+
+use super::{Store, StoreError, to_i64, to_u64};
+use proto::queue::{QueueEntry, QueueState};
+use rusqlite::{OptionalExtension, params};
+
+/// Characters of the prompt shown by `queue_list`.
+const PREVIEW_CHARS: usize = 60;
+
+/// A queued prompt as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueRow {
+    /// Entry id.
+    pub id: String,
+    /// Target host.
+    pub host: String,
+    /// Target workspace.
+    pub workspace: String,
+    /// Target session.
+    pub session: String,
+    /// Author.
+    pub user: String,
+    /// The author's credential when it was queued.
+    pub cred_id: String,
+    /// The `Prompt` body, as JSON.
+    pub body: String,
+    /// The prompt's idempotency key.
+    pub idempotency_key: String,
+    /// Queued at, unix ms.
+    pub created_ms: u64,
+    /// Expires at, unix ms.
+    pub expires_ms: u64,
+    /// State now.
+    pub state: QueueState,
+    /// Refusal reason or delivery result.
+    pub detail: Option<String>,
+}
+
+impl QueueRow {
+    /// The operator's view of the row (the body's first characters, not the whole body).
+    pub fn entry(&self) -> QueueEntry {
+        let text = serde_json::from_str::<proto::ops::Prompt>(&self.body)
+            .map(|p| p.text)
+            .unwrap_or_default();
+        let mut preview: String = text.chars().take(PREVIEW_CHARS).collect();
+        if text.chars().count() > PREVIEW_CHARS {
+            preview.push('…');
+        }
+        QueueEntry {
+            id: self.id.clone(),
+            host: self.host.clone(),
+            workspace: self.workspace.clone(),
+            session: self.session.clone(),
+            user: self.user.clone(),
+            preview,
+            created_ms: self.created_ms,
+            expires_ms: self.expires_ms,
+            state: self.state,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, host, workspace, session, user, cred_id, body, idempotency_key, created_ms, expires_ms, state, detail";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
+    let state: String = r.get(10)?;
+    Ok(QueueRow {
+        id: r.get(0)?,
+        host: r.get(1)?,
+        workspace: r.get(2)?,
+        session: r.get(3)?,
+        user: r.get(4)?,
+        cred_id: r.get(5)?,
+        body: r.get(6)?,
+        idempotency_key: r.get(7)?,
+        created_ms: to_u64(r.get(8)?),
+        expires_ms: to_u64(r.get(9)?),
+        state: QueueState::parse(&state).unwrap_or(QueueState::Refused),
+        detail: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Stores a new entry (state `queued`).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_add(&self, q: &QueueRow) -> Result<(), StoreError> {
+        self.conn.execute(
+            &format!("INSERT INTO prompt_queue({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            params![
+                q.id,
+                q.host,
+                q.workspace,
+                q.session,
+                q.user,
+                q.cred_id,
+                q.body,
+                q.idempotency_key,
+                to_i64(q.created_ms),
+                to_i64(q.expires_ms),
+                QueueState::Queued.as_str(),
+                q.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// One entry.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_get(&self, id: &str) -> Result<Option<QueueRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM prompt_queue WHERE id = ?1"),
+                params![id],
+                row,
+            )
+            .optional()?)
+    }
+
+    /// A user's entries, newest first (at most `limit`).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_of_user(&self, user: &str, limit: usize) -> Result<Vec<QueueRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM prompt_queue WHERE user = ?1 ORDER BY created_ms DESC, id LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![user, i64::try_from(limit).unwrap_or(i64::MAX)], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Entries waiting for a host, oldest first (delivery order).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_waiting(&self, host: &str) -> Result<Vec<QueueRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM prompt_queue WHERE host = ?1 AND state = 'queued' ORDER BY created_ms, id"
+        ))?;
+        let rows = st.query_map(params![host], row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Hosts with entries waiting.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_hosts(&self) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT host FROM prompt_queue WHERE state = 'queued' ORDER BY host",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves an entry from `from` to `to` (with `detail`); false if it was not in `from`
+    /// (someone else moved it first).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_transition(
+        &self,
+        id: &str,
+        from: QueueState,
+        to: QueueState,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE prompt_queue SET state = ?3, detail = COALESCE(?4, detail) WHERE id = ?1 AND state = ?2",
+            params![id, from.as_str(), to.as_str(), detail],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Marks every waiting entry whose expiry is at or before `now_ms` as expired; returns them.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_expire(&self, now_ms: u64) -> Result<Vec<QueueRow>, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let expired = {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM prompt_queue WHERE state = 'queued' AND expires_ms <= ?1"
+            ))?;
+            let rows = st.query_map(params![to_i64(now_ms)], row)?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        tx.execute(
+            "UPDATE prompt_queue SET state = 'expired' WHERE state = 'queued' AND expires_ms <= ?1",
+            params![to_i64(now_ms)],
+        )?;
+        tx.commit()?;
+        Ok(expired
+            .into_iter()
+            .map(|mut r| {
+                r.state = QueueState::Expired;
+                r
+            })
+            .collect())
+    }
+
+    /// After a relay restart: entries left `delivering` go back to `queued` (the agent's
+    /// idempotency record answers a repeat with the first result).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_recover(&self) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE prompt_queue SET state = 'queued' WHERE state = 'delivering'",
+            [],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, expires_ms: u64) -> QueueRow {
+        QueueRow {
+            id: id.into(),
+            host: "h1".into(),
+            workspace: "w".into(),
+            session: "ses_1".into(),
+            user: "alice".into(),
+            cred_id: "c1".into(),
+            body: r#"{"text":"hello there","idempotency_key":"k"}"#.into(),
+            idempotency_key: "k".into(),
+            created_ms: 1,
+            expires_ms,
+            state: QueueState::Queued,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_is_claimed_once_and_expires_only_while_waiting() {
+        let s = Store::open_in_memory().unwrap();
+        s.queue_add(&entry("q_1", 100)).unwrap();
+        s.queue_add(&entry("q_2", 50)).unwrap();
+        assert_eq!(s.queue_hosts().unwrap(), vec!["h1".to_owned()]);
+        assert!(
+            s.queue_transition("q_1", QueueState::Queued, QueueState::Delivering, None)
+                .unwrap()
+        );
+        assert!(
+            !s.queue_transition("q_1", QueueState::Queued, QueueState::Delivering, None)
+                .unwrap()
+        );
+        let expired = s.queue_expire(200).unwrap();
+        assert_eq!(
+            expired.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["q_2"]
+        );
+        assert_eq!(s.queue_recover().unwrap(), 1);
+        assert_eq!(s.queue_waiting("h1").unwrap().len(), 1);
+        let listed = s.queue_of_user("alice", 10).unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].entry().preview, "hello there");
+        assert_eq!(
+            s.queue_get("q_2").unwrap().map(|r| r.state),
+            Some(QueueState::Expired)
+        );
+    }
+}
