@@ -19,6 +19,9 @@ pub const DEFAULT_IDLE_STOP: Duration = Duration::from_secs(30 * 60);
 /// How long a launch may take to print its listening line and answer health. Measured start-up is
 /// about 1.6 s on a 2-core machine; 20 s leaves room for a loaded host.
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// A launch of OpenCode lapses this long after its last renewal by an operator-or-above
+/// credential (design §5: JIT binding).
+pub const DEFAULT_LAUNCH_LEASE: Duration = Duration::from_secs(30 * 60);
 
 /// The file as written.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -45,6 +48,29 @@ pub struct ConfigFile {
     /// How OpenCode is found and configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opencode: Option<OpencodeSection>,
+    /// The host owner's own limits (defence in depth behind the relay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySection>,
+}
+
+/// The `[policy]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Operation wire names this host refuses, e.g. `["git_push", "fs_rmdir"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_ops: Vec<String>,
+    /// Per operation, the least role it needs on this host, e.g. `{ prompt = "admin" }`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub min_role: std::collections::BTreeMap<String, String>,
+    /// Must stay `false`: CodeMantle has no shell operation and never proxies OpenCode's
+    /// shell or PTY endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_shell: Option<bool>,
+    /// How long a launch of OpenCode stays bound to the credential that started it without
+    /// being renewed, e.g. `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_lease: Option<String>,
 }
 
 /// The `[opencode]` table.
@@ -146,6 +172,10 @@ pub struct AgentConfig {
     pub workspaces: Vec<Workspace>,
     /// OpenCode settings.
     pub opencode: OpencodeConfig,
+    /// The host owner's limits.
+    pub policy: crate::policy::PolicyConfig,
+    /// Launch lease length.
+    pub launch_lease: Duration,
 }
 
 /// Configuration problems, each naming the file.
@@ -321,6 +351,7 @@ impl ConfigFile {
             None => OpencodeConfig::default(),
             Some(section) => section.validate(path)?,
         };
+        let (policy, launch_lease) = self.policy.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
             relay: self.relay,
             pin: self.pin,
@@ -330,7 +361,71 @@ impl ConfigFile {
             secret_store,
             workspaces,
             opencode,
+            policy,
+            launch_lease,
         })
+    }
+}
+
+impl PolicySection {
+    fn validate(self, path: &Path) -> Result<(crate::policy::PolicyConfig, Duration), ConfigError> {
+        use crate::policy::parse_ops;
+        let disabled_ops = parse_ops(self.disabled_ops.iter().map(String::as_str))
+            .map_err(|unknown| {
+                invalid(
+                    path,
+                    format!(
+                        "[policy] disabled_ops: unknown operation(s) {}; see docs/protocol.md for the names",
+                        unknown.join(", ")
+                    ),
+                )
+            })?
+            .into_iter()
+            .collect();
+        let ops = parse_ops(self.min_role.keys().map(String::as_str)).map_err(|unknown| {
+            invalid(
+                path,
+                format!(
+                    "[policy] min_role: unknown operation(s) {}; see docs/protocol.md for the names",
+                    unknown.join(", ")
+                ),
+            )
+        })?;
+        let mut min_role = std::collections::HashMap::new();
+        for (op, role) in ops.into_iter().zip(self.min_role.values()) {
+            let role = proto::rbac::Role::parse(role).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "[policy] min_role.{}: unknown role {role:?}; use viewer, operator, admin or owner",
+                        op.as_str()
+                    ),
+                )
+            })?;
+            min_role.insert(op, role);
+        }
+        if self.allow_shell == Some(true) {
+            return Err(invalid(
+                path,
+                "[policy] allow_shell = true is not supported: CodeMantle has no shell operation \
+                 and never proxies OpenCode's shell or terminal endpoints; remove the key",
+            ));
+        }
+        let launch_lease = match self.launch_lease.as_deref() {
+            None => DEFAULT_LAUNCH_LEASE,
+            Some(s) => parse_duration(s)
+                .map_err(|e| invalid(path, format!("[policy] launch_lease: {e}")))?,
+        };
+        if launch_lease.is_zero() {
+            return Err(invalid(path, "[policy] launch_lease must be above zero"));
+        }
+        Ok((
+            crate::policy::PolicyConfig {
+                disabled_ops,
+                min_role,
+            },
+            launch_lease,
+        ))
     }
 }
 
@@ -558,6 +653,67 @@ mod tests {
         let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
         assert_eq!(c.workspaces.len(), 1);
         assert_eq!(c.opencode, OpencodeConfig::default());
+        assert_eq!(
+            c.policy.disabled_ops,
+            [proto::header::Op::GitPush].into_iter().collect()
+        );
+        assert_eq!(
+            c.policy.min_role.get(&proto::header::Op::SessionDelete),
+            Some(&proto::rbac::Role::Admin)
+        );
+        assert_eq!(c.launch_lease, DEFAULT_LAUNCH_LEASE);
+    }
+
+    #[test]
+    fn policy_table_is_validated() {
+        use proto::header::Op;
+        use proto::rbac::Role;
+        let tmp = tempfile::tempdir().unwrap();
+        let base = "relay = \"a:1\"\npin = \"blake3:00\"\nhost = \"box\"\n";
+        let p = write(
+            tmp.path(),
+            &format!(
+                "{base}[policy]\ndisabled_ops = [\"git_push\", \"fs_rmdir\"]\nmin_role = {{ prompt = \"admin\" }}\nallow_shell = false\nlaunch_lease = \"2s\"\n"
+            ),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert!(c.policy.disabled_ops.contains(&Op::GitPush));
+        assert!(c.policy.disabled_ops.contains(&Op::FsRmdir));
+        assert_eq!(c.policy.min_role.get(&Op::Prompt), Some(&Role::Admin));
+        assert_eq!(c.launch_lease, Duration::from_secs(2));
+        let p = write(tmp.path(), base);
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert!(c.policy.disabled_ops.is_empty());
+        assert_eq!(c.launch_lease, DEFAULT_LAUNCH_LEASE);
+        for (bad, needles) in [
+            (
+                "disabled_ops = [\"git_push\", \"shell\", \"rm_rf\"]\n",
+                &["disabled_ops", "shell, rm_rf"][..],
+            ),
+            (
+                "min_role = { teleport = \"admin\" }\n",
+                &["min_role", "teleport"][..],
+            ),
+            (
+                "min_role = { prompt = \"root\" }\n",
+                &["min_role.prompt", "root"][..],
+            ),
+            (
+                "allow_shell = true\n",
+                &["allow_shell", "no shell operation"][..],
+            ),
+            ("launch_lease = \"0s\"\n", &["launch_lease"][..]),
+        ] {
+            let p = write(tmp.path(), &format!("{base}[policy]\n{bad}"));
+            let err = ConfigFile::load(&p)
+                .unwrap()
+                .validate(&p)
+                .unwrap_err()
+                .to_string();
+            for n in needles {
+                assert!(err.contains(n), "{n}: {err}");
+            }
+        }
     }
 
     #[test]

@@ -148,6 +148,13 @@ async fn serve(
         workspaces: Arc::clone(workspaces),
     };
     let end = serve_connection(config, &conn, control_send, control_recv, &streams, cancel).await;
+    if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
+        && CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Revoked
+    {
+        // The kill switch for this host: nothing leased may keep running.
+        tracing::warn!("the relay revoked this host; stopping every OpenCode");
+        crate::lease::on_host_killed(workspaces).await;
+    }
     // The connection is over: in-flight operations have nobody to answer to.
     streams.cancel.cancel();
     streams.tracker.close();
@@ -217,6 +224,14 @@ async fn serve_connection(
             }
             msg = control_recv.next::<Control>() => match msg {
                 Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
+                Ok(Some(Control::CredsRevoked { cred_ids })) => {
+                    // Launch leases: stop OpenCode started by a revoked credential.
+                    let workspaces = Arc::clone(&streams.workspaces);
+                    tokio::spawn(async move {
+                        let creds = cred_ids.into_iter().collect();
+                        crate::lease::on_revoked(&workspaces, &creds).await;
+                    });
+                }
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
                 Ok(None) => return end_of(conn, "relay closed the control stream".into()),
                 Err(e) => return end_of(conn, e.to_string()),

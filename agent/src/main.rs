@@ -56,6 +56,17 @@ enum Command {
     /// Print the manual page (roff).
     #[command(after_help = "Example:\n  cm-agent man | man -l -")]
     Man,
+    /// Lock this host: the running agent refuses every remote operation (even ones the relay
+    /// allowed) until `cm-agent unlock`. Works with the relay unreachable or compromised.
+    #[command(after_help = "Example:\n  cm-agent lock --reason \"incident 42\"")]
+    Lock {
+        /// A note shown to operators whose operations are refused.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift `cm-agent lock`.
+    #[command(after_help = "Example:\n  cm-agent unlock")]
+    Unlock,
     /// Connect to the relay and serve until SIGTERM or Ctrl-C.
     #[command(after_help = "Example:\n  cm-agent run --heartbeat-interval 3s")]
     Run {
@@ -122,6 +133,28 @@ fn run(cli: Cli) -> Result<()> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
                 .render(&mut std::io::stdout())?;
         }
+        Command::Lock { reason } => {
+            let was = cm_agent::policy::lock(&state_dir, reason.as_deref())?;
+            let path = cm_agent::policy::lock_path(&state_dir);
+            if was {
+                println!(
+                    "host was already locked; lock note updated ({})",
+                    path.display()
+                );
+            } else {
+                println!(
+                    "host locked: the agent refuses every remote operation until `cm-agent unlock` ({})",
+                    path.display()
+                );
+            }
+        }
+        Command::Unlock => {
+            if cm_agent::policy::unlock(&state_dir)? {
+                println!("host unlocked: remote operations are served again");
+            } else {
+                println!("host was not locked");
+            }
+        }
         Command::Enroll {
             token,
             secret_store,
@@ -175,9 +208,22 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
                 tokio::spawn(check_opencode(config.opencode.binary.clone()));
-                let workspaces =
-                    Workspaces::spawn(&config.workspaces, config.opencode.clone(), &state_dir);
+                let policy = cm_agent::policy::Policy::new(config.policy.clone(), &state_dir);
+                if cm_agent::policy::lock_path(&state_dir).exists() {
+                    tracing::warn!("this host is locked (cm-agent lock): remote operations are refused until `cm-agent unlock`");
+                }
+                let workspaces = Workspaces::spawn_with(
+                    &config.workspaces,
+                    config.opencode.clone(),
+                    &state_dir,
+                    policy,
+                    config.launch_lease,
+                );
                 let cancel = CancellationToken::new();
+                tokio::spawn(cm_agent::lease::run(
+                    std::sync::Arc::clone(&workspaces),
+                    cancel.clone(),
+                ));
                 let link = tokio::spawn(link::run(
                     link_config,
                     std::sync::Arc::clone(&workspaces),

@@ -102,6 +102,7 @@ async fn write_reply<W: AsyncWrite + Unpin>(
         Err(e) => {
             match &e {
                 OpError::Denied(_)
+                | OpError::Policy(_)
                 | OpError::NoWorkspace { .. }
                 | OpError::BadRequest(_)
                 | OpError::UnknownOp(_)

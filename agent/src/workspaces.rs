@@ -57,11 +57,34 @@ pub struct Workspaces {
     entries: BTreeMap<String, Arc<WorkspaceRuntime>>,
     config: Arc<OpencodeConfig>,
     cancel: CancellationToken,
+    /// The host owner's limits, checked on every forwarded stream.
+    policy: crate::policy::Policy,
+    /// Launch leases (JIT binding of each OpenCode launch to a credential).
+    leases: crate::lease::Leases,
 }
 
 impl Workspaces {
-    /// Sets up every workspace (OpenCode itself starts on demand) and the orphan reaper.
+    /// Sets up every workspace with the default policy (locked while `<state_dir>/lock`
+    /// exists) and the default launch lease.
     pub fn spawn(workspaces: &[Workspace], config: OpencodeConfig, state_dir: &Path) -> Arc<Self> {
+        let policy = crate::policy::Policy::new(crate::policy::PolicyConfig::default(), state_dir);
+        Self::spawn_with(
+            workspaces,
+            config,
+            state_dir,
+            policy,
+            crate::config::DEFAULT_LAUNCH_LEASE,
+        )
+    }
+
+    /// Sets up every workspace (OpenCode itself starts on demand) and the orphan reaper.
+    pub fn spawn_with(
+        workspaces: &[Workspace],
+        config: OpencodeConfig,
+        state_dir: &Path,
+        policy: crate::policy::Policy,
+        lease: std::time::Duration,
+    ) -> Arc<Self> {
         // An earlier run killed without a clean stop leaves OpenCode (and its tools) running
         // unsupervised; they hold memory and the workspaces' databases.
         let stale = leftovers::stale_launches(state_dir);
@@ -108,7 +131,19 @@ impl Workspaces {
             entries,
             config,
             cancel,
+            policy,
+            leases: crate::lease::Leases::new(lease),
         })
+    }
+
+    /// The host owner's limits (`Policy::check` before serving any operation).
+    pub fn policy(&self) -> &crate::policy::Policy {
+        &self.policy
+    }
+
+    /// The launch leases.
+    pub fn leases(&self) -> &crate::lease::Leases {
+        &self.leases
     }
 
     /// The workspace called `name`.

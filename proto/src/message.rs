@@ -2,7 +2,7 @@
 //! bodies of relay-answered requests (host list). Every struct ignores unknown fields so newer
 //! peers can add them.
 
-use crate::ids::HostId;
+use crate::ids::{CredId, HostId};
 use crate::wire_error::WireError;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,17 @@ pub enum Control {
         /// Machine-readable reason.
         reason: CloseReason,
     },
+    /// Relay → agent: these operator credentials were revoked (logout, `creds revoke`, the
+    /// kill switch). The agent stops every OpenCode launch bound to one of them (launch
+    /// leases). Sent when revocations happen and, for credentials still within their lifetime,
+    /// once after each agent handshake.
+    CredsRevoked {
+        /// The revoked credentials.
+        cred_ids: Vec<CredId>,
+    },
+    /// A message type this build does not know (from a newer peer); ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Why a connection is closed; also carried as the QUIC application close code.
@@ -171,6 +182,15 @@ mod tests {
             serde_json::to_string(&closing).unwrap(),
             r#"{"type":"closing","reason":"restarting"}"#
         );
+        let revoked = Control::CredsRevoked {
+            cred_ids: vec![CredId::from("c1")],
+        };
+        assert_eq!(
+            serde_json::to_string(&revoked).unwrap(),
+            r#"{"type":"creds_revoked","cred_ids":["c1"]}"#
+        );
+        let future: Control = serde_json::from_str(r#"{"type":"teleport","to":"mars"}"#).unwrap();
+        assert_eq!(future, Control::Unknown);
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub enum OpError {
     /// The role does not allow the operation (the relay should have refused it already).
     #[error("denied: {0}")]
     Denied(DenyReason),
+    /// The host's own policy refuses it (lock, disabled operation, raised role).
+    #[error("refused by the host's policy: {0}")]
+    Policy(#[from] crate::policy::PolicyDenied),
     /// The agent does not serve this operation.
     #[error("operation {} is not served by the agent", .0.as_str())]
     UnknownOp(Op),
@@ -71,6 +74,7 @@ impl OpError {
                 "this agent does not know that operation; update cm-agent".into(),
             ),
             Self::Denied(r) => e(C::Forbidden, format!("not allowed on this host: {r}")),
+            Self::Policy(p) => e(C::Forbidden, p.to_string()),
             Self::UnknownOp(op) => e(
                 C::UnknownOp,
                 format!("operation {} is not served by the agent", op.as_str()),

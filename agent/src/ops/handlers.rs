@@ -33,6 +33,9 @@ pub(super) fn admit(
     if let Decision::Deny(reason) = authorize(Some(fwd.role), op, Ownership::None) {
         return Err(OpError::Denied(reason));
     }
+    // The host owner's own limits (lock, disabled operations, raised roles), whatever the
+    // relay allowed.
+    workspaces.policy().check(op, fwd.role)?;
     if op == Op::WorkspaceList {
         return Ok(None);
     }
@@ -48,6 +51,11 @@ pub(super) fn admit(
     })?;
     root_ok(rt)?;
     rt.supervisor.touch();
+    let running = crate::lease::is_running(rt);
+    let now = cm_relay::time::now_ms();
+    workspaces
+        .leases()
+        .on_op(name, &fwd.cred_id, fwd.role, running, now);
     Ok(Some(Arc::clone(rt)))
 }
 

@@ -17,5 +17,6 @@ mod cli;
 mod forward;
 mod harness;
 mod kill;
+mod lock;
 mod ownership;
 mod presence;
