@@ -3,8 +3,10 @@
 //! connect, host list, Enter to a workspace, its sessions and a session, whose `messages` reply
 //! carries N messages; then the screen is drawn on a ratatui `TestBackend` of 140×40.
 //!
-//! `rows ms` is the median time of laying the whole transcript out into rows
-//! (`view::transcript::rows`) once. Three cases per size, each timed over many frames
+//! `rows ms` is the median time of laying the whole transcript out from scratch
+//! (`view::transcript::Layout::sync` on an empty layout: what a resize costs). Frames use the
+//! app's layout cache, which lays out only the messages that changed and materializes only the
+//! visible rows. Three cases per size, each timed over many frames
 //! (p50 / p99 / max):
 //! - `idle`:   drawing the screen as it is (following the bottom);
 //! - `stream`: one text delta of the answer being streamed, then a frame (what every delta of
@@ -112,9 +114,10 @@ fn run_size(size: usize, frames: usize) -> Result<()> {
     let rss = rss_kib()?;
     let rows = bench.rendered_rows();
 
-    // The transcript laid out into rows alone (what every frame and scroll key does now).
+    // The whole transcript laid out from scratch (what a resize costs; frames and keys use
+    // the app's layout cache, which lays out only changed messages).
     let layout = time(frames.min(50), || {
-        std::hint::black_box(bench.rendered_rows());
+        std::hint::black_box(bench.full_layout());
         Ok(())
     })?;
     let idle = time(frames, || bench.draw(&mut terminal))?;
@@ -322,13 +325,15 @@ impl Bench {
 
     /// Transcript rows as the screen lays them out (for the table).
     fn rendered_rows(&self) -> usize {
+        self.app.session().map_or(0, |s| s.layout().len())
+    }
+
+    /// Lays the whole transcript out into a fresh layout; returns its rows.
+    fn full_layout(&self) -> usize {
         self.app.session().map_or(0, |s| {
-            cm_tui::view::transcript::rows(
-                &s.transcript,
-                s.block(),
-                cm_tui::view::inner_width(WIDTH),
-            )
-            .len()
+            let mut layout = cm_tui::view::transcript::Layout::default();
+            layout.sync(&s.transcript, cm_tui::view::inner_width(WIDTH));
+            layout.len()
         })
     }
 }

@@ -198,6 +198,9 @@ impl App {
             Event::Paste(text) => self.on_paste(&text),
             Event::Net(net) => self.on_net(net, &mut fx),
         }
+        if let Some(view) = self.session.as_mut() {
+            view.sync_layout(self.width);
+        }
         if std::mem::take(&mut self.rang) && self.bell {
             fx.push(Effect::Bell);
         }

@@ -65,6 +65,8 @@ pub struct SessionView {
     pub focus: bool,
     /// The prompt being sent.
     pub outbox: Option<Outgoing>,
+    /// The transcript laid out (kept current by `App::update`, drawn by `ui`).
+    layout: view::transcript::Layout,
 }
 
 impl SessionView {
@@ -86,6 +88,7 @@ impl SessionView {
             editor: Editor::default(),
             focus: false,
             outbox: None,
+            layout: view::transcript::Layout::default(),
         }
     }
 
@@ -107,6 +110,16 @@ impl SessionView {
     /// The selected block, if any.
     pub fn block(&self) -> Option<usize> {
         self.block
+    }
+
+    /// The transcript as laid out at the last update (for the terminal's width then).
+    pub fn layout(&self) -> &view::transcript::Layout {
+        &self.layout
+    }
+
+    /// Lays out what changed since the last call, for a screen `width` columns wide.
+    pub(super) fn sync_layout(&mut self, width: u16) {
+        self.layout.sync(&self.transcript, view::inner_width(width));
     }
 
     /// Applies an event of this session.
@@ -152,7 +165,11 @@ impl SessionView {
 
 impl App {
     /// Total transcript rows and the rows that fit, as the screen lays them out now.
-    fn transcript_geometry(&self) -> (usize, usize) {
+    fn transcript_geometry(&mut self) -> (usize, usize) {
+        let width = self.width;
+        if let Some(view) = self.session.as_mut() {
+            view.sync_layout(width);
+        }
         let Some(view) = self.session.as_ref() else {
             return (0, 1);
         };
@@ -163,10 +180,8 @@ impl App {
             .is_some();
         let layout =
             view::session_layout(self.main_height(), view.editor.lines().len(), permission);
-        let rows =
-            view::transcript::rows(&view.transcript, view.block, view::inner_width(self.width));
         let visible = usize::from(layout.transcript.saturating_sub(view::BORDER)).max(1);
-        (rows.len(), visible)
+        (view.layout.len(), visible)
     }
 
     fn scroll(&mut self, action: Action) {
@@ -203,19 +218,14 @@ impl App {
             (Some(b), Action::PrevBlock) => b.saturating_sub(1),
             (Some(b), _) => (b + 1).min(count - 1),
         });
-        let width = view::inner_width(self.width);
-        let rows = view::transcript::rows(&view.transcript, view.block, width);
-        let (_, visible) = self.transcript_geometry();
+        let (rows, visible) = self.transcript_geometry();
         let Some(view) = self.session.as_mut() else {
             return;
         };
-        let Some(row) = view
-            .block
-            .and_then(|b| view::transcript::block_row(&rows, b))
-        else {
+        let Some(row) = view.block.and_then(|b| view.layout.block_row(b)) else {
             return;
         };
-        let max = rows.len().saturating_sub(visible);
+        let max = rows.saturating_sub(visible);
         let top = view.top.unwrap_or(max).min(max);
         let top = if row < top {
             row

@@ -7,11 +7,26 @@ use proto::ops::{Message, Part};
 use std::collections::HashSet;
 
 /// The conversation of one session.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// Every message carries a revision, unique across the transcript and changed whenever the
+/// message (or the expansion of one of its blocks) changes, so a layout cache can tell which
+/// messages to lay out again (`view::transcript::Layout`).
+#[derive(Debug, Clone, Default)]
 pub struct Transcript {
     messages: Vec<Message>,
     /// Part ids of expanded tool calls and reasoning blocks (collapsed by default).
     expanded: HashSet<String>,
+    /// The revision of each message (same order as `messages`).
+    revs: Vec<u64>,
+    /// The next revision handed out.
+    next_rev: u64,
+}
+
+/// Equal when the same conversation is shown the same way (revisions are bookkeeping).
+impl PartialEq for Transcript {
+    fn eq(&self, other: &Self) -> bool {
+        self.messages == other.messages && self.expanded == other.expanded
+    }
 }
 
 /// The id of a part.
@@ -33,15 +48,30 @@ pub fn is_block(part: &Part) -> bool {
 impl Transcript {
     /// A transcript from a session's history (oldest first).
     pub fn from_history(messages: Vec<Message>) -> Self {
-        Self {
-            messages,
-            expanded: HashSet::new(),
-        }
+        let mut t = Self::default();
+        t.replace_history(messages);
+        t
     }
 
     /// Replaces the history, keeping what the operator expanded.
     pub fn replace_history(&mut self, messages: Vec<Message>) {
         self.messages = messages;
+        let start = self.next_rev;
+        self.next_rev += self.messages.len() as u64;
+        self.revs = (start..self.next_rev).collect();
+    }
+
+    /// The revision of each message, oldest first.
+    pub fn revisions(&self) -> &[u64] {
+        &self.revs
+    }
+
+    /// Marks message `index` as changed.
+    fn bump(&mut self, index: usize) {
+        if let Some(rev) = self.revs.get_mut(index) {
+            *rev = self.next_rev;
+            self.next_rev += 1;
+        }
     }
 
     /// The messages, oldest first.
@@ -77,10 +107,19 @@ impl Transcript {
         if !self.expanded.remove(id) {
             self.expanded.insert(id.to_owned());
         }
+        if let Some(index) = self
+            .messages
+            .iter()
+            .position(|m| m.parts.iter().any(|p| part_id(p) == id))
+        {
+            self.bump(index);
+        }
     }
 
+    /// The message with this id (created at the end if new), marked as changed.
     fn message_mut(&mut self, id: &str, role: &str) -> &mut Message {
-        let index = match self.messages.iter().position(|m| m.id == id) {
+        // Events nearly always concern the newest messages: search from the end.
+        let index = match self.messages.iter().rposition(|m| m.id == id) {
             Some(i) => i,
             None => {
                 self.messages.push(Message {
@@ -91,9 +130,11 @@ impl Transcript {
                     error: None,
                     parts: Vec::new(),
                 });
+                self.revs.push(0);
                 self.messages.len() - 1
             }
         };
+        self.bump(index);
         &mut self.messages[index]
     }
 
@@ -151,13 +192,11 @@ impl Transcript {
                 } else {
                     format!("{name}: {message}")
                 };
-                match self
-                    .messages
-                    .iter_mut()
-                    .rev()
-                    .find(|m| m.role == "assistant")
-                {
-                    Some(m) => m.error = Some(text),
+                match self.messages.iter().rposition(|m| m.role == "assistant") {
+                    Some(i) => {
+                        self.messages[i].error = Some(text);
+                        self.bump(i);
+                    }
                     None => return false,
                 }
                 true

@@ -67,16 +67,23 @@ fn render_transcript(frame: &mut Frame<'_>, area: Rect, view: &SessionView, them
         placeholder(frame, area, block, lines);
         return;
     }
-    let rows = view::transcript::rows(
-        &view.transcript,
-        view.block(),
-        view::inner_width(area.width),
-    );
+    // The app keeps the layout for its idea of the width; a frame of another width (before
+    // the first resize event) lays the transcript out for itself.
+    let width = view::inner_width(area.width);
+    let fresh;
+    let layout = if view.layout().width() == width {
+        view.layout()
+    } else {
+        let mut l = view::transcript::Layout::default();
+        l.sync(&view.transcript, width);
+        fresh = l;
+        &fresh
+    };
     let visible = usize::from(area.height.saturating_sub(view::BORDER));
-    let max = rows.len().saturating_sub(visible);
+    let max = layout.len().saturating_sub(visible);
     let top = view.top().map_or(max, |t| t.min(max));
     if top < max {
-        let below = rows.len() - top - visible;
+        let below = layout.len() - top - visible;
         block = block.title_bottom(
             Line::from(vec![
                 Span::styled(format!(" ↓ {below} more "), theme.muted()),
@@ -86,10 +93,9 @@ fn render_transcript(frame: &mut Frame<'_>, area: Rect, view: &SessionView, them
             .right_aligned(),
         );
     }
-    let lines: Vec<Line<'static>> = rows
+    let lines: Vec<Line<'static>> = layout
+        .window(top, visible, view.block())
         .iter()
-        .skip(top)
-        .take(visible)
         .map(|r| line(r, theme))
         .collect();
     frame.render_widget(Paragraph::new(lines).block(block), area);
