@@ -7,6 +7,8 @@ pub mod backoff;
 pub mod config;
 pub mod doctor;
 pub mod enroll;
+pub mod fs;
+pub mod git;
 pub mod hub;
 pub mod lease;
 pub mod link;

@@ -35,6 +35,7 @@
 
 pub mod error;
 pub mod frames;
+mod fs_git;
 mod handlers;
 pub mod idempotency;
 mod watch;

@@ -53,6 +53,18 @@ pub enum OpError {
     /// Conflicts with the current state (operator-facing text).
     #[error("{0}")]
     Conflict(String),
+    /// Refused by a containment rule of a folder or git operation; the message names the rule
+    /// and the path component or argument (operator-facing text).
+    #[error("{message}")]
+    Contained {
+        /// The rule's short name (for the audit log).
+        rule: &'static str,
+        /// What was refused and why.
+        message: String,
+    },
+    /// The host cannot do it now (git missing or too slow); operator-facing text.
+    #[error("{0}")]
+    Unavailable(String),
     /// The answer does not fit in a frame.
     #[error("the answer is {len} bytes, over the {max}-byte frame limit")]
     TooLarge {
@@ -130,6 +142,8 @@ impl OpError {
             },
             Self::NotFound(m) => e(C::NotFound, m.clone()),
             Self::Conflict(m) => e(C::Conflict, m.clone()),
+            Self::Contained { message, .. } => e(C::Forbidden, message.clone()),
+            Self::Unavailable(m) => e(C::Unavailable, m.clone()),
             Self::TooLarge { len, max } => e(
                 C::Unavailable,
                 format!(

@@ -39,7 +39,7 @@ pub(super) fn admit(
     if op == Op::WorkspaceList {
         return Ok(None);
     }
-    if !is_served(op) {
+    if !is_served(op) && !super::fs_git::serves(op) {
         return Err(OpError::UnknownOp(op));
     }
     let name = fwd.header.workspace.as_deref().ok_or_else(|| {
@@ -102,7 +102,7 @@ fn body_error(op: Op, e: &FrameIoError) -> OpError {
 }
 
 /// Exactly one body frame.
-async fn required<T: DeserializeOwned, R: AsyncRead + Unpin>(
+pub(super) async fn required<T: DeserializeOwned, R: AsyncRead + Unpin>(
     op: Op,
     body: &mut FrameReader<R>,
 ) -> Result<T, OpError> {
@@ -113,7 +113,7 @@ async fn required<T: DeserializeOwned, R: AsyncRead + Unpin>(
 }
 
 /// One body frame, or the default when the stream ends without one.
-async fn optional<T: DeserializeOwned + Default, R: AsyncRead + Unpin>(
+pub(super) async fn optional<T: DeserializeOwned + Default, R: AsyncRead + Unpin>(
     op: Op,
     body: &mut FrameReader<R>,
 ) -> Result<T, OpError> {
@@ -133,7 +133,7 @@ pub(super) fn session_of(fwd: &ForwardHeader) -> Result<&str, OpError> {
     })
 }
 
-fn json<T: Serialize>(v: &T) -> Result<Value, OpError> {
+pub(super) fn json<T: Serialize>(v: &T) -> Result<Value, OpError> {
     serde_json::to_value(v).map_err(|e| {
         OpError::Client(ClientError::Decode {
             what: "encoding the answer".into(),
@@ -217,6 +217,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
             let req: QuestionReply = required(op, body).await?;
             json(&question_reply(&rt, req).await?)
         }
+        op if super::fs_git::serves(op) => super::fs_git::serve(&rt, fwd, body).await,
         // Admitted above only for served operations; watch_events has its own path.
         _ => Err(OpError::UnknownOp(op)),
     }
