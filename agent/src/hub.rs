@@ -20,10 +20,25 @@ use tokio::sync::broadcast;
 /// Broadcast queue per workspace; a watcher further behind than this gets a `Resync`.
 pub const BROADCAST_CAPACITY: usize = 4096;
 
-#[derive(Debug)]
+/// Called with a new reservation before a number beyond the current one is used.
+pub type Reserve = Box<dyn Fn(u64) + Send + Sync>;
+
 struct HubState {
     next_seq: u64,
     replay: ReplayBuffer,
+    /// Numbers up to this one are recorded as possibly used (state file); `None` = not
+    /// persisted.
+    reserved: Option<u64>,
+    reserve: Option<Reserve>,
+}
+
+impl std::fmt::Debug for HubState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubState")
+            .field("next_seq", &self.next_seq)
+            .field("reserved", &self.reserved)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The hub. Publishing and subscribing take one short lock, so a subscriber sees every event
@@ -53,9 +68,25 @@ impl EventHub {
             state: Mutex::new(HubState {
                 next_seq: 1,
                 replay,
+                reserved: None,
+                reserve: None,
             }),
             tx,
         }
+    }
+
+    /// A hub whose first event is `first`, for a workspace whose numbers up to `reserved` are
+    /// recorded as used; `reserve` records a further block before the hub goes beyond it, so
+    /// a restarted agent never hands out a number twice.
+    pub fn numbered_from(first: u64, reserved: u64, reserve: Reserve) -> Self {
+        let hub = Self::new();
+        {
+            let mut st = hub.lock();
+            st.next_seq = first.max(1);
+            st.reserved = Some(reserved);
+            st.reserve = Some(reserve);
+        }
+        hub
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
@@ -71,6 +102,15 @@ impl EventHub {
         let mut st = self.lock();
         let seq = st.next_seq;
         st.next_seq += 1;
+        if let Some(r) = st.reserved
+            && seq > r
+        {
+            let upto = seq + crate::supervisor::statefile::SEQ_BLOCK;
+            if let Some(f) = &st.reserve {
+                f(upto);
+            }
+            st.reserved = Some(upto);
+        }
         let frame = EventFrame { seq, event };
         let size = serde_json::to_vec(&frame).map_or(0, |v| v.len());
         st.replay.push(frame.clone(), size);

@@ -90,6 +90,10 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
+    // Hidden subcommands that launch OpenCode (no orphans; see supervisor/keeper.rs).
+    if let Some(code) = cm_agent::supervisor::keeper::dispatch() {
+        return code;
+    }
     let cli = Cli::parse();
     init_tracing();
     match run(cli) {

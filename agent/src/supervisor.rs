@@ -3,10 +3,12 @@
 //! (spawn, timers, health probe, stop, kill, publish). Operations talk to it through a
 //! [`SupervisorHandle`].
 
+pub mod keeper;
 pub mod leftovers;
 pub mod process;
 mod reader;
 pub mod state;
+pub mod statefile;
 
 use crate::config::{OpencodeConfig, Workspace};
 use crate::hub::EventHub;
@@ -103,6 +105,8 @@ pub struct SupervisorDeps {
     pub state_dir: PathBuf,
     /// Where events go.
     pub hub: Arc<EventHub>,
+    /// The agent's state file (running children, for re-adoption after a restart).
+    pub registry: Arc<statefile::Registry>,
 }
 
 /// The handle operations use.
@@ -127,7 +131,9 @@ impl SupervisorHandle {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let activity = Arc::new(Activity::new());
         let ready_timeout = deps.config.ready_timeout;
+        let adopt = deps.registry.take_candidate(&deps.workspace.name);
         let actor = Actor {
+            adopt,
             machine,
             deps,
             activity: Arc::clone(&activity),
@@ -225,6 +231,8 @@ impl SupervisorHandle {
 }
 
 struct Actor {
+    /// A child of an earlier run to take over instead of the first spawn.
+    adopt: Option<statefile::ChildRecord>,
     machine: Machine,
     deps: SupervisorDeps,
     activity: Arc<Activity>,
@@ -252,6 +260,10 @@ impl Actor {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut events: mpsc::UnboundedReceiver<(u64, ProcessEvent)>,
     ) {
+        if let Some(c) = &self.adopt {
+            tracing::info!(workspace = %self.deps.workspace.name, pid = c.pid, port = c.port, "re-adopting OpenCode left running by an earlier run of the agent");
+            self.feed(Input::StartRequested).await;
+        }
         loop {
             let state = self.machine.state();
             let ready_at = self
@@ -352,6 +364,9 @@ impl Actor {
             } => {
                 if let Some(r) = self.current.take() {
                     r.token.cancel();
+                    self.deps
+                        .registry
+                        .set_child(&self.deps.workspace.name, None);
                     tracing::info!(workspace = %self.deps.workspace.name, pid = r.pid, %status, "OpenCode exited");
                 }
                 self.feed(Input::Exited {
@@ -445,6 +460,22 @@ impl Actor {
 
     /// Spawns a launch; the input is `Spawned` or `SpawnFailed`.
     fn spawn(&mut self) -> Input {
+        if let Some(child) = self.adopt.take() {
+            self.launches += 1;
+            let r = process::adopt(
+                &child,
+                &self.deps.workspace.root,
+                self.launches,
+                self.events_tx.clone(),
+            );
+            let pid = r.pid;
+            self.current = Some(r);
+            // Recorded again: the new record carries this run's view (same child).
+            self.deps
+                .registry
+                .set_child(&self.deps.workspace.name, Some(child));
+            return Input::Spawned { pid };
+        }
         let failed = |error: String| Input::SpawnFailed { error };
         let binary = match Search::from_env(self.deps.config.binary.clone()).resolve() {
             Ok(b) => b,
@@ -481,6 +512,21 @@ impl Actor {
             Ok(r) => {
                 tracing::info!(workspace = %self.deps.workspace.name, pid = r.pid, port, binary = %binary.display(), "OpenCode spawned");
                 let pid = r.pid;
+                let raw = i32::try_from(pid).unwrap_or(0);
+                self.deps.registry.set_child(
+                    &self.deps.workspace.name,
+                    Some(statefile::ChildRecord {
+                        pid: raw,
+                        start_time: leftovers::start_time(raw).unwrap_or(0),
+                        port,
+                        password: plan.password.clone(),
+                        marker: plan.marker.clone(),
+                        started_ms: std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                        lease: None,
+                    }),
+                );
                 self.current = Some(r);
                 Input::Spawned { pid }
             }

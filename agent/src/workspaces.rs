@@ -87,6 +87,9 @@ impl Workspaces {
     ) -> Arc<Self> {
         // An earlier run killed without a clean stop leaves OpenCode (and its tools) running
         // unsupervised; they hold memory and the workspaces' databases.
+        // Children of an earlier run that still run are re-adopted (state file); only the
+        // rest are strays.
+        let registry = crate::supervisor::statefile::Registry::load(state_dir);
         let stale = leftovers::stale_launches(state_dir);
         if !stale.is_empty() {
             let killed = leftovers::kill(&stale);
@@ -96,12 +99,13 @@ impl Workspaces {
         let entries = workspaces
             .iter()
             .map(|w| {
-                let hub = Arc::new(EventHub::new());
+                let hub = Arc::new(registry.hub(&w.name));
                 let supervisor = SupervisorHandle::spawn(SupervisorDeps {
                     workspace: w.clone(),
                     config: Arc::clone(&config),
                     state_dir: state_dir.to_owned(),
                     hub: Arc::clone(&hub),
+                    registry: Arc::clone(&registry),
                 });
                 let rt = WorkspaceRuntime {
                     workspace: w.clone(),

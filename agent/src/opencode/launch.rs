@@ -79,6 +79,8 @@ pub struct Launch {
     pub dirs: LaunchDirs,
     /// Contents of `opencode.json`.
     pub config_json: Value,
+    /// The agent's state file (read by the keeper to know whether an agent re-adopted it).
+    pub state_file: PathBuf,
 }
 
 impl std::fmt::Debug for Launch {
@@ -165,6 +167,7 @@ pub fn plan(
         password,
         marker,
         config_json: opencode_json(cfg),
+        state_file: state_dir.join(crate::supervisor::statefile::FILE_NAME),
         dirs,
     }
 }

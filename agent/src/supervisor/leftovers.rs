@@ -27,7 +27,9 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 /// One process, identified robustly against pid reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProcId {
     /// Process id.
     pub pid: i32,
@@ -122,6 +124,14 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Launch markers of OpenCode processes being re-adopted: their tool processes are not strays.
+static SPARED_MARKERS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Spares the tool processes of a re-adopted launch from [`stale_launches`].
+pub fn spare_marker(marker: &str) {
+    locked(&SPARED_MARKERS).insert(marker.to_owned());
+}
+
 /// Records a spawned OpenCode pid.
 pub fn register_child(pid: i32) {
     locked(&KNOWN_CHILDREN).insert(pid);
@@ -172,11 +182,12 @@ pub fn leftovers(marker: &str, snapshot: &[ProcId]) -> Vec<ProcId> {
 pub fn stale_launches(state_dir: &std::path::Path) -> Vec<ProcId> {
     let me = my_pid();
     let known = locked(&KNOWN_CHILDREN).clone();
+    let spared = locked(&SPARED_MARKERS).clone();
     let ours = state_dir.join("opencode");
     all_processes()
         .into_iter()
         .filter(|(pid, st)| *pid != me && !known.contains(pid) && st.state != 'Z')
-        .filter(|(pid, _)| marker_of(*pid).is_some())
+        .filter(|(pid, _)| marker_of(*pid).is_some_and(|m| !spared.contains(&m)))
         .filter(|(pid, _)| {
             env_of(*pid, "OPENCODE_CONFIG")
                 .is_some_and(|c| std::path::Path::new(&c).starts_with(&ours))
@@ -238,6 +249,11 @@ pub fn reap_adopted() -> usize {
         }
     }
     reaped
+}
+
+/// A process's start time (ticks since boot), if it exists.
+pub fn start_time(pid: i32) -> Option<u64> {
+    read_stat(pid).map(|st| st.start_time)
 }
 
 /// Whether a process with this identity is still alive (and not a zombie).

@@ -115,8 +115,10 @@ pub fn parse_listening(line: &str) -> Option<Option<u16>> {
 /// # Errors
 /// The process could not be started.
 pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Result<Running> {
-    let mut cmd = tokio::process::Command::new(&launch.program);
-    cmd.args(&launch.args)
+    // Through the keeper (no orphan outlives an agent gone for good; see keeper.rs).
+    let (program, args) = super::keeper::wrap(&launch.program, &launch.args, &launch.state_file);
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
         .current_dir(&launch.cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -198,6 +200,71 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
         ));
     });
     Ok(running)
+}
+
+/// How often an adopted process (not our child, so not waitable) is checked for life.
+const ADOPTED_POLL: std::time::Duration = Duration::from_millis(250);
+
+/// Takes over a running OpenCode of an earlier run of the agent (see `statefile.rs`): the same
+/// [`Running`] as a fresh launch, with the process watched through `/proc` instead of `wait`.
+/// The listening line was printed to the earlier agent, so it is reported at once; the
+/// health probe with the recorded password decides whether the launch becomes ready.
+pub fn adopt(
+    child: &super::statefile::ChildRecord,
+    cwd: &std::path::Path,
+    launch_no: u64,
+    events: EventTx,
+) -> Running {
+    let client = OpencodeClient::new(child.port, &child.password, cwd);
+    let pid = u32::try_from(child.pid).unwrap_or(0);
+    let running = Running {
+        launch: launch_no,
+        pid,
+        client,
+        died: CancellationToken::new(),
+        token: CancellationToken::new(),
+        snapshot: Arc::new(Mutex::new(Vec::new())),
+    };
+    let _ = events.send((
+        launch_no,
+        ProcessEvent::ReadyLine {
+            port: Some(child.port),
+        },
+    ));
+    let id = ProcId {
+        pid: child.pid,
+        start_time: child.start_time,
+    };
+    let died = running.died.clone();
+    let snapshot = Arc::clone(&running.snapshot);
+    let marker = child.marker.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ADOPTED_POLL);
+        loop {
+            tick.tick().await;
+            let alive = tokio::task::spawn_blocking(move || leftovers::is_alive(id))
+                .await
+                .unwrap_or(false);
+            if !alive {
+                break;
+            }
+        }
+        leftovers::unregister_child(id.pid);
+        died.cancel();
+        let snap = snapshot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        remove_leftovers(marker, snap).await;
+        let _ = events.send((
+            launch_no,
+            ProcessEvent::Exited {
+                status: "exited (adopted from an earlier run of the agent; status unknown)".into(),
+                stderr_tail: Vec::new(),
+            },
+        ));
+    });
+    running
 }
 
 /// Kills what the launch left behind, in rounds, then reaps what was re-parented to us.
