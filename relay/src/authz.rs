@@ -21,6 +21,21 @@ pub fn highest_role(grants: &[(String, Role)]) -> Option<Role> {
     grants.iter().map(|(_, r)| *r).max()
 }
 
+/// The role of the user's grant on every host (`*`), if any.
+pub fn global_role(grants: &[(String, Role)]) -> Option<Role> {
+    grants
+        .iter()
+        .filter(|(h, _)| h == "*")
+        .map(|(_, r)| *r)
+        .max()
+}
+
+/// Relay-answered operations that need admin or more (administration of the relay itself).
+pub fn is_relay_admin(op: proto::header::Op) -> bool {
+    op.is_relay_local()
+        && rbac::required_role(op, Ownership::None).is_some_and(|r| r >= Role::Admin)
+}
+
 /// Whether a user with `grants` may see `host` at all.
 pub fn may_see(grants: &[(String, Role)], host: &HostId) -> bool {
     effective_role(grants, host).is_some()
@@ -34,6 +49,10 @@ pub fn decide(
 ) -> (Option<Role>, Decision) {
     let role = match &header.host {
         Some(host) => effective_role(grants, host),
+        // Administering the relay (users, hosts, credentials, kill switch, audit) is global:
+        // only a grant on every host (`*`) counts, so an admin of one host cannot manage
+        // users or kill other hosts.
+        None if is_relay_admin(header.op) => global_role(grants),
         None => highest_role(grants),
     };
     (role, rbac::authorize(role, header.op, ownership))
@@ -79,6 +98,33 @@ mod tests {
     fn logout_needs_no_grant() {
         let h = StreamHeader::new(Op::Logout, ReqId(1));
         assert_eq!(decide(&[], &h, Ownership::None), (None, Decision::Allow));
+    }
+
+    #[test]
+    fn relay_administration_needs_a_grant_on_every_host() {
+        let admin_of_box = vec![("box".to_owned(), Role::Admin)];
+        let h = StreamHeader::new(Op::UserManage, ReqId(1));
+        assert_eq!(
+            decide(&admin_of_box, &h, Ownership::None).1,
+            Decision::Deny(DenyReason::NoGrant)
+        );
+        let mut g = admin_of_box.clone();
+        g.push(("*".into(), Role::Operator));
+        assert_eq!(
+            decide(&g, &h, Ownership::None).1,
+            Decision::Deny(DenyReason::RoleTooLow {
+                needed: Role::Admin,
+                have: Role::Operator
+            })
+        );
+        g.push(("*".into(), Role::Admin));
+        assert_eq!(decide(&g, &h, Ownership::None).1, Decision::Allow);
+        // Operator-level relay operations still use the highest grant.
+        let q = StreamHeader::new(Op::QueueList, ReqId(1));
+        assert_eq!(
+            decide(&[("box".into(), Role::Operator)], &q, Ownership::None).1,
+            Decision::Allow
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 
 use crate::config::RelayConfig;
 use crate::state::{self, SETTING_PUBLIC_ADDR, StateDir};
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Store};
 pub use crate::time::parse_duration;
 use crate::time::{now_ms, random32};
 use clap::{Args, Parser, Subcommand};
+use proto::admin::KillTarget;
 use proto::handshake::Key;
 use proto::ids::{HostId, UserId};
 use proto::token::EnrollmentToken;
@@ -340,6 +341,9 @@ pub enum CliError {
     /// Invalid input.
     #[error("{0}")]
     Input(String),
+    /// The change needs more rights than the operation carries (relay operations only).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 /// `host add`: enrolls `name` and returns its token.
@@ -351,13 +355,33 @@ pub fn host_add(
     name: &str,
     relay_addr: Option<String>,
 ) -> Result<EnrollmentToken, CliError> {
+    let pin = dir.pin()?;
+    let store = dir.open_store()?;
+    host_enroll(&store, &pin, CLI_ACTOR, name, relay_addr, false)
+}
+
+/// Who the CLI's audit rows name.
+pub const CLI_ACTOR: &str = "cm-relay cli";
+
+/// Enrolls `name` (or, with `rotate`, replaces the secret of an enrolled host: its agent is
+/// disconnected and must re-enroll with the new token), audited as `actor`. Shared by the CLI
+/// and the relay's `host_add` / `host_rotate` operations.
+///
+/// # Errors
+/// Invalid or taken name (unknown, for `rotate`), no public address, store failures.
+pub fn host_enroll(
+    store: &Store,
+    pin: &str,
+    actor: &str,
+    name: &str,
+    relay_addr: Option<String>,
+    rotate: bool,
+) -> Result<EnrollmentToken, CliError> {
     if !proto::ids::is_valid_name(name) {
         return Err(CliError::Input(format!(
             "invalid host name {name:?}: use letters, digits, '-', '_' or '.'"
         )));
     }
-    let pin = dir.pin()?;
-    let store = dir.open_store()?;
     let relay = match relay_addr {
         Some(a) => a,
         None => store.setting(SETTING_PUBLIC_ADDR)?.ok_or_else(|| {
@@ -367,20 +391,24 @@ pub fn host_add(
     let secret = Key::from_bytes(random32().map_err(|e| CliError::Input(e.to_string()))?);
     let host = HostId::from(name);
     let now = now_ms();
+    if rotate {
+        // Revoking first closes the live connection and lets add_host replace the secret.
+        store.kill_host(&host)?;
+    }
     store.add_host(&host, &secret, now)?;
-    store.audit(
-        now,
-        &AuditEvent {
-            actor: "cm-relay cli".into(),
-            host: Some(name.into()),
-            op: "host_add".into(),
-            decision: "allow".into(),
-            ..AuditEvent::default()
-        },
+    audit_change(
+        store,
+        actor,
+        if rotate { "host_rotate" } else { "host_add" },
+        format!(
+            "{} host {name}",
+            if rotate { "new secret for" } else { "enrolled" }
+        ),
+        Some(name.into()),
     )?;
     Ok(EnrollmentToken {
         relay,
-        pin,
+        pin: pin.to_owned(),
         host,
         secret,
     })
@@ -391,27 +419,29 @@ pub fn host_add(
 /// # Errors
 /// Unknown user, short password.
 pub fn user_passwd(dir: &StateDir, name: &str, password: &str) -> Result<(), CliError> {
+    let store = dir.open_store()?;
+    set_password(&store, CLI_ACTOR, name, password)
+}
+
+/// Sets a user's password (argon2id), audited as `actor`.
+///
+/// # Errors
+/// Unknown user, short password.
+pub fn set_password(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    password: &str,
+) -> Result<(), CliError> {
     if password.chars().count() < crate::net::login::MIN_PASSWORD_LEN {
         return Err(CliError::Input(format!(
             "choose a password of at least {} characters",
             crate::net::login::MIN_PASSWORD_LEN
         )));
     }
-    let store = dir.open_store()?;
     let hash = crate::net::login::hash_password(password).map_err(CliError::Input)?;
-    let user = UserId::from(name);
-    store.set_password_hash(&user, &hash)?;
-    store.audit(
-        now_ms(),
-        &AuditEvent {
-            actor: "cm-relay cli".into(),
-            op: "user_passwd".into(),
-            target: Some(name.into()),
-            decision: "allow".into(),
-            ..AuditEvent::default()
-        },
-    )?;
-    Ok(())
+    store.set_password_hash(&UserId::from(name), &hash)?;
+    audit_change(store, actor, "user_passwd", name.into(), None)
 }
 
 #[cfg(test)]
@@ -443,8 +473,13 @@ mod tests {
     }
 }
 
-fn cli_audit(
-    store: &crate::store::Store,
+/// Records an administrative change made by `actor`.
+///
+/// # Errors
+/// Store failures.
+pub fn audit_change(
+    store: &Store,
+    actor: &str,
     op: &str,
     target: String,
     host: Option<String>,
@@ -452,7 +487,7 @@ fn cli_audit(
     store.audit(
         now_ms(),
         &AuditEvent {
-            actor: "cm-relay cli".into(),
+            actor: actor.into(),
             host,
             op: op.into(),
             target: Some(target),
@@ -470,25 +505,47 @@ fn cli_audit(
 /// Unknown targets, store failures.
 pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
     let store = dir.open_store()?;
-    let now = now_ms();
-    let summary = if let Some(user) = &args.user {
-        let n = store.revoke_user_credentials(&UserId::from(user.as_str()), now)?;
-        format!("revoked {n} credential(s) of {user}")
+    let target = if let Some(user) = &args.user {
+        KillTarget::User { name: user.clone() }
     } else if let Some(host) = &args.host {
-        store.kill_host(&HostId::from(host.as_str()))?;
-        format!("revoked host {host}")
+        KillTarget::Host { name: host.clone() }
     } else if let Some(cred) = &args.cred {
-        if !store.kill_credential(&proto::ids::CredId::from(cred.as_str()))? {
-            return Err(CliError::Input(format!(
-                "no credential {cred}; see `cm-relay creds list`"
-            )));
-        }
-        format!("revoked credential {cred}")
+        KillTarget::Cred { id: cred.clone() }
     } else {
-        let (c, h) = store.revoke_everything(now)?;
-        format!("revoked {c} credential(s) and {h} host(s)")
+        KillTarget::All
     };
-    cli_audit(&store, "kill", summary.clone(), args.host.clone())?;
+    kill_target(&store, CLI_ACTOR, &target)
+}
+
+/// The kill switch, audited as `actor`; shared by the CLI and the relay's `kill` operation.
+///
+/// # Errors
+/// Unknown targets, store failures.
+pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<String, CliError> {
+    let now = now_ms();
+    let (summary, host) = match target {
+        KillTarget::User { name } => {
+            let n = store.revoke_user_credentials(&UserId::from(name.as_str()), now)?;
+            (format!("revoked {n} credential(s) of {name}"), None)
+        }
+        KillTarget::Host { name } => {
+            store.kill_host(&HostId::from(name.as_str()))?;
+            (format!("revoked host {name}"), Some(name.clone()))
+        }
+        KillTarget::Cred { id } => {
+            if !store.kill_credential(&proto::ids::CredId::from(id.as_str()))? {
+                return Err(CliError::Input(format!(
+                    "no credential {id}; see `cm-relay creds list`"
+                )));
+            }
+            (format!("revoked credential {id}"), None)
+        }
+        KillTarget::All => {
+            let (c, h) = store.revoke_everything(now)?;
+            (format!("revoked {c} credential(s) and {h} host(s)"), None)
+        }
+    };
+    audit_change(store, actor, "kill", summary.clone(), host)?;
     Ok(summary)
 }
 
@@ -502,14 +559,30 @@ pub fn user_add(
     role: &str,
     host: &str,
 ) -> Result<proto::token::Invite, CliError> {
+    let role = parse_role(role)?;
+    let store = dir.open_store()?;
+    let pin = dir.pin()?;
+    add_user_with_invite(&store, &pin, CLI_ACTOR, name, role, host)
+}
+
+/// Creates a user with one grant and returns their invite, audited as `actor`.
+///
+/// # Errors
+/// Invalid name, taken name, store failures.
+pub fn add_user_with_invite(
+    store: &Store,
+    pin: &str,
+    actor: &str,
+    name: &str,
+    role: proto::rbac::Role,
+    host: &str,
+) -> Result<proto::token::Invite, CliError> {
     if !proto::ids::is_valid_name(name) {
         return Err(CliError::Input(format!(
             "invalid user name {name:?}: use letters, digits, '-', '_' or '.'"
         )));
     }
-    let role = parse_role(role)?;
-    let store = dir.open_store()?;
-    let pin = dir.pin()?;
+    check_grant_host(host)?;
     let addr = store
         .setting(SETTING_PUBLIC_ADDR)?
         .ok_or_else(|| CliError::Input("no public address recorded; re-run init".into()))?;
@@ -517,9 +590,26 @@ pub fn user_add(
     let now = now_ms();
     store.add_user(&user, now)?;
     store.grant(&user, host, role)?;
-    let invite = state::new_invite(&store, &addr, &pin, &user, now)?;
-    cli_audit(&store, "user_add", format!("{name} {role} on {host}"), None)?;
+    let invite = state::new_invite(store, &addr, pin, &user, now)?;
+    audit_change(
+        store,
+        actor,
+        "user_add",
+        format!("{name} {role} on {host}"),
+        None,
+    )?;
     Ok(invite)
+}
+
+/// A grant's host is `*` or a valid host name.
+fn check_grant_host(host: &str) -> Result<(), CliError> {
+    if host == "*" || proto::ids::is_valid_name(host) {
+        Ok(())
+    } else {
+        Err(CliError::Input(format!(
+            "invalid host {host:?}: use a host name or * for every host"
+        )))
+    }
 }
 
 /// Parses a role name with a helpful error.
@@ -540,26 +630,45 @@ pub fn parse_role(role: &str) -> Result<proto::rbac::Role, CliError> {
 /// Unknown targets, last-owner protection, store failures.
 pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, CliError> {
     let store = dir.open_store()?;
-    let (op, summary) = match change {
+    apply_change(&store, CLI_ACTOR, change)
+}
+
+/// Applies one administrative change, audited as `actor`; shared by the CLI and the relay's
+/// administration operations (which authorize first).
+///
+/// # Errors
+/// Unknown targets, last-owner protection, store failures.
+pub fn apply_change(
+    store: &Store,
+    actor: &str,
+    change: AdminChange<'_>,
+) -> Result<String, CliError> {
+    let (op, summary, audit_host) = match change {
         AdminChange::Grant { user, role, host } => {
             let role = parse_role(role)?;
+            check_grant_host(host)?;
             store.grant(&UserId::from(user), host, role)?;
-            ("grant", format!("{user} is {role} on {host}"))
+            ("grant", format!("{user} is {role} on {host}"), None)
         }
         AdminChange::RevokeGrant { user, host } => {
             store.revoke_grant(&UserId::from(user), host)?;
             (
                 "grant_revoke",
                 format!("{user} has no grant on {host} any more"),
+                None,
             )
         }
         AdminChange::RemoveUser { user } => {
             store.remove_user(&UserId::from(user))?;
-            ("user_remove", format!("removed {user}"))
+            ("user_remove", format!("removed {user}"), None)
         }
         AdminChange::RevokeHost { host } => {
             store.kill_host(&HostId::from(host))?;
-            ("host_revoke", format!("revoked host {host}"))
+            (
+                "host_revoke",
+                format!("revoked host {host}"),
+                Some(host.to_owned()),
+            )
         }
         AdminChange::RevokeCred { id } => {
             if !store.kill_credential(&proto::ids::CredId::from(id))? {
@@ -567,10 +676,10 @@ pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, C
                     "no credential {id}; see `cm-relay creds list`"
                 )));
             }
-            ("cred_revoke", format!("revoked credential {id}"))
+            ("cred_revoke", format!("revoked credential {id}"), None)
         }
     };
-    cli_audit(&store, op, summary.clone(), None)?;
+    audit_change(store, actor, op, summary.clone(), audit_host)?;
     Ok(summary)
 }
 
@@ -620,8 +729,9 @@ pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
     // 20 bytes, the RFC 4226 recommendation for HMAC-SHA1.
     let secret = &secret[..20];
     store.set_totp_secret(&UserId::from(name), secret)?;
-    cli_audit(
+    audit_change(
         &store,
+        CLI_ACTOR,
         "user_totp",
         format!("{name} enrolled a second factor"),
         None,

@@ -1,5 +1,6 @@
 //! The QUIC shell of the relay: accept loop, per-connection handling, login, requests.
 
+pub(crate) mod admin;
 pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod limiter;

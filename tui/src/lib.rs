@@ -2,6 +2,7 @@
 //! app share the profile, credential and connection code here.
 
 pub mod action;
+pub mod admin_cli;
 pub mod app;
 pub mod call;
 pub mod commands;

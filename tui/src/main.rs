@@ -174,6 +174,10 @@ enum Command {
     /// Prompts the relay keeps for offline hosts: list them, or cancel one.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Administration through the relay (admins and owners): users, grants, hosts,
+    /// credentials, the kill switch, the audit trail.
+    #[command(subcommand)]
+    Admin(cm_tui::admin_cli::AdminCommand),
     /// List pending permission requests and questions.
     #[command(after_help = "Example:\n  cm-tui permissions home-box myproject")]
     Permissions {
@@ -582,6 +586,14 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
                 _ => Op::OpencodeStatus,
             };
             commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
+        }
+        Command::Admin(c) => {
+            cm_tui::admin_cli::run(remote, c, || {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+            })
+            .await?;
         }
         Command::Login { .. }
         | Command::Logout

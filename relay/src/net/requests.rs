@@ -163,18 +163,8 @@ pub(crate) async fn serve(
         Op::QueueList => super::queue::list(&shared, &principal, send).await,
         Op::QueueCancel => super::queue::cancel(&shared, &principal, send, recv).await,
         op if op.is_relay_local() => {
-            // Administration through the relay is not served yet: never forward it to an agent.
-            refuse(
-                send,
-                WireError::new(
-                    ErrorCode::UnknownOp,
-                    format!(
-                        "{} is not served through the relay yet; run `cm-relay` on the relay host",
-                        op.as_str()
-                    ),
-                ),
-            )
-            .await;
+            // Administration, answered by the relay itself and never forwarded to an agent.
+            super::admin::serve(&shared, &principal, op, send, recv).await;
         }
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.

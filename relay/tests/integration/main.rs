@@ -12,6 +12,7 @@
     reason = "test harness items shared between test modules"
 )]
 
+mod admin;
 mod bad_input;
 mod cli;
 mod forward;

@@ -1,0 +1,350 @@
+//! The administration operations the relay answers itself (bodies in `proto::admin`). The one
+//! authorization point (`requests::serve`) has already decided the header's operation and
+//! audited it; here the body is read, checked against the header (a change touching admin or
+//! owner rights must come as `grant_admin`), carried out through the same functions the
+//! `cm-relay` CLI uses (so rules like "the last owner stays" hold on both paths), and audited
+//! again as the change itself.
+
+use super::Shared;
+use super::conn::Principal;
+use crate::cli::{self, AdminChange, CliError};
+use crate::framed::{FramedRecv, send_frame};
+use crate::state::StateDir;
+use crate::store::{Store, StoreError};
+use proto::admin::{
+    AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, GrantInfo, HostAdd,
+    HostEnrolled, HostEntry, HostName, HostRequest, KillTarget, MAX_AUDIT_ROWS, UserInfo,
+    UserRequest,
+};
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::Op;
+use proto::ids::UserId;
+use proto::message::Reply;
+use proto::wire_error::{ErrorCode, WireError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Audit rows scanned for one filtered `audit_read` (bounds the work of a query).
+const AUDIT_SCAN: usize = 20_000;
+/// Rows returned when the query names no limit.
+const AUDIT_DEFAULT: usize = 50;
+
+type Answer = Result<serde_json::Value, WireError>;
+
+fn internal(e: &dyn std::fmt::Display) -> WireError {
+    tracing::error!(error = %e, "administration failed");
+    WireError::new(ErrorCode::Internal, "relay store failure; see its log")
+}
+
+/// What the operator sees for a failed change.
+fn public(e: CliError) -> WireError {
+    match e {
+        CliError::Input(m) => WireError::new(ErrorCode::BadRequest, m),
+        CliError::Forbidden(m) => WireError::new(ErrorCode::Forbidden, m),
+        CliError::Store(StoreError::Missing { what, name }) => WireError::new(
+            ErrorCode::NotFound,
+            format!("no {what} named {name:?}; see the list"),
+        ),
+        CliError::Store(e @ StoreError::Exists { .. }) => {
+            WireError::new(ErrorCode::Conflict, e.to_string())
+        }
+        CliError::Store(StoreError::Refused(m)) => WireError::new(ErrorCode::Conflict, m),
+        other => internal(&other),
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Answer {
+    serde_json::to_value(v).map_err(|e| internal(&e))
+}
+
+async fn body<T: DeserializeOwned>(recv: &mut FramedRecv, op: Op) -> Result<Option<T>, WireError> {
+    recv.next::<T>().await.map_err(|e| {
+        WireError::new(
+            ErrorCode::BadRequest,
+            format!("malformed body for {}: {e}", op.as_str()),
+        )
+    })
+}
+
+async fn required<T: DeserializeOwned>(recv: &mut FramedRecv, op: Op) -> Result<T, WireError> {
+    body(recv, op).await?.ok_or_else(|| {
+        WireError::new(
+            ErrorCode::BadRequest,
+            format!("{} needs a request body", op.as_str()),
+        )
+    })
+}
+
+/// Runs `f` on the store's blocking pool; its `CliError` becomes the public error.
+async fn with_store<R: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Store) -> Result<R, CliError> + Send + 'static,
+) -> Result<R, WireError> {
+    shared
+        .store
+        .call(move |s| Ok(f(s)))
+        .await
+        .map_err(|e| internal(&e))?
+        .map_err(public)
+}
+
+/// Serves one administration stream whose header `op` was authorized.
+pub(crate) async fn serve(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    op: Op,
+    mut send: quinn::SendStream,
+    mut recv: FramedRecv,
+) {
+    let answer = answer(shared, principal, op, &mut recv).await;
+    if let Err(e) = &answer {
+        tracing::info!(user = %principal.user, op = op.as_str(), error = %e, "administration refused");
+    }
+    let reply = match answer {
+        Ok(v) => Reply::Ok(v),
+        Err(e) => Reply::Error(e),
+    };
+    let _ = send_frame(&mut send, &reply, MAX_FRAME_LEN).await;
+    let _ = send.finish();
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    op: Op,
+    recv: &mut FramedRecv,
+) -> Answer {
+    let actor = principal.user.0.clone();
+    match op {
+        Op::UserList => json(&with_store(shared, |s| Ok(user_list(s)?)).await?),
+        Op::UserManage | Op::GrantAdmin => {
+            let req: UserRequest = required(recv, op).await?;
+            let pin = pin(shared)?;
+            json(&with_store(shared, move |s| user_change(s, &pin, &actor, op, &req)).await?)
+        }
+        Op::HostAdd => {
+            let req: HostAdd = required(recv, op).await?;
+            let pin = pin(shared)?;
+            let token = with_store(shared, move |s| {
+                cli::host_enroll(s, &pin, &actor, &req.name, req.relay_addr, false)
+            })
+            .await?;
+            json(&HostEnrolled {
+                name: token.host.0.clone(),
+                token: token.encode(),
+            })
+        }
+        Op::HostRevoke => {
+            let req: HostName = required(recv, op).await?;
+            done(
+                with_store(shared, move |s| {
+                    cli::apply_change(s, &actor, AdminChange::RevokeHost { host: &req.name })
+                })
+                .await?,
+            )
+        }
+        Op::HostRotate => match required::<HostRequest>(recv, op).await? {
+            HostRequest::List => json(&with_store(shared, |s| Ok(host_entries(s)?)).await?),
+            HostRequest::Rotate { name } => {
+                let pin = pin(shared)?;
+                let token = with_store(shared, move |s| {
+                    ensure_host_known(s, &name)?;
+                    cli::host_enroll(s, &pin, &actor, &name, None, true)
+                })
+                .await?;
+                json(&HostEnrolled {
+                    name: token.host.0.clone(),
+                    token: token.encode(),
+                })
+            }
+        },
+        Op::CredsList => {
+            let q: CredsQuery = body(recv, op).await?.unwrap_or_default();
+            json(&with_store(shared, move |s| Ok(creds(s, &q)?)).await?)
+        }
+        Op::CredsRevoke => {
+            let req: CredName = required(recv, op).await?;
+            done(
+                with_store(shared, move |s| {
+                    cli::apply_change(s, &actor, AdminChange::RevokeCred { id: &req.id })
+                })
+                .await?,
+            )
+        }
+        Op::Kill => {
+            let target: KillTarget = required(recv, op).await?;
+            done(with_store(shared, move |s| cli::kill_target(s, &actor, &target)).await?)
+        }
+        Op::AuditRead => {
+            let q: AuditQuery = body(recv, op).await?.unwrap_or_default();
+            json(&with_store(shared, move |s| Ok(audit(s, &q)?)).await?)
+        }
+        other => Err(WireError::new(
+            ErrorCode::UnknownOp,
+            format!(
+                "{} is not served through the relay; change it in relay.toml on the relay host",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+fn done(summary: String) -> Answer {
+    json(&AdminDone {
+        summary,
+        invite: None,
+    })
+}
+
+fn pin(shared: &Arc<Shared>) -> Result<String, WireError> {
+    StateDir::new(&shared.config.state_dir)
+        .pin()
+        .map_err(|e| internal(&e))
+}
+
+fn ensure_host_known(s: &Store, name: &str) -> Result<(), CliError> {
+    if s.list_hosts()?.iter().any(|h| h.id.as_str() == name) {
+        Ok(())
+    } else {
+        Err(CliError::Store(StoreError::Missing {
+            what: "host",
+            name: name.to_owned(),
+        }))
+    }
+}
+
+fn user_change(
+    s: &Store,
+    pin: &str,
+    actor: &str,
+    op: Op,
+    req: &UserRequest,
+) -> Result<AdminDone, CliError> {
+    let target = UserId::from(req.user());
+    let held: Vec<GrantInfo> = s
+        .grants(&target)?
+        .into_iter()
+        .map(|(host, role)| GrantInfo { host, role })
+        .collect();
+    let needed = proto::admin::required_op(req, &held);
+    if needed != op {
+        return Err(match needed {
+            Op::GrantAdmin => CliError::Forbidden(format!(
+                "user_manage: needs role owner: this change touches admin or owner rights of {}; \
+                 an owner sends it as grant_admin",
+                req.user()
+            )),
+            _ => CliError::Input(format!(
+                "this change to {} does not touch admin or owner rights; send it as user_manage",
+                req.user()
+            )),
+        });
+    }
+    let mut invite = None;
+    let summary = match req {
+        UserRequest::Add { name, role, host } => {
+            let i = cli::add_user_with_invite(s, pin, actor, name, *role, host)?;
+            invite = Some(i.encode());
+            format!("added {name} as {role} on {host}")
+        }
+        UserRequest::Remove { name } => {
+            cli::apply_change(s, actor, AdminChange::RemoveUser { user: name })?
+        }
+        UserRequest::Passwd { name, password } => {
+            cli::set_password(s, actor, name, password)?;
+            format!("password of {name} changed")
+        }
+        UserRequest::Grant { name, role, host } => cli::apply_change(
+            s,
+            actor,
+            AdminChange::Grant {
+                user: name,
+                role: role.as_str(),
+                host,
+            },
+        )?,
+        UserRequest::Revoke { name, host } => {
+            cli::apply_change(s, actor, AdminChange::RevokeGrant { user: name, host })?
+        }
+    };
+    Ok(AdminDone { summary, invite })
+}
+
+fn user_list(s: &Store) -> Result<Vec<UserInfo>, StoreError> {
+    Ok(s.list_users()?
+        .into_iter()
+        .map(|u| UserInfo {
+            name: u.name.0,
+            has_password: u.has_password,
+            grants: u
+                .grants
+                .into_iter()
+                .map(|(host, role)| GrantInfo { host, role })
+                .collect(),
+        })
+        .collect())
+}
+
+fn host_entries(s: &Store) -> Result<Vec<HostEntry>, StoreError> {
+    Ok(s.list_hosts()?
+        .into_iter()
+        .map(|h| HostEntry {
+            name: h.id.0,
+            revoked: h.revoked,
+            created_ms: h.created_ms,
+        })
+        .collect())
+}
+
+fn creds(s: &Store, q: &CredsQuery) -> Result<Vec<CredInfo>, StoreError> {
+    let now = crate::time::now_ms();
+    Ok(s.list_credentials()?
+        .into_iter()
+        .filter(|c| q.user.as_deref().is_none_or(|u| c.user.as_str() == u))
+        .filter(|c| q.all || (!c.revoked && c.expires_ms > now))
+        .map(|c| CredInfo {
+            id: c.id.0,
+            user: c.user.0,
+            created_ms: c.created_ms,
+            expires_ms: c.expires_ms,
+            revoked: c.revoked,
+            label: c.label,
+        })
+        .collect())
+}
+
+fn audit(s: &Store, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    let limit = match q.limit {
+        0 => AUDIT_DEFAULT,
+        n => n.min(MAX_AUDIT_ROWS),
+    };
+    let rows = s.audit_tail(AUDIT_SCAN)?;
+    let mut out: Vec<AuditEntry> = rows
+        .into_iter()
+        .rev()
+        .filter(|r| q.before_id.is_none_or(|b| r.id < b))
+        .filter(|r| {
+            let actor_user = r.event.actor.split('@').next().unwrap_or("");
+            q.user.as_deref().is_none_or(|u| actor_user == u)
+                && q.host
+                    .as_deref()
+                    .is_none_or(|h| r.event.host.as_deref() == Some(h))
+        })
+        .take(limit)
+        .map(|r| AuditEntry {
+            id: r.id,
+            ts_ms: r.ts_ms,
+            actor: r.event.actor,
+            role: r.event.role,
+            host: r.event.host,
+            op: r.event.op,
+            target: r.event.target,
+            decision: r.event.decision,
+            reason: r.event.reason,
+            hash: r.hash,
+        })
+        .collect();
+    out.reverse();
+    Ok(out)
+}

@@ -1,0 +1,471 @@
+//! `cm-tui admin …`: administration through the relay for admins and owners (users, grants,
+//! hosts, credentials, the kill switch, the audit trail), for scripts (`--json`) and people.
+//! The relay authorizes and audits each request; changes that touch admin or owner rights are
+//! sent as `grant_admin` (owners only), everything else about users as `user_manage`.
+
+use crate::commands::CommandError;
+use crate::remote::Remote;
+use clap::Subcommand;
+use cm_relay::client;
+use cm_relay::time::random_u64;
+use proto::admin::{
+    AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
+    HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,
+};
+use proto::header::{Op, StreamHeader};
+use proto::ids::ReqId;
+use proto::rbac::Role;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// `cm-tui admin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Users and their grants.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Enrolled hosts.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Login credentials.
+    #[command(subcommand)]
+    Creds(CredsCommand),
+    /// Kill switch: revoke credentials or hosts and close their connections at once; the
+    /// affected OpenCode processes stop.
+    #[command(
+        after_help = "Examples:\n  cm-tui admin kill --user mallory\n  cm-tui admin kill --host home-box\n  cm-tui admin kill --all"
+    )]
+    Kill {
+        /// Every credential of this user.
+        #[arg(long, group = "target")]
+        user: Option<String>,
+        /// This host.
+        #[arg(long, group = "target")]
+        host: Option<String>,
+        /// One credential.
+        #[arg(long, group = "target")]
+        cred: Option<String>,
+        /// Every operator credential and every host.
+        #[arg(long, group = "target")]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the audit trail (newest last).
+    #[command(after_help = "Example:\n  cm-tui admin audit --user bob --limit 20")]
+    Audit {
+        /// Only rows whose actor is this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only rows about this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// How many of the newest matching rows (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `admin user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users and their grants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user with one grant; prints their one-time invite.
+    #[command(after_help = "Example:\n  cm-tui admin user add bob --role operator --host home-box")]
+    Add {
+        /// User name.
+        name: String,
+        /// viewer, operator, admin or owner (admin and owner: owners only).
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// Host or `*`.
+        #[arg(long, default_value = "*")]
+        host: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (never the last owner); their connections close.
+    Remove {
+        /// User name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a user's password (one line of standard input).
+    #[command(after_help = "Example:\n  echo \"$PW\" | cm-tui admin user passwd bob")]
+    Passwd {
+        /// User name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grant a role on a host (replaces an earlier grant there).
+    Grant {
+        /// User name.
+        name: String,
+        /// viewer, operator, admin or owner.
+        role: String,
+        /// Host or `*`.
+        #[arg(long, default_value = "*")]
+        host: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user's grant on a host.
+    Revoke {
+        /// User name.
+        name: String,
+        /// Host or `*`.
+        #[arg(long, default_value = "*")]
+        host: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `admin host` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Enrolled hosts, revoked ones included.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enroll a host: prints the token for `cm-agent enroll` (a secret).
+    Add {
+        /// Host name.
+        name: String,
+        /// Relay address to put in the token [default: the relay's public address].
+        #[arg(long)]
+        relay_addr: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a host: its agent disconnects and stops its OpenCode processes.
+    Revoke {
+        /// Host name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a host a new secret: prints the token to re-enroll it with.
+    Rotate {
+        /// Host name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `admin creds` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CredsCommand {
+    /// Live credentials (never their secrets).
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Include revoked and expired ones.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one credential; its connection closes within a second.
+    Revoke {
+        /// Credential id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn call<B: Serialize, T: DeserializeOwned>(
+    remote: &Remote,
+    op: Op,
+    body: Option<&B>,
+) -> Result<T, CommandError> {
+    let header = StreamHeader::new(op, ReqId(random_u64()));
+    Ok(client::request(remote.conn(), &header, body).await?)
+}
+
+fn role(name: &str) -> Result<Role, CommandError> {
+    Role::parse(name).ok_or_else(|| {
+        CommandError::Output(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("unknown role {name:?}: use viewer, operator, admin or owner"),
+        ))
+    })
+}
+
+/// The operation a user change is sent as: `grant_admin` when it gives, takes or touches
+/// admin or owner rights (the target's grants are looked up first), else `user_manage`.
+async fn user_op(remote: &Remote, req: &UserRequest) -> Result<Op, CommandError> {
+    let held = match req {
+        UserRequest::Add { .. } => Vec::new(),
+        _ => {
+            let users: Vec<UserInfo> = call::<(), _>(remote, Op::UserList, None).await?;
+            users
+                .into_iter()
+                .find(|u| u.name == req.user())
+                .map(|u| u.grants)
+                .unwrap_or_default()
+        }
+    };
+    Ok(proto::admin::required_op(req, &held))
+}
+
+fn print<T: Serialize>(
+    json: bool,
+    v: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(), CommandError> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        print!("{}", text(v));
+    }
+    Ok(())
+}
+
+fn done_text(d: &AdminDone) -> String {
+    match &d.invite {
+        Some(i) => format!(
+            "{}\ninvite (give it to them privately; it works once):\n{i}\n",
+            d.summary
+        ),
+        None => format!("{}\n", d.summary),
+    }
+}
+
+/// Formats users as lines.
+pub fn users_text(users: &[UserInfo]) -> String {
+    let mut out = String::new();
+    for u in users {
+        let grants: Vec<String> = u
+            .grants
+            .iter()
+            .map(|g| format!("{} on {}", g.role, g.host))
+            .collect();
+        out.push_str(&format!(
+            "{:<20} {:<12} {}\n",
+            u.name,
+            if u.has_password {
+                "password"
+            } else {
+                "invite only"
+            },
+            grants.join(", ")
+        ));
+    }
+    out
+}
+
+/// Formats audit rows as lines.
+pub fn audit_text(rows: &[AuditEntry]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!(
+            "{:>6} {} {:<24} {:<14} {:<6} {}{}{}\n",
+            r.id,
+            r.ts_ms,
+            r.actor,
+            r.op,
+            r.decision,
+            r.host
+                .as_deref()
+                .map(|h| format!("host={h} "))
+                .unwrap_or_default(),
+            r.target
+                .as_deref()
+                .map(|t| format!("target={t} "))
+                .unwrap_or_default(),
+            r.reason.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+async fn user_change(remote: &Remote, req: UserRequest, json: bool) -> Result<(), CommandError> {
+    let op = user_op(remote, &req).await?;
+    let done: AdminDone = call(remote, op, Some(&req)).await?;
+    print(json, &done, done_text)
+}
+
+fn enrolled_text(e: &HostEnrolled) -> String {
+    format!(
+        "token for {} (a secret; on the host run `cm-agent enroll <token>`):\n{}\n",
+        e.name, e.token
+    )
+}
+
+/// Runs one `cm-tui admin` command. `password` supplies the password for `user passwd`.
+///
+/// # Errors
+/// Refusals (typed, naming the role needed), transport failures.
+pub async fn run(
+    remote: &Remote,
+    command: AdminCommand,
+    password: impl FnOnce() -> std::io::Result<String>,
+) -> Result<(), CommandError> {
+    match command {
+        AdminCommand::User(c) => match c {
+            UserCommand::List { json } => {
+                let users: Vec<UserInfo> = call::<(), _>(remote, Op::UserList, None).await?;
+                print(json, &users, |u| users_text(u))
+            }
+            UserCommand::Add {
+                name,
+                role: r,
+                host,
+                json,
+            } => {
+                let req = UserRequest::Add {
+                    name,
+                    role: role(&r)?,
+                    host,
+                };
+                user_change(remote, req, json).await
+            }
+            UserCommand::Remove { name, json } => {
+                user_change(remote, UserRequest::Remove { name }, json).await
+            }
+            UserCommand::Passwd { name, json } => {
+                let password = password()?;
+                user_change(remote, UserRequest::Passwd { name, password }, json).await
+            }
+            UserCommand::Grant {
+                name,
+                role: r,
+                host,
+                json,
+            } => {
+                let req = UserRequest::Grant {
+                    name,
+                    role: role(&r)?,
+                    host,
+                };
+                user_change(remote, req, json).await
+            }
+            UserCommand::Revoke { name, host, json } => {
+                user_change(remote, UserRequest::Revoke { name, host }, json).await
+            }
+        },
+        AdminCommand::Host(c) => match c {
+            HostCommand::List { json } => {
+                let hosts: Vec<HostEntry> =
+                    call(remote, Op::HostRotate, Some(&HostRequest::List)).await?;
+                print(json, &hosts, |hs| {
+                    hs.iter()
+                        .map(|h| {
+                            format!(
+                                "{:<24} {}\n",
+                                h.name,
+                                if h.revoked { "revoked" } else { "enrolled" }
+                            )
+                        })
+                        .collect()
+                })
+            }
+            HostCommand::Add {
+                name,
+                relay_addr,
+                json,
+            } => {
+                let e: HostEnrolled =
+                    call(remote, Op::HostAdd, Some(&HostAdd { name, relay_addr })).await?;
+                print(json, &e, enrolled_text)
+            }
+            HostCommand::Revoke { name, json } => {
+                let d: AdminDone = call(remote, Op::HostRevoke, Some(&HostName { name })).await?;
+                print(json, &d, done_text)
+            }
+            HostCommand::Rotate { name, json } => {
+                let e: HostEnrolled =
+                    call(remote, Op::HostRotate, Some(&HostRequest::Rotate { name })).await?;
+                print(json, &e, enrolled_text)
+            }
+        },
+        AdminCommand::Creds(c) => match c {
+            CredsCommand::List { user, all, json } => {
+                let creds: Vec<CredInfo> =
+                    call(remote, Op::CredsList, Some(&CredsQuery { user, all })).await?;
+                print(json, &creds, |cs| {
+                    cs.iter()
+                        .map(|c| {
+                            format!(
+                                "{:<26} {:<16} expires {} {}{}\n",
+                                c.id,
+                                c.user,
+                                c.expires_ms,
+                                if c.revoked { "revoked " } else { "" },
+                                c.label.as_deref().unwrap_or("")
+                            )
+                        })
+                        .collect()
+                })
+            }
+            CredsCommand::Revoke { id, json } => {
+                let d: AdminDone = call(remote, Op::CredsRevoke, Some(&CredName { id })).await?;
+                print(json, &d, done_text)
+            }
+        },
+        AdminCommand::Kill {
+            user,
+            host,
+            cred,
+            all,
+            json,
+        } => {
+            let target = match (user, host, cred, all) {
+                (Some(name), None, None, false) => KillTarget::User { name },
+                (None, Some(name), None, false) => KillTarget::Host { name },
+                (None, None, Some(id), false) => KillTarget::Cred { id },
+                (None, None, None, true) => KillTarget::All,
+                _ => {
+                    return Err(CommandError::Output(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "name exactly one of --user, --host, --cred or --all",
+                    )));
+                }
+            };
+            let d: AdminDone = call(remote, Op::Kill, Some(&target)).await?;
+            print(json, &d, done_text)
+        }
+        AdminCommand::Audit {
+            user,
+            host,
+            limit,
+            json,
+        } => {
+            let q = AuditQuery {
+                user,
+                host,
+                before_id: None,
+                limit,
+            };
+            let rows: Vec<AuditEntry> = call(remote, Op::AuditRead, Some(&q)).await?;
+            print(json, &rows, |r| audit_text(r))
+        }
+    }
+}
