@@ -30,9 +30,9 @@ pub enum Strategy {
 }
 
 /// Flags for opening a directory to work in: read-only (for listing), never following a final
-/// link, close-on-exec.
+/// link, close-on-exec, and non-blocking (a FIFO in the way must fail, not wait for a writer).
 fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
 }
 
 /// Opens a workspace root (a trusted path from the agent's configuration).

@@ -1,0 +1,361 @@
+//! Git operations: normal use, option injection through every argument, remotes that are local
+//! paths, `file://` or `ext::`, and repository settings that would run programs.
+
+use super::{Fixture, git};
+use proto::git::{GitBranches, GitCommitted, GitDiff, GitLog, GitStatus};
+use proto::header::Op;
+use proto::wire_error::ErrorCode;
+use serde_json::json;
+use std::os::unix::fs::{PermissionsExt as _, symlink};
+
+#[tokio::test]
+async fn git_operations_work_inside_the_root() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    std::fs::write(f.root.join("README.md"), "hello\nmore\n")?;
+    std::fs::write(f.root.join("-dash.txt"), "new\n")?;
+    let st: GitStatus = f.ok(Op::GitStatus, json!({})).await?;
+    assert!(st.branch.is_some());
+    let paths: Vec<_> = st
+        .entries
+        .iter()
+        .map(|e| (e.path.as_str(), e.worktree.as_str()))
+        .collect();
+    assert!(paths.contains(&("README.md", "M")), "{paths:?}");
+    assert!(paths.contains(&("-dash.txt", "?")), "{paths:?}");
+    let d: GitDiff = f.ok(Op::GitDiff, json!({ "paths": ["README.md"] })).await?;
+    assert!(d.patch.contains("+more"), "{}", d.patch);
+    assert!(!d.truncated);
+    let st: GitStatus = f.ok(Op::GitAdd, json!({ "paths": ["README.md"] })).await?;
+    assert!(
+        st.entries
+            .iter()
+            .any(|e| e.path == "README.md" && e.index == "M")
+    );
+    let staged: GitDiff = f.ok(Op::GitDiff, json!({ "staged": true })).await?;
+    assert!(staged.patch.contains("+more"));
+    // A message that looks like options is only a message.
+    let c: GitCommitted = f
+        .ok(
+            Op::GitCommit,
+            json!({ "message": "--amend --no-verify -c core.pager=x" }),
+        )
+        .await?;
+    let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 10 })).await?;
+    assert_eq!(log.commits.len(), 2, "committed, not amended");
+    assert_eq!(log.commits[0].id, c.id);
+    assert_eq!(
+        log.commits[0].subject,
+        "--amend --no-verify -c core.pager=x"
+    );
+    assert_eq!(
+        log.commits[0].author, "tester",
+        "the operator is the author"
+    );
+    let b: GitBranches = f
+        .ok(
+            Op::GitBranchCreate,
+            json!({ "name": "feature/x", "checkout": true }),
+        )
+        .await?;
+    assert_eq!(b.current.as_deref(), Some("feature/x"));
+    let main = c.branch.clone().unwrap();
+    let b: GitBranches = f.ok(Op::GitCheckout, json!({ "branch": main })).await?;
+    assert_eq!(b.current.as_deref(), Some(main.as_str()));
+    let b: GitBranches = f.ok(Op::GitBranchList, json!({})).await?;
+    assert_eq!(b.branches.len(), 2);
+    let e = f.err(Op::GitCheckout, json!({ "branch": "nope" })).await?;
+    assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+    // Git in a folder beneath the root finds the root's repository.
+    std::fs::create_dir(f.root.join("sub"))?;
+    let st: GitStatus = f.ok(Op::GitStatus, json!({ "dir": "sub" })).await?;
+    assert_eq!(st.branch.as_deref(), Some(main.as_str()));
+    f.assert_sentinel_unchanged("normal git use");
+    Ok(())
+}
+
+#[tokio::test]
+async fn discovery_never_climbs_above_the_root() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    // The workspace's parent is a repository; the workspace root itself is not.
+    let ws = f.root.join("plain");
+    std::fs::create_dir(&ws)?;
+    std::fs::remove_dir_all(f.root.join(".git"))?;
+    git(f.env.tmp.path(), &["init", "-q"])?;
+    let e = f.err(Op::GitStatus, json!({})).await?;
+    assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+    assert!(
+        e.message.contains("not inside a git repository"),
+        "{}",
+        e.message
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_value_can_become_a_git_option() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    let pwned = f.sentinel.join("pwned");
+    let pwned = pwned.display();
+    let up = format!("--upload-pack=touch {pwned}");
+    let out = format!("--output={pwned}");
+    let ssh = format!("-c core.sshCommand=touch {pwned}");
+    for evil in [
+        up.as_str(),
+        out.as_str(),
+        ssh.as_str(),
+        "-D",
+        "-f",
+        "--orphan=x",
+        "-c",
+        "--exec=sh",
+    ] {
+        f.refused(Op::GitBranchCreate, json!({ "name": evil }), "leading_dash")
+            .await?;
+        f.refused(
+            Op::GitBranchCreate,
+            json!({ "name": "ok", "start": evil }),
+            "leading_dash",
+        )
+        .await?;
+        f.refused(Op::GitCheckout, json!({ "branch": evil }), "leading_dash")
+            .await?;
+        f.refused(Op::GitLog, json!({ "rev": evil }), "leading_dash")
+            .await?;
+        f.refused(Op::GitDiff, json!({ "paths": [evil] }), "leading_dash")
+            .await?;
+        f.refused(
+            Op::GitAdd,
+            json!({ "paths": ["README.md", evil] }),
+            "leading_dash",
+        )
+        .await?;
+        f.refused(Op::GitPull, json!({ "remote": evil }), "leading_dash")
+            .await?;
+        f.refused(Op::GitPush, json!({ "remote": evil }), "leading_dash")
+            .await?;
+        f.refused(
+            Op::GitPull,
+            json!({ "remote": "origin", "branch": evil }),
+            "leading_dash",
+        )
+        .await?;
+        f.refused(
+            Op::GitPush,
+            json!({ "remote": "origin", "branch": evil }),
+            "leading_dash",
+        )
+        .await?;
+    }
+    // Refspec tricks and revision syntax in names.
+    for (name, rule) in [
+        ("+main", "leading_plus"),
+        ("main:refs/heads/x", "ref_format"),
+        (":main", "ref_format"),
+        ("main~1", "ref_format"),
+        ("a..b", "ref_format"),
+        ("a b", "ref_format"),
+        ("@{-1}", "ref_format"),
+    ] {
+        f.refused(
+            Op::GitPush,
+            json!({ "remote": "origin", "branch": name }),
+            rule,
+        )
+        .await?;
+        f.refused(Op::GitBranchCreate, json!({ "name": name }), rule)
+            .await?;
+    }
+    // Paths out of the root, for git too.
+    f.refused(
+        Op::GitAdd,
+        json!({ "paths": ["../sentinel/secret.txt"] }),
+        "parent_reference",
+    )
+    .await?;
+    let abs = f.sentinel.join("secret.txt");
+    f.refused(Op::GitAdd, json!({ "paths": [abs] }), "absolute_path")
+        .await?;
+    f.refused(Op::GitDiff, json!({ "paths": ["a\u{0}b"] }), "nul_byte")
+        .await?;
+    f.refused(Op::GitStatus, json!({ "dir": ".." }), "parent_reference")
+        .await?;
+    f.refused(Op::GitStatus, json!({ "dir": f.sentinel }), "absolute_path")
+        .await?;
+    symlink(&f.sentinel, f.root.join("out"))?;
+    f.refused(Op::GitStatus, json!({ "dir": "out" }), "symlink")
+        .await?;
+    f.refused(Op::GitLog, json!({ "dir": "out/outside.git" }), "symlink")
+        .await?;
+    // A path through a link inside the repository: git itself refuses it.
+    let e = f
+        .err(Op::GitAdd, json!({ "paths": ["out/secret.txt"] }))
+        .await?;
+    assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
+    f.assert_sentinel_unchanged("git add through a link");
+    let e = f.err(Op::GitCommit, json!({ "message": "  " })).await?;
+    assert!(
+        e.message.contains("refused (empty_message)"),
+        "{}",
+        e.message
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn remotes_outside_the_root_are_refused() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    let outside = f.sentinel.join("outside.git");
+    let o = outside.display();
+    git(&f.root, &["remote", "add", "local", &o.to_string()])?;
+    git(
+        &f.root,
+        &["remote", "add", "fileurl", &format!("file://{o}")],
+    )?;
+    git(
+        &f.root,
+        &["remote", "add", "relative", "../../sentinel/outside.git"],
+    )?;
+    let pwned = f.sentinel.join("pwned").display().to_string();
+    git(
+        &f.root,
+        &[
+            "remote",
+            "add",
+            "ext",
+            &format!("ext::sh -c touch% {pwned}"),
+        ],
+    )?;
+    git(
+        &f.root,
+        &["remote", "add", "mixed", "https://example.invalid/x.git"],
+    )?;
+    git(
+        &f.root,
+        &[
+            "remote",
+            "set-url",
+            "--add",
+            "--push",
+            "mixed",
+            &o.to_string(),
+        ],
+    )?;
+    for remote in ["local", "fileurl", "relative"] {
+        f.refused(Op::GitPull, json!({ "remote": remote }), "local_remote")
+            .await?;
+        f.refused(Op::GitPush, json!({ "remote": remote }), "local_remote")
+            .await?;
+    }
+    f.refused(Op::GitPull, json!({ "remote": "ext" }), "remote_helper")
+        .await?;
+    f.refused(Op::GitPush, json!({ "remote": "ext" }), "remote_helper")
+        .await?;
+    f.refused(Op::GitPush, json!({ "remote": "mixed" }), "local_remote")
+        .await?;
+    // A path or URL in place of a remote name.
+    let cases = [
+        (o.to_string(), "ref_format"),
+        (format!("file://{o}"), "ref_format"),
+        ("../../sentinel/outside.git".to_owned(), "ref_format"),
+        ("sentinel/outside.git".to_owned(), "remote_not_a_name"),
+        (format!("ext::sh -c touch% {pwned}"), "ref_format"),
+    ];
+    for (remote, rule) in &cases {
+        f.refused(Op::GitPull, json!({ "remote": remote }), rule)
+            .await?;
+        f.refused(Op::GitPush, json!({ "remote": remote }), rule)
+            .await?;
+    }
+    // The default remote of a branch comes from the repository's config: checked the same.
+    let branch = git(&f.root, &["symbolic-ref", "--short", "HEAD"])?;
+    let branch = branch.trim();
+    git(
+        &f.root,
+        &["config", &format!("branch.{branch}.remote"), "local"],
+    )?;
+    f.refused(Op::GitPull, json!({}), "local_remote").await?;
+    let e = f.err(Op::GitPull, json!({ "remote": "nosuch" })).await?;
+    assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+    f.assert_sentinel_unchanged("remotes");
+    Ok(())
+}
+
+#[tokio::test]
+async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    let script = |name: &str| -> anyhow::Result<String> {
+        let p = f.root.join(name);
+        let target = f.sentinel.join(format!("pwned-{name}"));
+        std::fs::write(
+            &p,
+            format!("#!/bin/sh\ntouch '{}'\nexit 0\n", target.display()),
+        )?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        Ok(p.display().to_string())
+    };
+    // Hooks (pre-commit, commit-msg, post-commit), fsmonitor, an external diff, a pager, an ssh
+    // command and a credential helper, all set in the repository's own config.
+    for hook in ["pre-commit", "commit-msg", "post-commit", "post-checkout"] {
+        let s = script(hook)?;
+        let dest = f.root.join(".git/hooks").join(hook);
+        std::fs::copy(&s, &dest)?;
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))?;
+    }
+    git(
+        &f.root,
+        &["config", "core.fsmonitor", &script("fsmonitor")?],
+    )?;
+    git(&f.root, &["config", "diff.external", &script("extdiff")?])?;
+    git(&f.root, &["config", "core.pager", &script("pager")?])?;
+    git(&f.root, &["config", "core.sshCommand", &script("ssh")?])?;
+    git(
+        &f.root,
+        &[
+            "config",
+            "credential.helper",
+            &format!("!{}", script("cred")?),
+        ],
+    )?;
+    git(&f.root, &["config", "commit.gpgSign", "true"])?;
+    git(&f.root, &["config", "gpg.program", &script("gpg")?])?;
+    git(
+        &f.root,
+        &["remote", "add", "origin", "ssh://127.0.0.1:1/x.git"],
+    )?;
+    std::fs::write(f.root.join("README.md"), "changed\n")?;
+
+    f.ok::<GitStatus>(Op::GitStatus, json!({})).await?;
+    let d: GitDiff = f.ok(Op::GitDiff, json!({})).await?;
+    assert!(
+        d.patch.contains("+changed"),
+        "the built-in diff ran: {}",
+        d.patch
+    );
+    f.ok::<GitCommitted>(Op::GitCommit, json!({ "message": "m", "all": true }))
+        .await?;
+    f.ok::<GitBranches>(
+        Op::GitBranchCreate,
+        json!({ "name": "b2", "checkout": true }),
+    )
+    .await?;
+    // The pull fails (nothing listens), but without running the repository's ssh command.
+    let e = f
+        .err(Op::GitPull, json!({ "remote": "origin", "branch": "b2" }))
+        .await?;
+    assert_ne!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    let e = f
+        .err(Op::GitPush, json!({ "remote": "origin", "branch": "b2" }))
+        .await?;
+    assert_ne!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    let ran: Vec<_> = std::fs::read_dir(&f.sentinel)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pwned"))
+        .collect();
+    assert!(
+        ran.is_empty(),
+        "programs from the repository's config ran: {ran:?}"
+    );
+    f.assert_sentinel_unchanged("repository settings");
+    Ok(())
+}
