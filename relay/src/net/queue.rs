@@ -120,7 +120,7 @@ pub(crate) async fn enqueue(
     if !shared
         .audit(audit_event(
             &row,
-            "queue_add",
+            "queued",
             "allow",
             Some("host offline".into()),
         ))
@@ -231,7 +231,7 @@ pub(crate) async fn cancel(
     let r = match result {
         Ok(Ok(row)) => {
             shared
-                .audit(audit_event(&row, "queue_cancel", "allow", None))
+                .audit(audit_event(&row, "queue_cancelled", "allow", None))
                 .await;
             Reply::Ok(row.entry())
         }
@@ -289,7 +289,7 @@ async fn expire(shared: &Arc<Shared>) {
                 shared
                     .audit(audit_event(
                         &row,
-                        "queue_expire",
+                        "queue_expired",
                         "deny",
                         Some("the host did not come back in time".into()),
                     ))

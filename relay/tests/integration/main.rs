@@ -21,3 +21,4 @@ mod kill;
 mod lock;
 mod ownership;
 mod presence;
+mod queue;
