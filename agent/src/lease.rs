@@ -272,10 +272,12 @@ pub async fn run(workspaces: Arc<Workspaces>, cancel: CancellationToken) {
             _ = tick.tick() => {}
         }
         for rt in workspaces.iter() {
-            let running = is_running(rt);
+            // A launch still starting is left to finish: it lapses once ready if nobody
+            // renewed it by then.
+            let ready = rt.supervisor.info().state == OpencodeState::Ready;
             if let Some(reason) = workspaces
                 .leases()
-                .tick(&rt.workspace.name, running, now_ms())
+                .tick(&rt.workspace.name, ready, now_ms())
             {
                 enforce(rt, workspaces.leases(), &reason).await;
             }

@@ -250,6 +250,7 @@ async fn finish_handshake(
         return;
     }
     recv.set_max_len(MAX_FRAME_LEN);
+    let (notify, notices) = tokio::sync::mpsc::unbounded_channel();
     lock(&shared.live).insert(
         conn_id.clone(),
         super::sweeper::LiveConn {
@@ -258,6 +259,7 @@ async fn finish_handshake(
             owner: found.owner.clone(),
             conn: conn.clone(),
             expires_at_ms: found.record.expires_at_ms,
+            notify: (found.record.kind == PeerKind::Agent).then_some(notify),
         },
     );
     let _live = super::sweeper::LiveGuard {
@@ -274,6 +276,7 @@ async fn finish_handshake(
                 conn_id,
                 send,
                 recv,
+                notices,
             )
             .await;
         }
@@ -312,6 +315,7 @@ async fn serve_agent(
     conn_id: ConnId,
     mut send: quinn::SendStream,
     mut recv: FramedRecv,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Control>,
 ) {
     if let Some(old) = shared
         .presence
@@ -329,11 +333,22 @@ async fn serve_agent(
         conn_id: conn_id.clone(),
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
+    // Revocations made while the agent was away still stop launches bound to them.
+    for n in super::sweeper::notices(&super::sweeper::revoked_unexpired(shared).await) {
+        if send_frame(&mut send, &n, MAX_FRAME_LEN).await.is_err() {
+            return;
+        }
+    }
     let window = shared.config.heartbeat_timeout;
     loop {
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
+            Some(notice) = notices.recv() => {
+                if send_frame(&mut send, &notice, MAX_FRAME_LEN).await.is_err() {
+                    return;
+                }
+            }
             next = tokio::time::timeout(window, recv.next::<Control>()) => match next {
                 Err(_) => {
                     tracing::warn!(%host, ?window, "no heartbeat within the window; closing");

@@ -8,14 +8,17 @@ use crate::store::AuditEvent;
 use crate::time::now_ms;
 use proto::handshake::PeerKind;
 use proto::ids::{ConnId, CredId};
-use proto::message::CloseReason;
-use std::collections::HashMap;
+use proto::message::{CloseReason, Control};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How often revocations and expiries are checked (the kill switch acts within this, plus the
 /// time to look the live credentials up).
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Credential ids per `creds_revoked` control message (keeps each frame small).
+const NOTICE_BATCH: usize = 256;
 
 /// One authenticated connection.
 #[derive(Debug, Clone)]
@@ -25,6 +28,57 @@ pub(crate) struct LiveConn {
     pub(crate) owner: String,
     pub(crate) conn: quinn::Connection,
     pub(crate) expires_at_ms: Option<u64>,
+    /// Agents: control messages for the agent's control stream (revocation notices).
+    pub(crate) notify: Option<tokio::sync::mpsc::UnboundedSender<Control>>,
+}
+
+/// Operator credentials that are revoked but would otherwise still be valid: the ones an
+/// agent may have OpenCode launches bound to.
+pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<CredId> {
+    let now = now_ms();
+    match shared.store.call(|s| s.list_credentials()).await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|c| c.revoked && c.expires_ms > now)
+            .map(|c| c.id)
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list revoked credentials");
+            Vec::new()
+        }
+    }
+}
+
+/// The control messages that tell an agent about `creds` (in batches).
+pub(crate) fn notices(creds: &[CredId]) -> Vec<Control> {
+    creds
+        .chunks(NOTICE_BATCH)
+        .map(|c| Control::CredsRevoked {
+            cred_ids: c.to_vec(),
+        })
+        .collect()
+}
+
+/// Tells every connected agent about newly revoked credentials, so launches bound to them
+/// stop (launch leases).
+fn notify_agents(shared: &Arc<Shared>, creds: &[CredId]) {
+    if creds.is_empty() {
+        return;
+    }
+    let agents: Vec<_> = lock(&shared.live)
+        .values()
+        .filter_map(|l| l.notify.clone())
+        .collect();
+    tracing::info!(
+        credentials = creds.len(),
+        agents = agents.len(),
+        "telling agents about revoked credentials"
+    );
+    for tx in agents {
+        for n in notices(creds) {
+            let _ = tx.send(n);
+        }
+    }
 }
 
 /// Live connections by id.
@@ -63,6 +117,7 @@ async fn close_revoked(shared: &Arc<Shared>, conn_id: &ConnId, live: &LiveConn, 
 /// Runs until the relay is cancelled.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut last_epoch: Option<u64> = None;
+    let mut notified: HashSet<CredId> = HashSet::new();
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -92,6 +147,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         last_epoch = Some(epoch);
+        let revoked = revoked_unexpired(&shared).await;
+        let fresh: Vec<CredId> = revoked
+            .iter()
+            .filter(|c| !notified.contains(*c))
+            .cloned()
+            .collect();
+        // Expired credentials drop out of the set: it stays as small as the live ones.
+        notified = revoked.into_iter().collect();
+        notify_agents(&shared, &fresh);
         for (id, live) in snapshot {
             let (kind, cred) = (live.kind, live.cred_id.clone());
             match shared

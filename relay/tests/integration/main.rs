@@ -18,6 +18,7 @@ mod cli;
 mod forward;
 mod harness;
 mod kill;
+mod lease;
 mod lock;
 mod ownership;
 mod presence;

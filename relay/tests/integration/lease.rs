@@ -1,0 +1,258 @@
+//! Launch leases end to end with a real relay, a real `cm-agent` and a real `opencode serve`:
+//! the kill switch for a host stops its OpenCode, revoking the credential that started a
+//! launch stops it, and so does a lapsed lease; operators see why. Every wait is on an event
+//! (a log line of the agent, an event frame, the process table) with a hang guard.
+
+use crate::forward::user_with_grant;
+use crate::harness::*;
+use anyhow::{Context, Result};
+use cm_relay::cli::{self, KillArgs};
+use cm_relay::client::{self, Session};
+use cm_relay::framed::send_frame;
+use proto::event::{Event, EventFrame};
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::{Op, StreamHeader};
+use proto::ids::{HostId, ReqId};
+use proto::message::Reply;
+use proto::ops::{OpencodeInfo, OpencodeState, WatchQuery};
+use proto::rbac::Role;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+/// An agent process whose log lines are readable by the test.
+struct LoggedAgent {
+    _proc: Proc,
+    lines: mpsc::Receiver<String>,
+}
+
+impl LoggedAgent {
+    /// Waits for a log line containing every one of `needles`.
+    fn wait_line(&self, needles: &[&str]) -> Result<String> {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .with_context(|| format!("agent never logged {needles:?}"))?;
+            if needles.iter().all(|n| line.contains(n)) {
+                return Ok(line);
+            }
+        }
+    }
+}
+
+fn spawn_logged_agent(files: &AgentFiles) -> Result<LoggedAgent> {
+    let mut child = Command::new(workspace_bin("cm-agent")?)
+        .arg("--config")
+        .arg(&files.config)
+        .arg("--state-dir")
+        .arg(&files.state)
+        .args(["run", "--heartbeat-interval", "200ms"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if std::env::var_os("CM_TEST_VERBOSE").is_some() {
+                eprintln!("[agent] {line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let agent = LoggedAgent {
+        _proc: Proc { child },
+        lines,
+    };
+    agent.wait_line(&["agent started"])?;
+    Ok(agent)
+}
+
+/// Pids of processes whose working directory is `dir` (OpenCode runs in the workspace root).
+fn processes_in(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .collect()
+}
+
+/// Polls the process table until nothing runs in `dir` (bounded).
+async fn until_no_process_in(dir: &Path) -> Result<()> {
+    tokio::time::timeout(WAIT, async {
+        while !processes_in(dir).is_empty() {
+            // Re-check interval of a condition, not a synchronisation sleep.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .with_context(|| format!("processes still running in {}", dir.display()))
+}
+
+struct Setup {
+    relay: TestRelay,
+    agent: LoggedAgent,
+    owner: Session,
+    root: PathBuf,
+}
+
+/// A relay, an enrolled real agent with workspace `demo` (and `extra` config lines), online.
+async fn setup(extra: &str) -> Result<Setup> {
+    let relay = TestRelay::start().await?;
+    let token = relay.state.add_host("lease-box", relay.addr)?;
+    let files = enroll_agent(relay.state.tmp.path(), "lease-box", &token)?;
+    let root = relay.state.tmp.path().join("demo");
+    std::fs::create_dir_all(&root)?;
+    let root = std::fs::canonicalize(root)?;
+    let mut text = std::fs::read_to_string(&files.config)?;
+    text.push_str(&format!(
+        "\n[[workspace]]\nname = \"demo\"\npath = \"{}\"\n{extra}",
+        root.display()
+    ));
+    std::fs::write(&files.config, text)?;
+    let agent = spawn_logged_agent(&files)?;
+    let cred = relay.login_owner().await?;
+    let owner = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    watch_until(&owner, "agent online", |l| host_online(l, "lease-box")).await?;
+    Ok(Setup {
+        relay,
+        agent,
+        owner,
+        root,
+    })
+}
+
+fn header(op: Op) -> StreamHeader {
+    let mut h = StreamHeader::new(op, ReqId(1));
+    h.host = Some(HostId::from("lease-box"));
+    h.workspace = Some("demo".into());
+    h
+}
+
+async fn start_opencode(s: &Session) -> Result<()> {
+    let info: OpencodeInfo =
+        client::request::<(), _>(&s.conn, &header(Op::OpencodeStart), None).await?;
+    anyhow::ensure!(info.state == OpencodeState::Ready, "{info:?}");
+    Ok(())
+}
+
+/// Opens a watch on `demo`'s events.
+async fn watch(s: &Session) -> Result<cm_relay::framed::FramedRecv> {
+    let (mut send, mut recv) = client::subscribe(&s.conn, &header(Op::WatchEvents)).await?;
+    send_frame(&mut send, &WatchQuery { after_seq: None }, MAX_FRAME_LEN).await?;
+    let _ = send.finish();
+    let first: Reply<u64> = recv.expect().await?;
+    first.into_result()?;
+    Ok(recv)
+}
+
+async fn until_stopped_because(
+    recv: &mut cm_relay::framed::FramedRecv,
+    needle: &str,
+) -> Result<OpencodeInfo> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let frame: EventFrame = recv.expect().await?;
+            if let Event::Opencode { info } = frame.event
+                && info.state == OpencodeState::Stopped
+                && info
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(needle))
+            {
+                return Ok::<_, anyhow::Error>(info);
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("no opencode event saying {needle:?}"))?
+}
+
+fn kill_args() -> KillArgs {
+    KillArgs {
+        user: None,
+        host: None,
+        cred: None,
+        all: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_for_a_host_stops_its_leased_opencode() -> Result<()> {
+    let s = setup("").await?;
+    start_opencode(&s.owner).await?;
+    assert!(
+        !processes_in(&s.root).is_empty(),
+        "OpenCode runs in the workspace"
+    );
+    cli::kill(
+        &s.relay.state.dir,
+        &KillArgs {
+            host: Some("lease-box".into()),
+            ..kill_args()
+        },
+    )?;
+    let line = s.agent.wait_line(&["leased OpenCode stopped", "demo"])?;
+    assert!(line.contains("kill switch"), "{line}");
+    until_no_process_in(&s.root).await?;
+    s.relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_starting_credential_stops_its_launch() -> Result<()> {
+    let s = setup("").await?;
+    let olga_cred = user_with_grant(&s.relay, "olga", "*", Role::Operator)?;
+    let olga = operator(&s.relay.addr_str(), &s.relay.state.pin, &olga_cred).await?;
+    let mut events = watch(&s.owner).await?;
+    start_opencode(&olga).await?;
+    cli::kill(
+        &s.relay.state.dir,
+        &KillArgs {
+            user: Some("olga".into()),
+            ..kill_args()
+        },
+    )?;
+    let info = until_stopped_because(&mut events, "was revoked").await?;
+    assert!(
+        info.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains(olga_cred.cred_id.as_str())),
+        "{info:?}"
+    );
+    until_no_process_in(&s.root).await?;
+    // The owner, who only watched, is untouched and can start it again (and stops it).
+    start_opencode(&s.owner).await?;
+    let info: OpencodeInfo =
+        client::request::<(), _>(&s.owner.conn, &header(Op::OpencodeStop), None).await?;
+    assert_eq!(info.state, OpencodeState::Stopped);
+    s.relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_lease_stops_opencode_and_says_why() -> Result<()> {
+    let s = setup("\n[policy]\nlaunch_lease = \"3s\"\n").await?;
+    let mut events = watch(&s.owner).await?;
+    start_opencode(&s.owner).await?;
+    let info = until_stopped_because(&mut events, "lease lapsed").await?;
+    assert!(
+        info.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("3 s")),
+        "{info:?}"
+    );
+    until_no_process_in(&s.root).await?;
+    s.relay.shutdown().await;
+    Ok(())
+}
