@@ -9,6 +9,7 @@ pub mod attention;
 mod diff;
 mod hosts;
 pub mod list;
+pub mod palette;
 pub mod prompt;
 mod replies;
 pub mod session;
@@ -30,7 +31,7 @@ use crate::action::Action;
 use crate::call::{Call, Request, Scope};
 use crate::effect::Effect;
 use crate::event::{Event, KeyPress, NetEvent};
-use crate::keymap::{self, Context};
+use crate::keymap::{Context, Keymap};
 use crate::profile::Profile;
 use attention::Attention;
 use hosts::Hosts;
@@ -130,6 +131,14 @@ pub struct App {
     /// Random per run (from the runtime): makes idempotency keys unique across runs.
     key_seed: u64,
     history: History,
+    /// The keys in effect (tui.toml overrides applied).
+    keymap: Keymap,
+    /// The `:` palette, while open.
+    palette: Option<palette::Palette>,
+    /// Relay profile names from tui.toml (for `:relay NAME`).
+    relays: Vec<String>,
+    /// The relay profile in use, if it came from tui.toml.
+    relay: Option<String>,
 }
 
 impl App {
@@ -162,7 +171,31 @@ impl App {
             next_id: 0,
             key_seed: now_ms,
             history: History::default(),
+            keymap: Keymap::default(),
+            palette: None,
+            relays: Vec::new(),
+            relay: None,
         }
+    }
+
+    /// Uses `keymap` (the defaults with tui.toml's overrides).
+    #[must_use]
+    pub fn with_keymap(mut self, keymap: Keymap) -> Self {
+        self.keymap = keymap;
+        self
+    }
+
+    /// The relay profiles `:relay NAME` can switch to, and the one in use.
+    #[must_use]
+    pub fn with_relays(mut self, relays: Vec<String>, current: Option<String>) -> Self {
+        self.relays = relays;
+        self.relay = current;
+        self
+    }
+
+    /// The keys in effect.
+    pub fn keymap(&self) -> &Keymap {
+        &self.keymap
     }
 
     /// Seeds idempotency keys with a random number (the runtime passes one per run).
@@ -196,13 +229,19 @@ impl App {
                 self.height = height;
             }
             Event::Paste(text) => self.on_paste(&text),
+            Event::Scroll { up } => self.on_scroll(up, &mut fx),
             Event::Net(net) => self.on_net(net, &mut fx),
         }
         if let Some(view) = self.session.as_mut() {
             view.sync_layout(self.width);
         }
-        if std::mem::take(&mut self.rang) && self.bell {
-            fx.push(Effect::Bell);
+        if std::mem::take(&mut self.rang) {
+            if self.bell {
+                fx.push(Effect::Bell);
+            }
+            if let Some(n) = self.attention.newest_notification() {
+                fx.push(Effect::Notify(n));
+            }
         }
         fx
     }
@@ -211,6 +250,8 @@ impl App {
     pub fn context(&self) -> Context {
         if self.help {
             Context::Help
+        } else if self.palette.is_some() {
+            Context::Palette
         } else {
             self.screen_context()
         }
@@ -239,8 +280,8 @@ impl App {
 
     fn on_key(&mut self, key: KeyPress, fx: &mut Vec<Effect>) {
         let context = self.context();
-        let action = keymap::action_for(context, key);
-        let typed = keymap::typed_char(context, key);
+        let action = self.keymap.action_for(context, key);
+        let typed = self.keymap.typed_char(context, key);
         match context {
             Context::Help => match action {
                 Some(Action::ToggleHelp) => self.help = false,
@@ -253,11 +294,41 @@ impl App {
                 _ => self.edit_filter(action, typed),
             },
             Context::Prompt => self.prompt_key(action, typed, fx),
+            Context::Palette => self.palette_key(action, typed, fx),
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
                 }
             }
+        }
+    }
+
+    /// The mouse wheel scrolls what is under the keys: the transcript or diff by a few rows,
+    /// a list or the attention panel by one row. Ignored under the help and the palette.
+    fn on_scroll(&mut self, up: bool, fx: &mut Vec<Effect>) {
+        let (context, notches) = match self.context() {
+            Context::Help | Context::Palette => return,
+            Context::Prompt => (Context::Session, 3),
+            Context::Filter => (self.list_context(), 1),
+            c @ (Context::Session | Context::Diff) => (c, 3),
+            c => (c, 1),
+        };
+        let action = if up {
+            Action::SelectPrev
+        } else {
+            Action::SelectNext
+        };
+        for _ in 0..notches {
+            self.on_action(context, action, fx);
+        }
+    }
+
+    /// The list screen's own context (under its filter).
+    fn list_context(&self) -> Context {
+        match self.screen {
+            Screen::Workspaces => Context::Workspaces,
+            Screen::Sessions => Context::Sessions,
+            _ => Context::Hosts,
         }
     }
 
@@ -283,6 +354,7 @@ impl App {
         match action {
             Action::Quit => fx.push(Effect::Quit),
             Action::ToggleHelp => self.help = true,
+            Action::OpenPalette => self.open_palette(),
             Action::ToggleAttention => self.attention_open = !self.attention_open,
             Action::ToggleBell => {
                 self.bell = !self.bell;
@@ -304,7 +376,7 @@ impl App {
                 Context::Session => self.session_action(action, fx),
                 Context::Diff => self.diff_action(action, fx),
                 Context::Attention => self.attention_action(action, fx),
-                Context::Prompt | Context::Filter | Context::Help => {}
+                Context::Prompt | Context::Filter | Context::Help | Context::Palette => {}
             },
         }
     }

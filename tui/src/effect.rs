@@ -21,4 +21,39 @@ pub enum Effect {
     },
     /// Ring the terminal bell: something new needs the operator.
     Bell,
+    /// Run the configured notification hook (if any) for something new that needs the operator.
+    Notify(Notification),
+    /// Leave this relay and start again on the relay profile with this name (tui.toml).
+    SwitchRelay(String),
+}
+
+/// What the notification hook is told, in environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// `permission`, `question`, `opencode_failed` or `finished`.
+    pub kind: &'static str,
+    /// The host.
+    pub host: String,
+    /// The workspace.
+    pub workspace: String,
+    /// The session, if the item has one.
+    pub session: Option<String>,
+    /// One line saying what it is (remote text, control characters removed).
+    pub text: String,
+}
+
+impl Notification {
+    /// The environment variables the hook gets.
+    pub fn env(&self) -> [(&'static str, String); 5] {
+        [
+            ("CM_ATTENTION_KIND", self.kind.to_owned()),
+            ("CM_ATTENTION_HOST", self.host.clone()),
+            ("CM_ATTENTION_WORKSPACE", self.workspace.clone()),
+            (
+                "CM_ATTENTION_SESSION",
+                self.session.clone().unwrap_or_default(),
+            ),
+            ("CM_ATTENTION_TEXT", self.text.clone()),
+        ]
+    }
 }

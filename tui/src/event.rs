@@ -31,6 +31,11 @@ pub enum Event {
         /// Rows.
         height: u16,
     },
+    /// The mouse wheel turned over the screen: one notch, up (back) or down.
+    Scroll {
+        /// Towards the top.
+        up: bool,
+    },
     /// Text pasted into the terminal (bracketed paste), delivered whole so its line breaks
     /// do not act as Enter.
     Paste(String),

@@ -1,6 +1,8 @@
 //! The key tables: which keys trigger which [`Action`], per [`Context`]. They are data, so the
-//! help overlay is generated from the same tables that dispatch keys and cannot drift from them.
-//! In the text contexts (prompt, filter) printable keys without a binding are typed.
+//! help overlay and the command palette are generated from the same tables that dispatch keys
+//! and cannot drift from them. In the text contexts (prompt, filter, palette) printable keys
+//! without a binding are typed. A [`Keymap`] applies the overrides of `tui.toml`'s `[keys]`
+//! (an overridden action's keys replace its default keys everywhere it is bound).
 
 use crate::action::Action;
 use crate::event::{KeyCode, KeyPress};
@@ -26,12 +28,14 @@ pub enum Context {
     Filter,
     /// The help overlay.
     Help,
+    /// Typing in the command palette.
+    Palette,
 }
 
 impl Context {
     /// Whether printable keys are typed rather than looked up.
     pub fn is_text(self) -> bool {
-        matches!(self, Self::Prompt | Self::Filter)
+        matches!(self, Self::Prompt | Self::Filter | Self::Palette)
     }
 
     /// The name shown in the help overlay's title.
@@ -46,6 +50,7 @@ impl Context {
             Self::Prompt => "prompt",
             Self::Filter => "filter",
             Self::Help => "help",
+            Self::Palette => "command palette",
         }
     }
 }
@@ -135,6 +140,7 @@ const GLOBAL: &[Binding] = &[
     bind(&[key(KeyCode::Tab), ch('!')], Action::ToggleAttention),
     bind(&[ch('b')], Action::ToggleBell),
     bind(&[ch('?')], Action::ToggleHelp),
+    bind(&[ch(':')], Action::OpenPalette),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
 ];
 
@@ -176,6 +182,19 @@ const FILTER: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const PALETTE: &[Binding] = &[
+    bind(&[key(KeyCode::Enter)], Action::Send),
+    bind(&[key(KeyCode::Esc)], Action::LeaveInput),
+    bind(&[key(KeyCode::Up), KeyPress::ctrl('p')], Action::CursorUp),
+    bind(
+        &[key(KeyCode::Down), KeyPress::ctrl('n')],
+        Action::CursorDown,
+    ),
+    bind(&[key(KeyCode::Backspace)], Action::DeleteBack),
+    bind(&[KeyPress::ctrl('u')], Action::ClearLine),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const HELP: &[Binding] = &[
     bind(&[ch('?'), key(KeyCode::Esc)], Action::ToggleHelp),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
@@ -193,7 +212,241 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::Prompt => &[PROMPT],
         Context::Filter => &[FILTER],
         Context::Help => &[HELP],
+        Context::Palette => &[PALETTE],
     }
+}
+
+/// The contexts that have key tables.
+pub const CONTEXTS: [Context; 10] = [
+    Context::Hosts,
+    Context::Workspaces,
+    Context::Sessions,
+    Context::Session,
+    Context::Diff,
+    Context::Attention,
+    Context::Prompt,
+    Context::Filter,
+    Context::Help,
+    Context::Palette,
+];
+
+/// A `[keys]` entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeymapError {
+    /// No action has this name.
+    #[error("keys.{0}: no such action; the actions are listed in docs/tui.example.toml")]
+    UnknownAction(String),
+    /// The key is not understood.
+    #[error(
+        "keys.{action} = {key:?}: not a key; write e.g. \"x\", \"ctrl-a\", \"alt-enter\", \"pgdn\""
+    )]
+    BadKey {
+        /// The action.
+        action: String,
+        /// The key as written.
+        key: String,
+    },
+    /// Two actions would share a key where both work.
+    #[error(
+        "keys.{action} = {key:?}: {key} is already bound to {other} on the {context} screen; \
+         pick another key or rebind {other} too"
+    )]
+    Duplicate {
+        /// The action being bound.
+        action: String,
+        /// The key as written.
+        key: String,
+        /// The action the key already triggers.
+        other: String,
+        /// Where the two meet.
+        context: &'static str,
+    },
+}
+
+/// The keys in effect: the default tables with the configured overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keymap {
+    overrides: Vec<(Action, Vec<KeyPress>)>,
+}
+
+impl Keymap {
+    /// The default tables with `overrides` (action name → keys as written in `tui.toml`).
+    ///
+    /// # Errors
+    /// An unknown action, an unreadable key, or a key two actions would share in a context.
+    pub fn with_overrides(overrides: &[(String, Vec<String>)]) -> Result<Self, KeymapError> {
+        let mut map = Self::default();
+        let mut written = Vec::new();
+        for (name, keys) in overrides {
+            let action =
+                Action::from_name(name).ok_or_else(|| KeymapError::UnknownAction(name.clone()))?;
+            let mut parsed = Vec::new();
+            for k in keys {
+                let key = parse_key(k).ok_or_else(|| KeymapError::BadKey {
+                    action: name.clone(),
+                    key: k.clone(),
+                })?;
+                parsed.push(key);
+                written.push((action, key, k.clone()));
+            }
+            map.overrides.push((action, parsed));
+        }
+        for context in CONTEXTS {
+            let bindings = map.bindings(context);
+            for (action, key, text) in &written {
+                let Some(other) = bindings
+                    .iter()
+                    .find(|(keys, a)| a != action && keys.contains(key))
+                    .map(|(_, a)| *a)
+                else {
+                    continue;
+                };
+                if bindings.iter().any(|(_, a)| a == action) {
+                    return Err(KeymapError::Duplicate {
+                        action: action.name().to_owned(),
+                        key: text.clone(),
+                        other: other.name().to_owned(),
+                        context: context.title(),
+                    });
+                }
+            }
+        }
+        Ok(map)
+    }
+
+    /// The bindings of `context` with the overrides applied, in lookup order.
+    pub fn bindings(&self, context: Context) -> Vec<(Vec<KeyPress>, Action)> {
+        tables(context)
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|b| {
+                let mut keys = self
+                    .overrides
+                    .iter()
+                    .find(|(a, _)| *a == b.action)
+                    .map_or_else(|| b.keys.to_vec(), |(_, keys)| keys.clone());
+                if context.is_text() {
+                    // Where text is typed, a plain character must type itself: such override
+                    // keys do not apply there (and with none left, the defaults stay).
+                    keys.retain(|k| !types(*k));
+                    if keys.is_empty() {
+                        keys = b.keys.to_vec();
+                    }
+                }
+                (keys, b.action)
+            })
+            .collect()
+    }
+
+    /// The action bound to `key` in `context`, if any.
+    pub fn action_for(&self, context: Context, key: KeyPress) -> Option<Action> {
+        if self.overrides.is_empty() {
+            return action_for(context, key);
+        }
+        self.bindings(context)
+            .into_iter()
+            .find(|(keys, _)| keys.contains(&key))
+            .map(|(_, a)| a)
+    }
+
+    /// The character `key` types in a text context, if it is printable and unbound.
+    pub fn typed_char(&self, context: Context, key: KeyPress) -> Option<char> {
+        match key.code {
+            KeyCode::Char(c)
+                if context.is_text()
+                    && !key.ctrl
+                    && !key.alt
+                    && !c.is_control()
+                    && self.action_for(context, key).is_none() =>
+            {
+                Some(c)
+            }
+            _ => None,
+        }
+    }
+
+    /// Help rows for `context`: the keys joined with `/`, and what they do.
+    pub fn help_rows(&self, context: Context) -> Vec<(String, &'static str)> {
+        let mut rows: Vec<(String, &'static str)> = self
+            .bindings(context)
+            .into_iter()
+            .map(|(keys, action)| (keys_text(&keys), action.description(context)))
+            .collect();
+        if context.is_text() {
+            rows.push(("text".into(), "typed into the box"));
+        }
+        rows
+    }
+
+    /// The keys of `action` in `context`, joined with `/` (empty when unbound there).
+    pub fn keys_of(&self, context: Context, action: Action) -> String {
+        self.bindings(context)
+            .into_iter()
+            .find(|(_, a)| *a == action)
+            .map(|(keys, _)| keys_text(&keys))
+            .unwrap_or_default()
+    }
+}
+
+/// Whether `key` would type a character.
+fn types(key: KeyPress) -> bool {
+    matches!(key.code, KeyCode::Char(c) if !key.ctrl && !key.alt && !c.is_control())
+}
+
+fn keys_text(keys: &[KeyPress]) -> String {
+    let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    keys.join("/")
+}
+
+/// A key as written in `tui.toml`: a character (`"x"`, `"X"`, `":"`), a named key (`"enter"`,
+/// `"esc"`, `"tab"`, `"backspace"`, `"delete"`, `"up"`, `"down"`, `"left"`, `"right"`,
+/// `"home"`, `"end"`, `"pgup"`, `"pgdn"`, `"space"`), with `ctrl-`, `alt-` or `shift-`
+/// prefixes (shift only on named keys). Case-insensitive except for the character itself.
+pub fn parse_key(text: &str) -> Option<KeyPress> {
+    let mut rest = text;
+    let mut press = KeyPress::plain(KeyCode::Other);
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        if rest.chars().count() > 1 && lower.starts_with("ctrl-") {
+            press.ctrl = true;
+            rest = &rest[5..];
+        } else if rest.chars().count() > 1 && lower.starts_with("alt-") {
+            press.alt = true;
+            rest = &rest[4..];
+        } else if rest.chars().count() > 1 && lower.starts_with("shift-") {
+            press.shift = true;
+            rest = &rest[6..];
+        } else {
+            break;
+        }
+    }
+    let mut chars = rest.chars();
+    press.code = match (chars.next(), chars.next()) {
+        (Some(c), None) if !c.is_control() && !press.shift => KeyCode::Char(if press.ctrl {
+            c.to_ascii_lowercase()
+        } else {
+            c
+        }),
+        _ => match rest.to_ascii_lowercase().as_str() {
+            "enter" | "return" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "backspace" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pgup" | "pageup" => KeyCode::PageUp,
+            "pgdn" | "pagedown" => KeyCode::PageDown,
+            "space" if !press.shift => KeyCode::Char(' '),
+            _ => return None,
+        },
+    };
+    Some(press)
 }
 
 /// The action bound to `key` in `context`, if any.
@@ -242,17 +495,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const ALL: [Context; 9] = [
-        Context::Hosts,
-        Context::Workspaces,
-        Context::Sessions,
-        Context::Session,
-        Context::Diff,
-        Context::Attention,
-        Context::Prompt,
-        Context::Filter,
-        Context::Help,
-    ];
+    const ALL: [Context; 10] = CONTEXTS;
 
     #[test]
     fn no_key_is_bound_twice_in_a_context() {
@@ -338,5 +581,97 @@ mod tests {
             rows.contains(&("r".to_owned(), "reject the permission request")),
             "{rows:?}"
         );
+    }
+
+    #[test]
+    fn keys_parse_as_written_in_the_config() {
+        assert_eq!(parse_key("x"), Some(ch('x')));
+        assert_eq!(parse_key("X"), Some(ch('X')));
+        assert_eq!(parse_key("-"), Some(ch('-')));
+        assert_eq!(parse_key("ctrl-a"), Some(KeyPress::ctrl('a')));
+        assert_eq!(parse_key("Ctrl-A"), Some(KeyPress::ctrl('a')));
+        assert_eq!(parse_key("alt-enter"), Some(KeyPress::alt(KeyCode::Enter)));
+        assert_eq!(
+            parse_key("shift-enter"),
+            Some(KeyPress::shift(KeyCode::Enter))
+        );
+        assert_eq!(parse_key("pgdn"), Some(key(KeyCode::PageDown)));
+        assert_eq!(parse_key("space"), Some(ch(' ')));
+        for bad in ["", "ctrl-", "shift-a", "hyper-x", "f13", "ab"] {
+            assert_eq!(parse_key(bad), None, "{bad:?}");
+        }
+    }
+
+    fn over(pairs: &[(&str, &[&str])]) -> Result<Keymap, KeymapError> {
+        let pairs: Vec<(String, Vec<String>)> = pairs
+            .iter()
+            .map(|(a, keys)| {
+                (
+                    (*a).to_owned(),
+                    keys.iter().map(|k| (*k).to_owned()).collect(),
+                )
+            })
+            .collect();
+        Keymap::with_overrides(&pairs)
+    }
+
+    #[test]
+    fn overrides_replace_an_actions_keys_and_show_in_the_help() {
+        let map = over(&[("abort", &["ctrl-a"])]).expect("valid");
+        assert_eq!(
+            map.action_for(Context::Session, KeyPress::ctrl('a')),
+            Some(Action::Abort)
+        );
+        assert_eq!(
+            map.action_for(Context::Session, ch('a')),
+            None,
+            "old key freed"
+        );
+        // Ctrl-A still moves to the line start while typing (abort is not bound there).
+        assert_eq!(
+            map.action_for(Context::Prompt, KeyPress::ctrl('a')),
+            Some(Action::LineStart)
+        );
+        let help = map.help_rows(Context::Session);
+        assert!(
+            help.contains(&("Ctrl-A".to_owned(), "abort the running turn")),
+            "{help:?}"
+        );
+        assert_eq!(map.keys_of(Context::Session, Action::Abort), "Ctrl-A");
+        // A character key never stops typing it: q still types q in the prompt.
+        let map = over(&[("quit", &["q", "ctrl-q"])]).expect("valid");
+        assert_eq!(map.typed_char(Context::Prompt, ch('q')), Some('q'));
+        assert_eq!(
+            map.action_for(Context::Prompt, KeyPress::ctrl('q')),
+            Some(Action::Quit)
+        );
+        assert_eq!(map.action_for(Context::Prompt, KeyPress::ctrl('c')), None);
+        let map = over(&[("quit", &["Q"])]).expect("valid");
+        assert_eq!(
+            map.action_for(Context::Prompt, KeyPress::ctrl('c')),
+            Some(Action::Quit),
+            "no usable key left: the default stays"
+        );
+    }
+
+    #[test]
+    fn bad_overrides_are_errors_naming_the_key() {
+        let e = over(&[("abortt", &["x"])]).expect_err("unknown action");
+        assert_eq!(e, KeymapError::UnknownAction("abortt".into()));
+        assert!(e.to_string().starts_with("keys.abortt:"), "{e}");
+        let e = over(&[("abort", &["hyper-q"])]).expect_err("bad key");
+        assert!(e.to_string().starts_with("keys.abort = \"hyper-q\""), "{e}");
+        let e = over(&[("abort", &["q"])]).expect_err("q quits");
+        assert_eq!(
+            e,
+            KeymapError::Duplicate {
+                action: "abort".into(),
+                key: "q".into(),
+                other: "quit".into(),
+                context: "session",
+            }
+        );
+        // Moving quit away first makes q free.
+        over(&[("quit", &["ctrl-q"]), ("abort", &["q"])]).expect("q is free now");
     }
 }

@@ -5,16 +5,18 @@
 //! Settings come from [`Options`] (tui.toml, `NO_COLOR`, `CM_TUI_BELL`; see `config.rs`).
 
 use crate::app::App;
-use crate::effect::Effect;
+use crate::effect::{Effect, Notification};
 use crate::event::{Event, KeyCode, KeyPress, NetEvent};
+use crate::keymap::Keymap;
 use crate::net::Net;
 use crate::profile::Profile;
 use crate::ui::{self, theme::Theme};
 use cm_relay::time::{now_ms, random_u64};
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event as TermEvent, EventStream,
-    KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers, KeyboardEnhancementFlags,
-    PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream, KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    KeyboardEnhancementFlags, MouseEventKind, PopKeyboardEnhancementFlags,
+    PushKeyboardEnhancementFlags,
 };
 use futures::StreamExt;
 use proto::handshake::Key;
@@ -79,6 +81,9 @@ impl Screen {
                     .is_ok();
                 // A paste arrives whole, so its line breaks do not send the prompt.
                 let _ = crossterm::execute!(io::stdout(), EnableBracketedPaste);
+                // The wheel scrolls the transcript and lists (Shift-drag still selects text
+                // in most terminals).
+                let _ = crossterm::execute!(io::stdout(), EnableMouseCapture);
                 Ok(Self { terminal, enhanced })
             }
             Err(e) => {
@@ -95,6 +100,7 @@ impl Drop for Screen {
         if self.enhanced {
             let _ = crossterm::execute!(io::stdout(), PopKeyboardEnhancementFlags);
         }
+        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
         let _ = crossterm::execute!(io::stdout(), DisableBracketedPaste);
         let _ = self.terminal.show_cursor();
         ratatui::restore();
@@ -130,12 +136,52 @@ impl Signals {
 }
 
 /// Settings the full-screen app takes from `tui.toml` and the environment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Ring the bell on new attention.
     pub bell: bool,
     /// Use colour.
     pub color: bool,
+    /// The colours.
+    pub colors: crate::ui::theme::Colors,
+    /// The keys (defaults plus `[keys]`).
+    pub keymap: Keymap,
+    /// Program and arguments run on new attention (empty: none).
+    pub notify_command: Vec<String>,
+    /// Relay profile names `:relay NAME` may switch to.
+    pub relays: Vec<String>,
+    /// The relay profile in use, if one was chosen.
+    pub relay: Option<String>,
+}
+
+impl Options {
+    /// Bell and colour as given, everything else default.
+    pub fn new(bell: bool, color: bool) -> Self {
+        Self {
+            bell,
+            color,
+            colors: crate::ui::theme::Colors::default(),
+            keymap: Keymap::default(),
+            notify_command: Vec::new(),
+            relays: Vec::new(),
+            relay: None,
+        }
+    }
+}
+
+/// How the app ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The user quit (or a signal arrived).
+    Quit,
+    /// The user asked for another relay profile (`:relay NAME`): start again with it.
+    SwitchRelay(String),
+}
+
+/// What the loop does after an update's effects.
+enum Flow {
+    Continue,
+    Stop(Exit),
 }
 
 /// Runs the full-screen app until the user quits or a signal arrives.
@@ -143,22 +189,27 @@ pub struct Options {
 /// # Errors
 /// The terminal cannot be set up, drawn on or read from, or signal handlers cannot be
 /// installed. Relay trouble is not an error here: it is shown on screen and retried.
-pub async fn run(profile: Profile, key: Key, options: Options) -> Result<(), RuntimeError> {
+pub async fn run(profile: Profile, key: Key, options: Options) -> Result<Exit, RuntimeError> {
     let mut signals = Signals::install()?;
     let mut screen = Screen::enter()?;
     let (net_tx, net_rx) = mpsc::channel(NET_QUEUE);
-    let bell = options.bell;
     let mut app = App::new(&profile, now_ms())
         .with_key_seed(random_u64())
-        .with_bell(bell);
+        .with_bell(options.bell)
+        .with_keymap(options.keymap.clone())
+        .with_relays(options.relays.clone(), options.relay.clone());
     let net = Net::spawn(profile, key, net_tx);
+    let shell = Shell {
+        net: &net,
+        notify_command: &options.notify_command,
+    };
     let result = event_loop(
         &mut screen.terminal,
         &mut app,
-        &net,
+        &shell,
         net_rx,
         &mut signals,
-        Theme::new(options.color),
+        Theme::new(options.color).with_colors(options.colors),
     )
     .await;
     drop(screen);
@@ -166,14 +217,20 @@ pub async fn run(profile: Profile, key: Key, options: Options) -> Result<(), Run
     result
 }
 
+/// What effects act on.
+struct Shell<'a> {
+    net: &'a Net,
+    notify_command: &'a [String],
+}
+
 async fn event_loop(
     terminal: &mut DefaultTerminal,
     app: &mut App,
-    net: &Net,
+    shell: &Shell<'_>,
     mut net_rx: mpsc::Receiver<NetEvent>,
     signals: &mut Signals,
     theme: Theme,
-) -> Result<(), RuntimeError> {
+) -> Result<Exit, RuntimeError> {
     let size = terminal.size().map_err(RuntimeError::Draw)?;
     app.update(Event::Resize {
         width: size.width,
@@ -188,20 +245,20 @@ async fn event_loop(
             .map_err(RuntimeError::Draw)?;
         let event = tokio::select! {
             biased;
-            () = signals.recv() => return Ok(()),
+            () = signals.recv() => return Ok(Exit::Quit),
             next = input.next() => match next {
                 Some(Ok(raw)) => match translate(&raw) {
                     Some(event) => event,
                     None => continue,
                 },
                 Some(Err(e)) => return Err(RuntimeError::Input(e)),
-                None => return Ok(()),
+                None => return Ok(Exit::Quit),
             },
             Some(net_event) = net_rx.recv() => {
                 // Bring the app's clock up to date so countdowns start from now.
                 let now = now_ms();
-                if !execute(app.update(Event::Tick { now_ms: now }), net) {
-                    return Ok(());
+                if let Flow::Stop(exit) = execute(app.update(Event::Tick { now_ms: now }), shell) {
+                    return Ok(exit);
                 }
                 // Apply what else is queued (a burst of streamed text) before drawing once.
                 let mut batch = vec![net_event];
@@ -213,8 +270,8 @@ async fn event_loop(
                 }
                 let last = batch.pop();
                 for queued in batch {
-                    if !execute(app.update(Event::Net(queued)), net) {
-                        return Ok(());
+                    if let Flow::Stop(exit) = execute(app.update(Event::Net(queued)), shell) {
+                        return Ok(exit);
                     }
                 }
                 match last {
@@ -224,17 +281,19 @@ async fn event_loop(
             }
             _ = tick.tick() => Event::Tick { now_ms: now_ms() },
         };
-        if !execute(app.update(event), net) {
-            return Ok(());
+        if let Flow::Stop(exit) = execute(app.update(event), shell) {
+            return Ok(exit);
         }
     }
 }
 
-/// Carries out the app's effects; false when the app asked to quit.
-fn execute(effects: Vec<Effect>, net: &Net) -> bool {
+/// Carries out the app's effects; says whether to stop.
+fn execute(effects: Vec<Effect>, shell: &Shell<'_>) -> Flow {
+    let net = shell.net;
     for effect in effects {
         match effect {
-            Effect::Quit => return false,
+            Effect::Quit => return Flow::Stop(Exit::Quit),
+            Effect::SwitchRelay(name) => return Flow::Stop(Exit::SwitchRelay(name)),
             Effect::Reconnect => net.reconnect(),
             Effect::Request(request) => net.request(request),
             Effect::Watch { watch, after_seq } => net.watch(watch, after_seq),
@@ -243,13 +302,38 @@ fn execute(effects: Vec<Effect>, net: &Net) -> bool {
                 let mut out = io::stdout();
                 let _ = out.write_all(b"\x07").and_then(|()| out.flush());
             }
+            Effect::Notify(n) => notify(shell.notify_command, &n),
         }
     }
-    true
+    Flow::Continue
 }
 
-/// The terminal's event as an app event; `None` for events the app ignores (mouse, focus,
-/// key releases).
+/// Starts the notification hook (if configured) with the details in its environment: the
+/// program and arguments come from tui.toml alone, remote text only reaches it as a variable.
+/// Its output is discarded; it is reaped in the background and never waited for.
+fn notify(command: &[String], n: &Notification) {
+    let Some((program, args)) = command.split_first() else {
+        return;
+    };
+    let spawned = tokio::process::Command::new(program)
+        .args(args)
+        .envs(n.env())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+        Err(e) => tracing::warn!("notify_command {program:?} did not start: {e}"),
+    }
+}
+
+/// The terminal's event as an app event; `None` for events the app ignores (mouse other than
+/// the wheel, focus, key releases).
 fn translate(event: &TermEvent) -> Option<Event> {
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
@@ -260,6 +344,11 @@ fn translate(event: &TermEvent) -> Option<Event> {
             height: *height,
         }),
         TermEvent::Paste(text) => Some(Event::Paste(text.clone())),
+        TermEvent::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollUp => Some(Event::Scroll { up: true }),
+            MouseEventKind::ScrollDown => Some(Event::Scroll { up: false }),
+            _ => None,
+        },
         _ => None,
     }
 }

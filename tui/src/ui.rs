@@ -6,6 +6,7 @@ mod attention;
 mod diff;
 mod help;
 mod hosts;
+mod palette;
 mod session;
 mod sessions;
 mod status_bar;
@@ -48,6 +49,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     status_bar::render_problem(frame, problem, app, theme);
     status_bar::render_notice(frame, notice, app, theme);
     status_bar::render(frame, status, app, theme);
+    palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);
     }

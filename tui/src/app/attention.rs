@@ -6,6 +6,7 @@ use super::{App, Screen};
 use crate::action::Action;
 use crate::call::{Call, Scope, WatchKey};
 use crate::effect::Effect;
+use crate::view::text::sanitize;
 use proto::ops::{
     OpencodeInfo, OpencodeState, Pending, PermissionAnswer, PermissionReply, PermissionRequest,
     QuestionReply, QuestionRequest,
@@ -99,6 +100,54 @@ pub struct Attention {
 }
 
 impl Attention {
+    /// What the notification hook is told about the newest item.
+    pub fn newest_notification(&self) -> Option<crate::effect::Notification> {
+        let item = self.items.iter().max_by_key(|i| i.since_ms)?;
+        let first_line = |t: &str| sanitize(t.lines().next().unwrap_or_default());
+        let (kind, text) = match &item.kind {
+            ItemKind::Permission(p) => {
+                let what = p
+                    .metadata
+                    .get("command")
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(|| p.patterns.join(" "), |c| format!("$ {c}"));
+                (
+                    "permission",
+                    format!(
+                        "permission {}: {}",
+                        first_line(&p.permission),
+                        first_line(&what)
+                    ),
+                )
+            }
+            ItemKind::Question(q) => {
+                let text = q
+                    .questions
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .and_then(|q| q.get("question").or_else(|| q.get("header")))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("the model asks a question");
+                ("question", format!("question: {}", first_line(text)))
+            }
+            ItemKind::OpencodeFailed { error } => (
+                "opencode_failed",
+                format!(
+                    "OpenCode failed: {}",
+                    first_line(error.as_deref().unwrap_or("stopped restarting"))
+                ),
+            ),
+            ItemKind::Finished { .. } => ("finished", "session finished its turn".to_owned()),
+        };
+        Some(crate::effect::Notification {
+            kind,
+            host: item.watch.host.to_string(),
+            workspace: item.watch.workspace.clone(),
+            session: item.session().map(str::to_owned),
+            text,
+        })
+    }
+
     /// The items, most urgent first.
     pub fn items(&self) -> &[Item] {
         &self.items
@@ -385,6 +434,8 @@ impl App {
     }
 
     /// Adds an item, remembering to ring the bell if it is new.
+    ///
+    /// (The notification for the newest item is built at the end of the update.)
     pub(super) fn raise(&mut self, item: Item) {
         if self.attention.add(item) {
             self.rang = true;

@@ -4,6 +4,7 @@
 mod attention;
 mod hosts;
 mod navigation;
+mod palette;
 mod prompt;
 mod reconnect;
 mod transcript;

@@ -2,7 +2,6 @@
 //! cannot drift from it.
 
 use crate::app::App;
-use crate::keymap;
 use crate::ui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -12,7 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 /// Draws the overlay centred in `area`.
 pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let context = app.screen_context();
-    let rows = keymap::help_rows(context);
+    let rows = app.keymap().help_rows(context);
     let key_width = rows
         .iter()
         .map(|(k, _)| k.chars().count())

@@ -563,3 +563,26 @@ fn screens_survive_tiny_terminals() {
     }
     let _ = demo();
 }
+
+#[test]
+fn command_palette_matches_and_highlights() {
+    let mut d = steady(Drive::at_session());
+    d.key(':');
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains("command") && text.contains("abort"), "{text}");
+    d.typed("dif");
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains(": dif▏"), "{text}");
+    assert!(text.contains("show_diff"), "{text}");
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn command_palette_says_when_nothing_matches() {
+    let mut d = steady(Drive::new());
+    d.key(':');
+    d.typed("zzzz");
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains("no command matches"), "{text}");
+    insta::assert_snapshot!(both(&d.app));
+}
