@@ -115,6 +115,13 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
     })
 }
 
+/// Whether `op` only reads: everything a viewer may do ("may look", design §6) except giving up
+/// one's own credential. The relay records these in the audit trail without waiting for the
+/// row to be synced (see docs/security-model.md, "Audit trail").
+pub fn is_read_only(op: Op) -> bool {
+    op != Op::Logout && required_role(op, Ownership::Other) == Some(Role::Viewer)
+}
+
 /// Why an operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -241,6 +248,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn read_only_ops_are_the_viewer_ops() {
+        assert!(is_read_only(Op::Messages));
+        assert!(is_read_only(Op::WatchEvents));
+        assert!(is_read_only(Op::GitDiff));
+        assert!(!is_read_only(Op::Logout));
+        assert!(!is_read_only(Op::Prompt));
+        assert!(!is_read_only(Op::GitPush));
+        assert!(
+            !is_read_only(Op::FsList),
+            "folder listing needs operator (issue #5)"
+        );
+        assert!(!is_read_only(Op::Unknown));
     }
 
     /// The whole role × operation × ownership matrix as one reviewed table.

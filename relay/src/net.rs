@@ -48,15 +48,22 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Writes an audit row; a failure is logged loudly (the caller decides whether to refuse).
+    /// Writes an audit row and waits until it is durable; a failure is logged loudly (the
+    /// caller decides whether to refuse).
     pub(crate) async fn audit(&self, event: AuditEvent) -> bool {
         let now = crate::time::now_ms();
-        match self.store.call(move |s| s.audit(now, &event)).await {
+        match self.store.audit().durable(now, event).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed");
                 false
             }
         }
+    }
+
+    /// Records an audit row without waiting for it to be durable (read-only operations; see
+    /// docs/security-model.md, "Audit trail").
+    pub(crate) fn audit_unwaited(&self, event: AuditEvent) {
+        self.store.audit().record(crate::time::now_ms(), event);
     }
 }

@@ -76,7 +76,7 @@ impl Relay {
     pub async fn spawn(config: RelayConfig) -> Result<Self, SpawnError> {
         let dir = StateDir::new(&config.state_dir);
         let (certs, key, pin) = dir.load_tls()?;
-        let store = StoreHandle::new(dir.open_store()?);
+        let store = StoreHandle::new(dir.open_store()?).map_err(StateError::from)?;
         let server_config = tls::server_config(certs, key, config.idle_timeout)?;
         let socket = bind_socket(config.listen)?;
         let endpoint = quinn::Endpoint::new(
@@ -163,6 +163,9 @@ impl Relay {
             .is_err()
         {
             tracing::warn!(?drain, "endpoint did not become idle in time");
+        }
+        if let Err(e) = self.shared.store.audit().flush().await {
+            tracing::error!(error = %e, "audit rows queued at shutdown could not be written");
         }
         tracing::info!("relay stopped");
     }

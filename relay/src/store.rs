@@ -4,11 +4,15 @@
 
 mod admin;
 mod audit;
+mod audit_writer;
+mod grant_cache;
 mod queue;
 mod schema;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
 pub use audit::{AuditEvent, AuditRow};
+pub use audit_writer::AuditWriter;
+pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use queue::QueueRow;
 
 use proto::handshake::{CredentialRecord, Key, PeerKind};
@@ -75,6 +79,8 @@ pub struct FoundCredential {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// Bumped by every grant change made through this store (see [`GrantCache`]).
+    grants_generation: GrantGeneration,
 }
 
 /// `Ok` if an update touched the user's row, else [`StoreError::Missing`].
@@ -119,7 +125,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Self { conn };
+        let mut store = Self {
+            conn,
+            grants_generation: GrantGeneration::default(),
+        };
         schema::migrate(&mut store.conn)?;
         Ok(store)
     }
@@ -241,7 +250,23 @@ impl Store {
              ON CONFLICT(user, host) DO UPDATE SET role = excluded.role",
             params![user.as_str(), host, role.as_str()],
         )?;
+        self.grants_generation.bump();
         Ok(())
+    }
+
+    /// The generation that every grant change through this store bumps.
+    pub fn grants_generation(&self) -> GrantGeneration {
+        self.grants_generation.clone()
+    }
+
+    /// SQLite's `data_version`: changes whenever another connection (the CLI) commits.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// A user's grants as `(host or *, role)`.
@@ -445,14 +470,30 @@ impl Store {
     }
 }
 
-/// A cloneable async handle: each call runs on tokio's blocking pool under a mutex.
+/// A cloneable async handle: each call runs on tokio's blocking pool under a mutex; audit rows
+/// go through a group-committing [`AuditWriter`]; grants are served from a [`GrantCache`].
 #[derive(Debug, Clone)]
-pub struct StoreHandle(Arc<Mutex<Store>>);
+pub struct StoreHandle {
+    store: Arc<Mutex<Store>>,
+    audit: AuditWriter,
+    grants: Arc<GrantCache>,
+}
 
 impl StoreHandle {
-    /// Wraps an opened store.
-    pub fn new(store: Store) -> Self {
-        Self(Arc::new(Mutex::new(store)))
+    /// Wraps an opened store and starts its audit writer.
+    ///
+    /// # Errors
+    /// The OS refused to start the audit writer thread.
+    pub fn new(store: Store) -> Result<Self, StoreError> {
+        let grants = Arc::new(GrantCache::new(store.grants_generation()));
+        let store = Arc::new(Mutex::new(store));
+        let audit = AuditWriter::start(Arc::clone(&store))
+            .map_err(|e| StoreError::Task(format!("cannot start the audit writer: {e}")))?;
+        Ok(Self {
+            store,
+            audit,
+            grants,
+        })
     }
 
     /// Runs `f` with the store on the blocking pool.
@@ -464,7 +505,7 @@ impl StoreHandle {
         F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        let inner = Arc::clone(&self.0);
+        let inner = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
             let guard = inner
                 .lock()
@@ -473,6 +514,32 @@ impl StoreHandle {
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The audit writer.
+    pub fn audit(&self) -> &AuditWriter {
+        &self.audit
+    }
+
+    /// A user's grants, from the cache when fresh.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub async fn grants(&self, user: &UserId) -> Result<Grants, StoreError> {
+        let now = std::time::Instant::now();
+        if self.grants.poll_due(now) {
+            let version = self.call(Store::data_version).await?;
+            self.grants.observe_data_version(version, now);
+        }
+        if let Some(g) = self.grants.get(user) {
+            return Ok(g);
+        }
+        let generation = self.grants.generation();
+        let u = user.clone();
+        let fresh: Grants = self.call(move |s| s.grants(&u)).await?.into();
+        self.grants
+            .put(user.clone(), generation, Arc::clone(&fresh));
+        Ok(fresh)
     }
 }
 

@@ -89,8 +89,7 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let user = principal.user.clone();
-    let grants = match shared.store.call(move |s| s.grants(&user)).await {
+    let grants = match shared.store.grants(&principal.user).await {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "grant lookup failed");
@@ -144,8 +143,11 @@ pub(crate) async fn serve(
             owner.as_ref().map_or("someone else", |o| o.as_str())
         ));
     }
-    // An operation is acted on only once its audit row is durable.
-    if !shared.audit(event).await {
+    // A read is recorded without waiting (group-committed within milliseconds); anything that
+    // changes something is acted on only once its audit row is durable.
+    if proto::rbac::is_read_only(header.op) {
+        shared.audit_unwaited(event);
+    } else if !shared.audit(event).await {
         refuse(
             send,
             WireError::new(

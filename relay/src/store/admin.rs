@@ -114,6 +114,7 @@ impl Store {
                 name: user.0.clone(),
             });
         }
+        self.grants_generation.bump();
         self.bump_revocation_epoch()?;
         Ok(())
     }
@@ -153,6 +154,7 @@ impl Store {
             "DELETE FROM grants WHERE user = ?1 AND host = ?2",
             params![user.as_str(), host],
         )?;
+        self.grants_generation.bump();
         Ok(())
     }
 

@@ -79,35 +79,52 @@ impl Store {
     /// # Errors
     /// SQLite failures; the caller must then refuse the operation.
     pub fn audit(&self, ts_ms: u64, e: &AuditEvent) -> Result<(), StoreError> {
+        self.audit_batch(&[(ts_ms, e)])
+    }
+
+    /// Appends several events in one transaction (one sync): the group commit of
+    /// [`AuditWriter`](super::AuditWriter). Either all rows are written or none.
+    ///
+    /// # Errors
+    /// SQLite failures; the callers must then refuse their operations.
+    pub fn audit_batch(&self, events: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         // IMMEDIATE: take the write lock before reading the chain head, so a writer in another
         // process (the CLI) makes us wait (busy_timeout) instead of failing on a stale snapshot.
         let tx = rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
         )?;
-        let prev: String = tx
+        let mut prev: String = tx
             .query_row("SELECT hash FROM audit ORDER BY id DESC LIMIT 1", [], |r| {
                 r.get(0)
             })
             .optional()?
             .unwrap_or_else(|| GENESIS.to_owned());
-        let hash = row_hash(&prev, ts_ms, e);
-        tx.execute(
-            "INSERT INTO audit(ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                to_i64(ts_ms),
-                e.actor,
-                e.role,
-                e.host,
-                e.op,
-                e.target,
-                e.decision,
-                e.reason,
-                prev,
-                hash
-            ],
-        )?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit(ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for (ts_ms, e) in events {
+                let hash = row_hash(&prev, *ts_ms, e);
+                insert.execute(params![
+                    to_i64(*ts_ms),
+                    e.actor,
+                    e.role,
+                    e.host,
+                    e.op,
+                    e.target,
+                    e.decision,
+                    e.reason,
+                    prev,
+                    hash
+                ])?;
+                prev = hash;
+            }
+        }
         tx.commit()?;
         Ok(())
     }

@@ -58,7 +58,8 @@ pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
     Ok(s)
 }
 
-fn header(op: Op, host: &str) -> StreamHeader {
+/// A header for `op` on `host`'s `demo` workspace.
+pub fn header(op: Op, host: &str) -> StreamHeader {
     let mut h = StreamHeader::new(op, ReqId(1));
     h.host = Some(HostId::from(host));
     h.workspace = Some("demo".into());

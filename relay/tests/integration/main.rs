@@ -16,6 +16,7 @@ mod admin;
 mod bad_input;
 mod cli;
 mod forward;
+mod grants;
 mod harness;
 mod kill;
 mod lease;
