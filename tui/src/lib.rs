@@ -10,6 +10,7 @@ pub mod config;
 pub mod connect;
 pub mod effect;
 pub mod event;
+pub mod fs_git_cli;
 pub mod keymap;
 pub mod login;
 pub mod net;

@@ -178,6 +178,13 @@ enum Command {
     /// credentials, the kill switch, the audit trail.
     #[command(subcommand)]
     Admin(cm_tui::admin_cli::AdminCommand),
+    /// Folders of a workspace (operators): list, create, rename, delete empty ones. Paths are
+    /// relative to the workspace root; links are shown, never followed.
+    #[command(subcommand)]
+    Fs(cm_tui::fs_git_cli::FsCommand),
+    /// Git in a workspace: status, diff, log (viewers); add, commit, branch, checkout, pull,
+    /// push (operators; pull and push may be disabled by the host).
+    Git(cm_tui::fs_git_cli::GitArgs),
     /// List pending permission requests and questions.
     #[command(after_help = "Example:\n  cm-tui permissions home-box myproject")]
     Permissions {
@@ -587,6 +594,8 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             };
             commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
         }
+        Command::Fs(c) => cm_tui::fs_git_cli::run_fs(remote, c).await?,
+        Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
                 let mut line = String::new();

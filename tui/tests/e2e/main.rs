@@ -11,5 +11,6 @@
 )]
 
 mod drive;
+mod fs_git;
 mod harness;
 mod tmux;

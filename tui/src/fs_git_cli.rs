@@ -1,0 +1,467 @@
+//! The folder and git scripting commands: `cm-tui fs ls|mkdir|mv|rmdir HOST WORKSPACE PATH…` and
+//! `cm-tui git HOST WORKSPACE status|diff|log|add|commit|branch|checkout|pull|push …`, one
+//! request each, printed as text or `--json`. Paths are relative to the workspace root; the
+//! agent refuses anything that would leave it and says which rule and which component.
+
+use crate::commands::CommandError;
+use crate::remote::{Remote, Target};
+use clap::{Args, Subcommand};
+use proto::fs::{FsDone, FsKind, FsListing, FsPath, FsRename};
+use proto::git::{
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
+    GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
+};
+use proto::header::Op;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// `cm-tui fs …`.
+#[derive(Debug, Subcommand)]
+pub enum FsCommand {
+    /// List a folder (folders first; links shown, never followed; at most 1000 entries).
+    #[command(
+        after_help = "Examples:\n  cm-tui fs ls home-box myproject\n  cm-tui fs ls home-box myproject src --json"
+    )]
+    Ls {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Folder relative to the workspace root [default: the root].
+        #[arg(default_value = "", hide_default_value = true)]
+        path: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a folder (its parent must exist).
+    #[command(after_help = "Example:\n  cm-tui fs mkdir home-box myproject src/new")]
+    Mkdir {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Folder relative to the workspace root.
+        path: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename or move a file or folder within the workspace (never over an existing one).
+    #[command(after_help = "Example:\n  cm-tui fs mv home-box myproject notes docs/notes")]
+    Mv {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// What to rename.
+        from: String,
+        /// The new path.
+        to: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an empty folder.
+    #[command(after_help = "Example:\n  cm-tui fs rmdir home-box myproject build/tmp")]
+    Rmdir {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Folder relative to the workspace root.
+        path: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `cm-tui git HOST WORKSPACE ACTION …`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  cm-tui git home-box myproject status\n  cm-tui git home-box myproject add src/main.rs\n  cm-tui git home-box myproject commit -m \"fix the parser\"\n  cm-tui git home-box myproject branch feature/x --checkout\n  cm-tui git home-box myproject log --limit 5 --json"
+)]
+pub struct GitArgs {
+    /// Host id.
+    pub host: String,
+    /// Workspace name.
+    pub workspace: String,
+    /// Folder of the workspace to run in [default: the root].
+    #[arg(long, global = true, default_value = "", hide_default_value = true)]
+    pub dir: String,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: GitAction,
+}
+
+/// The git actions.
+#[derive(Debug, Subcommand)]
+pub enum GitAction {
+    /// Branch, upstream and changed files.
+    Status,
+    /// Unstaged changes (or staged ones with --staged), optionally only some paths.
+    Diff {
+        /// The staged changes instead.
+        #[arg(long)]
+        staged: bool,
+        /// Only these paths.
+        paths: Vec<String>,
+    },
+    /// Recent commits, newest first.
+    Log {
+        /// How many (default 50, at most 500).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Start from this branch or commit instead of HEAD.
+        #[arg(long)]
+        rev: Option<String>,
+    },
+    /// Stage paths (`.` for everything in the folder).
+    Add {
+        /// Paths to stage.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Commit what is staged (you are recorded as the author).
+    Commit {
+        /// The message.
+        #[arg(short, long)]
+        message: String,
+        /// Stage every modified tracked file first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// List branches, or create one.
+    Branch {
+        /// A new branch's name (none: list branches).
+        name: Option<String>,
+        /// Where the new branch starts [default: HEAD].
+        #[arg(long, requires = "name")]
+        start: Option<String>,
+        /// Switch to the new branch.
+        #[arg(long, requires = "name")]
+        checkout: bool,
+    },
+    /// Switch to an existing local branch.
+    Checkout {
+        /// The branch.
+        branch: String,
+    },
+    /// Fast-forward from a configured remote (may be disabled by the host).
+    Pull {
+        /// The remote [default: the branch's upstream remote, else origin].
+        #[arg(long)]
+        remote: Option<String>,
+        /// The branch [default: the current one].
+        #[arg(long)]
+        branch: Option<String>,
+    },
+    /// Push a branch to a configured remote, never forced (may be disabled by the host).
+    Push {
+        /// The remote [default: the branch's upstream remote, else origin].
+        #[arg(long)]
+        remote: Option<String>,
+        /// The branch [default: the current one].
+        #[arg(long)]
+        branch: Option<String>,
+    },
+}
+
+async fn call<B: Serialize, T: DeserializeOwned>(
+    remote: &Remote,
+    op: Op,
+    host: &str,
+    workspace: &str,
+    body: &B,
+) -> Result<T, CommandError> {
+    Ok(remote
+        .call(op, &Target::workspace(host, workspace), Some(body))
+        .await?)
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<(), CommandError> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Runs `cm-tui fs …`.
+///
+/// # Errors
+/// Refusals (with the rule and component) and transport failures.
+pub async fn run_fs(remote: &Remote, cmd: FsCommand) -> Result<(), CommandError> {
+    let (done, json): (FsDone, bool) = match cmd {
+        FsCommand::Ls {
+            host,
+            workspace,
+            path,
+            json,
+        } => {
+            let l: FsListing =
+                call(remote, Op::FsList, &host, &workspace, &FsPath { path }).await?;
+            if json {
+                return print_json(&l);
+            }
+            print!("{}", format_listing(&l));
+            return Ok(());
+        }
+        FsCommand::Mkdir {
+            host,
+            workspace,
+            path,
+            json,
+        } => (
+            call(remote, Op::FsMkdir, &host, &workspace, &FsPath { path }).await?,
+            json,
+        ),
+        FsCommand::Mv {
+            host,
+            workspace,
+            from,
+            to,
+            json,
+        } => (
+            call(
+                remote,
+                Op::FsRename,
+                &host,
+                &workspace,
+                &FsRename { from, to },
+            )
+            .await?,
+            json,
+        ),
+        FsCommand::Rmdir {
+            host,
+            workspace,
+            path,
+            json,
+        } => (
+            call(remote, Op::FsRmdir, &host, &workspace, &FsPath { path }).await?,
+            json,
+        ),
+    };
+    if json {
+        return print_json(&done);
+    }
+    println!(
+        "ok: {}",
+        if done.path.is_empty() {
+            "."
+        } else {
+            &done.path
+        }
+    );
+    Ok(())
+}
+
+/// A listing as text: one line per entry, a kind letter, the name, the size of files.
+pub fn format_listing(l: &FsListing) -> String {
+    let mut out = String::new();
+    for e in &l.entries {
+        let line = match e.kind {
+            FsKind::Dir => format!("d  {}/\n", e.name),
+            FsKind::File => format!("f  {:<40} {}\n", e.name, e.size.unwrap_or(0)),
+            FsKind::Symlink => format!("l  {} (link, not followed)\n", e.name),
+            FsKind::Special => format!("s  {} (device, socket or FIFO)\n", e.name),
+        };
+        out.push_str(&line);
+    }
+    if l.entries.is_empty() {
+        out.push_str("(empty)\n");
+    }
+    if l.truncated {
+        out.push_str(&format!(
+            "… more entries not shown (first {})\n",
+            l.entries.len()
+        ));
+    }
+    out
+}
+
+/// A status as text, like `git status --short --branch`.
+pub fn format_status(s: &GitStatus) -> String {
+    let mut out = format!("## {}", s.branch.as_deref().unwrap_or("HEAD (detached)"));
+    if let Some(u) = &s.upstream {
+        out.push_str(&format!("...{u}"));
+        if s.ahead > 0 || s.behind > 0 {
+            out.push_str(&format!(" [ahead {}, behind {}]", s.ahead, s.behind));
+        }
+    }
+    out.push('\n');
+    for e in &s.entries {
+        let from = e
+            .from
+            .as_deref()
+            .map(|f| format!("{f} -> "))
+            .unwrap_or_default();
+        out.push_str(&format!("{}{} {from}{}\n", e.index, e.worktree, e.path));
+    }
+    if s.truncated {
+        out.push_str("… more changes not shown\n");
+    }
+    out
+}
+
+fn format_branches(b: &GitBranches) -> String {
+    b.branches
+        .iter()
+        .map(|br| {
+            let mark = if br.current { '*' } else { ' ' };
+            let prefix = if br.remote { "remotes/" } else { "" };
+            let up = br
+                .upstream
+                .as_deref()
+                .map(|u| format!(" [{u}]"))
+                .unwrap_or_default();
+            format!("{mark} {prefix}{}{up}\n", br.name)
+        })
+        .collect()
+}
+
+/// Runs `cm-tui git …`.
+///
+/// # Errors
+/// Refusals (with the rule and the argument), git's own failures and transport failures.
+pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError> {
+    let GitArgs {
+        host,
+        workspace,
+        dir,
+        json,
+        action,
+    } = args;
+    let scope = GitScope { dir };
+    let (h, w) = (host.as_str(), workspace.as_str());
+    match action {
+        GitAction::Status => {
+            let s: GitStatus = call(remote, Op::GitStatus, h, w, &scope).await?;
+            if json {
+                return print_json(&s);
+            }
+            print!("{}", format_status(&s));
+        }
+        GitAction::Diff { staged, paths } => {
+            let q = GitDiffQuery {
+                scope,
+                staged,
+                paths,
+            };
+            let d: GitDiff = call(remote, Op::GitDiff, h, w, &q).await?;
+            if json {
+                return print_json(&d);
+            }
+            print!("{}", d.patch);
+            if d.truncated {
+                eprintln!(
+                    "(diff cut at {} bytes; name paths to see the rest)",
+                    d.patch.len()
+                );
+            }
+        }
+        GitAction::Log { limit, rev } => {
+            let q = GitLogQuery { scope, limit, rev };
+            let l: GitLog = call(remote, Op::GitLog, h, w, &q).await?;
+            if json {
+                return print_json(&l);
+            }
+            for c in &l.commits {
+                let short: String = c.id.chars().take(10).collect();
+                println!("{short} {:<16} {}", c.author, c.subject);
+            }
+        }
+        GitAction::Add { paths } => {
+            let s: GitStatus = call(remote, Op::GitAdd, h, w, &GitAdd { scope, paths }).await?;
+            if json {
+                return print_json(&s);
+            }
+            print!("{}", format_status(&s));
+        }
+        GitAction::Commit { message, all } => {
+            let q = GitCommit {
+                scope,
+                message,
+                all,
+            };
+            let c: GitCommitted = call(remote, Op::GitCommit, h, w, &q).await?;
+            if json {
+                return print_json(&c);
+            }
+            println!(
+                "committed {} on {}",
+                c.id,
+                c.branch.as_deref().unwrap_or("a detached HEAD")
+            );
+        }
+        GitAction::Branch {
+            name: None,
+            start: _,
+            checkout: _,
+        } => {
+            let b: GitBranches = call(remote, Op::GitBranchList, h, w, &scope).await?;
+            if json {
+                return print_json(&b);
+            }
+            print!("{}", format_branches(&b));
+        }
+        GitAction::Branch {
+            name: Some(name),
+            start,
+            checkout,
+        } => {
+            let q = GitBranchCreate {
+                scope,
+                name,
+                start,
+                checkout,
+            };
+            let b: GitBranches = call(remote, Op::GitBranchCreate, h, w, &q).await?;
+            if json {
+                return print_json(&b);
+            }
+            print!("{}", format_branches(&b));
+        }
+        GitAction::Checkout { branch } => {
+            let b: GitBranches = call(
+                remote,
+                Op::GitCheckout,
+                h,
+                w,
+                &GitCheckout { scope, branch },
+            )
+            .await?;
+            if json {
+                return print_json(&b);
+            }
+            println!("on branch {}", b.current.as_deref().unwrap_or("(detached)"));
+        }
+        GitAction::Pull { remote: r, branch } => {
+            let q = GitRemoteQuery {
+                scope,
+                remote: r,
+                branch,
+            };
+            let o: GitOutput = call(remote, Op::GitPull, h, w, &q).await?;
+            if json {
+                return print_json(&o);
+            }
+            println!("{}", o.output);
+        }
+        GitAction::Push { remote: r, branch } => {
+            let q = GitRemoteQuery {
+                scope,
+                remote: r,
+                branch,
+            };
+            let o: GitOutput = call(remote, Op::GitPush, h, w, &q).await?;
+            if json {
+                return print_json(&o);
+            }
+            println!("{}", o.output);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `cm-tui fs` and `cm-tui git` through a real relay and agent (issue "Host containment"): the
+//! commands work inside the workspace, print JSON with `--json`, and a refusal reaches the
+//! operator with its rule and a non-zero exit.
+
+use crate::harness::*;
+use anyhow::Result;
+use serde_json::Value;
+
+fn refusal(world: &World, args: &[&str], rule: &str) -> Result<()> {
+    let out = world.tui(args)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "cm-tui {args:?} succeeded");
+    assert!(
+        stderr.contains(&format!("refused ({rule})")),
+        "cm-tui {args:?}: expected rule {rule}, got: {stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_and_git_commands_end_to_end() -> Result<()> {
+    let world = World::start().await?;
+
+    // Folders.
+    assert_eq!(
+        world.tui_ok(&["fs", "mkdir", "box", "demo", "src"])?.trim(),
+        "ok: src"
+    );
+    std::fs::write(world.workspace.join("src/main.rs"), "fn main() {}\n")?;
+    std::os::unix::fs::symlink("/etc", world.workspace.join("etc"))?;
+    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "ls", "box", "demo", "--json"])?)?;
+    let entries: Vec<(String, String)> = ls["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_owned(),
+                e["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // Folders first (.git and src), then files and links.
+    assert_eq!(
+        entries[1],
+        ("src".to_owned(), "dir".to_owned()),
+        "{entries:?}"
+    );
+    assert!(
+        entries.contains(&("etc".to_owned(), "symlink".to_owned())),
+        "{entries:?}"
+    );
+    let text = world.tui_ok(&["fs", "ls", "box", "demo", "src"])?;
+    assert!(text.contains("main.rs"), "{text}");
+    world.tui_ok(&["fs", "mkdir", "box", "demo", "empty"])?;
+    world.tui_ok(&["fs", "mv", "box", "demo", "empty", "gone"])?;
+    world.tui_ok(&["fs", "rmdir", "box", "demo", "gone"])?;
+    assert!(!world.workspace.join("gone").exists());
+    refusal(&world, &["fs", "ls", "box", "demo", "etc"], "symlink")?;
+    refusal(
+        &world,
+        &["fs", "ls", "box", "demo", "../.."],
+        "parent_reference",
+    )?;
+    refusal(
+        &world,
+        &["fs", "mkdir", "box", "demo", "/tmp/cm-e2e"],
+        "absolute_path",
+    )?;
+    refusal(&world, &["fs", "rmdir", "box", "demo", "."], "root")?;
+    let out = world.tui(&["fs", "rmdir", "box", "demo", "src"])?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // Git.
+    let st: Value =
+        serde_json::from_str(&world.tui_ok(&["git", "box", "demo", "status", "--json"])?)?;
+    let paths: Vec<&str> = st["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.contains(&"src/"),
+        "untracked folders are collapsed as git does: {st}"
+    );
+    world.tui_ok(&["git", "box", "demo", "add", "src"])?;
+    let staged = world.tui_ok(&["git", "box", "demo", "diff", "--staged"])?;
+    assert!(staged.contains("+fn main() {}"), "{staged}");
+    let out = world.tui_ok(&["git", "box", "demo", "commit", "-m", "add main"])?;
+    assert!(out.starts_with("committed "), "{out}");
+    let log: Value =
+        serde_json::from_str(&world.tui_ok(&["git", "box", "demo", "log", "--json"])?)?;
+    assert_eq!(log["commits"][0]["subject"], "add main");
+    assert_eq!(
+        log["commits"][0]["author"], "owner",
+        "the operator is the author"
+    );
+    world.tui_ok(&["git", "box", "demo", "branch", "feature/x", "--checkout"])?;
+    let branches = world.tui_ok(&["git", "box", "demo", "branch"])?;
+    assert!(branches.contains("* feature/x"), "{branches}");
+    refusal(
+        &world,
+        &["git", "box", "demo", "checkout", "--", "-D"],
+        "leading_dash",
+    )?;
+    refusal(
+        &world,
+        &["git", "box", "demo", "pull", "--remote", "/tmp/elsewhere"],
+        "ref_format",
+    )?;
+    Ok(())
+}
