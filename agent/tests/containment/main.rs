@@ -4,7 +4,8 @@
 //! outside the root is hashed (blake3 over a sorted walk: names, kinds, modes, contents, link
 //! targets) before and after and must be byte-for-byte unchanged.
 //!
-//! No OpenCode is needed: folder and git operations never start it.
+//! Folder and git operations never start OpenCode (their fixture names a missing binary); the
+//! `opencode` module runs the real one with the test model.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,7 @@ mod harness;
 
 mod fs;
 mod git;
+mod opencode;
 mod race;
 
 use anyhow::{Context as _, Result, bail};

@@ -1,0 +1,113 @@
+//! OpenCode held in the workspace, with the real `opencode serve` and the test model: a model
+//! tool call that writes outside the workspace is denied without asking anyone
+//! (`external_directory: deny`), while one inside asks the operator (`edit: ask`).
+
+use super::hash_tree;
+use crate::harness::{Env, summary};
+use anyhow::{Result, bail, ensure};
+use proto::event::Event;
+use proto::header::Op;
+use proto::ops::{Message, Part, PromptAccepted, SessionInfo};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_writes_outside_are_denied_and_inside_ask() -> Result<()> {
+    let env = Env::start(&["demo"], None).await?;
+    let root = env.root("demo");
+    let outside = env.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside)?;
+    std::fs::write(outside.join("keep.txt"), "keep\n")?;
+    let before = hash_tree(&outside);
+    let mut watch = env.watch("demo", None).await?;
+
+    // Outside: denied by OpenCode's configuration, no question to the operator.
+    let ses: SessionInfo = env
+        .ok(
+            Op::SessionCreate,
+            "demo",
+            None,
+            Some(json!({ "title": "outside" })),
+        )
+        .await?;
+    let target = outside.join("pwned.txt");
+    let _: PromptAccepted = env
+        .ok(
+            Op::Prompt,
+            "demo",
+            Some(&ses.id),
+            Some(json!({
+                "text": format!("WRITE_FILE: {} pwned", target.display()),
+                "idempotency_key": "k-outside",
+            })),
+        )
+        .await?;
+    let frames = watch
+        .until(
+            "idle after the outside write",
+            |e| matches!(e, Event::SessionIdle { session } if *session == ses.id),
+        )
+        .await?;
+    ensure!(
+        !frames
+            .iter()
+            .any(|f| matches!(&f.event, Event::PermissionAsked { .. })),
+        "an outside write must be denied, not asked: {:?}",
+        summary(&frames)
+    );
+    ensure!(!target.exists(), "written outside the workspace");
+    ensure!(hash_tree(&outside) == before, "the folder outside changed");
+    let msgs: Vec<Message> = env.ok(Op::Messages, "demo", Some(&ses.id), None).await?;
+    let tool_error = msgs.iter().flat_map(|m| &m.parts).any(
+        |p| matches!(p, Part::Tool { tool, status, .. } if tool == "write" && status == "error"),
+    );
+    ensure!(tool_error, "the write tool call failed: {msgs:?}");
+
+    // Inside: the operator is asked (and here refuses).
+    let ses2: SessionInfo = env
+        .ok(
+            Op::SessionCreate,
+            "demo",
+            None,
+            Some(json!({ "title": "inside" })),
+        )
+        .await?;
+    let _: PromptAccepted = env
+        .ok(
+            Op::Prompt,
+            "demo",
+            Some(&ses2.id),
+            Some(json!({ "text": "WRITE_FILE: notes/in.txt hi", "idempotency_key": "k-inside" })),
+        )
+        .await?;
+    let frames = watch
+        .until(
+            "permission asked for the inside write",
+            |e| matches!(e, Event::PermissionAsked { request } if request.session == ses2.id),
+        )
+        .await?;
+    let Some(Event::PermissionAsked { request }) = frames.last().map(|f| f.event.clone()) else {
+        bail!("no request");
+    };
+    ensure!(request.permission == "edit", "{request:?}");
+    ensure!(
+        !root.join("notes/in.txt").exists(),
+        "written before the answer"
+    );
+    let _: bool = env
+        .ok(
+            Op::PermissionReply,
+            "demo",
+            Some(&ses2.id),
+            Some(json!({ "request_id": request.id, "answer": "reject" })),
+        )
+        .await?;
+    watch
+        .until(
+            "idle after the refusal",
+            |e| matches!(e, Event::SessionIdle { session } if *session == ses2.id),
+        )
+        .await?;
+    ensure!(!root.join("notes/in.txt").exists());
+    env.shutdown().await;
+    Ok(())
+}
