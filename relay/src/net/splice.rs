@@ -74,6 +74,24 @@ async fn read_frame(agent_recv: &mut quinn::RecvStream) -> std::io::Result<(Vec<
 /// As [`splice`], but the agent's first frame is handed to `inspect` (and awaited) before it is
 /// passed on, e.g. to record who owns a session before the operator learns its id. The
 /// operator → agent direction runs meanwhile, so a body the agent waits for still arrives.
+/// Copies until the sender finishes, handing quinn's received chunks straight to the other
+/// stream (no intermediate buffer, no copy of the payload in the relay).
+async fn copy_chunks(
+    from: &mut quinn::RecvStream,
+    to: &mut quinn::SendStream,
+) -> std::io::Result<()> {
+    while let Some(chunk) = from
+        .read_chunk(usize::MAX, true)
+        .await
+        .map_err(std::io::Error::other)?
+    {
+        to.write_chunk(chunk.bytes)
+            .await
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn splice_inspecting<F, Fut>(
     mut op_send: quinn::SendStream,
     op_recv: FramedRecv,
@@ -92,8 +110,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
             if !buffered.is_empty() {
                 agent_send.write_all(&buffered).await?;
             }
-            tokio::io::copy(&mut op_recv, &mut agent_send).await?;
-            Ok::<_, std::io::Error>(())
+            copy_chunks(&mut op_recv, &mut agent_send).await
         }
         .await;
         match result {
@@ -127,7 +144,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
                 }
             }
         }
-        match tokio::io::copy(&mut agent_recv, &mut op_send).await {
+        match copy_chunks(&mut agent_recv, &mut op_send).await {
             Ok(_) => {
                 let _ = op_send.finish();
             }
