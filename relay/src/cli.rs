@@ -325,6 +325,7 @@ pub fn run_config(
     c.credential_ttl =
         pick(args.credential_ttl, &file.credential_ttl, c.credential_ttl).min(c.max_credential_ttl);
     c.drain_timeout = pick(None, &file.drain_timeout, c.drain_timeout);
+    c.audit_prompt_text = file.audit_prompt_text.unwrap_or(c.audit_prompt_text);
     c.queue_expiry = pick(None, &file.queue_expiry, c.queue_expiry);
     c
 }

@@ -46,6 +46,8 @@ pub struct RelayConfig {
     pub drain_timeout: Duration,
     /// Lifetime of a queued prompt for an offline host.
     pub queue_expiry: Duration,
+    /// Record the full text of prompts in the audit trail (default: only their BLAKE3 hash).
+    pub audit_prompt_text: bool,
 }
 
 impl RelayConfig {
@@ -61,6 +63,7 @@ impl RelayConfig {
             max_credential_ttl: MAX_CREDENTIAL_TTL,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             queue_expiry: DEFAULT_QUEUE_EXPIRY,
+            audit_prompt_text: false,
         }
     }
 }

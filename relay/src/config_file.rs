@@ -33,6 +33,8 @@ pub struct RelayFile {
     pub drain_timeout: Option<String>,
     /// How long a prompt for an offline host is kept.
     pub queue_expiry: Option<String>,
+    /// Record the full text of prompts in the audit trail instead of their BLAKE3 hash.
+    pub audit_prompt_text: Option<bool>,
 }
 
 /// Problems with the file, naming it.

@@ -85,6 +85,17 @@ impl FramedRecv {
         self.next().await?.ok_or(StreamError::Closed)
     }
 
+    /// Puts a frame body read with [`Self::next_raw`] back in front, exactly as it arrived
+    /// (length prefix and body), so later readers and raw forwarding see the same bytes.
+    pub fn unread_frame(&mut self, body: &[u8]) {
+        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        let mut front = BytesMut::with_capacity(frame::LEN_PREFIX + body.len() + self.buf.len());
+        front.extend_from_slice(&len.to_be_bytes());
+        front.extend_from_slice(body);
+        front.extend_from_slice(&self.buf);
+        self.buf = front;
+    }
+
     /// Bytes buffered but not yet decoded (for raw-byte phases after the header).
     pub fn take_buffered(&mut self) -> BytesMut {
         self.buf.split()

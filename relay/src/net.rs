@@ -5,6 +5,7 @@ pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod limiter;
 pub(crate) mod login;
+pub(crate) mod prompt_audit;
 pub(crate) mod queue;
 pub(crate) mod requests;
 pub(crate) mod splice;

@@ -143,6 +143,21 @@ pub(crate) async fn serve(
             owner.as_ref().map_or("someone else", |o| o.as_str())
         ));
     }
+    if header.op == Op::Prompt {
+        // Prompts sent are audited with their text's hash (or text); the frame is put back.
+        match super::prompt_audit::peek(&shared, &mut recv).await {
+            Ok(note) => {
+                event.reason = Some(match event.reason.take() {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+            }
+            Err(e) => {
+                refuse(send, e).await;
+                return;
+            }
+        }
+    }
     // A read is recorded without waiting (group-committed within milliseconds); anything that
     // changes something is acted on only once its audit row is durable.
     if proto::rbac::is_read_only(header.op) {

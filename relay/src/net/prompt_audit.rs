@@ -1,0 +1,57 @@
+//! Prompts in the audit trail: the relay reads the one body frame of a `prompt` stream it is
+//! about to forward (bounded by the frame limit and the handshake timeout), records the BLAKE3
+//! hash of the text (or, with `audit_prompt_text = true`, the text itself), and puts the frame
+//! back exactly as it arrived, so what reaches the agent is byte-identical.
+
+use super::Shared;
+use crate::framed::FramedRecv;
+use proto::frame::MAX_FRAME_LEN;
+use proto::ops::Prompt;
+use proto::wire_error::{ErrorCode, WireError};
+
+/// What the audit row says about a prompt's text.
+pub(crate) fn note(text: &str, full_text: bool) -> String {
+    if full_text {
+        format!("prompt text: {text}")
+    } else {
+        format!("prompt blake3:{}", blake3::hash(text.as_bytes()).to_hex())
+    }
+}
+
+/// Reads the prompt body, returns its audit note, and leaves the frame in `recv` unchanged.
+///
+/// # Errors
+/// No body in time, or a body that is not a prompt (the agent would refuse it too).
+pub(crate) async fn peek(shared: &Shared, recv: &mut FramedRecv) -> Result<String, WireError> {
+    let bad = |m: String| WireError::new(ErrorCode::BadRequest, m);
+    recv.set_max_len(MAX_FRAME_LEN);
+    let body = match tokio::time::timeout(shared.config.handshake_timeout, recv.next_raw()).await {
+        Ok(Ok(Some(body))) => body,
+        Ok(Ok(None)) => return Err(bad("prompt needs a request body".into())),
+        Ok(Err(e)) => return Err(bad(format!("malformed body for prompt: {e}"))),
+        Err(_) => return Err(bad("no prompt body in time".into())),
+    };
+    let prompt: Prompt = proto::frame::parse_json(&body)
+        .map_err(|e| bad(format!("malformed body for prompt: {e}")))?;
+    recv.unread_frame(&body);
+    Ok(note(&prompt.text, shared.config.audit_prompt_text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_by_default_full_text_when_configured() {
+        let n = note("fix the flaky test", false);
+        assert_eq!(
+            n,
+            format!(
+                "prompt blake3:{}",
+                blake3::hash(b"fix the flaky test").to_hex()
+            )
+        );
+        assert!(!n.contains("flaky"));
+        assert_eq!(note("fix it", true), "prompt text: fix it");
+    }
+}
