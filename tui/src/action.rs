@@ -209,6 +209,17 @@ impl Action {
 
     /// One line for the help overlay, worded for where it is used.
     pub fn description(self, context: Context) -> &'static str {
+        if context == Context::Question {
+            match self {
+                Self::Send => return "pick and go on (submit after the last)",
+                Self::ToggleBlock => return "pick / unpick the option",
+                Self::Reject => return "reject the question",
+                Self::Back => return "close (answer later)",
+                Self::SelectPrev => return "previous option",
+                Self::SelectNext => return "next option",
+                _ => {}
+            }
+        }
         let scrolls = matches!(context, Context::Session | Context::Diff);
         match self {
             Self::SelectPrev if scrolls => "scroll up",

@@ -11,6 +11,7 @@ mod hosts;
 pub mod list;
 pub mod palette;
 pub mod prompt;
+pub mod question;
 mod replies;
 pub mod session;
 mod sessions;
@@ -135,6 +136,8 @@ pub struct App {
     keymap: Keymap,
     /// The `:` palette, while open.
     palette: Option<palette::Palette>,
+    /// The question being answered, while its form is open.
+    question: Option<question::QuestionForm>,
     /// Relay profile names from tui.toml (for `:relay NAME`).
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
@@ -173,6 +176,7 @@ impl App {
             history: History::default(),
             keymap: Keymap::default(),
             palette: None,
+            question: None,
             relays: Vec::new(),
             relay: None,
         }
@@ -252,6 +256,8 @@ impl App {
             Context::Help
         } else if self.palette.is_some() {
             Context::Palette
+        } else if self.question.is_some() {
+            Context::Question
         } else {
             self.screen_context()
         }
@@ -295,6 +301,11 @@ impl App {
             },
             Context::Prompt => self.prompt_key(action, typed, fx),
             Context::Palette => self.palette_key(action, typed, fx),
+            Context::Question => {
+                if let Some(action) = action {
+                    self.question_action(action, fx);
+                }
+            }
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
@@ -307,7 +318,7 @@ impl App {
     /// a list or the attention panel by one row. Ignored under the help and the palette.
     fn on_scroll(&mut self, up: bool, fx: &mut Vec<Effect>) {
         let (context, notches) = match self.context() {
-            Context::Help | Context::Palette => return,
+            Context::Help | Context::Palette | Context::Question => return,
             Context::Prompt => (Context::Session, 3),
             Context::Filter => (self.list_context(), 1),
             c @ (Context::Session | Context::Diff) => (c, 3),
@@ -376,7 +387,11 @@ impl App {
                 Context::Session => self.session_action(action, fx),
                 Context::Diff => self.diff_action(action, fx),
                 Context::Attention => self.attention_action(action, fx),
-                Context::Prompt | Context::Filter | Context::Help | Context::Palette => {}
+                Context::Prompt
+                | Context::Filter
+                | Context::Help
+                | Context::Palette
+                | Context::Question => {}
             },
         }
     }

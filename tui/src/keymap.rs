@@ -30,6 +30,8 @@ pub enum Context {
     Help,
     /// Typing in the command palette.
     Palette,
+    /// Answering a question.
+    Question,
 }
 
 impl Context {
@@ -51,6 +53,7 @@ impl Context {
             Self::Filter => "filter",
             Self::Help => "help",
             Self::Palette => "command palette",
+            Self::Question => "question",
         }
     }
 }
@@ -195,6 +198,16 @@ const PALETTE: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const QUESTION: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[ch(' ')], Action::ToggleBlock),
+    bind(&[key(KeyCode::Enter)], Action::Send),
+    bind(&[ch('r')], Action::Reject),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const HELP: &[Binding] = &[
     bind(&[ch('?'), key(KeyCode::Esc)], Action::ToggleHelp),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
@@ -213,11 +226,12 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::Filter => &[FILTER],
         Context::Help => &[HELP],
         Context::Palette => &[PALETTE],
+        Context::Question => &[QUESTION],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 10] = [
+pub const CONTEXTS: [Context; 11] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -228,6 +242,7 @@ pub const CONTEXTS: [Context; 10] = [
     Context::Filter,
     Context::Help,
     Context::Palette,
+    Context::Question,
 ];
 
 /// A `[keys]` entry that cannot be used.
@@ -495,7 +510,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const ALL: [Context; 10] = CONTEXTS;
+    const ALL: [Context; 11] = CONTEXTS;
 
     #[test]
     fn no_key_is_bound_twice_in_a_context() {

@@ -7,6 +7,7 @@ mod diff;
 mod help;
 mod hosts;
 mod palette;
+mod question;
 mod session;
 mod sessions;
 mod status_bar;
@@ -49,6 +50,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     status_bar::render_problem(frame, problem, app, theme);
     status_bar::render_notice(frame, notice, app, theme);
     status_bar::render(frame, status, app, theme);
+    question::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

@@ -267,6 +267,14 @@ impl Attention {
         })
     }
 
+    /// Marks the request `id` as answered with `answer`, awaiting confirmation.
+    pub(super) fn mark_answering(&mut self, id: &str, answer: PermissionAnswer) {
+        if let Some(item) = self.find_request_mut(id) {
+            item.answering = Some(answer);
+            item.error = None;
+        }
+    }
+
     fn find_request_mut(&mut self, id: &str) -> Option<&mut Item> {
         self.items.iter_mut().find(|i| i.request_id() == Some(id))
     }
@@ -313,7 +321,7 @@ impl App {
             Action::Reject => {
                 self.answer_item(self.attention.selected, PermissionAnswer::Reject, fx)
             }
-            Action::Open => self.open_item(fx),
+            Action::Open if !self.open_question(self.attention.selected) => self.open_item(fx),
             _ => {}
         }
     }
@@ -348,10 +356,7 @@ impl App {
                 q.session.clone(),
             ),
             ItemKind::Question(_) => {
-                self.notify(
-                    "answer questions in OpenCode itself; r rejects one here",
-                    false,
-                );
+                self.open_question(index);
                 return;
             }
             ItemKind::OpencodeFailed { .. } | ItemKind::Finished { .. } => return,

@@ -6,6 +6,7 @@ mod hosts;
 mod navigation;
 mod palette;
 mod prompt;
+pub(crate) mod question;
 mod reconnect;
 mod transcript;
 

@@ -586,3 +586,16 @@ fn command_palette_says_when_nothing_matches() {
     assert!(text.contains("no command matches"), "{text}");
     insta::assert_snapshot!(both(&d.app));
 }
+
+#[test]
+fn question_form_shows_options_and_picks() {
+    let mut d = steady(crate::app::tests::question::at_question());
+    d.key(' ');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("Which color?") && text.contains("(•) Red"),
+        "{text}"
+    );
+    assert!(text.contains("1 of 2"), "{text}");
+    insta::assert_snapshot!(both(&d.app));
+}
