@@ -142,6 +142,93 @@ pub struct WorkspaceEntry {
     pub name: String,
     /// Root folder on this host.
     pub path: PathBuf,
+    /// Relaxes OpenCode's tool permissions in this workspace, e.g. `{ edit = "allow" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<PermissionEntry>,
+}
+
+/// A workspace's `permission` table: `edit`, `bash`, `webfetch`, each `"ask"` (the default:
+/// every use waits for an operator's answer), `"allow"` or `"deny"`. Paths outside the
+/// workspace (`external_directory`) are always denied and cannot be relaxed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionEntry {
+    /// File edits and writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<String>,
+    /// Shell commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bash: Option<String>,
+    /// Web fetches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webfetch: Option<String>,
+}
+
+/// What OpenCode does when a tool is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ToolPermission {
+    /// Ask an operator each time.
+    #[default]
+    Ask,
+    /// Run without asking.
+    Allow,
+    /// Refuse.
+    Deny,
+}
+
+impl ToolPermission {
+    /// Parses `ask`, `allow` or `deny`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ask" => Some(Self::Ask),
+            "allow" => Some(Self::Allow),
+            "deny" => Some(Self::Deny),
+            _ => None,
+        }
+    }
+
+    /// The value in OpenCode's config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ask => "ask",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// OpenCode's tool permissions in one workspace (all `ask` unless relaxed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ToolPermissions {
+    /// File edits and writes.
+    pub edit: ToolPermission,
+    /// Shell commands.
+    pub bash: ToolPermission,
+    /// Web fetches.
+    pub webfetch: ToolPermission,
+}
+
+impl PermissionEntry {
+    fn validate(&self, path: &Path, workspace: &str) -> Result<ToolPermissions, ConfigError> {
+        let one = |key: &str, v: &Option<String>| {
+            match v.as_deref() {
+            None => Ok(ToolPermission::Ask),
+            Some(s) => ToolPermission::parse(s).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "workspace {workspace:?}: permission.{key} = {s:?}: use \"ask\", \"allow\" or \"deny\""
+                    ),
+                )
+            }),
+        }
+        };
+        Ok(ToolPermissions {
+            edit: one("edit", &self.edit)?,
+            bash: one("bash", &self.bash)?,
+            webfetch: one("webfetch", &self.webfetch)?,
+        })
+    }
 }
 
 /// A validated workspace.
@@ -151,6 +238,8 @@ pub struct Workspace {
     pub name: String,
     /// Canonical root (symlinks resolved at load).
     pub root: PathBuf,
+    /// OpenCode's tool permissions here.
+    pub permissions: ToolPermissions,
 }
 
 /// The validated configuration.
@@ -345,7 +434,15 @@ impl ConfigFile {
                 tracing::warn!(workspace = %w.name, path = %w.path.display(), error = %e, "workspace root is not accessible");
                 w.path.clone()
             });
-            workspaces.push(Workspace { name: w.name, root });
+            let permissions = match &w.permission {
+                None => ToolPermissions::default(),
+                Some(p) => p.validate(path, &w.name)?,
+            };
+            workspaces.push(Workspace {
+                name: w.name,
+                root,
+                permissions,
+            });
         }
         let opencode = match self.opencode {
             None => OpencodeConfig::default(),
@@ -646,6 +743,43 @@ mod tests {
         assert!(err.contains("binry"), "{err}");
     }
 
+    #[test]
+    fn workspace_permissions_can_be_relaxed_but_not_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = format!(
+            "relay = \"a:1\"\npin = \"blake3:00\"\nhost = \"box\"\n[[workspace]]\nname = \"w\"\npath = \"{}\"\n",
+            tmp.path().display()
+        );
+        let p = write(tmp.path(), &base);
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.workspaces[0].permissions, ToolPermissions::default());
+        let p = write(
+            tmp.path(),
+            &format!("{base}permission = {{ edit = \"allow\", bash = \"deny\" }}\n"),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        let perms = c.workspaces[0].permissions;
+        assert_eq!(perms.edit, ToolPermission::Allow);
+        assert_eq!(perms.bash, ToolPermission::Deny);
+        assert_eq!(perms.webfetch, ToolPermission::Ask);
+        let p = write(
+            tmp.path(),
+            &format!("{base}permission = {{ edit = \"yes\" }}\n"),
+        );
+        let err = ConfigFile::load(&p)
+            .unwrap()
+            .validate(&p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("permission.edit"), "{err}");
+        let p = write(
+            tmp.path(),
+            &format!("{base}permission = {{ external_directory = \"allow\" }}\n"),
+        );
+        let err = ConfigFile::load(&p).unwrap_err().to_string();
+        assert!(err.contains("external_directory"), "{err}");
+    }
+
     /// The documented example (docs/agent.example.toml) stays loadable as the options change.
     #[test]
     fn documented_example_loads() {
@@ -727,6 +861,10 @@ mod tests {
             workspaces: vec![WorkspaceEntry {
                 name: "w".into(),
                 path: "/tmp".into(),
+                permission: Some(PermissionEntry {
+                    edit: Some("allow".into()),
+                    ..PermissionEntry::default()
+                }),
             }],
             opencode: Some(OpencodeSection {
                 model: Some("mock/m".into()),

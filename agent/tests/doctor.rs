@@ -33,6 +33,7 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
     file.workspaces.push(WorkspaceEntry {
         name: "demo".into(),
         path: root.clone(),
+        permission: None,
     });
     file.save(&config)?;
 

@@ -6,7 +6,7 @@
 //! so OpenCode never reads or writes the operator's own OpenCode state, and the global config
 //! folder is seeded so OpenCode does not `npm install` its plugin package on first use.
 
-use crate::config::{OpencodeConfig, Workspace};
+use crate::config::{OpencodeConfig, ToolPermissions, Workspace};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -16,10 +16,16 @@ use std::path::{Path, PathBuf};
 /// so leftovers can be found after OpenCode is gone.
 pub const MARKER_ENV: &str = "CM_AGENT_LAUNCH";
 
-/// Permission rules in every generated config: edits, shell commands and web fetches wait for
-/// an operator's answer; paths outside the workspace are refused outright.
-pub fn permission_rules() -> Value {
-    json!({"edit": "ask", "bash": "ask", "webfetch": "ask", "external_directory": "deny"})
+/// Permission rules of a generated config: edits, shell commands and web fetches wait for an
+/// operator's answer unless the workspace's config relaxes them; paths outside the workspace are
+/// always refused outright.
+pub fn permission_rules(p: &ToolPermissions) -> Value {
+    json!({
+        "edit": p.edit.as_str(),
+        "bash": p.bash.as_str(),
+        "webfetch": p.webfetch.as_str(),
+        "external_directory": "deny",
+    })
 }
 
 /// The private directories of one workspace's OpenCode.
@@ -97,13 +103,13 @@ impl std::fmt::Debug for Launch {
     }
 }
 
-/// The generated `opencode.json`.
-pub fn opencode_json(cfg: &OpencodeConfig) -> Value {
+/// The generated `opencode.json` for a workspace with tool permissions `perms`.
+pub fn opencode_json(cfg: &OpencodeConfig, perms: &ToolPermissions) -> Value {
     let mut v = json!({
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": false,
         "share": "disabled",
-        "permission": permission_rules(),
+        "permission": permission_rules(perms),
     });
     if let Some(obj) = v.as_object_mut() {
         if let Some(m) = &cfg.model {
@@ -166,7 +172,7 @@ pub fn plan(
         port,
         password,
         marker,
-        config_json: opencode_json(cfg),
+        config_json: opencode_json(cfg, &workspace.permissions),
         state_file: state_dir.join(crate::supervisor::statefile::FILE_NAME),
         dirs,
     }
@@ -247,7 +253,7 @@ mod tests {
 
     #[test]
     fn config_json_has_the_safety_settings() {
-        let v = opencode_json(&cfg());
+        let v = opencode_json(&cfg(), &ToolPermissions::default());
         assert_eq!(v["autoupdate"], false);
         assert_eq!(v["share"], "disabled");
         assert_eq!(v["model"], "mock/mock-model");
@@ -261,8 +267,18 @@ mod tests {
             v["permission"],
             json!({"edit":"ask","bash":"ask","webfetch":"ask","external_directory":"deny"})
         );
-        let bare = opencode_json(&OpencodeConfig::default());
+        let bare = opencode_json(&OpencodeConfig::default(), &ToolPermissions::default());
         assert!(bare.get("model").is_none() && bare.get("provider").is_none());
+        // A relaxed workspace: only edit, bash and webfetch change; outside stays denied.
+        let relaxed = ToolPermissions {
+            edit: crate::config::ToolPermission::Allow,
+            bash: crate::config::ToolPermission::Deny,
+            ..ToolPermissions::default()
+        };
+        assert_eq!(
+            opencode_json(&cfg(), &relaxed)["permission"],
+            json!({"edit":"allow","bash":"deny","webfetch":"ask","external_directory":"deny"})
+        );
     }
 
     #[test]
@@ -271,6 +287,7 @@ mod tests {
         let ws = Workspace {
             name: "demo".into(),
             root: tmp.path().join("ws"),
+            permissions: ToolPermissions::default(),
         };
         let l = plan(
             Path::new("/bin/opencode"),

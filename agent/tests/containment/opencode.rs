@@ -111,3 +111,86 @@ async fn model_writes_outside_are_denied_and_inside_ask() -> Result<()> {
     env.shutdown().await;
     Ok(())
 }
+
+/// A workspace whose config relaxes `edit` to `allow`: writes inside happen without a question;
+/// writes outside are still denied (`external_directory` cannot be relaxed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relaxed_workspace_writes_inside_without_asking_but_never_outside() -> Result<()> {
+    use cm_agent::config::{ToolPermission, ToolPermissions, Workspace};
+    let binary = crate::harness::opencode_binary()?;
+    let tmp = tempfile::tempdir()?;
+    let model = cm_test_model::spawn("127.0.0.1:0".parse()?).await?;
+    let root = tmp.path().join("ws/relaxed");
+    crate::harness::git_workspace(&root)?;
+    let root = std::fs::canonicalize(&root)?;
+    let ws = Workspace {
+        name: "relaxed".into(),
+        root: root.clone(),
+        permissions: ToolPermissions {
+            edit: ToolPermission::Allow,
+            ..ToolPermissions::default()
+        },
+    };
+    let cfg = crate::harness::config(Some(binary), &model);
+    let workspaces = cm_agent::workspaces::Workspaces::spawn(&[ws], cfg, &tmp.path().join("state"));
+    let env = Env {
+        tmp,
+        model,
+        workspaces,
+    };
+    let outside = env.tmp.path().join("outside");
+    std::fs::create_dir_all(&outside)?;
+    let before = hash_tree(&outside);
+    let mut watch = env.watch("relaxed", None).await?;
+    for (i, (path, inside)) in [
+        ("notes/free.txt".to_owned(), true),
+        (outside.join("pwned.txt").display().to_string(), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let ses: SessionInfo = env
+            .ok(
+                Op::SessionCreate,
+                "relaxed",
+                None,
+                Some(json!({ "title": "relaxed" })),
+            )
+            .await?;
+        let _: PromptAccepted = env
+            .ok(
+                Op::Prompt,
+                "relaxed",
+                Some(&ses.id),
+                Some(json!({
+                    "text": format!("WRITE_FILE: {path} hi"),
+                    "idempotency_key": format!("k-relaxed-{i}"),
+                })),
+            )
+            .await?;
+        let frames = watch
+            .until(
+                "idle after the write",
+                |e| matches!(e, Event::SessionIdle { session } if *session == ses.id),
+            )
+            .await?;
+        ensure!(
+            !frames
+                .iter()
+                .any(|f| matches!(&f.event, Event::PermissionAsked { .. })),
+            "nothing is asked in a relaxed workspace: {:?}",
+            summary(&frames)
+        );
+        if inside {
+            let written = std::fs::read_to_string(root.join("notes/free.txt"))?;
+            ensure!(written == "hi\n", "{written:?}");
+        }
+    }
+    ensure!(
+        !outside.join("pwned.txt").exists(),
+        "written outside the workspace"
+    );
+    ensure!(hash_tree(&outside) == before, "the folder outside changed");
+    env.shutdown().await;
+    Ok(())
+}

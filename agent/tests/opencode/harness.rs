@@ -126,6 +126,7 @@ impl Env {
             list.push(Workspace {
                 name: (*name).to_owned(),
                 root: std::fs::canonicalize(&root)?,
+                permissions: Default::default(),
             });
         }
         let mut cfg = config(Some(binary), &model);

@@ -208,6 +208,7 @@ async fn leftovers_of_an_earlier_run_are_killed_at_start() -> Result<()> {
     let ws = cm_agent::config::Workspace {
         name: "w".into(),
         root: tmp.path().to_owned(),
+        permissions: Default::default(),
     };
     let workspaces = cm_agent::workspaces::Workspaces::spawn(&[ws], Default::default(), &state);
     eventually("the stale process to die", Duration::from_secs(10), || {

@@ -18,6 +18,7 @@ mod cli;
 mod forward;
 mod grants;
 mod harness;
+mod keyring;
 mod kill;
 mod lease;
 mod lock;
