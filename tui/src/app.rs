@@ -17,6 +17,7 @@ pub mod session;
 mod sessions;
 pub mod transcript;
 pub mod watch;
+pub mod workspace_detail;
 mod workspaces;
 
 #[cfg(test)]

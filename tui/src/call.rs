@@ -109,6 +109,10 @@ pub enum Call {
     OpencodeStart,
     /// `opencode_stop`.
     OpencodeStop,
+    /// `fs_list`: a folder of the workspace (`""` is the root).
+    FsList(proto::fs::FsPath),
+    /// `git_status` of the workspace.
+    GitStatus(proto::git::GitScope),
 }
 
 impl Call {
@@ -127,6 +131,8 @@ impl Call {
             Self::QuestionReply(_) => Op::QuestionReply,
             Self::OpencodeStart => Op::OpencodeStart,
             Self::OpencodeStop => Op::OpencodeStop,
+            Self::FsList(_) => Op::FsList,
+            Self::GitStatus(_) => Op::GitStatus,
         }
     }
 }
@@ -165,6 +171,10 @@ pub enum Response {
     Answered,
     /// `opencode_start` or `opencode_stop`.
     Opencode(OpencodeInfo),
+    /// A folder listing.
+    Folder(proto::fs::FsListing),
+    /// A git status.
+    Git(proto::git::GitStatus),
 }
 
 /// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport

@@ -444,6 +444,8 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
             Response::Answered
         }
         Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
+        Call::FsList(body) => Response::Folder(call(conn, &h, Some(body)).await?),
+        Call::GitStatus(body) => Response::Git(call(conn, &h, Some(body)).await?),
     })
 }
 

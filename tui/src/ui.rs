@@ -12,6 +12,7 @@ mod session;
 mod sessions;
 mod status_bar;
 pub mod theme;
+mod workspace_detail;
 mod workspaces;
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ impl App {
                 _ => {}
             },
             Response::Opencode(info) => self.opencode_changed(&scope.host, &info),
+            Response::Folder(listing) => self.folders_loaded(scope, listing),
+            Response::Git(status) => self.git_loaded(scope, status),
         }
     }
 
@@ -67,6 +69,8 @@ impl App {
             Call::Abort => self.notify(format!("abort failed: {e}"), true),
             Call::OpencodeStart => self.notify(format!("OpenCode did not start: {e}"), true),
             Call::OpencodeStop => self.notify(format!("OpenCode did not stop: {e}"), true),
+            Call::FsList(_) => self.folders_failed(&request.scope, e),
+            Call::GitStatus(_) => self.git_failed(&request.scope, e),
         }
     }
 }

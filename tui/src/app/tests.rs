@@ -2,6 +2,7 @@
 //! requests the app asked for and answers them like the connection task would.
 
 mod attention;
+mod detail;
 mod hosts;
 mod navigation;
 mod palette;

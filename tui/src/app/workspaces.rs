@@ -4,12 +4,14 @@
 
 use super::attention::{Item, ItemKind};
 use super::list::{self, ListNav};
+use super::workspace_detail::Detail;
 use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::ids::HostId;
 use proto::ops::{OpencodeInfo, OpencodeState, WorkspaceInfo};
+use std::collections::HashMap;
 
 /// State of the workspaces screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +23,8 @@ pub struct WorkspacesView {
     pub error: Option<String>,
     /// Selection and filter.
     pub nav: ListNav,
+    /// Folders and git status per workspace, once asked for.
+    pub(super) details: HashMap<String, Detail>,
 }
 
 impl WorkspacesView {
@@ -31,7 +35,13 @@ impl WorkspacesView {
             list: None,
             error: None,
             nav: ListNav::default(),
+            details: HashMap::new(),
         }
+    }
+
+    /// The folders and git status of workspace `name`, once asked for.
+    pub fn detail(&self, name: &str) -> Option<&Detail> {
+        self.details.get(name)
     }
 
     /// The workspaces, once loaded.
@@ -64,6 +74,8 @@ impl WorkspacesView {
     fn replace(&mut self, list: Vec<WorkspaceInfo>) {
         let kept = self.selected().map(|w| w.name.clone());
         self.list = Some(list);
+        // A fresh list (opened again, reconnected): read the details again too.
+        self.details.clear();
         self.error = None;
         match kept {
             Some(name) if self.visible().iter().any(|w| w.name == name) => self.select_name(&name),
@@ -95,6 +107,7 @@ impl App {
         };
         let len = view.visible().len();
         if view.nav.move_by(action, len, page) {
+            self.fetch_workspace_detail(fx);
             return;
         }
         let host = view.host.clone();
@@ -168,6 +181,9 @@ impl App {
         }
         if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
             view.replace(list);
+        }
+        if self.screen == Screen::Workspaces {
+            self.fetch_workspace_detail(fx);
         }
     }
 

@@ -264,12 +264,89 @@ fn workspaces_screen_shows_root_and_opencode_state() {
         ]),
     );
     d.key('j');
+    // The selected workspace's folders and git status (asked for demo, then docs).
+    for _ in 0..2 {
+        d.answer(Op::FsList, Response::Folder(folders()));
+        d.answer(Op::GitStatus, Response::Git(git_status()));
+    }
     let text = screen(&d.app, 80, 24);
     assert!(
         text.contains("● ready") && text.contains("✗ failed"),
         "{text}"
     );
+    assert!(text.contains("⎇ main ↑2 ↓0"), "{text}");
+    assert!(text.contains("src/  tests/"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+}
+
+fn folders() -> proto::fs::FsListing {
+    use proto::fs::{FsEntry, FsKind};
+    let entry = |name: &str, kind| FsEntry {
+        name: name.into(),
+        kind,
+        size: None,
+    };
+    proto::fs::FsListing {
+        path: String::new(),
+        entries: vec![
+            entry(".git", FsKind::Dir),
+            entry("docs", FsKind::Dir),
+            entry("src", FsKind::Dir),
+            entry("tests", FsKind::Dir),
+            entry("Cargo.toml", FsKind::File),
+            entry("README.md", FsKind::File),
+        ],
+        truncated: false,
+    }
+}
+
+fn git_status() -> proto::git::GitStatus {
+    let entry = |path: &str, index: &str, worktree: &str| proto::git::GitStatusEntry {
+        path: path.into(),
+        index: index.into(),
+        worktree: worktree.into(),
+        from: None,
+    };
+    proto::git::GitStatus {
+        branch: Some("main".into()),
+        head: Some("0123456789abcdef".into()),
+        upstream: Some("origin/main".into()),
+        ahead: 2,
+        behind: 0,
+        entries: vec![
+            entry("src/lib.rs", "M", "."),
+            entry("src/main.rs", ".", "M"),
+            entry("notes.txt", "?", "?"),
+        ],
+        truncated: false,
+    }
+}
+
+#[test]
+fn workspace_details_say_when_there_is_no_repository() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::WorkspaceList,
+        Response::Workspaces(vec![crate::app::tests::workspace(
+            "demo",
+            OpencodeState::Ready,
+        )]),
+    );
+    let text = screen(&d.app, 140, 40);
+    assert!(text.contains("git: reading…"), "{text}");
+    let request = d.take(Op::GitStatus);
+    d.net(NetEvent::Reply {
+        request,
+        result: Err(crate::call::CallError::refused(
+            proto::wire_error::ErrorCode::BadRequest,
+            "fatal: not a git repository (or any of the parent directories): .git",
+        )),
+    });
+    d.answer(Op::FsList, Response::Folder(folders()));
+    let text = screen(&d.app, 140, 40);
+    assert!(text.contains("git: not a repository"), "{text}");
+    assert!(text.contains("3 folders · 2 files at the root"), "{text}");
 }
 
 #[test]

@@ -3,10 +3,11 @@
 
 use crate::app::{App, WorkspacesView};
 use crate::ui::theme::Theme;
+use crate::ui::workspace_detail;
 use crate::ui::{filter_line, hints, panel, placeholder};
 use proto::ops::{OpencodeState, WorkspaceInfo};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, HighlightSpacing, Row, Table, TableState};
@@ -84,7 +85,29 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .highlight_spacing(HighlightSpacing::Always);
     let selected = (!view.visible().is_empty()).then_some(view.nav.selected());
     let mut state = TableState::default().with_selected(selected);
-    frame.render_stateful_widget(table, area, &mut state);
+    // The selected workspace's folders and git status: beside the table when wide enough,
+    // under it when tall enough, else not at all.
+    let (table_area, detail_area) = if area.width >= 110 {
+        let [t, d] = Layout::horizontal([
+            Constraint::Fill(1),
+            Constraint::Length(workspace_detail::SIDE_WIDTH),
+        ])
+        .areas(area);
+        (t, Some(d))
+    } else if area.height >= 16 {
+        let [t, d] = Layout::vertical([
+            Constraint::Fill(1),
+            Constraint::Length(workspace_detail::BOTTOM_HEIGHT),
+        ])
+        .areas(area);
+        (t, Some(d))
+    } else {
+        (area, None)
+    };
+    frame.render_stateful_widget(table, table_area, &mut state);
+    if let (Some(d), Some(w)) = (detail_area, view.selected()) {
+        workspace_detail::render(frame, d, w, view.detail(&w.name), theme);
+    }
 }
 
 fn name_width(list: &[WorkspaceInfo]) -> u16 {

@@ -1,0 +1,163 @@
+//! The selected workspace's details on the workspaces screen: the folders at its root and a
+//! git status summary, each read once when the workspace is first selected (again after the
+//! list is reloaded) and kept per workspace.
+
+use super::App;
+use crate::call::{Call, CallError, Scope};
+use crate::effect::Effect;
+use proto::fs::{FsListing, FsPath};
+use proto::git::{GitScope, GitStatus};
+
+/// Something read from the host: asked for, arrived, or refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loadable<T> {
+    /// Asked for; no answer yet.
+    Loading,
+    /// The answer.
+    Ready(T),
+    /// Why it could not be read.
+    Failed(String),
+}
+
+/// One workspace's folders and git status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// The root's entries.
+    pub folders: Loadable<FsListing>,
+    /// The git status of the root.
+    pub git: Loadable<GitStatus>,
+}
+
+/// Counts of a git status, as the summary shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GitCounts {
+    /// Paths with staged changes.
+    pub staged: usize,
+    /// Paths changed in the working tree (not untracked).
+    pub changed: usize,
+    /// Untracked paths.
+    pub untracked: usize,
+    /// Paths with merge conflicts.
+    pub conflicts: usize,
+}
+
+/// The counts of `status`.
+pub fn git_counts(status: &GitStatus) -> GitCounts {
+    let mut c = GitCounts::default();
+    for e in &status.entries {
+        let (i, w) = (e.index.as_str(), e.worktree.as_str());
+        if i == "U" || w == "U" || (i == "A" && w == "A") || (i == "D" && w == "D") {
+            c.conflicts += 1;
+        } else if i == "?" || w == "?" {
+            c.untracked += 1;
+        } else {
+            if !matches!(i, "." | " " | "") {
+                c.staged += 1;
+            }
+            if !matches!(w, "." | " " | "") {
+                c.changed += 1;
+            }
+        }
+    }
+    c
+}
+
+impl App {
+    /// Asks for the selected workspace's folders and git status unless known or asked.
+    pub(super) fn fetch_workspace_detail(&mut self, fx: &mut Vec<Effect>) {
+        let Some(view) = self.workspaces.as_ref() else {
+            return;
+        };
+        let Some(w) = view.selected().filter(|w| w.available) else {
+            return;
+        };
+        if view.details.contains_key(&w.name) || !self.is_connected() {
+            return;
+        }
+        let (host, name) = (view.host.clone(), w.name.clone());
+        let scope = Scope::workspace(&host, &name);
+        self.request(scope.clone(), Call::FsList(FsPath::default()), fx);
+        self.request(scope, Call::GitStatus(GitScope::default()), fx);
+        if let Some(view) = self.workspaces.as_mut() {
+            view.details.insert(
+                name,
+                Detail {
+                    folders: Loadable::Loading,
+                    git: Loadable::Loading,
+                },
+            );
+        }
+    }
+
+    fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {
+        let ws = scope.workspace.as_ref()?;
+        self.workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)?
+            .details
+            .get_mut(ws)
+    }
+
+    pub(super) fn folders_loaded(&mut self, scope: &Scope, listing: FsListing) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.folders = Loadable::Ready(listing);
+        }
+    }
+
+    pub(super) fn git_loaded(&mut self, scope: &Scope, status: GitStatus) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.git = Loadable::Ready(status);
+        }
+    }
+
+    pub(super) fn folders_failed(&mut self, scope: &Scope, e: &CallError) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.folders = Loadable::Failed(e.message.clone());
+        }
+    }
+
+    pub(super) fn git_failed(&mut self, scope: &Scope, e: &CallError) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.git = Loadable::Failed(e.message.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::git::GitStatusEntry;
+
+    fn entry(index: &str, worktree: &str) -> GitStatusEntry {
+        GitStatusEntry {
+            path: "p".into(),
+            index: index.into(),
+            worktree: worktree.into(),
+            from: None,
+        }
+    }
+
+    #[test]
+    fn counts_follow_the_short_status_letters() {
+        let status = GitStatus {
+            entries: vec![
+                entry("M", "."),
+                entry("M", "M"),
+                entry(".", "M"),
+                entry("?", "?"),
+                entry("U", "U"),
+                entry("A", "."),
+            ],
+            ..GitStatus::default()
+        };
+        assert_eq!(
+            git_counts(&status),
+            GitCounts {
+                staged: 3,
+                changed: 2,
+                untracked: 1,
+                conflicts: 1,
+            }
+        );
+    }
+}
