@@ -60,7 +60,7 @@ impl std::fmt::Display for StopReason {
 /// `30 min`, `90 s`.
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else if s > 0 {
         format!("{s} s")

@@ -250,7 +250,6 @@ async fn finish_handshake(
         return;
     }
     recv.set_max_len(MAX_FRAME_LEN);
-    let (notify, notices) = tokio::sync::mpsc::unbounded_channel();
     lock(&shared.live).insert(
         conn_id.clone(),
         super::sweeper::LiveConn {
@@ -259,7 +258,7 @@ async fn finish_handshake(
             owner: found.owner.clone(),
             conn: conn.clone(),
             expires_at_ms: found.record.expires_at_ms,
-            notify: (found.record.kind == PeerKind::Agent).then_some(notify),
+            notify: None,
         },
     );
     let _live = super::sweeper::LiveGuard {
@@ -276,7 +275,6 @@ async fn finish_handshake(
                 conn_id,
                 send,
                 recv,
-                notices,
             )
             .await;
         }
@@ -315,7 +313,6 @@ async fn serve_agent(
     conn_id: ConnId,
     mut send: quinn::SendStream,
     mut recv: FramedRecv,
-    mut notices: tokio::sync::mpsc::UnboundedReceiver<Control>,
 ) {
     if let Some(old) = shared
         .presence
@@ -333,6 +330,11 @@ async fn serve_agent(
         conn_id: conn_id.clone(),
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
+    // The sweeper sends revocation notices for the agent's control stream through this.
+    let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(live) = lock(&shared.live).get_mut(&conn_id) {
+        live.notify = Some(notify);
+    }
     // Revocations made while the agent was away still stop launches bound to them.
     for n in super::sweeper::notices(&super::sweeper::revoked_unexpired(shared).await) {
         if send_frame(&mut send, &n, MAX_FRAME_LEN).await.is_err() {
