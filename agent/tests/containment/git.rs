@@ -359,3 +359,70 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
     f.assert_sentinel_unchanged("repository settings");
     Ok(())
 }
+
+/// The host owner can switch pull and push off (`[policy] disabled_ops`): refused by the agent
+/// even though the role allows them.
+#[tokio::test]
+async fn pull_and_push_can_be_disabled_by_the_host() -> anyhow::Result<()> {
+    use cm_agent::policy::{Policy, PolicyConfig};
+    let f = Fixture::new().await?;
+    git(
+        &f.root,
+        &["remote", "add", "origin", "https://example.invalid/x.git"],
+    )?;
+    let config = PolicyConfig {
+        disabled_ops: [Op::GitPush, Op::GitPull].into_iter().collect(),
+        ..PolicyConfig::default()
+    };
+    let state = f.env.tmp.path().join("state-policy");
+    let workspaces = cm_agent::workspaces::Workspaces::spawn_with(
+        &[cm_agent::config::Workspace {
+            name: super::WS.into(),
+            root: f.root.clone(),
+            permissions: Default::default(),
+        }],
+        f.env.workspaces.opencode_config().clone(),
+        &state,
+        Policy::new(config, &state),
+        std::time::Duration::from_secs(60),
+    );
+    let env = crate::harness::Env {
+        tmp: tempfile::tempdir()?,
+        model: cm_test_model::spawn("127.0.0.1:0".parse()?).await?,
+        workspaces,
+    };
+    for op in [Op::GitPush, Op::GitPull] {
+        let r = env
+            .call_as::<serde_json::Value>(
+                proto::rbac::Role::Owner,
+                op,
+                Some(super::WS),
+                None,
+                Some(json!({ "remote": "origin" })),
+            )
+            .await?;
+        match r {
+            proto::message::Reply::Error(e) => {
+                assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+                assert!(e.message.contains("disabled_ops"), "{}", e.message);
+            }
+            proto::message::Reply::Ok(v) => anyhow::bail!("{} ran: {v}", op.as_str()),
+        }
+    }
+    // Other git operations still work.
+    let st: GitStatus = match env
+        .call_as::<GitStatus>(
+            proto::rbac::Role::Operator,
+            Op::GitStatus,
+            Some(super::WS),
+            None,
+            Some(json!({})),
+        )
+        .await?
+    {
+        proto::message::Reply::Ok(s) => s,
+        proto::message::Reply::Error(e) => anyhow::bail!("{e}"),
+    };
+    assert!(st.branch.is_some());
+    Ok(())
+}
