@@ -1,0 +1,83 @@
+//! The network between agent and relay: a prompt for the offline host is queued and delivered
+//! once when it is back; a cut (UDP blackhole) is detected and healed.
+
+use crate::harness::World;
+use crate::support::*;
+use anyhow::Result;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_prompt_is_delivered_once_and_a_network_cut_is_detected_and_healed() -> Result<()> {
+    let mut world = World::start().await?;
+    let session = world.tui_ok(&["new", "box", "demo"])?.trim().to_owned();
+
+    // The host goes away (the agent stops); the relay shows it offline.
+    world.agent = None;
+    wait_online(&world, false).await?;
+
+    // A prompt now is queued, not refused, and says until when.
+    let out = world.tui_ok(&["send", "box", "demo", "--session", &session, "queued hello"])?;
+    assert!(
+        out.starts_with("queued (host offline), expires in 60 min"),
+        "{out}"
+    );
+    let list: Value = serde_json::from_str(&world.tui_ok(&["queue", "list", "--json"])?)?;
+    let id = list["entries"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list["entries"][0]["state"], "queued");
+
+    // From here the agent reaches the relay through a UDP proxy the test can cut.
+    let relay = agent_relay(&world)?;
+    let proxy = UdpProxy::start(relay.parse()?).await?;
+    set_agent_relay(&world, &proxy.addr.to_string())?;
+    world.start_agent()?;
+    wait_online(&world, true).await?;
+
+    // Delivered once: the entry says so, and OpenCode has one such user message and answered it.
+    eventually("the queued prompt to be delivered", || {
+        let list: Value = serde_json::from_str(&world.tui_ok(&["queue", "list", "--json"])?)?;
+        let entry = list["entries"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["id"] == id.as_str()).cloned());
+        Ok(entry.filter(|e| e["state"] == "delivered"))
+    })
+    .await?;
+    let answered = eventually("the queued prompt's answer", || {
+        let t = transcript(&world, &session)?;
+        Ok(t.iter()
+            .any(|(role, text)| role == "assistant" && text.contains("You said: queued hello"))
+            .then_some(t))
+    })
+    .await?;
+    let users = answered
+        .iter()
+        .filter(|(role, text)| role == "user" && text == "queued hello")
+        .count();
+    assert_eq!(users, 1, "{answered:?}");
+
+    // Cut: the relay notices within its window and shows the host offline.
+    proxy.cut(true);
+    wait_online(&world, false).await?;
+    // Heal: the agent reconnects on its own and the host is back.
+    proxy.cut(false);
+    wait_online(&world, true).await?;
+    let out = world.tui_ok(&[
+        "send",
+        "box",
+        "demo",
+        "--session",
+        &session,
+        "after the cut",
+        "--wait",
+    ])?;
+    assert_eq!(
+        out.trim_end(),
+        "Hello from mock LLM. You said: after the cut"
+    );
+    // The queued prompt was not delivered a second time by the reconnects.
+    let users = transcript(&world, &session)?
+        .iter()
+        .filter(|(role, text)| role == "user" && text == "queued hello")
+        .count();
+    assert_eq!(users, 1);
+    Ok(())
+}
