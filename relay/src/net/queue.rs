@@ -94,6 +94,34 @@ pub(crate) async fn enqueue(
             return;
         }
     };
+    // A retry of a prompt already queued (same author, host and key) gets the first entry.
+    let (u, h, k) = (
+        principal.user.0.clone(),
+        host.0.clone(),
+        prompt.idempotency_key.clone(),
+    );
+    match shared
+        .store
+        .call(move |s| s.queue_find_key(&u, &h, &k))
+        .await
+    {
+        Ok(Some(first)) => {
+            let r = Reply::Ok(PromptOutcome::Queued {
+                queued: Queued {
+                    id: first.id,
+                    expires_ms: first.expires_ms,
+                },
+            });
+            answer(send, r).await;
+            return;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the prompt queue");
+            answer::<()>(send, Reply::Error(internal())).await;
+            return;
+        }
+    }
     let now = now_ms();
     let expiry = u64::try_from(shared.config.queue_expiry.as_millis()).unwrap_or(u64::MAX);
     let row = QueueRow {

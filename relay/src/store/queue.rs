@@ -124,6 +124,27 @@ impl Store {
             .optional()?)
     }
 
+    /// The entry `user` queued for `host` with this idempotency key, if any (a retried
+    /// prompt gets the first entry instead of a second one).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_find_key(
+        &self,
+        user: &str,
+        host: &str,
+        key: &str,
+    ) -> Result<Option<QueueRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM prompt_queue WHERE user = ?1 AND host = ?2 AND idempotency_key = ?3 AND state IN ('queued', 'delivering', 'delivered') ORDER BY created_ms LIMIT 1"),
+                params![user, host, key],
+                row,
+            )
+            .optional()?)
+    }
+
     /// A user's entries, newest first (at most `limit`).
     ///
     /// # Errors

@@ -149,6 +149,9 @@ async fn a_queued_prompt_is_delivered_once_and_a_cancelled_one_never() -> Result
     let before = cm_relay::time::now_ms();
     let (kept, expires) = queued_id(send_prompt(&op, "deliver me", "key-1").await?)?;
     assert!(expires >= before + 3_599_000, "expiry {expires}");
+    // A retry (same key) is the same entry, not a second one.
+    let (retried, _) = queued_id(send_prompt(&op, "deliver me", "key-1").await?)?;
+    assert_eq!(retried, kept);
     let (dropped, _) = queued_id(send_prompt(&op, "cancel me", "key-2").await?)?;
     let cancelled: QueueEntry = client::request(
         &op.conn,
