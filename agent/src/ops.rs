@@ -20,6 +20,7 @@
 //!    | `permission_reply` | required `PermissionReply` | `bool` |
 //!    | `question_reply` | required `QuestionReply` | `bool` |
 //!    | `watch_events` | optional `WatchQuery` | `u64`, then `EventFrame`s |
+//!    | `fs_*`, `git_*` | see the tables in `proto::fs` and `proto::git` | (served by `fs_git`) |
 //!
 //!    "Optional" means: the body frame, or the end of the operator's send side without one (the
 //!    default body). For "none", nothing further is read.
