@@ -426,3 +426,32 @@ async fn pull_and_push_can_be_disabled_by_the_host() -> anyhow::Result<()> {
     assert!(st.branch.is_some());
     Ok(())
 }
+
+/// Outputs are bounded: a diff larger than the limit is cut at a line end and marked; a log
+/// never returns more than asked.
+#[tokio::test]
+async fn outputs_are_bounded() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    let line = "x".repeat(99) + "\n";
+    std::fs::write(f.root.join("README.md"), line.repeat(8000))?;
+    let d: GitDiff = f.ok(Op::GitDiff, json!({})).await?;
+    assert!(d.truncated);
+    assert!(
+        d.patch.len() <= proto::git::MAX_DIFF_BYTES,
+        "{}",
+        d.patch.len()
+    );
+    assert!(d.patch.ends_with('\n'));
+    for i in 0..3 {
+        git(
+            &f.root,
+            &["commit", "-q", "--allow-empty", "-m", &format!("c{i}")],
+        )?;
+    }
+    let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 2 })).await?;
+    assert_eq!(log.commits.len(), 2);
+    assert_eq!(log.commits[0].subject, "c2");
+    let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 0 })).await?;
+    assert_eq!(log.commits.len(), 1, "a zero limit is raised to one");
+    Ok(())
+}
