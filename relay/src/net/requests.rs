@@ -41,6 +41,13 @@ fn deny_error(reason: &DenyReason, op: Op) -> WireError {
             ErrorCode::UnknownOp,
             "this relay does not know that operation; upgrade the relay or use an older cm-tui",
         ),
+        DenyReason::NoGrant if authz::is_relay_admin(op) => WireError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{}: administering the relay needs an admin grant on every host (*); ask an owner",
+                op.as_str()
+            ),
+        ),
         DenyReason::NoGrant => WireError::new(
             ErrorCode::Forbidden,
             format!(

@@ -69,6 +69,11 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
     );
     let e = refusal(call::<(), Vec<UserInfo>>(&bea, Op::UserList, None).await);
     assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    assert!(
+        e.message.contains("needs an admin grant on every host (*)"),
+        "{}",
+        e.message
+    );
 
     // An admin adds an operator and gets an invite that works.
     let done = change(
