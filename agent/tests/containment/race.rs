@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 const OPS: usize = 400;
 /// Operations in flight at once.
 const PARALLEL: usize = 8;
+/// `stat` calls the swapping thread makes while the folder is real.
+const REAL_SPINS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_folder_swapped_for_a_link_mid_operation_never_leads_out() -> anyhow::Result<()> {
@@ -40,6 +42,11 @@ async fn a_folder_swapped_for_a_link_mid_operation_never_leads_out() -> anyhow::
                 std::fs::remove_file(&flip)?;
                 std::fs::rename(&real, &flip)?;
                 swaps.fetch_add(1, Ordering::Relaxed);
+                // Stay a real folder for a while (busy, not sleeping), so operations also start
+                // in that state and get swapped under them mid-way.
+                for _ in 0..REAL_SPINS {
+                    let _ = std::fs::symlink_metadata(&flip);
+                }
             }
             Ok(())
         })
