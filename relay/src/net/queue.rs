@@ -28,6 +28,8 @@ use std::time::Duration;
 
 /// How often waiting entries are checked even without a presence change (expiry).
 const TICK: Duration = Duration::from_secs(1);
+/// Shortest time between two passes over the queue.
+const MIN_PASS: Duration = Duration::from_millis(200);
 /// Entries `queue_list` returns.
 const LIST_LIMIT: usize = 200;
 /// Bound on one delivery (open, send, the agent's answer).
@@ -291,6 +293,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             () = shared.cancel.cancelled() => return,
             _ = changes.changed() => {}
             _ = tick.tick() => {}
+        }
+        // Presence changes with every heartbeat of a large fleet: at most one pass per
+        // MIN_PASS, so the queue costs a bounded number of (cheap, indexed) reads.
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return,
+            () = tokio::time::sleep(MIN_PASS) => {}
         }
         expire(&shared).await;
         let hosts = match shared.store.call(|s| s.queue_hosts()).await {

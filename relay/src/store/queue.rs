@@ -205,6 +205,15 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn queue_expire(&self, now_ms: u64) -> Result<Vec<QueueRow>, StoreError> {
+        // Most passes find nothing: a read first, so they take no write lock.
+        let due: bool = self.conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM prompt_queue WHERE state = 'queued' AND expires_ms <= ?1)",
+            params![to_i64(now_ms)],
+            |r| r.get(0),
+        )?;
+        if !due {
+            return Ok(Vec::new());
+        }
         let tx = rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
