@@ -85,6 +85,8 @@ pub fn wrap(program: &Path, args: &[String], state_file: &Path) -> (PathBuf, Vec
     };
     let mut v: Vec<OsString> = vec![
         KEEP.into(),
+        "--agent-pid".into(),
+        std::process::id().to_string().into(),
         "--grace-ms".into(),
         grace_from_env().as_millis().to_string().into(),
         "--state-file".into(),
@@ -180,7 +182,7 @@ fn adopted_by_live_agent(state_file: &Path, me: i32) -> bool {
     record.agent.is_some_and(leftovers::is_alive) && record.children.values().any(|c| c.pid == me)
 }
 
-/// `__keep --grace-ms N --state-file PATH -- PROGRAM ARGS…`
+/// `__keep --agent-pid P --grace-ms N --state-file PATH -- PROGRAM ARGS…`
 fn keep(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
         eprintln!("cm-agent {KEEP}: usage: --grace-ms N --state-file PATH -- PROGRAM ARGS…");
@@ -192,7 +194,12 @@ fn keep(args: &[OsString]) -> ExitCode {
         .map_or(DEFAULT_GRACE, Duration::from_millis);
     let state_file = opt(opts, "--state-file").map(PathBuf::from);
     let me = pid_raw(Some(rustix::process::getpid()));
-    let agent = pid_raw(rustix::process::getppid());
+    // Named by the agent (its parent at spawn; `getppid` could already be a reaper if the
+    // agent died at once).
+    let agent = opt(opts, "--agent-pid")
+        .and_then(|g| g.to_str())
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| pid_raw(rustix::process::getppid()));
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {

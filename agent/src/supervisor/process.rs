@@ -363,6 +363,42 @@ mod tests {
         assert_eq!(parse_listening("starting"), None);
     }
 
+    #[tokio::test]
+    async fn an_adopted_process_reports_ready_line_then_its_exit() {
+        use std::os::unix::process::CommandExt as _;
+        let mut child = std::process::Command::new("sleep")
+            .arg("300")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let record = crate::supervisor::statefile::ChildRecord {
+            pid,
+            start_time: leftovers::start_time(pid).unwrap(),
+            port: 9,
+            password: "pw".into(),
+            marker: "adopt-test-marker".into(),
+            started_ms: 0,
+            lease: None,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let running = adopt(&record, std::path::Path::new("/"), 7, tx);
+        assert_eq!(running.pid, u32::try_from(pid).unwrap());
+        assert_eq!(
+            rx.recv().await,
+            Some((7, ProcessEvent::ReadyLine { port: Some(9) }))
+        );
+        running.kill().await;
+        let _ = child.wait();
+        let (launch, ev) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(launch, 7);
+        assert!(matches!(ev, ProcessEvent::Exited { .. }), "{ev:?}");
+        assert!(running.died.is_cancelled());
+    }
+
     #[test]
     fn stderr_tail_is_bounded() {
         let t = Mutex::new(VecDeque::new());
