@@ -10,7 +10,7 @@
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
 use proto::event::Event;
 use proto::ids::CredId;
-use proto::ops::{OpencodeState, SessionStatus};
+use proto::ops::{OpencodeInfo, OpencodeState, SessionStatus};
 use proto::rbac::Role;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -153,6 +153,8 @@ impl LaunchLease {
 pub struct Leases {
     lease: Duration,
     by_workspace: Mutex<BTreeMap<String, LaunchLease>>,
+    /// Why each workspace's OpenCode was last stopped by a lease, until it runs again.
+    stopped_because: Mutex<BTreeMap<String, String>>,
 }
 
 impl Leases {
@@ -161,7 +163,29 @@ impl Leases {
         Self {
             lease,
             by_workspace: Mutex::new(BTreeMap::new()),
+            stopped_because: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn reasons(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.stopped_because
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A workspace's OpenCode state as operators see it: a stopped launch says why a lease
+    /// stopped it (until OpenCode runs again).
+    pub fn info(&self, rt: &WorkspaceRuntime) -> OpencodeInfo {
+        let mut info = rt.supervisor.info();
+        let ws = &rt.workspace.name;
+        if info.state == OpencodeState::Stopped {
+            if info.last_error.is_none() {
+                info.last_error = self.reasons().get(ws).cloned();
+            }
+        } else {
+            self.reasons().remove(ws);
+        }
+        info
     }
 
     fn with<T>(&self, workspace: &str, f: impl FnOnce(&mut LaunchLease) -> T) -> T {
@@ -177,6 +201,9 @@ impl Leases {
 
     /// See [`LaunchLease::on_op`].
     pub fn on_op(&self, workspace: &str, cred: &CredId, role: Role, running: bool, now_ms: u64) {
+        if running {
+            self.reasons().remove(workspace);
+        }
         self.with(workspace, |l| l.on_op(cred, role, running, now_ms));
     }
 
@@ -232,6 +259,7 @@ pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason
     }
     let mut info = rt.supervisor.stop().await;
     leases.clear(ws);
+    leases.reasons().insert(ws.clone(), reason.to_string());
     info.last_error = Some(reason.to_string());
     rt.hub.publish(Event::Opencode { info });
     tracing::warn!(workspace = %ws, %reason, "leased OpenCode stopped");

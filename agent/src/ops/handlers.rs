@@ -162,7 +162,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
     };
     let ws = &rt.workspace.name;
     match op {
-        Op::OpencodeStatus => json(&rt.supervisor.info()),
+        Op::OpencodeStatus => json(&workspaces.leases().info(&rt)),
         Op::OpencodeStart => {
             rt.supervisor.ensure_ready().await?;
             json(&rt.supervisor.info())
@@ -229,7 +229,7 @@ fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
         .map(|rt| WorkspaceInfo {
             name: rt.workspace.name.clone(),
             available: root_ok(rt).is_ok(),
-            opencode: rt.supervisor.info(),
+            opencode: workspaces.leases().info(rt),
         })
         .collect()
 }

@@ -260,6 +260,17 @@ async fn a_lapsed_lease_stops_opencode_and_says_why() -> Result<()> {
         "{info:?}"
     );
     until_no_process_in(&s.root).await?;
+    // opencode_status says why too (asking for the status does not start it).
+    let status: OpencodeInfo =
+        client::request::<(), _>(&s.owner.conn, &header(Op::OpencodeStatus), None).await?;
+    assert_eq!(status.state, OpencodeState::Stopped);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("lease lapsed")),
+        "{status:?}"
+    );
     s.relay.shutdown().await;
     Ok(())
 }
