@@ -500,3 +500,95 @@ async fn prompts_are_audited_hashed_by_default_and_in_full_when_configured() -> 
     assert_eq!(full, "prompt text: deploy the secret plan");
     Ok(())
 }
+
+/// `cm-tui admin …` (the real binary, `--json`): the scripting commands reach the relay's
+/// administration operations, pick `grant_admin` where the change needs it, and fail clearly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cm_tui_admin_commands_with_json() -> Result<()> {
+    use crate::keyring::{PASSWORD, text, tui};
+    let relay = TestRelay::start().await?;
+    cm_relay::cli::user_passwd(&relay.state.dir, "owner", PASSWORD)?;
+    let root = relay.state.tmp.path();
+    let (state, home) = (root.join("tui"), root.join("home"));
+    let bus = format!("unix:path={}", root.join("no-bus").display());
+    let run =
+        |args: &[&str]| tokio::task::block_in_place(|| tui(&state, &home, &bus, "file", args));
+    let json = |args: &[&str]| -> Result<serde_json::Value> {
+        let out = run(args)?;
+        anyhow::ensure!(out.status.success(), "{args:?}: {}", text(&out));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let addr = relay.addr_str();
+    let login = run(&[
+        "login",
+        &addr,
+        "--user",
+        "owner",
+        "--pin",
+        &relay.state.pin,
+        "--password-stdin",
+    ])?;
+    assert!(login.status.success(), "{}", text(&login));
+
+    let done: AdminDone = serde_json::from_value(json(&[
+        "admin", "user", "add", "bob", "--role", "operator", "--host", "box", "--json",
+    ])?)?;
+    assert_eq!(done.summary, "added bob as operator on box");
+    assert!(Invite::decode(done.invite.as_deref().unwrap()).is_ok());
+    let done: AdminDone = serde_json::from_value(json(&[
+        "admin", "user", "grant", "bob", "admin", "--host", "box", "--json",
+    ])?)?;
+    assert_eq!(done.summary, "bob is admin on box");
+    let users: Vec<UserInfo> = serde_json::from_value(json(&["admin", "user", "list", "--json"])?)?;
+    let bob = users.iter().find(|u| u.name == "bob").unwrap();
+    assert_eq!(bob.grants.len(), 1);
+    assert_eq!(bob.grants[0].role, Role::Admin);
+    // Removing an admin goes as grant_admin (the client looks the grants up first).
+    let done: AdminDone =
+        serde_json::from_value(json(&["admin", "user", "remove", "bob", "--json"])?)?;
+    assert_eq!(done.summary, "removed bob");
+
+    let enrolled: HostEnrolled = serde_json::from_value(json(&[
+        "admin",
+        "host",
+        "add",
+        "box",
+        "--relay-addr",
+        &addr,
+        "--json",
+    ])?)?;
+    assert_eq!(
+        EnrollmentToken::decode(&enrolled.token)?.host.as_str(),
+        "box"
+    );
+    let hosts: Vec<HostEntry> =
+        serde_json::from_value(json(&["admin", "host", "list", "--json"])?)?;
+    assert_eq!(hosts.len(), 1);
+    let creds: Vec<CredInfo> = serde_json::from_value(json(&[
+        "admin", "creds", "list", "--user", "owner", "--json",
+    ])?)?;
+    assert_eq!(creds.len(), 1);
+    let rows: Vec<AuditEntry> = serde_json::from_value(json(&[
+        "admin", "audit", "--user", "owner", "--limit", "5", "--json",
+    ])?)?;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.actor.starts_with("owner")));
+
+    let bad = run(&["admin", "user", "add", "eve", "--role", "root"])?;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("unknown role"),
+        "{}",
+        text(&bad)
+    );
+    // The human form.
+    let out = run(&["admin", "user", "list"])?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("owner on *"),
+        "{}",
+        text(&out)
+    );
+    relay.shutdown().await;
+    Ok(())
+}

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
 fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
@@ -92,7 +92,7 @@ fn start_keyring(root: &Path) -> Result<Keyring> {
 }
 
 /// Runs `cm-tui` with its own state and config folders and the given bus.
-fn tui(state: &Path, home: &Path, bus: &str, store: &str, args: &[&str]) -> Result<Output> {
+pub fn tui(state: &Path, home: &Path, bus: &str, store: &str, args: &[&str]) -> Result<Output> {
     let mut child = Command::new(workspace_bin("cm-tui")?)
         .arg("--state-dir")
         .arg(state)
@@ -111,7 +111,7 @@ fn tui(state: &Path, home: &Path, bus: &str, store: &str, args: &[&str]) -> Resu
     Ok(child.wait_with_output()?)
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!(
         "status {}\nstdout: {}\nstderr: {}",
         o.status,
