@@ -35,6 +35,24 @@ pub enum Action {
     Quit,
     /// Open the command palette.
     OpenPalette,
+    /// Open the administration screen (admins and owners).
+    OpenAdmin,
+    /// Add a user, or enroll a host.
+    AddItem,
+    /// Grant the selected user a role on a host.
+    Grant,
+    /// Remove one of the selected user's grants.
+    RevokeGrant,
+    /// Issue the selected host a new enrolment token.
+    RotateToken,
+    /// Remove the selected user, revoke the host or credential.
+    Remove,
+    /// Kill switch for the selected user, host or credential.
+    Kill,
+    /// Kill switch for every operator credential and host.
+    KillAll,
+    /// Read the list again.
+    Refresh,
     /// Start OpenCode in the selected workspace.
     StartOpencode,
     /// Stop OpenCode in the selected workspace.
@@ -117,6 +135,15 @@ impl Action {
         Self::Reconnect,
         Self::Quit,
         Self::OpenPalette,
+        Self::OpenAdmin,
+        Self::AddItem,
+        Self::Grant,
+        Self::RevokeGrant,
+        Self::RotateToken,
+        Self::Remove,
+        Self::Kill,
+        Self::KillAll,
+        Self::Refresh,
         Self::StartOpencode,
         Self::StopOpencode,
         Self::NewSession,
@@ -168,6 +195,15 @@ impl Action {
             Self::Reconnect => "reconnect",
             Self::Quit => "quit",
             Self::OpenPalette => "open_palette",
+            Self::OpenAdmin => "open_admin",
+            Self::AddItem => "add",
+            Self::Grant => "grant",
+            Self::RevokeGrant => "revoke_grant",
+            Self::RotateToken => "rotate_token",
+            Self::Remove => "remove",
+            Self::Kill => "kill",
+            Self::KillAll => "kill_all",
+            Self::Refresh => "refresh",
             Self::StartOpencode => "start_opencode",
             Self::StopOpencode => "stop_opencode",
             Self::NewSession => "new_session",
@@ -209,6 +245,21 @@ impl Action {
 
     /// One line for the help overlay, worded for where it is used.
     pub fn description(self, context: Context) -> &'static str {
+        if context == Context::Admin {
+            match self {
+                Self::PrevFile => return "previous tab",
+                Self::NextFile => return "next tab",
+                Self::Filter => return "filter the audit trail (user=NAME host=NAME)",
+                _ => {}
+            }
+        }
+        if matches!(context, Context::AdminInput) {
+            match self {
+                Self::Send => return "confirm",
+                Self::LeaveInput => return "cancel",
+                _ => {}
+            }
+        }
         if context == Context::Question {
             match self {
                 Self::Send => return "pick and go on (submit after the last)",
@@ -244,6 +295,15 @@ impl Action {
             Self::Reconnect => "reconnect to the relay now",
             Self::Quit => "quit",
             Self::OpenPalette => "command palette (every action by name)",
+            Self::OpenAdmin => "administration (users, hosts, credentials, audit)",
+            Self::Grant => "grant a role on a host",
+            Self::RevokeGrant => "revoke a grant",
+            Self::RotateToken => "new enrolment token for the host",
+            Self::Kill => "kill switch for it (typed confirmation)",
+            Self::KillAll => "kill switch for everything (typed confirmation)",
+            Self::Refresh => "read again",
+            Self::AddItem => "add a user / enroll a host",
+            Self::Remove => "remove the user / revoke the host or credential",
             Self::StartOpencode => "start OpenCode",
             Self::StopOpencode => "stop OpenCode",
             Self::NewSession => "new session",

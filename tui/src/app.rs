@@ -5,6 +5,7 @@
 //! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff); each level's state lives in
 //! its own submodule and survives reconnects, which re-read what is shown and resume watches.
 
+pub mod admin;
 pub mod attention;
 mod diff;
 mod hosts;
@@ -87,6 +88,8 @@ pub enum Screen {
     Session,
     /// The session's (or working tree's) diff.
     Diff,
+    /// Relay administration (admins and owners).
+    Admin,
 }
 
 /// A short message in the status area (an action's outcome, a refusal).
@@ -139,6 +142,8 @@ pub struct App {
     palette: Option<palette::Palette>,
     /// The question being answered, while its form is open.
     question: Option<question::QuestionForm>,
+    /// The administration screen's state, once opened.
+    admin: Option<admin::AdminView>,
     /// Relay profile names from tui.toml (for `:relay NAME`).
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
@@ -178,6 +183,7 @@ impl App {
             keymap: Keymap::default(),
             palette: None,
             question: None,
+            admin: None,
             relays: Vec::new(),
             relay: None,
         }
@@ -282,6 +288,10 @@ impl App {
             Screen::Session if self.session.as_ref().is_some_and(|s| s.focus) => Context::Prompt,
             Screen::Session => Context::Session,
             Screen::Diff => Context::Diff,
+            Screen::Admin if self.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
+                Context::AdminInput
+            }
+            Screen::Admin => Context::Admin,
         }
     }
 
@@ -302,6 +312,7 @@ impl App {
             },
             Context::Prompt => self.prompt_key(action, typed, fx),
             Context::Palette => self.palette_key(action, typed, fx),
+            Context::AdminInput => self.admin_input_key(action, typed, fx),
             Context::Question => {
                 if let Some(action) = action {
                     self.question_action(action, fx);
@@ -319,7 +330,7 @@ impl App {
     /// a list or the attention panel by one row. Ignored under the help and the palette.
     fn on_scroll(&mut self, up: bool, fx: &mut Vec<Effect>) {
         let (context, notches) = match self.context() {
-            Context::Help | Context::Palette | Context::Question => return,
+            Context::Help | Context::Palette | Context::Question | Context::AdminInput => return,
             Context::Prompt => (Context::Session, 3),
             Context::Filter => (self.list_context(), 1),
             c @ (Context::Session | Context::Diff) => (c, 3),
@@ -367,6 +378,7 @@ impl App {
             Action::Quit => fx.push(Effect::Quit),
             Action::ToggleHelp => self.help = true,
             Action::OpenPalette => self.open_palette(),
+            Action::OpenAdmin => self.open_admin(fx),
             Action::ToggleAttention => self.attention_open = !self.attention_open,
             Action::ToggleBell => {
                 self.bell = !self.bell;
@@ -388,11 +400,13 @@ impl App {
                 Context::Session => self.session_action(action, fx),
                 Context::Diff => self.diff_action(action, fx),
                 Context::Attention => self.attention_action(action, fx),
+                Context::Admin => self.admin_action(action, fx),
                 Context::Prompt
                 | Context::Filter
                 | Context::Help
                 | Context::Palette
-                | Context::Question => {}
+                | Context::Question
+                | Context::AdminInput => {}
             },
         }
     }
@@ -402,7 +416,7 @@ impl App {
             Screen::Hosts => Some(&mut self.host_nav),
             Screen::Workspaces => self.workspaces.as_mut().map(|w| &mut w.nav),
             Screen::Sessions => self.sessions.as_mut().map(|s| &mut s.nav),
-            Screen::Session | Screen::Diff => None,
+            Screen::Session | Screen::Diff | Screen::Admin => None,
         }
     }
 
@@ -412,7 +426,7 @@ impl App {
             Screen::Hosts => self.visible_hosts().len(),
             Screen::Workspaces => self.workspaces.as_ref().map_or(0, |w| w.visible().len()),
             Screen::Sessions => self.sessions.as_ref().map_or(0, |s| s.visible().len()),
-            Screen::Session | Screen::Diff => 0,
+            Screen::Session | Screen::Diff | Screen::Admin => 0,
         };
         let page = self.list_page();
         if let Some(nav) = self.nav_mut() {

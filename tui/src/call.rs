@@ -113,6 +113,50 @@ pub enum Call {
     FsList(proto::fs::FsPath),
     /// `git_status` of the workspace.
     GitStatus(proto::git::GitScope),
+    /// An administration operation the relay answers itself (the scope is not sent).
+    Admin(AdminCall),
+}
+
+/// The administration operations (bodies in `proto::admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCall {
+    /// `user_list`.
+    UserList,
+    /// `user_manage` or `grant_admin` (as `proto::admin::required_op` says).
+    User(Op, proto::admin::UserRequest),
+    /// `host_rotate` with `list`.
+    HostList,
+    /// `host_add`.
+    HostAdd(proto::admin::HostAdd),
+    /// `host_rotate` with `rotate`.
+    HostRotate(String),
+    /// `host_revoke`.
+    HostRevoke(String),
+    /// `creds_list`.
+    CredsList(proto::admin::CredsQuery),
+    /// `creds_revoke`.
+    CredsRevoke(String),
+    /// `kill`.
+    Kill(proto::admin::KillTarget),
+    /// `audit_read`.
+    AuditRead(proto::admin::AuditQuery),
+}
+
+impl AdminCall {
+    /// The wire operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Self::UserList => Op::UserList,
+            Self::User(op, _) => *op,
+            Self::HostList | Self::HostRotate(_) => Op::HostRotate,
+            Self::HostAdd(_) => Op::HostAdd,
+            Self::HostRevoke(_) => Op::HostRevoke,
+            Self::CredsList(_) => Op::CredsList,
+            Self::CredsRevoke(_) => Op::CredsRevoke,
+            Self::Kill(_) => Op::Kill,
+            Self::AuditRead(_) => Op::AuditRead,
+        }
+    }
 }
 
 impl Call {
@@ -133,6 +177,7 @@ impl Call {
             Self::OpencodeStop => Op::OpencodeStop,
             Self::FsList(_) => Op::FsList,
             Self::GitStatus(_) => Op::GitStatus,
+            Self::Admin(a) => a.op(),
         }
     }
 }
@@ -175,6 +220,18 @@ pub enum Response {
     Folder(proto::fs::FsListing),
     /// A git status.
     Git(proto::git::GitStatus),
+    /// Users and their grants.
+    Users(Vec<proto::admin::UserInfo>),
+    /// Enrolled hosts.
+    AdminHosts(Vec<proto::admin::HostEntry>),
+    /// A host enrolled or its token rotated: the one-time token.
+    Enrolled(proto::admin::HostEnrolled),
+    /// Credentials.
+    Creds(Vec<proto::admin::CredInfo>),
+    /// Audit rows, oldest first.
+    Audit(Vec<proto::admin::AuditEntry>),
+    /// An administrative change done.
+    Done(proto::admin::AdminDone),
 }
 
 /// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport

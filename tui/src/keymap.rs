@@ -32,12 +32,19 @@ pub enum Context {
     Palette,
     /// Answering a question.
     Question,
+    /// The administration screen.
+    Admin,
+    /// Typing into the administration screen's input line.
+    AdminInput,
 }
 
 impl Context {
     /// Whether printable keys are typed rather than looked up.
     pub fn is_text(self) -> bool {
-        matches!(self, Self::Prompt | Self::Filter | Self::Palette)
+        matches!(
+            self,
+            Self::Prompt | Self::Filter | Self::Palette | Self::AdminInput
+        )
     }
 
     /// The name shown in the help overlay's title.
@@ -54,6 +61,8 @@ impl Context {
             Self::Help => "help",
             Self::Palette => "command palette",
             Self::Question => "question",
+            Self::Admin => "admin",
+            Self::AdminInput => "admin input",
         }
     }
 }
@@ -103,6 +112,8 @@ const WORKSPACES: &[Binding] = &[
 ];
 
 const SESSIONS: &[Binding] = &[bind(&[ch('n')], Action::NewSession)];
+
+const HOSTS: &[Binding] = &[bind(&[ch('m')], Action::OpenAdmin)];
 
 /// Answering a permission request (session screen and attention panel).
 const ANSWER: &[Binding] = &[
@@ -208,6 +219,29 @@ const QUESTION: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const ADMIN: &[Binding] = &[
+    bind(&[key(KeyCode::Left), ch('h')], Action::PrevFile),
+    bind(&[key(KeyCode::Right), ch('l')], Action::NextFile),
+    bind(&[ch('a')], Action::AddItem),
+    bind(&[ch('+')], Action::Grant),
+    bind(&[ch('x')], Action::RevokeGrant),
+    bind(&[ch('R')], Action::RotateToken),
+    bind(&[ch('D')], Action::Remove),
+    bind(&[ch('K')], Action::Kill),
+    bind(&[ch('X')], Action::KillAll),
+    bind(&[ch('/')], Action::Filter),
+    bind(&[ch('r')], Action::Refresh),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+];
+
+const ADMIN_INPUT: &[Binding] = &[
+    bind(&[key(KeyCode::Enter)], Action::Send),
+    bind(&[key(KeyCode::Esc)], Action::LeaveInput),
+    bind(&[key(KeyCode::Backspace)], Action::DeleteBack),
+    bind(&[KeyPress::ctrl('u')], Action::ClearLine),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const HELP: &[Binding] = &[
     bind(&[ch('?'), key(KeyCode::Esc)], Action::ToggleHelp),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
@@ -216,7 +250,7 @@ const HELP: &[Binding] = &[
 /// The tables for `context`, looked up in order (the first match wins).
 pub fn tables(context: Context) -> &'static [&'static [Binding]] {
     match context {
-        Context::Hosts => &[MOVE, LIST, GLOBAL],
+        Context::Hosts => &[MOVE, LIST, HOSTS, GLOBAL],
         Context::Workspaces => &[MOVE, LIST, WORKSPACES, GLOBAL],
         Context::Sessions => &[MOVE, LIST, SESSIONS, GLOBAL],
         Context::Session => &[MOVE, SESSION, ANSWER, GLOBAL],
@@ -227,11 +261,13 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::Help => &[HELP],
         Context::Palette => &[PALETTE],
         Context::Question => &[QUESTION],
+        Context::Admin => &[MOVE, ADMIN, GLOBAL],
+        Context::AdminInput => &[ADMIN_INPUT],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 11] = [
+pub const CONTEXTS: [Context; 13] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -243,6 +279,8 @@ pub const CONTEXTS: [Context; 11] = [
     Context::Help,
     Context::Palette,
     Context::Question,
+    Context::Admin,
+    Context::AdminInput,
 ];
 
 /// A `[keys]` entry that cannot be used.
@@ -382,9 +420,19 @@ impl Keymap {
 
     /// Help rows for `context`: the keys joined with `/`, and what they do.
     pub fn help_rows(&self, context: Context) -> Vec<(String, &'static str)> {
+        self.help_rows_without(context, &[])
+    }
+
+    /// Help rows for `context` without the actions in `hidden` (what the role cannot use).
+    pub fn help_rows_without(
+        &self,
+        context: Context,
+        hidden: &[Action],
+    ) -> Vec<(String, &'static str)> {
         let mut rows: Vec<(String, &'static str)> = self
             .bindings(context)
             .into_iter()
+            .filter(|(_, action)| !hidden.contains(action))
             .map(|(keys, action)| (keys_text(&keys), action.description(context)))
             .collect();
         if context.is_text() {
@@ -510,7 +558,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const ALL: [Context; 11] = CONTEXTS;
+    const ALL: [Context; 13] = CONTEXTS;
 
     #[test]
     fn no_key_is_bound_twice_in_a_context() {

@@ -4,7 +4,7 @@
 //! backoff until the credential is refused. It only reports [`NetEvent`]s; what to show is the
 //! app's business.
 
-use crate::call::{Call, CallError, Request, Response, Scope, WatchKey};
+use crate::call::{AdminCall, Call, CallError, Request, Response, Scope, WatchKey};
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
@@ -446,6 +446,42 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
         Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
         Call::FsList(body) => Response::Folder(call(conn, &h, Some(body)).await?),
         Call::GitStatus(body) => Response::Git(call(conn, &h, Some(body)).await?),
+        Call::Admin(admin) => {
+            // Relay administration names no host: the relay answers it itself.
+            let h = StreamHeader::new(admin.op(), ReqId(request.id));
+            admin_call(conn, &h, admin).await?
+        }
+    })
+}
+
+/// Performs one administration call.
+async fn admin_call(
+    conn: &quinn::Connection,
+    h: &StreamHeader,
+    admin: &AdminCall,
+) -> Result<Response, CallError> {
+    use proto::admin::{CredName, HostName, HostRequest};
+    let none = None::<&()>;
+    Ok(match admin {
+        AdminCall::UserList => Response::Users(call(conn, h, none).await?),
+        AdminCall::User(_, body) => Response::Done(call(conn, h, Some(body)).await?),
+        AdminCall::HostList => Response::AdminHosts(call(conn, h, Some(&HostRequest::List)).await?),
+        AdminCall::HostAdd(body) => Response::Enrolled(call(conn, h, Some(body)).await?),
+        AdminCall::HostRotate(name) => {
+            let body = HostRequest::Rotate { name: name.clone() };
+            Response::Enrolled(call(conn, h, Some(&body)).await?)
+        }
+        AdminCall::HostRevoke(name) => {
+            let body = HostName { name: name.clone() };
+            Response::Done(call(conn, h, Some(&body)).await?)
+        }
+        AdminCall::CredsList(body) => Response::Creds(call(conn, h, Some(body)).await?),
+        AdminCall::CredsRevoke(id) => {
+            let body = CredName { id: id.clone() };
+            Response::Done(call(conn, h, Some(&body)).await?)
+        }
+        AdminCall::Kill(body) => Response::Done(call(conn, h, Some(body)).await?),
+        AdminCall::AuditRead(body) => Response::Audit(call(conn, h, Some(body)).await?),
     })
 }
 

@@ -2,6 +2,7 @@
 //! function, one file per screen or panel. Nothing here changes state; styles come from
 //! [`theme::Theme`], row contents from [`crate::view`].
 
+mod admin;
 mod attention;
 mod diff;
 mod help;
@@ -46,6 +47,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
             Screen::Sessions => sessions::render(frame, main, app, theme),
             Screen::Session => session::render(frame, main, app, theme),
             Screen::Diff => diff::render(frame, main, app, theme),
+            Screen::Admin => admin::render(frame, main, app, theme),
         }
     }
     status_bar::render_problem(frame, problem, app, theme);

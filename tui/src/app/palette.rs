@@ -124,7 +124,15 @@ pub fn matches<'a>(entries: &'a [Entry], query: &str) -> Vec<&'a Entry> {
 impl App {
     /// What the palette offers now (for the screen underneath it).
     pub fn palette_entries(&self) -> Vec<Entry> {
-        entries(&self.keymap, self.screen_context(), &self.relays)
+        let mut list = entries(&self.keymap, self.screen_context(), &self.relays);
+        // Administration is hidden from lower roles.
+        if self
+            .admin_role()
+            .is_none_or(|r| r < proto::rbac::Role::Admin)
+        {
+            list.retain(|e| e.command != Command::Action(Action::OpenAdmin));
+        }
+        list
     }
 
     /// The open palette, if any.

@@ -18,6 +18,9 @@ impl App {
             Ok(r) => r,
             Err(e) => return self.on_call_failed(&request, &e),
         };
+        if let Call::Admin(call) = &request.call {
+            return self.admin_replied(call, response, fx);
+        }
         match response {
             Response::Workspaces(list) => self.workspaces_loaded(scope, list, fx),
             Response::Sessions(list) => self.sessions_loaded(scope, list),
@@ -51,6 +54,13 @@ impl App {
             Response::Opencode(info) => self.opencode_changed(&scope.host, &info),
             Response::Folder(listing) => self.folders_loaded(scope, listing),
             Response::Git(status) => self.git_loaded(scope, status),
+            // Administration answers went to the admin screen above.
+            Response::Users(_)
+            | Response::AdminHosts(_)
+            | Response::Enrolled(_)
+            | Response::Creds(_)
+            | Response::Audit(_)
+            | Response::Done(_) => {}
         }
     }
 
@@ -71,6 +81,7 @@ impl App {
             Call::OpencodeStop => self.notify(format!("OpenCode did not stop: {e}"), true),
             Call::FsList(_) => self.folders_failed(&request.scope, e),
             Call::GitStatus(_) => self.git_failed(&request.scope, e),
+            Call::Admin(call) => self.admin_failed(call, e),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `update()` tests without a terminal: fixtures and a small driver that remembers the
 //! requests the app asked for and answers them like the connection task would.
 
+pub(crate) mod admin;
 mod attention;
 mod detail;
 mod hosts;

@@ -11,7 +11,16 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 /// Draws the overlay centred in `area`.
 pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let context = app.screen_context();
-    let rows = app.keymap().help_rows(context);
+    // Administration is hidden from lower roles.
+    let hidden = if app
+        .admin_role()
+        .is_some_and(|r| r >= proto::rbac::Role::Admin)
+    {
+        Vec::new()
+    } else {
+        vec![crate::action::Action::OpenAdmin]
+    };
+    let rows = app.keymap().help_rows_without(context, &hidden);
     let key_width = rows
         .iter()
         .map(|(k, _)| k.chars().count())

@@ -55,8 +55,20 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     } else {
         String::new()
     };
-    let bottom = filter_line(app.host_nav(), theme)
-        .unwrap_or_else(|| hints(&[("Enter", "workspaces"), ("/", "filter")], theme));
+    let bottom = filter_line(app.host_nav(), theme).unwrap_or_else(|| {
+        // Administration is offered to admins and owners only.
+        if app
+            .admin_role()
+            .is_some_and(|r| r >= proto::rbac::Role::Admin)
+        {
+            hints(
+                &[("Enter", "workspaces"), ("/", "filter"), ("m", "admin")],
+                theme,
+            )
+        } else {
+            hints(&[("Enter", "workspaces"), ("/", "filter")], theme)
+        }
+    });
     let block = Block::bordered()
         .padding(Padding::right(1))
         .border_style(theme.border())

@@ -676,3 +676,60 @@ fn question_form_shows_options_and_picks() {
     assert!(text.contains("1 of 2"), "{text}");
     insta::assert_snapshot!(both(&d.app));
 }
+
+#[test]
+fn admin_users_tab_shows_grants_and_disabled_actions() {
+    use proto::rbac::Role;
+    let mut d = steady(crate::app::tests::admin::at_admin(Role::Admin));
+    d.key('j').key('j');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("owner@*") && text.contains("operator@box"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✗ not for your role: carol holds admin or owner rights: owners only"),
+        "{text}"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
+    use crate::call::{AdminCall, Call, Request};
+    use proto::admin::AuditEntry;
+    use proto::rbac::Role;
+    let mut d = steady(crate::app::tests::admin::at_admin(Role::Owner));
+    d.key('h');
+    let row = |id: i64, actor: &str, op: &str, decision: &str, reason: Option<&str>| AuditEntry {
+        id,
+        ts_ms: T0 - 120_000,
+        actor: actor.into(),
+        role: Some("operator".into()),
+        host: Some("box".into()),
+        op: op.into(),
+        target: None,
+        decision: decision.into(),
+        reason: reason.map(str::to_owned),
+        hash: "h".into(),
+    };
+    d.net(NetEvent::Reply {
+        request: Request {
+            id: 901,
+            scope: crate::call::Scope::host(&HostId::from("")),
+            call: Call::Admin(AdminCall::AuditRead(proto::admin::AuditQuery::default())),
+        },
+        result: Ok(Response::Audit(vec![
+            row(41, "bob", "prompt", "allow", None),
+            row(42, "bob", "kill", "deny", Some("role")),
+        ])),
+    });
+    d.key('X');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("KILL SWITCH") && text.contains("type all to"),
+        "{text}"
+    );
+    assert!(text.contains("deny (role)"), "{text}");
+    insta::assert_snapshot!(both(&d.app));
+}

@@ -1,0 +1,695 @@
+//! The administration screen (admins and owners): users and grants, enrolled hosts (enroll,
+//! rotate the token, revoke), credentials, the kill switch and the audit trail with filters.
+//!
+//! The relay decides (its one authorization point) and audits; the app only offers what the
+//! role can do. Relay administration counts the grant on every host (`*`), which the host list
+//! does not carry, so the screen opens for anyone who is admin or owner on some host; a relay
+//! refusal is shown as such. Changes touching admin or owner rights (`grant_admin`) are shown
+//! disabled with the reason for admins and never sent. Destructive changes (remove, revoke,
+//! kill) need the target's name typed.
+
+use super::workspace_detail::Loadable;
+use super::{App, Screen};
+use crate::action::Action;
+use crate::call::{AdminCall, Call, CallError, Response, Scope};
+use crate::effect::Effect;
+use proto::admin::{
+    AdminDone, AuditEntry, AuditQuery, CredInfo, CredsQuery, HostAdd, HostEnrolled, HostEntry,
+    KillTarget, UserInfo, UserRequest, required_op,
+};
+use proto::header::Op;
+use proto::ids::HostId;
+use proto::rbac::Role;
+use proto::wire_error::ErrorCode;
+
+/// Audit rows read at a time.
+pub const AUDIT_ROWS: usize = 200;
+
+/// The tabs of the screen, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminTab {
+    /// Users and their grants.
+    Users,
+    /// Enrolled hosts.
+    Hosts,
+    /// Login credentials.
+    Creds,
+    /// The audit trail.
+    Audit,
+}
+
+impl AdminTab {
+    /// Every tab, in order.
+    pub const ALL: [Self; 4] = [Self::Users, Self::Hosts, Self::Creds, Self::Audit];
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Hosts => "hosts",
+            Self::Creds => "credentials",
+            Self::Audit => "audit",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+/// What the input line is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// `NAME [ROLE] [HOST]` of a new user.
+    AddUser,
+    /// `ROLE [HOST]` for a user.
+    Grant(String),
+    /// `[HOST]` of a user's grant to remove.
+    RevokeGrant(String),
+    /// The name of a host to enroll.
+    EnrollHost,
+    /// `user=NAME host=NAME` for the audit trail.
+    AuditFilter,
+    /// The typed confirmation of a destructive change: it runs when `expect` is typed.
+    Confirm {
+        /// What runs.
+        call: AdminCall,
+        /// What must be typed.
+        expect: String,
+    },
+}
+
+/// The input line: its question and what has been typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminInput {
+    /// What it is for.
+    pub purpose: Purpose,
+    /// The question shown before the text.
+    pub prompt: String,
+    /// What has been typed.
+    pub text: String,
+}
+
+/// One action of the tab shown, for the hint line: key, what, and why it is disabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAction {
+    /// The action.
+    pub action: Action,
+    /// Its label.
+    pub label: &'static str,
+    /// Why the current role cannot do it (shown, never attempted).
+    pub disabled: Option<String>,
+}
+
+/// The screen's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminView {
+    /// The tab shown.
+    pub tab: AdminTab,
+    /// Users.
+    pub users: Loadable<Vec<UserInfo>>,
+    /// Hosts.
+    pub hosts: Loadable<Vec<HostEntry>>,
+    /// Credentials.
+    pub creds: Loadable<Vec<CredInfo>>,
+    /// Audit rows, oldest first.
+    pub audit: Loadable<Vec<AuditEntry>>,
+    /// The audit filter.
+    pub audit_query: AuditQuery,
+    /// The selected row per tab.
+    pub selected: [usize; 4],
+    /// The input line, while typing.
+    pub input: Option<AdminInput>,
+    /// The last change's outcome (an invite or enrolment token is shown here once).
+    pub result: Option<String>,
+}
+
+impl Default for AdminView {
+    fn default() -> Self {
+        Self {
+            tab: AdminTab::Users,
+            users: Loadable::Loading,
+            hosts: Loadable::Loading,
+            creds: Loadable::Loading,
+            audit: Loadable::Loading,
+            audit_query: AuditQuery {
+                limit: AUDIT_ROWS,
+                ..AuditQuery::default()
+            },
+            selected: [0; 4],
+            input: None,
+            result: None,
+        }
+    }
+}
+
+fn len_of<T>(l: &Loadable<Vec<T>>) -> usize {
+    match l {
+        Loadable::Ready(v) => v.len(),
+        _ => 0,
+    }
+}
+
+impl AdminView {
+    /// Rows of the tab shown.
+    pub fn rows(&self) -> usize {
+        match self.tab {
+            AdminTab::Users => len_of(&self.users),
+            AdminTab::Hosts => len_of(&self.hosts),
+            AdminTab::Creds => len_of(&self.creds),
+            AdminTab::Audit => len_of(&self.audit),
+        }
+    }
+
+    /// The selected row of the tab shown.
+    pub fn selected(&self) -> usize {
+        self.selected[self.tab.index()]
+    }
+
+    fn select(&mut self, row: usize) {
+        let max = self.rows().saturating_sub(1);
+        self.selected[self.tab.index()] = row.min(max);
+    }
+
+    /// The selected user.
+    pub fn selected_user(&self) -> Option<&UserInfo> {
+        match (&self.users, self.tab) {
+            (Loadable::Ready(v), AdminTab::Users) => v.get(self.selected()),
+            _ => None,
+        }
+    }
+
+    /// The selected host.
+    pub fn selected_host(&self) -> Option<&HostEntry> {
+        match (&self.hosts, self.tab) {
+            (Loadable::Ready(v), AdminTab::Hosts) => v.get(self.selected()),
+            _ => None,
+        }
+    }
+
+    /// The selected credential.
+    pub fn selected_cred(&self) -> Option<&CredInfo> {
+        match (&self.creds, self.tab) {
+            (Loadable::Ready(v), AdminTab::Creds) => v.get(self.selected()),
+            _ => None,
+        }
+    }
+}
+
+/// The calls that read each tab.
+fn list_call(tab: AdminTab, audit: &AuditQuery) -> AdminCall {
+    match tab {
+        AdminTab::Users => AdminCall::UserList,
+        AdminTab::Hosts => AdminCall::HostList,
+        AdminTab::Creds => AdminCall::CredsList(CredsQuery {
+            user: None,
+            all: true,
+        }),
+        AdminTab::Audit => AdminCall::AuditRead(audit.clone()),
+    }
+}
+
+/// `key=value` words of an audit filter; unknown words are an error naming them.
+fn parse_audit_filter(text: &str) -> Result<AuditQuery, String> {
+    let mut q = AuditQuery {
+        limit: AUDIT_ROWS,
+        ..AuditQuery::default()
+    };
+    for word in text.split_whitespace() {
+        match word.split_once('=') {
+            Some(("user", v)) if !v.is_empty() => q.user = Some(v.to_owned()),
+            Some(("host", v)) if !v.is_empty() => q.host = Some(v.to_owned()),
+            _ => return Err(format!("{word:?}: write user=NAME and/or host=NAME")),
+        }
+    }
+    Ok(q)
+}
+
+impl App {
+    /// The role that may administer the relay, as far as the app can tell: the highest role
+    /// on any host (the relay counts the grant on every host; it refuses otherwise).
+    pub fn admin_role(&self) -> Option<Role> {
+        self.roles.values().copied().max()
+    }
+
+    /// The administration screen's state, while open.
+    pub fn admin(&self) -> Option<&AdminView> {
+        self.admin.as_ref()
+    }
+
+    /// Opens the screen, or says why not.
+    pub(super) fn open_admin(&mut self, fx: &mut Vec<Effect>) {
+        match self.admin_role() {
+            Some(role) if role >= Role::Admin => {}
+            role => {
+                let you = role.map_or("no role yet".to_owned(), |r| format!("you are {r}"));
+                self.notify(
+                    format!("administration needs the admin or owner role ({you})"),
+                    true,
+                );
+                return;
+            }
+        }
+        self.screen = Screen::Admin;
+        let view = self.admin.get_or_insert_with(AdminView::default);
+        let tab = view.tab;
+        self.load_tab(tab, fx);
+    }
+
+    fn admin_request(&mut self, call: AdminCall, fx: &mut Vec<Effect>) -> Option<u64> {
+        // The scope is not sent for relay administration.
+        self.act(Scope::host(&HostId::from("")), Call::Admin(call), fx)
+    }
+
+    fn load_tab(&mut self, tab: AdminTab, fx: &mut Vec<Effect>) {
+        let Some(view) = self.admin.as_ref() else {
+            return;
+        };
+        let call = list_call(tab, &view.audit_query);
+        if self.admin_request(call, fx).is_some()
+            && let Some(view) = self.admin.as_mut()
+        {
+            match tab {
+                AdminTab::Users => view.users = Loadable::Loading,
+                AdminTab::Hosts => view.hosts = Loadable::Loading,
+                AdminTab::Creds => view.creds = Loadable::Loading,
+                AdminTab::Audit => view.audit = Loadable::Loading,
+            }
+        }
+    }
+
+    /// The actions of the tab shown, with what the role cannot do marked.
+    pub fn admin_actions(&self) -> Vec<AdminAction> {
+        let Some(view) = self.admin.as_ref() else {
+            return Vec::new();
+        };
+        let owner = self.admin_role() == Some(Role::Owner);
+        let act = |action, label| AdminAction {
+            action,
+            label,
+            disabled: None,
+        };
+        match view.tab {
+            AdminTab::Users => {
+                let mut list = vec![
+                    act(Action::AddItem, "add"),
+                    act(Action::Grant, "grant"),
+                    act(Action::RevokeGrant, "revoke grant"),
+                    act(Action::Remove, "remove"),
+                    act(Action::Kill, "kill"),
+                ];
+                if !owner
+                    && let Some(u) = view.selected_user()
+                    && u.grants.iter().any(|g| g.role > Role::Operator)
+                {
+                    let why = format!("{} holds admin or owner rights: owners only", u.name);
+                    for a in &mut list {
+                        if matches!(a.action, Action::RevokeGrant | Action::Remove) {
+                            a.disabled = Some(why.clone());
+                        }
+                    }
+                }
+                list
+            }
+            AdminTab::Hosts => vec![
+                act(Action::AddItem, "enroll"),
+                act(Action::RotateToken, "rotate token"),
+                act(Action::Remove, "revoke"),
+                act(Action::Kill, "kill"),
+            ],
+            AdminTab::Creds => vec![act(Action::Remove, "revoke"), act(Action::Kill, "kill")],
+            AdminTab::Audit => vec![act(Action::Filter, "filter")],
+        }
+    }
+
+    /// Keys on the administration screen.
+    pub(super) fn admin_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
+        let page = self.list_page();
+        let Some(view) = self.admin.as_mut() else {
+            self.screen = Screen::Hosts;
+            return;
+        };
+        let row = view.selected();
+        match action {
+            Action::SelectPrev => return view.select(row.saturating_sub(1)),
+            Action::SelectNext => return view.select(row + 1),
+            Action::PageUp => return view.select(row.saturating_sub(page)),
+            Action::PageDown => return view.select(row + page),
+            Action::SelectFirst => return view.select(0),
+            Action::SelectLast => return view.select(usize::MAX),
+            Action::Back => {
+                self.screen = Screen::Hosts;
+                return;
+            }
+            Action::PrevFile | Action::NextFile => {
+                let i = view.tab.index();
+                let n = AdminTab::ALL.len();
+                let next = if action == Action::NextFile {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                view.tab = AdminTab::ALL[next];
+                let tab = view.tab;
+                self.load_tab(tab, fx);
+                return;
+            }
+            Action::Refresh => {
+                let tab = view.tab;
+                self.load_tab(tab, fx);
+                return;
+            }
+            _ => {}
+        }
+        let allowed = self
+            .admin_actions()
+            .into_iter()
+            .find(|a| a.action == action);
+        match allowed {
+            None if action == Action::KillAll => {}
+            None => return,
+            Some(AdminAction {
+                disabled: Some(why),
+                ..
+            }) => {
+                self.notify(why, true);
+                return;
+            }
+            Some(_) => {}
+        }
+        let Some(view) = self.admin.as_ref() else {
+            return;
+        };
+        let tab = view.tab;
+        let user = view.selected_user().map(|u| u.name.clone());
+        let host = view.selected_host().map(|h| h.name.clone());
+        let cred = view.selected_cred().map(|c| c.id.clone());
+        // Removing a user holding admin or owner rights is a grant_admin change.
+        let remove_user = user.as_ref().and_then(|u| {
+            self.user_call(UserRequest::Remove { name: u.clone() })
+                .ok()
+                .map(|call| (u.clone(), call))
+        });
+        let input = |purpose, prompt: String| {
+            Some(AdminInput {
+                purpose,
+                prompt,
+                text: String::new(),
+            })
+        };
+        let confirm = |call, what: String, expect: &str| {
+            input(
+                Purpose::Confirm {
+                    call,
+                    expect: expect.to_owned(),
+                },
+                format!("{what}: type {expect} to confirm"),
+            )
+        };
+        let next = match (tab, action) {
+            (AdminTab::Users, Action::AddItem) => {
+                input(Purpose::AddUser, "new user: NAME [ROLE] [HOST]".into())
+            }
+            (AdminTab::Users, Action::Grant) => user.map(|u| {
+                let prompt = format!("grant {u}: ROLE [HOST]");
+                AdminInput {
+                    purpose: Purpose::Grant(u),
+                    prompt,
+                    text: String::new(),
+                }
+            }),
+            (AdminTab::Users, Action::RevokeGrant) => user.map(|u| {
+                let prompt = format!("revoke {u}'s grant on HOST (default *)");
+                AdminInput {
+                    purpose: Purpose::RevokeGrant(u),
+                    prompt,
+                    text: String::new(),
+                }
+            }),
+            (AdminTab::Users, Action::Remove) => {
+                remove_user.and_then(|(u, call)| confirm(call, format!("remove user {u}"), &u))
+            }
+            (AdminTab::Users, Action::Kill) => user.and_then(|u| {
+                let call = AdminCall::Kill(KillTarget::User { name: u.clone() });
+                confirm(call, format!("kill every credential of {u}"), &u)
+            }),
+            (AdminTab::Hosts, Action::AddItem) => {
+                input(Purpose::EnrollHost, "enroll host: NAME".into())
+            }
+            (AdminTab::Hosts, Action::RotateToken) => host.and_then(|h| {
+                confirm(
+                    AdminCall::HostRotate(h.clone()),
+                    format!("new enrolment token for {h} (its agent must enroll again)"),
+                    &h,
+                )
+            }),
+            (AdminTab::Hosts, Action::Remove) => host.and_then(|h| {
+                confirm(
+                    AdminCall::HostRevoke(h.clone()),
+                    format!("revoke host {h}"),
+                    &h,
+                )
+            }),
+            (AdminTab::Hosts, Action::Kill) => host.and_then(|h| {
+                let call = AdminCall::Kill(KillTarget::Host { name: h.clone() });
+                confirm(call, format!("kill host {h} now"), &h)
+            }),
+            (AdminTab::Creds, Action::Remove) => cred.and_then(|c| {
+                confirm(
+                    AdminCall::CredsRevoke(c.clone()),
+                    format!("revoke credential {c}"),
+                    &c,
+                )
+            }),
+            (AdminTab::Creds, Action::Kill) => cred.and_then(|c| {
+                let call = AdminCall::Kill(KillTarget::Cred { id: c.clone() });
+                confirm(call, format!("kill credential {c} now"), &c)
+            }),
+            (AdminTab::Audit, Action::Filter) => input(
+                Purpose::AuditFilter,
+                "filter: user=NAME host=NAME (empty: everything)".into(),
+            ),
+            (_, Action::KillAll) => confirm(
+                AdminCall::Kill(KillTarget::All),
+                "KILL SWITCH: revoke every operator credential and every host".into(),
+                "all",
+            ),
+            _ => None,
+        };
+        if next.is_none() && action != Action::AddItem {
+            self.notify("select a row first", false);
+        }
+        if let Some(view) = self.admin.as_mut() {
+            view.input = next;
+        }
+    }
+
+    /// Keys while the input line is open.
+    pub(super) fn admin_input_key(
+        &mut self,
+        action: Option<Action>,
+        typed: Option<char>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(input) = self.admin.as_mut().and_then(|v| v.input.as_mut()) else {
+            return;
+        };
+        if let Some(c) = typed {
+            input.text.push(c);
+            return;
+        }
+        match action {
+            Some(Action::DeleteBack) => {
+                input.text.pop();
+            }
+            Some(Action::ClearLine) => input.text.clear(),
+            Some(Action::LeaveInput) => {
+                if let Some(v) = self.admin.as_mut() {
+                    v.input = None;
+                }
+            }
+            Some(Action::Quit) => fx.push(Effect::Quit),
+            Some(Action::Send) => self.submit_admin_input(fx),
+            _ => {}
+        }
+    }
+
+    fn submit_admin_input(&mut self, fx: &mut Vec<Effect>) {
+        let Some(input) = self.admin.as_mut().and_then(|v| v.input.take()) else {
+            return;
+        };
+        let text = input.text.trim().to_owned();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let role_word = |w: Option<&&str>| -> Result<Role, String> {
+            let w = w.copied().unwrap_or("operator");
+            Role::parse(w)
+                .ok_or_else(|| format!("{w:?} is no role: viewer, operator, admin, owner"))
+        };
+        let call = match &input.purpose {
+            Purpose::AddUser => match words.first() {
+                None => Err("type the new user's name".to_owned()),
+                Some(name) => role_word(words.get(1)).map(|role| UserRequest::Add {
+                    name: (*name).to_owned(),
+                    role,
+                    host: words.get(2).copied().unwrap_or("*").to_owned(),
+                }),
+            }
+            .and_then(|r| self.user_call(r)),
+            Purpose::Grant(name) => match words.first() {
+                None => Err("type a role: viewer, operator, admin or owner".to_owned()),
+                Some(_) => role_word(words.first()).map(|role| UserRequest::Grant {
+                    name: name.clone(),
+                    role,
+                    host: words.get(1).copied().unwrap_or("*").to_owned(),
+                }),
+            }
+            .and_then(|r| self.user_call(r)),
+            Purpose::RevokeGrant(name) => self.user_call(UserRequest::Revoke {
+                name: name.clone(),
+                host: words.first().copied().unwrap_or("*").to_owned(),
+            }),
+            Purpose::EnrollHost => match words.as_slice() {
+                [name] => Ok(AdminCall::HostAdd(HostAdd {
+                    name: (*name).to_owned(),
+                    relay_addr: None,
+                })),
+                _ => Err("type one host name".to_owned()),
+            },
+            Purpose::AuditFilter => match parse_audit_filter(&text) {
+                Ok(q) => {
+                    if let Some(v) = self.admin.as_mut() {
+                        v.audit_query = q;
+                    }
+                    self.load_tab(AdminTab::Audit, fx);
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+            Purpose::Confirm { call, expect } if &text == expect => Ok(call.clone()),
+            Purpose::Confirm { expect, .. } => Err(format!(
+                "not confirmed: type {expect} exactly; nothing was changed"
+            )),
+        };
+        match call {
+            Ok(call) => {
+                if self.admin_request(call, fx).is_some() {
+                    self.notify("sent to the relay…", false);
+                }
+            }
+            Err(e) => self.notify(e, true),
+        }
+    }
+
+    /// A user change as the operation it needs; an error when the role cannot send it.
+    fn user_call(&self, request: UserRequest) -> Result<AdminCall, String> {
+        let grants = match &self.admin.as_ref().map(|v| &v.users) {
+            Some(Loadable::Ready(users)) => users
+                .iter()
+                .find(|u| u.name == request.user())
+                .map(|u| u.grants.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let op = required_op(&request, &grants);
+        if op == Op::GrantAdmin && self.admin_role() != Some(Role::Owner) {
+            return Err(
+                "that touches admin or owner rights, which only owners change; nothing was sent"
+                    .to_owned(),
+            );
+        }
+        Ok(AdminCall::User(op, request))
+    }
+
+    /// An administration answer.
+    pub(super) fn admin_replied(
+        &mut self,
+        call: &AdminCall,
+        response: Response,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(view) = self.admin.as_mut() else {
+            return;
+        };
+        let changed = match response {
+            Response::Users(list) => {
+                view.users = Loadable::Ready(list);
+                false
+            }
+            Response::AdminHosts(list) => {
+                view.hosts = Loadable::Ready(list);
+                false
+            }
+            Response::Creds(list) => {
+                view.creds = Loadable::Ready(list);
+                false
+            }
+            Response::Audit(list) => {
+                view.selected[AdminTab::Audit.index()] = list.len().saturating_sub(1);
+                view.audit = Loadable::Ready(list);
+                false
+            }
+            Response::Enrolled(HostEnrolled { name, token }) => {
+                view.result = Some(format!(
+                    "enrolment token for {name} (shown once; give it to the host's agent): {token}"
+                ));
+                true
+            }
+            Response::Done(AdminDone { summary, invite }) => {
+                view.result = Some(match invite {
+                    Some(invite) => format!("{summary}; invite (shown once): {invite}"),
+                    None => summary,
+                });
+                true
+            }
+            _ => false,
+        };
+        let tab = view.tab;
+        let clamp = view.selected();
+        view.select(clamp);
+        if changed {
+            if matches!(call, AdminCall::Kill(_)) {
+                self.notify("kill switch done", false);
+            }
+            self.load_tab(tab, fx);
+        }
+    }
+
+    /// An administration call failed.
+    pub(super) fn admin_failed(&mut self, call: &AdminCall, e: &CallError) {
+        let text = if e.code == Some(ErrorCode::Forbidden) {
+            format!(
+                "the relay refused: {e} (relay administration needs an admin or owner grant on \
+                 every host, *)"
+            )
+        } else {
+            e.message.clone()
+        };
+        let Some(view) = self.admin.as_mut() else {
+            return;
+        };
+        match call {
+            AdminCall::UserList => view.users = Loadable::Failed(text),
+            AdminCall::HostList => view.hosts = Loadable::Failed(text),
+            AdminCall::CredsList(_) => view.creds = Loadable::Failed(text),
+            AdminCall::AuditRead(_) => view.audit = Loadable::Failed(text),
+            _ => self.notify(format!("not done: {text}"), true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_filters_parse_or_name_the_bad_word() {
+        let q = parse_audit_filter("user=bob host=box").expect("valid");
+        assert_eq!(
+            (q.user.as_deref(), q.host.as_deref(), q.limit),
+            (Some("bob"), Some("box"), AUDIT_ROWS)
+        );
+        assert_eq!(parse_audit_filter("").map(|q| q.user), Ok(None));
+        let e = parse_audit_filter("actor=bob").expect_err("unknown key");
+        assert!(e.contains("\"actor=bob\""), "{e}");
+    }
+}
