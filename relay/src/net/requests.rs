@@ -285,29 +285,43 @@ async fn forward(
     let creates_session = fwd.header.op == Op::SessionCreate;
     match super::splice::open(&agent, &fwd).await {
         Ok((agent_send, agent_recv)) => {
-            if creates_session {
-                // Record the creator as owner before the operator learns the new session's id.
-                let (store, host, user) =
-                    (shared.store.clone(), host.clone(), principal.user.clone());
-                let record = move |reply: Vec<u8>| async move {
-                    let id = serde_json::from_slice::<serde_json::Value>(&reply)
-                        .ok()
-                        .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
-                    if let Some(id) = id {
-                        let now = now_ms();
-                        if let Err(e) = store
-                            .call(move |s| s.set_session_owner(&host, &id, &user, now))
-                            .await
-                        {
-                            tracing::error!(error = %e, "could not record the session owner");
-                        }
+            // The agent's first reply frame, when small: a refusal by the host's own rules
+            // (containment, policy, lock) goes into the audit trail, and a new session gets
+            // its owner recorded before the operator learns its id.
+            let (shared, host, user) = (Arc::clone(shared), host.clone(), principal.user.clone());
+            let header = fwd.header.clone();
+            let inspect = move |reply: Vec<u8>| async move {
+                if let Some(refusal) = agent_refusal(&reply) {
+                    shared.audit_unwaited(AuditEvent {
+                        actor: user.0.clone(),
+                        role: Some(role.as_str().to_owned()),
+                        host: Some(host.0.clone()),
+                        op: header.op.as_str().to_owned(),
+                        target: header.session.clone().or_else(|| header.workspace.clone()),
+                        decision: "deny".into(),
+                        reason: Some(format!("refused by the agent: {}", refusal.message)),
+                    });
+                    return;
+                }
+                if !creates_session {
+                    return;
+                }
+                let id = serde_json::from_slice::<serde_json::Value>(&reply)
+                    .ok()
+                    .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
+                if let Some(id) = id {
+                    let now = now_ms();
+                    if let Err(e) = shared
+                        .store
+                        .call(move |s| s.set_session_owner(&host, &id, &user, now))
+                        .await
+                    {
+                        tracing::error!(error = %e, "could not record the session owner");
                     }
-                };
-                super::splice::splice_inspecting(send, recv, agent_send, agent_recv, Some(record))
-                    .await;
-            } else {
-                super::splice::splice(send, recv, agent_send, agent_recv).await;
-            }
+                }
+            };
+            super::splice::splice_inspecting(send, recv, agent_send, agent_recv, Some(inspect))
+                .await;
         }
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");
@@ -320,6 +334,18 @@ async fn forward(
             )
             .await;
         }
+    }
+}
+
+/// The agent's refusal in a first reply frame: `forbidden` (its containment rules, its
+/// `[policy]`, its local lock), as opposed to ordinary failures such as a missing session.
+fn agent_refusal(reply: &[u8]) -> Option<WireError> {
+    if !reply.starts_with(br#"{"error""#) {
+        return None;
+    }
+    match serde_json::from_slice::<Reply<serde::de::IgnoredAny>>(reply) {
+        Ok(Reply::Error(e)) if e.code == ErrorCode::Forbidden => Some(e),
+        _ => None,
     }
 }
 

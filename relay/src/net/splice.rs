@@ -30,50 +30,37 @@ pub(crate) async fn open(
     Ok((send, recv))
 }
 
-/// Copies operator → agent and agent → operator until both directions end. When one side
-/// fails, the other is stopped or reset so neither peer waits forever.
-pub(crate) async fn splice(
-    op_send: quinn::SendStream,
-    op_recv: FramedRecv,
-    agent_send: quinn::SendStream,
-    agent_recv: quinn::RecvStream,
-) {
-    splice_inspecting(
-        op_send,
-        op_recv,
-        agent_send,
-        agent_recv,
-        None::<fn(Vec<u8>) -> std::future::Ready<()>>,
-    )
-    .await;
-}
+/// First frames up to this size are handed to the inspector; a larger one (a long history, a
+/// big diff) streams through uninspected. Error replies and new-session answers are far smaller.
+pub(crate) const INSPECT_MAX: usize = 16 * 1024;
 
-/// Reads one whole frame (prefix and body) from the agent.
-async fn read_frame(agent_recv: &mut quinn::RecvStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
-    let mut prefix = vec![0u8; proto::frame::LEN_PREFIX];
+/// Reads the agent's first frame when it is small enough to inspect: `Ok(Some((prefix, body)))`;
+/// `Ok(None)` with the prefix already in `prefix` when it is larger.
+async fn read_small_frame(
+    agent_recv: &mut quinn::RecvStream,
+    prefix: &mut [u8; proto::frame::LEN_PREFIX],
+) -> std::io::Result<Option<Vec<u8>>> {
     agent_recv
-        .read_exact(&mut prefix)
+        .read_exact(prefix)
         .await
         .map_err(std::io::Error::other)?;
-    let mut raw = [0u8; proto::frame::LEN_PREFIX];
-    raw.copy_from_slice(&prefix);
-    let len = u32::from_be_bytes(raw) as usize;
+    let len = u32::from_be_bytes(*prefix) as usize;
     if len > proto::frame::MAX_FRAME_LEN {
         return Err(std::io::Error::other(format!(
             "agent frame of {len} bytes is over the limit"
         )));
+    }
+    if len > INSPECT_MAX {
+        return Ok(None);
     }
     let mut body = vec![0u8; len];
     agent_recv
         .read_exact(&mut body)
         .await
         .map_err(std::io::Error::other)?;
-    Ok((prefix, body))
+    Ok(Some(body))
 }
 
-/// As [`splice`], but the agent's first frame is handed to `inspect` (and awaited) before it is
-/// passed on, e.g. to record who owns a session before the operator learns its id. The
-/// operator → agent direction runs meanwhile, so a body the agent waits for still arrives.
 /// Copies until the sender finishes, handing quinn's received chunks straight to the other
 /// stream (no intermediate buffer, no copy of the payload in the relay).
 async fn copy_chunks(
@@ -126,12 +113,17 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     };
     let down = async {
         if let Some(inspect) = inspect {
-            match read_frame(&mut agent_recv).await {
-                Ok((prefix, body)) => {
-                    inspect(body.clone()).await;
-                    if op_send.write_all(&prefix).await.is_err()
-                        || op_send.write_all(&body).await.is_err()
-                    {
+            let mut prefix = [0u8; proto::frame::LEN_PREFIX];
+            match read_small_frame(&mut agent_recv, &mut prefix).await {
+                Ok(body) => {
+                    if let Some(body) = &body {
+                        inspect(body.clone()).await;
+                    }
+                    let written = match &body {
+                        Some(body) => op_send.write_all(&[&prefix[..], body].concat()).await,
+                        None => op_send.write_all(&prefix).await,
+                    };
+                    if written.is_err() {
                         let _ = agent_recv.stop(PEER_GONE.into());
                         return;
                     }

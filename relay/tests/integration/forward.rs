@@ -18,6 +18,15 @@ use proto::wire_error::ErrorCode;
 /// A minimal agent built from the client library: answers each forwarded stream with a
 /// `Reply<String>` describing what it received.
 pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
+    fake_agent_answering(relay, name, Reply::Ok).await
+}
+
+/// The same, answering with what `reply` makes of the description (e.g. a refusal).
+pub async fn fake_agent_answering(
+    relay: &TestRelay,
+    name: &str,
+    reply: fn(String) -> Reply<String>,
+) -> Result<Session> {
     let token = relay.state.add_host(name, relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
     let session =
@@ -38,7 +47,7 @@ pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
                     fwd.header.op.as_str(),
                     body.map(|b| b.text).unwrap_or_default()
                 );
-                send_frame(&mut send, &Reply::Ok(answer), MAX_FRAME_LEN).await?;
+                send_frame(&mut send, &reply(answer), MAX_FRAME_LEN).await?;
                 send.finish()?;
                 Ok::<_, anyhow::Error>(())
             });

@@ -25,3 +25,4 @@ mod lock;
 mod ownership;
 mod presence;
 mod queue;
+mod refusals;
