@@ -180,12 +180,25 @@ pub fn lock(state_dir: &Path, reason: Option<&str>) -> Result<bool, LockError> {
         path: path.clone(),
         source,
     };
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let was = std::fs::symlink_metadata(&path).is_ok();
-    std::fs::create_dir_all(state_dir).map_err(|e| err("cannot create the folder of", e))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|e| err("cannot create the folder of", e))?;
     let line = reason
         .map(|r| r.replace(['\n', '\r'], " "))
         .unwrap_or_default();
-    std::fs::write(&path, format!("{line}\n")).map_err(|e| err("cannot write", e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()))
+        .map_err(|e| err("cannot write", e))?;
     Ok(was)
 }
 
@@ -300,6 +313,12 @@ mod tests {
         let policy = Policy::new(PolicyConfig::default(), &state);
         assert_eq!(policy.check(Op::Prompt, Role::Owner), Ok(()));
         assert!(!lock(&state, Some("going on holiday\nsecond line")).unwrap());
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&lock_path(&state)), 0o600);
+            assert_eq!(mode(&state), 0o700);
+        }
         assert_eq!(
             policy.check(Op::Prompt, Role::Owner),
             Err(PolicyDenied::Locked {

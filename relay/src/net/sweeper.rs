@@ -170,3 +170,27 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_notices_are_batched() {
+        let ids: Vec<CredId> = (0..600).map(|i| CredId(format!("c{i}"))).collect();
+        let n = notices(&ids);
+        assert_eq!(n.len(), 3);
+        let mut seen = Vec::new();
+        for m in n {
+            match m {
+                Control::CredsRevoked { cred_ids } => {
+                    assert!(cred_ids.len() <= NOTICE_BATCH);
+                    seen.extend(cred_ids);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(seen, ids);
+        assert!(notices(&[]).is_empty());
+    }
+}
