@@ -204,6 +204,8 @@ pub enum Response {
     Created(SessionInfo),
     /// `prompt`.
     Accepted(PromptAccepted),
+    /// `prompt` for an offline host: kept by the relay until the host is back.
+    Queued(proto::queue::Queued),
     /// `abort`.
     Aborted(Aborted),
     /// `messages`.

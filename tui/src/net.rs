@@ -430,7 +430,10 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
         Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
         Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
         Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
-        Call::Prompt(body) => Response::Accepted(call(conn, &h, Some(body)).await?),
+        Call::Prompt(body) => match call(conn, &h, Some(body)).await? {
+            proto::queue::PromptOutcome::Accepted(a) => Response::Accepted(a),
+            proto::queue::PromptOutcome::Queued { queued } => Response::Queued(queued),
+        },
         Call::Abort => Response::Aborted(call(conn, &h, none).await?),
         Call::Messages(body) => Response::Messages(call(conn, &h, Some(body)).await?),
         Call::Diff(body) => Response::Diff(call(conn, &h, Some(body)).await?),

@@ -26,6 +26,7 @@ impl App {
             Response::Sessions(list) => self.sessions_loaded(scope, list),
             Response::Created(info) => self.session_created(scope, info, fx),
             Response::Accepted(accepted) => self.prompt_accepted(request.id, &accepted),
+            Response::Queued(queued) => self.prompt_queued(request.id, &queued),
             Response::Aborted(a) => {
                 let n = a.rejected_permissions.len();
                 for id in &a.rejected_permissions {

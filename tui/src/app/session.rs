@@ -395,6 +395,15 @@ impl App {
         }
     }
 
+    /// The host is offline: the relay keeps the prompt and delivers it once when it is back.
+    pub(super) fn prompt_queued(&mut self, request: u64, queued: &proto::queue::Queued) {
+        if let Some(view) = self.outbox_for(request) {
+            view.outbox = None;
+        }
+        let line = crate::queue_cli::queued_line(queued, self.now_ms);
+        self.notify(line, false);
+    }
+
     pub(super) fn prompt_failed(&mut self, request: u64, e: &CallError) {
         let connected = self.is_connected();
         let Some(view) = self.outbox_for(request) else {

@@ -222,3 +222,26 @@ fn a_abort_asks_the_agent() {
         Scope::session(&HostId::from("box"), "demo", "ses_new")
     );
 }
+
+#[test]
+fn a_prompt_for_an_offline_host_is_shown_as_queued() {
+    let mut d = Drive::at_session();
+    d.key('i');
+    d.typed("later");
+    d.code(KeyCode::Enter);
+    let (r, _) = sent_prompt(&mut d);
+    let expires_ms = d.app.now_ms + 3_600_000;
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Ok(Response::Queued(proto::queue::Queued {
+            id: "q_1".into(),
+            expires_ms,
+        })),
+    });
+    assert!(d.session().outbox.is_none(), "nothing left to resend");
+    let notice = d.app.notice().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(
+        notice.starts_with("queued (host offline), expires in 60 min"),
+        "{notice}"
+    );
+}
