@@ -22,7 +22,15 @@ if ! cargo build --release -p cm-agent; then
         "target/release/cm-agent if an older build is there, else it is skipped" >&2
 fi
 
+# Scenario 6: the cm-tui frame bench, built like `cargo bench` would and run by cm-bench.
+frame_bin=$(cargo bench -p cm-tui --bench frame --no-run --message-format=json 2>/dev/null |
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 args=(--bin-dir target/release)
+if [[ -n $frame_bin ]]; then
+    args+=(--tui-frame-bin "$frame_bin")
+else
+    echo "bench.sh: the cm-tui frame bench did not build; scenario 6 is skipped" >&2
+fi
 if ((smoke == 0)); then
     args+=(--bulk-mib "${CM_BENCH_BULK_MIB:-1024}" --markdown docs/performance.md)
 fi

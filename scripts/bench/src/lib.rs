@@ -25,6 +25,7 @@ pub mod stats;
 pub mod streaming;
 pub mod swarm;
 pub mod throughput;
+pub mod tui_frame;
 pub mod worlds;
 
 pub use options::Options;

@@ -35,6 +35,9 @@ struct Cli {
     /// Parent directory for the relays' temporary state (default: the system temp dir).
     #[arg(long)]
     state_base: Option<PathBuf>,
+    /// The `cm-tui` frame bench executable (scenario 6; `scripts/bench.sh` builds it).
+    #[arg(long)]
+    tui_frame_bin: Option<PathBuf>,
     /// Write the table, machine description and method to this Markdown file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -114,11 +117,7 @@ fn main() -> Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    rows.push(Row::info(
-        "6 TUI frame",
-        "frame time with 10k messages",
-        "see cm-tui bench".into(),
-    ));
+    rows.push(tui_frame_row(cli.tui_frame_bin.as_deref(), opts.smoke)?);
     let took = started.elapsed();
     println!("{}", report::text_table(&rows));
     if opts.smoke {
@@ -133,4 +132,20 @@ fn main() -> Result<()> {
     }
     eprintln!("cm-bench: done in {:.0} s", took.as_secs_f64());
     Ok(())
+}
+
+/// Scenario 6 from the `cm-tui` frame bench, when it was built and handed over.
+fn tui_frame_row(bin: Option<&std::path::Path>, smoke: bool) -> Result<Row> {
+    let Some(bin) = bin else {
+        return Ok(Row::info(
+            "6 TUI frame",
+            "frame time with 10,000 messages",
+            "not run: pass --tui-frame-bin (scripts/bench.sh does)".into(),
+        ));
+    };
+    eprintln!("cm-bench: TUI frame…");
+    let (size, frames) = if smoke { (300, 10) } else { (10_000, 200) };
+    let output = cm_bench::tui_frame::run(bin, size, frames)?;
+    cm_bench::tui_frame::row(&output)
+        .ok_or_else(|| anyhow::anyhow!("the frame bench printed no table row:\n{output}"))
 }
