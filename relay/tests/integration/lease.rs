@@ -202,13 +202,17 @@ async fn the_kill_switch_for_a_host_stops_its_leased_opencode() -> Result<()> {
         !processes_in(&s.root).is_empty(),
         "OpenCode runs in the workspace"
     );
-    cli::kill(
-        &s.relay.state.dir,
-        &KillArgs {
-            host: Some("lease-box".into()),
-            ..kill_args()
-        },
-    )?;
+    // The real `cm-relay kill`, in its own process, against the running relay's database.
+    let out = Command::new(workspace_bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(s.relay.state.dir.root())
+        .args(["kill", "--host", "lease-box"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = s.agent.wait_line(&["leased OpenCode stopped", "demo"])?;
     assert!(line.contains("kill switch"), "{line}");
     until_no_process_in(&s.root).await?;
