@@ -28,6 +28,10 @@ use std::time::Duration;
 
 /// How often waiting entries are checked even without a presence change (expiry).
 const TICK: Duration = Duration::from_secs(1);
+/// Finished entries are kept this long after their expiry, for `queue_list`.
+const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often finished entries are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Shortest time between two passes over the queue.
 const MIN_PASS: Duration = Duration::from_millis(200);
 /// Entries `queue_list` returns.
@@ -284,6 +288,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         ),
         Err(e) => tracing::error!(error = %e, "cannot read the prompt queue"),
     }
+    let mut last_purge: Option<tokio::time::Instant> = None;
     let mut changes = shared.presence.changes();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -302,6 +307,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             () = tokio::time::sleep(MIN_PASS) => {}
         }
         expire(&shared).await;
+        if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(tokio::time::Instant::now());
+            let keep = u64::try_from(KEEP_FINISHED.as_millis()).unwrap_or(u64::MAX);
+            let before = now_ms().saturating_sub(keep);
+            match shared.store.call(move |s| s.queue_purge(before)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "forgot finished queued prompts"),
+                Err(e) => tracing::error!(error = %e, "cannot purge the prompt queue"),
+            }
+        }
         let hosts = match shared.store.call(|s| s.queue_hosts()).await {
             Ok(h) => h,
             Err(e) => {

@@ -239,6 +239,18 @@ impl Store {
             .collect())
     }
 
+    /// Forgets finished entries (delivered, expired, cancelled, refused) that expired before
+    /// `before_ms`; returns how many.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_purge(&self, before_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM prompt_queue WHERE state NOT IN ('queued', 'delivering') AND expires_ms < ?1",
+            params![to_i64(before_ms)],
+        )?)
+    }
+
     /// After a relay restart: entries left `delivering` go back to `queued` (the agent's
     /// idempotency record answers a repeat with the first result).
     ///
@@ -301,5 +313,9 @@ mod tests {
             s.queue_get("q_2").unwrap().map(|r| r.state),
             Some(QueueState::Expired)
         );
+        // Finished entries are forgotten after their time; waiting ones never.
+        assert_eq!(s.queue_purge(1_000).unwrap(), 1);
+        assert!(s.queue_get("q_2").unwrap().is_none());
+        assert!(s.queue_get("q_1").unwrap().is_some());
     }
 }
