@@ -21,6 +21,10 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Transport idle timeout default: a peer silent this long is gone (design: detect within 10 s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Concurrent bidirectional streams a peer may open on one connection (every open watch of
+/// every operator holds one on the agent's connection).
+pub const MAX_CONCURRENT_STREAMS: u32 = 1024;
+
 /// Errors building TLS configurations.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -55,7 +59,7 @@ pub fn transport_config(idle_timeout: Duration) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     // Every forwarded request and every watch is its own stream on the agent's connection;
     // quinn's default of 100 made the 101st concurrent one wait (measured by cm-bench).
-    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(1024));
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(MAX_CONCURRENT_STREAMS));
     t.keep_alive_interval(Some(KEEP_ALIVE_INTERVAL.min(idle_timeout / 3)));
     // An idle timeout above quinn's VarInt range cannot be configured; fall back to quinn's default.
     if let Ok(idle) = quinn::IdleTimeout::try_from(idle_timeout) {

@@ -325,14 +325,19 @@ async fn forward(
         }
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");
-            refuse(
-                send,
-                WireError::new(
+            let error = match e {
+                super::splice::ForwardError::Busy(n) => WireError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "host {host} has all {n} streams in use (open watches); close some and retry"
+                    ),
+                ),
+                _ => WireError::new(
                     ErrorCode::HostOffline,
                     format!("host {host} went away; retry when it is back"),
                 ),
-            )
-            .await;
+            };
+            refuse(send, error).await;
         }
     }
 }

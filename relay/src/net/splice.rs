@@ -18,14 +18,22 @@ pub(crate) enum ForwardError {
     /// The header could not be sent.
     #[error("cannot send the header to the agent: {0}")]
     Header(#[from] crate::framed::StreamError),
+    /// Every stream the agent allows is in use (many open watches) and none freed up in time.
+    #[error("the agent has no free stream (all {0} in use)")]
+    Busy(u32),
 }
+
+/// How long a forwarded request waits for a free stream on the agent's connection.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Opens the agent stream and sends the forward header.
 pub(crate) async fn open(
     agent: &quinn::Connection,
     header: &ForwardHeader,
 ) -> Result<(quinn::SendStream, quinn::RecvStream), ForwardError> {
-    let (mut send, recv) = agent.open_bi().await?;
+    let (mut send, recv) = tokio::time::timeout(OPEN_TIMEOUT, agent.open_bi())
+        .await
+        .map_err(|_| ForwardError::Busy(crate::tls::MAX_CONCURRENT_STREAMS))??;
     send_frame(&mut send, header, MAX_HEADER_LEN).await?;
     Ok((send, recv))
 }
