@@ -1,13 +1,14 @@
 //! The network between agent and relay: a prompt for the offline host is queued and delivered
-//! once when it is back; a cut (UDP blackhole) is detected and healed.
+//! once when it is back; a cut (UDP blackhole) is detected and healed. Then OpenCode itself is
+//! killed under its keeper and restarted by the agent.
 
 use crate::harness::World;
 use crate::support::*;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_prompt_is_delivered_once_and_a_network_cut_is_detected_and_healed() -> Result<()> {
+async fn queued_prompt_delivered_once_network_cut_healed_killed_opencode_restarted() -> Result<()> {
     let mut world = World::start().await?;
     let session = world.tui_ok(&["new", "box", "demo"])?.trim().to_owned();
 
@@ -79,5 +80,28 @@ async fn queued_prompt_is_delivered_once_and_a_network_cut_is_detected_and_heale
         .filter(|(role, text)| role == "user" && text == "queued hello")
         .count();
     assert_eq!(users, 1);
+
+    // OpenCode itself is killed (under its keeper): the agent restarts it and says so.
+    let keeper = recorded_pid(&world)?.context("no child in the state file")?;
+    let opencode = children_of(keeper)
+        .first()
+        .copied()
+        .context("no OpenCode")?;
+    std::process::Command::new("kill")
+        .args(["-KILL", &opencode.to_string()])
+        .status()?;
+    let info = eventually("OpenCode restarted", || {
+        let v: Value =
+            serde_json::from_str(&world.tui_ok(&["opencode", "status", "box", "demo", "--json"])?)?;
+        Ok((v["state"] == "ready" && v["restarts"].as_u64() >= Some(1)).then_some(v))
+    })
+    .await?;
+    assert!(
+        info["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("exited unexpectedly")),
+        "{info}"
+    );
+    assert!(!alive(keeper), "the old keeper is gone");
     Ok(())
 }
