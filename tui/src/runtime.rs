@@ -469,6 +469,22 @@ mod tests {
             modifiers: KeyModifiers::NONE,
         });
         assert_eq!(translate(&mouse), None);
+        let wheel = |kind| {
+            TermEvent::Mouse(MouseEvent {
+                kind,
+                column: 3,
+                row: 4,
+                modifiers: KeyModifiers::NONE,
+            })
+        };
+        assert_eq!(
+            translate(&wheel(MouseEventKind::ScrollUp)),
+            Some(Event::Scroll { up: true })
+        );
+        assert_eq!(
+            translate(&wheel(MouseEventKind::ScrollDown)),
+            Some(Event::Scroll { up: false })
+        );
         assert_eq!(
             translate(&TermEvent::Resize(100, 30)),
             Some(Event::Resize {
@@ -476,5 +492,47 @@ mod tests {
                 height: 30
             })
         );
+    }
+
+    /// The hook gets the details in its environment, as the program from the config; remote
+    /// text with shell syntax stays inert text.
+    #[tokio::test]
+    async fn the_notify_hook_runs_the_configured_program_with_the_details() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("hook.txt");
+        let script = format!(
+            "printf '%s|%s|%s|%s|%s' \"$CM_ATTENTION_KIND\" \"$CM_ATTENTION_HOST\" \
+             \"$CM_ATTENTION_WORKSPACE\" \"$CM_ATTENTION_SESSION\" \"$CM_ATTENTION_TEXT\" > {}.tmp \
+             && mv {}.tmp {}",
+            out.display(),
+            out.display(),
+            out.display()
+        );
+        let command = vec!["sh".to_owned(), "-c".to_owned(), script];
+        let n = Notification {
+            kind: "permission",
+            host: "box".into(),
+            workspace: "demo".into(),
+            session: Some("ses_1".into()),
+            text: "permission bash: $ rm -rf / $(touch pwned)".into(),
+        };
+        notify(&command, &n);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let written = loop {
+            if let Ok(text) = std::fs::read_to_string(&out) {
+                break text;
+            }
+            assert!(std::time::Instant::now() < deadline, "the hook did not run");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            written,
+            "permission|box|demo|ses_1|permission bash: $ rm -rf / $(touch pwned)"
+        );
+        assert!(!dir.path().join("pwned").exists());
+        assert!(!std::path::Path::new("pwned").exists());
+        // No command configured: nothing runs, nothing fails.
+        notify(&[], &n);
     }
 }

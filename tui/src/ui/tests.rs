@@ -339,8 +339,8 @@ fn workspace_details_say_when_there_is_no_repository() {
     d.net(NetEvent::Reply {
         request,
         result: Err(crate::call::CallError::refused(
-            proto::wire_error::ErrorCode::BadRequest,
-            "fatal: not a git repository (or any of the parent directories): .git",
+            proto::wire_error::ErrorCode::NotFound,
+            "\"\" is not inside a git repository in this workspace",
         )),
     });
     d.answer(Op::FsList, Response::Folder(folders()));

@@ -54,7 +54,9 @@ pub(super) fn render(
 fn git_line(git: &Loadable<GitStatus>, width: usize, theme: Theme) -> Line<'static> {
     match git {
         Loadable::Loading => Line::styled("git: reading…", theme.muted()),
-        Loadable::Failed(e) if e.contains("not a git repository") => {
+        Loadable::Failed(e)
+            if e.contains("not inside a git repository") || e.contains("not a git repository") =>
+        {
             Line::styled("git: not a repository", theme.muted())
         }
         Loadable::Failed(e) => Line::styled(

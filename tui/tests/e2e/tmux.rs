@@ -1,7 +1,8 @@
 //! The full-screen app in a real terminal (issue 6): the real `cm-tui` binary runs in a detached
 //! tmux pane of 120×35, keys go in with `tmux send-keys`, and every step is checked on the text
-//! of `tmux capture-pane` (no colours). Hosts → workspace → new session → a streamed answer → a
-//! permission answered with `y` → the diff → abort of a slow answer → `q`.
+//! of `tmux capture-pane` (no colours). Hosts → the `:` palette → the admin screen → workspace
+//! (folders, git) → new session → a streamed answer → a permission answered with `y` → the diff
+//! → abort of a slow answer → `q`.
 //!
 //! Waiting means polling the pane until the screen shows what the step expects, bounded by the
 //! harness's hang guard: the screen is an external program's output with no event to wait on.
@@ -269,10 +270,47 @@ async fn full_screen_app_in_tmux() -> Result<()> {
     tmux.press("?")?;
     tmux.wait_for("the help to close", |s| !s.contains("keys · hosts"))?;
 
-    // Workspaces of `box`: `demo`.
+    // The `:` palette: fuzzy-matched actions; `help` runs the help overlay.
+    tmux.press(":")?;
+    tmux.wait_text(&["command", "Enter run"])?;
+    tmux.type_text("hlp")?;
+    let palette = tmux.wait_for("help as the best match", |s| {
+        line_with(s, ": hlp").is_some() && s.contains("show / hide this help")
+    })?;
+    tmux.keep("palette", &palette)?;
+    tmux.press("Enter")?;
+    tmux.wait_text(&["keys · hosts"])?;
+    tmux.press("?")?;
+    tmux.wait_for("the help to close", |s| !s.contains("keys · hosts"))?;
+
+    // Administration (the test user is the relay's owner): users with grants from the
+    // relay, the enrolled host, the audit trail (which has this very read in it); Esc back.
+    tmux.press("m")?;
+    let admin = tmux.wait_for("the users tab", |s| {
+        s.contains("relay › users") && line_with(s, "owner").is_some_and(|l| l.contains("owner@*"))
+    })?;
+    tmux.keep("admin", &admin)?;
+    tmux.press("l")?;
+    tmux.wait_for("the enrolled host", |s| {
+        s.contains("relay › hosts") && line_with(s, " box ").is_some_and(|l| l.contains("active"))
+    })?;
+    tmux.press("l")?;
+    tmux.press("l")?;
+    let audit = tmux.wait_for("the audit trail", |s| {
+        s.contains("relay › audit")
+            && line_with(s, "user_list").is_some_and(|l| l.contains("owner"))
+    })?;
+    tmux.keep("admin-audit", &audit)?;
+    tmux.press("Escape")?;
+    tmux.wait_text(&["1 of 1 online"])?;
+
+    // Workspaces of `box`: `demo`, with its root folders and git summary beside the table.
     tmux.press("Enter")?;
     let workspaces = tmux.wait_for("the demo workspace", |s| {
-        s.contains("box › workspaces") && line_with(s, "demo").is_some_and(|l| l.contains("ok"))
+        s.contains("box › workspaces")
+            && line_with(s, "▶ demo").is_some_and(|l| l.contains("ok"))
+            && s.contains("files at the root")
+            && (s.contains("git:") || s.contains("⎇"))
     })?;
     tmux.keep("workspaces", &workspaces)?;
 
