@@ -89,7 +89,8 @@ impl Workspaces {
         // unsupervised; they hold memory and the workspaces' databases.
         // Children of an earlier run that still run are re-adopted (state file); only the
         // rest are strays.
-        let registry = crate::supervisor::statefile::Registry::load(state_dir);
+        let names: Vec<&str> = workspaces.iter().map(|w| w.name.as_str()).collect();
+        let registry = crate::supervisor::statefile::Registry::load(state_dir, &names);
         let stale = leftovers::stale_launches(state_dir);
         if !stale.is_empty() {
             let killed = leftovers::kill(&stale);

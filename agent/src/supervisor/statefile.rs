@@ -88,10 +88,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Reads `<state_dir>/agent-state.json` (missing = empty). Children whose pid still runs
-    /// with the recorded start time become adoption candidates, and are registered as known so
-    /// the start-up sweep of strays spares them; the others are dropped from the record.
-    pub fn load(state_dir: &Path) -> Arc<Self> {
+    /// Reads `<state_dir>/agent-state.json` (missing = empty). Children of a configured
+    /// workspace whose pid still runs with the recorded start time become adoption candidates,
+    /// and are registered as known so the start-up sweep of strays spares them; the others are
+    /// dropped from the record (and, if alive, swept as strays).
+    pub fn load(state_dir: &Path, workspaces: &[&str]) -> Arc<Self> {
         let path = state_dir.join(FILE_NAME);
         let record = match std::fs::read_to_string(&path) {
             Ok(t) => StateRecord::parse(&t),
@@ -107,7 +108,9 @@ impl Registry {
                 pid: child.pid,
                 start_time: child.start_time,
             };
-            if leftovers::is_alive(id) {
+            if !workspaces.contains(&ws.as_str()) {
+                tracing::info!(workspace = %ws, pid = child.pid, "OpenCode of an earlier run serves a workspace no longer configured; not re-adopting it");
+            } else if leftovers::is_alive(id) {
                 leftovers::register_child(child.pid);
                 leftovers::spare_marker(&child.marker);
                 candidates.insert(ws.clone(), child.clone());
@@ -225,10 +228,45 @@ mod tests {
         assert_eq!(StateRecord::parse("not json"), StateRecord::default());
     }
 
+    #[test]
+    fn only_live_children_of_configured_workspaces_are_candidates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("300")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(sleeper.id()).unwrap();
+        let child = |pid: i32, start_time: u64| ChildRecord {
+            pid,
+            start_time,
+            port: 1,
+            password: "p".into(),
+            marker: "m".into(),
+            started_ms: 0,
+            lease: None,
+        };
+        let start = leftovers::start_time(pid).unwrap();
+        let reg = Registry::load(tmp.path(), &["a", "b", "c"]);
+        reg.set_child("a", Some(child(pid, start)));
+        reg.set_child("b", Some(child(pid, start + 1))); // a reused pid
+        reg.set_child("c", Some(child(pid, start)));
+        let again = Registry::load(tmp.path(), &["a", "b"]);
+        assert!(again.take_candidate("a").is_some());
+        assert!(again.take_candidate("b").is_none(), "start time differs");
+        assert!(again.take_candidate("c").is_none(), "not configured");
+        let record =
+            StateRecord::parse(&std::fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap());
+        assert_eq!(record.children.keys().collect::<Vec<_>>(), vec!["a"]);
+        assert!(record.agent.is_some());
+        leftovers::unregister_child(pid);
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+    }
+
     #[tokio::test]
     async fn the_file_is_private_and_a_new_run_numbers_above_the_old_one() {
         let tmp = tempfile::tempdir().unwrap();
-        let reg = Registry::load(tmp.path());
+        let reg = Registry::load(tmp.path(), &["w"]);
         let hub = reg.hub("w");
         assert_eq!(hub.next_seq(), 1);
         reg.set_child(
@@ -250,10 +288,10 @@ mod tests {
             hub.publish(proto::event::Event::Resync { reason: "x".into() });
         }
         // A second run: the dead child is dropped, numbering starts above the reservation.
-        let again = Registry::load(tmp.path());
+        let again = Registry::load(tmp.path(), &["w"]);
         assert!(again.take_candidate("w").is_none());
         assert_eq!(again.hub("w").next_seq(), SEQ_BLOCK + 1);
-        let third = Registry::load(tmp.path());
+        let third = Registry::load(tmp.path(), &["w"]);
         assert_eq!(third.hub("w").next_seq(), 2 * SEQ_BLOCK + 1);
     }
 }
