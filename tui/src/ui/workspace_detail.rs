@@ -126,10 +126,15 @@ fn folder_lines(
         .filter(|e| e.kind != FsKind::Dir)
         .count();
     let more = if listing.truncated { "+" } else { "" };
+    let count = |n: usize, one: &str| {
+        let s = if n == 1 { "" } else { "s" };
+        format!("{n}{more} {one}{s}")
+    };
     let mut lines = vec![Line::styled(
         format!(
-            "{}{more} folders · {files}{more} files at the root",
-            dirs.len()
+            "{} · {} at the root",
+            count(dirs.len(), "folder"),
+            count(files, "file")
         ),
         theme.header(),
     )];

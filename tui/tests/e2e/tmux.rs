@@ -309,7 +309,7 @@ async fn full_screen_app_in_tmux() -> Result<()> {
     let workspaces = tmux.wait_for("the demo workspace", |s| {
         s.contains("box › workspaces")
             && line_with(s, "▶ demo").is_some_and(|l| l.contains("ok"))
-            && s.contains("files at the root")
+            && s.contains("at the root")
             && (s.contains("git:") || s.contains("⎇"))
     })?;
     tmux.keep("workspaces", &workspaces)?;
