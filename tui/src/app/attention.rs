@@ -256,6 +256,17 @@ impl Attention {
         });
     }
 
+    /// The pending permission requests and questions of a session: permissions first (they
+    /// hold a tool call), each oldest first.
+    pub fn requests_for<'a>(&'a self, watch: &'a WatchKey, session: &'a str) -> Vec<&'a Item> {
+        let questions = self.items.iter().filter(move |i| {
+            &i.watch == watch && matches!(&i.kind, ItemKind::Question(q) if q.session == session)
+        });
+        self.permissions_for(watch, session)
+            .chain(questions)
+            .collect()
+    }
+
     /// The pending permission requests of a session, oldest first.
     pub fn permissions_for<'a>(
         &'a self,
@@ -375,14 +386,24 @@ impl App {
         let Some((watch, id)) = self.session.as_ref().map(|s| (s.watch(), s.id.clone())) else {
             return;
         };
-        let index = self.attention.items.iter().position(|i| {
-            i.watch == watch
-                && i.answering.is_none()
-                && matches!(&i.kind, ItemKind::Permission(p) if p.session == id)
-        });
-        match index {
+        let waiting = |question: bool| {
+            self.attention.items.iter().position(|i| {
+                i.watch == watch
+                    && i.answering.is_none()
+                    && match &i.kind {
+                        ItemKind::Permission(p) => !question && p.session == id,
+                        ItemKind::Question(q) => question && q.session == id,
+                        _ => false,
+                    }
+            })
+        };
+        // A permission first (it holds a tool call), else a question: y opens its form.
+        match waiting(false).or_else(|| waiting(true)) {
             Some(i) => self.answer_item(i, answer, fx),
-            None => self.notify("no permission request is waiting in this session", false),
+            None => self.notify(
+                "no permission request or question is waiting in this session",
+                false,
+            ),
         }
     }
 

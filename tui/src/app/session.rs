@@ -173,11 +173,10 @@ impl App {
         let Some(view) = self.session.as_ref() else {
             return (0, 1);
         };
-        let permission = self
+        let permission = !self
             .attention
-            .permissions_for(&view.watch(), &view.id)
-            .next()
-            .is_some();
+            .requests_for(&view.watch(), &view.id)
+            .is_empty();
         let layout =
             view::session_layout(self.main_height(), view.editor.lines().len(), permission);
         let visible = usize::from(layout.transcript.saturating_sub(view::BORDER)).max(1);

@@ -19,7 +19,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         return;
     };
     let watch = view.watch();
-    let waiting: Vec<&Item> = app.attention().permissions_for(&watch, &view.id).collect();
+    let waiting: Vec<&Item> = app.attention().requests_for(&watch, &view.id);
     let layout = view::session_layout(area.height, view.editor.lines().len(), !waiting.is_empty());
     let [transcript, permission, prompt] = Layout::vertical([
         Constraint::Length(layout.transcript),
@@ -105,8 +105,25 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     if area.height == 0 {
         return;
     }
-    let ItemKind::Permission(request) = &item.kind else {
-        return;
+    let (title, what, keys): (String, String, &[(&str, &str)]) = match &item.kind {
+        ItemKind::Permission(request) => (
+            format!(" ⚠ permission: {} ", sanitize(&request.permission)),
+            permission_text(request),
+            &[("y", "allow once"), ("A", "always"), ("r", "reject")],
+        ),
+        ItemKind::Question(q) => {
+            let first = crate::app::question::parse(&q.questions);
+            let text = first.first().map_or_else(
+                || "the model asks a question".to_owned(),
+                |q| q.text.clone(),
+            );
+            (
+                " ? question ".to_owned(),
+                text,
+                &[("y", "answer"), ("r", "reject")],
+            )
+        }
+        _ => return,
     };
     let of = if count > 1 {
         format!(" 1 of {count} ")
@@ -116,22 +133,21 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     let block = Block::bordered()
         .padding(Padding::horizontal(1))
         .border_style(theme.attention())
-        .title(Span::styled(
-            format!(" ⚠ permission: {} ", sanitize(&request.permission)),
-            theme.attention(),
-        ))
+        .title(Span::styled(title, theme.attention()))
         .title_top(Line::from(of).right_aligned());
-    let what = permission_text(request);
     let status = match (&item.answering, &item.error) {
+        (Some(answer), _)
+            if matches!(item.kind, ItemKind::Question(_))
+                && *answer != proto::ops::PermissionAnswer::Reject =>
+        {
+            Line::styled("sending the answer…", theme.muted())
+        }
         (Some(answer), _) => Line::styled(
             format!("sending “{}”…", format!("{answer:?}").to_lowercase()),
             theme.muted(),
         ),
         (None, Some(e)) => Line::styled(format!("not delivered: {e}"), theme.error()),
-        (None, None) => hints(
-            &[("y", "allow once"), ("A", "always"), ("r", "reject")],
-            theme,
-        ),
+        (None, None) => hints(keys, theme),
     };
     let lines = vec![
         Line::from(Span::styled(

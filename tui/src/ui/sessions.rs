@@ -69,7 +69,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         return;
     }
     let watch = view.watch();
-    let waiting = |s: &SessionInfo| app.attention().permissions_for(&watch, &s.id).count();
+    let waiting = |s: &SessionInfo| app.attention().requests_for(&watch, &s.id).len();
     let header =
         Row::new(["TITLE", "STATUS", "WAITING", "ACTIVITY", "SESSION"]).style(theme.header());
     let now = app.now_ms();

@@ -733,3 +733,14 @@ fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
     assert!(text.contains("deny (role)"), "{text}");
     insta::assert_snapshot!(both(&d.app));
 }
+
+#[test]
+fn session_shows_its_waiting_question() {
+    let d = steady(crate::app::tests::question::in_session());
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("? question") && text.contains("Which color?") && text.contains("y answer"),
+        "{text}"
+    );
+    insta::assert_snapshot!(both(&d.app));
+}

@@ -77,3 +77,35 @@ fn a_single_choice_question_keeps_one_pick() {
     let form = d.app.question_form().cloned().expect("open");
     assert_eq!(form.answers()[0], ["Blue"]);
 }
+
+fn asked_in_open_session(d: &mut Drive) {
+    let WsEvent::QuestionAsked { mut request } = asked() else {
+        unreachable!("asked() is a question");
+    };
+    request.session = "ses_new".into();
+    d.event(5, WsEvent::QuestionAsked { request });
+}
+
+/// On the open session `ses_new` with its question waiting.
+pub(crate) fn in_session() -> Drive {
+    let mut d = Drive::at_session();
+    asked_in_open_session(&mut d);
+    d
+}
+
+#[test]
+fn a_question_of_the_open_session_is_answered_there() {
+    let mut d = in_session();
+    d.key('y');
+    assert_eq!(d.app.context(), Context::Question);
+    d.code(KeyCode::Enter).code(KeyCode::Enter); // Red, then S
+    let r = reply(&mut d);
+    assert_eq!(
+        r.answers,
+        Some(vec![vec!["Red".to_owned()], vec!["S".to_owned()]])
+    );
+    assert_eq!(d.app.context(), Context::Session, "back on the session");
+    let mut d = in_session();
+    d.key('r');
+    assert_eq!(reply(&mut d).answers, None, "r rejects it");
+}
