@@ -23,6 +23,10 @@ struct Cli {
     /// State directory (profile, credential fallback file) [default: ~/.local/state/codemantle/tui]
     #[arg(long, global = true, env = "CM_TUI_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Relay profile from tui.toml ([relays.NAME]): its login and state directory
+    /// [default: default_relay in tui.toml]
+    #[arg(long, global = true, env = "CM_TUI_RELAY")]
+    relay: Option<String>,
     /// Where to keep the credential: auto (OS keyring, else a 0600 file), secret-service, file
     /// [default: secret_store in tui.toml, else auto]
     #[arg(long, global = true, env = "CM_SECRET_STORE")]
@@ -330,9 +334,19 @@ fn run(cli: Cli) -> Result<()> {
         _ => {}
     }
     let file = cm_tui::config::TuiFile::load(cli.config.as_deref())?;
-    let dir = cli
-        .state_dir
-        .clone()
+    // An explicit relay profile wins, then --state-dir, then default_relay, then the file.
+    let relay = cli.relay.clone().or_else(|| {
+        cli.state_dir
+            .is_none()
+            .then(|| file.default_relay.clone())
+            .flatten()
+    });
+    let relay_dir = match &relay {
+        Some(name) => Some(file.relay_state_dir(name).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let dir = relay_dir
+        .or_else(|| cli.state_dir.clone())
         .or_else(|| file.state_dir.clone())
         .unwrap_or_else(default_state_dir);
     let store_name = cli
@@ -427,12 +441,24 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         None => {
-            let (profile, key) = logins.load(now_ms())?;
-            let options = cm_tui::runtime::Options {
+            let (mut profile, mut key) = logins.load(now_ms())?;
+            let mut options = cm_tui::runtime::Options {
                 bell: file.bell(std::env::var("CM_TUI_BELL").ok().as_deref()),
                 color: file.color(std::env::var("NO_COLOR").ok().as_deref()),
+                colors: file.colors().map_err(anyhow::Error::msg)?,
+                keymap: file.keymap()?,
+                notify_command: file.notify_command.clone().unwrap_or_default(),
+                relays: file.relay_names(),
+                relay,
             };
-            rt.block_on(cm_tui::runtime::run(profile, key, options))?;
+            // `:relay NAME` ends the app with the name: log in there and start again.
+            while let cm_tui::runtime::Exit::SwitchRelay(name) =
+                rt.block_on(cm_tui::runtime::run(profile, key, options.clone()))?
+            {
+                let dir = file.relay_state_dir(&name).map_err(anyhow::Error::msg)?;
+                (profile, key) = Logins::open(&dir, choice)?.load(now_ms())?;
+                options.relay = Some(name);
+            }
         }
         Some(command) => {
             let (profile, key) = logins.load(now_ms())?;
