@@ -10,7 +10,7 @@ use super::conn::Principal;
 use crate::cli::{self, AdminChange, CliError};
 use crate::framed::{FramedRecv, send_frame};
 use crate::state::StateDir;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditEvent, Store, StoreError};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, GrantInfo, HostAdd,
     HostEnrolled, HostEntry, HostName, HostRequest, KillTarget, MAX_AUDIT_ROWS, UserInfo,
@@ -100,6 +100,16 @@ pub(crate) async fn serve(
     let answer = answer(shared, principal, op, &mut recv).await;
     if let Err(e) = &answer {
         tracing::info!(user = %principal.user, op = op.as_str(), error = %e, "administration refused");
+        // The header was allowed and audited; the change itself was not made: say so.
+        shared
+            .audit(AuditEvent {
+                actor: principal.user.0.clone(),
+                op: op.as_str().to_owned(),
+                decision: "deny".into(),
+                reason: Some(e.message.clone()),
+                ..AuditEvent::default()
+            })
+            .await;
     }
     let reply = match answer {
         Ok(v) => Reply::Ok(v),

@@ -94,6 +94,15 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
     let e = refusal(change(&ada, Op::UserManage, &grant("carl", Role::Admin, "*")).await);
     assert_eq!(e.code, ErrorCode::Forbidden);
     assert!(e.message.contains("needs role owner"), "{}", e.message);
+    // The refused change is in the audit trail as a denial (the header itself was allowed).
+    let rows = relay.state.store()?.audit_tail(5)?;
+    assert!(
+        rows.iter().any(|r| r.event.actor == "ada"
+            && r.event.op == "user_manage"
+            && r.event.decision == "deny"
+            && r.event.reason.as_deref() == Some(e.message.as_str())),
+        "{rows:?}"
+    );
     let e = refusal(change(&ada, Op::GrantAdmin, &grant("carl", Role::Admin, "*")).await);
     assert_eq!(e.code, ErrorCode::Forbidden);
     assert!(
