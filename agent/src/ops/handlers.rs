@@ -35,7 +35,17 @@ pub(super) fn admit(
     }
     // The host owner's own limits (lock, disabled operations, raised roles), whatever the
     // relay allowed.
-    workspaces.policy().check(op, fwd.role)?;
+    workspaces.policy().check(op, fwd.role).inspect_err(|e| {
+        tracing::warn!(
+            target: "cm_agent::audit",
+            op = op.as_str(),
+            principal = %fwd.principal,
+            role = %fwd.role,
+            cred = %fwd.cred_id,
+            reason = %e,
+            "policy refusal"
+        );
+    })?;
     if op == Op::WorkspaceList {
         return Ok(None);
     }
