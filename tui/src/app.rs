@@ -355,7 +355,8 @@ impl App {
         }
     }
 
-    /// Pasted text goes into the prompt box (line breaks kept) or the filter (first line).
+    /// Pasted text goes into the prompt box (line breaks kept), or the first line into the
+    /// filter, the palette or the admin input line.
     fn on_paste(&mut self, text: &str) {
         match self.context() {
             Context::Prompt => {
@@ -367,6 +368,22 @@ impl App {
                 let line = text.lines().next().unwrap_or_default();
                 for c in line.chars().filter(|c| !c.is_control()) {
                     self.edit_filter(None, Some(c));
+                }
+            }
+            Context::Palette | Context::AdminInput => {
+                // One line: a name, a filter, a confirmation (never a key press).
+                let line: String = text
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect();
+                if let Some(p) = self.palette.as_mut() {
+                    p.input.push_str(&line);
+                    p.selected = 0;
+                } else if let Some(i) = self.admin.as_mut().and_then(|a| a.input.as_mut()) {
+                    i.text.push_str(&line);
                 }
             }
             _ => {}

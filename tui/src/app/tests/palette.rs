@@ -208,3 +208,12 @@ fn a_resize_lays_the_transcript_out_for_the_new_width() {
         "narrower wraps into more rows"
     );
 }
+
+#[test]
+fn a_paste_goes_into_the_palette_as_one_line() {
+    let mut d = Drive::new();
+    open(&mut d);
+    d.send(Event::Paste("help\nquit".into()));
+    assert_eq!(d.app.palette().map(|p| p.input.as_str()), Some("help"));
+    assert!(!d.fx.contains(&Effect::Quit));
+}
