@@ -456,7 +456,14 @@ fn run(cli: Cli) -> Result<()> {
                 rt.block_on(cm_tui::runtime::run(profile, key, options.clone()))?
             {
                 let dir = file.relay_state_dir(&name).map_err(anyhow::Error::msg)?;
-                (profile, key) = Logins::open(&dir, choice)?.load(now_ms())?;
+                (profile, key) = Logins::open(&dir, choice)?
+                    .load(now_ms())
+                    .with_context(|| {
+                        format!(
+                            "relay profile {name:?}: log in there first with \
+                             `cm-tui --relay {name} login …`"
+                        )
+                    })?;
                 options.relay = Some(name);
             }
         }
