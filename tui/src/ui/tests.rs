@@ -744,3 +744,70 @@ fn session_shows_its_waiting_question() {
     );
     insta::assert_snapshot!(both(&d.app));
 }
+
+#[test]
+fn admin_hosts_and_credentials_tabs() {
+    use crate::call::{AdminCall, Call, Request};
+    use proto::admin::{CredInfo, CredsQuery, HostEnrolled, HostEntry};
+    use proto::rbac::Role;
+    let mut d = steady(crate::app::tests::admin::at_admin(Role::Admin));
+    let reply = |d: &mut Drive, call: AdminCall, response: Response| {
+        d.net(NetEvent::Reply {
+            request: Request {
+                id: 950,
+                scope: crate::call::Scope::host(&HostId::from("")),
+                call: Call::Admin(call),
+            },
+            result: Ok(response),
+        });
+    };
+    d.key('l');
+    let host = |name: &str, revoked| HostEntry {
+        name: name.into(),
+        revoked,
+        created_ms: T0 - 86_400_000,
+    };
+    // A rotated token is shown once; the list is read again after it.
+    reply(
+        &mut d,
+        AdminCall::HostRotate("box".into()),
+        Response::Enrolled(HostEnrolled {
+            name: "box".into(),
+            token: "cmh_0123456789abcdef".into(),
+        }),
+    );
+    reply(
+        &mut d,
+        AdminCall::HostList,
+        Response::AdminHosts(vec![host("box", false), host("old-box", true)]),
+    );
+    let hosts = both(&d.app);
+    assert!(
+        hosts.contains("revoked") && hosts.contains("cmh_0123456789abcdef"),
+        "{hosts}"
+    );
+    d.key('l');
+    let cred = |id: &str, user: &str, expires_ms, revoked| CredInfo {
+        id: id.into(),
+        user: user.into(),
+        created_ms: T0 - 3_600_000,
+        expires_ms,
+        revoked,
+        label: Some("laptop".into()),
+    };
+    reply(
+        &mut d,
+        AdminCall::CredsList(CredsQuery::default()),
+        Response::Creds(vec![
+            cred("c1", "alice", T0 + 7 * 3_600_000, false),
+            cred("c2", "bob", T0 + 20 * 60_000, true),
+            cred("c3", "bob", T0 - 60_000, false),
+        ]),
+    );
+    let creds = both(&d.app);
+    assert!(
+        creds.contains("in 7h") && creds.contains("expired"),
+        "{creds}"
+    );
+    insta::assert_snapshot!(format!("{hosts}{creds}"));
+}
