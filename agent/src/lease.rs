@@ -112,6 +112,16 @@ impl LaunchLease {
         }
     }
 
+    /// An operator-or-above is attached (watching the workspace's events): a bound launch's
+    /// lease is extended; nothing is bound by this.
+    pub fn renew(&mut self, role: Role, now_ms: u64) {
+        if role >= Role::Operator
+            && let Some(b) = &mut self.binding
+        {
+            b.expires_ms = b.expires_ms.max(now_ms.saturating_add(self.lease_ms));
+        }
+    }
+
     /// The credential the launch is bound to, if any.
     pub fn holder(&self) -> Option<&CredId> {
         self.binding.as_ref().and_then(|b| b.cred.as_ref())
@@ -205,6 +215,16 @@ impl Leases {
             self.reasons().remove(workspace);
         }
         self.with(workspace, |l| l.on_op(cred, role, running, now_ms));
+    }
+
+    /// See [`LaunchLease::renew`].
+    pub fn renew(&self, workspace: &str, role: Role, now_ms: u64) {
+        self.with(workspace, |l| l.renew(role, now_ms));
+    }
+
+    /// How often an attached watcher renews: a third of the lease, between 100 ms and 60 s.
+    pub fn renew_every(&self) -> Duration {
+        (self.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(60))
     }
 
     /// The credential a workspace's launch is bound to.
@@ -351,6 +371,24 @@ mod tests {
         assert_eq!(l.holder(), Some(&cred("a")), "renewal keeps the binding");
         assert_eq!(l.tick(true, 89 * MIN), None);
         assert!(l.tick(true, 90 * MIN).is_some());
+    }
+
+    #[test]
+    fn attached_operators_renew_without_binding() {
+        let mut l = LaunchLease::new(Duration::from_secs(60));
+        l.renew(Role::Owner, 0);
+        assert_eq!(l.holder(), None, "renewal binds nothing");
+        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.renew(Role::Viewer, 50_000);
+        assert!(
+            l.tick(true, 60_000).is_some(),
+            "a viewer watching does not renew"
+        );
+        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.renew(Role::Operator, 50_000);
+        assert_eq!(l.tick(true, 60_000), None);
+        assert_eq!(l.holder(), Some(&cred("a")));
+        assert!(l.tick(true, 110_000).is_some());
     }
 
     #[test]

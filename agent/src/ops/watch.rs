@@ -54,10 +54,18 @@ pub(super) async fn serve<R, W, G>(
     }
     tracing::debug!(next_seq = sub.next_seq, after = ?query.after_seq, "watcher attached");
     tokio::pin!(peer_gone);
+    // An attached operator keeps the workspace's launch lease alive (crate::lease).
+    let mut renew = tokio::time::interval(workspaces.leases().renew_every());
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             biased;
             () = &mut peer_gone => break,
+            _ = renew.tick() => {
+                let now = cm_relay::time::now_ms();
+                workspaces.leases().renew(&rt.workspace.name, fwd.role, now);
+                continue;
+            }
             f = sub.next() => f,
         };
         let Some(frame) = frame else { break };

@@ -254,7 +254,10 @@ async fn revoking_the_starting_credential_stops_its_launch() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_lease_stops_opencode_and_says_why() -> Result<()> {
     let s = setup("\n[policy]\nlaunch_lease = \"3s\"\n").await?;
-    let mut events = watch(&s.owner).await?;
+    // A viewer watching does not keep the launch alive (an attached operator would).
+    let vic_cred = user_with_grant(&s.relay, "vic", "*", Role::Viewer)?;
+    let vic = operator(&s.relay.addr_str(), &s.relay.state.pin, &vic_cred).await?;
+    let mut events = watch(&vic).await?;
     start_opencode_any(&s.owner).await?;
     let info = until_stopped_because(&mut events, "lease lapsed").await?;
     assert!(
