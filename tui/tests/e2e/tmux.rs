@@ -296,10 +296,24 @@ async fn full_screen_app_in_tmux() -> Result<()> {
     })?;
     tmux.press("l")?;
     tmux.press("l")?;
-    let audit = tmux.wait_for("the audit trail", |s| {
-        s.contains("relay › audit")
-            && line_with(s, "user_list").is_some_and(|l| l.contains("owner"))
-    })?;
+    // The relay records reads without waiting for the disk: the row of this screen's own
+    // user_list read may land after the first audit read; `r` reads again (bounded).
+    let deadline = Instant::now() + WAIT;
+    let audit = loop {
+        let screen = tmux.wait_for("the audit trail", |s| {
+            s.contains("relay › audit") && s.contains("DECISION")
+        })?;
+        if line_with(&screen, "user_list").is_some_and(|l| l.contains("owner")) {
+            break screen;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no user_list row in the audit trail:\n{screen}"
+        );
+        tmux.press("r")?;
+        // Polling the relay's audit trail through the screen; bounded by the deadline above.
+        std::thread::park_timeout(Duration::from_millis(200));
+    };
     tmux.keep("admin-audit", &audit)?;
     tmux.press("Escape")?;
     tmux.wait_text(&["1 of 1 online"])?;
