@@ -171,6 +171,16 @@ pub enum HostCommand {
         /// Host name.
         name: String,
     },
+    /// Give an enrolled host a new secret: the old one stops working at once (its agent
+    /// disconnects); prints the token to re-enroll it with (`cm-agent enroll`).
+    #[command(after_help = "Example:\n  cm-relay host rotate home-box")]
+    Rotate {
+        /// Host name.
+        name: String,
+        /// Relay address to put in the token [default: the one given at init].
+        #[arg(long)]
+        relay_addr: Option<String>,
+    },
 }
 
 /// User subcommands.
@@ -361,6 +371,41 @@ pub fn host_add(
     host_enroll(&store, &pin, CLI_ACTOR, name, relay_addr, false)
 }
 
+/// `host rotate`: a new secret for an enrolled host; returns its new token.
+///
+/// # Errors
+/// Unknown host, uninitialised state.
+pub fn host_rotate(
+    dir: &StateDir,
+    name: &str,
+    relay_addr: Option<String>,
+) -> Result<EnrollmentToken, CliError> {
+    let pin = dir.pin()?;
+    let store = dir.open_store()?;
+    rotate_host(&store, &pin, CLI_ACTOR, name, relay_addr)
+}
+
+/// A new secret for an enrolled host, audited as `actor`; shared by the CLI and the relay's
+/// `host_rotate` operation.
+///
+/// # Errors
+/// Unknown host, store failures.
+pub fn rotate_host(
+    store: &Store,
+    pin: &str,
+    actor: &str,
+    name: &str,
+    relay_addr: Option<String>,
+) -> Result<EnrollmentToken, CliError> {
+    if !store.list_hosts()?.iter().any(|h| h.id.as_str() == name) {
+        return Err(CliError::Store(crate::store::StoreError::Missing {
+            what: "host",
+            name: name.to_owned(),
+        }));
+    }
+    host_enroll(store, pin, actor, name, relay_addr, true)
+}
+
 /// Who the CLI's audit rows name.
 pub const CLI_ACTOR: &str = "cm-relay cli";
 
@@ -470,6 +515,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("invalid host name")
+        );
+        let rotated = host_rotate(&dir, "box", None).unwrap();
+        assert_ne!(rotated.secret.to_hex(), token.secret.to_hex());
+        assert!(!dir.open_store().unwrap().list_hosts().unwrap()[0].revoked);
+        assert!(
+            host_rotate(&dir, "nope", None)
+                .unwrap_err()
+                .to_string()
+                .contains("no host named")
         );
     }
 }

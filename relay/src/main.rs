@@ -101,6 +101,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Host(HostCommand::Rotate { name, relay_addr }) => {
+            let token = cli::host_rotate(&dir, &name, relay_addr)?;
+            eprintln!("new secret for host {name}; its agent was disconnected. On that host run:");
+            println!("{}", token.encode());
+        }
         Command::Host(HostCommand::Revoke { name }) => {
             println!(
                 "{}",

@@ -159,8 +159,7 @@ async fn answer(
             HostRequest::Rotate { name } => {
                 let pin = pin(shared)?;
                 let token = with_store(shared, move |s| {
-                    ensure_host_known(s, &name)?;
-                    cli::host_enroll(s, &pin, &actor, &name, None, true)
+                    cli::rotate_host(s, &pin, &actor, &name, None)
                 })
                 .await?;
                 json(&HostEnrolled {
@@ -211,17 +210,6 @@ fn pin(shared: &Arc<Shared>) -> Result<String, WireError> {
     StateDir::new(&shared.config.state_dir)
         .pin()
         .map_err(|e| internal(&e))
-}
-
-fn ensure_host_known(s: &Store, name: &str) -> Result<(), CliError> {
-    if s.list_hosts()?.iter().any(|h| h.id.as_str() == name) {
-        Ok(())
-    } else {
-        Err(CliError::Store(StoreError::Missing {
-            what: "host",
-            name: name.to_owned(),
-        }))
-    }
 }
 
 fn user_change(
