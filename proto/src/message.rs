@@ -141,6 +141,11 @@ pub struct HostList {
     /// The principal's effective role on each listed host.
     #[serde(default)]
     pub roles: std::collections::BTreeMap<HostId, crate::rbac::Role>,
+    /// The principal's role from its grant on every host (`*`), the only grant that counts for
+    /// administering the relay (users, hosts, credentials, kill switch, audit). `None` without
+    /// such a grant, and from relays that predate the field.
+    #[serde(default)]
+    pub global_role: Option<crate::rbac::Role>,
 }
 
 /// A response frame on a request stream: either the body or a typed error.
@@ -213,6 +218,28 @@ mod tests {
         let s: HostStatus = serde_json::from_str(r#"{"hostname":"h","gpu":"none"}"#).unwrap();
         assert_eq!(s.hostname, "h");
         assert_eq!(s.uptime_s, 0);
+    }
+
+    #[test]
+    fn host_list_golden_json() {
+        let list = HostList {
+            now_ms: 7,
+            hosts: vec![HostInfo {
+                host: HostId::from("box"),
+                online: true,
+                last_heartbeat_ms: Some(5),
+                status: None,
+            }],
+            roles: [(HostId::from("box"), crate::rbac::Role::Admin)].into(),
+            global_role: Some(crate::rbac::Role::Viewer),
+        };
+        let json = r#"{"now_ms":7,"hosts":[{"host":"box","online":true,"last_heartbeat_ms":5,"status":null}],"roles":{"box":"admin"},"global_role":"viewer"}"#;
+        assert_eq!(serde_json::to_string(&list).unwrap(), json);
+        assert_eq!(serde_json::from_str::<HostList>(json).unwrap(), list);
+        // Older relays send neither `roles` nor `global_role`.
+        let old: HostList = serde_json::from_str(r#"{"now_ms":7,"hosts":[]}"#).unwrap();
+        assert!(old.roles.is_empty());
+        assert_eq!(old.global_role, None);
     }
 
     #[test]

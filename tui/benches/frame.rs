@@ -257,6 +257,7 @@ impl Bench {
                 }),
             }],
             roles: Default::default(),
+            global_role: None,
         })));
         bench.key(KeyPress::plain(KeyCode::Enter));
         bench.answer(

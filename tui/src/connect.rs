@@ -122,6 +122,7 @@ mod tests {
                 },
             ],
             roles: Default::default(),
+            global_role: None,
         };
         let t = format_hosts(&list);
         let lines: Vec<&str> = t.lines().collect();

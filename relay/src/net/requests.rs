@@ -373,6 +373,7 @@ async fn host_list(shared: &Arc<Shared>, grants: &[(String, Role)]) -> Result<Ho
         now_ms: now,
         hosts: shared.presence.snapshot(&visible, now),
         roles,
+        global_role: authz::global_role(grants),
     })
 }
 

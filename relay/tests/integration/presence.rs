@@ -108,6 +108,24 @@ async fn host_list_and_watch_in_process() -> Result<()> {
         list.roles.get(&proto::ids::HostId::from("b")),
         Some(&proto::rbac::Role::Owner)
     );
+    // ... and their role for relay administration: the grant on `*`.
+    assert_eq!(list.global_role, Some(proto::rbac::Role::Owner));
+    // An admin of one host only sees that host as admin, but no relay administration.
+    let cred = crate::forward::user_with_grant(&relay, "bea", "b", proto::rbac::Role::Admin)?;
+    let bea = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    let list = cm_relay::client::request::<(), proto::message::HostList>(
+        &bea.conn,
+        &proto::header::StreamHeader::new(proto::header::Op::HostList, proto::ids::ReqId(1)),
+        None,
+    )
+    .await?;
+    let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(names, ["b"]);
+    assert_eq!(
+        list.roles.get(&proto::ids::HostId::from("b")),
+        Some(&proto::rbac::Role::Admin)
+    );
+    assert_eq!(list.global_role, None);
     relay.shutdown().await;
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! rotate the token, revoke), credentials, the kill switch and the audit trail with filters.
 //!
 //! The relay decides (its one authorization point) and audits; the app only offers what the
-//! role can do. Relay administration counts the grant on every host (`*`), which the host list
-//! does not carry, so the screen opens for anyone who is admin or owner on some host; a relay
-//! refusal is shown as such. Changes touching admin or owner rights (`grant_admin`) are shown
+//! role can do. Relay administration counts only the grant on every host (`*`), which the host
+//! list carries as `global_role`: the screen opens for admins and owners there (an admin of
+//! one host gets no screen); a relay refusal is still shown as such. Changes touching admin or owner rights (`grant_admin`) are shown
 //! disabled with the reason for admins and never sent. Destructive changes (remove, revoke,
 //! kill) need the target's name typed.
 
@@ -226,10 +226,10 @@ fn parse_audit_filter(text: &str) -> Result<AuditQuery, String> {
 }
 
 impl App {
-    /// The role that may administer the relay, as far as the app can tell: the highest role
-    /// on any host (the relay counts the grant on every host; it refuses otherwise).
+    /// The role that counts for administering the relay: the grant on every host (`*`), as
+    /// the relay reports it in the host list (`None` before the list, or without such a grant).
     pub fn admin_role(&self) -> Option<Role> {
-        self.roles.values().copied().max()
+        self.global_role()
     }
 
     /// The administration screen's state, while open.

@@ -90,6 +90,11 @@ impl App {
         }
     }
 
+    /// The role from the grant on every host (`*`), as the last host list said.
+    pub(super) fn global_role(&self) -> Option<proto::rbac::Role> {
+        self.hosts.as_ref().and_then(|h| h.list.global_role)
+    }
+
     /// Whether a host list has arrived yet.
     pub fn hosts_loaded(&self) -> bool {
         self.hosts.is_some()

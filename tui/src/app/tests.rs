@@ -58,6 +58,7 @@ pub(crate) fn list(names: &[&str]) -> HostList {
         now_ms: T0,
         hosts: names.iter().map(|n| host(n, true)).collect(),
         roles: Default::default(),
+        global_role: None,
     }
 }
 

@@ -74,6 +74,7 @@ fn fleet() -> HostList {
         now_ms: T0,
         hosts: vec![build, gpu, laptop, never],
         roles: Default::default(),
+        global_role: None,
     }
 }
 

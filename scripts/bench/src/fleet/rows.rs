@@ -42,6 +42,7 @@ pub(super) fn realistic_list_limit() -> Result<(usize, usize)> {
             now_ms: 1_760_000_000_000,
             hosts,
             roles,
+            global_role: None,
         };
         serde_json::to_vec(&Reply::Ok(list)).map(|v| v.len())
     };

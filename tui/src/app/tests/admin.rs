@@ -8,12 +8,22 @@ use proto::admin::{AdminDone, GrantInfo, HostEnrolled, KillTarget, UserInfo, Use
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
+/// Connected with `role` on every host (`*`), as the relay's host list reports it.
 pub(crate) fn with_role(role: Role) -> Drive {
+    with_roles(Some(role), role)
+}
+
+/// Connected with `global` from the grant on `*` and `on_box` on host `box`.
+fn with_roles(global: Option<Role>, on_box: Role) -> Drive {
     let mut d = Drive::new();
     d.net(NetEvent::Role {
         host: HostId::from("box"),
-        role,
+        role: on_box,
     });
+    let mut hosts = list(&["box", "spare"]);
+    hosts.roles.insert(HostId::from("box"), on_box);
+    hosts.global_role = global;
+    d.net(NetEvent::Hosts(hosts));
     d
 }
 
@@ -92,6 +102,45 @@ fn lower_roles_cannot_open_it_and_nothing_is_asked() {
             .iter()
             .any(|e| e.name == "open_admin")
     );
+}
+
+#[test]
+fn only_the_grant_on_every_host_counts_for_administration() {
+    // Owner of one host, viewer everywhere: no administration (the relay would refuse).
+    for global in [None, Some(Role::Viewer), Some(Role::Operator)] {
+        let mut d = with_roles(global, Role::Owner);
+        d.key('m');
+        assert_eq!(d.app.screen(), Screen::Hosts, "{global:?}");
+        assert!(d.pending.is_empty(), "nothing attempted");
+        assert!(
+            d.app
+                .palette_entries()
+                .iter()
+                .all(|e| e.name != "open_admin")
+        );
+    }
+    // Admin on `*`, owner of one host: the screen opens, owner-only changes stay disabled.
+    let mut d = with_roles(Some(Role::Admin), Role::Owner);
+    d.key('m');
+    assert_eq!(d.app.screen(), Screen::Admin);
+    assert_eq!(take_admin(&mut d, Op::UserList), AdminCall::UserList);
+    d.net(NetEvent::Reply {
+        request: Request {
+            id: 900,
+            scope: Scope::host(&HostId::from("")),
+            call: Call::Admin(AdminCall::UserList),
+        },
+        result: Ok(Response::Users(users())),
+    });
+    d.key('j'); // bob
+    d.key('+').typed("admin box").code(KeyCode::Enter);
+    assert!(d.pending.is_empty(), "grant_admin is for owners on *");
+    let notice = d.app.notice().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(notice.contains("owner"), "{notice}");
+    // A later host list without the grant closes the offer again.
+    d.code(KeyCode::Esc);
+    d.net(NetEvent::Hosts(list(&["box", "spare"])));
+    assert_eq!(d.app.admin_role(), None);
 }
 
 #[test]
