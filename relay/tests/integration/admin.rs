@@ -10,6 +10,7 @@ use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,
 };
+use proto::handshake::IssuedCredential;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::message::CloseReason;
@@ -46,18 +47,54 @@ fn grant(name: &str, role: Role, host: &str) -> UserRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
+/// A new user `name` with `role` on `host`, signed in as an operator client.
+async fn signed_in(
+    relay: &TestRelay,
+    name: &str,
+    host: &str,
+    role: Role,
+) -> Result<(IssuedCredential, Session)> {
+    let cred = user_with_grant(relay, name, host, role)?;
+    let session = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    Ok((cred, session))
+}
+
+/// A relay with its owner, an admin `ada` and an operator `otto` (both on every host), each
+/// signed in.
+struct Staff {
+    relay: TestRelay,
+    owner: Session,
+    ada: Session,
+    otto: Session,
+    otto_cred: IssuedCredential,
+}
+
+async fn staff() -> Result<Staff> {
     let relay = TestRelay::start().await?;
     let owner_cred = relay.login_owner().await?;
     let owner = operator(&relay.addr_str(), &relay.state.pin, &owner_cred).await?;
-    let adm_cred = user_with_grant(&relay, "ada", "*", Role::Admin)?;
-    let ada = operator(&relay.addr_str(), &relay.state.pin, &adm_cred).await?;
-    let op_cred = user_with_grant(&relay, "otto", "*", Role::Operator)?;
-    let otto = operator(&relay.addr_str(), &relay.state.pin, &op_cred).await?;
+    let (_, ada) = signed_in(&relay, "ada", "*", Role::Admin).await?;
+    let (otto_cred, otto) = signed_in(&relay, "otto", "*", Role::Operator).await?;
+    Ok(Staff {
+        relay,
+        owner,
+        ada,
+        otto,
+        otto_cred,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
+    let Staff {
+        relay,
+        owner,
+        ada,
+        otto,
+        ..
+    } = staff().await?;
     // An admin of one host only is no relay administrator.
-    let box_admin = user_with_grant(&relay, "bea", "box", Role::Admin)?;
-    let bea = operator(&relay.addr_str(), &relay.state.pin, &box_admin).await?;
+    let (_, bea) = signed_in(&relay, "bea", "box", Role::Admin).await?;
 
     // Role too low: typed, naming the role needed.
     let e = refusal(call::<(), Vec<UserInfo>>(&otto, Op::UserList, None).await);
@@ -257,15 +294,14 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()> {
-    let relay = TestRelay::start().await?;
-    let owner_cred = relay.login_owner().await?;
-    let owner = operator(&relay.addr_str(), &relay.state.pin, &owner_cred).await?;
-    let adm_cred = user_with_grant(&relay, "ada", "*", Role::Admin)?;
-    let ada = operator(&relay.addr_str(), &relay.state.pin, &adm_cred).await?;
-    let op_cred = user_with_grant(&relay, "otto", "*", Role::Operator)?;
-    let otto = operator(&relay.addr_str(), &relay.state.pin, &op_cred).await?;
-    let mal_cred = user_with_grant(&relay, "mallory", "*", Role::Operator)?;
-    let mallory = operator(&relay.addr_str(), &relay.state.pin, &mal_cred).await?;
+    let Staff {
+        relay,
+        owner,
+        ada,
+        otto,
+        otto_cred,
+    } = staff().await?;
+    let (_, mallory) = signed_in(&relay, "mallory", "*", Role::Operator).await?;
 
     // Hosts: add gives a token that decodes; list; rotate; revoke.
     let e = refusal(
@@ -350,7 +386,7 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
     )
     .await?;
     assert_eq!(creds.len(), 1);
-    assert_eq!(creds[0].id, op_cred.cred_id.as_str());
+    assert_eq!(creds[0].id, otto_cred.cred_id.as_str());
     let e =
         refusal(call::<_, Vec<CredInfo>>(&otto, Op::CredsList, Some(&CredsQuery::default())).await);
     assert_eq!(e.code, ErrorCode::Forbidden);
@@ -358,15 +394,15 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
         &ada,
         Op::CredsRevoke,
         Some(&CredName {
-            id: op_cred.cred_id.0.clone(),
+            id: otto_cred.cred_id.0.clone(),
         }),
     )
     .await?;
     assert_eq!(
         done.summary,
-        format!("revoked credential {}", op_cred.cred_id)
+        format!("revoked credential {}", otto_cred.cred_id)
     );
-    let reason = closed(&otto.conn).await?;
+    let (reason, _) = closed_reason(&otto.conn).await?;
     assert_eq!(reason, CloseReason::Revoked);
 
     // Kill switch for a user: an operator may not, an admin may; the live connection closes.
@@ -394,7 +430,7 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
     )
     .await?;
     assert_eq!(done.summary, "revoked 1 credential(s) of mallory");
-    assert_eq!(closed(&mallory.conn).await?, CloseReason::Revoked);
+    assert_eq!(closed_reason(&mallory.conn).await?.0, CloseReason::Revoked);
     assert!(owner.conn.close_reason().is_none());
     let rows = relay.state.store()?.audit_tail(50)?;
     assert!(rows.iter().any(|r| r.event.op == "kill"
@@ -402,15 +438,6 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
         && r.event.target.as_deref() == Some("revoked 1 credential(s) of mallory")));
     relay.shutdown().await;
     Ok(())
-}
-
-async fn closed(conn: &quinn::Connection) -> Result<CloseReason> {
-    match tokio::time::timeout(WAIT, conn.closed()).await? {
-        quinn::ConnectionError::ApplicationClosed(c) => {
-            Ok(CloseReason::from_code(c.error_code.into_inner()))
-        }
-        other => anyhow::bail!("closed otherwise: {other}"),
-    }
 }
 
 /// An agent that answers each forwarded stream with the hex of every byte that followed the

@@ -3,6 +3,7 @@
 //! timeouts that only guard against hangs.
 
 use anyhow::{Context, Result, bail};
+use cm_relay::cli::KillArgs;
 use cm_relay::client::{self, DialOptions, Session};
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
@@ -11,13 +12,14 @@ use cm_relay::store::Store;
 use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
 use proto::header::{Op, StreamHeader};
 use proto::ids::{ReqId, UserId};
-use proto::message::{HostList, Reply};
+use proto::message::{CloseReason, HostList, Reply};
 use proto::token::{EnrollmentToken, Invite};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// Upper bound for any single wait in these tests (a hang guard, not a timing assertion).
@@ -238,30 +240,46 @@ pub fn spawn_relay_process(state: &RelayState, port: u16) -> Result<Proc> {
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
     let proc = Proc { child };
-    wait_for_line(stderr, "relay listening")?;
+    LogLines::read(stderr, "relay").wait_line(&["relay listening"])?;
     Ok(proc)
 }
 
-/// Reads lines from a child's stderr on a thread until one contains `needle`; keeps draining
-/// afterwards so the child never blocks on a full pipe.
-fn wait_for_line(stderr: std::process::ChildStderr, needle: &'static str) -> Result<()> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if std::env::var_os("CM_TEST_VERBOSE").is_some() {
-                eprintln!("[child] {line}");
+/// A child's stderr lines, read on a thread that keeps draining after the receiver is gone (so
+/// the child never blocks on a full pipe).
+pub struct LogLines {
+    who: &'static str,
+    lines: mpsc::Receiver<String>,
+}
+
+impl LogLines {
+    pub fn read(stderr: ChildStderr, who: &'static str) -> Self {
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("CM_TEST_VERBOSE").is_some() {
+                    eprintln!("[{who}] {line}");
+                }
+                let _ = tx.send(line);
             }
-            if line.contains(needle)
-                && let Some(tx) = tx.take()
-            {
-                let _ = tx.send(());
+        });
+        Self { who, lines }
+    }
+
+    /// Waits for a line containing every one of `needles`.
+    pub fn wait_line(&self, needles: &[&str]) -> Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .with_context(|| format!("{} never logged {needles:?}", self.who))?;
+            if needles.iter().all(|n| line.contains(n)) {
+                return Ok(line);
             }
         }
-    });
-    rx.recv_timeout(WAIT)
-        .with_context(|| format!("child never logged {needle:?}"))
+    }
 }
 
 /// An enrolled agent's files.
@@ -296,8 +314,14 @@ pub fn enroll_agent(root: &Path, name: &str, token: &EnrollmentToken) -> Result<
     Ok(files)
 }
 
-/// Starts `cm-agent run` and waits until it logs its start.
-pub fn spawn_agent(files: &AgentFiles) -> Result<Proc> {
+/// A `cm-agent run` process whose log lines the test reads.
+pub struct LoggedAgent {
+    pub proc: Proc,
+    pub log: LogLines,
+}
+
+/// Starts `cm-agent run` (plain log lines, no colour codes) and waits until it logs its start.
+pub fn spawn_logged_agent(files: &AgentFiles) -> Result<LoggedAgent> {
     let mut child = Command::new(workspace_bin("cm-agent")?)
         .arg("--config")
         .arg(&files.config)
@@ -305,11 +329,41 @@ pub fn spawn_agent(files: &AgentFiles) -> Result<Proc> {
         .arg(&files.state)
         .args(["run", "--heartbeat-interval", "200ms"])
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
-    let proc = Proc { child };
-    wait_for_line(stderr, "agent started")?;
-    Ok(proc)
+    let agent = LoggedAgent {
+        proc: Proc { child },
+        log: LogLines::read(stderr, "agent"),
+    };
+    agent.log.wait_line(&["agent started"])?;
+    Ok(agent)
+}
+
+/// Starts `cm-agent run` and waits until it logs its start (its log is drained unread).
+pub fn spawn_agent(files: &AgentFiles) -> Result<Proc> {
+    Ok(spawn_logged_agent(files)?.proc)
+}
+
+/// `cm-relay kill` arguments naming no target, to fill in with `..kill_args()`.
+pub fn kill_args() -> KillArgs {
+    KillArgs {
+        user: None,
+        host: None,
+        cred: None,
+        all: false,
+    }
+}
+
+/// Waits (bounded) for `conn` to be closed by the relay; the reason and its text.
+pub async fn closed_reason(conn: &quinn::Connection) -> Result<(CloseReason, String)> {
+    match tokio::time::timeout(WAIT, conn.closed()).await? {
+        quinn::ConnectionError::ApplicationClosed(c) => Ok((
+            CloseReason::from_code(c.error_code.into_inner()),
+            String::from_utf8_lossy(&c.reason).into_owned(),
+        )),
+        other => anyhow::bail!("closed otherwise: {other}"),
+    }
 }

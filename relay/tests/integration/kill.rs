@@ -11,25 +11,6 @@ use proto::ids::{CredId, UserId};
 use proto::message::CloseReason;
 use proto::rbac::Role;
 
-async fn closed_reason(conn: &quinn::Connection) -> Result<(CloseReason, String)> {
-    match tokio::time::timeout(WAIT, conn.closed()).await? {
-        quinn::ConnectionError::ApplicationClosed(c) => Ok((
-            CloseReason::from_code(c.error_code.into_inner()),
-            String::from_utf8_lossy(&c.reason).into_owned(),
-        )),
-        other => anyhow::bail!("closed otherwise: {other}"),
-    }
-}
-
-fn kill_args() -> KillArgs {
-    KillArgs {
-        user: None,
-        host: None,
-        cred: None,
-        all: false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_user_and_host_close_live_connections() -> Result<()> {
     let relay = TestRelay::start().await?;

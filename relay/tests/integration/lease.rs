@@ -16,64 +16,8 @@ use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
 use proto::ops::{OpencodeInfo, OpencodeState, WatchQuery};
 use proto::rbac::Role;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-
-/// An agent process whose log lines are readable by the test.
-struct LoggedAgent {
-    _proc: Proc,
-    lines: mpsc::Receiver<String>,
-}
-
-impl LoggedAgent {
-    /// Waits for a log line containing every one of `needles`.
-    fn wait_line(&self, needles: &[&str]) -> Result<String> {
-        let deadline = std::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .with_context(|| format!("agent never logged {needles:?}"))?;
-            if needles.iter().all(|n| line.contains(n)) {
-                return Ok(line);
-            }
-        }
-    }
-}
-
-fn spawn_logged_agent(files: &AgentFiles) -> Result<LoggedAgent> {
-    let mut child = Command::new(workspace_bin("cm-agent")?)
-        .arg("--config")
-        .arg(&files.config)
-        .arg("--state-dir")
-        .arg(&files.state)
-        .args(["run", "--heartbeat-interval", "200ms"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if std::env::var_os("CM_TEST_VERBOSE").is_some() {
-                eprintln!("[agent] {line}");
-            }
-            let _ = tx.send(line);
-        }
-    });
-    let agent = LoggedAgent {
-        _proc: Proc { child },
-        lines,
-    };
-    agent.wait_line(&["agent started"])?;
-    Ok(agent)
-}
+use std::process::Command;
 
 /// Pids of processes whose working directory is `dir` (OpenCode runs in the workspace root).
 fn processes_in(dir: &Path) -> Vec<u32> {
@@ -185,15 +129,6 @@ async fn until_stopped_because(
     .with_context(|| format!("no opencode event saying {needle:?}"))?
 }
 
-fn kill_args() -> KillArgs {
-    KillArgs {
-        user: None,
-        host: None,
-        cred: None,
-        all: false,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kill_switch_for_a_host_stops_its_leased_opencode() -> Result<()> {
     let s = setup("").await?;
@@ -213,7 +148,10 @@ async fn the_kill_switch_for_a_host_stops_its_leased_opencode() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = s.agent.wait_line(&["leased OpenCode stopped", "demo"])?;
+    let line = s
+        .agent
+        .log
+        .wait_line(&["leased OpenCode stopped", "demo"])?;
     assert!(line.contains("kill switch"), "{line}");
     until_no_process_in(&s.root).await?;
     s.relay.shutdown().await;
