@@ -8,7 +8,8 @@
 #              (used by CI to check this script; add --keep to leave relay and agent running)
 #   --keep     leave relay and agent running after the script ends (prints how to stop them)
 #   --dir DIR  state for this run (default: a new temporary directory)
-# Environment: CM_DEV_PORT (UDP port, default random), CARGO_PROFILE (dev|release, default dev)
+# Environment: CM_DEV_PORT (UDP port, default random), CARGO_PROFILE (dev|release, default dev),
+#   CARGO_TARGET_DIR (honoured), CM_OPENCODE_BIN (default: the pinned install in tools/)
 set -euo pipefail
 
 no_tui=0 keep=0 dir=""
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
     --no-tui) no_tui=1 ;;
     --keep) keep=1 ;;
     --dir) dir="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "dev-up: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -25,8 +26,11 @@ done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 profile=${CARGO_PROFILE:-dev}
-target_dir=$repo/target/$([ "$profile" = dev ] && echo debug || echo "$profile")
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Honour CARGO_TARGET_DIR like cargo does (a relative one is relative to the repository, where we build).
+target_root=${CARGO_TARGET_DIR:-target}
+case "$target_root" in /*) ;; *) target_root=$repo/$target_root ;; esac
+target_dir=$target_root/$([ "$profile" = dev ] && echo debug || echo "$profile")
+say() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }
 
 say "building cm-relay, cm-agent, cm-tui ($profile profile; the first build takes a few minutes)"
 (cd "$repo" && cargo build --locked --profile "$profile" --bins -p cm-relay -p cm-agent -p cm-tui -p cm-test-model)
@@ -34,7 +38,9 @@ relay_bin=$target_dir/cm-relay agent_bin=$target_dir/cm-agent tui_bin=$target_di
 model_bin=$target_dir/cm-test-model
 
 say "installing the pinned OpenCode into tools/ (once)"
-bash "$repo/scripts/install-opencode.sh" >/dev/null
+opencode_bin=$(bash "$repo/scripts/install-opencode.sh" | tail -n 1)
+# The agent finds tools/ by walking up from its own binary, which fails when CARGO_TARGET_DIR is elsewhere.
+export CM_OPENCODE_BIN=${CM_OPENCODE_BIN:-$opencode_bin}
 
 [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/codemantle-dev.XXXXXX")
 mkdir -p "$dir"
@@ -42,8 +48,11 @@ export CM_SECRET_STORE=${CM_SECRET_STORE:-file}   # keep the demo's secrets insi
 export CM_TUI_STATE_DIR=$dir/tui
 pids=()
 cleanup() {
-  if [ "$keep" = 1 ]; then
-    say "left running (pids ${pids[*]:-}); stop with: kill ${pids[*]:-}"
+  if [ "$keep" = 1 ] && [ ${#pids[@]} -gt 0 ]; then
+    say "left running (pids ${pids[*]}); stop with: kill ${pids[*]}"
+    say "use cm-tui against it with: export CM_TUI_STATE_DIR=$CM_TUI_STATE_DIR CM_SECRET_STORE=$CM_SECRET_STORE"
+    say "  relay admin: $relay_bin --state-dir $dir/relay …   agent: $agent_bin --config $dir/agent/agent.toml --state-dir $dir/agent …"
+    say "  logs: $dir/relay.log, $dir/agent.log"
     return
   fi
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
@@ -58,7 +67,7 @@ for attempt in 1 2 3 4 5; do
   rm -rf "$dir/relay"
   say "initialising relay state in $dir/relay (port $port)"
   "$relay_bin" --state-dir "$dir/relay" init --public-addr "127.0.0.1:$port" --owner owner > "$dir/init.txt"
-  "$relay_bin" --state-dir "$dir/relay" run --listen "127.0.0.1:$port" 2> "$dir/relay.log" &
+  "$relay_bin" --state-dir "$dir/relay" run --listen "127.0.0.1:$port" > /dev/null 2> "$dir/relay.log" &
   relay_pid=$!
   for _ in $(seq 1 100); do
     grep -q "relay listening" "$dir/relay.log" 2>/dev/null && break
@@ -121,7 +130,7 @@ context = 128000
 output = 4096
 TOML
 fi
-"$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" run 2> "$dir/agent.log" &
+"$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" run > /dev/null 2> "$dir/agent.log" &
 pids+=("$!")
 
 say "logging in as 'owner' with the invite from init"
