@@ -138,6 +138,7 @@ const DIFF: &[Binding] = &[
     bind(&[ch('[')], Action::PrevBlock),
     bind(&[ch(']')], Action::NextBlock),
     bind(&[ch('w')], Action::ToggleDiffScope),
+    bind(&[ch('r')], Action::Refresh),
     bind(&[key(KeyCode::Esc)], Action::Back),
 ];
 

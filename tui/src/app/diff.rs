@@ -1,11 +1,17 @@
 //! The diff view: the session's changes (or the whole working tree's), a file list and the
 //! selected file's hunks, scrolled by line and jumped by hunk.
+//!
+//! OpenCode computes a turn's diff only after the turn is idle and then updates the user
+//! message (`session.idle` → `session.diff` → `message.updated` of the user message), so a
+//! diff read right after a turn can be empty. The open view reads again on those events of
+//! its session (and on `file.edited` for the working tree), and on `r`.
 
 use super::{App, Screen};
 use crate::action::Action;
 use crate::call::{Call, CallError};
 use crate::effect::Effect;
 use crate::view;
+use proto::event::Event;
 use proto::ops::{DiffQuery, FileDiff};
 
 /// Which changes the diff shows.
@@ -134,6 +140,7 @@ impl App {
                     diff.top = t.min(max);
                 }
             }
+            Action::Refresh => self.load_diff(fx),
             Action::ToggleDiffScope => {
                 let scope = match diff.scope {
                     DiffScope::Session => DiffScope::Worktree,
@@ -142,6 +149,27 @@ impl App {
                 self.open_diff(scope, fx);
             }
             _ => {}
+        }
+    }
+
+    /// An event of the open session's workspace (`for_session`: it belongs to the open
+    /// session): reads the open diff again when the changes may have moved. A newer answer
+    /// replaces an older request's, which is then ignored.
+    pub(super) fn diff_event(&mut self, event: &Event, for_session: bool, fx: &mut Vec<Effect>) {
+        let Some(diff) = self.diff.as_ref().filter(|_| self.screen == Screen::Diff) else {
+            return;
+        };
+        let reload = match (diff.scope, event) {
+            (_, Event::SessionIdle { .. }) => for_session,
+            // The user message carries the turn's diff summary once OpenCode has computed it.
+            (DiffScope::Session, Event::MessageUpdated { role, .. }) => {
+                for_session && role == "user"
+            }
+            (DiffScope::Worktree, Event::FileEdited { .. }) => true,
+            _ => false,
+        };
+        if reload {
+            self.load_diff(fx);
         }
     }
 

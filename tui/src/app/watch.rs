@@ -200,6 +200,11 @@ impl App {
         if let Some(view) = self.sessions.as_mut().filter(|s| &s.watch() == watch) {
             view.apply(&event);
         }
+        let open = self.session.as_ref().filter(|s| &s.watch() == watch);
+        if open.is_some() {
+            let mine = open.is_some_and(|s| event.session() == Some(s.id.as_str()));
+            self.diff_event(&event, mine, fx);
+        }
         if let Some(view) = self
             .session
             .as_mut()

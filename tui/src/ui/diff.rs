@@ -24,6 +24,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             ("←/→", "file"),
             ("[ ]", "hunk"),
             ("w", other),
+            ("r", "reload"),
             ("Esc", "back"),
         ],
         theme,

@@ -315,3 +315,76 @@ fn a_failed_create_can_be_tried_again() {
     d.key('n');
     assert!(d.asked(Op::SessionCreate));
 }
+
+#[test]
+fn the_open_diff_reads_again_when_the_turn_summary_arrives() {
+    let mut d = Drive::at_session();
+    d.key('d');
+    // Read right after the turn: OpenCode has not computed the turn's diff yet.
+    d.answer(Op::Diff, Response::Diff(Vec::new()));
+    assert_eq!(
+        d.app.diff().and_then(|v| v.files.as_ref()).map(Vec::len),
+        Some(0)
+    );
+    let user_message = |session: &str, role: &str| WsEvent::MessageUpdated {
+        session: session.into(),
+        message_id: "msg_9".into(),
+        role: role.into(),
+        finish: None,
+    };
+    // Other sessions and assistant messages do not move the session's diff.
+    d.event(2, user_message("ses_old", "user"));
+    d.event(3, user_message("ses_new", "assistant"));
+    assert!(!d.asked(Op::Diff), "{:?}", d.pending);
+    // The summary lands on the user message: read again, and show the answer.
+    d.event(4, user_message("ses_new", "user"));
+    let file = FileDiff {
+        file: "notes/hello.txt".into(),
+        patch: "@@ -0,0 +1 @@\n+hello\n".into(),
+        additions: 1,
+        deletions: 0,
+        status: "added".into(),
+    };
+    d.answer(Op::Diff, Response::Diff(vec![file.clone()]));
+    assert_eq!(d.app.diff().and_then(|v| v.selected()), Some(&file));
+    // The end of a turn and `r` read again too.
+    d.event(
+        5,
+        WsEvent::SessionIdle {
+            session: "ses_new".into(),
+        },
+    );
+    assert_eq!(
+        d.take(Op::Diff).call,
+        Call::Diff(DiffQuery::Session { message_id: None })
+    );
+    d.key('r');
+    let first = d.take(Op::Diff);
+    // An answer to an older request is ignored once a newer one is out.
+    d.key('r');
+    d.net(NetEvent::Reply {
+        request: first,
+        result: Ok(Response::Diff(Vec::new())),
+    });
+    assert_eq!(d.app.diff().and_then(|v| v.selected()), Some(&file));
+    // The working tree reads again when a file is edited.
+    d.pending.clear();
+    d.key('w');
+    assert_eq!(d.take(Op::Diff).call, Call::Diff(DiffQuery::Worktree));
+    d.event(
+        6,
+        WsEvent::FileEdited {
+            file: "notes/hello.txt".into(),
+        },
+    );
+    assert_eq!(d.take(Op::Diff).call, Call::Diff(DiffQuery::Worktree));
+    // Back on the session screen nothing is read.
+    d.code(KeyCode::Esc);
+    d.event(
+        7,
+        WsEvent::SessionIdle {
+            session: "ses_new".into(),
+        },
+    );
+    assert!(!d.asked(Op::Diff));
+}
