@@ -10,6 +10,9 @@ use proto::event::Event;
 use proto::ids::HostId;
 use proto::ops::{CreateSession, SessionInfo, SessionStatus};
 
+/// The notice while `session_create` is out; cleared when the session is there.
+const CREATING: &str = "creating a session…";
+
 /// State of the sessions screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionsView {
@@ -158,7 +161,7 @@ impl App {
                     && let Some(view) = self.sessions.as_mut()
                 {
                     view.creating = true;
-                    self.notify("creating a session…", false);
+                    self.notify(CREATING, false);
                 }
             }
             _ => {}
@@ -212,6 +215,10 @@ impl App {
         };
         let watch = WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
+        // Done creating: the notice saying so goes (any other notice stays).
+        if self.notice.as_ref().is_some_and(|n| n.text == CREATING) {
+            self.notice = None;
+        }
         let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) else {
             return;
         };

@@ -134,6 +134,8 @@ fn n_creates_a_session_and_opens_it_with_the_prompt_focused() {
     d.key('n');
     let r = d.take(Op::SessionCreate);
     assert_eq!(r.call, Call::SessionCreate(CreateSession { title: None }));
+    let notice = |d: &Drive| d.app.notice().map(|n| n.text.clone());
+    assert_eq!(notice(&d).as_deref(), Some("creating a session…"));
     d.key('n');
     assert!(!d.asked(Op::SessionCreate), "one create at a time");
     d.net(NetEvent::Reply {
@@ -147,6 +149,11 @@ fn n_creates_a_session_and_opens_it_with_the_prompt_focused() {
     });
     assert_eq!(d.app.screen(), Screen::Session);
     assert_eq!(d.session().id, "ses_3");
+    assert_eq!(
+        notice(&d),
+        None,
+        "the session is there: nothing is being created"
+    );
     assert_eq!(d.app.context(), Context::Prompt);
     assert!(d.asked(Op::Messages));
     assert_eq!(
