@@ -139,14 +139,7 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
     let raw_pid = i32::try_from(pid).map_err(std::io::Error::other)?;
     leftovers::register_child(raw_pid);
     let client = OpencodeClient::new(launch.port, &launch.password, &launch.cwd);
-    let running = Running {
-        launch: launch_no,
-        pid,
-        client,
-        died: CancellationToken::new(),
-        token: CancellationToken::new(),
-        snapshot: Arc::new(Mutex::new(Vec::new())),
-    };
+    let running = Running::new(launch_no, pid, client);
 
     if let Some(stdout) = child.stdout.take() {
         let tx = events.clone();
@@ -174,13 +167,7 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
             Ok(s) => s.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
-        leftovers::unregister_child(raw_pid);
-        died.cancel();
-        let snap = snapshot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        remove_leftovers(marker, snap).await;
+        after_exit(raw_pid, &died, &snapshot, marker).await;
         if let Some(task) = stderr_task {
             // Ends at EOF; tool processes holding the pipe were just killed.
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
@@ -217,14 +204,7 @@ pub fn adopt(
 ) -> Running {
     let client = OpencodeClient::new(child.port, &child.password, cwd);
     let pid = u32::try_from(child.pid).unwrap_or(0);
-    let running = Running {
-        launch: launch_no,
-        pid,
-        client,
-        died: CancellationToken::new(),
-        token: CancellationToken::new(),
-        snapshot: Arc::new(Mutex::new(Vec::new())),
-    };
+    let running = Running::new(launch_no, pid, client);
     let _ = events.send((
         launch_no,
         ProcessEvent::ReadyLine {
@@ -249,13 +229,7 @@ pub fn adopt(
                 break;
             }
         }
-        leftovers::unregister_child(id.pid);
-        died.cancel();
-        let snap = snapshot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        remove_leftovers(marker, snap).await;
+        after_exit(id.pid, &died, &snapshot, marker).await;
         let _ = events.send((
             launch_no,
             ProcessEvent::Exited {
@@ -265,6 +239,23 @@ pub fn adopt(
         ));
     });
     running
+}
+
+/// Once the launch's process `pid` is gone: forgets it, tells the waiters, and removes what it
+/// left behind (the descendants in `snapshot` and whatever carries `marker`).
+async fn after_exit(
+    pid: i32,
+    died: &CancellationToken,
+    snapshot: &Mutex<Vec<ProcId>>,
+    marker: String,
+) {
+    leftovers::unregister_child(pid);
+    died.cancel();
+    let snap = snapshot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    remove_leftovers(marker, snap).await;
 }
 
 /// Kills what the launch left behind, in rounds, then reaps what was re-parented to us.
@@ -299,6 +290,17 @@ fn signal_group(pid: u32, sig: rustix::process::Signal) {
 }
 
 impl Running {
+    fn new(launch: u64, pid: u32, client: OpencodeClient) -> Self {
+        Self {
+            launch,
+            pid,
+            client,
+            died: CancellationToken::new(),
+            token: CancellationToken::new(),
+            snapshot: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
     async fn take_snapshot(&self) {
         let pid = i32::try_from(self.pid).unwrap_or(0);
         let snap = tokio::task::spawn_blocking(move || leftovers::descendants(pid))

@@ -3,12 +3,64 @@
 //! (`external_directory: deny`), while one inside asks the operator (`edit: ask`).
 
 use super::hash_tree;
-use crate::harness::{Env, summary};
+use crate::harness::{Env, Watcher, summary};
 use anyhow::{Result, bail, ensure};
 use proto::event::Event;
 use proto::header::Op;
 use proto::ops::{Message, Part, PromptAccepted, SessionInfo};
 use serde_json::json;
+
+/// A new session `title` in `workspace`, sent the prompt `text` (the test model turns
+/// `WRITE_FILE: path content` into a write tool call).
+async fn prompt_new_session(
+    env: &Env,
+    workspace: &str,
+    title: &str,
+    text: &str,
+    key: &str,
+) -> Result<SessionInfo> {
+    let ses: SessionInfo = env
+        .ok(
+            Op::SessionCreate,
+            workspace,
+            None,
+            Some(json!({ "title": title })),
+        )
+        .await?;
+    let _: PromptAccepted = env
+        .ok(
+            Op::Prompt,
+            workspace,
+            Some(&ses.id),
+            Some(json!({ "text": text, "idempotency_key": key })),
+        )
+        .await?;
+    Ok(ses)
+}
+
+/// Waits for `ses` to go idle (`what`) and checks that no permission was asked on the way
+/// (`why` says why none may be).
+async fn idle_without_asking(
+    watch: &mut Watcher,
+    ses: &SessionInfo,
+    what: &str,
+    why: &str,
+) -> Result<()> {
+    let frames = watch
+        .until(
+            what,
+            |e| matches!(e, Event::SessionIdle { session } if *session == ses.id),
+        )
+        .await?;
+    ensure!(
+        !frames
+            .iter()
+            .any(|f| matches!(&f.event, Event::PermissionAsked { .. })),
+        "{why}: {:?}",
+        summary(&frames)
+    );
+    Ok(())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_writes_outside_are_denied_and_inside_ask() -> Result<()> {
@@ -21,39 +73,22 @@ async fn model_writes_outside_are_denied_and_inside_ask() -> Result<()> {
     let mut watch = env.watch("demo", None).await?;
 
     // Outside: denied by OpenCode's configuration, no question to the operator.
-    let ses: SessionInfo = env
-        .ok(
-            Op::SessionCreate,
-            "demo",
-            None,
-            Some(json!({ "title": "outside" })),
-        )
-        .await?;
     let target = outside.join("pwned.txt");
-    let _: PromptAccepted = env
-        .ok(
-            Op::Prompt,
-            "demo",
-            Some(&ses.id),
-            Some(json!({
-                "text": format!("WRITE_FILE: {} pwned", target.display()),
-                "idempotency_key": "k-outside",
-            })),
-        )
-        .await?;
-    let frames = watch
-        .until(
-            "idle after the outside write",
-            |e| matches!(e, Event::SessionIdle { session } if *session == ses.id),
-        )
-        .await?;
-    ensure!(
-        !frames
-            .iter()
-            .any(|f| matches!(&f.event, Event::PermissionAsked { .. })),
-        "an outside write must be denied, not asked: {:?}",
-        summary(&frames)
-    );
+    let ses = prompt_new_session(
+        &env,
+        "demo",
+        "outside",
+        &format!("WRITE_FILE: {} pwned", target.display()),
+        "k-outside",
+    )
+    .await?;
+    idle_without_asking(
+        &mut watch,
+        &ses,
+        "idle after the outside write",
+        "an outside write must be denied, not asked",
+    )
+    .await?;
     ensure!(!target.exists(), "written outside the workspace");
     ensure!(hash_tree(&outside) == before, "the folder outside changed");
     let msgs: Vec<Message> = env.ok(Op::Messages, "demo", Some(&ses.id), None).await?;
@@ -63,22 +98,14 @@ async fn model_writes_outside_are_denied_and_inside_ask() -> Result<()> {
     ensure!(tool_error, "the write tool call failed: {msgs:?}");
 
     // Inside: the operator is asked (and here refuses).
-    let ses2: SessionInfo = env
-        .ok(
-            Op::SessionCreate,
-            "demo",
-            None,
-            Some(json!({ "title": "inside" })),
-        )
-        .await?;
-    let _: PromptAccepted = env
-        .ok(
-            Op::Prompt,
-            "demo",
-            Some(&ses2.id),
-            Some(json!({ "text": "WRITE_FILE: notes/in.txt hi", "idempotency_key": "k-inside" })),
-        )
-        .await?;
+    let ses2 = prompt_new_session(
+        &env,
+        "demo",
+        "inside",
+        "WRITE_FILE: notes/in.txt hi",
+        "k-inside",
+    )
+    .await?;
     let frames = watch
         .until(
             "permission asked for the inside write",
@@ -149,38 +176,21 @@ async fn a_relaxed_workspace_writes_inside_without_asking_but_never_outside() ->
     .into_iter()
     .enumerate()
     {
-        let ses: SessionInfo = env
-            .ok(
-                Op::SessionCreate,
-                "relaxed",
-                None,
-                Some(json!({ "title": "relaxed" })),
-            )
-            .await?;
-        let _: PromptAccepted = env
-            .ok(
-                Op::Prompt,
-                "relaxed",
-                Some(&ses.id),
-                Some(json!({
-                    "text": format!("WRITE_FILE: {path} hi"),
-                    "idempotency_key": format!("k-relaxed-{i}"),
-                })),
-            )
-            .await?;
-        let frames = watch
-            .until(
-                "idle after the write",
-                |e| matches!(e, Event::SessionIdle { session } if *session == ses.id),
-            )
-            .await?;
-        ensure!(
-            !frames
-                .iter()
-                .any(|f| matches!(&f.event, Event::PermissionAsked { .. })),
-            "nothing is asked in a relaxed workspace: {:?}",
-            summary(&frames)
-        );
+        let ses = prompt_new_session(
+            &env,
+            "relaxed",
+            "relaxed",
+            &format!("WRITE_FILE: {path} hi"),
+            &format!("k-relaxed-{i}"),
+        )
+        .await?;
+        idle_without_asking(
+            &mut watch,
+            &ses,
+            "idle after the write",
+            "nothing is asked in a relaxed workspace",
+        )
+        .await?;
         if inside {
             let written = std::fs::read_to_string(root.join("notes/free.txt"))?;
             ensure!(written == "hi\n", "{written:?}");
