@@ -32,10 +32,8 @@ impl App {
                 for id in &a.rejected_permissions {
                     self.attention.remove_request(id);
                 }
-                self.notify(
-                    format!("aborted; {n} pending permission request(s) rejected"),
-                    false,
-                );
+                let rejected = crate::view::text::count(n, "pending permission request");
+                self.notify(format!("aborted; {rejected} rejected"), false);
             }
             Response::Messages(list) => self.history_loaded(request.id, list),
             Response::Diff(files) => self.diff_loaded(request.id, files),

@@ -83,10 +83,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .borders(ratatui::widgets::Borders::RIGHT)
         .border_style(theme.border())
         .title(Span::styled(
-            match files.len() {
-                1 => "1 file".to_owned(),
-                n => format!("{n} files"),
-            },
+            view::text::count(files.len(), "file"),
             theme.header(),
         ));
     let list = List::new(items)

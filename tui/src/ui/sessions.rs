@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::connect;
 use crate::ui::theme::Theme;
 use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::view::text::count;
 use proto::ops::{SessionInfo, SessionStatus};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -33,7 +34,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     };
     let count = view
         .list()
-        .map(|l| format!(" {} sessions {creating}", l.len()))
+        .map(|l| format!(" {} {creating}", count(l.len(), "session")))
         .unwrap_or_default();
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
         hints(

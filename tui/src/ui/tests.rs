@@ -280,6 +280,48 @@ fn workspaces_screen_shows_root_and_opencode_state() {
     insta::assert_snapshot!(both(&d.app));
 }
 
+#[test]
+fn counts_of_one_are_singular() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Enter);
+    let mut demo = crate::app::tests::workspace("demo", OpencodeState::Starting);
+    demo.opencode.restarts = 1;
+    d.answer(Op::WorkspaceList, Response::Workspaces(vec![demo]));
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains(" 1 workspace ┐"), "{text}");
+    assert!(
+        text.contains("1 restart ") && !text.contains("1 restarts"),
+        "{text}"
+    );
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::SessionList,
+        Response::Sessions(vec![crate::app::tests::session_info(
+            "ses_1",
+            "Only one",
+            T0 - 60_000,
+            SessionStatus::Idle,
+        )]),
+    );
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains(" 1 session ┐"), "{text}");
+    d.code(KeyCode::Enter);
+    let mut message = crate::app::tests::text_message("msg_1", "assistant", "prt_1", "Done.");
+    message.parts.insert(
+        0,
+        Part::Reasoning {
+            id: "prt_0".into(),
+            text: "Hmm.".into(),
+        },
+    );
+    d.answer(Op::Messages, Response::Messages(vec![message]));
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("thinking · 1 word ") && !text.contains("1 words"),
+        "{text}"
+    );
+}
+
 fn folders() -> proto::fs::FsListing {
     use proto::fs::{FsEntry, FsKind};
     let entry = |name: &str, kind| FsEntry {

@@ -5,6 +5,7 @@ use crate::app::{App, WorkspacesView};
 use crate::ui::theme::Theme;
 use crate::ui::workspace_detail;
 use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::view::text::count;
 use proto::ops::{OpencodeState, WorkspaceInfo};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,7 +33,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let host = view.host.as_str();
     let count = view
         .list()
-        .map(|l| format!(" {} workspaces ", l.len()))
+        .map(|l| format!(" {} ", count(l.len(), "workspace")))
         .unwrap_or_default();
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
         hints(
@@ -129,7 +130,10 @@ fn row(w: &WorkspaceInfo, view: &WorkspacesView, theme: Theme) -> Row<'static> {
     };
     let mut note = w.opencode.last_error.clone().unwrap_or_default();
     if note.is_empty() && w.opencode.restarts > 0 {
-        note = format!("{} restarts", w.opencode.restarts);
+        note = count(
+            usize::try_from(w.opencode.restarts).unwrap_or(usize::MAX),
+            "restart",
+        );
     }
     Row::new([
         Cell::from(w.name.clone()),

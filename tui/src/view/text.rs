@@ -191,6 +191,15 @@ pub fn sanitize(line: &str) -> String {
     out
 }
 
+/// `n` of a thing with a regular plural: "1 session", "2 sessions", "0 sessions".
+pub fn count(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 /// Truncates `s` to `max` columns, ending in `…` when cut.
 pub fn truncate(s: &str, max: usize) -> String {
     if width(s) <= max {

@@ -3,7 +3,7 @@
 
 use crate::app::transcript::{Transcript, part_id};
 use crate::view::markdown;
-use crate::view::text::{Look, Row, Span, Tone, sanitize, truncate, wrap};
+use crate::view::text::{Look, Row, Span, Tone, count, sanitize, truncate, wrap};
 use proto::ops::{Message, Part};
 
 /// Most output lines of one tool call shown when expanded.
@@ -197,7 +197,7 @@ fn message_rows(out: &mut Vec<Row>, t: &Transcript, m: &Message, block: &mut usi
                 let words = text.split_whitespace().count();
                 let mut header = block_header(open, index);
                 header.spans.push(Span::new(
-                    format!("thinking · {words} words"),
+                    format!("thinking · {}", count(words, "word")),
                     Look::tone(Tone::Reasoning).italic(),
                 ));
                 out.push(header);
