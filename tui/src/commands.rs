@@ -427,8 +427,11 @@ pub async fn abort(remote: &Remote, target: &Target, json: bool) -> Result<(), C
         return print_json(&aborted);
     }
     println!(
-        "aborted; rejected {} pending permission request(s)",
-        aborted.rejected_permissions.len()
+        "aborted; rejected {}",
+        crate::view::text::count(
+            aborted.rejected_permissions.len(),
+            "pending permission request"
+        )
     );
     Ok(())
 }
