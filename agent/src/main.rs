@@ -127,7 +127,11 @@ fn run(cli: Cli) -> Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let findings = rt.block_on(cm_agent::doctor::check(&config_path, &state_dir));
             let failed = cm_relay::finding::print_report(&findings);
-            anyhow::ensure!(failed == 0, "{failed} problem(s) found");
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} {} found",
+                if failed == 1 { "problem" } else { "problems" }
+            );
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

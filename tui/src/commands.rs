@@ -23,8 +23,8 @@ pub enum CommandError {
     /// The relay or agent refused, or the connection failed.
     #[error(transparent)]
     Link(#[from] LinkError),
-    /// The event stream failed.
-    #[error("event stream: {0}")]
+    /// The event stream failed. (The cause is the source: `{e:#}` prints it once.)
+    #[error("event stream")]
     Stream(#[from] StreamError),
     /// No pending permission request with that id.
     #[error(
@@ -34,12 +34,17 @@ pub enum CommandError {
     /// The turn ended with an error.
     #[error("the turn failed: {0}")]
     Turn(String),
-    /// Output failed.
-    #[error("output: {0}")]
+    /// Output failed (also used for bad input found before sending).
+    #[error(transparent)]
     Output(#[from] std::io::Error),
     /// JSON encoding failed.
-    #[error("json: {0}")]
+    #[error("json")]
     Json(#[from] serde_json::Error),
+    /// A new session cannot be created while the host is offline.
+    #[error(
+        "host {0} is offline, so no new session can be created; a prompt to an existing session is queued for it (add --session ses_…)"
+    )]
+    OfflineNewSession(String),
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
@@ -143,7 +148,14 @@ pub async fn send(
     let session = match &target.session {
         Some(s) => s.clone(),
         None => {
-            let created = new_session(remote, target, None).await?;
+            let created = match new_session(remote, target, None).await {
+                Err(CommandError::Link(LinkError::Refused(e)))
+                    if e.code == proto::wire_error::ErrorCode::HostOffline =>
+                {
+                    return Err(CommandError::OfflineNewSession(target.host.clone()));
+                }
+                other => other?,
+            };
             eprintln!("new session {}", created.id);
             created.id
         }
@@ -173,13 +185,14 @@ pub async fn send(
             println!("prompt accepted in session {}", accepted.session);
             Ok(())
         }
-        Some(events) => follow_turn(events, &session, json).await,
+        Some(events) => follow_turn(events, &target, &session, json).await,
     }
 }
 
 /// Prints a turn's answer as it streams and returns when the session is idle again.
 async fn follow_turn(
     mut events: EventStream,
+    target: &Target,
     session: &str,
     json: bool,
 ) -> Result<(), CommandError> {
@@ -237,10 +250,12 @@ async fn follow_turn(
             }
             Event::PermissionAsked { request } if !json => {
                 eprintln!(
-                    "permission requested: {} {} {} — answer with `cm-tui approve|reject HOST WORKSPACE {}`",
+                    "permission requested: {} {} {} — answer with `cm-tui approve|reject {} {} {}`",
                     request.id,
                     request.permission,
                     request.patterns.join(" "),
+                    target.host,
+                    target.workspace.as_deref().unwrap_or("WORKSPACE"),
                     request.id
                 );
             }
@@ -413,7 +428,12 @@ pub async fn answer(
     let _: bool = remote
         .call(Op::PermissionReply, &target, Some(&body))
         .await?;
-    println!("{request_id}: {}", format!("{answer:?}").to_lowercase());
+    let done = match answer {
+        PermissionAnswer::Once => "allowed once",
+        PermissionAnswer::Always => "allowed always (matching calls too)",
+        PermissionAnswer::Reject => "rejected",
+    };
+    println!("{request_id}: {done}");
     Ok(())
 }
 
@@ -426,13 +446,13 @@ pub async fn abort(remote: &Remote, target: &Target, json: bool) -> Result<(), C
     if json {
         return print_json(&aborted);
     }
-    println!(
-        "aborted; rejected {}",
-        crate::view::text::count(
-            aborted.rejected_permissions.len(),
-            "pending permission request"
-        )
-    );
+    match aborted.rejected_permissions.len() {
+        0 => println!("aborted"),
+        n => println!(
+            "aborted; rejected {}",
+            crate::view::text::count(n, "pending permission request")
+        ),
+    }
     Ok(())
 }
 
