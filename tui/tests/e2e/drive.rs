@@ -26,15 +26,7 @@ async fn drive_opencode_end_to_end() -> Result<()> {
         .trim()
         .to_owned();
     assert!(session.starts_with("ses_"), "{session}");
-    let out = world.tui_ok(&[
-        "send",
-        "box",
-        "demo",
-        "--session",
-        &session,
-        "Say hello",
-        "--wait",
-    ])?;
+    let out = world.send_wait(&session, "Say hello")?;
     assert_eq!(out.trim_end(), "Hello from mock LLM. You said: Say hello");
     let json = world.tui_ok(&[
         "send",
@@ -155,15 +147,7 @@ async fn drive_opencode_end_to_end() -> Result<()> {
     let w1 = world.tui_spawn(&["watch", "box", "demo", "--session", &session, "--json"])?;
     let w2 = world.tui_spawn(&["watch", "box", "demo", "--session", &session, "--json"])?;
     // Both subscriptions are live once `watch` has connected; a prompt then reaches both.
-    world.tui_ok(&[
-        "send",
-        "box",
-        "demo",
-        "--session",
-        &session,
-        "ECHO_DELTAS: 6",
-        "--wait",
-    ])?;
+    world.send_wait(&session, "ECHO_DELTAS: 6")?;
     let collect = |w: &Proc| -> Result<Vec<String>> {
         let mut seen = Vec::new();
         loop {

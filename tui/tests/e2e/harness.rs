@@ -118,6 +118,12 @@ impl Proc {
         }
     }
 
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for exit and returns the status with all remaining stdout.
     pub fn finish(mut self) -> Result<(std::process::ExitStatus, Vec<String>, String)> {
         let status = self.child.wait()?;
@@ -147,8 +153,7 @@ impl Drop for Proc {
                 std::thread::park_timeout(Duration::from_millis(20));
             }
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill9();
     }
 }
 
@@ -176,6 +181,21 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Starts `cm-relay run` on `state_dir` listening on `addr`, and waits until it listens.
+pub fn spawn_relay(state_dir: &Path, addr: &str) -> Result<Proc> {
+    let mut cmd = Command::new(bin("cm-relay")?);
+    cmd.arg("--state-dir").arg(state_dir).args([
+        "run",
+        "--listen",
+        addr,
+        "--heartbeat-timeout",
+        "2s",
+    ]);
+    let relay = Proc::spawn(cmd)?;
+    relay.wait_stderr("relay listening")?;
+    Ok(relay)
+}
+
 impl World {
     pub async fn start() -> Result<Self> {
         opencode_installed()?;
@@ -188,16 +208,7 @@ impl World {
         let port = free_udp_port()?;
         let addr = format!("127.0.0.1:{port}");
         let init = state::init(&dir, &addr, &UserId::from("owner"))?;
-        let mut cmd = Command::new(bin("cm-relay")?);
-        cmd.arg("--state-dir").arg(dir.root()).args([
-            "run",
-            "--listen",
-            &addr,
-            "--heartbeat-timeout",
-            "2s",
-        ]);
-        let relay = Proc::spawn(cmd)?;
-        relay.wait_stderr("relay listening")?;
+        let relay = spawn_relay(dir.root(), &addr)?;
 
         // Workspace: a git repository with one commit.
         let workspace = root.join("demo");
@@ -296,6 +307,12 @@ path = "{}"
     }
 
     pub fn start_agent(&mut self) -> Result<()> {
+        self.start_agent_with(&[])
+    }
+
+    /// Starts `cm-agent run` (as the world's agent) with extra environment `env`, and waits
+    /// until it is connected to the relay.
+    pub fn start_agent_with(&mut self, env: &[(&str, &str)]) -> Result<()> {
         let mut cmd = Command::new(bin("cm-agent")?);
         cmd.arg("--config")
             .arg(&self.agent_config)
@@ -303,7 +320,8 @@ path = "{}"
             .arg(&self.agent_state)
             .args(["run", "--heartbeat-interval", "300ms"])
             .env("CM_SECRET_STORE", "file")
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied());
         let agent = Proc::spawn(cmd)?;
         agent.wait_stderr("connected to relay")?;
         self.agent = Some(agent);
@@ -340,6 +358,12 @@ path = "{}"
             );
         }
         Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// `cm-tui send box demo --session SESSION TEXT --wait`, which must succeed; returns stdout
+    /// (the answer).
+    pub fn send_wait(&self, session: &str, text: &str) -> Result<String> {
+        self.tui_ok(&["send", "box", "demo", "--session", session, text, "--wait"])
     }
 
     /// Starts a long-running `cm-tui` command.

@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use cm_tui::remote::Target;
 use proto::event::Event;
 use proto::header::Op;
-use proto::ops::Prompt;
 use proto::queue::PromptOutcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +17,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     let mut world = World::start().await?;
     // A short orphan grace for the last part of the test (read when OpenCode is launched).
     world.agent = None;
-    start_agent_with(&mut world, &[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
+    world.start_agent_with(&[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
     wait_online(&world, true).await?;
     let session = world.tui_ok(&["new", "box", "demo"])?.trim().to_owned();
     let keeper = recorded_pid(&world)?.context("no child in the state file")?;
@@ -35,10 +34,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
         .call(
             Op::Prompt,
             &target,
-            Some(&Prompt {
-                text: format!("SLOW {n} 100ms"),
-                idempotency_key: "slow-agent".into(),
-            }),
+            Some(&prompt(&format!("SLOW {n} 100ms"), "slow-agent")),
         )
         .await?;
     let mut frames = Vec::new();
@@ -48,7 +44,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     let last = frames.last().context("frames")?.seq;
 
     // The agent dies mid-answer; OpenCode (and its keeper) live on.
-    kill9(world.agent.as_mut().context("agent")?);
+    world.agent.as_mut().context("agent")?.kill9();
     world.agent = None;
     assert!(
         alive(keeper) && alive(opencode),
@@ -56,7 +52,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     );
 
     // A new agent re-adopts the same process…
-    start_agent_with(&mut world, &[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
+    world.start_agent_with(&[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
     world
         .agent
         .as_ref()
@@ -71,12 +67,12 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
         "{first:?} after {last}"
     );
     // …the interrupted answer is complete in the history…
-    let done = eventually("the interrupted answer in the history", || {
-        let t = transcript(&world, &session)?;
-        Ok(t.iter()
-            .any(|(role, text)| role == "assistant" && text.contains(&format!("chunk {}", n - 1)))
-            .then_some(t))
-    })
+    let done = answered(
+        &world,
+        &session,
+        "the interrupted answer in the history",
+        &format!("chunk {}", n - 1),
+    )
     .await;
     let t = done.map_err(|e| anyhow::anyhow!("{e}: {:?}", transcript(&world, &session)))?;
     assert!(
@@ -85,15 +81,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
         "{t:?}"
     );
     // …and the session goes on with the same OpenCode.
-    let out = world.tui_ok(&[
-        "send",
-        "box",
-        "demo",
-        "--session",
-        &session,
-        "still there?",
-        "--wait",
-    ])?;
+    let out = world.send_wait(&session, "still there?")?;
     assert_eq!(
         out.trim_end(),
         "Hello from mock LLM. You said: still there?"
@@ -102,10 +90,10 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     assert_eq!(recorded_pid(&world)?, Some(keeper));
 
     // Killed again, and the state file is lost: the next agent stops the orphan.
-    kill9(world.agent.as_mut().context("agent")?);
+    world.agent.as_mut().context("agent")?.kill9();
     world.agent = None;
     std::fs::remove_file(world.agent_state.join("agent-state.json"))?;
-    start_agent_with(&mut world, &[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
+    world.start_agent_with(&[("CM_AGENT_ORPHAN_GRACE", "2s")])?;
     eventually("the orphan to be stopped", || {
         Ok((!alive(keeper) && !alive(opencode)).then_some(()))
     })
@@ -121,7 +109,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
         Ok(children_of(keeper).first().copied())
     })
     .await?;
-    kill9(world.agent.as_mut().context("agent")?);
+    world.agent.as_mut().context("agent")?.kill9();
     world.agent = None;
     eventually("the keeper to stop OpenCode after its grace", || {
         Ok((!alive(keeper) && !alive(opencode)).then_some(()))

@@ -42,17 +42,14 @@ async fn queued_prompt_delivered_once_network_cut_healed_killed_opencode_restart
         Ok(entry.filter(|e| e["state"] == "delivered"))
     })
     .await?;
-    let answered = eventually("the queued prompt's answer", || {
-        let t = transcript(&world, &session)?;
-        Ok(t.iter()
-            .any(|(role, text)| role == "assistant" && text.contains("You said: queued hello"))
-            .then_some(t))
-    })
+    let answered = answered(
+        &world,
+        &session,
+        "the queued prompt's answer",
+        "You said: queued hello",
+    )
     .await?;
-    let users = answered
-        .iter()
-        .filter(|(role, text)| role == "user" && text == "queued hello")
-        .count();
+    let users = user_messages(&answered, "queued hello");
     assert_eq!(users, 1, "{answered:?}");
 
     // Cut: the relay notices within its window and shows the host offline.
@@ -61,24 +58,13 @@ async fn queued_prompt_delivered_once_network_cut_healed_killed_opencode_restart
     // Heal: the agent reconnects on its own and the host is back.
     proxy.cut(false);
     wait_online(&world, true).await?;
-    let out = world.tui_ok(&[
-        "send",
-        "box",
-        "demo",
-        "--session",
-        &session,
-        "after the cut",
-        "--wait",
-    ])?;
+    let out = world.send_wait(&session, "after the cut")?;
     assert_eq!(
         out.trim_end(),
         "Hello from mock LLM. You said: after the cut"
     );
     // The queued prompt was not delivered a second time by the reconnects.
-    let users = transcript(&world, &session)?
-        .iter()
-        .filter(|(role, text)| role == "user" && text == "queued hello")
-        .count();
+    let users = user_messages(&transcript(&world, &session)?, "queued hello");
     assert_eq!(users, 1);
 
     // OpenCode itself is killed (under its keeper): the agent restarts it and says so.

@@ -11,15 +11,7 @@ use proto::event::Event;
 use proto::frame::MAX_FRAME_LEN;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
-use proto::ops::Prompt;
 use proto::queue::PromptOutcome;
-
-fn prompt(text: &str, key: &str) -> Prompt {
-    Prompt {
-        text: text.into(),
-        idempotency_key: key.into(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplicate() -> Result<()>
@@ -48,7 +40,7 @@ async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplic
     }
     // …when the relay dies without a word.
     let addr = agent_relay(&world)?;
-    kill9(&mut world.relay);
+    world.relay.kill9();
     drop(events);
     remote.close();
     restart_relay(&mut world, &addr)?;
@@ -107,17 +99,14 @@ async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplic
             anyhow::bail!("expected accepted, got {other:?}")
         }
     }
-    let t = eventually("the answer to the retried prompt", || {
-        let t = transcript(&world, &session)?;
-        Ok(t.iter()
-            .any(|(role, text)| role == "assistant" && text.contains("You said: say it once"))
-            .then_some(t))
-    })
+    let t = answered(
+        &world,
+        &session,
+        "the answer to the retried prompt",
+        "You said: say it once",
+    )
     .await?;
-    let users = t
-        .iter()
-        .filter(|(role, text)| role == "user" && text == "say it once")
-        .count();
+    let users = user_messages(&t, "say it once");
     assert_eq!(users, 1, "{t:?}");
     Ok(())
 }

@@ -1,17 +1,17 @@
 //! What the fault tests share: a fault-injecting UDP proxy, restarting the relay and agent
 //! processes, the operator library client, and bounded polls.
 
-use crate::harness::{Proc, WAIT, World, bin};
+use crate::harness::{WAIT, World, spawn_relay};
 use anyhow::{Context, Result, bail};
 use cm_relay::secrets::StoreChoice;
 use cm_tui::profile::Logins;
 use cm_tui::remote::{EventStream, Remote, Target};
 use proto::event::{Event, EventFrame};
+use proto::ops::Prompt;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -120,38 +120,9 @@ pub fn set_agent_relay(world: &World, addr: &str) -> Result<()> {
     Ok(())
 }
 
-/// SIGKILL, and reap.
-pub fn kill9(p: &mut Proc) {
-    let _ = p.child.kill();
-    let _ = p.child.wait();
-}
-
 /// Starts `cm-relay run` again on the same state and address, as `World::start` did.
 pub fn restart_relay(world: &mut World, addr: &str) -> Result<()> {
-    let mut cmd = Command::new(bin("cm-relay")?);
-    cmd.arg("--state-dir")
-        .arg(world.tmp.path().join("relay"))
-        .args(["run", "--listen", addr, "--heartbeat-timeout", "2s"]);
-    let relay = Proc::spawn(cmd)?;
-    relay.wait_stderr("relay listening")?;
-    world.relay = relay;
-    Ok(())
-}
-
-/// Starts the agent as `World::start_agent` does, with extra environment.
-pub fn start_agent_with(world: &mut World, env: &[(&str, &str)]) -> Result<()> {
-    let mut cmd = Command::new(bin("cm-agent")?);
-    cmd.arg("--config")
-        .arg(&world.agent_config)
-        .arg("--state-dir")
-        .arg(&world.agent_state)
-        .args(["run", "--heartbeat-interval", "300ms"])
-        .env("CM_SECRET_STORE", "file")
-        .env("RUST_LOG", "info")
-        .envs(env.iter().copied());
-    let agent = Proc::spawn(cmd)?;
-    agent.wait_stderr("connected to relay")?;
-    world.agent = Some(agent);
+    world.relay = spawn_relay(&world.tmp.path().join("relay"), addr)?;
     Ok(())
 }
 
@@ -248,6 +219,38 @@ pub fn transcript(world: &World, session: &str) -> Result<Vec<(String, String)>>
             (m["role"].as_str().unwrap_or("").to_owned(), text)
         })
         .collect())
+}
+
+/// Waits (bounded, `what`) until `session`'s history has an assistant message containing
+/// `needle`; returns the history.
+pub async fn answered(
+    world: &World,
+    session: &str,
+    what: &str,
+    needle: &str,
+) -> Result<Vec<(String, String)>> {
+    eventually(what, || {
+        let t = transcript(world, session)?;
+        Ok(t.iter()
+            .any(|(role, text)| role == "assistant" && text.contains(needle))
+            .then_some(t))
+    })
+    .await
+}
+
+/// How many user messages in the history `t` say exactly `text`.
+pub fn user_messages(t: &[(String, String)], text: &str) -> usize {
+    t.iter()
+        .filter(|(role, said)| role == "user" && said == text)
+        .count()
+}
+
+/// A prompt with its idempotency key.
+pub fn prompt(text: &str, key: &str) -> Prompt {
+    Prompt {
+        text: text.into(),
+        idempotency_key: key.into(),
+    }
 }
 
 /// The text deltas of `session` in `frames`, joined.
