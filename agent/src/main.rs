@@ -179,7 +179,15 @@ fn run(cli: Cli) -> Result<()> {
                 out.host, out.secret_location
             );
             println!("config written to {}", config_path.display());
-            println!("next: add [[workspace]] entries there, then run `cm-agent run`");
+            // A re-enrollment keeps the workspaces already configured.
+            let has_workspaces = ConfigFile::load(&config_path)
+                .map(|f| !f.workspaces.is_empty())
+                .unwrap_or(false);
+            if has_workspaces {
+                println!("next: `cm-agent run` (restart it if it is running)");
+            } else {
+                println!("next: add [[workspace]] entries there, then run `cm-agent run`");
+            }
         }
         Command::Run { heartbeat_interval } => {
             let mut file = ConfigFile::load(&config_path)?;

@@ -77,15 +77,24 @@ pub async fn workspaces(remote: &Remote, host: &str, json: bool) -> Result<(), C
     }
     println!("{:<20} {:<10} {:<10} NOTE", "WORKSPACE", "ROOT", "OPENCODE");
     for w in &list {
+        let state = format!("{:?}", w.opencode.state).to_lowercase();
         println!(
             "{:<20} {:<10} {:<10} {}",
             w.name,
             if w.available { "ok" } else { "missing" },
-            format!("{:?}", w.opencode.state).to_lowercase(),
-            w.opencode.last_error.as_deref().unwrap_or("")
+            state,
+            note_after(&state, w.opencode.last_error.as_deref().unwrap_or(""))
         );
     }
     Ok(())
+}
+
+/// OpenCode's note without a leading repeat of its state ("stopped: the credential … was
+/// revoked" next to the state "stopped"), so the state is said once.
+fn note_after<'a>(state: &str, note: &'a str) -> &'a str {
+    note.strip_prefix(state)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(note)
 }
 
 /// `sessions HOST WORKSPACE`.
@@ -551,14 +560,28 @@ pub async fn opencode(
     if json {
         return print_json(&info);
     }
+    let state = format!("{:?}", info.state).to_lowercase();
+    let note = info.last_error.as_deref().map(|e| note_after(&state, e));
     println!(
-        "{}: opencode {}{}",
+        "{}: opencode {state}{}",
         info.workspace,
-        format!("{:?}", info.state).to_lowercase(),
-        info.last_error
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
+        note.map(|e| format!(" ({e})")).unwrap_or_default()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::note_after;
+
+    #[test]
+    fn a_note_does_not_repeat_the_state() {
+        let note = "stopped: the credential that started it (c1) was revoked";
+        assert_eq!(
+            note_after("stopped", note),
+            "the credential that started it (c1) was revoked"
+        );
+        assert_eq!(note_after("failed", note), note);
+        assert_eq!(note_after("ready", ""), "");
+    }
 }
