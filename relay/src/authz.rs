@@ -47,13 +47,16 @@ pub fn decide(
     header: &StreamHeader,
     ownership: Ownership,
 ) -> (Option<Role>, Decision) {
-    let role = match &header.host {
-        Some(host) => effective_role(grants, host),
+    let role = if is_relay_admin(header.op) {
         // Administering the relay (users, hosts, credentials, kill switch, audit) is global:
         // only a grant on every host (`*`) counts, so an admin of one host cannot manage
-        // users or kill other hosts.
-        None if is_relay_admin(header.op) => global_role(grants),
-        None => highest_role(grants),
+        // users or kill other hosts — whatever host the header names.
+        global_role(grants)
+    } else {
+        match &header.host {
+            Some(host) => effective_role(grants, host),
+            None => highest_role(grants),
+        }
     };
     (role, rbac::authorize(role, header.op, ownership))
 }
@@ -98,6 +101,28 @@ mod tests {
     fn logout_needs_no_grant() {
         let h = StreamHeader::new(Op::Logout, ReqId(1));
         assert_eq!(decide(&[], &h, Ownership::None), (None, Decision::Allow));
+    }
+
+    #[test]
+    fn naming_a_host_does_not_turn_a_host_grant_into_relay_administration() {
+        let owner_of_box = vec![("box".to_owned(), Role::Owner)];
+        for op in Op::ALL.into_iter().filter(|op| is_relay_admin(*op)) {
+            let mut h = StreamHeader::new(op, ReqId(1));
+            h.host = Some(HostId::from("box"));
+            assert_eq!(
+                decide(&owner_of_box, &h, Ownership::None),
+                (None, Decision::Deny(DenyReason::NoGrant)),
+                "{}",
+                op.as_str()
+            );
+        }
+        // Driving that host is still theirs.
+        let mut h = StreamHeader::new(Op::Prompt, ReqId(1));
+        h.host = Some(HostId::from("box"));
+        assert_eq!(
+            decide(&owner_of_box, &h, Ownership::Other).1,
+            Decision::Allow
+        );
     }
 
     #[test]

@@ -320,8 +320,22 @@ async fn forward(
                     }
                 }
             };
-            super::splice::splice_inspecting(send, recv, agent_send, agent_recv, Some(inspect))
-                .await;
+            // A new session's answer is always read (its title can be long): its owner must
+            // be recorded; other first frames only when small.
+            let inspect_max = if creates_session {
+                MAX_FRAME_LEN
+            } else {
+                super::splice::INSPECT_MAX
+            };
+            super::splice::splice_inspecting(
+                send,
+                recv,
+                agent_send,
+                agent_recv,
+                Some(inspect),
+                inspect_max,
+            )
+            .await;
         }
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");

@@ -38,8 +38,8 @@ pub(crate) async fn open(
     Ok((send, recv))
 }
 
-/// First frames up to this size are handed to the inspector; a larger one (a long history, a
-/// big diff) streams through uninspected. Error replies and new-session answers are far smaller.
+/// By default, first frames up to this size are handed to the inspector; a larger one (a long
+/// history, a big diff) streams through uninspected. Error replies are far smaller.
 pub(crate) const INSPECT_MAX: usize = 16 * 1024;
 
 /// Reads the agent's first frame when it is small enough to inspect: `Ok(Some((prefix, body)))`;
@@ -47,6 +47,7 @@ pub(crate) const INSPECT_MAX: usize = 16 * 1024;
 async fn read_small_frame(
     agent_recv: &mut quinn::RecvStream,
     prefix: &mut [u8; proto::frame::LEN_PREFIX],
+    inspect_max: usize,
 ) -> std::io::Result<Option<Vec<u8>>> {
     agent_recv
         .read_exact(prefix)
@@ -58,7 +59,7 @@ async fn read_small_frame(
             "agent frame of {len} bytes is over the limit"
         )));
     }
-    if len > INSPECT_MAX {
+    if len > inspect_max {
         return Ok(None);
     }
     let mut body = vec![0u8; len];
@@ -93,6 +94,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     mut agent_send: quinn::SendStream,
     mut agent_recv: quinn::RecvStream,
     inspect: Option<F>,
+    inspect_max: usize,
 ) where
     F: FnOnce(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -122,7 +124,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     let down = async {
         if let Some(inspect) = inspect {
             let mut prefix = [0u8; proto::frame::LEN_PREFIX];
-            match read_small_frame(&mut agent_recv, &mut prefix).await {
+            match read_small_frame(&mut agent_recv, &mut prefix, inspect_max).await {
                 Ok(body) => {
                     if let Some(body) = &body {
                         inspect(body.clone()).await;

@@ -79,3 +79,39 @@ async fn reads_are_audited_and_nothing_queued_is_lost_at_shutdown() -> Result<()
     assert_eq!(store.audit_verify()?, None);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_a_host_does_not_make_its_owner_a_relay_administrator() -> Result<()> {
+    use proto::admin::{AdminDone, UserInfo, UserRequest};
+    let relay = TestRelay::start().await?;
+    let _agent = fake_agent(&relay, "box").await?;
+    let boxer = user_with_grant(&relay, "boxer", "box", Role::Owner)?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &boxer).await?;
+    watch_until(&op, "box online", |l| host_online(l, "box")).await?;
+
+    // Owner of one host, asking with that host in the header: still no relay administration.
+    let e = match client::request::<(), Vec<UserInfo>>(&op.conn, &header(Op::UserList, "box"), None)
+        .await
+    {
+        Err(LinkError::Refused(e)) => e,
+        other => anyhow::bail!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    let grant = UserRequest::Grant {
+        name: "boxer".into(),
+        role: Role::Owner,
+        host: "*".into(),
+    };
+    assert!(matches!(
+        client::request::<_, AdminDone>(&op.conn, &header(Op::GrantAdmin, "box"), Some(&grant))
+            .await,
+        Err(LinkError::Refused(_))
+    ));
+    // Nothing changed.
+    assert_eq!(
+        relay.state.store()?.grants(&UserId::from("boxer"))?,
+        vec![("box".to_owned(), Role::Owner)]
+    );
+    relay.shutdown().await;
+    Ok(())
+}
