@@ -619,7 +619,7 @@ pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<St
         KillTarget::Cred { id } => {
             if !store.kill_credential(&proto::ids::CredId::from(id.as_str()))? {
                 return Err(CliError::Input(format!(
-                    "no credential {id}; see `cm-relay creds list`"
+                    "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
                 )));
             }
             (format!("revoked credential {id}"), None)
@@ -757,7 +757,7 @@ pub fn apply_change(
         AdminChange::RevokeCred { id } => {
             if !store.kill_credential(&proto::ids::CredId::from(id))? {
                 return Err(CliError::Input(format!(
-                    "no credential {id}; see `cm-relay creds list`"
+                    "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
                 )));
             }
             ("cred_revoke", format!("revoked credential {id}"), None)
