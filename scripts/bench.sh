@@ -16,16 +16,19 @@ for arg in "$@"; do
     if [[ $arg == --smoke ]]; then smoke=1; fi
 done
 
+# Honour CARGO_TARGET_DIR like cargo does.
+release="${CARGO_TARGET_DIR:-target}/release"
+
 cargo build --release -p cm-bench -p cm-relay
 if ! cargo build --release -p cm-agent; then
     echo "bench.sh: cm-agent does not build right now; the agent start-up row uses" \
-        "target/release/cm-agent if an older build is there, else it is skipped" >&2
+        "$release/cm-agent if an older build is there, else it is skipped" >&2
 fi
 
 # Scenario 6: the cm-tui frame bench, built like `cargo bench` would and run by cm-bench.
 frame_bin=$(cargo bench -p cm-tui --bench frame --no-run --message-format=json 2>/dev/null |
     sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-args=(--bin-dir target/release)
+args=(--bin-dir "$release")
 if [[ -n $frame_bin ]]; then
     args+=(--tui-frame-bin "$frame_bin")
 else
@@ -34,4 +37,4 @@ fi
 if ((smoke == 0)); then
     args+=(--bulk-mib "${CM_BENCH_BULK_MIB:-1024}" --markdown docs/performance.md)
 fi
-exec target/release/cm-bench "${args[@]}" "$@"
+exec "$release/cm-bench" "${args[@]}" "$@"
