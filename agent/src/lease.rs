@@ -75,6 +75,9 @@ struct Binding {
     /// `None` for a launch this agent did not see started (adopted after a restart).
     cred: Option<CredId>,
     expires_ms: u64,
+    /// The credential was revoked while the launch was not running (its own operation may
+    /// still be on its way to start OpenCode): a launch seen running is stopped.
+    revoked: bool,
 }
 
 /// One workspace's lease: the pure state machine.
@@ -82,6 +85,9 @@ struct Binding {
 pub struct LaunchLease {
     lease_ms: u64,
     binding: Option<Binding>,
+    /// Bumped on every new binding, so a stop clears only the binding it decided on
+    /// ([`LaunchLease::clear_if`]), never one made while the stop was under way.
+    generation: u64,
 }
 
 impl LaunchLease {
@@ -90,7 +96,22 @@ impl LaunchLease {
         Self {
             lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
             binding: None,
+            generation: 0,
         }
+    }
+
+    fn bind(&mut self, cred: Option<CredId>, expires_ms: u64) {
+        self.generation = self.generation.wrapping_add(1);
+        self.binding = Some(Binding {
+            cred,
+            expires_ms,
+            revoked: false,
+        });
+    }
+
+    /// Identifies the current binding (see [`LaunchLease::clear_if`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// An operation by `cred` with `role` was admitted. `running`: whether OpenCode runs now
@@ -98,17 +119,14 @@ impl LaunchLease {
     pub fn on_op(&mut self, cred: &CredId, role: Role, running: bool, now_ms: u64) {
         let expires_ms = now_ms.saturating_add(self.lease_ms);
         match &mut self.binding {
+            // The launch of a revoked credential: nobody renews it, the next tick stops it.
+            Some(b) if running && b.revoked => {}
             Some(b) if running => {
                 if role >= Role::Operator {
                     b.expires_ms = b.expires_ms.max(expires_ms);
                 }
             }
-            _ => {
-                self.binding = Some(Binding {
-                    cred: Some(cred.clone()),
-                    expires_ms,
-                });
-            }
+            _ => self.bind(Some(cred.clone()), expires_ms),
         }
     }
 
@@ -117,6 +135,7 @@ impl LaunchLease {
     pub fn renew(&mut self, role: Role, now_ms: u64) {
         if role >= Role::Operator
             && let Some(b) = &mut self.binding
+            && !b.revoked
         {
             b.expires_ms = b.expires_ms.max(now_ms.saturating_add(self.lease_ms));
         }
@@ -133,10 +152,15 @@ impl LaunchLease {
             return None;
         }
         let lease_ms = self.lease_ms;
-        let b = self.binding.get_or_insert_with(|| Binding {
-            cred: None,
-            expires_ms: now_ms.saturating_add(lease_ms),
-        });
+        if self.binding.is_none() {
+            self.bind(None, now_ms.saturating_add(lease_ms));
+        }
+        let b = self.binding.as_ref()?;
+        if b.revoked {
+            let cred = b.cred.clone()?;
+            self.binding = None;
+            return Some(StopReason::Revoked { cred });
+        }
         (now_ms >= b.expires_ms).then(|| {
             self.binding = None;
             StopReason::Lapsed {
@@ -146,15 +170,26 @@ impl LaunchLease {
     }
 
     /// Credentials were revoked. Returns the reason to stop when the launch's holder is one.
+    /// When it is not running (yet), the binding is kept, marked: an operation of that
+    /// credential already admitted may still start OpenCode, and the next tick stops it.
     pub fn revoked(&mut self, creds: &HashSet<CredId>, running: bool) -> Option<StopReason> {
         let cred = self.holder().filter(|c| creds.contains(*c))?.clone();
-        self.binding = None;
-        running.then_some(StopReason::Revoked { cred })
+        if running {
+            self.binding = None;
+            return Some(StopReason::Revoked { cred });
+        }
+        if let Some(b) = &mut self.binding {
+            b.revoked = true;
+        }
+        None
     }
 
-    /// The launch was stopped for some reason: nothing is bound any more.
-    pub fn clear(&mut self) {
-        self.binding = None;
+    /// The launch bound at `generation` was stopped: that binding goes (a binding made
+    /// since, by an operation admitted during the stop, stays).
+    pub fn clear_if(&mut self, generation: u64) {
+        if self.generation == generation {
+            self.binding = None;
+        }
     }
 }
 
@@ -232,8 +267,29 @@ impl Leases {
         self.with(workspace, |l| l.holder().cloned())
     }
 
-    fn tick(&self, workspace: &str, running: bool, now_ms: u64) -> Option<StopReason> {
-        self.with(workspace, |l| l.tick(running, now_ms))
+    /// Renewal by an attached watcher whose operation `op` the host's policy must still
+    /// allow: a locked host (`cm-agent lock`) renews nothing, so its OpenCode lapses.
+    /// Returns whether the lease was renewed.
+    pub fn renew_watching(
+        &self,
+        policy: &crate::policy::Policy,
+        workspace: &str,
+        op: proto::header::Op,
+        role: Role,
+        now_ms: u64,
+    ) -> bool {
+        if let Err(e) = policy.check(op, role) {
+            tracing::debug!(workspace, error = %e, "watcher does not renew the lease");
+            return false;
+        }
+        self.renew(workspace, role, now_ms);
+        true
+    }
+
+    fn tick(&self, workspace: &str, running: bool, now_ms: u64) -> Option<(StopReason, u64)> {
+        self.with(workspace, |l| {
+            l.tick(running, now_ms).map(|r| (r, l.generation()))
+        })
     }
 
     fn revoked(
@@ -241,12 +297,18 @@ impl Leases {
         workspace: &str,
         creds: &HashSet<CredId>,
         running: bool,
-    ) -> Option<StopReason> {
-        self.with(workspace, |l| l.revoked(creds, running))
+    ) -> Option<(StopReason, u64)> {
+        self.with(workspace, |l| {
+            l.revoked(creds, running).map(|r| (r, l.generation()))
+        })
     }
 
-    fn clear(&self, workspace: &str) {
-        self.with(workspace, LaunchLease::clear);
+    fn generation(&self, workspace: &str) -> u64 {
+        self.with(workspace, |l| l.generation())
+    }
+
+    fn clear_if(&self, workspace: &str, generation: u64) {
+        self.with(workspace, |l| l.clear_if(generation));
     }
 }
 
@@ -263,7 +325,10 @@ fn now_ms() -> u64 {
 }
 
 /// Aborts the running turns of a workspace, stops its OpenCode, and tells operators why.
-pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason) {
+/// `generation` is the binding the stop was decided on: only that one is cleared afterwards
+/// (an operation admitted while stopping keeps the binding it made). OpenCode calls here are
+/// bounded by the client's call timeout.
+pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason, generation: u64) {
     let ws = &rt.workspace.name;
     tracing::warn!(workspace = %ws, %reason, "stopping leased OpenCode");
     if let Some(client) = rt.supervisor.client_if_ready()
@@ -278,7 +343,7 @@ pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason
         }
     }
     let mut info = rt.supervisor.stop().await;
-    leases.clear(ws);
+    leases.clear_if(ws, generation);
     leases.reasons().insert(ws.clone(), reason.to_string());
     info.last_error = Some(reason.to_string());
     rt.hub.publish(Event::Opencode { info });
@@ -289,11 +354,12 @@ pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason
 pub async fn on_revoked(workspaces: &Workspaces, creds: &HashSet<CredId>) {
     for rt in workspaces.iter() {
         let running = is_running(rt);
-        if let Some(reason) = workspaces
-            .leases()
-            .revoked(&rt.workspace.name, creds, running)
+        if let Some((reason, generation)) =
+            workspaces
+                .leases()
+                .revoked(&rt.workspace.name, creds, running)
         {
-            enforce(rt, workspaces.leases(), &reason).await;
+            enforce(rt, workspaces.leases(), &reason, generation).await;
         }
     }
 }
@@ -301,10 +367,11 @@ pub async fn on_revoked(workspaces: &Workspaces, creds: &HashSet<CredId>) {
 /// The relay revoked this host: stop every running OpenCode.
 pub async fn on_host_killed(workspaces: &Workspaces) {
     for rt in workspaces.iter() {
+        let generation = workspaces.leases().generation(&rt.workspace.name);
         if is_running(rt) {
-            enforce(rt, workspaces.leases(), &StopReason::HostKilled).await;
+            enforce(rt, workspaces.leases(), &StopReason::HostKilled, generation).await;
         } else {
-            workspaces.leases().clear(&rt.workspace.name);
+            workspaces.leases().clear_if(&rt.workspace.name, generation);
         }
     }
 }
@@ -323,11 +390,12 @@ pub async fn run(workspaces: Arc<Workspaces>, cancel: CancellationToken) {
             // A launch still starting is left to finish: it lapses once ready if nobody
             // renewed it by then.
             let ready = rt.supervisor.info().state == OpencodeState::Ready;
-            if let Some(reason) = workspaces
-                .leases()
-                .tick(&rt.workspace.name, ready, now_ms())
+            if let Some((reason, generation)) =
+                workspaces
+                    .leases()
+                    .tick(&rt.workspace.name, ready, now_ms())
             {
-                enforce(rt, workspaces.leases(), &reason).await;
+                enforce(rt, workspaces.leases(), &reason, generation).await;
             }
         }
     }
@@ -409,6 +477,63 @@ mod tests {
         assert_eq!(l.revoked(&hit, false), None);
         l.on_op(&cred("b"), Role::Operator, false, 0);
         assert_eq!(l.holder(), Some(&cred("b")));
+    }
+
+    #[test]
+    fn a_stop_clears_only_the_binding_it_decided_on() {
+        let mut l = LaunchLease::new(Duration::from_secs(60));
+        l.on_op(&cred("a"), Role::Operator, false, 0);
+        assert!(l.tick(true, 60_000).is_some());
+        let stopping = l.generation();
+        // While OpenCode stops, an operation by b is admitted and binds the next launch.
+        l.on_op(&cred("b"), Role::Operator, true, 61_000);
+        l.clear_if(stopping);
+        assert_eq!(l.holder(), Some(&cred("b")), "b's launch stays bound");
+        let b_revoked: HashSet<CredId> = [cred("b")].into();
+        assert_eq!(
+            l.revoked(&b_revoked, true),
+            Some(StopReason::Revoked { cred: cred("b") })
+        );
+        // Nothing bound since: the stop clears its own binding (host kill switch path).
+        l.on_op(&cred("c"), Role::Operator, false, 70_000);
+        let killing = l.generation();
+        l.on_op(&cred("c"), Role::Operator, true, 71_000);
+        l.clear_if(killing);
+        assert_eq!(l.holder(), None);
+    }
+
+    #[test]
+    fn revoked_before_its_launch_runs_is_stopped_once_running() {
+        let mut l = LaunchLease::new(Duration::from_secs(60));
+        l.on_op(&cred("a"), Role::Operator, false, 0);
+        let hit: HashSet<CredId> = [cred("a")].into();
+        assert_eq!(l.revoked(&hit, false), None, "nothing runs yet");
+        // a's operation, admitted before the notice, starts OpenCode; nobody renews it.
+        l.on_op(&cred("b"), Role::Owner, true, 1_000);
+        l.renew(Role::Owner, 1_000);
+        assert_eq!(
+            l.tick(true, 2_000),
+            Some(StopReason::Revoked { cred: cred("a") })
+        );
+        assert_eq!(l.holder(), None);
+    }
+
+    #[test]
+    fn a_locked_host_does_not_renew_for_watchers() {
+        let state = tempfile::tempdir().unwrap();
+        let policy =
+            crate::policy::Policy::new(crate::policy::PolicyConfig::default(), state.path());
+        let leases = Leases::new(Duration::from_secs(60));
+        leases.on_op("w", &cred("a"), Role::Operator, false, 0);
+        let watch = proto::header::Op::WatchEvents;
+        assert!(leases.renew_watching(&policy, "w", watch, Role::Operator, 50_000));
+        assert!(leases.tick("w", true, 100_000).is_none(), "renewed");
+        assert!(!crate::policy::lock(state.path(), Some("incident")).unwrap());
+        assert!(!leases.renew_watching(&policy, "w", watch, Role::Owner, 109_000));
+        assert!(
+            leases.tick("w", true, 110_000).is_some(),
+            "locked: the lease lapses though an owner watches"
+        );
     }
 
     #[test]

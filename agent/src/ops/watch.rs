@@ -63,7 +63,15 @@ pub(super) async fn serve<R, W, G>(
             () = &mut peer_gone => break,
             _ = renew.tick() => {
                 let now = cm_relay::time::now_ms();
-                workspaces.leases().renew(&rt.workspace.name, fwd.role, now);
+                // Re-checked on every renewal: a host locked since the watcher attached
+                // renews nothing.
+                workspaces.leases().renew_watching(
+                    workspaces.policy(),
+                    &rt.workspace.name,
+                    fwd.header.op,
+                    fwd.role,
+                    now,
+                );
                 continue;
             }
             f = sub.next() => f,

@@ -193,15 +193,24 @@ impl Registry {
 }
 
 fn write_atomic(path: &Path, record: &StateRecord) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    // The state directory holds the OpenCode passwords: owner-only when created here.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+    // A leftover temp file (a crash mid-write) may have other permissions: it goes, and the
+    // new one is created fresh with 0600 (`create_new` also refuses a planted symlink).
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
     f.write_all(&text)?;
@@ -293,5 +302,30 @@ mod tests {
         assert_eq!(again.hub("w").next_seq(), SEQ_BLOCK + 1);
         let third = Registry::load(tmp.path(), &["w"]);
         assert_eq!(third.hub("w").next_seq(), 2 * SEQ_BLOCK + 1);
+    }
+
+    #[test]
+    fn a_stale_world_readable_temp_file_does_not_leak_the_password() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let path = dir.join(FILE_NAME);
+        write_atomic(&path, &StateRecord::default()).unwrap();
+        let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(
+            dir_mode & 0o777,
+            0o700,
+            "a new state directory is owner-only"
+        );
+        let stale = path.with_extension("json.tmp");
+        std::fs::write(&stale, "left by a crash").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut record = StateRecord::default();
+        record.seq_reserved.insert("w".into(), 7);
+        write_atomic(&path, &record).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!stale.exists());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(StateRecord::parse(&text).seq_reserved.get("w"), Some(&7));
     }
 }
