@@ -88,6 +88,9 @@ if [ ! -d "$dir/demo/.git" ]; then
 fi
 
 say "enrolling host 'demo-host' and starting the agent"
+# The relay was just re-initialised: a config from an earlier run with the same --dir holds a
+# stale secret, and appending to it would duplicate [[workspace]] and [opencode].
+rm -rf "$dir/agent"
 token=$("$relay_bin" --state-dir "$dir/relay" host add demo-host 2>/dev/null)
 "$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" enroll "$token" >/dev/null
 cat >> "$dir/agent/agent.toml" <<TOML
