@@ -39,6 +39,15 @@ pub enum FsError {
         /// The path up to and including it.
         component: String,
     },
+    /// The target's name is `.git` (any case): a `.git` file, link or folder decides which
+    /// repository git uses.
+    #[error(
+        "refused (dot_git): {path} would be named .git; folder operations never create or move a .git"
+    )]
+    DotGit {
+        /// The target path.
+        path: String,
+    },
     /// The operation would rename, delete or re-create the workspace root.
     #[error("refused (root): the workspace root itself cannot be the target of {op}")]
     RootProtected {
@@ -96,6 +105,7 @@ impl FsError {
             Self::NotADirectory { .. } => Some("not_a_directory"),
             Self::Special { .. } => Some("special_file"),
             Self::RootProtected { .. } => Some("root"),
+            Self::DotGit { .. } => Some("dot_git"),
             Self::NotFound { .. }
             | Self::Exists { .. }
             | Self::NotEmpty { .. }

@@ -7,6 +7,7 @@
 pub mod args;
 pub mod ops;
 pub mod parse;
+pub mod pin;
 pub mod run;
 
 use crate::fs::FsError;
@@ -31,6 +32,17 @@ pub enum GitError {
     /// The folder (or a path argument) breaks a containment rule.
     #[error(transparent)]
     Path(#[from] FsError),
+    /// The folder's repository breaks a containment rule (outside the root, bare, no work
+    /// tree).
+    #[error("refused ({rule}): the repository of folder {dir:?} {why}")]
+    Repository {
+        /// The rule's short name.
+        rule: &'static str,
+        /// The folder, relative to the root.
+        dir: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The folder is not inside a git repository beneath the root.
     #[error("{dir:?} is not inside a git repository in this workspace")]
     NotARepo {
@@ -76,7 +88,7 @@ impl GitError {
     /// The containment rule a refusal names; `None` for ordinary failures.
     pub fn rule(&self) -> Option<&'static str> {
         match self {
-            Self::Rule { rule, .. } => Some(rule),
+            Self::Rule { rule, .. } | Self::Repository { rule, .. } => Some(rule),
             Self::Path(e) => e.rule(),
             _ => None,
         }

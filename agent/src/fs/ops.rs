@@ -83,6 +83,7 @@ pub fn mkdir(root: &Path, path: &RelPath, strategy: Strategy) -> Result<FsDone, 
     let root = open_root(root)?;
     let (parent, name) = open_parent(&root, path, strategy, "fs_mkdir")?;
     let shown = path.to_string();
+    refuse_dot_git(name, &shown)?;
     rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(DIR_MODE)).map_err(|e| match e {
         Errno::EXIST => FsError::Exists {
             path: shown.clone(),
@@ -134,6 +135,7 @@ pub fn rename(
     let (to_dir, to_name) = open_parent(&root, to, strategy, "fs_rename")?;
     let from_shown = from.to_string();
     let to_shown = to.to_string();
+    refuse_dot_git(to_name, &to_shown)?;
     refuse_odd(&from_dir, from_name, &from_shown, false)?;
     rustix::fs::renameat_with(
         &from_dir,
@@ -152,6 +154,17 @@ pub fn rename(
         e => FsError::io("rename", &from_shown, e),
     })?;
     Ok(FsDone { path: to_shown })
+}
+
+/// Refuses `.git` (in any case) as the name of a new or renamed entry: a `.git` file or link
+/// could point git at a repository outside the root.
+fn refuse_dot_git(name: &str, shown: &str) -> Result<(), FsError> {
+    if name.eq_ignore_ascii_case(".git") {
+        return Err(FsError::DotGit {
+            path: shown.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// Refuses special files (and, for `rmdir`, anything but a folder) at `name` before acting.

@@ -25,11 +25,7 @@ pub fn open(root: &Path, dir: &str) -> Result<GitDir, GitError> {
     let rel = RelPath::parse(dir).map_err(crate::fs::FsError::from)?;
     let root_fd = open_root(root)?;
     let fd = open_dir(&root_fd, &rel, Strategy::Auto)?;
-    Ok(GitDir {
-        fd,
-        root: root.to_owned(),
-        rel: rel.to_string(),
-    })
+    Ok(GitDir::new(fd, root.to_owned(), rel.to_string()))
 }
 
 /// Git's failure, with "not a repository" said in the operator's terms.
@@ -47,11 +43,20 @@ fn not_repo(d: &GitDir) -> impl Fn(GitError) -> GitError + '_ {
 /// # Errors
 /// Not a repository; git failures.
 pub async fn status(d: &GitDir) -> Result<GitStatus, GitError> {
-    let out = Git::new(d, ["status", "--porcelain=v2", "--branch", "-z"])
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .run()
-        .await
-        .map_err(not_repo(d))?;
+    let out = Git::new(
+        d,
+        [
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--ignore-submodules=all",
+        ],
+    )
+    .env("GIT_OPTIONAL_LOCKS", "0")
+    .run()
+    .await
+    .map_err(not_repo(d))?;
     let mut st = parse::status(&out.stdout);
     st.truncated |= out.truncated;
     Ok(st)
@@ -67,7 +72,13 @@ pub async fn diff(d: &GitDir, q: &GitDiffQuery) -> Result<GitDiff, GitError> {
         .iter()
         .map(|p| pathspec(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut args = vec!["diff", "--no-ext-diff", "--no-textconv", "--no-color"];
+    let mut args = vec![
+        "diff",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--no-color",
+        "--ignore-submodules=all",
+    ];
     if q.staged {
         args.push("--cached");
     }
@@ -99,6 +110,7 @@ pub async fn log(d: &GitDir, q: &GitLogQuery) -> Result<GitLog, GitError> {
     let n = q.limit.unwrap_or(DEFAULT_LOG_LIMIT).clamp(1, MAX_LOG_LIMIT);
     let mut args = vec![
         "log".to_owned(),
+        "--no-show-signature".to_owned(),
         parse::LOG_FORMAT.to_owned(),
         "-n".to_owned(),
         n.to_string(),
@@ -349,6 +361,8 @@ pub async fn pull(d: &GitDir, q: &GitRemoteQuery) -> Result<GitOutput, GitError>
         [
             "pull",
             "--ff-only",
+            "--no-rebase",
+            "--no-stat",
             "--no-recurse-submodules",
             &remote,
             &branch,

@@ -12,7 +12,19 @@
 //! - Overrides on every command line (`-c`): `core.hooksPath=/dev/null` (no hooks run),
 //!   `core.fsmonitor=false` (a repository cannot name a program for `status` to run),
 //!   `protocol.file.allow=never`, `protocol.ext.allow=never`, `commit.gpgSign=false`,
-//!   `tag.gpgSign=false`, `submodule.recurse=false`, `color.ui=false`; `--no-pager`.
+//!   `tag.gpgSign=false`, `submodule.recurse=false`, `color.ui=false`,
+//!   `safe.bareRepository=explicit` (a bare-repository layout inside the workspace is never
+//!   discovered), `log.showSignature=false` and every `gpg.*program` set to a no-op (showing a
+//!   signed commit never runs a verifier), `credential.helper=` (the empty value clears every
+//!   helper, also URL-specific ones), `core.askPass` and `core.alternateRefsCommand` set to a
+//!   no-op, `http.saveCookies=false`, `http.cookieFile=`; `--no-pager`.
+//! - Environment overrides of settings a repository could set: `GIT_ASKPASS` and
+//!   `SSH_ASKPASS` are a no-op program (`SSH_ASKPASS_REQUIRE=never`), `GIT_PROXY_COMMAND` is
+//!   empty (git then ignores `core.gitProxy`, whose first value would otherwise win),
+//!   `GIT_SEQUENCE_EDITOR` is a no-op.
+//! - Every operation first resolves its repository with discovery ([`super::pin`]); every
+//!   command afterwards runs with `GIT_DIR` and `GIT_WORK_TREE` set to the checked paths, so
+//!   a `.git` file, link or `core.worktree` changed later is not followed.
 //! - The working directory is the fd from containment, entered via `/proc/self/fd/N`, so a folder
 //!   swapped for a link after the check is not followed.
 
@@ -34,8 +46,8 @@ const MAX_STDERR: usize = 16 * 1024;
 /// Default bound on stdout.
 pub const MAX_STDOUT: usize = 8 * 1024 * 1024;
 
-/// The `-c` overrides on every command line.
-const OVERRIDES: [&str; 8] = [
+/// The `-c` overrides on every command line that need no program path.
+const OVERRIDES: [&str; 13] = [
     "core.hooksPath=/dev/null",
     "core.fsmonitor=false",
     "protocol.file.allow=never",
@@ -44,7 +56,34 @@ const OVERRIDES: [&str; 8] = [
     "tag.gpgSign=false",
     "submodule.recurse=false",
     "color.ui=false",
+    "safe.bareRepository=explicit",
+    "log.showSignature=false",
+    "credential.helper=",
+    "http.saveCookies=false",
+    "http.cookieFile=",
 ];
+
+/// Settings that name a program, each set to the no-op program.
+const PROGRAMS: [&str; 6] = [
+    "gpg.program",
+    "gpg.openpgp.program",
+    "gpg.x509.program",
+    "gpg.ssh.program",
+    "core.askPass",
+    "core.alternateRefsCommand",
+];
+
+/// An absolute path to a program that does nothing and fails (`false`), so a prompt or a
+/// verifier gives up at once; never looked up in a `PATH` the workspace could influence.
+fn no_op() -> &'static str {
+    static FOUND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        ["/usr/bin/false", "/bin/false"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("false")
+    })
+}
 
 /// Where git runs: a folder opened beneath a workspace root.
 #[derive(Debug)]
@@ -55,6 +94,20 @@ pub struct GitDir {
     pub root: PathBuf,
     /// The folder relative to the root, for messages.
     pub rel: String,
+    /// The repository resolved and checked once per operation ([`super::pin`]).
+    pub pinned: tokio::sync::OnceCell<super::pin::Pinned>,
+}
+
+impl GitDir {
+    /// A folder opened beneath `root`.
+    pub fn new(fd: OwnedFd, root: PathBuf, rel: String) -> Self {
+        Self {
+            fd,
+            root,
+            rel,
+            pinned: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 /// What a finished git command produced.
@@ -120,7 +173,7 @@ impl<'a> Git<'a> {
         self
     }
 
-    fn command(&self) -> Command {
+    fn command(&self, pinned: Option<&super::pin::Pinned>) -> Command {
         let mut cmd = Command::new("git");
         cmd.env_clear();
         for key in ["PATH", "HOME", "SSH_AUTH_SOCK"] {
@@ -136,9 +189,18 @@ impl<'a> Git<'a> {
             .env("GIT_PAGER", "cat")
             .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
             .env("GIT_ALLOW_PROTOCOL", "https:http:ssh:git")
-            .env("GIT_LITERAL_PATHSPECS", "1");
+            .env("GIT_LITERAL_PATHSPECS", "1")
+            .env("GIT_ASKPASS", no_op())
+            .env("SSH_ASKPASS", no_op())
+            .env("SSH_ASKPASS_REQUIRE", "never")
+            .env("GIT_PROXY_COMMAND", "")
+            .env("GIT_SEQUENCE_EDITOR", "true");
         if let Some(parent) = self.dir.root.parent() {
             cmd.env("GIT_CEILING_DIRECTORIES", parent);
+        }
+        if let Some(p) = pinned {
+            cmd.env("GIT_DIR", &p.git_dir)
+                .env("GIT_WORK_TREE", &p.work_tree);
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
@@ -146,6 +208,9 @@ impl<'a> Git<'a> {
         cmd.arg("--no-pager");
         for o in OVERRIDES {
             cmd.arg("-c").arg(o);
+        }
+        for key in PROGRAMS {
+            cmd.arg("-c").arg(format!("{key}={}", no_op()));
         }
         cmd.args(&self.args)
             .current_dir(Path::new("/proc/self/fd").join(self.dir.fd.as_raw_fd().to_string()))
@@ -161,12 +226,26 @@ impl<'a> Git<'a> {
     /// # Errors
     /// Git missing, or the time bound passed.
     pub async fn output(self) -> Result<Output, GitError> {
+        let pinned = super::pin::pinned(self.dir).await?;
+        self.exec(Some(pinned)).await
+    }
+
+    /// Runs with git's own repository discovery instead of the pinned repository (only
+    /// [`super::pin`] does, to find the repository).
+    ///
+    /// # Errors
+    /// As [`Self::output`].
+    pub(super) async fn discovering(self) -> Result<Output, GitError> {
+        self.exec(None).await
+    }
+
+    async fn exec(self, pinned: Option<&super::pin::Pinned>) -> Result<Output, GitError> {
         let what = self
             .args
             .first()
             .map(|a| a.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut child = self.command().spawn().map_err(GitError::Spawn)?;
+        let mut child = self.command(pinned).spawn().map_err(GitError::Spawn)?;
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let run = async {

@@ -113,7 +113,7 @@ impl From<GitError> for Refusal {
     fn from(e: GitError) -> Self {
         match e {
             GitError::Path(fs) => fs.into(),
-            e @ GitError::Rule { .. } => Self {
+            e @ (GitError::Rule { .. } | GitError::Repository { .. }) => Self {
                 rule: e.rule(),
                 error: OpError::Contained {
                     rule: e.rule().unwrap_or("git"),

@@ -260,3 +260,41 @@ async fn non_empty_folders_special_files_and_the_root_are_protected() -> anyhow:
     assert!(f.root.join("full/file.txt").is_file());
     Ok(())
 }
+
+/// `.git` can never be created or renamed into place by folder operations: a `.git` file or
+/// link decides which repository git uses.
+#[tokio::test]
+async fn nothing_becomes_a_git_directory() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    std::fs::create_dir(f.root.join("sub"))?;
+    std::fs::write(
+        f.root.join("gitdir.txt"),
+        format!("gitdir: {}\n", f.sentinel.join("outside.git").display()),
+    )?;
+    symlink(f.sentinel.join("outside.git"), f.root.join("link"))?;
+    std::fs::create_dir(f.root.join("folder"))?;
+    for from in ["gitdir.txt", "link", "folder"] {
+        for to in ["sub/.git", ".GIT", "sub/.Git"] {
+            f.refused(Op::FsRename, json!({ "from": from, "to": to }), "dot_git")
+                .await?;
+        }
+    }
+    for path in ["sub/.git", "folder/.GIT"] {
+        f.refused(Op::FsMkdir, json!({ "path": path }), "dot_git")
+            .await?;
+    }
+    assert!(!f.root.join("sub/.git").exists());
+    // The workspace's own `.git` cannot be moved away and replaced either.
+    f.refused(
+        Op::FsRename,
+        json!({ "from": "folder", "to": ".git" }),
+        "dot_git",
+    )
+    .await?;
+    // Names that only contain `.git` are ordinary.
+    f.ok::<FsDone>(Op::FsMkdir, json!({ "path": "sub/.github" }))
+        .await?;
+    f.ok::<FsDone>(Op::FsRename, json!({ "from": "folder", "to": "x.git" }))
+        .await?;
+    Ok(())
+}

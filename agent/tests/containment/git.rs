@@ -7,6 +7,55 @@ use proto::header::Op;
 use proto::wire_error::ErrorCode;
 use serde_json::json;
 use std::os::unix::fs::{PermissionsExt as _, symlink};
+use std::path::Path;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A local server that answers every connection with `401` asking for Basic credentials, then
+/// closes it (an http remote that wants a password; for `git://` it is a protocol error). Its
+/// port. It stops with the test's runtime.
+async fn answer_401() -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\
+                          Content-Length: 0\r\nConnection: close\r\n\r\n",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// Makes HEAD a commit with a `gpgsig` header (a signature git would verify with the
+/// configured program when showing it).
+fn signed_commit(repo: &Path) -> anyhow::Result<()> {
+    let tree = git(repo, &["rev-parse", "HEAD^{tree}"])?;
+    let head = git(repo, &["rev-parse", "HEAD"])?;
+    let raw = format!(
+        "tree {}\nparent {}\nauthor A <a@example.com> 1700000000 +0000\n\
+         committer A <a@example.com> 1700000000 +0000\n\
+         gpgsig -----BEGIN PGP SIGNATURE-----\n \n iQEzBAABCAAdFiEE\n -----END PGP SIGNATURE-----\n\
+         \nsigned\n",
+        tree.trim(),
+        head.trim()
+    );
+    let path = repo.join(".git/signed-commit");
+    std::fs::write(&path, raw)?;
+    let p = path.display().to_string();
+    let id = git(repo, &["hash-object", "-t", "commit", "-w", &p])?;
+    std::fs::remove_file(&path)?;
+    git(repo, &["update-ref", "HEAD", id.trim()])?;
+    anyhow::ensure!(git(repo, &["cat-file", "commit", "HEAD"])?.contains("\ngpgsig "));
+    Ok(())
+}
 
 #[tokio::test]
 async fn git_operations_work_inside_the_root() -> anyhow::Result<()> {
@@ -322,6 +371,41 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
         &f.root,
         &["remote", "add", "origin", "ssh://127.0.0.1:1/x.git"],
     )?;
+    // An http remote that asks for credentials: neither the credential helpers (general and
+    // URL-specific) nor `core.askPass` may run.
+    let port = answer_401().await?;
+    let web = format!("http://127.0.0.1:{port}/x.git");
+    git(&f.root, &["remote", "add", "web", &web])?;
+    git(
+        &f.root,
+        &[
+            "config",
+            &format!("credential.{web}.helper"),
+            &format!("!{}", script("cred-url")?),
+        ],
+    )?;
+    git(&f.root, &["config", "core.askPass", &script("askpass")?])?;
+    // A git:// remote: `core.gitProxy` may not run.
+    git(
+        &f.root,
+        &[
+            "remote",
+            "add",
+            "daemon",
+            &format!("git://127.0.0.1:{port}/x.git"),
+        ],
+    )?;
+    git(&f.root, &["config", "core.gitProxy", &script("proxy")?])?;
+    // A signed commit shown with `log.showSignature`: the repository's gpg programs may not run.
+    git(&f.root, &["config", "log.showSignature", "true"])?;
+    git(&f.root, &["config", "gpg.ssh.program", &script("gpg-ssh")?])?;
+    git(
+        &f.root,
+        &["config", "gpg.x509.program", &script("gpg-x509")?],
+    )?;
+    git(&f.root, &["config", "pull.rebase", "interactive"])?;
+    git(&f.root, &["config", "sequence.editor", &script("seqedit")?])?;
+    signed_commit(&f.root)?;
     std::fs::write(f.root.join("README.md"), "changed\n")?;
 
     f.ok::<GitStatus>(Op::GitStatus, json!({})).await?;
@@ -347,6 +431,22 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
         .err(Op::GitPush, json!({ "remote": "origin", "branch": "b2" }))
         .await?;
     assert_ne!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 5 })).await?;
+    assert!(
+        log.commits.iter().any(|c| c.subject == "signed"),
+        "{:?}",
+        log.commits
+    );
+    for remote in ["web", "daemon"] {
+        let e = f
+            .err(Op::GitPull, json!({ "remote": remote, "branch": "b2" }))
+            .await?;
+        assert_eq!(e.code, ErrorCode::Conflict, "{remote}: {}", e.message);
+        let e = f
+            .err(Op::GitPush, json!({ "remote": remote, "branch": "b2" }))
+            .await?;
+        assert_eq!(e.code, ErrorCode::Conflict, "{remote}: {}", e.message);
+    }
     let ran: Vec<_> = std::fs::read_dir(&f.sentinel)?
         .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -453,5 +553,154 @@ async fn outputs_are_bounded() -> anyhow::Result<()> {
     assert_eq!(log.commits[0].subject, "c2");
     let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 0 })).await?;
     assert_eq!(log.commits.len(), 1, "a zero limit is raised to one");
+    Ok(())
+}
+
+/// A hash of a folder outside the root that a repository inside points at.
+struct Outside {
+    dir: std::path::PathBuf,
+    before: blake3::Hash,
+}
+
+impl Outside {
+    /// A repository outside the root with a commit on `main` and a branch `x` that adds
+    /// `authorized_keys`.
+    fn new(f: &Fixture) -> anyhow::Result<Self> {
+        let dir = f.env.tmp.path().join("elsewhere");
+        std::fs::create_dir(&dir)?;
+        git(&dir, &["init", "-q", "-b", "main"])?;
+        git(&dir, &["config", "user.name", "o"])?;
+        git(&dir, &["config", "user.email", "o@example.com"])?;
+        std::fs::write(dir.join("secret.txt"), "outside secret\n")?;
+        git(&dir, &["add", "secret.txt"])?;
+        git(&dir, &["commit", "-q", "-m", "outside secret"])?;
+        git(&dir, &["switch", "-q", "-c", "x"])?;
+        std::fs::write(dir.join("authorized_keys"), "ssh-ed25519 AAAA attacker\n")?;
+        git(&dir, &["add", "authorized_keys"])?;
+        git(&dir, &["commit", "-q", "-m", "keys"])?;
+        git(&dir, &["switch", "-q", "main"])?;
+        let before = super::hash_tree(&dir);
+        Ok(Self { dir, before })
+    }
+
+    fn assert_unchanged(&self, case: &str) {
+        assert_eq!(
+            super::hash_tree(&self.dir),
+            self.before,
+            "{case}: the repository outside the root changed"
+        );
+    }
+}
+
+/// Every git operation in `dir` is refused with `rule`, and nothing outside changes.
+async fn all_refused(f: &Fixture, out: &Outside, dir: &str, rule: &str) -> anyhow::Result<()> {
+    let d = json!({ "dir": dir });
+    for (op, body) in [
+        (Op::GitStatus, d.clone()),
+        (Op::GitLog, d.clone()),
+        (Op::GitDiff, d.clone()),
+        (Op::GitBranchList, d.clone()),
+        (Op::GitAdd, json!({ "dir": dir, "paths": ["."] })),
+        (
+            Op::GitCommit,
+            json!({ "dir": dir, "message": "m", "all": true }),
+        ),
+        (Op::GitCheckout, json!({ "dir": dir, "branch": "x" })),
+        (
+            Op::GitBranchCreate,
+            json!({ "dir": dir, "name": "y", "checkout": true }),
+        ),
+        (Op::GitPull, json!({ "dir": dir, "remote": "origin" })),
+        (Op::GitPush, json!({ "dir": dir, "remote": "origin" })),
+    ] {
+        let e = f.refused(op, body, rule).await?;
+        assert!(
+            !e.message.contains("outside secret"),
+            "{}: {}",
+            op.as_str(),
+            e.message
+        );
+        out.assert_unchanged(&format!("{} in {dir}", op.as_str()));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn repositories_and_work_trees_outside_the_root_are_refused() -> anyhow::Result<()> {
+    let f = Fixture::new().await?;
+    let out = Outside::new(&f)?;
+    let outside_git = out.dir.join(".git");
+
+    // A `.git` file naming a git directory outside.
+    std::fs::create_dir(f.root.join("gitfile"))?;
+    std::fs::write(
+        f.root.join("gitfile/.git"),
+        format!("gitdir: {}\n", outside_git.display()),
+    )?;
+    all_refused(&f, &out, "gitfile", "repository_outside_root").await?;
+
+    // A `.git` symbolic link to it.
+    std::fs::create_dir(f.root.join("gitlink"))?;
+    symlink(&outside_git, f.root.join("gitlink/.git"))?;
+    all_refused(&f, &out, "gitlink", "repository_outside_root").await?;
+
+    // A committed or pulled bare-repository layout (HEAD, config, objects, refs) whose config
+    // makes the sentinel its work tree: git_checkout would write authorized_keys there.
+    let bare = f.root.join("bare");
+    git(
+        &f.root,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &out.dir.display().to_string(),
+            "bare",
+        ],
+    )?;
+    git(&bare, &["config", "core.bare", "false"])?;
+    git(
+        &bare,
+        &["config", "core.worktree", &f.sentinel.display().to_string()],
+    )?;
+    all_refused(&f, &out, "bare", "bare_repository").await?;
+
+    // A nested repository whose core.worktree is outside.
+    git(
+        &f.root,
+        &["clone", "-q", &out.dir.display().to_string(), "nested"],
+    )?;
+    git(&f.root.join("nested"), &["branch", "-q", "x", "origin/x"])?;
+    git(
+        &f.root.join("nested"),
+        &["config", "core.worktree", &f.sentinel.display().to_string()],
+    )?;
+    all_refused(&f, &out, "nested", "repository_outside_root").await?;
+
+    // Alternates: objects read from a repository outside.
+    git(
+        &f.root,
+        &["clone", "-q", &out.dir.display().to_string(), "borrowing"],
+    )?;
+    std::fs::write(
+        f.root.join("borrowing/.git/objects/info/alternates"),
+        format!("{}\n", outside_git.join("objects").display()),
+    )?;
+    all_refused(&f, &out, "borrowing", "alternates_outside_root").await?;
+
+    // Inside the git directory there is no work tree.
+    f.refused(Op::GitStatus, json!({ "dir": ".git" }), "no_work_tree")
+        .await?;
+
+    // The workspace's own repository with core.worktree outside: git_checkout would write
+    // there.
+    git(
+        &f.root,
+        &["config", "core.worktree", &out.dir.display().to_string()],
+    )?;
+    all_refused(&f, &out, "", "repository_outside_root").await?;
+    git(&f.root, &["config", "--unset", "core.worktree"])?;
+    f.ok::<GitStatus>(Op::GitStatus, json!({})).await?;
+    f.assert_sentinel_unchanged("repositories outside");
+    out.assert_unchanged("repositories outside");
     Ok(())
 }
