@@ -5,6 +5,7 @@
 
 use crate::commands::CommandError;
 use crate::remote::Remote;
+use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
 use cm_relay::client;
 use cm_relay::time::random_u64;
@@ -243,7 +244,8 @@ fn print<T: Serialize>(
     if json {
         println!("{}", serde_json::to_string_pretty(v)?);
     } else {
-        print!("{}", text(v));
+        // Everything printed came from the relay: no escape sequence reaches the terminal.
+        print!("{}", sanitize_text(&text(v)));
     }
     Ok(())
 }
@@ -281,7 +283,8 @@ pub fn users_text(users: &[UserInfo]) -> String {
     out
 }
 
-/// Formats audit rows as lines.
+/// Formats audit rows as lines. Every field is sanitized: the audit records what clients
+/// sent, escape sequences included.
 pub fn audit_text(rows: &[AuditEntry]) -> String {
     let mut out = String::new();
     for r in rows {
@@ -289,18 +292,18 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
             "{:>6} {} {:<24} {:<14} {:<6} {}{}{}\n",
             r.id,
             r.ts_ms,
-            r.actor,
-            r.op,
-            r.decision,
+            sanitize(&r.actor),
+            sanitize(&r.op),
+            sanitize(&r.decision),
             r.host
                 .as_deref()
-                .map(|h| format!("host={h} "))
+                .map(|h| format!("host={} ", sanitize(h)))
                 .unwrap_or_default(),
             r.target
                 .as_deref()
-                .map(|t| format!("target={t} "))
+                .map(|t| format!("target={} ", sanitize(t)))
                 .unwrap_or_default(),
-            r.reason.as_deref().unwrap_or("")
+            sanitize(r.reason.as_deref().unwrap_or(""))
         ));
     }
     out
@@ -467,5 +470,32 @@ pub async fn run(
             let rows: Vec<AuditEntry> = call(remote, Op::AuditRead, Some(&q)).await?;
             print(json, &rows, |r| audit_text(r))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_text_drops_escape_sequences_from_every_field() {
+        let evil = "\u{1b}]0;pwned\u{7}x\u{1b}[2J\r\ny";
+        let row = AuditEntry {
+            id: 7,
+            ts_ms: 1,
+            actor: evil.into(),
+            role: Some(evil.into()),
+            host: Some(evil.into()),
+            op: evil.into(),
+            target: Some(evil.into()),
+            decision: "deny".into(),
+            reason: Some(evil.into()),
+            hash: "h".into(),
+        };
+        let text = audit_text(&[row]);
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(!text.contains('\u{7}') && !text.contains('\r'), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "one row, one line: {text:?}");
+        assert!(text.contains("host=xy target=xy "), "{text:?}");
     }
 }

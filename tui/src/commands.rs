@@ -3,6 +3,7 @@
 //! `opencode start|stop|status`): one request each, printed as text or `--json`.
 
 use crate::remote::{EventStream, Remote, Target};
+use crate::view::text::{sanitize, sanitize_text};
 use cm_relay::client::LinkError;
 use cm_relay::framed::StreamError;
 use cm_relay::time::random_u64;
@@ -80,10 +81,13 @@ pub async fn workspaces(remote: &Remote, host: &str, json: bool) -> Result<(), C
         let state = format!("{:?}", w.opencode.state).to_lowercase();
         println!(
             "{:<20} {:<10} {:<10} {}",
-            w.name,
+            sanitize(&w.name),
             if w.available { "ok" } else { "missing" },
             state,
-            note_after(&state, w.opencode.last_error.as_deref().unwrap_or(""))
+            sanitize(note_after(
+                &state,
+                w.opencode.last_error.as_deref().unwrap_or("")
+            ))
         );
     }
     Ok(())
@@ -108,7 +112,12 @@ pub async fn sessions(remote: &Remote, target: &Target, json: bool) -> Result<()
     }
     println!("{:<32} {:<8} TITLE", "SESSION", "STATUS");
     for s in &list {
-        println!("{:<32} {:<8} {}", s.id, status_text(&s.status), s.title);
+        println!(
+            "{:<32} {:<8} {}",
+            sanitize(&s.id),
+            status_text(&s.status),
+            sanitize(&s.title)
+        );
     }
     Ok(())
 }
@@ -165,7 +174,7 @@ pub async fn send(
                 }
                 other => other?,
             };
-            eprintln!("new session {}", created.id);
+            eprintln!("new session {}", sanitize(&created.id));
             created.id
         }
     };
@@ -191,7 +200,7 @@ pub async fn send(
     match events {
         None if json => print_json(&accepted),
         None => {
-            println!("prompt accepted in session {}", accepted.session);
+            println!("prompt accepted in session {}", sanitize(&accepted.session));
             Ok(())
         }
         Some(events) => follow_turn(events, &target, &session, json).await,
@@ -231,7 +240,7 @@ async fn follow_turn(
             } if !json => {
                 // OpenCode streams deltas only for the assistant's parts.
                 assistant.insert(message_id);
-                write!(out, "{delta}")?;
+                write!(out, "{}", sanitize_text(&delta))?;
                 out.flush()?;
                 printed.entry(part_id).or_default().push_str(&delta);
             }
@@ -243,7 +252,7 @@ async fn follow_turn(
                 // Reconcile with the final text: print whatever the deltas did not carry.
                 let done = printed.entry(id).or_default();
                 if let Some(rest) = text.strip_prefix(done.as_str()) {
-                    write!(out, "{rest}")?;
+                    write!(out, "{}", sanitize_text(rest))?;
                     out.flush()?;
                     done.push_str(rest);
                 }
@@ -254,18 +263,21 @@ async fn follow_turn(
                 },
                 ..
             } if !json && tool_state.get(&id) != Some(&status) => {
-                eprintln!("[tool {tool}: {status}]");
+                eprintln!("[tool {}: {}]", sanitize(&tool), sanitize(&status));
                 tool_state.insert(id, status);
             }
             Event::PermissionAsked { request } if !json => {
                 eprintln!(
-                    "permission requested: {} {} {} — answer with `cm-tui approve|reject {} {} {}`",
-                    request.id,
-                    request.permission,
-                    request.patterns.join(" "),
-                    target.host,
-                    target.workspace.as_deref().unwrap_or("WORKSPACE"),
-                    request.id
+                    "{}",
+                    sanitize(&format!(
+                        "permission requested: {} {} {} — answer with `cm-tui approve|reject {} {} {}`",
+                        request.id,
+                        request.permission,
+                        request.patterns.join(" "),
+                        target.host,
+                        target.workspace.as_deref().unwrap_or("WORKSPACE"),
+                        request.id
+                    ))
                 );
             }
             Event::SessionError { name, message, .. } => {
@@ -276,7 +288,7 @@ async fn follow_turn(
                 });
             }
             Event::SessionIdle { .. } => break,
-            Event::Resync { reason } if !json => eprintln!("[resync: {reason}]"),
+            Event::Resync { reason } if !json => eprintln!("[resync: {}]", sanitize(&reason)),
             _ => {}
         }
     }
@@ -305,7 +317,12 @@ pub async fn watch(remote: &Remote, target: &Target, json: bool) -> Result<(), C
         if json {
             writeln!(out, "{}", serde_json::to_string(&frame)?)?;
         } else {
-            writeln!(out, "{:>6} {}", frame.seq, describe(&frame.event))?;
+            writeln!(
+                out,
+                "{:>6} {}",
+                frame.seq,
+                sanitize(&describe(&frame.event))
+            )?;
         }
         out.flush()?;
     }
@@ -393,14 +410,14 @@ pub async fn permissions(remote: &Remote, target: &Target, json: bool) -> Result
     for p in &pending.permissions {
         println!(
             "{} {:<10} {:<34} {}",
-            p.id,
-            p.permission,
-            p.session,
-            p.patterns.join(" ")
+            sanitize(&p.id),
+            sanitize(&p.permission),
+            sanitize(&p.session),
+            sanitize(&p.patterns.join(" "))
         );
     }
     for q in &pending.questions {
-        println!("{} question   {}", q.id, q.session);
+        println!("{} question   {}", sanitize(&q.id), sanitize(&q.session));
     }
     Ok(())
 }
@@ -485,9 +502,12 @@ pub async fn diff(
     for f in &files {
         println!(
             "=== {} ({}, +{} -{})",
-            f.file, f.status, f.additions, f.deletions
+            sanitize(&f.file),
+            sanitize(&f.status.to_string()),
+            f.additions,
+            f.deletions
         );
-        print!("{}", f.patch);
+        print!("{}", sanitize_text(&f.patch));
         if !f.patch.ends_with('\n') {
             println!();
         }
@@ -513,17 +533,20 @@ pub async fn messages(
     }
     for m in &list {
         println!(
-            "--- {} {}{}",
-            m.role,
-            m.id,
-            m.error
-                .as_deref()
-                .map(|e| format!(" [{e}]"))
-                .unwrap_or_default()
+            "{}",
+            sanitize(&format!(
+                "--- {} {}{}",
+                m.role,
+                m.id,
+                m.error
+                    .as_deref()
+                    .map(|e| format!(" [{e}]"))
+                    .unwrap_or_default()
+            ))
         );
         for p in &m.parts {
             match p {
-                Part::Text { text, .. } => println!("{text}"),
+                Part::Text { text, .. } => println!("{}", sanitize_text(text)),
                 Part::Tool {
                     tool,
                     status,
@@ -531,14 +554,19 @@ pub async fn messages(
                     ..
                 } => {
                     println!(
-                        "[tool {tool}: {status}{}]",
-                        error
-                            .as_deref()
-                            .map(|e| format!(": {e}"))
-                            .unwrap_or_default()
+                        "{}",
+                        sanitize(&format!(
+                            "[tool {tool}: {status}{}]",
+                            error
+                                .as_deref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
+                        ))
                     );
                 }
-                Part::Patch { files, .. } => println!("[patch: {}]", files.join(", ")),
+                Part::Patch { files, .. } => {
+                    println!("[patch: {}]", sanitize(&files.join(", ")));
+                }
                 Part::Reasoning { .. } | Part::Other { .. } => {}
             }
         }
@@ -564,8 +592,9 @@ pub async fn opencode(
     let note = info.last_error.as_deref().map(|e| note_after(&state, e));
     println!(
         "{}: opencode {state}{}",
-        info.workspace,
-        note.map(|e| format!(" ({e})")).unwrap_or_default()
+        sanitize(&info.workspace),
+        note.map(|e| format!(" ({})", sanitize(e)))
+            .unwrap_or_default()
     );
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use crate::commands::CommandError;
 use crate::remote::{Remote, Target};
+use crate::view::text::{sanitize, sanitize_text};
 use clap::{Args, Subcommand};
 use proto::fs::{FsDone, FsKind, FsListing, FsPath, FsRename};
 use proto::git::{
@@ -250,23 +251,25 @@ pub async fn run_fs(remote: &Remote, cmd: FsCommand) -> Result<(), CommandError>
     println!(
         "ok: {}",
         if done.path.is_empty() {
-            "."
+            ".".to_owned()
         } else {
-            &done.path
+            sanitize(&done.path)
         }
     );
     Ok(())
 }
 
-/// A listing as text: one line per entry, a kind letter, the name, the size of files.
+/// A listing as text: one line per entry, a kind letter, the name, the size of files. Names
+/// come from the host: escape sequences and control characters are dropped.
 pub fn format_listing(l: &FsListing) -> String {
     let mut out = String::new();
     for e in &l.entries {
+        let name = sanitize(&e.name);
         let line = match e.kind {
-            FsKind::Dir => format!("d  {}/\n", e.name),
-            FsKind::File => format!("f  {:<40} {}\n", e.name, e.size.unwrap_or(0)),
-            FsKind::Symlink => format!("l  {} (link, not followed)\n", e.name),
-            FsKind::Special => format!("s  {} (device, socket or FIFO)\n", e.name),
+            FsKind::Dir => format!("d  {name}/\n"),
+            FsKind::File => format!("f  {name:<40} {}\n", e.size.unwrap_or(0)),
+            FsKind::Symlink => format!("l  {name} (link, not followed)\n"),
+            FsKind::Special => format!("s  {name} (device, socket or FIFO)\n"),
         };
         out.push_str(&line);
     }
@@ -282,11 +285,14 @@ pub fn format_listing(l: &FsListing) -> String {
     out
 }
 
-/// A status as text, like `git status --short --branch`.
+/// A status as text, like `git status --short --branch` (names sanitized).
 pub fn format_status(s: &GitStatus) -> String {
-    let mut out = format!("## {}", s.branch.as_deref().unwrap_or("HEAD (detached)"));
+    let mut out = format!(
+        "## {}",
+        sanitize(s.branch.as_deref().unwrap_or("HEAD (detached)"))
+    );
     if let Some(u) = &s.upstream {
-        out.push_str(&format!("...{u}"));
+        out.push_str(&format!("...{}", sanitize(u)));
         if s.ahead > 0 || s.behind > 0 {
             out.push_str(&format!(" [ahead {}, behind {}]", s.ahead, s.behind));
         }
@@ -296,9 +302,14 @@ pub fn format_status(s: &GitStatus) -> String {
         let from = e
             .from
             .as_deref()
-            .map(|f| format!("{f} -> "))
+            .map(|f| format!("{} -> ", sanitize(f)))
             .unwrap_or_default();
-        out.push_str(&format!("{}{} {from}{}\n", e.index, e.worktree, e.path));
+        out.push_str(&format!(
+            "{}{} {from}{}\n",
+            sanitize(&e.index),
+            sanitize(&e.worktree),
+            sanitize(&e.path)
+        ));
     }
     if s.truncated {
         out.push_str("… more changes not shown\n");
@@ -315,9 +326,9 @@ fn format_branches(b: &GitBranches) -> String {
             let up = br
                 .upstream
                 .as_deref()
-                .map(|u| format!(" [{u}]"))
+                .map(|u| format!(" [{}]", sanitize(u)))
                 .unwrap_or_default();
-            format!("{mark} {prefix}{}{up}\n", br.name)
+            format!("{mark} {prefix}{}{up}\n", sanitize(&br.name))
         })
         .collect()
 }
@@ -354,7 +365,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             if json {
                 return print_json(&d);
             }
-            print!("{}", d.patch);
+            print!("{}", sanitize_text(&d.patch));
             if d.truncated {
                 eprintln!(
                     "(diff cut at {} bytes; name paths to see the rest)",
@@ -370,7 +381,12 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             }
             for c in &l.commits {
                 let short: String = c.id.chars().take(10).collect();
-                println!("{short} {:<16} {}", c.author, c.subject);
+                println!(
+                    "{} {:<16} {}",
+                    sanitize(&short),
+                    sanitize(&c.author),
+                    sanitize(&c.subject)
+                );
             }
         }
         GitAction::Add { paths } => {
@@ -392,8 +408,8 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             }
             println!(
                 "committed {} on {}",
-                c.id,
-                c.branch.as_deref().unwrap_or("a detached HEAD")
+                sanitize(&c.id),
+                sanitize(c.branch.as_deref().unwrap_or("a detached HEAD"))
             );
         }
         GitAction::Branch {
@@ -436,7 +452,10 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             if json {
                 return print_json(&b);
             }
-            println!("on branch {}", b.current.as_deref().unwrap_or("(detached)"));
+            println!(
+                "on branch {}",
+                sanitize(b.current.as_deref().unwrap_or("(detached)"))
+            );
         }
         GitAction::Pull { remote: r, branch } => {
             let q = GitRemoteQuery {
@@ -448,7 +467,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             if json {
                 return print_json(&o);
             }
-            println!("{}", o.output);
+            println!("{}", sanitize_text(&o.output));
         }
         GitAction::Push { remote: r, branch } => {
             let q = GitRemoteQuery {
@@ -460,8 +479,55 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             if json {
                 return print_json(&o);
             }
-            println!("{}", o.output);
+            println!("{}", sanitize_text(&o.output));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::fs::FsEntry;
+    use proto::git::GitStatusEntry;
+
+    const EVIL: &str = "a\u{1b}]0;pwned\u{7}b\u{1b}[31m\r\n";
+
+    #[test]
+    fn listings_and_statuses_carry_no_escape_sequences() {
+        let l = FsListing {
+            path: String::new(),
+            entries: vec![FsEntry {
+                name: EVIL.into(),
+                kind: FsKind::File,
+                size: Some(1),
+            }],
+            truncated: false,
+        };
+        let text = format_listing(&l);
+        assert!(text.starts_with("f  ab "), "{text:?}");
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        let s = GitStatus {
+            branch: Some(EVIL.into()),
+            head: None,
+            upstream: Some(EVIL.into()),
+            ahead: 0,
+            behind: 0,
+            entries: vec![GitStatusEntry {
+                path: EVIL.into(),
+                index: "?".into(),
+                worktree: "?".into(),
+                from: Some(EVIL.into()),
+            }],
+            truncated: false,
+        };
+        let text = format_status(&s);
+        assert_eq!(text, "## ab...ab\n?? ab -> ab\n");
+    }
+
+    #[test]
+    fn multi_line_output_keeps_its_lines() {
+        let patch = "+ok\u{1b}[2J\n-\u{1b}]0;t\u{7}gone\n";
+        assert_eq!(sanitize_text(patch), "+ok\n-gone\n");
+    }
 }

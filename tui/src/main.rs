@@ -7,6 +7,7 @@ use cm_relay::secrets::StoreChoice;
 use cm_relay::time::now_ms;
 use cm_tui::profile::{Logins, default_state_dir};
 use cm_tui::remote::{Remote, Target};
+use cm_tui::view::text::{sanitize, sanitize_text};
 use cm_tui::{commands, connect, login};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -394,7 +395,7 @@ fn run(cli: Cli) -> Result<()> {
             let hours = profile.expires_at_ms.saturating_sub(now_ms()) / 3_600_000;
             println!(
                 "logged in as {} at {}; credential valid for {hours} h, stored in {}",
-                profile.user,
+                sanitize(&profile.user.to_string()),
                 profile.relay,
                 logins.secret_location()
             );
@@ -419,7 +420,8 @@ fn run(cli: Cli) -> Result<()> {
                 ),
                 Err(e) => {
                     eprintln!(
-                        "warning: could not revoke the credential at the relay ({e}); ask an admin to run `cm-relay creds revoke {}`",
+                        "warning: could not revoke the credential at the relay ({}); ask an admin to run `cm-relay creds revoke {}`",
+                        sanitize(&e.to_string()),
                         profile.cred_id
                     );
                     println!("logged out locally");
@@ -437,7 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                print!("{}", connect::format_hosts(&list));
+                print!("{}", sanitize_text(&connect::format_hosts(&list)));
             }
         }
         None => {
@@ -503,7 +505,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!("{}", s.id);
+                println!("{}", sanitize(&s.id));
             }
         }
         Command::Send {
@@ -652,7 +654,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("cm-tui: {e:#}");
+            // Errors carry the relay's and the agent's messages: no escape sequences.
+            eprintln!("cm-tui: {}", sanitize_text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::commands::CommandError;
 use crate::remote::Remote;
+use crate::view::text::sanitize;
 use cm_relay::client;
 use cm_relay::time::{now_ms, random_u64};
 use proto::header::{Op, StreamHeader};
@@ -26,7 +27,7 @@ pub fn queued_line(q: &Queued, now_ms: u64) -> String {
     format!(
         "queued (host offline), expires {}: delivered once when the host is back; `cm-tui queue cancel {}` drops it",
         until(now_ms, q.expires_ms),
-        q.id
+        sanitize(&q.id)
     )
 }
 
@@ -39,15 +40,16 @@ pub fn format_entries(entries: &[QueueEntry], now_ms: u64) -> String {
     for e in entries {
         let when = match e.state {
             proto::queue::QueueState::Queued => format!("expires {}", until(now_ms, e.expires_ms)),
-            _ => e.detail.clone().unwrap_or_default(),
+            _ => sanitize(e.detail.as_deref().unwrap_or_default()),
         };
+        // Everything but the state came from the relay: sanitized (the preview is quoted).
         out.push_str(&format!(
             "{}  {:<10}  {}/{}/{}  {}  {:?}\n",
-            e.id,
+            sanitize(&e.id),
             e.state.as_str(),
-            e.host,
-            e.workspace,
-            e.session,
+            sanitize(&e.host),
+            sanitize(&e.workspace),
+            sanitize(&e.session),
             when,
             e.preview
         ));
@@ -89,7 +91,10 @@ pub async fn cancel(remote: &Remote, id: String, json: bool) -> Result<(), Comma
     if json {
         println!("{}", serde_json::to_string_pretty(&entry)?);
     } else {
-        println!("cancelled {} (it will not be delivered)", entry.id);
+        println!(
+            "cancelled {} (it will not be delivered)",
+            sanitize(&entry.id)
+        );
     }
     Ok(())
 }

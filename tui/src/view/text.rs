@@ -191,6 +191,15 @@ pub fn sanitize(line: &str) -> String {
     out
 }
 
+/// [`sanitize`] for multi-line remote text (a diff, git's output): each line is made safe,
+/// the line breaks stay.
+pub fn sanitize_text(text: &str) -> String {
+    text.split('\n')
+        .map(sanitize)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// `n` of a thing with a regular plural: "1 session", "2 sessions", "0 sessions".
 pub fn count(n: usize, one: &str) -> String {
     if n == 1 {

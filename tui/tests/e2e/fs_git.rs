@@ -72,6 +72,35 @@ async fn folder_and_git_commands_end_to_end() -> Result<()> {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
+    // Names come from the host: an escape sequence in one never reaches the terminal in text
+    // output (an OSC title change here), while --json keeps the exact name.
+    let evil = "\u{1b}]0;pwned\u{7}";
+    let made = world.tui_ok(&["fs", "mkdir", "box", "demo", evil])?;
+    assert!(
+        !made.contains('\u{1b}') && made.contains("ok: "),
+        "{made:?}"
+    );
+    assert!(world.workspace.join(evil).is_dir());
+    std::fs::write(world.workspace.join(evil).join("f"), "x\n")?;
+    let text = world.tui_ok(&["fs", "ls", "box", "demo"])?;
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    // The whole OSC sequence is dropped, not only its ESC.
+    assert!(text.lines().any(|l| l == "d  /"), "{text:?}");
+    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "ls", "box", "demo", "--json"])?)?;
+    assert!(
+        ls["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == evil),
+        "{ls}"
+    );
+    let status = world.tui_ok(&["git", "box", "demo", "status"])?;
+    assert!(!status.contains('\u{1b}'), "{status:?}");
+
     // Git.
     let st: Value =
         serde_json::from_str(&world.tui_ok(&["git", "box", "demo", "status", "--json"])?)?;
