@@ -743,7 +743,7 @@ pub fn apply_change(
             )
         }
         AdminChange::RemoveUser { user } => {
-            store.remove_user(&UserId::from(user))?;
+            store.remove_user(&UserId::from(user), now_ms())?;
             ("user_remove", format!("removed {user}"), None)
         }
         AdminChange::RevokeHost { host } => {

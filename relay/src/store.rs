@@ -225,25 +225,11 @@ impl Store {
     /// # Errors
     /// SQLite failures (an unknown user violates the foreign key).
     pub fn grant(&self, user: &UserId, host: &str, role: Role) -> Result<(), StoreError> {
-        if role != Role::Owner {
-            let current: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT role FROM grants WHERE user = ?1 AND host = ?2",
-                    params![user.as_str(), host],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let owner_grants: i64 = self.conn.query_row(
-                "SELECT COUNT(*) FROM grants WHERE role = 'owner'",
-                [],
-                |r| r.get(0),
-            )?;
-            if current.as_deref() == Some("owner") && owner_grants <= 1 {
-                return Err(StoreError::Refused(format!(
-                    "{user} holds the last owner grant; grant owner to someone else first"
-                )));
-            }
+        // Only owners on `*` count: an owner of one host cannot administer the relay.
+        if role != Role::Owner && host == "*" && self.is_last_owner(user)? {
+            return Err(StoreError::Refused(format!(
+                "{user} is the last owner on every host (*); grant owner on * to someone else first"
+            )));
         }
         self.conn.execute(
             "INSERT INTO grants(user, host, role) VALUES (?1, ?2, ?3)

@@ -16,6 +16,7 @@ use crate::framed::{FramedRecv, send_frame};
 use crate::store::{AuditEvent, QueueRow, StoreError};
 use crate::time::{now_ms, random_u64};
 use proto::frame::MAX_FRAME_LEN;
+use proto::handshake::PeerKind;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId, UserId};
 use proto::message::Reply;
@@ -100,34 +101,6 @@ pub(crate) async fn enqueue(
             return;
         }
     };
-    // A retry of a prompt already queued (same author, host and key) gets the first entry.
-    let (u, h, k) = (
-        principal.user.0.clone(),
-        host.0.clone(),
-        prompt.idempotency_key.clone(),
-    );
-    match shared
-        .store
-        .call(move |s| s.queue_find_key(&u, &h, &k))
-        .await
-    {
-        Ok(Some(first)) => {
-            let r = Reply::Ok(PromptOutcome::Queued {
-                queued: Queued {
-                    id: first.id,
-                    expires_ms: first.expires_ms,
-                },
-            });
-            answer(send, r).await;
-            return;
-        }
-        Ok(None) => {}
-        Err(e) => {
-            tracing::error!(error = %e, "could not read the prompt queue");
-            answer::<()>(send, Reply::Error(internal())).await;
-            return;
-        }
-    }
     let now = now_ms();
     let expiry = u64::try_from(shared.config.queue_expiry.as_millis()).unwrap_or(u64::MAX);
     let row = QueueRow {
@@ -144,11 +117,26 @@ pub(crate) async fn enqueue(
         state: QueueState::Queued,
         detail: None,
     };
+    // A retry of a prompt already queued (same author, host and key) gets the first entry;
+    // the lookup and the insert are one transaction.
     let stored = row.clone();
-    if let Err(e) = shared.store.call(move |s| s.queue_add(&stored)).await {
-        tracing::error!(error = %e, "could not queue a prompt");
-        answer::<()>(send, Reply::Error(internal())).await;
-        return;
+    match shared.store.call(move |s| s.queue_add_once(&stored)).await {
+        Ok(None) => {}
+        Ok(Some(first)) => {
+            let r = Reply::Ok(PromptOutcome::Queued {
+                queued: Queued {
+                    id: first.id,
+                    expires_ms: first.expires_ms,
+                },
+            });
+            answer(send, r).await;
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not queue a prompt");
+            answer::<()>(send, Reply::Error(internal())).await;
+            return;
+        }
     }
     // The entry exists only once its audit row is durable; a failed write cancels it.
     if !shared
@@ -384,6 +372,43 @@ async fn finish(shared: &Arc<Shared>, id: &str, to: QueueState, detail: Option<S
     }
 }
 
+/// Refuses a claimed entry at delivery: audited, then `refused` with the reason.
+async fn refuse(shared: &Arc<Shared>, row: &QueueRow, reason: &str) {
+    let why = format!("not delivered: {reason}");
+    tracing::info!(host = %row.host, id = %row.id, user = %row.user, %reason, "queued prompt refused at delivery");
+    shared
+        .audit(audit_event(row, "queue_deliver", "deny", Some(why.clone())))
+        .await;
+    finish(shared, &row.id, QueueState::Refused, Some(why)).await;
+}
+
+/// Why the credential the entry was queued with may not deliver it now, if it may not.
+async fn credential_problem(
+    shared: &Arc<Shared>,
+    row: &QueueRow,
+) -> Result<Option<String>, StoreError> {
+    let cred = CredId(row.cred_id.clone());
+    let found = shared
+        .store
+        .call(move |s| s.find_credential(PeerKind::Operator, &cred))
+        .await?;
+    Ok(match found {
+        None => Some(format!(
+            "credential {} of {} no longer exists",
+            row.cred_id, row.user
+        )),
+        Some(f) if f.owner != row.user => Some(format!(
+            "credential {} does not belong to {}",
+            row.cred_id, row.user
+        )),
+        Some(f) if f.record.revoked => Some(format!("credential {} was revoked", row.cred_id)),
+        Some(f) if f.record.expires_at_ms.is_some_and(|exp| exp <= now_ms()) => {
+            Some(format!("credential {} has expired", row.cred_id))
+        }
+        Some(_) => None,
+    })
+}
+
 /// Delivers one entry; false when the host is unreachable (the entry is queued again).
 async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
     let header = StreamHeader {
@@ -418,20 +443,24 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
     if !matches!(claimed, Ok(true)) {
         return true; // cancelled or expired meanwhile
     }
+    // The author's credential must still be good now (checked after the claim, so a revocation
+    // either refuses the waiting entry in the store or is seen here).
+    match credential_problem(shared, &row).await {
+        Ok(None) => {}
+        Ok(Some(problem)) => {
+            refuse(shared, &row, &problem).await;
+            return true;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "credential lookup failed; queued prompt kept");
+            finish(shared, &row.id, QueueState::Queued, None).await;
+            return true;
+        }
+    }
     let role = match (decision, role) {
         (Decision::Allow, Some(role)) => role,
         (Decision::Deny(reason), _) => {
-            let why = format!("not delivered: {reason}");
-            tracing::info!(host = %row.host, id = %row.id, user = %row.user, %reason, "queued prompt refused at delivery");
-            shared
-                .audit(audit_event(
-                    &row,
-                    "queue_deliver",
-                    "deny",
-                    Some(why.clone()),
-                ))
-                .await;
-            finish(shared, &row.id, QueueState::Refused, Some(why)).await;
+            refuse(shared, &row, &reason.to_string()).await;
             return true;
         }
         (Decision::Allow, None) => {

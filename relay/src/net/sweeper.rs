@@ -32,16 +32,12 @@ pub(crate) struct LiveConn {
     pub(crate) notify: Option<tokio::sync::mpsc::UnboundedSender<Control>>,
 }
 
-/// Operator credentials that are revoked but would otherwise still be valid: the ones an
-/// agent may have OpenCode launches bound to.
+/// Operator credentials that are revoked (or belonged to a removed user) but would otherwise
+/// still be valid: the ones an agent may have OpenCode launches bound to.
 pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<CredId> {
     let now = now_ms();
-    match shared.store.call(|s| s.list_credentials()).await {
-        Ok(rows) => rows
-            .into_iter()
-            .filter(|c| c.revoked && c.expires_ms > now)
-            .map(|c| c.id)
-            .collect(),
+    match shared.store.call(move |s| s.revoked_unexpired(now)).await {
+        Ok(ids) => ids,
         Err(e) => {
             tracing::error!(error = %e, "cannot list revoked credentials");
             Vec::new()

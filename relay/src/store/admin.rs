@@ -50,14 +50,39 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Increments the revocation epoch.
+    /// Increments the revocation epoch. Every revocation path ends here, so this is also where
+    /// queued prompts of revoked credentials and hosts are refused (they are never delivered).
     ///
     /// # Errors
     /// SQLite failures.
     pub fn bump_revocation_epoch(&self) -> Result<u64, StoreError> {
         let next = self.revocation_epoch()?.wrapping_add(1);
         self.set_setting(REVOCATION_EPOCH, &next.to_string())?;
+        let refused = self.queue_refuse_revoked()?;
+        if refused > 0 {
+            tracing::info!(
+                entries = refused,
+                "queued prompts refused: their credential or host was revoked"
+            );
+        }
         Ok(next)
+    }
+
+    /// Operator credentials that are revoked (or belonged to a removed user) but would not yet
+    /// have expired at `now_ms`: the ones an agent may still have OpenCode launches bound to.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revoked_unexpired(&self, now_ms: u64) -> Result<Vec<CredId>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id FROM creds WHERE revoked = 1 AND expires_ms > ?1
+             UNION SELECT id FROM removed_creds WHERE expires_ms > ?1
+             ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([to_i64(now_ms)], |r| Ok(CredId(r.get(0)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
     }
 
     /// All users with their grants.
@@ -84,38 +109,58 @@ impl Store {
             .collect()
     }
 
+    /// Users holding owner on every host (`*`): the ones who can always administer the relay.
+    /// An owner grant on one host does not count.
     fn owners(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT user FROM grants WHERE role = 'owner' ORDER BY user")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT user FROM grants WHERE role = 'owner' AND host = '*' ORDER BY user",
+        )?;
         let rows = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
-    /// Removes a user, their grants and credentials. The last owner cannot be removed.
+    /// Whether `user` is the only owner on `*` (who must stay).
+    pub(super) fn is_last_owner(&self, user: &UserId) -> Result<bool, StoreError> {
+        Ok(self.owners()? == [user.0.clone()])
+    }
+
+    /// Removes a user, their grants and credentials. The last owner on `*` cannot be removed.
+    /// The user's credentials that had not expired at `now_ms` are remembered as revoked
+    /// (`removed_creds`), so agents are told to stop OpenCode launches bound to them.
     ///
     /// # Errors
     /// Unknown user, last owner, SQLite failures.
-    pub fn remove_user(&self, user: &UserId) -> Result<(), StoreError> {
-        let owners = self.owners()?;
-        if owners == [user.0.clone()] {
+    pub fn remove_user(&self, user: &UserId, now_ms: u64) -> Result<(), StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        if self.is_last_owner(user)? {
             return Err(StoreError::Refused(format!(
-                "{user} is the last owner; grant owner to someone else first"
+                "{user} is the last owner on every host (*); grant owner on * to someone else first"
             )));
         }
-        let n = self
-            .conn
-            .execute("DELETE FROM users WHERE name = ?1", [user.as_str()])?;
+        tx.execute(
+            "DELETE FROM removed_creds WHERE expires_ms <= ?1",
+            [to_i64(now_ms)],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO removed_creds(id, user, expires_ms)
+             SELECT id, user, expires_ms FROM creds WHERE user = ?1 AND expires_ms > ?2",
+            params![user.as_str(), to_i64(now_ms)],
+        )?;
+        let n = tx.execute("DELETE FROM users WHERE name = ?1", [user.as_str()])?;
         if n == 0 {
             return Err(StoreError::Missing {
                 what: "user",
                 name: user.0.clone(),
             });
         }
-        self.grants_generation.bump();
         self.bump_revocation_epoch()?;
+        tx.commit()?;
+        self.grants_generation.bump();
         Ok(())
     }
 
@@ -138,17 +183,10 @@ impl Store {
                 name: format!("{user} on {host}"),
             });
         };
-        if role == "owner" {
-            let owner_grants: i64 = self.conn.query_row(
-                "SELECT COUNT(*) FROM grants WHERE role = 'owner'",
-                [],
-                |r| r.get(0),
-            )?;
-            if owner_grants <= 1 {
-                return Err(StoreError::Refused(format!(
-                    "{user} holds the last owner grant; grant owner to someone else first"
-                )));
-            }
+        if role == "owner" && host == "*" && self.is_last_owner(user)? {
+            return Err(StoreError::Refused(format!(
+                "{user} is the last owner on every host (*); grant owner on * to someone else first"
+            )));
         }
         self.conn.execute(
             "DELETE FROM grants WHERE user = ?1 AND host = ?2",
@@ -357,7 +395,9 @@ mod tests {
         s.add_user(&a, 0).unwrap();
         s.add_user(&b, 0).unwrap();
         s.grant(&a, "*", Role::Owner).unwrap();
-        let err = s.remove_user(&a).unwrap_err().to_string();
+        // An owner of one host does not count: `a` is still the only owner on `*`.
+        s.grant(&b, "box", Role::Owner).unwrap();
+        let err = s.remove_user(&a, 0).unwrap_err().to_string();
         assert!(err.contains("last owner"), "{err}");
         assert!(
             s.revoke_grant(&a, "*")
@@ -367,12 +407,19 @@ mod tests {
         );
         let err = s.grant(&a, "*", Role::Viewer).unwrap_err().to_string();
         assert!(err.contains("last owner"), "demoting the last owner: {err}");
+        // A per-host owner grant can always go (the `*` owner stays).
+        s.grant(&b, "box", Role::Viewer).unwrap();
+        s.grant(&b, "box", Role::Owner).unwrap();
+        s.revoke_grant(&b, "box").unwrap();
         s.grant(&b, "*", Role::Owner).unwrap();
         s.grant(&a, "*", Role::Viewer).unwrap();
         s.revoke_grant(&a, "*").unwrap();
-        s.remove_user(&a).unwrap();
+        s.remove_user(&a, 0).unwrap();
         assert_eq!(s.list_users().unwrap().len(), 1);
-        assert!(matches!(s.remove_user(&a), Err(StoreError::Missing { .. })));
+        assert!(matches!(
+            s.remove_user(&a, 0),
+            Err(StoreError::Missing { .. })
+        ));
     }
 
     #[test]
@@ -409,5 +456,101 @@ mod tests {
         assert_eq!(s.revoke_everything(50).unwrap(), (1, 1));
         assert_eq!(s.revocation_epoch().unwrap(), 2);
         assert!(s.list_hosts().unwrap()[0].revoked);
+    }
+
+    #[test]
+    fn a_removed_users_unexpired_credentials_stay_announced_as_revoked() {
+        let s = store();
+        let (owner, a) = (UserId::from("owner"), UserId::from("a"));
+        s.add_user(&owner, 0).unwrap();
+        s.grant(&owner, "*", Role::Owner).unwrap();
+        s.add_user(&a, 0).unwrap();
+        let key = proto::handshake::Key::from_bytes([1; 32]);
+        s.add_credential(&CredId::from("c-old"), &a, &key, 40, None, 0)
+            .unwrap();
+        s.add_credential(&CredId::from("c-live"), &a, &key, 100, None, 0)
+            .unwrap();
+        s.add_credential(&CredId::from("c-owner"), &owner, &key, 100, None, 0)
+            .unwrap();
+        assert!(s.revoked_unexpired(50).unwrap().is_empty());
+        s.remove_user(&a, 50).unwrap();
+        assert_eq!(s.revocation_epoch().unwrap(), 1);
+        // The rows went with the user; the one that had not expired is still announced.
+        assert!(
+            s.list_credentials()
+                .unwrap()
+                .iter()
+                .all(|c| c.user == owner)
+        );
+        assert_eq!(
+            s.revoked_unexpired(50).unwrap(),
+            vec![CredId::from("c-live")]
+        );
+        assert!(s.revoked_unexpired(100).unwrap().is_empty());
+        // A later removal forgets tombstones that have expired by then.
+        let b = UserId::from("b");
+        s.add_user(&b, 0).unwrap();
+        s.remove_user(&b, 200).unwrap();
+        let left: i64 = s
+            .conn
+            .query_row("SELECT COUNT(*) FROM removed_creds", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn every_revocation_refuses_the_queued_prompts_it_affects() {
+        let s = store();
+        let key = proto::handshake::Key::from_bytes([1; 32]);
+        for (u, c) in [("a", "ca"), ("b", "cb"), ("k", "ck"), ("z", "cz")] {
+            let user = UserId::from(u);
+            s.add_user(&user, 0).unwrap();
+            s.add_credential(&CredId::from(c), &user, &key, 1_000, None, 0)
+                .unwrap();
+        }
+        s.grant(&UserId::from("z"), "*", Role::Owner).unwrap();
+        s.add_host(&HostId::from("h1"), &key, 0).unwrap();
+        s.add_host(&HostId::from("h2"), &key, 0).unwrap();
+        let queue = |id: &str, user: &str, cred: &str, host: &str| {
+            s.queue_add(&crate::store::QueueRow {
+                id: id.into(),
+                host: host.into(),
+                workspace: "w".into(),
+                session: "ses".into(),
+                user: user.into(),
+                cred_id: cred.into(),
+                body: "{}".into(),
+                idempotency_key: id.into(),
+                created_ms: 1,
+                expires_ms: 1_000,
+                state: proto::queue::QueueState::Queued,
+                detail: None,
+            })
+            .unwrap();
+        };
+        queue("q_a", "a", "ca", "h1");
+        queue("q_b", "b", "cb", "h1");
+        queue("q_k", "k", "ck", "h1");
+        queue("q_z", "z", "cz", "h1");
+        queue("q_h", "z", "cz", "h2");
+        let state = |id: &str| s.queue_get(id).unwrap().unwrap().state;
+        let refused = proto::queue::QueueState::Refused;
+        s.kill_credential(&CredId::from("ca")).unwrap();
+        assert_eq!(state("q_a"), refused);
+        assert_eq!(state("q_b"), proto::queue::QueueState::Queued);
+        s.revoke_user_credentials(&UserId::from("b"), 10).unwrap();
+        assert_eq!(state("q_b"), refused);
+        s.remove_user(&UserId::from("k"), 10).unwrap();
+        assert_eq!(state("q_k"), refused);
+        s.kill_host(&HostId::from("h2")).unwrap();
+        assert_eq!(state("q_h"), refused);
+        assert_eq!(state("q_z"), proto::queue::QueueState::Queued);
+        let row = s.queue_get("q_a").unwrap().unwrap();
+        assert_eq!(
+            row.detail.as_deref(),
+            Some("not delivered: the author's credential was revoked")
+        );
+        s.revoke_everything(10).unwrap();
+        assert_eq!(state("q_z"), refused);
     }
 }

@@ -109,6 +109,49 @@ impl Store {
         Ok(())
     }
 
+    /// Stores `q` unless its author already queued a prompt for its host with the same
+    /// idempotency key: then that first entry is returned and nothing is stored. The lookup and
+    /// the insert are one write transaction, so two concurrent retries make one entry.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_add_once(&self, q: &QueueRow) -> Result<Option<QueueRow>, StoreError> {
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        if let Some(first) = self.queue_find_key(&q.user, &q.host, &q.idempotency_key)? {
+            return Ok(Some(first));
+        }
+        self.queue_add(q)?;
+        tx.commit()?;
+        Ok(None)
+    }
+
+    /// Refuses every waiting entry whose credential is revoked or gone (its user removed) or
+    /// whose host is revoked; returns how many. Called on every revocation (see
+    /// [`Store::bump_revocation_epoch`]); delivery checks the credential again.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_refuse_revoked(&self) -> Result<usize, StoreError> {
+        let creds = self.conn.execute(
+            "UPDATE prompt_queue SET state = 'refused',
+                 detail = 'not delivered: the author''s credential was revoked'
+             WHERE state = 'queued' AND NOT EXISTS (
+                 SELECT 1 FROM creds WHERE creds.id = prompt_queue.cred_id AND creds.revoked = 0)",
+            [],
+        )?;
+        let hosts = self.conn.execute(
+            "UPDATE prompt_queue SET state = 'refused',
+                 detail = 'not delivered: the host was revoked'
+             WHERE state = 'queued' AND EXISTS (
+                 SELECT 1 FROM hosts WHERE hosts.id = prompt_queue.host AND hosts.revoked = 1)",
+            [],
+        )?;
+        Ok(creds + hosts)
+    }
+
     /// One entry.
     ///
     /// # Errors

@@ -92,6 +92,15 @@ CREATE TABLE prompt_queue (
 CREATE INDEX prompt_queue_waiting ON prompt_queue(state, host);
 CREATE INDEX prompt_queue_user ON prompt_queue(user, created_ms);
 ",
+    // Credentials of removed users (their rows go with the user): kept until they would have
+    // expired, so agents are still told to stop launches bound to them.
+    r"
+CREATE TABLE removed_creds (
+    id         TEXT PRIMARY KEY,
+    user       TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+",
 ];
 
 /// Brings the database to the newest schema.

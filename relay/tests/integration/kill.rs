@@ -1,14 +1,18 @@
 //! The kill switch and credential lifetime on live connections: revoking closes the live
-//! connection (waited for by its close event), expiry does too, and bystanders keep working.
+//! connection (waited for by its close event), expiry does too, and bystanders keep working;
+//! removing a user tells the agents that user's credentials are revoked.
 
 use crate::forward::{fake_agent, user_with_grant};
 use crate::harness::*;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cm_relay::cli::{self, KillArgs};
+use cm_relay::client;
 use cm_relay::time::now_ms;
+use proto::admin::{AdminDone, UserRequest};
 use proto::handshake::{IssuedCredential, Key};
-use proto::ids::{CredId, UserId};
-use proto::message::CloseReason;
+use proto::header::{Op, StreamHeader};
+use proto::ids::{CredId, ReqId, UserId};
+use proto::message::{CloseReason, Control};
 use proto::rbac::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +31,7 @@ async fn kill_user_and_host_close_live_connections() -> Result<()> {
             ..kill_args()
         },
     )?;
-    assert_eq!(summary, "revoked 1 credential(s) of mallory");
+    assert_eq!(summary, "revoked 1 credential of mallory");
     let (reason, text) = closed_reason(&mallory_op.conn).await?;
     assert_eq!(reason, CloseReason::Revoked);
     assert_eq!(text, "credential revoked");
@@ -109,6 +113,63 @@ async fn last_owner_cannot_be_removed_from_the_cli() -> Result<()> {
     assert_eq!(invite.user.as_str(), "bob");
     let err = cli::user_add(&relay.state.dir, "eve", "root", "*").unwrap_err();
     assert!(err.to_string().contains("unknown role"), "{err}");
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// Reads the agent's control stream until a `creds_revoked` notice names `cred` (bounded).
+async fn until_told_revoked(agent: &mut client::Session, cred: &CredId) -> Result<()> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match agent.control_recv.next::<Control>().await? {
+                Some(Control::CredsRevoked { cred_ids }) if cred_ids.contains(cred) => {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                Some(_) => {}
+                None => anyhow::bail!("the control stream ended"),
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("the agent was never told that {cred} is revoked"))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_user_tells_the_agents_their_credentials_are_revoked() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let owner = relay.login_owner().await?;
+    let owner_op = operator(&relay.addr_str(), &relay.state.pin, &owner).await?;
+    let rita = user_with_grant(&relay, "rita", "*", Role::Operator)?;
+    let rita_op = operator(&relay.addr_str(), &relay.state.pin, &rita).await?;
+    let ravi = user_with_grant(&relay, "ravi", "box", Role::Operator)?;
+    let mut agent = fake_agent(&relay, "box").await?;
+    watch_until(&owner_op, "box online", |l| host_online(l, "box")).await?;
+
+    // Removed with the CLI (another process's store): the running relay tells the agent.
+    let summary = cli::admin_change(
+        &relay.state.dir,
+        cli::AdminChange::RemoveUser { user: "rita" },
+    )?;
+    assert_eq!(summary, "removed rita");
+    until_told_revoked(&mut agent, &rita.cred_id).await?;
+    let (reason, _) = closed_reason(&rita_op.conn).await?;
+    assert_eq!(reason, CloseReason::Revoked);
+
+    // Removed by an owner through the relay: the same notice.
+    let done: AdminDone = client::request(
+        &owner_op.conn,
+        &StreamHeader::new(Op::UserManage, ReqId(7)),
+        Some(&UserRequest::Remove {
+            name: "ravi".into(),
+        }),
+    )
+    .await?;
+    assert_eq!(done.summary, "removed ravi");
+    until_told_revoked(&mut agent, &ravi.cred_id).await?;
+
+    // An agent connecting later is told too (the credentials have not expired yet).
+    let mut late = fake_agent(&relay, "late-box").await?;
+    until_told_revoked(&mut late, &rita.cred_id).await?;
     relay.shutdown().await;
     Ok(())
 }

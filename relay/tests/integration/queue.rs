@@ -273,3 +273,81 @@ async fn an_expired_prompt_and_one_whose_author_lost_the_role_are_not_delivered(
     }
     Ok(())
 }
+
+/// Polls the store until entry `id` has left `queued`/`delivering` (bounded).
+async fn decided(relay: &TestRelay, id: &str) -> Result<cm_relay::store::QueueRow> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let row = relay.state.store()?.queue_get(id)?.context("entry gone")?;
+            if row.state != QueueState::Queued && row.state != QueueState::Delivering {
+                return Ok::<_, anyhow::Error>(row);
+            }
+            // A poll interval against the relay's delivery loop, not a synchronisation sleep.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .with_context(|| format!("{id} was never decided"))?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_queued_with_a_credential_revoked_since_is_never_delivered() -> Result<()> {
+    let relay = relay_with_expiry(Duration::from_secs(3600)).await?;
+    let token = relay.state.add_host("box", relay.addr)?;
+    // Both keep their grant on the host: only their credentials are revoked.
+    let bob = user_with_grant(&relay, "bob", "box", Role::Operator)?;
+    let bob_op = operator(&relay.addr_str(), &relay.state.pin, &bob).await?;
+    let carol = user_with_grant(&relay, "carol", "box", Role::Operator)?;
+    let carol_op = operator(&relay.addr_str(), &relay.state.pin, &carol).await?;
+    let (bobs, _) = queued_id(send_prompt(&bob_op, "from bob", "key-b").await?)?;
+    let (carols, _) = queued_id(send_prompt(&carol_op, "from carol", "key-c").await?)?;
+
+    // The kill switch for bob's credential refuses his waiting prompt right away.
+    cm_relay::cli::kill(
+        &relay.state.dir,
+        &cm_relay::cli::KillArgs {
+            cred: Some(bob.cred_id.0.clone()),
+            ..kill_args()
+        },
+    )?;
+    let row = relay
+        .state
+        .store()?
+        .queue_get(&bobs)?
+        .context("entry gone")?;
+    assert_eq!(row.state, QueueState::Refused, "{row:?}");
+    assert_eq!(
+        row.detail.as_deref(),
+        Some("not delivered: the author's credential was revoked")
+    );
+    // Carol's credential is marked revoked without the revocation path (as an older relay
+    // left it): delivery itself checks the credential and refuses.
+    relay.state.store()?.revoke_credential(&carol.cred_id)?;
+    assert_eq!(
+        relay.state.store()?.queue_get(&carols)?.map(|r| r.state),
+        Some(QueueState::Queued)
+    );
+
+    let (_agent, mut delivered) = prompt_agent(&relay, &token.secret).await?;
+    let row = decided(&relay, &carols).await?;
+    assert_eq!(row.state, QueueState::Refused, "{row:?}");
+    assert_eq!(
+        row.detail.as_deref(),
+        Some("not delivered: credential c-carol was revoked")
+    );
+    assert!(delivered.try_recv().is_err(), "a revoked prompt arrived");
+    let rows = relay.state.store()?.audit_tail(1000)?;
+    relay.shutdown().await;
+    assert!(
+        rows.iter().any(|r| r.event.op == "queue_deliver"
+            && r.event.decision == "deny"
+            && r.event.target.as_deref() == Some(carols.as_str())),
+        "the refusal is audited"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| !(r.event.op == "queue_deliver" && r.event.decision == "allow")),
+        "nothing was delivered"
+    );
+    Ok(())
+}
