@@ -35,7 +35,7 @@ async fn refuse(mut send: quinn::SendStream, error: WireError) {
     let _ = send.finish();
 }
 
-fn deny_error(reason: &DenyReason, op: Op) -> WireError {
+fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -> WireError {
     match reason {
         DenyReason::UnknownOp => WireError::new(
             ErrorCode::UnknownOp,
@@ -53,6 +53,15 @@ fn deny_error(reason: &DenyReason, op: Op) -> WireError {
             format!(
                 "{}: you have no grant on this host; ask an admin",
                 op.as_str()
+            ),
+        ),
+        // Someone else's session: say so, or "you have operator" reads as a role problem.
+        DenyReason::RoleTooLow { needed, have } if owner.is_some() => WireError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{}: this session belongs to {}; taking it over needs role {needed}, you have {have}",
+                op.as_str(),
+                owner.map_or("someone else", |o| o.as_str())
             ),
         ),
         DenyReason::RoleTooLow { needed, have } => WireError::new(
@@ -139,7 +148,8 @@ pub(crate) async fn serve(
         event.decision = "deny".into();
         event.reason = Some(reason.to_string());
         shared.audit(event).await;
-        refuse(send, deny_error(&reason, header.op)).await;
+        let other_owner = owner.as_ref().filter(|_| ownership == Ownership::Other);
+        refuse(send, deny_error(&reason, header.op, other_owner)).await;
         return;
     }
     event.decision = "allow".into();

@@ -105,7 +105,10 @@ async fn creator_owns_others_read_admins_take_over() -> Result<()> {
     match client::request::<(), bool>(&bob_op.conn, &on_session(Op::Abort), None).await {
         Err(LinkError::Refused(e)) => {
             assert_eq!(e.code, ErrorCode::Forbidden);
-            assert_eq!(e.message, "abort: needs role admin, you have operator");
+            assert_eq!(
+                e.message,
+                "abort: this session belongs to ann; taking it over needs role admin, you have operator"
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
