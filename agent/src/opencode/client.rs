@@ -260,12 +260,15 @@ impl OpencodeClient {
         .map(drop)
     }
 
-    /// `POST /session/{id}/abort`.
+    /// `POST /session/{id}/abort`, after `GET /session/{id}`: OpenCode answers `true` to an
+    /// abort of a session that does not exist, so the lookup is what reports it.
     ///
     /// # Errors
-    /// As any call.
+    /// [`ClientError::NotFound`] for an unknown session.
     pub async fn abort(&self, id: &str) -> Result<bool, ClientError> {
         let id = checked(id, "ses", "session")?;
+        self.call(Method::GET, self.at(&format!("/session/{id}"), &[]), None)
+            .await?;
         let v = self
             .call(
                 Method::POST,

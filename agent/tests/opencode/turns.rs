@@ -492,6 +492,24 @@ async fn operator_errors(env: &Env) -> Result<()> {
         matches!(&r, Reply::Error(e) if e.code == ErrorCode::NotFound),
         "{r:?}"
     );
+    // OpenCode answers `true` to aborting a session it does not have: the operator hears
+    // "no session", as for messages and diff.
+    let r = env
+        .call::<Aborted>(
+            Op::Abort,
+            Some("main"),
+            Some("ses_000000000000doesnotexist0"),
+            None,
+        )
+        .await?;
+    match &r {
+        Reply::Error(e) if e.code == ErrorCode::NotFound => ensure!(
+            e.message
+                .contains("no session ses_000000000000doesnotexist0"),
+            "{e}"
+        ),
+        other => bail!("abort of an unknown session: {other:?}"),
+    }
     let deleted: bool = env
         .ok(Op::SessionDelete, "main", Some(&sessions[0].id), None)
         .await?;
