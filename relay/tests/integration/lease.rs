@@ -219,3 +219,29 @@ async fn a_lapsed_lease_stops_opencode_and_says_why() -> Result<()> {
     s.relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_host_lets_the_lease_lapse_though_an_owner_watches() -> Result<()> {
+    let s = setup("\n[policy]\nlaunch_lease = \"3s\"\n").await?;
+    // An attached owner renews the launch (every second here) ...
+    let mut events = watch(&s.owner).await?;
+    start_opencode_any(&s.owner).await?;
+    // ... until the host owner locks the host: renewals are re-checked against the lock.
+    let state = s.relay.state.tmp.path().join("lease-box/state");
+    let out = Command::new(workspace_bin("cm-agent")?)
+        .arg("--config")
+        .arg(s.relay.state.tmp.path().join("lease-box/agent.toml"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["lock", "--reason", "incident"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    until_stopped_because(&mut events, "lease lapsed").await?;
+    until_no_process_in(&s.root).await?;
+    s.relay.shutdown().await;
+    Ok(())
+}
