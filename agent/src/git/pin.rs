@@ -5,6 +5,7 @@
 //! workspace root, as must every object directory named by `objects/info/alternates`. Every
 //! later command of the operation runs with `GIT_DIR` and `GIT_WORK_TREE` set to the checked
 //! paths, so a `.git` file, a `.git` link or `core.worktree` changed afterwards is not followed.
+//! The repository's filter drivers are listed here too, so every command can empty them.
 
 use super::GitError;
 use super::run::{Git, GitDir};
@@ -20,6 +21,8 @@ pub struct Pinned {
     pub git_dir: PathBuf,
     /// The work tree (canonical).
     pub work_tree: PathBuf,
+    /// The filter drivers the repository's config names (each is emptied on every command).
+    pub filters: Vec<String>,
 }
 
 /// The pinned repository of `d`, resolved on first use.
@@ -93,7 +96,42 @@ async fn resolve(d: &GitDir) -> Result<Pinned, GitError> {
     let common = beneath(common, "git directory")?;
     let work_tree = beneath(work_tree, "work tree (core.worktree)")?;
     alternates(d, &root, &common.join("objects"), 0)?;
-    Ok(Pinned { git_dir, work_tree })
+    let mut pinned = Pinned {
+        git_dir,
+        work_tree,
+        filters: Vec::new(),
+    };
+    pinned.filters = filters(d, &pinned).await?;
+    Ok(pinned)
+}
+
+/// The names of the filter drivers configured for the pinned repository.
+async fn filters(d: &GitDir, p: &Pinned) -> Result<Vec<String>, GitError> {
+    let out = Git::new(
+        d,
+        [
+            "config",
+            "-z",
+            "--name-only",
+            "--get-regexp",
+            r"^filter\..*\.(clean|smudge|process)$",
+        ],
+    )
+    .exec(Some(p))
+    .await?;
+    if !out.ok && !out.stderr.is_empty() {
+        // Exit 1 without a message is "none configured"; anything else is not knowing.
+        return Err(GitError::failed("config", &out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut names: Vec<String> = text
+        .split('\0')
+        .filter_map(|k| k.strip_prefix("filter.")?.rsplit_once('.'))
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// A path made canonical; one that cannot be (gone, unreadable) is refused as outside.

@@ -406,6 +406,22 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
     git(&f.root, &["config", "pull.rebase", "interactive"])?;
     git(&f.root, &["config", "sequence.editor", &script("seqedit")?])?;
     signed_commit(&f.root)?;
+    // Filter drivers named by .gitattributes (also a driver name with a dot, and a
+    // long-running `process` filter): status, diff, add, commit and checkout run none.
+    std::fs::write(
+        f.root.join(".gitattributes"),
+        "README.md filter=evil\n*.txt filter=a.b\n",
+    )?;
+    git(&f.root, &["config", "filter.evil.clean", &script("clean")?])?;
+    git(
+        &f.root,
+        &["config", "filter.evil.smudge", &script("smudge")?],
+    )?;
+    git(
+        &f.root,
+        &["config", "filter.a.b.process", &script("process")?],
+    )?;
+    std::fs::write(f.root.join("notes.txt"), "notes\n")?;
     std::fs::write(f.root.join("README.md"), "changed\n")?;
 
     f.ok::<GitStatus>(Op::GitStatus, json!({})).await?;
@@ -415,7 +431,21 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
         "the built-in diff ran: {}",
         d.patch
     );
+    f.ok::<GitStatus>(
+        Op::GitAdd,
+        json!({ "paths": ["notes.txt", ".gitattributes"] }),
+    )
+    .await?;
     f.ok::<GitCommitted>(Op::GitCommit, json!({ "message": "m", "all": true }))
+        .await?;
+    let main = git(&f.root, &["symbolic-ref", "--short", "HEAD"])?;
+    let first = git(&f.root, &["rev-parse", "HEAD~2"])?;
+    f.ok::<GitBranches>(
+        Op::GitBranchCreate,
+        json!({ "name": "b1", "start": first.trim(), "checkout": true }),
+    )
+    .await?;
+    f.ok::<GitBranches>(Op::GitCheckout, json!({ "branch": main.trim() }))
         .await?;
     f.ok::<GitBranches>(
         Op::GitBranchCreate,
