@@ -42,32 +42,56 @@ pub(crate) async fn open(
 /// history, a big diff) streams through uninspected. Error replies are far smaller.
 pub(crate) const INSPECT_MAX: usize = 16 * 1024;
 
-/// Reads the agent's first frame when it is small enough to inspect: `Ok(Some((prefix, body)))`;
-/// `Ok(None)` with the prefix already in `prefix` when it is larger.
-async fn read_small_frame(
+/// The start of the agent's answer as read for inspection: every byte read so far (forwarded
+/// unchanged whatever it holds), the first frame's body when it was complete and small
+/// enough, and whether the agent already finished its side.
+struct FirstFrame {
+    read: Vec<u8>,
+    body: Option<Vec<u8>>,
+    finished: bool,
+}
+
+/// Reads until the first frame is complete, is known to be over `inspect_max`, or the agent
+/// finishes. Never fails on content: the relay does not parse what it forwards, so a first
+/// frame that is not one (or too large) is simply passed on uninspected.
+async fn read_first_frame(
     agent_recv: &mut quinn::RecvStream,
-    prefix: &mut [u8; proto::frame::LEN_PREFIX],
     inspect_max: usize,
-) -> std::io::Result<Option<Vec<u8>>> {
-    agent_recv
-        .read_exact(prefix)
-        .await
-        .map_err(std::io::Error::other)?;
-    let len = u32::from_be_bytes(*prefix) as usize;
-    if len > proto::frame::MAX_FRAME_LEN {
-        return Err(std::io::Error::other(format!(
-            "agent frame of {len} bytes is over the limit"
-        )));
+) -> Result<FirstFrame, quinn::ReadError> {
+    const PREFIX: usize = proto::frame::LEN_PREFIX;
+    let mut read = Vec::new();
+    loop {
+        if read.len() >= PREFIX {
+            let mut raw = [0u8; PREFIX];
+            raw.copy_from_slice(&read[..PREFIX]);
+            let len = u32::from_be_bytes(raw) as usize;
+            if len > inspect_max {
+                return Ok(FirstFrame {
+                    read,
+                    body: None,
+                    finished: false,
+                });
+            }
+            if read.len() >= PREFIX + len {
+                let body = read[PREFIX..PREFIX + len].to_vec();
+                return Ok(FirstFrame {
+                    read,
+                    body: Some(body),
+                    finished: false,
+                });
+            }
+        }
+        match agent_recv.read_chunk(usize::MAX, true).await? {
+            Some(chunk) => read.extend_from_slice(&chunk.bytes),
+            None => {
+                return Ok(FirstFrame {
+                    read,
+                    body: None,
+                    finished: true,
+                });
+            }
+        }
     }
-    if len > inspect_max {
-        return Ok(None);
-    }
-    let mut body = vec![0u8; len];
-    agent_recv
-        .read_exact(&mut body)
-        .await
-        .map_err(std::io::Error::other)?;
-    Ok(Some(body))
 }
 
 /// Copies until the sender finishes, handing quinn's received chunks straight to the other
@@ -123,18 +147,17 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     };
     let down = async {
         if let Some(inspect) = inspect {
-            let mut prefix = [0u8; proto::frame::LEN_PREFIX];
-            match read_small_frame(&mut agent_recv, &mut prefix, inspect_max).await {
-                Ok(body) => {
-                    if let Some(body) = &body {
-                        inspect(body.clone()).await;
+            match read_first_frame(&mut agent_recv, inspect_max).await {
+                Ok(first) => {
+                    if let Some(body) = first.body {
+                        inspect(body).await;
                     }
-                    let written = match &body {
-                        Some(body) => op_send.write_all(&[&prefix[..], body].concat()).await,
-                        None => op_send.write_all(&prefix).await,
-                    };
-                    if written.is_err() {
+                    if op_send.write_all(&first.read).await.is_err() {
                         let _ = agent_recv.stop(PEER_GONE.into());
+                        return;
+                    }
+                    if first.finished {
+                        let _ = op_send.finish();
                         return;
                     }
                 }
