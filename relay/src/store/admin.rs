@@ -56,8 +56,18 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn bump_revocation_epoch(&self) -> Result<u64, StoreError> {
+        let next = self.next_revocation_epoch()?;
+        self.refuse_revoked_queue()?;
+        Ok(next)
+    }
+
+    fn next_revocation_epoch(&self) -> Result<u64, StoreError> {
         let next = self.revocation_epoch()?.wrapping_add(1);
         self.set_setting(REVOCATION_EPOCH, &next.to_string())?;
+        Ok(next)
+    }
+
+    fn refuse_revoked_queue(&self) -> Result<(), StoreError> {
         let refused = self.queue_refuse_revoked()?;
         if refused > 0 {
             tracing::info!(
@@ -65,7 +75,7 @@ impl Store {
                 "queued prompts refused: their credential or host was revoked"
             );
         }
-        Ok(next)
+        Ok(())
     }
 
     /// Operator credentials that are revoked (or belonged to a removed user) but would not yet
@@ -158,9 +168,11 @@ impl Store {
                 name: user.0.clone(),
             });
         }
-        self.bump_revocation_epoch()?;
+        self.next_revocation_epoch()?;
         tx.commit()?;
         self.grants_generation.bump();
+        // After the commit: it writes audit rows, which take their own transaction.
+        self.refuse_revoked_queue()?;
         Ok(())
     }
 
@@ -552,5 +564,25 @@ mod tests {
         );
         s.revoke_everything(10).unwrap();
         assert_eq!(state("q_z"), refused);
+        // Each refusal is audited once, as its author's.
+        let audited: Vec<_> = s
+            .audit_tail(100)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.event.op == "queue_refused")
+            .map(|r| (r.event.target.unwrap_or_default(), r.event.actor))
+            .collect();
+        let expect: Vec<(String, String)> = [
+            ("q_a", "a"),
+            ("q_b", "b"),
+            ("q_k", "k"),
+            ("q_h", "z"),
+            ("q_z", "z"),
+        ]
+        .iter()
+        .map(|(q, u)| ((*q).to_owned(), (*u).to_owned()))
+        .collect();
+        assert_eq!(audited, expect);
+        assert_eq!(s.audit_verify().unwrap(), None);
     }
 }

@@ -2,7 +2,7 @@
 //! or the entry expires. Every state change is a conditional `UPDATE` (from the state the
 //! caller saw), so one entry is claimed for delivery at most once at a time.
 
-use super::{Store, StoreError, to_i64, to_u64};
+use super::{AuditEvent, Store, StoreError, to_i64, to_u64};
 use proto::queue::{QueueEntry, QueueState};
 use rusqlite::{OptionalExtension, params};
 
@@ -129,27 +129,54 @@ impl Store {
     }
 
     /// Refuses every waiting entry whose credential is revoked or gone (its user removed) or
-    /// whose host is revoked; returns how many. Called on every revocation (see
-    /// [`Store::bump_revocation_epoch`]); delivery checks the credential again.
+    /// whose host is revoked, and audits each (`queue_refused`, deny); returns how many. Called
+    /// on every revocation, after it is committed (see [`Store::bump_revocation_epoch`]);
+    /// delivery checks the credential again. Not inside a transaction of the caller's.
     ///
     /// # Errors
-    /// SQLite failures.
+    /// SQLite failures. A failed audit write is logged, not returned: the revocation and the
+    /// refusals stand either way.
     pub fn queue_refuse_revoked(&self) -> Result<usize, StoreError> {
-        let creds = self.conn.execute(
-            "UPDATE prompt_queue SET state = 'refused',
-                 detail = 'not delivered: the author''s credential was revoked'
-             WHERE state = 'queued' AND NOT EXISTS (
-                 SELECT 1 FROM creds WHERE creds.id = prompt_queue.cred_id AND creds.revoked = 0)",
-            [],
-        )?;
-        let hosts = self.conn.execute(
-            "UPDATE prompt_queue SET state = 'refused',
-                 detail = 'not delivered: the host was revoked'
-             WHERE state = 'queued' AND EXISTS (
-                 SELECT 1 FROM hosts WHERE hosts.id = prompt_queue.host AND hosts.revoked = 1)",
-            [],
-        )?;
-        Ok(creds + hosts)
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM prompt_queue WHERE state = 'queued' AND (
+                 NOT EXISTS (SELECT 1 FROM creds
+                     WHERE creds.id = prompt_queue.cred_id AND creds.revoked = 0)
+                 OR EXISTS (SELECT 1 FROM hosts
+                     WHERE hosts.id = prompt_queue.host AND hosts.revoked = 1))"
+        ))?;
+        let due: Vec<QueueRow> = st.query_map([], row)?.collect::<Result<_, _>>()?;
+        drop(st);
+        let mut events = Vec::new();
+        for r in due {
+            let host_revoked: bool = self.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM hosts WHERE id = ?1 AND revoked = 1)",
+                params![r.host],
+                |x| x.get(0),
+            )?;
+            let why = if host_revoked {
+                "not delivered: the host was revoked"
+            } else {
+                "not delivered: the author's credential was revoked"
+            };
+            // From `queued` only: an entry being delivered right now is left to delivery.
+            if self.queue_transition(&r.id, QueueState::Queued, QueueState::Refused, Some(why))? {
+                events.push(AuditEvent {
+                    actor: r.user.clone(),
+                    host: Some(r.host.clone()),
+                    op: "queue_refused".into(),
+                    target: Some(r.id.clone()),
+                    decision: "deny".into(),
+                    reason: Some(why.into()),
+                    ..AuditEvent::default()
+                });
+            }
+        }
+        let now = crate::time::now_ms();
+        let batch: Vec<(u64, &AuditEvent)> = events.iter().map(|e| (now, e)).collect();
+        if let Err(e) = self.audit_batch(&batch) {
+            tracing::error!(error = %e, entries = events.len(), "could not audit queued prompts refused by a revocation");
+        }
+        Ok(events.len())
     }
 
     /// One entry.

@@ -345,6 +345,13 @@ async fn a_prompt_queued_with_a_credential_revoked_since_is_never_delivered() ->
         "the refusal is audited"
     );
     assert!(
+        rows.iter().any(|r| r.event.op == "queue_refused"
+            && r.event.decision == "deny"
+            && r.event.actor == "bob"
+            && r.event.target.as_deref() == Some(bobs.as_str())),
+        "the refusal by the kill switch is audited"
+    );
+    assert!(
         rows.iter()
             .all(|r| !(r.event.op == "queue_deliver" && r.event.decision == "allow")),
         "nothing was delivered"
