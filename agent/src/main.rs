@@ -90,6 +90,7 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
+    cm_relay::pipe::quiet_broken_pipe();
     // Hidden subcommands that launch OpenCode (no orphans; see supervisor/keeper.rs).
     if let Some(code) = cm_agent::supervisor::keeper::dispatch() {
         return code;
@@ -98,6 +99,7 @@ fn main() -> std::process::ExitCode {
     init_tracing();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
         Err(e) => {
             eprintln!("cm-agent: {e:#}");
             std::process::ExitCode::FAILURE
@@ -135,7 +137,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "cm-agent", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cm-agent", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
         }
         Command::Man => {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())

@@ -73,3 +73,27 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+/// `cm-agent … | head` with `head` gone: a quiet exit with the shell's SIGPIPE status, not a
+/// panic with a backtrace.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_like_a_pipeline() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let config = tmp.path().join("agent.toml");
+    for args in [&["completions", "bash"][..], &["man"], &["doctor"]] {
+        let (reader, writer) = std::io::pipe()?;
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-agent"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(tmp.path().join("state"))
+            .args(args)
+            .stdout(writer)
+            .output()?;
+        let err = String::from_utf8(out.stderr)?;
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+    Ok(())
+}

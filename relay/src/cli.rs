@@ -115,12 +115,16 @@ pub enum CredsCommand {
     },
 }
 
+/// The address `init` writes into invites and tokens when `--public-addr` is not given.
+pub const LOCAL_PUBLIC_ADDR: &str = "127.0.0.1:7443";
+
 /// `init` options.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The address agents and operators will dial (goes into tokens and invites).
-    #[arg(long, default_value = "127.0.0.1:7443", env = "CM_RELAY_PUBLIC_ADDR")]
-    pub public_addr: String,
+    /// The address agents and operators will dial (goes into tokens and invites). Without it,
+    /// 127.0.0.1:7443: the invite then only works on this machine.
+    #[arg(long, env = "CM_RELAY_PUBLIC_ADDR")]
+    pub public_addr: Option<String>,
     /// Name of the owner user.
     #[arg(long, default_value = "owner")]
     pub owner: String,
@@ -601,6 +605,16 @@ pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
     kill_target(&store, CLI_ACTOR, &target)
 }
 
+/// "1 credential", "2 credentials": a count with its noun, for summaries people read.
+#[must_use]
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The kill switch, audited as `actor`; shared by the CLI and the relay's `kill` operation.
 ///
 /// # Errors
@@ -610,7 +624,10 @@ pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<St
     let (summary, host) = match target {
         KillTarget::User { name } => {
             let n = store.revoke_user_credentials(&UserId::from(name.as_str()), now)?;
-            (format!("revoked {n} credential(s) of {name}"), None)
+            (
+                format!("revoked {} of {name}", counted(n, "credential")),
+                None,
+            )
         }
         KillTarget::Host { name } => {
             store.kill_host(&HostId::from(name.as_str()))?;
@@ -626,7 +643,14 @@ pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<St
         }
         KillTarget::All => {
             let (c, h) = store.revoke_everything(now)?;
-            (format!("revoked {c} credential(s) and {h} host(s)"), None)
+            (
+                format!(
+                    "revoked {} and {}",
+                    counted(c, "credential"),
+                    counted(h, "host")
+                ),
+                None,
+            )
         }
     };
     audit_change(store, actor, "kill", summary.clone(), host)?;

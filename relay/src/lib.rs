@@ -9,6 +9,7 @@
 pub mod client;
 pub mod finding;
 pub mod framed;
+pub mod pipe;
 pub mod signal;
 pub mod time;
 pub mod tls;

@@ -36,10 +36,12 @@ fn read_password(stdin: bool) -> Result<String> {
 }
 
 fn main() -> std::process::ExitCode {
+    cm_relay::pipe::quiet_broken_pipe();
     let cli = Cli::parse();
     init_tracing();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
         Err(e) => {
             eprintln!("cm-relay: {e:#}");
             std::process::ExitCode::FAILURE
@@ -60,7 +62,11 @@ fn run(cli: Cli) -> Result<()> {
     let dir = StateDir::new(state_dir);
     match cli.command {
         Command::Init(args) => {
-            let out = state::init(&dir, &args.public_addr, &UserId::from(args.owner.as_str()))?;
+            let public_addr = args
+                .public_addr
+                .as_deref()
+                .unwrap_or(cli::LOCAL_PUBLIC_ADDR);
+            let out = state::init(&dir, public_addr, &UserId::from(args.owner.as_str()))?;
             println!("initialised {}", dir.root().display());
             println!("relay key pin: {}", out.pin);
             println!();
@@ -68,6 +74,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", out.invite.encode());
             println!();
             println!("next: cm-relay run   then on your laptop: cm-tui login <invite>");
+            if args.public_addr.is_none() {
+                eprintln!(
+                    "warning: no --public-addr given: the invite and host tokens name {public_addr}, which only works on this machine; to serve other machines, delete {} and run `cm-relay init --public-addr relay.example.com:7443` (or set CM_RELAY_PUBLIC_ADDR)",
+                    dir.root().display()
+                );
+            }
         }
         Command::Run(args) => {
             let config = cli::run_config(dir.root().to_owned(), &args, &file);
@@ -219,11 +231,14 @@ fn run(cli: Cli) -> Result<()> {
                 .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7443)));
             let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
             let failed = cm_relay::finding::print_report(&findings);
-            anyhow::ensure!(failed == 0, "{failed} problem(s) found");
+            anyhow::ensure!(failed == 0, "{} found", cli::counted(failed, "problem"));
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "cm-relay", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "cm-relay", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();

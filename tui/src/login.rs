@@ -129,3 +129,28 @@ fn crate_label() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("cm-tui on {}", host.trim())
 }
+
+/// How long a credential stays valid, for the login message: hours, or minutes or seconds for
+/// short TTLs (a 10-minute credential is not "valid for 0 h").
+#[must_use]
+pub fn describe_validity(remaining_ms: u64) -> String {
+    let secs = remaining_ms / 1000;
+    match secs {
+        s if s >= 3600 => format!("{} h", s / 3600),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod validity_tests {
+    use super::describe_validity;
+
+    #[test]
+    fn short_credentials_are_described_in_minutes_or_seconds() {
+        assert_eq!(describe_validity(12 * 3_600_000 + 5), "12 h");
+        assert_eq!(describe_validity(10 * 60_000), "10 min");
+        assert_eq!(describe_validity(59_999), "59 s");
+        assert_eq!(describe_validity(0), "0 s");
+    }
+}

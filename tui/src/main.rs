@@ -306,7 +306,11 @@ fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
         std::io::stdin().lock().read_line(&mut line)?;
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
-    Ok(rpassword::prompt_password(prompt)?)
+    rpassword::prompt_password(prompt).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot ask for the password: there is no terminal to prompt on ({e}); pipe it in with --password-stdin, e.g. echo \"$PW\" | cm-tui login … --password-stdin"
+        )
+    })
 }
 
 fn init_tracing(full_screen: bool) {
@@ -324,7 +328,10 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Some(Command::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "cm-tui", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "cm-tui", &mut out);
+            std::io::Write::write_all(&mut std::io::stdout(), &out)?;
             return Ok(());
         }
         Some(Command::Man) => {
@@ -392,9 +399,9 @@ fn run(cli: Cli) -> Result<()> {
                 new_password,
                 ttl.map(|d| d.as_secs()),
             ))?;
-            let hours = profile.expires_at_ms.saturating_sub(now_ms()) / 3_600_000;
+            let valid = login::describe_validity(profile.expires_at_ms.saturating_sub(now_ms()));
             println!(
-                "logged in as {} at {}; credential valid for {hours} h, stored in {}",
+                "logged in as {} at {}; credential valid for {valid}, stored in {}",
                 sanitize(&profile.user.to_string()),
                 profile.relay,
                 logins.secret_location()
@@ -649,10 +656,12 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    cm_relay::pipe::quiet_broken_pipe();
     let cli = Cli::parse();
     init_tracing(cli.command.is_none());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
         Err(e) => {
             // Errors carry the relay's and the agent's messages: no escape sequences.
             eprintln!("cm-tui: {}", sanitize_text(&format!("{e:#}")));

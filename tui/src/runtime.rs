@@ -64,7 +64,8 @@ impl std::fmt::Debug for Screen {
 }
 
 impl Screen {
-    /// Raw mode + alternate screen; also installs ratatui's restoring panic hook.
+    /// Raw mode + alternate screen; also installs ratatui's restoring panic hook (it chains to
+    /// the closed-pipe hook `main` installed first, `cm_relay::pipe`).
     fn enter() -> Result<Self, RuntimeError> {
         match ratatui::try_init() {
             Ok(terminal) => {

@@ -429,13 +429,13 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
         }),
     )
     .await?;
-    assert_eq!(done.summary, "revoked 1 credential(s) of mallory");
+    assert_eq!(done.summary, "revoked 1 credential of mallory");
     assert_eq!(closed_reason(&mallory.conn).await?.0, CloseReason::Revoked);
     assert!(owner.conn.close_reason().is_none());
     let rows = relay.state.store()?.audit_tail(50)?;
     assert!(rows.iter().any(|r| r.event.op == "kill"
         && r.event.actor == "ada"
-        && r.event.target.as_deref() == Some("revoked 1 credential(s) of mallory")));
+        && r.event.target.as_deref() == Some("revoked 1 credential of mallory")));
     relay.shutdown().await;
     Ok(())
 }

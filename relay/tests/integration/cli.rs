@@ -31,7 +31,7 @@ fn doctor_reports_health_and_fixes() -> Result<()> {
         text.contains("FAIL  state dir") && text.contains("chmod 700"),
         "{text}"
     );
-    assert!(String::from_utf8(out.stderr)?.contains("1 problem(s) found"));
+    assert!(String::from_utf8(out.stderr)?.contains("1 problem found"));
     Ok(())
 }
 
@@ -81,5 +81,71 @@ fn audit_verify_names_the_first_tampered_row() -> Result<()> {
     db.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE id = 2;")?;
     let out = relay_cmd(&state, &["audit", "verify"])?;
     assert!(String::from_utf8(out.stderr)?.contains("audit chain broken at row 3"));
+    Ok(())
+}
+
+/// Runs `cm-relay` with its standard output a pipe whose reader is already gone (`| head`
+/// that has exited): every write to stdout fails with EPIPE.
+fn relay_cmd_closed_stdout(state: &RelayState, args: &[&str]) -> Result<std::process::Output> {
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    Ok(Command::new(workspace_bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(state.dir.root())
+        .args(args)
+        .stdout(writer)
+        .output()?)
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_like_a_pipeline() -> Result<()> {
+    let state = RelayState::new()?;
+    // The write_all path (completions) and the println! path (user list, audit).
+    for args in [
+        &["completions", "bash"][..],
+        &["user", "list"],
+        &["audit"],
+        &["man"],
+    ] {
+        let out = relay_cmd_closed_stdout(&state, args)?;
+        let err = String::from_utf8(out.stderr)?;
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+    // clap prints --help itself and ignores the error.
+    let out = relay_cmd_closed_stdout(&state, &["--help"])?;
+    let err = String::from_utf8(out.stderr)?;
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(matches!(out.status.code(), Some(0 | 141)), "{err}");
+    Ok(())
+}
+
+#[test]
+fn init_without_a_public_address_warns_that_the_invite_is_local() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let init = |dir: &str, extra: &[&str]| {
+        Command::new(workspace_bin("cm-relay")?)
+            .arg("--state-dir")
+            .arg(tmp.path().join(dir))
+            .arg("init")
+            .args(extra)
+            .env_remove("CM_RELAY_PUBLIC_ADDR")
+            .output()
+            .map_err(anyhow::Error::from)
+    };
+    let out = init("local", &[])?;
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(
+        err.contains("127.0.0.1:7443") && err.contains("only works on this machine"),
+        "{err}"
+    );
+    assert!(err.contains("--public-addr"), "{err}");
+
+    let out = init("public", &["--public-addr", "relay.example.com:7443"])?;
+    assert!(out.status.success());
+    let err = String::from_utf8(out.stderr)?;
+    assert!(!err.contains("warning"), "{err}");
     Ok(())
 }

@@ -152,3 +152,83 @@ fn a_bad_tui_toml_names_the_key_and_the_file() -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs `cm-tui` with its standard output a pipe whose reader is already gone (`| head` that
+/// has exited): every write to stdout fails with EPIPE.
+fn tui_closed_stdout(env: Option<&Env>, args: &[&str]) -> Result<Output> {
+    let (reader, writer) = std::io::pipe()?;
+    drop(reader);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cm-tui"));
+    cmd.args(args).stdout(writer);
+    if let Some(env) = env {
+        cmd.env("CM_TUI_STATE_DIR", &env.tui_state)
+            .env("CM_SECRET_STORE", "file");
+    }
+    Ok(cmd.output()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_pipe_ends_quietly_like_a_pipeline() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["login", &env.invite])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    cm_relay::cli::host_add(&env.dir, "box", None)?;
+    // write_all errors (man, completions) and println! panics (hosts).
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["hosts"],
+        &["hosts", "--json"],
+    ] {
+        let out = tui_closed_stdout(Some(&env), args)?;
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+    }
+    let out = tui_closed_stdout(None, &["--help"])?;
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(matches!(out.status.code(), Some(0 | 141)));
+    env.relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_credential_is_described_in_minutes() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["login", &env.invite, "--ttl", "10m"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains(" min, stored in"), "{text}");
+    assert!(!text.contains("0 h"), "{text}");
+    env.relay.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn a_password_login_without_a_terminal_points_to_password_stdin() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    // `setsid`: no controlling terminal even when the tests run in one, so no prompt can open.
+    let out = Command::new("setsid")
+        .arg("-w")
+        .arg(env!("CARGO_BIN_EXE_cm-tui"))
+        .args([
+            "login",
+            "127.0.0.1:9",
+            "--user",
+            "bob",
+            "--pin",
+            "blake3:00",
+        ])
+        .env("CM_TUI_STATE_DIR", tmp.path())
+        .env("CM_SECRET_STORE", "file")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no terminal") && err.contains("--password-stdin"),
+        "{err}"
+    );
+    Ok(())
+}
