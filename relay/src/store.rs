@@ -225,17 +225,23 @@ impl Store {
     /// # Errors
     /// SQLite failures (an unknown user violates the foreign key).
     pub fn grant(&self, user: &UserId, host: &str, role: Role) -> Result<(), StoreError> {
+        // One write transaction: two owners demoting each other cannot both pass the check.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         // Only owners on `*` count: an owner of one host cannot administer the relay.
         if role != Role::Owner && host == "*" && self.is_last_owner(user)? {
             return Err(StoreError::Refused(format!(
                 "{user} is the last owner on every host (*); grant owner on * to someone else first"
             )));
         }
-        self.conn.execute(
+        tx.execute(
             "INSERT INTO grants(user, host, role) VALUES (?1, ?2, ?3)
              ON CONFLICT(user, host) DO UPDATE SET role = excluded.role",
             params![user.as_str(), host, role.as_str()],
         )?;
+        tx.commit()?;
         self.grants_generation.bump();
         Ok(())
     }

@@ -181,8 +181,12 @@ impl Store {
     /// # Errors
     /// No such grant, last owner, SQLite failures.
     pub fn revoke_grant(&self, user: &UserId, host: &str) -> Result<(), StoreError> {
-        let role: Option<String> = self
-            .conn
+        // One write transaction: two owners removing each other cannot both pass the check.
+        let tx = rusqlite::Transaction::new_unchecked(
+            &self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let role: Option<String> = tx
             .query_row(
                 "SELECT role FROM grants WHERE user = ?1 AND host = ?2",
                 params![user.as_str(), host],
@@ -200,10 +204,11 @@ impl Store {
                 "{user} is the last owner on every host (*); grant owner on * to someone else first"
             )));
         }
-        self.conn.execute(
+        tx.execute(
             "DELETE FROM grants WHERE user = ?1 AND host = ?2",
             params![user.as_str(), host],
         )?;
+        tx.commit()?;
         self.grants_generation.bump();
         Ok(())
     }
