@@ -5,7 +5,8 @@
 //! workspace root, as must every object directory named by `objects/info/alternates`. Every
 //! later command of the operation runs with `GIT_DIR` and `GIT_WORK_TREE` set to the checked
 //! paths, so a `.git` file, a `.git` link or `core.worktree` changed afterwards is not followed.
-//! The repository's filter drivers are listed here too, so every command can empty them.
+//! The repository's filter drivers and URL-specific cookie files are listed here too, so every
+//! command can neutralize them.
 
 use super::GitError;
 use super::run::{Git, GitDir};
@@ -21,8 +22,8 @@ pub struct Pinned {
     pub git_dir: PathBuf,
     /// The work tree (canonical).
     pub work_tree: PathBuf,
-    /// The filter drivers the repository's config names (each is emptied on every command).
-    pub filters: Vec<String>,
+    /// Repository settings neutralized on every command (key, value), see [`overrides`].
+    pub overrides: Vec<(String, &'static str)>,
 }
 
 /// The pinned repository of `d`, resolved on first use.
@@ -99,14 +100,17 @@ async fn resolve(d: &GitDir) -> Result<Pinned, GitError> {
     let mut pinned = Pinned {
         git_dir,
         work_tree,
-        filters: Vec::new(),
+        overrides: Vec::new(),
     };
-    pinned.filters = filters(d, &pinned).await?;
+    pinned.overrides = overrides(d, &pinned).await?;
     Ok(pinned)
 }
 
-/// The names of the filter drivers configured for the pinned repository.
-async fn filters(d: &GitDir, p: &Pinned) -> Result<Vec<String>, GitError> {
+/// Settings of the pinned repository that a general `-c` override cannot reach, each with the
+/// value that neutralizes it: every `filter.<driver>.clean|smudge|process` (emptied: git runs
+/// no filter) and every URL-specific `http.<url>.cookieFile` (emptied) and
+/// `http.<url>.saveCookies` (`false`), which win over the general `http.*` overrides.
+async fn overrides(d: &GitDir, p: &Pinned) -> Result<Vec<(String, &'static str)>, GitError> {
     let out = Git::new(
         d,
         [
@@ -114,7 +118,7 @@ async fn filters(d: &GitDir, p: &Pinned) -> Result<Vec<String>, GitError> {
             "-z",
             "--name-only",
             "--get-regexp",
-            r"^filter\..*\.(clean|smudge|process)$",
+            r"^(filter\..+\.(clean|smudge|process)|http\..+\.(cookiefile|savecookies))$",
         ],
     )
     .exec(Some(p))
@@ -124,14 +128,21 @@ async fn filters(d: &GitDir, p: &Pinned) -> Result<Vec<String>, GitError> {
         return Err(GitError::failed("config", &out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<String> = text
-        .split('\0')
-        .filter_map(|k| k.strip_prefix("filter.")?.rsplit_once('.'))
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
+    let mut found: Vec<(String, &'static str)> = Vec::new();
+    for key in text.split('\0').filter(|k| !k.is_empty()) {
+        if let Some((name, _)) = key.strip_prefix("filter.").and_then(|k| k.rsplit_once('.')) {
+            for k in ["clean", "smudge", "process"] {
+                found.push((format!("filter.{name}.{k}"), ""));
+            }
+        } else if key.ends_with(".savecookies") {
+            found.push((key.to_owned(), "false"));
+        } else {
+            found.push((key.to_owned(), ""));
+        }
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 /// A path made canonical; one that cannot be (gone, unreadable) is refused as outside.

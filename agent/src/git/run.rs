@@ -26,7 +26,8 @@
 //!   command afterwards runs with `GIT_DIR` and `GIT_WORK_TREE` set to the checked paths, so
 //!   a `.git` file, link or `core.worktree` changed later is not followed, and with every
 //!   filter driver the repository configures (`filter.<name>.clean`, `smudge`, `process`)
-//!   emptied, so `.gitattributes` cannot make status, diff, add or checkout run a program.
+//!   emptied, so `.gitattributes` cannot make status, diff, add or checkout run a program,
+//!   and every URL-specific `http.<url>.cookieFile`/`saveCookies` neutralized.
 //! - The working directory is the fd from containment, entered via `/proc/self/fd/N`, so a folder
 //!   swapped for a link after the check is not followed.
 
@@ -203,19 +204,12 @@ impl<'a> Git<'a> {
         if let Some(p) = pinned {
             cmd.env("GIT_DIR", &p.git_dir)
                 .env("GIT_WORK_TREE", &p.work_tree);
-            // The repository's filter drivers, emptied (git then runs none). Passed as
-            // GIT_CONFIG_KEY_n/VALUE_n, which needs no quoting of the driver's name.
-            let keys: Vec<String> = p
-                .filters
-                .iter()
-                .flat_map(|name| {
-                    ["clean", "smudge", "process"].map(|k| format!("filter.{name}.{k}"))
-                })
-                .collect();
-            cmd.env("GIT_CONFIG_COUNT", keys.len().to_string());
-            for (i, key) in keys.into_iter().enumerate() {
+            // The repository's filter drivers and URL-specific cookie files, neutralized.
+            // Passed as GIT_CONFIG_KEY_n/VALUE_n, which needs no quoting of the names.
+            cmd.env("GIT_CONFIG_COUNT", p.overrides.len().to_string());
+            for (i, (key, value)) in p.overrides.iter().enumerate() {
                 cmd.env(format!("GIT_CONFIG_KEY_{i}"), key)
-                    .env(format!("GIT_CONFIG_VALUE_{i}"), "");
+                    .env(format!("GIT_CONFIG_VALUE_{i}"), value);
             }
         }
         for (k, v) in &self.env {

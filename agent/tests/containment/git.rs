@@ -14,24 +14,47 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 /// closes it (an http remote that wants a password; for `git://` it is a protocol error). Its
 /// port. It stops with the test's runtime.
 async fn answer_401() -> anyhow::Result<u16> {
+    answer(
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\
+          Set-Cookie: session=1; Max-Age=3600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await
+}
+
+/// A local server that answers every connection with `response`, then closes it. Its port.
+async fn answer(response: Vec<u8>) -> anyhow::Result<u16> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
+    let response = std::sync::Arc::new(response);
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
+            let response = response.clone();
             tokio::spawn(async move {
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\n\
-                          Content-Length: 0\r\nConnection: close\r\n\r\n",
-                    )
-                    .await;
+                let _ = s.write_all(&response).await;
                 let _ = s.shutdown().await;
             });
         }
     });
     Ok(port)
+}
+
+/// A "dumb" http remote whose only ref is `branch` at `id` (a commit the repository has, so a
+/// pull succeeds without fetching objects), setting a cookie.
+async fn dumb_remote(branch: &str, id: &str) -> anyhow::Result<u16> {
+    let body = format!("{id}\trefs/heads/{branch}\n");
+    answer(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\
+             Set-Cookie: session=1; Max-Age=3600\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+    .await
 }
 
 /// Makes HEAD a commit with a `gpgsig` header (a signature git would verify with the
@@ -461,6 +484,25 @@ async fn repository_settings_cannot_run_programs() -> anyhow::Result<()> {
         .err(Op::GitPush, json!({ "remote": "origin", "branch": "b2" }))
         .await?;
     assert_ne!(e.code, ErrorCode::Forbidden, "{}", e.message);
+    // A cookie jar outside the root, named for one URL (more specific than any general
+    // override), after a pull that succeeds: never written.
+    let b2 = git(&f.root, &["rev-parse", "b2"])?;
+    let dumb = format!(
+        "http://127.0.0.1:{}/x.git",
+        dumb_remote("b2", b2.trim()).await?
+    );
+    git(&f.root, &["remote", "add", "dumb", &dumb])?;
+    let jar = f.sentinel.join("jar").display().to_string();
+    git(
+        &f.root,
+        &["config", &format!("http.{dumb}.cookieFile"), &jar],
+    )?;
+    git(
+        &f.root,
+        &["config", &format!("http.{dumb}.saveCookies"), "true"],
+    )?;
+    f.ok::<proto::git::GitOutput>(Op::GitPull, json!({ "remote": "dumb", "branch": "b2" }))
+        .await?;
     let log: GitLog = f.ok(Op::GitLog, json!({ "limit": 5 })).await?;
     assert!(
         log.commits.iter().any(|c| c.subject == "signed"),
