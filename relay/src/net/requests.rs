@@ -71,6 +71,19 @@ fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -
     }
 }
 
+/// The first target in `header` that is not a plain name (see [`proto::ids::is_valid_name`]).
+fn bad_name(header: &StreamHeader) -> Option<&'static str> {
+    let names = [
+        ("host", header.host.as_ref().map(|h| h.as_str())),
+        ("workspace", header.workspace.as_deref()),
+        ("session", header.session.as_deref()),
+    ];
+    names
+        .into_iter()
+        .find(|(_, name)| name.is_some_and(|n| !proto::ids::is_valid_name(n)))
+        .map(|(field, _)| field)
+}
+
 /// Serves one request stream to completion.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -105,6 +118,29 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if let Some(field) = bad_name(&header) {
+        // Names reach logs, the audit trail and other operators' terminals: only plain
+        // names pass (what agents and the relay accept as names anyway).
+        shared.audit_unwaited(AuditEvent {
+            actor: principal.user.0.clone(),
+            op: header.op.as_str().to_owned(),
+            decision: "deny".into(),
+            reason: Some(format!("malformed {field} name in the stream header")),
+            ..AuditEvent::default()
+        });
+        refuse(
+            send,
+            WireError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "the {field} name is not valid: letters, digits, '-', '_' and '.', at most {} bytes",
+                    proto::ids::MAX_ID_LEN
+                ),
+            ),
+        )
+        .await;
+        return;
+    }
     let grants = match shared.store.grants(&principal.user).await {
         Ok(g) => g,
         Err(e) => {

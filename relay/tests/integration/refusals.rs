@@ -77,3 +77,41 @@ async fn agent_refusals_are_audited_at_the_relay() -> Result<()> {
     assert_eq!(relay.state.store()?.audit_verify()?, None);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_with_control_characters_never_reach_the_audit_trail() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let owner = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &owner).await?;
+    let mut h = header(Op::Messages, "box");
+    h.workspace = Some("\u{1b}]0;pwned\u{7}".into());
+    let err = client::request::<(), String>(&op.conn, &h, None)
+        .await
+        .unwrap_err();
+    let LinkError::Refused(e) = err else {
+        anyhow::bail!("expected a refusal, got {err}");
+    };
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(
+        e.message.starts_with("the workspace name is not valid"),
+        "{}",
+        e.message
+    );
+    let mut relay = relay;
+    if let Some(running) = relay.relay.take() {
+        running.shutdown().await;
+    }
+    let rows = relay.state.store()?.audit_tail(100)?;
+    let row = rows
+        .iter()
+        .find(|r| {
+            r.event.reason.as_deref() == Some("malformed workspace name in the stream header")
+        })
+        .expect("the refusal is audited");
+    assert_eq!(row.event.decision, "deny");
+    for r in &rows {
+        let text = serde_json::to_string(&r.event)?;
+        assert!(!text.contains("pwned"), "{text}");
+    }
+    Ok(())
+}
