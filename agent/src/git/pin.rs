@@ -89,7 +89,11 @@ async fn resolve(d: &GitDir) -> Result<Pinned, GitError> {
             Err(refuse(
                 d,
                 "repository_outside_root",
-                &format!("has its {what} outside the workspace root"),
+                &format!(
+                    "has its {what} outside the workspace root; git operations act only on \
+                     repositories entirely inside it (for a linked worktree or a submodule, make \
+                     the main repository's folder the workspace)"
+                ),
             ))
         }
     };
