@@ -7,8 +7,10 @@ use crate::harness::*;
 use anyhow::{Context, Result};
 use cm_relay::cli::{self, KillArgs};
 use cm_relay::client;
+use cm_relay::framed::{FramedRecv, send_frame};
 use cm_relay::time::now_ms;
 use proto::admin::{AdminDone, UserRequest};
+use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::{IssuedCredential, Key};
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, ReqId, UserId};
@@ -103,12 +105,36 @@ async fn a_credential_expiring_mid_connection_closes_it() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_owner_cannot_be_removed_from_the_cli() -> Result<()> {
     let relay = TestRelay::start().await?;
+    // An owner of one host does not count as another owner of the relay.
+    cli::user_add(&relay.state.dir, "hob", "owner", "box")?;
     let err = cli::admin_change(
         &relay.state.dir,
         cli::AdminChange::RemoveUser { user: "owner" },
     )
     .unwrap_err();
     assert!(err.to_string().contains("last owner"), "{err}");
+    for change in [
+        cli::AdminChange::Grant {
+            user: "owner",
+            role: "admin",
+            host: "*",
+        },
+        cli::AdminChange::RevokeGrant {
+            user: "owner",
+            host: "*",
+        },
+    ] {
+        let err = cli::admin_change(&relay.state.dir, change).unwrap_err();
+        assert!(err.to_string().contains("last owner"), "{err}");
+    }
+    // The one-host owner may lose that grant.
+    cli::admin_change(
+        &relay.state.dir,
+        cli::AdminChange::RevokeGrant {
+            user: "hob",
+            host: "box",
+        },
+    )?;
     let invite = cli::user_add(&relay.state.dir, "bob", "admin", "box")?;
     assert_eq!(invite.user.as_str(), "bob");
     let err = cli::user_add(&relay.state.dir, "eve", "root", "*").unwrap_err();
@@ -117,11 +143,42 @@ async fn last_owner_cannot_be_removed_from_the_cli() -> Result<()> {
     Ok(())
 }
 
+/// A fake agent that keeps heart-beating (the test relay's window is 1 s); returns its
+/// connection and the receive half of its control stream.
+async fn heartbeating_agent(
+    relay: &TestRelay,
+    name: &str,
+) -> Result<(quinn::Connection, FramedRecv)> {
+    let client::Session {
+        conn,
+        mut control_send,
+        control_recv,
+        ..
+    } = fake_agent(relay, name).await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        for seq in 2.. {
+            tick.tick().await;
+            let hb = Control::Heartbeat {
+                seq,
+                status: Default::default(),
+            };
+            if send_frame(&mut control_send, &hb, MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok((conn, control_recv))
+}
+
 /// Reads the agent's control stream until a `creds_revoked` notice names `cred` (bounded).
-async fn until_told_revoked(agent: &mut client::Session, cred: &CredId) -> Result<()> {
+async fn until_told_revoked(control: &mut FramedRecv, cred: &CredId) -> Result<()> {
     tokio::time::timeout(WAIT, async {
         loop {
-            match agent.control_recv.next::<Control>().await? {
+            match control.next::<Control>().await? {
                 Some(Control::CredsRevoked { cred_ids }) if cred_ids.contains(cred) => {
                     return Ok::<_, anyhow::Error>(());
                 }
@@ -142,7 +199,7 @@ async fn removing_a_user_tells_the_agents_their_credentials_are_revoked() -> Res
     let rita = user_with_grant(&relay, "rita", "*", Role::Operator)?;
     let rita_op = operator(&relay.addr_str(), &relay.state.pin, &rita).await?;
     let ravi = user_with_grant(&relay, "ravi", "box", Role::Operator)?;
-    let mut agent = fake_agent(&relay, "box").await?;
+    let (_agent, mut control) = heartbeating_agent(&relay, "box").await?;
     watch_until(&owner_op, "box online", |l| host_online(l, "box")).await?;
 
     // Removed with the CLI (another process's store): the running relay tells the agent.
@@ -151,7 +208,7 @@ async fn removing_a_user_tells_the_agents_their_credentials_are_revoked() -> Res
         cli::AdminChange::RemoveUser { user: "rita" },
     )?;
     assert_eq!(summary, "removed rita");
-    until_told_revoked(&mut agent, &rita.cred_id).await?;
+    until_told_revoked(&mut control, &rita.cred_id).await?;
     let (reason, _) = closed_reason(&rita_op.conn).await?;
     assert_eq!(reason, CloseReason::Revoked);
 
@@ -165,11 +222,11 @@ async fn removing_a_user_tells_the_agents_their_credentials_are_revoked() -> Res
     )
     .await?;
     assert_eq!(done.summary, "removed ravi");
-    until_told_revoked(&mut agent, &ravi.cred_id).await?;
+    until_told_revoked(&mut control, &ravi.cred_id).await?;
 
     // An agent connecting later is told too (the credentials have not expired yet).
-    let mut late = fake_agent(&relay, "late-box").await?;
-    until_told_revoked(&mut late, &rita.cred_id).await?;
+    let (_late, mut late_control) = heartbeating_agent(&relay, "late-box").await?;
+    until_told_revoked(&mut late_control, &rita.cred_id).await?;
     relay.shutdown().await;
     Ok(())
 }
