@@ -15,9 +15,18 @@ use proto::ops::{ForwardHeader, Prompt};
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
-/// A minimal agent built from the client library: answers each forwarded stream with a
-/// `Reply<String>` describing what it received.
-pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<Session> {
+/// A minimal agent built from the client library, heart-beating every 200 ms (the test
+/// relay's window is 1 s) until its connection closes.
+pub struct FakeAgent {
+    /// Its connection.
+    pub conn: quinn::Connection,
+    /// The receive half of its control stream (notices from the relay).
+    pub control_recv: FramedRecv,
+}
+
+/// A [`FakeAgent`] that answers each forwarded stream with a `Reply<String>` describing what
+/// it received.
+pub async fn fake_agent(relay: &TestRelay, name: &str) -> Result<FakeAgent> {
     fake_agent_answering(relay, name, Reply::Ok).await
 }
 
@@ -26,7 +35,7 @@ pub async fn fake_agent_answering(
     relay: &TestRelay,
     name: &str,
     reply: fn(String) -> Reply<String>,
-) -> Result<Session> {
+) -> Result<FakeAgent> {
     let token = relay.state.add_host(name, relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
     let session =
@@ -53,18 +62,32 @@ pub async fn fake_agent_answering(
             });
         }
     });
-    // Wait until the relay counts it online: it must heartbeat once.
-    let mut s = session;
-    send_frame(
-        &mut s.control_send,
-        &proto::message::Control::Heartbeat {
-            seq: 1,
-            status: Default::default(),
-        },
-        MAX_FRAME_LEN,
-    )
-    .await?;
-    Ok(s)
+    let Session {
+        conn,
+        mut control_send,
+        control_recv,
+        ..
+    } = session;
+    // The relay counts it online from its first heartbeat, sent before this returns.
+    let heartbeat = |seq| proto::message::Control::Heartbeat {
+        seq,
+        status: Default::default(),
+    };
+    send_frame(&mut control_send, &heartbeat(1), MAX_FRAME_LEN).await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        tick.tick().await;
+        for seq in 2.. {
+            tick.tick().await;
+            if send_frame(&mut control_send, &heartbeat(seq), MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(FakeAgent { conn, control_recv })
 }
 
 /// A header for `op` on `host`'s `demo` workspace.

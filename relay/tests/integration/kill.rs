@@ -7,10 +7,9 @@ use crate::harness::*;
 use anyhow::{Context, Result};
 use cm_relay::cli::{self, KillArgs};
 use cm_relay::client;
-use cm_relay::framed::{FramedRecv, send_frame};
+use cm_relay::framed::FramedRecv;
 use cm_relay::time::now_ms;
 use proto::admin::{AdminDone, UserRequest};
-use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::{IssuedCredential, Key};
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, ReqId, UserId};
@@ -143,34 +142,13 @@ async fn last_owner_cannot_be_removed_from_the_cli() -> Result<()> {
     Ok(())
 }
 
-/// A fake agent that keeps heart-beating (the test relay's window is 1 s); returns its
-/// connection and the receive half of its control stream.
+/// A fake agent (it keeps heart-beating); returns its connection and the receive half of its
+/// control stream.
 async fn heartbeating_agent(
     relay: &TestRelay,
     name: &str,
 ) -> Result<(quinn::Connection, FramedRecv)> {
-    let client::Session {
-        conn,
-        mut control_send,
-        control_recv,
-        ..
-    } = fake_agent(relay, name).await?;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-        for seq in 2.. {
-            tick.tick().await;
-            let hb = Control::Heartbeat {
-                seq,
-                status: Default::default(),
-            };
-            if send_frame(&mut control_send, &hb, MAX_FRAME_LEN)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let crate::forward::FakeAgent { conn, control_recv } = fake_agent(relay, name).await?;
     Ok((conn, control_recv))
 }
 
