@@ -475,7 +475,7 @@ impl App {
                 self.rtt = None;
                 self.refresh(fx);
             }
-            NetEvent::Hosts(list) => self.replace_hosts(list),
+            NetEvent::Hosts(list) => self.replace_hosts(list, fx),
             NetEvent::Disconnected { reason, retry_in } => {
                 if matches!(self.conn, ConnState::Offline { .. }) {
                     return;

@@ -1,7 +1,7 @@
 //! The hosts screen: the relay's live host list, its selection (kept on the same host across
 //! updates and reconnects) and filter, and opening a host's workspaces.
 
-use super::{App, Screen, WorkspacesView, list};
+use super::{App, Screen, SessionsView, WorkspacesView, list};
 use crate::action::Action;
 use crate::call::{Call, Scope};
 use crate::effect::Effect;
@@ -74,8 +74,11 @@ impl App {
     }
 
     /// Takes a new list, keeping the selection on the same host if it is still there, else
-    /// at the same position (clamped).
-    pub(super) fn replace_hosts(&mut self, list: HostList) {
+    /// at the same position (clamped). When the open host goes offline, says so; when it comes
+    /// back, re-reads what its screens show as after a reconnect.
+    pub(super) fn replace_hosts(&mut self, list: HostList, fx: &mut Vec<Effect>) {
+        let open = self.workspaces.as_ref().map(|w| w.host.clone());
+        let was_online = open.as_ref().and_then(|h| self.host(h)).map(|h| h.online);
         let kept = self.selected_host().map(|h| h.host.clone());
         self.hosts = Some(Hosts {
             list,
@@ -88,6 +91,56 @@ impl App {
                 self.host_nav.clamp(len);
             }
         }
+        let Some(open) = open else { return };
+        let is_online = self.host(&open).map(|h| h.online);
+        match (was_online, is_online) {
+            (Some(false), Some(true)) => {
+                self.notify(format!("host {open} is back online"), false);
+                self.host_resync(&open, fx);
+            }
+            (Some(true) | None, Some(false)) => {
+                self.notify(
+                    format!("host {open} went offline — prompts will be queued until it is back"),
+                    true,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The open host came back: re-read its workspaces, the open sessions list and session,
+    /// and reopen its ended watches now (where they left off) instead of after their backoff.
+    fn host_resync(&mut self, host: &HostId, fx: &mut Vec<Effect>) {
+        if !self.is_connected() {
+            return;
+        }
+        self.request(Scope::host(host), Call::WorkspaceList, fx);
+        if let Some(watch) = self.sessions.as_ref().map(SessionsView::watch) {
+            self.request(watch.scope(), Call::SessionList, fx);
+            self.request(watch.scope(), Call::PermissionList, fx);
+        }
+        self.session_reconnected(fx);
+        self.diff_reconnected(fx);
+        for (watch, state) in &mut self.watches {
+            if &watch.host == host && !state.open {
+                state.retry_at_ms = None;
+                state.failures = 0;
+                fx.push(Effect::Watch {
+                    watch: watch.clone(),
+                    after_seq: state.last_seq,
+                });
+            }
+        }
+    }
+
+    /// The host the open screens are about (workspaces, sessions, session, diff) when the
+    /// host list says it is offline.
+    pub fn open_host_offline(&self) -> Option<&HostId> {
+        if matches!(self.screen, Screen::Hosts | Screen::Admin) {
+            return None;
+        }
+        let host = &self.workspaces.as_ref()?.host;
+        self.host(host).is_some_and(|h| !h.online).then_some(host)
     }
 
     /// The role from the grant on every host (`*`), as the last host list said.

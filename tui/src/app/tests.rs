@@ -6,6 +6,7 @@ mod attention;
 mod detail;
 mod hosts;
 mod navigation;
+mod offline;
 mod palette;
 mod prompt;
 pub(crate) mod question;

@@ -125,6 +125,13 @@ impl App {
             }
             Action::StartOpencode | Action::StopOpencode => {
                 let Some(name) = selected else { return };
+                if self.host(&host).is_some_and(|h| !h.online) {
+                    let text = format!(
+                        "host {host} is offline: OpenCode can be started or stopped once it is back"
+                    );
+                    self.notify(text, true);
+                    return;
+                }
                 let (call, verb) = if action == Action::StartOpencode {
                     (Call::OpencodeStart, "starting")
                 } else {

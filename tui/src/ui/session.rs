@@ -3,7 +3,7 @@
 
 use crate::app::attention::{Item, ItemKind};
 use crate::app::{App, SessionView};
-use crate::ui::sessions::status;
+use crate::ui::sessions::{OFFLINE, status};
 use crate::ui::theme::Theme;
 use crate::ui::{hints, line, panel, placeholder};
 use crate::view::{self, text::sanitize, text::truncate};
@@ -27,7 +27,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Constraint::Length(layout.prompt),
     ])
     .areas(area);
-    render_transcript(frame, transcript, view, theme);
+    let offline = app.open_host_offline().is_some();
+    render_transcript(frame, transcript, view, offline, theme);
     if let Some(first) = waiting.first() {
         render_permission(frame, permission, first, waiting.len(), theme);
     }
@@ -42,8 +43,19 @@ fn title(view: &SessionView) -> String {
     }
 }
 
-fn render_transcript(frame: &mut Frame<'_>, area: Rect, view: &SessionView, theme: Theme) {
-    let (text, style) = status(&view.status, theme);
+fn render_transcript(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    view: &SessionView,
+    offline: bool,
+    theme: Theme,
+) {
+    // The last status heard is stale once the host is gone.
+    let (text, style) = if offline {
+        (OFFLINE.to_owned(), theme.error())
+    } else {
+        status(&view.status, theme)
+    };
     let name = title(view);
     let crumb = truncate(&name, usize::from(area.width / 2));
     let mut block = panel(&[view.host.as_str(), &view.workspace, &crumb], theme)

@@ -13,6 +13,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, HighlightSpacing, Row, Table, TableState};
 
+/// The title's status word while the screen's host is offline.
+pub(super) const OFFLINE: &str = "✗ host offline";
+
 /// The word and style of a session status.
 pub(super) fn status(status: &SessionStatus, theme: Theme) -> (String, Style) {
     match status {
@@ -47,8 +50,12 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             theme,
         )
     });
+    let mut top = Line::from(count).right_aligned();
+    if app.open_host_offline().is_some() {
+        top.push_span(Span::styled(format!(" {OFFLINE} "), theme.error()));
+    }
     let block = panel(&[view.host.as_str(), &view.workspace, "sessions"], theme)
-        .title_top(Line::from(count).right_aligned())
+        .title_top(top)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {

@@ -15,16 +15,23 @@ const LOGIN_WARN_MS: u64 = 15 * 60_000;
 
 /// Draws the status line into `area` (one row).
 pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
-    let (marker, style) = match app.conn() {
-        ConnState::Connected { .. } => ("●", theme.ok()),
-        ConnState::Connecting | ConnState::Reconnecting { .. } => ("◌", theme.warn()),
-        ConnState::Offline { .. } => ("○", theme.error()),
+    let offline_host = app.open_host_offline().filter(|_| app.is_connected());
+    let (marker, style) = match (app.conn(), offline_host) {
+        // The relay is up but the host the screens are about is not: that is what matters.
+        (ConnState::Connected { .. }, Some(_)) => ("○", theme.warn()),
+        (ConnState::Connected { .. }, None) => ("●", theme.ok()),
+        (ConnState::Connecting | ConnState::Reconnecting { .. }, _) => ("◌", theme.warn()),
+        (ConnState::Offline { .. }, _) => ("○", theme.error()),
+    };
+    let text = match offline_host {
+        Some(host) => format!("host {host} offline — prompts will be queued"),
+        None => app.connection_text(),
     };
     let mut left = vec![
         Span::raw(" "),
         Span::styled(marker, style),
         Span::raw(" "),
-        Span::styled(app.connection_text(), style),
+        Span::styled(text, style),
     ];
     if let Some(rtt) = app.rtt() {
         left.push(Span::styled(

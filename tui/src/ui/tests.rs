@@ -854,3 +854,55 @@ fn admin_hosts_and_credentials_tabs() {
     );
     insta::assert_snapshot!(format!("{hosts}{creds}"));
 }
+
+/// `box` going offline while its session is open, 10 s later (the notice has gone): the title
+/// and the status bar say so instead of the last status heard and "connected".
+fn box_offline(mut d: Drive) -> Drive {
+    let mut hosts = list(&["box", "spare"]);
+    hosts.hosts[0].online = false;
+    d.net(NetEvent::Hosts(hosts));
+    d.send(Event::Tick {
+        now_ms: T0 + 10_000,
+    });
+    d
+}
+
+#[test]
+fn session_screen_says_when_its_host_is_offline() {
+    let d = box_offline(steady(Drive::at_session()));
+    for (w, h) in [(80, 24), (140, 40)] {
+        let text = screen(&d.app, w, h);
+        assert!(text.contains("✗ host offline"), "{text}");
+        assert!(
+            !text.contains("○ idle") && !text.contains("connected"),
+            "{text}"
+        );
+        assert!(
+            text.contains("host box offline — prompts will be queued"),
+            "{text}"
+        );
+    }
+    insta::assert_snapshot!(both(&d.app));
+}
+
+#[test]
+fn workspaces_of_an_offline_host_do_not_offer_start_and_stop() {
+    let online = steady(Drive::at_workspaces());
+    let text = screen(&online.app, 140, 40);
+    assert!(text.contains("s start · S stop"), "{text}");
+    let d = box_offline(online);
+    let text = screen(&d.app, 140, 40);
+    assert!(
+        !text.contains("s start") && !text.contains("S stop"),
+        "{text}"
+    );
+    assert!(text.contains("start/stop: host offline"), "{text}");
+    assert!(text.contains("✗ host offline"), "{text}");
+    let mut d = d;
+    d.code(KeyCode::Enter);
+    let text = screen(&d.app, 140, 40);
+    assert!(
+        text.contains("✗ host offline"),
+        "sessions screen too: {text}"
+    );
+}

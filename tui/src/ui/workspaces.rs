@@ -2,6 +2,7 @@
 //! and version, and the last OpenCode error.
 
 use crate::app::{App, WorkspacesView};
+use crate::ui::sessions::OFFLINE;
 use crate::ui::theme::Theme;
 use crate::ui::workspace_detail;
 use crate::ui::{filter_line, hints, panel, placeholder};
@@ -35,19 +36,31 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .list()
         .map(|l| format!(" {} ", count(l.len(), "workspace")))
         .unwrap_or_default();
+    let offline = app.open_host_offline().is_some();
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
-        hints(
-            &[
-                ("Enter", "sessions"),
-                ("s", "start"),
-                ("S", "stop"),
-                ("Esc", "hosts"),
-            ],
-            theme,
-        )
+        if offline {
+            // Start and stop need the agent: not offered while it is gone.
+            let mut line = hints(&[("Enter", "sessions"), ("Esc", "hosts")], theme);
+            line.push_span(Span::styled("· start/stop: host offline ", theme.muted()));
+            line
+        } else {
+            hints(
+                &[
+                    ("Enter", "sessions"),
+                    ("s", "start"),
+                    ("S", "stop"),
+                    ("Esc", "hosts"),
+                ],
+                theme,
+            )
+        }
     });
+    let mut top = Line::from(count).right_aligned();
+    if offline {
+        top.push_span(Span::styled(format!(" {OFFLINE} "), theme.error()));
+    }
     let block = panel(&[host, "workspaces"], theme)
-        .title_top(Line::from(count).right_aligned())
+        .title_top(top)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
