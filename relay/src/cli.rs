@@ -3,8 +3,8 @@
 use crate::config::RelayConfig;
 use crate::state::{self, SETTING_PUBLIC_ADDR, StateDir};
 use crate::store::{AuditEvent, Store};
-pub use crate::time::parse_duration;
 use crate::time::{now_ms, random32};
+pub use crate::time::{parse_duration, utc};
 use clap::{Args, Parser, Subcommand};
 use proto::admin::KillTarget;
 use proto::handshake::Key;
@@ -308,28 +308,6 @@ impl AuditArgs {
     }
 }
 
-/// `ts_ms` (Unix milliseconds) as `YYYY-MM-DD HH:MM:SSZ` in UTC, for text output.
-pub fn utc(ts_ms: u64) -> String {
-    let secs = ts_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Builds a relay configuration from `run` options.
 ///
 /// Precedence per setting: flag or `CM_RELAY_*` variable, then `relay.toml`, then the default.
@@ -378,6 +356,9 @@ pub enum CliError {
     /// Invalid input.
     #[error("{0}")]
     Input(String),
+    /// The input names something that does not exist (the message says where to look).
+    #[error("{0}")]
+    NotFound(String),
     /// The change needs more rights than the operation carries (relay operations only).
     #[error("{0}")]
     Forbidden(String),
@@ -635,7 +616,7 @@ pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<St
         }
         KillTarget::Cred { id } => {
             if !store.kill_credential(&proto::ids::CredId::from(id.as_str()))? {
-                return Err(CliError::Input(format!(
+                return Err(CliError::NotFound(format!(
                     "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
                 )));
             }
@@ -780,7 +761,7 @@ pub fn apply_change(
         }
         AdminChange::RevokeCred { id } => {
             if !store.kill_credential(&proto::ids::CredId::from(id))? {
-                return Err(CliError::Input(format!(
+                return Err(CliError::NotFound(format!(
                     "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
                 )));
             }

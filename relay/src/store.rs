@@ -44,6 +44,14 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// A user holds no grant on a host.
+    #[error("{user} has no grant on {host}")]
+    NoGrant {
+        /// The user.
+        user: String,
+        /// The host or `*`.
+        host: String,
+    },
     /// The change is not allowed (e.g. removing the last owner).
     #[error("{0}")]
     Refused(String),

@@ -8,7 +8,7 @@ use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
 use cm_relay::client;
-use cm_relay::time::random_u64;
+use cm_relay::time::{random_u64, utc};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,
@@ -36,18 +36,19 @@ pub enum AdminCommand {
     #[command(
         after_help = "Examples:\n  cm-tui admin kill --user mallory\n  cm-tui admin kill --host home-box\n  cm-tui admin kill --all"
     )]
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["user", "host", "cred", "all"])))]
     Kill {
         /// Every credential of this user.
-        #[arg(long, group = "target")]
+        #[arg(long)]
         user: Option<String>,
         /// This host.
-        #[arg(long, group = "target")]
+        #[arg(long)]
         host: Option<String>,
         /// One credential.
-        #[arg(long, group = "target")]
+        #[arg(long)]
         cred: Option<String>,
         /// Every operator credential and every host.
-        #[arg(long, group = "target")]
+        #[arg(long)]
         all: bool,
         /// Print JSON.
         #[arg(long)]
@@ -86,8 +87,8 @@ pub enum UserCommand {
         /// User name.
         name: String,
         /// viewer, operator, admin or owner (admin and owner: owners only).
-        #[arg(long, default_value = "operator")]
-        role: String,
+        #[arg(long, default_value = "operator", value_parser = role_arg)]
+        role: Role,
         /// Host or `*`.
         #[arg(long, default_value = "*")]
         host: String,
@@ -117,7 +118,8 @@ pub enum UserCommand {
         /// User name.
         name: String,
         /// viewer, operator, admin or owner.
-        role: String,
+        #[arg(value_parser = role_arg)]
+        role: Role,
         /// Host or `*`.
         #[arg(long, default_value = "*")]
         host: String,
@@ -210,13 +212,10 @@ async fn call<B: Serialize, T: DeserializeOwned>(
     Ok(client::request(remote.conn(), &header, body).await?)
 }
 
-fn role(name: &str) -> Result<Role, CommandError> {
-    Role::parse(name).ok_or_else(|| {
-        CommandError::Output(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("unknown role {name:?}: use viewer, operator, admin or owner"),
-        ))
-    })
+/// Parses a role argument; clap puts the flag's name in front of the message.
+fn role_arg(name: &str) -> Result<Role, String> {
+    Role::parse(name)
+        .ok_or_else(|| format!("unknown role {name:?}; use one of viewer, operator, admin, owner"))
 }
 
 /// The operation a user change is sent as: `grant_admin` when it gives, takes or touches
@@ -283,6 +282,23 @@ pub fn users_text(users: &[UserInfo]) -> String {
     out
 }
 
+/// Formats credentials as lines, expiry in UTC.
+pub fn creds_text(creds: &[CredInfo]) -> String {
+    creds
+        .iter()
+        .map(|c| {
+            format!(
+                "{:<26} {:<16} expires {} {}{}\n",
+                c.id,
+                c.user,
+                utc(c.expires_ms),
+                if c.revoked { "revoked " } else { "" },
+                c.label.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
 /// Formats audit rows as lines. Every field is sanitized: the audit records what clients
 /// sent, escape sequences included.
 pub fn audit_text(rows: &[AuditEntry]) -> String {
@@ -291,7 +307,7 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
         out.push_str(&format!(
             "{:>6} {} {:<24} {:<14} {:<6} {}{}{}\n",
             r.id,
-            r.ts_ms,
+            utc(r.ts_ms),
             sanitize(&r.actor),
             sanitize(&r.op),
             sanitize(&r.decision),
@@ -345,7 +361,7 @@ pub async fn run(
             } => {
                 let req = UserRequest::Add {
                     name,
-                    role: role(&r)?,
+                    role: r,
                     host,
                 };
                 user_change(remote, req, json).await
@@ -365,7 +381,7 @@ pub async fn run(
             } => {
                 let req = UserRequest::Grant {
                     name,
-                    role: role(&r)?,
+                    role: r,
                     host,
                 };
                 user_change(remote, req, json).await
@@ -413,20 +429,7 @@ pub async fn run(
             CredsCommand::List { user, all, json } => {
                 let creds: Vec<CredInfo> =
                     call(remote, Op::CredsList, Some(&CredsQuery { user, all })).await?;
-                print(json, &creds, |cs| {
-                    cs.iter()
-                        .map(|c| {
-                            format!(
-                                "{:<26} {:<16} expires {} {}{}\n",
-                                c.id,
-                                c.user,
-                                c.expires_ms,
-                                if c.revoked { "revoked " } else { "" },
-                                c.label.as_deref().unwrap_or("")
-                            )
-                        })
-                        .collect()
-                })
+                print(json, &creds, |cs| creds_text(cs))
             }
             CredsCommand::Revoke { id, json } => {
                 let d: AdminDone = call(remote, Op::CredsRevoke, Some(&CredName { id })).await?;
@@ -446,10 +449,9 @@ pub async fn run(
                 (None, None, Some(id), false) => KillTarget::Cred { id },
                 (None, None, None, true) => KillTarget::All,
                 _ => {
-                    return Err(CommandError::Output(std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        "name exactly one of --user, --host, --cred or --all",
-                    )));
+                    return Err(CommandError::BadInput(
+                        "name exactly one of --user, --host, --cred or --all".into(),
+                    ));
                 }
             };
             let d: AdminDone = call(remote, Op::Kill, Some(&target)).await?;
@@ -497,5 +499,47 @@ mod tests {
         assert!(!text.contains('\u{7}') && !text.contains('\r'), "{text:?}");
         assert_eq!(text.lines().count(), 1, "one row, one line: {text:?}");
         assert!(text.contains("host=xy target=xy "), "{text:?}");
+    }
+
+    #[test]
+    fn creds_and_audit_print_utc_times() {
+        let cred = CredInfo {
+            id: "cred_1".into(),
+            user: "bob".into(),
+            created_ms: 0,
+            expires_ms: 1_795_660_882_220,
+            revoked: false,
+            label: Some("laptop".into()),
+        };
+        let text = creds_text(&[cred]);
+        assert!(
+            text.contains("expires 2026-11-26 02:41:22Z laptop"),
+            "{text:?}"
+        );
+        let row = AuditEntry {
+            id: 3,
+            ts_ms: 1_795_660_882_220,
+            actor: "owner".into(),
+            role: None,
+            host: None,
+            op: "kill".into(),
+            target: None,
+            decision: "allow".into(),
+            reason: None,
+            hash: "h".into(),
+        };
+        let text = audit_text(&[row]);
+        assert!(text.contains(" 2026-11-26 02:41:22Z owner "), "{text:?}");
+        assert!(!text.contains("1795660882220"), "{text:?}");
+    }
+
+    #[test]
+    fn an_unknown_role_names_the_allowed_ones() {
+        let err = role_arg("boss").err().unwrap_or_default();
+        assert_eq!(
+            err,
+            "unknown role \"boss\"; use one of viewer, operator, admin, owner"
+        );
+        assert_eq!(role_arg("admin"), Ok(Role::Admin));
     }
 }

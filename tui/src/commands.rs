@@ -35,9 +35,12 @@ pub enum CommandError {
     /// The turn ended with an error.
     #[error("the turn failed: {0}")]
     Turn(String),
-    /// Output failed (also used for bad input found before sending).
+    /// Output failed.
     #[error(transparent)]
     Output(#[from] std::io::Error),
+    /// Bad input found before sending: the message names the flag or value and what is allowed.
+    #[error("{0}")]
+    BadInput(String),
     /// JSON encoding failed.
     #[error("json")]
     Json(#[from] serde_json::Error),

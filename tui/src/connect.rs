@@ -76,9 +76,19 @@ pub fn format_hosts(list: &HostList) -> String {
         ));
     }
     if list.hosts.is_empty() {
-        out.push_str("(no hosts yet: enroll one with `cm-relay host add NAME` on the relay)\n");
+        out.push_str(empty_hint(list.global_role));
     }
     out
+}
+
+/// What an empty host list means: an admin on `*` sees every enrolled host (revoked ones are
+/// not listed), anyone else only the hosts they hold a grant on.
+fn empty_hint(global_role: Option<proto::rbac::Role>) -> &'static str {
+    if global_role.is_some_and(|r| r >= proto::rbac::Role::Admin) {
+        "(no enrolled hosts: enroll one with `cm-tui admin host add NAME` or `cm-relay host add NAME`)\n"
+    } else {
+        "(no hosts you can see; ask an admin for a grant)\n"
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +96,7 @@ mod tests {
     use super::*;
     use proto::ids::HostId;
     use proto::message::HostStatus;
+    use proto::rbac::Role;
 
     #[test]
     fn ago_buckets() {
@@ -134,5 +145,28 @@ mod tests {
         );
         assert!(lines[1].ends_with("demo"));
         assert!(lines[2].contains("offline") && lines[2].contains("never"));
+    }
+
+    #[test]
+    fn an_empty_list_tells_admins_to_enroll_and_others_to_ask() {
+        let list = |global_role| HostList {
+            now_ms: 0,
+            hosts: Vec::new(),
+            roles: Default::default(),
+            global_role,
+        };
+        let admin = format_hosts(&list(Some(Role::Admin)));
+        assert!(
+            admin.contains("(no enrolled hosts: enroll one with `cm-tui admin host add NAME`"),
+            "{admin}"
+        );
+        for role in [None, Some(Role::Viewer), Some(Role::Operator)] {
+            let t = format_hosts(&list(role));
+            assert!(
+                t.ends_with("(no hosts you can see; ask an admin for a grant)\n"),
+                "{t}"
+            );
+            assert!(!t.contains("host add"), "{t}");
+        }
     }
 }

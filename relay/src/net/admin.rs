@@ -42,6 +42,11 @@ fn public(e: CliError) -> WireError {
     match e {
         CliError::Input(m) => WireError::new(ErrorCode::BadRequest, m),
         CliError::Forbidden(m) => WireError::new(ErrorCode::Forbidden, m),
+        CliError::NotFound(m) => WireError::new(ErrorCode::NotFound, m),
+        CliError::Store(e @ StoreError::NoGrant { .. }) => WireError::new(
+            ErrorCode::NotFound,
+            format!("{e}; see `cm-tui admin user list`"),
+        ),
         CliError::Store(StoreError::Missing { what, name }) => WireError::new(
             ErrorCode::NotFound,
             format!("no {what} named {name:?}; see the list"),

@@ -194,9 +194,9 @@ impl Store {
             )
             .optional()?;
         let Some(role) = role else {
-            return Err(StoreError::Missing {
-                what: "grant",
-                name: format!("{user} on {host}"),
+            return Err(StoreError::NoGrant {
+                user: user.to_string(),
+                host: host.to_owned(),
             });
         };
         if role == "owner" && host == "*" && self.is_last_owner(user)? {

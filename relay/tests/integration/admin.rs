@@ -210,6 +210,22 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
         },
     )
     .await?;
+    let e = refusal(
+        change(
+            &ada,
+            Op::UserManage,
+            &UserRequest::Revoke {
+                name: "carl".into(),
+                host: "box".into(),
+            },
+        )
+        .await,
+    );
+    assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+    assert_eq!(
+        e.message,
+        "carl has no grant on box; see `cm-tui admin user list`"
+    );
     let done = change(
         &ada,
         Op::UserManage,
@@ -404,6 +420,25 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
     );
     let (reason, _) = closed_reason(&otto.conn).await?;
     assert_eq!(reason, CloseReason::Revoked);
+    // An unknown credential is not_found, for the kill switch as for revoke.
+    for (op, body) in [
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::Cred { id: "bogus".into() })?,
+        ),
+        (
+            Op::CredsRevoke,
+            serde_json::to_value(CredName { id: "bogus".into() })?,
+        ),
+    ] {
+        let e = refusal(call::<_, AdminDone>(&ada, op, Some(&body)).await);
+        assert_eq!(e.code, ErrorCode::NotFound, "{}", e.message);
+        assert!(
+            e.message.starts_with("no credential bogus; see "),
+            "{}",
+            e.message
+        );
+    }
 
     // Kill switch for a user: an operator may not, an admin may; the live connection closes.
     let e = refusal(
@@ -610,13 +645,73 @@ async fn cm_tui_admin_commands_with_json() -> Result<()> {
     assert_eq!(rows.len(), 5);
     assert!(rows.iter().all(|r| r.actor.starts_with("owner")));
 
+    // Bad input is refused before anything is sent, naming the flag and what is allowed.
     let bad = run(&["admin", "user", "add", "eve", "--role", "root"])?;
     assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        String::from_utf8_lossy(&bad.stderr).contains("unknown role"),
+        err.contains("--role")
+            && err.contains("unknown role \"root\"; use one of viewer, operator, admin, owner"),
         "{}",
         text(&bad)
     );
+    assert!(!err.contains("I/O"), "{}", text(&bad));
+    let bad = run(&["admin", "user", "grant", "eve", "root"])?;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("use one of viewer, operator, admin, owner"),
+        "{}",
+        text(&bad)
+    );
+    for args in [
+        &["admin", "kill"][..],
+        &["admin", "kill", "--user", "bob", "--all"][..],
+    ] {
+        let bad = run(args)?;
+        assert!(!bad.status.success());
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            ["--user", "--host", "--cred", "--all"]
+                .iter()
+                .all(|f| err.contains(f)),
+            "{args:?}: {}",
+            text(&bad)
+        );
+    }
+    // Relay refusals read as sentences.
+    let bad = run(&["admin", "user", "revoke", "dave", "--host", "nohost"])?;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("dave has no grant on nohost"),
+        "{}",
+        text(&bad)
+    );
+    let bad = run(&["admin", "kill", "--cred", "bogus"])?;
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no credential bogus"),
+        "{}",
+        text(&bad)
+    );
+    // Times print in UTC, not as raw milliseconds.
+    let utc = |ms: u64| cm_relay::time::utc(ms);
+    let out = run(&["admin", "creds", "list", "--user", "owner"])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("expires {}", utc(creds[0].expires_ms))),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !stdout.contains(&creds[0].expires_ms.to_string()),
+        "{stdout}"
+    );
+    let out = run(&["admin", "audit", "--user", "owner", "--limit", "5"])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&utc(rows[0].ts_ms)), "{stdout}");
+    assert!(!stdout.contains(&rows[0].ts_ms.to_string()), "{stdout}");
     // The human form.
     let out = run(&["admin", "user", "list"])?;
     assert!(out.status.success(), "{}", text(&out));
