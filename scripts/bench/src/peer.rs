@@ -1,6 +1,6 @@
 //! The far end of every bench stream, shared by the fake agent (behind the relay) and the
 //! direct server (the raw-quinn baseline), so both paths run the same code. The stream's
-//! `workspace` field selects the behaviour: `echo` copies bytes back, `source:N` writes N
+//! `workspace` field selects the behaviour: `echo` copies bytes back, `source-N` writes N
 //! bytes, `events` streams frames from the [`EventHub`].
 
 use crate::events::EventHub;
@@ -27,18 +27,18 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The `workspace` value that selects this mode.
+    /// The `workspace` value that selects this mode (a plain name, as the relay requires).
     pub fn workspace(self) -> String {
         match self {
             Self::Echo => "echo".into(),
-            Self::Source(n) => format!("source:{n}"),
+            Self::Source(n) => format!("source-{n}"),
             Self::Events => "events".into(),
         }
     }
 
     fn of(header: &StreamHeader) -> Result<Self> {
         let ws = header.workspace.as_deref().unwrap_or_default();
-        Ok(match ws.split_once(':') {
+        Ok(match ws.split_once('-') {
             None if ws == "echo" => Self::Echo,
             None if ws == "events" => Self::Events,
             Some(("source", n)) => Self::Source(n.parse().context("source size")?),
