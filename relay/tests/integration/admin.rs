@@ -707,7 +707,8 @@ async fn cm_tui_admin_commands_with_json() -> Result<()> {
         !stdout.contains(&creds[0].expires_ms.to_string()),
         "{stdout}"
     );
-    let out = run(&["admin", "audit", "--user", "owner", "--limit", "5"])?;
+    // Enough rows to still hold the ones read above (more have been written since).
+    let out = run(&["admin", "audit", "--user", "owner", "--limit", "1000"])?;
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&utc(rows[0].ts_ms)), "{stdout}");
