@@ -26,6 +26,11 @@ const WATCH_TICK: Duration = Duration::from_millis(500);
 /// period goes out at once, later ones are coalesced.
 const WATCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Shortest time between two updates when a host came online or went offline: quick enough
+/// to look immediate, while a reconnect storm of thousands of agents still costs at most ten
+/// lists per second per watcher.
+const WATCH_PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
+
 async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
     send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
 }
@@ -458,32 +463,53 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
-        match host_list(shared, grants).await {
-            Ok(list) => {
-                if last.as_ref() != Some(&list.hosts) {
-                    last = Some(list.hosts.clone());
-                    let r = Reply::Ok(list);
-                    // A list that does not fit one frame gets a typed error, not a silent end.
-                    let r = match proto::frame::encoded_len(&r) {
-                        Ok(n) if n > MAX_FRAME_LEN => Reply::Error(WireError::new(
-                            ErrorCode::Unavailable,
-                            format!(
-                                "the host list is {n} bytes, over the {MAX_FRAME_LEN}-byte frame limit"
-                            ),
-                        )),
-                        _ => r,
-                    };
-                    let failed = matches!(r, Reply::Error(_));
-                    if !reply(&mut send, &r).await || failed {
-                        return;
-                    }
-                    last_sent = Some(tokio::time::Instant::now());
-                }
-            }
+        let list = match host_list(shared, grants).await {
+            Ok(list) => list,
             Err(e) => {
                 let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
                 return;
             }
+        };
+        if last.as_ref() != Some(&list.hosts) {
+            // Coalescing keeps the cost per watcher bounded when many hosts heartbeat (measured
+            // by cm-bench): status-only changes go out at most once per WATCH_MIN_INTERVAL, a
+            // host coming or going at most once per WATCH_PRESENCE_INTERVAL.
+            let presence_changed = last
+                .as_ref()
+                .is_none_or(|l| presence(l) != presence(&list.hosts));
+            let interval = if presence_changed {
+                WATCH_PRESENCE_INTERVAL
+            } else {
+                WATCH_MIN_INTERVAL
+            };
+            let wait = last_sent.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            if !wait.is_zero() {
+                tokio::select! {
+                    biased;
+                    () = shared.cancel.cancelled() => return,
+                    _ = send.stopped() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+                // Send the newest list, not the one from before the wait.
+                continue;
+            }
+            last = Some(list.hosts.clone());
+            let r = Reply::Ok(list);
+            // A list that does not fit one frame gets a typed error, not a silent end.
+            let r = match proto::frame::encoded_len(&r) {
+                Ok(n) if n > MAX_FRAME_LEN => Reply::Error(WireError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the host list is {n} bytes, over the {MAX_FRAME_LEN}-byte frame limit"
+                    ),
+                )),
+                _ => r,
+            };
+            let failed = matches!(r, Reply::Error(_));
+            if !reply(&mut send, &r).await || failed {
+                return;
+            }
+            last_sent = Some(tokio::time::Instant::now());
         }
         tokio::select! {
             biased;
@@ -492,19 +518,12 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
             _ = changes.changed() => {}
             _ = tick.tick() => {}
         }
-        // At most one update per WATCH_MIN_INTERVAL: with many hosts every heartbeat changes
-        // the list; coalescing keeps the cost per watcher bounded (measured by cm-bench).
-        if let Some(wait) = last_sent.map(|t| WATCH_MIN_INTERVAL.saturating_sub(t.elapsed()))
-            && !wait.is_zero()
-        {
-            tokio::select! {
-                biased;
-                () = shared.cancel.cancelled() => return,
-                _ = send.stopped() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
     }
+}
+
+/// Which hosts are online, in list order (what a watcher must learn quickly).
+fn presence(hosts: &[proto::message::HostInfo]) -> Vec<(&HostId, bool)> {
+    hosts.iter().map(|h| (&h.host, h.online)).collect()
 }
 
 /// Revokes the caller's own credential; the sweeper then closes this connection.
