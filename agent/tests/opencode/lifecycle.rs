@@ -141,7 +141,11 @@ async fn crash_restart_then_clean_stop() -> Result<()> {
         "OpenCode {second_pid} still alive"
     );
     ensure!(!alive(sleeper), "tool process {sleeper} survived the stop");
-    let left = processes_matching("sleep 30");
+    // Only this test's tool processes: other tests on the machine may run sleeps of their own.
+    let left: Vec<_> = processes_matching("sleep 30")
+        .into_iter()
+        .filter(|(_, cmd)| cmd.ends_with("sleep 301") || cmd.ends_with("sleep 302"))
+        .collect();
     ensure!(
         left.iter().all(|(p, _)| !alive(*p)),
         "left behind: {left:?}"
