@@ -38,25 +38,7 @@ pub struct RelayFile {
 }
 
 /// Problems with the file, naming it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigFileError {
-    /// Unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// OS error.
-        source: std::io::Error,
-    },
-    /// Invalid (syntax, unknown key, bad value).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use crate::toml_file::TomlFileError as ConfigFileError;
 
 impl RelayFile {
     /// Loads `explicit` (which must exist), else [`DEFAULT_PATH`] if it exists, else defaults.
@@ -69,14 +51,7 @@ impl RelayFile {
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Ok((Self::default(), None)),
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigFileError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let file: Self = toml::from_str(&text).map_err(|e| ConfigFileError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let file: Self = crate::toml_file::read_toml(&path)?;
         file.validate(&path)?;
         Ok((file, Some(path)))
     }

@@ -13,6 +13,7 @@ pub mod pipe;
 pub mod signal;
 pub mod time;
 pub mod tls;
+pub mod toml_file;
 
 #[cfg(feature = "secrets")]
 pub mod secrets;

@@ -69,25 +69,7 @@ pub struct ThemeFile {
 }
 
 /// Problems with the file, naming it.
-#[derive(Debug, thiserror::Error)]
-pub enum TuiConfigError {
-    /// Unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// OS error.
-        source: std::io::Error,
-    },
-    /// Invalid (syntax, unknown key, bad value).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub use cm_relay::toml_file::TomlFileError as TuiConfigError;
 
 /// The default location: `$XDG_CONFIG_HOME/codemantle/tui.toml`.
 pub fn default_path() -> Option<PathBuf> {
@@ -107,14 +89,7 @@ impl TuiFile {
                 None => return Ok(Self::default()),
             },
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| TuiConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let file: Self = toml::from_str(&text).map_err(|e| TuiConfigError::Invalid {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let file: Self = cm_relay::toml_file::read_toml(&path)?;
         if let Some(c) = &file.color
             && !matches!(c.as_str(), "auto" | "always" | "never")
         {
