@@ -189,10 +189,14 @@ async fn check_totp(
     let step =
         crate::totp::verify(&secret, &code, now_ms(), last).ok_or(LoginFailure::WrongTotp)?;
     let u = user.clone();
-    shared
+    // The claim is atomic: of two logins racing with the same code, only one gets it.
+    if !shared
         .store
-        .call(move |s| s.set_totp_last_step(&u, step))
-        .await?;
+        .call(move |s| s.claim_totp_step(&u, step))
+        .await?
+    {
+        return Err(LoginFailure::WrongTotp);
+    }
     Ok(())
 }
 

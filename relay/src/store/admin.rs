@@ -365,16 +365,18 @@ impl Store {
         }
     }
 
-    /// Records the step of an accepted code, so it cannot be used again.
+    /// Claims the step of an accepted code, so it cannot be used again: `false` when that step
+    /// (or a later one) was already used, e.g. by a concurrent login with the same code.
     ///
     /// # Errors
     /// SQLite failures.
-    pub fn set_totp_last_step(&self, user: &UserId, step: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE users SET totp_last_step = ?2 WHERE name = ?1",
+    pub fn claim_totp_step(&self, user: &UserId, step: u64) -> Result<bool, StoreError> {
+        let rows = self.conn.execute(
+            "UPDATE users SET totp_last_step = ?2
+             WHERE name = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
             params![user.as_str(), to_i64(step)],
         )?;
-        Ok(())
+        Ok(rows == 1)
     }
 }
 
@@ -589,5 +591,18 @@ mod tests {
         .collect();
         assert_eq!(audited, expect);
         assert_eq!(s.audit_verify().unwrap(), None);
+    }
+
+    #[test]
+    fn a_totp_step_is_claimed_once() {
+        let s = store();
+        let u = UserId::from("tess");
+        s.add_user(&u, 1).unwrap();
+        s.set_totp_secret(&u, b"0123456789abcdef0123").unwrap();
+        assert!(s.claim_totp_step(&u, 100).unwrap());
+        assert!(!s.claim_totp_step(&u, 100).unwrap(), "the same code twice");
+        assert!(!s.claim_totp_step(&u, 99).unwrap(), "an older code");
+        assert!(s.claim_totp_step(&u, 101).unwrap());
+        assert_eq!(s.totp(&u).unwrap().unwrap().1, Some(101));
     }
 }
