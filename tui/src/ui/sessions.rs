@@ -59,7 +59,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
-            Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),
+            Some(e) => Line::styled(
+                format!("cannot list sessions: {}", crate::view::text::sanitize(e)),
+                theme.error(),
+            ),
             None => Line::styled("asking OpenCode for its sessions…", theme.muted()),
         };
         placeholder(frame, area, block, vec![text]);
@@ -97,7 +100,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             Cell::from(Span::styled(text, style)),
             Cell::from(wait),
             Cell::from(connect::ago(now, Some(s.updated_ms))),
-            Cell::from(Span::styled(s.id.clone(), theme.muted())),
+            Cell::from(Span::styled(
+                crate::view::text::sanitize(&s.id),
+                theme.muted(),
+            )),
         ])
     });
     let widths = [

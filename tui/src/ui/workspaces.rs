@@ -1,7 +1,7 @@
 //! The workspaces panel: one row per workspace of the open host with its root, OpenCode state
 //! and version, and the last OpenCode error.
 
-use crate::app::{App, WorkspacesView};
+use crate::app::App;
 use crate::ui::sessions::OFFLINE;
 use crate::ui::theme::Theme;
 use crate::ui::workspace_detail;
@@ -64,7 +64,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
-            Some(e) => Line::styled(format!("cannot list workspaces: {e}"), theme.error()),
+            Some(e) => Line::styled(
+                format!("cannot list workspaces: {}", crate::view::text::sanitize(e)),
+                theme.error(),
+            ),
             None => Line::styled("asking the host for its workspaces…", theme.muted()),
         };
         placeholder(frame, area, block, vec![text]);
@@ -83,7 +86,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     }
     let header =
         Row::new(["WORKSPACE", "ROOT", "OPENCODE", "VERSION", "NOTE"]).style(theme.header());
-    let rows = view.visible().into_iter().map(|w| row(w, view, theme));
+    let rows = view.visible().into_iter().map(|w| row(w, theme));
     let widths = [
         Constraint::Length(name_width(list)),
         Constraint::Length(8),
@@ -133,8 +136,7 @@ fn name_width(list: &[WorkspaceInfo]) -> u16 {
     u16::try_from(longest.clamp(9, 28)).unwrap_or(28)
 }
 
-fn row(w: &WorkspaceInfo, view: &WorkspacesView, theme: Theme) -> Row<'static> {
-    let _ = view;
+fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
     let (state, style) = opencode_state(w.opencode.state, theme);
     let root = if w.available {
         Span::styled("ok", theme.ok())
@@ -149,10 +151,15 @@ fn row(w: &WorkspaceInfo, view: &WorkspacesView, theme: Theme) -> Row<'static> {
         );
     }
     Row::new([
-        Cell::from(w.name.clone()),
+        Cell::from(crate::view::text::sanitize(&w.name)),
         Cell::from(root),
         Cell::from(Span::styled(state, style)),
-        Cell::from(w.opencode.version.clone().unwrap_or_else(|| "-".into())),
+        Cell::from(
+            w.opencode
+                .version
+                .as_deref()
+                .map_or_else(|| "-".into(), crate::view::text::sanitize),
+        ),
         Cell::from(Span::styled(
             crate::view::text::sanitize(note.lines().next().unwrap_or_default()),
             theme.muted(),
