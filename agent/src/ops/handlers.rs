@@ -225,7 +225,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         }
         Op::QuestionReply => {
             let req: QuestionReply = required(op, body).await?;
-            json(&question_reply(&rt, req).await?)
+            json(&question_reply(&rt, req, fwd.header.session.as_deref()).await?)
         }
         op if super::fs_git::serves(op) => super::fs_git::serve(&rt, fwd, body).await,
         // Admitted above only for served operations; watch_events has its own path.
@@ -428,17 +428,18 @@ async fn permission_reply(
             not_running(),
         ));
     };
-    // The relay authorized the operator for the header's session; the request must belong to
-    // it, or an operator could answer for sessions they may not drive.
-    if let Some(session) = session
-        && let Ok(pending) = client.permissions().await
-        && let Some(found) = pending.iter().find(|p| p.id == req.request_id)
-        && found.session != session
-    {
-        return Err(OpError::BadRequest(format!(
-            "permission request {} belongs to another session than {session}",
-            req.request_id
-        )));
+    if let Some(session) = session {
+        let pending = client
+            .permissions()
+            .await
+            .map_err(|e| answer_error(rt, "permission request", &req.request_id, e))?;
+        let owner = pending.iter().find(|p| p.id == req.request_id);
+        same_session(
+            "permission request",
+            &req.request_id,
+            owner.map(|p| p.session.as_str()),
+            session,
+        )?;
     }
     let ok = client
         .reply_permission(&req.request_id, req.answer, req.message.as_deref())
@@ -448,10 +449,27 @@ async fn permission_reply(
     Ok(ok)
 }
 
-async fn question_reply(rt: &WorkspaceRuntime, req: QuestionReply) -> Result<bool, OpError> {
+async fn question_reply(
+    rt: &WorkspaceRuntime,
+    req: QuestionReply,
+    session: Option<&str>,
+) -> Result<bool, OpError> {
     let Some(client) = rt.supervisor.client_if_ready() else {
         return Err(answer_error(rt, "question", &req.request_id, not_running()));
     };
+    if let Some(session) = session {
+        let pending = client
+            .questions()
+            .await
+            .map_err(|e| answer_error(rt, "question", &req.request_id, e))?;
+        let owner = pending.iter().find(|q| q.id == req.request_id);
+        same_session(
+            "question",
+            &req.request_id,
+            owner.map(|q| q.session.as_str()),
+            session,
+        )?;
+    }
     let result = match &req.answers {
         Some(answers) => client.reply_question(&req.request_id, answers).await,
         None => client.reject_question(&req.request_id).await,
@@ -461,10 +479,43 @@ async fn question_reply(rt: &WorkspaceRuntime, req: QuestionReply) -> Result<boo
     Ok(ok)
 }
 
+/// The relay authorized the operator for the header's `session`; a pending request must belong
+/// to it, or an operator could answer for sessions they may not drive. Fails closed: the
+/// pending list is read with `?` by the callers. An id that is not pending is left to OpenCode
+/// (it answers "not found").
+fn same_session(what: &str, id: &str, owner: Option<&str>, session: &str) -> Result<(), OpError> {
+    match owner {
+        Some(owner) if owner != session => Err(OpError::BadRequest(format!(
+            "{what} {id} belongs to another session than {session}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// With OpenCode stopped nothing is pending: answering behaves like an unknown request.
 fn not_running() -> ClientError {
     ClientError::NotFound {
         what: "OpenCode is not running".into(),
         body: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_must_name_the_session_its_request_belongs_to() {
+        assert!(same_session("question", "que_1", Some("ses_a"), "ses_a").is_ok());
+        let e = same_session("question", "que_1", Some("ses_b"), "ses_a").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("que_1 belongs to another session than ses_a"),
+            "{e}"
+        );
+        assert!(
+            same_session("permission request", "per_1", None, "ses_a").is_ok(),
+            "an unknown id is left to OpenCode"
+        );
     }
 }
