@@ -41,19 +41,19 @@ async fn refuse(mut send: quinn::SendStream, error: WireError) {
 }
 
 fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -> WireError {
-    match reason {
-        DenyReason::UnknownOp => WireError::new(
+    match (reason, owner) {
+        (DenyReason::UnknownOp, _) => WireError::new(
             ErrorCode::UnknownOp,
             "this relay does not know that operation; upgrade the relay or use an older cm-tui",
         ),
-        DenyReason::NoGrant if authz::is_relay_admin(op) => WireError::new(
+        (DenyReason::NoGrant, _) if authz::is_relay_admin(op) => WireError::new(
             ErrorCode::Forbidden,
             format!(
                 "{}: administering the relay needs an admin grant on every host (*); ask an owner",
                 op.as_str()
             ),
         ),
-        DenyReason::NoGrant => WireError::new(
+        (DenyReason::NoGrant, _) => WireError::new(
             ErrorCode::Forbidden,
             format!(
                 "{}: you have no grant on this host; ask an admin",
@@ -61,15 +61,15 @@ fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -
             ),
         ),
         // Someone else's session: say so, or "you have operator" reads as a role problem.
-        DenyReason::RoleTooLow { needed, have } if owner.is_some() => WireError::new(
+        (DenyReason::RoleTooLow { needed, have }, Some(owner)) => WireError::new(
             ErrorCode::Forbidden,
             format!(
                 "{}: this session belongs to {}; taking it over needs role {needed}, you have {have}",
                 op.as_str(),
-                owner.map_or("someone else", |o| o.as_str())
+                owner.as_str()
             ),
         ),
-        DenyReason::RoleTooLow { needed, have } => WireError::new(
+        (DenyReason::RoleTooLow { needed, have }, None) => WireError::new(
             ErrorCode::Forbidden,
             format!("{}: needs role {needed}, you have {have}", op.as_str()),
         ),
@@ -383,7 +383,7 @@ async fn forward(
                 recv,
                 agent_send,
                 agent_recv,
-                Some(inspect),
+                inspect,
                 inspect_max,
             )
             .await;

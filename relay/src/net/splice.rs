@@ -117,7 +117,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     op_recv: FramedRecv,
     mut agent_send: quinn::SendStream,
     mut agent_recv: quinn::RecvStream,
-    inspect: Option<F>,
+    inspect: F,
     inspect_max: usize,
 ) where
     F: FnOnce(Vec<u8>) -> Fut,
@@ -146,27 +146,25 @@ pub(crate) async fn splice_inspecting<F, Fut>(
         }
     };
     let down = async {
-        if let Some(inspect) = inspect {
-            match read_first_frame(&mut agent_recv, inspect_max).await {
-                Ok(first) => {
-                    if let Some(body) = first.body {
-                        inspect(body).await;
-                    }
-                    if op_send.write_all(&first.read).await.is_err() {
-                        let _ = agent_recv.stop(PEER_GONE.into());
-                        return;
-                    }
-                    if first.finished {
-                        let _ = op_send.finish();
-                        return;
-                    }
+        match read_first_frame(&mut agent_recv, inspect_max).await {
+            Ok(first) => {
+                if let Some(body) = first.body {
+                    inspect(body).await;
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "agent's first frame not read");
+                if op_send.write_all(&first.read).await.is_err() {
                     let _ = agent_recv.stop(PEER_GONE.into());
-                    let _ = op_send.reset(PEER_GONE.into());
                     return;
                 }
+                if first.finished {
+                    let _ = op_send.finish();
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "agent's first frame not read");
+                let _ = agent_recv.stop(PEER_GONE.into());
+                let _ = op_send.reset(PEER_GONE.into());
+                return;
             }
         }
         match copy_chunks(&mut agent_recv, &mut op_send).await {

@@ -70,9 +70,10 @@ fn notify_agents(shared: &Arc<Shared>, creds: &[CredId]) {
         agents = agents.len(),
         "telling agents about revoked credentials"
     );
+    let notices = notices(creds);
     for tx in agents {
-        for n in notices(creds) {
-            let _ = tx.send(n);
+        for n in &notices {
+            let _ = tx.send(n.clone());
         }
     }
 }
