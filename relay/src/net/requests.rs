@@ -4,10 +4,10 @@
 use super::Shared;
 use super::conn::Principal;
 use crate::authz;
-use crate::framed::{FramedRecv, send_frame};
+use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::store::AuditEvent;
 use crate::time::now_ms;
-use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::frame::{FrameError, MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::{Op, StreamHeader};
 use proto::ids::HostId;
 use proto::message::{HostList, Reply};
@@ -494,20 +494,19 @@ async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: 
                 continue;
             }
             last = Some(list.hosts.clone());
-            let r = Reply::Ok(list);
-            // A list that does not fit one frame gets a typed error, not a silent end.
-            let r = match proto::frame::encoded_len(&r) {
-                Ok(n) if n > MAX_FRAME_LEN => Reply::Error(WireError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the host list is {n} bytes, over the {MAX_FRAME_LEN}-byte frame limit"
-                    ),
-                )),
-                _ => r,
-            };
-            let failed = matches!(r, Reply::Error(_));
-            if !reply(&mut send, &r).await || failed {
-                return;
+            // A list that does not fit one frame gets a typed error, not a silent end (the
+            // frame is encoded, and its size checked, before anything is written).
+            match send_frame(&mut send, &Reply::Ok(list), MAX_FRAME_LEN).await {
+                Ok(()) => {}
+                Err(StreamError::Frame(FrameError::Oversize { len, max })) => {
+                    let e = WireError::new(
+                        ErrorCode::Unavailable,
+                        format!("the host list is {len} bytes, over the {max}-byte frame limit"),
+                    );
+                    let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+                    return;
+                }
+                Err(_) => return,
             }
             last_sent = Some(tokio::time::Instant::now());
         }
