@@ -22,7 +22,7 @@ use proto::ids::{CredId, HostId, ReqId, UserId};
 use proto::message::Reply;
 use proto::ops::{ForwardHeader, Prompt, PromptAccepted};
 use proto::queue::{PromptOutcome, QueueCancel, QueueList, QueueState, Queued};
-use proto::rbac::{Decision, Ownership};
+use proto::rbac::Decision;
 use proto::wire_error::{ErrorCode, WireError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +101,10 @@ pub(crate) async fn enqueue(
             return;
         }
     };
+    let Ok(body) = serde_json::to_string(&prompt) else {
+        answer::<()>(send, Reply::Error(internal())).await;
+        return;
+    };
     let now = now_ms();
     let expiry = u64::try_from(shared.config.queue_expiry.as_millis()).unwrap_or(u64::MAX);
     let row = QueueRow {
@@ -110,7 +114,7 @@ pub(crate) async fn enqueue(
         session,
         user: principal.user.0.clone(),
         cred_id: principal.cred_id.0.clone(),
-        body: serde_json::to_string(&prompt).unwrap_or_default(),
+        body,
         idempotency_key: prompt.idempotency_key.clone(),
         created_ms: now,
         expires_ms: now.saturating_add(expiry),
@@ -420,20 +424,14 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
     };
     // The role is checked again now: a user whose grant was removed meanwhile is refused.
     let user = UserId(row.user.clone());
-    let u = user.clone();
-    let grants = match shared.store.call(move |s| s.grants(&u)).await {
+    let grants = match shared.store.grants(&user).await {
         Ok(g) => g,
         Err(e) => {
             tracing::error!(error = %e, "grant lookup failed; queued prompt kept");
             return true;
         }
     };
-    let (h, sess) = (host.clone(), row.session.clone());
-    let ownership = match shared.store.call(move |s| s.session_owner(&h, &sess)).await {
-        Ok(Some(owner)) if owner == user => Ownership::Own,
-        Ok(Some(_)) | Err(_) => Ownership::Other,
-        Ok(None) => Ownership::None,
-    };
+    let (ownership, _) = super::requests::session_ownership(shared, &user, &header).await;
     let (role, decision) = authz::decide(&grants, &header, ownership);
     let id = row.id.clone();
     let claimed = shared
@@ -488,13 +486,15 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
         let (mut agent_send, agent_recv) = super::splice::open(&agent, &fwd)
             .await
             .map_err(|e| e.to_string())?;
-        send_frame(
-            &mut agent_send,
-            &serde_json::from_str::<serde_json::Value>(&row.body).map_err(|e| e.to_string())?,
-            MAX_FRAME_LEN,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        // The body as it was queued, byte for byte (a body the agent cannot read is refused
+        // by it, and the entry with it).
+        let mut frame = bytes::BytesMut::new();
+        proto::frame::encode_raw(row.body.as_bytes(), MAX_FRAME_LEN, &mut frame)
+            .map_err(|e| e.to_string())?;
+        agent_send
+            .write_all(&frame)
+            .await
+            .map_err(|e| e.to_string())?;
         let _ = agent_send.finish();
         let mut recv = FramedRecv::new(agent_recv, MAX_FRAME_LEN);
         recv.expect::<Reply<PromptAccepted>>()

@@ -174,7 +174,7 @@ pub(crate) async fn serve(
         .await;
         return;
     }
-    let (ownership, owner) = session_ownership(&shared, &principal, &header).await;
+    let (ownership, owner) = session_ownership(&shared, &principal.user, &header).await;
     let (role, decision) = authz::decide(&grants, &header, ownership);
     let mut event = AuditEvent {
         actor: principal.user.0.clone(),
@@ -255,11 +255,11 @@ fn authz_drives(op: Op) -> bool {
         != proto::rbac::required_role(op, Ownership::Own)
 }
 
-/// How the principal relates to the header's session: sessions CodeMantle saw created have an
-/// owner; unknown sessions (created outside CodeMantle) count as nobody's.
-async fn session_ownership(
+/// How `user` relates to the header's session: sessions CodeMantle saw created have an owner;
+/// unknown sessions (created outside CodeMantle) count as nobody's.
+pub(super) async fn session_ownership(
     shared: &Arc<Shared>,
-    principal: &Principal,
+    user: &proto::ids::UserId,
     header: &StreamHeader,
 ) -> (Ownership, Option<proto::ids::UserId>) {
     let (Some(host), Some(session)) = (header.host.clone(), header.session.clone()) else {
@@ -270,7 +270,7 @@ async fn session_ownership(
         .call(move |s| s.session_owner(&host, &session))
         .await
     {
-        Ok(Some(owner)) if owner == principal.user => (Ownership::Own, Some(owner)),
+        Ok(Some(owner)) if owner == *user => (Ownership::Own, Some(owner)),
         Ok(Some(owner)) => (Ownership::Other, Some(owner)),
         Ok(None) => (Ownership::None, None),
         Err(e) => {
