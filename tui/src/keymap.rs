@@ -522,38 +522,6 @@ pub fn action_for(context: Context, key: KeyPress) -> Option<Action> {
         .map(|b| b.action)
 }
 
-/// The character `key` types in a text context, if it is printable and unbound.
-pub fn typed_char(context: Context, key: KeyPress) -> Option<char> {
-    match key.code {
-        KeyCode::Char(c)
-            if context.is_text()
-                && !key.ctrl
-                && !key.alt
-                && !c.is_control()
-                && action_for(context, key).is_none() =>
-        {
-            Some(c)
-        }
-        _ => None,
-    }
-}
-
-/// Help rows for `context`: the keys joined with `/`, and what they do.
-pub fn help_rows(context: Context) -> Vec<(String, &'static str)> {
-    let mut rows: Vec<(String, &'static str)> = tables(context)
-        .iter()
-        .flat_map(|t| t.iter())
-        .map(|b| {
-            let keys: Vec<String> = b.keys.iter().map(ToString::to_string).collect();
-            (keys.join("/"), b.action.description(context))
-        })
-        .collect();
-    if context.is_text() {
-        rows.push(("text".into(), "typed into the box"));
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +591,8 @@ mod tests {
 
     #[test]
     fn only_text_contexts_type_characters() {
+        let map = Keymap::with_overrides(&[]).unwrap();
+        let typed_char = |c, k| map.typed_char(c, k);
         assert_eq!(typed_char(Context::Prompt, ch('q')), Some('q'));
         assert_eq!(typed_char(Context::Prompt, ch('?')), Some('?'));
         assert_eq!(typed_char(Context::Prompt, KeyPress::ctrl('c')), None);
@@ -632,6 +602,8 @@ mod tests {
 
     #[test]
     fn help_lists_every_binding_of_the_context() {
+        let map = Keymap::with_overrides(&[]).unwrap();
+        let help_rows = |c| map.help_rows(c);
         for context in ALL {
             let rows = help_rows(context);
             let bindings: usize = tables(context).iter().map(|t| t.len()).sum();

@@ -347,14 +347,15 @@ fn tool_details(
     }
 }
 
-/// The index of the row that heads block `index`.
-pub fn block_row(rows: &[Row], index: usize) -> Option<usize> {
-    rows.iter().position(|r| r.block == Some(index))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The index of the row that heads block `index`, found by scanning (the oracle for
+    /// [`Layout::block_row`]).
+    fn block_row(rows: &[Row], index: usize) -> Option<usize> {
+        rows.iter().position(|r| r.block == Some(index))
+    }
     use proto::event::Event;
 
     fn tool(status: &str, output: Option<&str>) -> Part {
