@@ -316,6 +316,17 @@ impl ConfigFile {
         toml::from_str(&text).map_err(|e| invalid(path, e.to_string()))
     }
 
+    /// The configuration `cm-agent run` uses: the file, the process environment over it
+    /// ([`Self::apply_env`]), validated.
+    ///
+    /// # Errors
+    /// Unreadable or invalid file, or an invalid value from the environment.
+    pub fn load_effective(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let mut file = Self::load(path)?;
+        file.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        file.validate(path)
+    }
+
     /// Applies `CM_AGENT_RELAY`, `CM_AGENT_PIN`, `CM_AGENT_HOST`, `CM_AGENT_HEARTBEAT_INTERVAL`,
     /// `CM_AGENT_RELAY_TIMEOUT` and `CM_SECRET_STORE` over the file's values (environment wins;
     /// flags win over both). `lookup` reads a variable (`std::env::var` in the binary).

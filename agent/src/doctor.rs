@@ -16,7 +16,8 @@ const SKEW_WARN_MS: u64 = MAX_CLOCK_SKEW_MS / 3;
 /// Runs every check.
 pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
     let mut out = Vec::new();
-    let config = match ConfigFile::load(config_path).and_then(|f| f.validate(config_path)) {
+    // The configuration `cm-agent run` would use: the file with the CM_AGENT_* overrides.
+    let config = match ConfigFile::load_effective(config_path) {
         Ok(c) => {
             out.push(Finding::ok("config", config_path.display().to_string()));
             c

@@ -195,9 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Run { heartbeat_interval } => {
-            let mut file = ConfigFile::load(&config_path)?;
-            file.apply_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-            let mut config = file.validate(&config_path)?;
+            let mut config = ConfigFile::load_effective(&config_path)?;
             if let Some(i) = heartbeat_interval {
                 config.heartbeat_interval = i;
             }

@@ -97,3 +97,31 @@ fn a_closed_stdout_pipe_ends_quietly_like_a_pipeline() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Doctor checks what `cm-agent run` would use: the file with the `CM_AGENT_*` overrides.
+#[test]
+fn doctor_checks_the_environment_overrides_too() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let config = tmp.path().join("agent.toml");
+    let pin = proto::token::pin_from_spki(b"a relay");
+    std::fs::write(
+        &config,
+        format!("relay = \"127.0.0.1:9\"\npin = \"{pin}\"\nhost = \"box\"\n"),
+    )?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-agent"))
+        .args(["doctor", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(tmp.path().join("state"))
+        .env("CM_AGENT_HOST", "-not a host")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("FAIL  config") && l.contains("host")),
+        "{stdout}"
+    );
+    Ok(())
+}

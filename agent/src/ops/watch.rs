@@ -37,14 +37,14 @@ pub(super) async fn serve<R, W, G>(
             return;
         }
     };
-    let query: WatchQuery = match body.next().await {
-        Ok(q) => q.unwrap_or_default(),
-        Err(e) => {
-            let e = OpError::BadRequest(format!("malformed body for watch_events: {e}"));
-            let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
-            return;
-        }
-    };
+    let query: WatchQuery =
+        match super::handlers::optional(proto::header::Op::WatchEvents, body).await {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
+                return;
+            }
+        };
     let mut sub = rt.hub.subscribe(query.after_seq);
     if write_frame(send, &Reply::<u64>::Ok(sub.next_seq), MAX_FRAME_LEN)
         .await
