@@ -23,6 +23,7 @@ pub mod fs;
 pub mod git;
 pub mod handshake;
 pub mod header;
+pub mod host_watch;
 pub mod ids;
 pub mod message;
 pub mod ops;

@@ -1,6 +1,10 @@
 //! The client side of the relay protocol, shared by `cm-agent` and `cm-tui`: dial with a pinned
 //! key, then either authenticate (h1/h2) or log in.
 
+mod hosts;
+
+pub use hosts::{HostWatch, host_list};
+
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::time::{now_ms, random32};
 use crate::tls::{self, PinObservation, RELAY_SERVER_NAME, TlsError};

@@ -3,7 +3,6 @@
 use crate::profile::Profile;
 use cm_relay::client::{self, DialOptions, LinkError, Session};
 use proto::handshake::{Key, PeerKind};
-use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::message::{HostInfo, HostList};
 
@@ -21,7 +20,7 @@ pub async fn connect(profile: &Profile, key: &Key) -> Result<Session, LinkError>
 /// # Errors
 /// Transport failures or a refusal.
 pub async fn host_list(conn: &quinn::Connection) -> Result<HostList, LinkError> {
-    client::request::<(), HostList>(conn, &StreamHeader::new(Op::HostList, ReqId(1)), None).await
+    client::host_list(conn, ReqId(1)).await
 }
 
 /// "3s ago", "5m ago", "never".

@@ -16,7 +16,7 @@ use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
-use proto::message::{CloseReason, Control, HostList, Reply};
+use proto::message::{CloseReason, Control, Reply};
 use proto::ops::WatchQuery;
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -288,10 +288,8 @@ async fn serve_streams(
         mut control_recv,
         ..
     } = session;
-    let header = StreamHeader::new(Op::WatchHosts, ReqId(1));
-    // The send half stays open for the life of the watch; dropping it would end the request.
-    let (_watch_send, mut watch) = match client::subscribe(&conn, &header).await {
-        Ok(pair) => pair,
+    let mut watch = match client::HostWatch::open(&conn, ReqId(1)).await {
+        Ok(watch) => watch,
         Err(e) => return end_of(&conn, e.to_string()),
     };
     let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -352,8 +350,8 @@ async fn serve_streams(
                 Ok(None) => break end_of(&conn, "the relay closed the control stream".into()),
                 Err(e) => break end_of(&conn, e.to_string()),
             },
-            frame = watch.next::<Reply<HostList>>() => match frame {
-                Ok(Some(Reply::Ok(list))) => {
+            update = watch.next() => match update {
+                Ok(Some(list)) => {
                     for (host, role) in &list.roles {
                         if events.send(NetEvent::Role { host: host.clone(), role: *role }).await.is_err() {
                             break;
@@ -363,7 +361,7 @@ async fn serve_streams(
                         break End::Cancelled;
                     }
                 }
-                Ok(Some(Reply::Error(e))) => break End::Lost(format!("the relay refused the host list: {e}")),
+                Err(LinkError::Refused(e)) => break End::Lost(format!("the relay refused the host list: {e}")),
                 Ok(None) => break end_of(&conn, "the relay ended the host watch".into()),
                 Err(e) => break end_of(&conn, e.to_string()),
             },

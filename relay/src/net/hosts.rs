@@ -1,12 +1,13 @@
-//! The host list: `host_list` answers once, `watch_hosts` answers again whenever presence or
-//! status changes (coalesced), until the operator goes away.
+//! The host list: `host_list` answers with the whole list once, `watch_hosts` with the whole
+//! list and then what changed whenever presence or status changes (coalesced), until the
+//! operator goes away. Both in pages (`proto::host_watch`), so fleets of any size fit.
 
 use super::Shared;
 use super::requests::reply;
 use crate::authz;
-use crate::framed::{StreamError, send_frame};
 use crate::time::now_ms;
-use proto::frame::{FrameError, MAX_FRAME_LEN};
+use proto::frame::MAX_FRAME_LEN;
+use proto::host_watch::{self, HostDiffer, HostUpdate};
 use proto::ids::HostId;
 use proto::message::{HostList, Reply};
 use proto::rbac::Role;
@@ -55,22 +56,48 @@ pub(super) async fn host_list_once(
     grants: &[(String, Role)],
     mut send: quinn::SendStream,
 ) {
-    let r = match host_list(shared, grants).await {
-        Ok(list) => Reply::Ok(list),
-        Err(e) => Reply::Error(e),
+    let sent = match host_list(shared, grants).await {
+        Ok(list) => match HostDiffer::new().diff(&list) {
+            Some(delta) => send_update(&mut send, delta.update).await,
+            None => Ok(()),
+        },
+        Err(e) => Err(Some(e)),
     };
-    let _ = reply(&mut send, &r).await;
+    if let Err(Some(e)) = sent {
+        let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+    }
     let _ = send.finish();
 }
 
-/// Sends the host list now and again whenever it changes, until the operator goes away.
+/// Writes one update as its pages. `Err(Some)`: the update cannot be sent (the caller tells the
+/// operator); `Err(None)`: the stream is gone.
+async fn send_update(
+    send: &mut quinn::SendStream,
+    update: HostUpdate,
+) -> Result<(), Option<WireError>> {
+    let frames =
+        host_watch::pages(update, host_watch::PAGE_BUDGET, MAX_FRAME_LEN).map_err(|e| {
+            tracing::warn!(error = %e, "host list update cannot be encoded");
+            Some(WireError::new(
+                ErrorCode::Unavailable,
+                format!("a host's status does not fit in a frame ({e}); see the relay log"),
+            ))
+        })?;
+    for frame in frames {
+        send.write_all(&frame).await.map_err(|_| None)?;
+    }
+    Ok(())
+}
+
+/// Sends the host list now, then what changed whenever something does, until the operator goes
+/// away.
 pub(super) async fn watch_hosts(
     shared: &Arc<Shared>,
     grants: &[(String, Role)],
     mut send: quinn::SendStream,
 ) {
     let mut changes = shared.presence.changes();
-    let mut last: Option<Vec<proto::message::HostInfo>> = None;
+    let mut differ = HostDiffer::new();
     let mut tick = tokio::time::interval(WATCH_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_sent: Option<tokio::time::Instant> = None;
@@ -82,14 +109,11 @@ pub(super) async fn watch_hosts(
                 return;
             }
         };
-        if last.as_ref() != Some(&list.hosts) {
+        if let Some(delta) = differ.diff(&list) {
             // Coalescing keeps the cost per watcher bounded when many hosts heartbeat (measured
             // by cm-bench): status-only changes go out at most once per WATCH_MIN_INTERVAL, a
             // host coming or going at most once per WATCH_PRESENCE_INTERVAL.
-            let presence_changed = last
-                .as_ref()
-                .is_none_or(|l| presence(l) != presence(&list.hosts));
-            let interval = if presence_changed {
+            let interval = if delta.presence_changed {
                 WATCH_PRESENCE_INTERVAL
             } else {
                 WATCH_MIN_INTERVAL
@@ -102,24 +126,18 @@ pub(super) async fn watch_hosts(
                     _ = send.stopped() => return,
                     () = tokio::time::sleep(wait) => {}
                 }
-                // Send the newest list, not the one from before the wait.
+                // Send what changed by now, not what had changed before the wait.
                 continue;
             }
-            last = Some(list.hosts.clone());
-            // A list that does not fit one frame gets a typed error, not a silent end (the
-            // frame is encoded, and its size checked, before anything is written).
-            match send_frame(&mut send, &Reply::Ok(list), MAX_FRAME_LEN).await {
+            match send_update(&mut send, delta.update).await {
                 Ok(()) => {}
-                Err(StreamError::Frame(FrameError::Oversize { len, max })) => {
-                    let e = WireError::new(
-                        ErrorCode::Unavailable,
-                        format!("the host list is {len} bytes, over the {max}-byte frame limit"),
-                    );
+                Err(Some(e)) => {
                     let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
                     return;
                 }
-                Err(_) => return,
+                Err(None) => return,
             }
+            differ.commit(list);
             last_sent = Some(tokio::time::Instant::now());
         }
         tokio::select! {
@@ -130,9 +148,4 @@ pub(super) async fn watch_hosts(
             _ = tick.tick() => {}
         }
     }
-}
-
-/// Which hosts are online, in list order (what a watcher must learn quickly).
-fn presence(hosts: &[proto::message::HostInfo]) -> Vec<(&HostId, bool)> {
-    hosts.iter().map(|h| (&h.host, h.online)).collect()
 }

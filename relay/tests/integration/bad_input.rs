@@ -71,12 +71,7 @@ fn last_audit_reason(relay: &TestRelay) -> String {
 /// The relay still serves a well-behaved operator.
 async fn still_serving(relay: &TestRelay, cred: &IssuedCredential) -> Result<()> {
     let op = operator(&relay.addr_str(), &relay.state.pin, cred).await?;
-    let list = cm_relay::client::request::<(), proto::message::HostList>(
-        &op.conn,
-        &proto::header::StreamHeader::new(proto::header::Op::HostList, proto::ids::ReqId(1)),
-        None,
-    )
-    .await?;
+    let list = cm_relay::client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
     assert!(list.hosts.is_empty());
     Ok(())
 }

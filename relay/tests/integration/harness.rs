@@ -10,9 +10,8 @@ use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
 use cm_relay::store::Store;
 use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
-use proto::header::{Op, StreamHeader};
 use proto::ids::{ReqId, UserId};
-use proto::message::{CloseReason, HostList, Reply};
+use proto::message::{CloseReason, HostList};
 use proto::token::{EnrollmentToken, Invite};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -146,12 +145,13 @@ pub async fn watch_until(
     what: &str,
     pred: impl Fn(&HostList) -> bool,
 ) -> Result<HostList> {
-    let (_send, mut recv) =
-        client::subscribe(&session.conn, &StreamHeader::new(Op::WatchHosts, ReqId(7))).await?;
+    let mut watch = client::HostWatch::open(&session.conn, ReqId(7)).await?;
     tokio::time::timeout(WAIT, async {
         loop {
-            let reply: Reply<HostList> = recv.expect().await?;
-            let list = reply.into_result()?;
+            let list = watch
+                .next()
+                .await?
+                .context("the relay ended the host watch")?;
             if pred(&list) {
                 return Ok::<_, anyhow::Error>(list);
             }

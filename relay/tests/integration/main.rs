@@ -20,6 +20,7 @@ mod grants;
 mod harness;
 mod keyring;
 mod kill;
+mod large_fleet;
 mod lease;
 mod lock;
 mod ownership;

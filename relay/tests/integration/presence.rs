@@ -94,12 +94,7 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     relay.state.add_host("b", relay.addr)?;
     let cred = relay.login_owner().await?;
     let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
-    let list = cm_relay::client::request::<(), proto::message::HostList>(
-        &op.conn,
-        &proto::header::StreamHeader::new(proto::header::Op::HostList, proto::ids::ReqId(1)),
-        None,
-    )
-    .await?;
+    let list = cm_relay::client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
     let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert!(list.hosts.iter().all(|h| !h.online));
@@ -113,12 +108,7 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     // An admin of one host only sees that host as admin, but no relay administration.
     let cred = crate::forward::user_with_grant(&relay, "bea", "b", proto::rbac::Role::Admin)?;
     let bea = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
-    let list = cm_relay::client::request::<(), proto::message::HostList>(
-        &bea.conn,
-        &proto::header::StreamHeader::new(proto::header::Op::HostList, proto::ids::ReqId(1)),
-        None,
-    )
-    .await?;
+    let list = cm_relay::client::host_list(&bea.conn, proto::ids::ReqId(1)).await?;
     let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(names, ["b"]);
     assert_eq!(

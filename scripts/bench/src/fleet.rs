@@ -18,7 +18,9 @@ use cm_relay::client;
 use cm_relay::framed::FramedRecv;
 use proto::handshake::PeerKind;
 use proto::header::{Op, StreamHeader};
+use proto::host_watch::HostUpdate;
 use proto::ids::ReqId;
+use proto::message::Reply;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -78,16 +80,24 @@ async fn cpu_pct(pid: u32, tck: u64, window: Duration) -> Result<f64> {
     Ok((cpu_seconds(pid, tck)? - before) / window.as_secs_f64() * 100.0)
 }
 
-/// Host list updates received on a watch during `window`: (count, bytes).
+/// Host list updates received on a watch during `window`, after the first (full) one:
+/// (updates, bytes of all their pages).
 async fn count_updates(conn: &quinn::Connection, window: Duration) -> Result<(usize, usize)> {
     let (_send, recv) =
         client::subscribe(conn, &StreamHeader::new(Op::WatchHosts, ReqId(8))).await?;
     let mut recv: FramedRecv = recv;
     let (mut n, mut bytes) = (0, 0);
+    let mut first_done = false;
     let _ = tokio::time::timeout(window, async {
         while let Ok(Some(frame)) = recv.next_raw().await {
-            n += 1;
-            bytes += frame.len();
+            let Ok(Reply::Ok(page)) = proto::frame::parse_json::<Reply<HostUpdate>>(&frame) else {
+                break;
+            };
+            if first_done {
+                bytes += frame.len();
+                n += usize::from(!page.more);
+            }
+            first_done |= !page.more;
         }
     })
     .await;
@@ -217,11 +227,16 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
         let raw = raw_fleet(opts, n, tck).with_context(|| format!("raw fleet of {n}"))?;
         out.extend(rows::rows(n, &relay, &raw, opts.heartbeat_interval));
     }
-    let (per_host, max_hosts) = rows::realistic_list_limit()?;
+    let fleet = 10_000;
+    let (per_host, pages) = rows::realistic_list_pages(fleet)?;
     out.push(Row::info(
         "3 fleet",
-        "host list frame with a real agent's status: bytes per host → hosts that fit in 1 MiB",
-        format!("{per_host} B → {}", grouped(max_hosts as i64)),
+        &format!(
+            "host list with a real agent's status: bytes per host; a full list of {} hosts in pages of ≤ {} KiB",
+            grouped(fleet as i64),
+            proto::host_watch::PAGE_BUDGET / 1024
+        ),
+        format!("{per_host} B; {pages} pages"),
     ));
     Ok(out)
 }

@@ -45,7 +45,7 @@ impl Options {
             bulk_mib: 256,
             concurrent_streams: 50,
             concurrent_time: Duration::from_secs(3),
-            agents: vec![1000, 5000],
+            agents: vec![1000, 5000, 10_000],
             heartbeat_interval: Duration::from_secs(3),
             cpu_window: Duration::from_secs(10),
             watchers: vec![1, 100],

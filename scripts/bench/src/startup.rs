@@ -10,9 +10,7 @@ use crate::worlds::{WAIT, init_state, login_owner};
 use anyhow::{Context, Result, ensure};
 use cm_relay::client;
 use proto::handshake::PeerKind;
-use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
-use proto::message::{HostList, Reply};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -83,14 +81,16 @@ fn agent_online(opts: &Options) -> Result<Vec<Duration>> {
             let token = cm_relay::cli::host_add(&dir, &host, Some(addr.to_string()))?;
             let root = tmp.path().join(&host);
             enroll(opts, &root, &token.encode())?;
-            let (_send, mut recv) =
-                client::subscribe(&op.conn, &StreamHeader::new(Op::WatchHosts, ReqId(9))).await?;
-            let _first: Reply<HostList> = recv.expect().await?;
+            let mut watch = client::HostWatch::open(&op.conn, ReqId(9)).await?;
+            let _first = watch.next().await?;
             let start = Instant::now();
             let agent = Proc::spawn(agent_cmd(opts, &root)?)?;
             tokio::time::timeout(WAIT, async {
                 loop {
-                    let list = recv.expect::<Reply<HostList>>().await?.into_result()?;
+                    let list = watch
+                        .next()
+                        .await?
+                        .context("the relay ended the host watch")?;
                     if list
                         .hosts
                         .iter()

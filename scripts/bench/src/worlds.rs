@@ -17,7 +17,7 @@ use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN, to_frame};
 use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId, UserId};
-use proto::message::{Control, HostList, HostStatus, Reply};
+use proto::message::{Control, HostList, HostStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,12 +119,13 @@ pub async fn watch_until(
     conn: &quinn::Connection,
     pred: impl Fn(&HostList) -> bool,
 ) -> Result<HostList> {
-    let (_send, mut recv) =
-        client::subscribe(conn, &StreamHeader::new(Op::WatchHosts, ReqId(7))).await?;
+    let mut watch = client::HostWatch::open(conn, ReqId(7)).await?;
     tokio::time::timeout(WAIT, async {
         loop {
-            let reply: Reply<HostList> = recv.expect().await?;
-            let list = reply.into_result()?;
+            let list = watch
+                .next()
+                .await?
+                .context("the relay ended the host watch")?;
             if pred(&list) {
                 return Ok::<_, anyhow::Error>(list);
             }

@@ -1,0 +1,134 @@
+//! A host list larger than one frame: `host_list` and `watch_hosts` deliver it in pages, and a
+//! watch then carries only what changed (before paging, a list over 1 MiB ended the watch with
+//! `unavailable`, which cm-bench hit at about 3,350 real hosts).
+
+use crate::harness::*;
+use anyhow::{Context, Result};
+use cm_relay::client::{self, HostWatch, Session};
+use cm_relay::framed::{FramedRecv, send_frame};
+use proto::frame::{MAX_FRAME_LEN, encoded_len};
+use proto::handshake::PeerKind;
+use proto::ids::{CredId, ReqId};
+use proto::message::{Control, HostStatus};
+use std::time::Duration;
+
+/// Workspace names per host: about 340 KB of status each, so four hosts need several frames.
+const WORKSPACES: usize = 20_000;
+
+fn big_status(host: &str) -> HostStatus {
+    HostStatus {
+        hostname: host.into(),
+        workspaces: (0..WORKSPACES)
+            .map(|i| format!("ws-{host}-{i:05}"))
+            .collect(),
+        ..HostStatus::default()
+    }
+}
+
+/// An agent that heartbeats a large status every 200 ms until its connection is closed (the
+/// control stream's receive half is returned: dropping it would end the agent's session).
+async fn agent_with_big_status(
+    relay: &TestRelay,
+    name: &str,
+) -> Result<(quinn::Connection, FramedRecv)> {
+    let token = relay.state.add_host(name, relay.addr)?;
+    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session =
+        client::authenticate(conn, PeerKind::Agent, &CredId(name.into()), &token.secret).await?;
+    let Session {
+        conn,
+        control_send: mut control,
+        control_recv,
+        ..
+    } = session;
+    let status = big_status(name);
+    send_frame(
+        &mut control,
+        &Control::Heartbeat {
+            seq: 1,
+            status: status.clone(),
+        },
+        MAX_FRAME_LEN,
+    )
+    .await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        for seq in 2.. {
+            tick.tick().await;
+            let beat = Control::Heartbeat {
+                seq,
+                status: status.clone(),
+            };
+            if send_frame(&mut control, &beat, MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok((conn, control_recv))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_list_larger_than_a_frame_arrives_whole_in_pages() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let names = ["h1", "h2", "h3", "h4"];
+    let mut agents = Vec::new();
+    for name in names {
+        agents.push(agent_with_big_status(&relay, name).await?);
+    }
+    let cred = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+
+    // The watch shows all four online with their whole status.
+    let all_online = |l: &proto::message::HostList| names.iter().all(|n| host_online(l, n));
+    let list = watch_until(&op, "all four hosts online", all_online).await?;
+    assert!(
+        encoded_len(&list)? > MAX_FRAME_LEN,
+        "the test list must not fit one frame ({} bytes)",
+        encoded_len(&list)?
+    );
+    for h in &list.hosts {
+        let status = h.status.as_ref().context("status missing")?;
+        assert_eq!(status, &big_status(h.host.as_str()), "{}", h.host);
+    }
+
+    // host_list answers with the same hosts in one go.
+    let once = client::host_list(&op.conn, ReqId(2)).await?;
+    let ids: Vec<&str> = once.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(ids, names);
+    assert!(
+        once.hosts
+            .iter()
+            .all(|h| h.status.as_ref() == Some(&big_status(h.host.as_str())))
+    );
+
+    // On one watch: after the full list, a host going away arrives as a change, and the other
+    // hosts keep their status (they were not resent as empty).
+    let mut watch = HostWatch::open(&op.conn, ReqId(3)).await?;
+    let first = watch.next().await?.context("watch ended")?;
+    assert!(all_online(&first));
+    agents[1].0.close(0u32.into(), b"bye");
+    let after = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let l = watch.next().await?.context("watch ended")?;
+            if host_offline(&l, "h2") {
+                return Ok::<_, anyhow::Error>(l);
+            }
+        }
+    })
+    .await
+    .context("h2 never went offline on the watch")??;
+    for n in ["h1", "h3", "h4"] {
+        assert!(host_online(&after, n), "{n} should still be online");
+    }
+    let h3 = after
+        .hosts
+        .iter()
+        .find(|h| h.host.as_str() == "h3")
+        .context("h3 gone")?;
+    assert_eq!(h3.status.as_ref(), Some(&big_status("h3")));
+    relay.shutdown().await;
+    Ok(())
+}
