@@ -404,11 +404,20 @@ pub fn rotate_host(
     name: &str,
     relay_addr: Option<String>,
 ) -> Result<EnrollmentToken, CliError> {
-    if !store.list_hosts()?.iter().any(|h| h.id.as_str() == name) {
-        return Err(CliError::Store(crate::store::StoreError::Missing {
-            what: "host",
-            name: name.to_owned(),
-        }));
+    match store.list_hosts()?.iter().find(|h| h.id.as_str() == name) {
+        None => {
+            return Err(CliError::Store(crate::store::StoreError::Missing {
+                what: "host",
+                name: name.to_owned(),
+            }));
+        }
+        // Rotating must not quietly undo a revocation (a kill switch someone pulled).
+        Some(h) if h.revoked => {
+            return Err(CliError::Input(format!(
+                "host {name} is revoked; to let it back in, enroll it again with `host add {name}`"
+            )));
+        }
+        Some(_) => {}
     }
     host_enroll(store, pin, actor, name, relay_addr, true)
 }
@@ -532,6 +541,19 @@ mod tests {
                 .to_string()
                 .contains("no host named")
         );
+        // A revoked host stays revoked: rotating refuses, enrolling again is explicit.
+        dir.open_store()
+            .unwrap()
+            .kill_host(&HostId::from("box"))
+            .unwrap();
+        let refused = host_rotate(&dir, "box", None).unwrap_err().to_string();
+        assert!(
+            refused.contains("is revoked") && refused.contains("host add box"),
+            "{refused}"
+        );
+        assert!(dir.open_store().unwrap().list_hosts().unwrap()[0].revoked);
+        host_add(&dir, "box", None).unwrap();
+        assert!(!dir.open_store().unwrap().list_hosts().unwrap()[0].revoked);
     }
 
     #[test]

@@ -390,6 +390,19 @@ async fn hosts_credentials_and_the_kill_switch_through_the_relay() -> Result<()>
     assert_eq!(done.summary, "revoked host box");
     let hosts: Vec<HostEntry> = call(&ada, Op::HostRotate, Some(&HostRequest::List)).await?;
     assert!(hosts[0].revoked);
+    // Rotating a revoked host does not quietly let it back in.
+    let e = refusal(
+        call::<_, HostEnrolled>(
+            &ada,
+            Op::HostRotate,
+            Some(&HostRequest::Rotate { name: "box".into() }),
+        )
+        .await,
+    );
+    assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+    assert!(e.message.contains("is revoked"), "{}", e.message);
+    let hosts: Vec<HostEntry> = call(&ada, Op::HostRotate, Some(&HostRequest::List)).await?;
+    assert!(hosts[0].revoked);
 
     // Credentials: listed without secrets, filtered, revocable.
     let creds: Vec<CredInfo> = call(
