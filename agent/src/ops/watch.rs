@@ -11,6 +11,10 @@ use proto::frame::{FrameError, MAX_FRAME_LEN};
 use proto::message::Reply;
 use proto::ops::{ForwardHeader, WatchQuery};
 use std::future::Future;
+use std::time::Duration;
+
+/// How often an open watch re-checks the host's lock and `[policy]` (one `stat` each).
+const POLICY_RECHECK: Duration = Duration::from_secs(1);
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(super) async fn serve<R, W, G>(
@@ -57,10 +61,23 @@ pub(super) async fn serve<R, W, G>(
     // An attached operator keeps the workspace's launch lease alive (crate::lease).
     let mut renew = tokio::time::interval(workspaces.leases().renew_every());
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The host's own rules are checked again while the watch is open: a `cm-agent lock` (or a
+    // changed rule) ends watches already open, not only new streams.
+    let mut recheck = tokio::time::interval(POLICY_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             biased;
             () = &mut peer_gone => break,
+            _ = recheck.tick() => {
+                if let Err(e) = workspaces.policy().check(fwd.header.op, fwd.role) {
+                    // Ending the stream is the notice: the operator's client opens the watch
+                    // again and is refused with this reason.
+                    tracing::info!(principal = %fwd.principal, error = %e, "closing an open watch");
+                    break;
+                }
+                continue;
+            }
             _ = renew.tick() => {
                 let now = cm_relay::time::now_ms();
                 // Re-checked on every renewal: a host locked since the watcher attached

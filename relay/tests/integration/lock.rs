@@ -7,9 +7,12 @@ use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::Result;
 use cm_relay::client::{self, LinkError};
+use cm_relay::framed::{FramedRecv, send_frame};
+use proto::frame::MAX_FRAME_LEN;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
-use proto::ops::WorkspaceInfo;
+use proto::message::Reply;
+use proto::ops::{WatchQuery, WorkspaceInfo};
 use proto::rbac::Role;
 use proto::wire_error::{ErrorCode, WireError};
 use std::process::Command;
@@ -130,6 +133,64 @@ async fn the_agent_refuses_what_the_relay_allowed() -> Result<()> {
     let list: Vec<WorkspaceInfo> =
         client::request::<(), _>(&op.conn, &header(Op::WorkspaceList, None), None).await?;
     assert!(list.is_empty());
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// Opens a watch on `demo`'s events on `locked-box`.
+async fn watch(s: &client::Session) -> Result<FramedRecv, LinkError> {
+    let (mut send, mut recv) =
+        client::subscribe(&s.conn, &header(Op::WatchEvents, Some("demo"))).await?;
+    send_frame(&mut send, &WatchQuery { after_seq: None }, MAX_FRAME_LEN).await?;
+    let _ = send.finish();
+    let first: Reply<u64> = recv.expect().await?;
+    first.into_result().map_err(LinkError::Refused)?;
+    Ok(recv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_ends_watches_already_open() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let token = relay.state.add_host("locked-box", relay.addr)?;
+    let files = enroll_agent(relay.state.tmp.path(), "locked-box", &token)?;
+    let root = std::fs::canonicalize(relay.state.tmp.path())?.join("demo");
+    std::fs::create_dir_all(&root)?;
+    let mut text = std::fs::read_to_string(&files.config)?;
+    text.push_str(&format!(
+        "\n[[workspace]]\nname = \"demo\"\npath = \"{}\"\n",
+        root.display()
+    ));
+    std::fs::write(&files.config, text)?;
+    let _agent = spawn_agent(&files)?;
+    let owner = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &owner).await?;
+    watch_until(&op, "agent online", |l| host_online(l, "locked-box")).await?;
+
+    let mut open = watch(&op).await?;
+    agent_cli(&files, &["lock", "--reason", "incident 43"])?;
+    // The open watch ends (no event would come on an idle workspace otherwise)...
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match open.next::<proto::event::EventFrame>().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return "ended",
+                Err(_) => return "reset",
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the watch stayed open on a locked host");
+    // ... and opening it again says why.
+    let e = refusal(watch(&op).await);
+    assert_eq!(e.code, ErrorCode::Forbidden);
+    assert!(
+        e.message.contains("locked by its owner (incident 43)"),
+        "{}",
+        e.message
+    );
+
+    agent_cli(&files, &["unlock"])?;
+    watch(&op).await?;
     relay.shutdown().await;
     Ok(())
 }
