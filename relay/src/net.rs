@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod hosts;
+pub(crate) mod inflight;
 pub(crate) mod limiter;
 pub(crate) mod login;
 pub(crate) mod prompt_audit;

@@ -395,10 +395,13 @@ async fn serve_operator(
     mut recv: FramedRecv,
 ) {
     tracing::info!(user = %principal.user, conn = %principal.conn_id, %remote, "operator connected");
+    // Request streams run inside this task (see `inflight`); left-overs go to the tracker.
+    let mut requests = super::inflight::InFlight::new(shared.tracker.clone());
     loop {
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
+            never = requests.run() => match never {},
             next = recv.next::<Control>() => match next {
                 Ok(Some(Control::Ping { seq })) => {
                     if send_frame(&mut send, &Control::Pong { seq }, MAX_FRAME_LEN).await.is_err() {
@@ -414,10 +417,9 @@ async fn serve_operator(
             },
             stream = conn.accept_bi() => match stream {
                 Ok((s, r)) => {
+                    // Polled on the next turn of this loop, before anything else is awaited.
                     let (shared2, principal2) = (Arc::clone(shared), principal.clone());
-                    shared.tracker.spawn(async move {
-                        super::requests::serve(shared2, principal2, s, r).await;
-                    });
+                    requests.push(Box::pin(super::requests::serve(shared2, principal2, s, r)));
                 }
                 Err(e) => {
                     tracing::info!(user = %principal.user, reason = %e, "operator disconnected");
