@@ -19,10 +19,18 @@ done
 # Honour CARGO_TARGET_DIR like cargo does.
 release="${CARGO_TARGET_DIR:-target}/release"
 
-cargo build --release -p cm-bench -p cm-relay
-if ! cargo build --release -p cm-agent; then
-    echo "bench.sh: cm-agent does not build right now; the agent start-up row uses" \
-        "$release/cm-agent if an older build is there, else it is skipped" >&2
+# cm-bench uses cm-agent's library (scenarios 4 and 5 with a real OpenCode), so they build
+# together; cm-test-model stands in for the LLM there.
+cargo build --release -p cm-bench -p cm-relay -p cm-agent -p cm-test-model
+# Scenarios 4 and 5 with a real OpenCode: the pinned release in tools/ (rows say "skipped"
+# without it). Named explicitly, since the lookup from the binaries misses tools/ when
+# CARGO_TARGET_DIR is elsewhere.
+if [[ -z ${CM_OPENCODE_BIN:-} ]]; then
+    if opencode_bin=$(bash scripts/install-opencode.sh | tail -n 1); then
+        export CM_OPENCODE_BIN=$opencode_bin
+    else
+        echo "bench.sh: OpenCode could not be installed; its rows are skipped" >&2
+    fi
 fi
 
 # Scenario 6: the cm-tui frame bench, built like `cargo bench` would and run by cm-bench.

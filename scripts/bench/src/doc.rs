@@ -87,12 +87,29 @@ floor; the server CPU per handshake gives the capacity of a dedicated relay.\n\
 - 4: the agent writes {events} `text_delta` `EventFrame`s (send time inside) every {iv} ms \
 to every watch stream; each watcher (its own connection) parses every frame; latency is \
 receive time minus send time on one process clock.\n\
+- 4 (OpenCode): the release `cm-relay` and `cm-agent` as child processes, the agent running the \
+pinned `opencode serve` (started with `opencode_start` through the relay) on the project's test \
+model (`cm-test-model`), which streams `SLOW {events} {iv}` ({events} text deltas {iv} ms apart) \
+after one warm-up prompt. Each delta is read on one process clock by a client reading \
+OpenCode's `/event` SSE directly (the agent's own HTTP/SSE client, with the port and password \
+from the agent's state file, on its own thread) and by every watcher (`watch_events` through \
+the relay, one connection each, as the TUI does); deltas are matched by part id and text, and \
+\"added\" is the watcher's time minus the direct reader's, per delta and watcher. The raw \
+column is a second direct reader measured the same way against the first: the noise floor of \
+the method on this machine (OpenCode, agent, relay and watchers share the cores).\n\
 - CPU rows: utime + stime of each role's threads (every runtime names its threads) from \
 `/proc/self/task`, per unit of work. Unlike the wall-clock rates they hardly depend on what \
 else runs on the shared cores, so compare those when rates look noisy. Resolution is 10 ms of \
 CPU; short runs print n/a.\n\
 - 5: wall time from `spawn` of the release binary to the log line / host list change, with \
-the state already initialised (`cm-relay init` and `cm-agent enroll` are not timed).\n",
+the state already initialised (`cm-relay init` and `cm-agent enroll` are not timed). OpenCode: \
+time from sending `opencode_start` through the relay (agent online, OpenCode stopped, the \
+agent's start-up version check done) until its answer, which comes once the agent has seen \
+OpenCode healthy and attached to its event stream; then `opencode_stop`. The raw column is \
+OpenCode's own start time: `opencode serve` launched directly with the agent's launch plan \
+(same arguments, environment, config and private directories), from spawn until its \
+listening line and then a healthy `/global/health` (probed every 10 ms). Runs alternate \
+between the two; medians of {runs}. The difference is CodeMantle's share.\n",
         rt = o.round_trips,
         mib = o.bulk_mib,
         streams = o.concurrent_streams,
@@ -103,5 +120,6 @@ the state already initialised (`cm-relay init` and `cm-agent enroll` are not tim
         win = o.cpu_window.as_secs(),
         events = o.events,
         iv = o.event_interval.as_millis(),
+        runs = o.startup_runs.max(1),
     )
 }

@@ -61,16 +61,19 @@ enum Scenario {
     Throughput,
     Fleet,
     Streaming,
+    /// Scenario 4 with a real `opencode serve` and the test model.
+    Opencode,
     Startup,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 5] = [
+const ALL: [(Scenario, Runner); 6] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
     (Scenario::Streaming, cm_bench::streaming::run),
+    (Scenario::Opencode, cm_bench::opencode_stream::run),
     (Scenario::Startup, cm_bench::startup::run),
 ];
 

@@ -1,10 +1,14 @@
 //! Scenario 5, start-up: launch of the release `cm-relay` until its "relay listening" line,
-//! and launch of the release `cm-agent` (enrolled with `cm-agent enroll`, file secret store)
-//! until an operator's `watch_hosts` shows the host online.
+//! launch of the release `cm-agent` (enrolled with `cm-agent enroll`, file secret store)
+//! until an operator's `watch_hosts` shows the host online, and OpenCode ready after an
+//! `opencode_start` through the relay, next to OpenCode's own start time (`opencode serve`
+//! launched directly the way the agent does, until healthy: see `opencode_launch.rs`).
 
 use crate::child::{self, Proc};
 use crate::netutil;
+use crate::opencode_launch;
 use crate::options::Options;
+use crate::real::{self, RealWorld, Tools};
 use crate::report::{Row, Verdict};
 use crate::worlds::{WAIT, init_state, login_owner};
 use anyhow::{Context, Result, ensure};
@@ -112,10 +116,74 @@ fn agent_online(opts: &Options) -> Result<Vec<Duration>> {
     result
 }
 
+/// Times `opencode_start` through the relay until the agent answers that OpenCode is ready,
+/// then (after `opencode_stop`) a direct launch until healthy, run by run; `(relayed, direct)`.
+fn opencode_ready(opts: &Options, tools: &Tools) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let world = RealWorld::start(opts, tools, &rt)?;
+    let result = world.scratch("direct-state").and_then(|direct_state| {
+        rt.block_on(async {
+            let (mut relayed, mut direct) = (Vec::new(), Vec::new());
+            for _ in 0..opts.startup_runs.max(1) {
+                let start = Instant::now();
+                world.start_opencode().await?;
+                relayed.push(start.elapsed());
+                world.stop_opencode().await?;
+                direct.push(
+                    opencode_launch::time_to_healthy(
+                        &tools.opencode,
+                        &world.agent_config,
+                        &direct_state,
+                    )
+                    .await?,
+                );
+            }
+            Ok::<_, anyhow::Error>((relayed, direct))
+        })
+    });
+    world.stop();
+    result
+}
+
+/// The OpenCode row: skipped when OpenCode or the test model is missing; a failure fails a
+/// smoke run (CI) and is a "failed" row in a full run.
+fn opencode_row(opts: &Options) -> Result<Row> {
+    let metric = format!(
+        "OpenCode ready after opencode_start via the relay; raw column: `opencode serve` \
+         launched directly → healthy, ms (median of {})",
+        opts.startup_runs.max(1)
+    );
+    let tools = match real::tools(opts) {
+        Ok(t) => t,
+        Err(why) => return Ok(real::skipped("5 start-up", &metric, &why)),
+    };
+    match opencode_ready(opts, &tools) {
+        Ok((relayed, direct)) => {
+            let (r, d) = (median(relayed), median(direct));
+            let share = r.as_secs_f64() - d.as_secs_f64();
+            Ok(Row {
+                raw: ms(d),
+                delta: format!(
+                    "{share_ms:+.1} (CodeMantle's share)",
+                    share_ms = share * 1000.0
+                ),
+                ..Row::info("5 start-up", &metric, ms(r))
+            })
+        }
+        Err(e) if !opts.smoke => Ok(real::skipped(
+            "5 start-up",
+            &metric,
+            &format!("failed: {e:#}"),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs scenario 5.
 ///
 /// # Errors
-/// The relay binary is missing or does not start. A missing `cm-agent` is a skipped row.
+/// The relay binary is missing or does not start. A missing `cm-agent` is a skipped row, and
+/// so is a missing OpenCode or test model.
 pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let tmp = opts.tempdir()?;
     let (dir, _) = init_state(&tmp)?;
@@ -137,5 +205,6 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
             ..Row::info("5 start-up", &metric, format!("{e:#}"))
         },
     });
+    rows.push(opencode_row(opts)?);
     Ok(rows)
 }
