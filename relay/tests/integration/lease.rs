@@ -240,7 +240,18 @@ async fn a_locked_host_lets_the_lease_lapse_though_an_owner_watches() -> Result<
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    until_stopped_because(&mut events, "lease lapsed").await?;
+    // The lock ends the open watch (lock::a_lock_ends_watches_already_open), and with no
+    // renewals the launch lapses on the host.
+    let ended = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(_)) = events.next::<EventFrame>().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the watch stayed open on a locked host");
+    let line = s
+        .agent
+        .log
+        .wait_line(&["leased OpenCode stopped", "demo"])?;
+    assert!(line.contains("lease lapsed"), "{line}");
     until_no_process_in(&s.root).await?;
     s.relay.shutdown().await;
     Ok(())
