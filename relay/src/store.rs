@@ -8,6 +8,7 @@ mod audit_writer;
 mod grant_cache;
 mod queue;
 mod schema;
+mod session_cache;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
 pub use audit::{AuditEvent, AuditRow};
@@ -477,6 +478,7 @@ pub struct StoreHandle {
     store: Arc<Mutex<Store>>,
     audit: AuditWriter,
     grants: Arc<GrantCache>,
+    sessions: Arc<session_cache::SessionCache>,
 }
 
 impl StoreHandle {
@@ -493,6 +495,7 @@ impl StoreHandle {
             store,
             audit,
             grants,
+            sessions: Arc::default(),
         })
     }
 

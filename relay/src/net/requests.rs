@@ -250,11 +250,7 @@ pub(super) async fn session_ownership(
     let (Some(host), Some(session)) = (header.host.clone(), header.session.clone()) else {
         return (Ownership::None, None);
     };
-    match shared
-        .store
-        .call(move |s| s.session_owner(&host, &session))
-        .await
-    {
+    match shared.store.session_owner(&host, &session).await {
         Ok(Some(owner)) if owner == *user => (Ownership::Own, Some(owner)),
         Ok(Some(owner)) => (Ownership::Other, Some(owner)),
         Ok(None) => (Ownership::None, None),
@@ -347,11 +343,7 @@ async fn forward(
                     .and_then(|v| v["ok"]["id"].as_str().map(str::to_owned));
                 if let Some(id) = id {
                     let now = now_ms();
-                    if let Err(e) = shared
-                        .store
-                        .call(move |s| s.set_session_owner(&host, &id, &user, now))
-                        .await
-                    {
+                    if let Err(e) = shared.store.set_session_owner(&host, &id, &user, now).await {
                         tracing::error!(error = %e, "could not record the session owner");
                     }
                 }
