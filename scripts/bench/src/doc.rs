@@ -89,8 +89,8 @@ to every watch stream; each watcher (its own connection) parses every frame; lat
 receive time minus send time on one process clock.\n\
 - 4 (OpenCode): the release `cm-relay` and `cm-agent` as child processes, the agent running the \
 pinned `opencode serve` (started with `opencode_start` through the relay) on the project's test \
-model (`cm-test-model`), which streams `SLOW {events} {iv}` ({events} text deltas {iv} ms apart) \
-after one warm-up prompt. Each delta is read on one process clock by a client reading \
+model (`cm-test-model`), which answers `SLOW {events} {iv}` with {events} text deltas {iv} ms \
+apart; after one warm-up prompt, {turns} such prompts per watcher count. Each delta is read on one process clock by a client reading \
 OpenCode's `/event` SSE directly (the agent's own HTTP/SSE client, with the port and password \
 from the agent's state file, on its own thread) and by every watcher (`watch_events` through \
 the relay, one connection each, as the TUI does); deltas are matched by part id and text, and \
@@ -121,5 +121,10 @@ between the two; medians of {runs}. The difference is CodeMantle's share.\n",
         events = o.events,
         iv = o.event_interval.as_millis(),
         runs = o.startup_runs.max(1),
+        turns = if o.smoke {
+            1
+        } else {
+            crate::opencode_stream::TURNS
+        },
     )
 }

@@ -24,11 +24,12 @@ pub struct Options {
     pub cpu_window: Duration,
     /// Watcher counts (scenario 4).
     pub watchers: Vec<usize>,
-    /// Events written per watch phase (scenario 4).
+    /// Events written per watch phase (scenario 4; with a real OpenCode, the test model's text
+    /// deltas per prompt).
     pub events: usize,
-    /// Interval between events (scenario 4).
+    /// Interval between events (scenario 4, both kinds).
     pub event_interval: Duration,
-    /// Launches timed per binary (scenario 5).
+    /// Launches timed per binary, and OpenCode starts each way (scenario 5).
     pub startup_runs: usize,
     /// Where the release `cm-relay` and `cm-agent` binaries are.
     pub bin_dir: PathBuf,

@@ -57,9 +57,10 @@ pub fn tools(opts: &Options) -> std::result::Result<Tools, String> {
     for name in ["cm-relay", "cm-agent", "cm-test-model"] {
         child::binary(&opts.bin_dir, name).map_err(|e| format!("{e:#} (scripts/bench.sh does)"))?;
     }
+    // The agent's own lookup; its errors say what to run.
     let opencode = Search::from_env(None)
         .resolve()
-        .map_err(|e| format!("{e} (scripts/install-opencode.sh)"))?;
+        .map_err(|e| e.to_string())?;
     Ok(Tools {
         opencode,
         model: opts.bin_dir.join("cm-test-model"),
