@@ -404,7 +404,13 @@ async fn serve_operator(
             never = requests.run() => match never {},
             next = recv.next::<Control>() => match next {
                 Ok(Some(Control::Ping { seq })) => {
-                    if send_frame(&mut send, &Control::Pong { seq }, MAX_FRAME_LEN).await.is_err() {
+                    // The requests keep going while the pong waits for room to be written.
+                    let pong = Control::Pong { seq };
+                    let pong = tokio::select! {
+                        sent = send_frame(&mut send, &pong, MAX_FRAME_LEN) => sent,
+                        never = requests.run() => match never {},
+                    };
+                    if pong.is_err() {
                         return;
                     }
                 }

@@ -133,7 +133,8 @@ impl InFlight {
         }
     }
 
-    /// Drives the requests; never completes (use it as one branch of a `select!`).
+    /// Drives the requests; never completes (use it as one branch of a `select!`). The owning
+    /// task must keep it polled whenever it awaits anything else, or the requests stall.
     pub(crate) fn run(&mut self) -> impl Future<Output = Infallible> + '_ {
         std::future::poll_fn(|cx| self.poll_run(cx))
     }
