@@ -96,7 +96,10 @@ from the agent's state file, on its own thread) and by every watcher (`watch_eve
 the relay, one connection each, as the TUI does); deltas are matched by part id and text, and \
 \"added\" is the watcher's time minus the direct reader's, per delta and watcher. The raw \
 column is a second direct reader measured the same way against the first: the noise floor of \
-the method on this machine (OpenCode, agent, relay and watchers share the cores).\n\
+the method on this machine (OpenCode, agent, relay and watchers share the cores). Each \
+watcher keeps one watch open across the prompts, as a TUI does. The CPU row covers the \
+prompts: the watchers' and direct readers' threads, the relay and agent processes and \
+OpenCode's process group, from `/proc`.\n\
 - CPU rows: utime + stime of each role's threads (every runtime names its threads) from \
 `/proc/self/task`, per unit of work. Unlike the wall-clock rates they hardly depend on what \
 else runs on the shared cores, so compare those when rates look noisy. Resolution is 10 ms of \

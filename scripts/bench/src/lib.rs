@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod latency;
 pub mod machine;
 pub mod netutil;
+pub mod opencode_cpu;
 pub mod opencode_launch;
 pub mod opencode_stream;
 pub mod options;

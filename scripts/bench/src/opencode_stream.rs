@@ -7,7 +7,9 @@
 //! parsing every frame as the TUI does). Added latency = relayed receive time minus direct
 //! receive time of the same delta (matched by part id and text).
 
+use crate::opencode_cpu::{Probe, Spent};
 use crate::options::Options;
+use crate::procfs::ticks_per_second;
 use crate::real::{self, RealWorld, Tools};
 use crate::report::{Row, Verdict};
 use crate::stats::us;
@@ -83,13 +85,15 @@ async fn read_direct(
 }
 
 /// One relayed watcher, as the TUI's watch task: `watch_events` with a `WatchQuery`, the first
-/// reply, then every frame parsed until `session` is idle.
+/// reply, then every frame parsed, until `session` went idle `turns` times; one record per turn.
+/// The watch stays open across turns, as a TUI's does.
 async fn read_relayed(
     h: StreamHeader,
     conn: quinn::Connection,
     session: String,
+    turns: usize,
     ready: mpsc::Sender<()>,
-) -> Result<Seen> {
+) -> Result<Vec<Seen>> {
     // The send half stays open for the life of the watch; dropping it would end the request.
     let (mut send, mut recv) = client::subscribe(&conn, &h).await?;
     send_frame(&mut send, &WatchQuery { after_seq: None }, MAX_FRAME_LEN).await?;
@@ -99,8 +103,9 @@ async fn read_relayed(
         .into_result()
         .map_err(|e| anyhow!("watch_events refused: {}", e.message))?;
     let _ = ready.send(()).await;
+    let mut all = Vec::with_capacity(turns);
     let mut seen = Seen::new();
-    loop {
+    while all.len() < turns {
         let Some(frame) = recv.next::<EventFrame>().await? else {
             bail!("the relay ended the watch");
         };
@@ -115,13 +120,14 @@ async fn read_relayed(
                 seen.entry((part_id, delta)).or_insert(at);
             }
             Event::SessionIdle { session: s } if s == session => {
-                drop(send);
-                return Ok(seen);
+                all.push(std::mem::take(&mut seen));
             }
             Event::Resync { reason } => bail!("the watcher fell behind: {reason}"),
             _ => {}
         }
     }
+    drop(send);
+    Ok(all)
 }
 
 /// The two direct readers: the baseline, and a second one whose difference to the first is
@@ -140,16 +146,14 @@ struct Turn {
     relayed: Vec<Seen>,
 }
 
-/// Sends `text` as a prompt while the direct readers and every watcher in `ops` record the
-/// turn.
-async fn turn(
+/// Attaches both direct readers for one turn, sends the prompt, and returns what they saw.
+async fn direct_turn(
     world: &RealWorld,
     direct: Direct<'_>,
     client: &OpencodeClient,
     session: &str,
-    ops: &[Session],
     text: &str,
-) -> Result<Turn> {
+) -> Result<(Seen, Seen)> {
     let (dready, dready_rx) = oneshot::channel();
     let base = direct
         .base
@@ -158,60 +162,83 @@ async fn turn(
     let control = direct
         .control
         .spawn(read_direct(client.clone(), session.to_owned(), cready));
-    let (wready, mut wready_rx) = mpsc::channel(ops.len().max(1));
-    let watchers: Vec<_> = ops
-        .iter()
-        .map(|op| {
-            let h = world.header(Op::WatchEvents, None);
-            tokio::spawn(read_relayed(
-                h,
-                op.conn.clone(),
-                session.to_owned(),
-                wready.clone(),
-            ))
-        })
-        .collect();
-    drop(wready);
     // A reader that fails before it is attached drops its sender: the wait then fails.
-    let wait_ready = async {
-        dready_rx
-            .await
-            .context("the direct SSE reader failed to attach")?;
-        cready_rx
-            .await
-            .context("the second direct SSE reader failed to attach")?;
-        for _ in 0..ops.len() {
-            wready_rx
-                .recv()
-                .await
-                .context("a watcher failed to subscribe")?;
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    tokio::time::timeout(WAIT, wait_ready)
+    let late = |what: &'static str| move |_| anyhow!("the {what} did not attach in time");
+    tokio::time::timeout(WAIT, dready_rx)
         .await
-        .context("the readers did not attach in time")??;
+        .map_err(late("direct SSE reader"))?
+        .context("the direct SSE reader failed to attach")?;
+    tokio::time::timeout(WAIT, cready_rx)
+        .await
+        .map_err(late("second direct SSE reader"))?
+        .context("the second direct SSE reader failed to attach")?;
     world.prompt(session, text).await?;
-    let mut relayed = Vec::with_capacity(watchers.len());
-    for w in watchers {
-        relayed.push(
-            tokio::time::timeout(WAIT, w)
-                .await
-                .context("the turn did not end in time")???,
-        );
-    }
     let end = |what: &'static str| move |_| anyhow!("the {what} did not see the turn end");
-    let direct = tokio::time::timeout(WAIT, base)
+    let base = tokio::time::timeout(WAIT, base)
         .await
         .map_err(end("direct reader"))???;
     let control = tokio::time::timeout(WAIT, control)
         .await
         .map_err(end("second direct reader"))???;
-    Ok(Turn {
-        direct,
-        control,
-        relayed,
-    })
+    Ok((base, control))
+}
+
+/// Every watcher in `ops` watches the workspace while `text` is prompted `turns` times, each
+/// turn also read by the direct readers. Returns each turn's records and the CPU spent from the
+/// first prompt until every watcher saw the last turn end.
+async fn phase(
+    world: &RealWorld,
+    direct: Direct<'_>,
+    client: &OpencodeClient,
+    session: &str,
+    ops: &[Session],
+    (text, turns): (&str, usize),
+    probe: &Probe,
+) -> Result<(Vec<Turn>, Spent)> {
+    let (wready, mut wready_rx) = mpsc::channel(ops.len().max(1));
+    let watchers: Vec<_> = ops
+        .iter()
+        .map(|op| {
+            let h = world.header(Op::WatchEvents, None);
+            let (conn, s) = (op.conn.clone(), session.to_owned());
+            tokio::spawn(read_relayed(h, conn, s, turns, wready.clone()))
+        })
+        .collect();
+    drop(wready);
+    for _ in 0..ops.len() {
+        tokio::time::timeout(WAIT, wready_rx.recv())
+            .await
+            .map_err(|_| anyhow!("the watchers did not subscribe in time"))?
+            .context("a watcher failed to subscribe")?;
+    }
+    let before = probe.sample();
+    let mut directs = Vec::with_capacity(turns);
+    for _ in 0..turns {
+        directs.push(direct_turn(world, direct, client, session, text).await?);
+    }
+    let mut relayed = Vec::with_capacity(watchers.len());
+    for w in watchers {
+        let per_turn = tokio::time::timeout(WAIT, w)
+            .await
+            .context("a watcher did not see the last turn end in time")???;
+        ensure!(
+            per_turn.len() == turns,
+            "a watcher saw {} turns",
+            per_turn.len()
+        );
+        relayed.push(per_turn.into_iter());
+    }
+    let mut spent = Spent::default();
+    spent.add(probe, before);
+    let turns = directs
+        .into_iter()
+        .map(|(direct, control)| Turn {
+            direct,
+            control,
+            relayed: relayed.iter_mut().filter_map(Iterator::next).collect(),
+        })
+        .collect();
+    Ok((turns, spent))
 }
 
 /// Added latency of every delta every watcher read, µs (negative when a watcher was faster
@@ -314,9 +341,19 @@ fn row(w: usize, s: Samples, opts: &Options) -> Row {
 async fn measure(world: &RealWorld, direct: Direct<'_>, opts: &Options) -> Result<Vec<Row>> {
     world.start_opencode().await?;
     let client = world.direct_client()?;
+    let (relay, agent) = world.pids();
+    let probe = Probe {
+        tck: ticks_per_second(),
+        relay,
+        agent,
+        opencode_group: world.opencode_child()?.pid,
+        watcher_threads: "real-operator",
+        direct_threads: ["real-direct", "real-control"],
+    };
     let session = world.create_session().await?;
     // The first prompt of an instance loads providers and generates the title: keep it out.
-    turn(world, direct, &client, &session, &[], "warm up").await?;
+    let warm_up = ("warm up", 1);
+    phase(world, direct, &client, &session, &[], warm_up, &probe).await?;
     let text = format!("SLOW {} {}", opts.events, opts.event_interval.as_millis());
     let turns = if opts.smoke { 1 } else { TURNS };
     let mut rows = Vec::new();
@@ -325,11 +362,23 @@ async fn measure(world: &RealWorld, direct: Direct<'_>, opts: &Options) -> Resul
         for _ in 0..w {
             ops.push(world.operator().await?);
         }
+        let (records, spent) = phase(
+            world,
+            direct,
+            &client,
+            &session,
+            &ops,
+            (&text, turns),
+            &probe,
+        )
+        .await?;
         let mut samples = Samples::default();
-        for _ in 0..turns {
-            samples.add(&turn(world, direct, &client, &session, &ops, &text).await?)?;
+        for t in &records {
+            samples.add(t)?;
         }
+        let cpu = spent.row(name(w), samples.deltas, w);
         rows.push(row(w, samples, opts));
+        rows.push(cpu);
         drop(ops);
     }
     Ok(rows)

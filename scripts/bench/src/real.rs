@@ -266,6 +266,14 @@ impl RealWorld {
         Ok(p)
     }
 
+    /// The pids of the relay and the agent.
+    pub fn pids(&self) -> (u32, u32) {
+        (
+            self.relay.as_ref().map_or(0, Proc::pid),
+            self.agent.as_ref().map_or(0, Proc::pid),
+        )
+    }
+
     /// A new authenticated operator session on its own connection (keep it alive).
     ///
     /// # Errors
