@@ -145,37 +145,56 @@ pub(crate) async fn splice_inspecting<F, Fut>(
             }
         }
     };
+    // The operator stopping its receive side (a closed watch) must reach the agent even while
+    // the agent has nothing to send: otherwise an idle watch keeps its agent stream, one of
+    // the MAX_CONCURRENT_STREAMS the agent allows, until the workspace's next event.
+    let op_stopped = op_send.stopped();
     let down = async {
-        match read_first_frame(&mut agent_recv, inspect_max).await {
-            Ok(first) => {
-                if let Some(body) = first.body {
-                    inspect(body).await;
+        let down_copy = async {
+            match read_first_frame(&mut agent_recv, inspect_max).await {
+                Ok(first) => {
+                    if let Some(body) = first.body {
+                        inspect(body).await;
+                    }
+                    if op_send.write_all(&first.read).await.is_err() {
+                        let _ = agent_recv.stop(PEER_GONE.into());
+                        return;
+                    }
+                    if first.finished {
+                        let _ = op_send.finish();
+                        return;
+                    }
                 }
-                if op_send.write_all(&first.read).await.is_err() {
+                Err(e) => {
+                    tracing::debug!(error = %e, "agent's first frame not read");
                     let _ = agent_recv.stop(PEER_GONE.into());
+                    let _ = op_send.reset(PEER_GONE.into());
                     return;
                 }
-                if first.finished {
+            }
+            match copy_chunks(&mut agent_recv, &mut op_send).await {
+                Ok(_) => {
                     let _ = op_send.finish();
-                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "agent → operator copy ended");
+                    let _ = agent_recv.stop(PEER_GONE.into());
+                    let _ = op_send.reset(PEER_GONE.into());
                 }
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "agent's first frame not read");
-                let _ = agent_recv.stop(PEER_GONE.into());
-                let _ = op_send.reset(PEER_GONE.into());
-                return;
+        };
+        let operator_stopped = {
+            tokio::pin!(down_copy);
+            tokio::select! {
+                () = &mut down_copy => false,
+                // Resolves only on the operator's STOP_SENDING or a lost connection while the
+                // copy runs (this side finishes only after the copy has ended).
+                _ = op_stopped => true,
             }
-        }
-        match copy_chunks(&mut agent_recv, &mut op_send).await {
-            Ok(_) => {
-                let _ = op_send.finish();
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "agent → operator copy ended");
-                let _ = agent_recv.stop(PEER_GONE.into());
-                let _ = op_send.reset(PEER_GONE.into());
-            }
+        };
+        if operator_stopped {
+            tracing::debug!("operator stopped reading; stopping the agent's stream");
+            let _ = agent_recv.stop(PEER_GONE.into());
         }
     };
     tokio::join!(up, down);

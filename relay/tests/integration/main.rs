@@ -27,3 +27,4 @@ mod ownership;
 mod presence;
 mod queue;
 mod refusals;
+mod stream_slots;

@@ -1,0 +1,104 @@
+//! Closed watches give their agent stream back at once, even when the agent has nothing more to
+//! send: an operator that opens and closes more idle watches than the agent's stream limit
+//! (a TUI switching workspaces) is never told the agent has no free stream.
+
+use crate::forward::header;
+use crate::harness::*;
+use anyhow::{Context, Result};
+use cm_relay::client;
+use cm_relay::framed::{FramedRecv, send_frame};
+use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::handshake::PeerKind;
+use proto::header::Op;
+use proto::ids::CredId;
+use proto::message::{Control, Reply};
+use proto::ops::ForwardHeader;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An agent whose every stream answers one frame and then stays idle until the relay stops
+/// it; counts the streams still open.
+async fn idle_watch_agent(
+    relay: &TestRelay,
+    name: &str,
+) -> Result<(quinn::Connection, FramedRecv, Arc<AtomicUsize>)> {
+    let token = relay.state.add_host(name, relay.addr)?;
+    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session =
+        client::authenticate(conn, PeerKind::Agent, &CredId(name.into()), &token.secret).await?;
+    let open = Arc::new(AtomicUsize::new(0));
+    let (conn, counter) = (session.conn.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut send, recv)) = conn.accept_bi().await {
+            let counter = counter.clone();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+                if recv.expect::<ForwardHeader>().await.is_ok()
+                    && send_frame(&mut send, &Reply::Ok(1u64), MAX_FRAME_LEN)
+                        .await
+                        .is_ok()
+                {
+                    // Idle, like a watch on a quiet workspace: only the relay's stop ends it.
+                    let _ = send.stopped().await;
+                }
+                counter.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    let mut control = session.control_send;
+    let beat = Control::Heartbeat {
+        seq: 1,
+        status: Default::default(),
+    };
+    send_frame(&mut control, &beat, MAX_FRAME_LEN).await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        for seq in 2.. {
+            tick.tick().await;
+            let beat = Control::Heartbeat {
+                seq,
+                status: Default::default(),
+            };
+            if send_frame(&mut control, &beat, MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok((session.conn, session.control_recv, open))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_idle_watches_free_their_agent_streams() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let (_agent, _control, open) = idle_watch_agent(&relay, "quiet-box").await?;
+    let cred = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    watch_until(&op, "agent online", |l| host_online(l, "quiet-box")).await?;
+    let limit = cm_relay::tls::MAX_CONCURRENT_STREAMS as usize;
+    for i in 0..limit + 16 {
+        let (send, mut recv) =
+            client::subscribe(&op.conn, &header(Op::WatchEvents, "quiet-box")).await?;
+        let first: Reply<u64> = tokio::time::timeout(WAIT, recv.expect())
+            .await
+            .with_context(|| format!("watch {i} got no first frame"))??;
+        first
+            .into_result()
+            .with_context(|| format!("watch {i} refused"))?;
+        // Closing the watch: the operator stops reading and ends its side.
+        drop((send, recv));
+    }
+    // And the agent saw every one of them end.
+    tokio::time::timeout(WAIT, async {
+        while open.load(Ordering::SeqCst) > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .with_context(|| format!("{} agent streams still open", open.load(Ordering::SeqCst)))?;
+    relay.shutdown().await;
+    Ok(())
+}
