@@ -182,7 +182,9 @@ fn relay_fleet(opts: &Options, n: usize, tck: u64) -> Result<Measured> {
 fn raw_fleet(opts: &Options, n: usize, tck: u64) -> Result<Measured> {
     let tmp = opts.tempdir()?;
     let (dir, init) = init_state(&tmp)?;
-    let mut cmd = Command::new(std::env::current_exe()?);
+    // The cm-bench binary next to the others (not current_exe: the smoke test runs this from
+    // a test harness).
+    let mut cmd = Command::new(child::binary(&opts.bin_dir, "cm-bench")?);
     cmd.arg("raw-server").arg("--state-dir").arg(dir.root());
     let proc = Proc::spawn(cmd)?;
     let addr = child::local_addr(&proc.wait_for(rawserver::READY)?)?;

@@ -1,5 +1,6 @@
-//! Keeps the benchmarks from rotting: the smoke sizes of the in-process scenarios (hop latency,
-//! throughput, streaming) run on every `cargo test`. They assert that the scenarios work and
+//! Keeps the benchmarks from rotting: the smoke sizes of every scenario run on every
+//! `cargo test` — the in-process ones (hop latency, throughput, streaming) and, on the debug
+//! binaries, the ones that start processes (fleet, start-up, real OpenCode streaming). They assert that the scenarios work and
 //! produce rows, not any timing.
 
 use cm_bench::{Options, Verdict};
@@ -23,4 +24,46 @@ fn latency_and_throughput_smoke() {
 fn streaming_smoke() {
     let rows = cm_bench::streaming::run(&smoke()).expect("streaming scenario");
     assert_eq!(rows.len(), 4);
+}
+
+/// The workspace's debug binaries, next to this package's own `cm-bench` (`scripts/test.sh`
+/// builds every binary before the tests run).
+fn debug_bins() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cm-bench"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The scenarios that start real processes (relay, raw quinn server, agent, OpenCode with the
+/// test model) at smoke sizes, on the debug builds: they must run and give rows, not timings.
+#[test]
+fn process_scenarios_smoke() {
+    let opts = Options::smoke(debug_bins());
+    for (name, run) in [
+        (
+            "fleet",
+            cm_bench::fleet::run as fn(&Options) -> anyhow::Result<_>,
+        ),
+        ("startup", cm_bench::startup::run),
+        ("opencode", cm_bench::opencode_stream::run),
+    ] {
+        let rows = run(&opts).unwrap_or_else(|e| panic!("{name} scenario: {e:#}"));
+        assert!(!rows.is_empty(), "{name} gave no rows");
+        for r in &rows {
+            assert_ne!(
+                r.verdict,
+                Verdict::Skipped,
+                "{name}: {} skipped: {}",
+                r.metric,
+                r.relay
+            );
+            assert!(
+                !r.relay.contains("FAILED"),
+                "{name}: {} {}",
+                r.metric,
+                r.relay
+            );
+        }
+    }
 }
