@@ -52,6 +52,21 @@ pub struct HostUpdate {
     pub more: bool,
 }
 
+impl HostUpdate {
+    /// The whole of `list` as one reset update (the `host_list` answer, a watch's first).
+    pub fn whole(list: &HostList) -> Self {
+        Self {
+            now_ms: list.now_ms,
+            reset: true,
+            upsert: list.hosts.clone(),
+            roles: list.roles.clone(),
+            remove: Vec::new(),
+            global_role: list.global_role,
+            more: false,
+        }
+    }
+}
+
 /// One host as last sent: its info and the principal's role on it.
 type Sent = (HostInfo, Option<Role>);
 
@@ -84,15 +99,7 @@ impl HostDiffer {
         let global_role = list.global_role;
         let Some(last) = &self.last else {
             return Some(Delta {
-                update: HostUpdate {
-                    now_ms: list.now_ms,
-                    reset: true,
-                    upsert: list.hosts.clone(),
-                    roles: list.roles.clone(),
-                    remove: Vec::new(),
-                    global_role,
-                    more: false,
-                },
+                update: HostUpdate::whole(list),
                 presence_changed: true,
             });
         };
@@ -182,37 +189,29 @@ pub fn pages(
             global_role,
             more: true,
         };
-    // What every page costs besides its hosts (the removals only on the first).
-    let base = frame::encoded_len(&Reply::Ok(page(
-        Vec::new(),
-        BTreeMap::new(),
-        remove.clone(),
-    )))?;
-    let mut out: Vec<HostUpdate> = vec![page(Vec::new(), BTreeMap::new(), remove)];
-    let mut used = base;
+    // What a page costs besides its hosts: the removals ride on the first page only.
+    let mut current = page(Vec::new(), BTreeMap::new(), remove);
+    let mut used = frame::encoded_len(&Reply::Ok(&current))?;
+    let empty = frame::encoded_len(&Reply::Ok(page(Vec::new(), BTreeMap::new(), Vec::new())))?;
+    let mut out = Vec::new();
     for host in upsert {
         let role = roles.remove(&host.host);
         // Host, role entry, separators: measured, not guessed.
         let cost = frame::encoded_len(&host)? + role.map_or(0, |_| host.host.as_str().len() + 16);
-        let current = out.last_mut().ok_or(FrameError::Malformed {
-            reason: "no page".into(),
-        })?;
         if !current.upsert.is_empty() && used + cost > budget {
-            out.push(page(Vec::new(), BTreeMap::new(), Vec::new()));
-            used = frame::encoded_len(&Reply::Ok(page(Vec::new(), BTreeMap::new(), Vec::new())))?;
+            let full =
+                std::mem::replace(&mut current, page(Vec::new(), BTreeMap::new(), Vec::new()));
+            out.push(full);
+            used = empty;
         }
-        let current = out.last_mut().ok_or(FrameError::Malformed {
-            reason: "no page".into(),
-        })?;
         if let Some(role) = role {
             current.roles.insert(host.host.clone(), role);
         }
         current.upsert.push(host);
         used += cost;
     }
-    if let Some(last) = out.last_mut() {
-        last.more = false;
-    }
+    current.more = false;
+    out.push(current);
     out.iter()
         .map(|p| frame::to_frame(&Reply::Ok(p), max_len))
         .collect()

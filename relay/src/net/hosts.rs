@@ -57,10 +57,7 @@ pub(super) async fn host_list_once(
     mut send: quinn::SendStream,
 ) {
     let sent = match host_list(shared, grants).await {
-        Ok(list) => match HostDiffer::new().diff(&list) {
-            Some(delta) => send_update(&mut send, delta.update).await,
-            None => Ok(()),
-        },
+        Ok(list) => send_update(&mut send, HostUpdate::whole(&list)).await,
         Err(e) => Err(Some(e)),
     };
     if let Err(Some(e)) = sent {

@@ -4,9 +4,9 @@ use super::{GOAL_HS, GOAL_RSS_KIB, Measured};
 use crate::report::{Row, Verdict};
 use crate::stats::grouped;
 use crate::swarm;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use proto::frame::{MAX_FRAME_LEN, encoded_len};
-use proto::host_watch::{HostDiffer, PAGE_BUDGET, pages};
+use proto::host_watch::{HostUpdate, PAGE_BUDGET, pages};
 use proto::ids::HostId;
 use proto::message::{HostInfo, HostList, HostStatus};
 use proto::rbac::Role;
@@ -47,10 +47,7 @@ pub(super) fn realistic_list_pages(fleet: usize) -> Result<(usize, usize)> {
         }
     };
     let per_host = encoded_len(&list(2))? - encoded_len(&list(1))?;
-    let whole = HostDiffer::new()
-        .diff(&list(fleet))
-        .context("a first update always exists")?;
-    let pages = pages(whole.update, PAGE_BUDGET, MAX_FRAME_LEN)?;
+    let pages = pages(HostUpdate::whole(&list(fleet)), PAGE_BUDGET, MAX_FRAME_LEN)?;
     Ok((per_host, pages.len()))
 }
 
