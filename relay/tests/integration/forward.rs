@@ -64,29 +64,11 @@ pub async fn fake_agent_answering(
     });
     let Session {
         conn,
-        mut control_send,
+        control_send,
         control_recv,
         ..
     } = session;
-    // The relay counts it online from its first heartbeat, sent before this returns.
-    let heartbeat = |seq| proto::message::Control::Heartbeat {
-        seq,
-        status: Default::default(),
-    };
-    send_frame(&mut control_send, &heartbeat(1), MAX_FRAME_LEN).await?;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-        tick.tick().await;
-        for seq in 2.. {
-            tick.tick().await;
-            if send_frame(&mut control_send, &heartbeat(seq), MAX_FRAME_LEN)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    heartbeat_forever(control_send, Default::default()).await?;
     Ok(FakeAgent { conn, control_recv })
 }
 

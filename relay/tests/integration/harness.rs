@@ -367,3 +367,33 @@ pub async fn closed_reason(conn: &quinn::Connection) -> Result<(CloseReason, Str
         other => anyhow::bail!("closed otherwise: {other}"),
     }
 }
+
+/// Sends a first heartbeat with `status` (the relay counts an agent online from it, so it is
+/// sent before this returns), then one every 200 ms (the test relay's window is 1 s) until the
+/// control stream fails.
+pub async fn heartbeat_forever(
+    mut control: quinn::SendStream,
+    status: proto::message::HostStatus,
+) -> Result<()> {
+    let beat = |seq, status: &proto::message::HostStatus| proto::message::Control::Heartbeat {
+        seq,
+        status: status.clone(),
+    };
+    cm_relay::framed::send_frame(&mut control, &beat(1, &status), proto::frame::MAX_FRAME_LEN)
+        .await?;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.tick().await;
+        for seq in 2.. {
+            tick.tick().await;
+            let frame = beat(seq, &status);
+            if cm_relay::framed::send_frame(&mut control, &frame, proto::frame::MAX_FRAME_LEN)
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(())
+}

@@ -5,11 +5,11 @@
 use crate::harness::*;
 use anyhow::{Context, Result};
 use cm_relay::client::{self, HostWatch, Session};
-use cm_relay::framed::{FramedRecv, send_frame};
+use cm_relay::framed::FramedRecv;
 use proto::frame::{MAX_FRAME_LEN, encoded_len};
 use proto::handshake::PeerKind;
 use proto::ids::{CredId, ReqId};
-use proto::message::{Control, HostStatus};
+use proto::message::HostStatus;
 use std::time::Duration;
 
 /// Workspace names per host: about 340 KB of status each, so four hosts need several frames.
@@ -37,36 +37,11 @@ async fn agent_with_big_status(
         client::authenticate(conn, PeerKind::Agent, &CredId(name.into()), &token.secret).await?;
     let Session {
         conn,
-        control_send: mut control,
+        control_send: control,
         control_recv,
         ..
     } = session;
-    let status = big_status(name);
-    send_frame(
-        &mut control,
-        &Control::Heartbeat {
-            seq: 1,
-            status: status.clone(),
-        },
-        MAX_FRAME_LEN,
-    )
-    .await?;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        for seq in 2.. {
-            tick.tick().await;
-            let beat = Control::Heartbeat {
-                seq,
-                status: status.clone(),
-            };
-            if send_frame(&mut control, &beat, MAX_FRAME_LEN)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    heartbeat_forever(control, big_status(name)).await?;
     Ok((conn, control_recv))
 }
 

@@ -11,7 +11,7 @@ use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::PeerKind;
 use proto::header::Op;
 use proto::ids::CredId;
-use proto::message::{Control, Reply};
+use proto::message::Reply;
 use proto::ops::ForwardHeader;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,28 +46,7 @@ async fn idle_watch_agent(
             });
         }
     });
-    let mut control = session.control_send;
-    let beat = Control::Heartbeat {
-        seq: 1,
-        status: Default::default(),
-    };
-    send_frame(&mut control, &beat, MAX_FRAME_LEN).await?;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-        for seq in 2.. {
-            tick.tick().await;
-            let beat = Control::Heartbeat {
-                seq,
-                status: Default::default(),
-            };
-            if send_frame(&mut control, &beat, MAX_FRAME_LEN)
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    heartbeat_forever(session.control_send, Default::default()).await?;
     Ok((session.conn, session.control_recv, open))
 }
 
