@@ -14,24 +14,24 @@ use proto::ids::CredId;
 use proto::message::Reply;
 use proto::ops::ForwardHeader;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::watch;
 
 /// An agent whose every stream answers one frame and then stays idle until the relay stops
 /// it; counts the streams still open.
 async fn idle_watch_agent(
     relay: &TestRelay,
     name: &str,
-) -> Result<(quinn::Connection, FramedRecv, Arc<AtomicUsize>)> {
+) -> Result<(quinn::Connection, FramedRecv, Arc<watch::Sender<usize>>)> {
     let token = relay.state.add_host(name, relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
     let session =
         client::authenticate(conn, PeerKind::Agent, &CredId(name.into()), &token.secret).await?;
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Arc::new(watch::Sender::new(0usize));
     let (conn, counter) = (session.conn.clone(), open.clone());
     tokio::spawn(async move {
         while let Ok((mut send, recv)) = conn.accept_bi().await {
             let counter = counter.clone();
-            counter.fetch_add(1, Ordering::SeqCst);
+            counter.send_modify(|n| *n += 1);
             tokio::spawn(async move {
                 let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
                 if recv.expect::<ForwardHeader>().await.is_ok()
@@ -42,7 +42,7 @@ async fn idle_watch_agent(
                     // Idle, like a watch on a quiet workspace: only the relay's stop ends it.
                     let _ = send.stopped().await;
                 }
-                counter.fetch_sub(1, Ordering::SeqCst);
+                counter.send_modify(|n| *n -= 1);
             });
         }
     });
@@ -71,13 +71,13 @@ async fn closed_idle_watches_free_their_agent_streams() -> Result<()> {
         drop((send, recv));
     }
     // And the agent saw every one of them end.
-    tokio::time::timeout(WAIT, async {
-        while open.load(Ordering::SeqCst) > 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .with_context(|| format!("{} agent streams still open", open.load(Ordering::SeqCst)))?;
+    let mut count = open.subscribe();
+    let ended = tokio::time::timeout(WAIT, count.wait_for(|n| *n == 0)).await;
+    assert!(
+        matches!(ended, Ok(Ok(_))),
+        "{} agent streams still open",
+        *open.borrow()
+    );
     relay.shutdown().await;
     Ok(())
 }
