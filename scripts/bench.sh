@@ -36,7 +36,7 @@ fi
 # Scenario 6: the cm-tui frame bench, built like `cargo bench` would and run by cm-bench.
 frame_bin=$(cargo bench -p cm-tui --bench frame --no-run --message-format=json 2>/dev/null |
     grep '"kind":\["bench"\]' | grep '"name":"frame"' |
-    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1 || true)
 args=(--bin-dir "$release")
 if [[ -n $frame_bin ]]; then
     args+=(--tui-frame-bin "$frame_bin")

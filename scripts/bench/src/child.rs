@@ -2,7 +2,7 @@
 //! log line, which also carries the OS-chosen address) and `cm-agent`. Children are stopped
 //! on drop.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -165,4 +165,42 @@ pub fn local_addr(line: &str) -> Result<SocketAddr> {
         .context("no local_addr in the listening line")?
         .parse()
         .context("bad local_addr")
+}
+
+/// `cm-agent enroll TOKEN` for an agent whose config and state live under `root`
+/// (`agent.toml`, `state/`), with the 0600 file secret store.
+///
+/// # Errors
+/// A missing binary or a failed enroll (its stderr in the message).
+pub fn enroll_agent(bin_dir: &Path, root: &Path, token: &str) -> Result<()> {
+    let out = Command::new(binary(bin_dir, "cm-agent")?)
+        .arg("--config")
+        .arg(root.join("agent.toml"))
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .args(["enroll", token])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "cm-agent enroll failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// `cm-agent run` for the agent enrolled under `root` (info logs, file secret store).
+///
+/// # Errors
+/// A missing binary.
+pub fn agent_cmd(bin_dir: &Path, root: &Path) -> Result<Command> {
+    let mut cmd = Command::new(binary(bin_dir, "cm-agent")?);
+    cmd.arg("--config")
+        .arg(root.join("agent.toml"))
+        .arg("--state-dir")
+        .arg(root.join("state"))
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .env("CM_SECRET_STORE", "file");
+    Ok(cmd)
 }

@@ -429,7 +429,7 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
         Err(e) if !opts.smoke => Ok(opts
             .watchers
             .iter()
-            .map(|&w| real::skipped(&name(w), METRIC, &format!("failed: {e:#}")))
+            .map(|&w| real::failed(&name(w), METRIC, &e))
             .collect()),
         Err(e) => Err(e),
     }

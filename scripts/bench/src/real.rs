@@ -75,6 +75,15 @@ pub fn skipped(scenario: &str, metric: &str, why: &str) -> Row {
     }
 }
 
+/// A row for a scenario that failed in a full run: shown as missed, not as skipped, so a
+/// regression does not read like a missing tool.
+pub fn failed(scenario: &str, metric: &str, error: &anyhow::Error) -> Row {
+    Row {
+        verdict: Verdict::Missed,
+        ..Row::info(scenario, metric, format!("FAILED: {error:#}"))
+    }
+}
+
 /// `cm-test-model` as a child process, killed on drop.
 #[derive(Debug)]
 struct Model {
@@ -190,38 +199,18 @@ impl RealWorld {
 
         let token = cm_relay::cli::host_add(&dir, HOST, Some(addr.to_string()))?;
         let root = tmp.path().join("agent");
+        child::enroll_agent(&opts.bin_dir, &root, &token.encode())?;
         let agent_config = root.join("agent.toml");
-        let agent_state = root.join("state");
-        let agent_bin = child::binary(&opts.bin_dir, "cm-agent")?;
-        let out = Command::new(&agent_bin)
-            .arg("--config")
-            .arg(&agent_config)
-            .arg("--state-dir")
-            .arg(&agent_state)
-            .args(["enroll", &token.encode()])
-            .env("CM_SECRET_STORE", "file")
-            .output()?;
-        ensure!(
-            out.status.success(),
-            "cm-agent enroll failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let mut config = std::fs::read_to_string(&agent_config)?;
         config.push_str(&agent_toml(&model.base_url, &workspace));
         std::fs::write(&agent_config, config)?;
 
-        let mut cmd = Command::new(&agent_bin);
-        cmd.arg("--config")
-            .arg(&agent_config)
-            .arg("--state-dir")
-            .arg(&agent_state)
-            .arg("run")
-            .env(
-                "RUST_LOG",
-                std::env::var("CM_BENCH_AGENT_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("CM_SECRET_STORE", "file")
-            .env(cm_agent::opencode::binary::BIN_ENV, &tools.opencode);
+        let mut cmd = child::agent_cmd(&opts.bin_dir, &root)?;
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("CM_BENCH_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env(cm_agent::opencode::binary::BIN_ENV, &tools.opencode);
         let agent = Proc::spawn(cmd)?;
         // The agent runs `opencode --version` once at start (about 0.6 s of CPU and disk): let
         // it finish, so it does not slow the first measured launch.
@@ -250,7 +239,7 @@ impl RealWorld {
             control,
             workspace,
             agent_config,
-            agent_state,
+            agent_state: root.join("state"),
             next_req: AtomicU64::new(100),
             tmp,
         })

@@ -9,14 +9,13 @@ use crate::netutil;
 use crate::opencode_launch;
 use crate::options::Options;
 use crate::real::{self, RealWorld, Tools};
-use crate::report::{Row, Verdict};
+use crate::report::Row;
 use crate::worlds::{WAIT, init_state, login_owner};
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use cm_relay::client;
 use proto::handshake::PeerKind;
 use proto::ids::ReqId;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -38,35 +37,6 @@ fn relay_ready(opts: &Options, state: &Path) -> Result<Vec<Duration>> {
         .collect()
 }
 
-fn enroll(opts: &Options, root: &Path, token: &str) -> Result<()> {
-    let out = Command::new(child::binary(&opts.bin_dir, "cm-agent")?)
-        .arg("--config")
-        .arg(root.join("agent.toml"))
-        .arg("--state-dir")
-        .arg(root.join("state"))
-        .args(["enroll", token])
-        .env("CM_SECRET_STORE", "file")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "cm-agent enroll failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-fn agent_cmd(opts: &Options, root: &Path) -> Result<Command> {
-    let mut cmd = Command::new(child::binary(&opts.bin_dir, "cm-agent")?);
-    cmd.arg("--config")
-        .arg(root.join("agent.toml"))
-        .arg("--state-dir")
-        .arg(root.join("state"))
-        .arg("run")
-        .env("RUST_LOG", "info")
-        .env("CM_SECRET_STORE", "file");
-    Ok(cmd)
-}
-
 /// Times `cm-agent run` launches until the host shows online, one fresh host per run.
 fn agent_online(opts: &Options) -> Result<Vec<Duration>> {
     let tmp = opts.tempdir()?;
@@ -84,11 +54,11 @@ fn agent_online(opts: &Options) -> Result<Vec<Duration>> {
             let host = format!("agent-{i}");
             let token = cm_relay::cli::host_add(&dir, &host, Some(addr.to_string()))?;
             let root = tmp.path().join(&host);
-            enroll(opts, &root, &token.encode())?;
+            child::enroll_agent(&opts.bin_dir, &root, &token.encode())?;
             let mut watch = client::HostWatch::open(&op.conn, ReqId(9)).await?;
             let _first = watch.next().await?;
             let start = Instant::now();
-            let agent = Proc::spawn(agent_cmd(opts, &root)?)?;
+            let agent = Proc::spawn(child::agent_cmd(&opts.bin_dir, &root)?)?;
             tokio::time::timeout(WAIT, async {
                 loop {
                     let list = watch
@@ -170,11 +140,7 @@ fn opencode_row(opts: &Options) -> Result<Row> {
                 ..Row::info("5 start-up", &metric, ms(r))
             })
         }
-        Err(e) if !opts.smoke => Ok(real::skipped(
-            "5 start-up",
-            &metric,
-            &format!("failed: {e:#}"),
-        )),
+        Err(e) if !opts.smoke => Ok(real::failed("5 start-up", &metric, &e)),
         Err(e) => Err(e),
     }
 }
@@ -200,10 +166,7 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     );
     rows.push(match agent_online(opts) {
         Ok(t) => Row::info("5 start-up", &metric, ms(median(t))),
-        Err(e) => Row {
-            verdict: Verdict::Skipped,
-            ..Row::info("5 start-up", &metric, format!("{e:#}"))
-        },
+        Err(e) => real::failed("5 start-up", &metric, &e),
     });
     rows.push(opencode_row(opts)?);
     Ok(rows)
