@@ -196,7 +196,7 @@ pub fn pages(
     let mut out = Vec::new();
     for host in upsert {
         let role = roles.remove(&host.host);
-        // Host, role entry, separators: measured, not guessed.
+        // The host measured; its role entry bounded (id, quotes, colon, longest role name).
         let cost = frame::encoded_len(&host)? + role.map_or(0, |_| host.host.as_str().len() + 16);
         if !current.upsert.is_empty() && used + cost > budget {
             let full =

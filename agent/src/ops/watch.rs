@@ -13,9 +13,10 @@ use proto::ops::{ForwardHeader, WatchQuery};
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 /// How often an open watch re-checks the host's lock and `[policy]` (one `stat` each).
 const POLICY_RECHECK: Duration = Duration::from_secs(1);
-use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(super) async fn serve<R, W, G>(
     workspaces: &Workspaces,

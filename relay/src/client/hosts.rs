@@ -2,8 +2,7 @@
 //! complete lists, both assembled from the relay's pages and deltas (`proto::host_watch`).
 
 use super::{LinkError, subscribe};
-use crate::framed::{FramedRecv, StreamError, send_frame};
-use proto::frame::MAX_HEADER_LEN;
+use crate::framed::{FramedRecv, StreamError};
 use proto::header::{Op, StreamHeader};
 use proto::host_watch::{HostUpdate, HostView};
 use proto::ids::ReqId;
@@ -14,16 +13,9 @@ use proto::message::{HostList, Reply};
 /// # Errors
 /// [`LinkError::Refused`] with the relay's typed error, or transport failures.
 pub async fn host_list(conn: &quinn::Connection, req: ReqId) -> Result<HostList, LinkError> {
-    let (mut send, recv) = conn.open_bi().await?;
-    let mut pages = Pages::new(recv);
-    send_frame(
-        &mut send,
-        &StreamHeader::new(Op::HostList, req),
-        MAX_HEADER_LEN,
-    )
-    .await?;
+    let (mut send, recv) = subscribe(conn, &StreamHeader::new(Op::HostList, req)).await?;
     let _ = send.finish();
-    pages
+    Pages::new(recv)
         .next()
         .await?
         .ok_or(LinkError::Stream(StreamError::Closed))
@@ -46,10 +38,7 @@ impl HostWatch {
         let (send, recv) = subscribe(conn, &StreamHeader::new(Op::WatchHosts, req)).await?;
         Ok(Self {
             _send: send,
-            pages: Pages {
-                recv,
-                view: HostView::new(),
-            },
+            pages: Pages::new(recv),
         })
     }
 
@@ -71,9 +60,9 @@ struct Pages {
 }
 
 impl Pages {
-    fn new(recv: quinn::RecvStream) -> Self {
+    fn new(recv: FramedRecv) -> Self {
         Self {
-            recv: FramedRecv::new(recv, proto::frame::MAX_FRAME_LEN),
+            recv,
             view: HostView::new(),
         }
     }

@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use tokio_util::task::TaskTracker;
 
@@ -25,13 +25,6 @@ pub(crate) type Request = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 struct Woken {
     ready: Vec<(usize, u64)>,
     task: Option<Waker>,
-}
-
-fn lock(m: &Mutex<Woken>) -> MutexGuard<'_, Woken> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
 }
 
 /// The waker of one request: queues the request and wakes the connection task.
@@ -54,7 +47,7 @@ impl Wake for RequestWaker {
             return;
         }
         let task = {
-            let mut w = lock(&self.woken);
+            let mut w = super::lock(&self.woken);
             w.ready.push((self.slot, self.generation));
             w.task.take()
         };
@@ -122,7 +115,7 @@ impl InFlight {
             queued: AtomicBool::new(true),
             woken: Arc::clone(&self.woken),
         });
-        lock(&self.woken).ready.push((slot, generation));
+        super::lock(&self.woken).ready.push((slot, generation));
         if let Some(s) = self.slots.get_mut(slot) {
             *s = Some(Slot {
                 generation,
@@ -142,7 +135,7 @@ impl InFlight {
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Infallible> {
         // Register first: a request woken while the others are polled wakes the task again.
         let ready = {
-            let mut w = lock(&self.woken);
+            let mut w = super::lock(&self.woken);
             if !w.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
                 w.task = Some(cx.waker().clone());
             }

@@ -291,7 +291,7 @@ impl Store {
     ///
     /// # Errors
     /// SQLite failures.
-    pub fn set_session_owner(
+    pub(super) fn set_session_owner(
         &self,
         host: &HostId,
         session: &str,

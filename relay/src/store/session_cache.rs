@@ -32,10 +32,7 @@ pub(crate) struct SessionCache {
 
 impl SessionCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        crate::net::lock(&self.inner)
     }
 
     /// The cached answer for a session: `Some(owner or None)` when known.
