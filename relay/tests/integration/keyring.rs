@@ -106,7 +106,11 @@ pub fn tui(state: &Path, home: &Path, bus: &str, store: &str, args: &[&str]) -> 
         .stderr(Stdio::piped())
         .spawn()?;
     let mut stdin = child.stdin.take().context("no stdin")?;
-    stdin.write_all(format!("{PASSWORD}\n").as_bytes())?;
+    // Commands that need no password may exit before reading it: a closed pipe is fine.
+    match stdin.write_all(format!("{PASSWORD}\n").as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     drop(stdin);
     Ok(child.wait_with_output()?)
 }
