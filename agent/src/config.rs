@@ -51,6 +51,9 @@ pub struct ConfigFile {
     /// The host owner's own limits (defence in depth behind the relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicySection>,
+    /// The kernel sandbox around OpenCode (see `sandbox/config.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxSection>,
 }
 
 /// The `[policy]` table.
@@ -145,6 +148,9 @@ pub struct WorkspaceEntry {
     /// Relaxes OpenCode's tool permissions in this workspace, e.g. `{ edit = "allow" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission: Option<PermissionEntry>,
+    /// This workspace's sandbox settings on top of `[sandbox]`, e.g. `{ allow_bind_ports = [8080] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::sandbox::SandboxSection>,
 }
 
 /// A workspace's `permission` table: `edit`, `bash`, `webfetch`, each `"ask"` (the default:
@@ -240,6 +246,8 @@ pub struct Workspace {
     pub root: PathBuf,
     /// OpenCode's tool permissions here.
     pub permissions: ToolPermissions,
+    /// The kernel sandbox of this workspace's OpenCode (`[sandbox]` plus the override).
+    pub sandbox: crate::sandbox::SandboxConfig,
 }
 
 /// The validated configuration.
@@ -415,6 +423,11 @@ impl ConfigFile {
                 )
             })?,
         };
+        let home = directories::BaseDirs::new()
+            .map(|d| d.home_dir().to_owned())
+            .unwrap_or_default();
+        let sandbox = crate::sandbox::SandboxConfig::from_section(self.sandbox.as_ref(), &home)
+            .map_err(|m| invalid(path, m))?;
         let mut workspaces = Vec::new();
         for w in self.workspaces {
             if !proto::ids::is_valid_name(&w.name) {
@@ -449,10 +462,17 @@ impl ConfigFile {
                 None => ToolPermissions::default(),
                 Some(p) => p.validate(path, &w.name)?,
             };
+            let sandbox = match &w.sandbox {
+                None => sandbox.clone(),
+                Some(o) => sandbox
+                    .with_override(o, &home, &w.name)
+                    .map_err(|m| invalid(path, m))?,
+            };
             workspaces.push(Workspace {
                 name: w.name,
                 root,
                 permissions,
+                sandbox,
             });
         }
         let opencode = match self.opencode {
@@ -876,6 +896,7 @@ mod tests {
                     edit: Some("allow".into()),
                     ..PermissionEntry::default()
                 }),
+                sandbox: None,
             }],
             opencode: Some(OpencodeSection {
                 model: Some("mock/m".into()),

@@ -143,6 +143,7 @@ impl SupervisorHandle {
             current: None,
             ready_deadline: None,
             backoff_deadline: None,
+            warn_plan: None,
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             shutting_down: false,
@@ -242,6 +243,8 @@ struct Actor {
     current: Option<Running>,
     ready_deadline: Option<Instant>,
     backoff_deadline: Option<Instant>,
+    /// In `[sandbox] mode = "warn"`: the current launch's rules, checked against tool calls.
+    warn_plan: Option<Arc<crate::sandbox::SandboxPlan>>,
     start_waiters: Vec<StartReply>,
     stop_waiters: Vec<oneshot::Sender<OpencodeInfo>>,
     shutting_down: bool,
@@ -408,6 +411,7 @@ impl Actor {
                         self.events_tx.clone(),
                         r.launch,
                         r.token.clone(),
+                        self.warn_plan.clone(),
                     ));
                 }
                 None
@@ -477,6 +481,14 @@ impl Actor {
             return Input::Spawned { pid };
         }
         let failed = |error: String| Input::SpawnFailed { error };
+        let sandbox = crate::sandbox::info(&self.deps.workspace.sandbox);
+        if sandbox.state == "refused" {
+            tracing::error!(workspace = %self.deps.workspace.name, "{}", sandbox.detail);
+            return failed(format!(
+                "sandbox {}; use a kernel with Landlock, or set [sandbox] mode = \"warn\" or \"off\" in agent.toml",
+                sandbox.detail
+            ));
+        }
         let binary = match Search::from_env(self.deps.config.binary.clone()).resolve() {
             Ok(b) => b,
             Err(e) => {
@@ -503,6 +515,10 @@ impl Actor {
             password,
             marker,
         );
+        self.warn_plan = (plan.sandbox.mode == crate::sandbox::Mode::Warn).then(|| {
+            tracing::warn!(workspace = %self.deps.workspace.name, rules = ?plan.sandbox, "sandbox (warn): OpenCode runs without the kernel sandbox; these rules would apply");
+            Arc::new(plan.sandbox.clone())
+        });
         if let Err(e) = launch::prepare(&plan) {
             tracing::error!(dir = %plan.dirs.base.display(), error = %e, "cannot prepare OpenCode's state folder");
             return failed("the agent cannot write OpenCode's state folder; see its log".into());

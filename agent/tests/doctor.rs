@@ -34,6 +34,7 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         name: "demo".into(),
         path: root.clone(),
         permission: None,
+        sandbox: None,
     });
     file.save(&config)?;
 

@@ -71,6 +71,19 @@ pub struct WorkspaceInfo {
     pub available: bool,
     /// OpenCode state.
     pub opencode: OpencodeInfo,
+    /// The kernel sandbox around this workspace's OpenCode (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxInfo>,
+}
+
+/// What holds a workspace's OpenCode besides its own permission config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    /// `enforced`, `warn`, `off` or `refused` (enforce asked, the kernel cannot: OpenCode is
+    /// not started).
+    pub state: String,
+    /// One line for operators: why, and what is enforced.
+    pub detail: String,
 }
 
 /// A session's run state.

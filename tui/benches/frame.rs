@@ -263,6 +263,7 @@ impl Bench {
         bench.answer(
             Op::WorkspaceList,
             Response::Workspaces(vec![WorkspaceInfo {
+                sandbox: None,
                 name: "demo".into(),
                 available: true,
                 opencode: OpencodeInfo {

@@ -79,14 +79,20 @@ pub async fn workspaces(remote: &Remote, host: &str, json: bool) -> Result<(), C
     if json {
         return print_json(&list);
     }
-    println!("{:<20} {:<10} {:<10} NOTE", "WORKSPACE", "ROOT", "OPENCODE");
+    println!(
+        "{:<20} {:<10} {:<10} {:<10} NOTE",
+        "WORKSPACE", "ROOT", "OPENCODE", "SANDBOX"
+    );
     for w in &list {
         let state = format!("{:?}", w.opencode.state).to_lowercase();
         println!(
-            "{:<20} {:<10} {:<10} {}",
+            "{:<20} {:<10} {:<10} {:<10} {}",
             sanitize(&w.name),
             if w.available { "ok" } else { "missing" },
             state,
+            w.sandbox
+                .as_ref()
+                .map_or_else(|| "unknown".to_owned(), |s| sanitize(&s.state)),
             sanitize(note_after(
                 &state,
                 w.opencode.last_error.as_deref().unwrap_or("")

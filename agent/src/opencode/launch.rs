@@ -48,6 +48,15 @@ pub struct LaunchDirs {
 }
 
 impl LaunchDirs {
+    /// The launch's sandbox plan: `<state>/opencode/<workspace>.sandbox.json`, outside every
+    /// folder the sandbox lets OpenCode write.
+    pub fn sandbox_file(&self) -> PathBuf {
+        let mut name = self.base.file_name().unwrap_or_default().to_owned();
+        name.push(".");
+        name.push(crate::sandbox::PLAN_FILE);
+        self.base.with_file_name(name)
+    }
+
     /// The directories for `workspace` under the agent's `state_dir`.
     pub fn new(state_dir: &Path, workspace: &str) -> Self {
         let base = state_dir.join("opencode").join(workspace);
@@ -87,6 +96,10 @@ pub struct Launch {
     pub config_json: Value,
     /// The agent's state file (read by the keeper to know whether an agent re-adopted it).
     pub state_file: PathBuf,
+    /// The kernel rules of this launch (written to [`LaunchDirs::sandbox_file`]).
+    pub sandbox: crate::sandbox::SandboxPlan,
+    /// Host variables OpenCode and its tools see (the allow-list, see `sandbox/env.rs`).
+    pub host_env_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Launch {
@@ -99,6 +112,7 @@ impl std::fmt::Debug for Launch {
             .field("port", &self.port)
             .field("marker", &self.marker)
             .field("dirs", &self.dirs)
+            .field("sandbox", &self.sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -140,7 +154,21 @@ pub fn plan(
 ) -> Launch {
     let dirs = LaunchDirs::new(state_dir, &workspace.name);
     let os = |p: &Path| p.as_os_str().to_owned();
+    let provider = cfg.provider.as_ref();
+    let sandbox = crate::sandbox::SandboxPlan::new(
+        &workspace.sandbox,
+        crate::sandbox::plan::LaunchFacts {
+            workspace: &workspace.root,
+            private: &dirs.base,
+            program,
+            port,
+            provider_ports: &crate::sandbox::plan::provider_ports(provider),
+        },
+    );
+    let mut host_env_names = workspace.sandbox.env.clone();
+    host_env_names.extend(crate::sandbox::plan::provider_env_names(provider));
     let env = vec![
+        ("TMPDIR".to_owned(), os(&sandbox.tmpdir)),
         ("HOME".to_owned(), os(&dirs.home)),
         ("XDG_CONFIG_HOME".to_owned(), os(&dirs.config)),
         ("XDG_DATA_HOME".to_owned(), os(&dirs.data)),
@@ -175,6 +203,8 @@ pub fn plan(
         config_json: opencode_json(cfg, &workspace.permissions),
         state_file: state_dir.join(crate::supervisor::statefile::FILE_NAME),
         dirs,
+        sandbox,
+        host_env_names,
     }
 }
 
@@ -213,6 +243,31 @@ pub fn prepare(launch: &Launch) -> std::io::Result<()> {
         .mode(0o600)
         .open(&d.config_file)?;
     f.write_all(&body)?;
+    f.sync_all()?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&launch.sandbox.tmpdir)?;
+    let mut plan = launch.sandbox.clone();
+    if plan.mode == crate::sandbox::Mode::Enforce {
+        crate::sandbox::cgroup::remove_for(&launch.marker);
+        match crate::sandbox::cgroup::create(&launch.marker, plan.pids_max, plan.memory_max) {
+            Ok(c) => plan.cgroups = c,
+            Err(why) => {
+                tracing::info!(%why, "no cgroup for this launch: process limit by rlimit only, memory_max not enforced");
+                plan.cgroup_unavailable = Some(why);
+            }
+        }
+    }
+    // Beside the private folder, not in it: OpenCode may write there, never here.
+    let plan = serde_json::to_vec_pretty(&plan).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(d.sandbox_file())?;
+    f.write_all(&plan)?;
     f.sync_all()
 }
 
@@ -288,6 +343,7 @@ mod tests {
             name: "demo".into(),
             root: tmp.path().join("ws"),
             permissions: ToolPermissions::default(),
+            sandbox: Default::default(),
         };
         let l = plan(
             Path::new("/bin/opencode"),

@@ -70,8 +70,15 @@ pub fn parse_grace(v: &str) -> Option<Duration> {
 }
 
 /// The command the supervisor runs for `program args…`: through the keeper when the agent runs
-/// as the `cm-agent` binary; directly otherwise (the agent embedded in a test binary).
-pub fn wrap(program: &Path, args: &[String], state_file: &Path) -> (PathBuf, Vec<OsString>) {
+/// as the `cm-agent` binary; directly otherwise (the agent embedded in a test binary, which
+/// cannot apply a kernel sandbox: see `sandbox.rs`). The launcher applies the sandbox plan in
+/// `sandbox_file` to itself right before it `exec`s OpenCode.
+pub fn wrap(
+    program: &Path,
+    args: &[String],
+    state_file: &Path,
+    sandbox_file: &Path,
+) -> (PathBuf, Vec<OsString>) {
     let exe = std::env::current_exe().ok().filter(|e| {
         e.file_name()
             .and_then(|n| n.to_str())
@@ -91,6 +98,8 @@ pub fn wrap(program: &Path, args: &[String], state_file: &Path) -> (PathBuf, Vec
         grace_from_env().as_millis().to_string().into(),
         "--state-file".into(),
         state_file.as_os_str().to_owned(),
+        "--sandbox".into(),
+        sandbox_file.as_os_str().to_owned(),
         "--".into(),
         program.as_os_str().to_owned(),
     ];
@@ -125,10 +134,10 @@ fn pid_raw(p: Option<rustix::process::Pid>) -> i32 {
     p.map_or(0, |p| p.as_raw_nonzero().get())
 }
 
-/// `__exec-child PARENT -- PROGRAM ARGS…`
+/// `__exec-child PARENT [--sandbox PLAN] -- PROGRAM ARGS…`
 fn exec_child(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
-        eprintln!("cm-agent {EXEC_CHILD}: usage: PARENT_PID -- PROGRAM ARGS…");
+        eprintln!("cm-agent {EXEC_CHILD}: usage: PARENT_PID [--sandbox PLAN] -- PROGRAM ARGS…");
         return ExitCode::from(2);
     };
     let parent: i32 = opts
@@ -146,12 +155,34 @@ fn exec_child(args: &[OsString]) -> ExitCode {
     if pid_raw(rustix::process::getppid()) != parent {
         return ExitCode::from(1);
     }
+    if let Some(plan) = opt(opts, "--sandbox")
+        && let Err(e) = apply_sandbox(Path::new(plan))
+    {
+        eprintln!("cm-agent sandbox: OpenCode not started: {e}");
+        return ExitCode::from(126);
+    }
     let e = Command::new(program).args(rest).exec();
     eprintln!(
         "cm-agent {EXEC_CHILD}: cannot run {}: {e}",
         Path::new(program).display()
     );
     ExitCode::from(127)
+}
+
+/// Reads the plan the agent wrote and applies it to this process (inherited across `exec`).
+fn apply_sandbox(plan_file: &Path) -> Result<(), String> {
+    let text = std::fs::read(plan_file)
+        .map_err(|e| format!("cannot read the sandbox plan {}: {e}", plan_file.display()))?;
+    let plan: crate::sandbox::SandboxPlan = serde_json::from_slice(&text)
+        .map_err(|e| format!("the sandbox plan {} is not valid: {e}", plan_file.display()))?;
+    let applied = crate::sandbox::kernel::apply(&plan).map_err(|e| e.to_string())?;
+    eprintln!(
+        "cm-agent sandbox: mode {}, Landlock {}, {} capabilities dropped",
+        plan.mode.as_str(),
+        applied.landlock,
+        applied.caps_dropped
+    );
+    Ok(())
 }
 
 fn relay(mut from: impl std::io::Read + Send + 'static, to_stderr: bool) {
@@ -207,9 +238,12 @@ fn keep(args: &[OsString]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut child = match Command::new(exe)
-        .arg(EXEC_CHILD)
-        .arg(me.to_string())
+    let mut launcher = Command::new(exe);
+    launcher.arg(EXEC_CHILD).arg(me.to_string());
+    if let Some(plan) = opt(opts, "--sandbox") {
+        launcher.arg("--sandbox").arg(plan);
+    }
+    let mut child = match launcher
         .arg("--")
         .arg(program)
         .args(rest)

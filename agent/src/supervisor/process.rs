@@ -116,7 +116,12 @@ pub fn parse_listening(line: &str) -> Option<Option<u16>> {
 /// The process could not be started.
 pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Result<Running> {
     // Through the keeper (no orphan outlives an agent gone for good; see keeper.rs).
-    let (program, args) = super::keeper::wrap(&launch.program, &launch.args, &launch.state_file);
+    let (program, args) = super::keeper::wrap(
+        &launch.program,
+        &launch.args,
+        &launch.state_file,
+        &launch.dirs.sandbox_file(),
+    );
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&launch.cwd)
@@ -125,12 +130,13 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // The agent's own OpenCode settings (if any) must not leak into the managed instance.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("OPENCODE_") {
-            cmd.env_remove(k);
-        }
-    }
+    // An allow-list, never the agent's own environment (its settings, tokens, proxies,
+    // `SSH_AUTH_SOCK`): see sandbox/env.rs.
+    cmd.env_clear();
+    cmd.envs(crate::sandbox::env::allowed(
+        std::env::vars_os(),
+        launch.host_env_names.iter().map(String::as_str),
+    ));
     cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
     let mut child = cmd.spawn()?;
     let pid = child
@@ -167,7 +173,8 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
             Ok(s) => s.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
-        after_exit(raw_pid, &died, &snapshot, marker).await;
+        after_exit(raw_pid, &died, &snapshot, marker.clone()).await;
+        crate::sandbox::cgroup::remove_for(&marker);
         if let Some(task) = stderr_task {
             // Ends at EOF; tool processes holding the pipe were just killed.
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;

@@ -30,6 +30,7 @@ pub(crate) async fn run(
     events: EventTx,
     launch: u64,
     token: CancellationToken,
+    warn_plan: Option<Arc<crate::sandbox::SandboxPlan>>,
 ) {
     let work = async {
         let version = probe(&client).await;
@@ -48,6 +49,12 @@ pub(crate) async fn run(
         loop {
             match tokio::time::timeout(STREAM_SILENCE, stream.next()).await {
                 Ok(Ok(Some(v))) => {
+                    if let Some(why) = warn_plan
+                        .as_deref()
+                        .and_then(|p| crate::sandbox::warn::would_refuse(p, &v))
+                    {
+                        tracing::warn!("sandbox (warn): would have refused {why}");
+                    }
                     if let Some(e) = mapper.map(&v) {
                         activity.touch();
                         hub.publish(e);

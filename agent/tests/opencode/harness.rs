@@ -127,6 +127,7 @@ impl Env {
                 name: (*name).to_owned(),
                 root: std::fs::canonicalize(&root)?,
                 permissions: Default::default(),
+                sandbox: Default::default(),
             });
         }
         let mut cfg = config(Some(binary), &model);

@@ -213,6 +213,7 @@ async fn leftovers_of_an_earlier_run_are_killed_at_start() -> Result<()> {
         name: "w".into(),
         root: tmp.path().to_owned(),
         permissions: Default::default(),
+        sandbox: Default::default(),
     };
     let workspaces = cm_agent::workspaces::Workspaces::spawn(&[ws], Default::default(), &state);
     eventually("the stale process to die", Duration::from_secs(10), || {

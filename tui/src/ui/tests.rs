@@ -906,3 +906,23 @@ fn workspaces_of_an_offline_host_do_not_offer_start_and_stop() {
         "sessions screen too: {text}"
     );
 }
+
+#[test]
+fn a_workspace_without_the_kernel_sandbox_says_so_on_its_row() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Enter);
+    let mut refused = crate::app::tests::workspace("bare", OpencodeState::Stopped);
+    refused.sandbox = Some(proto::ops::SandboxInfo {
+        state: "refused".into(),
+        detail: "the kernel offers Landlock ABI 0".into(),
+    });
+    let mut held = crate::app::tests::workspace("held", OpencodeState::Stopped);
+    held.sandbox = Some(proto::ops::SandboxInfo {
+        state: "enforced".into(),
+        detail: "Landlock ABI 7".into(),
+    });
+    d.answer(Op::WorkspaceList, Response::Workspaces(vec![refused, held]));
+    let text = screen(&d.app, 140, 24);
+    assert!(text.contains("⚠ sandbox refused"), "{text}");
+    assert_eq!(text.matches("⚠ sandbox").count(), 1, "{text}");
+}

@@ -144,6 +144,10 @@ fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
         Span::styled("missing", theme.error())
     };
     let mut note = w.opencode.last_error.clone().unwrap_or_default();
+    // A workspace whose OpenCode the kernel does not hold says so first (enforced is quiet).
+    if let Some(sb) = w.sandbox.as_ref().filter(|s| s.state != "enforced") {
+        note = format!("⚠ sandbox {}: {} {note}", sb.state, sb.detail);
+    }
     if note.is_empty() && w.opencode.restarts > 0 {
         note = count(
             usize::try_from(w.opencode.restarts).unwrap_or(usize::MAX),

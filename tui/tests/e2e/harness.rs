@@ -198,6 +198,13 @@ pub fn spawn_relay(state_dir: &Path, addr: &str) -> Result<Proc> {
 
 impl World {
     pub async fn start() -> Result<Self> {
+        Self::start_with("", &[]).await
+    }
+
+    /// A world whose `agent.toml` ends with `extra` (its first lines still belong to the
+    /// `[[workspace]]` table of `demo`; a `[table]` header starts a host table) and whose agent
+    /// runs with the extra environment `agent_env`.
+    pub async fn start_with(extra: &str, agent_env: &[(&str, &str)]) -> Result<Self> {
         opencode_installed()?;
         let tmp = tempfile::tempdir()?;
         let root = tmp.path().to_owned();
@@ -277,6 +284,7 @@ output = 4096
 [[workspace]]
 name = "demo"
 path = "{}"
+{extra}
 "#,
             model.base_url(),
             workspace.display()
@@ -293,7 +301,7 @@ path = "{}"
             agent_config,
             agent_state,
         };
-        world.start_agent()?;
+        world.start_agent_with(agent_env)?;
 
         // Operator: log in with the invite through the real binary.
         let out = world.tui(&["login", &init.invite.encode()])?;
@@ -304,10 +312,6 @@ path = "{}"
         );
         world.wait_host_online()?;
         Ok(world)
-    }
-
-    pub fn start_agent(&mut self) -> Result<()> {
-        self.start_agent_with(&[])
     }
 
     /// Starts `cm-agent run` (as the world's agent) with extra environment `env`, and waits

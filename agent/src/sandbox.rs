@@ -1,0 +1,56 @@
+//! The kernel sandbox around OpenCode and every process it starts.
+//!
+//! OpenCode's own permission config decides what it *asks* about; this module decides what the
+//! kernel *lets happen*, whatever an operator approved:
+//!
+//! - `config.rs`: the `[sandbox]` table (mode, extra folders and ports, limits), per workspace.
+//! - `plan.rs`: the rules of one launch (pure; written as `sandbox.json` beside the launch's
+//!   private folders).
+//! - `env.rs`: the environment allow-list (OpenCode never sees the agent's own variables).
+//! - `kernel.rs`: Landlock, resource limits and capabilities, applied by the launcher
+//!   (`cm-agent __exec-child`, see `supervisor/keeper.rs`) to itself right before `exec`.
+
+pub mod cgroup;
+pub mod config;
+pub mod env;
+pub mod kernel;
+pub mod plan;
+pub mod warn;
+
+pub use config::{Mode, SandboxConfig, SandboxSection};
+pub use plan::SandboxPlan;
+
+/// File name of the plan in the launch's private folder.
+pub const PLAN_FILE: &str = "sandbox.json";
+
+/// One line for operators: what holds OpenCode in a workspace, and why.
+pub fn describe(mode: Mode, abi: u8) -> String {
+    match (mode, abi) {
+        (Mode::Off, _) => "off: [sandbox] mode = \"off\" on this host".to_owned(),
+        (Mode::Warn, _) => {
+            "warn: nothing is refused; what the rules would refuse is logged on the host".to_owned()
+        }
+        (Mode::Enforce, abi) if abi >= 4 => {
+            format!("enforced: Landlock ABI {abi} (files, TCP ports), limits, no capabilities")
+        }
+        (Mode::Enforce, abi) => format!(
+            "refused: the kernel offers Landlock ABI {abi}, so OpenCode is not started \
+             (mode = \"enforce\")"
+        ),
+    }
+}
+
+/// The state operators see for a workspace with these settings on this kernel.
+pub fn info(cfg: &SandboxConfig) -> proto::ops::SandboxInfo {
+    let abi = kernel::effective_abi(cfg.pretend_abi);
+    let state = match cfg.mode {
+        Mode::Enforce if abi >= 4 => "enforced",
+        Mode::Enforce => "refused",
+        Mode::Warn => "warn",
+        Mode::Off => "off",
+    };
+    proto::ops::SandboxInfo {
+        state: state.to_owned(),
+        detail: describe(cfg.mode, abi),
+    }
+}

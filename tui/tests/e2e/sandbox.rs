@@ -1,0 +1,307 @@
+//! The kernel sandbox around OpenCode (agent/src/sandbox), tried the way an attacker would:
+//! through the real binaries, a real `opencode serve` on the test model, and tool calls that
+//! OpenCode itself lets through (links inside the workspace, commands it was told to allow).
+//! Each refused action leaves a sentinel unchanged; the agent stays online and answering.
+
+use crate::harness::World;
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+const SECRET: &str = "sentinel-secret-7f3a";
+
+/// Files outside the workspace whose content must never reach a session, and which must not
+/// change: a 0600 file beside the workspace, a fake SSH key in the agent's HOME, and the
+/// agent's own credential file.
+struct Sentinels {
+    outside: PathBuf,
+    ssh_key: PathBuf,
+    agent_secret: PathBuf,
+    hashes: Vec<(PathBuf, blake3::Hash)>,
+}
+
+impl Sentinels {
+    fn plant(root: &Path, home: &Path, agent_state: &Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let outside = root.join("outside/secret.txt");
+        std::fs::create_dir_all(root.join("outside"))?;
+        std::fs::write(&outside, format!("{SECRET}\n"))?;
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600))?;
+        let ssh_key = home.join(".ssh/id_ed25519");
+        std::fs::create_dir_all(home.join(".ssh"))?;
+        std::fs::write(
+            &ssh_key,
+            format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{SECRET}\n"),
+        )?;
+        std::fs::set_permissions(&ssh_key, std::fs::Permissions::from_mode(0o600))?;
+        let agent_secret = agent_state.join("secrets.json");
+        let mut s = Self {
+            outside,
+            ssh_key,
+            agent_secret,
+            hashes: Vec::new(),
+        };
+        s.hashes = s.hash_all()?;
+        Ok(s)
+    }
+
+    fn hash_all(&self) -> Result<Vec<(PathBuf, blake3::Hash)>> {
+        [&self.outside, &self.ssh_key, &self.agent_secret]
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(p).with_context(|| p.display().to_string())?;
+                Ok((p.clone(), blake3::hash(&bytes)))
+            })
+            .collect()
+    }
+
+    fn assert_unchanged(&self) -> Result<()> {
+        anyhow::ensure!(self.hash_all()? == self.hashes, "a sentinel file changed");
+        anyhow::ensure!(
+            !self.outside.with_file_name("written.txt").exists(),
+            "a file was written outside the workspace"
+        );
+        Ok(())
+    }
+
+    /// The agent's host secret as it appears in its credential file (it must never leak).
+    fn agent_secret_text(&self) -> Result<String> {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.agent_secret)?)?;
+        Ok(v.to_string())
+    }
+}
+
+/// `RUN_BASH:` of a command OpenCode's own path check cannot read (it is base64), so only the
+/// kernel stands between it and the host.
+fn hidden_bash(cmd: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cmd);
+    format!("RUN_BASH: echo {b64} | base64 -d | sh 2>&1")
+}
+
+fn send(world: &World, text: &str) -> Result<String> {
+    world.tui_ok(&["send", "box", "demo", text, "--wait"])
+}
+
+fn assert_online_and_answering(world: &World) -> Result<()> {
+    let hosts = world.tui_ok(&["hosts", "--json"])?;
+    anyhow::ensure!(hosts.contains("\"online\": true"), "host offline: {hosts}");
+    let answer = send(world, "still there?")?;
+    anyhow::ensure!(answer.contains("You said: still there?"), "{answer}");
+    Ok(())
+}
+
+async fn sandboxed_world(extra: &str) -> Result<(World, PathBuf, Sentinels)> {
+    let home = tempfile::tempdir()?.keep();
+    let home_str = home.to_string_lossy().into_owned();
+    let world = World::start_with(
+        &format!("permission = {{ edit = \"allow\", bash = \"allow\" }}\n{extra}"),
+        &[
+            ("HOME", &home_str),
+            ("SSH_AUTH_SOCK", "/tmp/agent-ssh-sock"),
+            ("CM_SANDBOX_CANARY", SECRET),
+        ],
+    )
+    .await?;
+    let sentinels = Sentinels::plant(world.tmp.path(), &home, &world.agent_state)?;
+    Ok((world, home, sentinels))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn links_out_of_the_workspace_give_opencode_tools_nothing() -> Result<()> {
+    let (world, _home, sentinels) = sandboxed_world("").await?;
+    let ws = world.workspace.clone();
+    // Committed links, as a cloned repository could hold them.
+    std::os::unix::fs::symlink("/", ws.join("root"))?;
+    std::os::unix::fs::symlink(&world.agent_state, ws.join("state"))?;
+    let via_root = |p: &Path| ws.join("root").join(p.strip_prefix("/").unwrap_or(p));
+    let outside = via_root(&sentinels.outside);
+    let attempts = [
+        format!(r#"TOOL: read {{"filePath":"{}"}}"#, outside.display()),
+        format!(
+            r#"TOOL: read {{"filePath":"{}"}}"#,
+            ws.join("root/etc/shadow").display()
+        ),
+        format!(
+            r#"TOOL: read {{"filePath":"{}"}}"#,
+            ws.join("state/secrets.json").display()
+        ),
+        format!(
+            r#"TOOL: grep {{"pattern":"sentinel","path":"{}"}}"#,
+            outside.parent().unwrap_or(&outside).display()
+        ),
+        format!(
+            r#"TOOL: glob {{"pattern":"*","path":"{}"}}"#,
+            ws.join("state").display()
+        ),
+        format!(
+            r#"TOOL: edit {{"filePath":"{}","oldString":"sentinel","newString":"pwned"}}"#,
+            outside.display()
+        ),
+        format!(
+            r#"TOOL: write {{"filePath":"{}","content":"pwned"}}"#,
+            outside.with_file_name("written.txt").display()
+        ),
+    ];
+    let agent_secret = sentinels.agent_secret_text()?;
+    for (i, attempt) in attempts.iter().enumerate() {
+        let answer = send(&world, attempt)?;
+        assert!(!answer.contains(SECRET), "{attempt} leaked: {answer}");
+        assert!(
+            !answer.contains("root:"),
+            "{attempt} read /etc/shadow: {answer}"
+        );
+        assert!(
+            !answer.contains("agent-state.json"),
+            "{attempt} listed the state dir: {answer}"
+        );
+        assert!(answer.contains("Tool finished:"), "{attempt}: {answer}");
+        // read, read, read, …, edit, write: the kernel's refusal is what the model is told.
+        if !(3..5).contains(&i) {
+            assert!(
+                answer.contains("PermissionDenied") || answer.contains("ermission denied"),
+                "{attempt}: the kernel's refusal should be shown: {answer}"
+            );
+        }
+    }
+    sentinels.assert_unchanged()?;
+    // Nothing of it in any session's history either.
+    let sessions: serde_json::Value =
+        serde_json::from_str(&world.tui_ok(&["sessions", "box", "demo", "--json"])?)?;
+    let ids: Vec<String> = sessions
+        .as_array()
+        .or_else(|| sessions["sessions"].as_array())
+        .context("sessions list")?
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(ids.len() >= attempts.len(), "{sessions}");
+    for s in &ids {
+        let history = world.tui_ok(&["messages", "box", "demo", s, "--json"])?;
+        assert!(!history.contains(SECRET), "{s}: {history}");
+        assert!(!history.contains(&agent_secret), "{s}");
+    }
+    // Inside the workspace all works: read, write, git.
+    let answer = send(&world, "WRITE_FILE: inside.txt hello")?;
+    assert!(answer.contains("Wrote file successfully"), "{answer}");
+    assert_eq!(std::fs::read_to_string(ws.join("inside.txt"))?, "hello\n");
+    let answer = send(&world, &hidden_bash("git status --short"))?;
+    assert!(
+        answer.contains("inside.txt"),
+        "git in the workspace: {answer}"
+    );
+    assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> Result<()> {
+    let (world, _home, sentinels) =
+        sandboxed_world("\n[sandbox]\npids_max = 96\nmemory_max = \"1536MiB\"\n").await?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let agent_secret = sentinels.agent_secret_text()?;
+    let attempts = [
+        format!(
+            "echo pwned > {}",
+            sentinels.outside.with_file_name("written.txt").display()
+        ),
+        format!("cat {}", sentinels.ssh_key.display()),
+        format!("cat {}", sentinels.agent_secret.display()),
+        format!("cat {}", sentinels.outside.display()),
+        format!("cat /proc/{}/environ", agent_pid(&world)?),
+    ];
+    for cmd in &attempts {
+        let answer = send(&world, &hidden_bash(cmd))?;
+        assert!(!answer.contains(SECRET), "{cmd} leaked: {answer}");
+        assert!(
+            !answer.contains(&agent_secret),
+            "{cmd} leaked the host secret"
+        );
+        assert!(
+            answer.contains("Permission denied") || answer.contains("ermission"),
+            "{cmd}: the kernel's refusal should be shown: {answer}"
+        );
+    }
+    // The environment is an allow-list: none of the agent's own variables.
+    let answer = send(&world, &hidden_bash("env"))?;
+    assert!(!answer.contains("CM_SANDBOX_CANARY"), "{answer}");
+    assert!(!answer.contains("SSH_AUTH_SOCK"), "{answer}");
+    assert!(answer.contains("PATH="), "{answer}");
+    // A TCP port the host did not allow.
+    let answer = send(
+        &world,
+        &hidden_bash(&format!(
+            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port} && echo CONNECTED'"
+        )),
+    )?;
+    assert!(!answer.contains("CONNECTED"), "{answer}");
+    assert!(answer.contains("Permission denied"), "{answer}");
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the connection reached the listener"
+    );
+    // A memory hog stops at memory_max; a fork bomb at pids_max. The agent is not touched.
+    let answer = send(
+        &world,
+        &hidden_bash("head -c 4G /dev/zero | tail; echo status=$?"),
+    )?;
+    assert!(
+        answer.contains("status=137"),
+        "the hog should be killed: {answer}"
+    );
+    let answer = send(
+        &world,
+        &hidden_bash("i=0; while [ $i -lt 400 ]; do sleep 5 & i=$((i+1)); done; echo ALL-FORKED"),
+    )?;
+    assert!(!answer.contains("ALL-FORKED"), "{answer}");
+    assert!(
+        answer.contains("fork"),
+        "the refusal should name fork: {answer}"
+    );
+    sentinels.assert_unchanged()?;
+    assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+fn agent_pid(world: &World) -> Result<u32> {
+    world
+        .agent
+        .as_ref()
+        .map(|a| a.child.id())
+        .context("no agent")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enforce_mode_on_a_kernel_without_landlock_refuses_to_start_opencode() -> Result<()> {
+    let world = World::start_with("\n[sandbox]\npretend_abi = 0\n", &[]).await?;
+    let out = world.tui(&["send", "box", "demo", "hello", "--wait"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Landlock"), "{stderr}");
+    let ws = world.tui_ok(&["workspaces", "box", "--json"])?;
+    assert!(ws.contains("refused"), "{ws}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warn_and_off_modes_run_unconfined_and_say_so() -> Result<()> {
+    let world = World::start_with("sandbox = { mode = \"warn\" }\n", &[]).await?;
+    let ws = world.tui_ok(&["workspaces", "box", "--json"])?;
+    assert!(ws.contains("warn"), "{ws}");
+    std::os::unix::fs::symlink("/", world.workspace.join("root"))?;
+    let outside = world.tmp.path().join("plain.txt");
+    std::fs::write(&outside, "readable-in-warn-mode\n")?;
+    let via = world
+        .workspace
+        .join("root")
+        .join(outside.strip_prefix("/").unwrap_or(&outside));
+    let answer = send(
+        &world,
+        &format!(r#"TOOL: read {{"filePath":"{}"}}"#, via.display()),
+    )?;
+    assert!(answer.contains("readable-in-warn-mode"), "{answer}");
+    let agent = world.agent.as_ref().context("no agent")?;
+    agent.wait_stderr("sandbox (warn): would have refused")?;
+    Ok(())
+}
