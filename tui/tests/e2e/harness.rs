@@ -314,6 +314,14 @@ path = "{}"
         Ok(world)
     }
 
+    #[allow(
+        dead_code,
+        reason = "used by the faults suite, which shares this harness"
+    )]
+    pub fn start_agent(&mut self) -> Result<()> {
+        self.start_agent_with(&[])
+    }
+
     /// Starts `cm-agent run` (as the world's agent) with extra environment `env`, and waits
     /// until it is connected to the relay.
     pub fn start_agent_with(&mut self, env: &[(&str, &str)]) -> Result<()> {
