@@ -9,4 +9,5 @@
 )]
 
 mod harness;
+mod reaping;
 mod single_instance;
