@@ -195,7 +195,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         Op::Prompt => {
             let session = session_of(fwd)?;
             let req: Prompt = required(op, body).await?;
-            json(&prompt(&rt, session, req).await?)
+            json(&prompt(workspaces, &rt, session, req).await?)
         }
         Op::Abort => {
             let session = session_of(fwd)?;
@@ -301,6 +301,7 @@ async fn session_list(client: &OpencodeClient) -> Result<Vec<SessionInfo>, OpErr
 }
 
 async fn prompt(
+    workspaces: &Workspaces,
     rt: &WorkspaceRuntime,
     session: &str,
     req: Prompt,
@@ -328,6 +329,7 @@ async fn prompt(
         }
         Recorded::New => {}
     }
+    provider_reachable(workspaces.opencode_config()).await?;
     let client = rt.supervisor.ensure_ready().await?;
     let message_id = new_message_id();
     client
@@ -343,6 +345,35 @@ async fn prompt(
     };
     record.record(&req.idempotency_key, &accepted);
     Ok(accepted)
+}
+
+/// Fails fast when the configured model's provider cannot be reached: OpenCode would retry it
+/// for about 70 s and then fail without naming the cause. The URL and OS error go to the log;
+/// the operator hears the provider and the fix.
+async fn provider_reachable(cfg: &crate::config::OpencodeConfig) -> Result<(), OpError> {
+    use crate::opencode::provider;
+    let env = |k: &str| std::env::var(k).ok();
+    // Without a model or a base URL there is nothing to check here (`cm-agent doctor` says so).
+    let Ok(target) = provider::target(cfg, env) else {
+        return Ok(());
+    };
+    let Some(url) = target.base_url.as_deref() else {
+        return Ok(());
+    };
+    if provider::proxy_configured(env) {
+        return Ok(());
+    }
+    provider::probe(url, provider::PROBE_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %target.provider, model = %target.model, %url, error = %e, "model provider unreachable; prompt refused");
+            OpError::Unavailable(format!(
+                "the model provider {p} (model {p}/{m}) cannot be reached from this host, so the prompt was not sent; \
+                 the host owner should start it or fix options.baseURL in [opencode.provider.{p}] of the agent's config (`cm-agent doctor` checks it)",
+                p = target.provider,
+                m = target.model
+            ))
+        })
 }
 
 async fn abort(rt: &WorkspaceRuntime, session: &str) -> Result<Aborted, OpError> {

@@ -9,5 +9,6 @@
 )]
 
 mod harness;
+mod provider_key;
 mod reaping;
 mod single_instance;
