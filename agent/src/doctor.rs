@@ -1,10 +1,11 @@
-//! `cm-agent doctor`: checks the agent's setup (config, roots, OpenCode, secret, relay, clock)
-//! and says, one line per problem, what to do. It never authenticates, so a running agent's
-//! connection is left alone.
+//! `cm-agent doctor`: checks the agent's setup (config, roots, OpenCode, model and provider,
+//! secret, relay, clock) and says, one line per problem, what to do. It never authenticates, so a
+//! running agent's connection is left alone.
 
-use crate::config::ConfigFile;
+use crate::config::{ConfigFile, OpencodeConfig};
 use crate::enroll;
 use crate::opencode::binary::{self, Search};
+use crate::opencode::provider;
 use cm_relay::client::{self, LinkError};
 pub use cm_relay::finding::Finding;
 use proto::handshake::MAX_CLOCK_SKEW_MS;
@@ -65,6 +66,7 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
             Err(e) => out.push(Finding::fail("opencode", e.to_string())),
         },
     }
+    check_model(&config.opencode, config_path, &mut out).await;
     let (relay, host, choice, state) = (
         config.relay.clone(),
         config.host.clone(),
@@ -112,4 +114,80 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         )),
     }
     out
+}
+
+/// The model prompts go to (`[opencode] model` and its provider's table), every `{env:NAME}`
+/// the provider's table uses, and whether the provider's base URL accepts connections.
+async fn check_model(cfg: &OpencodeConfig, config_path: &Path, out: &mut Vec<Finding>) {
+    let env = |k: &str| std::env::var(k).ok();
+    let target = match provider::target(cfg, env) {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(Finding::fail(
+                "model",
+                format!("{e} ({})", config_path.display()),
+            ));
+            return;
+        }
+    };
+    out.push(Finding::ok(
+        "model",
+        format!("{}/{}", target.provider, target.model),
+    ));
+    let table = cfg.provider.as_ref().and_then(|p| p.get(&target.provider));
+    let mut missing: Vec<String> = table
+        .map(provider::env_refs_in)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))
+        .collect();
+    missing.dedup();
+    if !missing.is_empty() {
+        out.push(Finding::fail(
+            "provider",
+            format!(
+                "{}: [opencode.provider.{}] uses {} but {} not set in this environment; export {} where `cm-agent run` starts (systemd: Environment= or EnvironmentFile=)",
+                target.provider,
+                target.provider,
+                missing.iter().map(|m| format!("{{env:{m}}}")).collect::<Vec<_>>().join(", "),
+                if missing.len() == 1 { "it is" } else { "they are" },
+                missing.join(", ")
+            ),
+        ));
+    }
+    let Some(url) = target.base_url else {
+        out.push(Finding::ok(
+            "provider",
+            format!(
+                "{}: OpenCode's built-in endpoint (no options.baseURL; not checked)",
+                target.provider
+            ),
+        ));
+        return;
+    };
+    if provider::proxy_configured(env) {
+        out.push(Finding::ok(
+            "provider",
+            format!(
+                "{} at {url} (not checked: a proxy is configured)",
+                target.provider
+            ),
+        ));
+        return;
+    }
+    match provider::probe(&url, provider::PROBE_TIMEOUT).await {
+        Ok(()) => out.push(Finding::ok(
+            "provider",
+            format!("{} at {url} accepts connections", target.provider),
+        )),
+        Err(e) => out.push(Finding::fail(
+            "provider",
+            format!(
+                "{} at {url} cannot be reached: {e}; start it, or fix options.baseURL in [opencode.provider.{}] of {} (prompts fail until then)",
+                target.provider,
+                target.provider,
+                config_path.display()
+            ),
+        )),
+    }
 }

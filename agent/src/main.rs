@@ -195,6 +195,8 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Run { heartbeat_interval } => {
+            // Held until the process ends: one agent per state folder.
+            let _run_lock = cm_agent::runlock::acquire(&state_dir)?;
             let mut config = ConfigFile::load_effective(&config_path)?;
             if let Some(i) = heartbeat_interval {
                 config.heartbeat_interval = i;

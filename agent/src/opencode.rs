@@ -9,6 +9,7 @@ mod http;
 pub mod ids;
 pub mod launch;
 pub mod map;
+pub mod provider;
 pub mod sse;
 
 /// The OpenCode release this agent is built and tested against.

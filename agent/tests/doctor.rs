@@ -1,12 +1,13 @@
-//! `cm-agent doctor` against a real relay: a healthy setup passes; a missing root and a wrong
-//! pin each give one line saying what to do.
+//! `cm-agent doctor` against a real relay and the test model: a healthy setup passes; a
+//! missing root, a wrong pin, an unreachable model provider, a missing model and an unset
+//! `{env:NAME}` each give one line saying what to do.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use cm_agent::config::{ConfigFile, WorkspaceEntry};
+use cm_agent::config::{ConfigFile, OpencodeSection, WorkspaceEntry};
 use cm_agent::{doctor, enroll};
 use cm_relay::config::RelayConfig;
 use cm_relay::secrets::StoreChoice;
@@ -29,6 +30,7 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
     enroll::enroll(&token.encode(), &config, &state_dir, StoreChoice::File)?;
     let root = tmp.path().join("ws");
     std::fs::create_dir(&root)?;
+    let model = cm_test_model::spawn("127.0.0.1:0".parse()?).await?;
     let mut file = ConfigFile::load(&config)?;
     file.workspaces.push(WorkspaceEntry {
         name: "demo".into(),
@@ -36,6 +38,7 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         permission: None,
         sandbox: None,
     });
+    file.opencode = Some(mock_model(&model.base_url(), "mock-key")?);
     file.save(&config)?;
 
     let findings = doctor::check(&config, &state_dir).await;
@@ -51,8 +54,21 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         lines.iter().any(|l| l.starts_with("ok    clock")),
         "{lines:#?}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok    model") && l.contains("mock/mock-model")),
+        "{lines:#?}"
+    );
+    let url = model.base_url();
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok    provider")
+            && l.contains(&format!("mock at {url} accepts connections"))),
+        "{lines:#?}"
+    );
 
-    // Broken: the root is gone, and the pin is someone else's.
+    // Broken: the root is gone, the pin is someone else's, the model provider is down.
+    model.shutdown().await;
     std::fs::remove_dir(&root)?;
     let mut file = ConfigFile::load(&config)?;
     file.pin = proto::token::pin_from_spki(b"another relay");
@@ -71,7 +87,109 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
             && l.contains("re-enroll")),
         "{lines:#?}"
     );
+    assert!(
+        lines.iter().any(|l| l.starts_with("FAIL  provider")
+            && l.contains(&format!("mock at {url} cannot be reached"))
+            && l.contains("options.baseURL in [opencode.provider.mock]")),
+        "{lines:#?}"
+    );
     relay.shutdown().await;
+    Ok(())
+}
+
+/// An `[opencode]` table for an OpenAI-compatible provider `mock` at `base_url` (the shape a
+/// new user writes for a local model server).
+fn mock_model(base_url: &str, api_key: &str) -> anyhow::Result<OpencodeSection> {
+    let provider: toml::Table = toml::from_str(&format!(
+        r#"
+[mock]
+npm = "@ai-sdk/openai-compatible"
+options = {{ baseURL = "{base_url}", apiKey = "{api_key}" }}
+models = {{ mock-model = {{ name = "Mock", tool_call = true, limit = {{ context = 128000, output = 4096 }} }} }}
+"#
+    ))?;
+    Ok(OpencodeSection {
+        model: Some("mock/mock-model".into()),
+        provider: Some(provider),
+        ..OpencodeSection::default()
+    })
+}
+
+/// `cm-agent doctor` on `config`, with `env` set; its stdout lines.
+fn doctor_lines(
+    dir: &std::path::Path,
+    config: &ConfigFile,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Vec<String>> {
+    let path = dir.join("agent.toml");
+    config.save(&path)?;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cm-agent"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("doctor")
+        .envs(env.iter().copied())
+        .output()?;
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// The README's first setup had no model: doctor said ok and the first prompt hung. Now a
+/// missing model fails the check and says what to add.
+#[test]
+fn doctor_fails_without_a_model_and_says_what_to_add() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let file = ConfigFile {
+        relay: "127.0.0.1:9".into(),
+        pin: proto::token::pin_from_spki(b"a relay"),
+        host: "box".into(),
+        ..ConfigFile::default()
+    };
+    let lines = doctor_lines(tmp.path(), &file, &[])?;
+    assert!(
+        lines.iter().any(|l| l.starts_with("FAIL  model")
+            && l.contains("model = \"provider/model\"")
+            && l.contains("[opencode.provider.<provider>]")),
+        "{lines:#?}"
+    );
+    Ok(())
+}
+
+/// A provider key read from the host's environment (`apiKey = "{env:NAME}"`) must be set where
+/// the agent runs.
+#[test]
+fn doctor_names_an_unset_provider_key_variable() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let file = ConfigFile {
+        relay: "127.0.0.1:9".into(),
+        pin: proto::token::pin_from_spki(b"a relay"),
+        host: "box".into(),
+        opencode: Some(mock_model(
+            "http://127.0.0.1:9/v1",
+            "{env:CM_DOCTOR_TEST_PROVIDER_KEY}",
+        )?),
+        ..ConfigFile::default()
+    };
+    let unset = doctor_lines(tmp.path(), &file, &[])?;
+    assert!(
+        unset.iter().any(|l| l.starts_with("FAIL  provider")
+            && l.contains("{env:CM_DOCTOR_TEST_PROVIDER_KEY}")
+            && l.contains("export CM_DOCTOR_TEST_PROVIDER_KEY")),
+        "{unset:#?}"
+    );
+    let set = doctor_lines(
+        tmp.path(),
+        &file,
+        &[("CM_DOCTOR_TEST_PROVIDER_KEY", "sk-test")],
+    )?;
+    assert!(
+        !set.iter()
+            .any(|l| l.contains("CM_DOCTOR_TEST_PROVIDER_KEY")),
+        "{set:#?}"
+    );
     Ok(())
 }
 

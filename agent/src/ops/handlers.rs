@@ -9,11 +9,11 @@ use crate::opencode::ids::new_message_id;
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
 use proto::header::Op;
 use proto::ops::{
-    Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery, Pending,
-    PermissionAnswer, PermissionReply, Prompt, PromptAccepted, QuestionReply, SessionInfo,
-    SessionStatus, WorkspaceInfo,
+    Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery,
+    OpencodeState, Pending, PermissionAnswer, PermissionReply, Prompt, PromptAccepted,
+    QuestionReply, SessionInfo, SessionStatus, WorkspaceInfo,
 };
-use proto::rbac::{Decision, Ownership, authorize};
+use proto::rbac::{Decision, Ownership, Role, authorize};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -178,7 +178,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
             json(&rt.supervisor.info())
         }
         Op::OpencodeStop => json(&rt.supervisor.stop().await),
-        Op::SessionList => json(&session_list(&rt.supervisor.ensure_ready().await?).await?),
+        Op::SessionList => json(&session_list(&reader_client(workspaces, &rt, fwd).await?).await?),
         Op::SessionCreate => {
             let req: CreateSession = optional(op, body).await?;
             let client = rt.supervisor.ensure_ready().await?;
@@ -195,7 +195,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         Op::Prompt => {
             let session = session_of(fwd)?;
             let req: Prompt = required(op, body).await?;
-            json(&prompt(&rt, session, req).await?)
+            json(&prompt(workspaces, &rt, session, req).await?)
         }
         Op::Abort => {
             let session = session_of(fwd)?;
@@ -204,7 +204,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         Op::Messages => {
             let session = session_of(fwd)?;
             let q: MessagesQuery = optional(op, body).await?;
-            let client = rt.supervisor.ensure_ready().await?;
+            let client = reader_client(workspaces, &rt, fwd).await?;
             let msgs = client
                 .messages(session, q.limit)
                 .await
@@ -215,7 +215,7 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         }
         Op::Diff => {
             let q: DiffQuery = required(op, body).await?;
-            let client = rt.supervisor.ensure_ready().await?;
+            let client = reader_client(workspaces, &rt, fwd).await?;
             json(&diff(&client, fwd, ws, q).await?)
         }
         Op::PermissionList => json(&permission_list(&rt).await?),
@@ -231,6 +231,53 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         // Admitted above only for served operations; watch_events has its own path.
         _ => Err(OpError::UnknownOp(op)),
     }
+}
+
+/// Whether `role` may start OpenCode here (as `opencode_start`: operator and above, and the
+/// host's policy agrees).
+fn may_start_opencode(workspaces: &Workspaces, role: Role) -> bool {
+    matches!(
+        authorize(Some(role), Op::OpencodeStart, Ownership::None),
+        Decision::Allow
+    ) && workspaces.policy().check(Op::OpencodeStart, role).is_ok()
+}
+
+/// The client for a read-only operation (`session_list`, `messages`, `diff`). A read starts a
+/// stopped OpenCode only for a caller who may start it; anyone else (a viewer) is told it is
+/// not running and who can start it.
+async fn reader_client(
+    workspaces: &Workspaces,
+    rt: &WorkspaceRuntime,
+    fwd: &ForwardHeader,
+) -> Result<OpencodeClient, OpError> {
+    if may_start_opencode(workspaces, fwd.role) {
+        return Ok(rt.supervisor.ensure_ready().await?);
+    }
+    rt.supervisor.client_if_ready().ok_or_else(|| {
+        not_started(
+            &rt.workspace.name,
+            fwd.header.host.as_ref().map(|h| h.as_str()),
+            rt.supervisor.info().state,
+        )
+    })
+}
+
+/// What a caller who may not start OpenCode hears when it is not ready.
+fn not_started(workspace: &str, host: Option<&str>, state: OpencodeState) -> OpError {
+    let state = match state {
+        OpencodeState::Starting | OpencodeState::Backoff => {
+            return OpError::Unavailable(format!(
+                "OpenCode is starting in workspace {workspace}; try again in a moment"
+            ));
+        }
+        OpencodeState::Stopping | OpencodeState::Stopped | OpencodeState::Ready => "stopped",
+        OpencodeState::Failed => "stopped after repeated failures",
+    };
+    OpError::Unavailable(format!(
+        "OpenCode is {state} in workspace {workspace}; an operator can start it with \
+         `cm-tui opencode start {} {workspace}`",
+        host.unwrap_or("HOST")
+    ))
 }
 
 fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
@@ -255,6 +302,7 @@ async fn session_list(client: &OpencodeClient) -> Result<Vec<SessionInfo>, OpErr
 }
 
 async fn prompt(
+    workspaces: &Workspaces,
     rt: &WorkspaceRuntime,
     session: &str,
     req: Prompt,
@@ -282,6 +330,7 @@ async fn prompt(
         }
         Recorded::New => {}
     }
+    provider_reachable(workspaces.opencode_config()).await?;
     let client = rt.supervisor.ensure_ready().await?;
     let message_id = new_message_id();
     client
@@ -297,6 +346,35 @@ async fn prompt(
     };
     record.record(&req.idempotency_key, &accepted);
     Ok(accepted)
+}
+
+/// Fails fast when the configured model's provider cannot be reached: OpenCode would retry it
+/// for about 70 s and then fail without naming the cause. The URL and OS error go to the log;
+/// the operator hears the provider and the fix.
+async fn provider_reachable(cfg: &crate::config::OpencodeConfig) -> Result<(), OpError> {
+    use crate::opencode::provider;
+    let env = |k: &str| std::env::var(k).ok();
+    // Without a model or a base URL there is nothing to check here (`cm-agent doctor` says so).
+    let Ok(target) = provider::target(cfg, env) else {
+        return Ok(());
+    };
+    let Some(url) = target.base_url.as_deref() else {
+        return Ok(());
+    };
+    if provider::proxy_configured(env) {
+        return Ok(());
+    }
+    provider::probe(url, provider::PROBE_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %target.provider, model = %target.model, %url, error = %e, "model provider unreachable; prompt refused");
+            OpError::Unavailable(format!(
+                "the model provider {p} (model {p}/{m}) cannot be reached from this host, so the prompt was not sent; \
+                 the host owner should start it or fix options.baseURL in [opencode.provider.{p}] of the agent's config (`cm-agent doctor` checks it)",
+                p = target.provider,
+                m = target.model
+            ))
+        })
 }
 
 async fn abort(rt: &WorkspaceRuntime, session: &str) -> Result<Aborted, OpError> {

@@ -42,6 +42,8 @@ pub struct ProcId {
 pub struct Stat {
     /// Parent pid.
     pub ppid: i32,
+    /// Process group id (kept by a zombie, unlike its environment).
+    pub pgrp: i32,
     /// Start time (ticks since boot).
     pub start_time: u64,
     /// State letter (`R`, `S`, `Z`…).
@@ -56,6 +58,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
 }
@@ -251,6 +254,53 @@ pub fn reap_adopted() -> usize {
     reaped
 }
 
+/// Reaps the zombies a launch left with the agent, and counts the ones still waiting for
+/// another parent (which come to the agent, a subreaper, once that parent is gone) or for
+/// their other threads to exit.
+///
+/// A zombie's environment is gone, so the marker cannot name it; it belongs to the launch
+/// when it is in `snapshot` (same start time) or in the launch's process group `group` (the
+/// keeper's group: OpenCode and whatever it started without `setsid`). OpenCode itself ends
+/// up here on every stop: the keeper dies of the group's SIGTERM first, and OpenCode is
+/// re-parented to the agent. Returns `(reaped, waiting)`.
+pub fn reap_launch_zombies(group: i32, snapshot: &[ProcId]) -> (usize, usize) {
+    let me = my_pid();
+    let known = locked(&KNOWN_CHILDREN).clone();
+    let (mut reaped, mut waiting) = (0, 0);
+    for (pid, st) in all_processes() {
+        let id = ProcId {
+            pid,
+            start_time: st.start_time,
+        };
+        if st.state != 'Z' || known.contains(&pid) || !(st.pgrp == group || snapshot.contains(&id))
+        {
+            continue;
+        }
+        if st.ppid != me {
+            waiting += 1;
+            continue;
+        }
+        let Some(p) = rustix::process::Pid::from_raw(pid) else {
+            continue;
+        };
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) => {
+                locked(&ADOPTED).remove(&pid);
+                reaped += 1;
+            }
+            // Not reapable yet: a dead leader whose other threads are still exiting (a large
+            // OpenCode takes a while). Waited for by the caller; the periodic reaper is the
+            // fallback.
+            Ok(None) => {
+                locked(&ADOPTED).insert(pid);
+                waiting += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    (reaped, waiting)
+}
+
 /// A process's start time (ticks since boot), if it exists.
 pub fn start_time(pid: i32) -> Option<u64> {
     read_stat(pid).map(|st| st.start_time)
@@ -272,6 +322,7 @@ mod tests {
             parse_stat(line),
             Some(Stat {
                 ppid: 99,
+                pgrp: 1234,
                 start_time: 5555,
                 state: 'S'
             })

@@ -21,9 +21,10 @@ const MAX_LINE: usize = 2048;
 /// Time between SIGTERM and SIGKILL. OpenCode 1.18.33 has no graceful handler and dies in under
 /// 0.1 s, so this only matters for a wedged process.
 pub const STOP_GRACE: Duration = Duration::from_secs(3);
-/// Rounds of leftover killing after an exit (a killed process's children are re-parented and
-/// caught in the next round).
-const CLEANUP_ROUNDS: u32 = 5;
+/// Bound on the rounds of leftover killing and reaping after an exit (a killed process's
+/// children are re-parented and caught in the next round, and a killed OpenCode of 0.5 GB
+/// takes a few rounds to be reapable; most stops need one to five). 5 s in all.
+const CLEANUP_ROUNDS: u32 = 100;
 /// Pause between cleanup rounds, for signalled processes to die.
 const CLEANUP_PAUSE: Duration = Duration::from_millis(50);
 /// What OpenCode prints once it accepts connections.
@@ -262,24 +263,28 @@ async fn after_exit(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    remove_leftovers(marker, snap).await;
+    remove_leftovers(pid, marker, snap).await;
 }
 
-/// Kills what the launch left behind, in rounds, then reaps what was re-parented to us.
-async fn remove_leftovers(marker: String, snapshot: Vec<ProcId>) {
+/// Kills what the launch (process group `group`) left behind, in rounds, and reaps what was
+/// re-parented to us, until nothing of it is left (alive or zombie).
+async fn remove_leftovers(group: i32, marker: String, snapshot: Vec<ProcId>) {
     for round in 0..CLEANUP_ROUNDS {
         let (m, s) = (marker.clone(), snapshot.clone());
-        let killed = tokio::task::spawn_blocking(move || {
+        let (targets, killed, waiting) = tokio::task::spawn_blocking(move || {
             let targets = leftovers::leftovers(&m, &s);
             let n = leftovers::kill(&targets);
-            (targets, n)
+            let (_, waiting) = leftovers::reap_launch_zombies(group, &s);
+            (targets, n, waiting)
         })
         .await
         .unwrap_or_default();
-        if killed.0.is_empty() {
+        if targets.is_empty() && waiting == 0 {
             break;
         }
-        tracing::info!(round, killed = killed.1, pids = ?killed.0.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed tool processes left by OpenCode");
+        if !targets.is_empty() {
+            tracing::info!(round, killed, pids = ?targets.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed tool processes left by OpenCode");
+        }
         tokio::time::sleep(CLEANUP_PAUSE).await;
         let _ = tokio::task::spawn_blocking(leftovers::reap_adopted).await;
     }

@@ -13,4 +13,6 @@
 mod errors;
 mod harness;
 mod lifecycle;
+mod provider;
+mod reads;
 mod turns;
