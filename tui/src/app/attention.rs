@@ -582,27 +582,32 @@ impl App {
     ///
     /// (The notification for the newest item is built at the end of the update.)
     pub(super) fn raise(&mut self, item: Item) {
+        let before = self.open_session_requests();
         if self.attention.add(item) {
             self.rang = true;
-            self.request_takes_the_keys();
         }
+        self.request_takes_the_keys(before);
     }
 
-    /// A request just arrived: if it waits in the open session while the prompt box has the
-    /// keys, an empty box hands them to the permission box (so `y` answers instead of typing
-    /// "y"); a draft keeps them, and the operator is told how to answer.
-    pub(super) fn request_takes_the_keys(&mut self) {
+    /// How many requests wait in the open session.
+    pub(super) fn open_session_requests(&self) -> usize {
+        self.session.as_ref().map_or(0, |view| {
+            self.attention.requests_for(&view.watch(), &view.id).len()
+        })
+    }
+
+    /// Called after requests may have arrived (`before` = [`Self::open_session_requests`]
+    /// until then): if a new one waits in the open session while the prompt box has the keys,
+    /// an empty box hands them to the request box (so `y` answers instead of typing "y"); a
+    /// draft keeps them, and the operator is told how to answer.
+    pub(super) fn request_takes_the_keys(&mut self, before: usize) {
+        if self.open_session_requests() <= before {
+            return;
+        }
         let Some(view) = self.session.as_ref() else {
             return;
         };
         if self.screen != Screen::Session || !view.focus {
-            return;
-        }
-        let waiting = !self
-            .attention
-            .requests_for(&view.watch(), &view.id)
-            .is_empty();
-        if !waiting {
             return;
         }
         if view.editor.is_empty() {

@@ -40,10 +40,11 @@ impl App {
             Response::Pending(pending) => {
                 if let Some(ws) = &scope.workspace {
                     let watch = WatchKey::new(&scope.host, ws);
+                    let before = self.open_session_requests();
                     if self.attention.set_pending(&watch, pending, self.now_ms) {
                         self.rang = true;
-                        self.request_takes_the_keys();
                     }
+                    self.request_takes_the_keys(before);
                 }
             }
             Response::Answered => match &request.call {

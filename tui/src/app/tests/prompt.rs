@@ -289,3 +289,25 @@ fn a_permission_arriving_while_a_draft_is_being_written_leaves_the_draft_alone()
     let notice = d.app.notice().map(|n| n.text.clone()).unwrap_or_default();
     assert!(notice.contains("Esc"), "told how to answer: {notice}");
 }
+
+#[test]
+fn news_from_another_session_does_not_take_the_keys_from_the_prompt_box() {
+    let mut d = Drive::at_session();
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "cargo test"),
+        },
+    );
+    // The operator chose to write anyway; a request elsewhere must not take the keys back.
+    d.key('i');
+    d.event(
+        3,
+        WsEvent::PermissionAsked {
+            request: permission("per_9", "ses_old", "ls"),
+        },
+    );
+    assert_eq!(d.app.context(), Context::Prompt);
+    d.typed("y");
+    assert_eq!(d.session().editor.text(), "y");
+}
