@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod enroll;
 pub mod fs;
 pub mod git;
+pub mod grants;
 pub mod hub;
 pub mod lease;
 pub mod link;

@@ -18,6 +18,8 @@
 //!    | `diff` | required `DiffQuery` | `Vec<FileDiff>` |
 //!    | `permission_list` | none | `Pending` |
 //!    | `permission_reply` | required `PermissionReply` | `bool` |
+//!    | `permission_grants` | none | `Vec<StandingGrant>` |
+//!    | `permission_revoke` | required `GrantRevoke` | `StandingGrant` |
 //!    | `question_reply` | required `QuestionReply` | `bool` |
 //!    | `watch_events` | optional `WatchQuery` | `u64`, then `EventFrame`s |
 //!    | `fs_*`, `git_*` | see the tables in `proto::fs` and `proto::git` | (served by `fs_git`) |

@@ -107,6 +107,9 @@ pub struct SupervisorDeps {
     pub hub: Arc<EventHub>,
     /// The agent's state file (running children, for re-adoption after a restart).
     pub registry: Arc<statefile::Registry>,
+    /// Standing permission grants: matching requests are answered "once" on the granter's
+    /// behalf; they end when a new launch is read.
+    pub grants: Arc<crate::grants::Grants>,
 }
 
 /// The handle operations use.
@@ -407,6 +410,7 @@ impl Actor {
                     tokio::spawn(reader::run(
                         r.client.clone(),
                         Arc::clone(&self.deps.hub),
+                        Arc::clone(&self.deps.grants),
                         Arc::clone(&self.activity),
                         self.events_tx.clone(),
                         r.launch,

@@ -31,6 +31,8 @@ pub struct WorkspaceRuntime {
     pub prompts: tokio::sync::Mutex<PromptRecord>,
     /// Permission and question ids this agent already answered.
     pub answered: Mutex<Bounded<()>>,
+    /// Standing permission grants ("always" answers kept by the agent, not by OpenCode).
+    pub grants: Arc<crate::grants::Grants>,
 }
 
 impl WorkspaceRuntime {
@@ -101,12 +103,16 @@ impl Workspaces {
             .iter()
             .map(|w| {
                 let hub = Arc::new(registry.hub(&w.name));
+                let grants = Arc::new(crate::grants::Grants::new(crate::policy::lock_path(
+                    state_dir,
+                )));
                 let supervisor = SupervisorHandle::spawn(SupervisorDeps {
                     workspace: w.clone(),
                     config: Arc::clone(&config),
                     state_dir: state_dir.to_owned(),
                     hub: Arc::clone(&hub),
                     registry: Arc::clone(&registry),
+                    grants: Arc::clone(&grants),
                 });
                 let rt = WorkspaceRuntime {
                     workspace: w.clone(),
@@ -114,6 +120,7 @@ impl Workspaces {
                     supervisor,
                     prompts: tokio::sync::Mutex::new(PromptRecord::default()),
                     answered: Mutex::new(Bounded::new(MAX_ANSWERED)),
+                    grants,
                 };
                 (w.name.clone(), Arc::new(rt))
             })

@@ -101,6 +101,10 @@ pub enum Op {
     QueueList,
     /// Cancel a queued prompt (answered by the relay).
     QueueCancel,
+    /// List a workspace's standing permission grants ("always" answers the agent keeps).
+    PermissionGrants,
+    /// Revoke a standing permission grant.
+    PermissionRevoke,
     /// An operation this build does not know.
     #[serde(other)]
     Unknown,
@@ -108,7 +112,7 @@ pub enum Op {
 
 impl Op {
     /// Every known operation (for the matrix test and help texts).
-    pub const ALL: [Self; 45] = [
+    pub const ALL: [Self; 47] = [
         Self::HostList,
         Self::WatchHosts,
         Self::WorkspaceList,
@@ -154,6 +158,8 @@ impl Op {
         Self::CredsRevoke,
         Self::QueueList,
         Self::QueueCancel,
+        Self::PermissionGrants,
+        Self::PermissionRevoke,
     ];
 
     /// The wire name.
@@ -204,6 +210,8 @@ impl Op {
             Self::CredsRevoke => "creds_revoke",
             Self::QueueList => "queue_list",
             Self::QueueCancel => "queue_cancel",
+            Self::PermissionGrants => "permission_grants",
+            Self::PermissionRevoke => "permission_revoke",
             Self::Unknown => "unknown",
         }
     }

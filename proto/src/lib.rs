@@ -21,6 +21,7 @@ pub mod event;
 pub mod frame;
 pub mod fs;
 pub mod git;
+pub mod grant;
 pub mod handshake;
 pub mod header;
 pub mod host_watch;

@@ -314,7 +314,9 @@ pub struct Pending {
 pub enum PermissionAnswer {
     /// Allow this call.
     Once,
-    /// Allow this and matching calls for the life of this OpenCode.
+    /// Allow this call and set up a standing grant for the confirmed patterns in this session
+    /// (kept by the agent until OpenCode restarts; see [`crate::grant`]). The agent answers
+    /// OpenCode "once" and never sends it "always".
     Always,
     /// Refuse; the model is told (with the message).
     Reject,
@@ -330,6 +332,11 @@ pub struct PermissionReply {
     /// Optional message to the model.
     #[serde(default)]
     pub message: Option<String>,
+    /// For `always`: the patterns the operator was shown and confirmed, either the request's
+    /// `always` list or its own `patterns` ("always for this file"). Required for `always`;
+    /// the agent refuses anything else, so a grant is never wider than what was shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_patterns: Option<Vec<String>>,
 }
 
 /// Body of `question_reply`.
@@ -377,6 +384,7 @@ mod tests {
             request_id: "per_1".into(),
             answer: PermissionAnswer::Once,
             message: None,
+            always_patterns: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

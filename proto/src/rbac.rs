@@ -75,6 +75,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::Messages
         | Op::Diff
         | Op::PermissionList
+        | Op::PermissionGrants
         | Op::WatchEvents
         | Op::OpencodeStatus
         | Op::GitStatus
@@ -96,7 +97,8 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitPull
         | Op::GitPush
         | Op::QueueList
-        | Op::QueueCancel => Role::Operator,
+        | Op::QueueCancel
+        | Op::PermissionRevoke => Role::Operator,
         Op::SessionDelete | Op::Prompt | Op::Abort | Op::PermissionReply | Op::QuestionReply => {
             drive(ownership)
         }

@@ -67,8 +67,17 @@ pub enum Action {
     ShowDiff,
     /// Allow the permission request once.
     AllowOnce,
-    /// Allow it and matching calls from now on.
+    /// Allow it and matching calls from now on (shows what that allows; press again to
+    /// confirm).
     AllowAlways,
+    /// Allow it and calls of the same file or exact command from now on (confirmed likewise).
+    AllowAlwaysThis,
+    /// Revoke the selected workspace's standing "always" grants.
+    RevokeAlways,
+    /// Scroll what the waiting request asks (a long diff) up.
+    ScrollRequestUp,
+    /// Scroll what the waiting request asks down.
+    ScrollRequestDown,
     /// Reject it.
     Reject,
     /// Select the previous block (tool call, reasoning) or hunk.
@@ -152,6 +161,10 @@ impl Action {
         Self::ShowDiff,
         Self::AllowOnce,
         Self::AllowAlways,
+        Self::AllowAlwaysThis,
+        Self::ScrollRequestUp,
+        Self::ScrollRequestDown,
+        Self::RevokeAlways,
         Self::Reject,
         Self::PrevBlock,
         Self::NextBlock,
@@ -212,6 +225,10 @@ impl Action {
             Self::ShowDiff => "show_diff",
             Self::AllowOnce => "allow_once",
             Self::AllowAlways => "allow_always",
+            Self::AllowAlwaysThis => "allow_always_this",
+            Self::RevokeAlways => "revoke_always",
+            Self::ScrollRequestUp => "scroll_request_up",
+            Self::ScrollRequestDown => "scroll_request_down",
             Self::Reject => "reject",
             Self::PrevBlock => "prev_block",
             Self::NextBlock => "next_block",
@@ -311,7 +328,11 @@ impl Action {
             Self::Abort => "abort the running turn",
             Self::ShowDiff => "show the diff",
             Self::AllowOnce => "allow the permission request once",
-            Self::AllowAlways => "allow always (matching calls too)",
+            Self::AllowAlways => "allow always (says what; again to confirm)",
+            Self::AllowAlwaysThis => "always, only this file / command (confirmed)",
+            Self::RevokeAlways => "revoke the workspace's standing \"always\" grants",
+            Self::ScrollRequestUp => "scroll the request up",
+            Self::ScrollRequestDown => "scroll the request down",
             Self::Reject => "reject the permission request",
             Self::PrevBlock if context == Context::Diff => "previous hunk",
             Self::NextBlock if context == Context::Diff => "next hunk",

@@ -113,6 +113,10 @@ pub enum Call {
     FsList(proto::fs::FsPath),
     /// `git_status` of the workspace.
     GitStatus(proto::git::GitScope),
+    /// `permission_grants`: the workspace's standing "always" grants.
+    PermissionGrants,
+    /// `permission_revoke`.
+    PermissionRevoke(proto::grant::GrantRevoke),
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
 }
@@ -177,6 +181,8 @@ impl Call {
             Self::OpencodeStop => Op::OpencodeStop,
             Self::FsList(_) => Op::FsList,
             Self::GitStatus(_) => Op::GitStatus,
+            Self::PermissionGrants => Op::PermissionGrants,
+            Self::PermissionRevoke(_) => Op::PermissionRevoke,
             Self::Admin(a) => a.op(),
         }
     }
@@ -222,6 +228,10 @@ pub enum Response {
     Folder(proto::fs::FsListing),
     /// A git status.
     Git(proto::git::GitStatus),
+    /// Standing permission grants.
+    Grants(Vec<proto::grant::StandingGrant>),
+    /// A standing grant revoked.
+    Revoked(proto::grant::StandingGrant),
     /// Users and their grants.
     Users(Vec<proto::admin::UserInfo>),
     /// Enrolled hosts.

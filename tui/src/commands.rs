@@ -413,21 +413,8 @@ pub async fn permissions(remote: &Remote, target: &Target, json: bool) -> Result
     if json {
         return print_json(&pending);
     }
-    if pending.permissions.is_empty() && pending.questions.is_empty() {
-        println!("nothing pending");
-    }
-    for p in &pending.permissions {
-        println!(
-            "{} {:<10} {:<34} {}",
-            sanitize(&p.id),
-            sanitize(&p.permission),
-            sanitize(&p.session),
-            sanitize(&p.patterns.join(" "))
-        );
-    }
-    for q in &pending.questions {
-        println!("{} question   {}", sanitize(&q.id), sanitize(&q.session));
-    }
+    // Each request with what it would do (diff, command and folder), so nobody approves blind.
+    crate::grants_cli::print_pending(&pending, &mut std::io::stdout().lock())?;
     Ok(())
 }
 
@@ -458,6 +445,8 @@ pub async fn answer(
         request_id: request_id.clone(),
         answer,
         message,
+        // `approve --always` goes through grants_cli::approve_always (confirmed, with patterns).
+        always_patterns: None,
     };
     let target = target.clone().with_session(Some(session));
     let _: bool = remote
@@ -465,7 +454,7 @@ pub async fn answer(
         .await?;
     let done = match answer {
         PermissionAnswer::Once => "allowed once",
-        PermissionAnswer::Always => "allowed always (matching calls too)",
+        PermissionAnswer::Always => "allowed always",
         PermissionAnswer::Reject => "rejected",
     };
     println!("{request_id}: {done}");

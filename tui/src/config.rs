@@ -276,7 +276,7 @@ mod tests {
         let err = load("default_relay = \"work\"\n").unwrap_err();
         assert!(err.contains("no [relays.work]"), "{err}");
         let f =
-            load("[relays.a]\nstate_dir = \"/x\"\n[keys]\nabort = [\"ctrl-a\", \"f\"]\n").unwrap();
+            load("[relays.a]\nstate_dir = \"/x\"\n[keys]\nabort = [\"ctrl-a\", \"F\"]\n").unwrap();
         assert_eq!(f.relay_names(), ["a"]);
         let err = f.relay_state_dir("b").unwrap_err();
         assert!(err.contains("known: a"), "{err}");
@@ -285,7 +285,7 @@ mod tests {
                 crate::keymap::Context::Session,
                 crate::action::Action::Abort
             ),
-            "Ctrl-A/f"
+            "Ctrl-A/F"
         );
     }
 

@@ -109,6 +109,7 @@ const LIST: &[Binding] = &[
 const WORKSPACES: &[Binding] = &[
     bind(&[ch('s')], Action::StartOpencode),
     bind(&[ch('S')], Action::StopOpencode),
+    bind(&[ch('X')], Action::RevokeAlways),
 ];
 
 const SESSIONS: &[Binding] = &[bind(&[ch('n')], Action::NewSession)];
@@ -119,7 +120,10 @@ const HOSTS: &[Binding] = &[bind(&[ch('m')], Action::OpenAdmin)];
 const ANSWER: &[Binding] = &[
     bind(&[ch('y')], Action::AllowOnce),
     bind(&[ch('A')], Action::AllowAlways),
+    bind(&[ch('f')], Action::AllowAlwaysThis),
     bind(&[ch('r')], Action::Reject),
+    bind(&[ch('K')], Action::ScrollRequestUp),
+    bind(&[ch('J')], Action::ScrollRequestDown),
 ];
 
 const SESSION: &[Binding] = &[

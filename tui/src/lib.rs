@@ -11,6 +11,7 @@ pub mod connect;
 pub mod effect;
 pub mod event;
 pub mod fs_git_cli;
+pub mod grants_cli;
 pub mod keymap;
 pub mod login;
 pub mod net;

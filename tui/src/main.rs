@@ -190,13 +190,22 @@ enum Command {
     /// Git in a workspace: status, diff, log (viewers); add, commit, branch, checkout, pull,
     /// push (operators; pull and push may be disabled by the host).
     Git(cm_tui::fs_git_cli::GitArgs),
-    /// List pending permission requests and questions.
-    #[command(after_help = "Example:\n  cm-tui permissions home-box myproject")]
+    /// List pending permission requests (with each edit's diff and each command) and
+    /// questions; or the standing grants "always" answers left (--always), or revoke one.
+    #[command(
+        after_help = "Examples:\n  cm-tui permissions home-box myproject\n  cm-tui permissions home-box myproject --always\n  cm-tui permissions home-box myproject --revoke grant_1"
+    )]
     Permissions {
         /// Host id.
         host: String,
         /// Workspace name.
         workspace: String,
+        /// List the standing grants instead (they end when OpenCode restarts).
+        #[arg(long, conflicts_with = "revoke")]
+        always: bool,
+        /// Revoke the standing grant with this id (operators).
+        #[arg(long, value_name = "GRANT_ID")]
+        revoke: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -210,9 +219,16 @@ enum Command {
         workspace: String,
         /// Request id (per_…).
         request_id: String,
-        /// Allow matching calls for the life of this OpenCode.
+        /// Also allow matching calls of this session until OpenCode restarts; says in words
+        /// what that allows and asks first (or pass --yes).
         #[arg(long)]
         always: bool,
+        /// With --always: only this file or this exact command, not everything it offers.
+        #[arg(long, requires = "always")]
+        this_only: bool,
+        /// With --always: confirm without asking (for scripts).
+        #[arg(long, requires = "always")]
+        yes: bool,
         /// Message to the model.
         #[arg(long)]
         message: Option<String>,
@@ -547,30 +563,41 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         Command::Permissions {
             host,
             workspace,
+            always,
+            revoke,
             json,
         } => {
-            commands::permissions(remote, &Target::workspace(&host, &workspace), json).await?;
+            let target = Target::workspace(&host, &workspace);
+            match revoke {
+                Some(id) => cm_tui::grants_cli::revoke(remote, &target, id, json).await?,
+                None if always => cm_tui::grants_cli::list(remote, &target, json).await?,
+                None => commands::permissions(remote, &target, json).await?,
+            }
         }
         Command::Approve {
             host,
             workspace,
             request_id,
             always,
+            this_only,
+            yes,
             message,
         } => {
-            let answer = if always {
-                PermissionAnswer::Always
+            let target = Target::workspace(&host, &workspace);
+            if always {
+                let scope = if this_only {
+                    cm_tui::grants_cli::AlwaysScope::ThisOnly
+                } else {
+                    cm_tui::grants_cli::AlwaysScope::Offered
+                };
+                cm_tui::grants_cli::approve_always(
+                    remote, &target, request_id, scope, yes, message,
+                )
+                .await?;
             } else {
-                PermissionAnswer::Once
-            };
-            commands::answer(
-                remote,
-                &Target::workspace(&host, &workspace),
-                request_id,
-                answer,
-                message,
-            )
-            .await?;
+                commands::answer(remote, &target, request_id, PermissionAnswer::Once, message)
+                    .await?;
+            }
         }
         Command::Reject {
             host,

@@ -447,6 +447,8 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
         Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
         Call::FsList(body) => Response::Folder(call(conn, &h, Some(body)).await?),
         Call::GitStatus(body) => Response::Git(call(conn, &h, Some(body)).await?),
+        Call::PermissionGrants => Response::Grants(call(conn, &h, none).await?),
+        Call::PermissionRevoke(body) => Response::Revoked(call(conn, &h, Some(body)).await?),
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));

@@ -362,9 +362,11 @@ impl OpencodeClient {
         message: Option<&str>,
     ) -> Result<bool, ClientError> {
         let id = checked(id, "per", "permission request")?;
+        // OpenCode is never told "always": it would approve matching calls in every session
+        // of the project with no way to list or revoke that. The agent keeps standing grants
+        // itself (crate::grants) and answers each covered request "once".
         let reply = match answer {
-            PermissionAnswer::Once => "once",
-            PermissionAnswer::Always => "always",
+            PermissionAnswer::Once | PermissionAnswer::Always => "once",
             PermissionAnswer::Reject => "reject",
         };
         let mut body = json!({ "reply": reply });

@@ -4,14 +4,16 @@
 use super::error::OpError;
 use super::frames::{FrameIoError, FrameReader};
 use super::idempotency::{MAX_KEY_LEN, Recorded};
+use crate::grants::GrantError;
 use crate::opencode::client::{ClientError, OpencodeClient};
 use crate::opencode::ids::new_message_id;
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
+use proto::grant::{GrantRevoke, StandingGrant};
 use proto::header::Op;
 use proto::ops::{
     Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery,
-    OpencodeState, Pending, PermissionAnswer, PermissionReply, Prompt, PromptAccepted,
-    QuestionReply, SessionInfo, SessionStatus, WorkspaceInfo,
+    OpencodeState, Pending, PermissionAnswer, PermissionReply, PermissionRequest, Prompt,
+    PromptAccepted, QuestionReply, SessionInfo, SessionStatus, WorkspaceInfo,
 };
 use proto::rbac::{Decision, Ownership, Role, authorize};
 use serde::Serialize;
@@ -82,6 +84,8 @@ fn is_served(op: Op) -> bool {
             | Op::Diff
             | Op::PermissionList
             | Op::PermissionReply
+            | Op::PermissionGrants
+            | Op::PermissionRevoke
             | Op::QuestionReply
             | Op::WatchEvents
             | Op::OpencodeStart
@@ -221,7 +225,13 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
         Op::PermissionList => json(&permission_list(&rt).await?),
         Op::PermissionReply => {
             let req: PermissionReply = required(op, body).await?;
-            json(&permission_reply(&rt, req, fwd.header.session.as_deref()).await?)
+            json(&permission_reply(&rt, req, fwd).await?)
+        }
+        // Reading the book never starts OpenCode.
+        Op::PermissionGrants => json(&rt.grants.list()),
+        Op::PermissionRevoke => {
+            let req: GrantRevoke = required(op, body).await?;
+            json(&revoke_grant(&rt, &req, fwd)?)
         }
         Op::QuestionReply => {
             let req: QuestionReply = required(op, body).await?;
@@ -497,35 +507,135 @@ fn answer_error(rt: &WorkspaceRuntime, kind: &str, id: &str, e: ClientError) -> 
 async fn permission_reply(
     rt: &WorkspaceRuntime,
     req: PermissionReply,
-    session: Option<&str>,
+    fwd: &ForwardHeader,
 ) -> Result<bool, OpError> {
+    let failed = |e| answer_error(rt, "permission request", &req.request_id, e);
     let Some(client) = rt.supervisor.client_if_ready() else {
-        return Err(answer_error(
-            rt,
-            "permission request",
-            &req.request_id,
-            not_running(),
-        ));
+        return Err(failed(not_running()));
     };
+    let always = req.answer == PermissionAnswer::Always;
+    if always && req.always_patterns.is_none() {
+        return Err(OpError::BadRequest(GrantError::NoPatterns.to_string()));
+    }
+    let session = fwd.header.session.as_deref();
+    let mut pending = Vec::new();
+    if session.is_some() || always {
+        pending = client.permissions().await.map_err(failed)?;
+    }
+    let request = pending.iter().find(|p| p.id == req.request_id);
     if let Some(session) = session {
-        let pending = client
-            .permissions()
-            .await
-            .map_err(|e| answer_error(rt, "permission request", &req.request_id, e))?;
-        let owner = pending.iter().find(|p| p.id == req.request_id);
         same_session(
             "permission request",
             &req.request_id,
-            owner.map(|p| p.session.as_str()),
+            request.map(|p| p.session.as_str()),
             session,
         )?;
     }
-    let ok = client
-        .reply_permission(&req.request_id, req.answer, req.message.as_deref())
+    // "always" becomes a grant the agent keeps; OpenCode only ever hears "once".
+    let grant = match (&req.always_patterns, request) {
+        (Some(patterns), Some(request)) if always => {
+            let now = cm_relay::time::now_ms();
+            let grant = rt
+                .grants
+                .grant(request, patterns, &fwd.principal, now)
+                .map_err(|e| OpError::BadRequest(e.to_string()))?;
+            Some(grant)
+        }
+        _ if always => return Err(failed(not_pending())),
+        _ => None,
+    };
+    let answer = if always {
+        PermissionAnswer::Once
+    } else {
+        req.answer
+    };
+    let ok = match client
+        .reply_permission(&req.request_id, answer, req.message.as_deref())
         .await
-        .map_err(|e| answer_error(rt, "permission request", &req.request_id, e))?;
+    {
+        Ok(ok) => ok,
+        Err(e) => {
+            if let Some(g) = &grant {
+                rt.grants.revoke(&g.id);
+            }
+            return Err(failed(e));
+        }
+    };
     rt.mark_answered(&req.request_id);
+    if let Some(grant) = grant {
+        tracing::info!(
+            target: "cm_agent::audit",
+            workspace = %rt.workspace.name,
+            grant = %grant.id,
+            session = %grant.session,
+            permission = %grant.permission,
+            patterns = ?grant.patterns,
+            principal = %fwd.principal,
+            cred = %fwd.cred_id,
+            "standing permission grant made: {}",
+            grant.describe()
+        );
+        allow_covered(rt, &client, &pending, &req.request_id).await;
+    }
     Ok(ok)
+}
+
+/// After a new grant: the other pending requests it covers are answered "once" too (as
+/// OpenCode does for its own "always").
+async fn allow_covered(
+    rt: &WorkspaceRuntime,
+    client: &OpencodeClient,
+    pending: &[PermissionRequest],
+    answered: &str,
+) {
+    for p in pending.iter().filter(|p| p.id != answered) {
+        let Some(grant) = rt.grants.allow(p) else {
+            continue;
+        };
+        match client
+            .reply_permission(&p.id, PermissionAnswer::Once, None)
+            .await
+        {
+            Ok(_) => {
+                rt.mark_answered(&p.id);
+                tracing::info!(
+                    target: "cm_agent::audit",
+                    request = %p.id,
+                    session = %p.session,
+                    grant = %grant.id,
+                    granted_by = %grant.granted_by,
+                    "permission allowed once by a standing grant"
+                );
+            }
+            Err(e) => {
+                tracing::debug!(request = %p.id, error = %e, "could not answer by the new grant")
+            }
+        }
+    }
+}
+
+/// `permission_revoke`: ends a standing grant (audited).
+fn revoke_grant(
+    rt: &WorkspaceRuntime,
+    req: &GrantRevoke,
+    fwd: &ForwardHeader,
+) -> Result<StandingGrant, OpError> {
+    let grant = rt.grants.revoke(&req.id).ok_or_else(|| {
+        OpError::NotFound(format!(
+            "no standing grant {} in workspace {}; they end when OpenCode restarts (list them with `cm-tui permissions HOST WORKSPACE --always`)",
+            req.id, rt.workspace.name
+        ))
+    })?;
+    tracing::info!(
+        target: "cm_agent::audit",
+        workspace = %rt.workspace.name,
+        grant = %grant.id,
+        session = %grant.session,
+        principal = %fwd.principal,
+        cred = %fwd.cred_id,
+        "standing permission grant revoked"
+    );
+    Ok(grant)
 }
 
 async fn question_reply(
@@ -568,6 +678,14 @@ fn same_session(what: &str, id: &str, owner: Option<&str>, session: &str) -> Res
             "{what} {id} belongs to another session than {session}"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// An "always" for a request that is not pending cannot be checked against what it offered.
+fn not_pending() -> ClientError {
+    ClientError::NotFound {
+        what: "the request is not pending".into(),
+        body: String::new(),
     }
 }
 

@@ -5,12 +5,15 @@
 
 use super::Activity;
 use super::process::{EventTx, ProcessEvent};
+use crate::grants::Grants;
 use crate::hub::EventHub;
 use crate::opencode::PINNED_VERSION;
 use crate::opencode::client::OpencodeClient;
 use crate::opencode::events::{EventMapper, event_type};
 use crate::opencode::sse::EventStream;
 use proto::event::Event;
+use proto::grant::StandingGrant;
+use proto::ops::{PermissionAnswer, PermissionRequest};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -26,12 +29,14 @@ const STREAM_SILENCE: Duration = Duration::from_secs(35);
 pub(crate) async fn run(
     client: OpencodeClient,
     hub: Arc<EventHub>,
+    grants: Arc<Grants>,
     activity: Arc<Activity>,
     events: EventTx,
     launch: u64,
     token: CancellationToken,
     warn_plan: Option<Arc<crate::sandbox::SandboxPlan>>,
 ) {
+    grants.launch_started(launch);
     let work = async {
         let version = probe(&client).await;
         if let Some(v) = version.as_deref()
@@ -57,6 +62,17 @@ pub(crate) async fn run(
                     }
                     if let Some(e) = mapper.map(&v) {
                         activity.touch();
+                        if let Event::PermissionAsked { request } = &e
+                            && let Some(grant) = grants.allow(request)
+                        {
+                            tokio::spawn(answer_by_grant(
+                                client.clone(),
+                                Arc::clone(&hub),
+                                grant,
+                                request.clone(),
+                            ));
+                            continue;
+                        }
                         hub.publish(e);
                     } else {
                         tracing::trace!(
@@ -86,6 +102,35 @@ pub(crate) async fn run(
         biased;
         () = token.cancelled() => {}
         () = work => {}
+    }
+}
+
+/// Answers `request` "once" because a standing grant covers it (audited). If the answer does
+/// not reach OpenCode, the request is published so a human sees it.
+async fn answer_by_grant(
+    client: OpencodeClient,
+    hub: Arc<EventHub>,
+    grant: StandingGrant,
+    request: PermissionRequest,
+) {
+    match client
+        .reply_permission(&request.id, PermissionAnswer::Once, None)
+        .await
+    {
+        Ok(_) => tracing::info!(
+            target: "cm_agent::audit",
+            request = %request.id,
+            session = %request.session,
+            permission = %request.permission,
+            patterns = ?request.patterns,
+            grant = %grant.id,
+            granted_by = %grant.granted_by,
+            "permission allowed once by a standing grant"
+        ),
+        Err(e) => {
+            tracing::warn!(request = %request.id, error = %e, "could not answer by standing grant; asking the operators");
+            hub.publish(Event::PermissionAsked { request });
+        }
     }
 }
 

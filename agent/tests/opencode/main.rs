@@ -11,6 +11,7 @@
 )]
 
 mod errors;
+mod grants;
 mod harness;
 mod lifecycle;
 mod provider;

@@ -45,6 +45,10 @@ pub struct Item {
     pub answering: Option<PermissionAnswer>,
     /// Why the last answer failed.
     pub error: Option<String>,
+    /// "Always" was asked for: the box shows what it would allow and waits for confirmation.
+    pub confirming_always: bool,
+    /// First row of what is asked shown in the request box (long diffs scroll).
+    pub scroll: usize,
 }
 
 impl Item {
@@ -300,6 +304,8 @@ impl Item {
             since_ms: now_ms,
             answering: None,
             error: None,
+            confirming_always: false,
+            scroll: 0,
         }
     }
 }
@@ -315,6 +321,7 @@ impl App {
             Action::SelectNext => {
                 self.attention.selected = (self.attention.selected + 1).min(len.saturating_sub(1));
             }
+            Action::Back if self.cancel_always(self.attention.selected) => {}
             Action::Back => self.attention_open = false,
             Action::Dismiss => {
                 let i = self.attention.selected;
@@ -329,6 +336,7 @@ impl App {
             Action::AllowAlways => {
                 self.answer_item(self.attention.selected, PermissionAnswer::Always, fx);
             }
+            Action::AllowAlwaysThis => self.answer_always_this(self.attention.selected, fx),
             Action::Reject => {
                 self.answer_item(self.attention.selected, PermissionAnswer::Reject, fx)
             }
@@ -351,14 +359,26 @@ impl App {
             return;
         }
         let (call, session) = match &item.kind {
-            ItemKind::Permission(p) => (
-                Call::PermissionReply(PermissionReply {
-                    request_id: p.id.clone(),
-                    answer,
-                    message: None,
-                }),
-                p.session.clone(),
-            ),
+            ItemKind::Permission(p) => {
+                let always_patterns = match answer {
+                    // "Always" first shows what it would allow; the second press confirms.
+                    PermissionAnswer::Always if !item.confirming_always => {
+                        self.confirm_always(index);
+                        return;
+                    }
+                    PermissionAnswer::Always => Some(p.always.clone()),
+                    PermissionAnswer::Once | PermissionAnswer::Reject => None,
+                };
+                (
+                    Call::PermissionReply(PermissionReply {
+                        request_id: p.id.clone(),
+                        answer,
+                        message: None,
+                        always_patterns,
+                    }),
+                    p.session.clone(),
+                )
+            }
             ItemKind::Question(q) if answer == PermissionAnswer::Reject => (
                 Call::QuestionReply(QuestionReply {
                     request_id: q.id.clone(),
@@ -373,12 +393,111 @@ impl App {
             ItemKind::OpencodeFailed { .. } | ItemKind::Finished { .. } => return,
         };
         let scope = Scope::session(&item.watch.host, &item.watch.workspace, &session);
+        self.send_answer(index, scope, call, answer, fx);
+    }
+
+    fn send_answer(
+        &mut self,
+        index: usize,
+        scope: Scope,
+        call: Call,
+        answer: PermissionAnswer,
+        fx: &mut Vec<Effect>,
+    ) {
         if self.act(scope, call, fx).is_some()
             && let Some(item) = self.attention.items.get_mut(index)
         {
             item.answering = Some(answer);
             item.error = None;
+            item.confirming_always = false;
         }
+    }
+
+    /// Opens the "always" confirmation of the permission request at `index`, unless it offers
+    /// nothing to allow always.
+    fn confirm_always(&mut self, index: usize) {
+        let Some(item) = self.attention.items.get_mut(index) else {
+            return;
+        };
+        let offers = matches!(&item.kind, ItemKind::Permission(p) if !p.always.is_empty() || !p.patterns.is_empty());
+        if offers {
+            item.confirming_always = true;
+        } else {
+            self.notify(
+                "this request cannot be allowed always; y allows it once",
+                true,
+            );
+        }
+    }
+
+    /// `f`: "always", but only for this request's own patterns (this file, this exact
+    /// command). Like `A`, it first shows what it would allow.
+    pub(super) fn answer_always_this(&mut self, index: usize, fx: &mut Vec<Effect>) {
+        let Some(item) = self.attention.items.get(index) else {
+            return;
+        };
+        if item.answering.is_some() {
+            return;
+        }
+        let ItemKind::Permission(p) = &item.kind else {
+            return;
+        };
+        if !item.confirming_always {
+            self.confirm_always(index);
+            return;
+        }
+        if p.patterns.is_empty() {
+            self.notify(
+                "this request names no file or command; A allows what it offers",
+                true,
+            );
+            return;
+        }
+        let call = Call::PermissionReply(PermissionReply {
+            request_id: p.id.clone(),
+            answer: PermissionAnswer::Always,
+            message: None,
+            always_patterns: Some(p.patterns.clone()),
+        });
+        let scope = Scope::session(&item.watch.host, &item.watch.workspace, &p.session);
+        self.send_answer(index, scope, call, PermissionAnswer::Always, fx);
+    }
+
+    /// Esc on a request whose "always" confirmation is open closes it; `false` if none was.
+    pub(super) fn cancel_always(&mut self, index: usize) -> bool {
+        match self.attention.items.get_mut(index) {
+            Some(item) if item.confirming_always => {
+                item.confirming_always = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Scrolls what the request at `index` asks (a long diff) by `delta` rows.
+    pub(super) fn scroll_request(&mut self, index: usize, down: bool) {
+        if let Some(item) = self.attention.items.get_mut(index) {
+            item.scroll = if down {
+                item.scroll.saturating_add(1)
+            } else {
+                item.scroll.saturating_sub(1)
+            };
+        }
+    }
+
+    /// The index of the request the open session's box shows (its first waiting request).
+    pub(super) fn shown_request(&self) -> Option<usize> {
+        let view = self.session.as_ref()?;
+        let watch = view.watch();
+        let first = self
+            .attention
+            .requests_for(&watch, &view.id)
+            .first()?
+            .request_id()?;
+        self.attention
+            .items
+            .iter()
+            .position(|i| i.request_id() == Some(first))
     }
 
     /// Answers the oldest pending permission request of the open session.
@@ -463,8 +582,43 @@ impl App {
     ///
     /// (The notification for the newest item is built at the end of the update.)
     pub(super) fn raise(&mut self, item: Item) {
+        let before = self.open_session_requests();
         if self.attention.add(item) {
             self.rang = true;
+        }
+        self.request_takes_the_keys(before);
+    }
+
+    /// How many requests wait in the open session.
+    pub(super) fn open_session_requests(&self) -> usize {
+        self.session.as_ref().map_or(0, |view| {
+            self.attention.requests_for(&view.watch(), &view.id).len()
+        })
+    }
+
+    /// Called after requests may have arrived (`before` = [`Self::open_session_requests`]
+    /// until then): if a new one waits in the open session while the prompt box has the keys,
+    /// an empty box hands them to the request box (so `y` answers instead of typing "y"); a
+    /// draft keeps them, and the operator is told how to answer.
+    pub(super) fn request_takes_the_keys(&mut self, before: usize) {
+        if self.open_session_requests() <= before {
+            return;
+        }
+        let Some(view) = self.session.as_ref() else {
+            return;
+        };
+        if self.screen != Screen::Session || !view.focus {
+            return;
+        }
+        if view.editor.is_empty() {
+            if let Some(view) = self.session.as_mut() {
+                view.focus = false;
+            }
+        } else {
+            self.notify(
+                "a request waits in this session: Esc leaves the prompt box, then y, A or r",
+                false,
+            );
         }
     }
 }

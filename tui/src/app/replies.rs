@@ -40,9 +40,11 @@ impl App {
             Response::Pending(pending) => {
                 if let Some(ws) = &scope.workspace {
                     let watch = WatchKey::new(&scope.host, ws);
+                    let before = self.open_session_requests();
                     if self.attention.set_pending(&watch, pending, self.now_ms) {
                         self.rang = true;
                     }
+                    self.request_takes_the_keys(before);
                 }
             }
             Response::Answered => match &request.call {
@@ -53,6 +55,8 @@ impl App {
             Response::Opencode(info) => self.opencode_changed(&scope.host, &info),
             Response::Folder(listing) => self.folders_loaded(scope, listing),
             Response::Git(status) => self.git_loaded(scope, status),
+            Response::Grants(grants) => self.grants_loaded(scope, grants),
+            Response::Revoked(grant) => self.grant_revoked(scope, &grant),
             // Administration answers went to the admin screen above.
             Response::Users(_)
             | Response::AdminHosts(_)
@@ -80,6 +84,10 @@ impl App {
             Call::OpencodeStop => self.notify(format!("OpenCode did not stop: {e}"), true),
             Call::FsList(_) => self.folders_failed(&request.scope, e),
             Call::GitStatus(_) => self.git_failed(&request.scope, e),
+            Call::PermissionGrants => self.grants_failed(&request.scope, e),
+            Call::PermissionRevoke(r) => {
+                self.notify(format!("standing grant {} not revoked: {e}", r.id), true);
+            }
             Call::Admin(call) => self.admin_failed(call, e),
         }
     }

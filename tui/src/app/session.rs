@@ -3,6 +3,7 @@
 //! prompt with an idempotency key (resent with the same key after a dropped connection), and
 //! abort.
 
+use super::attention::ItemKind;
 use super::prompt::Editor;
 use super::transcript::Transcript;
 use super::{App, DiffScope, Screen};
@@ -164,6 +165,21 @@ impl SessionView {
 }
 
 impl App {
+    /// Rows of what the open session's first waiting request asks, as the request box shows
+    /// them (0: nothing waits).
+    pub fn request_rows(&self) -> usize {
+        let Some(item) = self
+            .shown_request()
+            .and_then(|i| self.attention.items().get(i))
+        else {
+            return 0;
+        };
+        match &item.kind {
+            ItemKind::Permission(p) => view::permission::detail(p).len(),
+            _ => 1,
+        }
+    }
+
     /// Total transcript rows and the rows that fit, as the screen lays them out now.
     fn transcript_geometry(&mut self) -> (usize, usize) {
         let width = self.width;
@@ -173,12 +189,9 @@ impl App {
         let Some(view) = self.session.as_ref() else {
             return (0, 1);
         };
-        let permission = !self
-            .attention
-            .requests_for(&view.watch(), &view.id)
-            .is_empty();
+        let request_rows = self.request_rows();
         let layout =
-            view::session_layout(self.main_height(), view.editor.lines().len(), permission);
+            view::session_layout(self.main_height(), view.editor.lines().len(), request_rows);
         let visible = usize::from(layout.transcript.saturating_sub(view::BORDER)).max(1);
         (view.layout.len(), visible)
     }
@@ -249,7 +262,12 @@ impl App {
             | Action::SelectFirst
             | Action::SelectLast => self.scroll(action),
             Action::FocusPrompt => view.focus = true,
-            Action::Back => self.screen = Screen::Sessions,
+            Action::Back => {
+                let confirming = self.shown_request().is_some_and(|i| self.cancel_always(i));
+                if !confirming {
+                    self.screen = Screen::Sessions;
+                }
+            }
             Action::Abort => {
                 let scope = view.scope();
                 if self.act(scope, Call::Abort, fx).is_some() {
@@ -259,6 +277,15 @@ impl App {
             Action::ShowDiff => self.open_diff(DiffScope::Session, fx),
             Action::AllowOnce => self.answer_in_session(PermissionAnswer::Once, fx),
             Action::AllowAlways => self.answer_in_session(PermissionAnswer::Always, fx),
+            Action::AllowAlwaysThis => match self.shown_request() {
+                Some(i) => self.answer_always_this(i, fx),
+                None => self.notify("no permission request is waiting in this session", false),
+            },
+            a @ (Action::ScrollRequestUp | Action::ScrollRequestDown) => {
+                if let Some(i) = self.shown_request() {
+                    self.scroll_request(i, a == Action::ScrollRequestDown);
+                }
+            }
             Action::Reject => self.answer_in_session(PermissionAnswer::Reject, fx),
             Action::PrevBlock | Action::NextBlock => self.select_block(action),
             Action::ToggleBlock => {

@@ -1,12 +1,13 @@
-//! The selected workspace's details on the workspaces screen: the folders at its root and a
-//! git status summary, each read once when the workspace is first selected (again after the
-//! list is reloaded) and kept per workspace.
+//! The selected workspace's details on the workspaces screen: the folders at its root, a git
+//! status summary and the standing "always" grants, each read once when the workspace is first
+//! selected (again after the list is reloaded) and kept per workspace.
 
 use super::App;
 use crate::call::{Call, CallError, Scope};
 use crate::effect::Effect;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
+use proto::grant::{GrantRevoke, StandingGrant};
 
 /// Something read from the host: asked for, arrived, or refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct Detail {
     pub folders: Loadable<FsListing>,
     /// The git status of the root.
     pub git: Loadable<GitStatus>,
+    /// Standing permission grants ("always" answers the agent keeps until OpenCode restarts).
+    pub grants: Loadable<Vec<StandingGrant>>,
 }
 
 /// Counts of a git status, as the summary shows them.
@@ -77,16 +80,74 @@ impl App {
         let (host, name) = (view.host.clone(), w.name.clone());
         let scope = Scope::workspace(&host, &name);
         self.request(scope.clone(), Call::FsList(FsPath::default()), fx);
-        self.request(scope, Call::GitStatus(GitScope::default()), fx);
+        self.request(scope.clone(), Call::GitStatus(GitScope::default()), fx);
+        self.request(scope, Call::PermissionGrants, fx);
         if let Some(view) = self.workspaces.as_mut() {
             view.details.insert(
                 name,
                 Detail {
                     folders: Loadable::Loading,
                     git: Loadable::Loading,
+                    grants: Loadable::Loading,
                 },
             );
         }
+    }
+
+    /// `X` on the workspaces screen: revokes every standing grant of the selected workspace
+    /// (revoking only takes permission away, so it is not confirmed).
+    pub(super) fn revoke_workspace_grants(&mut self, fx: &mut Vec<Effect>) {
+        let Some(view) = self.workspaces.as_ref() else {
+            return;
+        };
+        let Some(w) = view.selected() else {
+            return;
+        };
+        let ids: Vec<String> = match view.details.get(&w.name).map(|d| &d.grants) {
+            Some(Loadable::Ready(grants)) => grants.iter().map(|g| g.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        if ids.is_empty() {
+            self.notify("no standing grants in this workspace", false);
+            return;
+        }
+        let scope = Scope::workspace(&view.host, &w.name);
+        for id in ids {
+            self.act(
+                scope.clone(),
+                Call::PermissionRevoke(GrantRevoke { id }),
+                fx,
+            );
+        }
+    }
+
+    pub(super) fn grants_loaded(&mut self, scope: &Scope, grants: Vec<StandingGrant>) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.grants = Loadable::Ready(grants);
+        }
+    }
+
+    pub(super) fn grants_failed(&mut self, scope: &Scope, e: &CallError) {
+        if let Some(d) = self.detail_mut(scope) {
+            d.grants = Loadable::Failed(e.message.clone());
+        }
+    }
+
+    pub(super) fn grant_revoked(&mut self, scope: &Scope, grant: &StandingGrant) {
+        if let Some(Detail {
+            grants: Loadable::Ready(grants),
+            ..
+        }) = self.detail_mut(scope)
+        {
+            grants.retain(|g| g.id != grant.id);
+        }
+        self.notify(
+            format!(
+                "revoked: {}",
+                crate::view::text::sanitize(&grant.describe())
+            ),
+            false,
+        );
     }
 
     fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {

@@ -123,6 +123,7 @@ impl App {
                     self.go_to_sessions(&WatchKey::new(&host, &name), fx);
                 }
             }
+            Action::RevokeAlways => self.revoke_workspace_grants(fx),
             Action::StartOpencode | Action::StopOpencode => {
                 let Some(name) = selected else { return };
                 if self.host(&host).is_some_and(|h| !h.online) {

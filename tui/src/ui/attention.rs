@@ -21,7 +21,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let bottom = hints(
         &[
             ("y", "once"),
-            ("A", "always"),
+            ("A", "always…"),
             ("r", "reject"),
             ("Enter", "go to"),
             ("x", "dismiss"),
@@ -68,6 +68,15 @@ fn item_lines(app: &App, item: &Item, width: usize, theme: Theme) -> Vec<Line<'s
         }
     });
     let (marker, label, detail) = match &item.kind {
+        ItemKind::Permission(p) if item.confirming_always => (
+            Span::styled("⚠ ", theme.attention()),
+            format!("permission {}", sanitize(&p.permission)),
+            sanitize(&format!(
+                "always? A: {} · f: {} · Esc: cancel",
+                proto::grant::describe(&p.permission, &p.always),
+                proto::grant::describe(&p.permission, &p.patterns)
+            )),
+        ),
         ItemKind::Permission(p) => (
             Span::styled("⚠ ", theme.attention()),
             format!("permission {}", sanitize(&p.permission)),

@@ -6,11 +6,11 @@ use crate::app::{App, SessionView};
 use crate::ui::sessions::{OFFLINE, status};
 use crate::ui::theme::Theme;
 use crate::ui::{hints, line, panel, placeholder};
-use crate::view::{self, text::sanitize, text::truncate};
+use crate::view::{self, text::Row, text::sanitize, text::truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Padding, Paragraph};
+use ratatui::widgets::{Block, Clear, Padding, Paragraph};
 use unicode_width::UnicodeWidthStr;
 
 /// Draws the screen into `area`.
@@ -20,7 +20,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     };
     let watch = view.watch();
     let waiting: Vec<&Item> = app.attention().requests_for(&watch, &view.id);
-    let layout = view::session_layout(area.height, view.editor.lines().len(), !waiting.is_empty());
+    let layout = view::session_layout(area.height, view.editor.lines().len(), app.request_rows());
     let [transcript, permission, prompt] = Layout::vertical([
         Constraint::Length(layout.transcript),
         Constraint::Length(layout.permission),
@@ -31,6 +31,18 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     render_transcript(frame, transcript, view, offline, theme);
     if let Some(first) = waiting.first() {
         render_permission(frame, permission, first, waiting.len(), theme);
+        if let ItemKind::Permission(p) = &first.kind
+            && first.confirming_always
+            && first.answering.is_none()
+        {
+            // Over the transcript, so the diff or command being allowed stays in view; over
+            // the request box too when the words need the room.
+            let room = Rect {
+                height: transcript.height + permission.height,
+                ..transcript
+            };
+            render_confirmation(frame, transcript, room, p, theme);
+        }
     }
     render_prompt(frame, prompt, view, theme);
 }
@@ -117,11 +129,16 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     if area.height == 0 {
         return;
     }
-    let (title, what, keys): (String, String, &[(&str, &str)]) = match &item.kind {
+    let (title, rows, keys): (String, Vec<Row>, Vec<(&str, &str)>) = match &item.kind {
         ItemKind::Permission(request) => (
             format!(" ⚠ permission: {} ", sanitize(&request.permission)),
-            permission_text(request),
-            &[("y", "allow once"), ("A", "always"), ("r", "reject")],
+            view::permission::detail(request),
+            vec![
+                ("y", "once"),
+                ("A", "always…"),
+                ("f", this_only(&request.permission)),
+                ("r", "reject"),
+            ],
         ),
         ItemKind::Question(q) => {
             let first = crate::app::question::parse(&q.questions);
@@ -131,8 +148,8 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
             );
             (
                 " ? question ".to_owned(),
-                text,
-                &[("y", "answer"), ("r", "reject")],
+                vec![Row::new(vec![view::text::Span::plain(text)])],
+                vec![("y", "answer"), ("r", "reject")],
             )
         }
         _ => return,
@@ -142,33 +159,122 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     } else {
         String::new()
     };
-    let block = Block::bordered()
+    let mut block = Block::bordered()
         .padding(Padding::horizontal(1))
         .border_style(theme.attention())
         .title(Span::styled(title, theme.attention()))
         .title_top(Line::from(of).right_aligned());
-    let status = match (&item.answering, &item.error) {
-        (Some(answer), _)
-            if matches!(item.kind, ItemKind::Question(_))
-                && *answer != proto::ops::PermissionAnswer::Reject =>
+    let status: Vec<Line<'static>> = match (&item.answering, &item.error, &item.kind) {
+        (Some(answer), _, ItemKind::Question(_))
+            if *answer != proto::ops::PermissionAnswer::Reject =>
         {
-            Line::styled("sending the answer…", theme.muted())
+            vec![Line::styled("sending the answer…", theme.muted())]
         }
-        (Some(answer), _) => Line::styled(
+        (Some(answer), _, _) => vec![Line::styled(
             format!("sending “{}”…", format!("{answer:?}").to_lowercase()),
             theme.muted(),
-        ),
-        (None, Some(e)) => Line::styled(format!("not delivered: {e}"), theme.error()),
-        (None, None) => hints(keys, theme),
+        )],
+        (None, Some(e), _) => vec![Line::styled(format!("not delivered: {e}"), theme.error())],
+        (None, None, _) if item.confirming_always => vec![hints(
+            &[
+                ("A", "confirm"),
+                ("f", "confirm"),
+                ("y", "once"),
+                ("Esc", "cancel"),
+            ],
+            theme,
+        )],
+        (None, None, _) => vec![hints(&keys, theme)],
     };
-    let lines = vec![
-        Line::from(Span::styled(
-            what,
-            theme.look(view::text::Look::tone(view::text::Tone::Code)),
-        )),
-        status,
-    ];
+    let status_rows = u16::try_from(status.len()).unwrap_or(u16::MAX);
+    let visible = usize::from(
+        area.height
+            .saturating_sub(view::BORDER)
+            .saturating_sub(status_rows),
+    );
+    let top = item.scroll.min(rows.len().saturating_sub(visible));
+    let end = (top + visible).min(rows.len());
+    if rows.len() > visible && visible > 0 {
+        block = block.title_bottom(
+            Line::from(vec![
+                Span::styled(
+                    format!(" {}–{end} of {} ", top + 1, rows.len()),
+                    theme.muted(),
+                ),
+                Span::styled("J K", theme.key()),
+                Span::styled(" scroll ", theme.muted()),
+            ])
+            .right_aligned(),
+        );
+    }
+    let mut lines: Vec<Line<'static>> = rows
+        .get(top..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| line(r, theme))
+        .collect();
+    lines.extend(status);
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// What `f` allows, in the keys line.
+fn this_only(permission: &str) -> &'static str {
+    match permission {
+        "edit" => "always, this file",
+        "bash" => "always, this command",
+        _ => "always, just these",
+    }
+}
+
+/// The "always" confirmation: what `A` and `f` would allow, in words, wrapped, in a box at the
+/// bottom of `area` (or of `room` when `area` is too short for the words).
+fn render_confirmation(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    room: Rect,
+    p: &proto::ops::PermissionRequest,
+    theme: Theme,
+) {
+    let width = usize::from(area.width.saturating_sub(view::BORDER + 2)).max(1);
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    for (key, patterns) in [("A", &p.always), ("f", &p.patterns)] {
+        let words = sanitize(&proto::grant::describe(&p.permission, patterns));
+        let spans = [
+            view::text::Span::tone(format!("{key}  allow "), view::text::Tone::Key),
+            view::text::Span::tone(words, view::text::Tone::Warn),
+        ];
+        for wrapped in view::text::wrap(&spans, width, 3, false) {
+            lines.push(line(&Row::new(wrapped), theme));
+        }
+    }
+    lines.push(hints(
+        &[
+            ("A", "confirm"),
+            ("f", "confirm"),
+            ("y", "once"),
+            ("Esc", "cancel"),
+        ],
+        theme,
+    ));
+    let needed = u16::try_from(lines.len())
+        .unwrap_or(u16::MAX)
+        .saturating_add(view::BORDER);
+    let base = if needed <= area.height { area } else { room };
+    let height = needed.min(base.height);
+    if height == 0 {
+        return;
+    }
+    let popup = Rect {
+        y: base.y + base.height - height,
+        height,
+        ..base
+    };
+    let block = Block::bordered()
+        .padding(Padding::horizontal(1))
+        .border_style(theme.attention())
+        .title(Span::styled(" allow always? ", theme.attention()));
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(lines).block(block), popup);
 }
 
 /// One line saying what a permission request is for: its command, else its patterns.

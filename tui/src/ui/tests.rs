@@ -926,3 +926,124 @@ fn a_workspace_without_the_kernel_sandbox_says_so_on_its_row() {
     assert!(text.contains("⚠ sandbox refused"), "{text}");
     assert_eq!(text.matches("⚠ sandbox").count(), 1, "{text}");
 }
+
+// ---- What a permission request would do, before it is allowed ----
+
+/// An edit request of `src/clock.rs` with OpenCode's diff in its metadata.
+fn edit_request() -> proto::ops::PermissionRequest {
+    let diff = "Index: /srv/demo/src/clock.rs\n\
+                ===================================================================\n\
+                --- /srv/demo/src/clock.rs\n\
+                +++ /srv/demo/src/clock.rs\n\
+                @@ -1,6 +1,7 @@\n \
+                pub struct Clock;\n\
+                -pub fn now() -> Instant {\n\
+                -    Instant::now()\n\
+                +pub fn now(clock: &dyn Source) -> Instant {\n\
+                +    clock.now()\n \
+                }\n\
+                +// injectable for tests\n";
+    proto::ops::PermissionRequest {
+        id: "per_e".into(),
+        session: "ses_new".into(),
+        permission: "edit".into(),
+        patterns: vec!["src/clock.rs".into()],
+        metadata: serde_json::json!({ "filepath": "/srv/demo/src/clock.rs", "diff": diff }),
+        always: vec!["*".into()],
+    }
+}
+
+fn asked_edit() -> Drive {
+    let mut d = steady(Drive::at_session());
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: edit_request(),
+        },
+    );
+    d
+}
+
+#[test]
+fn an_edit_permission_shows_its_diff_coloured() {
+    let d = asked_edit();
+    let text = screen(&d.app, 80, 24);
+    for needle in [
+        "⚠ permission: edit",
+        "src/clock.rs",
+        "-pub fn now() -> Instant {",
+        "+pub fn now(clock: &dyn Source) -> Instant {",
+        "1–8 of 11",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    let terminal = draw(&d.app, Theme::new(true), 80, 24);
+    let buffer = terminal.backend().buffer();
+    let row_of = |text: &str| {
+        (0..buffer.area.height)
+            .find(|&y| {
+                let line: String = (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect();
+                line.contains(text)
+            })
+            .unwrap_or_else(|| panic!("{text:?} not on screen"))
+    };
+    let added = row_of("+pub fn now(clock");
+    let removed = row_of("-pub fn now() ->");
+    assert_eq!(buffer[(2, added)].fg, Color::Green, "added lines are green");
+    assert_eq!(buffer[(2, removed)].fg, Color::Red, "removed lines are red");
+    insta::assert_snapshot!(screen(&d.app, 80, 24));
+}
+
+#[test]
+fn an_edit_permission_diff_pages_on_a_small_terminal() {
+    let mut d = asked_edit();
+    let small = screen(&d.app, 50, 14);
+    assert!(small.contains("1–2 of 11"), "{small}");
+    d.key('J');
+    d.key('J');
+    let scrolled = screen(&d.app, 50, 14);
+    assert!(scrolled.contains("3–4 of 11"), "{scrolled}");
+    insta::assert_snapshot!(format!("{small}{scrolled}"));
+}
+
+#[test]
+fn always_shows_in_words_what_it_would_allow_before_it_is_sent() {
+    let mut d = asked_edit();
+    d.key('A');
+    assert!(
+        !d.asked(Op::PermissionReply),
+        "nothing sent before the confirmation"
+    );
+    let text = screen(&d.app, 80, 24);
+    for needle in [
+        "A  allow every edit of any file in this session until OpenCode restarts",
+        "f  allow edits of `src/clock.rs` in this session until OpenCode restarts",
+        "-pub fn now() -> Instant {",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    let small = screen(&d.app, 50, 14);
+    for needle in ["until OpenCode restarts", "`src/clock.rs`", "Esc cancel"] {
+        assert!(small.contains(needle), "{needle:?} missing:\n{small}");
+    }
+    insta::assert_snapshot!(format!("{text}{small}"));
+}
+
+#[test]
+fn a_command_permission_shows_the_whole_command_and_where_it_runs() {
+    let mut d = steady(Drive::at_session());
+    let mut request = permission("per_b", "ses_new", "cargo test");
+    request.metadata =
+        serde_json::json!({ "command": "cd crates/core &&\ncargo test -- --nocapture" });
+    d.event(2, WsEvent::PermissionAsked { request });
+    let text = screen(&d.app, 80, 24);
+    for needle in [
+        "$ cd crates/core &&",
+        "  cargo test -- --nocapture",
+        "in the workspace folder",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+}

@@ -39,6 +39,7 @@ pub(super) fn render(
         None => {}
         Some(d) => {
             lines.push(git_line(&d.git, width, theme));
+            lines.extend(grant_lines(&d.grants, width, theme));
             lines.push(Line::from(""));
             lines.extend(folder_lines(&d.folders, width, theme));
         }
@@ -94,6 +95,42 @@ fn git_line(git: &Loadable<GitStatus>, width: usize, theme: Theme) -> Line<'stat
             Line::from(spans)
         }
     }
+}
+
+/// The standing "always" grants, when there are any: each in words, and the key that ends them.
+fn grant_lines(
+    grants: &Loadable<Vec<proto::grant::StandingGrant>>,
+    width: usize,
+    theme: Theme,
+) -> Vec<Line<'static>> {
+    let Loadable::Ready(grants) = grants else {
+        return Vec::new();
+    };
+    if grants.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled(
+            format!("always: {} standing grant(s) · ", grants.len()),
+            theme.attention(),
+        ),
+        Span::styled("X", theme.key()),
+        Span::styled(" revokes", theme.muted()),
+    ])];
+    for g in grants {
+        let text = format!(
+            "• {} ({}, {}, {} used)",
+            g.describe(),
+            g.session,
+            g.granted_by,
+            g.uses
+        );
+        lines.push(Line::styled(
+            truncate(&sanitize(&text), width),
+            theme.attention(),
+        ));
+    }
+    lines
 }
 
 fn folder_lines(

@@ -35,7 +35,12 @@ pub fn rows(file: &FileDiff) -> Vec<Row> {
             Tone::Muted,
         )])];
     }
-    file.patch
+    patch_rows(&file.patch)
+}
+
+/// A unified diff's lines as coloured rows.
+pub fn patch_rows(patch: &str) -> Vec<Row> {
+    patch
         .lines()
         .map(|line| Row::new(vec![Span::new(sanitize(line), tone(line))]))
         .collect()

@@ -77,13 +77,56 @@ async fn drive_opencode_end_to_end() -> Result<()> {
         !world.workspace.join("notes/hello.txt").exists(),
         "nothing written before approval"
     );
-    world.tui_ok(&["approve", "box", "demo", &request])?;
+    // What an approval approves is shown before it: the edit's diff.
+    let listed = world.tui_ok(&["permissions", "box", "demo"])?;
+    assert!(
+        listed.contains("notes/hello.txt") && listed.contains("+hi"),
+        "{listed}"
+    );
+    // "Always" says in words what it allows, and without a terminal it needs --yes.
+    let unconfirmed = world.tui(&["approve", "box", "demo", &request, "--always"])?;
+    assert!(!unconfirmed.status.success());
+    let err = String::from_utf8_lossy(&unconfirmed.stderr);
+    assert!(
+        err.contains("every edit of any file in this session until OpenCode restarts")
+            && err.contains("--yes"),
+        "{err}"
+    );
+    let approved = world.tui_ok(&[
+        "approve",
+        "box",
+        "demo",
+        &request,
+        "--always",
+        "--this-only",
+        "--yes",
+    ])?;
+    assert!(
+        approved.contains("edits of `notes/hello.txt` in this session"),
+        "{approved}"
+    );
     let (status, _, err) = sender.finish()?;
     assert!(status.success(), "send failed: {err}");
     assert_eq!(
         std::fs::read_to_string(world.workspace.join("notes/hello.txt"))?,
         "hi\n"
     );
+    // The grant is listed, and revoked.
+    let grants: Value = serde_json::from_str(&world.tui_ok(&[
+        "permissions",
+        "box",
+        "demo",
+        "--always",
+        "--json",
+    ])?)?;
+    assert_eq!(grants.as_array().map(Vec::len), Some(1), "{grants}");
+    assert_eq!(grants[0]["patterns"][0], "notes/hello.txt");
+    assert_eq!(grants[0]["session"], session.as_str());
+    let grant = grants[0]["id"].as_str().unwrap_or_default().to_owned();
+    let revoked = world.tui_ok(&["permissions", "box", "demo", "--revoke", &grant])?;
+    assert!(revoked.contains("revoked"), "{revoked}");
+    let none = world.tui_ok(&["permissions", "box", "demo", "--always"])?;
+    assert!(none.contains("no standing grants"), "{none}");
     let diff = world.tui_ok(&["diff", "box", "demo", &session, "--worktree"])?;
     assert!(
         diff.contains("notes/hello.txt") && diff.contains("+hi"),

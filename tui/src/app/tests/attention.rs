@@ -76,13 +76,20 @@ fn answer_from_the_panel_once_always_or_reject() {
         d.event(2, asked("per_1", "ses_old"));
         d.code(KeyCode::Tab);
         d.key(k);
+        if want == PermissionAnswer::Always {
+            assert!(!d.asked(Op::PermissionReply), "always is confirmed first");
+            d.key(k);
+        }
         let r = d.take(Op::PermissionReply);
+        let always_patterns =
+            (want == PermissionAnswer::Always).then(|| vec!["rm -rf build *".to_owned()]);
         assert_eq!(
             reply_of(&r),
             &PermissionReply {
                 request_id: "per_1".into(),
                 answer: want,
                 message: None,
+                always_patterns,
             }
         );
         assert_eq!(
@@ -134,6 +141,7 @@ fn a_failed_answer_can_be_retried_and_a_stale_one_goes() {
     let mut d = Drive::at_session();
     d.event(2, asked("per_1", "ses_new"));
     d.key('A');
+    d.key('A');
     let r = d.take(Op::PermissionReply);
     d.net(NetEvent::Reply {
         request: r,
@@ -144,6 +152,7 @@ fn a_failed_answer_can_be_retried_and_a_stale_one_goes() {
         (item.answering, item.error.as_deref()),
         (None, Some("stream reset"))
     );
+    d.key('A');
     d.key('A');
     let r = d.take(Op::PermissionReply);
     d.net(NetEvent::Reply {
@@ -271,4 +280,58 @@ fn enter_on_a_request_in_another_workspace_builds_the_stack() {
     assert_eq!(reply_of(&d.take(Op::PermissionReply)).request_id, "per_1");
     d.code(KeyCode::Esc);
     assert_eq!(d.app.screen(), Screen::Sessions);
+}
+
+#[test]
+fn always_is_sent_only_after_a_confirmation_with_the_patterns_shown() {
+    let mut d = Drive::at_session();
+    d.event(2, asked("per_1", "ses_new"));
+    d.key('A');
+    assert!(
+        !d.asked(Op::PermissionReply),
+        "the first A only shows what it allows"
+    );
+    assert!(d.app.attention().items()[0].confirming_always);
+    d.code(KeyCode::Esc);
+    assert_eq!(
+        d.app.screen(),
+        Screen::Session,
+        "Esc cancels, it does not leave"
+    );
+    assert!(!d.app.attention().items()[0].confirming_always);
+    d.key('A');
+    d.key('A');
+    let r = d.take(Op::PermissionReply);
+    assert_eq!(reply_of(&r).answer, PermissionAnswer::Always);
+    assert_eq!(
+        reply_of(&r).always_patterns.as_deref(),
+        Some(&["rm -rf build *".to_owned()][..]),
+        "exactly the patterns the confirmation showed"
+    );
+}
+
+#[test]
+fn always_for_this_file_or_command_grants_only_the_requests_own_patterns() {
+    let mut d = Drive::at_session();
+    d.event(2, asked("per_1", "ses_new"));
+    d.key('f');
+    assert!(!d.asked(Op::PermissionReply), "f is confirmed too");
+    d.key('f');
+    let r = d.take(Op::PermissionReply);
+    assert_eq!(reply_of(&r).answer, PermissionAnswer::Always);
+    assert_eq!(
+        reply_of(&r).always_patterns.as_deref(),
+        Some(&["rm -rf build".to_owned()][..])
+    );
+}
+
+#[test]
+fn y_during_the_always_confirmation_allows_once() {
+    let mut d = Drive::at_session();
+    d.event(2, asked("per_1", "ses_new"));
+    d.key('A');
+    d.key('y');
+    let r = d.take(Op::PermissionReply);
+    assert_eq!(reply_of(&r).answer, PermissionAnswer::Once);
+    assert_eq!(reply_of(&r).always_patterns, None);
 }

@@ -245,3 +245,69 @@ fn a_prompt_for_an_offline_host_is_shown_as_queued() {
         "{notice}"
     );
 }
+
+#[test]
+fn a_permission_arriving_after_a_prompt_takes_the_keys_from_the_empty_prompt_box() {
+    let mut d = Drive::at_session();
+    d.key('i');
+    d.typed("make the tests pass");
+    d.code(KeyCode::Enter);
+    d.answer(Op::Prompt, accepted());
+    assert_eq!(d.app.context(), Context::Prompt);
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "cargo test"),
+        },
+    );
+    assert_eq!(
+        d.app.context(),
+        Context::Session,
+        "the permission box has the keys now"
+    );
+    d.key('y');
+    assert!(d.session().editor.is_empty(), "y did not type into the box");
+    let r = d.take(Op::PermissionReply);
+    assert!(matches!(&r.call, Call::PermissionReply(p) if p.request_id == "per_1"));
+}
+
+#[test]
+fn a_permission_arriving_while_a_draft_is_being_written_leaves_the_draft_alone() {
+    let mut d = Drive::at_session();
+    d.key('i');
+    d.typed("half a thought");
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "cargo test"),
+        },
+    );
+    d.typed(" y");
+    assert_eq!(d.app.context(), Context::Prompt);
+    assert_eq!(d.session().editor.text(), "half a thought y");
+    assert!(!d.asked(Op::PermissionReply));
+    let notice = d.app.notice().map(|n| n.text.clone()).unwrap_or_default();
+    assert!(notice.contains("Esc"), "told how to answer: {notice}");
+}
+
+#[test]
+fn news_from_another_session_does_not_take_the_keys_from_the_prompt_box() {
+    let mut d = Drive::at_session();
+    d.event(
+        2,
+        WsEvent::PermissionAsked {
+            request: permission("per_1", "ses_new", "cargo test"),
+        },
+    );
+    // The operator chose to write anyway; a request elsewhere must not take the keys back.
+    d.key('i');
+    d.event(
+        3,
+        WsEvent::PermissionAsked {
+            request: permission("per_9", "ses_old", "ls"),
+        },
+    );
+    assert_eq!(d.app.context(), Context::Prompt);
+    d.typed("y");
+    assert_eq!(d.session().editor.text(), "y");
+}
