@@ -15,6 +15,7 @@
 mod admin;
 mod bad_input;
 mod cli;
+mod escapes;
 mod forward;
 mod grants;
 mod harness;
@@ -23,6 +24,7 @@ mod kill;
 mod large_fleet;
 mod lease;
 mod lock;
+mod login_flood;
 mod ownership;
 mod presence;
 mod queue;
