@@ -13,6 +13,7 @@
 )]
 
 mod admin;
+mod audit_paging;
 mod bad_input;
 mod cli;
 mod escapes;
