@@ -50,10 +50,11 @@ impl AuditEvent {
         cap(&mut self.actor, MAX_FIELD_CHARS);
         cap(&mut self.op, MAX_FIELD_CHARS);
         cap(&mut self.decision, MAX_FIELD_CHARS);
-        for field in [&mut self.role, &mut self.host, &mut self.target] {
-            if let Some(s) = field {
-                cap(s, MAX_FIELD_CHARS);
-            }
+        for s in [&mut self.role, &mut self.host, &mut self.target]
+            .into_iter()
+            .flatten()
+        {
+            cap(s, MAX_FIELD_CHARS);
         }
         if let Some(s) = &mut self.reason {
             cap(s, MAX_REASON_CHARS);

@@ -40,8 +40,8 @@ pub async fn hello_from(
     Ok(answer)
 }
 
-fn password_login(user: &str) -> ClientHello {
-    ClientHello::Login(LoginRequest {
+fn login_request(user: &str) -> LoginRequest {
+    LoginRequest {
         v: proto::PROTOCOL_VERSION,
         user: UserId::from(user),
         method: LoginMethod::Password {
@@ -50,7 +50,11 @@ fn password_login(user: &str) -> ClientHello {
         },
         ttl_s: None,
         label: None,
-    })
+    }
+}
+
+fn password_login(user: &str) -> ClientHello {
+    ClientHello::Login(login_request(user))
 }
 
 /// `cm-relay run` with a `relay.toml` holding `toml`, on a free port.
@@ -200,11 +204,7 @@ async fn junk_hellos_cost_one_short_audit_row_per_address_and_count_towards_its_
         conn.close(0u32.into(), b"");
     }
     // The junk counted as failures: this address may not try a password now.
-    let login = match password_login("owner") {
-        ClientHello::Login(req) => req,
-        _ => unreachable!(),
-    };
-    let err = cm_relay::client::login(&relay.addr_str(), &relay.state.pin, login)
+    let err = cm_relay::client::login(&relay.addr_str(), &relay.state.pin, login_request("owner"))
         .await
         .unwrap_err()
         .to_string();
