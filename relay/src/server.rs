@@ -175,6 +175,9 @@ impl Relay {
         {
             tracing::warn!(?drain, "endpoint did not become idle in time");
         }
+        // Refusals counted but not yet written (their window had not ended) are written now.
+        let summaries = net::lock(&self.shared.refusals).sweep(u64::MAX);
+        net::conn::audit_refusal_summaries(&self.shared, &summaries);
         if let Err(e) = self.shared.store.audit().flush().await {
             tracing::error!(error = %e, "audit rows queued at shutdown could not be written");
         }

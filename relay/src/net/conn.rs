@@ -1,7 +1,7 @@
 //! One connection from handshake to close: read the client hello, authenticate or log in, then
 //! serve the agent (heartbeats, presence) or the operator (pings, request streams).
 
-use super::refusal_log::Source;
+use super::refusal_log::{Source, Summary};
 use super::{Shared, limiter, lock};
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::store::{AuditEvent, FoundCredential};
@@ -84,7 +84,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
         Ok(Ok(hello)) => hello,
         Ok(Err(e)) => {
             // The error quotes the peer's bytes (an unknown `type`, say): cut and sanitized.
-            let reason = sanitize_capped(&e.to_string(), MAX_QUOTED_ERROR);
+            let reason = sanitize_capped(&without_quoted_variant(&e.to_string()), MAX_QUOTED_ERROR);
             refused_unauthenticated(shared, remote, &format!("bad client hello: {reason}")).await;
             let msg = format!("bad handshake frame: {reason}");
             refuse(
@@ -157,6 +157,27 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     }
 }
 
+/// A decoding error with the peer's unknown hello `type` (serde quotes it as
+/// ``unknown variant `…`, expected …``) replaced by [`printable_id`]'s placeholder when it is
+/// not a plain name.
+fn without_quoted_variant(error: &str) -> String {
+    const OPEN: &str = "unknown variant `";
+    const CLOSE: &str = "`, expected";
+    let (Some(start), Some(end)) = (error.find(OPEN), error.rfind(CLOSE)) else {
+        return error.to_owned();
+    };
+    let from = start + OPEN.len();
+    match error.get(from..end) {
+        Some(variant) if end >= from => format!(
+            "{}{}{}",
+            &error[..from],
+            printable_id(variant),
+            &error[end..]
+        ),
+        _ => error.to_owned(),
+    }
+}
+
 /// Most characters of a peer-quoting error kept in the audit trail and the reply.
 const MAX_QUOTED_ERROR: usize = 200;
 
@@ -168,7 +189,21 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
     let now = now_ms();
     lock(&shared.limiter).record_failure(key, now);
     let decision = lock(&shared.refusals).note(key, now);
-    for summary in &decision.summaries {
+    audit_refusal_summaries(shared, &decision.summaries);
+    if decision.write {
+        tracing::warn!(%remote, reason, "handshake refused before authentication");
+        shared
+            .audit(refusal(remote, "-", "handshake", reason))
+            .await;
+    } else {
+        tracing::debug!(%remote, reason, "handshake refused before authentication");
+    }
+}
+
+/// Writes the counts of refusals that were not audited one by one (without waiting: they
+/// acknowledge nothing).
+pub(crate) fn audit_refusal_summaries(shared: &Shared, summaries: &[Summary]) {
+    for summary in summaries {
         let actor = match summary.source {
             Source::Addr(ip) => format!("-@{ip}"),
             Source::Many => "-@many-addresses".to_owned(),
@@ -180,14 +215,6 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
             reason: Some(summary.reason()),
             ..AuditEvent::default()
         });
-    }
-    if decision.write {
-        tracing::warn!(%remote, reason, "handshake refused before authentication");
-        shared
-            .audit(refusal(remote, "-", "handshake", reason))
-            .await;
-    } else {
-        tracing::debug!(%remote, reason, "handshake refused before authentication");
     }
 }
 
@@ -470,5 +497,22 @@ async fn serve_operator(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_hello_type_is_replaced_unless_it_is_a_plain_name() {
+        let e = "malformed frame: unknown variant `\u{1b}]0;x\u{7}`, expected one of `h1`, `login` at line 1";
+        assert_eq!(
+            without_quoted_variant(e),
+            "malformed frame: unknown variant `<invalid id, 6 bytes>`, expected one of `h1`, `login` at line 1"
+        );
+        let plain = "unknown variant `teleport`, expected one of `h1`";
+        assert_eq!(without_quoted_variant(plain), plain);
+        assert_eq!(without_quoted_variant("eof"), "eof");
     }
 }

@@ -218,9 +218,19 @@ async fn junk_hellos_cost_one_short_audit_row_per_address_and_count_towards_its_
     }
     let rows = relay.state.store()?.audit_tail(1_000)?;
     let junk_rows: Vec<_> = rows.iter().filter(|r| r.event.op == "handshake").collect();
-    assert_eq!(junk_rows.len(), 1, "one row for the address in this window");
+    assert_eq!(
+        junk_rows.len(),
+        2,
+        "one row for the address in this window, and the count of the rest: {junk_rows:?}"
+    );
     let reason = junk_rows[0].event.reason.as_deref().unwrap_or_default();
     assert!(reason.starts_with("bad client hello: "), "{reason}");
+    assert!(reason.contains("<invalid id, "), "{reason}");
+    let summary = junk_rows[1].event.reason.as_deref().unwrap_or_default();
+    assert!(
+        summary.starts_with("29 more refused handshakes"),
+        "{summary}"
+    );
     assert!(
         reason.chars().count() <= cm_relay::store::MAX_REASON_CHARS + 40,
         "{} characters",
