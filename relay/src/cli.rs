@@ -282,28 +282,32 @@ impl AuditArgs {
                 .is_none_or(|h| row.event.host.as_deref() == Some(h))
     }
 
-    /// One printed line for a row (JSON with `--json`).
+    /// One printed line for a row (JSON with `--json`). Rows quote unauthenticated peers (a
+    /// user name, a credential id, a hello's text): every field is sanitized, so no escape
+    /// sequence, control character or bidi override reaches the terminal, and JSON has its C1
+    /// controls escaped.
     pub fn line(&self, row: &crate::store::AuditRow) -> String {
         if self.json {
-            return serde_json::to_string(row).unwrap_or_default();
+            return proto::text::json_line(row).unwrap_or_default();
         }
+        let clean = proto::text::sanitize_line;
         let e = &row.event;
         format!(
             "{:>6} {} {:<24} {:<14} {:<6} {}{}{}",
             row.id,
             utc(row.ts_ms),
-            e.actor,
-            e.op,
-            e.decision,
+            clean(&e.actor),
+            clean(&e.op),
+            clean(&e.decision),
             e.host
                 .as_deref()
-                .map(|h| format!("host={h} "))
+                .map(|h| format!("host={} ", clean(h)))
                 .unwrap_or_default(),
             e.target
                 .as_deref()
-                .map(|t| format!("target={t} "))
+                .map(|t| format!("target={} ", clean(t)))
                 .unwrap_or_default(),
-            e.reason.as_deref().unwrap_or("")
+            clean(e.reason.as_deref().unwrap_or(""))
         )
     }
 }
@@ -340,6 +344,7 @@ pub fn run_config(
         pick(args.credential_ttl, &file.credential_ttl, c.credential_ttl).min(c.max_credential_ttl);
     c.drain_timeout = pick(None, &file.drain_timeout, c.drain_timeout);
     c.audit_prompt_text = file.audit_prompt_text.unwrap_or(c.audit_prompt_text);
+    c.max_password_checks = file.max_password_checks.unwrap_or(c.max_password_checks);
     c.queue_expiry = pick(None, &file.queue_expiry, c.queue_expiry);
     c
 }

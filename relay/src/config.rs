@@ -48,6 +48,8 @@ pub struct RelayConfig {
     pub queue_expiry: Duration,
     /// Record the full text of prompts in the audit trail (default: only their BLAKE3 hash).
     pub audit_prompt_text: bool,
+    /// Cap on concurrent argon2 password checks (see `net::password_slots`).
+    pub max_password_checks: usize,
 }
 
 impl RelayConfig {
@@ -64,6 +66,7 @@ impl RelayConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             queue_expiry: DEFAULT_QUEUE_EXPIRY,
             audit_prompt_text: false,
+            max_password_checks: crate::net::password_slots::DEFAULT_MAX_PASSWORD_CHECKS,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct RelayFile {
     pub queue_expiry: Option<String>,
     /// Record the full text of prompts in the audit trail instead of their BLAKE3 hash.
     pub audit_prompt_text: Option<bool>,
+    /// Cap on concurrent argon2 password checks (each takes 19 MiB).
+    pub max_password_checks: Option<usize>,
 }
 
 /// Problems with the file, naming it.

@@ -14,6 +14,7 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // Under systemd, journald adds its own timestamps.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
@@ -101,7 +102,7 @@ fn run(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|h| serde_json::json!({"host": h.id, "revoked": h.revoked, "created_ms": h.created_ms}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!("{}", proto::text::json_pretty(&v)?);
             } else {
                 println!("{:<24} {:<8}", "HOST", "STATE");
                 for h in hosts {
@@ -128,7 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Creds(CredsCommand::List { json }) => {
             let creds = dir.open_store()?.list_credentials()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&creds)?);
+                println!("{}", proto::text::json_pretty(&creds)?);
             } else {
                 let now = cm_relay::time::now_ms();
                 println!("{:<20} {:<16} {:<10} LABEL", "CREDENTIAL", "USER", "STATE");
@@ -171,7 +172,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::User(UserCommand::List { json }) => {
             let users = dir.open_store()?.list_users()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
+                println!("{}", proto::text::json_pretty(&users)?);
             } else {
                 println!("{:<20} {:<9} GRANTS", "USER", "PASSWORD");
                 for u in users {
@@ -257,16 +258,18 @@ fn run(cli: Cli) -> Result<()> {
                     "unknown audit action {other:?}; use `cm-relay audit` or `cm-relay audit verify`"
                 ),
                 None => {
-                    let mut last = 0;
-                    for row in store
-                        .audit_tail(args.limit)?
-                        .into_iter()
-                        .filter(|r| args.matches(r))
-                    {
-                        last = row.id;
-                        println!("{}", args.line(&row));
+                    let rows = store.audit_page(&cm_relay::store::AuditFilter {
+                        user: args.user.as_deref(),
+                        host: args.host.as_deref(),
+                        before_id: None,
+                        limit: args.limit,
+                    })?;
+                    for row in &rows {
+                        println!("{}", args.line(row));
                     }
                     if args.follow {
+                        // Follow from the newest row of all, not only of the matching ones.
+                        let last = store.audit_tail(1)?.first().map_or(0, |r| r.id);
                         follow_audit(&store, &args, last)?;
                     }
                 }
@@ -275,6 +278,9 @@ fn run(cli: Cli) -> Result<()> {
     }
     Ok(())
 }
+
+/// Rows read at a time while following the audit trail.
+const FOLLOW_PAGE: usize = 1_000;
 
 /// Prints audit rows newer than `after` as they are written, until Ctrl-C or SIGTERM.
 fn follow_audit(
@@ -293,11 +299,17 @@ fn follow_audit(
             tokio::select! {
                 () = &mut stop => return Ok(()),
                 _ = tick.tick() => {
-                    let since = after;
-                    for row in store.audit_tail(1_000)?.into_iter().filter(|r| r.id > since) {
-                        after = row.id;
-                        if args.matches(&row) {
-                            println!("{}", args.line(&row));
+                    // New rows only, a page at a time, however long the trail is.
+                    loop {
+                        let rows = store.audit_after(after, FOLLOW_PAGE)?;
+                        for row in &rows {
+                            after = row.id;
+                            if args.matches(row) {
+                                println!("{}", args.line(row));
+                            }
+                        }
+                        if rows.len() < FOLLOW_PAGE {
+                            break;
                         }
                     }
                 }

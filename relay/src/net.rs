@@ -7,8 +7,11 @@ pub(crate) mod hosts;
 pub(crate) mod inflight;
 pub(crate) mod limiter;
 pub(crate) mod login;
+pub(crate) mod password_slots;
+pub(crate) mod password_workers;
 pub(crate) mod prompt_audit;
 pub(crate) mod queue;
+pub(crate) mod refusal_log;
 pub(crate) mod requests;
 pub(crate) mod splice;
 pub(crate) mod sweeper;
@@ -30,6 +33,11 @@ pub(crate) struct Shared {
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,
+    /// The threads that run argon2 password checks, as many as may run at once
+    /// (see `password_slots`).
+    pub(crate) password_checks: password_workers::PasswordWorkers,
+    /// Unauthenticated refusals, aggregated per address for the audit trail.
+    pub(crate) refusals: Mutex<refusal_log::RefusalLog>,
     pub(crate) live: sweeper::LiveConns,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,

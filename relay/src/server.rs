@@ -35,6 +35,9 @@ pub enum SpawnError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The password-check threads could not be started.
+    #[error("cannot start the password-check threads: {0}")]
+    PasswordWorkers(std::io::Error),
 }
 
 /// A running relay.
@@ -95,6 +98,12 @@ impl Relay {
         })?;
         let heartbeat_timeout_ms =
             u64::try_from(config.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
+        let password_checks =
+            net::password_workers::PasswordWorkers::start(net::password_slots::slots(
+                config.max_password_checks,
+                net::password_slots::available_memory(),
+            ))
+            .map_err(SpawnError::PasswordWorkers)?;
         let shared = Arc::new(Shared {
             presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
             replay: Mutex::new(ReplayWindow::new(
@@ -109,6 +118,8 @@ impl Relay {
                 net::limiter::USER_MAX_FAILURES,
                 net::limiter::USER_WINDOW_MS,
             )),
+            password_checks,
+            refusals: Mutex::default(),
             live: Mutex::default(),
             store,
             config,
@@ -164,6 +175,9 @@ impl Relay {
         {
             tracing::warn!(?drain, "endpoint did not become idle in time");
         }
+        // Refusals counted but not yet written (their window had not ended) are written now.
+        let summaries = net::lock(&self.shared.refusals).sweep(u64::MAX);
+        net::conn::audit_refusal_summaries(&self.shared, &summaries);
         if let Err(e) = self.shared.store.audit().flush().await {
             tracing::error!(error = %e, "audit rows queued at shutdown could not be written");
         }

@@ -11,7 +11,7 @@ mod schema;
 mod session_cache;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
-pub use audit::{AuditEvent, AuditRow};
+pub use audit::{AuditEvent, AuditFilter, AuditRow, MAX_FIELD_CHARS, MAX_REASON_CHARS};
 pub use audit_writer::AuditWriter;
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use queue::QueueRow;

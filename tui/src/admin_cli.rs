@@ -241,7 +241,7 @@ fn print<T: Serialize>(
     text: impl FnOnce(&T) -> String,
 ) -> Result<(), CommandError> {
     if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
+        println!("{}", proto::text::json_pretty(v)?);
     } else {
         // Everything printed came from the relay: no escape sequence reaches the terminal.
         print!("{}", sanitize_text(&text(v)));

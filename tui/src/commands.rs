@@ -52,7 +52,7 @@ pub enum CommandError {
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", proto::text::json_pretty(value)?);
     Ok(())
 }
 
@@ -233,7 +233,7 @@ async fn follow_turn(
             continue;
         }
         if json {
-            writeln!(out, "{}", serde_json::to_string(&frame)?)?;
+            writeln!(out, "{}", proto::text::json_line(&frame)?)?;
         }
         match frame.event {
             Event::MessageUpdated {
@@ -324,7 +324,7 @@ pub async fn watch(remote: &Remote, target: &Target, json: bool) -> Result<(), C
             continue;
         }
         if json {
-            writeln!(out, "{}", serde_json::to_string(&frame)?)?;
+            writeln!(out, "{}", proto::text::json_line(&frame)?)?;
         } else {
             writeln!(
                 out,

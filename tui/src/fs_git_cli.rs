@@ -185,7 +185,7 @@ async fn call<B: Serialize, T: DeserializeOwned>(
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<(), CommandError> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    println!("{}", proto::text::json_pretty(v)?);
     Ok(())
 }
 

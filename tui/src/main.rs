@@ -335,6 +335,7 @@ fn init_tracing(full_screen: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .compact()
         .init();
@@ -460,7 +461,7 @@ fn run(cli: Cli) -> Result<()> {
                 list
             })?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                println!("{}", proto::text::json_pretty(&list)?);
             } else {
                 print!("{}", sanitize_text(&connect::format_hosts(&list)));
             }
@@ -526,7 +527,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             let s =
                 commands::new_session(remote, &Target::workspace(&host, &workspace), title).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                println!("{}", proto::text::json_pretty(&s)?);
             } else {
                 println!("{}", sanitize(&s.id));
             }

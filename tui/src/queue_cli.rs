@@ -70,7 +70,7 @@ pub async fn list(remote: &Remote, json: bool) -> Result<(), CommandError> {
     let list: QueueList =
         client::request::<(), _>(remote.conn(), &header(Op::QueueList), None).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        println!("{}", proto::text::json_pretty(&list)?);
     } else {
         print!("{}", format_entries(&list.entries, now_ms()));
     }
@@ -89,7 +89,7 @@ pub async fn cancel(remote: &Remote, id: String, json: bool) -> Result<(), Comma
     )
     .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&entry)?);
+        println!("{}", proto::text::json_pretty(&entry)?);
     } else {
         println!(
             "cancelled {} (it will not be delivered)",

@@ -25,8 +25,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-/// Audit rows scanned for one filtered `audit_read` (bounds the work of a query).
-const AUDIT_SCAN: usize = 20_000;
 /// Rows returned when the query names no limit.
 const AUDIT_DEFAULT: usize = 50;
 
@@ -322,19 +320,15 @@ fn audit(s: &Store, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         0 => AUDIT_DEFAULT,
         n => n.min(MAX_AUDIT_ROWS),
     };
-    let rows = s.audit_tail(AUDIT_SCAN)?;
-    let mut out: Vec<AuditEntry> = rows
+    // Filtered and paged in the database: only the rows answered are read.
+    let rows = s.audit_page(&crate::store::AuditFilter {
+        user: q.user.as_deref(),
+        host: q.host.as_deref(),
+        before_id: q.before_id,
+        limit,
+    })?;
+    Ok(rows
         .into_iter()
-        .rev()
-        .filter(|r| q.before_id.is_none_or(|b| r.id < b))
-        .filter(|r| {
-            let actor_user = r.event.actor.split('@').next().unwrap_or("");
-            q.user.as_deref().is_none_or(|u| actor_user == u)
-                && q.host
-                    .as_deref()
-                    .is_none_or(|h| r.event.host.as_deref() == Some(h))
-        })
-        .take(limit)
         .map(|r| AuditEntry {
             id: r.id,
             ts_ms: r.ts_ms,
@@ -347,7 +341,5 @@ fn audit(s: &Store, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
             reason: r.event.reason,
             hash: r.hash,
         })
-        .collect();
-    out.reverse();
-    Ok(out)
+        .collect())
 }

@@ -1,7 +1,8 @@
 //! One connection from handshake to close: read the client hello, authenticate or log in, then
 //! serve the agent (heartbeats, presence) or the operator (pings, request streams).
 
-use super::{Shared, lock};
+use super::refusal_log::{Source, Summary};
+use super::{Shared, limiter, lock};
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::store::{AuditEvent, FoundCredential};
 use crate::time::{now_ms, random_u64, random32};
@@ -11,6 +12,7 @@ use proto::handshake::{
 };
 use proto::ids::{ConnId, CredId, HostId, UserId};
 use proto::message::{CloseReason, Control};
+use proto::text::{printable_id, sanitize_capped};
 use proto::wire_error::{ErrorCode, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,10 +74,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             return;
         }
         Err(_) => {
-            tracing::warn!(%remote, ?timeout, "no handshake in time; closing");
-            shared
-                .audit(refusal(remote, "-", "handshake", "handshake timeout"))
-                .await;
+            refused_unauthenticated(shared, remote, "handshake timeout").await;
             close(conn, CloseReason::ProtocolError, "handshake timeout");
             return;
         }
@@ -84,11 +83,10 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     let hello = match tokio::time::timeout(timeout, recv.expect::<ClientHello>()).await {
         Ok(Ok(hello)) => hello,
         Ok(Err(e)) => {
-            tracing::warn!(%remote, error = %e, "bad client hello");
-            shared
-                .audit(refusal(remote, "-", "handshake", &e.to_string()))
-                .await;
-            let msg = format!("bad handshake frame: {e}");
+            // The error quotes the peer's bytes (an unknown `type`, say): cut and sanitized.
+            let reason = sanitize_capped(&without_quoted_variant(&e.to_string()), MAX_QUOTED_ERROR);
+            refused_unauthenticated(shared, remote, &format!("bad client hello: {reason}")).await;
+            let msg = format!("bad handshake frame: {reason}");
             refuse(
                 conn,
                 send,
@@ -99,17 +97,22 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             return;
         }
         Err(_) => {
-            tracing::warn!(%remote, "client hello not completed in time");
-            shared
-                .audit(refusal(remote, "-", "handshake", "handshake timeout"))
-                .await;
+            refused_unauthenticated(shared, remote, "handshake timeout").await;
             close(conn, CloseReason::ProtocolError, "handshake timeout");
             return;
         }
     };
-    let blocked = lock(&shared.limiter).blocked_for(&remote.ip(), now_ms());
+    let addr_key = limiter::addr_key(remote.ip());
+    let blocked = {
+        let mut limiter = lock(&shared.limiter);
+        match hello {
+            // A login is costly (argon2): its attempt is counted before the work.
+            ClientHello::Login(_) => limiter.try_reserve(addr_key, now_ms()).err(),
+            ClientHello::H1(_) | ClientHello::Time => limiter.blocked_for(&addr_key, now_ms()),
+        }
+    };
     if let Some(wait_ms) = blocked {
-        tracing::warn!(%remote, wait_ms, "address is rate-limited after repeated failures");
+        tracing::debug!(%remote, wait_ms, "address is rate-limited after repeated failures");
         let error = match hello {
             ClientHello::Login(_) => WireError::new(
                 ErrorCode::LoginFailed,
@@ -124,7 +127,9 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
         return;
     }
     match hello {
-        ClientHello::Login(req) => super::login::handle(shared, conn, remote, req, send).await,
+        ClientHello::Login(req) => {
+            super::login::handle(shared, conn, remote, addr_key, req, send).await;
+        }
         ClientHello::Time => {
             let mut send = send;
             let _ = send_frame(
@@ -152,6 +157,68 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     }
 }
 
+/// A decoding error with the peer's unknown hello `type` (serde quotes it as
+/// ``unknown variant `…`, expected …``) replaced by [`printable_id`]'s placeholder when it is
+/// not a plain name.
+fn without_quoted_variant(error: &str) -> String {
+    const OPEN: &str = "unknown variant `";
+    const CLOSE: &str = "`, expected";
+    let (Some(start), Some(end)) = (error.find(OPEN), error.rfind(CLOSE)) else {
+        return error.to_owned();
+    };
+    let from = start + OPEN.len();
+    match error.get(from..end) {
+        Some(variant) if end >= from => format!(
+            "{}{}{}",
+            &error[..from],
+            printable_id(variant),
+            &error[end..]
+        ),
+        _ => error.to_owned(),
+    }
+}
+
+/// Most characters of a peer-quoting error kept in the audit trail and the reply.
+const MAX_QUOTED_ERROR: usize = 200;
+
+/// A refusal before any credential was checked (a malformed hello, a handshake timeout): it
+/// counts against the address like a failed login, and is audited (and logged at `warn`) once
+/// per address per window, with a count of the rest (see `refusal_log`).
+async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reason: &str) {
+    let key = limiter::addr_key(remote.ip());
+    let now = now_ms();
+    lock(&shared.limiter).record_failure(key, now);
+    let decision = lock(&shared.refusals).note(key, now);
+    audit_refusal_summaries(shared, &decision.summaries);
+    if decision.write {
+        tracing::warn!(%remote, reason, "handshake refused before authentication");
+        shared
+            .audit(refusal(remote, "-", "handshake", reason))
+            .await;
+    } else {
+        tracing::debug!(%remote, reason, "handshake refused before authentication");
+    }
+}
+
+/// Writes the counts of refusals that were not audited one by one (without waiting: they
+/// acknowledge nothing).
+pub(crate) fn audit_refusal_summaries(shared: &Shared, summaries: &[Summary]) {
+    for summary in summaries {
+        let actor = match summary.source {
+            Source::Addr(ip) => format!("-@{ip}"),
+            Source::Many => "-@many-addresses".to_owned(),
+        };
+        shared.audit_unwaited(AuditEvent {
+            actor,
+            op: "handshake".into(),
+            decision: "deny".into(),
+            reason: Some(summary.reason()),
+            ..AuditEvent::default()
+        });
+    }
+}
+
+/// The audit row of a refused unauthenticated peer, cut to the row bounds.
 fn refusal(remote: SocketAddr, actor: &str, op: &str, reason: &str) -> AuditEvent {
     AuditEvent {
         actor: format!("{actor}@{}", remote.ip()),
@@ -160,6 +227,7 @@ fn refusal(remote: SocketAddr, actor: &str, op: &str, reason: &str) -> AuditEven
         reason: Some(reason.into()),
         ..AuditEvent::default()
     }
+    .capped()
 }
 
 /// Verifies h1. On failure: logs and audits the precise reason, counts the failure for the
@@ -173,15 +241,11 @@ async fn authenticate(
     match verify(shared, conn, h1).await {
         Ok(found) => Some(found),
         Err(reason) => {
-            tracing::warn!(%remote, cred_id = %h1.cred_id, kind = ?h1.kind, %reason, "handshake refused");
-            lock(&shared.limiter).record_failure(remote.ip(), now_ms());
+            let cred_id = printable_id(h1.cred_id.as_str());
+            tracing::warn!(%remote, %cred_id, kind = ?h1.kind, %reason, "handshake refused");
+            lock(&shared.limiter).record_failure(limiter::addr_key(remote.ip()), now_ms());
             shared
-                .audit(refusal(
-                    remote,
-                    h1.cred_id.as_str(),
-                    "handshake",
-                    &reason.to_string(),
-                ))
+                .audit(refusal(remote, &cred_id, "handshake", &reason.to_string()))
                 .await;
             None
         }
@@ -433,5 +497,22 @@ async fn serve_operator(
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_hello_type_is_replaced_unless_it_is_a_plain_name() {
+        let e = "malformed frame: unknown variant `\u{1b}]0;x\u{7}`, expected one of `h1`, `login` at line 1";
+        assert_eq!(
+            without_quoted_variant(e),
+            "malformed frame: unknown variant `<invalid id, 6 bytes>`, expected one of `h1`, `login` at line 1"
+        );
+        let plain = "unknown variant `teleport`, expected one of `h1`";
+        assert_eq!(without_quoted_variant(plain), plain);
+        assert_eq!(without_quoted_variant("eof"), "eof");
     }
 }

@@ -1,5 +1,7 @@
 //! Login: exchange a one-time invite or a password for a short-lived credential. Every outcome
 //! is audited; failures count towards the per-address limit and get one uniform message.
+//! Attempts are reserved against the user and the address before any work, and argon2 runs
+//! only on one of the relay's password-check threads (`password_workers`).
 
 use super::conn::close;
 use super::{Shared, lock};
@@ -7,13 +9,14 @@ use crate::framed::send_frame;
 use crate::state::invite_hash;
 use crate::store::{AuditEvent, StoreError};
 use crate::time::{now_ms, random_u64, random32};
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::PasswordHasher;
 use proto::frame::MAX_HEADER_LEN;
 use proto::handshake::{IssuedCredential, Key, LoginMethod, LoginRequest, ServerHello};
 use proto::ids::{CredId, UserId};
 use proto::message::CloseReason;
+use proto::text::printable_id;
 use proto::wire_error::{ErrorCode, WireError};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +51,20 @@ enum LoginFailure {
 }
 
 impl LoginFailure {
+    /// Whether this failure keeps the attempt reserved against the user (a wrong secret);
+    /// the others hand it back (the user was never really tried, or the relay failed).
+    fn counts_against_user(&self) -> bool {
+        matches!(
+            self,
+            Self::WrongPassword | Self::BadInvite | Self::NoPassword | Self::WrongTotp
+        )
+    }
+
+    /// Whether an attempt was reserved against the user before this failure.
+    fn reserved_user(&self) -> bool {
+        !matches!(self, Self::BadName | Self::Version(_) | Self::LockedOut(_))
+    }
+
     fn public(&self) -> WireError {
         match self {
             Self::WeakPassword => WireError::new(
@@ -94,18 +111,32 @@ pub(crate) fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn check_password(password: &str, hash: &str) -> bool {
-    argon2::Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, LoginFailure> {
-    tokio::task::spawn_blocking(f)
+/// Checks `password` against `hash` (or [`DUMMY_HASH`] when there is none) on one of the
+/// relay's password-check threads, once one is free: concurrent logins never run more argon2
+/// checks, or hold more of its memory, than there are threads.
+async fn check_password(
+    shared: &Shared,
+    password: String,
+    hash: Option<String>,
+) -> Result<bool, LoginFailure> {
+    shared
+        .password_checks
+        .run(move |memory| {
+            let hash = hash.as_deref().unwrap_or(DUMMY_HASH.as_str());
+            super::password_workers::verify_in(memory, password.as_bytes(), hash)
+        })
         .await
         .map_err(|e| LoginFailure::Internal(e.to_string()))
+}
+
+/// Hashes a new password (after a valid invite only) on a password-check thread.
+async fn hash_new_password(shared: &Shared, password: String) -> Result<String, LoginFailure> {
+    shared
+        .password_checks
+        .run(move |_| hash_password(&password))
+        .await
+        .map_err(|e| LoginFailure::Internal(e.to_string()))?
+        .map_err(LoginFailure::Internal)
 }
 
 async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredential, LoginFailure> {
@@ -116,7 +147,8 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
         return Err(LoginFailure::BadName);
     }
     let user = req.user.clone();
-    if let Some(wait_ms) = lock(&shared.user_lockout).blocked_for(&user.0, now_ms()) {
+    // Reserved before the work: concurrent attempts cannot all pass before one fails.
+    if let Err(wait_ms) = lock(&shared.user_lockout).try_reserve(user.0.clone(), now_ms()) {
         return Err(LoginFailure::LockedOut(wait_ms.div_ceil(1000)));
     }
     match req.method {
@@ -139,9 +171,7 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
                 return Err(LoginFailure::BadInvite);
             }
             if let Some(pw) = new_password {
-                let hash = blocking(move || hash_password(&pw))
-                    .await?
-                    .map_err(LoginFailure::Internal)?;
+                let hash = hash_new_password(shared, pw).await?;
                 let u = user.clone();
                 shared
                     .store
@@ -161,8 +191,7 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
             // Unknown users and users without a password cost the same argon2 work as a wrong
             // password, so response time does not reveal which names exist.
             let known = hash.is_some();
-            let hash = hash.unwrap_or_else(|| DUMMY_HASH.clone());
-            let matches = blocking(move || check_password(&password, &hash)).await?;
+            let matches = check_password(shared, password, hash).await?;
             if !known {
                 return Err(LoginFailure::NoPassword);
             }
@@ -228,22 +257,25 @@ async fn issue(
     })
 }
 
-/// Handles a login hello on `send`, then closes the connection.
+/// Handles a login hello on `send`, then closes the connection. The caller has reserved one
+/// attempt for the source address (`addr_key`); a success hands it back.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
     conn: &quinn::Connection,
     remote: SocketAddr,
+    addr_key: IpAddr,
     req: LoginRequest,
     mut send: quinn::SendStream,
 ) {
     let user = req.user.clone();
+    let shown_user = printable_id(user.as_str());
     let method = match req.method {
         LoginMethod::Invite { .. } => "invite",
         LoginMethod::Password { .. } => "password",
     };
     let result = check(shared, req).await;
     let mut event = AuditEvent {
-        actor: format!("{user}@{}", remote.ip()),
+        actor: format!("{shown_user}@{}", remote.ip()),
         op: "login".into(),
         target: Some(method.into()),
         ..AuditEvent::default()
@@ -251,11 +283,12 @@ pub(crate) async fn handle(
     let reply = match result {
         Ok(cred) => {
             lock(&shared.user_lockout).clear(&user.0);
+            lock(&shared.limiter).refund(&addr_key);
             event.decision = "allow".into();
             event.reason = Some(format!("credential {} issued", cred.cred_id));
             // The credential is only handed out once its audit row is durable.
             if shared.audit(event).await {
-                tracing::info!(%user, %remote, method, cred = %cred.cred_id, "login");
+                tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
                 ServerHello::LoginOk(cred)
             } else {
                 ServerHello::Error(WireError::new(
@@ -265,20 +298,14 @@ pub(crate) async fn handle(
             }
         }
         Err(failure) => {
-            tracing::warn!(%user, %remote, method, reason = %failure, "login refused");
-            lock(&shared.limiter).record_failure(remote.ip(), now_ms());
-            if matches!(
-                failure,
-                LoginFailure::WrongPassword
-                    | LoginFailure::BadInvite
-                    | LoginFailure::NoPassword
-                    | LoginFailure::WrongTotp
-            ) {
-                lock(&shared.user_lockout).record_failure(user.0.clone(), now_ms());
+            tracing::warn!(user = %shown_user, %remote, method, reason = %failure, "login refused");
+            // The address's reservation stays counted: every failed login is a failure there.
+            if failure.reserved_user() && !failure.counts_against_user() {
+                lock(&shared.user_lockout).refund(&user.0);
             }
             event.decision = "deny".into();
             event.reason = Some(failure.to_string());
-            shared.audit(event).await;
+            shared.audit(event.capped()).await;
             ServerHello::Error(failure.public())
         }
     };

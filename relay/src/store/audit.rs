@@ -29,6 +29,40 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+/// Most characters of a reason kept in a row about an unauthenticated peer; longer ones are
+/// cut with a marker (a stranger's text must not make rows large). Rows about authenticated
+/// operators are not cut (`audit_prompt_text` records whole prompts).
+pub const MAX_REASON_CHARS: usize = 200;
+/// Most characters of the actor, host and target fields kept in a row.
+pub const MAX_FIELD_CHARS: usize = 256;
+
+impl AuditEvent {
+    /// The event with every text field cut to its bound ([`MAX_REASON_CHARS`],
+    /// [`MAX_FIELD_CHARS`]), each cut marked.
+    #[must_use]
+    pub fn capped(mut self) -> Self {
+        use proto::text::cap_chars;
+        let cap = |s: &mut String, max: usize| {
+            if s.len() > max {
+                *s = cap_chars(s, max);
+            }
+        };
+        cap(&mut self.actor, MAX_FIELD_CHARS);
+        cap(&mut self.op, MAX_FIELD_CHARS);
+        cap(&mut self.decision, MAX_FIELD_CHARS);
+        for s in [&mut self.role, &mut self.host, &mut self.target]
+            .into_iter()
+            .flatten()
+        {
+            cap(s, MAX_FIELD_CHARS);
+        }
+        if let Some(s) = &mut self.reason {
+            cap(s, MAX_REASON_CHARS);
+        }
+        self
+    }
+}
+
 /// A stored audit row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRow {
@@ -134,41 +168,68 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash
-             FROM (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
-        )?;
+        self.audit_page(&AuditFilter {
+            limit,
+            ..AuditFilter::default()
+        })
+    }
+
+    /// The newest `filter.limit` rows that pass `filter`, oldest first. The filtering and the
+    /// paging happen in the database: only the rows returned are read.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn audit_page(&self, filter: &AuditFilter<'_>) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM (SELECT * FROM audit
+               WHERE (?1 IS NULL OR actor = ?1 OR substr(actor, 1, length(?1) + 1) = ?1 || '@')
+                 AND (?2 IS NULL OR host = ?2)
+                 AND (?3 IS NULL OR id < ?3)
+               ORDER BY id DESC LIMIT ?4) ORDER BY id"
+        ))?;
         let rows = stmt
-            .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok(AuditRow {
-                    id: r.get(0)?,
-                    ts_ms: to_u64(r.get(1)?),
-                    event: AuditEvent {
-                        actor: r.get(2)?,
-                        role: r.get(3)?,
-                        host: r.get(4)?,
-                        op: r.get(5)?,
-                        target: r.get(6)?,
-                        decision: r.get(7)?,
-                        reason: r.get(8)?,
-                    },
-                    prev_hash: r.get(9)?,
-                    hash: r.get(10)?,
-                })
-            })?
+            .query_map(
+                params![
+                    filter.user,
+                    filter.host,
+                    filter.before_id,
+                    i64::try_from(filter.limit).unwrap_or(i64::MAX)
+                ],
+                read_row,
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Up to `limit` rows written after row `after_id`, oldest first (for following the trail).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn audit_after(&self, after_id: i64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2"
+        ))?;
+        let rows = stmt
+            .query_map(
+                params![after_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+                read_row,
+            )?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }
 
     /// Checks the whole chain; `Ok(None)` if intact, else the id of the first row that does not
-    /// chain (edited, or following a deleted row).
+    /// chain (edited, or following a deleted row). Reads one row at a time.
     ///
     /// # Errors
     /// SQLite failures.
     pub fn audit_verify(&self) -> Result<Option<i64>, StoreError> {
-        let rows = self.audit_tail(usize::MAX >> 1)?;
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY id"))?;
         let mut prev = GENESIS.to_owned();
-        for row in rows {
+        for row in stmt.query_map([], read_row)? {
+            let row = row?;
             if row.prev_hash != prev || row_hash(&prev, row.ts_ms, &row.event) != row.hash {
                 return Ok(Some(row.id));
             }
@@ -176,4 +237,37 @@ impl Store {
         }
         Ok(None)
     }
+}
+
+/// Which audit rows to read ([`Store::audit_page`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFilter<'a> {
+    /// Only rows whose actor is this user (`user` or `user@address`).
+    pub user: Option<&'a str>,
+    /// Only rows about this host.
+    pub host: Option<&'a str>,
+    /// Only rows older than this id (paging backwards).
+    pub before_id: Option<i64>,
+    /// At most this many (the newest).
+    pub limit: usize,
+}
+
+const COLUMNS: &str = "id, ts_ms, actor, role, host, op, target, decision, reason, prev_hash, hash";
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        ts_ms: to_u64(r.get(1)?),
+        event: AuditEvent {
+            actor: r.get(2)?,
+            role: r.get(3)?,
+            host: r.get(4)?,
+            op: r.get(5)?,
+            target: r.get(6)?,
+            decision: r.get(7)?,
+            reason: r.get(8)?,
+        },
+        prev_hash: r.get(9)?,
+        hash: r.get(10)?,
+    })
 }

@@ -13,8 +13,10 @@
 )]
 
 mod admin;
+mod audit_paging;
 mod bad_input;
 mod cli;
+mod escapes;
 mod forward;
 mod grants;
 mod harness;
@@ -23,6 +25,7 @@ mod kill;
 mod large_fleet;
 mod lease;
 mod lock;
+mod login_flood;
 mod ownership;
 mod presence;
 mod queue;

@@ -1,5 +1,6 @@
 //! Styled text as plain data, and word wrapping by display width. Remote text is sanitised
-//! here: escape sequences and control characters from a host never reach the terminal.
+//! with `proto::text` (re-exported here): escape sequences, control characters and bidi
+//! overrides from a host never reach the terminal.
 
 use unicode_width::UnicodeWidthChar;
 
@@ -155,50 +156,9 @@ pub fn width(s: &str) -> usize {
     s.chars().map(char_width).sum()
 }
 
-/// Makes one line of remote text safe and flat: tabs become four spaces, ANSI escape sequences
-/// and other control characters are dropped.
-pub fn sanitize(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\t' => out.push_str("    "),
-            '\u{1b}' => {
-                // CSI `ESC [ … final` and OSC `ESC ] … BEL|ESC \`; anything else: drop ESC + 1.
-                match chars.next() {
-                    Some('[') => {
-                        for n in chars.by_ref() {
-                            if ('@'..='~').contains(&n) {
-                                break;
-                            }
-                        }
-                    }
-                    Some(']') => {
-                        while let Some(n) = chars.next() {
-                            if n == '\u{7}' || (n == '\u{1b}' && chars.next_if_eq(&'\\').is_some())
-                            {
-                                break;
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// [`sanitize`] for multi-line remote text (a diff, git's output): each line is made safe,
-/// the line breaks stay.
-pub fn sanitize_text(text: &str) -> String {
-    text.split('\n')
-        .map(sanitize)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+/// Remote text made safe and flat (one line) or safe with its line breaks kept: the one
+/// sanitizer shared with the relay and the agent (escapes, controls and bidi overrides dropped).
+pub use proto::text::{sanitize_line as sanitize, sanitize_text};
 
 /// `n` of a thing with a regular plural: "1 session", "2 sessions", "0 sessions".
 pub fn count(n: usize, one: &str) -> String {
