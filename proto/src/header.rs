@@ -23,6 +23,8 @@ pub enum Op {
     SessionCreate,
     /// Delete an OpenCode session.
     SessionDelete,
+    /// Rename an OpenCode session (body `RenameSession`).
+    SessionRename,
     /// Send a prompt to a session.
     Prompt,
     /// Abort a session's running turn.
@@ -108,7 +110,7 @@ pub enum Op {
 
 impl Op {
     /// Every known operation (for the matrix test and help texts).
-    pub const ALL: [Self; 45] = [
+    pub const ALL: [Self; 46] = [
         Self::HostList,
         Self::WatchHosts,
         Self::WorkspaceList,
@@ -154,6 +156,7 @@ impl Op {
         Self::CredsRevoke,
         Self::QueueList,
         Self::QueueCancel,
+        Self::SessionRename,
     ];
 
     /// The wire name.
@@ -204,6 +207,7 @@ impl Op {
             Self::CredsRevoke => "creds_revoke",
             Self::QueueList => "queue_list",
             Self::QueueCancel => "queue_cancel",
+            Self::SessionRename => "session_rename",
             Self::Unknown => "unknown",
         }
     }

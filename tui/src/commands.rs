@@ -32,6 +32,11 @@ pub enum CommandError {
         "no pending permission request {0} (already answered, or the turn ended); see `cm-tui permissions`"
     )]
     NotPending(String),
+    /// No pending question with that id.
+    #[error(
+        "no pending question {0} (already answered, or the turn ended); see `cm-tui permissions`"
+    )]
+    NoQuestion(String),
     /// The turn ended with an error.
     #[error("the turn failed: {0}")]
     Turn(String),
@@ -420,7 +425,7 @@ pub async fn permissions(remote: &Remote, target: &Target, json: bool) -> Result
         );
     }
     for q in &pending.questions {
-        println!("{} question   {}", sanitize(&q.id), sanitize(&q.session));
+        println!("{}", crate::sessions_cli::question_lines(q).join("\n"));
     }
     Ok(())
 }
@@ -435,6 +440,7 @@ pub async fn answer(
     request_id: String,
     answer: PermissionAnswer,
     message: Option<String>,
+    json: bool,
 ) -> Result<(), CommandError> {
     // The relay authorizes answers against the session's owner: find the request's session.
     let pending: Pending = remote
@@ -462,6 +468,9 @@ pub async fn answer(
         PermissionAnswer::Always => "allowed always (matching calls too)",
         PermissionAnswer::Reject => "rejected",
     };
+    if json {
+        return print_json(&serde_json::json!({ "request_id": request_id, "answer": answer }));
+    }
     println!("{request_id}: {done}");
     Ok(())
 }

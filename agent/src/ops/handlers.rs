@@ -10,8 +10,8 @@ use crate::workspaces::{WorkspaceRuntime, Workspaces};
 use proto::header::Op;
 use proto::ops::{
     Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery, Pending,
-    PermissionAnswer, PermissionReply, Prompt, PromptAccepted, QuestionReply, SessionInfo,
-    SessionStatus, WorkspaceInfo,
+    PermissionAnswer, PermissionReply, Prompt, PromptAccepted, QuestionReply, RenameSession,
+    SessionInfo, SessionStatus, WorkspaceInfo,
 };
 use proto::rbac::{Decision, Ownership, authorize};
 use serde::Serialize;
@@ -76,6 +76,7 @@ fn is_served(op: Op) -> bool {
         Op::SessionList
             | Op::SessionCreate
             | Op::SessionDelete
+            | Op::SessionRename
             | Op::Prompt
             | Op::Abort
             | Op::Messages
@@ -191,6 +192,18 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
                 format!("no session {session} in workspace {ws}")
             }))?;
             json(&deleted)
+        }
+        Op::SessionRename => {
+            let session = session_of(fwd)?;
+            let req: RenameSession = required(op, body).await?;
+            let client = rt.supervisor.ensure_ready().await?;
+            let renamed = client
+                .rename_session(session, &req.title)
+                .await
+                .map_err(missing(|| {
+                    format!("no session {session} in workspace {ws}")
+                }))?;
+            json(&renamed)
         }
         Op::Prompt => {
             let session = session_of(fwd)?;

@@ -24,7 +24,7 @@ impl App {
         match response {
             Response::Workspaces(list) => self.workspaces_loaded(scope, list, fx),
             Response::Sessions(list) => self.sessions_loaded(scope, list),
-            Response::Created(info) => self.session_created(scope, info, fx),
+            Response::Created(info) => self.session_created(request.id, scope, info, fx),
             Response::Accepted(accepted) => self.prompt_accepted(request.id, &accepted),
             Response::Queued(queued) => self.prompt_queued(request.id, &queued),
             Response::Aborted(a) => {
@@ -74,6 +74,10 @@ impl App {
             Call::PermissionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
             Call::QuestionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
             Call::PermissionList => {}
+            // A new session's first prompt: it is not sent either (its text comes back).
+            Call::SessionCreate(_) if self.is_draft_create(request.id) => {
+                self.prompt_failed(request.id, e);
+            }
             Call::SessionCreate(_) => self.create_failed(&request.scope, e),
             Call::Abort => self.notify(format!("abort failed: {e}"), true),
             Call::OpencodeStart => self.notify(format!("OpenCode did not start: {e}"), true),

@@ -1,5 +1,6 @@
 //! The sessions screen: a workspace's OpenCode sessions (title, status, last activity), kept
-//! live by the workspace's events; `n` creates one and opens it with the prompt focused.
+//! live by the workspace's events; `n` opens a new one with the prompt focused (OpenCode creates
+//! it when the first prompt is sent, so leaving without writing leaves no empty session).
 
 use super::list::{self, ListNav};
 use super::{App, Screen, SessionView};
@@ -8,10 +9,12 @@ use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::event::Event;
 use proto::ids::HostId;
-use proto::ops::{CreateSession, SessionInfo, SessionStatus};
+use proto::ops::{SessionInfo, SessionStatus};
 
 /// The notice while `session_create` is out; cleared when the session is there.
 const CREATING: &str = "creating a session…";
+/// The title of a session whose first prompt is not written yet.
+const NEW_SESSION_TITLE: &str = "new session";
 
 /// State of the sessions screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,18 +155,7 @@ impl App {
                     self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);
                 }
             }
-            Action::NewSession => {
-                if view.creating {
-                    return;
-                }
-                let call = Call::SessionCreate(CreateSession::default());
-                if self.act(watch.scope(), call, fx).is_some()
-                    && let Some(view) = self.sessions.as_mut()
-                {
-                    view.creating = true;
-                    self.notify(CREATING, false);
-                }
-            }
+            Action::NewSession => self.open_draft(&watch, fx),
             _ => {}
         }
     }
@@ -204,12 +196,70 @@ impl App {
     }
 
     /// A session the operator created: list it, open it, focus the prompt.
+    /// `n`: the screen of a session not created yet, the prompt focused. Its first prompt
+    /// creates it (see [`App::draft_created`]); leaving first creates nothing.
+    fn open_draft(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
+        self.screen = Screen::Session;
+        let mut view = SessionView::new(watch, "", NEW_SESSION_TITLE);
+        view.loaded = true;
+        view.focus = true;
+        self.diff = None;
+        self.ensure_watch(watch, fx);
+        self.session = Some(view);
+    }
+
+    /// The draft's `session_create` (request `request`) answered: it is a session now; its
+    /// first prompt goes out.
+    fn draft_created(&mut self, request: u64, info: &SessionInfo, fx: &mut Vec<Effect>) -> bool {
+        let Some(view) = self.session.as_mut().filter(|v| {
+            v.id.is_empty()
+                && v.outbox
+                    .as_ref()
+                    .is_some_and(|o| o.request == Some(request))
+        }) else {
+            return false;
+        };
+        view.id.clone_from(&info.id);
+        if !info.title.is_empty() {
+            view.title.clone_from(&info.title);
+        }
+        if let Some(out) = view.outbox.as_mut() {
+            out.request = None;
+            out.attempts = 0;
+        }
+        let watch = view.watch();
+        self.attention.seen(&watch, &info.id);
+        if let Some(list) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            if list.list.is_none() {
+                list.list = Some(Vec::new());
+            }
+            list.upsert(info.clone());
+            list.select_id(&info.id);
+        }
+        self.flush_outbox(fx);
+        true
+    }
+
+    /// Whether `request` is the draft session's `session_create`.
+    pub(super) fn is_draft_create(&self, request: u64) -> bool {
+        self.session.as_ref().is_some_and(|v| {
+            v.id.is_empty()
+                && v.outbox
+                    .as_ref()
+                    .is_some_and(|o| o.request == Some(request))
+        })
+    }
+
     pub(super) fn session_created(
         &mut self,
+        request: u64,
         scope: &Scope,
         info: SessionInfo,
         fx: &mut Vec<Effect>,
     ) {
+        if self.draft_created(request, &info, fx) {
+            return;
+        }
         let Some(ws) = scope.workspace.as_deref() else {
             return;
         };
