@@ -115,6 +115,8 @@ pub enum Action {
     AcceptFilter,
     /// Drop the filter and stop typing it.
     ClearFilter,
+    /// Copy the invite or token the admin screen shows (OSC 52, to the local clipboard).
+    CopySecret,
 }
 
 impl Action {
@@ -175,6 +177,7 @@ impl Action {
         Self::LeaveInput,
         Self::AcceptFilter,
         Self::ClearFilter,
+        Self::CopySecret,
     ];
 
     /// The action's name in `tui.toml` (`[keys]`) and the command palette.
@@ -235,6 +238,7 @@ impl Action {
             Self::LeaveInput => "leave_input",
             Self::AcceptFilter => "accept_filter",
             Self::ClearFilter => "clear_filter",
+            Self::CopySecret => "copy_secret",
         }
     }
 
@@ -343,6 +347,7 @@ impl Action {
             Self::LeaveInput => "stop typing (keeps the text)",
             Self::AcceptFilter => "keep the filter",
             Self::ClearFilter => "clear the filter",
+            Self::CopySecret => "copy the invite or token shown (to your clipboard, OSC 52)",
         }
     }
 }

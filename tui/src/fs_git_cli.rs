@@ -93,8 +93,10 @@ pub struct GitArgs {
 #[derive(Debug, Subcommand)]
 pub enum GitAction {
     /// Branch, upstream and changed files.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject status --json")]
     Status,
     /// Unstaged changes (or staged ones with --staged), optionally only some paths.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject diff --staged src/main.rs")]
     Diff {
         /// The staged changes instead.
         #[arg(long)]
@@ -103,6 +105,7 @@ pub enum GitAction {
         paths: Vec<String>,
     },
     /// Recent commits, newest first.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject log --limit 5")]
     Log {
         /// How many (default 50, at most 500).
         #[arg(long)]
@@ -112,12 +115,16 @@ pub enum GitAction {
         rev: Option<String>,
     },
     /// Stage paths (`.` for everything in the folder).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject add src/main.rs")]
     Add {
         /// Paths to stage.
         #[arg(required = true)]
         paths: Vec<String>,
     },
     /// Commit what is staged (you are recorded as the author).
+    #[command(
+        after_help = "Example:\n  cm-tui git home-box myproject commit -m \"fix the parser\""
+    )]
     Commit {
         /// The message.
         #[arg(short, long)]
@@ -127,6 +134,7 @@ pub enum GitAction {
         all: bool,
     },
     /// List branches, or create one.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject branch feature/x --checkout")]
     Branch {
         /// A new branch's name (none: list branches).
         name: Option<String>,
@@ -138,11 +146,13 @@ pub enum GitAction {
         checkout: bool,
     },
     /// Switch to an existing local branch.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject checkout main")]
     Checkout {
         /// The branch.
         branch: String,
     },
     /// Fast-forward from a configured remote (may be disabled by the host).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject pull --remote origin")]
     Pull {
         /// The remote [default: the branch's upstream remote, else origin].
         #[arg(long)]
@@ -152,6 +162,7 @@ pub enum GitAction {
         branch: Option<String>,
     },
     /// Push a branch to a configured remote, never forced (may be disabled by the host).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject push --branch feature/x")]
     Push {
         /// The remote [default: the branch's upstream remote, else origin].
         #[arg(long)]

@@ -232,6 +232,7 @@ const ADMIN: &[Binding] = &[
     bind(&[ch('X')], Action::KillAll),
     bind(&[ch('/')], Action::Filter),
     bind(&[ch('r')], Action::Refresh),
+    bind(&[ch('c')], Action::CopySecret),
     bind(&[key(KeyCode::Esc)], Action::Back),
 ];
 

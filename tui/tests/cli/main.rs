@@ -355,3 +355,28 @@ async fn status_reports_login_roles_and_connection() -> Result<()> {
     assert_eq!(v["connection"]["state"], "unreachable");
     Ok(())
 }
+
+#[test]
+fn the_keyring_fallback_warning_is_printed_once() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+            .arg("hosts")
+            .env("CM_TUI_STATE_DIR", tmp.path())
+            .env("CM_SECRET_STORE", "auto")
+            // No Secret Service to find: `auto` falls back to the file.
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/cm-tui-test",
+            )
+            .output()
+    };
+    let first = stderr(&run()?);
+    assert!(first.contains("no OS keyring"), "{first}");
+    for _ in 0..2 {
+        let again = stderr(&run()?);
+        assert!(!again.contains("warning"), "said once: {again}");
+        assert!(again.contains("not logged in"), "{again}");
+    }
+    Ok(())
+}

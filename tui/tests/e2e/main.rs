@@ -13,4 +13,5 @@
 mod drive;
 mod fs_git;
 mod harness;
+mod sessions;
 mod tmux;
