@@ -59,6 +59,10 @@ pub enum Action {
     StopOpencode,
     /// Create a session in this workspace.
     NewSession,
+    /// Rename the selected session (opens the palette with `rename TITLE`).
+    RenameSession,
+    /// Delete the selected session (pressed twice: it cannot be undone).
+    DeleteSession,
     /// Focus the prompt box.
     FocusPrompt,
     /// Abort the session's running turn.
@@ -149,6 +153,8 @@ impl Action {
         Self::StartOpencode,
         Self::StopOpencode,
         Self::NewSession,
+        Self::RenameSession,
+        Self::DeleteSession,
         Self::FocusPrompt,
         Self::Abort,
         Self::ShowDiff,
@@ -210,6 +216,8 @@ impl Action {
             Self::StartOpencode => "start_opencode",
             Self::StopOpencode => "stop_opencode",
             Self::NewSession => "new_session",
+            Self::RenameSession => "rename_session",
+            Self::DeleteSession => "delete_session",
             Self::FocusPrompt => "focus_prompt",
             Self::Abort => "abort",
             Self::ShowDiff => "show_diff",
@@ -311,6 +319,8 @@ impl Action {
             Self::StartOpencode => "start OpenCode",
             Self::StopOpencode => "stop OpenCode",
             Self::NewSession => "new session",
+            Self::RenameSession => "rename the session (rename NEW TITLE)",
+            Self::DeleteSession => "delete the session (press twice; cannot be undone)",
             Self::FocusPrompt => "write a prompt",
             Self::Abort => "abort the running turn",
             Self::ShowDiff => "show the diff",

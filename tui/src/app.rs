@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod question;
 mod replies;
 pub mod session;
+mod session_manage;
 mod sessions;
 pub mod transcript;
 pub mod watch;

@@ -111,7 +111,11 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('S')], Action::StopOpencode),
 ];
 
-const SESSIONS: &[Binding] = &[bind(&[ch('n')], Action::NewSession)];
+const SESSIONS: &[Binding] = &[
+    bind(&[ch('n')], Action::NewSession),
+    bind(&[ch('R')], Action::RenameSession),
+    bind(&[ch('D')], Action::DeleteSession),
+];
 
 const HOSTS: &[Binding] = &[bind(&[ch('m')], Action::OpenAdmin)];
 

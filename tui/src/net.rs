@@ -435,6 +435,11 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
         Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
         Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
         Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
+        Call::SessionRename(body) => Response::Renamed(call(conn, &h, Some(body)).await?),
+        Call::SessionDelete => {
+            let _: IgnoredAny = call(conn, &h, none).await?;
+            Response::Deleted
+        }
         Call::Prompt(body) => match call(conn, &h, Some(body)).await? {
             proto::queue::PromptOutcome::Accepted(a) => Response::Accepted(a),
             proto::queue::PromptOutcome::Queued { queued } => Response::Queued(queued),

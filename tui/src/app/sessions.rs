@@ -31,6 +31,8 @@ pub struct SessionsView {
     pub nav: ListNav,
     /// A `session_create` is under way.
     pub creating: bool,
+    /// The session `D` was pressed on once; a second `D` on it deletes it.
+    pub(super) delete_armed: Option<String>,
 }
 
 impl SessionsView {
@@ -43,6 +45,7 @@ impl SessionsView {
             error: None,
             nav: ListNav::default(),
             creating: false,
+            delete_armed: None,
         }
     }
 
@@ -96,8 +99,16 @@ impl SessionsView {
         }
     }
 
+    /// Removes one session from the list.
+    pub(super) fn remove(&mut self, id: &str) {
+        if let Some(list) = self.list.as_ref() {
+            let rest = list.iter().filter(|s| s.id != id).cloned().collect();
+            self.replace(rest);
+        }
+    }
+
     /// Inserts or updates one session (keeping the selection on the same session).
-    fn upsert(&mut self, info: SessionInfo) {
+    pub(super) fn upsert(&mut self, info: SessionInfo) {
         let Some(list) = self.list.as_ref() else {
             return;
         };
@@ -119,12 +130,7 @@ impl SessionsView {
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::SessionUpdated { session } => self.upsert(session.clone()),
-            Event::SessionDeleted { session } => {
-                if let Some(list) = self.list.as_ref() {
-                    let rest = list.iter().filter(|s| &s.id != session).cloned().collect();
-                    self.replace(rest);
-                }
-            }
+            Event::SessionDeleted { session } => self.remove(session),
             Event::SessionStatus { session, status } => self.set_status(session, status.clone()),
             Event::SessionIdle { session } => self.set_status(session, SessionStatus::Idle),
             _ => {}
@@ -156,6 +162,7 @@ impl App {
                 }
             }
             Action::NewSession => self.open_draft(&watch, fx),
+            Action::RenameSession | Action::DeleteSession => self.manage_session(action, fx),
             _ => {}
         }
     }
