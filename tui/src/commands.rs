@@ -1,6 +1,6 @@
 //! The scripting commands that drive OpenCode on a host (`workspaces`, `sessions`, `new`,
 //! `send`, `watch`, `permissions`, `approve`/`reject`, `abort`, `diff`, `messages`,
-//! `opencode start|stop|status`): one request each, printed as text or `--json`.
+//! `opencode HOST WORKSPACE start|stop|status`): one request each, printed as text or `--json`.
 
 use crate::remote::{EventStream, Remote, Target};
 use crate::view::text::{sanitize, sanitize_text};
@@ -286,6 +286,17 @@ async fn follow_turn(
                         target.workspace.as_deref().unwrap_or("WORKSPACE"),
                         request.id
                     ))
+                );
+            }
+            Event::QuestionAsked { request } if !json => {
+                for line in crate::sessions_cli::question_lines(&request) {
+                    eprintln!("{line}");
+                }
+                eprintln!(
+                    "answer with `cm-tui answer {} {} {} ANSWER…` (or --reject)",
+                    sanitize(&target.host),
+                    sanitize(target.workspace.as_deref().unwrap_or("WORKSPACE")),
+                    sanitize(&request.id)
                 );
             }
             Event::SessionError { name, message, .. } => {
@@ -586,7 +597,7 @@ pub async fn messages(
     Ok(())
 }
 
-/// `opencode start|stop|status HOST WORKSPACE`.
+/// `opencode HOST WORKSPACE start|stop|status`.
 ///
 /// # Errors
 /// Refusals and transport failures.

@@ -68,6 +68,11 @@ async fn a_question_is_shown_by_permissions_and_answered_from_the_cli() -> Resul
     assert_eq!(done["result"], "answered");
     let (status, lines, err) = sender.finish()?;
     assert!(status.success(), "send failed: {err}");
+    // `send --wait` showed the question and how to answer it.
+    assert!(
+        err.contains("Which color?") && err.contains(&format!("cm-tui answer box demo {id}")),
+        "{err}"
+    );
     let answer = lines.join("\n");
     assert!(
         answer.contains("Blue"),
