@@ -80,7 +80,7 @@ impl App {
             Call::SessionCreate(_) if self.is_draft_create(request.id) => {
                 self.prompt_failed(request.id, e);
             }
-            Call::SessionCreate(_) => self.create_failed(&request.scope, e),
+            Call::SessionCreate(_) => self.create_failed(e),
             Call::Abort => self.notify(format!("abort failed: {e}"), true),
             Call::SessionRename(_) => self.manage_failed("rename", e),
             Call::SessionDelete => self.manage_failed("delete", e),

@@ -11,8 +11,6 @@ use proto::event::Event;
 use proto::ids::HostId;
 use proto::ops::{SessionInfo, SessionStatus};
 
-/// The notice while `session_create` is out; cleared when the session is there.
-const CREATING: &str = "creating a session…";
 /// The title of a session whose first prompt is not written yet.
 const NEW_SESSION_TITLE: &str = "new session";
 
@@ -29,8 +27,6 @@ pub struct SessionsView {
     pub error: Option<String>,
     /// Selection and filter.
     pub nav: ListNav,
-    /// A `session_create` is under way.
-    pub creating: bool,
     /// The session `D` was pressed on once; a second `D` on it deletes it.
     pub(super) delete_armed: Option<String>,
 }
@@ -44,7 +40,6 @@ impl SessionsView {
             list: None,
             error: None,
             nav: ListNav::default(),
-            creating: false,
             delete_armed: None,
         }
     }
@@ -180,15 +175,9 @@ impl App {
         }
     }
 
-    /// `session_create` failed: allow another try.
-    pub(super) fn create_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(view) = self
-            .sessions
-            .as_mut()
-            .filter(|v| Some(v.workspace.as_str()) == scope.workspace.as_deref())
-        {
-            view.creating = false;
-        }
+    /// `session_create` failed after its draft was left (the draft's own failure gives the
+    /// prompt back instead).
+    pub(super) fn create_failed(&mut self, e: &CallError) {
         self.notify(format!("no new session: {e}"), true);
     }
 
@@ -270,28 +259,20 @@ impl App {
         let Some(ws) = scope.workspace.as_deref() else {
             return;
         };
+        // The draft was left before the session was there: list it, and say its first
+        // prompt was not sent.
         let watch = WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
-        // Done creating: the notice saying so goes (any other notice stays).
-        if self.notice.as_ref().is_some_and(|n| n.text == CREATING) {
-            self.notice = None;
-        }
-        let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) else {
-            return;
-        };
-        view.creating = false;
-        if view.list.is_none() {
-            view.list = Some(Vec::new());
-        }
-        view.upsert(info.clone());
-        view.select_id(&info.id);
-        // Only jump if the operator is still on this list.
-        if self.screen == Screen::Sessions && !self.attention_open {
-            self.open_session(&watch, &info.id, &info.title, Some(info.status), fx);
-            if let Some(s) = self.session.as_mut() {
-                s.focus = true;
+        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            if view.list.is_none() {
+                view.list = Some(Vec::new());
             }
+            view.upsert(info);
         }
+        self.notify(
+            "the new session was created after you left it; its prompt was not sent",
+            false,
+        );
     }
 
     /// Opens a session from anywhere (the attention panel): builds the stack below it.
