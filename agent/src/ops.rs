@@ -12,6 +12,7 @@
 //!    | `session_list` | none | `Vec<SessionInfo>` |
 //!    | `session_create` | optional `CreateSession` | `SessionInfo` |
 //!    | `session_delete` | none (session in header) | `bool` |
+//!    | `session_rename` | required `RenameSession` | `SessionInfo` |
 //!    | `prompt` | required `Prompt` | `PromptAccepted` |
 //!    | `abort` | none (session in header) | `Aborted` |
 //!    | `messages` | optional `MessagesQuery` | `Vec<Message>` |

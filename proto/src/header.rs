@@ -23,6 +23,8 @@ pub enum Op {
     SessionCreate,
     /// Delete an OpenCode session.
     SessionDelete,
+    /// Rename an OpenCode session (body `RenameSession`).
+    SessionRename,
     /// Send a prompt to a session.
     Prompt,
     /// Abort a session's running turn.
@@ -112,7 +114,7 @@ pub enum Op {
 
 impl Op {
     /// Every known operation (for the matrix test and help texts).
-    pub const ALL: [Self; 47] = [
+    pub const ALL: [Self; 48] = [
         Self::HostList,
         Self::WatchHosts,
         Self::WorkspaceList,
@@ -160,6 +162,7 @@ impl Op {
         Self::QueueCancel,
         Self::PermissionGrants,
         Self::PermissionRevoke,
+        Self::SessionRename,
     ];
 
     /// The wire name.
@@ -212,6 +215,7 @@ impl Op {
             Self::QueueCancel => "queue_cancel",
             Self::PermissionGrants => "permission_grants",
             Self::PermissionRevoke => "permission_revoke",
+            Self::SessionRename => "session_rename",
             Self::Unknown => "unknown",
         }
     }

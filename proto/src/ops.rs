@@ -128,6 +128,13 @@ pub struct CreateSession {
     pub title: Option<String>,
 }
 
+/// Body of `session_rename` (target session in the header).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenameSession {
+    /// The new title.
+    pub title: String,
+}
+
 /// Body of `prompt` (target session in the header).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prompt {

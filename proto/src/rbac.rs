@@ -99,9 +99,12 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::QueueList
         | Op::QueueCancel
         | Op::PermissionRevoke => Role::Operator,
-        Op::SessionDelete | Op::Prompt | Op::Abort | Op::PermissionReply | Op::QuestionReply => {
-            drive(ownership)
-        }
+        Op::SessionDelete
+        | Op::SessionRename
+        | Op::Prompt
+        | Op::Abort
+        | Op::PermissionReply
+        | Op::QuestionReply => drive(ownership),
         Op::HostAdd
         | Op::HostRevoke
         | Op::HostRotate

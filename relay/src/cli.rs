@@ -60,6 +60,9 @@ pub enum Command {
     )]
     Kill(KillArgs),
     /// Read or verify the audit trail.
+    #[command(
+        after_help = "Examples:\n  cm-relay audit --user bob --limit 20\n  cm-relay audit verify"
+    )]
     Audit(AuditArgs),
     /// Check the setup (state dir, certificate and pin, database, UDP port, clock).
     #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
@@ -103,12 +106,14 @@ pub struct KillArgs {
 #[derive(Debug, Subcommand)]
 pub enum CredsCommand {
     /// List credentials (never their secrets).
+    #[command(after_help = "Example:\n  cm-relay creds list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke one credential; its live connection closes within a second.
+    #[command(after_help = "Example:\n  cm-relay creds revoke c0123456789abcdef")]
     Revoke {
         /// Credential id.
         id: String,
@@ -165,12 +170,14 @@ pub enum HostCommand {
         relay_addr: Option<String>,
     },
     /// List enrolled hosts.
+    #[command(after_help = "Example:\n  cm-relay host list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a host: its agent is disconnected within a second and cannot reconnect.
+    #[command(after_help = "Example:\n  cm-relay host revoke home-box")]
     Revoke {
         /// Host name.
         name: String,
@@ -219,17 +226,20 @@ pub enum UserCommand {
         name: String,
     },
     /// List users and their grants.
+    #[command(after_help = "Example:\n  cm-relay user list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove a user (not the last owner); their connections close.
+    #[command(after_help = "Example:\n  cm-relay user remove bob")]
     Remove {
         /// User name.
         name: String,
     },
     /// Grant a role on a host (replaces an earlier grant on that host).
+    #[command(after_help = "Example:\n  cm-relay user grant bob viewer --host home-box")]
     Grant {
         /// User name.
         name: String,
@@ -240,6 +250,7 @@ pub enum UserCommand {
         host: String,
     },
     /// Remove a user's grant on a host.
+    #[command(after_help = "Example:\n  cm-relay user revoke bob --host home-box")]
     Revoke {
         /// User name.
         name: String,
@@ -853,4 +864,34 @@ pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
         None,
     )?;
     Ok(crate::totp::otpauth_uri(name, secret))
+}
+
+#[cfg(test)]
+mod help_example_tests {
+    use super::Cli;
+
+    /// Leaf subcommands whose `--help` shows no example.
+    fn leaves_without_example(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            let help = cmd.get_after_help().map(ToString::to_string);
+            if !help.is_some_and(|h| h.contains("Example")) {
+                out.push(path.trim().to_owned());
+            }
+        }
+        for s in subs {
+            leaves_without_example(s, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_shows_an_example_in_its_help() {
+        let mut missing = Vec::new();
+        leaves_without_example(&<Cli as clap::CommandFactory>::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no Example in --help: {missing:#?}");
+    }
 }

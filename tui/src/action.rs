@@ -59,6 +59,10 @@ pub enum Action {
     StopOpencode,
     /// Create a session in this workspace.
     NewSession,
+    /// Rename the selected session (opens the palette with `rename TITLE`).
+    RenameSession,
+    /// Delete the selected session (pressed twice: it cannot be undone).
+    DeleteSession,
     /// Focus the prompt box.
     FocusPrompt,
     /// Abort the session's running turn.
@@ -124,6 +128,8 @@ pub enum Action {
     AcceptFilter,
     /// Drop the filter and stop typing it.
     ClearFilter,
+    /// Copy the invite or token the admin screen shows (OSC 52, to the local clipboard).
+    CopySecret,
 }
 
 impl Action {
@@ -156,6 +162,8 @@ impl Action {
         Self::StartOpencode,
         Self::StopOpencode,
         Self::NewSession,
+        Self::RenameSession,
+        Self::DeleteSession,
         Self::FocusPrompt,
         Self::Abort,
         Self::ShowDiff,
@@ -188,6 +196,7 @@ impl Action {
         Self::LeaveInput,
         Self::AcceptFilter,
         Self::ClearFilter,
+        Self::CopySecret,
     ];
 
     /// The action's name in `tui.toml` (`[keys]`) and the command palette.
@@ -220,6 +229,8 @@ impl Action {
             Self::StartOpencode => "start_opencode",
             Self::StopOpencode => "stop_opencode",
             Self::NewSession => "new_session",
+            Self::RenameSession => "rename_session",
+            Self::DeleteSession => "delete_session",
             Self::FocusPrompt => "focus_prompt",
             Self::Abort => "abort",
             Self::ShowDiff => "show_diff",
@@ -252,6 +263,7 @@ impl Action {
             Self::LeaveInput => "leave_input",
             Self::AcceptFilter => "accept_filter",
             Self::ClearFilter => "clear_filter",
+            Self::CopySecret => "copy_secret",
         }
     }
 
@@ -324,6 +336,8 @@ impl Action {
             Self::StartOpencode => "start OpenCode",
             Self::StopOpencode => "stop OpenCode",
             Self::NewSession => "new session",
+            Self::RenameSession => "rename the session (rename NEW TITLE)",
+            Self::DeleteSession => "delete the session (press twice; cannot be undone)",
             Self::FocusPrompt => "write a prompt",
             Self::Abort => "abort the running turn",
             Self::ShowDiff => "show the diff",
@@ -364,6 +378,7 @@ impl Action {
             Self::LeaveInput => "stop typing (keeps the text)",
             Self::AcceptFilter => "keep the filter",
             Self::ClearFilter => "clear the filter",
+            Self::CopySecret => "copy the invite or token shown (to your clipboard, OSC 52)",
         }
     }
 }

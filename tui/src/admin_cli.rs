@@ -76,6 +76,7 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// List users and their grants.
+    #[command(after_help = "Example:\n  cm-tui admin user list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
@@ -97,6 +98,7 @@ pub enum UserCommand {
         json: bool,
     },
     /// Remove a user (never the last owner); their connections close.
+    #[command(after_help = "Example:\n  cm-tui admin user remove bob")]
     Remove {
         /// User name.
         name: String,
@@ -114,6 +116,7 @@ pub enum UserCommand {
         json: bool,
     },
     /// Grant a role on a host (replaces an earlier grant there).
+    #[command(after_help = "Example:\n  cm-tui admin user grant bob viewer --host home-box")]
     Grant {
         /// User name.
         name: String,
@@ -128,6 +131,7 @@ pub enum UserCommand {
         json: bool,
     },
     /// Remove a user's grant on a host.
+    #[command(after_help = "Example:\n  cm-tui admin user revoke bob --host home-box")]
     Revoke {
         /// User name.
         name: String,
@@ -144,12 +148,16 @@ pub enum UserCommand {
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
     /// Enrolled hosts, revoked ones included.
+    #[command(after_help = "Example:\n  cm-tui admin host list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Enroll a host: prints the token for `cm-agent enroll` (a secret).
+    #[command(
+        after_help = "Examples:\n  cm-tui admin host add home-box\n  # then on the host: cm-agent enroll <token>"
+    )]
     Add {
         /// Host name.
         name: String,
@@ -161,6 +169,7 @@ pub enum HostCommand {
         json: bool,
     },
     /// Revoke a host: its agent disconnects and stops its OpenCode processes.
+    #[command(after_help = "Example:\n  cm-tui admin host revoke home-box")]
     Revoke {
         /// Host name.
         name: String,
@@ -169,6 +178,7 @@ pub enum HostCommand {
         json: bool,
     },
     /// Give a host a new secret: prints the token to re-enroll it with.
+    #[command(after_help = "Example:\n  cm-tui admin host rotate home-box")]
     Rotate {
         /// Host name.
         name: String,
@@ -182,6 +192,7 @@ pub enum HostCommand {
 #[derive(Debug, Subcommand)]
 pub enum CredsCommand {
     /// Live credentials (never their secrets).
+    #[command(after_help = "Example:\n  cm-tui admin creds list --user bob --all")]
     List {
         /// Only this user's.
         #[arg(long)]
@@ -194,6 +205,7 @@ pub enum CredsCommand {
         json: bool,
     },
     /// Revoke one credential; its connection closes within a second.
+    #[command(after_help = "Example:\n  cm-tui admin creds revoke c0123456789abcdef")]
     Revoke {
         /// Credential id.
         id: String,

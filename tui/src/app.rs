@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod question;
 mod replies;
 pub mod session;
+mod session_manage;
 mod sessions;
 pub mod transcript;
 pub mod watch;
@@ -72,6 +73,8 @@ pub enum ConnState {
     Offline {
         /// What happened and what to run.
         reason: String,
+        /// The relay revoked the login (rather than refusing it at login).
+        revoked: bool,
     },
 }
 
@@ -493,8 +496,11 @@ impl App {
                     self.rtt = Some(rtt);
                 }
             }
-            NetEvent::Fatal { message } => {
-                self.conn = ConnState::Offline { reason: message };
+            NetEvent::Fatal { message, revoked } => {
+                self.conn = ConnState::Offline {
+                    reason: message,
+                    revoked,
+                };
                 self.rtt = None;
                 self.watches_closed();
             }
@@ -674,14 +680,18 @@ impl App {
                     format!("reconnecting in {}s", left.div_ceil(1000))
                 }
             }
-            ConnState::Offline { .. } => "offline".into(),
+            // Retrying cannot help: say why, not just "offline".
+            ConnState::Offline { revoked: true, .. } => "login revoked".into(),
+            ConnState::Offline { .. } => "login refused".into(),
         }
     }
 
     /// Why the connection is not up, when there is a reason to show.
     pub fn problem(&self) -> Option<&str> {
         match &self.conn {
-            ConnState::Reconnecting { reason, .. } | ConnState::Offline { reason } => Some(reason),
+            ConnState::Reconnecting { reason, .. } | ConnState::Offline { reason, .. } => {
+                Some(reason)
+            }
             ConnState::Connecting | ConnState::Connected { .. } => None,
         }
     }

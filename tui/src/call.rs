@@ -91,6 +91,10 @@ pub enum Call {
     SessionList,
     /// `session_create`.
     SessionCreate(CreateSession),
+    /// `session_rename` (the session in the scope).
+    SessionRename(proto::ops::RenameSession),
+    /// `session_delete` (the session in the scope).
+    SessionDelete,
     /// `prompt`.
     Prompt(Prompt),
     /// `abort`.
@@ -170,6 +174,8 @@ impl Call {
             Self::WorkspaceList => Op::WorkspaceList,
             Self::SessionList => Op::SessionList,
             Self::SessionCreate(_) => Op::SessionCreate,
+            Self::SessionRename(_) => Op::SessionRename,
+            Self::SessionDelete => Op::SessionDelete,
             Self::Prompt(_) => Op::Prompt,
             Self::Abort => Op::Abort,
             Self::Messages(_) => Op::Messages,
@@ -208,6 +214,10 @@ pub enum Response {
     Sessions(Vec<SessionInfo>),
     /// `session_create`.
     Created(SessionInfo),
+    /// `session_rename`: the session with its new title.
+    Renamed(SessionInfo),
+    /// `session_delete`.
+    Deleted,
     /// `prompt`.
     Accepted(PromptAccepted),
     /// `prompt` for an offline host: kept by the relay until the host is back.

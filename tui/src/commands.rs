@@ -1,6 +1,6 @@
 //! The scripting commands that drive OpenCode on a host (`workspaces`, `sessions`, `new`,
 //! `send`, `watch`, `permissions`, `approve`/`reject`, `abort`, `diff`, `messages`,
-//! `opencode start|stop|status`): one request each, printed as text or `--json`.
+//! `opencode HOST WORKSPACE start|stop|status`): one request each, printed as text or `--json`.
 
 use crate::remote::{EventStream, Remote, Target};
 use crate::view::text::{sanitize, sanitize_text};
@@ -32,6 +32,11 @@ pub enum CommandError {
         "no pending permission request {0} (already answered, or the turn ended); see `cm-tui permissions`"
     )]
     NotPending(String),
+    /// No pending question with that id.
+    #[error(
+        "no pending question {0} (already answered, or the turn ended); see `cm-tui permissions`"
+    )]
+    NoQuestion(String),
     /// The turn ended with an error.
     #[error("the turn failed: {0}")]
     Turn(String),
@@ -289,6 +294,17 @@ async fn follow_turn(
                     ))
                 );
             }
+            Event::QuestionAsked { request } if !json => {
+                for line in crate::sessions_cli::question_lines(&request) {
+                    eprintln!("{line}");
+                }
+                eprintln!(
+                    "answer with `cm-tui answer {} {} {} ANSWER…` (or --reject)",
+                    sanitize(&target.host),
+                    sanitize(target.workspace.as_deref().unwrap_or("WORKSPACE")),
+                    sanitize(&request.id)
+                );
+            }
             Event::SessionError { name, message, .. } => {
                 failure = Some(if name == "MessageAbortedError" {
                     "aborted".to_owned()
@@ -428,6 +444,7 @@ pub async fn answer(
     request_id: String,
     answer: PermissionAnswer,
     message: Option<String>,
+    json: bool,
 ) -> Result<(), CommandError> {
     // The relay authorizes answers against the session's owner: find the request's session.
     let pending: Pending = remote
@@ -457,6 +474,9 @@ pub async fn answer(
         PermissionAnswer::Always => "allowed always",
         PermissionAnswer::Reject => "rejected",
     };
+    if json {
+        return print_json(&serde_json::json!({ "request_id": request_id, "answer": answer }));
+    }
     println!("{request_id}: {done}");
     Ok(())
 }
@@ -572,7 +592,7 @@ pub async fn messages(
     Ok(())
 }
 
-/// `opencode start|stop|status HOST WORKSPACE`.
+/// `opencode HOST WORKSPACE start|stop|status`.
 ///
 /// # Errors
 /// Refusals and transport failures.

@@ -25,6 +25,8 @@ pub enum Effect {
     Notify(Notification),
     /// Leave this relay and start again on the relay profile with this name (tui.toml).
     SwitchRelay(String),
+    /// Put this text on the operator's clipboard (OSC 52: works over SSH, in most terminals).
+    Copy(String),
 }
 
 /// What the notification hook is told, in environment variables.

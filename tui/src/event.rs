@@ -69,6 +69,8 @@ pub enum NetEvent {
     Fatal {
         /// What happened and what to run.
         message: String,
+        /// The relay said this login was revoked (not merely refused at login).
+        revoked: bool,
     },
     /// The answer to a [`Request`] the app asked for.
     Reply {

@@ -1,4 +1,4 @@
-//! The folder and git scripting commands: `cm-tui fs ls|mkdir|mv|rmdir HOST WORKSPACE PATH…` and
+//! The folder and git scripting commands: `cm-tui fs HOST WORKSPACE ls|mkdir|mv|rmdir PATH…` and
 //! `cm-tui git HOST WORKSPACE status|diff|log|add|commit|branch|checkout|pull|push …`, one
 //! request each, printed as text or `--json`. Paths are relative to the workspace root; the
 //! agent refuses anything that would leave it and says which rule and which component.
@@ -16,65 +16,55 @@ use proto::header::Op;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// `cm-tui fs …`.
+/// `cm-tui fs HOST WORKSPACE ACTION …`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  cm-tui fs home-box myproject ls\n  cm-tui fs home-box myproject ls src --json\n  cm-tui fs home-box myproject mkdir src/new"
+)]
+pub struct FsArgs {
+    /// Host id.
+    pub host: String,
+    /// Workspace name.
+    pub workspace: String,
+    /// Print JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: FsAction,
+}
+
+/// The folder actions.
 #[derive(Debug, Subcommand)]
-pub enum FsCommand {
+pub enum FsAction {
     /// List a folder (folders first; links shown, never followed; at most 1000 entries).
     #[command(
-        after_help = "Examples:\n  cm-tui fs ls home-box myproject\n  cm-tui fs ls home-box myproject src --json"
+        after_help = "Examples:\n  cm-tui fs home-box myproject ls\n  cm-tui fs home-box myproject ls src --json"
     )]
     Ls {
-        /// Host id.
-        host: String,
-        /// Workspace name.
-        workspace: String,
         /// Folder relative to the workspace root [default: the root].
         #[arg(default_value = "", hide_default_value = true)]
         path: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Create a folder (its parent must exist).
-    #[command(after_help = "Example:\n  cm-tui fs mkdir home-box myproject src/new")]
+    #[command(after_help = "Example:\n  cm-tui fs home-box myproject mkdir src/new")]
     Mkdir {
-        /// Host id.
-        host: String,
-        /// Workspace name.
-        workspace: String,
         /// Folder relative to the workspace root.
         path: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Rename or move a file or folder within the workspace (never over an existing one).
-    #[command(after_help = "Example:\n  cm-tui fs mv home-box myproject notes docs/notes")]
+    #[command(after_help = "Example:\n  cm-tui fs home-box myproject mv notes docs/notes")]
     Mv {
-        /// Host id.
-        host: String,
-        /// Workspace name.
-        workspace: String,
         /// What to rename.
         from: String,
         /// The new path.
         to: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Delete an empty folder.
-    #[command(after_help = "Example:\n  cm-tui fs rmdir home-box myproject build/tmp")]
+    #[command(after_help = "Example:\n  cm-tui fs home-box myproject rmdir build/tmp")]
     Rmdir {
-        /// Host id.
-        host: String,
-        /// Workspace name.
-        workspace: String,
         /// Folder relative to the workspace root.
         path: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -103,8 +93,10 @@ pub struct GitArgs {
 #[derive(Debug, Subcommand)]
 pub enum GitAction {
     /// Branch, upstream and changed files.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject status --json")]
     Status,
     /// Unstaged changes (or staged ones with --staged), optionally only some paths.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject diff --staged src/main.rs")]
     Diff {
         /// The staged changes instead.
         #[arg(long)]
@@ -113,6 +105,7 @@ pub enum GitAction {
         paths: Vec<String>,
     },
     /// Recent commits, newest first.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject log --limit 5")]
     Log {
         /// How many (default 50, at most 500).
         #[arg(long)]
@@ -122,12 +115,16 @@ pub enum GitAction {
         rev: Option<String>,
     },
     /// Stage paths (`.` for everything in the folder).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject add src/main.rs")]
     Add {
         /// Paths to stage.
         #[arg(required = true)]
         paths: Vec<String>,
     },
     /// Commit what is staged (you are recorded as the author).
+    #[command(
+        after_help = "Example:\n  cm-tui git home-box myproject commit -m \"fix the parser\""
+    )]
     Commit {
         /// The message.
         #[arg(short, long)]
@@ -137,6 +134,7 @@ pub enum GitAction {
         all: bool,
     },
     /// List branches, or create one.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject branch feature/x --checkout")]
     Branch {
         /// A new branch's name (none: list branches).
         name: Option<String>,
@@ -148,11 +146,13 @@ pub enum GitAction {
         checkout: bool,
     },
     /// Switch to an existing local branch.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject checkout main")]
     Checkout {
         /// The branch.
         branch: String,
     },
     /// Fast-forward from a configured remote (may be disabled by the host).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject pull --remote origin")]
     Pull {
         /// The remote [default: the branch's upstream remote, else origin].
         #[arg(long)]
@@ -162,6 +162,7 @@ pub enum GitAction {
         branch: Option<String>,
     },
     /// Push a branch to a configured remote, never forced (may be disabled by the host).
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject push --branch feature/x")]
     Push {
         /// The remote [default: the branch's upstream remote, else origin].
         #[arg(long)]
@@ -193,14 +194,15 @@ fn print_json<T: Serialize>(v: &T) -> Result<(), CommandError> {
 ///
 /// # Errors
 /// Refusals (with the rule and component) and transport failures.
-pub async fn run_fs(remote: &Remote, cmd: FsCommand) -> Result<(), CommandError> {
-    let (done, json): (FsDone, bool) = match cmd {
-        FsCommand::Ls {
-            host,
-            workspace,
-            path,
-            json,
-        } => {
+pub async fn run_fs(remote: &Remote, args: FsArgs) -> Result<(), CommandError> {
+    let FsArgs {
+        host,
+        workspace,
+        json,
+        action,
+    } = args;
+    let done: FsDone = match action {
+        FsAction::Ls { path } => {
             let l: FsListing =
                 call(remote, Op::FsList, &host, &workspace, &FsPath { path }).await?;
             if json {
@@ -209,41 +211,16 @@ pub async fn run_fs(remote: &Remote, cmd: FsCommand) -> Result<(), CommandError>
             print!("{}", format_listing(&l));
             return Ok(());
         }
-        FsCommand::Mkdir {
-            host,
-            workspace,
-            path,
-            json,
-        } => (
-            call(remote, Op::FsMkdir, &host, &workspace, &FsPath { path }).await?,
-            json,
-        ),
-        FsCommand::Mv {
-            host,
-            workspace,
-            from,
-            to,
-            json,
-        } => (
-            call(
-                remote,
-                Op::FsRename,
-                &host,
-                &workspace,
-                &FsRename { from, to },
-            )
-            .await?,
-            json,
-        ),
-        FsCommand::Rmdir {
-            host,
-            workspace,
-            path,
-            json,
-        } => (
-            call(remote, Op::FsRmdir, &host, &workspace, &FsPath { path }).await?,
-            json,
-        ),
+        FsAction::Mkdir { path } => {
+            call(remote, Op::FsMkdir, &host, &workspace, &FsPath { path }).await?
+        }
+        FsAction::Mv { from, to } => {
+            let body = FsRename { from, to };
+            call(remote, Op::FsRename, &host, &workspace, &body).await?
+        }
+        FsAction::Rmdir { path } => {
+            call(remote, Op::FsRmdir, &host, &workspace, &FsPath { path }).await?
+        }
     };
     if json {
         return print_json(&done);

@@ -46,12 +46,7 @@ pub fn print_pending(pending: &Pending, out: &mut impl Write) -> std::io::Result
         }
     }
     for q in &pending.questions {
-        writeln!(
-            out,
-            "{} question   {}",
-            sanitize(&q.id),
-            sanitize(&q.session)
-        )?;
+        writeln!(out, "{}", crate::sessions_cli::question_lines(q).join("\n"))?;
     }
     Ok(())
 }

@@ -112,7 +112,11 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('X')], Action::RevokeAlways),
 ];
 
-const SESSIONS: &[Binding] = &[bind(&[ch('n')], Action::NewSession)];
+const SESSIONS: &[Binding] = &[
+    bind(&[ch('n')], Action::NewSession),
+    bind(&[ch('R')], Action::RenameSession),
+    bind(&[ch('D')], Action::DeleteSession),
+];
 
 const HOSTS: &[Binding] = &[bind(&[ch('m')], Action::OpenAdmin)];
 
@@ -236,6 +240,7 @@ const ADMIN: &[Binding] = &[
     bind(&[ch('X')], Action::KillAll),
     bind(&[ch('/')], Action::Filter),
     bind(&[ch('r')], Action::Refresh),
+    bind(&[ch('c')], Action::CopySecret),
     bind(&[key(KeyCode::Esc)], Action::Back),
 ];
 

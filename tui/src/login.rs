@@ -4,7 +4,7 @@ use crate::profile::{Logins, Profile, ProfileError};
 use cm_relay::client::{self, LinkError};
 use proto::handshake::{Bytes32, LoginMethod, LoginRequest};
 use proto::ids::UserId;
-use proto::token::{INVITE_PREFIX, Invite, TokenError};
+use proto::token::{ENROLL_PREFIX, INVITE_PREFIX, Invite, TokenError};
 
 /// Login failures.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,14 @@ pub fn parse_target(
 ) -> Result<LoginTarget, LoginError> {
     if arg.starts_with(INVITE_PREFIX) {
         return Ok(LoginTarget::Invite(Invite::decode(arg)?));
+    }
+    // A host's secret pasted here by mistake: say what it is, and never repeat it.
+    if arg.starts_with(ENROLL_PREFIX) {
+        return Err(LoginError::Usage(
+            "this is a host enrollment token, not an invite; use it with `cm-agent enroll` on \
+             the host (and keep it secret: it is the host's credential)"
+                .into(),
+        ));
     }
     let user = user.ok_or_else(|| {
         LoginError::Usage(format!(

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use cm_relay::secrets::StoreChoice;
 use cm_relay::time::now_ms;
+use cm_tui::exit_code::{FailureKind, json_error};
 use cm_tui::profile::{Logins, default_state_dir};
 use cm_tui::remote::{Remote, Target};
 use cm_tui::view::text::{sanitize, sanitize_text};
@@ -18,7 +19,10 @@ use std::process::ExitCode;
 #[command(
     name = "cm-tui",
     version = concat!(env!("CARGO_PKG_VERSION"), " (protocol codemantle/1)"),
-    after_help = "Examples:\n  cm-tui login cm-invite-eyJy…          # first login with the invite from cm-relay init\n  cm-tui login relay.example.com:7443 --user alice --pin blake3:…\n  cm-tui hosts --json\n  cm-tui                                  # full-screen view"
+    after_help = concat!(
+        "Examples:\n  cm-tui login cm-invite-eyJy…          # first login with the invite from cm-relay init\n  cm-tui login relay.example.com:7443 --user alice --pin blake3:…\n  cm-tui hosts --json\n  cm-tui fs home-box myproject ls src    # HOST WORKSPACE first, then what to do\n  cm-tui                                  # full-screen view\n\n",
+        cm_tui::exit_codes_help!()
+    )
 )]
 struct Cli {
     /// State directory (profile, credential fallback file) [default: ~/.local/state/codemantle/tui]
@@ -86,9 +90,24 @@ enum Command {
         /// Credential lifetime (e.g. 8h); the relay caps it.
         #[arg(long, value_parser = cm_relay::time::parse_duration)]
         ttl: Option<std::time::Duration>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke the saved credential at the relay and forget it here.
-    Logout,
+    #[command(after_help = "Example:\n  cm-tui logout")]
+    Logout {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who you are logged in as where, until when, your roles, and whether the relay answers.
+    #[command(after_help = "Examples:\n  cm-tui status\n  cm-tui status --json | jq .connection")]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     #[command(after_help = "Example:\n  cm-tui completions zsh > ~/.zfunc/_cm-tui")]
     Completions {
@@ -114,17 +133,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List OpenCode sessions in a workspace.
-    #[command(after_help = "Example:\n  cm-tui sessions home-box myproject")]
-    Sessions {
-        /// Host id.
-        host: String,
-        /// Workspace name.
-        workspace: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// OpenCode sessions in a workspace: list them (the default), rename or delete one.
+    Sessions(cm_tui::sessions_cli::SessionsArgs),
     /// Create an OpenCode session (starts OpenCode on demand).
     #[command(
         after_help = "Example:\n  cm-tui new home-box myproject --title \"fix the flaky test\""
@@ -185,13 +195,12 @@ enum Command {
     Admin(cm_tui::admin_cli::AdminCommand),
     /// Folders of a workspace (operators): list, create, rename, delete empty ones. Paths are
     /// relative to the workspace root; links are shown, never followed.
-    #[command(subcommand)]
-    Fs(cm_tui::fs_git_cli::FsCommand),
+    Fs(cm_tui::fs_git_cli::FsArgs),
     /// Git in a workspace: status, diff, log (viewers); add, commit, branch, checkout, pull,
     /// push (operators; pull and push may be disabled by the host).
     Git(cm_tui::fs_git_cli::GitArgs),
     /// List pending permission requests (with each edit's diff and each command) and
-    /// questions; or the standing grants "always" answers left (--always), or revoke one.
+    /// questions (their text and choices); or the standing grants "always" answers left (--always), or revoke one.
     #[command(
         after_help = "Examples:\n  cm-tui permissions home-box myproject\n  cm-tui permissions home-box myproject --always\n  cm-tui permissions home-box myproject --revoke grant_1"
     )]
@@ -232,6 +241,9 @@ enum Command {
         /// Message to the model.
         #[arg(long)]
         message: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Reject a pending permission request.
     #[command(
@@ -247,6 +259,31 @@ enum Command {
         /// Message to the model.
         #[arg(long)]
         message: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a model's question: one ANSWER per question, in order (several choices of one
+    /// question comma-separated), or --reject. `cm-tui permissions` shows the questions.
+    #[command(
+        after_help = "Examples:\n  cm-tui answer home-box myproject que_… \"Yes\"\n  cm-tui answer home-box myproject que_… \"rust,go\" \"tabs\"\n  cm-tui answer home-box myproject que_… --reject"
+    )]
+    Answer {
+        /// Host id.
+        host: String,
+        /// Workspace name.
+        workspace: String,
+        /// Question id (que_…).
+        question_id: String,
+        /// The chosen option label(s), one argument per question.
+        #[arg(required_unless_present = "reject", conflicts_with = "reject")]
+        answers: Vec<String>,
+        /// Decline to answer (the model is told).
+        #[arg(long)]
+        reject: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Abort a session's running turn.
     #[command(after_help = "Example:\n  cm-tui abort home-box myproject ses_…")]
@@ -300,16 +337,16 @@ enum Command {
     },
     /// Start, stop or inspect OpenCode in a workspace.
     #[command(
-        after_help = "Examples:\n  cm-tui opencode start home-box myproject\n  cm-tui opencode status home-box myproject"
+        after_help = "Examples:\n  cm-tui opencode home-box myproject start\n  cm-tui opencode home-box myproject status --json"
     )]
     Opencode {
-        /// start, stop or status.
-        #[arg(value_parser = ["start", "stop", "status"])]
-        action: String,
         /// Host id.
         host: String,
         /// Workspace name.
         workspace: String,
+        /// start, stop or status.
+        #[arg(value_parser = ["start", "stop", "status"])]
+        action: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -397,6 +434,7 @@ fn run(cli: Cli) -> Result<()> {
             password_stdin,
             set_password,
             ttl,
+            json,
         }) => {
             let target = login::parse_target(&target, user, pin, totp)?;
             let (password, new_password) = match &target {
@@ -416,6 +454,10 @@ fn run(cli: Cli) -> Result<()> {
                 new_password,
                 ttl.map(|d| d.as_secs()),
             ))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&profile)?);
+                return Ok(());
+            }
             let valid = login::describe_validity(profile.expires_at_ms.saturating_sub(now_ms()));
             println!(
                 "logged in as {} at {}; credential valid for {valid}, stored in {}",
@@ -424,7 +466,24 @@ fn run(cli: Cli) -> Result<()> {
                 logins.secret_location()
             );
         }
-        Some(Command::Logout) => {
+        Some(Command::Status { json }) => {
+            let (profile, key) = logins.load(now_ms())?;
+            let (status, failure) = rt.block_on(cm_tui::status_cli::status(
+                &profile,
+                &key,
+                logins.secret_location(),
+            ));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", cm_tui::status_cli::format_status(&status, now_ms()));
+            }
+            // The exit code says whether the relay answers (a script's health check).
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+        Some(Command::Logout { json }) => {
             let (profile, key) = logins.load(now_ms())?;
             let revoked = rt.block_on(async {
                 let remote = Remote::connect(&profile, &key).await?;
@@ -437,7 +496,23 @@ fn run(cli: Cli) -> Result<()> {
                 r
             });
             logins.remove()?;
+            if json {
+                let v = serde_json::json!({
+                    "credential": profile.cred_id,
+                    "revoked_at_relay": revoked.is_ok(),
+                    "removed_here": true,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            }
             match revoked {
+                Ok(_) if json => {}
+                Err(e) if json => {
+                    eprintln!(
+                        "warning: could not revoke the credential at the relay ({}); ask an admin to run `cm-relay creds revoke {}`",
+                        sanitize(&e.to_string()),
+                        profile.cred_id
+                    );
+                }
                 Ok(_) => println!(
                     "logged out: credential {} revoked at {} and removed here",
                     profile.cred_id, profile.relay
@@ -511,13 +586,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
     use proto::ops::{DiffQuery, PermissionAnswer};
     match command {
         Command::Workspaces { host, json } => commands::workspaces(remote, &host, json).await?,
-        Command::Sessions {
-            host,
-            workspace,
-            json,
-        } => {
-            commands::sessions(remote, &Target::workspace(&host, &workspace), json).await?;
-        }
+        Command::Sessions(args) => cm_tui::sessions_cli::run(remote, args).await?,
         Command::New {
             host,
             workspace,
@@ -583,6 +652,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             this_only,
             yes,
             message,
+            json,
         } => {
             let target = Target::workspace(&host, &workspace);
             if always {
@@ -596,8 +666,15 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
                 )
                 .await?;
             } else {
-                commands::answer(remote, &target, request_id, PermissionAnswer::Once, message)
-                    .await?;
+                commands::answer(
+                    remote,
+                    &target,
+                    request_id,
+                    PermissionAnswer::Once,
+                    message,
+                    json,
+                )
+                .await?;
             }
         }
         Command::Reject {
@@ -605,6 +682,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             workspace,
             request_id,
             message,
+            json,
         } => {
             let target = Target::workspace(&host, &workspace);
             commands::answer(
@@ -613,8 +691,21 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
                 request_id,
                 PermissionAnswer::Reject,
                 message,
+                json,
             )
             .await?;
+        }
+        Command::Answer {
+            host,
+            workspace,
+            question_id,
+            answers,
+            reject,
+            json,
+        } => {
+            let target = Target::workspace(&host, &workspace);
+            cm_tui::sessions_cli::answer(remote, &target, question_id, answers, reject, json)
+                .await?;
         }
         Command::Abort {
             host,
@@ -652,9 +743,9 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             commands::messages(remote, &target, limit, json).await?;
         }
         Command::Opencode {
-            action,
             host,
             workspace,
+            action,
             json,
         } => {
             let op = match action.as_str() {
@@ -664,7 +755,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             };
             commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
         }
-        Command::Fs(c) => cm_tui::fs_git_cli::run_fs(remote, c).await?,
+        Command::Fs(a) => cm_tui::fs_git_cli::run_fs(remote, a).await?,
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
@@ -675,7 +766,8 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             .await?;
         }
         Command::Login { .. }
-        | Command::Logout
+        | Command::Logout { .. }
+        | Command::Status { .. }
         | Command::Hosts { .. }
         | Command::Completions { .. }
         | Command::Man => {}
@@ -683,17 +775,74 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
     Ok(())
 }
 
+/// Whether `--json` was given (before a `--`): failures are then one JSON object on stderr.
+fn json_requested() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// Reports a failure: one line, or under `--json` one JSON object; the exit code says its kind.
+fn fail(kind: FailureKind, message: &str, json: bool) -> ExitCode {
+    // Errors carry the relay's and the agent's messages: no escape sequences.
+    let message = sanitize_text(message);
+    if json {
+        eprintln!("{}", json_error(kind, &message));
+    } else {
+        eprintln!("cm-tui: {message}");
+    }
+    ExitCode::from(kind.exit_code())
+}
+
 fn main() -> ExitCode {
     cm_relay::pipe::quiet_broken_pipe();
-    let cli = Cli::parse();
+    let json = json_requested();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are "errors" to clap; so are usage mistakes (exit 2 either way).
+        Err(e) if json && e.use_stderr() => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            return fail(FailureKind::Usage, message, true);
+        }
+        Err(e) => e.exit(),
+    };
     init_tracing(cli.command.is_none());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
-        Err(e) => {
-            // Errors carry the relay's and the agent's messages: no escape sequences.
-            eprintln!("cm-tui: {}", sanitize_text(&format!("{e:#}")));
-            ExitCode::FAILURE
+        Err(e) => fail(FailureKind::of(&e), &format!("{e:#}"), json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// Leaf subcommands (`cm-tui a b`) whose `--help` shows no example.
+    fn leaves_without_example(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        let subs: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| s.get_name() != "help")
+            .collect();
+        if subs.is_empty() {
+            let help = cmd.get_after_help().map(ToString::to_string);
+            if !help.is_some_and(|h| h.contains("Example")) {
+                out.push(path.trim().to_owned());
+            }
         }
+        for s in subs {
+            leaves_without_example(s, &path, out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_shows_an_example_in_its_help() {
+        let mut missing = Vec::new();
+        leaves_without_example(&<Cli as clap::CommandFactory>::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no Example in --help: {missing:#?}");
     }
 }

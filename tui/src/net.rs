@@ -134,8 +134,8 @@ enum End {
     Requested,
     /// Lost; retry after backoff.
     Lost(String),
-    /// Refused for good.
-    Fatal(String),
+    /// Refused for good (`revoked`: the relay said the login was revoked).
+    Fatal { message: String, revoked: bool },
 }
 
 /// Answers a command that arrived while there is no connection: calls fail (the app asks
@@ -188,14 +188,17 @@ async fn run(
                 }
                 end
             }
-            Err(e) if e.is_fatal() => End::Fatal(fatal_message(&e)),
+            Err(e) if e.is_fatal() => End::Fatal {
+                message: fatal_message(&e),
+                revoked: false,
+            },
             Err(e) => End::Lost(e.to_string()),
         };
         let reason = match end {
             End::Cancelled => return,
-            End::Fatal(message) => {
+            End::Fatal { message, revoked } => {
                 tracing::error!(%message, "giving up on the relay");
-                let _ = events.send(NetEvent::Fatal { message }).await;
+                let _ = events.send(NetEvent::Fatal { message, revoked }).await;
                 return;
             }
             End::Requested => {
@@ -236,6 +239,9 @@ async fn run(
 pub const REFUSED: &str =
     "the relay refused this login (expired or revoked); run `cm-tui login` again";
 
+/// What to tell the user when the relay revokes the login of a live connection.
+pub const REVOKED: &str = "the relay revoked this login; run `cm-tui login` to get a new one";
+
 /// The message for a refusal that retrying cannot fix.
 fn fatal_message(e: &LinkError) -> String {
     match e {
@@ -249,9 +255,10 @@ fn end_of(conn: &quinn::Connection, fallback: String) -> End {
     match conn.close_reason() {
         Some(quinn::ConnectionError::ApplicationClosed(c)) => {
             match CloseReason::from_code(c.error_code.into_inner()) {
-                CloseReason::Revoked | CloseReason::AuthFailed => End::Fatal(
-                    "the relay revoked this login; run `cm-tui login` to get a new one".into(),
-                ),
+                CloseReason::Revoked | CloseReason::AuthFailed => End::Fatal {
+                    message: REVOKED.into(),
+                    revoked: true,
+                },
                 CloseReason::Restarting => End::Lost("the relay is restarting".into()),
                 _ => End::Lost(format!("relay connection closed: {c}")),
             }
@@ -344,7 +351,7 @@ async fn serve_streams(
                     }
                 }
                 Ok(Some(Control::Closing { reason: CloseReason::Revoked | CloseReason::AuthFailed })) => {
-                    break End::Fatal("the relay revoked this login; run `cm-tui login` to get a new one".into());
+                    break End::Fatal { message: REVOKED.into(), revoked: true };
                 }
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
                 Ok(None) => break end_of(&conn, "the relay closed the control stream".into()),
@@ -428,6 +435,11 @@ async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Res
         Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
         Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
         Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
+        Call::SessionRename(body) => Response::Renamed(call(conn, &h, Some(body)).await?),
+        Call::SessionDelete => {
+            let _: IgnoredAny = call(conn, &h, none).await?;
+            Response::Deleted
+        }
         Call::Prompt(body) => match call(conn, &h, Some(body)).await? {
             proto::queue::PromptOutcome::Accepted(a) => Response::Accepted(a),
             proto::queue::PromptOutcome::Queued { queued } => Response::Queued(queued),

@@ -8,6 +8,9 @@ use proto::ids::{CredId, UserId};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The file in the state directory that remembers `auto` fell back to the file store.
+const STORE_CHOICE_FILE: &str = "secret-store";
+
 /// Keyring service for operator credentials (design §5).
 pub const SECRET_SERVICE: &str = "codemantle";
 
@@ -96,7 +99,31 @@ impl Logins {
     /// # Errors
     /// A demanded keyring that does not answer.
     pub fn open(dir: &Path, choice: StoreChoice) -> Result<Self, ProfileError> {
+        // `auto` fell back to the file once: keep using it (the credential is there) and say
+        // so only that once, as the agent records `secret_store = "file"` after enrolling.
+        let remembered = dir.join(STORE_CHOICE_FILE);
+        let choice = match choice {
+            StoreChoice::Auto
+                if std::fs::read_to_string(&remembered).is_ok_and(|c| c.trim() == "file") =>
+            {
+                StoreChoice::File
+            }
+            other => other,
+        };
         let (secrets, warning) = SecretStore::open(choice, dir.join("credentials.json"))?;
+        let warning = warning.map(|w| {
+            let kept = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&remembered, "file\n"))
+                .is_ok();
+            if kept {
+                format!(
+                    "{w}; remembered in {} (delete it to try the keyring again)",
+                    remembered.display()
+                )
+            } else {
+                w
+            }
+        });
         Ok(Self {
             dir: dir.to_owned(),
             secrets,

@@ -304,6 +304,13 @@ fn execute(effects: Vec<Effect>, shell: &Shell<'_>) -> Flow {
                 let _ = out.write_all(b"\x07").and_then(|()| out.flush());
             }
             Effect::Notify(n) => notify(shell.notify_command, &n),
+            Effect::Copy(text) => {
+                // Like BEL, an OSC sequence moves no cursor.
+                let mut out = io::stdout();
+                let _ = out
+                    .write_all(crate::view::clipboard::osc52(&text).as_bytes())
+                    .and_then(|()| out.flush());
+            }
         }
     }
     Flow::Continue

@@ -3,6 +3,7 @@
 //! and to find a block) and `ui` (to draw, mapping looks to colours in `ui::theme`) use it, so
 //! they cannot disagree about how many rows something takes.
 
+pub mod clipboard;
 pub mod diff;
 pub mod markdown;
 pub mod permission;

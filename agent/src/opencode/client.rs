@@ -217,6 +217,23 @@ impl OpencodeClient {
         Ok(v.as_bool().unwrap_or(false))
     }
 
+    /// `PATCH /session/{id}` with a new title.
+    ///
+    /// # Errors
+    /// [`ClientError::NotFound`] for an unknown session.
+    pub async fn rename_session(&self, id: &str, title: &str) -> Result<SessionInfo, ClientError> {
+        let id = checked(id, "ses", "session")?;
+        let v = self
+            .call(
+                Method::PATCH,
+                self.at(&format!("/session/{id}"), &[]),
+                Some(json!({ "title": title })),
+            )
+            .await?;
+        map::session_info(&v, SessionStatus::Idle)
+            .ok_or_else(|| shape("PATCH /session/{id}", "a session"))
+    }
+
     /// `GET /session/status`: busy and retrying sessions (idle ones are omitted).
     ///
     /// # Errors

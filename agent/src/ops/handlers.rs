@@ -13,7 +13,7 @@ use proto::header::Op;
 use proto::ops::{
     Aborted, CreateSession, DiffQuery, FileDiff, ForwardHeader, Message, MessagesQuery,
     OpencodeState, Pending, PermissionAnswer, PermissionReply, PermissionRequest, Prompt,
-    PromptAccepted, QuestionReply, SessionInfo, SessionStatus, WorkspaceInfo,
+    PromptAccepted, QuestionReply, RenameSession, SessionInfo, SessionStatus, WorkspaceInfo,
 };
 use proto::rbac::{Decision, Ownership, Role, authorize};
 use serde::Serialize;
@@ -78,6 +78,7 @@ fn is_served(op: Op) -> bool {
         Op::SessionList
             | Op::SessionCreate
             | Op::SessionDelete
+            | Op::SessionRename
             | Op::Prompt
             | Op::Abort
             | Op::Messages
@@ -195,6 +196,18 @@ pub(super) async fn dispatch<R: AsyncRead + Unpin>(
                 format!("no session {session} in workspace {ws}")
             }))?;
             json(&deleted)
+        }
+        Op::SessionRename => {
+            let session = session_of(fwd)?;
+            let req: RenameSession = required(op, body).await?;
+            let client = rt.supervisor.ensure_ready().await?;
+            let renamed = client
+                .rename_session(session, &req.title)
+                .await
+                .map_err(missing(|| {
+                    format!("no session {session} in workspace {ws}")
+                }))?;
+            json(&renamed)
         }
         Op::Prompt => {
             let session = session_of(fwd)?;

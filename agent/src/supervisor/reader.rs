@@ -26,6 +26,10 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 const STREAM_SILENCE: Duration = Duration::from_secs(35);
 
 /// Runs until `token` is cancelled.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one launch's reader: each input is a distinct shared handle of the supervisor"
+)]
 pub(crate) async fn run(
     client: OpencodeClient,
     hub: Arc<EventHub>,

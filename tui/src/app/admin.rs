@@ -120,8 +120,19 @@ pub struct AdminView {
     pub selected: [usize; 4],
     /// The input line, while typing.
     pub input: Option<AdminInput>,
-    /// The last change's outcome (an invite or enrolment token is shown here once).
-    pub result: Option<String>,
+    /// The last change's outcome (an invite or enrolment token is shown here once, and
+    /// forgotten when the screen is left).
+    pub result: Option<AdminResult>,
+}
+
+/// What the last change did, and the one-time secret it made, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminResult {
+    /// One line saying what was done.
+    pub summary: String,
+    /// An invite or enrolment token: shown on a line of its own, unwrapped, so it can be
+    /// selected whole (or copied with `c`).
+    pub secret: Option<String>,
 }
 
 impl Default for AdminView {
@@ -338,7 +349,19 @@ impl App {
             Action::SelectFirst => return view.select(0),
             Action::SelectLast => return view.select(usize::MAX),
             Action::Back => {
+                // A one-time invite or token is not kept once the screen is left.
+                view.result = None;
                 self.screen = Screen::Hosts;
+                return;
+            }
+            Action::CopySecret => {
+                match view.result.as_ref().and_then(|r| r.secret.clone()) {
+                    Some(secret) => {
+                        fx.push(Effect::Copy(secret));
+                        self.notify("copied to the clipboard (OSC 52)", false);
+                    }
+                    None => self.notify("no invite or token to copy", false),
+                }
                 return;
             }
             Action::PrevFile | Action::NextFile => {
@@ -629,15 +652,24 @@ impl App {
                 false
             }
             Response::Enrolled(HostEnrolled { name, token }) => {
-                view.result = Some(format!(
-                    "enrolment token for {name} (shown once; give it to the host's agent): {token}"
-                ));
+                view.result = Some(AdminResult {
+                    summary: format!(
+                        "enrolment token for {name} (shown once; give it to the host's agent):"
+                    ),
+                    secret: Some(token.to_string()),
+                });
                 true
             }
             Response::Done(AdminDone { summary, invite }) => {
                 view.result = Some(match invite {
-                    Some(invite) => format!("{summary}; invite (shown once): {invite}"),
-                    None => summary,
+                    Some(invite) => AdminResult {
+                        summary: format!("{summary}; their one-time invite (shown once):"),
+                        secret: Some(invite.to_string()),
+                    },
+                    None => AdminResult {
+                        summary,
+                        secret: None,
+                    },
                 });
                 true
             }

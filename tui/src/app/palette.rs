@@ -144,6 +144,14 @@ impl App {
         self.palette = Some(Palette::default());
     }
 
+    /// Opens the palette with `input` already typed (e.g. `rename ` and the current title).
+    pub(super) fn open_palette_with(&mut self, input: &str) {
+        self.palette = Some(Palette {
+            input: input.to_owned(),
+            selected: 0,
+        });
+    }
+
     /// Keys while the palette is open.
     pub(super) fn palette_key(
         &mut self,
@@ -190,6 +198,12 @@ impl App {
             return;
         };
         let input = palette.input.trim();
+        // `rename NEW TITLE` on the sessions screen (what `R` opens).
+        if self.screen == super::Screen::Sessions
+            && let Some(title) = palette.input.strip_prefix(super::session_manage::RENAME)
+        {
+            return self.rename_selected(title, fx);
+        }
         let typed_relay = input.strip_prefix("relay ").map(|n| n.trim().to_owned());
         let entries = self.palette_entries();
         let selected = matches(&entries, input)

@@ -24,7 +24,9 @@ impl App {
         match response {
             Response::Workspaces(list) => self.workspaces_loaded(scope, list, fx),
             Response::Sessions(list) => self.sessions_loaded(scope, list),
-            Response::Created(info) => self.session_created(scope, info, fx),
+            Response::Created(info) => self.session_created(request.id, scope, info, fx),
+            Response::Renamed(info) => self.session_renamed(scope, info),
+            Response::Deleted => self.session_deleted(scope),
             Response::Accepted(accepted) => self.prompt_accepted(request.id, &accepted),
             Response::Queued(queued) => self.prompt_queued(request.id, &queued),
             Response::Aborted(a) => {
@@ -78,8 +80,14 @@ impl App {
             Call::PermissionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
             Call::QuestionReply(r) => self.answer_failed(&r.request_id, &e.message, gone),
             Call::PermissionList => {}
-            Call::SessionCreate(_) => self.create_failed(&request.scope, e),
+            // A new session's first prompt: it is not sent either (its text comes back).
+            Call::SessionCreate(_) if self.is_draft_create(request.id) => {
+                self.prompt_failed(request.id, e);
+            }
+            Call::SessionCreate(_) => self.create_failed(e),
             Call::Abort => self.notify(format!("abort failed: {e}"), true),
+            Call::SessionRename(_) => self.manage_failed("rename", e),
+            Call::SessionDelete => self.manage_failed("delete", e),
             Call::OpencodeStart => self.notify(format!("OpenCode did not start: {e}"), true),
             Call::OpencodeStop => self.notify(format!("OpenCode did not stop: {e}"), true),
             Call::FsList(_) => self.folders_failed(&request.scope, e),

@@ -268,6 +268,8 @@ impl App {
                     self.screen = Screen::Sessions;
                 }
             }
+            // Nothing to abort or diff before the first prompt created the session.
+            Action::Abort | Action::ShowDiff if view.id.is_empty() => {}
             Action::Abort => {
                 let scope = view.scope();
                 if self.act(scope, Call::Abort, fx).is_some() {
@@ -386,18 +388,23 @@ impl App {
     }
 
     /// Sends the pending prompt (again, with the same key) if connected.
-    fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
-        let Some((scope, prompt)) = self.session.as_ref().and_then(|v| {
+    pub(super) fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
+        let Some((scope, call)) = self.session.as_ref().and_then(|v| {
             let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
+            // A session not created yet (`n`) is created first; the prompt follows.
+            if v.id.is_empty() {
+                let create = Call::SessionCreate(proto::ops::CreateSession::default());
+                return Some((Scope::workspace(&v.host, &v.workspace), create));
+            }
             let prompt = Prompt {
                 text: out.text.clone(),
                 idempotency_key: out.key.clone(),
             };
-            Some((v.scope(), prompt))
+            Some((v.scope(), Call::Prompt(prompt)))
         }) else {
             return;
         };
-        let id = self.request(scope, Call::Prompt(prompt), fx);
+        let id = self.request(scope, call, fx);
         if let Some(out) = self.session.as_mut().and_then(|v| v.outbox.as_mut()) {
             out.request = id;
             if id.is_some() {

@@ -1,5 +1,6 @@
 //! The sessions screen: a workspace's OpenCode sessions (title, status, last activity), kept
-//! live by the workspace's events; `n` creates one and opens it with the prompt focused.
+//! live by the workspace's events; `n` opens a new one with the prompt focused (OpenCode creates
+//! it when the first prompt is sent, so leaving without writing leaves no empty session).
 
 use super::list::{self, ListNav};
 use super::{App, Screen, SessionView};
@@ -8,10 +9,10 @@ use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::event::Event;
 use proto::ids::HostId;
-use proto::ops::{CreateSession, SessionInfo, SessionStatus};
+use proto::ops::{SessionInfo, SessionStatus};
 
-/// The notice while `session_create` is out; cleared when the session is there.
-const CREATING: &str = "creating a session…";
+/// The title of a session whose first prompt is not written yet.
+const NEW_SESSION_TITLE: &str = "new session";
 
 /// State of the sessions screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,8 +27,8 @@ pub struct SessionsView {
     pub error: Option<String>,
     /// Selection and filter.
     pub nav: ListNav,
-    /// A `session_create` is under way.
-    pub creating: bool,
+    /// The session `D` was pressed on once; a second `D` on it deletes it.
+    pub(super) delete_armed: Option<String>,
 }
 
 impl SessionsView {
@@ -39,7 +40,7 @@ impl SessionsView {
             list: None,
             error: None,
             nav: ListNav::default(),
-            creating: false,
+            delete_armed: None,
         }
     }
 
@@ -93,8 +94,16 @@ impl SessionsView {
         }
     }
 
+    /// Removes one session from the list.
+    pub(super) fn remove(&mut self, id: &str) {
+        if let Some(list) = self.list.as_ref() {
+            let rest = list.iter().filter(|s| s.id != id).cloned().collect();
+            self.replace(rest);
+        }
+    }
+
     /// Inserts or updates one session (keeping the selection on the same session).
-    fn upsert(&mut self, info: SessionInfo) {
+    pub(super) fn upsert(&mut self, info: SessionInfo) {
         let Some(list) = self.list.as_ref() else {
             return;
         };
@@ -116,12 +125,7 @@ impl SessionsView {
     pub fn apply(&mut self, event: &Event) {
         match event {
             Event::SessionUpdated { session } => self.upsert(session.clone()),
-            Event::SessionDeleted { session } => {
-                if let Some(list) = self.list.as_ref() {
-                    let rest = list.iter().filter(|s| &s.id != session).cloned().collect();
-                    self.replace(rest);
-                }
-            }
+            Event::SessionDeleted { session } => self.remove(session),
             Event::SessionStatus { session, status } => self.set_status(session, status.clone()),
             Event::SessionIdle { session } => self.set_status(session, SessionStatus::Idle),
             _ => {}
@@ -152,18 +156,8 @@ impl App {
                     self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);
                 }
             }
-            Action::NewSession => {
-                if view.creating {
-                    return;
-                }
-                let call = Call::SessionCreate(CreateSession::default());
-                if self.act(watch.scope(), call, fx).is_some()
-                    && let Some(view) = self.sessions.as_mut()
-                {
-                    view.creating = true;
-                    self.notify(CREATING, false);
-                }
-            }
+            Action::NewSession => self.open_draft(&watch, fx),
+            Action::RenameSession | Action::DeleteSession => self.manage_session(action, fx),
             _ => {}
         }
     }
@@ -181,15 +175,9 @@ impl App {
         }
     }
 
-    /// `session_create` failed: allow another try.
-    pub(super) fn create_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(view) = self
-            .sessions
-            .as_mut()
-            .filter(|v| Some(v.workspace.as_str()) == scope.workspace.as_deref())
-        {
-            view.creating = false;
-        }
+    /// `session_create` failed after its draft was left (the draft's own failure gives the
+    /// prompt back instead).
+    pub(super) fn create_failed(&mut self, e: &CallError) {
         self.notify(format!("no new session: {e}"), true);
     }
 
@@ -204,37 +192,87 @@ impl App {
     }
 
     /// A session the operator created: list it, open it, focus the prompt.
+    /// `n`: the screen of a session not created yet, the prompt focused. Its first prompt
+    /// creates it (see [`App::draft_created`]); leaving first creates nothing.
+    fn open_draft(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
+        self.screen = Screen::Session;
+        let mut view = SessionView::new(watch, "", NEW_SESSION_TITLE);
+        view.loaded = true;
+        view.focus = true;
+        self.diff = None;
+        self.ensure_watch(watch, fx);
+        self.session = Some(view);
+    }
+
+    /// The draft's `session_create` (request `request`) answered: it is a session now; its
+    /// first prompt goes out.
+    fn draft_created(&mut self, request: u64, info: &SessionInfo, fx: &mut Vec<Effect>) -> bool {
+        let Some(view) = self.session.as_mut().filter(|v| {
+            v.id.is_empty()
+                && v.outbox
+                    .as_ref()
+                    .is_some_and(|o| o.request == Some(request))
+        }) else {
+            return false;
+        };
+        view.id.clone_from(&info.id);
+        if !info.title.is_empty() {
+            view.title.clone_from(&info.title);
+        }
+        if let Some(out) = view.outbox.as_mut() {
+            out.request = None;
+            out.attempts = 0;
+        }
+        let watch = view.watch();
+        self.attention.seen(&watch, &info.id);
+        if let Some(list) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            if list.list.is_none() {
+                list.list = Some(Vec::new());
+            }
+            list.upsert(info.clone());
+            list.select_id(&info.id);
+        }
+        self.flush_outbox(fx);
+        true
+    }
+
+    /// Whether `request` is the draft session's `session_create`.
+    pub(super) fn is_draft_create(&self, request: u64) -> bool {
+        self.session.as_ref().is_some_and(|v| {
+            v.id.is_empty()
+                && v.outbox
+                    .as_ref()
+                    .is_some_and(|o| o.request == Some(request))
+        })
+    }
+
     pub(super) fn session_created(
         &mut self,
+        request: u64,
         scope: &Scope,
         info: SessionInfo,
         fx: &mut Vec<Effect>,
     ) {
+        if self.draft_created(request, &info, fx) {
+            return;
+        }
         let Some(ws) = scope.workspace.as_deref() else {
             return;
         };
+        // The draft was left before the session was there: list it, and say its first
+        // prompt was not sent.
         let watch = WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
-        // Done creating: the notice saying so goes (any other notice stays).
-        if self.notice.as_ref().is_some_and(|n| n.text == CREATING) {
-            self.notice = None;
-        }
-        let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) else {
-            return;
-        };
-        view.creating = false;
-        if view.list.is_none() {
-            view.list = Some(Vec::new());
-        }
-        view.upsert(info.clone());
-        view.select_id(&info.id);
-        // Only jump if the operator is still on this list.
-        if self.screen == Screen::Sessions && !self.attention_open {
-            self.open_session(&watch, &info.id, &info.title, Some(info.status), fx);
-            if let Some(s) = self.session.as_mut() {
-                s.focus = true;
+        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+            if view.list.is_none() {
+                view.list = Some(Vec::new());
             }
+            view.upsert(info);
         }
+        self.notify(
+            "the new session was created after you left it; its prompt was not sent",
+            false,
+        );
     }
 
     /// Opens a session from anywhere (the attention panel): builds the stack below it.

@@ -11,6 +11,7 @@ mod palette;
 mod prompt;
 pub(crate) mod question;
 mod reconnect;
+mod session_manage;
 mod transcript;
 
 use super::*;

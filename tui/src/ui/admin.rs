@@ -21,9 +21,14 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         return;
     };
     let result_rows = match &view.result {
-        Some(r) => u16::try_from(r.chars().count() / usize::from(area.width.max(8) - 4) + 1)
-            .unwrap_or(1)
-            .min(4),
+        Some(r) => {
+            let summary =
+                u16::try_from(r.summary.chars().count() / usize::from(area.width.max(8) - 4) + 1)
+                    .unwrap_or(1)
+                    .min(3);
+            // The secret and the hint to copy it: a line each.
+            summary + if r.secret.is_some() { 2 } else { 0 }
+        }
         None => 0,
     };
     let action_lines = action_lines(app, theme);
@@ -46,11 +51,29 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), input);
     }
     if let Some(r) = &view.result {
+        let secret_rows = if r.secret.is_some() { 2 } else { 0 };
+        let [summary, secret] =
+            Layout::vertical([Constraint::Fill(1), Constraint::Length(secret_rows)]).areas(result);
         frame.render_widget(
-            Paragraph::new(Line::styled(format!(" {}", sanitize(r)), theme.ok()))
-                .wrap(Wrap { trim: true }),
-            result,
+            Paragraph::new(Line::styled(
+                format!(" {}", sanitize(&r.summary)),
+                theme.ok(),
+            ))
+            .wrap(Wrap { trim: true }),
+            summary,
         );
+        if let Some(s) = &r.secret {
+            // On a line of its own and never wrapped: a terminal selection gets it whole,
+            // with no indent and no line break inside.
+            let lines = vec![
+                Line::raw(sanitize(s)),
+                Line::styled(
+                    " c copy to the clipboard · it is not shown again after Esc",
+                    theme.muted(),
+                ),
+            ];
+            frame.render_widget(Paragraph::new(lines), secret);
+        }
     }
 }
 

@@ -30,14 +30,9 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let Some(view) = app.sessions() else {
         return;
     };
-    let creating = if view.creating {
-        "creating one… "
-    } else {
-        ""
-    };
     let count = view
         .list()
-        .map(|l| format!(" {} {creating}", count(l.len(), "session")))
+        .map(|l| format!(" {} ", count(l.len(), "session")))
         .unwrap_or_default();
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
         hints(

@@ -129,6 +129,7 @@ fn hosts_screen_offline_after_refusal_says_what_to_run() {
         &mut app,
         NetEvent::Fatal {
             message: crate::net::REFUSED.into(),
+            revoked: false,
         },
     );
     let text = screen(&app, 80, 24);
@@ -163,6 +164,7 @@ fn refused_before_the_first_list_does_not_claim_to_wait() {
         &mut app,
         NetEvent::Fatal {
             message: crate::net::REFUSED.into(),
+            revoked: false,
         },
     );
     let text = screen(&app, 80, 24);
@@ -827,6 +829,16 @@ fn admin_hosts_and_credentials_tabs() {
     let hosts = both(&d.app);
     assert!(
         hosts.contains("revoked") && hosts.contains("cmh_0123456789abcdef"),
+        "{hosts}"
+    );
+    // The one-time token is on a line of its own at every width, never wrapped or indented,
+    // so a terminal selection gets it whole.
+    assert_eq!(
+        hosts
+            .lines()
+            .filter(|l| l.starts_with("\"cmh_0123456789abcdef "))
+            .count(),
+        2,
         "{hosts}"
     );
     d.key('l');

@@ -232,3 +232,151 @@ fn a_password_login_without_a_terminal_points_to_password_stdin() -> Result<()> 
     );
     Ok(())
 }
+
+/// The `{"error":{"kind":…,"message":…}}` object a `--json` command prints on stderr.
+fn json_error(o: &Output) -> serde_json::Value {
+    let err = stderr(o);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    serde_json::from_str(err.trim_end()).unwrap_or_else(|e| panic!("{e}: {err}"))
+}
+
+fn tui_in(state: &std::path::Path, args: &[&str]) -> Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+        .args(args)
+        .env("CM_TUI_STATE_DIR", state)
+        .env("CM_SECRET_STORE", "file")
+        .output()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_have_distinct_exit_codes_and_one_json_error_under_json() -> Result<()> {
+    let env = env().await?;
+    // Not logged in: auth (3).
+    let out = tui(&env, &["hosts", "--json"])?;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let e = json_error(&out);
+    assert_eq!(e["error"]["kind"], "auth");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not logged in")),
+        "{e}"
+    );
+    // Without --json the same failure is one line of prose with the same code.
+    let out = tui(&env, &["hosts"])?;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).starts_with("cm-tui: not logged in"));
+    // A usage mistake: usage (2), as JSON too.
+    let out = tui(&env, &["fs", "box", "--json"])?;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "usage");
+
+    let out = tui(&env, &["login", &env.invite, "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(profile["user"], "owner");
+    cm_relay::cli::host_add(&env.dir, "box", None)?;
+    // An unknown host: not found (5).
+    let out = tui(&env, &["workspaces", "nosuchhost", "--json"])?;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "not_found");
+    // A known host that is not connected: unavailable (6).
+    let out = tui(&env, &["sessions", "box", "demo", "--json"])?;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "unavailable");
+    // approve and reject take --json too (the host is offline here: unavailable).
+    let out = tui(&env, &["approve", "box", "demo", "per_1", "--json"])?;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "unavailable");
+    let out = tui(&env, &["reject", "box", "demo", "per_1", "--json"])?;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+
+    // A viewer may look but not start OpenCode: forbidden (4).
+    let mut invite = cm_relay::cli::user_add(&env.dir, "vera", "viewer", "*")?;
+    invite.relay = env.relay.local_addr().to_string();
+    let viewer = env._tmp.path().join("viewer");
+    let out = tui_in(&viewer, &["login", &invite.encode()])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tui_in(&viewer, &["opencode", "box", "demo", "start", "--json"])?;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"]["kind"], "forbidden");
+    env.relay.shutdown().await;
+    Ok(())
+}
+
+#[test]
+fn a_host_enrollment_token_given_to_login_is_recognised_and_never_echoed() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let token = "cm-enroll-eyJzZWNyZXQiOiJ0b3BzZWNyZXRob3N0a2V5In0";
+    let out = tui_in(tmp.path(), &["login", token])?;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("host enrollment token"), "{err}");
+    assert!(err.contains("cm-agent enroll"), "{err}");
+    assert!(
+        !err.contains("eyJzZWNyZXQ"),
+        "the token is not echoed: {err}"
+    );
+    assert!(out.stdout.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reports_login_roles_and_connection() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["login", &env.invite])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tui(&env, &["status", "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["user"], "owner");
+    assert_eq!(v["relay"], env.relay.local_addr().to_string());
+    assert!(
+        v["pin"].as_str().is_some_and(|p| p.starts_with("blake3:")),
+        "{v}"
+    );
+    assert_eq!(v["connection"]["state"], "connected");
+    assert_eq!(v["global_role"], "owner");
+    assert!(v["expires_at_ms"].as_u64().is_some(), "{v}");
+    let text = String::from_utf8(tui(&env, &["status"])?.stdout)?;
+    assert!(text.contains("connection:   connected"), "{text}");
+    assert!(text.contains("owner on every host"), "{text}");
+    // The relay gone: the status says so, and the exit code says unavailable.
+    let Env {
+        _tmp,
+        relay,
+        tui_state,
+        ..
+    } = env;
+    relay.shutdown().await;
+    let out = tui_in(&tui_state, &["status", "--json"])?;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["connection"]["state"], "unreachable");
+    Ok(())
+}
+
+#[test]
+fn the_keyring_fallback_warning_is_printed_once() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+            .arg("hosts")
+            .env("CM_TUI_STATE_DIR", tmp.path())
+            .env("CM_SECRET_STORE", "auto")
+            // No Secret Service to find: `auto` falls back to the file.
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:path=/nonexistent/cm-tui-test",
+            )
+            .output()
+    };
+    let first = stderr(&run()?);
+    assert!(first.contains("no OS keyring"), "{first}");
+    for _ in 0..2 {
+        let again = stderr(&run()?);
+        assert!(!again.contains("warning"), "said once: {again}");
+        assert!(again.contains("not logged in"), "{again}");
+    }
+    Ok(())
+}

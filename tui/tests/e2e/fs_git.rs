@@ -23,12 +23,12 @@ async fn folder_and_git_commands_end_to_end() -> Result<()> {
 
     // Folders.
     assert_eq!(
-        world.tui_ok(&["fs", "mkdir", "box", "demo", "src"])?.trim(),
+        world.tui_ok(&["fs", "box", "demo", "mkdir", "src"])?.trim(),
         "ok: src"
     );
     std::fs::write(world.workspace.join("src/main.rs"), "fn main() {}\n")?;
     std::os::unix::fs::symlink("/etc", world.workspace.join("etc"))?;
-    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "ls", "box", "demo", "--json"])?)?;
+    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "box", "demo", "ls", "--json"])?)?;
     let entries: Vec<(String, String)> = ls["entries"]
         .as_array()
         .unwrap()
@@ -50,46 +50,46 @@ async fn folder_and_git_commands_end_to_end() -> Result<()> {
         entries.contains(&("etc".to_owned(), "symlink".to_owned())),
         "{entries:?}"
     );
-    let text = world.tui_ok(&["fs", "ls", "box", "demo", "src"])?;
+    let text = world.tui_ok(&["fs", "box", "demo", "ls", "src"])?;
     assert!(text.contains("main.rs"), "{text}");
-    world.tui_ok(&["fs", "mkdir", "box", "demo", "empty"])?;
-    world.tui_ok(&["fs", "mv", "box", "demo", "empty", "gone"])?;
-    world.tui_ok(&["fs", "rmdir", "box", "demo", "gone"])?;
+    world.tui_ok(&["fs", "box", "demo", "mkdir", "empty"])?;
+    world.tui_ok(&["fs", "box", "demo", "mv", "empty", "gone"])?;
+    world.tui_ok(&["fs", "box", "demo", "rmdir", "gone"])?;
     assert!(!world.workspace.join("gone").exists());
-    refusal(&world, &["fs", "ls", "box", "demo", "etc"], "symlink")?;
+    refusal(&world, &["fs", "box", "demo", "ls", "etc"], "symlink")?;
     refusal(
         &world,
-        &["fs", "ls", "box", "demo", "../.."],
+        &["fs", "box", "demo", "ls", "../.."],
         "parent_reference",
     )?;
     refusal(
         &world,
-        &["fs", "mkdir", "box", "demo", "/tmp/cm-e2e"],
+        &["fs", "box", "demo", "mkdir", "/tmp/cm-e2e"],
         "absolute_path",
     )?;
-    refusal(&world, &["fs", "rmdir", "box", "demo", "."], "root")?;
-    let out = world.tui(&["fs", "rmdir", "box", "demo", "src"])?;
+    refusal(&world, &["fs", "box", "demo", "rmdir", "."], "root")?;
+    let out = world.tui(&["fs", "box", "demo", "rmdir", "src"])?;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
     // Names come from the host: an escape sequence in one never reaches the terminal in text
     // output (an OSC title change here), while --json keeps the exact name.
     let evil = "\u{1b}]0;pwned\u{7}";
-    let made = world.tui_ok(&["fs", "mkdir", "box", "demo", evil])?;
+    let made = world.tui_ok(&["fs", "box", "demo", "mkdir", evil])?;
     assert!(
         !made.contains('\u{1b}') && made.contains("ok: "),
         "{made:?}"
     );
     assert!(world.workspace.join(evil).is_dir());
     std::fs::write(world.workspace.join(evil).join("f"), "x\n")?;
-    let text = world.tui_ok(&["fs", "ls", "box", "demo"])?;
+    let text = world.tui_ok(&["fs", "box", "demo", "ls"])?;
     assert!(
         !text.contains('\u{1b}') && !text.contains('\u{7}'),
         "{text:?}"
     );
     // The whole OSC sequence is dropped, not only its ESC.
     assert!(text.lines().any(|l| l == "d  /"), "{text:?}");
-    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "ls", "box", "demo", "--json"])?)?;
+    let ls: Value = serde_json::from_str(&world.tui_ok(&["fs", "box", "demo", "ls", "--json"])?)?;
     assert!(
         ls["entries"]
             .as_array()

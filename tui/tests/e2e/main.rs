@@ -14,4 +14,5 @@ mod drive;
 mod fs_git;
 mod harness;
 mod sandbox;
+mod sessions;
 mod tmux;

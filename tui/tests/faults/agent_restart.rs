@@ -100,7 +100,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     .await?;
 
     // No agent comes back at all: the keeper stops OpenCode after its grace period.
-    world.tui_ok(&["opencode", "start", "box", "demo"])?;
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
     let keeper = eventually("a new launch", || {
         Ok(recorded_pid(&world)?.filter(|p| *p != keeper))
     })

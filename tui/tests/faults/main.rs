@@ -17,6 +17,7 @@
 mod harness;
 
 mod agent_restart;
+mod liveness;
 mod network;
 mod relay_restart;
 mod support;

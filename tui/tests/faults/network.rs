@@ -78,7 +78,7 @@ async fn queued_prompt_delivered_once_network_cut_healed_killed_opencode_restart
         .status()?;
     let info = eventually("OpenCode restarted", || {
         let v: Value =
-            serde_json::from_str(&world.tui_ok(&["opencode", "status", "box", "demo", "--json"])?)?;
+            serde_json::from_str(&world.tui_ok(&["opencode", "box", "demo", "status", "--json"])?)?;
         Ok((v["state"] == "ready" && v["restarts"].as_u64() >= Some(1)).then_some(v))
     })
     .await?;

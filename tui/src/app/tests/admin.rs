@@ -256,7 +256,11 @@ fn the_kill_switch_needs_the_name_typed() {
         })),
     });
     assert_eq!(
-        d.app.admin().and_then(|a| a.result.clone()).as_deref(),
+        d.app
+            .admin()
+            .and_then(|a| a.result.clone())
+            .map(|r| r.summary)
+            .as_deref(),
         Some("killed 2 credentials of bob")
     );
     assert!(d.asked(Op::UserList), "the list is read again");
@@ -281,13 +285,18 @@ fn enrolling_a_host_shows_its_token_once() {
             token: "cmh_secret".into(),
         })),
     });
-    let result = d
-        .app
-        .admin()
-        .and_then(|a| a.result.clone())
-        .unwrap_or_default();
+    let result = d.app.admin().and_then(|a| a.result.clone()).unwrap();
+    assert!(result.summary.contains("new-box"), "{result:?}");
+    assert_eq!(result.secret.as_deref(), Some("cmh_secret"));
+    // `c` copies it to the operator's clipboard.
+    d.key('c');
     assert!(
-        result.contains("new-box") && result.contains("cmh_secret"),
-        "{result}"
+        d.fx.contains(&Effect::Copy("cmh_secret".into())),
+        "{:?}",
+        d.fx
     );
+    // Leaving the screen forgets it: coming back does not show it again.
+    d.code(KeyCode::Esc);
+    d.key('m');
+    assert_eq!(d.app.admin().and_then(|a| a.result.clone()), None);
 }

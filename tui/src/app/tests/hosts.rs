@@ -155,8 +155,9 @@ fn fatal_stops_retrying() {
     let mut app = app_with(&["a"]);
     app.update(Event::Net(NetEvent::Fatal {
         message: "the relay refused this login; run `cm-tui login` again".into(),
+        revoked: false,
     }));
-    assert_eq!(app.connection_text(), "offline");
+    assert_eq!(app.connection_text(), "login refused");
     assert!(app.problem().is_some_and(|p| p.contains("cm-tui login")));
     assert!(
         app.update(key('r')).is_empty(),
@@ -188,4 +189,16 @@ fn login_countdown_comes_from_ticks() {
         now_ms: T0 + 9 * 3_600_000,
     });
     assert_eq!(app.login_left_ms(), 0);
+}
+
+#[test]
+fn a_revoked_login_is_shown_as_revoked_not_connected() {
+    let mut app = app_with(&["a"]);
+    assert_eq!(app.connection_text(), "connected");
+    app.update(Event::Net(NetEvent::Fatal {
+        message: crate::net::REVOKED.into(),
+        revoked: true,
+    }));
+    assert_eq!(app.connection_text(), "login revoked");
+    assert_eq!(app.problem(), Some(crate::net::REVOKED));
 }

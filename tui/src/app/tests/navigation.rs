@@ -129,15 +129,24 @@ fn start_and_stop_opencode_in_the_selected_workspace() {
 }
 
 #[test]
-fn n_creates_a_session_and_opens_it_with_the_prompt_focused() {
+fn n_opens_a_new_session_that_is_created_only_when_the_first_prompt_is_sent() {
     let mut d = Drive::at_sessions();
     d.key('n');
+    assert_eq!(d.app.screen(), Screen::Session);
+    assert_eq!(d.app.context(), Context::Prompt);
+    assert!(!d.asked(Op::SessionCreate), "no empty session on `n`");
+    assert!(!d.asked(Op::Messages), "no history to read yet");
+    // Leaving without writing creates nothing.
+    d.code(KeyCode::Esc).code(KeyCode::Esc);
+    assert_eq!(d.app.screen(), Screen::Sessions);
+    assert!(!d.asked(Op::SessionCreate), "no empty session on leaving");
+
+    d.key('n');
+    d.typed("hello");
+    d.code(KeyCode::Enter);
     let r = d.take(Op::SessionCreate);
     assert_eq!(r.call, Call::SessionCreate(CreateSession { title: None }));
-    let notice = |d: &Drive| d.app.notice().map(|n| n.text.clone());
-    assert_eq!(notice(&d).as_deref(), Some("creating a session…"));
-    d.key('n');
-    assert!(!d.asked(Op::SessionCreate), "one create at a time");
+    assert!(!d.asked(Op::Prompt), "the prompt waits for its session");
     d.net(NetEvent::Reply {
         request: r,
         result: Ok(Response::Created(session_info(
@@ -147,15 +156,16 @@ fn n_creates_a_session_and_opens_it_with_the_prompt_focused() {
             SessionStatus::Idle,
         ))),
     });
-    assert_eq!(d.app.screen(), Screen::Session);
     assert_eq!(d.session().id, "ses_3");
+    let p = d.take(Op::Prompt);
     assert_eq!(
-        notice(&d),
-        None,
-        "the session is there: nothing is being created"
+        p.scope,
+        Scope::session(&HostId::from("box"), "demo", "ses_3")
     );
-    assert_eq!(d.app.context(), Context::Prompt);
-    assert!(d.asked(Op::Messages));
+    match p.call {
+        Call::Prompt(prompt) => assert_eq!(prompt.text, "hello"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         d.app.sessions().and_then(|s| s.list()).map(<[_]>::len),
         Some(3)
@@ -307,19 +317,23 @@ fn a_paste_lands_in_the_prompt_whole() {
 }
 
 #[test]
-fn a_failed_create_can_be_tried_again() {
+fn a_failed_create_gives_the_prompt_back_to_try_again() {
     let mut d = Drive::at_sessions();
     d.key('n');
+    d.typed("hello");
+    d.code(KeyCode::Enter);
     let r = d.take(Op::SessionCreate);
     d.net(NetEvent::Reply {
         request: r,
-        result: Err(crate::call::CallError::transport(
-            "no answer from the host within 60s",
+        result: Err(crate::call::CallError::refused(
+            proto::wire_error::ErrorCode::Forbidden,
+            "needs role operator",
         )),
     });
-    assert_eq!(d.app.screen(), Screen::Sessions);
+    assert_eq!(d.app.screen(), Screen::Session);
     assert!(d.app.notice().is_some_and(|n| n.error));
-    d.key('n');
+    assert_eq!(d.session().editor.text(), "hello");
+    d.code(KeyCode::Enter);
     assert!(d.asked(Op::SessionCreate));
 }
 
