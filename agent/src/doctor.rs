@@ -67,6 +67,7 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         },
     }
     check_model(&config.opencode, config_path, &mut out).await;
+    check_sandbox(&config.workspaces, &mut out);
     let (relay, host, choice, state) = (
         config.relay.clone(),
         config.host.clone(),
@@ -114,6 +115,33 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         )),
     }
     out
+}
+
+/// The kernel sandbox each workspace's OpenCode gets here: the kernel's Landlock ABI, the mode,
+/// and whether per-launch cgroups can be made (else process limits by rlimit, no memory limit).
+fn check_sandbox(workspaces: &[crate::config::Workspace], out: &mut Vec<Finding>) {
+    let cgroups = match crate::sandbox::cgroup::create("doctor-probe", 64, Some(64 << 20)) {
+        Ok(made) => {
+            made.remove();
+            "per-launch cgroups (pids, memory)".to_owned()
+        }
+        Err(why) => format!(
+            "no cgroups ({why}): processes limited by RLIMIT_NPROC, memory_max not enforced"
+        ),
+    };
+    for w in workspaces {
+        let info = crate::sandbox::info(&w.sandbox);
+        let line = format!("{}: {}; {cgroups}", w.name, info.detail);
+        out.push(match info.state.as_str() {
+            "refused" => Finding::fail(
+                "sandbox",
+                format!(
+                    "{line}; set [sandbox] mode = \"warn\" or \"off\" to run OpenCode without it"
+                ),
+            ),
+            _ => Finding::ok("sandbox", line),
+        });
+    }
 }
 
 /// The model prompts go to (`[opencode] model` and its provider's table), every `{env:NAME}`

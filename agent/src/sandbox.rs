@@ -54,3 +54,20 @@ pub fn info(cfg: &SandboxConfig) -> proto::ops::SandboxInfo {
         detail: describe(cfg.mode, abi),
     }
 }
+
+/// Says at start, per workspace, what holds its OpenCode: loudly (error) where `enforce` meets a
+/// kernel without Landlock (OpenCode will not start there) and where the sandbox is off or warn.
+pub fn announce(workspaces: &[crate::config::Workspace]) {
+    for w in workspaces {
+        let i = info(&w.sandbox);
+        match i.state.as_str() {
+            "enforced" => tracing::info!(workspace = %w.name, "sandbox {}", i.detail),
+            "refused" => tracing::error!(
+                workspace = %w.name,
+                "sandbox {}; set [sandbox] mode = \"warn\" or \"off\" in agent.toml to run it unconfined",
+                i.detail
+            ),
+            _ => tracing::warn!(workspace = %w.name, "sandbox {}", i.detail),
+        }
+    }
+}

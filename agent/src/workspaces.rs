@@ -98,6 +98,7 @@ impl Workspaces {
             let killed = leftovers::kill(&stale);
             tracing::warn!(killed, pids = ?stale.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed OpenCode processes left by an earlier run of the agent");
         }
+        crate::sandbox::announce(workspaces);
         let config = Arc::new(config);
         let entries = workspaces
             .iter()

@@ -54,6 +54,13 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         lines.iter().any(|l| l.starts_with("ok    clock")),
         "{lines:#?}"
     );
+    // The kernel sandbox each workspace gets, with the kernel's Landlock ABI.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ok    sandbox") && l.contains("demo: enforced: Landlock ABI")),
+        "{lines:#?}"
+    );
     assert!(
         lines
             .iter()

@@ -165,25 +165,11 @@ fn url_port(url: &str) -> Option<u16> {
 pub fn provider_env_names(
     provider: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut stack: Vec<&serde_json::Value> =
-        provider.into_iter().flat_map(|p| p.values()).collect();
-    while let Some(v) = stack.pop() {
-        match v {
-            serde_json::Value::String(s) => {
-                let mut rest = s.as_str();
-                while let Some(start) = rest.find("{env:") {
-                    let after = &rest[start + 5..];
-                    let Some(end) = after.find('}') else { break };
-                    names.push(after[..end].to_owned());
-                    rest = &after[end..];
-                }
-            }
-            serde_json::Value::Array(a) => stack.extend(a),
-            serde_json::Value::Object(o) => stack.extend(o.values()),
-            _ => {}
-        }
-    }
+    let mut names: Vec<String> = provider
+        .into_iter()
+        .flat_map(|p| p.values())
+        .flat_map(crate::opencode::provider::env_refs_in)
+        .collect();
     names.sort();
     names.dedup();
     names
