@@ -336,7 +336,8 @@ async fn serve_agent(
         live.notify = Some(notify);
     }
     // Revocations made while the agent was away still stop launches bound to them.
-    for n in super::sweeper::notices(&super::sweeper::revoked_unexpired(shared).await) {
+    let revoked = super::sweeper::revoked_unexpired(shared).await;
+    for n in super::sweeper::notices(&super::sweeper::for_host(&revoked, host.as_str())) {
         if send_frame(&mut send, &n, MAX_FRAME_LEN).await.is_err() {
             return;
         }
