@@ -7,6 +7,7 @@
 
 use super::Shared;
 use super::conn::Principal;
+use crate::authz;
 use crate::cli::{self, AdminChange, CliError};
 use crate::framed::{FramedRecv, send_frame};
 use crate::state::StateDir;
@@ -17,8 +18,9 @@ use proto::admin::{
     UserRequest,
 };
 use proto::frame::MAX_FRAME_LEN;
+use proto::handshake::PeerKind;
 use proto::header::Op;
-use proto::ids::UserId;
+use proto::ids::{CredId, UserId};
 use proto::message::Reply;
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;
@@ -181,6 +183,7 @@ async fn answer(
             let req: CredName = required(recv, op).await?;
             done(
                 with_store(shared, move |s| {
+                    may_manage_cred(s, &actor, op, &req.id)?;
                     cli::apply_change(s, &actor, AdminChange::RevokeCred { id: &req.id })
                 })
                 .await?,
@@ -188,7 +191,19 @@ async fn answer(
         }
         Op::Kill => {
             let target: KillTarget = required(recv, op).await?;
-            done(with_store(shared, move |s| cli::kill_target(s, &actor, &target)).await?)
+            done(
+                with_store(shared, move |s| {
+                    match &target {
+                        KillTarget::User { name } => {
+                            may_manage(s, &actor, op, &UserId::from(name.as_str()))?;
+                        }
+                        KillTarget::Cred { id } => may_manage_cred(s, &actor, op, id)?,
+                        KillTarget::Host { .. } | KillTarget::All => {}
+                    }
+                    cli::kill_target(s, &actor, &target)
+                })
+                .await?,
+            )
         }
         Op::AuditRead => {
             let q: AuditQuery = body(recv, op).await?.unwrap_or_default();
@@ -201,6 +216,27 @@ async fn answer(
                 other.as_str()
             ),
         )),
+    }
+}
+
+/// Refuses acting on `target`'s credentials unless the one authorization point allows it.
+fn may_manage(s: &Store, actor: &str, op: Op, target: &UserId) -> Result<(), CliError> {
+    let actor = UserId::from(actor);
+    if authz::may_manage_user(&actor, &s.grants(&actor)?, target, &s.grants(target)?) {
+        return Ok(());
+    }
+    Err(CliError::Forbidden(format!(
+        "{}: {target} holds admin or owner rights; only an owner (on every host) may act on them",
+        op.as_str()
+    )))
+}
+
+/// [`may_manage`] for the user a credential belongs to (an unknown one is left to the change,
+/// which says it is not found).
+fn may_manage_cred(s: &Store, actor: &str, op: Op, id: &str) -> Result<(), CliError> {
+    match s.find_credential(PeerKind::Operator, &CredId::from(id))? {
+        Some(found) => may_manage(s, actor, op, &UserId(found.owner)),
+        None => Ok(()),
     }
 }
 

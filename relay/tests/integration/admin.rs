@@ -737,3 +737,101 @@ async fn cm_tui_admin_commands_with_json() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_kill_or_revoke_the_credentials_of_an_owner_or_another_admin() -> Result<()>
+{
+    let Staff {
+        relay,
+        owner,
+        ada,
+        otto,
+        otto_cred,
+    } = staff().await?;
+    let (adam_cred, adam) = signed_in(&relay, "adam", "box", Role::Admin).await?;
+    let owner_cred = relay
+        .state
+        .store()?
+        .list_credentials()?
+        .into_iter()
+        .find(|c| c.user.as_str() == "owner")
+        .expect("the owner's credential")
+        .id;
+    for (op, body) in [
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::User {
+                name: "owner".into(),
+            })?,
+        ),
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::Cred {
+                id: owner_cred.0.clone(),
+            })?,
+        ),
+        (
+            Op::CredsRevoke,
+            serde_json::to_value(CredName {
+                id: owner_cred.0.clone(),
+            })?,
+        ),
+        (
+            Op::CredsRevoke,
+            serde_json::to_value(CredName {
+                id: adam_cred.cred_id.0.clone(),
+            })?,
+        ),
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::User {
+                name: "adam".into(),
+            })?,
+        ),
+    ] {
+        let e = refusal(call::<_, AdminDone>(&ada, op, Some(&body)).await);
+        assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+        assert!(
+            e.message
+                .contains("only an owner (on every host) may act on them"),
+            "{}",
+            e.message
+        );
+    }
+    // Nothing was revoked: both still work.
+    let _: Vec<UserInfo> = call::<(), _>(&owner, Op::UserList, None).await?;
+    assert!(adam.conn.close_reason().is_none());
+    assert!(
+        relay
+            .state
+            .store()?
+            .list_credentials()?
+            .iter()
+            .all(|c| !c.revoked)
+    );
+    // Users below admin are still the admin's to manage; the owner manages admins.
+    let done: AdminDone = call(
+        &ada,
+        Op::CredsRevoke,
+        Some(&CredName {
+            id: otto_cred.cred_id.0.clone(),
+        }),
+    )
+    .await?;
+    assert_eq!(
+        done.summary,
+        format!("revoked credential {}", otto_cred.cred_id)
+    );
+    assert_eq!(closed_reason(&otto.conn).await?.0, CloseReason::Revoked);
+    let done: AdminDone = call(
+        &owner,
+        Op::Kill,
+        Some(&KillTarget::User {
+            name: "adam".into(),
+        }),
+    )
+    .await?;
+    assert_eq!(done.summary, "revoked 1 credential of adam");
+    relay.shutdown().await;
+    Ok(())
+}
