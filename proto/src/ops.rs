@@ -107,6 +107,10 @@ pub struct SessionInfo {
     pub status: SessionStatus,
 }
 
+/// Longest session title passed on, in bytes (longer ones are cut): a session list carries
+/// every title of a workspace in one frame.
+pub const MAX_TITLE_LEN: usize = 512;
+
 /// Body of `session_create`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateSession {

@@ -359,7 +359,8 @@ async fn serve_agent(
                     return;
                 }
                 Ok(Ok(Some(Control::Heartbeat { seq, status }))) => {
-                    if !shared.presence.heartbeat(&host, &conn_id, status, now_ms()) {
+                    // Bounded on receipt: every operator's host list carries it.
+                    if !shared.presence.heartbeat(&host, &conn_id, status.bounded(), now_ms()) {
                         close(conn, CloseReason::Replaced, "replaced by a newer connection of this host");
                         return;
                     }
