@@ -15,6 +15,7 @@ pub mod link;
 pub mod opencode;
 pub mod ops;
 pub mod policy;
+pub mod session_links;
 pub mod status;
 pub mod supervisor;
 pub mod workspaces;

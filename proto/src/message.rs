@@ -45,6 +45,15 @@ pub enum Control {
         /// The revoked credentials.
         cred_ids: Vec<CredId>,
     },
+    /// Agent → relay: `session` was started from `parent` (a sub-agent's session, OpenCode's
+    /// `task` tool). The relay records the parent's owner as the child's, so the child is
+    /// driven by the same people as its parent.
+    SessionParent {
+        /// The new (child) session.
+        session: String,
+        /// The session it was started from.
+        parent: String,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,

@@ -105,6 +105,10 @@ pub struct SessionInfo {
     pub updated_ms: u64,
     /// Current status.
     pub status: SessionStatus,
+    /// The session this one was started from (a sub-agent's session, from OpenCode's `task`
+    /// tool); it belongs to the parent's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Longest session title passed on, in bytes (longer ones are cut): a session list carries

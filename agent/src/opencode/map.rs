@@ -61,6 +61,7 @@ pub fn session_info(v: &Value, status: SessionStatus) -> Option<SessionInfo> {
     Some(SessionInfo {
         id: str_at(v, "id")?.to_owned(),
         title,
+        parent: str_at(v, "parentID").map(str::to_owned),
         created_ms: ms_at(time, "created"),
         updated_ms: ms_at(time, "updated"),
         status,

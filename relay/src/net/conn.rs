@@ -368,6 +368,9 @@ async fn serve_agent(
                         return;
                     }
                 }
+                Ok(Ok(Some(Control::SessionParent { session, parent }))) => {
+                    inherit_owner(shared, &host, &session, &parent).await;
+                }
                 Ok(Ok(Some(other))) => tracing::debug!(%host, ?other, "ignoring control message"),
                 Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
@@ -376,6 +379,31 @@ async fn serve_agent(
                 }
             },
         }
+    }
+}
+
+/// A sub-agent's session (`session`, started from `parent` on `host`) belongs to the parent's
+/// owner. A parent without a recorded owner gives nothing: the child stays unknown, which
+/// counts as someone else's session.
+async fn inherit_owner(shared: &Arc<Shared>, host: &HostId, session: &str, parent: &str) {
+    if !proto::ids::is_valid_name(session) || !proto::ids::is_valid_name(parent) {
+        tracing::warn!(%host, "ignoring a session link with a malformed session name");
+        return;
+    }
+    match shared.store.session_owner(host, parent).await {
+        Ok(Some(owner)) => {
+            if let Err(e) = shared
+                .store
+                .set_session_owner(host, session, &owner, now_ms())
+                .await
+            {
+                tracing::error!(error = %e, "could not record a sub-agent session's owner");
+            }
+        }
+        Ok(None) => {
+            tracing::debug!(%host, session, parent, "sub-agent session of an unowned parent")
+        }
+        Err(e) => tracing::error!(error = %e, "session owner lookup failed"),
     }
 }
 

@@ -25,7 +25,12 @@ async fn refuse(mut send: quinn::SendStream, error: WireError) {
     let _ = send.finish();
 }
 
-fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -> WireError {
+fn deny_error(
+    reason: &DenyReason,
+    op: Op,
+    owner: Option<&proto::ids::UserId>,
+    unowned: bool,
+) -> WireError {
     match (reason, owner) {
         (DenyReason::UnknownOp, _) => WireError::new(
             ErrorCode::UnknownOp,
@@ -52,6 +57,14 @@ fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -
                 "{}: this session belongs to {}; taking it over needs role {needed}, you have {have}",
                 op.as_str(),
                 owner.as_str()
+            ),
+        ),
+        (DenyReason::RoleTooLow { needed, have }, None) if unowned => WireError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{}: this session has no recorded owner (it was not created through CodeMantle); \
+                 taking it over needs role {needed}, you have {have}",
+                op.as_str()
             ),
         ),
         (DenyReason::RoleTooLow { needed, have }, None) => WireError::new(
@@ -175,7 +188,8 @@ pub(crate) async fn serve(
         event.reason = Some(reason.to_string());
         shared.audit(event).await;
         let other_owner = owner.as_ref().filter(|_| ownership == Ownership::Other);
-        refuse(send, deny_error(&reason, header.op, other_owner)).await;
+        let unowned = ownership == Ownership::Other && owner.is_none();
+        refuse(send, deny_error(&reason, header.op, other_owner, unowned)).await;
         return;
     }
     event.decision = "allow".into();
@@ -183,7 +197,7 @@ pub(crate) async fn serve(
         // Design §6: acting on someone else's session is a take-over, and audited as one.
         event.reason = Some(format!(
             "take-over of a session owned by {}",
-            owner.as_ref().map_or("someone else", |o| o.as_str())
+            owner.as_ref().map_or("nobody on record", |o| o.as_str())
         ));
     }
     if header.op == Op::Prompt {
@@ -240,8 +254,9 @@ fn authz_drives(op: Op) -> bool {
         != proto::rbac::required_role(op, Ownership::Own)
 }
 
-/// How `user` relates to the header's session: sessions CodeMantle saw created have an owner;
-/// unknown sessions (created outside CodeMantle) count as nobody's.
+/// How `user` relates to the header's session: sessions CodeMantle saw created (and their
+/// sub-agent sessions) have an owner; an unknown session (created outside CodeMantle, or
+/// never seen) counts as someone else's, so driving it is a take-over (design §6).
 pub(super) async fn session_ownership(
     shared: &Arc<Shared>,
     user: &proto::ids::UserId,
@@ -253,7 +268,7 @@ pub(super) async fn session_ownership(
     match shared.store.session_owner(&host, &session).await {
         Ok(Some(owner)) if owner == *user => (Ownership::Own, Some(owner)),
         Ok(Some(owner)) => (Ownership::Other, Some(owner)),
-        Ok(None) => (Ownership::None, None),
+        Ok(None) => (Ownership::Other, None),
         Err(e) => {
             // Fail closed: treat it as someone else's session.
             tracing::error!(error = %e, "session owner lookup failed");

@@ -572,16 +572,21 @@ async fn prompt_through(full_text: bool) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_are_audited_hashed_by_default_and_in_full_when_configured() -> Result<()> {
+    // The owner prompts into a session no one recorded: a take-over, noted before the text.
+    let takeover = "take-over of a session owned by nobody on record; ";
     let hashed = prompt_through(false).await?;
     assert_eq!(
         hashed,
         format!(
-            "prompt blake3:{}",
+            "{takeover}prompt blake3:{}",
             blake3::hash(b"deploy the secret plan").to_hex()
         )
     );
     let full = prompt_through(true).await?;
-    assert_eq!(full, "prompt text: deploy the secret plan");
+    assert_eq!(
+        full,
+        format!("{takeover}prompt text: deploy the secret plan")
+    );
     Ok(())
 }
 
