@@ -11,6 +11,7 @@ pub(crate) mod prompt_audit;
 pub(crate) mod queue;
 pub(crate) mod requests;
 pub(crate) mod splice;
+pub(crate) mod stream_quota;
 pub(crate) mod sweeper;
 
 use crate::config::RelayConfig;
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,
     pub(crate) live: sweeper::LiveConns,
+    pub(crate) stream_quota: Arc<stream_quota::StreamQuota>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }

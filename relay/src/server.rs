@@ -110,6 +110,7 @@ impl Relay {
                 net::limiter::USER_WINDOW_MS,
             )),
             live: Mutex::default(),
+            stream_quota: Arc::default(),
             store,
             config,
             cancel: CancellationToken::new(),

@@ -323,6 +323,20 @@ async fn forward(
         refuse(send, error).await;
         return;
     };
+    // Held until the stream ends: one principal, or all viewers, cannot take every stream the
+    // agent allows.
+    let _slot = match shared
+        .stream_quota
+        .take(&host, &principal.user, role, super::stream_quota::WAIT)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(full) => {
+            tracing::info!(user = %principal.user, %host, ?full, "no stream slot");
+            refuse(send, quota_error(full, &host)).await;
+            return;
+        }
+    };
     let fwd = ForwardHeader {
         header,
         principal: principal.user.clone(),
@@ -397,6 +411,20 @@ async fn forward(
             refuse(send, error).await;
         }
     }
+}
+
+/// What an operator is told when the stream quota refused them.
+fn quota_error(full: super::stream_quota::Full, host: &proto::ids::HostId) -> WireError {
+    use super::stream_quota::{Full, PER_PRINCIPAL};
+    let message = match full {
+        Full::Principal => format!(
+            "you have {PER_PRINCIPAL} streams open to host {host}, the most one user may; close some (watches) and retry"
+        ),
+        Full::ViewerShare => format!(
+            "viewers hold every stream of host {host} they may (the rest is kept for operators); retry later"
+        ),
+    };
+    WireError::new(ErrorCode::Unavailable, message)
 }
 
 /// The agent's refusal in a first reply frame: `forbidden` (its containment rules, its
