@@ -16,15 +16,15 @@ fn relay_cmd(state: &RelayState, args: &[&str]) -> Result<std::process::Output> 
 #[test]
 fn doctor_reports_health_and_fixes() -> Result<()> {
     let state = RelayState::new()?;
-    let port = free_udp_port()?.to_string();
-    let listen = format!("127.0.0.1:{port}");
-    let out = relay_cmd(&state, &["doctor", "--listen", &listen])?;
+    // The port of the public address init recorded (in use is fine: "if this relay runs").
+    let listen = "127.0.0.1:7443";
+    let out = relay_cmd(&state, &["doctor", "--listen", listen])?;
     let text = String::from_utf8(out.stdout)?;
     assert!(out.status.success(), "{text}");
     assert!(text.contains(&format!("pin {}", state.pin)), "{text}");
 
     std::fs::set_permissions(state.dir.root(), std::fs::Permissions::from_mode(0o755))?;
-    let out = relay_cmd(&state, &["doctor", "--listen", &listen])?;
+    let out = relay_cmd(&state, &["doctor", "--listen", listen])?;
     let text = String::from_utf8(out.stdout)?;
     assert!(!out.status.success());
     assert!(
@@ -261,5 +261,62 @@ fn secret_files_are_owner_only_whatever_the_umask() -> Result<()> {
     assert!(loose.is_empty(), "relay files others can read: {loose:?}");
     let loose = readable_by_others(&agent_state, &[])?;
     assert!(loose.is_empty(), "agent files others can read: {loose:?}");
+    Ok(())
+}
+
+#[test]
+fn run_listens_on_the_port_init_recorded_and_doctor_flags_another() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("relay");
+    let port = free_udp_port()?;
+    let public = format!("127.0.0.1:{port}");
+    let relay = workspace_bin("cm-relay")?;
+    let init = Command::new(&relay)
+        .arg("--state-dir")
+        .arg(&dir)
+        .args(["init", "--public-addr", &public])
+        .output()?;
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    // No --listen and no relay.toml: the port the invite names, not 7443.
+    let mut run = Command::new(&relay)
+        .arg("--state-dir")
+        .arg(&dir)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .env_remove("CM_RELAY_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = run.stderr.take().context("no stderr")?;
+    let mut run = Proc { child: run };
+    let line = LogLines::read(stderr, "relay").wait_line(&["relay listening"])?;
+    assert!(line.contains(&format!("0.0.0.0:{port}")), "{line}");
+    run.terminate()?;
+
+    let doctor = |listen: &str| {
+        Command::new(&relay)
+            .arg("--state-dir")
+            .arg(&dir)
+            .args(["doctor", "--listen", listen])
+            .output()
+    };
+    let out = doctor(&public)?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let other = format!("127.0.0.1:{}", free_udp_port()?);
+    let out = doctor(&other)?;
+    let text = String::from_utf8(out.stdout)?;
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("FAIL  public address") && text.contains(&format!("dial {public}")),
+        "{text}"
+    );
     Ok(())
 }
