@@ -216,8 +216,13 @@ pub(crate) async fn serve(
         }
     }
     // A read is recorded without waiting (group-committed within milliseconds); anything that
-    // changes something is acted on only once its audit row is durable.
-    if proto::rbac::is_read_only(header.op) {
+    // changes something is acted on only once its audit row is durable. Administration of the
+    // relay is audited by its handler instead, as one row naming what was done and to what
+    // (a host list is not a `host_rotate`; a change is not recorded twice).
+    let audited_by_handler = authz::is_relay_admin(header.op);
+    if audited_by_handler {
+        drop(event);
+    } else if proto::rbac::is_read_only(header.op) {
         shared.audit_unwaited(event);
     } else if !shared.audit(event).await {
         refuse(
@@ -238,7 +243,7 @@ pub(crate) async fn serve(
         Op::QueueCancel => super::queue::cancel(&shared, &principal, send, recv).await,
         op if op.is_relay_local() => {
             // Administration, answered by the relay itself and never forwarded to an agent.
-            super::admin::serve(&shared, &principal, op, send, recv).await;
+            super::admin::serve(&shared, &principal, role, op, send, recv).await;
         }
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.

@@ -281,8 +281,10 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
         rows.iter()
             .any(|r| r.op == "user_remove" && r.target.as_deref() == Some("removed carl"))
     );
+    // One row per change, named for what it did: no second row for the request itself.
     assert!(
-        rows.iter()
+        !rows
+            .iter()
             .any(|r| r.op == "user_manage" && r.decision == "allow")
     );
     let limited: Vec<AuditEntry> = call(
@@ -838,5 +840,79 @@ async fn an_admin_cannot_kill_or_revoke_the_credentials_of_an_owner_or_another_a
     .await?;
     assert_eq!(done.summary, "revoked 1 credential of adam");
     relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_admin_action_is_one_audit_row_naming_what_was_done_and_to_what() -> Result<()> {
+    let Staff {
+        relay,
+        ada,
+        otto_cred,
+        ..
+    } = staff().await?;
+    let before = relay
+        .state
+        .store()?
+        .audit_tail(1)?
+        .first()
+        .map_or(0, |r| r.id);
+    let _: Vec<HostEntry> = call(&ada, Op::HostRotate, Some(&HostRequest::List)).await?;
+    let _: HostEnrolled = call(
+        &ada,
+        Op::HostAdd,
+        Some(&HostAdd {
+            name: "box".into(),
+            relay_addr: None,
+        }),
+    )
+    .await?;
+    let _: AdminDone = call(
+        &ada,
+        Op::CredsRevoke,
+        Some(&CredName {
+            id: otto_cred.cred_id.0.clone(),
+        }),
+    )
+    .await?;
+    let _ = refusal(
+        call::<_, AdminDone>(
+            &ada,
+            Op::Kill,
+            Some(&KillTarget::User {
+                name: "owner".into(),
+            }),
+        )
+        .await,
+    );
+    let mut relay = relay;
+    if let Some(running) = relay.relay.take() {
+        running.shutdown().await;
+    }
+    let mut rows: Vec<(String, Option<String>, String)> = relay
+        .state
+        .store()?
+        .audit_tail(100)?
+        .into_iter()
+        .filter(|r| r.id > before && r.event.actor == "ada")
+        .map(|r| (r.event.op, r.event.target, r.event.decision))
+        .collect();
+    rows.sort();
+    let row = |op: &str, target: &str, decision: &str| {
+        (op.to_owned(), Some(target.to_owned()), decision.to_owned())
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(
+                "cred_revoke",
+                &format!("revoked credential {}", otto_cred.cred_id),
+                "allow"
+            ),
+            row("host_add", "enrolled host box", "allow"),
+            ("host_list".to_owned(), None, "allow".to_owned()),
+            row("kill", "user owner", "deny"),
+        ]
+    );
     Ok(())
 }
