@@ -13,4 +13,5 @@
 mod errors;
 mod harness;
 mod lifecycle;
+mod subagent;
 mod turns;
