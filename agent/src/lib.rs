@@ -18,6 +18,7 @@ pub mod ops;
 pub mod policy;
 pub mod runlock;
 pub mod sandbox;
+pub mod session_links;
 pub mod status;
 pub mod supervisor;
 pub mod workspaces;

@@ -204,6 +204,15 @@ async fn serve_connection(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
     let mut seq: u64 = 0;
+    // Sub-agent sessions: the relay records their parent's owner as theirs.
+    let (links_tx, mut links) = tokio::sync::mpsc::channel(256);
+    let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
+    streams.tracker.spawn(async move {
+        tokio::select! {
+            () = cancel_links.cancelled() => {}
+            () = crate::session_links::forward(workspaces, links_tx) => {}
+        }
+    });
     loop {
         tokio::select! {
             biased;
@@ -219,6 +228,11 @@ async fn serve_connection(
                 seq += 1;
                 let hb = Control::Heartbeat { seq, status: status::collect(config.workspaces.clone()) };
                 if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                    return end_of(conn, e.to_string());
+                }
+            }
+            Some(link) = links.recv() => {
+                if let Err(e) = send_frame(&mut control_send, &link, MAX_FRAME_LEN).await {
                     return end_of(conn, e.to_string());
                 }
             }

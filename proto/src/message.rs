@@ -45,6 +45,15 @@ pub enum Control {
         /// The revoked credentials.
         cred_ids: Vec<CredId>,
     },
+    /// Agent → relay: `session` was started from `parent` (a sub-agent's session, OpenCode's
+    /// `task` tool). The relay records the parent's owner as the child's, so the child is
+    /// driven by the same people as its parent.
+    SessionParent {
+        /// The new (child) session.
+        session: String,
+        /// The session it was started from.
+        parent: String,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,
@@ -116,6 +125,38 @@ pub struct HostStatus {
     pub workspaces: Vec<String>,
 }
 
+/// Longest text field of a [`HostStatus`] the relay keeps, in bytes.
+pub const MAX_STATUS_TEXT: usize = 256;
+/// Most workspace names a [`HostStatus`] keeps.
+pub const MAX_STATUS_WORKSPACES: usize = 256;
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+pub fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+}
+
+impl HostStatus {
+    /// This status within the limits above: what one host reports is shown to every operator
+    /// who lists hosts, so a huge one must not make the list too large to send.
+    pub fn bounded(mut self) -> Self {
+        for text in [&mut self.hostname, &mut self.os, &mut self.agent_version] {
+            truncate_utf8(text, MAX_STATUS_TEXT);
+        }
+        self.workspaces.truncate(MAX_STATUS_WORKSPACES);
+        for name in &mut self.workspaces {
+            truncate_utf8(name, MAX_STATUS_TEXT);
+        }
+        self
+    }
+}
+
 /// One host as the relay sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
@@ -171,6 +212,24 @@ impl<T> Reply<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bounded_status_keeps_within_its_limits_at_char_boundaries() {
+        let status = HostStatus {
+            hostname: "é".repeat(MAX_STATUS_TEXT),
+            os: "linux".into(),
+            workspaces: vec!["w".repeat(MAX_STATUS_TEXT + 1); MAX_STATUS_WORKSPACES + 1],
+            ..HostStatus::default()
+        }
+        .bounded();
+        assert_eq!(status.hostname, "é".repeat(MAX_STATUS_TEXT / 2));
+        assert_eq!(status.os, "linux");
+        assert_eq!(status.workspaces.len(), MAX_STATUS_WORKSPACES);
+        assert!(status.workspaces.iter().all(|w| w.len() == MAX_STATUS_TEXT));
+        let mut odd = "aé".to_owned();
+        truncate_utf8(&mut odd, 2);
+        assert_eq!(odd, "a");
+    }
     use crate::wire_error::ErrorCode;
 
     #[test]

@@ -118,7 +118,15 @@ pub struct SessionInfo {
     pub updated_ms: u64,
     /// Current status.
     pub status: SessionStatus,
+    /// The session this one was started from (a sub-agent's session, from OpenCode's `task`
+    /// tool); it belongs to the parent's owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
+
+/// Longest session title passed on, in bytes (longer ones are cut): a session list carries
+/// every title of a workspace in one frame.
+pub const MAX_TITLE_LEN: usize = 512;
 
 /// Body of `session_create`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! before anything is answered or forwarded. Handlers never re-check.
 
 use proto::header::StreamHeader;
-use proto::ids::HostId;
+use proto::ids::{HostId, UserId};
 use proto::rbac::{self, Decision, Ownership, Role};
 
 /// The effective role of a user with `grants` on `host`: the highest grant that matches the
@@ -39,6 +39,21 @@ pub fn is_relay_admin(op: proto::header::Op) -> bool {
 /// Whether a user with `grants` may see `host` at all.
 pub fn may_see(grants: &[(String, Role)], host: &HostId) -> bool {
     effective_role(grants, host).is_some()
+}
+
+/// Whether `actor` (with `actor_grants`) may act on the account or credentials of `target`
+/// (holding `target_grants`): kill their credentials, revoke one, change their password,
+/// remove them. As for grants, a user with admin or owner rights anywhere is managed only by
+/// an owner of every host; anyone may act on themselves.
+pub fn may_manage_user(
+    actor: &UserId,
+    actor_grants: &[(String, Role)],
+    target: &UserId,
+    target_grants: &[(String, Role)],
+) -> bool {
+    actor == target
+        || highest_role(target_grants).is_none_or(|r| r < Role::Admin)
+        || global_role(actor_grants) == Some(Role::Owner)
 }
 
 /// Decides one stream header for a principal with `grants`.
@@ -150,6 +165,26 @@ mod tests {
             decide(&[("box".into(), Role::Operator)], &q, Ownership::None).1,
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn only_an_owner_manages_users_with_admin_or_owner_rights() {
+        let (ada, owner, otto) = (
+            UserId::from("ada"),
+            UserId::from("owner"),
+            UserId::from("otto"),
+        );
+        let admin = vec![("*".to_owned(), Role::Admin)];
+        let owns = vec![("*".to_owned(), Role::Owner)];
+        let operates = vec![("*".to_owned(), Role::Operator)];
+        let admin_of_box = vec![("box".to_owned(), Role::Admin)];
+        assert!(!may_manage_user(&ada, &admin, &owner, &owns));
+        assert!(!may_manage_user(&ada, &admin, &otto, &admin_of_box));
+        assert!(may_manage_user(&ada, &admin, &otto, &operates));
+        assert!(may_manage_user(&ada, &admin, &otto, &[]));
+        assert!(may_manage_user(&ada, &admin, &ada, &admin));
+        assert!(may_manage_user(&owner, &owns, &ada, &admin));
+        assert!(!may_manage_user(&ada, &admin_of_box, &owner, &owns));
     }
 
     #[test]

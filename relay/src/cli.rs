@@ -67,7 +67,7 @@ pub enum Command {
     /// Check the setup (state dir, certificate and pin, database, UDP port, clock).
     #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
     Doctor {
-        /// The address `run` will listen on [default: from relay.toml, else 0.0.0.0:7443]
+        /// The address `run` will listen on [default: from relay.toml, else 0.0.0.0 on the port of the public address given at init]
         #[arg(long, env = "CM_RELAY_LISTEN")]
         listen: Option<SocketAddr>,
     },
@@ -138,7 +138,7 @@ pub struct InitArgs {
 /// `run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// UDP address to listen on [default: 0.0.0.0:7443]
+    /// UDP address to listen on [default: from relay.toml, else 0.0.0.0 on the port of the public address given at init]
     #[arg(long, env = "CM_RELAY_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// A host is shown offline this long after its last heartbeat, e.g. 10s, 500ms [default: 10s]

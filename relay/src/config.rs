@@ -25,6 +25,19 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 /// it). Defaults of ~208 KiB drop packets under load (see docs/performance.md).
 pub const UDP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
+/// The port of an address like `host:port` or `[v6]:port`.
+pub fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+}
+
+/// Where the relay listens when neither `--listen` nor relay.toml says: every interface, on
+/// the port of the public address `init` recorded (what tokens and invites tell clients to
+/// dial), else 7443.
+pub fn default_listen(public_addr: Option<&str>) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], public_addr.and_then(port_of).unwrap_or(7443)))
+}
+
 /// Everything `cm-relay run` needs.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {

@@ -79,6 +79,25 @@ pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
             format!("cannot bind {listen}: {e} (a running relay holds it; otherwise choose another --listen, or grant CAP_NET_BIND_SERVICE for ports below 1024)"),
         )),
     }
+    match dir.public_addr() {
+        Some(public) if crate::config::port_of(&public) != Some(listen.port()) => {
+            out.push(Finding::fail(
+                "public address",
+                format!(
+                    "tokens and invites tell clients to dial {public}, but the relay listens on port {}; \
+                     listen on that port (--listen 0.0.0.0:PORT or `listen` in relay.toml, or leave both \
+                     unset), or forward it to {} in your firewall",
+                    listen.port(),
+                    listen.port()
+                ),
+            ));
+        }
+        Some(public) => out.push(Finding::ok(
+            "public address",
+            format!("{public} (the port the relay listens on)"),
+        )),
+        None => {}
+    }
     // 2025-01-01T00:00:00Z: a clock before this is certainly wrong, and handshakes (±30 s) fail.
     const SANE_AFTER_MS: u64 = 1_735_689_600_000;
     if now_ms < SANE_AFTER_MS {
@@ -100,10 +119,11 @@ mod tests {
     use super::*;
     use proto::ids::UserId;
 
-    fn healthy() -> (tempfile::TempDir, StateDir) {
+    /// A state directory whose public address names `listen`'s port.
+    fn healthy(listen: SocketAddr) -> (tempfile::TempDir, StateDir) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = StateDir::new(tmp.path().join("s"));
-        crate::state::init(&dir, "127.0.0.1:7443", &UserId::from("owner")).unwrap();
+        crate::state::init(&dir, &listen.to_string(), &UserId::from("owner")).unwrap();
         (tmp, dir)
     }
 
@@ -114,10 +134,48 @@ mod tests {
 
     #[test]
     fn healthy_setup_passes_every_check() {
-        let (_tmp, dir) = healthy();
-        let findings = check(&dir, free(), crate::time::now_ms());
+        let listen = free();
+        let (_tmp, dir) = healthy(listen);
+        let findings = check(&dir, listen, crate::time::now_ms());
         assert!(findings.iter().all(|f| f.problem.is_none()), "{findings:?}");
-        assert_eq!(findings.len(), 5);
+        assert_eq!(findings.len(), 6);
+    }
+
+    #[test]
+    fn a_listen_port_other_than_the_public_address_port_is_flagged() {
+        let public = free();
+        let (_tmp, dir) = healthy(public);
+        let listen = SocketAddr::from(([127, 0, 0, 1], public.port().wrapping_add(1).max(1)));
+        let lines: Vec<String> = check(&dir, listen, crate::time::now_ms())
+            .iter()
+            .map(Finding::line)
+            .collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("FAIL  public address")
+                && l.contains(&format!("dial {public}"))
+                && l.contains(&format!("listens on port {}", listen.port()))),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn the_default_listen_port_is_the_public_address_port() {
+        assert_eq!(
+            default_listen_for("relay.example.com:443"),
+            "0.0.0.0:443".parse().unwrap()
+        );
+        assert_eq!(
+            default_listen_for("[2001:db8::1]:8443"),
+            "0.0.0.0:8443".parse().unwrap()
+        );
+        assert_eq!(
+            crate::config::default_listen(None),
+            "0.0.0.0:7443".parse().unwrap()
+        );
+    }
+
+    fn default_listen_for(public: &str) -> SocketAddr {
+        crate::config::default_listen(Some(public))
     }
 
     #[test]
@@ -133,7 +191,7 @@ mod tests {
             "{missing:?}"
         );
 
-        let (_tmp, dir) = healthy();
+        let (_tmp, dir) = healthy(free());
         std::fs::set_permissions(dir.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.cert_path(), "not a certificate").unwrap();
         let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

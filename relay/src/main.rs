@@ -7,7 +7,6 @@ use cm_relay::config::default_state_dir;
 use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;
 use std::io::BufRead;
-use std::net::SocketAddr;
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -83,7 +82,10 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => {
-            let config = cli::run_config(dir.root().to_owned(), &args, &file);
+            let mut config = cli::run_config(dir.root().to_owned(), &args, &file);
+            if args.listen.is_none() && file.listen().is_none() {
+                config.listen = cm_relay::config::default_listen(dir.public_addr().as_deref());
+            }
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(cm_relay::server::run(
                 config,
@@ -229,7 +231,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Doctor { listen } => {
             let listen = listen
                 .or_else(|| file.listen())
-                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7443)));
+                .unwrap_or_else(|| cm_relay::config::default_listen(dir.public_addr().as_deref()));
             let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
             let failed = cm_relay::finding::print_report(&findings);
             anyhow::ensure!(failed == 0, "{} found", cli::counted(failed, "problem"));

@@ -14,6 +14,7 @@ pub(crate) mod queue;
 pub(crate) mod refusal_log;
 pub(crate) mod requests;
 pub(crate) mod splice;
+pub(crate) mod stream_quota;
 pub(crate) mod sweeper;
 
 use crate::config::RelayConfig;
@@ -39,6 +40,7 @@ pub(crate) struct Shared {
     /// Unauthenticated refusals, aggregated per address for the audit trail.
     pub(crate) refusals: Mutex<refusal_log::RefusalLog>,
     pub(crate) live: sweeper::LiveConns,
+    pub(crate) stream_quota: Arc<stream_quota::StreamQuota>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }

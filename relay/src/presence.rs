@@ -114,6 +114,8 @@ impl<R: Clone + Send> Presence<R> for MemoryPresence<R> {
         let removed = self.with_table(|t| match t.get_mut(host) {
             Some(e) if e.conn.as_ref().is_some_and(|(c, _)| c == conn) => {
                 e.conn = None;
+                // What a host said about itself goes with it; a new connection reports anew.
+                e.status = None;
                 true
             }
             _ => false,
@@ -205,5 +207,10 @@ mod tests {
         assert!(rx.has_changed().unwrap());
         assert_eq!(p.route(&h("a")), None);
         assert!(!p.snapshot(&[h("a")], 41)[0].online);
+        assert_eq!(
+            p.snapshot(&[h("a")], 41)[0].status,
+            None,
+            "dropped on disconnect"
+        );
     }
 }

@@ -121,6 +121,7 @@ impl Relay {
             password_checks,
             refusals: Mutex::default(),
             live: Mutex::default(),
+            stream_quota: Arc::default(),
             store,
             config,
             cancel: CancellationToken::new(),

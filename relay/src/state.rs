@@ -108,6 +108,15 @@ impl StateDir {
         Ok(Store::open(&self.db_path())?)
     }
 
+    /// The public address `init` recorded (what tokens and invites name), if readable.
+    pub fn public_addr(&self) -> Option<String> {
+        self.open_store()
+            .ok()?
+            .setting(SETTING_PUBLIC_ADDR)
+            .ok()
+            .flatten()
+    }
+
     /// Loads the certificate chain, key and pin.
     ///
     /// # Errors

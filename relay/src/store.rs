@@ -62,6 +62,9 @@ pub enum StoreError {
     /// Data in the database is not what this build expects.
     #[error("database content is invalid: {0}")]
     Corrupt(String),
+    /// The database file could not be created or made owner-only.
+    #[error("database file {0}")]
+    Io(String),
 }
 
 /// A host row.
@@ -107,6 +110,33 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// Creates the database file owner-only (0600) if it is missing, and makes an existing one
+/// (and its WAL files) owner-only: it holds password hashes and credential secrets, and SQLite
+/// would create it 0644 (its WAL and shared-memory files then copy the database's mode).
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
@@ -117,6 +147,7 @@ impl Store {
     /// # Errors
     /// SQLite failures.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        owner_only(path)?;
         let conn = Connection::open(path)?;
         Self::init(conn)
     }

@@ -284,6 +284,7 @@ impl Bench {
                 created_ms: T0 - 3_600_000,
                 updated_ms: T0,
                 status: SessionStatus::Idle,
+                parent: None,
             }]),
         )?;
         bench.answer(Op::PermissionList, Response::Pending(Pending::default()))?;

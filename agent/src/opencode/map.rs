@@ -56,9 +56,12 @@ pub fn session_status(v: &Value) -> SessionStatus {
 /// A session object, with the status known from elsewhere.
 pub fn session_info(v: &Value, status: SessionStatus) -> Option<SessionInfo> {
     let time = v.get("time").unwrap_or(&Value::Null);
+    let mut title = string_at(v, "title");
+    proto::message::truncate_utf8(&mut title, proto::ops::MAX_TITLE_LEN);
     Some(SessionInfo {
         id: str_at(v, "id")?.to_owned(),
-        title: string_at(v, "title"),
+        title,
+        parent: str_at(v, "parentID").map(str::to_owned),
         created_ms: ms_at(time, "created"),
         updated_ms: ms_at(time, "updated"),
         status,
@@ -152,6 +155,14 @@ pub fn file_diff(v: &Value) -> Option<FileDiff> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_session_title_is_cut() {
+        let mut v = sample("session.json");
+        v["title"] = Value::String("t".repeat(1 << 20));
+        let info = session_info(&v, SessionStatus::Idle).unwrap();
+        assert_eq!(info.title.len(), proto::ops::MAX_TITLE_LEN);
+    }
 
     fn sample(name: &str) -> Value {
         let text = match name {

@@ -116,14 +116,32 @@ fn body_error(op: Op, e: &FrameIoError) -> OpError {
     OpError::BadRequest(format!("malformed body for {}: {e}", op.as_str()))
 }
 
+/// How long a stream's body may take to arrive after its header: a stream left without one
+/// would otherwise hold one of the agent's streams for as long as its sender likes.
+pub(super) const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next body frame (`None` at the end of the stream), within `within`.
+async fn next_body<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    op: Op,
+    body: &mut FrameReader<R>,
+    within: std::time::Duration,
+) -> Result<Option<T>, OpError> {
+    match tokio::time::timeout(within, body.next()).await {
+        Ok(read) => read.map_err(|e| body_error(op, &e)),
+        Err(_) => Err(OpError::BadRequest(format!(
+            "no complete body for {} within {within:?}; send it right after the header",
+            op.as_str()
+        ))),
+    }
+}
+
 /// Exactly one body frame.
 pub(super) async fn required<T: DeserializeOwned, R: AsyncRead + Unpin>(
     op: Op,
     body: &mut FrameReader<R>,
 ) -> Result<T, OpError> {
-    body.next()
-        .await
-        .map_err(|e| body_error(op, &e))?
+    next_body(op, body, BODY_TIMEOUT)
+        .await?
         .ok_or_else(|| OpError::BadRequest(format!("{} needs a request body", op.as_str())))
 }
 
@@ -132,11 +150,7 @@ pub(super) async fn optional<T: DeserializeOwned + Default, R: AsyncRead + Unpin
     op: Op,
     body: &mut FrameReader<R>,
 ) -> Result<T, OpError> {
-    Ok(body
-        .next()
-        .await
-        .map_err(|e| body_error(op, &e))?
-        .unwrap_or_default())
+    Ok(next_body(op, body, BODY_TIMEOUT).await?.unwrap_or_default())
 }
 
 pub(super) fn session_of(fwd: &ForwardHeader) -> Result<&str, OpError> {
@@ -713,6 +727,24 @@ fn not_running() -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_that_never_comes_ends_the_stream() {
+        // The sender keeps its side open and sends nothing (a header-only stream).
+        let (quiet, _held_open) = tokio::io::duplex(64);
+        let mut body = FrameReader::new(quiet, 1024);
+        let e = next_body::<Value, _>(
+            Op::Messages,
+            &mut body,
+            std::time::Duration::from_millis(20),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("no complete body for messages"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn an_answer_must_name_the_session_its_request_belongs_to() {

@@ -16,4 +16,5 @@ mod harness;
 mod lifecycle;
 mod provider;
 mod reads;
+mod subagent;
 mod turns;

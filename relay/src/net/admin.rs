@@ -7,6 +7,7 @@
 
 use super::Shared;
 use super::conn::Principal;
+use crate::authz;
 use crate::cli::{self, AdminChange, CliError};
 use crate::framed::{FramedRecv, send_frame};
 use crate::state::StateDir;
@@ -17,8 +18,9 @@ use proto::admin::{
     UserRequest,
 };
 use proto::frame::MAX_FRAME_LEN;
+use proto::handshake::PeerKind;
 use proto::header::Op;
-use proto::ids::UserId;
+use proto::ids::{CredId, UserId};
 use proto::message::Reply;
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;
@@ -92,27 +94,51 @@ async fn with_store<R: Send + 'static>(
         .map_err(public)
 }
 
-/// Serves one administration stream whose header `op` was authorized.
+/// What one administration request did, for its one audit row: the operation's own name
+/// (`host_list`, not the `host_rotate` it travels as) and its target.
+#[derive(Debug, Default)]
+struct Done {
+    /// Set by reads, which the change functions do not audit themselves.
+    read: Option<&'static str>,
+    target: Option<String>,
+}
+
+/// Serves one administration stream whose header `op` was authorized. Audits it as one row:
+/// changes are recorded by the functions that make them (shared with the `cm-relay` CLI),
+/// reads and refusals here.
 pub(crate) async fn serve(
     shared: &Arc<Shared>,
     principal: &Principal,
+    role: Option<proto::rbac::Role>,
     op: Op,
     mut send: quinn::SendStream,
     mut recv: FramedRecv,
 ) {
-    let answer = answer(shared, principal, op, &mut recv).await;
-    if let Err(e) = &answer {
-        tracing::info!(user = %principal.user, op = op.as_str(), error = %e, "administration refused");
-        // The header was allowed and audited; the change itself was not made: say so.
-        shared
-            .audit(AuditEvent {
-                actor: principal.user.0.clone(),
-                op: op.as_str().to_owned(),
-                decision: "deny".into(),
-                reason: Some(e.message.clone()),
-                ..AuditEvent::default()
-            })
-            .await;
+    let mut done = Done::default();
+    let answer = answer(shared, principal, op, &mut recv, &mut done).await;
+    let event = AuditEvent {
+        actor: principal.user.0.clone(),
+        role: role.map(|r| r.as_str().to_owned()),
+        op: done.read.unwrap_or(op.as_str()).to_owned(),
+        target: done.target.clone(),
+        ..AuditEvent::default()
+    };
+    match &answer {
+        Err(e) => {
+            tracing::info!(user = %principal.user, op = op.as_str(), error = %e, "administration refused");
+            shared
+                .audit(AuditEvent {
+                    decision: "deny".into(),
+                    reason: Some(e.message.clone()),
+                    ..event
+                })
+                .await;
+        }
+        Ok(_) if done.read.is_some() => shared.audit_unwaited(AuditEvent {
+            decision: "allow".into(),
+            ..event
+        }),
+        Ok(_) => {}
     }
     let reply = match answer {
         Ok(v) => Reply::Ok(v),
@@ -127,17 +153,23 @@ async fn answer(
     principal: &Principal,
     op: Op,
     recv: &mut FramedRecv,
+    done: &mut Done,
 ) -> Answer {
     let actor = principal.user.0.clone();
     match op {
-        Op::UserList => json(&with_store(shared, |s| Ok(user_list(s)?)).await?),
+        Op::UserList => {
+            done.read = Some("user_list");
+            json(&with_store(shared, |s| Ok(user_list(s)?)).await?)
+        }
         Op::UserManage | Op::GrantAdmin => {
             let req: UserRequest = required(recv, op).await?;
+            done.target = Some(req.user().to_owned());
             let pin = pin(shared)?;
             json(&with_store(shared, move |s| user_change(s, &pin, &actor, op, &req)).await?)
         }
         Op::HostAdd => {
             let req: HostAdd = required(recv, op).await?;
+            done.target = Some(req.name.clone());
             let pin = pin(shared)?;
             let token = with_store(shared, move |s| {
                 cli::host_enroll(s, &pin, &actor, &req.name, req.relay_addr, false)
@@ -150,7 +182,8 @@ async fn answer(
         }
         Op::HostRevoke => {
             let req: HostName = required(recv, op).await?;
-            done(
+            done.target = Some(req.name.clone());
+            summary(
                 with_store(shared, move |s| {
                     cli::apply_change(s, &actor, AdminChange::RevokeHost { host: &req.name })
                 })
@@ -158,8 +191,12 @@ async fn answer(
             )
         }
         Op::HostRotate => match required::<HostRequest>(recv, op).await? {
-            HostRequest::List => json(&with_store(shared, |s| Ok(host_entries(s)?)).await?),
+            HostRequest::List => {
+                done.read = Some("host_list");
+                json(&with_store(shared, |s| Ok(host_entries(s)?)).await?)
+            }
             HostRequest::Rotate { name } => {
+                done.target = Some(name.clone());
                 let pin = pin(shared)?;
                 let token = with_store(shared, move |s| {
                     cli::rotate_host(s, &pin, &actor, &name, None)
@@ -173,12 +210,16 @@ async fn answer(
         },
         Op::CredsList => {
             let q: CredsQuery = body(recv, op).await?.unwrap_or_default();
+            done.read = Some("creds_list");
+            done.target.clone_from(&q.user);
             json(&with_store(shared, move |s| Ok(creds(s, &q)?)).await?)
         }
         Op::CredsRevoke => {
             let req: CredName = required(recv, op).await?;
-            done(
+            done.target = Some(req.id.clone());
+            summary(
                 with_store(shared, move |s| {
+                    may_manage_cred(s, &actor, op, &req.id)?;
                     cli::apply_change(s, &actor, AdminChange::RevokeCred { id: &req.id })
                 })
                 .await?,
@@ -186,10 +227,29 @@ async fn answer(
         }
         Op::Kill => {
             let target: KillTarget = required(recv, op).await?;
-            done(with_store(shared, move |s| cli::kill_target(s, &actor, &target)).await?)
+            done.target = Some(match &target {
+                KillTarget::User { name } => format!("user {name}"),
+                KillTarget::Host { name } => format!("host {name}"),
+                KillTarget::Cred { id } => format!("credential {id}"),
+                KillTarget::All => "everything".to_owned(),
+            });
+            summary(
+                with_store(shared, move |s| {
+                    match &target {
+                        KillTarget::User { name } => {
+                            may_manage(s, &actor, op, &UserId::from(name.as_str()))?;
+                        }
+                        KillTarget::Cred { id } => may_manage_cred(s, &actor, op, id)?,
+                        KillTarget::Host { .. } | KillTarget::All => {}
+                    }
+                    cli::kill_target(s, &actor, &target)
+                })
+                .await?,
+            )
         }
         Op::AuditRead => {
             let q: AuditQuery = body(recv, op).await?.unwrap_or_default();
+            done.read = Some("audit_read");
             json(&with_store(shared, move |s| Ok(audit(s, &q)?)).await?)
         }
         other => Err(WireError::new(
@@ -202,7 +262,28 @@ async fn answer(
     }
 }
 
-fn done(summary: String) -> Answer {
+/// Refuses acting on `target`'s credentials unless the one authorization point allows it.
+fn may_manage(s: &Store, actor: &str, op: Op, target: &UserId) -> Result<(), CliError> {
+    let actor = UserId::from(actor);
+    if authz::may_manage_user(&actor, &s.grants(&actor)?, target, &s.grants(target)?) {
+        return Ok(());
+    }
+    Err(CliError::Forbidden(format!(
+        "{}: {target} holds admin or owner rights; only an owner (on every host) may act on them",
+        op.as_str()
+    )))
+}
+
+/// [`may_manage`] for the user a credential belongs to (an unknown one is left to the change,
+/// which says it is not found).
+fn may_manage_cred(s: &Store, actor: &str, op: Op, id: &str) -> Result<(), CliError> {
+    match s.find_credential(PeerKind::Operator, &CredId::from(id))? {
+        Some(found) => may_manage(s, actor, op, &UserId(found.owner)),
+        None => Ok(()),
+    }
+}
+
+fn summary(summary: String) -> Answer {
     json(&AdminDone {
         summary,
         invite: None,

@@ -400,7 +400,8 @@ async fn serve_agent(
         live.notify = Some(notify);
     }
     // Revocations made while the agent was away still stop launches bound to them.
-    for n in super::sweeper::notices(&super::sweeper::revoked_unexpired(shared).await) {
+    let revoked = super::sweeper::revoked_unexpired(shared).await;
+    for n in super::sweeper::notices(&super::sweeper::for_host(&revoked, host.as_str())) {
         if send_frame(&mut send, &n, MAX_FRAME_LEN).await.is_err() {
             return;
         }
@@ -422,13 +423,17 @@ async fn serve_agent(
                     return;
                 }
                 Ok(Ok(Some(Control::Heartbeat { seq, status }))) => {
-                    if !shared.presence.heartbeat(&host, &conn_id, status, now_ms()) {
+                    // Bounded on receipt: every operator's host list carries it.
+                    if !shared.presence.heartbeat(&host, &conn_id, status.bounded(), now_ms()) {
                         close(conn, CloseReason::Replaced, "replaced by a newer connection of this host");
                         return;
                     }
                     if send_frame(&mut send, &Control::HeartbeatAck { seq }, MAX_FRAME_LEN).await.is_err() {
                         return;
                     }
+                }
+                Ok(Ok(Some(Control::SessionParent { session, parent }))) => {
+                    inherit_owner(shared, &host, &session, &parent).await;
                 }
                 Ok(Ok(Some(other))) => tracing::debug!(%host, ?other, "ignoring control message"),
                 Ok(Ok(None)) => return,
@@ -438,6 +443,31 @@ async fn serve_agent(
                 }
             },
         }
+    }
+}
+
+/// A sub-agent's session (`session`, started from `parent` on `host`) belongs to the parent's
+/// owner. A parent without a recorded owner gives nothing: the child stays unknown, which
+/// counts as someone else's session.
+async fn inherit_owner(shared: &Arc<Shared>, host: &HostId, session: &str, parent: &str) {
+    if !proto::ids::is_valid_name(session) || !proto::ids::is_valid_name(parent) {
+        tracing::warn!(%host, "ignoring a session link with a malformed session name");
+        return;
+    }
+    match shared.store.session_owner(host, parent).await {
+        Ok(Some(owner)) => {
+            if let Err(e) = shared
+                .store
+                .set_session_owner(host, session, &owner, now_ms())
+                .await
+            {
+                tracing::error!(error = %e, "could not record a sub-agent session's owner");
+            }
+        }
+        Ok(None) => {
+            tracing::debug!(%host, session, parent, "sub-agent session of an unowned parent")
+        }
+        Err(e) => tracing::error!(error = %e, "session owner lookup failed"),
     }
 }
 

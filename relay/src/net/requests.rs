@@ -25,7 +25,12 @@ async fn refuse(mut send: quinn::SendStream, error: WireError) {
     let _ = send.finish();
 }
 
-fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -> WireError {
+fn deny_error(
+    reason: &DenyReason,
+    op: Op,
+    owner: Option<&proto::ids::UserId>,
+    unowned: bool,
+) -> WireError {
     match (reason, owner) {
         (DenyReason::UnknownOp, _) => WireError::new(
             ErrorCode::UnknownOp,
@@ -52,6 +57,14 @@ fn deny_error(reason: &DenyReason, op: Op, owner: Option<&proto::ids::UserId>) -
                 "{}: this session belongs to {}; taking it over needs role {needed}, you have {have}",
                 op.as_str(),
                 owner.as_str()
+            ),
+        ),
+        (DenyReason::RoleTooLow { needed, have }, None) if unowned => WireError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{}: this session has no recorded owner (it was not created through CodeMantle); \
+                 taking it over needs role {needed}, you have {have}",
+                op.as_str()
             ),
         ),
         (DenyReason::RoleTooLow { needed, have }, None) => WireError::new(
@@ -175,7 +188,8 @@ pub(crate) async fn serve(
         event.reason = Some(reason.to_string());
         shared.audit(event).await;
         let other_owner = owner.as_ref().filter(|_| ownership == Ownership::Other);
-        refuse(send, deny_error(&reason, header.op, other_owner)).await;
+        let unowned = ownership == Ownership::Other && owner.is_none();
+        refuse(send, deny_error(&reason, header.op, other_owner, unowned)).await;
         return;
     }
     event.decision = "allow".into();
@@ -183,7 +197,7 @@ pub(crate) async fn serve(
         // Design §6: acting on someone else's session is a take-over, and audited as one.
         event.reason = Some(format!(
             "take-over of a session owned by {}",
-            owner.as_ref().map_or("someone else", |o| o.as_str())
+            owner.as_ref().map_or("nobody on record", |o| o.as_str())
         ));
     }
     if header.op == Op::Prompt {
@@ -202,8 +216,13 @@ pub(crate) async fn serve(
         }
     }
     // A read is recorded without waiting (group-committed within milliseconds); anything that
-    // changes something is acted on only once its audit row is durable.
-    if proto::rbac::is_read_only(header.op) {
+    // changes something is acted on only once its audit row is durable. Administration of the
+    // relay is audited by its handler instead, as one row naming what was done and to what
+    // (a host list is not a `host_rotate`; a change is not recorded twice).
+    let audited_by_handler = authz::is_relay_admin(header.op);
+    if audited_by_handler {
+        drop(event);
+    } else if proto::rbac::is_read_only(header.op) {
         shared.audit_unwaited(event);
     } else if !shared.audit(event).await {
         refuse(
@@ -224,7 +243,7 @@ pub(crate) async fn serve(
         Op::QueueCancel => super::queue::cancel(&shared, &principal, send, recv).await,
         op if op.is_relay_local() => {
             // Administration, answered by the relay itself and never forwarded to an agent.
-            super::admin::serve(&shared, &principal, op, send, recv).await;
+            super::admin::serve(&shared, &principal, role, op, send, recv).await;
         }
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.
@@ -240,8 +259,9 @@ fn authz_drives(op: Op) -> bool {
         != proto::rbac::required_role(op, Ownership::Own)
 }
 
-/// How `user` relates to the header's session: sessions CodeMantle saw created have an owner;
-/// unknown sessions (created outside CodeMantle) count as nobody's.
+/// How `user` relates to the header's session: sessions CodeMantle saw created (and their
+/// sub-agent sessions) have an owner; an unknown session (created outside CodeMantle, or
+/// never seen) counts as someone else's, so driving it is a take-over (design §6).
 pub(super) async fn session_ownership(
     shared: &Arc<Shared>,
     user: &proto::ids::UserId,
@@ -253,7 +273,7 @@ pub(super) async fn session_ownership(
     match shared.store.session_owner(&host, &session).await {
         Ok(Some(owner)) if owner == *user => (Ownership::Own, Some(owner)),
         Ok(Some(owner)) => (Ownership::Other, Some(owner)),
-        Ok(None) => (Ownership::None, None),
+        Ok(None) => (Ownership::Other, None),
         Err(e) => {
             // Fail closed: treat it as someone else's session.
             tracing::error!(error = %e, "session owner lookup failed");
@@ -307,6 +327,20 @@ async fn forward(
         };
         refuse(send, error).await;
         return;
+    };
+    // Held until the stream ends: one principal, or all viewers, cannot take every stream the
+    // agent allows.
+    let _slot = match shared
+        .stream_quota
+        .take(&host, &principal.user, role, super::stream_quota::WAIT)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(full) => {
+            tracing::info!(user = %principal.user, %host, ?full, "no stream slot");
+            refuse(send, quota_error(full, &host)).await;
+            return;
+        }
     };
     let fwd = ForwardHeader {
         header,
@@ -382,6 +416,20 @@ async fn forward(
             refuse(send, error).await;
         }
     }
+}
+
+/// What an operator is told when the stream quota refused them.
+fn quota_error(full: super::stream_quota::Full, host: &proto::ids::HostId) -> WireError {
+    use super::stream_quota::{Full, PER_PRINCIPAL};
+    let message = match full {
+        Full::Principal => format!(
+            "you have {PER_PRINCIPAL} streams open to host {host}, the most one user may; close some (watches) and retry"
+        ),
+        Full::ViewerShare => format!(
+            "viewers hold every stream of host {host} they may (the rest is kept for operators); retry later"
+        ),
+    };
+    WireError::new(ErrorCode::Unavailable, message)
 }
 
 /// The agent's refusal in a first reply frame: `forbidden` (its containment rules, its

@@ -33,16 +33,35 @@ pub(crate) struct LiveConn {
 }
 
 /// Operator credentials that are revoked (or belonged to a removed user) but would otherwise
-/// still be valid: the ones an agent may have OpenCode launches bound to.
-pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<CredId> {
+/// still be valid: the ones an agent may have OpenCode launches bound to. Each comes with a
+/// host (or `*`) its user holds a grant on, once per grant.
+pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<(CredId, String)> {
     let now = now_ms();
-    match shared.store.call(move |s| s.revoked_unexpired(now)).await {
+    match shared
+        .store
+        .call(move |s| s.revoked_unexpired_with_hosts(now))
+        .await
+    {
         Ok(ids) => ids,
         Err(e) => {
             tracing::error!(error = %e, "cannot list revoked credentials");
             Vec::new()
         }
     }
+}
+
+/// The credentials among `revoked` that `host`'s agent is told about: only those whose user
+/// holds a grant on it (or on every host), so an agent never learns the credential ids of
+/// users who could not reach it.
+pub(crate) fn for_host(revoked: &[(CredId, String)], host: &str) -> Vec<CredId> {
+    let mut ids: Vec<CredId> = revoked
+        .iter()
+        .filter(|(_, h)| h == "*" || h == host)
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// The control messages that tell an agent about `creds` (in batches).
@@ -55,25 +74,24 @@ pub(crate) fn notices(creds: &[CredId]) -> Vec<Control> {
         .collect()
 }
 
-/// Tells every connected agent about newly revoked credentials, so launches bound to them
-/// stop (launch leases).
-fn notify_agents(shared: &Arc<Shared>, creds: &[CredId]) {
-    if creds.is_empty() {
+/// Tells every connected agent about newly revoked credentials that held a grant on its host,
+/// so launches bound to them stop (launch leases).
+fn notify_agents(shared: &Arc<Shared>, fresh: &[(CredId, String)]) {
+    if fresh.is_empty() {
         return;
     }
     let agents: Vec<_> = lock(&shared.live)
         .values()
-        .filter_map(|l| l.notify.clone())
+        .filter_map(|l| Some((l.owner.clone(), l.notify.clone()?)))
         .collect();
     tracing::info!(
-        credentials = creds.len(),
+        credentials = fresh.len(),
         agents = agents.len(),
         "telling agents about revoked credentials"
     );
-    let notices = notices(creds);
-    for tx in agents {
-        for n in &notices {
-            let _ = tx.send(n.clone());
+    for (host, tx) in agents {
+        for n in notices(&for_host(fresh, &host)) {
+            let _ = tx.send(n);
         }
     }
 }
@@ -145,13 +163,13 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
         last_epoch = Some(epoch);
         let revoked = revoked_unexpired(&shared).await;
-        let fresh: Vec<CredId> = revoked
+        let fresh: Vec<(CredId, String)> = revoked
             .iter()
-            .filter(|c| !notified.contains(*c))
+            .filter(|(c, _)| !notified.contains(c))
             .cloned()
             .collect();
         // Expired credentials drop out of the set: it stays as small as the live ones.
-        notified = revoked.into_iter().collect();
+        notified = revoked.into_iter().map(|(c, _)| c).collect();
         notify_agents(&shared, &fresh);
         for (id, live) in snapshot {
             let (kind, cred) = (live.kind, live.cred_id.clone());
@@ -171,6 +189,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_agent_is_told_only_about_credentials_with_a_grant_on_its_host() {
+        let revoked = vec![
+            (CredId::from("c-box"), "box".to_owned()),
+            (CredId::from("c-all"), "*".to_owned()),
+            (CredId::from("c-other"), "other".to_owned()),
+            (CredId::from("c-all"), "box".to_owned()),
+        ];
+        assert_eq!(
+            for_host(&revoked, "box"),
+            vec![CredId::from("c-all"), CredId::from("c-box")]
+        );
+        assert_eq!(for_host(&revoked, "third"), vec![CredId::from("c-all")]);
+    }
 
     #[test]
     fn revocation_notices_are_batched() {

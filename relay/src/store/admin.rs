@@ -95,6 +95,29 @@ impl Store {
         Ok(rows)
     }
 
+    /// [`Self::revoked_unexpired`], each with the hosts (or `*`) its user holds a grant on
+    /// (held when the user was removed, for a removed user's credentials): a host's agent is
+    /// told only about credentials that could have reached it.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn revoked_unexpired_with_hosts(
+        &self,
+        now_ms: u64,
+    ) -> Result<Vec<(CredId, String)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id, g.host FROM creds c JOIN grants g ON g.user = c.user
+               WHERE c.revoked = 1 AND c.expires_ms > ?1
+             UNION SELECT r.id, h.host FROM removed_creds r JOIN removed_cred_hosts h ON h.id = r.id
+               WHERE r.expires_ms > ?1
+             ORDER BY 1, 2",
+        )?;
+        let rows = stmt
+            .query_map([to_i64(now_ms)], |r| Ok((CredId(r.get(0)?), r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// All users with their grants.
     ///
     /// # Errors
@@ -157,8 +180,18 @@ impl Store {
             [to_i64(now_ms)],
         )?;
         tx.execute(
+            "DELETE FROM removed_cred_hosts WHERE id NOT IN (SELECT id FROM removed_creds)",
+            [],
+        )?;
+        tx.execute(
             "INSERT OR REPLACE INTO removed_creds(id, user, expires_ms)
              SELECT id, user, expires_ms FROM creds WHERE user = ?1 AND expires_ms > ?2",
+            params![user.as_str(), to_i64(now_ms)],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO removed_cred_hosts(id, host)
+             SELECT c.id, g.host FROM creds c JOIN grants g ON g.user = c.user
+              WHERE c.user = ?1 AND c.expires_ms > ?2",
             params![user.as_str(), to_i64(now_ms)],
         )?;
         let n = tx.execute("DELETE FROM users WHERE name = ?1", [user.as_str()])?;

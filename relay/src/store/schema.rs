@@ -101,6 +101,15 @@ CREATE TABLE removed_creds (
     expires_ms INTEGER NOT NULL
 );
 ",
+    // The hosts (or `*`) a removed user's credentials held grants on: revocation notices go
+    // only to those hosts' agents.
+    r"
+CREATE TABLE removed_cred_hosts (
+    id   TEXT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (id, host)
+);
+",
 ];
 
 /// Brings the database to the newest schema.

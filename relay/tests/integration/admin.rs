@@ -281,8 +281,10 @@ async fn users_and_grants_through_the_relay_with_role_checks() -> Result<()> {
         rows.iter()
             .any(|r| r.op == "user_remove" && r.target.as_deref() == Some("removed carl"))
     );
+    // One row per change, named for what it did: no second row for the request itself.
     assert!(
-        rows.iter()
+        !rows
+            .iter()
             .any(|r| r.op == "user_manage" && r.decision == "allow")
     );
     let limited: Vec<AuditEntry> = call(
@@ -572,16 +574,21 @@ async fn prompt_through(full_text: bool) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_are_audited_hashed_by_default_and_in_full_when_configured() -> Result<()> {
+    // The owner prompts into a session no one recorded: a take-over, noted before the text.
+    let takeover = "take-over of a session owned by nobody on record; ";
     let hashed = prompt_through(false).await?;
     assert_eq!(
         hashed,
         format!(
-            "prompt blake3:{}",
+            "{takeover}prompt blake3:{}",
             blake3::hash(b"deploy the secret plan").to_hex()
         )
     );
     let full = prompt_through(true).await?;
-    assert_eq!(full, "prompt text: deploy the secret plan");
+    assert_eq!(
+        full,
+        format!("{takeover}prompt text: deploy the secret plan")
+    );
     Ok(())
 }
 
@@ -735,5 +742,177 @@ async fn cm_tui_admin_commands_with_json() -> Result<()> {
         text(&out)
     );
     relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_cannot_kill_or_revoke_the_credentials_of_an_owner_or_another_admin() -> Result<()>
+{
+    let Staff {
+        relay,
+        owner,
+        ada,
+        otto,
+        otto_cred,
+    } = staff().await?;
+    let (adam_cred, adam) = signed_in(&relay, "adam", "box", Role::Admin).await?;
+    let owner_cred = relay
+        .state
+        .store()?
+        .list_credentials()?
+        .into_iter()
+        .find(|c| c.user.as_str() == "owner")
+        .expect("the owner's credential")
+        .id;
+    for (op, body) in [
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::User {
+                name: "owner".into(),
+            })?,
+        ),
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::Cred {
+                id: owner_cred.0.clone(),
+            })?,
+        ),
+        (
+            Op::CredsRevoke,
+            serde_json::to_value(CredName {
+                id: owner_cred.0.clone(),
+            })?,
+        ),
+        (
+            Op::CredsRevoke,
+            serde_json::to_value(CredName {
+                id: adam_cred.cred_id.0.clone(),
+            })?,
+        ),
+        (
+            Op::Kill,
+            serde_json::to_value(KillTarget::User {
+                name: "adam".into(),
+            })?,
+        ),
+    ] {
+        let e = refusal(call::<_, AdminDone>(&ada, op, Some(&body)).await);
+        assert_eq!(e.code, ErrorCode::Forbidden, "{}", e.message);
+        assert!(
+            e.message
+                .contains("only an owner (on every host) may act on them"),
+            "{}",
+            e.message
+        );
+    }
+    // Nothing was revoked: both still work.
+    let _: Vec<UserInfo> = call::<(), _>(&owner, Op::UserList, None).await?;
+    assert!(adam.conn.close_reason().is_none());
+    assert!(
+        relay
+            .state
+            .store()?
+            .list_credentials()?
+            .iter()
+            .all(|c| !c.revoked)
+    );
+    // Users below admin are still the admin's to manage; the owner manages admins.
+    let done: AdminDone = call(
+        &ada,
+        Op::CredsRevoke,
+        Some(&CredName {
+            id: otto_cred.cred_id.0.clone(),
+        }),
+    )
+    .await?;
+    assert_eq!(
+        done.summary,
+        format!("revoked credential {}", otto_cred.cred_id)
+    );
+    assert_eq!(closed_reason(&otto.conn).await?.0, CloseReason::Revoked);
+    let done: AdminDone = call(
+        &owner,
+        Op::Kill,
+        Some(&KillTarget::User {
+            name: "adam".into(),
+        }),
+    )
+    .await?;
+    assert_eq!(done.summary, "revoked 1 credential of adam");
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_admin_action_is_one_audit_row_naming_what_was_done_and_to_what() -> Result<()> {
+    let Staff {
+        relay,
+        ada,
+        otto_cred,
+        ..
+    } = staff().await?;
+    let before = relay
+        .state
+        .store()?
+        .audit_tail(1)?
+        .first()
+        .map_or(0, |r| r.id);
+    let _: Vec<HostEntry> = call(&ada, Op::HostRotate, Some(&HostRequest::List)).await?;
+    let _: HostEnrolled = call(
+        &ada,
+        Op::HostAdd,
+        Some(&HostAdd {
+            name: "box".into(),
+            relay_addr: None,
+        }),
+    )
+    .await?;
+    let _: AdminDone = call(
+        &ada,
+        Op::CredsRevoke,
+        Some(&CredName {
+            id: otto_cred.cred_id.0.clone(),
+        }),
+    )
+    .await?;
+    let _ = refusal(
+        call::<_, AdminDone>(
+            &ada,
+            Op::Kill,
+            Some(&KillTarget::User {
+                name: "owner".into(),
+            }),
+        )
+        .await,
+    );
+    let mut relay = relay;
+    if let Some(running) = relay.relay.take() {
+        running.shutdown().await;
+    }
+    let mut rows: Vec<(String, Option<String>, String)> = relay
+        .state
+        .store()?
+        .audit_tail(100)?
+        .into_iter()
+        .filter(|r| r.id > before && r.event.actor == "ada")
+        .map(|r| (r.event.op, r.event.target, r.event.decision))
+        .collect();
+    rows.sort();
+    let row = |op: &str, target: &str, decision: &str| {
+        (op.to_owned(), Some(target.to_owned()), decision.to_owned())
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row(
+                "cred_revoke",
+                &format!("revoked credential {}", otto_cred.cred_id),
+                "allow"
+            ),
+            row("host_add", "enrolled host box", "allow"),
+            ("host_list".to_owned(), None, "allow".to_owned()),
+            row("kill", "user owner", "deny"),
+        ]
+    );
     Ok(())
 }

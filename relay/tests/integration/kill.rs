@@ -208,3 +208,62 @@ async fn removing_a_user_tells_the_agents_their_credentials_are_revoked() -> Res
     relay.shutdown().await;
     Ok(())
 }
+
+/// Reads `creds_revoked` notices until all of `creds` were named (bounded); every id named on
+/// the way.
+async fn revoked_ids_until(control: &mut FramedRecv, creds: &[&CredId]) -> Result<Vec<CredId>> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match control.next::<Control>().await? {
+                Some(Control::CredsRevoked { cred_ids }) => {
+                    seen.extend(cred_ids);
+                    if creds.iter().all(|c| seen.contains(c)) {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                }
+                Some(_) => {}
+                None => anyhow::bail!("the control stream ended"),
+            }
+        }
+    })
+    .await
+    .with_context(|| format!("the agent was never told that all of {creds:?} are revoked"))??;
+    Ok(seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_notices_name_only_credentials_with_a_grant_on_the_host() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let owner = relay.login_owner().await?;
+    let owner_op = operator(&relay.addr_str(), &relay.state.pin, &owner).await?;
+    let nora = user_with_grant(&relay, "nora", "other", Role::Operator)?;
+    let bert = user_with_grant(&relay, "bert", "box", Role::Operator)?;
+    let wanda = user_with_grant(&relay, "wanda", "*", Role::Operator)?;
+    let (_agent, mut control) = heartbeating_agent(&relay, "box").await?;
+    watch_until(&owner_op, "box online", |l| host_online(l, "box")).await?;
+
+    // nora could never reach box: her revocation is none of its business.
+    for cred in [&nora, &bert, &wanda] {
+        cli::admin_change(
+            &relay.state.dir,
+            cli::AdminChange::RevokeCred {
+                id: cred.cred_id.as_str(),
+            },
+        )?;
+    }
+    let seen = revoked_ids_until(&mut control, &[&bert.cred_id, &wanda.cred_id]).await?;
+    assert!(!seen.contains(&nora.cred_id), "{seen:?}");
+
+    // The same for a removed user, and for an agent that connects later.
+    cli::admin_change(
+        &relay.state.dir,
+        cli::AdminChange::RemoveUser { user: "nora" },
+    )?;
+    let (_late, mut late_control) = heartbeating_agent(&relay, "late-box").await?;
+    let seen = revoked_ids_until(&mut late_control, &[&wanda.cred_id]).await?;
+    assert!(!seen.contains(&nora.cred_id), "{seen:?}");
+    assert!(!seen.contains(&bert.cred_id), "{seen:?}");
+    relay.shutdown().await;
+    Ok(())
+}

@@ -12,14 +12,17 @@ use proto::ids::{CredId, ReqId};
 use proto::message::HostStatus;
 use std::time::Duration;
 
-/// Workspace names per host: about 340 KB of status each, so four hosts need several frames.
-const WORKSPACES: usize = 20_000;
+/// Hosts in the fleet: each reports the largest status the relay keeps (about 65 KB), so
+/// together they need more than one frame.
+const HOSTS: usize = 20;
 
+/// The largest status the relay keeps (it cuts larger ones on receipt).
 fn big_status(host: &str) -> HostStatus {
+    use proto::message::{MAX_STATUS_TEXT, MAX_STATUS_WORKSPACES};
     HostStatus {
         hostname: host.into(),
-        workspaces: (0..WORKSPACES)
-            .map(|i| format!("ws-{host}-{i:05}"))
+        workspaces: (0..MAX_STATUS_WORKSPACES)
+            .map(|i| format!("{:-<MAX_STATUS_TEXT$}", format!("ws-{host}-{i:05}")))
             .collect(),
         ..HostStatus::default()
     }
@@ -48,17 +51,17 @@ async fn agent_with_big_status(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_list_larger_than_a_frame_arrives_whole_in_pages() -> Result<()> {
     let relay = TestRelay::start().await?;
-    let names = ["h1", "h2", "h3", "h4"];
+    let names: Vec<String> = (1..=HOSTS).map(|i| format!("h{i:02}")).collect();
     let mut agents = Vec::new();
-    for name in names {
+    for name in &names {
         agents.push(agent_with_big_status(&relay, name).await?);
     }
     let cred = relay.login_owner().await?;
     let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
 
-    // The watch shows all four online with their whole status.
+    // The watch shows every host online with its whole status.
     let all_online = |l: &proto::message::HostList| names.iter().all(|n| host_online(l, n));
-    let list = watch_until(&op, "all four hosts online", all_online).await?;
+    let list = watch_until(&op, "every host online", all_online).await?;
     assert!(
         encoded_len(&list)? > MAX_FRAME_LEN,
         "the test list must not fit one frame ({} bytes)",
@@ -88,22 +91,22 @@ async fn a_host_list_larger_than_a_frame_arrives_whole_in_pages() -> Result<()> 
     let after = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let l = watch.next().await?.context("watch ended")?;
-            if host_offline(&l, "h2") {
+            if host_offline(&l, "h02") {
                 return Ok::<_, anyhow::Error>(l);
             }
         }
     })
     .await
-    .context("h2 never went offline on the watch")??;
-    for n in ["h1", "h3", "h4"] {
+    .context("h02 never went offline on the watch")??;
+    for n in names.iter().filter(|n| *n != "h02") {
         assert!(host_online(&after, n), "{n} should still be online");
     }
-    let h3 = after
+    let h03 = after
         .hosts
         .iter()
-        .find(|h| h.host.as_str() == "h3")
-        .context("h3 gone")?;
-    assert_eq!(h3.status.as_ref(), Some(&big_status("h3")));
+        .find(|h| h.host.as_str() == "h03")
+        .context("h03 gone")?;
+    assert_eq!(h03.status.as_ref(), Some(&big_status("h03")));
     relay.shutdown().await;
     Ok(())
 }

@@ -10,20 +10,25 @@ use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::PeerKind;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId};
-use proto::message::Reply;
+use proto::message::{Control, Reply};
 use proto::ops::{CreateSession, ForwardHeader, SessionInfo, SessionStatus};
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
-/// An agent that creates session `ses_1` on `session_create` and answers `true` otherwise.
-async fn session_agent(relay: &TestRelay) -> Result<Session> {
+/// What a test's agent says on its control stream, and a signal once the relay has handled it.
+type ControlTx = tokio::sync::mpsc::UnboundedSender<(Control, Done)>;
+type Done = tokio::sync::oneshot::Sender<()>;
+
+/// An agent that creates session `ses_1` on `session_create` and answers `true` otherwise. It
+/// heart-beats until dropped, and sends what the test gives it on its control stream.
+async fn session_agent(relay: &TestRelay) -> Result<(quinn::Connection, ControlTx)> {
     let token = relay.state.add_host("box", relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
-    let mut session =
+    let session =
         client::authenticate(conn, PeerKind::Agent, &CredId::from("box"), &token.secret).await?;
-    let conn = session.conn.clone();
+    let streams = session.conn.clone();
     tokio::spawn(async move {
-        while let Ok((mut send, recv)) = conn.accept_bi().await {
+        while let Ok((mut send, recv)) = streams.accept_bi().await {
             tokio::spawn(async move {
                 let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
                 let fwd: ForwardHeader = recv.expect().await?;
@@ -37,6 +42,7 @@ async fn session_agent(relay: &TestRelay) -> Result<Session> {
                         created_ms: 1,
                         updated_ms: 1,
                         status: SessionStatus::Idle,
+                        parent: None,
                     };
                     send_frame(&mut send, &Reply::Ok(info), MAX_FRAME_LEN).await?;
                 } else {
@@ -47,16 +53,59 @@ async fn session_agent(relay: &TestRelay) -> Result<Session> {
             });
         }
     });
-    send_frame(
-        &mut session.control_send,
-        &proto::message::Control::Heartbeat {
-            seq: 1,
-            status: Default::default(),
-        },
-        MAX_FRAME_LEN,
-    )
-    .await?;
-    Ok(session)
+    let Session {
+        conn,
+        mut control_send,
+        mut control_recv,
+        ..
+    } = session;
+    let beat = |seq| Control::Heartbeat {
+        seq,
+        status: Default::default(),
+    };
+    send_frame(&mut control_send, &beat(1), MAX_FRAME_LEN).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Control, Done)>();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        for seq in 2.. {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if send_frame(&mut control_send, &beat(seq), MAX_FRAME_LEN).await.is_err() {
+                        return;
+                    }
+                }
+                next = rx.recv() => {
+                    let Some((msg, done)) = next else { return };
+                    // The relay handles control messages in order: once the heartbeat sent
+                    // after `msg` is acknowledged, `msg` has been handled.
+                    if send_frame(&mut control_send, &msg, MAX_FRAME_LEN).await.is_err()
+                        || send_frame(&mut control_send, &beat(seq), MAX_FRAME_LEN).await.is_err()
+                    {
+                        return;
+                    }
+                    loop {
+                        match control_recv.next::<Control>().await {
+                            Ok(Some(Control::HeartbeatAck { seq: acked })) if acked == seq => break,
+                            Ok(Some(_)) => {}
+                            _ => return,
+                        }
+                    }
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+    Ok((conn, tx))
+}
+
+/// Has the agent send `msg` and waits until the relay has handled it.
+async fn tell_relay(agent: &ControlTx, msg: Control) -> Result<()> {
+    let (done, handled) = tokio::sync::oneshot::channel();
+    agent
+        .send((msg, done))
+        .map_err(|_| anyhow::anyhow!("the agent's control task ended"))?;
+    tokio::time::timeout(WAIT, handled).await??;
+    Ok(())
 }
 
 fn on_session(op: Op) -> StreamHeader {
@@ -153,6 +202,101 @@ async fn creator_owns_others_read_admins_take_over() -> Result<()> {
         }
         other => panic!("expected the relay's own refusal, got {other:?}"),
     }
+    relay.shutdown().await;
+    Ok(())
+}
+
+fn on(op: Op, session: &str) -> StreamHeader {
+    let mut h = on_session(op);
+    h.session = Some(session.into());
+    h
+}
+
+/// The refusal `header` gets from `op`'s connection.
+async fn refused(op: &Session, header: &StreamHeader) -> proto::wire_error::WireError {
+    match client::request::<(), bool>(&op.conn, header, None).await {
+        Err(LinkError::Refused(e)) => e,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sub_agent_sessions_belong_to_the_parents_owner_and_unknown_sessions_to_nobody_but_admins()
+-> Result<()> {
+    let relay = TestRelay::start().await?;
+    let (_agent, control) = session_agent(&relay).await?;
+    let ann = user_with_grant(&relay, "ann", "box", Role::Operator)?;
+    let bob = user_with_grant(&relay, "bobby", "box", Role::Operator)?;
+    let ada = user_with_grant(&relay, "adaline", "*", Role::Admin)?;
+    let ann_op = operator(&relay.addr_str(), &relay.state.pin, &ann).await?;
+    let bob_op = operator(&relay.addr_str(), &relay.state.pin, &bob).await?;
+    watch_until(&ann_op, "box online", |l| host_online(l, "box")).await?;
+    let mut create = on_session(Op::SessionCreate);
+    create.session = None;
+    let created: SessionInfo =
+        client::request(&ann_op.conn, &create, Some(&CreateSession::default())).await?;
+    assert_eq!(created.id, "ses_1");
+
+    // ann's session starts a sub-agent (OpenCode's `task` tool); the agent says so.
+    tell_relay(
+        &control,
+        Control::SessionParent {
+            session: "ses_child".into(),
+            parent: "ses_1".into(),
+        },
+    )
+    .await?;
+    // A grandchild follows its parent, too.
+    tell_relay(
+        &control,
+        Control::SessionParent {
+            session: "ses_grandchild".into(),
+            parent: "ses_child".into(),
+        },
+    )
+    .await?;
+    for child in ["ses_child", "ses_grandchild"] {
+        // bob may not approve a permission or prompt in ann's sub-agent session ...
+        for op in [Op::PermissionReply, Op::Prompt, Op::Abort] {
+            let e = refused(&bob_op, &on(op, child)).await;
+            assert_eq!(e.code, ErrorCode::Forbidden);
+            assert!(e.message.contains("belongs to ann"), "{}", e.message);
+        }
+        // ... ann may.
+        let ok: bool =
+            client::request::<(), _>(&ann_op.conn, &on(Op::PermissionReply, child), None).await?;
+        assert!(ok);
+    }
+
+    // A session nobody recorded (created outside CodeMantle, or a child of one) is no one's to
+    // drive without admin: not even its "parent"'s operators.
+    tell_relay(
+        &control,
+        Control::SessionParent {
+            session: "ses_orphan".into(),
+            parent: "ses_outside".into(),
+        },
+    )
+    .await?;
+    for session in ["ses_outside", "ses_orphan"] {
+        let e = refused(&ann_op, &on(Op::PermissionReply, session)).await;
+        assert_eq!(e.code, ErrorCode::Forbidden);
+        assert!(e.message.contains("no recorded owner"), "{}", e.message);
+        // Reading it is still fine.
+        let read: bool =
+            client::request::<(), _>(&ann_op.conn, &on(Op::Messages, session), None).await?;
+        assert!(read);
+    }
+    let ada_op = operator(&relay.addr_str(), &relay.state.pin, &ada).await?;
+    let ok: bool =
+        client::request::<(), _>(&ada_op.conn, &on(Op::Abort, "ses_outside"), None).await?;
+    assert!(ok);
+    let rows = relay.state.store()?.audit_tail(1)?;
+    assert_eq!(rows[0].event.actor, "adaline");
+    assert_eq!(
+        rows[0].event.reason.as_deref(),
+        Some("take-over of a session owned by nobody on record")
+    );
     relay.shutdown().await;
     Ok(())
 }

@@ -119,3 +119,55 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+/// An agent that only heart-beats, reporting `status`.
+async fn reporting_agent(
+    relay: &TestRelay,
+    name: &str,
+    status: proto::message::HostStatus,
+) -> Result<quinn::Connection> {
+    let token = relay.state.add_host(name, relay.addr)?;
+    let conn = cm_relay::client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session = cm_relay::client::authenticate(
+        conn,
+        proto::handshake::PeerKind::Agent,
+        &proto::ids::CredId(name.into()),
+        &token.secret,
+    )
+    .await?;
+    heartbeat_forever(session.control_send, status).await?;
+    Ok(session.conn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_host_status_is_cut_on_receipt_and_dropped_when_the_host_leaves() -> Result<()> {
+    use proto::message::{HostStatus, MAX_STATUS_TEXT};
+    let relay = TestRelay::start().await?;
+    let cred = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    // Two hosts with huge statuses (the list of several would not fit in a frame).
+    let huge = HostStatus {
+        hostname: "h".repeat(300_000),
+        ..HostStatus::default()
+    };
+    let first = reporting_agent(&relay, "big-one", huge.clone()).await?;
+    let _second = reporting_agent(&relay, "big-two", huge).await?;
+    let list = watch_until(&op, "both hosts online", |l| {
+        host_online(l, "big-one") && host_online(l, "big-two")
+    })
+    .await?;
+    for host in &list.hosts {
+        let status = host.status.as_ref().expect("a status");
+        assert_eq!(status.hostname.len(), MAX_STATUS_TEXT, "{}", host.host);
+    }
+    first.close(0u32.into(), b"bye");
+    let list = watch_until(&op, "the host that left has no status", |l| {
+        l.hosts
+            .iter()
+            .any(|h| h.host.as_str() == "big-one" && !h.online && h.status.is_none())
+    })
+    .await?;
+    assert_eq!(list.hosts.len(), 2);
+    relay.shutdown().await;
+    Ok(())
+}

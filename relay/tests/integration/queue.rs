@@ -42,11 +42,31 @@ fn prompt_header(host: &str, session: &str) -> StreamHeader {
 }
 
 async fn send_prompt(op: &Session, text: &str, key: &str) -> Result<PromptOutcome> {
+    send_prompt_to(op, "ses_q", text, key).await
+}
+
+async fn send_prompt_to(
+    op: &Session,
+    session: &str,
+    text: &str,
+    key: &str,
+) -> Result<PromptOutcome> {
     let body = Prompt {
         text: text.into(),
         idempotency_key: key.into(),
     };
-    Ok(client::request(&op.conn, &prompt_header("box", "ses_q"), Some(&body)).await?)
+    Ok(client::request(&op.conn, &prompt_header("box", session), Some(&body)).await?)
+}
+
+/// Records `user` as the owner of `session` on `box`, as if they had created it through the
+/// relay (an operator drives only sessions of their own). Before any request names it.
+fn own_session(relay: &TestRelay, session: &str, user: &str) -> Result<()> {
+    let db = rusqlite::Connection::open(relay.state.dir.db_path())?;
+    db.execute(
+        "INSERT INTO sessions(host, session, owner, created_ms) VALUES ('box', ?1, ?2, 0)",
+        [session, user],
+    )?;
+    Ok(())
 }
 
 async fn queue_list(op: &Session) -> Result<Vec<QueueEntry>> {
@@ -209,6 +229,7 @@ async fn an_expired_prompt_and_one_whose_author_lost_the_role_are_not_delivered(
     let relay = relay_with_expiry(Duration::from_millis(300)).await?;
     let token = relay.state.add_host("box", relay.addr)?;
     let bob: IssuedCredential = user_with_grant(&relay, "bob", "box", Role::Operator)?;
+    own_session(&relay, "ses_q", "bob")?;
     let op = operator(&relay.addr_str(), &relay.state.pin, &bob).await?;
 
     let (expired, _) = queued_id(send_prompt(&op, "too late", "key-e").await?)?;
@@ -218,6 +239,7 @@ async fn an_expired_prompt_and_one_whose_author_lost_the_role_are_not_delivered(
     let relay2 = relay_with_expiry(Duration::from_secs(3600)).await?;
     let token2 = relay2.state.add_host("box", relay2.addr)?;
     let bob2 = user_with_grant(&relay2, "bob", "box", Role::Operator)?;
+    own_session(&relay2, "ses_q", "bob")?;
     let op2 = operator(&relay2.addr_str(), &relay2.state.pin, &bob2).await?;
     let (revoked, _) = queued_id(send_prompt(&op2, "not any more", "key-r").await?)?;
     relay2
@@ -299,8 +321,10 @@ async fn a_prompt_queued_with_a_credential_revoked_since_is_never_delivered() ->
     let bob_op = operator(&relay.addr_str(), &relay.state.pin, &bob).await?;
     let carol = user_with_grant(&relay, "carol", "box", Role::Operator)?;
     let carol_op = operator(&relay.addr_str(), &relay.state.pin, &carol).await?;
+    own_session(&relay, "ses_q", "bob")?;
+    own_session(&relay, "ses_c", "carol")?;
     let (bobs, _) = queued_id(send_prompt(&bob_op, "from bob", "key-b").await?)?;
-    let (carols, _) = queued_id(send_prompt(&carol_op, "from carol", "key-c").await?)?;
+    let (carols, _) = queued_id(send_prompt_to(&carol_op, "ses_c", "from carol", "key-c").await?)?;
 
     // The kill switch for bob's credential refuses his waiting prompt right away.
     cm_relay::cli::kill(

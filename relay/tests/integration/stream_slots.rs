@@ -81,3 +81,87 @@ async fn closed_idle_watches_free_their_agent_streams() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+/// An agent that, like the real one, reads a stream's body to its end before answering; counts
+/// the streams it holds.
+async fn body_waiting_agent(
+    relay: &TestRelay,
+    name: &str,
+) -> Result<(quinn::Connection, FramedRecv, Arc<watch::Sender<usize>>)> {
+    let token = relay.state.add_host(name, relay.addr)?;
+    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session =
+        client::authenticate(conn, PeerKind::Agent, &CredId(name.into()), &token.secret).await?;
+    let open = Arc::new(watch::Sender::new(0usize));
+    let (conn, counter) = (session.conn.clone(), open.clone());
+    tokio::spawn(async move {
+        while let Ok((mut send, recv)) = conn.accept_bi().await {
+            let counter = counter.clone();
+            counter.send_modify(|n| *n += 1);
+            tokio::spawn(async move {
+                let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+                if recv.expect::<ForwardHeader>().await.is_ok() {
+                    recv.set_max_len(MAX_FRAME_LEN);
+                    while let Ok(Some(_)) = recv.next::<serde_json::Value>().await {}
+                    let _ = send_frame(&mut send, &Reply::Ok(1u64), MAX_FRAME_LEN).await;
+                    let _ = send.finish();
+                }
+                counter.send_modify(|n| *n -= 1);
+            });
+        }
+    });
+    heartbeat_forever(session.control_send, Default::default()).await?;
+    Ok((session.conn, session.control_recv, open))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_holding_header_only_streams_does_not_lock_operators_out_of_a_host() -> Result<()>
+{
+    use crate::forward::user_with_grant;
+    use proto::rbac::Role;
+    let relay = TestRelay::start().await?;
+    let (_agent, _control, open) = body_waiting_agent(&relay, "box").await?;
+    let vera = user_with_grant(&relay, "vera", "box", Role::Viewer)?;
+    let opal = user_with_grant(&relay, "opal", "box", Role::Operator)?;
+    let viewer = operator(&relay.addr_str(), &relay.state.pin, &vera).await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &opal).await?;
+    watch_until(&op, "agent online", |l| host_online(l, "box")).await?;
+
+    // The viewer opens more header-only streams (no body, never finished) than the agent
+    // allows, and keeps them open.
+    let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
+    let viewer_conn = viewer.conn.clone();
+    let flood = tokio::spawn(async move {
+        let mut held = Vec::new();
+        for _ in 0..cm_relay::tls::MAX_CONCURRENT_STREAMS + 2 {
+            let Ok((send, mut recv)) =
+                client::subscribe(&viewer_conn, &header(Op::Messages, "box")).await
+            else {
+                return held;
+            };
+            let refused_tx = refused_tx.clone();
+            held.push(send);
+            tokio::spawn(async move {
+                if let Ok(Reply::<u64>::Error(e)) = recv.expect().await {
+                    let _ = refused_tx.send(e);
+                }
+            });
+        }
+        held
+    });
+    // Once the relay has turned some of the viewer's streams away, it has decided them all.
+    let turned_away = tokio::time::timeout(WAIT, refused.recv())
+        .await
+        .context("the viewer's flood was never refused")?
+        .context("no refusal")?;
+    assert_eq!(turned_away.code, proto::wire_error::ErrorCode::Unavailable);
+    assert!(*open.borrow() < cm_relay::tls::MAX_CONCURRENT_STREAMS as usize);
+
+    // The operator still gets through.
+    let answer: u64 =
+        client::request::<(), _>(&op.conn, &header(Op::Messages, "box"), None).await?;
+    assert_eq!(answer, 1);
+    flood.abort();
+    relay.shutdown().await;
+    Ok(())
+}

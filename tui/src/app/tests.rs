@@ -112,6 +112,7 @@ pub(crate) fn session_info(
         created_ms: updated_ms - 60_000,
         updated_ms,
         status,
+        parent: None,
     }
 }
 

@@ -261,14 +261,15 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
             },
         ),
         AdminTab::Audit => (
-            vec!["#", "WHEN", "ACTOR", "OP", "HOST", "DECISION"],
+            vec!["#", "WHEN", "ACTOR", "OP", "HOST", "TARGET", "DECISION"],
             vec![
                 Constraint::Length(6),
                 Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Length(16),
-                Constraint::Length(12),
-                Constraint::Fill(1),
+                Constraint::Length(10),
+                Constraint::Length(13),
+                Constraint::Length(10),
+                Constraint::Fill(2),
+                Constraint::Fill(3),
             ],
             match &view.audit {
                 Loadable::Ready(v) => v
@@ -289,6 +290,7 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
                             Cell::from(sanitize(&r.actor)),
                             Cell::from(sanitize(&r.op)),
                             Cell::from(sanitize(r.host.as_deref().unwrap_or("-"))),
+                            Cell::from(sanitize(r.target.as_deref().unwrap_or("-"))),
                             Cell::from(Span::styled(sanitize(&decision), style)),
                         ])
                     })

@@ -753,7 +753,7 @@ fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
         role: Some("operator".into()),
         host: Some("box".into()),
         op: op.into(),
-        target: None,
+        target: (op == "prompt").then(|| "ses_1".to_owned()),
         decision: decision.into(),
         reason: reason.map(str::to_owned),
         hash: "h".into(),
