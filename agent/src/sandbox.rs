@@ -71,3 +71,27 @@ pub fn announce(workspaces: &[crate::config::Workspace]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_mode_is_shown_to_operators_for_what_it_is() {
+        let with = |mode, pretend_abi| SandboxConfig {
+            mode,
+            pretend_abi,
+            ..SandboxConfig::default()
+        };
+        assert_eq!(info(&with(Mode::Off, None)).state, "off");
+        assert!(
+            info(&with(Mode::Off, None))
+                .detail
+                .contains("mode = \"off\"")
+        );
+        assert_eq!(info(&with(Mode::Warn, None)).state, "warn");
+        assert_eq!(info(&with(Mode::Enforce, Some(7))).state, "enforced");
+        assert_eq!(info(&with(Mode::Enforce, Some(3))).state, "refused");
+        assert_eq!(info(&with(Mode::Enforce, Some(0))).state, "refused");
+    }
+}

@@ -285,7 +285,7 @@ async fn enforce_mode_on_a_kernel_without_landlock_refuses_to_start_opencode() -
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn warn_and_off_modes_run_unconfined_and_say_so() -> Result<()> {
+async fn warn_mode_runs_unconfined_logs_what_it_would_refuse_and_says_so() -> Result<()> {
     let world = World::start_with("sandbox = { mode = \"warn\" }\n", &[]).await?;
     let ws = world.tui_ok(&["workspaces", "box", "--json"])?;
     assert!(ws.contains("warn"), "{ws}");
