@@ -350,11 +350,11 @@ async fn full_screen_app_in_tmux() -> Result<()> {
 
     // A tool call that needs permission: the box shows it; nothing is written before `y`.
     tmux.prompt("WRITE_FILE: notes/tmux.txt hi")?;
-    let asked = tmux.wait_text(&["⚠ permission", "y allow once", "A always", "r reject"])?;
+    let asked = tmux.wait_text(&["⚠ permission", "y once", "A always", "r reject"])?;
     assert!(asked.contains("tmux.txt"), "{asked}");
     assert!(!world.workspace.join("notes/tmux.txt").exists());
     tmux.leave_prompt()?;
-    let asked = tmux.wait_text(&["⚠ permission", "y allow once"])?;
+    let asked = tmux.wait_text(&["⚠ permission", "y once"])?;
     tmux.keep("session-permission", &asked)?;
 
     // The attention panel lists the same request (Tab opens and closes it).
@@ -363,7 +363,7 @@ async fn full_screen_app_in_tmux() -> Result<()> {
     assert!(attention.contains("box/demo"), "{attention}");
     tmux.keep("attention", &attention)?;
     tmux.press("Tab")?;
-    tmux.wait_text(&["⚠ permission", "y allow once"])?;
+    tmux.wait_text(&["⚠ permission", "y once"])?;
 
     // Help on the session screen lists its keys.
     tmux.press("?")?;
