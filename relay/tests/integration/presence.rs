@@ -136,6 +136,12 @@ async fn reporting_agent(
     )
     .await?;
     heartbeat_forever(session.control_send, status).await?;
+    // Read the relay's acks for as long as the connection lives (a dropped receive half
+    // makes the relay's ack fail, and it closes the connection).
+    let mut control = session.control_recv;
+    tokio::spawn(async move {
+        while let Ok(Some(_)) = control.next::<proto::message::Control>().await {}
+    });
     Ok(session.conn)
 }
 
