@@ -4,8 +4,8 @@
 //! kernel *lets happen*, whatever an operator approved:
 //!
 //! - `config.rs`: the `[sandbox]` table (mode, extra folders and ports, limits), per workspace.
-//! - `plan.rs`: the rules of one launch (pure; written as `sandbox.json` beside the launch's
-//!   private folders).
+//! - `plan.rs`: the rules of one launch (pure; written as `<state>/sandbox/<ws>.json`, outside
+//!   every folder the sandbox lets OpenCode write).
 //! - `env.rs`: the environment allow-list (OpenCode never sees the agent's own variables).
 //! - `kernel.rs`: Landlock, resource limits and capabilities, applied by the launcher
 //!   (`cm-agent __exec-child`, see `supervisor/keeper.rs`) to itself right before `exec`.
@@ -19,9 +19,6 @@ pub mod warn;
 
 pub use config::{Mode, SandboxConfig, SandboxSection};
 pub use plan::SandboxPlan;
-
-/// File name of the plan in the launch's private folder.
-pub const PLAN_FILE: &str = "sandbox.json";
 
 /// One line for operators: what holds OpenCode in a workspace, and why.
 pub fn describe(mode: Mode, abi: u8) -> String {

@@ -48,13 +48,17 @@ pub struct LaunchDirs {
 }
 
 impl LaunchDirs {
-    /// The launch's sandbox plan: `<state>/opencode/<workspace>.sandbox.json`, outside every
-    /// folder the sandbox lets OpenCode write.
+    /// The launch's sandbox plan: `<state>/sandbox/<workspace>.json`, outside every folder the
+    /// sandbox lets OpenCode write (and apart from workspace names, so none collides).
     pub fn sandbox_file(&self) -> PathBuf {
         let mut name = self.base.file_name().unwrap_or_default().to_owned();
-        name.push(".");
-        name.push(crate::sandbox::PLAN_FILE);
-        self.base.with_file_name(name)
+        name.push(".json");
+        let state = self
+            .base
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.base);
+        state.join("sandbox").join(name)
     }
 
     /// The directories for `workspace` under the agent's `state_dir`.
@@ -160,6 +164,7 @@ pub fn plan(
         crate::sandbox::plan::LaunchFacts {
             workspace: &workspace.root,
             private: &dirs.base,
+            private_writable: &[dirs.data.clone(), dirs.state.clone(), dirs.cache.clone()],
             program,
             port,
             provider_ports: &crate::sandbox::plan::provider_ports(provider),
@@ -259,8 +264,14 @@ pub fn prepare(launch: &Launch) -> std::io::Result<()> {
             }
         }
     }
-    // Beside the private folder, not in it: OpenCode may write there, never here.
+    // Outside the private folder: OpenCode may never write there.
     let plan = serde_json::to_vec_pretty(&plan).map_err(std::io::Error::other)?;
+    if let Some(dir) = d.sandbox_file().parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

@@ -113,7 +113,8 @@ pub struct SandboxSection {
     /// Open files per process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nofile: Option<u64>,
-    /// Testing only: behave as if the kernel offered this Landlock ABI (0 = none).
+    /// Testing only: behave as if the kernel offered at most this Landlock ABI (0 = none); it
+    /// can only lower what the kernel offers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pretend_abi: Option<u8>,
 }

@@ -65,9 +65,11 @@ pub fn landlock_abi() -> u8 {
     })
 }
 
-/// The ABI the plan sees: the kernel's, unless the config pretends otherwise (tests).
+/// The ABI the plan sees: the kernel's, or lower where the config pretends so (tests of the
+/// refusal path). Never higher: a config cannot claim a sandbox the kernel does not give.
 pub fn effective_abi(plan_pretend: Option<u8>) -> u8 {
-    plan_pretend.unwrap_or_else(landlock_abi)
+    let real = landlock_abi();
+    plan_pretend.map_or(real, |p| p.min(real))
 }
 
 /// What applying did, for the launcher's log line.
@@ -117,6 +119,9 @@ pub fn apply(plan: &SandboxPlan) -> Result<Applied, SandboxError> {
     }
     let caps_dropped = drop_capabilities();
     let status = landlock_restrict(plan)?;
+    if status == RulesetStatus::NotEnforced {
+        return Err(SandboxError::NoLandlock { abi });
+    }
     if status != RulesetStatus::FullyEnforced {
         tracing::warn!(?status, "Landlock enforced the sandbox only partly");
     }
@@ -290,6 +295,7 @@ mod tests {
             super::super::plan::LaunchFacts {
                 workspace: Path::new("/nonexistent/ws"),
                 private: Path::new("/nonexistent/private"),
+                private_writable: &[],
                 program: Path::new("/nonexistent/bin/opencode"),
                 port: 4096,
                 provider_ports: &[],

@@ -18,7 +18,6 @@ pub const DEVICES: &[&str] = &[
     "/dev/full",
     "/dev/random",
     "/dev/urandom",
-    "/dev/tty",
     "/dev/ptmx",
     "/dev/pts",
     "/dev/shm",
@@ -64,8 +63,11 @@ pub struct SandboxPlan {
 pub struct LaunchFacts<'a> {
     /// The workspace root.
     pub workspace: &'a Path,
-    /// OpenCode's private folder (`<state>/opencode/<workspace>`).
+    /// OpenCode's private folder (`<state>/opencode/<workspace>`): readable, not writable
+    /// (its config and home must not change between launches).
     pub private: &'a Path,
+    /// The parts of the private folder OpenCode writes (its data, state and cache folders).
+    pub private_writable: &'a [PathBuf],
     /// The OpenCode binary.
     pub program: &'a Path,
     /// OpenCode's own server port.
@@ -84,11 +86,16 @@ impl SandboxPlan {
             read.push(package.unwrap_or(dir).to_owned());
         }
         read.extend(cfg.allow_read.iter().cloned());
+        // Config, home and opencode.json are read only: a tool must not plant config or
+        // plugins that loosen the next launch, nor links the agent would follow.
+        read.push(facts.private.to_owned());
         let tmpdir = facts.private.join("tmp");
-        let mut write = vec![facts.workspace.to_owned(), facts.private.to_owned()];
+        let mut write = vec![facts.workspace.to_owned(), tmpdir.clone()];
+        write.extend(facts.private_writable.iter().cloned());
         write.extend(cfg.allow_write.iter().cloned());
+        // OpenCode's own port is for listening only: a tool that could connect to it could
+        // answer its own permission requests through OpenCode's API.
         let mut connect_ports: Vec<u16> = facts.provider_ports.to_vec();
-        connect_ports.push(facts.port);
         connect_ports.extend(cfg.allow_connect_ports.iter().copied());
         connect_ports.sort_unstable();
         connect_ports.dedup();
@@ -186,6 +193,9 @@ mod tests {
             LaunchFacts {
                 workspace: Path::new("/home/me/src/app"),
                 private: Path::new("/home/me/.local/state/codemantle/opencode/app"),
+                private_writable: &[PathBuf::from(
+                    "/home/me/.local/state/codemantle/opencode/app/xdg/data",
+                )],
                 program: Path::new("/opt/oc/bin/opencode"),
                 port: 41000,
                 provider_ports: &[8080],
@@ -201,6 +211,16 @@ mod tests {
             "/home/me/.local/state/codemantle/opencode/app/tmp/x"
         )));
         assert!(!p.allows_write(Path::new("/home/me/src/other")));
+        // The private folder's config and home are readable, not writable.
+        assert!(!p.allows_write(Path::new(
+            "/home/me/.local/state/codemantle/opencode/app/xdg/config/opencode/opencode.json"
+        )));
+        assert!(!p.allows_write(Path::new(
+            "/home/me/.local/state/codemantle/opencode/app/opencode.json"
+        )));
+        assert!(p.allows_read(Path::new(
+            "/home/me/.local/state/codemantle/opencode/app/opencode.json"
+        )));
         assert!(!p.allows_read(Path::new("/home/me/.ssh/id_ed25519")));
         assert!(!p.allows_read(Path::new("/home/me/.local/state/codemantle/host.secret")));
         assert!(!p.allows_read(Path::new("/home/me/src/app-other/x")));
@@ -220,7 +240,7 @@ mod tests {
     #[test]
     fn ports_are_the_provider_the_server_and_the_configured_ones() {
         let p = plan();
-        assert_eq!(p.connect_ports, vec![8080, 41000]);
+        assert_eq!(p.connect_ports, vec![8080], "never OpenCode's own API");
         assert_eq!(p.bind_ports, vec![41000]);
     }
 

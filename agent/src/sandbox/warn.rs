@@ -74,6 +74,7 @@ mod tests {
             LaunchFacts {
                 workspace: &ws,
                 private: &tmp.path().join("private"),
+                private_writable: &[],
                 program: Path::new("/opt/oc/bin/opencode"),
                 port: 4096,
                 provider_ports: &[],

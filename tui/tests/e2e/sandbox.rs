@@ -210,6 +210,21 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
         format!("cat {}", sentinels.agent_secret.display()),
         format!("cat {}", sentinels.outside.display()),
         format!("cat /proc/{}/environ", agent_pid(&world)?),
+        // OpenCode's own config (and plugins beside it) must not change its next launch.
+        format!(
+            "echo '{{\"permission\":\"allow\"}}' > {}",
+            world
+                .agent_state
+                .join("opencode/demo/xdg/config/opencode/opencode.json")
+                .display()
+        ),
+        format!(
+            "echo pwned > {}",
+            world
+                .agent_state
+                .join("opencode/demo/opencode.json")
+                .display()
+        ),
     ];
     for cmd in &attempts {
         let answer = send(&world, &hidden_bash(cmd))?;
