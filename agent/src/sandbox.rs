@@ -15,6 +15,7 @@ pub mod config;
 pub mod env;
 pub mod kernel;
 pub mod plan;
+pub mod seccomp;
 pub mod warn;
 
 pub use config::{Mode, SandboxConfig, SandboxSection};

@@ -30,6 +30,9 @@ pub enum SandboxError {
     /// Landlock refused the ruleset.
     #[error("Landlock: {0}")]
     Landlock(#[from] landlock::RulesetError),
+    /// The seccomp filter could not be installed.
+    #[error("seccomp: {0}")]
+    Seccomp(String),
     /// A resource limit could not be set.
     #[error("resource limit {what}: {source}")]
     Limit {
@@ -125,6 +128,7 @@ pub fn apply(plan: &SandboxPlan) -> Result<Applied, SandboxError> {
     if status != RulesetStatus::FullyEnforced {
         tracing::warn!(?status, "Landlock enforced the sandbox only partly");
     }
+    super::seccomp::deny_unix_sockets().map_err(SandboxError::Seccomp)?;
     Ok(Applied {
         landlock: match status {
             RulesetStatus::FullyEnforced => "fully enforced",

@@ -256,6 +256,23 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the connection reached the listener"
     );
+    // A Unix socket outside (as a user's systemd manager, D-Bus or an SSH agent listens on).
+    let socket_path = world.tmp.path().join("outside/agent.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&socket_path)?;
+    unix.set_nonblocking(true)?;
+    let answer = send(
+        &world,
+        &hidden_bash(&format!(
+            "perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Peer => \"{}\") or die \"refused: $!\\n\"; print \"CONNECTED\\n\"'",
+            socket_path.display()
+        )),
+    )?;
+    assert!(!answer.contains("CONNECTED"), "{answer}");
+    assert!(answer.contains("refused"), "{answer}");
+    assert!(
+        matches!(unix.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the connection reached the Unix socket"
+    );
     // A memory hog stops at memory_max; a fork bomb at pids_max. The agent is not touched.
     let answer = send(
         &world,
