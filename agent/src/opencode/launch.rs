@@ -165,7 +165,9 @@ pub fn plan(
             workspace: &workspace.root,
             private: &dirs.base,
             private_writable: &[dirs.data.clone(), dirs.state.clone(), dirs.cache.clone()],
-            program,
+            // Where the binary really is (an npm or bun shim is a link): Landlock checks the
+            // file a path leads to.
+            program: &std::fs::canonicalize(program).unwrap_or_else(|_| program.to_owned()),
             port,
             provider_ports: &crate::sandbox::plan::provider_ports(provider),
         },
@@ -345,6 +347,36 @@ mod tests {
             opencode_json(&cfg(), &relaxed)["permission"],
             json!({"edit":"allow","bash":"deny","webfetch":"ask","external_directory":"deny"})
         );
+    }
+
+    #[test]
+    fn the_sandbox_allows_the_binary_where_a_link_to_it_leads() {
+        let tmp = tempfile::tempdir().unwrap();
+        let package = tmp.path().join("lib/node_modules/opencode-linux-x64");
+        std::fs::create_dir_all(package.join("bin")).unwrap();
+        std::fs::write(package.join("package.json"), "{}").unwrap();
+        std::fs::write(package.join("bin/opencode"), "").unwrap();
+        std::fs::create_dir(tmp.path().join("shims")).unwrap();
+        let shim = tmp.path().join("shims/opencode");
+        std::os::unix::fs::symlink(package.join("bin/opencode"), &shim).unwrap();
+        let ws = Workspace {
+            name: "demo".into(),
+            root: tmp.path().join("ws"),
+            permissions: ToolPermissions::default(),
+            sandbox: Default::default(),
+        };
+        let l = plan(
+            &shim,
+            &cfg(),
+            &ws,
+            &tmp.path().join("state"),
+            1,
+            "pw".into(),
+            "mk".into(),
+        );
+        let real = std::fs::canonicalize(&package).unwrap();
+        assert!(l.sandbox.read.contains(&real), "{:?}", l.sandbox.read);
+        assert!(!l.sandbox.read.contains(&tmp.path().join("shims")));
     }
 
     #[test]
