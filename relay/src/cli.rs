@@ -870,28 +870,10 @@ pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
 mod help_example_tests {
     use super::Cli;
 
-    /// Leaf subcommands whose `--help` shows no example.
-    fn leaves_without_example(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
-        let path = format!("{path} {}", cmd.get_name());
-        let subs: Vec<&clap::Command> = cmd
-            .get_subcommands()
-            .filter(|s| s.get_name() != "help")
-            .collect();
-        if subs.is_empty() {
-            let help = cmd.get_after_help().map(ToString::to_string);
-            if !help.is_some_and(|h| h.contains("Example")) {
-                out.push(path.trim().to_owned());
-            }
-        }
-        for s in subs {
-            leaves_without_example(s, &path, out);
-        }
-    }
-
     #[test]
     fn every_subcommand_shows_an_example_in_its_help() {
-        let mut missing = Vec::new();
-        leaves_without_example(&<Cli as clap::CommandFactory>::command(), "", &mut missing);
+        let missing =
+            crate::help_examples::leaves_without_example(&<Cli as clap::CommandFactory>::command());
         assert!(missing.is_empty(), "no Example in --help: {missing:#?}");
     }
 }

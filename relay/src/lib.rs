@@ -29,6 +29,8 @@ pub mod config_file;
 #[cfg(feature = "server")]
 pub mod doctor;
 #[cfg(feature = "server")]
+pub mod help_examples;
+#[cfg(feature = "server")]
 mod net;
 #[cfg(feature = "server")]
 pub mod presence;
