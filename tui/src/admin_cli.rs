@@ -7,8 +7,8 @@ use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
-use cm_relay::client;
-use cm_relay::time::{random_u64, utc};
+use cm_client as client;
+use cm_client::time::{random_u64, utc};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,

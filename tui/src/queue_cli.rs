@@ -3,8 +3,8 @@
 use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::sanitize;
-use cm_relay::client;
-use cm_relay::time::{now_ms, random_u64};
+use cm_client as client;
+use cm_client::time::{now_ms, random_u64};
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::queue::{QueueCancel, QueueEntry, QueueList, Queued};

@@ -2,8 +2,8 @@
 
 use crate::connect;
 use crate::profile::Profile;
-use cm_relay::client::{self, LinkError, Session};
-use cm_relay::framed::{FramedRecv, StreamError, send_frame};
+use cm_client::framed::{FramedRecv, StreamError, send_frame};
+use cm_client::{self as client, LinkError, Session};
 use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
