@@ -1,7 +1,9 @@
 //! One supervisor per workspace: an actor that owns that workspace's `opencode serve`, feeds
 //! what happens into the pure [`state::Machine`], and carries out the actions it returns
 //! (spawn, timers, health probe, stop, kill, publish). Operations talk to it through a
-//! [`SupervisorHandle`].
+//! [`SupervisorHandle`]. It owns every stop of its OpenCode and the reason: operators', the
+//! idle timer's, and the launch lease's (it sleeps until the lease's next check on tokio's
+//! clock, and revocation notices reach it as commands; see `crate::lease`).
 
 pub mod keeper;
 pub mod leftovers;
@@ -17,8 +19,10 @@ use crate::opencode::client::OpencodeClient;
 use crate::opencode::launch;
 use process::{ProcessEvent, Running};
 use proto::event::Event;
+use proto::ids::CredId;
 use proto::ops::{OpencodeInfo, OpencodeState};
 use state::{Action, Input, Machine};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,6 +96,12 @@ enum Command {
     Start(Option<StartReply>),
     Stop(oneshot::Sender<OpencodeInfo>),
     Shutdown(oneshot::Sender<OpencodeInfo>),
+    /// The relay reported these credentials revoked (launch leases).
+    CredsRevoked(HashSet<CredId>, oneshot::Sender<OpencodeInfo>),
+    /// The relay revoked this host (kill switch).
+    HostKilled(oneshot::Sender<OpencodeInfo>),
+    /// A supervision drill: the actor panics (see [`SupervisorHandle::panic_now`]).
+    Panic,
 }
 
 /// What a supervisor needs.
@@ -110,6 +120,8 @@ pub struct SupervisorDeps {
     /// Standing permission grants: matching requests are answered "once" on the granter's
     /// behalf; they end when a new launch is read.
     pub grants: Arc<crate::grants::Grants>,
+    /// The launch leases (this workspace's is checked by the actor).
+    pub leases: Arc<crate::lease::Leases>,
 }
 
 /// The handle operations use.
@@ -130,6 +142,10 @@ impl SupervisorHandle {
             client: None,
             pid: None,
         });
+        // Unbounded, yet no peer can make them grow: every command's sender waits for its
+        // answer (operations, bounded by the relay's stream slots per host; the link's one
+        // revocation worker), and a launch sends a handful of process events (ready line,
+        // attached, exited), never OpenCode's output.
         let (commands, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let activity = Arc::new(Activity::new());
@@ -150,6 +166,8 @@ impl SupervisorHandle {
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             shutting_down: false,
+            abort_before_stop: false,
+            lease_stop: None,
         };
         tokio::spawn(actor.run(rx, events_rx));
         Self {
@@ -226,11 +244,41 @@ impl SupervisorHandle {
 
     /// Stops OpenCode and ends the actor.
     pub async fn shutdown(&self) -> OpencodeInfo {
+        self.ask(Command::Shutdown).await
+    }
+
+    /// Credentials were revoked: a launch bound to one of them stops (its lease decides).
+    /// Returns once that stop is done, at once when nothing stops.
+    pub async fn creds_revoked(&self, creds: HashSet<CredId>) -> OpencodeInfo {
+        self.ask(|tx| Command::CredsRevoked(creds, tx)).await
+    }
+
+    /// This host was revoked: a running OpenCode stops. Returns once it has.
+    pub async fn host_killed(&self) -> OpencodeInfo {
+        self.ask(Command::HostKilled).await
+    }
+
+    async fn ask(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<OpencodeInfo>) -> Command,
+    ) -> OpencodeInfo {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(tx)).is_err() {
+        if self.commands.send(cmd(tx)).is_err() {
             return self.info();
         }
         rx.await.unwrap_or_else(|_| self.info())
+    }
+
+    /// Resolves when the actor has ended (after [`SupervisorHandle::shutdown`], or because it
+    /// panicked): the agent's core-task supervision watches this.
+    pub async fn ended(&self) {
+        self.commands.closed().await;
+    }
+
+    /// A supervision drill: makes the actor panic, to prove the agent notices a supervisor
+    /// that ends. Nothing calls this in normal operation.
+    pub fn panic_now(&self) {
+        let _ = self.commands.send(Command::Panic);
     }
 }
 
@@ -251,6 +299,10 @@ struct Actor {
     start_waiters: Vec<StartReply>,
     stop_waiters: Vec<oneshot::Sender<OpencodeInfo>>,
     shutting_down: bool,
+    /// The next `Action::Stop` aborts running turns first (`Action::AbortTurns`).
+    abort_before_stop: bool,
+    /// The reason of a lease stop under way, logged once it is done.
+    lease_stop: Option<String>,
 }
 
 async fn at(deadline: Option<Instant>) {
@@ -284,6 +336,12 @@ impl Actor {
                 .idle_stop
                 .filter(|_| state == OpencodeState::Ready)
                 .map(|d| self.activity.last() + d);
+            // Renewals move the lease's end without waking the actor: the check re-reads it.
+            let lease_at = (state == OpencodeState::Ready).then(|| {
+                self.deps
+                    .leases
+                    .next_check(&self.deps.workspace.name, Instant::now())
+            });
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -301,6 +359,12 @@ impl Actor {
                 () = at(backoff_at) => {
                     self.backoff_deadline = None;
                     self.feed(Input::BackoffElapsed).await;
+                }
+                () = at(lease_at) => {
+                    let ws = &self.deps.workspace.name;
+                    if let Some(reason) = self.deps.leases.tick(ws, true, Instant::now()) {
+                        self.stop_for_lease(&reason).await;
+                    }
                 }
                 () = at(idle_at) => {
                     // Activity may have moved the deadline since the sleep began.
@@ -347,7 +411,51 @@ impl Actor {
                 self.stop_waiters.push(reply);
                 self.feed(Input::StopRequested).await;
             }
+            Command::CredsRevoked(creds, reply) => {
+                let ws = &self.deps.workspace.name;
+                match self.deps.leases.revoked(ws, &creds, self.is_running()) {
+                    Some(reason) => {
+                        self.stop_waiters.push(reply);
+                        self.stop_for_lease(&reason).await;
+                    }
+                    None => {
+                        let _ = reply.send(self.machine.info());
+                    }
+                }
+            }
+            Command::HostKilled(reply) => {
+                self.deps.leases.clear(&self.deps.workspace.name);
+                if self.is_running() {
+                    self.stop_waiters.push(reply);
+                    self.stop_for_lease(&crate::lease::StopReason::HostKilled)
+                        .await;
+                } else {
+                    let _ = reply.send(self.machine.info());
+                }
+            }
+            Command::Panic => panic!(
+                "supervision drill: the supervisor of workspace {} was made to panic",
+                self.deps.workspace.name
+            ),
         }
+    }
+
+    /// Whether OpenCode runs (or is on its way up or down), for the lease.
+    fn is_running(&self) -> bool {
+        !matches!(
+            self.machine.state(),
+            OpencodeState::Stopped | OpencodeState::Failed
+        )
+    }
+
+    /// The launch lease ended: the machine stops OpenCode and keeps the reason.
+    async fn stop_for_lease(&mut self, reason: &crate::lease::StopReason) {
+        tracing::warn!(workspace = %self.deps.workspace.name, %reason, "stopping leased OpenCode");
+        self.lease_stop = Some(reason.to_string());
+        self.feed(Input::LeaseEnded {
+            reason: reason.to_string(),
+        })
+        .await;
     }
 
     async fn on_process_event(&mut self, launch: u64, ev: ProcessEvent) {
@@ -388,7 +496,7 @@ impl Actor {
     async fn feed(&mut self, input: Input) {
         let mut queue = std::collections::VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
-            let actions = self.machine.handle(input, std::time::Instant::now());
+            let actions = self.machine.handle(input, Instant::now());
             for action in actions {
                 if let Some(next) = self.execute(action).await {
                     queue.push_back(next);
@@ -425,10 +533,21 @@ impl Actor {
                 self.backoff_deadline = Some(Instant::now() + d);
                 None
             }
+            Action::AbortTurns => {
+                self.abort_before_stop = true;
+                None
+            }
             Action::Stop { dispose } => match &self.current {
                 Some(r) => {
                     let r = r.clone();
-                    tokio::spawn(async move { r.stop(dispose).await });
+                    let abort = std::mem::take(&mut self.abort_before_stop);
+                    let ws = self.deps.workspace.name.clone();
+                    tokio::spawn(async move {
+                        if abort {
+                            crate::lease::abort_running_turns(&r.client, &ws).await;
+                        }
+                        r.stop(dispose).await;
+                    });
                     None
                 }
                 None => Some(Input::Exited {
@@ -448,6 +567,9 @@ impl Actor {
                 // A stop is done once the process is gone, even if a start queued meanwhile
                 // begins at once.
                 if matches!(info.state, OpencodeState::Stopped | OpencodeState::Failed) {
+                    if let Some(reason) = self.lease_stop.take() {
+                        tracing::warn!(workspace = %info.workspace, %reason, "leased OpenCode stopped");
+                    }
                     // Publish the stopped state (no pid, no client) before answering, so a
                     // caller that reads the snapshot after its stop returns never sees the old
                     // process.
