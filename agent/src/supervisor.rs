@@ -4,8 +4,13 @@
 //! [`SupervisorHandle`]. It owns every stop of its OpenCode and the reason: operators', the
 //! idle timer's, and the launch lease's (it sleeps until the lease's next check on tokio's
 //! clock, and revocation notices reach it as commands; see `crate::lease`).
+//!
+//! Over 600 lines: the handle, the actor's loop and carrying out the machine's actions are one
+//! protocol and read together; the lease's side is in `supervisor/lease_stop.rs`.
 
+mod activity;
 pub mod keeper;
+mod lease_stop;
 pub mod leftovers;
 pub mod process;
 mod reader;
@@ -17,44 +22,16 @@ use crate::hub::EventHub;
 use crate::opencode::binary::Search;
 use crate::opencode::client::OpencodeClient;
 use crate::opencode::launch;
+pub use activity::Activity;
 use process::{ProcessEvent, Running};
 use proto::event::Event;
-use proto::ids::CredId;
 use proto::ops::{OpencodeInfo, OpencodeState};
 use state::{Action, Input, Machine};
-use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-
-/// Last use of a workspace (operations and OpenCode events), for the idle stop.
-#[derive(Debug)]
-pub struct Activity(Mutex<Instant>);
-
-impl Activity {
-    fn new() -> Self {
-        Self(Mutex::new(Instant::now()))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
-        // An Instant cannot be left half-written.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Marks the workspace as used now.
-    pub fn touch(&self) {
-        *self.lock() = Instant::now();
-    }
-
-    /// When it was last used.
-    pub fn last(&self) -> Instant {
-        *self.lock()
-    }
-}
 
 /// The supervisor's published state.
 #[derive(Debug, Clone)]
@@ -97,7 +74,10 @@ enum Command {
     Stop(oneshot::Sender<OpencodeInfo>),
     Shutdown(oneshot::Sender<OpencodeInfo>),
     /// The relay reported these credentials revoked (launch leases).
-    CredsRevoked(HashSet<CredId>, oneshot::Sender<OpencodeInfo>),
+    CredsRevoked(
+        std::collections::HashSet<proto::ids::CredId>,
+        oneshot::Sender<OpencodeInfo>,
+    ),
     /// The relay revoked this host (kill switch).
     HostKilled(oneshot::Sender<OpencodeInfo>),
     /// A supervision drill: the actor panics (see [`SupervisorHandle::panic_now`]).
@@ -247,17 +227,6 @@ impl SupervisorHandle {
         self.ask(Command::Shutdown).await
     }
 
-    /// Credentials were revoked: a launch bound to one of them stops (its lease decides).
-    /// Returns once that stop is done, at once when nothing stops.
-    pub async fn creds_revoked(&self, creds: HashSet<CredId>) -> OpencodeInfo {
-        self.ask(|tx| Command::CredsRevoked(creds, tx)).await
-    }
-
-    /// This host was revoked: a running OpenCode stops. Returns once it has.
-    pub async fn host_killed(&self) -> OpencodeInfo {
-        self.ask(Command::HostKilled).await
-    }
-
     async fn ask(
         &self,
         cmd: impl FnOnce(oneshot::Sender<OpencodeInfo>) -> Command,
@@ -267,18 +236,6 @@ impl SupervisorHandle {
             return self.info();
         }
         rx.await.unwrap_or_else(|_| self.info())
-    }
-
-    /// Resolves when the actor has ended (after [`SupervisorHandle::shutdown`], or because it
-    /// panicked): the agent's core-task supervision watches this.
-    pub async fn ended(&self) {
-        self.commands.closed().await;
-    }
-
-    /// A supervision drill: makes the actor panic, to prove the agent notices a supervisor
-    /// that ends. Nothing calls this in normal operation.
-    pub fn panic_now(&self) {
-        let _ = self.commands.send(Command::Panic);
     }
 }
 
@@ -360,12 +317,7 @@ impl Actor {
                     self.backoff_deadline = None;
                     self.feed(Input::BackoffElapsed).await;
                 }
-                () = at(lease_at) => {
-                    let ws = &self.deps.workspace.name;
-                    if let Some(reason) = self.deps.leases.tick(ws, true, Instant::now()) {
-                        self.stop_for_lease(&reason).await;
-                    }
-                }
+                () = at(lease_at) => self.check_lease().await,
                 () = at(idle_at) => {
                     // Activity may have moved the deadline since the sleep began.
                     if let Some(idle) = self.deps.config.idle_stop
@@ -411,51 +363,13 @@ impl Actor {
                 self.stop_waiters.push(reply);
                 self.feed(Input::StopRequested).await;
             }
-            Command::CredsRevoked(creds, reply) => {
-                let ws = &self.deps.workspace.name;
-                match self.deps.leases.revoked(ws, &creds, self.is_running()) {
-                    Some(reason) => {
-                        self.stop_waiters.push(reply);
-                        self.stop_for_lease(&reason).await;
-                    }
-                    None => {
-                        let _ = reply.send(self.machine.info());
-                    }
-                }
-            }
-            Command::HostKilled(reply) => {
-                self.deps.leases.clear(&self.deps.workspace.name);
-                if self.is_running() {
-                    self.stop_waiters.push(reply);
-                    self.stop_for_lease(&crate::lease::StopReason::HostKilled)
-                        .await;
-                } else {
-                    let _ = reply.send(self.machine.info());
-                }
-            }
+            Command::CredsRevoked(creds, reply) => self.on_creds_revoked(&creds, reply).await,
+            Command::HostKilled(reply) => self.on_host_killed(reply).await,
             Command::Panic => panic!(
                 "supervision drill: the supervisor of workspace {} was made to panic",
                 self.deps.workspace.name
             ),
         }
-    }
-
-    /// Whether OpenCode runs (or is on its way up or down), for the lease.
-    fn is_running(&self) -> bool {
-        !matches!(
-            self.machine.state(),
-            OpencodeState::Stopped | OpencodeState::Failed
-        )
-    }
-
-    /// The launch lease ended: the machine stops OpenCode and keeps the reason.
-    async fn stop_for_lease(&mut self, reason: &crate::lease::StopReason) {
-        tracing::warn!(workspace = %self.deps.workspace.name, %reason, "stopping leased OpenCode");
-        self.lease_stop = Some(reason.to_string());
-        self.feed(Input::LeaseEnded {
-            reason: reason.to_string(),
-        })
-        .await;
     }
 
     async fn on_process_event(&mut self, launch: u64, ev: ProcessEvent) {

@@ -583,42 +583,4 @@ mod tests {
         });
         assert!(stopped.unwrap_or_default().contains("lease lapsed"));
     }
-
-    /// A lapsed launch lease stops OpenCode through the machine on tokio's paused clock: the
-    /// 30-minute lease passes at once, the way the supervisor's actor waits for it.
-    #[tokio::test(start_paused = true)]
-    async fn a_lapsed_lease_stops_opencode_through_the_machine_on_paused_time() {
-        let leases = crate::lease::Leases::new(Duration::from_secs(30 * 60));
-        let mut m = Machine::new("demo", Duration::from_secs(20));
-        leases.on_op(
-            "demo",
-            &proto::ids::CredId::from("c1"),
-            proto::rbac::Role::Operator,
-            false,
-        );
-        ready(&mut m, Instant::now());
-        assert_eq!(leases.tick("demo", true, Instant::now()), None);
-        let due = leases.next_check("demo", Instant::now());
-        let before = Instant::now();
-        tokio::time::sleep_until(due).await;
-        assert!(Instant::now() - before >= Duration::from_secs(30 * 60));
-        let reason = leases
-            .tick("demo", true, Instant::now())
-            .expect("the lease lapsed");
-        let a = m.handle(
-            Input::LeaseEnded {
-                reason: reason.to_string(),
-            },
-            Instant::now(),
-        );
-        assert_eq!(a[1], Action::Stop { dispose: true });
-        m.handle(exited("signal 15"), Instant::now());
-        let info = m.info();
-        assert_eq!(info.state, OpencodeState::Stopped);
-        let why = info.last_error.unwrap_or_default();
-        assert!(
-            why.contains("lease lapsed") && why.contains("30 min"),
-            "{why}"
-        );
-    }
 }
