@@ -18,6 +18,8 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod config_file;
 #[cfg(feature = "server")]
+pub mod core_tasks;
+#[cfg(feature = "server")]
 pub mod doctor;
 #[cfg(feature = "server")]
 pub mod help_examples;

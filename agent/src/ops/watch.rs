@@ -80,7 +80,6 @@ pub(super) async fn serve<R, W, G>(
                 continue;
             }
             _ = renew.tick() => {
-                let now = cm_client::time::now_ms();
                 // Re-checked on every renewal: a host locked since the watcher attached
                 // renews nothing.
                 workspaces.leases().renew_watching(
@@ -88,7 +87,6 @@ pub(super) async fn serve<R, W, G>(
                     &rt.workspace.name,
                     fwd.header.op,
                     fwd.role,
-                    now,
                 );
                 continue;
             }

@@ -395,6 +395,8 @@ async fn serve_agent(
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
     // The sweeper sends revocation notices for the agent's control stream through this.
+    // Unbounded on purpose: only revocations made by administrators fill it (at most one
+    // batch per revocation), never the agent, and a notice dropped would leave a launch running.
     let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
     if let Some(live) = lock(&shared.live).get_mut(&conn_id) {
         live.notify = Some(notify);
