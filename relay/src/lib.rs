@@ -19,6 +19,10 @@ pub mod toml_file;
 pub mod secrets;
 
 #[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
+pub mod audit_event;
+#[cfg(feature = "server")]
 pub mod authz;
 #[cfg(feature = "server")]
 pub mod cli;
@@ -33,6 +37,8 @@ pub mod help_examples;
 #[cfg(feature = "server")]
 mod net;
 #[cfg(feature = "server")]
+pub mod password;
+#[cfg(feature = "server")]
 pub mod presence;
 #[cfg(feature = "server")]
 pub mod server;
@@ -40,5 +46,7 @@ pub mod server;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+mod sync;
 #[cfg(feature = "server")]
 pub mod totp;

@@ -3,8 +3,10 @@
 
 use super::refusal_log::{Source, Summary};
 use super::{Shared, limiter, lock};
+use crate::audit_event::Audit;
+use crate::authz;
 use crate::framed::{FramedRecv, StreamError, send_frame};
-use crate::store::{AuditEvent, FoundCredential};
+use crate::store::FoundCredential;
 use crate::time::{now_ms, random_u64, random32};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::{
@@ -192,9 +194,7 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
     audit_refusal_summaries(shared, &decision.summaries);
     if decision.write {
         tracing::warn!(%remote, reason, "handshake refused before authentication");
-        shared
-            .audit(refusal(remote, "-", "handshake", reason))
-            .await;
+        shared.audit(refusal(remote, "-", reason)).await;
     } else {
         tracing::debug!(%remote, reason, "handshake refused before authentication");
     }
@@ -204,30 +204,23 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
 /// acknowledge nothing).
 pub(crate) fn audit_refusal_summaries(shared: &Shared, summaries: &[Summary]) {
     for summary in summaries {
-        let actor = match summary.source {
-            Source::Addr(ip) => format!("-@{ip}"),
-            Source::Many => "-@many-addresses".to_owned(),
-        };
-        shared.audit_unwaited(AuditEvent {
-            actor,
-            op: "handshake".into(),
-            decision: "deny".into(),
-            reason: Some(summary.reason()),
-            ..AuditEvent::default()
+        shared.audit_unwaited(Audit::HandshakeRefusals {
+            from: match summary.source {
+                Source::Addr(ip) => Some(ip),
+                Source::Many => None,
+            },
+            reason: summary.reason(),
         });
     }
 }
 
-/// The audit row of a refused unauthenticated peer, cut to the row bounds.
-fn refusal(remote: SocketAddr, actor: &str, op: &str, reason: &str) -> AuditEvent {
-    AuditEvent {
-        actor: format!("{actor}@{}", remote.ip()),
-        op: op.into(),
-        decision: "deny".into(),
-        reason: Some(reason.into()),
-        ..AuditEvent::default()
+/// The audit event of a refused handshake (cut to the row bounds when stored).
+fn refusal(remote: SocketAddr, who: &str, reason: &str) -> Audit {
+    Audit::HandshakeRefused {
+        who: who.into(),
+        ip: remote.ip(),
+        reason: reason.into(),
     }
-    .capped()
 }
 
 /// Verifies h1. On failure: logs and audits the precise reason, counts the failure for the
@@ -245,7 +238,7 @@ async fn authenticate(
             tracing::warn!(%remote, %cred_id, kind = ?h1.kind, %reason, "handshake refused");
             lock(&shared.limiter).record_failure(limiter::addr_key(remote.ip()), now_ms());
             shared
-                .audit(refusal(remote, &cred_id, "handshake", &reason.to_string()))
+                .audit(refusal(remote, &cred_id, &reason.to_string()))
                 .await;
             None
         }
@@ -280,9 +273,14 @@ async fn verify(
     let mut exporter = [0u8; EXPORTER_LEN];
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
         .map_err(|_| VerifyFailure::Exporter)?;
-    let record = found.as_ref().map(|f| &f.record);
-    handshake::verify_h1(h1, record, &exporter, now_ms(), &mut lock(&shared.replay))?;
-    // verify_h1 refuses a missing record, so `found` is Some here.
+    authz::admit_handshake(
+        h1,
+        found.as_ref(),
+        &exporter,
+        now_ms(),
+        &mut lock(&shared.replay),
+    )?;
+    // admit_handshake refuses a missing record, so `found` is Some here.
     found.ok_or(VerifyFailure::Handshake(HandshakeError::UnknownCredential))
 }
 
