@@ -230,11 +230,32 @@ pub fn credential_problem(
     match record {
         None => Some(CredentialProblem::Unknown),
         Some(r) if r.revoked => Some(CredentialProblem::Revoked),
-        Some(r) if r.expires_at_ms.is_some_and(|exp| now_ms >= exp) => {
-            Some(CredentialProblem::Expired)
-        }
+        Some(r) if expired(r.expires_at_ms, now_ms) => Some(CredentialProblem::Expired),
         Some(_) => None,
     }
+}
+
+fn expired(expires_at_ms: Option<u64>, now_ms: u64) -> bool {
+    expires_at_ms.is_some_and(|exp| now_ms >= exp)
+}
+
+/// [`credential_problem`]'s rule for a listed credential (`creds_list` shows the usable ones).
+pub fn credential_usable(revoked: bool, expires_at_ms: u64, now_ms: u64) -> bool {
+    !revoked && !expired(Some(expires_at_ms), now_ms)
+}
+
+/// The credentials among `revoked` (each with a host its user holds a grant on, or `*`) that
+/// `host`'s agent is told about: only those whose user could reach it, so an agent never
+/// learns the credential ids of users who could not.
+pub fn revocations_for_host(revoked: &[(CredId, String)], host: &str) -> Vec<CredId> {
+    let mut ids: Vec<CredId> = revoked
+        .iter()
+        .filter(|(_, h)| h == "*" || h == host)
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// The handshake's decision on h1 for the credential `found` (the lookup of `h1.cred_id`):
@@ -268,7 +289,7 @@ pub fn live_credential(
     current: Option<Option<&CredentialRecord>>,
     now_ms: u64,
 ) -> Option<CredentialProblem> {
-    if expires_at_ms.is_some_and(|exp| now_ms >= exp) {
+    if expired(expires_at_ms, now_ms) {
         return Some(CredentialProblem::Expired);
     }
     match current {
@@ -336,123 +357,4 @@ pub fn deliver_queued(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::header::Op;
-    use proto::ids::ReqId;
-    use proto::rbac::DenyReason;
-
-    fn grants() -> Vec<(String, Role)> {
-        vec![("*".into(), Role::Viewer), ("box".into(), Role::Operator)]
-    }
-
-    #[test]
-    fn per_host_grants_change_the_outcome() {
-        let g = grants();
-        let mut h = StreamHeader::new(Op::OpencodeStart, ReqId(1));
-        h.host = Some(HostId::from("box"));
-        assert_eq!(
-            decide(&g, &h, Ownership::None),
-            (Some(Role::Operator), Decision::Allow)
-        );
-        h.host = Some(HostId::from("other"));
-        assert_eq!(
-            decide(&g, &h, Ownership::None).1,
-            Decision::Deny(DenyReason::RoleTooLow {
-                needed: Role::Operator,
-                have: Role::Viewer
-            })
-        );
-        assert_eq!(
-            decide(&[], &h, Ownership::None).1,
-            Decision::Deny(DenyReason::NoGrant)
-        );
-        assert!(may_see(&g, &HostId::from("anything")));
-        assert!(!may_see(&[("box".into(), Role::Owner)], &HostId::from("x")));
-    }
-
-    #[test]
-    fn logout_needs_no_grant() {
-        let h = StreamHeader::new(Op::Logout, ReqId(1));
-        assert_eq!(decide(&[], &h, Ownership::None), (None, Decision::Allow));
-    }
-
-    #[test]
-    fn naming_a_host_does_not_turn_a_host_grant_into_relay_administration() {
-        let owner_of_box = vec![("box".to_owned(), Role::Owner)];
-        for op in Op::ALL.into_iter().filter(|op| is_relay_admin(*op)) {
-            let mut h = StreamHeader::new(op, ReqId(1));
-            h.host = Some(HostId::from("box"));
-            assert_eq!(
-                decide(&owner_of_box, &h, Ownership::None),
-                (None, Decision::Deny(DenyReason::NoGrant)),
-                "{}",
-                op.as_str()
-            );
-        }
-        // Driving that host is still theirs.
-        let mut h = StreamHeader::new(Op::Prompt, ReqId(1));
-        h.host = Some(HostId::from("box"));
-        assert_eq!(
-            decide(&owner_of_box, &h, Ownership::Other).1,
-            Decision::Allow
-        );
-    }
-
-    #[test]
-    fn relay_administration_needs_a_grant_on_every_host() {
-        let admin_of_box = vec![("box".to_owned(), Role::Admin)];
-        let h = StreamHeader::new(Op::UserManage, ReqId(1));
-        assert_eq!(
-            decide(&admin_of_box, &h, Ownership::None).1,
-            Decision::Deny(DenyReason::NoGrant)
-        );
-        let mut g = admin_of_box.clone();
-        g.push(("*".into(), Role::Operator));
-        assert_eq!(
-            decide(&g, &h, Ownership::None).1,
-            Decision::Deny(DenyReason::RoleTooLow {
-                needed: Role::Admin,
-                have: Role::Operator
-            })
-        );
-        g.push(("*".into(), Role::Admin));
-        assert_eq!(decide(&g, &h, Ownership::None).1, Decision::Allow);
-        // Operator-level relay operations still use the highest grant.
-        let q = StreamHeader::new(Op::QueueList, ReqId(1));
-        assert_eq!(
-            decide(&[("box".into(), Role::Operator)], &q, Ownership::None).1,
-            Decision::Allow
-        );
-    }
-
-    #[test]
-    fn only_an_owner_manages_users_with_admin_or_owner_rights() {
-        let (ada, owner, otto) = (
-            UserId::from("ada"),
-            UserId::from("owner"),
-            UserId::from("otto"),
-        );
-        let admin = vec![("*".to_owned(), Role::Admin)];
-        let owns = vec![("*".to_owned(), Role::Owner)];
-        let operates = vec![("*".to_owned(), Role::Operator)];
-        let admin_of_box = vec![("box".to_owned(), Role::Admin)];
-        assert!(!may_manage_user(&ada, &admin, &owner, &owns));
-        assert!(!may_manage_user(&ada, &admin, &otto, &admin_of_box));
-        assert!(may_manage_user(&ada, &admin, &otto, &operates));
-        assert!(may_manage_user(&ada, &admin, &otto, &[]));
-        assert!(may_manage_user(&ada, &admin, &ada, &admin));
-        assert!(may_manage_user(&owner, &owns, &ada, &admin));
-        assert!(!may_manage_user(&ada, &admin_of_box, &owner, &owns));
-    }
-
-    #[test]
-    fn host_list_uses_the_highest_grant() {
-        let h = StreamHeader::new(Op::HostList, ReqId(1));
-        assert_eq!(decide(&grants(), &h, Ownership::None).1, Decision::Allow);
-        assert_eq!(
-            decide(&[], &h, Ownership::None).1,
-            Decision::Deny(DenyReason::NoGrant)
-        );
-    }
-}
+mod tests;

@@ -51,7 +51,7 @@ pub fn creds(s: &Store, q: &CredsQuery) -> Result<Vec<CredInfo>, StoreError> {
     Ok(s.list_credentials()?
         .into_iter()
         .filter(|c| q.user.as_deref().is_none_or(|u| c.user.as_str() == u))
-        .filter(|c| q.all || (!c.revoked && c.expires_ms > now))
+        .filter(|c| q.all || crate::authz::credential_usable(c.revoked, c.expires_ms, now))
         .map(|c| CredInfo {
             id: c.id.0,
             user: c.user.0,

@@ -51,18 +51,10 @@ pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<(CredId, Stri
     }
 }
 
-/// The credentials among `revoked` that `host`'s agent is told about: only those whose user
-/// holds a grant on it (or on every host), so an agent never learns the credential ids of
-/// users who could not reach it.
+/// The credentials among `revoked` that `host`'s agent is told about (see
+/// [`authz::revocations_for_host`]).
 pub(crate) fn for_host(revoked: &[(CredId, String)], host: &str) -> Vec<CredId> {
-    let mut ids: Vec<CredId> = revoked
-        .iter()
-        .filter(|(_, h)| h == "*" || h == host)
-        .map(|(id, _)| id.clone())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    authz::revocations_for_host(revoked, host)
 }
 
 /// The control messages that tell an agent about `creds` (in batches).
