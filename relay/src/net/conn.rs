@@ -1,6 +1,7 @@
 //! One connection from handshake to close: read the client hello, authenticate or log in, then
 //! serve the agent (heartbeats, presence) or the operator (pings, request streams).
 
+use super::error::HelloError;
 use super::refusal_log::{Source, Summary};
 use super::{Shared, limiter, lock};
 use crate::audit_event::Audit;
@@ -15,7 +16,6 @@ use proto::handshake::{
 use proto::ids::{ConnId, CredId, HostId, UserId};
 use proto::message::{CloseReason, Control};
 use proto::text::{printable_id, sanitize_capped};
-use proto::wire_error::{ErrorCode, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,10 +39,11 @@ pub(crate) fn close(conn: &quinn::Connection, reason: CloseReason, text: &str) {
 async fn refuse(
     conn: &quinn::Connection,
     mut send: quinn::SendStream,
-    error: WireError,
+    error: HelloError,
     reason: CloseReason,
 ) {
-    let _ = send_frame(&mut send, &ServerHello::Error(error), MAX_HEADER_LEN).await;
+    let hello = ServerHello::Error(error.wire());
+    let _ = send_frame(&mut send, &hello, MAX_HEADER_LEN).await;
     let _ = send.finish();
     // The client closes as soon as it has read the error; bound the wait either way.
     let _ = tokio::time::timeout(ERROR_LINGER, conn.closed()).await;
@@ -88,11 +89,10 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             // The error quotes the peer's bytes (an unknown `type`, say): cut and sanitized.
             let reason = sanitize_capped(&without_quoted_variant(&e.to_string()), MAX_QUOTED_ERROR);
             refused_unauthenticated(shared, remote, &format!("bad client hello: {reason}")).await;
-            let msg = format!("bad handshake frame: {reason}");
             refuse(
                 conn,
                 send,
-                WireError::new(ErrorCode::BadRequest, msg),
+                HelloError::BadFrame(reason),
                 CloseReason::ProtocolError,
             )
             .await;
@@ -116,14 +116,8 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     if let Some(wait_ms) = blocked {
         tracing::debug!(%remote, wait_ms, "address is rate-limited after repeated failures");
         let error = match hello {
-            ClientHello::Login(_) => WireError::new(
-                ErrorCode::LoginFailed,
-                format!(
-                    "too many failed attempts from your address; try again in {} s",
-                    wait_ms.div_ceil(1000)
-                ),
-            ),
-            ClientHello::H1(_) | ClientHello::Time => WireError::auth_failed(),
+            ClientHello::Login(_) => HelloError::LoginsLimited { wait_ms },
+            ClientHello::H1(_) | ClientHello::Time => HelloError::AuthFailed,
         };
         refuse(conn, send, error, CloseReason::AuthFailed).await;
         return;
@@ -146,15 +140,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
         }
         ClientHello::H1(h1) => match authenticate(shared, conn, remote, &h1).await {
             Some(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
-            None => {
-                refuse(
-                    conn,
-                    send,
-                    WireError::auth_failed(),
-                    CloseReason::AuthFailed,
-                )
-                .await
-            }
+            None => refuse(conn, send, HelloError::AuthFailed, CloseReason::AuthFailed).await,
         },
     }
 }

@@ -267,6 +267,35 @@ fn deny_error(reason: &DenyReason, op: Op, owner: Option<&UserId>, unowned: bool
     }
 }
 
+/// Why a connection's hello (before any request) is refused. Authentication failures are one
+/// answer whatever the cause, so a prober learns nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HelloError {
+    /// The hello frame could not be read (the reason is cut and sanitized).
+    #[error("bad handshake frame: {0}")]
+    BadFrame(String),
+    /// Too many failed logins from the address.
+    #[error("too many failed attempts from your address; try again in {} s", .wait_ms.div_ceil(1000))]
+    LoginsLimited {
+        /// Until the address may try again.
+        wait_ms: u64,
+    },
+    /// Authentication failed (or the address is limited, for a credential hello).
+    #[error("authentication failed")]
+    AuthFailed,
+}
+
+impl HelloError {
+    /// The public form.
+    pub(crate) fn wire(&self) -> WireError {
+        match self {
+            Self::BadFrame(_) => WireError::new(ErrorCode::BadRequest, self.to_string()),
+            Self::LoginsLimited { .. } => WireError::new(ErrorCode::LoginFailed, self.to_string()),
+            Self::AuthFailed => WireError::auth_failed(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

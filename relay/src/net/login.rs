@@ -279,10 +279,7 @@ pub(crate) async fn handle(
                 tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
                 ServerHello::LoginOk(cred)
             } else {
-                ServerHello::Error(WireError::new(
-                    ErrorCode::Internal,
-                    "login failed inside the relay; see its log",
-                ))
+                ServerHello::Error(LoginFailure::Internal("audit write failed".into()).public())
             }
         }
         Err(failure) => {
