@@ -51,7 +51,7 @@ pub enum Audit {
     /// An administrative change (CLI or the relay's administration operations), with a
     /// summary of what it did.
     Change {
-        /// Who made it (a user, or [`crate::admin::CLI_ACTOR`]).
+        /// Who made it (a user, or the CLI's actor name).
         actor: String,
         /// The change's name (`host_add`, `grant`, `kill`…).
         op: &'static str,

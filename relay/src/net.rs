@@ -11,6 +11,7 @@ pub(crate) mod limiter;
 pub(crate) mod login;
 pub(crate) mod password_slots;
 pub(crate) mod password_workers;
+pub(crate) mod principal;
 pub(crate) mod prompt_audit;
 pub(crate) mod queue;
 pub(crate) mod refusal_log;

@@ -1,5 +1,5 @@
 //! The administration domain: users, grants, hosts, credentials and the kill switch. One
-//! implementation for both paths that change them, the `cm-relay` CLI (`crate::cli`) and the
+//! implementation for both paths that change them, the `cm-relay` CLI (the `cli` module) and the
 //! relay's administration operations (`net::admin`, which authorizes first through
 //! `crate::authz`), so rules like "the last owner stays" hold on both. Every change is audited
 //! here, as one [`Audit::Change`] row naming what was done.

@@ -7,8 +7,8 @@
 
 use super::Shared;
 use super::body;
-use super::conn::Principal;
 use super::error::RequestError;
+use super::principal::Principal;
 use crate::admin::{self, AdminChange, AdminError};
 use crate::audit_event::Audit;
 use crate::framed::FramedRecv;

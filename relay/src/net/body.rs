@@ -78,6 +78,11 @@ pub(crate) async fn answer<T: Serialize>(send: quinn::SendStream, answer: Result
     send_reply(send, &reply).await;
 }
 
+/// Writes one reply frame (the stream stays open); false if the stream is gone.
+pub(crate) async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
+    send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
+}
+
 /// Sends `reply` as the stream's answer and finishes it.
 pub(crate) async fn send_reply<T: Serialize>(mut send: quinn::SendStream, reply: &Reply<T>) {
     let _ = send_frame(&mut send, reply, MAX_FRAME_LEN).await;

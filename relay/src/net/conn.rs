@@ -2,6 +2,7 @@
 //! serve the agent (heartbeats, presence) or the operator (pings, request streams).
 
 use super::error::HelloError;
+use super::principal::{Principal, close};
 use super::refusal_log::{Source, Summary};
 use super::{Shared, limiter, lock};
 use crate::audit_event::Audit;
@@ -13,7 +14,7 @@ use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::{
     self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, H1, HandshakeError, PeerKind, ServerHello,
 };
-use proto::ids::{ConnId, CredId, HostId, UserId};
+use proto::ids::{ConnId, HostId, UserId};
 use proto::message::{CloseReason, Control};
 use proto::text::{printable_id, sanitize_capped};
 use std::net::SocketAddr;
@@ -22,18 +23,6 @@ use std::time::Duration;
 
 /// How long to wait for a refused client to read its error before closing the connection.
 const ERROR_LINGER: Duration = Duration::from_secs(2);
-
-/// An authenticated operator, as the rest of the relay sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) user: UserId,
-    pub(crate) cred_id: CredId,
-    pub(crate) conn_id: ConnId,
-}
-
-pub(crate) fn close(conn: &quinn::Connection, reason: CloseReason, text: &str) {
-    conn.close(reason.code().into(), text.as_bytes());
-}
 
 /// Sends a final error on the hello stream, lets the client read it, then closes.
 async fn refuse(

@@ -3,8 +3,8 @@
 //! operator goes away. Both in pages (`proto::host_watch`), so fleets of any size fit.
 
 use super::Shared;
+use super::body::reply;
 use super::error::RequestError;
-use super::requests::reply;
 use crate::authz;
 use crate::time::now_ms;
 use proto::frame::MAX_FRAME_LEN;

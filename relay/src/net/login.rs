@@ -3,7 +3,7 @@
 //! Attempts are reserved against the user and the address before any work, and argon2 runs
 //! only on one of the relay's password-check threads (`password_workers`).
 
-use super::conn::close;
+use super::principal::close;
 use super::{Shared, lock};
 use crate::audit_event::Audit;
 use crate::framed::send_frame;

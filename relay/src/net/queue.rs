@@ -11,8 +11,8 @@
 
 use super::Shared;
 use super::body::{self, answer, refuse};
-use super::conn::Principal;
 use super::error::RequestError;
+use super::principal::{Principal, session_ownership};
 use crate::audit_event::{Audit, QueueEvent};
 use crate::authz::{self, QueueRefusal};
 use crate::framed::FramedRecv;
@@ -334,7 +334,7 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
             return true;
         }
     };
-    let (ownership, _) = super::requests::session_ownership(shared, &user, &header).await;
+    let (ownership, _) = session_ownership(shared, &user, &header).await;
     let id = row.id.clone();
     let claimed = shared
         .store

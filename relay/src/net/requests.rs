@@ -3,25 +3,19 @@
 
 use super::Shared;
 use super::body::{answer, refuse};
-use super::conn::Principal;
 use super::error::RequestError;
+use super::principal::{Principal, session_ownership};
 use crate::audit_event::{Audit, Verdict};
 use crate::authz;
-use crate::framed::{FramedRecv, send_frame};
+use crate::framed::FramedRecv;
 use crate::time::now_ms;
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::{Op, StreamHeader};
-use proto::ids::UserId;
 use proto::message::Reply;
 use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, Ownership, Role};
 use proto::wire_error::{ErrorCode, WireError};
-use serde::Serialize;
 use std::sync::Arc;
-
-pub(super) async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
-    send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
-}
 
 /// The first target in `header` that is not a plain name (see [`proto::ids::is_valid_name`]).
 fn bad_name(header: &StreamHeader) -> Option<&'static str> {
@@ -164,26 +158,6 @@ pub(crate) async fn serve(
             forward(&shared, &principal, header, role, send, recv).await;
         }
     }
-}
-
-/// How `user` relates to the header's session (see [`authz::ownership`]).
-pub(super) async fn session_ownership(
-    shared: &Arc<Shared>,
-    user: &UserId,
-    header: &StreamHeader,
-) -> (Ownership, Option<UserId>) {
-    let owner = match (&header.host, &header.session) {
-        (Some(host), Some(session)) => {
-            let found = shared.store.session_owner(host, session).await;
-            if let Err(e) = &found {
-                // authz fails closed: someone else's session.
-                tracing::error!(error = %e, "session owner lookup failed");
-            }
-            Some(found)
-        }
-        _ => None,
-    };
-    authz::ownership(user, owner)
 }
 
 /// Forwards an authorized stream to the target host's agent.
