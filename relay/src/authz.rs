@@ -12,7 +12,7 @@
 //!
 //! Handlers never re-check. The rules needing data read it from a [`Store`] given to them.
 
-use crate::store::{FoundCredential, QueueRow, Store, StoreError};
+use crate::store::{FoundCredential, HostRow, QueueRow, Store, StoreError};
 use proto::admin::{GrantInfo, UserRequest};
 use proto::handshake::{CredentialRecord, EXPORTER_LEN, H1, HandshakeError, PeerKind};
 use proto::header::{Op, StreamHeader};
@@ -54,6 +54,12 @@ pub fn is_relay_admin(op: proto::header::Op) -> bool {
 /// Whether a user with `grants` may see `host` at all.
 pub fn may_see(grants: &[(String, Role)], host: &HostId) -> bool {
     effective_role(grants, host).is_some()
+}
+
+/// Whether `host` is in the host list of a user with `grants`: enrolled, not revoked, and
+/// visible to them ([`may_see`]).
+pub fn lists_host(grants: &[(String, Role)], host: &HostRow) -> bool {
+    !host.revoked && may_see(grants, &host.id)
 }
 
 /// Whether `actor` (with `actor_grants`) may act on the account or credentials of `target`

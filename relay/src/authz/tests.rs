@@ -442,3 +442,25 @@ fn a_queued_prompt_is_delivered_only_with_a_good_credential_and_a_current_grant(
         "credential c1 was revoked"
     );
 }
+
+#[test]
+fn a_revoked_or_invisible_host_is_not_listed() {
+    let s = Store::open_in_memory().unwrap();
+    for h in ["box", "gone", "other"] {
+        s.add_host(&HostId::from(h), &Key::from_bytes([2; 32]), 1)
+            .unwrap();
+    }
+    s.revoke_host(&HostId::from("gone")).unwrap();
+    let grants = vec![
+        ("box".to_owned(), Role::Viewer),
+        ("gone".to_owned(), Role::Owner),
+    ];
+    let listed: Vec<String> = s
+        .list_hosts()
+        .unwrap()
+        .iter()
+        .filter(|h| lists_host(&grants, h))
+        .map(|h| h.id.0.clone())
+        .collect();
+    assert_eq!(listed, vec!["box".to_owned()]);
+}

@@ -35,7 +35,7 @@ async fn host_list(
     let rows = shared.store.call(|s| s.list_hosts()).await?;
     let visible: Vec<HostId> = rows
         .into_iter()
-        .filter(|r| !r.revoked && authz::may_see(grants, &r.id))
+        .filter(|r| authz::lists_host(grants, r))
         .map(|r| r.id)
         .collect();
     let now = now_ms();
