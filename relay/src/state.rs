@@ -2,7 +2,7 @@
 //! database, owner, invite) and loading it at `cm-relay run`.
 
 use crate::config::INVITE_TTL;
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::time::{now_ms, random32};
 use crate::tls::{self, RELAY_SERVER_NAME, TlsError};
 use proto::handshake::Bytes32;
@@ -210,16 +210,14 @@ pub fn init(dir: &StateDir, public_addr: &str, owner: &UserId) -> Result<InitOut
     store.add_user(owner, now)?;
     store.grant(owner, "*", Role::Owner)?;
     let invite = new_invite(&store, public_addr, &pin, owner, now)?;
-    store.audit(
-        now,
-        &AuditEvent {
-            actor: "cm-relay init".into(),
-            op: "init".into(),
-            target: Some(owner.0.clone()),
-            decision: "allow".into(),
-            ..AuditEvent::default()
-        },
-    )?;
+    let row = crate::audit_event::Audit::Change {
+        actor: "cm-relay init".into(),
+        op: "init",
+        summary: owner.0.clone(),
+        host: None,
+    }
+    .row();
+    store.audit(now, &row)?;
     Ok(InitOutput { pin, invite })
 }
 

@@ -32,7 +32,7 @@ pub(crate) struct SessionCache {
 
 impl SessionCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::net::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// The cached answer for a session: `Some(owner or None)` when known.
