@@ -29,7 +29,7 @@ const WATCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const WATCH_PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
 async fn host_list(shared: &Arc<Shared>, grants: &[(String, Role)]) -> Result<HostList, WireError> {
-    let rows = shared.store.call(|s| s.list_hosts()).await.map_err(|e| {
+    let rows = shared.store.read(|s| s.list_hosts()).await.map_err(|e| {
         tracing::error!(error = %e, "host lookup failed");
         WireError::new(ErrorCode::Internal, "relay store failure; see its log")
     })?;

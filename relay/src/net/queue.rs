@@ -191,7 +191,7 @@ pub(crate) async fn list(shared: &Arc<Shared>, principal: &Principal, send: quin
     let user = principal.user.0.clone();
     let r = match shared
         .store
-        .call(move |s| s.queue_of_user(&user, LIST_LIMIT))
+        .read(move |s| s.queue_of_user(&user, LIST_LIMIT))
         .await
     {
         Ok(rows) => Reply::Ok(QueueList {
@@ -309,7 +309,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 Err(e) => tracing::error!(error = %e, "cannot purge the prompt queue"),
             }
         }
-        let hosts = match shared.store.call(|s| s.queue_hosts()).await {
+        let hosts = match shared.store.read(|s| s.queue_hosts()).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the prompt queue");
@@ -346,7 +346,7 @@ async fn expire(shared: &Arc<Shared>) {
 
 async fn deliver_host(shared: &Arc<Shared>, host: &HostId) {
     let h = host.0.clone();
-    let rows = match shared.store.call(move |s| s.queue_waiting(&h)).await {
+    let rows = match shared.store.read(move |s| s.queue_waiting(&h)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the prompt queue");
@@ -394,7 +394,7 @@ async fn credential_problem(
     let cred = CredId(row.cred_id.clone());
     let found = shared
         .store
-        .call(move |s| s.find_credential(PeerKind::Operator, &cred))
+        .read(move |s| s.find_credential(PeerKind::Operator, &cred))
         .await?;
     Ok(match found {
         None => Some(format!(

@@ -2,7 +2,7 @@
 //! Every revocation bumps the revocation epoch, which the running relay watches to close the
 //! affected live connections within a second.
 
-use super::{Store, StoreError, to_i64, to_u64, user_changed};
+use super::{SqliteStore, StoreError, to_i64, to_u64, user_changed};
 use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
 use rusqlite::{OptionalExtension, params};
@@ -38,7 +38,7 @@ pub struct UserRow {
     pub grants: Vec<(String, Role)>,
 }
 
-impl Store {
+impl SqliteStore {
     /// The current revocation epoch (0 before any revocation).
     ///
     /// # Errors
@@ -319,12 +319,12 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Records who created an OpenCode session (design §6: the creator owns it).
     ///
     /// # Errors
     /// SQLite failures.
-    pub(super) fn set_session_owner(
+    pub fn set_session_owner(
         &self,
         host: &HostId,
         session: &str,
@@ -362,7 +362,7 @@ impl Store {
 /// A user's TOTP secret and the step of the last code accepted.
 pub type TotpState = (Vec<u8>, Option<u64>);
 
-impl Store {
+impl SqliteStore {
     /// Enrolls (or replaces) a user's TOTP secret.
     ///
     /// # Errors
@@ -417,8 +417,8 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn store() -> Store {
-        Store::open_in_memory().unwrap()
+    fn store() -> SqliteStore {
+        SqliteStore::open_in_memory().unwrap()
     }
 
     #[test]

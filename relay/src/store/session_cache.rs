@@ -26,13 +26,16 @@ struct Inner {
 
 /// The cache.
 #[derive(Debug, Default)]
-pub(crate) struct SessionCache {
+pub(super) struct SessionCache {
     inner: Mutex<Inner>,
 }
 
 impl SessionCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::net::lock(&self.inner)
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
     }
 
     /// The cached answer for a session: `Some(owner or None)` when known.
@@ -85,7 +88,7 @@ impl StoreHandle {
         }
         let generation = self.sessions.generation();
         let (h, s) = (host.clone(), session.to_owned());
-        let owner = self.call(move |st| st.session_owner(&h, &s)).await?;
+        let owner = self.read(move |st| st.session_owner(&h, &s)).await?;
         self.sessions.put(host, session, generation, owner.clone());
         Ok(owner)
     }
@@ -114,10 +117,10 @@ impl StoreHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
     fn handle() -> StoreHandle {
-        StoreHandle::new(Store::open_in_memory().unwrap()).unwrap()
+        StoreHandle::new(SqliteStore::open_in_memory().unwrap()).unwrap()
     }
 
     #[tokio::test]
