@@ -19,10 +19,12 @@ mod queue;
 mod readers;
 mod schema;
 mod session_cache;
+mod sessions;
 mod sqlite;
+mod totp_state;
 mod writer;
 
-pub use admin::{CredRow, REVOCATION_EPOCH, TotpState, UserRow};
+pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
 pub use audit::{AuditEvent, AuditFilter, AuditRow, MAX_FIELD_CHARS, MAX_REASON_CHARS};
 pub use backend::{Ack, Backend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
@@ -30,6 +32,7 @@ pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
 pub use queue::QueueRow;
 pub use sqlite::SqliteStore;
+pub use totp_state::TotpState;
 
 use proto::handshake::CredentialRecord;
 use proto::ids::HostId;
