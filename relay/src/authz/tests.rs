@@ -1,5 +1,6 @@
 //! One test per access decision of the relay (see the module documentation).
 use super::*;
+use crate::store::SqliteStore;
 use proto::handshake::Key;
 use proto::ids::ReqId;
 use proto::rbac::DenyReason;
@@ -118,8 +119,8 @@ fn host_list_uses_the_highest_grant() {
     );
 }
 
-fn store_with(users: &[(&str, &[(&str, Role)])]) -> Store {
-    let s = Store::open_in_memory().unwrap();
+fn store_with(users: &[(&str, &[(&str, Role)])]) -> SqliteStore {
+    let s = SqliteStore::open_in_memory().unwrap();
     for (name, grants) in users {
         let u = UserId::from(*name);
         s.add_user(&u, 1).unwrap();
@@ -445,7 +446,7 @@ fn a_queued_prompt_is_delivered_only_with_a_good_credential_and_a_current_grant(
 
 #[test]
 fn a_revoked_or_invisible_host_is_not_listed() {
-    let s = Store::open_in_memory().unwrap();
+    let s = SqliteStore::open_in_memory().unwrap();
     for h in ["box", "gone", "other"] {
         s.add_host(&HostId::from(h), &Key::from_bytes([2; 32]), 1)
             .unwrap();

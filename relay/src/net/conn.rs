@@ -242,7 +242,7 @@ async fn verify(
     let (kind, cred_id) = (h1.kind, h1.cred_id.clone());
     let found = shared
         .store
-        .call(move |s| s.find_credential(kind, &cred_id))
+        .read(move |s| s.find_credential(kind, &cred_id))
         .await
         .map_err(|e| VerifyFailure::Store(e.to_string()))?;
     let mut exporter = [0u8; EXPORTER_LEN];

@@ -32,7 +32,7 @@ async fn host_list(
     shared: &Arc<Shared>,
     grants: &[(String, Role)],
 ) -> Result<HostList, RequestError> {
-    let rows = shared.store.call(|s| s.list_hosts()).await?;
+    let rows = shared.store.read(|s| s.list_hosts()).await?;
     let visible: Vec<HostId> = rows
         .into_iter()
         .filter(|r| authz::lists_host(grants, r))

@@ -173,11 +173,11 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
             // Ask for a missing second factor before checking the password, so the answer
             // never tells whether the password was right.
             let u = user.clone();
-            if totp.is_none() && shared.store.call(move |s| s.totp(&u)).await?.is_some() {
+            if totp.is_none() && shared.store.read(move |s| s.totp(&u)).await?.is_some() {
                 return Err(LoginFailure::TotpMissing);
             }
             let u = user.clone();
-            let hash = shared.store.call(move |s| s.password_hash(&u)).await?;
+            let hash = shared.store.read(move |s| s.password_hash(&u)).await?;
             // Unknown users and users without a password cost the same argon2 work as a wrong
             // password, so response time does not reveal which names exist.
             let known = hash.is_some();
@@ -201,7 +201,7 @@ async fn check_totp(
     code: Option<String>,
 ) -> Result<(), LoginFailure> {
     let u = user.clone();
-    let Some((secret, last)) = shared.store.call(move |s| s.totp(&u)).await? else {
+    let Some((secret, last)) = shared.store.read(move |s| s.totp(&u)).await? else {
         return Ok(());
     };
     let code = code.ok_or(LoginFailure::TotpMissing)?;

@@ -148,7 +148,7 @@ pub(crate) async fn list(shared: &Arc<Shared>, principal: &Principal, send: quin
     let u = user.0.clone();
     let rows = shared
         .store
-        .call(move |s| s.queue_of_user(&u, LIST_LIMIT))
+        .read(move |s| s.queue_of_user(&u, LIST_LIMIT))
         .await;
     let list = rows.map_err(RequestError::Store).map(|rows| QueueList {
         entries: rows
@@ -246,7 +246,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 Err(e) => tracing::error!(error = %e, "cannot purge the prompt queue"),
             }
         }
-        let hosts = match shared.store.call(|s| s.queue_hosts()).await {
+        let hosts = match shared.store.read(|s| s.queue_hosts()).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the prompt queue");
@@ -276,7 +276,7 @@ async fn expire(shared: &Arc<Shared>) {
 
 async fn deliver_host(shared: &Arc<Shared>, host: &HostId) {
     let h = host.0.clone();
-    let rows = match shared.store.call(move |s| s.queue_waiting(&h)).await {
+    let rows = match shared.store.read(move |s| s.queue_waiting(&h)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the prompt queue");
@@ -348,7 +348,7 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
     let cred = CredId(row.cred_id.clone());
     let found = match shared
         .store
-        .call(move |s| s.find_credential(PeerKind::Operator, &cred))
+        .read(move |s| s.find_credential(PeerKind::Operator, &cred))
         .await
     {
         Ok(found) => found,

@@ -176,7 +176,7 @@ async fn forward(
     let Some(agent) = shared.presence.route(&host) else {
         let known = shared
             .store
-            .call(|s| s.list_hosts())
+            .read(|s| s.list_hosts())
             .await
             .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
             .unwrap_or(true);

@@ -40,7 +40,7 @@ pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<(CredId, Stri
     let now = now_ms();
     match shared
         .store
-        .call(move |s| s.revoked_unexpired_with_hosts(now))
+        .read(move |s| s.revoked_unexpired_with_hosts(now))
         .await
     {
         Ok(ids) => ids,
@@ -141,7 +141,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 close_revoked(&shared, id, live, "credential expired; log in again").await;
             }
         }
-        let epoch = match shared.store.call(|s| s.revocation_epoch()).await {
+        let epoch = match shared.store.read(|s| s.revocation_epoch()).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the revocation epoch");
@@ -165,7 +165,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             let (kind, cred) = (live.kind, live.cred_id.clone());
             let found = match shared
                 .store
-                .call(move |s| s.find_credential(kind, &cred))
+                .read(move |s| s.find_credential(kind, &cred))
                 .await
             {
                 Ok(found) => found,
