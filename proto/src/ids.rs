@@ -69,7 +69,9 @@ impl fmt::Display for ReqId {
 /// Why a string is not a valid id: what it was meant to be and what is wrong with it, without
 /// the string itself (it came from a peer and may hold anything).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind}: {problem}; {kind}s are 1 to {MAX_ID_LEN} ASCII letters, digits, '-', '_' or '.', not starting with '-' or '.'")]
+#[error(
+    "invalid {kind}: {problem}; {kind}s are 1 to {MAX_ID_LEN} ASCII letters, digits, '-', '_' or '.', not starting with '-' or '.'"
+)]
 pub struct InvalidId {
     /// What the id names ("session id", "workspace name", "message id").
     pub kind: &'static str,
@@ -264,7 +266,10 @@ mod tests {
 
         let cases: [(&str, IdProblem); 7] = [
             ("", IdProblem::Empty),
-            (&"x".repeat(MAX_ID_LEN + 1), IdProblem::TooLong(MAX_ID_LEN + 1)),
+            (
+                &"x".repeat(MAX_ID_LEN + 1),
+                IdProblem::TooLong(MAX_ID_LEN + 1),
+            ),
             ("../etc", IdProblem::BadStart),
             ("-rf", IdProblem::BadStart),
             ("a/b", IdProblem::PathSeparator),
@@ -292,9 +297,16 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("invalid session id"), "{text}");
         assert!(text.contains("control character"), "{text}");
-        assert!(!text.contains("pwned"), "the id itself is never echoed: {text}");
+        assert!(
+            !text.contains("pwned"),
+            "the id itself is never echoed: {text}"
+        );
         let err = serde_json::from_str::<WorkspaceName>("\"\"").unwrap_err();
-        assert!(err.to_string().contains("invalid workspace name: it is empty"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("invalid workspace name: it is empty"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

@@ -13,6 +13,7 @@ use proto::ops::{
     OpencodeInfo, OpencodeState, Pending, PermissionAnswer, PermissionReply, PermissionRequest,
     QuestionReply, QuestionRequest,
 };
+use proto::text::RemoteText;
 use std::collections::HashMap;
 
 /// What an item is about.
@@ -25,7 +26,7 @@ pub enum ItemKind {
     /// The workspace's OpenCode gave up restarting.
     OpencodeFailed {
         /// Its last error.
-        error: Option<String>,
+        error: Option<RemoteText>,
     },
     /// A session finished a turn while you were elsewhere.
     Finished {
@@ -46,7 +47,7 @@ pub struct Item {
     /// The answer sent and not yet confirmed.
     pub answering: Option<PermissionAnswer>,
     /// Why the last answer failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// "Always" was asked for: the box shows what it would allow and waits for confirmation.
     pub confirming_always: bool,
     /// First row of what is asked shown in the request box (long diffs scroll).
@@ -102,7 +103,7 @@ impl Item {
 pub struct Attention {
     items: Vec<Item>,
     selected: usize,
-    titles: HashMap<(WatchKey, String), String>,
+    titles: HashMap<(WatchKey, String), RemoteText>,
 }
 
 impl Attention {
@@ -168,13 +169,13 @@ impl Attention {
     pub fn title(&self, watch: &WatchKey, session: &str) -> Option<&str> {
         self.titles
             .get(&(watch.clone(), session.to_owned()))
-            .map(String::as_str)
+            .map(RemoteText::as_str)
     }
 
     /// Remembers a session's title.
     pub fn set_title(&mut self, watch: &WatchKey, session: &str, title: &str) {
         self.titles
-            .insert((watch.clone(), session.to_owned()), title.to_owned());
+            .insert((watch.clone(), session.to_owned()), RemoteText::new(title));
     }
 
     /// Adds an item unless the same one is there; returns whether it is new.
@@ -243,7 +244,7 @@ impl Attention {
     pub fn set_opencode(&mut self, watch: &WatchKey, info: &OpencodeInfo, now_ms: u64) -> bool {
         if info.state == OpencodeState::Failed {
             let kind = ItemKind::OpencodeFailed {
-                error: info.last_error.clone(),
+                error: info.last_error.as_deref().map(RemoteText::new),
             };
             self.add(Item::new(watch, kind, now_ms))
         } else {

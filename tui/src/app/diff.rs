@@ -11,6 +11,7 @@ use crate::action::Action;
 use crate::call::{Call, CallError};
 use crate::effect::Effect;
 use crate::view;
+use proto::text::RemoteText;
 use proto::event::Event;
 use proto::ops::{DiffQuery, FileDiff};
 
@@ -49,7 +50,7 @@ pub struct DiffView {
     /// The files, once loaded.
     pub files: Option<Vec<FileDiff>>,
     /// Why loading failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// The selected file.
     pub file: usize,
     /// First patch row shown.
@@ -185,7 +186,7 @@ impl App {
     pub(super) fn diff_failed(&mut self, request: u64, e: &CallError) {
         if let Some(diff) = self.diff.as_mut().filter(|d| d.request == Some(request)) {
             diff.request = None;
-            diff.error = Some(e.message.clone());
+            diff.error = Some(RemoteText::from(&e.message));
         }
     }
 

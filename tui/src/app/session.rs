@@ -11,6 +11,7 @@ use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use crate::view;
+use proto::text::RemoteText;
 use proto::event::Event;
 use proto::ids::HostId;
 use proto::ops::{Message, PermissionAnswer, Prompt, PromptAccepted, SessionStatus};
@@ -51,7 +52,7 @@ pub struct SessionView {
     /// Whether the history has arrived.
     pub loaded: bool,
     /// Why reading the history failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Events that arrived before the history, applied once it is here.
     buffered: Vec<Event>,
     /// The `messages` request whose answer is awaited.
@@ -481,7 +482,7 @@ impl App {
             .filter(|v| v.history_request == Some(request))
         {
             view.history_request = None;
-            view.error = Some(e.message.clone());
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 

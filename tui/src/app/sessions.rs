@@ -7,6 +7,7 @@ use super::{App, Screen, SessionView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
+use proto::text::RemoteText;
 use proto::event::Event;
 use proto::ids::HostId;
 use proto::ops::{SessionInfo, SessionStatus};
@@ -24,7 +25,7 @@ pub struct SessionsView {
     /// Newest activity first.
     list: Option<Vec<SessionInfo>>,
     /// Why the last refresh failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Selection and filter.
     pub nav: ListNav,
     /// The session `D` was pressed on once; a second `D` on it deletes it.
@@ -187,7 +188,7 @@ impl App {
         };
         let watch = WatchKey::new(&scope.host, ws);
         if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
-            view.error = Some(e.message.clone());
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 

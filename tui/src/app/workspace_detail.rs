@@ -5,6 +5,7 @@
 use super::App;
 use crate::call::{Call, CallError, Scope};
 use crate::effect::Effect;
+use proto::text::RemoteText;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
 use proto::grant::{GrantRevoke, StandingGrant};
@@ -16,8 +17,8 @@ pub enum Loadable<T> {
     Loading,
     /// The answer.
     Ready(T),
-    /// Why it could not be read.
-    Failed(String),
+    /// Why it could not be read (the peer's words, sanitized).
+    Failed(RemoteText),
 }
 
 /// One workspace's folders and git status.
@@ -129,7 +130,7 @@ impl App {
 
     pub(super) fn grants_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Failed(e.message.clone());
+            d.grants = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 
@@ -173,13 +174,13 @@ impl App {
 
     pub(super) fn folders_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Failed(e.message.clone());
+            d.folders = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 
     pub(super) fn git_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Failed(e.message.clone());
+            d.git = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 }

@@ -9,6 +9,7 @@ use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
+use proto::text::RemoteText;
 use proto::ids::HostId;
 use proto::ops::{OpencodeInfo, OpencodeState, WorkspaceInfo};
 use std::collections::HashMap;
@@ -20,7 +21,7 @@ pub struct WorkspacesView {
     pub host: HostId,
     list: Option<Vec<WorkspaceInfo>>,
     /// Why the last refresh failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Selection and filter.
     pub nav: ListNav,
     /// Folders and git status per workspace, once asked for.
@@ -197,7 +198,7 @@ impl App {
 
     pub(super) fn workspaces_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
-            view.error = Some(e.message.clone());
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 
@@ -213,7 +214,7 @@ impl App {
     fn opencode_attention(&mut self, watch: &WatchKey, info: &OpencodeInfo) {
         if info.state == OpencodeState::Failed {
             let kind = ItemKind::OpencodeFailed {
-                error: info.last_error.clone(),
+                error: info.last_error.as_deref().map(RemoteText::new),
             };
             self.raise(Item::new(watch, kind, self.now_ms));
         } else {

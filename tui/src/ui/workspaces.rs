@@ -65,7 +65,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(
-                format!("cannot list workspaces: {}", crate::view::text::sanitize(e)),
+                format!("cannot list workspaces: {e}"),
                 theme.error(),
             ),
             None => Line::styled("asking the host for its workspaces…", theme.muted()),

@@ -76,6 +76,7 @@ impl App {
         } else {
             e.message.clone()
         };
+        let text = proto::text::RemoteText::from(text);
         let Some(view) = self.admin.as_mut() else {
             return;
         };

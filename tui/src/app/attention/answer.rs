@@ -237,7 +237,7 @@ impl App {
         }
         if let Some(item) = self.attention.find_request_mut(request_id) {
             item.answering = None;
-            item.error = Some(message.to_owned());
+            item.error = Some(RemoteText::new(message));
         }
         self.notify(format!("answer not delivered: {message}"), true);
     }
