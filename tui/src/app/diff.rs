@@ -11,9 +11,9 @@ use crate::action::Action;
 use crate::call::{Call, CallError};
 use crate::effect::Effect;
 use crate::view;
-use proto::text::RemoteText;
 use proto::event::Event;
 use proto::ops::{DiffQuery, FileDiff};
+use proto::text::RemoteText;
 
 /// Which changes the diff shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use crate::view;
-use proto::text::RemoteText;
 use proto::event::Event;
-use proto::ids::HostId;
+use proto::ids::{HostId, SessionId, WorkspaceName};
 use proto::ops::{Message, PermissionAnswer, Prompt, PromptAccepted, SessionStatus};
+use proto::text::RemoteText;
 use std::collections::HashSet;
 
 /// How often a prompt whose answer was lost in transport is sent again (same key) before the
@@ -34,17 +34,60 @@ pub struct Outgoing {
     pub attempts: u32,
 }
 
+/// Which session the screen shows: one OpenCode has (its id validated where it arrived), or
+/// the draft `n` opened, which its first prompt creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRef {
+    /// Not created yet.
+    Draft,
+    /// OpenCode's session.
+    Id(SessionId),
+}
+
+impl SessionRef {
+    /// The id, or `""` for the draft.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Draft => "",
+            Self::Id(id) => id.as_str(),
+        }
+    }
+
+    /// Whether the session is not created yet.
+    pub fn is_draft(&self) -> bool {
+        matches!(self, Self::Draft)
+    }
+}
+
+impl PartialEq<str> for SessionRef {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SessionRef {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for SessionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// State of the session screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionView {
     /// The host.
     pub host: HostId,
     /// The workspace.
-    pub workspace: String,
-    /// OpenCode's session id.
-    pub id: String,
+    pub workspace: WorkspaceName,
+    /// OpenCode's session id (or the draft's).
+    pub id: SessionRef,
     /// Its title.
-    pub title: String,
+    pub title: RemoteText,
     /// Busy, idle or retrying.
     pub status: SessionStatus,
     /// The conversation.
@@ -72,13 +115,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// A view of session `id`, loading its history.
-    pub fn new(watch: &WatchKey, id: &str, title: &str) -> Self {
+    /// A view of session `id` of `workspace` on `host`, loading its history.
+    pub fn new(host: &HostId, workspace: WorkspaceName, id: SessionRef, title: &str) -> Self {
         Self {
-            host: watch.host.clone(),
-            workspace: watch.workspace.clone(),
-            id: id.to_owned(),
-            title: title.to_owned(),
+            host: host.clone(),
+            workspace,
+            id,
+            title: RemoteText::new(title),
             status: SessionStatus::Idle,
             transcript: Transcript::default(),
             loaded: false,
@@ -96,12 +139,12 @@ impl SessionView {
 
     /// The workspace's watch key.
     pub fn watch(&self) -> WatchKey {
-        WatchKey::new(&self.host, &self.workspace)
+        WatchKey::new(&self.host, self.workspace.as_str())
     }
 
     /// This session as a call scope.
     pub fn scope(&self) -> Scope {
-        Scope::session(&self.host, &self.workspace, &self.id)
+        Scope::session(&self.host, self.workspace.as_str(), self.id.as_str())
     }
 
     /// First transcript row shown; `None` follows the bottom.
@@ -130,7 +173,7 @@ impl SessionView {
             Event::SessionStatus { status, .. } => self.status = status.clone(),
             Event::SessionIdle { .. } => self.status = SessionStatus::Idle,
             Event::SessionUpdated { session } => {
-                self.title.clone_from(&session.title);
+                self.title = RemoteText::new(&session.title);
                 self.status = session.status.clone();
             }
             Event::TextDelta { .. } => self.status = SessionStatus::Busy,
@@ -270,7 +313,7 @@ impl App {
                 }
             }
             // Nothing to abort or diff before the first prompt created the session.
-            Action::Abort | Action::ShowDiff if view.id.is_empty() => {}
+            Action::Abort | Action::ShowDiff if view.id.is_draft() => {}
             Action::Abort => {
                 let scope = view.scope();
                 if self.act(scope, Call::Abort, fx).is_some() {
@@ -393,9 +436,9 @@ impl App {
         let Some((scope, call)) = self.session.as_ref().and_then(|v| {
             let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
             // A session not created yet (`n`) is created first; the prompt follows.
-            if v.id.is_empty() {
+            if v.id.is_draft() {
                 let create = Call::SessionCreate(proto::ops::CreateSession::default());
-                return Some((Scope::workspace(&v.host, &v.workspace), create));
+                return Some((Scope::workspace(&v.host, v.workspace.as_str()), create));
             }
             let prompt = Prompt {
                 text: out.text.clone(),

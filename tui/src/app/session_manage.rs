@@ -73,9 +73,9 @@ impl App {
         if let Some(s) = self
             .session
             .as_mut()
-            .filter(|s| s.id == info.id && s.watch() == watch)
+            .filter(|s| s.id == info.id.as_str() && s.watch() == watch)
         {
-            s.title.clone_from(&info.title);
+            s.title = proto::text::RemoteText::new(&info.title);
         }
         let text = format!("renamed to “{}”", crate::view::text::sanitize(&info.title));
         if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {

@@ -3,14 +3,15 @@
 //! it when the first prompt is sent, so leaving without writing leaves no empty session).
 
 use super::list::{self, ListNav};
+use super::session::SessionRef;
 use super::{App, Screen, SessionView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
-use proto::text::RemoteText;
 use proto::event::Event;
-use proto::ids::HostId;
+use proto::ids::{HostId, SessionId, WorkspaceName};
 use proto::ops::{SessionInfo, SessionStatus};
+use proto::text::RemoteText;
 
 /// The title of a session whose first prompt is not written yet.
 const NEW_SESSION_TITLE: &str = "new session";
@@ -135,6 +136,18 @@ impl SessionsView {
 }
 
 impl App {
+    /// The workspace of `watch` as a validated name; a notice saying why when the host sent a
+    /// name that is not one.
+    fn decode_workspace(&mut self, watch: &WatchKey) -> Option<WorkspaceName> {
+        match WorkspaceName::try_from(watch.workspace.as_str()) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.notify(format!("cannot open that workspace: {e}"), true);
+                None
+            }
+        }
+    }
+
     pub(super) fn sessions_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
         let Some(view) = self.sessions.as_mut() else {
@@ -196,8 +209,12 @@ impl App {
     /// `n`: the screen of a session not created yet, the prompt focused. Its first prompt
     /// creates it (see [`App::draft_created`]); leaving first creates nothing.
     fn open_draft(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
         self.screen = Screen::Session;
-        let mut view = SessionView::new(watch, "", NEW_SESSION_TITLE);
+        let mut view =
+            SessionView::new(&watch.host, workspace, SessionRef::Draft, NEW_SESSION_TITLE);
         view.loaded = true;
         view.focus = true;
         self.diff = None;
@@ -208,17 +225,23 @@ impl App {
     /// The draft's `session_create` (request `request`) answered: it is a session now; its
     /// first prompt goes out.
     fn draft_created(&mut self, request: u64, info: &SessionInfo, fx: &mut Vec<Effect>) -> bool {
-        let Some(view) = self.session.as_mut().filter(|v| {
-            v.id.is_empty()
-                && v.outbox
-                    .as_ref()
-                    .is_some_and(|o| o.request == Some(request))
-        }) else {
+        if !self.is_draft_create(request) {
+            return false;
+        }
+        let id = match SessionId::try_from(info.id.as_str()) {
+            Ok(id) => id,
+            Err(e) => {
+                let e = CallError::transport(format!("the host named the new session badly: {e}"));
+                self.prompt_failed(request, &e);
+                return true;
+            }
+        };
+        let Some(view) = self.session.as_mut() else {
             return false;
         };
-        view.id.clone_from(&info.id);
+        view.id = SessionRef::Id(id);
         if !info.title.is_empty() {
-            view.title.clone_from(&info.title);
+            view.title = RemoteText::new(&info.title);
         }
         if let Some(out) = view.outbox.as_mut() {
             out.request = None;
@@ -240,7 +263,7 @@ impl App {
     /// Whether `request` is the draft session's `session_create`.
     pub(super) fn is_draft_create(&self, request: u64) -> bool {
         self.session.as_ref().is_some_and(|v| {
-            v.id.is_empty()
+            v.id.is_draft()
                 && v.outbox
                     .as_ref()
                     .is_some_and(|o| o.request == Some(request))
@@ -302,6 +325,17 @@ impl App {
         status: Option<SessionStatus>,
         fx: &mut Vec<Effect>,
     ) {
+        // The boundary: ids from the host are decoded here, before they name a screen.
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
+        let session_id = match SessionId::try_from(id) {
+            Ok(id) => id,
+            Err(e) => {
+                self.notify(format!("cannot open that session: {e}"), true);
+                return;
+            }
+        };
         self.screen = Screen::Session;
         self.attention.seen(watch, id);
         if self
@@ -311,7 +345,7 @@ impl App {
         {
             return;
         }
-        let mut view = SessionView::new(watch, id, title);
+        let mut view = SessionView::new(&watch.host, workspace, SessionRef::Id(session_id), title);
         if let Some(status) = status {
             view.status = status;
         }

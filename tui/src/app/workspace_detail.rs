@@ -5,10 +5,10 @@
 use super::App;
 use crate::call::{Call, CallError, Scope};
 use crate::effect::Effect;
-use proto::text::RemoteText;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
 use proto::grant::{GrantRevoke, StandingGrant};
+use proto::text::RemoteText;
 
 /// Something read from the host: asked for, arrived, or refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

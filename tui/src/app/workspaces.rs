@@ -9,9 +9,9 @@ use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
-use proto::text::RemoteText;
 use proto::ids::HostId;
 use proto::ops::{OpencodeInfo, OpencodeState, WorkspaceInfo};
+use proto::text::RemoteText;
 use std::collections::HashMap;
 
 /// State of the workspaces screen.

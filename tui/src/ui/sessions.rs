@@ -54,10 +54,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
-            Some(e) => Line::styled(
-                format!("cannot list sessions: {e}"),
-                theme.error(),
-            ),
+            Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),
             None => Line::styled("asking OpenCode for its sessions…", theme.muted()),
         };
         placeholder(frame, area, block, vec![text]);

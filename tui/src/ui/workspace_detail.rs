@@ -142,10 +142,7 @@ fn folder_lines(
         Loadable::Loading => return vec![Line::styled("folders: reading…", theme.muted())],
         Loadable::Failed(e) => {
             return vec![Line::styled(
-                format!(
-                    "folders: {}",
-                    truncate(e, width.saturating_sub(9))
-                ),
+                format!("folders: {}", truncate(e, width.saturating_sub(9))),
                 theme.error(),
             )];
         }

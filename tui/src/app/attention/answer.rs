@@ -184,7 +184,7 @@ impl App {
         let watch = view.watch();
         let first = self
             .attention
-            .requests_for(&watch, &view.id)
+            .requests_for(&watch, view.id.as_str())
             .first()?
             .request_id()?;
         self.attention
@@ -207,8 +207,8 @@ impl App {
                 i.watch == watch
                     && i.answering.is_none()
                     && match &i.kind {
-                        ItemKind::Permission(p) => !question && p.session == id,
-                        ItemKind::Question(q) => question && q.session == id,
+                        ItemKind::Permission(p) => !question && p.session == id.as_str(),
+                        ItemKind::Question(q) => question && q.session == id.as_str(),
                         _ => false,
                     }
             })
@@ -289,7 +289,9 @@ impl App {
     /// How many requests wait in the open session.
     pub(in crate::app) fn open_session_requests(&self) -> usize {
         self.session.as_ref().map_or(0, |view| {
-            self.attention.requests_for(&view.watch(), &view.id).len()
+            self.attention
+                .requests_for(&view.watch(), view.id.as_str())
+                .len()
         })
     }
 

@@ -2,7 +2,7 @@
 //! Esc, the requests each level asks for, OpenCode start/stop, new sessions, list filters.
 
 use super::*;
-use crate::call::Call;
+use crate::call::{Call, CallError};
 use crate::keymap::Context;
 use proto::ops::{CreateSession, DiffQuery, FileDiff};
 
@@ -408,4 +408,71 @@ fn the_open_diff_reads_again_when_the_turn_summary_arrives() {
         },
     );
     assert!(!d.asked(Op::Diff));
+}
+
+#[test]
+fn a_session_id_that_is_not_an_id_opens_no_screen_and_says_why() {
+    let mut d = Drive::at_workspaces();
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::SessionList,
+        Response::Sessions(vec![session_info(
+            "ses_\u{1b}]0;pwned\u{7}",
+            "Evil",
+            T0,
+            SessionStatus::Idle,
+        )]),
+    );
+    d.pending.clear();
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.screen(), Screen::Sessions);
+    assert!(d.app.session().is_none());
+    assert!(!d.asked(Op::Messages), "nothing is read for a bad id");
+    let notice = d.app.notice().expect("a notice says why");
+    assert!(notice.error, "{notice:?}");
+    assert!(
+        notice.text.contains("invalid session id") && notice.text.contains("control character"),
+        "{notice:?}"
+    );
+    assert!(!notice.text.contains("pwned"), "the bad id is never shown");
+}
+
+#[test]
+fn a_workspace_name_that_is_not_a_name_opens_no_session() {
+    let mut d = Drive::new();
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::WorkspaceList,
+        Response::Workspaces(vec![workspace("../etc", OpencodeState::Ready)]),
+    );
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::SessionList,
+        Response::Sessions(vec![session_info("ses_1", "Chat", T0, SessionStatus::Idle)]),
+    );
+    d.pending.clear();
+    d.code(KeyCode::Enter);
+    assert!(d.app.session().is_none());
+    assert!(!d.asked(Op::Messages));
+    let notice = d.app.notice().expect("a notice says why");
+    assert!(
+        notice.error && notice.text.contains("invalid workspace name"),
+        "{notice:?}"
+    );
+}
+
+#[test]
+fn remote_text_stored_by_the_app_is_already_sanitized() {
+    let mut d = Drive::at_workspaces();
+    d.code(KeyCode::Enter);
+    let r = d.take(Op::SessionList);
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Err(CallError::refused(
+            proto::wire_error::ErrorCode::Internal,
+            "boom\u{1b}[2J\u{202e}\r\nagain",
+        )),
+    });
+    let error = d.app.sessions().and_then(|s| s.error.clone());
+    assert_eq!(error.as_deref(), Some("boomagain"));
 }
