@@ -147,7 +147,7 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
             let first = crate::app::question::parse(&q.questions);
             let text = first.first().map_or_else(
                 || "the model asks a question".to_owned(),
-                |q| q.text.clone(),
+                |q| q.text.to_string(),
             );
             (
                 " ? question ".to_owned(),
