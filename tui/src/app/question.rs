@@ -7,8 +7,8 @@ use super::attention::ItemKind;
 use crate::action::Action;
 use crate::call::{Call, Scope, WatchKey};
 use crate::effect::Effect;
-use proto::text::RemoteText;
 use proto::ops::{PermissionAnswer, QuestionReply, QuestionRequest};
+use proto::text::RemoteText;
 
 /// One question as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]

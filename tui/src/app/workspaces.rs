@@ -9,7 +9,7 @@ use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
-use proto::ids::HostId;
+use proto::ids::{HostId, WorkspaceName};
 use proto::ops::{OpencodeInfo, OpencodeState, WorkspaceInfo};
 use proto::text::RemoteText;
 use std::collections::HashMap;
@@ -177,6 +177,19 @@ impl App {
         list: Vec<WorkspaceInfo>,
         fx: &mut Vec<Effect>,
     ) {
+        // The boundary for workspace names: one that is not a valid name is neither listed
+        // nor watched (the agent refuses such names in its config, so only a broken or
+        // hostile host sends one).
+        let (list, bad): (Vec<_>, Vec<_>) = list
+            .into_iter()
+            .partition(|w| WorkspaceName::try_from(w.name.as_str()).is_ok());
+        if let Some(e) = bad
+            .first()
+            .and_then(|w| WorkspaceName::try_from(w.name.as_str()).err())
+        {
+            let n = crate::view::text::count(bad.len(), "workspace");
+            self.notify(format!("{} sent {n} not shown: {e}", scope.host), true);
+        }
         for w in &list {
             let watch = WatchKey::new(&scope.host, &w.name);
             self.opencode_attention(&watch, &w.opencode);

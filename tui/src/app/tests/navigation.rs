@@ -438,25 +438,37 @@ fn a_session_id_that_is_not_an_id_opens_no_screen_and_says_why() {
 }
 
 #[test]
-fn a_workspace_name_that_is_not_a_name_opens_no_session() {
+fn a_workspace_name_that_is_not_a_name_is_neither_listed_nor_watched() {
     let mut d = Drive::new();
     d.code(KeyCode::Enter);
     d.answer(
         Op::WorkspaceList,
-        Response::Workspaces(vec![workspace("../etc", OpencodeState::Ready)]),
+        Response::Workspaces(vec![
+            workspace("../etc", OpencodeState::Ready),
+            workspace("demo", OpencodeState::Ready),
+        ]),
     );
-    d.code(KeyCode::Enter);
-    d.answer(
-        Op::SessionList,
-        Response::Sessions(vec![session_info("ses_1", "Chat", T0, SessionStatus::Idle)]),
-    );
-    d.pending.clear();
-    d.code(KeyCode::Enter);
-    assert!(d.app.session().is_none());
-    assert!(!d.asked(Op::Messages));
+    let listed: Vec<String> = d
+        .app
+        .workspaces()
+        .map(|w| w.visible().iter().map(|w| w.name.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, ["demo"]);
+    let watched: Vec<&str> =
+        d.fx.iter()
+            .filter_map(|e| match e {
+                Effect::Watch { watch, .. } => Some(watch.workspace.as_str()),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(watched, ["demo"], "no watch is opened for the bad name");
     let notice = d.app.notice().expect("a notice says why");
     assert!(
-        notice.error && notice.text.contains("invalid workspace name"),
+        notice.error
+            && notice.text.contains("1 workspace not shown")
+            && notice
+                .text
+                .contains("invalid workspace name: it starts with"),
         "{notice:?}"
     );
 }
