@@ -36,7 +36,7 @@ impl App {
             return;
         }
         view.delete_armed = None;
-        let scope = Scope::session(&view.host, &view.workspace, &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), &selected.id);
         if self.act(scope, Call::SessionDelete, fx).is_some() {
             self.notify(format!("deleting {}…", display_name(&selected)), false);
         }
@@ -56,7 +56,7 @@ impl App {
             self.notify("no session selected", false);
             return;
         };
-        let scope = Scope::session(&view.host, &view.workspace, &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), &selected.id);
         let body = RenameSession {
             title: title.to_owned(),
         };

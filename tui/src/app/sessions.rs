@@ -9,7 +9,7 @@ use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::event::Event;
-use proto::ids::{HostId, SessionId, WorkspaceName};
+use proto::ids::{HostId, InvalidId, SessionId, WorkspaceName};
 use proto::ops::{SessionInfo, SessionStatus};
 use proto::text::RemoteText;
 
@@ -22,7 +22,7 @@ pub struct SessionsView {
     /// The host.
     pub host: HostId,
     /// The workspace.
-    pub workspace: String,
+    pub workspace: WorkspaceName,
     /// Newest activity first.
     list: Option<Vec<SessionInfo>>,
     /// Why the last refresh failed.
@@ -34,11 +34,11 @@ pub struct SessionsView {
 }
 
 impl SessionsView {
-    /// A view of a workspace's sessions, loading.
-    pub fn new(watch: &WatchKey) -> Self {
+    /// A view of `workspace`'s sessions on `host`, loading.
+    pub fn new(host: &HostId, workspace: WorkspaceName) -> Self {
         Self {
-            host: watch.host.clone(),
-            workspace: watch.workspace.clone(),
+            host: host.clone(),
+            workspace,
             list: None,
             error: None,
             nav: ListNav::default(),
@@ -48,7 +48,7 @@ impl SessionsView {
 
     /// The workspace's watch key.
     pub fn watch(&self) -> WatchKey {
-        WatchKey::new(&self.host, &self.workspace)
+        WatchKey::new(&self.host, self.workspace.as_str())
     }
 
     /// The sessions, once loaded.
@@ -82,8 +82,18 @@ impl SessionsView {
         list.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
     }
 
-    fn replace(&mut self, mut list: Vec<SessionInfo>) {
+    /// Shows `list`, keeping the selection. Sessions whose id is not a valid id are left out
+    /// (so no screen, call or row is ever made from one): returns how many, and why the first
+    /// was refused.
+    fn replace(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
         let kept = self.selected().map(|s| s.id.clone());
+        let (mut list, bad): (Vec<_>, Vec<_>) = list
+            .into_iter()
+            .partition(|s| SessionId::try_from(s.id.as_str()).is_ok());
+        let refused = bad
+            .first()
+            .and_then(|s| SessionId::try_from(s.id.as_str()).err())
+            .map(|e| (bad.len(), e));
         Self::sort(&mut list);
         self.list = Some(list);
         self.error = None;
@@ -94,13 +104,14 @@ impl SessionsView {
                 self.nav.clamp(len);
             }
         }
+        refused
     }
 
     /// Removes one session from the list.
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(list) = self.list.as_ref() {
             let rest = list.iter().filter(|s| s.id != id).cloned().collect();
-            self.replace(rest);
+            let _ = self.replace(rest);
         }
     }
 
@@ -114,7 +125,8 @@ impl SessionsView {
             Some(existing) => *existing = info,
             None => list.push(info),
         }
-        self.replace(list);
+        // An event naming a session with an invalid id changes nothing.
+        let _ = self.replace(list);
     }
 
     fn set_status(&mut self, id: &str, status: SessionStatus) {
@@ -138,7 +150,7 @@ impl SessionsView {
 impl App {
     /// The workspace of `watch` as a validated name; a notice saying why when the host sent a
     /// name that is not one.
-    fn decode_workspace(&mut self, watch: &WatchKey) -> Option<WorkspaceName> {
+    pub(super) fn decode_workspace(&mut self, watch: &WatchKey) -> Option<WorkspaceName> {
         match WorkspaceName::try_from(watch.workspace.as_str()) {
             Ok(name) => Some(name),
             Err(e) => {
@@ -184,8 +196,14 @@ impl App {
         for s in &list {
             self.attention.set_title(&watch, &s.id, &s.title);
         }
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
-            view.replace(list);
+        let refused = self
+            .sessions
+            .as_mut()
+            .filter(|v| v.watch() == watch)
+            .and_then(|view| view.replace(list));
+        if let Some((n, e)) = refused {
+            let n = crate::view::text::count(n, "session");
+            self.notify(format!("{watch} sent {n} not shown: {e}"), true);
         }
     }
 

@@ -160,9 +160,12 @@ impl App {
         if let Some(view) = self.workspaces.as_mut() {
             view.select_name(&watch.workspace);
         }
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
         self.screen = Screen::Sessions;
         if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
-            self.sessions = Some(SessionsView::new(watch));
+            self.sessions = Some(SessionsView::new(&watch.host, workspace));
             self.session = None;
             self.diff = None;
         }

@@ -49,9 +49,12 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     if app.open_host_offline().is_some() {
         top.push_span(Span::styled(format!(" {OFFLINE} "), theme.error()));
     }
-    let block = panel(&[view.host.as_str(), &view.workspace, "sessions"], theme)
-        .title_top(top)
-        .title_bottom(bottom);
+    let block = panel(
+        &[view.host.as_str(), view.workspace.as_str(), "sessions"],
+        theme,
+    )
+    .title_top(top)
+    .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),

@@ -411,27 +411,29 @@ fn the_open_diff_reads_again_when_the_turn_summary_arrives() {
 }
 
 #[test]
-fn a_session_id_that_is_not_an_id_opens_no_screen_and_says_why() {
+fn a_session_id_that_is_not_an_id_is_not_listed_and_says_why() {
     let mut d = Drive::at_workspaces();
     d.code(KeyCode::Enter);
     d.answer(
         Op::SessionList,
-        Response::Sessions(vec![session_info(
-            "ses_\u{1b}]0;pwned\u{7}",
-            "Evil",
-            T0,
-            SessionStatus::Idle,
-        )]),
+        Response::Sessions(vec![
+            session_info("ses_\u{1b}]0;pwned\u{7}", "Evil", T0, SessionStatus::Idle),
+            session_info("ses_ok", "Fine", T0 - 1, SessionStatus::Idle),
+        ]),
     );
-    d.pending.clear();
-    d.code(KeyCode::Enter);
-    assert_eq!(d.app.screen(), Screen::Sessions);
-    assert!(d.app.session().is_none());
-    assert!(!d.asked(Op::Messages), "nothing is read for a bad id");
+    let listed: Vec<String> = d
+        .app
+        .sessions()
+        .map(|s| s.visible().iter().map(|s| s.id.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, ["ses_ok"]);
     let notice = d.app.notice().expect("a notice says why");
     assert!(notice.error, "{notice:?}");
     assert!(
-        notice.text.contains("invalid session id") && notice.text.contains("control character"),
+        notice.text.contains("1 session not shown")
+            && notice
+                .text
+                .contains("invalid session id: it holds a control character"),
         "{notice:?}"
     );
     assert!(!notice.text.contains("pwned"), "the bad id is never shown");
