@@ -44,6 +44,7 @@ use list::ListNav;
 use prompt::History;
 use proto::ids::{ConnId, HostId};
 use proto::rbac::Role;
+use proto::text::RemoteText;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use watch::WatchState;
@@ -99,8 +100,8 @@ pub enum Screen {
 /// A short message in the status area (an action's outcome, a refusal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
-    /// The text.
-    pub text: String,
+    /// The text: often holds a peer's words (an error message), so it is sanitized whole.
+    pub text: RemoteText,
     /// Whether it reports a failure.
     pub error: bool,
     /// Local clock after which it is no longer shown.
@@ -353,7 +354,7 @@ impl App {
     /// Shows a notice for a few seconds.
     fn notify(&mut self, text: impl Into<String>, error: bool) {
         self.notice = Some(Notice {
-            text: text.into(),
+            text: RemoteText::new(&text.into()),
             error,
             until_ms: self.now_ms.saturating_add(NOTICE_MS),
         });

@@ -5,7 +5,10 @@ use crate::call::Call;
 use proto::ops::RenameSession;
 
 fn notice(d: &Drive) -> String {
-    d.app.notice().map(|n| n.text.clone()).unwrap_or_default()
+    d.app
+        .notice()
+        .map(|n| n.text.to_string())
+        .unwrap_or_default()
 }
 
 #[test]
