@@ -1,6 +1,7 @@
 //! The hosts screen: the relay's live host list, its selection (kept on the same host across
 //! updates and reconnects) and filter, and opening a host's workspaces.
 
+use super::list::ListKey;
 use super::{App, Screen, SessionsView, WorkspacesView, list};
 use crate::action::Action;
 use crate::call::{Call, Scope};
@@ -33,22 +34,17 @@ impl App {
     pub(super) fn hosts_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let len = self.visible_hosts().len();
         let page = self.list_page();
-        if self.host_nav.move_by(action, len, page) {
-            return;
-        }
-        match action {
-            Action::Open => {
-                if let Some(host) = self.selected_host().map(|h| h.host.clone()) {
+        match self.host_nav.key(action, len, page) {
+            ListKey::Moved | ListKey::Handled => {}
+            // Esc drops a filter first, then quits.
+            ListKey::Back => fx.push(Effect::Quit),
+            ListKey::Other => {
+                if action == Action::Open
+                    && let Some(host) = self.selected_host().map(|h| h.host.clone())
+                {
                     self.go_to_workspaces(&host, fx);
                 }
             }
-            Action::Filter => self.host_nav.start_filter(),
-            // Esc drops a filter first, then quits.
-            Action::Back if self.host_nav.filter().is_empty() => fx.push(Effect::Quit),
-            Action::Back => {
-                self.host_nav.clear_filter();
-            }
-            _ => {}
         }
     }
 

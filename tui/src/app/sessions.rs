@@ -2,7 +2,7 @@
 //! live by the workspace's events; `n` opens a new one with the prompt focused (OpenCode creates
 //! it when the first prompt is sent, so leaving without writing leaves no empty session).
 
-use super::list::{self, ListNav};
+use super::list::{self, ListKey, ListNav};
 use super::session::SessionRef;
 use super::{App, Screen, SessionView};
 use crate::action::Action;
@@ -167,16 +167,16 @@ impl App {
             return;
         };
         let len = view.visible().len();
-        if view.nav.move_by(action, len, page) {
-            return;
+        match view.nav.key(action, len, page) {
+            ListKey::Moved | ListKey::Handled => return,
+            ListKey::Back => {
+                self.screen = Screen::Workspaces;
+                return;
+            }
+            ListKey::Other => {}
         }
         let watch = view.watch();
         match action {
-            Action::Filter => view.nav.start_filter(),
-            Action::Back if view.nav.filter().is_empty() => self.screen = Screen::Workspaces,
-            Action::Back => {
-                view.nav.clear_filter();
-            }
             Action::Open => {
                 if let Some(s) = view.selected().cloned() {
                     self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);

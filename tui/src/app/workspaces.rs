@@ -3,7 +3,7 @@
 //! watches its workspaces, so their requests and failures reach the attention panel.
 
 use super::attention::{Item, ItemKind};
-use super::list::{self, ListNav};
+use super::list::{self, ListKey, ListNav};
 use super::workspace_detail::Detail;
 use super::{App, Screen, SessionsView};
 use crate::action::Action;
@@ -107,18 +107,18 @@ impl App {
             return;
         };
         let len = view.visible().len();
-        if view.nav.move_by(action, len, page) {
-            self.fetch_workspace_detail(fx);
-            return;
+        match view.nav.key(action, len, page) {
+            ListKey::Moved => return self.fetch_workspace_detail(fx),
+            ListKey::Handled => return,
+            ListKey::Back => {
+                self.screen = Screen::Hosts;
+                return;
+            }
+            ListKey::Other => {}
         }
         let host = view.host.clone();
         let selected = view.selected().map(|w| w.name.clone());
         match action {
-            Action::Filter => view.nav.start_filter(),
-            Action::Back if view.nav.filter().is_empty() => self.screen = Screen::Hosts,
-            Action::Back => {
-                view.nav.clear_filter();
-            }
             Action::Open => {
                 if let Some(name) = selected {
                     self.go_to_sessions(&WatchKey::new(&host, &name), fx);
