@@ -2,8 +2,10 @@
 //! [`App::update`] takes an [`Event`] and returns [`Effect`]s for the runtime to execute.
 //! No IO, no clock reads (time arrives in `Event::Tick`), no terminal or rendering types.
 //!
-//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff); each level's state lives in
-//! its own submodule and survives reconnects, which re-read what is shown and resume watches.
+//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff) in `stack::Stack`; each
+//! level's view lives in its own submodule and survives reconnects, which re-read what is
+//! shown and resume watches. `route` sends input to the overlays (help, palette, question)
+//! first, then to the screen on top.
 
 pub mod admin;
 pub mod attention;
@@ -19,6 +21,7 @@ mod route;
 pub mod session;
 mod session_manage;
 mod sessions;
+mod stack;
 pub mod transcript;
 pub mod watch;
 pub mod workspace_detail;
@@ -45,6 +48,7 @@ use prompt::History;
 use proto::ids::{ConnId, HostId};
 use proto::rbac::Role;
 use proto::text::RemoteText;
+use stack::Stack;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use watch::WatchState;
@@ -123,10 +127,8 @@ pub struct App {
     height: u16,
     help: bool,
     screen: Screen,
-    workspaces: Option<WorkspacesView>,
-    sessions: Option<SessionsView>,
-    session: Option<SessionView>,
-    diff: Option<DiffView>,
+    /// The screen views (the hosts list is `hosts` + `host_nav`).
+    stack: Stack,
     attention: Attention,
     attention_open: bool,
     watches: BTreeMap<crate::call::WatchKey, WatchState>,
@@ -170,10 +172,7 @@ impl App {
             height: DEFAULT_SIZE.1,
             help: false,
             screen: Screen::Hosts,
-            workspaces: None,
-            sessions: None,
-            session: None,
-            diff: None,
+            stack: Stack::default(),
             attention: Attention::default(),
             attention_open: false,
             watches: BTreeMap::new(),
@@ -248,7 +247,7 @@ impl App {
             Event::Scroll { up } => self.on_scroll(up, &mut fx),
             Event::Net(net) => self.on_net(net, &mut fx),
         }
-        if let Some(view) = self.session.as_mut() {
+        if let Some(view) = self.stack.session.as_mut() {
             view.sync_layout(self.width);
         }
         if std::mem::take(&mut self.rang) {
@@ -316,10 +315,10 @@ impl App {
     /// After (re)connecting: re-read what the screens show, resume the watches, resend an
     /// unconfirmed prompt. The screens themselves stay where they are.
     fn refresh(&mut self, fx: &mut Vec<Effect>) {
-        if let Some(host) = self.workspaces.as_ref().map(|w| w.host.clone()) {
+        if let Some(host) = self.stack.workspaces.as_ref().map(|w| w.host.clone()) {
             self.request(Scope::host(&host), Call::WorkspaceList, fx);
         }
-        if let Some(watch) = self.sessions.as_ref().map(SessionsView::watch) {
+        if let Some(watch) = self.stack.sessions.as_ref().map(SessionsView::watch) {
             self.request(watch.scope(), Call::SessionList, fx);
             self.request(watch.scope(), Call::PermissionList, fx);
         }

@@ -176,17 +176,18 @@ impl App {
     /// Shows the diff of `scope` for the open session.
     pub(super) fn open_diff(&mut self, scope: DiffScope, fx: &mut Vec<Effect>) {
         self.screen = Screen::Diff;
-        self.diff = Some(DiffView::new(scope));
+        self.stack.open_diff(DiffView::new(scope));
         self.load_diff(fx);
     }
 
     fn load_diff(&mut self, fx: &mut Vec<Effect>) {
-        let (Some(session), Some(diff)) = (self.session.as_ref(), self.diff.as_ref()) else {
+        let (Some(session), Some(diff)) = (self.stack.session.as_ref(), self.stack.diff.as_ref())
+        else {
             return;
         };
         let (target, query) = (session.scope(), diff.scope.query());
         let id = self.request(target, Call::Diff(query), fx);
-        if let Some(diff) = self.diff.as_mut() {
+        if let Some(diff) = self.stack.diff.as_mut() {
             diff.request = id;
             diff.error = None;
         }
@@ -199,7 +200,7 @@ impl App {
 
     pub(super) fn diff_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let visible = self.diff_visible();
-        let Some(diff) = self.diff.as_mut() else {
+        let Some(diff) = self.stack.diff.as_mut() else {
             self.screen = Screen::Session;
             return;
         };
@@ -215,27 +216,31 @@ impl App {
     /// session): reads the open diff again when the changes may have moved. A newer answer
     /// replaces an older request's, which is then ignored.
     pub(super) fn diff_event(&mut self, event: &Event, for_session: bool, fx: &mut Vec<Effect>) {
-        let shown = self.diff.as_ref().filter(|_| self.screen == Screen::Diff);
+        let shown = self
+            .stack
+            .diff
+            .as_ref()
+            .filter(|_| self.screen == Screen::Diff);
         if shown.is_some_and(|d| d.moved_by(event, for_session)) {
             self.load_diff(fx);
         }
     }
 
     pub(super) fn diff_loaded(&mut self, request: u64, files: Vec<FileDiff>) {
-        if let Some(diff) = self.diff.as_mut() {
+        if let Some(diff) = self.stack.diff.as_mut() {
             diff.loaded(request, files);
         }
     }
 
     pub(super) fn diff_failed(&mut self, request: u64, e: &CallError) {
-        if let Some(diff) = self.diff.as_mut() {
+        if let Some(diff) = self.stack.diff.as_mut() {
             diff.failed(request, e);
         }
     }
 
     /// After a reconnect: load a diff that never arrived.
     pub(super) fn diff_reconnected(&mut self, fx: &mut Vec<Effect>) {
-        if self.diff.as_ref().is_some_and(|d| d.files.is_none()) {
+        if self.stack.diff.as_ref().is_some_and(|d| d.files.is_none()) {
             self.load_diff(fx);
         }
     }

@@ -51,14 +51,16 @@ impl App {
     /// Opens `host`'s workspaces screen (reusing its state if it is the one already open).
     pub(super) fn go_to_workspaces(&mut self, host: &HostId, fx: &mut Vec<Effect>) {
         self.screen = Screen::Workspaces;
-        if self.workspaces.as_ref().is_some_and(|w| &w.host == host) {
+        if self
+            .stack
+            .workspaces
+            .as_ref()
+            .is_some_and(|w| &w.host == host)
+        {
             self.request(Scope::host(host), Call::WorkspaceList, fx);
             return;
         }
-        self.workspaces = Some(WorkspacesView::new(host));
-        self.sessions = None;
-        self.session = None;
-        self.diff = None;
+        self.stack.open_workspaces(WorkspacesView::new(host));
         self.select_host(host);
         self.request(Scope::host(host), Call::WorkspaceList, fx);
     }
@@ -73,7 +75,7 @@ impl App {
     /// at the same position (clamped). When the open host goes offline, says so; when it comes
     /// back, re-reads what its screens show as after a reconnect.
     pub(super) fn replace_hosts(&mut self, list: HostList, fx: &mut Vec<Effect>) {
-        let open = self.workspaces.as_ref().map(|w| w.host.clone());
+        let open = self.stack.workspaces.as_ref().map(|w| w.host.clone());
         let was_online = open.as_ref().and_then(|h| self.host(h)).map(|h| h.online);
         let kept = self.selected_host().map(|h| h.host.clone());
         self.hosts = Some(Hosts {
@@ -111,7 +113,7 @@ impl App {
             return;
         }
         self.request(Scope::host(host), Call::WorkspaceList, fx);
-        if let Some(watch) = self.sessions.as_ref().map(SessionsView::watch) {
+        if let Some(watch) = self.stack.sessions.as_ref().map(SessionsView::watch) {
             self.request(watch.scope(), Call::SessionList, fx);
             self.request(watch.scope(), Call::PermissionList, fx);
         }
@@ -135,7 +137,7 @@ impl App {
         if matches!(self.screen, Screen::Hosts | Screen::Admin) {
             return None;
         }
-        let host = &self.workspaces.as_ref()?.host;
+        let host = &self.stack.workspaces.as_ref()?.host;
         self.host(host).is_some_and(|h| !h.online).then_some(host)
     }
 

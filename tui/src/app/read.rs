@@ -70,22 +70,22 @@ impl App {
 
     /// The workspaces screen's state.
     pub fn workspaces(&self) -> Option<&WorkspacesView> {
-        self.workspaces.as_ref()
+        self.stack.workspaces.as_ref()
     }
 
     /// The sessions screen's state.
     pub fn sessions(&self) -> Option<&SessionsView> {
-        self.sessions.as_ref()
+        self.stack.sessions.as_ref()
     }
 
     /// The session screen's state.
     pub fn session(&self) -> Option<&SessionView> {
-        self.session.as_ref()
+        self.stack.session.as_ref()
     }
 
     /// The diff view's state.
     pub fn diff(&self) -> Option<&DiffView> {
-        self.diff.as_ref()
+        self.stack.diff.as_ref()
     }
 
     /// Terminal width.
@@ -97,7 +97,7 @@ impl App {
     pub fn current_host(&self) -> Option<&HostId> {
         match self.screen {
             Screen::Hosts => self.selected_host().map(|h| &h.host),
-            _ => self.workspaces.as_ref().map(|w| &w.host),
+            _ => self.stack.workspaces.as_ref().map(|w| &w.host),
         }
     }
 

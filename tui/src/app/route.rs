@@ -31,13 +31,17 @@ impl App {
         match self.screen {
             Screen::Hosts if self.host_nav.typing() => Context::Filter,
             Screen::Hosts => Context::Hosts,
-            Screen::Workspaces if typing(self.workspaces.as_ref().map(|w| &w.nav)) => {
+            Screen::Workspaces if typing(self.stack.workspaces.as_ref().map(|w| &w.nav)) => {
                 Context::Filter
             }
             Screen::Workspaces => Context::Workspaces,
-            Screen::Sessions if typing(self.sessions.as_ref().map(|s| &s.nav)) => Context::Filter,
+            Screen::Sessions if typing(self.stack.sessions.as_ref().map(|s| &s.nav)) => {
+                Context::Filter
+            }
             Screen::Sessions => Context::Sessions,
-            Screen::Session if self.session.as_ref().is_some_and(|s| s.focus) => Context::Prompt,
+            Screen::Session if self.stack.session.as_ref().is_some_and(|s| s.focus) => {
+                Context::Prompt
+            }
             Screen::Session => Context::Session,
             Screen::Diff => Context::Diff,
             Screen::Admin if self.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
@@ -112,7 +116,7 @@ impl App {
     pub(super) fn on_paste(&mut self, text: &str) {
         match self.context() {
             Context::Prompt => {
-                if let Some(view) = self.session.as_mut() {
+                if let Some(view) = self.stack.session.as_mut() {
                     view.editor.paste(text);
                 }
             }
@@ -183,8 +187,8 @@ impl App {
     pub(super) fn nav_mut(&mut self) -> Option<&mut ListNav> {
         match self.screen {
             Screen::Hosts => Some(&mut self.host_nav),
-            Screen::Workspaces => self.workspaces.as_mut().map(|w| &mut w.nav),
-            Screen::Sessions => self.sessions.as_mut().map(|s| &mut s.nav),
+            Screen::Workspaces => self.stack.workspaces.as_mut().map(|w| &mut w.nav),
+            Screen::Sessions => self.stack.sessions.as_mut().map(|s| &mut s.nav),
             Screen::Session | Screen::Diff | Screen::Admin => None,
         }
     }
@@ -193,8 +197,16 @@ impl App {
     pub(super) fn move_selection(&mut self, action: Action) {
         let len = match self.screen {
             Screen::Hosts => self.visible_hosts().len(),
-            Screen::Workspaces => self.workspaces.as_ref().map_or(0, |w| w.visible().len()),
-            Screen::Sessions => self.sessions.as_ref().map_or(0, |s| s.visible().len()),
+            Screen::Workspaces => self
+                .stack
+                .workspaces
+                .as_ref()
+                .map_or(0, |w| w.visible().len()),
+            Screen::Sessions => self
+                .stack
+                .sessions
+                .as_ref()
+                .map_or(0, |s| s.visible().len()),
             Screen::Session | Screen::Diff | Screen::Admin => 0,
         };
         let page = self.list_page();

@@ -227,10 +227,10 @@ impl App {
     /// Total transcript rows and the rows that fit, as the screen lays them out now.
     fn transcript_geometry(&mut self) -> (usize, usize) {
         let width = self.width;
-        if let Some(view) = self.session.as_mut() {
+        if let Some(view) = self.stack.session.as_mut() {
             view.sync_layout(width);
         }
-        let Some(view) = self.session.as_ref() else {
+        let Some(view) = self.stack.session.as_ref() else {
             return (0, 1);
         };
         let request_rows = self.request_rows();
@@ -243,7 +243,7 @@ impl App {
     fn scroll(&mut self, action: Action) {
         let (rows, visible) = self.transcript_geometry();
         let max = rows.saturating_sub(visible);
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let top = view.top.unwrap_or(max).min(max);
@@ -261,7 +261,7 @@ impl App {
 
     /// Selects the previous or next block and scrolls it into view.
     fn select_block(&mut self, action: Action) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let count = view.transcript.blocks().len();
@@ -275,7 +275,7 @@ impl App {
             (Some(b), _) => (b + 1).min(count - 1),
         });
         let (rows, visible) = self.transcript_geometry();
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let Some(row) = view.block.and_then(|b| view.layout.block_row(b)) else {
@@ -294,7 +294,7 @@ impl App {
     }
 
     pub(super) fn session_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             self.screen = Screen::Sessions;
             return;
         };
@@ -355,7 +355,7 @@ impl App {
         fx: &mut Vec<Effect>,
     ) {
         let history = &mut self.history;
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let editor = &mut view.editor;
@@ -398,7 +398,7 @@ impl App {
     }
 
     fn send_prompt(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_ref() else {
+        let Some(view) = self.stack.session.as_ref() else {
             return;
         };
         let text = view.editor.text();
@@ -411,7 +411,7 @@ impl App {
         }
         let key = self.idempotency_key();
         self.history.push(&text);
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         view.editor.clear();
@@ -433,7 +433,7 @@ impl App {
 
     /// Sends the pending prompt (again, with the same key) if connected.
     pub(super) fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
-        let Some((scope, call)) = self.session.as_ref().and_then(|v| {
+        let Some((scope, call)) = self.stack.session.as_ref().and_then(|v| {
             let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
             // A session not created yet (`n`) is created first; the prompt follows.
             if v.id.is_draft() {
@@ -449,7 +449,7 @@ impl App {
             return;
         };
         let id = self.request(scope, call, fx);
-        if let Some(out) = self.session.as_mut().and_then(|v| v.outbox.as_mut()) {
+        if let Some(out) = self.stack.session.as_mut().and_then(|v| v.outbox.as_mut()) {
             out.request = id;
             if id.is_some() {
                 out.attempts += 1;
@@ -458,7 +458,7 @@ impl App {
     }
 
     fn outbox_for(&mut self, request: u64) -> Option<&mut SessionView> {
-        self.session.as_mut().filter(|v| {
+        self.stack.session.as_mut().filter(|v| {
             v.outbox
                 .as_ref()
                 .is_some_and(|o| o.request == Some(request))
@@ -509,6 +509,7 @@ impl App {
 
     pub(super) fn history_loaded(&mut self, request: u64, list: Vec<Message>) {
         if let Some(view) = self
+            .stack
             .session
             .as_mut()
             .filter(|v| v.history_request == Some(request))
@@ -520,6 +521,7 @@ impl App {
 
     pub(super) fn history_failed(&mut self, request: u64, e: &CallError) {
         if let Some(view) = self
+            .stack
             .session
             .as_mut()
             .filter(|v| v.history_request == Some(request))
@@ -531,7 +533,7 @@ impl App {
 
     /// Re-reads the history (after a resync, or when it never arrived).
     pub(super) fn reload_history(&mut self, fx: &mut Vec<Effect>) {
-        let Some(scope) = self.session.as_ref().map(SessionView::scope) else {
+        let Some(scope) = self.stack.session.as_ref().map(SessionView::scope) else {
             return;
         };
         let id = self.request(
@@ -539,7 +541,7 @@ impl App {
             Call::Messages(proto::ops::MessagesQuery::default()),
             fx,
         );
-        if let Some(view) = self.session.as_mut() {
+        if let Some(view) = self.stack.session.as_mut() {
             view.history_request = id;
             view.loaded = false;
         }
@@ -547,7 +549,7 @@ impl App {
 
     /// After a reconnect: fetch a history that never arrived, resend an unconfirmed prompt.
     pub(super) fn session_reconnected(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         if let Some(out) = view.outbox.as_mut() {

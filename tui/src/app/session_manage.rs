@@ -14,7 +14,7 @@ pub(super) const RENAME: &str = "rename ";
 impl App {
     /// `R` and `D` on the sessions screen.
     pub(super) fn manage_session(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.sessions.as_mut() else {
+        let Some(view) = self.stack.sessions.as_mut() else {
             return;
         };
         let Some(selected) = view.selected().cloned() else {
@@ -49,7 +49,7 @@ impl App {
             self.notify("type the new title after `rename `", true);
             return;
         }
-        let Some(view) = self.sessions.as_ref() else {
+        let Some(view) = self.stack.sessions.as_ref() else {
             return;
         };
         let Some(selected) = view.selected() else {
@@ -71,6 +71,7 @@ impl App {
         let watch = crate::call::WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
         if let Some(s) = self
+            .stack
             .session
             .as_mut()
             .filter(|s| s.id == info.id.as_str() && s.watch() == watch)
@@ -78,7 +79,7 @@ impl App {
             s.title = proto::text::RemoteText::new(&info.title);
         }
         let text = format!("renamed to “{}”", crate::view::text::sanitize(&info.title));
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             view.upsert(info);
         }
         self.notify(text, false);
@@ -90,7 +91,7 @@ impl App {
             return;
         };
         let watch = crate::call::WatchKey::new(&scope.host, ws);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             view.remove(id);
         }
         self.notify("session deleted", false);

@@ -162,7 +162,7 @@ impl App {
 
     pub(super) fn sessions_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
-        let Some(view) = self.sessions.as_mut() else {
+        let Some(view) = self.stack.sessions.as_mut() else {
             self.screen = Screen::Workspaces;
             return;
         };
@@ -197,6 +197,7 @@ impl App {
             self.attention.set_title(&watch, &s.id, &s.title);
         }
         let refused = self
+            .stack
             .sessions
             .as_mut()
             .filter(|v| v.watch() == watch)
@@ -218,7 +219,7 @@ impl App {
             return;
         };
         let watch = WatchKey::new(&scope.host, ws);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             view.error = Some(RemoteText::from(&e.message));
         }
     }
@@ -235,9 +236,8 @@ impl App {
             SessionView::new(&watch.host, workspace, SessionRef::Draft, NEW_SESSION_TITLE);
         view.loaded = true;
         view.focus = true;
-        self.diff = None;
         self.ensure_watch(watch, fx);
-        self.session = Some(view);
+        self.stack.open_session(view);
     }
 
     /// The draft's `session_create` (request `request`) answered: it is a session now; its
@@ -254,7 +254,7 @@ impl App {
                 return true;
             }
         };
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return false;
         };
         view.id = SessionRef::Id(id);
@@ -267,7 +267,7 @@ impl App {
         }
         let watch = view.watch();
         self.attention.seen(&watch, &info.id);
-        if let Some(list) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(list) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             if list.list.is_none() {
                 list.list = Some(Vec::new());
             }
@@ -280,7 +280,7 @@ impl App {
 
     /// Whether `request` is the draft session's `session_create`.
     pub(super) fn is_draft_create(&self, request: u64) -> bool {
-        self.session.as_ref().is_some_and(|v| {
+        self.stack.session.as_ref().is_some_and(|v| {
             v.id.is_draft()
                 && v.outbox
                     .as_ref()
@@ -305,7 +305,7 @@ impl App {
         // prompt was not sent.
         let watch = WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             if view.list.is_none() {
                 view.list = Some(Vec::new());
             }
@@ -325,10 +325,15 @@ impl App {
         title: &str,
         fx: &mut Vec<Effect>,
     ) {
-        if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
+        if self
+            .stack
+            .sessions
+            .as_ref()
+            .is_none_or(|s| &s.watch() != watch)
+        {
             self.go_to_sessions(watch, fx);
         }
-        if let Some(view) = self.sessions.as_mut() {
+        if let Some(view) = self.stack.sessions.as_mut() {
             view.select_id(session);
         }
         self.open_session(watch, session, title, None, fx);
@@ -357,6 +362,7 @@ impl App {
         self.screen = Screen::Session;
         self.attention.seen(watch, id);
         if self
+            .stack
             .session
             .as_ref()
             .is_some_and(|s| s.id == id && &s.watch() == watch)
@@ -367,13 +373,12 @@ impl App {
         if let Some(status) = status {
             view.status = status;
         }
-        self.diff = None;
         self.ensure_watch(watch, fx);
         view.history_request = self.request(
             Scope::session(&watch.host, &watch.workspace, id),
             Call::Messages(proto::ops::MessagesQuery::default()),
             fx,
         );
-        self.session = Some(view);
+        self.stack.open_session(view);
     }
 }

@@ -69,7 +69,7 @@ pub fn git_counts(status: &GitStatus) -> GitCounts {
 impl App {
     /// Asks for the selected workspace's folders and git status unless known or asked.
     pub(super) fn fetch_workspace_detail(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.workspaces.as_ref() else {
+        let Some(view) = self.stack.workspaces.as_ref() else {
             return;
         };
         let Some(w) = view.selected().filter(|w| w.available) else {
@@ -83,7 +83,7 @@ impl App {
         self.request(scope.clone(), Call::FsList(FsPath::default()), fx);
         self.request(scope.clone(), Call::GitStatus(GitScope::default()), fx);
         self.request(scope, Call::PermissionGrants, fx);
-        if let Some(view) = self.workspaces.as_mut() {
+        if let Some(view) = self.stack.workspaces.as_mut() {
             view.details.insert(
                 name,
                 Detail {
@@ -98,7 +98,7 @@ impl App {
     /// `X` on the workspaces screen: revokes every standing grant of the selected workspace
     /// (revoking only takes permission away, so it is not confirmed).
     pub(super) fn revoke_workspace_grants(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.workspaces.as_ref() else {
+        let Some(view) = self.stack.workspaces.as_ref() else {
             return;
         };
         let Some(w) = view.selected() else {
@@ -153,7 +153,8 @@ impl App {
 
     fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {
         let ws = scope.workspace.as_ref()?;
-        self.workspaces
+        self.stack
+            .workspaces
             .as_mut()
             .filter(|v| v.host == scope.host)?
             .details

@@ -102,7 +102,7 @@ impl WorkspacesView {
 impl App {
     pub(super) fn workspaces_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
-        let Some(view) = self.workspaces.as_mut() else {
+        let Some(view) = self.stack.workspaces.as_mut() else {
             self.screen = Screen::Hosts;
             return;
         };
@@ -151,23 +151,28 @@ impl App {
     /// Opens a workspace's sessions screen (reusing its state if it is the one already open).
     pub(super) fn go_to_sessions(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
         if self
+            .stack
             .workspaces
             .as_ref()
             .is_none_or(|w| w.host != watch.host)
         {
             self.go_to_workspaces(&watch.host, fx);
         }
-        if let Some(view) = self.workspaces.as_mut() {
+        if let Some(view) = self.stack.workspaces.as_mut() {
             view.select_name(&watch.workspace);
         }
         let Some(workspace) = self.decode_workspace(watch) else {
             return;
         };
         self.screen = Screen::Sessions;
-        if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
-            self.sessions = Some(SessionsView::new(&watch.host, workspace));
-            self.session = None;
-            self.diff = None;
+        if self
+            .stack
+            .sessions
+            .as_ref()
+            .is_none_or(|s| &s.watch() != watch)
+        {
+            self.stack
+                .open_sessions(SessionsView::new(&watch.host, workspace));
         }
         self.ensure_watch(watch, fx);
         self.request(watch.scope(), Call::SessionList, fx);
@@ -204,7 +209,12 @@ impl App {
                 }
             }
         }
-        if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
             view.replace(list);
         }
         if self.screen == Screen::Workspaces {
@@ -213,7 +223,12 @@ impl App {
     }
 
     pub(super) fn workspaces_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
             view.error = Some(RemoteText::from(&e.message));
         }
     }
@@ -222,7 +237,7 @@ impl App {
     pub(super) fn opencode_changed(&mut self, host: &HostId, info: &OpencodeInfo) {
         let watch = WatchKey::new(host, &info.workspace);
         self.opencode_attention(&watch, info);
-        if let Some(view) = self.workspaces.as_mut().filter(|v| &v.host == host) {
+        if let Some(view) = self.stack.workspaces.as_mut().filter(|v| &v.host == host) {
             view.set_opencode(info);
         }
     }

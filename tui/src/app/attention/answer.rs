@@ -180,7 +180,7 @@ impl App {
 
     /// The index of the request the open session's box shows (its first waiting request).
     pub(in crate::app) fn shown_request(&self) -> Option<usize> {
-        let view = self.session.as_ref()?;
+        let view = self.stack.session.as_ref()?;
         let watch = view.watch();
         let first = self
             .attention
@@ -199,7 +199,12 @@ impl App {
         answer: PermissionAnswer,
         fx: &mut Vec<Effect>,
     ) {
-        let Some((watch, id)) = self.session.as_ref().map(|s| (s.watch(), s.id.clone())) else {
+        let Some((watch, id)) = self
+            .stack
+            .session
+            .as_ref()
+            .map(|s| (s.watch(), s.id.clone()))
+        else {
             return;
         };
         let waiting = |question: bool| {
@@ -259,7 +264,7 @@ impl App {
             }
             None => {
                 self.go_to_workspaces(&item.watch.host, fx);
-                if let Some(ws) = self.workspaces.as_mut() {
+                if let Some(ws) = self.stack.workspaces.as_mut() {
                     ws.select_name(&item.watch.workspace);
                 }
             }
@@ -270,6 +275,7 @@ impl App {
     pub(in crate::app) fn viewing(&self, watch: &WatchKey, session: &str) -> bool {
         matches!(self.screen, Screen::Session | Screen::Diff)
             && self
+                .stack
                 .session
                 .as_ref()
                 .is_some_and(|s| s.id == session && &s.watch() == watch)
@@ -288,7 +294,7 @@ impl App {
 
     /// How many requests wait in the open session.
     pub(in crate::app) fn open_session_requests(&self) -> usize {
-        self.session.as_ref().map_or(0, |view| {
+        self.stack.session.as_ref().map_or(0, |view| {
             self.attention
                 .requests_for(&view.watch(), view.id.as_str())
                 .len()
@@ -303,14 +309,14 @@ impl App {
         if self.open_session_requests() <= before {
             return;
         }
-        let Some(view) = self.session.as_ref() else {
+        let Some(view) = self.stack.session.as_ref() else {
             return;
         };
         if self.screen != Screen::Session || !view.focus {
             return;
         }
         if view.editor.is_empty() {
-            if let Some(view) = self.session.as_mut() {
+            if let Some(view) = self.stack.session.as_mut() {
                 view.focus = false;
             }
         } else {
