@@ -33,7 +33,7 @@ pub(crate) mod tests;
 pub use diff::{DiffScope, DiffView};
 pub use hosts::CHROME_ROWS;
 pub use session::SessionView;
-pub use sessions::SessionsView;
+pub use sessions::{SessionRow, SessionsView};
 pub use workspaces::WorkspacesView;
 
 use crate::call::{Call, Request, Scope};

@@ -2,7 +2,7 @@
 //! `rename TITLE` to edit; `D` pressed twice on the same session deletes it (OpenCode cannot
 //! undo that). The answers update the list at once; the workspace's events confirm them.
 
-use super::App;
+use super::{App, SessionRow};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope};
 use crate::effect::Effect;
@@ -26,7 +26,7 @@ impl App {
             self.open_palette_with(&format!("{RENAME}{}", selected.title));
             return;
         }
-        if view.delete_armed.as_deref() != Some(selected.id.as_str()) {
+        if view.delete_armed.as_ref() != Some(&selected.id) {
             view.delete_armed = Some(selected.id.clone());
             let name = display_name(&selected);
             self.notify(
@@ -36,7 +36,7 @@ impl App {
             return;
         }
         view.delete_armed = None;
-        let scope = Scope::session(&view.host, view.workspace.as_str(), &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), selected.id.as_str());
         if self.act(scope, Call::SessionDelete, fx).is_some() {
             self.notify(format!("deleting {}…", display_name(&selected)), false);
         }
@@ -56,7 +56,7 @@ impl App {
             self.notify("no session selected", false);
             return;
         };
-        let scope = Scope::session(&view.host, view.workspace.as_str(), &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), selected.id.as_str());
         let body = RenameSession {
             title: title.to_owned(),
         };
@@ -104,7 +104,11 @@ impl App {
 }
 
 /// How a session is named in a notice: its title, else its id.
-fn display_name(s: &SessionInfo) -> String {
-    let name = if s.title.is_empty() { &s.id } else { &s.title };
-    format!("“{}”", crate::view::text::sanitize(name))
+fn display_name(s: &SessionRow) -> String {
+    let name = if s.title.is_empty() {
+        s.id.as_str()
+    } else {
+        s.title.as_str()
+    };
+    format!("“{name}”")
 }

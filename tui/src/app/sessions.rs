@@ -16,6 +16,32 @@ use proto::text::RemoteText;
 /// The title of a session whose first prompt is not written yet.
 const NEW_SESSION_TITLE: &str = "new session";
 
+/// One session as the sessions screen keeps it: decoded from the host's [`SessionInfo`], its
+/// id validated and its title sanitized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// OpenCode's session id.
+    pub id: SessionId,
+    /// Its title.
+    pub title: RemoteText,
+    /// Busy, idle or retrying.
+    pub status: SessionStatus,
+    /// Last update, unix ms.
+    pub updated_ms: u64,
+}
+
+impl TryFrom<SessionInfo> for SessionRow {
+    type Error = InvalidId;
+    fn try_from(info: SessionInfo) -> Result<Self, InvalidId> {
+        Ok(Self {
+            id: SessionId::try_from(info.id)?,
+            title: RemoteText::from(info.title),
+            status: info.status,
+            updated_ms: info.updated_ms,
+        })
+    }
+}
+
 /// State of the sessions screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionsView {
@@ -24,13 +50,13 @@ pub struct SessionsView {
     /// The workspace.
     pub workspace: WorkspaceName,
     /// Newest activity first.
-    list: Option<Vec<SessionInfo>>,
+    list: Option<Vec<SessionRow>>,
     /// Why the last refresh failed.
     pub error: Option<RemoteText>,
     /// Selection and filter.
     pub nav: ListNav,
     /// The session `D` was pressed on once; a second `D` on it deletes it.
-    pub(super) delete_armed: Option<String>,
+    pub(super) delete_armed: Option<SessionId>,
 }
 
 impl SessionsView {
@@ -52,12 +78,12 @@ impl SessionsView {
     }
 
     /// The sessions, once loaded.
-    pub fn list(&self) -> Option<&[SessionInfo]> {
+    pub fn list(&self) -> Option<&[SessionRow]> {
         self.list.as_deref()
     }
 
     /// The sessions that pass the filter.
-    pub fn visible(&self) -> Vec<&SessionInfo> {
+    pub fn visible(&self) -> Vec<&SessionRow> {
         let filter = self.nav.filter();
         self.list
             .iter()
@@ -67,7 +93,7 @@ impl SessionsView {
     }
 
     /// The selected session.
-    pub fn selected(&self) -> Option<&SessionInfo> {
+    pub fn selected(&self) -> Option<&SessionRow> {
         self.visible().get(self.nav.selected()).copied()
     }
 
@@ -78,55 +104,60 @@ impl SessionsView {
         }
     }
 
-    fn sort(list: &mut [SessionInfo]) {
-        list.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
+    /// Shows `list` from the host, keeping the selection. Sessions whose id is not a valid id
+    /// are left out (so no screen, call or row is ever made from one): returns how many, and
+    /// why the first was refused.
+    fn replace(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
+        let mut rows = Vec::with_capacity(list.len());
+        let mut refused: Option<(usize, InvalidId)> = None;
+        for info in list {
+            match SessionRow::try_from(info) {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    let n = refused.as_ref().map_or(0, |(n, _)| *n);
+                    refused = Some((n + 1, refused.map_or(e, |(_, first)| first)));
+                }
+            }
+        }
+        self.show(rows);
+        refused
     }
 
-    /// Shows `list`, keeping the selection. Sessions whose id is not a valid id are left out
-    /// (so no screen, call or row is ever made from one): returns how many, and why the first
-    /// was refused.
-    fn replace(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
+    /// Shows `rows`, newest activity first, keeping the selection on the same session.
+    fn show(&mut self, mut rows: Vec<SessionRow>) {
         let kept = self.selected().map(|s| s.id.clone());
-        let (mut list, bad): (Vec<_>, Vec<_>) = list
-            .into_iter()
-            .partition(|s| SessionId::try_from(s.id.as_str()).is_ok());
-        let refused = bad
-            .first()
-            .and_then(|s| SessionId::try_from(s.id.as_str()).err())
-            .map(|e| (bad.len(), e));
-        Self::sort(&mut list);
-        self.list = Some(list);
+        rows.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
+        self.list = Some(rows);
         self.error = None;
         match kept {
-            Some(id) if self.visible().iter().any(|s| s.id == id) => self.select_id(&id),
+            Some(id) if self.visible().iter().any(|s| s.id == id) => self.select_id(id.as_str()),
             _ => {
                 let len = self.visible().len();
                 self.nav.clamp(len);
             }
         }
-        refused
     }
 
     /// Removes one session from the list.
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(list) = self.list.as_ref() {
             let rest = list.iter().filter(|s| s.id != id).cloned().collect();
-            let _ = self.replace(rest);
+            self.show(rest);
         }
     }
 
-    /// Inserts or updates one session (keeping the selection on the same session).
+    /// Inserts or updates one session (keeping the selection on the same session). An event
+    /// naming a session with an invalid id changes nothing.
     pub(super) fn upsert(&mut self, info: SessionInfo) {
-        let Some(list) = self.list.as_ref() else {
+        let (Some(list), Ok(row)) = (self.list.as_ref(), SessionRow::try_from(info)) else {
             return;
         };
         let mut list = list.clone();
-        match list.iter_mut().find(|s| s.id == info.id) {
-            Some(existing) => *existing = info,
-            None => list.push(info),
+        match list.iter_mut().find(|s| s.id == row.id) {
+            Some(existing) => *existing = row,
+            None => list.push(row),
         }
-        // An event naming a session with an invalid id changes nothing.
-        let _ = self.replace(list);
+        self.show(list);
     }
 
     fn set_status(&mut self, id: &str, status: SessionStatus) {
@@ -179,7 +210,7 @@ impl App {
         match action {
             Action::Open => {
                 if let Some(s) = view.selected().cloned() {
-                    self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);
+                    self.open_session(&watch, s.id.as_str(), &s.title, Some(s.status), fx);
                 }
             }
             Action::NewSession => self.open_draft(&watch, fx),

@@ -184,7 +184,7 @@ fn slash_filters_the_list_and_esc_clears_it() {
         .expect("view")
         .visible()
         .iter()
-        .map(|s| s.id.clone())
+        .map(|s| s.id.to_string())
         .collect();
     assert_eq!(visible, ["ses_old"]);
     // While typing, q is a letter, not quit.
@@ -424,7 +424,7 @@ fn a_session_id_that_is_not_an_id_is_not_listed_and_says_why() {
     let listed: Vec<String> = d
         .app
         .sessions()
-        .map(|s| s.visible().iter().map(|s| s.id.clone()).collect())
+        .map(|s| s.visible().iter().map(|s| s.id.to_string()).collect())
         .unwrap_or_default();
     assert_eq!(listed, ["ses_ok"]);
     let notice = d.app.notice().expect("a notice says why");
