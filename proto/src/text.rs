@@ -45,6 +45,102 @@ pub fn sanitize_line(line: &str) -> String {
     out
 }
 
+/// Text that came from a peer (a title, an error message, a file name), sanitized when it was
+/// made: every constructor runs [`sanitize_line`] (or [`sanitize_text`] for [`RemoteText::multiline`]),
+/// and the field is private, so code that stores and prints only `RemoteText` cannot forget to
+/// sanitize. Serde decodes it through the same sanitizer.
+///
+/// ```
+/// let t = cm_proto::text::RemoteText::new("\u{1b}[2Jhi");
+/// assert_eq!(t.as_str(), "hi");
+/// ```
+///
+/// There is no raw constructor (the same crate path, the tuple field is private):
+///
+/// ```compile_fail
+/// let t = cm_proto::text::RemoteText(String::from("\u{1b}[2J"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct RemoteText(String);
+
+impl RemoteText {
+    /// One line of remote text, flattened ([`sanitize_line`]).
+    pub fn new(text: &str) -> Self {
+        Self(sanitize_line(text))
+    }
+
+    /// Multi-line remote text: each line sanitized, the line breaks kept ([`sanitize_text`]).
+    pub fn multiline(text: &str) -> Self {
+        Self(sanitize_text(text))
+    }
+
+    /// The safe text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The safe text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<String> for RemoteText {
+    fn from(text: String) -> Self {
+        Self::new(&text)
+    }
+}
+
+impl From<&str> for RemoteText {
+    fn from(text: &str) -> Self {
+        Self::new(text)
+    }
+}
+
+impl From<&String> for RemoteText {
+    fn from(text: &String) -> Self {
+        Self::new(text)
+    }
+}
+
+impl std::ops::Deref for RemoteText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RemoteText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for RemoteText {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for RemoteText {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl std::fmt::Display for RemoteText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RemoteText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::from)
+    }
+}
+
 /// [`sanitize_line`] for multi-line remote text (a diff, git's output): each line is made safe,
 /// the line breaks stay.
 pub fn sanitize_text(text: &str) -> String {
@@ -147,6 +243,17 @@ mod tests {
     }
 
     #[test]
+    fn remote_text_is_sanitized_by_every_constructor() {
+        let raw = "\u{1b}]0;pwned\u{7}ok\u{1b}[2J\u{202e}\tx";
+        assert_eq!(RemoteText::new(raw), "ok    x");
+        assert_eq!(RemoteText::from(raw.to_owned()).as_str(), "ok    x");
+        assert_eq!(RemoteText::multiline("a\u{1b}[1m\nb\r").as_str(), "a\nb");
+        let decoded: RemoteText = serde_json::from_str("\"\\u001b[31mred\"").unwrap();
+        assert_eq!(decoded.to_string(), "red");
+        assert_eq!(serde_json::to_string(&decoded).unwrap(), "\"red\"");
+    }
+
+    #[test]
     fn capped_text_says_how_much_was_cut() {
         assert_eq!(sanitize_capped("short", 10), "short");
         assert_eq!(
@@ -204,6 +311,20 @@ mod tests {
             let json = escape_c1_in_json(&serde_json::to_string(&s).unwrap());
             prop_assert!(!json.chars().any(char::is_control), "{json:?}");
             prop_assert_eq!(serde_json::from_str::<String>(&json).unwrap(), s);
+        }
+
+        #[test]
+        fn remote_text_never_holds_controls_escapes_or_bidi(s in HOSTILE) {
+            for text in [
+                RemoteText::new(&s),
+                RemoteText::from(s.clone()),
+                serde_json::from_value(serde_json::Value::String(s.clone())).unwrap(),
+            ] {
+                prop_assert!(!text.chars().any(forbidden_in_line), "{text:?}");
+                prop_assert_eq!(RemoteText::new(&text), text.clone(), "sanitizing is idempotent");
+            }
+            let multi = RemoteText::multiline(&s);
+            prop_assert!(!multi.chars().any(|c| c != '\n' && forbidden_in_line(c)), "{multi:?}");
         }
 
         #[test]

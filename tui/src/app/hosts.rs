@@ -1,6 +1,7 @@
 //! The hosts screen: the relay's live host list, its selection (kept on the same host across
 //! updates and reconnects) and filter, and opening a host's workspaces.
 
+use super::list::ListKey;
 use super::{App, Screen, SessionsView, WorkspacesView, list};
 use crate::action::Action;
 use crate::call::{Call, Scope};
@@ -33,36 +34,33 @@ impl App {
     pub(super) fn hosts_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let len = self.visible_hosts().len();
         let page = self.list_page();
-        if self.host_nav.move_by(action, len, page) {
-            return;
-        }
-        match action {
-            Action::Open => {
-                if let Some(host) = self.selected_host().map(|h| h.host.clone()) {
+        match self.host_nav.key(action, len, page) {
+            ListKey::Moved | ListKey::Handled => {}
+            // Esc drops a filter first, then quits.
+            ListKey::Back => fx.push(Effect::Quit),
+            ListKey::Other => {
+                if action == Action::Open
+                    && let Some(host) = self.selected_host().map(|h| h.host.clone())
+                {
                     self.go_to_workspaces(&host, fx);
                 }
             }
-            Action::Filter => self.host_nav.start_filter(),
-            // Esc drops a filter first, then quits.
-            Action::Back if self.host_nav.filter().is_empty() => fx.push(Effect::Quit),
-            Action::Back => {
-                self.host_nav.clear_filter();
-            }
-            _ => {}
         }
     }
 
     /// Opens `host`'s workspaces screen (reusing its state if it is the one already open).
     pub(super) fn go_to_workspaces(&mut self, host: &HostId, fx: &mut Vec<Effect>) {
         self.screen = Screen::Workspaces;
-        if self.workspaces.as_ref().is_some_and(|w| &w.host == host) {
+        if self
+            .stack
+            .workspaces
+            .as_ref()
+            .is_some_and(|w| &w.host == host)
+        {
             self.request(Scope::host(host), Call::WorkspaceList, fx);
             return;
         }
-        self.workspaces = Some(WorkspacesView::new(host));
-        self.sessions = None;
-        self.session = None;
-        self.diff = None;
+        self.stack.open_workspaces(WorkspacesView::new(host));
         self.select_host(host);
         self.request(Scope::host(host), Call::WorkspaceList, fx);
     }
@@ -77,7 +75,7 @@ impl App {
     /// at the same position (clamped). When the open host goes offline, says so; when it comes
     /// back, re-reads what its screens show as after a reconnect.
     pub(super) fn replace_hosts(&mut self, list: HostList, fx: &mut Vec<Effect>) {
-        let open = self.workspaces.as_ref().map(|w| w.host.clone());
+        let open = self.stack.workspaces.as_ref().map(|w| w.host.clone());
         let was_online = open.as_ref().and_then(|h| self.host(h)).map(|h| h.online);
         let kept = self.selected_host().map(|h| h.host.clone());
         self.hosts = Some(Hosts {
@@ -115,7 +113,7 @@ impl App {
             return;
         }
         self.request(Scope::host(host), Call::WorkspaceList, fx);
-        if let Some(watch) = self.sessions.as_ref().map(SessionsView::watch) {
+        if let Some(watch) = self.stack.sessions.as_ref().map(SessionsView::watch) {
             self.request(watch.scope(), Call::SessionList, fx);
             self.request(watch.scope(), Call::PermissionList, fx);
         }
@@ -139,7 +137,7 @@ impl App {
         if matches!(self.screen, Screen::Hosts | Screen::Admin) {
             return None;
         }
-        let host = &self.workspaces.as_ref()?.host;
+        let host = &self.stack.workspaces.as_ref()?.host;
         self.host(host).is_some_and(|h| !h.online).then_some(host)
     }
 

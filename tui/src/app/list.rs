@@ -62,6 +62,23 @@ impl ListNav {
         true
     }
 
+    /// The keys every list screen shares: movement, `/` and `Esc` (which drops a filter
+    /// first). Says what happened; the screen acts on [`ListKey::Back`] and [`ListKey::Other`].
+    pub fn key(&mut self, action: Action, len: usize, page: usize) -> ListKey {
+        if self.move_by(action, len, page) {
+            return ListKey::Moved;
+        }
+        match action {
+            Action::Filter => self.start_filter(),
+            Action::Back if self.filter.is_empty() => return ListKey::Back,
+            Action::Back => {
+                self.clear_filter();
+            }
+            _ => return ListKey::Other,
+        }
+        ListKey::Handled
+    }
+
     /// Drops a set filter; false if there was none.
     pub fn clear_filter(&mut self) -> bool {
         if self.filter.is_empty() {
@@ -103,6 +120,19 @@ impl ListNav {
     }
 }
 
+/// What a key did to a list ([`ListNav::key`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKey {
+    /// The selection moved.
+    Moved,
+    /// The filter started or was dropped.
+    Handled,
+    /// `Esc` with no filter: leave the screen.
+    Back,
+    /// Not a list key: the screen's own.
+    Other,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +161,24 @@ mod tests {
         nav.start_filter();
         nav.edit(Some(Action::ClearFilter), None);
         assert_eq!((nav.filter(), nav.typing()), ("", false));
+    }
+
+    #[test]
+    fn list_keys_move_filter_and_leave_in_that_order() {
+        let mut nav = ListNav::default();
+        assert_eq!(nav.key(Action::SelectNext, 3, 10), ListKey::Moved);
+        assert_eq!(nav.selected(), 1);
+        assert_eq!(nav.key(Action::Filter, 3, 10), ListKey::Handled);
+        assert!(nav.typing());
+        nav.edit(None, Some('x'));
+        nav.edit(Some(Action::AcceptFilter), None);
+        assert_eq!(
+            nav.key(Action::Back, 3, 10),
+            ListKey::Handled,
+            "Esc drops the filter first"
+        );
+        assert_eq!(nav.filter(), "");
+        assert_eq!(nav.key(Action::Back, 3, 10), ListKey::Back);
+        assert_eq!(nav.key(Action::Open, 3, 10), ListKey::Other);
     }
 }

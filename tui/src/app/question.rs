@@ -7,18 +7,18 @@ use super::attention::ItemKind;
 use crate::action::Action;
 use crate::call::{Call, Scope, WatchKey};
 use crate::effect::Effect;
-use crate::view::text::sanitize;
 use proto::ops::{PermissionAnswer, QuestionReply, QuestionRequest};
+use proto::text::RemoteText;
 
 /// One question as shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     /// Its short header, if any.
-    pub header: String,
+    pub header: RemoteText,
     /// The question.
-    pub text: String,
+    pub text: RemoteText,
     /// The options: label and description.
-    pub options: Vec<(String, String)>,
+    pub options: Vec<(RemoteText, RemoteText)>,
     /// Whether several options may be picked.
     pub multiple: bool,
 }
@@ -45,7 +45,7 @@ pub struct QuestionForm {
 /// The questions of a request as OpenCode sends them (unknown shapes give an empty list).
 pub fn parse(questions: &serde_json::Value) -> Vec<Question> {
     let text = |v: &serde_json::Value, k: &str| {
-        sanitize(
+        RemoteText::new(
             v.get(k)
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or_default(),
@@ -122,7 +122,7 @@ impl QuestionForm {
                 picked.sort_unstable();
                 picked
                     .iter()
-                    .filter_map(|&i| q.options.get(i).map(|(l, _)| l.clone()))
+                    .filter_map(|&i| q.options.get(i).map(|(l, _)| l.to_string()))
                     .collect()
             })
             .collect()

@@ -12,8 +12,9 @@ use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use crate::view;
 use proto::event::Event;
-use proto::ids::HostId;
+use proto::ids::{HostId, SessionId, WorkspaceName};
 use proto::ops::{Message, PermissionAnswer, Prompt, PromptAccepted, SessionStatus};
+use proto::text::RemoteText;
 use std::collections::HashSet;
 
 /// How often a prompt whose answer was lost in transport is sent again (same key) before the
@@ -33,17 +34,60 @@ pub struct Outgoing {
     pub attempts: u32,
 }
 
+/// Which session the screen shows: one OpenCode has (its id validated where it arrived), or
+/// the draft `n` opened, which its first prompt creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionRef {
+    /// Not created yet.
+    Draft,
+    /// OpenCode's session.
+    Id(SessionId),
+}
+
+impl SessionRef {
+    /// The id, or `""` for the draft.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Draft => "",
+            Self::Id(id) => id.as_str(),
+        }
+    }
+
+    /// Whether the session is not created yet.
+    pub fn is_draft(&self) -> bool {
+        matches!(self, Self::Draft)
+    }
+}
+
+impl PartialEq<str> for SessionRef {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SessionRef {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for SessionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// State of the session screen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionView {
     /// The host.
     pub host: HostId,
     /// The workspace.
-    pub workspace: String,
-    /// OpenCode's session id.
-    pub id: String,
+    pub workspace: WorkspaceName,
+    /// OpenCode's session id (or the draft's).
+    pub id: SessionRef,
     /// Its title.
-    pub title: String,
+    pub title: RemoteText,
     /// Busy, idle or retrying.
     pub status: SessionStatus,
     /// The conversation.
@@ -51,7 +95,7 @@ pub struct SessionView {
     /// Whether the history has arrived.
     pub loaded: bool,
     /// Why reading the history failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Events that arrived before the history, applied once it is here.
     buffered: Vec<Event>,
     /// The `messages` request whose answer is awaited.
@@ -71,13 +115,13 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    /// A view of session `id`, loading its history.
-    pub fn new(watch: &WatchKey, id: &str, title: &str) -> Self {
+    /// A view of session `id` of `workspace` on `host`, loading its history.
+    pub fn new(host: &HostId, workspace: WorkspaceName, id: SessionRef, title: &str) -> Self {
         Self {
-            host: watch.host.clone(),
-            workspace: watch.workspace.clone(),
-            id: id.to_owned(),
-            title: title.to_owned(),
+            host: host.clone(),
+            workspace,
+            id,
+            title: RemoteText::new(title),
             status: SessionStatus::Idle,
             transcript: Transcript::default(),
             loaded: false,
@@ -95,12 +139,12 @@ impl SessionView {
 
     /// The workspace's watch key.
     pub fn watch(&self) -> WatchKey {
-        WatchKey::new(&self.host, &self.workspace)
+        WatchKey::new(&self.host, self.workspace.as_str())
     }
 
     /// This session as a call scope.
     pub fn scope(&self) -> Scope {
-        Scope::session(&self.host, &self.workspace, &self.id)
+        Scope::session(&self.host, self.workspace.as_str(), self.id.as_str())
     }
 
     /// First transcript row shown; `None` follows the bottom.
@@ -129,7 +173,7 @@ impl SessionView {
             Event::SessionStatus { status, .. } => self.status = status.clone(),
             Event::SessionIdle { .. } => self.status = SessionStatus::Idle,
             Event::SessionUpdated { session } => {
-                self.title.clone_from(&session.title);
+                self.title = RemoteText::new(&session.title);
                 self.status = session.status.clone();
             }
             Event::TextDelta { .. } => self.status = SessionStatus::Busy,
@@ -183,10 +227,10 @@ impl App {
     /// Total transcript rows and the rows that fit, as the screen lays them out now.
     fn transcript_geometry(&mut self) -> (usize, usize) {
         let width = self.width;
-        if let Some(view) = self.session.as_mut() {
+        if let Some(view) = self.stack.session.as_mut() {
             view.sync_layout(width);
         }
-        let Some(view) = self.session.as_ref() else {
+        let Some(view) = self.stack.session.as_ref() else {
             return (0, 1);
         };
         let request_rows = self.request_rows();
@@ -199,7 +243,7 @@ impl App {
     fn scroll(&mut self, action: Action) {
         let (rows, visible) = self.transcript_geometry();
         let max = rows.saturating_sub(visible);
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let top = view.top.unwrap_or(max).min(max);
@@ -217,7 +261,7 @@ impl App {
 
     /// Selects the previous or next block and scrolls it into view.
     fn select_block(&mut self, action: Action) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let count = view.transcript.blocks().len();
@@ -231,7 +275,7 @@ impl App {
             (Some(b), _) => (b + 1).min(count - 1),
         });
         let (rows, visible) = self.transcript_geometry();
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let Some(row) = view.block.and_then(|b| view.layout.block_row(b)) else {
@@ -250,7 +294,7 @@ impl App {
     }
 
     pub(super) fn session_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             self.screen = Screen::Sessions;
             return;
         };
@@ -269,7 +313,7 @@ impl App {
                 }
             }
             // Nothing to abort or diff before the first prompt created the session.
-            Action::Abort | Action::ShowDiff if view.id.is_empty() => {}
+            Action::Abort | Action::ShowDiff if view.id.is_draft() => {}
             Action::Abort => {
                 let scope = view.scope();
                 if self.act(scope, Call::Abort, fx).is_some() {
@@ -311,7 +355,7 @@ impl App {
         fx: &mut Vec<Effect>,
     ) {
         let history = &mut self.history;
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         let editor = &mut view.editor;
@@ -354,7 +398,7 @@ impl App {
     }
 
     fn send_prompt(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_ref() else {
+        let Some(view) = self.stack.session.as_ref() else {
             return;
         };
         let text = view.editor.text();
@@ -367,7 +411,7 @@ impl App {
         }
         let key = self.idempotency_key();
         self.history.push(&text);
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         view.editor.clear();
@@ -389,12 +433,12 @@ impl App {
 
     /// Sends the pending prompt (again, with the same key) if connected.
     pub(super) fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
-        let Some((scope, call)) = self.session.as_ref().and_then(|v| {
+        let Some((scope, call)) = self.stack.session.as_ref().and_then(|v| {
             let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
             // A session not created yet (`n`) is created first; the prompt follows.
-            if v.id.is_empty() {
+            if v.id.is_draft() {
                 let create = Call::SessionCreate(proto::ops::CreateSession::default());
-                return Some((Scope::workspace(&v.host, &v.workspace), create));
+                return Some((Scope::workspace(&v.host, v.workspace.as_str()), create));
             }
             let prompt = Prompt {
                 text: out.text.clone(),
@@ -405,7 +449,7 @@ impl App {
             return;
         };
         let id = self.request(scope, call, fx);
-        if let Some(out) = self.session.as_mut().and_then(|v| v.outbox.as_mut()) {
+        if let Some(out) = self.stack.session.as_mut().and_then(|v| v.outbox.as_mut()) {
             out.request = id;
             if id.is_some() {
                 out.attempts += 1;
@@ -414,7 +458,7 @@ impl App {
     }
 
     fn outbox_for(&mut self, request: u64) -> Option<&mut SessionView> {
-        self.session.as_mut().filter(|v| {
+        self.stack.session.as_mut().filter(|v| {
             v.outbox
                 .as_ref()
                 .is_some_and(|o| o.request == Some(request))
@@ -465,6 +509,7 @@ impl App {
 
     pub(super) fn history_loaded(&mut self, request: u64, list: Vec<Message>) {
         if let Some(view) = self
+            .stack
             .session
             .as_mut()
             .filter(|v| v.history_request == Some(request))
@@ -476,18 +521,19 @@ impl App {
 
     pub(super) fn history_failed(&mut self, request: u64, e: &CallError) {
         if let Some(view) = self
+            .stack
             .session
             .as_mut()
             .filter(|v| v.history_request == Some(request))
         {
             view.history_request = None;
-            view.error = Some(e.message.clone());
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 
     /// Re-reads the history (after a resync, or when it never arrived).
     pub(super) fn reload_history(&mut self, fx: &mut Vec<Effect>) {
-        let Some(scope) = self.session.as_ref().map(SessionView::scope) else {
+        let Some(scope) = self.stack.session.as_ref().map(SessionView::scope) else {
             return;
         };
         let id = self.request(
@@ -495,7 +541,7 @@ impl App {
             Call::Messages(proto::ops::MessagesQuery::default()),
             fx,
         );
-        if let Some(view) = self.session.as_mut() {
+        if let Some(view) = self.stack.session.as_mut() {
             view.history_request = id;
             view.loaded = false;
         }
@@ -503,7 +549,7 @@ impl App {
 
     /// After a reconnect: fetch a history that never arrived, resend an unconfirmed prompt.
     pub(super) fn session_reconnected(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.session.as_mut() else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
         if let Some(out) = view.outbox.as_mut() {

@@ -2,7 +2,7 @@
 //! `rename TITLE` to edit; `D` pressed twice on the same session deletes it (OpenCode cannot
 //! undo that). The answers update the list at once; the workspace's events confirm them.
 
-use super::App;
+use super::{App, SessionRow};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope};
 use crate::effect::Effect;
@@ -14,7 +14,7 @@ pub(super) const RENAME: &str = "rename ";
 impl App {
     /// `R` and `D` on the sessions screen.
     pub(super) fn manage_session(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.sessions.as_mut() else {
+        let Some(view) = self.stack.sessions.as_mut() else {
             return;
         };
         let Some(selected) = view.selected().cloned() else {
@@ -26,7 +26,7 @@ impl App {
             self.open_palette_with(&format!("{RENAME}{}", selected.title));
             return;
         }
-        if view.delete_armed.as_deref() != Some(selected.id.as_str()) {
+        if view.delete_armed.as_ref() != Some(&selected.id) {
             view.delete_armed = Some(selected.id.clone());
             let name = display_name(&selected);
             self.notify(
@@ -36,7 +36,7 @@ impl App {
             return;
         }
         view.delete_armed = None;
-        let scope = Scope::session(&view.host, &view.workspace, &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), selected.id.as_str());
         if self.act(scope, Call::SessionDelete, fx).is_some() {
             self.notify(format!("deleting {}…", display_name(&selected)), false);
         }
@@ -49,14 +49,14 @@ impl App {
             self.notify("type the new title after `rename `", true);
             return;
         }
-        let Some(view) = self.sessions.as_ref() else {
+        let Some(view) = self.stack.sessions.as_ref() else {
             return;
         };
         let Some(selected) = view.selected() else {
             self.notify("no session selected", false);
             return;
         };
-        let scope = Scope::session(&view.host, &view.workspace, &selected.id);
+        let scope = Scope::session(&view.host, view.workspace.as_str(), selected.id.as_str());
         let body = RenameSession {
             title: title.to_owned(),
         };
@@ -71,14 +71,15 @@ impl App {
         let watch = crate::call::WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
         if let Some(s) = self
+            .stack
             .session
             .as_mut()
-            .filter(|s| s.id == info.id && s.watch() == watch)
+            .filter(|s| s.id == info.id.as_str() && s.watch() == watch)
         {
-            s.title.clone_from(&info.title);
+            s.title = proto::text::RemoteText::new(&info.title);
         }
         let text = format!("renamed to “{}”", crate::view::text::sanitize(&info.title));
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             view.upsert(info);
         }
         self.notify(text, false);
@@ -90,7 +91,7 @@ impl App {
             return;
         };
         let watch = crate::call::WatchKey::new(&scope.host, ws);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             view.remove(id);
         }
         self.notify("session deleted", false);
@@ -103,7 +104,11 @@ impl App {
 }
 
 /// How a session is named in a notice: its title, else its id.
-fn display_name(s: &SessionInfo) -> String {
-    let name = if s.title.is_empty() { &s.id } else { &s.title };
-    format!("“{}”", crate::view::text::sanitize(name))
+fn display_name(s: &SessionRow) -> String {
+    let name = if s.title.is_empty() {
+        s.id.as_str()
+    } else {
+        s.title.as_str()
+    };
+    format!("“{name}”")
 }

@@ -2,17 +2,45 @@
 //! live by the workspace's events; `n` opens a new one with the prompt focused (OpenCode creates
 //! it when the first prompt is sent, so leaving without writing leaves no empty session).
 
-use super::list::{self, ListNav};
+use super::list::{self, ListKey, ListNav};
+use super::session::SessionRef;
 use super::{App, Screen, SessionView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::event::Event;
-use proto::ids::HostId;
+use proto::ids::{HostId, InvalidId, SessionId, WorkspaceName};
 use proto::ops::{SessionInfo, SessionStatus};
+use proto::text::RemoteText;
 
 /// The title of a session whose first prompt is not written yet.
 const NEW_SESSION_TITLE: &str = "new session";
+
+/// One session as the sessions screen keeps it: decoded from the host's [`SessionInfo`], its
+/// id validated and its title sanitized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    /// OpenCode's session id.
+    pub id: SessionId,
+    /// Its title.
+    pub title: RemoteText,
+    /// Busy, idle or retrying.
+    pub status: SessionStatus,
+    /// Last update, unix ms.
+    pub updated_ms: u64,
+}
+
+impl TryFrom<SessionInfo> for SessionRow {
+    type Error = InvalidId;
+    fn try_from(info: SessionInfo) -> Result<Self, InvalidId> {
+        Ok(Self {
+            id: SessionId::try_from(info.id)?,
+            title: RemoteText::from(info.title),
+            status: info.status,
+            updated_ms: info.updated_ms,
+        })
+    }
+}
 
 /// State of the sessions screen.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,23 +48,23 @@ pub struct SessionsView {
     /// The host.
     pub host: HostId,
     /// The workspace.
-    pub workspace: String,
+    pub workspace: WorkspaceName,
     /// Newest activity first.
-    list: Option<Vec<SessionInfo>>,
+    list: Option<Vec<SessionRow>>,
     /// Why the last refresh failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Selection and filter.
     pub nav: ListNav,
     /// The session `D` was pressed on once; a second `D` on it deletes it.
-    pub(super) delete_armed: Option<String>,
+    pub(super) delete_armed: Option<SessionId>,
 }
 
 impl SessionsView {
-    /// A view of a workspace's sessions, loading.
-    pub fn new(watch: &WatchKey) -> Self {
+    /// A view of `workspace`'s sessions on `host`, loading.
+    pub fn new(host: &HostId, workspace: WorkspaceName) -> Self {
         Self {
-            host: watch.host.clone(),
-            workspace: watch.workspace.clone(),
+            host: host.clone(),
+            workspace,
             list: None,
             error: None,
             nav: ListNav::default(),
@@ -46,16 +74,16 @@ impl SessionsView {
 
     /// The workspace's watch key.
     pub fn watch(&self) -> WatchKey {
-        WatchKey::new(&self.host, &self.workspace)
+        WatchKey::new(&self.host, self.workspace.as_str())
     }
 
     /// The sessions, once loaded.
-    pub fn list(&self) -> Option<&[SessionInfo]> {
+    pub fn list(&self) -> Option<&[SessionRow]> {
         self.list.as_deref()
     }
 
     /// The sessions that pass the filter.
-    pub fn visible(&self) -> Vec<&SessionInfo> {
+    pub fn visible(&self) -> Vec<&SessionRow> {
         let filter = self.nav.filter();
         self.list
             .iter()
@@ -65,7 +93,7 @@ impl SessionsView {
     }
 
     /// The selected session.
-    pub fn selected(&self) -> Option<&SessionInfo> {
+    pub fn selected(&self) -> Option<&SessionRow> {
         self.visible().get(self.nav.selected()).copied()
     }
 
@@ -76,17 +104,33 @@ impl SessionsView {
         }
     }
 
-    fn sort(list: &mut [SessionInfo]) {
-        list.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
+    /// Shows `list` from the host, keeping the selection. Sessions whose id is not a valid id
+    /// are left out (so no screen, call or row is ever made from one): returns how many, and
+    /// why the first was refused.
+    fn replace(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
+        let mut rows = Vec::with_capacity(list.len());
+        let mut refused: Option<(usize, InvalidId)> = None;
+        for info in list {
+            match SessionRow::try_from(info) {
+                Ok(row) => rows.push(row),
+                Err(e) => {
+                    let n = refused.as_ref().map_or(0, |(n, _)| *n);
+                    refused = Some((n + 1, refused.map_or(e, |(_, first)| first)));
+                }
+            }
+        }
+        self.show(rows);
+        refused
     }
 
-    fn replace(&mut self, mut list: Vec<SessionInfo>) {
+    /// Shows `rows`, newest activity first, keeping the selection on the same session.
+    fn show(&mut self, mut rows: Vec<SessionRow>) {
         let kept = self.selected().map(|s| s.id.clone());
-        Self::sort(&mut list);
-        self.list = Some(list);
+        rows.sort_by(|a, b| b.updated_ms.cmp(&a.updated_ms).then(a.id.cmp(&b.id)));
+        self.list = Some(rows);
         self.error = None;
         match kept {
-            Some(id) if self.visible().iter().any(|s| s.id == id) => self.select_id(&id),
+            Some(id) if self.visible().iter().any(|s| s.id == id) => self.select_id(id.as_str()),
             _ => {
                 let len = self.visible().len();
                 self.nav.clamp(len);
@@ -98,21 +142,22 @@ impl SessionsView {
     pub(super) fn remove(&mut self, id: &str) {
         if let Some(list) = self.list.as_ref() {
             let rest = list.iter().filter(|s| s.id != id).cloned().collect();
-            self.replace(rest);
+            self.show(rest);
         }
     }
 
-    /// Inserts or updates one session (keeping the selection on the same session).
+    /// Inserts or updates one session (keeping the selection on the same session). An event
+    /// naming a session with an invalid id changes nothing.
     pub(super) fn upsert(&mut self, info: SessionInfo) {
-        let Some(list) = self.list.as_ref() else {
+        let (Some(list), Ok(row)) = (self.list.as_ref(), SessionRow::try_from(info)) else {
             return;
         };
         let mut list = list.clone();
-        match list.iter_mut().find(|s| s.id == info.id) {
-            Some(existing) => *existing = info,
-            None => list.push(info),
+        match list.iter_mut().find(|s| s.id == row.id) {
+            Some(existing) => *existing = row,
+            None => list.push(row),
         }
-        self.replace(list);
+        self.show(list);
     }
 
     fn set_status(&mut self, id: &str, status: SessionStatus) {
@@ -134,26 +179,38 @@ impl SessionsView {
 }
 
 impl App {
+    /// The workspace of `watch` as a validated name; a notice saying why when the host sent a
+    /// name that is not one.
+    pub(super) fn decode_workspace(&mut self, watch: &WatchKey) -> Option<WorkspaceName> {
+        match WorkspaceName::try_from(watch.workspace.as_str()) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                self.notify(format!("cannot open that workspace: {e}"), true);
+                None
+            }
+        }
+    }
+
     pub(super) fn sessions_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
-        let Some(view) = self.sessions.as_mut() else {
+        let Some(view) = self.stack.sessions.as_mut() else {
             self.screen = Screen::Workspaces;
             return;
         };
         let len = view.visible().len();
-        if view.nav.move_by(action, len, page) {
-            return;
+        match view.nav.key(action, len, page) {
+            ListKey::Moved | ListKey::Handled => return,
+            ListKey::Back => {
+                self.screen = Screen::Workspaces;
+                return;
+            }
+            ListKey::Other => {}
         }
         let watch = view.watch();
         match action {
-            Action::Filter => view.nav.start_filter(),
-            Action::Back if view.nav.filter().is_empty() => self.screen = Screen::Workspaces,
-            Action::Back => {
-                view.nav.clear_filter();
-            }
             Action::Open => {
                 if let Some(s) = view.selected().cloned() {
-                    self.open_session(&watch, &s.id, &s.title, Some(s.status), fx);
+                    self.open_session(&watch, s.id.as_str(), &s.title, Some(s.status), fx);
                 }
             }
             Action::NewSession => self.open_draft(&watch, fx),
@@ -170,8 +227,15 @@ impl App {
         for s in &list {
             self.attention.set_title(&watch, &s.id, &s.title);
         }
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
-            view.replace(list);
+        let refused = self
+            .stack
+            .sessions
+            .as_mut()
+            .filter(|v| v.watch() == watch)
+            .and_then(|view| view.replace(list));
+        if let Some((n, e)) = refused {
+            let n = crate::view::text::count(n, "session");
+            self.notify(format!("{watch} sent {n} not shown: {e}"), true);
         }
     }
 
@@ -186,8 +250,8 @@ impl App {
             return;
         };
         let watch = WatchKey::new(&scope.host, ws);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
-            view.error = Some(e.message.clone());
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 
@@ -195,29 +259,38 @@ impl App {
     /// `n`: the screen of a session not created yet, the prompt focused. Its first prompt
     /// creates it (see [`App::draft_created`]); leaving first creates nothing.
     fn open_draft(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
         self.screen = Screen::Session;
-        let mut view = SessionView::new(watch, "", NEW_SESSION_TITLE);
+        let mut view =
+            SessionView::new(&watch.host, workspace, SessionRef::Draft, NEW_SESSION_TITLE);
         view.loaded = true;
         view.focus = true;
-        self.diff = None;
         self.ensure_watch(watch, fx);
-        self.session = Some(view);
+        self.stack.open_session(view);
     }
 
     /// The draft's `session_create` (request `request`) answered: it is a session now; its
     /// first prompt goes out.
     fn draft_created(&mut self, request: u64, info: &SessionInfo, fx: &mut Vec<Effect>) -> bool {
-        let Some(view) = self.session.as_mut().filter(|v| {
-            v.id.is_empty()
-                && v.outbox
-                    .as_ref()
-                    .is_some_and(|o| o.request == Some(request))
-        }) else {
+        if !self.is_draft_create(request) {
+            return false;
+        }
+        let id = match SessionId::try_from(info.id.as_str()) {
+            Ok(id) => id,
+            Err(e) => {
+                let e = CallError::transport(format!("the host named the new session badly: {e}"));
+                self.prompt_failed(request, &e);
+                return true;
+            }
+        };
+        let Some(view) = self.stack.session.as_mut() else {
             return false;
         };
-        view.id.clone_from(&info.id);
+        view.id = SessionRef::Id(id);
         if !info.title.is_empty() {
-            view.title.clone_from(&info.title);
+            view.title = RemoteText::new(&info.title);
         }
         if let Some(out) = view.outbox.as_mut() {
             out.request = None;
@@ -225,7 +298,7 @@ impl App {
         }
         let watch = view.watch();
         self.attention.seen(&watch, &info.id);
-        if let Some(list) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(list) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             if list.list.is_none() {
                 list.list = Some(Vec::new());
             }
@@ -238,8 +311,8 @@ impl App {
 
     /// Whether `request` is the draft session's `session_create`.
     pub(super) fn is_draft_create(&self, request: u64) -> bool {
-        self.session.as_ref().is_some_and(|v| {
-            v.id.is_empty()
+        self.stack.session.as_ref().is_some_and(|v| {
+            v.id.is_draft()
                 && v.outbox
                     .as_ref()
                     .is_some_and(|o| o.request == Some(request))
@@ -263,7 +336,7 @@ impl App {
         // prompt was not sent.
         let watch = WatchKey::new(&scope.host, ws);
         self.attention.set_title(&watch, &info.id, &info.title);
-        if let Some(view) = self.sessions.as_mut().filter(|v| v.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
             if view.list.is_none() {
                 view.list = Some(Vec::new());
             }
@@ -283,10 +356,15 @@ impl App {
         title: &str,
         fx: &mut Vec<Effect>,
     ) {
-        if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
+        if self
+            .stack
+            .sessions
+            .as_ref()
+            .is_none_or(|s| &s.watch() != watch)
+        {
             self.go_to_sessions(watch, fx);
         }
-        if let Some(view) = self.sessions.as_mut() {
+        if let Some(view) = self.stack.sessions.as_mut() {
             view.select_id(session);
         }
         self.open_session(watch, session, title, None, fx);
@@ -301,26 +379,37 @@ impl App {
         status: Option<SessionStatus>,
         fx: &mut Vec<Effect>,
     ) {
+        // The boundary: ids from the host are decoded here, before they name a screen.
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
+        let session_id = match SessionId::try_from(id) {
+            Ok(id) => id,
+            Err(e) => {
+                self.notify(format!("cannot open that session: {e}"), true);
+                return;
+            }
+        };
         self.screen = Screen::Session;
         self.attention.seen(watch, id);
         if self
+            .stack
             .session
             .as_ref()
             .is_some_and(|s| s.id == id && &s.watch() == watch)
         {
             return;
         }
-        let mut view = SessionView::new(watch, id, title);
+        let mut view = SessionView::new(&watch.host, workspace, SessionRef::Id(session_id), title);
         if let Some(status) = status {
             view.status = status;
         }
-        self.diff = None;
         self.ensure_watch(watch, fx);
         view.history_request = self.request(
             Scope::session(&watch.host, &watch.workspace, id),
             Call::Messages(proto::ops::MessagesQuery::default()),
             fx,
         );
-        self.session = Some(view);
+        self.stack.open_session(view);
     }
 }

@@ -15,8 +15,10 @@ mod session_manage;
 mod transcript;
 
 use super::*;
+pub(crate) use crate::action::Action;
 use crate::call::{Request, Response, WatchKey};
 use crate::event::{KeyCode, KeyPress};
+pub(crate) use crate::keymap::Context;
 use proto::event::{Event as WsEvent, EventFrame};
 use proto::header::Op;
 use proto::ids::{CredId, HostId, UserId};

@@ -3,8 +3,14 @@
 //! what the deltas built, tool state changes), plus which blocks the operator expanded.
 
 use proto::event::Event;
+use proto::ids::MessageId;
 use proto::ops::{Message, Part};
 use std::collections::HashSet;
+
+/// Whether `id` is a valid message id.
+fn valid_message_id(id: &str) -> bool {
+    MessageId::try_from(id).is_ok()
+}
 
 /// The conversation of one session.
 ///
@@ -53,8 +59,10 @@ impl Transcript {
         t
     }
 
-    /// Replaces the history, keeping what the operator expanded.
-    pub fn replace_history(&mut self, messages: Vec<Message>) {
+    /// Replaces the history, keeping what the operator expanded. Messages whose id is not a
+    /// valid [`MessageId`] are left out (the boundary where message ids are decoded).
+    pub fn replace_history(&mut self, mut messages: Vec<Message>) {
+        messages.retain(|m| valid_message_id(&m.id));
         self.messages = messages;
         let start = self.next_rev;
         self.next_rev += self.messages.len() as u64;
@@ -138,8 +146,16 @@ impl Transcript {
         &mut self.messages[index]
     }
 
-    /// Applies one event of this session; returns whether anything changed.
+    /// Applies one event of this session; returns whether anything changed. An event about a
+    /// message whose id is not a valid [`MessageId`] changes nothing.
     pub fn apply(&mut self, event: &Event) -> bool {
+        if let Event::MessageUpdated { message_id, .. }
+        | Event::PartUpdated { message_id, .. }
+        | Event::TextDelta { message_id, .. } = event
+            && !valid_message_id(message_id)
+        {
+            return false;
+        }
         match event {
             Event::MessageUpdated {
                 message_id,
@@ -273,5 +289,37 @@ mod tests {
         assert!(!t.apply(&Event::SessionIdle {
             session: "ses_1".into()
         }));
+    }
+
+    #[test]
+    fn messages_with_invalid_ids_are_neither_loaded_nor_created_by_events() {
+        let mut t = Transcript::from_history(Vec::new());
+        t.replace_history(vec![
+            Message {
+                id: "../msg".into(),
+                role: "user".into(),
+                created_ms: 0,
+                finish: None,
+                error: None,
+                parts: Vec::new(),
+            },
+            Message {
+                id: "msg_1".into(),
+                role: "user".into(),
+                created_ms: 0,
+                finish: None,
+                error: None,
+                parts: Vec::new(),
+            },
+        ]);
+        assert_eq!(t.messages().len(), 1);
+        let bad = Event::TextDelta {
+            session: "ses_1".into(),
+            message_id: "msg\u{1b}[2J".into(),
+            part_id: "prt_1".into(),
+            delta: "hi".into(),
+        };
+        assert!(!t.apply(&bad));
+        assert_eq!(t.messages().len(), 1, "no message is made for a bad id");
     }
 }

@@ -144,11 +144,21 @@ impl App {
 
     /// Events were lost: re-read what the screens show from this workspace.
     fn resync(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
-        if self.sessions.as_ref().is_some_and(|s| &s.watch() == watch) {
+        if self
+            .stack
+            .sessions
+            .as_ref()
+            .is_some_and(|s| &s.watch() == watch)
+        {
             self.request(watch.scope(), Call::SessionList, fx);
         }
         self.request(watch.scope(), Call::PermissionList, fx);
-        if self.session.as_ref().is_some_and(|s| &s.watch() == watch) {
+        if self
+            .stack
+            .session
+            .as_ref()
+            .is_some_and(|s| &s.watch() == watch)
+        {
             self.reload_history(fx);
         }
     }
@@ -197,15 +207,16 @@ impl App {
             }
             _ => {}
         }
-        if let Some(view) = self.sessions.as_mut().filter(|s| &s.watch() == watch) {
+        if let Some(view) = self.stack.sessions.as_mut().filter(|s| &s.watch() == watch) {
             view.apply(&event);
         }
-        let open = self.session.as_ref().filter(|s| &s.watch() == watch);
+        let open = self.stack.session.as_ref().filter(|s| &s.watch() == watch);
         if open.is_some() {
             let mine = open.is_some_and(|s| event.session() == Some(s.id.as_str()));
             self.diff_event(&event, mine, fx);
         }
         if let Some(view) = self
+            .stack
             .session
             .as_mut()
             .filter(|s| &s.watch() == watch && event.session() == Some(s.id.as_str()))

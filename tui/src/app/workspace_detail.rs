@@ -8,6 +8,7 @@ use crate::effect::Effect;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
 use proto::grant::{GrantRevoke, StandingGrant};
+use proto::text::RemoteText;
 
 /// Something read from the host: asked for, arrived, or refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +17,8 @@ pub enum Loadable<T> {
     Loading,
     /// The answer.
     Ready(T),
-    /// Why it could not be read.
-    Failed(String),
+    /// Why it could not be read (the peer's words, sanitized).
+    Failed(RemoteText),
 }
 
 /// One workspace's folders and git status.
@@ -68,7 +69,7 @@ pub fn git_counts(status: &GitStatus) -> GitCounts {
 impl App {
     /// Asks for the selected workspace's folders and git status unless known or asked.
     pub(super) fn fetch_workspace_detail(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.workspaces.as_ref() else {
+        let Some(view) = self.stack.workspaces.as_ref() else {
             return;
         };
         let Some(w) = view.selected().filter(|w| w.available) else {
@@ -82,7 +83,7 @@ impl App {
         self.request(scope.clone(), Call::FsList(FsPath::default()), fx);
         self.request(scope.clone(), Call::GitStatus(GitScope::default()), fx);
         self.request(scope, Call::PermissionGrants, fx);
-        if let Some(view) = self.workspaces.as_mut() {
+        if let Some(view) = self.stack.workspaces.as_mut() {
             view.details.insert(
                 name,
                 Detail {
@@ -97,7 +98,7 @@ impl App {
     /// `X` on the workspaces screen: revokes every standing grant of the selected workspace
     /// (revoking only takes permission away, so it is not confirmed).
     pub(super) fn revoke_workspace_grants(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.workspaces.as_ref() else {
+        let Some(view) = self.stack.workspaces.as_ref() else {
             return;
         };
         let Some(w) = view.selected() else {
@@ -129,7 +130,7 @@ impl App {
 
     pub(super) fn grants_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Failed(e.message.clone());
+            d.grants = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 
@@ -152,7 +153,8 @@ impl App {
 
     fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {
         let ws = scope.workspace.as_ref()?;
-        self.workspaces
+        self.stack
+            .workspaces
             .as_mut()
             .filter(|v| v.host == scope.host)?
             .details
@@ -173,13 +175,13 @@ impl App {
 
     pub(super) fn folders_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Failed(e.message.clone());
+            d.folders = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 
     pub(super) fn git_failed(&mut self, scope: &Scope, e: &CallError) {
         if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Failed(e.message.clone());
+            d.git = Loadable::Failed(RemoteText::from(&e.message));
         }
     }
 }

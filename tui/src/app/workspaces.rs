@@ -3,14 +3,15 @@
 //! watches its workspaces, so their requests and failures reach the attention panel.
 
 use super::attention::{Item, ItemKind};
-use super::list::{self, ListNav};
+use super::list::{self, ListKey, ListNav};
 use super::workspace_detail::Detail;
 use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
-use proto::ids::HostId;
+use proto::ids::{HostId, WorkspaceName};
 use proto::ops::{OpencodeInfo, OpencodeState, WorkspaceInfo};
+use proto::text::RemoteText;
 use std::collections::HashMap;
 
 /// State of the workspaces screen.
@@ -20,7 +21,7 @@ pub struct WorkspacesView {
     pub host: HostId,
     list: Option<Vec<WorkspaceInfo>>,
     /// Why the last refresh failed.
-    pub error: Option<String>,
+    pub error: Option<RemoteText>,
     /// Selection and filter.
     pub nav: ListNav,
     /// Folders and git status per workspace, once asked for.
@@ -101,23 +102,23 @@ impl WorkspacesView {
 impl App {
     pub(super) fn workspaces_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
-        let Some(view) = self.workspaces.as_mut() else {
+        let Some(view) = self.stack.workspaces.as_mut() else {
             self.screen = Screen::Hosts;
             return;
         };
         let len = view.visible().len();
-        if view.nav.move_by(action, len, page) {
-            self.fetch_workspace_detail(fx);
-            return;
+        match view.nav.key(action, len, page) {
+            ListKey::Moved => return self.fetch_workspace_detail(fx),
+            ListKey::Handled => return,
+            ListKey::Back => {
+                self.screen = Screen::Hosts;
+                return;
+            }
+            ListKey::Other => {}
         }
         let host = view.host.clone();
         let selected = view.selected().map(|w| w.name.clone());
         match action {
-            Action::Filter => view.nav.start_filter(),
-            Action::Back if view.nav.filter().is_empty() => self.screen = Screen::Hosts,
-            Action::Back => {
-                view.nav.clear_filter();
-            }
             Action::Open => {
                 if let Some(name) = selected {
                     self.go_to_sessions(&WatchKey::new(&host, &name), fx);
@@ -150,20 +151,28 @@ impl App {
     /// Opens a workspace's sessions screen (reusing its state if it is the one already open).
     pub(super) fn go_to_sessions(&mut self, watch: &WatchKey, fx: &mut Vec<Effect>) {
         if self
+            .stack
             .workspaces
             .as_ref()
             .is_none_or(|w| w.host != watch.host)
         {
             self.go_to_workspaces(&watch.host, fx);
         }
-        if let Some(view) = self.workspaces.as_mut() {
+        if let Some(view) = self.stack.workspaces.as_mut() {
             view.select_name(&watch.workspace);
         }
+        let Some(workspace) = self.decode_workspace(watch) else {
+            return;
+        };
         self.screen = Screen::Sessions;
-        if self.sessions.as_ref().is_none_or(|s| &s.watch() != watch) {
-            self.sessions = Some(SessionsView::new(watch));
-            self.session = None;
-            self.diff = None;
+        if self
+            .stack
+            .sessions
+            .as_ref()
+            .is_none_or(|s| &s.watch() != watch)
+        {
+            self.stack
+                .open_sessions(SessionsView::new(&watch.host, workspace));
         }
         self.ensure_watch(watch, fx);
         self.request(watch.scope(), Call::SessionList, fx);
@@ -176,6 +185,19 @@ impl App {
         list: Vec<WorkspaceInfo>,
         fx: &mut Vec<Effect>,
     ) {
+        // The boundary for workspace names: one that is not a valid name is neither listed
+        // nor watched (the agent refuses such names in its config, so only a broken or
+        // hostile host sends one).
+        let (list, bad): (Vec<_>, Vec<_>) = list
+            .into_iter()
+            .partition(|w| WorkspaceName::try_from(w.name.as_str()).is_ok());
+        if let Some(e) = bad
+            .first()
+            .and_then(|w| WorkspaceName::try_from(w.name.as_str()).err())
+        {
+            let n = crate::view::text::count(bad.len(), "workspace");
+            self.notify(format!("{} sent {n} not shown: {e}", scope.host), true);
+        }
         for w in &list {
             let watch = WatchKey::new(&scope.host, &w.name);
             self.opencode_attention(&watch, &w.opencode);
@@ -187,7 +209,12 @@ impl App {
                 }
             }
         }
-        if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
             view.replace(list);
         }
         if self.screen == Screen::Workspaces {
@@ -196,8 +223,13 @@ impl App {
     }
 
     pub(super) fn workspaces_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(view) = self.workspaces.as_mut().filter(|v| v.host == scope.host) {
-            view.error = Some(e.message.clone());
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
+            view.error = Some(RemoteText::from(&e.message));
         }
     }
 
@@ -205,7 +237,7 @@ impl App {
     pub(super) fn opencode_changed(&mut self, host: &HostId, info: &OpencodeInfo) {
         let watch = WatchKey::new(host, &info.workspace);
         self.opencode_attention(&watch, info);
-        if let Some(view) = self.workspaces.as_mut().filter(|v| &v.host == host) {
+        if let Some(view) = self.stack.workspaces.as_mut().filter(|v| &v.host == host) {
             view.set_opencode(info);
         }
     }
@@ -213,7 +245,7 @@ impl App {
     fn opencode_attention(&mut self, watch: &WatchKey, info: &OpencodeInfo) {
         if info.state == OpencodeState::Failed {
             let kind = ItemKind::OpencodeFailed {
-                error: info.last_error.clone(),
+                error: info.last_error.as_deref().map(RemoteText::new),
             };
             self.raise(Item::new(watch, kind, self.now_ms));
         } else {

@@ -141,7 +141,7 @@ fn action_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
 fn state<T>(l: &Loadable<Vec<T>>, what: &str, theme: Theme) -> Result<(), Line<'static>> {
     match l {
         Loadable::Loading => Err(Line::styled(format!("reading the {what}…"), theme.muted())),
-        Loadable::Failed(e) => Err(Line::styled(sanitize(e), theme.error())),
+        Loadable::Failed(e) => Err(Line::styled(e.to_string(), theme.error())),
         Loadable::Ready(v) if v.is_empty() => {
             Err(Line::styled(format!("no {what}"), theme.muted()))
         }

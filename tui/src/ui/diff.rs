@@ -35,7 +35,12 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     );
     let title = format!("diff: {}", diff.scope.label());
     let block = panel(
-        &[session.host.as_str(), &session.workspace, &crumb, &title],
+        &[
+            session.host.as_str(),
+            session.workspace.as_str(),
+            &crumb,
+            &title,
+        ],
         theme,
     )
     .title_bottom(bottom);

@@ -21,7 +21,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let width = area.width.saturating_sub(4).min(76);
     let inner = usize::from(width.saturating_sub(4));
     let picked = form.picked.get(form.current);
-    let mut lines = vec![Line::styled(q.text.clone(), theme.header()), Line::from("")];
+    let mut lines = vec![
+        Line::styled(q.text.to_string(), theme.header()),
+        Line::from(""),
+    ];
     for (i, (label, description)) in q.options.iter().enumerate() {
         let mark = match (picked.is_some_and(|p| p.contains(&i)), q.multiple) {
             (true, true) => "[x] ",
@@ -30,7 +33,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             (false, false) => "( ) ",
         };
         let rest = inner.saturating_sub(4 + label.chars().count() + 2);
-        let mut spans = vec![Span::styled(mark, theme.key()), Span::raw(label.clone())];
+        let mut spans = vec![
+            Span::styled(mark, theme.key()),
+            Span::raw(label.to_string()),
+        ];
         if !description.is_empty() && rest > 4 {
             spans.push(Span::styled(
                 format!("  {}", truncate(description, rest)),
@@ -51,7 +57,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let header = if q.header.is_empty() {
         "question".to_owned()
     } else {
-        q.header.clone()
+        q.header.to_string()
     };
     let of = format!(" {} of {} ", form.current + 1, form.questions.len());
     let block = Block::bordered()

@@ -19,7 +19,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         return;
     };
     let watch = view.watch();
-    let waiting: Vec<&Item> = app.attention().requests_for(&watch, &view.id);
+    let waiting: Vec<&Item> = app.attention().requests_for(&watch, view.id.as_str());
     let layout = view::session_layout(area.height, view.editor.lines().len(), app.request_rows());
     let [transcript, permission, prompt] = Layout::vertical([
         Constraint::Length(layout.transcript),
@@ -49,9 +49,9 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
 
 fn title(view: &SessionView) -> String {
     if view.title.is_empty() {
-        view.id.clone()
+        view.id.to_string()
     } else {
-        sanitize(&view.title)
+        view.title.to_string()
     }
 }
 
@@ -70,8 +70,11 @@ fn render_transcript(
     };
     let name = title(view);
     let crumb = truncate(&name, usize::from(area.width / 2));
-    let mut block = panel(&[view.host.as_str(), &view.workspace, &crumb], theme)
-        .title_top(Line::from(Span::styled(format!(" {text} "), style)).right_aligned());
+    let mut block = panel(
+        &[view.host.as_str(), view.workspace.as_str(), &crumb],
+        theme,
+    )
+    .title_top(Line::from(Span::styled(format!(" {text} "), style)).right_aligned());
     if !view.loaded {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot read the history: {e}"), theme.error()),
@@ -144,7 +147,7 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
             let first = crate::app::question::parse(&q.questions);
             let text = first.first().map_or_else(
                 || "the model asks a question".to_owned(),
-                |q| q.text.clone(),
+                |q| q.text.to_string(),
             );
             (
                 " ? question ".to_owned(),

@@ -2,11 +2,12 @@
 //! permission requests and last activity.
 
 use crate::app::App;
+use crate::app::SessionRow;
 use crate::connect;
 use crate::ui::theme::Theme;
 use crate::ui::{filter_line, hints, panel, placeholder};
 use crate::view::text::count;
-use proto::ops::{SessionInfo, SessionStatus};
+use proto::ops::SessionStatus;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -49,15 +50,15 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     if app.open_host_offline().is_some() {
         top.push_span(Span::styled(format!(" {OFFLINE} "), theme.error()));
     }
-    let block = panel(&[view.host.as_str(), &view.workspace, "sessions"], theme)
-        .title_top(top)
-        .title_bottom(bottom);
+    let block = panel(
+        &[view.host.as_str(), view.workspace.as_str(), "sessions"],
+        theme,
+    )
+    .title_top(top)
+    .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
-            Some(e) => Line::styled(
-                format!("cannot list sessions: {}", crate::view::text::sanitize(e)),
-                theme.error(),
-            ),
+            Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),
             None => Line::styled("asking OpenCode for its sessions…", theme.muted()),
         };
         placeholder(frame, area, block, vec![text]);
@@ -75,7 +76,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         return;
     }
     let watch = view.watch();
-    let waiting = |s: &SessionInfo| app.attention().requests_for(&watch, &s.id).len();
+    let waiting = |s: &SessionRow| app.attention().requests_for(&watch, s.id.as_str()).len();
     let header =
         Row::new(["TITLE", "STATUS", "WAITING", "ACTIVITY", "SESSION"]).style(theme.header());
     let now = app.now_ms();
@@ -88,17 +89,14 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         let title = if s.title.is_empty() {
             "(untitled)".to_owned()
         } else {
-            crate::view::text::sanitize(&s.title)
+            s.title.to_string()
         };
         Row::new([
             Cell::from(title),
             Cell::from(Span::styled(text, style)),
             Cell::from(wait),
             Cell::from(connect::ago(now, Some(s.updated_ms))),
-            Cell::from(Span::styled(
-                crate::view::text::sanitize(&s.id),
-                theme.muted(),
-            )),
+            Cell::from(Span::styled(s.id.to_string(), theme.muted())),
         ])
     });
     let widths = [

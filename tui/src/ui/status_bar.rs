@@ -147,10 +147,7 @@ pub(super) fn render_notice(frame: &mut Frame<'_>, area: Rect, app: &App, theme:
     } else {
         theme.ok()
     };
-    let text = crate::view::text::truncate(
-        &crate::view::text::sanitize(&notice.text),
-        usize::from(area.width.saturating_sub(2)),
-    );
+    let text = crate::view::text::truncate(&notice.text, usize::from(area.width.saturating_sub(2)));
     let inset = area.inner(Margin::new(1, 0));
     frame.render_widget(Paragraph::new(Line::styled(text, style)), inset);
 }

@@ -1,6 +1,9 @@
 //! Whole-screen tests: the hosts screen drawn on a `TestBackend` and compared with committed
 //! insta snapshots (text), plus style checks where colour carries meaning. Time, RTT and the
 //! account are fixed by the events fed in, so the snapshots hold no volatile text.
+//!
+//! Longer than ~600 lines on purpose: it is one table of whole-screen cases, and insta names
+//! each committed snapshot after this module's path, so splitting it would rename them all.
 
 use super::render;
 use super::theme::Theme;

@@ -61,7 +61,7 @@ fn git_line(git: &Loadable<GitStatus>, width: usize, theme: Theme) -> Line<'stat
             Line::styled("git: not a repository", theme.muted())
         }
         Loadable::Failed(e) => Line::styled(
-            format!("git: {}", truncate(&sanitize(e), width.saturating_sub(5))),
+            format!("git: {}", truncate(e, width.saturating_sub(5))),
             theme.error(),
         ),
         Loadable::Ready(s) => {
@@ -142,10 +142,7 @@ fn folder_lines(
         Loadable::Loading => return vec![Line::styled("folders: reading…", theme.muted())],
         Loadable::Failed(e) => {
             return vec![Line::styled(
-                format!(
-                    "folders: {}",
-                    truncate(&sanitize(e), width.saturating_sub(9))
-                ),
+                format!("folders: {}", truncate(e, width.saturating_sub(9))),
                 theme.error(),
             )];
         }

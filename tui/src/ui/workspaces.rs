@@ -64,10 +64,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
-            Some(e) => Line::styled(
-                format!("cannot list workspaces: {}", crate::view::text::sanitize(e)),
-                theme.error(),
-            ),
+            Some(e) => Line::styled(format!("cannot list workspaces: {e}"), theme.error()),
             None => Line::styled("asking the host for its workspaces…", theme.muted()),
         };
         placeholder(frame, area, block, vec![text]);

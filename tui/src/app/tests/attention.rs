@@ -335,3 +335,28 @@ fn y_during_the_always_confirmation_allows_once() {
     assert_eq!(reply_of(&r).answer, PermissionAnswer::Once);
     assert_eq!(reply_of(&r).always_patterns, None);
 }
+
+#[test]
+fn enter_on_a_request_from_a_session_with_an_invalid_id_opens_no_screen() {
+    let mut d = Drive::at_workspaces();
+    d.net(NetEvent::WatchFrame {
+        watch: demo(),
+        frame: EventFrame {
+            seq: 5,
+            event: asked("per_1", "../ses"),
+        },
+    });
+    d.pending.clear();
+    d.code(KeyCode::Tab);
+    d.code(KeyCode::Enter);
+    assert!(d.app.session().is_none());
+    assert!(!d.asked(Op::Messages), "nothing is read for a bad id");
+    let notice = d.app.notice().expect("a notice says why");
+    assert!(
+        notice.error
+            && notice
+                .text
+                .contains("cannot open that session: invalid session id"),
+        "{notice:?}"
+    );
+}

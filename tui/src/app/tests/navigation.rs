@@ -2,7 +2,7 @@
 //! Esc, the requests each level asks for, OpenCode start/stop, new sessions, list filters.
 
 use super::*;
-use crate::call::Call;
+use crate::call::{Call, CallError};
 use crate::keymap::Context;
 use proto::ops::{CreateSession, DiffQuery, FileDiff};
 
@@ -184,7 +184,7 @@ fn slash_filters_the_list_and_esc_clears_it() {
         .expect("view")
         .visible()
         .iter()
-        .map(|s| s.id.clone())
+        .map(|s| s.id.to_string())
         .collect();
     assert_eq!(visible, ["ses_old"]);
     // While typing, q is a letter, not quit.
@@ -408,4 +408,85 @@ fn the_open_diff_reads_again_when_the_turn_summary_arrives() {
         },
     );
     assert!(!d.asked(Op::Diff));
+}
+
+#[test]
+fn a_session_id_that_is_not_an_id_is_not_listed_and_says_why() {
+    let mut d = Drive::at_workspaces();
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::SessionList,
+        Response::Sessions(vec![
+            session_info("ses_\u{1b}]0;pwned\u{7}", "Evil", T0, SessionStatus::Idle),
+            session_info("ses_ok", "Fine", T0 - 1, SessionStatus::Idle),
+        ]),
+    );
+    let listed: Vec<String> = d
+        .app
+        .sessions()
+        .map(|s| s.visible().iter().map(|s| s.id.to_string()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, ["ses_ok"]);
+    let notice = d.app.notice().expect("a notice says why");
+    assert!(notice.error, "{notice:?}");
+    assert!(
+        notice.text.contains("1 session not shown")
+            && notice
+                .text
+                .contains("invalid session id: it holds a control character"),
+        "{notice:?}"
+    );
+    assert!(!notice.text.contains("pwned"), "the bad id is never shown");
+}
+
+#[test]
+fn a_workspace_name_that_is_not_a_name_is_neither_listed_nor_watched() {
+    let mut d = Drive::new();
+    d.code(KeyCode::Enter);
+    d.answer(
+        Op::WorkspaceList,
+        Response::Workspaces(vec![
+            workspace("../etc", OpencodeState::Ready),
+            workspace("demo", OpencodeState::Ready),
+        ]),
+    );
+    let listed: Vec<String> = d
+        .app
+        .workspaces()
+        .map(|w| w.visible().iter().map(|w| w.name.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(listed, ["demo"]);
+    let watched: Vec<&str> =
+        d.fx.iter()
+            .filter_map(|e| match e {
+                Effect::Watch { watch, .. } => Some(watch.workspace.as_str()),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(watched, ["demo"], "no watch is opened for the bad name");
+    let notice = d.app.notice().expect("a notice says why");
+    assert!(
+        notice.error
+            && notice.text.contains("1 workspace not shown")
+            && notice
+                .text
+                .contains("invalid workspace name: it starts with"),
+        "{notice:?}"
+    );
+}
+
+#[test]
+fn remote_text_stored_by_the_app_is_already_sanitized() {
+    let mut d = Drive::at_workspaces();
+    d.code(KeyCode::Enter);
+    let r = d.take(Op::SessionList);
+    d.net(NetEvent::Reply {
+        request: r,
+        result: Err(CallError::refused(
+            proto::wire_error::ErrorCode::Internal,
+            "boom\u{1b}[2J\u{202e}\r\nagain",
+        )),
+    });
+    let error = d.app.sessions().and_then(|s| s.error.clone());
+    assert_eq!(error.as_deref(), Some("boomagain"));
 }

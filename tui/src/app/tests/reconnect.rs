@@ -99,7 +99,7 @@ fn selections_survive_a_reconnect_and_a_changed_list() {
         d.app
             .sessions()
             .and_then(|s| s.selected())
-            .map(|s| s.id.clone())
+            .map(|s| s.id.to_string())
             .as_deref(),
         Some("ses_old")
     );

@@ -5,7 +5,10 @@ use crate::call::Call;
 use proto::ops::RenameSession;
 
 fn notice(d: &Drive) -> String {
-    d.app.notice().map(|n| n.text.clone()).unwrap_or_default()
+    d.app
+        .notice()
+        .map(|n| n.text.to_string())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -47,7 +50,7 @@ fn r_renames_the_selected_session_through_the_palette() {
         .app
         .sessions()
         .and_then(|s| s.list())
-        .map(|l| l.iter().map(|s| s.title.clone()).collect())
+        .map(|l| l.iter().map(|s| s.title.to_string()).collect())
         .unwrap_or_default();
     assert!(titles.contains(&"Fix the suite".to_owned()), "{titles:?}");
     assert!(notice(&d).contains("renamed"), "{}", notice(&d));
@@ -76,7 +79,7 @@ fn d_deletes_the_selected_session_only_when_pressed_twice() {
         .app
         .sessions()
         .and_then(|s| s.list())
-        .map(|l| l.iter().map(|s| s.id.clone()).collect())
+        .map(|l| l.iter().map(|s| s.id.to_string()).collect())
         .unwrap_or_default();
     assert_eq!(ids, vec!["ses_new".to_owned()]);
 }
