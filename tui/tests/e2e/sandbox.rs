@@ -291,8 +291,115 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
         answer.contains("fork"),
         "the refusal should name fork: {answer}"
     );
+    // The operator sees which limits stopped them, on the workspace's sandbox line.
+    let ws = workspaces_once_they_contain(&world, &["memory limit 1536 MiB", "process limit 96"])?;
+    assert!(ws.contains("\"enforced\""), "{ws}");
     sentinels.assert_unchanged()?;
     assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+/// `workspaces box --json` once it holds every one of `needles` (the agent reads the
+/// launch's cgroup counters every second), bounded by the hang guard.
+fn workspaces_once_they_contain(world: &World, needles: &[&str]) -> Result<String> {
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let ws = world.tui_ok(&["workspaces", "box", "--json"])?;
+        if needles.iter().all(|n| ws.contains(n)) {
+            return Ok(ws);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the workspace never showed {needles:?}: {ws}"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_owned))
+        })
+        .is_some_and(|state| state != "Z")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> Result<()> {
+    let (world, _home, _sentinels) = sandboxed_world("").await?;
+    let pid_file = world.workspace.join("escaped.pid");
+    // A new session, a parent that exits at once, and no environment: no process group,
+    // no parent chain and no launch marker lead back to OpenCode.
+    let answer = send(
+        &world,
+        &hidden_bash(&format!(
+            r#"setsid sh -c 'env -i /bin/sh -c "echo \$\$ > {}; exec /bin/sleep 1000" </dev/null >/dev/null 2>&1 &'; echo STARTED"#,
+            pid_file.display()
+        )),
+    )?;
+    assert!(answer.contains("STARTED"), "{answer}");
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    };
+    let escaped = alive(pid);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
+    let survived = alive(pid);
+    if survived {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(escaped, "the stand-in tool did not start");
+    assert!(
+        !String::from_utf8_lossy(&environ).contains("CM_AGENT_LAUNCH"),
+        "the stand-in should carry no launch marker"
+    );
+    assert!(!survived, "process {pid} outlived its OpenCode's stop");
+    assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opencode_killed_at_its_memory_limit_tells_the_operator_why() -> Result<()> {
+    let world = World::start_with("\n[sandbox]\nmemory_max = \"48MiB\"\n", &[]).await?;
+    // OpenCode itself cannot start in 48 MiB: the kernel kills it; the agent is untouched.
+    let out = world.tui(&["opencode", "box", "demo", "start"])?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = if said.contains("memory limit 48 MiB reached") {
+        said
+    } else {
+        let deadline = std::time::Instant::now() + crate::harness::WAIT;
+        loop {
+            let s = world.tui_ok(&["opencode", "box", "demo", "status", "--json"])?;
+            if s.contains("memory limit 48 MiB reached") {
+                break s;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "last_error never said why: {s} (start said: {said})"
+            );
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
+        }
+    };
+    assert!(status.contains("memory_max"), "{status}");
+    let hosts = world.tui_ok(&["hosts", "--json"])?;
+    anyhow::ensure!(hosts.contains("\"online\": true"), "host offline: {hosts}");
     Ok(())
 }
 
