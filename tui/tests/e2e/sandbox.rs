@@ -201,7 +201,13 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     let agent_secret = sentinels.agent_secret_text()?;
+    // /dev/shm is shared with every other program of the user: neither read nor written.
+    let shm_secret = PathBuf::from(format!("/dev/shm/cm-sandbox-test-{}", std::process::id()));
+    std::fs::write(&shm_secret, format!("{SECRET}\n"))?;
+    let shm_planted = shm_secret.with_extension("planted");
     let attempts = [
+        format!("cat {}", shm_secret.display()),
+        format!("echo pwned > {}", shm_planted.display()),
         format!(
             "echo pwned > {}",
             sentinels.outside.with_file_name("written.txt").display()
@@ -238,6 +244,12 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
             "{cmd}: the kernel's refusal should be shown: {answer}"
         );
     }
+    let shm_after = std::fs::read_to_string(&shm_secret);
+    let planted = shm_planted.exists();
+    let _ = std::fs::remove_file(&shm_secret);
+    let _ = std::fs::remove_file(&shm_planted);
+    assert_eq!(shm_after?, format!("{SECRET}\n"));
+    assert!(!planted, "a tool left a file in /dev/shm");
     // The environment is an allow-list: none of the agent's own variables.
     let answer = send(&world, &hidden_bash("env"))?;
     assert!(!answer.contains("CM_SANDBOX_CANARY"), "{answer}");
@@ -327,20 +339,19 @@ fn alive(pid: i32) -> bool {
         .is_some_and(|state| state != "Z")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> Result<()> {
-    let (world, _home, _sentinels) = sandboxed_world("").await?;
-    let pid_file = world.workspace.join("escaped.pid");
-    // A new session, a parent that exits at once, and no environment: no process group,
-    // no parent chain and no launch marker lead back to OpenCode.
+/// Has an approved command start a process that double-forks into its own session with no
+/// environment (no process group, parent chain or launch marker leads back to OpenCode);
+/// returns its pid once it runs.
+fn escape_with_setsid(world: &World, name: &str) -> Result<i32> {
+    let pid_file = world.workspace.join(format!("{name}.pid"));
     let answer = send(
-        &world,
+        world,
         &hidden_bash(&format!(
             r#"setsid sh -c 'env -i /bin/sh -c "echo \$\$ > {}; exec /bin/sleep 1000" </dev/null >/dev/null 2>&1 &'; echo STARTED"#,
             pid_file.display()
         )),
     )?;
-    assert!(answer.contains("STARTED"), "{answer}");
+    anyhow::ensure!(answer.contains("STARTED"), "{answer}");
     let deadline = std::time::Instant::now() + crate::harness::WAIT;
     let pid: i32 = loop {
         if let Some(pid) = std::fs::read_to_string(&pid_file)
@@ -352,21 +363,67 @@ async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> R
         anyhow::ensure!(std::time::Instant::now() < deadline, "no pid file");
         std::thread::park_timeout(std::time::Duration::from_millis(50));
     };
-    let escaped = alive(pid);
+    anyhow::ensure!(alive(pid), "the stand-in tool did not start");
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
-    let survived = alive(pid);
-    if survived {
+    anyhow::ensure!(
+        !String::from_utf8_lossy(&environ).contains("CM_AGENT_LAUNCH"),
+        "the stand-in should carry no launch marker"
+    );
+    Ok(pid)
+}
+
+/// Whether `pid` outlived what should have ended it (killed here if so, not to leak it).
+fn survived(pid: i32) -> bool {
+    let alive = alive(pid);
+    if alive {
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();
     }
-    assert!(escaped, "the stand-in tool did not start");
+    alive
+}
+
+/// The workspace's running `opencode` process.
+fn opencode_pid(world: &World) -> Result<i32> {
+    std::fs::read_dir("/proc")?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            exe.file_name().is_some_and(|n| n == "opencode") && cwd == world.workspace
+        })
+        .context("no OpenCode runs in the workspace")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> Result<()> {
+    let (world, _home, _sentinels) = sandboxed_world("").await?;
+    // OpenCode dies on its own (killed here): the escaped tool dies with it, before the
+    // agent reports the crash.
+    let first = escape_with_setsid(&world, "first")?;
+    let oc = opencode_pid(&world)?;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &oc.to_string()])
+        .status()?;
+    anyhow::ensure!(killed.success(), "cannot kill OpenCode {oc}");
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let s = world.tui_ok(&["opencode", "box", "demo", "status", "--json"])?;
+        if s.contains("\"restarts\": 1") {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no restart: {s}");
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    assert!(!survived(first), "process {first} outlived its OpenCode");
+    // OpenCode is stopped by an operator: the same.
+    let second = escape_with_setsid(&world, "second")?;
+    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
     assert!(
-        !String::from_utf8_lossy(&environ).contains("CM_AGENT_LAUNCH"),
-        "the stand-in should carry no launch marker"
+        !survived(second),
+        "process {second} outlived its OpenCode's stop"
     );
-    assert!(!survived, "process {pid} outlived its OpenCode's stop");
     assert_online_and_answering(&world)?;
     Ok(())
 }
