@@ -40,6 +40,14 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A line on stderr that never panics: the agent reading it may be gone (a broken pipe would
+/// make `eprintln!` panic, killing the keeper before it stops OpenCode and its tools).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Hidden subcommand: the keeper.
 pub const KEEP: &str = "__keep";
 /// Hidden subcommand: set the parent-death signal, then exec.
@@ -194,7 +202,7 @@ fn pid_raw(p: Option<rustix::process::Pid>) -> i32 {
 /// `__exec-child PARENT [--sandbox PLAN] -- PROGRAM ARGS…`
 fn exec_child(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
-        eprintln!("cm-agent {EXEC_CHILD}: usage: PARENT_PID [--sandbox PLAN] -- PROGRAM ARGS…");
+        say!("cm-agent {EXEC_CHILD}: usage: PARENT_PID [--sandbox PLAN] -- PROGRAM ARGS…");
         return ExitCode::from(2);
     };
     let parent: i32 = opts
@@ -205,7 +213,7 @@ fn exec_child(args: &[OsString]) -> ExitCode {
     if let Err(e) =
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
     {
-        eprintln!("cm-agent {EXEC_CHILD}: cannot set the parent-death signal: {e}");
+        say!("cm-agent {EXEC_CHILD}: cannot set the parent-death signal: {e}");
         return ExitCode::from(1);
     }
     // The keeper may have died before the signal was armed.
@@ -215,11 +223,11 @@ fn exec_child(args: &[OsString]) -> ExitCode {
     if let Some(plan) = opt(opts, "--sandbox")
         && let Err(e) = apply_sandbox(Path::new(plan))
     {
-        eprintln!("cm-agent sandbox: OpenCode not started: {e}");
+        say!("cm-agent sandbox: OpenCode not started: {e}");
         return ExitCode::from(126);
     }
     let e = Command::new(program).args(rest).exec();
-    eprintln!(
+    say!(
         "cm-agent {EXEC_CHILD}: cannot run {}: {e}",
         Path::new(program).display()
     );
@@ -233,7 +241,7 @@ fn apply_sandbox(plan_file: &Path) -> Result<(), String> {
     let plan: crate::sandbox::SandboxPlan = serde_json::from_slice(&text)
         .map_err(|e| format!("the sandbox plan {} is not valid: {e}", plan_file.display()))?;
     let applied = crate::sandbox::kernel::apply(&plan).map_err(|e| e.to_string())?;
-    eprintln!(
+    say!(
         "cm-agent sandbox: mode {}, Landlock {}, {} capabilities dropped",
         plan.mode.as_str(),
         applied.landlock,
@@ -273,7 +281,7 @@ fn adopted_by_live_agent(state_file: &Path, me: i32) -> bool {
 /// `__keep --agent-pid P --grace-ms N --state-file PATH -- PROGRAM ARGS…`
 fn keep(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
-        eprintln!("cm-agent {KEEP}: usage: --grace-ms N --state-file PATH -- PROGRAM ARGS…");
+        say!("cm-agent {KEEP}: usage: --grace-ms N --state-file PATH -- PROGRAM ARGS…");
         return ExitCode::from(2);
     };
     let grace = opt(opts, "--grace-ms")
@@ -286,7 +294,7 @@ fn keep(args: &[OsString]) -> ExitCode {
     // environment) come to the keeper instead of the agent: they stay descendants of the
     // launch, so stopping it finds them.
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-        eprintln!("cm-agent {KEEP}: cannot become a child subreaper: {e}");
+        say!("cm-agent {KEEP}: cannot become a child subreaper: {e}");
         return ExitCode::from(1);
     }
     // Named by the agent (its parent at spawn; `getppid` could already be a reaper if the
@@ -298,7 +306,7 @@ fn keep(args: &[OsString]) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("cm-agent {KEEP}: cannot find its own binary: {e}");
+            say!("cm-agent {KEEP}: cannot find its own binary: {e}");
             return ExitCode::from(1);
         }
     };
@@ -318,7 +326,7 @@ fn keep(args: &[OsString]) -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
+            say!(
                 "cm-agent {KEEP}: cannot run {}: {e}",
                 Path::new(program).display()
             );
@@ -349,7 +357,7 @@ fn keep(args: &[OsString]) -> ExitCode {
         if owned {
             orphaned_since = None;
         } else if orphaned_since.get_or_insert_with(Instant::now).elapsed() >= grace {
-            eprintln!(
+            say!(
                 "cm-agent {KEEP}: no agent re-adopted this OpenCode within {grace:?}; stopping it"
             );
             stop(&mut child, me);
@@ -387,6 +395,8 @@ fn stop(child: &mut std::process::Child, me: i32) {
             leftovers::kill(&targets);
             pause(Duration::from_millis(50));
         }
+        // No agent will: the launch's cgroups go with it.
+        crate::sandbox::cgroup::remove_for(&marker);
     }
 }
 

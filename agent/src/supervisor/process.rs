@@ -304,7 +304,8 @@ pub fn adopt(
                 break;
             }
         }
-        after_exit(id.pid, &died, &snapshot, marker).await;
+        after_exit(id.pid, &died, &snapshot, marker.clone()).await;
+        cgroup::remove_for(&marker);
         let _ = events.send((
             launch_no,
             ProcessEvent::Exited {

@@ -428,6 +428,79 @@ async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> R
     Ok(())
 }
 
+/// The pids cgroup of the workspace's current launch (named after its marker, beneath the
+/// agent's own pids cgroup).
+fn launch_cgroup(world: &World) -> Result<PathBuf> {
+    let state = std::fs::read_to_string(world.agent_state.join("agent-state.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&state)?;
+    let marker = v["children"]["demo"]["marker"]
+        .as_str()
+        .context("no launch recorded")?;
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", agent_pid(world)?))?;
+    let parent = own
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "pids")
+                .then(|| path.to_owned())
+        })
+        .context("no cgroup v1 pids hierarchy")?;
+    Ok(Path::new("/sys/fs/cgroup/pids")
+        .join(parent.trim_start_matches('/'))
+        .join(format!("codemantle-{}", marker.get(..16).unwrap_or(marker))))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_adopted_or_stopped_by_its_keeper_leaves_no_cgroup_or_tool_behind() -> Result<()> {
+    let grace = [("CM_AGENT_ORPHAN_GRACE", "2s")];
+    let mut world = World::start_with(
+        "permission = { edit = \"allow\", bash = \"allow\" }\n",
+        &grace,
+    )
+    .await?;
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
+    let first = launch_cgroup(&world)?;
+    anyhow::ensure!(
+        first.is_dir(),
+        "no cgroup {} for the launch",
+        first.display()
+    );
+    // The agent dies; a new one re-adopts the launch, and stops it.
+    world.agent.as_mut().context("agent")?.kill9();
+    world.agent = None;
+    world.start_agent_with(&grace)?;
+    world
+        .agent
+        .as_ref()
+        .context("agent")?
+        .wait_stderr("re-adopting OpenCode")?;
+    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
+    assert!(!first.exists(), "{} is left behind", first.display());
+    // The agent dies for good: the keeper stops OpenCode after its grace, and cleans up.
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
+    let second = launch_cgroup(&world)?;
+    anyhow::ensure!(second.is_dir(), "no cgroup {}", second.display());
+    let escaped = escape_with_setsid(&world, "escaped")?;
+    let procs = std::fs::read_to_string(second.join("cgroup.procs"))?;
+    world.agent.as_mut().context("agent")?.kill9();
+    world.agent = None;
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    while second.exists() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{} is left behind (it held {procs:?}; now {:?})",
+            second.display(),
+            std::fs::read_to_string(second.join("cgroup.procs"))
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    assert!(!survived(escaped), "{escaped} outlived the keeper's stop");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_opencode_killed_at_its_memory_limit_tells_the_operator_why() -> Result<()> {
     let world = World::start_with("\n[sandbox]\nmemory_max = \"48MiB\"\n", &[]).await?;
