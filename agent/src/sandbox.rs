@@ -9,12 +9,15 @@
 //! - `env.rs`: the environment allow-list (OpenCode never sees the agent's own variables).
 //! - `kernel.rs`: Landlock, resource limits and capabilities, applied by the launcher
 //!   (`cm-agent __exec-child`, see `supervisor/keeper.rs`) to itself right before `exec`.
+//! - `cgroup.rs`: the per-launch cgroups, their members and the limits they counted;
+//!   `report.rs`: those limits as operators see them.
 
 pub mod cgroup;
 pub mod config;
 pub mod env;
 pub mod kernel;
 pub mod plan;
+pub mod report;
 pub mod seccomp;
 pub mod warn;
 

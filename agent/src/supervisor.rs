@@ -529,6 +529,11 @@ impl Actor {
                 sandbox.detail
             ));
         }
+        // Never silently without the sandbox (see keeper::launcher).
+        if let Err(e) = keeper::launcher(self.deps.workspace.sandbox.mode) {
+            tracing::error!(workspace = %self.deps.workspace.name, "{e}");
+            return failed(e.to_string());
+        }
         let binary = match Search::from_env(self.deps.config.binary.clone()).resolve() {
             Ok(b) => b,
             Err(e) => {

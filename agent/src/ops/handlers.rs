@@ -323,7 +323,10 @@ fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
             name: rt.workspace.name.clone(),
             available: root_ok(rt).is_ok(),
             opencode: workspaces.leases().info(rt),
-            sandbox: Some(crate::sandbox::info(&rt.workspace.sandbox)),
+            sandbox: Some(crate::sandbox::report::info_for(
+                &rt.workspace.name,
+                &rt.workspace.sandbox,
+            )),
         })
         .collect()
 }

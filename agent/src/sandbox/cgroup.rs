@@ -69,6 +69,119 @@ pub fn remove_for(marker: &str) {
     }
 }
 
+/// The launch's cgroup folders for `marker` (those of the controllers this agent sits in).
+fn dirs_for(marker: &str) -> Vec<(&'static str, PathBuf)> {
+    let Ok(proc_cgroup) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return Vec::new();
+    };
+    let name = dir_name(marker);
+    ["pids", "memory"]
+        .into_iter()
+        .filter_map(|c| Some((c, own_v1_dir(&proc_cgroup, c)?.join(&name))))
+        .collect()
+}
+
+/// Every process in the launch's cgroups now, whatever its parent, session or environment
+/// (a process cannot leave them: `/sys` is read-only inside the sandbox).
+pub fn members(marker: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = dirs_for(marker)
+        .iter()
+        .filter_map(|(_, d)| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// How often the launch's processes ran into its limits, as the kernel counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitHits {
+    /// `pids.max` of the launch.
+    pub pids_max: Option<u64>,
+    /// New processes or threads refused at `pids.max` (`pids.events`: `max N`).
+    pub forks_refused: u64,
+    /// `memory.limit_in_bytes` of the launch.
+    pub memory_max: Option<u64>,
+    /// Processes the kernel killed at the memory limit (`memory.oom_control`: `oom_kill N`).
+    pub oom_kills: u64,
+}
+
+impl LimitHits {
+    /// What the counters read now for the launch `marker` (zeros without cgroups).
+    pub fn read(marker: &str) -> Self {
+        let mut hits = Self::default();
+        for (controller, dir) in dirs_for(marker) {
+            let file = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            match controller {
+                "pids" => {
+                    hits.pids_max = file("pids.max").and_then(|t| t.trim().parse().ok());
+                    hits.forks_refused = file("pids.events")
+                        .and_then(|t| counter(&t, "max"))
+                        .unwrap_or(0);
+                }
+                _ => {
+                    hits.memory_max =
+                        file("memory.limit_in_bytes").and_then(|t| t.trim().parse().ok());
+                    hits.oom_kills = file("memory.oom_control")
+                        .and_then(|t| counter(&t, "oom_kill"))
+                        .unwrap_or(0);
+                }
+            }
+        }
+        hits
+    }
+
+    /// Whether any limit was reached.
+    pub fn any(&self) -> bool {
+        self.forks_refused > 0 || self.oom_kills > 0
+    }
+
+    /// One line for operators (`None`: no limit was reached).
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.oom_kills > 0 {
+            parts.push(format!(
+                "memory limit {} reached: the kernel killed {} of the launch's processes \
+                 (raise [sandbox] memory_max to allow more)",
+                self.memory_max.map_or_else(|| "?".to_owned(), size),
+                self.oom_kills
+            ));
+        }
+        if self.forks_refused > 0 {
+            parts.push(format!(
+                "process limit {} reached: the kernel refused {} new processes or threads \
+                 (raise [sandbox] pids_max to allow more)",
+                self.pids_max
+                    .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                self.forks_refused
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// `NAME N` in a flat-keyed cgroup file.
+fn counter(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == name).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// `1536 MiB`, `4 GiB`, bytes otherwise.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
+
 fn dir_name(marker: &str) -> String {
     format!("codemantle-{}", marker.get(..16).unwrap_or(marker))
 }
@@ -131,5 +244,26 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/cpu/x"))
         );
         assert_eq!(own_v1_dir("0::/user.slice\n", "pids"), None);
+    }
+
+    #[test]
+    fn limit_hits_are_read_from_the_kernels_counters_and_told_with_the_fix() {
+        assert_eq!(counter("max 7\n", "max"), Some(7));
+        let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n";
+        assert_eq!(counter(oom, "oom_kill"), Some(2));
+        assert_eq!(counter(oom, "oom_kill_disable"), Some(0));
+        assert_eq!(counter("", "max"), None);
+        assert_eq!(LimitHits::default().describe(), None);
+        let hits = LimitHits {
+            pids_max: Some(96),
+            forks_refused: 3,
+            memory_max: Some(1536 << 20),
+            oom_kills: 1,
+        };
+        let text = hits.describe().unwrap();
+        assert!(text.contains("memory limit 1536 MiB reached"), "{text}");
+        assert!(text.contains("memory_max"), "{text}");
+        assert!(text.contains("process limit 96 reached"), "{text}");
+        assert_eq!(size(4 << 30), "4 GiB");
     }
 }

@@ -4,7 +4,8 @@
 //! [sandbox]
 //! mode = "enforce"                 # "enforce" (default) | "warn" | "off"
 //! allow_read = ["~/.cargo", "~/.rustup"]   # toolchains OpenCode's tools may read and run
-//! allow_write = []                 # more folders tools may write (beyond the workspace)
+//! allow_write = []                 # more folders tools may write (beyond the workspace);
+//!                                  # "/dev/shm" for tools that need POSIX shared memory
 //! allow_connect_ports = [443]      # TCP ports tools may connect to (the model's port is added)
 //! allow_bind_ports = [3000, 5173]  # TCP ports dev servers may listen on
 //! env = ["RUSTUP_HOME", "CARGO_HOME"]      # host variables OpenCode and its tools may see

@@ -8,7 +8,7 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd,
     Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The ABI the rules are written for (file rights up to `ioctl_dev`, TCP, scoping).
 const TARGET_ABI: ABI = ABI::V6;
@@ -203,6 +203,66 @@ fn drop_capabilities() -> usize {
         .count()
 }
 
+/// What a rule beneath `/etc` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EtcRule {
+    /// Listing the folder only (a hidden entry is somewhere below it).
+    List,
+    /// Reading everything beneath.
+    Read,
+}
+
+/// The rules that make `etc` readable except the `hide` entries (relative paths, any depth):
+/// a folder holding a hidden entry gets `List`, and its other entries are walked in turn.
+fn etc_rules(etc: &Path, hide: &[String]) -> Vec<(PathBuf, EtcRule)> {
+    let hide: Vec<&Path> = hide.iter().map(Path::new).collect();
+    let targets: Vec<PathBuf> = hide
+        .iter()
+        .filter_map(|h| std::fs::canonicalize(etc.join(h)).ok())
+        .collect();
+    let mut rules = Vec::new();
+    walk_etc(etc, Path::new(""), (&hide, &targets), &mut rules);
+    rules
+}
+
+/// The rules for the folder `etc/rel`, which holds a hidden entry somewhere below it; `hide`
+/// holds the hidden entries and where they lead.
+fn walk_etc(
+    etc: &Path,
+    rel: &Path,
+    hide: (&[&Path], &[PathBuf]),
+    rules: &mut Vec<(PathBuf, EtcRule)>,
+) {
+    let (hide, targets) = hide;
+    let dir = etc.join(rel);
+    rules.push((dir.clone(), EtcRule::List));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let child = rel.join(e.file_name());
+        if hide.iter().any(|h| *h == child) {
+            continue;
+        }
+        // A hidden entry deeper below this one (e.g. pki/tls/private): list this folder and
+        // walk it (never through a link, which could lead back above).
+        let holds_hidden = hide.iter().any(|h| h.starts_with(&child) && *h != child);
+        if holds_hidden {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk_etc(etc, &child, (hide, targets), rules);
+            }
+            // A link in the way of a hidden entry stays out altogether.
+            continue;
+        }
+        // A link to a hidden entry (Landlock follows it) stays hidden too.
+        let leads_to_hidden = std::fs::canonicalize(e.path())
+            .is_ok_and(|to| targets.iter().any(|t| to.starts_with(t)));
+        if !leads_to_hidden {
+            rules.push((e.path(), EtcRule::Read));
+        }
+    }
+}
+
 fn landlock_restrict(plan: &SandboxPlan) -> Result<RulesetStatus, SandboxError> {
     let read = AccessFs::from_read(TARGET_ABI);
     let all = AccessFs::from_all(TARGET_ABI);
@@ -233,33 +293,12 @@ fn landlock_restrict(plan: &SandboxPlan) -> Result<RulesetStatus, SandboxError> 
         ruleset = beneath(ruleset, p, access)?;
     }
     // `/etc` entry by entry, leaving out the hidden ones (Landlock has no "deny" rule).
-    ruleset = beneath(ruleset, Path::new("/etc"), AccessFs::ReadDir.into())?;
-    if let Ok(entries) = std::fs::read_dir("/etc") {
-        for e in entries.filter_map(Result::ok) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if plan.hide_etc.iter().any(|h| h == &name) {
-                continue;
-            }
-            let nested: Vec<&str> = plan
-                .hide_etc
-                .iter()
-                .filter_map(|h| h.strip_prefix(&format!("{name}/")))
-                .collect();
-            if nested.is_empty() {
-                ruleset = beneath(ruleset, &e.path(), read)?;
-                continue;
-            }
-            // A hidden entry below this one (e.g. ssl/private): allow its siblings only.
-            ruleset = beneath(ruleset, &e.path(), AccessFs::ReadDir.into())?;
-            if let Ok(children) = std::fs::read_dir(e.path()) {
-                for c in children.filter_map(Result::ok) {
-                    let child = c.file_name().to_string_lossy().into_owned();
-                    if !nested.contains(&child.as_str()) {
-                        ruleset = beneath(ruleset, &c.path(), read)?;
-                    }
-                }
-            }
-        }
+    for (path, rule) in etc_rules(Path::new("/etc"), &plan.hide_etc) {
+        let access = match rule {
+            EtcRule::List => AccessFs::ReadDir.into(),
+            EtcRule::Read => read,
+        };
+        ruleset = beneath(ruleset, &path, access)?;
     }
     for port in &plan.connect_ports {
         ruleset = ruleset.add_rule(NetPort::new(*port, AccessNet::ConnectTcp))?;
@@ -291,6 +330,51 @@ mod tests {
         };
         let e = apply(&plan).unwrap_err();
         assert!(e.to_string().contains("mode = \"warn\" or \"off\""), "{e}");
+    }
+
+    #[test]
+    fn hidden_etc_entries_stay_hidden_at_any_depth() {
+        let tmp = tempfile::tempdir().unwrap();
+        let etc = tmp.path();
+        for d in [
+            "pki/tls/private",
+            "pki/tls/certs",
+            "pki/ca",
+            "ssl/private",
+            "ssl/certs",
+        ] {
+            std::fs::create_dir_all(etc.join(d)).unwrap();
+        }
+        std::fs::write(etc.join("pki/tls/private/host.key"), "k").unwrap();
+        std::fs::write(etc.join("shadow"), "s").unwrap();
+        std::fs::write(etc.join("hosts"), "h").unwrap();
+        std::os::unix::fs::symlink(etc.join("pki/tls/private"), etc.join("keys")).unwrap();
+        std::os::unix::fs::symlink(etc.join("shadow"), etc.join("shadow.link")).unwrap();
+        let hide: Vec<String> = ["shadow", "ssl/private", "pki/tls/private"]
+            .map(str::to_owned)
+            .to_vec();
+        let rules = etc_rules(etc, &hide);
+        let readable = |p: &Path| {
+            rules
+                .iter()
+                .any(|(r, rule)| *rule == EtcRule::Read && p.starts_with(r))
+        };
+        for hidden in [
+            "shadow",
+            "ssl/private",
+            "pki/tls/private/host.key",
+            "keys",
+            "shadow.link",
+        ] {
+            assert!(
+                !readable(&etc.join(hidden)),
+                "{hidden} is readable: {rules:?}"
+            );
+        }
+        for shown in ["hosts", "ssl/certs", "pki/tls/certs", "pki/ca"] {
+            assert!(readable(&etc.join(shown)), "{shown} is hidden: {rules:?}");
+        }
+        assert!(rules.contains(&(etc.join("pki/tls"), EtcRule::List)));
     }
 
     fn test_plan() -> SandboxPlan {

@@ -11,7 +11,9 @@ pub const SYSTEM_READ: &[&str] = &[
     "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sys",
 ];
 
-/// Device files every launch may read and write.
+/// Device files every launch may read and write. Not `/dev/shm`: it is shared by every process
+/// of the user (and others), so a tool could read what other programs keep there or leave
+/// files for them; a host whose tools need POSIX shared memory lists it in `allow_write`.
 pub const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
@@ -20,7 +22,6 @@ pub const DEVICES: &[&str] = &[
     "/dev/urandom",
     "/dev/ptmx",
     "/dev/pts",
-    "/dev/shm",
 ];
 
 /// The rules of one launch, as the launcher applies them.
@@ -226,6 +227,8 @@ mod tests {
         assert!(!p.allows_read(Path::new("/home/me/src/app-other/x")));
         assert!(p.allows_read(Path::new("/usr/bin/git")));
         assert!(p.allows_read(Path::new("/opt/oc/bin/opencode")));
+        assert!(!p.allows_read(Path::new("/dev/shm/other-program")));
+        assert!(!p.allows_write(Path::new("/dev/shm/left-for-others")));
     }
 
     #[test]

@@ -19,18 +19,34 @@
 //!   agent that re-adopted it), all is well. Otherwise, after the grace period
 //!   (`CM_AGENT_ORPHAN_GRACE`, default 60 s), it stops OpenCode (SIGTERM, 3 s, SIGKILL), kills
 //!   the launch's marked tool processes and exits.
+//! - The keeper is a child subreaper: whatever the launch's processes orphan (a tool that
+//!   double-forks with `setsid` and a scrubbed environment) stays a descendant of the keeper,
+//!   so the snapshot taken before a stop holds it, and the keeper kills all of it when
+//!   OpenCode exits on its own.
+//! - Without it there is no sandbox: the agent refuses to start OpenCode (mode `enforce` or
+//!   `warn`) rather than run it directly, unless the mode is `off` ([`launcher`]).
 //! - It relays OpenCode's stdout and stderr, ignoring write errors, so OpenCode never writes
 //!   into a broken pipe when the agent is gone.
 
 use super::leftovers;
 use super::statefile::StateRecord;
 use crate::opencode::launch::MARKER_ENV;
+use crate::sandbox::Mode;
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// A line on stderr that never panics: the agent reading it may be gone (a broken pipe would
+/// make `eprintln!` panic, killing the keeper before it stops OpenCode and its tools).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 /// Hidden subcommand: the keeper.
 pub const KEEP: &str = "__keep";
@@ -69,26 +85,69 @@ pub fn parse_grace(v: &str) -> Option<Duration> {
     })
 }
 
-/// The command the supervisor runs for `program args…`: through the keeper when the agent runs
-/// as the `cm-agent` binary; directly otherwise (the agent embedded in a test binary, which
-/// cannot apply a kernel sandbox: see `sandbox.rs`). The launcher applies the sandbox plan in
-/// `sandbox_file` to itself right before it `exec`s OpenCode.
+/// The `cm-agent` binary that launches OpenCode (the keeper and the launcher that applies the
+/// sandbox): this process when it is that binary ([`dispatch`] records it, first thing in
+/// `main`), or the one a program embedding the agent named with [`use_launcher`].
+static LAUNCHER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Names the `cm-agent` binary a program that embeds the agent (a test) launches OpenCode
+/// through. Without it, such a program can only run workspaces whose sandbox is `off`.
+pub fn use_launcher(cm_agent: PathBuf) {
+    let _ = LAUNCHER.set(cm_agent);
+}
+
+/// OpenCode would run without the sandbox its workspace asks for: there is no launcher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "OpenCode not started: [sandbox] mode = \"{mode}\" is applied by the cm-agent launcher \
+     (`cm-agent {EXEC_CHILD}`), and this process ({exe}) is not the cm-agent binary. Run the \
+     agent as `cm-agent run`, or set the workspace's sandbox mode = \"off\" to run OpenCode \
+     without the kernel sandbox"
+)]
+pub struct NoLauncher {
+    /// The workspace's sandbox mode.
+    pub mode: &'static str,
+    /// This process's binary.
+    pub exe: String,
+}
+
+/// The launcher for a workspace whose sandbox is `mode`: `None` (run OpenCode directly) only
+/// where the mode is `off` and this process is not the `cm-agent` binary.
+///
+/// # Errors
+/// The mode is `enforce` or `warn` and there is no launcher: never run OpenCode silently
+/// without the sandbox.
+pub fn launcher(mode: Mode) -> Result<Option<&'static Path>, NoLauncher> {
+    match (LAUNCHER.get(), mode) {
+        (Some(exe), _) => Ok(Some(exe.as_path())),
+        (None, Mode::Off) => Ok(None),
+        (None, mode) => Err(NoLauncher {
+            mode: mode.as_str(),
+            exe: std::env::current_exe()
+                .map_or_else(|_| "unknown".to_owned(), |e| e.display().to_string()),
+        }),
+    }
+}
+
+/// The command the supervisor runs for `program args…`: through the keeper and the launcher,
+/// which applies the sandbox plan in `sandbox_file` to itself right before it `exec`s
+/// OpenCode; directly only where [`launcher`] says so (sandbox `off`, agent embedded in a
+/// test binary).
+///
+/// # Errors
+/// See [`launcher`].
 pub fn wrap(
     program: &Path,
     args: &[String],
     state_file: &Path,
     sandbox_file: &Path,
-) -> (PathBuf, Vec<OsString>) {
-    let exe = std::env::current_exe().ok().filter(|e| {
-        e.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("cm-agent"))
-    });
-    let Some(exe) = exe else {
-        return (
+    mode: Mode,
+) -> Result<(PathBuf, Vec<OsString>), NoLauncher> {
+    let Some(exe) = launcher(mode)? else {
+        return Ok((
             program.to_owned(),
             args.iter().map(OsString::from).collect(),
-        );
+        ));
     };
     let mut v: Vec<OsString> = vec![
         KEEP.into(),
@@ -104,7 +163,7 @@ pub fn wrap(
         program.as_os_str().to_owned(),
     ];
     v.extend(args.iter().map(OsString::from));
-    (exe, v)
+    Ok((exe.to_owned(), v))
 }
 
 /// Runs a hidden subcommand if the arguments name one (call first thing in `main`).
@@ -113,7 +172,13 @@ pub fn dispatch() -> Option<ExitCode> {
     match args.get(1).and_then(|a| a.to_str()) {
         Some(KEEP) => Some(keep(&args[2..])),
         Some(EXEC_CHILD) => Some(exec_child(&args[2..])),
-        _ => None,
+        _ => {
+            // This process is the cm-agent binary: it launches OpenCode through itself.
+            if let Ok(exe) = std::env::current_exe() {
+                use_launcher(exe);
+            }
+            None
+        }
     }
 }
 
@@ -137,7 +202,7 @@ fn pid_raw(p: Option<rustix::process::Pid>) -> i32 {
 /// `__exec-child PARENT [--sandbox PLAN] -- PROGRAM ARGS…`
 fn exec_child(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
-        eprintln!("cm-agent {EXEC_CHILD}: usage: PARENT_PID [--sandbox PLAN] -- PROGRAM ARGS…");
+        say!("cm-agent {EXEC_CHILD}: usage: PARENT_PID [--sandbox PLAN] -- PROGRAM ARGS…");
         return ExitCode::from(2);
     };
     let parent: i32 = opts
@@ -148,7 +213,7 @@ fn exec_child(args: &[OsString]) -> ExitCode {
     if let Err(e) =
         rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
     {
-        eprintln!("cm-agent {EXEC_CHILD}: cannot set the parent-death signal: {e}");
+        say!("cm-agent {EXEC_CHILD}: cannot set the parent-death signal: {e}");
         return ExitCode::from(1);
     }
     // The keeper may have died before the signal was armed.
@@ -158,11 +223,11 @@ fn exec_child(args: &[OsString]) -> ExitCode {
     if let Some(plan) = opt(opts, "--sandbox")
         && let Err(e) = apply_sandbox(Path::new(plan))
     {
-        eprintln!("cm-agent sandbox: OpenCode not started: {e}");
+        say!("cm-agent sandbox: OpenCode not started: {e}");
         return ExitCode::from(126);
     }
     let e = Command::new(program).args(rest).exec();
-    eprintln!(
+    say!(
         "cm-agent {EXEC_CHILD}: cannot run {}: {e}",
         Path::new(program).display()
     );
@@ -176,7 +241,7 @@ fn apply_sandbox(plan_file: &Path) -> Result<(), String> {
     let plan: crate::sandbox::SandboxPlan = serde_json::from_slice(&text)
         .map_err(|e| format!("the sandbox plan {} is not valid: {e}", plan_file.display()))?;
     let applied = crate::sandbox::kernel::apply(&plan).map_err(|e| e.to_string())?;
-    eprintln!(
+    say!(
         "cm-agent sandbox: mode {}, Landlock {}, {} capabilities dropped",
         plan.mode.as_str(),
         applied.landlock,
@@ -216,7 +281,7 @@ fn adopted_by_live_agent(state_file: &Path, me: i32) -> bool {
 /// `__keep --agent-pid P --grace-ms N --state-file PATH -- PROGRAM ARGS…`
 fn keep(args: &[OsString]) -> ExitCode {
     let Some((opts, program, rest)) = split_command(args) else {
-        eprintln!("cm-agent {KEEP}: usage: --grace-ms N --state-file PATH -- PROGRAM ARGS…");
+        say!("cm-agent {KEEP}: usage: --grace-ms N --state-file PATH -- PROGRAM ARGS…");
         return ExitCode::from(2);
     };
     let grace = opt(opts, "--grace-ms")
@@ -225,6 +290,13 @@ fn keep(args: &[OsString]) -> ExitCode {
         .map_or(DEFAULT_GRACE, Duration::from_millis);
     let state_file = opt(opts, "--state-file").map(PathBuf::from);
     let me = pid_raw(Some(rustix::process::getpid()));
+    // Orphans of the launch (a tool that double-forks, even with `setsid` and a scrubbed
+    // environment) come to the keeper instead of the agent: they stay descendants of the
+    // launch, so stopping it finds them.
+    if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        say!("cm-agent {KEEP}: cannot become a child subreaper: {e}");
+        return ExitCode::from(1);
+    }
     // Named by the agent (its parent at spawn; `getppid` could already be a reaper if the
     // agent died at once).
     let agent = opt(opts, "--agent-pid")
@@ -234,7 +306,7 @@ fn keep(args: &[OsString]) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("cm-agent {KEEP}: cannot find its own binary: {e}");
+            say!("cm-agent {KEEP}: cannot find its own binary: {e}");
             return ExitCode::from(1);
         }
     };
@@ -254,7 +326,7 @@ fn keep(args: &[OsString]) -> ExitCode {
     {
         Ok(c) => c,
         Err(e) => {
-            eprintln!(
+            say!(
                 "cm-agent {KEEP}: cannot run {}: {e}",
                 Path::new(program).display()
             );
@@ -270,7 +342,11 @@ fn keep(args: &[OsString]) -> ExitCode {
     let mut orphaned_since: Option<Instant> = None;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return exit_code(status),
+            Ok(Some(status)) => {
+                // OpenCode is gone: so is everything it left (all of it is ours now).
+                kill_descendants(me);
+                return exit_code(status);
+            }
             Ok(None) => {}
             Err(_) => return ExitCode::from(1),
         }
@@ -281,7 +357,7 @@ fn keep(args: &[OsString]) -> ExitCode {
         if owned {
             orphaned_since = None;
         } else if orphaned_since.get_or_insert_with(Instant::now).elapsed() >= grace {
-            eprintln!(
+            say!(
                 "cm-agent {KEEP}: no agent re-adopted this OpenCode within {grace:?}; stopping it"
             );
             stop(&mut child, me);
@@ -309,6 +385,7 @@ fn stop(child: &mut std::process::Child, me: i32) {
     }
     let _ = child.kill();
     let _ = child.wait();
+    kill_descendants(me);
     if let Ok(marker) = std::env::var(MARKER_ENV) {
         for _ in 0..5 {
             let targets = leftovers::leftovers(&marker, &snapshot);
@@ -318,6 +395,23 @@ fn stop(child: &mut std::process::Child, me: i32) {
             leftovers::kill(&targets);
             pause(Duration::from_millis(50));
         }
+        // No agent will: the launch's cgroups go with it.
+        crate::sandbox::cgroup::remove_for(&marker);
+    }
+}
+
+/// Kills and reaps every descendant of the keeper `me` (a subreaper, so every process the
+/// launch left is one), in rounds until none is left.
+fn kill_descendants(me: i32) {
+    for _ in 0..100 {
+        let left = leftovers::descendants(me);
+        if left.is_empty() {
+            return;
+        }
+        leftovers::kill(&left);
+        pause(Duration::from_millis(20));
+        // Killed children become ours to reap (those with a marker are reaped as adopted).
+        while let Ok(Some(_)) = rustix::process::wait(rustix::process::WaitOptions::NOHANG) {}
     }
 }
 
@@ -360,5 +454,29 @@ mod tests {
         assert_eq!(opt(opts, "--grace-ms").unwrap(), "5");
         assert_eq!(program, "opencode");
         assert_eq!(rest.len(), 3);
+    }
+
+    #[test]
+    fn opencode_never_runs_without_the_launcher_unless_the_sandbox_is_off() {
+        // A test binary is not cm-agent and named no launcher.
+        let run = |mode| {
+            wrap(
+                Path::new("/usr/bin/opencode"),
+                &["serve".to_owned()],
+                Path::new("/state/agent-state.json"),
+                Path::new("/state/sandbox/ws.json"),
+                mode,
+            )
+        };
+        for mode in [Mode::Enforce, Mode::Warn] {
+            let e = run(mode).unwrap_err();
+            assert_eq!(e.mode, mode.as_str());
+            let text = e.to_string();
+            assert!(text.contains("not the cm-agent binary"), "{text}");
+            assert!(text.contains("mode = \"off\""), "{text}");
+        }
+        let (program, args) = run(Mode::Off).unwrap();
+        assert_eq!(program, Path::new("/usr/bin/opencode"));
+        assert_eq!(args, ["serve"]);
     }
 }

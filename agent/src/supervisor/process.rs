@@ -6,6 +6,7 @@
 use super::leftovers::{self, ProcId};
 use crate::opencode::client::OpencodeClient;
 use crate::opencode::launch::Launch;
+use crate::sandbox::cgroup::{self, LimitHits};
 use std::collections::VecDeque;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,8 @@ pub const STOP_GRACE: Duration = Duration::from_secs(3);
 const CLEANUP_ROUNDS: u32 = 100;
 /// Pause between cleanup rounds, for signalled processes to die.
 const CLEANUP_PAUSE: Duration = Duration::from_millis(50);
+/// How often a launch's cgroup counters are read, to tell operators when it reached a limit.
+const LIMITS_POLL: Duration = Duration::from_secs(1);
 /// What OpenCode prints once it accepts connections.
 pub const LISTENING: &str = "opencode server listening on http://127.0.0.1:";
 
@@ -122,7 +125,9 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
         &launch.args,
         &launch.state_file,
         &launch.dirs.sandbox_file(),
-    );
+        launch.sandbox.mode,
+    )
+    .map_err(std::io::Error::other)?;
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&launch.cwd)
@@ -139,6 +144,13 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
         launch.host_env_names.iter().map(String::as_str),
     ));
     cmd.envs(launch.env.iter().map(|(k, v)| (k, v)));
+    let workspace = launch
+        .dirs
+        .base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    crate::sandbox::report::limits_reached(&workspace, None);
     let mut child = cmd.spawn()?;
     let pid = child
         .id()
@@ -169,16 +181,25 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
     let died = running.died.clone();
     let snapshot = Arc::clone(&running.snapshot);
     let marker = launch.marker.clone();
+    watch_limits(workspace.clone(), marker.clone(), died.clone());
     tokio::spawn(async move {
         let status = match child.wait().await {
             Ok(s) => s.to_string(),
             Err(e) => format!("unknown ({e})"),
         };
         after_exit(raw_pid, &died, &snapshot, marker.clone()).await;
-        crate::sandbox::cgroup::remove_for(&marker);
+        let m = marker.clone();
+        let hits = tokio::task::spawn_blocking(move || LimitHits::read(&m))
+            .await
+            .unwrap_or_default();
+        cgroup::remove_for(&marker);
         if let Some(task) = stderr_task {
             // Ends at EOF; tool processes holding the pipe were just killed.
             let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+        // Why a launch that died of its limits died, in the operator's `last_error`.
+        if let Some(note) = note_limits(&workspace, &hits) {
+            tail_push(&tail, format!("sandbox: {note}"));
         }
         let stderr_tail: Vec<String> = tail
             .lock()
@@ -195,6 +216,52 @@ pub fn spawn(launch: &Launch, launch_no: u64, events: EventTx) -> std::io::Resul
         ));
     });
     Ok(running)
+}
+
+/// Reads the launch's cgroup counters every [`LIMITS_POLL`] until it is gone, and tells
+/// operators (log, the workspace's sandbox line) as soon as it reached a limit.
+fn watch_limits(workspace: String, marker: String, died: CancellationToken) {
+    tokio::spawn(async move {
+        let mut seen = LimitHits::default();
+        let mut tick = tokio::time::interval(LIMITS_POLL);
+        loop {
+            tokio::select! {
+                () = died.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let m = marker.clone();
+            let hits = tokio::task::spawn_blocking(move || LimitHits::read(&m))
+                .await
+                .unwrap_or_default();
+            if hits != seen {
+                note_limits(&workspace, &hits);
+                seen = hits;
+            }
+        }
+    });
+}
+
+/// Logs and records what limits `hits` show reached, if any.
+fn note_limits(workspace: &str, hits: &LimitHits) -> Option<String> {
+    let note = hits.describe()?;
+    tracing::warn!(workspace, "sandbox: {note}");
+    crate::sandbox::report::limits_reached(workspace, Some(note.clone()));
+    Some(note)
+}
+
+/// The live processes in the launch's cgroups (none without cgroups).
+fn cgroup_members(marker: &str) -> Vec<ProcId> {
+    cgroup::members(marker)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let st = leftovers::parse_stat(&stat)?;
+            (st.state != 'Z').then_some(ProcId {
+                pid,
+                start_time: st.start_time,
+            })
+        })
+        .collect()
 }
 
 /// How often an adopted process (not our child, so not waitable) is checked for life.
@@ -237,7 +304,8 @@ pub fn adopt(
                 break;
             }
         }
-        after_exit(id.pid, &died, &snapshot, marker).await;
+        after_exit(id.pid, &died, &snapshot, marker.clone()).await;
+        cgroup::remove_for(&marker);
         let _ = events.send((
             launch_no,
             ProcessEvent::Exited {
@@ -272,7 +340,14 @@ async fn remove_leftovers(group: i32, marker: String, snapshot: Vec<ProcId>) {
     for round in 0..CLEANUP_ROUNDS {
         let (m, s) = (marker.clone(), snapshot.clone());
         let (targets, killed, waiting) = tokio::task::spawn_blocking(move || {
-            let targets = leftovers::leftovers(&m, &s);
+            let mut targets = leftovers::leftovers(&m, &s);
+            // Whatever is still in the launch's cgroups, even a process that left OpenCode's
+            // tree and scrubbed its environment.
+            for id in cgroup_members(&m) {
+                if !targets.contains(&id) {
+                    targets.push(id);
+                }
+            }
             let n = leftovers::kill(&targets);
             let (_, waiting) = leftovers::reap_launch_zombies(group, &s);
             (targets, n, waiting)

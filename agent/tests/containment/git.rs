@@ -552,7 +552,7 @@ async fn pull_and_push_can_be_disabled_by_the_host() -> anyhow::Result<()> {
             name: super::WS.into(),
             root: f.root.clone(),
             permissions: Default::default(),
-            sandbox: Default::default(),
+            sandbox: crate::harness::unsandboxed(),
         }],
         f.env.workspaces.opencode_config().clone(),
         &state,

@@ -157,7 +157,7 @@ async fn a_relaxed_workspace_writes_inside_without_asking_but_never_outside() ->
             edit: ToolPermission::Allow,
             ..ToolPermissions::default()
         },
-        sandbox: Default::default(),
+        sandbox: crate::harness::unsandboxed(),
     };
     let cfg = crate::harness::config(Some(binary), &model);
     let workspaces = cm_agent::workspaces::Workspaces::spawn(&[ws], cfg, &tmp.path().join("state"));

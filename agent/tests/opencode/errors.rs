@@ -78,3 +78,58 @@ async fn a_crashing_launch_backs_off_with_its_output() -> Result<()> {
     env.shutdown().await;
     Ok(())
 }
+
+/// An agent embedded in another binary (this test) cannot launch OpenCode through
+/// `cm-agent __exec-child`, so a workspace whose sandbox is `enforce` or `warn` is refused with
+/// the reason, never run unconfined; `off` is the explicit way out.
+#[tokio::test]
+async fn opencode_is_never_run_without_its_sandbox_when_the_launcher_is_missing() -> Result<()> {
+    use cm_agent::sandbox::{Mode, SandboxConfig};
+    let binary = crate::harness::opencode_binary()?;
+    let tmp = tempfile::tempdir()?;
+    let model = cm_test_model::spawn("127.0.0.1:0".parse()?).await?;
+    let mut list = Vec::new();
+    for (name, mode) in [("enforced", Mode::Enforce), ("warned", Mode::Warn)] {
+        let root = tmp.path().join("ws").join(name);
+        crate::harness::git_workspace(&root)?;
+        list.push(cm_agent::config::Workspace {
+            name: name.into(),
+            root: std::fs::canonicalize(&root)?,
+            permissions: Default::default(),
+            sandbox: SandboxConfig {
+                mode,
+                ..SandboxConfig::default()
+            },
+        });
+    }
+    let cfg = crate::harness::config(Some(binary), &model);
+    let workspaces = cm_agent::workspaces::Workspaces::spawn(&list, cfg, &tmp.path().join("state"));
+    let env = Env {
+        tmp,
+        model,
+        workspaces,
+    };
+    for (name, mode) in [("enforced", "enforce"), ("warned", "warn")] {
+        match env
+            .call::<OpencodeInfo>(Op::OpencodeStart, Some(name), None, None)
+            .await?
+        {
+            Reply::Error(e) => ensure!(
+                e.message.contains("not the cm-agent binary")
+                    && e.message.contains(&format!("mode = \"{mode}\"")),
+                "{e}"
+            ),
+            Reply::Ok(info) => bail!("OpenCode ran without its sandbox: {info:?}"),
+        }
+        let info: OpencodeInfo = env.ok(Op::OpencodeStatus, name, None, None).await?;
+        ensure!(info.state == OpencodeState::Failed, "{info:?}");
+        ensure!(
+            info.last_error
+                .as_deref()
+                .is_some_and(|m| m.contains("cm-agent run")),
+            "{info:?}"
+        );
+    }
+    env.shutdown().await;
+    Ok(())
+}

@@ -61,6 +61,17 @@ pub fn git_workspace(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The sandbox of workspaces in these tests: explicitly `off`. The agent is embedded in this
+/// test binary, which cannot launch OpenCode through `cm-agent __exec-child`, and the agent
+/// refuses to run OpenCode unconfined in any other mode (the sandbox itself is tested through
+/// the real binaries in tui/tests/e2e/sandbox.rs).
+pub fn unsandboxed() -> cm_agent::sandbox::SandboxConfig {
+    cm_agent::sandbox::SandboxConfig {
+        mode: cm_agent::sandbox::Mode::Off,
+        ..Default::default()
+    }
+}
+
 /// OpenCode settings pointing at the test model.
 pub fn config(binary: Option<PathBuf>, model: &TestModel) -> OpencodeConfig {
     let provider = json!({
@@ -127,7 +138,7 @@ impl Env {
                 name: (*name).to_owned(),
                 root: std::fs::canonicalize(&root)?,
                 permissions: Default::default(),
-                sandbox: Default::default(),
+                sandbox: unsandboxed(),
             });
         }
         let mut cfg = config(Some(binary), &model);

@@ -201,7 +201,13 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     let agent_secret = sentinels.agent_secret_text()?;
+    // /dev/shm is shared with every other program of the user: neither read nor written.
+    let shm_secret = PathBuf::from(format!("/dev/shm/cm-sandbox-test-{}", std::process::id()));
+    std::fs::write(&shm_secret, format!("{SECRET}\n"))?;
+    let shm_planted = shm_secret.with_extension("planted");
     let attempts = [
+        format!("cat {}", shm_secret.display()),
+        format!("echo pwned > {}", shm_planted.display()),
         format!(
             "echo pwned > {}",
             sentinels.outside.with_file_name("written.txt").display()
@@ -238,6 +244,12 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
             "{cmd}: the kernel's refusal should be shown: {answer}"
         );
     }
+    let shm_after = std::fs::read_to_string(&shm_secret);
+    let planted = shm_planted.exists();
+    let _ = std::fs::remove_file(&shm_secret);
+    let _ = std::fs::remove_file(&shm_planted);
+    assert_eq!(shm_after?, format!("{SECRET}\n"));
+    assert!(!planted, "a tool left a file in /dev/shm");
     // The environment is an allow-list: none of the agent's own variables.
     let answer = send(&world, &hidden_bash("env"))?;
     assert!(!answer.contains("CM_SANDBOX_CANARY"), "{answer}");
@@ -291,8 +303,233 @@ async fn approved_commands_cannot_leave_the_workspace_or_exhaust_the_host() -> R
         answer.contains("fork"),
         "the refusal should name fork: {answer}"
     );
+    // The operator sees which limits stopped them, on the workspace's sandbox line.
+    let ws = workspaces_once_they_contain(&world, &["memory limit 1536 MiB", "process limit 96"])?;
+    assert!(ws.contains("\"enforced\""), "{ws}");
     sentinels.assert_unchanged()?;
     assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+/// `workspaces box --json` once it holds every one of `needles` (the agent reads the
+/// launch's cgroup counters every second), bounded by the hang guard.
+fn workspaces_once_they_contain(world: &World, needles: &[&str]) -> Result<String> {
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let ws = world.tui_ok(&["workspaces", "box", "--json"])?;
+        if needles.iter().all(|n| ws.contains(n)) {
+            return Ok(ws);
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the workspace never showed {needles:?}: {ws}"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_owned))
+        })
+        .is_some_and(|state| state != "Z")
+}
+
+/// Has an approved command start a process that double-forks into its own session with no
+/// environment (no process group, parent chain or launch marker leads back to OpenCode);
+/// returns its pid once it runs.
+fn escape_with_setsid(world: &World, name: &str) -> Result<i32> {
+    let pid_file = world.workspace.join(format!("{name}.pid"));
+    let answer = send(
+        world,
+        &hidden_bash(&format!(
+            r#"setsid sh -c 'env -i /bin/sh -c "echo \$\$ > {}; exec /bin/sleep 1000" </dev/null >/dev/null 2>&1 &'; echo STARTED"#,
+            pid_file.display()
+        )),
+    )?;
+    anyhow::ensure!(answer.contains("STARTED"), "{answer}");
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    let pid: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no pid file");
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    };
+    anyhow::ensure!(alive(pid), "the stand-in tool did not start");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    anyhow::ensure!(
+        !String::from_utf8_lossy(&environ).contains("CM_AGENT_LAUNCH"),
+        "the stand-in should carry no launch marker"
+    );
+    Ok(pid)
+}
+
+/// Whether `pid` outlived what should have ended it (killed here if so, not to leak it).
+fn survived(pid: i32) -> bool {
+    let alive = alive(pid);
+    if alive {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    alive
+}
+
+/// The workspace's running `opencode` process.
+fn opencode_pid(world: &World) -> Result<i32> {
+    std::fs::read_dir("/proc")?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
+            exe.file_name().is_some_and(|n| n == "opencode") && cwd == world.workspace
+        })
+        .context("no OpenCode runs in the workspace")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_that_double_forks_into_its_own_session_dies_with_opencode() -> Result<()> {
+    let (world, _home, _sentinels) = sandboxed_world("").await?;
+    // OpenCode dies on its own (killed here): the escaped tool dies with it, before the
+    // agent reports the crash.
+    let first = escape_with_setsid(&world, "first")?;
+    let oc = opencode_pid(&world)?;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &oc.to_string()])
+        .status()?;
+    anyhow::ensure!(killed.success(), "cannot kill OpenCode {oc}");
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let s = world.tui_ok(&["opencode", "box", "demo", "status", "--json"])?;
+        if s.contains("\"restarts\": 1") {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no restart: {s}");
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    assert!(!survived(first), "process {first} outlived its OpenCode");
+    // OpenCode is stopped by an operator: the same.
+    let second = escape_with_setsid(&world, "second")?;
+    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
+    assert!(
+        !survived(second),
+        "process {second} outlived its OpenCode's stop"
+    );
+    assert_online_and_answering(&world)?;
+    Ok(())
+}
+
+/// The pids cgroup of the workspace's current launch (named after its marker, beneath the
+/// agent's own pids cgroup).
+fn launch_cgroup(world: &World) -> Result<PathBuf> {
+    let state = std::fs::read_to_string(world.agent_state.join("agent-state.json"))?;
+    let v: serde_json::Value = serde_json::from_str(&state)?;
+    let marker = v["children"]["demo"]["marker"]
+        .as_str()
+        .context("no launch recorded")?;
+    let own = std::fs::read_to_string(format!("/proc/{}/cgroup", agent_pid(world)?))?;
+    let parent = own
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "pids")
+                .then(|| path.to_owned())
+        })
+        .context("no cgroup v1 pids hierarchy")?;
+    Ok(Path::new("/sys/fs/cgroup/pids")
+        .join(parent.trim_start_matches('/'))
+        .join(format!("codemantle-{}", marker.get(..16).unwrap_or(marker))))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_launch_adopted_or_stopped_by_its_keeper_leaves_no_cgroup_or_tool_behind() -> Result<()> {
+    let grace = [("CM_AGENT_ORPHAN_GRACE", "2s")];
+    let mut world = World::start_with(
+        "permission = { edit = \"allow\", bash = \"allow\" }\n",
+        &grace,
+    )
+    .await?;
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
+    let first = launch_cgroup(&world)?;
+    anyhow::ensure!(
+        first.is_dir(),
+        "no cgroup {} for the launch",
+        first.display()
+    );
+    // The agent dies; a new one re-adopts the launch, and stops it.
+    world.agent.as_mut().context("agent")?.kill9();
+    world.agent = None;
+    world.start_agent_with(&grace)?;
+    world
+        .agent
+        .as_ref()
+        .context("agent")?
+        .wait_stderr("re-adopting OpenCode")?;
+    world.tui_ok(&["opencode", "box", "demo", "stop"])?;
+    assert!(!first.exists(), "{} is left behind", first.display());
+    // The agent dies for good: the keeper stops OpenCode after its grace, and cleans up.
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
+    let second = launch_cgroup(&world)?;
+    anyhow::ensure!(second.is_dir(), "no cgroup {}", second.display());
+    let escaped = escape_with_setsid(&world, "escaped")?;
+    let procs = std::fs::read_to_string(second.join("cgroup.procs"))?;
+    world.agent.as_mut().context("agent")?.kill9();
+    world.agent = None;
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    while second.exists() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{} is left behind (it held {procs:?}; now {:?})",
+            second.display(),
+            std::fs::read_to_string(second.join("cgroup.procs"))
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    assert!(!survived(escaped), "{escaped} outlived the keeper's stop");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_opencode_killed_at_its_memory_limit_tells_the_operator_why() -> Result<()> {
+    let world = World::start_with("\n[sandbox]\nmemory_max = \"48MiB\"\n", &[]).await?;
+    // OpenCode itself cannot start in 48 MiB: the kernel kills it; the agent is untouched.
+    let out = world.tui(&["opencode", "box", "demo", "start"])?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = if said.contains("memory limit 48 MiB reached") {
+        said
+    } else {
+        let deadline = std::time::Instant::now() + crate::harness::WAIT;
+        loop {
+            let s = world.tui_ok(&["opencode", "box", "demo", "status", "--json"])?;
+            if s.contains("memory limit 48 MiB reached") {
+                break s;
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "last_error never said why: {s} (start said: {said})"
+            );
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
+        }
+    };
+    assert!(status.contains("memory_max"), "{status}");
+    let hosts = world.tui_ok(&["hosts", "--json"])?;
+    anyhow::ensure!(hosts.contains("\"online\": true"), "host offline: {hosts}");
     Ok(())
 }
 
