@@ -81,7 +81,9 @@ async fn send_update(
             ))
         })?;
     for frame in frames {
-        send.write_all(&frame).await.map_err(|_| None)?;
+        crate::framed::write_within(send, &frame, crate::framed::WRITE_TIMEOUT)
+            .await
+            .map_err(|_| None)?;
     }
     Ok(())
 }
