@@ -6,11 +6,11 @@
 //! when OpenCode restarts (a new launch) or the agent does. While the host owner's lock file
 //! exists, no grant allows anything (the one `stat` is the only I/O here).
 
+use parking_lot::{Mutex, MutexGuard};
 use proto::grant::StandingGrant;
 use proto::ids::UserId;
 use proto::ops::PermissionRequest;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Most grants a workspace keeps; the oldest goes first (it then asks again: fail-safe).
 pub const MAX_GRANTS: usize = 256;
@@ -63,8 +63,7 @@ impl Grants {
     }
 
     fn lock(&self) -> MutexGuard<'_, Book> {
-        // A list and a counter: a panic elsewhere cannot leave them inconsistent.
-        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+        self.book.lock()
     }
 
     /// A new OpenCode launch is being read: grants of an earlier launch end with it.

@@ -3,7 +3,6 @@
 //! own, forever, and serves operators' requests by driving one `opencode serve` per workspace
 //! (started on demand, supervised, stopped when idle).
 
-pub mod backoff;
 pub mod config;
 pub mod core_tasks;
 pub mod doctor;

@@ -2,10 +2,10 @@
 //! the relay opens, and reconnect forever with capped, jittered backoff. Only cancellation ends
 //! it.
 
-use crate::backoff::{Backoff, RESTART_SPREAD, STABLE_AFTER, jitter};
 use crate::ops;
 use crate::status;
 use crate::workspaces::Workspaces;
+use cm_client::backoff::{Backoff, Policy, RESTART_SPREAD, jitter};
 use cm_client::framed::send_frame;
 use cm_client::time::random_u64;
 use cm_client::{self as client, DialOptions, LinkError, Session};
@@ -51,7 +51,7 @@ enum SessionEnd {
 
 /// Runs the link until `cancel` fires; operation streams are served from `workspaces`.
 pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: CancellationToken) {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::new(Policy::AGENT);
     loop {
         if cancel.is_cancelled() {
             return;
@@ -66,9 +66,7 @@ pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: Cancel
                 let since = Instant::now();
                 tracing::info!(host = %config.host, relay = %config.relay, conn = %session.conn_id, "connected to relay");
                 let end = serve(&config, session, &workspaces, &cancel).await;
-                if since.elapsed() >= STABLE_AFTER {
-                    backoff.reset();
-                }
+                backoff.connection_lasted(since.elapsed());
                 match end {
                     SessionEnd::Cancelled => return,
                     SessionEnd::RelayRestarting => {

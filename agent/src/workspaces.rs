@@ -6,9 +6,10 @@ use crate::config::{OpencodeConfig, Workspace};
 use crate::hub::EventHub;
 use crate::ops::idempotency::{Bounded, MAX_ANSWERED, PromptRecord};
 use crate::supervisor::{SupervisorDeps, SupervisorHandle, leftovers};
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -38,18 +39,12 @@ pub struct WorkspaceRuntime {
 impl WorkspaceRuntime {
     /// Remembers that request `id` was answered.
     pub fn mark_answered(&self, id: &str) {
-        self.answered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id.to_owned(), ());
+        self.answered.lock().insert(id.to_owned(), ());
     }
 
     /// Whether request `id` was answered by this agent.
     pub fn was_answered(&self, id: &str) -> bool {
-        self.answered
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(id)
+        self.answered.lock().contains(id)
     }
 }
 

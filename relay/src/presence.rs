@@ -4,10 +4,10 @@
 //! so a shared store (Redis, for several relays serving one fleet) can replace the in-memory
 //! default without touching callers. Online = connected *and* heart-beating within the timeout.
 
+use parking_lot::Mutex;
 use proto::ids::{ConnId, HostId};
 use proto::message::{HostInfo, HostStatus};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use tokio::sync::watch;
 
 /// The presence and routing interface. `R` is how to reach a host's connection (a
@@ -62,13 +62,9 @@ impl<R> MemoryPresence<R> {
     }
 
     fn with_table<T>(&self, f: impl FnOnce(&mut HashMap<HostId, Entry<R>>) -> T) -> T {
-        // A poisoned lock only means another thread panicked mid-update; the table is still a
-        // valid map, so keep serving rather than take the relay down.
-        let mut guard = match self.table.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+        // parking_lot does not poison: a panic elsewhere mid-update leaves a valid map, and
+        // the relay keeps serving.
+        f(&mut self.table.lock())
     }
 }
 

@@ -8,6 +8,7 @@ use crate::call::{AdminCall, Call, CallError, Request, Response, Scope, WatchKey
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
+use cm_client::backoff::{Backoff, Policy};
 use cm_client::framed::send_frame;
 use cm_client::time::random_u64;
 use cm_client::{self as client, LinkError, Session};
@@ -27,12 +28,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// First backoff step; attempt `n` waits up to `BACKOFF_BASE * 2^n`.
-pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
-/// Cap on a single wait (design §7: capped backoff, forever).
-pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
-/// A connection that stayed up this long resets the backoff.
-pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// How often the control stream is pinged (RTT in the status bar; also notices a dead relay).
 pub const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// A ping unanswered for this long means the connection is dead.
@@ -46,19 +41,6 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 const WATCH_REQ_BASE: u64 = 1 << 40;
 /// What a call made while there is no connection answers.
 const NOT_CONNECTED: &str = "not connected to the relay";
-
-/// The wait before reconnect attempt `attempt` (0-based): exponential from [`BACKOFF_BASE`],
-/// capped at [`BACKOFF_CAP`], with "equal jitter" (a uniform draw in the upper half), so the
-/// wait is never zero yet a fleet of operators does not retry in lockstep. `random` is a
-/// uniform u64.
-pub fn backoff_delay(attempt: u32, random: u64) -> Duration {
-    let ceiling = BACKOFF_BASE
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(BACKOFF_CAP);
-    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    let half = ceiling_ms / 2;
-    Duration::from_millis(half + random % (ceiling_ms - half + 1))
-}
 
 /// Commands to the connection task.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +144,7 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     cancel: CancellationToken,
 ) {
-    let mut attempt: u32 = 0;
+    let mut backoff = Backoff::new(Policy::OPERATOR);
     loop {
         let connected = tokio::select! {
             biased;
@@ -183,9 +165,7 @@ async fn run(
                 } else {
                     serve(session, &events, &mut commands, &cancel).await
                 };
-                if up_since.elapsed() >= STABLE_AFTER {
-                    attempt = 0;
-                }
+                backoff.connection_lasted(up_since.elapsed());
                 end
             }
             Err(e) if e.is_fatal() => End::Fatal {
@@ -202,13 +182,12 @@ async fn run(
                 return;
             }
             End::Requested => {
-                attempt = 0;
+                backoff.reset();
                 continue;
             }
             End::Lost(reason) => reason,
         };
-        let retry_in = backoff_delay(attempt, random_u64());
-        attempt = attempt.saturating_add(1);
+        let retry_in = backoff.next_delay(random_u64());
         tracing::warn!(%reason, ?retry_in, "relay connection lost; reconnecting");
         let event = NetEvent::Disconnected { reason, retry_in };
         if events.send(event).await.is_err() {
@@ -222,7 +201,7 @@ async fn run(
                 () = cancel.cancelled() => return,
                 cmd = commands.recv() => match cmd {
                     Some(Command::Reconnect) => {
-                        attempt = 0;
+                        backoff.reset();
                         break;
                     }
                     Some(other) => refuse(other, &events).await,
@@ -570,33 +549,6 @@ async fn run_watch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_the_cap_and_never_reaches_zero() {
-        let max: Vec<u128> = (0..10)
-            .map(|n| backoff_delay(n, u64::MAX).as_millis())
-            .collect();
-        assert!(max.windows(2).all(|w| w[0] <= w[1]), "{max:?}");
-        assert_eq!(backoff_delay(0, 0), Duration::from_millis(500));
-        assert_eq!(backoff_delay(3, 0), Duration::from_secs(4));
-        for n in [5, 6, 20, u32::MAX] {
-            for r in [0, 1, 12_345, u64::MAX] {
-                let d = backoff_delay(n, r);
-                assert!(d <= BACKOFF_CAP, "{n} {r} {d:?}");
-                assert!(d >= BACKOFF_CAP / 2, "{n} {r} {d:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn jitter_spreads_within_the_upper_half() {
-        let a = backoff_delay(2, 0);
-        let b = backoff_delay(2, 1_999);
-        let c = backoff_delay(2, 2_000);
-        assert_eq!(a, Duration::from_millis(2_000));
-        assert_eq!(b, Duration::from_millis(3_999));
-        assert_eq!(c, Duration::from_millis(4_000));
-    }
 
     #[test]
     fn refusals_tell_what_to_run() {

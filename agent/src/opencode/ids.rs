@@ -5,7 +5,7 @@
 //! `msg_` + 12 hex digits of the low 48 bits of `unix_ms * 0x1000 + counter` + 14 base62
 //! characters. OpenCode orders messages by id, so the time part must be the current time.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 /// Random characters after the time part.
 const RANDOM_LEN: usize = 14;
@@ -31,9 +31,7 @@ static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
 pub fn new_message_id() -> String {
     let now = cm_client::time::now_ms();
     let counter = {
-        let mut last = LAST
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = LAST.lock();
         if last.0 == now {
             last.1 += 1;
         } else {

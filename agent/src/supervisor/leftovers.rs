@@ -23,8 +23,8 @@
 //! that hole and is the better design where the agent runs under systemd.
 
 use crate::opencode::launch::MARKER_ENV;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 /// One process, identified robustly against pid reuse.
 #[derive(
@@ -122,9 +122,8 @@ static KNOWN_CHILDREN: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 /// reaped with `waitpid`, so the agent never steals another child's exit status.
 static ADOPTED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain sets; a panic elsewhere cannot leave them inconsistent.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// Launch markers of OpenCode processes being re-adopted: their tool processes are not strays.

@@ -1,18 +1,29 @@
-//! Framed JSON over QUIC streams: the thin async shell around `proto::frame`.
+//! Length-prefixed JSON frames over any `AsyncRead`/`AsyncWrite` (a QUIC stream in production,
+//! an in-memory pipe in tests): the thin async shell around `proto::frame`, used by the relay,
+//! the agent and the clients. Writes are bounded by [`WRITE_TIMEOUT`], so a peer that stops
+//! reading cannot hold a writer forever.
 
 use bytes::BytesMut;
 use proto::frame::{self, FrameDecoder, FrameError};
 use serde::{Serialize, de::DeserializeOwned};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+/// Bound on writing one frame: a peer that stops reading cannot pin a task forever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors on a framed stream.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// Reading failed (connection lost, stream reset).
     #[error("read: {0}")]
-    Read(#[from] quinn::ReadError),
+    Read(#[source] std::io::Error),
     /// Writing failed (connection lost, stream stopped).
     #[error("write: {0}")]
-    Write(#[from] quinn::WriteError),
+    Write(#[source] std::io::Error),
+    /// The peer did not take a frame in time.
+    #[error("the peer did not read within {0:?}")]
+    WriteTimeout(Duration),
     /// The peer sent a frame we refuse.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -23,18 +34,19 @@ pub enum StreamError {
 
 /// A receive stream that yields decoded frames.
 #[derive(Debug)]
-pub struct FramedRecv {
-    recv: quinn::RecvStream,
+pub struct FramedRecv<R = quinn::RecvStream> {
+    recv: R,
     buf: BytesMut,
     decoder: FrameDecoder,
 }
 
-/// Largest chunk read at once.
-const READ_CHUNK: usize = 64 * 1024;
+/// Room made for a read when the buffer is full: small, because every idle stream keeps it.
+/// A frame's announced length reserves the rest of it at once (`FrameDecoder::decode`).
+const READ_ROOM: usize = 1024;
 
-impl FramedRecv {
+impl<R: AsyncRead + Unpin> FramedRecv<R> {
     /// Wraps `recv`, refusing frames longer than `max_len`.
-    pub fn new(recv: quinn::RecvStream, max_len: usize) -> Self {
+    pub fn new(recv: R, max_len: usize) -> Self {
         Self {
             recv,
             buf: BytesMut::new(),
@@ -56,12 +68,18 @@ impl FramedRecv {
             if let Some(body) = self.decoder.decode(&mut self.buf)? {
                 return Ok(Some(body));
             }
-            match self.recv.read_chunk(READ_CHUNK, true).await? {
-                Some(chunk) => self.buf.extend_from_slice(&chunk.bytes),
-                None => {
-                    self.decoder.finish(&self.buf)?;
-                    return Ok(None);
-                }
+            if self.buf.len() == self.buf.capacity() {
+                self.buf.reserve(READ_ROOM);
+            }
+            if self
+                .recv
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(StreamError::Read)?
+                == 0
+            {
+                self.decoder.finish(&self.buf)?;
+                return Ok(None);
             }
         }
     }
@@ -102,26 +120,128 @@ impl FramedRecv {
     }
 
     /// The underlying stream.
-    pub fn into_inner(self) -> quinn::RecvStream {
+    pub fn into_inner(self) -> R {
         self.recv
     }
+}
 
+impl FramedRecv<quinn::RecvStream> {
     /// Tells the peer to stop sending.
     pub fn stop(&mut self, code: u32) {
         let _ = self.recv.stop(quinn::VarInt::from_u32(code));
     }
 }
 
-/// Writes `value` as one frame.
+/// Writes `value` as one frame of at most `max_len` bytes, within [`WRITE_TIMEOUT`].
 ///
 /// # Errors
-/// Oversize value or a transport failure.
-pub async fn send_frame<T: Serialize>(
-    send: &mut quinn::SendStream,
+/// Oversize value, a transport failure, or [`StreamError::WriteTimeout`] (the stream is then
+/// unusable: part of the frame may have been written).
+pub async fn send_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    send: &mut W,
     value: &T,
     max_len: usize,
 ) -> Result<(), StreamError> {
     let bytes = frame::to_frame(value, max_len)?;
-    send.write_all(&bytes).await?;
-    Ok(())
+    write_within(send, &bytes, WRITE_TIMEOUT).await
+}
+
+/// Writes already-framed `bytes` within `limit`.
+///
+/// # Errors
+/// A transport failure or [`StreamError::WriteTimeout`].
+pub async fn write_within<W: AsyncWrite + Unpin>(
+    send: &mut W,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), StreamError> {
+    tokio::time::timeout(limit, async {
+        send.write_all(bytes).await?;
+        send.flush().await
+    })
+    .await
+    .map_err(|_| StreamError::WriteTimeout(limit))?
+    .map_err(StreamError::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_eof_is_clean() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            send_frame(&mut b, &serde_json::json!({"x": 1}), 1024)
+                .await
+                .unwrap();
+            send_frame(&mut b, &"two", 1024).await.unwrap();
+        });
+        let mut r = FramedRecv::new(a, 1024);
+        assert_eq!(
+            r.next::<serde_json::Value>().await.unwrap(),
+            Some(serde_json::json!({"x": 1}))
+        );
+        assert_eq!(r.next::<String>().await.unwrap().as_deref(), Some("two"));
+        writer.await.unwrap();
+        assert_eq!(r.next::<String>().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn oversize_frames_are_refused() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        send_frame(&mut b, &"x".repeat(100), 1024).await.unwrap();
+        let mut r = FramedRecv::new(a, 10);
+        assert!(matches!(
+            r.next::<String>().await,
+            Err(StreamError::Frame(FrameError::Oversize { .. }))
+        ));
+        let mut sink = tokio::io::sink();
+        assert!(send_frame(&mut sink, &"x".repeat(100), 10).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_end_inside_a_frame_is_truncation_and_expect_needs_a_frame() {
+        let (a, mut b) = tokio::io::duplex(64);
+        b.write_all(&[0, 0, 0, 9, b'"']).await.unwrap();
+        drop(b);
+        let mut r = FramedRecv::new(a, 1024);
+        assert!(matches!(
+            r.next::<String>().await,
+            Err(StreamError::Frame(FrameError::Truncated { .. }))
+        ));
+        let (a, b) = tokio::io::duplex(64);
+        drop(b);
+        assert!(matches!(
+            FramedRecv::new(a, 1024).expect::<String>().await,
+            Err(StreamError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_unread_frame_is_read_again_before_the_rest() {
+        let (a, mut b) = tokio::io::duplex(256);
+        send_frame(&mut b, &"first", 1024).await.unwrap();
+        send_frame(&mut b, &"second", 1024).await.unwrap();
+        let mut r = FramedRecv::new(a, 1024);
+        let body = r.next_raw().await.unwrap().unwrap();
+        r.unread_frame(&body);
+        assert_eq!(r.expect::<String>().await.unwrap(), "first");
+        assert_eq!(r.expect::<String>().await.unwrap(), "second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_reads_cannot_hold_a_writer_forever() {
+        // The peer's end stays open but is never read: the pipe fills and the write stalls.
+        let (mut ours, _never_read) = tokio::io::duplex(64);
+        let frame = "x".repeat(1_000);
+        // Without a bound the write would wait forever; the outer limit turns that into a failure.
+        let r = tokio::time::timeout(WRITE_TIMEOUT * 2, send_frame(&mut ours, &frame, 4096))
+            .await
+            .expect("the write gave up by itself");
+        assert!(
+            matches!(r, Err(StreamError::WriteTimeout(t)) if t == WRITE_TIMEOUT),
+            "{r:?}"
+        );
+    }
 }

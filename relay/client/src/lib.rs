@@ -4,6 +4,7 @@
 //! (framing, QUIC/TLS transport settings, the clock, the small helpers every binary uses), never
 //! the other way round.
 
+pub mod backoff;
 pub mod finding;
 pub mod framed;
 mod hosts;

@@ -10,25 +10,23 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// `ts_ms` (Unix milliseconds) as `YYYY-MM-DD HH:MM:SSZ` in UTC, for text output.
+/// `ts_ms` (Unix milliseconds) as `YYYY-MM-DD HH:MM:SSZ` in UTC, for text output. A time past
+/// the year 9999 (a "never" expiry saturated to the maximum) says so instead.
 pub fn utc(ts_ms: u64) -> String {
-    let secs = ts_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, proleptic Gregorian).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let t = i64::try_from(ts_ms / 1000)
+        .ok()
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok());
+    let Some(t) = t else {
+        return format!("after 9999-12-31 ({ts_ms} ms since 1970)");
+    };
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
@@ -79,6 +77,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(1_795_660_882_220), "2026-11-26 02:41:22Z");
+        assert_eq!(utc(253_402_300_799_999), "9999-12-31 23:59:59Z");
+        assert!(utc(u64::MAX).starts_with("after 9999-12-31"));
+    }
 
     #[test]
     fn durations() {

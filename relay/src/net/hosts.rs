@@ -78,7 +78,9 @@ async fn send_update(
             Some(RequestError::HostStatusTooLarge(e.to_string()))
         })?;
     for frame in frames {
-        send.write_all(&frame).await.map_err(|_| None)?;
+        crate::framed::write_within(send, &frame, crate::framed::WRITE_TIMEOUT)
+            .await
+            .map_err(|_| None)?;
     }
     Ok(())
 }

@@ -9,73 +9,44 @@
 //! draining) are handed to the relay's task tracker, so they finish as spawned tasks would
 //! have. A request that panics is dropped alone; the connection and its other requests go on.
 
+use futures::future::{CatchUnwind, FutureExt as _, Map};
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 use tokio_util::task::TaskTracker;
 
 /// One request's future.
 pub(crate) type Request = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// Requests whose wakers fired since the last turn, and the connection task to wake for them.
-#[derive(Debug, Default)]
-struct Woken {
-    ready: Vec<(usize, u64)>,
-    task: Option<Waker>,
+/// A request whose panic is caught and logged instead of unwinding into the connection task.
+type Guarded = Map<CatchUnwind<AssertUnwindSafe<Request>>, fn(std::thread::Result<()>)>;
+
+fn guard(request: Request) -> Guarded {
+    AssertUnwindSafe(request)
+        .catch_unwind()
+        .map(log_panic as fn(std::thread::Result<()>))
 }
 
-/// The waker of one request: queues the request and wakes the connection task.
-#[derive(Debug)]
-struct RequestWaker {
-    slot: usize,
-    generation: u64,
-    /// Already queued (a second wake before the next poll adds nothing).
-    queued: AtomicBool,
-    woken: Arc<Mutex<Woken>>,
-}
-
-impl Wake for RequestWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+fn log_panic(outcome: std::thread::Result<()>) {
+    if outcome.is_err() {
+        tracing::error!("a request stream handler panicked; dropped that stream");
     }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.queued.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let task = {
-            let mut w = super::lock(&self.woken);
-            w.ready.push((self.slot, self.generation));
-            w.task.take()
-        };
-        if let Some(task) = task {
-            task.wake();
-        }
-    }
-}
-
-struct Slot {
-    generation: u64,
-    request: Request,
-    waker: Arc<RequestWaker>,
 }
 
 /// The set; see the module documentation.
 pub(crate) struct InFlight {
-    slots: Vec<Option<Slot>>,
-    free: Vec<usize>,
-    next_generation: u64,
-    len: usize,
-    woken: Arc<Mutex<Woken>>,
+    requests: FuturesUnordered<Guarded>,
     tracker: TaskTracker,
 }
 
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InFlight").field("len", &self.len).finish()
+        f.debug_struct("InFlight")
+            .field("len", &self.requests.len())
+            .finish()
     }
 }
 
@@ -83,11 +54,7 @@ impl InFlight {
     /// An empty set whose leftovers go to `tracker` when it is dropped.
     pub(crate) fn new(tracker: TaskTracker) -> Self {
         Self {
-            slots: Vec::new(),
-            free: Vec::new(),
-            next_generation: 0,
-            len: 0,
-            woken: Arc::default(),
+            requests: FuturesUnordered::new(),
             tracker,
         }
     }
@@ -95,35 +62,12 @@ impl InFlight {
     /// Requests not finished yet.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.len
+        self.requests.len()
     }
 
     /// Adds a request; the next turn of [`InFlight::run`] polls it first time.
     pub(crate) fn push(&mut self, request: Request) {
-        let slot = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-        };
-        let generation = self.next_generation;
-        self.next_generation += 1;
-        let waker = Arc::new(RequestWaker {
-            slot,
-            generation,
-            queued: AtomicBool::new(true),
-            woken: Arc::clone(&self.woken),
-        });
-        super::lock(&self.woken).ready.push((slot, generation));
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = Some(Slot {
-                generation,
-                request,
-                waker,
-            });
-            self.len += 1;
-        }
+        self.requests.push(guard(request));
     }
 
     /// Drives the requests; never completes (use it as one branch of a `select!`). The owning
@@ -133,44 +77,9 @@ impl InFlight {
     }
 
     fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<Infallible> {
-        // Register first: a request woken while the others are polled wakes the task again.
-        let ready = {
-            let mut w = super::lock(&self.woken);
-            if !w.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
-                w.task = Some(cx.waker().clone());
-            }
-            std::mem::take(&mut w.ready)
-        };
-        for (i, generation) in ready {
-            let Some(Some(slot)) = self.slots.get_mut(i) else {
-                continue;
-            };
-            if slot.generation != generation {
-                continue; // a finished request's late wake-up
-            }
-            slot.waker.queued.store(false, Ordering::Release);
-            let waker = Waker::from(Arc::clone(&slot.waker));
-            let mut rcx = Context::from_waker(&waker);
-            let request = &mut slot.request;
-            let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                request.as_mut().poll(&mut rcx)
-            }));
-            let done = match polled {
-                Ok(Poll::Pending) => false,
-                Ok(Poll::Ready(())) => true,
-                Err(_) => {
-                    tracing::error!("a request stream handler panicked; dropped that stream");
-                    true
-                }
-            };
-            if done {
-                if let Some(s) = self.slots.get_mut(i) {
-                    *s = None;
-                }
-                self.free.push(i);
-                self.len -= 1;
-            }
-        }
+        // `Ready(None)` (empty) is fine to see again: a pushed request is polled on the next
+        // turn, which the owning task's loop makes after every push.
+        while let Poll::Ready(Some(())) = self.requests.poll_next_unpin(cx) {}
         Poll::Pending
     }
 }
@@ -180,8 +89,8 @@ impl Drop for InFlight {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return; // the runtime is going away: so are its tasks
         };
-        for slot in self.slots.drain(..).flatten() {
-            self.tracker.spawn_on(slot.request, &handle);
+        for request in std::mem::take(&mut self.requests) {
+            self.tracker.spawn_on(request, &handle);
         }
     }
 }
@@ -189,7 +98,8 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
     use tokio::sync::oneshot;
 
@@ -231,13 +141,13 @@ mod tests {
         go_tx.send(()).unwrap();
         drive(&mut set, done_rx).await.unwrap();
         assert_eq!(set.len(), 0);
-        // Slots are reused.
+        // The set takes new requests after it ran empty.
         let (tx, rx) = oneshot::channel::<()>();
         set.push(Box::pin(async move {
             let _ = tx.send(());
         }));
         drive(&mut set, rx).await.unwrap();
-        assert_eq!(set.slots.len(), 2);
+        assert_eq!(set.len(), 0);
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 
 use argon2::password_hash::phc::{Output, PasswordHash};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use std::sync::{Arc, Mutex, mpsc};
+use parking_lot::Mutex;
+use std::sync::{Arc, mpsc};
 
 /// Largest argon2 memory a stored hash may ask for (64 MiB): a hash with more is refused
 /// rather than allocated.
@@ -65,10 +66,7 @@ impl PasswordWorkers {
 fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let job = match queue.lock() {
-            Ok(q) => q.recv(),
-            Err(p) => p.into_inner().recv(),
-        };
+        let job = queue.lock().recv();
         let Ok(job) = job else { return };
         // A panicking check loses its answer (the caller sees `WorkersGone`), not the thread.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut memory)));

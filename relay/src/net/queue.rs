@@ -396,8 +396,7 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
         let mut frame = bytes::BytesMut::new();
         proto::frame::encode_raw(row.body.as_bytes(), MAX_FRAME_LEN, &mut frame)
             .map_err(|e| e.to_string())?;
-        agent_send
-            .write_all(&frame)
+        crate::framed::write_within(&mut agent_send, &frame, crate::framed::WRITE_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
         let _ = agent_send.finish();
