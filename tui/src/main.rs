@@ -487,11 +487,7 @@ fn run(cli: Cli) -> Result<()> {
             let (profile, key) = logins.load(now_ms())?;
             let revoked = rt.block_on(async {
                 let remote = Remote::connect(&profile, &key).await?;
-                let header = proto::header::StreamHeader::new(
-                    proto::header::Op::Logout,
-                    proto::ids::ReqId(1),
-                );
-                let r = cm_relay::client::request::<(), bool>(remote.conn(), &header, None).await;
+                let r = remote.call_relay::<proto::op::Logout>(&()).await;
                 remote.close();
                 r
             });

@@ -11,15 +11,15 @@ use crate::profile::Profile;
 use cm_relay::client::{self, LinkError, Session};
 use cm_relay::framed::send_frame;
 use cm_relay::time::random_u64;
-use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::message::{CloseReason, Control, Reply};
+use proto::op;
+use proto::operation::{Operation, Streaming, Unary};
 use proto::ops::WatchQuery;
-use serde::Serialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use proto::queue::PromptOutcome;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -399,12 +399,13 @@ fn call_error(e: LinkError) -> CallError {
     }
 }
 
-async fn call<B: Serialize, T: DeserializeOwned>(
+/// One typed call: `O`'s body in, `O`'s reply out.
+async fn call<O: Unary>(
     conn: &quinn::Connection,
     header: &StreamHeader,
-    body: Option<&B>,
-) -> Result<T, CallError> {
-    client::request(conn, header, body)
+    body: &O::Body,
+) -> Result<O::Reply, CallError> {
+    crate::remote::call::<O>(conn, header, body)
         .await
         .map_err(call_error)
 }
@@ -428,75 +429,85 @@ async fn perform(
     let _ = events.send(NetEvent::Reply { request, result }).await;
 }
 
+/// The app's call as the typed operation it is, its answer as the app's [`Response`].
 async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Response, CallError> {
     let h = header(request.call.op(), ReqId(request.id), &request.scope);
-    let none = None::<&()>;
+    let c = conn;
     Ok(match &request.call {
-        Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
-        Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
-        Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
-        Call::SessionRename(body) => Response::Renamed(call(conn, &h, Some(body)).await?),
+        Call::WorkspaceList => Response::Workspaces(call::<op::WorkspaceList>(c, &h, &()).await?),
+        Call::SessionList => Response::Sessions(call::<op::SessionList>(c, &h, &()).await?),
+        Call::SessionCreate(b) => Response::Created(call::<op::SessionCreate>(c, &h, b).await?),
+        Call::SessionRename(b) => Response::Renamed(call::<op::SessionRename>(c, &h, b).await?),
         Call::SessionDelete => {
-            let _: IgnoredAny = call(conn, &h, none).await?;
+            call::<op::SessionDelete>(c, &h, &()).await?;
             Response::Deleted
         }
-        Call::Prompt(body) => match call(conn, &h, Some(body)).await? {
-            proto::queue::PromptOutcome::Accepted(a) => Response::Accepted(a),
-            proto::queue::PromptOutcome::Queued { queued } => Response::Queued(queued),
+        Call::Prompt(b) => match call::<op::Prompt>(c, &h, b).await? {
+            PromptOutcome::Accepted(a) => Response::Accepted(a),
+            PromptOutcome::Queued { queued } => Response::Queued(queued),
         },
-        Call::Abort => Response::Aborted(call(conn, &h, none).await?),
-        Call::Messages(body) => Response::Messages(call(conn, &h, Some(body)).await?),
-        Call::Diff(body) => Response::Diff(call(conn, &h, Some(body)).await?),
-        Call::PermissionList => Response::Pending(call(conn, &h, none).await?),
-        Call::PermissionReply(body) => {
-            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
+        Call::Abort => Response::Aborted(call::<op::Abort>(c, &h, &()).await?),
+        Call::Messages(b) => Response::Messages(call::<op::Messages>(c, &h, b).await?),
+        Call::Diff(b) => Response::Diff(call::<op::Diff>(c, &h, b).await?),
+        Call::PermissionList => Response::Pending(call::<op::PermissionList>(c, &h, &()).await?),
+        Call::PermissionReply(b) => {
+            call::<op::PermissionReply>(c, &h, b).await?;
             Response::Answered
         }
-        Call::QuestionReply(body) => {
-            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
+        Call::QuestionReply(b) => {
+            call::<op::QuestionReply>(c, &h, b).await?;
             Response::Answered
         }
-        Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
-        Call::FsList(body) => Response::Folder(call(conn, &h, Some(body)).await?),
-        Call::GitStatus(body) => Response::Git(call(conn, &h, Some(body)).await?),
-        Call::PermissionGrants => Response::Grants(call(conn, &h, none).await?),
-        Call::PermissionRevoke(body) => Response::Revoked(call(conn, &h, Some(body)).await?),
+        Call::OpencodeStart => Response::Opencode(call::<op::OpencodeStart>(c, &h, &()).await?),
+        Call::OpencodeStop => Response::Opencode(call::<op::OpencodeStop>(c, &h, &()).await?),
+        Call::FsList(b) => Response::Folder(call::<op::FsList>(c, &h, b).await?),
+        Call::GitStatus(b) => Response::Git(call::<op::GitStatus>(c, &h, b).await?),
+        Call::PermissionGrants => Response::Grants(call::<op::PermissionGrants>(c, &h, &()).await?),
+        Call::PermissionRevoke(b) => {
+            Response::Revoked(call::<op::PermissionRevoke>(c, &h, b).await?)
+        }
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));
-            admin_call(conn, &h, admin).await?
+            admin_call(c, &h, admin).await?
         }
     })
 }
 
 /// Performs one administration call.
 async fn admin_call(
-    conn: &quinn::Connection,
+    c: &quinn::Connection,
     h: &StreamHeader,
     admin: &AdminCall,
 ) -> Result<Response, CallError> {
-    use proto::admin::{CredName, HostName, HostRequest};
-    let none = None::<&()>;
+    use proto::admin::{CredName, HostName, HostRequest, HostRotated};
+    let rotated = |r: HostRotated| match r {
+        HostRotated::List(hosts) => Response::AdminHosts(hosts),
+        HostRotated::Rotated(token) => Response::Enrolled(token),
+    };
     Ok(match admin {
-        AdminCall::UserList => Response::Users(call(conn, h, none).await?),
-        AdminCall::User(_, body) => Response::Done(call(conn, h, Some(body)).await?),
-        AdminCall::HostList => Response::AdminHosts(call(conn, h, Some(&HostRequest::List)).await?),
-        AdminCall::HostAdd(body) => Response::Enrolled(call(conn, h, Some(body)).await?),
+        AdminCall::UserList => Response::Users(call::<op::UserList>(c, h, &()).await?),
+        AdminCall::User(Op::GrantAdmin, b) => {
+            Response::Done(call::<op::GrantAdmin>(c, h, b).await?)
+        }
+        AdminCall::User(_, b) => Response::Done(call::<op::UserManage>(c, h, b).await?),
+        AdminCall::HostList => rotated(call::<op::HostRotate>(c, h, &HostRequest::List).await?),
+        AdminCall::HostAdd(b) => Response::Enrolled(call::<op::HostAdd>(c, h, b).await?),
         AdminCall::HostRotate(name) => {
             let body = HostRequest::Rotate { name: name.clone() };
-            Response::Enrolled(call(conn, h, Some(&body)).await?)
+            rotated(call::<op::HostRotate>(c, h, &body).await?)
         }
         AdminCall::HostRevoke(name) => {
             let body = HostName { name: name.clone() };
-            Response::Done(call(conn, h, Some(&body)).await?)
+            Response::Done(call::<op::HostRevoke>(c, h, &body).await?)
         }
-        AdminCall::CredsList(body) => Response::Creds(call(conn, h, Some(body)).await?),
+        AdminCall::CredsList(b) => Response::Creds(call::<op::CredsList>(c, h, b).await?),
         AdminCall::CredsRevoke(id) => {
             let body = CredName { id: id.clone() };
-            Response::Done(call(conn, h, Some(&body)).await?)
+            Response::Done(call::<op::CredsRevoke>(c, h, &body).await?)
         }
-        AdminCall::Kill(body) => Response::Done(call(conn, h, Some(body)).await?),
-        AdminCall::AuditRead(body) => Response::Audit(call(conn, h, Some(body)).await?),
+        AdminCall::Kill(b) => Response::Done(call::<op::Kill>(c, h, b).await?),
+        AdminCall::AuditRead(b) => Response::Audit(call::<op::AuditRead>(c, h, b).await?),
     })
 }
 
@@ -532,19 +543,21 @@ async fn run_watch(
     job: &WatchJob,
     events: &mpsc::Sender<NetEvent>,
 ) -> Result<(), String> {
-    let h = header(Op::WatchEvents, job.req_id, &job.watch.scope());
+    type Watch = op::WatchEvents;
+    let h = header(Watch::OP, job.req_id, &job.watch.scope());
     // The send half stays open for the life of the watch; dropping it would end the request.
     let (mut send, mut recv) = client::subscribe(conn, &h)
         .await
         .map_err(|e| e.to_string())?;
-    let query = WatchQuery {
+    let query: <Watch as Operation>::Body = WatchQuery {
         after_seq: job.after_seq,
     };
     send_frame(&mut send, &query, MAX_FRAME_LEN)
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    let first: Reply<u64> = recv.expect().await.map_err(|e| e.to_string())?;
+    let first: Reply<<Watch as Operation>::Reply> =
+        recv.expect().await.map_err(|e| e.to_string())?;
     let next_seq = first.into_result().map_err(|e| e.message)?;
     let gone = || "the app stopped".to_owned();
     let started = NetEvent::WatchStarted {
@@ -553,7 +566,7 @@ async fn run_watch(
     };
     events.send(started).await.map_err(|_| gone())?;
     loop {
-        match recv.next::<EventFrame>().await {
+        match recv.next::<<Watch as Streaming>::Item>().await {
             Ok(Some(frame)) => {
                 let event = NetEvent::WatchFrame {
                     watch: job.watch.clone(),
