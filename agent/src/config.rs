@@ -1,8 +1,8 @@
 //! The agent's configuration file (TOML), parsed into validated types. Unknown keys are an error
 //! that names the key and the file.
 
-use cm_relay::secrets::StoreChoice;
-use cm_relay::time::parse_duration;
+use cm_client::secrets::StoreChoice;
+use cm_client::time::parse_duration;
 use proto::ids::HostId;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@ use crate::config::{ConfigFile, OpencodeConfig};
 use crate::enroll;
 use crate::opencode::binary::{self, Search};
 use crate::opencode::provider;
-use cm_relay::client::{self, LinkError};
-pub use cm_relay::finding::Finding;
+pub use cm_client::finding::Finding;
+use cm_client::{self as client, LinkError};
 use proto::handshake::MAX_CLOCK_SKEW_MS;
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! relay address, pin and host id into the configuration file.
 
 use crate::config::{ConfigError, ConfigFile};
-use cm_relay::secrets::{SecretError, SecretStore, StoreChoice};
+use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
 use proto::handshake::Key;
 use proto::ids::HostId;
 use proto::token::{EnrollmentToken, TokenError};

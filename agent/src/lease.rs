@@ -321,7 +321,7 @@ pub fn is_running(rt: &WorkspaceRuntime) -> bool {
 }
 
 fn now_ms() -> u64 {
-    cm_relay::time::now_ms()
+    cm_client::time::now_ms()
 }
 
 /// Aborts the running turns of a workspace, stops its OpenCode, and tells operators why.

@@ -6,9 +6,9 @@ use crate::backoff::{Backoff, RESTART_SPREAD, STABLE_AFTER, jitter};
 use crate::ops;
 use crate::status;
 use crate::workspaces::Workspaces;
-use cm_relay::client::{self, DialOptions, LinkError, Session};
-use cm_relay::framed::send_frame;
-use cm_relay::time::random_u64;
+use cm_client::framed::send_frame;
+use cm_client::time::random_u64;
+use cm_client::{self as client, DialOptions, LinkError, Session};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId};
@@ -196,7 +196,7 @@ async fn serve_connection(
     config: &LinkConfig,
     conn: &quinn::Connection,
     mut control_send: quinn::SendStream,
-    mut control_recv: cm_relay::framed::FramedRecv,
+    mut control_recv: cm_client::framed::FramedRecv,
     streams: &Streams,
     cancel: &CancellationToken,
 ) -> SessionEnd {

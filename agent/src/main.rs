@@ -8,7 +8,7 @@ use cm_agent::link::{self, LinkConfig};
 use cm_agent::opencode::binary::{self, Search};
 use cm_agent::supervisor::leftovers;
 use cm_agent::workspaces::Workspaces;
-use cm_relay::secrets::StoreChoice;
+use cm_client::secrets::StoreChoice;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -71,7 +71,7 @@ enum Command {
     #[command(after_help = "Example:\n  cm-agent run --heartbeat-interval 3s")]
     Run {
         /// Override the heartbeat interval (e.g. 3s, 500ms).
-        #[arg(long, value_parser = cm_relay::time::parse_duration)]
+        #[arg(long, value_parser = cm_client::time::parse_duration)]
         heartbeat_interval: Option<std::time::Duration>,
     },
 }
@@ -91,7 +91,7 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
-    cm_relay::pipe::quiet_broken_pipe();
+    cm_client::pipe::quiet_broken_pipe();
     // Hidden subcommands that launch OpenCode (no orphans; see supervisor/keeper.rs).
     if let Some(code) = cm_agent::supervisor::keeper::dispatch() {
         return code;
@@ -100,7 +100,9 @@ fn main() -> std::process::ExitCode {
     init_tracing();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
+        Err(e) if cm_client::pipe::is_broken_pipe(e.as_ref()) => {
+            cm_client::pipe::exit_broken_pipe()
+        }
         Err(e) => {
             eprintln!("cm-agent: {e:#}");
             std::process::ExitCode::FAILURE
@@ -129,7 +131,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Doctor => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let findings = rt.block_on(cm_agent::doctor::check(&config_path, &state_dir));
-            let failed = cm_relay::finding::print_report(&findings);
+            let failed = cm_client::finding::print_report(&findings);
             anyhow::ensure!(
                 failed == 0,
                 "{failed} {} found",
@@ -252,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                     cancel.clone(),
                 ));
                 tracing::info!(host = %config.host, relay = %config.relay, "agent started");
-                cm_relay::signal::shutdown_signal().await;
+                cm_client::signal::shutdown_signal().await;
                 tracing::info!("stopping");
                 cancel.cancel();
                 let _ = link.await;

@@ -9,8 +9,8 @@
 
 use cm_agent::config::{ConfigFile, OpencodeSection, WorkspaceEntry};
 use cm_agent::{doctor, enroll};
+use cm_client::secrets::StoreChoice;
 use cm_relay::config::RelayConfig;
-use cm_relay::secrets::StoreChoice;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;

@@ -1,22 +1,13 @@
-//! `cm-relay`: the CodeMantle relay, and the client side of its protocol.
+//! `cm-relay`: the CodeMantle relay.
 //!
 //! Agents and operators both dial out to the relay over QUIC. The relay authenticates each
 //! connection (h1/h2, see `cm_proto::handshake`), keeps presence, authorizes each stream at one
-//! point ([`authz`]), and answers or forwards it. With the default `server` feature this crate
-//! is the relay; without it, it is the client library `cm-agent` and `cm-tui` use
-//! ([`client`], [`tls`], [`framed`], and with `secrets`, [`secrets`]).
+//! point ([`authz`]), and answers or forwards it. The client side of the protocol is the
+//! `cm-client` crate; the pieces both ends share (framing, the clock, transport settings, the
+//! small helpers every binary uses) live there and are re-exported here under their old names.
 
-pub mod client;
-pub mod finding;
-pub mod framed;
-pub mod pipe;
-pub mod signal;
-pub mod time;
+pub use cm_client::{finding, framed, pipe, signal, time, toml_file};
 pub mod tls;
-pub mod toml_file;
-
-#[cfg(feature = "secrets")]
-pub mod secrets;
 
 #[cfg(feature = "server")]
 pub mod authz;

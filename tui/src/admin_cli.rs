@@ -7,7 +7,7 @@ use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
-use cm_relay::time::{random_u64, utc};
+use cm_client::time::{random_u64, utc};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostName, HostRequest, HostRotated, KillTarget, UserInfo, UserRequest,
@@ -218,12 +218,12 @@ pub enum CredsCommand {
 /// One relay administration request (no target: the relay answers it itself).
 async fn call<O: Unary>(remote: &Remote, body: &O::Body) -> Result<O::Reply, CommandError> {
     let header = StreamHeader::new(O::OP, ReqId(random_u64()));
-    Ok(crate::remote::call::<O>(remote.conn(), &header, body).await?)
+    Ok(cm_client::call::<O>(remote.conn(), &header, body).await?)
 }
 
 /// A `host_rotate` answer of the other shape than asked for.
 fn unexpected(what: &str) -> CommandError {
-    CommandError::Link(cm_relay::client::LinkError::Protocol(format!(
+    CommandError::Link(cm_client::LinkError::Protocol(format!(
         "the relay answered host_rotate without {what}"
     )))
 }

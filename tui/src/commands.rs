@@ -4,9 +4,9 @@
 
 use crate::remote::{EventStream, Remote, Target};
 use crate::view::text::{sanitize, sanitize_text};
-use cm_relay::client::LinkError;
-use cm_relay::framed::StreamError;
-use cm_relay::time::random_u64;
+use cm_client::LinkError;
+use cm_client::framed::StreamError;
+use cm_client::time::random_u64;
 use proto::event::Event;
 use proto::header::Op;
 use proto::op;
@@ -205,7 +205,7 @@ pub async fn send(
             }
             println!(
                 "{}",
-                crate::queue_cli::queued_line(&queued, cm_relay::time::now_ms())
+                crate::queue_cli::queued_line(&queued, cm_client::time::now_ms())
             );
             return Ok(());
         }

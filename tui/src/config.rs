@@ -69,7 +69,7 @@ pub struct ThemeFile {
 }
 
 /// Problems with the file, naming it.
-pub use cm_relay::toml_file::TomlFileError as TuiConfigError;
+pub use cm_client::toml_file::TomlFileError as TuiConfigError;
 
 /// The default location: `$XDG_CONFIG_HOME/codemantle/tui.toml`.
 pub fn default_path() -> Option<PathBuf> {
@@ -89,7 +89,7 @@ impl TuiFile {
                 None => return Ok(Self::default()),
             },
         };
-        let file: Self = cm_relay::toml_file::read_toml(&path)?;
+        let file: Self = cm_client::toml_file::read_toml(&path)?;
         if let Some(c) = &file.color
             && !matches!(c.as_str(), "auto" | "always" | "never")
         {

@@ -1,7 +1,7 @@
 //! Connecting as an operator and the requests the scripting commands make.
 
 use crate::profile::Profile;
-use cm_relay::client::{self, DialOptions, LinkError, Session};
+use cm_client::{self as client, DialOptions, LinkError, Session};
 use proto::handshake::{Key, PeerKind};
 use proto::ids::ReqId;
 use proto::message::{HostInfo, HostList};

@@ -5,7 +5,7 @@
 use crate::commands::CommandError;
 use crate::login::LoginError;
 use crate::profile::ProfileError;
-use cm_relay::client::LinkError;
+use cm_client::LinkError;
 use proto::token::TokenError;
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;

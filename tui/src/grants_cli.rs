@@ -86,7 +86,7 @@ pub fn always_patterns(request: &PermissionRequest, scope: AlwaysScope) -> Vec<S
 pub enum GrantsCliError {
     /// The relay or agent refused, or the connection failed.
     #[error(transparent)]
-    Link(#[from] cm_relay::client::LinkError),
+    Link(#[from] cm_client::LinkError),
     /// No pending permission request with that id.
     #[error(
         "no pending permission request {0} (already answered, or the turn ended); see `cm-tui permissions`"

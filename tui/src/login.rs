@@ -1,7 +1,7 @@
 //! `cm-tui login`: exchange an invite or a password for a short-lived credential and keep it.
 
 use crate::profile::{Logins, Profile, ProfileError};
-use cm_relay::client::{self, LinkError};
+use cm_client::{self as client, LinkError};
 use proto::handshake::{Bytes32, LoginMethod, LoginRequest};
 use proto::ids::UserId;
 use proto::token::{ENROLL_PREFIX, INVITE_PREFIX, Invite, TokenError};

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use cm_relay::secrets::StoreChoice;
-use cm_relay::time::now_ms;
+use cm_client::secrets::StoreChoice;
+use cm_client::time::now_ms;
 use cm_tui::exit_code::{FailureKind, json_error};
 use cm_tui::profile::{Logins, default_state_dir};
 use cm_tui::remote::{Remote, Target};
@@ -88,7 +88,7 @@ enum Command {
         #[arg(long)]
         set_password: bool,
         /// Credential lifetime (e.g. 8h); the relay caps it.
-        #[arg(long, value_parser = cm_relay::time::parse_duration)]
+        #[arg(long, value_parser = cm_client::time::parse_duration)]
         ttl: Option<std::time::Duration>,
         /// Print JSON.
         #[arg(long)]
@@ -617,7 +617,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             let target = Target::workspace(&host, &workspace).with_session(session);
             tokio::select! {
                 r = commands::watch(remote, &target, json) => r?,
-                () = cm_relay::signal::shutdown_signal() => {}
+                () = cm_client::signal::shutdown_signal() => {}
             }
         }
         Command::Queue(QueueCommand::List { json }) => {
@@ -792,7 +792,7 @@ fn fail(kind: FailureKind, message: &str, json: bool) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    cm_relay::pipe::quiet_broken_pipe();
+    cm_client::pipe::quiet_broken_pipe();
     let json = json_requested();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -808,7 +808,9 @@ fn main() -> ExitCode {
     init_tracing(cli.command.is_none());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if cm_relay::pipe::is_broken_pipe(e.as_ref()) => cm_relay::pipe::exit_broken_pipe(),
+        Err(e) if cm_client::pipe::is_broken_pipe(e.as_ref()) => {
+            cm_client::pipe::exit_broken_pipe()
+        }
         Err(e) => fail(FailureKind::of(&e), &format!("{e:#}"), json),
     }
 }

@@ -8,9 +8,9 @@ use crate::call::{AdminCall, Call, CallError, Request, Response, Scope, WatchKey
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
-use cm_relay::client::{self, LinkError, Session};
-use cm_relay::framed::send_frame;
-use cm_relay::time::random_u64;
+use cm_client::framed::send_frame;
+use cm_client::time::random_u64;
+use cm_client::{self as client, LinkError, Session};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
@@ -405,7 +405,7 @@ async fn call<O: Unary>(
     header: &StreamHeader,
     body: &O::Body,
 ) -> Result<O::Reply, CallError> {
-    crate::remote::call::<O>(conn, header, body)
+    client::call::<O>(conn, header, body)
         .await
         .map_err(call_error)
 }

@@ -2,7 +2,7 @@
 //! expiry) as a JSON file in its state directory, and the credential secret in the OS keyring
 //! (service `codemantle`, account `user@relay`) or, where no keyring works, a 0600 file.
 
-use cm_relay::secrets::{SecretError, SecretStore, StoreChoice};
+use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
 use proto::handshake::{IssuedCredential, Key};
 use proto::ids::{CredId, UserId};
 use serde::{Deserialize, Serialize};

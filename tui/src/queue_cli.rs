@@ -3,7 +3,7 @@
 use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::sanitize;
-use cm_relay::time::now_ms;
+use cm_client::time::now_ms;
 use proto::op;
 use proto::queue::{QueueCancel, QueueEntry, QueueList, Queued};
 

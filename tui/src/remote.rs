@@ -2,34 +2,16 @@
 
 use crate::connect;
 use crate::profile::Profile;
-use cm_relay::client::{self, LinkError, Session};
-use cm_relay::framed::{FramedRecv, StreamError, send_frame};
+use cm_client::framed::{FramedRecv, StreamError, send_frame};
+use cm_client::{self as client, LinkError, Session};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
 use proto::op;
-use proto::operation::{BodyKind, Operation, Streaming, Unary};
+use proto::operation::{Operation, Streaming, Unary};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// One request of operation `O` on `conn`: `O`'s body in, `O`'s reply out. The header gives
-/// the request id and target; its operation is `O`'s whatever it says.
-///
-/// # Errors
-/// A typed refusal ([`LinkError::Refused`]) or transport failures.
-pub async fn call<O: Unary>(
-    conn: &quinn::Connection,
-    header: &StreamHeader,
-    body: &O::Body,
-) -> Result<O::Reply, LinkError> {
-    let header = StreamHeader {
-        op: O::OP,
-        ..header.clone()
-    };
-    let body = (O::BODY != BodyKind::None).then_some(body);
-    client::request(conn, &header, body).await
-}
 
 /// Where a call goes: host, and optionally workspace and session.
 #[derive(Debug, Clone, Default)]
@@ -121,7 +103,7 @@ impl Remote {
         target: &Target,
         body: &O::Body,
     ) -> Result<O::Reply, LinkError> {
-        call::<O>(&self.session.conn, &self.header(O::OP, target), body).await
+        client::call::<O>(&self.session.conn, &self.header(O::OP, target), body).await
     }
 
     /// One request of a relay operation (no target: the relay answers it itself).
@@ -130,7 +112,7 @@ impl Remote {
     /// A typed refusal ([`LinkError::Refused`]) or transport failures.
     pub async fn call_relay<O: Unary>(&self, body: &O::Body) -> Result<O::Reply, LinkError> {
         let header = StreamHeader::new(O::OP, self.next_req_id());
-        call::<O>(&self.session.conn, &header, body).await
+        client::call::<O>(&self.session.conn, &header, body).await
     }
 
     fn next_req_id(&self) -> ReqId {

@@ -11,7 +11,7 @@ use crate::keymap::Keymap;
 use crate::net::Net;
 use crate::profile::Profile;
 use crate::ui::{self, theme::Theme};
-use cm_relay::time::{now_ms, random_u64};
+use cm_client::time::{now_ms, random_u64};
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
     Event as TermEvent, EventStream, KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers,
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Screen {
 
 impl Screen {
     /// Raw mode + alternate screen; also installs ratatui's restoring panic hook (it chains to
-    /// the closed-pipe hook `main` installed first, `cm_relay::pipe`).
+    /// the closed-pipe hook `main` installed first, `cm_client::pipe`).
     fn enter() -> Result<Self, RuntimeError> {
         match ratatui::try_init() {
             Ok(terminal) => {

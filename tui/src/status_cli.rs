@@ -5,7 +5,7 @@ use crate::connect;
 use crate::login::describe_validity;
 use crate::profile::Profile;
 use crate::view::text::sanitize;
-use cm_relay::client::LinkError;
+use cm_client::LinkError;
 use proto::handshake::Key;
 use proto::ids::HostId;
 use proto::rbac::Role;
@@ -115,10 +115,10 @@ pub fn format_status(s: &Status, now_ms: u64) -> String {
     let expiry = match s.expires_at_ms.checked_sub(now_ms) {
         Some(left) if left > 0 => format!(
             "{} (valid for {})",
-            cm_relay::time::utc(s.expires_at_ms),
+            cm_client::time::utc(s.expires_at_ms),
             describe_validity(left)
         ),
-        _ => format!("{} (expired)", cm_relay::time::utc(s.expires_at_ms)),
+        _ => format!("{} (expired)", cm_client::time::utc(s.expires_at_ms)),
     };
     let connection = match &s.connection {
         ConnectionState::Connected { rtt_ms } => format!("connected (rtt {rtt_ms} ms)"),

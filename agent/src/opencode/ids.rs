@@ -29,7 +29,7 @@ static LAST: Mutex<(u64, u64)> = Mutex::new((0, 0));
 
 /// A fresh ascending message id (`msg_…`) for now.
 pub fn new_message_id() -> String {
-    let now = cm_relay::time::now_ms();
+    let now = cm_client::time::now_ms();
     let counter = {
         let mut last = LAST
             .lock()

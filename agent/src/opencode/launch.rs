@@ -300,7 +300,7 @@ pub fn free_port() -> std::io::Result<u16> {
 /// # Errors
 /// If the OS random source fails.
 pub fn random_hex() -> Result<String, getrandom::Error> {
-    cm_relay::time::random32().map(hex::encode)
+    cm_client::time::random32().map(hex::encode)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub(super) fn admit(
     root_ok(rt)?;
     rt.supervisor.touch();
     let running = crate::lease::is_running(rt);
-    let now = cm_relay::time::now_ms();
+    let now = cm_client::time::now_ms();
     workspaces
         .leases()
         .on_op(name, &fwd.cred_id, fwd.role, running, now);

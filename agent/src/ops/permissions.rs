@@ -98,7 +98,7 @@ async fn permission_reply(
     // "always" becomes a grant the agent keeps; OpenCode only ever hears "once".
     let grant = match (&req.always_patterns, request) {
         (Some(patterns), Some(request)) if always => {
-            let now = cm_relay::time::now_ms();
+            let now = cm_client::time::now_ms();
             let grant = rt
                 .grants
                 .grant(request, patterns, &fwd.principal, now)

@@ -74,7 +74,7 @@ async fn watch<W, G>(
                 continue;
             }
             _ = renew.tick() => {
-                let now = cm_relay::time::now_ms();
+                let now = cm_client::time::now_ms();
                 // Re-checked on every renewal: a host locked since the watcher attached
                 // renews nothing.
                 workspaces.leases().renew_watching(

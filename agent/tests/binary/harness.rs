@@ -3,7 +3,7 @@
 //! owner's session over the relay. Waits are on log lines and replies, with hang guards.
 
 use anyhow::{Context as _, Result};
-use cm_relay::client::{self, DialOptions, Session};
+use cm_client::{self as client, DialOptions, Session};
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};

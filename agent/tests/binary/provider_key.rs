@@ -5,7 +5,7 @@
 
 use crate::harness::{World, header};
 use anyhow::{Context as _, Result, ensure};
-use cm_relay::client;
+use cm_client as client;
 use proto::header::Op;
 use proto::ops::{CreateSession, Prompt, PromptAccepted, SessionInfo};
 

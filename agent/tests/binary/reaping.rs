@@ -3,7 +3,7 @@
 
 use crate::harness::{World, header, zombie_children};
 use anyhow::{Result, ensure};
-use cm_relay::client;
+use cm_client as client;
 use proto::header::Op;
 use proto::ops::{OpencodeInfo, OpencodeState};
 

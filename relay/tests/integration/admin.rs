@@ -5,7 +5,7 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError, Session};
+use cm_client::{self as client, LinkError, Session};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,

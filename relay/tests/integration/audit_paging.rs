@@ -39,7 +39,7 @@ async fn audit_read_finds_a_users_rows_behind_any_number_of_newer_ones() -> Resu
         limit: 10,
         ..AuditQuery::default()
     };
-    let rows: Vec<AuditEntry> = cm_relay::client::request(
+    let rows: Vec<AuditEntry> = cm_client::request(
         &op.conn,
         &StreamHeader::new(Op::AuditRead, ReqId(1)),
         Some(&query),
@@ -48,7 +48,7 @@ async fn audit_read_finds_a_users_rows_behind_any_number_of_newer_ones() -> Resu
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows.iter().all(|r| r.actor == "bob"));
     // Paging backwards from the second row finds the first.
-    let older: Vec<AuditEntry> = cm_relay::client::request(
+    let older: Vec<AuditEntry> = cm_client::request(
         &op.conn,
         &StreamHeader::new(Op::AuditRead, ReqId(2)),
         Some(&AuditQuery {

@@ -4,7 +4,7 @@
 use crate::harness::*;
 use anyhow::Result;
 use bytes::BytesMut;
-use cm_relay::client::{self, LinkError};
+use cm_client::{self as client, LinkError};
 use cm_relay::framed::{FramedRecv, send_frame};
 use cm_relay::time::now_ms;
 use proto::frame::MAX_HEADER_LEN;
@@ -71,7 +71,7 @@ fn last_audit_reason(relay: &TestRelay) -> String {
 /// The relay still serves a well-behaved operator.
 async fn still_serving(relay: &TestRelay, cred: &IssuedCredential) -> Result<()> {
     let op = operator(&relay.addr_str(), &relay.state.pin, cred).await?;
-    let list = cm_relay::client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
+    let list = cm_client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
     assert!(list.hosts.is_empty());
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError, Session};
+use cm_client::{self as client, LinkError, Session};
 use cm_relay::framed::{FramedRecv, send_frame};
 use cm_relay::time::now_ms;
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};

@@ -5,7 +5,7 @@
 use crate::forward::{fake_agent, header, user_with_grant};
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError};
+use cm_client::{self as client, LinkError};
 use proto::header::Op;
 use proto::ids::UserId;
 use proto::rbac::Role;

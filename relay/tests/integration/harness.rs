@@ -3,8 +3,8 @@
 //! timeouts that only guard against hangs.
 
 use anyhow::{Context, Result, bail};
+use cm_client::{self as client, DialOptions, Session};
 use cm_relay::cli::KillArgs;
-use cm_relay::client::{self, DialOptions, Session};
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};

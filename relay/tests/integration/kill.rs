@@ -5,8 +5,8 @@
 use crate::forward::{fake_agent, user_with_grant};
 use crate::harness::*;
 use anyhow::{Context, Result};
+use cm_client as client;
 use cm_relay::cli::{self, KillArgs};
-use cm_relay::client;
 use cm_relay::framed::FramedRecv;
 use cm_relay::time::now_ms;
 use proto::admin::{AdminDone, UserRequest};

@@ -4,7 +4,7 @@
 
 use crate::harness::*;
 use anyhow::{Context, Result};
-use cm_relay::client::{self, HostWatch, Session};
+use cm_client::{self as client, HostWatch, Session};
 use cm_relay::framed::FramedRecv;
 use proto::frame::{MAX_FRAME_LEN, encoded_len};
 use proto::handshake::PeerKind;

@@ -6,8 +6,8 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::{Context, Result};
+use cm_client::{self as client, Session};
 use cm_relay::cli::{self, KillArgs};
-use cm_relay::client::{self, Session};
 use cm_relay::framed::send_frame;
 use proto::event::{Event, EventFrame};
 use proto::frame::MAX_FRAME_LEN;

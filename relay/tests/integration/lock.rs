@@ -6,7 +6,7 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError};
+use cm_client::{self as client, LinkError};
 use cm_relay::framed::{FramedRecv, send_frame};
 use proto::frame::MAX_FRAME_LEN;
 use proto::header::{Op, StreamHeader};

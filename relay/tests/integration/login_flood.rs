@@ -186,8 +186,7 @@ async fn junk_hellos_cost_one_short_audit_row_per_address_and_count_towards_its_
     let relay = TestRelay::start().await?;
     let junk = junk_hello()?;
     for _ in 0..30 {
-        let conn =
-            cm_relay::client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+        let conn = cm_client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
         let (mut send, recv) = conn.open_bi().await?;
         send.write_all(&junk).await?;
         send.finish()?;
@@ -204,7 +203,7 @@ async fn junk_hellos_cost_one_short_audit_row_per_address_and_count_towards_its_
         conn.close(0u32.into(), b"");
     }
     // The junk counted as failures: this address may not try a password now.
-    let err = cm_relay::client::login(&relay.addr_str(), &relay.state.pin, login_request("owner"))
+    let err = cm_client::login(&relay.addr_str(), &relay.state.pin, login_request("owner"))
         .await
         .unwrap_err()
         .to_string();

@@ -4,7 +4,7 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError, Session};
+use cm_client::{self as client, LinkError, Session};
 use cm_relay::framed::{FramedRecv, send_frame};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::PeerKind;

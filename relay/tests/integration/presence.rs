@@ -14,7 +14,7 @@ async fn agent_online_offline_and_back_through_restarts() -> Result<()> {
     let files = enroll_agent(state.tmp.path(), "home-box", &token)?;
 
     // Log in the owner through a TestRelay-like path: the relay process serves the invite.
-    let cred = cm_relay::client::login(
+    let cred = cm_client::login(
         &addr.to_string(),
         &state.pin,
         proto::handshake::LoginRequest {
@@ -94,7 +94,7 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     relay.state.add_host("b", relay.addr)?;
     let cred = relay.login_owner().await?;
     let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
-    let list = cm_relay::client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
+    let list = cm_client::host_list(&op.conn, proto::ids::ReqId(1)).await?;
     let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     assert!(list.hosts.iter().all(|h| !h.online));
@@ -108,7 +108,7 @@ async fn host_list_and_watch_in_process() -> Result<()> {
     // An admin of one host only sees that host as admin, but no relay administration.
     let cred = crate::forward::user_with_grant(&relay, "bea", "b", proto::rbac::Role::Admin)?;
     let bea = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
-    let list = cm_relay::client::host_list(&bea.conn, proto::ids::ReqId(1)).await?;
+    let list = cm_client::host_list(&bea.conn, proto::ids::ReqId(1)).await?;
     let names: Vec<&str> = list.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(names, ["b"]);
     assert_eq!(
@@ -127,8 +127,8 @@ async fn reporting_agent(
     status: proto::message::HostStatus,
 ) -> Result<quinn::Connection> {
     let token = relay.state.add_host(name, relay.addr)?;
-    let conn = cm_relay::client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
-    let session = cm_relay::client::authenticate(
+    let conn = cm_client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session = cm_client::authenticate(
         conn,
         proto::handshake::PeerKind::Agent,
         &proto::ids::CredId(name.into()),

@@ -5,7 +5,7 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use anyhow::{Context, Result};
-use cm_relay::client::{self, LinkError, Session};
+use cm_client::{self as client, LinkError, Session};
 use cm_relay::framed::{FramedRecv, send_frame};
 use cm_relay::server::Relay;
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};

@@ -4,7 +4,7 @@
 use crate::forward::{fake_agent_answering, header};
 use crate::harness::*;
 use anyhow::Result;
-use cm_relay::client::{self, LinkError};
+use cm_client::{self as client, LinkError};
 use proto::header::Op;
 use proto::message::Reply;
 use proto::wire_error::{ErrorCode, WireError};

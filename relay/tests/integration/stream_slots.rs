@@ -5,7 +5,7 @@
 use crate::forward::header;
 use crate::harness::*;
 use anyhow::{Context, Result};
-use cm_relay::client;
+use cm_client as client;
 use cm_relay::framed::{FramedRecv, send_frame};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::PeerKind;

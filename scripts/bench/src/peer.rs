@@ -6,7 +6,7 @@
 use crate::events::EventHub;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use cm_relay::framed::FramedRecv;
+use cm_client::framed::FramedRecv;
 use proto::frame::MAX_HEADER_LEN;
 use proto::header::StreamHeader;
 use proto::ops::ForwardHeader;

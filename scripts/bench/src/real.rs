@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail, ensure};
 use cm_agent::opencode::binary::Search;
 use cm_agent::opencode::client::OpencodeClient;
 use cm_agent::supervisor::statefile::{ChildRecord, FILE_NAME, StateRecord};
-use cm_relay::client::{self, Session};
+use cm_client::{self as client, Session};
 use proto::handshake::{IssuedCredential, PeerKind};
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};

@@ -12,7 +12,7 @@ use crate::real::{self, RealWorld, Tools};
 use crate::report::Row;
 use crate::worlds::{WAIT, init_state, login_owner};
 use anyhow::{Context, Result};
-use cm_relay::client;
+use cm_client as client;
 use proto::handshake::PeerKind;
 use proto::ids::ReqId;
 use std::path::Path;

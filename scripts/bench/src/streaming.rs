@@ -12,7 +12,7 @@ use crate::stats::Percentiles;
 use crate::throughput::{MIN_CPU_S, cpu_ratio};
 use crate::worlds::{Direct, Relayed, WAIT, header};
 use anyhow::{Context, Result, ensure};
-use cm_relay::framed::FramedRecv;
+use cm_client::framed::FramedRecv;
 use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::header::Op;

@@ -5,7 +5,7 @@
 use crate::netutil;
 use crate::worlds::heartbeat_loop;
 use anyhow::{Context, Result};
-use cm_relay::client;
+use cm_client as client;
 use cm_relay::state::StateDir;
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId};
@@ -38,7 +38,7 @@ fn key(i: usize) -> Key {
 /// Store failures.
 pub fn enroll(dir: &StateDir, n: usize) -> Result<()> {
     let store = dir.open_store()?;
-    let now = cm_relay::time::now_ms();
+    let now = cm_client::time::now_ms();
     for i in 0..n {
         store.add_host(&HostId(name(i)), &key(i), now)?;
     }

@@ -4,8 +4,8 @@
 
 use crate::support::UdpProxy;
 use anyhow::{Context, Result};
+use cm_client::secrets::StoreChoice;
 use cm_relay::config::RelayConfig;
-use cm_relay::secrets::StoreChoice;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
 use cm_tui::app::App;
@@ -52,11 +52,11 @@ async fn a_vanished_relay_is_noticed_and_the_status_bar_stops_saying_connected()
     invite.relay = proxy.addr.to_string();
     let logins = Logins::open(&tmp.path().join("tui"), StoreChoice::File)?;
     let profile = login::login(&logins, LoginTarget::Invite(invite), None, None, None).await?;
-    let (_, key) = logins.load(cm_relay::time::now_ms())?;
+    let (_, key) = logins.load(cm_client::time::now_ms())?;
 
     let (tx, mut events) = mpsc::channel(256);
     let net = Net::spawn(profile.clone(), key, tx);
-    let mut app = App::new(&profile, cm_relay::time::now_ms());
+    let mut app = App::new(&profile, cm_client::time::now_ms());
     // Liveness window: pings every PING_INTERVAL, dead after PING_TIMEOUT unanswered (QUIC's
     // idle timeout is the same); the bound below only keeps a broken build from hanging.
     let bound = PING_TIMEOUT + PING_INTERVAL * 5;

@@ -5,7 +5,7 @@
 use crate::harness::World;
 use crate::support::*;
 use anyhow::{Context, Result};
-use cm_relay::client;
+use cm_client as client;
 use cm_tui::remote::Target;
 use proto::event::Event;
 use proto::frame::MAX_FRAME_LEN;
@@ -71,7 +71,7 @@ async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplic
     header.session = Some(session.clone());
     let (mut send, recv) = client::subscribe(remote.conn(), &header).await?;
     let body = prompt("say it once", "once-1");
-    cm_relay::framed::send_frame(&mut send, &body, MAX_FRAME_LEN).await?;
+    cm_client::framed::send_frame(&mut send, &body, MAX_FRAME_LEN).await?;
     let _ = send.finish();
     // OpenCode got it (a new user message is announced)…
     loop {

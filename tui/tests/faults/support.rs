@@ -3,7 +3,7 @@
 
 use crate::harness::{WAIT, World, spawn_relay};
 use anyhow::{Context, Result, bail};
-use cm_relay::secrets::StoreChoice;
+use cm_client::secrets::StoreChoice;
 use cm_tui::profile::Logins;
 use cm_tui::remote::{EventStream, Remote, Target};
 use proto::event::{Event, EventFrame};
@@ -168,7 +168,7 @@ pub async fn operator(world: &World) -> Result<Remote> {
         .find(|(k, _)| *k == "CM_TUI_STATE_DIR")
         .map(|(_, v)| v.into())
         .context("tui state dir")?;
-    let (profile, key) = Logins::open(&dir, StoreChoice::File)?.load(cm_relay::time::now_ms())?;
+    let (profile, key) = Logins::open(&dir, StoreChoice::File)?.load(cm_client::time::now_ms())?;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         match Remote::connect(&profile, &key).await {

@@ -1,13 +1,27 @@
-//! The client side of the relay protocol, shared by `cm-agent` and `cm-tui`: dial with a pinned
-//! key, then either authenticate (h1/h2) or log in.
+//! `cm-client`: the client side of the relay protocol, shared by `cm-agent` and `cm-tui`: dial
+//! with a pinned key, then either authenticate (h1/h2) or log in, and talk framed JSON on
+//! streams ([`framed`]). The relay server depends on this crate for the pieces both ends share
+//! (framing, QUIC/TLS transport settings, the clock, the small helpers every binary uses), never
+//! the other way round.
 
+mod call;
+pub mod finding;
+pub mod framed;
 mod hosts;
+pub mod pipe;
+#[cfg(feature = "secrets")]
+pub mod secrets;
+pub mod signal;
+pub mod time;
+pub mod tls;
+pub mod toml_file;
 
+pub use call::call;
 pub use hosts::{HostWatch, host_list};
 
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::time::{now_ms, random32};
-use crate::tls::{self, PinObservation, RELAY_SERVER_NAME, TlsError};
+use crate::tls::{PinObservation, RELAY_SERVER_NAME, TlsError};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::{
     self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, HandshakeError, IssuedCredential, Key,
