@@ -66,7 +66,10 @@ mod tests {
             .map(|op| op.as_str())
             .filter(|name| !covered.contains(name))
             .collect();
-        assert!(missing.is_empty(), "operations without a client call: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "operations without a client call: {missing:?}"
+        );
     }
 
     #[test]
