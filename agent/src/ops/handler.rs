@@ -199,4 +199,18 @@ mod tests {
         );
         assert!(!serves(Op::Unknown));
     }
+
+    #[test]
+    fn replies_go_out_with_sorted_keys_as_before_typed_handlers() {
+        let reply = proto::queue::PromptOutcome::Accepted(proto::ops::PromptAccepted {
+            session: "ses_1".into(),
+            message_id: "msg_1".into(),
+            duplicate: false,
+        });
+        let frame = proto::message::Reply::Ok(json(&reply).unwrap());
+        assert_eq!(
+            serde_json::to_string(&frame).unwrap(),
+            r#"{"ok":{"duplicate":false,"message_id":"msg_1","session":"ses_1"}}"#
+        );
+    }
 }
