@@ -1,24 +1,25 @@
 //! Launch leases (design §5, JIT binding): every OpenCode launch is bound to the credential
 //! whose operation started it, with a lease that any operation on the workspace by an
 //! operator-or-above credential renews. When the lease lapses, or the relay reports that the
-//! bound credential was revoked (or the host itself was revoked, the kill switch), the agent
-//! aborts the running sessions and stops that OpenCode, and says why in an `opencode` event.
+//! bound credential was revoked (or the host itself was revoked, the kill switch), the
+//! workspace's supervisor aborts the running turns and stops that OpenCode, and its state says
+//! why (`last_error` of the stopped state, in `opencode` events and `opencode_status`).
 //!
-//! [`LaunchLease`] is the pure state machine (`now_ms` passed in); [`Leases`] keeps one per
-//! workspace; [`run`] is the thin async shell that ticks, and [`enforce`] carries a stop out.
+//! [`LaunchLease`] is the pure state machine (time passed in, on tokio's clock); [`Leases`]
+//! keeps one per workspace, renewed by operations. The stop itself is the supervisor's: its
+//! actor sleeps until [`Leases::next_check`] and feeds the lease's verdict to its machine as
+//! `Input::LeaseEnded` (see `supervisor.rs`); revocation notices reach it as commands
+//! ([`on_revoked`], [`on_host_killed`]).
 
+use crate::opencode::client::OpencodeClient;
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
-use proto::event::Event;
 use proto::ids::CredId;
 use proto::ops::{OpencodeInfo, OpencodeState, SessionStatus};
 use proto::rbac::Role;
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-/// How often leases are checked (the kill switch's bound is the relay's notice plus this).
-pub const TICK: Duration = Duration::from_millis(250);
+use tokio::time::Instant;
 
 /// Why a launch is stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,70 +75,61 @@ fn human(d: Duration) -> String {
 struct Binding {
     /// `None` for a launch this agent did not see started (adopted after a restart).
     cred: Option<CredId>,
-    expires_ms: u64,
+    expires: Instant,
     /// The credential was revoked while the launch was not running (its own operation may
     /// still be on its way to start OpenCode): a launch seen running is stopped.
     revoked: bool,
 }
 
-/// One workspace's lease: the pure state machine.
+/// One workspace's lease: the pure state machine. A stop decided here clears the binding at
+/// once, so an operation admitted while OpenCode stops binds the next launch afresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchLease {
-    lease_ms: u64,
+    lease: Duration,
     binding: Option<Binding>,
-    /// Bumped on every new binding, so a stop clears only the binding it decided on
-    /// ([`LaunchLease::clear_if`]), never one made while the stop was under way.
-    generation: u64,
 }
 
 impl LaunchLease {
     /// An unbound lease of `lease` length.
     pub fn new(lease: Duration) -> Self {
         Self {
-            lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+            lease,
             binding: None,
-            generation: 0,
         }
     }
 
-    fn bind(&mut self, cred: Option<CredId>, expires_ms: u64) {
-        self.generation = self.generation.wrapping_add(1);
+    fn bind(&mut self, cred: Option<CredId>, expires: Instant) {
         self.binding = Some(Binding {
             cred,
-            expires_ms,
+            expires,
             revoked: false,
         });
     }
 
-    /// Identifies the current binding (see [`LaunchLease::clear_if`]).
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// An operation by `cred` with `role` was admitted. `running`: whether OpenCode runs now
     /// (when it does not, this operation may start it, so the launch is bound to `cred`).
-    pub fn on_op(&mut self, cred: &CredId, role: Role, running: bool, now_ms: u64) {
-        let expires_ms = now_ms.saturating_add(self.lease_ms);
+    pub fn on_op(&mut self, cred: &CredId, role: Role, running: bool, now: Instant) {
+        let expires = now + self.lease;
         match &mut self.binding {
-            // The launch of a revoked credential: nobody renews it, the next tick stops it.
+            // The launch of a revoked credential: nobody renews it, the next check stops it.
             Some(b) if running && b.revoked => {}
             Some(b) if running => {
                 if role >= Role::Operator {
-                    b.expires_ms = b.expires_ms.max(expires_ms);
+                    b.expires = b.expires.max(expires);
                 }
             }
-            _ => self.bind(Some(cred.clone()), expires_ms),
+            _ => self.bind(Some(cred.clone()), expires),
         }
     }
 
     /// An operator-or-above is attached (watching the workspace's events): a bound launch's
     /// lease is extended; nothing is bound by this.
-    pub fn renew(&mut self, role: Role, now_ms: u64) {
+    pub fn renew(&mut self, role: Role, now: Instant) {
         if role >= Role::Operator
             && let Some(b) = &mut self.binding
             && !b.revoked
         {
-            b.expires_ms = b.expires_ms.max(now_ms.saturating_add(self.lease_ms));
+            b.expires = b.expires.max(now + self.lease);
         }
     }
 
@@ -146,14 +138,23 @@ impl LaunchLease {
         self.binding.as_ref().and_then(|b| b.cred.as_ref())
     }
 
-    /// Periodic check. Returns the reason to stop when the lease of a running launch lapsed.
-    pub fn tick(&mut self, running: bool, now_ms: u64) -> Option<StopReason> {
+    /// When a running launch must be checked next ([`LaunchLease::tick`]): when its lease
+    /// ends, or at once when it is unbound (adopted) or its credential was revoked.
+    pub fn next_check(&self, now: Instant) -> Instant {
+        match &self.binding {
+            Some(b) if !b.revoked => b.expires,
+            _ => now,
+        }
+    }
+
+    /// The check of a running (`running`) launch. Returns the reason to stop when its lease
+    /// lapsed or its credential was revoked before it ran.
+    pub fn tick(&mut self, running: bool, now: Instant) -> Option<StopReason> {
         if !running {
             return None;
         }
-        let lease_ms = self.lease_ms;
         if self.binding.is_none() {
-            self.bind(None, now_ms.saturating_add(lease_ms));
+            self.bind(None, now + self.lease);
         }
         let b = self.binding.as_ref()?;
         if b.revoked {
@@ -161,17 +162,15 @@ impl LaunchLease {
             self.binding = None;
             return Some(StopReason::Revoked { cred });
         }
-        (now_ms >= b.expires_ms).then(|| {
+        (now >= b.expires).then(|| {
             self.binding = None;
-            StopReason::Lapsed {
-                lease: Duration::from_millis(lease_ms),
-            }
+            StopReason::Lapsed { lease: self.lease }
         })
     }
 
     /// Credentials were revoked. Returns the reason to stop when the launch's holder is one.
     /// When it is not running (yet), the binding is kept, marked: an operation of that
-    /// credential already admitted may still start OpenCode, and the next tick stops it.
+    /// credential already admitted may still start OpenCode, and the next check stops it.
     pub fn revoked(&mut self, creds: &HashSet<CredId>, running: bool) -> Option<StopReason> {
         let cred = self.holder().filter(|c| creds.contains(*c))?.clone();
         if running {
@@ -184,12 +183,10 @@ impl LaunchLease {
         None
     }
 
-    /// The launch bound at `generation` was stopped: that binding goes (a binding made
-    /// since, by an operation admitted during the stop, stays).
-    pub fn clear_if(&mut self, generation: u64) {
-        if self.generation == generation {
-            self.binding = None;
-        }
+    /// The launch is stopped for a reason outside the lease (the host was revoked): no
+    /// binding survives it.
+    pub fn clear(&mut self) {
+        self.binding = None;
     }
 }
 
@@ -198,8 +195,6 @@ impl LaunchLease {
 pub struct Leases {
     lease: Duration,
     by_workspace: Mutex<BTreeMap<String, LaunchLease>>,
-    /// Why each workspace's OpenCode was last stopped by a lease, until it runs again.
-    stopped_because: Mutex<BTreeMap<String, String>>,
 }
 
 impl Leases {
@@ -208,29 +203,13 @@ impl Leases {
         Self {
             lease,
             by_workspace: Mutex::new(BTreeMap::new()),
-            stopped_because: Mutex::new(BTreeMap::new()),
         }
     }
 
-    fn reasons(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.stopped_because
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// A workspace's OpenCode state as operators see it: a stopped launch says why a lease
-    /// stopped it (until OpenCode runs again).
+    /// A workspace's OpenCode state as operators see it (a launch a lease stopped says why:
+    /// the supervisor keeps the reason in its state).
     pub fn info(&self, rt: &WorkspaceRuntime) -> OpencodeInfo {
-        let mut info = rt.supervisor.info();
-        let ws = &rt.workspace.name;
-        if info.state == OpencodeState::Stopped {
-            if info.last_error.is_none() {
-                info.last_error = self.reasons().get(ws).cloned();
-            }
-        } else {
-            self.reasons().remove(ws);
-        }
-        info
+        rt.supervisor.info()
     }
 
     fn with<T>(&self, workspace: &str, f: impl FnOnce(&mut LaunchLease) -> T) -> T {
@@ -244,17 +223,16 @@ impl Leases {
             .or_insert_with(|| LaunchLease::new(lease)))
     }
 
-    /// See [`LaunchLease::on_op`].
-    pub fn on_op(&self, workspace: &str, cred: &CredId, role: Role, running: bool, now_ms: u64) {
-        if running {
-            self.reasons().remove(workspace);
-        }
-        self.with(workspace, |l| l.on_op(cred, role, running, now_ms));
+    /// See [`LaunchLease::on_op`] (now on tokio's clock).
+    pub fn on_op(&self, workspace: &str, cred: &CredId, role: Role, running: bool) {
+        let now = Instant::now();
+        self.with(workspace, |l| l.on_op(cred, role, running, now));
     }
 
-    /// See [`LaunchLease::renew`].
-    pub fn renew(&self, workspace: &str, role: Role, now_ms: u64) {
-        self.with(workspace, |l| l.renew(role, now_ms));
+    /// See [`LaunchLease::renew`] (now on tokio's clock).
+    pub fn renew(&self, workspace: &str, role: Role) {
+        let now = Instant::now();
+        self.with(workspace, |l| l.renew(role, now));
     }
 
     /// How often an attached watcher renews: a third of the lease, between 100 ms and 60 s.
@@ -276,39 +254,38 @@ impl Leases {
         workspace: &str,
         op: proto::header::Op,
         role: Role,
-        now_ms: u64,
     ) -> bool {
         if let Err(e) = policy.check(op, role) {
             tracing::debug!(workspace, error = %e, "watcher does not renew the lease");
             return false;
         }
-        self.renew(workspace, role, now_ms);
+        self.renew(workspace, role);
         true
     }
 
-    fn tick(&self, workspace: &str, running: bool, now_ms: u64) -> Option<(StopReason, u64)> {
-        self.with(workspace, |l| {
-            l.tick(running, now_ms).map(|r| (r, l.generation()))
-        })
+    /// See [`LaunchLease::next_check`].
+    pub fn next_check(&self, workspace: &str, now: Instant) -> Instant {
+        self.with(workspace, |l| l.next_check(now))
     }
 
-    fn revoked(
+    /// See [`LaunchLease::tick`].
+    pub fn tick(&self, workspace: &str, running: bool, now: Instant) -> Option<StopReason> {
+        self.with(workspace, |l| l.tick(running, now))
+    }
+
+    /// See [`LaunchLease::revoked`].
+    pub fn revoked(
         &self,
         workspace: &str,
         creds: &HashSet<CredId>,
         running: bool,
-    ) -> Option<(StopReason, u64)> {
-        self.with(workspace, |l| {
-            l.revoked(creds, running).map(|r| (r, l.generation()))
-        })
+    ) -> Option<StopReason> {
+        self.with(workspace, |l| l.revoked(creds, running))
     }
 
-    fn generation(&self, workspace: &str) -> u64 {
-        self.with(workspace, |l| l.generation())
-    }
-
-    fn clear_if(&self, workspace: &str, generation: u64) {
-        self.with(workspace, |l| l.clear_if(generation));
+    /// See [`LaunchLease::clear`].
+    pub fn clear(&self, workspace: &str) {
+        self.with(workspace, LaunchLease::clear);
     }
 }
 
@@ -320,84 +297,33 @@ pub fn is_running(rt: &WorkspaceRuntime) -> bool {
     )
 }
 
-fn now_ms() -> u64 {
-    cm_client::time::now_ms()
-}
-
-/// Aborts the running turns of a workspace, stops its OpenCode, and tells operators why.
-/// `generation` is the binding the stop was decided on: only that one is cleared afterwards
-/// (an operation admitted while stopping keeps the binding it made). OpenCode calls here are
-/// bounded by the client's call timeout.
-pub async fn enforce(rt: &WorkspaceRuntime, leases: &Leases, reason: &StopReason, generation: u64) {
-    let ws = &rt.workspace.name;
-    tracing::warn!(workspace = %ws, %reason, "stopping leased OpenCode");
-    if let Some(client) = rt.supervisor.client_if_ready()
-        && let Ok(statuses) = client.session_status().await
-    {
-        for (session, status) in statuses {
-            if status != SessionStatus::Idle
-                && let Err(e) = client.abort(&session).await
-            {
-                tracing::debug!(workspace = %ws, %session, error = %e, "abort before the lease stop failed");
-            }
+/// Aborts the running turns of a workspace before a lease stop (bounded by the client's call
+/// timeout; a failure only means the stop ends them).
+pub async fn abort_running_turns(client: &OpencodeClient, workspace: &str) {
+    let Ok(statuses) = client.session_status().await else {
+        return;
+    };
+    for (session, status) in statuses {
+        if status != SessionStatus::Idle
+            && let Err(e) = client.abort(&session).await
+        {
+            tracing::debug!(workspace, %session, error = %e, "abort before the lease stop failed");
         }
     }
-    let mut info = rt.supervisor.stop().await;
-    leases.clear_if(ws, generation);
-    leases.reasons().insert(ws.clone(), reason.to_string());
-    info.last_error = Some(reason.to_string());
-    rt.hub.publish(Event::Opencode { info });
-    tracing::warn!(workspace = %ws, %reason, "leased OpenCode stopped");
 }
 
-/// Stops every launch bound to one of `creds` (the relay reported them revoked).
+/// Stops every launch bound to one of `creds` (the relay reported them revoked); returns once
+/// those stops are done. Each workspace's supervisor decides and stops.
 pub async fn on_revoked(workspaces: &Workspaces, creds: &HashSet<CredId>) {
     for rt in workspaces.iter() {
-        let running = is_running(rt);
-        if let Some((reason, generation)) =
-            workspaces
-                .leases()
-                .revoked(&rt.workspace.name, creds, running)
-        {
-            enforce(rt, workspaces.leases(), &reason, generation).await;
-        }
+        rt.supervisor.creds_revoked(creds.clone()).await;
     }
 }
 
-/// The relay revoked this host: stop every running OpenCode.
+/// The relay revoked this host: every running OpenCode stops; returns once they have.
 pub async fn on_host_killed(workspaces: &Workspaces) {
     for rt in workspaces.iter() {
-        let generation = workspaces.leases().generation(&rt.workspace.name);
-        if is_running(rt) {
-            enforce(rt, workspaces.leases(), &StopReason::HostKilled, generation).await;
-        } else {
-            workspaces.leases().clear_if(&rt.workspace.name, generation);
-        }
-    }
-}
-
-/// Checks every lease each [`TICK`] until `cancel`.
-pub async fn run(workspaces: Arc<Workspaces>, cancel: CancellationToken) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        for rt in workspaces.iter() {
-            // A launch still starting is left to finish: it lapses once ready if nobody
-            // renewed it by then.
-            let ready = rt.supervisor.info().state == OpencodeState::Ready;
-            if let Some((reason, generation)) =
-                workspaces
-                    .leases()
-                    .tick(&rt.workspace.name, ready, now_ms())
-            {
-                enforce(rt, workspaces.leases(), &reason, generation).await;
-            }
-        }
+        rt.supervisor.host_killed().await;
     }
 }
 
@@ -407,6 +333,12 @@ mod tests {
 
     const MIN: u64 = 60_000;
 
+    /// `ms` after a fixed start.
+    fn t(ms: u64) -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now) + Duration::from_millis(ms)
+    }
+
     fn cred(s: &str) -> CredId {
         CredId::from(s)
     }
@@ -414,55 +346,58 @@ mod tests {
     #[test]
     fn a_launch_is_bound_to_its_starter_and_lapses_without_renewal() {
         let mut l = LaunchLease::new(Duration::from_secs(30 * 60));
-        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
         assert_eq!(l.holder(), Some(&cred("a")));
-        assert_eq!(l.tick(true, 29 * MIN), None);
+        assert_eq!(l.tick(true, t(29 * MIN)), None);
         assert_eq!(
-            l.tick(true, 30 * MIN),
+            l.tick(true, t(30 * MIN)),
             Some(StopReason::Lapsed {
                 lease: Duration::from_secs(1800)
             })
         );
         assert_eq!(l.holder(), None);
         // Not running: nothing to stop.
-        assert_eq!(l.tick(false, 90 * MIN), None);
+        assert_eq!(l.tick(false, t(90 * MIN)), None);
     }
 
     #[test]
     fn operators_renew_viewers_do_not_and_the_holder_stays() {
         let mut l = LaunchLease::new(Duration::from_secs(30 * 60));
-        l.on_op(&cred("a"), Role::Operator, false, 0);
-        l.on_op(&cred("v"), Role::Viewer, true, 20 * MIN);
-        assert!(l.tick(true, 30 * MIN).is_some(), "a viewer does not renew");
-        l.on_op(&cred("a"), Role::Operator, false, 40 * MIN);
-        l.on_op(&cred("b"), Role::Admin, true, 60 * MIN);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
+        l.on_op(&cred("v"), Role::Viewer, true, t(20 * MIN));
+        assert!(
+            l.tick(true, t(30 * MIN)).is_some(),
+            "a viewer does not renew"
+        );
+        l.on_op(&cred("a"), Role::Operator, false, t(40 * MIN));
+        l.on_op(&cred("b"), Role::Admin, true, t(60 * MIN));
         assert_eq!(l.holder(), Some(&cred("a")), "renewal keeps the binding");
-        assert_eq!(l.tick(true, 89 * MIN), None);
-        assert!(l.tick(true, 90 * MIN).is_some());
+        assert_eq!(l.tick(true, t(89 * MIN)), None);
+        assert!(l.tick(true, t(90 * MIN)).is_some());
     }
 
     #[test]
     fn attached_operators_renew_without_binding() {
         let mut l = LaunchLease::new(Duration::from_secs(60));
-        l.renew(Role::Owner, 0);
+        l.renew(Role::Owner, t(0));
         assert_eq!(l.holder(), None, "renewal binds nothing");
-        l.on_op(&cred("a"), Role::Operator, false, 0);
-        l.renew(Role::Viewer, 50_000);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
+        l.renew(Role::Viewer, t(50_000));
         assert!(
-            l.tick(true, 60_000).is_some(),
+            l.tick(true, t(60_000)).is_some(),
             "a viewer watching does not renew"
         );
-        l.on_op(&cred("a"), Role::Operator, false, 0);
-        l.renew(Role::Operator, 50_000);
-        assert_eq!(l.tick(true, 60_000), None);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
+        l.renew(Role::Operator, t(50_000));
+        assert_eq!(l.tick(true, t(60_000)), None);
         assert_eq!(l.holder(), Some(&cred("a")));
-        assert!(l.tick(true, 110_000).is_some());
+        assert!(l.tick(true, t(110_000)).is_some());
     }
 
     #[test]
     fn revoking_the_holder_stops_a_running_launch_only() {
         let mut l = LaunchLease::new(Duration::from_secs(60));
-        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
         let other: HashSet<CredId> = [cred("x")].into();
         assert_eq!(l.revoked(&other, true), None);
         let hit: HashSet<CredId> = [cred("a")].into();
@@ -473,65 +408,84 @@ mod tests {
         assert_eq!(l.holder(), None);
         // Bound but not running (yet): the binding is dropped, nothing to stop; the next
         // operation binds anew.
-        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
         assert_eq!(l.revoked(&hit, false), None);
-        l.on_op(&cred("b"), Role::Operator, false, 0);
+        l.on_op(&cred("b"), Role::Operator, false, t(0));
         assert_eq!(l.holder(), Some(&cred("b")));
     }
 
     #[test]
-    fn a_stop_clears_only_the_binding_it_decided_on() {
+    fn a_binding_made_while_stopping_stays() {
         let mut l = LaunchLease::new(Duration::from_secs(60));
-        l.on_op(&cred("a"), Role::Operator, false, 0);
-        assert!(l.tick(true, 60_000).is_some());
-        let stopping = l.generation();
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
+        assert!(l.tick(true, t(60_000)).is_some());
         // While OpenCode stops, an operation by b is admitted and binds the next launch.
-        l.on_op(&cred("b"), Role::Operator, true, 61_000);
-        l.clear_if(stopping);
+        l.on_op(&cred("b"), Role::Operator, true, t(61_000));
         assert_eq!(l.holder(), Some(&cred("b")), "b's launch stays bound");
         let b_revoked: HashSet<CredId> = [cred("b")].into();
         assert_eq!(
             l.revoked(&b_revoked, true),
             Some(StopReason::Revoked { cred: cred("b") })
         );
-        // Nothing bound since: the stop clears its own binding (host kill switch path).
-        l.on_op(&cred("c"), Role::Operator, false, 70_000);
-        let killing = l.generation();
-        l.on_op(&cred("c"), Role::Operator, true, 71_000);
-        l.clear_if(killing);
+        // The host kill switch clears the binding when it decides to stop.
+        l.on_op(&cred("c"), Role::Operator, false, t(70_000));
+        l.clear();
         assert_eq!(l.holder(), None);
+        l.on_op(&cred("d"), Role::Operator, true, t(71_000));
+        assert_eq!(
+            l.holder(),
+            Some(&cred("d")),
+            "an operation during the stop binds anew"
+        );
+    }
+
+    #[test]
+    fn the_next_check_is_the_lease_end_or_at_once() {
+        let mut l = LaunchLease::new(Duration::from_secs(60));
+        assert_eq!(l.next_check(t(5)), t(5), "unbound (adopted): at once");
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
+        assert_eq!(l.next_check(t(5)), t(60_000));
+        l.renew(Role::Operator, t(30_000));
+        assert_eq!(l.next_check(t(31_000)), t(90_000));
+        let hit: HashSet<CredId> = [cred("a")].into();
+        assert_eq!(l.revoked(&hit, false), None);
+        assert_eq!(l.next_check(t(32_000)), t(32_000), "revoked: at once");
     }
 
     #[test]
     fn revoked_before_its_launch_runs_is_stopped_once_running() {
         let mut l = LaunchLease::new(Duration::from_secs(60));
-        l.on_op(&cred("a"), Role::Operator, false, 0);
+        l.on_op(&cred("a"), Role::Operator, false, t(0));
         let hit: HashSet<CredId> = [cred("a")].into();
         assert_eq!(l.revoked(&hit, false), None, "nothing runs yet");
         // a's operation, admitted before the notice, starts OpenCode; nobody renews it.
-        l.on_op(&cred("b"), Role::Owner, true, 1_000);
-        l.renew(Role::Owner, 1_000);
+        l.on_op(&cred("b"), Role::Owner, true, t(1_000));
+        l.renew(Role::Owner, t(1_000));
         assert_eq!(
-            l.tick(true, 2_000),
+            l.tick(true, t(2_000)),
             Some(StopReason::Revoked { cred: cred("a") })
         );
         assert_eq!(l.holder(), None);
     }
 
-    #[test]
-    fn a_locked_host_does_not_renew_for_watchers() {
+    #[tokio::test(start_paused = true)]
+    async fn a_locked_host_does_not_renew_for_watchers() {
         let state = tempfile::tempdir().unwrap();
         let policy =
             crate::policy::Policy::new(crate::policy::PolicyConfig::default(), state.path());
         let leases = Leases::new(Duration::from_secs(60));
-        leases.on_op("w", &cred("a"), Role::Operator, false, 0);
+        let start = Instant::now();
+        leases.on_op("w", &cred("a"), Role::Operator, false);
         let watch = proto::header::Op::WatchEvents;
-        assert!(leases.renew_watching(&policy, "w", watch, Role::Operator, 50_000));
-        assert!(leases.tick("w", true, 100_000).is_none(), "renewed");
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert!(leases.renew_watching(&policy, "w", watch, Role::Operator));
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert!(leases.tick("w", true, at(100)).is_none(), "renewed");
         assert!(!crate::policy::lock(state.path(), Some("incident")).unwrap());
-        assert!(!leases.renew_watching(&policy, "w", watch, Role::Owner, 109_000));
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(!leases.renew_watching(&policy, "w", watch, Role::Owner));
         assert!(
-            leases.tick("w", true, 110_000).is_some(),
+            leases.tick("w", true, at(110)).is_some(),
             "locked: the lease lapses though an owner watches"
         );
     }
@@ -539,9 +493,9 @@ mod tests {
     #[test]
     fn an_adopted_launch_gets_a_lease_from_when_it_is_first_seen() {
         let mut l = LaunchLease::new(Duration::from_secs(60));
-        assert_eq!(l.tick(true, 1_000), None);
+        assert_eq!(l.tick(true, t(1_000)), None);
         assert_eq!(l.holder(), None);
-        assert!(l.tick(true, 61_000).is_some());
+        assert!(l.tick(true, t(61_000)).is_some());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod core_tasks;
 pub mod doctor;
 pub mod enroll;
 pub mod fs;

@@ -204,6 +204,21 @@ async fn serve_connection(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
     let mut seq: u64 = 0;
+    // Revocation notices are merged into one pending set that one worker hands to the
+    // supervisors (no task per notice, and a flood of notices cannot queue without bound:
+    // the set holds each credential once).
+    let revocations = Arc::new(Revocations::default());
+    let (workspaces, cancel_revocations, pending) = (
+        Arc::clone(&streams.workspaces),
+        streams.cancel.clone(),
+        Arc::clone(&revocations),
+    );
+    streams.tracker.spawn(async move {
+        tokio::select! {
+            () = cancel_revocations.cancelled() => {}
+            () = pending.serve(&workspaces) => {}
+        }
+    });
     // Sub-agent sessions: the relay records their parent's owner as theirs.
     let (links_tx, mut links) = tokio::sync::mpsc::channel(256);
     let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
@@ -238,14 +253,8 @@ async fn serve_connection(
             }
             msg = control_recv.next::<Control>() => match msg {
                 Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
-                Ok(Some(Control::CredsRevoked { cred_ids })) => {
-                    // Launch leases: stop OpenCode started by a revoked credential.
-                    let workspaces = Arc::clone(&streams.workspaces);
-                    tokio::spawn(async move {
-                        let creds = cred_ids.into_iter().collect();
-                        crate::lease::on_revoked(&workspaces, &creds).await;
-                    });
-                }
+                // Launch leases: the supervisors stop OpenCode started by a revoked credential.
+                Ok(Some(Control::CredsRevoked { cred_ids })) => revocations.add(cred_ids),
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
                 Ok(None) => return end_of(conn, "relay closed the control stream".into()),
                 Err(e) => return end_of(conn, e.to_string()),
@@ -254,6 +263,39 @@ async fn serve_connection(
                 Ok((send, recv)) => spawn_stream(streams, send, recv),
                 Err(e) => return end_of(conn, e.to_string()),
             },
+        }
+    }
+}
+
+/// Revoked credentials the relay reported and the supervisors have not been told about yet.
+#[derive(Debug, Default)]
+struct Revocations {
+    pending: std::sync::Mutex<std::collections::HashSet<CredId>>,
+    added: tokio::sync::Notify,
+}
+
+impl Revocations {
+    fn add(&self, creds: Vec<CredId>) {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(creds);
+        self.added.notify_one();
+    }
+
+    /// Hands pending revocations to the workspaces' supervisors, one batch at a time.
+    async fn serve(&self, workspaces: &Workspaces) {
+        loop {
+            self.added.notified().await;
+            let creds = std::mem::take(
+                &mut *self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !creds.is_empty() {
+                crate::lease::on_revoked(workspaces, &creds).await;
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use cm_agent::config::{ConfigFile, default_config_path, default_state_dir};
+use cm_agent::core_tasks::CoreTasks;
 use cm_agent::enroll;
 use cm_agent::link::{self, LinkConfig};
 use cm_agent::opencode::binary::{self, Search};
@@ -10,6 +11,7 @@ use cm_agent::supervisor::leftovers;
 use cm_agent::workspaces::Workspaces;
 use cm_client::secrets::StoreChoice;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// The CodeMantle agent: connects this host to a relay so operators can drive OpenCode here.
@@ -244,23 +246,40 @@ fn run(cli: Cli) -> Result<()> {
                     config.launch_lease,
                 );
                 let cancel = CancellationToken::new();
-                tokio::spawn(cm_agent::lease::run(
-                    std::sync::Arc::clone(&workspaces),
-                    cancel.clone(),
-                ));
-                let link = tokio::spawn(link::run(
-                    link_config,
-                    std::sync::Arc::clone(&workspaces),
-                    cancel.clone(),
-                ));
+                // The link and the workspaces' supervisors (which also enforce the launch
+                // leases) are core tasks: one that ends before shutdown stops the agent.
+                let mut core = CoreTasks::new(cancel.clone());
+                core.spawn(
+                    "link",
+                    link::run(link_config, Arc::clone(&workspaces), cancel.clone()),
+                );
+                let watched = Arc::clone(&workspaces);
+                core.spawn("workspace supervisor", async move {
+                    let name = watched.supervisor_ended().await;
+                    tracing::error!(workspace = %name, "the supervisor of a workspace ended");
+                });
                 tracing::info!(host = %config.host, relay = %config.relay, "agent started");
-                cm_client::signal::shutdown_signal().await;
+                let ended = tokio::select! {
+                    () = cm_client::signal::shutdown_signal() => None,
+                    ended = core.ended_unexpectedly() => Some(ended),
+                };
                 tracing::info!("stopping");
                 cancel.cancel();
-                let _ = link.await;
-                workspaces.shutdown().await;
-                tracing::info!("stopped");
-            });
+                // Bounded: a supervisor that does not end within the shutdown bound would
+                // keep its watcher waiting.
+                let drain = tokio::time::timeout(
+                    cm_agent::workspaces::SHUTDOWN_BOUND,
+                    core.drain(),
+                );
+                let (_, ()) = tokio::join!(drain, workspaces.shutdown());
+                match ended {
+                    Some(e) => Err(anyhow::Error::new(e)),
+                    None => {
+                        tracing::info!("stopped");
+                        Ok(())
+                    }
+                }
+            })?;
         }
     }
     Ok(())

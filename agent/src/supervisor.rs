@@ -1,9 +1,16 @@
 //! One supervisor per workspace: an actor that owns that workspace's `opencode serve`, feeds
 //! what happens into the pure [`state::Machine`], and carries out the actions it returns
 //! (spawn, timers, health probe, stop, kill, publish). Operations talk to it through a
-//! [`SupervisorHandle`].
+//! [`SupervisorHandle`]. It owns every stop of its OpenCode and the reason: operators', the
+//! idle timer's, and the launch lease's (it sleeps until the lease's next check on tokio's
+//! clock, and revocation notices reach it as commands; see `crate::lease`).
+//!
+//! Over 600 lines: the handle, the actor's loop and carrying out the machine's actions are one
+//! protocol and read together; the lease's side is in `supervisor/lease_stop.rs`.
 
+mod activity;
 pub mod keeper;
+mod lease_stop;
 pub mod leftovers;
 pub mod process;
 mod reader;
@@ -15,42 +22,16 @@ use crate::hub::EventHub;
 use crate::opencode::binary::Search;
 use crate::opencode::client::OpencodeClient;
 use crate::opencode::launch;
+pub use activity::Activity;
 use process::{ProcessEvent, Running};
 use proto::event::Event;
 use proto::ops::{OpencodeInfo, OpencodeState};
 use state::{Action, Input, Machine};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-
-/// Last use of a workspace (operations and OpenCode events), for the idle stop.
-#[derive(Debug)]
-pub struct Activity(Mutex<Instant>);
-
-impl Activity {
-    fn new() -> Self {
-        Self(Mutex::new(Instant::now()))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Instant> {
-        // An Instant cannot be left half-written.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Marks the workspace as used now.
-    pub fn touch(&self) {
-        *self.lock() = Instant::now();
-    }
-
-    /// When it was last used.
-    pub fn last(&self) -> Instant {
-        *self.lock()
-    }
-}
 
 /// The supervisor's published state.
 #[derive(Debug, Clone)]
@@ -92,6 +73,15 @@ enum Command {
     Start(Option<StartReply>),
     Stop(oneshot::Sender<OpencodeInfo>),
     Shutdown(oneshot::Sender<OpencodeInfo>),
+    /// The relay reported these credentials revoked (launch leases).
+    CredsRevoked(
+        std::collections::HashSet<proto::ids::CredId>,
+        oneshot::Sender<OpencodeInfo>,
+    ),
+    /// The relay revoked this host (kill switch).
+    HostKilled(oneshot::Sender<OpencodeInfo>),
+    /// A supervision drill: the actor panics (see [`SupervisorHandle::panic_now`]).
+    Panic,
 }
 
 /// What a supervisor needs.
@@ -110,6 +100,8 @@ pub struct SupervisorDeps {
     /// Standing permission grants: matching requests are answered "once" on the granter's
     /// behalf; they end when a new launch is read.
     pub grants: Arc<crate::grants::Grants>,
+    /// The launch leases (this workspace's is checked by the actor).
+    pub leases: Arc<crate::lease::Leases>,
 }
 
 /// The handle operations use.
@@ -130,6 +122,10 @@ impl SupervisorHandle {
             client: None,
             pid: None,
         });
+        // Unbounded, yet no peer can make them grow: every command's sender waits for its
+        // answer (operations, bounded by the relay's stream slots per host; the link's one
+        // revocation worker), and a launch sends a handful of process events (ready line,
+        // attached, exited), never OpenCode's output.
         let (commands, rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let activity = Arc::new(Activity::new());
@@ -150,6 +146,8 @@ impl SupervisorHandle {
             start_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             shutting_down: false,
+            abort_before_stop: false,
+            lease_stop: None,
         };
         tokio::spawn(actor.run(rx, events_rx));
         Self {
@@ -226,8 +224,15 @@ impl SupervisorHandle {
 
     /// Stops OpenCode and ends the actor.
     pub async fn shutdown(&self) -> OpencodeInfo {
+        self.ask(Command::Shutdown).await
+    }
+
+    async fn ask(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<OpencodeInfo>) -> Command,
+    ) -> OpencodeInfo {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(tx)).is_err() {
+        if self.commands.send(cmd(tx)).is_err() {
             return self.info();
         }
         rx.await.unwrap_or_else(|_| self.info())
@@ -251,6 +256,10 @@ struct Actor {
     start_waiters: Vec<StartReply>,
     stop_waiters: Vec<oneshot::Sender<OpencodeInfo>>,
     shutting_down: bool,
+    /// The next `Action::Stop` aborts running turns first (`Action::AbortTurns`).
+    abort_before_stop: bool,
+    /// The reason of a lease stop under way, logged once it is done.
+    lease_stop: Option<String>,
 }
 
 async fn at(deadline: Option<Instant>) {
@@ -284,6 +293,12 @@ impl Actor {
                 .idle_stop
                 .filter(|_| state == OpencodeState::Ready)
                 .map(|d| self.activity.last() + d);
+            // Renewals move the lease's end without waking the actor: the check re-reads it.
+            let lease_at = (state == OpencodeState::Ready).then(|| {
+                self.deps
+                    .leases
+                    .next_check(&self.deps.workspace.name, Instant::now())
+            });
             tokio::select! {
                 biased;
                 cmd = commands.recv() => match cmd {
@@ -302,6 +317,7 @@ impl Actor {
                     self.backoff_deadline = None;
                     self.feed(Input::BackoffElapsed).await;
                 }
+                () = at(lease_at) => self.check_lease().await,
                 () = at(idle_at) => {
                     // Activity may have moved the deadline since the sleep began.
                     if let Some(idle) = self.deps.config.idle_stop
@@ -347,6 +363,12 @@ impl Actor {
                 self.stop_waiters.push(reply);
                 self.feed(Input::StopRequested).await;
             }
+            Command::CredsRevoked(creds, reply) => self.on_creds_revoked(&creds, reply).await,
+            Command::HostKilled(reply) => self.on_host_killed(reply).await,
+            Command::Panic => panic!(
+                "supervision drill: the supervisor of workspace {} was made to panic",
+                self.deps.workspace.name
+            ),
         }
     }
 
@@ -388,7 +410,7 @@ impl Actor {
     async fn feed(&mut self, input: Input) {
         let mut queue = std::collections::VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
-            let actions = self.machine.handle(input, std::time::Instant::now());
+            let actions = self.machine.handle(input, Instant::now());
             for action in actions {
                 if let Some(next) = self.execute(action).await {
                     queue.push_back(next);
@@ -425,10 +447,21 @@ impl Actor {
                 self.backoff_deadline = Some(Instant::now() + d);
                 None
             }
+            Action::AbortTurns => {
+                self.abort_before_stop = true;
+                None
+            }
             Action::Stop { dispose } => match &self.current {
                 Some(r) => {
                     let r = r.clone();
-                    tokio::spawn(async move { r.stop(dispose).await });
+                    let abort = std::mem::take(&mut self.abort_before_stop);
+                    let ws = self.deps.workspace.name.clone();
+                    tokio::spawn(async move {
+                        if abort {
+                            crate::lease::abort_running_turns(&r.client, &ws).await;
+                        }
+                        r.stop(dispose).await;
+                    });
                     None
                 }
                 None => Some(Input::Exited {
@@ -448,6 +481,9 @@ impl Actor {
                 // A stop is done once the process is gone, even if a start queued meanwhile
                 // begins at once.
                 if matches!(info.state, OpencodeState::Stopped | OpencodeState::Failed) {
+                    if let Some(reason) = self.lease_stop.take() {
+                        tracing::warn!(workspace = %info.workspace, %reason, "leased OpenCode stopped");
+                    }
                     // Publish the stopped state (no pid, no client) before answering, so a
                     // caller that reads the snapshot after its stop returns never sees the old
                     // process.

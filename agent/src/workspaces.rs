@@ -62,7 +62,7 @@ pub struct Workspaces {
     /// The host owner's limits, checked on every forwarded stream.
     policy: crate::policy::Policy,
     /// Launch leases (JIT binding of each OpenCode launch to a credential).
-    leases: crate::lease::Leases,
+    leases: Arc<crate::lease::Leases>,
 }
 
 impl Workspaces {
@@ -100,6 +100,7 @@ impl Workspaces {
         }
         crate::sandbox::announce(workspaces);
         let config = Arc::new(config);
+        let leases = Arc::new(crate::lease::Leases::new(lease));
         let entries = workspaces
             .iter()
             .map(|w| {
@@ -114,6 +115,7 @@ impl Workspaces {
                     hub: Arc::clone(&hub),
                     registry: Arc::clone(&registry),
                     grants: Arc::clone(&grants),
+                    leases: Arc::clone(&leases),
                 });
                 let rt = WorkspaceRuntime {
                     workspace: w.clone(),
@@ -145,7 +147,7 @@ impl Workspaces {
             config,
             cancel,
             policy,
-            leases: crate::lease::Leases::new(lease),
+            leases,
         })
     }
 
@@ -177,6 +179,24 @@ impl Workspaces {
     /// OpenCode settings.
     pub fn opencode_config(&self) -> &OpencodeConfig {
         &self.config
+    }
+
+    /// Resolves with a workspace's name when its supervisor has ended (a panic; or after
+    /// [`Workspaces::shutdown`]); never while every supervisor runs.
+    pub async fn supervisor_ended(&self) -> String {
+        let mut set = tokio::task::JoinSet::new();
+        for rt in self.entries.values() {
+            let (handle, name) = (rt.supervisor.clone(), rt.workspace.name.clone());
+            set.spawn(async move {
+                handle.ended().await;
+                name
+            });
+        }
+        match set.join_next().await {
+            Some(Ok(name)) => name,
+            Some(Err(e)) => format!("(unknown: {e})"),
+            None => std::future::pending().await,
+        }
     }
 
     /// Stops every OpenCode (in parallel, bounded) and ends the supervisors.

@@ -1,14 +1,13 @@
-//! The `cm-relay` command line: `init`, `run`, `host add|list`, `user passwd`, `audit`.
+//! The `cm-relay` command line: its clap types, how `run` options become a configuration,
+//! how audit rows print, and thin wrappers that open the state directory and call the
+//! administration domain (`crate::admin`), which holds the rules.
 
+use crate::admin;
 use crate::config::RelayConfig;
-use crate::state::{self, SETTING_PUBLIC_ADDR, StateDir};
-use crate::store::{AuditEvent, Store};
-use crate::time::{now_ms, random32};
+use crate::state::StateDir;
 pub use crate::time::{parse_duration, utc};
 use clap::{Args, Parser, Subcommand};
 use proto::admin::KillTarget;
-use proto::handshake::Key;
-use proto::ids::{HostId, UserId};
 use proto::token::EnrollmentToken;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -360,25 +359,9 @@ pub fn run_config(
     c
 }
 
-/// Errors of the one-shot subcommands.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// State directory problems.
-    #[error(transparent)]
-    State(#[from] state::StateError),
-    /// Database problems.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// Invalid input.
-    #[error("{0}")]
-    Input(String),
-    /// The input names something that does not exist (the message says where to look).
-    #[error("{0}")]
-    NotFound(String),
-    /// The change needs more rights than the operation carries (relay operations only).
-    #[error("{0}")]
-    Forbidden(String),
-}
+/// Errors of the one-shot subcommands: the administration domain's.
+pub use crate::admin::AdminError as CliError;
+pub use crate::admin::{AdminChange, CLI_ACTOR, counted};
 
 /// `host add`: enrolls `name` and returns its token.
 ///
@@ -391,7 +374,7 @@ pub fn host_add(
 ) -> Result<EnrollmentToken, CliError> {
     let pin = dir.pin()?;
     let store = dir.open_store()?;
-    host_enroll(&store, &pin, CLI_ACTOR, name, relay_addr, false)
+    admin::host_enroll(&store, &pin, CLI_ACTOR, name, relay_addr, false)
 }
 
 /// `host rotate`: a new secret for an enrolled host; returns its new token.
@@ -405,91 +388,7 @@ pub fn host_rotate(
 ) -> Result<EnrollmentToken, CliError> {
     let pin = dir.pin()?;
     let store = dir.open_store()?;
-    rotate_host(&store, &pin, CLI_ACTOR, name, relay_addr)
-}
-
-/// A new secret for an enrolled host, audited as `actor`; shared by the CLI and the relay's
-/// `host_rotate` operation.
-///
-/// # Errors
-/// Unknown host, store failures.
-pub fn rotate_host(
-    store: &Store,
-    pin: &str,
-    actor: &str,
-    name: &str,
-    relay_addr: Option<String>,
-) -> Result<EnrollmentToken, CliError> {
-    match store.list_hosts()?.iter().find(|h| h.id.as_str() == name) {
-        None => {
-            return Err(CliError::Store(crate::store::StoreError::Missing {
-                what: "host",
-                name: name.to_owned(),
-            }));
-        }
-        // Rotating must not quietly undo a revocation (a kill switch someone pulled).
-        Some(h) if h.revoked => {
-            return Err(CliError::Input(format!(
-                "host {name} is revoked; to let it back in, enroll it again with `host add {name}`"
-            )));
-        }
-        Some(_) => {}
-    }
-    host_enroll(store, pin, actor, name, relay_addr, true)
-}
-
-/// Who the CLI's audit rows name.
-pub const CLI_ACTOR: &str = "cm-relay cli";
-
-/// Enrolls `name` (or, with `rotate`, replaces the secret of an enrolled host: its agent is
-/// disconnected and must re-enroll with the new token), audited as `actor`. Shared by the CLI
-/// and the relay's `host_add` / `host_rotate` operations.
-///
-/// # Errors
-/// Invalid or taken name (unknown, for `rotate`), no public address, store failures.
-pub fn host_enroll(
-    store: &Store,
-    pin: &str,
-    actor: &str,
-    name: &str,
-    relay_addr: Option<String>,
-    rotate: bool,
-) -> Result<EnrollmentToken, CliError> {
-    if !proto::ids::is_valid_name(name) {
-        return Err(CliError::Input(format!(
-            "invalid host name {name:?}: use letters, digits, '-', '_' or '.'"
-        )));
-    }
-    let relay = match relay_addr {
-        Some(a) => a,
-        None => store.setting(SETTING_PUBLIC_ADDR)?.ok_or_else(|| {
-            CliError::Input("no public address recorded; pass --relay-addr".into())
-        })?,
-    };
-    let secret = Key::from_bytes(random32().map_err(|e| CliError::Input(e.to_string()))?);
-    let host = HostId::from(name);
-    let now = now_ms();
-    if rotate {
-        // Revoking first closes the live connection and lets add_host replace the secret.
-        store.kill_host(&host)?;
-    }
-    store.add_host(&host, &secret, now)?;
-    audit_change(
-        store,
-        actor,
-        if rotate { "host_rotate" } else { "host_add" },
-        format!(
-            "{} host {name}",
-            if rotate { "new secret for" } else { "enrolled" }
-        ),
-        Some(name.into()),
-    )?;
-    Ok(EnrollmentToken {
-        relay,
-        pin: pin.to_owned(),
-        host,
-        secret,
-    })
+    admin::rotate_host(&store, &pin, CLI_ACTOR, name, relay_addr)
 }
 
 /// `user passwd`: sets a password.
@@ -498,33 +397,67 @@ pub fn host_enroll(
 /// Unknown user, short password.
 pub fn user_passwd(dir: &StateDir, name: &str, password: &str) -> Result<(), CliError> {
     let store = dir.open_store()?;
-    set_password(&store, CLI_ACTOR, name, password)
+    admin::set_password(&store, CLI_ACTOR, name, password)
 }
 
-/// Sets a user's password (argon2id), audited as `actor`.
+/// `kill`: revokes and reports what was revoked. The running relay closes the affected
+/// connections within a second (it watches the revocation epoch).
 ///
 /// # Errors
-/// Unknown user, short password.
-pub fn set_password(
-    store: &Store,
-    actor: &str,
+/// Unknown targets, store failures.
+pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    let target = if let Some(user) = &args.user {
+        KillTarget::User { name: user.clone() }
+    } else if let Some(host) = &args.host {
+        KillTarget::Host { name: host.clone() }
+    } else if let Some(cred) = &args.cred {
+        KillTarget::Cred { id: cred.clone() }
+    } else {
+        KillTarget::All
+    };
+    admin::kill_target(&store, CLI_ACTOR, &target)
+}
+
+/// `user add`: creates the user with one grant and returns their invite.
+///
+/// # Errors
+/// Invalid name or role, taken name, store failures.
+pub fn user_add(
+    dir: &StateDir,
     name: &str,
-    password: &str,
-) -> Result<(), CliError> {
-    if password.chars().count() < crate::net::login::MIN_PASSWORD_LEN {
-        return Err(CliError::Input(format!(
-            "choose a password of at least {} characters",
-            crate::net::login::MIN_PASSWORD_LEN
-        )));
-    }
-    let hash = crate::net::login::hash_password(password).map_err(CliError::Input)?;
-    store.set_password_hash(&UserId::from(name), &hash)?;
-    audit_change(store, actor, "user_passwd", name.into(), None)
+    role: &str,
+    host: &str,
+) -> Result<proto::token::Invite, CliError> {
+    let role = admin::parse_role(role)?;
+    let store = dir.open_store()?;
+    let pin = dir.pin()?;
+    admin::add_user_with_invite(&store, &pin, CLI_ACTOR, name, role, host)
+}
+
+/// `user grant` / `user revoke` / `user remove` / `host revoke` / `creds revoke`, audited.
+///
+/// # Errors
+/// Unknown targets, last-owner protection, store failures.
+pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    admin::apply_change(&store, CLI_ACTOR, change)
+}
+
+/// `user totp`: enrolls a fresh TOTP secret and returns the otpauth:// URI.
+///
+/// # Errors
+/// Unknown user, randomness or store failures.
+pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
+    let store = dir.open_store()?;
+    admin::enroll_totp(&store, CLI_ACTOR, name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state;
+    use proto::ids::{HostId, UserId};
 
     #[test]
     fn host_add_issues_a_usable_token_once() {
@@ -578,292 +511,6 @@ mod tests {
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
         assert_eq!(utc(1_795_660_882_220), "2026-11-26 02:41:22Z");
     }
-}
-
-/// Records an administrative change made by `actor`.
-///
-/// # Errors
-/// Store failures.
-pub fn audit_change(
-    store: &Store,
-    actor: &str,
-    op: &str,
-    target: String,
-    host: Option<String>,
-) -> Result<(), CliError> {
-    store.audit(
-        now_ms(),
-        &AuditEvent {
-            actor: actor.into(),
-            host,
-            op: op.into(),
-            target: Some(target),
-            decision: "allow".into(),
-            ..AuditEvent::default()
-        },
-    )?;
-    Ok(())
-}
-
-/// `kill`: revokes and reports what was revoked. The running relay closes the affected
-/// connections within a second (it watches the revocation epoch).
-///
-/// # Errors
-/// Unknown targets, store failures.
-pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
-    let store = dir.open_store()?;
-    let target = if let Some(user) = &args.user {
-        KillTarget::User { name: user.clone() }
-    } else if let Some(host) = &args.host {
-        KillTarget::Host { name: host.clone() }
-    } else if let Some(cred) = &args.cred {
-        KillTarget::Cred { id: cred.clone() }
-    } else {
-        KillTarget::All
-    };
-    kill_target(&store, CLI_ACTOR, &target)
-}
-
-/// "1 credential", "2 credentials": a count with its noun, for summaries people read.
-#[must_use]
-pub fn counted(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
-
-/// The kill switch, audited as `actor`; shared by the CLI and the relay's `kill` operation.
-///
-/// # Errors
-/// Unknown targets, store failures.
-pub fn kill_target(store: &Store, actor: &str, target: &KillTarget) -> Result<String, CliError> {
-    let now = now_ms();
-    let (summary, host) = match target {
-        KillTarget::User { name } => {
-            let n = store.revoke_user_credentials(&UserId::from(name.as_str()), now)?;
-            (
-                format!("revoked {} of {name}", counted(n, "credential")),
-                None,
-            )
-        }
-        KillTarget::Host { name } => {
-            store.kill_host(&HostId::from(name.as_str()))?;
-            (format!("revoked host {name}"), Some(name.clone()))
-        }
-        KillTarget::Cred { id } => {
-            if !store.kill_credential(&proto::ids::CredId::from(id.as_str()))? {
-                return Err(CliError::NotFound(format!(
-                    "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
-                )));
-            }
-            (format!("revoked credential {id}"), None)
-        }
-        KillTarget::All => {
-            let (c, h) = store.revoke_everything(now)?;
-            (
-                format!(
-                    "revoked {} and {}",
-                    counted(c, "credential"),
-                    counted(h, "host")
-                ),
-                None,
-            )
-        }
-    };
-    audit_change(store, actor, "kill", summary.clone(), host)?;
-    Ok(summary)
-}
-
-/// `user add`: creates the user with one grant and returns their invite.
-///
-/// # Errors
-/// Invalid name or role, taken name, store failures.
-pub fn user_add(
-    dir: &StateDir,
-    name: &str,
-    role: &str,
-    host: &str,
-) -> Result<proto::token::Invite, CliError> {
-    let role = parse_role(role)?;
-    let store = dir.open_store()?;
-    let pin = dir.pin()?;
-    add_user_with_invite(&store, &pin, CLI_ACTOR, name, role, host)
-}
-
-/// Creates a user with one grant and returns their invite, audited as `actor`.
-///
-/// # Errors
-/// Invalid name, taken name, store failures.
-pub fn add_user_with_invite(
-    store: &Store,
-    pin: &str,
-    actor: &str,
-    name: &str,
-    role: proto::rbac::Role,
-    host: &str,
-) -> Result<proto::token::Invite, CliError> {
-    if !proto::ids::is_valid_name(name) {
-        return Err(CliError::Input(format!(
-            "invalid user name {name:?}: use letters, digits, '-', '_' or '.'"
-        )));
-    }
-    check_grant_host(host)?;
-    let addr = store
-        .setting(SETTING_PUBLIC_ADDR)?
-        .ok_or_else(|| CliError::Input("no public address recorded; re-run init".into()))?;
-    let user = UserId::from(name);
-    let now = now_ms();
-    store.add_user(&user, now)?;
-    store.grant(&user, host, role)?;
-    let invite = state::new_invite(store, &addr, pin, &user, now)?;
-    audit_change(
-        store,
-        actor,
-        "user_add",
-        format!("{name} {role} on {host}"),
-        None,
-    )?;
-    Ok(invite)
-}
-
-/// A grant's host is `*` or a valid host name.
-fn check_grant_host(host: &str) -> Result<(), CliError> {
-    if host == "*" || proto::ids::is_valid_name(host) {
-        Ok(())
-    } else {
-        Err(CliError::Input(format!(
-            "invalid host {host:?}: use a host name or * for every host"
-        )))
-    }
-}
-
-/// Parses a role name with a helpful error.
-///
-/// # Errors
-/// Unknown role.
-pub fn parse_role(role: &str) -> Result<proto::rbac::Role, CliError> {
-    proto::rbac::Role::parse(role).ok_or_else(|| {
-        CliError::Input(format!(
-            "unknown role {role:?}: use viewer, operator, admin or owner"
-        ))
-    })
-}
-
-/// `user grant` / `user revoke` / `user remove` / `host revoke` / `creds revoke`, audited.
-///
-/// # Errors
-/// Unknown targets, last-owner protection, store failures.
-pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, CliError> {
-    let store = dir.open_store()?;
-    apply_change(&store, CLI_ACTOR, change)
-}
-
-/// Applies one administrative change, audited as `actor`; shared by the CLI and the relay's
-/// administration operations (which authorize first).
-///
-/// # Errors
-/// Unknown targets, last-owner protection, store failures.
-pub fn apply_change(
-    store: &Store,
-    actor: &str,
-    change: AdminChange<'_>,
-) -> Result<String, CliError> {
-    let (op, summary, audit_host) = match change {
-        AdminChange::Grant { user, role, host } => {
-            let role = parse_role(role)?;
-            check_grant_host(host)?;
-            store.grant(&UserId::from(user), host, role)?;
-            ("grant", format!("{user} is {role} on {host}"), None)
-        }
-        AdminChange::RevokeGrant { user, host } => {
-            store.revoke_grant(&UserId::from(user), host)?;
-            (
-                "grant_revoke",
-                format!("{user} has no grant on {host} any more"),
-                None,
-            )
-        }
-        AdminChange::RemoveUser { user } => {
-            store.remove_user(&UserId::from(user), now_ms())?;
-            ("user_remove", format!("removed {user}"), None)
-        }
-        AdminChange::RevokeHost { host } => {
-            store.kill_host(&HostId::from(host))?;
-            (
-                "host_revoke",
-                format!("revoked host {host}"),
-                Some(host.to_owned()),
-            )
-        }
-        AdminChange::RevokeCred { id } => {
-            if !store.kill_credential(&proto::ids::CredId::from(id))? {
-                return Err(CliError::NotFound(format!(
-                    "no credential {id}; see `cm-relay creds list` or `cm-tui admin creds list`"
-                )));
-            }
-            ("cred_revoke", format!("revoked credential {id}"), None)
-        }
-    };
-    audit_change(store, actor, op, summary.clone(), audit_host)?;
-    Ok(summary)
-}
-
-/// An administrative change made from the CLI.
-#[derive(Debug, Clone, Copy)]
-pub enum AdminChange<'a> {
-    /// Grant a role.
-    Grant {
-        /// User.
-        user: &'a str,
-        /// Role name.
-        role: &'a str,
-        /// Host or `*`.
-        host: &'a str,
-    },
-    /// Remove a grant.
-    RevokeGrant {
-        /// User.
-        user: &'a str,
-        /// Host or `*`.
-        host: &'a str,
-    },
-    /// Remove a user.
-    RemoveUser {
-        /// User.
-        user: &'a str,
-    },
-    /// Revoke a host.
-    RevokeHost {
-        /// Host.
-        host: &'a str,
-    },
-    /// Revoke a credential.
-    RevokeCred {
-        /// Credential id.
-        id: &'a str,
-    },
-}
-
-/// `user totp`: enrolls a fresh TOTP secret and returns the otpauth:// URI.
-///
-/// # Errors
-/// Unknown user, randomness or store failures.
-pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
-    let store = dir.open_store()?;
-    let secret = random32().map_err(|e| CliError::Input(e.to_string()))?;
-    // 20 bytes, the RFC 4226 recommendation for HMAC-SHA1.
-    let secret = &secret[..20];
-    store.set_totp_secret(&UserId::from(name), secret)?;
-    audit_change(
-        &store,
-        CLI_ACTOR,
-        "user_totp",
-        format!("{name} enrolled a second factor"),
-        None,
-    )?;
-    Ok(crate::totp::otpauth_uri(name, secret))
 }
 
 #[cfg(test)]

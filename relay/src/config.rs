@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default cap on concurrent argon2 password checks (`max_password_checks`).
+pub const DEFAULT_MAX_PASSWORD_CHECKS: usize = 4;
+
 /// Default UDP listen address (design §10).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
 /// A host whose last heartbeat is older than this is shown offline (design: within 10 s).
@@ -79,7 +82,7 @@ impl RelayConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             queue_expiry: DEFAULT_QUEUE_EXPIRY,
             audit_prompt_text: false,
-            max_password_checks: crate::net::password_slots::DEFAULT_MAX_PASSWORD_CHECKS,
+            max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
         }
     }
 }

@@ -10,6 +10,10 @@ pub use cm_client::{finding, framed, pipe, signal, time, toml_file};
 pub mod tls;
 
 #[cfg(feature = "server")]
+pub mod admin;
+#[cfg(feature = "server")]
+pub mod audit_event;
+#[cfg(feature = "server")]
 pub mod authz;
 #[cfg(feature = "server")]
 pub mod cli;
@@ -18,11 +22,15 @@ pub mod config;
 #[cfg(feature = "server")]
 pub mod config_file;
 #[cfg(feature = "server")]
+pub mod core_tasks;
+#[cfg(feature = "server")]
 pub mod doctor;
 #[cfg(feature = "server")]
 pub mod help_examples;
 #[cfg(feature = "server")]
 mod net;
+#[cfg(feature = "server")]
+pub mod password;
 #[cfg(feature = "server")]
 pub mod presence;
 #[cfg(feature = "server")]
@@ -31,5 +39,7 @@ pub mod server;
 pub mod state;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+mod sync;
 #[cfg(feature = "server")]
 pub mod totp;

@@ -1,14 +1,17 @@
 //! The QUIC shell of the relay: accept loop, per-connection handling, login, requests.
 
 pub(crate) mod admin;
+pub(crate) mod body;
 pub(crate) mod conn;
 pub(crate) mod endpoint;
+pub(crate) mod error;
 pub(crate) mod hosts;
 pub(crate) mod inflight;
 pub(crate) mod limiter;
 pub(crate) mod login;
 pub(crate) mod password_slots;
 pub(crate) mod password_workers;
+pub(crate) mod principal;
 pub(crate) mod prompt_audit;
 pub(crate) mod queue;
 pub(crate) mod refusal_log;
@@ -17,11 +20,13 @@ pub(crate) mod splice;
 pub(crate) mod stream_quota;
 pub(crate) mod sweeper;
 
+use crate::audit_event::Audit;
 use crate::config::RelayConfig;
 use crate::presence::Presence;
-use crate::store::{AuditEvent, StoreHandle};
+use crate::store::StoreHandle;
+pub(crate) use crate::sync::lock;
 use proto::replay::ReplayWindow;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -51,21 +56,12 @@ impl std::fmt::Debug for dyn Presence<quinn::Connection> {
     }
 }
 
-/// Locks a mutex, recovering from poisoning (the data is still consistent for our uses: each
-/// critical section is a single insert/check).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 impl Shared {
     /// Writes an audit row and waits until it is durable; a failure is logged loudly (the
     /// caller decides whether to refuse).
-    pub(crate) async fn audit(&self, event: AuditEvent) -> bool {
+    pub(crate) async fn audit(&self, event: Audit) -> bool {
         let now = crate::time::now_ms();
-        match self.store.audit().durable(now, event).await {
+        match self.store.audit().durable(now, event.row()).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed");
@@ -76,7 +72,9 @@ impl Shared {
 
     /// Records an audit row without waiting for it to be durable (read-only operations; see
     /// docs/security-model.md, "Audit trail").
-    pub(crate) fn audit_unwaited(&self, event: AuditEvent) {
-        self.store.audit().record(crate::time::now_ms(), event);
+    pub(crate) fn audit_unwaited(&self, event: Audit) {
+        self.store
+            .audit()
+            .record(crate::time::now_ms(), event.row());
     }
 }

@@ -2,6 +2,7 @@
 //! [`Relay::shutdown`] drains it. Connection handling lives in `net/`.
 
 use crate::config::{RelayConfig, UDP_BUFFER_BYTES};
+use crate::core_tasks::{self, CoreTask, CoreTaskFailed, FaultHook};
 use crate::net::{self, Shared};
 use crate::presence::MemoryPresence;
 use crate::state::{StateDir, StateError};
@@ -40,6 +41,20 @@ pub enum SpawnError {
     PasswordWorkers(std::io::Error),
 }
 
+/// Why [`run`] ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The relay could not start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// A core task kept failing, so the relay stopped.
+    #[error(transparent)]
+    CoreTask(#[from] CoreTaskFailed),
+}
+
+/// How the core-task supervisor ended.
+type CoreOutcome = JoinHandle<Result<(), CoreTaskFailed>>;
+
 /// A running relay.
 #[derive(Debug)]
 pub struct Relay {
@@ -47,7 +62,29 @@ pub struct Relay {
     pin: String,
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
-    accept_task: JoinHandle<()>,
+    /// The supervisor of the core tasks (accept loop, sweeper, queue); `None` once it ended.
+    core: Option<CoreOutcome>,
+    faults: FaultHook,
+}
+
+/// The relay's core tasks, each rebuilt from `shared` on a restart.
+fn core_tasks(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -> Vec<CoreTask> {
+    let (s, e) = (Arc::clone(shared), endpoint.clone());
+    let accept = CoreTask {
+        name: "accept",
+        factory: Box::new(move || Box::pin(net::endpoint::accept_loop(e.clone(), Arc::clone(&s)))),
+    };
+    let s = Arc::clone(shared);
+    let sweeper = CoreTask {
+        name: "sweeper",
+        factory: Box::new(move || Box::pin(net::sweeper::run(Arc::clone(&s)))),
+    };
+    let s = Arc::clone(shared);
+    let queue = CoreTask {
+        name: "queue",
+        factory: Box::new(move || Box::pin(net::queue::run(Arc::clone(&s)))),
+    };
+    vec![accept, sweeper, queue]
 }
 
 fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
@@ -127,11 +164,12 @@ impl Relay {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
-        shared.tracker.spawn(net::sweeper::run(Arc::clone(&shared)));
-        shared.tracker.spawn(net::queue::run(Arc::clone(&shared)));
-        let accept_task = tokio::spawn(net::endpoint::accept_loop(
-            endpoint.clone(),
-            Arc::clone(&shared),
+        // Tracked: shutdown waits for the supervisor, which waits for its tasks.
+        let faults = FaultHook::default();
+        let core = shared.tracker.spawn(core_tasks::supervise(
+            core_tasks(&shared, &endpoint),
+            shared.cancel.clone(),
+            faults.clone(),
         ));
         tracing::info!(%local_addr, %pin, "relay listening");
         Ok(Self {
@@ -139,8 +177,34 @@ impl Relay {
             pin,
             shared,
             endpoint,
-            accept_task,
+            core: Some(core),
+            faults,
         })
+    }
+
+    /// Makes a core task panic (`"accept"`, `"sweeper"`, `"queue"`): a drill proving the
+    /// supervision restarts it. Nothing calls this in normal operation.
+    pub fn faults(&self) -> &FaultHook {
+        &self.faults
+    }
+
+    /// Resolves when a core task kept failing and the relay must stop; never otherwise.
+    pub async fn core_failure(&mut self) -> CoreTaskFailed {
+        let Some(core) = self.core.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = core.await;
+        self.core = None;
+        match outcome {
+            Ok(Err(failed)) => failed,
+            Ok(Ok(())) => std::future::pending().await,
+            Err(e) => CoreTaskFailed {
+                task: "core-task supervisor",
+                failures: 1,
+                window: core_tasks::FAILURE_WINDOW,
+                last: e.to_string(),
+            },
+        }
     }
 
     /// The bound UDP address.
@@ -158,7 +222,6 @@ impl Relay {
     pub async fn shutdown(self) {
         tracing::info!("relay shutting down");
         self.shared.cancel.cancel();
-        self.accept_task.abort();
         let reason = CloseReason::Restarting;
         self.endpoint
             .close(reason.code().into(), b"relay restarting");
@@ -189,13 +252,20 @@ impl Relay {
 /// Runs a relay until `shutdown` resolves, then drains it.
 ///
 /// # Errors
-/// As [`Relay::spawn`].
+/// As [`Relay::spawn`], or [`RunError::CoreTask`] when a core task kept failing (the relay is
+/// drained and stopped first).
 pub async fn run(
     config: RelayConfig,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), SpawnError> {
-    let relay = Relay::spawn(config).await?;
-    shutdown.await;
+) -> Result<(), RunError> {
+    let mut relay = Relay::spawn(config).await?;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        failed = relay.core_failure() => Some(failed),
+    };
     relay.shutdown().await;
-    Ok(())
+    match failed {
+        Some(f) => Err(f.into()),
+        None => Ok(()),
+    }
 }

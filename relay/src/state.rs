@@ -2,7 +2,7 @@
 //! database, owner, invite) and loading it at `cm-relay run`.
 
 use crate::config::INVITE_TTL;
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError};
 use crate::time::{now_ms, random32};
 use crate::tls::{self, RELAY_SERVER_NAME, TlsError};
 use proto::handshake::Bytes32;
@@ -101,11 +101,11 @@ impl StateDir {
     ///
     /// # Errors
     /// Not initialised, or SQLite failures.
-    pub fn open_store(&self) -> Result<Store, StateError> {
+    pub fn open_store(&self) -> Result<SqliteStore, StateError> {
         if !self.db_path().exists() {
             return Err(StateError::NotInitialised(self.root.clone()));
         }
-        Ok(Store::open(&self.db_path())?)
+        Ok(SqliteStore::open(&self.db_path())?)
     }
 
     /// The public address `init` recorded (what tokens and invites name), if readable.
@@ -204,22 +204,20 @@ pub fn init(dir: &StateDir, public_addr: &str, owner: &UserId) -> Result<InitOut
     )?;
     write_private(&dir.cert_path(), certified.cert.pem().as_bytes(), 0o644)?;
 
-    let store = Store::open(&dir.db_path())?;
+    let store = SqliteStore::open(&dir.db_path())?;
     let now = now_ms();
     store.set_setting(SETTING_PUBLIC_ADDR, public_addr)?;
     store.add_user(owner, now)?;
     store.grant(owner, "*", Role::Owner)?;
     let invite = new_invite(&store, public_addr, &pin, owner, now)?;
-    store.audit(
-        now,
-        &AuditEvent {
-            actor: "cm-relay init".into(),
-            op: "init".into(),
-            target: Some(owner.0.clone()),
-            decision: "allow".into(),
-            ..AuditEvent::default()
-        },
-    )?;
+    let row = crate::audit_event::Audit::Change {
+        actor: "cm-relay init".into(),
+        op: "init",
+        summary: owner.0.clone(),
+        host: None,
+    }
+    .row();
+    store.audit(now, &row)?;
     Ok(InitOutput { pin, invite })
 }
 

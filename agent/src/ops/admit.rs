@@ -48,10 +48,9 @@ pub(super) fn admit(
     root_ok(rt)?;
     rt.supervisor.touch();
     let running = crate::lease::is_running(rt);
-    let now = cm_client::time::now_ms();
     workspaces
         .leases()
-        .on_op(name, &fwd.cred_id, fwd.role, running, now);
+        .on_op(name, &fwd.cred_id, fwd.role, running);
     Ok(Some(Arc::clone(rt)))
 }
 

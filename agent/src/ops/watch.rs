@@ -74,7 +74,6 @@ async fn watch<W, G>(
                 continue;
             }
             _ = renew.tick() => {
-                let now = cm_client::time::now_ms();
                 // Re-checked on every renewal: a host locked since the watcher attached
                 // renews nothing.
                 workspaces.leases().renew_watching(
@@ -82,7 +81,6 @@ async fn watch<W, G>(
                     &rt.workspace.name,
                     fwd.header.op,
                     fwd.role,
-                    now,
                 );
                 continue;
             }

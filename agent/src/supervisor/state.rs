@@ -1,6 +1,9 @@
 //! The supervisor's decisions as a pure state machine: inputs (what happened) in, actions (what
 //! to do) out, time passed in. No processes, no timers, no I/O here; `process.rs` and the actor
-//! in `supervisor.rs` carry the actions out.
+//! in `supervisor.rs` carry the actions out. Time is tokio's clock, so tests can pause it.
+//! Every stop goes through here with its reason: an operator's, the idle timer's, and a launch
+//! lease's ([`Input::LeaseEnded`]: lapsed, credential or host revoked), whose reason the
+//! stopped state keeps in `last_error`.
 //!
 //! ```text
 //! Stopped/Failed --start--> Starting --health ok--> Ready --idle/stop--> Stopping --exit--> Stopped
@@ -12,7 +15,8 @@
 
 use proto::ops::{OpencodeInfo, OpencodeState};
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// First restart delay; doubled per crash within the window.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -59,6 +63,12 @@ pub enum Input {
     StopRequested,
     /// Nobody used the workspace for the idle period.
     IdleTimeout,
+    /// The launch lease ended (lapsed, or its credential or this host was revoked): stop,
+    /// aborting running turns, and say why.
+    LeaseEnded {
+        /// Operator-facing reason, kept as `last_error` once stopped.
+        reason: String,
+    },
     /// The restart delay passed.
     BackoffElapsed,
 }
@@ -79,6 +89,8 @@ pub enum Action {
         /// Whether the server is up to be asked to dispose.
         dispose: bool,
     },
+    /// Abort the running turns before the [`Action::Stop`] that follows.
+    AbortTurns,
     /// SIGKILL now.
     Kill,
     /// Publish this state.
@@ -101,6 +113,8 @@ pub struct Machine {
     timed_out: bool,
     /// A start was requested while stopping: start again once the process is gone.
     start_after_stop: bool,
+    /// Why the current stop was decided (a lease), shown once stopped.
+    stop_reason: Option<String>,
 }
 
 impl Machine {
@@ -116,6 +130,7 @@ impl Machine {
             version: None,
             timed_out: false,
             start_after_stop: false,
+            stop_reason: None,
         }
     }
 
@@ -153,6 +168,7 @@ impl Machine {
         self.restarts = 0;
         self.crashes.clear();
         self.last_error = None;
+        self.stop_reason = None;
         self.begin_start()
     }
 
@@ -242,11 +258,43 @@ impl Machine {
             ) => self.crashed(&status, &stderr_tail, now),
             (S::Stopping, Input::Exited { .. }) => {
                 self.state = S::Stopped;
+                let reason = self.stop_reason.take();
+                let said = reason.is_some();
+                if reason.is_some() {
+                    self.last_error = reason;
+                }
                 if std::mem::take(&mut self.start_after_stop) {
-                    self.fresh_start()
+                    // Operators see why it stopped, even when it starts again at once.
+                    let mut actions = if said { vec![self.emit()] } else { Vec::new() };
+                    actions.extend(self.fresh_start());
+                    actions
                 } else {
                     vec![self.emit()]
                 }
+            }
+            (S::Ready, Input::LeaseEnded { reason }) => {
+                self.state = S::Stopping;
+                self.stop_reason = Some(reason);
+                vec![
+                    Action::AbortTurns,
+                    Action::Stop { dispose: true },
+                    self.emit(),
+                ]
+            }
+            (S::Starting, Input::LeaseEnded { reason }) => {
+                self.state = S::Stopping;
+                self.stop_reason = Some(reason);
+                vec![Action::Stop { dispose: false }, self.emit()]
+            }
+            (S::Stopping, Input::LeaseEnded { reason }) => {
+                self.start_after_stop = false;
+                self.stop_reason = Some(reason);
+                Vec::new()
+            }
+            (S::Backoff | S::Failed, Input::LeaseEnded { reason }) => {
+                self.state = S::Stopped;
+                self.last_error = Some(reason);
+                vec![self.emit()]
             }
             (S::Starting, Input::StopRequested) => {
                 self.state = S::Stopping;
@@ -455,5 +503,84 @@ mod tests {
         m.handle(Input::StopRequested, t);
         let a = m.handle(exited("signal 15"), t);
         assert_eq!(emitted(&a), vec![OpencodeState::Stopped]);
+    }
+
+    fn lapsed() -> Input {
+        Input::LeaseEnded {
+            reason: "stopped: its launch lease lapsed".into(),
+        }
+    }
+
+    #[test]
+    fn a_lease_end_aborts_turns_stops_and_keeps_the_reason() {
+        let t = Instant::now();
+        let mut m = Machine::new("demo", Duration::from_secs(20));
+        assert_eq!(
+            m.handle(lapsed(), t),
+            vec![],
+            "nothing runs: nothing to stop"
+        );
+        ready(&mut m, t);
+        let a = m.handle(lapsed(), t);
+        assert_eq!(
+            &a[..2],
+            &[Action::AbortTurns, Action::Stop { dispose: true }]
+        );
+        assert_eq!(m.state(), OpencodeState::Stopping);
+        let a = m.handle(exited("signal 15"), t);
+        assert_eq!(emitted(&a), vec![OpencodeState::Stopped]);
+        let why = m.info().last_error.unwrap_or_default();
+        assert!(why.contains("lease lapsed"), "{why}");
+        // The next start begins afresh.
+        m.handle(Input::StartRequested, t);
+        assert_eq!(m.info().last_error, None);
+        // Starting: no turns to abort.
+        let a = m.handle(lapsed(), t);
+        assert_eq!(a[0], Action::Stop { dispose: false });
+        let a = m.handle(exited("signal 15"), t);
+        assert_eq!(emitted(&a), vec![OpencodeState::Stopped]);
+        // Already stopping with a start queued: the lease end cancels that start.
+        ready(&mut m, t);
+        m.handle(Input::StopRequested, t);
+        m.handle(Input::StartRequested, t);
+        assert_eq!(m.handle(lapsed(), t), vec![]);
+        let a = m.handle(exited("signal 15"), t);
+        assert_eq!(emitted(&a), vec![OpencodeState::Stopped]);
+        assert!(
+            m.info()
+                .last_error
+                .unwrap_or_default()
+                .contains("lease lapsed")
+        );
+        // In a crash backoff: stopped at once, with the reason.
+        ready(&mut m, t);
+        m.handle(exited("exit status: 1"), t);
+        let a = m.handle(lapsed(), t);
+        assert_eq!(emitted(&a), vec![OpencodeState::Stopped]);
+        assert!(
+            m.info()
+                .last_error
+                .unwrap_or_default()
+                .contains("lease lapsed")
+        );
+    }
+
+    #[test]
+    fn a_start_after_a_lease_stop_still_shows_why_it_stopped() {
+        let t = Instant::now();
+        let mut m = Machine::new("demo", Duration::from_secs(20));
+        ready(&mut m, t);
+        m.handle(lapsed(), t);
+        m.handle(Input::StartRequested, t);
+        let a = m.handle(exited("signal 15"), t);
+        assert_eq!(
+            emitted(&a),
+            vec![OpencodeState::Stopped, OpencodeState::Starting]
+        );
+        let stopped = a.iter().find_map(|x| match x {
+            Action::Emit(i) if i.state == OpencodeState::Stopped => i.last_error.clone(),
+            _ => None,
+        });
+        assert!(stopped.unwrap_or_default().contains("lease lapsed"));
     }
 }

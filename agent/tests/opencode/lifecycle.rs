@@ -229,3 +229,37 @@ async fn leftovers_of_an_earlier_run_are_killed_at_start() -> Result<()> {
     workspaces.shutdown().await;
     Ok(())
 }
+
+/// A lapsed launch lease stops OpenCode through the workspace's supervisor, on tokio's paused
+/// clock: the default 30-minute lease passes without waiting for it, and the workspace's
+/// state says why (the supervisor owns the stop and its reason).
+#[tokio::test]
+async fn a_lapsed_lease_stops_opencode_through_the_supervisor_on_paused_time() -> Result<()> {
+    let env = Env::start(&["leased"], None).await?;
+    // The operation binds the launch to its credential (the harness's `cred-tester`).
+    let info: OpencodeInfo = env.ok(Op::OpencodeStart, "leased", None, None).await?;
+    ensure!(info.state == OpencodeState::Ready, "{info:?}");
+    let rt = env.workspaces.get("leased").context("workspace")?;
+    let mut states = rt.supervisor.watch();
+    tokio::time::pause();
+    tokio::time::advance(cm_agent::config::DEFAULT_LAUNCH_LEASE).await;
+    tokio::time::resume();
+    tokio::time::timeout(crate::harness::EVENT_WAIT, async {
+        while states.borrow_and_update().info.state != OpencodeState::Stopped {
+            if states.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .context("OpenCode was not stopped by its lapsed lease")?;
+    let info = env.workspaces.leases().info(rt);
+    ensure!(info.state == OpencodeState::Stopped, "{info:?}");
+    let why = info.last_error.clone().unwrap_or_default();
+    ensure!(
+        why.contains("lease lapsed") && why.contains("30 min"),
+        "{info:?}"
+    );
+    env.shutdown().await;
+    Ok(())
+}

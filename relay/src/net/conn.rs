@@ -1,19 +1,22 @@
 //! One connection from handshake to close: read the client hello, authenticate or log in, then
 //! serve the agent (heartbeats, presence) or the operator (pings, request streams).
 
+use super::error::HelloError;
+use super::principal::{Principal, close};
 use super::refusal_log::{Source, Summary};
 use super::{Shared, limiter, lock};
+use crate::audit_event::Audit;
+use crate::authz;
 use crate::framed::{FramedRecv, StreamError, send_frame};
-use crate::store::{AuditEvent, FoundCredential};
+use crate::store::FoundCredential;
 use crate::time::{now_ms, random_u64, random32};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::{
     self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, H1, HandshakeError, PeerKind, ServerHello,
 };
-use proto::ids::{ConnId, CredId, HostId, UserId};
+use proto::ids::{ConnId, HostId, UserId};
 use proto::message::{CloseReason, Control};
 use proto::text::{printable_id, sanitize_capped};
-use proto::wire_error::{ErrorCode, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,26 +24,15 @@ use std::time::Duration;
 /// How long to wait for a refused client to read its error before closing the connection.
 const ERROR_LINGER: Duration = Duration::from_secs(2);
 
-/// An authenticated operator, as the rest of the relay sees it.
-#[derive(Debug, Clone)]
-pub(crate) struct Principal {
-    pub(crate) user: UserId,
-    pub(crate) cred_id: CredId,
-    pub(crate) conn_id: ConnId,
-}
-
-pub(crate) fn close(conn: &quinn::Connection, reason: CloseReason, text: &str) {
-    conn.close(reason.code().into(), text.as_bytes());
-}
-
 /// Sends a final error on the hello stream, lets the client read it, then closes.
 async fn refuse(
     conn: &quinn::Connection,
     mut send: quinn::SendStream,
-    error: WireError,
+    error: HelloError,
     reason: CloseReason,
 ) {
-    let _ = send_frame(&mut send, &ServerHello::Error(error), MAX_HEADER_LEN).await;
+    let hello = ServerHello::Error(error.wire());
+    let _ = send_frame(&mut send, &hello, MAX_HEADER_LEN).await;
     let _ = send.finish();
     // The client closes as soon as it has read the error; bound the wait either way.
     let _ = tokio::time::timeout(ERROR_LINGER, conn.closed()).await;
@@ -86,11 +78,10 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             // The error quotes the peer's bytes (an unknown `type`, say): cut and sanitized.
             let reason = sanitize_capped(&without_quoted_variant(&e.to_string()), MAX_QUOTED_ERROR);
             refused_unauthenticated(shared, remote, &format!("bad client hello: {reason}")).await;
-            let msg = format!("bad handshake frame: {reason}");
             refuse(
                 conn,
                 send,
-                WireError::new(ErrorCode::BadRequest, msg),
+                HelloError::BadFrame(reason),
                 CloseReason::ProtocolError,
             )
             .await;
@@ -114,14 +105,8 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     if let Some(wait_ms) = blocked {
         tracing::debug!(%remote, wait_ms, "address is rate-limited after repeated failures");
         let error = match hello {
-            ClientHello::Login(_) => WireError::new(
-                ErrorCode::LoginFailed,
-                format!(
-                    "too many failed attempts from your address; try again in {} s",
-                    wait_ms.div_ceil(1000)
-                ),
-            ),
-            ClientHello::H1(_) | ClientHello::Time => WireError::auth_failed(),
+            ClientHello::Login(_) => HelloError::LoginsLimited { wait_ms },
+            ClientHello::H1(_) | ClientHello::Time => HelloError::AuthFailed,
         };
         refuse(conn, send, error, CloseReason::AuthFailed).await;
         return;
@@ -144,15 +129,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
         }
         ClientHello::H1(h1) => match authenticate(shared, conn, remote, &h1).await {
             Some(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
-            None => {
-                refuse(
-                    conn,
-                    send,
-                    WireError::auth_failed(),
-                    CloseReason::AuthFailed,
-                )
-                .await
-            }
+            None => refuse(conn, send, HelloError::AuthFailed, CloseReason::AuthFailed).await,
         },
     }
 }
@@ -192,9 +169,7 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
     audit_refusal_summaries(shared, &decision.summaries);
     if decision.write {
         tracing::warn!(%remote, reason, "handshake refused before authentication");
-        shared
-            .audit(refusal(remote, "-", "handshake", reason))
-            .await;
+        shared.audit(refusal(remote, "-", reason)).await;
     } else {
         tracing::debug!(%remote, reason, "handshake refused before authentication");
     }
@@ -204,30 +179,23 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
 /// acknowledge nothing).
 pub(crate) fn audit_refusal_summaries(shared: &Shared, summaries: &[Summary]) {
     for summary in summaries {
-        let actor = match summary.source {
-            Source::Addr(ip) => format!("-@{ip}"),
-            Source::Many => "-@many-addresses".to_owned(),
-        };
-        shared.audit_unwaited(AuditEvent {
-            actor,
-            op: "handshake".into(),
-            decision: "deny".into(),
-            reason: Some(summary.reason()),
-            ..AuditEvent::default()
+        shared.audit_unwaited(Audit::HandshakeRefusals {
+            from: match summary.source {
+                Source::Addr(ip) => Some(ip),
+                Source::Many => None,
+            },
+            reason: summary.reason(),
         });
     }
 }
 
-/// The audit row of a refused unauthenticated peer, cut to the row bounds.
-fn refusal(remote: SocketAddr, actor: &str, op: &str, reason: &str) -> AuditEvent {
-    AuditEvent {
-        actor: format!("{actor}@{}", remote.ip()),
-        op: op.into(),
-        decision: "deny".into(),
-        reason: Some(reason.into()),
-        ..AuditEvent::default()
+/// The audit event of a refused handshake (cut to the row bounds when stored).
+fn refusal(remote: SocketAddr, who: &str, reason: &str) -> Audit {
+    Audit::HandshakeRefused {
+        who: who.into(),
+        ip: remote.ip(),
+        reason: reason.into(),
     }
-    .capped()
 }
 
 /// Verifies h1. On failure: logs and audits the precise reason, counts the failure for the
@@ -245,7 +213,7 @@ async fn authenticate(
             tracing::warn!(%remote, %cred_id, kind = ?h1.kind, %reason, "handshake refused");
             lock(&shared.limiter).record_failure(limiter::addr_key(remote.ip()), now_ms());
             shared
-                .audit(refusal(remote, &cred_id, "handshake", &reason.to_string()))
+                .audit(refusal(remote, &cred_id, &reason.to_string()))
                 .await;
             None
         }
@@ -274,15 +242,20 @@ async fn verify(
     let (kind, cred_id) = (h1.kind, h1.cred_id.clone());
     let found = shared
         .store
-        .call(move |s| s.find_credential(kind, &cred_id))
+        .read(move |s| s.find_credential(kind, &cred_id))
         .await
         .map_err(|e| VerifyFailure::Store(e.to_string()))?;
     let mut exporter = [0u8; EXPORTER_LEN];
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
         .map_err(|_| VerifyFailure::Exporter)?;
-    let record = found.as_ref().map(|f| &f.record);
-    handshake::verify_h1(h1, record, &exporter, now_ms(), &mut lock(&shared.replay))?;
-    // verify_h1 refuses a missing record, so `found` is Some here.
+    authz::admit_handshake(
+        h1,
+        found.as_ref(),
+        &exporter,
+        now_ms(),
+        &mut lock(&shared.replay),
+    )?;
+    // admit_handshake refuses a missing record, so `found` is Some here.
     found.ok_or(VerifyFailure::Handshake(HandshakeError::UnknownCredential))
 }
 
@@ -395,6 +368,8 @@ async fn serve_agent(
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
     // The sweeper sends revocation notices for the agent's control stream through this.
+    // Unbounded on purpose: only revocations made by administrators fill it (at most one
+    // batch per revocation), never the agent, and a notice dropped would leave a launch running.
     let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
     if let Some(live) = lock(&shared.live).get_mut(&conn_id) {
         live.notify = Some(notify);

@@ -3,7 +3,8 @@
 //! operator goes away. Both in pages (`proto::host_watch`), so fleets of any size fit.
 
 use super::Shared;
-use super::requests::reply;
+use super::body::reply;
+use super::error::RequestError;
 use crate::authz;
 use crate::time::now_ms;
 use proto::frame::MAX_FRAME_LEN;
@@ -11,7 +12,6 @@ use proto::host_watch::{self, HostDiffer, HostUpdate};
 use proto::ids::HostId;
 use proto::message::{HostList, Reply};
 use proto::rbac::Role;
-use proto::wire_error::{ErrorCode, WireError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,14 +28,14 @@ const WATCH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// lists per second per watcher.
 const WATCH_PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
-async fn host_list(shared: &Arc<Shared>, grants: &[(String, Role)]) -> Result<HostList, WireError> {
-    let rows = shared.store.call(|s| s.list_hosts()).await.map_err(|e| {
-        tracing::error!(error = %e, "host lookup failed");
-        WireError::new(ErrorCode::Internal, "relay store failure; see its log")
-    })?;
+async fn host_list(
+    shared: &Arc<Shared>,
+    grants: &[(String, Role)],
+) -> Result<HostList, RequestError> {
+    let rows = shared.store.read(|s| s.list_hosts()).await?;
     let visible: Vec<HostId> = rows
         .into_iter()
-        .filter(|r| !r.revoked && authz::may_see(grants, &r.id))
+        .filter(|r| authz::lists_host(grants, r))
         .map(|r| r.id)
         .collect();
     let now = now_ms();
@@ -61,7 +61,7 @@ pub(super) async fn host_list_once(
         Err(e) => Err(Some(e)),
     };
     if let Err(Some(e)) = sent {
-        let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+        let _ = reply::<()>(&mut send, &Reply::Error(e.wire())).await;
     }
     let _ = send.finish();
 }
@@ -71,14 +71,11 @@ pub(super) async fn host_list_once(
 async fn send_update(
     send: &mut quinn::SendStream,
     update: HostUpdate,
-) -> Result<(), Option<WireError>> {
+) -> Result<(), Option<RequestError>> {
     let frames =
         host_watch::pages(update, host_watch::PAGE_BUDGET, MAX_FRAME_LEN).map_err(|e| {
             tracing::warn!(error = %e, "host list update cannot be encoded");
-            Some(WireError::new(
-                ErrorCode::Unavailable,
-                format!("a host's status does not fit in a frame ({e}); see the relay log"),
-            ))
+            Some(RequestError::HostStatusTooLarge(e.to_string()))
         })?;
     for frame in frames {
         send.write_all(&frame).await.map_err(|_| None)?;
@@ -102,7 +99,7 @@ pub(super) async fn watch_hosts(
         let list = match host_list(shared, grants).await {
             Ok(list) => list,
             Err(e) => {
-                let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+                let _ = reply::<()>(&mut send, &Reply::Error(e.wire())).await;
                 return;
             }
         };
@@ -129,7 +126,7 @@ pub(super) async fn watch_hosts(
             match send_update(&mut send, delta.update).await {
                 Ok(()) => {}
                 Err(Some(e)) => {
-                    let _ = reply::<()>(&mut send, &Reply::Error(e)).await;
+                    let _ = reply::<()>(&mut send, &Reply::Error(e.wire())).await;
                     return;
                 }
                 Err(None) => return,

@@ -3,13 +3,14 @@
 //! Attempts are reserved against the user and the address before any work, and argon2 runs
 //! only on one of the relay's password-check threads (`password_workers`).
 
-use super::conn::close;
+use super::principal::close;
 use super::{Shared, lock};
+use crate::audit_event::Audit;
 use crate::framed::send_frame;
+use crate::password::{MIN_PASSWORD_LEN, hash_password};
 use crate::state::invite_hash;
-use crate::store::{AuditEvent, StoreError};
+use crate::store::StoreError;
 use crate::time::{now_ms, random_u64, random32};
-use argon2::password_hash::PasswordHasher;
 use proto::frame::MAX_HEADER_LEN;
 use proto::handshake::{IssuedCredential, Key, LoginMethod, LoginRequest, ServerHello};
 use proto::ids::{CredId, UserId};
@@ -19,9 +20,6 @@ use proto::wire_error::{ErrorCode, WireError};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Shortest password accepted when one is set.
-pub(crate) const MIN_PASSWORD_LEN: usize = 8;
 
 /// Why a login failed (for the log and audit; the client gets one generic message).
 #[derive(Debug, thiserror::Error)]
@@ -103,14 +101,6 @@ impl LoginFailure {
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("codemantle timing equaliser").unwrap_or_default());
 
-/// Hashes a password with argon2id (on the blocking pool: it is deliberately slow).
-pub(crate) fn hash_password(password: &str) -> Result<String, String> {
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
 /// Checks `password` against `hash` (or [`DUMMY_HASH`] when there is none) on one of the
 /// relay's password-check threads, once one is free: concurrent logins never run more argon2
 /// checks, or hold more of its memory, than there are threads.
@@ -158,7 +148,7 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
         } => {
             if new_password
                 .as_ref()
-                .is_some_and(|p| p.chars().count() < MIN_PASSWORD_LEN)
+                .is_some_and(|p| !crate::password::long_enough(p))
             {
                 return Err(LoginFailure::WeakPassword);
             }
@@ -183,11 +173,11 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
             // Ask for a missing second factor before checking the password, so the answer
             // never tells whether the password was right.
             let u = user.clone();
-            if totp.is_none() && shared.store.call(move |s| s.totp(&u)).await?.is_some() {
+            if totp.is_none() && shared.store.read(move |s| s.totp(&u)).await?.is_some() {
                 return Err(LoginFailure::TotpMissing);
             }
             let u = user.clone();
-            let hash = shared.store.call(move |s| s.password_hash(&u)).await?;
+            let hash = shared.store.read(move |s| s.password_hash(&u)).await?;
             // Unknown users and users without a password cost the same argon2 work as a wrong
             // password, so response time does not reveal which names exist.
             let known = hash.is_some();
@@ -211,7 +201,7 @@ async fn check_totp(
     code: Option<String>,
 ) -> Result<(), LoginFailure> {
     let u = user.clone();
-    let Some((secret, last)) = shared.store.call(move |s| s.totp(&u)).await? else {
+    let Some((secret, last)) = shared.store.read(move |s| s.totp(&u)).await? else {
         return Ok(());
     };
     let code = code.ok_or(LoginFailure::TotpMissing)?;
@@ -274,27 +264,22 @@ pub(crate) async fn handle(
         LoginMethod::Password { .. } => "password",
     };
     let result = check(shared, req).await;
-    let mut event = AuditEvent {
-        actor: format!("{shown_user}@{}", remote.ip()),
-        op: "login".into(),
-        target: Some(method.into()),
-        ..AuditEvent::default()
+    let event = |result| Audit::Login {
+        user: shown_user.clone(),
+        ip: remote.ip(),
+        method,
+        result,
     };
     let reply = match result {
         Ok(cred) => {
             lock(&shared.user_lockout).clear(&user.0);
             lock(&shared.limiter).refund(&addr_key);
-            event.decision = "allow".into();
-            event.reason = Some(format!("credential {} issued", cred.cred_id));
             // The credential is only handed out once its audit row is durable.
-            if shared.audit(event).await {
+            if shared.audit(event(Ok(cred.cred_id.clone()))).await {
                 tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
                 ServerHello::LoginOk(cred)
             } else {
-                ServerHello::Error(WireError::new(
-                    ErrorCode::Internal,
-                    "login failed inside the relay; see its log",
-                ))
+                ServerHello::Error(LoginFailure::Internal("audit write failed".into()).public())
             }
         }
         Err(failure) => {
@@ -303,9 +288,7 @@ pub(crate) async fn handle(
             if failure.reserved_user() && !failure.counts_against_user() {
                 lock(&shared.user_lockout).refund(&user.0);
             }
-            event.decision = "deny".into();
-            event.reason = Some(failure.to_string());
-            shared.audit(event.capped()).await;
+            shared.audit(event(Err(failure.to_string()))).await;
             ServerHello::Error(failure.public())
         }
     };

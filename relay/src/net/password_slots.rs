@@ -2,13 +2,10 @@
 //! (argon2id defaults: m = 19 MiB), so a flood of concurrent logins would otherwise take the
 //! relay's memory with it. The number is the memory budget (a quarter of the memory available
 //! at start) divided by that, at least 2, and never more than the configured cap
-//! (`max_password_checks`, default [`DEFAULT_MAX_PASSWORD_CHECKS`]). Logins beyond it wait.
+//! (`max_password_checks`, default `config::DEFAULT_MAX_PASSWORD_CHECKS`). Logins beyond it wait.
 
 /// Memory one argon2id check takes with the default parameters.
 pub(crate) const PASSWORD_CHECK_MEMORY: u64 = 19 * 1024 * 1024;
-
-/// Default cap on concurrent password checks.
-pub(crate) const DEFAULT_MAX_PASSWORD_CHECKS: usize = 4;
 
 /// Share of the available memory password checks may use together (1/4).
 const BUDGET_DIVISOR: u64 = 4;

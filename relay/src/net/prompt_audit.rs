@@ -4,10 +4,11 @@
 //! back exactly as it arrived, so what reaches the agent is byte-identical.
 
 use super::Shared;
+use super::error::RequestError;
 use crate::framed::FramedRecv;
 use proto::frame::MAX_FRAME_LEN;
+use proto::header::Op;
 use proto::ops::Prompt;
-use proto::wire_error::{ErrorCode, WireError};
 
 /// What the audit row says about a prompt's text.
 pub(crate) fn note(text: &str, full_text: bool) -> String {
@@ -22,17 +23,15 @@ pub(crate) fn note(text: &str, full_text: bool) -> String {
 ///
 /// # Errors
 /// No body in time, or a body that is not a prompt (the agent would refuse it too).
-pub(crate) async fn peek(shared: &Shared, recv: &mut FramedRecv) -> Result<String, WireError> {
-    let bad = |m: String| WireError::new(ErrorCode::BadRequest, m);
+pub(crate) async fn peek(shared: &Shared, recv: &mut FramedRecv) -> Result<String, RequestError> {
     recv.set_max_len(MAX_FRAME_LEN);
-    let body = match tokio::time::timeout(shared.config.handshake_timeout, recv.next_raw()).await {
-        Ok(Ok(Some(body))) => body,
-        Ok(Ok(None)) => return Err(bad("prompt needs a request body".into())),
-        Ok(Err(e)) => return Err(bad(format!("malformed body for prompt: {e}"))),
-        Err(_) => return Err(bad("no prompt body in time".into())),
-    };
-    let prompt: Prompt = proto::frame::parse_json(&body)
-        .map_err(|e| bad(format!("malformed body for prompt: {e}")))?;
+    let body = super::body::read_raw(recv, Op::Prompt, shared.config.handshake_timeout)
+        .await?
+        .ok_or(RequestError::NoBody(Op::Prompt))?;
+    let prompt: Prompt = proto::frame::parse_json(&body).map_err(|e| RequestError::BadBody {
+        op: Op::Prompt,
+        detail: e.to_string(),
+    })?;
     recv.unread_frame(&body);
     Ok(note(&prompt.text, shared.config.audit_prompt_text))
 }

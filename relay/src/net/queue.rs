@@ -10,10 +10,13 @@
 //! rather than reaching OpenCode twice.
 
 use super::Shared;
-use super::conn::Principal;
-use crate::authz;
-use crate::framed::{FramedRecv, send_frame};
-use crate::store::{AuditEvent, QueueRow, StoreError};
+use super::body::{self, answer, refuse};
+use super::error::RequestError;
+use super::principal::{Principal, session_ownership};
+use crate::audit_event::{Audit, QueueEvent};
+use crate::authz::{self, QueueRefusal};
+use crate::framed::FramedRecv;
+use crate::store::{QueueRow, StoreError};
 use crate::time::{now_ms, random_u64};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::PeerKind;
@@ -22,8 +25,6 @@ use proto::ids::{CredId, HostId, ReqId, UserId};
 use proto::message::Reply;
 use proto::ops::{ForwardHeader, Prompt, PromptAccepted};
 use proto::queue::{PromptOutcome, QueueCancel, QueueList, QueueState, Queued};
-use proto::rbac::Decision;
-use proto::wire_error::{ErrorCode, WireError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,24 +41,12 @@ const LIST_LIMIT: usize = 200;
 /// Bound on one delivery (open, send, the agent's answer).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn internal() -> WireError {
-    WireError::new(ErrorCode::Internal, "relay store failure; see its log")
-}
-
-async fn answer<T: serde::Serialize>(mut send: quinn::SendStream, r: Reply<T>) {
-    let _ = send_frame(&mut send, &r, MAX_FRAME_LEN).await;
-    let _ = send.finish();
-}
-
-fn audit_event(row: &QueueRow, op: &str, decision: &str, reason: Option<String>) -> AuditEvent {
-    AuditEvent {
-        actor: row.user.clone(),
-        role: None,
-        host: Some(row.host.clone()),
-        op: op.to_owned(),
-        target: Some(row.id.clone()),
-        decision: decision.to_owned(),
-        reason,
+fn audit_event(row: &QueueRow, event: QueueEvent) -> Audit {
+    Audit::Queue {
+        user: row.user.clone(),
+        host: row.host.clone(),
+        id: row.id.clone(),
+        event,
     }
 }
 
@@ -67,43 +56,30 @@ pub(crate) async fn enqueue(
     principal: &Principal,
     header: &StreamHeader,
     host: &HostId,
-    mut send: quinn::SendStream,
+    send: quinn::SendStream,
     mut recv: FramedRecv,
 ) {
     let (Some(workspace), Some(session)) = (header.workspace.clone(), header.session.clone())
     else {
         // Without a session there is nothing to queue into (a new session needs the host).
-        let e = WireError::new(
-            ErrorCode::HostOffline,
-            format!(
-                "host {host} is offline; its agent is not connected (only prompts to an existing session can be queued)"
-            ),
-        );
-        answer::<()>(send, Reply::Error(e)).await;
+        refuse(send, RequestError::HostOfflineNotQueueable(host.clone())).await;
         return;
     };
     recv.set_max_len(MAX_FRAME_LEN);
-    let prompt = match tokio::time::timeout(
-        shared.config.handshake_timeout,
-        recv.expect::<Prompt>(),
-    )
-    .await
-    {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            let e = WireError::new(ErrorCode::BadRequest, format!("bad prompt body: {e}"));
-            answer::<()>(send, Reply::Error(e)).await;
-            return;
-        }
-        Err(_) => {
-            let e = WireError::new(ErrorCode::BadRequest, "no prompt body in time");
-            answer::<()>(send, Reply::Error(e)).await;
+    let timeout = shared.config.handshake_timeout;
+    let prompt = match body::required::<Prompt>(&mut recv, Op::Prompt, timeout).await {
+        Ok(p) => p,
+        Err(e) => {
+            refuse(send, e).await;
             return;
         }
     };
-    let Ok(body) = serde_json::to_string(&prompt) else {
-        answer::<()>(send, Reply::Error(internal())).await;
-        return;
+    let body = match serde_json::to_string(&prompt) {
+        Ok(body) => body,
+        Err(e) => {
+            refuse(send, RequestError::Internal(e.to_string())).await;
+            return;
+        }
     };
     let now = now_ms();
     let expiry = u64::try_from(shared.config.queue_expiry.as_millis()).unwrap_or(u64::MAX);
@@ -127,31 +103,17 @@ pub(crate) async fn enqueue(
     match shared.store.call(move |s| s.queue_add_once(&stored)).await {
         Ok(None) => {}
         Ok(Some(first)) => {
-            let r = Reply::Ok(PromptOutcome::Queued {
-                queued: Queued {
-                    id: first.id,
-                    expires_ms: first.expires_ms,
-                },
-            });
-            answer(send, r).await;
+            answer(send, Ok(queued(&first))).await;
             return;
         }
         Err(e) => {
             tracing::error!(error = %e, "could not queue a prompt");
-            answer::<()>(send, Reply::Error(internal())).await;
+            refuse(send, RequestError::Store(e)).await;
             return;
         }
     }
     // The entry exists only once its audit row is durable; a failed write cancels it.
-    if !shared
-        .audit(audit_event(
-            &row,
-            "queued",
-            "allow",
-            Some("host offline".into()),
-        ))
-        .await
-    {
+    if !shared.audit(audit_event(&row, QueueEvent::Queued)).await {
         let id = row.id.clone();
         let _ = shared
             .store
@@ -164,45 +126,38 @@ pub(crate) async fn enqueue(
                 )
             })
             .await;
-        let e = WireError::new(
-            ErrorCode::Internal,
-            "audit trail unavailable; see the relay log",
-        );
-        answer::<()>(send, Reply::Error(e)).await;
+        refuse(send, RequestError::AuditUnavailable).await;
         return;
     }
     tracing::info!(host = %row.host, id = %row.id, user = %row.user, "prompt queued for an offline host");
-    let _ = send_frame(
-        &mut send,
-        &Reply::Ok(PromptOutcome::Queued {
-            queued: Queued {
-                id: row.id.clone(),
-                expires_ms: row.expires_ms,
-            },
-        }),
-        MAX_FRAME_LEN,
-    )
-    .await;
-    let _ = send.finish();
+    answer(send, Ok(queued(&row))).await;
+}
+
+fn queued(row: &QueueRow) -> PromptOutcome {
+    PromptOutcome::Queued {
+        queued: Queued {
+            id: row.id.clone(),
+            expires_ms: row.expires_ms,
+        },
+    }
 }
 
 /// `queue_list`: the caller's entries.
 pub(crate) async fn list(shared: &Arc<Shared>, principal: &Principal, send: quinn::SendStream) {
-    let user = principal.user.0.clone();
-    let r = match shared
+    let user = principal.user.clone();
+    let u = user.0.clone();
+    let rows = shared
         .store
-        .call(move |s| s.queue_of_user(&user, LIST_LIMIT))
-        .await
-    {
-        Ok(rows) => Reply::Ok(QueueList {
-            entries: rows.iter().map(QueueRow::entry).collect(),
-        }),
-        Err(e) => {
-            tracing::error!(error = %e, "queue list failed");
-            Reply::Error(internal())
-        }
-    };
-    answer(send, r).await;
+        .read(move |s| s.queue_of_user(&u, LIST_LIMIT))
+        .await;
+    let list = rows.map_err(RequestError::Store).map(|rows| QueueList {
+        entries: rows
+            .iter()
+            .filter(|row| authz::may_touch_queued(&user, row))
+            .map(QueueRow::entry)
+            .collect(),
+    });
+    answer(send, list).await;
 }
 
 /// `queue_cancel`: drops one of the caller's waiting entries.
@@ -212,62 +167,44 @@ pub(crate) async fn cancel(
     send: quinn::SendStream,
     mut recv: FramedRecv,
 ) {
-    let body = match tokio::time::timeout(
-        shared.config.handshake_timeout,
-        recv.expect::<QueueCancel>(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            let e = WireError::new(ErrorCode::BadRequest, format!("bad queue_cancel body: {e}"));
-            answer::<()>(send, Reply::Error(e)).await;
-            return;
-        }
-        Err(_) => {
-            let e = WireError::new(ErrorCode::BadRequest, "no queue_cancel body in time");
-            answer::<()>(send, Reply::Error(e)).await;
+    let timeout = shared.config.handshake_timeout;
+    let body = match body::required::<QueueCancel>(&mut recv, Op::QueueCancel, timeout).await {
+        Ok(b) => b,
+        Err(e) => {
+            refuse(send, e).await;
             return;
         }
     };
-    let (id, user) = (body.id.clone(), principal.user.0.clone());
+    let (id, user) = (body.id.clone(), principal.user.clone());
     let result = shared
         .store
         .call(
-            move |s| -> Result<Result<QueueRow, WireError>, StoreError> {
-                let Some(row) = s.queue_get(&id)?.filter(|r| r.user == user) else {
-                    return Ok(Err(WireError::new(
-                        ErrorCode::NotFound,
-                        format!("you have no queued prompt {id}; see `cm-tui queue list`"),
-                    )));
+            move |s| -> Result<Result<QueueRow, RequestError>, StoreError> {
+                let Some(row) = s
+                    .queue_get(&id)?
+                    .filter(|r| authz::may_touch_queued(&user, r))
+                else {
+                    return Ok(Err(RequestError::NotQueued(id)));
                 };
                 if !s.queue_transition(&id, QueueState::Queued, QueueState::Cancelled, None)? {
-                    return Ok(Err(WireError::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "{id} is already {}; only waiting prompts can be cancelled",
-                            row.state.as_str()
-                        ),
-                    )));
+                    return Ok(Err(RequestError::NoLongerWaiting {
+                        id,
+                        state: row.state.as_str(),
+                    }));
                 }
                 Ok(Ok(s.queue_get(&id)?.unwrap_or(row)))
             },
         )
         .await;
-    let r = match result {
+    let result = match result {
         Ok(Ok(row)) => {
-            shared
-                .audit(audit_event(&row, "queue_cancelled", "allow", None))
-                .await;
-            Reply::Ok(row.entry())
+            shared.audit(audit_event(&row, QueueEvent::Cancelled)).await;
+            Ok(row.entry())
         }
-        Ok(Err(e)) => Reply::Error(e),
-        Err(e) => {
-            tracing::error!(error = %e, "queue cancel failed");
-            Reply::Error(internal())
-        }
+        Ok(Err(e)) => Err(e),
+        Err(e) => Err(RequestError::Store(e)),
     };
-    answer(send, r).await;
+    answer(send, result).await;
 }
 
 /// The delivery and expiry loop; runs until the relay shuts down.
@@ -309,7 +246,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 Err(e) => tracing::error!(error = %e, "cannot purge the prompt queue"),
             }
         }
-        let hosts = match shared.store.call(|s| s.queue_hosts()).await {
+        let hosts = match shared.store.read(|s| s.queue_hosts()).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the prompt queue");
@@ -330,14 +267,7 @@ async fn expire(shared: &Arc<Shared>) {
         Ok(rows) => {
             for row in rows {
                 tracing::info!(host = %row.host, id = %row.id, "queued prompt expired; not delivered");
-                shared
-                    .audit(audit_event(
-                        &row,
-                        "queue_expired",
-                        "deny",
-                        Some("the host did not come back in time".into()),
-                    ))
-                    .await;
+                shared.audit(audit_event(&row, QueueEvent::Expired)).await;
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot expire queued prompts"),
@@ -346,7 +276,7 @@ async fn expire(shared: &Arc<Shared>) {
 
 async fn deliver_host(shared: &Arc<Shared>, host: &HostId) {
     let h = host.0.clone();
-    let rows = match shared.store.call(move |s| s.queue_waiting(&h)).await {
+    let rows = match shared.store.read(move |s| s.queue_waiting(&h)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the prompt queue");
@@ -377,40 +307,13 @@ async fn finish(shared: &Arc<Shared>, id: &str, to: QueueState, detail: Option<S
 }
 
 /// Refuses a claimed entry at delivery: audited, then `refused` with the reason.
-async fn refuse(shared: &Arc<Shared>, row: &QueueRow, reason: &str) {
-    let why = format!("not delivered: {reason}");
+async fn refuse_delivery(shared: &Arc<Shared>, row: &QueueRow, reason: String) {
     tracing::info!(host = %row.host, id = %row.id, user = %row.user, %reason, "queued prompt refused at delivery");
+    let why = format!("not delivered: {reason}");
     shared
-        .audit(audit_event(row, "queue_deliver", "deny", Some(why.clone())))
+        .audit(audit_event(row, QueueEvent::DeliveryRefused { reason }))
         .await;
     finish(shared, &row.id, QueueState::Refused, Some(why)).await;
-}
-
-/// Why the credential the entry was queued with may not deliver it now, if it may not.
-async fn credential_problem(
-    shared: &Arc<Shared>,
-    row: &QueueRow,
-) -> Result<Option<String>, StoreError> {
-    let cred = CredId(row.cred_id.clone());
-    let found = shared
-        .store
-        .call(move |s| s.find_credential(PeerKind::Operator, &cred))
-        .await?;
-    Ok(match found {
-        None => Some(format!(
-            "credential {} of {} no longer exists",
-            row.cred_id, row.user
-        )),
-        Some(f) if f.owner != row.user => Some(format!(
-            "credential {} does not belong to {}",
-            row.cred_id, row.user
-        )),
-        Some(f) if f.record.revoked => Some(format!("credential {} was revoked", row.cred_id)),
-        Some(f) if f.record.expires_at_ms.is_some_and(|exp| exp <= now_ms()) => {
-            Some(format!("credential {} has expired", row.cred_id))
-        }
-        Some(_) => None,
-    })
 }
 
 /// Delivers one entry; false when the host is unreachable (the entry is queued again).
@@ -431,8 +334,7 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
             return true;
         }
     };
-    let (ownership, _) = super::requests::session_ownership(shared, &user, &header).await;
-    let (role, decision) = authz::decide(&grants, &header, ownership);
+    let (ownership, _) = session_ownership(shared, &user, &header).await;
     let id = row.id.clone();
     let claimed = shared
         .store
@@ -441,34 +343,37 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
     if !matches!(claimed, Ok(true)) {
         return true; // cancelled or expired meanwhile
     }
-    // The author's credential must still be good now (checked after the claim, so a revocation
+    // The author's credential must still be good now (read after the claim, so a revocation
     // either refuses the waiting entry in the store or is seen here).
-    match credential_problem(shared, &row).await {
-        Ok(None) => {}
-        Ok(Some(problem)) => {
-            refuse(shared, &row, &problem).await;
-            return true;
-        }
+    let cred = CredId(row.cred_id.clone());
+    let found = match shared
+        .store
+        .read(move |s| s.find_credential(PeerKind::Operator, &cred))
+        .await
+    {
+        Ok(found) => found,
         Err(e) => {
             tracing::error!(error = %e, "credential lookup failed; queued prompt kept");
             finish(shared, &row.id, QueueState::Queued, None).await;
             return true;
         }
-    }
-    let role = match (decision, role) {
-        (Decision::Allow, Some(role)) => role,
-        (Decision::Deny(reason), _) => {
-            refuse(shared, &row, &reason.to_string()).await;
-            return true;
-        }
-        (Decision::Allow, None) => {
+    };
+    let now = now_ms();
+    let role = match authz::deliver_queued(&row, found.as_ref(), &grants, &header, ownership, now) {
+        Ok(role) => role,
+        Err(QueueRefusal::NoRole) => {
             finish(shared, &row.id, QueueState::Refused, Some("no role".into())).await;
             return true;
         }
+        Err(refusal) => {
+            refuse_delivery(shared, &row, refusal.to_string()).await;
+            return true;
+        }
     };
-    let mut event = audit_event(&row, "queue_deliver", "allow", None);
-    event.role = Some(role.as_str().to_owned());
-    if !shared.audit(event).await {
+    if !shared
+        .audit(audit_event(&row, QueueEvent::Delivered { role }))
+        .await
+    {
         finish(shared, &row.id, QueueState::Queued, None).await;
         return false;
     }

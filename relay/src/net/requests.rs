@@ -2,77 +2,20 @@
 //! point, then answer (relay-local operations) or refuse.
 
 use super::Shared;
-use super::conn::Principal;
+use super::body::{answer, refuse};
+use super::error::RequestError;
+use super::principal::{Principal, session_ownership};
+use crate::audit_event::{Audit, Verdict};
 use crate::authz;
-use crate::framed::{FramedRecv, send_frame};
-use crate::store::AuditEvent;
+use crate::framed::FramedRecv;
 use crate::time::now_ms;
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::{Op, StreamHeader};
 use proto::message::Reply;
 use proto::ops::ForwardHeader;
-use proto::rbac::{Decision, DenyReason, Ownership, Role};
+use proto::rbac::{Decision, Ownership, Role};
 use proto::wire_error::{ErrorCode, WireError};
-use serde::Serialize;
 use std::sync::Arc;
-
-pub(super) async fn reply<T: Serialize>(send: &mut quinn::SendStream, r: &Reply<T>) -> bool {
-    send_frame(send, r, MAX_FRAME_LEN).await.is_ok()
-}
-
-async fn refuse(mut send: quinn::SendStream, error: WireError) {
-    let _ = reply::<()>(&mut send, &Reply::Error(error)).await;
-    let _ = send.finish();
-}
-
-fn deny_error(
-    reason: &DenyReason,
-    op: Op,
-    owner: Option<&proto::ids::UserId>,
-    unowned: bool,
-) -> WireError {
-    match (reason, owner) {
-        (DenyReason::UnknownOp, _) => WireError::new(
-            ErrorCode::UnknownOp,
-            "this relay does not know that operation; upgrade the relay or use an older cm-tui",
-        ),
-        (DenyReason::NoGrant, _) if authz::is_relay_admin(op) => WireError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{}: administering the relay needs an admin grant on every host (*); ask an owner",
-                op.as_str()
-            ),
-        ),
-        (DenyReason::NoGrant, _) => WireError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{}: you have no grant on this host; ask an admin",
-                op.as_str()
-            ),
-        ),
-        // Someone else's session: say so, or "you have operator" reads as a role problem.
-        (DenyReason::RoleTooLow { needed, have }, Some(owner)) => WireError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{}: this session belongs to {}; taking it over needs role {needed}, you have {have}",
-                op.as_str(),
-                owner.as_str()
-            ),
-        ),
-        (DenyReason::RoleTooLow { needed, have }, None) if unowned => WireError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "{}: this session has no recorded owner (it was not created through CodeMantle); \
-                 taking it over needs role {needed}, you have {have}",
-                op.as_str()
-            ),
-        ),
-        (DenyReason::RoleTooLow { needed, have }, None) => WireError::new(
-            ErrorCode::Forbidden,
-            format!("{}: needs role {needed}, you have {have}", op.as_str()),
-        ),
-    }
-}
 
 /// The first target in `header` that is not a plain name (see [`proto::ids::is_valid_name`]).
 fn bad_name(header: &StreamHeader) -> Option<&'static str> {
@@ -105,108 +48,79 @@ pub(crate) async fn serve(
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             tracing::warn!(user = %principal.user, error = %e, "bad stream header");
-            refuse(
-                send,
-                WireError::new(ErrorCode::BadRequest, format!("bad stream header: {e}")),
-            )
-            .await;
+            refuse(send, RequestError::BadHeader(e.to_string())).await;
             return;
         }
         Err(_) => {
-            refuse(
-                send,
-                WireError::new(ErrorCode::BadRequest, "no stream header in time"),
-            )
-            .await;
+            refuse(send, RequestError::HeaderTimeout).await;
             return;
         }
     };
     if let Some(field) = bad_name(&header) {
         // Names reach logs, the audit trail and other operators' terminals: only plain
         // names pass (what agents and the relay accept as names anyway).
-        shared.audit_unwaited(AuditEvent {
-            actor: principal.user.0.clone(),
-            op: header.op.as_str().to_owned(),
-            decision: "deny".into(),
-            reason: Some(format!("malformed {field} name in the stream header")),
-            ..AuditEvent::default()
+        shared.audit_unwaited(Audit::MalformedName {
+            actor: principal.user.clone(),
+            op: header.op,
+            field,
         });
-        refuse(
-            send,
-            WireError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "the {field} name is not valid: letters, digits, '-', '_' and '.', at most {} bytes",
-                    proto::ids::MAX_ID_LEN
-                ),
-            ),
-        )
-        .await;
+        refuse(send, RequestError::BadName { field }).await;
         return;
     }
     let grants = match shared.store.grants(&principal.user).await {
         Ok(g) => g,
         Err(e) => {
-            tracing::error!(error = %e, "grant lookup failed");
-            refuse(
-                send,
-                WireError::new(ErrorCode::Internal, "relay store failure; see its log"),
-            )
-            .await;
+            refuse(send, RequestError::Store(e)).await;
             return;
         }
     };
     if matches!(header.op, Op::PermissionReply | Op::QuestionReply) && header.session.is_none() {
         // Answers are authorized against their session's owner, so the session must be named
         // (the agent checks that the request belongs to it).
-        refuse(
-            send,
-            WireError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "{} needs the request's session in the header",
-                    header.op.as_str()
-                ),
-            ),
-        )
-        .await;
+        refuse(send, RequestError::NeedsSession(header.op)).await;
         return;
     }
     let (ownership, owner) = session_ownership(&shared, &principal.user, &header).await;
     let (role, decision) = authz::decide(&grants, &header, ownership);
-    let mut event = AuditEvent {
-        actor: principal.user.0.clone(),
-        role: role.map(|r| r.as_str().to_owned()),
-        host: header.host.as_ref().map(|h| h.0.clone()),
-        op: header.op.as_str().to_owned(),
+    let event = |verdict| Audit::Stream {
+        actor: principal.user.clone(),
+        role,
+        op: header.op,
+        host: header.host.clone(),
         target: header.session.clone().or_else(|| header.workspace.clone()),
-        ..AuditEvent::default()
+        verdict,
     };
     if let Decision::Deny(reason) = decision {
         tracing::info!(user = %principal.user, cred = %principal.cred_id, op = header.op.as_str(), %reason, "denied");
-        event.decision = "deny".into();
-        event.reason = Some(reason.to_string());
-        shared.audit(event).await;
-        let other_owner = owner.as_ref().filter(|_| ownership == Ownership::Other);
+        shared
+            .audit(event(Verdict::Denied {
+                reason: reason.to_string(),
+            }))
+            .await;
         let unowned = ownership == Ownership::Other && owner.is_none();
-        refuse(send, deny_error(&reason, header.op, other_owner, unowned)).await;
+        let error = RequestError::Denied {
+            op: header.op,
+            reason,
+            owner: owner.filter(|_| ownership == Ownership::Other),
+            unowned,
+        };
+        refuse(send, error).await;
         return;
     }
-    event.decision = "allow".into();
-    if ownership == Ownership::Other && authz_drives(header.op) {
-        // Design §6: acting on someone else's session is a take-over, and audited as one.
-        event.reason = Some(format!(
+    // Design §6: acting on someone else's session is a take-over, and audited as one.
+    let mut note = authz::is_take_over(header.op, ownership).then(|| {
+        format!(
             "take-over of a session owned by {}",
             owner.as_ref().map_or("nobody on record", |o| o.as_str())
-        ));
-    }
+        )
+    });
     if header.op == Op::Prompt {
         // Prompts sent are audited with their text's hash (or text); the frame is put back.
         match super::prompt_audit::peek(&shared, &mut recv).await {
-            Ok(note) => {
-                event.reason = Some(match event.reason.take() {
-                    Some(r) => format!("{r}; {note}"),
-                    None => note,
+            Ok(prompt) => {
+                note = Some(match note.take() {
+                    Some(r) => format!("{r}; {prompt}"),
+                    None => prompt,
                 });
             }
             Err(e) => {
@@ -219,20 +133,13 @@ pub(crate) async fn serve(
     // changes something is acted on only once its audit row is durable. Administration of the
     // relay is audited by its handler instead, as one row naming what was done and to what
     // (a host list is not a `host_rotate`; a change is not recorded twice).
-    let audited_by_handler = authz::is_relay_admin(header.op);
-    if audited_by_handler {
-        drop(event);
+    let allowed = event(Verdict::Allowed { note });
+    if authz::is_relay_admin(header.op) {
+        drop(allowed);
     } else if proto::rbac::is_read_only(header.op) {
-        shared.audit_unwaited(event);
-    } else if !shared.audit(event).await {
-        refuse(
-            send,
-            WireError::new(
-                ErrorCode::Internal,
-                "audit trail unavailable; see the relay log",
-            ),
-        )
-        .await;
+        shared.audit_unwaited(allowed);
+    } else if !shared.audit(allowed).await {
+        refuse(send, RequestError::AuditUnavailable).await;
         return;
     }
     match header.op {
@@ -253,35 +160,6 @@ pub(crate) async fn serve(
     }
 }
 
-/// Whether `op` drives a session (as opposed to reading it); only those are take-overs.
-fn authz_drives(op: Op) -> bool {
-    proto::rbac::required_role(op, Ownership::Other)
-        != proto::rbac::required_role(op, Ownership::Own)
-}
-
-/// How `user` relates to the header's session: sessions CodeMantle saw created (and their
-/// sub-agent sessions) have an owner; an unknown session (created outside CodeMantle, or
-/// never seen) counts as someone else's, so driving it is a take-over (design §6).
-pub(super) async fn session_ownership(
-    shared: &Arc<Shared>,
-    user: &proto::ids::UserId,
-    header: &StreamHeader,
-) -> (Ownership, Option<proto::ids::UserId>) {
-    let (Some(host), Some(session)) = (header.host.clone(), header.session.clone()) else {
-        return (Ownership::None, None);
-    };
-    match shared.store.session_owner(&host, &session).await {
-        Ok(Some(owner)) if owner == *user => (Ownership::Own, Some(owner)),
-        Ok(Some(owner)) => (Ownership::Other, Some(owner)),
-        Ok(None) => (Ownership::Other, None),
-        Err(e) => {
-            // Fail closed: treat it as someone else's session.
-            tracing::error!(error = %e, "session owner lookup failed");
-            (Ownership::Other, None)
-        }
-    }
-}
-
 /// Forwards an authorized stream to the target host's agent.
 async fn forward(
     shared: &Arc<Shared>,
@@ -292,20 +170,13 @@ async fn forward(
     recv: FramedRecv,
 ) {
     let Some(host) = header.host.clone() else {
-        refuse(
-            send,
-            WireError::new(
-                ErrorCode::BadRequest,
-                format!("{} needs a target host", header.op.as_str()),
-            ),
-        )
-        .await;
+        refuse(send, RequestError::NeedsHost(header.op)).await;
         return;
     };
     let Some(agent) = shared.presence.route(&host) else {
         let known = shared
             .store
-            .call(|s| s.list_hosts())
+            .read(|s| s.list_hosts())
             .await
             .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
             .unwrap_or(true);
@@ -315,15 +186,9 @@ async fn forward(
             return;
         }
         let error = if known {
-            WireError::new(
-                ErrorCode::HostOffline,
-                format!("host {host} is offline; its agent is not connected"),
-            )
+            RequestError::HostOffline(host)
         } else {
-            WireError::new(
-                ErrorCode::UnknownHost,
-                format!("no host named {host}; see `cm-tui hosts`"),
-            )
+            RequestError::UnknownHost(host)
         };
         refuse(send, error).await;
         return;
@@ -338,7 +203,7 @@ async fn forward(
         Ok(slot) => slot,
         Err(full) => {
             tracing::info!(user = %principal.user, %host, ?full, "no stream slot");
-            refuse(send, quota_error(full, &host)).await;
+            refuse(send, RequestError::Quota { full, host }).await;
             return;
         }
     };
@@ -358,14 +223,13 @@ async fn forward(
             let header = fwd.header.clone();
             let inspect = move |reply: Vec<u8>| async move {
                 if let Some(refusal) = agent_refusal(&reply) {
-                    shared.audit_unwaited(AuditEvent {
-                        actor: user.0.clone(),
-                        role: Some(role.as_str().to_owned()),
-                        host: Some(host.0.clone()),
-                        op: header.op.as_str().to_owned(),
+                    shared.audit_unwaited(Audit::AgentRefused {
+                        actor: user.clone(),
+                        role,
+                        op: header.op,
+                        host: host.clone(),
                         target: header.session.clone().or_else(|| header.workspace.clone()),
-                        decision: "deny".into(),
-                        reason: Some(format!("refused by the agent: {}", refusal.message)),
+                        message: refusal.message,
                     });
                     return;
                 }
@@ -402,34 +266,14 @@ async fn forward(
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");
             let error = match e {
-                super::splice::ForwardError::Busy(n) => WireError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "host {host} has all {n} streams in use (open watches); close some and retry"
-                    ),
-                ),
-                _ => WireError::new(
-                    ErrorCode::HostOffline,
-                    format!("host {host} went away; retry when it is back"),
-                ),
+                super::splice::ForwardError::Busy(streams) => {
+                    RequestError::AgentBusy { host, streams }
+                }
+                _ => RequestError::AgentGone(host),
             };
             refuse(send, error).await;
         }
     }
-}
-
-/// What an operator is told when the stream quota refused them.
-fn quota_error(full: super::stream_quota::Full, host: &proto::ids::HostId) -> WireError {
-    use super::stream_quota::{Full, PER_PRINCIPAL};
-    let message = match full {
-        Full::Principal => format!(
-            "you have {PER_PRINCIPAL} streams open to host {host}, the most one user may; close some (watches) and retry"
-        ),
-        Full::ViewerShare => format!(
-            "viewers hold every stream of host {host} they may (the rest is kept for operators); retry later"
-        ),
-    };
-    WireError::new(ErrorCode::Unavailable, message)
 }
 
 /// The agent's refusal in a first reply frame: `forbidden` (its containment rules, its
@@ -445,18 +289,13 @@ fn agent_refusal(reply: &[u8]) -> Option<WireError> {
 }
 
 /// Revokes the caller's own credential; the sweeper then closes this connection.
-async fn logout(shared: &Arc<Shared>, principal: &Principal, mut send: quinn::SendStream) {
+async fn logout(shared: &Arc<Shared>, principal: &Principal, send: quinn::SendStream) {
     let cred = principal.cred_id.clone();
-    let r = match shared.store.call(move |s| s.kill_credential(&cred)).await {
-        Ok(_) => Reply::Ok(true),
-        Err(e) => {
-            tracing::error!(error = %e, "logout failed");
-            Reply::Error(WireError::new(
-                ErrorCode::Internal,
-                "logout failed inside the relay; see its log",
-            ))
-        }
-    };
-    let _ = reply(&mut send, &r).await;
-    let _ = send.finish();
+    let done = shared
+        .store
+        .call(move |s| s.kill_credential(&cred))
+        .await
+        .map(|_| true)
+        .map_err(RequestError::Logout);
+    answer(send, done).await;
 }

@@ -4,7 +4,8 @@
 //! [`SWEEP_INTERVAL`] bounds the time to act well under a second.
 
 use super::{Shared, lock};
-use crate::store::AuditEvent;
+use crate::audit_event::Audit;
+use crate::authz::{self, CredentialProblem};
 use crate::time::now_ms;
 use proto::handshake::PeerKind;
 use proto::ids::{ConnId, CredId};
@@ -39,7 +40,7 @@ pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<(CredId, Stri
     let now = now_ms();
     match shared
         .store
-        .call(move |s| s.revoked_unexpired_with_hosts(now))
+        .read(move |s| s.revoked_unexpired_with_hosts(now))
         .await
     {
         Ok(ids) => ids,
@@ -50,18 +51,10 @@ pub(crate) async fn revoked_unexpired(shared: &Arc<Shared>) -> Vec<(CredId, Stri
     }
 }
 
-/// The credentials among `revoked` that `host`'s agent is told about: only those whose user
-/// holds a grant on it (or on every host), so an agent never learns the credential ids of
-/// users who could not reach it.
+/// The credentials among `revoked` that `host`'s agent is told about (see
+/// [`authz::revocations_for_host`]).
 pub(crate) fn for_host(revoked: &[(CredId, String)], host: &str) -> Vec<CredId> {
-    let mut ids: Vec<CredId> = revoked
-        .iter()
-        .filter(|(_, h)| h == "*" || h == host)
-        .map(|(id, _)| id.clone())
-        .collect();
-    ids.sort();
-    ids.dedup();
-    ids
+    authz::revocations_for_host(revoked, host)
 }
 
 /// The control messages that tell an agent about `creds` (in batches).
@@ -117,14 +110,11 @@ async fn close_revoked(shared: &Arc<Shared>, conn_id: &ConnId, live: &LiveConn, 
         .close(CloseReason::Revoked.code().into(), why.as_bytes());
     lock(&shared.live).remove(conn_id);
     shared
-        .audit(AuditEvent {
-            actor: "relay".into(),
-            host: (live.kind == PeerKind::Agent).then(|| live.owner.clone()),
-            op: "disconnect".into(),
-            target: Some(format!("{} {}", live.owner, live.cred_id)),
-            decision: "deny".into(),
-            reason: Some(why.into()),
-            ..AuditEvent::default()
+        .audit(Audit::Disconnect {
+            agent_host: (live.kind == PeerKind::Agent).then(|| live.owner.clone()),
+            owner: live.owner.clone(),
+            cred: live.cred_id.clone(),
+            why: why.into(),
         })
         .await;
 }
@@ -147,11 +137,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         for (id, live) in &snapshot {
-            if live.expires_at_ms.is_some_and(|exp| now >= exp) {
+            if authz::live_credential(live.expires_at_ms, None, now).is_some() {
                 close_revoked(&shared, id, live, "credential expired; log in again").await;
             }
         }
-        let epoch = match shared.store.call(|s| s.revocation_epoch()).await {
+        let epoch = match shared.store.read(|s| s.revocation_epoch()).await {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the revocation epoch");
@@ -173,14 +163,25 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         notify_agents(&shared, &fresh);
         for (id, live) in snapshot {
             let (kind, cred) = (live.kind, live.cred_id.clone());
-            match shared
+            let found = match shared
                 .store
-                .call(move |s| s.find_credential(kind, &cred))
+                .read(move |s| s.find_credential(kind, &cred))
                 .await
             {
-                Ok(Some(found)) if !found.record.revoked => {}
-                Ok(_) => close_revoked(&shared, &id, &live, "credential revoked").await,
-                Err(e) => tracing::error!(error = %e, "credential re-check failed"),
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "credential re-check failed");
+                    continue;
+                }
+            };
+            let current = Some(found.as_ref().map(|f| &f.record));
+            match authz::live_credential(live.expires_at_ms, current, now) {
+                None => {}
+                // Closed by the expiry pass above.
+                Some(CredentialProblem::Expired) => {}
+                Some(CredentialProblem::Unknown | CredentialProblem::Revoked) => {
+                    close_revoked(&shared, &id, &live, "credential revoked").await;
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! Every revocation bumps the revocation epoch, which the running relay watches to close the
 //! affected live connections within a second.
 
-use super::{Store, StoreError, to_i64, to_u64, user_changed};
+use super::{SqliteStore, StoreError, to_i64, to_u64};
 use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
 use rusqlite::{OptionalExtension, params};
@@ -38,7 +38,7 @@ pub struct UserRow {
     pub grants: Vec<(String, Role)>,
 }
 
-impl Store {
+impl SqliteStore {
     /// The current revocation epoch (0 before any revocation).
     ///
     /// # Errors
@@ -319,106 +319,12 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Records who created an OpenCode session (design §6: the creator owns it).
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub(super) fn set_session_owner(
-        &self,
-        host: &HostId,
-        session: &str,
-        owner: &UserId,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO sessions(host, session, owner, created_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![host.as_str(), session, owner.as_str(), to_i64(now_ms)],
-        )?;
-        Ok(())
-    }
-
-    /// The owner of a session, if CodeMantle saw it created.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn session_owner(
-        &self,
-        host: &HostId,
-        session: &str,
-    ) -> Result<Option<UserId>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT owner FROM sessions WHERE host = ?1 AND session = ?2",
-                params![host.as_str(), session],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?
-            .map(UserId))
-    }
-}
-
-/// A user's TOTP secret and the step of the last code accepted.
-pub type TotpState = (Vec<u8>, Option<u64>);
-
-impl Store {
-    /// Enrolls (or replaces) a user's TOTP secret.
-    ///
-    /// # Errors
-    /// Unknown user, SQLite failures.
-    pub fn set_totp_secret(&self, user: &UserId, secret: &[u8]) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "UPDATE users SET totp_secret = ?2, totp_last_step = NULL WHERE name = ?1",
-            params![user.as_str(), hex::encode(secret)],
-        )?;
-        user_changed(n, user)
-    }
-
-    /// A user's TOTP secret and the step of the last accepted code, if enrolled.
-    ///
-    /// # Errors
-    /// SQLite failures, or a stored secret that is not hex.
-    pub fn totp(&self, user: &UserId) -> Result<Option<TotpState>, StoreError> {
-        let row: Option<(Option<String>, Option<i64>)> = self
-            .conn
-            .query_row(
-                "SELECT totp_secret, totp_last_step FROM users WHERE name = ?1",
-                [user.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            Some((Some(secret), last)) => {
-                let bytes = hex::decode(&secret)
-                    .map_err(|_| StoreError::Corrupt(format!("totp secret of {user}")))?;
-                Ok(Some((bytes, last.map(to_u64))))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Claims the step of an accepted code, so it cannot be used again: `false` when that step
-    /// (or a later one) was already used, e.g. by a concurrent login with the same code.
-    ///
-    /// # Errors
-    /// SQLite failures.
-    pub fn claim_totp_step(&self, user: &UserId, step: u64) -> Result<bool, StoreError> {
-        let rows = self.conn.execute(
-            "UPDATE users SET totp_last_step = ?2
-             WHERE name = ?1 AND (totp_last_step IS NULL OR totp_last_step < ?2)",
-            params![user.as_str(), to_i64(step)],
-        )?;
-        Ok(rows == 1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn store() -> Store {
-        Store::open_in_memory().unwrap()
+    fn store() -> SqliteStore {
+        SqliteStore::open_in_memory().unwrap()
     }
 
     #[test]

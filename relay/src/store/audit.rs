@@ -3,7 +3,7 @@
 //! from that row on. A row is written (and synced, `synchronous = FULL`) before the operation
 //! it records is acknowledged.
 
-use super::{Store, StoreError, to_i64, to_u64};
+use super::{SqliteStore, StoreError, to_i64, to_u64};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
@@ -107,7 +107,7 @@ fn row_hash(prev_hash: &str, ts_ms: u64, e: &AuditEvent) -> String {
     h.finalize().to_hex().to_string()
 }
 
-impl Store {
+impl SqliteStore {
     /// Appends an event to the audit trail.
     ///
     /// # Errors
@@ -239,7 +239,7 @@ impl Store {
     }
 }
 
-/// Which audit rows to read ([`Store::audit_page`]).
+/// Which audit rows to read ([`SqliteStore::audit_page`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditFilter<'a> {
     /// Only rows whose actor is this user (`user` or `user@address`).

@@ -2,7 +2,7 @@
 //! or the entry expires. Every state change is a conditional `UPDATE` (from the state the
 //! caller saw), so one entry is claimed for delivery at most once at a time.
 
-use super::{AuditEvent, Store, StoreError, to_i64, to_u64};
+use super::{AuditEvent, SqliteStore, StoreError, to_i64, to_u64};
 use proto::queue::{QueueEntry, QueueState};
 use rusqlite::{OptionalExtension, params};
 
@@ -83,7 +83,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Stores a new entry (state `queued`).
     ///
     /// # Errors
@@ -130,7 +130,7 @@ impl Store {
 
     /// Refuses every waiting entry whose credential is revoked or gone (its user removed) or
     /// whose host is revoked, and audits each (`queue_refused`, deny); returns how many. Called
-    /// on every revocation, after it is committed (see [`Store::bump_revocation_epoch`]);
+    /// on every revocation, after it is committed (see [`SqliteStore::bump_revocation_epoch`]);
     /// delivery checks the credential again. Not inside a transaction of the caller's.
     ///
     /// # Errors
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn an_entry_is_claimed_once_and_expires_only_while_waiting() {
-        let s = Store::open_in_memory().unwrap();
+        let s = SqliteStore::open_in_memory().unwrap();
         s.queue_add(&entry("q_1", 100)).unwrap();
         s.queue_add(&entry("q_2", 50)).unwrap();
         assert_eq!(s.queue_hosts().unwrap(), vec!["h1".to_owned()]);

@@ -1,7 +1,10 @@
 //! Session owners, cached in memory so that authorizing a stream that names a session (most of
-//! what a TUI sends) needs no store round trip: that was a hop to the blocking pool and, when
-//! the audit writer was syncing a batch, a wait for the store's lock behind the sync
-//! (scripts/bench/findings.md: +50…100 µs p50 and milliseconds at p99 per request).
+//! what a TUI sends) needs no store round trip. Reads no longer wait for the writer's sync
+//! (they run on read-only connections), but each is still a hop to the blocking pool and
+//! back. Kept on the evidence of the grant cache (issue 16, see `grant_cache.rs`): bypassing
+//! that one read per stream cost about 70-100 µs of added hop p50 and two thirds of the
+//! 50-stream round trips; a session lookup is the same kind of read (the bench's streams name
+//! no session, so this cache was not measured on its own).
 //!
 //! Exact, because of how the `sessions` table is written: rows are only ever added, by the
 //! relay process, through [`StoreHandle::set_session_owner`], and never change (`INSERT OR
@@ -26,13 +29,13 @@ struct Inner {
 
 /// The cache.
 #[derive(Debug, Default)]
-pub(crate) struct SessionCache {
+pub(super) struct SessionCache {
     inner: Mutex<Inner>,
 }
 
 impl SessionCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::net::lock(&self.inner)
+        crate::sync::lock(&self.inner)
     }
 
     /// The cached answer for a session: `Some(owner or None)` when known.
@@ -85,7 +88,7 @@ impl StoreHandle {
         }
         let generation = self.sessions.generation();
         let (h, s) = (host.clone(), session.to_owned());
-        let owner = self.call(move |st| st.session_owner(&h, &s)).await?;
+        let owner = self.read(move |st| st.session_owner(&h, &s)).await?;
         self.sessions.put(host, session, generation, owner.clone());
         Ok(owner)
     }
@@ -114,10 +117,10 @@ impl StoreHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::SqliteStore;
 
     fn handle() -> StoreHandle {
-        StoreHandle::new(Store::open_in_memory().unwrap()).unwrap()
+        StoreHandle::new(SqliteStore::open_in_memory().unwrap()).unwrap()
     }
 
     #[tokio::test]

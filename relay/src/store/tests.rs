@@ -1,7 +1,10 @@
 use super::*;
+use proto::handshake::{Key, PeerKind};
+use proto::ids::{CredId, HostId, UserId};
+use proto::rbac::Role;
 
-fn store() -> Store {
-    Store::open_in_memory().unwrap()
+fn store() -> SqliteStore {
+    SqliteStore::open_in_memory().unwrap()
 }
 
 #[test]

@@ -916,3 +916,39 @@ async fn each_admin_action_is_one_audit_row_naming_what_was_done_and_to_what() -
     );
     Ok(())
 }
+
+/// A client that sends an administration header and never its body is answered with a timeout
+/// error once the relay's body timeout (its handshake timeout, 1 s here) has passed, the refusal
+/// is audited, and the relay lets go of the stream (it stops reading it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_body_that_never_comes_is_refused_and_its_stream_freed() -> Result<()> {
+    use cm_relay::framed::{FramedRecv, send_frame};
+    let relay = TestRelay::start().await?;
+    let cred = relay.login_owner().await?;
+    let owner = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    let (mut send, recv) = owner.conn.open_bi().await?;
+    let header = StreamHeader::new(Op::Kill, ReqId(1));
+    send_frame(&mut send, &header, proto::frame::MAX_HEADER_LEN).await?;
+    // No body and no end of stream: the send side stays open.
+    let mut recv = FramedRecv::new(recv, proto::frame::MAX_FRAME_LEN);
+    let reply =
+        tokio::time::timeout(WAIT, recv.expect::<proto::message::Reply<AdminDone>>()).await??;
+    match reply {
+        proto::message::Reply::Error(e) => {
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert_eq!(e.message, "no kill body in time");
+        }
+        other @ proto::message::Reply::Ok(_) => panic!("expected a refusal, got {other:?}"),
+    }
+    // The relay stopped reading: the stream is not held open waiting for the body.
+    tokio::time::timeout(WAIT, send.stopped()).await??;
+    let rows = relay.state.store()?.audit_tail(1)?;
+    assert_eq!(rows[0].event.op, "kill");
+    assert_eq!(rows[0].event.decision, "deny");
+    assert_eq!(
+        rows[0].event.reason.as_deref(),
+        Some("no kill body in time")
+    );
+    relay.shutdown().await;
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod admin;
 mod audit_paging;
 mod bad_input;
 mod cli;
+mod core_tasks;
 mod escapes;
 mod forward;
 mod grants;

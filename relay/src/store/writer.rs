@@ -1,0 +1,335 @@
+//! The one writer: a thread that owns the write connection and takes, over a queue, audit rows
+//! and mutation jobs. Rows are group-committed: the thread takes every row that is waiting,
+//! writes them in one transaction (one sync), and then answers each waiter. A job runs on its
+//! own, in queue order between the rows around it (its own transactions are its business).
+//!
+//! Under load this turns N syncs into one per batch while keeping the rule that an operation
+//! whose caller waits is acknowledged only after its row is on disk: such a row (or a job, or a
+//! flush) wakes the writer at once. Rows nobody waits for are written by the same batches, in
+//! the order they were submitted (see docs/security-model.md, "Audit trail"): they may wait up
+//! to [`LINGER`] for company, so a run of reads costs one wake-up and one sync per [`LINGER`]
+//! instead of one per row.
+//!
+//! The writer also notices commits by other processes (the `cm-relay` CLI): after each batch,
+//! and at least every [`POLL_INTERVAL`] when idle, it reads its connection's `data_version`
+//! and marks cached grants stale when it moved.
+
+use super::grant_cache::POLL_INTERVAL;
+use super::{AuditEvent, SqliteStore, StoreError};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// At most this many queued items go into one batch; a larger queue is written in several.
+const MAX_BATCH: usize = 512;
+
+/// How long a row nobody waits for may sit in the queue before it is written.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Answers one waiter.
+pub type Ack = oneshot::Sender<Result<(), StoreError>>;
+
+/// A unit of work run on the write connection (or told why it cannot run).
+pub(crate) type Job = Box<dyn FnOnce(Result<&SqliteStore, StoreError>) + Send>;
+
+enum Item {
+    /// An audit row; `ack` is `None` when nobody waits for it.
+    Row {
+        ts_ms: u64,
+        event: AuditEvent,
+        ack: Option<Ack>,
+    },
+    /// Answered once everything queued before it is written.
+    Flush(Ack),
+    /// A mutation (or a read that must see the writer's state).
+    Job(Job),
+}
+
+impl Item {
+    fn waited(&self) -> bool {
+        match self {
+            Self::Row { ack, .. } => ack.is_some(),
+            Self::Flush(_) | Self::Job(_) => true,
+        }
+    }
+
+    /// Tells the item's waiter that it will never run.
+    fn refuse(self) {
+        match self {
+            Self::Row { ack: Some(ack), .. } | Self::Flush(ack) => {
+                let _ = ack.send(Err(StoreError::WriterGone));
+            }
+            Self::Row { ack: None, .. } => tracing::error!("audit row dropped: the writer stopped"),
+            Self::Job(job) => job(Err(StoreError::WriterGone)),
+        }
+    }
+}
+
+/// What the writer thread is doing, so that submitters wake it only when it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Writing a batch; it looks at the queue again when done.
+    Busy,
+    /// Asleep with an empty queue: any item must wake it.
+    Idle,
+    /// Asleep until the oldest queued row's [`LINGER`] is up: only a waited item or a full
+    /// batch wakes it earlier.
+    Lingering,
+    /// Stopped (its thread ended); nothing more can be written.
+    Gone,
+}
+
+struct Inner {
+    queue: Vec<Item>,
+    /// When the oldest queued row arrived.
+    oldest: Option<Instant>,
+    /// Some queued item has a waiter.
+    urgent: bool,
+    /// Closed (or every handle is gone): write what is queued, then stop.
+    closed: bool,
+    state: State,
+}
+
+struct Queue {
+    inner: Mutex<Inner>,
+    wake: Condvar,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+}
+
+/// The handles' share: when the last one goes, the writer finishes the queue and stops.
+struct Handles {
+    queue: Arc<Queue>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when it is closed or every
+/// handle is gone, after writing what was queued.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    handles: Arc<Handles>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread, which takes `store` (the one write connection) for good.
+    ///
+    /// # Errors
+    /// The OS refused to start a thread.
+    pub(crate) fn start(store: SqliteStore) -> std::io::Result<Self> {
+        let queue = Arc::new(Queue {
+            inner: Mutex::new(Inner {
+                queue: Vec::new(),
+                oldest: None,
+                urgent: false,
+                closed: false,
+                state: State::Busy,
+            }),
+            wake: Condvar::new(),
+        });
+        let q = Arc::clone(&queue);
+        std::thread::Builder::new()
+            .name("cm-store-writer".into())
+            .spawn(move || {
+                let _gone = GoneGuard(&q);
+                run(&store, &q);
+            })?;
+        Ok(Self {
+            handles: Arc::new(Handles { queue }),
+        })
+    }
+
+    /// Queues an audit row; `ack` (if any) is answered once it is durable.
+    pub(crate) fn row(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>) {
+        self.send(Item::Row { ts_ms, event, ack });
+    }
+
+    /// `ack` is answered once everything queued before is written.
+    pub(crate) fn flush(&self, ack: Ack) {
+        self.send(Item::Flush(ack));
+    }
+
+    /// Queues a job; it runs after everything queued before it.
+    pub(crate) fn job(&self, job: Job) {
+        self.send(Item::Job(job));
+    }
+
+    /// Stops taking new items; what is queued is still written, then the thread ends.
+    pub(crate) fn close(&self) {
+        self.handles.queue.close();
+    }
+
+    fn send(&self, item: Item) {
+        let queue = &self.handles.queue;
+        let mut st = queue.lock();
+        if st.state == State::Gone || st.closed {
+            drop(st);
+            item.refuse();
+            return;
+        }
+        let waited = item.waited();
+        if st.queue.is_empty() {
+            st.oldest = Some(Instant::now());
+        }
+        st.queue.push(item);
+        st.urgent |= waited;
+        let wake = match st.state {
+            State::Busy | State::Gone => false,
+            State::Idle => true,
+            State::Lingering => waited || st.queue.len() >= MAX_BATCH,
+        };
+        drop(st);
+        if wake {
+            queue.wake.notify_one();
+        }
+    }
+}
+
+/// Marks the writer gone when its thread ends, however it ends, and refuses what is still
+/// queued, so that waiters learn it instead of waiting forever.
+struct GoneGuard<'a>(&'a Queue);
+
+impl Drop for GoneGuard<'_> {
+    fn drop(&mut self) {
+        let left = {
+            let mut st = self.0.lock();
+            st.state = State::Gone;
+            std::mem::take(&mut st.queue)
+        };
+        for item in left {
+            item.refuse();
+        }
+    }
+}
+
+fn run(store: &SqliteStore, queue: &Queue) {
+    let mut seen_version = data_version(store);
+    let mut st = queue.lock();
+    loop {
+        if st.queue.is_empty() {
+            if st.closed {
+                return;
+            }
+            st.state = State::Idle;
+            st = match queue.wake.wait_timeout(st, POLL_INTERVAL) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+            if st.queue.is_empty() {
+                drop(st);
+                notice_other_writers(store, &mut seen_version);
+                st = queue.lock();
+            }
+            continue;
+        }
+        if !(st.urgent || st.closed || st.queue.len() >= MAX_BATCH) {
+            let due = st.oldest.map_or_else(Instant::now, |t| t + LINGER);
+            let now = Instant::now();
+            if now < due {
+                st.state = State::Lingering;
+                st = match queue.wake.wait_timeout(st, due - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+                continue;
+            }
+        }
+        st.state = State::Busy;
+        let n = st.queue.len().min(MAX_BATCH);
+        let batch: Vec<Item> = st.queue.drain(..n).collect();
+        // What is left (a backlog beyond one batch) is written right after.
+        st.urgent = st.queue.iter().any(Item::waited);
+        st.oldest = (!st.queue.is_empty()).then(Instant::now);
+        drop(st);
+        notice_other_writers(store, &mut seen_version);
+        process(store, batch);
+        st = queue.lock();
+    }
+}
+
+/// Runs a batch in order: consecutive rows (and flushes) are one transaction, jobs run alone.
+fn process(store: &SqliteStore, batch: Vec<Item>) {
+    let mut rows: Vec<(u64, AuditEvent)> = Vec::new();
+    let mut acks: Vec<Ack> = Vec::new();
+    for item in batch {
+        match item {
+            Item::Row { ts_ms, event, ack } => {
+                rows.push((ts_ms, event));
+                acks.extend(ack);
+            }
+            Item::Flush(ack) => acks.push(ack),
+            Item::Job(job) => {
+                commit_rows(store, &mut rows, &mut acks);
+                run_job(store, job);
+            }
+        }
+    }
+    commit_rows(store, &mut rows, &mut acks);
+}
+
+fn commit_rows(store: &SqliteStore, rows: &mut Vec<(u64, AuditEvent)>, acks: &mut Vec<Ack>) {
+    let refs: Vec<(u64, &AuditEvent)> = rows.iter().map(|(t, e)| (*t, e)).collect();
+    let result = store.audit_batch(&refs);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, rows = rows.len(), "audit write failed");
+    }
+    for ack in acks.drain(..) {
+        // A waiter that went away (its stream was dropped) needs no answer.
+        let _ = ack.send(result.as_ref().map(|_| ()).map_err(StoreError::share));
+    }
+    rows.clear();
+}
+
+/// A job that panics loses its own answer (its waiter sees the job end unanswered); the
+/// writer goes on, and the job's open transaction is rolled back when it unwinds.
+fn run_job(store: &SqliteStore, job: Job) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(store)))).is_err() {
+        tracing::error!("a store job panicked; the writer goes on");
+    }
+    // A job must not leave a transaction open: the next rows would join it.
+    if !store.conn.is_autocommit() {
+        tracing::error!("a store job left a transaction open; rolled back");
+        if let Err(e) = store.conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "could not roll back a job's transaction");
+        }
+    }
+}
+
+fn data_version(store: &SqliteStore) -> Option<i64> {
+    store.data_version().ok()
+}
+
+/// Commits by another connection (the CLI) may have changed grants: mark them stale.
+fn notice_other_writers(store: &SqliteStore, seen: &mut Option<i64>) {
+    let now = data_version(store);
+    if now != *seen {
+        store.grants_generation.bump();
+        *seen = now;
+    }
+}
+
+#[cfg(test)]
+mod tests;
