@@ -3,27 +3,11 @@
 //!
 //! Wire behaviour (all frames are length-prefixed JSON, see `proto::frame`):
 //! 1. relay → agent: one [`ForwardHeader`] frame (at most `MAX_HEADER_LEN`);
-//! 2. relay → agent: for some operations, one body frame (at most `MAX_FRAME_LEN`):
-//!
-//!    | op | body | answer `T` in `Reply<T>` |
-//!    | --- | --- | --- |
-//!    | `workspace_list` | none | `Vec<WorkspaceInfo>` |
-//!    | `opencode_status`, `opencode_start`, `opencode_stop` | none | `OpencodeInfo` |
-//!    | `session_list` | none | `Vec<SessionInfo>` |
-//!    | `session_create` | optional `CreateSession` | `SessionInfo` |
-//!    | `session_delete` | none (session in header) | `bool` |
-//!    | `session_rename` | required `RenameSession` | `SessionInfo` |
-//!    | `prompt` | required `Prompt` | `PromptAccepted` |
-//!    | `abort` | none (session in header) | `Aborted` |
-//!    | `messages` | optional `MessagesQuery` | `Vec<Message>` |
-//!    | `diff` | required `DiffQuery` | `Vec<FileDiff>` |
-//!    | `permission_list` | none | `Pending` |
-//!    | `permission_reply` | required `PermissionReply` | `bool` |
-//!    | `permission_grants` | none | `Vec<StandingGrant>` |
-//!    | `permission_revoke` | required `GrantRevoke` | `StandingGrant` |
-//!    | `question_reply` | required `QuestionReply` | `bool` |
-//!    | `watch_events` | optional `WatchQuery` | `u64`, then `EventFrame`s |
-//!    | `fs_*`, `git_*` | see the tables in `proto::fs` and `proto::git` | (served by `fs_git`) |
+//! 2. relay → agent: for some operations, one body frame (at most `MAX_FRAME_LEN`). Which body
+//!    each operation takes (none, optional or required) and what it answers is defined once,
+//!    in `proto::operation`'s list; the dispatch ([`handler`]) is generated from that list, so
+//!    every agent operation has exactly one typed handler (`impl Handler for op::Name`, in
+//!    `handlers`, `permissions`, `fs_git` and `watch`).
 //!
 //!    "Optional" means: the body frame, or the end of the operator's send side without one (the
 //!    default body). For "none", nothing further is read.
@@ -37,11 +21,15 @@
 //! need OpenCode start it on demand and wait until it is ready (bounded). Every failure is
 //! answered through [`error::OpError::public`].
 
+mod admit;
+mod body;
 pub mod error;
 pub mod frames;
 mod fs_git;
+mod handler;
 mod handlers;
 pub mod idempotency;
+mod permissions;
 mod watch;
 
 use crate::workspaces::Workspaces;
@@ -85,11 +73,12 @@ where
     );
     async {
         tracing::debug!(session = fwd.header.session.as_deref().unwrap_or("-"), role = %fwd.role, "operation");
-        if fwd.header.op == proto::header::Op::WatchEvents {
-            watch::serve(workspaces, &fwd, &mut reader, &mut send, peer_gone).await;
-        } else {
-            let result = handlers::dispatch(workspaces, &fwd, &mut reader).await;
-            write_reply(&mut send, result).await;
+        match admit::admit(workspaces, &fwd) {
+            Ok(rt) => {
+                let cx = handler::Cx::new(workspaces, &fwd, rt);
+                handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+            }
+            Err(e) => write_reply(&mut send, Err(e)).await,
         }
         let _ = send.shutdown().await;
     }

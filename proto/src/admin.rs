@@ -176,6 +176,17 @@ pub enum HostRequest {
     },
 }
 
+/// Answer to `host_rotate`: the list for [`HostRequest::List`], the new token for
+/// [`HostRequest::Rotate`] (untagged: each is sent as it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HostRotated {
+    /// Every enrolled host.
+    List(Vec<HostEntry>),
+    /// The rotated host's new enrollment token.
+    Rotated(HostEnrolled),
+}
+
 /// An enrolled host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostEntry {

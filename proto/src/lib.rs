@@ -27,6 +27,7 @@ pub mod header;
 pub mod host_watch;
 pub mod ids;
 pub mod message;
+pub mod operation;
 pub mod ops;
 pub mod queue;
 pub mod rbac;
@@ -34,6 +35,8 @@ pub mod replay;
 pub mod text;
 pub mod token;
 pub mod wire_error;
+
+pub use operation::op;
 
 /// The protocol version carried in `h1`, `login` and the ALPN.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -7,17 +7,17 @@ use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
-use cm_client as client;
 use cm_client::time::{random_u64, utc};
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
-    HostEntry, HostName, HostRequest, KillTarget, UserInfo, UserRequest,
+    HostName, HostRequest, HostRotated, KillTarget, UserInfo, UserRequest,
 };
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
+use proto::op;
+use proto::operation::Unary;
 use proto::rbac::Role;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// `cm-tui admin` subcommands.
 #[derive(Debug, Subcommand)]
@@ -215,13 +215,17 @@ pub enum CredsCommand {
     },
 }
 
-async fn call<B: Serialize, T: DeserializeOwned>(
-    remote: &Remote,
-    op: Op,
-    body: Option<&B>,
-) -> Result<T, CommandError> {
-    let header = StreamHeader::new(op, ReqId(random_u64()));
-    Ok(client::request(remote.conn(), &header, body).await?)
+/// One relay administration request (no target: the relay answers it itself).
+async fn call<O: Unary>(remote: &Remote, body: &O::Body) -> Result<O::Reply, CommandError> {
+    let header = StreamHeader::new(O::OP, ReqId(random_u64()));
+    Ok(cm_client::call::<O>(remote.conn(), &header, body).await?)
+}
+
+/// A `host_rotate` answer of the other shape than asked for.
+fn unexpected(what: &str) -> CommandError {
+    CommandError::Link(cm_client::LinkError::Protocol(format!(
+        "the relay answered host_rotate without {what}"
+    )))
 }
 
 /// Parses a role argument; clap puts the flag's name in front of the message.
@@ -236,7 +240,7 @@ async fn user_op(remote: &Remote, req: &UserRequest) -> Result<Op, CommandError>
     let held = match req {
         UserRequest::Add { .. } => Vec::new(),
         _ => {
-            let users: Vec<UserInfo> = call::<(), _>(remote, Op::UserList, None).await?;
+            let users: Vec<UserInfo> = call::<op::UserList>(remote, &()).await?;
             users
                 .into_iter()
                 .find(|u| u.name == req.user())
@@ -338,8 +342,11 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
 }
 
 async fn user_change(remote: &Remote, req: UserRequest, json: bool) -> Result<(), CommandError> {
-    let op = user_op(remote, &req).await?;
-    let done: AdminDone = call(remote, op, Some(&req)).await?;
+    // Both operations take a user change and answer what was done.
+    let done: AdminDone = match user_op(remote, &req).await? {
+        Op::GrantAdmin => call::<op::GrantAdmin>(remote, &req).await?,
+        _ => call::<op::UserManage>(remote, &req).await?,
+    };
     print(json, &done, done_text)
 }
 
@@ -362,7 +369,7 @@ pub async fn run(
     match command {
         AdminCommand::User(c) => match c {
             UserCommand::List { json } => {
-                let users: Vec<UserInfo> = call::<(), _>(remote, Op::UserList, None).await?;
+                let users: Vec<UserInfo> = call::<op::UserList>(remote, &()).await?;
                 print(json, &users, |u| users_text(u))
             }
             UserCommand::Add {
@@ -404,8 +411,11 @@ pub async fn run(
         },
         AdminCommand::Host(c) => match c {
             HostCommand::List { json } => {
-                let hosts: Vec<HostEntry> =
-                    call(remote, Op::HostRotate, Some(&HostRequest::List)).await?;
+                let HostRotated::List(hosts) =
+                    call::<op::HostRotate>(remote, &HostRequest::List).await?
+                else {
+                    return Err(unexpected("a host list"));
+                };
                 print(json, &hosts, |hs| {
                     hs.iter()
                         .map(|h| {
@@ -424,27 +434,30 @@ pub async fn run(
                 json,
             } => {
                 let e: HostEnrolled =
-                    call(remote, Op::HostAdd, Some(&HostAdd { name, relay_addr })).await?;
+                    call::<op::HostAdd>(remote, &HostAdd { name, relay_addr }).await?;
                 print(json, &e, enrolled_text)
             }
             HostCommand::Revoke { name, json } => {
-                let d: AdminDone = call(remote, Op::HostRevoke, Some(&HostName { name })).await?;
+                let d: AdminDone = call::<op::HostRevoke>(remote, &HostName { name }).await?;
                 print(json, &d, done_text)
             }
             HostCommand::Rotate { name, json } => {
-                let e: HostEnrolled =
-                    call(remote, Op::HostRotate, Some(&HostRequest::Rotate { name })).await?;
+                let HostRotated::Rotated(e) =
+                    call::<op::HostRotate>(remote, &HostRequest::Rotate { name }).await?
+                else {
+                    return Err(unexpected("a new token"));
+                };
                 print(json, &e, enrolled_text)
             }
         },
         AdminCommand::Creds(c) => match c {
             CredsCommand::List { user, all, json } => {
                 let creds: Vec<CredInfo> =
-                    call(remote, Op::CredsList, Some(&CredsQuery { user, all })).await?;
+                    call::<op::CredsList>(remote, &CredsQuery { user, all }).await?;
                 print(json, &creds, |cs| creds_text(cs))
             }
             CredsCommand::Revoke { id, json } => {
-                let d: AdminDone = call(remote, Op::CredsRevoke, Some(&CredName { id })).await?;
+                let d: AdminDone = call::<op::CredsRevoke>(remote, &CredName { id }).await?;
                 print(json, &d, done_text)
             }
         },
@@ -466,7 +479,7 @@ pub async fn run(
                     ));
                 }
             };
-            let d: AdminDone = call(remote, Op::Kill, Some(&target)).await?;
+            let d: AdminDone = call::<op::Kill>(remote, &target).await?;
             print(json, &d, done_text)
         }
         AdminCommand::Audit {
@@ -481,7 +494,7 @@ pub async fn run(
                 before_id: None,
                 limit,
             };
-            let rows: Vec<AuditEntry> = call(remote, Op::AuditRead, Some(&q)).await?;
+            let rows: Vec<AuditEntry> = call::<op::AuditRead>(remote, &q).await?;
             print(json, &rows, |r| audit_text(r))
         }
     }

@@ -9,6 +9,7 @@ use cm_client::framed::StreamError;
 use cm_client::time::random_u64;
 use proto::event::Event;
 use proto::header::Op;
+use proto::op;
 use proto::ops::{
     Aborted, CreateSession, DiffQuery, FileDiff, Message, MessagesQuery, OpencodeInfo, Part,
     Pending, PermissionAnswer, PermissionReply, Prompt, SessionInfo, SessionStatus, WorkspaceInfo,
@@ -78,9 +79,7 @@ pub async fn workspaces(remote: &Remote, host: &str, json: bool) -> Result<(), C
         host: host.to_owned(),
         ..Target::default()
     };
-    let list: Vec<WorkspaceInfo> = remote
-        .call::<(), _>(Op::WorkspaceList, &target, None)
-        .await?;
+    let list: Vec<WorkspaceInfo> = remote.call::<op::WorkspaceList>(&target, &()).await?;
     if json {
         return print_json(&list);
     }
@@ -120,7 +119,7 @@ fn note_after<'a>(state: &str, note: &'a str) -> &'a str {
 /// # Errors
 /// Refusals and transport failures.
 pub async fn sessions(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
-    let list: Vec<SessionInfo> = remote.call::<(), _>(Op::SessionList, target, None).await?;
+    let list: Vec<SessionInfo> = remote.call::<op::SessionList>(target, &()).await?;
     if json {
         return print_json(&list);
     }
@@ -146,7 +145,7 @@ pub async fn new_session(
     title: Option<String>,
 ) -> Result<SessionInfo, CommandError> {
     Ok(remote
-        .call(Op::SessionCreate, target, Some(&CreateSession { title }))
+        .call::<op::SessionCreate>(target, &CreateSession { title })
         .await?)
 }
 
@@ -197,7 +196,7 @@ pub async fn send(
         text,
         idempotency_key: format!("{:016x}{:016x}", random_u64(), random_u64()),
     };
-    let accepted = match remote.call(Op::Prompt, &target, Some(&prompt)).await? {
+    let accepted = match remote.call::<op::Prompt>(&target, &prompt).await? {
         PromptOutcome::Accepted(a) => a,
         PromptOutcome::Queued { queued } => {
             // The host is offline: the relay delivers it when the host is back.
@@ -423,9 +422,7 @@ pub fn describe(e: &Event) -> String {
 /// # Errors
 /// Refusals and transport failures.
 pub async fn permissions(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
-    let pending: Pending = remote
-        .call::<(), _>(Op::PermissionList, target, None)
-        .await?;
+    let pending: Pending = remote.call::<op::PermissionList>(target, &()).await?;
     if json {
         return print_json(&pending);
     }
@@ -447,9 +444,7 @@ pub async fn answer(
     json: bool,
 ) -> Result<(), CommandError> {
     // The relay authorizes answers against the session's owner: find the request's session.
-    let pending: Pending = remote
-        .call::<(), _>(Op::PermissionList, target, None)
-        .await?;
+    let pending: Pending = remote.call::<op::PermissionList>(target, &()).await?;
     let Some(session) = pending
         .permissions
         .iter()
@@ -466,9 +461,7 @@ pub async fn answer(
         always_patterns: None,
     };
     let target = target.clone().with_session(Some(session));
-    let _: bool = remote
-        .call(Op::PermissionReply, &target, Some(&body))
-        .await?;
+    let _: bool = remote.call::<op::PermissionReply>(&target, &body).await?;
     let done = match answer {
         PermissionAnswer::Once => "allowed once",
         PermissionAnswer::Always => "allowed always",
@@ -486,7 +479,7 @@ pub async fn answer(
 /// # Errors
 /// Refusals and transport failures.
 pub async fn abort(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
-    let aborted: Aborted = remote.call::<(), _>(Op::Abort, target, None).await?;
+    let aborted: Aborted = remote.call::<op::Abort>(target, &()).await?;
     if json {
         return print_json(&aborted);
     }
@@ -510,7 +503,7 @@ pub async fn diff(
     query: DiffQuery,
     json: bool,
 ) -> Result<(), CommandError> {
-    let files: Vec<FileDiff> = remote.call(Op::Diff, target, Some(&query)).await?;
+    let files: Vec<FileDiff> = remote.call::<op::Diff>(target, &query).await?;
     if json {
         return print_json(&files);
     }
@@ -544,7 +537,7 @@ pub async fn messages(
     json: bool,
 ) -> Result<(), CommandError> {
     let list: Vec<Message> = remote
-        .call(Op::Messages, target, Some(&MessagesQuery { limit }))
+        .call::<op::Messages>(target, &MessagesQuery { limit })
         .await?;
     if json {
         return print_json(&list);
@@ -602,7 +595,11 @@ pub async fn opencode(
     op: Op,
     json: bool,
 ) -> Result<(), CommandError> {
-    let info: OpencodeInfo = remote.call::<(), _>(op, target, None).await?;
+    let info: OpencodeInfo = match op {
+        Op::OpencodeStart => remote.call::<op::OpencodeStart>(target, &()).await?,
+        Op::OpencodeStop => remote.call::<op::OpencodeStop>(target, &()).await?,
+        _ => remote.call::<op::OpencodeStatus>(target, &()).await?,
+    };
     if json {
         return print_json(&info);
     }

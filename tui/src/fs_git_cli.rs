@@ -12,9 +12,9 @@ use proto::git::{
     GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
     GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
 };
-use proto::header::Op;
+use proto::op;
+use proto::operation::Unary;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 /// `cm-tui fs HOST WORKSPACE ACTION …`.
 #[derive(Debug, Args)]
@@ -173,15 +173,14 @@ pub enum GitAction {
     },
 }
 
-async fn call<B: Serialize, T: DeserializeOwned>(
+async fn call<O: Unary>(
     remote: &Remote,
-    op: Op,
     host: &str,
     workspace: &str,
-    body: &B,
-) -> Result<T, CommandError> {
+    body: &O::Body,
+) -> Result<O::Reply, CommandError> {
     Ok(remote
-        .call(op, &Target::workspace(host, workspace), Some(body))
+        .call::<O>(&Target::workspace(host, workspace), body)
         .await?)
 }
 
@@ -204,7 +203,7 @@ pub async fn run_fs(remote: &Remote, args: FsArgs) -> Result<(), CommandError> {
     let done: FsDone = match action {
         FsAction::Ls { path } => {
             let l: FsListing =
-                call(remote, Op::FsList, &host, &workspace, &FsPath { path }).await?;
+                call::<op::FsList>(remote, &host, &workspace, &FsPath { path }).await?;
             if json {
                 return print_json(&l);
             }
@@ -212,14 +211,14 @@ pub async fn run_fs(remote: &Remote, args: FsArgs) -> Result<(), CommandError> {
             return Ok(());
         }
         FsAction::Mkdir { path } => {
-            call(remote, Op::FsMkdir, &host, &workspace, &FsPath { path }).await?
+            call::<op::FsMkdir>(remote, &host, &workspace, &FsPath { path }).await?
         }
         FsAction::Mv { from, to } => {
             let body = FsRename { from, to };
-            call(remote, Op::FsRename, &host, &workspace, &body).await?
+            call::<op::FsRename>(remote, &host, &workspace, &body).await?
         }
         FsAction::Rmdir { path } => {
-            call(remote, Op::FsRmdir, &host, &workspace, &FsPath { path }).await?
+            call::<op::FsRmdir>(remote, &host, &workspace, &FsPath { path }).await?
         }
     };
     if json {
@@ -326,7 +325,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
     let (h, w) = (host.as_str(), workspace.as_str());
     match action {
         GitAction::Status => {
-            let s: GitStatus = call(remote, Op::GitStatus, h, w, &scope).await?;
+            let s: GitStatus = call::<op::GitStatus>(remote, h, w, &scope).await?;
             if json {
                 return print_json(&s);
             }
@@ -338,7 +337,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 staged,
                 paths,
             };
-            let d: GitDiff = call(remote, Op::GitDiff, h, w, &q).await?;
+            let d: GitDiff = call::<op::GitDiff>(remote, h, w, &q).await?;
             if json {
                 return print_json(&d);
             }
@@ -352,7 +351,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
         }
         GitAction::Log { limit, rev } => {
             let q = GitLogQuery { scope, limit, rev };
-            let l: GitLog = call(remote, Op::GitLog, h, w, &q).await?;
+            let l: GitLog = call::<op::GitLog>(remote, h, w, &q).await?;
             if json {
                 return print_json(&l);
             }
@@ -367,7 +366,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             }
         }
         GitAction::Add { paths } => {
-            let s: GitStatus = call(remote, Op::GitAdd, h, w, &GitAdd { scope, paths }).await?;
+            let s: GitStatus = call::<op::GitAdd>(remote, h, w, &GitAdd { scope, paths }).await?;
             if json {
                 return print_json(&s);
             }
@@ -379,7 +378,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 message,
                 all,
             };
-            let c: GitCommitted = call(remote, Op::GitCommit, h, w, &q).await?;
+            let c: GitCommitted = call::<op::GitCommit>(remote, h, w, &q).await?;
             if json {
                 return print_json(&c);
             }
@@ -394,7 +393,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             start: _,
             checkout: _,
         } => {
-            let b: GitBranches = call(remote, Op::GitBranchList, h, w, &scope).await?;
+            let b: GitBranches = call::<op::GitBranchList>(remote, h, w, &scope).await?;
             if json {
                 return print_json(&b);
             }
@@ -411,21 +410,15 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 start,
                 checkout,
             };
-            let b: GitBranches = call(remote, Op::GitBranchCreate, h, w, &q).await?;
+            let b: GitBranches = call::<op::GitBranchCreate>(remote, h, w, &q).await?;
             if json {
                 return print_json(&b);
             }
             print!("{}", format_branches(&b));
         }
         GitAction::Checkout { branch } => {
-            let b: GitBranches = call(
-                remote,
-                Op::GitCheckout,
-                h,
-                w,
-                &GitCheckout { scope, branch },
-            )
-            .await?;
+            let b: GitBranches =
+                call::<op::GitCheckout>(remote, h, w, &GitCheckout { scope, branch }).await?;
             if json {
                 return print_json(&b);
             }
@@ -440,7 +433,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 remote: r,
                 branch,
             };
-            let o: GitOutput = call(remote, Op::GitPull, h, w, &q).await?;
+            let o: GitOutput = call::<op::GitPull>(remote, h, w, &q).await?;
             if json {
                 return print_json(&o);
             }
@@ -452,7 +445,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 remote: r,
                 branch,
             };
-            let o: GitOutput = call(remote, Op::GitPush, h, w, &q).await?;
+            let o: GitOutput = call::<op::GitPush>(remote, h, w, &q).await?;
             if json {
                 return print_json(&o);
             }

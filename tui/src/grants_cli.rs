@@ -6,7 +6,7 @@ use crate::remote::{Remote, Target};
 use crate::view::permission::detail;
 use crate::view::text::{Row, Tone, sanitize};
 use proto::grant::{GrantRevoke, StandingGrant, describe};
-use proto::header::Op;
+use proto::op;
 use proto::ops::{Pending, PermissionAnswer, PermissionReply, PermissionRequest};
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -124,9 +124,7 @@ pub async fn approve_always(
     yes: bool,
     message: Option<String>,
 ) -> Result<(), GrantsCliError> {
-    let pending: Pending = remote
-        .call::<(), _>(Op::PermissionList, target, None)
-        .await?;
+    let pending: Pending = remote.call::<op::PermissionList>(target, &()).await?;
     let Some(request) = pending.permissions.iter().find(|p| p.id == request_id) else {
         return Err(GrantsCliError::NotPending(request_id));
     };
@@ -145,9 +143,7 @@ pub async fn approve_always(
         always_patterns: Some(patterns),
     };
     let target = target.clone().with_session(Some(request.session.clone()));
-    let _: bool = remote
-        .call(Op::PermissionReply, &target, Some(&body))
-        .await?;
+    let _: bool = remote.call::<op::PermissionReply>(&target, &body).await?;
     println!(
         "{request_id}: allowed; from now on the agent allows {words} (list: cm-tui permissions {} {} --always)",
         target.host,
@@ -182,9 +178,7 @@ fn confirm(words: &str, request: &PermissionRequest) -> Result<(), GrantsCliErro
 /// # Errors
 /// Refusals and transport failures.
 pub async fn list(remote: &Remote, target: &Target, json: bool) -> Result<(), GrantsCliError> {
-    let grants: Vec<StandingGrant> = remote
-        .call::<(), _>(Op::PermissionGrants, target, None)
-        .await?;
+    let grants: Vec<StandingGrant> = remote.call::<op::PermissionGrants>(target, &()).await?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&grants)?)?;
@@ -224,7 +218,7 @@ pub async fn revoke(
     json: bool,
 ) -> Result<(), GrantsCliError> {
     let grant: StandingGrant = remote
-        .call(Op::PermissionRevoke, target, Some(&GrantRevoke { id }))
+        .call::<op::PermissionRevoke>(target, &GrantRevoke { id })
         .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&grant)?);

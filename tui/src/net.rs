@@ -4,7 +4,9 @@
 //! backoff until the credential is refused. It only reports [`NetEvent`]s; what to show is the
 //! app's business.
 
-use crate::call::{AdminCall, Call, CallError, Request, Response, Scope, WatchKey};
+mod calls;
+
+use crate::call::{CallError, Request, Scope, WatchKey};
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
@@ -12,15 +14,14 @@ use cm_client::backoff::{Backoff, Policy};
 use cm_client::framed::send_frame;
 use cm_client::time::random_u64;
 use cm_client::{self as client, LinkError, Session};
-use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::message::{CloseReason, Control, Reply};
+use proto::op;
+use proto::operation::{Operation, Streaming};
 use proto::ops::WatchQuery;
-use serde::Serialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -370,24 +371,6 @@ fn header(op: Op, req_id: ReqId, scope: &Scope) -> StreamHeader {
     h
 }
 
-/// A failed call as the app sees it: a typed refusal keeps its code.
-fn call_error(e: LinkError) -> CallError {
-    match e {
-        LinkError::Refused(w) => CallError::refused(w.code, w.message),
-        other => CallError::transport(other.to_string()),
-    }
-}
-
-async fn call<B: Serialize, T: DeserializeOwned>(
-    conn: &quinn::Connection,
-    header: &StreamHeader,
-    body: Option<&B>,
-) -> Result<T, CallError> {
-    client::request(conn, header, body)
-        .await
-        .map_err(call_error)
-}
-
 /// Performs one call and reports its answer (or that the connection ended first).
 async fn perform(
     conn: quinn::Connection,
@@ -397,7 +380,7 @@ async fn perform(
 ) {
     let result = tokio::select! {
         () = cancel.cancelled() => Err(CallError::transport("the relay connection was lost")),
-        r = tokio::time::timeout(CALL_TIMEOUT, perform_call(&conn, &request)) => r.unwrap_or_else(|_| {
+        r = tokio::time::timeout(CALL_TIMEOUT, calls::perform_call(&conn, &request)) => r.unwrap_or_else(|_| {
             Err(CallError::transport(format!(
                 "no answer from the host within {}s",
                 CALL_TIMEOUT.as_secs()
@@ -405,78 +388,6 @@ async fn perform(
         }),
     };
     let _ = events.send(NetEvent::Reply { request, result }).await;
-}
-
-async fn perform_call(conn: &quinn::Connection, request: &Request) -> Result<Response, CallError> {
-    let h = header(request.call.op(), ReqId(request.id), &request.scope);
-    let none = None::<&()>;
-    Ok(match &request.call {
-        Call::WorkspaceList => Response::Workspaces(call(conn, &h, none).await?),
-        Call::SessionList => Response::Sessions(call(conn, &h, none).await?),
-        Call::SessionCreate(body) => Response::Created(call(conn, &h, Some(body)).await?),
-        Call::SessionRename(body) => Response::Renamed(call(conn, &h, Some(body)).await?),
-        Call::SessionDelete => {
-            let _: IgnoredAny = call(conn, &h, none).await?;
-            Response::Deleted
-        }
-        Call::Prompt(body) => match call(conn, &h, Some(body)).await? {
-            proto::queue::PromptOutcome::Accepted(a) => Response::Accepted(a),
-            proto::queue::PromptOutcome::Queued { queued } => Response::Queued(queued),
-        },
-        Call::Abort => Response::Aborted(call(conn, &h, none).await?),
-        Call::Messages(body) => Response::Messages(call(conn, &h, Some(body)).await?),
-        Call::Diff(body) => Response::Diff(call(conn, &h, Some(body)).await?),
-        Call::PermissionList => Response::Pending(call(conn, &h, none).await?),
-        Call::PermissionReply(body) => {
-            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
-            Response::Answered
-        }
-        Call::QuestionReply(body) => {
-            let _: IgnoredAny = call(conn, &h, Some(body)).await?;
-            Response::Answered
-        }
-        Call::OpencodeStart | Call::OpencodeStop => Response::Opencode(call(conn, &h, none).await?),
-        Call::FsList(body) => Response::Folder(call(conn, &h, Some(body)).await?),
-        Call::GitStatus(body) => Response::Git(call(conn, &h, Some(body)).await?),
-        Call::PermissionGrants => Response::Grants(call(conn, &h, none).await?),
-        Call::PermissionRevoke(body) => Response::Revoked(call(conn, &h, Some(body)).await?),
-        Call::Admin(admin) => {
-            // Relay administration names no host: the relay answers it itself.
-            let h = StreamHeader::new(admin.op(), ReqId(request.id));
-            admin_call(conn, &h, admin).await?
-        }
-    })
-}
-
-/// Performs one administration call.
-async fn admin_call(
-    conn: &quinn::Connection,
-    h: &StreamHeader,
-    admin: &AdminCall,
-) -> Result<Response, CallError> {
-    use proto::admin::{CredName, HostName, HostRequest};
-    let none = None::<&()>;
-    Ok(match admin {
-        AdminCall::UserList => Response::Users(call(conn, h, none).await?),
-        AdminCall::User(_, body) => Response::Done(call(conn, h, Some(body)).await?),
-        AdminCall::HostList => Response::AdminHosts(call(conn, h, Some(&HostRequest::List)).await?),
-        AdminCall::HostAdd(body) => Response::Enrolled(call(conn, h, Some(body)).await?),
-        AdminCall::HostRotate(name) => {
-            let body = HostRequest::Rotate { name: name.clone() };
-            Response::Enrolled(call(conn, h, Some(&body)).await?)
-        }
-        AdminCall::HostRevoke(name) => {
-            let body = HostName { name: name.clone() };
-            Response::Done(call(conn, h, Some(&body)).await?)
-        }
-        AdminCall::CredsList(body) => Response::Creds(call(conn, h, Some(body)).await?),
-        AdminCall::CredsRevoke(id) => {
-            let body = CredName { id: id.clone() };
-            Response::Done(call(conn, h, Some(&body)).await?)
-        }
-        AdminCall::Kill(body) => Response::Done(call(conn, h, Some(body)).await?),
-        AdminCall::AuditRead(body) => Response::Audit(call(conn, h, Some(body)).await?),
-    })
 }
 
 /// One watch to open.
@@ -511,19 +422,21 @@ async fn run_watch(
     job: &WatchJob,
     events: &mpsc::Sender<NetEvent>,
 ) -> Result<(), String> {
-    let h = header(Op::WatchEvents, job.req_id, &job.watch.scope());
+    type Watch = op::WatchEvents;
+    let h = header(Watch::OP, job.req_id, &job.watch.scope());
     // The send half stays open for the life of the watch; dropping it would end the request.
     let (mut send, mut recv) = client::subscribe(conn, &h)
         .await
         .map_err(|e| e.to_string())?;
-    let query = WatchQuery {
+    let query: <Watch as Operation>::Body = WatchQuery {
         after_seq: job.after_seq,
     };
     send_frame(&mut send, &query, MAX_FRAME_LEN)
         .await
         .map_err(|e| e.to_string())?;
     let _ = send.finish();
-    let first: Reply<u64> = recv.expect().await.map_err(|e| e.to_string())?;
+    let first: Reply<<Watch as Operation>::Reply> =
+        recv.expect().await.map_err(|e| e.to_string())?;
     let next_seq = first.into_result().map_err(|e| e.message)?;
     let gone = || "the app stopped".to_owned();
     let started = NetEvent::WatchStarted {
@@ -532,7 +445,7 @@ async fn run_watch(
     };
     events.send(started).await.map_err(|_| gone())?;
     loop {
-        match recv.next::<EventFrame>().await {
+        match recv.next::<<Watch as Streaming>::Item>().await {
             Ok(Some(frame)) => {
                 let event = NetEvent::WatchFrame {
                     watch: job.watch.clone(),

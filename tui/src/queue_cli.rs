@@ -3,10 +3,8 @@
 use crate::commands::CommandError;
 use crate::remote::Remote;
 use crate::view::text::sanitize;
-use cm_client as client;
-use cm_client::time::{now_ms, random_u64};
-use proto::header::{Op, StreamHeader};
-use proto::ids::ReqId;
+use cm_client::time::now_ms;
+use proto::op;
 use proto::queue::{QueueCancel, QueueEntry, QueueList, Queued};
 
 /// How far in the future `then_ms` is, in words ("in 59 min", "in 12 s", "passed").
@@ -57,18 +55,12 @@ pub fn format_entries(entries: &[QueueEntry], now_ms: u64) -> String {
     out
 }
 
-fn header(op: Op) -> StreamHeader {
-    // Relay-local: no host, so the role is the caller's highest grant.
-    StreamHeader::new(op, ReqId(random_u64()))
-}
-
 /// `queue list`.
 ///
 /// # Errors
 /// Refusals and transport failures.
 pub async fn list(remote: &Remote, json: bool) -> Result<(), CommandError> {
-    let list: QueueList =
-        client::request::<(), _>(remote.conn(), &header(Op::QueueList), None).await?;
+    let list: QueueList = remote.call_relay::<op::QueueList>(&()).await?;
     if json {
         println!("{}", proto::text::json_pretty(&list)?);
     } else {
@@ -82,12 +74,9 @@ pub async fn list(remote: &Remote, json: bool) -> Result<(), CommandError> {
 /// # Errors
 /// Refusals (unknown id, already delivered) and transport failures.
 pub async fn cancel(remote: &Remote, id: String, json: bool) -> Result<(), CommandError> {
-    let entry: QueueEntry = client::request(
-        remote.conn(),
-        &header(Op::QueueCancel),
-        Some(&QueueCancel { id }),
-    )
-    .await?;
+    let entry: QueueEntry = remote
+        .call_relay::<op::QueueCancel>(&QueueCancel { id })
+        .await?;
     if json {
         println!("{}", proto::text::json_pretty(&entry)?);
     } else {

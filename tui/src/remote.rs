@@ -4,14 +4,13 @@ use crate::connect;
 use crate::profile::Profile;
 use cm_client::framed::{FramedRecv, StreamError, send_frame};
 use cm_client::{self as client, LinkError, Session};
-use proto::event::EventFrame;
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
-use proto::ops::WatchQuery;
-use serde::{Serialize, de::DeserializeOwned};
+use proto::op;
+use proto::operation::{Operation, Streaming, Unary};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a call goes: host, and optionally workspace and session.
@@ -63,7 +62,9 @@ impl EventStream {
     ///
     /// # Errors
     /// Transport or framing failures.
-    pub async fn next(&mut self) -> Result<Option<EventFrame>, StreamError> {
+    pub async fn next(
+        &mut self,
+    ) -> Result<Option<<op::WatchEvents as Streaming>::Item>, StreamError> {
         self.recv.next().await
     }
 }
@@ -86,24 +87,36 @@ impl Remote {
     }
 
     fn header(&self, op: Op, target: &Target) -> StreamHeader {
-        let mut h = StreamHeader::new(op, ReqId(self.next_req.fetch_add(1, Ordering::Relaxed)));
+        let mut h = StreamHeader::new(op, self.next_req_id());
         h.host = Some(HostId(target.host.clone()));
         h.workspace = target.workspace.clone();
         h.session = target.session.clone();
         h
     }
 
-    /// One request, one reply.
+    /// One request of operation `O` to `target`: `O`'s body in, `O`'s reply out.
     ///
     /// # Errors
     /// A typed refusal ([`LinkError::Refused`]) or transport failures.
-    pub async fn call<B: Serialize, T: DeserializeOwned>(
+    pub async fn call<O: Unary>(
         &self,
-        op: Op,
         target: &Target,
-        body: Option<&B>,
-    ) -> Result<T, LinkError> {
-        client::request(&self.session.conn, &self.header(op, target), body).await
+        body: &O::Body,
+    ) -> Result<O::Reply, LinkError> {
+        client::call::<O>(&self.session.conn, &self.header(O::OP, target), body).await
+    }
+
+    /// One request of a relay operation (no target: the relay answers it itself).
+    ///
+    /// # Errors
+    /// A typed refusal ([`LinkError::Refused`]) or transport failures.
+    pub async fn call_relay<O: Unary>(&self, body: &O::Body) -> Result<O::Reply, LinkError> {
+        let header = StreamHeader::new(O::OP, self.next_req_id());
+        client::call::<O>(&self.session.conn, &header, body).await
+    }
+
+    fn next_req_id(&self) -> ReqId {
+        ReqId(self.next_req.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Subscribes to a workspace's events.
@@ -115,11 +128,13 @@ impl Remote {
         target: &Target,
         after_seq: Option<u64>,
     ) -> Result<EventStream, LinkError> {
-        let (mut send, mut recv) =
-            client::subscribe(&self.session.conn, &self.header(Op::WatchEvents, target)).await?;
-        send_frame(&mut send, &WatchQuery { after_seq }, MAX_FRAME_LEN).await?;
+        type Watch = op::WatchEvents;
+        let header = self.header(Watch::OP, target);
+        let (mut send, mut recv) = client::subscribe(&self.session.conn, &header).await?;
+        let query: <Watch as Operation>::Body = proto::ops::WatchQuery { after_seq };
+        send_frame(&mut send, &query, MAX_FRAME_LEN).await?;
         let _ = send.finish();
-        let first: Reply<u64> = recv.expect().await?;
+        let first: Reply<<Watch as Operation>::Reply> = recv.expect().await?;
         let start_seq = first.into_result().map_err(LinkError::Refused)?;
         Ok(EventStream {
             _send: send,

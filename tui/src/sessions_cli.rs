@@ -5,7 +5,7 @@ use crate::commands::CommandError;
 use crate::remote::{Remote, Target};
 use crate::view::text::sanitize;
 use clap::{Args, Subcommand};
-use proto::header::Op;
+use proto::op;
 use proto::ops::{Pending, QuestionReply, QuestionRequest, RenameSession, SessionInfo};
 use serde::Serialize;
 
@@ -72,7 +72,7 @@ pub async fn run(remote: &Remote, args: SessionsArgs) -> Result<(), CommandError
             }
             let target = target.with_session(Some(session));
             let renamed: SessionInfo = remote
-                .call(Op::SessionRename, &target, Some(&RenameSession { title }))
+                .call::<op::SessionRename>(&target, &RenameSession { title })
                 .await?;
             if args.json {
                 return print_json(&renamed);
@@ -82,9 +82,7 @@ pub async fn run(remote: &Remote, args: SessionsArgs) -> Result<(), CommandError
         }
         SessionsAction::Delete { session } => {
             let target = target.with_session(Some(session.clone()));
-            let deleted: bool = remote
-                .call::<(), _>(Op::SessionDelete, &target, None)
-                .await?;
+            let deleted: bool = remote.call::<op::SessionDelete>(&target, &()).await?;
             if args.json {
                 return print_json(&serde_json::json!({ "session": session, "deleted": deleted }));
             }
@@ -136,9 +134,7 @@ pub async fn answer(
     json: bool,
 ) -> Result<(), CommandError> {
     // The relay authorizes answers against the session's owner: find the question's session.
-    let pending: Pending = remote
-        .call::<(), _>(Op::PermissionList, target, None)
-        .await?;
+    let pending: Pending = remote.call::<op::PermissionList>(target, &()).await?;
     let Some(question) = pending.questions.iter().find(|q| q.id == question_id) else {
         return Err(CommandError::NoQuestion(question_id));
     };
@@ -165,7 +161,7 @@ pub async fn answer(
         answers,
     };
     let target = target.clone().with_session(Some(question.session.clone()));
-    let _: bool = remote.call(Op::QuestionReply, &target, Some(&body)).await?;
+    let _: bool = remote.call::<op::QuestionReply>(&target, &body).await?;
     let done = if reject { "rejected" } else { "answered" };
     if json {
         return print_json(&serde_json::json!({ "request_id": question_id, "result": done }));

@@ -5,71 +5,50 @@
 //! already audited the forwarded operation as allowed by role.
 
 use super::error::OpError;
-use super::frames::FrameReader;
-use super::handlers::{json, optional, required};
+use super::handler::{Cx, Handler};
 use crate::fs::FsError;
 use crate::fs::ops as fsops;
 use crate::fs::path::RelPath;
 use crate::fs::resolve::Strategy;
 use crate::git::{GitError, ops as gitops};
-use crate::workspaces::WorkspaceRuntime;
-use proto::fs::{FsPath, FsRename};
+use proto::fs::{FsDone, FsListing, FsPath, FsRename};
 use proto::git::{
-    GitAdd, GitBranchCreate, GitCheckout, GitCommit, GitDiffQuery, GitLogQuery, GitRemoteQuery,
-    GitScope,
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
+    GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
 };
-use proto::header::Op;
-use proto::ops::ForwardHeader;
-use serde_json::Value;
+use proto::op;
+use std::future::Future;
 use std::path::PathBuf;
-use tokio::io::AsyncRead;
 
-/// Whether `op` is one of the operations served here.
-pub(super) fn serves(op: Op) -> bool {
-    matches!(
-        op,
-        Op::FsList
-            | Op::FsMkdir
-            | Op::FsRename
-            | Op::FsRmdir
-            | Op::GitStatus
-            | Op::GitDiff
-            | Op::GitLog
-            | Op::GitBranchList
-            | Op::GitAdd
-            | Op::GitCommit
-            | Op::GitBranchCreate
-            | Op::GitCheckout
-            | Op::GitPull
-            | Op::GitPush
-    )
-}
-
-/// Serves one folder or git operation on `rt`'s root.
-pub(super) async fn serve<R: AsyncRead + Unpin>(
-    rt: &WorkspaceRuntime,
-    fwd: &ForwardHeader,
-    body: &mut FrameReader<R>,
-) -> Result<Value, OpError> {
-    let op = fwd.header.op;
-    let result = run(rt, fwd, body).await;
+/// Runs one folder or git operation, logging a containment refusal as an audit event.
+async fn contained<T>(
+    cx: &Cx<'_>,
+    run: impl Future<Output = Result<T, Refusal>>,
+) -> Result<T, OpError> {
+    let result = run.await;
     if let Err(Refusal {
         rule: Some(rule),
         error,
     }) = &result
     {
+        let fwd = cx.fwd;
         tracing::warn!(
             target: "cm_agent::audit",
             rule,
-            op = op.as_str(),
+            op = fwd.header.op.as_str(),
             principal = %fwd.principal,
             cred = %fwd.cred_id,
-            workspace = %rt.workspace.name,
+            workspace = fwd.header.workspace.as_deref().unwrap_or("-"),
             error = %error,
             "containment refusal"
         );
     }
     result.map_err(|r| r.error)
+}
+
+/// The workspace's root.
+fn root(cx: &Cx<'_>) -> Result<PathBuf, OpError> {
+    Ok(cx.rt()?.workspace.root.clone())
 }
 
 /// An error with the containment rule it came from, if any.
@@ -149,88 +128,61 @@ fn rel(raw: &str) -> Result<RelPath, Refusal> {
     RelPath::parse(raw).map_err(|r| Refusal::from(FsError::from(r)))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, Refusal> {
-    json(v).map_err(Refusal::from)
+/// A handler for a folder operation: `$body` → `$reply` by a blocking call on the root.
+macro_rules! fs_handler {
+    ($name:ident, $body:ty => $reply:ty, |$root:ident, $q:ident| $run:expr) => {
+        impl Handler for op::$name {
+            async fn handle(cx: &Cx<'_>, $q: $body) -> Result<$reply, OpError> {
+                let $root = root(cx)?;
+                contained(cx, async move { $run }).await
+            }
+        }
+    };
 }
 
-async fn run<R: AsyncRead + Unpin>(
-    rt: &WorkspaceRuntime,
-    fwd: &ForwardHeader,
-    body: &mut FrameReader<R>,
-) -> Result<Value, Refusal> {
-    let op = fwd.header.op;
-    let root: PathBuf = rt.workspace.root.clone();
-    match op {
-        Op::FsList => {
-            let q: FsPath = optional(op, body).await?;
-            let p = rel(&q.path)?;
-            to_json(&blocking(move || fsops::list(&root, &p, Strategy::Auto)).await?)
+fs_handler!(FsList, FsPath => FsListing, |root, q| {
+    let p = rel(&q.path)?;
+    blocking(move || fsops::list(&root, &p, Strategy::Auto)).await
+});
+fs_handler!(FsMkdir, FsPath => FsDone, |root, q| {
+    let p = rel(&q.path)?;
+    blocking(move || fsops::mkdir(&root, &p, Strategy::Auto)).await
+});
+fs_handler!(FsRmdir, FsPath => FsDone, |root, q| {
+    let p = rel(&q.path)?;
+    blocking(move || fsops::rmdir(&root, &p, Strategy::Auto)).await
+});
+fs_handler!(FsRename, FsRename => FsDone, |root, q| {
+    let (from, to) = (rel(&q.from)?, rel(&q.to)?);
+    blocking(move || fsops::rename(&root, &from, &to, Strategy::Auto)).await
+});
+
+/// A handler for a git operation: opens the repository at the body's folder and runs `$run`.
+macro_rules! git_handler {
+    ($name:ident, $body:ty => $reply:ty, |$cx:ident, $d:ident, $q:ident| $dir:expr, $run:expr) => {
+        impl Handler for op::$name {
+            async fn handle($cx: &Cx<'_>, $q: $body) -> Result<$reply, OpError> {
+                let root = root($cx)?;
+                contained($cx, async {
+                    let $d = gitops::open(&root, $dir)?;
+                    Ok::<_, Refusal>($run.await?)
+                })
+                .await
+            }
         }
-        Op::FsMkdir => {
-            let q: FsPath = required(op, body).await?;
-            let p = rel(&q.path)?;
-            to_json(&blocking(move || fsops::mkdir(&root, &p, Strategy::Auto)).await?)
-        }
-        Op::FsRmdir => {
-            let q: FsPath = required(op, body).await?;
-            let p = rel(&q.path)?;
-            to_json(&blocking(move || fsops::rmdir(&root, &p, Strategy::Auto)).await?)
-        }
-        Op::FsRename => {
-            let q: FsRename = required(op, body).await?;
-            let (from, to) = (rel(&q.from)?, rel(&q.to)?);
-            to_json(&blocking(move || fsops::rename(&root, &from, &to, Strategy::Auto)).await?)
-        }
-        Op::GitStatus => {
-            let q: GitScope = optional(op, body).await?;
-            let d = gitops::open(&root, &q.dir)?;
-            to_json(&gitops::status(&d).await?)
-        }
-        Op::GitBranchList => {
-            let q: GitScope = optional(op, body).await?;
-            let d = gitops::open(&root, &q.dir)?;
-            to_json(&gitops::branches(&d).await?)
-        }
-        Op::GitDiff => {
-            let q: GitDiffQuery = optional(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::diff(&d, &q).await?)
-        }
-        Op::GitLog => {
-            let q: GitLogQuery = optional(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::log(&d, &q).await?)
-        }
-        Op::GitAdd => {
-            let q: GitAdd = required(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::add(&d, &q).await?)
-        }
-        Op::GitCommit => {
-            let q: GitCommit = required(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::commit(&d, &q, fwd.principal.as_str()).await?)
-        }
-        Op::GitBranchCreate => {
-            let q: GitBranchCreate = required(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::branch_create(&d, &q).await?)
-        }
-        Op::GitCheckout => {
-            let q: GitCheckout = required(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::checkout(&d, &q).await?)
-        }
-        Op::GitPull => {
-            let q: GitRemoteQuery = optional(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::pull(&d, &q).await?)
-        }
-        Op::GitPush => {
-            let q: GitRemoteQuery = optional(op, body).await?;
-            let d = gitops::open(&root, &q.scope.dir)?;
-            to_json(&gitops::push(&d, &q).await?)
-        }
-        _ => Err(OpError::UnknownOp(op).into()),
-    }
+    };
 }
+
+git_handler!(GitStatus, GitScope => GitStatus, |cx, d, q| &q.dir, gitops::status(&d));
+git_handler!(GitBranchList, GitScope => GitBranches, |cx, d, q| &q.dir, gitops::branches(&d));
+git_handler!(GitDiff, GitDiffQuery => GitDiff, |cx, d, q| &q.scope.dir, gitops::diff(&d, &q));
+git_handler!(GitLog, GitLogQuery => GitLog, |cx, d, q| &q.scope.dir, gitops::log(&d, &q));
+git_handler!(GitAdd, GitAdd => GitStatus, |cx, d, q| &q.scope.dir, gitops::add(&d, &q));
+git_handler!(GitCommit, GitCommit => GitCommitted, |cx, d, q| &q.scope.dir,
+    gitops::commit(&d, &q, cx.fwd.principal.as_str()));
+git_handler!(GitBranchCreate, GitBranchCreate => GitBranches, |cx, d, q| &q.scope.dir,
+    gitops::branch_create(&d, &q));
+git_handler!(GitCheckout, GitCheckout => GitBranches, |cx, d, q| &q.scope.dir,
+    gitops::checkout(&d, &q));
+git_handler!(GitPull, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::pull(&d, &q));
+git_handler!(GitPush, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::push(&d, &q));

@@ -2,54 +2,48 @@
 //! ones first when `after_seq` was given) until the operator stops reading, a write times out,
 //! or the agent stops.
 
-use super::error::OpError;
-use super::frames::{FrameIoError, FrameReader, write_frame};
-use super::handlers::admit;
-use crate::workspaces::Workspaces;
+use super::frames::{FrameIoError, write_frame};
+use super::handler::{Cx, StreamHandler};
+use crate::workspaces::WorkspaceRuntime;
 use proto::event::{Event, EventFrame};
 use proto::frame::{FrameError, MAX_FRAME_LEN};
 use proto::message::Reply;
-use proto::ops::{ForwardHeader, WatchQuery};
+use proto::op;
+use proto::ops::WatchQuery;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 
 /// How often an open watch re-checks the host's lock and `[policy]` (one `stat` each).
 const POLICY_RECHECK: Duration = Duration::from_secs(1);
 
-pub(super) async fn serve<R, W, G>(
-    workspaces: &Workspaces,
-    fwd: &ForwardHeader,
-    body: &mut FrameReader<R>,
+impl StreamHandler for op::WatchEvents {
+    async fn serve<W, G>(cx: &Cx<'_>, query: WatchQuery, send: &mut W, peer_gone: G)
+    where
+        W: AsyncWrite + Unpin + Send,
+        G: Future<Output = ()> + Send,
+    {
+        match cx.rt() {
+            Ok(rt) => watch(cx, rt, query, send, peer_gone).await,
+            Err(e) => {
+                let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
+            }
+        }
+    }
+}
+
+async fn watch<W, G>(
+    cx: &Cx<'_>,
+    rt: &WorkspaceRuntime,
+    query: WatchQuery,
     send: &mut W,
     peer_gone: G,
 ) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-    G: Future<Output = ()>,
+    W: AsyncWrite + Unpin + Send,
+    G: Future<Output = ()> + Send,
 {
-    let admitted = match admit(workspaces, fwd) {
-        Ok(Some(rt)) => Ok(rt),
-        Ok(None) => Err(OpError::UnknownOp(fwd.header.op)),
-        Err(e) => Err(e),
-    };
-    let rt = match admitted {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::info!(error = %e, "watch refused");
-            let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
-            return;
-        }
-    };
-    let query: WatchQuery =
-        match super::handlers::optional(proto::header::Op::WatchEvents, body).await {
-            Ok(q) => q,
-            Err(e) => {
-                let _ = write_frame(send, &Reply::<u64>::Error(e.public()), MAX_FRAME_LEN).await;
-                return;
-            }
-        };
+    let (workspaces, fwd) = (cx.workspaces, cx.fwd);
     let mut sub = rt.hub.subscribe(query.after_seq);
     if write_frame(send, &Reply::<u64>::Ok(sub.next_seq), MAX_FRAME_LEN)
         .await

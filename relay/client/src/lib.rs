@@ -5,6 +5,7 @@
 //! the other way round.
 
 pub mod backoff;
+mod call;
 pub mod finding;
 pub mod framed;
 mod hosts;
@@ -16,6 +17,7 @@ pub mod time;
 pub mod tls;
 pub mod toml_file;
 
+pub use call::call;
 pub use hosts::{HostWatch, host_list};
 
 use crate::framed::{FramedRecv, StreamError, send_frame};

@@ -9,7 +9,6 @@ use crate::support::*;
 use anyhow::{Context, Result};
 use cm_tui::remote::Target;
 use proto::event::Event;
-use proto::header::Op;
 use proto::queue::PromptOutcome;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,11 +30,7 @@ async fn agent_killed_mid_answer_readopts_opencode_and_orphans_never_survive() -
     let mut events = watch(&remote, &target, None).await?;
     let n = 20;
     let _: PromptOutcome = remote
-        .call(
-            Op::Prompt,
-            &target,
-            Some(&prompt(&format!("SLOW {n} 100ms"), "slow-agent")),
-        )
+        .call::<proto::op::Prompt>(&target, &prompt(&format!("SLOW {n} 100ms"), "slow-agent"))
         .await?;
     let mut frames = Vec::new();
     while deltas(&frames, &session).matches("chunk").count() < 2 {

@@ -23,11 +23,7 @@ async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplic
     let mut events = watch(&remote, &target, None).await?;
     let n = 30;
     let outcome: PromptOutcome = remote
-        .call(
-            Op::Prompt,
-            &target,
-            Some(&prompt(&format!("SLOW {n} 100ms"), "slow-1")),
-        )
+        .call::<proto::op::Prompt>(&target, &prompt(&format!("SLOW {n} 100ms"), "slow-1"))
         .await?;
     let PromptOutcome::Accepted(slow) = outcome else {
         anyhow::bail!("expected accepted, got {outcome:?}");
@@ -92,7 +88,7 @@ async fn relay_killed_mid_answer_then_the_operator_resumes_without_gap_or_duplic
     // …the reply is dropped unread…
     drop(recv);
     // …and the retry with the same key is answered from the agent's record.
-    let again: PromptOutcome = remote.call(Op::Prompt, &target, Some(&body)).await?;
+    let again: PromptOutcome = remote.call::<proto::op::Prompt>(&target, &body).await?;
     match again {
         PromptOutcome::Accepted(a) => assert!(a.duplicate, "{a:?}"),
         other @ PromptOutcome::Queued { .. } => {

@@ -1,0 +1,114 @@
+//! The app's calls as the typed operations they are: each [`Call`] goes out as
+//! `call::<op::X>` with `X`'s body, and `X`'s reply comes back as the app's [`Response`].
+
+use crate::call::{AdminCall, Call, CallError, Request, Response};
+use cm_client::{self as client, LinkError};
+use proto::header::{Op, StreamHeader};
+use proto::ids::ReqId;
+use proto::op;
+use proto::operation::Unary;
+use proto::queue::PromptOutcome;
+
+/// A failed call as the app sees it: a typed refusal keeps its code.
+fn call_error(e: LinkError) -> CallError {
+    match e {
+        LinkError::Refused(w) => CallError::refused(w.code, w.message),
+        other => CallError::transport(other.to_string()),
+    }
+}
+
+/// One typed call: `O`'s body in, `O`'s reply out.
+async fn call<O: Unary>(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    body: &O::Body,
+) -> Result<O::Reply, CallError> {
+    client::call::<O>(conn, header, body)
+        .await
+        .map_err(call_error)
+}
+
+/// The app's call as the typed operation it is, its answer as the app's [`Response`].
+pub(super) async fn perform_call(
+    conn: &quinn::Connection,
+    request: &Request,
+) -> Result<Response, CallError> {
+    let h = super::header(request.call.op(), ReqId(request.id), &request.scope);
+    let c = conn;
+    Ok(match &request.call {
+        Call::WorkspaceList => Response::Workspaces(call::<op::WorkspaceList>(c, &h, &()).await?),
+        Call::SessionList => Response::Sessions(call::<op::SessionList>(c, &h, &()).await?),
+        Call::SessionCreate(b) => Response::Created(call::<op::SessionCreate>(c, &h, b).await?),
+        Call::SessionRename(b) => Response::Renamed(call::<op::SessionRename>(c, &h, b).await?),
+        Call::SessionDelete => {
+            call::<op::SessionDelete>(c, &h, &()).await?;
+            Response::Deleted
+        }
+        Call::Prompt(b) => match call::<op::Prompt>(c, &h, b).await? {
+            PromptOutcome::Accepted(a) => Response::Accepted(a),
+            PromptOutcome::Queued { queued } => Response::Queued(queued),
+        },
+        Call::Abort => Response::Aborted(call::<op::Abort>(c, &h, &()).await?),
+        Call::Messages(b) => Response::Messages(call::<op::Messages>(c, &h, b).await?),
+        Call::Diff(b) => Response::Diff(call::<op::Diff>(c, &h, b).await?),
+        Call::PermissionList => Response::Pending(call::<op::PermissionList>(c, &h, &()).await?),
+        Call::PermissionReply(b) => {
+            call::<op::PermissionReply>(c, &h, b).await?;
+            Response::Answered
+        }
+        Call::QuestionReply(b) => {
+            call::<op::QuestionReply>(c, &h, b).await?;
+            Response::Answered
+        }
+        Call::OpencodeStart => Response::Opencode(call::<op::OpencodeStart>(c, &h, &()).await?),
+        Call::OpencodeStop => Response::Opencode(call::<op::OpencodeStop>(c, &h, &()).await?),
+        Call::FsList(b) => Response::Folder(call::<op::FsList>(c, &h, b).await?),
+        Call::GitStatus(b) => Response::Git(call::<op::GitStatus>(c, &h, b).await?),
+        Call::PermissionGrants => Response::Grants(call::<op::PermissionGrants>(c, &h, &()).await?),
+        Call::PermissionRevoke(b) => {
+            Response::Revoked(call::<op::PermissionRevoke>(c, &h, b).await?)
+        }
+        Call::Admin(admin) => {
+            // Relay administration names no host: the relay answers it itself.
+            let h = StreamHeader::new(admin.op(), ReqId(request.id));
+            admin_call(c, &h, admin).await?
+        }
+    })
+}
+
+/// Performs one administration call.
+async fn admin_call(
+    c: &quinn::Connection,
+    h: &StreamHeader,
+    admin: &AdminCall,
+) -> Result<Response, CallError> {
+    use proto::admin::{CredName, HostName, HostRequest, HostRotated};
+    let rotated = |r: HostRotated| match r {
+        HostRotated::List(hosts) => Response::AdminHosts(hosts),
+        HostRotated::Rotated(token) => Response::Enrolled(token),
+    };
+    Ok(match admin {
+        AdminCall::UserList => Response::Users(call::<op::UserList>(c, h, &()).await?),
+        AdminCall::User(Op::GrantAdmin, b) => {
+            Response::Done(call::<op::GrantAdmin>(c, h, b).await?)
+        }
+        AdminCall::User(_, b) => Response::Done(call::<op::UserManage>(c, h, b).await?),
+        AdminCall::HostList => rotated(call::<op::HostRotate>(c, h, &HostRequest::List).await?),
+        AdminCall::HostAdd(b) => Response::Enrolled(call::<op::HostAdd>(c, h, b).await?),
+        AdminCall::HostRotate(name) => {
+            let body = HostRequest::Rotate { name: name.clone() };
+            rotated(call::<op::HostRotate>(c, h, &body).await?)
+        }
+        AdminCall::HostRevoke(name) => {
+            let body = HostName { name: name.clone() };
+            Response::Done(call::<op::HostRevoke>(c, h, &body).await?)
+        }
+        AdminCall::CredsList(b) => Response::Creds(call::<op::CredsList>(c, h, b).await?),
+        AdminCall::CredsRevoke(id) => {
+            let body = CredName { id: id.clone() };
+            Response::Done(call::<op::CredsRevoke>(c, h, &body).await?)
+        }
+        AdminCall::Kill(b) => Response::Done(call::<op::Kill>(c, h, b).await?),
+        AdminCall::AuditRead(b) => Response::Audit(call::<op::AuditRead>(c, h, b).await?),
+    })
+}
