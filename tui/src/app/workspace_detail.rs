@@ -8,6 +8,7 @@ use crate::effect::Effect;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
 use proto::grant::{GrantRevoke, StandingGrant};
+use proto::ids::HostId;
 use proto::text::RemoteText;
 
 /// Something read from the host: asked for, arrived, or refused.
@@ -97,22 +98,18 @@ impl App {
 
     /// `X` on the workspaces screen: revokes every standing grant of the selected workspace
     /// (revoking only takes permission away, so it is not confirmed).
-    pub(super) fn revoke_workspace_grants(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.stack.workspaces.as_ref() else {
-            return;
-        };
-        let Some(w) = view.selected() else {
-            return;
-        };
-        let ids: Vec<String> = match view.details.get(&w.name).map(|d| &d.grants) {
-            Some(Loadable::Ready(grants)) => grants.iter().map(|g| g.id.clone()).collect(),
-            _ => Vec::new(),
-        };
+    pub(super) fn revoke_workspace_grants(
+        &mut self,
+        host: &HostId,
+        workspace: &str,
+        ids: Vec<String>,
+        fx: &mut Vec<Effect>,
+    ) {
         if ids.is_empty() {
             self.notify("no standing grants in this workspace", false);
             return;
         }
-        let scope = Scope::workspace(&view.host, &w.name);
+        let scope = Scope::workspace(host, workspace);
         for id in ids {
             self.act(
                 scope.clone(),
