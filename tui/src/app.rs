@@ -18,6 +18,7 @@ pub mod question;
 mod read;
 mod replies;
 mod route;
+mod send;
 pub mod session;
 mod session_manage;
 mod sessions;
