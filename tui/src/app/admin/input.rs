@@ -102,21 +102,10 @@ impl App {
 
     /// A user change as the operation it needs; an error when the role cannot send it.
     pub(super) fn user_call(&self, request: UserRequest) -> Result<AdminCall, String> {
-        let grants = match &self.admin.as_ref().map(|v| &v.users) {
-            Some(Loadable::Ready(users)) => users
-                .iter()
-                .find(|u| u.name == request.user())
-                .map(|u| u.grants.clone())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let op = required_op(&request, &grants);
-        if op == Op::GrantAdmin && self.admin_role() != Some(Role::Owner) {
-            return Err(
-                "that touches admin or owner rights, which only owners change; nothing was sent"
-                    .to_owned(),
-            );
+        let owner = self.admin_role() == Some(Role::Owner);
+        match self.admin.as_ref() {
+            Some(view) => view.user_call(request, owner),
+            None => AdminView::default().user_call(request, owner),
         }
-        Ok(AdminCall::User(op, request))
     }
 }
