@@ -32,7 +32,7 @@ mod workspaces;
 pub(crate) mod tests;
 
 pub use diff::{DiffScope, DiffView};
-pub use hosts::CHROME_ROWS;
+pub use hosts::{CHROME_ROWS, HostsView};
 pub use session::SessionView;
 pub use sessions::{SessionRow, SessionsView};
 pub use workspaces::WorkspacesView;
@@ -43,8 +43,6 @@ use crate::event::{Event, NetEvent};
 use crate::keymap::Keymap;
 use crate::profile::Profile;
 use attention::Attention;
-use hosts::Hosts;
-use list::ListNav;
 use prompt::History;
 use proto::ids::{ConnId, HostId};
 use proto::rbac::Role;
@@ -121,14 +119,11 @@ pub struct App {
     now_ms: u64,
     conn: ConnState,
     rtt: Option<Duration>,
-    /// `None` until the first list arrives ("loading" differs from "no hosts").
-    hosts: Option<Hosts>,
-    host_nav: ListNav,
     width: u16,
     height: u16,
     help: bool,
     screen: Screen,
-    /// The screen views (the hosts list is `hosts` + `host_nav`).
+    /// The screen views, the hosts at the bottom.
     stack: Stack,
     attention: Attention,
     attention_open: bool,
@@ -167,8 +162,6 @@ impl App {
             now_ms,
             conn: ConnState::Connecting,
             rtt: None,
-            hosts: None,
-            host_nav: ListNav::default(),
             width: DEFAULT_SIZE.0,
             height: DEFAULT_SIZE.1,
             help: false,

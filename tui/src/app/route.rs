@@ -29,7 +29,7 @@ impl App {
         }
         let typing = |nav: Option<&ListNav>| nav.is_some_and(ListNav::typing);
         match self.screen {
-            Screen::Hosts if self.host_nav.typing() => Context::Filter,
+            Screen::Hosts if self.stack.hosts.nav.typing() => Context::Filter,
             Screen::Hosts => Context::Hosts,
             Screen::Workspaces if typing(self.stack.workspaces.as_ref().map(|w| &w.nav)) => {
                 Context::Filter
@@ -186,7 +186,7 @@ impl App {
 
     pub(super) fn nav_mut(&mut self) -> Option<&mut ListNav> {
         match self.screen {
-            Screen::Hosts => Some(&mut self.host_nav),
+            Screen::Hosts => Some(&mut self.stack.hosts.nav),
             Screen::Workspaces => self.stack.workspaces.as_mut().map(|w| &mut w.nav),
             Screen::Sessions => self.stack.sessions.as_mut().map(|s| &mut s.nav),
             Screen::Session | Screen::Diff | Screen::Admin => None,

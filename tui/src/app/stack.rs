@@ -5,11 +5,13 @@
 //! workspace or session again finds it as it was (its prompt draft, its scroll); opening a
 //! view at a level drops every view above that level. That rule lives here only.
 
-use super::{DiffView, SessionView, SessionsView, WorkspacesView};
+use super::{DiffView, HostsView, SessionView, SessionsView, WorkspacesView};
 
 /// The screen views that exist (shown or kept above the one shown).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Stack {
+    /// The relay's hosts (always there).
+    pub(super) hosts: HostsView,
     /// One host's workspaces.
     pub(super) workspaces: Option<WorkspacesView>,
     /// One workspace's sessions.
