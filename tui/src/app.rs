@@ -4,14 +4,15 @@
 //!
 //! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff) in `stack::Stack`; each
 //! level's view lives in its own submodule and survives reconnects, which re-read what is
-//! shown and resume watches. `route` sends input to the overlays (help, palette, question)
-//! first, then to the screen on top.
+//! shown and resume watches. `route` sends input to the overlay (help, palette or question
+//! form, `overlay::Overlay`) first, then to the screen on top.
 
 pub mod admin;
 pub mod attention;
 mod diff;
 mod hosts;
 pub mod list;
+pub mod overlay;
 pub mod palette;
 pub mod prompt;
 pub mod question;
@@ -121,7 +122,8 @@ pub struct App {
     rtt: Option<Duration>,
     width: u16,
     height: u16,
-    help: bool,
+    /// The help, palette or question form over the screens, while open.
+    overlay: Option<overlay::Overlay>,
     screen: Screen,
     /// The screen views, the hosts at the bottom.
     stack: Stack,
@@ -141,10 +143,6 @@ pub struct App {
     history: History,
     /// The keys in effect (tui.toml overrides applied).
     keymap: Keymap,
-    /// The `:` palette, while open.
-    palette: Option<palette::Palette>,
-    /// The question being answered, while its form is open.
-    question: Option<question::QuestionForm>,
     /// The administration screen's state, once opened.
     admin: Option<admin::AdminView>,
     /// Relay profile names from tui.toml (for `:relay NAME`).
@@ -164,7 +162,7 @@ impl App {
             rtt: None,
             width: DEFAULT_SIZE.0,
             height: DEFAULT_SIZE.1,
-            help: false,
+            overlay: None,
             screen: Screen::Hosts,
             stack: Stack::default(),
             attention: Attention::default(),
@@ -179,8 +177,6 @@ impl App {
             key_seed: now_ms,
             history: History::default(),
             keymap: Keymap::default(),
-            palette: None,
-            question: None,
             admin: None,
             relays: Vec::new(),
             relay: None,

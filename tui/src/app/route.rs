@@ -2,6 +2,7 @@
 //! and the routing of keys, scroll and paste to the screen or overlay that owns them.
 
 use super::list::ListNav;
+use super::overlay::Overlay;
 use super::{App, CHROME_ROWS, ConnState, Screen};
 use crate::action::Action;
 use crate::effect::Effect;
@@ -11,15 +12,9 @@ use crate::keymap::Context;
 impl App {
     /// Where keys go now.
     pub fn context(&self) -> Context {
-        if self.help {
-            Context::Help
-        } else if self.palette.is_some() {
-            Context::Palette
-        } else if self.question.is_some() {
-            Context::Question
-        } else {
-            self.screen_context()
-        }
+        self.overlay
+            .as_ref()
+            .map_or_else(|| self.screen_context(), Overlay::context)
     }
 
     /// Where keys go under the help overlay (what the overlay describes).
@@ -57,7 +52,7 @@ impl App {
         let typed = self.keymap.typed_char(context, key);
         match context {
             Context::Help => match action {
-                Some(Action::ToggleHelp) => self.help = false,
+                Some(Action::ToggleHelp) => self.overlay = None,
                 Some(Action::Quit) => fx.push(Effect::Quit),
                 _ => {}
             },
@@ -135,7 +130,7 @@ impl App {
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();
-                if let Some(p) = self.palette.as_mut() {
+                if let Some(Overlay::Palette(p)) = self.overlay.as_mut() {
                     p.input.push_str(&line);
                     p.selected = 0;
                 } else if let Some(i) = self.admin.as_mut().and_then(|a| a.input.as_mut()) {
@@ -149,7 +144,7 @@ impl App {
     pub(super) fn on_action(&mut self, context: Context, action: Action, fx: &mut Vec<Effect>) {
         match action {
             Action::Quit => fx.push(Effect::Quit),
-            Action::ToggleHelp => self.help = true,
+            Action::ToggleHelp => self.overlay = Some(Overlay::Help),
             Action::OpenPalette => self.open_palette(),
             Action::OpenAdmin => self.open_admin(fx),
             Action::ToggleAttention => self.attention_open = !self.attention_open,
