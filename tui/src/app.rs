@@ -143,8 +143,6 @@ pub struct App {
     history: History,
     /// The keys in effect (tui.toml overrides applied).
     keymap: Keymap,
-    /// The administration screen's state, once opened.
-    admin: Option<admin::AdminView>,
     /// Relay profile names from tui.toml (for `:relay NAME`).
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
@@ -177,7 +175,6 @@ impl App {
             key_seed: now_ms,
             history: History::default(),
             keymap: Keymap::default(),
-            admin: None,
             relays: Vec::new(),
             relay: None,
         }

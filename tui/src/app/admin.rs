@@ -251,7 +251,7 @@ impl App {
 
     /// The administration screen's state, while open.
     pub fn admin(&self) -> Option<&AdminView> {
-        self.admin.as_ref()
+        self.stack.admin.as_ref()
     }
 
     /// Opens the screen, or says why not.
@@ -268,7 +268,7 @@ impl App {
             }
         }
         self.screen = Screen::Admin;
-        let view = self.admin.get_or_insert_with(AdminView::default);
+        let view = self.stack.admin.get_or_insert_with(AdminView::default);
         let tab = view.tab;
         self.load_tab(tab, fx);
     }
@@ -279,12 +279,12 @@ impl App {
     }
 
     fn load_tab(&mut self, tab: AdminTab, fx: &mut Vec<Effect>) {
-        let Some(view) = self.admin.as_ref() else {
+        let Some(view) = self.stack.admin.as_ref() else {
             return;
         };
         let call = list_call(tab, &view.audit_query);
         if self.admin_request(call, fx).is_some()
-            && let Some(view) = self.admin.as_mut()
+            && let Some(view) = self.stack.admin.as_mut()
         {
             match tab {
                 AdminTab::Users => view.users = Loadable::Loading,
@@ -298,7 +298,8 @@ impl App {
     /// The actions of the tab shown, with what the role cannot do marked.
     pub fn admin_actions(&self) -> Vec<AdminAction> {
         let owner = self.admin_role() == Some(Role::Owner);
-        self.admin
+        self.stack
+            .admin
             .as_ref()
             .map_or_else(Vec::new, |view| view.actions(owner))
     }
@@ -307,7 +308,7 @@ impl App {
     pub(super) fn admin_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
         let owner = self.admin_role() == Some(Role::Owner);
-        let Some(view) = self.admin.as_mut() else {
+        let Some(view) = self.stack.admin.as_mut() else {
             self.screen = Screen::Hosts;
             return;
         };

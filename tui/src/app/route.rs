@@ -39,7 +39,7 @@ impl App {
             }
             Screen::Session => Context::Session,
             Screen::Diff => Context::Diff,
-            Screen::Admin if self.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
+            Screen::Admin if self.stack.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
                 Context::AdminInput
             }
             Screen::Admin => Context::Admin,
@@ -133,7 +133,7 @@ impl App {
                 if let Some(Overlay::Palette(p)) = self.overlay.as_mut() {
                     p.input.push_str(&line);
                     p.selected = 0;
-                } else if let Some(i) = self.admin.as_mut().and_then(|a| a.input.as_mut()) {
+                } else if let Some(i) = self.stack.admin.as_mut().and_then(|a| a.input.as_mut()) {
                     i.text.push_str(&line);
                 }
             }

@@ -10,7 +10,7 @@ impl App {
         response: Response,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(view) = self.admin.as_mut() else {
+        let Some(view) = self.stack.admin.as_mut() else {
             return;
         };
         let changed = match response {
@@ -77,7 +77,7 @@ impl App {
             e.message.clone()
         };
         let text = proto::text::RemoteText::from(text);
-        let Some(view) = self.admin.as_mut() else {
+        let Some(view) = self.stack.admin.as_mut() else {
             return;
         };
         match call {
