@@ -25,6 +25,62 @@ pub struct Outgoing {
     pub attempts: u32,
 }
 
+/// What became of the prompt after an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptFailed {
+    /// The failure was of another request (an older one, or another session's).
+    NotAwaited,
+    /// Lost in transport: the same key makes a resend safe, so it goes out again.
+    WillResend,
+    /// Refused, or too many attempts: the text is back in the prompt box.
+    GivenBack,
+}
+
+impl SessionView {
+    /// Whether `request` is the prompt (or the draft's `session_create`) in flight.
+    fn awaits(&self, request: u64) -> bool {
+        self.outbox
+            .as_ref()
+            .is_some_and(|o| o.request == Some(request))
+    }
+
+    /// The prompt of `request` was accepted: the session is working.
+    pub fn prompt_accepted(&mut self, request: u64) {
+        if self.awaits(request) {
+            self.outbox = None;
+            self.status = SessionStatus::Busy;
+        }
+    }
+
+    /// The prompt of `request` was queued by the relay (the host is offline).
+    pub fn prompt_queued(&mut self, request: u64) {
+        if self.awaits(request) {
+            self.outbox = None;
+        }
+    }
+
+    /// The prompt of `request` failed with `e`: kept to send again, or given back.
+    pub fn prompt_failed(&mut self, request: u64, e: &CallError) -> PromptFailed {
+        if !self.awaits(request) {
+            return PromptFailed::NotAwaited;
+        }
+        let Some(out) = self.outbox.as_mut() else {
+            return PromptFailed::NotAwaited;
+        };
+        out.request = None;
+        if e.code.is_none() && out.attempts < PROMPT_ATTEMPTS {
+            return PromptFailed::WillResend;
+        }
+        let text = out.text.clone();
+        self.outbox = None;
+        if self.editor.is_empty() {
+            self.editor.set_text(&text);
+        }
+        self.focus = true;
+        PromptFailed::GivenBack
+    }
+}
+
 impl App {
     pub(super) fn send_prompt(&mut self, fx: &mut Vec<Effect>) {
         let Some(view) = self.stack.session.as_ref() else {
@@ -86,25 +142,16 @@ impl App {
         }
     }
 
-    fn outbox_for(&mut self, request: u64) -> Option<&mut SessionView> {
-        self.stack.session.as_mut().filter(|v| {
-            v.outbox
-                .as_ref()
-                .is_some_and(|o| o.request == Some(request))
-        })
-    }
-
     pub(super) fn prompt_accepted(&mut self, request: u64, _accepted: &PromptAccepted) {
-        if let Some(view) = self.outbox_for(request) {
-            view.outbox = None;
-            view.status = SessionStatus::Busy;
+        if let Some(view) = self.stack.session.as_mut() {
+            view.prompt_accepted(request);
         }
     }
 
     /// The host is offline: the relay keeps the prompt and delivers it once when it is back.
     pub(super) fn prompt_queued(&mut self, request: u64, queued: &proto::queue::Queued) {
-        if let Some(view) = self.outbox_for(request) {
-            view.outbox = None;
+        if let Some(view) = self.stack.session.as_mut() {
+            view.prompt_queued(request);
         }
         let line = crate::queue_cli::queued_line(queued, self.now_ms);
         self.notify(line, false);
@@ -112,32 +159,67 @@ impl App {
 
     pub(super) fn prompt_failed(&mut self, request: u64, e: &CallError) {
         let connected = self.is_connected();
-        let Some(view) = self.outbox_for(request) else {
+        let Some(view) = self.stack.session.as_mut() else {
             return;
         };
-        let Some(out) = view.outbox.as_mut() else {
-            return;
-        };
-        out.request = None;
-        if e.code.is_none() && out.attempts < PROMPT_ATTEMPTS {
-            // Lost in transport: the same key makes a resend safe. Resent on reconnect, or on
-            // the next tick if the connection is still up.
-            if connected {
+        match view.prompt_failed(request, e) {
+            PromptFailed::NotAwaited => {}
+            // Resent on reconnect, or on the next tick if the connection is still up.
+            PromptFailed::WillResend if connected => {
                 self.notify(format!("prompt not confirmed ({e}); resending"), true);
             }
-            return;
+            PromptFailed::WillResend => {}
+            PromptFailed::GivenBack => self.notify(format!("prompt not sent: {e}"), true),
         }
-        let text = out.text.clone();
-        view.outbox = None;
-        if view.editor.is_empty() {
-            view.editor.set_text(&text);
-        }
-        view.focus = true;
-        self.notify(format!("prompt not sent: {e}"), true);
     }
 
     /// On a tick: resend a prompt whose answer was lost while the connection stayed up.
     pub(super) fn session_tick(&mut self, fx: &mut Vec<Effect>) {
         self.flush_outbox(fx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::session::SessionRef;
+    use proto::ids::{HostId, SessionId, WorkspaceName};
+    use proto::wire_error::ErrorCode;
+
+    fn sending(request: u64, attempts: u32) -> SessionView {
+        let demo = WorkspaceName::try_from("demo").expect("valid");
+        let id = SessionRef::Id(SessionId::try_from("ses_1").expect("valid"));
+        let mut v = SessionView::new(&HostId::from("box"), demo, id, "t");
+        v.outbox = Some(Outgoing {
+            text: "fix it".into(),
+            key: "k".into(),
+            request: Some(request),
+            attempts,
+        });
+        v
+    }
+
+    #[test]
+    fn the_session_view_keeps_a_lost_prompt_and_gives_a_refused_one_back() {
+        let lost = CallError::transport("stream reset");
+        let mut v = sending(5, 1);
+        assert_eq!(v.prompt_failed(4, &lost), PromptFailed::NotAwaited);
+        assert_eq!(v.prompt_failed(5, &lost), PromptFailed::WillResend);
+        assert!(v.outbox.as_ref().is_some_and(|o| o.request.is_none()));
+        assert!(v.editor.is_empty(), "kept to resend, not given back");
+
+        let mut v = sending(5, PROMPT_ATTEMPTS);
+        assert_eq!(v.prompt_failed(5, &lost), PromptFailed::GivenBack);
+        assert_eq!(v.editor.text(), "fix it", "too many attempts");
+
+        let mut v = sending(5, 1);
+        let refused = CallError::refused(ErrorCode::Forbidden, "viewer");
+        assert_eq!(v.prompt_failed(5, &refused), PromptFailed::GivenBack);
+        assert!(v.outbox.is_none() && v.focus);
+
+        let mut v = sending(5, 1);
+        v.prompt_accepted(5);
+        assert!(v.outbox.is_none());
+        assert_eq!(v.status, SessionStatus::Busy);
     }
 }
