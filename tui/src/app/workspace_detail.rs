@@ -120,25 +120,15 @@ impl App {
     }
 
     pub(super) fn grants_loaded(&mut self, scope: &Scope, grants: Vec<StandingGrant>) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Ready(grants);
-        }
+        self.detail_replied(scope, DetailReply::Grants(Ok(grants)));
     }
 
     pub(super) fn grants_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Failed(RemoteText::from(&e.message));
-        }
+        self.detail_replied(scope, DetailReply::Grants(Err(failure(e))));
     }
 
     pub(super) fn grant_revoked(&mut self, scope: &Scope, grant: &StandingGrant) {
-        if let Some(Detail {
-            grants: Loadable::Ready(grants),
-            ..
-        }) = self.detail_mut(scope)
-        {
-            grants.retain(|g| g.id != grant.id);
-        }
+        self.detail_replied(scope, DetailReply::Revoked(grant.id.clone()));
         self.notify(
             format!(
                 "revoked: {}",
@@ -148,37 +138,70 @@ impl App {
         );
     }
 
-    fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {
-        let ws = scope.workspace.as_ref()?;
-        self.stack
-            .workspaces
-            .as_mut()
-            .filter(|v| v.host == scope.host)?
-            .details
-            .get_mut(ws)
-    }
-
     pub(super) fn folders_loaded(&mut self, scope: &Scope, listing: FsListing) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Ready(listing);
-        }
+        self.detail_replied(scope, DetailReply::Folders(Ok(listing)));
     }
 
     pub(super) fn git_loaded(&mut self, scope: &Scope, status: GitStatus) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Ready(status);
-        }
+        self.detail_replied(scope, DetailReply::Git(Ok(status)));
     }
 
     pub(super) fn folders_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Failed(RemoteText::from(&e.message));
-        }
+        self.detail_replied(scope, DetailReply::Folders(Err(failure(e))));
     }
 
     pub(super) fn git_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Failed(RemoteText::from(&e.message));
+        self.detail_replied(scope, DetailReply::Git(Err(failure(e))));
+    }
+
+    /// A detail answer for the workspace of `scope`, to the open workspaces view of its host.
+    fn detail_replied(&mut self, scope: &Scope, reply: DetailReply) {
+        let Some(ws) = scope.workspace.as_deref() else {
+            return;
+        };
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
+            view.detail_replied(ws, reply);
+        }
+    }
+}
+
+fn failure(e: &CallError) -> RemoteText {
+    RemoteText::from(&e.message)
+}
+
+/// An answer (or why there is none) for one part of a workspace's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailReply {
+    /// The root's entries.
+    Folders(Result<FsListing, RemoteText>),
+    /// The root's git status.
+    Git(Result<GitStatus, RemoteText>),
+    /// The standing grants.
+    Grants(Result<Vec<StandingGrant>, RemoteText>),
+    /// The standing grant with this id was revoked.
+    Revoked(String),
+}
+
+impl Detail {
+    /// Takes `reply`.
+    pub fn replied(&mut self, reply: DetailReply) {
+        fn loadable<T>(r: Result<T, RemoteText>) -> Loadable<T> {
+            r.map_or_else(Loadable::Failed, Loadable::Ready)
+        }
+        match reply {
+            DetailReply::Folders(r) => self.folders = loadable(r),
+            DetailReply::Git(r) => self.git = loadable(r),
+            DetailReply::Grants(r) => self.grants = loadable(r),
+            DetailReply::Revoked(id) => {
+                if let Loadable::Ready(grants) = &mut self.grants {
+                    grants.retain(|g| g.id != id);
+                }
+            }
         }
     }
 }

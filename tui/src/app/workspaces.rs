@@ -4,7 +4,7 @@
 
 use super::attention::{Item, ItemKind};
 use super::list::{self, ListKey, ListNav};
-use super::workspace_detail::{Detail, Loadable};
+use super::workspace_detail::{Detail, DetailReply, Loadable};
 use super::{App, Screen, SessionsView};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
@@ -108,6 +108,13 @@ impl WorkspacesView {
         match self.details.get(name).map(|d| &d.grants) {
             Some(Loadable::Ready(grants)) => grants.iter().map(|g| g.id.clone()).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// An answer for workspace `name`'s details, if they were asked for.
+    pub fn detail_replied(&mut self, name: &str, reply: DetailReply) {
+        if let Some(d) = self.details.get_mut(name) {
+            d.replied(reply);
         }
     }
 
@@ -376,6 +383,49 @@ mod tests {
         v.loaded(vec![workspace("web", OpencodeState::Ready)]);
         assert_eq!(v.error, None, "a fresh list clears the error");
         assert_eq!(v.selected().map(|w| w.name.as_str()), Some("web"));
+    }
+
+    #[test]
+    fn the_workspaces_view_takes_the_details_it_asked_for() {
+        let grant = |id: &str| proto::grant::StandingGrant {
+            id: id.into(),
+            session: "ses_1".into(),
+            permission: "bash".into(),
+            patterns: vec!["echo *".into()],
+            granted_by: proto::ids::UserId::from("alice"),
+            granted_at_ms: 0,
+            uses: 0,
+        };
+        let mut v = WorkspacesView::new(&HostId::from("box"));
+        v.loaded(vec![workspace("web", OpencodeState::Ready)]);
+        v.detail_replied("web", DetailReply::Grants(Ok(vec![grant("g1")])));
+        assert!(v.detail("web").is_none(), "not asked for: not kept");
+
+        v.details.insert(
+            "web".into(),
+            Detail {
+                folders: Loadable::Loading,
+                git: Loadable::Loading,
+                grants: Loadable::Loading,
+            },
+        );
+        v.detail_replied(
+            "web",
+            DetailReply::Grants(Ok(vec![grant("g1"), grant("g2")])),
+        );
+        v.detail_replied("web", DetailReply::Git(Err(RemoteText::new("not a repo"))));
+        v.detail_replied("web", DetailReply::Revoked("g1".into()));
+        let d = v.detail("web").expect("asked for");
+        assert_eq!(d.grants, Loadable::Ready(vec![grant("g2")]));
+        assert_eq!(d.git, Loadable::Failed(RemoteText::new("not a repo")));
+        assert_eq!(d.folders, Loadable::Loading);
+        assert_eq!(
+            v.clone().update(Action::RevokeAlways, 10),
+            Outcome::Revoke {
+                workspace: "web".into(),
+                ids: vec!["g2".into()]
+            }
+        );
     }
 
     #[test]
