@@ -2,10 +2,12 @@
 //! [`App::update`] takes an [`Event`] and returns [`Effect`]s for the runtime to execute.
 //! No IO, no clock reads (time arrives in `Event::Tick`), no terminal or rendering types.
 //!
-//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff) in `stack::Stack`; each
-//! level's view lives in its own submodule and survives reconnects, which re-read what is
-//! shown and resume watches. `route` sends input to the overlay (help, palette or question
-//! form, `overlay::Overlay`) first, then to the screen on top.
+//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff), with Admin beside them,
+//! in `stack::Stack`; each level's view lives in its own submodule, owns its state, turns a
+//! key into an `Outcome` with its own `update` (no IO) and takes its own replies; views survive
+//! reconnects, which re-read what is shown and resume watches. `route` sends input to the
+//! overlay (help, palette or question form, `overlay::Overlay`) first, then to the screen on
+//! top; `App` acts on the outcome (other screens, requests, notices).
 
 pub mod admin;
 pub mod attention;
