@@ -2,22 +2,26 @@
 //! [`App::update`] takes an [`Event`] and returns [`Effect`]s for the runtime to execute.
 //! No IO, no clock reads (time arrives in `Event::Tick`), no terminal or rendering types.
 //!
-//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff) in `stack::Stack`; each
-//! level's view lives in its own submodule and survives reconnects, which re-read what is
-//! shown and resume watches. `route` sends input to the overlays (help, palette, question)
-//! first, then to the screen on top.
+//! Screens stack Hosts → Workspaces → Sessions → Session (→ Diff), with Admin beside them,
+//! in `stack::Stack`; each level's view lives in its own submodule, owns its state, turns a
+//! key into an `Outcome` with its own `update` (no IO) and takes its own replies; views survive
+//! reconnects, which re-read what is shown and resume watches. `route` sends input to the
+//! overlay (help, palette or question form, `overlay::Overlay`) first, then to the screen on
+//! top; `App` acts on the outcome (other screens, requests, notices).
 
 pub mod admin;
 pub mod attention;
 mod diff;
 mod hosts;
 pub mod list;
+pub mod overlay;
 pub mod palette;
 pub mod prompt;
 pub mod question;
 mod read;
 mod replies;
 mod route;
+mod send;
 pub mod session;
 mod session_manage;
 mod sessions;
@@ -31,7 +35,7 @@ mod workspaces;
 pub(crate) mod tests;
 
 pub use diff::{DiffScope, DiffView};
-pub use hosts::CHROME_ROWS;
+pub use hosts::{CHROME_ROWS, HostsView};
 pub use session::SessionView;
 pub use sessions::{SessionRow, SessionsView};
 pub use workspaces::WorkspacesView;
@@ -42,8 +46,6 @@ use crate::event::{Event, NetEvent};
 use crate::keymap::Keymap;
 use crate::profile::Profile;
 use attention::Attention;
-use hosts::Hosts;
-use list::ListNav;
 use prompt::History;
 use proto::ids::{ConnId, HostId};
 use proto::rbac::Role;
@@ -120,14 +122,12 @@ pub struct App {
     now_ms: u64,
     conn: ConnState,
     rtt: Option<Duration>,
-    /// `None` until the first list arrives ("loading" differs from "no hosts").
-    hosts: Option<Hosts>,
-    host_nav: ListNav,
     width: u16,
     height: u16,
-    help: bool,
+    /// The help, palette or question form over the screens, while open.
+    overlay: Option<overlay::Overlay>,
     screen: Screen,
-    /// The screen views (the hosts list is `hosts` + `host_nav`).
+    /// The screen views, the hosts at the bottom.
     stack: Stack,
     attention: Attention,
     attention_open: bool,
@@ -145,12 +145,6 @@ pub struct App {
     history: History,
     /// The keys in effect (tui.toml overrides applied).
     keymap: Keymap,
-    /// The `:` palette, while open.
-    palette: Option<palette::Palette>,
-    /// The question being answered, while its form is open.
-    question: Option<question::QuestionForm>,
-    /// The administration screen's state, once opened.
-    admin: Option<admin::AdminView>,
     /// Relay profile names from tui.toml (for `:relay NAME`).
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
@@ -166,11 +160,9 @@ impl App {
             now_ms,
             conn: ConnState::Connecting,
             rtt: None,
-            hosts: None,
-            host_nav: ListNav::default(),
             width: DEFAULT_SIZE.0,
             height: DEFAULT_SIZE.1,
-            help: false,
+            overlay: None,
             screen: Screen::Hosts,
             stack: Stack::default(),
             attention: Attention::default(),
@@ -185,9 +177,6 @@ impl App {
             key_seed: now_ms,
             history: History::default(),
             keymap: Keymap::default(),
-            palette: None,
-            question: None,
-            admin: None,
             relays: Vec::new(),
             relay: None,
         }

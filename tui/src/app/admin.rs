@@ -9,7 +9,10 @@
 //! kill) need the target's name typed.
 
 mod input;
+mod keys;
 mod replies;
+
+pub use keys::Outcome;
 
 use super::workspace_detail::Loadable;
 use super::{App, Screen};
@@ -248,7 +251,7 @@ impl App {
 
     /// The administration screen's state, while open.
     pub fn admin(&self) -> Option<&AdminView> {
-        self.admin.as_ref()
+        self.stack.admin.as_ref()
     }
 
     /// Opens the screen, or says why not.
@@ -265,7 +268,7 @@ impl App {
             }
         }
         self.screen = Screen::Admin;
-        let view = self.admin.get_or_insert_with(AdminView::default);
+        let view = self.stack.admin.get_or_insert_with(AdminView::default);
         let tab = view.tab;
         self.load_tab(tab, fx);
     }
@@ -276,12 +279,12 @@ impl App {
     }
 
     fn load_tab(&mut self, tab: AdminTab, fx: &mut Vec<Effect>) {
-        let Some(view) = self.admin.as_ref() else {
+        let Some(view) = self.stack.admin.as_ref() else {
             return;
         };
         let call = list_call(tab, &view.audit_query);
         if self.admin_request(call, fx).is_some()
-            && let Some(view) = self.admin.as_mut()
+            && let Some(view) = self.stack.admin.as_mut()
         {
             match tab {
                 AdminTab::Users => view.users = Loadable::Loading,
@@ -294,219 +297,30 @@ impl App {
 
     /// The actions of the tab shown, with what the role cannot do marked.
     pub fn admin_actions(&self) -> Vec<AdminAction> {
-        let Some(view) = self.admin.as_ref() else {
-            return Vec::new();
-        };
         let owner = self.admin_role() == Some(Role::Owner);
-        let act = |action, label| AdminAction {
-            action,
-            label,
-            disabled: None,
-        };
-        match view.tab {
-            AdminTab::Users => {
-                let mut list = vec![
-                    act(Action::AddItem, "add"),
-                    act(Action::Grant, "grant"),
-                    act(Action::RevokeGrant, "revoke grant"),
-                    act(Action::Remove, "remove"),
-                    act(Action::Kill, "kill"),
-                ];
-                if !owner
-                    && let Some(u) = view.selected_user()
-                    && u.grants.iter().any(|g| g.role > Role::Operator)
-                {
-                    let why = format!("{} holds admin or owner rights: owners only", u.name);
-                    for a in &mut list {
-                        if matches!(a.action, Action::RevokeGrant | Action::Remove) {
-                            a.disabled = Some(why.clone());
-                        }
-                    }
-                }
-                list
-            }
-            AdminTab::Hosts => vec![
-                act(Action::AddItem, "enroll"),
-                act(Action::RotateToken, "rotate token"),
-                act(Action::Remove, "revoke"),
-                act(Action::Kill, "kill"),
-            ],
-            AdminTab::Creds => vec![act(Action::Remove, "revoke"), act(Action::Kill, "kill")],
-            AdminTab::Audit => vec![act(Action::Filter, "filter")],
-        }
+        self.stack
+            .admin
+            .as_ref()
+            .map_or_else(Vec::new, |view| view.actions(owner))
     }
 
     /// Keys on the administration screen.
     pub(super) fn admin_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
         let page = self.list_page();
-        let Some(view) = self.admin.as_mut() else {
+        let owner = self.admin_role() == Some(Role::Owner);
+        let Some(view) = self.stack.admin.as_mut() else {
             self.screen = Screen::Hosts;
             return;
         };
-        let row = view.selected();
-        match action {
-            Action::SelectPrev => return view.select(row.saturating_sub(1)),
-            Action::SelectNext => return view.select(row + 1),
-            Action::PageUp => return view.select(row.saturating_sub(page)),
-            Action::PageDown => return view.select(row + page),
-            Action::SelectFirst => return view.select(0),
-            Action::SelectLast => return view.select(usize::MAX),
-            Action::Back => {
-                // A one-time invite or token is not kept once the screen is left.
-                view.result = None;
-                self.screen = Screen::Hosts;
-                return;
+        match view.update(action, page, owner) {
+            Outcome::Stay => {}
+            Outcome::Back => self.screen = Screen::Hosts,
+            Outcome::Load(tab) => self.load_tab(tab, fx),
+            Outcome::Copy(secret) => {
+                fx.push(Effect::Copy(secret));
+                self.notify("copied to the clipboard (OSC 52)", false);
             }
-            Action::CopySecret => {
-                match view.result.as_ref().and_then(|r| r.secret.clone()) {
-                    Some(secret) => {
-                        fx.push(Effect::Copy(secret));
-                        self.notify("copied to the clipboard (OSC 52)", false);
-                    }
-                    None => self.notify("no invite or token to copy", false),
-                }
-                return;
-            }
-            Action::PrevFile | Action::NextFile => {
-                let i = view.tab.index();
-                let n = AdminTab::ALL.len();
-                let next = if action == Action::NextFile {
-                    (i + 1) % n
-                } else {
-                    (i + n - 1) % n
-                };
-                view.tab = AdminTab::ALL[next];
-                let tab = view.tab;
-                self.load_tab(tab, fx);
-                return;
-            }
-            Action::Refresh => {
-                let tab = view.tab;
-                self.load_tab(tab, fx);
-                return;
-            }
-            _ => {}
-        }
-        let allowed = self
-            .admin_actions()
-            .into_iter()
-            .find(|a| a.action == action);
-        match allowed {
-            None if action == Action::KillAll => {}
-            None => return,
-            Some(AdminAction {
-                disabled: Some(why),
-                ..
-            }) => {
-                self.notify(why, true);
-                return;
-            }
-            Some(_) => {}
-        }
-        let Some(view) = self.admin.as_ref() else {
-            return;
-        };
-        let tab = view.tab;
-        let user = view.selected_user().map(|u| u.name.clone());
-        let host = view.selected_host().map(|h| h.name.clone());
-        let cred = view.selected_cred().map(|c| c.id.clone());
-        // Removing a user holding admin or owner rights is a grant_admin change.
-        let remove_user = user.as_ref().and_then(|u| {
-            self.user_call(UserRequest::Remove { name: u.clone() })
-                .ok()
-                .map(|call| (u.clone(), call))
-        });
-        let input = |purpose, prompt: String| {
-            Some(AdminInput {
-                purpose,
-                prompt,
-                text: String::new(),
-            })
-        };
-        let confirm = |call, what: String, expect: &str| {
-            input(
-                Purpose::Confirm {
-                    call,
-                    expect: expect.to_owned(),
-                },
-                format!("{what}: type {expect} to confirm"),
-            )
-        };
-        let next = match (tab, action) {
-            (AdminTab::Users, Action::AddItem) => {
-                input(Purpose::AddUser, "new user: NAME [ROLE] [HOST]".into())
-            }
-            (AdminTab::Users, Action::Grant) => user.map(|u| {
-                let prompt = format!("grant {u}: ROLE [HOST]");
-                AdminInput {
-                    purpose: Purpose::Grant(u),
-                    prompt,
-                    text: String::new(),
-                }
-            }),
-            (AdminTab::Users, Action::RevokeGrant) => user.map(|u| {
-                let prompt = format!("revoke {u}'s grant on HOST (default *)");
-                AdminInput {
-                    purpose: Purpose::RevokeGrant(u),
-                    prompt,
-                    text: String::new(),
-                }
-            }),
-            (AdminTab::Users, Action::Remove) => {
-                remove_user.and_then(|(u, call)| confirm(call, format!("remove user {u}"), &u))
-            }
-            (AdminTab::Users, Action::Kill) => user.and_then(|u| {
-                let call = AdminCall::Kill(KillTarget::User { name: u.clone() });
-                confirm(call, format!("kill every credential of {u}"), &u)
-            }),
-            (AdminTab::Hosts, Action::AddItem) => {
-                input(Purpose::EnrollHost, "enroll host: NAME".into())
-            }
-            (AdminTab::Hosts, Action::RotateToken) => host.and_then(|h| {
-                confirm(
-                    AdminCall::HostRotate(h.clone()),
-                    format!("new enrolment token for {h} (its agent must enroll again)"),
-                    &h,
-                )
-            }),
-            (AdminTab::Hosts, Action::Remove) => host.and_then(|h| {
-                confirm(
-                    AdminCall::HostRevoke(h.clone()),
-                    format!("revoke host {h}"),
-                    &h,
-                )
-            }),
-            (AdminTab::Hosts, Action::Kill) => host.and_then(|h| {
-                let call = AdminCall::Kill(KillTarget::Host { name: h.clone() });
-                confirm(call, format!("kill host {h} now"), &h)
-            }),
-            (AdminTab::Creds, Action::Remove) => cred.and_then(|c| {
-                confirm(
-                    AdminCall::CredsRevoke(c.clone()),
-                    format!("revoke credential {c}"),
-                    &c,
-                )
-            }),
-            (AdminTab::Creds, Action::Kill) => cred.and_then(|c| {
-                let call = AdminCall::Kill(KillTarget::Cred { id: c.clone() });
-                confirm(call, format!("kill credential {c} now"), &c)
-            }),
-            (AdminTab::Audit, Action::Filter) => input(
-                Purpose::AuditFilter,
-                "filter: user=NAME host=NAME (empty: everything)".into(),
-            ),
-            (_, Action::KillAll) => confirm(
-                AdminCall::Kill(KillTarget::All),
-                "KILL SWITCH: revoke every operator credential and every host".into(),
-                "all",
-            ),
-            _ => None,
-        };
-        if next.is_none() && action != Action::AddItem {
-            self.notify("select a row first", false);
-        }
-        if let Some(view) = self.admin.as_mut() {
-            view.input = next;
+            Outcome::Notice { text, error } => self.notify(text, error),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! screen does not do.
 
 use super::App;
+use super::overlay::Overlay;
 use crate::action::Action;
 use crate::effect::Effect;
 use crate::keymap::{Context, Keymap};
@@ -137,19 +138,40 @@ impl App {
 
     /// The open palette, if any.
     pub fn palette(&self) -> Option<&Palette> {
-        self.palette.as_ref()
+        match self.overlay.as_ref() {
+            Some(Overlay::Palette(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn palette_mut(&mut self) -> Option<&mut Palette> {
+        match self.overlay.as_mut() {
+            Some(Overlay::Palette(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Closes the palette, giving back what it held.
+    fn take_palette(&mut self) -> Option<Palette> {
+        match self.overlay.take() {
+            Some(Overlay::Palette(p)) => Some(p),
+            other => {
+                self.overlay = other;
+                None
+            }
+        }
     }
 
     pub(super) fn open_palette(&mut self) {
-        self.palette = Some(Palette::default());
+        self.overlay = Some(Overlay::Palette(Palette::default()));
     }
 
     /// Opens the palette with `input` already typed (e.g. `rename ` and the current title).
     pub(super) fn open_palette_with(&mut self, input: &str) {
-        self.palette = Some(Palette {
+        self.overlay = Some(Overlay::Palette(Palette {
             input: input.to_owned(),
             selected: 0,
-        });
+        }));
     }
 
     /// Keys while the palette is open.
@@ -161,10 +183,10 @@ impl App {
     ) {
         let count = {
             let entries = self.palette_entries();
-            let query = self.palette.as_ref().map_or("", |p| p.input.as_str());
+            let query = self.palette().map_or("", |p| p.input.as_str());
             matches(&entries, query).len().min(MAX_MATCHES)
         };
-        let Some(palette) = self.palette.as_mut() else {
+        let Some(palette) = self.palette_mut() else {
             return;
         };
         if let Some(c) = typed {
@@ -173,7 +195,7 @@ impl App {
             return;
         }
         match action {
-            Some(Action::LeaveInput) => self.palette = None,
+            Some(Action::LeaveInput) => self.overlay = None,
             Some(Action::Quit) => fx.push(Effect::Quit),
             Some(Action::CursorUp) => palette.selected = palette.selected.saturating_sub(1),
             Some(Action::CursorDown) => {
@@ -194,7 +216,7 @@ impl App {
 
     /// Runs what the palette's input says: `relay NAME` as typed, else the selected match.
     fn run_palette(&mut self, fx: &mut Vec<Effect>) {
-        let Some(palette) = self.palette.take() else {
+        let Some(palette) = self.take_palette() else {
             return;
         };
         let input = palette.input.trim();

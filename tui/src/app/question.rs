@@ -4,6 +4,7 @@
 
 use super::App;
 use super::attention::ItemKind;
+use super::overlay::Overlay;
 use crate::action::Action;
 use crate::call::{Call, Scope, WatchKey};
 use crate::effect::Effect;
@@ -132,7 +133,10 @@ impl QuestionForm {
 impl App {
     /// The open question form, if any.
     pub fn question_form(&self) -> Option<&QuestionForm> {
-        self.question.as_ref()
+        match self.overlay.as_ref() {
+            Some(Overlay::Question(q)) => Some(q),
+            _ => None,
+        }
     }
 
     /// Opens the form for the attention item at `index` if it is a question; says why not
@@ -145,7 +149,7 @@ impl App {
             return false;
         };
         match QuestionForm::new(&item.watch, request) {
-            Some(form) => self.question = Some(form),
+            Some(form) => self.overlay = Some(Overlay::Question(form)),
             None => self.notify(
                 "this question has no options to pick; answer it in OpenCode, or r rejects it",
                 true,
@@ -156,7 +160,7 @@ impl App {
 
     /// Keys while the form is open.
     pub(super) fn question_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(form) = self.question.as_mut() else {
+        let Some(Overlay::Question(form)) = self.overlay.as_mut() else {
             return;
         };
         let options = form.question().map_or(0, |q| q.options.len());
@@ -177,15 +181,19 @@ impl App {
                 }
             }
             Action::Reject => self.reply_question(None, fx),
-            Action::Back => self.question = None,
+            Action::Back => self.overlay = None,
             Action::Quit => fx.push(Effect::Quit),
             _ => {}
         }
     }
 
     fn reply_question(&mut self, answers: Option<Vec<Vec<String>>>, fx: &mut Vec<Effect>) {
-        let Some(form) = self.question.take() else {
-            return;
+        let form = match self.overlay.take() {
+            Some(Overlay::Question(form)) => form,
+            other => {
+                self.overlay = other;
+                return;
+            }
         };
         let scope = Scope::session(&form.watch.host, &form.watch.workspace, &form.session);
         let reject = answers.is_none();

@@ -45,7 +45,7 @@ impl App {
 
     /// Whether the help overlay is shown.
     pub fn help_visible(&self) -> bool {
-        self.help
+        self.overlay == Some(super::overlay::Overlay::Help)
     }
 
     /// Whether the attention panel is open.

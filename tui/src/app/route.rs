@@ -2,6 +2,7 @@
 //! and the routing of keys, scroll and paste to the screen or overlay that owns them.
 
 use super::list::ListNav;
+use super::overlay::Overlay;
 use super::{App, CHROME_ROWS, ConnState, Screen};
 use crate::action::Action;
 use crate::effect::Effect;
@@ -11,15 +12,9 @@ use crate::keymap::Context;
 impl App {
     /// Where keys go now.
     pub fn context(&self) -> Context {
-        if self.help {
-            Context::Help
-        } else if self.palette.is_some() {
-            Context::Palette
-        } else if self.question.is_some() {
-            Context::Question
-        } else {
-            self.screen_context()
-        }
+        self.overlay
+            .as_ref()
+            .map_or_else(|| self.screen_context(), Overlay::context)
     }
 
     /// Where keys go under the help overlay (what the overlay describes).
@@ -29,7 +24,7 @@ impl App {
         }
         let typing = |nav: Option<&ListNav>| nav.is_some_and(ListNav::typing);
         match self.screen {
-            Screen::Hosts if self.host_nav.typing() => Context::Filter,
+            Screen::Hosts if self.stack.hosts.nav.typing() => Context::Filter,
             Screen::Hosts => Context::Hosts,
             Screen::Workspaces if typing(self.stack.workspaces.as_ref().map(|w| &w.nav)) => {
                 Context::Filter
@@ -44,7 +39,7 @@ impl App {
             }
             Screen::Session => Context::Session,
             Screen::Diff => Context::Diff,
-            Screen::Admin if self.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
+            Screen::Admin if self.stack.admin.as_ref().is_some_and(|a| a.input.is_some()) => {
                 Context::AdminInput
             }
             Screen::Admin => Context::Admin,
@@ -57,7 +52,7 @@ impl App {
         let typed = self.keymap.typed_char(context, key);
         match context {
             Context::Help => match action {
-                Some(Action::ToggleHelp) => self.help = false,
+                Some(Action::ToggleHelp) => self.overlay = None,
                 Some(Action::Quit) => fx.push(Effect::Quit),
                 _ => {}
             },
@@ -135,10 +130,10 @@ impl App {
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();
-                if let Some(p) = self.palette.as_mut() {
+                if let Some(Overlay::Palette(p)) = self.overlay.as_mut() {
                     p.input.push_str(&line);
                     p.selected = 0;
-                } else if let Some(i) = self.admin.as_mut().and_then(|a| a.input.as_mut()) {
+                } else if let Some(i) = self.stack.admin.as_mut().and_then(|a| a.input.as_mut()) {
                     i.text.push_str(&line);
                 }
             }
@@ -149,7 +144,7 @@ impl App {
     pub(super) fn on_action(&mut self, context: Context, action: Action, fx: &mut Vec<Effect>) {
         match action {
             Action::Quit => fx.push(Effect::Quit),
-            Action::ToggleHelp => self.help = true,
+            Action::ToggleHelp => self.overlay = Some(Overlay::Help),
             Action::OpenPalette => self.open_palette(),
             Action::OpenAdmin => self.open_admin(fx),
             Action::ToggleAttention => self.attention_open = !self.attention_open,
@@ -186,7 +181,7 @@ impl App {
 
     pub(super) fn nav_mut(&mut self) -> Option<&mut ListNav> {
         match self.screen {
-            Screen::Hosts => Some(&mut self.host_nav),
+            Screen::Hosts => Some(&mut self.stack.hosts.nav),
             Screen::Workspaces => self.stack.workspaces.as_mut().map(|w| &mut w.nav),
             Screen::Sessions => self.stack.sessions.as_mut().map(|s| &mut s.nav),
             Screen::Session | Screen::Diff | Screen::Admin => None,

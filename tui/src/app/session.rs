@@ -1,10 +1,9 @@
 //! The session screen: the live transcript (history, then the workspace's events for this
-//! session), its scroll position and selected block, the prompt box with history, sending a
-//! prompt with an idempotency key (resent with the same key after a dropped connection), and
-//! abort.
+//! session), its scroll position and selected block, the prompt box with history, and abort.
+//! Sending the prompt is in `send`.
 
 use super::attention::ItemKind;
-use super::prompt::Editor;
+use super::prompt::{Editor, History};
 use super::transcript::Transcript;
 use super::{App, DiffScope, Screen};
 use crate::action::Action;
@@ -13,26 +12,9 @@ use crate::effect::Effect;
 use crate::view;
 use proto::event::Event;
 use proto::ids::{HostId, SessionId, WorkspaceName};
-use proto::ops::{Message, PermissionAnswer, Prompt, PromptAccepted, SessionStatus};
+use proto::ops::{Message, PermissionAnswer, SessionStatus};
 use proto::text::RemoteText;
 use std::collections::HashSet;
-
-/// How often a prompt whose answer was lost in transport is sent again (same key) before the
-/// app gives up and puts the text back into the box.
-pub const PROMPT_ATTEMPTS: u32 = 3;
-
-/// A prompt sent and not yet confirmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    /// The text.
-    pub text: String,
-    /// Its idempotency key (the same on every attempt).
-    pub key: String,
-    /// The request in flight, if any (none while disconnected).
-    pub request: Option<u64>,
-    /// Attempts so far.
-    pub attempts: u32,
-}
 
 /// Which session the screen shows: one OpenCode has (its id validated where it arrived), or
 /// the draft `n` opened, which its first prompt creates.
@@ -109,7 +91,7 @@ pub struct SessionView {
     /// Whether the prompt box has the keys.
     pub focus: bool,
     /// The prompt being sent.
-    pub outbox: Option<Outgoing>,
+    pub outbox: Option<super::send::Outgoing>,
     /// The transcript laid out (kept current by `App::update`, drawn by `ui`).
     layout: view::transcript::Layout,
 }
@@ -152,6 +134,11 @@ impl SessionView {
         self.top
     }
 
+    /// Follows the bottom of the transcript again.
+    pub(super) fn follow_bottom(&mut self) {
+        self.top = None;
+    }
+
     /// The selected block, if any.
     pub fn block(&self) -> Option<usize> {
         self.block
@@ -186,6 +173,155 @@ impl SessionView {
         }
     }
 
+    /// A key on the session screen, with `rows` transcript rows laid out and `visible` of
+    /// them shown: scrolls, selects and folds here, says what the app must do for the rest.
+    /// No IO.
+    pub fn update(&mut self, action: Action, rows: usize, visible: usize) -> Outcome {
+        match action {
+            Action::SelectPrev
+            | Action::SelectNext
+            | Action::PageUp
+            | Action::PageDown
+            | Action::SelectFirst
+            | Action::SelectLast => self.scroll(action, rows, visible),
+            Action::FocusPrompt => self.focus = true,
+            Action::Back => return Outcome::Back,
+            // Nothing to abort or diff before the first prompt created the session.
+            Action::Abort | Action::ShowDiff if self.id.is_draft() => {}
+            Action::Abort => return Outcome::Abort,
+            Action::ShowDiff => return Outcome::ShowDiff,
+            Action::AllowOnce => return Outcome::Answer(PermissionAnswer::Once),
+            Action::AllowAlways => return Outcome::Answer(PermissionAnswer::Always),
+            Action::Reject => return Outcome::Answer(PermissionAnswer::Reject),
+            Action::AllowAlwaysThis => return Outcome::AllowAlwaysThis,
+            Action::ScrollRequestUp => return Outcome::ScrollRequest { down: false },
+            Action::ScrollRequestDown => return Outcome::ScrollRequest { down: true },
+            Action::PrevBlock | Action::NextBlock => {
+                if self.transcript.blocks().is_empty() {
+                    return Outcome::Notice("no tool calls or reasoning to select yet");
+                }
+                self.select_block(action, rows, visible);
+            }
+            Action::ToggleBlock => {
+                let id = self
+                    .block
+                    .and_then(|b| self.transcript.blocks().get(b).map(|s| (*s).to_owned()));
+                match id {
+                    Some(id) => self.transcript.toggle(&id),
+                    None => {
+                        return Outcome::Notice(
+                            "select a tool call or reasoning with [ or ] first",
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        Outcome::Stay
+    }
+
+    fn scroll(&mut self, action: Action, rows: usize, visible: usize) {
+        let max = rows.saturating_sub(visible);
+        let top = self.top.unwrap_or(max).min(max);
+        let page = visible.saturating_sub(1).max(1);
+        let next = match action {
+            Action::SelectPrev => top.saturating_sub(1),
+            Action::SelectNext => top + 1,
+            Action::PageUp => top.saturating_sub(page),
+            Action::PageDown => top + page,
+            Action::SelectFirst => 0,
+            _ => max,
+        };
+        self.top = (next < max).then_some(next);
+    }
+
+    /// Selects the previous or next block (there is one) and scrolls it into view.
+    fn select_block(&mut self, action: Action, rows: usize, visible: usize) {
+        let count = self.transcript.blocks().len();
+        self.block = Some(match (self.block, action) {
+            (None, _) => count.saturating_sub(1),
+            (Some(b), Action::PrevBlock) => b.saturating_sub(1),
+            (Some(b), _) => (b + 1).min(count.saturating_sub(1)),
+        });
+        let Some(row) = self.block.and_then(|b| self.layout.block_row(b)) else {
+            return;
+        };
+        let max = rows.saturating_sub(visible);
+        let top = self.top.unwrap_or(max).min(max);
+        let top = if row < top {
+            row
+        } else if row >= top + visible {
+            row + 1 - visible
+        } else {
+            top
+        };
+        self.top = (top < max).then_some(top);
+    }
+
+    /// A key while the prompt box has the focus: edits here (walking `history` on up and
+    /// down at the box's edge), says what the app must do for the rest.
+    pub fn prompt_key(
+        &mut self,
+        action: Option<Action>,
+        typed: Option<char>,
+        history: &mut History,
+    ) -> PromptOutcome {
+        let editor = &mut self.editor;
+        if let Some(c) = typed {
+            editor.insert(c);
+            return PromptOutcome::Stay;
+        }
+        match action {
+            Some(Action::Send) => return PromptOutcome::Send,
+            Some(Action::Newline) => editor.newline(),
+            Some(Action::LeaveInput) => self.focus = false,
+            Some(Action::ToggleAttention) => return PromptOutcome::ToggleAttention,
+            Some(Action::Quit) => return PromptOutcome::Quit,
+            Some(Action::CursorLeft) => editor.left(),
+            Some(Action::CursorRight) => editor.right(),
+            Some(Action::LineStart) => editor.home(),
+            Some(Action::LineEnd) => editor.end(),
+            Some(Action::DeleteBack) => editor.backspace(),
+            Some(Action::DeleteForward) => editor.delete(),
+            Some(Action::DeleteWord) => editor.delete_word(),
+            Some(Action::ClearLine) => editor.clear_line(),
+            Some(Action::CursorUp) => {
+                if !editor.up()
+                    && let Some(older) = history.older(&editor.text())
+                {
+                    let older = older.to_owned();
+                    editor.set_text(&older);
+                }
+            }
+            Some(Action::CursorDown) => {
+                if !editor.down()
+                    && let Some(newer) = history.newer()
+                {
+                    let newer = newer.to_owned();
+                    editor.set_text(&newer);
+                }
+            }
+            _ => {}
+        }
+        PromptOutcome::Stay
+    }
+
+    /// The answer to `messages` request `request`: taken if it is the one awaited.
+    pub fn history_loaded(&mut self, request: u64, history: Vec<Message>) {
+        if self.history_request == Some(request) {
+            self.history_request = None;
+            self.load(history);
+        }
+    }
+
+    /// `messages` request `request` failed: shown if it is the one awaited.
+    pub fn history_failed(&mut self, request: u64, e: &CallError) {
+        if self.history_request == Some(request) {
+            self.history_request = None;
+            self.error = Some(RemoteText::from(&e.message));
+        }
+    }
+
     /// Takes the history, then replays what arrived meanwhile. Deltas for parts the history
     /// already has are dropped (the history may include them; the part's next whole update
     /// fixes any shortfall), everything else is applied (whole objects are idempotent).
@@ -206,6 +342,44 @@ impl SessionView {
         self.error = None;
         self.block = self.block.filter(|&b| b < self.transcript.blocks().len());
     }
+}
+
+/// What the session view asks of the app after a key (the app owns the screens, the
+/// attention panel, the notices and the connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled here (or nothing to do).
+    Stay,
+    /// Leave for the sessions (unless a waiting request's confirmation is cancelled first).
+    Back,
+    /// Abort the session's turn.
+    Abort,
+    /// Show the session's diff.
+    ShowDiff,
+    /// Answer the session's waiting permission request.
+    Answer(PermissionAnswer),
+    /// Allow the waiting request always, for this pattern.
+    AllowAlwaysThis,
+    /// Scroll the waiting request's box.
+    ScrollRequest {
+        /// Down rather than up.
+        down: bool,
+    },
+    /// Say this (nothing to select or fold yet).
+    Notice(&'static str),
+}
+
+/// What the prompt box asks of the app after a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptOutcome {
+    /// Edited here.
+    Stay,
+    /// Send the prompt.
+    Send,
+    /// Open or close the attention panel.
+    ToggleAttention,
+    /// Quit the app.
+    Quit,
 }
 
 impl App {
@@ -240,110 +414,41 @@ impl App {
         (view.layout.len(), visible)
     }
 
-    fn scroll(&mut self, action: Action) {
-        let (rows, visible) = self.transcript_geometry();
-        let max = rows.saturating_sub(visible);
-        let Some(view) = self.stack.session.as_mut() else {
-            return;
-        };
-        let top = view.top.unwrap_or(max).min(max);
-        let page = visible.saturating_sub(1).max(1);
-        let next = match action {
-            Action::SelectPrev => top.saturating_sub(1),
-            Action::SelectNext => top + 1,
-            Action::PageUp => top.saturating_sub(page),
-            Action::PageDown => top + page,
-            Action::SelectFirst => 0,
-            _ => max,
-        };
-        view.top = (next < max).then_some(next);
-    }
-
-    /// Selects the previous or next block and scrolls it into view.
-    fn select_block(&mut self, action: Action) {
-        let Some(view) = self.stack.session.as_mut() else {
-            return;
-        };
-        let count = view.transcript.blocks().len();
-        if count == 0 {
-            self.notify("no tool calls or reasoning to select yet", false);
-            return;
-        }
-        view.block = Some(match (view.block, action) {
-            (None, _) => count - 1,
-            (Some(b), Action::PrevBlock) => b.saturating_sub(1),
-            (Some(b), _) => (b + 1).min(count - 1),
-        });
-        let (rows, visible) = self.transcript_geometry();
-        let Some(view) = self.stack.session.as_mut() else {
-            return;
-        };
-        let Some(row) = view.block.and_then(|b| view.layout.block_row(b)) else {
-            return;
-        };
-        let max = rows.saturating_sub(visible);
-        let top = view.top.unwrap_or(max).min(max);
-        let top = if row < top {
-            row
-        } else if row >= top + visible {
-            row + 1 - visible
-        } else {
-            top
-        };
-        view.top = (top < max).then_some(top);
-    }
-
     pub(super) fn session_action(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.stack.session.as_mut() else {
+        if self.stack.session.is_none() {
             self.screen = Screen::Sessions;
             return;
+        }
+        let (rows, visible) = self.transcript_geometry();
+        let Some(view) = self.stack.session.as_mut() else {
+            return;
         };
-        match action {
-            Action::SelectPrev
-            | Action::SelectNext
-            | Action::PageUp
-            | Action::PageDown
-            | Action::SelectFirst
-            | Action::SelectLast => self.scroll(action),
-            Action::FocusPrompt => view.focus = true,
-            Action::Back => {
+        let scope = view.scope();
+        match view.update(action, rows, visible) {
+            Outcome::Stay => {}
+            Outcome::Back => {
                 let confirming = self.shown_request().is_some_and(|i| self.cancel_always(i));
                 if !confirming {
                     self.screen = Screen::Sessions;
                 }
             }
-            // Nothing to abort or diff before the first prompt created the session.
-            Action::Abort | Action::ShowDiff if view.id.is_draft() => {}
-            Action::Abort => {
-                let scope = view.scope();
+            Outcome::Abort => {
                 if self.act(scope, Call::Abort, fx).is_some() {
                     self.notify("aborting…", false);
                 }
             }
-            Action::ShowDiff => self.open_diff(DiffScope::Session, fx),
-            Action::AllowOnce => self.answer_in_session(PermissionAnswer::Once, fx),
-            Action::AllowAlways => self.answer_in_session(PermissionAnswer::Always, fx),
-            Action::AllowAlwaysThis => match self.shown_request() {
+            Outcome::ShowDiff => self.open_diff(DiffScope::Session, fx),
+            Outcome::Answer(answer) => self.answer_in_session(answer, fx),
+            Outcome::AllowAlwaysThis => match self.shown_request() {
                 Some(i) => self.answer_always_this(i, fx),
                 None => self.notify("no permission request is waiting in this session", false),
             },
-            a @ (Action::ScrollRequestUp | Action::ScrollRequestDown) => {
+            Outcome::ScrollRequest { down } => {
                 if let Some(i) = self.shown_request() {
-                    self.scroll_request(i, a == Action::ScrollRequestDown);
+                    self.scroll_request(i, down);
                 }
             }
-            Action::Reject => self.answer_in_session(PermissionAnswer::Reject, fx),
-            Action::PrevBlock | Action::NextBlock => self.select_block(action),
-            Action::ToggleBlock => {
-                let id = view
-                    .block
-                    .and_then(|b| view.transcript.blocks().get(b).map(|s| (*s).to_owned()));
-                match id {
-                    Some(id) => view.transcript.toggle(&id),
-                    None => self.notify("select a tool call or reasoning with [ or ] first", false),
-                }
-            }
-            _ => {}
+            Outcome::Notice(text) => self.notify(text, false),
         }
     }
 
@@ -354,180 +459,26 @@ impl App {
         typed: Option<char>,
         fx: &mut Vec<Effect>,
     ) {
-        let history = &mut self.history;
         let Some(view) = self.stack.session.as_mut() else {
             return;
         };
-        let editor = &mut view.editor;
-        if let Some(c) = typed {
-            editor.insert(c);
-            return;
+        match view.prompt_key(action, typed, &mut self.history) {
+            PromptOutcome::Stay => {}
+            PromptOutcome::Send => self.send_prompt(fx),
+            PromptOutcome::ToggleAttention => self.attention_open = !self.attention_open,
+            PromptOutcome::Quit => fx.push(Effect::Quit),
         }
-        match action {
-            Some(Action::Send) => self.send_prompt(fx),
-            Some(Action::Newline) => editor.newline(),
-            Some(Action::LeaveInput) => view.focus = false,
-            Some(Action::ToggleAttention) => self.attention_open = !self.attention_open,
-            Some(Action::Quit) => fx.push(Effect::Quit),
-            Some(Action::CursorLeft) => editor.left(),
-            Some(Action::CursorRight) => editor.right(),
-            Some(Action::LineStart) => editor.home(),
-            Some(Action::LineEnd) => editor.end(),
-            Some(Action::DeleteBack) => editor.backspace(),
-            Some(Action::DeleteForward) => editor.delete(),
-            Some(Action::DeleteWord) => editor.delete_word(),
-            Some(Action::ClearLine) => editor.clear_line(),
-            Some(Action::CursorUp) => {
-                if !editor.up()
-                    && let Some(older) = history.older(&editor.text())
-                {
-                    let older = older.to_owned();
-                    editor.set_text(&older);
-                }
-            }
-            Some(Action::CursorDown) => {
-                if !editor.down()
-                    && let Some(newer) = history.newer()
-                {
-                    let newer = newer.to_owned();
-                    editor.set_text(&newer);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn send_prompt(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.stack.session.as_ref() else {
-            return;
-        };
-        let text = view.editor.text();
-        if text.trim().is_empty() {
-            return;
-        }
-        if view.outbox.is_some() {
-            self.notify("still sending the previous prompt", false);
-            return;
-        }
-        let key = self.idempotency_key();
-        self.history.push(&text);
-        let Some(view) = self.stack.session.as_mut() else {
-            return;
-        };
-        view.editor.clear();
-        view.top = None;
-        view.outbox = Some(Outgoing {
-            text,
-            key,
-            request: None,
-            attempts: 0,
-        });
-        if !self.is_connected() {
-            self.notify(
-                "not connected: the prompt goes out when the connection is back",
-                false,
-            );
-        }
-        self.flush_outbox(fx);
-    }
-
-    /// Sends the pending prompt (again, with the same key) if connected.
-    pub(super) fn flush_outbox(&mut self, fx: &mut Vec<Effect>) {
-        let Some((scope, call)) = self.stack.session.as_ref().and_then(|v| {
-            let out = v.outbox.as_ref().filter(|o| o.request.is_none())?;
-            // A session not created yet (`n`) is created first; the prompt follows.
-            if v.id.is_draft() {
-                let create = Call::SessionCreate(proto::ops::CreateSession::default());
-                return Some((Scope::workspace(&v.host, v.workspace.as_str()), create));
-            }
-            let prompt = Prompt {
-                text: out.text.clone(),
-                idempotency_key: out.key.clone(),
-            };
-            Some((v.scope(), Call::Prompt(prompt)))
-        }) else {
-            return;
-        };
-        let id = self.request(scope, call, fx);
-        if let Some(out) = self.stack.session.as_mut().and_then(|v| v.outbox.as_mut()) {
-            out.request = id;
-            if id.is_some() {
-                out.attempts += 1;
-            }
-        }
-    }
-
-    fn outbox_for(&mut self, request: u64) -> Option<&mut SessionView> {
-        self.stack.session.as_mut().filter(|v| {
-            v.outbox
-                .as_ref()
-                .is_some_and(|o| o.request == Some(request))
-        })
-    }
-
-    pub(super) fn prompt_accepted(&mut self, request: u64, _accepted: &PromptAccepted) {
-        if let Some(view) = self.outbox_for(request) {
-            view.outbox = None;
-            view.status = SessionStatus::Busy;
-        }
-    }
-
-    /// The host is offline: the relay keeps the prompt and delivers it once when it is back.
-    pub(super) fn prompt_queued(&mut self, request: u64, queued: &proto::queue::Queued) {
-        if let Some(view) = self.outbox_for(request) {
-            view.outbox = None;
-        }
-        let line = crate::queue_cli::queued_line(queued, self.now_ms);
-        self.notify(line, false);
-    }
-
-    pub(super) fn prompt_failed(&mut self, request: u64, e: &CallError) {
-        let connected = self.is_connected();
-        let Some(view) = self.outbox_for(request) else {
-            return;
-        };
-        let Some(out) = view.outbox.as_mut() else {
-            return;
-        };
-        out.request = None;
-        if e.code.is_none() && out.attempts < PROMPT_ATTEMPTS {
-            // Lost in transport: the same key makes a resend safe. Resent on reconnect, or on
-            // the next tick if the connection is still up.
-            if connected {
-                self.notify(format!("prompt not confirmed ({e}); resending"), true);
-            }
-            return;
-        }
-        let text = out.text.clone();
-        view.outbox = None;
-        if view.editor.is_empty() {
-            view.editor.set_text(&text);
-        }
-        view.focus = true;
-        self.notify(format!("prompt not sent: {e}"), true);
     }
 
     pub(super) fn history_loaded(&mut self, request: u64, list: Vec<Message>) {
-        if let Some(view) = self
-            .stack
-            .session
-            .as_mut()
-            .filter(|v| v.history_request == Some(request))
-        {
-            view.history_request = None;
-            view.load(list);
+        if let Some(view) = self.stack.session.as_mut() {
+            view.history_loaded(request, list);
         }
     }
 
     pub(super) fn history_failed(&mut self, request: u64, e: &CallError) {
-        if let Some(view) = self
-            .stack
-            .session
-            .as_mut()
-            .filter(|v| v.history_request == Some(request))
-        {
-            view.history_request = None;
-            view.error = Some(RemoteText::from(&e.message));
+        if let Some(view) = self.stack.session.as_mut() {
+            view.history_failed(request, e);
         }
     }
 
@@ -561,9 +512,85 @@ impl App {
         }
         self.flush_outbox(fx);
     }
+}
 
-    /// On a tick: resend a prompt whose answer was lost while the connection stayed up.
-    pub(super) fn session_tick(&mut self, fx: &mut Vec<Effect>) {
-        self.flush_outbox(fx);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::tests::text_message;
+
+    fn view(id: SessionRef) -> SessionView {
+        let demo = WorkspaceName::try_from("demo").expect("valid");
+        SessionView::new(&HostId::from("box"), demo, id, "fix the tests")
+    }
+
+    #[test]
+    fn the_session_view_scrolls_itself_and_hands_the_rest_to_the_app() {
+        let id = SessionId::try_from("ses_1").expect("valid");
+        let mut v = view(SessionRef::Id(id));
+        assert_eq!(v.update(Action::SelectPrev, 10, 4), Outcome::Stay);
+        assert_eq!(v.top(), Some(5), "one row up from the bottom");
+        assert_eq!(v.update(Action::SelectLast, 10, 4), Outcome::Stay);
+        assert_eq!(v.top(), None, "the bottom is followed again");
+        assert_eq!(
+            v.update(Action::NextBlock, 10, 4),
+            Outcome::Notice("no tool calls or reasoning to select yet")
+        );
+        assert_eq!(
+            v.update(Action::AllowOnce, 10, 4),
+            Outcome::Answer(PermissionAnswer::Once)
+        );
+        assert_eq!(v.update(Action::Abort, 10, 4), Outcome::Abort);
+        assert_eq!(v.update(Action::Back, 10, 4), Outcome::Back);
+        assert_eq!(v.update(Action::FocusPrompt, 10, 4), Outcome::Stay);
+        assert!(v.focus);
+
+        let mut draft = view(SessionRef::Draft);
+        assert_eq!(
+            draft.update(Action::Abort, 10, 4),
+            Outcome::Stay,
+            "nothing to abort before the first prompt"
+        );
+        assert_eq!(draft.update(Action::ShowDiff, 10, 4), Outcome::Stay);
+    }
+
+    #[test]
+    fn the_session_view_takes_only_the_history_it_asked_for() {
+        let id = SessionId::try_from("ses_1").expect("valid");
+        let mut v = view(SessionRef::Id(id));
+        v.history_request = Some(3);
+        v.history_loaded(2, vec![text_message("msg_1", "user", "prt_1", "stale")]);
+        assert!(!v.loaded, "an older request's answer is ignored");
+        v.history_failed(3, &CallError::transport("gone\u{1b}[2J"));
+        assert_eq!(v.error.as_deref(), Some("gone"));
+        v.history_request = Some(4);
+        v.history_loaded(4, vec![text_message("msg_1", "user", "prt_1", "hi")]);
+        assert!(v.loaded && v.error.is_none());
+    }
+
+    #[test]
+    fn the_prompt_box_edits_itself_and_asks_the_app_to_send() {
+        let id = SessionId::try_from("ses_1").expect("valid");
+        let mut v = view(SessionRef::Id(id));
+        let mut history = History::default();
+        history.push("earlier");
+        for c in "hi".chars() {
+            assert_eq!(
+                v.prompt_key(None, Some(c), &mut history),
+                PromptOutcome::Stay
+            );
+        }
+        assert_eq!(v.editor.text(), "hi");
+        v.prompt_key(Some(Action::ClearLine), None, &mut history);
+        v.prompt_key(Some(Action::CursorUp), None, &mut history);
+        assert_eq!(
+            v.editor.text(),
+            "earlier",
+            "up at the top walks the history"
+        );
+        assert_eq!(
+            v.prompt_key(Some(Action::Send), None, &mut history),
+            PromptOutcome::Send
+        );
     }
 }

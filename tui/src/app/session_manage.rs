@@ -3,8 +3,7 @@
 //! undo that). The answers update the list at once; the workspace's events confirm them.
 
 use super::{App, SessionRow};
-use crate::action::Action;
-use crate::call::{Call, CallError, Scope};
+use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
 use proto::ops::{RenameSession, SessionInfo};
 
@@ -12,33 +11,30 @@ use proto::ops::{RenameSession, SessionInfo};
 pub(super) const RENAME: &str = "rename ";
 
 impl App {
-    /// `R` and `D` on the sessions screen.
-    pub(super) fn manage_session(&mut self, action: Action, fx: &mut Vec<Effect>) {
-        let Some(view) = self.stack.sessions.as_mut() else {
-            return;
-        };
-        let Some(selected) = view.selected().cloned() else {
-            self.notify("no session selected", false);
-            return;
-        };
-        if action == Action::RenameSession {
-            view.delete_armed = None;
-            self.open_palette_with(&format!("{RENAME}{}", selected.title));
-            return;
-        }
-        if view.delete_armed.as_ref() != Some(&selected.id) {
-            view.delete_armed = Some(selected.id.clone());
-            let name = display_name(&selected);
-            self.notify(
-                format!("delete session {name} and its history? press D again (cannot be undone)"),
-                true,
-            );
-            return;
-        }
-        view.delete_armed = None;
-        let scope = Scope::session(&view.host, view.workspace.as_str(), selected.id.as_str());
+    /// `R` on the sessions screen: the palette with the title to edit.
+    pub(super) fn rename_prompt(&mut self, selected: &SessionRow) {
+        self.open_palette_with(&format!("{RENAME}{}", selected.title));
+    }
+
+    /// The first `D` on a session: says what a second one does.
+    pub(super) fn confirm_delete(&mut self, selected: &SessionRow) {
+        let name = display_name(selected);
+        self.notify(
+            format!("delete session {name} and its history? press D again (cannot be undone)"),
+            true,
+        );
+    }
+
+    /// The second `D` on a session: deletes it.
+    pub(super) fn delete_session(
+        &mut self,
+        watch: &WatchKey,
+        selected: &SessionRow,
+        fx: &mut Vec<Effect>,
+    ) {
+        let scope = Scope::session(&watch.host, &watch.workspace, selected.id.as_str());
         if self.act(scope, Call::SessionDelete, fx).is_some() {
-            self.notify(format!("deleting {}…", display_name(&selected)), false);
+            self.notify(format!("deleting {}…", display_name(selected)), false);
         }
     }
 

@@ -104,10 +104,46 @@ impl SessionsView {
         }
     }
 
+    /// A key on the sessions screen with list pages of `page` rows: moves, filters and arms a
+    /// delete here, says what the app must do for the rest. No IO.
+    pub fn update(&mut self, action: Action, page: usize) -> Outcome {
+        let len = self.visible().len();
+        match self.nav.key(action, len, page) {
+            ListKey::Moved | ListKey::Handled => return Outcome::Stay,
+            ListKey::Back => return Outcome::Back,
+            ListKey::Other => {}
+        }
+        let selected = self.selected().cloned();
+        match (action, selected) {
+            (Action::Open, Some(row)) => Outcome::Open(row),
+            (Action::NewSession, _) => Outcome::New,
+            (Action::RenameSession | Action::DeleteSession, None) => Outcome::NothingSelected,
+            (Action::RenameSession, Some(row)) => {
+                self.delete_armed = None;
+                Outcome::Rename(row)
+            }
+            // `D` twice on the same session deletes it; the first press only asks.
+            (Action::DeleteSession, Some(row)) if self.delete_armed.as_ref() != Some(&row.id) => {
+                self.delete_armed = Some(row.id.clone());
+                Outcome::ConfirmDelete(row)
+            }
+            (Action::DeleteSession, Some(row)) => {
+                self.delete_armed = None;
+                Outcome::Delete(row)
+            }
+            _ => Outcome::Stay,
+        }
+    }
+
+    /// Reading the list failed.
+    pub fn failed(&mut self, e: &CallError) {
+        self.error = Some(RemoteText::from(&e.message));
+    }
+
     /// Shows `list` from the host, keeping the selection. Sessions whose id is not a valid id
     /// are left out (so no screen, call or row is ever made from one): returns how many, and
     /// why the first was refused.
-    fn replace(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
+    pub fn loaded(&mut self, list: Vec<SessionInfo>) -> Option<(usize, InvalidId)> {
         let mut rows = Vec::with_capacity(list.len());
         let mut refused: Option<(usize, InvalidId)> = None;
         for info in list {
@@ -178,6 +214,28 @@ impl SessionsView {
     }
 }
 
+/// What the sessions view asks of the app after a key (the app owns the screens, the
+/// notices and the connection).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Handled here (or nothing to do).
+    Stay,
+    /// Go back to the workspaces.
+    Back,
+    /// Open this session.
+    Open(SessionRow),
+    /// Open a new session (a draft until its first prompt).
+    New,
+    /// Rename or delete with no session selected.
+    NothingSelected,
+    /// Edit this session's title in the palette.
+    Rename(SessionRow),
+    /// Ask to press `D` again to delete this session.
+    ConfirmDelete(SessionRow),
+    /// Delete this session (`D` pressed twice on it).
+    Delete(SessionRow),
+}
+
 impl App {
     /// The workspace of `watch` as a validated name; a notice saying why when the host sent a
     /// name that is not one.
@@ -197,25 +255,18 @@ impl App {
             self.screen = Screen::Workspaces;
             return;
         };
-        let len = view.visible().len();
-        match view.nav.key(action, len, page) {
-            ListKey::Moved | ListKey::Handled => return,
-            ListKey::Back => {
-                self.screen = Screen::Workspaces;
-                return;
-            }
-            ListKey::Other => {}
-        }
         let watch = view.watch();
-        match action {
-            Action::Open => {
-                if let Some(s) = view.selected().cloned() {
-                    self.open_session(&watch, s.id.as_str(), &s.title, Some(s.status), fx);
-                }
+        match view.update(action, page) {
+            Outcome::Stay => {}
+            Outcome::Back => self.screen = Screen::Workspaces,
+            Outcome::Open(s) => {
+                self.open_session(&watch, s.id.as_str(), &s.title, Some(s.status), fx);
             }
-            Action::NewSession => self.open_draft(&watch, fx),
-            Action::RenameSession | Action::DeleteSession => self.manage_session(action, fx),
-            _ => {}
+            Outcome::New => self.open_draft(&watch, fx),
+            Outcome::NothingSelected => self.notify("no session selected", false),
+            Outcome::Rename(s) => self.rename_prompt(&s),
+            Outcome::ConfirmDelete(s) => self.confirm_delete(&s),
+            Outcome::Delete(s) => self.delete_session(&watch, &s, fx),
         }
     }
 
@@ -232,7 +283,7 @@ impl App {
             .sessions
             .as_mut()
             .filter(|v| v.watch() == watch)
-            .and_then(|view| view.replace(list));
+            .and_then(|view| view.loaded(list));
         if let Some((n, e)) = refused {
             let n = crate::view::text::count(n, "session");
             self.notify(format!("{watch} sent {n} not shown: {e}"), true);
@@ -251,7 +302,7 @@ impl App {
         };
         let watch = WatchKey::new(&scope.host, ws);
         if let Some(view) = self.stack.sessions.as_mut().filter(|v| v.watch() == watch) {
-            view.error = Some(RemoteText::from(&e.message));
+            view.failed(e);
         }
     }
 
@@ -411,5 +462,51 @@ impl App {
             fx,
         );
         self.stack.open_session(view);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::tests::session_info;
+
+    fn view() -> SessionsView {
+        let demo = WorkspaceName::try_from("demo").expect("valid");
+        SessionsView::new(&HostId::from("box"), demo)
+    }
+
+    #[test]
+    fn the_sessions_view_arms_a_delete_and_hands_the_rest_to_the_app() {
+        let mut v = view();
+        assert_eq!(
+            v.update(Action::DeleteSession, 10),
+            Outcome::NothingSelected
+        );
+        assert_eq!(v.update(Action::NewSession, 10), Outcome::New);
+        let refused = v.loaded(vec![
+            session_info("ses_old", "old", 1_000_000, SessionStatus::Idle),
+            session_info("ses_new", "new", 2_000_000, SessionStatus::Busy),
+        ]);
+        assert!(refused.is_none());
+        let newest = v.selected().cloned().expect("a selection");
+        assert_eq!(newest.id, "ses_new", "newest activity first");
+        assert_eq!(v.update(Action::Open, 10), Outcome::Open(newest.clone()));
+
+        assert_eq!(
+            v.update(Action::DeleteSession, 10),
+            Outcome::ConfirmDelete(newest.clone())
+        );
+        assert_eq!(v.update(Action::SelectNext, 10), Outcome::Stay);
+        let old = v.selected().cloned().expect("a selection");
+        assert_eq!(
+            v.update(Action::DeleteSession, 10),
+            Outcome::ConfirmDelete(old.clone()),
+            "a D on another session asks again"
+        );
+        assert_eq!(v.update(Action::DeleteSession, 10), Outcome::Delete(old));
+        assert_eq!(v.update(Action::Back, 10), Outcome::Back);
+
+        v.failed(&CallError::transport("gone\u{1b}[2J"));
+        assert_eq!(v.error.as_deref(), Some("gone"));
     }
 }

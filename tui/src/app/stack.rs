@@ -1,15 +1,18 @@
 //! The screens under the overlays, as one typed stack: Hosts (always at the bottom) →
-//! Workspaces → Sessions → Session → Diff. Each level's view owns its state.
+//! Workspaces → Sessions → Session → Diff, and Admin beside them. Each view owns its state.
 //!
 //! Going back shows the level below and keeps the views above it, so opening the same
 //! workspace or session again finds it as it was (its prompt draft, its scroll); opening a
 //! view at a level drops every view above that level. That rule lives here only.
 
-use super::{DiffView, SessionView, SessionsView, WorkspacesView};
+use super::admin::AdminView;
+use super::{DiffView, HostsView, SessionView, SessionsView, WorkspacesView};
 
 /// The screen views that exist (shown or kept above the one shown).
 #[derive(Debug, Clone, Default)]
 pub(super) struct Stack {
+    /// The relay's hosts (always there).
+    pub(super) hosts: HostsView,
     /// One host's workspaces.
     pub(super) workspaces: Option<WorkspacesView>,
     /// One workspace's sessions.
@@ -18,6 +21,9 @@ pub(super) struct Stack {
     pub(super) session: Option<SessionView>,
     /// The open session's diff.
     pub(super) diff: Option<DiffView>,
+    /// Relay administration, once opened (beside the others: it keeps its tab and rows while
+    /// the operator goes back to the hosts).
+    pub(super) admin: Option<AdminView>,
 }
 
 impl Stack {

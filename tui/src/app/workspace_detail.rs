@@ -8,6 +8,7 @@ use crate::effect::Effect;
 use proto::fs::{FsListing, FsPath};
 use proto::git::{GitScope, GitStatus};
 use proto::grant::{GrantRevoke, StandingGrant};
+use proto::ids::HostId;
 use proto::text::RemoteText;
 
 /// Something read from the host: asked for, arrived, or refused.
@@ -97,22 +98,18 @@ impl App {
 
     /// `X` on the workspaces screen: revokes every standing grant of the selected workspace
     /// (revoking only takes permission away, so it is not confirmed).
-    pub(super) fn revoke_workspace_grants(&mut self, fx: &mut Vec<Effect>) {
-        let Some(view) = self.stack.workspaces.as_ref() else {
-            return;
-        };
-        let Some(w) = view.selected() else {
-            return;
-        };
-        let ids: Vec<String> = match view.details.get(&w.name).map(|d| &d.grants) {
-            Some(Loadable::Ready(grants)) => grants.iter().map(|g| g.id.clone()).collect(),
-            _ => Vec::new(),
-        };
+    pub(super) fn revoke_workspace_grants(
+        &mut self,
+        host: &HostId,
+        workspace: &str,
+        ids: Vec<String>,
+        fx: &mut Vec<Effect>,
+    ) {
         if ids.is_empty() {
             self.notify("no standing grants in this workspace", false);
             return;
         }
-        let scope = Scope::workspace(&view.host, &w.name);
+        let scope = Scope::workspace(host, workspace);
         for id in ids {
             self.act(
                 scope.clone(),
@@ -123,25 +120,15 @@ impl App {
     }
 
     pub(super) fn grants_loaded(&mut self, scope: &Scope, grants: Vec<StandingGrant>) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Ready(grants);
-        }
+        self.detail_replied(scope, DetailReply::Grants(Ok(grants)));
     }
 
     pub(super) fn grants_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.grants = Loadable::Failed(RemoteText::from(&e.message));
-        }
+        self.detail_replied(scope, DetailReply::Grants(Err(failure(e))));
     }
 
     pub(super) fn grant_revoked(&mut self, scope: &Scope, grant: &StandingGrant) {
-        if let Some(Detail {
-            grants: Loadable::Ready(grants),
-            ..
-        }) = self.detail_mut(scope)
-        {
-            grants.retain(|g| g.id != grant.id);
-        }
+        self.detail_replied(scope, DetailReply::Revoked(grant.id.clone()));
         self.notify(
             format!(
                 "revoked: {}",
@@ -151,37 +138,70 @@ impl App {
         );
     }
 
-    fn detail_mut(&mut self, scope: &Scope) -> Option<&mut Detail> {
-        let ws = scope.workspace.as_ref()?;
-        self.stack
-            .workspaces
-            .as_mut()
-            .filter(|v| v.host == scope.host)?
-            .details
-            .get_mut(ws)
-    }
-
     pub(super) fn folders_loaded(&mut self, scope: &Scope, listing: FsListing) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Ready(listing);
-        }
+        self.detail_replied(scope, DetailReply::Folders(Ok(listing)));
     }
 
     pub(super) fn git_loaded(&mut self, scope: &Scope, status: GitStatus) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Ready(status);
-        }
+        self.detail_replied(scope, DetailReply::Git(Ok(status)));
     }
 
     pub(super) fn folders_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.folders = Loadable::Failed(RemoteText::from(&e.message));
-        }
+        self.detail_replied(scope, DetailReply::Folders(Err(failure(e))));
     }
 
     pub(super) fn git_failed(&mut self, scope: &Scope, e: &CallError) {
-        if let Some(d) = self.detail_mut(scope) {
-            d.git = Loadable::Failed(RemoteText::from(&e.message));
+        self.detail_replied(scope, DetailReply::Git(Err(failure(e))));
+    }
+
+    /// A detail answer for the workspace of `scope`, to the open workspaces view of its host.
+    fn detail_replied(&mut self, scope: &Scope, reply: DetailReply) {
+        let Some(ws) = scope.workspace.as_deref() else {
+            return;
+        };
+        if let Some(view) = self
+            .stack
+            .workspaces
+            .as_mut()
+            .filter(|v| v.host == scope.host)
+        {
+            view.detail_replied(ws, reply);
+        }
+    }
+}
+
+fn failure(e: &CallError) -> RemoteText {
+    RemoteText::from(&e.message)
+}
+
+/// An answer (or why there is none) for one part of a workspace's details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailReply {
+    /// The root's entries.
+    Folders(Result<FsListing, RemoteText>),
+    /// The root's git status.
+    Git(Result<GitStatus, RemoteText>),
+    /// The standing grants.
+    Grants(Result<Vec<StandingGrant>, RemoteText>),
+    /// The standing grant with this id was revoked.
+    Revoked(String),
+}
+
+impl Detail {
+    /// Takes `reply`.
+    pub fn replied(&mut self, reply: DetailReply) {
+        fn loadable<T>(r: Result<T, RemoteText>) -> Loadable<T> {
+            r.map_or_else(Loadable::Failed, Loadable::Ready)
+        }
+        match reply {
+            DetailReply::Folders(r) => self.folders = loadable(r),
+            DetailReply::Git(r) => self.git = loadable(r),
+            DetailReply::Grants(r) => self.grants = loadable(r),
+            DetailReply::Revoked(id) => {
+                if let Loadable::Ready(grants) = &mut self.grants {
+                    grants.retain(|g| g.id != id);
+                }
+            }
         }
     }
 }

@@ -942,6 +942,29 @@ fn a_workspace_without_the_kernel_sandbox_says_so_on_its_row() {
     assert_eq!(text.matches("⚠ sandbox").count(), 1, "{text}");
 }
 
+#[test]
+fn an_enforced_workspace_whose_opencode_hit_a_limit_says_so_on_its_row() {
+    let mut d = steady(Drive::new());
+    d.code(KeyCode::Enter);
+    let mut hit = crate::app::tests::workspace("hit", OpencodeState::Failed);
+    hit.sandbox = Some(proto::ops::SandboxInfo {
+        state: "enforced".into(),
+        detail: "memory limit 512 MiB reached; OpenCode was stopped".into(),
+    });
+    let mut held = crate::app::tests::workspace("held", OpencodeState::Stopped);
+    held.sandbox = Some(proto::ops::SandboxInfo {
+        state: "enforced".into(),
+        detail: "Landlock ABI 7, memory limit 512 MiB".into(),
+    });
+    d.answer(Op::WorkspaceList, Response::Workspaces(vec![hit, held]));
+    let text = screen(&d.app, 140, 24);
+    assert!(
+        text.contains("⚠ sandbox enforced: memory limit 512 MiB"),
+        "{text}"
+    );
+    assert_eq!(text.matches("⚠ sandbox").count(), 1, "{text}");
+}
+
 // ---- What a permission request would do, before it is allowed ----
 
 /// An edit request of `src/clock.rs` with OpenCode's diff in its metadata.

@@ -133,6 +133,13 @@ fn name_width(list: &[WorkspaceInfo]) -> u16 {
     u16::try_from(longest.clamp(9, 28)).unwrap_or(28)
 }
 
+/// Whether the sandbox line is worth the row: the kernel does not hold OpenCode, or its
+/// detail reports a limit that was reached (e.g. "memory limit 2 GiB reached").
+fn sandbox_is_news(sb: &proto::ops::SandboxInfo) -> bool {
+    let detail = sb.detail.to_lowercase();
+    sb.state != "enforced" || (detail.contains("limit") && detail.contains("reached"))
+}
+
 fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
     let (state, style) = opencode_state(w.opencode.state, theme);
     let root = if w.available {
@@ -141,8 +148,9 @@ fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
         Span::styled("missing", theme.error())
     };
     let mut note = w.opencode.last_error.clone().unwrap_or_default();
-    // A workspace whose OpenCode the kernel does not hold says so first (enforced is quiet).
-    if let Some(sb) = w.sandbox.as_ref().filter(|s| s.state != "enforced") {
+    // A workspace whose OpenCode the kernel does not hold, or whose OpenCode hit a limit,
+    // says so first (enforced without news is quiet).
+    if let Some(sb) = w.sandbox.as_ref().filter(|s| sandbox_is_news(s)) {
         note = format!("⚠ sandbox {}: {} {note}", sb.state, sb.detail);
     }
     if note.is_empty() && w.opencode.restarts > 0 {

@@ -11,7 +11,7 @@ impl App {
         typed: Option<char>,
         fx: &mut Vec<Effect>,
     ) {
-        let Some(input) = self.admin.as_mut().and_then(|v| v.input.as_mut()) else {
+        let Some(input) = self.stack.admin.as_mut().and_then(|v| v.input.as_mut()) else {
             return;
         };
         if let Some(c) = typed {
@@ -24,7 +24,7 @@ impl App {
             }
             Some(Action::ClearLine) => input.text.clear(),
             Some(Action::LeaveInput) => {
-                if let Some(v) = self.admin.as_mut() {
+                if let Some(v) = self.stack.admin.as_mut() {
                     v.input = None;
                 }
             }
@@ -35,7 +35,7 @@ impl App {
     }
 
     fn submit_admin_input(&mut self, fx: &mut Vec<Effect>) {
-        let Some(input) = self.admin.as_mut().and_then(|v| v.input.take()) else {
+        let Some(input) = self.stack.admin.as_mut().and_then(|v| v.input.take()) else {
             return;
         };
         let text = input.text.trim().to_owned();
@@ -77,7 +77,7 @@ impl App {
             },
             Purpose::AuditFilter => match parse_audit_filter(&text) {
                 Ok(q) => {
-                    if let Some(v) = self.admin.as_mut() {
+                    if let Some(v) = self.stack.admin.as_mut() {
                         v.audit_query = q;
                     }
                     self.load_tab(AdminTab::Audit, fx);
@@ -102,21 +102,10 @@ impl App {
 
     /// A user change as the operation it needs; an error when the role cannot send it.
     pub(super) fn user_call(&self, request: UserRequest) -> Result<AdminCall, String> {
-        let grants = match &self.admin.as_ref().map(|v| &v.users) {
-            Some(Loadable::Ready(users)) => users
-                .iter()
-                .find(|u| u.name == request.user())
-                .map(|u| u.grants.clone())
-                .unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        let op = required_op(&request, &grants);
-        if op == Op::GrantAdmin && self.admin_role() != Some(Role::Owner) {
-            return Err(
-                "that touches admin or owner rights, which only owners change; nothing was sent"
-                    .to_owned(),
-            );
+        let owner = self.admin_role() == Some(Role::Owner);
+        match self.stack.admin.as_ref() {
+            Some(view) => view.user_call(request, owner),
+            None => AdminView::default().user_call(request, owner),
         }
-        Ok(AdminCall::User(op, request))
     }
 }

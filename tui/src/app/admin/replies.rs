@@ -1,38 +1,32 @@
 //! The relay's answers to administration calls, shown on the tab they are for.
 
 use super::*;
+use proto::text::RemoteText;
 
-impl App {
-    /// An administration answer.
-    pub(in crate::app) fn admin_replied(
-        &mut self,
-        call: &AdminCall,
-        response: Response,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(view) = self.admin.as_mut() else {
-            return;
-        };
+impl AdminView {
+    /// An administration answer, taken here; true if it reports a change (so the tab shown
+    /// is read again).
+    pub fn replied(&mut self, response: Response) -> bool {
         let changed = match response {
             Response::Users(list) => {
-                view.users = Loadable::Ready(list);
+                self.users = Loadable::Ready(list);
                 false
             }
             Response::AdminHosts(list) => {
-                view.hosts = Loadable::Ready(list);
+                self.hosts = Loadable::Ready(list);
                 false
             }
             Response::Creds(list) => {
-                view.creds = Loadable::Ready(list);
+                self.creds = Loadable::Ready(list);
                 false
             }
             Response::Audit(list) => {
-                view.selected[AdminTab::Audit.index()] = list.len().saturating_sub(1);
-                view.audit = Loadable::Ready(list);
+                self.selected[AdminTab::Audit.index()] = list.len().saturating_sub(1);
+                self.audit = Loadable::Ready(list);
                 false
             }
             Response::Enrolled(HostEnrolled { name, token }) => {
-                view.result = Some(AdminResult {
+                self.result = Some(AdminResult {
                     summary: format!(
                         "enrolment token for {name} (shown once; give it to the host's agent):"
                     ),
@@ -41,7 +35,7 @@ impl App {
                 true
             }
             Response::Done(AdminDone { summary, invite }) => {
-                view.result = Some(match invite {
+                self.result = Some(match invite {
                     Some(invite) => AdminResult {
                         summary: format!("{summary}; their one-time invite (shown once):"),
                         secret: Some(invite.to_string()),
@@ -55,10 +49,47 @@ impl App {
             }
             _ => false,
         };
+        let clamp = self.selected();
+        self.select(clamp);
+        changed
+    }
+
+    /// `call` failed: a list's failure is shown on its tab; a change's is handed back for
+    /// the app to say.
+    pub fn failed(&mut self, call: &AdminCall, e: &CallError) -> Option<RemoteText> {
+        let text = if e.code == Some(ErrorCode::Forbidden) {
+            format!(
+                "the relay refused: {e} (relay administration needs an admin or owner grant on \
+                 every host, *)"
+            )
+        } else {
+            e.message.clone()
+        };
+        let text = RemoteText::from(text);
+        match call {
+            AdminCall::UserList => self.users = Loadable::Failed(text),
+            AdminCall::HostList => self.hosts = Loadable::Failed(text),
+            AdminCall::CredsList(_) => self.creds = Loadable::Failed(text),
+            AdminCall::AuditRead(_) => self.audit = Loadable::Failed(text),
+            _ => return Some(text),
+        }
+        None
+    }
+}
+
+impl App {
+    /// An administration answer.
+    pub(in crate::app) fn admin_replied(
+        &mut self,
+        call: &AdminCall,
+        response: Response,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(view) = self.stack.admin.as_mut() else {
+            return;
+        };
         let tab = view.tab;
-        let clamp = view.selected();
-        view.select(clamp);
-        if changed {
+        if view.replied(response) {
             if matches!(call, AdminCall::Kill(_)) {
                 self.notify("kill switch done", false);
             }
@@ -68,24 +99,36 @@ impl App {
 
     /// An administration call failed.
     pub(in crate::app) fn admin_failed(&mut self, call: &AdminCall, e: &CallError) {
-        let text = if e.code == Some(ErrorCode::Forbidden) {
-            format!(
-                "the relay refused: {e} (relay administration needs an admin or owner grant on \
-                 every host, *)"
-            )
-        } else {
-            e.message.clone()
-        };
-        let text = proto::text::RemoteText::from(text);
-        let Some(view) = self.admin.as_mut() else {
+        let Some(view) = self.stack.admin.as_mut() else {
             return;
         };
-        match call {
-            AdminCall::UserList => view.users = Loadable::Failed(text),
-            AdminCall::HostList => view.hosts = Loadable::Failed(text),
-            AdminCall::CredsList(_) => view.creds = Loadable::Failed(text),
-            AdminCall::AuditRead(_) => view.audit = Loadable::Failed(text),
-            _ => self.notify(format!("not done: {text}"), true),
+        if let Some(text) = view.failed(call, e) {
+            self.notify(format!("not done: {text}"), true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_view_shows_a_list_failure_on_its_tab_and_hands_back_a_change_failure() {
+        let mut v = AdminView::default();
+        let refused = CallError::refused(ErrorCode::Forbidden, "not an admin");
+        assert_eq!(v.failed(&AdminCall::UserList, &refused), None);
+        assert!(
+            matches!(&v.users, Loadable::Failed(t) if t.contains("grant on every host")),
+            "{:?}",
+            v.users
+        );
+        let text = v.failed(&AdminCall::HostRotate("box".into()), &refused);
+        assert!(text.is_some_and(|t| t.contains("the relay refused")));
+
+        assert!(
+            !v.replied(Response::Users(Vec::new())),
+            "a list is no change"
+        );
+        assert_eq!(v.users, Loadable::Ready(Vec::new()));
     }
 }

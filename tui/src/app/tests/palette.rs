@@ -149,11 +149,11 @@ fn the_wheel_scrolls_the_transcript_even_while_typing() {
 #[test]
 fn the_wheel_moves_list_selections() {
     let mut d = Drive::new();
-    assert_eq!(d.app.host_nav.selected(), 0);
+    assert_eq!(d.app.host_nav().selected(), 0);
     d.send(Event::Scroll { up: false });
-    assert_eq!(d.app.host_nav.selected(), 1);
+    assert_eq!(d.app.host_nav().selected(), 1);
     d.send(Event::Scroll { up: true });
-    assert_eq!(d.app.host_nav.selected(), 0);
+    assert_eq!(d.app.host_nav().selected(), 0);
 }
 
 #[test]

@@ -1,0 +1,29 @@
+//! What is drawn over the screens and takes the keys first: the help, the `:` palette or a
+//! question form. At most one is open; opening one replaces another (each opens from a key
+//! on a screen, where no overlay has the keys).
+
+use super::palette::Palette;
+use super::question::QuestionForm;
+use crate::keymap::Context;
+
+/// The overlay open over the screens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    /// The keys of the screen underneath.
+    Help,
+    /// The `:` command palette.
+    Palette(Palette),
+    /// The question being answered.
+    Question(QuestionForm),
+}
+
+impl Overlay {
+    /// Where keys go while it is open.
+    pub fn context(&self) -> Context {
+        match self {
+            Self::Help => Context::Help,
+            Self::Palette(_) => Context::Palette,
+            Self::Question(_) => Context::Question,
+        }
+    }
+}
