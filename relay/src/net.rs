@@ -24,9 +24,9 @@ use crate::audit_event::Audit;
 use crate::config::RelayConfig;
 use crate::presence::Presence;
 use crate::store::StoreHandle;
-pub(crate) use crate::sync::lock;
+use parking_lot::Mutex;
 use proto::replay::ReplayWindow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
