@@ -55,20 +55,6 @@ pub(crate) async fn read<T: DeserializeOwned>(
     }
 }
 
-/// The body `op` needs.
-///
-/// # Errors
-/// As [`read`], and [`RequestError::NoBody`] when the stream ended without one.
-pub(crate) async fn required<T: DeserializeOwned>(
-    recv: &mut FramedRecv,
-    op: Op,
-    timeout: Duration,
-) -> Result<T, RequestError> {
-    read(recv, op, timeout)
-        .await?
-        .ok_or(RequestError::NoBody(op))
-}
-
 /// The body of operation `O` as the operation list declares it: nothing is read for
 /// [`BodyKind::None`], the default stands in for a missing [`BodyKind::Optional`] one, and a
 /// [`BodyKind::Required`] one must come.

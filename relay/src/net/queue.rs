@@ -25,7 +25,8 @@ use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId, UserId};
 use proto::message::Reply;
 use proto::op;
-use proto::ops::{ForwardHeader, Prompt, PromptAccepted};
+use proto::operation::Operation;
+use proto::ops::{ForwardHeader, PromptAccepted};
 use proto::queue::{PromptOutcome, QueueCancel, QueueEntry, QueueList, QueueState, Queued};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,7 @@ pub(crate) async fn enqueue(
     };
     recv.set_max_len(MAX_FRAME_LEN);
     let timeout = shared.config.handshake_timeout;
-    let prompt = match body::required::<Prompt>(&mut recv, Op::Prompt, timeout).await {
+    let prompt = match body::of::<op::Prompt>(&mut recv, timeout).await {
         Ok(p) => p,
         Err(e) => {
             refuse(send, e).await;
@@ -135,7 +136,8 @@ pub(crate) async fn enqueue(
     answer(send, Ok(queued(&row))).await;
 }
 
-fn queued(row: &QueueRow) -> PromptOutcome {
+/// The answer to a queued `prompt`.
+fn queued(row: &QueueRow) -> <op::Prompt as Operation>::Reply {
     PromptOutcome::Queued {
         queued: Queued {
             id: row.id.clone(),

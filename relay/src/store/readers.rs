@@ -4,8 +4,8 @@
 
 use super::backend::ReadJob;
 use super::{SqliteStore, StoreError, StoreRead};
-use std::path::PathBuf;
 use parking_lot::{Mutex, MutexGuard};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Idle connections kept for reuse; more are opened while many reads run at once (each is
