@@ -47,8 +47,7 @@ pub(crate) async fn answer_audited<T: serde::Serialize>(
     send: quinn::SendStream,
 ) {
     let (shared, principal, done) = (cx.shared, cx.principal, &cx.done);
-    let answer = answer
-        .and_then(|v| serde_json::to_value(&v).map_err(|e| RequestError::Internal(e.to_string())));
+    let answer = answer.and_then(|v| encode(&v));
     let row = |refusal: Option<String>| Audit::AdminRequest {
         actor: principal.user.clone(),
         role: cx.role,
@@ -71,6 +70,12 @@ pub(crate) async fn answer_audited<T: serde::Serialize>(
         }
     };
     body::send_reply(send, &reply).await;
+}
+
+/// An administration answer as it goes out: through `serde_json::Value`, so objects have
+/// sorted keys (as before the handlers were typed; the wire stays byte-identical).
+fn encode<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, RequestError> {
+    serde_json::to_value(v).map_err(|e| RequestError::Internal(e.to_string()))
 }
 
 fn enrolled(token: &EnrollmentToken) -> HostEnrolled {
@@ -216,5 +221,23 @@ impl LocalHandler for op::AuditRead {
     async fn handle(cx: &mut Cx<'_>, q: AuditQuery) -> Result<Vec<AuditEntry>, RequestError> {
         cx.done.read = Some(Self::OP.as_str());
         with_store(cx.shared, move |s| admin::audit_page(s, &q)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn administration_answers_go_out_with_sorted_keys_as_before_typed_handlers() {
+        let done = AdminDone {
+            summary: "added ada".into(),
+            invite: Some("inv".into()),
+        };
+        let frame = Reply::Ok(encode(&done).expect("encodes"));
+        assert_eq!(
+            serde_json::to_string(&frame).expect("encodes"),
+            r#"{"ok":{"invite":"inv","summary":"added ada"}}"#
+        );
     }
 }
