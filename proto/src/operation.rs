@@ -11,7 +11,8 @@
 //!    ReplyType;` (`, then ItemType` for a stream). Give it a role in `rbac::required_role` (the
 //!    compiler asks) and a row in `docs/protocol.md`'s operation table (a test asks).
 //! 2. One handler: for an `agent` operation, `impl Handler for op::Name` in `agent/src/ops/`
-//!    (the compiler asks); for a `relay` one, the relay's local answer.
+//!    (the compiler asks); for a `relay` one, `impl LocalHandler for op::Name` (`LocalStream`
+//!    for a stream) in `relay/src/net/` (the compiler asks too).
 //! 3. The UI that shows it: `call::<op::Name>(…)` from `cm-tui`.
 //!
 //! Body kinds: `None` (the client sends no body frame; the type is `()`), `Optional` (one body

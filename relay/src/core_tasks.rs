@@ -92,15 +92,12 @@ impl RestartBudget {
 /// that a panicking sweeper is restarted). Inert unless [`FaultHook::panic_now`] is called.
 #[derive(Debug, Clone, Default)]
 pub struct FaultHook {
-    by_task: Arc<std::sync::Mutex<HashMap<&'static str, Arc<Notify>>>>,
+    by_task: Arc<parking_lot::Mutex<HashMap<&'static str, Arc<Notify>>>>,
 }
 
 impl FaultHook {
     fn notify_for(&self, task: &'static str) -> Arc<Notify> {
-        let mut map = self
-            .by_task
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.by_task.lock();
         Arc::clone(map.entry(task).or_default())
     }
 

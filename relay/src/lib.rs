@@ -40,6 +40,4 @@ pub mod state;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
-mod sync;
-#[cfg(feature = "server")]
 pub mod totp;

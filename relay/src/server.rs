@@ -8,11 +8,12 @@ use crate::presence::MemoryPresence;
 use crate::state::{StateDir, StateError};
 use crate::store::StoreHandle;
 use crate::tls;
+use parking_lot::Mutex;
 use proto::handshake::MAX_CLOCK_SKEW_MS;
 use proto::message::CloseReason;
 use proto::replay::{DEFAULT_REPLAY_CAPACITY, ReplayWindow};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -240,7 +241,7 @@ impl Relay {
             tracing::warn!(?drain, "endpoint did not become idle in time");
         }
         // Refusals counted but not yet written (their window had not ended) are written now.
-        let summaries = net::lock(&self.shared.refusals).sweep(u64::MAX);
+        let summaries = self.shared.refusals.lock().sweep(u64::MAX);
         net::conn::audit_refusal_summaries(&self.shared, &summaries);
         if let Err(e) = self.shared.store.audit().flush().await {
             tracing::error!(error = %e, "audit rows queued at shutdown could not be written");

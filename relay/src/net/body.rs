@@ -9,6 +9,7 @@ use bytes::BytesMut;
 use proto::frame::MAX_FRAME_LEN;
 use proto::header::Op;
 use proto::message::Reply;
+use proto::operation::{BodyKind, Operation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -54,18 +55,22 @@ pub(crate) async fn read<T: DeserializeOwned>(
     }
 }
 
-/// The body `op` needs.
+/// The body of operation `O` as the operation list declares it: nothing is read for
+/// [`BodyKind::None`], the default stands in for a missing [`BodyKind::Optional`] one, and a
+/// [`BodyKind::Required`] one must come.
 ///
 /// # Errors
-/// As [`read`], and [`RequestError::NoBody`] when the stream ended without one.
-pub(crate) async fn required<T: DeserializeOwned>(
+/// As [`read`], and [`RequestError::NoBody`] when a required body did not come.
+pub(crate) async fn of<O: Operation>(
     recv: &mut FramedRecv,
-    op: Op,
     timeout: Duration,
-) -> Result<T, RequestError> {
-    read(recv, op, timeout)
-        .await?
-        .ok_or(RequestError::NoBody(op))
+) -> Result<O::Body, RequestError> {
+    let sent = match O::BODY {
+        BodyKind::None => None,
+        BodyKind::Optional | BodyKind::Required => read(recv, O::OP, timeout).await?,
+    };
+    sent.or_else(O::absent_body)
+        .ok_or(RequestError::NoBody(O::OP))
 }
 
 /// Answers a request stream with `answer` (an error through [`RequestError::wire`]) and

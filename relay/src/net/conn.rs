@@ -4,7 +4,7 @@
 use super::error::HelloError;
 use super::principal::{Principal, close};
 use super::refusal_log::{Source, Summary};
-use super::{Shared, limiter, lock};
+use super::{Shared, limiter};
 use crate::audit_event::Audit;
 use crate::authz;
 use crate::framed::{FramedRecv, StreamError, send_frame};
@@ -95,7 +95,7 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
     };
     let addr_key = limiter::addr_key(remote.ip());
     let blocked = {
-        let mut limiter = lock(&shared.limiter);
+        let mut limiter = shared.limiter.lock();
         match hello {
             // A login is costly (argon2): its attempt is counted before the work.
             ClientHello::Login(_) => limiter.try_reserve(addr_key, now_ms()).err(),
@@ -164,8 +164,8 @@ const MAX_QUOTED_ERROR: usize = 200;
 async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reason: &str) {
     let key = limiter::addr_key(remote.ip());
     let now = now_ms();
-    lock(&shared.limiter).record_failure(key, now);
-    let decision = lock(&shared.refusals).note(key, now);
+    shared.limiter.lock().record_failure(key, now);
+    let decision = shared.refusals.lock().note(key, now);
     audit_refusal_summaries(shared, &decision.summaries);
     if decision.write {
         tracing::warn!(%remote, reason, "handshake refused before authentication");
@@ -211,7 +211,10 @@ async fn authenticate(
         Err(reason) => {
             let cred_id = printable_id(h1.cred_id.as_str());
             tracing::warn!(%remote, %cred_id, kind = ?h1.kind, %reason, "handshake refused");
-            lock(&shared.limiter).record_failure(limiter::addr_key(remote.ip()), now_ms());
+            shared
+                .limiter
+                .lock()
+                .record_failure(limiter::addr_key(remote.ip()), now_ms());
             shared
                 .audit(refusal(remote, &cred_id, &reason.to_string()))
                 .await;
@@ -253,7 +256,7 @@ async fn verify(
         found.as_ref(),
         &exporter,
         now_ms(),
-        &mut lock(&shared.replay),
+        &mut shared.replay.lock(),
     )?;
     // admit_handshake refuses a missing record, so `found` is Some here.
     found.ok_or(VerifyFailure::Handshake(HandshakeError::UnknownCredential))
@@ -287,7 +290,7 @@ async fn finish_handshake(
         return;
     }
     recv.set_max_len(MAX_FRAME_LEN);
-    lock(&shared.live).insert(
+    shared.live.lock().insert(
         conn_id.clone(),
         super::sweeper::LiveConn {
             kind: found.record.kind,
@@ -371,7 +374,7 @@ async fn serve_agent(
     // Unbounded on purpose: only revocations made by administrators fill it (at most one
     // batch per revocation), never the agent, and a notice dropped would leave a launch running.
     let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
-    if let Some(live) = lock(&shared.live).get_mut(&conn_id) {
+    if let Some(live) = shared.live.lock().get_mut(&conn_id) {
         live.notify = Some(notify);
     }
     // Revocations made while the agent was away still stop launches bound to them.

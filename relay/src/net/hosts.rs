@@ -1,16 +1,20 @@
 //! The host list: `host_list` answers with the whole list once, `watch_hosts` with the whole
 //! list and then what changed whenever presence or status changes (coalesced), until the
-//! operator goes away. Both in pages (`proto::host_watch`), so fleets of any size fit.
+//! operator goes away. Both in pages (`proto::host_watch`), so fleets of any size fit; each
+//! is a typed stream handler (see `local`).
 
 use super::Shared;
 use super::body::reply;
 use super::error::RequestError;
+use super::local::{Cx, LocalStream};
 use crate::authz;
 use crate::time::now_ms;
 use proto::frame::MAX_FRAME_LEN;
 use proto::host_watch::{self, HostDiffer, HostUpdate};
 use proto::ids::HostId;
 use proto::message::{HostList, Reply};
+use proto::op;
+use proto::operation::Operation;
 use proto::rbac::Role;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +55,21 @@ async fn host_list(
     })
 }
 
-pub(super) async fn host_list_once(
+/// `host_list`: the whole list once.
+impl LocalStream for op::HostList {
+    async fn serve(cx: &Cx<'_>, (): (), send: quinn::SendStream) {
+        host_list_once(cx.shared, cx.grants, send).await;
+    }
+}
+
+/// `watch_hosts`: the whole list, then what changed, until the operator goes away.
+impl LocalStream for op::WatchHosts {
+    async fn serve(cx: &Cx<'_>, (): (), send: quinn::SendStream) {
+        watch_hosts(cx.shared, cx.grants, send).await;
+    }
+}
+
+async fn host_list_once(
     shared: &Arc<Shared>,
     grants: &[(String, Role)],
     mut send: quinn::SendStream,
@@ -70,7 +88,7 @@ pub(super) async fn host_list_once(
 /// operator); `Err(None)`: the stream is gone.
 async fn send_update(
     send: &mut quinn::SendStream,
-    update: HostUpdate,
+    update: <op::WatchHosts as Operation>::Reply,
 ) -> Result<(), Option<RequestError>> {
     let frames =
         host_watch::pages(update, host_watch::PAGE_BUDGET, MAX_FRAME_LEN).map_err(|e| {
@@ -87,11 +105,7 @@ async fn send_update(
 
 /// Sends the host list now, then what changed whenever something does, until the operator goes
 /// away.
-pub(super) async fn watch_hosts(
-    shared: &Arc<Shared>,
-    grants: &[(String, Role)],
-    mut send: quinn::SendStream,
-) {
+async fn watch_hosts(shared: &Arc<Shared>, grants: &[(String, Role)], mut send: quinn::SendStream) {
     let mut changes = shared.presence.changes();
     let mut differ = HostDiffer::new();
     let mut tick = tokio::time::interval(WATCH_TICK);

@@ -3,8 +3,8 @@
 //! Attempts are reserved against the user and the address before any work, and argon2 runs
 //! only on one of the relay's password-check threads (`password_workers`).
 
+use super::Shared;
 use super::principal::close;
-use super::{Shared, lock};
 use crate::audit_event::Audit;
 use crate::framed::send_frame;
 use crate::password::{MIN_PASSWORD_LEN, hash_password};
@@ -138,7 +138,11 @@ async fn check(shared: &Arc<Shared>, req: LoginRequest) -> Result<IssuedCredenti
     }
     let user = req.user.clone();
     // Reserved before the work: concurrent attempts cannot all pass before one fails.
-    if let Err(wait_ms) = lock(&shared.user_lockout).try_reserve(user.0.clone(), now_ms()) {
+    if let Err(wait_ms) = shared
+        .user_lockout
+        .lock()
+        .try_reserve(user.0.clone(), now_ms())
+    {
         return Err(LoginFailure::LockedOut(wait_ms.div_ceil(1000)));
     }
     match req.method {
@@ -272,8 +276,8 @@ pub(crate) async fn handle(
     };
     let reply = match result {
         Ok(cred) => {
-            lock(&shared.user_lockout).clear(&user.0);
-            lock(&shared.limiter).refund(&addr_key);
+            shared.user_lockout.lock().clear(&user.0);
+            shared.limiter.lock().refund(&addr_key);
             // The credential is only handed out once its audit row is durable.
             if shared.audit(event(Ok(cred.cred_id.clone()))).await {
                 tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
@@ -286,7 +290,7 @@ pub(crate) async fn handle(
             tracing::warn!(user = %shown_user, %remote, method, reason = %failure, "login refused");
             // The address's reservation stays counted: every failed login is a failure there.
             if failure.reserved_user() && !failure.counts_against_user() {
-                lock(&shared.user_lockout).refund(&user.0);
+                shared.user_lockout.lock().refund(&user.0);
             }
             shared.audit(event(Err(failure.to_string()))).await;
             ServerHello::Error(failure.public())

@@ -8,7 +8,8 @@ use super::error::RequestError;
 use crate::framed::FramedRecv;
 use proto::frame::MAX_FRAME_LEN;
 use proto::header::Op;
-use proto::ops::Prompt;
+use proto::op;
+use proto::operation::Operation;
 
 /// What the audit row says about a prompt's text.
 pub(crate) fn note(text: &str, full_text: bool) -> String {
@@ -28,10 +29,11 @@ pub(crate) async fn peek(shared: &Shared, recv: &mut FramedRecv) -> Result<Strin
     let body = super::body::read_raw(recv, Op::Prompt, shared.config.handshake_timeout)
         .await?
         .ok_or(RequestError::NoBody(Op::Prompt))?;
-    let prompt: Prompt = proto::frame::parse_json(&body).map_err(|e| RequestError::BadBody {
-        op: Op::Prompt,
-        detail: e.to_string(),
-    })?;
+    let prompt: <op::Prompt as Operation>::Body =
+        proto::frame::parse_json(&body).map_err(|e| RequestError::BadBody {
+            op: Op::Prompt,
+            detail: e.to_string(),
+        })?;
     recv.unread_frame(&body);
     Ok(note(&prompt.text, shared.config.audit_prompt_text))
 }

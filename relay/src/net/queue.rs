@@ -12,6 +12,7 @@
 use super::Shared;
 use super::body::{self, answer, refuse};
 use super::error::RequestError;
+use super::local::{Cx, LocalHandler};
 use super::principal::{Principal, session_ownership};
 use crate::audit_event::{Audit, QueueEvent};
 use crate::authz::{self, QueueRefusal};
@@ -23,8 +24,10 @@ use proto::handshake::PeerKind;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{CredId, HostId, ReqId, UserId};
 use proto::message::Reply;
-use proto::ops::{ForwardHeader, Prompt, PromptAccepted};
-use proto::queue::{PromptOutcome, QueueCancel, QueueList, QueueState, Queued};
+use proto::op;
+use proto::operation::Operation;
+use proto::ops::{ForwardHeader, PromptAccepted};
+use proto::queue::{PromptOutcome, QueueCancel, QueueEntry, QueueList, QueueState, Queued};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +70,7 @@ pub(crate) async fn enqueue(
     };
     recv.set_max_len(MAX_FRAME_LEN);
     let timeout = shared.config.handshake_timeout;
-    let prompt = match body::required::<Prompt>(&mut recv, Op::Prompt, timeout).await {
+    let prompt = match body::of::<op::Prompt>(&mut recv, timeout).await {
         Ok(p) => p,
         Err(e) => {
             refuse(send, e).await;
@@ -133,7 +136,8 @@ pub(crate) async fn enqueue(
     answer(send, Ok(queued(&row))).await;
 }
 
-fn queued(row: &QueueRow) -> PromptOutcome {
+/// The answer to a queued `prompt`.
+fn queued(row: &QueueRow) -> <op::Prompt as Operation>::Reply {
     PromptOutcome::Queued {
         queued: Queued {
             id: row.id.clone(),
@@ -143,68 +147,55 @@ fn queued(row: &QueueRow) -> PromptOutcome {
 }
 
 /// `queue_list`: the caller's entries.
-pub(crate) async fn list(shared: &Arc<Shared>, principal: &Principal, send: quinn::SendStream) {
-    let user = principal.user.clone();
-    let u = user.0.clone();
-    let rows = shared
-        .store
-        .read(move |s| s.queue_of_user(&u, LIST_LIMIT))
-        .await;
-    let list = rows.map_err(RequestError::Store).map(|rows| QueueList {
-        entries: rows
-            .iter()
-            .filter(|row| authz::may_touch_queued(&user, row))
-            .map(QueueRow::entry)
-            .collect(),
-    });
-    answer(send, list).await;
+impl LocalHandler for op::QueueList {
+    async fn handle(cx: &mut Cx<'_>, (): ()) -> Result<QueueList, RequestError> {
+        let user = cx.principal.user.clone();
+        let u = user.0.clone();
+        let rows = cx
+            .shared
+            .store
+            .read(move |s| s.queue_of_user(&u, LIST_LIMIT))
+            .await?;
+        Ok(QueueList {
+            entries: rows
+                .iter()
+                .filter(|row| authz::may_touch_queued(&user, row))
+                .map(QueueRow::entry)
+                .collect(),
+        })
+    }
 }
 
 /// `queue_cancel`: drops one of the caller's waiting entries.
-pub(crate) async fn cancel(
-    shared: &Arc<Shared>,
-    principal: &Principal,
-    send: quinn::SendStream,
-    mut recv: FramedRecv,
-) {
-    let timeout = shared.config.handshake_timeout;
-    let body = match body::required::<QueueCancel>(&mut recv, Op::QueueCancel, timeout).await {
-        Ok(b) => b,
-        Err(e) => {
-            refuse(send, e).await;
-            return;
-        }
-    };
-    let (id, user) = (body.id.clone(), principal.user.clone());
-    let result = shared
-        .store
-        .call(
-            move |s| -> Result<Result<QueueRow, RequestError>, StoreError> {
-                let Some(row) = s
-                    .queue_get(&id)?
-                    .filter(|r| authz::may_touch_queued(&user, r))
-                else {
-                    return Ok(Err(RequestError::NotQueued(id)));
-                };
-                if !s.queue_transition(&id, QueueState::Queued, QueueState::Cancelled, None)? {
-                    return Ok(Err(RequestError::NoLongerWaiting {
-                        id,
-                        state: row.state.as_str(),
-                    }));
-                }
-                Ok(Ok(s.queue_get(&id)?.unwrap_or(row)))
-            },
-        )
-        .await;
-    let result = match result {
-        Ok(Ok(row)) => {
-            shared.audit(audit_event(&row, QueueEvent::Cancelled)).await;
-            Ok(row.entry())
-        }
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(RequestError::Store(e)),
-    };
-    answer(send, result).await;
+impl LocalHandler for op::QueueCancel {
+    async fn handle(cx: &mut Cx<'_>, body: QueueCancel) -> Result<QueueEntry, RequestError> {
+        let (id, user) = (body.id, cx.principal.user.clone());
+        let row = cx
+            .shared
+            .store
+            .call(
+                move |s| -> Result<Result<QueueRow, RequestError>, StoreError> {
+                    let Some(row) = s
+                        .queue_get(&id)?
+                        .filter(|r| authz::may_touch_queued(&user, r))
+                    else {
+                        return Ok(Err(RequestError::NotQueued(id)));
+                    };
+                    if !s.queue_transition(&id, QueueState::Queued, QueueState::Cancelled, None)? {
+                        return Ok(Err(RequestError::NoLongerWaiting {
+                            id,
+                            state: row.state.as_str(),
+                        }));
+                    }
+                    Ok(Ok(s.queue_get(&id)?.unwrap_or(row)))
+                },
+            )
+            .await??;
+        cx.shared
+            .audit(audit_event(&row, QueueEvent::Cancelled))
+            .await;
+        Ok(row.entry())
+    }
 }
 
 /// The delivery and expiry loop; runs until the relay shuts down.

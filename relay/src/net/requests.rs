@@ -2,7 +2,7 @@
 //! point, then answer (relay-local operations) or refuse.
 
 use super::Shared;
-use super::body::{answer, refuse};
+use super::body::refuse;
 use super::error::RequestError;
 use super::principal::{Principal, session_ownership};
 use crate::audit_event::{Audit, Verdict};
@@ -143,14 +143,16 @@ pub(crate) async fn serve(
         return;
     }
     match header.op {
-        Op::HostList => super::hosts::host_list_once(&shared, &grants, send).await,
-        Op::WatchHosts => super::hosts::watch_hosts(&shared, &grants, send).await,
-        Op::Logout => logout(&shared, &principal, send).await,
-        Op::QueueList => super::queue::list(&shared, &principal, send).await,
-        Op::QueueCancel => super::queue::cancel(&shared, &principal, send, recv).await,
-        op if op.is_relay_local() => {
-            // Administration, answered by the relay itself and never forwarded to an agent.
-            super::admin::serve(&shared, &principal, role, op, send, recv).await;
+        op if super::local::answers(op) => {
+            // Answered by the relay itself and never forwarded to an agent.
+            let mut cx = super::local::Cx {
+                shared: &shared,
+                principal: &principal,
+                role,
+                grants: &grants,
+                done: super::local::Done::default(),
+            };
+            super::local::serve(&mut cx, op, send, recv).await;
         }
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.
@@ -286,16 +288,4 @@ fn agent_refusal(reply: &[u8]) -> Option<WireError> {
         Ok(Reply::Error(e)) if e.code == ErrorCode::Forbidden => Some(e),
         _ => None,
     }
-}
-
-/// Revokes the caller's own credential; the sweeper then closes this connection.
-async fn logout(shared: &Arc<Shared>, principal: &Principal, send: quinn::SendStream) {
-    let cred = principal.cred_id.clone();
-    let done = shared
-        .store
-        .call(move |s| s.kill_credential(&cred))
-        .await
-        .map(|_| true)
-        .map_err(RequestError::Logout);
-    answer(send, done).await;
 }

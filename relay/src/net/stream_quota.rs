@@ -4,11 +4,11 @@
 //! who may drive the host (operators and up). A viewer holding streams open (idle watches,
 //! headers without a body) can no longer lock everyone else out of a host.
 
-use super::lock;
+use parking_lot::Mutex;
 use proto::ids::{HostId, UserId};
 use proto::rbac::Role;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -89,7 +89,10 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.quota.counts).give_back(&self.host, &self.user, self.viewer);
+        self.quota
+            .counts
+            .lock()
+            .give_back(&self.host, &self.user, self.viewer);
         self.quota.freed.notify_waiters();
     }
 }
@@ -109,7 +112,7 @@ impl StreamQuota {
             let freed = self.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            let taken = lock(&self.counts).try_take(host, user, viewer);
+            let taken = self.counts.lock().try_take(host, user, viewer);
             match taken {
                 Ok(()) => {
                     return Ok(Slot {

@@ -3,7 +3,7 @@
 //! revocation, including those made by the `cm-relay` CLI in another process; polling it every
 //! [`SWEEP_INTERVAL`] bounds the time to act well under a second.
 
-use super::{Shared, lock};
+use super::Shared;
 use crate::audit_event::Audit;
 use crate::authz::{self, CredentialProblem};
 use crate::time::now_ms;
@@ -73,7 +73,9 @@ fn notify_agents(shared: &Arc<Shared>, fresh: &[(CredId, String)]) {
     if fresh.is_empty() {
         return;
     }
-    let agents: Vec<_> = lock(&shared.live)
+    let agents: Vec<_> = shared
+        .live
+        .lock()
         .values()
         .filter_map(|l| Some((l.owner.clone(), l.notify.clone()?)))
         .collect();
@@ -90,7 +92,7 @@ fn notify_agents(shared: &Arc<Shared>, fresh: &[(CredId, String)]) {
 }
 
 /// Live connections by id.
-pub(crate) type LiveConns = std::sync::Mutex<HashMap<ConnId, LiveConn>>;
+pub(crate) type LiveConns = parking_lot::Mutex<HashMap<ConnId, LiveConn>>;
 
 /// Removes a connection from the live table when its task ends.
 pub(crate) struct LiveGuard {
@@ -100,7 +102,7 @@ pub(crate) struct LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        lock(&self.shared.live).remove(&self.conn_id);
+        self.shared.live.lock().remove(&self.conn_id);
     }
 }
 
@@ -108,7 +110,7 @@ async fn close_revoked(shared: &Arc<Shared>, conn_id: &ConnId, live: &LiveConn, 
     tracing::warn!(conn = %conn_id, cred = %live.cred_id, owner = %live.owner, why, "closing connection");
     live.conn
         .close(CloseReason::Revoked.code().into(), why.as_bytes());
-    lock(&shared.live).remove(conn_id);
+    shared.live.lock().remove(conn_id);
     shared
         .audit(Audit::Disconnect {
             agent_host: (live.kind == PeerKind::Agent).then(|| live.owner.clone()),
@@ -132,7 +134,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = tick.tick() => {}
         }
         let now = now_ms();
-        let snapshot: Vec<(ConnId, LiveConn)> = lock(&shared.live)
+        let snapshot: Vec<(ConnId, LiveConn)> = shared
+            .live
+            .lock()
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

@@ -9,11 +9,12 @@
 //! them (SQLite's `data_version`, checked after each batch and at least every
 //! [`POLL_INTERVAL`]). An entry filled under an older generation is never served.
 
+use parking_lot::Mutex;
 use proto::ids::UserId;
 use proto::rbac::Role;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How stale a grant change made by another process may be when a stream is authorized.
@@ -59,11 +60,8 @@ impl GrantCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// The generation to tag a lookup with; read it before querying the store.

@@ -4,8 +4,9 @@
 
 use super::backend::ReadJob;
 use super::{SqliteStore, StoreError, StoreRead};
+use parking_lot::{Mutex, MutexGuard};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Idle connections kept for reuse; more are opened while many reads run at once (each is
 /// closed when it is not needed back in the pool).
@@ -27,11 +28,8 @@ impl Readers {
         })
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SqliteStore>> {
-        match self.idle.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+    fn idle(&self) -> MutexGuard<'_, Vec<SqliteStore>> {
+        self.idle.lock()
     }
 
     fn take(&self) -> Result<SqliteStore, StoreError> {

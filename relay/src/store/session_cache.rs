@@ -14,9 +14,9 @@
 //! lookup reads the store.
 
 use super::{StoreError, StoreHandle};
+use parking_lot::Mutex;
 use proto::ids::{HostId, UserId};
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// At most this many sessions are remembered; beyond, the cache starts over (memory bound).
 const MAX_ENTRIES: usize = 65_536;
@@ -34,8 +34,8 @@ pub(super) struct SessionCache {
 }
 
 impl SessionCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        crate::sync::lock(&self.inner)
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// The cached answer for a session: `Some(owner or None)` when known.

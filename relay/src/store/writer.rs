@@ -16,8 +16,9 @@
 
 use super::grant_cache::POLL_INTERVAL;
 use super::{AuditEvent, SqliteStore, StoreError};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -98,10 +99,7 @@ struct Queue {
 
 impl Queue {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        match self.inner.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
+        self.inner.lock()
     }
 
     fn close(&self) {
@@ -234,10 +232,7 @@ fn run(store: &SqliteStore, queue: &Queue) {
                 return;
             }
             st.state = State::Idle;
-            st = match queue.wake.wait_timeout(st, POLL_INTERVAL) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+            queue.wake.wait_for(&mut st, POLL_INTERVAL);
             if st.queue.is_empty() {
                 drop(st);
                 notice_other_writers(store, &mut seen_version);
@@ -250,10 +245,7 @@ fn run(store: &SqliteStore, queue: &Queue) {
             let now = Instant::now();
             if now < due {
                 st.state = State::Lingering;
-                st = match queue.wake.wait_timeout(st, due - now) {
-                    Ok((g, _)) => g,
-                    Err(p) => p.into_inner().0,
-                };
+                queue.wake.wait_for(&mut st, due - now);
                 continue;
             }
         }

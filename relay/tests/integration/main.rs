@@ -13,6 +13,8 @@
 )]
 
 mod admin;
+mod admin_audit;
+mod admin_cli;
 mod audit_paging;
 mod bad_input;
 mod cli;
@@ -29,6 +31,7 @@ mod lock;
 mod login_flood;
 mod ownership;
 mod presence;
+mod prompt_audit;
 mod queue;
 mod refusals;
 mod stream_slots;
