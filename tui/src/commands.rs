@@ -149,14 +149,25 @@ pub async fn new_session(
         .await?)
 }
 
-/// `send HOST WORKSPACE [--session S] TEXT [--wait]`.
+/// A prompt's model (`provider/model`) and OpenCode agent; `None` leaves the host's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromptPick {
+    /// `provider/model`.
+    pub model: Option<String>,
+    /// Agent name, e.g. `plan`.
+    pub agent: Option<String>,
+}
+
+/// `send HOST WORKSPACE [--session S] TEXT [--model P/M] [--agent A] [--wait]`.
 ///
 /// # Errors
-/// Refusals, transport failures, or (with `wait`) a failed or aborted turn.
+/// Refusals (among them a model or agent the host does not offer), transport failures, or
+/// (with `wait`) a failed or aborted turn.
 pub async fn send(
     remote: &Remote,
     target: &Target,
     text: String,
+    pick: &PromptPick,
     wait: bool,
     json: bool,
 ) -> Result<(), CommandError> {
@@ -195,6 +206,8 @@ pub async fn send(
     let prompt = Prompt {
         text,
         idempotency_key: format!("{:016x}{:016x}", random_u64(), random_u64()),
+        model: pick.model.clone(),
+        agent: pick.agent.clone(),
     };
     let accepted = match remote.call::<op::Prompt>(&target, &prompt).await? {
         PromptOutcome::Accepted(a) => a,
