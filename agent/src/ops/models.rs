@@ -1,6 +1,7 @@
 //! `model_list` and the check of a prompt's model and agent: what the workspace's OpenCode
 //! offers (`config/providers`, `agent`), narrowed by the host's `[opencode] allowed_models`.
 
+use super::admit::reader_client;
 use super::error::OpError;
 use super::handler::{Cx, Handler};
 use crate::config::OpencodeConfig;
@@ -10,8 +11,9 @@ use proto::op;
 use proto::ops::ModelCatalog;
 
 impl Handler for op::ModelList {
+    /// A read: it starts a stopped OpenCode only for a caller who may start it.
     async fn handle(cx: &Cx<'_>, (): ()) -> Result<ModelCatalog, OpError> {
-        let client = cx.rt()?.supervisor.ensure_ready().await?;
+        let client = reader_client(cx).await?;
         catalog(&client, cx.workspaces.opencode_config()).await
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use proto::event::Event;
 use proto::header::Op;
 use proto::message::Reply;
-use proto::ops::{Message, ModelCatalog, PromptAccepted, SessionInfo};
+use proto::ops::{Message, ModelCatalog, OpencodeInfo, PromptAccepted, SessionInfo};
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 use serde_json::{Value, json};
@@ -51,6 +51,19 @@ async fn refused(env: &Env, session: &str, body: Value) -> Result<proto::wire_er
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_pick_only_models_and_agents_the_host_offers_and_allows() -> Result<()> {
     let env = env().await?;
+
+    // A viewer's model_list does not start a stopped OpenCode (as every read).
+    match env
+        .call_as::<ModelCatalog>(Role::Viewer, Op::ModelList, Some(WS), None, None)
+        .await?
+    {
+        Reply::Error(e) => ensure!(
+            e.code == ErrorCode::Unavailable && e.message.contains("stopped"),
+            "{e}"
+        ),
+        Reply::Ok(c) => bail!("a viewer's model_list started OpenCode: {c:?}"),
+    }
+    let _: OpencodeInfo = env.ok(Op::OpencodeStart, WS, None, None).await?;
 
     // model_list (a viewer may ask): the allowed models, the default marked, the agents.
     let catalog = match env
