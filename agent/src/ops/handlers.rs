@@ -187,7 +187,7 @@ async fn prompt(
         crate::opencode::models::check_host_allows(&cfg.allowed_models, model)
             .map_err(super::models::refused)?;
     }
-    provider_reachable(cfg).await?;
+    provider_reachable(cfg, req.model.as_deref()).await?;
     let client = rt.supervisor.ensure_ready().await?;
     if req.model.is_some() || req.agent.is_some() {
         let catalog = super::models::catalog(&client, cfg).await?;
@@ -217,11 +217,25 @@ async fn prompt(
     Ok(accepted)
 }
 
-/// Fails fast when the configured model's provider cannot be reached: OpenCode would retry it
-/// for about 70 s and then fail without naming the cause. The URL and OS error go to the log;
-/// the operator hears the provider and the fix.
-async fn provider_reachable(cfg: &crate::config::OpencodeConfig) -> Result<(), OpError> {
+/// Fails fast when the model's provider (the prompt's `picked` one, else the configured one)
+/// cannot be reached: OpenCode would retry it for about 70 s and then fail without naming the
+/// cause. The URL and OS error go to the log; the operator hears the provider and the fix.
+async fn provider_reachable(
+    cfg: &crate::config::OpencodeConfig,
+    picked: Option<&str>,
+) -> Result<(), OpError> {
     use crate::opencode::provider;
+    let with_pick;
+    let cfg = match picked {
+        Some(model) => {
+            with_pick = crate::config::OpencodeConfig {
+                model: Some(model.to_owned()),
+                ..cfg.clone()
+            };
+            &with_pick
+        }
+        None => cfg,
+    };
     let env = |k: &str| std::env::var(k).ok();
     // Without a model or a base URL there is nothing to check here (`cm-agent doctor` says so).
     let Ok(target) = provider::target(cfg, env) else {

@@ -224,3 +224,40 @@ async fn prompts_pick_only_models_and_agents_the_host_offers_and_allows() -> Res
     env.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picked_model_whose_provider_is_unreachable_fails_at_once_naming_it() -> Result<()> {
+    // A port that was just closed: connections to it are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let env = Env::start_with(&[WS], None, |cfg| {
+        let Some(providers) = cfg.provider.as_mut() else {
+            return;
+        };
+        let Some(mut paid) = providers.get("mock").cloned() else {
+            return;
+        };
+        paid["options"]["baseURL"] = json!(format!("http://{closed}/v1"));
+        paid["models"] = json!({ "big": { "name": "Big" } });
+        providers.insert("paid".into(), paid);
+        cfg.enabled_providers = Some(vec!["mock".into(), "paid".into()]);
+    })
+    .await?;
+    let ses: SessionInfo = env
+        .ok(Op::SessionCreate, WS, None, Some(json!({"title": "t"})))
+        .await?;
+    let e = refused(
+        &env,
+        &ses.id,
+        json!({"text": "hi", "idempotency_key": "k1", "model": "paid/big"}),
+    )
+    .await?;
+    ensure!(e.code == ErrorCode::Unavailable, "{e}");
+    ensure!(
+        e.message
+            .contains("model provider paid (model paid/big) cannot be reached")
+            && e.message.contains("[opencode.provider.paid]"),
+        "{e}"
+    );
+    env.shutdown().await;
+    Ok(())
+}
