@@ -102,6 +102,10 @@ pub struct OpencodeSection {
     /// Give up on a launch that is not ready after this long, e.g. `20s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_timeout: Option<String>,
+    /// Models operators may pick per prompt, as `provider/model` patterns where `*` matches
+    /// anything, e.g. `["anthropic/*", "mock/mock-model"]`; default: all OpenCode offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 /// The validated `[opencode]` settings.
@@ -121,6 +125,8 @@ pub struct OpencodeConfig {
     pub idle_stop: Option<Duration>,
     /// Start-up bound.
     pub ready_timeout: Duration,
+    /// Patterns of the models operators may pick per prompt (empty: all OpenCode offers).
+    pub allowed_models: Vec<String>,
 }
 
 impl Default for OpencodeConfig {
@@ -133,6 +139,7 @@ impl Default for OpencodeConfig {
             provider: None,
             idle_stop: Some(DEFAULT_IDLE_STOP),
             ready_timeout: DEFAULT_READY_TIMEOUT,
+            allowed_models: Vec::new(),
         }
     }
 }
@@ -617,6 +624,16 @@ impl OpencodeSection {
             .enabled_providers
             .or_else(|| provider.as_ref().map(|p| p.keys().cloned().collect()));
         let small_model = self.small_model.or_else(|| self.model.clone());
+        let allowed_models = self.allowed_models.unwrap_or_default();
+        if let Some(bad) = allowed_models.iter().find(|p| !is_model_ref(p)) {
+            return Err(invalid(
+                path,
+                format!(
+                    "{}: {bad:?} must look like provider/model (`*` matches anything, e.g. \"mock/*\")",
+                    key("allowed_models")
+                ),
+            ));
+        }
         Ok(OpencodeConfig {
             binary: self.binary,
             model: self.model,
@@ -625,6 +642,7 @@ impl OpencodeSection {
             provider,
             idle_stop,
             ready_timeout,
+            allowed_models,
         })
     }
 }
@@ -749,6 +767,13 @@ mod tests {
             "http://127.0.0.1:1/v1"
         );
 
+        let p = write(
+            tmp.path(),
+            &format!("{base}[opencode]\nallowed_models = [\"mock/*\", \"paid/big\"]\n"),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.opencode.allowed_models, ["mock/*", "paid/big"]);
+
         // Defaults without the table.
         let p = write(tmp.path(), base);
         let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
@@ -760,6 +785,10 @@ mod tests {
             ("[opencode]\nmodel = \"nomodel\"\n", "provider/model"),
             ("[opencode]\nready_timeout = \"0s\"\n", "ready_timeout"),
             ("[opencode]\nidle_stop = \"soon\"\n", "idle_stop"),
+            (
+                "[opencode]\nallowed_models = [\"mock\"]\n",
+                "allowed_models: \"mock\" must look like provider/model",
+            ),
         ] {
             let p = write(tmp.path(), &format!("{base}{bad}"));
             let err = ConfigFile::load(&p)

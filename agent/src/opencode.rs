@@ -9,6 +9,7 @@ mod http;
 pub mod ids;
 pub mod launch;
 pub mod map;
+pub mod models;
 pub mod provider;
 pub mod sse;
 

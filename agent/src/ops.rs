@@ -29,6 +29,7 @@ mod fs_git;
 mod handler;
 mod handlers;
 pub mod idempotency;
+mod models;
 mod permissions;
 mod watch;
 

@@ -200,6 +200,8 @@ macro_rules! with_operations {
             /// Rename an OpenCode session (body `RenameSession`).
             SessionRename = "session_rename", agent, Required ops::RenameSession
                 => ops::SessionInfo;
+            /// The models and agents a workspace's OpenCode offers, as the host allows them.
+            ModelList = "model_list", agent, None () => ops::ModelCatalog;
         }
     };
 }

@@ -151,6 +151,62 @@ pub struct Prompt {
     /// A client-chosen key: a retry with the same key is answered with the first result and is
     /// never sent to OpenCode twice.
     pub idempotency_key: String,
+    /// The model for this prompt as `provider/model` (`None`: OpenCode's default). The agent
+    /// refuses one its OpenCode does not offer or its host does not allow (see `model_list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The OpenCode agent for this prompt, e.g. `plan` or `build` (`None`: OpenCode's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// Answer to `model_list`: the models and agents a workspace's OpenCode offers, filtered by the
+/// host's `[opencode] allowed_models`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCatalog {
+    /// Every model an operator may pick, sorted by `provider/model`.
+    pub models: Vec<ModelChoice>,
+    /// OpenCode's default model as `provider/model`, if it has one.
+    #[serde(default)]
+    pub default: Option<String>,
+    /// The agents a prompt may name (primary agents, not hidden ones), sorted by name.
+    #[serde(default)]
+    pub agents: Vec<AgentChoice>,
+    /// The host's restriction (`[opencode] allowed_models`), empty when it allows all.
+    #[serde(default)]
+    pub allowed: Vec<String>,
+}
+
+/// One model in a [`ModelCatalog`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// Provider id.
+    pub provider: String,
+    /// Model id.
+    pub model: String,
+    /// Display name (the model's `name`, else its id).
+    #[serde(default)]
+    pub name: String,
+    /// Whether this is OpenCode's default model.
+    #[serde(default)]
+    pub default: bool,
+}
+
+impl ModelChoice {
+    /// `provider/model`.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.provider, self.model)
+    }
+}
+
+/// One agent in a [`ModelCatalog`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentChoice {
+    /// Name to pass as a prompt's `agent`.
+    pub name: String,
+    /// OpenCode's description, if any.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// Answer to `prompt`: accepted; the answer streams as events.
@@ -377,10 +433,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn prompt_model_and_agent_are_optional_on_the_wire() {
+        let old: Prompt = serde_json::from_str(r#"{"text":"hi","idempotency_key":"k1"}"#).unwrap();
+        assert_eq!((old.model, old.agent), (None, None));
+        let p = Prompt {
+            text: "hi".into(),
+            idempotency_key: "k1".into(),
+            model: Some("mock/m2".into()),
+            agent: Some("plan".into()),
+        };
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"{"text":"hi","idempotency_key":"k1","model":"mock/m2","agent":"plan"}"#
+        );
+        assert_eq!(serde_json::from_str::<Prompt>(&json).unwrap(), p);
+    }
+
+    #[test]
     fn golden_json() {
         let p = Prompt {
             text: "hi".into(),
             idempotency_key: "k1".into(),
+            model: None,
+            agent: None,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),

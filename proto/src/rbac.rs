@@ -82,6 +82,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitDiff
         | Op::GitLog
         | Op::GitBranchList
+        | Op::ModelList
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart

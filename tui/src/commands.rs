@@ -149,17 +149,53 @@ pub async fn new_session(
         .await?)
 }
 
-/// `send HOST WORKSPACE [--session S] TEXT [--wait]`.
+/// A prompt's model (`provider/model`) and OpenCode agent; `None` leaves the host's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromptPick {
+    /// `provider/model`.
+    pub model: Option<String>,
+    /// Agent name, e.g. `plan`.
+    pub agent: Option<String>,
+}
+
+impl PromptPick {
+    /// Refuses a malformed pick before anything is sent (a new session included).
+    ///
+    /// # Errors
+    /// [`CommandError::BadInput`] naming the expected form.
+    pub fn check(&self) -> Result<(), CommandError> {
+        if let Some(m) = &self.model
+            && !m
+                .split_once('/')
+                .is_some_and(|(p, m)| !p.is_empty() && !m.is_empty())
+        {
+            return Err(CommandError::BadInput(format!(
+                "--model {m:?} must look like provider/model; `cm-tui models HOST WORKSPACE` lists them"
+            )));
+        }
+        if self.agent.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            return Err(CommandError::BadInput(
+                "--agent is empty; name an agent, e.g. plan or build".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `send HOST WORKSPACE [--session S] TEXT [--model P/M] [--agent A] [--wait]`.
 ///
 /// # Errors
-/// Refusals, transport failures, or (with `wait`) a failed or aborted turn.
+/// Refusals (among them a model or agent the host does not offer), transport failures, or
+/// (with `wait`) a failed or aborted turn.
 pub async fn send(
     remote: &Remote,
     target: &Target,
     text: String,
+    pick: &PromptPick,
     wait: bool,
     json: bool,
 ) -> Result<(), CommandError> {
+    pick.check()?;
     // Subscribe before prompting, so no delta of the answer can be missed.
     let events = if wait {
         match remote.watch(target, None).await {
@@ -195,6 +231,8 @@ pub async fn send(
     let prompt = Prompt {
         text,
         idempotency_key: format!("{:016x}{:016x}", random_u64(), random_u64()),
+        model: pick.model.clone(),
+        agent: pick.agent.clone(),
     };
     let accepted = match remote.call::<op::Prompt>(&target, &prompt).await? {
         PromptOutcome::Accepted(a) => a,
@@ -616,7 +654,25 @@ pub async fn opencode(
 
 #[cfg(test)]
 mod tests {
-    use super::note_after;
+    use super::{PromptPick, note_after};
+
+    #[test]
+    fn a_malformed_model_or_empty_agent_is_refused_before_sending() {
+        let pick = |model: Option<&str>, agent: Option<&str>| PromptPick {
+            model: model.map(str::to_owned),
+            agent: agent.map(str::to_owned),
+        };
+        assert!(pick(Some("mock/m"), Some("plan")).check().is_ok());
+        assert!(pick(None, None).check().is_ok());
+        for bad in ["mock", "/m", "mock/"] {
+            let e = pick(Some(bad), None).check().unwrap_err().to_string();
+            assert!(
+                e.contains("provider/model") && e.contains("cm-tui models"),
+                "{e}"
+            );
+        }
+        assert!(pick(None, Some(" ")).check().is_err());
+    }
 
     #[test]
     fn a_note_does_not_repeat_the_state() {

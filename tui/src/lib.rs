@@ -15,6 +15,7 @@ pub mod fs_git_cli;
 pub mod grants_cli;
 pub mod keymap;
 pub mod login;
+pub mod models_cli;
 pub mod net;
 pub mod profile;
 pub mod queue_cli;

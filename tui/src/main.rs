@@ -156,7 +156,7 @@ enum Command {
     },
     /// Send a prompt; with --wait, stream the answer and exit when the turn ends.
     #[command(
-        after_help = "Examples:\n  cm-tui send home-box myproject \"explain src/main.rs\" --wait\n  cm-tui send home-box myproject --session ses_… \"now add a test\""
+        after_help = "Examples:\n  cm-tui send home-box myproject \"explain src/main.rs\" --wait\n  cm-tui send home-box myproject --session ses_… \"now add a test\"\n  cm-tui send home-box myproject \"plan it\" --model anthropic/claude-sonnet-4-5 --agent plan"
     )]
     Send {
         /// Host id.
@@ -174,6 +174,12 @@ enum Command {
         /// Print JSON (with --wait: one event per line).
         #[arg(long)]
         json: bool,
+        /// The model for this prompt, as provider/model (`cm-tui models` lists them).
+        #[arg(long, value_name = "PROVIDER/MODEL")]
+        model: Option<String>,
+        /// The OpenCode agent for this prompt, e.g. plan or build.
+        #[arg(long, value_name = "NAME")]
+        agent: Option<String>,
     },
     /// Print a workspace's live events (Ctrl-C stops).
     #[command(after_help = "Example:\n  cm-tui watch home-box myproject --session ses_…")]
@@ -354,6 +360,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The models and agents a prompt may pick in a workspace (`*` marks the default).
+    Models(cm_tui::models_cli::ModelsArgs),
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
@@ -607,9 +615,12 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             session,
             wait,
             json,
+            model,
+            agent,
         } => {
             let target = Target::workspace(&host, &workspace).with_session(session);
-            commands::send(remote, &target, text, wait, json).await?;
+            let pick = commands::PromptPick { model, agent };
+            commands::send(remote, &target, text, &pick, wait, json).await?;
         }
         Command::Watch {
             host,
@@ -756,6 +767,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         }
         Command::Fs(a) => cm_tui::fs_git_cli::run_fs(remote, a).await?,
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
+        Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
                 let mut line = String::new();

@@ -16,6 +16,15 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// A prompt's model (`provider`, `model`) and agent; `None` leaves OpenCode's default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PromptChoice<'a> {
+    /// Provider and model ids, already checked against what OpenCode offers.
+    pub model: Option<(&'a str, &'a str)>,
+    /// Agent name, already checked against OpenCode's agents.
+    pub agent: Option<&'a str>,
+}
+
 /// Bound on ordinary calls.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on one health probe (requests sent in OpenCode's first half second are never
@@ -261,13 +270,20 @@ impl OpencodeClient {
         id: &str,
         text: &str,
         message_id: &str,
+        choice: &PromptChoice<'_>,
     ) -> Result<(), ClientError> {
         let id = checked(id, "ses", "session")?;
         let message_id = checked(message_id, "msg", "message")?;
-        let body = json!({
+        let mut body = json!({
             "messageID": message_id,
             "parts": [{ "type": "text", "text": text }],
         });
+        if let Some((provider, model)) = choice.model {
+            body["model"] = json!({ "providerID": provider, "modelID": model });
+        }
+        if let Some(agent) = choice.agent {
+            body["agent"] = json!(agent);
+        }
         self.call(
             Method::POST,
             self.at(&format!("/session/{id}/prompt_async"), &[]),
@@ -275,6 +291,24 @@ impl OpencodeClient {
         )
         .await
         .map(drop)
+    }
+
+    /// `GET /config/providers`: the providers and models this OpenCode offers, and its
+    /// default model per provider (OpenCode's JSON, read by [`super::models::catalog`]).
+    ///
+    /// # Errors
+    /// As any call.
+    pub async fn providers(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, self.at("/config/providers", &[]), None)
+            .await
+    }
+
+    /// `GET /agent`: the agents this OpenCode offers (OpenCode's JSON array).
+    ///
+    /// # Errors
+    /// As any call.
+    pub async fn agents(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, self.at("/agent", &[]), None).await
     }
 
     /// `POST /session/{id}/abort`, after `GET /session/{id}`: OpenCode answers `true` to an

@@ -5,7 +5,7 @@ use super::admit::{reader_client, root_ok};
 use super::error::OpError;
 use super::handler::{Cx, Handler, json};
 use super::idempotency::{MAX_KEY_LEN, Recorded};
-use crate::opencode::client::{ClientError, OpencodeClient};
+use crate::opencode::client::{ClientError, OpencodeClient, PromptChoice};
 use crate::opencode::ids::new_message_id;
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
 use proto::op;
@@ -181,11 +181,29 @@ async fn prompt(
         }
         Recorded::New => {}
     }
-    provider_reachable(workspaces.opencode_config()).await?;
+    let cfg = workspaces.opencode_config();
+    // The host's restriction needs no OpenCode: refuse before starting it.
+    if let Some(model) = req.model.as_deref() {
+        crate::opencode::models::check_host_allows(&cfg.allowed_models, model)
+            .map_err(super::models::refused)?;
+    }
+    provider_reachable(cfg, req.model.as_deref()).await?;
     let client = rt.supervisor.ensure_ready().await?;
+    if req.model.is_some() || req.agent.is_some() {
+        let catalog = super::models::catalog(&client, cfg).await?;
+        crate::opencode::models::check_choice(&catalog, req.model.as_deref(), req.agent.as_deref())
+            .map_err(super::models::refused)?;
+    }
+    let choice = PromptChoice {
+        model: req
+            .model
+            .as_deref()
+            .and_then(crate::opencode::models::split),
+        agent: req.agent.as_deref(),
+    };
     let message_id = new_message_id();
     client
-        .prompt_async(session, &req.text, &message_id)
+        .prompt_async(session, &req.text, &message_id, &choice)
         .await
         .map_err(missing(|| {
             format!("no session {session} in workspace {}", rt.workspace.name)
@@ -199,11 +217,25 @@ async fn prompt(
     Ok(accepted)
 }
 
-/// Fails fast when the configured model's provider cannot be reached: OpenCode would retry it
-/// for about 70 s and then fail without naming the cause. The URL and OS error go to the log;
-/// the operator hears the provider and the fix.
-async fn provider_reachable(cfg: &crate::config::OpencodeConfig) -> Result<(), OpError> {
+/// Fails fast when the model's provider (the prompt's `picked` one, else the configured one)
+/// cannot be reached: OpenCode would retry it for about 70 s and then fail without naming the
+/// cause. The URL and OS error go to the log; the operator hears the provider and the fix.
+async fn provider_reachable(
+    cfg: &crate::config::OpencodeConfig,
+    picked: Option<&str>,
+) -> Result<(), OpError> {
     use crate::opencode::provider;
+    let with_pick;
+    let cfg = match picked {
+        Some(model) => {
+            with_pick = crate::config::OpencodeConfig {
+                model: Some(model.to_owned()),
+                ..cfg.clone()
+            };
+            &with_pick
+        }
+        None => cfg,
+    };
     let env = |k: &str| std::env::var(k).ok();
     // Without a model or a base URL there is nothing to check here (`cm-agent doctor` says so).
     let Ok(target) = provider::target(cfg, env) else {

@@ -44,6 +44,8 @@ models = {{ mock-model = {{ name = "Mock", tool_call = true, limit = {{ context 
         Some(&Prompt {
             text: "Say hello".into(),
             idempotency_key: "k1".into(),
+            model: None,
+            agent: None,
         }),
     )
     .await?;

@@ -92,6 +92,7 @@ pub fn config(binary: Option<PathBuf>, model: &TestModel) -> OpencodeConfig {
         provider: provider.as_object().cloned(),
         idle_stop: None,
         ready_timeout: Duration::from_secs(30),
+        allowed_models: Vec::new(),
     }
 }
 

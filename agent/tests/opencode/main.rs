@@ -14,6 +14,7 @@ mod errors;
 mod grants;
 mod harness;
 mod lifecycle;
+mod models;
 mod provider;
 mod reads;
 mod subagent;

@@ -132,6 +132,7 @@ fn samples() -> Vec<(Op, fn())> {
         PermissionGrants: None, &format!("[{GRANT}]");
         PermissionRevoke: Some(r#"{"id":"grant_1"}"#), GRANT;
         SessionRename: Some(r#"{"title":"new"}"#), SESSION;
+        ModelList: None, r#"{"models":[{"provider":"mock","model":"m","name":"M","default":true}],"default":"mock/m","agents":[{"name":"build","description":null}],"allowed":["mock/*"]}"#;
     }
 }
 

@@ -119,6 +119,8 @@ async fn forwarded_stream_carries_principal_role_and_body() -> Result<()> {
     let prompt = Prompt {
         text: "hello through the relay".into(),
         idempotency_key: "k".into(),
+        model: None,
+        agent: None,
     };
     let answer: String =
         client::request(&op.conn, &header(Op::Prompt, "box"), Some(&prompt)).await?;
@@ -182,6 +184,8 @@ async fn refusals_are_typed_and_name_the_missing_role() -> Result<()> {
     let prompt = Prompt {
         text: "x".into(),
         idempotency_key: "k".into(),
+        model: None,
+        agent: None,
     };
     let e = refused(
         client::request::<_, String>(&vop.conn, &header(Op::Prompt, "box"), Some(&prompt))

@@ -71,6 +71,8 @@ async fn prompt_through(full_text: bool) -> Result<String> {
     let prompt = proto::ops::Prompt {
         text: "deploy the secret plan".into(),
         idempotency_key: "k1".into(),
+        model: None,
+        agent: None,
     };
     let mut h = StreamHeader::new(Op::Prompt, ReqId(5));
     h.host = Some(proto::ids::HostId::from("box"));

@@ -54,6 +54,8 @@ async fn send_prompt_to(
     let body = Prompt {
         text: text.into(),
         idempotency_key: key.into(),
+        model: None,
+        agent: None,
     };
     Ok(client::request(&op.conn, &prompt_header("box", session), Some(&body)).await?)
 }

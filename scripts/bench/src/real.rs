@@ -343,6 +343,8 @@ impl RealWorld {
         let body = Prompt {
             text: text.into(),
             idempotency_key: format!("cm-bench-{}-{n}", std::process::id()),
+            model: None,
+            agent: None,
         };
         self.call(Op::Prompt, Some(session), Some(&body)).await
     }

@@ -128,6 +128,8 @@ impl App {
             let prompt = Prompt {
                 text: out.text.clone(),
                 idempotency_key: out.key.clone(),
+                model: None,
+                agent: None,
             };
             Some((v.scope(), Call::Prompt(prompt)))
         }) else {

@@ -13,6 +13,7 @@
 mod drive;
 mod fs_git;
 mod harness;
+mod models;
 mod sandbox;
 mod sessions;
 mod tmux;

@@ -250,6 +250,8 @@ pub fn prompt(text: &str, key: &str) -> Prompt {
     Prompt {
         text: text.into(),
         idempotency_key: key.into(),
+        model: None,
+        agent: None,
     }
 }
 
