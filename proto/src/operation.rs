@@ -199,6 +199,12 @@ macro_rules! with_operations {
             /// Rename an OpenCode session (body `RenameSession`).
             SessionRename = "session_rename", agent, Required ops::RenameSession
                 => ops::SessionInfo;
+            /// `git init` a new or empty folder beneath the root.
+            GitInit = "git_init", agent, Required git::GitScope => git::GitInitialized;
+            /// `git clone` an allowed URL (`[git] clone_from`) into a new folder.
+            GitClone = "git_clone", agent, Required git::GitClone => git::GitCloned;
+            /// Set an allowlisted key of a repository's own config.
+            GitConfig = "git_config", agent, Required git::GitConfigSet => git::GitConfigDone;
         }
     };
 }

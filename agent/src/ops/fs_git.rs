@@ -10,11 +10,12 @@ use crate::fs::FsError;
 use crate::fs::ops as fsops;
 use crate::fs::path::RelPath;
 use crate::fs::resolve::Strategy;
-use crate::git::{GitError, ops as gitops};
+use crate::git::{GitError, ops as gitops, setup as gitsetup};
 use proto::fs::{FsDone, FsListing, FsPath, FsRename};
 use proto::git::{
-    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
-    GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitClone, GitCloned, GitCommit,
+    GitCommitted, GitConfigDone, GitConfigSet, GitDiff, GitDiffQuery, GitInitialized, GitLog,
+    GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
 };
 use proto::op;
 use std::future::Future;
@@ -186,3 +187,26 @@ git_handler!(GitCheckout, GitCheckout => GitBranches, |cx, d, q| &q.scope.dir,
     gitops::checkout(&d, &q));
 git_handler!(GitPull, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::pull(&d, &q));
 git_handler!(GitPush, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::push(&d, &q));
+git_handler!(GitConfig, GitConfigSet => GitConfigDone, |cx, d, q| &q.scope.dir,
+    gitsetup::config(&d, &q, cx.workspaces.git_settings()));
+
+impl Handler for op::GitInit {
+    async fn handle(cx: &Cx<'_>, q: GitScope) -> Result<GitInitialized, OpError> {
+        let root = root(cx)?;
+        contained(cx, async {
+            Ok::<_, Refusal>(gitsetup::init(&root, &q.dir).await?)
+        })
+        .await
+    }
+}
+
+impl Handler for op::GitClone {
+    async fn handle(cx: &Cx<'_>, q: GitClone) -> Result<GitCloned, OpError> {
+        let root = root(cx)?;
+        let settings = cx.workspaces.git_settings();
+        contained(cx, async {
+            Ok::<_, Refusal>(gitsetup::clone(&root, &q, settings).await?)
+        })
+        .await
+    }
+}

@@ -132,6 +132,9 @@ fn samples() -> Vec<(Op, fn())> {
         PermissionGrants: None, &format!("[{GRANT}]");
         PermissionRevoke: Some(r#"{"id":"grant_1"}"#), GRANT;
         SessionRename: Some(r#"{"title":"new"}"#), SESSION;
+        GitInit: Some(r#"{"dir":"new"}"#), r#"{"dir":"new"}"#;
+        GitClone: Some(r#"{"url":"https://github.com/a/b.git","dir":"b"}"#), r#"{"dir":"b","branch":"main","head":"abc","progress":{"phase":"Receiving objects","percent":100,"bytes":2048}}"#;
+        GitConfig: Some(r#"{"dir":"b","key":"user.name","value":"Ada"}"#), r#"{"key":"user.name","value":"Ada"}"#;
     }
 }
 
