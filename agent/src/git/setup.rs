@@ -248,7 +248,17 @@ async fn run_clone(
         size = too_large(path, settings.clone_max_bytes) => Err(Stopped::Size(size)),
     };
     match outcome {
-        Ok(Ok(status)) if status.success() => Ok(last),
+        Ok(Ok(status)) if status.success() => {
+            // Measured once more: a clone faster than the periodic check is bounded too.
+            let p = fd_path(d);
+            let size = tokio::task::spawn_blocking(move || size_of(&p))
+                .await
+                .unwrap_or(0);
+            if size > settings.clone_max_bytes {
+                return Err(too_large_error(size, settings));
+            }
+            Ok(last)
+        }
         Ok(Ok(_)) => Err(GitError::failed("clone", messages.trim())),
         Ok(Err(e)) => Err(GitError::Spawn(e)),
         Err(stopped) => {
@@ -259,16 +269,20 @@ async fn run_clone(
                     what: "clone".into(),
                     after: bound,
                 },
-                Stopped::Size(size) => GitError::Failed {
-                    what: "clone".into(),
-                    message: format!(
-                        "stopped: the clone grew to {size} bytes, past this host's limit of {} \
-                         bytes ([git] clone_max_size); the partial folder was removed",
-                        settings.clone_max_bytes
-                    ),
-                },
+                Stopped::Size(size) => too_large_error(size, settings),
             })
         }
+    }
+}
+
+fn too_large_error(size: u64, settings: &GitSettings) -> GitError {
+    GitError::Failed {
+        what: "clone".into(),
+        message: format!(
+            "stopped: the clone grew to {size} bytes, past this host's limit of {} bytes \
+             ([git] clone_max_size); its folder was removed",
+            settings.clone_max_bytes
+        ),
     }
 }
 
