@@ -53,7 +53,7 @@ fn size(s: &str) -> Option<u64> {
         clippy::cast_sign_loss,
         reason = "a non-negative, rounded value far below u64::MAX"
     )]
-    (v.is_finite() && v >= 0.0 && v < 1.0e18).then_some(v as u64)
+    (0.0..1.0e18).contains(&v).then_some(v as u64)
 }
 
 /// Splits git's stderr into lines at `\r` and `\n` (progress rewrites its line with `\r`).
