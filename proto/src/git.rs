@@ -20,7 +20,7 @@
 //! | `git_pull` | optional [`GitRemoteQuery`] | [`GitOutput`] |
 //! | `git_push` | optional [`GitRemoteQuery`] | [`GitOutput`] |
 //! | `git_init` | required [`GitScope`] | [`GitInitialized`] |
-//! | `git_clone` | required [`GitClone`] | [`GitCloned`] |
+//! | `git_clone` | required [`GitClone`] | [`GitCloneStarted`], then [`GitCloneEvent`]s |
 //! | `git_config` | required [`GitConfigSet`] | [`GitConfigDone`] |
 
 use serde::{Deserialize, Serialize};
@@ -280,7 +280,28 @@ pub struct GitProgress {
     pub bytes: Option<u64>,
 }
 
-/// Answer to `git_clone`.
+/// First answer to `git_clone`: the URL and folder were accepted and the folder created;
+/// [`GitCloneEvent`]s follow until `done` or `failed`. Closing the stream before the end aborts
+/// the clone (its folder is removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitCloneStarted {
+    /// The new folder, relative to the root.
+    pub dir: String,
+}
+
+/// Each frame of `git_clone` after the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitCloneEvent {
+    /// Git reported progress.
+    Progress(GitProgress),
+    /// The clone finished; the last frame.
+    Done(GitCloned),
+    /// The clone failed or was stopped (its folder was removed); the last frame.
+    Failed(crate::wire_error::WireError),
+}
+
+/// The result of a finished `git_clone`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitCloned {
     /// The new folder, relative to the root.

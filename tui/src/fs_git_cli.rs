@@ -9,9 +9,9 @@ use crate::view::text::{sanitize, sanitize_text};
 use clap::{Args, Subcommand};
 use proto::fs::{FsDone, FsKind, FsListing, FsPath, FsRename};
 use proto::git::{
-    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitClone, GitCloned, GitCommit,
-    GitCommitted, GitConfigDone, GitConfigSet, GitDiff, GitDiffQuery, GitInitialized, GitLog,
-    GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitClone, GitCloneEvent, GitCloned,
+    GitCommit, GitCommitted, GitConfigDone, GitConfigSet, GitDiff, GitDiffQuery, GitInitialized,
+    GitLog, GitLogQuery, GitOutput, GitProgress, GitRemoteQuery, GitScope, GitStatus,
 };
 use proto::op;
 use proto::operation::Unary;
@@ -201,6 +201,20 @@ pub enum GitAction {
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
+}
+
+/// One progress line: `Receiving objects  45%  1.2 MiB`.
+fn format_progress(p: &GitProgress) -> String {
+    let mut line = sanitize(&p.phase);
+    if let Some(pc) = p.percent {
+        line.push_str(&format!(" {pc:>3}%"));
+    }
+    if let Some(b) = p.bytes {
+        #[allow(clippy::cast_precision_loss, reason = "a display value")]
+        let mib = b as f64 / (1024.0 * 1024.0);
+        line.push_str(&format!("  {mib:.1} MiB"));
+    }
+    line
 }
 
 /// What a finished clone prints.
@@ -510,16 +524,47 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             println!("initialized an empty repository in {}", sanitize(shown));
         }
         GitAction::Clone { url, path } => {
-            eprintln!("cloning {} into {}…", sanitize(&url), sanitize(&path));
             let q = GitClone {
                 url: url.clone(),
                 dir: path,
             };
-            let c: GitCloned = call::<op::GitClone>(remote, h, w, &q).await?;
-            if json {
-                return print_json(&c);
+            let target = Target::workspace(h, w);
+            let (started, mut events) = remote.stream::<op::GitClone>(&target, &q).await?;
+            eprintln!(
+                "cloning {} into {} (Ctrl-C aborts and removes the folder)",
+                sanitize(&url),
+                sanitize(&started.dir)
+            );
+            let mut shown = false;
+            let done = loop {
+                match events.next().await? {
+                    Some(GitCloneEvent::Progress(p)) => {
+                        eprint!("\r\x1b[2K{}", format_progress(&p));
+                        shown = true;
+                    }
+                    Some(GitCloneEvent::Done(c)) => break c,
+                    Some(GitCloneEvent::Failed(e)) => {
+                        if shown {
+                            eprintln!();
+                        }
+                        return Err(cm_client::LinkError::Refused(e).into());
+                    }
+                    None => {
+                        return Err(CommandError::BadInput(
+                            "the host ended the clone without a result; check the folder with \
+                             `cm-tui fs … ls`"
+                                .into(),
+                        ));
+                    }
+                }
+            };
+            if shown {
+                eprintln!();
             }
-            println!("{}", format_cloned(&url, &c));
+            if json {
+                return print_json(&done);
+            }
+            println!("{}", format_cloned(&url, &done));
         }
         GitAction::Config { key, value } => {
             let q = GitConfigSet { scope, key, value };
@@ -585,6 +630,16 @@ mod tests {
             format_cloned(EVIL, &c),
             "cloned ab into ab (branch main at 0123456789)"
         );
+    }
+
+    #[test]
+    fn progress_lines_are_typed_and_clean() {
+        let p = GitProgress {
+            phase: format!("Receiving{EVIL}"),
+            percent: Some(45),
+            bytes: Some(3 * 1024 * 1024 / 2),
+        };
+        assert_eq!(format_progress(&p), "Receivingab  45%  1.5 MiB");
     }
 
     #[test]

@@ -120,54 +120,92 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// `git clone` of an allowed URL into the new folder `q.dir`.
+/// A clone whose URL and folder were accepted: the folder exists (created here, so the clone
+/// never writes into anything that was there before, and removing it on failure removes only
+/// the clone) and is open.
+#[derive(Debug)]
+pub struct PreparedClone {
+    root: PathBuf,
+    rel: RelPath,
+    d: GitDir,
+    url: String,
+}
+
+impl PreparedClone {
+    /// The new folder, relative to the root.
+    pub fn dir(&self) -> &str {
+        &self.d.rel
+    }
+
+    /// Runs the clone. `on_progress` sees each progress report; when `abort` resolves first,
+    /// git is stopped. On any failure the folder is removed.
+    ///
+    /// # Errors
+    /// Git failures; the time or size bound; an abort.
+    pub async fn run(
+        self,
+        settings: &GitSettings,
+        on_progress: impl FnMut(&GitProgress) + Send,
+        abort: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<GitCloned, GitError> {
+        let result = run_clone(&self.d, &self.url, settings, on_progress, abort).await;
+        match result {
+            Ok(progress) => {
+                let (branch, head) = checked_out(&self.d).await;
+                Ok(GitCloned {
+                    dir: self.d.rel.clone(),
+                    branch,
+                    head,
+                    progress,
+                })
+            }
+            Err(e) => {
+                remove(&self.root, &self.rel, &self.d).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Checks a clone's URL and folder and creates the folder.
 ///
 /// # Errors
-/// A refused URL or folder; an existing folder; git failures; the time or size bound.
-pub async fn clone(
+/// A refused URL or folder; an existing folder.
+pub async fn prepare_clone(
     root: &Path,
     q: &GitClone,
     settings: &GitSettings,
-) -> Result<GitCloned, GitError> {
-    let url = settings.check_url("clone URL", &q.url)?;
+) -> Result<PreparedClone, GitError> {
+    let url = settings.check_url("clone URL", &q.url)?.to_owned();
     let rel = RelPath::parse(&q.dir).map_err(FsError::from)?;
     if rel.is_root() {
         return Err(GitError::Path(FsError::Exists {
             path: "the workspace root".into(),
         }));
     }
-    // Created here (failing if it exists), so the clone never writes into anything that was
-    // there before, and removing it on failure removes only the clone.
     mkdir(root, &rel).await?;
     let d = open(root, &rel.to_string())?;
-    let result = run_clone(&d, url, settings).await;
-    match result {
-        Ok(progress) => {
-            let (branch, head) = checked_out(&d).await;
-            Ok(GitCloned {
-                dir: d.rel.clone(),
-                branch,
-                head,
-                progress,
-            })
-        }
-        Err(e) => {
-            remove(root, &rel, &d).await;
-            Err(e)
-        }
-    }
+    Ok(PreparedClone {
+        root: root.to_owned(),
+        rel,
+        d,
+        url,
+    })
 }
 
 /// Why a clone was stopped.
 enum Stopped {
     Time,
     Size(u64),
+    Aborted,
 }
 
 async fn run_clone(
     d: &GitDir,
     url: &str,
     settings: &GitSettings,
+    mut on_progress: impl FnMut(&GitProgress) + Send,
+    abort: impl std::future::Future<Output = ()> + Send,
 ) -> Result<Option<GitProgress>, GitError> {
     let submodules = if settings.submodules {
         "--recurse-submodules"
@@ -227,6 +265,7 @@ async fn run_clone(
                 for line in progress::lines(&complete) {
                     if let Some(p) = progress::parse_line(line) {
                         tracing::debug!(phase = %p.phase, percent = ?p.percent, bytes = ?p.bytes, "clone progress");
+                        on_progress(&p);
                         last = Some(p);
                     } else if messages.len() < MAX_MESSAGE {
                         messages.push_str(line.trim());
@@ -246,6 +285,7 @@ async fn run_clone(
         status = run => Ok(status),
         () = tokio::time::sleep(bound) => Err(Stopped::Time),
         size = too_large(path, settings.clone_max_bytes) => Err(Stopped::Size(size)),
+        () = abort => Err(Stopped::Aborted),
     };
     match outcome {
         Ok(Ok(status)) if status.success() => {
@@ -270,6 +310,10 @@ async fn run_clone(
                     after: bound,
                 },
                 Stopped::Size(size) => too_large_error(size, settings),
+                Stopped::Aborted => GitError::Failed {
+                    what: "clone".into(),
+                    message: "aborted by the operator; its folder was removed".into(),
+                },
             })
         }
     }

@@ -1,14 +1,21 @@
 //! Creating and configuring repositories: `git_init`, `git_config` (an allowlist of keys) and
-//! `git_clone` (the host's URL policy, time and size limits), with real git against a real
-//! dumb-HTTP server on 127.0.0.1; and every way such an operation could reach outside the root
+//! `git_clone` (the host's URL policy, time and size limits, streamed progress, abort), with
+//! real git against `git daemon` and a dumb-HTTP server on 127.0.0.1; and every way such an operation could reach outside the root
 //! or run a program: `file://`, `ext::`, option-looking URLs, local paths, disallowed hosts,
 //! redirects, keys outside the allowlist, existing folders, `..` and links.
 
 use super::{Fixture, WS, git};
 use cm_agent::git::policy::GitSettings;
-use proto::git::{GitCloned, GitConfigDone, GitInitialized, GitStatus};
+use cm_agent::ops::frames::{FrameReader, write_frame};
+use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::git::{
+    GitCloneEvent, GitCloneStarted, GitCloned, GitConfigDone, GitInitialized, GitProgress,
+    GitStatus,
+};
 use proto::header::Op;
+use proto::message::Reply;
 use proto::wire_error::ErrorCode;
+use proto::wire_error::WireError;
 use serde_json::json;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -77,6 +84,37 @@ impl DumbHttp {
     }
 }
 
+/// `git daemon --inetd` behind a listener on 127.0.0.1 (an OS-chosen port) serving the
+/// repositories beneath `base` (one daemon per connection); stops with the test's runtime.
+async fn git_daemon(base: &Path) -> anyhow::Result<u16> {
+    use std::os::fd::OwnedFd;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let base_path = format!("--base-path={}", base.display());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let Ok(stream) = s.into_std() else { continue };
+            let _ = stream.set_nonblocking(false);
+            let Ok(out) = stream.try_clone() else {
+                continue;
+            };
+            let child = tokio::process::Command::new("git")
+                .args(["daemon", "--inetd", "--export-all", &base_path])
+                .stdin(Stdio::from(OwnedFd::from(stream)))
+                .stdout(Stdio::from(OwnedFd::from(out)))
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            if let Ok(mut c) = child {
+                tokio::spawn(async move {
+                    let _ = c.wait().await;
+                });
+            }
+        }
+    });
+    Ok(port)
+}
+
 /// A bare repository `served/src.git` outside the root with one commit on `main` (a README
 /// and `payload` bytes of incompressible data), ready for dumb HTTP. Its head.
 fn source_repo(f: &Fixture, payload: usize) -> anyhow::Result<(PathBuf, String)> {
@@ -114,6 +152,107 @@ fn source_repo(f: &Fixture, payload: usize) -> anyhow::Result<(PathBuf, String)>
     Ok((served, head))
 }
 
+/// How a `git_clone` stream ended.
+#[derive(Debug)]
+enum CloneEnd {
+    /// Refused before it started (the first frame).
+    Refused(WireError),
+    /// Started, then done or failed; the progress frames seen.
+    Ran(Result<GitCloned, WireError>, Vec<GitProgress>),
+}
+
+/// Sends `git_clone` as the relay forwards it, as an operator, and reads the stream to its end.
+/// `gone` resolves when the operator stops reading (after `started` is signalled if given).
+async fn clone_with(
+    f: &Fixture,
+    body: serde_json::Value,
+    gone: impl std::future::Future<Output = ()> + Send + 'static,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+) -> anyhow::Result<CloneEnd> {
+    let fwd = proto::ops::ForwardHeader {
+        header: proto::header::StreamHeader {
+            op: Op::GitClone,
+            req_id: proto::ids::ReqId(1),
+            host: None,
+            workspace: Some(WS.into()),
+            session: None,
+        },
+        principal: proto::ids::UserId::from("tester"),
+        role: proto::rbac::Role::Operator,
+        cred_id: proto::ids::CredId::from("cred-tester"),
+    };
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let (server_r, server_w) = tokio::io::split(server);
+    let ws = std::sync::Arc::clone(&f.env.workspaces);
+    tokio::spawn(async move {
+        cm_agent::ops::serve_stream(&ws, server_r, server_w, gone).await;
+    });
+    let (client_r, mut client_w) = tokio::io::split(client);
+    write_frame(&mut client_w, &fwd, MAX_HEADER_LEN).await?;
+    let _ = write_frame(&mut client_w, &body, MAX_FRAME_LEN).await;
+    let _ = client_w.shutdown().await;
+    let mut r = FrameReader::new(client_r, MAX_FRAME_LEN);
+    let wait = std::time::Duration::from_secs(120);
+    let first: Reply<GitCloneStarted> = tokio::time::timeout(wait, r.expect()).await??;
+    if let Reply::Error(e) = first {
+        return Ok(CloneEnd::Refused(e));
+    }
+    if let Some(tx) = started {
+        let _ = tx.send(());
+    }
+    let mut progress = Vec::new();
+    loop {
+        let item: Option<GitCloneEvent> = tokio::time::timeout(wait, r.next()).await??;
+        match item {
+            Some(GitCloneEvent::Progress(p)) => progress.push(p),
+            Some(GitCloneEvent::Done(c)) => return Ok(CloneEnd::Ran(Ok(c), progress)),
+            Some(GitCloneEvent::Failed(e)) => return Ok(CloneEnd::Ran(Err(e), progress)),
+            None => anyhow::bail!("the clone stream ended without done or failed"),
+        }
+    }
+}
+
+/// A clone that must succeed; its result and progress.
+async fn clone_ok(
+    f: &Fixture,
+    body: serde_json::Value,
+) -> anyhow::Result<(GitCloned, Vec<GitProgress>)> {
+    match clone_with(f, body.clone(), std::future::pending(), None).await? {
+        CloneEnd::Ran(Ok(c), p) => Ok((c, p)),
+        other => anyhow::bail!("git_clone {body} did not succeed: {other:?}"),
+    }
+}
+
+/// A clone that must be refused or fail; its error (either way).
+async fn clone_err(f: &Fixture, body: serde_json::Value) -> anyhow::Result<WireError> {
+    match clone_with(f, body.clone(), std::future::pending(), None).await? {
+        CloneEnd::Refused(e) | CloneEnd::Ran(Err(e), _) => Ok(e),
+        other @ CloneEnd::Ran(..) => anyhow::bail!("git_clone {body} succeeded: {other:?}"),
+    }
+}
+
+/// A clone that must be refused before it starts by containment rule `rule`, leaving the
+/// sentinel unchanged.
+async fn clone_refused(
+    f: &Fixture,
+    body: serde_json::Value,
+    rule: &str,
+) -> anyhow::Result<WireError> {
+    match clone_with(f, body.clone(), std::future::pending(), None).await? {
+        CloneEnd::Refused(e) => {
+            assert_eq!(e.code, ErrorCode::Forbidden, "{body}: {}", e.message);
+            assert!(
+                e.message.contains(&format!("refused ({rule})")),
+                "{body}: expected rule {rule}, got: {}",
+                e.message
+            );
+            f.assert_sentinel_unchanged(&format!("git_clone {body}"));
+            Ok(e)
+        }
+        other @ CloneEnd::Ran(..) => anyhow::bail!("git_clone {body} was not refused: {other:?}"),
+    }
+}
+
 /// Names in the root (to see that nothing was left behind).
 fn names(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root)
@@ -125,12 +264,13 @@ fn names(root: &Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn init_config_and_clone_over_http_stay_inside_the_root() -> anyhow::Result<()> {
+async fn init_config_and_clone_over_git_daemon_stay_inside_the_root() -> anyhow::Result<()> {
     let probe = Fixture::new().await?;
     let (served, head) = source_repo(&probe, 4096)?;
-    let http = DumbHttp::serve(&served).await?;
+    let daemon = git_daemon(&served).await?;
+    let base = format!("git://127.0.0.1:{daemon}");
     let f = fixture(GitSettings {
-        clone_from: vec![format!("{}/*", http.base())],
+        clone_from: vec![format!("{base}/*")],
         ..GitSettings::default()
     })
     .await?;
@@ -143,7 +283,7 @@ async fn init_config_and_clone_over_http_stay_inside_the_root() -> anyhow::Resul
         !f.root.join("fresh/.git/hooks").exists(),
         "no template hooks copied"
     );
-    let remote = format!("{}/src.git", http.base());
+    let remote = format!("{base}/src.git");
     for (key, value) in [
         ("user.name", "-Ada --Lovelace"),
         ("user.email", "ada@example.com"),
@@ -171,9 +311,11 @@ async fn init_config_and_clone_over_http_stay_inside_the_root() -> anyhow::Resul
     assert!(e.message.contains("not empty"), "{}", e.message);
 
     // clone into a new folder.
-    let c: GitCloned = f
-        .ok(Op::GitClone, json!({ "url": remote, "dir": "cloned" }))
-        .await?;
+    let (c, progress) = clone_ok(&f, json!({ "url": remote, "dir": "cloned" })).await?;
+    assert!(
+        progress.iter().any(|p| p.phase == "Receiving objects"),
+        "{progress:?}"
+    );
     assert_eq!(c.dir, "cloned");
     assert_eq!(c.branch.as_deref(), Some("main"));
     assert_eq!(c.head.as_deref(), Some(head.as_str()));
@@ -217,21 +359,18 @@ async fn clone_urls_outside_the_policy_are_refused() -> anyhow::Result<()> {
         ("https://github.com/a/b.git".to_owned(), "url_not_allowed"),
         (String::new(), "empty_url"),
     ] {
-        let e = f
-            .refused(Op::GitClone, json!({ "url": url, "dir": "c" }), rule)
-            .await?;
+        let e = clone_refused(&f, json!({ "url": url, "dir": "c" }), rule).await?;
         assert!(!e.message.is_empty());
         assert_eq!(names(&f.root), before, "{url}: something was created");
     }
     // The default policy: https and ssh only.
     let d = fixture(GitSettings::default()).await?;
-    let e = d
-        .refused(
-            Op::GitClone,
-            json!({ "url": format!("{}/src.git", http.base()), "dir": "c" }),
-            "url_not_allowed",
-        )
-        .await?;
+    let e = clone_refused(
+        &d,
+        json!({ "url": format!("{}/src.git", http.base()), "dir": "c" }),
+        "url_not_allowed",
+    )
+    .await?;
     assert!(e.message.contains("https://"), "{}", e.message);
     assert!(!f.sentinel.join("pwned").exists());
     f.assert_sentinel_unchanged("clone URLs");
@@ -252,22 +391,16 @@ async fn clones_into_existing_or_outside_folders_are_refused() -> anyhow::Result
     std::fs::create_dir(f.root.join("exists"))?;
     std::fs::write(f.root.join("exists/keep.txt"), "keep\n")?;
     symlink(&f.sentinel, f.root.join("link"))?;
-    let e = f
-        .err(Op::GitClone, json!({ "url": url, "dir": "exists" }))
-        .await?;
+    let e = clone_err(&f, json!({ "url": url, "dir": "exists" })).await?;
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
     assert_eq!(
         std::fs::read_to_string(f.root.join("exists/keep.txt"))?,
         "keep\n"
     );
-    let e = f
-        .err(Op::GitClone, json!({ "url": url, "dir": "" }))
-        .await?;
+    let e = clone_err(&f, json!({ "url": url, "dir": "" })).await?;
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
     // A link in the root's place: the clone's folder exists already; init does not follow it.
-    let e = f
-        .err(Op::GitClone, json!({ "url": url, "dir": "link" }))
-        .await?;
+    let e = clone_err(&f, json!({ "url": url, "dir": "link" })).await?;
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
     f.refused(Op::GitInit, json!({ "dir": "link" }), "symlink")
         .await?;
@@ -276,8 +409,7 @@ async fn clones_into_existing_or_outside_folders_are_refused() -> anyhow::Result
         ("link/c", "symlink"),
         ("/tmp/c", "absolute_path"),
     ] {
-        f.refused(Op::GitClone, json!({ "url": url, "dir": dir }), rule)
-            .await?;
+        clone_refused(&f, json!({ "url": url, "dir": dir }), rule).await?;
         f.refused(Op::GitInit, json!({ "dir": dir }), rule).await?;
     }
     // git_init of a folder with files in it (the root is a repository with files).
@@ -387,12 +519,11 @@ async fn redirects_to_disallowed_hosts_are_not_followed() -> anyhow::Result<()> 
     })
     .await?;
     let before = names(&f.root);
-    let e = f
-        .err(
-            Op::GitClone,
-            json!({ "url": format!("http://127.0.0.1:{redirect}/src.git"), "dir": "c" }),
-        )
-        .await?;
+    let e = clone_err(
+        &f,
+        json!({ "url": format!("http://127.0.0.1:{redirect}/src.git"), "dir": "c" }),
+    )
+    .await?;
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
     assert_eq!(names(&f.root), before, "the failed clone's folder is gone");
     f.assert_sentinel_unchanged("redirect");
@@ -424,24 +555,63 @@ async fn clones_past_the_size_or_time_limit_are_stopped_and_removed() -> anyhow:
     })
     .await?;
     let before = names(&f.root);
-    let e = f
-        .err(
-            Op::GitClone,
-            json!({ "url": format!("{}/src.git", http.base()), "dir": "big" }),
-        )
-        .await?;
+    let e = clone_err(
+        &f,
+        json!({ "url": format!("{}/src.git", http.base()), "dir": "big" }),
+    )
+    .await?;
     assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
     assert!(e.message.contains("clone_max_size"), "{}", e.message);
     assert_eq!(names(&f.root), before, "the partial folder is gone");
-    let e = f
-        .err(
-            Op::GitClone,
-            json!({ "url": format!("http://127.0.0.1:{silent_port}/x.git"), "dir": "slow" }),
-        )
-        .await?;
+    let e = clone_err(
+        &f,
+        json!({ "url": format!("http://127.0.0.1:{silent_port}/x.git"), "dir": "slow" }),
+    )
+    .await?;
     assert_eq!(e.code, ErrorCode::Unavailable, "{}", e.message);
     assert!(e.message.contains("did not finish"), "{}", e.message);
     assert_eq!(names(&f.root), before, "the partial folder is gone");
     f.assert_sentinel_unchanged("limits");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_aborted_clone_leaves_no_folder() -> anyhow::Result<()> {
+    // A server that accepts and never answers: the clone runs until it is aborted.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = silent.local_addr()?.port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let f = fixture(GitSettings {
+        clone_from: vec![format!("http://127.0.0.1:{port}/*")],
+        ..GitSettings::default()
+    })
+    .await?;
+    let before = names(&f.root);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    // The operator goes away once the clone has started.
+    let gone = async move {
+        let _ = started_rx.await;
+    };
+    let end = clone_with(
+        &f,
+        json!({ "url": format!("http://127.0.0.1:{port}/x.git"), "dir": "aborted" }),
+        gone,
+        Some(started_tx),
+    )
+    .await?;
+    match end {
+        CloneEnd::Ran(Err(e), _) => {
+            assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
+            assert!(e.message.contains("aborted"), "{}", e.message);
+        }
+        other => anyhow::bail!("expected an aborted clone, got {other:?}"),
+    }
+    assert_eq!(names(&f.root), before, "the aborted clone's folder is gone");
+    f.assert_sentinel_unchanged("abort");
     Ok(())
 }
