@@ -198,6 +198,37 @@ impl Drop for DumbHttp {
     }
 }
 
+/// `git daemon --inetd` behind a listener on 127.0.0.1 (an OS-chosen port) serving the
+/// repositories beneath `base`; stops with the test's runtime.
+async fn git_daemon(base: &std::path::Path) -> Result<u16> {
+    use std::os::fd::OwnedFd;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let base_path = format!("--base-path={}", base.display());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let Ok(stream) = s.into_std() else { continue };
+            let _ = stream.set_nonblocking(false);
+            let Ok(out) = stream.try_clone() else {
+                continue;
+            };
+            let child = tokio::process::Command::new("git")
+                .args(["daemon", "--inetd", "--export-all", &base_path])
+                .stdin(std::process::Stdio::from(OwnedFd::from(stream)))
+                .stdout(std::process::Stdio::from(OwnedFd::from(out)))
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            if let Ok(mut c) = child {
+                tokio::spawn(async move {
+                    let _ = c.wait().await;
+                });
+            }
+        }
+    });
+    Ok(port)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_init_config_and_clone_end_to_end() -> Result<()> {
     // A bare repository outside every workspace, served over dumb HTTP.
@@ -223,7 +254,12 @@ async fn git_init_config_and_clone_end_to_end() -> Result<()> {
     git(&served.path().join("src.git"), &["update-server-info"])?;
     let http = DumbHttp::serve(served.path())?;
     let base = format!("http://127.0.0.1:{}", http.port);
-    let world = World::start_with(&format!("\n[git]\nclone_from = [\"{base}/*\"]\n"), &[]).await?;
+    let daemon = format!("git://127.0.0.1:{}", git_daemon(served.path()).await?);
+    let world = World::start_with(
+        &format!("\n[git]\nclone_from = [\"{base}/*\", \"{daemon}/*\"]\n"),
+        &[],
+    )
+    .await?;
 
     let out = world.tui_ok(&["git", "box", "demo", "init", "fresh"])?;
     assert!(
@@ -255,6 +291,18 @@ async fn git_init_config_and_clone_end_to_end() -> Result<()> {
         &world.tui_ok(&["git", "box", "demo", "clone", &url, "again", "--json"])?,
     )?;
     assert_eq!(cloned["branch"], "main", "{cloned}");
+    // Over git's own protocol, git reports progress: it reaches the operator's stderr.
+    let out = world.tui(&[
+        "git",
+        "box",
+        "demo",
+        "clone",
+        &format!("{daemon}/src.git"),
+        "third",
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Receiving objects 100%"), "{stderr:?}");
 
     refusal(
         &world,
