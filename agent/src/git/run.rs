@@ -262,25 +262,6 @@ impl<'a> Git<'a> {
         self.exec(None).await
     }
 
-    /// Runs without a repository (only `git init`, which creates one in its folder) and
-    /// requires success.
-    ///
-    /// # Errors
-    /// As [`Self::run`].
-    pub(super) async fn run_without_repository(self) -> Result<Output, GitError> {
-        let what = self
-            .args
-            .first()
-            .map(|a| a.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let out = self.exec(None).await?;
-        if out.ok {
-            Ok(out)
-        } else {
-            Err(GitError::failed(&what, &out.stderr))
-        }
-    }
-
     /// The bound on the run time.
     pub(super) fn time_bound(&self) -> Duration {
         self.timeout

@@ -72,18 +72,67 @@ pub async fn init(root: &Path, dir: &str) -> Result<GitInitialized, GitError> {
             ),
         });
     }
-    Git::new(
-        &d,
-        [
-            "init",
-            "--quiet",
-            "--template=",
-            &format!("--initial-branch={INITIAL_BRANCH}"),
-        ],
-    )
-    .run_without_repository()
-    .await?;
+    let folder = d.fd.try_clone().map_err(|e| init_failed(&d, &e))?;
+    tokio::task::spawn_blocking(move || write_repository(&folder))
+        .await
+        .map_err(|e| GitError::failed("init", &e.to_string()))?
+        .map_err(|e| init_failed(&d, &e))?;
+    // What git makes of it: a repository with a work tree, entirely beneath the root.
+    super::pin::pinned(&d).await?;
     Ok(GitInitialized { dir: d.rel.clone() })
+}
+
+fn init_failed(d: &GitDir, e: &std::io::Error) -> GitError {
+    GitError::Failed {
+        what: "init".into(),
+        message: format!(
+            "cannot create the repository in {:?}: {e} (something else changed the folder?)",
+            d.rel
+        ),
+    }
+}
+
+/// The config of a new repository (what `git init` writes on Linux).
+const NEW_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\
+                          \tbare = false\n\tlogallrefupdates = true\n";
+
+/// Writes an empty repository (`.git` with `HEAD`, `config`, `objects/`, `refs/heads/`,
+/// `refs/tags/`) into the opened folder. Every step is relative to a descriptor this function
+/// created: each folder is made with `mkdirat` (failing if the name exists) and opened without
+/// following links, each file created exclusively. Unlike running `git init`, a `.git` link
+/// swapped in by something else in the workspace can make this fail but never makes it write
+/// elsewhere.
+fn write_repository(folder: &std::os::fd::OwnedFd) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags, mkdirat, openat};
+    use std::io::Write as _;
+    let dir_mode = Mode::from_raw_mode(0o755);
+    let open_dir = |at: &std::os::fd::OwnedFd, name: &str| {
+        openat(
+            at,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let write_new = |at: &std::os::fd::OwnedFd, name: &str, text: &str| -> std::io::Result<()> {
+        let fd = openat(
+            at,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )?;
+        std::fs::File::from(fd).write_all(text.as_bytes())
+    };
+    mkdirat(folder, ".git", dir_mode)?;
+    let git = open_dir(folder, ".git")?;
+    mkdirat(&git, "objects", dir_mode)?;
+    mkdirat(&git, "refs", dir_mode)?;
+    let refs = open_dir(&git, "refs")?;
+    mkdirat(&refs, "heads", dir_mode)?;
+    mkdirat(&refs, "tags", dir_mode)?;
+    write_new(&git, "config", NEW_CONFIG)?;
+    write_new(&git, "HEAD", &format!("ref: refs/heads/{INITIAL_BRANCH}\n"))?;
+    Ok(())
 }
 
 /// Sets one allowlisted key in the repository's own config.
@@ -408,5 +457,35 @@ async fn remove(root: &Path, rel: &RelPath, d: &GitDir) {
     .await;
     if !matches!(done, Ok(Ok(_))) {
         tracing::warn!(dir = %d.rel, "could not remove a failed clone's folder");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_folder(p: &Path) -> std::os::fd::OwnedFd {
+        std::fs::File::open(p).unwrap().into()
+    }
+
+    #[test]
+    fn a_git_link_planted_in_the_folder_is_never_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let folder = tmp.path().join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        std::os::unix::fs::symlink(&outside, folder.join(".git")).unwrap();
+        assert!(write_repository(&open_folder(&folder)).is_err());
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+
+        let fresh = tmp.path().join("fresh");
+        std::fs::create_dir(&fresh).unwrap();
+        write_repository(&open_folder(&fresh)).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(fresh.join(".git/HEAD")).unwrap(),
+            "ref: refs/heads/main\n"
+        );
+        assert!(fresh.join(".git/refs/heads").is_dir());
     }
 }

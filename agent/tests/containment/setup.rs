@@ -283,6 +283,18 @@ async fn init_config_and_clone_over_git_daemon_stay_inside_the_root() -> anyhow:
         !f.root.join("fresh/.git/hooks").exists(),
         "no template hooks copied"
     );
+    let st: GitStatus = f.ok(Op::GitStatus, json!({ "dir": "fresh" })).await?;
+    assert_eq!(st.branch.as_deref(), Some("main"));
+    assert_eq!(st.head, None);
+    let fsck = std::process::Command::new("git")
+        .args(["fsck", "--no-progress"])
+        .current_dir(f.root.join("fresh"))
+        .output()?;
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
     let remote = format!("{base}/src.git");
     for (key, value) in [
         ("user.name", "-Ada --Lovelace"),
