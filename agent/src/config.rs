@@ -54,6 +54,99 @@ pub struct ConfigFile {
     /// The kernel sandbox around OpenCode (see `sandbox/config.rs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::sandbox::SandboxSection>,
+    /// Clone URL policy and limits for `git_clone` and `git_config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitSection>,
+}
+
+/// The `[git]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitSection {
+    /// URL patterns clones may use (`*` at the end matches the rest, elsewhere one host or
+    /// path segment), e.g. `["https://github.com/*", "ssh://git@host/*"]`. Default: any
+    /// `https://` or `ssh://` URL (and scp-like `user@host:path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_from: Option<Vec<String>>,
+    /// Fetch submodules when cloning (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submodules: Option<bool>,
+    /// Stop a clone after this long, e.g. `10m` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_timeout: Option<String>,
+    /// Stop a clone whose folder grows past this, e.g. `2GiB` (the default), `500MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_max_size: Option<String>,
+    /// An SSH private key file (absolute path) used for ssh remotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<PathBuf>,
+}
+
+impl GitSection {
+    fn validate(self, path: &Path) -> Result<crate::git::policy::GitSettings, ConfigError> {
+        use crate::git::policy::{GitSettings, valid_pattern};
+        let mut s = GitSettings::default();
+        if let Some(patterns) = self.clone_from {
+            if let Some(bad) = patterns.iter().find(|p| !valid_pattern(p)) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "[git] clone_from: {bad:?} is not a network URL pattern; use https://, \
+                         http://, ssh://, git:// or user@host: patterns (never file:// or a \
+                         local path)"
+                    ),
+                ));
+            }
+            s.clone_from = patterns;
+        }
+        s.submodules = self.submodules.unwrap_or(false);
+        if let Some(t) = self.clone_timeout.as_deref() {
+            s.clone_timeout = parse_duration(t)
+                .map_err(|e| invalid(path, format!("[git] clone_timeout: {e}")))?;
+            if s.clone_timeout.is_zero() {
+                return Err(invalid(path, "[git] clone_timeout must be above zero"));
+            }
+        }
+        if let Some(m) = self.clone_max_size.as_deref() {
+            s.clone_max_bytes = parse_size(m).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("[git] clone_max_size: {m:?}: use a size such as 500MiB or 2GiB"),
+                )
+            })?;
+        }
+        if let Some(k) = self.ssh_key {
+            if !k.is_absolute() {
+                return Err(invalid(
+                    path,
+                    format!("[git] ssh_key: {} must be an absolute path", k.display()),
+                ));
+            }
+            s.ssh_key = Some(k);
+        }
+        Ok(s)
+    }
+}
+
+/// `1024`, `64KiB`, `500MiB`, `2GiB` (also `KB`/`MB`/`GB` as powers of 1000) → bytes; zero
+/// is refused.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult).filter(|v| *v > 0)
 }
 
 /// The `[policy]` table.
@@ -280,6 +373,8 @@ pub struct AgentConfig {
     pub policy: crate::policy::PolicyConfig,
     /// Launch lease length.
     pub launch_lease: Duration,
+    /// The `[git]` settings.
+    pub git: crate::git::policy::GitSettings,
 }
 
 /// Configuration problems, each naming the file.
@@ -487,6 +582,7 @@ impl ConfigFile {
             Some(section) => section.validate(path)?,
         };
         let (policy, launch_lease) = self.policy.unwrap_or_default().validate(path)?;
+        let git = self.git.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
             relay: self.relay,
             pin: self.pin,
@@ -498,6 +594,7 @@ impl ConfigFile {
             opencode,
             policy,
             launch_lease,
+            git,
         })
     }
 }
@@ -856,6 +953,45 @@ mod tests {
             Some(&proto::rbac::Role::Admin)
         );
         assert_eq!(c.launch_lease, DEFAULT_LAUNCH_LEASE);
+    }
+
+    #[test]
+    fn git_table_is_validated() {
+        use crate::git::policy::GitSettings;
+        let tmp = tempfile::tempdir().unwrap();
+        let base = "relay = \"a:1\"\npin = \"blake3:00\"\nhost = \"box\"\n";
+        let p = write(tmp.path(), base);
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.git, GitSettings::default());
+        let p = write(
+            tmp.path(),
+            &format!(
+                "{base}[git]\nclone_from = [\"https://github.com/*\"]\nsubmodules = true\nclone_timeout = \"30s\"\nclone_max_size = \"500MiB\"\nssh_key = \"/etc/cm/key\"\n"
+            ),
+        );
+        let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+        assert_eq!(c.git.clone_from, ["https://github.com/*"]);
+        assert!(c.git.submodules);
+        assert_eq!(c.git.clone_timeout, Duration::from_secs(30));
+        assert_eq!(c.git.clone_max_bytes, 500 << 20);
+        assert_eq!(c.git.ssh_key.as_deref(), Some(Path::new("/etc/cm/key")));
+        for (bad, needle) in [
+            ("clone_from = [\"file:///srv/*\"]\n", "clone_from"),
+            ("clone_from = [\"/srv/*\"]\n", "clone_from"),
+            ("clone_from = [\"ext::*\"]\n", "clone_from"),
+            ("clone_max_size = \"lots\"\n", "clone_max_size"),
+            ("clone_max_size = \"0\"\n", "clone_max_size"),
+            ("clone_timeout = \"0s\"\n", "clone_timeout"),
+            ("ssh_key = \"key\"\n", "ssh_key"),
+            ("credential_helper = \"x\"\n", "credential_helper"),
+        ] {
+            let p = write(tmp.path(), &format!("{base}[git]\n{bad}"));
+            let e = ConfigFile::load(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|f| f.validate(&p).map_err(|e| e.to_string()))
+                .unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
     }
 
     #[test]

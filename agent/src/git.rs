@@ -2,13 +2,18 @@
 //! through folder containment, with every network value checked by [`args`] and placed after
 //! `--end-of-options` or `--`, so nothing from an operator can become a git option, a program to
 //! run, or a repository outside the root. Outputs are parsed by [`parse`]; [`ops`] has one
-//! function per operation.
+//! function per operation; [`setup`] creates and configures repositories (`git_init`,
+//! `git_clone` under the host's URL [`policy`], `git_config` for the [`keys`] allowlist).
 
 pub mod args;
+pub mod keys;
 pub mod ops;
 pub mod parse;
 pub mod pin;
+pub mod policy;
+pub mod progress;
 pub mod run;
+pub mod setup;
 
 use crate::fs::FsError;
 use std::time::Duration;

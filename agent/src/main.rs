@@ -244,6 +244,7 @@ fn run(cli: Cli) -> Result<()> {
                     &state_dir,
                     policy,
                     config.launch_lease,
+                    config.git.clone(),
                 );
                 let cancel = CancellationToken::new();
                 // The link and the workspaces' supervisors (which also enforce the launch

@@ -58,6 +58,8 @@ pub struct Workspaces {
     policy: crate::policy::Policy,
     /// Launch leases (JIT binding of each OpenCode launch to a credential).
     leases: Arc<crate::lease::Leases>,
+    /// The host's `[git]` settings (clone URL policy and limits).
+    git: crate::git::policy::GitSettings,
 }
 
 impl Workspaces {
@@ -71,6 +73,7 @@ impl Workspaces {
             state_dir,
             policy,
             crate::config::DEFAULT_LAUNCH_LEASE,
+            crate::git::policy::GitSettings::default(),
         )
     }
 
@@ -81,6 +84,7 @@ impl Workspaces {
         state_dir: &Path,
         policy: crate::policy::Policy,
         lease: std::time::Duration,
+        git: crate::git::policy::GitSettings,
     ) -> Arc<Self> {
         // An earlier run killed without a clean stop leaves OpenCode (and its tools) running
         // unsupervised; they hold memory and the workspaces' databases.
@@ -143,7 +147,13 @@ impl Workspaces {
             cancel,
             policy,
             leases,
+            git,
         })
+    }
+
+    /// The host's `[git]` settings.
+    pub fn git_settings(&self) -> &crate::git::policy::GitSettings {
+        &self.git
     }
 
     /// The host owner's limits (`Policy::check` before serving any operation).

@@ -19,6 +19,9 @@
 //! | `git_checkout` | required [`GitCheckout`] | [`GitBranches`] |
 //! | `git_pull` | optional [`GitRemoteQuery`] | [`GitOutput`] |
 //! | `git_push` | optional [`GitRemoteQuery`] | [`GitOutput`] |
+//! | `git_init` | required [`GitScope`] | [`GitInitialized`] |
+//! | `git_clone` | required [`GitClone`] | [`GitCloneStarted`], then [`GitCloneEvent`]s |
+//! | `git_config` | required [`GitConfigSet`] | [`GitConfigDone`] |
 
 use serde::{Deserialize, Serialize};
 
@@ -247,6 +250,96 @@ pub struct GitOutput {
     pub output: String,
 }
 
+/// Answer to `git_init`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitInitialized {
+    /// The folder, relative to the root (`""` for the root).
+    pub dir: String,
+}
+
+/// Body of `git_clone`: clone `url` into the new folder `dir` beneath the root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitClone {
+    /// The remote; it must match the host's `[git] clone_from` (default: `https://…`,
+    /// `ssh://…` or `user@host:path`).
+    pub url: String,
+    /// The new folder, relative to the root; it must not exist yet (its parent must).
+    pub dir: String,
+}
+
+/// One progress report of a clone, parsed from `git clone --progress`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitProgress {
+    /// Git's phase, e.g. `Counting objects`, `Receiving objects`, `Resolving deltas`.
+    pub phase: String,
+    /// Percent of the phase done, when git says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    /// Bytes received so far, when git says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// First answer to `git_clone`: the URL and folder were accepted and the folder created;
+/// [`GitCloneEvent`]s follow until `done` or `failed`. Closing the stream before the end aborts
+/// the clone (its folder is removed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitCloneStarted {
+    /// The new folder, relative to the root.
+    pub dir: String,
+}
+
+/// Each frame of `git_clone` after the first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GitCloneEvent {
+    /// Git reported progress.
+    Progress(GitProgress),
+    /// The clone finished; the last frame.
+    Done(GitCloned),
+    /// The clone failed or was stopped (its folder was removed); the last frame.
+    Failed(crate::wire_error::WireError),
+}
+
+/// The result of a finished `git_clone`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitCloned {
+    /// The new folder, relative to the root.
+    pub dir: String,
+    /// The checked-out branch; `None` for an empty repository or a detached HEAD.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The checked-out commit; `None` for an empty repository.
+    #[serde(default)]
+    pub head: Option<String>,
+    /// The last progress git reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<GitProgress>,
+}
+
+/// Body of `git_config`: set one key of the repository's own config (an allowlist:
+/// `user.name`, `user.email`, `remote.<name>.url`, `branch.<name>.remote`,
+/// `branch.<name>.merge`, `core.autocrlf`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitConfigSet {
+    /// Folder to run in.
+    #[serde(default, flatten)]
+    pub scope: GitScope,
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Answer to `git_config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitConfigDone {
+    /// The key, as git names it (lower-case section and name).
+    pub key: String,
+    /// The value now set.
+    pub value: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +402,41 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"dir":"","remote":"origin","branch":null}"#
+        );
+    }
+
+    #[test]
+    fn setup_bodies_golden_json() {
+        let c = GitClone {
+            url: "https://github.com/a/b.git".into(),
+            dir: "b".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"url":"https://github.com/a/b.git","dir":"b"}"#
+        );
+        let k = GitConfigSet {
+            scope: GitScope { dir: "b".into() },
+            key: "user.name".into(),
+            value: "Ada".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&k).unwrap(),
+            r#"{"dir":"b","key":"user.name","value":"Ada"}"#
+        );
+        let done = GitCloned {
+            dir: "b".into(),
+            branch: Some("main".into()),
+            head: None,
+            progress: Some(GitProgress {
+                phase: "Receiving objects".into(),
+                percent: Some(100),
+                bytes: Some(2048),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&done).unwrap(),
+            r#"{"dir":"b","branch":"main","head":null,"progress":{"phase":"Receiving objects","percent":100,"bytes":2048}}"#
         );
     }
 

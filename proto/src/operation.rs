@@ -202,6 +202,14 @@ macro_rules! with_operations {
                 => ops::SessionInfo;
             /// The models and agents a workspace's OpenCode offers, as the host allows them.
             ModelList = "model_list", agent, None () => ops::ModelCatalog;
+            /// `git init` a new or empty folder beneath the root.
+            GitInit = "git_init", agent, Required git::GitScope => git::GitInitialized;
+            /// `git clone` an allowed URL (`[git] clone_from`) into a new folder: accepted, then
+            /// progress until done or failed (closing the stream aborts it).
+            GitClone = "git_clone", agent, Required git::GitClone => git::GitCloneStarted,
+                then git::GitCloneEvent;
+            /// Set an allowlisted key of a repository's own config.
+            GitConfig = "git_config", agent, Required git::GitConfigSet => git::GitConfigDone;
         }
     };
 }

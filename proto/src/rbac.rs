@@ -97,6 +97,9 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitCheckout
         | Op::GitPull
         | Op::GitPush
+        | Op::GitInit
+        | Op::GitClone
+        | Op::GitConfig
         | Op::QueueList
         | Op::QueueCancel
         | Op::PermissionRevoke => Role::Operator,

@@ -1,5 +1,5 @@
 //! The folder and git scripting commands: `cm-tui fs HOST WORKSPACE ls|mkdir|mv|rmdir PATH…` and
-//! `cm-tui git HOST WORKSPACE status|diff|log|add|commit|branch|checkout|pull|push …`, one
+//! `cm-tui git HOST WORKSPACE status|diff|log|add|commit|branch|checkout|pull|push|init|clone|config …`, one
 //! request each, printed as text or `--json`. Paths are relative to the workspace root; the
 //! agent refuses anything that would leave it and says which rule and which component.
 
@@ -9,8 +9,9 @@ use crate::view::text::{sanitize, sanitize_text};
 use clap::{Args, Subcommand};
 use proto::fs::{FsDone, FsKind, FsListing, FsPath, FsRename};
 use proto::git::{
-    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
-    GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitClone, GitCloneEvent, GitCloned,
+    GitCommit, GitCommitted, GitConfigDone, GitConfigSet, GitDiff, GitDiffQuery, GitInitialized,
+    GitLog, GitLogQuery, GitOutput, GitProgress, GitRemoteQuery, GitScope, GitStatus,
 };
 use proto::op;
 use proto::operation::Unary;
@@ -171,6 +172,66 @@ pub enum GitAction {
         #[arg(long)]
         branch: Option<String>,
     },
+    /// Create a repository in a new or empty folder.
+    #[command(after_help = "Example:\n  cm-tui git home-box myproject init libs/new")]
+    Init {
+        /// The folder relative to the workspace root [default: --dir, else the root].
+        path: Option<String>,
+    },
+    /// Clone a repository into a new folder (the host decides which URLs are allowed:
+    /// `[git] clone_from`, default https:// and ssh:// only).
+    #[command(
+        after_help = "Example:\n  cm-tui git home-box myproject clone https://github.com/org/lib.git libs/lib"
+    )]
+    Clone {
+        /// The remote URL.
+        url: String,
+        /// The new folder relative to the workspace root.
+        path: String,
+    },
+    /// Set one key of the repository's config (only user.name, user.email, remote.<name>.url,
+    /// branch.<name>.remote, branch.<name>.merge, core.autocrlf).
+    #[command(
+        after_help = "Examples:\n  cm-tui git home-box myproject config user.name \"Ada Lovelace\"\n  cm-tui git home-box myproject --dir libs/lib config remote.origin.url https://github.com/org/lib.git"
+    )]
+    Config {
+        /// The key.
+        key: String,
+        /// The value.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+}
+
+/// One progress line: `Receiving objects  45%  1.2 MiB`.
+fn format_progress(p: &GitProgress) -> String {
+    let mut line = sanitize(&p.phase);
+    if let Some(pc) = p.percent {
+        line.push_str(&format!(" {pc:>3}%"));
+    }
+    if let Some(b) = p.bytes {
+        #[allow(clippy::cast_precision_loss, reason = "a display value")]
+        let mib = b as f64 / (1024.0 * 1024.0);
+        line.push_str(&format!("  {mib:.1} MiB"));
+    }
+    line
+}
+
+/// What a finished clone prints.
+fn format_cloned(url: &str, c: &GitCloned) -> String {
+    let at = match (&c.branch, &c.head) {
+        (Some(b), Some(h)) => format!(
+            " (branch {} at {})",
+            sanitize(b),
+            sanitize(&h.chars().take(10).collect::<String>())
+        ),
+        (None, Some(h)) => format!(
+            " (at {})",
+            sanitize(&h.chars().take(10).collect::<String>())
+        ),
+        _ => " (an empty repository)".into(),
+    };
+    format!("cloned {} into {}{at}", sanitize(url), sanitize(&c.dir))
 }
 
 async fn call<O: Unary>(
@@ -451,6 +512,68 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
             }
             println!("{}", sanitize_text(&o.output));
         }
+        GitAction::Init { path } => {
+            let q = GitScope {
+                dir: path.unwrap_or(scope.dir),
+            };
+            let i: GitInitialized = call::<op::GitInit>(remote, h, w, &q).await?;
+            if json {
+                return print_json(&i);
+            }
+            let shown = if i.dir.is_empty() { "." } else { &i.dir };
+            println!("initialized an empty repository in {}", sanitize(shown));
+        }
+        GitAction::Clone { url, path } => {
+            let q = GitClone {
+                url: url.clone(),
+                dir: path,
+            };
+            let target = Target::workspace(h, w);
+            let (started, mut events) = remote.stream::<op::GitClone>(&target, &q).await?;
+            eprintln!(
+                "cloning {} into {} (Ctrl-C aborts and removes the folder)",
+                sanitize(&url),
+                sanitize(&started.dir)
+            );
+            let mut shown = false;
+            let done = loop {
+                match events.next().await? {
+                    Some(GitCloneEvent::Progress(p)) => {
+                        eprint!("\r\x1b[2K{}", format_progress(&p));
+                        shown = true;
+                    }
+                    Some(GitCloneEvent::Done(c)) => break c,
+                    Some(GitCloneEvent::Failed(e)) => {
+                        if shown {
+                            eprintln!();
+                        }
+                        return Err(cm_client::LinkError::Refused(e).into());
+                    }
+                    None => {
+                        return Err(CommandError::BadInput(
+                            "the host ended the clone without a result; check the folder with \
+                             `cm-tui fs … ls`"
+                                .into(),
+                        ));
+                    }
+                }
+            };
+            if shown {
+                eprintln!();
+            }
+            if json {
+                return print_json(&done);
+            }
+            println!("{}", format_cloned(&url, &done));
+        }
+        GitAction::Config { key, value } => {
+            let q = GitConfigSet { scope, key, value };
+            let d: GitConfigDone = call::<op::GitConfig>(remote, h, w, &q).await?;
+            if json {
+                return print_json(&d);
+            }
+            println!("{} = {}", sanitize(&d.key), sanitize(&d.value));
+        }
     }
     Ok(())
 }
@@ -493,6 +616,30 @@ mod tests {
         };
         let text = format_status(&s);
         assert_eq!(text, "## ab...ab\n?? ab -> ab\n");
+    }
+
+    #[test]
+    fn clone_results_carry_no_escape_sequences() {
+        let c = GitCloned {
+            dir: EVIL.into(),
+            branch: Some("main".into()),
+            head: Some("0123456789abcdef".into()),
+            progress: None,
+        };
+        assert_eq!(
+            format_cloned(EVIL, &c),
+            "cloned ab into ab (branch main at 0123456789)"
+        );
+    }
+
+    #[test]
+    fn progress_lines_are_typed_and_clean() {
+        let p = GitProgress {
+            phase: format!("Receiving{EVIL}"),
+            percent: Some(45),
+            bytes: Some(3 * 1024 * 1024 / 2),
+        };
+        assert_eq!(format_progress(&p), "Receivingab  45%  1.5 MiB");
     }
 
     #[test]

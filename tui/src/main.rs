@@ -206,7 +206,7 @@ enum Command {
     /// relative to the workspace root; links are shown, never followed.
     Fs(cm_tui::fs_git_cli::FsArgs),
     /// Git in a workspace: status, diff, log (viewers); add, commit, branch, checkout, pull,
-    /// push (operators; pull and push may be disabled by the host).
+    /// push, init, clone, config (operators; the host may disable any of them).
     Git(cm_tui::fs_git_cli::GitArgs),
     /// List pending permission requests (with each edit's diff and each command) and
     /// questions (their text and choices); or the standing grants "always" answers left (--always), or revoke one.

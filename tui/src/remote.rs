@@ -69,6 +69,25 @@ impl EventStream {
     }
 }
 
+/// A running streaming operation `O` whose first reply has come: its items follow. Dropping
+/// it closes the stream (for `git_clone`, that aborts the clone).
+#[derive(Debug)]
+pub struct OpStream<O: Streaming> {
+    _send: quinn::SendStream,
+    recv: FramedRecv,
+    _op: std::marker::PhantomData<O>,
+}
+
+impl<O: Streaming> OpStream<O> {
+    /// The next item; `Ok(None)` when the agent ended the stream.
+    ///
+    /// # Errors
+    /// Transport or framing failures.
+    pub async fn next(&mut self) -> Result<Option<O::Item>, StreamError> {
+        self.recv.next().await
+    }
+}
+
 impl Remote {
     /// Connects with the saved login.
     ///
@@ -141,6 +160,33 @@ impl Remote {
             recv,
             start_seq,
         })
+    }
+
+    /// Starts a streaming operation `O` on `target`: its first reply, then its items.
+    ///
+    /// # Errors
+    /// A typed refusal or transport failures.
+    pub async fn stream<O: Streaming>(
+        &self,
+        target: &Target,
+        body: &O::Body,
+    ) -> Result<(O::Reply, OpStream<O>), LinkError> {
+        let header = self.header(O::OP, target);
+        let (mut send, mut recv) = client::subscribe(&self.session.conn, &header).await?;
+        if O::BODY != proto::operation::BodyKind::None {
+            send_frame(&mut send, body, MAX_FRAME_LEN).await?;
+        }
+        let _ = send.finish();
+        let first: Reply<O::Reply> = recv.expect().await?;
+        let reply = first.into_result().map_err(LinkError::Refused)?;
+        Ok((
+            reply,
+            OpStream {
+                _send: send,
+                recv,
+                _op: std::marker::PhantomData,
+            },
+        ))
     }
 
     /// Closes the connection politely.

@@ -134,6 +134,8 @@ pub struct Git<'a> {
     env: Vec<(&'static str, String)>,
     limit: usize,
     timeout: Duration,
+    /// More `-c` overrides, after the fixed ones (so they win).
+    config: Vec<String>,
 }
 
 impl<'a> Git<'a> {
@@ -145,6 +147,7 @@ impl<'a> Git<'a> {
             env: Vec::new(),
             limit: MAX_STDOUT,
             timeout: LOCAL_TIMEOUT,
+            config: Vec::new(),
         }
     }
 
@@ -176,7 +179,14 @@ impl<'a> Git<'a> {
         self
     }
 
-    fn command(&self, pinned: Option<&super::pin::Pinned>) -> Command {
+    /// Adds a `-c key=value` override (after the fixed ones, so it wins over them).
+    #[must_use]
+    pub fn config(mut self, key_value: impl Into<String>) -> Self {
+        self.config.push(key_value.into());
+        self
+    }
+
+    pub(super) fn command(&self, pinned: Option<&super::pin::Pinned>) -> Command {
         let mut cmd = Command::new("git");
         cmd.env_clear();
         for key in ["PATH", "HOME", "SSH_AUTH_SOCK"] {
@@ -222,6 +232,9 @@ impl<'a> Git<'a> {
         for key in PROGRAMS {
             cmd.arg("-c").arg(format!("{key}={}", no_op()));
         }
+        for kv in &self.config {
+            cmd.arg("-c").arg(kv);
+        }
         cmd.args(&self.args)
             .current_dir(Path::new("/proc/self/fd").join(self.dir.fd.as_raw_fd().to_string()))
             .stdin(Stdio::null())
@@ -247,6 +260,11 @@ impl<'a> Git<'a> {
     /// As [`Self::output`].
     pub(super) async fn discovering(self) -> Result<Output, GitError> {
         self.exec(None).await
+    }
+
+    /// The bound on the run time.
+    pub(super) fn time_bound(&self) -> Duration {
+        self.timeout
     }
 
     /// Runs in `pinned` (only [`super::pin`] calls it directly, while pinning).

@@ -5,20 +5,25 @@
 //! already audited the forwarded operation as allowed by role.
 
 use super::error::OpError;
-use super::handler::{Cx, Handler};
+use super::frames::write_frame;
+use super::handler::{Cx, Handler, StreamHandler};
 use crate::fs::FsError;
 use crate::fs::ops as fsops;
 use crate::fs::path::RelPath;
 use crate::fs::resolve::Strategy;
-use crate::git::{GitError, ops as gitops};
+use crate::git::{GitError, ops as gitops, setup as gitsetup};
+use proto::frame::MAX_FRAME_LEN;
 use proto::fs::{FsDone, FsListing, FsPath, FsRename};
 use proto::git::{
-    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitCommit, GitCommitted, GitDiff,
-    GitDiffQuery, GitLog, GitLogQuery, GitOutput, GitRemoteQuery, GitScope, GitStatus,
+    GitAdd, GitBranchCreate, GitBranches, GitCheckout, GitClone, GitCloneEvent, GitCloneStarted,
+    GitCommit, GitCommitted, GitConfigDone, GitConfigSet, GitDiff, GitDiffQuery, GitInitialized,
+    GitLog, GitLogQuery, GitOutput, GitProgress, GitRemoteQuery, GitScope, GitStatus,
 };
+use proto::message::Reply;
 use proto::op;
 use std::future::Future;
 use std::path::PathBuf;
+use tokio::io::AsyncWrite;
 
 /// Runs one folder or git operation, logging a containment refusal as an audit event.
 async fn contained<T>(
@@ -186,3 +191,78 @@ git_handler!(GitCheckout, GitCheckout => GitBranches, |cx, d, q| &q.scope.dir,
     gitops::checkout(&d, &q));
 git_handler!(GitPull, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::pull(&d, &q));
 git_handler!(GitPush, GitRemoteQuery => GitOutput, |cx, d, q| &q.scope.dir, gitops::push(&d, &q));
+git_handler!(GitConfig, GitConfigSet => GitConfigDone, |cx, d, q| &q.scope.dir,
+    gitsetup::config(&d, &q, cx.workspaces.git_settings()));
+
+impl Handler for op::GitInit {
+    async fn handle(cx: &Cx<'_>, q: GitScope) -> Result<GitInitialized, OpError> {
+        let root = root(cx)?;
+        contained(cx, async {
+            Ok::<_, Refusal>(gitsetup::init(&root, &q.dir).await?)
+        })
+        .await
+    }
+}
+
+impl StreamHandler for op::GitClone {
+    async fn serve<W, G>(cx: &Cx<'_>, q: GitClone, send: &mut W, peer_gone: G)
+    where
+        W: AsyncWrite + Unpin + Send,
+        G: Future<Output = ()> + Send,
+    {
+        let settings = cx.workspaces.git_settings();
+        let prepared = match root(cx) {
+            Ok(root) => {
+                contained(cx, async {
+                    Ok::<_, Refusal>(gitsetup::prepare_clone(&root, &q, settings).await?)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                super::write_reply(send, Err(e)).await;
+                return;
+            }
+        };
+        let started = GitCloneStarted {
+            dir: prepared.dir().to_owned(),
+        };
+        if write_frame(send, &Reply::Ok(started), MAX_FRAME_LEN)
+            .await
+            .is_err()
+        {
+            // The operator is gone before the clone started: nothing to keep.
+            let _ = prepared.run(settings, |_| {}, std::future::ready(())).await;
+            return;
+        }
+        // Progress goes out when its phase or percent changes; a slow reader loses reports,
+        // never the clone.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<GitProgress>(16);
+        let mut shown: Option<(String, Option<u8>)> = None;
+        let report = move |p: &GitProgress| {
+            let key = (p.phase.clone(), p.percent);
+            if shown.as_ref() != Some(&key) {
+                shown = Some(key);
+                let _ = tx.try_send(p.clone());
+            }
+        };
+        let clone = prepared.run(settings, report, peer_gone);
+        tokio::pin!(clone);
+        let result = loop {
+            tokio::select! {
+                r = &mut clone => break r,
+                Some(p) = rx.recv() => {
+                    let _ = write_frame(send, &GitCloneEvent::Progress(p), MAX_FRAME_LEN).await;
+                }
+            }
+        };
+        let last = match contained(cx, async { result.map_err(Refusal::from) }).await {
+            Ok(done) => GitCloneEvent::Done(done),
+            Err(e) => GitCloneEvent::Failed(e.public()),
+        };
+        let _ = write_frame(send, &last, MAX_FRAME_LEN).await;
+    }
+}

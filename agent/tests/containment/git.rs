@@ -558,6 +558,7 @@ async fn pull_and_push_can_be_disabled_by_the_host() -> anyhow::Result<()> {
         &state,
         Policy::new(config, &state),
         std::time::Duration::from_secs(60),
+        Default::default(),
     );
     let env = crate::harness::Env {
         tmp: tempfile::tempdir()?,

@@ -22,6 +22,7 @@ mod fs;
 mod git;
 mod opencode;
 mod race;
+mod setup;
 
 use anyhow::{Context as _, Result, bail};
 use harness::Env;

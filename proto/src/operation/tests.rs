@@ -133,6 +133,9 @@ fn samples() -> Vec<(Op, fn())> {
         PermissionRevoke: Some(r#"{"id":"grant_1"}"#), GRANT;
         SessionRename: Some(r#"{"title":"new"}"#), SESSION;
         ModelList: None, r#"{"models":[{"provider":"mock","model":"m","name":"M","default":true}],"default":"mock/m","agents":[{"name":"build","description":null}],"allowed":["mock/*"]}"#;
+        GitInit: Some(r#"{"dir":"new"}"#), r#"{"dir":"new"}"#;
+        GitClone: Some(r#"{"url":"https://github.com/a/b.git","dir":"b"}"#), r#"{"dir":"b"}"#;
+        GitConfig: Some(r#"{"dir":"b","key":"user.name","value":"Ada"}"#), r#"{"key":"user.name","value":"Ada"}"#;
     }
 }
 
@@ -160,6 +163,13 @@ fn stream_items_and_the_other_replies_round_trip() {
     check_item::<op::HostList>(&format!(r#"{{"ok":{HOST_UPDATE}}}"#));
     check_item::<op::WatchHosts>(r#"{"error":{"code":"unavailable","message":"m"}}"#);
     check_item::<op::WatchEvents>(r#"{"seq":8,"event":{"type":"session_idle","session":"ses_1"}}"#);
+    check_item::<op::GitClone>(
+        r#"{"progress":{"phase":"Receiving objects","percent":45,"bytes":2048}}"#,
+    );
+    check_item::<op::GitClone>(
+        r#"{"done":{"dir":"b","branch":"main","head":"abc","progress":{"phase":"Resolving deltas","percent":100}}}"#,
+    );
+    check_item::<op::GitClone>(r#"{"failed":{"code":"conflict","message":"git clone failed: x"}}"#);
     // Replies with more than one shape.
     round_trip::<<op::HostRotate as Operation>::Reply>(
         "host_rotate list",
@@ -178,7 +188,10 @@ fn the_table_matches_the_enum() {
         .filter(|i| i.item_type.is_some())
         .map(|i| i.op.as_str())
         .collect();
-    assert_eq!(streams, ["host_list", "watch_hosts", "watch_events"]);
+    assert_eq!(
+        streams,
+        ["host_list", "watch_hosts", "watch_events", "git_clone"]
+    );
     for (info, op) in OPERATIONS.iter().zip(Op::ALL) {
         assert_eq!(info.op, op);
         assert_eq!(op.info(), Some(*info));

@@ -141,3 +141,211 @@ async fn folder_and_git_commands_end_to_end() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Runs git (test set-up).
+fn git(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// `python3 -m http.server` on 127.0.0.1 (an OS-chosen port) serving a folder; killed on drop.
+struct DumbHttp {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl DumbHttp {
+    fn serve(dir: &std::path::Path) -> Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        // "Serving HTTP on 127.0.0.1 port 43567 (http://127.0.0.1:43567/) ..."
+        let port = line
+            .split(" port ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|p| p.parse().ok());
+        let Some(port) = port else {
+            let _ = child.kill();
+            anyhow::bail!("no port in {line:?}");
+        };
+        Ok(Self { child, port })
+    }
+}
+
+impl Drop for DumbHttp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `git daemon --inetd` behind a listener on 127.0.0.1 (an OS-chosen port) serving the
+/// repositories beneath `base`; stops with the test's runtime.
+async fn git_daemon(base: &std::path::Path) -> Result<u16> {
+    use std::os::fd::OwnedFd;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let base_path = format!("--base-path={}", base.display());
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let Ok(stream) = s.into_std() else { continue };
+            let _ = stream.set_nonblocking(false);
+            let Ok(out) = stream.try_clone() else {
+                continue;
+            };
+            let child = tokio::process::Command::new("git")
+                .args(["daemon", "--inetd", "--export-all", &base_path])
+                .stdin(std::process::Stdio::from(OwnedFd::from(stream)))
+                .stdout(std::process::Stdio::from(OwnedFd::from(out)))
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            if let Ok(mut c) = child {
+                tokio::spawn(async move {
+                    let _ = c.wait().await;
+                });
+            }
+        }
+    });
+    Ok(port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_init_config_and_clone_end_to_end() -> Result<()> {
+    // A bare repository outside every workspace, served over dumb HTTP.
+    let served = tempfile::tempdir()?;
+    let work = served.path().join("work");
+    std::fs::create_dir(&work)?;
+    git(&work, &["init", "-q", "-b", "main"])?;
+    std::fs::write(work.join("README.md"), "from afar\n")?;
+    git(&work, &["add", "."])?;
+    git(
+        &work,
+        &[
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-qm",
+            "first",
+        ],
+    )?;
+    git(served.path(), &["clone", "-q", "--bare", "work", "src.git"])?;
+    git(&served.path().join("src.git"), &["update-server-info"])?;
+    let http = DumbHttp::serve(served.path())?;
+    let base = format!("http://127.0.0.1:{}", http.port);
+    let daemon = format!("git://127.0.0.1:{}", git_daemon(served.path()).await?);
+    let world = World::start_with(
+        &format!("\n[git]\nclone_from = [\"{base}/*\", \"{daemon}/*\"]\n"),
+        &[],
+    )
+    .await?;
+
+    let out = world.tui_ok(&["git", "box", "demo", "init", "fresh"])?;
+    assert!(
+        out.contains("initialized an empty repository in fresh"),
+        "{out}"
+    );
+    let out = world.tui_ok(&[
+        "git",
+        "box",
+        "demo",
+        "--dir",
+        "fresh",
+        "config",
+        "user.name",
+        "Ada",
+    ])?;
+    assert_eq!(out.trim(), "user.name = Ada");
+    let url = format!("{base}/src.git");
+    let out = world.tui_ok(&["git", "box", "demo", "clone", &url, "libs"])?;
+    assert!(
+        out.starts_with(&format!("cloned {url} into libs (branch main at ")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(world.workspace.join("libs/README.md"))?,
+        "from afar\n"
+    );
+    let cloned: Value = serde_json::from_str(
+        &world.tui_ok(&["git", "box", "demo", "clone", &url, "again", "--json"])?,
+    )?;
+    assert_eq!(cloned["branch"], "main", "{cloned}");
+    // Over git's own protocol, git reports progress: it reaches the operator's stderr.
+    let out = world.tui(&[
+        "git",
+        "box",
+        "demo",
+        "clone",
+        &format!("{daemon}/src.git"),
+        "third",
+    ])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("Receiving objects 100%"), "{stderr:?}");
+
+    refusal(
+        &world,
+        &["git", "box", "demo", "clone", "file:///etc", "x"],
+        "local_remote",
+    )?;
+    refusal(
+        &world,
+        &[
+            "git",
+            "box",
+            "demo",
+            "clone",
+            "--",
+            "--upload-pack=touch /tmp/cm-x",
+            "x",
+        ],
+        "leading_dash",
+    )?;
+    refusal(
+        &world,
+        &[
+            "git",
+            "box",
+            "demo",
+            "clone",
+            "https://github.com/a/b.git",
+            "x",
+        ],
+        "url_not_allowed",
+    )?;
+    refusal(
+        &world,
+        &[
+            "git",
+            "box",
+            "demo",
+            "config",
+            "core.sshCommand",
+            "touch /tmp/cm-x",
+        ],
+        "config_key",
+    )?;
+    assert!(!world.workspace.join("x").exists());
+    Ok(())
+}
