@@ -164,7 +164,7 @@ async fn check_model(cfg: &OpencodeConfig, config_path: &Path, out: &mut Vec<Fin
     ));
     let table = cfg.provider.as_ref().and_then(|p| p.get(&target.provider));
     let mut missing: Vec<String> = table
-        .map(provider::env_refs_in)
+        .map(crate::env_refs::env_refs_in)
         .unwrap_or_default()
         .into_iter()
         .filter(|name| std::env::var_os(name).is_none_or(|v| v.is_empty()))

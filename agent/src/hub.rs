@@ -20,6 +20,10 @@ use tokio::sync::broadcast;
 /// Broadcast queue per workspace; a watcher further behind than this gets a `Resync`.
 pub const BROADCAST_CAPACITY: usize = 4096;
 
+/// Sequence numbers reserved per write of the state file (`supervisor/statefile.rs`): the file
+/// is rewritten once per this many events.
+pub const SEQ_BLOCK: u64 = 10_000;
+
 /// Called with a new reservation before a number beyond the current one is used.
 pub type Reserve = Box<dyn Fn(u64) + Send + Sync>;
 
@@ -105,7 +109,7 @@ impl EventHub {
         if let Some(r) = st.reserved
             && seq > r
         {
-            let upto = seq + crate::supervisor::statefile::SEQ_BLOCK;
+            let upto = seq + SEQ_BLOCK;
             if let Some(f) = &st.reserve {
                 f(upto);
             }

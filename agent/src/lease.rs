@@ -9,10 +9,9 @@
 //! keeps one per workspace, renewed by operations. The stop itself is the supervisor's: its
 //! actor sleeps until [`Leases::next_check`] and feeds the lease's verdict to its machine as
 //! `Input::LeaseEnded` (see `supervisor.rs`); revocation notices reach it as commands
-//! ([`on_revoked`], [`on_host_killed`]).
+//! (`Workspaces::on_revoked`, `Workspaces::on_host_killed` in `workspaces.rs`).
 
 use crate::opencode::client::OpencodeClient;
-use crate::workspaces::{WorkspaceRuntime, Workspaces};
 use proto::ids::CredId;
 use proto::ops::{OpencodeInfo, OpencodeState, SessionStatus};
 use proto::rbac::Role;
@@ -206,12 +205,6 @@ impl Leases {
         }
     }
 
-    /// A workspace's OpenCode state as operators see it (a launch a lease stopped says why:
-    /// the supervisor keeps the reason in its state).
-    pub fn info(&self, rt: &WorkspaceRuntime) -> OpencodeInfo {
-        rt.supervisor.info()
-    }
-
     fn with<T>(&self, workspace: &str, f: impl FnOnce(&mut LaunchLease) -> T) -> T {
         let mut map = self
             .by_workspace
@@ -289,12 +282,9 @@ impl Leases {
     }
 }
 
-/// Whether a workspace's OpenCode counts as running for the lease.
-pub fn is_running(rt: &WorkspaceRuntime) -> bool {
-    !matches!(
-        rt.supervisor.info().state,
-        OpencodeState::Stopped | OpencodeState::Failed
-    )
+/// Whether a workspace's OpenCode (its supervisor's `info`) counts as running for the lease.
+pub fn is_running(info: &OpencodeInfo) -> bool {
+    !matches!(info.state, OpencodeState::Stopped | OpencodeState::Failed)
 }
 
 /// Aborts the running turns of a workspace before a lease stop (bounded by the client's call
@@ -309,21 +299,6 @@ pub async fn abort_running_turns(client: &OpencodeClient, workspace: &str) {
         {
             tracing::debug!(workspace, %session, error = %e, "abort before the lease stop failed");
         }
-    }
-}
-
-/// Stops every launch bound to one of `creds` (the relay reported them revoked); returns once
-/// those stops are done. Each workspace's supervisor decides and stops.
-pub async fn on_revoked(workspaces: &Workspaces, creds: &HashSet<CredId>) {
-    for rt in workspaces.iter() {
-        rt.supervisor.creds_revoked(creds.clone()).await;
-    }
-}
-
-/// The relay revoked this host: every running OpenCode stops; returns once they have.
-pub async fn on_host_killed(workspaces: &Workspaces) {
-    for rt in workspaces.iter() {
-        rt.supervisor.host_killed().await;
     }
 }
 

@@ -151,7 +151,7 @@ async fn serve(
     {
         // The kill switch for this host: nothing leased may keep running.
         tracing::warn!("the relay revoked this host; stopping every OpenCode");
-        crate::lease::on_host_killed(workspaces).await;
+        workspaces.on_host_killed().await;
     }
     // The connection is over: in-flight operations have nobody to answer to.
     streams.cancel.cancel();
@@ -292,7 +292,7 @@ impl Revocations {
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             );
             if !creds.is_empty() {
-                crate::lease::on_revoked(workspaces, &creds).await;
+                workspaces.on_revoked(&creds).await;
             }
         }
     }

@@ -28,7 +28,6 @@ pub mod frames;
 mod fs_git;
 mod handler;
 mod handlers;
-pub mod idempotency;
 mod models;
 mod permissions;
 mod watch;

@@ -56,20 +56,19 @@ pub fn info(cfg: &SandboxConfig) -> proto::ops::SandboxInfo {
     }
 }
 
-/// Says at start, per workspace, what holds its OpenCode: loudly (error) where `enforce` meets a
-/// kernel without Landlock (OpenCode will not start there) and where the sandbox is off or warn.
-pub fn announce(workspaces: &[crate::config::Workspace]) {
-    for w in workspaces {
-        let i = info(&w.sandbox);
-        match i.state.as_str() {
-            "enforced" => tracing::info!(workspace = %w.name, "sandbox {}", i.detail),
-            "refused" => tracing::error!(
-                workspace = %w.name,
-                "sandbox {}; set [sandbox] mode = \"warn\" or \"off\" in agent.toml to run it unconfined",
-                i.detail
-            ),
-            _ => tracing::warn!(workspace = %w.name, "sandbox {}", i.detail),
-        }
+/// Says at start, for one workspace, what holds its OpenCode: loudly (error) where `enforce`
+/// meets a kernel without Landlock (OpenCode will not start there) and where the sandbox is off
+/// or warn.
+pub fn announce(workspace: &str, cfg: &SandboxConfig) {
+    let i = info(cfg);
+    match i.state.as_str() {
+        "enforced" => tracing::info!(workspace = %workspace, "sandbox {}", i.detail),
+        "refused" => tracing::error!(
+            workspace = %workspace,
+            "sandbox {}; set [sandbox] mode = \"warn\" or \"off\" in agent.toml to run it unconfined",
+            i.detail
+        ),
+        _ => tracing::warn!(workspace = %workspace, "sandbox {}", i.detail),
     }
 }
 

@@ -4,10 +4,11 @@
 
 use crate::config::{OpencodeConfig, Workspace};
 use crate::hub::EventHub;
-use crate::ops::idempotency::{Bounded, MAX_ANSWERED, PromptRecord};
+use crate::idempotency::{Bounded, MAX_ANSWERED, PromptRecord};
 use crate::supervisor::{SupervisorDeps, SupervisorHandle, leftovers};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use proto::ids::CredId;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,7 +98,9 @@ impl Workspaces {
             let killed = leftovers::kill(&stale);
             tracing::warn!(killed, pids = ?stale.iter().map(|p| p.pid).collect::<Vec<_>>(), "killed OpenCode processes left by an earlier run of the agent");
         }
-        crate::sandbox::announce(workspaces);
+        for w in workspaces {
+            crate::sandbox::announce(&w.name, &w.sandbox);
+        }
         let config = Arc::new(config);
         let leases = Arc::new(crate::lease::Leases::new(lease));
         let entries = workspaces
@@ -201,6 +204,22 @@ impl Workspaces {
             Some(Ok(name)) => name,
             Some(Err(e)) => format!("(unknown: {e})"),
             None => std::future::pending().await,
+        }
+    }
+
+    /// Stops every launch bound to one of `creds` (the relay reported them revoked; see
+    /// `lease.rs`); returns once those stops are done. Each workspace's supervisor decides and
+    /// stops.
+    pub async fn on_revoked(&self, creds: &HashSet<CredId>) {
+        for rt in self.iter() {
+            rt.supervisor.creds_revoked(creds.clone()).await;
+        }
+    }
+
+    /// The relay revoked this host: every running OpenCode stops; returns once they have.
+    pub async fn on_host_killed(&self) {
+        for rt in self.iter() {
+            rt.supervisor.host_killed().await;
         }
     }
 

@@ -208,7 +208,7 @@ pub fn plan(
         password,
         marker,
         config_json: opencode_json(cfg, &workspace.permissions),
-        state_file: state_dir.join(crate::supervisor::statefile::FILE_NAME),
+        state_file: state_dir.join(crate::state_file_name::FILE_NAME),
         dirs,
         sandbox,
         host_env_names,

@@ -7,6 +7,7 @@
 //! Resolving the target is pure; only [`probe`] touches the network (one TCP connect).
 
 use crate::config::OpencodeConfig;
+use crate::env_refs::env_refs;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -147,29 +148,6 @@ pub fn target(
     })
 }
 
-/// `{env:NAME}` references in a string (OpenCode's substitution syntax).
-pub fn env_refs(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = s;
-    while let Some(start) = rest.find("{env:") {
-        let after = &rest[start + 5..];
-        let Some(end) = after.find('}') else { break };
-        out.push(after[..end].to_owned());
-        rest = &after[end + 1..];
-    }
-    out
-}
-
-/// Every `{env:NAME}` in the strings of a provider's table.
-pub fn env_refs_in(v: &Value) -> Vec<String> {
-    match v {
-        Value::String(s) => env_refs(s),
-        Value::Array(a) => a.iter().flat_map(env_refs_in).collect(),
-        Value::Object(o) => o.values().flat_map(env_refs_in).collect(),
-        _ => Vec::new(),
-    }
-}
-
 /// `s` with each `{env:NAME}` replaced by the variable (empty when unset), as OpenCode does.
 fn substitute_env(s: &str, lookup: &impl Fn(&str) -> Option<String>) -> String {
     let mut out = s.to_owned();
@@ -305,15 +283,6 @@ mod tests {
         assert_eq!(e("ftp://host"), None);
         assert_eq!(e("http://:80/"), None);
         assert_eq!(e("http://host:port/"), None);
-    }
-
-    #[test]
-    fn env_references_are_found_anywhere_in_a_table() {
-        let v = json!({"options": {"apiKey": "{env:KEY_A}", "headers": ["x-{env:B}-{env:C}"]}});
-        let mut refs = env_refs_in(&v);
-        refs.sort();
-        assert_eq!(refs, ["B", "C", "KEY_A"]);
-        assert!(env_refs("{env:unterminated").is_empty());
     }
 
     #[tokio::test]

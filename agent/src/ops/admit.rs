@@ -47,7 +47,7 @@ pub(super) fn admit(
     })?;
     root_ok(rt)?;
     rt.supervisor.touch();
-    let running = crate::lease::is_running(rt);
+    let running = crate::lease::is_running(&rt.supervisor.info());
     workspaces
         .leases()
         .on_op(name, &fwd.cred_id, fwd.role, running);

@@ -4,7 +4,7 @@
 use super::admit::{reader_client, root_ok};
 use super::error::OpError;
 use super::handler::{Cx, Handler, json};
-use super::idempotency::{MAX_KEY_LEN, Recorded};
+use crate::idempotency::{MAX_KEY_LEN, Recorded};
 use crate::opencode::client::{ClientError, OpencodeClient, PromptChoice};
 use crate::opencode::ids::new_message_id;
 use crate::workspaces::{WorkspaceRuntime, Workspaces};
@@ -41,7 +41,7 @@ impl Handler for op::WorkspaceList {
 
 impl Handler for op::OpencodeStatus {
     async fn handle(cx: &Cx<'_>, (): ()) -> Result<OpencodeInfo, OpError> {
-        Ok(cx.workspaces.leases().info(cx.rt()?))
+        Ok(cx.rt()?.supervisor.info())
     }
 }
 
@@ -134,7 +134,7 @@ fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
         .map(|rt| WorkspaceInfo {
             name: rt.workspace.name.clone(),
             available: root_ok(rt).is_ok(),
-            opencode: workspaces.leases().info(rt),
+            opencode: rt.supervisor.info(),
             sandbox: Some(crate::sandbox::report::info_for(
                 &rt.workspace.name,
                 &rt.workspace.sandbox,

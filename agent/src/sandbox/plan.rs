@@ -176,7 +176,7 @@ pub fn provider_env_names(
     let mut names: Vec<String> = provider
         .into_iter()
         .flat_map(|p| p.values())
-        .flat_map(crate::opencode::provider::env_refs_in)
+        .flat_map(crate::env_refs::env_refs_in)
         .collect();
     names.sort();
     names.dedup();

@@ -13,17 +13,13 @@
 //! environment carries it), and the file has the same 0600 protection as the secrets fallback.
 
 use super::leftovers::{self, ProcId};
-use crate::hub::EventHub;
+use crate::hub::{EventHub, SEQ_BLOCK};
+pub use crate::state_file_name::FILE_NAME;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-/// File name inside the state directory.
-pub const FILE_NAME: &str = "agent-state.json";
-/// Sequence numbers reserved per write: the file is rewritten once per this many events.
-pub const SEQ_BLOCK: u64 = 10_000;
 
 /// A running OpenCode child as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -253,7 +253,7 @@ async fn a_lapsed_lease_stops_opencode_through_the_supervisor_on_paused_time() -
     })
     .await
     .context("OpenCode was not stopped by its lapsed lease")?;
-    let info = env.workspaces.leases().info(rt);
+    let info = rt.supervisor.info();
     ensure!(info.state == OpencodeState::Stopped, "{info:?}");
     let why = info.last_error.clone().unwrap_or_default();
     ensure!(
