@@ -6,7 +6,7 @@
 use crate::ids::{HostId, ReqId};
 use serde::{Deserialize, Serialize};
 
-pub use crate::operation::Op;
+pub use crate::opcode::Op;
 
 /// The first frame of a request stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,8 @@ pub mod header;
 pub mod host_watch;
 pub mod ids;
 pub mod message;
+#[macro_use]
+mod opcode;
 pub mod operation;
 pub mod ops;
 pub mod queue;

@@ -24,6 +24,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 
+pub use crate::opcode::{OP_COUNT, Op};
+
 #[macro_use]
 mod generate;
 #[cfg(test)]

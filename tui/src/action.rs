@@ -1,6 +1,6 @@
 //! What a key means to the app. The keymap turns keys into these; `App` acts on them.
 
-use crate::keymap::Context;
+use crate::key_context::Context;
 
 /// A user intent, independent of the key that triggered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -26,7 +26,6 @@ pub mod session;
 mod session_manage;
 mod sessions;
 mod stack;
-pub mod transcript;
 pub mod watch;
 pub mod workspace_detail;
 mod workspaces;

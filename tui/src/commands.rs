@@ -2,10 +2,10 @@
 //! `send`, `watch`, `permissions`, `approve`/`reject`, `abort`, `diff`, `messages`,
 //! `opencode HOST WORKSPACE start|stop|status`): one request each, printed as text or `--json`.
 
+pub use crate::command_error::CommandError;
 use crate::remote::{EventStream, Remote, Target};
 use crate::view::text::{sanitize, sanitize_text};
 use cm_client::LinkError;
-use cm_client::framed::StreamError;
 use cm_client::time::random_u64;
 use proto::event::Event;
 use proto::header::Op;
@@ -18,44 +18,6 @@ use proto::queue::PromptOutcome;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-
-/// Command failures.
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The relay or agent refused, or the connection failed.
-    #[error(transparent)]
-    Link(#[from] LinkError),
-    /// The event stream failed. (The cause is the source: `{e:#}` prints it once.)
-    #[error("event stream")]
-    Stream(#[from] StreamError),
-    /// No pending permission request with that id.
-    #[error(
-        "no pending permission request {0} (already answered, or the turn ended); see `cm-tui permissions`"
-    )]
-    NotPending(String),
-    /// No pending question with that id.
-    #[error(
-        "no pending question {0} (already answered, or the turn ended); see `cm-tui permissions`"
-    )]
-    NoQuestion(String),
-    /// The turn ended with an error.
-    #[error("the turn failed: {0}")]
-    Turn(String),
-    /// Output failed.
-    #[error(transparent)]
-    Output(#[from] std::io::Error),
-    /// Bad input found before sending: the message names the flag or value and what is allowed.
-    #[error("{0}")]
-    BadInput(String),
-    /// JSON encoding failed.
-    #[error("json")]
-    Json(#[from] serde_json::Error),
-    /// A new session cannot be created while the host is offline.
-    #[error(
-        "host {0} is offline, so no new session can be created; a prompt to an existing session is queued for it (add --session ses_…)"
-    )]
-    OfflineNewSession(String),
-}
 
 fn print_json<T: Serialize>(value: &T) -> Result<(), CommandError> {
     println!("{}", proto::text::json_pretty(value)?);
@@ -332,7 +294,7 @@ async fn follow_turn(
                 );
             }
             Event::QuestionAsked { request } if !json => {
-                for line in crate::sessions_cli::question_lines(&request) {
+                for line in crate::grants_cli::question_lines(&request) {
                     eprintln!("{line}");
                 }
                 eprintln!(

@@ -7,8 +7,36 @@ use crate::view::permission::detail;
 use crate::view::text::{Row, Tone, sanitize};
 use proto::grant::{GrantRevoke, StandingGrant, describe};
 use proto::op;
-use proto::ops::{Pending, PermissionAnswer, PermissionReply, PermissionRequest};
+use proto::ops::{Pending, PermissionAnswer, PermissionReply, PermissionRequest, QuestionRequest};
 use std::io::{BufRead, IsTerminal, Write};
+
+/// The lines `cm-tui permissions` prints for a pending question: its id and session, then each
+/// question with its choices (all from the model: sanitized).
+pub fn question_lines(q: &QuestionRequest) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{} question   {}",
+        sanitize(&q.id),
+        sanitize(&q.session)
+    )];
+    for (n, question) in crate::app::question::parse(&q.questions).iter().enumerate() {
+        let header = if question.header.is_empty() {
+            String::new()
+        } else {
+            format!("[{}] ", question.header)
+        };
+        lines.push(format!("  {}. {header}{}", n + 1, question.text));
+        let choices: Vec<&str> = question.options.iter().map(|(l, _)| l.as_str()).collect();
+        if !choices.is_empty() {
+            let how = if question.multiple {
+                "choose any, comma-separated"
+            } else {
+                "choose one"
+            };
+            lines.push(format!("     {how}: {}", choices.join(" | ")));
+        }
+    }
+    lines
+}
 
 /// What an "always" should cover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +74,7 @@ pub fn print_pending(pending: &Pending, out: &mut impl Write) -> std::io::Result
         }
     }
     for q in &pending.questions {
-        writeln!(out, "{}", crate::sessions_cli::question_lines(q).join("\n"))?;
+        writeln!(out, "{}", question_lines(q).join("\n"))?;
     }
     Ok(())
 }

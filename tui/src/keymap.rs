@@ -7,65 +7,7 @@
 use crate::action::Action;
 use crate::event::{KeyCode, KeyPress};
 
-/// Where the keys go: the screen, panel or input that has the focus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Context {
-    /// The hosts list.
-    Hosts,
-    /// A host's workspaces.
-    Workspaces,
-    /// A workspace's sessions.
-    Sessions,
-    /// One session's transcript.
-    Session,
-    /// The diff view.
-    Diff,
-    /// The attention panel.
-    Attention,
-    /// Typing a prompt.
-    Prompt,
-    /// Typing a list filter.
-    Filter,
-    /// The help overlay.
-    Help,
-    /// Typing in the command palette.
-    Palette,
-    /// Answering a question.
-    Question,
-    /// The administration screen.
-    Admin,
-    /// Typing into the administration screen's input line.
-    AdminInput,
-}
-
-impl Context {
-    /// Whether printable keys are typed rather than looked up.
-    pub fn is_text(self) -> bool {
-        matches!(
-            self,
-            Self::Prompt | Self::Filter | Self::Palette | Self::AdminInput
-        )
-    }
-
-    /// The name shown in the help overlay's title.
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::Hosts => "hosts",
-            Self::Workspaces => "workspaces",
-            Self::Sessions => "sessions",
-            Self::Session => "session",
-            Self::Diff => "diff",
-            Self::Attention => "attention",
-            Self::Prompt => "prompt",
-            Self::Filter => "filter",
-            Self::Help => "help",
-            Self::Palette => "command palette",
-            Self::Question => "question",
-            Self::Admin => "admin",
-            Self::AdminInput => "admin input",
-        }
-    }
-}
+pub use crate::key_context::Context;
 
 /// One row of a key table: the keys and the action they trigger.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! `cm-tui queue list|cancel`: prompts the relay keeps for hosts that were offline.
 
-use crate::commands::CommandError;
+use crate::command_error::CommandError;
 use crate::remote::Remote;
 use crate::view::text::sanitize;
 use cm_client::time::now_ms;

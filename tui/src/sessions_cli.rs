@@ -1,12 +1,12 @@
 //! `cm-tui sessions HOST WORKSPACE [list|rename SES TITLE|delete SES]` and
 //! `cm-tui answer HOST WORKSPACE QUESTION_ID ANSWER…`: one request each, text or `--json`.
 
-use crate::commands::CommandError;
+use crate::command_error::CommandError;
 use crate::remote::{Remote, Target};
 use crate::view::text::sanitize;
 use clap::{Args, Subcommand};
 use proto::op;
-use proto::ops::{Pending, QuestionReply, QuestionRequest, RenameSession, SessionInfo};
+use proto::ops::{Pending, QuestionReply, RenameSession, SessionInfo};
 use serde::Serialize;
 
 /// `cm-tui sessions HOST WORKSPACE …`.
@@ -90,34 +90,6 @@ pub async fn run(remote: &Remote, args: SessionsArgs) -> Result<(), CommandError
             Ok(())
         }
     }
-}
-
-/// The lines `cm-tui permissions` prints for a pending question: its id and session, then each
-/// question with its choices (all from the model: sanitized).
-pub fn question_lines(q: &QuestionRequest) -> Vec<String> {
-    let mut lines = vec![format!(
-        "{} question   {}",
-        sanitize(&q.id),
-        sanitize(&q.session)
-    )];
-    for (n, question) in crate::app::question::parse(&q.questions).iter().enumerate() {
-        let header = if question.header.is_empty() {
-            String::new()
-        } else {
-            format!("[{}] ", question.header)
-        };
-        lines.push(format!("  {}. {header}{}", n + 1, question.text));
-        let choices: Vec<&str> = question.options.iter().map(|(l, _)| l.as_str()).collect();
-        if !choices.is_empty() {
-            let how = if question.multiple {
-                "choose any, comma-separated"
-            } else {
-                "choose one"
-            };
-            lines.push(format!("     {how}: {}", choices.join(" | ")));
-        }
-    }
-    lines
 }
 
 /// Runs `cm-tui answer HOST WORKSPACE QUESTION_ID ANSWER…` (or `--reject`): one ANSWER per

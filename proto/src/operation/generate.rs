@@ -1,5 +1,7 @@
-//! What the operation list expands to in this crate: the [`Op`](super::Op) enum and its tables,
-//! the [`op`](super::op) types and their [`Operation`](super::Operation) impls.
+//! What the operation list expands to in this module: [`Op::info`](super::Op::info), the
+//! [`op`](super::op) types with their [`Operation`](super::Operation) impls, and the
+//! [`OPERATIONS`](super::OPERATIONS) table (the [`Op`](super::Op) enum itself is in
+//! `crate::opcode`). `relay_local!` comes from `opcode`.
 
 /// The body a receiver uses when none was sent, by body kind.
 macro_rules! absent_body {
@@ -11,16 +13,6 @@ macro_rules! absent_body {
     };
     (Required, $body:ty) => {
         None
-    };
-}
-
-/// `true` for operations the relay answers itself.
-macro_rules! relay_local {
-    (relay) => {
-        true
-    };
-    (agent) => {
-        false
     };
 }
 
@@ -52,44 +44,7 @@ macro_rules! generate_operations {
         $name:ident = $wire:literal, $side:ident, $kind:ident $body:ty => $reply:ty
             $(, then $item:ty)?;
     )*) => {
-        /// Every operation a stream can carry. Unknown names from newer peers decode as
-        /// [`Op::Unknown`] and get a typed `unknown_op` error.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        pub enum Op {
-            $(
-                $(#[doc = $doc])*
-                #[serde(rename = $wire)]
-                $name,
-            )*
-            /// An operation this build does not know.
-            #[serde(other, rename = "unknown")]
-            Unknown,
-        }
-
-        /// How many operations the list has.
-        pub const OP_COUNT: usize = [$($wire),*].len();
-
         impl Op {
-            /// Every known operation, in the list's order (for the matrix test and help texts).
-            pub const ALL: [Self; OP_COUNT] = [$(Self::$name),*];
-
-            /// The wire name.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$name => $wire,)*
-                    Self::Unknown => "unknown",
-                }
-            }
-
-            /// Whether the relay answers this operation itself rather than forwarding it to an
-            /// agent.
-            pub fn is_relay_local(self) -> bool {
-                match self {
-                    $(Self::$name => relay_local!($side),)*
-                    Self::Unknown => false,
-                }
-            }
-
             /// This operation as data.
             pub fn info(self) -> Option<OpInfo> {
                 OPERATIONS.into_iter().find(|i| i.op == self)

@@ -4,11 +4,11 @@
 
 use super::attention::ItemKind;
 use super::prompt::{Editor, History};
-use super::transcript::Transcript;
 use super::{App, DiffScope, Screen};
 use crate::action::Action;
 use crate::call::{Call, CallError, Scope, WatchKey};
 use crate::effect::Effect;
+use crate::transcript::Transcript;
 use crate::view;
 use proto::event::Event;
 use proto::ids::{HostId, SessionId, WorkspaceName};
@@ -329,7 +329,7 @@ impl SessionView {
         let known: HashSet<String> = history
             .iter()
             .flat_map(|m| m.parts.iter())
-            .map(|p| super::transcript::part_id(p).to_owned())
+            .map(|p| crate::transcript::part_id(p).to_owned())
             .collect();
         self.transcript.replace_history(history);
         for event in std::mem::take(&mut self.buffered) {

@@ -1,7 +1,7 @@
 //! The transcript as rows: one header per message, markdown for the model's text, tool calls
 //! with their state (output collapsible), reasoning collapsed, changed files and errors.
 
-use crate::app::transcript::{Transcript, part_id};
+use crate::transcript::{Transcript, part_id};
 use crate::view::markdown;
 use crate::view::text::{Look, Row, Span, Tone, count, sanitize, truncate, wrap};
 use proto::ops::{Message, Part};
