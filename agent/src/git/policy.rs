@@ -84,7 +84,11 @@ impl GitSettings {
         if url.starts_with('-') {
             return Err(refuse("leading_dash", what.into()));
         }
-        if url.len() > MAX_URL_LEN || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // ASCII only: internationalised hosts come punycoded, and the matcher cuts at bytes.
+        if url.len() > MAX_URL_LEN
+            || !url.is_ascii()
+            || url.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(refuse("url_format", what.into()));
         }
         match transport(url) {
@@ -92,8 +96,11 @@ impl GitSettings {
             Transport::Local => return Err(refuse("local_remote", what.into())),
             Transport::Helper => return Err(refuse("remote_helper", what.into())),
         }
-        if host(url).is_none_or(|h| h.is_empty() || h.starts_with('-')) {
+        if !authority_is_plain(url) {
             return Err(refuse("url_host", what.into()));
+        }
+        if has_dot_segment(url) {
+            return Err(refuse("url_path", what.into()));
         }
         let allowed = if self.clone_from.is_empty() {
             let lower = url.to_ascii_lowercase();
@@ -119,13 +126,39 @@ fn scheme(p: &str) -> &str {
     p.split_once("://").map_or("ssh", |(s, _)| s)
 }
 
-/// The host of a network URL (after any `user@`), for the `-` check.
-fn host(url: &str) -> Option<&str> {
-    let authority = match url.split_once("://") {
-        Some((_, rest)) => rest.split('/').next()?,
-        None => url.split_once(':')?.0,
+/// The authority of a network URL (`user@host:port`) and the path after it.
+fn split_authority(url: &str) -> Option<(&str, &str)> {
+    match url.split_once("://") {
+        Some((_, rest)) => Some(rest.split_once('/').unwrap_or((rest, ""))),
+        None => url.split_once(':'),
+    }
+}
+
+/// Whether the authority has a host and neither it nor the user part could be read as an
+/// option by ssh (a leading `-`, also inside brackets or percent-encoded).
+fn authority_is_plain(url: &str) -> bool {
+    let Some((authority, _)) = split_authority(url) else {
+        return false;
     };
-    Some(authority.rsplit_once('@').map_or(authority, |(_, h)| h))
+    let (user, host) = authority
+        .rsplit_once('@')
+        .map_or((None, authority), |(u, h)| (Some(u), h));
+    let optionish = |part: &str| {
+        let part = part.trim_start_matches('[').to_ascii_lowercase();
+        part.starts_with('-') || part.starts_with("%2d")
+    };
+    !host.trim_start_matches('[').is_empty() && !optionish(host) && !user.is_some_and(optionish)
+}
+
+/// Whether the path has a `.` or `..` segment (also percent-encoded): curl and ssh servers
+/// resolve them, so `allowed/../other` would reach `other` past a path pattern.
+fn has_dot_segment(url: &str) -> bool {
+    let Some((_, path)) = split_authority(url) else {
+        return false;
+    };
+    let path = path.to_ascii_lowercase().replace("%2e", ".");
+    path.split(['/', '?', '#'])
+        .any(|segment| segment == "." || segment == "..")
 }
 
 /// Whether a `clone_from` pattern is well-formed: a network URL (not `file://`, not a helper).
@@ -226,6 +259,47 @@ mod tests {
             assert_eq!(rule(s.check_url("url", bad)), "url_not_allowed", "{bad}");
         }
         assert_eq!(s.allowed_protocols(), "git:https");
+    }
+
+    #[test]
+    fn urls_that_could_leave_a_pattern_or_pass_options_are_refused() {
+        let s = GitSettings {
+            clone_from: vec![
+                "https://github.com/myorg/*".into(),
+                "https://*.example.com/*".into(),
+            ],
+            ..GitSettings::default()
+        };
+        // Non-ASCII never reaches the matcher (it cut strings at byte offsets).
+        assert_eq!(
+            rule(s.check_url("url", "https://\u{e9}.example.com/x")),
+            "url_format"
+        );
+        // Dot segments: curl removes them, so `myorg/../other` would fetch `other`.
+        for bad in [
+            "https://github.com/myorg/../other/repo.git",
+            "https://github.com/myorg/./x/../../other",
+            "https://github.com/myorg/%2e%2e/other",
+            "https://github.com/myorg/%2E%2e/other",
+            "https://github.com/myorg/..",
+        ] {
+            assert_eq!(rule(s.check_url("url", bad)), "url_path", "{bad}");
+        }
+        assert!(
+            s.check_url("url", "https://github.com/myorg/a..b.git")
+                .is_ok()
+        );
+        // Options hidden in the user part or in brackets, under the default policy too.
+        let d = GitSettings::default();
+        for bad in [
+            "ssh://-oProxyCommand=x@github.com/a",
+            "-oProxyCommand=x@github.com:a",
+            "[-oProxyCommand=x]:p",
+            "ssh://[-oProxyCommand=x]/p",
+        ] {
+            let r = rule(d.check_url("url", bad));
+            assert!(matches!(r, "url_host" | "leading_dash"), "{bad}: {r}");
+        }
     }
 
     #[test]

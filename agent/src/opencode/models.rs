@@ -29,6 +29,15 @@ pub enum ChoiceError {
         /// What may be picked.
         offered: String,
     },
+    /// The host restricts models, none was picked, and no allowed default exists.
+    #[error(
+        "this host allows only the models {allowed} and none of them is OpenCode's default; \
+         pick one with --model (see `cm-tui models HOST WORKSPACE`)"
+    )]
+    NeedsModel {
+        /// The host's patterns.
+        allowed: String,
+    },
     /// OpenCode has no such primary agent.
     #[error("agent {agent:?} is not offered by this host's OpenCode; pick one of: {offered}")]
     UnknownAgent {
@@ -143,6 +152,8 @@ pub fn catalog(
         .flatten()
         .filter(|a| a.get("mode").and_then(Value::as_str) != Some("subagent"))
         .filter(|a| a.get("hidden").and_then(Value::as_bool) != Some(true))
+        // An agent that names its own model runs on it: offered only if the host allows it.
+        .filter(|a| agent_model(a).is_none_or(|m| allowed(patterns, &m)))
         .filter_map(|a| {
             Some(AgentChoice {
                 name: a.get("name")?.as_str()?.to_owned(),
@@ -192,6 +203,37 @@ pub fn check_choice(
         });
     }
     Ok(())
+}
+
+/// The model an agent of OpenCode's `GET /agent` answer names for itself, if any.
+fn agent_model(agent: &Value) -> Option<String> {
+    let m = agent.get("model")?;
+    let provider = m.get("providerID")?.as_str()?;
+    let model = m.get("modelID")?.as_str()?;
+    Some(format!("{provider}/{model}"))
+}
+
+/// The model a prompt is sent with. Without a host restriction: the one picked, if any (else
+/// OpenCode's choice: the session's or agent's model). With one: always an explicit allowed
+/// model — the one picked, else the catalog's (allowed) default — so neither an agent's own
+/// model nor a workspace's OpenCode config can run a model the host does not allow.
+///
+/// # Errors
+/// [`ChoiceError::NeedsModel`]: restricted, nothing picked, no allowed default.
+pub fn effective_model(
+    catalog: &ModelCatalog,
+    picked: Option<&str>,
+) -> Result<Option<String>, ChoiceError> {
+    if catalog.allowed.is_empty() || picked.is_some() {
+        return Ok(picked.map(str::to_owned));
+    }
+    catalog
+        .default
+        .clone()
+        .map(Some)
+        .ok_or_else(|| ChoiceError::NeedsModel {
+            allowed: catalog.allowed.join(", "),
+        })
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -271,6 +313,55 @@ mod tests {
         assert_eq!(
             c.default, None,
             "the default is not allowed, so not offered"
+        );
+    }
+
+    #[test]
+    fn an_agent_with_its_own_model_is_offered_only_if_the_host_allows_that_model() {
+        let agents = json!([
+            {"name": "build", "mode": "primary"},
+            {"name": "rich", "mode": "primary", "model": {"providerID": "paid", "modelID": "big"}},
+            {"name": "cheap", "mode": "primary", "model": {"providerID": "mock", "modelID": "mock-model"}}
+        ]);
+        let c = catalog(&providers(), &agents, &["mock/*".to_owned()], None);
+        let names: Vec<&str> = c.agents.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["build", "cheap"]);
+        let e = check_choice(&c, None, Some("rich")).unwrap_err();
+        assert!(matches!(e, ChoiceError::UnknownAgent { .. }), "{e}");
+        let open = catalog(&providers(), &agents, &[], None);
+        assert_eq!(open.agents.len(), 3);
+    }
+
+    #[test]
+    fn under_a_restriction_every_prompt_names_an_allowed_model() {
+        let restricted = catalog(
+            &providers(),
+            &agents(),
+            &["mock/*".to_owned()],
+            Some("mock/mock-model"),
+        );
+        assert_eq!(
+            effective_model(&restricted, None),
+            Ok(Some("mock/mock-model".to_owned()))
+        );
+        assert_eq!(
+            effective_model(&restricted, Some("mock/mock-other")),
+            Ok(Some("mock/mock-other".to_owned()))
+        );
+        let no_default = catalog(
+            &providers(),
+            &agents(),
+            &["paid/*".to_owned()],
+            Some("mock/mock-model"),
+        );
+        let e = effective_model(&no_default, None).unwrap_err();
+        assert!(matches!(e, ChoiceError::NeedsModel { .. }), "{e}");
+        assert!(e.to_string().contains("paid/*"), "{e}");
+        let open = catalog(&providers(), &agents(), &[], Some("mock/mock-model"));
+        assert_eq!(
+            effective_model(&open, None),
+            Ok(None),
+            "OpenCode keeps choosing"
         );
     }
 

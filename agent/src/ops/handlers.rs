@@ -189,16 +189,18 @@ async fn prompt(
     }
     provider_reachable(cfg, req.model.as_deref()).await?;
     let client = rt.supervisor.ensure_ready().await?;
-    if req.model.is_some() || req.agent.is_some() {
+    // Under a host restriction every prompt is checked and names an allowed model, so neither
+    // an agent's own model nor the workspace's OpenCode config can pick another.
+    let mut model = req.model.clone();
+    if req.model.is_some() || req.agent.is_some() || !cfg.allowed_models.is_empty() {
         let catalog = super::models::catalog(&client, cfg).await?;
         crate::opencode::models::check_choice(&catalog, req.model.as_deref(), req.agent.as_deref())
             .map_err(super::models::refused)?;
+        model = crate::opencode::models::effective_model(&catalog, req.model.as_deref())
+            .map_err(super::models::refused)?;
     }
     let choice = PromptChoice {
-        model: req
-            .model
-            .as_deref()
-            .and_then(crate::opencode::models::split),
+        model: model.as_deref().and_then(crate::opencode::models::split),
         agent: req.agent.as_deref(),
     };
     let message_id = new_message_id();

@@ -178,11 +178,14 @@ async fn prompts_pick_only_models_and_agents_the_host_offers_and_allows() -> Res
     let history: Vec<Message> = env.ok(Op::Messages, WS, Some(&ses.id), None).await?;
     ensure!(history.len() >= 2, "{history:?}");
 
-    // Without a model, the session keeps the model it last used (OpenCode's own rule) ...
+    // Without a model, under the host's restriction, every prompt names the host's (allowed)
+    // default explicitly — in the session that last used another model too — so neither an
+    // agent's own model nor a workspace's OpenCode config can run a model the host does not
+    // allow ...
     let mut asked = Vec::new();
     for (session, key) in [(ses.id.clone(), "k5"), (String::new(), "k6")] {
         let session = if session.is_empty() {
-            // ... and a new session starts on the default.
+            // ... and a new session starts on it.
             let s: SessionInfo = env
                 .ok(
                     Op::SessionCreate,
@@ -218,7 +221,7 @@ async fn prompts_pick_only_models_and_agents_the_host_offers_and_allows() -> Res
         );
     }
     ensure!(
-        asked == [Some("mock-other".to_owned()), Some("mock-model".to_owned())],
+        asked == [Some("mock-model".to_owned()), Some("mock-model".to_owned())],
         "asked for {asked:?}"
     );
     env.shutdown().await;
