@@ -69,6 +69,8 @@ pub enum Action {
     Abort,
     /// Show the diff.
     ShowDiff,
+    /// Pick the model or agent of the session's following prompts.
+    PickModel,
     /// Allow the permission request once.
     AllowOnce,
     /// Allow it and matching calls from now on (shows what that allows; press again to
@@ -167,6 +169,7 @@ impl Action {
         Self::FocusPrompt,
         Self::Abort,
         Self::ShowDiff,
+        Self::PickModel,
         Self::AllowOnce,
         Self::AllowAlways,
         Self::AllowAlwaysThis,
@@ -234,6 +237,7 @@ impl Action {
             Self::FocusPrompt => "focus_prompt",
             Self::Abort => "abort",
             Self::ShowDiff => "show_diff",
+            Self::PickModel => "pick_model",
             Self::AllowOnce => "allow_once",
             Self::AllowAlways => "allow_always",
             Self::AllowAlwaysThis => "allow_always_this",
@@ -300,6 +304,15 @@ impl Action {
                 _ => {}
             }
         }
+        if context == Context::ModelPicker {
+            match self {
+                Self::Open => return "use it for the next prompts",
+                Self::Back => return "close (keep the choice)",
+                Self::SelectPrev => return "previous row",
+                Self::SelectNext => return "next row",
+                _ => {}
+            }
+        }
         let scrolls = matches!(context, Context::Session | Context::Diff);
         match self {
             Self::SelectPrev if scrolls => "scroll up",
@@ -341,6 +354,7 @@ impl Action {
             Self::FocusPrompt => "write a prompt",
             Self::Abort => "abort the running turn",
             Self::ShowDiff => "show the diff",
+            Self::PickModel => "pick the model / agent of the next prompts",
             Self::AllowOnce => "allow the permission request once",
             Self::AllowAlways => "allow always (says what; again to confirm)",
             Self::AllowAlwaysThis => "always, only this file / command (confirmed)",

@@ -14,6 +14,7 @@ pub mod attention;
 mod diff;
 mod hosts;
 pub mod list;
+pub mod model_picker;
 pub mod overlay;
 pub mod palette;
 pub mod prompt;

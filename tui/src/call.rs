@@ -121,6 +121,8 @@ pub enum Call {
     PermissionGrants,
     /// `permission_revoke`.
     PermissionRevoke(proto::grant::GrantRevoke),
+    /// `model_list`: the models and agents the workspace's OpenCode offers.
+    ModelList,
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
 }
@@ -189,6 +191,7 @@ impl Call {
             Self::GitStatus(_) => Op::GitStatus,
             Self::PermissionGrants => Op::PermissionGrants,
             Self::PermissionRevoke(_) => Op::PermissionRevoke,
+            Self::ModelList => Op::ModelList,
             Self::Admin(a) => a.op(),
         }
     }
@@ -242,6 +245,8 @@ pub enum Response {
     Grants(Vec<proto::grant::StandingGrant>),
     /// A standing grant revoked.
     Revoked(proto::grant::StandingGrant),
+    /// The models and agents on offer.
+    Models(proto::ops::ModelCatalog),
     /// Users and their grants.
     Users(Vec<proto::admin::UserInfo>),
     /// Enrolled hosts.

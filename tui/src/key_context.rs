@@ -26,6 +26,8 @@ pub enum Context {
     Palette,
     /// Answering a question.
     Question,
+    /// Picking the model or agent of a session's prompts.
+    ModelPicker,
     /// The administration screen.
     Admin,
     /// Typing into the administration screen's input line.
@@ -55,6 +57,7 @@ impl Context {
             Self::Help => "help",
             Self::Palette => "command palette",
             Self::Question => "question",
+            Self::ModelPicker => "model picker",
             Self::Admin => "admin",
             Self::AdminInput => "admin input",
         }

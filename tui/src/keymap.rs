@@ -76,6 +76,7 @@ const SESSION: &[Binding] = &[
     bind(&[ch('i')], Action::FocusPrompt),
     bind(&[ch('a')], Action::Abort),
     bind(&[ch('d')], Action::ShowDiff),
+    bind(&[ch('M')], Action::PickModel),
     bind(&[ch('[')], Action::PrevBlock),
     bind(&[ch(']')], Action::NextBlock),
     bind(&[key(KeyCode::Enter), ch(' ')], Action::ToggleBlock),
@@ -170,6 +171,14 @@ const QUESTION: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const MODEL_PICKER: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const ADMIN: &[Binding] = &[
     bind(&[key(KeyCode::Left), ch('h')], Action::PrevFile),
     bind(&[key(KeyCode::Right), ch('l')], Action::NextFile),
@@ -213,13 +222,14 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::Help => &[HELP],
         Context::Palette => &[PALETTE],
         Context::Question => &[QUESTION],
+        Context::ModelPicker => &[MODEL_PICKER],
         Context::Admin => &[MOVE, ADMIN, GLOBAL],
         Context::AdminInput => &[ADMIN_INPUT],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 13] = [
+pub const CONTEXTS: [Context; 14] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -231,6 +241,7 @@ pub const CONTEXTS: [Context; 13] = [
     Context::Help,
     Context::Palette,
     Context::Question,
+    Context::ModelPicker,
     Context::Admin,
     Context::AdminInput,
 ];

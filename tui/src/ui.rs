@@ -7,6 +7,7 @@ mod attention;
 mod diff;
 mod help;
 mod hosts;
+mod model_picker;
 mod palette;
 mod question;
 mod session;
@@ -54,6 +55,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     status_bar::render_notice(frame, notice, app, theme);
     status_bar::render(frame, status, app, theme);
     question::render(frame, main, app, theme);
+    model_picker::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

@@ -2,6 +2,7 @@
 //! question form. At most one is open; opening one replaces another (each opens from a key
 //! on a screen, where no overlay has the keys).
 
+use super::model_picker::ModelPicker;
 use super::palette::Palette;
 use super::question::QuestionForm;
 use crate::keymap::Context;
@@ -15,6 +16,8 @@ pub enum Overlay {
     Palette(Palette),
     /// The question being answered.
     Question(QuestionForm),
+    /// The model picker of the session screen.
+    ModelPicker(ModelPicker),
 }
 
 impl Overlay {
@@ -24,6 +27,7 @@ impl Overlay {
             Self::Help => Context::Help,
             Self::Palette(_) => Context::Palette,
             Self::Question(_) => Context::Question,
+            Self::ModelPicker(_) => Context::ModelPicker,
         }
     }
 }

@@ -59,6 +59,7 @@ impl App {
             Response::Git(status) => self.git_loaded(scope, status),
             Response::Grants(grants) => self.grants_loaded(scope, grants),
             Response::Revoked(grant) => self.grant_revoked(scope, &grant),
+            Response::Models(catalog) => self.models_loaded(request.id, catalog),
             // Administration answers went to the admin screen above.
             Response::Users(_)
             | Response::AdminHosts(_)
@@ -96,6 +97,7 @@ impl App {
             Call::PermissionRevoke(r) => {
                 self.notify(format!("standing grant {} not revoked: {e}", r.id), true);
             }
+            Call::ModelList => self.models_failed(request.id, e),
             Call::Admin(call) => self.admin_failed(call, e),
         }
     }

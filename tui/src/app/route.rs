@@ -69,6 +69,11 @@ impl App {
                     self.question_action(action, fx);
                 }
             }
+            Context::ModelPicker => {
+                if let Some(action) = action {
+                    self.model_picker_action(action, fx);
+                }
+            }
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
@@ -81,7 +86,11 @@ impl App {
     /// a list or the attention panel by one row. Ignored under the help and the palette.
     pub(super) fn on_scroll(&mut self, up: bool, fx: &mut Vec<Effect>) {
         let (context, notches) = match self.context() {
-            Context::Help | Context::Palette | Context::Question | Context::AdminInput => return,
+            Context::Help
+            | Context::Palette
+            | Context::Question
+            | Context::ModelPicker
+            | Context::AdminInput => return,
             Context::Prompt => (Context::Session, 3),
             Context::Filter => (self.list_context(), 1),
             c @ (Context::Session | Context::Diff) => (c, 3),
@@ -165,6 +174,7 @@ impl App {
                 Context::Hosts => self.hosts_action(action, fx),
                 Context::Workspaces => self.workspaces_action(action, fx),
                 Context::Sessions => self.sessions_action(action, fx),
+                Context::Session if action == Action::PickModel => self.ask_models(fx),
                 Context::Session => self.session_action(action, fx),
                 Context::Diff => self.diff_action(action, fx),
                 Context::Attention => self.attention_action(action, fx),
@@ -174,6 +184,7 @@ impl App {
                 | Context::Help
                 | Context::Palette
                 | Context::Question
+                | Context::ModelPicker
                 | Context::AdminInput => {}
             },
         }

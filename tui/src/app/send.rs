@@ -128,8 +128,8 @@ impl App {
             let prompt = Prompt {
                 text: out.text.clone(),
                 idempotency_key: out.key.clone(),
-                model: None,
-                agent: None,
+                model: v.pick.model.clone(),
+                agent: v.pick.agent.clone(),
             };
             Some((v.scope(), Call::Prompt(prompt)))
         }) else {

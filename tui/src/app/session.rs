@@ -92,6 +92,8 @@ pub struct SessionView {
     pub focus: bool,
     /// The prompt being sent.
     pub outbox: Option<super::send::Outgoing>,
+    /// The model and agent its prompts name (`M` picks them).
+    pub pick: super::model_picker::ModelPick,
     /// The transcript laid out (kept current by `App::update`, drawn by `ui`).
     layout: view::transcript::Layout,
 }
@@ -115,6 +117,7 @@ impl SessionView {
             editor: Editor::default(),
             focus: false,
             outbox: None,
+            pick: super::model_picker::ModelPick::default(),
             layout: view::transcript::Layout::default(),
         }
     }

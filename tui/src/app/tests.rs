@@ -5,6 +5,7 @@ pub(crate) mod admin;
 mod attention;
 mod detail;
 mod hosts;
+pub(crate) mod model;
 mod navigation;
 mod offline;
 mod palette;

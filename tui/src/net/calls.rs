@@ -68,6 +68,7 @@ pub(super) async fn perform_call(
         Call::PermissionRevoke(b) => {
             Response::Revoked(call::<op::PermissionRevoke>(c, &h, b).await?)
         }
+        Call::ModelList => Response::Models(call::<op::ModelList>(c, &h, &()).await?),
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));

@@ -55,6 +55,19 @@ fn title(view: &SessionView) -> String {
     }
 }
 
+/// `model · agent` as picked, `default` for the half left to OpenCode; `None` when neither is.
+fn picked(view: &SessionView) -> Option<String> {
+    let (model, agent) = (&view.pick.model, &view.pick.agent);
+    if model.is_none() && agent.is_none() {
+        return None;
+    }
+    let model = model.as_deref().unwrap_or("default");
+    Some(match agent {
+        Some(agent) => format!("model {model} · agent {agent}"),
+        None => format!("model {model}"),
+    })
+}
+
 fn render_transcript(
     frame: &mut Frame<'_>,
     area: Rect,
@@ -73,8 +86,12 @@ fn render_transcript(
     let mut block = panel(
         &[view.host.as_str(), view.workspace.as_str(), &crumb],
         theme,
-    )
-    .title_top(Line::from(Span::styled(format!(" {text} "), style)).right_aligned());
+    );
+    // The model (and agent) picked with `M`; nothing when OpenCode's defaults are used.
+    if let Some(choice) = picked(view) {
+        block = block.title_top(Line::styled(format!(" {choice} "), theme.muted()).right_aligned());
+    }
+    block = block.title_top(Line::from(Span::styled(format!(" {text} "), style)).right_aligned());
     if !view.loaded {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot read the history: {e}"), theme.error()),

@@ -1085,3 +1085,22 @@ fn a_command_permission_shows_the_whole_command_and_where_it_runs() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
 }
+
+#[test]
+fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
+    let mut d = steady(crate::app::tests::model::at_picker());
+    d.key('j');
+    let text = screen(&d.app, 80, 24);
+    assert!(
+        text.contains("anthropic/claude-sonnet-4  default") && text.contains("plan"),
+        "{text}"
+    );
+    insta::assert_snapshot!("model_picker_overlay", both(&d.app));
+    d.key('j').code(KeyCode::Enter);
+    let text = screen(&d.app, 80, 24);
+    assert!(text.contains("model openai/gpt-5"), "{text}");
+    insta::assert_snapshot!(
+        "session_header_shows_the_picked_model",
+        screen(&d.app, 80, 24)
+    );
+}
