@@ -118,17 +118,33 @@ pub async fn send(
             println!("prompt accepted in session {}", sanitize(&accepted.session));
             Ok(())
         }
-        Some(events) => follow_turn(events, &target, &session, json).await,
+        Some(events) => follow_turn(events, &target, &session, &accepted.message_id, json).await,
     }
 }
 
-/// Prints a turn's answer as it streams and returns when the session is idle again.
+/// Whether `event` shows that the turn of the prompt whose user message is `ours` has begun:
+/// OpenCode announces our user message first. Until then, a busy or idle of the session
+/// belongs to an earlier turn (e.g. the tail of one re-adopted after an agent restart) and
+/// must not end the wait. A resync may have lost the announcement: counted as begun, so the
+/// wait cannot hang.
+fn turn_began(event: &Event, ours: &str) -> bool {
+    match event {
+        Event::MessageUpdated { message_id, .. } => message_id == ours,
+        Event::Resync { .. } => true,
+        _ => false,
+    }
+}
+
+/// Prints a turn's answer as it streams and returns when the session is idle again after the
+/// turn of our prompt (user message `ours`) began.
 async fn follow_turn(
     mut events: EventStream,
     target: &Target,
     session: &str,
+    ours: &str,
     json: bool,
 ) -> Result<(), CommandError> {
+    let mut began = false;
     let mut out = std::io::stdout().lock();
     let mut assistant: HashSet<String> = HashSet::new();
     let mut printed: HashMap<String, String> = HashMap::new();
@@ -141,6 +157,7 @@ async fn follow_turn(
         if json {
             writeln!(out, "{}", proto::text::json_line(&frame)?)?;
         }
+        began = began || turn_began(&frame.event, ours);
         match frame.event {
             Event::MessageUpdated {
                 message_id, role, ..
@@ -213,7 +230,7 @@ async fn follow_turn(
                     format!("{name}: {message}")
                 });
             }
-            Event::SessionIdle { .. } => break,
+            Event::SessionIdle { .. } if began => break,
             Event::Resync { reason } if !json => eprintln!("[resync: {}]", sanitize(&reason)),
             _ => {}
         }
@@ -229,7 +246,44 @@ async fn follow_turn(
 
 #[cfg(test)]
 mod tests {
-    use super::PromptPick;
+    use super::{Event, PromptPick, turn_began};
+
+    #[test]
+    fn only_our_user_message_or_a_resync_begins_the_turn_an_earlier_idle_does_not() {
+        use proto::ops::SessionStatus;
+        let ours = "msg_ours";
+        let earlier = [
+            Event::SessionStatus {
+                session: "ses_1".into(),
+                status: SessionStatus::Busy,
+            },
+            Event::MessageUpdated {
+                session: "ses_1".into(),
+                message_id: "msg_before".into(),
+                role: "assistant".into(),
+                finish: Some("stop".into()),
+            },
+            Event::SessionIdle {
+                session: "ses_1".into(),
+            },
+        ];
+        assert!(!earlier.iter().any(|e| turn_began(e, ours)));
+        assert!(turn_began(
+            &Event::MessageUpdated {
+                session: "ses_1".into(),
+                message_id: ours.into(),
+                role: "user".into(),
+                finish: None,
+            },
+            ours
+        ));
+        assert!(turn_began(
+            &Event::Resync {
+                reason: "agent restarted".into()
+            },
+            ours
+        ));
+    }
 
     #[test]
     fn a_malformed_model_or_empty_agent_is_refused_before_sending() {
