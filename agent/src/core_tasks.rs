@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// A core task ended while the agent was not stopping.
@@ -27,22 +27,6 @@ pub struct CoreTasks {
     set: JoinSet<()>,
     names: HashMap<tokio::task::Id, &'static str>,
     cancel: CancellationToken,
-}
-
-fn describe(result: Result<(), JoinError>) -> String {
-    match result {
-        Ok(()) => "returned early".to_owned(),
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-text payload".to_owned());
-            format!("panicked: {text}")
-        }
-        Err(_) => "was cancelled".to_owned(),
-    }
 }
 
 impl CoreTasks {
@@ -73,7 +57,7 @@ impl CoreTasks {
             if self.cancel.is_cancelled() && result.is_ok() {
                 continue;
             }
-            let how = describe(result);
+            let how = cm_client::task_end::describe(result);
             tracing::error!(
                 task,
                 how,
@@ -93,7 +77,7 @@ impl CoreTasks {
                 let task = self.names.get(&e.id()).copied().unwrap_or("unnamed");
                 tracing::warn!(
                     task,
-                    how = describe(Err(e)),
+                    how = cm_client::task_end::describe(Err(e)),
                     "core task failed while stopping"
                 );
             }

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -123,22 +123,6 @@ impl std::fmt::Debug for CoreTask {
     }
 }
 
-fn describe(result: Result<(), JoinError>) -> String {
-    match result {
-        Ok(()) => "returned early".to_owned(),
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a non-text payload".to_owned());
-            format!("panicked: {text}")
-        }
-        Err(_) => "was cancelled".to_owned(),
-    }
-}
-
 fn start(
     set: &mut JoinSet<()>,
     names: &mut HashMap<tokio::task::Id, usize>,
@@ -191,7 +175,7 @@ pub async fn supervise(
             continue;
         }
         let name = tasks.get(index).map_or("?", |t| t.name);
-        let how = describe(result);
+        let how = cm_client::task_end::describe(result);
         if cancel.is_cancelled() {
             tracing::warn!(task = name, how, "core task ended badly during shutdown");
             continue;

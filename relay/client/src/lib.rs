@@ -13,6 +13,7 @@ pub mod pipe;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod signal;
+pub mod task_end;
 pub mod time;
 pub mod tls;
 pub mod toml_file;
