@@ -30,6 +30,7 @@ mod handler;
 mod handlers;
 mod models;
 mod permissions;
+mod templates;
 mod watch;
 
 use crate::workspaces::Workspaces;

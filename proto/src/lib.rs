@@ -34,6 +34,7 @@ pub mod ops;
 pub mod queue;
 pub mod rbac;
 pub mod replay;
+pub mod template;
 pub mod text;
 pub mod token;
 pub mod wire_error;

@@ -212,12 +212,26 @@ macro_rules! with_operations {
                 then git::GitCloneEvent;
             /// Set an allowlisted key of a repository's own config.
             GitConfig = "git_config", agent, Required git::GitConfigSet => git::GitConfigDone;
+            /// List the relay's OpenCode config templates, latest version of each.
+            TemplateList = "template_list", relay, None () => Vec<template::TemplateSummary>;
+            /// One version of a template (the latest by default).
+            TemplateShow = "template_show", relay, Required template::TemplateQuery
+                => template::Template;
+            /// Publish a new version of a template (admins).
+            TemplatePublish = "template_publish", relay, Required template::TemplatePublish
+                => template::TemplateSummary;
+            /// Apply a stored template version to a workspace (the relay resolves it; the host
+            /// merges it under its policy): accepted, then restart progress.
+            TemplateApply = "template_apply", agent, Required template::TemplateApply
+                => template::TemplateApplied, then template::TemplateApplyEvent;
+            /// The MCP servers of a workspace's OpenCode and their status.
+            McpList = "mcp_list", agent, None () => Vec<template::McpServerInfo>;
         }
     };
 }
 
 // The modules the list's types are written against.
 #[allow(unused_imports)]
-use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue};
+use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template};
 
 with_operations!(generate_operations);

@@ -74,6 +74,10 @@ pub struct WorkspaceInfo {
     /// The kernel sandbox around this workspace's OpenCode (absent from older agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxInfo>,
+    /// The relay template this workspace's OpenCode config was merged with (absent: none, or
+    /// an older agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::template::TemplateRef>,
 }
 
 /// What holds a workspace's OpenCode besides its own permission config.

@@ -83,6 +83,9 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitLog
         | Op::GitBranchList
         | Op::ModelList
+        | Op::TemplateList
+        | Op::TemplateShow
+        | Op::McpList
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
@@ -100,6 +103,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitInit
         | Op::GitClone
         | Op::GitConfig
+        | Op::TemplateApply
         | Op::QueueList
         | Op::QueueCancel
         | Op::PermissionRevoke => Role::Operator,
@@ -117,7 +121,8 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::CredsList
         | Op::CredsRevoke
         | Op::Kill
-        | Op::AuditRead => Role::Admin,
+        | Op::AuditRead
+        | Op::TemplatePublish => Role::Admin,
         Op::GrantAdmin | Op::RelaySettings => Role::Owner,
         // An operation this build does not know is never allowed.
         Op::Unknown => return None,

@@ -264,6 +264,7 @@ impl Bench {
             Op::WorkspaceList,
             Response::Workspaces(vec![WorkspaceInfo {
                 sandbox: None,
+                template: None,
                 name: "demo".into(),
                 available: true,
                 opencode: OpencodeInfo {

@@ -139,6 +139,7 @@ fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
                 &rt.workspace.name,
                 &rt.workspace.sandbox,
             )),
+            template: None,
         })
         .collect()
 }

@@ -73,6 +73,9 @@ const GRANT: &str = r#"{"id":"grant_1","session":"ses_1","permission":"edit","pa
 const QUEUE_ENTRY: &str = r#"{"id":"q_1","host":"box","workspace":"demo","session":"ses_1","user":"ann","preview":"hi","created_ms":1,"expires_ms":2,"state":"cancelled"}"#;
 
 /// Samples for every operation in the list; the test fails naming any operation without one.
+const TEMPLATE_SUMMARY: &str = r#"{"name":"team","version":2,"hash":"blake3:00","author":"alice","published_ms":5,"description":"d","mcp":["docs"]}"#;
+const TEMPLATE: &str = r#"{"name":"team","version":2,"hash":"blake3:00","author":"alice","published_ms":5,"content":{"opencode":{"model":"a/b"},"mcp":{"docs":{"type":"remote","url":"https://mcp.example.com"}}}}"#;
+
 fn samples() -> Vec<(Op, fn())> {
     macro_rules! table {
         ($($name:ident: $body:expr, $reply:expr;)*) => {
@@ -136,6 +139,12 @@ fn samples() -> Vec<(Op, fn())> {
         GitInit: Some(r#"{"dir":"new"}"#), r#"{"dir":"new"}"#;
         GitClone: Some(r#"{"url":"https://github.com/a/b.git","dir":"b"}"#), r#"{"dir":"b"}"#;
         GitConfig: Some(r#"{"dir":"b","key":"user.name","value":"Ada"}"#), r#"{"key":"user.name","value":"Ada"}"#;
+        TemplateList: None, &format!("[{TEMPLATE_SUMMARY}]");
+        TemplateShow: Some(r#"{"name":"team","version":2}"#), TEMPLATE;
+        TemplatePublish: Some(r#"{"name":"team","content":{"opencode":{"model":"a/b"}}}"#), TEMPLATE_SUMMARY;
+        TemplateApply: Some(&format!(r#"{{"name":"team","resolved":{TEMPLATE}}}"#)),
+            r#"{"template":{"name":"team","version":2,"hash":"blake3:00"},"restart":true}"#;
+        McpList: None, r#"[{"name":"docs","kind":"remote","status":"connected","template":{"name":"team","version":2,"hash":"blake3:00"}}]"#;
     }
 }
 
@@ -190,7 +199,13 @@ fn the_table_matches_the_enum() {
         .collect();
     assert_eq!(
         streams,
-        ["host_list", "watch_hosts", "watch_events", "git_clone"]
+        [
+            "host_list",
+            "watch_hosts",
+            "watch_events",
+            "git_clone",
+            "template_apply"
+        ]
     );
     for (info, op) in OPERATIONS.iter().zip(Op::ALL) {
         assert_eq!(info.op, op);

@@ -97,6 +97,7 @@ pub(crate) fn opencode(workspace: &str, state: OpencodeState) -> OpencodeInfo {
 pub(crate) fn workspace(name: &str, state: OpencodeState) -> WorkspaceInfo {
     WorkspaceInfo {
         sandbox: None,
+        template: None,
         name: name.into(),
         available: true,
         opencode: opencode(name, state),
