@@ -7,6 +7,7 @@ use crate::store::AuditEvent;
 use proto::header::Op;
 use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
+use proto::template::TemplateRef;
 use std::net::IpAddr;
 
 /// What happened to a stream header at the one authorization point.
@@ -150,6 +151,18 @@ pub enum Audit {
         id: String,
         /// What happened.
         event: QueueEvent,
+    },
+    /// A template published by an admin: a new version, or (`new: false`) a republish of the
+    /// latest version's content, which keeps that version.
+    TemplatePublished {
+        /// Who published it.
+        actor: UserId,
+        /// Their role for it.
+        role: Option<Role>,
+        /// The version it names (with its hash).
+        template: TemplateRef,
+        /// Whether a new version was stored.
+        new: bool,
     },
     /// A live connection closed because its credential stopped being valid.
     Disconnect {
@@ -329,6 +342,27 @@ impl Audit {
                     reason,
                 }
             }
+            Self::TemplatePublished {
+                actor,
+                role,
+                template,
+                new,
+            } => AuditEvent {
+                actor: actor.0,
+                role: role.map(|r| r.as_str().to_owned()),
+                op: "template_publish".into(),
+                target: Some(format!("template {} v{}", template.name, template.version)),
+                decision: decided(true),
+                reason: Some(if new {
+                    template.hash
+                } else {
+                    format!(
+                        "{}; same content as the latest version, kept",
+                        template.hash
+                    )
+                }),
+                ..AuditEvent::default()
+            },
             Self::Disconnect {
                 agent_host,
                 owner,

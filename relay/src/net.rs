@@ -21,6 +21,7 @@ pub(crate) mod requests;
 pub(crate) mod splice;
 pub(crate) mod stream_quota;
 pub(crate) mod sweeper;
+pub(crate) mod template_apply;
 pub(crate) mod templates;
 
 use crate::audit_event::Audit;

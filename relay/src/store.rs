@@ -21,6 +21,7 @@ mod schema;
 mod session_cache;
 mod sessions;
 mod sqlite;
+mod templates;
 mod totp_state;
 mod writer;
 
@@ -32,6 +33,7 @@ pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
 pub use queue::QueueRow;
 pub use sqlite::SqliteStore;
+pub use templates::Published;
 pub use totp_state::TotpState;
 
 use proto::handshake::CredentialRecord;

@@ -123,6 +123,9 @@ pub(crate) enum RequestError {
     /// Logout could not revoke the credential.
     #[error("logout failed: {0}")]
     Logout(StoreError),
+    /// A template request refused (bad publish, unknown template, content from an operator).
+    #[error(transparent)]
+    Template(#[from] super::templates::TemplateError),
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -194,6 +197,11 @@ impl RequestError {
                     "logout failed inside the relay; see its log",
                 )
             }
+            Self::Template(
+                super::templates::TemplateError::Unknown(_)
+                | super::templates::TemplateError::UnknownVersion { .. },
+            ) => says(ErrorCode::NotFound),
+            Self::Template(_) => says(ErrorCode::BadRequest),
             Self::Store(e) => store_failure(e),
             Self::Internal(e) => store_failure(e),
         }

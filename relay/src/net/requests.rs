@@ -129,6 +129,24 @@ pub(crate) async fn serve(
             }
         }
     }
+    if header.op == Op::TemplateApply {
+        // Only published versions are applied: the relay resolves the name to the stored
+        // version and puts the body back with it (see `template_apply`).
+        match super::template_apply::resolve(&shared, &mut recv).await {
+            Ok(applied) => {
+                note = Some(match note.take() {
+                    Some(r) => format!("{r}; {applied}"),
+                    None => applied,
+                });
+            }
+            Err(e) => {
+                let reason = e.wire().message;
+                shared.audit(event(Verdict::Denied { reason })).await;
+                refuse(send, e).await;
+                return;
+            }
+        }
+    }
     // A read is recorded without waiting (group-committed within milliseconds); anything that
     // changes something is acted on only once its audit row is durable. Administration of the
     // relay is audited by its handler instead, as one row naming what was done and to what

@@ -8,13 +8,14 @@
 //! implementation, which forwards to [`SqliteStore`]'s method of the same name.
 
 use super::{
-    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, QueueRow, SqliteStore,
-    StoreError, TotpState, UserRow,
+    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, Published, QueueRow,
+    SqliteStore, StoreError, TotpState, UserRow,
 };
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};
 use proto::queue::QueueState;
 use proto::rbac::Role;
+use proto::template::{Template, TemplateContent, TemplateSummary};
 
 /// What the admin domain and mutation jobs work with: a store that can read and write.
 pub type Store = dyn StoreWrite;
@@ -97,6 +98,10 @@ store_trait! {
         fn queue_waiting(&self, host: &str) -> Vec<QueueRow>;
         /// Hosts with entries waiting.
         fn queue_hosts(&self) -> Vec<String>;
+        /// The latest version of every template.
+        fn list_templates(&self) -> Vec<TemplateSummary>;
+        /// One version of a template (the latest when `version` is `None`).
+        fn template(&self, name: &str, version: Option<u32>) -> Option<Template>;
     }
 }
 
@@ -178,5 +183,14 @@ store_trait! {
         fn queue_purge(&self, before_ms: u64) -> usize;
         /// Re-queues entries left delivering.
         fn queue_recover(&self) -> usize;
+        /// Stores the next version of a template (or finds the latest, when identical).
+        fn publish_template(
+            &self,
+            name: &str,
+            author: &str,
+            content: &TemplateContent,
+            hash: &str,
+            now_ms: u64,
+        ) -> Published;
     }
 }

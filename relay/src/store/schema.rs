@@ -110,6 +110,19 @@ CREATE TABLE removed_cred_hosts (
     PRIMARY KEY (id, host)
 );
 ",
+    // OpenCode config templates: every published version, kept (an applied version stays
+    // resolvable).
+    r"
+CREATE TABLE templates (
+    name         TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    author       TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    published_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, version)
+);
+",
 ];
 
 /// Brings the database to the newest schema.

@@ -162,3 +162,71 @@ fn settings_and_integrity() {
     assert_eq!(s.setting("public_addr").unwrap().as_deref(), Some("b:2"));
     s.integrity_check().unwrap();
 }
+
+fn content(description: &str) -> proto::template::TemplateContent {
+    serde_json::from_value(serde_json::json!({
+        "description": description,
+        "opencode": {"model": "test/test-model"},
+        "mcp": {"docs": {"type": "remote", "url": "https://mcp.example.com"}}
+    }))
+    .unwrap()
+}
+
+fn publish(s: &SqliteStore, name: &str, author: &str, d: &str, now: u64) -> Published {
+    let c = content(d);
+    let hash = proto::template::content_hash(&c);
+    s.publish_template(name, author, &c, &hash, now).unwrap()
+}
+
+#[test]
+fn template_versions_count_up_and_identical_content_keeps_its_version() {
+    let s = store();
+    assert!(s.list_templates().unwrap().is_empty());
+    assert_eq!(s.template("team", None).unwrap(), None);
+    let v1 = publish(&s, "team", "alice", "one", 10);
+    assert!(v1.new);
+    assert_eq!(v1.template.id.version, 1);
+    let v2 = publish(&s, "team", "bob", "two", 20);
+    assert_eq!((v2.new, v2.template.id.version), (true, 2));
+    let again = publish(&s, "team", "carol", "two", 30);
+    assert!(!again.new, "identical content is not a new version");
+    assert_eq!(
+        again.template, v2.template,
+        "author and time stay the first's"
+    );
+    // Going back to an older content is a new version (only the latest is compared).
+    let v3 = publish(&s, "team", "alice", "one", 40);
+    assert_eq!((v3.new, v3.template.id.version), (true, 3));
+    publish(&s, "other", "alice", "x", 50);
+
+    let listed = s.list_templates().unwrap();
+    let names: Vec<(&str, u32)> = listed
+        .iter()
+        .map(|t| (t.latest.name.as_str(), t.latest.version))
+        .collect();
+    assert_eq!(names, [("other", 1), ("team", 3)]);
+    assert_eq!(listed[1].author, "alice");
+    assert_eq!(listed[1].description, "one");
+    assert_eq!(listed[1].mcp, ["docs"]);
+    assert_eq!(listed[1].latest.hash, v1.template.id.hash);
+
+    let shown = s.template("team", Some(2)).unwrap().unwrap();
+    assert_eq!(shown, v2.template);
+    assert!(shown.hash_matches());
+    assert_eq!(shown.author, "bob");
+    assert_eq!(s.template("team", None).unwrap().unwrap().id.version, 3);
+    assert_eq!(s.template("team", Some(9)).unwrap(), None);
+}
+
+#[test]
+fn a_template_row_this_build_cannot_read_is_reported_corrupt() {
+    let s = store();
+    publish(&s, "team", "alice", "one", 10);
+    s.conn
+        .execute("UPDATE templates SET content = '{\"extra\":1}'", [])
+        .unwrap();
+    assert!(matches!(
+        s.template("team", None),
+        Err(StoreError::Corrupt(_))
+    ));
+}
