@@ -25,6 +25,7 @@ pub mod remote;
 pub mod runtime;
 pub mod sessions_cli;
 pub mod status_cli;
+pub mod templates_cli;
 pub mod transcript;
 pub mod ui;
 pub mod view;

@@ -362,6 +362,10 @@ enum Command {
     },
     /// The models and agents a prompt may pick in a workspace (`*` marks the default).
     Models(cm_tui::models_cli::ModelsArgs),
+    /// OpenCode config templates kept by the relay: list, show, publish (admins), apply to a
+    /// workspace (operators).
+    #[command(subcommand)]
+    Template(cm_tui::templates_cli::TemplateCommand),
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
@@ -768,6 +772,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         Command::Fs(a) => cm_tui::fs_git_cli::run_fs(remote, a).await?,
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
+        Command::Template(c) => cm_tui::templates_cli::run(remote, c).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
                 let mut line = String::new();

@@ -65,6 +65,10 @@ pub(crate) trait LocalStream: Streaming {
 
 async fn unary<O: LocalHandler>(cx: &mut Cx<'_>, send: quinn::SendStream, mut recv: FramedRecv) {
     let timeout = cx.shared.config.handshake_timeout;
+    if O::OP == Op::TemplatePublish {
+        // A template's content may take up to its own limit; the frame carries the name too.
+        recv.set_max_len(super::templates::PUBLISH_FRAME_LEN);
+    }
     let result = match body::of::<O>(&mut recv, timeout).await {
         Ok(body) => O::handle(cx, body).await,
         Err(e) => Err(e),

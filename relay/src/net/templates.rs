@@ -14,6 +14,10 @@ use proto::template::{
     content_hash, valid_name,
 };
 
+/// The largest `template_publish` body frame: content up to [`MAX_CONTENT_LEN`] and the rest
+/// of the body (larger content is refused by [`check_publish`], with its size).
+pub(crate) const PUBLISH_FRAME_LEN: usize = MAX_CONTENT_LEN + proto::frame::MAX_HEADER_LEN;
+
 /// Why a template request is refused (each message says what to do).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TemplateError {

@@ -10,7 +10,11 @@ use proto::token::EnrollmentToken;
 
 /// An agent that answers each forwarded stream with the hex of every byte that followed the
 /// forward header (to check the relay forwards bodies byte for byte).
-async fn raw_agent(relay_addr: &str, pin: &str, token: &EnrollmentToken) -> Result<Session> {
+pub(crate) async fn raw_agent(
+    relay_addr: &str,
+    pin: &str,
+    token: &EnrollmentToken,
+) -> Result<Session> {
     use cm_relay::framed::FramedRecv;
     let conn = client::dial(relay_addr, pin, &quick_dial()).await?;
     let mut session = client::authenticate(
