@@ -76,13 +76,13 @@ impl SqliteStore {
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,
         )?;
-        if let Some(latest) = self.template(name, None)? {
-            if latest.id.hash == hash {
-                return Ok(Published {
-                    template: latest,
-                    new: false,
-                });
-            }
+        if let Some(latest) = self.template(name, None)?
+            && latest.id.hash == hash
+        {
+            return Ok(Published {
+                template: latest,
+                new: false,
+            });
         }
         let version: i64 = self.conn.query_row(
             "SELECT COALESCE(MAX(version), 0) + 1 FROM templates WHERE name = ?1",

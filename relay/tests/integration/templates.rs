@@ -116,7 +116,7 @@ async fn cm_tui_template_publish_list_show_records_versions_authors_and_hashes()
     assert_ne!(v2.latest.hash, v1.latest.hash);
 
     let list: Vec<TemplateSummary> = owner.json(&["template", "list", "--json"])?;
-    assert_eq!(list, [v2.clone()]);
+    assert_eq!(list, std::slice::from_ref(&v2));
     let shown: Template = owner.json(&["template", "show", "team", "--version", "1", "--json"])?;
     assert_eq!(shown.id, v1.latest);
     assert_eq!(shown.content, content);
