@@ -42,9 +42,11 @@ pub enum TemplateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Publish a new version of a template (admins on every host). FILE is JSON:
-    /// {"description": "…", "opencode": {"model": …, "agent": …, "permission": …}, "mcp": {…}};
-    /// `-` reads it from stdin. Republishing the latest content keeps its version.
+    /// Publish a new version of a template (admins on every host).
+    ///
+    /// FILE is JSON: {"description": "…", "opencode": {"model": …, "agent": …, "permission":
+    /// …}, "mcp": {…}}; `-` reads it from stdin. Republishing the latest content keeps its
+    /// version.
     #[command(
         after_help = "Examples:\n  cm-tui template publish rust-team rust-team.json\n  echo '{\"opencode\":{\"model\":\"anthropic/claude-sonnet-4-5\"}}' | cm-tui template publish rust-team -\n\nThe OpenCode keys a template may set: model, small_model, default_agent, agent,\ninstructions, permission. Secrets are never in templates: reference the host's\nenvironment with {env:NAME}."
     )]
@@ -57,8 +59,10 @@ pub enum TemplateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Apply a published template to a workspace (operators); the host merges it under its
-    /// policy and restarts the workspace's OpenCode when it runs.
+    /// Apply a published template to a workspace (operators).
+    ///
+    /// The host merges it into the workspace's OpenCode config under its own policy, and
+    /// restarts that OpenCode when it runs; progress is printed on stderr.
     #[command(
         after_help = "Examples:\n  cm-tui template apply home-box myproject rust-team\n  cm-tui template apply home-box myproject rust-team --version 2 --json"
     )]
@@ -294,6 +298,20 @@ pub fn render_show(t: &Template) -> Result<String, CommandError> {
 mod tests {
     use super::*;
     use proto::template::TemplateRef;
+
+    #[test]
+    fn publish_help_names_every_key_a_template_may_set() {
+        use clap::Subcommand as _;
+        let mut cmd = TemplateCommand::augment_subcommands(clap::Command::new("template"));
+        let publish = cmd
+            .find_subcommand_mut("publish")
+            .map(|c| c.render_long_help().to_string())
+            .unwrap_or_default();
+        for key in proto::template::OPENCODE_KEYS {
+            assert!(publish.contains(key), "{key} missing from: {publish}");
+        }
+        assert!(publish.contains("Examples:"), "{publish}");
+    }
 
     #[test]
     fn parse_errors_name_line_and_column() {

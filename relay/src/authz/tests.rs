@@ -110,6 +110,35 @@ fn only_an_owner_manages_users_with_admin_or_owner_rights() {
 }
 
 #[test]
+fn templates_are_read_by_any_grant_and_published_only_by_an_admin_of_every_host() {
+    let one_host = [("box".to_owned(), Role::Viewer)];
+    for op in [Op::TemplateList, Op::TemplateShow] {
+        let h = StreamHeader::new(op, ReqId(1));
+        assert_eq!(decide(&one_host, &h, Ownership::None).1, Decision::Allow);
+        assert_eq!(
+            decide(&[], &h, Ownership::None).1,
+            Decision::Deny(DenyReason::NoGrant)
+        );
+    }
+    let mut h = StreamHeader::new(Op::TemplatePublish, ReqId(1));
+    h.host = Some(HostId::from("box"));
+    let box_admin = [
+        ("box".to_owned(), Role::Owner),
+        ("*".to_owned(), Role::Operator),
+    ];
+    assert_eq!(
+        decide(&box_admin, &h, Ownership::None).1,
+        Decision::Deny(DenyReason::RoleTooLow {
+            needed: Role::Admin,
+            have: Role::Operator
+        }),
+        "a grant on one host does not publish, whatever host the header names"
+    );
+    let admin = [("*".to_owned(), Role::Admin)];
+    assert_eq!(decide(&admin, &h, Ownership::None).1, Decision::Allow);
+}
+
+#[test]
 fn host_list_uses_the_highest_grant() {
     let h = StreamHeader::new(Op::HostList, ReqId(1));
     assert_eq!(decide(&grants(), &h, Ownership::None).1, Decision::Allow);

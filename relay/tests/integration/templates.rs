@@ -5,16 +5,18 @@
 use crate::forward::user_with_grant;
 use crate::harness::*;
 use crate::keyring::{PASSWORD, text, tui};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cm_client::{self as client, LinkError, Session};
+use cm_relay::framed::FramedRecv;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::op;
 use proto::rbac::Role;
 use proto::template::{
-    OPENCODE_KEYS, Template, TemplateApply, TemplateContent, TemplatePublish, TemplateSummary,
-    content_hash,
+    OPENCODE_KEYS, Template, TemplateApplied, TemplateApply, TemplateApplyEvent, TemplateContent,
+    TemplatePublish, TemplateSummary, content_hash,
 };
+use proto::token::EnrollmentToken;
 use proto::wire_error::ErrorCode;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -435,6 +437,106 @@ async fn template_apply_with_operator_supplied_content_is_refused_and_never_reac
             .iter()
             .any(|r| r.event.op == "template_apply" && r.event.decision == "allow"),
         "{rows:?}"
+    );
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// An agent that answers `template_apply` as the real one will: the applied version (from the
+/// body the relay resolved), then `stopping`, `starting` and `done` — or `failed` for the
+/// workspace `broken`.
+async fn applying_agent(
+    relay: &TestRelay,
+    token: &EnrollmentToken,
+) -> Result<(quinn::Connection, FramedRecv)> {
+    use cm_relay::framed::send_frame;
+    use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
+    use proto::message::Reply;
+    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let session = client::authenticate(
+        conn,
+        proto::handshake::PeerKind::Agent,
+        &proto::ids::CredId(token.host.0.clone()),
+        &token.secret,
+    )
+    .await?;
+    let Session {
+        conn,
+        control_send,
+        control_recv,
+        ..
+    } = session;
+    let accepting = conn.clone();
+    tokio::spawn(async move {
+        while let Ok((mut send, recv)) = accepting.accept_bi().await {
+            tokio::spawn(async move {
+                let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+                let fwd: proto::ops::ForwardHeader = recv.expect().await?;
+                recv.set_max_len(MAX_FRAME_LEN);
+                let apply: TemplateApply = recv.expect().await?;
+                let template = apply.resolved.context("not resolved by the relay")?.id;
+                let first = Reply::Ok(TemplateApplied {
+                    template,
+                    restart: true,
+                });
+                send_frame(&mut send, &first, MAX_FRAME_LEN).await?;
+                let last = if fwd.header.workspace.as_deref() == Some("broken") {
+                    TemplateApplyEvent::Failed {
+                        message: "opencode exited with status 1".into(),
+                    }
+                } else {
+                    TemplateApplyEvent::Done
+                };
+                for event in [
+                    TemplateApplyEvent::Stopping,
+                    TemplateApplyEvent::Starting,
+                    last,
+                ] {
+                    send_frame(&mut send, &event, MAX_FRAME_LEN).await?;
+                }
+                send.finish()?;
+                Ok::<_, anyhow::Error>(())
+            });
+        }
+    });
+    // Heartbeats all along: `cm-tui` runs take longer than the test relay's 1 s window.
+    heartbeat_forever(control_send, Default::default()).await?;
+    Ok((conn, control_recv))
+}
+
+/// `cm-tui template apply`: progress on stderr, the applied version with `--json`, and a
+/// non-zero exit when the host reports that OpenCode did not come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cm_tui_template_apply_shows_progress_and_fails_when_opencode_does_not_come_back()
+-> Result<()> {
+    let relay = TestRelay::start().await?;
+    let root = relay.state.tmp.path().to_owned();
+    let token = relay.state.add_host("box", relay.addr)?;
+    let _agent = applying_agent(&relay, &token).await?;
+    let owner = Tui::login(&relay, &root, "owner")?;
+    let file = write(&root, "t.json", &team("test/test-model"))?;
+    let published: TemplateSummary =
+        owner.json(&["template", "publish", "team", &file, "--json"])?;
+
+    let out = owner.run(&["template", "apply", "box", "demo", "team", "--json"])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let applied: TemplateApplied = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(applied.template, published.latest);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "stopping OpenCode in demo…\nstarting OpenCode…\ndone: demo runs team v1\n"
+    );
+
+    let out = owner.run(&["template", "apply", "box", "broken", "team"])?;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "broken records team v1 but OpenCode did not come back: opencode exited with status 1"
+        ),
+        "{}",
+        text(&out)
     );
     relay.shutdown().await;
     Ok(())
