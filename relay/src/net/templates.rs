@@ -79,9 +79,11 @@ pub(crate) fn check_publish(p: &TemplatePublish) -> Result<(), TemplateError> {
     }
     let unknown = p.content.unknown_keys();
     if !unknown.is_empty() {
-        return Err(TemplateError::UnknownKeys(
-            unknown.iter().map(|k| shown(k)).collect(),
-        ));
+        let mut named: Vec<String> = unknown.iter().take(MAX_NAMED).map(|k| shown(k)).collect();
+        if unknown.len() > MAX_NAMED {
+            named.push(format!("and {} more", unknown.len() - MAX_NAMED));
+        }
+        return Err(TemplateError::UnknownKeys(named));
     }
     if let Some(bad) = p.content.mcp.keys().find(|n| !valid_name(n)) {
         return Err(TemplateError::BadMcpName(shown(bad)));
@@ -93,11 +95,16 @@ pub(crate) fn check_publish(p: &TemplatePublish) -> Result<(), TemplateError> {
     Ok(())
 }
 
-/// A name as quoted in an error: at most a line's worth of an operator's text.
+/// How many refused keys an error names (the audit row keeps the message).
+const MAX_NAMED: usize = 10;
+
+/// A name as quoted in an error and its audit row: printable, at most a line's worth of an
+/// operator's text.
 pub(crate) fn shown(name: &str) -> String {
     const MAX: usize = 80;
+    let name = proto::text::sanitize_line(name);
     if name.chars().count() <= MAX {
-        return name.to_owned();
+        return name;
     }
     let mut cut: String = name.chars().take(MAX).collect();
     cut.push('…');
@@ -179,14 +186,7 @@ impl LocalHandler for op::TemplatePublish {
                 Ok(published)
             })
             .await?;
-        let t = published.template;
-        Ok(TemplateSummary {
-            author: t.author,
-            published_ms: t.published_ms,
-            description: t.content.description,
-            mcp: t.content.mcp.into_keys().collect(),
-            latest: t.id,
-        })
+        Ok(published.summary())
     }
 }
 
@@ -230,6 +230,18 @@ mod tests {
         let big = "x".repeat(MAX_CONTENT_LEN);
         let p = publish(json!({"description": big}));
         assert!(matches!(check_publish(&p), Err(TemplateError::TooLarge(_))));
+    }
+
+    #[test]
+    fn refused_keys_are_named_printable_and_at_most_ten() {
+        let keys: serde_json::Map<String, serde_json::Value> = (0..50)
+            .map(|i| (format!("k{i:02}\u{1b}[2J"), json!(1)))
+            .collect();
+        let e = check_publish(&publish(json!({ "opencode": keys }))).unwrap_err();
+        let m = e.to_string();
+        assert!(!m.contains('\u{1b}'), "{m}");
+        assert!(m.contains("k09") && !m.contains("k10"), "{m}");
+        assert!(m.contains("and 40 more"), "{m}");
     }
 
     #[test]

@@ -55,6 +55,13 @@ fn summary(t: Template) -> TemplateSummary {
     }
 }
 
+impl Published {
+    /// The stored version as `template_list` shows it.
+    pub fn summary(self) -> TemplateSummary {
+        summary(self.template)
+    }
+}
+
 impl SqliteStore {
     /// Stores `content` (whose [`proto::template::content_hash`] is `hash`) as the next version
     /// of `name` by `author`, unless the latest version has the same hash: then that version is
