@@ -5,7 +5,8 @@
 //! handler, or a handler whose answer is not the operation's reply type, does not compile.
 //!
 //! The handlers live next to what they use: administration in `admin`, the prompt queue in
-//! `queue`, the host list in `hosts`, logout in `logout`.
+//! `queue`, the host list in `hosts`, logout in `logout`, OpenCode config templates in
+//! `templates`.
 
 use super::Shared;
 use super::body::{self, answer, refuse};
