@@ -10,11 +10,7 @@ use proto::token::EnrollmentToken;
 
 /// An agent that answers each forwarded stream with the hex of every byte that followed the
 /// forward header (to check the relay forwards bodies byte for byte).
-pub(crate) async fn raw_agent(
-    relay_addr: &str,
-    pin: &str,
-    token: &EnrollmentToken,
-) -> Result<Session> {
+async fn raw_agent(relay_addr: &str, pin: &str, token: &EnrollmentToken) -> Result<Session> {
     use cm_relay::framed::FramedRecv;
     let conn = client::dial(relay_addr, pin, &quick_dial()).await?;
     let mut session = client::authenticate(

@@ -289,12 +289,12 @@ async fn template_publish_needs_admin_on_every_host_not_operator_or_one_hosts_ad
     Ok(())
 }
 
-/// A relay with host `box` served by the raw agent (which answers each stream with the hex of
-/// the bytes forwarded to it), the owner signed in, and template `team` v1 published.
-async fn relay_with_raw_agent() -> Result<(TestRelay, Session, Session, Template)> {
+/// A relay with host `box` served by the echoing fake agent, the owner signed in, and template
+/// `team` v1 published.
+async fn relay_with_echo_agent() -> Result<(TestRelay, FakeAgent, Session, Template)> {
     let relay = TestRelay::start().await?;
     let token = relay.state.add_host("box", relay.addr)?;
-    let agent = crate::prompt_audit::raw_agent(&relay.addr_str(), &relay.state.pin, &token).await?;
+    let agent = fake_agent(&relay, &token, Answer::Echo).await?;
     let cred = relay.login_owner().await?;
     let owner = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
     watch_until(&owner, "box online", |l| host_online(l, "box")).await?;
@@ -324,7 +324,7 @@ fn apply_header() -> StreamHeader {
     h
 }
 
-/// The body the raw agent received, from its hex answer.
+/// The body the echoing agent received, from its hex answer.
 fn forwarded(hex_bytes: &str) -> Result<TemplateApply> {
     let bytes = hex::decode(hex_bytes)?;
     anyhow::ensure!(bytes.len() > 4, "no body forwarded");
@@ -336,7 +336,7 @@ fn forwarded(hex_bytes: &str) -> Result<TemplateApply> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_apply_reaches_the_agent_with_the_published_version_and_its_hash_audited()
 -> Result<()> {
-    let (relay, _agent, owner, stored) = relay_with_raw_agent().await?;
+    let (relay, _agent, owner, stored) = relay_with_echo_agent().await?;
     let asked = TemplateApply {
         name: "team".into(),
         version: None,
@@ -402,7 +402,7 @@ async fn template_apply_reaches_the_agent_with_the_published_version_and_its_has
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_apply_with_operator_supplied_content_is_refused_and_never_reaches_the_agent()
 -> Result<()> {
-    let (relay, _agent, owner, stored) = relay_with_raw_agent().await?;
+    let (relay, _agent, owner, stored) = relay_with_echo_agent().await?;
     let mut forged = stored.clone();
     forged
         .content
@@ -442,13 +442,27 @@ async fn template_apply_with_operator_supplied_content_is_refused_and_never_reac
     Ok(())
 }
 
-/// An agent that answers `template_apply` as the real one will: the applied version (from the
-/// body the relay resolved), then `stopping`, `starting` and `done` — or `failed` for the
-/// workspace `broken`.
-async fn applying_agent(
+/// The fake agent's connection, kept while the test runs.
+type FakeAgent = (quinn::Connection, FramedRecv);
+
+/// How the fake agent answers a forwarded stream.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// With the hex of every byte that followed the forward header (what the relay sent on).
+    Echo,
+    /// As the real agent answers `template_apply`: the applied version (from the body the
+    /// relay resolved), then `stopping`, `starting` and `done` — or `failed` for the workspace
+    /// `broken`.
+    Apply,
+}
+
+/// A fake agent for host `token.host`, heartbeating all along (`cm-tui` runs take longer than
+/// the test relay's 1 s window); kept connected while the returned halves live.
+async fn fake_agent(
     relay: &TestRelay,
     token: &EnrollmentToken,
-) -> Result<(quinn::Connection, FramedRecv)> {
+    answer: Answer,
+) -> Result<FakeAgent> {
     use cm_relay::framed::send_frame;
     use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
     use proto::message::Reply;
@@ -472,6 +486,14 @@ async fn applying_agent(
             tokio::spawn(async move {
                 let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
                 let fwd: proto::ops::ForwardHeader = recv.expect().await?;
+                if let Answer::Echo = answer {
+                    let mut bytes = recv.take_buffered().to_vec();
+                    bytes.extend(recv.into_inner().read_to_end(1 << 20).await?);
+                    let echo = Reply::Ok(hex::encode(bytes));
+                    send_frame(&mut send, &echo, MAX_FRAME_LEN).await?;
+                    send.finish()?;
+                    return Ok(());
+                }
                 recv.set_max_len(MAX_FRAME_LEN);
                 let apply: TemplateApply = recv.expect().await?;
                 let template = apply.resolved.context("not resolved by the relay")?.id;
@@ -499,7 +521,6 @@ async fn applying_agent(
             });
         }
     });
-    // Heartbeats all along: `cm-tui` runs take longer than the test relay's 1 s window.
     heartbeat_forever(control_send, Default::default()).await?;
     Ok((conn, control_recv))
 }
@@ -512,7 +533,7 @@ async fn cm_tui_template_apply_shows_progress_and_fails_when_opencode_does_not_c
     let relay = TestRelay::start().await?;
     let root = relay.state.tmp.path().to_owned();
     let token = relay.state.add_host("box", relay.addr)?;
-    let _agent = applying_agent(&relay, &token).await?;
+    let _agent = fake_agent(&relay, &token, Answer::Apply).await?;
     let owner = Tui::login(&relay, &root, "owner")?;
     let file = write(&root, "t.json", &team("test/test-model"))?;
     let published: TemplateSummary =
