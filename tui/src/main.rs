@@ -362,6 +362,9 @@ enum Command {
     },
     /// The models and agents a prompt may pick in a workspace (`*` marks the default).
     Models(cm_tui::models_cli::ModelsArgs),
+    /// The MCP servers of a workspace's OpenCode (from its applied template) and their status.
+    #[command(subcommand)]
+    Mcp(cm_tui::mcp_cli::McpCommand),
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
@@ -768,6 +771,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         Command::Fs(a) => cm_tui::fs_git_cli::run_fs(remote, a).await?,
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
+        Command::Mcp(c) => cm_tui::mcp_cli::run(remote, c).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
                 let mut line = String::new();
