@@ -145,13 +145,25 @@ fn one_string(at: &str, s: &str, policy: &TemplatePolicy, out: &mut Vec<String>)
             "{at}: {{file:…}} is refused (OpenCode would read a file of the host)"
         ));
     }
-    for name in crate::env_refs::env_refs(s) {
-        if !policy.env.contains(&name) {
+    // As OpenCode reads them (`{env:` up to the next `}`), and never left open: an unclosed
+    // one would run on into the following strings of the config text.
+    let mut rest = s;
+    while let Some(start) = rest.find("{env:") {
+        let after = &rest[start + 5..];
+        let Some(end) = after.find('}') else {
+            out.push(format!(
+                "{at}: unterminated {{env:…}} (OpenCode would substitute across the config text)"
+            ));
+            break;
+        };
+        let name = &after[..end];
+        if !policy.env.iter().any(|n| n == name) {
             out.push(format!(
                 "{at}: {{env:{name}}} is not offered by this host ([policy] template_env: {})",
                 list_or_none(&policy.env)
             ));
         }
+        rest = &after[end + 1..];
     }
 }
 

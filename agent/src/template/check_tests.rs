@@ -361,3 +361,17 @@ fn every_violation_is_listed_in_one_refusal() {
         assert!(text.contains(needle), "{needle}: {text}");
     }
 }
+
+#[test]
+fn an_unterminated_env_reference_that_could_swallow_host_keys_is_refused() {
+    // OpenCode substitutes `{env:…}` in its config *text*: an unclosed one in one string and a
+    // `}` in a later string would erase everything between (the host's own keys).
+    let v = on_open_host(json!({"opencode": {
+        "agent": {"a": {"prompt": "x {env:"}},
+        "instructions": ["}.md"]
+    }}));
+    one(&v, "unterminated {env:");
+    let v =
+        on_open_host(json!({"opencode": {"agent": {"a": {"prompt": "{env:DOCS_TOKEN} {env:"}}}}));
+    one(&v, "unterminated {env:");
+}
