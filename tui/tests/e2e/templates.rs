@@ -215,3 +215,93 @@ async fn applying_a_template_restarts_opencode_with_it_and_a_refused_one_changes
     assert_eq!(workspace_json(&world)?["template"]["version"], 1);
     Ok(())
 }
+
+/// An HTTP listener on 127.0.0.1 that records the head of each request it gets (and answers
+/// 404): where a template's remote MCP server points.
+fn recording_listener() -> Result<(u16, std::sync::mpsc::Receiver<String>)> {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let _ = conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            if tx
+                .send(String::from_utf8_lossy(&head).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok((port, rx))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_gets_exactly_the_host_variables_it_references_and_the_host_offers() -> Result<()>
+{
+    let (port, requests) = recording_listener()?;
+    let world = World::start_with(
+        &format!(
+            "\n[policy]\ntemplate_mcp_urls = [\"http://127.0.0.1:{port}/*\"]\n\
+             template_env = [\"DOCS_TOKEN\"]\n[sandbox]\nallow_connect_ports = [{port}]\n"
+        ),
+        &[
+            ("DOCS_TOKEN", "s3cret-token"),
+            ("OTHER_SECRET", "not-for-templates"),
+        ],
+    )
+    .await?;
+
+    // A variable the host does not offer: refused.
+    let refused = apply_template(
+        &world,
+        1,
+        json!({"mcp": {"docs": {"type": "remote", "url": format!("http://127.0.0.1:{port}/mcp"),
+                                "headers": {"X-Other": "{env:OTHER_SECRET}"}}}}),
+    )
+    .await?
+    .err()
+    .context("an unoffered variable was accepted")?;
+    assert!(
+        refused
+            .message
+            .contains("{env:OTHER_SECRET} is not offered"),
+        "{refused:?}"
+    );
+    assert!(!world.agent_state.join("templates/demo.json").exists());
+
+    // OpenCode is not running: recorded, used by the next start.
+    let (applied, events) = apply_template(
+        &world,
+        2,
+        json!({"mcp": {"docs": {"type": "remote", "url": format!("http://127.0.0.1:{port}/mcp"),
+                                "headers": {"Authorization": "Bearer {env:DOCS_TOKEN}"}}}}),
+    )
+    .await?
+    .map_err(|e| anyhow::anyhow!("refused: {e:?}"))?;
+    assert!(!applied.restart);
+    assert_eq!(events, [TemplateApplyEvent::Done]);
+    let mcp: Value =
+        serde_json::from_str(&world.tui_ok(&["mcp", "list", "box", "demo", "--json"])?)?;
+    assert_eq!(mcp[0]["status"], "stopped", "{mcp}");
+
+    world.tui_ok(&["opencode", "box", "demo", "start"])?;
+    // Asking for the status makes OpenCode connect its MCP servers.
+    world.tui_ok(&["mcp", "list", "box", "demo"])?;
+    let head = requests.recv_timeout(WAIT)?;
+    assert!(head.contains("Bearer s3cret-token"), "{head}");
+    assert!(!head.contains("not-for-templates"), "{head}");
+    // The config on disk holds the reference, never the value.
+    let config = std::fs::read_to_string(world.agent_state.join("opencode/demo/opencode.json"))?;
+    assert!(config.contains("{env:DOCS_TOKEN}") && !config.contains("s3cret-token"));
+    Ok(())
+}
