@@ -22,8 +22,18 @@ impl StreamHandler for op::TemplateApply {
         G: Future<Output = ()> + Send,
     {
         // Once accepted, the apply runs to its end even if the operator leaves.
-        let store = cx.workspaces.templates();
-        let _one_at_a_time = store.apply_lock().await;
+        let _one_at_a_time = match cx.rt() {
+            Ok(rt) => {
+                cx.workspaces
+                    .templates()
+                    .apply_lock(&rt.workspace.name)
+                    .await
+            }
+            Err(e) => {
+                super::write_reply(send, Err(e)).await;
+                return;
+            }
+        };
         let accepted = accept(cx, q);
         let (template, rt) = match accepted {
             Ok(a) => a,

@@ -10,6 +10,7 @@ use proto::template::{Template, TemplateRef};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The applied templates of every workspace.
 #[derive(Debug)]
@@ -17,8 +18,8 @@ pub struct AppliedTemplates {
     dir: PathBuf,
     policy: TemplatePolicy,
     applied: Mutex<HashMap<String, Template>>,
-    /// Serialises applies (write, then restart) per agent.
-    apply: tokio::sync::Mutex<()>,
+    /// Serialises the applies (write, then restart) of each workspace.
+    apply: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl AppliedTemplates {
@@ -72,7 +73,7 @@ impl AppliedTemplates {
             dir: Self::dir(state_dir),
             policy,
             applied: Mutex::new(applied),
-            apply: tokio::sync::Mutex::new(()),
+            apply: Mutex::new(HashMap::new()),
         }
     }
 
@@ -91,9 +92,10 @@ impl AppliedTemplates {
         self.applied.lock().get(workspace).map(|t| t.id.clone())
     }
 
-    /// Held while one apply writes and restarts.
-    pub async fn apply_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.apply.lock().await
+    /// Held while one apply to `workspace` writes and restarts.
+    pub async fn apply_lock(&self, workspace: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = Arc::clone(self.apply.lock().entry(workspace.to_owned()).or_default());
+        lock.lock_owned().await
     }
 
     /// Records `t` as what `workspace` runs (the file first, then memory). `t` must have
