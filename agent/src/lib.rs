@@ -24,4 +24,5 @@ pub mod session_links;
 pub mod state_file_name;
 pub mod status;
 pub mod supervisor;
+pub mod template;
 pub mod workspaces;

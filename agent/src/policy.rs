@@ -22,6 +22,8 @@ pub struct PolicyConfig {
     pub disabled_ops: HashSet<Op>,
     /// Operations that need at least this role on this host (only raises the relay's table).
     pub min_role: HashMap<Op, Role>,
+    /// What relay templates may do here (`templates`, `template_*`).
+    pub templates: crate::template::TemplatePolicy,
 }
 
 /// Why the host's own policy refused an operation.
@@ -227,6 +229,7 @@ mod tests {
         PolicyConfig {
             disabled_ops: [Op::GitPush, Op::FsRmdir].into(),
             min_role: [(Op::Prompt, Role::Admin), (Op::SessionList, Role::Viewer)].into(),
+            ..PolicyConfig::default()
         }
     }
 

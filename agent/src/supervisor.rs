@@ -102,6 +102,8 @@ pub struct SupervisorDeps {
     pub grants: Arc<crate::grants::Grants>,
     /// The launch leases (this workspace's is checked by the actor).
     pub leases: Arc<crate::lease::Leases>,
+    /// The applied relay templates (this workspace's is merged into each launch's config).
+    pub templates: Arc<crate::template::AppliedTemplates>,
 }
 
 /// The handle operations use.
@@ -551,6 +553,7 @@ impl Actor {
                 return failed("the agent cannot prepare an OpenCode launch; see its log".into());
             }
         };
+        let template = self.deps.templates.get(&self.deps.workspace.name);
         let plan = launch::plan(
             &binary,
             &self.deps.config,
@@ -559,6 +562,7 @@ impl Actor {
             port,
             password,
             marker,
+            template.as_ref().map(|t| &t.content),
         );
         self.warn_plan = (plan.sandbox.mode == crate::sandbox::Mode::Warn).then(|| {
             tracing::warn!(workspace = %self.deps.workspace.name, rules = ?plan.sandbox, "sandbox (warn): OpenCode runs without the kernel sandbox; these rules would apply");

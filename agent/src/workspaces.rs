@@ -61,6 +61,8 @@ pub struct Workspaces {
     leases: Arc<crate::lease::Leases>,
     /// The host's `[git]` settings (clone URL policy and limits).
     git: crate::git::policy::GitSettings,
+    /// The relay template each workspace runs.
+    templates: Arc<crate::template::AppliedTemplates>,
 }
 
 impl Workspaces {
@@ -101,6 +103,12 @@ impl Workspaces {
         for w in workspaces {
             crate::sandbox::announce(&w.name, &w.sandbox);
         }
+        let templates = Arc::new(crate::template::AppliedTemplates::load(
+            state_dir,
+            workspaces,
+            policy.config().templates.clone(),
+            &config,
+        ));
         let config = Arc::new(config);
         let leases = Arc::new(crate::lease::Leases::new(lease));
         let entries = workspaces
@@ -118,6 +126,7 @@ impl Workspaces {
                     registry: Arc::clone(&registry),
                     grants: Arc::clone(&grants),
                     leases: Arc::clone(&leases),
+                    templates: Arc::clone(&templates),
                 });
                 let rt = WorkspaceRuntime {
                     workspace: w.clone(),
@@ -151,7 +160,13 @@ impl Workspaces {
             policy,
             leases,
             git,
+            templates,
         })
+    }
+
+    /// The relay template each workspace runs.
+    pub fn templates(&self) -> &crate::template::AppliedTemplates {
+        &self.templates
     }
 
     /// The host's `[git]` settings.

@@ -17,6 +17,7 @@ pub mod grants_cli;
 pub mod key_context;
 pub mod keymap;
 pub mod login;
+pub mod mcp_cli;
 pub mod models_cli;
 pub mod net;
 pub mod profile;

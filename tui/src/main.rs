@@ -366,6 +366,9 @@ enum Command {
     /// workspace (operators).
     #[command(subcommand)]
     Template(cm_tui::templates_cli::TemplateCommand),
+    /// The MCP servers of a workspace's OpenCode (from its applied template) and their status.
+    #[command(subcommand)]
+    Mcp(cm_tui::mcp_cli::McpCommand),
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
@@ -773,6 +776,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
         Command::Template(c) => cm_tui::templates_cli::run(remote, c).await?,
+        Command::Mcp(c) => cm_tui::mcp_cli::run(remote, c).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, c, || {
                 let mut line = String::new();

@@ -303,6 +303,14 @@ impl OpencodeClient {
             .await
     }
 
+    /// `GET /mcp`: the status of each MCP server, by name (OpenCode's `MCPStatus` map).
+    ///
+    /// # Errors
+    /// As any call.
+    pub async fn mcp_status(&self) -> Result<Value, ClientError> {
+        self.call(Method::GET, self.at("/mcp", &[]), None).await
+    }
+
     /// `GET /agent`: the agents this OpenCode offers (OpenCode's JSON array).
     ///
     /// # Errors

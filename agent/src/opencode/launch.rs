@@ -146,7 +146,10 @@ pub fn opencode_json(cfg: &OpencodeConfig, perms: &ToolPermissions) -> Value {
     v
 }
 
-/// The launch plan (pure).
+/// The launch plan (pure). `template`, the workspace's applied (and checked) relay template,
+/// is merged into the generated config, and the host variables it references are passed
+/// through.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     program: &Path,
     cfg: &OpencodeConfig,
@@ -155,6 +158,7 @@ pub fn plan(
     port: u16,
     password: String,
     marker: String,
+    template: Option<&proto::template::TemplateContent>,
 ) -> Launch {
     let dirs = LaunchDirs::new(state_dir, &workspace.name);
     let os = |p: &Path| p.as_os_str().to_owned();
@@ -174,6 +178,11 @@ pub fn plan(
     );
     let mut host_env_names = workspace.sandbox.env.clone();
     host_env_names.extend(crate::sandbox::plan::provider_env_names(provider));
+    let mut config_json = opencode_json(cfg, &workspace.permissions);
+    if let Some(t) = template {
+        crate::template::merge(&mut config_json, t);
+        host_env_names.extend(crate::template::env_names(t));
+    }
     let env = vec![
         ("TMPDIR".to_owned(), os(&sandbox.tmpdir)),
         ("HOME".to_owned(), os(&dirs.home)),
@@ -207,7 +216,7 @@ pub fn plan(
         port,
         password,
         marker,
-        config_json: opencode_json(cfg, &workspace.permissions),
+        config_json,
         state_file: state_dir.join(crate::state_file_name::FILE_NAME),
         dirs,
         sandbox,
@@ -373,6 +382,7 @@ mod tests {
             1,
             "pw".into(),
             "mk".into(),
+            None,
         );
         let real = std::fs::canonicalize(&package).unwrap();
         assert!(l.sandbox.read.contains(&real), "{:?}", l.sandbox.read);
@@ -396,6 +406,7 @@ mod tests {
             4567,
             "pw".into(),
             "mk".into(),
+            None,
         );
         assert_eq!(
             l.args,
@@ -455,6 +466,44 @@ mod tests {
         // Preparing again (the next launch) works.
         prepare(&l).unwrap();
         assert!(!format!("{l:?}").contains("pw"));
+    }
+
+    #[test]
+    fn an_applied_template_is_merged_and_its_env_names_passed_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace {
+            name: "demo".into(),
+            root: tmp.path().join("ws"),
+            permissions: ToolPermissions::default(),
+            sandbox: Default::default(),
+        };
+        let t: proto::template::TemplateContent = serde_json::from_value(json!({
+            "opencode": {"permission": {"bash": "deny"}},
+            "mcp": {"docs": {"type": "remote", "url": "https://mcp.example.com/d",
+                             "headers": {"A": "Bearer {env:DOCS_TOKEN}"}}}
+        }))
+        .unwrap();
+        let args = |t| {
+            plan(
+                Path::new("/bin/opencode"),
+                &cfg(),
+                &ws,
+                &tmp.path().join("state"),
+                1,
+                "pw".into(),
+                "mk".into(),
+                t,
+            )
+        };
+        let l = args(Some(&t));
+        assert_eq!(l.config_json["permission"]["bash"], "deny");
+        assert_eq!(l.config_json["permission"]["external_directory"], "deny");
+        assert_eq!(l.config_json["mcp"]["docs"]["type"], "remote");
+        assert_eq!(l.config_json["autoupdate"], false);
+        assert!(l.host_env_names.contains(&"DOCS_TOKEN".to_owned()));
+        let bare = args(None);
+        assert!(bare.config_json.get("mcp").is_none());
+        assert!(!bare.host_env_names.contains(&"DOCS_TOKEN".to_owned()));
     }
 
     #[test]

@@ -139,7 +139,7 @@ fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
                 &rt.workspace.name,
                 &rt.workspace.sandbox,
             )),
-            template: None,
+            template: workspaces.templates().reference(&rt.workspace.name),
         })
         .collect()
 }

@@ -23,6 +23,7 @@ mod git;
 mod opencode;
 mod race;
 mod setup;
+mod templates;
 
 use anyhow::{Context as _, Result, bail};
 use harness::Env;

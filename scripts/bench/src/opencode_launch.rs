@@ -48,6 +48,7 @@ pub async fn time_to_healthy(
         launch::free_port()?,
         random()?,
         random()?,
+        None,
     );
     launch::prepare(&plan)?;
     let mut cmd = tokio::process::Command::new(&plan.program);

@@ -16,4 +16,5 @@ mod harness;
 mod models;
 mod sandbox;
 mod sessions;
+mod templates;
 mod tmux;
