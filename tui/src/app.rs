@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod attention;
+pub mod clone;
 mod diff;
 mod hosts;
 pub mod list;
@@ -27,6 +28,7 @@ pub mod session;
 mod session_manage;
 mod sessions;
 mod stack;
+pub mod templates;
 pub mod watch;
 pub mod workspace_detail;
 mod workspaces;
@@ -40,7 +42,7 @@ pub use session::SessionView;
 pub use sessions::{SessionRow, SessionsView};
 pub use workspaces::WorkspacesView;
 
-use crate::call::{Call, Request, Scope};
+use crate::call::{Call, Request, Scope, StreamCall, StreamItem, StreamRequest};
 use crate::effect::Effect;
 use crate::event::{Event, NetEvent};
 use crate::keymap::Keymap;
@@ -149,6 +151,12 @@ pub struct App {
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
     relay: Option<String>,
+    /// The clone form and the clone it started (kept while another overlay covers it).
+    clone: Option<clone::CloneForm>,
+    /// The templates panel and the apply it started.
+    templates: Option<templates::TemplatesPanel>,
+    /// The relay's templates, as far as read.
+    template_cache: templates::TemplateCache,
 }
 
 impl App {
@@ -179,6 +187,9 @@ impl App {
             keymap: Keymap::default(),
             relays: Vec::new(),
             relay: None,
+            clone: None,
+            templates: None,
+            template_cache: templates::TemplateCache::default(),
         }
     }
 
@@ -290,6 +301,12 @@ impl App {
                 self.watches_closed();
             }
             NetEvent::Reply { request, result } => self.on_reply(request, result, fx),
+            NetEvent::StreamItem { id, item } => self.on_stream_item(id, item, fx),
+            NetEvent::StreamEnded { id, error } => {
+                if !self.clone_item(id, clone::CloneItem::Ended(error.clone()), fx) {
+                    self.apply_item(id, templates::ApplyItem::Ended(error), fx);
+                }
+            }
             NetEvent::WatchStarted { watch, next_seq } => {
                 self.on_watch_started(&watch, next_seq, fx);
             }
@@ -328,6 +345,38 @@ impl App {
             call,
         }));
         Some(self.next_id)
+    }
+
+    /// Opens a stream if connected; returns its id (from the request ids' counter).
+    fn stream(&mut self, scope: Scope, call: StreamCall, fx: &mut Vec<Effect>) -> Option<u64> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.next_id += 1;
+        fx.push(Effect::Stream(StreamRequest {
+            id: self.next_id,
+            scope,
+            call,
+        }));
+        Some(self.next_id)
+    }
+
+    /// A frame of stream `id`, to the clone or the apply it belongs to.
+    fn on_stream_item(&mut self, id: u64, item: StreamItem, fx: &mut Vec<Effect>) {
+        match item {
+            StreamItem::CloneStarted(s) => {
+                self.clone_item(id, clone::CloneItem::Started(s.dir), fx);
+            }
+            StreamItem::Clone(e) => {
+                self.clone_item(id, clone::CloneItem::Event(e), fx);
+            }
+            StreamItem::Applied(a) => {
+                self.apply_item(id, templates::ApplyItem::Applied(a), fx);
+            }
+            StreamItem::Apply(e) => {
+                self.apply_item(id, templates::ApplyItem::Event(e), fx);
+            }
+        }
     }
 
     /// A request the operator asked for: says so when it cannot go out.
