@@ -286,6 +286,7 @@ impl App {
                 };
                 self.rtt = None;
                 self.watches_closed();
+                self.streams_lost(fx);
             }
             NetEvent::Pong { rtt } => {
                 if matches!(self.conn, ConnState::Connected { .. }) {
@@ -299,6 +300,7 @@ impl App {
                 };
                 self.rtt = None;
                 self.watches_closed();
+                self.streams_lost(fx);
             }
             NetEvent::Reply { request, result } => self.on_reply(request, result, fx),
             NetEvent::StreamItem { id, item } => self.on_stream_item(id, item, fx),
@@ -359,6 +361,29 @@ impl App {
             call,
         }));
         Some(self.next_id)
+    }
+
+    /// The connection ended: its streams ended with it (the host stops a clone whose
+    /// operator is gone and removes its folder; an apply goes on without its operator).
+    fn streams_lost(&mut self, fx: &mut Vec<Effect>) {
+        if let Some(id) = self.clone.as_ref().and_then(clone::CloneForm::running) {
+            let e = crate::call::CallError::transport(
+                "the relay connection was lost: the host stops the clone and removes its folder",
+            );
+            self.clone_item(id, clone::CloneItem::Ended(Some(e)), fx);
+        }
+        if let Some(id) = self
+            .templates
+            .as_ref()
+            .filter(|p| p.applying())
+            .and_then(|p| p.run.as_ref().map(|r| r.id))
+        {
+            let e = crate::call::CallError::transport(
+                "the relay connection was lost before the end; the workspace list shows the \
+                 template it runs once reconnected",
+            );
+            self.apply_item(id, templates::ApplyItem::Ended(Some(e)), fx);
+        }
     }
 
     /// A frame of stream `id`, to the clone or the apply it belongs to.

@@ -194,3 +194,52 @@ fn a_clone_is_not_started_while_disconnected_and_the_form_says_so() {
             .is_some_and(|p| p.contains("not connected"))
     );
 }
+
+#[test]
+fn the_workspaces_help_and_palette_offer_clone_and_templates() {
+    let keymap = crate::keymap::Keymap::default();
+    let help = keymap.help_rows(Context::Workspaces);
+    for (key, what) in [
+        ("c", "clone a repository beneath the workspace's root"),
+        ("t", "the workspace's OpenCode templates (apply one)"),
+    ] {
+        assert!(
+            help.iter().any(|(k, w)| k == key && *w == what),
+            "{key} missing from {help:?}"
+        );
+    }
+    let mut d = Drive::at_workspaces();
+    d.key(':');
+    d.typed("clone");
+    d.code(KeyCode::Enter);
+    assert_eq!(
+        d.app.context(),
+        Context::CloneForm,
+        "the palette opens the form"
+    );
+    d.code(KeyCode::Esc);
+    assert!(
+        d.app.clone_form().is_none(),
+        "Esc before starting closes it"
+    );
+    d.key(':');
+    d.typed("templates");
+    d.code(KeyCode::Enter);
+    assert_eq!(d.app.context(), Context::Templates);
+    assert!(d.asked(Op::TemplateList));
+}
+
+#[test]
+fn a_lost_connection_ends_a_running_clone_and_says_what_the_host_does() {
+    let (mut d, id) = cloning();
+    item(&mut d, id, progress("Receiving objects", 30, 1024));
+    d.net(NetEvent::Disconnected {
+        reason: "gone".into(),
+        retry_in: std::time::Duration::from_secs(1),
+    });
+    assert!(
+        matches!(stage(&d), CloneStage::Failed(ref why) if why.contains("removes its folder")),
+        "{:?}",
+        stage(&d)
+    );
+}

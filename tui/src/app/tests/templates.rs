@@ -215,3 +215,16 @@ fn a_relay_that_does_not_serve_templates_says_so_in_the_panel() {
     d.key('r');
     assert!(d.asked(Op::TemplateList), "r reads the list again");
 }
+
+#[test]
+fn a_lost_connection_ends_a_running_apply_in_the_panel() {
+    let mut d = at_panel();
+    d.code(KeyCode::Enter).code(KeyCode::Enter);
+    d.net(NetEvent::Fatal {
+        message: "revoked".into(),
+        revoked: true,
+    });
+    assert!(
+        matches!(phase(&d), ApplyPhase::Failed(ref why) if why.contains("connection was lost"))
+    );
+}
