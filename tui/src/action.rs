@@ -80,6 +80,10 @@ pub enum Action {
     AllowAlwaysThis,
     /// Revoke the selected workspace's standing "always" grants.
     RevokeAlways,
+    /// Clone a repository beneath the selected workspace's root (opens a form).
+    CloneRepo,
+    /// The selected workspace's OpenCode configuration templates (list, apply).
+    OpenTemplates,
     /// Scroll what the waiting request asks (a long diff) up.
     ScrollRequestUp,
     /// Scroll what the waiting request asks down.
@@ -176,6 +180,8 @@ impl Action {
         Self::ScrollRequestUp,
         Self::ScrollRequestDown,
         Self::RevokeAlways,
+        Self::CloneRepo,
+        Self::OpenTemplates,
         Self::Reject,
         Self::PrevBlock,
         Self::NextBlock,
@@ -242,6 +248,8 @@ impl Action {
             Self::AllowAlways => "allow_always",
             Self::AllowAlwaysThis => "allow_always_this",
             Self::RevokeAlways => "revoke_always",
+            Self::CloneRepo => "clone",
+            Self::OpenTemplates => "templates",
             Self::ScrollRequestUp => "scroll_request_up",
             Self::ScrollRequestDown => "scroll_request_down",
             Self::Reject => "reject",
@@ -313,6 +321,30 @@ impl Action {
                 _ => {}
             }
         }
+        if context == Context::CloneForm {
+            match self {
+                Self::Send => return "start the clone",
+                Self::CursorDown => return "next field",
+                Self::CursorUp => return "previous field",
+                Self::LeaveInput => return "cancel",
+                _ => {}
+            }
+        }
+        if context == Context::CloneProgress {
+            match self {
+                Self::Back => return "abort (the host removes the folder) / close",
+                Self::Open => return "close; after a failure, edit and retry",
+                _ => {}
+            }
+        }
+        if context == Context::Templates {
+            match self {
+                Self::Open => return "apply to the workspace (Enter again to confirm)",
+                Self::Back => return "close (or cancel the question)",
+                Self::Refresh => return "read the list again",
+                _ => {}
+            }
+        }
         let scrolls = matches!(context, Context::Session | Context::Diff);
         match self {
             Self::SelectPrev if scrolls => "scroll up",
@@ -359,6 +391,8 @@ impl Action {
             Self::AllowAlways => "allow always (says what; again to confirm)",
             Self::AllowAlwaysThis => "always, only this file / command (confirmed)",
             Self::RevokeAlways => "revoke the workspace's standing \"always\" grants",
+            Self::CloneRepo => "clone a repository beneath the workspace's root",
+            Self::OpenTemplates => "the workspace's OpenCode templates (apply one)",
             Self::ScrollRequestUp => "scroll the request up",
             Self::ScrollRequestDown => "scroll the request down",
             Self::Reject => "reject the permission request",

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod attention;
+pub mod clone;
 mod diff;
 mod hosts;
 pub mod list;
@@ -27,6 +28,7 @@ pub mod session;
 mod session_manage;
 mod sessions;
 mod stack;
+pub mod templates;
 pub mod watch;
 pub mod workspace_detail;
 mod workspaces;
@@ -40,7 +42,7 @@ pub use session::SessionView;
 pub use sessions::{SessionRow, SessionsView};
 pub use workspaces::WorkspacesView;
 
-use crate::call::{Call, Request, Scope};
+use crate::call::{Call, Request, Scope, StreamCall, StreamItem, StreamRequest};
 use crate::effect::Effect;
 use crate::event::{Event, NetEvent};
 use crate::keymap::Keymap;
@@ -149,6 +151,12 @@ pub struct App {
     relays: Vec<String>,
     /// The relay profile in use, if it came from tui.toml.
     relay: Option<String>,
+    /// The clone form and the clone it started (kept while another overlay covers it).
+    clone: Option<clone::CloneForm>,
+    /// The templates panel and the apply it started.
+    templates: Option<templates::TemplatesPanel>,
+    /// The relay's templates, as far as read.
+    template_cache: templates::TemplateCache,
 }
 
 impl App {
@@ -179,6 +187,9 @@ impl App {
             keymap: Keymap::default(),
             relays: Vec::new(),
             relay: None,
+            clone: None,
+            templates: None,
+            template_cache: templates::TemplateCache::default(),
         }
     }
 
@@ -275,6 +286,7 @@ impl App {
                 };
                 self.rtt = None;
                 self.watches_closed();
+                self.streams_lost(fx);
             }
             NetEvent::Pong { rtt } => {
                 if matches!(self.conn, ConnState::Connected { .. }) {
@@ -288,8 +300,15 @@ impl App {
                 };
                 self.rtt = None;
                 self.watches_closed();
+                self.streams_lost(fx);
             }
             NetEvent::Reply { request, result } => self.on_reply(request, result, fx),
+            NetEvent::StreamItem { id, item } => self.on_stream_item(id, item, fx),
+            NetEvent::StreamEnded { id, error } => {
+                if !self.clone_item(id, clone::CloneItem::Ended(error.clone()), fx) {
+                    self.apply_item(id, templates::ApplyItem::Ended(error), fx);
+                }
+            }
             NetEvent::WatchStarted { watch, next_seq } => {
                 self.on_watch_started(&watch, next_seq, fx);
             }
@@ -328,6 +347,61 @@ impl App {
             call,
         }));
         Some(self.next_id)
+    }
+
+    /// Opens a stream if connected; returns its id (from the request ids' counter).
+    fn stream(&mut self, scope: Scope, call: StreamCall, fx: &mut Vec<Effect>) -> Option<u64> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.next_id += 1;
+        fx.push(Effect::Stream(StreamRequest {
+            id: self.next_id,
+            scope,
+            call,
+        }));
+        Some(self.next_id)
+    }
+
+    /// The connection ended: its streams ended with it (the host stops a clone whose
+    /// operator is gone and removes its folder; an apply goes on without its operator).
+    fn streams_lost(&mut self, fx: &mut Vec<Effect>) {
+        if let Some(id) = self.clone.as_ref().and_then(clone::CloneForm::running) {
+            let e = crate::call::CallError::transport(
+                "the relay connection was lost: the host stops the clone and removes its folder",
+            );
+            self.clone_item(id, clone::CloneItem::Ended(Some(e)), fx);
+        }
+        if let Some(id) = self
+            .templates
+            .as_ref()
+            .filter(|p| p.applying())
+            .and_then(|p| p.run.as_ref().map(|r| r.id))
+        {
+            let e = crate::call::CallError::transport(
+                "the relay connection was lost before the end; the workspace list shows the \
+                 template it runs once reconnected",
+            );
+            self.apply_item(id, templates::ApplyItem::Ended(Some(e)), fx);
+        }
+    }
+
+    /// A frame of stream `id`, to the clone or the apply it belongs to.
+    fn on_stream_item(&mut self, id: u64, item: StreamItem, fx: &mut Vec<Effect>) {
+        match item {
+            StreamItem::CloneStarted(s) => {
+                self.clone_item(id, clone::CloneItem::Started(s.dir), fx);
+            }
+            StreamItem::Clone(e) => {
+                self.clone_item(id, clone::CloneItem::Event(e), fx);
+            }
+            StreamItem::Applied(a) => {
+                self.apply_item(id, templates::ApplyItem::Applied(a), fx);
+            }
+            StreamItem::Apply(e) => {
+                self.apply_item(id, templates::ApplyItem::Event(e), fx);
+            }
+        }
     }
 
     /// A request the operator asked for: says so when it cannot go out.

@@ -123,6 +123,9 @@ pub enum Call {
     PermissionRevoke(proto::grant::GrantRevoke),
     /// `model_list`: the models and agents the workspace's OpenCode offers.
     ModelList,
+    /// `template_list`: the relay's templates, each at its latest version (the relay answers
+    /// it itself: the scope is not sent).
+    TemplateList,
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
 }
@@ -192,6 +195,7 @@ impl Call {
             Self::PermissionGrants => Op::PermissionGrants,
             Self::PermissionRevoke(_) => Op::PermissionRevoke,
             Self::ModelList => Op::ModelList,
+            Self::TemplateList => Op::TemplateList,
             Self::Admin(a) => a.op(),
         }
     }
@@ -206,6 +210,49 @@ pub struct Request {
     pub scope: Scope,
     /// What it is.
     pub call: Call,
+}
+
+/// A streaming operation with its body: a first answer, then items until the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamCall {
+    /// `git_clone` beneath the workspace's root.
+    GitClone(proto::git::GitClone),
+    /// `template_apply` to the workspace.
+    TemplateApply(proto::template::TemplateApply),
+}
+
+impl StreamCall {
+    /// The wire operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Self::GitClone(_) => Op::GitClone,
+            Self::TemplateApply(_) => Op::TemplateApply,
+        }
+    }
+}
+
+/// A stream the app wants opened, with the id its items will carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRequest {
+    /// Chosen by the app from the same counter as request ids.
+    pub id: u64,
+    /// Where it goes.
+    pub scope: Scope,
+    /// What it is.
+    pub call: StreamCall,
+}
+
+/// One frame of an open stream, by operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    /// `git_clone` accepted: the folder is created.
+    CloneStarted(proto::git::GitCloneStarted),
+    /// `git_clone` progress, or its end.
+    Clone(proto::git::GitCloneEvent),
+    /// `template_apply` accepted.
+    Applied(proto::template::TemplateApplied),
+    /// `template_apply` progress, or its end.
+    Apply(proto::template::TemplateApplyEvent),
 }
 
 /// A successful answer, by operation.
@@ -247,6 +294,8 @@ pub enum Response {
     Revoked(proto::grant::StandingGrant),
     /// The models and agents on offer.
     Models(proto::ops::ModelCatalog),
+    /// The relay's templates, each at its latest version.
+    Templates(Vec<proto::template::TemplateSummary>),
     /// Users and their grants.
     Users(Vec<proto::admin::UserInfo>),
     /// Enrolled hosts.

@@ -1,7 +1,7 @@
 //! What `App::update` asks the runtime to do. The app never does IO itself; the runtime
 //! executes these after each update, and results come back as [`crate::event::NetEvent`]s.
 
-use crate::call::{Request, WatchKey};
+use crate::call::{Request, StreamRequest, WatchKey};
 
 /// A request from the app to the IO shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,6 +12,12 @@ pub enum Effect {
     Reconnect,
     /// Make one agent call; the answer arrives as `NetEvent::Reply` with the same request.
     Request(Request),
+    /// Open a streaming call; its frames arrive as `NetEvent::StreamItem`s with the same id,
+    /// then one `NetEvent::StreamEnded`.
+    Stream(StreamRequest),
+    /// Close the stream with this id before its end (the host stops what it runs: an aborted
+    /// clone's folder is removed). No `StreamEnded` follows.
+    CloseStream(u64),
     /// Open (or reopen) a workspace's event watch, resuming after `after_seq` when given.
     Watch {
         /// Which workspace.

@@ -1,7 +1,7 @@
 //! Everything that can happen to the app: a key, the clock, a resize, or news from the relay.
 //! Plain data with no terminal or network types, so `App::update` stays pure and testable.
 
-use crate::call::{CallError, Request, Response, WatchKey};
+use crate::call::{CallError, Request, Response, StreamItem, WatchKey};
 use proto::event::EventFrame;
 use proto::ids::{ConnId, HostId};
 use proto::message::HostList;
@@ -78,6 +78,20 @@ pub enum NetEvent {
         request: Request,
         /// Its outcome.
         result: Result<Response, CallError>,
+    },
+    /// A frame of the stream the app opened with this id.
+    StreamItem {
+        /// The stream's id.
+        id: u64,
+        /// The frame.
+        item: StreamItem,
+    },
+    /// The stream with this id ended: after its last item (`None`), or refused or broken.
+    StreamEnded {
+        /// The stream's id.
+        id: u64,
+        /// Why it ended early, if it did.
+        error: Option<CallError>,
     },
     /// A workspace watch is open; live events will be numbered from `next_seq`.
     WatchStarted {

@@ -28,6 +28,12 @@ pub enum Context {
     Question,
     /// Picking the model or agent of a session's prompts.
     ModelPicker,
+    /// Typing the clone form's URL and folder.
+    CloneForm,
+    /// A clone running or finished.
+    CloneProgress,
+    /// A workspace's templates.
+    Templates,
     /// The administration screen.
     Admin,
     /// Typing into the administration screen's input line.
@@ -39,7 +45,7 @@ impl Context {
     pub fn is_text(self) -> bool {
         matches!(
             self,
-            Self::Prompt | Self::Filter | Self::Palette | Self::AdminInput
+            Self::Prompt | Self::Filter | Self::Palette | Self::AdminInput | Self::CloneForm
         )
     }
 
@@ -58,6 +64,9 @@ impl Context {
             Self::Palette => "command palette",
             Self::Question => "question",
             Self::ModelPicker => "model picker",
+            Self::CloneForm => "clone a repository",
+            Self::CloneProgress => "clone",
+            Self::Templates => "templates",
             Self::Admin => "admin",
             Self::AdminInput => "admin input",
         }

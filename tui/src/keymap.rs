@@ -52,6 +52,8 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('s')], Action::StartOpencode),
     bind(&[ch('S')], Action::StopOpencode),
     bind(&[ch('X')], Action::RevokeAlways),
+    bind(&[ch('c')], Action::CloneRepo),
+    bind(&[ch('t')], Action::OpenTemplates),
 ];
 
 const SESSIONS: &[Binding] = &[
@@ -179,6 +181,33 @@ const MODEL_PICKER: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const CLONE_FORM: &[Binding] = &[
+    bind(&[key(KeyCode::Enter)], Action::Send),
+    bind(&[key(KeyCode::Tab), key(KeyCode::Down)], Action::CursorDown),
+    bind(&[key(KeyCode::BackTab), key(KeyCode::Up)], Action::CursorUp),
+    bind(&[key(KeyCode::Backspace)], Action::DeleteBack),
+    bind(&[KeyPress::ctrl('u')], Action::ClearLine),
+    bind(&[key(KeyCode::Esc)], Action::LeaveInput),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
+const CLONE_PROGRESS: &[Binding] = &[
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
+const TEMPLATES: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Home), ch('g')], Action::SelectFirst),
+    bind(&[key(KeyCode::End), ch('G')], Action::SelectLast),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[ch('r')], Action::Refresh),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const ADMIN: &[Binding] = &[
     bind(&[key(KeyCode::Left), ch('h')], Action::PrevFile),
     bind(&[key(KeyCode::Right), ch('l')], Action::NextFile),
@@ -223,13 +252,16 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::Palette => &[PALETTE],
         Context::Question => &[QUESTION],
         Context::ModelPicker => &[MODEL_PICKER],
+        Context::CloneForm => &[CLONE_FORM],
+        Context::CloneProgress => &[CLONE_PROGRESS],
+        Context::Templates => &[TEMPLATES],
         Context::Admin => &[MOVE, ADMIN, GLOBAL],
         Context::AdminInput => &[ADMIN_INPUT],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 14] = [
+pub const CONTEXTS: [Context; 17] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -242,6 +274,9 @@ pub const CONTEXTS: [Context; 14] = [
     Context::Palette,
     Context::Question,
     Context::ModelPicker,
+    Context::CloneForm,
+    Context::CloneProgress,
+    Context::Templates,
     Context::Admin,
     Context::AdminInput,
 ];

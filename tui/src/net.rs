@@ -5,8 +5,9 @@
 //! app's business.
 
 mod calls;
+mod streams;
 
-use crate::call::{CallError, Request, Scope, WatchKey};
+use crate::call::{CallError, Request, Scope, StreamRequest, WatchKey};
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
@@ -50,6 +51,10 @@ enum Command {
     Reconnect,
     /// Make an agent call.
     Request(Request),
+    /// Open a streaming call.
+    Stream(StreamRequest),
+    /// Close a stream before its end.
+    CloseStream(u64),
     /// Open (or reopen) a workspace watch.
     Watch {
         watch: WatchKey,
@@ -90,6 +95,16 @@ impl Net {
         let _ = self.commands.send(Command::Request(request));
     }
 
+    /// Opens a streaming call; its frames come back as [`NetEvent::StreamItem`]s.
+    pub fn stream(&self, request: StreamRequest) {
+        let _ = self.commands.send(Command::Stream(request));
+    }
+
+    /// Closes a stream before its end (the host stops what it runs).
+    pub fn close_stream(&self, id: u64) {
+        let _ = self.commands.send(Command::CloseStream(id));
+    }
+
     /// Opens a workspace watch; its events come back as [`NetEvent::WatchFrame`]s.
     pub fn watch(&self, watch: WatchKey, after_seq: Option<u64>) {
         let _ = self.commands.send(Command::Watch { watch, after_seq });
@@ -125,7 +140,11 @@ enum End {
 /// again once connected), watches end.
 async fn refuse(command: Command, events: &mpsc::Sender<NetEvent>) {
     let event = match command {
-        Command::Reconnect => return,
+        Command::Reconnect | Command::CloseStream(_) => return,
+        Command::Stream(request) => NetEvent::StreamEnded {
+            id: request.id,
+            error: Some(CallError::transport(NOT_CONNECTED)),
+        },
         Command::Request(request) => NetEvent::Reply {
             request,
             result: Err(CallError::transport(NOT_CONNECTED)),
@@ -286,6 +305,7 @@ async fn serve_streams(
     let mut in_flight: Option<(u64, Instant)> = None;
     let mut watches: HashMap<WatchKey, CancellationToken> = HashMap::new();
     let mut watch_req = WATCH_REQ_BASE;
+    let mut open_streams: HashMap<u64, CancellationToken> = HashMap::new();
     let end = loop {
         tokio::select! {
             biased;
@@ -294,6 +314,18 @@ async fn serve_streams(
                 Some(Command::Reconnect) => break End::Requested,
                 Some(Command::Request(request)) => {
                     tokio::spawn(perform(conn.clone(), request, events.clone(), streams.clone()));
+                }
+                Some(Command::Stream(request)) => {
+                    let token = streams.child_token();
+                    // Ended streams' tokens are dropped as new ones open.
+                    open_streams.retain(|_, t| !t.is_cancelled());
+                    open_streams.insert(request.id, token.clone());
+                    tokio::spawn(streams::run(conn.clone(), request, events.clone(), token));
+                }
+                Some(Command::CloseStream(id)) => {
+                    if let Some(token) = open_streams.remove(&id) {
+                        token.cancel();
+                    }
                 }
                 Some(Command::Watch { watch, after_seq }) => {
                     // A newer watch of the same workspace replaces the older one.

@@ -297,6 +297,8 @@ fn execute(effects: Vec<Effect>, shell: &Shell<'_>) -> Flow {
             Effect::SwitchRelay(name) => return Flow::Stop(Exit::SwitchRelay(name)),
             Effect::Reconnect => net.reconnect(),
             Effect::Request(request) => net.request(request),
+            Effect::Stream(request) => net.stream(request),
+            Effect::CloseStream(id) => net.close_stream(id),
             Effect::Watch { watch, after_seq } => net.watch(watch, after_seq),
             Effect::Bell => {
                 // BEL moves no cursor, so it does not disturb the drawn frame.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod attention;
+mod clone;
 mod diff;
 mod help;
 mod hosts;
@@ -13,6 +14,7 @@ mod question;
 mod session;
 mod sessions;
 mod status_bar;
+mod templates;
 pub mod theme;
 mod workspace_detail;
 mod workspaces;
@@ -56,6 +58,8 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     status_bar::render(frame, status, app, theme);
     question::render(frame, main, app, theme);
     model_picker::render(frame, main, app, theme);
+    clone::render(frame, main, app, theme);
+    templates::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

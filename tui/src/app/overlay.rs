@@ -18,6 +18,10 @@ pub enum Overlay {
     Question(QuestionForm),
     /// The model picker of the session screen.
     ModelPicker(ModelPicker),
+    /// The clone form or its progress (its state is the app's `clone`).
+    Clone,
+    /// The templates panel of a workspace (its state is the app's `templates`).
+    Templates,
 }
 
 impl Overlay {
@@ -28,6 +32,9 @@ impl Overlay {
             Self::Palette(_) => Context::Palette,
             Self::Question(_) => Context::Question,
             Self::ModelPicker(_) => Context::ModelPicker,
+            // Typing while the form is edited, keys for abort and close afterwards.
+            Self::Clone => Context::CloneForm,
+            Self::Templates => Context::Templates,
         }
     }
 }

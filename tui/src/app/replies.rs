@@ -60,6 +60,7 @@ impl App {
             Response::Grants(grants) => self.grants_loaded(scope, grants),
             Response::Revoked(grant) => self.grant_revoked(scope, &grant),
             Response::Models(catalog) => self.models_loaded(request.id, catalog),
+            Response::Templates(list) => self.templates_loaded(request.id, list),
             // Administration answers went to the admin screen above.
             Response::Users(_)
             | Response::AdminHosts(_)
@@ -98,6 +99,7 @@ impl App {
                 self.notify(format!("standing grant {} not revoked: {e}", r.id), true);
             }
             Call::ModelList => self.models_failed(request.id, e),
+            Call::TemplateList => self.templates_failed(request.id, e),
             Call::Admin(call) => self.admin_failed(call, e),
         }
     }

@@ -12,9 +12,13 @@ use crate::keymap::Context;
 impl App {
     /// Where keys go now.
     pub fn context(&self) -> Context {
-        self.overlay
-            .as_ref()
-            .map_or_else(|| self.screen_context(), Overlay::context)
+        match self.overlay.as_ref() {
+            Some(Overlay::Clone) if self.clone.as_ref().is_some_and(|c| !c.editing()) => {
+                Context::CloneProgress
+            }
+            Some(o) => o.context(),
+            None => self.screen_context(),
+        }
     }
 
     /// Where keys go under the help overlay (what the overlay describes).
@@ -74,6 +78,12 @@ impl App {
                     self.model_picker_action(action, fx);
                 }
             }
+            Context::CloneForm | Context::CloneProgress => self.clone_key(action, typed, fx),
+            Context::Templates => {
+                if let Some(action) = action {
+                    self.templates_action(action, fx);
+                }
+            }
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
@@ -90,6 +100,8 @@ impl App {
             | Context::Palette
             | Context::Question
             | Context::ModelPicker
+            | Context::CloneForm
+            | Context::CloneProgress
             | Context::AdminInput => return,
             Context::Prompt => (Context::Session, 3),
             Context::Filter => (self.list_context(), 1),
@@ -128,6 +140,11 @@ impl App {
                 let line = text.lines().next().unwrap_or_default();
                 for c in line.chars().filter(|c| !c.is_control()) {
                     self.edit_filter(None, Some(c));
+                }
+            }
+            Context::CloneForm => {
+                if let Some(form) = self.clone.as_mut() {
+                    form.paste(text);
                 }
             }
             Context::Palette | Context::AdminInput => {
@@ -172,7 +189,12 @@ impl App {
             }
             _ => match context {
                 Context::Hosts => self.hosts_action(action, fx),
+                Context::Workspaces if action == Action::CloneRepo => self.open_clone(),
+                Context::Workspaces if action == Action::OpenTemplates => {
+                    self.open_templates(fx);
+                }
                 Context::Workspaces => self.workspaces_action(action, fx),
+                Context::Templates => self.templates_action(action, fx),
                 Context::Sessions => self.sessions_action(action, fx),
                 Context::Session if action == Action::PickModel => self.ask_models(fx),
                 Context::Session => self.session_action(action, fx),
@@ -185,6 +207,8 @@ impl App {
                 | Context::Palette
                 | Context::Question
                 | Context::ModelPicker
+                | Context::CloneForm
+                | Context::CloneProgress
                 | Context::AdminInput => {}
             },
         }

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 mod attention;
+pub(crate) mod clone;
 mod detail;
 mod hosts;
 pub(crate) mod model;
@@ -13,6 +14,7 @@ mod prompt;
 pub(crate) mod question;
 mod reconnect;
 mod session_manage;
+pub(crate) mod templates;
 mod transcript;
 
 use super::*;

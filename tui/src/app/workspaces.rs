@@ -301,6 +301,8 @@ impl App {
                 }
             }
         }
+        // Which templates are out of date needs the relay's list.
+        let templated = list.iter().any(|w| w.template.is_some());
         if let Some(view) = self
             .stack
             .workspaces
@@ -308,6 +310,9 @@ impl App {
             .filter(|v| v.host == scope.host)
         {
             view.loaded(list);
+            if templated {
+                self.ask_templates(fx);
+            }
         }
         if self.screen == Screen::Workspaces {
             self.fetch_workspace_detail(fx);

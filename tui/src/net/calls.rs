@@ -69,6 +69,11 @@ pub(super) async fn perform_call(
             Response::Revoked(call::<op::PermissionRevoke>(c, &h, b).await?)
         }
         Call::ModelList => Response::Models(call::<op::ModelList>(c, &h, &()).await?),
+        Call::TemplateList => {
+            // The relay keeps the templates: the call names no host.
+            let h = StreamHeader::new(Op::TemplateList, ReqId(request.id));
+            Response::Templates(call::<op::TemplateList>(c, &h, &()).await?)
+        }
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));

@@ -1104,3 +1104,5 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
         screen(&d.app, 80, 24)
     );
 }
+
+mod setup;

@@ -24,6 +24,7 @@ pub(super) fn render(
     area: Rect,
     w: &WorkspaceInfo,
     detail: Option<&Detail>,
+    templates: Option<&[proto::template::TemplateSummary]>,
     theme: Theme,
 ) {
     let block = panel(&[&w.name], theme);
@@ -34,6 +35,13 @@ pub(super) fn render(
             "the root folder is missing on the host",
             theme.error(),
         ));
+    }
+    if let Some((t, stale)) = super::templates::template_note(w.template.as_ref(), templates) {
+        let style = if stale { theme.warn() } else { theme.ok() };
+        lines.push(Line::from(vec![
+            Span::styled("template ", theme.muted()),
+            Span::styled(truncate(&t, width.saturating_sub(9)), style),
+        ]));
     }
     match detail {
         None => {}

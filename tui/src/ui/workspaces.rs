@@ -4,8 +4,8 @@
 use crate::app::App;
 use crate::ui::sessions::OFFLINE;
 use crate::ui::theme::Theme;
-use crate::ui::workspace_detail;
 use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::ui::{templates, workspace_detail};
 use crate::view::text::count;
 use proto::ops::{OpencodeState, WorkspaceInfo};
 use ratatui::Frame;
@@ -49,6 +49,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
                     ("Enter", "sessions"),
                     ("s", "start"),
                     ("S", "stop"),
+                    ("c", "clone"),
+                    ("t", "templates"),
                     ("Esc", "hosts"),
                 ],
                 theme,
@@ -83,7 +85,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     }
     let header =
         Row::new(["WORKSPACE", "ROOT", "OPENCODE", "VERSION", "NOTE"]).style(theme.header());
-    let rows = view.visible().into_iter().map(|w| row(w, theme));
+    let templates = app.template_cache().ready();
+    let rows = view.visible().into_iter().map(|w| row(w, templates, theme));
     let widths = [
         Constraint::Length(name_width(list)),
         Constraint::Length(8),
@@ -120,7 +123,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     };
     frame.render_stateful_widget(table, table_area, &mut state);
     if let (Some(d), Some(w)) = (detail_area, view.selected()) {
-        workspace_detail::render(frame, d, w, view.detail(&w.name), theme);
+        workspace_detail::render(frame, d, w, view.detail(&w.name), templates, theme);
     }
 }
 
@@ -140,7 +143,11 @@ fn sandbox_is_news(sb: &proto::ops::SandboxInfo) -> bool {
     sb.state != "enforced" || (detail.contains("limit") && detail.contains("reached"))
 }
 
-fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
+fn row(
+    w: &WorkspaceInfo,
+    templates: Option<&[proto::template::TemplateSummary]>,
+    theme: Theme,
+) -> Row<'static> {
     let (state, style) = opencode_state(w.opencode.state, theme);
     let root = if w.available {
         Span::styled("ok", theme.ok())
@@ -159,6 +166,16 @@ fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
             "restart",
         );
     }
+    // The template it runs: first when out of date, else when there is nothing else to say.
+    let mut note_style = theme.muted();
+    match templates::template_note(w.template.as_ref(), templates) {
+        Some((t, true)) => {
+            note = format!("⚠ {t} {note}");
+            note_style = theme.warn();
+        }
+        Some((t, false)) if note.is_empty() => note = format!("template {t}"),
+        _ => {}
+    }
     Row::new([
         Cell::from(crate::view::text::sanitize(&w.name)),
         Cell::from(root),
@@ -171,7 +188,7 @@ fn row(w: &WorkspaceInfo, theme: Theme) -> Row<'static> {
         ),
         Cell::from(Span::styled(
             crate::view::text::sanitize(note.lines().next().unwrap_or_default()),
-            theme.muted(),
+            note_style,
         )),
     ])
 }

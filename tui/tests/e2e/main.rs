@@ -10,6 +10,7 @@
     reason = "test code: a failed unwrap is a failed test; harness items are shared"
 )]
 
+mod clone_tui;
 mod drive;
 mod fs_git;
 mod harness;

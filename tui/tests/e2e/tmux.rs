@@ -22,7 +22,7 @@ const HEIGHT: u16 = 35;
 
 /// One tmux server (its own socket, so nothing of the user's tmux is touched) with one session
 /// running `cm-tui`. The server is killed on Drop, whatever the test's outcome.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: PathBuf,
     session: String,
     screens: Option<PathBuf>,
@@ -36,7 +36,7 @@ impl Tmux {
     /// Starts `cm-tui` (no arguments: the full-screen app) in a detached 120×35 pane. The
     /// config is read when the server starts, before the app runs: the pane stays after the app
     /// exits (to read its exit status) and there is no tmux status line.
-    fn start(world: &World) -> Result<Self> {
+    pub(crate) fn start(world: &World) -> Result<Self> {
         let dir = world.tmp.path();
         let conf = dir.join("tmux.conf");
         std::fs::write(
@@ -89,21 +89,21 @@ impl Tmux {
     }
 
     /// Types `text` literally (no key names).
-    fn type_text(&self, text: &str) -> Result<()> {
+    pub(crate) fn type_text(&self, text: &str) -> Result<()> {
         let mut cmd = self.cmd();
         cmd.args(["send-keys", "-t", &self.session, "-l", text]);
         self.run(cmd).map(drop)
     }
 
     /// Presses one key by its tmux name (`Enter`, `Escape`, `Tab`, `q`).
-    fn press(&self, key: &str) -> Result<()> {
+    pub(crate) fn press(&self, key: &str) -> Result<()> {
         let mut cmd = self.cmd();
         cmd.args(["send-keys", "-t", &self.session, key]);
         self.run(cmd).map(drop)
     }
 
     /// The pane's text as shown now (no colours, trailing blanks trimmed by tmux).
-    fn capture(&self) -> Result<String> {
+    pub(crate) fn capture(&self) -> Result<String> {
         let mut cmd = self.cmd();
         cmd.args(["capture-pane", "-p", "-t", &self.session]);
         Ok(String::from_utf8(self.run(cmd)?.stdout)?)
@@ -171,7 +171,7 @@ impl Tmux {
 
     /// Polls the screen until `pred` holds; returns that screen. Fails with the last screen
     /// when the app exits first or the hang guard runs out.
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
+    pub(crate) fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.capture()?;
@@ -190,7 +190,7 @@ impl Tmux {
     }
 
     /// Polls until every needle is on screen.
-    fn wait_text(&self, needles: &[&str]) -> Result<String> {
+    pub(crate) fn wait_text(&self, needles: &[&str]) -> Result<String> {
         self.wait_for(&format!("{needles:?}"), |s| {
             needles.iter().all(|n| s.contains(n))
         })
@@ -242,7 +242,7 @@ fn focused(screen: &str) -> bool {
 }
 
 /// The line of `screen` holding `needle`.
-fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
+pub(crate) fn line_with<'a>(screen: &'a str, needle: &str) -> Option<&'a str> {
     screen.lines().find(|l| l.contains(needle))
 }
 
