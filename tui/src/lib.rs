@@ -28,3 +28,4 @@ pub mod status_cli;
 pub mod transcript;
 pub mod ui;
 pub mod view;
+pub mod workspaces_cli;
