@@ -250,7 +250,10 @@ impl Workspaces {
 
     /// The candidates beneath `root` (a root that allows subworkspaces), or beneath every such
     /// root.
-    pub fn candidates(&self, root: Option<&str>) -> Result<proto::workspace::WorkspaceCandidates, AddError> {
+    pub fn candidates(
+        &self,
+        root: Option<&str>,
+    ) -> Result<proto::workspace::WorkspaceCandidates, AddError> {
         let entries = self.entries.read().clone();
         let roots: Vec<(String, PathBuf)> = match root {
             Some(r) => {
@@ -265,7 +268,11 @@ impl Workspaces {
             None => self
                 .subworkspace_roots
                 .iter()
-                .filter_map(|n| entries.get(n).map(|rt| (n.clone(), rt.workspace.root.clone())))
+                .filter_map(|n| {
+                    entries
+                        .get(n)
+                        .map(|rt| (n.clone(), rt.workspace.root.clone()))
+                })
                 .collect(),
         };
         let taken = entries
@@ -301,11 +308,9 @@ impl Workspaces {
                 name: name.chars().take(64).collect(),
             });
         }
-        let parent = self
-            .get(root)
-            .ok_or_else(|| AddError::NotAllowed {
-                root: root.to_owned(),
-            })?;
+        let parent = self.get(root).ok_or_else(|| AddError::NotAllowed {
+            root: root.to_owned(),
+        })?;
         let path = added::check_child(root, &parent.workspace.root, folder)?;
         if let Some(taken) = self.get(name) {
             return Err(AddError::Taken(format!(
@@ -365,7 +370,9 @@ impl Workspaces {
     pub async fn remove(&self, name: &str) -> Result<AddedRecord, AddError> {
         let mut records = self.records.lock().await;
         let Some(rt) = self.get(name) else {
-            return Err(AddError::Taken(format!("no workspace named {name} on this host")));
+            return Err(AddError::Taken(format!(
+                "no workspace named {name} on this host"
+            )));
         };
         let Some(record) = rt.added.clone() else {
             return Err(AddError::Configured {
@@ -498,7 +505,10 @@ fn restored(
     r: &AddedRecord,
 ) -> Result<Workspace, String> {
     if !roots.contains(&r.parent) {
-        return Err(format!("workspace {} no longer allows subworkspaces", r.parent));
+        return Err(format!(
+            "workspace {} no longer allows subworkspaces",
+            r.parent
+        ));
     }
     let parent = configured
         .iter()

@@ -243,8 +243,6 @@ macro_rules! with_operations {
 
 // The modules the list's types are written against.
 #[allow(unused_imports)]
-use crate::{
-    admin, event, fs, git, grant, host_watch, message, ops, queue, template, workspace,
-};
+use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template, workspace};
 
 with_operations!(generate_operations);

@@ -94,9 +94,8 @@ pub async fn run(remote: &Remote, args: WorkspacesArgs) -> Result<(), CommandErr
                 workspace: root,
                 session: None,
             };
-            let list: WorkspaceCandidates = remote
-                .call::<op::WorkspaceCandidates>(&target, &())
-                .await?;
+            let list: WorkspaceCandidates =
+                remote.call::<op::WorkspaceCandidates>(&target, &()).await?;
             if json {
                 return print_json(&list);
             }

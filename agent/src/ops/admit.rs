@@ -33,8 +33,7 @@ pub(super) fn admit(
         );
     })?;
     // The host-wide ones: every workspace, or every root's candidates.
-    if op == Op::WorkspaceList
-        || (op == Op::WorkspaceCandidates && fwd.header.workspace.is_none())
+    if op == Op::WorkspaceList || (op == Op::WorkspaceCandidates && fwd.header.workspace.is_none())
     {
         return Ok(None);
     }

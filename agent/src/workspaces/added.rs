@@ -255,7 +255,10 @@ mod tests {
         assert_eq!(check_child("w", &root, "real").unwrap(), root.join("real"));
         assert!(matches!(
             check_child("w", &root, "link"),
-            Err(AddError::NotAFolder { rule: "symlink", .. })
+            Err(AddError::NotAFolder {
+                rule: "symlink",
+                ..
+            })
         ));
         assert!(matches!(
             check_child("w", &root, "missing"),

@@ -35,3 +35,4 @@ mod prompt_audit;
 mod queue;
 mod refusals;
 mod stream_slots;
+mod subworkspaces;
