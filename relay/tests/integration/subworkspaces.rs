@@ -241,8 +241,11 @@ async fn subfolders_of_a_root_become_workspaces_and_nothing_else_does() -> Resul
         "the folder outside the roots changed"
     );
 
-    // The added workspace survives a restart of the agent.
+    // Added workspaces survive a restart of the agent; one whose folder vanished meanwhile is
+    // listed as unavailable, and the agent starts all the same.
+    json(&["workspaces", "add", "sub-box", "src", "plain", "--json"])?;
     agent.proc.terminate()?;
+    std::fs::remove_dir(src.join("plain"))?;
     let _agent = spawn_logged_agent(&files)?;
     watch_until(&owner, "agent back online", |l| host_online(l, "sub-box")).await?;
     let all: Vec<WorkspaceInfo> =
@@ -251,6 +254,34 @@ async fn subfolders_of_a_root_become_workspaces_and_nothing_else_does() -> Resul
         all.iter().any(|w| w.name == "app" && w.available),
         "{all:?}"
     );
+    assert!(
+        all.iter().any(|w| w.name == "plain" && !w.available),
+        "{all:?}"
+    );
+
+    // The root's own OpenCode could swap the folder for a link to elsewhere: the added
+    // workspace then refuses every operation instead of following it.
+    std::fs::rename(src.join("app"), src.join("app-moved"))?;
+    std::os::unix::fs::symlink(&outside, src.join("app"))?;
+    refused(
+        &["opencode", "sub-box", "app", "start"],
+        "missing or not accessible",
+    )?;
+    refused(&["fs", "sub-box", "app", "ls"], "missing or not accessible")?;
+    let all: Vec<WorkspaceInfo> =
+        serde_json::from_value(json(&["workspaces", "sub-box", "--json"])?)?;
+    assert!(
+        all.iter().any(|w| w.name == "app" && !w.available),
+        "{all:?}"
+    );
+    assert_eq!(
+        listing(&outside)?,
+        outside_before,
+        "the folder outside the roots changed"
+    );
+    std::fs::remove_file(src.join("app"))?;
+    std::fs::rename(src.join("app-moved"), src.join("app"))?;
+    json(&["workspaces", "remove", "sub-box", "plain", "--json"])?;
 
     // Removed: forgotten, its folder untouched.
     let removed: WorkspaceRemoved =
