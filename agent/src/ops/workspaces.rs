@@ -10,7 +10,7 @@ use proto::workspace::{WorkspaceAdd, WorkspaceCandidates, WorkspaceRemoved};
 
 impl From<AddError> for OpError {
     fn from(e: AddError) -> Self {
-        let contained = |rule: &'static str, e: &AddError| OpError::Contained {
+        let contained = |rule: &'static str, e: &AddError| Self::Contained {
             rule,
             message: e.to_string(),
         };
@@ -19,9 +19,9 @@ impl From<AddError> for OpError {
             AddError::FolderName { .. } => contained("folder_name", &e),
             AddError::NotAFolder { rule, .. } => contained(rule, &e),
             AddError::Configured { .. } => contained("configured_workspace", &e),
-            AddError::BadName { .. } => OpError::BadRequest(e.to_string()),
-            AddError::Taken(_) | AddError::TooMany => OpError::Conflict(e.to_string()),
-            AddError::Persist(_) => OpError::Unavailable(e.to_string()),
+            AddError::BadName { .. } => Self::BadRequest(e.to_string()),
+            AddError::Taken(_) | AddError::TooMany => Self::Conflict(e.to_string()),
+            AddError::Persist(_) => Self::Unavailable(e.to_string()),
         }
     }
 }

@@ -35,8 +35,8 @@ struct AddedFile {
 pub enum AddError {
     /// The root does not allow subworkspaces.
     #[error(
-        "workspace {root} does not allow subworkspaces; the host enables them with \
-         `subworkspaces = true` in that [[workspace]] table of agent.toml"
+        "refused (subworkspaces_off): workspace {root} does not allow subworkspaces; the host \
+         enables them with `subworkspaces = true` in that [[workspace]] table of agent.toml"
     )]
     NotAllowed {
         /// The root asked for.
