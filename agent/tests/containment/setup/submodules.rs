@@ -56,6 +56,18 @@ fn superproject(
     name: &str,
     url: &str,
 ) -> anyhow::Result<()> {
+    superproject_with(tmp, served, sub, name, url, &[])
+}
+
+/// As [`superproject`], with more `.gitmodules` keys.
+fn superproject_with(
+    tmp: &Path,
+    served: &Path,
+    sub: &Path,
+    name: &str,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let work = tmp.join(format!("{name}-work"));
     std::fs::create_dir_all(&work)?;
     git(&work, &["init", "-q", "-b", "main"])?;
@@ -75,6 +87,9 @@ fn superproject(
         &work,
         &["config", "-f", ".gitmodules", "submodule.sub.url", url],
     )?;
+    for (key, value) in extra {
+        git(&work, &["config", "-f", ".gitmodules", key, value])?;
+    }
     git(&work, &["add", ".gitmodules"])?;
     commit(&work, "with sub")?;
     git(
@@ -225,5 +240,30 @@ async fn allowed_submodules_are_fetched_after_their_urls_are_checked() -> anyhow
         assert_eq!(recorded.trim(), format!("git://127.0.0.1:{daemon}/sub.git"));
     }
     f.assert_sentinel_unchanged("allowed submodules");
+
+    // An allowed URL with an update command in `.gitmodules`: the command never runs (the
+    // update is an explicit checkout), whether or not git accepts the declaration.
+    let marker = tmp.join("update-command-ran");
+    superproject_with(
+        tmp,
+        &served,
+        &sub,
+        "command",
+        "../sub.git",
+        &[(
+            "submodule.sub.update",
+            &format!("!touch {}", marker.display()),
+        )],
+    )?;
+    let url = format!("git://127.0.0.1:{daemon}/command.git");
+    let _ = clone_with(
+        &f,
+        json!({ "url": url, "dir": "command" }),
+        std::future::pending(),
+        None,
+    )
+    .await?;
+    assert!(!marker.exists(), "the submodule's update command ran");
+    f.assert_sentinel_unchanged("update command");
     Ok(())
 }
