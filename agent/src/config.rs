@@ -94,6 +94,8 @@ pub struct AgentConfig {
     pub launch_lease: Duration,
     /// The `[git]` settings.
     pub git: crate::git::policy::GitSettings,
+    /// The workspaces whose immediate subfolders may become workspaces (`subworkspaces = true`).
+    pub subworkspace_roots: Vec<String>,
 }
 
 /// Configuration problems, each naming the file.
@@ -250,6 +252,7 @@ impl ConfigFile {
         let sandbox = crate::sandbox::SandboxConfig::from_section(self.sandbox.as_ref(), &home)
             .map_err(|m| invalid(path, m))?;
         let mut workspaces = Vec::new();
+        let mut subworkspace_roots = Vec::new();
         for w in self.workspaces {
             if !proto::ids::is_valid_name(&w.name) {
                 return Err(invalid(
@@ -289,6 +292,9 @@ impl ConfigFile {
                     .with_override(o, &home, &w.name)
                     .map_err(|m| invalid(path, m))?,
             };
+            if w.subworkspaces == Some(true) {
+                subworkspace_roots.push(w.name.clone());
+            }
             workspaces.push(Workspace {
                 name: w.name,
                 root,
@@ -314,6 +320,7 @@ impl ConfigFile {
             policy,
             launch_lease,
             git,
+            subworkspace_roots,
         })
     }
 }

@@ -6,6 +6,7 @@
 //! `git_clone` under the host's URL [`policy`], `git_config` for the [`keys`] allowlist).
 
 pub mod args;
+pub mod bounded;
 pub mod keys;
 pub mod ops;
 pub mod parse;
@@ -14,6 +15,7 @@ pub mod policy;
 pub mod progress;
 pub mod run;
 pub mod setup;
+pub mod submodules;
 
 use crate::fs::FsError;
 use std::time::Duration;

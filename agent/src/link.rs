@@ -37,8 +37,6 @@ pub struct LinkConfig {
     pub heartbeat_interval: Duration,
     /// Relay silence before reconnecting.
     pub relay_timeout: Duration,
-    /// Workspace names, reported in heartbeats.
-    pub workspaces: Vec<String>,
 }
 
 /// Why a connected session ended.
@@ -202,6 +200,8 @@ async fn serve_connection(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
     let mut seq: u64 = 0;
+    // Workspaces added or removed: a heartbeat at once, so the host list shows the names.
+    let mut changes = streams.workspaces.changes();
     // Revocation notices are merged into one pending set that one worker hands to the
     // supervisors (no task per notice, and a flood of notices cannot queue without bound:
     // the set holds each credential once).
@@ -239,7 +239,14 @@ async fn serve_connection(
                     return SessionEnd::Lost(format!("no answer from the relay for {:?}", config.relay_timeout));
                 }
                 seq += 1;
-                let hb = Control::Heartbeat { seq, status: status::collect(config.workspaces.clone()) };
+                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
+                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                    return end_of(conn, e.to_string());
+                }
+            }
+            Ok(()) = changes.changed() => {
+                seq += 1;
+                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
                 if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
                     return end_of(conn, e.to_string());
                 }

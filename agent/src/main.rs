@@ -225,7 +225,6 @@ fn run(cli: Cli) -> Result<()> {
                 key,
                 heartbeat_interval: config.heartbeat_interval,
                 relay_timeout: config.relay_timeout,
-                workspaces: config.workspaces.iter().map(|w| w.name.clone()).collect(),
             };
             // Orphaned tool processes of OpenCode come to us, so they can be killed and reaped.
             if let Err(e) = leftovers::become_subreaper() {
@@ -238,14 +237,15 @@ fn run(cli: Cli) -> Result<()> {
                 if cm_agent::policy::lock_path(&state_dir).exists() {
                     tracing::warn!("this host is locked (cm-agent lock): remote operations are refused until `cm-agent unlock`");
                 }
-                let workspaces = Workspaces::spawn_with(
-                    &config.workspaces,
-                    config.opencode.clone(),
-                    &state_dir,
+                let workspaces = Workspaces::start(cm_agent::workspaces::Setup {
+                    workspaces: &config.workspaces,
+                    config: config.opencode.clone(),
+                    state_dir: &state_dir,
                     policy,
-                    config.launch_lease,
-                    config.git.clone(),
-                );
+                    lease: config.launch_lease,
+                    git: config.git.clone(),
+                    subworkspace_roots: config.subworkspace_roots.clone(),
+                });
                 let cancel = CancellationToken::new();
                 // The link and the workspaces' supervisors (which also enforce the launch
                 // leases) are core tasks: one that ends before shutdown stops the agent.

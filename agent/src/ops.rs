@@ -32,6 +32,7 @@ mod models;
 mod permissions;
 mod templates;
 mod watch;
+mod workspaces;
 
 use crate::workspaces::Workspaces;
 use error::OpError;

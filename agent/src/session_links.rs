@@ -26,35 +26,49 @@ pub fn link_of(event: &Event) -> Option<Control> {
     }
 }
 
-/// Sends the links of every workspace into `tx` until the receiver is gone.
+/// Sends the links of every workspace (also those added later) into `tx` until the receiver
+/// is gone.
 pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>) {
     let (merged_tx, mut merged) = mpsc::channel::<Control>(256);
-    for ws in workspaces.iter() {
-        // From the oldest event still buffered: links made while the relay was away.
-        let mut sub = ws.hub.subscribe(Some(0));
-        let merged_tx = merged_tx.clone();
-        let closed = tx.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = closed.closed() => return,
-                    frame = sub.next() => match frame {
-                        Some(f) => {
-                            if let Some(link) = link_of(&f.event)
-                                && merged_tx.send(link).await.is_err()
-                            {
-                                return;
-                            }
-                        }
-                        None => return,
-                    },
-                }
-            }
-        });
-    }
-    drop(merged_tx);
+    let mut changes = workspaces.changes();
+    // Held, so a removed workspace's hub is never mistaken for a new one at the same address.
+    let mut subscribed: Vec<Arc<crate::hub::EventHub>> = Vec::new();
     let mut sent = HashSet::new();
-    while let Some(link) = merged.recv().await {
+    loop {
+        changes.borrow_and_update();
+        for ws in workspaces.iter() {
+            if subscribed.iter().any(|h| Arc::ptr_eq(h, &ws.hub)) {
+                continue;
+            }
+            subscribed.push(Arc::clone(&ws.hub));
+            // From the oldest event still buffered: links made while the relay was away.
+            let mut sub = ws.hub.subscribe(Some(0));
+            let merged_tx = merged_tx.clone();
+            let closed = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = closed.closed() => return,
+                        frame = sub.next() => match frame {
+                            Some(f) => {
+                                if let Some(link) = link_of(&f.event)
+                                    && merged_tx.send(link).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                            None => return,
+                        },
+                    }
+                }
+            });
+        }
+        let link = tokio::select! {
+            () = tx.closed() => return,
+            Ok(()) = changes.changed() => continue,
+            link = merged.recv() => link,
+        };
+        let Some(link) = link else { return };
         let Control::SessionParent { session, .. } = &link else {
             continue;
         };

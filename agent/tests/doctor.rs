@@ -37,6 +37,7 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         path: root.clone(),
         permission: None,
         sandbox: None,
+        subworkspaces: None,
     });
     file.opencode = Some(mock_model(&model.base_url(), "mock-key")?);
     file.save(&config)?;

@@ -38,6 +38,7 @@ pub mod template;
 pub mod text;
 pub mod token;
 pub mod wire_error;
+pub mod workspace;
 
 pub use operation::op;
 

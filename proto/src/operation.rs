@@ -226,12 +226,23 @@ macro_rules! with_operations {
                 => template::TemplateApplied, then template::TemplateApplyEvent;
             /// The MCP servers of a workspace's OpenCode and their status.
             McpList = "mcp_list", agent, None () => Vec<template::McpServerInfo>;
+            /// The immediate subfolders of roots that allow subworkspaces (the header's
+            /// workspace's, or every root's without one).
+            WorkspaceCandidates = "workspace_candidates", agent, None ()
+                => workspace::WorkspaceCandidates;
+            /// Make a subfolder of the header's workspace (a root with `subworkspaces = true`)
+            /// a workspace of its own.
+            WorkspaceAdd = "workspace_add", agent, Required workspace::WorkspaceAdd
+                => ops::WorkspaceInfo;
+            /// Forget a workspace added with `workspace_add` (its OpenCode stops; no file is
+            /// touched).
+            WorkspaceRemove = "workspace_remove", agent, None () => workspace::WorkspaceRemoved;
         }
     };
 }
 
 // The modules the list's types are written against.
 #[allow(unused_imports)]
-use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template};
+use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template, workspace};
 
 with_operations!(generate_operations);

@@ -86,6 +86,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::TemplateList
         | Op::TemplateShow
         | Op::McpList
+        | Op::WorkspaceCandidates
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
@@ -106,7 +107,9 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::TemplateApply
         | Op::QueueList
         | Op::QueueCancel
-        | Op::PermissionRevoke => Role::Operator,
+        | Op::PermissionRevoke
+        | Op::WorkspaceAdd
+        | Op::WorkspaceRemove => Role::Operator,
         Op::SessionDelete
         | Op::SessionRename
         | Op::Prompt

@@ -30,3 +30,4 @@ pub mod templates_cli;
 pub mod transcript;
 pub mod ui;
 pub mod view;
+pub mod workspaces_cli;

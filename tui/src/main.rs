@@ -127,15 +127,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a host's workspaces with their OpenCode state.
-    #[command(after_help = "Example:\n  cm-tui workspaces home-box")]
-    Workspaces {
-        /// Host id.
-        host: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// List a host's workspaces with their OpenCode state; list, add or remove workspaces made
+    /// from folders beneath a root (`candidates`, `add`, `remove`).
+    Workspaces(cm_tui::workspaces_cli::WorkspacesArgs),
     /// OpenCode sessions in a workspace: list them (the default), rename or delete one.
     Sessions(cm_tui::sessions_cli::SessionsArgs),
     /// Create an OpenCode session (starts OpenCode on demand).
@@ -599,7 +593,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
     use proto::header::Op;
     use proto::ops::{DiffQuery, PermissionAnswer};
     match command {
-        Command::Workspaces { host, json } => commands::workspaces(remote, &host, json).await?,
+        Command::Workspaces(args) => cm_tui::workspaces_cli::run(remote, args).await?,
         Command::Sessions(args) => cm_tui::sessions_cli::run(remote, args).await?,
         Command::New {
             host,

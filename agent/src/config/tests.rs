@@ -291,6 +291,7 @@ fn save_then_load_round_trips() {
                 ..PermissionEntry::default()
             }),
             sandbox: None,
+            subworkspaces: None,
         }],
         opencode: Some(OpencodeSection {
             model: Some("mock/m".into()),

@@ -18,6 +18,10 @@ pub struct WorkspaceEntry {
     /// This workspace's sandbox settings on top of `[sandbox]`, e.g. `{ allow_bind_ports = [8080] }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<crate::sandbox::SandboxSection>,
+    /// Lets operators make this root's immediate subfolders workspaces of their own, with this
+    /// workspace's permissions and sandbox (default `false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subworkspaces: Option<bool>,
 }
 
 /// A workspace's `permission` table: `edit`, `bash`, `webfetch`, each `"ask"` (the default:

@@ -262,11 +262,6 @@ impl<'a> Git<'a> {
         self.exec(None).await
     }
 
-    /// The bound on the run time.
-    pub(super) fn time_bound(&self) -> Duration {
-        self.timeout
-    }
-
     /// Runs in `pinned` (only [`super::pin`] calls it directly, while pinning).
     ///
     /// # Errors

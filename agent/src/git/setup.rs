@@ -4,10 +4,10 @@
 //! Folders are created and opened through folder containment; git runs in the opened folder.
 
 use super::GitError;
+use super::bounded;
 use super::keys;
 use super::ops::open;
 use super::policy::GitSettings;
-use super::progress;
 use super::run::{Git, GitDir};
 use crate::fs::FsError;
 use crate::fs::ops as fsops;
@@ -16,15 +16,9 @@ use crate::fs::resolve::Strategy;
 use proto::git::{GitClone, GitCloned, GitConfigDone, GitConfigSet, GitInitialized, GitProgress};
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tokio::io::AsyncReadExt as _;
 
 /// The branch a new repository starts on.
 const INITIAL_BRANCH: &str = "main";
-/// How often a running clone's folder is measured.
-const SIZE_CHECK: Duration = Duration::from_millis(500);
-/// Most bytes of git's non-progress messages kept for an error.
-const MAX_MESSAGE: usize = 8 * 1024;
 
 /// Creates a folder beneath the root (on the blocking pool).
 async fn mkdir(root: &Path, rel: &RelPath) -> Result<(), GitError> {
@@ -36,7 +30,7 @@ async fn mkdir(root: &Path, rel: &RelPath) -> Result<(), GitError> {
 }
 
 /// The path of an opened folder, through its descriptor (never re-resolved by name).
-fn fd_path(d: &GitDir) -> PathBuf {
+pub(super) fn fd_path(d: &GitDir) -> PathBuf {
     Path::new("/proc/self/fd").join(d.fd.as_raw_fd().to_string())
 }
 
@@ -242,41 +236,13 @@ pub async fn prepare_clone(
     })
 }
 
-/// Why a clone was stopped.
-enum Stopped {
-    Time,
-    Size(u64),
-    Aborted,
-}
-
-async fn run_clone(
-    d: &GitDir,
-    url: &str,
-    settings: &GitSettings,
-    mut on_progress: impl FnMut(&GitProgress) + Send,
-    abort: impl std::future::Future<Output = ()> + Send,
-) -> Result<Option<GitProgress>, GitError> {
-    let submodules = if settings.submodules {
-        "--recurse-submodules"
-    } else {
-        "--no-recurse-submodules"
-    };
-    let mut git = Git::new(
-        d,
-        [
-            "clone",
-            "--progress",
-            "--template=",
-            submodules,
-            "--",
-            url,
-            ".",
-        ],
-    )
-    .config("http.followRedirects=false")
-    .config("transfer.fsckObjects=true")
-    .env("GIT_ALLOW_PROTOCOL", settings.allowed_protocols())
-    .timeout(settings.clone_timeout);
+/// Applies what every network step of a clone shares: git's transports limited to the
+/// policy's, no redirect followed, objects checked, the host's ssh key.
+fn networked<'a>(git: Git<'a>, settings: &GitSettings) -> Git<'a> {
+    let mut git = git
+        .config("http.followRedirects=false")
+        .config("transfer.fsckObjects=true")
+        .env("GIT_ALLOW_PROTOCOL", settings.allowed_protocols());
     if let Some(key) = &settings.ssh_key {
         git = git.env(
             "GIT_SSH_COMMAND",
@@ -286,132 +252,70 @@ async fn run_clone(
             ),
         );
     }
-    let bound = git.time_bound();
-    let mut child = git.command(None).spawn().map_err(GitError::Spawn)?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let mut last: Option<GitProgress> = None;
-    let mut messages = String::new();
-    let run = async {
-        let drain = async {
-            if let Some(mut out) = stdout {
-                let _ = tokio::io::copy(&mut out, &mut tokio::io::sink()).await;
-            }
-        };
-        let read = async {
-            let Some(mut err) = stderr else { return };
-            let mut pending = String::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                pending.push_str(&String::from_utf8_lossy(&buf[..n]));
-                let Some(end) = pending.rfind(['\r', '\n']) else {
-                    continue;
-                };
-                let complete: String = pending.drain(..=end).collect();
-                for line in progress::lines(&complete) {
-                    if let Some(p) = progress::parse_line(line) {
-                        tracing::debug!(phase = %p.phase, percent = ?p.percent, bytes = ?p.bytes, "clone progress");
-                        on_progress(&p);
-                        last = Some(p);
-                    } else if messages.len() < MAX_MESSAGE {
-                        messages.push_str(line.trim());
-                        messages.push('\n');
-                    }
-                }
-            }
-            if messages.len() < MAX_MESSAGE {
-                messages.push_str(pending.trim());
-            }
-        };
-        tokio::join!(drain, read);
-        child.wait().await
-    };
-    let path = fd_path(d);
-    let outcome = tokio::select! {
-        status = run => Ok(status),
-        () = tokio::time::sleep(bound) => Err(Stopped::Time),
-        size = too_large(path, settings.clone_max_bytes) => Err(Stopped::Size(size)),
-        () = abort => Err(Stopped::Aborted),
-    };
-    match outcome {
-        Ok(Ok(status)) if status.success() => {
-            // Measured once more: a clone faster than the periodic check is bounded too.
-            let p = fd_path(d);
-            let size = tokio::task::spawn_blocking(move || size_of(&p))
-                .await
-                .unwrap_or(0);
-            if size > settings.clone_max_bytes {
-                return Err(too_large_error(size, settings));
-            }
-            Ok(last)
-        }
-        Ok(Ok(_)) => Err(GitError::failed("clone", messages.trim())),
-        Ok(Err(e)) => Err(GitError::Spawn(e)),
-        Err(stopped) => {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            Err(match stopped {
-                Stopped::Time => GitError::Timeout {
-                    what: "clone".into(),
-                    after: bound,
-                },
-                Stopped::Size(size) => too_large_error(size, settings),
-                Stopped::Aborted => GitError::Failed {
-                    what: "clone".into(),
-                    message: "aborted by the operator; its folder was removed".into(),
-                },
-            })
-        }
-    }
+    git
 }
 
-fn too_large_error(size: u64, settings: &GitSettings) -> GitError {
-    GitError::Failed {
-        what: "clone".into(),
-        message: format!(
-            "stopped: the clone grew to {size} bytes, past this host's limit of {} bytes \
-             ([git] clone_max_size); its folder was removed",
-            settings.clone_max_bytes
+/// The clone itself (never its submodules), then, when the host allows submodules, the
+/// submodules whose URLs all pass the policy ([`super::submodules`]); one time bound for both.
+async fn run_clone(
+    d: &GitDir,
+    url: &str,
+    settings: &GitSettings,
+    mut on_progress: impl FnMut(&GitProgress) + Send,
+    abort: impl std::future::Future<Output = ()> + Send,
+) -> Result<Option<GitProgress>, GitError> {
+    let mut abort = std::pin::pin!(abort);
+    let started = tokio::time::Instant::now();
+    let clone = networked(
+        Git::new(
+            d,
+            [
+                "clone",
+                "--progress",
+                "--template=",
+                "--no-recurse-submodules",
+                "--",
+                url,
+                ".",
+            ],
         ),
-    }
-}
-
-/// Resolves with the folder's size once it is above `max` (measured every [`SIZE_CHECK`]).
-async fn too_large(path: PathBuf, max: u64) -> u64 {
-    let mut tick = tokio::time::interval(SIZE_CHECK);
-    loop {
-        tick.tick().await;
-        let p = path.clone();
-        let size = tokio::task::spawn_blocking(move || size_of(&p))
-            .await
-            .unwrap_or(0);
-        if size > max {
-            return size;
-        }
-    }
-}
-
-/// Bytes of the files beneath `dir`, never following links.
-fn size_of(dir: &Path) -> u64 {
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
+        settings,
+    );
+    let bounds = bounded::Bounds {
+        time: settings.clone_timeout,
+        max_bytes: settings.clone_max_bytes,
+        what: "clone",
+    };
+    let mut last = bounded::run(
+        d,
+        clone.command(None),
+        &bounds,
+        &mut on_progress,
+        abort.as_mut(),
+    )
+    .await?;
+    if settings.submodules && super::submodules::checked(d, url, settings).await? {
+        let update = networked(
+            Git::new(d, ["submodule", "update", "--checkout", "--progress", "--"]),
+            settings,
+        );
+        let pinned = super::pin::pinned(d).await?;
+        let bounds = bounded::Bounds {
+            time: settings.clone_timeout.saturating_sub(started.elapsed()),
+            what: "submodule update",
+            ..bounds
         };
-        for e in entries.flatten() {
-            let Ok(md) = e.metadata() else { continue };
-            if md.is_dir() {
-                stack.push(e.path());
-            } else if md.is_file() {
-                total = total.saturating_add(md.len());
-            }
-        }
+        let sub = bounded::run(
+            d,
+            update.command(Some(pinned)),
+            &bounds,
+            &mut on_progress,
+            abort.as_mut(),
+        )
+        .await?;
+        last = sub.or(last);
     }
-    total
+    Ok(last)
 }
 
 /// The checked-out branch and commit of a fresh clone (`None`s for an empty repository).

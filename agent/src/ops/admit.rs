@@ -32,7 +32,9 @@ pub(super) fn admit(
             "policy refusal"
         );
     })?;
-    if op == Op::WorkspaceList {
+    // The host-wide ones: every workspace, or every root's candidates.
+    if op == Op::WorkspaceList || (op == Op::WorkspaceCandidates && fwd.header.workspace.is_none())
+    {
         return Ok(None);
     }
     if !super::handler::serves(op) {
@@ -45,13 +47,17 @@ pub(super) fn admit(
         name: name.to_owned(),
         known: workspaces.names(),
     })?;
-    root_ok(rt)?;
+    if op == Op::WorkspaceRemove {
+        // Forgetting a workspace needs no folder: one that vanished can be removed too.
+        return Ok(Some(rt));
+    }
+    root_ok(&rt)?;
     rt.supervisor.touch();
     let running = crate::lease::is_running(&rt.supervisor.info());
     workspaces
         .leases()
         .on_op(name, &fwd.cred_id, fwd.role, running);
-    Ok(Some(Arc::clone(rt)))
+    Ok(Some(rt))
 }
 
 /// The workspace root must still be a readable folder.
@@ -62,6 +68,11 @@ pub(super) fn root_ok(rt: &WorkspaceRuntime) -> Result<(), OpError> {
         path: root.display().to_string(),
         reason,
     };
+    // An added workspace's folder must still be the real folder directly in its root (the
+    // root workspace's OpenCode could have swapped in a link to elsewhere).
+    if rt.added.is_some() && !crate::workspaces::added::still_in_place(root) {
+        return Err(fail("no longer a real folder directly in its root".into()));
+    }
     match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => std::fs::read_dir(root)
             .map(drop)

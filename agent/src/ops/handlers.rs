@@ -131,17 +131,23 @@ impl Handler for op::Diff {
 fn workspace_list(workspaces: &Workspaces) -> Vec<WorkspaceInfo> {
     workspaces
         .iter()
-        .map(|rt| WorkspaceInfo {
-            name: rt.workspace.name.clone(),
-            available: root_ok(rt).is_ok(),
-            opencode: rt.supervisor.info(),
-            sandbox: Some(crate::sandbox::report::info_for(
-                &rt.workspace.name,
-                &rt.workspace.sandbox,
-            )),
-            template: workspaces.templates().reference(&rt.workspace.name),
-        })
+        .iter()
+        .map(|rt| workspace_info(workspaces, rt))
         .collect()
+}
+
+/// One workspace as `workspace_list` shows it.
+pub(super) fn workspace_info(workspaces: &Workspaces, rt: &WorkspaceRuntime) -> WorkspaceInfo {
+    WorkspaceInfo {
+        name: rt.workspace.name.clone(),
+        available: root_ok(rt).is_ok(),
+        opencode: rt.supervisor.info(),
+        sandbox: Some(crate::sandbox::report::info_for(
+            &rt.workspace.name,
+            &rt.workspace.sandbox,
+        )),
+        template: workspaces.templates().reference(&rt.workspace.name),
+    }
 }
 
 async fn session_list(client: &OpencodeClient) -> Result<Vec<SessionInfo>, OpError> {

@@ -23,6 +23,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
 mod clone_limits;
+mod submodules;
 
 /// A fixture whose agent has the `[git]` settings `settings`.
 async fn fixture(settings: GitSettings) -> anyhow::Result<Fixture> {

@@ -145,6 +145,11 @@ fn samples() -> Vec<(Op, fn())> {
         TemplateApply: Some(&format!(r#"{{"name":"team","resolved":{TEMPLATE}}}"#)),
             r#"{"template":{"name":"team","version":2,"hash":"blake3:00"},"restart":true}"#;
         McpList: None, r#"[{"name":"docs","kind":"remote","status":"connected","template":{"name":"team","version":2,"hash":"blake3:00"}}]"#;
+        WorkspaceCandidates: None, r#"{"candidates":[{"root":"src","folder":"app","is_git":true,"branch":"main","workspace":"app"},{"root":"src","folder":"notes","is_git":false}],"truncated":false}"#;
+        WorkspaceAdd: Some(r#"{"folder":"app","name":"my-app"}"#), &format!(
+            r#"{{"name":"my-app","available":true,"opencode":{OPENCODE}}}"#
+        );
+        WorkspaceRemove: None, r#"{"name":"my-app","root":"src","folder":"app"}"#;
     }
 }
 

@@ -35,4 +35,5 @@ mod prompt_audit;
 mod queue;
 mod refusals;
 mod stream_slots;
+mod subworkspaces;
 mod templates;
