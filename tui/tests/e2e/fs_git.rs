@@ -143,7 +143,7 @@ async fn folder_and_git_commands_end_to_end() -> Result<()> {
 }
 
 /// Runs git (test set-up).
-fn git(dir: &std::path::Path, args: &[&str]) -> Result<()> {
+pub(crate) fn git(dir: &std::path::Path, args: &[&str]) -> Result<()> {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -200,7 +200,7 @@ impl Drop for DumbHttp {
 
 /// `git daemon --inetd` behind a listener on 127.0.0.1 (an OS-chosen port) serving the
 /// repositories beneath `base`; stops with the test's runtime.
-async fn git_daemon(base: &std::path::Path) -> Result<u16> {
+pub(crate) async fn git_daemon(base: &std::path::Path) -> Result<u16> {
     use std::os::fd::OwnedFd;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();

@@ -19,3 +19,4 @@ mod sandbox;
 mod sessions;
 mod templates;
 mod tmux;
+mod workspace_setup;
