@@ -39,4 +39,7 @@ pub enum CommandError {
         "host {0} is offline, so no new session can be created; a prompt to an existing session is queued for it (add --session ses_…)"
     )]
     OfflineNewSession(String),
+    /// Ctrl-C or SIGTERM stopped a command under way; the message says what was undone.
+    #[error("{0}")]
+    Interrupted(String),
 }

@@ -436,8 +436,26 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                 sanitize(&started.dir)
             );
             let mut shown = false;
+            let interrupted = cm_client::signal::shutdown_signal();
+            tokio::pin!(interrupted);
             let done = loop {
-                match events.next().await? {
+                let next = tokio::select! {
+                    next = events.next() => next?,
+                    () = &mut interrupted => {
+                        // Closing the connection ends the stream at once: the host stops git
+                        // and removes the folder (it would otherwise notice only when the
+                        // connection times out).
+                        remote.close();
+                        if shown {
+                            eprintln!();
+                        }
+                        return Err(CommandError::Interrupted(format!(
+                            "clone aborted; the host removes {}",
+                            sanitize(&started.dir)
+                        )));
+                    }
+                };
+                match next {
                     Some(GitCloneEvent::Progress(p)) => {
                         eprint!("\r\x1b[2K{}", format_progress(&p));
                         shown = true;
