@@ -24,6 +24,7 @@
 mod admit;
 mod body;
 pub mod error;
+mod forward;
 pub mod frames;
 mod fs_git;
 mod handler;

@@ -61,6 +61,10 @@ pub struct Workspaces {
     leases: Arc<crate::lease::Leases>,
     /// The host's `[git]` settings (clone URL policy and limits).
     git: crate::git::policy::GitSettings,
+    /// Running launches as recorded (their markers and ports, for `port_list`).
+    registry: Arc<crate::supervisor::statefile::Registry>,
+    /// The `[forward]` rules and the forwarded connections open now.
+    forwarding: crate::forward::Forwarding,
 }
 
 impl Workspaces {
@@ -151,7 +155,27 @@ impl Workspaces {
             policy,
             leases,
             git,
+            registry,
+            forwarding: crate::forward::Forwarding::default(),
         })
+    }
+
+    /// The `[forward]` rules and the forwarded connections open now.
+    pub fn forwarding(&self) -> &crate::forward::Forwarding {
+        &self.forwarding
+    }
+
+    /// Every workspace's running OpenCode launch: its marker and server port.
+    pub fn launches(&self) -> Vec<crate::forward::detect::Launch> {
+        self.registry
+            .children()
+            .into_iter()
+            .map(|(workspace, c)| crate::forward::detect::Launch {
+                workspace,
+                marker: c.marker,
+                port: c.port,
+            })
+            .collect()
     }
 
     /// The host's `[git]` settings.

@@ -226,12 +226,19 @@ macro_rules! with_operations {
                 => template::TemplateApplied, then template::TemplateApplyEvent;
             /// The MCP servers of a workspace's OpenCode and their status.
             McpList = "mcp_list", agent, None () => Vec<template::McpServerInfo>;
+            /// TCP ports listening on the host's loopback or wildcard addresses, with their
+            /// process and workspace (the header's workspace, if any, narrows the list).
+            PortList = "port_list", agent, None () => Vec<forward::ListeningPort>;
+            /// One TCP connection to a port on the host's loopback, as the host's `[forward]`
+            /// policy allows: connected, then raw bytes both ways (see `forward`).
+            PortForward = "port_forward", agent, Required forward::ForwardTarget
+                => forward::ForwardOpened, then forward::RawBytes;
         }
     };
 }
 
 // The modules the list's types are written against.
 #[allow(unused_imports)]
-use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template};
+use crate::{admin, event, forward, fs, git, grant, host_watch, message, ops, queue, template};
 
 with_operations!(generate_operations);

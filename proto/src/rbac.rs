@@ -86,6 +86,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::TemplateList
         | Op::TemplateShow
         | Op::McpList
+        | Op::PortList
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
@@ -104,6 +105,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitClone
         | Op::GitConfig
         | Op::TemplateApply
+        | Op::PortForward
         | Op::QueueList
         | Op::QueueCancel
         | Op::PermissionRevoke => Role::Operator,

@@ -32,7 +32,9 @@ pub(super) fn admit(
             "policy refusal"
         );
     })?;
-    if op == Op::WorkspaceList {
+    // Host-wide operations; the port ones take a workspace only to narrow what they show.
+    let host_wide = matches!(op, Op::PortList | Op::PortForward);
+    if op == Op::WorkspaceList || (host_wide && fwd.header.workspace.is_none()) {
         return Ok(None);
     }
     if !super::handler::serves(op) {

@@ -145,6 +145,8 @@ fn samples() -> Vec<(Op, fn())> {
         TemplateApply: Some(&format!(r#"{{"name":"team","resolved":{TEMPLATE}}}"#)),
             r#"{"template":{"name":"team","version":2,"hash":"blake3:00"},"restart":true}"#;
         McpList: None, r#"[{"name":"docs","kind":"remote","status":"connected","template":{"name":"team","version":2,"hash":"blake3:00"}}]"#;
+        PortList: None, r#"[{"port":8000,"addr":"0.0.0.0","pid":42,"process":"python3","workspace":"demo","forwardable":true}]"#;
+        PortForward: Some(r#"{"port":8000}"#), r#"{"port":8000,"addr":"127.0.0.1"}"#;
     }
 }
 
@@ -204,7 +206,8 @@ fn the_table_matches_the_enum() {
             "watch_hosts",
             "watch_events",
             "git_clone",
-            "template_apply"
+            "template_apply",
+            "port_forward"
         ]
     );
     for (info, op) in OPERATIONS.iter().zip(Op::ALL) {

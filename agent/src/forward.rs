@@ -1,0 +1,43 @@
+//! Port detection and forwarding on the host (`port_list`, `port_forward`).
+//!
+//! - [`proc_net`]: the LISTEN sockets of `/proc/net/tcp` and `/proc/net/tcp6` on loopback or
+//!   wildcard addresses (pure parsing);
+//! - [`owners`]: which process holds a socket (`/proc/<pid>/fd`) and which workspace's OpenCode
+//!   launched it (the launch marker in `/proc/<pid>/environ`), pure parsing plus a thin reader;
+//! - [`detect`]: the list operators see, without OpenCode's own server or the agent's sockets;
+//! - [`policy`]: the host's `[forward]` rules (which ports, how many connections, idle time);
+//! - [`limits`]: the live connection counts those rules bound;
+//! - [`splice`]: one forwarded connection's bytes, both ways, with its idle timeout.
+//!
+//! The agent only ever connects to `127.0.0.1` or `::1`: a forwarded port is a port of this
+//! host's loopback, never an address an operator names.
+
+pub mod detect;
+pub mod limits;
+pub mod owners;
+pub mod policy;
+pub mod proc_net;
+pub mod splice;
+
+pub use limits::Connections;
+pub use policy::ForwardPolicy;
+
+/// The host's forwarding state: its `[forward]` rules and the connections open under them.
+#[derive(Debug, Default)]
+pub struct Forwarding {
+    policy: parking_lot::RwLock<std::sync::Arc<ForwardPolicy>>,
+    /// Connections open now.
+    pub connections: Connections,
+}
+
+impl Forwarding {
+    /// The rules in force.
+    pub fn policy(&self) -> std::sync::Arc<ForwardPolicy> {
+        std::sync::Arc::clone(&self.policy.read())
+    }
+
+    /// Puts `policy` in force (at start, from `agent.toml`).
+    pub fn set_policy(&self, policy: ForwardPolicy) {
+        *self.policy.write() = std::sync::Arc::new(policy);
+    }
+}
