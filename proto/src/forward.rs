@@ -64,3 +64,7 @@ pub struct ForwardOpened {
 /// Never encoded; it only names that phase in the operation list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawBytes;
+
+/// The QUIC send priority of `port_forward` streams, below every other stream's default (0):
+/// a large download through a forward never holds back events, prompts or heartbeats.
+pub const STREAM_PRIORITY: i32 = -10;

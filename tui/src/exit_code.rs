@@ -90,6 +90,7 @@ fn command_kind(e: &CommandError) -> Option<FailureKind> {
         CommandError::Link(l) => link_kind(l),
         CommandError::NotPending(_) | CommandError::NoQuestion(_) => FailureKind::NotFound,
         CommandError::Turn(_) => FailureKind::TurnFailed,
+        CommandError::Ended(_) => FailureKind::Auth,
         CommandError::BadInput(_) => FailureKind::Usage,
         CommandError::OfflineNewSession(_) | CommandError::Stream(_) => FailureKind::Unavailable,
         CommandError::Output(_) | CommandError::Json(_) => return None,

@@ -11,6 +11,7 @@
 )]
 
 mod drive;
+mod forward;
 mod fs_git;
 mod harness;
 mod models;
