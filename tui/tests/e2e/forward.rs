@@ -76,6 +76,44 @@ fn forward(world: &World, port: u16) -> Result<(Proc, String)> {
     Ok((p, url))
 }
 
+/// "U bytes up, D bytes down, …" → D.
+fn bytes_down(reason: &str) -> Option<u64> {
+    let (_, rest) = reason.split_once(" bytes up, ")?;
+    rest.split_once(" bytes down")?.0.parse().ok()
+}
+
+/// `cm-relay audit --json` rows until one satisfies `pred(op, target, reason)`; returns it.
+fn audit_until(
+    relay_state: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&str, &str, &str) -> bool,
+) -> Result<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = std::process::Command::new(bin("cm-relay")?)
+            .arg("--state-dir")
+            .arg(relay_state)
+            .args(["audit", "--json", "--limit", "500"])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line)?;
+            let e = if v.get("event").is_some() {
+                &v["event"]
+            } else {
+                &v
+            };
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            if pred(&field("op"), &field("target"), &field("reason")) {
+                return Ok(line.to_owned());
+            }
+        }
+        ensure!(Instant::now() < deadline, "never saw {what}:\n{text}");
+        // Rows of ended streams are written within milliseconds; bounded above.
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+}
+
 mod ws {
     //! A minimal RFC 6455 echo server and client (text frames up to 125 bytes).
     use super::*;
@@ -237,6 +275,26 @@ async fn a_dev_server_started_by_opencode_is_detected_forwarded_and_ends_with_th
         body.len()
     );
 
+    // The relay audited the forwarded connection with the bytes it carried.
+    let relay_state = world.tmp.path().join("relay");
+    let row = audit_until(
+        &relay_state,
+        "the download's forward_closed row",
+        |op, target, reason| {
+            op == "forward_closed"
+                && target == format!("port {http_port}")
+                && bytes_down(reason).is_some_and(|down| down > body.len() as u64)
+        },
+    )?;
+    assert!(row.contains("bytes up"), "{row}");
+    audit_until(
+        &relay_state,
+        "the forward's allowed row",
+        |op, _, reason| {
+            op == "port_forward" && reason.contains(&format!("forward port {http_port}"))
+        },
+    )?;
+
     // A WebSocket echo through an explicitly allowed port.
     let (_ws_fwd, ws_local) = forward(&world, ws_port)?;
     assert_eq!(
@@ -256,7 +314,6 @@ async fn a_dev_server_started_by_opencode_is_detected_forwarded_and_ends_with_th
     );
 
     // The kill switch ends the forward with a clear message.
-    let relay_state = world.tmp.path().join("relay");
     let kill = std::process::Command::new(bin("cm-relay")?)
         .arg("--state-dir")
         .arg(&relay_state)
