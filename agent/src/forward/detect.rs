@@ -87,8 +87,9 @@ pub fn attribute(
     }
 }
 
-/// Reads `/proc` now (blocking: run it off the async threads).
-pub fn scan(launches: &[Launch]) -> Detected {
+/// Reads `/proc` now (blocking: run it off the async threads). `marker_env` names the
+/// variable carrying the launch marker.
+pub fn scan(launches: &[Launch], marker_env: &str) -> Detected {
     let mut listeners = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         if let Ok(text) = std::fs::read_to_string(table) {
@@ -96,7 +97,7 @@ pub fn scan(launches: &[Launch]) -> Detected {
         }
     }
     let inodes = listeners.iter().map(|l| l.inode).collect();
-    let owners = owners::scan(&inodes);
+    let owners = owners::scan(&inodes, marker_env);
     attribute(&listeners, &owners, launches, std::process::id())
 }
 

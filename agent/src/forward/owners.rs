@@ -2,7 +2,6 @@
 //! `/proc/<pid>/fd/*`, `/proc/<pid>/comm` and `/proc/<pid>/environ` hold, plus [`scan`], the
 //! thin reader. Only processes this agent may inspect (its own user's) are seen.
 
-use crate::opencode::launch::MARKER_ENV;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The socket inode an fd link names (`socket:[12345]`).
@@ -29,13 +28,14 @@ pub struct Owner {
     pub pid: u32,
     /// Its name (`comm`).
     pub name: String,
-    /// Its launch marker ([`MARKER_ENV`]), if it carries one.
+    /// Its launch marker (the value of the variable named by the caller), if it carries one.
     pub marker: Option<String>,
 }
 
-/// The owners of the sockets `inodes`, by inode, read from `/proc`. A socket several
-/// processes share (a forked server) is given to the lowest pid.
-pub fn scan(inodes: &BTreeSet<u64>) -> BTreeMap<u64, Owner> {
+/// The owners of the sockets `inodes`, by inode, read from `/proc`, with the value of their
+/// `marker_env` variable (OpenCode's launch marker). A socket several processes share (a
+/// forked server) is given to the lowest pid.
+pub fn scan(inodes: &BTreeSet<u64>, marker_env: &str) -> BTreeMap<u64, Owner> {
     let mut found = BTreeMap::new();
     if inodes.is_empty() {
         return found;
@@ -66,7 +66,7 @@ pub fn scan(inodes: &BTreeSet<u64>) -> BTreeMap<u64, Owner> {
             .unwrap_or_default();
         let marker = std::fs::read(format!("/proc/{pid}/environ"))
             .ok()
-            .and_then(|env| env_value(&env, MARKER_ENV));
+            .and_then(|env| env_value(&env, marker_env));
         for inode in held {
             found.insert(
                 inode,
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn the_marker_is_read_from_the_environ_block() {
         let env = b"HOME=/h\0CM_AGENT_LAUNCHX=no\0CM_AGENT_LAUNCH=abc\0PATH=/bin\0";
-        assert_eq!(env_value(env, MARKER_ENV).as_deref(), Some("abc"));
-        assert_eq!(env_value(b"HOME=/h\0", MARKER_ENV), None);
+        assert_eq!(env_value(env, "CM_AGENT_LAUNCH").as_deref(), Some("abc"));
+        assert_eq!(env_value(b"HOME=/h\0", "CM_AGENT_LAUNCH"), None);
     }
 }

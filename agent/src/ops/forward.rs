@@ -24,9 +24,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Scans `/proc` off the async threads.
 async fn detect_now(workspaces: &Workspaces) -> Detected {
     let launches = workspaces.launches();
-    tokio::task::spawn_blocking(move || detect::scan(&launches))
-        .await
-        .unwrap_or_default()
+    tokio::task::spawn_blocking(move || {
+        detect::scan(&launches, crate::opencode::launch::MARKER_ENV)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 impl Handler for op::PortList {
