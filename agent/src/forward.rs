@@ -28,12 +28,32 @@ pub struct Forwarding {
     policy: parking_lot::RwLock<std::sync::Arc<ForwardPolicy>>,
     /// Connections open now.
     pub connections: Connections,
+    /// The last scan and when it was taken: a burst of connections (a browser opens several)
+    /// shares one walk of `/proc`.
+    last_scan: parking_lot::Mutex<Option<(std::time::Instant, std::sync::Arc<detect::Detected>)>>,
 }
+
+/// How long a scan may be reused to allow a connection (a refusal always scans again).
+pub const SCAN_REUSE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Forwarding {
     /// The rules in force.
     pub fn policy(&self) -> std::sync::Arc<ForwardPolicy> {
         std::sync::Arc::clone(&self.policy.read())
+    }
+
+    /// The last scan if it is younger than [`SCAN_REUSE`].
+    pub fn recent_scan(&self) -> Option<std::sync::Arc<detect::Detected>> {
+        self.last_scan
+            .lock()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < SCAN_REUSE)
+            .map(|(_, d)| std::sync::Arc::clone(d))
+    }
+
+    /// Keeps `scan` for [`Self::recent_scan`].
+    pub fn keep_scan(&self, scan: std::sync::Arc<detect::Detected>) {
+        *self.last_scan.lock() = Some((std::time::Instant::now(), scan));
     }
 
     /// Puts `policy` in force (at start, from `agent.toml`).

@@ -14,6 +14,7 @@ use proto::message::Reply;
 use proto::op;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -60,8 +61,18 @@ fn refused(e: Refusal) -> OpError {
 async fn open(cx: &Cx<'_>, port: u16) -> Result<(TcpStream, Slot, IpAddr, Duration), OpError> {
     let forwarding = cx.workspaces.forwarding();
     let policy = forwarding.policy();
-    let found = detect_now(cx.workspaces).await;
-    let addr = policy.decide(port, &found).map_err(refused)?;
+    // A recent scan may allow it; a refusal is decided on a fresh one.
+    let recent = forwarding
+        .recent_scan()
+        .and_then(|scan| policy.decide(port, &scan).ok());
+    let addr = match recent {
+        Some(addr) => addr,
+        None => {
+            let found = Arc::new(detect_now(cx.workspaces).await);
+            forwarding.keep_scan(Arc::clone(&found));
+            policy.decide(port, &found).map_err(refused)?
+        }
+    };
     let slot = forwarding
         .connections
         .take(&policy, cx.fwd.cred_id.as_str(), port)
