@@ -5,7 +5,10 @@
 //! extra loopback TCP hop on the laptop is not included).
 //!
 //! Rows: bulk throughput of one large body; request latency on one kept-alive connection; a
-//! new connection (TCP) or stream (forward) per request.
+//! new connection (TCP) or stream (forward) per request; and a prompt's first text delta
+//! (OpenCode on the test model, watched through the relay on the operator connection that
+//! also carries the forward) while a large download runs through the forward, against the
+//! same with no download.
 
 use crate::options::Options;
 use crate::real::{self, RealWorld, Tools};
@@ -13,10 +16,12 @@ use crate::report::Row;
 use crate::stats::Percentiles;
 use anyhow::{Context, Result, bail, ensure};
 use cm_client::framed::{FramedRecv, send_frame};
+use proto::event::{Event, EventFrame};
 use proto::forward::{ForwardOpened, ForwardTarget, STREAM_PRIORITY};
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::Op;
 use proto::message::Reply;
+use proto::ops::WatchQuery;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +31,8 @@ const SCENARIO: &str = "7 forward";
 const CHUNK: usize = 256 * 1024;
 /// Requests with a new connection each.
 const NEW_CONNECTIONS: usize = 200;
+/// Prompts timed idle, and again during the download.
+const PROMPTS: usize = 5;
 
 /// The server: `GET /big/<bytes>` answers that many bytes, anything else `ok`; keep-alive.
 async fn serve(listener: TcpListener) {
@@ -153,6 +160,87 @@ async fn forwarded(world: &RealWorld, conn: &quinn::Connection, port: u16) -> Re
     })
 }
 
+/// Sends a prompt and times its first text delta on a watch over `conn`; returns once the
+/// turn is idle again.
+async fn first_delta(
+    world: &RealWorld,
+    conn: &quinn::Connection,
+    session: &str,
+) -> Result<Duration> {
+    let h = world.header(Op::WatchEvents, None);
+    let (mut send, mut recv) = cm_client::subscribe(conn, &h).await?;
+    send_frame(&mut send, &WatchQuery { after_seq: None }, MAX_FRAME_LEN).await?;
+    let _ = send.finish();
+    if let Reply::Error(e) = recv.expect::<Reply<u64>>().await? {
+        bail!("watch_events refused: {}", e.message);
+    }
+    let t = Instant::now();
+    world.prompt(session, "ECHO_DELTAS: 5").await?;
+    let mut first = None;
+    loop {
+        let Some(frame) = recv.next::<EventFrame>().await? else {
+            bail!("the relay ended the watch");
+        };
+        match frame.event {
+            Event::TextDelta { session: s, .. } if s == session && first.is_none() => {
+                first = Some(t.elapsed());
+            }
+            Event::SessionIdle { session: s } if s == session && first.is_some() => {
+                return first.context("no delta");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn median_ms(mut v: Vec<Duration>) -> f64 {
+    v.sort_unstable();
+    v.get(v.len() / 2)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+/// The prompt row: first text delta idle, then while a download runs through a forward on the
+/// same operator connection.
+async fn prompt_during_download(
+    world: &RealWorld,
+    conn: &quinn::Connection,
+    port: u16,
+) -> Result<Row> {
+    world.start_opencode().await?;
+    let session = world.create_session().await?;
+    first_delta(world, conn, &session).await?;
+    let mut idle = Vec::new();
+    for _ in 0..PROMPTS {
+        idle.push(first_delta(world, conn, &session).await?);
+    }
+    // Far more than can arrive while the prompts run: the download is still going at the end.
+    let mut download = forwarded(world, conn, port).await?;
+    let running = tokio::spawn(async move { download.get(&format!("/big/{}", 1u64 << 40)).await });
+    let mut busy = Vec::new();
+    for _ in 0..PROMPTS {
+        busy.push(first_delta(world, conn, &session).await?);
+    }
+    ensure!(
+        !running.is_finished(),
+        "the download ended before the prompts did"
+    );
+    running.abort();
+    let (i, b) = (median_ms(idle), median_ms(busy));
+    Ok(Row {
+        raw: format!("{i:.1} (no download)"),
+        delta: format!("×{:.2}", b / i),
+        goal: "≤ 2× idle".into(),
+        verdict: crate::report::Verdict::check(b <= 2.0 * i),
+        ..Row::info(
+            SCENARIO,
+            &format!(
+                "ms from prompt to its first text delta on the watch, median of {PROMPTS}, while a download runs through a forward on the same connection"
+            ),
+            format!("{b:.1}"),
+        )
+    })
+}
+
 fn mb_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / 1e6 / took.as_secs_f64()
 }
@@ -229,6 +317,7 @@ async fn measure(opts: &Options, world: &RealWorld, port: u16) -> Result<Vec<Row
             fp.two(),
         )
     });
+    rows.push(prompt_during_download(world, &conn, port).await?);
     op.conn.close(0u32.into(), b"done");
     Ok(rows)
 }
