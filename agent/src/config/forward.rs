@@ -1,7 +1,7 @@
 //! The `[forward]` table: which host ports operators may forward, and the limits.
 
 use super::{ConfigError, invalid};
-use crate::forward::policy::{AllowRule, ForwardPolicy};
+use crate::forward::policy::{AllowRule, ForwardPolicy, MAX_CONNECTIONS_PER_HOST_LIMIT};
 use cm_client::time::parse_duration;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -24,10 +24,11 @@ pub struct ForwardSection {
     /// default), port numbers and `"first-last"` ranges; `[]` forwards nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<Vec<AllowEntry>>,
-    /// Connections at once through one forward (one credential, one port); default 32.
+    /// Connections at once through one forward (one credential, one port); default 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u32>,
-    /// Connections at once on this host; default 128.
+    /// Connections at once on this host; default 32, at most 96 (the rest of the agent's 128
+    /// relay streams stays for operations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections_per_host: Option<u32>,
     /// Close a connection with no traffic for this long, e.g. `10m` (the default).
@@ -89,6 +90,16 @@ impl ForwardSection {
                 *slot = v;
             }
         }
+        if p.max_connections_per_host > MAX_CONNECTIONS_PER_HOST_LIMIT {
+            return Err(invalid(
+                path,
+                format!(
+                    "[forward] max_connections_per_host = {} is above {MAX_CONNECTIONS_PER_HOST_LIMIT}: \
+                     forwarded connections would take the streams operations need",
+                    p.max_connections_per_host
+                ),
+            ));
+        }
         if let Some(t) = self.idle_timeout.as_deref() {
             p.idle_timeout = parse_duration(t)
                 .map_err(|e| invalid(path, format!("[forward] idle_timeout: {e}")))?;
@@ -145,5 +156,22 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_host_cannot_let_forwards_take_the_streams_operations_need() {
+        let e = parse("max_connections_per_host = 97")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("forwarded connections would take the streams operations need"),
+            "{e}"
+        );
+        assert_eq!(
+            parse("max_connections_per_host = 96")
+                .unwrap()
+                .max_connections_per_host,
+            96
+        );
     }
 }

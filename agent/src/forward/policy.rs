@@ -4,8 +4,8 @@
 //! ```toml
 //! [forward]
 //! allow = ["detected", 3000, "8000-8100"]  # default ["detected"]
-//! max_connections = 32                     # per forward (one credential, one port)
-//! max_connections_per_host = 128
+//! max_connections = 8                      # per forward (one credential, one port)
+//! max_connections_per_host = 32
 //! idle_timeout = "10m"
 //! ```
 
@@ -14,10 +14,16 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-/// Default connections per forward (one credential forwarding one port).
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 32;
+/// Default connections per forward (one credential forwarding one port): a browser opens
+/// about 6 to one server. Each is a stream of the operator's quota at the relay (32 to one
+/// host), so one forward leaves room for the operator's prompts and watches.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 /// Default connections on the whole host.
-pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: u32 = 128;
+pub const DEFAULT_MAX_CONNECTIONS_PER_HOST: u32 = 32;
+/// Most connections a host may allow at once: each is one of the
+/// `cm_client::tls::MAX_CONCURRENT_STREAMS` (128) streams of the agent's relay connection, and
+/// a quarter of those stays for operations whatever forwards hold.
+pub const MAX_CONNECTIONS_PER_HOST_LIMIT: u32 = 96;
 /// Default time a forwarded connection may carry no byte either way.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
