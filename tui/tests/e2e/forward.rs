@@ -76,6 +76,18 @@ fn forward(world: &World, port: u16) -> Result<(Proc, String)> {
     Ok((p, url))
 }
 
+/// How many lines of the agent's log contain `needle`.
+fn agent_log_count(world: &World, needle: &str) -> usize {
+    world.agent.as_ref().map_or(0, |a| {
+        a.stderr_log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    })
+}
+
 /// "U bytes up, D bytes down, …" → D.
 fn bytes_down(reason: &str) -> Option<u64> {
     let (_, rest) = reason.split_once(" bytes up, ")?;
@@ -188,8 +200,8 @@ mod ws {
         Ok(port)
     }
 
-    /// Connects through `addr`, says `text`, returns the echo.
-    pub fn echo_through(addr: &str, text: &str) -> Result<String> {
+    /// Connects through `addr`, says `text`, returns the echo and the open connection.
+    pub fn echo_through(addr: &str, text: &str) -> Result<(String, TcpStream)> {
         let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(WAIT))?;
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -208,7 +220,8 @@ mod ws {
         frame.extend_from_slice(&mask);
         frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         s.write_all(&frame)?;
-        Ok(String::from_utf8(read_frame(&mut s)?)?)
+        let echo = String::from_utf8(read_frame(&mut s)?)?;
+        Ok((echo, s))
     }
 }
 
@@ -297,10 +310,9 @@ async fn a_dev_server_started_by_opencode_is_detected_forwarded_and_ends_with_th
 
     // A WebSocket echo through an explicitly allowed port.
     let (_ws_fwd, ws_local) = forward(&world, ws_port)?;
-    assert_eq!(
-        ws::echo_through(&ws_local, "hello through the relay")?,
-        "hello through the relay"
-    );
+    let (reply, _held_open) = ws::echo_through(&ws_local, "hello through the relay")?;
+    assert_eq!(reply, "hello through the relay");
+    let closed_before = agent_log_count(&world, &format!("forward closed port={ws_port} "));
 
     // A port the host does not allow: refused before listening, naming the policy.
     let out = world.tui(&["forward", "box", &refused_port.to_string()])?;
@@ -328,6 +340,15 @@ async fn a_dev_server_started_by_opencode_is_detected_forwarded_and_ends_with_th
     assert!(!status.success(), "the forward ended with an error");
     if !err.contains("forward ended: the relay revoked this login") {
         bail!("unexpected end: {err}");
+    }
+    // The host's side of the WebSocket connection still open at the kill is closed too.
+    let deadline = Instant::now() + WAIT;
+    while agent_log_count(&world, &format!("forward closed port={ws_port} ")) == closed_before {
+        ensure!(
+            Instant::now() < deadline,
+            "the agent kept the forwarded connection open"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
     }
     Ok(())
 }
