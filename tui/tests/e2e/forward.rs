@@ -277,6 +277,20 @@ async fn a_dev_server_started_by_opencode_is_detected_forwarded_and_ends_with_th
         "only demo's ports: {text}"
     );
 
+    // `--watch` prints the list again when a port starts listening.
+    let watch = world.tui_spawn(&["ports", "box", "--watch", "--json"])?;
+    let first = watch.next_line()?;
+    let late = TcpListener::bind("127.0.0.1:0")?;
+    let late_port = late.local_addr()?.port();
+    assert!(
+        !first.contains(&format!("\"port\":{late_port},")),
+        "{first}"
+    );
+    watch.line_until("the new port in the watched list", |l| {
+        l.contains(&format!("\"port\":{late_port},"))
+    })?;
+    drop(watch);
+
     // Forwarded and fetched byte for byte.
     let (http_fwd, local) = forward(&world, http_port)?;
     let (status, got) = http_get(&local, "/big.bin")?;
