@@ -50,7 +50,7 @@ use tracing::Instrument as _;
 pub async fn serve_stream<R, W, G>(workspaces: &Workspaces, recv: R, mut send: W, peer_gone: G)
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
     G: Future<Output = ()> + Send,
 {
     let mut reader = FrameReader::new(recv, MAX_HEADER_LEN);

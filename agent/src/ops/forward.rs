@@ -95,6 +95,14 @@ async fn open(cx: &Cx<'_>, port: u16) -> Result<(TcpStream, Slot, IpAddr, Durati
     Ok((tcp, slot, addr, policy.idle_timeout))
 }
 
+/// Gives a QUIC send stream (the agent's leg of the download) the forward priority, below
+/// every other stream of the relay connection; other transports (tests' pipes) have none.
+fn lower_priority<W: std::any::Any>(send: &mut W) {
+    if let Some(quic) = (send as &mut dyn std::any::Any).downcast_mut::<quinn::SendStream>() {
+        let _ = quic.set_priority(proto::forward::STREAM_PRIORITY);
+    }
+}
+
 impl DuplexHandler for op::PortForward {
     async fn serve<R, W, G>(
         cx: &Cx<'_>,
@@ -104,7 +112,7 @@ impl DuplexHandler for op::PortForward {
         peer_gone: G,
     ) where
         R: AsyncRead + Unpin + Send,
-        W: AsyncWrite + Unpin + Send,
+        W: AsyncWrite + Unpin + Send + 'static,
         G: Future<Output = ()> + Send,
     {
         let port = target.port;
@@ -125,6 +133,7 @@ impl DuplexHandler for op::PortForward {
         {
             return;
         }
+        lower_priority(send);
         let started = Instant::now();
         tracing::info!(target: "cm_agent::audit", port, %addr, principal = %cx.fwd.principal, cred = %cx.fwd.cred_id, "forward opened");
         let prefix = recv.take_buffered();

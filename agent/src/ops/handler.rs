@@ -97,7 +97,7 @@ pub(super) trait DuplexHandler: Streaming {
     ) -> impl Future<Output = ()> + Send
     where
         R: AsyncRead + Unpin + Send,
-        W: AsyncWrite + Unpin + Send,
+        W: AsyncWrite + Unpin + Send + 'static,
         G: Future<Output = ()> + Send;
 }
 
@@ -148,7 +148,7 @@ async fn duplex<O: DuplexHandler, R, W, G>(
     peer_gone: G,
 ) where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
     G: Future<Output = ()> + Send,
 {
     match read_body::<O, R>(body).await {
@@ -207,7 +207,7 @@ macro_rules! agent_routes {
             peer_gone: G,
         ) where
             R: AsyncRead + Unpin + Send,
-            W: AsyncWrite + Unpin + Send,
+            W: AsyncWrite + Unpin + Send + 'static,
             G: Future<Output = ()> + Send,
         {
             match cx.fwd.header.op {
