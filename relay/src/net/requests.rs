@@ -282,15 +282,21 @@ async fn forward(
             } else {
                 super::splice::INSPECT_MAX
             };
-            let carried = super::splice::splice_inspecting(
+            let splice = super::splice::splice_inspecting(
                 send,
                 recv,
                 agent_send,
                 agent_recv,
                 inspect,
                 inspect_max,
-            )
-            .await;
+            );
+            // A forward's bulk copy runs as its own task, on any worker, rather than in the
+            // connection's task beside its other requests (`inflight`).
+            let carried = if forwarding.is_some() {
+                tokio::spawn(splice).await.unwrap_or_default()
+            } else {
+                splice.await
+            };
             if let Some(f) = forwarding {
                 f.closed(&audit_to, carried);
             }
