@@ -189,7 +189,11 @@ async fn carry(opened: Opened, tcp: TcpStream) {
 
 /// Binds the local listener: `local`, or 127.0.0.1 and `port`, or an OS-chosen port when that
 /// one is taken.
-async fn bind(local: Option<SocketAddr>, port: u16) -> Result<TcpListener, CommandError> {
+///
+/// # Errors
+/// `local` cannot be bound ([`CommandError::BadInput`] saying what to do), or no local port at
+/// all.
+pub async fn bind(local: Option<SocketAddr>, port: u16) -> Result<TcpListener, CommandError> {
     if let Some(addr) = local {
         return TcpListener::bind(addr).await.map_err(|e| {
             CommandError::BadInput(format!(
@@ -220,32 +224,37 @@ fn ended(e: &quinn::ConnectionError) -> CommandError {
     CommandError::Ended(format!("forward ended: {why}"))
 }
 
-/// Runs `cm-tui forward …` until Ctrl-C or the relay ends it.
+/// Asks the host once whether it forwards `port` (before anything listens): a refused port
+/// fails here, with the host's reason. Returns the loopback address the agent connected to.
 ///
 /// # Errors
-/// The host refused the port, the local address is taken, or the relay ended the connection.
-pub async fn run_forward(remote: &Remote, args: ForwardArgs) -> Result<(), CommandError> {
+/// The host's refusal, or transport failures.
+pub async fn check(remote: &Remote, host: &str, port: u16) -> Result<String, LinkError> {
+    let probe = open(remote.conn(), &header(remote, host), port).await?;
+    Ok(probe.reply.addr)
+}
+
+/// Serves a forward on `listener` (see [`bind`]) until the relay connection ends: each accepted
+/// connection is its own `port_forward` stream to `port` on `host`, carried in its own task.
+/// A connection the host refuses (a limit reached) is reported on stderr and closed.
+///
+/// # Errors
+/// [`CommandError::Ended`] saying why the relay ended the connection (a revoked login, the
+/// kill switch), or a failing listener.
+pub async fn serve(
+    remote: &Remote,
+    host: &str,
+    port: u16,
+    listener: TcpListener,
+) -> Result<(), CommandError> {
     let conn = remote.conn().clone();
-    // Asked once before listening: a refused port fails here, with the host's reason.
-    let probe = open(&conn, &header(remote, &args.host), args.port).await?;
-    let addr = probe.reply.addr.clone();
-    drop(probe);
-    let listener = bind(args.local, args.port).await?;
-    let local = listener.local_addr()?;
-    println!(
-        "forwarding http://{local} to {} port {} ({}); Ctrl-C ends it",
-        sanitize(&args.host),
-        args.port,
-        sanitize(&addr)
-    );
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (tcp, peer) = accepted?;
                 let _ = tcp.set_nodelay(true);
-                let (conn, header, port) = (conn.clone(), header(remote, &args.host), args.port);
-                // Each connection is its own stream, opened and carried in its own task; a
-                // lost relay connection is reported below, once.
+                let (conn, header) = (conn.clone(), header(remote, host));
+                // A lost relay connection is reported below, once.
                 tokio::spawn(async move {
                     match open(&conn, &header, port).await {
                         Ok(opened) => carry(opened, tcp).await,
@@ -255,8 +264,34 @@ pub async fn run_forward(remote: &Remote, args: ForwardArgs) -> Result<(), Comma
                 });
             }
             e = conn.closed() => return Err(ended(&e)),
-            () = cm_client::signal::shutdown_signal() => return Ok(()),
         }
+    }
+}
+
+/// Runs `cm-tui forward …` until Ctrl-C or the relay ends it.
+///
+/// # Errors
+/// The host refused the port, the local address is taken, or the relay ended the connection.
+pub async fn run_forward(remote: &Remote, args: ForwardArgs) -> Result<(), CommandError> {
+    let addr = check(remote, &args.host, args.port).await?;
+    let listener = bind(args.local, args.port).await?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "cm-tui: warning: listening on {local}: other machines that reach this address reach {} port {} with your login",
+            sanitize(&args.host),
+            args.port
+        );
+    }
+    println!(
+        "forwarding http://{local} to {} port {} ({}); Ctrl-C ends it",
+        sanitize(&args.host),
+        args.port,
+        sanitize(&addr)
+    );
+    tokio::select! {
+        r = serve(remote, &args.host, args.port, listener) => r,
+        () = cm_client::signal::shutdown_signal() => Ok(()),
     }
 }
 
