@@ -1,5 +1,6 @@
-//! Bodies of the port operations: `port_list` (which TCP ports listen on the host's loopback or
-//! wildcard addresses, and whose they are) and `port_forward` (one relayed TCP connection to
+//! Bodies of the port operations: `port_list` (the TCP ports listening on the host's loopback
+//! or wildcard addresses that a workspace's OpenCode started or that the host lets be
+//! forwarded, and whose they are) and `port_forward` (one relayed TCP connection to
 //! one of them).
 //!
 //! | op | body | answer `T` in `Reply<T>` |

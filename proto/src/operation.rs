@@ -226,8 +226,9 @@ macro_rules! with_operations {
                 => template::TemplateApplied, then template::TemplateApplyEvent;
             /// The MCP servers of a workspace's OpenCode and their status.
             McpList = "mcp_list", agent, None () => Vec<template::McpServerInfo>;
-            /// TCP ports listening on the host's loopback or wildcard addresses, with their
-            /// process and workspace (the header's workspace, if any, narrows the list).
+            /// TCP ports on the host's loopback or wildcard addresses that a workspace's OpenCode
+            /// started or the host lets be forwarded, with their process and workspace (the
+            /// header's workspace, if any, narrows the list).
             PortList = "port_list", agent, None () => Vec<forward::ListeningPort>;
             /// One TCP connection to a port on the host's loopback, as the host's `[forward]`
             /// policy allows: connected, then raw bytes both ways (see `forward`).

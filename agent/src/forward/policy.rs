@@ -10,6 +10,7 @@
 //! ```
 
 use super::detect::Detected;
+use proto::forward::ListeningPort;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -148,6 +149,24 @@ impl ForwardPolicy {
             .join(", ")
     }
 
+    /// What `port_list` shows: the ports of workspaces' OpenCode and the ports this policy lets
+    /// be forwarded, each marked forwardable or not; never another host service (a viewer
+    /// learns nothing of the host beyond that). With `workspace`, only that workspace's.
+    pub fn listing(&self, found: Detected, workspace: Option<&str>) -> Vec<ListeningPort> {
+        let reserved = found.reserved;
+        found
+            .ports
+            .into_iter()
+            .filter(|p| workspace.is_none() || p.workspace.as_deref() == workspace)
+            .map(|mut p| {
+                p.forwardable =
+                    !reserved.contains(&p.port) && self.allows(p.port, p.workspace.is_some());
+                p
+            })
+            .filter(|p| p.workspace.is_some() || p.forwardable)
+            .collect()
+    }
+
     /// Whether `port` may be forwarded now, and the loopback address to connect to.
     ///
     /// # Errors
@@ -190,7 +209,6 @@ fn is_v4_mapped(a: &IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::forward::ListeningPort;
 
     fn port(port: u16, addr: &str, workspace: Option<&str>) -> ListeningPort {
         ListeningPort {
@@ -282,5 +300,37 @@ mod tests {
             .decide(3001, &f),
             Err(Refusal::NotListening(3001))
         );
+    }
+
+    #[test]
+    fn host_services_nobody_allowed_are_not_listed() {
+        let p = ForwardPolicy {
+            allow: vec![AllowRule::Detected, AllowRule::Port(3000)],
+            ..ForwardPolicy::default()
+        };
+        let f = found(
+            vec![
+                port(3000, "127.0.0.1", None),
+                port(5432, "127.0.0.1", None),
+                port(8000, "0.0.0.0", Some("demo")),
+                port(9000, "127.0.0.1", Some("other")),
+            ],
+            &[],
+        );
+        let all: Vec<(u16, bool)> = p
+            .listing(f.clone(), None)
+            .iter()
+            .map(|l| (l.port, l.forwardable))
+            .collect();
+        assert_eq!(all, [(3000, true), (8000, true), (9000, true)]);
+        let demo: Vec<u16> = p.listing(f, Some("demo")).iter().map(|l| l.port).collect();
+        assert_eq!(demo, [8000]);
+        // A workspace's port stays listed, not forwardable, when the host forwards nothing.
+        let none = ForwardPolicy {
+            allow: vec![],
+            ..ForwardPolicy::default()
+        };
+        let f = found(vec![port(8000, "0.0.0.0", Some("demo"))], &[]);
+        assert!(!none.listing(f, None)[0].forwardable);
     }
 }

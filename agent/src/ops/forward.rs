@@ -36,17 +36,7 @@ impl Handler for op::PortList {
     async fn handle(cx: &Cx<'_>, (): ()) -> Result<Vec<ListeningPort>, OpError> {
         let found = detect_now(cx.workspaces).await;
         let policy = cx.workspaces.forwarding().policy();
-        let only = cx.fwd.header.workspace.as_deref();
-        Ok(found
-            .ports
-            .into_iter()
-            .filter(|p| only.is_none() || p.workspace.as_deref() == only)
-            .map(|mut p| {
-                p.forwardable = !found.reserved.contains(&p.port)
-                    && policy.allows(p.port, p.workspace.is_some());
-                p
-            })
-            .collect())
+        Ok(policy.listing(found, cx.fwd.header.workspace.as_deref()))
     }
 }
 
