@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod forward;
 mod git;
 mod opencode;
 mod policy;
 mod workspaces;
 
+pub use forward::ForwardSection;
 pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
 pub use policy::PolicySection;
@@ -67,6 +69,9 @@ pub struct ConfigFile {
     /// Clone URL policy and limits for `git_clone` and `git_config`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitSection>,
+    /// Which host ports operators may forward (`port_forward`), and the limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardSection>,
 }
 
 /// The validated configuration.
@@ -96,6 +101,8 @@ pub struct AgentConfig {
     pub git: crate::git::policy::GitSettings,
     /// The workspaces whose immediate subfolders may become workspaces (`subworkspaces = true`).
     pub subworkspace_roots: Vec<String>,
+    /// The `[forward]` rules.
+    pub forward: crate::forward::ForwardPolicy,
 }
 
 /// Configuration problems, each naming the file.
@@ -308,6 +315,7 @@ impl ConfigFile {
         };
         let (policy, launch_lease) = self.policy.unwrap_or_default().validate(path)?;
         let git = self.git.unwrap_or_default().validate(path)?;
+        let forward = self.forward.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
             relay: self.relay,
             pin: self.pin,
@@ -321,6 +329,7 @@ impl ConfigFile {
             launch_lease,
             git,
             subworkspace_roots,
+            forward,
         })
     }
 }

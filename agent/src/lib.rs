@@ -8,6 +8,7 @@ pub mod core_tasks;
 pub mod doctor;
 pub mod enroll;
 pub mod env_refs;
+pub mod forward;
 pub mod fs;
 pub mod git;
 pub mod grants;

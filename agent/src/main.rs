@@ -246,6 +246,7 @@ fn run(cli: Cli) -> Result<()> {
                     git: config.git.clone(),
                     subworkspace_roots: config.subworkspace_roots.clone(),
                 });
+                workspaces.forwarding().set_policy(config.forward.clone());
                 let cancel = CancellationToken::new();
                 // The link and the workspaces' supervisors (which also enforce the launch
                 // leases) are core tasks: one that ends before shutdown stops the agent.

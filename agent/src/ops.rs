@@ -24,6 +24,7 @@
 mod admit;
 mod body;
 pub mod error;
+mod forward;
 pub mod frames;
 mod fs_git;
 mod handler;
@@ -50,7 +51,7 @@ use tracing::Instrument as _;
 pub async fn serve_stream<R, W, G>(workspaces: &Workspaces, recv: R, mut send: W, peer_gone: G)
 where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
     G: Future<Output = ()> + Send,
 {
     let mut reader = FrameReader::new(recv, MAX_HEADER_LEN);

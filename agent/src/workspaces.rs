@@ -90,7 +90,8 @@ pub struct Workspaces {
     git: crate::git::policy::GitSettings,
     /// The relay template each workspace runs.
     templates: Arc<crate::template::AppliedTemplates>,
-    /// What a workspace added later needs.
+    /// What a workspace added later needs (its launches as recorded: markers and ports, for
+    /// `port_list`, too).
     state_dir: PathBuf,
     registry: Arc<crate::supervisor::statefile::Registry>,
     subworkspace_roots: Vec<String>,
@@ -99,6 +100,8 @@ pub struct Workspaces {
     records: tokio::sync::Mutex<Vec<AddedRecord>>,
     /// Bumped after every added or removed workspace.
     changes: tokio::sync::watch::Sender<u64>,
+    /// The `[forward]` rules and the forwarded connections open now.
+    forwarding: crate::forward::Forwarding,
 }
 
 impl Workspaces {
@@ -207,6 +210,7 @@ impl Workspaces {
             templates,
             state_dir: state_dir.to_owned(),
             registry,
+            forwarding: crate::forward::Forwarding::default(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -408,6 +412,24 @@ impl Workspaces {
         let info = rt.supervisor.shutdown().await;
         tracing::info!(workspace = %name, state = ?info.state, "added workspace removed; its OpenCode stopped");
         Ok(record)
+    }
+
+    /// The `[forward]` rules and the forwarded connections open now.
+    pub fn forwarding(&self) -> &crate::forward::Forwarding {
+        &self.forwarding
+    }
+
+    /// Every workspace's running OpenCode launch: its marker and server port.
+    pub fn launches(&self) -> Vec<crate::forward::detect::Launch> {
+        self.registry
+            .children()
+            .into_iter()
+            .map(|(workspace, c)| crate::forward::detect::Launch {
+                workspace,
+                marker: c.marker,
+                port: c.port,
+            })
+            .collect()
     }
 
     /// The host's `[git]` settings.

@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod event;
+pub mod forward;
 pub mod frame;
 pub mod fs;
 pub mod git;

@@ -237,12 +237,22 @@ macro_rules! with_operations {
             /// Forget a workspace added with `workspace_add` (its OpenCode stops; no file is
             /// touched).
             WorkspaceRemove = "workspace_remove", agent, None () => workspace::WorkspaceRemoved;
+            /// TCP ports on the host's loopback or wildcard addresses that a workspace's OpenCode
+            /// started or the host lets be forwarded, with their process and workspace (the
+            /// header's workspace, if any, narrows the list).
+            PortList = "port_list", agent, None () => Vec<forward::ListeningPort>;
+            /// One TCP connection to a port on the host's loopback, as the host's `[forward]`
+            /// policy allows: connected, then raw bytes both ways (see `forward`).
+            PortForward = "port_forward", agent, Required forward::ForwardTarget
+                => forward::ForwardOpened, then forward::RawBytes;
         }
     };
 }
 
 // The modules the list's types are written against.
 #[allow(unused_imports)]
-use crate::{admin, event, fs, git, grant, host_watch, message, ops, queue, template, workspace};
+use crate::{
+    admin, event, forward, fs, git, grant, host_watch, message, ops, queue, template, workspace,
+};
 
 with_operations!(generate_operations);

@@ -87,6 +87,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::TemplateShow
         | Op::McpList
         | Op::WorkspaceCandidates
+        | Op::PortList
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
@@ -105,6 +106,7 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::GitClone
         | Op::GitConfig
         | Op::TemplateApply
+        | Op::PortForward
         | Op::QueueList
         | Op::QueueCancel
         | Op::PermissionRevoke

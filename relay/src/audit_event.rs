@@ -9,6 +9,7 @@ use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
 use proto::template::TemplateRef;
 use std::net::IpAddr;
+use std::time::Duration;
 
 /// What happened to a stream header at the one authorization point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +175,21 @@ pub enum Audit {
         cred: CredId,
         /// Why.
         why: String,
+    },
+    /// A `port_forward` stream ended (its start is the stream's own allowed row).
+    ForwardClosed {
+        /// Who forwarded.
+        actor: UserId,
+        /// The host.
+        host: HostId,
+        /// The host port.
+        port: u16,
+        /// Bytes from the operator to the port.
+        up: u64,
+        /// Bytes from the port to the operator.
+        down: u64,
+        /// How long the connection lasted.
+        duration_ms: u64,
     },
 }
 
@@ -377,6 +393,25 @@ impl Audit {
                 reason: Some(why),
                 ..AuditEvent::default()
             },
+            Self::ForwardClosed {
+                actor,
+                host,
+                port,
+                up,
+                down,
+                duration_ms,
+            } => AuditEvent {
+                actor: actor.0,
+                host: Some(host.0),
+                op: "forward_closed".into(),
+                target: Some(format!("port {port}")),
+                decision: decided(true),
+                reason: Some(format!(
+                    "{up} bytes up, {down} bytes down, {:.1} s",
+                    Duration::from_millis(duration_ms).as_secs_f64()
+                )),
+                ..AuditEvent::default()
+            },
         }
     }
 }
@@ -464,5 +499,31 @@ mod tests {
         }
         .row();
         assert!(row.reason.is_some_and(|r| r.len() < 1_000));
+    }
+
+    #[test]
+    fn a_closed_forward_is_one_row_with_its_bytes_and_duration() {
+        let row = Audit::ForwardClosed {
+            actor: UserId::from("ada"),
+            host: HostId::from("box"),
+            port: 8000,
+            up: 120,
+            down: 3_145_728,
+            duration_ms: 2_500,
+        }
+        .row();
+        assert_eq!(
+            (
+                row.op.as_str(),
+                row.target.as_deref(),
+                row.reason.as_deref()
+            ),
+            (
+                "forward_closed",
+                Some("port 8000"),
+                Some("120 bytes up, 3145728 bytes down, 2.5 s")
+            )
+        );
+        assert_eq!(row.host.as_deref(), Some("box"));
     }
 }

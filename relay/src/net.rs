@@ -5,6 +5,7 @@ pub(crate) mod body;
 pub(crate) mod conn;
 pub(crate) mod endpoint;
 pub(crate) mod error;
+pub(crate) mod forward_audit;
 pub(crate) mod hosts;
 pub(crate) mod inflight;
 pub(crate) mod limiter;

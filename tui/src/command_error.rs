@@ -31,6 +31,10 @@ pub enum CommandError {
     /// Bad input found before sending: the message names the flag or value and what is allowed.
     #[error("{0}")]
     BadInput(String),
+    /// A long-running command (`forward`) was ended by the relay; the message says why and
+    /// what to do.
+    #[error("{0}")]
+    Ended(String),
     /// JSON encoding failed.
     #[error("json")]
     Json(#[from] serde_json::Error),

@@ -91,6 +91,7 @@ fn command_kind(e: &CommandError) -> Option<FailureKind> {
         CommandError::NotPending(_) | CommandError::NoQuestion(_) => FailureKind::NotFound,
         CommandError::Turn(_) => FailureKind::TurnFailed,
         CommandError::Interrupted(_) => FailureKind::Failed,
+        CommandError::Ended(_) => FailureKind::Auth,
         CommandError::BadInput(_) => FailureKind::Usage,
         CommandError::OfflineNewSession(_) | CommandError::Stream(_) => FailureKind::Unavailable,
         CommandError::Output(_) | CommandError::Json(_) => return None,

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod effect;
 pub mod event;
 pub mod exit_code;
+pub mod forward_cli;
 pub mod fs_git_cli;
 pub mod grants_cli;
 pub mod key_context;

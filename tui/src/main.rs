@@ -199,6 +199,12 @@ enum Command {
     /// Folders of a workspace (operators): list, create, rename, delete empty ones. Paths are
     /// relative to the workspace root; links are shown, never followed.
     Fs(cm_tui::fs_git_cli::FsArgs),
+    /// A host's listening TCP ports: address, process, workspace, and whether the host allows
+    /// forwarding them.
+    Ports(cm_tui::forward_cli::PortsArgs),
+    /// Forward a port of a host's loopback to a local address (operators; the host decides
+    /// which ports in its [forward] policy).
+    Forward(cm_tui::forward_cli::ForwardArgs),
     /// Git in a workspace: status, diff, log (viewers); add, commit, branch, checkout, pull,
     /// push, init, clone, config (operators; the host may disable any of them).
     Git(cm_tui::fs_git_cli::GitArgs),
@@ -767,6 +773,8 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
             commands::opencode(remote, &Target::workspace(&host, &workspace), op, json).await?;
         }
         Command::Fs(a) => cm_tui::fs_git_cli::run_fs(remote, a).await?,
+        Command::Ports(a) => cm_tui::forward_cli::run_ports(remote, a).await?,
+        Command::Forward(a) => cm_tui::forward_cli::run_forward(remote, a).await?,
         Command::Git(a) => cm_tui::fs_git_cli::run_git(remote, a).await?,
         Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
         Command::Template(c) => cm_tui::templates_cli::run(remote, c).await?,

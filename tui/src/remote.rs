@@ -105,7 +105,8 @@ impl Remote {
         &self.session.conn
     }
 
-    fn header(&self, op: Op, target: &Target) -> StreamHeader {
+    /// A header for `op` to `target` with this connection's next request id.
+    pub fn header(&self, op: Op, target: &Target) -> StreamHeader {
         let mut h = StreamHeader::new(op, self.next_req_id());
         h.host = Some(HostId(target.host.clone()));
         h.workspace = target.workspace.clone();

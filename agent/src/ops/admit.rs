@@ -32,9 +32,10 @@ pub(super) fn admit(
             "policy refusal"
         );
     })?;
-    // The host-wide ones: every workspace, or every root's candidates.
-    if op == Op::WorkspaceList || (op == Op::WorkspaceCandidates && fwd.header.workspace.is_none())
-    {
+    // Host-wide operations: every workspace, every root's candidates; the port ones take a
+    // workspace only to narrow what they show.
+    let host_wide = matches!(op, Op::PortList | Op::PortForward | Op::WorkspaceCandidates);
+    if op == Op::WorkspaceList || (host_wide && fwd.header.workspace.is_none()) {
         return Ok(None);
     }
     if !super::handler::serves(op) {

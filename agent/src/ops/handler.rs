@@ -83,6 +83,24 @@ pub(super) trait StreamHandler: Streaming {
         G: Future<Output = ()> + Send;
 }
 
+/// Serves one operation whose stream carries raw bytes both ways after its first reply
+/// (`port_forward`): it also gets the operator's side of the stream.
+pub(super) trait DuplexHandler: Streaming {
+    /// Runs until the connection ends. `recv` has read the body; what it buffered beyond it
+    /// is the start of the operator's bytes.
+    fn serve<R, W, G>(
+        cx: &Cx<'_>,
+        body: Self::Body,
+        recv: &mut FrameReader<R>,
+        send: &mut W,
+        peer_gone: G,
+    ) -> impl Future<Output = ()> + Send
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + Send + 'static,
+        G: Future<Output = ()> + Send;
+}
+
 /// Encodes a reply as JSON. Through `Value`, so objects go out with sorted keys as they always
 /// have (the wire stays byte-identical).
 pub(super) fn json<T: serde::Serialize>(v: &T) -> Result<Value, OpError> {
@@ -123,6 +141,22 @@ async fn stream<O: StreamHandler, R, W, G>(
     }
 }
 
+async fn duplex<O: DuplexHandler, R, W, G>(
+    cx: &Cx<'_>,
+    body: &mut FrameReader<R>,
+    send: &mut W,
+    peer_gone: G,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+    G: Future<Output = ()> + Send,
+{
+    match read_body::<O, R>(body).await {
+        Ok(b) => O::serve(cx, b, body, send, peer_gone).await,
+        Err(e) => super::write_reply(send, Err(e)).await,
+    }
+}
+
 /// `true` for the operations this agent serves.
 macro_rules! served {
     (agent) => {
@@ -136,6 +170,10 @@ macro_rules! served {
 /// One operation's route: a handler for an `agent` operation (a stream handler for a stream),
 /// a refusal for a `relay` one (admission refuses those before).
 macro_rules! route {
+    // Raw bytes both ways after the first reply.
+    (agent, $item:ty; PortForward, $cx:ident, $body:ident, $send:ident, $gone:ident) => {
+        duplex::<proto::op::PortForward, R, W, G>($cx, $body, $send, $gone).await
+    };
     (agent; $name:ident, $cx:ident, $body:ident, $send:ident, $gone:ident) => {
         unary::<proto::op::$name, R, W>($cx, $body, $send).await
     };
@@ -169,7 +207,7 @@ macro_rules! agent_routes {
             peer_gone: G,
         ) where
             R: AsyncRead + Unpin + Send,
-            W: AsyncWrite + Unpin + Send,
+            W: AsyncWrite + Unpin + Send + 'static,
             G: Future<Output = ()> + Send,
         {
             match cx.fwd.header.op {

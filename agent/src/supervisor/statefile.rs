@@ -146,6 +146,11 @@ impl Registry {
             .remove(workspace)
     }
 
+    /// The running children now, by workspace.
+    pub fn children(&self) -> BTreeMap<String, ChildRecord> {
+        self.lock().children.clone()
+    }
+
     /// Records (or, with `None`, forgets) `workspace`'s running child and rewrites the file.
     pub fn set_child(&self, workspace: &str, child: Option<ChildRecord>) {
         let mut r = self.lock();

@@ -150,6 +150,8 @@ fn samples() -> Vec<(Op, fn())> {
             r#"{{"name":"my-app","available":true,"opencode":{OPENCODE}}}"#
         );
         WorkspaceRemove: None, r#"{"name":"my-app","root":"src","folder":"app"}"#;
+        PortList: None, r#"[{"port":8000,"addr":"0.0.0.0","pid":42,"process":"python3","workspace":"demo","forwardable":true}]"#;
+        PortForward: Some(r#"{"port":8000}"#), r#"{"port":8000,"addr":"127.0.0.1"}"#;
     }
 }
 
@@ -209,7 +211,8 @@ fn the_table_matches_the_enum() {
             "watch_hosts",
             "watch_events",
             "git_clone",
-            "template_apply"
+            "template_apply",
+            "port_forward"
         ]
     );
     for (info, op) in OPERATIONS.iter().zip(Op::ALL) {

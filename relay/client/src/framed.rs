@@ -119,6 +119,11 @@ impl<R: AsyncRead + Unpin> FramedRecv<R> {
         self.buf.split()
     }
 
+    /// The underlying stream (for raw-byte phases, after [`Self::take_buffered`]).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.recv
+    }
+
     /// The underlying stream.
     pub fn into_inner(self) -> R {
         self.recv

@@ -147,6 +147,21 @@ pub(crate) async fn serve(
             }
         }
     }
+    // A forward names its port in its audit row (the body frame is put back).
+    let mut forward_port = None;
+    if header.op == Op::PortForward {
+        match super::forward_audit::peek(&shared, &mut recv).await {
+            Ok(port) => {
+                forward_port = Some(port);
+                let what = format!("forward port {port}");
+                note = Some(note.take().map_or(what.clone(), |n| format!("{n}; {what}")));
+            }
+            Err(e) => {
+                refuse(send, e).await;
+                return;
+            }
+        }
+    }
     // A read is recorded without waiting (group-committed within milliseconds); anything that
     // changes something is acted on only once its audit row is durable. Administration of the
     // relay is audited by its handler instead, as one row naming what was done and to what
@@ -175,7 +190,7 @@ pub(crate) async fn serve(
         _ => {
             // `decide` allowed it, so there is a role; it travels to the agent.
             let role = role.unwrap_or(Role::Viewer);
-            forward(&shared, &principal, header, role, send, recv).await;
+            forward(&shared, &principal, header, role, send, recv, forward_port).await;
         }
     }
 }
@@ -188,6 +203,7 @@ async fn forward(
     role: Role,
     send: quinn::SendStream,
     recv: FramedRecv,
+    forward_port: Option<u16>,
 ) {
     let Some(host) = header.host.clone() else {
         refuse(send, RequestError::NeedsHost(header.op)).await;
@@ -236,6 +252,17 @@ async fn forward(
     let creates_session = fwd.header.op == Op::SessionCreate;
     match super::splice::open(&agent, &fwd).await {
         Ok((agent_send, agent_recv)) => {
+            let forwarding = forward_port.map(|port| {
+                let user = principal.user.clone();
+                super::forward_audit::ForwardStream::start(
+                    user,
+                    host.clone(),
+                    port,
+                    &send,
+                    &agent_send,
+                )
+            });
+            let audit_to = Arc::clone(shared);
             // The agent's first reply frame, when small: a refusal by the host's own rules
             // (containment, policy, lock) goes into the audit trail, and a new session gets
             // its owner recorded before the operator learns its id.
@@ -273,15 +300,24 @@ async fn forward(
             } else {
                 super::splice::INSPECT_MAX
             };
-            super::splice::splice_inspecting(
+            let splice = super::splice::splice_inspecting(
                 send,
                 recv,
                 agent_send,
                 agent_recv,
                 inspect,
                 inspect_max,
-            )
-            .await;
+            );
+            // A forward's bulk copy runs as its own task, on any worker, rather than in the
+            // connection's task beside its other requests (`inflight`).
+            let carried = if forwarding.is_some() {
+                tokio::spawn(splice).await.unwrap_or_default()
+            } else {
+                splice.await
+            };
+            if let Some(f) = forwarding {
+                f.closed(&audit_to, carried);
+            }
         }
         Err(e) => {
             tracing::warn!(%host, error = %e, "forwarding failed");

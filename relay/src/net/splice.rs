@@ -95,21 +95,34 @@ async fn read_first_frame(
 }
 
 /// Copies until the sender finishes, handing quinn's received chunks straight to the other
-/// stream (no intermediate buffer, no copy of the payload in the relay).
+/// stream (no intermediate buffer, no copy of the payload in the relay). `count` adds up the
+/// bytes passed on.
 async fn copy_chunks(
     from: &mut quinn::RecvStream,
     to: &mut quinn::SendStream,
+    count: &mut u64,
 ) -> std::io::Result<()> {
     while let Some(chunk) = from
         .read_chunk(usize::MAX, true)
         .await
         .map_err(std::io::Error::other)?
     {
+        let len = chunk.bytes.len() as u64;
         to.write_chunk(chunk.bytes)
             .await
             .map_err(std::io::Error::other)?;
+        *count += len;
     }
     Ok(())
+}
+
+/// The bytes one spliced stream carried (after the stream header), each way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Carried {
+    /// Operator → agent.
+    pub(crate) up: u64,
+    /// Agent → operator.
+    pub(crate) down: u64,
 }
 
 pub(crate) async fn splice_inspecting<F, Fut>(
@@ -119,10 +132,12 @@ pub(crate) async fn splice_inspecting<F, Fut>(
     mut agent_recv: quinn::RecvStream,
     inspect: F,
     inspect_max: usize,
-) where
+) -> Carried
+where
     F: FnOnce(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let (mut up_bytes, mut down_bytes) = (0u64, 0u64);
     let mut op_recv = op_recv;
     let buffered = op_recv.take_buffered();
     let mut op_recv = op_recv.into_inner();
@@ -130,8 +145,9 @@ pub(crate) async fn splice_inspecting<F, Fut>(
         let result = async {
             if !buffered.is_empty() {
                 agent_send.write_all(&buffered).await?;
+                up_bytes += buffered.len() as u64;
             }
-            copy_chunks(&mut op_recv, &mut agent_send).await
+            copy_chunks(&mut op_recv, &mut agent_send, &mut up_bytes).await
         }
         .await;
         match result {
@@ -160,6 +176,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
                         let _ = agent_recv.stop(PEER_GONE.into());
                         return;
                     }
+                    down_bytes += first.read.len() as u64;
                     if first.finished {
                         let _ = op_send.finish();
                         return;
@@ -172,7 +189,7 @@ pub(crate) async fn splice_inspecting<F, Fut>(
                     return;
                 }
             }
-            match copy_chunks(&mut agent_recv, &mut op_send).await {
+            match copy_chunks(&mut agent_recv, &mut op_send, &mut down_bytes).await {
                 Ok(_) => {
                     let _ = op_send.finish();
                 }
@@ -198,4 +215,8 @@ pub(crate) async fn splice_inspecting<F, Fut>(
         }
     };
     tokio::join!(up, down);
+    Carried {
+        up: up_bytes,
+        down: down_bytes,
+    }
 }

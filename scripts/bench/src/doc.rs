@@ -112,7 +112,19 @@ OpenCode healthy and attached to its event stream; then `opencode_stop`. The raw
 OpenCode's own start time: `opencode serve` launched directly with the agent's launch plan \
 (same arguments, environment, config and private directories), from spawn until its \
 listening line and then a healthy `/global/health` (probed every 10 ms). Runs alternate \
-between the two; medians of {runs}. The difference is CodeMantle's share.\n",
+between the two; medians of {runs}. The difference is CodeMantle's share.\n\
+- 7: the release `cm-relay` and `cm-agent` as child processes; a plain HTTP/1.1 server (the \
+bench's own, 256 KiB writes) on the host's loopback, allowed by the agent's `[forward] allow`. \
+\"via relay\" speaks HTTP over `port_forward` streams (operator → relay → agent → TCP), as \
+`cm-tui forward` does for each accepted connection, without its extra loopback hop on the \
+laptop; the raw column is the same server over a direct TCP connection, same run. Bulk: one \
+GET of {mib} MiB each way after a warm-up. Latency: {rt} GETs of a 2-byte body on one kept-alive \
+connection (interleaved), then up to 200 with a new TCP connection or a new stream each. \
+Prompt: OpenCode on the test model answers `ECHO_DELTAS: 5`; the time from sending the \
+prompt until its first `text_delta` arrives on a `watch_events` stream of the operator \
+connection that also carries the forward, median of 5, with no download and then while a \
+download runs through the forward on that connection (forward streams have a lower QUIC send \
+priority than every other stream).\n",
         rt = o.round_trips,
         mib = o.bulk_mib,
         streams = o.concurrent_streams,

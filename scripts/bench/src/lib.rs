@@ -11,6 +11,7 @@ pub mod doc;
 pub mod events;
 pub mod exchange;
 pub mod fleet;
+pub mod forward;
 pub mod latency;
 pub mod machine;
 pub mod netutil;

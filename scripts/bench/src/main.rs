@@ -64,17 +64,20 @@ enum Scenario {
     /// Scenario 4 with a real `opencode serve` and the test model.
     Opencode,
     Startup,
+    /// Scenario 7: HTTP through `port_forward` vs direct.
+    Forward,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 6] = [
+const ALL: [(Scenario, Runner); 7] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
     (Scenario::Streaming, cm_bench::streaming::run),
     (Scenario::Opencode, cm_bench::opencode_stream::run),
     (Scenario::Startup, cm_bench::startup::run),
+    (Scenario::Forward, cm_bench::forward::run),
 ];
 
 fn options(cli: &Cli) -> Options {

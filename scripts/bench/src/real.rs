@@ -188,6 +188,20 @@ impl RealWorld {
     /// # Errors
     /// Any step failing (the error says which).
     pub fn start(opts: &Options, tools: &Tools, rt: &tokio::runtime::Runtime) -> Result<Self> {
+        Self::start_with(opts, tools, rt, "")
+    }
+
+    /// As [`Self::start`], with `extra` appended to the agent's configuration (after the
+    /// workspace table: start it with a `[table]` header).
+    ///
+    /// # Errors
+    /// Any step failing (the error says which).
+    pub fn start_with(
+        opts: &Options,
+        tools: &Tools,
+        rt: &tokio::runtime::Runtime,
+        extra: &str,
+    ) -> Result<Self> {
         let tmp = opts.tempdir()?;
         let (dir, init) = init_state(&tmp)?;
         let (relay, addr, _) = child::relay(&opts.bin_dir, dir.root())?;
@@ -203,6 +217,7 @@ impl RealWorld {
         let agent_config = root.join("agent.toml");
         let mut config = std::fs::read_to_string(&agent_config)?;
         config.push_str(&agent_toml(&model.base_url, &workspace));
+        config.push_str(extra);
         std::fs::write(&agent_config, config)?;
 
         let mut cmd = child::agent_cmd(&opts.bin_dir, &root)?;

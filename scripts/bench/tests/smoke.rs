@@ -47,6 +47,7 @@ fn process_scenarios_smoke() {
         ),
         ("startup", cm_bench::startup::run),
         ("opencode", cm_bench::opencode_stream::run),
+        ("forward", cm_bench::forward::run),
     ] {
         let rows = run(&opts).unwrap_or_else(|e| panic!("{name} scenario: {e:#}"));
         assert!(!rows.is_empty(), "{name} gave no rows");

@@ -12,6 +12,7 @@
 
 mod clone_tui;
 mod drive;
+mod forward;
 mod fs_git;
 mod harness;
 mod models;
