@@ -286,3 +286,20 @@ fn a_finished_clone_offers_to_add_its_folder_as_a_workspace() {
         })
     );
 }
+
+#[test]
+fn the_palette_opens_the_folders_panel_and_the_help_lists_its_key() {
+    let mut d = Drive::at_workspaces();
+    d.key(':');
+    d.typed("folders").code(KeyCode::Enter);
+    assert_eq!(d.app.context(), Context::Folders);
+    assert!(d.asked(Op::WorkspaceCandidates));
+    let keys = crate::keymap::tables(Context::Workspaces)
+        .iter()
+        .flat_map(|t| t.iter())
+        .any(|b| b.action == crate::action::Action::OpenFolders);
+    assert!(
+        keys,
+        "f is in the workspaces screen's table (help and palette come from it)"
+    );
+}
