@@ -84,6 +84,12 @@ pub enum Action {
     CloneRepo,
     /// The selected workspace's OpenCode configuration templates (list, apply).
     OpenTemplates,
+    /// The folders beneath the host's workspace roots (make one a workspace, forget one).
+    OpenFolders,
+    /// Make the folder just cloned a workspace of its own.
+    AddWorkspace,
+    /// Forget the highlighted workspace (added from a folder; its files stay).
+    RemoveWorkspace,
     /// Scroll what the waiting request asks (a long diff) up.
     ScrollRequestUp,
     /// Scroll what the waiting request asks down.
@@ -182,6 +188,9 @@ impl Action {
         Self::RevokeAlways,
         Self::CloneRepo,
         Self::OpenTemplates,
+        Self::OpenFolders,
+        Self::AddWorkspace,
+        Self::RemoveWorkspace,
         Self::Reject,
         Self::PrevBlock,
         Self::NextBlock,
@@ -250,6 +259,9 @@ impl Action {
             Self::RevokeAlways => "revoke_always",
             Self::CloneRepo => "clone",
             Self::OpenTemplates => "templates",
+            Self::OpenFolders => "folders",
+            Self::AddWorkspace => "add_workspace",
+            Self::RemoveWorkspace => "remove_workspace",
             Self::ScrollRequestUp => "scroll_request_up",
             Self::ScrollRequestDown => "scroll_request_down",
             Self::Reject => "reject",
@@ -337,6 +349,21 @@ impl Action {
                 _ => {}
             }
         }
+        if context == Context::Folders {
+            match self {
+                Self::Open => return "make the folder a workspace (asks its name)",
+                Self::Back => return "close (or cancel the question)",
+                Self::Refresh => return "read the folders again",
+                _ => {}
+            }
+        }
+        if context == Context::FolderName {
+            match self {
+                Self::Send => return "add the workspace",
+                Self::LeaveInput => return "cancel",
+                _ => {}
+            }
+        }
         if context == Context::Templates {
             match self {
                 Self::Open => return "apply to the workspace (Enter again to confirm)",
@@ -393,6 +420,9 @@ impl Action {
             Self::RevokeAlways => "revoke the workspace's standing \"always\" grants",
             Self::CloneRepo => "clone a repository beneath the workspace's root",
             Self::OpenTemplates => "the workspace's OpenCode templates (apply one)",
+            Self::OpenFolders => "folders beneath the roots: make one a workspace",
+            Self::AddWorkspace => "add the cloned folder as a workspace",
+            Self::RemoveWorkspace => "forget the workspace (asks; its files stay)",
             Self::ScrollRequestUp => "scroll the request up",
             Self::ScrollRequestDown => "scroll the request down",
             Self::Reject => "reject the permission request",

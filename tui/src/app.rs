@@ -13,6 +13,7 @@ pub mod admin;
 pub mod attention;
 pub mod clone;
 mod diff;
+pub mod folders;
 mod hosts;
 pub mod list;
 pub mod model_picker;
@@ -157,6 +158,9 @@ pub struct App {
     templates: Option<templates::TemplatesPanel>,
     /// The relay's templates, as far as read.
     template_cache: templates::TemplateCache,
+    /// The folders panel (kept when closed: its candidates say where clones may become
+    /// workspaces).
+    folders: Option<folders::FoldersPanel>,
 }
 
 impl App {
@@ -190,6 +194,7 @@ impl App {
             clone: None,
             templates: None,
             template_cache: templates::TemplateCache::default(),
+            folders: None,
         }
     }
 

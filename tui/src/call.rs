@@ -126,6 +126,12 @@ pub enum Call {
     /// `template_list`: the relay's templates, each at its latest version (the relay answers
     /// it itself: the scope is not sent).
     TemplateList,
+    /// `workspace_candidates`: folders beneath the host's roots that may become workspaces.
+    WorkspaceCandidates,
+    /// `workspace_add`: a folder beneath the root in the scope becomes a workspace.
+    WorkspaceAdd(proto::workspace::WorkspaceAdd),
+    /// `workspace_remove`: the workspace in the scope is forgotten (its files stay).
+    WorkspaceRemove,
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
 }
@@ -196,6 +202,9 @@ impl Call {
             Self::PermissionRevoke(_) => Op::PermissionRevoke,
             Self::ModelList => Op::ModelList,
             Self::TemplateList => Op::TemplateList,
+            Self::WorkspaceCandidates => Op::WorkspaceCandidates,
+            Self::WorkspaceAdd(_) => Op::WorkspaceAdd,
+            Self::WorkspaceRemove => Op::WorkspaceRemove,
             Self::Admin(a) => a.op(),
         }
     }
@@ -296,6 +305,12 @@ pub enum Response {
     Models(proto::ops::ModelCatalog),
     /// The relay's templates, each at its latest version.
     Templates(Vec<proto::template::TemplateSummary>),
+    /// Folders that may become workspaces.
+    Candidates(proto::workspace::WorkspaceCandidates),
+    /// A folder became this workspace.
+    WorkspaceAdded(WorkspaceInfo),
+    /// A workspace was forgotten (its files stay).
+    WorkspaceRemoved(proto::workspace::WorkspaceRemoved),
     /// Users and their grants.
     Users(Vec<proto::admin::UserInfo>),
     /// Enrolled hosts.

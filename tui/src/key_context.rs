@@ -34,6 +34,10 @@ pub enum Context {
     CloneProgress,
     /// A workspace's templates.
     Templates,
+    /// The folders beneath a host's roots (candidate workspaces).
+    Folders,
+    /// Typing the name of a folder's new workspace.
+    FolderName,
     /// The administration screen.
     Admin,
     /// Typing into the administration screen's input line.
@@ -45,7 +49,12 @@ impl Context {
     pub fn is_text(self) -> bool {
         matches!(
             self,
-            Self::Prompt | Self::Filter | Self::Palette | Self::AdminInput | Self::CloneForm
+            Self::Prompt
+                | Self::Filter
+                | Self::Palette
+                | Self::AdminInput
+                | Self::CloneForm
+                | Self::FolderName
         )
     }
 
@@ -67,6 +76,8 @@ impl Context {
             Self::CloneForm => "clone a repository",
             Self::CloneProgress => "clone",
             Self::Templates => "templates",
+            Self::Folders => "folders",
+            Self::FolderName => "new workspace name",
             Self::Admin => "admin",
             Self::AdminInput => "admin input",
         }

@@ -54,6 +54,7 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('X')], Action::RevokeAlways),
     bind(&[ch('c')], Action::CloneRepo),
     bind(&[ch('t')], Action::OpenTemplates),
+    bind(&[ch('f')], Action::OpenFolders),
 ];
 
 const SESSIONS: &[Binding] = &[
@@ -192,6 +193,7 @@ const CLONE_FORM: &[Binding] = &[
 ];
 
 const CLONE_PROGRESS: &[Binding] = &[
+    bind(&[ch('a')], Action::AddWorkspace),
     bind(&[key(KeyCode::Esc)], Action::Back),
     bind(&[key(KeyCode::Enter)], Action::Open),
     bind(&[KeyPress::ctrl('c')], Action::Quit),
@@ -205,6 +207,26 @@ const TEMPLATES: &[Binding] = &[
     bind(&[key(KeyCode::Enter)], Action::Open),
     bind(&[ch('r')], Action::Refresh),
     bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
+const FOLDERS: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Home), ch('g')], Action::SelectFirst),
+    bind(&[key(KeyCode::End), ch('G')], Action::SelectLast),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[ch('x')], Action::RemoveWorkspace),
+    bind(&[ch('r')], Action::Refresh),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
+const FOLDER_NAME: &[Binding] = &[
+    bind(&[key(KeyCode::Enter)], Action::Send),
+    bind(&[key(KeyCode::Backspace)], Action::DeleteBack),
+    bind(&[KeyPress::ctrl('u')], Action::ClearLine),
+    bind(&[key(KeyCode::Esc)], Action::LeaveInput),
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
@@ -255,13 +277,15 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::CloneForm => &[CLONE_FORM],
         Context::CloneProgress => &[CLONE_PROGRESS],
         Context::Templates => &[TEMPLATES],
+        Context::Folders => &[FOLDERS],
+        Context::FolderName => &[FOLDER_NAME],
         Context::Admin => &[MOVE, ADMIN, GLOBAL],
         Context::AdminInput => &[ADMIN_INPUT],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 17] = [
+pub const CONTEXTS: [Context; 19] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -277,6 +301,8 @@ pub const CONTEXTS: [Context; 17] = [
     Context::CloneForm,
     Context::CloneProgress,
     Context::Templates,
+    Context::Folders,
+    Context::FolderName,
     Context::Admin,
     Context::AdminInput,
 ];

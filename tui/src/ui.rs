@@ -6,6 +6,7 @@ mod admin;
 mod attention;
 mod clone;
 mod diff;
+mod folders;
 mod help;
 mod hosts;
 mod model_picker;
@@ -60,6 +61,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     model_picker::render(frame, main, app, theme);
     clone::render(frame, main, app, theme);
     templates::render(frame, main, app, theme);
+    folders::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

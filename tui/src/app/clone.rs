@@ -300,6 +300,13 @@ impl App {
             self.overlay = None;
             return;
         };
+        if let (CloneStage::Done(done), Some(Action::AddWorkspace)) = (&form.stage, action) {
+            // The folder cloned becomes a workspace: the folders panel asks its name.
+            let (root, folder) = (form.workspace.clone(), done.dir.clone());
+            self.clone = None;
+            self.add_cloned(&root, &folder, fx);
+            return;
+        }
         match form.update(action, typed) {
             FormOutcome::Stay => {}
             FormOutcome::Close => {
@@ -359,6 +366,8 @@ impl App {
             let scope = Scope::workspace(&form.host, &form.workspace);
             self.notify(text, false);
             self.workspace_changed(&scope, fx);
+            // Whether the folder may become a workspace: the host's candidates say.
+            self.read_candidates(&scope.host, fx);
         }
         true
     }

@@ -22,6 +22,8 @@ pub enum Overlay {
     Clone,
     /// The templates panel of a workspace (its state is the app's `templates`).
     Templates,
+    /// The folders panel of a host (its state is the app's `folders`).
+    Folders,
 }
 
 impl Overlay {
@@ -35,6 +37,7 @@ impl Overlay {
             // Typing while the form is edited, keys for abort and close afterwards.
             Self::Clone => Context::CloneForm,
             Self::Templates => Context::Templates,
+            Self::Folders => Context::Folders,
         }
     }
 }

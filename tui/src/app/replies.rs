@@ -61,6 +61,11 @@ impl App {
             Response::Revoked(grant) => self.grant_revoked(scope, &grant),
             Response::Models(catalog) => self.models_loaded(request.id, catalog),
             Response::Templates(list) => self.templates_loaded(request.id, list),
+            Response::Candidates(list) => self.candidates_loaded(request.id, Ok(list)),
+            Response::WorkspaceAdded(info) => self.workspace_added(request.id, scope, &info, fx),
+            Response::WorkspaceRemoved(done) => {
+                self.workspace_removed(request.id, scope, &done, fx);
+            }
             // Administration answers went to the admin screen above.
             Response::Users(_)
             | Response::AdminHosts(_)
@@ -100,6 +105,16 @@ impl App {
             }
             Call::ModelList => self.models_failed(request.id, e),
             Call::TemplateList => self.templates_failed(request.id, e),
+            Call::WorkspaceCandidates => self.candidates_loaded(request.id, Err(e)),
+            Call::WorkspaceAdd(b) => {
+                let what = format!("{} not added as a workspace", b.folder);
+                self.folders_call_failed(request.id, &what, e);
+            }
+            Call::WorkspaceRemove => {
+                let name = request.scope.workspace.as_deref().unwrap_or_default();
+                let what = format!("workspace {name} not removed");
+                self.folders_call_failed(request.id, &what, e);
+            }
             Call::Admin(call) => self.admin_failed(call, e),
         }
     }

@@ -16,6 +16,9 @@ impl App {
             Some(Overlay::Clone) if self.clone.as_ref().is_some_and(|c| !c.editing()) => {
                 Context::CloneProgress
             }
+            Some(Overlay::Folders) if self.folders.as_ref().is_some_and(|f| f.naming()) => {
+                Context::FolderName
+            }
             Some(o) => o.context(),
             None => self.screen_context(),
         }
@@ -79,6 +82,7 @@ impl App {
                 }
             }
             Context::CloneForm | Context::CloneProgress => self.clone_key(action, typed, fx),
+            Context::Folders | Context::FolderName => self.folders_key(action, typed, fx),
             Context::Templates => {
                 if let Some(action) = action {
                     self.templates_action(action, fx);
@@ -102,6 +106,7 @@ impl App {
             | Context::ModelPicker
             | Context::CloneForm
             | Context::CloneProgress
+            | Context::FolderName
             | Context::AdminInput => return,
             Context::Prompt => (Context::Session, 3),
             Context::Filter => (self.list_context(), 1),
@@ -145,6 +150,14 @@ impl App {
             Context::CloneForm => {
                 if let Some(form) = self.clone.as_mut() {
                     form.paste(text);
+                }
+            }
+            Context::FolderName => {
+                let line = text.lines().next().unwrap_or_default();
+                for c in line.chars().filter(|c| !c.is_control()) {
+                    if let Some(p) = self.folders.as_mut() {
+                        p.update(None, Some(c));
+                    }
                 }
             }
             Context::Palette | Context::AdminInput => {
@@ -193,6 +206,8 @@ impl App {
                 Context::Workspaces if action == Action::OpenTemplates => {
                     self.open_templates(fx);
                 }
+                Context::Workspaces if action == Action::OpenFolders => self.open_folders(fx),
+                Context::Folders => self.folders_key(Some(action), None, fx),
                 Context::Workspaces => self.workspaces_action(action, fx),
                 Context::Templates => self.templates_action(action, fx),
                 Context::Sessions => self.sessions_action(action, fx),
@@ -209,6 +224,7 @@ impl App {
                 | Context::ModelPicker
                 | Context::CloneForm
                 | Context::CloneProgress
+                | Context::FolderName
                 | Context::AdminInput => {}
             },
         }

@@ -26,6 +26,8 @@ pub struct WorkspacesView {
     pub nav: ListNav,
     /// Folders and git status per workspace, once asked for.
     pub(super) details: HashMap<String, Detail>,
+    /// The workspace to select once the next list arrives (one just added).
+    pub(super) select_after_load: Option<String>,
 }
 
 impl WorkspacesView {
@@ -37,6 +39,7 @@ impl WorkspacesView {
             error: None,
             nav: ListNav::default(),
             details: HashMap::new(),
+            select_after_load: None,
         }
     }
 
@@ -129,7 +132,8 @@ impl WorkspacesView {
     }
 
     fn replace(&mut self, list: Vec<WorkspaceInfo>) {
-        let kept = self.selected().map(|w| w.name.clone());
+        let wanted = self.select_after_load.take();
+        let kept = wanted.or_else(|| self.selected().map(|w| w.name.clone()));
         self.list = Some(list);
         // A fresh list (opened again, reconnected): read the details again too.
         self.details.clear();

@@ -74,6 +74,15 @@ pub(super) async fn perform_call(
             let h = StreamHeader::new(Op::TemplateList, ReqId(request.id));
             Response::Templates(call::<op::TemplateList>(c, &h, &()).await?)
         }
+        Call::WorkspaceCandidates => {
+            Response::Candidates(call::<op::WorkspaceCandidates>(c, &h, &()).await?)
+        }
+        Call::WorkspaceAdd(b) => {
+            Response::WorkspaceAdded(call::<op::WorkspaceAdd>(c, &h, b).await?)
+        }
+        Call::WorkspaceRemove => {
+            Response::WorkspaceRemoved(call::<op::WorkspaceRemove>(c, &h, &()).await?)
+        }
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));

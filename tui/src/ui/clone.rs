@@ -25,6 +25,15 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             running_lines(form, dir.as_deref(), progress.as_ref(), inner, theme),
             hints(&[("Esc", "abort (removes the folder)")], theme),
         ),
+        CloneStage::Done(done) if app.subworkspaces_allowed(&form.host, &form.workspace) => {
+            let mut lines = done_lines(form, done, inner, theme);
+            lines.push(Line::styled(
+                "a: add the folder as a workspace of its own",
+                theme.attention(),
+            ));
+            let keys = [("a", "add as workspace"), ("Enter/Esc", "close")];
+            (lines, hints(&keys, theme))
+        }
         CloneStage::Done(done) => (
             done_lines(form, done, inner, theme),
             hints(&[("Enter/Esc", "close")], theme),

@@ -51,6 +51,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
                     ("S", "stop"),
                     ("c", "clone"),
                     ("t", "templates"),
+                    ("f", "folders"),
                     ("Esc", "hosts"),
                 ],
                 theme,

@@ -5,6 +5,7 @@
 use super::{both, screen, steady};
 use crate::app::tests::Drive;
 use crate::app::tests::clone::{at_form, cloning, item, opened, progress};
+use crate::app::tests::folders::{at_folders, naming, refused};
 use crate::app::tests::templates::{at_panel, at_templated_workspaces};
 use crate::call::{CallError, StreamItem};
 use crate::event::{KeyCode, NetEvent};
@@ -145,4 +146,54 @@ fn templates_panel_shows_an_apply_in_progress_then_its_failure() {
         }),
     );
     insta::assert_snapshot!(format!("{starting}{}", all(&d)));
+}
+
+#[test]
+fn folders_panel_lists_the_candidates_with_branch_and_workspace() {
+    let d = steady(at_folders());
+    let text = screen(&d.app, 80, 24);
+    for needle in [
+        "folders on box",
+        "demo/lib",
+        "git main",
+        "not a workspace",
+        "workspace tool",
+        "x forget",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(all(&d));
+}
+
+#[test]
+fn folders_name_input_shows_the_name_typed() {
+    let d = steady(naming());
+    let text = screen(&d.app, 80, 24);
+    for needle in [
+        "make demo/lib a workspace named:",
+        "name  core",
+        "Enter add",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(all(&d));
+}
+
+#[test]
+fn folders_refusal_shows_the_hosts_reason() {
+    let d = steady(refused());
+    let text = screen(&d.app, 140, 40);
+    assert!(text.contains("lib not added as a workspace"), "{text}");
+    assert!(text.contains("subworkspaces_off"), "{text}");
+    insta::assert_snapshot!(all(&d));
+}
+
+#[test]
+fn folders_remove_question_says_the_files_stay() {
+    let mut d = steady(at_folders());
+    d.key('G').key('x');
+    let text = screen(&d.app, 140, 40);
+    assert!(text.contains("forget the workspace tool?"), "{text}");
+    assert!(text.contains("files stay"), "{text}");
+    insta::assert_snapshot!(all(&d));
 }
