@@ -11,8 +11,21 @@ use proto::message::{HostInfo, HostList};
 /// # Errors
 /// Dial, pin or authentication failures.
 pub async fn connect(profile: &Profile, key: &Key) -> Result<Session, LinkError> {
-    let conn = client::dial(&profile.relay, &profile.pin, &DialOptions::default()).await?;
-    client::authenticate(conn, PeerKind::Operator, &profile.cred_id, key).await
+    connect_endpoint(profile, key).await.map(|(_, s)| s)
+}
+
+/// [`connect`], also returning the endpoint (see [`cm_client::dial_endpoint`]).
+///
+/// # Errors
+/// Dial, pin or authentication failures.
+pub async fn connect_endpoint(
+    profile: &Profile,
+    key: &Key,
+) -> Result<(quinn::Endpoint, Session), LinkError> {
+    let (endpoint, conn) =
+        client::dial_endpoint(&profile.relay, &profile.pin, &DialOptions::default()).await?;
+    let session = client::authenticate(conn, PeerKind::Operator, &profile.cred_id, key).await?;
+    Ok((endpoint, session))
 }
 
 /// Asks for the host list once.

@@ -445,7 +445,7 @@ pub async fn run_git(remote: &Remote, args: GitArgs) -> Result<(), CommandError>
                         // Closing the connection ends the stream at once: the host stops git
                         // and removes the folder (it would otherwise notice only when the
                         // connection times out).
-                        remote.close();
+                        remote.close_flushed().await;
                         if shown {
                             eprintln!();
                         }

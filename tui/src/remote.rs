@@ -41,10 +41,14 @@ impl Target {
     }
 }
 
+/// Longest [`Remote::close_flushed`] waits for its close to go out.
+pub const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// An authenticated operator connection.
 #[derive(Debug)]
 pub struct Remote {
     session: Session,
+    endpoint: quinn::Endpoint,
     next_req: AtomicU64,
 }
 
@@ -94,8 +98,10 @@ impl Remote {
     /// # Errors
     /// Dial or authentication failures.
     pub async fn connect(profile: &Profile, key: &Key) -> Result<Self, LinkError> {
+        let (endpoint, session) = connect::connect_endpoint(profile, key).await?;
         Ok(Self {
-            session: connect::connect(profile, key).await?,
+            session,
+            endpoint,
             next_req: AtomicU64::new(1),
         })
     }
@@ -193,5 +199,13 @@ impl Remote {
     /// Closes the connection politely.
     pub fn close(&self) {
         self.session.conn.close(0u32.into(), b"done");
+    }
+
+    /// Closes the connection and waits (at most [`FLUSH_BOUND`]) until the close has gone
+    /// out, so the relay and the host learn at once that this operator left (its streams end
+    /// now, not at the connection's idle timeout), even when the process exits right after.
+    pub async fn close_flushed(&self) {
+        self.close();
+        let _ = tokio::time::timeout(FLUSH_BOUND, self.endpoint.wait_idle()).await;
     }
 }

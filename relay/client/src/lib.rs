@@ -153,6 +153,19 @@ pub async fn dial(
     pin: &str,
     opts: &DialOptions,
 ) -> Result<quinn::Connection, LinkError> {
+    dial_endpoint(addr, pin, opts).await.map(|(_, conn)| conn)
+}
+
+/// [`dial`], also returning the endpoint, for a caller that must know its close reached the
+/// relay before the process exits (`Endpoint::wait_idle` after `Connection::close`).
+///
+/// # Errors
+/// As [`dial`].
+pub async fn dial_endpoint(
+    addr: &str,
+    pin: &str,
+    opts: &DialOptions,
+) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
     let remote = resolve(addr).await?;
     let bind: SocketAddr = if remote.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
@@ -170,7 +183,7 @@ pub async fn dial(
                 reason: e.to_string(),
             })?;
     match connecting.await {
-        Ok(conn) => Ok(conn),
+        Ok(conn) => Ok((endpoint, conn)),
         Err(e) => Err(classify_connect_error(addr, pin, &seen, e)),
     }
 }

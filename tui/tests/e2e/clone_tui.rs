@@ -9,7 +9,7 @@
 
 use crate::harness::*;
 use crate::tmux::{Tmux, line_with};
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -185,5 +185,100 @@ async fn clone_from_the_full_screen_app_shows_progress_and_aborts() -> Result<()
         std::thread::park_timeout(Duration::from_millis(100));
     }
     tmux.press("q")?;
+    Ok(())
+}
+
+/// The last percent of "Receiving objects" in `cm-tui git … clone`'s stderr so far (git's
+/// progress lines are redrawn with `\r`).
+fn cli_percent(stderr: &str) -> Option<u8> {
+    let last = stderr.rsplit("Receiving objects").next()?;
+    if std::ptr::eq(last, stderr) {
+        return None;
+    }
+    last.split('%')
+        .next()?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_from_the_command_line_shows_moving_progress_and_ctrl_c_removes_the_folder()
+-> Result<()> {
+    use std::io::Read as _;
+    let served = tempfile::tempdir()?;
+    bare_repo(served.path(), "big", 200, 10 * 1024)?;
+    let daemon = format!("git://127.0.0.1:{}", slow_git_daemon(served.path()).await?);
+    let world =
+        World::start_with(&format!("\n[git]\nclone_from = [\"{daemon}/*\"]\n"), &[]).await?;
+    let mut child = std::process::Command::new(bin("cm-tui")?)
+        .args([
+            "git",
+            "box",
+            "demo",
+            "clone",
+            &format!("{daemon}/big.git"),
+            "big",
+        ])
+        .envs(world.tui_env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    // Read stderr until git's percent has moved twice below 100 (the clone takes seconds).
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut all = String::new();
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if tx.send(all.clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut last = String::new();
+    while seen.len() < 2 {
+        last = rx
+            .recv_timeout(WAIT)
+            .with_context(|| format!("no moving progress; stderr so far: {last:?}"))?;
+        if let Some(p) = cli_percent(&last).filter(|p| *p < 100 && seen.last() != Some(p)) {
+            seen.push(p);
+        }
+    }
+    ensure!(seen[0] < seen[1], "progress did not move: {seen:?}");
+    ensure!(
+        world.workspace.join("big").exists(),
+        "the clone is under way"
+    );
+    // Ctrl-C: the command says what it undid and the host removes the folder.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    ensure!(sent.success(), "kill -INT failed");
+    let status = child.wait()?;
+    ensure!(!status.success(), "an interrupted clone does not succeed");
+    let mut rest = last;
+    while let Ok(more) = rx.recv_timeout(WAIT) {
+        rest = more;
+    }
+    ensure!(
+        rest.contains("clone aborted; the host removes big"),
+        "{rest:?}"
+    );
+    let deadline = Instant::now() + WAIT;
+    while world.workspace.join("big").exists() {
+        ensure!(
+            Instant::now() < deadline,
+            "the interrupted clone's folder is still there"
+        );
+        // Polling the host's folder (another process removes it); bounded by the deadline.
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
     Ok(())
 }
