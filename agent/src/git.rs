@@ -15,6 +15,7 @@ pub mod policy;
 pub mod progress;
 pub mod run;
 pub mod setup;
+pub mod staging;
 pub mod submodules;
 
 use crate::fs::FsError;

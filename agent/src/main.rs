@@ -243,7 +243,7 @@ fn run(cli: Cli) -> Result<()> {
                     state_dir: &state_dir,
                     policy,
                     lease: config.launch_lease,
-                    git: config.git.clone(),
+                    git: config.git.clone().staged_in(&state_dir),
                     subworkspace_roots: config.subworkspace_roots.clone(),
                 });
                 workspaces.forwarding().set_policy(config.forward.clone());

@@ -32,6 +32,9 @@ pub struct GitSettings {
     pub clone_max_bytes: u64,
     /// An SSH private key file for ssh remotes (host-side; never sent over the wire).
     pub ssh_key: Option<PathBuf>,
+    /// Where clones are assembled before they are moved into the workspace
+    /// (`<state>/clones`, see [`super::staging`]); `None`: in place, without submodules.
+    pub clone_staging: Option<PathBuf>,
 }
 
 impl Default for GitSettings {
@@ -42,11 +45,19 @@ impl Default for GitSettings {
             clone_timeout: DEFAULT_CLONE_TIMEOUT,
             clone_max_bytes: DEFAULT_CLONE_MAX_BYTES,
             ssh_key: None,
+            clone_staging: None,
         }
     }
 }
 
 impl GitSettings {
+    /// These settings with clones assembled in `<state_dir>/clones`.
+    #[must_use]
+    pub fn staged_in(mut self, state_dir: &std::path::Path) -> Self {
+        self.clone_staging = Some(state_dir.join("clones"));
+        self
+    }
+
     /// The transports git itself may use for a clone (`GIT_ALLOW_PROTOCOL`): the schemes of
     /// the patterns (scp-like is `ssh`), or `https:ssh` by default.
     pub fn allowed_protocols(&self) -> String {

@@ -1,6 +1,7 @@
 //! The operations that create or configure a repository: `git_init` (a new or empty folder),
-//! `git_clone` (an allowed URL into a new folder, bounded in time and size, its partial folder
-//! removed when stopped or failed) and `git_config` (an allowlist of keys, see [`super::keys`]).
+//! `git_clone` (an allowed URL into a new folder, bounded in time and size, assembled in the
+//! agent's staging folder and moved in when complete, see [`super::staging`]; its partial
+//! folder removed when stopped or failed) and `git_config` (an allowlist of keys, see [`super::keys`]).
 //! Folders are created and opened through folder containment; git runs in the opened folder.
 
 use super::GitError;
@@ -12,9 +13,9 @@ use super::run::{Git, GitDir};
 use crate::fs::FsError;
 use crate::fs::ops as fsops;
 use crate::fs::path::RelPath;
-use crate::fs::resolve::Strategy;
+use crate::fs::resolve::{Strategy, kind_at, open_parent, open_root};
 use proto::git::{GitClone, GitCloned, GitConfigDone, GitConfigSet, GitInitialized, GitProgress};
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The branch a new repository starts on.
@@ -163,13 +164,26 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A clone whose URL and folder were accepted: the folder exists (created here, so the clone
-/// never writes into anything that was there before, and removing it on failure removes only
-/// the clone) and is open.
+/// Where a clone is made.
+#[derive(Debug)]
+enum Place {
+    /// In a staging folder of the agent ([`super::staging`]), moved to `leaf` in `parent` (the
+    /// target's parent, opened through containment) when complete.
+    Staged {
+        staging: super::staging::Staging,
+        parent: OwnedFd,
+        leaf: String,
+    },
+    /// In the target folder itself, created here (so the clone never writes into anything that
+    /// was there before, and removing it on failure removes only the clone): no staging folder
+    /// is configured, or it is on another filesystem than the workspace. No submodules.
+    InPlace { root: PathBuf, rel: RelPath },
+}
+
+/// A clone whose URL and folder were accepted: the folder it is made in exists and is open.
 #[derive(Debug)]
 pub struct PreparedClone {
-    root: PathBuf,
-    rel: RelPath,
+    place: Place,
     d: GitDir,
     url: String,
 }
@@ -181,7 +195,8 @@ impl PreparedClone {
     }
 
     /// Runs the clone. `on_progress` sees each progress report; when `abort` resolves first,
-    /// git is stopped. On any failure the folder is removed.
+    /// git is stopped. On any failure the folder is removed (staged: the staging folder; the
+    /// workspace never shows the clone).
     ///
     /// # Errors
     /// Git failures; the time or size bound; an abort.
@@ -191,29 +206,43 @@ impl PreparedClone {
         on_progress: impl FnMut(&GitProgress) + Send,
         abort: impl std::future::Future<Output = ()> + Send,
     ) -> Result<GitCloned, GitError> {
-        let result = run_clone(&self.d, &self.url, settings, on_progress, abort).await;
-        match result {
+        let staged = matches!(self.place, Place::Staged { .. });
+        let result = match run_clone(&self.d, &self.url, settings, staged, on_progress, abort).await
+        {
             Ok(progress) => {
                 let (branch, head) = checked_out(&self.d).await;
-                Ok(GitCloned {
+                let moved = match &self.place {
+                    Place::Staged {
+                        staging,
+                        parent,
+                        leaf,
+                    } => staging.move_to(parent, leaf, &self.d.rel),
+                    Place::InPlace { .. } => Ok(()),
+                };
+                moved.map(|()| GitCloned {
                     dir: self.d.rel.clone(),
                     branch,
                     head,
                     progress,
                 })
             }
-            Err(e) => {
-                remove(&self.root, &self.rel, &self.d).await;
-                Err(e)
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            match self.place {
+                Place::Staged { staging, .. } => staging.remove().await,
+                Place::InPlace { root, rel } => remove(&root, &rel, &self.d).await,
             }
         }
+        result
     }
 }
 
-/// Checks a clone's URL and folder and creates the folder.
+/// Checks a clone's URL and folder, and creates the folder the clone is made in: a staging
+/// folder when the settings name one on the workspace's filesystem, else the target folder.
 ///
 /// # Errors
-/// A refused URL or folder; an existing folder.
+/// A refused URL or folder; an existing folder; a staging folder that cannot be made.
 pub async fn prepare_clone(
     root: &Path,
     q: &GitClone,
@@ -226,11 +255,68 @@ pub async fn prepare_clone(
             path: "the workspace root".into(),
         }));
     }
+    let Some(clones) = settings.clone_staging.clone() else {
+        return prepare_in_place(root, rel, url).await;
+    };
+    let (root_owned, target) = (root.to_owned(), rel.clone());
+    let staged = tokio::task::spawn_blocking(move || stage(&root_owned, &target, &clones))
+        .await
+        .map_err(|e| GitError::failed("clone", &e.to_string()))??;
+    match staged {
+        Some((staging, parent, leaf)) => {
+            let fd = staging.fd.try_clone().map_err(|e| {
+                GitError::failed("clone", &format!("cannot open the staging folder: {e}"))
+            })?;
+            let d = GitDir::new(fd, staging.path.clone(), rel.to_string());
+            Ok(PreparedClone {
+                place: Place::Staged {
+                    staging,
+                    parent,
+                    leaf,
+                },
+                d,
+                url,
+            })
+        }
+        None => {
+            tracing::info!(dir = %rel, "the agent's state folder is on another filesystem than the workspace: cloning in place (no submodules)");
+            prepare_in_place(root, rel, url).await
+        }
+    }
+}
+
+/// Opens the target's parent (containment), checks the target name is free and not `.git`,
+/// and makes a staging folder (`None`: it could not be moved there).
+fn stage(
+    root: &Path,
+    rel: &RelPath,
+    clones: &Path,
+) -> Result<Option<(super::staging::Staging, OwnedFd, String)>, GitError> {
+    let root_fd = open_root(root)?;
+    let (parent, leaf) = open_parent(&root_fd, rel, Strategy::Auto, "git_clone")?;
+    let shown = rel.to_string();
+    if leaf.eq_ignore_ascii_case(".git") {
+        return Err(GitError::Path(FsError::DotGit { path: shown }));
+    }
+    if kind_at(&parent, leaf).is_some() {
+        return Err(GitError::Path(FsError::Exists { path: shown }));
+    }
+    let leaf = leaf.to_owned();
+    Ok(super::staging::create(clones, &parent, &leaf)?.map(|s| (s, parent, leaf)))
+}
+
+async fn prepare_in_place(
+    root: &Path,
+    rel: RelPath,
+    url: String,
+) -> Result<PreparedClone, GitError> {
     mkdir(root, &rel).await?;
     let d = open(root, &rel.to_string())?;
     Ok(PreparedClone {
-        root: root.to_owned(),
-        rel,
+        place: Place::InPlace {
+            root: root.to_owned(),
+            rel,
+        },
         d,
         url,
     })
@@ -257,10 +343,13 @@ fn networked<'a>(git: Git<'a>, settings: &GitSettings) -> Git<'a> {
 
 /// The clone itself (never its submodules), then, when the host allows submodules, the
 /// submodules whose URLs all pass the policy ([`super::submodules`]); one time bound for both.
+/// Submodules are fetched only in a staging folder (`staged`): a clone made in place that
+/// declares submodules fails.
 async fn run_clone(
     d: &GitDir,
     url: &str,
     settings: &GitSettings,
+    staged: bool,
     mut on_progress: impl FnMut(&GitProgress) + Send,
     abort: impl std::future::Future<Output = ()> + Send,
 ) -> Result<Option<GitProgress>, GitError> {
@@ -294,7 +383,17 @@ async fn run_clone(
         abort.as_mut(),
     )
     .await?;
-    if settings.submodules && super::submodules::checked(d, url, settings).await? {
+    if settings.submodules && !staged && super::submodules::declared(d).await? {
+        return Err(GitError::failed(
+            "clone",
+            "submodules need the agent's state folder on the same filesystem as the workspace \
+             (a clone with submodules is assembled there, out of OpenCode's reach, and moved \
+             in); on this host they are on different filesystems. Run cm-agent with \
+             --state-dir on the workspace's filesystem, or set [git] submodules = false; the \
+             clone's folder was removed",
+        ));
+    }
+    if settings.submodules && staged && super::submodules::checked(d, url, settings).await? {
         let update = networked(
             Git::new(d, ["submodule", "update", "--checkout", "--progress", "--"]),
             settings,

@@ -25,10 +25,7 @@ pub async fn checked(
     clone_url: &str,
     settings: &GitSettings,
 ) -> Result<bool, GitError> {
-    if !has_gitmodules(d)? {
-        return Ok(false);
-    }
-    let declared = urls(d, &["--file", ".gitmodules"]).await?;
+    let declared = declared_urls(d).await?;
     if declared.is_empty() {
         return Ok(false);
     }
@@ -51,6 +48,22 @@ pub async fn checked(
         settings.check_url(&format!("submodule {name:?} URL"), &url)?;
     }
     Ok(true)
+}
+
+/// Whether the clone in `d` declares any submodule.
+///
+/// # Errors
+/// A `.gitmodules` that is not a regular file; git failures.
+pub async fn declared(d: &GitDir) -> Result<bool, GitError> {
+    Ok(!declared_urls(d).await?.is_empty())
+}
+
+/// The submodules `.gitmodules` declares (name, URL as written).
+async fn declared_urls(d: &GitDir) -> Result<Vec<(String, String)>, GitError> {
+    if !has_gitmodules(d)? {
+        return Ok(Vec::new());
+    }
+    urls(d, &["--file", ".gitmodules"]).await
 }
 
 /// Whether the folder has a `.gitmodules` (a regular file; a link or other kind is refused).

@@ -25,10 +25,26 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 mod clone_limits;
 mod submodules;
 
-/// A fixture whose agent has the `[git]` settings `settings`.
-async fn fixture(settings: GitSettings) -> anyhow::Result<Fixture> {
+/// The agent's state folder in [`fixture`]s.
+fn state_dir(f: &Fixture) -> PathBuf {
+    f.env.tmp.path().join("state-git")
+}
+
+/// What is in the agent's clone staging folder of a [`fixture`] (nothing when it is not there).
+fn staged(f: &Fixture) -> Vec<PathBuf> {
+    std::fs::read_dir(state_dir(f).join("clones"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+/// A fixture whose agent has the `[git]` settings `settings`, clones staged in its state
+/// folder (as `cm-agent run` does) unless `settings` names another staging folder.
+async fn fixture(mut settings: GitSettings) -> anyhow::Result<Fixture> {
     let mut f = Fixture::new().await?;
-    let state = f.env.tmp.path().join("state-git");
+    let state = state_dir(&f);
+    if settings.clone_staging.is_none() {
+        settings = settings.staged_in(&state);
+    }
     f.env.workspaces = cm_agent::workspaces::Workspaces::spawn_with(
         &[cm_agent::config::Workspace {
             name: WS.into(),
@@ -341,6 +357,11 @@ async fn init_config_and_clone_over_git_daemon_stay_inside_the_root() -> anyhow:
     let st: GitStatus = f.ok(Op::GitStatus, json!({ "dir": "cloned" })).await?;
     assert_eq!(st.branch.as_deref(), Some("main"));
     assert!(st.entries.is_empty(), "{:?}", st.entries);
+    assert_eq!(
+        staged(&f),
+        Vec::<PathBuf>::new(),
+        "the staging folder was moved in"
+    );
     f.assert_sentinel_unchanged("init, config, clone");
     Ok(())
 }

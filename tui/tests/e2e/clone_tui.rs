@@ -169,14 +169,18 @@ async fn clone_from_the_full_screen_app_shows_progress_and_aborts() -> Result<()
         percent(s).is_some_and(|p| p > seen && p < 100)
     })?;
     ensure!(moved.contains("░"), "the bar is not full yet:\n{moved}");
+    // The clone is assembled in the agent's state folder; the workspace shows it when done.
+    let staging = world.agent_state.join("clones");
     ensure!(
-        world.workspace.join("big").exists(),
-        "the clone is under way"
+        !world.workspace.join("big").exists()
+            && std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()),
+        "the clone is under way in {}, not in the workspace",
+        staging.display()
     );
     tmux.press("Escape")?;
     tmux.wait_text(&["clone aborted"])?;
     let deadline = Instant::now() + WAIT;
-    while world.workspace.join("big").exists() {
+    while std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
         ensure!(
             Instant::now() < deadline,
             "the aborted clone's folder is still there"

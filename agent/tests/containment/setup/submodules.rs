@@ -267,3 +267,47 @@ async fn allowed_submodules_are_fetched_after_their_urls_are_checked() -> anyhow
     f.assert_sentinel_unchanged("update command");
     Ok(())
 }
+
+#[tokio::test]
+async fn submodules_are_refused_when_the_state_folder_is_on_another_filesystem()
+-> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = Fixture::new().await?;
+    let tmp = probe.env.tmp.path();
+    let (sub, served) = sub_repo(tmp)?;
+    superproject(tmp, &served, &sub, "relative", "../sub.git")?;
+    let daemon = git_daemon(&served).await?;
+    // tmpfs, beside the disk the workspace is on.
+    let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+        eprintln!("no /dev/shm on this machine: nothing to check");
+        return Ok(());
+    };
+    if std::fs::metadata(other.path())?.dev() == std::fs::metadata(tmp)?.dev() {
+        eprintln!("/dev/shm is on the workspace's filesystem here: nothing to check");
+        return Ok(());
+    }
+    let f = fixture(GitSettings {
+        clone_from: vec![format!("git://127.0.0.1:{daemon}/*")],
+        submodules: true,
+        clone_staging: Some(other.path().join("clones")),
+        ..GitSettings::default()
+    })
+    .await?;
+    let before = names(&f.root);
+    let url = format!("git://127.0.0.1:{daemon}/relative.git");
+    let e = clone_err(&f, json!({ "url": url, "dir": "recursive" })).await?;
+    assert!(e.message.contains("same filesystem"), "{}", e.message);
+    assert_eq!(names(&f.root), before, "the failed clone's folder is gone");
+    // A repository without submodules is cloned in place.
+    let url = format!("git://127.0.0.1:{daemon}/sub.git");
+    let (done, _) = clone_ok(&f, json!({ "url": url, "dir": "plain" })).await?;
+    assert_eq!(done.dir, "plain");
+    assert!(f.root.join("plain/inner.txt").is_file());
+    assert_eq!(
+        std::fs::read_dir(other.path().join("clones"))?.count(),
+        0,
+        "nothing is left in the staging folder"
+    );
+    f.assert_sentinel_unchanged("submodules across filesystems");
+    Ok(())
+}
