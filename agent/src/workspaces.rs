@@ -240,6 +240,7 @@ impl Workspaces {
             grants: Arc::clone(&grants),
             leases: Arc::clone(&self.leases),
             templates: Arc::clone(&self.templates),
+            added: added.is_some(),
         });
         Arc::new(WorkspaceRuntime {
             workspace: w,
