@@ -565,7 +565,7 @@ impl Actor {
                 return failed("the agent cannot prepare an OpenCode launch; see its log".into());
             }
         };
-        let template = self.deps.templates.get(&self.deps.workspace.name);
+        let template = self.usable_template();
         let plan = launch::plan(
             &binary,
             &self.deps.config,
@@ -612,6 +612,29 @@ impl Actor {
                 failed(format!(
                     "cannot run OpenCode ({e}): run scripts/install-opencode.sh or set [opencode] binary"
                 ))
+            }
+        }
+    }
+
+    /// The applied template, if it still passes the host's limits for this workspace now (its
+    /// permissions may be stricter than when it was applied); one that does not is left out,
+    /// with a warning and a line in `last_error`.
+    fn usable_template(&mut self) -> Option<proto::template::Template> {
+        let t = self.deps.templates.get(&self.deps.workspace.name)?;
+        let limits = crate::template::HostLimits {
+            policy: self.deps.templates.policy(),
+            allowed_models: &self.deps.config.allowed_models,
+            permissions: &self.deps.workspace.permissions,
+        };
+        match crate::template::check(&t, &limits) {
+            Ok(()) => Some(t),
+            Err(e) => {
+                tracing::warn!(workspace = %self.deps.workspace.name, error = %e, "the applied template is not used");
+                self.machine.note(format!(
+                    "template {} v{} is not used: {e}",
+                    t.id.name, t.id.version
+                ));
+                None
             }
         }
     }
