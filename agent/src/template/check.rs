@@ -245,6 +245,9 @@ fn instruction_problem(s: &str) -> Option<&'static str> {
         Some("leaves the workspace (..)")
     } else if s.chars().any(char::is_control) {
         Some("holds control characters")
+    } else if s.contains(['{', '}', '[', ']', '*', '?']) {
+        // OpenCode globs instructions: `{..,a}/x` would leave the workspace.
+        Some("is a glob pattern (no '{', '}', '[', ']', '*' or '?')")
     } else {
         None
     }

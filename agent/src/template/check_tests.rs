@@ -77,7 +77,7 @@ fn a_template_within_the_host_policy_passes() {
             "model": "test/test-model",
             "small_model": "test/test-model",
             "default_agent": "review",
-            "instructions": ["AGENTS.md", "docs/*.md"],
+            "instructions": ["AGENTS.md", "docs/rules.md"],
             "permission": {"bash": {"git *": "ask", "*": "deny"}, "edit": "ask", "read": "ask",
                            "external_directory": "deny"},
             "agent": {"review": {"model": "test/test-model", "prompt": "Review.",
@@ -434,4 +434,13 @@ fn env_references_in_mcp_header_and_environment_values_still_pass() {
         "l": {"type": "local", "command": ["x"], "environment": {"TOKEN": "{env:DOCS_TOKEN}"}}
     }}));
     assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn instructions_with_glob_patterns_that_could_escape_are_refused() {
+    // OpenCode globs instructions: a brace pattern passes the `..` test segment by segment.
+    for path in ["{..,a}/x.md", "docs/*.md", "a?.md", "[.][.]/x.md", "x}.md"] {
+        let v = on_default_host(json!({"opencode": {"instructions": [path]}}));
+        one(&v, "is a glob pattern");
+    }
 }
