@@ -104,6 +104,10 @@ pub struct SupervisorDeps {
     pub leases: Arc<crate::lease::Leases>,
     /// The applied relay templates (this workspace's is merged into each launch's config).
     pub templates: Arc<crate::template::AppliedTemplates>,
+    /// A workspace added from a folder beneath a root: every launch first checks that its
+    /// folder is still the real folder directly in that root (the root's OpenCode could have
+    /// swapped in a link since the last admitted request).
+    pub added: bool,
 }
 
 /// The handle operations use.
@@ -523,6 +527,14 @@ impl Actor {
             return Input::Spawned { pid };
         }
         let failed = |error: String| Input::SpawnFailed { error };
+        if self.deps.added && !crate::workspaces::added::still_in_place(&self.deps.workspace.root) {
+            tracing::error!(workspace = %self.deps.workspace.name, root = %self.deps.workspace.root.display(), "OpenCode not started: the added workspace's folder is no longer a real folder directly in its root");
+            return failed(format!(
+                "OpenCode not started: folder {} is no longer a real folder directly in its root \
+                 (a link was swapped in?); put the folder back, or remove the workspace and add it again",
+                self.deps.workspace.root.display()
+            ));
+        }
         let sandbox = crate::sandbox::info(&self.deps.workspace.sandbox);
         if sandbox.state == "refused" {
             tracing::error!(workspace = %self.deps.workspace.name, "{}", sandbox.detail);
@@ -553,7 +565,7 @@ impl Actor {
                 return failed("the agent cannot prepare an OpenCode launch; see its log".into());
             }
         };
-        let template = self.deps.templates.get(&self.deps.workspace.name);
+        let template = self.usable_template();
         let plan = launch::plan(
             &binary,
             &self.deps.config,
@@ -600,6 +612,29 @@ impl Actor {
                 failed(format!(
                     "cannot run OpenCode ({e}): run scripts/install-opencode.sh or set [opencode] binary"
                 ))
+            }
+        }
+    }
+
+    /// The applied template, if it still passes the host's limits for this workspace now (its
+    /// permissions may be stricter than when it was applied); one that does not is left out,
+    /// with a warning and a line in `last_error`.
+    fn usable_template(&mut self) -> Option<proto::template::Template> {
+        let t = self.deps.templates.get(&self.deps.workspace.name)?;
+        let limits = crate::template::HostLimits {
+            policy: self.deps.templates.policy(),
+            allowed_models: &self.deps.config.allowed_models,
+            permissions: &self.deps.workspace.permissions,
+        };
+        match crate::template::check(&t, &limits) {
+            Ok(()) => Some(t),
+            Err(e) => {
+                tracing::warn!(workspace = %self.deps.workspace.name, error = %e, "the applied template is not used");
+                self.machine.note(format!(
+                    "template {} v{} is not used: {e}",
+                    t.id.name, t.id.version
+                ));
+                None
             }
         }
     }

@@ -240,6 +240,7 @@ impl Workspaces {
             grants: Arc::clone(&grants),
             leases: Arc::clone(&self.leases),
             templates: Arc::clone(&self.templates),
+            added: added.is_some(),
         });
         Arc::new(WorkspaceRuntime {
             workspace: w,
@@ -400,6 +401,14 @@ impl Workspaces {
             });
         };
         let next: Vec<AddedRecord> = records.iter().filter(|r| r.name != name).cloned().collect();
+        // Its template was checked against this root's permissions: it must not pass to the
+        // next workspace of that name.
+        let templates = Arc::clone(&self.templates);
+        let forget = name.to_owned();
+        tokio::task::spawn_blocking(move || templates.forget(&forget))
+            .await
+            .map_err(|e| AddError::Persist(std::io::Error::other(e.to_string())))?
+            .map_err(AddError::Persist)?;
         let state_dir = self.state_dir.clone();
         let to_save = next.clone();
         tokio::task::spawn_blocking(move || added::save(&state_dir, &to_save))

@@ -139,6 +139,12 @@ impl Machine {
         self.state
     }
 
+    /// Keeps `text` as `last_error` (a launch went ahead without something: operators see
+    /// why).
+    pub fn note(&mut self, text: String) {
+        self.last_error = Some(text);
+    }
+
     /// The state as operators see it.
     pub fn info(&self) -> OpencodeInfo {
         OpencodeInfo {

@@ -86,7 +86,7 @@ pub fn violations(t: &Template, host: &HostLimits<'_>) -> Vec<String> {
         ));
     }
     match serde_json::to_value(c) {
-        Ok(v) => strings("", &v, host.policy, &mut out),
+        Ok(v) => strings("", &mut Vec::new(), &v, host.policy, &mut out),
         Err(e) => out.push(format!("its content cannot be read: {e}")),
     }
     for key in ["model", "small_model"] {
@@ -114,14 +114,25 @@ pub fn violations(t: &Template, host: &HostLimits<'_>) -> Vec<String> {
     out
 }
 
-/// Every key and string: `{file:…}` never, `{env:NAME}` only for names the host offers
-/// (OpenCode substitutes both anywhere in its config text).
-fn strings(path: &str, v: &Value, policy: &TemplatePolicy, out: &mut Vec<String>) {
+/// Every key and string: `{file:…}` never; `{env:NAME}` only in the values of an MCP server's
+/// `headers` and `environment` ([`env_allowed`]), only for names the host offers, and with no
+/// brace around it (OpenCode substitutes `{env:…}` anywhere in its config text first, a
+/// variable it is not given becoming "", then `{file:…}`: `{fi{env:X}le:…}` would become a file
+/// reference).
+fn strings<'a>(
+    path: &str,
+    keys: &mut Vec<&'a str>,
+    v: &'a Value,
+    policy: &TemplatePolicy,
+    out: &mut Vec<String>,
+) {
     match v {
-        Value::String(s) => one_string(path, s, policy, out),
+        Value::String(s) => one_string(path, s, env_allowed(keys), policy, out),
         Value::Array(a) => {
             for (i, x) in a.iter().enumerate() {
-                strings(&format!("{path}[{i}]"), x, policy, out);
+                keys.push("[]");
+                strings(&format!("{path}[{i}]"), keys, x, policy, out);
+                keys.pop();
             }
         }
         Value::Object(o) => {
@@ -131,39 +142,65 @@ fn strings(path: &str, v: &Value, policy: &TemplatePolicy, out: &mut Vec<String>
                 } else {
                     format!("{path}.{k}")
                 };
-                one_string(&at, k, policy, out);
-                strings(&at, x, policy, out);
+                one_string(&at, k, false, policy, out);
+                keys.push(k);
+                strings(&at, keys, x, policy, out);
+                keys.pop();
             }
         }
         _ => {}
     }
 }
 
-fn one_string(at: &str, s: &str, policy: &TemplatePolicy, out: &mut Vec<String>) {
+/// Whether a string value at `keys` (object keys from the template's top, `[]` for list
+/// items) may reference `{env:NAME}`: an MCP server's header or environment value.
+fn env_allowed(keys: &[&str]) -> bool {
+    matches!(keys, ["mcp", _, "headers" | "environment", _])
+}
+
+fn one_string(at: &str, s: &str, env_ok: bool, policy: &TemplatePolicy, out: &mut Vec<String>) {
     if s.contains("{file:") {
         out.push(format!(
             "{at}: {{file:…}} is refused (OpenCode would read a file of the host)"
         ));
     }
+    if !s.contains("{env:") {
+        return;
+    }
+    if !env_ok {
+        out.push(format!(
+            "{at}: {{env:…}} may appear only in the values of an MCP server's headers or \
+             environment (OpenCode substitutes it anywhere in its config text)"
+        ));
+    }
     // As OpenCode reads them (`{env:` up to the next `}`), and never left open: an unclosed
     // one would run on into the following strings of the config text.
     let mut rest = s;
+    let mut around = String::new();
     while let Some(start) = rest.find("{env:") {
+        around.push_str(&rest[..start]);
         let after = &rest[start + 5..];
         let Some(end) = after.find('}') else {
             out.push(format!(
                 "{at}: unterminated {{env:…}} (OpenCode would substitute across the config text)"
             ));
-            break;
+            return;
         };
         let name = &after[..end];
-        if !policy.env.iter().any(|n| n == name) {
+        if env_ok && !policy.env.iter().any(|n| n == name) {
             out.push(format!(
                 "{at}: {{env:{name}}} is not offered by this host ([policy] template_env: {})",
                 list_or_none(&policy.env)
             ));
         }
         rest = &after[end + 1..];
+    }
+    around.push_str(rest);
+    if env_ok && around.contains(['{', '}']) {
+        out.push(format!(
+            "{at}: the text around {{env:…}} may not hold '{{' or '}}' (OpenCode substitutes \
+             {{env:…}} before {{file:…}}: the pieces could form a file reference)"
+        ));
     }
 }
 
@@ -208,6 +245,9 @@ fn instruction_problem(s: &str) -> Option<&'static str> {
         Some("leaves the workspace (..)")
     } else if s.chars().any(char::is_control) {
         Some("holds control characters")
+    } else if s.contains(['{', '}', '[', ']', '*', '?']) {
+        // OpenCode globs instructions: `{..,a}/x` would leave the workspace.
+        Some("is a glob pattern (no '{', '}', '[', ']', '*' or '?')")
     } else {
         None
     }

@@ -77,7 +77,7 @@ fn a_template_within_the_host_policy_passes() {
             "model": "test/test-model",
             "small_model": "test/test-model",
             "default_agent": "review",
-            "instructions": ["AGENTS.md", "docs/*.md"],
+            "instructions": ["AGENTS.md", "docs/rules.md"],
             "permission": {"bash": {"git *": "ask", "*": "deny"}, "edit": "ask", "read": "ask",
                            "external_directory": "deny"},
             "agent": {"review": {"model": "test/test-model", "prompt": "Review.",
@@ -157,15 +157,29 @@ fn env_name_the_host_does_not_offer_is_refused() {
     for content in [
         json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/d",
                              "headers": {"X": "{env:AWS_SECRET_ACCESS_KEY}"}}}}),
-        json!({"opencode": {"agent": {"a": {"prompt": "key {env:AWS_SECRET_ACCESS_KEY}"}}}}),
-        json!({"mcp": {"l": {"type": "local", "command": ["x", "{env:AWS_SECRET_ACCESS_KEY}"]}}}),
-        json!({"description": "{env:AWS_SECRET_ACCESS_KEY}"}),
+        json!({"mcp": {"l": {"type": "local", "command": ["x"],
+                             "environment": {"X": "{env:AWS_SECRET_ACCESS_KEY}"}}}}),
     ] {
         let v = on_open_host(content);
         one(&v, "{env:AWS_SECRET_ACCESS_KEY} is not offered");
     }
-    let v = on_open_host(json!({"opencode": {"agent": {"a": {"prompt": "{env:DOCS_TOKEN}"}}}}));
-    assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn env_references_outside_mcp_header_and_environment_values_are_refused() {
+    for content in [
+        json!({"opencode": {"agent": {"a": {"prompt": "key {env:AWS_SECRET_ACCESS_KEY}"}}}}),
+        json!({"opencode": {"agent": {"a": {"prompt": "{env:DOCS_TOKEN}"}}}}),
+        json!({"mcp": {"l": {"type": "local", "command": ["x", "{env:DOCS_TOKEN}"]}}}),
+        json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/{env:DOCS_TOKEN}"}}}),
+        json!({"description": "{env:DOCS_TOKEN}"}),
+    ] {
+        let v = on_open_host(content.clone());
+        assert!(
+            v.iter().any(|s| s.contains("only in the values of an MCP server's headers or environment")),
+            "{content}: {v:#?}"
+        );
+    }
 }
 
 #[test]
@@ -366,12 +380,67 @@ fn every_violation_is_listed_in_one_refusal() {
 fn an_unterminated_env_reference_that_could_swallow_host_keys_is_refused() {
     // OpenCode substitutes `{env:…}` in its config *text*: an unclosed one in one string and a
     // `}` in a later string would erase everything between (the host's own keys).
-    let v = on_open_host(json!({"opencode": {
-        "agent": {"a": {"prompt": "x {env:"}},
-        "instructions": ["}.md"]
+    let v = on_open_host(
+        json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/d",
+        "headers": {"A": "x {env:", "B": "}"}}}}),
+    );
+    one(&v, "unterminated {env:");
+    let v = on_open_host(
+        json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/d",
+        "headers": {"A": "{env:DOCS_TOKEN} {env:"}}}}),
+    );
+    one(&v, "unterminated {env:");
+}
+
+#[test]
+fn a_file_reference_split_by_an_env_reference_is_refused() {
+    // OpenCode substitutes `{env:…}` in its whole config text first (a variable it is not
+    // given becomes ""), then `{file:…}`: the pieces must not form a file reference.
+    for content in [
+        json!({"opencode": {"agent": {"{fi{env:DOCS_TOKEN}le:/home/agent/secret}": {"prompt": "x"}}}}),
+        json!({"opencode": {"agent": {"{fi{env:NOT_OFFERED}le:/home/agent/secret}": {"prompt": "x"}}}}),
+        json!({"opencode": {"agent": {"a": {"prompt": "{fi{env:DOCS_TOKEN}le:/home/agent/secret}"}}}}),
+    ] {
+        let v = on_open_host(content.clone());
+        assert!(
+            v.iter().any(|s| s.contains("only in the values of an MCP server's headers or environment")),
+            "{content}: {v:#?}"
+        );
+    }
+    let v = on_open_host(
+        json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/d",
+        "headers": {"X": "{fi{env:DOCS_TOKEN}le:/home/agent/secret}"}}}}),
+    );
+    one(&v, "may not hold '{' or '}'");
+    let v = on_open_host(json!({"mcp": {"l": {"type": "local", "command": ["x"],
+        "environment": {"X": "{fi{env:DOCS_TOKEN}le:/home/agent/secret}"}}}}));
+    one(&v, "may not hold '{' or '}'");
+    // A header name is a key, never a place for a reference.
+    let v = on_open_host(
+        json!({"mcp": {"d": {"type": "remote", "url": "https://mcp.example.com/d",
+        "headers": {"{env:DOCS_TOKEN}": "x"}}}}),
+    );
+    one(
+        &v,
+        "only in the values of an MCP server's headers or environment",
+    );
+}
+
+#[test]
+fn env_references_in_mcp_header_and_environment_values_still_pass() {
+    let v = on_open_host(json!({"mcp": {
+        "d": {"type": "remote", "url": "https://mcp.example.com/d",
+              "headers": {"Authorization": "Bearer {env:DOCS_TOKEN}"}},
+        "l": {"type": "local", "command": ["x"], "environment": {"TOKEN": "{env:DOCS_TOKEN}"}}
     }}));
-    one(&v, "unterminated {env:");
-    let v =
-        on_open_host(json!({"opencode": {"agent": {"a": {"prompt": "{env:DOCS_TOKEN} {env:"}}}}));
-    one(&v, "unterminated {env:");
+    assert!(v.is_empty(), "{v:?}");
+}
+
+#[test]
+fn instructions_with_glob_patterns_that_could_escape_are_refused() {
+    // OpenCode globs instructions: a brace pattern passes the `..` test segment by segment.
+    for path in ["{..,a}/x.md", "docs/*.md", "a?.md", "[.][.]/x.md", "x}.md"] {
+        let v = on_default_host(json!({"opencode": {"instructions": [path]}}));
+        one(&v, "is a glob pattern");
+    }
 }

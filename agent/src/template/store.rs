@@ -98,6 +98,20 @@ impl AppliedTemplates {
         lock.lock_owned().await
     }
 
+    /// Forgets what `workspace` runs (its file, then memory): a removed workspace's template
+    /// must not follow its name to another folder.
+    ///
+    /// # Errors
+    /// The file exists and cannot be removed.
+    pub fn forget(&self, workspace: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.dir.join(format!("{workspace}.json"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.applied.lock().remove(workspace);
+        Ok(())
+    }
+
     /// Records `t` as what `workspace` runs (the file first, then memory). `t` must have
     /// passed the check.
     ///

@@ -18,6 +18,7 @@
 #[allow(dead_code, reason = "shared harness; this suite uses part of it")]
 mod harness;
 
+mod added;
 mod fs;
 mod git;
 mod opencode;
