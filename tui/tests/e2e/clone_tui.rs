@@ -256,9 +256,13 @@ async fn clone_from_the_command_line_shows_moving_progress_and_ctrl_c_removes_th
         }
     }
     ensure!(seen[0] < seen[1], "progress did not move: {seen:?}");
+    // Assembled in the agent's state folder until done (the workspace shows it complete).
+    let staging = world.agent_state.join("clones");
+    let under_way = |dir: &Path| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
     ensure!(
-        world.workspace.join("big").exists(),
-        "the clone is under way"
+        under_way(&staging),
+        "the clone is under way in {}",
+        staging.display()
     );
     // Ctrl-C: the command says what it undid and the host removes the folder.
     let sent = std::process::Command::new("kill")
@@ -276,7 +280,7 @@ async fn clone_from_the_command_line_shows_moving_progress_and_ctrl_c_removes_th
         "{rest:?}"
     );
     let deadline = Instant::now() + WAIT;
-    while world.workspace.join("big").exists() {
+    while under_way(&staging) || world.workspace.join("big").exists() {
         ensure!(
             Instant::now() < deadline,
             "the interrupted clone's folder is still there"
