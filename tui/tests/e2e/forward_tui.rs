@@ -1,7 +1,8 @@
 //! Forwarding a port from the full-screen app (issue 18) through the real binaries: OpenCode's
 //! bash tool starts a dev server in the workspace, `p` on the workspaces screen lists it, Enter
 //! forwards it, the panel shows the local URL, and a fetch through that URL returns the file
-//! the server serves; `x` stops the forward and the local port closes.
+//! the server serves; `x` stops the forward and the local port closes; the kill switch stops a
+//! forward with a notice.
 
 use crate::forward::{free_tcp_port, http_get, ports_until};
 use crate::harness::*;
@@ -71,8 +72,36 @@ async fn a_port_forwarded_from_the_full_screen_app_serves_the_dev_server() -> Re
     // `x` stops it: the panel says so and the local port closes.
     tmux.press("x")?;
     tmux.wait_text(&["forward stopped"])?;
+    closed(&local)?;
+
+    // Forwarded again, then the kill switch: the app stops the forward and says so.
+    tmux.press("Enter")?;
+    let screen = tmux.wait_for("the new forward's local URL", |s| {
+        shown_url(s, http_port).is_some()
+    })?;
+    let local = shown_url(&screen, http_port).context("the URL")?;
+    let (status, _) = http_get(&local, "/hello.txt")?;
+    ensure!(status.contains("200"), "{status}");
+    let kill = std::process::Command::new(bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(world.tmp.path().join("relay"))
+        .args(["kill", "--user", "owner"])
+        .output()?;
+    ensure!(
+        kill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kill.stderr)
+    );
+    tmux.wait_text(&["1 port forward stopped: the relay connection was lost"])?;
+    closed(&local)?;
+    tmux.press("q")?;
+    Ok(())
+}
+
+/// Waits until nothing accepts connections at `local` any more.
+fn closed(local: &str) -> Result<()> {
     let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(&local).is_ok() {
+    while std::net::TcpStream::connect(local).is_ok() {
         ensure!(
             Instant::now() < deadline,
             "{local} still accepts connections"
@@ -80,6 +109,5 @@ async fn a_port_forwarded_from_the_full_screen_app_serves_the_dev_server() -> Re
         // The listener closes in the app's connection task; bounded by the deadline.
         std::thread::park_timeout(Duration::from_millis(50));
     }
-    tmux.press("q")?;
     Ok(())
 }
