@@ -86,6 +86,10 @@ pub enum Action {
     OpenTemplates,
     /// The folders beneath the host's workspace roots (make one a workspace, forget one).
     OpenFolders,
+    /// The host's listening ports (forward one to this machine).
+    OpenPorts,
+    /// Stop the forward of the highlighted port.
+    StopForward,
     /// Make the folder just cloned a workspace of its own.
     AddWorkspace,
     /// Forget the highlighted workspace (added from a folder; its files stay).
@@ -189,6 +193,8 @@ impl Action {
         Self::CloneRepo,
         Self::OpenTemplates,
         Self::OpenFolders,
+        Self::OpenPorts,
+        Self::StopForward,
         Self::AddWorkspace,
         Self::RemoveWorkspace,
         Self::Reject,
@@ -260,6 +266,8 @@ impl Action {
             Self::CloneRepo => "clone",
             Self::OpenTemplates => "templates",
             Self::OpenFolders => "folders",
+            Self::OpenPorts => "ports",
+            Self::StopForward => "stop_forward",
             Self::AddWorkspace => "add_workspace",
             Self::RemoveWorkspace => "remove_workspace",
             Self::ScrollRequestUp => "scroll_request_up",
@@ -357,6 +365,14 @@ impl Action {
                 _ => {}
             }
         }
+        if context == Context::Ports {
+            match self {
+                Self::Open => return "forward the port here (or stop its forward)",
+                Self::Back => return "close (forwards keep running)",
+                Self::Refresh => return "read the ports again",
+                _ => {}
+            }
+        }
         if context == Context::FolderName {
             match self {
                 Self::Send => return "add the workspace",
@@ -421,6 +437,8 @@ impl Action {
             Self::CloneRepo => "clone a repository beneath the workspace's root",
             Self::OpenTemplates => "the workspace's OpenCode templates (apply one)",
             Self::OpenFolders => "folders beneath the roots: make one a workspace",
+            Self::OpenPorts => "the host's listening ports: forward one here",
+            Self::StopForward => "stop the port's forward",
             Self::AddWorkspace => "add the cloned folder as a workspace",
             Self::RemoveWorkspace => "forget the workspace (asks; its files stay)",
             Self::ScrollRequestUp => "scroll the request up",

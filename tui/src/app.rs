@@ -19,6 +19,7 @@ pub mod list;
 pub mod model_picker;
 pub mod overlay;
 pub mod palette;
+pub mod ports;
 pub mod prompt;
 pub mod question;
 mod read;
@@ -161,6 +162,10 @@ pub struct App {
     /// The folders panel (kept when closed: its candidates say where clones may become
     /// workspaces).
     folders: Option<folders::FoldersPanel>,
+    /// The ports panel (kept when closed, with its host).
+    ports: Option<ports::PortsPanel>,
+    /// The port forwards running or starting (they outlive the panel).
+    forwards: Vec<ports::Forward>,
 }
 
 impl App {
@@ -195,6 +200,8 @@ impl App {
             templates: None,
             template_cache: templates::TemplateCache::default(),
             folders: None,
+            ports: None,
+            forwards: Vec::new(),
         }
     }
 
@@ -243,6 +250,7 @@ impl App {
                     self.notice = None;
                 }
                 self.watch_tick(&mut fx);
+                self.ports_tick(&mut fx);
             }
             Event::Resize { width, height } => {
                 self.width = width;
@@ -319,6 +327,7 @@ impl App {
             }
             NetEvent::WatchFrame { watch, frame } => self.on_watch_frame(&watch, frame, fx),
             NetEvent::WatchEnded { watch, reason } => self.on_watch_ended(&watch, reason),
+            NetEvent::Forward { id, news } => self.forward_news(id, news),
             NetEvent::Role { host, role } => {
                 self.roles.insert(host, role);
             }
@@ -371,6 +380,7 @@ impl App {
     /// The connection ended: its streams ended with it (the host stops a clone whose
     /// operator is gone and removes its folder; an apply goes on without its operator).
     fn streams_lost(&mut self, fx: &mut Vec<Effect>) {
+        self.forwards_lost();
         if let Some(id) = self.clone.as_ref().and_then(clone::CloneForm::running) {
             let e = crate::call::CallError::transport(
                 "the relay connection was lost: the host stops the clone and removes its folder",

@@ -132,6 +132,9 @@ pub enum Call {
     WorkspaceAdd(proto::workspace::WorkspaceAdd),
     /// `workspace_remove`: the workspace in the scope is forgotten (its files stay).
     WorkspaceRemove,
+    /// `port_list`: the TCP ports listening on the host, whose they are, which may be
+    /// forwarded.
+    PortList,
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
 }
@@ -205,6 +208,7 @@ impl Call {
             Self::WorkspaceCandidates => Op::WorkspaceCandidates,
             Self::WorkspaceAdd(_) => Op::WorkspaceAdd,
             Self::WorkspaceRemove => Op::WorkspaceRemove,
+            Self::PortList => Op::PortList,
             Self::Admin(a) => a.op(),
         }
     }
@@ -249,6 +253,36 @@ pub struct StreamRequest {
     pub scope: Scope,
     /// What it is.
     pub call: StreamCall,
+}
+
+/// A port forward the app wants started: a local listener whose connections are each carried
+/// to `port` on the host's loopback by a `port_forward` stream. Stopped with
+/// `Effect::CloseStream(id)`; it ends with the relay connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardRequest {
+    /// Chosen by the app from the same counter as request ids.
+    pub id: u64,
+    /// The host.
+    pub host: HostId,
+    /// The port on the host's loopback.
+    pub port: u16,
+}
+
+/// News of a running forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardNews {
+    /// The host accepted the port and the local listener is up.
+    Listening {
+        /// The local address connections go to.
+        local: std::net::SocketAddr,
+    },
+    /// The number of connections carried now.
+    Connections(usize),
+    /// A connection was not forwarded (the host's words).
+    NotForwarded(String),
+    /// The forward ended: refused by the host, the local port could not be bound, or the
+    /// listener failed.
+    Ended(CallError),
 }
 
 /// One frame of an open stream, by operation.
@@ -311,6 +345,8 @@ pub enum Response {
     WorkspaceAdded(WorkspaceInfo),
     /// A workspace was forgotten (its files stay).
     WorkspaceRemoved(proto::workspace::WorkspaceRemoved),
+    /// The host's listening ports.
+    Ports(Vec<proto::forward::ListeningPort>),
     /// Users and their grants.
     Users(Vec<proto::admin::UserInfo>),
     /// Enrolled hosts.

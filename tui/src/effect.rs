@@ -18,6 +18,9 @@ pub enum Effect {
     /// Close the stream with this id before its end (the host stops what it runs: an aborted
     /// clone's folder is removed). No `StreamEnded` follows.
     CloseStream(u64),
+    /// Start a port forward; its news arrives as `NetEvent::Forward`s with the same id.
+    /// `CloseStream(id)` stops it.
+    Forward(crate::call::ForwardRequest),
     /// Open (or reopen) a workspace's event watch, resuming after `after_seq` when given.
     Watch {
         /// Which workspace.

@@ -114,6 +114,13 @@ pub enum NetEvent {
         /// Why, in words.
         reason: String,
     },
+    /// News of the forward the app started with this id.
+    Forward {
+        /// The forward's id.
+        id: u64,
+        /// What happened.
+        news: crate::call::ForwardNews,
+    },
     /// The principal's effective role on a host became known.
     Role {
         /// The host.

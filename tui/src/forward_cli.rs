@@ -230,8 +230,80 @@ fn ended(e: &quinn::ConnectionError) -> CommandError {
 /// # Errors
 /// The host's refusal, or transport failures.
 pub async fn check(remote: &Remote, host: &str, port: u16) -> Result<String, LinkError> {
-    let probe = open(remote.conn(), &header(remote, host), port).await?;
+    check_on(remote.conn(), &header(remote, host), port).await
+}
+
+/// [`check`] on a bare connection with the `port_forward` header given (the full-screen app
+/// numbers its own requests).
+///
+/// # Errors
+/// The host's refusal, or transport failures.
+pub async fn check_on(
+    conn: &quinn::Connection,
+    header: &StreamHeader,
+    port: u16,
+) -> Result<String, LinkError> {
+    let probe = open(conn, header, port).await?;
     Ok(probe.reply.addr)
+}
+
+/// What [`serve_on`] reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// The number of connections carried now changed.
+    Connections(usize),
+    /// A connection from `peer` was not forwarded (the host refused it: a limit reached).
+    NotForwarded {
+        /// The local peer.
+        peer: SocketAddr,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Serves a forward on `listener` (see [`bind`]) until the relay connection ends: each accepted
+/// connection is its own `port_forward` stream to `port` (headers from `next_header`), carried
+/// in its own task; `report` hears how many are open and which were refused. Dropping the
+/// future stops the listener and every connection it carries.
+///
+/// # Errors
+/// A failing listener; otherwise it returns why the relay connection ended.
+pub async fn serve_on(
+    conn: &quinn::Connection,
+    mut next_header: impl FnMut() -> StreamHeader,
+    port: u16,
+    listener: TcpListener,
+    mut report: impl FnMut(Served),
+) -> Result<quinn::ConnectionError, std::io::Error> {
+    let mut carried = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = accepted?;
+                let _ = tcp.set_nodelay(true);
+                let (conn, header) = (conn.clone(), next_header());
+                carried.spawn(async move {
+                    match open(&conn, &header, port).await {
+                        Ok(opened) => {
+                            carry(opened, tcp).await;
+                            None
+                        }
+                        // A lost relay connection is reported once, by the caller.
+                        Err(LinkError::Connection(_)) => None,
+                        Err(e) => Some(Served::NotForwarded { peer, why: e.to_string() }),
+                    }
+                });
+                report(Served::Connections(carried.len()));
+            }
+            Some(done) = carried.join_next(), if !carried.is_empty() => {
+                if let Ok(Some(news)) = done {
+                    report(news);
+                }
+                report(Served::Connections(carried.len()));
+            }
+            e = conn.closed() => return Ok(e),
+        }
+    }
 }
 
 /// Serves a forward on `listener` (see [`bind`]) until the relay connection ends: each accepted
@@ -247,25 +319,20 @@ pub async fn serve(
     port: u16,
     listener: TcpListener,
 ) -> Result<(), CommandError> {
-    let conn = remote.conn().clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = accepted?;
-                let _ = tcp.set_nodelay(true);
-                let (conn, header) = (conn.clone(), header(remote, host));
-                // A lost relay connection is reported below, once.
-                tokio::spawn(async move {
-                    match open(&conn, &header, port).await {
-                        Ok(opened) => carry(opened, tcp).await,
-                        Err(LinkError::Connection(_)) => {}
-                        Err(e) => eprintln!("cm-tui: connection from {peer} not forwarded: {e}"),
-                    }
-                });
-            }
-            e = conn.closed() => return Err(ended(&e)),
+    let report = |news| {
+        if let Served::NotForwarded { peer, why } = news {
+            eprintln!("cm-tui: connection from {peer} not forwarded: {why}");
         }
-    }
+    };
+    let e = serve_on(
+        remote.conn(),
+        || header(remote, host),
+        port,
+        listener,
+        report,
+    )
+    .await?;
+    Err(ended(&e))
 }
 
 /// Runs `cm-tui forward …` until Ctrl-C or the relay ends it.

@@ -36,6 +36,8 @@ pub enum Context {
     Templates,
     /// The folders beneath a host's roots (candidate workspaces).
     Folders,
+    /// A host's listening ports and the forwards of them.
+    Ports,
     /// Typing the name of a folder's new workspace.
     FolderName,
     /// The administration screen.
@@ -77,6 +79,7 @@ impl Context {
             Self::CloneProgress => "clone",
             Self::Templates => "templates",
             Self::Folders => "folders",
+            Self::Ports => "ports",
             Self::FolderName => "new workspace name",
             Self::Admin => "admin",
             Self::AdminInput => "admin input",

@@ -55,6 +55,7 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('c')], Action::CloneRepo),
     bind(&[ch('t')], Action::OpenTemplates),
     bind(&[ch('f')], Action::OpenFolders),
+    bind(&[ch('p')], Action::OpenPorts),
 ];
 
 const SESSIONS: &[Binding] = &[
@@ -222,6 +223,18 @@ const FOLDERS: &[Binding] = &[
     bind(&[KeyPress::ctrl('c')], Action::Quit),
 ];
 
+const PORTS: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Home), ch('g')], Action::SelectFirst),
+    bind(&[key(KeyCode::End), ch('G')], Action::SelectLast),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[ch('x')], Action::StopForward),
+    bind(&[ch('r')], Action::Refresh),
+    bind(&[key(KeyCode::Esc)], Action::Back),
+    bind(&[KeyPress::ctrl('c')], Action::Quit),
+];
+
 const FOLDER_NAME: &[Binding] = &[
     bind(&[key(KeyCode::Enter)], Action::Send),
     bind(&[key(KeyCode::Backspace)], Action::DeleteBack),
@@ -278,6 +291,7 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::CloneProgress => &[CLONE_PROGRESS],
         Context::Templates => &[TEMPLATES],
         Context::Folders => &[FOLDERS],
+        Context::Ports => &[PORTS],
         Context::FolderName => &[FOLDER_NAME],
         Context::Admin => &[MOVE, ADMIN, GLOBAL],
         Context::AdminInput => &[ADMIN_INPUT],
@@ -285,7 +299,7 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 19] = [
+pub const CONTEXTS: [Context; 20] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -302,6 +316,7 @@ pub const CONTEXTS: [Context; 19] = [
     Context::CloneProgress,
     Context::Templates,
     Context::Folders,
+    Context::Ports,
     Context::FolderName,
     Context::Admin,
     Context::AdminInput,

@@ -5,9 +5,12 @@
 //! app's business.
 
 mod calls;
+mod forwards;
 mod streams;
 
-use crate::call::{CallError, Request, Scope, StreamRequest, WatchKey};
+use crate::call::{
+    CallError, ForwardNews, ForwardRequest, Request, Scope, StreamRequest, WatchKey,
+};
 use crate::connect;
 use crate::event::NetEvent;
 use crate::profile::Profile;
@@ -53,8 +56,10 @@ enum Command {
     Request(Request),
     /// Open a streaming call.
     Stream(StreamRequest),
-    /// Close a stream before its end.
+    /// Close a stream (or stop a forward) before its end.
     CloseStream(u64),
+    /// Start a port forward.
+    Forward(ForwardRequest),
     /// Open (or reopen) a workspace watch.
     Watch {
         watch: WatchKey,
@@ -105,6 +110,11 @@ impl Net {
         let _ = self.commands.send(Command::CloseStream(id));
     }
 
+    /// Starts a port forward; its news comes back as [`NetEvent::Forward`]s.
+    pub fn forward(&self, request: ForwardRequest) {
+        let _ = self.commands.send(Command::Forward(request));
+    }
+
     /// Opens a workspace watch; its events come back as [`NetEvent::WatchFrame`]s.
     pub fn watch(&self, watch: WatchKey, after_seq: Option<u64>) {
         let _ = self.commands.send(Command::Watch { watch, after_seq });
@@ -148,6 +158,10 @@ async fn refuse(command: Command, events: &mpsc::Sender<NetEvent>) {
         Command::Request(request) => NetEvent::Reply {
             request,
             result: Err(CallError::transport(NOT_CONNECTED)),
+        },
+        Command::Forward(request) => NetEvent::Forward {
+            id: request.id,
+            news: ForwardNews::Ended(CallError::transport(NOT_CONNECTED)),
         },
         Command::Watch { watch, .. } => NetEvent::WatchEnded {
             watch,
@@ -321,6 +335,12 @@ async fn serve_streams(
                     open_streams.retain(|_, t| !t.is_cancelled());
                     open_streams.insert(request.id, token.clone());
                     tokio::spawn(streams::run(conn.clone(), request, events.clone(), token));
+                }
+                Some(Command::Forward(request)) => {
+                    let token = streams.child_token();
+                    open_streams.retain(|_, t| !t.is_cancelled());
+                    open_streams.insert(request.id, token.clone());
+                    tokio::spawn(forwards::run(conn.clone(), request, events.clone(), token));
                 }
                 Some(Command::CloseStream(id)) => {
                     if let Some(token) = open_streams.remove(&id) {

@@ -299,6 +299,7 @@ fn execute(effects: Vec<Effect>, shell: &Shell<'_>) -> Flow {
             Effect::Request(request) => net.request(request),
             Effect::Stream(request) => net.stream(request),
             Effect::CloseStream(id) => net.close_stream(id),
+            Effect::Forward(request) => net.forward(request),
             Effect::Watch { watch, after_seq } => net.watch(watch, after_seq),
             Effect::Bell => {
                 // BEL moves no cursor, so it does not disturb the drawn frame.

@@ -11,6 +11,7 @@ mod help;
 mod hosts;
 mod model_picker;
 mod palette;
+mod ports;
 mod question;
 mod session;
 mod sessions;
@@ -62,6 +63,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     clone::render(frame, main, app, theme);
     templates::render(frame, main, app, theme);
     folders::render(frame, main, app, theme);
+    ports::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

@@ -24,6 +24,8 @@ pub enum Overlay {
     Templates,
     /// The folders panel of a host (its state is the app's `folders`).
     Folders,
+    /// The ports panel of a host (its state is the app's `ports`).
+    Ports,
 }
 
 impl Overlay {
@@ -38,6 +40,7 @@ impl Overlay {
             Self::Clone => Context::CloneForm,
             Self::Templates => Context::Templates,
             Self::Folders => Context::Folders,
+            Self::Ports => Context::Ports,
         }
     }
 }

@@ -62,6 +62,7 @@ impl App {
             Response::Models(catalog) => self.models_loaded(request.id, catalog),
             Response::Templates(list) => self.templates_loaded(request.id, list),
             Response::Candidates(list) => self.candidates_loaded(request.id, Ok(list)),
+            Response::Ports(list) => self.ports_loaded(request.id, Ok(list)),
             Response::WorkspaceAdded(info) => self.workspace_added(request.id, scope, &info, fx),
             Response::WorkspaceRemoved(done) => {
                 self.workspace_removed(request.id, scope, &done, fx);
@@ -106,6 +107,7 @@ impl App {
             Call::ModelList => self.models_failed(request.id, e),
             Call::TemplateList => self.templates_failed(request.id, e),
             Call::WorkspaceCandidates => self.candidates_loaded(request.id, Err(e)),
+            Call::PortList => self.ports_loaded(request.id, Err(e)),
             Call::WorkspaceAdd(b) => {
                 let what = format!("{} not added as a workspace", b.folder);
                 self.folders_call_failed(request.id, &what, e);

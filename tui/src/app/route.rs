@@ -88,6 +88,11 @@ impl App {
                     self.templates_action(action, fx);
                 }
             }
+            Context::Ports => {
+                if let Some(action) = action {
+                    self.ports_action(action, fx);
+                }
+            }
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
@@ -207,6 +212,8 @@ impl App {
                     self.open_templates(fx);
                 }
                 Context::Workspaces if action == Action::OpenFolders => self.open_folders(fx),
+                Context::Workspaces if action == Action::OpenPorts => self.open_ports(fx),
+                Context::Ports => self.ports_action(action, fx),
                 Context::Folders => self.folders_key(Some(action), None, fx),
                 Context::Workspaces => self.workspaces_action(action, fx),
                 Context::Templates => self.templates_action(action, fx),

@@ -11,6 +11,7 @@ pub(crate) mod model;
 mod navigation;
 mod offline;
 mod palette;
+pub(crate) mod ports;
 mod prompt;
 pub(crate) mod question;
 mod reconnect;

@@ -3,7 +3,7 @@
 use super::*;
 use std::collections::HashSet;
 
-const ALL: [Context; 19] = CONTEXTS;
+const ALL: [Context; 20] = CONTEXTS;
 
 #[test]
 fn no_key_is_bound_twice_in_a_context() {

@@ -83,6 +83,7 @@ pub(super) async fn perform_call(
         Call::WorkspaceRemove => {
             Response::WorkspaceRemoved(call::<op::WorkspaceRemove>(c, &h, &()).await?)
         }
+        Call::PortList => Response::Ports(call::<op::PortList>(c, &h, &()).await?),
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));

@@ -1105,4 +1105,5 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
     );
 }
 
+mod ports;
 mod setup;

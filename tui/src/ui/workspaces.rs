@@ -52,6 +52,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
                     ("c", "clone"),
                     ("t", "templates"),
                     ("f", "folders"),
+                    ("p", "ports"),
                     ("Esc", "hosts"),
                 ],
                 theme,

@@ -10,7 +10,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-fn free_tcp_port() -> Result<u16> {
+pub(crate) fn free_tcp_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -28,7 +28,7 @@ fn payload(len: usize) -> Vec<u8> {
 }
 
 /// `GET path` over HTTP/1.0 at `addr`: the status line and the body.
-fn http_get(addr: &str, path: &str) -> Result<(String, Vec<u8>)> {
+pub(crate) fn http_get(addr: &str, path: &str) -> Result<(String, Vec<u8>)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(WAIT))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
@@ -44,7 +44,11 @@ fn http_get(addr: &str, path: &str) -> Result<(String, Vec<u8>)> {
 }
 
 /// The ports `cm-tui ports box --json` lists until one satisfies `pred` (bounded).
-fn ports_until(world: &World, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Value> {
+pub(crate) fn ports_until(
+    world: &World,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Result<Value> {
     let deadline = Instant::now() + WAIT;
     loop {
         let list: Value = serde_json::from_str(&world.tui_ok(&["ports", "box", "--json"])?)?;

@@ -13,6 +13,7 @@
 mod clone_tui;
 mod drive;
 mod forward;
+mod forward_tui;
 mod fs_git;
 mod harness;
 mod models;
