@@ -3,6 +3,7 @@
 //! own, forever, and serves operators' requests by driving one `opencode serve` per workspace
 //! (started on demand, supervised, stopped when idle).
 
+pub mod added_workspaces;
 pub mod config;
 pub mod core_tasks;
 pub mod doctor;
@@ -16,6 +17,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod lease;
 pub mod link;
+pub mod model_choice;
 pub mod opencode;
 pub mod ops;
 pub mod policy;
@@ -26,4 +28,5 @@ pub mod state_file_name;
 pub mod status;
 pub mod supervisor;
 pub mod template;
+pub mod template_policy;
 pub mod workspaces;

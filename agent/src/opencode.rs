@@ -9,7 +9,7 @@ mod http;
 pub mod ids;
 pub mod launch;
 pub mod map;
-pub mod models;
+pub use crate::model_choice as models;
 pub mod provider;
 pub mod sse;
 

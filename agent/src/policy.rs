@@ -23,7 +23,7 @@ pub struct PolicyConfig {
     /// Operations that need at least this role on this host (only raises the relay's table).
     pub min_role: HashMap<Op, Role>,
     /// What relay templates may do here (`templates`, `template_*`).
-    pub templates: crate::template::TemplatePolicy,
+    pub templates: crate::template_policy::TemplatePolicy,
 }
 
 /// Why the host's own policy refused an operation.

@@ -527,7 +527,7 @@ impl Actor {
             return Input::Spawned { pid };
         }
         let failed = |error: String| Input::SpawnFailed { error };
-        if self.deps.added && !crate::workspaces::added::still_in_place(&self.deps.workspace.root) {
+        if self.deps.added && !crate::added_workspaces::still_in_place(&self.deps.workspace.root) {
             tracing::error!(workspace = %self.deps.workspace.name, root = %self.deps.workspace.root.display(), "OpenCode not started: the added workspace's folder is no longer a real folder directly in its root");
             return failed(format!(
                 "OpenCode not started: folder {} is no longer a real folder directly in its root \

@@ -4,7 +4,7 @@
 //! snapshot under a read lock; every change is announced on [`Workspaces::changes`]).
 //! `main.rs` and the operations layer share it.
 
-pub mod added;
+pub use crate::added_workspaces as added;
 pub mod candidates;
 
 use crate::config::{OpencodeConfig, Workspace};

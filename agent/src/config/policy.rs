@@ -99,7 +99,7 @@ impl PolicySection {
         if let Some(bad) = self
             .template_mcp_urls
             .iter()
-            .find(|p| !crate::template::valid_mcp_url_pattern(p))
+            .find(|p| !crate::template_policy::valid_mcp_url_pattern(p))
         {
             return Err(invalid(
                 path,
@@ -112,7 +112,7 @@ impl PolicySection {
         if let Some(bad) = self
             .template_env
             .iter()
-            .find(|n| !crate::template::valid_env_name(n))
+            .find(|n| !crate::template_policy::valid_env_name(n))
         {
             return Err(invalid(
                 path,
@@ -123,7 +123,7 @@ impl PolicySection {
                 ),
             ));
         }
-        let templates = crate::template::TemplatePolicy {
+        let templates = crate::template_policy::TemplatePolicy {
             enabled: self.templates.unwrap_or(true),
             local_mcp: self.template_local_mcp.unwrap_or(false),
             mcp_urls: self.template_mcp_urls,
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn template_keys_default_to_templates_without_local_mcp_urls_or_env() {
         let t = load("").unwrap().policy.templates;
-        assert_eq!(t, crate::template::TemplatePolicy::default());
+        assert_eq!(t, crate::template_policy::TemplatePolicy::default());
         assert!(t.enabled && !t.local_mcp && t.mcp_urls.is_empty() && t.env.is_empty());
         let t = load(
             "templates = false\ntemplate_local_mcp = true\ntemplate_mcp_urls = [\"https://mcp.example.com/*\"]\ntemplate_env = [\"DOCS_TOKEN\"]\n",

@@ -514,3 +514,7 @@ mod tests {
         assert_ne!(free_port().unwrap(), 0);
     }
 }
+
+#[cfg(test)]
+#[path = "template_merge_tests.rs"]
+mod template_merge_tests;

@@ -209,7 +209,7 @@ fn model(at: &str, v: &Value, allowed: &[String], out: &mut Vec<String>) {
         out.push(format!("{at} must be a string provider/model"));
         return;
     };
-    if let Err(e) = crate::opencode::models::check_host_allows(allowed, m) {
+    if let Err(e) = crate::model_choice::check_host_allows(allowed, m) {
         out.push(format!("{at}: {e}"));
     }
 }

@@ -93,6 +93,4 @@ pub fn env_names(template: &TemplateContent) -> Vec<String> {
     names
 }
 
-#[cfg(test)]
-#[path = "merge_tests.rs"]
-mod tests;
+// Tested over the host's generated config in `opencode/template_merge_tests.rs`.

@@ -1,7 +1,10 @@
-use super::*;
+//! The template merge laid over the host's generated config (`template/merge.rs`).
+
+use super::opencode_json;
 use crate::config::{OpencodeConfig, ToolPermission, ToolPermissions};
-use crate::opencode::launch::opencode_json;
-use serde_json::json;
+use crate::template::merge::*;
+use proto::template::TemplateContent;
+use serde_json::{Value, json};
 
 fn host() -> Value {
     let cfg = OpencodeConfig {
