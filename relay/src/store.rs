@@ -159,3 +159,5 @@ pub(crate) mod test_db;
 mod tests;
 #[cfg(test)]
 mod tests_backend;
+#[cfg(test)]
+mod tests_pg;
