@@ -30,6 +30,9 @@ mod lease;
 mod lock;
 mod login_flood;
 mod ownership;
+#[path = "../support/pg_server.rs"]
+mod pg_server;
+mod postgres;
 mod presence;
 mod prompt_audit;
 mod queue;

@@ -150,18 +150,6 @@ impl PgServer {
         );
     }
 
-    /// The port it listens on (127.0.0.1).
-    #[must_use]
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The temporary directory (the data directory is `data` inside it).
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// A URL for the `postgres` database as the superuser `postgres` (no password).
     #[must_use]
     pub fn url(&self) -> String {
