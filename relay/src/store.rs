@@ -56,6 +56,9 @@ pub enum StoreError {
     /// The disk (or the database's size limit) is full: nothing was written.
     #[error("database full, nothing was written ({0}); free disk space on the relay")]
     DiskFull(String),
+    /// The database server could not be reached or refused the connection (TLS included).
+    #[error("cannot connect to the database: {0}; check [store] url and ca_file in relay.toml")]
+    Connect(String),
     /// A write shared by several callers (a group commit of audit rows) failed.
     #[error("database write failed: {0}")]
     WriteFailed(String),

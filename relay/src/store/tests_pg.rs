@@ -80,7 +80,9 @@ async fn a_grant_change_on_another_relay_makes_cached_grants_stale() {
     .unwrap();
     assert_eq!(a.grants(&bob).await.unwrap()[0].1, Role::Viewer);
     let u = bob.clone();
-    b.call(move |s| s.grant(&u, "*", Role::Admin)).await.unwrap();
+    b.call(move |s| s.grant(&u, "*", Role::Admin))
+        .await
+        .unwrap();
     // Relay a's writer reads the database's change counter before each batch: after this
     // job, its cached grant is stale for sure.
     a.call(|_| Ok(())).await.unwrap();
@@ -98,4 +100,48 @@ fn a_second_migration_run_changes_nothing_and_the_schema_checks() {
     let again = PgStore::open(&config).unwrap();
     again.integrity_check().unwrap();
     assert_eq!(again.list_users().unwrap().len(), 1);
+}
+
+/// A self-signed certificate and key for `localhost` (PEM).
+fn localhost_cert() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    (c.cert.pem(), c.signing_key.serialize_pem())
+}
+
+#[test]
+fn tls_to_postgres_verifies_the_server_against_ca_file() {
+    let (cert, key) = localhost_cert();
+    let Some(server) = PgServer::start_with_tls(Some((&cert, &key))) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &cert).unwrap();
+    let url = format!("{}?sslmode=require", server.url()).replace("127.0.0.1", "localhost");
+    let tls = PgConfig {
+        url: url.clone(),
+        ca_file: Some(ca),
+    };
+    let store = PgStore::open(&tls).unwrap();
+    store.set_setting("k", "v").unwrap();
+    let ssl: bool = store
+        .one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the connection is encrypted");
+
+    // Another certificate than the server's: refused.
+    let (other, _) = localhost_cert();
+    let wrong = dir.path().join("other.pem");
+    std::fs::write(&wrong, other).unwrap();
+    let err = PgStore::connect(&PgConfig {
+        url,
+        ca_file: Some(wrong),
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }

@@ -47,8 +47,7 @@ fn value_after(out: &str, marker: &str) -> Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_on_postgres_logs_in_serves_an_agent_and_its_audit_chain_verifies() -> Result<()>
-{
+async fn a_relay_on_postgres_logs_in_serves_an_agent_and_its_audit_chain_verifies() -> Result<()> {
     let Some(server) = PgServer::start() else {
         return Ok(());
     };
@@ -56,16 +55,24 @@ async fn a_relay_on_postgres_logs_in_serves_an_agent_and_its_audit_chain_verifie
     let config: PathBuf = tmp.path().join("relay.toml");
     std::fs::write(
         &config,
-        format!("[store]\nbackend = \"postgres\"\nurl = \"{}\"\n", server.url()),
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+            server.url()
+        ),
     )?;
     let state = tmp.path().join("state");
     let port = free_udp_port()?;
     let addr = format!("127.0.0.1:{port}");
 
-    let init = cm_relay(&config, &state, &["init", "--public-addr", &addr, "--owner", "owner"])?;
+    let init = cm_relay(
+        &config,
+        &state,
+        &["init", "--public-addr", &addr, "--owner", "owner"],
+    )?;
     let pin = value_after(&init, "relay key pin:")?;
     let invite = Invite::decode(&value_after(&init, "(valid 7 days):")?)?;
-    let token = EnrollmentToken::decode(cm_relay(&config, &state, &["host", "add", "box"])?.trim())?;
+    let token =
+        EnrollmentToken::decode(cm_relay(&config, &state, &["host", "add", "box"])?.trim())?;
 
     let mut relay = Command::new(workspace_bin("cm-relay")?)
         .arg("--config")
@@ -100,8 +107,7 @@ async fn a_relay_on_postgres_logs_in_serves_an_agent_and_its_audit_chain_verifie
     let _agent = spawn_agent(&files)?;
     let session = operator_retrying(&addr, &pin, &cred).await?;
     watch_until(&session, "box online", |l| host_online(l, "box")).await?;
-    let list = tokio::time::timeout(WAIT, client::host_list(&session.conn, ReqId(9)))
-        .await??;
+    let list = tokio::time::timeout(WAIT, client::host_list(&session.conn, ReqId(9))).await??;
     assert!(host_online(&list, "box"), "{list:?}");
 
     // The relay wrote its rows (logins, handshakes, the host list) to PostgreSQL's chain.

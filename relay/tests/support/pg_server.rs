@@ -5,7 +5,7 @@
 //! asks for a server is skipped with a loud message.
 
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// The unprivileged user the server runs as when the tests run as root.
@@ -58,6 +58,16 @@ impl PgServer {
     /// PostgreSQL is installed but the server does not start (its log is printed).
     #[must_use]
     pub fn start() -> Option<Self> {
+        Self::start_with_tls(None)
+    }
+
+    /// Starts a server that also accepts TLS with this certificate and key (PEM), or `None`
+    /// when PostgreSQL is not installed.
+    ///
+    /// # Panics
+    /// As [`Self::start`].
+    #[must_use]
+    pub fn start_with_tls(tls: Option<(&str, &str)>) -> Option<Self> {
         let Some(bin) = server_bin_dir() else {
             eprintln!(
                 "\n\n!!!!!!!! SKIPPED: no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/initdb); \
@@ -94,12 +104,30 @@ impl PgServer {
                 "UTF8",
             ],
         );
+        let mut tls_options = String::new();
+        if let Some((cert, key)) = tls {
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = server.dir.path().join(name);
+                std::fs::write(&path, pem).expect("write the server's TLS files");
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("make the key private");
+                if let Some((uid, gid)) = run_as {
+                    std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                        .expect("hand the TLS files to the server's user");
+                }
+            }
+            tls_options = " -c ssl=on -c ssl_cert_file=../server.crt -c ssl_key_file=../server.key"
+                .to_owned();
+        }
         // The OS-chosen port may be taken again before the server binds it: try a few.
         for _ in 0..5 {
             server.port = free_port().expect("a free port on 127.0.0.1");
             let options = format!(
                 "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c fsync=off \
-                 -c synchronous_commit=off -c max_connections=200",
+                 -c synchronous_commit=off -c max_connections=200{tls_options}",
                 server.port
             );
             let log = server.dir.path().join("server.log");

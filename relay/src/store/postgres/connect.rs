@@ -58,13 +58,27 @@ impl PgConfig {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        if config.get_ssl_mode() == SslMode::Require {
-            Ok(config.connect(self.tls()?)?)
+        let connected = if config.get_ssl_mode() == SslMode::Require {
+            config.connect(self.tls()?)
         } else {
             // `prefer` (the URL default) without TLS configured: plain.
             config.ssl_mode(SslMode::Disable);
-            Ok(config.connect(postgres::NoTls)?)
-        }
+            config.connect(postgres::NoTls)
+        };
+        connected.map_err(|e| {
+            if e.as_db_error().is_some() {
+                return e.into();
+            }
+            // The causes say what failed (refused, unknown host, the certificate…).
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            StoreError::Connect(text)
+        })
     }
 
     fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
