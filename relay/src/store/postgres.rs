@@ -34,6 +34,8 @@ pub(super) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// (see [`PgBackend`](super::PgBackend)); the CLI uses one directly.
 pub struct PgStore {
     client: RefCell<Client>,
+    /// Where to reconnect when the server closed the connection (a restart, a network cut).
+    config: PgConfig,
     in_tx: Cell<bool>,
     pub(super) grants_generation: GrantGeneration,
 }
@@ -91,6 +93,7 @@ impl PgStore {
     pub fn connect(config: &PgConfig) -> Result<Self, StoreError> {
         Ok(Self {
             client: RefCell::new(config.connect()?),
+            config: config.clone(),
             in_tx: Cell::new(false),
             grants_generation: GrantGeneration::default(),
         })
@@ -120,7 +123,7 @@ impl PgStore {
                 owner: false,
             });
         }
-        let begun = self.client.borrow_mut().batch_execute(sql);
+        let begun = self.live()?.batch_execute(sql);
         if let Err(e) = begun {
             let _ = self.client.borrow_mut().batch_execute("ROLLBACK");
             return Err(e.into());
@@ -130,6 +133,18 @@ impl PgStore {
             store: self,
             owner: true,
         })
+    }
+
+    /// The connection, reconnected first if the server had closed it and no transaction is
+    /// open (inside one, the statement fails and the transaction is rolled back; the next
+    /// statement reconnects). So a relay comes back by itself after a database restart.
+    fn live(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
+        let mut client = self.client.borrow_mut();
+        if client.is_closed() && !self.in_tx.get() {
+            tracing::info!("reconnecting to PostgreSQL");
+            *client = self.config.connect()?;
+        }
+        Ok(client)
     }
 
     /// Whether the connection was closed (by the server, or a network failure).
@@ -153,24 +168,24 @@ impl PgStore {
     /// # Errors
     /// PostgreSQL failures.
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client.borrow_mut().batch_execute(sql)?)
+        Ok(self.live()?.batch_execute(sql)?)
     }
 
     pub(super) fn exec(&self, sql: &str, params: Params<'_>) -> Result<usize, StoreError> {
-        let n = self.client.borrow_mut().execute(sql, params)?;
+        let n = self.live()?.execute(sql, params)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     pub(super) fn rows(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
-        Ok(self.client.borrow_mut().query(sql, params)?)
+        Ok(self.live()?.query(sql, params)?)
     }
 
     pub(super) fn opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
-        Ok(self.client.borrow_mut().query_opt(sql, params)?)
+        Ok(self.live()?.query_opt(sql, params)?)
     }
 
     pub(super) fn one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
-        Ok(self.client.borrow_mut().query_one(sql, params)?)
+        Ok(self.live()?.query_one(sql, params)?)
     }
 
     /// A counter the database bumps on every grant change, by any relay or the CLI.

@@ -9,7 +9,7 @@ pub(crate) enum Db {
     Sqlite(SqliteStore),
     /// The store is dropped before its server (field order).
     Postgres(
-        PgStore,
+        Box<PgStore>,
         #[allow(dead_code, reason = "kept alive: dropped = stopped")] Box<PgServer>,
     ),
 }
@@ -23,7 +23,7 @@ impl Db {
     pub(crate) fn postgres() -> Option<Self> {
         let server = PgServer::start()?;
         let store = PgStore::open(&pg_config(&server)).unwrap();
-        Some(Self::Postgres(store, Box::new(server)))
+        Some(Self::Postgres(Box::new(store), Box::new(server)))
     }
 
     /// Runs raw SQL (what an attacker with database access could do).
@@ -66,7 +66,7 @@ impl std::ops::Deref for Db {
     fn deref(&self) -> &Store {
         match self {
             Self::Sqlite(s) => s,
-            Self::Postgres(s, _) => s,
+            Self::Postgres(s, _) => &**s,
         }
     }
 }

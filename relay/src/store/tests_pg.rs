@@ -145,3 +145,18 @@ fn tls_to_postgres_verifies_the_server_against_ca_file() {
     .to_string();
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 }
+
+#[test]
+fn the_store_reconnects_by_itself_after_the_database_restarts() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let store = PgStore::open(&pg_config(&server)).unwrap();
+    store.set_setting("k", "1").unwrap();
+    server.restart();
+    // The first statement may find the old connection dead: it fails (nothing is retried
+    // behind the caller's back); the next one reconnects.
+    let _ = store.set_setting("k", "2");
+    store.set_setting("k", "3").unwrap();
+    assert_eq!(store.setting("k").unwrap().as_deref(), Some("3"));
+}

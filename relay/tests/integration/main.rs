@@ -31,6 +31,7 @@ mod lock;
 mod login_flood;
 mod ownership;
 #[path = "../support/pg_server.rs"]
+#[allow(dead_code, reason = "shared with the unit tests")]
 mod pg_server;
 mod postgres;
 mod presence;

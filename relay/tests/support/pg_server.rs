@@ -178,6 +178,24 @@ impl PgServer {
         );
     }
 
+    /// Restarts the server (same port and options), closing every connection.
+    ///
+    /// # Panics
+    /// The server does not come back.
+    pub fn restart(&self) {
+        // With a log file and no pipes: the new server would hold a pipe open forever.
+        let ok = self
+            .command("pg_ctl")
+            .args(["-D", &self.data(), "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .args(["-m", "fast", "-w", "-t", "60", "restart"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "PostgreSQL did not restart");
+    }
+
     /// A URL for the `postgres` database as the superuser `postgres` (no password).
     #[must_use]
     pub fn url(&self) -> String {
