@@ -356,6 +356,8 @@ pub fn run_config(
     c.audit_prompt_text = file.audit_prompt_text.unwrap_or(c.audit_prompt_text);
     c.max_password_checks = file.max_password_checks.unwrap_or(c.max_password_checks);
     c.queue_expiry = pick(None, &file.queue_expiry, c.queue_expiry);
+    // Checked when the file was loaded.
+    c.store = file.store_config().unwrap_or_default();
     c
 }
 
@@ -374,7 +376,7 @@ pub fn host_add(
 ) -> Result<EnrollmentToken, CliError> {
     let pin = dir.pin()?;
     let store = dir.open_store()?;
-    admin::host_enroll(&store, &pin, CLI_ACTOR, name, relay_addr, false)
+    admin::host_enroll(&*store, &pin, CLI_ACTOR, name, relay_addr, false)
 }
 
 /// `host rotate`: a new secret for an enrolled host; returns its new token.
@@ -388,7 +390,7 @@ pub fn host_rotate(
 ) -> Result<EnrollmentToken, CliError> {
     let pin = dir.pin()?;
     let store = dir.open_store()?;
-    admin::rotate_host(&store, &pin, CLI_ACTOR, name, relay_addr)
+    admin::rotate_host(&*store, &pin, CLI_ACTOR, name, relay_addr)
 }
 
 /// `user passwd`: sets a password.
@@ -397,7 +399,7 @@ pub fn host_rotate(
 /// Unknown user, short password.
 pub fn user_passwd(dir: &StateDir, name: &str, password: &str) -> Result<(), CliError> {
     let store = dir.open_store()?;
-    admin::set_password(&store, CLI_ACTOR, name, password)
+    admin::set_password(&*store, CLI_ACTOR, name, password)
 }
 
 /// `kill`: revokes and reports what was revoked. The running relay closes the affected
@@ -416,7 +418,7 @@ pub fn kill(dir: &StateDir, args: &KillArgs) -> Result<String, CliError> {
     } else {
         KillTarget::All
     };
-    admin::kill_target(&store, CLI_ACTOR, &target)
+    admin::kill_target(&*store, CLI_ACTOR, &target)
 }
 
 /// `user add`: creates the user with one grant and returns their invite.
@@ -432,7 +434,7 @@ pub fn user_add(
     let role = admin::parse_role(role)?;
     let store = dir.open_store()?;
     let pin = dir.pin()?;
-    admin::add_user_with_invite(&store, &pin, CLI_ACTOR, name, role, host)
+    admin::add_user_with_invite(&*store, &pin, CLI_ACTOR, name, role, host)
 }
 
 /// `user grant` / `user revoke` / `user remove` / `host revoke` / `creds revoke`, audited.
@@ -441,7 +443,7 @@ pub fn user_add(
 /// Unknown targets, last-owner protection, store failures.
 pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, CliError> {
     let store = dir.open_store()?;
-    admin::apply_change(&store, CLI_ACTOR, change)
+    admin::apply_change(&*store, CLI_ACTOR, change)
 }
 
 /// `user totp`: enrolls a fresh TOTP secret and returns the otpauth:// URI.
@@ -450,7 +452,7 @@ pub fn admin_change(dir: &StateDir, change: AdminChange<'_>) -> Result<String, C
 /// Unknown user, randomness or store failures.
 pub fn user_totp(dir: &StateDir, name: &str) -> Result<String, CliError> {
     let store = dir.open_store()?;
-    admin::enroll_totp(&store, CLI_ACTOR, name)
+    admin::enroll_totp(&*store, CLI_ACTOR, name)
 }
 
 #[cfg(test)]

@@ -66,6 +66,18 @@ pub struct RelayConfig {
     pub audit_prompt_text: bool,
     /// Cap on concurrent argon2 password checks (see `net::password_slots`).
     pub max_password_checks: usize,
+    /// Which backend holds the relay's state (`[store]`).
+    pub store: StoreConfig,
+}
+
+/// The store backend (`[store] backend` in `relay.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// `relay.db` in the state directory (the default: one relay, embedded).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database several relays may share.
+    Postgres(crate::store::PgConfig),
 }
 
 impl RelayConfig {
@@ -83,6 +95,7 @@ impl RelayConfig {
             queue_expiry: DEFAULT_QUEUE_EXPIRY,
             audit_prompt_text: false,
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
+            store: StoreConfig::Sqlite,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! environment variable, then this file, then the built-in default. Unknown keys are an error
 //! that names the key and the file. Every key is documented in `docs/relay.example.toml`.
 
+use crate::config::StoreConfig;
+use crate::store::PgConfig;
 use crate::time::parse_duration;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -37,6 +39,20 @@ pub struct RelayFile {
     pub audit_prompt_text: Option<bool>,
     /// Cap on concurrent argon2 password checks (each takes 19 MiB).
     pub max_password_checks: Option<usize>,
+    /// `[store]`: which backend holds the relay's state.
+    pub store: Option<StoreFile>,
+}
+
+/// `[store]` of `relay.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// `sqlite` (default) or `postgres`.
+    pub backend: Option<String>,
+    /// `postgres://…` (backend `postgres`).
+    pub url: Option<String>,
+    /// PEM certificates the PostgreSQL server's certificate must chain to (TLS).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Problems with the file, naming it.
@@ -84,7 +100,35 @@ impl RelayFile {
                 parse_duration(v).map_err(|e| invalid(key, e))?;
             }
         }
+        self.store_config().map_err(|e| invalid("store", e))?;
         Ok(())
+    }
+
+    /// The store `[store]` selects (SQLite when the table is absent).
+    ///
+    /// # Errors
+    /// An unknown backend, `postgres` without `url`, or a URL that does not parse.
+    pub fn store_config(&self) -> Result<StoreConfig, String> {
+        let Some(store) = &self.store else {
+            return Ok(StoreConfig::Sqlite);
+        };
+        match store.backend.as_deref().unwrap_or("sqlite") {
+            "sqlite" => Ok(StoreConfig::Sqlite),
+            "postgres" => {
+                let url = store.url.clone().ok_or(
+                    "backend \"postgres\" needs url = \"postgres://user@host:5432/database\"",
+                )?;
+                let pg = PgConfig {
+                    url,
+                    ca_file: store.ca_file.clone(),
+                };
+                pg.check().map_err(|e| e.to_string())?;
+                Ok(StoreConfig::Postgres(pg))
+            }
+            other => Err(format!(
+                "backend {other:?} is not known: use \"sqlite\" or \"postgres\""
+            )),
+        }
     }
 
     /// The listen address, if set (validated at load).
@@ -125,6 +169,51 @@ mod tests {
             RelayFile::duration(&f.max_credential_ttl),
             Some(Duration::from_secs(7 * 86_400))
         );
+    }
+
+    #[test]
+    fn the_store_table_selects_the_backend_and_bad_values_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("relay.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            RelayFile::load(Some(&p)).map(|(f, _)| f.store_config().unwrap())
+        };
+        assert_eq!(load("").unwrap(), StoreConfig::Sqlite);
+        assert_eq!(
+            load("[store]\nbackend = \"sqlite\"\n").unwrap(),
+            StoreConfig::Sqlite
+        );
+        let url = "postgres://cm@db:5432/cm";
+        assert_eq!(
+            load(&format!(
+                "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"
+            ))
+            .unwrap(),
+            StoreConfig::Postgres(PgConfig {
+                url: url.into(),
+                ca_file: None
+            })
+        );
+        for (text, says) in [
+            ("[store]\nbackend = \"mysql\"\n", "mysql"),
+            ("[store]\nbackend = \"postgres\"\n", "needs url"),
+            (
+                "[store]\nbackend = \"postgres\"\nurl = \"postgres://a@b/c?sslmode=bogus\"\n",
+                "url",
+            ),
+            (
+                "[store]\nbackend = \"postgres\"\nurl = \"postgres://a@b/c?sslmode=require\"\n",
+                "ca_file",
+            ),
+            ("[store]\nbakend = \"sqlite\"\n", "bakend"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains("relay.toml"),
+                "{text}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -41,3 +41,13 @@ pub mod state;
 pub mod store;
 #[cfg(feature = "server")]
 pub mod totp;
+
+/// A throwaway PostgreSQL server for tests (shared with the integration tests).
+#[cfg(test)]
+#[path = "../tests/support/pg_server.rs"]
+#[allow(
+    unreachable_pub,
+    dead_code,
+    reason = "shared with the integration tests"
+)]
+pub(crate) mod pg_server;

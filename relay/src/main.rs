@@ -59,7 +59,7 @@ fn run(cli: Cli) -> Result<()> {
         .clone()
         .or_else(|| file.state_dir.clone())
         .unwrap_or_else(default_state_dir);
-    let dir = StateDir::new(state_dir);
+    let dir = StateDir::new(state_dir).with_store(file.store_config().unwrap_or_default());
     match cli.command {
         Command::Init(args) => {
             let public_addr = args
@@ -272,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
                     if args.follow {
                         // Follow from the newest row of all, not only of the matching ones.
                         let last = store.audit_tail(1)?.first().map_or(0, |r| r.id);
-                        follow_audit(&store, &args, last)?;
+                        follow_audit(&*store, &args, last)?;
                     }
                 }
             }
@@ -293,29 +293,33 @@ fn follow_audit(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
-        let stop = cm_relay::signal::shutdown_signal();
-        tokio::pin!(stop);
-        loop {
+    // The store is read outside the runtime (the PostgreSQL client blocks on a runtime of
+    // its own); the runtime only waits for the next tick or the signal.
+    let mut tick =
+        rt.block_on(async { tokio::time::interval(std::time::Duration::from_millis(500)) });
+    let mut stop = Box::pin(cm_relay::signal::shutdown_signal());
+    loop {
+        let stopped = rt.block_on(async {
             tokio::select! {
-                () = &mut stop => return Ok(()),
-                _ = tick.tick() => {
-                    // New rows only, a page at a time, however long the trail is.
-                    loop {
-                        let rows = store.audit_after(after, FOLLOW_PAGE)?;
-                        for row in &rows {
-                            after = row.id;
-                            if args.matches(row) {
-                                println!("{}", args.line(row));
-                            }
-                        }
-                        if rows.len() < FOLLOW_PAGE {
-                            break;
-                        }
-                    }
+                () = &mut stop => true,
+                _ = tick.tick() => false,
+            }
+        });
+        if stopped {
+            return Ok(());
+        }
+        // New rows only, a page at a time, however long the trail is.
+        loop {
+            let rows = store.audit_after(after, FOLLOW_PAGE)?;
+            for row in &rows {
+                after = row.id;
+                if args.matches(row) {
+                    println!("{}", args.line(row));
                 }
             }
+            if rows.len() < FOLLOW_PAGE {
+                break;
+            }
         }
-    })
+    }
 }

@@ -6,7 +6,7 @@ use crate::core_tasks::{self, CoreTask, CoreTaskFailed, FaultHook};
 use crate::net::{self, Shared};
 use crate::presence::MemoryPresence;
 use crate::state::{StateDir, StateError};
-use crate::store::StoreHandle;
+use crate::store::{StoreError, StoreHandle};
 use crate::tls;
 use parking_lot::Mutex;
 use proto::handshake::MAX_CLOCK_SKEW_MS;
@@ -115,9 +115,13 @@ impl Relay {
     /// # Errors
     /// Missing state, bad TLS material, or a port that cannot be bound.
     pub async fn spawn(config: RelayConfig) -> Result<Self, SpawnError> {
-        let dir = StateDir::new(&config.state_dir);
+        let dir = StateDir::new(&config.state_dir).with_store(config.store.clone());
         let (certs, key, pin) = dir.load_tls()?;
-        let store = StoreHandle::new(dir.open_store()?).map_err(StateError::from)?;
+        // Opening connects (PostgreSQL) and migrates: blocking work, off the runtime's threads.
+        let backend = tokio::task::spawn_blocking(move || dir.open_backend())
+            .await
+            .map_err(|e| StateError::from(StoreError::Task(e.to_string())))??;
+        let store = StoreHandle::with_backend(backend);
         let server_config = tls::server_config(certs, key, config.idle_timeout)?;
         let socket = bind_socket(config.listen)?;
         let endpoint = quinn::Endpoint::new(

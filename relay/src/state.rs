@@ -2,7 +2,8 @@
 //! database, owner, invite) and loading it at `cm-relay run`.
 
 use crate::config::INVITE_TTL;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::config::StoreConfig;
+use crate::store::{Backend, PgBackend, PgStore, SqliteBackend, SqliteStore, Store, StoreError};
 use crate::time::{now_ms, random32};
 use crate::tls::{self, RELAY_SERVER_NAME, TlsError};
 use proto::handshake::Bytes32;
@@ -15,6 +16,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Setting key for the address put into tokens.
 pub const SETTING_PUBLIC_ADDR: &str = "public_addr";
@@ -64,12 +66,16 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     root: PathBuf,
+    store: StoreConfig,
 }
 
 impl StateDir {
     /// The state directory at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            store: StoreConfig::Sqlite,
+        }
     }
 
     /// The directory.
@@ -92,20 +98,57 @@ impl StateDir {
         self.root.join("relay.db")
     }
 
-    /// Whether `init` has run here.
-    pub fn is_initialised(&self) -> bool {
-        self.cert_path().exists() && self.key_path().exists() && self.db_path().exists()
+    /// The same directory with its state kept in `store` (`[store]` of `relay.toml`).
+    #[must_use]
+    pub fn with_store(mut self, store: StoreConfig) -> Self {
+        self.store = store;
+        self
     }
 
-    /// Opens the database.
+    fn has_database(&self) -> bool {
+        match self.store {
+            StoreConfig::Sqlite => self.db_path().exists(),
+            // The database is elsewhere; `init` checks that it is empty.
+            StoreConfig::Postgres(_) => true,
+        }
+    }
+
+    /// Whether `init` has run here.
+    pub fn is_initialised(&self) -> bool {
+        self.cert_path().exists() && self.key_path().exists() && self.has_database()
+    }
+
+    /// Opens the store on a connection of its own (the CLI). Blocking: not for async code.
     ///
     /// # Errors
-    /// Not initialised, or SQLite failures.
-    pub fn open_store(&self) -> Result<SqliteStore, StateError> {
-        if !self.db_path().exists() {
-            return Err(StateError::NotInitialised(self.root.clone()));
+    /// Not initialised, or database failures.
+    pub fn open_store(&self) -> Result<Box<Store>, StateError> {
+        match &self.store {
+            StoreConfig::Sqlite => {
+                if !self.db_path().exists() {
+                    return Err(StateError::NotInitialised(self.root.clone()));
+                }
+                Ok(Box::new(SqliteStore::open(&self.db_path())?))
+            }
+            StoreConfig::Postgres(pg) => Ok(Box::new(PgStore::open(pg)?)),
         }
-        Ok(SqliteStore::open(&self.db_path())?)
+    }
+
+    /// Opens the store as the running relay uses it: its writer thread and read pool.
+    /// Blocking (it connects and migrates): call it off the async runtime's threads.
+    ///
+    /// # Errors
+    /// Not initialised, or database failures.
+    pub fn open_backend(&self) -> Result<Arc<dyn Backend>, StateError> {
+        Ok(match &self.store {
+            StoreConfig::Sqlite => {
+                if !self.db_path().exists() {
+                    return Err(StateError::NotInitialised(self.root.clone()));
+                }
+                Arc::new(SqliteBackend::start(SqliteStore::open(&self.db_path())?)?)
+            }
+            StoreConfig::Postgres(pg) => Arc::new(PgBackend::start(pg)?),
+        })
     }
 
     /// The public address `init` recorded (what tokens and invites name), if readable.
@@ -179,7 +222,12 @@ pub fn init(dir: &StateDir, public_addr: &str, owner: &UserId) -> Result<InitOut
     if !proto::ids::is_valid_name(owner.as_str()) {
         return Err(StateError::BadName(owner.0.clone()));
     }
-    if dir.cert_path().exists() || dir.db_path().exists() {
+    if dir.cert_path().exists() || (dir.store == StoreConfig::Sqlite && dir.db_path().exists()) {
+        return Err(StateError::AlreadyInitialised(dir.root.clone()));
+    }
+    if let StoreConfig::Postgres(pg) = &dir.store
+        && !PgStore::open(pg)?.list_users()?.is_empty()
+    {
         return Err(StateError::AlreadyInitialised(dir.root.clone()));
     }
     fs::create_dir_all(&dir.root).map_err(io_err(&dir.root))?;
@@ -204,12 +252,15 @@ pub fn init(dir: &StateDir, public_addr: &str, owner: &UserId) -> Result<InitOut
     )?;
     write_private(&dir.cert_path(), certified.cert.pem().as_bytes(), 0o644)?;
 
-    let store = SqliteStore::open(&dir.db_path())?;
+    let store = match &dir.store {
+        StoreConfig::Sqlite => Box::new(SqliteStore::open(&dir.db_path())?) as Box<Store>,
+        StoreConfig::Postgres(pg) => Box::new(PgStore::open(pg)?),
+    };
     let now = now_ms();
     store.set_setting(SETTING_PUBLIC_ADDR, public_addr)?;
     store.add_user(owner, now)?;
     store.grant(owner, "*", Role::Owner)?;
-    let invite = new_invite(&store, public_addr, &pin, owner, now)?;
+    let invite = new_invite(&*store, public_addr, &pin, owner, now)?;
     let row = crate::audit_event::Audit::Change {
         actor: "cm-relay init".into(),
         op: "init",

@@ -7,7 +7,9 @@
 //!   writer thread that owns the write connection and takes mutations and audit rows over a
 //!   queue (group commit, see `writer.rs`), and read-only WAL connections for reads, so a read
 //!   never waits for the writer's sync. A PostgreSQL backend implements [`Backend`] and the
-//!   two traits; the network code only sees the handle.
+//!   two traits; the network code only sees the handle. [`PgBackend`] is that backend: the
+//!   same writer thread and group commit over a PostgreSQL connection ([`PgStore`]), so
+//!   several relays can share one database (`[store] backend = "postgres"`).
 
 mod admin;
 mod audit;
@@ -15,6 +17,7 @@ mod backend;
 mod grant_cache;
 mod handle;
 mod interface;
+mod postgres;
 mod queue;
 mod readers;
 mod schema;
@@ -27,10 +30,11 @@ mod writer;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
 pub use audit::{AuditEvent, AuditFilter, AuditRow, MAX_FIELD_CHARS, MAX_REASON_CHARS};
-pub use backend::{Ack, Backend, ReadJob, SqliteBackend, WriteJob};
+pub use backend::{Ack, Backend, PgBackend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
+pub use postgres::{PgConfig, PgStore};
 pub use queue::QueueRow;
 pub use sqlite::SqliteStore;
 pub use templates::Published;
@@ -46,9 +50,15 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
+    /// PostgreSQL failed (or could not be reached).
+    #[error("database: {0}")]
+    Postgres(::postgres::Error),
     /// The disk (or the database's size limit) is full: nothing was written.
     #[error("database full, nothing was written ({0}); free disk space on the relay")]
     DiskFull(String),
+    /// The database server could not be reached or refused the connection (TLS included).
+    #[error("cannot connect to the database: {0}; check [store] url and ca_file in relay.toml")]
+    Connect(String),
     /// A write shared by several callers (a group commit of audit rows) failed.
     #[error("database write failed: {0}")]
     WriteFailed(String),
@@ -104,6 +114,16 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        if e.code() == Some(&::postgres::error::SqlState::DISK_FULL) {
+            Self::DiskFull(e.to_string())
+        } else {
+            Self::Postgres(e)
+        }
+    }
+}
+
 impl StoreError {
     /// A copy for each of several callers that share one failed write (the error is not
     /// `Clone`); the kind (disk full, writer gone) is kept.
@@ -137,6 +157,10 @@ pub struct FoundCredential {
 }
 
 #[cfg(test)]
+pub(crate) mod test_db;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_backend;
+#[cfg(test)]
+mod tests_pg;

@@ -322,14 +322,11 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::test_db::on_both_backends;
 
-    fn store() -> SqliteStore {
-        SqliteStore::open_in_memory().unwrap()
-    }
+    on_both_backends! {
 
-    #[test]
-    fn session_owner_is_the_first_creator() {
-        let s = store();
+    fn session_owner_is_the_first_creator(s) {
         let h = HostId::from("box");
         assert_eq!(s.session_owner(&h, "ses_1").unwrap(), None);
         s.set_session_owner(&h, "ses_1", &UserId::from("ann"), 1)
@@ -346,9 +343,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn last_owner_is_protected() {
-        let s = store();
+    fn last_owner_is_protected(s) {
         let (a, b) = (UserId::from("a"), UserId::from("b"));
         s.add_user(&a, 0).unwrap();
         s.add_user(&b, 0).unwrap();
@@ -380,9 +375,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn revocations_bump_the_epoch_and_hit_only_their_target() {
-        let s = store();
+    fn revocations_bump_the_epoch_and_hit_only_their_target(s) {
         let (a, b) = (UserId::from("a"), UserId::from("b"));
         for u in [&a, &b] {
             s.add_user(u, 0).unwrap();
@@ -416,9 +409,7 @@ mod tests {
         assert!(s.list_hosts().unwrap()[0].revoked);
     }
 
-    #[test]
-    fn a_removed_users_unexpired_credentials_stay_announced_as_revoked() {
-        let s = store();
+    fn a_removed_users_unexpired_credentials_stay_announced_as_revoked(s) {
         let (owner, a) = (UserId::from("owner"), UserId::from("a"));
         s.add_user(&owner, 0).unwrap();
         s.grant(&owner, "*", Role::Owner).unwrap();
@@ -449,16 +440,11 @@ mod tests {
         let b = UserId::from("b");
         s.add_user(&b, 0).unwrap();
         s.remove_user(&b, 200).unwrap();
-        let left: i64 = s
-            .conn
-            .query_row("SELECT COUNT(*) FROM removed_creds", [], |r| r.get(0))
-            .unwrap();
+        let left = s.count("SELECT COUNT(*) FROM removed_creds");
         assert_eq!(left, 0);
     }
 
-    #[test]
-    fn every_revocation_refuses_the_queued_prompts_it_affects() {
-        let s = store();
+    fn every_revocation_refuses_the_queued_prompts_it_affects(s) {
         let key = proto::handshake::Key::from_bytes([1; 32]);
         for (u, c) in [("a", "ca"), ("b", "cb"), ("k", "ck"), ("z", "cz")] {
             let user = UserId::from(u);
@@ -532,9 +518,7 @@ mod tests {
         assert_eq!(s.audit_verify().unwrap(), None);
     }
 
-    #[test]
-    fn a_totp_step_is_claimed_once() {
-        let s = store();
+    fn a_totp_step_is_claimed_once(s) {
         let u = UserId::from("tess");
         s.add_user(&u, 1).unwrap();
         s.set_totp_secret(&u, b"0123456789abcdef0123").unwrap();
@@ -543,5 +527,6 @@ mod tests {
         assert!(!s.claim_totp_step(&u, 99).unwrap(), "an older code");
         assert!(s.claim_totp_step(&u, 101).unwrap());
         assert_eq!(s.totp(&u).unwrap().unwrap().1, Some(101));
+    }
     }
 }

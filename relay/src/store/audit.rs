@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 /// The hash that precedes the first row.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What to record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,7 +79,7 @@ pub struct AuditRow {
     pub hash: String,
 }
 
-fn row_hash(prev_hash: &str, ts_ms: u64, e: &AuditEvent) -> String {
+pub(super) fn row_hash(prev_hash: &str, ts_ms: u64, e: &AuditEvent) -> String {
     let mut h = blake3::Hasher::new();
     h.update(prev_hash.as_bytes());
     for field in [

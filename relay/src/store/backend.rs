@@ -1,10 +1,13 @@
 //! What a store backend provides to the relay's [`StoreHandle`](super::StoreHandle): somewhere
 //! to run reads that never wait for writes, one ordered writer for mutations and audit rows
-//! (group commit), and a signal when grants change. [`SqliteBackend`] is the SQLite one.
+//! (group commit), and a signal when grants change. [`SqliteBackend`] is the SQLite one,
+//! [`PgBackend`] the PostgreSQL one.
 
 use super::readers::Readers;
 use super::writer::Writer;
-use super::{AuditEvent, GrantGeneration, SqliteStore, Store, StoreError, StoreRead};
+use super::{
+    AuditEvent, GrantGeneration, PgConfig, PgStore, SqliteStore, Store, StoreError, StoreRead,
+};
 use std::sync::Arc;
 
 pub use super::writer::Ack;
@@ -73,6 +76,64 @@ impl Backend for SqliteBackend {
                 .writer
                 .job(Box::new(move |s| job(s.map(|s| s as &dyn StoreRead)))),
         }
+    }
+
+    fn write(&self, job: WriteJob) {
+        self.writer
+            .job(Box::new(move |s| job(s.map(|s| s as &Store))));
+    }
+
+    fn audit(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>) {
+        self.writer.row(ts_ms, event, ack);
+    }
+
+    fn flush(&self, ack: Ack) {
+        self.writer.flush(ack);
+    }
+
+    fn close(&self) {
+        self.writer.close();
+    }
+
+    fn grants_generation(&self) -> GrantGeneration {
+        self.generation.clone()
+    }
+}
+
+/// PostgreSQL: one writer thread owns a connection (audit rows group-committed as with
+/// SQLite, each batch under the chain's head-row lock, so several relays share one chain);
+/// reads use pooled connections of their own. Grant changes by other relays or the CLI are
+/// noticed through the database's `grants_changes` counter.
+#[derive(Debug)]
+pub struct PgBackend {
+    writer: Writer<PgStore>,
+    readers: Arc<Readers<PgStore>>,
+    generation: GrantGeneration,
+}
+
+impl PgBackend {
+    /// Connects (migrating the schema) and starts the writer thread.
+    ///
+    /// # Errors
+    /// Connection or migration failures; the OS refused to start the thread.
+    pub fn start(config: &PgConfig) -> Result<Self, StoreError> {
+        let store = PgStore::open(config)?;
+        let generation = store.grants_generation();
+        let read_config = config.clone();
+        let readers = Readers::with(Box::new(move || PgStore::connect(&read_config)));
+        let writer = Writer::start(store)
+            .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
+            writer,
+            readers,
+            generation,
+        })
+    }
+}
+
+impl Backend for PgBackend {
+    fn read(&self, job: ReadJob) {
+        self.readers.run(job);
     }
 
     fn write(&self, job: WriteJob) {

@@ -1,15 +1,15 @@
 //! The store interface: every query and mutation the relay makes, as two traits that a backend
-//! implements ([`SqliteStore`] here; PostgreSQL next). Code that takes `&Store` (the admin
+//! implements ([`SqliteStore`] and [`PgStore`]). Code that takes `&Store` (the admin
 //! domain, the CLI, jobs run by [`StoreHandle::call`](super::StoreHandle::call)) works with
 //! any backend; reads run by [`StoreHandle::read`](super::StoreHandle::read) get only
 //! [`StoreRead`], so a read cannot write by mistake.
 //!
-//! Each method is declared once below; the macro writes the trait and the SQLite
-//! implementation, which forwards to [`SqliteStore`]'s method of the same name.
+//! Each method is declared once below; the macro writes the trait and both backends'
+//! implementations, which forward to the store's inherent method of the same name.
 
 use super::{
-    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, Published, QueueRow,
-    SqliteStore, StoreError, TotpState, UserRow,
+    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, PgStore, Published,
+    QueueRow, SqliteStore, StoreError, TotpState, UserRow,
 };
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};
@@ -45,6 +45,14 @@ macro_rules! store_trait {
             $(
                 fn $method(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
                     SqliteStore::$method(self $(, $arg)*)
+                }
+            )*
+        }
+
+        impl $name for PgStore {
+            $(
+                fn $method(&self $(, $arg: $ty)*) -> Result<$ret, StoreError> {
+                    PgStore::$method(self $(, $arg)*)
                 }
             )*
         }

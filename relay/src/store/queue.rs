@@ -355,9 +355,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_entry_is_claimed_once_and_expires_only_while_waiting() {
-        let s = SqliteStore::open_in_memory().unwrap();
+    crate::store::test_db::on_both_backends! {
+    fn an_entry_is_claimed_once_and_expires_only_while_waiting(s) {
         s.queue_add(&entry("q_1", 100)).unwrap();
         s.queue_add(&entry("q_2", 50)).unwrap();
         assert_eq!(s.queue_hosts().unwrap(), vec!["h1".to_owned()]);
@@ -387,5 +386,6 @@ mod tests {
         assert_eq!(s.queue_purge(1_000).unwrap(), 1);
         assert!(s.queue_get("q_2").unwrap().is_none());
         assert!(s.queue_get("q_1").unwrap().is_some());
+    }
     }
 }

@@ -1,10 +1,13 @@
-//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+//! Schema migrations of both backends, in one place: an ordered list per backend, each applied
+//! in a transaction that records its version (SQLite: `PRAGMA user_version`; PostgreSQL: the
+//! `cm_schema` table, under an advisory lock so relays starting together migrate once).
+//! Append only; never edit a released migration. A new table or column goes into both lists.
 
 use rusqlite::Connection;
 
 /// Each entry migrates from version `index` to `index + 1`. Append only; never edit a released
 /// migration.
-const MIGRATIONS: &[&str] = &[
+pub(super) const SQLITE: &[&str] = &[
     r"
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
@@ -125,11 +128,171 @@ CREATE TABLE templates (
 ",
 ];
 
+/// PostgreSQL: each entry migrates from version `index` to `index + 1`. The first one is the
+/// SQLite schema at its version 7 (users, grants, hosts, credentials, invites, the audit trail
+/// with its head row, sessions' owners, TOTP state, the prompt queue, removed credentials,
+/// templates) plus `grants_changes`, the counter that tells every relay its cached grants are
+/// stale.
+pub(super) const POSTGRES: &[&str] = &[r#"
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE users (
+    name           TEXT PRIMARY KEY,
+    password_hash  TEXT,
+    created_ms     BIGINT NOT NULL,
+    totp_secret    TEXT,
+    totp_last_step BIGINT
+);
+CREATE TABLE grants (
+    "user" TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    host   TEXT NOT NULL,
+    role   TEXT NOT NULL,
+    PRIMARY KEY ("user", host)
+);
+CREATE TABLE hosts (
+    id         TEXT PRIMARY KEY,
+    secret     TEXT NOT NULL,
+    revoked    BOOLEAN NOT NULL DEFAULT FALSE,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE creds (
+    id         TEXT PRIMARY KEY,
+    "user"     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    secret     TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    revoked    BOOLEAN NOT NULL DEFAULT FALSE,
+    label      TEXT,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE invites (
+    id          BIGSERIAL PRIMARY KEY,
+    "user"      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    secret_hash TEXT NOT NULL UNIQUE,
+    expires_ms  BIGINT NOT NULL,
+    used_ms     BIGINT
+);
+CREATE TABLE audit (
+    id        BIGSERIAL PRIMARY KEY,
+    ts_ms     BIGINT NOT NULL,
+    actor     TEXT NOT NULL,
+    role      TEXT,
+    host      TEXT,
+    op        TEXT NOT NULL,
+    target    TEXT,
+    decision  TEXT NOT NULL,
+    reason    TEXT,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+-- The chain's head: every append batch locks it (FOR UPDATE), so appends by several relays
+-- are serialized and chain in id order.
+CREATE TABLE audit_head (
+    one  BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    hash TEXT NOT NULL
+);
+INSERT INTO audit_head(hash)
+    VALUES ('0000000000000000000000000000000000000000000000000000000000000000');
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit rows are append-only';
+END $$;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE TABLE sessions (
+    host       TEXT NOT NULL,
+    session    TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    PRIMARY KEY (host, session)
+);
+CREATE TABLE prompt_queue (
+    id              TEXT PRIMARY KEY,
+    host            TEXT NOT NULL,
+    workspace       TEXT NOT NULL,
+    session         TEXT NOT NULL,
+    "user"          TEXT NOT NULL,
+    cred_id         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL,
+    expires_ms      BIGINT NOT NULL,
+    state           TEXT NOT NULL,
+    detail          TEXT
+);
+CREATE INDEX prompt_queue_waiting ON prompt_queue(state, host);
+CREATE INDEX prompt_queue_user ON prompt_queue("user", created_ms);
+CREATE TABLE removed_creds (
+    id         TEXT PRIMARY KEY,
+    "user"     TEXT NOT NULL,
+    expires_ms BIGINT NOT NULL
+);
+CREATE TABLE removed_cred_hosts (
+    id   TEXT NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (id, host)
+);
+CREATE TABLE templates (
+    name         TEXT NOT NULL,
+    version      BIGINT NOT NULL,
+    author       TEXT NOT NULL,
+    hash         TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    published_ms BIGINT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE grants_changes (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    n   BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO grants_changes DEFAULT VALUES;
+CREATE FUNCTION grants_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE grants_changes SET n = n + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE ON grants
+    FOR EACH STATEMENT EXECUTE FUNCTION grants_changed();
+"#];
+
+/// The advisory lock held while migrating PostgreSQL.
+const MIGRATE_LOCK: i64 = 0x636d_6d67; // "cmmg"
+
+/// Brings a PostgreSQL database to the newest schema: the pending migrations in one
+/// transaction, each recorded in `cm_schema`.
+pub(super) fn migrate_postgres(client: &mut postgres::Client) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({MIGRATE_LOCK});
+         CREATE TABLE IF NOT EXISTS cm_schema (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL);"
+    ))?;
+    let current: i64 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM cm_schema", &[])?
+        .try_get(0)?;
+    let current = usize::try_from(current).unwrap_or(0);
+    for (i, sql) in POSTGRES.iter().enumerate().skip(current) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO cm_schema(version, applied_ms) VALUES ($1, $2)",
+            &[
+                &i64::try_from(i + 1).unwrap_or(i64::MAX),
+                &super::to_i64(crate::time::now_ms()),
+            ],
+        )?;
+    }
+    tx.commit()
+}
+
 /// Brings the database to the newest schema.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let current = usize::try_from(current).unwrap_or(0);
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, sql) in SQLITE.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(

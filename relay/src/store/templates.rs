@@ -15,7 +15,7 @@ pub struct Published {
     pub new: bool,
 }
 
-const COLUMNS: &str = "name, version, author, hash, content, published_ms";
+pub(super) const COLUMNS: &str = "name, version, author, hash, content, published_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Template, String)> {
     let content: String = r.get(4)?;
@@ -35,7 +35,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Template, String)> {
 }
 
 /// The template with its stored content parsed.
-fn parsed((mut template, content): (Template, String)) -> Result<Template, StoreError> {
+pub(super) fn parsed((mut template, content): (Template, String)) -> Result<Template, StoreError> {
     template.content = serde_json::from_str(&content).map_err(|e| {
         StoreError::Corrupt(format!(
             "template {} v{}: {e}",
@@ -45,7 +45,7 @@ fn parsed((mut template, content): (Template, String)) -> Result<Template, Store
     Ok(template)
 }
 
-fn summary(t: Template) -> TemplateSummary {
+pub(super) fn summary(t: Template) -> TemplateSummary {
     TemplateSummary {
         author: t.author,
         published_ms: t.published_ms,

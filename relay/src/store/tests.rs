@@ -2,14 +2,34 @@ use super::*;
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};
 use proto::rbac::Role;
+use test_db::on_both_backends;
 
-fn store() -> SqliteStore {
-    SqliteStore::open_in_memory().unwrap()
+fn ev(op: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "alice".into(),
+        op: op.into(),
+        decision: "allow".into(),
+        ..AuditEvent::default()
+    }
 }
 
-#[test]
-fn users_grants_and_roles() {
-    let s = store();
+fn content(description: &str) -> proto::template::TemplateContent {
+    serde_json::from_value(serde_json::json!({
+        "description": description,
+        "opencode": {"model": "test/test-model"},
+        "mcp": {"docs": {"type": "remote", "url": "https://mcp.example.com"}}
+    }))
+    .unwrap()
+}
+
+fn publish(s: &Store, name: &str, author: &str, d: &str, now: u64) -> Published {
+    let c = content(d);
+    let hash = proto::template::content_hash(&c);
+    s.publish_template(name, author, &c, &hash, now).unwrap()
+}
+
+on_both_backends! {
+fn users_grants_and_roles(s) {
     let alice = UserId::from("alice");
     s.add_user(&alice, 1).unwrap();
     assert!(matches!(
@@ -29,9 +49,7 @@ fn users_grants_and_roles() {
     assert!(s.grant(&UserId::from("nobody"), "*", Role::Owner).is_err());
 }
 
-#[test]
-fn invites_are_single_use_and_expire() {
-    let s = store();
+fn invites_are_single_use_and_expire(s) {
     let bob = UserId::from("bob");
     s.add_user(&bob, 0).unwrap();
     s.add_invite(&bob, "h1", 1_000).unwrap();
@@ -48,9 +66,7 @@ fn invites_are_single_use_and_expire() {
     assert!(!s.redeem_invite(&UserId::from("eve"), "h1", 0).unwrap());
 }
 
-#[test]
-fn credentials_by_kind() {
-    let s = store();
+fn credentials_by_kind(s) {
     let host = HostId::from("box");
     s.add_host(&host, &Key::from_bytes([1; 32]), 5).unwrap();
     assert!(matches!(
@@ -100,18 +116,7 @@ fn credentials_by_kind() {
     assert!(!s.revoke_credential(&CredId::from("nope")).unwrap());
 }
 
-fn ev(op: &str) -> AuditEvent {
-    AuditEvent {
-        actor: "alice".into(),
-        op: op.into(),
-        decision: "allow".into(),
-        ..AuditEvent::default()
-    }
-}
-
-#[test]
-fn audit_chain_detects_edit_and_delete() {
-    let s = store();
+fn audit_chain_detects_edit_and_delete(s) {
     for (i, op) in ["login", "host_add", "host_list", "kill"]
         .iter()
         .enumerate()
@@ -122,40 +127,25 @@ fn audit_chain_detects_edit_and_delete() {
     assert_eq!(s.audit_tail(2).unwrap().len(), 2);
     // Updates are refused by a trigger...
     assert!(
-        s.conn
-            .execute("UPDATE audit SET decision = 'deny' WHERE id = 2", [])
+        s.sql("UPDATE audit SET decision = 'deny' WHERE id = 2")
             .is_err()
     );
     // ...and an edit that bypasses it (drop the trigger) is caught by the chain.
-    s.conn
-        .execute_batch("DROP TRIGGER audit_no_update")
-        .unwrap();
-    s.conn
-        .execute("UPDATE audit SET decision = 'deny' WHERE id = 2", [])
+    s.drop_audit_trigger("audit_no_update");
+    s.sql("UPDATE audit SET decision = 'deny' WHERE id = 2")
         .unwrap();
     assert_eq!(s.audit_verify().unwrap(), Some(2));
-    s.conn
-        .execute("UPDATE audit SET decision = 'allow' WHERE id = 2", [])
+    s.sql("UPDATE audit SET decision = 'allow' WHERE id = 2")
         .unwrap();
     assert_eq!(s.audit_verify().unwrap(), None);
     // Deletes are refused by a trigger too; bypassing it is caught by the chain.
-    assert!(
-        s.conn
-            .execute("DELETE FROM audit WHERE id = 3", [])
-            .is_err()
-    );
-    s.conn
-        .execute_batch("DROP TRIGGER audit_no_delete")
-        .unwrap();
-    s.conn
-        .execute("DELETE FROM audit WHERE id = 3", [])
-        .unwrap();
+    assert!(s.sql("DELETE FROM audit WHERE id = 3").is_err());
+    s.drop_audit_trigger("audit_no_delete");
+    s.sql("DELETE FROM audit WHERE id = 3").unwrap();
     assert_eq!(s.audit_verify().unwrap(), Some(4));
 }
 
-#[test]
-fn settings_and_integrity() {
-    let s = store();
+fn settings_and_integrity(s) {
     assert_eq!(s.setting("public_addr").unwrap(), None);
     s.set_setting("public_addr", "a:1").unwrap();
     s.set_setting("public_addr", "b:2").unwrap();
@@ -163,41 +153,24 @@ fn settings_and_integrity() {
     s.integrity_check().unwrap();
 }
 
-fn content(description: &str) -> proto::template::TemplateContent {
-    serde_json::from_value(serde_json::json!({
-        "description": description,
-        "opencode": {"model": "test/test-model"},
-        "mcp": {"docs": {"type": "remote", "url": "https://mcp.example.com"}}
-    }))
-    .unwrap()
-}
-
-fn publish(s: &SqliteStore, name: &str, author: &str, d: &str, now: u64) -> Published {
-    let c = content(d);
-    let hash = proto::template::content_hash(&c);
-    s.publish_template(name, author, &c, &hash, now).unwrap()
-}
-
-#[test]
-fn template_versions_count_up_and_identical_content_keeps_its_version() {
-    let s = store();
+fn template_versions_count_up_and_identical_content_keeps_its_version(s) {
     assert!(s.list_templates().unwrap().is_empty());
     assert_eq!(s.template("team", None).unwrap(), None);
-    let v1 = publish(&s, "team", "alice", "one", 10);
+    let v1 = publish(&**s, "team", "alice", "one", 10);
     assert!(v1.new);
     assert_eq!(v1.template.id.version, 1);
-    let v2 = publish(&s, "team", "bob", "two", 20);
+    let v2 = publish(&**s, "team", "bob", "two", 20);
     assert_eq!((v2.new, v2.template.id.version), (true, 2));
-    let again = publish(&s, "team", "carol", "two", 30);
+    let again = publish(&**s, "team", "carol", "two", 30);
     assert!(!again.new, "identical content is not a new version");
     assert_eq!(
         again.template, v2.template,
         "author and time stay the first's"
     );
     // Going back to an older content is a new version (only the latest is compared).
-    let v3 = publish(&s, "team", "alice", "one", 40);
+    let v3 = publish(&**s, "team", "alice", "one", 40);
     assert_eq!((v3.new, v3.template.id.version), (true, 3));
-    publish(&s, "other", "alice", "x", 50);
+    publish(&**s, "other", "alice", "x", 50);
 
     let listed = s.list_templates().unwrap();
     let names: Vec<(&str, u32)> = listed
@@ -218,15 +191,13 @@ fn template_versions_count_up_and_identical_content_keeps_its_version() {
     assert_eq!(s.template("team", Some(9)).unwrap(), None);
 }
 
-#[test]
-fn a_template_row_this_build_cannot_read_is_reported_corrupt() {
-    let s = store();
-    publish(&s, "team", "alice", "one", 10);
-    s.conn
-        .execute("UPDATE templates SET content = '{\"extra\":1}'", [])
+fn a_template_row_this_build_cannot_read_is_reported_corrupt(s) {
+    publish(&**s, "team", "alice", "one", 10);
+    s.sql("UPDATE templates SET content = '{\"extra\":1}'")
         .unwrap();
     assert!(matches!(
         s.template("team", None),
         Err(StoreError::Corrupt(_))
     ));
+}
 }

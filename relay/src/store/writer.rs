@@ -32,9 +32,22 @@ const LINGER: Duration = Duration::from_millis(5);
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 
 /// A unit of work run on the write connection (or told why it cannot run).
-pub(crate) type Job = Box<dyn FnOnce(Result<&SqliteStore, StoreError>) + Send>;
+pub(crate) type Job<S = SqliteStore> = Box<dyn FnOnce(Result<&S, StoreError>) + Send>;
 
-enum Item {
+/// What the writer needs of a backend's write connection.
+pub(crate) trait WriterStore: Send + 'static {
+    /// Appends rows in one transaction.
+    fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError>;
+    /// A value that moves when anyone else commits a change cached grants depend on.
+    fn change_marker(&self) -> Option<i64>;
+    /// Marks cached grants stale.
+    fn grants_changed(&self);
+    /// Rolls back a transaction a job left open (it would swallow the next rows); `true` if
+    /// there was one.
+    fn end_open_transaction(&self) -> bool;
+}
+
+enum Item<S> {
     /// An audit row; `ack` is `None` when nobody waits for it.
     Row {
         ts_ms: u64,
@@ -44,10 +57,10 @@ enum Item {
     /// Answered once everything queued before it is written.
     Flush(Ack),
     /// A mutation (or a read that must see the writer's state).
-    Job(Job),
+    Job(Job<S>),
 }
 
-impl Item {
+impl<S> Item<S> {
     fn waited(&self) -> bool {
         match self {
             Self::Row { ack, .. } => ack.is_some(),
@@ -81,8 +94,8 @@ enum State {
     Gone,
 }
 
-struct Inner {
-    queue: Vec<Item>,
+struct Inner<S> {
+    queue: Vec<Item<S>>,
     /// When the oldest queued row arrived.
     oldest: Option<Instant>,
     /// Some queued item has a waiter.
@@ -92,13 +105,13 @@ struct Inner {
     state: State,
 }
 
-struct Queue {
-    inner: Mutex<Inner>,
+struct Queue<S> {
+    inner: Mutex<Inner<S>>,
     wake: Condvar,
 }
 
-impl Queue {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl<S> Queue<S> {
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
         self.inner.lock()
     }
 
@@ -109,11 +122,11 @@ impl Queue {
 }
 
 /// The handles' share: when the last one goes, the writer finishes the queue and stops.
-struct Handles {
-    queue: Arc<Queue>,
+struct Handles<S> {
+    queue: Arc<Queue<S>>,
 }
 
-impl Drop for Handles {
+impl<S> Drop for Handles<S> {
     fn drop(&mut self) {
         self.queue.close();
     }
@@ -121,23 +134,30 @@ impl Drop for Handles {
 
 /// Handle to the writer thread; cheap to clone. The thread ends when it is closed or every
 /// handle is gone, after writing what was queued.
-#[derive(Clone)]
-pub(crate) struct Writer {
-    handles: Arc<Handles>,
+pub(crate) struct Writer<S = SqliteStore> {
+    handles: Arc<Handles<S>>,
 }
 
-impl std::fmt::Debug for Writer {
+impl<S> Clone for Writer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            handles: Arc::clone(&self.handles),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Writer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").finish_non_exhaustive()
     }
 }
 
-impl Writer {
+impl<S: WriterStore> Writer<S> {
     /// Starts the writer thread, which takes `store` (the one write connection) for good.
     ///
     /// # Errors
     /// The OS refused to start a thread.
-    pub(crate) fn start(store: SqliteStore) -> std::io::Result<Self> {
+    pub(crate) fn start(store: S) -> std::io::Result<Self> {
         let queue = Arc::new(Queue {
             inner: Mutex::new(Inner {
                 queue: Vec::new(),
@@ -171,7 +191,7 @@ impl Writer {
     }
 
     /// Queues a job; it runs after everything queued before it.
-    pub(crate) fn job(&self, job: Job) {
+    pub(crate) fn job(&self, job: Job<S>) {
         self.send(Item::Job(job));
     }
 
@@ -180,7 +200,7 @@ impl Writer {
         self.handles.queue.close();
     }
 
-    fn send(&self, item: Item) {
+    fn send(&self, item: Item<S>) {
         let queue = &self.handles.queue;
         let mut st = queue.lock();
         if st.state == State::Gone || st.closed {
@@ -208,9 +228,9 @@ impl Writer {
 
 /// Marks the writer gone when its thread ends, however it ends, and refuses what is still
 /// queued, so that waiters learn it instead of waiting forever.
-struct GoneGuard<'a>(&'a Queue);
+struct GoneGuard<'a, S>(&'a Queue<S>);
 
-impl Drop for GoneGuard<'_> {
+impl<S> Drop for GoneGuard<'_, S> {
     fn drop(&mut self) {
         let left = {
             let mut st = self.0.lock();
@@ -223,7 +243,7 @@ impl Drop for GoneGuard<'_> {
     }
 }
 
-fn run(store: &SqliteStore, queue: &Queue) {
+fn run<S: WriterStore>(store: &S, queue: &Queue<S>) {
     let mut seen_version = data_version(store);
     let mut st = queue.lock();
     loop {
@@ -251,7 +271,7 @@ fn run(store: &SqliteStore, queue: &Queue) {
         }
         st.state = State::Busy;
         let n = st.queue.len().min(MAX_BATCH);
-        let batch: Vec<Item> = st.queue.drain(..n).collect();
+        let batch: Vec<Item<S>> = st.queue.drain(..n).collect();
         // What is left (a backlog beyond one batch) is written right after.
         st.urgent = st.queue.iter().any(Item::waited);
         st.oldest = (!st.queue.is_empty()).then(Instant::now);
@@ -263,7 +283,7 @@ fn run(store: &SqliteStore, queue: &Queue) {
 }
 
 /// Runs a batch in order: consecutive rows (and flushes) are one transaction, jobs run alone.
-fn process(store: &SqliteStore, batch: Vec<Item>) {
+fn process<S: WriterStore>(store: &S, batch: Vec<Item<S>>) {
     let mut rows: Vec<(u64, AuditEvent)> = Vec::new();
     let mut acks: Vec<Ack> = Vec::new();
     for item in batch {
@@ -282,9 +302,9 @@ fn process(store: &SqliteStore, batch: Vec<Item>) {
     commit_rows(store, &mut rows, &mut acks);
 }
 
-fn commit_rows(store: &SqliteStore, rows: &mut Vec<(u64, AuditEvent)>, acks: &mut Vec<Ack>) {
+fn commit_rows<S: WriterStore>(store: &S, rows: &mut Vec<(u64, AuditEvent)>, acks: &mut Vec<Ack>) {
     let refs: Vec<(u64, &AuditEvent)> = rows.iter().map(|(t, e)| (*t, e)).collect();
-    let result = store.audit_batch(&refs);
+    let result = store.append(&refs);
     if let Err(e) = &result {
         tracing::error!(error = %e, rows = rows.len(), "audit write failed");
     }
@@ -297,29 +317,73 @@ fn commit_rows(store: &SqliteStore, rows: &mut Vec<(u64, AuditEvent)>, acks: &mu
 
 /// A job that panics loses its own answer (its waiter sees the job end unanswered); the
 /// writer goes on, and the job's open transaction is rolled back when it unwinds.
-fn run_job(store: &SqliteStore, job: Job) {
+fn run_job<S: WriterStore>(store: &S, job: Job<S>) {
     if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(store)))).is_err() {
         tracing::error!("a store job panicked; the writer goes on");
     }
     // A job must not leave a transaction open: the next rows would join it.
-    if !store.conn.is_autocommit() {
+    if store.end_open_transaction() {
         tracing::error!("a store job left a transaction open; rolled back");
-        if let Err(e) = store.conn.execute_batch("ROLLBACK") {
-            tracing::error!(error = %e, "could not roll back a job's transaction");
-        }
     }
 }
 
-fn data_version(store: &SqliteStore) -> Option<i64> {
-    store.data_version().ok()
+fn data_version<S: WriterStore>(store: &S) -> Option<i64> {
+    store.change_marker()
 }
 
-/// Commits by another connection (the CLI) may have changed grants: mark them stale.
-fn notice_other_writers(store: &SqliteStore, seen: &mut Option<i64>) {
+fn notice_other_writers<S: WriterStore>(store: &S, seen: &mut Option<i64>) {
     let now = data_version(store);
     if now != *seen {
-        store.grants_generation.bump();
+        store.grants_changed();
         *seen = now;
+    }
+}
+
+impl WriterStore for SqliteStore {
+    fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        self.audit_batch(rows)
+    }
+
+    fn change_marker(&self) -> Option<i64> {
+        self.data_version().ok()
+    }
+
+    fn grants_changed(&self) {
+        self.grants_generation.bump();
+    }
+
+    fn end_open_transaction(&self) -> bool {
+        if self.conn.is_autocommit() {
+            return false;
+        }
+        if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "could not roll back a job's transaction");
+        }
+        true
+    }
+}
+
+impl WriterStore for super::PgStore {
+    fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        self.audit_batch(rows)
+    }
+
+    fn change_marker(&self) -> Option<i64> {
+        self.grants_marker().ok()
+    }
+
+    fn grants_changed(&self) {
+        self.grants_generation.bump();
+    }
+
+    fn end_open_transaction(&self) -> bool {
+        if !self.in_transaction() {
+            return false;
+        }
+        if let Err(e) = self.roll_back() {
+            tracing::error!(error = %e, "could not roll back a job's transaction");
+        }
+        true
     }
 }
 

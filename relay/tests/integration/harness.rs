@@ -8,7 +8,7 @@ use cm_relay::cli::KillArgs;
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
-use cm_relay::store::SqliteStore;
+use cm_relay::store::Store;
 use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
 use proto::ids::{ReqId, UserId};
 use proto::message::{CloseReason, HostList};
@@ -45,7 +45,7 @@ impl RelayState {
         })
     }
 
-    pub fn store(&self) -> Result<SqliteStore> {
+    pub fn store(&self) -> Result<Box<Store>> {
         Ok(self.dir.open_store()?)
     }
 

@@ -30,6 +30,10 @@ mod lease;
 mod lock;
 mod login_flood;
 mod ownership;
+#[path = "../support/pg_server.rs"]
+#[allow(dead_code, reason = "shared with the unit tests")]
+mod pg_server;
+mod postgres;
 mod presence;
 mod prompt_audit;
 mod queue;
