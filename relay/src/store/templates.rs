@@ -18,20 +18,63 @@ pub struct Published {
 pub(super) const COLUMNS: &str = "name, version, author, hash, content, published_ms";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Template, String)> {
-    let content: String = r.get(4)?;
-    Ok((
+    Ok(from_columns(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+/// A row's columns, in [`COLUMNS`] order, as a template whose content is still text (either
+/// backend's row reader).
+pub(super) fn from_columns(
+    name: String,
+    version: i64,
+    author: String,
+    hash: String,
+    content: String,
+    published_ms: i64,
+) -> (Template, String) {
+    (
         Template {
             id: TemplateRef {
-                name: r.get(0)?,
-                version: u32::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                hash: r.get(3)?,
+                name,
+                version: u32::try_from(version).unwrap_or(0),
+                hash,
             },
-            author: r.get(2)?,
-            published_ms: to_u64(r.get(5)?),
+            author,
+            published_ms: to_u64(published_ms),
             content: TemplateContent::default(),
         },
         content,
-    ))
+    )
+}
+
+/// What a publish that stored version `version` answers (either backend).
+pub(super) fn new_version(
+    name: &str,
+    version: i64,
+    author: &str,
+    hash: &str,
+    now_ms: u64,
+    content: &TemplateContent,
+) -> Published {
+    Published {
+        template: Template {
+            id: TemplateRef {
+                name: name.to_owned(),
+                version: u32::try_from(version).unwrap_or(u32::MAX),
+                hash: hash.to_owned(),
+            },
+            author: author.to_owned(),
+            published_ms: now_ms,
+            content: content.clone(),
+        },
+        new: true,
+    }
 }
 
 /// The template with its stored content parsed.
@@ -101,19 +144,7 @@ impl SqliteStore {
             params![name, version, author, hash, json, to_i64(now_ms)],
         )?;
         tx.commit()?;
-        Ok(Published {
-            template: Template {
-                id: TemplateRef {
-                    name: name.to_owned(),
-                    version: u32::try_from(version).unwrap_or(u32::MAX),
-                    hash: hash.to_owned(),
-                },
-                author: author.to_owned(),
-                published_ms: now_ms,
-                content: content.clone(),
-            },
-            new: true,
-        })
+        Ok(new_version(name, version, author, hash, now_ms, content))
     }
 
     /// The latest version of every template, by name.

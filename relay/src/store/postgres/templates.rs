@@ -3,25 +3,19 @@
 //! same number.
 
 use super::super::Published;
-use super::super::templates::{COLUMNS, parsed, summary};
-use super::{PgStore, StoreError, to_i64, to_u64};
+use super::super::templates::{COLUMNS, from_columns, new_version, parsed, summary};
+use super::{PgStore, StoreError, to_i64};
 use postgres::Row;
-use proto::template::{Template, TemplateContent, TemplateRef, TemplateSummary};
+use proto::template::{Template, TemplateContent, TemplateSummary};
 
 fn row(r: &Row) -> Result<(Template, String), StoreError> {
-    let content: String = r.try_get(4)?;
-    Ok((
-        Template {
-            id: TemplateRef {
-                name: r.try_get(0)?,
-                version: u32::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
-                hash: r.try_get(3)?,
-            },
-            author: r.try_get(2)?,
-            published_ms: to_u64(r.try_get(5)?),
-            content: TemplateContent::default(),
-        },
-        content,
+    Ok(from_columns(
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
     ))
 }
 
@@ -60,19 +54,7 @@ impl PgStore {
             &[&name, &version, &author, &hash, &json, &to_i64(now_ms)],
         )?;
         tx.commit()?;
-        Ok(Published {
-            template: Template {
-                id: TemplateRef {
-                    name: name.to_owned(),
-                    version: u32::try_from(version).unwrap_or(u32::MAX),
-                    hash: hash.to_owned(),
-                },
-                author: author.to_owned(),
-                published_ms: now_ms,
-                content: content.clone(),
-            },
-            new: true,
-        })
+        Ok(new_version(name, version, author, hash, now_ms, content))
     }
 
     /// The latest version of every template, by name.
