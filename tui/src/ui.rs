@@ -11,6 +11,7 @@ mod help;
 mod hosts;
 mod model_picker;
 mod palette;
+mod panel;
 mod ports;
 mod question;
 mod session;

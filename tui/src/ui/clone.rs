@@ -8,17 +8,16 @@ use crate::ui::theme::Theme;
 use crate::view::text::{sanitize, truncate};
 use proto::git::{GitCloned, GitProgress};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph, Wrap};
 
 /// Draws the form or the progress centred in `area`, when on screen.
 pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let Some(form) = app.clone_form().filter(|_| app.clone_visible()) else {
         return;
     };
-    let width = area.width.saturating_sub(4).min(72);
-    let inner = usize::from(width.saturating_sub(4)).max(1);
+    let size = super::panel::size(area, 72);
+    let inner = size.1;
     let (lines, bottom) = match &form.stage {
         CloneStage::Editing => (form_lines(form, inner, theme), editing_hints(theme)),
         CloneStage::Running { dir, progress, .. } => (
@@ -47,21 +46,14 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             hints(&[("Enter", "edit and retry"), ("Esc", "close")], theme),
         ),
     };
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX).min(area.height);
-    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    let title = format!(" clone into {} ", sanitize(&form.workspace));
-    let block = Block::bordered()
-        .padding(Padding::horizontal(1))
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.header()))
-        .title_bottom(bottom);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        popup,
+    super::panel::render(
+        frame,
+        area,
+        size,
+        lines,
+        format!(" clone into {} ", sanitize(&form.workspace)),
+        bottom,
+        theme,
     );
 }
 

@@ -10,17 +10,16 @@ use crate::ui::theme::Theme;
 use crate::view::text::{sanitize, truncate};
 use proto::workspace::WorkspaceCandidate;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph, Wrap};
 
 /// Draws the panel centred in `area`, when on screen.
 pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
     let Some(panel) = app.folders_panel().filter(|_| app.folders_visible()) else {
         return;
     };
-    let width = area.width.saturating_sub(4).min(88);
-    let inner = usize::from(width.saturating_sub(4)).max(1);
+    let size = super::panel::size(area, 88);
+    let inner = size.1;
     let mut lines = list_lines(panel, inner, theme);
     lines.extend(mode_lines(panel, inner, theme));
     if let Some(why) = &panel.refusal {
@@ -40,21 +39,14 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             theme,
         ),
     };
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX).min(area.height);
-    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    let title = format!(" folders on {} ", sanitize(panel.host.as_str()));
-    let block = Block::bordered()
-        .padding(Padding::horizontal(1))
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.header()))
-        .title_bottom(bottom);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        popup,
+    super::panel::render(
+        frame,
+        area,
+        size,
+        lines,
+        format!(" folders on {} ", sanitize(panel.host.as_str())),
+        bottom,
+        theme,
     );
 }
 

@@ -10,10 +10,9 @@ use crate::ui::theme::Theme;
 use crate::view::text::{sanitize, truncate};
 use proto::template::{TemplateRef, TemplateSummary};
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Padding, Paragraph};
 
 /// What a workspace's template looks like in one line (`team v2`, `team v2 · out of date (v3
 /// available)`), and whether it is out of date; `None` when it runs no template.
@@ -36,8 +35,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let Some(panel) = app.templates_panel().filter(|_| app.templates_visible()) else {
         return;
     };
-    let width = area.width.saturating_sub(4).min(96);
-    let inner = usize::from(width.saturating_sub(4)).max(1);
+    let size = super::panel::size(area, 96);
+    let inner = size.1;
     let cache = app.template_cache();
     let current = app.panel_template();
     let mut lines = vec![
@@ -86,24 +85,17 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         lines.push(Line::raw(""));
         lines.push(run_line(run, inner, theme));
     }
-    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
-    let height = u16::try_from(rows + 2).unwrap_or(u16::MAX).min(area.height);
-    let popup = area.centered(Constraint::Length(width), Constraint::Length(height));
-    let title = format!(" templates · {} ", sanitize(&panel.workspace));
-    let block = Block::bordered()
-        .padding(Padding::horizontal(1))
-        .border_style(theme.border())
-        .title(Span::styled(title, theme.header()))
-        .title_bottom(hints(
+    super::panel::render(
+        frame,
+        area,
+        size,
+        lines,
+        format!(" templates · {} ", sanitize(&panel.workspace)),
+        hints(
             &[("Enter", "apply"), ("r", "refresh"), ("Esc", "close")],
             theme,
-        ));
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(ratatui::widgets::Wrap { trim: false }),
-        popup,
+        ),
+        theme,
     );
 }
 
