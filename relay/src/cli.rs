@@ -358,6 +358,7 @@ pub fn run_config(
     c.queue_expiry = pick(None, &file.queue_expiry, c.queue_expiry);
     // Checked when the file was loaded.
     c.store = file.store_config().unwrap_or_default();
+    c.fleet = file.fleet_config().ok().flatten();
     c
 }
 

@@ -68,6 +68,8 @@ pub struct RelayConfig {
     pub max_password_checks: usize,
     /// Which backend holds the relay's state (`[store]`).
     pub store: StoreConfig,
+    /// `[fleet]`: this relay is one of several on one PostgreSQL (`None`: the single relay).
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 /// The store backend (`[store] backend` in `relay.toml`).
@@ -96,6 +98,7 @@ impl RelayConfig {
             audit_prompt_text: false,
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
             store: StoreConfig::Sqlite,
+            fleet: None,
         }
     }
 }

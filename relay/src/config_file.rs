@@ -3,6 +3,8 @@
 //! that names the key and the file. Every key is documented in `docs/relay.example.toml`.
 
 use crate::config::StoreConfig;
+use crate::fleet::config::DEFAULT_PEER_PORT;
+use crate::fleet::{FleetConfig, RelayId};
 use crate::store::PgConfig;
 use crate::time::parse_duration;
 use serde::Deserialize;
@@ -41,6 +43,18 @@ pub struct RelayFile {
     pub max_password_checks: Option<usize>,
     /// `[store]`: which backend holds the relay's state.
     pub store: Option<StoreFile>,
+    /// `[fleet]`: this relay is one of several sharing one PostgreSQL.
+    pub fleet: Option<FleetFile>,
+}
+
+/// `[fleet]` of `relay.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// This relay's id in the fleet (as registered by `cm-relay cluster add --id`).
+    pub id: Option<String>,
+    /// UDP address of the relay-to-relay endpoint (default `0.0.0.0:7444`).
+    pub peer_listen: Option<String>,
 }
 
 /// `[store]` of `relay.toml`.
@@ -101,6 +115,7 @@ impl RelayFile {
             }
         }
         self.store_config().map_err(|e| invalid("store", e))?;
+        self.fleet_config().map_err(|e| invalid("fleet", e))?;
         Ok(())
     }
 
@@ -129,6 +144,39 @@ impl RelayFile {
                 "backend {other:?} is not known: use \"sqlite\" or \"postgres\""
             )),
         }
+    }
+
+    /// The fleet membership `[fleet]` describes (`None` when the table is absent).
+    ///
+    /// # Errors
+    /// A missing or malformed `id`, a bad `peer_listen`, or a fleet on the SQLite backend.
+    pub fn fleet_config(&self) -> Result<Option<FleetConfig>, String> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(None);
+        };
+        let id = fleet.id.clone().ok_or(
+            "needs id = \"<this relay's name>\" (as given to `cm-relay cluster add --id`)",
+        )?;
+        if !proto::ids::is_valid_name(&id) {
+            return Err(format!(
+                "id {id:?} is not a plain name: use letters, digits, '-', '_' or '.'"
+            ));
+        }
+        let peer_listen = match &fleet.peer_listen {
+            None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_PEER_PORT)),
+            Some(l) => l.parse().map_err(|e| {
+                format!("peer_listen {l:?} is not an address like 0.0.0.0:7444 ({e})")
+            })?,
+        };
+        if !matches!(self.store_config()?, StoreConfig::Postgres(_)) {
+            return Err(
+                "a fleet shares one PostgreSQL: set [store] backend = \"postgres\" and url".into(),
+            );
+        }
+        Ok(Some(FleetConfig {
+            id: RelayId(id),
+            peer_listen,
+        }))
     }
 
     /// The listen address, if set (validated at load).

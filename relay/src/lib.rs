@@ -26,6 +26,8 @@ pub mod core_tasks;
 #[cfg(feature = "server")]
 pub mod doctor;
 #[cfg(feature = "server")]
+pub mod fleet;
+#[cfg(feature = "server")]
 pub mod help_examples;
 #[cfg(feature = "server")]
 mod net;

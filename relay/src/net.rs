@@ -41,6 +41,9 @@ pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) store: StoreHandle,
     pub(crate) presence: Arc<dyn Presence<quinn::Connection>>,
+    /// The other relays of the fleet (`None`: the single relay, `[fleet]` absent).
+    #[allow(dead_code, reason = "read by relay-to-relay forwarding")]
+    pub(crate) peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,

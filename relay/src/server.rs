@@ -148,6 +148,7 @@ impl Relay {
             .map_err(SpawnError::PasswordWorkers)?;
         let shared = Arc::new(Shared {
             presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
+            peers: None,
             replay: Mutex::new(ReplayWindow::new(
                 DEFAULT_REPLAY_CAPACITY,
                 2 * MAX_CLOCK_SKEW_MS,

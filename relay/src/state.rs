@@ -93,6 +93,16 @@ impl StateDir {
         self.root.join("relay.key")
     }
 
+    /// This relay's certificate among its fleet peers (PEM; see `fleet::identity`).
+    pub fn peer_cert_path(&self) -> PathBuf {
+        self.root.join("peer.crt")
+    }
+
+    /// The private key of [`Self::peer_cert_path`] (PEM, mode 0600).
+    pub fn peer_key_path(&self) -> PathBuf {
+        self.root.join("peer.key")
+    }
+
     /// The SQLite database.
     pub fn db_path(&self) -> PathBuf {
         self.root.join("relay.db")

@@ -1,0 +1,11 @@
+//! Several relays on one PostgreSQL (the fleet): each relay's identity among its peers, the
+//! shared presence table, control notices between relays, and relay-to-relay forwarding.
+//!
+//! A relay without `[fleet]` in `relay.toml` is the embedded single relay: none of this runs.
+
+pub mod config;
+pub mod directory;
+pub mod identity;
+
+pub use config::FleetConfig;
+pub use directory::{PeerDirectory, PeerInfo, RelayId};

@@ -1,0 +1,51 @@
+//! What relay-to-relay forwarding needs to know about the fleet: which other relays hold a
+//! host's agent right now, and how to reach and recognise a peer relay. The shared presence
+//! (PostgreSQL rows, refreshed by `LISTEN/NOTIFY`) implements it; tests use a fixed table.
+
+use proto::ids::HostId;
+use serde::{Deserialize, Serialize};
+
+/// A relay's id in the fleet (a plain name, see [`proto::ids::is_valid_name`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RelayId(pub String);
+
+impl std::fmt::Display for RelayId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for RelayId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// How to reach and recognise one peer relay (a row of the `relays` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its id.
+    pub id: RelayId,
+    /// Its relay-to-relay address (`host:port`).
+    pub peer_addr: String,
+    /// The pin (`sha256:…` of the SPKI, as [`crate::tls::pin_of_certificate`]) of its peer
+    /// identity certificate: a peer connection is accepted, and dialled, only with it.
+    pub peer_pin: String,
+}
+
+/// The fleet as relay-to-relay forwarding sees it.
+pub trait PeerDirectory: Send + Sync + std::fmt::Debug {
+    /// This relay's id.
+    fn local_id(&self) -> &RelayId;
+    /// Other relays that hold a live connection of `host`'s agent (fresh presence rows of
+    /// relays that are alive and not retired), best first. Never includes this relay.
+    fn relays_holding(&self, host: &HostId) -> Vec<RelayId>;
+    /// A registered, not retired peer relay.
+    fn peer(&self, id: &RelayId) -> Option<PeerInfo>;
+    /// Every registered, not retired peer relay (to accept incoming peer connections by pin).
+    fn peers(&self) -> Vec<PeerInfo>;
+    /// Reports that `id` could not be reached (routing tries the next relay; `cluster status`
+    /// shows it).
+    fn unreachable(&self, id: &RelayId);
+}
