@@ -1,0 +1,173 @@
+//! This relay's connections to its peers: one QUIC connection per peer relay, dialled on first
+//! use from the peer endpoint's socket, reused by every stream, dialled again once closed (or
+//! when the peer's registered address or pin changed). A peer that cannot be reached within
+//! [`CONNECT_TIMEOUT`] is reported to the [`PeerDirectory`] and the caller moves on.
+
+use super::directory::{PeerDirectory, RelayId};
+use super::identity::PEER_SERVER_NAME;
+use super::peer_stream::{self, PeerAnswer, PeerOpen, PeerStreamError};
+use super::peer_tls::{self, PeerIdentity};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long dialling a peer may take (a partitioned peer is skipped after this).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why a peer could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The relay is not registered, or retired.
+    #[error("relay {0} is not a registered peer")]
+    NotRegistered(RelayId),
+    /// Its registered address does not resolve.
+    #[error("relay {id}: peer address {addr:?} does not resolve: {reason}")]
+    Address {
+        /// The relay.
+        id: RelayId,
+        /// Its registered address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// Dialling failed or took longer than [`CONNECT_TIMEOUT`].
+    #[error("relay {id} at {addr}: cannot connect: {reason}")]
+    Connect {
+        /// The relay.
+        id: RelayId,
+        /// Its registered address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The connection was made but the stream failed.
+    #[error("relay {id}: {source}")]
+    Stream {
+        /// The relay.
+        id: RelayId,
+        /// Why.
+        source: PeerStreamError,
+    },
+}
+
+/// A live connection and what it was dialled with.
+#[derive(Debug)]
+struct Link {
+    addr: String,
+    pin: String,
+    conn: quinn::Connection,
+}
+
+/// The connections to every peer.
+#[derive(Debug)]
+pub struct PeerPool {
+    endpoint: quinn::Endpoint,
+    identity: PeerIdentity,
+    directory: Arc<dyn PeerDirectory>,
+    idle_timeout: Duration,
+    /// One slot per peer; its async lock makes concurrent first uses share one dial.
+    links: Mutex<HashMap<RelayId, Arc<tokio::sync::Mutex<Option<Link>>>>>,
+}
+
+impl PeerPool {
+    /// A pool dialling from `endpoint` (the peer endpoint) as `identity`.
+    pub fn new(
+        endpoint: quinn::Endpoint,
+        identity: PeerIdentity,
+        directory: Arc<dyn PeerDirectory>,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            endpoint,
+            identity,
+            directory,
+            idle_timeout,
+            links: Mutex::default(),
+        }
+    }
+
+    /// Opens a relay-to-relay stream to `id` with `open`, and returns it with the peer's
+    /// answer. Any failure is reported as [`PeerDirectory::unreachable`].
+    ///
+    /// # Errors
+    /// The peer is not registered, cannot be reached, or the stream failed.
+    pub async fn open(
+        &self,
+        id: &RelayId,
+        open: &PeerOpen,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream, PeerAnswer), PeerError> {
+        let outcome = async {
+            let conn = self.connection(id).await?;
+            peer_stream::request(&conn, open)
+                .await
+                .map_err(|source| PeerError::Stream {
+                    id: id.clone(),
+                    source,
+                })
+        }
+        .await;
+        if let Err(e) = &outcome {
+            tracing::warn!(peer = %id, error = %e, "peer relay unreachable");
+            self.directory.unreachable(id);
+        }
+        outcome
+    }
+
+    /// The connection to `id`: the live one, or a new one.
+    async fn connection(&self, id: &RelayId) -> Result<quinn::Connection, PeerError> {
+        let info = self
+            .directory
+            .peer(id)
+            .ok_or_else(|| PeerError::NotRegistered(id.clone()))?;
+        let slot = Arc::clone(self.links.lock().entry(id.clone()).or_default());
+        let mut link = slot.lock().await;
+        if let Some(l) = link.as_ref()
+            && l.conn.close_reason().is_none()
+            && l.addr == info.peer_addr
+            && l.pin == info.peer_pin
+        {
+            return Ok(l.conn.clone());
+        }
+        if let Some(stale) = link.take() {
+            stale
+                .conn
+                .close(0u32.into(), b"peer address or pin changed");
+        }
+        let connect_error = |reason: String| PeerError::Connect {
+            id: id.clone(),
+            addr: info.peer_addr.clone(),
+            reason,
+        };
+        let dial = async {
+            let address_error = |reason: String| PeerError::Address {
+                id: id.clone(),
+                addr: info.peer_addr.clone(),
+                reason,
+            };
+            let addr = tokio::net::lookup_host(&info.peer_addr)
+                .await
+                .map_err(|e| address_error(e.to_string()))?
+                .next()
+                .ok_or_else(|| address_error("no address".to_owned()))?;
+            let config =
+                peer_tls::client_config(self.identity.clone(), &info.peer_pin, self.idle_timeout)
+                    .map_err(|e| connect_error(e.to_string()))?;
+            self.endpoint
+                .connect_with(config, addr, PEER_SERVER_NAME)
+                .map_err(|e| connect_error(e.to_string()))?
+                .await
+                .map_err(|e| connect_error(e.to_string()))
+        };
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, dial)
+            .await
+            .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
+        tracing::debug!(peer = %id, addr = %info.peer_addr, "connected to peer relay");
+        *link = Some(Link {
+            addr: info.peer_addr,
+            pin: info.peer_pin,
+            conn: conn.clone(),
+        });
+        Ok(conn)
+    }
+}
