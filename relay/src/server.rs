@@ -149,6 +149,18 @@ impl Relay {
     /// # Errors
     /// Missing state, bad TLS material, or a port that cannot be bound.
     pub async fn spawn(config: RelayConfig) -> Result<Self, SpawnError> {
+        Self::spawn_with_peers(config, None).await
+    }
+
+    /// [`Self::spawn`] for a relay of a fleet whose other relays `peers` describes; with
+    /// `[fleet]` in `config` it also serves and dials relay-to-relay streams.
+    ///
+    /// # Errors
+    /// As [`Self::spawn`], or a missing peer identity or unbindable `peer_listen`.
+    pub async fn spawn_with_peers(
+        config: RelayConfig,
+        peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
+    ) -> Result<Self, SpawnError> {
         let dir = StateDir::new(&config.state_dir).with_store(config.store.clone());
         let (certs, key, pin) = dir.load_tls()?;
         // Opening connects (PostgreSQL) and migrates: blocking work, off the runtime's threads.
@@ -182,7 +194,7 @@ impl Relay {
             .map_err(SpawnError::PasswordWorkers)?;
         let shared = Arc::new(Shared {
             presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
-            peers: None,
+            peers,
             peer_pool: std::sync::OnceLock::new(),
             replay: Mutex::new(ReplayWindow::new(
                 DEFAULT_REPLAY_CAPACITY,
