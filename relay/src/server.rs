@@ -121,7 +121,7 @@ fn start_peer_endpoint(
     let dir = StateDir::new(&shared.config.state_dir);
     let (certs, key, pin) = crate::fleet::identity::load(&dir)?;
     let identity = crate::fleet::peer_tls::PeerIdentity { certs, key };
-    let idle = shared.config.idle_timeout;
+    let idle = crate::fleet::peer_tls::PEER_IDLE_TIMEOUT;
     let server_config =
         crate::fleet::peer_tls::server_config(identity.clone(), Arc::clone(&directory), idle)?;
     let addr = fleet.peer_listen;

@@ -26,6 +26,11 @@ pub const PEER_ALPN: &[u8] = b"cm-peer/1";
 /// relay has one connection per peer each way.
 pub const PEER_MAX_STREAMS: u32 = 4096;
 
+/// Idle timeout of peer connections (keep-alives every second): a peer that vanished without
+/// closing (killed, cut off) is noticed within this, and its streams fail over to the next
+/// relay, instead of waiting for the operators' longer timeout.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The transport settings of peer connections: the shared ones, with more streams.
 fn transport(idle_timeout: Duration) -> Arc<quinn::TransportConfig> {
     let mut transport = tls::transport_config(idle_timeout);
@@ -302,7 +307,7 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) const IDLE: Duration = Duration::from_secs(10);
+    pub(crate) const IDLE: Duration = PEER_IDLE_TIMEOUT;
 
     fn server(identity: PeerIdentity, directory: Arc<FixedDirectory>) -> quinn::Endpoint {
         let config = server_config(identity, directory, IDLE).unwrap();

@@ -14,7 +14,9 @@ use proto::header::{Op, StreamHeader};
 use proto::ids::{ConnId, CredId, HostId, ReqId, UserId};
 use proto::ops::ForwardHeader;
 use proto::rbac::Role;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -234,4 +236,55 @@ async fn an_unreachable_relay_is_skipped_and_reported() {
     let holders = holding(&a, "h", &[&dead, &b]);
     assert_eq!(ping(&a, &holders, "h").await.unwrap(), b"echo:ping");
     assert_eq!(*a.directory.unreachable.lock(), vec![dead.id.clone()]);
+}
+
+/// A UDP forwarder between one client and `to`, cut (everything dropped, both ways, nothing
+/// closed) once the returned flag is set: a relay killed or cut off by a firewall.
+async fn cuttable_path(to: SocketAddr) -> (SocketAddr, Arc<AtomicBool>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut_flag = Arc::clone(&cut);
+    tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+            if cut_flag.load(Ordering::SeqCst) {
+                continue;
+            }
+            let dest = if from == to {
+                client
+            } else {
+                client = Some(from);
+                Some(to)
+            };
+            if let Some(dest) = dest {
+                let _ = socket.send_to(&buf[..len], dest).await;
+            }
+        }
+    });
+    (addr, cut)
+}
+
+#[tokio::test]
+async fn a_peer_cut_off_while_connected_is_noticed_and_routed_around() {
+    let (a, b, c) = (relay("a"), relay("b"), relay("c"));
+    register(&a, &c);
+    b.directory.peers.lock().push(info("a", a.addr, &a.pin));
+    let (path, cut) = cuttable_path(b.addr).await;
+    a.directory.peers.lock().push(info("b", path, &b.pin));
+    let mut at_b = agent_on(&b, "h").await;
+    let mut at_c = agent_on(&c, "h").await;
+    let holders = holding(&a, "h", &[&b, &c]);
+    assert_eq!(ping(&a, &holders, "h").await.unwrap(), b"echo:ping");
+    assert!(at_b.recv().await.is_some(), "served by b while reachable");
+    cut.store(true, Ordering::SeqCst);
+    // The connection to b looks open but answers nothing: it is given up on (idle timeout)
+    // and c serves the stream.
+    assert_eq!(ping(&a, &holders, "h").await.unwrap(), b"echo:ping");
+    assert!(
+        at_c.recv().await.is_some(),
+        "served by c after b was cut off"
+    );
+    assert_eq!(*a.directory.unreachable.lock(), vec![b.id.clone()]);
 }
