@@ -132,13 +132,8 @@ fn start_peer_endpoint(
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|source| SpawnError::Bind { addr, source })?;
-    let pool = crate::fleet::peer_pool::PeerPool::new(
-        endpoint.clone(),
-        identity,
-        Arc::clone(&directory),
-        idle,
-    );
-    net::peer_streams::start(shared, directory, endpoint, pool);
+    let pool = crate::fleet::peer_pool::PeerPool::new(endpoint.clone(), identity, directory, idle);
+    net::peer_streams::start(shared, endpoint, pool);
     tracing::info!(id = %fleet.id, %addr, %pin, "relay-to-relay endpoint listening");
     Ok(())
 }

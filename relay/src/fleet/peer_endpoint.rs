@@ -7,13 +7,12 @@
 //! has its connection closed at its next stream.
 
 use super::directory::{PeerDirectory, RelayId};
+use super::peer_pool::{PeerPool, RETIRED};
 use super::peer_tls;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Application close code: the peer is not (or no longer) a registered relay.
-pub const NOT_REGISTERED: u32 = 1;
 /// Application close code: this relay is stopping.
 pub const STOPPING: u32 = 2;
 
@@ -26,9 +25,8 @@ pub struct Tasks {
     pub tracker: TaskTracker,
 }
 
-/// The registered relay that presented the pin of `conn`, if any (now).
-fn registered_relay(directory: &dyn PeerDirectory, conn: &quinn::Connection) -> Option<RelayId> {
-    let pin = peer_tls::pin_of_connection(conn)?;
+/// The registered relay that presented `pin`, if any (now).
+fn registered_relay(directory: &dyn PeerDirectory, pin: &str) -> Option<RelayId> {
     directory
         .peers()
         .into_iter()
@@ -37,10 +35,10 @@ fn registered_relay(directory: &dyn PeerDirectory, conn: &quinn::Connection) -> 
 }
 
 /// Accepts peer connections until the relay stops, then closes the endpoint (and with it the
-/// connections this relay dialled from it).
+/// connections this relay dialled from it). Accepted connections are remembered in `pool`.
 pub async fn accept_loop<F, Fut>(
     endpoint: quinn::Endpoint,
-    directory: Arc<dyn PeerDirectory>,
+    pool: Arc<PeerPool>,
     tasks: Tasks,
     serve: F,
 ) where
@@ -54,12 +52,7 @@ pub async fn accept_loop<F, Fut>(
             incoming = endpoint.accept() => incoming,
         };
         let Some(incoming) = incoming else { break };
-        let connection = connection(
-            incoming,
-            Arc::clone(&directory),
-            tasks.clone(),
-            serve.clone(),
-        );
+        let connection = connection(incoming, Arc::clone(&pool), tasks.clone(), serve.clone());
         tasks.tracker.spawn(connection);
     }
     endpoint.close(STOPPING.into(), b"relay stopping");
@@ -67,12 +60,8 @@ pub async fn accept_loop<F, Fut>(
 }
 
 /// Serves one peer connection: every stream it opens, while its relay stays registered.
-async fn connection<F, Fut>(
-    incoming: quinn::Incoming,
-    directory: Arc<dyn PeerDirectory>,
-    tasks: Tasks,
-    serve: F,
-) where
+async fn connection<F, Fut>(incoming: quinn::Incoming, pool: Arc<PeerPool>, tasks: Tasks, serve: F)
+where
     F: Fn(RelayId, quinn::SendStream, quinn::RecvStream) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -85,10 +74,13 @@ async fn connection<F, Fut>(
             return;
         }
     };
-    let Some(from) = registered_relay(directory.as_ref(), &conn) else {
-        conn.close(NOT_REGISTERED.into(), b"not a registered relay");
+    let directory = pool.directory();
+    let pin = peer_tls::pin_of_connection(&conn).unwrap_or_default();
+    let Some(from) = registered_relay(directory.as_ref(), &pin) else {
+        conn.close(RETIRED.into(), b"not a registered relay");
         return;
     };
+    pool.accepted(pin.clone(), conn.clone());
     tracing::debug!(peer = %from, %remote, "peer relay connected");
     loop {
         let stream = tokio::select! {
@@ -103,9 +95,9 @@ async fn connection<F, Fut>(
                 return;
             }
         };
-        if registered_relay(directory.as_ref(), &conn).as_ref() != Some(&from) {
+        if registered_relay(directory.as_ref(), &pin).as_ref() != Some(&from) {
             tracing::info!(peer = %from, "closing the connection of a relay no longer registered");
-            conn.close(NOT_REGISTERED.into(), b"relay retired");
+            conn.close(RETIRED.into(), b"relay retired");
             return;
         }
         tasks.tracker.spawn(serve(from.clone(), send, recv));

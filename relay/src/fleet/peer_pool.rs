@@ -2,6 +2,9 @@
 //! use from the peer endpoint's socket, reused by every stream, dialled again once closed (or
 //! when the peer's registered address or pin changed). A peer that cannot be reached within
 //! [`CONNECT_TIMEOUT`] is reported to the [`PeerDirectory`] and the caller moves on.
+//!
+//! The pool also knows the connections peers made to this relay, so that
+//! [`PeerPool::close_unregistered`] cuts every connection of a retired relay, both ways.
 
 use super::directory::{PeerDirectory, RelayId};
 use super::identity::PEER_SERVER_NAME;
@@ -68,7 +71,12 @@ pub struct PeerPool {
     idle_timeout: Duration,
     /// One slot per peer; its async lock makes concurrent first uses share one dial.
     links: Mutex<HashMap<RelayId, Arc<tokio::sync::Mutex<Option<Link>>>>>,
+    /// Connections peers made to this relay, with the pin each presented.
+    accepted: Mutex<Vec<(String, quinn::Connection)>>,
 }
+
+/// Application close code of a connection to or from a relay no longer registered.
+pub const RETIRED: u32 = 1;
 
 impl PeerPool {
     /// A pool dialling from `endpoint` (the peer endpoint) as `identity`.
@@ -84,7 +92,58 @@ impl PeerPool {
             directory,
             idle_timeout,
             links: Mutex::default(),
+            accepted: Mutex::default(),
         }
+    }
+
+    /// The directory the pool dials from.
+    pub fn directory(&self) -> &Arc<dyn PeerDirectory> {
+        &self.directory
+    }
+
+    /// Remembers a connection a peer made to this relay (see [`Self::close_unregistered`]).
+    pub fn accepted(&self, pin: String, conn: quinn::Connection) {
+        let mut accepted = self.accepted.lock();
+        accepted.retain(|(_, c)| c.close_reason().is_none());
+        accepted.push((pin, conn));
+    }
+
+    /// Closes every connection, both ways, with a relay whose pin is no longer registered
+    /// (call it when the directory changed: a retired relay loses its open streams at once).
+    /// Returns how many were closed.
+    pub fn close_unregistered(&self) -> usize {
+        let registered: Vec<String> = self
+            .directory
+            .peers()
+            .into_iter()
+            .map(|p| p.peer_pin)
+            .collect();
+        let mut closed = 0;
+        self.accepted.lock().retain(|(pin, conn)| {
+            if conn.close_reason().is_some() {
+                return false;
+            }
+            if registered.contains(pin) {
+                return true;
+            }
+            conn.close(RETIRED.into(), b"relay retired");
+            closed += 1;
+            false
+        });
+        let slots: Vec<_> = self.links.lock().values().cloned().collect();
+        for slot in slots {
+            // A slot being dialled checks the directory itself.
+            let Ok(mut link) = slot.try_lock() else {
+                continue;
+            };
+            if link.as_ref().is_some_and(|l| !registered.contains(&l.pin))
+                && let Some(l) = link.take()
+            {
+                l.conn.close(RETIRED.into(), b"relay retired");
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// Opens a relay-to-relay stream to `id` with `open`, and returns it with the peer's

@@ -6,23 +6,19 @@
 
 use super::Shared;
 use super::splice::{self, ForwardError};
+use crate::fleet::RelayId;
 use crate::fleet::peer_endpoint::{self, Tasks};
 use crate::fleet::peer_pool::PeerPool;
 use crate::fleet::peer_stream::{self, MAX_PEER_FRAME, PeerAnswer};
-use crate::fleet::{PeerDirectory, RelayId};
 use crate::framed::FramedRecv;
 use crate::presence::Presence;
 use std::sync::Arc;
 
 /// Starts serving peer streams on `endpoint` and dialling peers from it (through `pool`).
 /// The accept loop is a tracked task of the relay; it closes the endpoint when the relay stops.
-pub(crate) fn start(
-    shared: &Arc<Shared>,
-    directory: Arc<dyn PeerDirectory>,
-    endpoint: quinn::Endpoint,
-    pool: PeerPool,
-) {
-    if shared.peer_pool.set(Arc::new(pool)).is_err() {
+pub(crate) fn start(shared: &Arc<Shared>, endpoint: quinn::Endpoint, pool: PeerPool) {
+    let pool = Arc::new(pool);
+    if shared.peer_pool.set(Arc::clone(&pool)).is_err() {
         tracing::error!("the peer endpoint was started twice; keeping the first");
         return;
     }
@@ -34,7 +30,7 @@ pub(crate) fn start(
     let serve_stream = move |from, send, recv| serve(Arc::clone(&presence), from, send, recv);
     shared.tracker.spawn(peer_endpoint::accept_loop(
         endpoint,
-        directory,
+        pool,
         tasks,
         serve_stream,
     ));

@@ -21,6 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Upper bound of a wait that should end by itself (a hang guard, not a timing assertion).
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One relay's fleet side: its peer endpoint (serving and dialling), directory and presence.
 struct TestRelay {
     id: RelayId,
@@ -28,7 +31,7 @@ struct TestRelay {
     addr: std::net::SocketAddr,
     directory: Arc<FixedDirectory>,
     presence: Arc<MemoryPresence<quinn::Connection>>,
-    pool: PeerPool,
+    pool: Arc<PeerPool>,
     cancel: CancellationToken,
 }
 
@@ -57,13 +60,13 @@ fn relay_as(id: &str, (identity, pin): (PeerIdentity, String)) -> TestRelay {
     let serve = move |from, send, recv| {
         super::super::peer_streams::serve(Arc::clone(&serving), from, send, recv)
     };
-    tokio::spawn(accept_loop(
+    let pool = Arc::new(PeerPool::new(
         endpoint.clone(),
+        identity,
         directory.clone(),
-        tasks,
-        serve,
+        IDLE,
     ));
-    let pool = PeerPool::new(endpoint, identity, directory.clone(), IDLE);
+    tokio::spawn(accept_loop(endpoint, Arc::clone(&pool), tasks, serve));
     TestRelay {
         id: RelayId::from(id),
         pin,
@@ -287,4 +290,32 @@ async fn a_peer_cut_off_while_connected_is_noticed_and_routed_around() {
         "served by c after b was cut off"
     );
     assert_eq!(*a.directory.unreachable.lock(), vec![b.id.clone()]);
+}
+
+#[tokio::test]
+async fn retiring_a_relay_cuts_its_open_streams() {
+    let (a, b) = (relay("a"), relay("b"));
+    register(&a, &b);
+    let mut headers = agent_on(&b, "h").await;
+    let holders = holding(&a, "h", &[&b]);
+    let (mut send, mut recv) = open_through(
+        a.directory.as_ref(),
+        &a.pool,
+        &holders,
+        &forward_header("h"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    send.write_all(b"still talking").await.unwrap();
+    // The stream reached the agent and stays open (the agent answers at its end).
+    assert!(headers.recv().await.is_some());
+    assert_eq!(b.pool.close_unregistered(), 0, "a is still registered");
+    b.directory.peers.lock().retain(|p| p.id != a.id);
+    assert_eq!(b.pool.close_unregistered(), 1);
+    // The bound only guards against a hang.
+    let end = tokio::time::timeout(HANG_GUARD, recv.read_to_end(1 << 20))
+        .await
+        .expect("the stream ended");
+    assert!(end.is_err(), "the retired relay's open stream was cut");
 }
