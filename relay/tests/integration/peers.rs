@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use proto::header::Op;
 use proto::ids::HostId;
 use proto::ops::Prompt;
+use proto::queue::PromptOutcome;
 use proto::wire_error::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -143,7 +144,8 @@ async fn an_operator_on_one_relay_reaches_a_host_whose_agent_is_on_another() -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_whose_relays_cannot_be_reached_is_offline_at_the_operators_relay() -> Result<()> {
+async fn a_host_whose_relays_cannot_be_reached_is_offline_and_queued_at_the_operators_relay()
+-> Result<()> {
     let a = member("a")?;
     // Registered, but nothing answers at its address (a partitioned relay).
     let silent = std::net::UdpSocket::bind("127.0.0.1:0")?;
@@ -166,7 +168,21 @@ async fn a_host_whose_relays_cannot_be_reached_is_offline_at_the_operators_relay
             .unwrap_err(),
     );
     assert_eq!(e.code, ErrorCode::HostOffline);
-    assert_eq!(*a_dir.unreachable.lock(), vec![gone.id]);
+    // A prompt is kept in the offline queue, as for any offline host.
+    let prompt = Prompt {
+        text: "for later".into(),
+        idempotency_key: "k".into(),
+        model: None,
+        agent: None,
+    };
+    let mut h = header(Op::Prompt, "box");
+    h.session = Some("ses_1".into());
+    let outcome: PromptOutcome = client::request(&op.conn, &h, Some(&prompt)).await?;
+    assert!(
+        matches!(outcome, PromptOutcome::Queued { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(*a_dir.unreachable.lock(), vec![gone.id.clone(), gone.id]);
     a.shutdown().await;
     Ok(())
 }
