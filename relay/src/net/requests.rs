@@ -209,9 +209,9 @@ async fn forward(
         refuse(send, RequestError::NeedsHost(header.op)).await;
         return;
     };
-    // Not connected here: a peer relay of the fleet may hold the agent.
+    // The agent's connection to this relay, or else the peer relays of the fleet holding one.
     let local = shared.presence.route(&host);
-    let holders = match local {
+    let holders = match &local {
         Some(_) => Vec::new(),
         None => super::remote_route::holders(shared, &host),
     };
