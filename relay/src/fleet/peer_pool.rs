@@ -1,7 +1,9 @@
 //! This relay's connections to its peers: one QUIC connection per peer relay, dialled on first
 //! use from the peer endpoint's socket, reused by every stream, dialled again once closed (or
 //! when the peer's registered address or pin changed). A peer that cannot be reached within
-//! [`CONNECT_TIMEOUT`] is reported to the [`PeerDirectory`] and the caller moves on.
+//! [`CONNECT_TIMEOUT`] is reported to the [`PeerDirectory`] and the caller moves on; until it
+//! is reached again, it is tried after the other relays holding a host ([`PeerPool::order`]),
+//! so a partitioned peer does not cost every stream the connect timeout.
 //!
 //! The pool also knows the connections peers made to this relay, so that
 //! [`PeerPool::close_unregistered`] cuts every connection of a retired relay, both ways.
@@ -73,6 +75,8 @@ pub struct PeerPool {
     links: Mutex<HashMap<RelayId, Arc<tokio::sync::Mutex<Option<Link>>>>>,
     /// Connections peers made to this relay, with the pin each presented.
     accepted: Mutex<Vec<(String, quinn::Connection)>>,
+    /// Peers whose last use failed (cleared by the next successful dial).
+    failed: Mutex<std::collections::HashSet<RelayId>>,
 }
 
 /// Application close code of a connection to or from a relay no longer registered.
@@ -93,7 +97,17 @@ impl PeerPool {
             idle_timeout,
             links: Mutex::default(),
             accepted: Mutex::default(),
+            failed: Mutex::default(),
         }
+    }
+
+    /// `holders` in the order to try them: as given, except that peers whose last use failed
+    /// come after the others.
+    pub fn order(&self, holders: &[RelayId]) -> Vec<RelayId> {
+        let failed = self.failed.lock();
+        let (later, first): (Vec<RelayId>, Vec<RelayId>) =
+            holders.iter().cloned().partition(|id| failed.contains(id));
+        first.into_iter().chain(later).collect()
     }
 
     /// The directory the pool dials from.
@@ -168,6 +182,7 @@ impl PeerPool {
         .await;
         if let Err(e) = &outcome {
             tracing::warn!(peer = %id, error = %e, "peer relay unreachable");
+            self.failed.lock().insert(id.clone());
             self.directory.unreachable(id);
         }
         outcome
@@ -222,6 +237,7 @@ impl PeerPool {
             .await
             .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
         tracing::debug!(peer = %id, addr = %info.peer_addr, "connected to peer relay");
+        self.failed.lock().remove(id);
         *link = Some(Link {
             addr: info.peer_addr,
             pin: info.peer_pin,

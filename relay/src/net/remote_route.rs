@@ -19,7 +19,8 @@ pub(crate) fn holders(shared: &Shared, host: &HostId) -> Vec<RelayId> {
     }
 }
 
-/// Opens the agent stream through the first of `holders` that has it: `None` when none did
+/// Opens the agent stream through the first of `holders` that has it (those that could not be
+/// reached lately last): `None` when none did
 /// (the host is offline as far as this relay can tell), the busy error when every relay that
 /// had it had no free stream.
 pub(crate) async fn open(
@@ -45,7 +46,7 @@ pub(crate) async fn open_through(
         forward: fwd.clone(),
     };
     let mut busy = None;
-    for id in holders {
+    for id in &pool.order(holders) {
         if id == peers.local_id() {
             continue;
         }

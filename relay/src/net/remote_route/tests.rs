@@ -225,7 +225,7 @@ async fn a_retired_relay_is_refused_at_its_next_stream_and_connection() {
 }
 
 #[tokio::test]
-async fn an_unreachable_relay_is_skipped_and_reported() {
+async fn an_unreachable_relay_is_skipped_reported_and_tried_last() {
     let (a, b) = (relay("a"), relay("b"));
     register(&a, &b);
     // A registered relay whose address answers nothing (a partitioned peer).
@@ -237,6 +237,9 @@ async fn an_unreachable_relay_is_skipped_and_reported() {
         .push(info("dead", silent.local_addr().unwrap(), &dead.pin));
     let _headers = agent_on(&b, "h").await;
     let holders = holding(&a, "h", &[&dead, &b]);
+    assert_eq!(ping(&a, &holders, "h").await.unwrap(), b"echo:ping");
+    assert_eq!(*a.directory.unreachable.lock(), vec![dead.id.clone()]);
+    // Until it answers again, it is tried after the others: b serves at once.
     assert_eq!(ping(&a, &holders, "h").await.unwrap(), b"echo:ping");
     assert_eq!(*a.directory.unreachable.lock(), vec![dead.id.clone()]);
 }
