@@ -75,7 +75,7 @@ pub struct PeerPool {
     links: Mutex<HashMap<RelayId, Arc<tokio::sync::Mutex<Option<Link>>>>>,
     /// Connections peers made to this relay, with the pin each presented.
     accepted: Mutex<Vec<(String, quinn::Connection)>>,
-    /// Peers whose last use failed (cleared by the next successful dial).
+    /// Peers whose last use failed (until one succeeds).
     failed: Mutex<std::collections::HashSet<RelayId>>,
 }
 
@@ -180,10 +180,15 @@ impl PeerPool {
                 })
         }
         .await;
-        if let Err(e) = &outcome {
-            tracing::warn!(peer = %id, error = %e, "peer relay unreachable");
-            self.failed.lock().insert(id.clone());
-            self.directory.unreachable(id);
+        match &outcome {
+            Ok(_) => {
+                self.failed.lock().remove(id);
+            }
+            Err(e) => {
+                tracing::warn!(peer = %id, error = %e, "peer relay unreachable");
+                self.failed.lock().insert(id.clone());
+                self.directory.unreachable(id);
+            }
         }
         outcome
     }
@@ -237,7 +242,6 @@ impl PeerPool {
             .await
             .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))??;
         tracing::debug!(peer = %id, addr = %info.peer_addr, "connected to peer relay");
-        self.failed.lock().remove(id);
         *link = Some(Link {
             addr: info.peer_addr,
             pin: info.peer_pin,
