@@ -6,6 +6,10 @@
 pub mod config;
 pub mod directory;
 pub mod identity;
+pub mod peer_endpoint;
+pub mod peer_pool;
+pub mod peer_stream;
+pub mod peer_tls;
 
 pub use config::FleetConfig;
 pub use directory::{PeerDirectory, PeerInfo, RelayId};

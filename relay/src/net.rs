@@ -14,10 +14,12 @@ pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod password_slots;
 pub(crate) mod password_workers;
+pub(crate) mod peer_streams;
 pub(crate) mod principal;
 pub(crate) mod prompt_audit;
 pub(crate) mod queue;
 pub(crate) mod refusal_log;
+pub(crate) mod remote_route;
 pub(crate) mod requests;
 pub(crate) mod splice;
 pub(crate) mod stream_quota;
@@ -42,8 +44,9 @@ pub(crate) struct Shared {
     pub(crate) store: StoreHandle,
     pub(crate) presence: Arc<dyn Presence<quinn::Connection>>,
     /// The other relays of the fleet (`None`: the single relay, `[fleet]` absent).
-    #[allow(dead_code, reason = "read by relay-to-relay forwarding")]
     pub(crate) peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
+    /// Connections to those relays (set once the peer endpoint started).
+    pub(crate) peer_pool: std::sync::OnceLock<Arc<crate::fleet::peer_pool::PeerPool>>,
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,

@@ -109,12 +109,53 @@ fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
     Ok(socket)
 }
 
+/// Binds the relay-to-relay endpoint (`[fleet] peer_listen`, this relay's peer identity) and
+/// starts serving and dialling peers. Nothing to do without a peer directory.
+fn start_peer_endpoint(
+    shared: &Arc<Shared>,
+    fleet: &crate::fleet::FleetConfig,
+) -> Result<(), SpawnError> {
+    let Some(directory) = shared.peers.clone() else {
+        return Ok(());
+    };
+    let dir = StateDir::new(&shared.config.state_dir);
+    let (certs, key, pin) = crate::fleet::identity::load(&dir)?;
+    let identity = crate::fleet::peer_tls::PeerIdentity { certs, key };
+    let idle = crate::fleet::peer_tls::PEER_IDLE_TIMEOUT;
+    let server_config =
+        crate::fleet::peer_tls::server_config(identity.clone(), Arc::clone(&directory), idle)?;
+    let addr = fleet.peer_listen;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        bind_socket(addr)?,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| SpawnError::Bind { addr, source })?;
+    let pool = crate::fleet::peer_pool::PeerPool::new(endpoint.clone(), identity, directory, idle);
+    net::peer_streams::start(shared, endpoint, pool);
+    tracing::info!(id = %fleet.id, %addr, %pin, "relay-to-relay endpoint listening");
+    Ok(())
+}
+
 impl Relay {
     /// Loads the state directory, binds, and starts serving.
     ///
     /// # Errors
     /// Missing state, bad TLS material, or a port that cannot be bound.
     pub async fn spawn(config: RelayConfig) -> Result<Self, SpawnError> {
+        Self::spawn_with_peers(config, None).await
+    }
+
+    /// [`Self::spawn`] for a relay of a fleet whose other relays `peers` describes; with
+    /// `[fleet]` in `config` it also serves and dials relay-to-relay streams.
+    ///
+    /// # Errors
+    /// As [`Self::spawn`], or a missing peer identity or unbindable `peer_listen`.
+    pub async fn spawn_with_peers(
+        config: RelayConfig,
+        peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
+    ) -> Result<Self, SpawnError> {
         let dir = StateDir::new(&config.state_dir).with_store(config.store.clone());
         let (certs, key, pin) = dir.load_tls()?;
         // Opening connects (PostgreSQL) and migrates: blocking work, off the runtime's threads.
@@ -148,7 +189,8 @@ impl Relay {
             .map_err(SpawnError::PasswordWorkers)?;
         let shared = Arc::new(Shared {
             presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
-            peers: None,
+            peers,
+            peer_pool: std::sync::OnceLock::new(),
             replay: Mutex::new(ReplayWindow::new(
                 DEFAULT_REPLAY_CAPACITY,
                 2 * MAX_CLOCK_SKEW_MS,
@@ -170,6 +212,9 @@ impl Relay {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });
+        if let Some(fleet) = &shared.config.fleet {
+            start_peer_endpoint(&shared, fleet)?;
+        }
         // Tracked: shutdown waits for the supervisor, which waits for its tasks.
         let faults = FaultHook::default();
         let core = shared.tracker.spawn(core_tasks::supervise(

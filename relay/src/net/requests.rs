@@ -209,29 +209,19 @@ async fn forward(
         refuse(send, RequestError::NeedsHost(header.op)).await;
         return;
     };
-    let Some(agent) = shared.presence.route(&host) else {
-        let known = shared
-            .store
-            .read(|s| s.list_hosts())
-            .await
-            .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
-            .unwrap_or(true);
-        if known && header.op == Op::Prompt {
-            // Kept at the relay until the host is back (or the entry expires).
-            super::queue::enqueue(shared, principal, &header, &host, send, recv).await;
-            return;
-        }
-        let error = if known {
-            RequestError::HostOffline(host)
-        } else {
-            RequestError::UnknownHost(host)
-        };
-        refuse(send, error).await;
-        return;
+    // The agent's connection to this relay, or else the peer relays of the fleet holding one.
+    let local = shared.presence.route(&host);
+    let holders = match &local {
+        Some(_) => Vec::new(),
+        None => super::remote_route::holders(shared, &host),
     };
+    if local.is_none() && holders.is_empty() {
+        offline(shared, principal, &header, host, send, recv).await;
+        return;
+    }
     // Held until the stream ends: one principal, or all viewers, cannot take every stream the
     // agent allows.
-    let _slot = match shared
+    let slot = match shared
         .stream_quota
         .take(&host, &principal.user, role, super::stream_quota::WAIT)
         .await
@@ -250,7 +240,18 @@ async fn forward(
         cred_id: principal.cred_id.clone(),
     };
     let creates_session = fwd.header.op == Op::SessionCreate;
-    match super::splice::open(&agent, &fwd).await {
+    let opened = match &local {
+        Some(agent) => super::splice::open(agent, &fwd).await,
+        None => match super::remote_route::open(shared, &holders, &fwd).await {
+            Some(opened) => opened,
+            None => {
+                drop(slot);
+                offline(shared, principal, &fwd.header, host, send, recv).await;
+                return;
+            }
+        },
+    };
+    match opened {
         Ok((agent_send, agent_recv)) => {
             let forwarding = forward_port.map(|port| {
                 let user = principal.user.clone();
@@ -330,6 +331,35 @@ async fn forward(
             refuse(send, error).await;
         }
     }
+}
+
+/// Answers a stream for a host no relay holds: queued for later (a prompt to a known host),
+/// or refused.
+async fn offline(
+    shared: &Arc<Shared>,
+    principal: &Principal,
+    header: &StreamHeader,
+    host: proto::ids::HostId,
+    send: quinn::SendStream,
+    recv: FramedRecv,
+) {
+    let known = shared
+        .store
+        .read(|s| s.list_hosts())
+        .await
+        .map(|rows| rows.iter().any(|r| r.id == host && !r.revoked))
+        .unwrap_or(true);
+    if known && header.op == Op::Prompt {
+        // Kept at the relay until the host is back (or the entry expires).
+        super::queue::enqueue(shared, principal, header, &host, send, recv).await;
+        return;
+    }
+    let error = if known {
+        RequestError::HostOffline(host)
+    } else {
+        RequestError::UnknownHost(host)
+    };
+    refuse(send, error).await;
 }
 
 /// The agent's refusal in a first reply frame: `forbidden` (its containment rules, its

@@ -30,6 +30,7 @@ mod lease;
 mod lock;
 mod login_flood;
 mod ownership;
+mod peers;
 #[path = "../support/pg_server.rs"]
 #[allow(dead_code, reason = "shared with the unit tests")]
 mod pg_server;

@@ -1,0 +1,90 @@
+//! The agent's relay's side of relay-to-relay forwarding: a peer relay (already past mutual
+//! TLS, named by its registered pin) asks for a stream to a host whose agent this relay holds;
+//! the stream is opened on the agent's connection and spliced, byte for byte. Who asks was
+//! authenticated, authorized and audited by the operator's relay: here nothing is parsed
+//! after the open frame and nothing is audited (logged at debug).
+
+use super::Shared;
+use super::splice::{self, ForwardError};
+use crate::fleet::RelayId;
+use crate::fleet::peer_endpoint::{self, Tasks};
+use crate::fleet::peer_pool::PeerPool;
+use crate::fleet::peer_stream::{self, MAX_PEER_FRAME, PeerAnswer};
+use crate::framed::FramedRecv;
+use crate::presence::Presence;
+use std::sync::Arc;
+
+/// Starts serving peer streams on `endpoint` and dialling peers from it (through `pool`).
+/// The accept loop is a tracked task of the relay; it closes the endpoint when the relay stops.
+pub(crate) fn start(shared: &Arc<Shared>, endpoint: quinn::Endpoint, pool: PeerPool) {
+    let pool = Arc::new(pool);
+    if shared.peer_pool.set(Arc::clone(&pool)).is_err() {
+        tracing::error!("the peer endpoint was started twice; keeping the first");
+        return;
+    }
+    let presence = Arc::clone(&shared.presence);
+    let tasks = Tasks {
+        cancel: shared.cancel.clone(),
+        tracker: shared.tracker.clone(),
+    };
+    let serve_stream = move |from, send, recv| serve(Arc::clone(&presence), from, send, recv);
+    shared.tracker.spawn(peer_endpoint::accept_loop(
+        endpoint,
+        pool,
+        tasks,
+        serve_stream,
+    ));
+}
+
+/// Serves one stream a peer relay opened: read its open frame, open the agent stream of this
+/// relay's own connection to the host, answer, splice.
+pub(crate) async fn serve(
+    presence: Arc<dyn Presence<quinn::Connection>>,
+    from: RelayId,
+    mut send: quinn::SendStream,
+    recv: quinn::RecvStream,
+) {
+    let mut recv = FramedRecv::new(recv, MAX_PEER_FRAME);
+    let open = match peer_stream::read_open(&mut recv).await {
+        Ok(open) => open,
+        Err(e) => {
+            tracing::warn!(peer = %from, error = %e, "refused a peer stream");
+            let message = e.to_string();
+            answer_and_finish(send, PeerAnswer::Invalid { message }).await;
+            return;
+        }
+    };
+    let host = open.host;
+    let Some(agent) = presence.route(&host) else {
+        tracing::debug!(peer = %from, %host, "peer stream for a host not held here");
+        answer_and_finish(send, PeerAnswer::NotHere).await;
+        return;
+    };
+    let (agent_send, agent_recv) = match splice::open(&agent, &open.forward).await {
+        Ok(streams) => streams,
+        Err(e) => {
+            tracing::debug!(peer = %from, %host, error = %e, "peer stream not opened");
+            let answer = match e {
+                ForwardError::Busy(streams) => PeerAnswer::Busy { streams },
+                // The agent's connection is going away: as good as not held here.
+                ForwardError::Open(_) | ForwardError::Header(_) => PeerAnswer::NotHere,
+            };
+            answer_and_finish(send, answer).await;
+            return;
+        }
+    };
+    if let Err(e) = peer_stream::answer(&mut send, &PeerAnswer::Open).await {
+        tracing::debug!(peer = %from, %host, error = %e, "peer went away before the splice");
+        return;
+    }
+    tracing::debug!(peer = %from, %host, op = open.forward.header.op.as_str(), principal = %open.forward.principal, "peer stream spliced to the agent");
+    let carried =
+        splice::splice_inspecting(send, recv, agent_send, agent_recv, |_| async {}, 0).await;
+    tracing::debug!(peer = %from, %host, up = carried.up, down = carried.down, "peer stream ended");
+}
+
+/// Answers without opening anything, and ends the stream.
+async fn answer_and_finish(mut send: quinn::SendStream, answer: PeerAnswer) {
+    let _ = peer_stream::answer(&mut send, &answer).await;
+    let _ = send.finish();
+}
