@@ -9,7 +9,7 @@
 //! have been lost).
 
 use super::remote_view::RemoteView;
-use crate::store::{PgStore, StoreError};
+use crate::store::{PgStore, PresenceWrite, StoreError};
 use crate::time::now_ms;
 use parking_lot::RwLock;
 use proto::message::HostStatus;
@@ -147,10 +147,12 @@ impl PresenceSync {
                 }
             };
             let mut hosts = BTreeSet::new();
+            let mut writes = Vec::new();
             let (mut relays, mut all) = (false, false);
             for job in first.into_iter().chain(jobs.try_iter()) {
                 match job {
                     SyncJob::Stop => {
+                        self.flush(&writes);
                         self.stop();
                         return;
                     }
@@ -159,9 +161,10 @@ impl PresenceSync {
                     }
                     SyncJob::ReloadRelays => relays = true,
                     SyncJob::ReloadAll => all = true,
-                    write => self.write(write),
+                    write => self.stage(write, &mut writes),
                 }
             }
+            self.flush(&writes);
             let now = Instant::now();
             if now >= next_beat {
                 next_beat = now + BEAT;
@@ -197,8 +200,15 @@ impl PresenceSync {
         }
     }
 
-    fn write(&mut self, job: SyncJob) {
-        let written = match job {
+    /// Applies a change to this relay's own copy and stages its database write.
+    fn stage(&mut self, job: SyncJob, writes: &mut Vec<PresenceWrite>) {
+        let put = |host: &str, m: &Mine| PresenceWrite::Put {
+            host: host.to_owned(),
+            conn: m.conn.clone(),
+            connected_ms: m.connected_ms,
+            status: m.status.clone(),
+        };
+        match job {
             SyncJob::Connect {
                 host,
                 conn,
@@ -209,38 +219,47 @@ impl PresenceSync {
                     connected_ms,
                     status: None,
                 };
-                let r = self.put(&host, &mine);
+                writes.push(put(&host, &mine));
                 self.mine.insert(host, mine);
-                r
             }
-            SyncJob::Status { host, conn, status } => match self.mine.get_mut(&host) {
-                Some(m) if m.conn == conn => {
+            SyncJob::Status { host, conn, status } => {
+                if let Some(m) = self.mine.get_mut(&host).filter(|m| m.conn == conn) {
                     m.status = serde_json::to_string(&status).ok();
-                    let m = m.clone();
-                    self.put(&host, &m)
+                    writes.push(put(&host, m));
                 }
-                _ => Ok(()),
-            },
-            SyncJob::Disconnect { host, conn } => match self.mine.get(&host) {
-                Some(m) if m.conn == conn => {
-                    self.mine.remove(&host);
-                    self.store
-                        .presence_remove(&host, &self.id, &conn)
-                        .map(|_| ())
-                }
-                _ => Ok(()),
-            },
-            _ => Ok(()),
-        };
+            }
+            SyncJob::Disconnect { host, conn }
+                if self.mine.get(&host).is_some_and(|m| m.conn == conn) =>
+            {
+                self.mine.remove(&host);
+                writes.push(PresenceWrite::Remove { host, conn });
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the staged changes in one transaction.
+    fn flush(&mut self, writes: &[PresenceWrite]) {
+        let written = self.store.presence_write(&self.id, writes);
         if written.is_err() {
             self.resync = true;
         }
         self.outcome("write this relay's presence", written);
     }
 
-    fn put(&self, host: &str, m: &Mine) -> Result<(), StoreError> {
-        self.store
-            .presence_put(host, &self.id, &m.conn, m.connected_ms, m.status.as_deref())
+    fn rewrite_all(&self) -> Result<(), StoreError> {
+        let writes: Vec<PresenceWrite> = self
+            .mine
+            .iter()
+            .map(|(host, m)| PresenceWrite::Put {
+                host: host.clone(),
+                conn: m.conn.clone(),
+                connected_ms: m.connected_ms,
+                status: m.status.clone(),
+            })
+            .collect();
+        self.store.presence_clear(&self.id)?;
+        self.store.presence_write(&self.id, &writes)
     }
 
     fn beat(&mut self) {
@@ -251,10 +270,7 @@ impl PresenceSync {
         });
         let beat = beat.and_then(|()| {
             if self.resync {
-                self.store.presence_clear(&self.id)?;
-                for (host, m) in &self.mine {
-                    self.put(host, m)?;
-                }
+                self.rewrite_all()?;
                 self.resync = false;
                 tracing::info!(
                     hosts = self.mine.len(),

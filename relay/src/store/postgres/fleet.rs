@@ -50,7 +50,56 @@ pub struct PresenceRow {
     pub status: Option<String>,
 }
 
+/// One change of a relay's own presence rows (see [`PgStore::presence_write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceWrite {
+    /// [`PgStore::presence_put`].
+    Put {
+        /// The host.
+        host: String,
+        /// The connection.
+        conn: String,
+        /// When it authenticated.
+        connected_ms: u64,
+        /// The host's status (JSON), once it heart-beat.
+        status: Option<String>,
+    },
+    /// [`PgStore::presence_remove`].
+    Remove {
+        /// The host.
+        host: String,
+        /// The connection.
+        conn: String,
+    },
+}
+
 impl PgStore {
+    /// Applies `writes` to `relay`'s presence rows in order, in one transaction (one commit for
+    /// a burst of agents connecting).
+    ///
+    /// # Errors
+    /// PostgreSQL failures: nothing was written.
+    pub fn presence_write(&self, relay: &str, writes: &[PresenceWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.begin(false)?;
+        for w in writes {
+            match w {
+                PresenceWrite::Put {
+                    host,
+                    conn,
+                    connected_ms,
+                    status,
+                } => self.presence_put(host, relay, conn, *connected_ms, status.as_deref())?,
+                PresenceWrite::Remove { host, conn } => {
+                    self.presence_remove(host, relay, conn)?;
+                }
+            }
+        }
+        tx.commit()
+    }
+
     /// Registers relay `id` with its peer address and pin. Registering a live id again with the
     /// same pin updates its address; a retired id may be registered again (with any pin).
     ///
