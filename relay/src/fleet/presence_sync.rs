@@ -56,6 +56,8 @@ pub enum SyncJob {
     ReloadHost(String),
     /// The relays changed (a notice).
     ReloadRelays,
+    /// This relay could not reach that peer relay (recorded for `cluster status`).
+    Unreachable(String),
     /// Notices may have been missed (the listening connection was lost): read everything.
     ReloadAll,
     /// The relay is stopping: remove its rows, clear its heartbeat, end.
@@ -161,6 +163,10 @@ impl PresenceSync {
                     }
                     SyncJob::ReloadRelays => relays = true,
                     SyncJob::ReloadAll => all = true,
+                    SyncJob::Unreachable(peer) => {
+                        let r = self.store.relay_unreachable(&peer, &self.id);
+                        self.outcome("record an unreachable peer", r);
+                    }
                     write => self.stage(write, &mut writes),
                 }
             }

@@ -207,6 +207,7 @@ mod tests {
             retired_ms: retired.then_some(1),
             heartbeat_age_ms: age,
             hosts: 0,
+            unreachable: None,
         }
     }
 
