@@ -246,6 +246,45 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fleets_presence_recovers_by_itself_after_the_database_restarts() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let pg = pg_config(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, t) = (pg.clone(), tmp.path().to_owned());
+        let (a, b) =
+            tokio::task::spawn_blocking(move || (joined(&p, &t, "a"), joined(&p, &t, "b")))
+                .await
+                .unwrap();
+        let server = tokio::task::spawn_blocking(move || {
+            server.restart();
+            server
+        })
+        .await
+        .unwrap();
+        // Every connection of both relays was closed: writes, reads and LISTEN come back.
+        let (host, conn) = (HostId::from("box"), ConnId::from("c1"));
+        a.presence
+            .connect(&host, conn.clone(), 1, crate::time::now_ms());
+        assert!(
+            a.presence
+                .heartbeat(&host, &conn, HostStatus::default(), crate::time::now_ms())
+        );
+        until(&b.presence, "box online at b after the restart", |p| {
+            p.snapshot(&[HostId::from("box")], crate::time::now_ms())[0].online
+        })
+        .await;
+        tokio::task::spawn_blocking(move || {
+            a.stop();
+            b.stop();
+            drop(server);
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn another_relays_agent_shows_online_and_a_retired_relay_drops_out_of_the_peers() {
         let Some(server) = PgServer::start() else {
             return;
