@@ -245,6 +245,50 @@ mod tests {
         assert!(waited.is_ok(), "timed out waiting for: {what}");
     }
 
+    #[test]
+    fn a_relay_joins_only_registered_unretired_and_with_its_registered_identity() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let pg = pg_config(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let store = PgStore::open(&pg).unwrap();
+        let (mine, other) = (
+            StateDir::new(tmp.path().join("mine")),
+            StateDir::new(tmp.path().join("other")),
+        );
+        let said = |dir: &StateDir| check_registered(&store, dir, "a").unwrap_err().to_string();
+        assert!(
+            said(&mine).contains("cluster add --id a"),
+            "{}",
+            said(&mine)
+        );
+        super::super::cluster::add(&mine, &store, "a", "a:7444", 1).unwrap();
+        check_registered(&store, &mine, "a").unwrap();
+        // Another machine's peer identity under the same id is refused.
+        identity::create(&{
+            std::fs::create_dir_all(other.root()).unwrap();
+            other.clone()
+        })
+        .unwrap();
+        let e = said(&other);
+        assert!(
+            e.contains("peer.crt") && e.contains("cluster remove --id a"),
+            "{e}"
+        );
+        super::super::cluster::remove(&store, "a", 2).unwrap();
+        assert!(said(&mine).contains("was retired"), "{}", said(&mine));
+        let ops: Vec<String> = crate::store::StoreRead::audit_tail(&store, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event.op)
+            .collect();
+        assert!(
+            ops.contains(&"cluster_add".to_owned()) && ops.contains(&"cluster_remove".to_owned()),
+            "{ops:?}"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_fleets_presence_recovers_by_itself_after_the_database_restarts() {
         let Some(server) = PgServer::start() else {
