@@ -8,10 +8,11 @@
 //! afterwards rewrites this relay's rows from its own copy (what was written meanwhile may
 //! have been lost).
 
-use super::remote_view::RemoteView;
+use super::remote_view::{Held, RemoteView};
 use crate::store::{PgStore, PresenceWrite, StoreError};
 use crate::time::now_ms;
 use parking_lot::RwLock;
+use proto::ids::HostId;
 use proto::message::HostStatus;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -312,21 +313,44 @@ impl PresenceSync {
         Ok(())
     }
 
+    /// Re-reads the relays and/or some hosts into the view in place (no copy of the rest).
     fn reload_some(&self, relays: bool, hosts: &BTreeSet<String>) -> Result<(), StoreError> {
-        if !relays && hosts.is_empty() {
-            return Ok(());
+        let relay_rows = if relays {
+            Some(self.store.list_relays()?)
+        } else {
+            None
+        };
+        let hosts: Vec<String> = hosts.iter().cloned().collect();
+        let host_rows = if hosts.is_empty() {
+            None
+        } else {
+            Some(self.store.presence_rows(Some(&hosts))?)
+        };
+        let now = now_ms();
+        let changed = {
+            let mut view = self.view.write();
+            let alive = view.alive(now, self.liveness_ms);
+            let registrations = view.registrations();
+            let before: Vec<Option<Vec<Held>>> = hosts
+                .iter()
+                .map(|h| view.hosts.get(&HostId(h.clone())).cloned())
+                .collect();
+            if let Some(rows) = relay_rows {
+                view.set_relays(rows, now);
+            }
+            if let Some(rows) = host_rows {
+                view.set_hosts(&hosts, rows);
+            }
+            alive != view.alive(now, self.liveness_ms)
+                || registrations != view.registrations()
+                || hosts
+                    .iter()
+                    .zip(&before)
+                    .any(|(h, b)| view.hosts.get(&HostId(h.clone())) != b.as_ref())
+        };
+        if changed {
+            self.version.send_modify(|v| *v = v.wrapping_add(1));
         }
-        let mut next = self.view.read().clone();
-        if relays {
-            let rows = self.store.list_relays()?;
-            next.set_relays(rows, now_ms());
-        }
-        if !hosts.is_empty() {
-            let hosts: Vec<String> = hosts.iter().cloned().collect();
-            let rows = self.store.presence_rows(Some(&hosts))?;
-            next.set_hosts(&hosts, rows);
-        }
-        self.install(next);
         Ok(())
     }
 
