@@ -24,6 +24,8 @@ use tokio::sync::watch;
 pub const BEAT: Duration = Duration::from_secs(1);
 /// How often everything is re-read even without a notice.
 pub const FULL_RELOAD: Duration = Duration::from_secs(2);
+/// Most jobs taken at once (a flood of agents connecting does not hold up the heartbeat).
+const MAX_BATCH: usize = 2_000;
 
 /// Work for the sync thread.
 #[derive(Debug)]
@@ -152,7 +154,7 @@ impl PresenceSync {
             let mut hosts = BTreeSet::new();
             let mut writes = Vec::new();
             let (mut relays, mut all) = (false, false);
-            for job in first.into_iter().chain(jobs.try_iter()) {
+            for job in first.into_iter().chain(jobs.try_iter().take(MAX_BATCH)) {
                 match job {
                     SyncJob::Stop => {
                         self.flush(&writes);
