@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
     /// Connections to those relays (set once the peer endpoint started).
     pub(crate) peer_pool: std::sync::OnceLock<Arc<crate::fleet::peer_pool::PeerPool>>,
+    /// Wakes the sweeper at once (a revocation notice from another relay of the fleet).
+    pub(crate) sweep_now: Arc<tokio::sync::Notify>,
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,

@@ -22,6 +22,11 @@ pub(crate) fn start(shared: &Arc<Shared>, endpoint: quinn::Endpoint, pool: PeerP
         tracing::error!("the peer endpoint was started twice; keeping the first");
         return;
     }
+    shared.tracker.spawn(close_retired(
+        Arc::clone(&pool),
+        shared.presence.changes(),
+        shared.cancel.clone(),
+    ));
     let presence = Arc::clone(&shared.presence);
     let tasks = Tasks {
         cancel: shared.cancel.clone(),
@@ -34,6 +39,25 @@ pub(crate) fn start(shared: &Arc<Shared>, endpoint: quinn::Endpoint, pool: PeerP
         tasks,
         serve_stream,
     ));
+}
+
+/// Cuts the connections of relays that left the directory (`cluster remove`) as soon as the
+/// fleet's view changes (the `relays` notice reloads it and bumps presence changes).
+async fn close_retired(
+    pool: Arc<PeerPool>,
+    mut changes: tokio::sync::watch::Receiver<u64>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+        let closed = pool.close_unregistered();
+        if closed > 0 {
+            tracing::info!(closed, "closed connections of relays no longer registered");
+        }
+    }
 }
 
 /// Serves one stream a peer relay opened: read its open frame, open the agent stream of this
