@@ -10,7 +10,7 @@ fn ev(op: &str) -> AuditEvent {
 }
 
 fn start() -> Writer {
-    Writer::start(SqliteStore::open_in_memory().unwrap()).unwrap()
+    Writer::start(SqliteStore::open_in_memory().unwrap(), None).unwrap()
 }
 
 /// Runs `f` on the writer's connection, after everything queued before.
@@ -102,7 +102,7 @@ async fn unwaited_rows_are_written_before_a_later_flush_returns() {
 async fn unwaited_rows_are_written_without_a_waiter_or_flush() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.db");
-    let writer = Writer::start(SqliteStore::open(&path).unwrap()).unwrap();
+    let writer = Writer::start(SqliteStore::open(&path).unwrap(), None).unwrap();
     let side = SqliteStore::open_read_only(&path).unwrap();
     for i in 0..3 {
         writer.row(i, ev("read"), None);
