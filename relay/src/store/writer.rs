@@ -453,9 +453,13 @@ fn data_version<S: WriterStore>(store: &S) -> Option<i64> {
     store.change_marker()
 }
 
+/// Marks cached grants stale when the change marker moved. While the database is away (no
+/// marker) they stay as they were: nobody can change grants then, and a change committed just
+/// before is caught when the marker is read again (it is compared with the last one seen).
+/// So operators whose grants are cached keep reading while the database is away.
 fn notice_other_writers<S: WriterStore>(store: &S, seen: &mut Option<i64>) {
     let now = data_version(store);
-    if now != *seen {
+    if now.is_some() && now != *seen {
         store.grants_changed();
         *seen = now;
     }
