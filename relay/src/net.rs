@@ -90,6 +90,16 @@ impl Shared {
             })
     }
 
+    /// Writes the audit row of something already decided (a refusal, a failed login, an
+    /// expiry) and waits until it is durable: in the chain, or in the spool while the database
+    /// is away (it joins the chain when it is back). A failure is logged loudly.
+    pub(crate) async fn audit_kept(&self, event: Audit) {
+        let now = crate::time::now_ms();
+        if let Err(e) = self.store.audit().kept(now, event.row()).await {
+            tracing::error!(error = %e, "audit write failed");
+        }
+    }
+
     /// Records an audit row without waiting for it to be durable (read-only operations; see
     /// docs/security-model.md, "Audit trail"). While the database is away the row is spooled
     /// in the state directory and joins the chain when it is back (`store/audit_spool.rs`).

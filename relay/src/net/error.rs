@@ -316,6 +316,9 @@ pub(crate) enum HelloError {
     /// Authentication failed (or the address is limited, for a credential hello).
     #[error("authentication failed")]
     AuthFailed,
+    /// The credential could not be looked up: the database is away (nothing was checked).
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
 }
 
 impl HelloError {
@@ -325,6 +328,7 @@ impl HelloError {
             Self::BadFrame(_) => WireError::new(ErrorCode::BadRequest, self.to_string()),
             Self::LoginsLimited { .. } => WireError::new(ErrorCode::LoginFailed, self.to_string()),
             Self::AuthFailed => WireError::auth_failed(),
+            Self::StoreUnavailable => store_unavailable(),
         }
     }
 }

@@ -311,7 +311,7 @@ pub(crate) async fn handle(
             if failure.store_away() {
                 shared.limiter.lock().refund(&addr_key);
             }
-            shared.audit(event(Err(failure.to_string()))).await;
+            shared.audit_kept(event(Err(failure.to_string()))).await;
             ServerHello::Error(failure.public())
         }
     };

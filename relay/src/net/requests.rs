@@ -93,7 +93,7 @@ pub(crate) async fn serve(
     if let Decision::Deny(reason) = decision {
         tracing::info!(user = %principal.user, cred = %principal.cred_id, op = header.op.as_str(), %reason, "denied");
         shared
-            .audit(event(Verdict::Denied {
+            .audit_kept(event(Verdict::Denied {
                 reason: reason.to_string(),
             }))
             .await;

@@ -28,6 +28,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Appends an audit row after everything submitted before it; `ack` (if any) is answered
     /// once the row is durable.
     fn audit(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>);
+    /// Appends a row whose operation is already decided (a refusal, something that already
+    /// happened); `ack` is answered once it is durable in the chain or, while the database
+    /// is away, in the relay's spool. Without a spool: as [`Self::audit`] with a waiter.
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.audit(ts_ms, event, Some(ack));
+    }
     /// `ack` is answered once everything submitted before it is durable.
     fn flush(&self, ack: Ack);
     /// Stops taking work; what was submitted is still done.
@@ -90,6 +96,10 @@ impl Backend for SqliteBackend {
         self.writer.row(ts_ms, event, ack);
     }
 
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.writer.row_or_spool(ts_ms, event, ack);
+    }
+
     fn flush(&self, ack: Ack) {
         self.writer.flush(ack);
     }
@@ -147,6 +157,10 @@ impl Backend for PgBackend {
 
     fn audit(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>) {
         self.writer.row(ts_ms, event, ack);
+    }
+
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.writer.row_or_spool(ts_ms, event, ack);
     }
 
     fn flush(&self, ack: Ack) {

@@ -135,6 +135,18 @@ impl AuditWriter {
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Queues a row whose operation is already decided (a refusal, something that already
+    /// happened) and waits until it is durable in the chain or, while the database is away,
+    /// in the relay's spool (it joins the chain when the database is back).
+    ///
+    /// # Errors
+    /// Neither could take it (see the relay log); the writer is gone.
+    pub async fn kept(&self, ts_ms: u64, event: AuditEvent) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.backend.audit_or_spool(ts_ms, event, ack);
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
     /// Queues a row without waiting; it is written within a few milliseconds. A failure is
     /// logged by the writer.
     pub fn record(&self, ts_ms: u64, event: AuditEvent) {

@@ -57,12 +57,13 @@ pub(crate) trait WriterStore: SpoolSink + Send + 'static {
 }
 
 enum Item<S> {
-    /// An audit row; `ack` is `None` when nobody waits for it (such a row is spooled when
-    /// the database is away).
+    /// An audit row; `ack` is `None` when nobody waits for it. With `spool`, the row goes
+    /// to the spool when the database is away (and its waiter, if any, is told it is kept).
     Row {
         ts_ms: u64,
         event: AuditEvent,
         ack: Option<Ack>,
+        spool: bool,
     },
     /// Answered once everything queued before it is written.
     Flush(Ack),
@@ -195,9 +196,28 @@ impl<S: WriterStore> Writer<S> {
         })
     }
 
-    /// Queues an audit row; `ack` (if any) is answered once it is durable.
+    /// Queues an audit row; `ack` (if any) is answered once it is durable. A row nobody
+    /// waits for is spooled while the database is away; a waited one fails.
     pub(crate) fn row(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>) {
-        self.send(Item::Row { ts_ms, event, ack });
+        let spool = ack.is_none();
+        self.send(Item::Row {
+            ts_ms,
+            event,
+            ack,
+            spool,
+        });
+    }
+
+    /// Queues a row whose operation is already decided (a refusal, something that already
+    /// happened); `ack` is answered once it is durable in the chain or, while the database
+    /// is away, in the spool.
+    pub(crate) fn row_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.send(Item::Row {
+            ts_ms,
+            event,
+            ack: Some(ack),
+            spool: true,
+        });
     }
 
     /// `ack` is answered once everything queued before is written.
@@ -303,12 +323,17 @@ fn process<S: WriterStore>(store: &S, spool: &mut Spool, batch: Vec<Item<S>>) {
     let mut rows = Rows::default();
     for item in batch {
         match item {
-            Item::Row { ts_ms, event, ack } => {
-                rows.unwaited.push(ack.is_none());
+            Item::Row {
+                ts_ms,
+                event,
+                ack,
+                spool,
+            } => {
+                rows.spool.push(spool);
                 rows.rows.push((ts_ms, event));
-                rows.acks.extend(ack);
+                rows.acks.extend(ack.map(|a| (a, spool)));
             }
-            Item::Flush(ack) => rows.acks.push(ack),
+            Item::Flush(ack) => rows.acks.push((ack, false)),
             Item::Job(job) => {
                 commit_rows(store, spool, &mut rows);
                 // A job's own rows come after the spooled ones too.
@@ -324,9 +349,10 @@ fn process<S: WriterStore>(store: &S, spool: &mut Spool, batch: Vec<Item<S>>) {
 #[derive(Default)]
 struct Rows {
     rows: Vec<(u64, AuditEvent)>,
-    /// Per row: nobody waits for it (it is spooled if the database is away).
-    unwaited: Vec<bool>,
-    acks: Vec<Ack>,
+    /// Per row: it is spooled if the database is away.
+    spool: Vec<bool>,
+    /// Waiters, each with whether its row is answered "kept" once spooled.
+    acks: Vec<(Ack, bool)>,
 }
 
 fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
@@ -336,21 +362,27 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
     let refs: Vec<(u64, &AuditEvent)> = batch.rows.iter().map(|(t, e)| (*t, e)).collect();
     // Spooled rows first: while some wait, nothing newer may go into the chain.
     let result = spool.flush(store).and_then(|()| store.append(&refs));
+    let mut spooled = false;
     if let Err(e) = &result {
         tracing::error!(error = %e, rows = refs.len(), "audit write failed");
-        let unwaited: Vec<(u64, &AuditEvent)> = refs
+        let kept: Vec<(u64, &AuditEvent)> = refs
             .iter()
-            .zip(&batch.unwaited)
-            .filter_map(|(row, unwaited)| unwaited.then_some(*row))
+            .zip(&batch.spool)
+            .filter_map(|(row, spool)| spool.then_some(*row))
             .collect();
-        spool.keep(e, &unwaited);
+        spooled = spool.keep(e, &kept);
     }
-    for ack in batch.acks.drain(..) {
+    for (ack, kept) in batch.acks.drain(..) {
+        let answer = match &result {
+            Ok(()) => Ok(()),
+            Err(_) if kept && spooled => Ok(()),
+            Err(e) => Err(e.share()),
+        };
         // A waiter that went away (its stream was dropped) needs no answer.
-        let _ = ack.send(result.as_ref().map(|_| ()).map_err(StoreError::share));
+        let _ = ack.send(answer);
     }
     batch.rows.clear();
-    batch.unwaited.clear();
+    batch.spool.clear();
 }
 
 /// The writer's side of the spool (none for a store without a state directory).
@@ -410,9 +442,10 @@ impl Spool {
 
     /// Keeps rows nobody waits for whose append failed with `error`: spooled when the
     /// database is away (or spooled rows still wait), otherwise lost (logged).
-    fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) {
+    /// Whether they are in the spool.
+    fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) -> bool {
         if rows.is_empty() {
-            return;
+            return false;
         }
         let away = error.is_unavailable() || self.file.as_ref().is_some_and(|f| !f.is_empty());
         let spooled = match self.file.as_mut() {
@@ -423,16 +456,22 @@ impl Spool {
             None => Err(StoreError::Refused("this store has no spool".into())),
         };
         match spooled {
-            Ok(()) => tracing::warn!(
-                rows = rows.len(),
-                "database away: audit rows spooled; they join the chain when it is back"
-            ),
-            Err(e) => tracing::error!(
-                rows = rows.len(),
-                error = %e,
-                "audit rows lost: {:?}",
-                rows.iter().map(|(_, r)| r.op.as_str()).collect::<Vec<_>>()
-            ),
+            Ok(()) => {
+                tracing::warn!(
+                    rows = rows.len(),
+                    "database away: audit rows spooled; they join the chain when it is back"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(
+                    rows = rows.len(),
+                    error = %e,
+                    "audit rows lost: {:?}",
+                    rows.iter().map(|(_, r)| r.op.as_str()).collect::<Vec<_>>()
+                );
+                false
+            }
         }
     }
 }

@@ -188,12 +188,26 @@ async fn with_postgres_stopped_streams_flow_changes_and_logins_are_refused_and_r
         );
         assert_store_unavailable(&e);
     }
+    // So are new connections with a valid credential: not "authentication failed" (which
+    // makes agents and cm-tui give up the credential), and not counted either.
+    for _ in 0..25 {
+        let Err(e) = operator(&addr, &pin, &cred).await else {
+            panic!("a new connection while the database is away");
+        };
+        let e = refusal(e.downcast()?);
+        assert_store_unavailable(&e);
+    }
+    // The rows of the read, of the refused logins and connections are spooled.
     let spool = dir.root().join(SPOOL_FILE);
     let spooled = std::fs::read_to_string(&spool)?;
-    assert!(
-        spooled.lines().any(|l| l.contains(r#""op":"messages""#)),
-        "the read's row is spooled: {spooled}"
-    );
+    for op in ["messages", "login", "handshake"] {
+        assert!(
+            spooled
+                .lines()
+                .any(|l| l.contains(&format!(r#""op":"{op}""#))),
+            "a {op} row is spooled: {spooled}"
+        );
+    }
 
     server.start_again();
 
@@ -241,6 +255,14 @@ async fn with_postgres_stopped_streams_flow_changes_and_logins_are_refused_and_r
         rows.iter().filter(|r| r.event.op == "messages").count(),
         1,
         "appended once"
+    );
+    let refused_logins = rows[..prompt_row]
+        .iter()
+        .filter(|r| r.event.op == "login" && r.event.decision == "deny")
+        .count();
+    assert!(
+        refused_logins >= 25,
+        "{refused_logins} refused logins in the chain"
     );
     relay.shutdown().await;
     Ok(())

@@ -315,19 +315,23 @@ async fn unwaited_rows_are_spooled_while_the_database_is_away_and_land_first_whe
     assert!(err.is_unavailable(), "{err:?}");
     assert!(err.to_string().contains("store unavailable"), "{err}");
     writer.row(5, ev("read3"), None);
+    // A refusal's row is kept: its waiter learns it is in the spool.
+    let (tx, rx) = oneshot::channel();
+    writer.row_or_spool(6, ev("refused"), tx);
+    rx.await.unwrap().unwrap();
     let _ = flush_on(&writer).await;
     assert_eq!(
         spooled_lines(&spool_path),
-        3,
+        4,
         "the unwaited rows are in the spool"
     );
     assert_eq!(chain_ops(&side), ["before"]);
 
     away.store(false, std::sync::atomic::Ordering::SeqCst);
-    durable_on(&writer, 6, ev("after")).await.unwrap();
+    durable_on(&writer, 7, ev("after")).await.unwrap();
     assert_eq!(
         chain_ops(&side),
-        ["before", "read1", "read2", "read3", "after"]
+        ["before", "read1", "read2", "read3", "refused", "after"]
     );
     assert_eq!(spooled_lines(&spool_path), 0, "the spool is emptied");
     let times: Vec<u64> = side
@@ -336,7 +340,7 @@ async fn unwaited_rows_are_spooled_while_the_database_is_away_and_land_first_whe
         .iter()
         .map(|r| r.ts_ms)
         .collect();
-    assert_eq!(times, [1, 2, 3, 5, 6], "each row keeps its own time");
+    assert_eq!(times, [1, 2, 3, 5, 6, 7], "each row keeps its own time");
 }
 
 #[tokio::test]
