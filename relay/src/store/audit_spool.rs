@@ -202,9 +202,11 @@ impl AuditSpool {
         if self.is_empty() {
             return Ok(0);
         }
+        // The database first: while it is away, the file is not read again for nothing.
+        let mut marks: Vec<(String, Option<u64>)> =
+            vec![(self.generation.clone(), sink.spool_mark(&self.generation)?)];
         let (rows, _) = self.read()?;
         let mut appended = 0;
-        let mut marks: Vec<(String, Option<u64>)> = Vec::new();
         let mut pending: Vec<&SpooledRow> = Vec::new();
         for row in &rows {
             let mark = match marks.iter().find(|(g, _)| *g == row.generation) {

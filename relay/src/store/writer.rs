@@ -364,7 +364,12 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
     let result = spool.flush(store).and_then(|()| store.append(&refs));
     let mut spooled = false;
     if let Err(e) = &result {
-        tracing::error!(error = %e, rows = refs.len(), "audit write failed");
+        if e.is_unavailable() {
+            // Said once per outage by the spool (see `keep`), not once per batch.
+            tracing::debug!(error = %e, rows = refs.len(), "audit write failed");
+        } else {
+            tracing::error!(error = %e, rows = refs.len(), "audit write failed");
+        }
         let kept: Vec<(u64, &AuditEvent)> = refs
             .iter()
             .zip(&batch.spool)
@@ -410,7 +415,7 @@ impl Spool {
                 Ok(())
             }
             Err(e) if e.is_unavailable() => {
-                tracing::warn!(error = %e, waiting, "spooled audit rows still wait for the database");
+                tracing::debug!(error = %e, waiting, "spooled audit rows still wait for the database");
                 Err(e)
             }
             // The database is there but refuses them: waiting would stop the whole trail.
@@ -457,10 +462,12 @@ impl Spool {
         };
         match spooled {
             Ok(()) => {
-                tracing::warn!(
-                    rows = rows.len(),
-                    "database away: audit rows spooled; they join the chain when it is back"
-                );
+                if self.file.as_ref().is_some_and(|f| f.len() == rows.len()) {
+                    tracing::warn!(
+                        error = %error,
+                        "the database is away: audit rows go to the spool until it is back"
+                    );
+                }
                 true
             }
             Err(e) => {
