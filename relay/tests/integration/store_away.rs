@@ -6,7 +6,7 @@
 //! verifies) and the spool is empty.
 
 use crate::forward::header;
-use crate::harness::{WAIT, operator, quick_dial};
+use crate::harness::{WAIT, operator, quick_dial, workspace_bin};
 use crate::pg_server::PgServer;
 use anyhow::{Context, Result};
 use cm_client::{self as client, LinkError};
@@ -264,6 +264,33 @@ async fn with_postgres_stopped_streams_flow_changes_and_logins_are_refused_and_r
         refused_logins >= 25,
         "{refused_logins} refused logins in the chain"
     );
+
+    // And `cm-relay audit verify` says so.
+    let toml = tmp.path().join("relay.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+            server.url()
+        ),
+    )?;
+    let (bin, root) = (workspace_bin("cm-relay")?, dir.root().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .arg("--config")
+            .arg(&toml)
+            .arg("--state-dir")
+            .arg(&root)
+            .args(["audit", "verify"])
+            .output()
+    })
+    .await??;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout)?.trim(), "audit chain intact");
     relay.shutdown().await;
     Ok(())
 }
