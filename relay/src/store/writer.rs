@@ -336,9 +336,12 @@ fn process<S: WriterStore>(store: &S, spool: &mut Spool, batch: Vec<Item<S>>) {
             Item::Flush(ack) => rows.acks.push((ack, false)),
             Item::Job(job) => {
                 commit_rows(store, spool, &mut rows);
-                // A job's own rows come after the spooled ones too.
-                let _ = spool.flush(store);
-                run_job(store, job);
+                // A job's own rows come after the spooled ones too: while those cannot be
+                // appended (the database is away), the job is refused.
+                match spool.flush(store) {
+                    Ok(()) => run_job(store, job),
+                    Err(e) => job(Err(e.share())),
+                }
             }
         }
     }
@@ -445,9 +448,9 @@ impl Spool {
         }
     }
 
-    /// Keeps rows nobody waits for whose append failed with `error`: spooled when the
-    /// database is away (or spooled rows still wait), otherwise lost (logged).
-    /// Whether they are in the spool.
+    /// Keeps rows whose append failed with `error` (rows nobody waits for, and rows of
+    /// decided operations): spooled when the database is away (or spooled rows still wait),
+    /// otherwise lost (logged). Returns whether they are in the spool.
     fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) -> bool {
         if rows.is_empty() {
             return false;

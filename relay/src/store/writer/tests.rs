@@ -377,3 +377,31 @@ async fn a_relay_started_with_a_non_empty_spool_appends_it_before_anything_else(
     assert_eq!(chain_ops(&side), ["from the last run", "new"]);
     assert_eq!(spooled_lines(&spool_path), 0);
 }
+
+#[tokio::test]
+async fn a_job_waits_behind_spooled_rows_and_is_refused_while_they_cannot_be_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, away, side, _) = start_flaky(&dir);
+    away.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.row(1, ev("read"), None);
+    let _ = flush_on(&writer).await;
+    // While the spooled row cannot be appended, a job is refused (its own rows would go
+    // into the chain before it).
+    let (tx, rx) = oneshot::channel();
+    writer.job(Box::new(move |s| {
+        let _ = tx.send(s.and_then(|s| s.store.audit(2, &ev("in a job"))));
+    }));
+    let err = rx.await.unwrap().unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    away.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (tx, rx) = oneshot::channel();
+    writer.job(Box::new(move |s| {
+        let _ = tx.send(s.and_then(|s| s.store.audit(3, &ev("in a job"))));
+    }));
+    rx.await.unwrap().unwrap();
+    assert_eq!(
+        chain_ops(&side),
+        ["read", "in a job"],
+        "the spooled row first"
+    );
+}
