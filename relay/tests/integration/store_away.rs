@@ -194,7 +194,12 @@ async fn with_postgres_stopped_streams_flow_changes_and_logins_are_refused_and_r
         let Err(e) = operator(&addr, &pin, &cred).await else {
             panic!("a new connection while the database is away");
         };
-        let e = refusal(e.downcast()?);
+        let link: LinkError = e.downcast()?;
+        assert!(
+            !link.is_fatal(),
+            "agents and cm-tui keep the credential: {link}"
+        );
+        let e = refusal(link);
         assert_store_unavailable(&e);
     }
     // The rows of the read, of the refused logins and connections are spooled.
