@@ -141,7 +141,7 @@ pub(crate) async fn serve(
             }
             Err(e) => {
                 let reason = e.wire().message;
-                shared.audit(event(Verdict::Denied { reason })).await;
+                shared.audit_kept(event(Verdict::Denied { reason })).await;
                 refuse(send, e).await;
                 return;
             }
