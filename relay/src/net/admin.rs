@@ -59,7 +59,7 @@ pub(crate) async fn answer_audited<T: serde::Serialize>(
         Err(e) => {
             tracing::info!(user = %principal.user, op = op.as_str(), error = %e, "administration refused");
             let wire = e.wire();
-            shared.audit(row(Some(wire.message.clone()))).await;
+            shared.audit_kept(row(Some(wire.message.clone()))).await;
             Reply::Error(wire)
         }
         Ok(v) => {

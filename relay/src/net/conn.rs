@@ -128,8 +128,12 @@ async fn serve(shared: &Arc<Shared>, conn: &quinn::Connection, remote: SocketAdd
             close(conn, CloseReason::Normal, "time sent");
         }
         ClientHello::H1(h1) => match authenticate(shared, conn, remote, &h1).await {
-            Some(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
-            None => refuse(conn, send, HelloError::AuthFailed, CloseReason::AuthFailed).await,
+            Ok(found) => finish_handshake(shared, conn, remote, &h1, found, send, recv).await,
+            // Not an authentication failure: the peer keeps its credential and retries.
+            Err(error @ HelloError::StoreUnavailable) => {
+                refuse(conn, send, error, CloseReason::Restarting).await;
+            }
+            Err(error) => refuse(conn, send, error, CloseReason::AuthFailed).await,
         },
     }
 }
@@ -169,7 +173,7 @@ async fn refused_unauthenticated(shared: &Arc<Shared>, remote: SocketAddr, reaso
     audit_refusal_summaries(shared, &decision.summaries);
     if decision.write {
         tracing::warn!(%remote, reason, "handshake refused before authentication");
-        shared.audit(refusal(remote, "-", reason)).await;
+        shared.audit_kept(refusal(remote, "-", reason)).await;
     } else {
         tracing::debug!(%remote, reason, "handshake refused before authentication");
     }
@@ -199,15 +203,24 @@ fn refusal(remote: SocketAddr, who: &str, reason: &str) -> Audit {
 }
 
 /// Verifies h1. On failure: logs and audits the precise reason, counts the failure for the
-/// source address, and returns `None` (the caller sends the one generic error).
+/// source address, and returns the one generic error — except while the database is away,
+/// when no credential was checked: that is said, and not counted.
 async fn authenticate(
     shared: &Arc<Shared>,
     conn: &quinn::Connection,
     remote: SocketAddr,
     h1: &H1,
-) -> Option<FoundCredential> {
+) -> Result<FoundCredential, HelloError> {
     match verify(shared, conn, h1).await {
-        Ok(found) => Some(found),
+        Ok(found) => Ok(found),
+        Err(VerifyFailure::StoreAway(e)) => {
+            let cred_id = printable_id(h1.cred_id.as_str());
+            tracing::warn!(%remote, %cred_id, error = %e, "handshake refused: the database is away");
+            shared
+                .audit_kept(refusal(remote, &cred_id, "the database is away"))
+                .await;
+            Err(HelloError::StoreUnavailable)
+        }
         Err(reason) => {
             let cred_id = printable_id(h1.cred_id.as_str());
             tracing::warn!(%remote, %cred_id, kind = ?h1.kind, %reason, "handshake refused");
@@ -216,9 +229,9 @@ async fn authenticate(
                 .lock()
                 .record_failure(limiter::addr_key(remote.ip()), now_ms());
             shared
-                .audit(refusal(remote, &cred_id, &reason.to_string()))
+                .audit_kept(refusal(remote, &cred_id, &reason.to_string()))
                 .await;
-            None
+            Err(HelloError::AuthFailed)
         }
     }
 }
@@ -230,6 +243,8 @@ enum VerifyFailure {
     Handshake(#[from] HandshakeError),
     #[error("credential lookup failed: {0}")]
     Store(String),
+    #[error("credential lookup failed, the database is away: {0}")]
+    StoreAway(String),
     #[error("TLS exporter unavailable")]
     Exporter,
 }
@@ -247,7 +262,13 @@ async fn verify(
         .store
         .read(move |s| s.find_credential(kind, &cred_id))
         .await
-        .map_err(|e| VerifyFailure::Store(e.to_string()))?;
+        .map_err(|e| {
+            if e.is_unavailable() {
+                VerifyFailure::StoreAway(e.to_string())
+            } else {
+                VerifyFailure::Store(e.to_string())
+            }
+        })?;
     let mut exporter = [0u8; EXPORTER_LEN];
     conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
         .map_err(|_| VerifyFailure::Exporter)?;

@@ -258,7 +258,9 @@ async fn expire(shared: &Arc<Shared>) {
         Ok(rows) => {
             for row in rows {
                 tracing::info!(host = %row.host, id = %row.id, "queued prompt expired; not delivered");
-                shared.audit(audit_event(&row, QueueEvent::Expired)).await;
+                shared
+                    .audit_kept(audit_event(&row, QueueEvent::Expired))
+                    .await;
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot expire queued prompts"),

@@ -93,7 +93,7 @@ pub(crate) async fn serve(
     if let Decision::Deny(reason) = decision {
         tracing::info!(user = %principal.user, cred = %principal.cred_id, op = header.op.as_str(), %reason, "denied");
         shared
-            .audit(event(Verdict::Denied {
+            .audit_kept(event(Verdict::Denied {
                 reason: reason.to_string(),
             }))
             .await;
@@ -141,7 +141,7 @@ pub(crate) async fn serve(
             }
             Err(e) => {
                 let reason = e.wire().message;
-                shared.audit(event(Verdict::Denied { reason })).await;
+                shared.audit_kept(event(Verdict::Denied { reason })).await;
                 refuse(send, e).await;
                 return;
             }
@@ -171,8 +171,8 @@ pub(crate) async fn serve(
         drop(allowed);
     } else if proto::rbac::is_read_only(header.op) {
         shared.audit_unwaited(allowed);
-    } else if !shared.audit(allowed).await {
-        refuse(send, RequestError::AuditUnavailable).await;
+    } else if let Err(refusal) = shared.audit_or_refusal(allowed).await {
+        refuse(send, refusal).await;
         return;
     }
     match header.op {

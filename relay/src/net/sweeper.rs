@@ -114,7 +114,7 @@ async fn close_revoked(shared: &Arc<Shared>, conn_id: &ConnId, live: &LiveConn, 
         .close(CloseReason::Revoked.code().into(), why.as_bytes());
     shared.live.lock().remove(conn_id);
     shared
-        .audit(Audit::Disconnect {
+        .audit_kept(Audit::Disconnect {
             agent_host: (live.kind == PeerKind::Agent).then(|| live.owner.clone()),
             owner: live.owner.clone(),
             cred: live.cred_id.clone(),

@@ -6,7 +6,8 @@
 use super::readers::Readers;
 use super::writer::Writer;
 use super::{
-    AuditEvent, GrantGeneration, PgConfig, PgStore, SqliteStore, Store, StoreError, StoreRead,
+    AuditEvent, AuditSpool, GrantGeneration, PgConfig, PgStore, SqliteStore, Store, StoreError,
+    StoreRead,
 };
 use std::sync::Arc;
 
@@ -27,6 +28,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Appends an audit row after everything submitted before it; `ack` (if any) is answered
     /// once the row is durable.
     fn audit(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>);
+    /// Appends a row whose operation is already decided (a refusal, something that already
+    /// happened); `ack` is answered once it is durable in the chain or, while the database
+    /// is away, in the relay's spool. Without a spool: as [`Self::audit`] with a waiter.
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.audit(ts_ms, event, Some(ack));
+    }
     /// `ack` is answered once everything submitted before it is durable.
     fn flush(&self, ack: Ack);
     /// Stops taking work; what was submitted is still done.
@@ -45,14 +52,16 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Starts the writer thread over `store`, which becomes the one write connection.
+    /// Starts the writer thread over `store`, which becomes the one write connection; rows
+    /// nobody waits for go to `spool` while the database cannot take them (without one, they
+    /// are logged as lost).
     ///
     /// # Errors
     /// The OS refused to start the thread.
-    pub fn start(store: SqliteStore) -> Result<Self, StoreError> {
+    pub fn start(store: SqliteStore, spool: Option<AuditSpool>) -> Result<Self, StoreError> {
         let generation = store.grants_generation();
         let readers = store.path().map(|p| Readers::new(p.to_owned()));
-        let writer = Writer::start(store)
+        let writer = Writer::start(store, spool)
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             writer,
@@ -87,6 +96,10 @@ impl Backend for SqliteBackend {
         self.writer.row(ts_ms, event, ack);
     }
 
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.writer.row_or_spool(ts_ms, event, ack);
+    }
+
     fn flush(&self, ack: Ack) {
         self.writer.flush(ack);
     }
@@ -112,16 +125,17 @@ pub struct PgBackend {
 }
 
 impl PgBackend {
-    /// Connects (migrating the schema) and starts the writer thread.
+    /// Connects (migrating the schema) and starts the writer thread; rows nobody waits for go
+    /// to `spool` while the database is away.
     ///
     /// # Errors
     /// Connection or migration failures; the OS refused to start the thread.
-    pub fn start(config: &PgConfig) -> Result<Self, StoreError> {
+    pub fn start(config: &PgConfig, spool: Option<AuditSpool>) -> Result<Self, StoreError> {
         let store = PgStore::open(config)?;
         let generation = store.grants_generation();
         let read_config = config.clone();
         let readers = Readers::with(Box::new(move || PgStore::connect(&read_config)));
-        let writer = Writer::start(store)
+        let writer = Writer::start(store, spool)
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             writer,
@@ -143,6 +157,10 @@ impl Backend for PgBackend {
 
     fn audit(&self, ts_ms: u64, event: AuditEvent, ack: Option<Ack>) {
         self.writer.row(ts_ms, event, ack);
+    }
+
+    fn audit_or_spool(&self, ts_ms: u64, event: AuditEvent, ack: Ack) {
+        self.writer.row_or_spool(ts_ms, event, ack);
     }
 
     fn flush(&self, ack: Ack) {

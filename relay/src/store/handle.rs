@@ -28,7 +28,9 @@ impl StoreHandle {
     /// # Errors
     /// The OS refused to start the writer thread.
     pub fn new(store: SqliteStore) -> Result<Self, StoreError> {
-        Ok(Self::with_backend(Arc::new(SqliteBackend::start(store)?)))
+        Ok(Self::with_backend(Arc::new(SqliteBackend::start(
+            store, None,
+        )?)))
     }
 
     /// A handle over any backend.
@@ -135,6 +137,18 @@ impl AuditWriter {
     pub async fn durable(&self, ts_ms: u64, event: AuditEvent) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         self.backend.audit(ts_ms, event, Some(ack));
+        done.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues a row whose operation is already decided (a refusal, something that already
+    /// happened) and waits until it is durable in the chain or, while the database is away,
+    /// in the relay's spool (it joins the chain when the database is back).
+    ///
+    /// # Errors
+    /// Neither could take it (see the relay log); the writer is gone.
+    pub async fn kept(&self, ts_ms: u64, event: AuditEvent) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.backend.audit_or_spool(ts_ms, event, ack);
         done.await.map_err(|_| StoreError::WriterGone)?
     }
 

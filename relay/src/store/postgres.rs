@@ -143,7 +143,8 @@ impl PgStore {
     fn live(&self) -> Result<std::cell::RefMut<'_, Client>, StoreError> {
         let mut client = self.client.borrow_mut();
         if client.is_closed() && !self.in_tx.get() {
-            tracing::info!("reconnecting to PostgreSQL");
+            // Tried at every use while the database is away: not worth a line each time.
+            tracing::debug!("reconnecting to PostgreSQL");
             *client = self.config.connect()?;
         }
         Ok(client)

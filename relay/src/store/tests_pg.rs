@@ -20,7 +20,7 @@ fn ev(op: &str) -> AuditEvent {
 /// A relay's store handle on the server's database (connecting blocks: off the runtime).
 async fn relay_store(config: &PgConfig) -> StoreHandle {
     let config = config.clone();
-    let backend = tokio::task::spawn_blocking(move || PgBackend::start(&config))
+    let backend = tokio::task::spawn_blocking(move || PgBackend::start(&config, None))
         .await
         .unwrap()
         .unwrap();
@@ -159,4 +159,30 @@ fn the_store_reconnects_by_itself_after_the_database_restarts() {
     let _ = store.set_setting("k", "2");
     store.set_setting("k", "3").unwrap();
     assert_eq!(store.setting("k").unwrap().as_deref(), Some("3"));
+}
+
+#[test]
+fn every_failure_while_the_database_is_stopped_reads_as_unavailable() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let store = PgStore::open(&pg_config(&server)).unwrap();
+    store.set_setting("k", "1").unwrap();
+    server.stop();
+    // The dead connection's first statement, then the reconnect attempts, then a write of
+    // audit rows: each is "the database is away", which the relay answers with
+    // "store unavailable, retrying" and which spools unwaited rows.
+    for _ in 0..3 {
+        let e = store.set_setting("k", "2").unwrap_err();
+        assert!(e.is_unavailable(), "{e:?}");
+        let e = store.audit(1, &ev("x")).unwrap_err();
+        assert!(e.is_unavailable(), "{e:?}");
+        assert!(e.share().is_unavailable(), "a shared copy keeps the kind");
+    }
+    server.start_again();
+    store.set_setting("k", "3").unwrap();
+    assert_eq!(store.setting("k").unwrap().as_deref(), Some("3"));
+    // A refusal by a database that is there is not "away".
+    let e = store.batch("SELECT * FROM no_such_table").unwrap_err();
+    assert!(!e.is_unavailable(), "{e:?}");
 }

@@ -40,6 +40,7 @@ mod presence;
 mod prompt_audit;
 mod queue;
 mod refusals;
+mod store_away;
 mod stream_slots;
 mod subworkspaces;
 mod templates;

@@ -18,6 +18,8 @@ pub struct PgServer {
     dir: tempfile::TempDir,
     port: u16,
     run_as: Option<(u32, u32)>,
+    /// The TLS part of the server's options (empty without TLS).
+    tls_options: String,
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `postgres` (the newest installed), if any.
@@ -89,6 +91,7 @@ impl PgServer {
             dir,
             port: 0,
             run_as,
+            tls_options: String::new(),
         };
         server.run(
             "initdb",
@@ -104,7 +107,6 @@ impl PgServer {
                 "UTF8",
             ],
         );
-        let mut tls_options = String::new();
         if let Some((cert, key)) = tls {
             for (name, pem) in [("server.crt", cert), ("server.key", key)] {
                 let path = server.dir.path().join(name);
@@ -119,36 +121,73 @@ impl PgServer {
                         .expect("hand the TLS files to the server's user");
                 }
             }
-            tls_options = " -c ssl=on -c ssl_cert_file=../server.crt -c ssl_key_file=../server.key"
-                .to_owned();
+            server.tls_options =
+                " -c ssl=on -c ssl_cert_file=../server.crt -c ssl_key_file=../server.key"
+                    .to_owned();
         }
         // The OS-chosen port may be taken again before the server binds it: try a few.
         for _ in 0..5 {
             server.port = free_port().expect("a free port on 127.0.0.1");
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c fsync=off \
-                 -c synchronous_commit=off -c max_connections=200{tls_options}",
-                server.port
-            );
-            let log = server.dir.path().join("server.log");
-            let ok = server
-                .command("pg_ctl")
-                .args(["-D", &server.data(), "-l"])
-                .arg(&log)
-                .args(["-o", &options, "-w", "-t", "60", "start"])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
+            if server.pg_ctl_start() {
                 return Some(server);
             }
             eprintln!(
                 "PostgreSQL did not start on port {}: {}",
                 server.port,
-                std::fs::read_to_string(&log).unwrap_or_default()
+                std::fs::read_to_string(server.log()).unwrap_or_default()
             );
         }
         panic!("PostgreSQL did not start (see the logs above)");
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Starts the server on its data directory and port; whether it came up.
+    fn pg_ctl_start(&self) -> bool {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories='' -c fsync=off \
+             -c synchronous_commit=off -c max_connections=200{}",
+            self.port, self.tls_options
+        );
+        // With a log file and no pipes: the server would hold a pipe open forever.
+        self.command("pg_ctl")
+            .args(["-D", &self.data(), "-l"])
+            .arg(self.log())
+            .args(["-o", &options, "-w", "-t", "60", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Stops the server (fast: open connections are closed), keeping its data and port for
+    /// [`Self::start_again`].
+    ///
+    /// # Panics
+    /// The server does not stop.
+    pub fn stop(&self) {
+        let ok = self
+            .command("pg_ctl")
+            .args(["-D", &self.data(), "-m", "fast", "-w", "-t", "60", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "PostgreSQL did not stop");
+    }
+
+    /// Starts a stopped server again on the same data and port.
+    ///
+    /// # Panics
+    /// The server does not come back (its log is printed).
+    pub fn start_again(&self) {
+        assert!(
+            self.pg_ctl_start(),
+            "PostgreSQL did not start again: {}",
+            std::fs::read_to_string(self.log()).unwrap_or_default()
+        );
     }
 
     fn data(&self) -> String {
