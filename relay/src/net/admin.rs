@@ -93,7 +93,10 @@ fn summary(summary: String) -> AdminDone {
 }
 
 fn pin(shared: &Arc<Shared>) -> Result<String, RequestError> {
+    // With the configured store: on PostgreSQL there is no relay.db, and a state directory
+    // without one would read as not initialised.
     StateDir::new(&shared.config.state_dir)
+        .with_store(shared.config.store.clone())
         .pin()
         .map_err(|e| RequestError::Admin(AdminError::State(e)))
 }
