@@ -84,7 +84,7 @@ async fn login(addr: &str, pin: &str, invite: &Invite) -> Result<IssuedCredentia
             v: proto::PROTOCOL_VERSION,
             user: invite.user.clone(),
             method: LoginMethod::Invite {
-                secret: invite.secret.clone(),
+                secret: invite.secret,
                 new_password: None,
             },
             ttl_s: None,
