@@ -241,6 +241,15 @@ async fn attempt(
             let _ = backoff.next_delay(0);
             Some(d)
         }
+        SessionEnd::Replaced => {
+            let d = backoff.next_delay(random_u64());
+            if links.picker().same_relay_as_another_link(id) {
+                tracing::warn!(link = id, %relay, delay = ?d, "this relay took another link's connection of this host instead (the same relay under two addresses); this link moves to another address");
+            } else {
+                tracing::warn!(link = id, %relay, delay = ?d, "the relay replaced this connection with a newer one of this host; reconnecting");
+            }
+            Some(d)
+        }
         SessionEnd::Lost(reason) => {
             let d = backoff.next_delay(random_u64());
             tracing::warn!(link = id, %relay, %reason, delay = ?d, "relay connection lost; reconnecting");

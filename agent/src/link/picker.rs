@@ -2,9 +2,12 @@
 //! address: a relay that saw the same host twice would replace one connection with the other,
 //! and two links to one relay do not survive that relay's loss. A link whose relay failed moves
 //! on to the next address no other link holds (in list order, wrapping around), and returns to
-//! its old one only when nothing else is free.
+//! its old one only when nothing else is free. An address whose relay replaced a link's
+//! connection with a newer one of this host reaches a relay another link already holds (one
+//! relay under two addresses, e.g. a name with an IPv4 and an IPv6 address): it is set aside so
+//! the links stop displacing each other.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 /// A link's number, `0..relay_connections`.
@@ -15,6 +18,8 @@ pub(super) type LinkId = usize;
 pub(super) struct Picker {
     addrs: Vec<SocketAddr>,
     held: HashMap<LinkId, SocketAddr>,
+    /// Addresses found to reach a relay another link holds; never handed out.
+    aliases: HashSet<SocketAddr>,
 }
 
 impl Picker {
@@ -30,6 +35,8 @@ impl Picker {
     pub(super) fn set_addrs(&mut self, addrs: Vec<SocketAddr>) {
         self.addrs.clear();
         cm_client::relay_addrs::push_distinct(&mut self.addrs, addrs);
+        let listed = &self.addrs;
+        self.aliases.retain(|a| listed.contains(a));
     }
 
     /// Whether no address is known yet.
@@ -55,9 +62,28 @@ impl Picker {
             .map_or(0, |i| i + 1);
         let free = (0..n)
             .map(|step| self.addrs[(start + step) % n])
-            .find(|a| !self.held.values().any(|h| h == a))?;
+            .find(|a| !self.aliases.contains(a) && !self.held.values().any(|h| h == a))?;
         self.held.insert(link, free);
         Some(free)
+    }
+
+    /// The relay at `link`'s address replaced `link`'s connection with a newer one of this
+    /// host: that address reaches a relay another link holds. It is set aside (and `link`
+    /// holds nothing) unless it is the last usable address; returns whether it was.
+    pub(super) fn same_relay_as_another_link(&mut self, link: LinkId) -> bool {
+        let Some(addr) = self.held.get(&link).copied() else {
+            return false;
+        };
+        let others_usable = self
+            .addrs
+            .iter()
+            .any(|a| *a != addr && !self.aliases.contains(a));
+        if !others_usable {
+            return false;
+        }
+        self.aliases.insert(addr);
+        self.held.remove(&link);
+        true
     }
 
     /// `link` stops (holds nothing).
@@ -146,6 +172,36 @@ mod tests {
         // Link 0 moves on: a1 is no longer listed, so the search starts at the list's head.
         assert_eq!(p.take(0), Some(a(3)));
         assert_distinct(&p, 2);
+    }
+
+    #[test]
+    fn an_address_reaching_a_relay_another_link_holds_is_set_aside() {
+        // One relay under a1 and a2 (IPv4 and IPv6, say), another under a3.
+        let mut p = Picker::new(vec![a(1), a(2), a(3)]);
+        p.take(0);
+        p.take(1);
+        // Link 1 connected to a2 and the relay replaced link 0's connection (a1).
+        assert!(p.same_relay_as_another_link(0));
+        assert_eq!(p.held_by(0), None);
+        assert_eq!(p.take(0), Some(a(3)));
+        // A fresh DNS answer with the same addresses keeps it aside.
+        p.set_addrs(vec![a(1), a(2), a(3)]);
+        p.release(1);
+        assert_eq!(p.take(1), Some(a(2)));
+        assert_eq!(p.take(2), None, "a1 is never handed out again");
+    }
+
+    #[test]
+    fn the_last_usable_address_is_never_set_aside() {
+        let mut p = Picker::new(vec![a(1)]);
+        p.take(0);
+        assert!(!p.same_relay_as_another_link(0));
+        assert_eq!(p.held_by(0), Some(a(1)));
+        let mut p = Picker::new(vec![a(1), a(2)]);
+        p.take(0);
+        p.take(1);
+        assert!(p.same_relay_as_another_link(0));
+        assert!(!p.same_relay_as_another_link(1), "a2 is the last one left");
     }
 
     #[test]

@@ -26,6 +26,8 @@ const STREAMS_DRAIN: Duration = Duration::from_secs(2);
 pub(super) enum SessionEnd {
     Cancelled,
     RelayRestarting,
+    /// The relay took a newer connection of this host instead (another link on it).
+    Replaced,
     Lost(String),
 }
 
@@ -51,6 +53,11 @@ fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
             if CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Restarting =>
         {
             SessionEnd::RelayRestarting
+        }
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Replaced =>
+        {
+            SessionEnd::Replaced
         }
         Some(e) => SessionEnd::Lost(e.to_string()),
         None => SessionEnd::Lost(fallback),

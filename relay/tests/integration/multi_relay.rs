@@ -1,15 +1,17 @@
 //! One agent on two relays at once: two real `cm-relay` processes on one PostgreSQL (sharing
 //! one client-facing key, so one pin), one real `cm-agent` configured with both addresses. The
 //! host shows online on BOTH relays (one link each, never two links to one relay), and stays
-//! online on relay B after relay A is killed.
+//! online on relay B after relay A is killed. And one relay under two addresses (IPv4 and
+//! IPv6) gets one link, not two that keep displacing each other.
 
 use crate::harness::{
-    LogLines, Proc, WAIT, enroll_agent, free_udp_port, host_online, operator_retrying,
+    LogLines, Proc, RelayState, WAIT, enroll_agent, free_udp_port, host_online, operator_retrying,
     spawn_logged_agent, watch_until, workspace_bin,
 };
 use crate::pg_server::PgServer;
 use anyhow::{Context, Result};
 use cm_client as client;
+use cm_relay::server::Relay;
 use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest};
 use proto::ids::ReqId;
 use proto::token::{EnrollmentToken, Invite};
@@ -94,6 +96,15 @@ async fn login(addr: &str, pin: &str, invite: &Invite) -> Result<IssuedCredentia
     .await?)
 }
 
+/// Rewrites the `relay = "…"` line `cm-agent enroll` wrote (for `first`) into `relay`.
+fn set_relays(config: &Path, first: &str, relay: &str) -> Result<()> {
+    let text = std::fs::read_to_string(config)?;
+    let one = format!("relay = \"{first}\"");
+    anyhow::ensure!(text.contains(&one), "{text}");
+    std::fs::write(config, text.replace(&one, &format!("relay = {relay}")))?;
+    Ok(())
+}
+
 /// Waits until the agent logged a connection to each of `relays` (in any order); fails if a
 /// link connects to an address another link already holds.
 fn wait_connected(log: &LogLines, relays: &[&str]) -> Result<()> {
@@ -146,11 +157,11 @@ async fn an_agent_on_two_relays_is_online_on_both_and_stays_online_when_one_is_k
 
     // Enrolled with relay A's token; relay B added by hand, as an array.
     let files = enroll_agent(tmp.path(), "box", &token)?;
-    let text = std::fs::read_to_string(&files.config)?;
-    let one = format!("relay = \"{addr_a}\"");
-    anyhow::ensure!(text.contains(&one), "{text}");
-    let both = format!("relay = [\"{addr_a}\", \"{addr_b}\"]");
-    std::fs::write(&files.config, text.replace(&one, &both))?;
+    set_relays(
+        &files.config,
+        &addr_a,
+        &format!("[\"{addr_a}\", \"{addr_b}\"]"),
+    )?;
     let agent = spawn_logged_agent(&files)?;
     wait_connected(&agent.log, &[&addr_a, &addr_b])?;
 
@@ -181,5 +192,29 @@ async fn an_agent_on_two_relays_is_online_on_both_and_stays_online_when_one_is_k
         let Some(update) = update? else { break };
         assert!(host_online(&update, "box"), "{update:?}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_under_two_addresses_keeps_one_link_not_two_that_displace_each_other()
+-> Result<()> {
+    let state = RelayState::new()?;
+    // Dual-stack: the same relay answers at 127.0.0.1 and at [::1].
+    let relay = Relay::spawn(state.config("[::]:0".parse()?)).await?;
+    let port = relay.local_addr().port();
+    let (v4, v6) = (format!("127.0.0.1:{port}"), format!("[::1]:{port}"));
+    let token = state.add_host("box", v4.parse()?)?;
+    let files = enroll_agent(state.tmp.path(), "box", &token)?;
+    set_relays(&files.config, &v4, &format!("\"{v4},{v6}\""))?;
+    let agent = spawn_logged_agent(&files)?;
+    // Both links connect; the relay keeps the newer and closes the older as replaced; that
+    // link sets its address aside instead of taking the connection back.
+    agent
+        .log
+        .wait_line(&["same relay under two addresses", "moves to another address"])?;
+    let cred = login(&v4, &state.pin, &state.invite).await?;
+    let session = operator_retrying(&v6, &state.pin, &cred).await?;
+    watch_until(&session, "box online", |l| host_online(l, "box")).await?;
+    relay.shutdown().await;
     Ok(())
 }
