@@ -6,10 +6,12 @@
 
 pub mod backoff;
 mod call;
+mod dial;
 pub mod finding;
 pub mod framed;
 mod hosts;
 pub mod pipe;
+pub mod relay_addrs;
 #[cfg(feature = "secrets")]
 pub mod secrets;
 pub mod signal;
@@ -19,11 +21,15 @@ pub mod tls;
 pub mod toml_file;
 
 pub use call::call;
+pub use dial::{
+    DIAL_ATTEMPT_TIMEOUT, Dialed, dial, dial_addr, dial_any, dial_endpoint, resolve, resolve_all,
+};
 pub use hosts::{HostWatch, host_list};
+pub use relay_addrs::AddrError;
 
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::time::{now_ms, random32};
-use crate::tls::{PinObservation, RELAY_SERVER_NAME, TlsError};
+use crate::tls::TlsError;
 use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::handshake::{
     self, ClientHello, EXPORTER_LABEL, EXPORTER_LEN, HandshakeError, IssuedCredential, Key,
@@ -43,6 +49,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why talking to the relay failed. Each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    /// The relay string is not a `host:port` list.
+    #[error(transparent)]
+    Address(#[from] AddrError),
     /// The relay address does not resolve.
     #[error("cannot resolve relay address {addr}: {reason}")]
     Resolve {
@@ -124,90 +133,6 @@ impl Default for DialOptions {
         Self {
             idle_timeout: tls::DEFAULT_IDLE_TIMEOUT,
         }
-    }
-}
-
-/// Resolves `addr` (`host:port`).
-///
-/// # Errors
-/// [`LinkError::Resolve`] if nothing resolves.
-pub async fn resolve(addr: &str) -> Result<SocketAddr, LinkError> {
-    let mut it = tokio::net::lookup_host(addr)
-        .await
-        .map_err(|e| LinkError::Resolve {
-            addr: addr.to_owned(),
-            reason: e.to_string(),
-        })?;
-    it.next().ok_or_else(|| LinkError::Resolve {
-        addr: addr.to_owned(),
-        reason: "no addresses".into(),
-    })
-}
-
-/// Opens a QUIC connection to the relay at `addr`, accepting only the key with `pin`.
-///
-/// # Errors
-/// Resolution, socket, TLS or pin failures, each with its own variant.
-pub async fn dial(
-    addr: &str,
-    pin: &str,
-    opts: &DialOptions,
-) -> Result<quinn::Connection, LinkError> {
-    dial_endpoint(addr, pin, opts).await.map(|(_, conn)| conn)
-}
-
-/// [`dial`], also returning the endpoint, for a caller that must know its close reached the
-/// relay before the process exits (`Endpoint::wait_idle` after `Connection::close`).
-///
-/// # Errors
-/// As [`dial`].
-pub async fn dial_endpoint(
-    addr: &str,
-    pin: &str,
-    opts: &DialOptions,
-) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
-    let remote = resolve(addr).await?;
-    let bind: SocketAddr = if remote.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let mut endpoint = quinn::Endpoint::client(bind).map_err(LinkError::Socket)?;
-    let (cfg, seen) = tls::client_config(pin, opts.idle_timeout)?;
-    endpoint.set_default_client_config(cfg);
-    let connecting =
-        endpoint
-            .connect(remote, RELAY_SERVER_NAME)
-            .map_err(|e| LinkError::Connect {
-                addr: addr.to_owned(),
-                reason: e.to_string(),
-            })?;
-    match connecting.await {
-        Ok(conn) => Ok((endpoint, conn)),
-        Err(e) => Err(classify_connect_error(addr, pin, &seen, e)),
-    }
-}
-
-fn classify_connect_error(
-    addr: &str,
-    pin: &str,
-    seen: &PinObservation,
-    e: quinn::ConnectionError,
-) -> LinkError {
-    if let Some(presented) = seen.presented().filter(|p| p != pin) {
-        return LinkError::PinMismatch {
-            expected: pin.to_owned(),
-            presented,
-        };
-    }
-    LinkError::Connect {
-        addr: addr.to_owned(),
-        reason: match e {
-            quinn::ConnectionError::TimedOut => {
-                "no answer (is the relay running, and is its UDP port open?)".to_owned()
-            }
-            other => other.to_string(),
-        },
     }
 }
 
@@ -361,6 +286,19 @@ pub async fn subscribe(
 /// Dial, pin or transport failures.
 pub async fn clock_skew(addr: &str, pin: &str) -> Result<i64, LinkError> {
     let conn = dial(addr, pin, &DialOptions::default()).await?;
+    skew_on(conn).await
+}
+
+/// [`clock_skew`] against one address of a relay list (`cm-agent doctor` checks each).
+///
+/// # Errors
+/// Dial, pin or transport failures.
+pub async fn clock_skew_at(remote: SocketAddr, pin: &str) -> Result<i64, LinkError> {
+    let (_endpoint, conn) = dial_addr(remote, pin, &DialOptions::default()).await?;
+    skew_on(conn).await
+}
+
+async fn skew_on(conn: quinn::Connection) -> Result<i64, LinkError> {
     let result = with_timeout(async {
         let sent = now_ms();
         let (mut send, recv) = conn.open_bi().await?;

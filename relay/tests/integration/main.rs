@@ -30,6 +30,7 @@ mod large_fleet;
 mod lease;
 mod lock;
 mod login_flood;
+mod multi_relay;
 mod ownership;
 mod peers;
 #[path = "../support/pg_server.rs"]
