@@ -76,27 +76,63 @@ impl<R> MemoryPresence<R> {
     }
 }
 
+/// What one heartbeat changed about its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusChange {
+    /// Nothing.
+    None,
+    /// Only the figures that move all the time (uptime, load, available memory).
+    Volatile,
+    /// The first heartbeat on the connection, or what the host is (name, OS, agent version,
+    /// memory size, workspaces).
+    Stable,
+}
+
+/// Whether `a` and `b` differ only in the figures that move with every heartbeat.
+fn same_stable_part(a: &HostStatus, b: &HostStatus) -> bool {
+    // Destructured: a new field must be sorted into stable or volatile here.
+    let HostStatus {
+        hostname,
+        os,
+        agent_version,
+        uptime_s: _,
+        load: _,
+        mem_total_kib,
+        mem_available_kib: _,
+        workspaces,
+    } = a;
+    *hostname == b.hostname
+        && *os == b.os
+        && *agent_version == b.agent_version
+        && *mem_total_kib == b.mem_total_kib
+        && *workspaces == b.workspaces
+}
+
 impl<R> MemoryPresence<R> {
-    /// [`Presence::heartbeat`] that also says whether the host's presence or status changed:
-    /// `None` if `conn` is not the host's current connection, else `Some(changed)`.
+    /// [`Presence::heartbeat`] that also says what changed about the host: `None` if `conn`
+    /// is not the host's current connection.
     pub fn heartbeat_changed(
         &self,
         host: &HostId,
         conn: &ConnId,
         status: HostStatus,
         now_ms: u64,
-    ) -> Option<bool> {
+    ) -> Option<StatusChange> {
         let current = self.with_table(|t| match t.get_mut(host) {
             Some(e) if e.conn.as_ref().is_some_and(|(c, _)| c == conn) => {
-                let changed = !e.heartbeat_on_conn || e.status.as_ref() != Some(&status);
+                let change = match e.status.as_ref().filter(|_| e.heartbeat_on_conn) {
+                    Some(old) if *old == status => StatusChange::None,
+                    Some(old) if same_stable_part(old, &status) => StatusChange::Volatile,
+                    Some(_) | None => StatusChange::Stable,
+                };
                 e.heartbeat_on_conn = true;
                 e.last_heartbeat_ms = Some(now_ms);
                 e.status = Some(status);
-                Some(changed)
+                Some(change)
             }
             _ => None,
         });
-        if current == Some(true) {
+        if current.is_some_and(|c| c != StatusChange::None) {
             self.bump();
         }
         current

@@ -55,6 +55,12 @@ pub enum RunError {
     /// A core task kept failing, so the relay stopped.
     #[error(transparent)]
     CoreTask(#[from] CoreTaskFailed),
+    /// This relay was retired from its fleet (or its registration removed) while it ran, so
+    /// it stopped (its agents reconnect to the other relays).
+    #[error(
+        "relay {0:?} was retired from the fleet (or its registration removed), so it stopped and its agents moved to the other relays; to bring it back run `cm-relay cluster add --id {0} --peer-addr HOST:7444`"
+    )]
+    RemovedFromFleet(String),
 }
 
 /// How the core-task supervisor ended.
@@ -314,6 +320,19 @@ impl Relay {
         }
     }
 
+    /// Resolves once this relay was retired from its fleet (or its registration removed)
+    /// while it ran: it must stop ([`Self::shutdown`] tells its agents "restarting", and they
+    /// reconnect to the relays peers still trust). Never resolves for a single relay.
+    pub fn removed_from_fleet(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let removed = self.fleet.as_ref().map(FleetMember::removed);
+        async move {
+            match removed {
+                Some(removed) => removed.await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// The bound UDP address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -352,12 +371,19 @@ impl Relay {
         if let Err(e) = self.shared.store.audit().flush().await {
             tracing::error!(error = %e, "audit rows queued at shutdown could not be written");
         }
-        if let Some(member) = self.fleet
-            && tokio::task::spawn_blocking(move || member.stop())
+        if let Some(member) = self.fleet {
+            // Bounded: a database that went away silently must not hold the shutdown (the
+            // threads end by themselves; peers count this relay gone within its liveness).
+            match tokio::time::timeout(drain, tokio::task::spawn_blocking(move || member.stop()))
                 .await
-                .is_err()
-        {
-            tracing::error!("leaving the fleet failed (see above)");
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::error!("leaving the fleet failed (see above)"),
+                Err(_) => tracing::warn!(
+                    ?drain,
+                    "leaving the fleet did not finish in time (the database does not answer)"
+                ),
+            }
         }
         tracing::info!("relay stopped");
     }
@@ -372,14 +398,17 @@ pub async fn run(
     config: RelayConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let id = config.fleet.as_ref().map(|f| f.id.0.clone()).unwrap_or_default();
     let mut relay = Relay::spawn(config).await?;
+    let removed = relay.removed_from_fleet();
     let failed = tokio::select! {
         () = shutdown => None,
-        failed = relay.core_failure() => Some(failed),
+        failed = relay.core_failure() => Some(failed.into()),
+        () = removed => Some(RunError::RemovedFromFleet(id)),
     };
     relay.shutdown().await;
     match failed {
-        Some(f) => Err(f.into()),
+        Some(e) => Err(e),
         None => Ok(()),
     }
 }

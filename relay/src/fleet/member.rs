@@ -104,6 +104,22 @@ pub struct FleetMember<R> {
     sync_thread: Option<JoinHandle<()>>,
     listen_stop: Arc<AtomicBool>,
     listen_thread: Option<JoinHandle<()>>,
+    removed: watch::Receiver<bool>,
+}
+
+impl<R> FleetMember<R> {
+    /// Resolves once this relay was retired or its registration removed while it ran (it must
+    /// stop: peers refuse it, so its agents are better served by the other relays). Never
+    /// resolves otherwise.
+    pub fn removed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut removed = self.removed.clone();
+        async move {
+            if removed.wait_for(|r| *r).await.is_err() {
+                // The presence thread ended (the relay is stopping anyway).
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 impl<R: Send + Sync + 'static> FleetMember<R> {
@@ -133,6 +149,8 @@ impl<R: Send + Sync + 'static> FleetMember<R> {
             Arc::clone(&version),
         );
         sync.start()?;
+        let host_reloads = sync.host_reloads();
+        let removed = sync.removed();
         let listener = PgListener::connect(pg)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let sync_thread = std::thread::Builder::new()
@@ -144,6 +162,7 @@ impl<R: Send + Sync + 'static> FleetMember<R> {
             sweep,
             grants_changed,
             presence: tx.clone(),
+            host_reloads,
         };
         let (config, stop) = (pg.clone(), Arc::clone(&listen_stop));
         let listen_thread = std::thread::Builder::new()
@@ -173,6 +192,7 @@ impl<R: Send + Sync + 'static> FleetMember<R> {
             sync_thread: Some(sync_thread),
             listen_stop,
             listen_thread: Some(listen_thread),
+            removed,
         })
     }
 
@@ -372,6 +392,9 @@ mod tests {
             p.peer(&RelayId::from("a")).is_none() && p.peers().is_empty()
         })
         .await;
+        // The retired relay learns it at its next heartbeat: it must stop (its agents move).
+        let removed = tokio::time::timeout(Duration::from_secs(30), a.removed()).await;
+        assert!(removed.is_ok(), "a was not told it was retired");
         assert!(b.presence.relays_holding(&host).is_empty());
         let rows = tokio::task::spawn_blocking(move || {
             a.stop();

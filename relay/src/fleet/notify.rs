@@ -7,7 +7,7 @@
 //! When the connection is lost it is made again, and everything is treated as changed (the
 //! notices sent meanwhile were missed).
 
-use super::presence_sync::SyncJob;
+use super::presence_sync::{HostReloads, SyncJob};
 use crate::store::{PgConfig, PgListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,6 +57,8 @@ pub struct Targets {
     pub grants_changed: Box<dyn Fn() + Send>,
     /// The presence thread.
     pub presence: Sender<SyncJob>,
+    /// Where hosts to re-read wait for it (coalesced).
+    pub host_reloads: Arc<HostReloads>,
 }
 
 impl std::fmt::Debug for Targets {
@@ -71,7 +73,9 @@ impl Targets {
             Notice::Revoked => self.sweep.notify_one(),
             Notice::Grants => (self.grants_changed)(),
             Notice::Presence(host) => {
-                let _ = self.presence.send(SyncJob::ReloadHost(host));
+                if self.host_reloads.note(host) {
+                    let _ = self.presence.send(SyncJob::ReloadHosts);
+                }
             }
             Notice::Relays => {
                 let _ = self.presence.send(SyncJob::ReloadRelays);
@@ -172,6 +176,7 @@ mod tests {
                 g.fetch_add(1, Ordering::AcqRel);
             }),
             presence: tx,
+            host_reloads: Arc::default(),
         };
         targets.apply(Notice::Revoked);
         // The permit is stored: the sweeper wakes even if it was busy when the notice came.
@@ -190,5 +195,32 @@ mod tests {
         targets.everything();
         assert_eq!(grants.load(Ordering::Acquire), 2);
         assert!(matches!(rx.try_recv(), Ok(SyncJob::ReloadAll)));
+    }
+
+    #[test]
+    fn a_flood_of_presence_notices_queues_one_job_and_each_host_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let targets = Targets {
+            sweep: Arc::new(tokio::sync::Notify::new()),
+            grants_changed: Box::new(|| {}),
+            presence: tx,
+            host_reloads: Arc::default(),
+        };
+        for i in 0..5_000 {
+            targets.apply(Notice::Presence(format!("box{}", i % 3)));
+        }
+        assert!(matches!(rx.try_recv(), Ok(SyncJob::ReloadHosts)));
+        assert!(rx.try_recv().is_err(), "one job for the whole flood");
+        let hosts = targets.host_reloads.take().unwrap();
+        assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["box0", "box1", "box2"]);
+        // Once taken, the next notice wakes the presence thread again.
+        targets.apply(Notice::Presence("box0".into()));
+        assert!(matches!(rx.try_recv(), Ok(SyncJob::ReloadHosts)));
+        // Too many distinct hosts waiting: everything is re-read instead (bounded memory).
+        for i in 0..=crate::fleet::presence_sync::MAX_PENDING_HOSTS {
+            targets.apply(Notice::Presence(format!("h{i}")));
+        }
+        assert!(targets.host_reloads.take().is_none());
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -8,7 +8,7 @@
 use super::directory::{PeerDirectory, PeerInfo, RelayId};
 use super::presence_sync::SyncJob;
 use super::remote_view::RemoteView;
-use crate::presence::{MemoryPresence, Presence};
+use crate::presence::{MemoryPresence, Presence, StatusChange};
 use crate::time::now_ms;
 use parking_lot::{Mutex, RwLock};
 use proto::ids::{ConnId, HostId};
@@ -24,6 +24,12 @@ const UNREACHABLE_FOR_MS: u64 = 10_000;
 /// How often one peer's unreachability is recorded in the database at most.
 const REPORT_EVERY_MS: u64 = 1_000;
 
+/// How often a host's status is written for the other relays at most when only its moving
+/// figures (uptime, load, available memory) changed: each write notifies every relay, and
+/// every agent heart-beats every few seconds. What a host is (name, version, workspaces) is
+/// written at once.
+pub const VOLATILE_WRITE_EVERY_MS: u64 = 30_000;
+
 /// The shared presence of one relay of the fleet.
 pub struct FleetPresence<R> {
     id: RelayId,
@@ -34,6 +40,8 @@ pub struct FleetPresence<R> {
     version: Arc<watch::Sender<u64>>,
     sync: Mutex<Sender<SyncJob>>,
     unreachable: Mutex<HashMap<RelayId, u64>>,
+    /// When each host's status was last sent to be written (by this relay's clock).
+    status_written: Mutex<HashMap<HostId, u64>>,
 }
 
 impl<R> std::fmt::Debug for FleetPresence<R> {
@@ -64,6 +72,7 @@ impl<R> FleetPresence<R> {
             version,
             sync: Mutex::new(sync),
             unreachable: Mutex::default(),
+            status_written: Mutex::default(),
         }
     }
 }
@@ -84,35 +93,52 @@ impl<R: Clone + Send + Sync> Presence<R> for FleetPresence<R> {
             connected_ms: now_ms,
         };
         let old = self.local.connect(host, conn, route, now_ms);
+        self.status_written.lock().remove(host);
         send(&sync, job);
         old
     }
 
     fn heartbeat(&self, host: &HostId, conn: &ConnId, status: HostStatus, now_ms: u64) -> bool {
-        match self
+        let sync = self.sync.lock();
+        let Some(change) = self
             .local
             .heartbeat_changed(host, conn, status.clone(), now_ms)
-        {
-            None => false,
-            Some(changed) => {
-                if changed {
-                    send(
-                        &self.sync.lock(),
-                        SyncJob::Status {
-                            host: host.0.clone(),
-                            conn: conn.0.clone(),
-                            status,
-                        },
-                    );
-                }
-                true
+        else {
+            return false;
+        };
+        let write = {
+            let mut written = self.status_written.lock();
+            let due = match change {
+                StatusChange::None => false,
+                StatusChange::Stable => true,
+                StatusChange::Volatile => written.get(host).is_none_or(|at| {
+                    now_ms.saturating_sub(*at) >= VOLATILE_WRITE_EVERY_MS
+                }),
+            };
+            if due {
+                written.insert(host.clone(), now_ms);
             }
+            due
+        };
+        if write {
+            send(
+                &sync,
+                SyncJob::Status {
+                    host: host.0.clone(),
+                    conn: conn.0.clone(),
+                    status,
+                },
+            );
         }
+        true
     }
 
     fn disconnect(&self, host: &HostId, conn: &ConnId, now_ms: u64) {
         let sync = self.sync.lock();
         self.local.disconnect(host, conn, now_ms);
+        if self.local.route(host).is_none() {
+            self.status_written.lock().remove(host);
+        }
         // The sync thread removes the row only if it is still this connection's.
         send(
             &sync,
@@ -291,5 +317,47 @@ mod tests {
             })
             .collect();
         assert_eq!(jobs, ["connect", "status", "disconnect"]);
+    }
+
+    fn jobs(rx: &mpsc::Receiver<SyncJob>) -> Vec<&'static str> {
+        rx.try_iter()
+            .map(|j| match j {
+                SyncJob::Status { .. } => "status",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn heartbeats_that_only_move_uptime_load_or_memory_do_not_write_to_the_database_each_time() {
+        let (p, rx) = fleet();
+        let (h, c) = (HostId::from("near"), ConnId::from("c1"));
+        p.connect(&h, c.clone(), 7, 0);
+        let mut status = HostStatus {
+            hostname: "near".into(),
+            mem_total_kib: 1_000,
+            ..HostStatus::default()
+        };
+        assert!(p.heartbeat(&h, &c, status.clone(), 1));
+        assert_eq!(jobs(&rx), ["other", "status"], "the first heartbeat is written");
+        // Every heartbeat's moving figures change: no write, no notice to every relay.
+        for beat in 2..10 {
+            status.uptime_s = beat;
+            status.load = [0.1 * beat as f64; 3];
+            status.mem_available_kib = beat;
+            assert!(p.heartbeat(&h, &c, status.clone(), beat * 1_000));
+        }
+        assert!(jobs(&rx).is_empty());
+        // What the host is changes: written at once.
+        status.workspaces = vec!["web".into()];
+        assert!(p.heartbeat(&h, &c, status.clone(), 10_000));
+        assert_eq!(jobs(&rx), ["status"]);
+        // The moving figures are refreshed for the other relays now and then.
+        status.uptime_s = 99;
+        assert!(p.heartbeat(&h, &c, status.clone(), 10_000 + VOLATILE_WRITE_EVERY_MS - 1));
+        assert!(jobs(&rx).is_empty());
+        status.uptime_s = 100;
+        assert!(p.heartbeat(&h, &c, status, 10_000 + VOLATILE_WRITE_EVERY_MS));
+        assert_eq!(jobs(&rx), ["status"]);
     }
 }

@@ -22,10 +22,55 @@ use tokio::sync::watch;
 
 /// How often the relay's heartbeat row is refreshed (and the relays re-read).
 pub const BEAT: Duration = Duration::from_secs(1);
-/// How often everything is re-read even without a notice.
-pub const FULL_RELOAD: Duration = Duration::from_secs(2);
+/// How often everything is re-read even without a notice (a safety net only: the relays are
+/// re-read every beat, the hosts a notice names at once, and everything when the notice
+/// connection was lost).
+pub const FULL_RELOAD: Duration = Duration::from_secs(30);
 /// Most jobs taken at once (a flood of agents connecting does not hold up the heartbeat).
 const MAX_BATCH: usize = 2_000;
+/// Most hosts waiting to be re-read; past it everything is re-read instead.
+pub const MAX_PENDING_HOSTS: usize = 10_000;
+
+/// Hosts that notices named, waiting for the presence thread: each host once, and one
+/// [`SyncJob::ReloadHosts`] in its channel however many notices came (the notice thread never
+/// grows the channel while the presence thread is busy with a slow database).
+#[derive(Debug, Default)]
+pub struct HostReloads {
+    pending: parking_lot::Mutex<PendingHosts>,
+}
+
+#[derive(Debug, Default)]
+struct PendingHosts {
+    hosts: BTreeSet<String>,
+    /// More than [`MAX_PENDING_HOSTS`] came: read everything.
+    overflow: bool,
+    /// A [`SyncJob::ReloadHosts`] is in the channel and not yet taken.
+    queued: bool,
+}
+
+impl HostReloads {
+    /// Notes that `host` changed; true if the presence thread must be woken (no wake-up job is
+    /// waiting yet).
+    pub fn note(&self, host: String) -> bool {
+        let mut p = self.pending.lock();
+        if !p.overflow {
+            p.hosts.insert(host);
+            if p.hosts.len() > MAX_PENDING_HOSTS {
+                p.hosts.clear();
+                p.overflow = true;
+            }
+        }
+        !std::mem::replace(&mut p.queued, true)
+    }
+
+    /// Takes the hosts to re-read (`None`: too many, read everything).
+    pub fn take(&self) -> Option<BTreeSet<String>> {
+        let mut p = self.pending.lock();
+        p.queued = false;
+        let hosts = std::mem::take(&mut p.hosts);
+        (!std::mem::take(&mut p.overflow)).then_some(hosts)
+    }
+}
 
 /// Work for the sync thread.
 #[derive(Debug)]
@@ -55,8 +100,8 @@ pub enum SyncJob {
         /// The connection.
         conn: String,
     },
-    /// Another relay changed `host`'s presence (a notice).
-    ReloadHost(String),
+    /// Other relays changed the presence of the hosts in [`HostReloads`] (notices).
+    ReloadHosts,
     /// The relays changed (a notice).
     ReloadRelays,
     /// This relay could not reach that peer relay (recorded for `cluster status`).
@@ -81,12 +126,16 @@ pub struct PresenceSync {
     liveness_ms: u64,
     view: Arc<RwLock<RemoteView>>,
     version: Arc<watch::Sender<u64>>,
+    /// The hosts notices named.
+    host_reloads: Arc<HostReloads>,
     /// This relay's rows as they should be in the database.
     mine: HashMap<String, Mine>,
     /// A write failed: rewrite every row once the database answers again.
     resync: bool,
     /// Whether the last database call failed (errors are logged on the change only).
     failing: bool,
+    /// Set once the database says this relay is retired or no longer registered.
+    removed: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for PresenceSync {
@@ -112,10 +161,23 @@ impl PresenceSync {
             liveness_ms,
             view,
             version,
+            host_reloads: Arc::default(),
             mine: HashMap::new(),
             resync: false,
             failing: false,
+            removed: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Becomes true once this relay is retired or its registration removed (`cluster remove`,
+    /// or its row deleted): it must stop, so its agents move to the relays peers trust.
+    pub fn removed(&self) -> watch::Receiver<bool> {
+        self.removed.subscribe()
+    }
+
+    /// Where the notice thread leaves the hosts to re-read.
+    pub fn host_reloads(&self) -> Arc<HostReloads> {
+        Arc::clone(&self.host_reloads)
     }
 
     /// At start: removes the rows an earlier run of this relay left, heart-beats, and reads
@@ -161,9 +223,10 @@ impl PresenceSync {
                         self.stop();
                         return;
                     }
-                    SyncJob::ReloadHost(h) => {
-                        hosts.insert(h);
-                    }
+                    SyncJob::ReloadHosts => match self.host_reloads.take() {
+                        Some(named) => hosts.extend(named),
+                        None => all = true,
+                    },
                     SyncJob::ReloadRelays => relays = true,
                     SyncJob::ReloadAll => all = true,
                     SyncJob::Unreachable(peer) => {
@@ -267,14 +330,14 @@ impl PresenceSync {
                 status: m.status.clone(),
             })
             .collect();
-        self.store.presence_clear(&self.id)?;
-        self.store.presence_write(&self.id, &writes)
+        self.store.presence_replace(&self.id, &writes)
     }
 
     fn beat(&mut self) {
         let beat = self.store.relay_heartbeat(&self.id).map(|registered| {
-            if !registered {
-                tracing::error!(relay = %self.id, "this relay is retired (or no longer registered): peers refuse it; `cm-relay cluster add` registers it again");
+            if !registered && !*self.removed.borrow() {
+                tracing::error!(relay = %self.id, "this relay is retired (or no longer registered): peers refuse it, so it stops and its agents move to the other relays; `cm-relay cluster add` registers it again");
+                self.removed.send_replace(true);
             }
         });
         let beat = beat.and_then(|()| {

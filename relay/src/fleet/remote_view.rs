@@ -6,12 +6,22 @@
 //! the time since the read is within the liveness window; a presence row counts only while its
 //! relay is alive and not retired. So a dead relay's hosts go offline within the window even
 //! though nobody deletes its rows.
+//!
+//! The view itself ages only while it is fresh: it is re-read every second, so once its last
+//! successful read is [`STALE_AFTER_MS`] old the reads are failing (the database is away), and
+//! time stops counting against the relays it shows. Otherwise every peer would look dead after
+//! the window though they still serve their agents; the last-known holders are kept (a relay
+//! that died meanwhile answers nothing, and forwarding routes around it).
 
 use super::directory::{PeerInfo, RelayId};
 use crate::store::{PresenceRow, RelayRow};
 use proto::ids::HostId;
 use proto::message::HostStatus;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// How old the last successful read may be before the view counts as stale and stops ageing
+/// (a few of the sync thread's one-second reads).
+pub const STALE_AFTER_MS: u64 = 3_000;
 
 /// One registered relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,12 +118,13 @@ impl RemoteView {
     }
 
     /// Whether relay `id` is registered, not retired, and heart-beat within `window_ms` of
-    /// `now_ms`.
+    /// `now_ms` (of the last read, once the view is stale).
     pub fn is_alive(&self, id: &RelayId, now_ms: u64, window_ms: u64) -> bool {
         self.relays.get(id).is_some_and(|r| {
             !r.retired
                 && r.heartbeat_age_ms.is_some_and(|age| {
-                    age.saturating_add(now_ms.saturating_sub(self.loaded_ms)) <= window_ms
+                    let since_read = now_ms.saturating_sub(self.loaded_ms).min(STALE_AFTER_MS);
+                    age.saturating_add(since_read) <= window_ms
                 })
         })
     }
@@ -259,18 +270,34 @@ mod tests {
         // Newest first among live relays; the dead, retired and never-seen relays and this
         // relay itself are left out.
         assert_eq!(held, ["b", "a"]);
-        // Time passing without a fresh read: b's heartbeat (200 ms old at the read) leaves the
-        // window first.
+        // Time passing without a fresh read: b's heartbeat (200 ms old at the read) leaves a
+        // 3 s window first.
         let later: Vec<&str> = v
-            .holding(&HostId::from("box"), &me, 1_000 + 4_850, 5_000)
+            .holding(&HostId::from("box"), &me, 1_000 + 2_850, 3_000)
             .iter()
             .map(|h| h.relay.0.as_str())
             .collect();
         assert_eq!(later, ["a"]);
         assert!(
-            v.holding(&HostId::from("box"), &me, 1_000 + 4_901, 5_000)
+            v.holding(&HostId::from("box"), &me, 1_000 + 2_901, 3_000)
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_view_the_database_stopped_refreshing_does_not_age_its_relays_out() {
+        let v = view();
+        let me = RelayId::from("me");
+        // The last successful read was a minute ago (the database is away): the relays alive
+        // at that read still count, so hosts held elsewhere stay reachable.
+        let held: Vec<&str> = v
+            .holding(&HostId::from("box"), &me, 1_000 + 60_000, 5_000)
+            .iter()
+            .map(|h| h.relay.0.as_str())
+            .collect();
+        assert_eq!(held, ["b", "a"]);
+        assert!(v.is_alive(&RelayId::from("a"), 1_000 + 600_000, 5_000));
+        assert!(!v.is_alive(&RelayId::from("dead"), 1_000 + 60_000, 5_000));
     }
 
     #[test]

@@ -107,6 +107,39 @@ fn presence_rows_are_put_removed_per_connection_and_cleared_per_relay() {
 }
 
 #[test]
+fn rewriting_a_relays_presence_is_one_transaction_so_peers_never_see_its_hosts_gone() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let s = PgStore::open(&pg_config(&server)).unwrap();
+    s.register_relay("a", "a:7444", "sha256:a", 1).unwrap();
+    s.presence_put("box", "a", "c1", 10, None).unwrap();
+    let put = |host: &str| PresenceWrite::Put {
+        host: host.into(),
+        conn: "c2".into(),
+        connected_ms: 20,
+        status: None,
+    };
+    // A rewrite that fails part-way (PostgreSQL refuses a NUL in text) changes nothing: the
+    // clear is rolled back with it, so the old row was never missing.
+    let failed = s.presence_replace("a", &[put("box"), put("bad\0host")]);
+    assert!(failed.is_err());
+    let rows = s.presence_rows(None).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.conn_id.as_str()).collect::<Vec<_>>(),
+        ["c1"]
+    );
+    s.presence_replace("a", &[put("box"), put("new")]).unwrap();
+    let rows = s.presence_rows(None).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.host.as_str(), r.conn_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("box", "c2"), ("new", "c2")]
+    );
+}
+
+#[test]
 fn revocations_grant_changes_presence_and_relays_each_notify_the_fleet() {
     let Some(server) = PgServer::start() else {
         return;

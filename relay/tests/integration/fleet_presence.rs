@@ -218,3 +218,39 @@ async fn an_agent_on_relay_a_is_online_at_relay_b_until_a_dies_and_revocations_r
     assert!(said.contains("a: no heartbeat"), "{said}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_retired_while_running_stops_and_tells_its_agents_to_reconnect_elsewhere()
+-> Result<()> {
+    let Some(server) = PgServer::start() else {
+        return Ok(());
+    };
+    let tmp = tempfile::tempdir()?;
+    let a = member(tmp.path(), "a", &server.url())?;
+    cm_relay(&a.config, &a.state, &["init", "--public-addr", &a.addr])?;
+    cm_relay(
+        &a.config,
+        &a.state,
+        &["cluster", "add", "--id", "a", "--peer-addr", "127.0.0.1:7444"],
+    )?;
+    let token =
+        EnrollmentToken::decode(cm_relay(&a.config, &a.state, &["host", "add", "box"])?.trim())?;
+    let relay_a = run(&a)?;
+    let conn = client::dial(&token.relay, &token.pin, &quick_dial()).await?;
+    let agent =
+        client::authenticate(conn, PeerKind::Agent, &CredId("box".into()), &token.secret).await?;
+    heartbeat_forever(agent.control_send, proto::message::HostStatus::default()).await?;
+
+    // Retired (peers refuse it now): it must not keep its agents where nobody reaches them.
+    cm_relay(&a.config, &a.state, &["cluster", "remove", "--id", "a"])?;
+    let (reason, _) = closed_reason(&agent.conn).await?;
+    assert_eq!(reason, CloseReason::Restarting, "the agent reconnects elsewhere");
+    let mut relay_a = relay_a;
+    let exited = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || relay_a.child.wait()),
+    )
+    .await???;
+    assert!(!exited.success(), "the retired relay stopped with an error");
+    Ok(())
+}

@@ -9,6 +9,22 @@ use rustls::pki_types::pem::PemObject as _;
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long connecting may take (unless the URL says `connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The keepalive idle time libpq and `postgres` default to (two hours: useless here).
+const LIBPQ_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+/// Idle time before the first TCP keepalive probe.
+const KEEPALIVES_IDLE: Duration = Duration::from_secs(10);
+/// Time between TCP keepalive probes.
+const KEEPALIVES_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered probes before the connection counts as cut.
+const KEEPALIVES_RETRIES: u32 = 3;
+/// How long sent data may stay unacknowledged before the connection counts as cut.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest one statement may run on the server (a lock wait included).
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the database is.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,12 +68,43 @@ impl PgConfig {
         Ok(config)
     }
 
-    /// Opens one connection.
-    pub(super) fn connect(&self) -> Result<postgres::Client, StoreError> {
+    /// The connection settings: the URL's, plus bounds on how long a call may block when the
+    /// database or the network to it silently goes away (TCP keepalives and user timeout, a
+    /// statement timeout) unless the URL sets them. Without them a cut connection blocks a
+    /// call (the heartbeat, the notice thread, shutdown) for the kernel's ~15 minutes.
+    ///
+    /// # Errors
+    /// As [`Self::check`].
+    pub fn client_config(&self) -> Result<postgres::Config, StoreError> {
         let mut config = self.check()?;
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
+            config.connect_timeout(CONNECT_TIMEOUT);
         }
+        config.keepalives(true);
+        if config.get_keepalives_idle() == LIBPQ_KEEPALIVES_IDLE {
+            config.keepalives_idle(KEEPALIVES_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(KEEPALIVES_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(KEEPALIVES_RETRIES);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        let options = config.get_options().unwrap_or_default();
+        if !options.contains("statement_timeout") {
+            let ms = STATEMENT_TIMEOUT.as_millis();
+            let options = format!("{options} -c statement_timeout={ms}");
+            config.options(options.trim_start());
+        }
+        Ok(config)
+    }
+
+    /// Opens one connection.
+    pub(super) fn connect(&self) -> Result<postgres::Client, StoreError> {
+        let mut config = self.client_config()?;
         let connected = if config.get_ssl_mode() == SslMode::Require {
             config.connect(self.tls()?)
         } else {
@@ -101,5 +148,37 @@ impl PgConfig {
         .with_root_certificates(roots)
         .with_no_client_auth();
         Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> postgres::Config {
+        PgConfig {
+            url: url.into(),
+            ca_file: None,
+        }
+        .client_config()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_silently_cut_database_connection_is_noticed_within_a_minute_not_fifteen() {
+        let c = config("postgres://relay@db.example:5432/codemantle");
+        assert!(c.get_keepalives());
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVES_IDLE);
+        assert_eq!(c.get_keepalives_interval(), Some(KEEPALIVES_INTERVAL));
+        assert_eq!(c.get_keepalives_retries(), Some(KEEPALIVES_RETRIES));
+        assert_eq!(c.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+        assert_eq!(c.get_options(), Some("-c statement_timeout=60000"));
+        assert_eq!(c.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        // What the URL says wins.
+        let c = config(
+            "postgres://relay@db.example/codemantle?keepalives_idle=30&options=-c%20statement_timeout%3D5s",
+        );
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(c.get_options(), Some("-c statement_timeout=5s"));
     }
 }

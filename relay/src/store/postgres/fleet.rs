@@ -86,6 +86,24 @@ impl PgStore {
             return Ok(());
         }
         let tx = self.begin(false)?;
+        self.presence_write_in(relay, writes)?;
+        tx.commit()
+    }
+
+    /// Replaces every presence row of `relay` with `writes`, in one transaction: peers see the
+    /// old rows or the new ones, never none (a rewrite after the database was away does not
+    /// make this relay's hosts flap offline elsewhere).
+    ///
+    /// # Errors
+    /// PostgreSQL failures: nothing was changed.
+    pub fn presence_replace(&self, relay: &str, writes: &[PresenceWrite]) -> Result<(), StoreError> {
+        let tx = self.begin(false)?;
+        self.presence_clear(relay)?;
+        self.presence_write_in(relay, writes)?;
+        tx.commit()
+    }
+
+    fn presence_write_in(&self, relay: &str, writes: &[PresenceWrite]) -> Result<(), StoreError> {
         for w in writes {
             match w {
                 PresenceWrite::Put {
@@ -99,7 +117,7 @@ impl PgStore {
                 }
             }
         }
-        tx.commit()
+        Ok(())
     }
 
     /// Registers relay `id` with its peer address and pin. Registering a live id again with the
