@@ -398,7 +398,11 @@ pub async fn run(
     config: RelayConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let id = config.fleet.as_ref().map(|f| f.id.0.clone()).unwrap_or_default();
+    let id = config
+        .fleet
+        .as_ref()
+        .map(|f| f.id.0.clone())
+        .unwrap_or_default();
     let mut relay = Relay::spawn(config).await?;
     let removed = relay.removed_from_fleet();
     let failed = tokio::select! {

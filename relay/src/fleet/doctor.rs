@@ -75,7 +75,9 @@ pub fn fleet(
     };
     let id = fleet.id.0.as_str();
     let mut out = vec![this_relay(&relays, dir, id)];
-    let identity = identity::load(dir).ok().map(|(certs, key, _)| PeerIdentity { certs, key });
+    let identity = identity::load(dir)
+        .ok()
+        .map(|(certs, key, _)| PeerIdentity { certs, key });
     for row in relays.into_iter().filter(|r| r.id != id) {
         let s = status_of(row, heartbeat_timeout);
         if s.retired {

@@ -212,7 +212,10 @@ mod tests {
         assert!(matches!(rx.try_recv(), Ok(SyncJob::ReloadHosts)));
         assert!(rx.try_recv().is_err(), "one job for the whole flood");
         let hosts = targets.host_reloads.take().unwrap();
-        assert_eq!(hosts.into_iter().collect::<Vec<_>>(), ["box0", "box1", "box2"]);
+        assert_eq!(
+            hosts.into_iter().collect::<Vec<_>>(),
+            ["box0", "box1", "box2"]
+        );
         // Once taken, the next notice wakes the presence thread again.
         targets.apply(Notice::Presence("box0".into()));
         assert!(matches!(rx.try_recv(), Ok(SyncJob::ReloadHosts)));

@@ -111,9 +111,9 @@ impl<R: Clone + Send + Sync> Presence<R> for FleetPresence<R> {
             let due = match change {
                 StatusChange::None => false,
                 StatusChange::Stable => true,
-                StatusChange::Volatile => written.get(host).is_none_or(|at| {
-                    now_ms.saturating_sub(*at) >= VOLATILE_WRITE_EVERY_MS
-                }),
+                StatusChange::Volatile => written
+                    .get(host)
+                    .is_none_or(|at| now_ms.saturating_sub(*at) >= VOLATILE_WRITE_EVERY_MS),
             };
             if due {
                 written.insert(host.clone(), now_ms);
@@ -339,7 +339,11 @@ mod tests {
             ..HostStatus::default()
         };
         assert!(p.heartbeat(&h, &c, status.clone(), 1));
-        assert_eq!(jobs(&rx), ["other", "status"], "the first heartbeat is written");
+        assert_eq!(
+            jobs(&rx),
+            ["other", "status"],
+            "the first heartbeat is written"
+        );
         // Every heartbeat's moving figures change: no write, no notice to every relay.
         for beat in 2..10 {
             status.uptime_s = beat;

@@ -231,7 +231,14 @@ async fn a_relay_retired_while_running_stops_and_tells_its_agents_to_reconnect_e
     cm_relay(
         &a.config,
         &a.state,
-        &["cluster", "add", "--id", "a", "--peer-addr", "127.0.0.1:7444"],
+        &[
+            "cluster",
+            "add",
+            "--id",
+            "a",
+            "--peer-addr",
+            "127.0.0.1:7444",
+        ],
     )?;
     let token =
         EnrollmentToken::decode(cm_relay(&a.config, &a.state, &["host", "add", "box"])?.trim())?;
@@ -244,7 +251,11 @@ async fn a_relay_retired_while_running_stops_and_tells_its_agents_to_reconnect_e
     // Retired (peers refuse it now): it must not keep its agents where nobody reaches them.
     cm_relay(&a.config, &a.state, &["cluster", "remove", "--id", "a"])?;
     let (reason, _) = closed_reason(&agent.conn).await?;
-    assert_eq!(reason, CloseReason::Restarting, "the agent reconnects elsewhere");
+    assert_eq!(
+        reason,
+        CloseReason::Restarting,
+        "the agent reconnects elsewhere"
+    );
     let mut relay_a = relay_a;
     let exited = tokio::time::timeout(
         std::time::Duration::from_secs(60),

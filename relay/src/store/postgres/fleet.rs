@@ -96,7 +96,11 @@ impl PgStore {
     ///
     /// # Errors
     /// PostgreSQL failures: nothing was changed.
-    pub fn presence_replace(&self, relay: &str, writes: &[PresenceWrite]) -> Result<(), StoreError> {
+    pub fn presence_replace(
+        &self,
+        relay: &str,
+        writes: &[PresenceWrite],
+    ) -> Result<(), StoreError> {
         let tx = self.begin(false)?;
         self.presence_clear(relay)?;
         self.presence_write_in(relay, writes)?;
