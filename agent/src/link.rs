@@ -1,24 +1,27 @@
-//! The agent's links to its relays: `relay_connections` independent links (one per distinct
-//! relay address at most), each dialing the address the shared [`picker`] gives it, serving
+//! The agent's links to its relays: `relay_connections` independent links, each dialing a
+//! distinct relay address the shared [`addresses`] give it (a link without a free address
+//! waits for one, resolving the list again now and then), serving
 //! the same workspaces, heartbeating, and reconnecting forever with capped, jittered backoff —
 //! to another free address when its relay failed. One relay's loss leaves the host online on
 //! the others. Only cancellation ends it.
 
+mod addresses;
 mod picker;
 mod revocations;
 mod serve;
 
 use crate::workspaces::Workspaces;
+use addresses::Addresses;
 use cm_client::backoff::{Backoff, Policy, RESTART_SPREAD, jitter};
 use cm_client::time::random_u64;
-use picker::{LinkId, Picker};
+use picker::LinkId;
 use proto::handshake::Key;
 use proto::ids::HostId;
 use revocations::Revocations;
 use serve::SessionEnd;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -65,86 +68,21 @@ impl HostKilled {
 struct Links {
     config: LinkConfig,
     workspaces: Arc<Workspaces>,
-    picker: Mutex<Picker>,
-    /// Woken when an address is released or the list changes (for a link waiting for one).
-    picker_changed: tokio::sync::Notify,
+    addresses: Addresses,
     revocations: Revocations,
     host_killed: HostKilled,
 }
 
-impl Links {
-    fn picker(&self) -> std::sync::MutexGuard<'_, Picker> {
-        self.picker.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Resolves the relay list again (DNS may have changed); keeps the old list on failure.
-    /// Returns whether any address is known.
-    async fn refresh(&self, id: LinkId) -> bool {
-        match cm_client::resolve_all(&self.config.relays).await {
-            Ok(addrs) => {
-                self.picker().set_addrs(addrs);
-                self.picker_changed.notify_waiters();
-                true
-            }
-            Err(e) => {
-                let known = !self.picker().is_empty();
-                if known {
-                    tracing::debug!(link = id, error = %e, "cannot resolve the relays again; using the addresses known");
-                } else {
-                    tracing::warn!(link = id, error = %e, "cannot resolve any relay address; retrying");
-                }
-                known
-            }
-        }
-    }
-
-    /// An address no other link holds (the next after this link's last one); waits while every
-    /// address is held by other links.
-    async fn take(&self, id: LinkId) -> SocketAddr {
-        loop {
-            let changed = self.picker_changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if let Some(addr) = self.picker().take(id) {
-                return addr;
-            }
-            tracing::debug!(
-                link = id,
-                "every relay address is held by another link; waiting"
-            );
-            changed.await;
-        }
-    }
-
-    fn release(&self, id: LinkId) {
-        self.picker().release(id);
-        self.picker_changed.notify_waiters();
-    }
-}
-
 /// Runs the links until `cancel` fires; operation streams are served from `workspaces`.
 pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: CancellationToken) {
-    let initial = match cm_client::resolve_all(&config.relays).await {
-        Ok(addrs) => addrs,
-        Err(e) => {
-            tracing::warn!(error = %e, relays = %config.relays, "cannot resolve the relays yet; retrying");
-            Vec::new()
-        }
-    };
-    let picker = Picker::new(initial);
-    let count = if picker.is_empty() {
-        // Unknown yet: one per listed entry at most; a surplus link waits for a free address.
-        let entries = config.relays.split(',').count();
-        config.connections.min(entries).max(1)
-    } else {
-        picker.links_for(config.connections)
-    };
+    // Every wanted link runs from the start, even when the relays resolve to fewer addresses
+    // (or to none yet): a link without a free address waits, resolving the list again.
+    let count = addresses::link_count(&config.relays, config.connections);
     tracing::info!(relays = %config.relays, links = count, "linking to the relays");
     let links = Arc::new(Links {
+        addresses: Addresses::new(config.relays.clone(), addresses::dns()),
         config,
         workspaces,
-        picker: Mutex::new(picker),
-        picker_changed: tokio::sync::Notify::new(),
         revocations: Revocations::default(),
         host_killed: HostKilled::default(),
     });
@@ -167,7 +105,7 @@ pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: Cancel
 /// One link: pick an address, connect, serve, and again, until `cancel` fires.
 async fn run_link(links: Arc<Links>, id: LinkId, cancel: CancellationToken) {
     link_loop(&links, id, &cancel).await;
-    links.release(id);
+    links.addresses.release(id);
 }
 
 async fn link_loop(links: &Links, id: LinkId, cancel: &CancellationToken) {
@@ -176,13 +114,13 @@ async fn link_loop(links: &Links, id: LinkId, cancel: &CancellationToken) {
         let known = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            known = links.refresh(id) => known,
+            known = links.addresses.refresh(id) => known,
         };
         let delay = if known {
             let relay = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
-                addr = links.take(id) => addr,
+                addr = links.addresses.take(id) => addr,
             };
             match attempt(links, id, relay, &mut backoff, cancel).await {
                 Some(delay) => delay,
@@ -243,7 +181,7 @@ async fn attempt(
         }
         SessionEnd::Replaced => {
             let d = backoff.next_delay(random_u64());
-            if links.picker().same_relay_as_another_link(id) {
+            if links.addresses.same_relay_as_another_link(id) {
                 tracing::warn!(link = id, %relay, delay = ?d, "this relay took another link's connection of this host instead (the same relay under two addresses); this link moves to another address");
             } else {
                 tracing::warn!(link = id, %relay, delay = ?d, "the relay replaced this connection with a newer one of this host; reconnecting");

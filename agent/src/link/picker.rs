@@ -24,6 +24,7 @@ pub(super) struct Picker {
 
 impl Picker {
     /// A picker over `addrs` (in order, duplicates ignored).
+    #[cfg(test)]
     pub(super) fn new(addrs: Vec<SocketAddr>) -> Self {
         let mut picker = Self::default();
         picker.set_addrs(addrs);
@@ -42,12 +43,6 @@ impl Picker {
     /// Whether no address is known yet.
     pub(super) fn is_empty(&self) -> bool {
         self.addrs.is_empty()
-    }
-
-    /// How many links to run for `wanted` connections: one per distinct address at most, and
-    /// at least one.
-    pub(super) fn links_for(&self, wanted: usize) -> usize {
-        wanted.min(self.addrs.len()).max(1)
     }
 
     /// Gives `link` an address no other link holds and records it as `link`'s, releasing what
@@ -146,13 +141,8 @@ mod tests {
     }
 
     #[test]
-    fn links_are_capped_by_the_number_of_addresses_and_a_surplus_link_gets_none() {
-        let p = Picker::new(vec![a(1), a(1), a(2)]);
-        assert_eq!(p.links_for(2), 2);
-        assert_eq!(p.links_for(5), 2);
+    fn a_surplus_link_gets_no_address_until_one_is_released() {
         let mut one = Picker::new(vec![a(1)]);
-        assert_eq!(one.links_for(2), 1);
-        assert_eq!(Picker::default().links_for(2), 1);
         assert_eq!(one.take(0), Some(a(1)));
         assert_eq!(one.take(1), None);
         assert_eq!(one.held_by(1), None);

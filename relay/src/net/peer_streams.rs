@@ -2,10 +2,15 @@
 //! TLS, named by its registered pin) asks for a stream to a host whose agent this relay holds;
 //! the stream is opened on the agent's connection and spliced, byte for byte. Who asks was
 //! authenticated, authorized and audited by the operator's relay: here nothing is parsed
-//! after the open frame and nothing is audited (logged at debug).
+//! after the open frame and nothing is audited (logged at debug). The stream does take a slot
+//! of this relay's stream quota for the principal and role the operator's relay names, like a
+//! local operator's stream: one user through several relays holds no more of the agent's
+//! streams than through one.
 
 use super::Shared;
+use super::error::RequestError;
 use super::splice::{self, ForwardError};
+use super::stream_quota::StreamQuota;
 use crate::fleet::RelayId;
 use crate::fleet::peer_endpoint::{self, Tasks};
 use crate::fleet::peer_pool::PeerPool;
@@ -13,6 +18,7 @@ use crate::fleet::peer_stream::{self, MAX_PEER_FRAME, PeerAnswer};
 use crate::framed::FramedRecv;
 use crate::presence::Presence;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Starts serving peer streams on `endpoint` and dialling peers from it (through `pool`).
 /// The accept loop is a tracked task of the relay; it closes the endpoint when the relay stops.
@@ -27,12 +33,15 @@ pub(crate) fn start(shared: &Arc<Shared>, endpoint: quinn::Endpoint, pool: PeerP
         shared.presence.changes(),
         shared.cancel.clone(),
     ));
-    let presence = Arc::clone(&shared.presence);
+    let serving = AgentSide {
+        presence: Arc::clone(&shared.presence),
+        quota: Arc::clone(&shared.stream_quota),
+    };
     let tasks = Tasks {
         cancel: shared.cancel.clone(),
         tracker: shared.tracker.clone(),
     };
-    let serve_stream = move |from, send, recv| serve(Arc::clone(&presence), from, send, recv);
+    let serve_stream = move |from, send, recv| serve(serving.clone(), from, send, recv);
     shared.tracker.spawn(peer_endpoint::accept_loop(
         endpoint,
         pool,
@@ -60,10 +69,20 @@ async fn close_retired(
     }
 }
 
+/// What the agent's relay serves peer streams with.
+#[derive(Clone)]
+pub(crate) struct AgentSide {
+    /// The agents connected to this relay.
+    pub(crate) presence: Arc<dyn Presence<quinn::Connection>>,
+    /// This relay's share of each host's agent streams among the people using it (the same
+    /// one its own operators' streams take from).
+    pub(crate) quota: Arc<StreamQuota>,
+}
+
 /// Serves one stream a peer relay opened: read its open frame, open the agent stream of this
 /// relay's own connection to the host, answer, splice.
 pub(crate) async fn serve(
-    presence: Arc<dyn Presence<quinn::Connection>>,
+    side: AgentSide,
     from: RelayId,
     mut send: quinn::SendStream,
     recv: quinn::RecvStream,
@@ -79,12 +98,26 @@ pub(crate) async fn serve(
         }
     };
     let host = open.host;
-    let Some(agent) = presence.route(&host) else {
+    let Some(agent) = side.presence.route(&host) else {
         tracing::debug!(peer = %from, %host, "peer stream for a host not held here");
         answer_and_finish(send, PeerAnswer::NotHere).await;
         return;
     };
-    let (agent_send, agent_recv) = match splice::open(&agent, &open.forward).await {
+    // Held until the stream ends.
+    let forward = &open.forward;
+    let _slot = match side
+        .quota
+        .take(&host, &forward.principal, forward.role, QUOTA_WAIT)
+        .await
+    {
+        Ok(slot) => slot,
+        Err(full) => {
+            tracing::info!(peer = %from, user = %forward.principal, %host, ?full, "no stream slot for a peer stream");
+            refuse_as_relay(send, RequestError::Quota { full, host }).await;
+            return;
+        }
+    };
+    let (agent_send, agent_recv) = match splice::open(&agent, forward).await {
         Ok(streams) => streams,
         Err(e) => {
             tracing::debug!(peer = %from, %host, error = %e, "peer stream not opened");
@@ -105,6 +138,23 @@ pub(crate) async fn serve(
     let carried =
         splice::splice_inspecting(send, recv, agent_send, agent_recv, |_| async {}, 0).await;
     tracing::debug!(peer = %from, %host, up = carried.up, down = carried.down, "peer stream ended");
+}
+
+/// How long a peer stream waits for a slot of the stream quota: short, so that the wait and
+/// the wait for a free agent stream (5 s) end before the operator's relay gives up on the
+/// answer (`peer_stream::ANSWER_TIMEOUT`, 10 s).
+const QUOTA_WAIT: Duration = Duration::from_secs(2);
+
+/// Refuses the stream the way the operator's relay refuses one itself: the stream is answered
+/// `open` and carries the relay's error reply, which the operator's relay passes on to the
+/// operator unchanged (it is not an agent's refusal: not audited as one).
+async fn refuse_as_relay(mut send: quinn::SendStream, error: RequestError) {
+    if peer_stream::answer(&mut send, &PeerAnswer::Open)
+        .await
+        .is_ok()
+    {
+        super::body::refuse(send, error).await;
+    }
 }
 
 /// Answers without opening anything, and ends the stream.

@@ -8,6 +8,8 @@ use crate::fleet::peer_pool::PeerPool;
 use crate::fleet::peer_tls::tests::{FixedDirectory, IDLE, identity, info};
 use crate::fleet::peer_tls::{self, PeerIdentity};
 use crate::framed::FramedRecv;
+use crate::net::peer_streams::AgentSide;
+use crate::net::stream_quota::{PER_PRINCIPAL, StreamQuota};
 use crate::presence::{MemoryPresence, Presence};
 use proto::frame::MAX_HEADER_LEN;
 use proto::header::{Op, StreamHeader};
@@ -56,9 +58,13 @@ fn relay_as(id: &str, (identity, pin): (PeerIdentity, String)) -> TestRelay {
         cancel: cancel.clone(),
         tracker: TaskTracker::new(),
     };
-    let serving: Arc<dyn Presence<quinn::Connection>> = presence.clone();
+    let quota = Arc::new(StreamQuota::default());
+    let serving = AgentSide {
+        presence: presence.clone(),
+        quota: Arc::clone(&quota),
+    };
     let serve = move |from, send, recv| {
-        super::super::peer_streams::serve(Arc::clone(&serving), from, send, recv)
+        super::super::peer_streams::serve(serving.clone(), from, send, recv)
     };
     let pool = Arc::new(PeerPool::new(
         endpoint.clone(),
@@ -321,4 +327,70 @@ async fn retiring_a_relay_cuts_its_open_streams() {
         .await
         .expect("the stream ended");
     assert!(end.is_err(), "the retired relay's open stream was cut");
+}
+
+/// Opens a stream to `host` from `relay` for `user`, sending nothing yet (the agent holds it
+/// open until the operator's side finishes).
+async fn hold_stream(
+    relay: &TestRelay,
+    holders: &[RelayId],
+    host: &str,
+    user: &str,
+) -> (quinn::SendStream, quinn::RecvStream) {
+    let mut fwd = forward_header(host);
+    fwd.principal = UserId::from(user);
+    open_through(relay.directory.as_ref(), &relay.pool, holders, &fwd)
+        .await
+        .expect("a relay holds the host")
+        .expect("not busy")
+}
+
+#[tokio::test]
+async fn one_user_through_two_relays_holds_at_most_the_per_user_quota_of_agent_streams() {
+    let (a, b, c) = (relay("a"), relay("b"), relay("c"));
+    register(&a, &b);
+    register(&c, &b);
+    let mut headers = agent_on(&b, "h").await;
+    let via_a = holding(&a, "h", &[&b]);
+    let via_c = holding(&c, "h", &[&b]);
+    // Alice holds her whole share of b's agent streams, half through a and half through c.
+    let mut held = Vec::new();
+    for i in 0..PER_PRINCIPAL {
+        let (relay, holders) = if i % 2 == 0 {
+            (&a, &via_a)
+        } else {
+            (&c, &via_c)
+        };
+        held.push(hold_stream(relay, holders, "h", "alice").await);
+        assert!(
+            headers.recv().await.is_some(),
+            "stream {i} reached the agent"
+        );
+    }
+    // One more through either relay is refused by b, with the quota's own message.
+    let answer = ping_as(&c, &via_c, "h", "alice").await;
+    let answer = String::from_utf8_lossy(&answer);
+    let quota = format!("you have {PER_PRINCIPAL} streams open to host h");
+    assert!(
+        answer.contains("unavailable") && answer.contains(&quota),
+        "{answer}"
+    );
+    assert!(
+        headers.try_recv().is_err(),
+        "the refused stream never reached the agent"
+    );
+    // Another user is not held back by alice's streams.
+    assert_eq!(ping_as(&a, &via_a, "h", "bob").await, b"echo:ping");
+    drop(held);
+}
+
+/// [`ping`] for `user`: the whole answer (a refusal may come before `ping` is sent).
+async fn ping_as(relay: &TestRelay, holders: &[RelayId], host: &str, user: &str) -> Vec<u8> {
+    let (mut send, mut recv) = hold_stream(relay, holders, host, user).await;
+    let _ = send.write_all(b"ping").await;
+    let _ = send.finish();
+    tokio::time::timeout(HANG_GUARD, recv.read_to_end(1 << 20))
+        .await
+        .expect("answered")
+        .unwrap()
 }
