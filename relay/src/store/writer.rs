@@ -364,7 +364,10 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
     }
     let refs: Vec<(u64, &AuditEvent)> = batch.rows.iter().map(|(t, e)| (*t, e)).collect();
     // Spooled rows first: while some wait, nothing newer may go into the chain.
-    let result = spool.flush(store).and_then(|()| store.append(&refs));
+    let mut reserved = None;
+    let result = spool
+        .flush(store)
+        .and_then(|()| spool.append_marked(store, &refs, &mut reserved));
     let mut spooled = false;
     if let Err(e) = &result {
         if e.is_unavailable() {
@@ -373,12 +376,15 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
         } else {
             tracing::error!(error = %e, rows = refs.len(), "audit write failed");
         }
-        let kept: Vec<(u64, &AuditEvent)> = refs
-            .iter()
+        // Numbered as reserved for the append (if it reserved): should its commit have landed
+        // after all, the flush skips them.
+        let first = reserved.unwrap_or(0);
+        let kept: Vec<(u64, u64, &AuditEvent)> = (first..)
+            .zip(&refs)
             .zip(&batch.spool)
-            .filter_map(|(row, spool)| spool.then_some(*row))
+            .filter_map(|((seq, (ts_ms, event)), spool)| spool.then_some((seq, *ts_ms, *event)))
             .collect();
-        spooled = spool.keep(e, &kept);
+        spooled = spool.keep(e, &kept, reserved.is_some());
     }
     for (ack, kept) in batch.acks.drain(..) {
         let answer = match &result {
@@ -441,6 +447,27 @@ impl Spool {
         }
     }
 
+    /// Appends `rows` to the chain. With a spool, under numbers reserved in it (the first is
+    /// put in `reserved`), recorded as its mark in the same transaction: rows whose commit
+    /// landed but was reported failed are then spooled under those numbers and skipped by
+    /// the flush, not appended twice.
+    fn append_marked<S: WriterStore>(
+        &mut self,
+        store: &S,
+        rows: &[(u64, &AuditEvent)],
+        reserved: &mut Option<u64>,
+    ) -> Result<(), StoreError> {
+        match self.file.as_mut() {
+            Some(file) if !rows.is_empty() => {
+                let (generation, first) = file.reserve(rows.len());
+                *reserved = Some(first);
+                let last = first.saturating_add(rows.len() as u64 - 1);
+                store.append_spooled(rows, &generation, last)
+            }
+            _ => store.append(rows),
+        }
+    }
+
     /// Tries again when idle, at most every [`SPOOL_RETRY`].
     fn retry<S: WriterStore>(&mut self, store: &S) {
         if self.file.as_ref().is_some_and(|f| !f.is_empty()) && Instant::now() >= self.next_retry {
@@ -451,13 +478,28 @@ impl Spool {
     /// Keeps rows whose append failed with `error` (rows nobody waits for, and rows of
     /// decided operations): spooled when the database is away (or spooled rows still wait),
     /// otherwise lost (logged). Returns whether they are in the spool.
-    fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) -> bool {
+    ///
+    /// `rows` are `(seq, ts_ms, event)`; the numbers are used when `numbered` (reserved for
+    /// them by [`Self::append_marked`]), else new ones are taken.
+    fn keep(
+        &mut self,
+        error: &StoreError,
+        rows: &[(u64, u64, &AuditEvent)],
+        numbered: bool,
+    ) -> bool {
         if rows.is_empty() {
             return false;
         }
         let away = error.is_unavailable() || self.file.as_ref().is_some_and(|f| !f.is_empty());
         let spooled = match self.file.as_mut() {
-            Some(file) if away => file.append(rows),
+            Some(file) if away && numbered => file.append_reserved(rows),
+            Some(file) if away => {
+                let plain: Vec<(u64, &AuditEvent)> = rows
+                    .iter()
+                    .map(|(_, ts_ms, event)| (*ts_ms, *event))
+                    .collect();
+                file.append(&plain)
+            }
             Some(_) => Err(StoreError::Refused(format!(
                 "the database refused them: {error}"
             ))),
@@ -478,7 +520,7 @@ impl Spool {
                     rows = rows.len(),
                     error = %e,
                     "audit rows lost: {:?}",
-                    rows.iter().map(|(_, r)| r.op.as_str()).collect::<Vec<_>>()
+                    rows.iter().map(|(_, _, r)| r.op.as_str()).collect::<Vec<_>>()
                 );
                 false
             }
