@@ -3,7 +3,7 @@
 
 use super::error::HelloError;
 use super::principal::{Principal, close};
-use super::refusal_log::{Source, Summary};
+use super::refusal_log::{Kind, Source, Summary};
 use super::{Shared, limiter};
 use crate::audit_event::Audit;
 use crate::authz;
@@ -214,11 +214,23 @@ async fn authenticate(
     match verify(shared, conn, h1).await {
         Ok(found) => Ok(found),
         Err(VerifyFailure::StoreAway(e)) => {
+            // Nothing was checked, so nothing is counted against the address; its rows go to
+            // the spool, so a flood is written as one row per address per window and a count.
             let cred_id = printable_id(h1.cred_id.as_str());
-            tracing::warn!(%remote, %cred_id, error = %e, "handshake refused: the database is away");
-            shared
-                .audit_kept(refusal(remote, &cred_id, "the database is away"))
-                .await;
+            let decision = shared.refusals.lock().note_kind(
+                limiter::addr_key(remote.ip()),
+                Kind::HandshakeStoreAway,
+                now_ms(),
+            );
+            audit_refusal_summaries(shared, &decision.summaries);
+            if decision.write {
+                tracing::warn!(%remote, %cred_id, error = %e, "handshake refused: the database is away");
+                shared
+                    .audit_kept(refusal(remote, &cred_id, "the database is away"))
+                    .await;
+            } else {
+                tracing::debug!(%remote, %cred_id, error = %e, "handshake refused: the database is away");
+            }
             Err(HelloError::StoreUnavailable)
         }
         Err(reason) => {

@@ -310,8 +310,19 @@ pub(crate) async fn handle(
             }
             if failure.store_away() {
                 shared.limiter.lock().refund(&addr_key);
+                // Its row goes to the spool: one per address per window, then a count.
+                let decision = shared.refusals.lock().note_kind(
+                    addr_key,
+                    super::refusal_log::Kind::LoginStoreAway,
+                    now_ms(),
+                );
+                super::conn::audit_refusal_summaries(shared, &decision.summaries);
+                if decision.write {
+                    shared.audit_kept(event(Err(failure.to_string()))).await;
+                }
+            } else {
+                shared.audit_kept(event(Err(failure.to_string()))).await;
             }
-            shared.audit_kept(event(Err(failure.to_string()))).await;
             ServerHello::Error(failure.public())
         }
     };

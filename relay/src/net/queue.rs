@@ -4,10 +4,15 @@
 //! authorization point) and expires the ones whose time is up. `queue_list` and
 //! `queue_cancel` are answered here.
 //!
-//! Delivery is once: an entry is claimed with a conditional update (`queued → delivering`)
-//! before it is forwarded, and forwarded with the prompt's own idempotency key, so even a
-//! repeat after a relay crash mid-delivery is answered by the agent's idempotency record
-//! rather than reaching OpenCode twice.
+//! Delivery is once: an entry is claimed with a conditional update (`queued → delivering`,
+//! recording which relay claimed it and when) before it is forwarded, and forwarded with the
+//! prompt's own idempotency key, so even a repeat after a relay crash mid-delivery is answered
+//! by the agent's idempotency record rather than reaching OpenCode twice.
+//!
+//! Claims left behind are re-queued by [`recover`], at start and every [`RECOVER_EVERY`]
+//! (between deliveries, so none of this relay's is in flight): this relay's own, those of
+//! relays of the fleet that are dead or retired, and those older than [`STALE_CLAIM`]; never a
+//! live peer's delivery in flight.
 
 use super::Shared;
 use super::body::{self, answer, refuse};
@@ -43,6 +48,26 @@ const MIN_PASS: Duration = Duration::from_millis(200);
 const LIST_LIMIT: usize = 200;
 /// Bound on one delivery (open, send, the agent's answer).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A claim older than this is no delivery in flight (one is bounded by [`DELIVERY_TIMEOUT`];
+/// the margin covers the store calls around it): it is re-queued whoever made it.
+const STALE_CLAIM: Duration = Duration::from_secs(90);
+/// How often claims left behind (by relays that died) are looked for.
+const RECOVER_EVERY: Duration = Duration::from_secs(10);
+/// The claimer id of the single relay (`[fleet]` absent); fleet ids cannot contain `(`.
+const SINGLE_RELAY: &str = "(single)";
+
+/// Who this relay is, as a claimer of queued prompts.
+fn claimer(shared: &Shared) -> String {
+    shared
+        .config
+        .fleet
+        .as_ref()
+        .map_or_else(|| SINGLE_RELAY.to_owned(), |f| f.id.0.clone())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 fn audit_event(row: &QueueRow, event: QueueEvent) -> Audit {
     Audit::Queue {
@@ -198,16 +223,29 @@ impl LocalHandler for op::QueueCancel {
     }
 }
 
-/// The delivery and expiry loop; runs until the relay shuts down.
-pub(crate) async fn run(shared: Arc<Shared>) {
-    match shared.store.call(|s| s.queue_recover()).await {
+/// Re-queues claims nobody is delivering: this relay's own (called only between its
+/// deliveries), those of dead or retired relays, and stale ones.
+async fn recover(shared: &Arc<Shared>) {
+    let relay = claimer(shared);
+    let (stale, alive) = (millis(STALE_CLAIM), millis(shared.config.heartbeat_timeout));
+    match shared
+        .store
+        .call(move |s| s.queue_recover(&relay, now_ms(), stale, alive))
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
             entries = n,
-            "queued prompts were mid-delivery at the last stop; delivering them again (the agent answers repeats from its idempotency record)"
+            "queued prompts were left mid-delivery (by a stop of this relay, a relay that died, or a delivery that never finished); delivering them again (the agent answers repeats from its idempotency record)"
         ),
-        Err(e) => tracing::error!(error = %e, "cannot read the prompt queue"),
+        Err(e) => tracing::error!(error = %e, "cannot recover the prompt queue"),
     }
+}
+
+/// The delivery and expiry loop; runs until the relay shuts down.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    recover(&shared).await;
+    let mut last_recover = tokio::time::Instant::now();
     let mut last_purge: Option<tokio::time::Instant> = None;
     let mut changes = shared.presence.changes();
     let mut tick = tokio::time::interval(TICK);
@@ -227,6 +265,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             () = tokio::time::sleep(MIN_PASS) => {}
         }
         expire(&shared).await;
+        // Deliveries are awaited one by one in this loop: none of this relay's is in flight.
+        if last_recover.elapsed() >= RECOVER_EVERY {
+            last_recover = tokio::time::Instant::now();
+            recover(&shared).await;
+        }
         if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             last_purge = Some(tokio::time::Instant::now());
             let keep = u64::try_from(KEEP_FINISHED.as_millis()).unwrap_or(u64::MAX);
@@ -287,15 +330,22 @@ async fn deliver_host(shared: &Arc<Shared>, host: &HostId) {
     }
 }
 
-/// Sets an entry's final state (from `delivering`).
+/// Sets an entry's final state (from `delivering`, while it is still this relay's claim).
 async fn finish(shared: &Arc<Shared>, id: &str, to: QueueState, detail: Option<String>) {
-    let id = id.to_owned();
-    if let Err(e) = shared
+    let (id, relay) = (id.to_owned(), claimer(shared));
+    let shown = id.clone();
+    match shared
         .store
-        .call(move |s| s.queue_transition(&id, QueueState::Delivering, to, detail.as_deref()))
+        .call(move |s| s.queue_finish(&id, &relay, to, detail.as_deref()))
         .await
     {
-        tracing::error!(error = %e, "cannot update a queued prompt");
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            id = %shown,
+            state = to.as_str(),
+            "a queued prompt's claim was recovered before its delivery finished; its state is left to the relay that has it now"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot update a queued prompt"),
     }
 }
 
@@ -328,10 +378,10 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
         }
     };
     let (ownership, _) = session_ownership(shared, &user, &header).await;
-    let id = row.id.clone();
+    let (id, relay) = (row.id.clone(), claimer(shared));
     let claimed = shared
         .store
-        .call(move |s| s.queue_transition(&id, QueueState::Queued, QueueState::Delivering, None))
+        .call(move |s| s.queue_claim(&id, &relay, now_ms()))
         .await;
     if !matches!(claimed, Ok(true)) {
         return true; // cancelled or expired meanwhile

@@ -2,6 +2,9 @@
 //! trail: the first refusal from an address in a window is written in full; the ones after it
 //! in the same window are only counted, and written as one summary row when the window is
 //! over. An address flooding junk then costs one or two rows a minute, not one per attempt.
+//! Handshakes and logins refused because the database is away are aggregated the same way
+//! (each kind in windows of its own): their rows go to the audit spool, which must not grow
+//! with a flood.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,11 +26,24 @@ pub(crate) enum Source {
     Many,
 }
 
+/// What was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// A handshake before any credential was checked (a malformed hello, a timeout).
+    Unauthenticated,
+    /// A handshake whose credential could not be looked up: the database is away.
+    HandshakeStoreAway,
+    /// A login that could not be checked: the database is away.
+    LoginStoreAway,
+}
+
 /// Refusals counted but not written, for one source's ended window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Summary {
     /// Whose refusals.
     pub(crate) source: Source,
+    /// Which refusals.
+    pub(crate) kind: Kind,
     /// How many were not written one by one.
     pub(crate) count: u32,
     /// When the window started (unix ms).
@@ -37,8 +53,13 @@ pub(crate) struct Summary {
 impl Summary {
     /// The reason text of the summary row.
     pub(crate) fn reason(&self) -> String {
+        let what = match self.kind {
+            Kind::Unauthenticated => "refused handshakes (malformed hello or timeout)",
+            Kind::HandshakeStoreAway => "handshakes refused while the database was away",
+            Kind::LoginStoreAway => "logins refused while the database was away",
+        };
         format!(
-            "{} more refused handshakes (malformed hello or timeout) in the {} s since {} ms, not written one by one",
+            "{} more {what} in the {} s since {} ms, not written one by one",
             self.count,
             WINDOW_MS / 1000,
             self.since_ms
@@ -64,13 +85,18 @@ struct Window {
 /// The per-source windows.
 #[derive(Debug, Default)]
 pub(crate) struct RefusalLog {
-    by_source: HashMap<Source, Window>,
+    by_source: HashMap<(Source, Kind), Window>,
     last_sweep_ms: u64,
 }
 
 impl RefusalLog {
-    /// Notes one refusal from `addr` (its limiter key) at `now_ms`.
+    /// Notes one refusal before authentication from `addr` (its limiter key) at `now_ms`.
     pub(crate) fn note(&mut self, addr: IpAddr, now_ms: u64) -> Decision {
+        self.note_kind(addr, Kind::Unauthenticated, now_ms)
+    }
+
+    /// Notes one refusal of `kind` from `addr` (its limiter key) at `now_ms`.
+    pub(crate) fn note_kind(&mut self, addr: IpAddr, kind: Kind, now_ms: u64) -> Decision {
         let mut summaries = Vec::new();
         if now_ms >= self.last_sweep_ms.saturating_add(SWEEP_EVERY_MS)
             || self.by_source.len() >= MAX_TRACKED
@@ -79,13 +105,13 @@ impl RefusalLog {
             summaries = self.sweep(now_ms);
         }
         let source = if self.by_source.len() < MAX_TRACKED
-            || self.by_source.contains_key(&Source::Addr(addr))
+            || self.by_source.contains_key(&(Source::Addr(addr), kind))
         {
             Source::Addr(addr)
         } else {
             Source::Many
         };
-        let write = match self.by_source.get_mut(&source) {
+        let write = match self.by_source.get_mut(&(source, kind)) {
             Some(w) if now_ms < w.start_ms.saturating_add(WINDOW_MS) => {
                 w.suppressed = w.suppressed.saturating_add(1);
                 false
@@ -94,6 +120,7 @@ impl RefusalLog {
                 if w.suppressed > 0 {
                     summaries.push(Summary {
                         source,
+                        kind,
                         count: w.suppressed,
                         since_ms: w.start_ms,
                     });
@@ -106,7 +133,7 @@ impl RefusalLog {
             }
             None => {
                 self.by_source.insert(
-                    source,
+                    (source, kind),
                     Window {
                         start_ms: now_ms,
                         suppressed: 0,
@@ -122,13 +149,14 @@ impl RefusalLog {
     /// and returns the summaries to write.
     pub(crate) fn sweep(&mut self, now_ms: u64) -> Vec<Summary> {
         let mut out = Vec::new();
-        self.by_source.retain(|&source, w| {
+        self.by_source.retain(|&(source, kind), w| {
             if now_ms < w.start_ms.saturating_add(WINDOW_MS) {
                 return true;
             }
             if w.suppressed > 0 {
                 out.push(Summary {
                     source,
+                    kind,
                     count: w.suppressed,
                     since_ms: w.start_ms,
                 });
@@ -162,6 +190,7 @@ mod tests {
             d.summaries,
             [Summary {
                 source: Source::Addr(ip(1)),
+                kind: Kind::Unauthenticated,
                 count: 999,
                 since_ms: 1_000
             }]

@@ -189,8 +189,19 @@ store_trait! {
         fn queue_expire(&self, now_ms: u64) -> Vec<QueueRow>;
         /// Forgets finished entries.
         fn queue_purge(&self, before_ms: u64) -> usize;
-        /// Re-queues entries left delivering.
-        fn queue_recover(&self) -> usize;
+        /// Claims a waiting entry for delivery by `relay`.
+        fn queue_claim(&self, id: &str, relay: &str, now_ms: u64) -> bool;
+        /// Ends `relay`'s delivery of an entry (if it is still its claim).
+        fn queue_finish(
+            &self,
+            id: &str,
+            relay: &str,
+            to: QueueState,
+            detail: Option<&str>,
+        ) -> bool;
+        /// Re-queues entries left delivering by `relay` itself, by dead or retired relays, or
+        /// too long ago.
+        fn queue_recover(&self, relay: &str, now_ms: u64, stale_ms: u64, alive_ms: u64) -> usize;
         /// Stores the next version of a template (or finds the latest, when identical).
         fn publish_template(
             &self,

@@ -321,15 +321,62 @@ impl SqliteStore {
         )?)
     }
 
-    /// After a relay restart: entries left `delivering` go back to `queued` (the agent's
-    /// idempotency record answers a repeat with the first result).
+    /// Claims a waiting entry for delivery by `relay` (`queued → delivering`); false if it
+    /// was not waiting (another relay, a cancel or an expiry came first).
     ///
     /// # Errors
     /// SQLite failures.
-    pub fn queue_recover(&self) -> Result<usize, StoreError> {
+    pub fn queue_claim(&self, id: &str, relay: &str, now_ms: u64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE prompt_queue SET state = 'delivering', claimed_by = ?2, claimed_ms = ?3
+             WHERE id = ?1 AND state = 'queued'",
+            params![id, relay, to_i64(now_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Ends `relay`'s delivery of an entry: `delivering → to` (with `detail`); false if the
+    /// entry is no longer `relay`'s to finish (its claim was recovered as stale).
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_finish(
+        &self,
+        id: &str,
+        relay: &str,
+        to: QueueState,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE prompt_queue SET state = ?3, detail = COALESCE(?4, detail),
+                 claimed_by = CASE WHEN ?3 = 'queued' THEN NULL ELSE claimed_by END
+             WHERE id = ?1 AND state = 'delivering' AND claimed_by = ?2",
+            params![id, relay, to.as_str(), detail],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Re-queues entries left `delivering` that nobody is delivering: those claimed by
+    /// `relay` (which calls this only while none of its deliveries is in flight), claimed
+    /// before claims were recorded, or claimed more than `stale_ms` before `now_ms`. The agent's
+    /// idempotency record answers a repeat with the first result. (SQLite has one relay;
+    /// `alive_ms`, the fleet's heartbeat window, is for PostgreSQL.)
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn queue_recover(
+        &self,
+        relay: &str,
+        now_ms: u64,
+        stale_ms: u64,
+        _alive_ms: u64,
+    ) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
-            "UPDATE prompt_queue SET state = 'queued' WHERE state = 'delivering'",
-            [],
+            "UPDATE prompt_queue SET state = 'queued', claimed_by = NULL
+             WHERE state = 'delivering'
+               AND (claimed_by = ?1 OR claimed_by IS NULL OR claimed_ms IS NULL
+                    OR claimed_ms < ?2)",
+            params![relay, to_i64(now_ms.saturating_sub(stale_ms))],
         )?)
     }
 }
@@ -360,20 +407,14 @@ mod tests {
         s.queue_add(&entry("q_1", 100)).unwrap();
         s.queue_add(&entry("q_2", 50)).unwrap();
         assert_eq!(s.queue_hosts().unwrap(), vec!["h1".to_owned()]);
-        assert!(
-            s.queue_transition("q_1", QueueState::Queued, QueueState::Delivering, None)
-                .unwrap()
-        );
-        assert!(
-            !s.queue_transition("q_1", QueueState::Queued, QueueState::Delivering, None)
-                .unwrap()
-        );
+        assert!(s.queue_claim("q_1", "r1", 10).unwrap());
+        assert!(!s.queue_claim("q_1", "r2", 10).unwrap());
         let expired = s.queue_expire(200).unwrap();
         assert_eq!(
             expired.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             vec!["q_2"]
         );
-        assert_eq!(s.queue_recover().unwrap(), 1);
+        assert_eq!(s.queue_recover("r1", 20, 60_000, 10_000).unwrap(), 1);
         assert_eq!(s.queue_waiting("h1").unwrap().len(), 1);
         let listed = s.queue_of_user("alice", 10).unwrap();
         assert_eq!(listed.len(), 2);
@@ -387,5 +428,93 @@ mod tests {
         assert!(s.queue_get("q_2").unwrap().is_none());
         assert!(s.queue_get("q_1").unwrap().is_some());
     }
+    }
+
+    /// How long a claim may be in flight, and a relay's heartbeat window, in these tests.
+    const STALE_MS: u64 = 600_000;
+    const ALIVE_MS: u64 = 10_000;
+
+    fn state(s: &crate::store::test_db::Db, id: &str) -> QueueState {
+        s.queue_get(id).unwrap().unwrap().state
+    }
+
+    crate::store::test_db::on_both_backends! {
+    fn a_restarting_relay_requeues_its_own_and_stale_claims_never_a_live_peers(s) {
+        let now = crate::time::now_ms();
+        if let Db::Postgres(pg, _) = s {
+            for id in ["a", "b"] {
+                pg.register_relay(id, &format!("{id}:7444"), &format!("sha256:{id}"), 1)
+                    .unwrap();
+                assert!(pg.relay_heartbeat(id).unwrap());
+            }
+        }
+        s.queue_add(&entry("q_a", u64::MAX / 2)).unwrap();
+        s.queue_add(&entry("q_b", u64::MAX / 2)).unwrap();
+        assert!(s.queue_claim("q_a", "a", now).unwrap());
+        assert!(s.queue_claim("q_b", "b", now).unwrap());
+        // Relay a restarts: its own claim is queued again, b's delivery in flight is not.
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 1);
+        assert_eq!(state(s, "q_a"), QueueState::Queued);
+        assert_eq!(state(s, "q_b"), QueueState::Delivering);
+        // A finish by a relay whose claim it is not changes nothing.
+        assert!(!s.queue_finish("q_b", "a", QueueState::Delivered, None).unwrap());
+        // A claim older than any delivery can take is queued again, whoever made it, and
+        // its late finish then changes nothing.
+        s.sql("UPDATE prompt_queue SET claimed_ms = claimed_ms - 1000000 WHERE id = 'q_b'")
+            .unwrap();
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 1);
+        assert_eq!(state(s, "q_b"), QueueState::Queued);
+        assert!(!s.queue_finish("q_b", "b", QueueState::Delivered, None).unwrap());
+        // A claim finished by its relay is final.
+        assert!(s.queue_claim("q_a", "a", now).unwrap());
+        assert!(s.queue_finish("q_a", "a", QueueState::Delivered, Some("msg_1")).unwrap());
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 0);
+        assert_eq!(state(s, "q_a"), QueueState::Delivered);
+    }
+    }
+
+    #[test]
+    fn a_dead_or_retired_relays_claims_are_delivered_again_by_a_live_one() {
+        let Some(db) = crate::store::test_db::Db::postgres() else {
+            return;
+        };
+        let crate::store::test_db::Db::Postgres(s, _) = &db else {
+            unreachable!("a PostgreSQL store");
+        };
+        let now = crate::time::now_ms();
+        for id in ["a", "b", "c"] {
+            s.register_relay(id, &format!("{id}:7444"), &format!("sha256:{id}"), 1)
+                .unwrap();
+            assert!(s.relay_heartbeat(id).unwrap());
+        }
+        s.queue_add(&entry("q_b", u64::MAX / 2)).unwrap();
+        s.queue_add(&entry("q_c", u64::MAX / 2)).unwrap();
+        assert!(s.queue_claim("q_b", "b", now).unwrap());
+        assert!(s.queue_claim("q_c", "c", now).unwrap());
+        // b and c are alive: a's periodic recovery leaves their deliveries alone.
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 0);
+        // b dies (its heartbeat stops being fresh; a clean stop clears it at once).
+        s.relay_stopped("b").unwrap();
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 1);
+        assert_eq!(s.queue_waiting("h1").unwrap()[0].id, "q_b");
+        assert!(s.queue_claim("q_b", "a", now).unwrap(), "a delivers it now");
+        assert!(
+            s.queue_finish("q_b", "a", QueueState::Delivered, Some("msg_1"))
+                .unwrap()
+        );
+        // c is retired by `cluster remove`.
+        s.retire_relay("c", now).unwrap();
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 1);
+        assert_eq!(
+            s.queue_get("q_c").unwrap().unwrap().state,
+            QueueState::Queued
+        );
+        // A heartbeat older than the window counts as dead too.
+        assert!(s.relay_heartbeat("b").unwrap(), "b is back");
+        assert!(s.queue_claim("q_c", "b", now).unwrap());
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 0);
+        s.batch("UPDATE relays SET heartbeat_ms = heartbeat_ms - 60000 WHERE id = 'b'")
+            .unwrap();
+        assert_eq!(s.queue_recover("a", now, STALE_MS, ALIVE_MS).unwrap(), 1);
     }
 }

@@ -126,6 +126,12 @@ CREATE TABLE templates (
     PRIMARY KEY (name, version)
 );
 ",
+    // Which relay claimed a queued prompt for delivery, and when: a relay re-queues only its
+    // own claims and those of relays that are gone (or claims too old to be in flight).
+    r"
+ALTER TABLE prompt_queue ADD COLUMN claimed_by TEXT;
+ALTER TABLE prompt_queue ADD COLUMN claimed_ms INTEGER;
+",
 ];
 
 /// PostgreSQL: each entry migrates from version `index` to `index + 1`. The first one is the
@@ -320,6 +326,13 @@ END $$;
 CREATE TRIGGER revocation_notify AFTER INSERT OR UPDATE ON settings
     FOR EACH ROW WHEN (NEW.key = 'revocation_epoch') EXECUTE FUNCTION revocation_notify();
 "#,
+    // Which relay claimed a queued prompt for delivery, and when (the database's clock): a
+    // relay re-queues only its own claims and those of relays that are dead or retired (or
+    // claims too old to be in flight), never a live peer's delivery.
+    r"
+ALTER TABLE prompt_queue ADD COLUMN claimed_by TEXT;
+ALTER TABLE prompt_queue ADD COLUMN claimed_ms BIGINT;
+",
 ];
 
 /// The advisory lock held while migrating PostgreSQL.

@@ -13,7 +13,7 @@
 //! When the database is away, rows nobody waits for go to the [`AuditSpool`] (a file in the
 //! state directory) instead of being lost; rows with a waiter fail, and so do their
 //! operations. Spooled rows are appended to the chain before any newer row: before each batch
-//! and each job while the spool holds rows, and every [`SPOOL_RETRY`] while idle.
+//! and each job while the spool holds rows, and every second (`spool::SPOOL_RETRY`) while idle.
 //!
 //! The writer also notices commits by other processes (the `cm-relay` CLI): after each batch,
 //! and at least every [`POLL_INTERVAL`] when idle, it reads its connection's `data_version`
@@ -23,6 +23,7 @@ use super::audit_spool::SpoolSink;
 use super::grant_cache::POLL_INTERVAL;
 use super::{AuditEvent, AuditSpool, SqliteStore, StoreError};
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use spool::Spool;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,9 +34,6 @@ const MAX_BATCH: usize = 512;
 
 /// How long a row nobody waits for may sit in the queue before it is written.
 const LINGER: Duration = Duration::from_millis(5);
-
-/// While rows wait in the spool, the idle writer tries to append them this often.
-const SPOOL_RETRY: Duration = Duration::from_secs(1);
 
 /// Answers one waiter.
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
@@ -364,7 +362,10 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
     }
     let refs: Vec<(u64, &AuditEvent)> = batch.rows.iter().map(|(t, e)| (*t, e)).collect();
     // Spooled rows first: while some wait, nothing newer may go into the chain.
-    let result = spool.flush(store).and_then(|()| store.append(&refs));
+    let mut reserved = None;
+    let result = spool
+        .flush(store)
+        .and_then(|()| spool.append_marked(store, &refs, &mut reserved));
     let mut spooled = false;
     if let Err(e) = &result {
         if e.is_unavailable() {
@@ -373,12 +374,15 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
         } else {
             tracing::error!(error = %e, rows = refs.len(), "audit write failed");
         }
-        let kept: Vec<(u64, &AuditEvent)> = refs
-            .iter()
+        // Numbered as reserved for the append (if it reserved): should its commit have landed
+        // after all, the flush skips them.
+        let first = reserved.unwrap_or(0);
+        let kept: Vec<(u64, u64, &AuditEvent)> = (first..)
+            .zip(&refs)
             .zip(&batch.spool)
-            .filter_map(|(row, spool)| spool.then_some(*row))
+            .filter_map(|((seq, (ts_ms, event)), spool)| spool.then_some((seq, *ts_ms, *event)))
             .collect();
-        spooled = spool.keep(e, &kept);
+        spooled = spool.keep(e, &kept, reserved.is_some());
     }
     for (ack, kept) in batch.acks.drain(..) {
         let answer = match &result {
@@ -391,99 +395,6 @@ fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
     }
     batch.rows.clear();
     batch.spool.clear();
-}
-
-/// The writer's side of the spool (none for a store without a state directory).
-struct Spool {
-    file: Option<AuditSpool>,
-    /// When the idle writer next tries to append spooled rows.
-    next_retry: Instant,
-}
-
-impl Spool {
-    /// Appends the spooled rows (if any) to the chain; `Err` while some remain.
-    fn flush<S: WriterStore>(&mut self, store: &S) -> Result<(), StoreError> {
-        let Some(file) = self.file.as_mut().filter(|f| !f.is_empty()) else {
-            return Ok(());
-        };
-        self.next_retry = Instant::now() + SPOOL_RETRY;
-        let waiting = file.len();
-        match file.flush(store) {
-            Ok(appended) => {
-                tracing::info!(
-                    appended,
-                    waiting,
-                    "the database is back: spooled audit rows appended to the chain"
-                );
-                Ok(())
-            }
-            Err(e) if e.is_unavailable() => {
-                tracing::debug!(error = %e, waiting, "spooled audit rows still wait for the database");
-                Err(e)
-            }
-            // The database is there but refuses them: waiting would stop the whole trail.
-            Err(e) => {
-                match file.set_aside() {
-                    Ok(kept) => tracing::error!(
-                        error = %e,
-                        kept = %kept.display(),
-                        "the database refused spooled audit rows: the spool was set aside \
-                         (rows before the failing one are in the chain); see docs/deployment.md"
-                    ),
-                    Err(moved) => tracing::error!(
-                        error = %e,
-                        set_aside = %moved,
-                        "the database refused spooled audit rows and the spool could not be set aside"
-                    ),
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Tries again when idle, at most every [`SPOOL_RETRY`].
-    fn retry<S: WriterStore>(&mut self, store: &S) {
-        if self.file.as_ref().is_some_and(|f| !f.is_empty()) && Instant::now() >= self.next_retry {
-            let _ = self.flush(store);
-        }
-    }
-
-    /// Keeps rows whose append failed with `error` (rows nobody waits for, and rows of
-    /// decided operations): spooled when the database is away (or spooled rows still wait),
-    /// otherwise lost (logged). Returns whether they are in the spool.
-    fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) -> bool {
-        if rows.is_empty() {
-            return false;
-        }
-        let away = error.is_unavailable() || self.file.as_ref().is_some_and(|f| !f.is_empty());
-        let spooled = match self.file.as_mut() {
-            Some(file) if away => file.append(rows),
-            Some(_) => Err(StoreError::Refused(format!(
-                "the database refused them: {error}"
-            ))),
-            None => Err(StoreError::Refused("this store has no spool".into())),
-        };
-        match spooled {
-            Ok(()) => {
-                if self.file.as_ref().is_some_and(|f| f.len() == rows.len()) {
-                    tracing::warn!(
-                        error = %error,
-                        "the database is away: audit rows go to the spool until it is back"
-                    );
-                }
-                true
-            }
-            Err(e) => {
-                tracing::error!(
-                    rows = rows.len(),
-                    error = %e,
-                    "audit rows lost: {:?}",
-                    rows.iter().map(|(_, r)| r.op.as_str()).collect::<Vec<_>>()
-                );
-                false
-            }
-        }
-    }
 }
 
 /// A job that panics loses its own answer (its waiter sees the job end unanswered); the
@@ -562,5 +473,6 @@ impl WriterStore for super::PgStore {
     }
 }
 
+mod spool;
 #[cfg(test)]
 mod tests;

@@ -384,3 +384,29 @@ async fn a_prompt_queued_with_a_credential_revoked_since_is_never_delivered() ->
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_left_mid_delivery_by_a_relay_that_died_is_delivered_without_a_restart()
+-> Result<()> {
+    let relay = relay_with_expiry(Duration::from_secs(3600)).await?;
+    let token = relay.state.add_host("box", relay.addr)?;
+    let owner = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &owner).await?;
+    let (id, _) = queued_id(send_prompt(&op, "left behind", "key-dead").await?)?;
+    // Another claimer took it for delivery long ago and never finished (it was killed).
+    let claimed_long_ago = cm_relay::time::now_ms() - 10 * 60 * 1000;
+    assert!(
+        relay
+            .state
+            .store()?
+            .queue_claim(&id, "gone", claimed_long_ago)?
+    );
+    // The host comes back: the running relay finds the claim stale and delivers the prompt.
+    let (_agent, mut delivered) = prompt_agent(&relay, &token.secret).await?;
+    let entry = wait_state(&op, &id, QueueState::Delivered).await?;
+    assert_eq!(entry.detail.as_deref(), Some("msg_queued"));
+    let (_, body) = delivered.try_recv().context("nothing delivered")?;
+    assert_eq!(body.text, "left behind");
+    relay.shutdown().await;
+    Ok(())
+}

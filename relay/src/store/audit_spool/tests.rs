@@ -174,3 +174,74 @@ fn a_flush_cut_off_by_the_database_resumes_after_what_it_appended() {
     let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     assert_eq!(got, want, "each row once, in order");
 }
+
+#[test]
+fn a_failed_write_leaves_the_file_parseable_and_the_next_row_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut spool) = spool_at(&dir);
+    append(&mut spool, &[(1, "a")]);
+    // The disk fills up in the middle of the second row.
+    spool.fail_next_write_after(12);
+    let e = spool.append(&[(2, &ev("b"))]).unwrap_err();
+    assert!(e.to_string().contains("no space left"), "{e}");
+    append(&mut spool, &[(3, "c")]);
+    drop(spool);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<SpooledRow>(l).is_ok()),
+        "every line parses: {text}"
+    );
+    let mut spool = AuditSpool::open(&path).unwrap();
+    assert_eq!(spool.len(), 2);
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert_eq!(spool.flush(&store).unwrap(), 2);
+    assert_eq!(chain(&store), ops(&[(1, "a"), (3, "c")]));
+}
+
+/// The count at the start of a summary row's reason.
+fn counted(reason: &str) -> u64 {
+    reason
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {reason:?}"))
+}
+
+#[test]
+fn past_its_cap_the_spool_counts_rows_in_summary_rows_instead_of_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut spool) = spool_at(&dir);
+    spool.set_cap(2_000);
+    let flood = 5_000u64;
+    for t in 0..flood {
+        append(&mut spool, &[(t, "handshake_refused")]);
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 3_000, "the file stays near its cap: {size} bytes");
+    let store = SqliteStore::open_in_memory().unwrap();
+    spool.flush(&store).unwrap();
+    let rows = store.audit_tail(10_000).unwrap();
+    assert_eq!(store.audit_verify().unwrap(), None);
+    assert!(rows.len() < 20, "{} rows", rows.len());
+    let (summaries, single): (Vec<_>, Vec<_>) =
+        rows.iter().partition(|r| r.event.op == NOT_SPOOLED_OP);
+    let told: u64 = summaries
+        .iter()
+        .map(|r| counted(r.event.reason.as_deref().unwrap_or_default()))
+        .sum();
+    assert_eq!(
+        told + single.len() as u64,
+        flood,
+        "every row is in the chain, one by one or counted"
+    );
+    assert!(
+        summaries[0]
+            .event
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("handshake_refused x")),
+        "{summaries:?}"
+    );
+    assert!(spool.is_empty());
+}

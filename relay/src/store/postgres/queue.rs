@@ -3,6 +3,9 @@
 
 use super::super::{AuditEvent, QueueRow};
 use super::{PgStore, StoreError, to_i64, to_u64};
+
+/// The database clock in unix milliseconds (claims of every relay are aged by it).
+const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 use postgres::Row;
 use proto::queue::QueueState;
 
@@ -248,14 +251,69 @@ impl PgStore {
         )
     }
 
-    /// Re-queues entries left `delivering` (by a relay that stopped).
+    /// Claims a waiting entry for delivery by `relay`, at the database's clock (`now_ms` is
+    /// not used: the claims of every relay are aged by one clock).
     ///
     /// # Errors
     /// PostgreSQL failures.
-    pub fn queue_recover(&self) -> Result<usize, StoreError> {
+    pub fn queue_claim(&self, id: &str, relay: &str, _now_ms: u64) -> Result<bool, StoreError> {
+        let n = self.exec(
+            &format!(
+                "UPDATE prompt_queue SET state = 'delivering', claimed_by = $2,
+                     claimed_ms = {DB_NOW_MS}
+                 WHERE id = $1 AND state = 'queued'"
+            ),
+            &[&id, &relay],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Ends `relay`'s delivery of an entry; false if it is no longer `relay`'s claim.
+    ///
+    /// # Errors
+    /// PostgreSQL failures.
+    pub fn queue_finish(
+        &self,
+        id: &str,
+        relay: &str,
+        to: QueueState,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self.exec(
+            "UPDATE prompt_queue SET state = $3, detail = COALESCE($4, detail),
+                 claimed_by = CASE WHEN $3 = 'queued' THEN NULL ELSE claimed_by END
+             WHERE id = $1 AND state = 'delivering' AND claimed_by = $2",
+            &[&id, &relay, &to.as_str(), &detail],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Re-queues entries left `delivering` that nobody is delivering: claimed by `relay`
+    /// (which calls this only while none of its deliveries is in flight), claimed before
+    /// claims were recorded, claimed more than `stale_ms` ago, or claimed by a relay of the
+    /// fleet that is retired or whose heartbeat is older than `alive_ms` (all by the
+    /// database's clock; `now_ms` is not used). A live peer's delivery is left alone.
+    ///
+    /// # Errors
+    /// PostgreSQL failures.
+    pub fn queue_recover(
+        &self,
+        relay: &str,
+        _now_ms: u64,
+        stale_ms: u64,
+        alive_ms: u64,
+    ) -> Result<usize, StoreError> {
         self.exec(
-            "UPDATE prompt_queue SET state = 'queued' WHERE state = 'delivering'",
-            &[],
+            &format!(
+                "UPDATE prompt_queue SET state = 'queued', claimed_by = NULL
+                 WHERE state = 'delivering'
+                   AND (claimed_by = $1 OR claimed_by IS NULL OR claimed_ms IS NULL
+                        OR claimed_ms < {DB_NOW_MS} - $2
+                        OR EXISTS (SELECT 1 FROM relays r WHERE r.id = claimed_by
+                            AND (r.retired_ms IS NOT NULL OR r.heartbeat_ms IS NULL
+                                 OR r.heartbeat_ms < {DB_NOW_MS} - $3)))"
+            ),
+            &[&relay, &to_i64(stale_ms), &to_i64(alive_ms)],
         )
     }
 }

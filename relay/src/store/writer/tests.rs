@@ -201,6 +201,8 @@ async fn a_closed_writer_refuses_later_work_with_writer_gone() {
 struct Flaky {
     store: SqliteStore,
     away: Arc<std::sync::atomic::AtomicBool>,
+    /// The next append commits, and then the connection drops before the answer.
+    lose_answer: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Flaky {
@@ -209,6 +211,19 @@ impl Flaky {
             return Err(StoreError::Connect("connection refused".into()));
         }
         Ok(())
+    }
+
+    /// `result`, unless the answer is to be lost: then the connection "dropped" after the
+    /// commit.
+    fn answer(&self, result: Result<(), StoreError>) -> Result<(), StoreError> {
+        if result.is_ok()
+            && self
+                .lose_answer
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Connect("connection lost during COMMIT".into()));
+        }
+        result
     }
 }
 
@@ -225,14 +240,14 @@ impl SpoolSink for Flaky {
         seq: u64,
     ) -> Result<(), StoreError> {
         self.check()?;
-        self.store.append_spooled(rows, generation, seq)
+        self.answer(self.store.append_spooled(rows, generation, seq))
     }
 }
 
 impl WriterStore for Flaky {
     fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
         self.check()?;
-        self.store.append(rows)
+        self.answer(self.store.append(rows))
     }
 
     fn change_marker(&self) -> Option<i64> {
@@ -256,11 +271,27 @@ fn start_flaky(
     SqliteStore,
     PathBuf,
 ) {
+    let (writer, away, _, side, spool) = start_flaky_losing(dir);
+    (writer, away, side, spool)
+}
+
+/// [`start_flaky`], with the switch that makes the next append's answer get lost.
+fn start_flaky_losing(
+    dir: &tempfile::TempDir,
+) -> (
+    Writer<Flaky>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicBool>,
+    SqliteStore,
+    PathBuf,
+) {
     let path = dir.path().join("relay.db");
     let away = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lose_answer = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let store = Flaky {
         store: SqliteStore::open(&path).unwrap(),
         away: Arc::clone(&away),
+        lose_answer: Arc::clone(&lose_answer),
     };
     let spool_path = dir.path().join(super::super::SPOOL_FILE);
     let spool = AuditSpool::open(&spool_path).unwrap();
@@ -268,6 +299,7 @@ fn start_flaky(
     (
         writer,
         away,
+        lose_answer,
         SqliteStore::open_read_only(&path).unwrap(),
         spool_path,
     )
@@ -404,4 +436,25 @@ async fn a_job_waits_behind_spooled_rows_and_is_refused_while_they_cannot_be_app
         ["read", "in a job"],
         "the spooled row first"
     );
+}
+
+#[tokio::test]
+async fn rows_whose_commit_landed_but_was_reported_failed_are_not_appended_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, _away, lose_answer, side, spool_path) = start_flaky_losing(&dir);
+    durable_on(&writer, 1, ev("before")).await.unwrap();
+    // The batch commits, then the connection drops before the answer: the writer cannot
+    // know it landed, so its unwaited rows go to the spool.
+    lose_answer.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.row(2, ev("read1"), None);
+    writer.row(3, ev("read2"), None);
+    let _ = flush_on(&writer).await;
+    assert!(
+        !lose_answer.load(std::sync::atomic::Ordering::SeqCst),
+        "an answer was lost"
+    );
+    // The next write flushes the spool first: what already landed is skipped.
+    durable_on(&writer, 4, ev("after")).await.unwrap();
+    assert_eq!(chain_ops(&side), ["before", "read1", "read2", "after"]);
+    assert_eq!(spooled_lines(&spool_path), 0, "the spool is emptied");
 }
