@@ -45,28 +45,28 @@ impl PeerCut {
         let table = format!("cm_fleet_test_{}_{port}", std::process::id());
         nft(&["add", "table", "inet", &table])?;
         let cut = Self { table };
-        for hook in ["output", "input"] {
+        // On input only: a drop on output would fail the sender's `sendto` (EPERM) instead of
+        // losing the datagram as a broken network does.
+        nft(&[
+            "add",
+            "chain",
+            "inet",
+            &cut.table,
+            "input",
+            "{ type filter hook input priority 0 ; policy accept ; }",
+        ])?;
+        for dir in ["dport", "sport"] {
             nft(&[
                 "add",
-                "chain",
+                "rule",
                 "inet",
                 &cut.table,
-                hook,
-                &format!("{{ type filter hook {hook} priority 0 ; policy accept ; }}"),
+                "input",
+                "udp",
+                dir,
+                &port.to_string(),
+                "drop",
             ])?;
-            for dir in ["dport", "sport"] {
-                nft(&[
-                    "add",
-                    "rule",
-                    "inet",
-                    &cut.table,
-                    hook,
-                    "udp",
-                    dir,
-                    &port.to_string(),
-                    "drop",
-                ])?;
-            }
         }
         Ok(Some(cut))
     }
