@@ -234,7 +234,8 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
         return Ok(out);
     };
     let n = spread_agents(opts);
-    let s = spread(opts, &cluster, n).with_context(|| format!("{n} agents over {RELAYS} relays"))?;
+    let s =
+        spread(opts, &cluster, n).with_context(|| format!("{n} agents over {RELAYS} relays"))?;
     cluster.stop();
     out.extend(rows::spread(&s));
     Ok(out)

@@ -49,8 +49,8 @@ async fn hosts_stay_online(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_any_one_relay_mid_stream_loses_no_event_and_keeps_the_hosts_online()
--> Result<()> {
+async fn killing_any_one_relay_mid_stream_loses_no_event_and_keeps_the_hosts_online() -> Result<()>
+{
     let Some(mut fleet) = Fleet::start(&Spec {
         agents: &[("box1", &[0, 1]), ("box2", &[1, 2])],
     })

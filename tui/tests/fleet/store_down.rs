@@ -10,8 +10,8 @@ use anyhow::Result;
 use cm_tui::remote::Target;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopped_mid_stream_keeps_it_flowing_refuses_mutations_and_recovers()
--> Result<()> {
+async fn postgres_stopped_mid_stream_keeps_it_flowing_refuses_mutations_and_recovers() -> Result<()>
+{
     let Some(fleet) = Fleet::start(&Spec {
         agents: &[("box1", &[0, 1])],
     })

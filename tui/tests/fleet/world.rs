@@ -7,8 +7,8 @@ use crate::pg_server::PgServer;
 use anyhow::{Context, Result, bail};
 use cm_client::secrets::StoreChoice;
 use cm_tui::profile::{Logins, Profile};
-use proto::handshake::Key;
 use cm_tui::remote::Remote;
+use proto::handshake::Key;
 use proto::token::{EnrollmentToken, Invite};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -349,13 +349,8 @@ impl Fleet {
             .collect::<Result<Vec<_>>>()?;
 
         // Relay a creates the shared state; b and c get its client-facing identity.
-        let init = relays[0].cli_ok(&[
-            "init",
-            "--public-addr",
-            &relays[0].addr,
-            "--owner",
-            "owner",
-        ])?;
+        let init =
+            relays[0].cli_ok(&["init", "--public-addr", &relays[0].addr, "--owner", "owner"])?;
         let pin = value_after(&init, "relay key pin:")?;
         let invite = Invite::decode(&value_after(&init, "(valid 7 days):")?)?;
         for relay in &relays[1..] {
@@ -422,11 +417,8 @@ impl Fleet {
 
         // The token names this agent's relays, comma-separated: `cm-agent enroll` writes them
         // into agent.toml and files the host secret under that relay string.
-        let mut token = EnrollmentToken::decode(
-            self.relays[0]
-                .cli_ok(&["host", "add", host])?
-                .trim(),
-        )?;
+        let mut token =
+            EnrollmentToken::decode(self.relays[0].cli_ok(&["host", "add", host])?.trim())?;
         token.relay = on
             .iter()
             .map(|&i| self.relays[i].addr.as_str())
@@ -547,8 +539,11 @@ path = "{ws}"
 
     /// Adds a user (through relay a's CLI) and logs them in through relay `on` with `cm-tui`.
     pub fn add_operator(&self, user: &str, role: &str, on: usize) -> Result<Operator> {
-        let mut invite =
-            Invite::decode(self.relays[0].cli_ok(&["user", "add", user, "--role", role, "--host", "*"])?.trim())?;
+        let mut invite = Invite::decode(
+            self.relays[0]
+                .cli_ok(&["user", "add", user, "--role", role, "--host", "*"])?
+                .trim(),
+        )?;
         let relay = &self.relays[on];
         invite.relay.clone_from(&relay.addr);
         let op = Operator {
