@@ -63,7 +63,11 @@ pub enum Command {
         after_help = "Examples:\n  cm-relay audit --user bob --limit 20\n  cm-relay audit verify"
     )]
     Audit(AuditArgs),
-    /// Check the setup (state dir, certificate and pin, database, UDP port, clock).
+    /// Manage the fleet: several relays sharing one PostgreSQL.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Check the setup (state dir, certificate and pin, database, UDP port, clock; on
+    /// PostgreSQL the schema version, and with [fleet] this relay's registration and its peers).
     #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
     Doctor {
         /// The address `run` will listen on [default: from relay.toml, else 0.0.0.0 on the port of the public address given at init]
@@ -81,6 +85,41 @@ pub enum Command {
     /// Print the manual page (roff).
     #[command(after_help = "Example:\n  cm-relay man | man -l -")]
     Man,
+}
+
+/// `cluster` subcommands (PostgreSQL only).
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Register this machine's relay in the fleet: creates its peer identity (peer.crt,
+    /// peer.key in the state dir) if it has none, and records its id, peer address and pin in
+    /// the shared database. Run it on the relay's own machine, with relay.toml's [store]
+    /// pointing at the fleet's PostgreSQL and [fleet] id set to the same id.
+    #[command(
+        after_help = "Examples:\n  cm-relay cluster add --id relay-b --peer-addr relay-b.internal:7444\n\nJoining a second relay to a fleet (instead of `cm-relay init`):\n  1. copy relay.crt and relay.key from the first relay into this state dir\n  2. relay.toml: [store] backend = \"postgres\", url = …; [fleet] id = \"relay-b\"\n  3. cm-relay cluster add --id relay-b --peer-addr relay-b.internal:7444\n  4. cm-relay run"
+    )]
+    Add {
+        /// This relay's id (letters, digits, '-', '_', '.'), as in [fleet] id.
+        #[arg(long)]
+        id: String,
+        /// Where the other relays reach this one (HOST:PORT of [fleet] peer_listen).
+        #[arg(long)]
+        peer_addr: String,
+    },
+    /// Retire a relay: the others stop routing to it and refuse its peer connections at once.
+    #[command(after_help = "Example:\n  cm-relay cluster remove --id relay-b")]
+    Remove {
+        /// The relay's id.
+        #[arg(long)]
+        id: String,
+    },
+    /// List the relays: peer address, alive (heartbeat within the liveness window), hosts
+    /// held, retired.
+    #[command(after_help = "Example:\n  cm-relay cluster status --json")]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `kill` targets (exactly one).

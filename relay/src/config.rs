@@ -69,7 +69,7 @@ pub struct RelayConfig {
     /// Which backend holds the relay's state (`[store]`).
     pub store: StoreConfig,
     /// `[fleet]`: this relay is one of several on one PostgreSQL (`None`: the single relay).
-    pub fleet: Option<crate::fleet::FleetConfig>,
+    pub fleet: Option<crate::fleet_config::FleetConfig>,
 }
 
 /// The store backend (`[store] backend` in `relay.toml`).

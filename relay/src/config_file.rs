@@ -3,8 +3,7 @@
 //! that names the key and the file. Every key is documented in `docs/relay.example.toml`.
 
 use crate::config::StoreConfig;
-use crate::fleet::config::DEFAULT_PEER_PORT;
-use crate::fleet::{FleetConfig, RelayId};
+use crate::fleet_config::{DEFAULT_PEER_PORT, FleetConfig, RelayId};
 use crate::store::PgConfig;
 use crate::time::parse_duration;
 use serde::Deserialize;

@@ -1,12 +1,27 @@
 //! `cm-relay doctor`: checks a relay's setup and says, one line per problem, what to do.
 
+use crate::config::StoreConfig;
 pub use crate::finding::Finding;
+use crate::fleet::FleetConfig;
 use crate::state::StateDir;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 /// Runs every check. `now_ms` is the wall clock (passed in so the clock check is testable).
 pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
+    check_member(dir, listen, now_ms, None, Duration::ZERO)
+}
+
+/// [`check`], and with `fleet` (`[fleet]` of relay.toml) the fleet's: this relay registered
+/// with its peer identity, the other relays alive (liveness from `heartbeat_timeout`).
+pub fn check_member(
+    dir: &StateDir,
+    listen: SocketAddr,
+    now_ms: u64,
+    fleet: Option<&FleetConfig>,
+    heartbeat_timeout: Duration,
+) -> Vec<Finding> {
     let root = dir.root().display().to_string();
     let mut out = Vec::new();
     match std::fs::metadata(dir.root()) {
@@ -51,22 +66,20 @@ pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
             format!("{e}; restore relay.crt/relay.key from a backup, or re-initialise (clients must be re-enrolled)"),
         )),
     }
-    match dir.open_store() {
-        Err(e) => out.push(Finding::fail("database", format!("{e}; restore relay.db from a backup"))),
-        Ok(store) => match store.integrity_check() {
-            Ok(()) => match store.audit_verify() {
-                Ok(None) => out.push(Finding::ok("database", "integrity ok, audit chain intact")),
-                Ok(Some(row)) => out.push(Finding::fail(
-                    "database",
-                    format!("audit chain broken at row {row}: the audit trail was edited; investigate, then restore from a backup"),
-                )),
-                Err(e) => out.push(Finding::fail("database", format!("{e}"))),
-            },
-            Err(e) => out.push(Finding::fail(
-                "database",
-                format!("integrity check failed ({e}); stop the relay and restore relay.db from a backup"),
-            )),
-        },
+    match dir.store_config() {
+        StoreConfig::Postgres(pg) => {
+            let (findings, store) = crate::fleet::doctor::database(pg);
+            out.extend(findings);
+            if let (Some(store), Some(fleet)) = (store, fleet) {
+                out.extend(crate::fleet::doctor::fleet(
+                    &store,
+                    dir,
+                    fleet,
+                    heartbeat_timeout,
+                ));
+            }
+        }
+        StoreConfig::Sqlite => out.push(sqlite_database(dir)),
     }
     match std::net::UdpSocket::bind(listen) {
         Ok(_) => out.push(Finding::ok("udp port", format!("{listen} is free"))),
@@ -112,6 +125,30 @@ pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
         ));
     }
     out
+}
+
+fn sqlite_database(dir: &StateDir) -> Finding {
+    match dir.open_store() {
+        Err(e) => Finding::fail("database", format!("{e}; restore relay.db from a backup")),
+        Ok(store) => match store.integrity_check() {
+            Ok(()) => match store.audit_verify() {
+                Ok(None) => Finding::ok("database", "integrity ok, audit chain intact"),
+                Ok(Some(row)) => Finding::fail(
+                    "database",
+                    format!(
+                        "audit chain broken at row {row}: the audit trail was edited; investigate, then restore from a backup"
+                    ),
+                ),
+                Err(e) => Finding::fail("database", format!("{e}")),
+            },
+            Err(e) => Finding::fail(
+                "database",
+                format!(
+                    "integrity check failed ({e}); stop the relay and restore relay.db from a backup"
+                ),
+            ),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,18 @@
 //!
 //! A relay without `[fleet]` in `relay.toml` is the embedded single relay: none of this runs.
 
+pub mod cluster;
 pub mod config;
 pub mod directory;
+pub mod doctor;
 pub mod identity;
+pub mod member;
+pub mod notify;
+pub mod presence_pg;
+pub mod presence_sync;
+pub mod remote_view;
 
 pub use config::FleetConfig;
 pub use directory::{PeerDirectory, PeerInfo, RelayId};
+pub use member::{FleetError, FleetMember};
+pub use presence_pg::FleetPresence;

@@ -28,6 +28,8 @@ pub mod doctor;
 #[cfg(feature = "server")]
 pub mod fleet;
 #[cfg(feature = "server")]
+pub mod fleet_config;
+#[cfg(feature = "server")]
 pub mod help_examples;
 #[cfg(feature = "server")]
 mod net;

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cm_relay::cli::{self, AdminChange, Cli, Command, CredsCommand, HostCommand, UserCommand};
+use cm_relay::cli::{
+    self, AdminChange, Cli, ClusterCommand, Command, CredsCommand, HostCommand, UserCommand,
+};
 use cm_relay::config::default_state_dir;
 use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;
@@ -228,11 +230,19 @@ fn run(cli: Cli) -> Result<()> {
             cli::user_passwd(&dir, &name, &pw)?;
             eprintln!("password set for {name}");
         }
+        Command::Cluster(command) => cluster(&dir, &file, command)?,
         Command::Doctor { listen } => {
             let listen = listen
                 .or_else(|| file.listen())
                 .unwrap_or_else(|| cm_relay::config::default_listen(dir.public_addr().as_deref()));
-            let findings = cm_relay::doctor::check(&dir, listen, cm_relay::time::now_ms());
+            let fleet = file.fleet_config().ok().flatten();
+            let findings = cm_relay::doctor::check_member(
+                &dir,
+                listen,
+                cm_relay::time::now_ms(),
+                fleet.as_ref(),
+                heartbeat_timeout(&file),
+            );
             let failed = cm_relay::finding::print_report(&findings);
             anyhow::ensure!(failed == 0, "{} found", cli::counted(failed, "problem"));
         }
@@ -275,6 +285,57 @@ fn run(cli: Cli) -> Result<()> {
                         follow_audit(&*store, &args, last)?;
                     }
                 }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hosts' heartbeat timeout relay.toml sets (the relays' liveness window follows it).
+fn heartbeat_timeout(file: &cm_relay::config_file::RelayFile) -> std::time::Duration {
+    cm_relay::config_file::RelayFile::duration(&file.heartbeat_timeout)
+        .unwrap_or(cm_relay::config::DEFAULT_HEARTBEAT_TIMEOUT)
+}
+
+/// `cluster add|remove|status`.
+fn cluster(
+    dir: &StateDir,
+    file: &cm_relay::config_file::RelayFile,
+    command: ClusterCommand,
+) -> Result<()> {
+    use cm_relay::fleet::cluster;
+    let store = cluster::open(dir.store_config())?;
+    let now = cm_relay::time::now_ms();
+    match command {
+        ClusterCommand::Add { id, peer_addr } => {
+            let added = cluster::add(dir, &store, &id, &peer_addr, now)?;
+            if added.created_identity {
+                eprintln!(
+                    "created this relay's peer identity in {}",
+                    dir.root().display()
+                );
+            }
+            println!(
+                "registered relay {id} at {peer_addr}, peer pin {}",
+                added.pin
+            );
+            match file.fleet_config().ok().flatten() {
+                Some(f) if f.id.0 == id => {}
+                _ => eprintln!(
+                    "note: relay.toml must say [fleet] id = \"{id}\" for `cm-relay run` to serve as this relay"
+                ),
+            }
+        }
+        ClusterCommand::Remove { id } => {
+            cluster::remove(&store, &id, now)?;
+            println!("relay {id} retired; the other relays refuse it from now on");
+        }
+        ClusterCommand::Status { json } => {
+            let relays = cluster::status(&store, heartbeat_timeout(file))?;
+            if json {
+                println!("{}", proto::text::json_pretty(&relays)?);
+            } else {
+                print!("{}", cluster::table(&relays));
             }
         }
     }

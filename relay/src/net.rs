@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// The other relays of the fleet (`None`: the single relay, `[fleet]` absent).
     #[allow(dead_code, reason = "read by relay-to-relay forwarding")]
     pub(crate) peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
+    /// Wakes the sweeper at once (a revocation notice from another relay of the fleet).
+    pub(crate) sweep_now: Arc<tokio::sync::Notify>,
     pub(crate) replay: Mutex<ReplayWindow>,
     pub(crate) limiter: Mutex<limiter::FailureLimiter<std::net::IpAddr>>,
     pub(crate) user_lockout: Mutex<limiter::FailureLimiter<String>>,

@@ -1,13 +1,15 @@
 //! Presence and routing: which host is connected where, and when it last heart-beat.
 //!
 //! Everything else in the relay goes through the [`Presence`] trait, never the table itself,
-//! so a shared store (Redis, for several relays serving one fleet) can replace the in-memory
-//! default without touching callers. Online = connected *and* heart-beating within the timeout.
+//! so the fleet's shared presence (`fleet::presence_pg`: this table plus the PostgreSQL rows
+//! of the other relays) replaces the in-memory default without touching callers. Online =
+//! connected *and* heart-beating within the timeout.
 
 use parking_lot::Mutex;
 use proto::ids::{ConnId, HostId};
 use proto::message::{HostInfo, HostStatus};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The presence and routing interface. `R` is how to reach a host's connection (a
@@ -43,17 +45,23 @@ struct Entry<R> {
 pub struct MemoryPresence<R> {
     heartbeat_timeout_ms: u64,
     table: Mutex<HashMap<HostId, Entry<R>>>,
-    version: watch::Sender<u64>,
+    version: Arc<watch::Sender<u64>>,
 }
 
 impl<R> MemoryPresence<R> {
     /// A table where a host counts as online for `heartbeat_timeout_ms` after its last sign of
     /// life.
     pub fn new(heartbeat_timeout_ms: u64) -> Self {
+        Self::with_version(heartbeat_timeout_ms, Arc::new(watch::channel(0).0))
+    }
+
+    /// A table whose changes bump `version`, which others (the fleet's shared presence) bump
+    /// too: one [`Presence::changes`] for both.
+    pub fn with_version(heartbeat_timeout_ms: u64, version: Arc<watch::Sender<u64>>) -> Self {
         Self {
             heartbeat_timeout_ms,
             table: Mutex::new(HashMap::new()),
-            version: watch::channel(0).0,
+            version,
         }
     }
 
@@ -65,6 +73,33 @@ impl<R> MemoryPresence<R> {
         // parking_lot does not poison: a panic elsewhere mid-update leaves a valid map, and
         // the relay keeps serving.
         f(&mut self.table.lock())
+    }
+}
+
+impl<R> MemoryPresence<R> {
+    /// [`Presence::heartbeat`] that also says whether the host's presence or status changed:
+    /// `None` if `conn` is not the host's current connection, else `Some(changed)`.
+    pub fn heartbeat_changed(
+        &self,
+        host: &HostId,
+        conn: &ConnId,
+        status: HostStatus,
+        now_ms: u64,
+    ) -> Option<bool> {
+        let current = self.with_table(|t| match t.get_mut(host) {
+            Some(e) if e.conn.as_ref().is_some_and(|(c, _)| c == conn) => {
+                let changed = !e.heartbeat_on_conn || e.status.as_ref() != Some(&status);
+                e.heartbeat_on_conn = true;
+                e.last_heartbeat_ms = Some(now_ms);
+                e.status = Some(status);
+                Some(changed)
+            }
+            _ => None,
+        });
+        if current == Some(true) {
+            self.bump();
+        }
+        current
     }
 }
 
@@ -85,25 +120,7 @@ impl<R: Clone + Send> Presence<R> for MemoryPresence<R> {
     }
 
     fn heartbeat(&self, host: &HostId, conn: &ConnId, status: HostStatus, now_ms: u64) -> bool {
-        let current = self.with_table(|t| match t.get_mut(host) {
-            Some(e) if e.conn.as_ref().is_some_and(|(c, _)| c == conn) => {
-                let changed = !e.heartbeat_on_conn || e.status.as_ref() != Some(&status);
-                e.heartbeat_on_conn = true;
-                e.last_heartbeat_ms = Some(now_ms);
-                e.status = Some(status);
-                Some(changed)
-            }
-            _ => None,
-        });
-        match current {
-            Some(changed) => {
-                if changed {
-                    self.bump();
-                }
-                true
-            }
-            None => false,
-        }
+        self.heartbeat_changed(host, conn, status, now_ms).is_some()
     }
 
     fn disconnect(&self, host: &HostId, conn: &ConnId, _now_ms: u64) {

@@ -3,8 +3,9 @@
 
 use crate::config::{RelayConfig, UDP_BUFFER_BYTES};
 use crate::core_tasks::{self, CoreTask, CoreTaskFailed, FaultHook};
+use crate::fleet::{FleetError, FleetMember, PeerDirectory};
 use crate::net::{self, Shared};
-use crate::presence::MemoryPresence;
+use crate::presence::{MemoryPresence, Presence};
 use crate::state::{StateDir, StateError};
 use crate::store::{StoreError, StoreHandle};
 use crate::tls;
@@ -40,6 +41,9 @@ pub enum SpawnError {
     /// The password-check threads could not be started.
     #[error("cannot start the password-check threads: {0}")]
     PasswordWorkers(std::io::Error),
+    /// This relay cannot join its fleet (`[fleet]` in relay.toml).
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// Why [`run`] ended with an error.
@@ -66,6 +70,8 @@ pub struct Relay {
     /// The supervisor of the core tasks (accept loop, sweeper, queue); `None` once it ended.
     core: Option<CoreOutcome>,
     faults: FaultHook,
+    /// This relay's part in its fleet (`None`: the single relay).
+    fleet: Option<FleetMember<quinn::Connection>>,
 }
 
 /// The relay's core tasks, each rebuilt from `shared` on a restart.
@@ -109,6 +115,39 @@ fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
     Ok(socket)
 }
 
+/// Joins the fleet when `[fleet]` is set (blocking work, off the runtime's threads).
+async fn join_fleet(
+    config: &RelayConfig,
+    store: &StoreHandle,
+    sweep_now: &Arc<tokio::sync::Notify>,
+) -> Result<Option<FleetMember<quinn::Connection>>, SpawnError> {
+    let Some(fleet) = config.fleet.clone() else {
+        return Ok(None);
+    };
+    let crate::config::StoreConfig::Postgres(pg) = config.store.clone() else {
+        return Err(FleetError::NeedsPostgres.into());
+    };
+    let dir = StateDir::new(&config.state_dir);
+    let (timeout, sweep, grants) = (
+        config.heartbeat_timeout,
+        Arc::clone(sweep_now),
+        store.clone(),
+    );
+    let member = tokio::task::spawn_blocking(move || {
+        FleetMember::start(
+            &pg,
+            &fleet,
+            &dir,
+            timeout,
+            sweep,
+            Box::new(move || grants.grants_changed_elsewhere()),
+        )
+    })
+    .await
+    .map_err(|e| StateError::from(StoreError::Task(e.to_string())))??;
+    Ok(Some(member))
+}
+
 impl Relay {
     /// Loads the state directory, binds, and starts serving.
     ///
@@ -122,6 +161,8 @@ impl Relay {
             .await
             .map_err(|e| StateError::from(StoreError::Task(e.to_string())))??;
         let store = StoreHandle::with_backend(backend);
+        let sweep_now = Arc::new(tokio::sync::Notify::new());
+        let fleet = join_fleet(&config, &store, &sweep_now).await?;
         let server_config = tls::server_config(certs, key, config.idle_timeout)?;
         let socket = bind_socket(config.listen)?;
         let endpoint = quinn::Endpoint::new(
@@ -146,9 +187,17 @@ impl Relay {
                 net::password_slots::available_memory(),
             ))
             .map_err(SpawnError::PasswordWorkers)?;
+        let (presence, peers): (Arc<dyn Presence<quinn::Connection>>, _) = match &fleet {
+            Some(member) => (
+                Arc::clone(&member.presence) as _,
+                Some(Arc::clone(&member.presence) as Arc<dyn PeerDirectory>),
+            ),
+            None => (Arc::new(MemoryPresence::new(heartbeat_timeout_ms)), None),
+        };
         let shared = Arc::new(Shared {
-            presence: Arc::new(MemoryPresence::new(heartbeat_timeout_ms)),
-            peers: None,
+            presence,
+            peers,
+            sweep_now,
             replay: Mutex::new(ReplayWindow::new(
                 DEFAULT_REPLAY_CAPACITY,
                 2 * MAX_CLOCK_SKEW_MS,
@@ -185,6 +234,7 @@ impl Relay {
             endpoint,
             core: Some(core),
             faults,
+            fleet,
         })
     }
 
@@ -250,6 +300,13 @@ impl Relay {
         net::conn::audit_refusal_summaries(&self.shared, &summaries);
         if let Err(e) = self.shared.store.audit().flush().await {
             tracing::error!(error = %e, "audit rows queued at shutdown could not be written");
+        }
+        if let Some(member) = self.fleet
+            && tokio::task::spawn_blocking(move || member.stop())
+                .await
+                .is_err()
+        {
+            tracing::error!("leaving the fleet failed (see above)");
         }
         tracing::info!("relay stopped");
     }

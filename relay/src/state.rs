@@ -35,6 +35,11 @@ pub enum StateError {
     /// Already initialised.
     #[error("{0} is already initialised; use another --state-dir, or remove it to start over")]
     AlreadyInitialised(PathBuf),
+    /// The PostgreSQL database already serves a relay (or a fleet): this one joins it instead.
+    #[error(
+        "the PostgreSQL database already holds a relay's users: to make this machine another relay of that fleet, do not run init; copy relay.crt and relay.key from the first relay into {0}, set [fleet] id = \"NAME\" in relay.toml, then run `cm-relay cluster add --id NAME --peer-addr HOST:7444` and `cm-relay run` (docs/deployment.md, \"A fleet of relays\")"
+    )]
+    JoinFleet(PathBuf),
     /// Not initialised.
     #[error("{0} is not initialised; run `cm-relay init --state-dir {0}` first")]
     NotInitialised(PathBuf),
@@ -113,6 +118,11 @@ impl StateDir {
     pub fn with_store(mut self, store: StoreConfig) -> Self {
         self.store = store;
         self
+    }
+
+    /// Where this directory's state is kept (`[store]`).
+    pub fn store_config(&self) -> &StoreConfig {
+        &self.store
     }
 
     fn has_database(&self) -> bool {
@@ -238,7 +248,7 @@ pub fn init(dir: &StateDir, public_addr: &str, owner: &UserId) -> Result<InitOut
     if let StoreConfig::Postgres(pg) = &dir.store
         && !PgStore::open(pg)?.list_users()?.is_empty()
     {
-        return Err(StateError::AlreadyInitialised(dir.root.clone()));
+        return Err(StateError::JoinFleet(dir.root.clone()));
     }
     fs::create_dir_all(&dir.root).map_err(io_err(&dir.root))?;
     fs::set_permissions(&dir.root, fs::Permissions::from_mode(0o700)).map_err(io_err(&dir.root))?;

@@ -34,7 +34,7 @@ pub use backend::{Ack, Backend, PgBackend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
-pub use postgres::{PgConfig, PgStore};
+pub use postgres::{FLEET_CHANNEL, PgConfig, PgListener, PgStore, PresenceRow, RelayRow};
 pub use queue::QueueRow;
 pub use sqlite::SqliteStore;
 pub use templates::Published;
@@ -162,5 +162,7 @@ pub(crate) mod test_db;
 mod tests;
 #[cfg(test)]
 mod tests_backend;
+#[cfg(test)]
+mod tests_fleet;
 #[cfg(test)]
 mod tests_pg;

@@ -3,24 +3,8 @@
 //! (PostgreSQL rows, refreshed by `LISTEN/NOTIFY`) implements it; tests use a fixed table.
 
 use proto::ids::HostId;
-use serde::{Deserialize, Serialize};
 
-/// A relay's id in the fleet (a plain name, see [`proto::ids::is_valid_name`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RelayId(pub String);
-
-impl std::fmt::Display for RelayId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for RelayId {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
+pub use crate::fleet_config::RelayId;
 
 /// How to reach and recognise one peer relay (a row of the `relays` table).
 #[derive(Debug, Clone, PartialEq, Eq)]

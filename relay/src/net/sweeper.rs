@@ -1,7 +1,9 @@
 //! Keeps live connections honest: closes a connection as soon as its credential is revoked (the
 //! kill switch, logout, host revoke) or expires. The store's revocation epoch changes with every
 //! revocation, including those made by the `cm-relay` CLI in another process; polling it every
-//! [`SWEEP_INTERVAL`] bounds the time to act well under a second.
+//! [`SWEEP_INTERVAL`] bounds the time to act well under a second. In a fleet, a revocation
+//! made on another relay also wakes it at once (`Shared::sweep_now`, from the `revoked`
+//! notice).
 
 use super::Shared;
 use crate::audit_event::Audit;
@@ -131,6 +133,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
+            () = shared.sweep_now.notified() => {}
             _ = tick.tick() => {}
         }
         let now = now_ms();

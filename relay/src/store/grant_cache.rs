@@ -64,6 +64,11 @@ impl GrantCache {
         self.inner.lock()
     }
 
+    /// Marks every entry stale (grants were changed elsewhere: another relay of the fleet).
+    pub fn invalidate(&self) {
+        self.generation.bump();
+    }
+
     /// The generation to tag a lookup with; read it before querying the store.
     pub fn generation(&self) -> u64 {
         self.generation.current()

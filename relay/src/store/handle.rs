@@ -94,6 +94,11 @@ impl StoreHandle {
         flushed
     }
 
+    /// Grants were changed elsewhere (a notice from the fleet): cached grants are stale.
+    pub fn grants_changed_elsewhere(&self) {
+        self.grants.invalidate();
+    }
+
     /// A user's grants, from the cache when fresh.
     ///
     /// The cache stays (measured; see `grant_cache.rs`): every stream is authorized, and a

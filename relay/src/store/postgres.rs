@@ -11,10 +11,12 @@
 mod admin;
 mod audit;
 mod connect;
+mod fleet;
 mod queue;
 mod templates;
 
 pub use connect::PgConfig;
+pub use fleet::{FLEET_CHANNEL, PgListener, PresenceRow, RelayRow};
 
 use super::{FoundCredential, GrantGeneration, HostRow, StoreError, to_i64, to_u64, user_changed};
 use postgres::types::ToSql;

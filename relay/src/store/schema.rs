@@ -133,7 +133,8 @@ CREATE TABLE templates (
 /// with its head row, sessions' owners, TOTP state, the prompt queue, removed credentials,
 /// templates) plus `grants_changes`, the counter that tells every relay its cached grants are
 /// stale.
-pub(super) const POSTGRES: &[&str] = &[r#"
+pub(super) const POSTGRES: &[&str] = &[
+    r#"
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -258,7 +259,65 @@ BEGIN
 END $$;
 CREATE TRIGGER grants_changed AFTER INSERT OR UPDATE OR DELETE ON grants
     FOR EACH STATEMENT EXECUTE FUNCTION grants_changed();
-"#];
+"#,
+    // The fleet: the relays sharing this database (each one's peer identity and heartbeat),
+    // which relay holds which host's agent, and the `cm_fleet` notices every relay LISTENs to.
+    // The notices are sent by triggers, so they go out inside the transaction that made the
+    // change (delivered at its commit) whoever made it: a relay or the CLI. A relay's own
+    // heartbeat (every second) sends none.
+    r#"
+CREATE TABLE relays (
+    id           TEXT PRIMARY KEY,
+    peer_addr    TEXT NOT NULL,
+    peer_pin     TEXT NOT NULL,
+    added_ms     BIGINT NOT NULL,
+    retired_ms   BIGINT,
+    heartbeat_ms BIGINT
+);
+CREATE TABLE presence (
+    host         TEXT NOT NULL,
+    relay_id     TEXT NOT NULL REFERENCES relays(id) ON DELETE CASCADE,
+    conn_id      TEXT NOT NULL,
+    connected_ms BIGINT NOT NULL,
+    status       TEXT,
+    PRIMARY KEY (host, relay_id)
+);
+CREATE INDEX presence_relay ON presence(relay_id);
+CREATE FUNCTION presence_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM pg_notify('cm_fleet', 'presence ' || OLD.host);
+    ELSE
+        PERFORM pg_notify('cm_fleet', 'presence ' || NEW.host);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER presence_notify AFTER INSERT OR UPDATE OR DELETE ON presence
+    FOR EACH ROW EXECUTE FUNCTION presence_notify();
+CREATE FUNCTION relays_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('cm_fleet', 'relays');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER relays_added AFTER INSERT OR DELETE ON relays
+    FOR EACH STATEMENT EXECUTE FUNCTION relays_notify();
+CREATE TRIGGER relays_changed AFTER UPDATE OF peer_addr, peer_pin, retired_ms ON relays
+    FOR EACH STATEMENT EXECUTE FUNCTION relays_notify();
+CREATE OR REPLACE FUNCTION grants_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE grants_changes SET n = n + 1;
+    PERFORM pg_notify('cm_fleet', 'grants');
+    RETURN NULL;
+END $$;
+CREATE FUNCTION revocation_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('cm_fleet', 'revoked');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER revocation_notify AFTER INSERT OR UPDATE ON settings
+    FOR EACH ROW WHEN (NEW.key = 'revocation_epoch') EXECUTE FUNCTION revocation_notify();
+"#,
+];
 
 /// The advisory lock held while migrating PostgreSQL.
 const MIGRATE_LOCK: i64 = 0x636d_6d67; // "cmmg"
