@@ -108,6 +108,7 @@ fn profile_kind(e: &ProfileError) -> Option<FailureKind> {
 fn link_kind(e: &LinkError) -> FailureKind {
     match e {
         LinkError::Refused(w) => wire_kind(w.code),
+        LinkError::Address(_) => FailureKind::Usage,
         LinkError::PinMismatch { .. } | LinkError::RelayProof(_) => FailureKind::Auth,
         LinkError::Resolve { .. }
         | LinkError::Connect { .. }
