@@ -29,6 +29,7 @@ use crate::audit_event::Audit;
 use crate::config::RelayConfig;
 use crate::presence::Presence;
 use crate::store::StoreHandle;
+use error::RequestError;
 use parking_lot::Mutex;
 use proto::replay::ReplayWindow;
 use std::sync::Arc;
@@ -70,18 +71,30 @@ impl Shared {
     /// Writes an audit row and waits until it is durable; a failure is logged loudly (the
     /// caller decides whether to refuse).
     pub(crate) async fn audit(&self, event: Audit) -> bool {
+        self.audit_or_refusal(event).await.is_ok()
+    }
+
+    /// [`Self::audit`], with the refusal the operator gets when the row could not be written:
+    /// [`RequestError::StoreUnavailable`] while the database is away.
+    pub(crate) async fn audit_or_refusal(&self, event: Audit) -> Result<(), RequestError> {
         let now = crate::time::now_ms();
-        match self.store.audit().durable(now, event.row()).await {
-            Ok(()) => true,
-            Err(e) => {
+        self.store
+            .audit()
+            .durable(now, event.row())
+            .await
+            .map_err(|e| {
                 tracing::error!(error = %e, "audit write failed");
-                false
-            }
-        }
+                if e.is_unavailable() {
+                    RequestError::StoreUnavailable
+                } else {
+                    RequestError::AuditUnavailable
+                }
+            })
     }
 
     /// Records an audit row without waiting for it to be durable (read-only operations; see
-    /// docs/security-model.md, "Audit trail").
+    /// docs/security-model.md, "Audit trail"). While the database is away the row is spooled
+    /// in the state directory and joins the chain when it is back (`store/audit_spool.rs`).
     pub(crate) fn audit_unwaited(&self, event: Audit) {
         self.store
             .audit()

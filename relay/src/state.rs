@@ -3,7 +3,9 @@
 
 use crate::config::INVITE_TTL;
 use crate::config::StoreConfig;
-use crate::store::{Backend, PgBackend, PgStore, SqliteBackend, SqliteStore, Store, StoreError};
+use crate::store::{
+    AuditSpool, Backend, PgBackend, PgStore, SqliteBackend, SqliteStore, Store, StoreError,
+};
 use crate::time::{now_ms, random32};
 use crate::tls::{self, RELAY_SERVER_NAME, TlsError};
 use proto::handshake::Bytes32;
@@ -113,6 +115,12 @@ impl StateDir {
         self.root.join("relay.db")
     }
 
+    /// Where audit rows nobody waits for are kept while the database is away (see
+    /// `store/audit_spool.rs`).
+    pub fn audit_spool_path(&self) -> PathBuf {
+        self.root.join(crate::store::SPOOL_FILE)
+    }
+
     /// The same directory with its state kept in `store` (`[store]` of `relay.toml`).
     #[must_use]
     pub fn with_store(mut self, store: StoreConfig) -> Self {
@@ -165,10 +173,15 @@ impl StateDir {
                 if !self.db_path().exists() {
                     return Err(StateError::NotInitialised(self.root.clone()));
                 }
-                Arc::new(SqliteBackend::start(SqliteStore::open(&self.db_path())?)?)
+                let store = SqliteStore::open(&self.db_path())?;
+                Arc::new(SqliteBackend::start(store, Some(self.open_spool()?))?)
             }
-            StoreConfig::Postgres(pg) => Arc::new(PgBackend::start(pg)?),
+            StoreConfig::Postgres(pg) => Arc::new(PgBackend::start(pg, Some(self.open_spool()?))?),
         })
+    }
+
+    fn open_spool(&self) -> Result<AuditSpool, StateError> {
+        Ok(AuditSpool::open(&self.audit_spool_path())?)
     }
 
     /// The public address `init` recorded (what tokens and invites name), if readable.

@@ -13,6 +13,7 @@
 
 mod admin;
 mod audit;
+mod audit_spool;
 mod backend;
 mod grant_cache;
 mod handle;
@@ -30,6 +31,7 @@ mod writer;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
 pub use audit::{AuditEvent, AuditFilter, AuditRow, MAX_FIELD_CHARS, MAX_REASON_CHARS};
+pub use audit_spool::{AuditSpool, SPOOL_FILE};
 pub use backend::{Ack, Backend, PgBackend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use handle::{AuditWriter, StoreHandle};
@@ -59,6 +61,10 @@ pub enum StoreError {
     /// The database server could not be reached or refused the connection (TLS included).
     #[error("cannot connect to the database: {0}; check [store] url and ca_file in relay.toml")]
     Connect(String),
+    /// The database cannot be reached right now (a shared copy of [`Self::Connect`] or of a
+    /// lost connection); the relay reconnects by itself.
+    #[error("store unavailable, retrying: {0}")]
+    Unavailable(String),
     /// A write shared by several callers (a group commit of audit rows) failed.
     #[error("database write failed: {0}")]
     WriteFailed(String),
@@ -131,9 +137,47 @@ impl StoreError {
         match self {
             Self::DiskFull(m) => Self::DiskFull(m.clone()),
             Self::WriterGone => Self::WriterGone,
+            other if other.is_unavailable() => Self::Unavailable(other.to_string()),
             other => Self::WriteFailed(other.to_string()),
         }
     }
+
+    /// Whether the database is away rather than refusing this request: it could not be
+    /// reached, the connection was lost or the server is shutting down or starting up
+    /// (PostgreSQL), or it stayed locked by another writer (SQLite). The same request may
+    /// succeed once it is back; the relay reconnects by itself.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Unavailable(_) => true,
+            Self::Postgres(e) => postgres_unavailable(e),
+            Self::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A lost connection, an I/O failure, or a server that is shutting down, starting up or out of
+/// connections (SQLSTATE classes 08, 57 and 53300).
+fn postgres_unavailable(e: &::postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08") || code.starts_with("57") || code == "53300";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A host row.

@@ -120,6 +120,10 @@ pub(crate) enum RequestError {
     /// The audit row could not be made durable, so the request was not acted on.
     #[error("audit trail unavailable")]
     AuditUnavailable,
+    /// The database is away (the audit row could not be written, or the request needs it);
+    /// the relay reconnects by itself.
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
     /// Logout could not revoke the credential.
     #[error("logout failed: {0}")]
     Logout(StoreError),
@@ -144,6 +148,25 @@ fn quota_message(full: super::stream_quota::Full, host: &HostId) -> String {
             "viewers hold every stream of host {host} they may (the rest is kept for operators); retry later"
         ),
     }
+}
+
+/// What an operator (or a login) is told while the database is away.
+pub(crate) const STORE_UNAVAILABLE: &str =
+    "store unavailable, retrying: the relay cannot reach its database; try again in a few seconds";
+
+/// The answer while the database is away.
+pub(crate) fn store_unavailable() -> WireError {
+    WireError::new(ErrorCode::Unavailable, STORE_UNAVAILABLE)
+}
+
+/// What the operator sees for a store failure: [`store_unavailable`] when the database is
+/// away, else the internal failure (logged).
+fn store_error(e: &StoreError) -> WireError {
+    if e.is_unavailable() {
+        tracing::warn!(error = %e, "request refused: the database is away");
+        return store_unavailable();
+    }
+    store_failure(e)
 }
 
 fn store_failure(e: &dyn std::fmt::Display) -> WireError {
@@ -181,7 +204,7 @@ impl RequestError {
             Self::NoLongerWaiting { .. } => says(ErrorCode::Conflict),
             Self::NotServed(_) => says(ErrorCode::UnknownOp),
             Self::Admin(e) => admin_error(e),
-            Self::Refused(authz::AdminRefusal::Store(e)) => store_failure(e),
+            Self::Refused(authz::AdminRefusal::Store(e)) => store_error(e),
             Self::Refused(e @ authz::AdminRefusal::NotAdminRights { .. }) => {
                 WireError::new(ErrorCode::BadRequest, e.to_string())
             }
@@ -190,6 +213,7 @@ impl RequestError {
                 ErrorCode::Internal,
                 "audit trail unavailable; see the relay log",
             ),
+            Self::StoreUnavailable => store_unavailable(),
             Self::Logout(e) => {
                 tracing::error!(error = %e, "logout failed");
                 WireError::new(
@@ -202,7 +226,7 @@ impl RequestError {
                 | super::templates::TemplateError::UnknownVersion { .. },
             ) => says(ErrorCode::NotFound),
             Self::Template(_) => says(ErrorCode::BadRequest),
-            Self::Store(e) => store_failure(e),
+            Self::Store(e) => store_error(e),
             Self::Internal(e) => store_failure(e),
         }
     }
@@ -226,6 +250,7 @@ fn admin_error(e: &AdminError) -> WireError {
             WireError::new(ErrorCode::Conflict, e.to_string())
         }
         AdminError::Store(StoreError::Refused(m)) => WireError::new(ErrorCode::Conflict, m.clone()),
+        AdminError::Store(e) if e.is_unavailable() => store_error(e),
         other => store_failure(other),
     }
 }
@@ -317,6 +342,26 @@ mod tests {
         let e = RequestError::Admin(AdminError::Input("choose a longer name".into()));
         assert_eq!(e.wire().code, ErrorCode::BadRequest);
         assert_eq!(e.wire().message, "choose a longer name");
+    }
+
+    #[test]
+    fn a_database_that_is_away_is_named_with_a_retry_hint_not_an_internal_failure() {
+        for e in [
+            RequestError::Store(StoreError::Connect("connection refused".into())),
+            RequestError::Store(StoreError::Unavailable("closed".into())),
+            RequestError::Admin(AdminError::Store(StoreError::Connect("refused".into()))),
+            RequestError::StoreUnavailable,
+        ] {
+            let w = e.wire();
+            assert_eq!(w.code, ErrorCode::Unavailable, "{e:?}");
+            assert!(
+                w.message.starts_with("store unavailable, retrying"),
+                "{w:?}"
+            );
+            assert!(!w.message.contains("refused"), "no internal detail: {w:?}");
+        }
+        let other = RequestError::Store(StoreError::WriteFailed("constraint".into())).wire();
+        assert_eq!(other.code, ErrorCode::Internal);
     }
 
     #[test]

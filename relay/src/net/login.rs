@@ -58,6 +58,11 @@ impl LoginFailure {
         )
     }
 
+    /// Whether the database was away: nobody's secret was tried, so nothing counts.
+    fn store_away(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_unavailable())
+    }
+
     /// Whether an attempt was reserved against the user before this failure.
     fn reserved_user(&self) -> bool {
         !matches!(self, Self::BadName | Self::Version(_) | Self::LockedOut(_))
@@ -73,6 +78,7 @@ impl LoginFailure {
                 ErrorCode::BadRequest,
                 format!("protocol version {v} is not supported by this relay; upgrade cm-tui"),
             ),
+            Self::Store(e) if e.is_unavailable() => super::error::store_unavailable(),
             Self::Store(_) | Self::Internal(_) => WireError::new(
                 ErrorCode::Internal,
                 "login failed inside the relay; see its log",
@@ -279,18 +285,31 @@ pub(crate) async fn handle(
             shared.user_lockout.lock().clear(&user.0);
             shared.limiter.lock().refund(&addr_key);
             // The credential is only handed out once its audit row is durable.
-            if shared.audit(event(Ok(cred.cred_id.clone()))).await {
-                tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
-                ServerHello::LoginOk(cred)
-            } else {
-                ServerHello::Error(LoginFailure::Internal("audit write failed".into()).public())
+            match shared
+                .audit_or_refusal(event(Ok(cred.cred_id.clone())))
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
+                    ServerHello::LoginOk(cred)
+                }
+                Err(super::error::RequestError::StoreUnavailable) => {
+                    ServerHello::Error(super::error::store_unavailable())
+                }
+                Err(_) => {
+                    ServerHello::Error(LoginFailure::Internal("audit write failed".into()).public())
+                }
             }
         }
         Err(failure) => {
             tracing::warn!(user = %shown_user, %remote, method, reason = %failure, "login refused");
-            // The address's reservation stays counted: every failed login is a failure there.
+            // The address's reservation stays counted: every failed login is a failure there,
+            // except while the database is away (no secret was checked).
             if failure.reserved_user() && !failure.counts_against_user() {
                 shared.user_lockout.lock().refund(&user.0);
+            }
+            if failure.store_away() {
+                shared.limiter.lock().refund(&addr_key);
             }
             shared.audit(event(Err(failure.to_string()))).await;
             ServerHello::Error(failure.public())

@@ -171,8 +171,8 @@ pub(crate) async fn serve(
         drop(allowed);
     } else if proto::rbac::is_read_only(header.op) {
         shared.audit_unwaited(allowed);
-    } else if !shared.audit(allowed).await {
-        refuse(send, RequestError::AuditUnavailable).await;
+    } else if let Err(refusal) = shared.audit_or_refusal(allowed).await {
+        refuse(send, refusal).await;
         return;
     }
     match header.op {

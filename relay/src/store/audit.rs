@@ -3,15 +3,16 @@
 //! from that row on. A row is written (and synced, `synchronous = FULL`) before the operation
 //! it records is acknowledged.
 
+use super::audit_spool::{SpoolSink, mark_key};
 use super::{SqliteStore, StoreError, to_i64, to_u64};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The hash that precedes the first row.
 pub(super) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What to record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Who acted (user, host, or `-` for an unauthenticated peer with its address).
     pub actor: String,
@@ -122,6 +123,16 @@ impl SqliteStore {
     /// # Errors
     /// SQLite failures; the callers must then refuse their operations.
     pub fn audit_batch(&self, events: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        self.append_chain(events, None)
+    }
+
+    /// [`Self::audit_batch`], also recording in the same transaction (when `mark` is given)
+    /// how far a spool generation was appended (see `audit_spool.rs`).
+    fn append_chain(
+        &self,
+        events: &[(u64, &AuditEvent)],
+        mark: Option<(&str, u64)>,
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -158,6 +169,13 @@ impl SqliteStore {
                 ])?;
                 prev = hash;
             }
+        }
+        if let Some((generation, seq)) = mark {
+            tx.execute(
+                "INSERT INTO settings(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![mark_key(generation), seq.to_string()],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -237,6 +255,31 @@ impl SqliteStore {
         }
         Ok(None)
     }
+}
+
+impl SpoolSink for SqliteStore {
+    fn spool_mark(&self, generation: &str) -> Result<Option<u64>, StoreError> {
+        parse_mark(self.setting(&mark_key(generation))?)
+    }
+
+    fn append_spooled(
+        &self,
+        rows: &[(u64, &AuditEvent)],
+        generation: &str,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.append_chain(rows, Some((generation, seq)))
+    }
+}
+
+/// A spool mark as stored in `settings`.
+pub(super) fn parse_mark(value: Option<String>) -> Result<Option<u64>, StoreError> {
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|_| StoreError::Corrupt(format!("audit spool mark {v:?} is not a number")))
+        })
+        .transpose()
 }
 
 /// Which audit rows to read ([`SqliteStore::audit_page`]).

@@ -6,7 +6,8 @@
 use super::readers::Readers;
 use super::writer::Writer;
 use super::{
-    AuditEvent, GrantGeneration, PgConfig, PgStore, SqliteStore, Store, StoreError, StoreRead,
+    AuditEvent, AuditSpool, GrantGeneration, PgConfig, PgStore, SqliteStore, Store, StoreError,
+    StoreRead,
 };
 use std::sync::Arc;
 
@@ -45,14 +46,16 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Starts the writer thread over `store`, which becomes the one write connection.
+    /// Starts the writer thread over `store`, which becomes the one write connection; rows
+    /// nobody waits for go to `spool` while the database cannot take them (without one, they
+    /// are logged as lost).
     ///
     /// # Errors
     /// The OS refused to start the thread.
-    pub fn start(store: SqliteStore) -> Result<Self, StoreError> {
+    pub fn start(store: SqliteStore, spool: Option<AuditSpool>) -> Result<Self, StoreError> {
         let generation = store.grants_generation();
         let readers = store.path().map(|p| Readers::new(p.to_owned()));
-        let writer = Writer::start(store)
+        let writer = Writer::start(store, spool)
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             writer,
@@ -112,16 +115,17 @@ pub struct PgBackend {
 }
 
 impl PgBackend {
-    /// Connects (migrating the schema) and starts the writer thread.
+    /// Connects (migrating the schema) and starts the writer thread; rows nobody waits for go
+    /// to `spool` while the database is away.
     ///
     /// # Errors
     /// Connection or migration failures; the OS refused to start the thread.
-    pub fn start(config: &PgConfig) -> Result<Self, StoreError> {
+    pub fn start(config: &PgConfig, spool: Option<AuditSpool>) -> Result<Self, StoreError> {
         let store = PgStore::open(config)?;
         let generation = store.grants_generation();
         let read_config = config.clone();
         let readers = Readers::with(Box::new(move || PgStore::connect(&read_config)));
-        let writer = Writer::start(store)
+        let writer = Writer::start(store, spool)
             .map_err(|e| StoreError::Task(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             writer,

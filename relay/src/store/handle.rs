@@ -28,7 +28,9 @@ impl StoreHandle {
     /// # Errors
     /// The OS refused to start the writer thread.
     pub fn new(store: SqliteStore) -> Result<Self, StoreError> {
-        Ok(Self::with_backend(Arc::new(SqliteBackend::start(store)?)))
+        Ok(Self::with_backend(Arc::new(SqliteBackend::start(
+            store, None,
+        )?)))
     }
 
     /// A handle over any backend.

@@ -21,7 +21,7 @@ fn db(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 fn start(path: &Path) -> (Arc<SqliteBackend>, StoreHandle) {
-    let backend = Arc::new(SqliteBackend::start(SqliteStore::open(path).unwrap()).unwrap());
+    let backend = Arc::new(SqliteBackend::start(SqliteStore::open(path).unwrap(), None).unwrap());
     let handle = StoreHandle::with_backend(Arc::clone(&backend) as Arc<dyn Backend>);
     (backend, handle)
 }

@@ -20,7 +20,7 @@ fn ev(op: &str) -> AuditEvent {
 /// A relay's store handle on the server's database (connecting blocks: off the runtime).
 async fn relay_store(config: &PgConfig) -> StoreHandle {
     let config = config.clone();
-    let backend = tokio::task::spawn_blocking(move || PgBackend::start(&config))
+    let backend = tokio::task::spawn_blocking(move || PgBackend::start(&config, None))
         .await
         .unwrap()
         .unwrap();

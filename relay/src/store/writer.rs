@@ -10,12 +10,18 @@
 //! to [`LINGER`] for company, so a run of reads costs one wake-up and one sync per [`LINGER`]
 //! instead of one per row.
 //!
+//! When the database is away, rows nobody waits for go to the [`AuditSpool`] (a file in the
+//! state directory) instead of being lost; rows with a waiter fail, and so do their
+//! operations. Spooled rows are appended to the chain before any newer row: before each batch
+//! and each job while the spool holds rows, and every [`SPOOL_RETRY`] while idle.
+//!
 //! The writer also notices commits by other processes (the `cm-relay` CLI): after each batch,
 //! and at least every [`POLL_INTERVAL`] when idle, it reads its connection's `data_version`
 //! and marks cached grants stale when it moved.
 
+use super::audit_spool::SpoolSink;
 use super::grant_cache::POLL_INTERVAL;
-use super::{AuditEvent, SqliteStore, StoreError};
+use super::{AuditEvent, AuditSpool, SqliteStore, StoreError};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -28,6 +34,9 @@ const MAX_BATCH: usize = 512;
 /// How long a row nobody waits for may sit in the queue before it is written.
 const LINGER: Duration = Duration::from_millis(5);
 
+/// While rows wait in the spool, the idle writer tries to append them this often.
+const SPOOL_RETRY: Duration = Duration::from_secs(1);
+
 /// Answers one waiter.
 pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 
@@ -35,7 +44,7 @@ pub type Ack = oneshot::Sender<Result<(), StoreError>>;
 pub(crate) type Job<S = SqliteStore> = Box<dyn FnOnce(Result<&S, StoreError>) + Send>;
 
 /// What the writer needs of a backend's write connection.
-pub(crate) trait WriterStore: Send + 'static {
+pub(crate) trait WriterStore: SpoolSink + Send + 'static {
     /// Appends rows in one transaction.
     fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError>;
     /// A value that moves when anyone else commits a change cached grants depend on.
@@ -48,7 +57,8 @@ pub(crate) trait WriterStore: Send + 'static {
 }
 
 enum Item<S> {
-    /// An audit row; `ack` is `None` when nobody waits for it.
+    /// An audit row; `ack` is `None` when nobody waits for it (such a row is spooled when
+    /// the database is away).
     Row {
         ts_ms: u64,
         event: AuditEvent,
@@ -157,7 +167,7 @@ impl<S: WriterStore> Writer<S> {
     ///
     /// # Errors
     /// The OS refused to start a thread.
-    pub(crate) fn start(store: S) -> std::io::Result<Self> {
+    pub(crate) fn start(store: S, spool: Option<AuditSpool>) -> std::io::Result<Self> {
         let queue = Arc::new(Queue {
             inner: Mutex::new(Inner {
                 queue: Vec::new(),
@@ -173,7 +183,12 @@ impl<S: WriterStore> Writer<S> {
             .name("cm-store-writer".into())
             .spawn(move || {
                 let _gone = GoneGuard(&q);
-                run(&store, &q);
+                let mut spool = Spool {
+                    file: spool,
+                    next_retry: Instant::now(),
+                };
+                let _ = spool.flush(&store);
+                run(&store, &mut spool, &q);
             })?;
         Ok(Self {
             handles: Arc::new(Handles { queue }),
@@ -243,7 +258,7 @@ impl<S> Drop for GoneGuard<'_, S> {
     }
 }
 
-fn run<S: WriterStore>(store: &S, queue: &Queue<S>) {
+fn run<S: WriterStore>(store: &S, spool: &mut Spool, queue: &Queue<S>) {
     let mut seen_version = data_version(store);
     let mut st = queue.lock();
     loop {
@@ -256,6 +271,7 @@ fn run<S: WriterStore>(store: &S, queue: &Queue<S>) {
             if st.queue.is_empty() {
                 drop(st);
                 notice_other_writers(store, &mut seen_version);
+                spool.retry(store);
                 st = queue.lock();
             }
             continue;
@@ -277,42 +293,148 @@ fn run<S: WriterStore>(store: &S, queue: &Queue<S>) {
         st.oldest = (!st.queue.is_empty()).then(Instant::now);
         drop(st);
         notice_other_writers(store, &mut seen_version);
-        process(store, batch);
+        process(store, spool, batch);
         st = queue.lock();
     }
 }
 
 /// Runs a batch in order: consecutive rows (and flushes) are one transaction, jobs run alone.
-fn process<S: WriterStore>(store: &S, batch: Vec<Item<S>>) {
-    let mut rows: Vec<(u64, AuditEvent)> = Vec::new();
-    let mut acks: Vec<Ack> = Vec::new();
+fn process<S: WriterStore>(store: &S, spool: &mut Spool, batch: Vec<Item<S>>) {
+    let mut rows = Rows::default();
     for item in batch {
         match item {
             Item::Row { ts_ms, event, ack } => {
-                rows.push((ts_ms, event));
-                acks.extend(ack);
+                rows.unwaited.push(ack.is_none());
+                rows.rows.push((ts_ms, event));
+                rows.acks.extend(ack);
             }
-            Item::Flush(ack) => acks.push(ack),
+            Item::Flush(ack) => rows.acks.push(ack),
             Item::Job(job) => {
-                commit_rows(store, &mut rows, &mut acks);
+                commit_rows(store, spool, &mut rows);
+                // A job's own rows come after the spooled ones too.
+                let _ = spool.flush(store);
                 run_job(store, job);
             }
         }
     }
-    commit_rows(store, &mut rows, &mut acks);
+    commit_rows(store, spool, &mut rows);
 }
 
-fn commit_rows<S: WriterStore>(store: &S, rows: &mut Vec<(u64, AuditEvent)>, acks: &mut Vec<Ack>) {
-    let refs: Vec<(u64, &AuditEvent)> = rows.iter().map(|(t, e)| (*t, e)).collect();
-    let result = store.append(&refs);
-    if let Err(e) = &result {
-        tracing::error!(error = %e, rows = rows.len(), "audit write failed");
+/// Consecutive rows of a batch, written in one transaction.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<(u64, AuditEvent)>,
+    /// Per row: nobody waits for it (it is spooled if the database is away).
+    unwaited: Vec<bool>,
+    acks: Vec<Ack>,
+}
+
+fn commit_rows<S: WriterStore>(store: &S, spool: &mut Spool, batch: &mut Rows) {
+    if batch.rows.is_empty() && batch.acks.is_empty() {
+        return;
     }
-    for ack in acks.drain(..) {
+    let refs: Vec<(u64, &AuditEvent)> = batch.rows.iter().map(|(t, e)| (*t, e)).collect();
+    // Spooled rows first: while some wait, nothing newer may go into the chain.
+    let result = spool.flush(store).and_then(|()| store.append(&refs));
+    if let Err(e) = &result {
+        tracing::error!(error = %e, rows = refs.len(), "audit write failed");
+        let unwaited: Vec<(u64, &AuditEvent)> = refs
+            .iter()
+            .zip(&batch.unwaited)
+            .filter_map(|(row, unwaited)| unwaited.then_some(*row))
+            .collect();
+        spool.keep(e, &unwaited);
+    }
+    for ack in batch.acks.drain(..) {
         // A waiter that went away (its stream was dropped) needs no answer.
         let _ = ack.send(result.as_ref().map(|_| ()).map_err(StoreError::share));
     }
-    rows.clear();
+    batch.rows.clear();
+    batch.unwaited.clear();
+}
+
+/// The writer's side of the spool (none for a store without a state directory).
+struct Spool {
+    file: Option<AuditSpool>,
+    /// When the idle writer next tries to append spooled rows.
+    next_retry: Instant,
+}
+
+impl Spool {
+    /// Appends the spooled rows (if any) to the chain; `Err` while some remain.
+    fn flush<S: WriterStore>(&mut self, store: &S) -> Result<(), StoreError> {
+        let Some(file) = self.file.as_mut().filter(|f| !f.is_empty()) else {
+            return Ok(());
+        };
+        self.next_retry = Instant::now() + SPOOL_RETRY;
+        let waiting = file.len();
+        match file.flush(store) {
+            Ok(appended) => {
+                tracing::info!(
+                    appended,
+                    waiting,
+                    "the database is back: spooled audit rows appended to the chain"
+                );
+                Ok(())
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, waiting, "spooled audit rows still wait for the database");
+                Err(e)
+            }
+            // The database is there but refuses them: waiting would stop the whole trail.
+            Err(e) => {
+                match file.set_aside() {
+                    Ok(kept) => tracing::error!(
+                        error = %e,
+                        kept = %kept.display(),
+                        "the database refused spooled audit rows: the spool was set aside \
+                         (rows before the failing one are in the chain); see docs/deployment.md"
+                    ),
+                    Err(moved) => tracing::error!(
+                        error = %e,
+                        set_aside = %moved,
+                        "the database refused spooled audit rows and the spool could not be set aside"
+                    ),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Tries again when idle, at most every [`SPOOL_RETRY`].
+    fn retry<S: WriterStore>(&mut self, store: &S) {
+        if self.file.as_ref().is_some_and(|f| !f.is_empty()) && Instant::now() >= self.next_retry {
+            let _ = self.flush(store);
+        }
+    }
+
+    /// Keeps rows nobody waits for whose append failed with `error`: spooled when the
+    /// database is away (or spooled rows still wait), otherwise lost (logged).
+    fn keep(&mut self, error: &StoreError, rows: &[(u64, &AuditEvent)]) {
+        if rows.is_empty() {
+            return;
+        }
+        let away = error.is_unavailable() || self.file.as_ref().is_some_and(|f| !f.is_empty());
+        let spooled = match self.file.as_mut() {
+            Some(file) if away => file.append(rows),
+            Some(_) => Err(StoreError::Refused(format!(
+                "the database refused them: {error}"
+            ))),
+            None => Err(StoreError::Refused("this store has no spool".into())),
+        };
+        match spooled {
+            Ok(()) => tracing::warn!(
+                rows = rows.len(),
+                "database away: audit rows spooled; they join the chain when it is back"
+            ),
+            Err(e) => tracing::error!(
+                rows = rows.len(),
+                error = %e,
+                "audit rows lost: {:?}",
+                rows.iter().map(|(_, r)| r.op.as_str()).collect::<Vec<_>>()
+            ),
+        }
+    }
 }
 
 /// A job that panics loses its own answer (its waiter sees the job end unanswered); the

@@ -2,7 +2,8 @@
 //! batch locks the chain's head row (`audit_head`, `FOR UPDATE`), so batches are serialized in
 //! the database, row ids grow in chain order, and a batch of many rows costs one commit.
 
-use super::super::audit::{GENESIS, row_hash};
+use super::super::audit::{GENESIS, parse_mark, row_hash};
+use super::super::audit_spool::{SpoolSink, mark_key};
 use super::super::{AuditEvent, AuditFilter, AuditRow};
 use super::{PgStore, StoreError, to_i64, to_u64};
 use postgres::Row;
@@ -46,6 +47,16 @@ impl PgStore {
     /// # Errors
     /// PostgreSQL failures; the callers must then refuse their operations.
     pub fn audit_batch(&self, events: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        self.append_chain(events, None)
+    }
+
+    /// [`Self::audit_batch`], also recording in the same transaction (when `mark` is given)
+    /// how far a spool generation was appended (see `audit_spool.rs`).
+    fn append_chain(
+        &self,
+        events: &[(u64, &AuditEvent)],
+        mark: Option<(&str, u64)>,
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -75,6 +86,9 @@ impl PgStore {
             prev = hash;
         }
         self.exec("UPDATE audit_head SET hash = $1", &[&prev])?;
+        if let Some((generation, seq)) = mark {
+            self.set_setting(&mark_key(generation), &seq.to_string())?;
+        }
         tx.commit()
     }
 
@@ -153,5 +167,20 @@ impl PgStore {
         }
         tx.commit()?;
         Ok(None)
+    }
+}
+
+impl SpoolSink for PgStore {
+    fn spool_mark(&self, generation: &str) -> Result<Option<u64>, StoreError> {
+        parse_mark(self.setting(&mark_key(generation))?)
+    }
+
+    fn append_spooled(
+        &self,
+        rows: &[(u64, &AuditEvent)],
+        generation: &str,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.append_chain(rows, Some((generation, seq)))
     }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use std::path::{Path, PathBuf};
 
 fn ev(op: &str) -> AuditEvent {
     AuditEvent {
@@ -10,7 +11,7 @@ fn ev(op: &str) -> AuditEvent {
 }
 
 fn start() -> Writer {
-    Writer::start(SqliteStore::open_in_memory().unwrap()).unwrap()
+    Writer::start(SqliteStore::open_in_memory().unwrap(), None).unwrap()
 }
 
 /// Runs `f` on the writer's connection, after everything queued before.
@@ -102,7 +103,7 @@ async fn unwaited_rows_are_written_before_a_later_flush_returns() {
 async fn unwaited_rows_are_written_without_a_waiter_or_flush() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.db");
-    let writer = Writer::start(SqliteStore::open(&path).unwrap()).unwrap();
+    let writer = Writer::start(SqliteStore::open(&path).unwrap(), None).unwrap();
     let side = SqliteStore::open_read_only(&path).unwrap();
     for i in 0..3 {
         writer.row(i, ev("read"), None);
@@ -194,4 +195,181 @@ async fn a_closed_writer_refuses_later_work_with_writer_gone() {
     assert!(matches!(err, StoreError::WriterGone), "{err:?}");
     let err = on_writer(&writer, |_| ()).await.unwrap_err();
     assert!(matches!(err, StoreError::WriterGone), "{err:?}");
+}
+
+/// A store whose database can be taken away and given back.
+struct Flaky {
+    store: SqliteStore,
+    away: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.away.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Connect("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+impl SpoolSink for Flaky {
+    fn spool_mark(&self, generation: &str) -> Result<Option<u64>, StoreError> {
+        self.check()?;
+        self.store.spool_mark(generation)
+    }
+
+    fn append_spooled(
+        &self,
+        rows: &[(u64, &AuditEvent)],
+        generation: &str,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.store.append_spooled(rows, generation, seq)
+    }
+}
+
+impl WriterStore for Flaky {
+    fn append(&self, rows: &[(u64, &AuditEvent)]) -> Result<(), StoreError> {
+        self.check()?;
+        self.store.append(rows)
+    }
+
+    fn change_marker(&self) -> Option<i64> {
+        None
+    }
+
+    fn grants_changed(&self) {}
+
+    fn end_open_transaction(&self) -> bool {
+        false
+    }
+}
+
+/// A writer over a database file that can be taken away, with a spool; and a connection of
+/// its own to read the chain.
+fn start_flaky(
+    dir: &tempfile::TempDir,
+) -> (
+    Writer<Flaky>,
+    Arc<std::sync::atomic::AtomicBool>,
+    SqliteStore,
+    PathBuf,
+) {
+    let path = dir.path().join("relay.db");
+    let away = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = Flaky {
+        store: SqliteStore::open(&path).unwrap(),
+        away: Arc::clone(&away),
+    };
+    let spool_path = dir.path().join(super::super::SPOOL_FILE);
+    let spool = AuditSpool::open(&spool_path).unwrap();
+    let writer = Writer::start(store, Some(spool)).unwrap();
+    (
+        writer,
+        away,
+        SqliteStore::open_read_only(&path).unwrap(),
+        spool_path,
+    )
+}
+
+async fn durable_on<S: WriterStore>(
+    w: &Writer<S>,
+    ts_ms: u64,
+    event: AuditEvent,
+) -> Result<(), StoreError> {
+    let (tx, rx) = oneshot::channel();
+    w.row(ts_ms, event, Some(tx));
+    rx.await.unwrap()
+}
+
+async fn flush_on<S: WriterStore>(w: &Writer<S>) -> Result<(), StoreError> {
+    let (tx, rx) = oneshot::channel();
+    w.flush(tx);
+    rx.await.unwrap()
+}
+
+fn spooled_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+fn chain_ops(side: &SqliteStore) -> Vec<String> {
+    assert_eq!(side.audit_verify().unwrap(), None, "the chain verifies");
+    side.audit_tail(100)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.op)
+        .collect()
+}
+
+#[tokio::test]
+async fn unwaited_rows_are_spooled_while_the_database_is_away_and_land_first_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, away, side, spool_path) = start_flaky(&dir);
+    durable_on(&writer, 1, ev("before")).await.unwrap();
+    away.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.row(2, ev("read1"), None);
+    writer.row(3, ev("read2"), None);
+    // A waited row is refused (its operation must be), and says why.
+    let err = durable_on(&writer, 4, ev("grant")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(err.to_string().contains("store unavailable"), "{err}");
+    writer.row(5, ev("read3"), None);
+    let _ = flush_on(&writer).await;
+    assert_eq!(
+        spooled_lines(&spool_path),
+        3,
+        "the unwaited rows are in the spool"
+    );
+    assert_eq!(chain_ops(&side), ["before"]);
+
+    away.store(false, std::sync::atomic::Ordering::SeqCst);
+    durable_on(&writer, 6, ev("after")).await.unwrap();
+    assert_eq!(
+        chain_ops(&side),
+        ["before", "read1", "read2", "read3", "after"]
+    );
+    assert_eq!(spooled_lines(&spool_path), 0, "the spool is emptied");
+    let times: Vec<u64> = side
+        .audit_tail(10)
+        .unwrap()
+        .iter()
+        .map(|r| r.ts_ms)
+        .collect();
+    assert_eq!(times, [1, 2, 3, 5, 6], "each row keeps its own time");
+}
+
+#[tokio::test]
+async fn an_idle_writer_appends_spooled_rows_by_itself_when_the_database_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, away, side, spool_path) = start_flaky(&dir);
+    away.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.row(1, ev("read"), None);
+    let _ = flush_on(&writer).await;
+    assert_eq!(spooled_lines(&spool_path), 1);
+    away.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Nothing else is submitted: the writer retries on its own.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while side.audit_tail(10).unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the spooled row never reached the chain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(chain_ops(&side), ["read"]);
+    drop(writer);
+}
+
+#[tokio::test]
+async fn a_relay_started_with_a_non_empty_spool_appends_it_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_path = dir.path().join(super::super::SPOOL_FILE);
+    let mut spool = AuditSpool::open(&spool_path).unwrap();
+    spool.append(&[(1, &ev("from the last run"))]).unwrap();
+    drop(spool);
+    let (writer, _away, side, _) = start_flaky(&dir);
+    durable_on(&writer, 2, ev("new")).await.unwrap();
+    assert_eq!(chain_ops(&side), ["from the last run", "new"]);
+    assert_eq!(spooled_lines(&spool_path), 0);
 }
