@@ -36,7 +36,9 @@ pub use backend::{Ack, Backend, PgBackend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
-pub use postgres::{FLEET_CHANNEL, PgConfig, PgListener, PgStore, PresenceRow, RelayRow};
+pub use postgres::{
+    FLEET_CHANNEL, PgConfig, PgListener, PgStore, PresenceRow, PresenceWrite, RelayRow,
+};
 pub use queue::QueueRow;
 pub use sqlite::SqliteStore;
 pub use templates::Published;

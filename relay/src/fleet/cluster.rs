@@ -155,13 +155,20 @@ pub struct RelayStatus {
     pub hosts: u64,
     /// Retired by `cluster remove`.
     pub retired: bool,
+    /// A peer relay that could not reach it within the liveness window (a cut peer link).
+    pub unreachable_from: Option<String>,
 }
 
 /// What a row says, judged with the liveness window of `heartbeat_timeout`.
 pub fn status_of(row: RelayRow, heartbeat_timeout: Duration) -> RelayStatus {
     let window = liveness_ms(heartbeat_timeout);
     let retired = row.retired_ms.is_some();
+    let unreachable_from = row
+        .unreachable
+        .filter(|(_, age)| *age <= window)
+        .map(|(by, _)| by);
     RelayStatus {
+        unreachable_from,
         alive: !retired && row.heartbeat_age_ms.is_some_and(|a| a <= window),
         id: row.id,
         peer_addr: row.peer_addr,
@@ -190,7 +197,7 @@ pub fn status(
 /// The table `cluster status` prints.
 pub fn table(relays: &[RelayStatus]) -> String {
     let mut out = format!(
-        "{:<20} {:<28} {:<8} {:>10} {:>6}\n",
+        "{:<20} {:<28} {:<8} {:>10} {:>6}  NOTE\n",
         "RELAY", "PEER ADDRESS", "STATE", "HEARTBEAT", "HOSTS"
     );
     for r in relays {
@@ -205,8 +212,13 @@ pub fn table(relays: &[RelayStatus]) -> String {
             || "-".to_owned(),
             |a| format!("{:.1}s ago", a as f64 / 1000.0),
         );
+        let note = r
+            .unreachable_from
+            .as_ref()
+            .map(|by| format!("{by} could not reach it"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{:<20} {:<28} {:<8} {:>10} {:>6}\n",
+            "{:<20} {:<28} {:<8} {:>10} {:>6}  {note}\n",
             r.id, r.peer_addr, state, beat, r.hosts
         ));
     }
@@ -258,6 +270,7 @@ mod tests {
             retired_ms: retired.then_some(5),
             heartbeat_age_ms: age,
             hosts: 2,
+            unreachable: None,
         };
         let t = Duration::from_secs(10);
         assert!(status_of(row(Some(9_000), false), t).alive);
@@ -268,5 +281,15 @@ mod tests {
         assert!(status_of(row(Some(4_000), false), Duration::from_secs(1)).alive);
         let printed = table(&[status_of(row(None, false), t)]);
         assert!(printed.contains("DOWN"), "{printed}");
+        // A peer's recent report that it could not reach the relay is shown; an old one not.
+        let mut cut = row(Some(1), false);
+        cut.unreachable = Some(("a".into(), 2_000));
+        assert_eq!(
+            status_of(cut.clone(), t).unreachable_from.as_deref(),
+            Some("a")
+        );
+        assert!(table(&[status_of(cut.clone(), t)]).contains("a could not reach it"));
+        cut.unreachable = Some(("a".into(), 60_000));
+        assert_eq!(status_of(cut, t).unreachable_from, None);
     }
 }

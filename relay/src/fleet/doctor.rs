@@ -84,6 +84,11 @@ pub fn fleet(
                 "peer relay",
                 format!("{}: its peer address {} does not resolve from here; fix DNS, or register it again with `cm-relay cluster add --id {} --peer-addr HOST:PORT` on its machine", s.id, s.peer_addr, s.id),
             )
+        } else if let Some(by) = s.unreachable_from.as_ref().filter(|_| s.alive) {
+            Finding::fail(
+                "peer relay",
+                format!("{}: alive, but relay {by} could not reach it at {}: check that UDP {} is open between the relays", s.id, s.peer_addr, s.peer_addr.rsplit_once(':').map_or("7444", |(_, p)| p)),
+            )
         } else if s.alive {
             Finding::ok(
                 "peer relay",

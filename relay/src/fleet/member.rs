@@ -201,3 +201,190 @@ impl<R> Drop for FleetMember<R> {
         let _ = self.sync.send(SyncJob::Stop);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{PeerDirectory, RelayId};
+    use crate::pg_server::PgServer;
+    use crate::presence::Presence;
+    use crate::store::test_db::pg_config;
+    use proto::ids::{ConnId, HostId};
+    use proto::message::HostStatus;
+
+    /// Relay `id` registered (with a peer identity in a state dir of its own) and started.
+    fn joined(pg: &PgConfig, root: &std::path::Path, id: &str) -> FleetMember<u32> {
+        let dir = StateDir::new(root.join(id));
+        std::fs::create_dir_all(dir.root()).unwrap();
+        let store = PgStore::open(pg).unwrap();
+        super::super::cluster::add(&dir, &store, id, &format!("{id}:7444"), 1).unwrap();
+        let fleet = FleetConfig {
+            id: RelayId::from(id),
+            peer_listen: "127.0.0.1:0".parse().unwrap(),
+        };
+        FleetMember::start(
+            pg,
+            &fleet,
+            &dir,
+            Duration::from_secs(1),
+            Arc::new(tokio::sync::Notify::new()),
+            Box::new(|| {}),
+        )
+        .unwrap()
+    }
+
+    /// Waits (bounded, a hang guard) until `pred` holds, re-checking on every presence change.
+    async fn until(p: &FleetPresence<u32>, what: &str, pred: impl Fn(&FleetPresence<u32>) -> bool) {
+        let mut changes = p.changes();
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            while !pred(p) {
+                changes.changed().await.unwrap();
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting for: {what}");
+    }
+
+    #[test]
+    fn a_relay_joins_only_registered_unretired_and_with_its_registered_identity() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let pg = pg_config(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let store = PgStore::open(&pg).unwrap();
+        let (mine, other) = (
+            StateDir::new(tmp.path().join("mine")),
+            StateDir::new(tmp.path().join("other")),
+        );
+        let said = |dir: &StateDir| check_registered(&store, dir, "a").unwrap_err().to_string();
+        assert!(
+            said(&mine).contains("cluster add --id a"),
+            "{}",
+            said(&mine)
+        );
+        super::super::cluster::add(&mine, &store, "a", "a:7444", 1).unwrap();
+        check_registered(&store, &mine, "a").unwrap();
+        // Another machine's peer identity under the same id is refused.
+        identity::create(&{
+            std::fs::create_dir_all(other.root()).unwrap();
+            other.clone()
+        })
+        .unwrap();
+        let e = said(&other);
+        assert!(
+            e.contains("peer.crt") && e.contains("cluster remove --id a"),
+            "{e}"
+        );
+        super::super::cluster::remove(&store, "a", 2).unwrap();
+        assert!(said(&mine).contains("was retired"), "{}", said(&mine));
+        let ops: Vec<String> = crate::store::StoreRead::audit_tail(&store, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event.op)
+            .collect();
+        assert!(
+            ops.contains(&"cluster_add".to_owned()) && ops.contains(&"cluster_remove".to_owned()),
+            "{ops:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_fleets_presence_recovers_by_itself_after_the_database_restarts() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let pg = pg_config(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, t) = (pg.clone(), tmp.path().to_owned());
+        let (a, b) =
+            tokio::task::spawn_blocking(move || (joined(&p, &t, "a"), joined(&p, &t, "b")))
+                .await
+                .unwrap();
+        let server = tokio::task::spawn_blocking(move || {
+            server.restart();
+            server
+        })
+        .await
+        .unwrap();
+        // Every connection of both relays was closed: writes, reads and LISTEN come back.
+        let (host, conn) = (HostId::from("box"), ConnId::from("c1"));
+        a.presence
+            .connect(&host, conn.clone(), 1, crate::time::now_ms());
+        assert!(
+            a.presence
+                .heartbeat(&host, &conn, HostStatus::default(), crate::time::now_ms())
+        );
+        until(&b.presence, "box online at b after the restart", |p| {
+            p.snapshot(&[HostId::from("box")], crate::time::now_ms())[0].online
+        })
+        .await;
+        tokio::task::spawn_blocking(move || {
+            a.stop();
+            b.stop();
+            drop(server);
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_relays_agent_shows_online_and_a_retired_relay_drops_out_of_the_peers() {
+        let Some(server) = PgServer::start() else {
+            return;
+        };
+        let pg = pg_config(&server);
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, t) = (pg.clone(), tmp.path().to_owned());
+        let (a, b) =
+            tokio::task::spawn_blocking(move || (joined(&p, &t, "a"), joined(&p, &t, "b")))
+                .await
+                .unwrap();
+        let host = HostId::from("box");
+        let conn = ConnId::from("c1");
+        a.presence
+            .connect(&host, conn.clone(), 1, crate::time::now_ms());
+        assert!(
+            a.presence
+                .heartbeat(&host, &conn, HostStatus::default(), crate::time::now_ms())
+        );
+        let online = |p: &FleetPresence<u32>| {
+            p.snapshot(&[HostId::from("box")], crate::time::now_ms())[0].online
+        };
+        until(&b.presence, "box online at b", online).await;
+        assert_eq!(b.presence.relays_holding(&host), [RelayId::from("a")]);
+        assert_eq!(b.presence.route(&host), None, "no local route at b");
+        assert!(b.presence.peer(&RelayId::from("a")).is_some());
+
+        // A's agent leaves: b sees it go.
+        a.presence.disconnect(&host, &conn, crate::time::now_ms());
+        until(&b.presence, "box offline at b", |p| !online(p)).await;
+
+        // Retired: b stops trusting a at once (the relays notice).
+        a.presence
+            .connect(&host, ConnId::from("c2"), 2, crate::time::now_ms());
+        let p = pg.clone();
+        tokio::task::spawn_blocking(move || PgStore::connect(&p).unwrap().retire_relay("a", 5))
+            .await
+            .unwrap()
+            .unwrap();
+        until(&b.presence, "a retired at b", |p| {
+            p.peer(&RelayId::from("a")).is_none() && p.peers().is_empty()
+        })
+        .await;
+        assert!(b.presence.relays_holding(&host).is_empty());
+        let rows = tokio::task::spawn_blocking(move || {
+            a.stop();
+            b.stop();
+            PgStore::connect(&pg).unwrap().list_relays().unwrap()
+        })
+        .await
+        .unwrap();
+        // A clean stop clears the heartbeat: the relay is not alive for anyone.
+        assert!(
+            rows.iter()
+                .all(|r| r.heartbeat_age_ms.is_none() && r.hosts == 0),
+            "{rows:?}"
+        );
+    }
+}

@@ -21,6 +21,9 @@ use tokio::sync::watch;
 /// How long a relay reported unreachable is tried after the others.
 const UNREACHABLE_FOR_MS: u64 = 10_000;
 
+/// How often one peer's unreachability is recorded in the database at most.
+const REPORT_EVERY_MS: u64 = 1_000;
+
 /// The shared presence of one relay of the fleet.
 pub struct FleetPresence<R> {
     id: RelayId,
@@ -178,8 +181,13 @@ impl<R: Send + Sync> PeerDirectory for FleetPresence<R> {
     }
 
     fn unreachable(&self, id: &RelayId) {
-        tracing::warn!(relay = %id, "peer relay unreachable; routing around it");
-        self.unreachable.lock().insert(id.clone(), now_ms());
+        let now = now_ms();
+        let before = self.unreachable.lock().insert(id.clone(), now);
+        // Recorded (and logged) at most once per second per peer.
+        if before.is_none_or(|at| now.saturating_sub(at) >= REPORT_EVERY_MS) {
+            tracing::warn!(relay = %id, "peer relay unreachable; routing around it");
+            send(&self.sync.lock(), SyncJob::Unreachable(id.0.clone()));
+        }
     }
 }
 
@@ -198,6 +206,7 @@ mod tests {
             retired_ms: None,
             heartbeat_age_ms: Some(0),
             hosts: 1,
+            unreachable: None,
         }
     }
 
@@ -235,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_host_held_by_another_live_relay_is_online_but_has_no_local_route() {
-        let (p, _rx) = fleet();
+        let (p, rx) = fleet();
         let now = now_ms();
         let snap = p.snapshot(&[HostId::from("far"), HostId::from("near")], now);
         assert!(snap[0].online, "{snap:?}");
@@ -251,6 +260,16 @@ mod tests {
             [RelayId::from("b"), RelayId::from("c")],
             "an unreachable relay is tried last"
         );
+        // Recorded for `cluster status`.
+        let recorded: Vec<String> = rx
+            .try_iter()
+            .filter_map(|j| match j {
+                SyncJob::Unreachable(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recorded, ["c"]);
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]

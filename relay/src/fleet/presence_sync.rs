@@ -8,10 +8,11 @@
 //! afterwards rewrites this relay's rows from its own copy (what was written meanwhile may
 //! have been lost).
 
-use super::remote_view::RemoteView;
-use crate::store::{PgStore, StoreError};
+use super::remote_view::{Held, RemoteView};
+use crate::store::{PgStore, PresenceWrite, StoreError};
 use crate::time::now_ms;
 use parking_lot::RwLock;
+use proto::ids::HostId;
 use proto::message::HostStatus;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use tokio::sync::watch;
 pub const BEAT: Duration = Duration::from_secs(1);
 /// How often everything is re-read even without a notice.
 pub const FULL_RELOAD: Duration = Duration::from_secs(2);
+/// Most jobs taken at once (a flood of agents connecting does not hold up the heartbeat).
+const MAX_BATCH: usize = 2_000;
 
 /// Work for the sync thread.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ pub enum SyncJob {
     ReloadHost(String),
     /// The relays changed (a notice).
     ReloadRelays,
+    /// This relay could not reach that peer relay (recorded for `cluster status`).
+    Unreachable(String),
     /// Notices may have been missed (the listening connection was lost): read everything.
     ReloadAll,
     /// The relay is stopping: remove its rows, clear its heartbeat, end.
@@ -147,10 +152,12 @@ impl PresenceSync {
                 }
             };
             let mut hosts = BTreeSet::new();
+            let mut writes = Vec::new();
             let (mut relays, mut all) = (false, false);
-            for job in first.into_iter().chain(jobs.try_iter()) {
+            for job in first.into_iter().chain(jobs.try_iter().take(MAX_BATCH)) {
                 match job {
                     SyncJob::Stop => {
+                        self.flush(&writes);
                         self.stop();
                         return;
                     }
@@ -159,9 +166,14 @@ impl PresenceSync {
                     }
                     SyncJob::ReloadRelays => relays = true,
                     SyncJob::ReloadAll => all = true,
-                    write => self.write(write),
+                    SyncJob::Unreachable(peer) => {
+                        let r = self.store.relay_unreachable(&peer, &self.id);
+                        self.outcome("record an unreachable peer", r);
+                    }
+                    write => self.stage(write, &mut writes),
                 }
             }
+            self.flush(&writes);
             let now = Instant::now();
             if now >= next_beat {
                 next_beat = now + BEAT;
@@ -197,8 +209,15 @@ impl PresenceSync {
         }
     }
 
-    fn write(&mut self, job: SyncJob) {
-        let written = match job {
+    /// Applies a change to this relay's own copy and stages its database write.
+    fn stage(&mut self, job: SyncJob, writes: &mut Vec<PresenceWrite>) {
+        let put = |host: &str, m: &Mine| PresenceWrite::Put {
+            host: host.to_owned(),
+            conn: m.conn.clone(),
+            connected_ms: m.connected_ms,
+            status: m.status.clone(),
+        };
+        match job {
             SyncJob::Connect {
                 host,
                 conn,
@@ -209,38 +228,47 @@ impl PresenceSync {
                     connected_ms,
                     status: None,
                 };
-                let r = self.put(&host, &mine);
+                writes.push(put(&host, &mine));
                 self.mine.insert(host, mine);
-                r
             }
-            SyncJob::Status { host, conn, status } => match self.mine.get_mut(&host) {
-                Some(m) if m.conn == conn => {
+            SyncJob::Status { host, conn, status } => {
+                if let Some(m) = self.mine.get_mut(&host).filter(|m| m.conn == conn) {
                     m.status = serde_json::to_string(&status).ok();
-                    let m = m.clone();
-                    self.put(&host, &m)
+                    writes.push(put(&host, m));
                 }
-                _ => Ok(()),
-            },
-            SyncJob::Disconnect { host, conn } => match self.mine.get(&host) {
-                Some(m) if m.conn == conn => {
-                    self.mine.remove(&host);
-                    self.store
-                        .presence_remove(&host, &self.id, &conn)
-                        .map(|_| ())
-                }
-                _ => Ok(()),
-            },
-            _ => Ok(()),
-        };
+            }
+            SyncJob::Disconnect { host, conn }
+                if self.mine.get(&host).is_some_and(|m| m.conn == conn) =>
+            {
+                self.mine.remove(&host);
+                writes.push(PresenceWrite::Remove { host, conn });
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes the staged changes in one transaction.
+    fn flush(&mut self, writes: &[PresenceWrite]) {
+        let written = self.store.presence_write(&self.id, writes);
         if written.is_err() {
             self.resync = true;
         }
         self.outcome("write this relay's presence", written);
     }
 
-    fn put(&self, host: &str, m: &Mine) -> Result<(), StoreError> {
-        self.store
-            .presence_put(host, &self.id, &m.conn, m.connected_ms, m.status.as_deref())
+    fn rewrite_all(&self) -> Result<(), StoreError> {
+        let writes: Vec<PresenceWrite> = self
+            .mine
+            .iter()
+            .map(|(host, m)| PresenceWrite::Put {
+                host: host.clone(),
+                conn: m.conn.clone(),
+                connected_ms: m.connected_ms,
+                status: m.status.clone(),
+            })
+            .collect();
+        self.store.presence_clear(&self.id)?;
+        self.store.presence_write(&self.id, &writes)
     }
 
     fn beat(&mut self) {
@@ -251,10 +279,7 @@ impl PresenceSync {
         });
         let beat = beat.and_then(|()| {
             if self.resync {
-                self.store.presence_clear(&self.id)?;
-                for (host, m) in &self.mine {
-                    self.put(host, m)?;
-                }
+                self.rewrite_all()?;
                 self.resync = false;
                 tracing::info!(
                     hosts = self.mine.len(),
@@ -290,21 +315,44 @@ impl PresenceSync {
         Ok(())
     }
 
+    /// Re-reads the relays and/or some hosts into the view in place (no copy of the rest).
     fn reload_some(&self, relays: bool, hosts: &BTreeSet<String>) -> Result<(), StoreError> {
-        if !relays && hosts.is_empty() {
-            return Ok(());
+        let relay_rows = if relays {
+            Some(self.store.list_relays()?)
+        } else {
+            None
+        };
+        let hosts: Vec<String> = hosts.iter().cloned().collect();
+        let host_rows = if hosts.is_empty() {
+            None
+        } else {
+            Some(self.store.presence_rows(Some(&hosts))?)
+        };
+        let now = now_ms();
+        let changed = {
+            let mut view = self.view.write();
+            let alive = view.alive(now, self.liveness_ms);
+            let registrations = view.registrations();
+            let before: Vec<Option<Vec<Held>>> = hosts
+                .iter()
+                .map(|h| view.hosts.get(&HostId(h.clone())).cloned())
+                .collect();
+            if let Some(rows) = relay_rows {
+                view.set_relays(rows, now);
+            }
+            if let Some(rows) = host_rows {
+                view.set_hosts(&hosts, rows);
+            }
+            alive != view.alive(now, self.liveness_ms)
+                || registrations != view.registrations()
+                || hosts
+                    .iter()
+                    .zip(&before)
+                    .any(|(h, b)| view.hosts.get(&HostId(h.clone())) != b.as_ref())
+        };
+        if changed {
+            self.version.send_modify(|v| *v = v.wrapping_add(1));
         }
-        let mut next = self.view.read().clone();
-        if relays {
-            let rows = self.store.list_relays()?;
-            next.set_relays(rows, now_ms());
-        }
-        if !hosts.is_empty() {
-            let hosts: Vec<String> = hosts.iter().cloned().collect();
-            let rows = self.store.presence_rows(Some(&hosts))?;
-            next.set_hosts(&hosts, rows);
-        }
-        self.install(next);
         Ok(())
     }
 

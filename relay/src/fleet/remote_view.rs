@@ -182,15 +182,17 @@ impl RemoteView {
     /// Whether what `other` shows differs from this view in anything a host list or routing
     /// depends on (rows, relays, which relays are alive at `now_ms`), ages aside.
     pub fn differs_from(&self, other: &Self, now_ms: u64, window_ms: u64) -> bool {
-        let fixed = |v: &Self| -> Vec<(PeerInfo, bool)> {
-            v.relays
-                .values()
-                .map(|r| (r.info.clone(), r.retired))
-                .collect()
-        };
         self.hosts != other.hosts
-            || fixed(self) != fixed(other)
+            || self.registrations() != other.registrations()
             || self.alive(now_ms, window_ms) != other.alive(now_ms, window_ms)
+    }
+
+    /// The relays as registered (who, where, which pin, retired), heartbeats aside.
+    pub fn registrations(&self) -> Vec<(PeerInfo, bool)> {
+        self.relays
+            .values()
+            .map(|r| (r.info.clone(), r.retired))
+            .collect()
     }
 }
 
@@ -207,6 +209,7 @@ mod tests {
             retired_ms: retired.then_some(1),
             heartbeat_age_ms: age,
             hosts: 0,
+            unreachable: None,
         }
     }
 

@@ -16,7 +16,7 @@ mod queue;
 mod templates;
 
 pub use connect::PgConfig;
-pub use fleet::{FLEET_CHANNEL, PgListener, PresenceRow, RelayRow};
+pub use fleet::{FLEET_CHANNEL, PgListener, PresenceRow, PresenceWrite, RelayRow};
 
 use super::{FoundCredential, GrantGeneration, HostRow, StoreError, to_i64, to_u64, user_changed};
 use postgres::types::ToSql;

@@ -272,7 +272,10 @@ CREATE TABLE relays (
     peer_pin     TEXT NOT NULL,
     added_ms     BIGINT NOT NULL,
     retired_ms   BIGINT,
-    heartbeat_ms BIGINT
+    heartbeat_ms BIGINT,
+    -- The last time another relay (unreachable_by) could not reach it over the peer link.
+    unreachable_ms BIGINT,
+    unreachable_by TEXT
 );
 CREATE TABLE presence (
     host         TEXT NOT NULL,

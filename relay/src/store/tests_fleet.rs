@@ -45,6 +45,15 @@ fn relays_register_heartbeat_and_retire() {
     assert!(!s.relay_heartbeat("nope").unwrap());
     let a = &s.list_relays().unwrap()[0];
     assert!(a.heartbeat_age_ms.is_some_and(|age| age < 60_000), "{a:?}");
+    assert_eq!(a.unreachable, None);
+    s.relay_unreachable("a", "b").unwrap();
+    let a = &s.list_relays().unwrap()[0];
+    assert!(
+        a.unreachable
+            .as_ref()
+            .is_some_and(|(by, age)| by == "b" && *age < 60_000),
+        "{a:?}"
+    );
 
     s.presence_put("box", "b", "c1", 10, None).unwrap();
     s.retire_relay("b", 20).unwrap();

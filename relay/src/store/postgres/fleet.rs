@@ -33,6 +33,8 @@ pub struct RelayRow {
     pub heartbeat_age_ms: Option<u64>,
     /// How many hosts' agents it holds (presence rows).
     pub hosts: u64,
+    /// The last report that another relay could not reach it: `(by whom, how long ago)`.
+    pub unreachable: Option<(String, u64)>,
 }
 
 /// One presence row: `relay_id` holds a connection of `host`'s agent.
@@ -50,7 +52,56 @@ pub struct PresenceRow {
     pub status: Option<String>,
 }
 
+/// One change of a relay's own presence rows (see [`PgStore::presence_write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceWrite {
+    /// [`PgStore::presence_put`].
+    Put {
+        /// The host.
+        host: String,
+        /// The connection.
+        conn: String,
+        /// When it authenticated.
+        connected_ms: u64,
+        /// The host's status (JSON), once it heart-beat.
+        status: Option<String>,
+    },
+    /// [`PgStore::presence_remove`].
+    Remove {
+        /// The host.
+        host: String,
+        /// The connection.
+        conn: String,
+    },
+}
+
 impl PgStore {
+    /// Applies `writes` to `relay`'s presence rows in order, in one transaction (one commit for
+    /// a burst of agents connecting).
+    ///
+    /// # Errors
+    /// PostgreSQL failures: nothing was written.
+    pub fn presence_write(&self, relay: &str, writes: &[PresenceWrite]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.begin(false)?;
+        for w in writes {
+            match w {
+                PresenceWrite::Put {
+                    host,
+                    conn,
+                    connected_ms,
+                    status,
+                } => self.presence_put(host, relay, conn, *connected_ms, status.as_deref())?,
+                PresenceWrite::Remove { host, conn } => {
+                    self.presence_remove(host, relay, conn)?;
+                }
+            }
+        }
+        tx.commit()
+    }
+
     /// Registers relay `id` with its peer address and pin. Registering a live id again with the
     /// same pin updates its address; a retired id may be registered again (with any pin).
     ///
@@ -119,7 +170,8 @@ impl PgStore {
             &format!(
                 "SELECT r.id, r.peer_addr, r.peer_pin, r.added_ms, r.retired_ms,
                         {DB_NOW_MS} - r.heartbeat_ms,
-                        (SELECT COUNT(*) FROM presence p WHERE p.relay_id = r.id)
+                        (SELECT COUNT(*) FROM presence p WHERE p.relay_id = r.id),
+                        r.unreachable_by, {DB_NOW_MS} - r.unreachable_ms
                    FROM relays r ORDER BY r.id"
             ),
             &[],
@@ -134,6 +186,13 @@ impl PgStore {
                 retired_ms: r.try_get::<_, Option<i64>>(4)?.map(to_u64),
                 heartbeat_age_ms: r.try_get::<_, Option<i64>>(5)?.map(to_u64),
                 hosts: to_u64(r.try_get(6)?),
+                unreachable: match (
+                    r.try_get::<_, Option<String>>(7)?,
+                    r.try_get::<_, Option<i64>>(8)?,
+                ) {
+                    (Some(by), Some(age)) => Some((by, to_u64(age))),
+                    _ => None,
+                },
             })
         })
         .collect()
@@ -152,6 +211,21 @@ impl PgStore {
             &[&id],
         )?;
         Ok(n == 1)
+    }
+
+    /// Relay `by` could not reach relay `id` over the peer link just now (shown by
+    /// `cluster status` and `doctor`).
+    ///
+    /// # Errors
+    /// PostgreSQL failures.
+    pub fn relay_unreachable(&self, id: &str, by: &str) -> Result<(), StoreError> {
+        self.exec(
+            &format!(
+                "UPDATE relays SET unreachable_ms = {DB_NOW_MS}, unreachable_by = $2 WHERE id = $1"
+            ),
+            &[&id, &by],
+        )?;
+        Ok(())
     }
 
     /// Relay `id` stopped cleanly: its heartbeat is cleared, so peers count it dead at once.
