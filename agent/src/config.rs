@@ -12,12 +12,14 @@ mod forward;
 mod git;
 mod opencode;
 mod policy;
+mod relays;
 mod workspaces;
 
 pub use forward::ForwardSection;
 pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
 pub use policy::PolicySection;
+pub use relays::{DEFAULT_RELAY_CONNECTIONS, RelaySetting, Relays, relays_of};
 pub use workspaces::{PermissionEntry, ToolPermission, ToolPermissions, Workspace, WorkspaceEntry};
 
 /// Default heartbeat interval: three heartbeats fit in the relay's 10 s offline window.
@@ -39,12 +41,16 @@ pub const DEFAULT_LAUNCH_LEASE: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Relay address `host:port`.
-    pub relay: String,
+    /// Relay address `host:port`, or several: a comma-separated string or an array of strings
+    /// (`cm-agent enroll` writes the token's one address as a string).
+    pub relay: RelaySetting,
     /// Relay key pin.
     pub pin: String,
     /// This host's id at the relay.
     pub host: String,
+    /// How many links to distinct relay addresses to keep (default 2; at most one per address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_connections: Option<usize>,
     /// Heartbeat interval, e.g. `3s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval: Option<String>,
@@ -77,8 +83,8 @@ pub struct ConfigFile {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    /// Relay address.
-    pub relay: String,
+    /// The relays and how many links to keep.
+    pub relays: Relays,
     /// Relay key pin.
     pub pin: String,
     /// This host's id.
@@ -170,7 +176,7 @@ impl ConfigFile {
     /// flags win over both). `lookup` reads a variable (`std::env::var` in the binary).
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(v) = lookup("CM_AGENT_RELAY") {
-            self.relay = v;
+            self.relay = RelaySetting::One(v);
         }
         if let Some(v) = lookup("CM_AGENT_PIN") {
             self.pin = v;
@@ -215,6 +221,8 @@ impl ConfigFile {
     /// # Errors
     /// Invalid values, named with the file.
     pub fn validate(self, path: &Path) -> Result<AgentConfig, ConfigError> {
+        let relays =
+            relays::validate(&self.relay, self.relay_connections).map_err(|m| invalid(path, m))?;
         if !proto::ids::is_valid_name(&self.host) {
             return Err(invalid(
                 path,
@@ -317,7 +325,7 @@ impl ConfigFile {
         let git = self.git.unwrap_or_default().validate(path)?;
         let forward = self.forward.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
-            relay: self.relay,
+            relays,
             pin: self.pin,
             host: HostId(self.host),
             heartbeat_interval,

@@ -68,15 +68,15 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
     }
     check_model(&config.opencode, config_path, &mut out).await;
     check_sandbox(&config.workspaces, &mut out);
-    let (relay, host, choice, state) = (
-        config.relay.clone(),
+    let (accounts, host, choice, state) = (
+        config.relays.secret_accounts.clone(),
         config.host.clone(),
         config.secret_store,
         state_dir.to_owned(),
     );
     let secret = tokio::task::spawn_blocking(move || {
         enroll::open_secrets(choice, &state).and_then(|(store, _)| {
-            let found = enroll::load_secret(&store, &host, &relay)?;
+            let found = enroll::load_secret_any(&store, &host, &accounts)?;
             Ok((found.is_some(), store.describe()))
         })
     })
@@ -90,31 +90,55 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         Ok(Err(e)) => out.push(Finding::fail("secret", e.to_string())),
         Err(e) => out.push(Finding::fail("secret", e.to_string())),
     }
-    match client::clock_skew(&config.relay, &config.pin).await {
-        Ok(skew) => {
-            out.push(Finding::ok(
-                "relay",
-                format!("{} reachable, key pin matches", config.relay),
-            ));
-            if skew.unsigned_abs() > SKEW_WARN_MS {
-                out.push(Finding::fail(
-                    "clock",
-                    format!("this clock differs from the relay's by {skew} ms (handshakes fail beyond ±30 s); enable NTP on both"),
-                ));
-            } else {
-                out.push(Finding::ok("clock", format!("{skew} ms from the relay")));
-            }
-        }
-        Err(e @ LinkError::PinMismatch { .. }) => out.push(Finding::fail(
-            "relay",
-            format!("{e}. If the relay was re-initialised on purpose, re-enroll with a new token"),
-        )),
-        Err(e) => out.push(Finding::fail(
-            "relay",
-            format!("{e}; check the relay address in the config and that its UDP port is open"),
-        )),
-    }
+    check_relays(&config.relays.list(), &config.pin, &mut out).await;
     out
+}
+
+/// Every address of the relay list: reachable with the pin, and the clock against it.
+async fn check_relays(relays: &str, pin: &str, out: &mut Vec<Finding>) {
+    let addrs = match client::resolve_all(relays).await {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            out.push(Finding::fail(
+                "relay",
+                format!("{e}; check the relay address in the config"),
+            ));
+            return;
+        }
+    };
+    let several = addrs.len() > 1;
+    for addr in addrs {
+        // One relay: as written; several: each address, with the list it came from.
+        let name = if several {
+            format!("{addr} (of {relays})")
+        } else {
+            relays.to_owned()
+        };
+        match client::clock_skew_at(addr, pin).await {
+            Ok(skew) => {
+                out.push(Finding::ok(
+                    "relay",
+                    format!("{name} reachable, key pin matches"),
+                ));
+                if skew.unsigned_abs() > SKEW_WARN_MS {
+                    out.push(Finding::fail(
+                        "clock",
+                        format!("this clock differs from relay {addr}'s by {skew} ms (handshakes fail beyond ±30 s); enable NTP on both"),
+                    ));
+                } else {
+                    out.push(Finding::ok("clock", format!("{skew} ms from relay {addr}")));
+                }
+            }
+            Err(e @ LinkError::PinMismatch { .. }) => out.push(Finding::fail(
+                "relay",
+                format!("{name}: {e}. If the relay was re-initialised on purpose, re-enroll with a new token"),
+            )),
+            Err(e) => out.push(Finding::fail(
+                "relay",
+                format!("{name}: {e}; check the relay address in the config and that its UDP port is open"),
+            )),
+        }
+    }
 }
 
 /// The kernel sandbox each workspace's OpenCode gets here: the kernel's Landlock ABI, the mode,

@@ -1,7 +1,7 @@
 //! `cm-agent enroll TOKEN`: store the host secret (keyring, else a 0600 file) and write the
 //! relay address, pin and host id into the configuration file.
 
-use crate::config::{ConfigError, ConfigFile};
+use crate::config::{ConfigError, ConfigFile, RelaySetting};
 use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
 use proto::handshake::Key;
 use proto::ids::HostId;
@@ -79,7 +79,11 @@ pub fn enroll(
         Err(ConfigError::Read { .. }) => ConfigFile::default(),
         Err(e) => return Err(e.into()),
     };
-    file.relay = token.relay;
+    // A file that already lists this relay among others keeps its list (relays added by hand).
+    let listed = crate::config::relays_of(&file.relay).is_some_and(|e| e.contains(&token.relay));
+    if !listed {
+        file.relay = RelaySetting::One(token.relay);
+    }
     file.pin = token.pin;
     file.host = token.host.0.clone();
     if store.is_file() {
@@ -105,6 +109,23 @@ pub fn load_secret(
     Ok(store
         .get(SECRET_SERVICE, &secret_account(host, relay))?
         .and_then(|s| Key::from_hex(&s)))
+}
+
+/// Loads the host secret for `host` under the first of `relays` (relay strings) that has one.
+///
+/// # Errors
+/// Store failures.
+pub fn load_secret_any(
+    store: &SecretStore,
+    host: &HostId,
+    relays: &[String],
+) -> Result<Option<Key>, SecretError> {
+    for relay in relays {
+        if let Some(key) = load_secret(store, host, relay)? {
+            return Ok(Some(key));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -133,6 +154,41 @@ mod tests {
             load_secret(&store, &token.host, &token.relay).unwrap(),
             Some(token.secret)
         );
+    }
+
+    #[test]
+    fn re_enrolling_keeps_relays_added_by_hand_and_finds_the_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let token = EnrollmentToken {
+            relay: "127.0.0.1:7443".into(),
+            pin: "blake3:abcd".into(),
+            host: HostId::from("box"),
+            secret: Key::from_bytes([9; 32]),
+        };
+        let cfg = tmp.path().join("agent.toml");
+        let state = tmp.path().join("state");
+        enroll(&token.encode(), &cfg, &state, StoreChoice::File).unwrap();
+        assert_eq!(ConfigFile::load(&cfg).unwrap().relay, "127.0.0.1:7443");
+        let mut file = ConfigFile::load(&cfg).unwrap();
+        let both = RelaySetting::Many(vec!["127.0.0.2:7443".into(), "127.0.0.1:7443".into()]);
+        file.relay = both.clone();
+        file.save(&cfg).unwrap();
+        enroll(&token.encode(), &cfg, &state, StoreChoice::File).unwrap();
+        let file = ConfigFile::load(&cfg).unwrap();
+        assert_eq!(file.relay, both);
+        let relays = file.validate(&cfg).unwrap().relays;
+        let (store, _) = open_secrets(StoreChoice::File, &state).unwrap();
+        assert_eq!(
+            load_secret_any(&store, &token.host, &relays.secret_accounts).unwrap(),
+            Some(token.secret.clone())
+        );
+        // A token for a relay not listed replaces the list.
+        let other = EnrollmentToken {
+            relay: "127.0.0.3:7443".into(),
+            ..token
+        };
+        enroll(&other.encode(), &cfg, &state, StoreChoice::File).unwrap();
+        assert_eq!(ConfigFile::load(&cfg).unwrap().relay, "127.0.0.3:7443");
     }
 
     #[test]

@@ -1,33 +1,38 @@
-//! The agent's link to the relay: dial, authenticate, heartbeat, serve the operation streams
-//! the relay opens, and reconnect forever with capped, jittered backoff. Only cancellation ends
-//! it.
+//! The agent's links to its relays: `relay_connections` independent links (one per distinct
+//! relay address at most), each dialing the address the shared [`picker`] gives it, serving
+//! the same workspaces, heartbeating, and reconnecting forever with capped, jittered backoff —
+//! to another free address when its relay failed. One relay's loss leaves the host online on
+//! the others. Only cancellation ends it.
 
-use crate::ops;
-use crate::status;
+mod picker;
+mod revocations;
+mod serve;
+
 use crate::workspaces::Workspaces;
 use cm_client::backoff::{Backoff, Policy, RESTART_SPREAD, jitter};
-use cm_client::framed::send_frame;
 use cm_client::time::random_u64;
-use cm_client::{self as client, DialOptions, LinkError, Session};
-use proto::frame::MAX_FRAME_LEN;
-use proto::handshake::{Key, PeerKind};
-use proto::ids::{CredId, HostId};
-use proto::message::{CloseReason, Control};
-use std::sync::Arc;
+use picker::{LinkId, Picker};
+use proto::handshake::Key;
+use proto::ids::HostId;
+use revocations::Revocations;
+use serve::SessionEnd;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Bound on waiting for in-flight operation streams when a connection ends.
-const STREAMS_DRAIN: Duration = Duration::from_secs(2);
-
-/// What the link needs.
+/// What the links need.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    /// Relay address.
-    pub relay: String,
-    /// Relay key pin.
+    /// The relay addresses: one `host:port` or a comma-separated list (names may resolve to
+    /// several addresses).
+    pub relays: String,
+    /// How many links to distinct relay addresses to keep (capped by the addresses).
+    pub connections: usize,
+    /// Relay key pin (one for every relay of a fleet).
     pub pin: String,
     /// This host's id.
     pub host: HostId,
@@ -39,58 +44,152 @@ pub struct LinkConfig {
     pub relay_timeout: Duration,
 }
 
-/// Why a connected session ended.
-#[derive(Debug)]
-enum SessionEnd {
-    Cancelled,
-    RelayRestarting,
-    Lost(String),
+/// Whether the host-kill has been acted on since the last successful authentication: every
+/// relay may close its link with `revoked`; the first one stops OpenCode.
+#[derive(Debug, Default)]
+struct HostKilled(AtomicBool);
+
+impl HostKilled {
+    /// True for the first caller after a [`HostKilled::reset`].
+    fn first(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+
+    /// A relay accepted this host again.
+    fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
-/// Runs the link until `cancel` fires; operation streams are served from `workspaces`.
-pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: CancellationToken) {
-    let mut backoff = Backoff::new(Policy::AGENT);
-    loop {
-        if cancel.is_cancelled() {
-            return;
-        }
-        let attempt = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            r = connect(&config) => r,
-        };
-        let delay = match attempt {
-            Ok(session) => {
-                let since = Instant::now();
-                tracing::info!(host = %config.host, relay = %config.relay, conn = %session.conn_id, "connected to relay");
-                let end = serve(&config, session, &workspaces, &cancel).await;
-                backoff.connection_lasted(since.elapsed());
-                match end {
-                    SessionEnd::Cancelled => return,
-                    SessionEnd::RelayRestarting => {
-                        backoff.reset();
-                        let d = jitter(RESTART_SPREAD, random_u64());
-                        tracing::info!(delay = ?d, "relay is restarting; reconnecting");
-                        // Consume the "immediate" first attempt: the spread replaces it.
-                        let _ = backoff.next_delay(0);
-                        d
-                    }
-                    SessionEnd::Lost(reason) => {
-                        let d = backoff.next_delay(random_u64());
-                        tracing::warn!(%reason, delay = ?d, "relay connection lost; reconnecting");
-                        d
-                    }
-                }
+/// What the links share.
+struct Links {
+    config: LinkConfig,
+    workspaces: Arc<Workspaces>,
+    picker: Mutex<Picker>,
+    /// Woken when an address is released or the list changes (for a link waiting for one).
+    picker_changed: tokio::sync::Notify,
+    revocations: Revocations,
+    host_killed: HostKilled,
+}
+
+impl Links {
+    fn picker(&self) -> std::sync::MutexGuard<'_, Picker> {
+        self.picker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Resolves the relay list again (DNS may have changed); keeps the old list on failure.
+    /// Returns whether any address is known.
+    async fn refresh(&self, id: LinkId) -> bool {
+        match cm_client::resolve_all(&self.config.relays).await {
+            Ok(addrs) => {
+                self.picker().set_addrs(addrs);
+                self.picker_changed.notify_waiters();
+                true
             }
             Err(e) => {
-                let d = backoff.next_delay(random_u64());
-                if e.is_fatal() {
-                    tracing::error!(error = %e, delay = ?d, attempt = backoff.attempt(), "relay refused this host; re-enroll it (cm-relay host add, then cm-agent enroll) if this persists");
+                let known = !self.picker().is_empty();
+                if known {
+                    tracing::debug!(link = id, error = %e, "cannot resolve the relays again; using the addresses known");
                 } else {
-                    tracing::warn!(error = %e, delay = ?d, attempt = backoff.attempt(), "cannot reach relay; retrying");
+                    tracing::warn!(link = id, error = %e, "cannot resolve any relay address; retrying");
                 }
-                d
+                known
             }
+        }
+    }
+
+    /// An address no other link holds (the next after this link's last one); waits while every
+    /// address is held by other links.
+    async fn take(&self, id: LinkId) -> SocketAddr {
+        loop {
+            let changed = self.picker_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(addr) = self.picker().take(id) {
+                return addr;
+            }
+            tracing::debug!(
+                link = id,
+                "every relay address is held by another link; waiting"
+            );
+            changed.await;
+        }
+    }
+
+    fn release(&self, id: LinkId) {
+        self.picker().release(id);
+        self.picker_changed.notify_waiters();
+    }
+}
+
+/// Runs the links until `cancel` fires; operation streams are served from `workspaces`.
+pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: CancellationToken) {
+    let initial = match cm_client::resolve_all(&config.relays).await {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            tracing::warn!(error = %e, relays = %config.relays, "cannot resolve the relays yet; retrying");
+            Vec::new()
+        }
+    };
+    let picker = Picker::new(initial);
+    let count = if picker.is_empty() {
+        // Unknown yet: one per listed entry at most; a surplus link waits for a free address.
+        let entries = config.relays.split(',').count();
+        config.connections.min(entries).max(1)
+    } else {
+        picker.links_for(config.connections)
+    };
+    tracing::info!(relays = %config.relays, links = count, "linking to the relays");
+    let links = Arc::new(Links {
+        config,
+        workspaces,
+        picker: Mutex::new(picker),
+        picker_changed: tokio::sync::Notify::new(),
+        revocations: Revocations::default(),
+        host_killed: HostKilled::default(),
+    });
+    let tasks = TaskTracker::new();
+    let worker = Arc::clone(&links);
+    let stop = cancel.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = worker.revocations.serve(&worker.workspaces) => {}
+        }
+    });
+    for id in 0..count {
+        tasks.spawn(run_link(Arc::clone(&links), id, cancel.clone()));
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// One link: pick an address, connect, serve, and again, until `cancel` fires.
+async fn run_link(links: Arc<Links>, id: LinkId, cancel: CancellationToken) {
+    link_loop(&links, id, &cancel).await;
+    links.release(id);
+}
+
+async fn link_loop(links: &Links, id: LinkId, cancel: &CancellationToken) {
+    let mut backoff = Backoff::new(Policy::AGENT);
+    loop {
+        let known = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return,
+            known = links.refresh(id) => known,
+        };
+        let delay = if known {
+            let relay = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                addr = links.take(id) => addr,
+            };
+            match attempt(links, id, relay, &mut backoff, cancel).await {
+                Some(delay) => delay,
+                None => return,
+            }
+        } else {
+            backoff.next_delay(random_u64())
         };
         tokio::select! {
             biased;
@@ -100,207 +199,75 @@ pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: Cancel
     }
 }
 
-async fn connect(config: &LinkConfig) -> Result<Session, LinkError> {
-    let opts = DialOptions {
-        idle_timeout: config.relay_timeout,
-    };
-    let conn = client::dial(&config.relay, &config.pin, &opts).await?;
-    client::authenticate(
-        conn,
-        PeerKind::Agent,
-        &CredId(config.host.0.clone()),
-        &config.key,
-    )
-    .await
-}
-
-fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
-    match conn.close_reason() {
-        Some(quinn::ConnectionError::ApplicationClosed(c))
-            if CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Restarting =>
-        {
-            SessionEnd::RelayRestarting
-        }
-        Some(e) => SessionEnd::Lost(e.to_string()),
-        None => SessionEnd::Lost(fallback),
-    }
-}
-
-async fn serve(
-    config: &LinkConfig,
-    session: Session,
-    workspaces: &Arc<Workspaces>,
+/// One connection attempt to `relay` and its life; the delay before the next attempt, or
+/// `None` when cancelled.
+async fn attempt(
+    links: &Links,
+    id: LinkId,
+    relay: SocketAddr,
+    backoff: &mut Backoff,
     cancel: &CancellationToken,
-) -> SessionEnd {
-    let Session {
-        conn,
-        control_send,
-        control_recv,
-        ..
-    } = session;
-    let streams = Streams {
-        tracker: TaskTracker::new(),
-        cancel: cancel.child_token(),
-        workspaces: Arc::clone(workspaces),
+) -> Option<Duration> {
+    let host = &links.config.host;
+    let connected = tokio::select! {
+        biased;
+        () = cancel.cancelled() => return None,
+        r = serve::connect(links, relay) => r,
     };
-    let end = serve_connection(config, &conn, control_send, control_recv, &streams, cancel).await;
-    if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
-        && CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Revoked
-    {
-        // The kill switch for this host: nothing leased may keep running.
-        tracing::warn!("the relay revoked this host; stopping every OpenCode");
-        workspaces.on_host_killed().await;
-    }
-    // The connection is over: in-flight operations have nobody to answer to.
-    streams.cancel.cancel();
-    streams.tracker.close();
-    if tokio::time::timeout(STREAMS_DRAIN, streams.tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("operation streams did not end in time");
-    }
-    end
-}
-
-/// The operation streams of one connection: tracked, cancelled together.
-struct Streams {
-    tracker: TaskTracker,
-    cancel: CancellationToken,
-    workspaces: Arc<Workspaces>,
-}
-
-/// Spawns the handler of one operation stream the relay opened.
-fn spawn_stream(streams: &Streams, send: quinn::SendStream, recv: quinn::RecvStream) {
-    let workspaces = Arc::clone(&streams.workspaces);
-    let cancel = streams.cancel.clone();
-    streams.tracker.spawn(async move {
-        // Resolves when the operator stops reading (STOP_SENDING), ending a watch.
-        let stopped = send.stopped();
-        let peer_gone = async move {
-            let _ = stopped.await;
-        };
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => {}
-            () = ops::serve_stream(&workspaces, recv, send, peer_gone) => {}
+    let session = match connected {
+        Ok(session) => session,
+        Err(e) => {
+            let d = backoff.next_delay(random_u64());
+            if e.is_fatal() {
+                tracing::error!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "relay refused this host; re-enroll it (cm-relay host add, then cm-agent enroll) if this persists");
+            } else {
+                tracing::warn!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "cannot reach relay; retrying");
+            }
+            return Some(d);
         }
-    });
-}
-
-async fn serve_connection(
-    config: &LinkConfig,
-    conn: &quinn::Connection,
-    mut control_send: quinn::SendStream,
-    mut control_recv: cm_client::framed::FramedRecv,
-    streams: &Streams,
-    cancel: &CancellationToken,
-) -> SessionEnd {
-    let mut tick = tokio::time::interval(config.heartbeat_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_ack = Instant::now();
-    let mut seq: u64 = 0;
-    // Workspaces added or removed: a heartbeat at once, so the host list shows the names.
-    let mut changes = streams.workspaces.changes();
-    // Revocation notices are merged into one pending set that one worker hands to the
-    // supervisors (no task per notice, and a flood of notices cannot queue without bound:
-    // the set holds each credential once).
-    let revocations = Arc::new(Revocations::default());
-    let (workspaces, cancel_revocations, pending) = (
-        Arc::clone(&streams.workspaces),
-        streams.cancel.clone(),
-        Arc::clone(&revocations),
-    );
-    streams.tracker.spawn(async move {
-        tokio::select! {
-            () = cancel_revocations.cancelled() => {}
-            () = pending.serve(&workspaces) => {}
+    };
+    links.host_killed.reset();
+    let since = Instant::now();
+    tracing::info!(%host, link = id, %relay, conn = %session.conn_id, "connected to relay");
+    let end = serve::serve(links, id, session, cancel).await;
+    backoff.connection_lasted(since.elapsed());
+    match end {
+        SessionEnd::Cancelled => None,
+        SessionEnd::RelayRestarting => {
+            backoff.reset();
+            let d = jitter(RESTART_SPREAD, random_u64());
+            tracing::info!(link = id, %relay, delay = ?d, "relay is restarting; reconnecting");
+            // Consume the "immediate" first attempt: the spread replaces it.
+            let _ = backoff.next_delay(0);
+            Some(d)
         }
-    });
-    // Sub-agent sessions: the relay records their parent's owner as theirs.
-    let (links_tx, mut links) = tokio::sync::mpsc::channel(256);
-    let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
-    streams.tracker.spawn(async move {
-        tokio::select! {
-            () = cancel_links.cancelled() => {}
-            () = crate::session_links::forward(workspaces, links_tx) => {}
+        SessionEnd::Replaced => {
+            let d = backoff.next_delay(random_u64());
+            if links.picker().same_relay_as_another_link(id) {
+                tracing::warn!(link = id, %relay, delay = ?d, "this relay took another link's connection of this host instead (the same relay under two addresses); this link moves to another address");
+            } else {
+                tracing::warn!(link = id, %relay, delay = ?d, "the relay replaced this connection with a newer one of this host; reconnecting");
+            }
+            Some(d)
         }
-    });
-    loop {
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => {
-                conn.close(CloseReason::Normal.code().into(), b"agent stopping");
-                return SessionEnd::Cancelled;
-            }
-            _ = tick.tick() => {
-                if last_ack.elapsed() > config.relay_timeout {
-                    conn.close(CloseReason::ProtocolError.code().into(), b"no heartbeat ack");
-                    return SessionEnd::Lost(format!("no answer from the relay for {:?}", config.relay_timeout));
-                }
-                seq += 1;
-                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
-                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
-                    return end_of(conn, e.to_string());
-                }
-            }
-            Ok(()) = changes.changed() => {
-                seq += 1;
-                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
-                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
-                    return end_of(conn, e.to_string());
-                }
-            }
-            Some(link) = links.recv() => {
-                if let Err(e) = send_frame(&mut control_send, &link, MAX_FRAME_LEN).await {
-                    return end_of(conn, e.to_string());
-                }
-            }
-            msg = control_recv.next::<Control>() => match msg {
-                Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
-                // Launch leases: the supervisors stop OpenCode started by a revoked credential.
-                Ok(Some(Control::CredsRevoked { cred_ids })) => revocations.add(cred_ids),
-                Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
-                Ok(None) => return end_of(conn, "relay closed the control stream".into()),
-                Err(e) => return end_of(conn, e.to_string()),
-            },
-            stream = conn.accept_bi() => match stream {
-                Ok((send, recv)) => spawn_stream(streams, send, recv),
-                Err(e) => return end_of(conn, e.to_string()),
-            },
+        SessionEnd::Lost(reason) => {
+            let d = backoff.next_delay(random_u64());
+            tracing::warn!(link = id, %relay, %reason, delay = ?d, "relay connection lost; reconnecting");
+            Some(d)
         }
     }
 }
 
-/// Revoked credentials the relay reported and the supervisors have not been told about yet.
-#[derive(Debug, Default)]
-struct Revocations {
-    pending: std::sync::Mutex<std::collections::HashSet<CredId>>,
-    added: tokio::sync::Notify,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Revocations {
-    fn add(&self, creds: Vec<CredId>) {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend(creds);
-        self.added.notify_one();
-    }
-
-    /// Hands pending revocations to the workspaces' supervisors, one batch at a time.
-    async fn serve(&self, workspaces: &Workspaces) {
-        loop {
-            self.added.notified().await;
-            let creds = std::mem::take(
-                &mut *self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-            );
-            if !creds.is_empty() {
-                workspaces.on_revoked(&creds).await;
-            }
-        }
+    #[test]
+    fn the_host_kill_acts_once_until_a_relay_accepts_the_host_again() {
+        let killed = HostKilled::default();
+        assert!(killed.first());
+        assert!(!killed.first(), "the second relay's notice");
+        killed.reset();
+        assert!(killed.first());
     }
 }

@@ -210,16 +210,19 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(w) = warning {
                 tracing::warn!("{w}");
             }
-            let Some(key) = enroll::load_secret(&store, &config.host, &config.relay)? else {
+            let relays = &config.relays;
+            let Some(key) = enroll::load_secret_any(&store, &config.host, &relays.secret_accounts)?
+            else {
                 bail!(
                     "no secret for host {} at {} in {}; run `cm-agent enroll <token>`",
                     config.host,
-                    config.relay,
+                    relays.list(),
                     store.describe()
                 );
             };
             let link_config = LinkConfig {
-                relay: config.relay.clone(),
+                relays: relays.list(),
+                connections: relays.connections,
                 pin: config.pin.clone(),
                 host: config.host.clone(),
                 key,
@@ -260,7 +263,7 @@ fn run(cli: Cli) -> Result<()> {
                     let name = watched.supervisor_ended().await;
                     tracing::error!(workspace = %name, "the supervisor of a workspace ended");
                 });
-                tracing::info!(host = %config.host, relay = %config.relay, "agent started");
+                tracing::info!(host = %config.host, relay = %config.relays.list(), "agent started");
                 let ended = tokio::select! {
                     () = cm_client::signal::shutdown_signal() => None,
                     ended = core.ended_unexpectedly() => Some(ended),

@@ -7,7 +7,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use cm_agent::config::{ConfigFile, OpencodeSection, WorkspaceEntry};
+use cm_agent::config::{ConfigFile, OpencodeSection, RelaySetting, WorkspaceEntry};
 use cm_agent::{doctor, enroll};
 use cm_client::secrets::StoreChoice;
 use cm_relay::config::RelayConfig;
@@ -99,6 +99,49 @@ async fn doctor_healthy_then_broken() -> anyhow::Result<()> {
         lines.iter().any(|l| l.starts_with("FAIL  provider")
             && l.contains(&format!("mock at {url} cannot be reached"))
             && l.contains("options.baseURL in [opencode.provider.mock]")),
+        "{lines:#?}"
+    );
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// A relay list: every address is checked, each named in its line; a dead one fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_every_relay_address() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = StateDir::new(tmp.path().join("relay"));
+    state::init(&dir, "127.0.0.1:9", &UserId::from("owner"))?;
+    let mut rc = RelayConfig::new(dir.root().to_owned());
+    rc.listen = "127.0.0.1:0".parse()?;
+    let relay = Relay::spawn(rc).await?;
+    let live = relay.local_addr().to_string();
+    let token = cm_relay::cli::host_add(&dir, "box", Some(live.clone()))?;
+    let config = tmp.path().join("agent.toml");
+    let state_dir = tmp.path().join("agent-state");
+    enroll::enroll(&token.encode(), &config, &state_dir, StoreChoice::File)?;
+    // A port nobody answers on: bound, then closed.
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    let mut file = ConfigFile::load(&config)?;
+    file.relay = RelaySetting::Many(vec![live.clone(), dead.clone()]);
+    file.save(&config)?;
+
+    let findings = doctor::check(&config, &state_dir).await;
+    let lines: Vec<String> = findings.iter().map(|f| f.line()).collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok    secret")),
+        "the secret enrolled for the first relay is found: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok    relay")
+            && l.contains(&format!("{live} (of {live},{dead}) reachable"))),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("FAIL  relay")
+            && l.contains(&format!("{dead} (of "))
+            && l.contains("UDP port is open")),
         "{lines:#?}"
     );
     relay.shutdown().await;

@@ -28,6 +28,39 @@ pub async fn connect_endpoint(
     Ok((endpoint, session))
 }
 
+/// A connection [`connect_from`] made: which of the profile's relay addresses answered.
+#[derive(Debug)]
+pub struct Connected {
+    /// Index of the answering address in the resolved list.
+    pub index: usize,
+    /// The answering address.
+    pub addr: std::net::SocketAddr,
+    /// The authenticated session.
+    pub session: Session,
+}
+
+/// Dials the profile's relay addresses (a comma list or a name with several addresses) in
+/// order from `start` (wrapping around) and authenticates on the first that answers. After a
+/// lost connection the caller passes the next index, so the reconnect goes to another relay.
+///
+/// # Errors
+/// Resolution, dial, pin or authentication failures.
+pub async fn connect_from(
+    profile: &Profile,
+    key: &Key,
+    start: usize,
+) -> Result<Connected, LinkError> {
+    let addrs = client::resolve_all(&profile.relay).await?;
+    let dialed = client::dial_any(&addrs, start, &profile.pin, &DialOptions::default()).await?;
+    let session =
+        client::authenticate(dialed.conn, PeerKind::Operator, &profile.cred_id, key).await?;
+    Ok(Connected {
+        index: dialed.index,
+        addr: dialed.addr,
+        session,
+    })
+}
+
 /// Asks for the host list once.
 ///
 /// # Errors

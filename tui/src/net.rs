@@ -179,14 +179,23 @@ async fn run(
     cancel: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Policy::OPERATOR);
+    // Where the next dial starts in the profile's relay list: after a lost connection, the
+    // address after the one that was lost, so the reconnect goes to another relay first.
+    let mut start = 0;
     loop {
         let connected = tokio::select! {
             biased;
             () = cancel.cancelled() => return,
-            r = connect::connect(&profile, &key) => r,
+            r = connect::connect_from(&profile, &key, start) => r,
         };
         let end = match connected {
-            Ok(session) => {
+            Ok(connect::Connected {
+                index,
+                addr,
+                session,
+            }) => {
+                tracing::info!(relay = %addr, "connected to the relay");
+                start = index + 1;
                 // A reconnect asked for while connecting is satisfied by this connection; calls
                 // queued meanwhile were meant for the old one (the app re-asks once connected).
                 while let Ok(command) = commands.try_recv() {

@@ -325,3 +325,42 @@ fn environment_overrides_the_file_and_is_validated_like_it() {
     let err = f.validate(Path::new("agent.toml")).unwrap_err().to_string();
     assert!(err.contains("heartbeat_interval"), "{err}");
 }
+
+#[test]
+fn relay_takes_an_array_and_relay_connections_is_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "relay = [\"127.0.0.1:7443\", \"relay-b.example.com:7443\"]\nrelay_connections = 3\npin = \"blake3:00\"\nhost = \"box\"\n",
+    );
+    let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+    assert_eq!(
+        c.relays.entries,
+        vec!["127.0.0.1:7443", "relay-b.example.com:7443"]
+    );
+    assert_eq!(c.relays.connections, 3);
+    let p = write(
+        tmp.path(),
+        "relay = \"a:1\"\nrelay_connections = 0\npin = \"blake3:00\"\nhost = \"box\"\n",
+    );
+    let err = ConfigFile::load(&p)
+        .unwrap()
+        .validate(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("relay_connections must be at least 1"),
+        "{err}"
+    );
+    assert!(err.contains(&p.display().to_string()), "{err}");
+    let p = write(
+        tmp.path(),
+        "relay = [\"a:1\", \"b\"]\npin = \"blake3:00\"\nhost = \"box\"\n",
+    );
+    let err = ConfigFile::load(&p)
+        .unwrap()
+        .validate(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"b\" has no port; write host:port"), "{err}");
+}

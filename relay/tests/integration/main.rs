@@ -30,6 +30,7 @@ mod large_fleet;
 mod lease;
 mod lock;
 mod login_flood;
+mod multi_relay;
 mod ownership;
 #[path = "../support/pg_server.rs"]
 #[allow(dead_code, reason = "shared with the unit tests")]

@@ -13,6 +13,11 @@ use cm_relay::state::{self, StateDir};
 use proto::ids::UserId;
 use std::process::{Command, Output};
 
+mod multi_relay;
+#[path = "../../../relay/tests/support/pg_server.rs"]
+#[allow(dead_code, unreachable_pub, reason = "shared with the relay's tests")]
+mod pg_server;
+
 struct Env {
     _tmp: tempfile::TempDir,
     dir: StateDir,

@@ -20,4 +20,5 @@ mod agent_restart;
 mod liveness;
 mod network;
 mod relay_restart;
+mod relay_rotation;
 mod support;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 
@@ -21,6 +21,8 @@ use tokio::net::UdpSocket;
 pub struct UdpProxy {
     pub addr: SocketAddr,
     blackhole: Arc<AtomicBool>,
+    /// Packets forwarded towards the upstream.
+    forwarded: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -30,6 +32,8 @@ impl UdpProxy {
         let addr = front.local_addr()?;
         let blackhole = Arc::new(AtomicBool::new(false));
         let cut = Arc::clone(&blackhole);
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&forwarded);
         let task = tokio::spawn(async move {
             // One upstream socket per client address (the agent dials from a new port after a
             // reconnect).
@@ -66,14 +70,22 @@ impl UdpProxy {
                         s
                     }
                 };
-                let _ = back.send(&buf[..n]).await;
+                if back.send(&buf[..n]).await.is_ok() {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                }
             }
         });
         Ok(Self {
             addr,
             blackhole,
+            forwarded,
             task,
         })
+    }
+
+    /// How many packets went towards the upstream so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::SeqCst)
     }
 
     /// Drops (true) or forwards (false) every packet from now on.

@@ -1,0 +1,205 @@
+//! One link's connection: dial one relay address, authenticate, heartbeat, and serve the
+//! operation streams the relay opens until the connection ends.
+
+use super::{LinkId, Links};
+use crate::ops;
+use crate::status;
+use crate::workspaces::Workspaces;
+use cm_client::framed::send_frame;
+use cm_client::{self as client, DialOptions, LinkError, Session};
+use proto::frame::MAX_FRAME_LEN;
+use proto::handshake::PeerKind;
+use proto::ids::CredId;
+use proto::message::{CloseReason, Control};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Bound on waiting for in-flight operation streams when a connection ends.
+const STREAMS_DRAIN: Duration = Duration::from_secs(2);
+
+/// Why a connected session ended.
+#[derive(Debug)]
+pub(super) enum SessionEnd {
+    Cancelled,
+    RelayRestarting,
+    /// The relay took a newer connection of this host instead (another link on it).
+    Replaced,
+    Lost(String),
+}
+
+/// Dials `addr` and authenticates as this host.
+pub(super) async fn connect(links: &Links, addr: SocketAddr) -> Result<Session, LinkError> {
+    let config = &links.config;
+    let opts = DialOptions {
+        idle_timeout: config.relay_timeout,
+    };
+    let (_endpoint, conn) = client::dial_addr(addr, &config.pin, &opts).await?;
+    client::authenticate(
+        conn,
+        PeerKind::Agent,
+        &CredId(config.host.0.clone()),
+        &config.key,
+    )
+    .await
+}
+
+fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
+    match conn.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Restarting =>
+        {
+            SessionEnd::RelayRestarting
+        }
+        Some(quinn::ConnectionError::ApplicationClosed(c))
+            if CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Replaced =>
+        {
+            SessionEnd::Replaced
+        }
+        Some(e) => SessionEnd::Lost(e.to_string()),
+        None => SessionEnd::Lost(fallback),
+    }
+}
+
+/// Serves one authenticated connection of link `id` until it ends.
+pub(super) async fn serve(
+    links: &Links,
+    id: LinkId,
+    session: Session,
+    cancel: &CancellationToken,
+) -> SessionEnd {
+    let workspaces = &links.workspaces;
+    let Session {
+        conn,
+        control_send,
+        control_recv,
+        ..
+    } = session;
+    let streams = Streams {
+        tracker: TaskTracker::new(),
+        cancel: cancel.child_token(),
+        workspaces: Arc::clone(workspaces),
+    };
+    let end = serve_connection(links, &conn, control_send, control_recv, &streams, cancel).await;
+    if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
+        && CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Revoked
+    {
+        // The kill switch for this host: nothing leased may keep running. Each relay's link may
+        // be closed so; the first one acts.
+        if links.host_killed.first() {
+            tracing::warn!(
+                link = id,
+                "the relay revoked this host; stopping every OpenCode"
+            );
+            workspaces.on_host_killed().await;
+        }
+    }
+    // The connection is over: in-flight operations have nobody to answer to.
+    streams.cancel.cancel();
+    streams.tracker.close();
+    if tokio::time::timeout(STREAMS_DRAIN, streams.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("operation streams did not end in time");
+    }
+    end
+}
+
+/// The operation streams of one connection: tracked, cancelled together.
+struct Streams {
+    tracker: TaskTracker,
+    cancel: CancellationToken,
+    workspaces: Arc<Workspaces>,
+}
+
+/// Spawns the handler of one operation stream the relay opened.
+fn spawn_stream(streams: &Streams, send: quinn::SendStream, recv: quinn::RecvStream) {
+    let workspaces = Arc::clone(&streams.workspaces);
+    let cancel = streams.cancel.clone();
+    streams.tracker.spawn(async move {
+        // Resolves when the operator stops reading (STOP_SENDING), ending a watch.
+        let stopped = send.stopped();
+        let peer_gone = async move {
+            let _ = stopped.await;
+        };
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {}
+            () = ops::serve_stream(&workspaces, recv, send, peer_gone) => {}
+        }
+    });
+}
+
+async fn serve_connection(
+    links: &Links,
+    conn: &quinn::Connection,
+    mut control_send: quinn::SendStream,
+    mut control_recv: cm_client::framed::FramedRecv,
+    streams: &Streams,
+    cancel: &CancellationToken,
+) -> SessionEnd {
+    let config = &links.config;
+    let mut tick = tokio::time::interval(config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_ack = Instant::now();
+    let mut seq: u64 = 0;
+    // Workspaces added or removed: a heartbeat at once, so the host list shows the names.
+    let mut changes = streams.workspaces.changes();
+    // Sub-agent sessions: the relay records their parent's owner as theirs.
+    let (links_tx, mut parent_links) = tokio::sync::mpsc::channel(256);
+    let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
+    streams.tracker.spawn(async move {
+        tokio::select! {
+            () = cancel_links.cancelled() => {}
+            () = crate::session_links::forward(workspaces, links_tx) => {}
+        }
+    });
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => {
+                conn.close(CloseReason::Normal.code().into(), b"agent stopping");
+                return SessionEnd::Cancelled;
+            }
+            _ = tick.tick() => {
+                if last_ack.elapsed() > config.relay_timeout {
+                    conn.close(CloseReason::ProtocolError.code().into(), b"no heartbeat ack");
+                    return SessionEnd::Lost(format!("no answer from the relay for {:?}", config.relay_timeout));
+                }
+                seq += 1;
+                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
+                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                    return end_of(conn, e.to_string());
+                }
+            }
+            Ok(()) = changes.changed() => {
+                seq += 1;
+                let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
+                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                    return end_of(conn, e.to_string());
+                }
+            }
+            Some(link) = parent_links.recv() => {
+                if let Err(e) = send_frame(&mut control_send, &link, MAX_FRAME_LEN).await {
+                    return end_of(conn, e.to_string());
+                }
+            }
+            msg = control_recv.next::<Control>() => match msg {
+                Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
+                // Launch leases: the supervisors stop OpenCode started by a revoked credential.
+                Ok(Some(Control::CredsRevoked { cred_ids })) => links.revocations.add(cred_ids),
+                Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
+                Ok(None) => return end_of(conn, "relay closed the control stream".into()),
+                Err(e) => return end_of(conn, e.to_string()),
+            },
+            stream = conn.accept_bi() => match stream {
+                Ok((send, recv)) => spawn_stream(streams, send, recv),
+                Err(e) => return end_of(conn, e.to_string()),
+            },
+        }
+    }
+}
