@@ -28,6 +28,7 @@ mod follow;
 mod pg_control;
 mod world;
 
+mod admin_on_postgres;
 mod kill_switch;
 mod partition;
 mod relay_killed;

@@ -509,7 +509,26 @@ path = "{ws}"
     /// rows in the database, as `cluster status` shows them) and the host is online.
     pub async fn wait_held(&self, i: usize) -> Result<()> {
         let agent = &self.agents[i];
-        self.owner.wait_online(&agent.host, true).await?;
+        let host = agent.host.clone();
+        let held = async {
+            self.owner.wait_online(&host, true).await?;
+            self.wait_rows(i).await
+        };
+        held.await.with_context(|| {
+            format!(
+                "agent log:\n{}",
+                agent
+                    .proc
+                    .as_ref()
+                    .map(|p| p.stderr_log.lock().unwrap().join("\n"))
+                    .unwrap_or_default()
+            )
+        })
+    }
+
+    /// Waits (bounded) until `cluster status` counts agent `i` on each of its relays.
+    async fn wait_rows(&self, i: usize) -> Result<()> {
+        let agent = &self.agents[i];
         let host = agent.host.clone();
         crate::support::eventually(&format!("{host} held by each of its relays"), || {
             let status = self.cluster_status(0)?;
@@ -525,16 +544,6 @@ path = "{ws}"
             Ok(ok.then_some(()))
         })
         .await
-        .with_context(|| {
-            format!(
-                "agent log:\n{}",
-                agent
-                    .proc
-                    .as_ref()
-                    .map(|p| p.stderr_log.lock().unwrap().join("\n"))
-                    .unwrap_or_default()
-            )
-        })
     }
 
     /// Adds a user (through relay a's CLI) and logs them in through relay `on` with `cm-tui`.
