@@ -24,6 +24,7 @@ use cluster::Cluster;
 use cm_client as client;
 use proto::handshake::PeerKind;
 use proto::header::Op;
+use proto::token::EnrollmentToken;
 use std::time::{Duration, Instant};
 
 /// Payload sizes of the hop rows.
@@ -50,13 +51,13 @@ struct HopSamples {
 
 async fn hop_samples(
     cluster: &Cluster,
+    token: EnrollmentToken,
     roles: &Roles,
     hub: &EventHub,
     opts: &Options,
 ) -> Result<Vec<(usize, HopSamples)>> {
     let (a, b) = (cluster.addr(0), cluster.addr(1));
     let pin = cluster.init.pin.clone();
-    let token = cm_relay::cli::host_add(&cluster.dir, HOST, Some(a.to_string()))?;
     let agent_ep = fake_agent(roles, hub, &pin, a, token.secret).await?;
     let cred = login_owner(a, &pin, &cluster.init).await?;
     let op_ep = netutil::client_endpoint(&pin)?;
@@ -220,9 +221,11 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     };
     let roles = Roles::new()?;
     let hub = EventHub::default();
+    // The blocking PostgreSQL client runs outside the runtimes.
+    let token = cm_relay::cli::host_add(&cluster.dir, HOST, Some(cluster.addr(0).to_string()))?;
     let hops = roles
         .operator
-        .block_on(hop_samples(&cluster, &roles, &hub, opts))?;
+        .block_on(hop_samples(&cluster, token, &roles, &hub, opts))?;
     cluster.stop();
     let mut out: Vec<Row> = hops
         .into_iter()
