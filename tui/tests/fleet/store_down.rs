@@ -87,7 +87,6 @@ async fn postgres_stopped_mid_stream_keeps_it_flowing_refuses_mutations_and_reco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs credential authentication (relay/src/net/conn.rs) to answer 'store unavailable, retrying' while the database is away; it answers AuthFailed ('log in again')"]
 async fn a_new_connection_while_postgres_is_away_is_told_store_unavailable_not_to_log_in_again()
 -> Result<()> {
     let Some(fleet) = Fleet::start(&Spec { agents: &[] }).await? else {
