@@ -131,7 +131,10 @@ registered with `cm-relay cluster add`, sharing relay a's certificate. Hop: the 
 (scenario 1's echo) on relay a only; {rt} round trips per size on a new stream each, \
 interleaved in blocks of 50: direct quinn, operator on relay a (same-relay hop), operator on \
 relay b (b forwards to a over the relay-to-relay QUIC connection). \"added\" is each minus \
-direct. Spread: {spread} simulated agents enrolled in the shared store, a third connecting \
+direct. Kill switch: an operator (a fresh user each time, {kills} times) connected to relay \
+b; `cm-relay kill --user` run with relay a's configuration (it writes the revocation to the \
+database, whose notice wakes relay b); the time from starting that command until relay b \
+has closed the operator's connection. Spread: {spread} simulated agents enrolled in the shared store, a third connecting \
 to each of three fresh relays at the same time ({inflight} handshakes in flight per relay, \
 heart-beating every {hb} s); handshakes/s is all agents over the slowest relay's connect \
 time; RSS per agent is each relay's `VmRSS` growth over the agents it holds.\n",
@@ -147,6 +150,7 @@ time; RSS per agent is each relay's `VmRSS` growth over the agents it holds.\n",
         iv = o.event_interval.as_millis(),
         runs = o.startup_runs.max(1),
         spread = if o.smoke { 30 } else { 10_000 },
+        kills = if o.smoke { 1 } else { 5 },
         turns = if o.smoke {
             1
         } else {

@@ -1,10 +1,12 @@
 //! Scenario 8, a fleet of relays on one PostgreSQL (issue #19): the hop through a second relay
 //! (operator → relay b → relay a → agent) against the same-relay hop (operator → relay a →
-//! agent) and a direct quinn connection; then simulated agents spread over three relays:
+//! agent) and a direct quinn connection; the kill switch issued at relay a cutting an operator
+//! held by relay b; then simulated agents spread over three relays:
 //! handshakes/s of the fleet, relay memory per agent, and how long until one relay's host
 //! watch shows every agent of the fleet online.
 
 pub mod cluster;
+mod kill;
 mod rows;
 
 use crate::child::Proc;
@@ -226,11 +228,16 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let hops = roles
         .operator
         .block_on(hop_samples(&cluster, token, &roles, &hub, opts))?;
+    let kills = (0..if opts.smoke { 1 } else { 5 })
+        .map(|i| kill::once(&cluster, &opts.bin_dir, &format!("killed-{i}")))
+        .collect::<Result<Vec<_>>>()
+        .context("the kill switch across relays")?;
     cluster.stop();
     let mut out: Vec<Row> = hops
         .into_iter()
         .flat_map(|(size, s)| rows::hop(size, s.direct, s.same, s.cross))
         .collect();
+    out.push(rows::kill(kills));
 
     // A fresh fleet, so each relay's memory grows by its agents alone.
     let Some(cluster) = Cluster::start(&opts.bin_dir, opts.tempdir()?, RELAYS)? else {

@@ -23,6 +23,10 @@ pub struct Member {
     pub proc: Proc,
     /// Where operators and agents dial it.
     pub addr: SocketAddr,
+    /// Its `relay.toml`.
+    pub config: PathBuf,
+    /// Its state directory.
+    pub state: PathBuf,
 }
 
 /// PostgreSQL and the relays; everything stops on drop (relays first).
@@ -44,15 +48,20 @@ fn free_udp_port() -> Result<u16> {
         .port())
 }
 
-/// `cm-relay --config CONFIG --state-dir STATE ARGS`, which must succeed.
-fn cm_relay(bin_dir: &Path, config: &Path, state: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new(child::binary(bin_dir, "cm-relay")?)
-        .arg("--config")
+/// `cm-relay --config CONFIG --state-dir STATE ARGS`.
+fn cm_relay_command(bin_dir: &Path, config: &Path, state: &Path, args: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(child::binary(bin_dir, "cm-relay")?);
+    cmd.arg("--config")
         .arg(config)
         .arg("--state-dir")
         .arg(state)
-        .args(args)
-        .output()?;
+        .args(args);
+    Ok(cmd)
+}
+
+/// [`cm_relay_command`], which must succeed.
+fn cm_relay(bin_dir: &Path, config: &Path, state: &Path, args: &[&str]) -> Result<()> {
+    let out = cm_relay_command(bin_dir, config, state, args)?.output()?;
     ensure!(
         out.status.success(),
         "cm-relay {args:?} failed: {}",
@@ -124,6 +133,8 @@ impl Cluster {
                 id: id.clone(),
                 proc,
                 addr,
+                config,
+                state: state.clone(),
             });
         }
         Ok(Some(Self {
@@ -138,6 +149,15 @@ impl Cluster {
     /// Relay `i`'s address.
     pub fn addr(&self, i: usize) -> SocketAddr {
         self.members[i].addr
+    }
+
+    /// `cm-relay ARGS` with relay `i`'s configuration and state directory.
+    ///
+    /// # Errors
+    /// A missing binary.
+    pub fn command(&self, bin_dir: &Path, i: usize, args: &[&str]) -> Result<Command> {
+        let m = &self.members[i];
+        cm_relay_command(bin_dir, &m.config, &m.state, args)
     }
 
     /// Stops the relays (SIGTERM), then the database.

@@ -75,6 +75,29 @@ pub(super) fn hop(
     ]
 }
 
+/// Goal: the kill switch cuts an operator held by another relay within this, ms.
+const GOAL_KILL_MS: f64 = 1000.0;
+
+/// The kill switch row: ms from `cm-relay kill` at relay a until relay b closed the operator.
+pub(super) fn kill(mut took: Vec<Duration>) -> Row {
+    took.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let median = took.get(took.len() / 2).copied().map_or(f64::NAN, ms);
+    let worst = took.last().copied().map_or(f64::NAN, ms);
+    Row {
+        goal: "≤ 1,000 ms".into(),
+        verdict: Verdict::check(worst <= GOAL_KILL_MS),
+        ..Row::info(
+            "8 peering kill switch",
+            &format!(
+                "ms from `cm-relay kill --user` at relay a until relay b closed that operator's connection, median / worst of {}",
+                took.len()
+            ),
+            format!("{median:.0} / {worst:.0}"),
+        )
+    }
+}
+
 /// Rows for the agents spread over the relays.
 pub(super) fn spread(s: &Spread) -> Vec<Row> {
     let name = format!("8 peering {} / {RELAYS} relays", grouped(s.agents as i64));
