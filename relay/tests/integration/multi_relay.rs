@@ -124,56 +124,98 @@ fn wait_connected(log: &LogLines, relays: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// `n` relay processes on one PostgreSQL sharing relay A's key, with host `box` enrolled
+/// (token for relay A) and the owner's invite.
+struct Fleet {
+    tmp: tempfile::TempDir,
+    pin: String,
+    invite: Invite,
+    token: EnrollmentToken,
+    addrs: Vec<String>,
+    relays: Vec<Proc>,
+    _server: PgServer,
+}
+
+impl Fleet {
+    /// `None` when PostgreSQL is not installed (the test is skipped loudly).
+    fn start(n: usize) -> Result<Option<Self>> {
+        let Some(server) = PgServer::start() else {
+            return Ok(None);
+        };
+        let tmp = tempfile::tempdir()?;
+        let config = tmp.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+                server.url()
+            ),
+        )?;
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            addrs.push(format!("127.0.0.1:{}", free_udp_port()?));
+        }
+        let states: Vec<_> = (0..n)
+            .map(|i| tmp.path().join(format!("relay{i}")))
+            .collect();
+        let init = cm_relay(
+            &config,
+            &states[0],
+            &["init", "--public-addr", &addrs[0], "--owner", "owner"],
+        )?;
+        let token = EnrollmentToken::decode(
+            cm_relay(&config, &states[0], &["host", "add", "box"])?.trim(),
+        )?;
+        let mut relays = Vec::new();
+        for (i, (state, addr)) in states.iter().zip(&addrs).enumerate() {
+            if i > 0 {
+                copy_identity(&states[0], state)?;
+            }
+            relays.push(spawn_relay(&config, state, addr)?);
+        }
+        Ok(Some(Self {
+            pin: value_after(&init, "relay key pin:")?,
+            invite: Invite::decode(&value_after(&init, "(valid 7 days):")?)?,
+            token,
+            addrs,
+            relays,
+            tmp,
+            _server: server,
+        }))
+    }
+
+    /// `cm-agent` enrolled with relay A's token, every relay then listed by hand as an array.
+    fn agent(&self) -> Result<crate::harness::LoggedAgent> {
+        let files = enroll_agent(self.tmp.path(), "box", &self.token)?;
+        let list: Vec<String> = self.addrs.iter().map(|a| format!("\"{a}\"")).collect();
+        set_relays(
+            &files.config,
+            &self.addrs[0],
+            &format!("[{}]", list.join(", ")),
+        )?;
+        spawn_logged_agent(&files)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_on_two_relays_is_online_on_both_and_stays_online_when_one_is_killed() -> Result<()>
 {
-    let Some(server) = PgServer::start() else {
+    let Some(mut fleet) = Fleet::start(2)? else {
         return Ok(());
     };
-    let tmp = tempfile::tempdir()?;
-    let config = tmp.path().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
-            server.url()
-        ),
-    )?;
-    let (state_a, state_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let addr_a = format!("127.0.0.1:{}", free_udp_port()?);
-    let addr_b = format!("127.0.0.1:{}", free_udp_port()?);
-    let init = cm_relay(
-        &config,
-        &state_a,
-        &["init", "--public-addr", &addr_a, "--owner", "owner"],
-    )?;
-    let pin = value_after(&init, "relay key pin:")?;
-    let invite = Invite::decode(&value_after(&init, "(valid 7 days):")?)?;
-    let token =
-        EnrollmentToken::decode(cm_relay(&config, &state_a, &["host", "add", "box"])?.trim())?;
-    copy_identity(&state_a, &state_b)?;
-    let mut relay_a = spawn_relay(&config, &state_a, &addr_a)?;
-    let _relay_b = spawn_relay(&config, &state_b, &addr_b)?;
-
-    // Enrolled with relay A's token; relay B added by hand, as an array.
-    let files = enroll_agent(tmp.path(), "box", &token)?;
-    set_relays(
-        &files.config,
-        &addr_a,
-        &format!("[\"{addr_a}\", \"{addr_b}\"]"),
-    )?;
-    let agent = spawn_logged_agent(&files)?;
+    let (addr_a, addr_b) = (fleet.addrs[0].clone(), fleet.addrs[1].clone());
+    let agent = fleet.agent()?;
     wait_connected(&agent.log, &[&addr_a, &addr_b])?;
 
-    let cred = login(&addr_a, &pin, &invite).await?;
-    let on_a = operator_retrying(&addr_a, &pin, &cred).await?;
-    let on_b = operator_retrying(&addr_b, &pin, &cred).await?;
+    let cred = login(&addr_a, &fleet.pin, &fleet.invite).await?;
+    let on_a = operator_retrying(&addr_a, &fleet.pin, &cred).await?;
+    let on_b = operator_retrying(&addr_b, &fleet.pin, &cred).await?;
     watch_until(&on_a, "box online at A", |l| host_online(l, "box")).await?;
     watch_until(&on_b, "box online at B", |l| host_online(l, "box")).await?;
 
     // B's host watch, from before A goes: it must never show the host offline.
     let mut watch_b = client::HostWatch::open(&on_b.conn, ReqId(21)).await?;
-    relay_a.kill();
+    fleet.relays[0].kill();
     // The agent notices A is gone (2 s relay_timeout), and fails to reach it again twice: far
     // longer than B's 1 s heartbeat timeout, so a silent link to B would show offline by now.
     agent
@@ -191,6 +233,29 @@ async fn an_agent_on_two_relays_is_online_on_both_and_stays_online_when_one_is_k
     while let Ok(update) = tokio::time::timeout(std::time::Duration::ZERO, watch_b.next()).await {
         let Some(update) = update? else { break };
         assert!(host_online(&update, "box"), "{update:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_relay_dies_moves_to_the_relay_no_other_link_holds() -> Result<()> {
+    let Some(mut fleet) = Fleet::start(3)? else {
+        return Ok(());
+    };
+    let addrs = fleet.addrs.clone();
+    // Two links (the default) on three relays: A and B, in list order.
+    let agent = fleet.agent()?;
+    wait_connected(&agent.log, &[&addrs[0], &addrs[1]])?;
+    fleet.relays[0].kill();
+    agent
+        .log
+        .wait_line(&["relay connection lost", &format!("relay={}", addrs[0])])?;
+    // The link that held A moves to C (B is held by the other link), not to B.
+    wait_connected(&agent.log, &[&addrs[2]])?;
+    let cred = login(&addrs[1], &fleet.pin, &fleet.invite).await?;
+    for addr in &addrs[1..] {
+        let session = operator_retrying(addr, &fleet.pin, &cred).await?;
+        watch_until(&session, "box online", |l| host_online(l, "box")).await?;
     }
     Ok(())
 }
