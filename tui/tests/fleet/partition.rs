@@ -1,7 +1,8 @@
 //! A relay cut from its peers by a firewall rule (every datagram to or from its peer port
 //! dropped; clients and the database still reach it). Operators on the other relays still
 //! reach the hosts the cut relay holds, through those hosts' other relay; the cut relay can no
-//! longer forward, but still serves its own agents; when the rule goes, it forwards again.
+//! longer forward (and logs that its peers are unreachable), but still serves its own agents;
+//! when the rule goes, it forwards again.
 
 use crate::firewall::PeerCut;
 use crate::support::eventually;
@@ -57,6 +58,9 @@ async fn a_relay_cut_from_its_peers_is_routed_around() -> Result<()> {
         "the cut relay answers for box1: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     );
+    // It noticed why: its peers did not answer.
+    let log = fleet.relays[2].log();
+    assert!(log.contains("peer relay unreachable"), "{log}");
 
     // The rule goes: c forwards again by itself.
     drop(cut);
