@@ -124,7 +124,20 @@ Prompt: OpenCode on the test model answers `ECHO_DELTAS: 5`; the time from sendi
 prompt until its first `text_delta` arrives on a `watch_events` stream of the operator \
 connection that also carries the forward, median of 5, with no download and then while a \
 download runs through the forward on that connection (forward streams have a lower QUIC send \
-priority than every other stream).\n",
+priority than every other stream).\n\
+- 8: a fleet on one PostgreSQL (a throwaway server, `initdb` into a temporary directory, \
+`fsync=off`): release `cm-relay run` child processes, each with `[fleet]` in its `relay.toml`, \
+registered with `cm-relay cluster add`, sharing relay a's certificate. Hop: the fake agent \
+(scenario 1's echo) on relay a only; {rt} round trips per size on a new stream each, \
+interleaved in blocks of 50: direct quinn, operator on relay a (same-relay hop), operator on \
+relay b (b forwards to a over the relay-to-relay QUIC connection). \"added\" is each minus \
+direct. Kill switch: an operator (a fresh user each time, {kills} times) connected to relay \
+b; `cm-relay kill --user` run with relay a's configuration (it writes the revocation to the \
+database, whose notice wakes relay b); the time from starting that command until relay b \
+has closed the operator's connection. Spread: {spread} simulated agents enrolled in the shared store, a third connecting \
+to each of three fresh relays at the same time ({inflight} handshakes in flight per relay, \
+heart-beating every {hb} s); handshakes/s is all agents over the slowest relay's connect \
+time; RSS per agent is each relay's `VmRSS` growth over the agents it holds.\n",
         rt = o.round_trips,
         mib = o.bulk_mib,
         streams = o.concurrent_streams,
@@ -136,6 +149,8 @@ priority than every other stream).\n",
         events = o.events,
         iv = o.event_interval.as_millis(),
         runs = o.startup_runs.max(1),
+        spread = if o.smoke { 30 } else { 10_000 },
+        kills = if o.smoke { 1 } else { 5 },
         turns = if o.smoke {
             1
         } else {

@@ -20,6 +20,7 @@ pub mod opencode_launch;
 pub mod opencode_stream;
 pub mod options;
 pub mod peer;
+pub mod peering;
 pub mod procfs;
 pub mod rawserver;
 pub mod real;
@@ -32,6 +33,15 @@ pub mod swarm;
 pub mod throughput;
 pub mod tui_frame;
 pub mod worlds;
+
+/// The throwaway PostgreSQL server of the relay's tests (the fleet scenario's database).
+#[allow(
+    unreachable_pub,
+    dead_code,
+    reason = "shared with relay/tests: not all of it is used here"
+)]
+#[path = "../../../relay/tests/support/pg_server.rs"]
+mod pg_server;
 
 pub use options::Options;
 pub use report::{Row, Verdict};

@@ -66,11 +66,13 @@ enum Scenario {
     Startup,
     /// Scenario 7: HTTP through `port_forward` vs direct.
     Forward,
+    /// Scenario 8: a fleet of relays on PostgreSQL (cross-relay hop, 10,000 agents on 3 relays).
+    Peering,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 7] = [
+const ALL: [(Scenario, Runner); 8] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
@@ -78,6 +80,7 @@ const ALL: [(Scenario, Runner); 7] = [
     (Scenario::Opencode, cm_bench::opencode_stream::run),
     (Scenario::Startup, cm_bench::startup::run),
     (Scenario::Forward, cm_bench::forward::run),
+    (Scenario::Peering, cm_bench::peering::run),
 ];
 
 fn options(cli: &Cli) -> Options {

@@ -78,15 +78,29 @@ pub async fn connect(
     n: usize,
     heartbeat: Option<Duration>,
 ) -> Result<Swarm> {
+    connect_range(addr, pin.to_owned(), 0..n, heartbeat).await
+}
+
+/// [`connect`] for agents `ids` (names [`name`]`(i)`), e.g. one relay's share of a fleet.
+///
+/// # Errors
+/// Endpoint setup failures (individual handshake failures are counted instead).
+pub async fn connect_range(
+    addr: SocketAddr,
+    pin: String,
+    ids: std::ops::Range<usize>,
+    heartbeat: Option<Duration>,
+) -> Result<Swarm> {
+    let n = ids.len();
     let endpoints = (0..n.div_ceil(PER_ENDPOINT).max(1))
-        .map(|_| netutil::client_endpoint(pin))
+        .map(|_| netutil::client_endpoint(&pin))
         .collect::<Result<Vec<_>>>()?;
     let sem = Arc::new(Semaphore::new(IN_FLIGHT));
     let vary = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let ep = endpoints[i / PER_ENDPOINT].clone();
+    for (k, i) in ids.enumerate() {
+        let ep = endpoints[k / PER_ENDPOINT].clone();
         let (sem, vary) = (Arc::clone(&sem), Arc::clone(&vary));
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await.context("semaphore closed")?;

@@ -140,6 +140,36 @@ pub fn online(list: &HostList) -> usize {
     list.hosts.iter().filter(|h| h.online).count()
 }
 
+/// The fake agent [`HOST`] (far-end code of [`peer::serve_agent`]) connected to the relay at
+/// `addr` with the host secret `secret`, heart-beating every 3 s, on the agent runtime. Its
+/// endpoint: closing it disconnects the agent.
+///
+/// # Errors
+/// Connection or authentication failures.
+pub async fn fake_agent(
+    roles: &Roles,
+    hub: &EventHub,
+    pin: &str,
+    addr: SocketAddr,
+    secret: proto::handshake::Key,
+) -> Result<quinn::Endpoint> {
+    let (pin, hub) = (pin.to_owned(), hub.clone());
+    on(&roles.agent, async move {
+        let ep = netutil::client_endpoint(&pin)?;
+        let conn = netutil::connect(&ep, addr).await?;
+        let s = client::authenticate(conn, PeerKind::Agent, &CredId(HOST.into()), &secret).await?;
+        tokio::spawn(heartbeat_loop(
+            s.control_send,
+            s.control_recv,
+            Duration::from_secs(3),
+            Arc::default(),
+        ));
+        tokio::spawn(peer::serve_agent(s.conn, hub));
+        Ok(ep)
+    })
+    .await
+}
+
 impl Relayed {
     /// Starts the relay and the fake agent, logs the owner in, waits until the agent is online.
     /// Runs on the operator runtime.
@@ -156,23 +186,7 @@ impl Relayed {
         let pin = relay.pin().to_owned();
         let cred = login_owner(addr, &pin, &init).await?;
         let token = cm_relay::cli::host_add(&dir, HOST, Some(addr.to_string()))?;
-        let (agent_pin, hub) = (pin.clone(), hub.clone());
-        let agent_ep = on(&roles.agent, async move {
-            let ep = netutil::client_endpoint(&agent_pin)?;
-            let conn = netutil::connect(&ep, addr).await?;
-            let s =
-                client::authenticate(conn, PeerKind::Agent, &CredId(HOST.into()), &token.secret)
-                    .await?;
-            tokio::spawn(heartbeat_loop(
-                s.control_send,
-                s.control_recv,
-                Duration::from_secs(3),
-                Arc::default(),
-            ));
-            tokio::spawn(peer::serve_agent(s.conn, hub));
-            Ok(ep)
-        })
-        .await?;
+        let agent_ep = fake_agent(roles, hub, &pin, addr, token.secret).await?;
         let op_ep = netutil::client_endpoint(&pin)?;
         let world = Self {
             _tmp: tmp,

@@ -68,3 +68,15 @@ fn process_scenarios_smoke() {
         }
     }
 }
+
+/// Scenario 8 at smoke sizes on the debug builds: a PostgreSQL server, relays in a fleet, the
+/// cross-relay hop and agents spread over three relays give their rows (skipped, loudly,
+/// without PostgreSQL).
+#[test]
+fn peering_smoke() {
+    let rows = cm_bench::peering::run(&Options::smoke(debug_bins())).expect("peering scenario");
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert!(!r.relay.contains("FAILED"), "{}: {}", r.metric, r.relay);
+    }
+}
