@@ -6,7 +6,6 @@ use anyhow::Result;
 use proto::token::EnrollmentToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs relay/src/net/admin.rs pin() to open the state dir with the configured store (StateDir::new without with_store looks for relay.db: 'not initialised' on PostgreSQL)"]
 async fn a_host_enrolled_through_another_relay_of_the_fleet_gets_its_token() -> Result<()> {
     let Some(fleet) = Fleet::start(&Spec { agents: &[] }).await? else {
         return Ok(());
