@@ -85,12 +85,24 @@ impl PinObservation {
 }
 
 /// Accepts exactly the certificate whose public key matches the pin; still checks the
-/// handshake signatures so the peer must hold the private key.
+/// handshake signatures so the peer must hold the private key. Clients dial the relay with it,
+/// and relays dial each other with it (the peer's registered pin).
 #[derive(Debug)]
-struct PinVerifier {
+pub struct PinVerifier {
     pin: String,
     algorithms: WebPkiSupportedAlgorithms,
     seen: PinObservation,
+}
+
+impl PinVerifier {
+    /// A verifier for `pin` with `provider`'s signature algorithms; what it saw goes to `seen`.
+    pub fn new(pin: &str, provider: &rustls::crypto::CryptoProvider, seen: PinObservation) -> Self {
+        Self {
+            pin: pin.to_owned(),
+            algorithms: provider.signature_verification_algorithms,
+            seen,
+        }
+    }
 }
 
 impl ServerCertVerifier for PinVerifier {
@@ -150,11 +162,7 @@ pub fn client_config(
 ) -> Result<(quinn::ClientConfig, PinObservation), TlsError> {
     let provider = provider();
     let seen = PinObservation::default();
-    let verifier = PinVerifier {
-        pin: pin.to_owned(),
-        algorithms: provider.signature_verification_algorithms,
-        seen: seen.clone(),
-    };
+    let verifier = PinVerifier::new(pin, &provider, seen.clone());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
