@@ -140,6 +140,8 @@ mod tests {
             pin: "blake3:abcd".into(),
             host: HostId::from("box"),
             secret: Key::from_bytes([9; 32]),
+            roots: Vec::new(),
+            bind: None,
         };
         let cfg = tmp.path().join("cfg/agent.toml");
         let state = tmp.path().join("state");
@@ -164,6 +166,8 @@ mod tests {
             pin: "blake3:abcd".into(),
             host: HostId::from("box"),
             secret: Key::from_bytes([9; 32]),
+            roots: Vec::new(),
+            bind: None,
         };
         let cfg = tmp.path().join("agent.toml");
         let state = tmp.path().join("state");

@@ -23,6 +23,7 @@
 
 mod admit;
 mod body;
+mod e2e;
 pub mod error;
 mod forward;
 pub mod frames;

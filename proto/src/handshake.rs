@@ -184,6 +184,10 @@ pub struct LoginRequest {
     /// A label for the credential (e.g. the laptop's hostname), shown in `creds list`.
     #[serde(default)]
     pub label: Option<String>,
+    /// The laptop's device key (zero-trust): recorded by the relay as pending for the user
+    /// until an admin certifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<crate::trust::PublicKey>,
 }
 
 /// How a login proves who it is.

@@ -24,6 +24,10 @@ pub struct StreamHeader {
     /// Target OpenCode session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The operator's signature (zero-trust hosts verify it themselves; see
+    /// [`crate::trust::header`]). The relay passes it to the agent untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::trust::HeaderAuth>,
 }
 
 impl StreamHeader {
@@ -35,6 +39,7 @@ impl StreamHeader {
             host: None,
             workspace: None,
             session: None,
+            auth: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod replay;
 pub mod template;
 pub mod text;
 pub mod token;
+pub mod trust;
 pub mod wire_error;
 pub mod workspace;
 

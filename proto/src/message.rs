@@ -54,6 +54,19 @@ pub enum Control {
         /// The session it was started from.
         parent: String,
     },
+    /// Agent → relay (zero-trust hosts): the host's end-to-end key and its proof, sent after
+    /// each handshake; the relay stores it for an owner's laptop to certify.
+    HostKeyClaim {
+        /// The claim.
+        claim: crate::trust::HostKeyClaim,
+    },
+    /// Relay → agent: the newest revocation list of each signer, after each handshake and
+    /// whenever one is published. Agents refuse new work when the newest owner-signed one is
+    /// too old, so a relay that withholds them stops the host rather than a revocation.
+    Revocations {
+        /// The lists.
+        lists: Vec<crate::trust::RevocationList>,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,

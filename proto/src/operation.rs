@@ -245,6 +245,17 @@ macro_rules! with_operations {
             /// policy allows: connected, then raw bytes both ways (see `forward`).
             PortForward = "port_forward", agent, Required forward::ForwardTarget
                 => forward::ForwardOpened, then forward::RawBytes;
+            /// Open an end-to-end channel to a zero-trust host (Noise NK; see `trust`): every
+            /// later stream to it is sealed with keys only the operator and the host hold.
+            E2eOpen = "e2e_open", agent, Required trust::E2eOpen => trust::E2eOpened;
+            /// Certificates, revocation lists, host key claims and pending device keys the
+            /// relay stores (answered by the relay; it serves them, it cannot make them).
+            TrustFetch = "trust_fetch", relay, Optional trust::TrustQuery => trust::TrustBundle;
+            /// Store certificates and revocation lists signed on an owner's or admin's laptop
+            /// (answered by the relay, which checks the signatures and pushes new lists to
+            /// agents).
+            TrustPublish = "trust_publish", relay, Required trust::TrustBundle
+                => admin::AdminDone;
         }
     };
 }
@@ -252,7 +263,8 @@ macro_rules! with_operations {
 // The modules the list's types are written against.
 #[allow(unused_imports)]
 use crate::{
-    admin, event, forward, fs, git, grant, host_watch, message, ops, queue, template, workspace,
+    admin, event, forward, fs, git, grant, host_watch, message, ops, queue, template, trust,
+    workspace,
 };
 
 with_operations!(generate_operations);

@@ -88,6 +88,8 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::McpList
         | Op::WorkspaceCandidates
         | Op::PortList
+        | Op::E2eOpen
+        | Op::TrustFetch
         | Op::Logout => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
@@ -127,7 +129,8 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::CredsRevoke
         | Op::Kill
         | Op::AuditRead
-        | Op::TemplatePublish => Role::Admin,
+        | Op::TemplatePublish
+        | Op::TrustPublish => Role::Admin,
         Op::GrantAdmin | Op::RelaySettings => Role::Owner,
         // An operation this build does not know is never allowed.
         Op::Unknown => return None,

@@ -27,6 +27,14 @@ pub struct EnrollmentToken {
     pub host: HostId,
     /// The host's secret.
     pub secret: Key,
+    /// The owners' root keys the host pins (added on the laptop that made the token, never by
+    /// the relay). Empty: a relay-trusted host (tokens from before zero-trust, `cm-relay host add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<crate::trust::Root>,
+    /// The bind secret the host proves its end-to-end key with (see
+    /// [`crate::trust::HostKeyClaim`]); kept by the laptop that made the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<Bytes32>,
 }
 
 /// What `cm-relay init` / `user add` hands to `cm-tui login`.
@@ -40,6 +48,9 @@ pub struct Invite {
     pub user: UserId,
     /// The one-time secret.
     pub secret: Bytes32,
+    /// The owners' root keys the operator pins (added on the admin's laptop that made the invite).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roots: Vec<crate::trust::Root>,
 }
 
 /// Why a token could not be read.
@@ -120,6 +131,8 @@ mod tests {
             pin: pin_from_spki(b"spki"),
             host: HostId::from("box"),
             secret: Key::from_bytes([7; 32]),
+            roots: Vec::new(),
+            bind: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) mod stream_quota;
 pub(crate) mod sweeper;
 pub(crate) mod template_apply;
 pub(crate) mod templates;
+pub(crate) mod trust;
 
 use crate::audit_event::Audit;
 use crate::config::RelayConfig;

@@ -324,6 +324,7 @@ pub fn new_invite(
         pin: pin.to_owned(),
         user: user.clone(),
         secret: Bytes32(secret),
+        roots: Vec::new(),
     })
 }
 

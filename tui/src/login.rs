@@ -106,6 +106,7 @@ pub async fn login(
                 },
                 ttl_s,
                 label,
+                device_key: None,
             },
         ),
         LoginTarget::Password {
@@ -125,6 +126,7 @@ pub async fn login(
                     method: LoginMethod::Password { password, totp },
                     ttl_s,
                     label,
+                    device_key: None,
                 },
             )
         }

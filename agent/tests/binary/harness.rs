@@ -125,6 +125,7 @@ impl World {
             },
             ttl_s: None,
             label: Some("test".into()),
+            device_key: None,
         };
         let cred = client::login(&addr, &self.pin, req).await?;
         let dial = DialOptions {

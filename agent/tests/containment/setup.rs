@@ -195,6 +195,7 @@ async fn clone_with(
             host: None,
             workspace: Some(WS.into()),
             session: None,
+            auth: None,
         },
         principal: proto::ids::UserId::from("tester"),
         role: proto::rbac::Role::Operator,

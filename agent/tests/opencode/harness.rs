@@ -173,6 +173,7 @@ impl Env {
                 host: None,
                 workspace: workspace.map(str::to_owned),
                 session: session.map(str::to_owned),
+                auth: None,
             },
             principal: UserId::from("tester"),
             role,

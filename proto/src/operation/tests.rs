@@ -152,6 +152,9 @@ fn samples() -> Vec<(Op, fn())> {
         WorkspaceRemove: None, r#"{"name":"my-app","root":"src","folder":"app"}"#;
         PortList: None, r#"[{"port":8000,"addr":"0.0.0.0","pid":42,"process":"python3","workspace":"demo","forwardable":true}]"#;
         PortForward: Some(r#"{"port":8000}"#), r#"{"port":8000,"addr":"127.0.0.1"}"#;
+        E2eOpen: Some(r#"{"msg1":"AAEC"}"#), r#"{"msg2":"AwQF"}"#;
+        TrustFetch: Some(r#"{"host":"box"}"#), r#"{"roots":[],"certs":[],"revocations":[],"claims":[{"host":"box","host_key":"0404040404040404040404040404040404040404040404040404040404040404","mac":"ab"}],"pending":[]}"#;
+        TrustPublish: Some(r#"{"roots":[],"certs":[],"revocations":[],"claims":[],"pending":[]}"#), ADMIN_DONE;
     }
 }
 

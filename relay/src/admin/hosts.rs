@@ -86,5 +86,7 @@ pub fn host_enroll(
         pin: pin.to_owned(),
         host,
         secret,
+        roots: Vec::new(),
+        bind: None,
     })
 }

@@ -344,6 +344,7 @@ async fn login_failures_are_uniform_and_invites_single_use() -> Result<()> {
         },
         ttl_s: None,
         label: None,
+        device_key: None,
     };
     let err = client::login(&relay.addr_str(), &relay.state.pin, req)
         .await
@@ -369,6 +370,7 @@ async fn repeated_wrong_passwords_lock_the_user_out_with_the_time_left() -> Resu
             },
             ttl_s: Some(60),
             label: None,
+            device_key: None,
         };
         client::login(&addr, &relay.state.pin, req)
     };
@@ -433,6 +435,7 @@ async fn totp_second_factor_accepts_the_current_code_once_and_refuses_old_ones()
             },
             ttl_s: None,
             label: None,
+            device_key: None,
         };
         client::login(&addr, &relay.state.pin, req)
     };

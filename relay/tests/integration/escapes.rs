@@ -41,6 +41,7 @@ async fn peer_text_never_reaches_the_relay_log_raw() -> Result<()> {
         },
         ttl_s: None,
         label: None,
+        device_key: None,
     });
     hello_from(&endpoint, addr, login).await?;
     let line = logs.wait_line(&["login refused"])?;

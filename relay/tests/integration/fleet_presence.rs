@@ -162,6 +162,7 @@ async fn an_agent_on_relay_a_is_online_at_relay_b_until_a_dies_and_revocations_r
             },
             ttl_s: None,
             label: Some("fleet".into()),
+            device_key: None,
         },
     )
     .await?;
@@ -197,6 +198,7 @@ async fn an_agent_on_relay_a_is_online_at_relay_b_until_a_dies_and_revocations_r
             },
             ttl_s: None,
             label: Some("doomed".into()),
+            device_key: None,
         },
     )
     .await?;

@@ -101,6 +101,7 @@ impl TestRelay {
             },
             ttl_s: None,
             label: Some("test".into()),
+            device_key: None,
         };
         Ok(client::login(&self.addr_str(), &self.state.pin, req).await?)
     }

@@ -50,6 +50,7 @@ fn login_request(user: &str) -> LoginRequest {
         },
         ttl_s: None,
         label: None,
+        device_key: None,
     }
 }
 

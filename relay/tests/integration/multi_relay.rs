@@ -91,6 +91,7 @@ async fn login(addr: &str, pin: &str, invite: &Invite) -> Result<IssuedCredentia
             },
             ttl_s: None,
             label: Some("multi".into()),
+            device_key: None,
         },
     )
     .await?)

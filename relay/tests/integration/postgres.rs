@@ -100,6 +100,7 @@ async fn a_relay_on_postgres_logs_in_serves_an_agent_and_its_audit_chain_verifie
             },
             ttl_s: None,
             label: Some("pg".into()),
+            device_key: None,
         },
     )
     .await?;

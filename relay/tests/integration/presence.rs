@@ -26,6 +26,7 @@ async fn agent_online_offline_and_back_through_restarts() -> Result<()> {
             },
             ttl_s: None,
             label: None,
+            device_key: None,
         },
     )
     .await?;

@@ -82,6 +82,7 @@ fn password_login() -> LoginRequest {
         },
         ttl_s: None,
         label: None,
+        device_key: None,
     }
 }
 

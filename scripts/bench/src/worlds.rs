@@ -82,6 +82,7 @@ pub async fn login_owner(
         },
         ttl_s: None,
         label: Some("cm-bench".into()),
+        device_key: None,
     };
     Ok(client::login(&addr.to_string(), pin, req).await?)
 }

@@ -40,6 +40,7 @@ pub(super) fn once(cluster: &Cluster, bin_dir: &Path, name: &str) -> Result<Dura
                 },
                 ttl_s: None,
                 label: Some("cm-bench".into()),
+                device_key: None,
             },
         )
         .await?;

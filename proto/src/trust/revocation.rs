@@ -1,0 +1,134 @@
+//! Revocation lists: signed by an owner (a root) or a certified admin, stored and served by the
+//! relay, which must hand them to agents. A host keeps the newest list of each signer and
+//! refuses new work when the newest root-signed one is older than its limit (fail closed: a
+//! relay that withholds a list can delay a revocation by at most that limit).
+
+use super::TrustError;
+use super::cert::{Cert, Root};
+use super::chain::Verifier;
+use super::keys::PublicKey;
+use super::signed::{Signed, SignedKind};
+use crate::ids::UserId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A signed revocation list.
+pub type RevocationList = Signed<RevocationBody>;
+
+/// The signed part of a revocation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationBody {
+    /// Who signed (for people; the key is what counts).
+    pub issuer_user: UserId,
+    /// Increases with each list of this signer; an older one never replaces a newer one.
+    pub seq: u64,
+    /// When it was signed (unix ms): its freshness.
+    pub issued_ms: u64,
+    /// Revoked certificate serials.
+    #[serde(default)]
+    pub serials: Vec<String>,
+    /// Revoked device keys (every certificate naming or signed by one stops counting).
+    #[serde(default)]
+    pub keys: Vec<PublicKey>,
+}
+
+impl SignedKind for RevocationBody {
+    const DOMAIN: &'static str = "revocations/v1";
+}
+
+/// What a host knows of revocations: the newest list of each signer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationState {
+    newest: BTreeMap<PublicKey, (RevocationBody, RevocationList)>,
+}
+
+/// Every serial and key revoked by the lists a host holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Revoked serials.
+    pub serials: BTreeSet<String>,
+    /// Revoked keys (never a root: roots are replaced by re-enrolling, see `cm-agent trust reset`).
+    pub keys: BTreeSet<PublicKey>,
+}
+
+impl RevocationState {
+    /// Takes `list` if its signer is a root or an admin certified by `certs`, and it is newer
+    /// than the one held from that signer. Returns whether it was taken.
+    ///
+    /// # Errors
+    /// A bad signature or an untrusted signer.
+    pub fn accept(
+        &mut self,
+        list: &RevocationList,
+        roots: &[Root],
+        certs: &[Cert],
+        now_ms: u64,
+    ) -> Result<bool, TrustError> {
+        let body = list.open()?;
+        let signer = *list.signer();
+        let is_root = roots.iter().any(|r| r.key == signer);
+        if !is_root {
+            let revoked = self.revoked();
+            let verifier = Verifier::new(roots, &revoked);
+            if !verifier.is_admin_key(&signer, certs, now_ms) {
+                return Err(TrustError::UntrustedIssuer {
+                    signer: signer.fingerprint(),
+                });
+            }
+        }
+        if let Some((held, _)) = self.newest.get(&signer)
+            && held.seq >= body.seq
+        {
+            return Ok(false);
+        }
+        self.newest.insert(signer, (body, list.clone()));
+        Ok(true)
+    }
+
+    /// Everything revoked, roots' keys excepted.
+    pub fn revoked(&self) -> Revoked {
+        let mut out = Revoked::default();
+        for (body, _) in self.newest.values() {
+            out.serials.extend(body.serials.iter().cloned());
+            out.keys.extend(body.keys.iter().copied());
+        }
+        out
+    }
+
+    /// The lists held, for `cm-agent trust show` and persistence.
+    pub fn lists(&self) -> Vec<RevocationList> {
+        self.newest.values().map(|(_, l)| l.clone()).collect()
+    }
+
+    /// The newest root-signed list's signing time.
+    pub fn newest_root_issued_ms(&self, roots: &[Root]) -> Option<u64> {
+        self.newest
+            .iter()
+            .filter(|(k, _)| roots.iter().any(|r| r.key == **k))
+            .map(|(_, (b, _))| b.issued_ms)
+            .max()
+    }
+
+    /// Whether new work may start: a root-signed list signed within `max_age_ms` of `now_ms`.
+    ///
+    /// # Errors
+    /// [`TrustError::NoRevocationList`] or [`TrustError::RevocationsStale`].
+    pub fn check_fresh(
+        &self,
+        roots: &[Root],
+        now_ms: u64,
+        max_age_ms: u64,
+    ) -> Result<(), TrustError> {
+        let issued = self
+            .newest_root_issued_ms(roots)
+            .ok_or(TrustError::NoRevocationList)?;
+        let age = now_ms.saturating_sub(issued);
+        if age > max_age_ms {
+            return Err(TrustError::RevocationsStale {
+                age_min: age / 60_000,
+                limit_min: max_age_ms / 60_000,
+            });
+        }
+        Ok(())
+    }
+}
