@@ -29,4 +29,5 @@ pub mod status;
 pub mod supervisor;
 pub mod template;
 pub mod template_policy;
+pub mod trust;
 pub mod workspaces;

@@ -102,6 +102,8 @@ pub struct Workspaces {
     changes: tokio::sync::watch::Sender<u64>,
     /// The `[forward]` rules and the forwarded connections open now.
     forwarding: crate::forward::Forwarding,
+    /// Zero-trust hosts' trust state (set once at start; `None`: relay-trusted).
+    trust: std::sync::OnceLock<Arc<crate::trust::HostTrust>>,
 }
 
 impl Workspaces {
@@ -211,6 +213,7 @@ impl Workspaces {
             state_dir: state_dir.to_owned(),
             registry,
             forwarding: crate::forward::Forwarding::default(),
+            trust: std::sync::OnceLock::new(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -444,6 +447,16 @@ impl Workspaces {
     /// The host's `[git]` settings.
     pub fn git_settings(&self) -> &crate::git::policy::GitSettings {
         &self.git
+    }
+
+    /// The host's trust state when it verifies operators itself (zero-trust), else `None`.
+    pub fn trust(&self) -> Option<&Arc<crate::trust::HostTrust>> {
+        self.trust.get()
+    }
+
+    /// Makes this host zero-trust (once, at start); a second call is ignored.
+    pub fn set_trust(&self, trust: Arc<crate::trust::HostTrust>) {
+        let _ = self.trust.set(trust);
     }
 
     /// The host owner's limits (`Policy::check` before serving any operation).

@@ -44,6 +44,8 @@ pub mod state;
 #[cfg(feature = "server")]
 pub mod store;
 #[cfg(feature = "server")]
+pub mod tamper;
+#[cfg(feature = "server")]
 pub mod totp;
 
 /// A throwaway PostgreSQL server for tests (shared with the integration tests).

@@ -29,6 +29,7 @@ pub mod sessions_cli;
 pub mod status_cli;
 pub mod templates_cli;
 pub mod transcript;
+pub mod trust;
 pub mod ui;
 pub mod view;
 pub mod workspaces_cli;
