@@ -642,6 +642,9 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
         ("msg1", hex::encode(&msg1)),
         ("msg2", hex::encode(&msg2)),
         ("channel_id", operator.id().to_hex()),
+        ("channel_key", hex::encode(operator.key)),
+        ("stream_key_operator_to_agent", hex::encode(keys.send)),
+        ("stream_key_agent_to_operator", hex::encode(keys.recv)),
         ("first_record", hex::encode(&record)),
         ("fin_record", hex::encode(&fin)),
     ];
@@ -659,6 +662,18 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
             "7b0d47d93427f8311160781c7c733fd89f88970aef490d8aa0ee19a4cb8a1b149e79d78f05f5a74cd82f03d7723e37e4",
         ),
         ("channel_id", "92bd29cb1e48b79f466a1a40a25d3c97"),
+        (
+            "channel_key",
+            "8b937c52aa563a10ac371917bc48c32b6ce99bbc292ff0d47a12fbe2acd0b47d",
+        ),
+        (
+            "stream_key_operator_to_agent",
+            "69da26d0d8c82ff963505ac388b35394add95906e73fbcf461634509c7ae57c2",
+        ),
+        (
+            "stream_key_agent_to_operator",
+            "988c838f2343f1fcf766755e38c5abaa4a461a23f90c66746c37a1e3a6039a24",
+        ),
         (
             "first_record",
             "0000001c7ea27517492fd0fcdd565717af7c9e6e5dd78d29dc6d2d9f5725137e",
@@ -723,4 +738,32 @@ fn cost_of_handshake_seal_and_open() {
         "seal_to_host + open_sealed (1 KiB): {:?}",
         start.elapsed() / 2_000
     );
+}
+
+/// The channel derivation from the Noise split, with the handshake hash `h` and split keys of
+/// the golden handshake as computed by an independent Noise NK implementation (Python,
+/// `cryptography` + `hashlib.blake2s`), which also reproduces msg1 and msg2 above, and the
+/// first and fin records from the stream key with an independent ChaCha20-Poly1305.
+#[test]
+fn golden_channel_derives_from_the_noise_split_and_handshake_hash() {
+    let hex32 = |s: &str| -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).expect("hex");
+        out
+    };
+    let h = hex32("6bb5254f2647861ba536733303c2ae1fc7284d3451b492c904df8b08a3b3a372");
+    let k1 = hex32("b3907b036cd2ce63f70417f06f139d202237420eeaba6326de2183a24c6d8f9f");
+    let k2 = hex32("09ba830f706f65589a19172c11c58b269647f9c0182b67fa085b83b4766ebbca");
+    let channel = Channel::from_handshake((k1, k2), &h);
+    assert_eq!(channel.id().to_hex(), "92bd29cb1e48b79f466a1a40a25d3c97");
+    let host = HostKeyPair::from_secret(GOLDEN_HOST_SECRET);
+    let (_pending, msg1) = open_channel_with(
+        &host.public(),
+        GOLDEN_PAYLOAD,
+        Some(&GOLDEN_OPERATOR_EPHEMERAL),
+    )
+    .expect("open");
+    let (agent, _, _) =
+        accept_channel_with(&host, &msg1, Some(&GOLDEN_AGENT_EPHEMERAL)).expect("accept");
+    assert_eq!(channel.key, agent.key);
 }
