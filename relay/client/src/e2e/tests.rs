@@ -44,6 +44,21 @@ async fn read_sealed(keys: StreamKeys, bytes: &[u8]) -> io::Result<Vec<u8>> {
     recv.read_to_end(&mut out).await.map(|_| out)
 }
 
+/// Reads `bytes` as a sealed stream until the end or the first error; returns every byte the
+/// reader yielded, and the error.
+async fn read_yielded(keys: StreamKeys, bytes: &[u8]) -> (Vec<u8>, Option<io::Error>) {
+    let (mut recv, _) = seal_stream(keys, bytes, tokio::io::sink());
+    let mut yielded = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match recv.read(&mut buf).await {
+            Ok(0) => return (yielded, None),
+            Ok(n) => yielded.extend_from_slice(&buf[..n]),
+            Err(e) => return (yielded, Some(e)),
+        }
+    }
+}
+
 /// Splits a sealed byte string into its records (prefix included).
 fn records(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -314,26 +329,23 @@ async fn writer_dropped_without_shutdown_reads_as_truncated() {
 }
 
 #[tokio::test]
-async fn replayed_or_reordered_records_are_refused() {
+async fn replayed_reordered_or_dropped_records_are_refused_before_their_data_is_yielded() {
     let (op_keys, ag_keys) = keys();
     let bytes = sealed_bytes(op_keys, &[b"one", b"two", b"three"]).await;
     let recs = records(&bytes);
     assert_eq!(recs.len(), 4);
-    let replayed = [&recs[0], &recs[0], &recs[1], &recs[2], &recs[3]].map(|r| r.as_slice());
-    let e = read_sealed(ag_keys.clone(), &replayed.concat())
-        .await
-        .expect_err("replay");
-    assert_eq!(io_source(&e), Some(&E2eError::RecordOpen));
-    let swapped = [&recs[1], &recs[0], &recs[2], &recs[3]].map(|r| r.as_slice());
-    let e = read_sealed(ag_keys.clone(), &swapped.concat())
-        .await
-        .expect_err("reorder");
-    assert_eq!(io_source(&e), Some(&E2eError::RecordOpen));
-    let dropped = [&recs[0], &recs[2], &recs[3]].map(|r| r.as_slice());
-    let e = read_sealed(ag_keys, &dropped.concat())
-        .await
-        .expect_err("drop");
-    assert_eq!(io_source(&e), Some(&E2eError::RecordOpen));
+    let cases: [(&str, [usize; 4], &[u8]); 3] = [
+        ("replay", [0, 0, 1, 2], b"one"),
+        ("reorder", [1, 0, 2, 3], b""),
+        ("drop", [0, 2, 3, 3], b"one"),
+    ];
+    for (name, order, authentic_prefix) in cases {
+        let stream: Vec<u8> = order.iter().flat_map(|&i| recs[i].clone()).collect();
+        let (yielded, error) = read_yielded(ag_keys.clone(), &stream).await;
+        let e = error.unwrap_or_else(|| panic!("{name}: read to the end"));
+        assert_eq!(io_source(&e), Some(&E2eError::RecordOpen), "{name}");
+        assert_eq!(yielded, authentic_prefix, "{name}: yielded other bytes");
+    }
 }
 
 #[tokio::test]
@@ -404,7 +416,12 @@ async fn a_failed_reader_stays_failed() {
     assert!(recv.read(&mut buf).await.is_err());
 }
 
+/// The most bytes a [`TrickleWriter`] takes.
+const TRICKLE_CAP: usize = 1 << 20;
+
 /// Accepts one byte per call and returns `Pending` every other call (waking at once).
+/// Refuses more than [`TRICKLE_CAP`] bytes, so a writer that re-seals retried data fails
+/// rather than spinning forever.
 struct TrickleWriter {
     bytes: Vec<u8>,
     stall: bool,
@@ -422,6 +439,11 @@ impl AsyncWrite for TrickleWriter {
         if self.stall {
             cx.waker().wake_by_ref();
             return Poll::Pending;
+        }
+        if self.bytes.len() > TRICKLE_CAP {
+            return Poll::Ready(Err(io::Error::other(
+                "the writer got far more bytes than were written (data sealed twice?)",
+            )));
         }
         match buf.first() {
             Some(&b) => {
@@ -597,8 +619,9 @@ proptest! {
         let mut bytes = rt.block_on(sealed_bytes(op_keys, &[&data]));
         let bit = bit.index(bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
-        let read = rt.block_on(read_sealed(ag_keys, &bytes));
-        prop_assert!(read.is_err(), "flipped bit {} read as {} bytes", bit, read.map(|r| r.len()).unwrap_or(0));
+        let (yielded, error) = rt.block_on(read_yielded(ag_keys, &bytes));
+        prop_assert!(error.is_some(), "flipped bit {} read to the end", bit);
+        prop_assert!(data.starts_with(&yielded), "flipped bit {} yielded changed bytes", bit);
     }
 }
 
