@@ -269,6 +269,10 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for SealedSend<W> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.state == SendState::Closed {
+            // Shut down already: a QUIC send stream refuses a second finish.
+            return Poll::Ready(Ok(()));
+        }
         if this.state == SendState::Open {
             this.sealer.seal(FLAG_FIN, &[], &mut this.pending)?;
             this.state = SendState::FinSealed;

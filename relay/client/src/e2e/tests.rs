@@ -396,6 +396,43 @@ async fn oversized_record_length_is_refused_before_reading_it() {
     ));
 }
 
+/// Like a QUIC send stream: a second shutdown (finish) is an error.
+struct FinishOnce(Vec<u8>, bool);
+
+impl AsyncWrite for FinishOnce {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.0.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.1 {
+            return Poll::Ready(Err(io::Error::other("stream already finished")));
+        }
+        self.1 = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_second_shutdown_sends_no_second_fin_and_does_not_fail() {
+    let (op_keys, ag_keys) = keys();
+    let (_, mut send) = seal_stream(op_keys, tokio::io::empty(), FinishOnce(Vec::new(), false));
+    send.write_all(b"reply").await.expect("write");
+    send.shutdown().await.expect("shutdown");
+    send.shutdown().await.expect("second shutdown");
+    let bytes = std::mem::take(&mut send.get_mut().0);
+    assert_eq!(read_sealed(ag_keys, &bytes).await.expect("read"), b"reply");
+}
+
 #[tokio::test]
 async fn write_after_shutdown_is_refused() {
     let (op_keys, _) = keys();
