@@ -28,6 +28,7 @@
 mod error;
 mod handshake;
 mod keys;
+mod maybe_sealed;
 mod record;
 mod sealed_box;
 mod stream;
@@ -37,6 +38,7 @@ mod tests;
 pub use error::E2eError;
 pub use handshake::{MAX_OPEN_PAYLOAD, PendingChannel, accept_channel, open_channel};
 pub use keys::{Channel, ChannelId, HostKeyPair, Side, StreamKeys};
+pub use maybe_sealed::{MaybeSealedRecv, MaybeSealedSend};
 pub use record::MAX_RECORD_DATA;
 pub use sealed_box::{open_sealed, seal_to_host};
-pub use stream::{MaybeSealedRecv, MaybeSealedSend, SealedRecv, SealedSend, seal_stream};
+pub use stream::{SealedRecv, SealedSend, seal_stream};
