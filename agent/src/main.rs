@@ -379,8 +379,7 @@ fn trust_show(
             let accounts: Vec<String> = std::iter::once(file.relay)
                 .chain(c.relays.secret_accounts.iter().cloned())
                 .collect();
-            enroll::load_e2e_secret_any(&store, &c.host, &accounts)?
-                .and_then(cm_agent::trust::public_of)
+            enroll::load_e2e_secret_any(&store, &c.host, &accounts)?.map(cm_agent::trust::public_of)
         }
         _ => None,
     };

@@ -87,18 +87,18 @@ impl HostTrust {
         self
     }
 
-    /// The end-to-end key's public half (`None` while this build cannot derive it).
-    pub fn host_public(&self) -> Option<X25519Public> {
+    /// The end-to-end key's public half.
+    pub fn host_public(&self) -> X25519Public {
         public_of(self.host_secret)
     }
 
     /// The claim sent to the relay after each handshake: the end-to-end key, proven with the
-    /// bind secret. `None` without a bind secret or public key.
+    /// bind secret. `None` without a bind secret (a token without one).
     pub fn key_claim(&self) -> Option<HostKeyClaim> {
         let bind = self.bind.as_ref()?;
         Some(HostKeyClaim::new(
             self.host.clone(),
-            self.host_public()?,
+            self.host_public(),
             bind,
         ))
     }

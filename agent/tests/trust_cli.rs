@@ -100,6 +100,8 @@ fn enroll_with_owner_roots_then_a_relay_made_token_is_refused_and_trust_reset_re
         "{shown}"
     );
     assert_eq!(shown["freshness"]["state"], "none", "{shown}");
+    let host_key = shown["host_key"].as_str().unwrap_or_default();
+    assert!(host_key.starts_with("x25519:"), "{shown}");
     let human = agent.run(&["trust", "show"]);
     assert!(
         text(&human).contains(&owner.fingerprint()),
@@ -151,4 +153,40 @@ fn relay_trusted_flag_drops_zero_trust_with_a_warning() {
         text(&out)
     );
     assert_eq!(agent.show()["mode"], "relay-trusted");
+}
+
+#[test]
+fn a_zero_trust_host_with_a_damaged_trust_file_or_no_key_does_not_start_relay_trusted() {
+    let agent = Agent::new();
+    let roots = vec![Root {
+        user: "olivia".into(),
+        key: DeviceKey::from_seed([4; 32]).unwrap().public(),
+    }];
+    let token = token(roots);
+    assert!(agent.run(&["enroll", &token.encode()]).status.success());
+    let trust_file = agent.state.join("trust.json");
+    let pins = std::fs::read(&trust_file).unwrap();
+
+    // Damaged pins: refusing beats silently believing the relay.
+    std::fs::write(&trust_file, b"{\"version\":1").unwrap();
+    let out = agent.run(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("damaged"), "{}", text(&out));
+    assert!(!text(&out).contains("agent started"), "{}", text(&out));
+
+    // Pins intact, end-to-end key gone from the secret store.
+    std::fs::write(&trust_file, pins).unwrap();
+    let (store, _) =
+        cm_agent::enroll::open_secrets(cm_client::secrets::StoreChoice::File, &agent.state)
+            .unwrap();
+    let account = cm_agent::enroll::e2e_account(&token.host, &token.relay);
+    assert!(
+        store
+            .delete(cm_agent::enroll::SECRET_SERVICE, &account)
+            .unwrap()
+    );
+    let out = agent.run(&["run"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no end-to-end key"), "{}", text(&out));
+    assert!(!text(&out).contains("agent started"), "{}", text(&out));
 }

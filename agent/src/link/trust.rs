@@ -16,7 +16,7 @@ pub(super) fn key_claim(trust: Option<&HostTrust>) -> Option<Control> {
         Some(claim) => Some(Control::HostKeyClaim { claim }),
         None => {
             tracing::warn!(
-                "cannot claim this host's end-to-end key (no bind secret from enrollment, or no key); operators cannot get a host certificate until it is re-enrolled with a token from `cm-tui admin host add`"
+                "cannot claim this host's end-to-end key (its enrollment token had no bind secret); operators cannot get a host certificate until it is re-enrolled with a token from `cm-tui admin host add`"
             );
             None
         }
@@ -105,6 +105,23 @@ mod tests {
         on_revocations(Some(&t), &[list], tmp.path(), 10);
         assert!(crate::trust::revocations_path(tmp.path()).exists());
         assert_eq!(t.check_fresh(10), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_trust_host_claims_its_end_to_end_key_proven_with_the_bind_secret() {
+        let owner = DeviceKey::from_seed([1; 32]).unwrap();
+        let bind = Bytes32([7; 32]);
+        let t = trust(&owner, Some(bind));
+        let Some(Control::HostKeyClaim { claim }) = key_claim(Some(&t)) else {
+            panic!("no claim")
+        };
+        assert_eq!(claim.host, HostId::from("box"));
+        assert_eq!(claim.host_key, crate::trust::public_of([2; 32]));
+        assert!(claim.verify(&bind));
+        // A relay cannot pass its own key off with the same proof.
+        let mut swapped = claim;
+        swapped.host_key = proto::trust::X25519Public([9; 32]);
+        assert!(!swapped.verify(&bind));
     }
 
     #[test]
