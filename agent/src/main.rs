@@ -52,6 +52,15 @@ enum Command {
         #[arg(long)]
         relay_trusted: bool,
     },
+    /// This host's setup: host, relays, lock, and trust mode (zero-trust or relay-trusted).
+    #[command(
+        after_help = "Examples:\n  cm-agent status\n  cm-agent status --json | jq .trust.mode"
+    )]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What this host trusts: zero-trust (pinned owner keys) or relay-trusted.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -208,7 +217,26 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Trust(TrustCommand::Show { json }) => {
-            trust_show(&config_path, &state_dir, json)?;
+            let report = trust_report(&config_path, &state_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+        }
+        Command::Status { json } => {
+            let config = ConfigFile::load_effective(&config_path).ok();
+            let status = cm_agent::status::local::LocalStatus {
+                host: config.as_ref().map(|c| c.host.to_string()),
+                relays: config.as_ref().map(|c| c.relays.list()),
+                locked: cm_agent::policy::lock_path(&state_dir).exists(),
+                trust: trust_report(&config_path, &state_dir)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render());
+            }
         }
         Command::Trust(TrustCommand::Reset { yes }) => trust_reset(&state_dir, yes)?,
         Command::Enroll {
@@ -361,12 +389,12 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// `cm-agent trust show`: works without a valid configuration (then without the host key).
-fn trust_show(
+/// `cm-agent trust show`'s report: works without a valid configuration (then without the host
+/// key).
+fn trust_report(
     config_path: &std::path::Path,
     state_dir: &std::path::Path,
-    json: bool,
-) -> Result<()> {
+) -> Result<cm_agent::trust::TrustReport> {
     let config = ConfigFile::load_effective(config_path);
     let max_age = config
         .as_ref()
@@ -383,13 +411,12 @@ fn trust_show(
         }
         _ => None,
     };
-    let report = cm_agent::trust::report(state_dir, host_key, max_age, cm_client::time::now_ms())?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.render());
-    }
-    Ok(())
+    Ok(cm_agent::trust::report(
+        state_dir,
+        host_key,
+        max_age,
+        cm_client::time::now_ms(),
+    )?)
 }
 
 /// `cm-agent trust reset`: the recovery for a lost owner key.

@@ -102,6 +102,11 @@ fn enroll_with_owner_roots_then_a_relay_made_token_is_refused_and_trust_reset_re
     assert_eq!(shown["freshness"]["state"], "none", "{shown}");
     let host_key = shown["host_key"].as_str().unwrap_or_default();
     assert!(host_key.starts_with("x25519:"), "{shown}");
+    let status = agent.run(&["status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["trust"]["mode"], "zero-trust", "{status}");
+    assert_eq!(status["host"], "box", "{status}");
     let human = agent.run(&["trust", "show"]);
     assert!(
         text(&human).contains(&owner.fingerprint()),
@@ -127,6 +132,12 @@ fn enroll_with_owner_roots_then_a_relay_made_token_is_refused_and_trust_reset_re
     assert!(text(&out).contains("cm-agent enroll"), "{}", text(&out));
     let shown = agent.show();
     assert_eq!(shown["mode"], "relay-trusted", "{shown}");
+    let status = agent.run(&["status"]);
+    assert!(
+        text(&status).contains("mode: relay-trusted"),
+        "{}",
+        text(&status)
+    );
     // The host secret stays.
     assert_eq!(secrets_file(&agent.state), secrets_before);
     assert!(secrets_before.contains(&Key::from_bytes([9; 32]).to_hex()));
