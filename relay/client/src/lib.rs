@@ -7,6 +7,7 @@
 pub mod backoff;
 mod call;
 mod dial;
+pub mod e2e;
 pub mod finding;
 pub mod framed;
 mod hosts;

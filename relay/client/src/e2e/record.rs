@@ -1,0 +1,132 @@
+//! The record layer, sans IO: `u32 BE ciphertext length || ChaCha20-Poly1305(key, nonce = 96-bit
+//! BE record counter, no AAD)` over `flag (0 data, 1 fin) || data`. Keys are per stream and
+//! direction, the counter starts at 0 and never repeats, so a replayed, reordered, dropped or
+//! altered record fails to open.
+
+use super::E2eError;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+
+/// Most data bytes in one record.
+pub const MAX_RECORD_DATA: usize = 16 * 1024;
+/// The length prefix.
+pub(crate) const LEN_PREFIX: usize = 4;
+const TAG: usize = 16;
+/// Ciphertext bounds: flag + data + tag.
+pub(crate) const MIN_CIPHERTEXT: usize = 1 + TAG;
+pub(crate) const MAX_CIPHERTEXT: usize = 1 + MAX_RECORD_DATA + TAG;
+
+pub(crate) const FLAG_DATA: u8 = 0;
+pub(crate) const FLAG_FIN: u8 = 1;
+
+fn aead_key(key: &[u8; 32]) -> LessSafeKey {
+    // ring refuses only keys of the wrong length; ChaCha20-Poly1305 keys are 32 bytes by type.
+    let key = UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte ChaCha20-Poly1305 key");
+    LessSafeKey::new(key)
+}
+
+fn nonce(counter: u64) -> Nonce {
+    let mut n = [0u8; 12];
+    n[4..].copy_from_slice(&counter.to_be_bytes());
+    Nonce::assume_unique_for_key(n)
+}
+
+/// Seals the records of one direction.
+pub(crate) struct RecordSealer {
+    key: LessSafeKey,
+    counter: u64,
+}
+
+impl RecordSealer {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self {
+            key: aead_key(key),
+            counter: 0,
+        }
+    }
+
+    /// Appends one record (`data` at most [`MAX_RECORD_DATA`] bytes) to `out`.
+    pub(crate) fn seal(
+        &mut self,
+        flag: u8,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), E2eError> {
+        debug_assert!(data.len() <= MAX_RECORD_DATA);
+        let counter = self.counter;
+        self.counter = counter.checked_add(1).ok_or(E2eError::CounterExhausted)?;
+        let ciphertext_len = 1 + data.len() + TAG;
+        let len = u32::try_from(ciphertext_len).map_err(|_| E2eError::RecordTooLarge {
+            len: ciphertext_len,
+            max: MAX_CIPHERTEXT,
+        })?;
+        out.reserve(LEN_PREFIX + ciphertext_len);
+        out.extend_from_slice(&len.to_be_bytes());
+        let start = out.len();
+        out.push(flag);
+        out.extend_from_slice(data);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(nonce(counter), Aad::empty(), &mut out[start..])
+            .map_err(|_| E2eError::CounterExhausted)?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+}
+
+/// What an opened record says.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Opened {
+    /// Data bytes at this range of the record buffer.
+    Data(std::ops::Range<usize>),
+    /// The fin record.
+    Fin,
+}
+
+/// Opens the records of one direction, in order.
+pub(crate) struct RecordOpener {
+    key: LessSafeKey,
+    counter: u64,
+}
+
+/// The ciphertext length a record's prefix announces, checked against the bounds.
+pub(crate) fn ciphertext_len(prefix: [u8; LEN_PREFIX]) -> Result<usize, E2eError> {
+    let len = usize::try_from(u32::from_be_bytes(prefix)).unwrap_or(usize::MAX);
+    if len > MAX_CIPHERTEXT {
+        return Err(E2eError::RecordTooLarge {
+            len,
+            max: MAX_CIPHERTEXT,
+        });
+    }
+    if len < MIN_CIPHERTEXT {
+        return Err(E2eError::RecordTooShort {
+            len,
+            min: MIN_CIPHERTEXT,
+        });
+    }
+    Ok(len)
+}
+
+impl RecordOpener {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Self {
+            key: aead_key(key),
+            counter: 0,
+        }
+    }
+
+    /// Opens one record's ciphertext (without its length prefix) in place.
+    pub(crate) fn open(&mut self, ciphertext: &mut [u8]) -> Result<Opened, E2eError> {
+        let counter = self.counter;
+        self.counter = counter.checked_add(1).ok_or(E2eError::CounterExhausted)?;
+        let plain = self
+            .key
+            .open_in_place(nonce(counter), Aad::empty(), ciphertext)
+            .map_err(|_| E2eError::RecordOpen)?;
+        match plain.first().copied() {
+            Some(FLAG_DATA) => Ok(Opened::Data(1..plain.len())),
+            Some(FLAG_FIN) if plain.len() == 1 => Ok(Opened::Fin),
+            Some(flag) => Err(E2eError::RecordFlag(flag)),
+            None => Err(E2eError::RecordOpen),
+        }
+    }
+}
