@@ -124,7 +124,9 @@ fn wire_kind(code: ErrorCode) -> FailureKind {
         ErrorCode::AuthFailed | ErrorCode::LoginFailed => FailureKind::Auth,
         ErrorCode::Forbidden => FailureKind::Forbidden,
         ErrorCode::UnknownHost | ErrorCode::NotFound => FailureKind::NotFound,
-        ErrorCode::HostOffline | ErrorCode::Unavailable => FailureKind::Unavailable,
+        ErrorCode::HostOffline | ErrorCode::Unavailable | ErrorCode::E2eChannelUnknown => {
+            FailureKind::Unavailable
+        }
         ErrorCode::Conflict => FailureKind::Conflict,
         ErrorCode::BadRequest => FailureKind::Usage,
         ErrorCode::UnknownOp | ErrorCode::Internal => FailureKind::Failed,
