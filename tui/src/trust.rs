@@ -7,6 +7,7 @@
 //! Without roots (logged in before zero-trust, or an invite without them) the laptop is
 //! relay-trusted: it sends plaintext headers and bodies as before, and says so.
 
+pub mod admin;
 pub mod device;
 pub mod file;
 #[cfg(test)]
