@@ -99,11 +99,28 @@ pub fn parse_target(
     })
 }
 
-/// Runs the login and saves the credential.
+/// Runs the login and saves the credential; see [`login_device`].
 ///
 /// # Errors
 /// Refusal, transport or storage failures.
 pub async fn login(
+    logins: &Logins,
+    target: LoginTarget,
+    password: Option<String>,
+    new_password: Option<String>,
+    ttl_s: Option<u64>,
+) -> Result<Profile, LoginError> {
+    login_device(logins, target, password, new_password, ttl_s)
+        .await
+        .map(|d| d.profile)
+}
+
+/// Runs the login with this laptop's device key (made if this account has none, and sent so
+/// the relay records it as pending), saves the credential and pins the invite's roots.
+///
+/// # Errors
+/// Refusal, transport or storage failures.
+pub async fn login_device(
     logins: &Logins,
     target: LoginTarget,
     password: Option<String>,

@@ -465,7 +465,7 @@ fn run(cli: Cli) -> Result<()> {
                     (Some(read_password(password_stdin, "password: ")?), None)
                 }
             };
-            let done = rt.block_on(login::login(
+            let done = rt.block_on(login::login_device(
                 &logins,
                 target,
                 password,
