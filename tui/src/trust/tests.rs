@@ -266,3 +266,144 @@ fn merge_bundle_keeps_admin_issued_grants_only_under_a_root_signed_admin_cert() 
     assert_eq!(s.certs, 2);
     assert_eq!(t.my_certs(NOW).len(), 2);
 }
+
+mod admin_signing {
+    use super::*;
+    use crate::trust::admin::{self, Authority, CertifyError};
+    use proto::admin::GrantInfo;
+    use proto::trust::HostKeyClaim;
+
+    fn counter() -> impl FnMut() -> u64 {
+        let mut n = 0;
+        move || {
+            n += 1;
+            n
+        }
+    }
+
+    #[test]
+    fn host_claims_are_certified_only_with_the_bind_secret_this_laptop_holds() {
+        let root = key(1);
+        let mut t = trust_with_root(&root);
+        t.key = key(1);
+        let bind = Bytes32([7; 32]);
+        let mut binds = BTreeMap::new();
+        binds.insert(HostId::from("box"), bind);
+        binds.insert(HostId::from("box2"), Bytes32([8; 32]));
+        let good = HostKeyClaim::new(HostId::from("box"), X25519Public([4; 32]), &bind);
+        // A relay substituting its own key cannot prove the bind secret.
+        let forged = HostKeyClaim::new(
+            HostId::from("box2"),
+            X25519Public([5; 32]),
+            &Bytes32([9; 32]),
+        );
+        // A host this laptop did not add is left alone.
+        let foreign = HostKeyClaim::new(HostId::from("other"), X25519Public([6; 32]), &bind);
+        let (certs, bad) =
+            admin::certify_claims(&t, &binds, &[good, forged, foreign], None, NOW, counter());
+        assert_eq!(bad, vec![HostId::from("box2")]);
+        assert_eq!(certs.len(), 1);
+        t.merge_bundle(
+            TrustBundle {
+                certs,
+                ..TrustBundle::default()
+            },
+            NOW,
+        );
+        assert_eq!(
+            t.host_key(&HostId::from("box"), NOW),
+            Ok(X25519Public([4; 32]))
+        );
+    }
+
+    #[test]
+    fn an_admin_who_is_not_a_root_cannot_certify_above_operator() {
+        let root = key(1);
+        let t = trust_with_root(&root);
+        let grants = [GrantInfo {
+            host: "*".into(),
+            role: Role::Admin,
+        }];
+        let err = admin::user_certs(
+            &t,
+            Authority::Admin,
+            &UserId::from("bob"),
+            &[key(5).public()],
+            &grants,
+            NOW,
+            counter(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CertifyError::AboveOperator { .. }));
+        assert!(err.to_string().contains("up to operator"), "{err}");
+        let err = admin::user_certs(
+            &t,
+            Authority::None,
+            &UserId::from("bob"),
+            &[key(5).public()],
+            &grants,
+            NOW,
+            counter(),
+        )
+        .unwrap_err();
+        assert_eq!(err, CertifyError::CannotSign);
+    }
+
+    #[test]
+    fn a_root_certifies_each_grant_and_the_host_verifies_the_role() {
+        let root = key(1);
+        let mut t = trust_with_root(&root);
+        t.key = key(1);
+        let bob = key(5).public();
+        let grants = [
+            GrantInfo {
+                host: "box".into(),
+                role: Role::Operator,
+            },
+            GrantInfo {
+                host: "*".into(),
+                role: Role::Viewer,
+            },
+        ];
+        let certs = admin::user_certs(
+            &t,
+            Authority::Root,
+            &UserId::from("bob"),
+            &[bob],
+            &grants,
+            NOW,
+            counter(),
+        )
+        .unwrap();
+        assert_eq!(certs.len(), 2);
+        let v = Verifier::new(&t.roots, &t.revoked);
+        let bob_user = UserId::from("bob");
+        assert_eq!(
+            v.role_of(&bob_user, &bob, &HostId::from("box"), &certs, NOW),
+            Ok(Role::Operator)
+        );
+        assert_eq!(
+            v.role_of(&bob_user, &bob, &HostId::from("elsewhere"), &certs, NOW),
+            Ok(Role::Viewer)
+        );
+        assert_eq!(admin::user_serials(&certs, &bob_user, Some("box")).len(), 1);
+    }
+
+    #[test]
+    fn own_revocation_list_seq_never_goes_back_after_a_lost_trust_file() {
+        let root = key(1);
+        let mut t = trust_with_root(&root);
+        t.key = key(1);
+        let mut own = OwnList::default();
+        let first = admin::sign_own_list(&t, &mut own, NOW).open().unwrap();
+        let second = admin::sign_own_list(&t, &mut own, NOW).open().unwrap();
+        assert!(second.seq > first.seq);
+        // A fresh file (seq 0) later still publishes a higher seq than before.
+        let mut lost = OwnList::default();
+        let later = admin::sign_own_list(&t, &mut lost, NOW + 1_000)
+            .open()
+            .unwrap();
+        assert!(later.seq > second.seq);
+        assert_eq!(later.issued_ms, NOW + 1_000);
+    }
+}

@@ -2,14 +2,14 @@
 //! in-process relay: the device key made at login, roots pinned from invites, and tokens and
 //! invites that carry this laptop's roots (so a relay cannot slip in its own).
 
-use super::{Env, env, stderr, tui};
+use super::{env, stderr, tui};
 use anyhow::Result;
 use proto::ids::UserId;
 use proto::token::{EnrollmentToken, Invite};
 use proto::trust::{DeviceKey, Root};
 use std::process::Output;
 
-fn tui_in(env: &Env, state: &std::path::Path, args: &[&str]) -> Result<Output> {
+fn tui_in(state: &std::path::Path, args: &[&str]) -> Result<Output> {
     Ok(std::process::Command::new(env!("CARGO_BIN_EXE_cm-tui"))
         .args(args)
         .env("CM_TUI_STATE_DIR", state)
@@ -113,7 +113,7 @@ async fn login_pins_invite_roots_and_host_add_and_user_add_carry_them() -> Resul
     bob_invite.relay = env.relay.local_addr().to_string();
     assert_eq!(bob_invite.roots, vec![root.clone()]);
     let bob_state = env.tui_state.with_file_name("bob");
-    let out = tui_in(&env, &bob_state, &["login", &bob_invite.encode()])?;
+    let out = tui_in(&bob_state, &["login", &bob_invite.encode()])?;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains(&format!(
@@ -153,7 +153,7 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
     assert_eq!(bob_invite.roots.len(), 1);
     assert_eq!(bob_invite.roots[0].key.fingerprint(), fp);
     let bob_state = env.tui_state.with_file_name("bob");
-    let out = tui_in(&env, &bob_state, &["login", &bob_invite.encode(), "--json"])?;
+    let out = tui_in(&bob_state, &["login", &bob_invite.encode(), "--json"])?;
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
     let bob_fp = v["device_key_fingerprint"]
