@@ -519,11 +519,15 @@ pub async fn run(
                 print(json, &d, done_text)
             }
             HostCommand::Rotate { name, json } => {
-                let HostRotated::Rotated(e) =
+                let HostRotated::Rotated(mut e) =
                     call::<op::HostRotate>(remote, &HostRequest::Rotate { name }).await?
                 else {
                     return Err(unexpected("a new token"));
                 };
+                // A laptop with roots re-enrolls the host zero-trust (new bind secret).
+                if trust_cli::require_roots(profile).is_ok() {
+                    trust_cli::seal_enrollment(profile, &mut e)?;
+                }
                 print(json, &e, enrolled_text)
             }
         },

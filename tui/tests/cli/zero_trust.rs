@@ -98,6 +98,19 @@ async fn login_pins_invite_roots_and_host_add_and_user_add_carry_them() -> Resul
     assert_eq!(mode & 0o777, 0o600);
     let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trust_file)?)?;
     assert_eq!(f["binds"]["box"], serde_json::json!(hex::encode(bind.0)));
+    // Rotating re-enrolls zero-trust too, with a new bind secret.
+    let out = tui(&env, &["admin", "host", "rotate", "box", "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    let rotated = EnrollmentToken::decode(v["token"].as_str().unwrap_or_default())?;
+    assert_eq!(rotated.roots, vec![root.clone()]);
+    let new_bind = rotated.bind.expect("rotated token has a bind secret");
+    assert_ne!(new_bind.0, bind.0);
+    let f: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&trust_file)?)?;
+    assert_eq!(
+        f["binds"]["box"],
+        serde_json::json!(hex::encode(new_bind.0))
+    );
 
     // An invite made here carries the root; the invitee's laptop pins it at login.
     let out = tui(
