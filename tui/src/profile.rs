@@ -287,7 +287,13 @@ impl Logins {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };
-        let profile: Option<Profile> = serde_json::from_str(&text).ok();
+        let profile: Option<Profile> =
+            serde_json::from_str::<Profile>(&text)
+                .ok()
+                .map(|p| Profile {
+                    home: self.home(),
+                    ..p
+                });
         if let Some(p) = &profile {
             self.secrets.delete(SECRET_SERVICE, &p.account())?;
         }
