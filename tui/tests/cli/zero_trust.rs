@@ -200,3 +200,28 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_device_makes_a_new_key_and_says_who_must_revoke_the_old_one() -> Result<()> {
+    let env = env().await?;
+    let out = tui(&env, &["login", &env.invite, "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    let old = v["device_key_fingerprint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(old.starts_with("ed25519:"), "{v}");
+    let out = tui(&env, &["admin", "trust", "rotate-device", "--json"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    assert_eq!(v["old"], serde_json::json!(old));
+    assert_ne!(v["new"], v["old"]);
+    // Not a root nor a certified admin: it cannot revoke the old key itself.
+    assert_eq!(v["old_revoked"], serde_json::json!(false));
+    assert!(
+        v["new"].as_str().is_some_and(|k| k.starts_with("ed25519:")),
+        "{v}"
+    );
+    Ok(())
+}
