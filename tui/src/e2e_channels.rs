@@ -123,6 +123,9 @@ enum Route {
 /// Hears of each host a certificate vouched for the first time.
 pub type OnPin = Box<dyn Fn(&OperatorTrust) + Send + Sync>;
 
+/// Hears how a host is reached once that is known.
+pub type OnMode = Box<dyn Fn(&HostId, HostMode) + Send + Sync>;
+
 /// Per host: its route once known; the lock makes concurrent first requests share one open.
 type Slot = Arc<tokio::sync::Mutex<Option<Route>>>;
 
@@ -134,6 +137,7 @@ pub struct HostStreams {
     modes: Mutex<HashMap<HostId, HostMode>>,
     next_req: AtomicU64,
     on_pin: Option<OnPin>,
+    on_mode: Option<OnMode>,
 }
 
 impl std::fmt::Debug for HostStreams {
@@ -252,7 +256,15 @@ impl HostStreams {
             modes: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(OWN_REQ_BASE),
             on_pin,
+            on_mode: None,
         }
+    }
+
+    /// The same, telling `on_mode` how each host is reached once that is known.
+    #[must_use]
+    pub fn with_on_mode(mut self, on_mode: OnMode) -> Self {
+        self.on_mode = Some(on_mode);
+        self
     }
 
     /// The QUIC connection.
@@ -267,6 +279,11 @@ impl HostStreams {
             return Some(HostMode::RelayTrusted);
         }
         locked(&self.modes).get(host).copied()
+    }
+
+    /// Whether this profile verifies hosts (has roots).
+    pub fn zero_trust(&self) -> bool {
+        self.trust.is_some()
     }
 
     /// One request of operation `O`: `O`'s body in, `O`'s reply out (signed and sealed to a
@@ -436,6 +453,7 @@ impl HostStreams {
     /// The route to `host`, established by the first caller (the others wait for it).
     async fn route(&self, host: &HostId) -> Result<Route, LinkError> {
         if self.trust.is_none() {
+            self.note_mode(host, HostMode::RelayTrusted);
             return Ok(Route::Plain);
         }
         let slot = self.slot(host);
@@ -448,9 +466,19 @@ impl HostStreams {
             Route::Plain => HostMode::RelayTrusted,
             Route::Sealed(_) => HostMode::Verified,
         };
-        locked(&self.modes).insert(host.clone(), mode);
+        self.note_mode(host, mode);
         *known = Some(route.clone());
         Ok(route)
+    }
+
+    /// Records how `host` is reached, telling `on_mode` when that is news.
+    fn note_mode(&self, host: &HostId, mode: HostMode) {
+        let before = locked(&self.modes).insert(host.clone(), mode);
+        if before != Some(mode)
+            && let Some(on_mode) = &self.on_mode
+        {
+            on_mode(host, mode);
+        }
     }
 
     /// Drops `host`'s channel `id` (the agent lost it), unless another caller replaced it.

@@ -300,8 +300,17 @@ async fn serve(
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
 ) -> End {
+    let news = events.clone();
+    let on_mode = move |host: &proto::ids::HostId, mode| {
+        // Never block a stream on the app: with its queue full the marker waits for the
+        // next connection.
+        let _ = news.try_send(NetEvent::HostMode {
+            host: host.clone(),
+            mode,
+        });
+    };
     let hosts = match e2e_channels::for_profile(session.conn.clone(), profile) {
-        Ok(hosts) => Arc::new(hosts),
+        Ok(hosts) => Arc::new(hosts.with_on_mode(Box::new(on_mode))),
         Err(e) => {
             let message = e.to_string();
             return End::Fatal {
