@@ -10,6 +10,7 @@ pub mod command_error;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod e2e_channels;
 pub mod effect;
 pub mod event;
 pub mod exit_code;
