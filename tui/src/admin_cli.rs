@@ -525,7 +525,7 @@ pub async fn run(
                     return Err(unexpected("a new token"));
                 };
                 // A laptop with roots re-enrolls the host zero-trust (new bind secret).
-                if trust_cli::require_roots(profile).is_ok() {
+                if trust_cli::has_roots(profile)? {
                     trust_cli::seal_enrollment(profile, &mut e)?;
                 }
                 print(json, &e, enrolled_text)

@@ -324,7 +324,11 @@ const NO_ROOTS: &str = "this laptop has no owner root pinned, so a host enrolled
 /// # Errors
 /// No roots pinned, a damaged token, trust file failures.
 pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<(), CommandError> {
-    let mut local = Local::load(profile).map_err(|_| CommandError::BadInput(NO_ROOTS.into()))?;
+    let Some(trust) = trust::load(profile).map_err(trust_err)? else {
+        return Err(CommandError::BadInput(NO_ROOTS.into()));
+    };
+    let file = TrustFile::read(&trust::file_path(profile)).map_err(trust_err)?;
+    let mut local = Local { trust, file };
     if local.trust.roots.is_empty() {
         return Err(CommandError::BadInput(NO_ROOTS.into()));
     }
@@ -343,17 +347,23 @@ pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<(), Co
 /// Whether this laptop has roots to put in tokens (checked before asking the relay).
 ///
 /// # Errors
-/// The message saying what to run.
+/// The message saying what to run; a damaged trust file or store.
 pub fn require_roots(profile: &Profile) -> Result<(), CommandError> {
-    let has = trust::load(profile)
-        .ok()
-        .flatten()
-        .is_some_and(|t| t.zero_trust());
-    if has {
+    if has_roots(profile)? {
         Ok(())
     } else {
         Err(CommandError::BadInput(NO_ROOTS.into()))
     }
+}
+
+/// Whether this laptop has pinned roots.
+///
+/// # Errors
+/// A damaged trust file or store.
+pub fn has_roots(profile: &Profile) -> Result<bool, CommandError> {
+    Ok(trust::load(profile)
+        .map_err(trust_err)?
+        .is_some_and(|t| t.zero_trust()))
 }
 
 /// Adds this laptop's roots to an invite the relay made (unchanged when it has none).
