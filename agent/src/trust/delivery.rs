@@ -32,7 +32,7 @@ pub fn take_delivered(
         .newest_list_ms()
         .map(|issued| now_ms.saturating_sub(issued));
     if taken > 0 {
-        save_revocations(state_dir, &trust.revocation_lists())?;
+        save_revocations(state_dir, &trust.revocation_lists(), &trust.seen_certs())?;
     }
     Ok(Delivered {
         taken,
@@ -81,7 +81,7 @@ mod tests {
                 newest_age_ms: Some(3_000)
             }
         );
-        assert_eq!(load_revocations(tmp.path()).unwrap().len(), 1);
+        assert_eq!(load_revocations(tmp.path()).unwrap().lists.len(), 1);
         std::fs::remove_file(revocations_path(tmp.path())).unwrap();
         // The same or an older list again: nothing new, the file is not rewritten.
         let out = take_delivered(&trust, &[list(&owner, 1, 2_000)], tmp.path(), 4_000).unwrap();

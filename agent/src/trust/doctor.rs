@@ -107,7 +107,7 @@ mod tests {
             },
             &owner,
         );
-        save_revocations(tmp.path(), &[list]).unwrap();
+        save_revocations(tmp.path(), &[list], &[]).unwrap();
         let stale = lines(&findings(tmp.path(), Some(true), HOUR, 5 * HOUR)).join("\n");
         assert!(
             stale.contains("FAIL  revocations") && stale.contains("2 h 0 min old"),

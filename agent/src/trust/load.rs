@@ -79,8 +79,10 @@ pub fn load(
         });
     };
     let trust = HostTrust::new(host.clone(), file.roots, secret, max_age_ms).with_bind(file.bind);
-    let lists = load_revocations(state_dir)?;
-    let taken = trust.accept_revocations(&lists, now_ms);
+    let held = load_revocations(state_dir)?;
+    // The certificates first: an admin's list is taken only with the admin's certificate.
+    trust.record_certs(&held.certs);
+    let taken = trust.accept_revocations(&held.lists, now_ms);
     tracing::info!(
         roots = trust.roots().len(),
         revocation_lists = taken,
@@ -151,7 +153,7 @@ mod tests {
             },
             &owner,
         );
-        save_revocations(tmp.path(), &[list]).unwrap();
+        save_revocations(tmp.path(), &[list], &[]).unwrap();
         let trust = load(tmp.path(), &host, &store, &[], 2 * HOUR, 10 * HOUR)
             .unwrap()
             .unwrap();
@@ -178,5 +180,50 @@ mod tests {
         let other = HostId::from("other");
         let err = load(tmp.path(), &other, &store, &[], HOUR, 0).unwrap_err();
         assert!(matches!(err, LoadError::OtherHost { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_admins_persisted_list_is_taken_again_at_start_with_the_admins_certificate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = DeviceKey::from_seed([2; 32]).unwrap();
+        let admin = DeviceKey::from_seed([3; 32]).unwrap();
+        let store = setup(tmp.path(), &owner);
+        let host = HostId::from("box");
+        store
+            .set(
+                enroll::SECRET_SERVICE,
+                &enroll::e2e_account(&host, "r:1"),
+                &hex::encode([5u8; 32]),
+            )
+            .unwrap();
+        let admin_cert = Signed::sign(
+            &proto::trust::CertBody {
+                serial: "0a".into(),
+                subject: proto::trust::Subject::User {
+                    user: "adam".into(),
+                    device_keys: vec![admin.public()],
+                    host: "*".into(),
+                    role: proto::rbac::Role::Admin,
+                },
+                not_before_ms: 0,
+                not_after_ms: 100 * HOUR,
+            },
+            &owner,
+        );
+        let admin_list = Signed::sign(
+            &RevocationBody {
+                issuer_user: "adam".into(),
+                seq: 1,
+                issued_ms: HOUR,
+                serials: vec!["dead".into()],
+                keys: Vec::new(),
+            },
+            &admin,
+        );
+        save_revocations(tmp.path(), &[admin_list], &[admin_cert]).unwrap();
+        let trust = load(tmp.path(), &host, &store, &[], HOUR, 2 * HOUR)
+            .unwrap()
+            .unwrap();
+        assert_eq!(trust.revocation_lists().len(), 1);
     }
 }

@@ -2,7 +2,7 @@
 //! its state folder (the running agent is not asked).
 
 use super::store::{StoreError, TrustFile, load_revocations};
-use proto::trust::X25519Public;
+use proto::trust::{Subject, X25519Public};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,6 +29,8 @@ pub struct TrustReport {
     pub freshness: Freshness,
     /// The limit (`[trust] revocation_max_age`), in ms.
     pub revocation_max_age_ms: u64,
+    /// Certificates operators showed (newest first).
+    pub certs: Vec<CertLine>,
     /// What to do, for a relay-trusted host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<&'static str>,
@@ -58,6 +60,19 @@ pub struct ListLine {
     pub age_ms: u64,
     /// Serials and keys revoked.
     pub revoked: usize,
+}
+
+/// A certificate an operator showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertLine {
+    /// Its serial.
+    pub serial: String,
+    /// What it says, e.g. `user alice: operator on *` or `host box: x25519:…`.
+    pub subject: String,
+    /// The issuing key's fingerprint.
+    pub issuer: String,
+    /// Valid until (unix ms).
+    pub not_after_ms: u64,
 }
 
 /// Freshness of the newest owner-signed revocation list.
@@ -99,12 +114,14 @@ pub fn report(
             revocation_lists: Vec::new(),
             freshness: Freshness::NotNeeded,
             revocation_max_age_ms: max_age_ms,
+            certs: Vec::new(),
             hint: Some(RELAY_TRUSTED_HINT),
         });
     };
     let mut lists = Vec::new();
     let mut newest_root_ms = None;
-    for list in load_revocations(state_dir)? {
+    let held = load_revocations(state_dir)?;
+    for list in &held.lists {
         // Held lists were verified when taken; one that no longer opens is not shown.
         let Ok(body) = list.open() else { continue };
         let root = file.roots.iter().any(|r| r.key == *list.signer());
@@ -140,7 +157,24 @@ pub fn report(
         revocation_lists: lists,
         freshness,
         revocation_max_age_ms: max_age_ms,
+        certs: held.certs.iter().filter_map(cert_line).collect(),
         hint: None,
+    })
+}
+
+fn cert_line(cert: &proto::trust::Cert) -> Option<CertLine> {
+    let body = cert.open().ok()?;
+    let subject = match body.subject {
+        Subject::User {
+            user, host, role, ..
+        } => format!("user {user}: {role} on {host}"),
+        Subject::Host { host, host_key } => format!("host {host}: {}", host_key.fingerprint()),
+    };
+    Some(CertLine {
+        serial: body.serial,
+        subject,
+        issuer: cert.signer().fingerprint(),
+        not_after_ms: body.not_after_ms,
     })
 }
 
@@ -219,6 +253,19 @@ impl TrustReport {
             "freshness: {}",
             self.freshness.describe(self.revocation_max_age_ms)
         );
+        if !self.certs.is_empty() {
+            let _ = writeln!(out, "certificates operators showed:");
+        }
+        for c in &self.certs {
+            let _ = writeln!(
+                out,
+                "  {}  serial {}  by {}  until {}",
+                c.subject,
+                c.serial,
+                c.issuer,
+                cm_client::time::utc(c.not_after_ms)
+            );
+        }
         out
     }
 }
@@ -284,9 +331,24 @@ mod tests {
         enroll(tmp.path(), &owner);
         let none = report(tmp.path(), None, HOUR, 10 * HOUR).unwrap();
         assert_eq!(none.freshness, Freshness::None);
+        let grant = Signed::sign(
+            &proto::trust::CertBody {
+                serial: "00ff".into(),
+                subject: Subject::User {
+                    user: "alice".into(),
+                    device_keys: vec![admin.public()],
+                    host: "*".into(),
+                    role: proto::rbac::Role::Operator,
+                },
+                not_before_ms: 0,
+                not_after_ms: 20 * HOUR,
+            },
+            &owner,
+        );
         save_revocations(
             tmp.path(),
             &[list(&owner, 8 * HOUR), list(&admin, 10 * HOUR)],
+            &[grant],
         )
         .unwrap();
         let key = X25519Public([9; 32]);
@@ -300,6 +362,8 @@ mod tests {
         let text = r.render();
         assert!(text.contains("olivia"), "{text}");
         assert!(text.contains("stale"), "{text}");
+        assert!(text.contains("user alice: operator on *"), "{text}");
+        assert_eq!(r.certs[0].issuer, owner.public().fingerprint());
         let fresh = report(tmp.path(), None, 3 * HOUR, 10 * HOUR).unwrap();
         assert_eq!(fresh.freshness, Freshness::Fresh { age_ms: 2 * HOUR });
         let json = serde_json::to_value(&fresh).unwrap();

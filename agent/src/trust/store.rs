@@ -4,14 +4,16 @@
 //!   proves its end-to-end key with. Its presence makes the host zero-trust; `cm-agent trust
 //!   reset` removes it.
 //! - `revocations.json`: the newest revocation list of each signer, so a restart does not wait
-//!   for the relay to deliver them again (they are checked again when loaded).
+//!   for the relay to deliver them again (they are checked again when loaded), and the
+//!   certificates operators showed (an admin-signed list is taken only with its signer's
+//!   certificate; `cm-agent trust show` lists them).
 //!
 //! The end-to-end key's secret is not here: it lives in the secret store next to the host
 //! secret (see [`crate::enroll`]).
 
 use proto::handshake::Bytes32;
 use proto::ids::HostId;
-use proto::trust::{RevocationList, Root};
+use proto::trust::{Cert, RevocationList, Root};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -85,6 +87,17 @@ pub struct TrustFile {
 struct RevocationsFile {
     version: u32,
     lists: Vec<RevocationList>,
+    #[serde(default)]
+    certs: Vec<Cert>,
+}
+
+/// What `revocations.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// The newest revocation list of each signer.
+    pub lists: Vec<RevocationList>,
+    /// Certificates operators showed.
+    pub certs: Vec<Cert>,
 }
 
 /// `<state_dir>/trust.json`.
@@ -146,32 +159,40 @@ impl TrustFile {
     }
 }
 
-/// The revocation lists `revocations.json` holds (none when there is no file).
+/// What `revocations.json` holds (nothing when there is no file).
 ///
 /// # Errors
 /// An unreadable or damaged file.
-pub fn load_revocations(state_dir: &Path) -> Result<Vec<RevocationList>, StoreError> {
+pub fn load_revocations(state_dir: &Path) -> Result<Held, StoreError> {
     let path = revocations_path(state_dir);
     let Some(bytes) = read_optional(&path)? else {
-        return Ok(Vec::new());
+        return Ok(Held::default());
     };
     let file: RevocationsFile =
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Invalid {
             path,
             message: e.to_string(),
         })?;
-    Ok(file.lists)
+    Ok(Held {
+        lists: file.lists,
+        certs: file.certs,
+    })
 }
 
 /// Writes `revocations.json` (atomically, 0600).
 ///
 /// # Errors
 /// I/O failures.
-pub fn save_revocations(state_dir: &Path, lists: &[RevocationList]) -> Result<(), StoreError> {
+pub fn save_revocations(
+    state_dir: &Path,
+    lists: &[RevocationList],
+    certs: &[Cert],
+) -> Result<(), StoreError> {
     let path = revocations_path(state_dir);
     let text = serde_json::to_vec_pretty(&RevocationsFile {
         version: 1,
         lists: lists.to_vec(),
+        certs: certs.to_vec(),
     })
     .map_err(|e| StoreError::Invalid {
         path: path.clone(),
@@ -287,7 +308,7 @@ mod tests {
     #[test]
     fn revocations_round_trip_privately_and_remove_clears_both_files() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(load_revocations(tmp.path()).unwrap().is_empty());
+        assert_eq!(load_revocations(tmp.path()).unwrap(), Held::default());
         let key = DeviceKey::from_seed([7; 32]).unwrap();
         let list = Signed::sign(
             &RevocationBody {
@@ -299,8 +320,8 @@ mod tests {
             },
             &key,
         );
-        save_revocations(tmp.path(), std::slice::from_ref(&list)).unwrap();
-        assert_eq!(load_revocations(tmp.path()).unwrap(), vec![list]);
+        save_revocations(tmp.path(), std::slice::from_ref(&list), &[]).unwrap();
+        assert_eq!(load_revocations(tmp.path()).unwrap().lists, vec![list]);
         assert_eq!(mode_of(&revocations_path(tmp.path())), 0o600);
         file().save(tmp.path()).unwrap();
         assert!(remove(tmp.path()).unwrap());
