@@ -137,6 +137,8 @@ pub struct App {
     attention_open: bool,
     watches: BTreeMap<crate::call::WatchKey, WatchState>,
     roles: HashMap<HostId, Role>,
+    /// Verified end to end or relay-trusted, per host (once a stream went there).
+    modes: HashMap<HostId, crate::e2e_channels::HostMode>,
     /// Sessions seen working since their last idle (a finished turn is news for them).
     busy: HashSet<(crate::call::WatchKey, String)>,
     bell: bool,
@@ -186,6 +188,7 @@ impl App {
             attention_open: false,
             watches: BTreeMap::new(),
             roles: HashMap::new(),
+            modes: HashMap::new(),
             busy: HashSet::new(),
             bell: true,
             rang: false,
@@ -330,6 +333,9 @@ impl App {
             NetEvent::Forward { id, news } => self.forward_news(id, news),
             NetEvent::Role { host, role } => {
                 self.roles.insert(host, role);
+            }
+            NetEvent::HostMode { host, mode } => {
+                self.modes.insert(host, mode);
             }
         }
     }

@@ -121,6 +121,13 @@ pub enum NetEvent {
         /// What happened.
         news: crate::call::ForwardNews,
     },
+    /// How this laptop reaches a host became known: verified end to end, or relay-trusted.
+    HostMode {
+        /// The host.
+        host: HostId,
+        /// How.
+        mode: crate::e2e_channels::HostMode,
+    },
     /// The principal's effective role on a host became known.
     Role {
         /// The host.

@@ -71,6 +71,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
             LoginError::Token(_) | LoginError::Usage(_) => FailureKind::Usage,
             LoginError::Link(l) => link_kind(l),
             LoginError::Profile(p) => profile_kind(p)?,
+            LoginError::Trust(_) => return None,
         });
     }
     if let Some(e) = e.downcast_ref::<ProfileError>() {

@@ -3,18 +3,18 @@
 //! connection is carried to the port on the host's loopback by its own `port_forward` stream).
 
 use crate::commands::CommandError;
+use crate::e2e_channels::{HostRecv, HostSend, HostStream, HostStreams, OpenOptions};
 use crate::remote::{Remote, Target};
 use crate::view::text::sanitize;
 use clap::Args;
 use cm_client::LinkError;
-use cm_client::framed::{FramedRecv, send_frame};
 use proto::forward::{ForwardOpened, ForwardTarget, ListeningPort, STREAM_PRIORITY};
-use proto::frame::{MAX_FRAME_LEN, MAX_HEADER_LEN};
 use proto::header::{Op, StreamHeader};
 use proto::message::{CloseReason, Reply};
 use proto::op;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
@@ -130,8 +130,8 @@ pub fn render(ports: &[ListeningPort]) -> String {
 
 /// One opened `port_forward` stream, past its first reply.
 struct Opened {
-    send: quinn::SendStream,
-    recv: FramedRecv,
+    send: HostSend,
+    recv: HostRecv,
     reply: ForwardOpened,
 }
 
@@ -145,17 +145,14 @@ fn header(remote: &Remote, host: &str) -> StreamHeader {
 }
 
 /// Opens a `port_forward` stream for `port` and reads its first reply.
-async fn open(
-    conn: &quinn::Connection,
-    header: &StreamHeader,
-    port: u16,
-) -> Result<Opened, LinkError> {
-    let (mut send, recv) = conn.open_bi().await?;
+async fn open(conn: &HostStreams, header: &StreamHeader, port: u16) -> Result<Opened, LinkError> {
     // Below every other stream: a download here never holds back events or prompts.
-    let _ = send.set_priority(STREAM_PRIORITY);
-    send_frame(&mut send, header, MAX_HEADER_LEN).await?;
-    send_frame(&mut send, &ForwardTarget { port }, MAX_FRAME_LEN).await?;
-    let mut recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+    let options = OpenOptions {
+        finish: false,
+        priority: Some(STREAM_PRIORITY),
+    };
+    let target = ForwardTarget { port };
+    let HostStream { send, mut recv } = conn.open(header, Some(&target), options).await?;
     let first: Reply<ForwardOpened> = recv.expect().await?;
     let reply = first.into_result().map_err(LinkError::Refused)?;
     Ok(Opened { send, recv, reply })
@@ -171,7 +168,7 @@ async fn carry(opened: Opened, tcp: TcpStream) {
     let (mut tcp_r, mut tcp_w) = tcp.into_split();
     let up = async {
         let r = tokio::io::copy(&mut tcp_r, &mut send).await;
-        let _ = send.finish();
+        let _ = send.shutdown().await;
         r
     };
     let down = async {
@@ -230,7 +227,7 @@ fn ended(e: &quinn::ConnectionError) -> CommandError {
 /// # Errors
 /// The host's refusal, or transport failures.
 pub async fn check(remote: &Remote, host: &str, port: u16) -> Result<String, LinkError> {
-    check_on(remote.conn(), &header(remote, host), port).await
+    check_on(remote.streams(), &header(remote, host), port).await
 }
 
 /// [`check`] on a bare connection with the `port_forward` header given (the full-screen app
@@ -239,7 +236,7 @@ pub async fn check(remote: &Remote, host: &str, port: u16) -> Result<String, Lin
 /// # Errors
 /// The host's refusal, or transport failures.
 pub async fn check_on(
-    conn: &quinn::Connection,
+    conn: &HostStreams,
     header: &StreamHeader,
     port: u16,
 ) -> Result<String, LinkError> {
@@ -269,7 +266,7 @@ pub enum Served {
 /// # Errors
 /// A failing listener; otherwise it returns why the relay connection ended.
 pub async fn serve_on(
-    conn: &quinn::Connection,
+    conn: &Arc<HostStreams>,
     mut next_header: impl FnMut() -> StreamHeader,
     port: u16,
     listener: TcpListener,
@@ -281,7 +278,7 @@ pub async fn serve_on(
             accepted = listener.accept() => {
                 let (tcp, peer) = accepted?;
                 let _ = tcp.set_nodelay(true);
-                let (conn, header) = (conn.clone(), next_header());
+                let (conn, header) = (Arc::clone(conn), next_header());
                 carried.spawn(async move {
                     match open(&conn, &header, port).await {
                         Ok(opened) => {
@@ -301,7 +298,7 @@ pub async fn serve_on(
                 }
                 report(Served::Connections(carried.len()));
             }
-            e = conn.closed() => return Ok(e),
+            e = conn.conn().closed() => return Ok(e),
         }
     }
 }
@@ -325,7 +322,7 @@ pub async fn serve(
         }
     };
     let e = serve_on(
-        remote.conn(),
+        remote.streams(),
         || header(remote, host),
         port,
         listener,

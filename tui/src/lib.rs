@@ -3,12 +3,14 @@
 
 pub mod action;
 pub mod admin_cli;
+pub mod admin_trust_cli;
 pub mod app;
 pub mod call;
 pub mod command_error;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod e2e_channels;
 pub mod effect;
 pub mod event;
 pub mod exit_code;

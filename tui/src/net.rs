@@ -12,6 +12,7 @@ use crate::call::{
     CallError, ForwardNews, ForwardRequest, Request, Scope, StreamRequest, WatchKey,
 };
 use crate::connect;
+use crate::e2e_channels::{self, HostStreams, OpenOptions};
 use crate::event::NetEvent;
 use crate::profile::Profile;
 use cm_client::backoff::{Backoff, Policy};
@@ -27,6 +28,7 @@ use proto::op;
 use proto::operation::{Operation, Streaming};
 use proto::ops::WatchQuery;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -206,7 +208,7 @@ async fn run(
                 let end = if events.send(NetEvent::Connected { conn_id }).await.is_err() {
                     End::Cancelled
                 } else {
-                    serve(session, &events, &mut commands, &cancel).await
+                    serve(session, &profile, &events, &mut commands, &cancel).await
                 };
                 backoff.connection_lasted(up_since.elapsed());
                 end
@@ -293,19 +295,40 @@ fn end_of(conn: &quinn::Connection, fallback: String) -> End {
 /// Serves one authenticated connection until it ends.
 async fn serve(
     session: Session,
+    profile: &Profile,
     events: &mpsc::Sender<NetEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
 ) -> End {
+    let news = events.clone();
+    let on_mode = move |host: &proto::ids::HostId, mode| {
+        // Never block a stream on the app: with its queue full the marker waits for the
+        // next connection.
+        let _ = news.try_send(NetEvent::HostMode {
+            host: host.clone(),
+            mode,
+        });
+    };
+    let hosts = match e2e_channels::for_profile(session.conn.clone(), profile) {
+        Ok(hosts) => Arc::new(hosts.with_on_mode(Box::new(on_mode))),
+        Err(e) => {
+            let message = e.to_string();
+            return End::Fatal {
+                message,
+                revoked: false,
+            };
+        }
+    };
     // Calls and watches of this connection end with it.
     let streams = cancel.child_token();
-    let end = serve_streams(session, events, commands, cancel, &streams).await;
+    let end = serve_streams(session, &hosts, events, commands, cancel, &streams).await;
     streams.cancel();
     end
 }
 
 async fn serve_streams(
     session: Session,
+    hosts: &Arc<HostStreams>,
     events: &mpsc::Sender<NetEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
@@ -336,20 +359,20 @@ async fn serve_streams(
             cmd = commands.recv() => match cmd {
                 Some(Command::Reconnect) => break End::Requested,
                 Some(Command::Request(request)) => {
-                    tokio::spawn(perform(conn.clone(), request, events.clone(), streams.clone()));
+                    tokio::spawn(perform(hosts.clone(), request, events.clone(), streams.clone()));
                 }
                 Some(Command::Stream(request)) => {
                     let token = streams.child_token();
                     // Ended streams' tokens are dropped as new ones open.
                     open_streams.retain(|_, t| !t.is_cancelled());
                     open_streams.insert(request.id, token.clone());
-                    tokio::spawn(streams::run(conn.clone(), request, events.clone(), token));
+                    tokio::spawn(streams::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::Forward(request)) => {
                     let token = streams.child_token();
                     open_streams.retain(|_, t| !t.is_cancelled());
                     open_streams.insert(request.id, token.clone());
-                    tokio::spawn(forwards::run(conn.clone(), request, events.clone(), token));
+                    tokio::spawn(forwards::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::CloseStream(id)) => {
                     if let Some(token) = open_streams.remove(&id) {
@@ -364,7 +387,7 @@ async fn serve_streams(
                     }
                     watch_req += 1;
                     let job = WatchJob { watch, after_seq, req_id: ReqId(watch_req) };
-                    tokio::spawn(watch_task(conn.clone(), job, events.clone(), token));
+                    tokio::spawn(watch_task(hosts.clone(), job, events.clone(), token));
                 }
                 None => break End::Cancelled,
             },
@@ -434,14 +457,14 @@ fn header(op: Op, req_id: ReqId, scope: &Scope) -> StreamHeader {
 
 /// Performs one call and reports its answer (or that the connection ended first).
 async fn perform(
-    conn: quinn::Connection,
+    hosts: Arc<HostStreams>,
     request: Request,
     events: mpsc::Sender<NetEvent>,
     cancel: CancellationToken,
 ) {
     let result = tokio::select! {
         () = cancel.cancelled() => Err(CallError::transport("the relay connection was lost")),
-        r = tokio::time::timeout(CALL_TIMEOUT, calls::perform_call(&conn, &request)) => r.unwrap_or_else(|_| {
+        r = tokio::time::timeout(CALL_TIMEOUT, calls::perform_call(&hosts, &request)) => r.unwrap_or_else(|_| {
             Err(CallError::transport(format!(
                 "no answer from the host within {}s",
                 CALL_TIMEOUT.as_secs()
@@ -461,14 +484,14 @@ struct WatchJob {
 
 /// Runs one workspace watch until it ends, then says why (unless it was cancelled).
 async fn watch_task(
-    conn: quinn::Connection,
+    hosts: Arc<HostStreams>,
     job: WatchJob,
     events: mpsc::Sender<NetEvent>,
     cancel: CancellationToken,
 ) {
     let result = tokio::select! {
         () = cancel.cancelled() => return,
-        r = run_watch(&conn, &job, &events) => r,
+        r = run_watch(&hosts, &job, &events) => r,
     };
     let reason = match result {
         Ok(()) => "the agent ended the event stream".to_owned(),
@@ -479,23 +502,23 @@ async fn watch_task(
 }
 
 async fn run_watch(
-    conn: &quinn::Connection,
+    hosts: &HostStreams,
     job: &WatchJob,
     events: &mpsc::Sender<NetEvent>,
 ) -> Result<(), String> {
     type Watch = op::WatchEvents;
     let h = header(Watch::OP, job.req_id, &job.watch.scope());
-    // The send half stays open for the life of the watch; dropping it would end the request.
-    let (mut send, mut recv) = client::subscribe(conn, &h)
-        .await
-        .map_err(|e| e.to_string())?;
     let query: <Watch as Operation>::Body = WatchQuery {
         after_seq: job.after_seq,
     };
-    send_frame(&mut send, &query, MAX_FRAME_LEN)
+    // The send half stays open for the life of the watch; dropping it would end the request.
+    let e2e_channels::HostStream {
+        send: _send,
+        mut recv,
+    } = hosts
+        .open(&h, Some(&query), OpenOptions::FINISH)
         .await
         .map_err(|e| e.to_string())?;
-    let _ = send.finish();
     let first: Reply<<Watch as Operation>::Reply> =
         recv.expect().await.map_err(|e| e.to_string())?;
     let next_seq = first.into_result().map_err(|e| e.message)?;

@@ -1,16 +1,17 @@
 //! Typed calls to a host's agent through the relay, for the scripting commands and the app.
 
 use crate::connect;
+use crate::e2e_channels::{self, HostMode, HostRecv, HostSend, HostStreams, OpenOptions};
 use crate::profile::Profile;
-use cm_client::framed::{FramedRecv, StreamError, send_frame};
-use cm_client::{self as client, LinkError, Session};
-use proto::frame::MAX_FRAME_LEN;
+use cm_client::framed::StreamError;
+use cm_client::{LinkError, Session};
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
 use proto::op;
 use proto::operation::{Operation, Streaming, Unary};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a call goes: host, and optionally workspace and session.
@@ -48,6 +49,7 @@ pub const FLUSH_BOUND: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Remote {
     session: Session,
+    streams: Arc<HostStreams>,
     endpoint: quinn::Endpoint,
     next_req: AtomicU64,
 }
@@ -55,8 +57,8 @@ pub struct Remote {
 /// A live event subscription.
 #[derive(Debug)]
 pub struct EventStream {
-    _send: quinn::SendStream,
-    recv: FramedRecv,
+    _send: HostSend,
+    recv: HostRecv,
     /// The agent's next sequence number when the watch started.
     pub start_seq: u64,
 }
@@ -77,8 +79,8 @@ impl EventStream {
 /// it closes the stream (for `git_clone`, that aborts the clone).
 #[derive(Debug)]
 pub struct OpStream<O: Streaming> {
-    _send: quinn::SendStream,
-    recv: FramedRecv,
+    _send: HostSend,
+    recv: HostRecv,
     _op: std::marker::PhantomData<O>,
 }
 
@@ -99,8 +101,10 @@ impl Remote {
     /// Dial or authentication failures.
     pub async fn connect(profile: &Profile, key: &Key) -> Result<Self, LinkError> {
         let (endpoint, session) = connect::connect_endpoint(profile, key).await?;
+        let streams = Arc::new(e2e_channels::for_profile(session.conn.clone(), profile)?);
         Ok(Self {
             session,
+            streams,
             endpoint,
             next_req: AtomicU64::new(1),
         })
@@ -109,6 +113,16 @@ impl Remote {
     /// The QUIC connection.
     pub fn conn(&self) -> &quinn::Connection {
         &self.session.conn
+    }
+
+    /// The host streams of this connection (signed and sealed to verified hosts).
+    pub fn streams(&self) -> &Arc<HostStreams> {
+        &self.streams
+    }
+
+    /// Whether `host` is verified end to end or relay-trusted (`None`: not used yet).
+    pub fn host_mode(&self, host: &str) -> Option<HostMode> {
+        self.streams.host_mode(&HostId(host.to_owned()))
     }
 
     /// A header for `op` to `target` with this connection's next request id.
@@ -129,7 +143,9 @@ impl Remote {
         target: &Target,
         body: &O::Body,
     ) -> Result<O::Reply, LinkError> {
-        client::call::<O>(&self.session.conn, &self.header(O::OP, target), body).await
+        self.streams
+            .call::<O>(&self.header(O::OP, target), body)
+            .await
     }
 
     /// One request of a relay operation (no target: the relay answers it itself).
@@ -138,7 +154,7 @@ impl Remote {
     /// A typed refusal ([`LinkError::Refused`]) or transport failures.
     pub async fn call_relay<O: Unary>(&self, body: &O::Body) -> Result<O::Reply, LinkError> {
         let header = StreamHeader::new(O::OP, self.next_req_id());
-        client::call::<O>(&self.session.conn, &header, body).await
+        self.streams.call::<O>(&header, body).await
     }
 
     fn next_req_id(&self) -> ReqId {
@@ -156,10 +172,11 @@ impl Remote {
     ) -> Result<EventStream, LinkError> {
         type Watch = op::WatchEvents;
         let header = self.header(Watch::OP, target);
-        let (mut send, mut recv) = client::subscribe(&self.session.conn, &header).await?;
         let query: <Watch as Operation>::Body = proto::ops::WatchQuery { after_seq };
-        send_frame(&mut send, &query, MAX_FRAME_LEN).await?;
-        let _ = send.finish();
+        let opened = self
+            .streams
+            .open(&header, Some(&query), OpenOptions::FINISH);
+        let e2e_channels::HostStream { send, mut recv } = opened.await?;
         let first: Reply<<Watch as Operation>::Reply> = recv.expect().await?;
         let start_seq = first.into_result().map_err(LinkError::Refused)?;
         Ok(EventStream {
@@ -179,11 +196,9 @@ impl Remote {
         body: &O::Body,
     ) -> Result<(O::Reply, OpStream<O>), LinkError> {
         let header = self.header(O::OP, target);
-        let (mut send, mut recv) = client::subscribe(&self.session.conn, &header).await?;
-        if O::BODY != proto::operation::BodyKind::None {
-            send_frame(&mut send, body, MAX_FRAME_LEN).await?;
-        }
-        let _ = send.finish();
+        let body = (O::BODY != proto::operation::BodyKind::None).then_some(body);
+        let opened = self.streams.open(&header, body, OpenOptions::FINISH);
+        let e2e_channels::HostStream { send, mut recv } = opened.await?;
         let first: Reply<O::Reply> = recv.expect().await?;
         let reply = first.into_result().map_err(LinkError::Refused)?;
         Ok((

@@ -106,6 +106,16 @@ impl App {
         self.current_host().and_then(|h| self.roles.get(h)).copied()
     }
 
+    /// How `host` is reached (verified end to end or relay-trusted), once known.
+    pub fn mode_of(&self, host: &HostId) -> Option<crate::e2e_channels::HostMode> {
+        self.modes.get(host).copied()
+    }
+
+    /// How the current host is reached, once known.
+    pub fn host_mode(&self) -> Option<crate::e2e_channels::HostMode> {
+        self.current_host().and_then(|h| self.mode_of(h))
+    }
+
     /// The connection state in a few words: "connected", "reconnecting in 4s", "offline".
     pub fn connection_text(&self) -> String {
         match &self.conn {

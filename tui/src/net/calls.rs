@@ -2,7 +2,8 @@
 //! `call::<op::X>` with `X`'s body, and `X`'s reply comes back as the app's [`Response`].
 
 use crate::call::{AdminCall, Call, CallError, Request, Response};
-use cm_client::{self as client, LinkError};
+use crate::e2e_channels::HostStreams;
+use cm_client::LinkError;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::op;
@@ -19,18 +20,16 @@ fn call_error(e: LinkError) -> CallError {
 
 /// One typed call: `O`'s body in, `O`'s reply out.
 async fn call<O: Unary>(
-    conn: &quinn::Connection,
+    streams: &HostStreams,
     header: &StreamHeader,
     body: &O::Body,
 ) -> Result<O::Reply, CallError> {
-    client::call::<O>(conn, header, body)
-        .await
-        .map_err(call_error)
+    streams.call::<O>(header, body).await.map_err(call_error)
 }
 
 /// The app's call as the typed operation it is, its answer as the app's [`Response`].
 pub(super) async fn perform_call(
-    conn: &quinn::Connection,
+    conn: &HostStreams,
     request: &Request,
 ) -> Result<Response, CallError> {
     let h = super::header(request.call.op(), ReqId(request.id), &request.scope);
@@ -94,7 +93,7 @@ pub(super) async fn perform_call(
 
 /// Performs one administration call.
 async fn admin_call(
-    c: &quinn::Connection,
+    c: &HostStreams,
     h: &StreamHeader,
     admin: &AdminCall,
 ) -> Result<Response, CallError> {

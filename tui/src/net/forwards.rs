@@ -6,11 +6,13 @@
 //! connection.
 
 use crate::call::{CallError, ForwardNews, ForwardRequest};
+use crate::e2e_channels::HostStreams;
 use crate::event::NetEvent;
 use crate::forward_cli::{self, Served};
 use cm_client::LinkError;
 use proto::header::Op;
 use proto::ids::ReqId;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +24,7 @@ const REQS_PER_FORWARD: u64 = 1 << 20;
 
 /// Runs one forward until it is cancelled or fails.
 pub(super) async fn run(
-    conn: quinn::Connection,
+    conn: Arc<HostStreams>,
     request: ForwardRequest,
     events: mpsc::Sender<NetEvent>,
     cancel: CancellationToken,
@@ -56,7 +58,7 @@ pub(super) async fn run(
 /// Checks, binds and serves; `None` when the relay connection ended (the app hears of that
 /// itself), else why the forward ended.
 async fn serve(
-    conn: &quinn::Connection,
+    conn: &Arc<HostStreams>,
     request: &ForwardRequest,
     news: mpsc::UnboundedSender<ForwardNews>,
 ) -> Option<CallError> {

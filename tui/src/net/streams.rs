@@ -5,20 +5,20 @@
 //! what it runs (an aborted clone's folder is removed).
 
 use crate::call::{CallError, StreamCall, StreamItem, StreamRequest};
+use crate::e2e_channels::{self, HostRecv, HostStreams, OpenOptions};
 use crate::event::NetEvent;
-use cm_client::framed::{FramedRecv, send_frame};
-use cm_client::{self as client, LinkError};
-use proto::frame::MAX_FRAME_LEN;
+use cm_client::LinkError;
 use proto::ids::ReqId;
 use proto::message::Reply;
 use proto::op;
 use proto::operation::{BodyKind, Streaming};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Runs one stream until its end, its cancellation or the app's departure.
 pub(super) async fn run(
-    conn: quinn::Connection,
+    hosts: Arc<HostStreams>,
     request: StreamRequest,
     events: mpsc::Sender<NetEvent>,
     cancel: CancellationToken,
@@ -31,7 +31,7 @@ pub(super) async fn run(
     };
     let ended = tokio::select! {
         () = cancel.cancelled() => return,
-        r = perform(&conn, &h, &request.call, &out, &cancel) => r,
+        r = perform(&hosts, &h, &request.call, &out, &cancel) => r,
     };
     cancel.cancel();
     if let Some(error) = ended {
@@ -60,7 +60,7 @@ impl Out<'_> {
 
 /// The stream as `O`: `None` when the app went away, else how it ended.
 async fn perform(
-    conn: &quinn::Connection,
+    conn: &HostStreams,
     h: &proto::header::StreamHeader,
     call: &StreamCall,
     out: &Out<'_>,
@@ -103,7 +103,7 @@ fn call_error(e: impl Into<LinkError>) -> CallError {
 
 /// One typed stream: `O`'s body out, its first answer and items in, as app items.
 async fn typed<O: Streaming>(
-    conn: &quinn::Connection,
+    conn: &HostStreams,
     h: &proto::header::StreamHeader,
     body: &O::Body,
     out: &Out<'_>,
@@ -112,13 +112,11 @@ async fn typed<O: Streaming>(
     each: fn(O::Item) -> StreamItem,
 ) -> Option<Result<(), CallError>> {
     let opened = async {
-        let (mut send, mut recv) = client::subscribe(conn, h).await.map_err(call_error)?;
-        if O::BODY != BodyKind::None {
-            send_frame(&mut send, body, MAX_FRAME_LEN)
-                .await
-                .map_err(call_error)?;
-        }
-        let _ = send.finish();
+        let body = (O::BODY != BodyKind::None).then_some(body);
+        let e2e_channels::HostStream { send, mut recv } = conn
+            .open(h, body, OpenOptions::FINISH)
+            .await
+            .map_err(call_error)?;
         let reply: Reply<O::Reply> = recv.expect().await.map_err(call_error)?;
         let reply = reply
             .into_result()
@@ -144,7 +142,7 @@ async fn typed<O: Streaming>(
 
 /// Reads items until the stream ends.
 async fn items<O: Streaming>(
-    recv: &mut FramedRecv,
+    recv: &mut HostRecv,
     out: &Out<'_>,
     each: fn(O::Item) -> StreamItem,
 ) -> Option<Result<(), CallError>> {
@@ -162,8 +160,8 @@ async fn items<O: Streaming>(
 }
 
 /// Tells the host the operator stopped reading.
-fn stop(recv: &mut FramedRecv) {
-    recv.stop(0);
+fn stop(recv: &mut HostRecv) {
+    e2e_channels::stop(recv, 0);
 }
 
 #[cfg(test)]

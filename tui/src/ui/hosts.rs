@@ -3,6 +3,7 @@
 
 use crate::app::{App, ConnState};
 use crate::connect;
+use crate::e2e_channels::HostMode;
 use crate::ui::theme::Theme;
 use crate::ui::{filter_line, hints};
 use proto::message::HostInfo;
@@ -26,7 +27,9 @@ fn widths(app: &App) -> [Constraint; 7] {
         .map(|h| h.host.as_str().chars().count())
         .max()
         .unwrap_or(0);
-    let host = longest.clamp(HOST_WIDTH.0, HOST_WIDTH.1);
+    // Room for the verified / relay-trusted marker, once a host has one.
+    let marked = app.hosts().iter().any(|h| app.mode_of(&h.host).is_some());
+    let host = (longest + if marked { 2 } else { 0 }).clamp(HOST_WIDTH.0, HOST_WIDTH.1);
     [
         Constraint::Length(u16::try_from(host).unwrap_or(u16::MAX)),
         Constraint::Length(9),
@@ -83,7 +86,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let rows = app
         .visible_hosts()
         .into_iter()
-        .map(|h| host_row(h, relay_now, theme));
+        .map(|h| host_row(h, app.mode_of(&h.host), relay_now, theme));
     let header = Row::new([
         Cell::from("HOST"),
         Cell::from("STATE"),
@@ -139,7 +142,18 @@ fn render_placeholder(
     );
 }
 
-fn host_row(h: &HostInfo, relay_now_ms: u64, theme: Theme) -> Row<'static> {
+/// The host's name with its marker: `✓` verified end to end, `!` relay-trusted (the status
+/// bar says it in words for the current host).
+fn host_cell(h: &HostInfo, mode: Option<HostMode>, theme: Theme) -> Line<'static> {
+    let name = Span::raw(h.host.as_str().to_owned());
+    match mode {
+        Some(HostMode::Verified) => Line::from(vec![name, Span::styled(" ✓", theme.ok())]),
+        Some(HostMode::RelayTrusted) => Line::from(vec![name, Span::styled(" !", theme.warn())]),
+        None => Line::from(name),
+    }
+}
+
+fn host_row(h: &HostInfo, mode: Option<HostMode>, relay_now_ms: u64, theme: Theme) -> Row<'static> {
     let state = if h.online {
         Span::styled("● online", theme.online())
     } else {
@@ -155,7 +169,7 @@ fn host_row(h: &HostInfo, relay_now_ms: u64, theme: Theme) -> Row<'static> {
         None => ("-".into(), "-".into(), "-".into(), "-".into()),
     };
     let row = Row::new([
-        Cell::from(h.host.as_str().to_owned()),
+        Cell::from(host_cell(h, mode, theme)),
         Cell::from(state),
         Cell::from(connect::ago(relay_now_ms, h.last_heartbeat_ms)),
         Cell::from(os),

@@ -2,6 +2,7 @@
 //! above it, when the connection is down, the reason.
 
 use crate::app::{App, ConnState};
+use crate::e2e_channels::HostMode;
 use crate::ui::theme::Theme;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Margin, Rect};
@@ -38,6 +39,13 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             format!("  rtt {}", rtt_text(rtt)),
             theme.muted(),
         ));
+    }
+    match app.host_mode() {
+        Some(HostMode::Verified) => left.push(Span::styled("  ✓ verified", theme.ok())),
+        Some(HostMode::RelayTrusted) => {
+            left.push(Span::styled("  ! relay-trusted", theme.warn()));
+        }
+        None => {}
     }
     let waiting = app.attention().items().len();
     if waiting > 0 {

@@ -95,6 +95,30 @@ fn hosts_screen_connected_at_two_widths() {
 }
 
 #[test]
+fn hosts_are_marked_verified_or_relay_trusted_and_the_status_bar_says_which() {
+    use crate::e2e_channels::HostMode;
+    let mut app = fleet_app();
+    let before = screen(&app, 100, 24);
+    assert!(!before.contains("verified") && !before.contains("relay-trusted"));
+    let mode = |host: &str, mode| NetEvent::HostMode {
+        host: HostId::from(host),
+        mode,
+    };
+    net(&mut app, mode("gpu-box", HostMode::Verified));
+    net(&mut app, mode("build-01", HostMode::RelayTrusted));
+    let text = screen(&app, 100, 24);
+    assert!(text.contains("gpu-box ✓"), "{text}");
+    assert!(text.contains("build-01 !"), "{text}");
+    assert!(
+        text.contains("✓ verified"),
+        "the selected host's, in words:\n{text}"
+    );
+    app.update(Event::Key(KeyPress::char('k')));
+    let text = screen(&app, 100, 24);
+    assert!(text.contains("! relay-trusted"), "{text}");
+}
+
+#[test]
 fn hosts_screen_empty_list_shows_the_enroll_hint() {
     let mut app = connected();
     net(&mut app, NetEvent::Hosts(list(&[])));
