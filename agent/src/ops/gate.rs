@@ -17,9 +17,8 @@
 //!
 //! A refusal is one plain `Reply` error frame, logged at warn on `cm_agent::audit` with the
 //! operation, the signed user, the relay's principal and the reason ("refused: relay tampered"
-//! when the relay changed or replayed what the operator signed). An accepted stream on a
-//! channel first gets one plain `{"ok":null}` frame (the verdict), and everything after it, both
-//! ways, is sealed with the stream's keys (`cm_client::e2e::seal_stream`): the body, the reply,
+//! when the relay changed or replayed what the operator signed). On an accepted stream on a
+//! channel everything after the header, both ways, is sealed with the stream's keys (`cm_client::e2e::seal_stream`): the body, the reply,
 //! events and a port forward's raw bytes.
 
 use super::admit;
@@ -78,13 +77,6 @@ pub(super) async fn serve<R, W, G>(
         Ok(admitted) => admitted,
         Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
     };
-    // The verdict, plain: the operator reads it before it unseals the rest.
-    if write_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN)
-        .await
-        .is_err()
-    {
-        return;
-    }
     let keys = open.channel.stream_keys(&checked.nonce, Side::Agent);
     let buffered = std::io::Cursor::new(reader.take_buffered());
     let (recv, mut send) = seal_stream(keys, buffered.chain(reader.into_inner()), send);

@@ -344,7 +344,7 @@ pub(crate) async fn open_channel(fx: &Fixture, certs: &[Cert]) -> Result<Channel
 /// What came back on a channel stream.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// Refused in the plain verdict frame.
+    /// Refused in a plain error frame.
     Refused(proto::wire_error::WireError),
     /// Accepted: the sealed reply, and the bytes as the relay saw them.
     Sealed(Reply<Value>, Vec<u8>),
@@ -368,11 +368,11 @@ pub(crate) async fn call_sealed(
         send.shutdown().await?;
     }
     let out = fx.exchange(fwd, &sealed).await?;
-    let (verdict, rest) = first_reply::<()>(&out).await?;
-    if let Reply::Error(e) = verdict {
+    // A refusal is one plain error frame; anything else is sealed (as cm-tui reads it).
+    if let Ok((Reply::Error(e), _)) = first_reply::<serde::de::IgnoredAny>(&out).await {
         return Ok(Answer::Refused(e));
     }
-    let (mut recv, _) = seal_stream(keys, rest.as_slice(), tokio::io::sink());
+    let (mut recv, _) = seal_stream(keys, out.as_slice(), tokio::io::sink());
     let mut plain = Vec::new();
     recv.read_to_end(&mut plain).await?;
     let (reply, _) = first_reply::<Value>(&plain).await?;
