@@ -104,8 +104,8 @@ pub struct Workspaces {
     forwarding: crate::forward::Forwarding,
     /// Zero-trust hosts' trust state (set once at start; `None`: relay-trusted).
     trust: std::sync::OnceLock<Arc<crate::trust::HostTrust>>,
-    /// Zero-trust hosts' open end-to-end channels.
-    e2e_channels: crate::ops::ChannelTable,
+    /// Zero-trust hosts' end-to-end channels and queued prompts served.
+    e2e: crate::ops::E2eState,
 }
 
 impl Workspaces {
@@ -216,7 +216,7 @@ impl Workspaces {
             registry,
             forwarding: crate::forward::Forwarding::default(),
             trust: std::sync::OnceLock::new(),
-            e2e_channels: crate::ops::ChannelTable::default(),
+            e2e: crate::ops::E2eState::default(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -457,9 +457,10 @@ impl Workspaces {
         self.trust.get()
     }
 
-    /// The end-to-end channels operators opened (zero-trust hosts).
-    pub fn e2e_channels(&self) -> &crate::ops::ChannelTable {
-        &self.e2e_channels
+    /// The end-to-end channels operators opened and the queued prompts served (zero-trust
+    /// hosts).
+    pub fn e2e(&self) -> &crate::ops::E2eState {
+        &self.e2e
     }
 
     /// Makes this host zero-trust (once, at start); a second call is ignored.

@@ -11,16 +11,20 @@
 //!    then `proto::rbac::authorize`. The handlers see the signed user and the certified role,
 //!    never the relay's.
 //!
+//!
+//! A prompt signed without a channel (queued at the relay while the host was offline) takes
+//! its own path ([`queued`]): body sealed to the host key, signed time up to a day old.
+//!
 //! A refusal is one plain `Reply` error frame, logged at warn on `cm_agent::audit` with the
 //! operation, the signed user, the relay's principal and the reason ("refused: relay tampered"
-//! when the relay changed or replayed what the operator signed). An accepted stream on a
-//! channel first gets one plain `{"ok":null}` frame (the verdict), and everything after it, both
-//! ways, is sealed with the stream's keys (`cm_client::e2e::seal_stream`): the body, the reply,
+//! when the relay changed or replayed what the operator signed). On an accepted stream on a
+//! channel everything after the header, both ways, is sealed with the stream's keys (`cm_client::e2e::seal_stream`): the body, the reply,
 //! events and a port forward's raw bytes.
 
 use super::admit;
 use super::body::next_raw_body;
 use super::e2e::channels::OpenChannel;
+use super::e2e::queued;
 use super::error::OpError;
 use super::frames::{FrameReader, write_frame};
 use super::handler;
@@ -53,6 +57,9 @@ pub(super) async fn serve<R, W, G>(
     G: Future<Output = ()> + Send,
 {
     let now = cm_client::time::now_ms();
+    if queued::is_queued_prompt(fwd) {
+        return queued_prompt(workspaces, trust, fwd, reader, send, peer_gone, now).await;
+    }
     let checked = match check(trust, fwd, now) {
         Ok(checked) => checked,
         Err(e) => return refuse(fwd, None, send, e).await,
@@ -70,13 +77,6 @@ pub(super) async fn serve<R, W, G>(
         Ok(admitted) => admitted,
         Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
     };
-    // The verdict, plain: the operator reads it before it unseals the rest.
-    if write_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN)
-        .await
-        .is_err()
-    {
-        return;
-    }
     let keys = open.channel.stream_keys(&checked.nonce, Side::Agent);
     let buffered = std::io::Cursor::new(reader.take_buffered());
     let (recv, mut send) = seal_stream(keys, buffered.chain(reader.into_inner()), send);
@@ -121,14 +121,29 @@ fn on_channel(
         .ok_or(OpError::NoChannel)?;
     let id = ChannelId::from_hex(hex)?;
     let open = workspaces
-        .e2e_channels()
+        .e2e()
+        .channels
         .get(&id, now)
         .ok_or_else(|| OpError::ChannelUnknown(hex.to_owned()))?;
     let user = &checked.fields.user;
     if open.key != checked.key || open.user != *user {
         return Err(OpError::ChannelNotYours(hex.to_owned()));
     }
-    let role = trust.role_of(user, &checked.key, &open.certs, now)?;
+    let signed_fwd = certified(trust, fwd, checked, &open.certs, now)?;
+    Ok((open, signed_fwd))
+}
+
+/// The header the handlers see: the signed user, with the role `certs` give them here now
+/// (which must allow the operation); a relay that said otherwise is logged.
+fn certified(
+    trust: &HostTrust,
+    fwd: &ForwardHeader,
+    checked: &CheckedHeader,
+    certs: &[proto::trust::Cert],
+    now: u64,
+) -> Result<ForwardHeader, OpError> {
+    let user = &checked.fields.user;
+    let role = trust.role_of(user, &checked.key, certs, now)?;
     let op = fwd.header.op;
     if let Decision::Deny(reason) = authorize(Some(role), op, Ownership::None) {
         return Err(OpError::Denied(reason));
@@ -144,13 +159,55 @@ fn on_channel(
             "relay's principal differs from the signed one; using the signed user and certified role"
         );
     }
-    let signed_fwd = ForwardHeader {
+    Ok(ForwardHeader {
         header: fwd.header.clone(),
         principal: user.clone(),
         role,
         cred_id: fwd.cred_id.clone(),
+    })
+}
+
+/// A prompt signed without a channel (see [`queued`]): checked with the day-long window,
+/// role from the certificates the operator showed this host before, body opened with the host
+/// key; answered in plain frames (the relay's queue reads the answer).
+async fn queued_prompt<R, W, G>(
+    workspaces: &Workspaces,
+    trust: &HostTrust,
+    fwd: &ForwardHeader,
+    mut reader: FrameReader<R>,
+    mut send: W,
+    peer_gone: G,
+    now: u64,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+    G: Future<Output = ()> + Send,
+{
+    let checked = match queued::check(trust, &workspaces.e2e().queued, fwd, now)
+        .and_then(|c| trust.check_fresh(now).map(|()| c))
+    {
+        Ok(checked) => checked,
+        Err(e) => return refuse(fwd, None, send, e.into()).await,
     };
-    Ok((open, signed_fwd))
+    let user = &checked.fields.user;
+    let signed_fwd = match certified(trust, fwd, &checked, &trust.seen_certs(), now) {
+        Ok(signed_fwd) => signed_fwd,
+        Err(e) => return refuse(fwd, Some(user), send, e).await,
+    };
+    let prompt = match queued::open_body(trust, &checked, &mut reader).await {
+        Ok(prompt) => prompt,
+        Err(e) => return refuse(fwd, Some(user), send, e).await,
+    };
+    let mut body = FrameReader::new(tokio::io::empty(), MAX_FRAME_LEN);
+    body.unread_frame(&prompt);
+    match admit::admit(workspaces, &signed_fwd) {
+        Ok(rt) => {
+            let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
+            handler::dispatch(&cx, &mut body, &mut send, peer_gone).await;
+        }
+        Err(e) => super::write_reply(&mut send, Err(e)).await,
+    }
+    let _ = send.shutdown().await;
 }
 
 /// When the operator signed a body hash, the body frame must be that body (put back for the

@@ -244,6 +244,19 @@ pub(crate) fn signed(
     body: Option<&[u8]>,
     channel: Option<ChannelId>,
 ) -> Result<Signed> {
+    signed_at(now(), user, key, op, workspace, body, channel)
+}
+
+/// As [`signed`], signed at `ts_ms`, for session `ses_1` when `op` is a prompt.
+pub(crate) fn signed_at(
+    ts_ms: u64,
+    user: &str,
+    key: &DeviceKey,
+    op: Op,
+    workspace: Option<&str>,
+    body: Option<&[u8]>,
+    channel: Option<ChannelId>,
+) -> Result<Signed> {
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).context("randomness")?;
     let mut header = StreamHeader {
@@ -251,7 +264,7 @@ pub(crate) fn signed(
         req_id: ReqId(7),
         host: Some(HostId::from(HOST)),
         workspace: workspace.map(str::to_owned),
-        session: None,
+        session: (op == Op::Prompt).then(|| "ses_1".to_owned()),
         auth: None,
     };
     sign(
@@ -260,7 +273,7 @@ pub(crate) fn signed(
             user: &UserId::from(user),
             key,
             nonce,
-            now_ms: now(),
+            now_ms: ts_ms,
             body: body.map(body_hash),
             channel: channel.map(|c| c.to_hex()),
         },
@@ -288,6 +301,14 @@ pub(crate) async fn first_reply<T: serde::de::DeserializeOwned>(
     let mut tail = Vec::new();
     r.into_inner().read_to_end(&mut tail).await?;
     Ok((reply, [rest, tail].concat()))
+}
+
+/// A queued prompt's body: `prompt` sealed to `fx`'s host key.
+pub(crate) fn sealed_prompt(fx: &Fixture, prompt: &[u8]) -> Result<Vec<u8>> {
+    let sealed = cm_client::e2e::seal_to_host(&fx.host_key.public(), prompt)?;
+    Ok(serde_json::to_vec(
+        &serde_json::json!({ "sealed": URL_SAFE_NO_PAD.encode(sealed) }),
+    )?)
 }
 
 /// `e2e_open` body for the certificates `certs` to `fx`'s host key: the body bytes and the
@@ -323,7 +344,7 @@ pub(crate) async fn open_channel(fx: &Fixture, certs: &[Cert]) -> Result<Channel
 /// What came back on a channel stream.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// Refused in the plain verdict frame.
+    /// Refused in a plain error frame.
     Refused(proto::wire_error::WireError),
     /// Accepted: the sealed reply, and the bytes as the relay saw them.
     Sealed(Reply<Value>, Vec<u8>),
@@ -347,11 +368,11 @@ pub(crate) async fn call_sealed(
         send.shutdown().await?;
     }
     let out = fx.exchange(fwd, &sealed).await?;
-    let (verdict, rest) = first_reply::<()>(&out).await?;
-    if let Reply::Error(e) = verdict {
+    // A refusal is one plain error frame; anything else is sealed (as cm-tui reads it).
+    if let Ok((Reply::Error(e), _)) = first_reply::<serde::de::IgnoredAny>(&out).await {
         return Ok(Answer::Refused(e));
     }
-    let (mut recv, _) = seal_stream(keys, rest.as_slice(), tokio::io::sink());
+    let (mut recv, _) = seal_stream(keys, out.as_slice(), tokio::io::sink());
     let mut plain = Vec::new();
     recv.read_to_end(&mut plain).await?;
     let (reply, _) = first_reply::<Value>(&plain).await?;

@@ -363,3 +363,89 @@ async fn relay_trusted_host_still_serves_the_relays_word() -> Result<()> {
     ensure!(refusal(&out).await?.message.contains("relay-trusted"));
     Ok(())
 }
+
+/// A prompt that passes the gate and the body check reaches the handler, which refuses an
+/// empty text before OpenCode is involved.
+const BLANK_PROMPT: &[u8] = br#"{"text":"   ","idempotency_key":"k-1"}"#;
+
+#[tokio::test]
+async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
+    let fx = Fixture::new(Role::Operator, now())?;
+    // The certificates come from an earlier channel.
+    open_channel(&fx, &fx.certs).await?;
+    let body = sealed_prompt(&fx, BLANK_PROMPT)?;
+    let two_hours_ago = now() - 2 * 3_600_000;
+    let s = signed_at(
+        two_hours_ago,
+        "ana",
+        &fx.ana,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let fwd = Fixture::forward(s.header);
+    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(
+        e.message.contains("the prompt is empty"),
+        "not past the gate: {e}"
+    );
+    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(
+        e.message.contains("replayed"),
+        "a replayed queued prompt: {e}"
+    );
+    let too_old = signed_at(
+        now() - DAY - 60_000,
+        "ana",
+        &fx.ana,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let e = refusal(
+        &fx.exchange(&Fixture::forward(too_old.header), &frame(&body))
+            .await?,
+    )
+    .await?;
+    ensure!(e.message.contains("signed time"), "{e}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn queued_prompt_not_matching_the_signed_hash_or_not_sealed_is_refused() -> Result<()> {
+    let fx = Fixture::new(Role::Operator, now())?;
+    open_channel(&fx, &fx.certs).await?;
+    let other = sealed_prompt(&fx, br#"{"text":"rm -rf","idempotency_key":"k-2"}"#)?;
+    let s = signed(
+        "ana",
+        &fx.ana,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let e = refusal(
+        &fx.exchange(&Fixture::forward(s.header), &frame(&other))
+            .await?,
+    )
+    .await?;
+    ensure!(e.message.contains("not the one its author signed"), "{e}");
+    let s = signed(
+        "ana",
+        &fx.ana,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let e = refusal(
+        &fx.exchange(&Fixture::forward(s.header), &frame(BLANK_PROMPT))
+            .await?,
+    )
+    .await?;
+    ensure!(e.message.contains("must be sealed to the host key"), "{e}");
+    ensure!(fx.logs.text().contains("refused: relay tampered"));
+    Ok(())
+}

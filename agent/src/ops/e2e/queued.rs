@@ -1,0 +1,121 @@
+//! Prompts the relay kept while the host was offline: signed by their author (no channel: the
+//! channel may be long gone) with the body `{"sealed": base64url}` = `seal_to_host(host key,
+//! prompt JSON)`, the signed body hash over the prompt JSON. They may be up to a day old, so
+//! for them alone the signed time may be [`MAX_QUEUED_AGE_MS`] old, and their nonces are
+//! remembered that long (here, in memory: a replay across an agent restart is answered from
+//! nothing but the prompt's idempotency key, which is in memory too).
+
+use super::super::body::next_raw_body;
+use super::super::error::OpError;
+use super::super::frames::FrameReader;
+use crate::trust::HostTrust;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cm_client::e2e::{HostKeyPair, open_sealed};
+use parking_lot::Mutex;
+use proto::header::Op;
+use proto::ops::ForwardHeader;
+use proto::replay::ReplayWindow;
+use proto::trust::header::{CheckedHeader, REPLAY_WINDOW_MS, body_hash};
+use proto::trust::{SignedFields, TrustError};
+use serde::Deserialize;
+use tokio::io::AsyncRead;
+
+/// How old a queued prompt's signed time may be (the relay keeps a queued prompt this long).
+pub(crate) const MAX_QUEUED_AGE_MS: u64 = 24 * 60 * 60 * 1000;
+/// Most queued-prompt nonces remembered (fail closed beyond).
+const CAPACITY: usize = 65_536;
+
+/// The nonces of queued prompts already served.
+#[derive(Debug)]
+pub struct QueuedNonces(Mutex<ReplayWindow>);
+
+impl Default for QueuedNonces {
+    fn default() -> Self {
+        // Pruned by signed times (see `check`): twice the age covers every accepted one.
+        Self(Mutex::new(ReplayWindow::new(
+            CAPACITY,
+            2 * (MAX_QUEUED_AGE_MS + REPLAY_WINDOW_MS),
+        )))
+    }
+}
+
+/// The sealed body of a queued prompt.
+#[derive(Debug, Deserialize)]
+struct SealedBody {
+    sealed: String,
+}
+
+/// Whether `fwd` is a prompt signed without a channel (a queued prompt, or one sent sealed to
+/// the host key). Unverified: [`check`] verifies.
+pub(in crate::ops) fn is_queued_prompt(fwd: &ForwardHeader) -> bool {
+    fwd.header.op == Op::Prompt
+        && fwd
+            .header
+            .auth
+            .as_ref()
+            .and_then(|a| a.payload_bytes().ok())
+            .and_then(|b| serde_json::from_slice::<SignedFields>(&b).ok())
+            .is_some_and(|f| f.channel.is_none())
+}
+
+/// The header check of a queued prompt: signature, fields, this host, a signed time at most
+/// [`MAX_QUEUED_AGE_MS`] old (and not ahead of this clock by more than the replay window), a
+/// nonce never seen in that time.
+///
+/// # Errors
+/// The first check that fails.
+pub(in crate::ops) fn check(
+    trust: &HostTrust,
+    nonces: &QueuedNonces,
+    fwd: &ForwardHeader,
+    now_ms: u64,
+) -> Result<CheckedHeader, TrustError> {
+    let auth = fwd.header.auth.as_ref().ok_or(TrustError::Unsigned)?;
+    let ts_ms = auth.open()?.ts_ms;
+    let too_old = now_ms.saturating_sub(ts_ms) > MAX_QUEUED_AGE_MS;
+    let ahead = ts_ms.saturating_sub(now_ms) > REPLAY_WINDOW_MS;
+    if too_old || ahead {
+        return Err(TrustError::Stale {
+            skew_ms: now_ms.abs_diff(ts_ms),
+            limit_ms: if ahead {
+                REPLAY_WINDOW_MS
+            } else {
+                MAX_QUEUED_AGE_MS
+            },
+        });
+    }
+    // The shared check at the signed time (its age is bounded above); the nonce goes into the
+    // day-long window, which prunes by signed times.
+    proto::trust::header::check(&fwd.header, trust.host(), ts_ms, &mut nonces.0.lock())
+}
+
+/// The prompt JSON of a queued prompt's body frame: opened with the host key, its hash the
+/// signed one.
+///
+/// # Errors
+/// No body, not a sealed body, a box that does not open, or a hash that differs.
+pub(in crate::ops) async fn open_body<R: AsyncRead + Unpin>(
+    trust: &HostTrust,
+    checked: &CheckedHeader,
+    reader: &mut FrameReader<R>,
+) -> Result<Vec<u8>, OpError> {
+    let raw = next_raw_body(Op::Prompt, reader)
+        .await?
+        .ok_or_else(|| OpError::BadRequest("prompt needs a request body".into()))?;
+    let body: SealedBody = serde_json::from_slice(&raw).map_err(|_| {
+        OpError::BadRequest(
+            "a prompt without an end-to-end channel must be sealed to the host key \
+             ({\"sealed\": …}); update cm-tui"
+                .into(),
+        )
+    })?;
+    let sealed = URL_SAFE_NO_PAD
+        .decode(body.sealed.as_bytes())
+        .map_err(|e| OpError::BadRequest(format!("the sealed prompt is not base64url: {e}")))?;
+    let prompt = open_sealed(&HostKeyPair::from_secret(trust.host_secret()), &sealed)?;
+    if checked.fields.body.as_deref() != Some(body_hash(&prompt).as_str()) {
+        return Err(OpError::BodyMismatch);
+    }
+    Ok(prompt)
+}
