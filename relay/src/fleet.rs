@@ -17,6 +17,7 @@ pub mod peer_tls;
 pub mod presence_pg;
 pub mod presence_sync;
 pub mod remote_view;
+pub mod send_ahead;
 
 pub use config::FleetConfig;
 pub use directory::{PeerDirectory, PeerInfo, RelayId};

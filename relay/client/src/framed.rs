@@ -114,6 +114,15 @@ impl<R: AsyncRead + Unpin> FramedRecv<R> {
         self.buf = front;
     }
 
+    /// Puts raw bytes taken with [`Self::take_buffered`] (or read from [`Self::get_mut`]) back
+    /// in front, so later readers see the stream as if they had never been taken.
+    pub fn unread(&mut self, bytes: &[u8]) {
+        let mut front = BytesMut::with_capacity(bytes.len() + self.buf.len());
+        front.extend_from_slice(bytes);
+        front.extend_from_slice(&self.buf);
+        self.buf = front;
+    }
+
     /// Bytes buffered but not yet decoded (for raw-byte phases after the header).
     pub fn take_buffered(&mut self) -> BytesMut {
         self.buf.split()
@@ -233,6 +242,22 @@ mod tests {
         r.unread_frame(&body);
         assert_eq!(r.expect::<String>().await.unwrap(), "first");
         assert_eq!(r.expect::<String>().await.unwrap(), "second");
+    }
+
+    #[tokio::test]
+    async fn raw_bytes_put_back_are_decoded_before_the_rest() {
+        let (a, mut b) = tokio::io::duplex(256);
+        send_frame(&mut b, &"first", 1024).await.unwrap();
+        send_frame(&mut b, &"second", 1024).await.unwrap();
+        drop(b);
+        let mut r = FramedRecv::new(a, 1024);
+        // Read past the first frame and take it all raw, as a raw-byte phase would.
+        let mut raw = r.take_buffered().to_vec();
+        r.get_mut().read_to_end(&mut raw).await.unwrap();
+        r.unread(&raw);
+        assert_eq!(r.expect::<String>().await.unwrap(), "first");
+        assert_eq!(r.expect::<String>().await.unwrap(), "second");
+        assert_eq!(r.next::<String>().await.unwrap(), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,10 +12,12 @@ use super::directory::{PeerDirectory, RelayId};
 use super::identity::PEER_SERVER_NAME;
 use super::peer_stream::{self, PeerAnswer, PeerOpen, PeerStreamError};
 use super::peer_tls::{self, PeerIdentity};
+use super::send_ahead::SendAhead;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncRead;
 
 /// How long dialling a peer may take (a partitioned peer is skipped after this).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -160,19 +162,20 @@ impl PeerPool {
         closed
     }
 
-    /// Opens a relay-to-relay stream to `id` with `open`, and returns it with the peer's
-    /// answer. Any failure is reported as [`PeerDirectory::unreachable`].
+    /// Opens a relay-to-relay stream to `id` with `open` and the operator's first bytes
+    /// (`ahead`), and returns it with the peer's answer. Any failure is reported as [`PeerDirectory::unreachable`].
     ///
     /// # Errors
     /// The peer is not registered, cannot be reached, or the stream failed.
-    pub async fn open(
+    pub async fn open<R: AsyncRead + Unpin>(
         &self,
         id: &RelayId,
         open: &PeerOpen,
+        ahead: &mut SendAhead<'_, R>,
     ) -> Result<(quinn::SendStream, quinn::RecvStream, PeerAnswer), PeerError> {
         let outcome = async {
             let conn = self.connection(id).await?;
-            peer_stream::request(&conn, open)
+            peer_stream::request(&conn, open, ahead)
                 .await
                 .map_err(|source| PeerError::Stream {
                     id: id.clone(),

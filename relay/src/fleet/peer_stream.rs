@@ -2,16 +2,20 @@
 //! streams"). The operator's relay opens a bidirectional stream on its connection to the
 //! peer holding the host's agent and sends one [`PeerOpen`] frame: the host and the
 //! [`ForwardHeader`] the agent is to receive (who asks, with which role: already
-//! authenticated, authorized and audited by the operator's relay). The peer answers one
-//! [`PeerAnswer`] frame; after [`PeerAnswer::Open`] the stream carries the agent stream's
-//! bytes both ways, unparsed.
+//! authenticated, authorized and audited by the operator's relay), followed at once by the
+//! operator's first bytes (up to [`SEND_AHEAD_MAX`](super::send_ahead::SEND_AHEAD_MAX), without
+//! waiting for the answer). The peer answers one [`PeerAnswer`] frame; after
+//! [`PeerAnswer::Open`] the stream carries the agent stream's bytes both ways, unparsed. Any
+//! other answer ends the stream, and what was sent ahead goes to the next relay.
 
+use super::send_ahead::SendAhead;
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use proto::frame::{LEN_PREFIX, MAX_HEADER_LEN};
 use proto::ids::HostId;
 use proto::ops::ForwardHeader;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use tokio::io::AsyncRead;
 
 /// Largest [`PeerOpen`] or [`PeerAnswer`] frame: a forward header (at most a stream header's
 /// size) plus the host and the names of who asks.
@@ -108,38 +112,71 @@ pub async fn answer(send: &mut quinn::SendStream, answer: &PeerAnswer) -> Result
     send_frame(send, answer, MAX_PEER_FRAME).await
 }
 
-/// Opens a stream on `conn` (to a peer relay), sends `open` and reads the answer (the
-/// operator's relay's side). After [`PeerAnswer::Open`], `recv` holds exactly the agent's
-/// bytes: the answer is read to its last byte and no further.
+/// Opens a stream on `conn` (to a peer relay), sends `open` and, right behind it without
+/// waiting, what the operator sent so far ([`SendAhead`]); then reads the answer while passing
+/// on what the operator sends meanwhile (up to the bound). After [`PeerAnswer::Open`], `recv`
+/// holds exactly the agent's bytes: the answer is read to its last byte and no further.
 ///
 /// # Errors
 /// The connection or stream failed, or the answer is missing, late or malformed.
-pub async fn request(
+pub async fn request<R: AsyncRead + Unpin>(
     conn: &quinn::Connection,
     open: &PeerOpen,
+    ahead: &mut SendAhead<'_, R>,
 ) -> Result<(quinn::SendStream, quinn::RecvStream, PeerAnswer), PeerStreamError> {
-    let stream_error = |e: &dyn std::fmt::Display| PeerStreamError::Stream(e.to_string());
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| stream_error(&e))?;
-        send_frame(&mut send, open, MAX_PEER_FRAME).await?;
-        let mut prefix = [0u8; LEN_PREFIX];
-        recv.read_exact(&mut prefix)
-            .await
-            .map_err(|e| stream_error(&e))?;
-        let len = u32::from_be_bytes(prefix) as usize;
-        if len > MAX_PEER_FRAME {
-            return Err(PeerStreamError::Oversize(len));
+        let mut first = proto::frame::to_frame(open, MAX_PEER_FRAME).map_err(StreamError::from)?;
+        first.extend_from_slice(ahead.taken());
+        send.write_all(&first).await.map_err(|e| stream_error(&e))?;
+        if ahead.ended() {
+            let _ = send.finish();
         }
-        let mut body = vec![0u8; len];
-        recv.read_exact(&mut body)
-            .await
-            .map_err(|e| stream_error(&e))?;
-        let answer = proto::frame::parse_json(&body).map_err(StreamError::from)?;
+        let answer = {
+            let answer = read_answer(&mut recv);
+            tokio::pin!(answer);
+            // A write the peer refused (it stopped the stream after answering) is not an
+            // error here: its answer says why.
+            let mut writable = true;
+            loop {
+                tokio::select! {
+                    answer = &mut answer => break answer?,
+                    more = ahead.read_more(), if writable && ahead.can_read() => {
+                        if send.write_all(&ahead.taken()[more]).await.is_err() {
+                            writable = false;
+                        } else if ahead.ended() {
+                            let _ = send.finish();
+                        }
+                    }
+                }
+            }
+        };
         Ok((send, recv, answer))
     };
     tokio::time::timeout(ANSWER_TIMEOUT, exchange)
         .await
         .map_err(|_| PeerStreamError::Timeout("answer", ANSWER_TIMEOUT))?
+}
+
+fn stream_error(e: &dyn std::fmt::Display) -> PeerStreamError {
+    PeerStreamError::Stream(e.to_string())
+}
+
+/// Reads one [`PeerAnswer`] frame, to its last byte and no further.
+async fn read_answer(recv: &mut quinn::RecvStream) -> Result<PeerAnswer, PeerStreamError> {
+    let mut prefix = [0u8; LEN_PREFIX];
+    recv.read_exact(&mut prefix)
+        .await
+        .map_err(|e| stream_error(&e))?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_PEER_FRAME {
+        return Err(PeerStreamError::Oversize(len));
+    }
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| stream_error(&e))?;
+    Ok(proto::frame::parse_json(&body).map_err(StreamError::from)?)
 }
 
 #[cfg(test)]

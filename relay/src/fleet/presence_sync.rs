@@ -9,7 +9,7 @@
 //! have been lost).
 
 use super::remote_view::{Held, RemoteView};
-use crate::store::{PgStore, PresenceWrite, StoreError};
+use crate::store::{PgStore, PresenceRow, PresenceWrite, StoreError};
 use crate::time::now_ms;
 use parking_lot::RwLock;
 use proto::ids::HostId;
@@ -28,6 +28,10 @@ pub const BEAT: Duration = Duration::from_secs(1);
 pub const FULL_RELOAD: Duration = Duration::from_secs(30);
 /// Most jobs taken at once (a flood of agents connecting does not hold up the heartbeat).
 const MAX_BATCH: usize = 2_000;
+/// How long a change of this relay's presence waits for others to be written with it (one
+/// transaction, and a host's connection and first status as one row): a flood of agents
+/// connecting costs the database a few transactions a second instead of several per agent.
+pub const GATHER: Duration = Duration::from_millis(50);
 /// Most hosts waiting to be re-read; past it everything is re-read instead.
 pub const MAX_PENDING_HOSTS: usize = 10_000;
 
@@ -70,6 +74,61 @@ impl HostReloads {
         let hosts = std::mem::take(&mut p.hosts);
         (!std::mem::take(&mut p.overflow)).then_some(hosts)
     }
+}
+
+/// The jobs to handle together: `first` and what else is waiting, and when `first` changes
+/// this relay's rows, what comes within [`GATHER`] too (but not past `deadline`, the next
+/// beat or full read).
+fn gather(first: Option<SyncJob>, jobs: &Receiver<SyncJob>, deadline: Instant) -> Vec<SyncJob> {
+    let writes_rows = |job: &SyncJob| {
+        matches!(
+            job,
+            SyncJob::Connect { .. } | SyncJob::Status { .. } | SyncJob::Disconnect { .. }
+        )
+    };
+    let mut batch: Vec<SyncJob> = first.into_iter().collect();
+    let gathering = batch.first().is_some_and(writes_rows);
+    batch.extend(jobs.try_iter().take(MAX_BATCH));
+    if !gathering {
+        return batch;
+    }
+    let until = (Instant::now() + GATHER).min(deadline);
+    while batch.len() < MAX_BATCH {
+        let Some(wait) = until.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match jobs.recv_timeout(wait) {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// `writes` with every change of a host before its last [`PresenceWrite::Put`] left out: a put
+/// writes the whole row, so what came before it cannot change the outcome.
+fn coalesce(writes: &[PresenceWrite]) -> Vec<PresenceWrite> {
+    let host = |w: &PresenceWrite| match w {
+        PresenceWrite::Put { host, .. } | PresenceWrite::Remove { host, .. } => host.clone(),
+    };
+    let mut put_later = std::collections::HashSet::new();
+    let mut kept: Vec<PresenceWrite> = writes
+        .iter()
+        .rev()
+        .filter(|w| {
+            let h = host(w);
+            if put_later.contains(&h) {
+                return false;
+            }
+            if matches!(w, PresenceWrite::Put { .. }) {
+                put_later.insert(h);
+            }
+            true
+        })
+        .cloned()
+        .collect();
+    kept.reverse();
+    kept
 }
 
 /// Work for the sync thread.
@@ -216,7 +275,8 @@ impl PresenceSync {
             let mut hosts = BTreeSet::new();
             let mut writes = Vec::new();
             let (mut relays, mut all) = (false, false);
-            for job in first.into_iter().chain(jobs.try_iter().take(MAX_BATCH)) {
+            let batch = gather(first, jobs, next_beat.min(next_full));
+            for job in batch {
                 match job {
                     SyncJob::Stop => {
                         self.flush(&writes);
@@ -312,7 +372,8 @@ impl PresenceSync {
 
     /// Writes the staged changes in one transaction.
     fn flush(&mut self, writes: &[PresenceWrite]) {
-        let written = self.store.presence_write(&self.id, writes);
+        let writes = coalesce(writes);
+        let written = self.store.presence_write(&self.id, &writes);
         if written.is_err() {
             self.resync = true;
         }
@@ -367,10 +428,17 @@ impl PresenceSync {
         }
     }
 
+    /// The rows of other relays: this relay's own agents are in its local presence, and the
+    /// view is what the rest of the fleet holds (a third of its memory, with three relays).
+    fn others(&self, mut rows: Vec<PresenceRow>) -> Vec<PresenceRow> {
+        rows.retain(|r| r.relay_id != self.id);
+        rows
+    }
+
     fn reload_all(&self) -> Result<(), StoreError> {
         let relays = self.store.list_relays()?;
         let loaded = now_ms();
-        let rows = self.store.presence_rows(None)?;
+        let rows = self.others(self.store.presence_rows(None)?);
         let mut next = RemoteView::default();
         next.set_relays(relays, loaded);
         next.set_all_hosts(rows);
@@ -389,7 +457,7 @@ impl PresenceSync {
         let host_rows = if hosts.is_empty() {
             None
         } else {
-            Some(self.store.presence_rows(Some(&hosts))?)
+            Some(self.others(self.store.presence_rows(Some(&hosts))?))
         };
         let now = now_ms();
         let changed = {
@@ -427,5 +495,56 @@ impl PresenceSync {
         if let Err(e) = r {
             tracing::warn!(error = %e, "could not remove this relay's presence rows at shutdown (they expire with its heartbeat)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(host: &str, conn: &str, status: Option<&str>) -> PresenceWrite {
+        PresenceWrite::Put {
+            host: host.into(),
+            conn: conn.into(),
+            connected_ms: 1,
+            status: status.map(str::to_owned),
+        }
+    }
+
+    fn remove(host: &str, conn: &str) -> PresenceWrite {
+        PresenceWrite::Remove {
+            host: host.into(),
+            conn: conn.into(),
+        }
+    }
+
+    #[test]
+    fn a_hosts_connection_and_first_status_in_one_batch_are_written_as_one_row() {
+        let writes = [
+            put("a", "c1", None),
+            put("b", "c2", None),
+            put("a", "c1", Some("{}")),
+        ];
+        assert_eq!(
+            coalesce(&writes),
+            [put("b", "c2", None), put("a", "c1", Some("{}"))]
+        );
+    }
+
+    #[test]
+    fn a_removal_after_the_last_put_of_its_host_is_kept_in_order() {
+        // A connection replaced then ended: the old connection's removal before the new put
+        // cannot matter; the new one's removal after it does.
+        let writes = [
+            put("a", "c1", None),
+            remove("a", "c0"),
+            put("a", "c2", None),
+            remove("a", "c2"),
+            remove("b", "c3"),
+        ];
+        assert_eq!(
+            coalesce(&writes),
+            [put("a", "c2", None), remove("a", "c2"), remove("b", "c3")]
+        );
     }
 }

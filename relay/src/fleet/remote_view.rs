@@ -54,7 +54,7 @@ pub struct RemoteView {
     pub loaded_ms: u64,
     /// Every registered relay, retired ones too.
     pub relays: BTreeMap<RelayId, RelayState>,
-    /// Presence rows by host.
+    /// The other relays' presence rows, by host (this relay's own are left out).
     pub hosts: HashMap<HostId, Vec<Held>>,
 }
 
@@ -100,10 +100,20 @@ impl RemoteView {
     /// Replaces every host's rows.
     pub fn set_all_hosts(&mut self, rows: Vec<PresenceRow>) {
         self.hosts.clear();
+        self.hosts.reserve(rows.len());
         for row in rows {
-            let (host, held) = held_of(row);
-            self.hosts.entry(host).or_default().push(held);
+            self.add(row);
         }
+    }
+
+    /// Adds one row to its host's holds, growing them by exactly one: a host is held by one
+    /// or two relays, and a `Vec` growing by itself would make room for four (about 1 KiB per
+    /// host of the fleet, on every relay).
+    fn add(&mut self, row: PresenceRow) {
+        let (host, held) = held_of(row);
+        let holds = self.hosts.entry(host).or_default();
+        holds.reserve_exact(1);
+        holds.push(held);
     }
 
     /// Replaces the rows of `hosts` with `rows` (read for exactly those hosts).
@@ -112,8 +122,7 @@ impl RemoteView {
             self.hosts.remove(&HostId(h.clone()));
         }
         for row in rows {
-            let (host, held) = held_of(row);
-            self.hosts.entry(host).or_default().push(held);
+            self.add(row);
         }
     }
 
@@ -327,6 +336,14 @@ mod tests {
             v.peer(&RelayId::from("b"), &me).unwrap().peer_pin,
             "sha256:b"
         );
+    }
+
+    #[test]
+    fn a_hosts_holds_take_no_more_room_than_its_rows() {
+        let v = view();
+        let holds = |host: &str| v.hosts.get(&HostId::from(host)).unwrap();
+        assert_eq!(holds("quiet").capacity(), 1);
+        assert_eq!(holds("box").capacity(), holds("box").len());
     }
 
     #[test]

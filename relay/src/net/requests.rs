@@ -225,7 +225,7 @@ async fn forward(
     header: StreamHeader,
     role: Role,
     send: quinn::SendStream,
-    recv: FramedRecv,
+    mut recv: FramedRecv,
     forward_port: Option<u16>,
 ) {
     let Some(host) = header.host.clone() else {
@@ -265,8 +265,11 @@ async fn forward(
     shared.tamper.forward_header(&mut fwd);
     let creates_session = fwd.header.op == Op::SessionCreate;
     let opened = match &local {
-        Some(agent) => super::splice::open(agent, &fwd).await,
-        None => match super::remote_route::open(shared, &holders, &fwd).await {
+        Some(agent) => super::splice::open(agent, &fwd)
+            .await
+            .map(|(s, r)| (s, r, 0)),
+        // The operator's first bytes may already be on their way to the agent (`sent_ahead`).
+        None => match super::remote_route::open(shared, &holders, &fwd, &mut recv).await {
             Some(opened) => opened,
             None => {
                 drop(slot);
@@ -276,7 +279,7 @@ async fn forward(
         },
     };
     match opened {
-        Ok((agent_send, agent_recv)) => {
+        Ok((agent_send, agent_recv, sent_ahead)) => {
             let forwarding = forward_port.map(|port| {
                 let user = principal.user.clone();
                 super::forward_audit::ForwardStream::start(
@@ -341,11 +344,12 @@ async fn forward(
             };
             // A forward's bulk copy runs as its own task, on any worker, rather than in the
             // connection's task beside its other requests (`inflight`).
-            let carried = if forwarding.is_some() {
+            let mut carried = if forwarding.is_some() {
                 tokio::spawn(splice).await.unwrap_or_default()
             } else {
                 splice.await
             };
+            carried.up += sent_ahead;
             if let Some(f) = forwarding {
                 f.closed(&audit_to, carried);
             }

@@ -7,6 +7,7 @@ use crate::fleet::peer_endpoint::{Tasks, accept_loop};
 use crate::fleet::peer_pool::PeerPool;
 use crate::fleet::peer_tls::tests::{FixedDirectory, IDLE, identity, info};
 use crate::fleet::peer_tls::{self, PeerIdentity};
+use crate::fleet::send_ahead::SEND_AHEAD_MAX;
 use crate::framed::FramedRecv;
 use crate::net::peer_streams::AgentSide;
 use crate::net::stream_quota::{PER_PRINCIPAL, StreamQuota};
@@ -19,6 +20,7 @@ use proto::rbac::Role;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,24 +49,37 @@ fn relay(id: &str) -> TestRelay {
     relay_as(id, identity())
 }
 
-fn relay_as(id: &str, (identity, pin): (PeerIdentity, String)) -> TestRelay {
+fn relay_as(id: &str, identity: (PeerIdentity, String)) -> TestRelay {
+    let presence = Arc::new(MemoryPresence::new(10_000));
+    let serving = AgentSide {
+        presence: presence.clone(),
+        quota: Arc::new(StreamQuota::default()),
+    };
+    let serve = move |from, send, recv| {
+        super::super::peer_streams::serve(serving.clone(), from, send, recv)
+    };
+    relay_serving(id, identity, presence, serve)
+}
+
+/// A relay whose peer streams `serve` answers (a stand-in for the agent's relay's side).
+fn relay_serving<F, Fut>(
+    id: &str,
+    (identity, pin): (PeerIdentity, String),
+    presence: Arc<MemoryPresence<quinn::Connection>>,
+    serve: F,
+) -> TestRelay
+where
+    F: Fn(RelayId, quinn::SendStream, quinn::RecvStream) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let directory = Arc::new(FixedDirectory::new(id));
     let config = peer_tls::server_config(identity.clone(), directory.clone(), IDLE).unwrap();
     let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    let presence = Arc::new(MemoryPresence::new(10_000));
     let cancel = CancellationToken::new();
     let tasks = Tasks {
         cancel: cancel.clone(),
         tracker: TaskTracker::new(),
-    };
-    let quota = Arc::new(StreamQuota::default());
-    let serving = AgentSide {
-        presence: presence.clone(),
-        quota: Arc::clone(&quota),
-    };
-    let serve = move |from, send, recv| {
-        super::super::peer_streams::serve(serving.clone(), from, send, recv)
     };
     let pool = Arc::new(PeerPool::new(
         endpoint.clone(),
@@ -154,16 +169,62 @@ fn holding(relay: &TestRelay, host: &str, holders: &[&TestRelay]) -> Vec<RelayId
     ids
 }
 
-/// Opens a stream to `host` from `relay` through `holders`, sends `ping`, and returns the
-/// answer; `None` when no relay opened it.
-async fn ping(relay: &TestRelay, holders: &[RelayId], host: &str) -> Option<Vec<u8>> {
+/// The operator's side of a stream, as the operator's relay reads it after the header:
+/// `sent` so far, and the writer for the rest (`None`: the operator already finished).
+async fn operator(sent: &[u8], finished: bool) -> (OperatorRecv, Option<tokio::io::DuplexStream>) {
+    let (recv, mut writer) = tokio::io::duplex(1 << 20);
+    tokio::io::AsyncWriteExt::write_all(&mut writer, sent)
+        .await
+        .unwrap();
+    let recv = FramedRecv::new(recv, MAX_HEADER_LEN);
+    if finished {
+        drop(writer);
+        (recv, None)
+    } else {
+        (recv, Some(writer))
+    }
+}
+
+type OperatorRecv = FramedRecv<tokio::io::DuplexStream>;
+
+/// What the splice does after the open: the rest of the operator's stream to the agent.
+async fn splice_rest(op: &mut OperatorRecv, send: &mut quinn::SendStream) {
+    let mut rest = op.take_buffered().to_vec();
+    op.get_mut().read_to_end(&mut rest).await.unwrap();
+    if !rest.is_empty() {
+        send.write_all(&rest).await.unwrap();
+    }
+    // Already finished when the operator's end was sent ahead (as in the splice).
+    let _ = send.finish();
+}
+
+/// Opens a stream to `host` from `relay` through `holders` for an operator that sent `body`
+/// and finished, and returns the answer; `None` when no relay opened it.
+async fn send_body(
+    relay: &TestRelay,
+    holders: &[RelayId],
+    host: &str,
+    body: &[u8],
+) -> Option<Vec<u8>> {
     let fwd = forward_header(host);
-    let (mut send, mut recv) = open_through(relay.directory.as_ref(), &relay.pool, holders, &fwd)
-        .await?
-        .expect("not busy");
-    send.write_all(b"ping").await.unwrap();
-    send.finish().unwrap();
+    let (mut op, _) = operator(body, true).await;
+    let (mut send, mut recv, sent) = open_through(
+        relay.directory.as_ref(),
+        &relay.pool,
+        holders,
+        &fwd,
+        &mut op,
+    )
+    .await?
+    .expect("not busy");
+    assert!(sent <= SEND_AHEAD_MAX as u64, "{sent} bytes sent ahead");
+    splice_rest(&mut op, &mut send).await;
     Some(recv.read_to_end(1 << 20).await.unwrap())
+}
+
+/// [`send_body`] with `ping`.
+async fn ping(relay: &TestRelay, holders: &[RelayId], host: &str) -> Option<Vec<u8>> {
+    send_body(relay, holders, host, b"ping").await
 }
 
 #[tokio::test]
@@ -307,15 +368,7 @@ async fn retiring_a_relay_cuts_its_open_streams() {
     register(&a, &b);
     let mut headers = agent_on(&b, "h").await;
     let holders = holding(&a, "h", &[&b]);
-    let (mut send, mut recv) = open_through(
-        a.directory.as_ref(),
-        &a.pool,
-        &holders,
-        &forward_header("h"),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let (mut send, mut recv) = hold_stream(&a, &holders, "h", "alice").await;
     send.write_all(b"still talking").await.unwrap();
     // The stream reached the agent and stays open (the agent answers at its end).
     assert!(headers.recv().await.is_some());
@@ -339,10 +392,20 @@ async fn hold_stream(
 ) -> (quinn::SendStream, quinn::RecvStream) {
     let mut fwd = forward_header(host);
     fwd.principal = UserId::from(user);
-    open_through(relay.directory.as_ref(), &relay.pool, holders, &fwd)
-        .await
-        .expect("a relay holds the host")
-        .expect("not busy")
+    // The operator has not finished (its writer lives until the stream is open).
+    let (mut op, _writer) = operator(b"", false).await;
+    let (send, recv, sent) = open_through(
+        relay.directory.as_ref(),
+        &relay.pool,
+        holders,
+        &fwd,
+        &mut op,
+    )
+    .await
+    .expect("a relay holds the host")
+    .expect("not busy");
+    assert_eq!(sent, 0);
+    (send, recv)
 }
 
 #[tokio::test]
@@ -393,4 +456,95 @@ async fn ping_as(relay: &TestRelay, holders: &[RelayId], host: &str, user: &str)
         .await
         .expect("answered")
         .unwrap()
+}
+
+#[tokio::test]
+async fn a_body_sent_ahead_arrives_whole_through_the_next_relay_when_the_first_no_longer_holds_the_host()
+ {
+    let (a, b, c) = (relay("a"), relay("b"), relay("c"));
+    register(&a, &b);
+    register(&a, &c);
+    let mut at_b = agent_on(&b, "h").await;
+    // c is asked first and answers that it does not hold the host, after the first bytes
+    // already went to it.
+    let holders = holding(&a, "h", &[&c, &b]);
+    // More than is sent ahead: the rest follows once b opened the stream.
+    let body: Vec<u8> = (0..3 * SEND_AHEAD_MAX).map(|i| (i % 251) as u8).collect();
+    let answer = send_body(&a, &holders, "h", &body).await.unwrap();
+    assert_eq!(answer.len(), "echo:".len() + body.len());
+    assert_eq!(&answer[..5], b"echo:");
+    assert!(
+        answer[5..] == body[..],
+        "the agent got the body whole and in order"
+    );
+    assert_eq!(at_b.recv().await.unwrap(), forward_header("h"));
+}
+
+#[tokio::test]
+async fn the_operators_bytes_read_untouched_when_no_relay_opened_the_stream() {
+    let (a, c) = (relay("a"), relay("c"));
+    register(&a, &c);
+    let holders = holding(&a, "h", &[&c]);
+    let prompt = proto::frame::to_frame(&"a prompt for later", MAX_HEADER_LEN).unwrap();
+    let (mut op, _) = operator(&prompt, true).await;
+    let opened = open_through(
+        a.directory.as_ref(),
+        &a.pool,
+        &holders,
+        &forward_header("h"),
+        &mut op,
+    )
+    .await;
+    assert!(opened.is_none(), "no relay holds the host");
+    // The offline queue reads the prompt as the operator sent it.
+    assert_eq!(op.expect::<String>().await.unwrap(), "a prompt for later");
+    assert_eq!(op.next::<String>().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_operators_first_bytes_reach_the_peer_before_its_answer() {
+    let a = relay("a");
+    // A peer that answers only once it has the operator's first bytes: the operator's relay
+    // must not wait for the answer before sending them.
+    let serve = |_from, mut send: quinn::SendStream, recv: quinn::RecvStream| async move {
+        let mut recv = FramedRecv::new(recv, crate::fleet::peer_stream::MAX_PEER_FRAME);
+        let _open = crate::fleet::peer_stream::read_open(&mut recv)
+            .await
+            .unwrap();
+        let mut body = recv.take_buffered().to_vec();
+        let mut recv = recv.into_inner();
+        while body.len() < 4 {
+            match recv.read_chunk(usize::MAX, true).await.unwrap() {
+                Some(chunk) => body.extend_from_slice(&chunk.bytes),
+                None => break,
+            }
+        }
+        crate::fleet::peer_stream::answer(&mut send, &crate::fleet::peer_stream::PeerAnswer::Open)
+            .await
+            .unwrap();
+        send.write_all(b"got:").await.unwrap();
+        send.write_all(&body).await.unwrap();
+        send.finish().unwrap();
+        let _ = send.stopped().await;
+    };
+    let peer = relay_serving("p", identity(), Arc::new(MemoryPresence::new(1)), serve);
+    register(&a, &peer);
+    let holders = holding(&a, "h", &[&peer]);
+    // The operator sent its request and keeps its side open (a long-lived stream).
+    let (mut op, _writer) = operator(b"ping", false).await;
+    let opened = tokio::time::timeout(
+        HANG_GUARD,
+        open_through(
+            a.directory.as_ref(),
+            &a.pool,
+            &holders,
+            &forward_header("h"),
+            &mut op,
+        ),
+    )
+    .await
+    .expect("the peer answered: it had the first bytes without waiting for them");
+    let (_send, mut recv, sent) = opened.unwrap().unwrap();
+    assert_eq!(sent, 4);
+    assert_eq!(recv.read_to_end(1 << 20).await.unwrap(), b"got:ping");
 }
