@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     /// What a compromised relay would do (tests only, see `Relay::spawn_with_tamper`);
     /// [`NoTamper`](crate::tamper::NoTamper) otherwise.
     pub(crate) tamper: Arc<dyn crate::tamper::Tamper>,
+    /// The newest revocation lists as last read, for the periodic pushes of many agents.
+    pub(crate) revocation_cache: trust::RevocationCache,
 }
 
 impl std::fmt::Debug for dyn Presence<quinn::Connection> {

@@ -296,6 +296,7 @@ impl Relay {
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
             tamper,
+            revocation_cache: Mutex::default(),
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;

@@ -116,9 +116,9 @@ pub(crate) async fn serve(
     });
     // A signed header (zero-trust) is audited with its signer and signed body hash; when the
     // stream is sealed end to end its body is opaque here and is not read (metadata only).
-    let sealed = super::trust::is_sealed_stream(&header);
-    if let Some(auth) = &header.auth {
-        let signed = super::trust::signed_note(auth);
+    let mut sealed = false;
+    if let Some((signed, is_sealed)) = super::trust::signed_header(&header) {
+        sealed = is_sealed;
         note = Some(
             note.take()
                 .map_or(signed.clone(), |n| format!("{n}; {signed}")),

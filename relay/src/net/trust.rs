@@ -48,21 +48,28 @@ pub(crate) fn signed_fields(auth: &HeaderAuth) -> Option<SignedFields> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Whether everything after this header is sealed end to end (a signed header naming a
-/// channel): the relay must not read the stream's body.
+/// What a relay notes of a stream's signed header (zero-trust): its audit note and whether
+/// everything after the header is sealed end to end (a channel is named), in which case the
+/// relay must not read the stream's body. `None` for an unsigned header. The signed fields are
+/// decoded once, and not verified (the host verifies; this is metadata as claimed).
+pub(crate) fn signed_header(header: &StreamHeader) -> Option<(String, bool)> {
+    let auth = header.auth.as_ref()?;
+    let fields = signed_fields(auth);
+    let sealed = fields.as_ref().is_some_and(|f| f.channel.is_some());
+    Some((signed_note(auth, fields), sealed))
+}
+
+/// Whether everything after this header is sealed end to end.
+#[cfg(test)]
 pub(crate) fn is_sealed_stream(header: &StreamHeader) -> bool {
-    header
-        .auth
-        .as_ref()
-        .and_then(signed_fields)
-        .is_some_and(|f| f.channel.is_some())
+    signed_header(header).is_some_and(|(_, sealed)| sealed)
 }
 
 /// What a forwarded stream's audit row says about its signature: the signer's fingerprint and
 /// the signed body hash (metadata only; as claimed, the host verifies it).
-pub(crate) fn signed_note(auth: &HeaderAuth) -> String {
+fn signed_note(auth: &HeaderAuth, fields: Option<SignedFields>) -> String {
     let fp = auth.signer().fingerprint();
-    match signed_fields(auth) {
+    match fields {
         Some(f) => {
             let mut note = format!("signed by {fp}");
             if let Some(body) = f.body {
@@ -98,7 +105,8 @@ fn valid_serial(serial: &str) -> bool {
 
 /// Checks a publish by `publisher` (whose global role is `role`): every signature, serials,
 /// expiry, and that roots come from an owner for their own name; hosts' claims and pending
-/// device keys are never published (agents and logins make them).
+/// device keys are never published (agents and logins make them). An empty bundle stores
+/// nothing and is no error.
 ///
 /// # Errors
 /// [`RequestError::BadBody`] saying which object is wrong and what to do.
@@ -121,9 +129,6 @@ pub(crate) fn check_publish(
         ));
     }
     let total = roots.len() + certs.len() + revocations.len();
-    if total == 0 {
-        return Err(bad("nothing to publish: the bundle is empty".into()));
-    }
     if total > MAX_PUBLISHED {
         return Err(bad(format!(
             "{total} objects in one publish (at most {MAX_PUBLISHED}); publish them in parts"
@@ -350,13 +355,32 @@ pub(crate) fn revocation_messages(shared: &Shared, lists: Vec<RevocationList>) -
         .collect()
 }
 
-/// The newest revocation lists, or none (logged) while the store is away.
+/// How long lists read for one agent's push serve the others' (a fleet of agents pushes every
+/// [`REVOCATION_PUSH_EVERY`] each, spread over that time; a publish here clears it).
+const REVOCATION_CACHE_FOR: Duration = Duration::from_secs(5);
+
+/// The newest revocation lists as last read, and when.
+pub(crate) type RevocationCache =
+    parking_lot::Mutex<Option<(std::time::Instant, Arc<Vec<RevocationList>>)>>;
+
+/// The newest revocation lists (read at most every [`REVOCATION_CACHE_FOR`]), or the last
+/// ones read (logged) while the store is away.
 pub(crate) async fn current_revocations(shared: &Shared) -> Vec<RevocationList> {
+    let cached = shared.revocation_cache.lock().clone();
+    if let Some((at, lists)) = &cached
+        && at.elapsed() < REVOCATION_CACHE_FOR
+    {
+        return lists.to_vec();
+    }
     match shared.store.read(|s| s.revocation_lists()).await {
-        Ok(lists) => lists,
+        Ok(lists) => {
+            *shared.revocation_cache.lock() =
+                Some((std::time::Instant::now(), Arc::new(lists.clone())));
+            lists
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read revocation lists to push to agents");
-            Vec::new()
+            cached.map(|(_, lists)| lists.to_vec()).unwrap_or_default()
         }
     }
 }
@@ -364,6 +388,7 @@ pub(crate) async fn current_revocations(shared: &Shared) -> Vec<RevocationList> 
 /// Sends the newest revocation lists to every agent connected to this relay (after a
 /// publish).
 pub(crate) async fn push_revocations(shared: &Arc<Shared>) {
+    shared.revocation_cache.lock().take();
     let lists = current_revocations(shared).await;
     let messages = revocation_messages(shared, lists);
     if messages.is_empty() {
@@ -529,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn publish_refuses_claims_pending_keys_and_empty_bundles() {
+    fn publish_refuses_claims_and_pending_keys_and_takes_an_empty_bundle() {
         let claim = HostKeyClaim::new(
             HostId::from("box"),
             X25519Public([1; 32]),
@@ -545,13 +570,15 @@ mod tests {
             1,
         ));
         assert!(m.contains("recorded by the relay itself"), "{m}");
-        let m = refusal(check_publish(
+        // Nothing to publish (nothing newly certified) is no error: nothing is stored.
+        let empty = check_publish(
             TrustBundle::default(),
             &UserId::from("o"),
             Some(Role::Owner),
             1,
-        ));
-        assert!(m.contains("empty"), "{m}");
+        )
+        .unwrap();
+        assert!(empty.certs.is_empty() && empty.revocations.is_empty() && empty.roots.is_empty());
     }
 
     #[test]
@@ -604,9 +631,8 @@ mod tests {
         )
         .unwrap();
         assert!(is_sealed_stream(&header));
-        let auth = header.auth.clone().unwrap();
         assert_eq!(
-            signed_note(&auth),
+            signed_header(&header).unwrap().0,
             format!(
                 "signed by {} body blake3:ab12 sealed",
                 k.public().fingerprint()

@@ -482,3 +482,56 @@ async fn a_sealed_queued_prompt_is_delivered_verbatim_with_its_signed_header() -
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_streams_body_is_forwarded_unread_and_audited_with_its_signer() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let token = relay.state.add_host("box", relay.addr)?;
+    let cred = relay.login_owner().await?;
+    let owner = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    let (_agent, mut delivered) = raw_prompt_agent(&relay, &token.secret).await?;
+    watch_until(&owner, "box online", |l| host_online(l, "box")).await?;
+
+    // A prompt on an end-to-end channel: after the header, records the relay cannot read.
+    let mut h = signed_prompt_header(&cred, &owner_key());
+    sign(
+        &mut h,
+        SignInput {
+            user: &cred.user,
+            key: &owner_key(),
+            nonce: [3; 16],
+            now_ms: cm_relay::time::now_ms(),
+            body: Some("5ea1".into()),
+            channel: Some("00112233445566778899aabbccddeeff".into()),
+        },
+    )?;
+    let record: Vec<u8> = (0u8..=255).rev().collect();
+    let (mut send, recv) = owner.conn.open_bi().await?;
+    send_frame(&mut send, &h, MAX_HEADER_LEN).await?;
+    send.write_all(&u32::try_from(record.len())?.to_be_bytes())
+        .await?;
+    send.write_all(&record).await?;
+    send.finish()?;
+    let mut recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+    let reply: Reply<PromptAccepted> = tokio::time::timeout(WAIT, recv.expect()).await??;
+    assert!(matches!(reply, Reply::Ok(_)), "{reply:?}");
+    let (fwd, body) = tokio::time::timeout(WAIT, delivered.recv())
+        .await?
+        .context("agent gone")?;
+    assert_eq!(body, record);
+    assert_eq!(fwd.header.auth, h.auth);
+    let fp = owner_key().public().fingerprint();
+    let noted = relay
+        .state
+        .store()?
+        .audit_tail(50)?
+        .into_iter()
+        .filter_map(|r| r.event.reason)
+        .any(|r| r.contains(&format!("signed by {fp} body blake3:5ea1 sealed")));
+    assert!(
+        noted,
+        "no audit row with the signer, body hash and sealed mark"
+    );
+    relay.shutdown().await;
+    Ok(())
+}
