@@ -165,7 +165,8 @@ fn nonce16() -> Result<[u8; 16], LinkError> {
 
 /// What the first frame of a sealed stream turned out to be.
 enum Sniffed {
-    /// A sealed record (or nothing yet): read on through the sealed half.
+    /// The agent's plain verdict (`{"ok":null}`: it accepted the header and the channel), or
+    /// a sealed record at once (or nothing yet): read on through the sealed half.
     Sealed,
     /// A plaintext refusal (the relay's, or the agent's before it could seal).
     Refused(WireError),
@@ -187,8 +188,10 @@ struct LooseError {
     message: String,
 }
 
-/// Reads the first frame of a sealed stream raw: a plaintext refusal is returned as such,
-/// anything else is put back for the sealed reader (which refuses what does not open).
+/// Reads the first frame of a sealed stream raw: the agent's plain verdict is consumed, a
+/// plaintext refusal is returned as such, anything else is put back for the sealed reader
+/// (which refuses what does not open). Whoever wrote a plain frame, it can only stop the
+/// stream, never put bytes into what the sealed half yields.
 async fn sniff(recv: &mut Prefixed<quinn::RecvStream>) -> Result<Sniffed, LinkError> {
     let inner = recv.get_mut();
     let mut got = Vec::new();
@@ -199,7 +202,11 @@ async fn sniff(recv: &mut Prefixed<quinn::RecvStream>) -> Result<Sniffed, LinkEr
         len.copy_from_slice(&got[..LEN_PREFIX]);
         let len = u32::from_be_bytes(len) as usize;
         if len <= MAX_FRAME_LEN && read_up_to(inner, &mut got, LEN_PREFIX + len).await? {
-            verdict = plaintext_refusal(&got[LEN_PREFIX..]).unwrap_or(Sniffed::Sealed);
+            let body = &got[LEN_PREFIX..];
+            if is_accepted(body) {
+                return Ok(Sniffed::Sealed);
+            }
+            verdict = plaintext_refusal(body).unwrap_or(Sniffed::Sealed);
         }
     }
     if matches!(verdict, Sniffed::Sealed) {
@@ -225,6 +232,14 @@ async fn read_up_to(
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(true)
+}
+
+/// Whether `body` is the agent's plain verdict accepting the stream (`{"ok":null}`).
+fn is_accepted(body: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<Reply<serde_json::Value>>(body),
+        Ok(Reply::Ok(serde_json::Value::Null))
+    )
 }
 
 /// A plaintext error frame, if `body` is one.

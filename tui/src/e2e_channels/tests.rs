@@ -112,6 +112,8 @@ impl Agent {
             }
             (_, Some(Some(channel))) => {
                 let checked = checked.ok_or_else(|| anyhow::anyhow!("unsigned"))?;
+                // The verdict, plain, as cm-agent's zero-trust gate sends it.
+                send_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN).await?;
                 let keys = channel.stream_keys(&checked.nonce, Side::Agent);
                 let (recv, mut send) = e2e::seal_stream(keys, &wire[..], send);
                 let mut body = FramedRecv::new(recv, MAX_FRAME_LEN);
