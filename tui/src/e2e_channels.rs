@@ -120,8 +120,8 @@ enum Route {
     Sealed(Channel),
 }
 
-/// Hears of each host a certificate vouched for the first time.
-pub type OnPin = Box<dyn Fn(&OperatorTrust) + Send + Sync>;
+/// Hears when the trust state changed (certificates fetched, a host pinned), to save it.
+pub type OnChange = Box<dyn Fn(&OperatorTrust) + Send + Sync>;
 
 /// Hears how a host is reached once that is known.
 pub type OnMode = Box<dyn Fn(&HostId, HostMode) + Send + Sync>;
@@ -136,7 +136,7 @@ pub struct HostStreams {
     slots: Mutex<HashMap<HostId, Slot>>,
     modes: Mutex<HashMap<HostId, HostMode>>,
     next_req: AtomicU64,
-    on_pin: Option<OnPin>,
+    on_change: Option<OnChange>,
     on_mode: Option<OnMode>,
 }
 
@@ -257,12 +257,12 @@ fn plaintext_refusal(body: &[u8]) -> Option<Sniffed> {
 }
 
 impl HostStreams {
-    /// Host streams on `conn`; `trust` makes them zero-trust when it has roots. `on_pin` hears
+    /// Host streams on `conn`; `trust` makes them zero-trust when it has roots. `on_change` hears
     /// of each host a certificate vouched for the first time (to save the trust file).
     pub fn new(
         conn: quinn::Connection,
         trust: Option<OperatorTrust>,
-        on_pin: Option<OnPin>,
+        on_change: Option<OnChange>,
     ) -> Self {
         Self {
             conn,
@@ -270,7 +270,7 @@ impl HostStreams {
             slots: Mutex::new(HashMap::new()),
             modes: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(OWN_REQ_BASE),
-            on_pin,
+            on_change,
             on_mode: None,
         }
     }
@@ -535,12 +535,14 @@ impl HostStreams {
         };
         let now = now_ms();
         let mut key = locked(trust).host_key(host, now).ok();
+        let mut changed = false;
         if key.is_none() {
             match self.trust_fetch(host).await {
                 Ok(bundle) => {
                     let mut t = locked(trust);
                     merge_bundle(&mut t, bundle, now);
                     key = t.host_key(host, now).ok();
+                    changed = true;
                 }
                 Err(LinkError::Refused(w)) => {
                     tracing::warn!(%host, error = %w, "the relay gave no certificates");
@@ -548,13 +550,12 @@ impl HostStreams {
                 Err(e) => return Err(e),
             }
         }
+        let mut t = locked(trust);
         if let Some(key) = key {
-            let mut t = locked(trust);
-            if t.pinned_hosts.insert(host.clone(), key).is_none()
-                && let Some(on_pin) = &self.on_pin
-            {
-                on_pin(&t);
-            }
+            changed |= t.pinned_hosts.insert(host.clone(), key) != Some(key);
+        }
+        if changed && let Some(on_change) = &self.on_change {
+            on_change(&t);
         }
         Ok(key)
     }
@@ -612,41 +613,54 @@ impl HostStreams {
 }
 
 /// The host streams of a connection made with `profile`: zero-trust when its trust state
-/// has roots; a newly vouched-for host is saved at once (it is never sent plaintext again).
+/// has roots; fetched certificates and newly vouched-for hosts are saved at once (a pinned
+/// host is never sent plaintext again).
 ///
 /// # Errors
 /// The trust state exists but cannot be read: nothing is sent rather than plaintext.
-pub fn for_profile(conn: quinn::Connection, profile: &Profile) -> Result<HostStreams, LinkError> {
-    let trust = load_trust(profile).map_err(|e| {
+pub async fn for_profile(
+    conn: quinn::Connection,
+    profile: &Profile,
+) -> Result<HostStreams, LinkError> {
+    let unreadable = |e: String| {
         protocol(format!(
             "cannot read this laptop's trust state ({e}); run `cm-tui login` again"
         ))
-    })?;
+    };
+    // The device key may be in the OS keyring (D-Bus): off the async threads.
+    let owned = profile.clone();
+    let trust = tokio::task::spawn_blocking(move || load_trust(&owned))
+        .await
+        .map_err(|e| unreadable(e.to_string()))?
+        .map_err(unreadable)?;
     let profile = profile.clone();
-    let on_pin = move |t: &OperatorTrust| {
+    let on_change = move |t: &OperatorTrust| {
         if let Err(e) = save_trust(t, &profile) {
-            tracing::warn!(error = %e, "cannot save the hosts this laptop verified");
+            tracing::warn!(error = %e, "cannot save the certificates and hosts this laptop verified");
         }
     };
-    Ok(HostStreams::new(conn, trust, Some(Box::new(on_pin))))
+    Ok(HostStreams::new(conn, trust, Some(Box::new(on_change))))
 }
 
-/// This profile's trust state. Until `crate::trust::load` lands (tui/src/trust.rs), none: the
-/// profile is relay-trusted.
+// Stand-ins for htu1's tui/src/trust.rs API (not on main yet). When it lands, each body becomes
+// the one line in its comment; nothing else here changes.
+
+/// This profile's trust state (`crate::trust::load(profile).map_err(|e| e.to_string())`).
+/// Until then none: every profile is relay-trusted.
 fn load_trust(_profile: &Profile) -> Result<Option<OperatorTrust>, String> {
     Ok(None)
 }
 
-/// Saves this profile's trust state. Until `OperatorTrust::save` lands (tui/src/trust.rs),
-/// nothing to save to.
+/// Saves this profile's trust state (`trust.save(profile).map_err(|e| e.to_string())`).
 fn save_trust(_trust: &OperatorTrust, _profile: &Profile) -> Result<(), String> {
     Ok(())
 }
 
-/// Adds what the relay served to `trust` (each certificate is checked against the roots when
-/// used, never on the relay's word).
+/// Adds what the relay served, checked against the roots
+/// (`let _summary = trust.merge_bundle(bundle, now_ms);`). Until then: certificates only,
+/// each checked against the roots when used ([`OperatorTrust::host_key`]), never on the
+/// relay's word.
 fn merge_bundle(trust: &mut OperatorTrust, bundle: TrustBundle, _now_ms: u64) {
-    // Until `OperatorTrust::merge_bundle` lands (tui/src/trust.rs): certificates only.
     for cert in bundle.certs {
         if !trust.certs.contains(&cert) {
             trust.certs.push(cert);

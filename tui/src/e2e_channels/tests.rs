@@ -268,10 +268,12 @@ async fn a_request_to_a_verified_host_is_signed_and_its_body_and_reply_are_seale
     let rig = rig(bundle, pair).await;
     let pins = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&pins);
-    let on_pin = move |_: &OperatorTrust| {
-        counted.fetch_add(1, Ordering::SeqCst);
+    let on_change = move |t: &OperatorTrust| {
+        if t.pinned_hosts.contains_key(&HostId::from(HOST)) {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
     };
-    let streams = HostStreams::new(rig.conn.clone(), Some(alice()), Some(Box::new(on_pin)));
+    let streams = HostStreams::new(rig.conn.clone(), Some(alice()), Some(Box::new(on_change)));
 
     let reply = rename(&streams, 7).await.unwrap();
 
@@ -301,7 +303,7 @@ async fn a_request_to_a_verified_host_is_signed_and_its_body_and_reply_are_seale
     assert_eq!(
         pins.load(Ordering::SeqCst),
         1,
-        "the vouched-for host is pinned"
+        "the vouched-for host is pinned and saved once"
     );
 }
 
