@@ -350,8 +350,11 @@ impl HostStreams {
             .transpose()
             .map_err(StreamError::from)?;
         let frame = frame.as_deref();
-        let Some(host) = header.host.clone() else {
-            return self.open_plain(header, frame, options).await;
+        // The relay answers its own operations: they stay plaintext and unsigned, whatever
+        // host the header names.
+        let host = match &header.host {
+            Some(host) if !header.op.is_relay_local() => host.clone(),
+            _ => return self.open_plain(header, frame, options).await,
         };
         let mut retried = false;
         loop {

@@ -547,3 +547,33 @@ async fn a_port_forward_to_a_verified_host_carries_its_raw_bytes_sealed_both_way
         "the target and the raw bytes crossed the wire sealed"
     );
 }
+
+#[tokio::test]
+async fn relay_operations_stay_plaintext_and_unsigned_on_a_zero_trust_profile() {
+    let pair = HostKeyPair::generate().unwrap();
+    let rig = rig(
+        TrustBundle::default(),
+        HostKeyPair::from_secret(pair.secret()),
+    )
+    .await;
+    let mut trust = alice();
+    trust.certs.push(host_cert(&pair));
+    let streams = HostStreams::new(rig.conn.clone(), Some(trust), None);
+    let query = proto::template::TemplateQuery {
+        name: "team".into(),
+        version: None,
+    };
+    for host in [None, Some(HostId::from(HOST))] {
+        let mut header = StreamHeader::new(Op::TemplateShow, ReqId(1));
+        header.host = host;
+        let reply: Value = streams.request(&header, Some(&query)).await.unwrap();
+        assert_eq!(reply["echo"]["name"], "team");
+    }
+
+    let seen = locked(&rig.agent.seen);
+    assert_eq!(seen.len(), 2, "no e2e_open, no trust_fetch");
+    assert!(
+        seen.iter()
+            .all(|s| s.header.auth.is_none() && contains(&s.wire, "team"))
+    );
+}
