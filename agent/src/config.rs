@@ -13,6 +13,7 @@ mod git;
 mod opencode;
 mod policy;
 mod relays;
+mod trust;
 mod workspaces;
 
 pub use forward::ForwardSection;
@@ -20,6 +21,7 @@ pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
 pub use policy::PolicySection;
 pub use relays::{DEFAULT_RELAY_CONNECTIONS, RelaySetting, Relays, relays_of};
+pub use trust::TrustSection;
 pub use workspaces::{PermissionEntry, ToolPermission, ToolPermissions, Workspace, WorkspaceEntry};
 
 /// Default heartbeat interval: three heartbeats fit in the relay's 10 s offline window.
@@ -78,6 +80,9 @@ pub struct ConfigFile {
     /// Which host ports operators may forward (`port_forward`), and the limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<ForwardSection>,
+    /// Zero-trust hosts: how fresh the owners' revocation lists must be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustSection>,
 }
 
 /// The validated configuration.
@@ -109,6 +114,8 @@ pub struct AgentConfig {
     pub subworkspace_roots: Vec<String>,
     /// The `[forward]` rules.
     pub forward: crate::forward::ForwardPolicy,
+    /// `[trust] revocation_max_age` in milliseconds.
+    pub revocation_max_age_ms: u64,
 }
 
 /// Configuration problems, each naming the file.
@@ -324,6 +331,7 @@ impl ConfigFile {
         let (policy, launch_lease) = self.policy.unwrap_or_default().validate(path)?;
         let git = self.git.unwrap_or_default().validate(path)?;
         let forward = self.forward.unwrap_or_default().validate(path)?;
+        let revocation_max_age_ms = self.trust.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
             relays,
             pin: self.pin,
@@ -338,6 +346,7 @@ impl ConfigFile {
             git,
             subworkspace_roots,
             forward,
+            revocation_max_age_ms,
         })
     }
 }

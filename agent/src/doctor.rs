@@ -90,8 +90,40 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         Ok(Err(e)) => out.push(Finding::fail("secret", e.to_string())),
         Err(e) => out.push(Finding::fail("secret", e.to_string())),
     }
+    check_trust(&config, state_dir, &mut out).await;
     check_relays(&config.relays.list(), &config.pin, &mut out).await;
     out
+}
+
+/// The trust mode and, for a zero-trust host, its end-to-end key and revocation freshness.
+async fn check_trust(
+    config: &crate::config::AgentConfig,
+    state_dir: &Path,
+    out: &mut Vec<Finding>,
+) {
+    let (host, choice, state, max_age) = (
+        config.host.clone(),
+        config.secret_store,
+        state_dir.to_owned(),
+        config.revocation_max_age_ms,
+    );
+    let accounts = config.relays.secret_accounts.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let file = crate::trust::TrustFile::load(&state).ok().flatten()?;
+        let accounts: Vec<String> = std::iter::once(file.relay).chain(accounts).collect();
+        let found = enroll::open_secrets(choice, &state)
+            .and_then(|(store, _)| enroll::load_e2e_secret_any(&store, &host, &accounts));
+        Some(matches!(found, Ok(Some(_))))
+    })
+    .await
+    .ok()
+    .flatten();
+    out.extend(crate::trust::doctor::findings(
+        state_dir,
+        found,
+        max_age,
+        cm_client::time::now_ms(),
+    ));
 }
 
 /// Every address of the relay list: reachable with the pin, and the clock against it.

@@ -1,7 +1,15 @@
 //! `cm-agent enroll TOKEN`: store the host secret (keyring, else a 0600 file) and write the
 //! relay address, pin and host id into the configuration file.
+//!
+//! A token made on an owner's or admin's laptop (`cm-tui admin host add`) carries the owners'
+//! roots and a bind secret: the host becomes zero-trust (issue #20). Enrollment then makes the
+//! host's end-to-end key, keeps its secret next to the host secret and writes `trust.json`.
+//! A token without roots (made by the relay) enrolls a relay-trusted host; over a zero-trust
+//! enrollment it is refused unless the operator says so (`--relay-trusted`), since a relay
+//! could otherwise turn a host's own checks off by handing out such a token.
 
 use crate::config::{ConfigError, ConfigFile, RelaySetting};
+use crate::trust::{StoreError, TrustFile, TrustMode};
 use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
 use proto::handshake::Key;
 use proto::ids::HostId;
@@ -23,11 +31,30 @@ pub enum EnrollError {
     /// The configuration could not be written.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `trust.json` could not be read or written.
+    #[error(transparent)]
+    Trust(#[from] StoreError),
+    /// No randomness for the end-to-end key.
+    #[error("cannot make the end-to-end key: no randomness from the OS ({0})")]
+    Random(String),
+    /// A relay-made token (no roots) over a zero-trust enrollment, without `--relay-trusted`.
+    #[error(
+        "host {host} is zero-trust (it verifies operators itself), but this token carries no owner roots: it was made by the relay, not on an owner's laptop. Enrolling with it would make the host trust the relay again. Use a token from `cm-tui admin host add {host}`, or pass --relay-trusted if you really mean to drop zero-trust"
+    )]
+    WouldDropZeroTrust {
+        /// The host.
+        host: HostId,
+    },
 }
 
 /// The keyring account of a host secret.
 pub fn secret_account(host: &HostId, relay: &str) -> String {
     format!("{host}@{relay}")
+}
+
+/// The keyring account of the host's end-to-end key (next to the host secret).
+pub fn e2e_account(host: &HostId, relay: &str) -> String {
+    format!("e2e:{host}@{relay}")
 }
 
 /// The file the secret goes to when no keyring works.
@@ -55,25 +82,70 @@ pub struct Enrolled {
     pub secret_location: String,
     /// The fallback warning, when the keyring was unavailable.
     pub warning: Option<String>,
+    /// The owners' roots pinned (none: relay-trusted).
+    pub roots: usize,
+    /// Whether a zero-trust enrollment was dropped (`--relay-trusted`).
+    pub dropped_zero_trust: bool,
 }
 
-/// Enrolls this host with `token`.
+/// How to enroll.
+#[derive(Debug, Clone, Copy)]
+pub struct EnrollOptions {
+    /// Where secrets go.
+    pub store: StoreChoice,
+    /// Accept a token without roots over a zero-trust enrollment (drops zero-trust).
+    pub relay_trusted: bool,
+}
+
+/// Enrolls this host with `token`, secrets in `choice` (a relay-made token over a zero-trust
+/// enrollment is refused: see [`enroll_with`]).
 ///
 /// # Errors
-/// Bad token, secret store or config write failures.
+/// As [`enroll_with`].
 pub fn enroll(
     token: &str,
     config_path: &Path,
     state_dir: &Path,
     choice: StoreChoice,
 ) -> Result<Enrolled, EnrollError> {
+    let options = EnrollOptions {
+        store: choice,
+        relay_trusted: false,
+    };
+    enroll_with(token, config_path, state_dir, options)
+}
+
+/// Enrolls this host with `token`.
+///
+/// # Errors
+/// Bad token, a relay-made token over a zero-trust enrollment, secret store or file write
+/// failures.
+pub fn enroll_with(
+    token: &str,
+    config_path: &Path,
+    state_dir: &Path,
+    options: EnrollOptions,
+) -> Result<Enrolled, EnrollError> {
     let token = EnrollmentToken::decode(token)?;
-    let (store, warning) = open_secrets(choice, state_dir)?;
+    // Before anything is written: a damaged trust.json counts as zero-trust.
+    let was_zero_trust = !matches!(TrustFile::load(state_dir), Ok(None));
+    if was_zero_trust && token.roots.is_empty() && !options.relay_trusted {
+        return Err(EnrollError::WouldDropZeroTrust { host: token.host });
+    }
+    let (store, warning) = open_secrets(options.store, state_dir)?;
     store.set(
         SECRET_SERVICE,
         &secret_account(&token.host, &token.relay),
         &token.secret.to_hex(),
     )?;
+    let e2e = e2e_account(&token.host, &token.relay);
+    if token.roots.is_empty() {
+        store.delete(SECRET_SERVICE, &e2e)?;
+    } else {
+        let secret =
+            crate::trust::generate_secret().map_err(|e| EnrollError::Random(e.to_string()))?;
+        store.set(SECRET_SERVICE, &e2e, &hex::encode(secret))?;
+    }
     let mut file = match ConfigFile::load(config_path) {
         Ok(f) => f,
         Err(ConfigError::Read { .. }) => ConfigFile::default(),
@@ -82,7 +154,7 @@ pub fn enroll(
     // A file that already lists this relay among others keeps its list (relays added by hand).
     let listed = crate::config::relays_of(&file.relay).is_some_and(|e| e.contains(&token.relay));
     if !listed {
-        file.relay = RelaySetting::One(token.relay);
+        file.relay = RelaySetting::One(token.relay.clone());
     }
     file.pin = token.pin;
     file.host = token.host.0.clone();
@@ -90,10 +162,28 @@ pub fn enroll(
         file.secret_store = Some("file".into());
     }
     file.save(config_path)?;
+    // Last, so a failed enrollment leaves the host as it was.
+    let roots = token.roots.len();
+    if token.roots.is_empty() {
+        crate::trust::remove(state_dir)?;
+    } else {
+        TrustFile {
+            version: 1,
+            mode: TrustMode::ZeroTrust,
+            host: token.host.clone(),
+            relay: token.relay.clone(),
+            roots: token.roots,
+            bind: token.bind,
+            enrolled_ms: cm_client::time::now_ms(),
+        }
+        .save(state_dir)?;
+    }
     Ok(Enrolled {
         host: token.host,
         secret_location: store.describe(),
         warning,
+        roots,
+        dropped_zero_trust: was_zero_trust && roots == 0,
     })
 }
 
@@ -109,6 +199,24 @@ pub fn load_secret(
     Ok(store
         .get(SECRET_SERVICE, &secret_account(host, relay))?
         .and_then(|s| Key::from_hex(&s)))
+}
+
+/// Loads the end-to-end key's secret for `host` under the first of `relays` that has one.
+///
+/// # Errors
+/// Store failures.
+pub fn load_e2e_secret_any(
+    store: &SecretStore,
+    host: &HostId,
+    relays: &[String],
+) -> Result<Option<[u8; 32]>, SecretError> {
+    for relay in relays {
+        let found = store.get(SECRET_SERVICE, &e2e_account(host, relay))?;
+        if let Some(secret) = found.and_then(|s| Key::from_hex(&s)) {
+            return Ok(Some(*secret.as_bytes()));
+        }
+    }
+    Ok(None)
 }
 
 /// Loads the host secret for `host` under the first of `relays` (relay strings) that has one.
@@ -131,6 +239,11 @@ pub fn load_secret_any(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FILE_OPTS: EnrollOptions = EnrollOptions {
+        store: StoreChoice::File,
+        relay_trusted: false,
+    };
 
     #[test]
     fn enroll_stores_secret_and_writes_config() {
@@ -202,5 +315,111 @@ mod tests {
         let err = enroll("cm-enroll-!!!", &cfg, tmp.path(), StoreChoice::File).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
         assert!(!cfg.exists());
+    }
+
+    fn zero_trust_token() -> EnrollmentToken {
+        EnrollmentToken {
+            relay: "127.0.0.1:7443".into(),
+            pin: "blake3:abcd".into(),
+            host: HostId::from("box"),
+            secret: Key::from_bytes([9; 32]),
+            roots: vec![proto::trust::Root {
+                user: "olivia".into(),
+                key: proto::trust::DeviceKey::from_seed([4; 32])
+                    .unwrap()
+                    .public(),
+            }],
+            bind: Some(proto::handshake::Bytes32([6; 32])),
+        }
+    }
+
+    #[test]
+    fn a_token_with_roots_pins_them_privately_and_stores_an_end_to_end_key() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, state) = (tmp.path().join("agent.toml"), tmp.path().join("state"));
+        let token = zero_trust_token();
+        let out = enroll(&token.encode(), &cfg, &state, StoreChoice::File).unwrap();
+        assert_eq!(out.roots, 1);
+        let file = TrustFile::load(&state).unwrap().unwrap();
+        assert_eq!(file.mode, TrustMode::ZeroTrust);
+        assert_eq!(file.roots, token.roots);
+        assert_eq!(file.bind, token.bind);
+        assert_eq!(file.host, token.host);
+        let path = crate::trust::trust_path(&state);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (store, _) = open_secrets(StoreChoice::File, &state).unwrap();
+        let relays = [token.relay.clone()];
+        let first = load_e2e_secret_any(&store, &token.host, &relays).unwrap();
+        assert!(first.is_some_and(|s| s != [0; 32]));
+        // The host secret is still where it was.
+        assert_eq!(
+            load_secret(&store, &token.host, &token.relay).unwrap(),
+            Some(token.secret.clone())
+        );
+        // Nothing secret in trust.json besides the bind secret: not the end-to-end key.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&hex::encode(first.unwrap())), "{text}");
+    }
+
+    #[test]
+    fn a_relay_made_token_cannot_silently_turn_a_zero_trust_host_relay_trusted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, state) = (tmp.path().join("agent.toml"), tmp.path().join("state"));
+        let zero = zero_trust_token();
+        enroll(&zero.encode(), &cfg, &state, StoreChoice::File).unwrap();
+        let config_before = std::fs::read(&cfg).unwrap();
+        let relay_made = EnrollmentToken {
+            roots: Vec::new(),
+            bind: None,
+            secret: Key::from_bytes([8; 32]),
+            ..zero.clone()
+        };
+        let err = enroll(&relay_made.encode(), &cfg, &state, StoreChoice::File).unwrap_err();
+        assert!(
+            matches!(err, EnrollError::WouldDropZeroTrust { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--relay-trusted"), "{err}");
+        // Refused before anything changed.
+        assert!(TrustFile::load(&state).unwrap().is_some());
+        assert_eq!(std::fs::read(&cfg).unwrap(), config_before);
+        let (store, _) = open_secrets(StoreChoice::File, &state).unwrap();
+        assert_eq!(
+            load_secret(&store, &zero.host, &zero.relay).unwrap(),
+            Some(zero.secret.clone())
+        );
+        // Said explicitly: the host becomes relay-trusted and its pins and key go.
+        let forced = EnrollOptions {
+            relay_trusted: true,
+            ..FILE_OPTS
+        };
+        let out = enroll_with(&relay_made.encode(), &cfg, &state, forced).unwrap();
+        assert!(out.dropped_zero_trust);
+        assert_eq!(TrustFile::load(&state).unwrap(), None);
+        let relays = [zero.relay.clone()];
+        assert_eq!(
+            load_e2e_secret_any(&store, &zero.host, &relays).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_damaged_trust_file_counts_as_zero_trust_for_a_relay_made_token() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (cfg, state) = (tmp.path().join("agent.toml"), tmp.path().join("state"));
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(crate::trust::trust_path(&state), b"garbage").unwrap();
+        let relay_made = EnrollmentToken {
+            roots: Vec::new(),
+            bind: None,
+            ..zero_trust_token()
+        };
+        let err = enroll(&relay_made.encode(), &cfg, &state, StoreChoice::File).unwrap_err();
+        assert!(
+            matches!(err, EnrollError::WouldDropZeroTrust { .. }),
+            "{err}"
+        );
     }
 }

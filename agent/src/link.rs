@@ -9,6 +9,7 @@ mod addresses;
 mod picker;
 mod revocations;
 mod serve;
+mod trust;
 
 use crate::workspaces::Workspaces;
 use addresses::Addresses;
@@ -45,6 +46,8 @@ pub struct LinkConfig {
     pub heartbeat_interval: Duration,
     /// Relay silence before reconnecting.
     pub relay_timeout: Duration,
+    /// The state folder (a zero-trust host keeps the revocation lists it takes there).
+    pub state_dir: std::path::PathBuf,
 }
 
 /// Whether the host-kill has been acted on since the last successful authentication: every

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "cm-agent",
     version = concat!(env!("CARGO_PKG_VERSION"), " (protocol codemantle/1)"),
-    after_help = "Examples:\n  cm-agent enroll cm-enroll-eyJy…\n  cm-agent run\n\nLogs honour RUST_LOG (e.g. RUST_LOG=cm_agent=debug)."
+    after_help = "Examples:\n  cm-agent enroll cm-enroll-eyJy…\n  cm-agent run\n  cm-agent trust show\n\nLogs honour RUST_LOG (e.g. RUST_LOG=cm_agent=debug)."
 )]
 struct Cli {
     /// Configuration file [default: ~/.config/codemantle/agent.toml]
@@ -34,15 +34,36 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Store the host secret from an enrollment token and write the config.
-    #[command(after_help = "Example:\n  cm-agent enroll \"$(cat token.txt)\"")]
+    /// Store the host secret from an enrollment token and write the config. A token from
+    /// `cm-tui admin host add NAME` pins the owners' keys: the host becomes zero-trust and
+    /// verifies every operator itself.
+    #[command(
+        after_help = "Examples:\n  cm-agent enroll \"$(cat token.txt)\"\n  cm-agent enroll --relay-trusted \"$(cat relay-token.txt)\"   # drops zero-trust"
+    )]
     Enroll {
-        /// The token printed by `cm-relay host add NAME`.
+        /// The token printed by `cm-tui admin host add NAME` (zero-trust) or `cm-relay host add
+        /// NAME` (relay-trusted).
         token: String,
         /// Where to keep the secret: auto (OS keyring, else a 0600 file), secret-service, file.
         #[arg(long, default_value = "auto", env = "CM_SECRET_STORE")]
         secret_store: String,
+        /// Accept a token without owner roots on a zero-trust host: the host then trusts the
+        /// relay again (its pinned roots are removed).
+        #[arg(long)]
+        relay_trusted: bool,
     },
+    /// This host's setup: host, relays, lock, and trust mode (zero-trust or relay-trusted).
+    #[command(
+        after_help = "Examples:\n  cm-agent status\n  cm-agent status --json | jq .trust.mode"
+    )]
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What this host trusts: zero-trust (pinned owner keys) or relay-trusted.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Check the setup: config, workspace roots, OpenCode, secret, relay reachability and pin,
     /// clock skew against the relay.
     #[command(after_help = "Example:\n  cm-agent doctor")]
@@ -75,6 +96,28 @@ enum Command {
         /// Override the heartbeat interval (e.g. 3s, 500ms).
         #[arg(long, value_parser = cm_client::time::parse_duration)]
         heartbeat_interval: Option<std::time::Duration>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCommand {
+    /// Print the mode, the pinned owner roots, the host's end-to-end key fingerprint and the
+    /// revocation lists held with their age.
+    #[command(
+        after_help = "Examples:\n  cm-agent trust show\n  cm-agent trust show --json | jq .freshness"
+    )]
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recovery for a lost owner key: forget the pinned roots and revocation lists (the host
+    /// secret stays). The host is relay-trusted until re-enrolled with a token from a new owner.
+    #[command(after_help = "Example:\n  sudo -u codemantle cm-agent trust reset --yes")]
+    Reset {
+        /// Confirm: the host stops verifying operators itself until re-enrolled.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -173,14 +216,42 @@ fn run(cli: Cli) -> Result<()> {
                 println!("host was not locked");
             }
         }
+        Command::Trust(TrustCommand::Show { json }) => {
+            let report = trust_report(&config_path, &state_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+        }
+        Command::Status { json } => {
+            let config = ConfigFile::load_effective(&config_path).ok();
+            let status = cm_agent::status::local::LocalStatus {
+                host: config.as_ref().map(|c| c.host.to_string()),
+                relays: config.as_ref().map(|c| c.relays.list()),
+                locked: cm_agent::policy::lock_path(&state_dir).exists(),
+                trust: trust_report(&config_path, &state_dir)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status.render());
+            }
+        }
+        Command::Trust(TrustCommand::Reset { yes }) => trust_reset(&state_dir, yes)?,
         Command::Enroll {
             token,
             secret_store,
+            relay_trusted,
         } => {
             let choice = StoreChoice::parse(&secret_store).with_context(|| {
                 format!("--secret-store {secret_store:?}: use auto, secret-service or file")
             })?;
-            let out = enroll::enroll(&token, &config_path, &state_dir, choice)?;
+            let options = enroll::EnrollOptions {
+                store: choice,
+                relay_trusted,
+            };
+            let out = enroll::enroll_with(&token, &config_path, &state_dir, options)?;
             if let Some(w) = &out.warning {
                 eprintln!("warning: {w}");
             }
@@ -188,6 +259,19 @@ fn run(cli: Cli) -> Result<()> {
                 "enrolled host {}; secret stored in {}",
                 out.host, out.secret_location
             );
+            if out.roots > 0 {
+                println!(
+                    "zero-trust: {} owner key(s) pinned; this host verifies every operator itself ({})",
+                    out.roots,
+                    cm_agent::trust::trust_path(&state_dir).display()
+                );
+            } else if out.dropped_zero_trust {
+                eprintln!(
+                    "WARNING: this host is now relay-trusted: its pinned owner keys were removed and it believes the relay about who operators are"
+                );
+            } else {
+                println!("{}", cm_agent::trust::RELAY_TRUSTED_HINT);
+            }
             println!("config written to {}", config_path.display());
             // A re-enrollment keeps the workspaces already configured.
             let has_workspaces = ConfigFile::load(&config_path)
@@ -220,6 +304,17 @@ fn run(cli: Cli) -> Result<()> {
                     store.describe()
                 );
             };
+            let trust = cm_agent::trust::load(
+                &state_dir,
+                &config.host,
+                &store,
+                &relays.secret_accounts,
+                config.revocation_max_age_ms,
+                cm_client::time::now_ms(),
+            )?;
+            if trust.is_none() {
+                tracing::warn!("{}", cm_agent::trust::RELAY_TRUSTED_HINT);
+            }
             let link_config = LinkConfig {
                 relays: relays.list(),
                 connections: relays.connections,
@@ -228,6 +323,7 @@ fn run(cli: Cli) -> Result<()> {
                 key,
                 heartbeat_interval: config.heartbeat_interval,
                 relay_timeout: config.relay_timeout,
+                state_dir: state_dir.clone(),
             };
             // Orphaned tool processes of OpenCode come to us, so they can be killed and reaped.
             if let Err(e) = leftovers::become_subreaper() {
@@ -250,6 +346,9 @@ fn run(cli: Cli) -> Result<()> {
                     subworkspace_roots: config.subworkspace_roots.clone(),
                 });
                 workspaces.forwarding().set_policy(config.forward.clone());
+                if let Some(trust) = trust {
+                    workspaces.set_trust(Arc::new(trust));
+                }
                 let cancel = CancellationToken::new();
                 // The link and the workspaces' supervisors (which also enforce the launch
                 // leases) are core tasks: one that ends before shutdown stops the agent.
@@ -287,6 +386,60 @@ fn run(cli: Cli) -> Result<()> {
             })?;
         }
     }
+    Ok(())
+}
+
+/// `cm-agent trust show`'s report: works without a valid configuration (then without the host
+/// key).
+fn trust_report(
+    config_path: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> Result<cm_agent::trust::TrustReport> {
+    let config = ConfigFile::load_effective(config_path);
+    let max_age = config
+        .as_ref()
+        .map_or(cm_agent::trust::DEFAULT_REVOCATION_MAX_AGE_MS, |c| {
+            c.revocation_max_age_ms
+        });
+    let host_key = match (&config, cm_agent::trust::TrustFile::load(state_dir)?) {
+        (Ok(c), Some(file)) => {
+            let (store, _) = enroll::open_secrets(c.secret_store, state_dir)?;
+            let accounts: Vec<String> = std::iter::once(file.relay)
+                .chain(c.relays.secret_accounts.iter().cloned())
+                .collect();
+            enroll::load_e2e_secret_any(&store, &c.host, &accounts)?.map(cm_agent::trust::public_of)
+        }
+        _ => None,
+    };
+    Ok(cm_agent::trust::report(
+        state_dir,
+        host_key,
+        max_age,
+        cm_client::time::now_ms(),
+    )?)
+}
+
+/// `cm-agent trust reset`: the recovery for a lost owner key.
+fn trust_reset(state_dir: &std::path::Path, yes: bool) -> Result<()> {
+    if !yes {
+        bail!(
+            "this forgets the owner keys this host pinned and the revocation lists it holds: until it is re-enrolled the host believes the relay about who operators are. Run again with --yes to do it"
+        );
+    }
+    if cm_agent::trust::remove(state_dir)? {
+        println!(
+            "pinned owner keys and revocation lists removed from {}; the host secret is kept",
+            state_dir.display()
+        );
+    } else {
+        println!("this host pinned no owner keys (it was relay-trusted); nothing removed");
+    }
+    println!(
+        "the host is relay-trusted now (restart a running agent: it keeps the old pins until then)."
+    );
+    println!(
+        "next: on the new owner's laptop run `cm-tui admin trust init`, then `cm-tui admin host add NAME` (or `cm-tui admin host rotate NAME`), and here `cm-agent enroll <token>`"
+    );
     Ok(())
 }
 

@@ -15,6 +15,10 @@
 //!    `Reply::<u64>::Ok(next_seq)` (the number of the first live event; replayed ones come
 //!    before it) followed by `EventFrame`s until the operator stops reading or the agent stops.
 //!
+//! On a zero-trust host ([`Workspaces::trust`]) the relay's word counts for nothing: the
+//! operator's signed header, certificates and end-to-end channel are checked first, and the
+//! rest of the stream is sealed end to end (see [`gate`]).
+//!
 //! Before anything is done, in this order: the role must allow the operation
 //! (`proto::rbac::authorize`, defence in depth behind the relay's check); the workspace in the
 //! header must exist in the configuration; its root folder must still exist. Operations that
@@ -25,9 +29,11 @@ mod admit;
 mod body;
 mod e2e;
 pub mod error;
+pub use e2e::ChannelTable;
 mod forward;
 pub mod frames;
 mod fs_git;
+mod gate;
 mod handler;
 mod handlers;
 mod models;
@@ -77,6 +83,9 @@ where
     );
     async {
         tracing::debug!(session = fwd.header.session.as_deref().unwrap_or("-"), role = %fwd.role, "operation");
+        if let Some(trust) = workspaces.trust() {
+            return gate::serve(workspaces, trust, &fwd, reader, send, peer_gone).await;
+        }
         match admit::admit(workspaces, &fwd) {
             Ok(rt) => {
                 let cx = handler::Cx::new(workspaces, &fwd, rt);
@@ -105,7 +114,12 @@ async fn write_reply<W: AsyncWrite + Unpin>(
                 | OpError::BadRequest(_)
                 | OpError::UnknownOp(_)
                 | OpError::NotFound(_)
-                | OpError::Conflict(_) => {
+                | OpError::Conflict(_)
+                | OpError::Untrusted(_)
+                | OpError::NoChannel
+                | OpError::ChannelUnknown(_)
+                | OpError::ChannelNotYours(_)
+                | OpError::BodyMismatch => {
                     tracing::info!(error = %e, "operation refused");
                 }
                 _ => tracing::warn!(error = %e, "operation failed"),

@@ -1,4 +1,7 @@
-//! What the host reports in each heartbeat, read from `/proc` on Linux (best effort elsewhere).
+//! What the host reports in each heartbeat, read from `/proc` on Linux (best effort elsewhere),
+//! and `cm-agent status` ([`local`]).
+
+pub mod local;
 
 use proto::message::HostStatus;
 use std::fs;

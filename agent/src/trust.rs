@@ -6,13 +6,33 @@
 //! [`crate::workspaces::Workspaces`] at start); a host enrolled before is relay-trusted and has
 //! none: it believes the relay's `ForwardHeader` as before.
 
+mod delivery;
+pub mod doctor;
+mod keys;
+mod load;
+mod show;
+mod store;
+
+pub use delivery::{Delivered, take_delivered};
+pub use keys::{generate_secret, public_of};
+pub use load::{LoadError, load};
+pub use show::{Freshness, RELAY_TRUSTED_HINT, TrustReport, human_age, report};
+pub use store::{
+    REVOCATIONS_FILE, StoreError, TRUST_FILE, TrustFile, TrustMode, load_revocations, remove,
+    revocations_path, save_revocations, trust_path,
+};
+
 use parking_lot::Mutex;
+use proto::handshake::Bytes32;
 use proto::header::StreamHeader;
 use proto::ids::{HostId, UserId};
 use proto::rbac::Role;
 use proto::replay::ReplayWindow;
 use proto::trust::header::{CheckedHeader, nonce_window};
-use proto::trust::{Cert, PublicKey, RevocationList, RevocationState, Root, TrustError, Verifier};
+use proto::trust::{
+    Cert, HostKeyClaim, PublicKey, RevocationList, RevocationState, Root, TrustError, Verifier,
+    X25519Public,
+};
 
 /// Default `[trust] revocation_max_age`: how old the newest owner-signed revocation list may
 /// be before the host refuses new work.
@@ -26,6 +46,8 @@ pub struct HostTrust {
     /// The X25519 secret of the host's end-to-end key (`cm_client::e2e::HostKeyPair`).
     host_secret: [u8; 32],
     max_age_ms: u64,
+    /// The enrollment's bind secret, which proves the end-to-end key ([`HostKeyClaim`]).
+    bind: Option<Bytes32>,
     state: Mutex<State>,
 }
 
@@ -49,12 +71,36 @@ impl HostTrust {
             roots,
             host_secret,
             max_age_ms,
+            bind: None,
             state: Mutex::new(State {
                 revocations: RevocationState::default(),
                 nonces: nonce_window(),
                 seen: Vec::new(),
             }),
         }
+    }
+
+    /// With the enrollment's bind secret, so the host can claim its end-to-end key.
+    #[must_use]
+    pub fn with_bind(mut self, bind: Option<Bytes32>) -> Self {
+        self.bind = bind;
+        self
+    }
+
+    /// The end-to-end key's public half.
+    pub fn host_public(&self) -> X25519Public {
+        public_of(self.host_secret)
+    }
+
+    /// The claim sent to the relay after each handshake: the end-to-end key, proven with the
+    /// bind secret. `None` without a bind secret (a token without one).
+    pub fn key_claim(&self) -> Option<HostKeyClaim> {
+        let bind = self.bind.as_ref()?;
+        Some(HostKeyClaim::new(
+            self.host.clone(),
+            self.host_public(),
+            bind,
+        ))
     }
 
     /// This host.

@@ -104,6 +104,8 @@ pub struct Workspaces {
     forwarding: crate::forward::Forwarding,
     /// Zero-trust hosts' trust state (set once at start; `None`: relay-trusted).
     trust: std::sync::OnceLock<Arc<crate::trust::HostTrust>>,
+    /// Zero-trust hosts' open end-to-end channels.
+    e2e_channels: crate::ops::ChannelTable,
 }
 
 impl Workspaces {
@@ -214,6 +216,7 @@ impl Workspaces {
             registry,
             forwarding: crate::forward::Forwarding::default(),
             trust: std::sync::OnceLock::new(),
+            e2e_channels: crate::ops::ChannelTable::default(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -452,6 +455,11 @@ impl Workspaces {
     /// The host's trust state when it verifies operators itself (zero-trust), else `None`.
     pub fn trust(&self) -> Option<&Arc<crate::trust::HostTrust>> {
         self.trust.get()
+    }
+
+    /// The end-to-end channels operators opened (zero-trust hosts).
+    pub fn e2e_channels(&self) -> &crate::ops::ChannelTable {
+        &self.e2e_channels
     }
 
     /// Makes this host zero-trust (once, at start); a second call is ignored.

@@ -30,6 +30,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The relay or agent failed internally; details are in its log.
     Internal,
+    /// A zero-trust host does not know the end-to-end channel the request names (it restarted
+    /// or forgot an idle one): open a new channel (`e2e_open`) and retry.
+    E2eChannelUnknown,
 }
 
 /// An error as sent on the wire.

@@ -45,6 +45,12 @@ pub fn global_role(grants: &[(String, Role)]) -> Option<Role> {
         .max()
 }
 
+/// Whether `publisher`, whose global role is `role`, may announce a trust root of `root_user`
+/// (`trust_publish`): only an owner on every host, and only for their own name.
+pub fn may_announce_root(publisher: &UserId, role: Option<Role>, root_user: &UserId) -> bool {
+    role == Some(Role::Owner) && publisher == root_user
+}
+
 /// Relay-answered operations that need admin or more (administration of the relay itself).
 pub fn is_relay_admin(op: proto::header::Op) -> bool {
     op.is_relay_local()

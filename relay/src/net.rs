@@ -63,6 +63,9 @@ pub(crate) struct Shared {
     pub(crate) stream_quota: Arc<stream_quota::StreamQuota>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// What a compromised relay would do (tests only, see `Relay::spawn_with_tamper`);
+    /// [`NoTamper`](crate::tamper::NoTamper) otherwise.
+    pub(crate) tamper: Arc<dyn crate::tamper::Tamper>,
 }
 
 impl std::fmt::Debug for dyn Presence<quinn::Connection> {

@@ -201,6 +201,29 @@ impl Relay {
         config: RelayConfig,
         peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
     ) -> Result<Self, SpawnError> {
+        Self::start(config, peers, Arc::new(crate::tamper::NoTamper)).await
+    }
+
+    /// TEST-ONLY HOOKS: [`Self::spawn`] for a relay that plays a compromised one through
+    /// `tamper` (issue #20's malicious-relay harness: rewritten or replayed headers, withheld
+    /// revocations, forged trust bundles, a copy of every forwarded byte). Nothing in
+    /// `relay.toml` or the CLI reaches this; a production relay always runs
+    /// [`NoTamper`](crate::tamper::NoTamper).
+    ///
+    /// # Errors
+    /// As [`Self::spawn`].
+    pub async fn spawn_with_tamper(
+        config: RelayConfig,
+        tamper: Arc<dyn crate::tamper::Tamper>,
+    ) -> Result<Self, SpawnError> {
+        Self::start(config, None, tamper).await
+    }
+
+    async fn start(
+        config: RelayConfig,
+        peers: Option<Arc<dyn crate::fleet::PeerDirectory>>,
+        tamper: Arc<dyn crate::tamper::Tamper>,
+    ) -> Result<Self, SpawnError> {
         let dir = StateDir::new(&config.state_dir).with_store(config.store.clone());
         let (certs, key, pin) = dir.load_tls()?;
         // Opening connects (PostgreSQL) and migrates: blocking work, off the runtime's threads.
@@ -272,6 +295,7 @@ impl Relay {
             config,
             cancel: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            tamper,
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;

@@ -27,6 +27,7 @@ mod sessions;
 mod sqlite;
 mod templates;
 mod totp_state;
+mod trust;
 mod writer;
 
 pub use admin::{CredRow, REVOCATION_EPOCH, UserRow};
@@ -39,7 +40,7 @@ pub use interface::{Store, StoreRead, StoreWrite};
 pub use postgres::{
     FLEET_CHANNEL, PgConfig, PgListener, PgStore, PresenceRow, PresenceWrite, RelayRow,
 };
-pub use queue::QueueRow;
+pub use queue::{QueueRow, SEALED_PREVIEW, is_sealed_body};
 pub use sqlite::SqliteStore;
 pub use templates::Published;
 pub use totp_state::TotpState;
@@ -212,3 +213,5 @@ mod tests_backend;
 mod tests_fleet;
 #[cfg(test)]
 mod tests_pg;
+#[cfg(test)]
+mod tests_trust;

@@ -10,6 +10,12 @@ use proto::trust::{RevocationList, TrustBundle};
 /// What a compromised relay could do at each point where it handles trust (every method's
 /// default does nothing).
 pub trait Tamper: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether this tamper does anything; `false` only for [`NoTamper`], so the honest relay
+    /// skips the per-chunk hook of forwarded bytes entirely.
+    fn is_active(&self) -> bool {
+        true
+    }
+
     /// A header about to be sent to an agent: rewrite the principal, the role or the
     /// operator's header, or swap in one recorded earlier (a replay).
     fn forward_header(&self, fwd: &mut ForwardHeader) {
@@ -36,4 +42,8 @@ pub trait Tamper: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoTamper;
 
-impl Tamper for NoTamper {}
+impl Tamper for NoTamper {
+    fn is_active(&self) -> bool {
+        false
+    }
+}

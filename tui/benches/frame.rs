@@ -231,6 +231,7 @@ impl Bench {
             user: UserId::from("alice"),
             cred_id: CredId::from("c1"),
             expires_at_ms: T0 + 8 * 3_600_000,
+            home: Default::default(),
         };
         let mut bench = Self {
             app: App::new(&profile, T0).with_bell(false),

@@ -3,7 +3,9 @@
 //! The relay authorizes and audits each request; changes that touch admin or owner rights are
 //! sent as `grant_admin` (owners only), everything else about users as `user_manage`.
 
+use crate::admin_trust_cli::{self as trust_cli, TrustCommand};
 use crate::commands::CommandError;
+use crate::profile::Profile;
 use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
@@ -31,6 +33,9 @@ pub enum AdminCommand {
     /// Login credentials.
     #[command(subcommand)]
     Creds(CredsCommand),
+    /// Zero-trust: this laptop's root, certificates, revocation lists.
+    #[command(subcommand)]
+    Trust(TrustCommand),
     /// Kill switch: revoke credentials or hosts and close their connections at once; the
     /// affected OpenCode processes stop.
     #[command(
@@ -130,6 +135,23 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Certify a user's device keys (after comparing fingerprints): one certificate per grant.
+    #[command(
+        after_help = "Examples:\n  cm-tui admin user certify bob\n  cm-tui admin user certify bob --key ed25519:1a2b-3c4d-5e6f-7a8b --yes"
+    )]
+    Certify {
+        /// User name.
+        name: String,
+        /// Only this pending device key (fingerprint or hex) [default: all pending keys].
+        #[arg(long)]
+        key: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a user's grant on a host.
     #[command(after_help = "Example:\n  cm-tui admin user revoke bob --host home-box")]
     Revoke {
@@ -164,6 +186,18 @@ pub enum HostCommand {
         /// Relay address to put in the token [default: the relay's public address].
         #[arg(long)]
         relay_addr: Option<String>,
+        /// Enroll without this laptop's roots: the host believes the relay about operators.
+        #[arg(long)]
+        relay_trusted: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Certify the end-to-end key a host this laptop added claimed (it proves the bind secret).
+    #[command(after_help = "Example:\n  cm-tui admin host certify home-box")]
+    Certify {
+        /// Host name.
+        name: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -216,7 +250,10 @@ pub enum CredsCommand {
 }
 
 /// One relay administration request (no target: the relay answers it itself).
-async fn call<O: Unary>(remote: &Remote, body: &O::Body) -> Result<O::Reply, CommandError> {
+pub(crate) async fn call<O: Unary>(
+    remote: &Remote,
+    body: &O::Body,
+) -> Result<O::Reply, CommandError> {
     let header = StreamHeader::new(O::OP, ReqId(random_u64()));
     Ok(cm_client::call::<O>(remote.conn(), &header, body).await?)
 }
@@ -341,13 +378,30 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
     out
 }
 
-async fn user_change(remote: &Remote, req: UserRequest, json: bool) -> Result<(), CommandError> {
+async fn user_change(
+    remote: &Remote,
+    profile: &Profile,
+    req: UserRequest,
+    json: bool,
+) -> Result<(), CommandError> {
     // Both operations take a user change and answer what was done.
-    let done: AdminDone = match user_op(remote, &req).await? {
+    let mut done: AdminDone = match user_op(remote, &req).await? {
         Op::GrantAdmin => call::<op::GrantAdmin>(remote, &req).await?,
         _ => call::<op::UserManage>(remote, &req).await?,
     };
-    print(json, &done, done_text)
+    // Invites carry this laptop's pinned roots: the new user's laptop pins them at login.
+    trust_cli::seal_invite(profile, &mut done)?;
+    print(json, &done, done_text)?;
+    match &req {
+        UserRequest::Remove { name } => {
+            trust_cli::revoke_user(remote, profile, name, None, true).await
+        }
+        UserRequest::Revoke { name, host } => {
+            let host = (host != "*").then_some(host.as_str());
+            trust_cli::revoke_user(remote, profile, name, host, false).await
+        }
+        _ => Ok(()),
+    }
 }
 
 fn enrolled_text(e: &HostEnrolled) -> String {
@@ -363,6 +417,7 @@ fn enrolled_text(e: &HostEnrolled) -> String {
 /// Refusals (typed, naming the role needed), transport failures.
 pub async fn run(
     remote: &Remote,
+    profile: &Profile,
     command: AdminCommand,
     password: impl FnOnce() -> std::io::Result<String>,
 ) -> Result<(), CommandError> {
@@ -383,14 +438,20 @@ pub async fn run(
                     role: r,
                     host,
                 };
-                user_change(remote, req, json).await
+                user_change(remote, profile, req, json).await
             }
             UserCommand::Remove { name, json } => {
-                user_change(remote, UserRequest::Remove { name }, json).await
+                user_change(remote, profile, UserRequest::Remove { name }, json).await
             }
             UserCommand::Passwd { name, json } => {
                 let password = password()?;
-                user_change(remote, UserRequest::Passwd { name, password }, json).await
+                user_change(
+                    remote,
+                    profile,
+                    UserRequest::Passwd { name, password },
+                    json,
+                )
+                .await
             }
             UserCommand::Grant {
                 name,
@@ -403,10 +464,16 @@ pub async fn run(
                     role: r,
                     host,
                 };
-                user_change(remote, req, json).await
+                user_change(remote, profile, req, json).await
             }
+            UserCommand::Certify {
+                name,
+                key,
+                yes,
+                json,
+            } => trust_cli::user_certify(remote, profile, name, key, yes, json, password).await,
             UserCommand::Revoke { name, host, json } => {
-                user_change(remote, UserRequest::Revoke { name, host }, json).await
+                user_change(remote, profile, UserRequest::Revoke { name, host }, json).await
             }
         },
         AdminCommand::Host(c) => match c {
@@ -431,22 +498,36 @@ pub async fn run(
             HostCommand::Add {
                 name,
                 relay_addr,
+                relay_trusted,
                 json,
             } => {
-                let e: HostEnrolled =
+                if !relay_trusted {
+                    trust_cli::require_roots(profile)?;
+                }
+                let mut e: HostEnrolled =
                     call::<op::HostAdd>(remote, &HostAdd { name, relay_addr }).await?;
+                if !relay_trusted {
+                    trust_cli::seal_enrollment(profile, &mut e)?;
+                }
                 print(json, &e, enrolled_text)
+            }
+            HostCommand::Certify { name, json } => {
+                trust_cli::host_certify(remote, profile, name, json).await
             }
             HostCommand::Revoke { name, json } => {
                 let d: AdminDone = call::<op::HostRevoke>(remote, &HostName { name }).await?;
                 print(json, &d, done_text)
             }
             HostCommand::Rotate { name, json } => {
-                let HostRotated::Rotated(e) =
+                let HostRotated::Rotated(mut e) =
                     call::<op::HostRotate>(remote, &HostRequest::Rotate { name }).await?
                 else {
                     return Err(unexpected("a new token"));
                 };
+                // A laptop with roots re-enrolls the host zero-trust (new bind secret).
+                if trust_cli::require_roots(profile).is_ok() {
+                    trust_cli::seal_enrollment(profile, &mut e)?;
+                }
                 print(json, &e, enrolled_text)
             }
         },
@@ -457,10 +538,27 @@ pub async fn run(
                 print(json, &creds, |cs| creds_text(cs))
             }
             CredsCommand::Revoke { id, json } => {
+                // Whose credential it is, for revoking their device keys too.
+                let owner: Option<String> = call::<op::CredsList>(
+                    remote,
+                    &CredsQuery {
+                        user: None,
+                        all: true,
+                    },
+                )
+                .await
+                .ok()
+                .and_then(|cs: Vec<CredInfo>| cs.into_iter().find(|c| c.id == id))
+                .map(|c| c.user);
                 let d: AdminDone = call::<op::CredsRevoke>(remote, &CredName { id }).await?;
-                print(json, &d, done_text)
+                print(json, &d, done_text)?;
+                match owner {
+                    Some(user) => trust_cli::revoke_user(remote, profile, &user, None, true).await,
+                    None => Ok(()),
+                }
             }
         },
+        AdminCommand::Trust(c) => trust_cli::run(remote, profile, c).await,
         AdminCommand::Kill {
             user,
             host,

@@ -71,6 +71,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<FailureKind> {
             LoginError::Token(_) | LoginError::Usage(_) => FailureKind::Usage,
             LoginError::Link(l) => link_kind(l),
             LoginError::Profile(p) => profile_kind(p)?,
+            LoginError::Trust(_) => return None,
         });
     }
     if let Some(e) = e.downcast_ref::<ProfileError>() {
@@ -124,7 +125,9 @@ fn wire_kind(code: ErrorCode) -> FailureKind {
         ErrorCode::AuthFailed | ErrorCode::LoginFailed => FailureKind::Auth,
         ErrorCode::Forbidden => FailureKind::Forbidden,
         ErrorCode::UnknownHost | ErrorCode::NotFound => FailureKind::NotFound,
-        ErrorCode::HostOffline | ErrorCode::Unavailable => FailureKind::Unavailable,
+        ErrorCode::HostOffline | ErrorCode::Unavailable | ErrorCode::E2eChannelUnknown => {
+            FailureKind::Unavailable
+        }
         ErrorCode::Conflict => FailureKind::Conflict,
         ErrorCode::BadRequest => FailureKind::Usage,
         ErrorCode::UnknownOp | ErrorCode::Internal => FailureKind::Failed,

@@ -1,10 +1,12 @@
 //! `cm-tui login`: exchange an invite or a password for a short-lived credential and keep it.
 
 use crate::profile::{Logins, Profile, ProfileError};
+use crate::trust::{TrustFileError, device, file::TrustFile};
 use cm_client::{self as client, LinkError};
 use proto::handshake::{Bytes32, LoginMethod, LoginRequest};
 use proto::ids::UserId;
 use proto::token::{ENROLL_PREFIX, INVITE_PREFIX, Invite, TokenError};
+use proto::trust::{PublicKey, Root};
 
 /// Login failures.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,22 @@ pub enum LoginError {
     /// Saving failed.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// The device key or trust file failed.
+    #[error(transparent)]
+    Trust(#[from] TrustFileError),
+}
+
+/// What a login did.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The saved profile.
+    pub profile: Profile,
+    /// This laptop's device key (sent to the relay, pending until an admin certifies it).
+    pub device_key: PublicKey,
+    /// Whether the device key was made by this login.
+    pub device_key_created: bool,
+    /// Owners' roots pinned from the invite by this login (not pinned before).
+    pub pinned: Vec<Root>,
 }
 
 /// What to log in with.
@@ -81,7 +99,7 @@ pub fn parse_target(
     })
 }
 
-/// Runs the login and saves the credential.
+/// Runs the login and saves the credential; see [`login_device`].
 ///
 /// # Errors
 /// Refusal, transport or storage failures.
@@ -92,11 +110,29 @@ pub async fn login(
     new_password: Option<String>,
     ttl_s: Option<u64>,
 ) -> Result<Profile, LoginError> {
+    login_device(logins, target, password, new_password, ttl_s)
+        .await
+        .map(|d| d.profile)
+}
+
+/// Runs the login with this laptop's device key (made if this account has none, and sent so
+/// the relay records it as pending), saves the credential and pins the invite's roots.
+///
+/// # Errors
+/// Refusal, transport or storage failures.
+pub async fn login_device(
+    logins: &Logins,
+    target: LoginTarget,
+    password: Option<String>,
+    new_password: Option<String>,
+    ttl_s: Option<u64>,
+) -> Result<LoggedIn, LoginError> {
     let label = Some(crate_label());
-    let (relay, pin, request) = match target {
+    let (relay, pin, roots, mut request) = match target {
         LoginTarget::Invite(inv) => (
             inv.relay,
             inv.pin,
+            inv.roots,
             LoginRequest {
                 v: proto::PROTOCOL_VERSION,
                 user: inv.user,
@@ -120,6 +156,7 @@ pub async fn login(
             (
                 relay,
                 pin,
+                Vec::new(),
                 LoginRequest {
                     v: proto::PROTOCOL_VERSION,
                     user,
@@ -131,8 +168,37 @@ pub async fn login(
             )
         }
     };
+    // The device key exists before the login so the relay records it as pending for this user.
+    let account = format!("{}@{relay}", request.user);
+    let (key, created) = device::ensure(logins.secrets(), &account)?;
+    request.device_key = Some(key.public());
     let cred = client::login(&relay, &pin, request).await?;
-    Ok(logins.save(&relay, &pin, &cred)?)
+    let profile = logins.save(&relay, &pin, &cred)?;
+    let pinned = pin_roots(&profile, &roots)?;
+    Ok(LoggedIn {
+        profile,
+        device_key: key.public(),
+        device_key_created: created,
+        pinned,
+    })
+}
+
+/// Pins `roots` (from an invite) in the profile's trust file; returns those not pinned before.
+///
+/// # Errors
+/// Trust file failures.
+pub fn pin_roots(profile: &Profile, roots: &[Root]) -> Result<Vec<Root>, TrustFileError> {
+    let path = crate::trust::file_path(profile);
+    let mut f = TrustFile::read(&path)?;
+    let new: Vec<Root> = roots
+        .iter()
+        .filter(|r| !f.roots.contains(r))
+        .cloned()
+        .collect();
+    f.roots.extend(new.iter().cloned());
+    f.user = Some(profile.user.clone());
+    f.write(&path)?;
+    Ok(new)
 }
 
 fn crate_label() -> String {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use cm_client::secrets::StoreChoice;
 use cm_client::time::now_ms;
 use cm_tui::exit_code::{FailureKind, json_error};
-use cm_tui::profile::{Logins, default_state_dir};
+use cm_tui::profile::{Logins, Profile, default_state_dir};
 use cm_tui::remote::{Remote, Target};
 use cm_tui::view::text::{sanitize, sanitize_text};
 use cm_tui::{commands, connect, login};
@@ -465,15 +465,20 @@ fn run(cli: Cli) -> Result<()> {
                     (Some(read_password(password_stdin, "password: ")?), None)
                 }
             };
-            let profile = rt.block_on(login::login(
+            let done = rt.block_on(login::login_device(
                 &logins,
                 target,
                 password,
                 new_password,
                 ttl.map(|d| d.as_secs()),
             ))?;
+            let profile = &done.profile;
             if json {
-                println!("{}", serde_json::to_string_pretty(&profile)?);
+                let mut v = serde_json::to_value(profile)?;
+                v["device_key"] = serde_json::json!(done.device_key);
+                v["device_key_fingerprint"] = serde_json::json!(done.device_key.fingerprint());
+                v["pinned_roots"] = serde_json::json!(done.pinned);
+                println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
             let valid = login::describe_validity(profile.expires_at_ms.saturating_sub(now_ms()));
@@ -482,6 +487,23 @@ fn run(cli: Cli) -> Result<()> {
                 sanitize(&profile.user.to_string()),
                 profile.relay,
                 logins.secret_location()
+            );
+            for r in &done.pinned {
+                println!(
+                    "pinned owner root {} {}",
+                    sanitize(&r.user.to_string()),
+                    r.key.fingerprint()
+                );
+            }
+            let made = if done.device_key_created {
+                "new device key"
+            } else {
+                "device key"
+            };
+            println!(
+                "this laptop's {made}: {fp} (stored in {}); ask an admin to certify it: they will see {fp}",
+                logins.secret_location(),
+                fp = done.device_key.fingerprint()
             );
         }
         Some(Command::Status { json }) => {
@@ -586,7 +608,7 @@ fn run(cli: Cli) -> Result<()> {
             let (profile, key) = logins.load(now_ms())?;
             rt.block_on(async {
                 let remote = Remote::connect(&profile, &key).await?;
-                let result = remote_command(&remote, command).await;
+                let result = remote_command(&remote, &profile, command).await;
                 remote.close();
                 result
             })?;
@@ -595,7 +617,7 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
+async fn remote_command(remote: &Remote, profile: &Profile, command: Command) -> Result<()> {
     use proto::header::Op;
     use proto::ops::{DiffQuery, PermissionAnswer};
     match command {
@@ -780,7 +802,7 @@ async fn remote_command(remote: &Remote, command: Command) -> Result<()> {
         Command::Template(c) => cm_tui::templates_cli::run(remote, c).await?,
         Command::Mcp(c) => cm_tui::mcp_cli::run(remote, c).await?,
         Command::Admin(c) => {
-            cm_tui::admin_cli::run(remote, c, || {
+            cm_tui::admin_cli::run(remote, profile, c, || {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line)?;
                 Ok(line.trim_end_matches(['\r', '\n']).to_owned())

@@ -27,7 +27,43 @@ pub struct Profile {
     pub cred_id: CredId,
     /// Its expiry, unix ms.
     pub expires_at_ms: u64,
+    /// Where this login is kept (not saved: set when the profile is loaded), so the device
+    /// key and trust file next to it can be found from the profile alone.
+    #[serde(skip)]
+    pub home: LoginHome,
 }
+
+/// The state directory and secret store a profile was loaded from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginHome {
+    /// The state directory (`default_state_dir()` when empty).
+    pub dir: PathBuf,
+    /// The store that answered (`auto` when unknown).
+    pub store: Option<StoreChoice>,
+}
+
+impl LoginHome {
+    /// The state directory.
+    pub fn dir(&self) -> PathBuf {
+        if self.dir.as_os_str().is_empty() {
+            default_state_dir()
+        } else {
+            self.dir.clone()
+        }
+    }
+
+    /// Opens the secret store this login uses (blocks on D-Bus for the OS keyring).
+    ///
+    /// # Errors
+    /// A demanded keyring that does not answer.
+    pub fn secrets(&self) -> Result<SecretStore, SecretError> {
+        let choice = self.store.unwrap_or(StoreChoice::Auto);
+        SecretStore::open(choice, self.dir().join(CREDENTIALS_FILE)).map(|(s, _)| s)
+    }
+}
+
+/// The secret store's fallback file in the state directory.
+const CREDENTIALS_FILE: &str = "credentials.json";
 
 impl Profile {
     /// The keyring account: `user@relay`.
@@ -110,7 +146,7 @@ impl Logins {
             }
             other => other,
         };
-        let (secrets, warning) = SecretStore::open(choice, dir.join("credentials.json"))?;
+        let (secrets, warning) = SecretStore::open(choice, dir.join(CREDENTIALS_FILE))?;
         let warning = warning.map(|w| {
             let kept = std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&remembered, "file\n"))
@@ -136,6 +172,24 @@ impl Logins {
         self.secrets.describe()
     }
 
+    /// Where this store lives, for profiles it saves or loads.
+    pub fn home(&self) -> LoginHome {
+        let store = if self.secrets.is_file() {
+            StoreChoice::File
+        } else {
+            StoreChoice::SecretService
+        };
+        LoginHome {
+            dir: self.dir.clone(),
+            store: Some(store),
+        }
+    }
+
+    /// The secret store (for the device key kept next to the credential).
+    pub fn secrets(&self) -> &SecretStore {
+        &self.secrets
+    }
+
     fn profile_path(&self) -> PathBuf {
         self.dir.join("profile.json")
     }
@@ -156,6 +210,7 @@ impl Logins {
             user: cred.user.clone(),
             cred_id: cred.cred_id.clone(),
             expires_at_ms: cred.expires_at_ms,
+            home: self.home(),
         };
         self.secrets.set(
             SECRET_SERVICE,
@@ -194,10 +249,11 @@ impl Logins {
                 });
             }
         };
-        let profile: Profile = serde_json::from_str(&text).map_err(|e| ProfileError::File {
+        let mut profile: Profile = serde_json::from_str(&text).map_err(|e| ProfileError::File {
             path: path.clone(),
             reason: format!("damaged ({e}); log in again"),
         })?;
+        profile.home = self.home();
         if now_ms >= profile.expires_at_ms {
             return Err(ProfileError::Expired {
                 account: profile.account(),
@@ -231,7 +287,13 @@ impl Logins {
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(None);
         };
-        let profile: Option<Profile> = serde_json::from_str(&text).ok();
+        let profile: Option<Profile> =
+            serde_json::from_str::<Profile>(&text)
+                .ok()
+                .map(|p| Profile {
+                    home: self.home(),
+                    ..p
+                });
         if let Some(p) = &profile {
             self.secrets.delete(SECRET_SERVICE, &p.account())?;
         }

@@ -7,10 +7,87 @@
 //! Without roots (logged in before zero-trust, or an invite without them) the laptop is
 //! relay-trusted: it sends plaintext headers and bodies as before, and says so.
 
+pub mod admin;
+pub mod device;
+pub mod file;
+#[cfg(test)]
+mod tests;
+
+use crate::profile::Profile;
+use cm_client::secrets::SecretError;
+use file::TrustFile;
 use proto::ids::{HostId, UserId};
 use proto::trust::revocation::Revoked;
-use proto::trust::{Cert, DeviceKey, Root, Subject, TrustError, Verifier, X25519Public};
+use proto::trust::{
+    Cert, DeviceKey, RevocationState, Root, Subject, TrustBundle, TrustError, Verifier,
+    X25519Public,
+};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why the device key or trust file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustFileError {
+    /// The secret store failed.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The trust file is unreadable, damaged or not private.
+    #[error("trust file {path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The stored device key is not 32 hex-encoded bytes.
+    #[error(
+        "the device key stored for {account} in {location} is damaged; run `cm-tui admin trust rotate-device` (or log in again) to make a new one and have it certified"
+    )]
+    DamagedKey {
+        /// `user@relay`.
+        account: String,
+        /// Where it is kept.
+        location: String,
+    },
+    /// No OS randomness for a new key.
+    #[error("no randomness from the operating system for a new device key: {0}")]
+    Random(String),
+    /// A key operation failed.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+}
+
+/// This profile's trust file path.
+pub fn file_path(profile: &Profile) -> PathBuf {
+    file::path(&profile.home.dir(), &profile.account())
+}
+
+/// This profile's trust state: `None` when it has no device key (logged in before zero-trust);
+/// with empty roots it is relay-trusted. Blocks on D-Bus when the key is in the OS keyring.
+///
+/// # Errors
+/// Store or file failures.
+pub fn load(profile: &Profile) -> Result<Option<OperatorTrust>, TrustFileError> {
+    let secrets = profile.home.secrets()?;
+    let Some(key) = device::stored(&secrets, &profile.account())? else {
+        return Ok(None);
+    };
+    let f = TrustFile::read(&file_path(profile))?;
+    Ok(Some(OperatorTrust::from_file(profile.user.clone(), key, f)))
+}
+
+/// What [`OperatorTrust::merge_bundle`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeSummary {
+    /// Certificates kept (old and new).
+    pub certs: usize,
+    /// Certificates dropped: forged, expired, revoked or signed by nobody the roots vouch for.
+    pub dropped: usize,
+    /// Revocation lists taken.
+    pub lists: usize,
+    /// Revocation lists refused (bad signature, untrusted signer).
+    pub lists_refused: usize,
+}
 
 /// This laptop's trust state for one profile (user at a relay).
 #[derive(Debug)]
@@ -31,6 +108,97 @@ pub struct OperatorTrust {
 }
 
 impl OperatorTrust {
+    /// The state in `f` for `user` with `key`.
+    pub fn from_file(user: UserId, key: DeviceKey, f: TrustFile) -> Self {
+        Self {
+            user,
+            key,
+            roots: f.roots,
+            certs: f.certs,
+            revoked: Revoked {
+                serials: f.revoked_serials,
+                keys: f.revoked_keys,
+            },
+            pinned_hosts: f.pinned_hosts,
+        }
+    }
+
+    /// Saves roots, certificates, revocations and pinned hosts to this profile's trust file,
+    /// keeping what else it holds (bind secrets, this laptop's own revocation list).
+    ///
+    /// # Errors
+    /// File failures.
+    pub fn save(&self, profile: &Profile) -> Result<(), TrustFileError> {
+        let path = file_path(profile);
+        let mut f = TrustFile::read(&path)?;
+        self.store_into(&mut f);
+        f.write(&path)
+    }
+
+    /// Copies this state into `f` (the caller writes it).
+    pub fn store_into(&self, f: &mut TrustFile) {
+        f.user = Some(self.user.clone());
+        f.device_key = Some(self.key.public());
+        f.roots.clone_from(&self.roots);
+        f.certs.clone_from(&self.certs);
+        f.revoked_serials.clone_from(&self.revoked.serials);
+        f.revoked_keys.clone_from(&self.revoked.keys);
+        f.pinned_hosts.clone_from(&self.pinned_hosts);
+    }
+
+    /// Takes what the relay served, checked against this laptop's roots: revocation lists
+    /// signed by a root or a certified admin add to [`Self::revoked`]; certificates are kept
+    /// only when they verify, are not expired or revoked and their signer is a root or a
+    /// certified admin; every host key a valid certificate vouches for is pinned. The relay's
+    /// `roots` are ignored (roots come only from invites and `admin trust init`).
+    pub fn merge_bundle(&mut self, bundle: TrustBundle, now_ms: u64) -> MergeSummary {
+        let mut summary = MergeSummary::default();
+        let mut all: Vec<Cert> = std::mem::take(&mut self.certs);
+        for c in bundle.certs {
+            if !all.contains(&c) {
+                all.push(c);
+            }
+        }
+        let mut lists = RevocationState::default();
+        for list in &bundle.revocations {
+            match lists.accept(list, &self.roots, &all, now_ms) {
+                Ok(_) => summary.lists += 1,
+                Err(_) => summary.lists_refused += 1,
+            }
+        }
+        let newly = lists.revoked();
+        self.revoked.serials.extend(newly.serials);
+        self.revoked.keys.extend(newly.keys);
+        let verifier = Verifier::new(&self.roots, &self.revoked);
+        let kept: Vec<Cert> = all
+            .iter()
+            .filter(|c| {
+                c.open().is_ok_and(|b| {
+                    now_ms < b.not_after_ms
+                        && !self.revoked.serials.contains(&b.serial)
+                        && verifier.is_admin_key(c.signer(), &all, now_ms)
+                })
+            })
+            .cloned()
+            .collect();
+        summary.dropped = all.len() - kept.len();
+        summary.certs = kept.len();
+        let hosts: Vec<HostId> = kept
+            .iter()
+            .filter_map(|c| match c.open().ok()?.subject {
+                Subject::Host { host, .. } => Some(host),
+                Subject::User { .. } => None,
+            })
+            .collect();
+        for host in hosts {
+            if let Ok(k) = verifier.host_key_of(&host, &kept, now_ms) {
+                self.pinned_hosts.insert(host, k);
+            }
+        }
+        self.certs = kept;
+        summary
+    }
+
     /// Whether this laptop verifies hosts (has roots).
     pub fn zero_trust(&self) -> bool {
         !self.roots.is_empty()

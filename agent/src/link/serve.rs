@@ -149,6 +149,12 @@ async fn serve_connection(
     let mut seq: u64 = 0;
     // Workspaces added or removed: a heartbeat at once, so the host list shows the names.
     let mut changes = streams.workspaces.changes();
+    // A zero-trust host claims its end-to-end key on every connection (relays forget).
+    if let Some(claim) = super::trust::key_claim(streams.workspaces.trust().map(Arc::as_ref))
+        && let Err(e) = send_frame(&mut control_send, &claim, MAX_FRAME_LEN).await
+    {
+        return end_of(conn, e.to_string());
+    }
     // Sub-agent sessions: the relay records their parent's owner as theirs.
     let (links_tx, mut parent_links) = tokio::sync::mpsc::channel(256);
     let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
@@ -192,6 +198,11 @@ async fn serve_connection(
                 Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
                 // Launch leases: the supervisors stop OpenCode started by a revoked credential.
                 Ok(Some(Control::CredsRevoked { cred_ids })) => links.revocations.add(cred_ids),
+                // Owner-signed revocation lists (zero-trust hosts): checked, held, kept on disk.
+                Ok(Some(Control::Revocations { lists })) => {
+                    let trust = streams.workspaces.trust().cloned();
+                    super::trust::take_revocations(trust, lists, config.state_dir.clone()).await;
+                }
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
                 Ok(None) => return end_of(conn, "relay closed the control stream".into()),
                 Err(e) => return end_of(conn, e.to_string()),

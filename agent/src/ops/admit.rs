@@ -10,7 +10,7 @@ use proto::rbac::{Decision, Ownership, Role, authorize};
 use std::sync::Arc;
 
 /// The checks, in order: role, then (for workspace operations) the workspace and its root.
-/// Returns the workspace, or `None` for `workspace_list`.
+/// Returns the workspace, or `None` for host-wide operations.
 pub(super) fn admit(
     workspaces: &Workspaces,
     fwd: &ForwardHeader,
@@ -35,7 +35,10 @@ pub(super) fn admit(
     // Host-wide operations: every workspace, every root's candidates; the port ones take a
     // workspace only to narrow what they show.
     let host_wide = matches!(op, Op::PortList | Op::PortForward | Op::WorkspaceCandidates);
-    if op == Op::WorkspaceList || (host_wide && fwd.header.workspace.is_none()) {
+    // `e2e_open` is host-wide too (a relay-trusted host answers that it has no end-to-end key).
+    if matches!(op, Op::WorkspaceList | Op::E2eOpen)
+        || (host_wide && fwd.header.workspace.is_none())
+    {
         return Ok(None);
     }
     if !super::handler::serves(op) {

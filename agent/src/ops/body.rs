@@ -32,6 +32,21 @@ pub(super) async fn next_body<T: DeserializeOwned, R: AsyncRead + Unpin>(
     }
 }
 
+/// The next body frame's bytes exactly as they arrived (for checking a signed hash), `None`
+/// at the end of the stream, within [`BODY_TIMEOUT`].
+pub(super) async fn next_raw_body<R: AsyncRead + Unpin>(
+    op: Op,
+    body: &mut FrameReader<R>,
+) -> Result<Option<bytes::BytesMut>, OpError> {
+    match tokio::time::timeout(BODY_TIMEOUT, body.next_raw()).await {
+        Ok(read) => read.map_err(|e| body_error(op, &e)),
+        Err(_) => Err(OpError::BadRequest(format!(
+            "no complete body for {} within {BODY_TIMEOUT:?}; send it right after the header",
+            op.as_str()
+        ))),
+    }
+}
+
 /// `O`'s body: nothing is read for a body-less operation; an optional body defaults when the
 /// stream ends without one; a required one must come.
 pub(super) async fn read_body<O: Operation, R: AsyncRead + Unpin>(

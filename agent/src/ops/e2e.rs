@@ -1,15 +1,98 @@
 //! `e2e_open`: the host's side of the end-to-end channel (see `proto::trust` and
 //! `cm_client::e2e`).
+//!
+//! On a zero-trust host the gate ([`super::gate`]) answers it before the usual dispatch: the
+//! signed header's body hash must be the body frame's (so the Noise ephemeral in msg1 is the
+//! signer's), msg1 must open with the host key, the certificates it carries must give the
+//! signer at least viewer here, and then the channel is kept in the [`ChannelTable`] with who
+//! opened it. A relay-trusted host has no end-to-end key and says so.
 
+pub(super) mod channels;
+
+use super::body::next_raw_body;
 use super::error::OpError;
+use super::frames::FrameReader;
 use super::handler::{Cx, Handler};
+use crate::trust::HostTrust;
+use crate::workspaces::Workspaces;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub use channels::ChannelTable;
+use channels::OpenChannel;
+use cm_client::e2e::{HostKeyPair, accept_channel};
+use proto::header::Op;
 use proto::op;
-use proto::trust::{E2eOpen, E2eOpened};
+use proto::rbac::{Decision, Ownership, authorize};
+use proto::trust::header::{CheckedHeader, body_hash};
+use proto::trust::{Cert, E2eOpen, E2eOpened};
+use tokio::io::AsyncRead;
 
 impl Handler for op::E2eOpen {
     async fn handle(_cx: &Cx<'_>, _body: E2eOpen) -> Result<E2eOpened, OpError> {
         Err(OpError::Unavailable(
-            "this host does not open end-to-end channels yet".into(),
+            "this host is relay-trusted and has no end-to-end key; re-enroll it with a token \
+             made by `cm-tui admin host add` to verify operators and encrypt end to end"
+                .into(),
         ))
     }
+}
+
+/// Opens a channel for the operator whose signed header is `checked` (see the module docs).
+///
+/// # Errors
+/// A body that is not the signed one, a handshake that does not open, certificates that give
+/// no role here, or the host's policy.
+pub(super) async fn open<R: AsyncRead + Unpin>(
+    workspaces: &Workspaces,
+    trust: &HostTrust,
+    checked: &CheckedHeader,
+    reader: &mut FrameReader<R>,
+    now_ms: u64,
+) -> Result<E2eOpened, OpError> {
+    let raw = next_raw_body(Op::E2eOpen, reader)
+        .await?
+        .ok_or_else(|| OpError::BadRequest("e2e_open needs a request body".into()))?;
+    if checked.fields.body.as_deref() != Some(body_hash(&raw).as_str()) {
+        return Err(OpError::BodyMismatch);
+    }
+    let body: E2eOpen = serde_json::from_slice(&raw)
+        .map_err(|e| OpError::BadRequest(format!("malformed body for e2e_open: {e}")))?;
+    let msg1 = URL_SAFE_NO_PAD
+        .decode(body.msg1.as_bytes())
+        .map_err(|e| OpError::BadRequest(format!("e2e_open: msg1 is not base64url: {e}")))?;
+    let host = HostKeyPair::from_secret(trust.host_secret());
+    let (channel, payload, msg2) = accept_channel(&host, &msg1)?;
+    let certs: Vec<Cert> = serde_json::from_slice(&payload).map_err(|e| {
+        OpError::BadRequest(format!(
+            "the certificates in the end-to-end handshake are malformed: {e}"
+        ))
+    })?;
+    let user = &checked.fields.user;
+    let role = trust.role_of(user, &checked.key, &certs, now_ms)?;
+    if let Decision::Deny(reason) = authorize(Some(role), Op::E2eOpen, Ownership::None) {
+        return Err(OpError::Denied(reason));
+    }
+    workspaces.policy().check(Op::E2eOpen, role)?;
+    trust.record_certs(&certs);
+    let id = channel.id();
+    tracing::info!(
+        target: "cm_agent::audit",
+        user = %user,
+        key = %checked.key,
+        %role,
+        channel = %id,
+        "end-to-end channel opened"
+    );
+    workspaces.e2e_channels().insert(
+        OpenChannel {
+            channel,
+            user: user.clone(),
+            key: checked.key,
+            certs,
+        },
+        now_ms,
+    );
+    Ok(E2eOpened {
+        msg2: URL_SAFE_NO_PAD.encode(msg2),
+    })
 }

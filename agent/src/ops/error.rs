@@ -65,6 +65,25 @@ pub enum OpError {
     /// The host cannot do it now (git missing or too slow); operator-facing text.
     #[error("{0}")]
     Unavailable(String),
+    /// A zero-trust check refused the request (signature, header, time, nonce, certificates,
+    /// revocation freshness); the message says what to do.
+    #[error("untrusted request: {0}")]
+    Untrusted(#[from] proto::trust::TrustError),
+    /// A zero-trust host got a request that is not on an end-to-end channel.
+    #[error("the request names no end-to-end channel")]
+    NoChannel,
+    /// The request names an end-to-end channel this host does not hold.
+    #[error("unknown end-to-end channel {0}")]
+    ChannelUnknown(String),
+    /// The channel was opened by another device key than the one that signed the request.
+    #[error("end-to-end channel {0} belongs to another device key")]
+    ChannelNotYours(String),
+    /// The body frame is not the one the operator signed.
+    #[error("the body does not match the signed hash: relay tampered")]
+    BodyMismatch,
+    /// The end-to-end handshake or a sealed box failed.
+    #[error(transparent)]
+    E2e(#[from] cm_client::e2e::E2eError),
     /// The answer does not fit in a frame.
     #[error("the answer is {len} bytes, over the {max}-byte frame limit")]
     TooLarge {
@@ -144,6 +163,34 @@ impl OpError {
             Self::Conflict(m) => e(C::Conflict, m.clone()),
             Self::Contained { message, .. } => e(C::Forbidden, message.clone()),
             Self::Unavailable(m) => e(C::Unavailable, m.clone()),
+            Self::Untrusted(proto::trust::TrustError::NoncesFull) => e(
+                C::Unavailable,
+                proto::trust::TrustError::NoncesFull.to_string(),
+            ),
+            Self::Untrusted(t) => e(C::Forbidden, t.to_string()),
+            Self::NoChannel => e(
+                C::Forbidden,
+                "this host encrypts end to end: open an end-to-end channel first (e2e_open); \
+                 update cm-tui if it does not"
+                    .into(),
+            ),
+            Self::ChannelUnknown(_) => e(
+                C::E2eChannelUnknown,
+                "this host does not hold that end-to-end channel (it restarted or forgot an idle \
+                 one); open a new channel and retry"
+                    .into(),
+            ),
+            Self::ChannelNotYours(_) => e(
+                C::Forbidden,
+                "that end-to-end channel was opened by another device key; open your own".into(),
+            ),
+            Self::BodyMismatch => e(
+                C::Forbidden,
+                "the request body is not the one its author signed (changed on the way: relay \
+                 tampered?)"
+                    .into(),
+            ),
+            Self::E2e(x) => e(C::BadRequest, x.to_string()),
             Self::TooLarge { len, max } => e(
                 C::Unavailable,
                 format!(

@@ -86,9 +86,15 @@ async fn open(cx: &Cx<'_>, port: u16) -> Result<(TcpStream, Slot, IpAddr, Durati
 }
 
 /// Gives a QUIC send stream (the agent's leg of the download) the forward priority, below
-/// every other stream of the relay connection; other transports (tests' pipes) have none.
+/// every other stream of the relay connection (sealed end to end or not); other transports
+/// (tests' pipes) have none.
 fn lower_priority<W: std::any::Any>(send: &mut W) {
-    if let Some(quic) = (send as &mut dyn std::any::Any).downcast_mut::<quinn::SendStream>() {
+    let send = send as &mut dyn std::any::Any;
+    let quic = match send.downcast_mut::<cm_client::e2e::SealedSend<quinn::SendStream>>() {
+        Some(sealed) => Some(sealed.get_mut()),
+        None => send.downcast_mut::<quinn::SendStream>(),
+    };
+    if let Some(quic) = quic {
         let _ = quic.set_priority(proto::forward::STREAM_PRIORITY);
     }
 }

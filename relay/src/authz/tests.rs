@@ -419,6 +419,7 @@ fn queued(user: &str, cred: &str) -> QueueRow {
         expires_ms: u64::MAX,
         state: proto::queue::QueueState::Queued,
         detail: None,
+        auth: None,
     }
 }
 

@@ -418,6 +418,10 @@ async fn serve_agent(
         }
     }
     let window = shared.config.heartbeat_timeout;
+    // Revocation lists: at once (the first tick), then every REVOCATION_PUSH_EVERY; lists
+    // published on this relay come sooner through `notices`.
+    let mut revocation_push = tokio::time::interval(super::trust::REVOCATION_PUSH_EVERY);
+    revocation_push.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -425,6 +429,19 @@ async fn serve_agent(
             Some(notice) = notices.recv() => {
                 if send_frame(&mut send, &notice, MAX_FRAME_LEN).await.is_err() {
                     return;
+                }
+            }
+            _ = revocation_push.tick() => {
+                let lists = tokio::time::timeout(
+                    REVOCATION_READ_TIMEOUT,
+                    super::trust::current_revocations(shared),
+                )
+                .await
+                .unwrap_or_default();
+                for m in super::trust::revocation_messages(shared, lists) {
+                    if send_frame(&mut send, &m, MAX_FRAME_LEN).await.is_err() {
+                        return;
+                    }
                 }
             }
             next = tokio::time::timeout(window, recv.next::<Control>()) => match next {
@@ -446,6 +463,9 @@ async fn serve_agent(
                 Ok(Ok(Some(Control::SessionParent { session, parent }))) => {
                     inherit_owner(shared, &host, &session, &parent).await;
                 }
+                Ok(Ok(Some(Control::HostKeyClaim { claim }))) => {
+                    record_host_key_claim(shared, &host, claim).await;
+                }
                 Ok(Ok(Some(other))) => tracing::debug!(%host, ?other, "ignoring control message"),
                 Ok(Ok(None)) => return,
                 Ok(Err(e)) => {
@@ -454,6 +474,36 @@ async fn serve_agent(
                 }
             },
         }
+    }
+}
+
+/// How long a periodic revocation push waits for the store (it is tried again next time).
+const REVOCATION_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Stores a host's end-to-end key claim for an owner's laptop to check and certify, when it
+/// is about the host this agent authenticated as; a claim for another host is logged and
+/// ignored (an agent cannot put keys on other hosts' names).
+async fn record_host_key_claim(
+    shared: &Arc<Shared>,
+    host: &HostId,
+    claim: proto::trust::HostKeyClaim,
+) {
+    if claim.host != *host {
+        tracing::warn!(
+            %host,
+            claimed = %printable_id(claim.host.as_str()),
+            "ignoring a host key claim for another host"
+        );
+        return;
+    }
+    let key = claim.host_key.fingerprint();
+    match shared
+        .store
+        .call(move |s| s.trust_put_claim(&claim, now_ms()))
+        .await
+    {
+        Ok(()) => tracing::info!(%host, %key, "host key claim recorded"),
+        Err(e) => tracing::error!(%host, error = %e, "could not record a host key claim"),
     }
 }
 

@@ -257,6 +257,52 @@ async fn issue(
     })
 }
 
+/// Records the device key a user logged in with as pending certification (its first sighting
+/// is kept), audited with its fingerprint in the same writer job. A failure is logged: the
+/// login stands (an owner sees no pending key, and the operator's requests stay uncertified).
+async fn record_device_key(
+    shared: &Arc<Shared>,
+    user: &UserId,
+    key: proto::trust::PublicKey,
+    label: Option<String>,
+) {
+    let now = now_ms();
+    let pending = proto::trust::PendingDevice {
+        user: user.clone(),
+        key,
+        seen_ms: now,
+        label: label.map(|l| proto::text::sanitize_line(&l).chars().take(64).collect()),
+    };
+    let result = shared
+        .store
+        .call(move |s| {
+            let new = s.trust_add_pending(&pending)?;
+            let summary = format!(
+                "logged in with device key {} ({})",
+                pending.key.fingerprint(),
+                if new {
+                    "first seen: pending certification"
+                } else {
+                    "seen before"
+                }
+            );
+            let row = Audit::Change {
+                actor: pending.user.0.clone(),
+                op: "device_key",
+                summary,
+                host: None,
+            }
+            .row();
+            s.audit(now, &row)?;
+            Ok(new)
+        })
+        .await;
+    match result {
+        Ok(new) => tracing::info!(%user, key = %key.fingerprint(), new, "device key recorded"),
+        Err(e) => tracing::error!(%user, error = %e, "could not record a device key seen at login"),
+    }
+}
+
 /// Handles a login hello on `send`, then closes the connection. The caller has reserved one
 /// attempt for the source address (`addr_key`); a success hands it back.
 pub(crate) async fn handle(
@@ -273,6 +319,7 @@ pub(crate) async fn handle(
         LoginMethod::Invite { .. } => "invite",
         LoginMethod::Password { .. } => "password",
     };
+    let (device_key, label) = (req.device_key, req.label.clone());
     let result = check(shared, req).await;
     let event = |result| Audit::Login {
         user: shown_user.clone(),
@@ -291,6 +338,9 @@ pub(crate) async fn handle(
             {
                 Ok(()) => {
                     tracing::info!(user = %shown_user, %remote, method, cred = %cred.cred_id, "login");
+                    if let Some(key) = device_key {
+                        record_device_key(shared, &cred.user, key, label).await;
+                    }
                     ServerHello::LoginOk(cred)
                 }
                 Err(super::error::RequestError::StoreUnavailable) => {

@@ -11,6 +11,9 @@ use proto::header::Op;
 use proto::op;
 use proto::operation::Operation;
 
+/// What the audit row says about a prompt encrypted to its host.
+pub(crate) const SEALED_NOTE: &str = "prompt sealed to the host";
+
 /// What the audit row says about a prompt's text.
 pub(crate) fn note(text: &str, full_text: bool) -> String {
     if full_text {
@@ -29,13 +32,23 @@ pub(crate) async fn peek(shared: &Shared, recv: &mut FramedRecv) -> Result<Strin
     let body = super::body::read_raw(recv, Op::Prompt, shared.config.handshake_timeout)
         .await?
         .ok_or(RequestError::NoBody(Op::Prompt))?;
-    let prompt: <op::Prompt as Operation>::Body =
-        proto::frame::parse_json(&body).map_err(|e| RequestError::BadBody {
-            op: Op::Prompt,
-            detail: e.to_string(),
-        })?;
+    let prompt: Result<<op::Prompt as Operation>::Body, _> = proto::frame::parse_json(&body);
+    let note = match prompt {
+        Ok(prompt) => note(&prompt.text, shared.config.audit_prompt_text),
+        // Encrypted to the host (zero-trust, for the offline queue): opaque here; the signed
+        // header's body hash stands in for the text's.
+        Err(_) if std::str::from_utf8(&body).is_ok_and(crate::store::is_sealed_body) => {
+            SEALED_NOTE.to_owned()
+        }
+        Err(e) => {
+            return Err(RequestError::BadBody {
+                op: Op::Prompt,
+                detail: e.to_string(),
+            });
+        }
+    };
     recv.unread_frame(&body);
-    Ok(note(&prompt.text, shared.config.audit_prompt_text))
+    Ok(note)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use proto::op;
 use proto::operation::Operation;
 use proto::ops::{ForwardHeader, PromptAccepted};
 use proto::queue::{PromptOutcome, QueueCancel, QueueEntry, QueueList, QueueState, Queued};
+use proto::trust::HeaderAuth;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,15 +96,15 @@ pub(crate) async fn enqueue(
     };
     recv.set_max_len(MAX_FRAME_LEN);
     let timeout = shared.config.handshake_timeout;
-    let prompt = match body::of::<op::Prompt>(&mut recv, timeout).await {
-        Ok(p) => p,
+    let (body, idempotency_key) = match queued_body(&mut recv, header, timeout).await {
+        Ok(b) => b,
         Err(e) => {
             refuse(send, e).await;
             return;
         }
     };
-    let body = match serde_json::to_string(&prompt) {
-        Ok(body) => body,
+    let auth = match header.auth.as_ref().map(serde_json::to_string).transpose() {
+        Ok(auth) => auth,
         Err(e) => {
             refuse(send, RequestError::Internal(e.to_string())).await;
             return;
@@ -119,11 +120,12 @@ pub(crate) async fn enqueue(
         user: principal.user.0.clone(),
         cred_id: principal.cred_id.0.clone(),
         body,
-        idempotency_key: prompt.idempotency_key.clone(),
+        idempotency_key,
         created_ms: now,
         expires_ms: now.saturating_add(expiry),
         state: QueueState::Queued,
         detail: None,
+        auth,
     };
     // A retry of a prompt already queued (same author, host and key) gets the first entry;
     // the lookup and the insert are one transaction.
@@ -159,6 +161,46 @@ pub(crate) async fn enqueue(
     }
     tracing::info!(host = %row.host, id = %row.id, user = %row.user, "prompt queued for an offline host");
     answer(send, Ok(queued(&row))).await;
+}
+
+/// The prompt body to queue, exactly as the operator sent it, and its idempotency key: a plain
+/// prompt's own key, or for a prompt encrypted to its host (`{"sealed": …}`, which the relay
+/// cannot read) one derived from the body hash its author signed, so a retry of the same
+/// prompt (re-sealed, re-signed) is still queued once.
+///
+/// # Errors
+/// No body in time; a body that is neither a prompt nor a sealed one; a sealed one without a
+/// signed header (nobody could tell its author).
+async fn queued_body(
+    recv: &mut FramedRecv,
+    header: &StreamHeader,
+    timeout: Duration,
+) -> Result<(String, String), RequestError> {
+    let bad = |detail: String| RequestError::BadBody {
+        op: Op::Prompt,
+        detail,
+    };
+    let raw = body::read_raw(recv, Op::Prompt, timeout)
+        .await?
+        .ok_or(RequestError::NoBody(Op::Prompt))?;
+    let text = String::from_utf8(raw.to_vec()).map_err(|e| bad(e.to_string()))?;
+    if crate::store::is_sealed_body(&text) {
+        let signed = header.auth.as_ref().and_then(super::trust::signed_fields);
+        let Some(fields) = signed else {
+            return Err(bad(
+                "a sealed prompt needs a signed header (cm-tui signs it with your device key); \
+                 log in again with `cm-tui login` if your device key is missing"
+                    .into(),
+            ));
+        };
+        let hash = fields
+            .body
+            .unwrap_or_else(|| proto::trust::header::body_hash(text.as_bytes()));
+        return Ok((text, format!("sealed:{hash}")));
+    }
+    let prompt: <op::Prompt as Operation>::Body =
+        proto::frame::parse_json(&raw).map_err(|e| bad(e.to_string()))?;
+    Ok((text, prompt.idempotency_key))
 }
 
 /// The answer to a queued `prompt`.
@@ -361,13 +403,36 @@ async fn refuse_delivery(shared: &Arc<Shared>, row: &QueueRow, reason: String) {
 
 /// Delivers one entry; false when the host is unreachable (the entry is queued again).
 async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
+    // The operator's signed header goes to the agent verbatim, with the request id it signed.
+    let auth = match row.auth.as_deref().map(serde_json::from_str::<HeaderAuth>) {
+        None => None,
+        Some(Ok(auth)) => Some(auth),
+        Some(Err(e)) => {
+            tracing::error!(id = %row.id, error = %e, "a queued prompt's signed header is unreadable");
+            let (id, why) = (
+                row.id.clone(),
+                "not delivered: its signed header is unreadable",
+            );
+            let _ = shared
+                .store
+                .call(move |s| {
+                    s.queue_transition(&id, QueueState::Queued, QueueState::Refused, Some(why))
+                })
+                .await;
+            return true;
+        }
+    };
+    let req_id = auth
+        .as_ref()
+        .and_then(super::trust::signed_fields)
+        .map_or_else(|| ReqId(random_u64()), |f| f.req_id);
     let header = StreamHeader {
         op: Op::Prompt,
-        req_id: ReqId(random_u64()),
+        req_id,
         host: Some(host.clone()),
         workspace: Some(row.workspace.clone()),
         session: Some(row.session.clone()),
-        auth: None,
+        auth,
     };
     // The role is checked again now: a user whose grant was removed meanwhile is refused.
     let user = UserId(row.user.clone());
@@ -421,12 +486,13 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
         finish(shared, &row.id, QueueState::Queued, None).await;
         return false;
     }
-    let fwd = ForwardHeader {
+    let mut fwd = ForwardHeader {
         header,
         principal: UserId(row.user.clone()),
         role,
         cred_id: CredId(row.cred_id.clone()),
     };
+    shared.tamper.forward_header(&mut fwd);
     let Some(agent) = shared.presence.route(host) else {
         finish(shared, &row.id, QueueState::Queued, None).await;
         return false;

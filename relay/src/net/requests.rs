@@ -114,7 +114,30 @@ pub(crate) async fn serve(
             owner.as_ref().map_or("nobody on record", |o| o.as_str())
         )
     });
-    if header.op == Op::Prompt {
+    // A signed header (zero-trust) is audited with its signer and signed body hash; when the
+    // stream is sealed end to end its body is opaque here and is not read (metadata only).
+    let sealed = super::trust::is_sealed_stream(&header);
+    if let Some(auth) = &header.auth {
+        let signed = super::trust::signed_note(auth);
+        note = Some(
+            note.take()
+                .map_or(signed.clone(), |n| format!("{n}; {signed}")),
+        );
+    }
+    if sealed && header.op == Op::TemplateApply {
+        let e = RequestError::BadBody {
+            op: header.op,
+            detail: "template_apply cannot be sealed end to end (the relay fills in the published template); send it signed but without a channel".into(),
+        };
+        shared
+            .audit_kept(event(Verdict::Denied {
+                reason: e.wire().message,
+            }))
+            .await;
+        refuse(send, e).await;
+        return;
+    }
+    if header.op == Op::Prompt && !sealed {
         // Prompts sent are audited with their text's hash (or text); the frame is put back.
         match super::prompt_audit::peek(&shared, &mut recv).await {
             Ok(prompt) => {
@@ -149,7 +172,7 @@ pub(crate) async fn serve(
     }
     // A forward names its port in its audit row (the body frame is put back).
     let mut forward_port = None;
-    if header.op == Op::PortForward {
+    if header.op == Op::PortForward && !sealed {
         match super::forward_audit::peek(&shared, &mut recv).await {
             Ok(port) => {
                 forward_port = Some(port);
@@ -233,12 +256,13 @@ async fn forward(
             return;
         }
     };
-    let fwd = ForwardHeader {
+    let mut fwd = ForwardHeader {
         header,
         principal: principal.user.clone(),
         role,
         cred_id: principal.cred_id.clone(),
     };
+    shared.tamper.forward_header(&mut fwd);
     let creates_session = fwd.header.op == Op::SessionCreate;
     let opened = match &local {
         Some(agent) => super::splice::open(agent, &fwd).await,
@@ -264,6 +288,7 @@ async fn forward(
                 )
             });
             let audit_to = Arc::clone(shared);
+            let tamper = Arc::clone(&shared.tamper);
             // The agent's first reply frame, when small: a refusal by the host's own rules
             // (containment, policy, lock) goes into the audit trail, and a new session gets
             // its owner recorded before the operator learns its id.
@@ -301,14 +326,19 @@ async fn forward(
             } else {
                 super::splice::INSPECT_MAX
             };
-            let splice = super::splice::splice_inspecting(
-                send,
-                recv,
-                agent_send,
-                agent_recv,
-                inspect,
-                inspect_max,
-            );
+            let splice = async move {
+                let tap = tamper.is_active().then_some(&*tamper);
+                super::splice::splice_tapped(
+                    send,
+                    recv,
+                    agent_send,
+                    agent_recv,
+                    inspect,
+                    inspect_max,
+                    tap,
+                )
+                .await
+            };
             // A forward's bulk copy runs as its own task, on any worker, rather than in the
             // connection's task beside its other requests (`inflight`).
             let carried = if forwarding.is_some() {

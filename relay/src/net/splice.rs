@@ -3,6 +3,7 @@
 //! bytes both ways with backpressure. The relay never parses what follows the header.
 
 use crate::framed::{FramedRecv, send_frame};
+use crate::tamper::Tamper;
 use proto::frame::MAX_HEADER_LEN;
 use proto::ops::ForwardHeader;
 
@@ -101,12 +102,14 @@ async fn copy_chunks(
     from: &mut quinn::RecvStream,
     to: &mut quinn::SendStream,
     count: &mut u64,
+    tap: Tap<'_>,
 ) -> std::io::Result<()> {
     while let Some(chunk) = from
         .read_chunk(usize::MAX, true)
         .await
         .map_err(std::io::Error::other)?
     {
+        tap.saw(&chunk.bytes);
         let len = chunk.bytes.len() as u64;
         to.write_chunk(chunk.bytes)
             .await
@@ -114,6 +117,22 @@ async fn copy_chunks(
         *count += len;
     }
     Ok(())
+}
+
+/// A test's copy of the bytes spliced one way (`Tamper::forwarded_bytes`); `None` on an
+/// honest relay, where it costs one branch per chunk.
+#[derive(Clone, Copy)]
+struct Tap<'a> {
+    tamper: Option<&'a dyn Tamper>,
+    to_agent: bool,
+}
+
+impl Tap<'_> {
+    fn saw(&self, bytes: &[u8]) {
+        if let Some(t) = self.tamper {
+            t.forwarded_bytes(self.to_agent, bytes);
+        }
+    }
 }
 
 /// The bytes one spliced stream carried (after the stream header), each way.
@@ -126,10 +145,10 @@ pub(crate) struct Carried {
 }
 
 pub(crate) async fn splice_inspecting<F, Fut>(
-    mut op_send: quinn::SendStream,
+    op_send: quinn::SendStream,
     op_recv: FramedRecv,
-    mut agent_send: quinn::SendStream,
-    mut agent_recv: quinn::RecvStream,
+    agent_send: quinn::SendStream,
+    agent_recv: quinn::RecvStream,
     inspect: F,
     inspect_max: usize,
 ) -> Carried
@@ -137,6 +156,43 @@ where
     F: FnOnce(Vec<u8>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    splice_tapped(
+        op_send,
+        op_recv,
+        agent_send,
+        agent_recv,
+        inspect,
+        inspect_max,
+        None,
+    )
+    .await
+}
+
+/// [`splice_inspecting`], with every byte passed on shown to `tamper` (the malicious-relay
+/// harness; `None` on an honest relay).
+pub(crate) async fn splice_tapped<F, Fut>(
+    mut op_send: quinn::SendStream,
+    op_recv: FramedRecv,
+    mut agent_send: quinn::SendStream,
+    mut agent_recv: quinn::RecvStream,
+    inspect: F,
+    inspect_max: usize,
+    tamper: Option<&dyn Tamper>,
+) -> Carried
+where
+    F: FnOnce(Vec<u8>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (up_tap, down_tap) = (
+        Tap {
+            tamper,
+            to_agent: true,
+        },
+        Tap {
+            tamper,
+            to_agent: false,
+        },
+    );
     let (mut up_bytes, mut down_bytes) = (0u64, 0u64);
     let mut op_recv = op_recv;
     let buffered = op_recv.take_buffered();
@@ -144,10 +200,11 @@ where
     let up = async {
         let result = async {
             if !buffered.is_empty() {
+                up_tap.saw(&buffered);
                 agent_send.write_all(&buffered).await?;
                 up_bytes += buffered.len() as u64;
             }
-            copy_chunks(&mut op_recv, &mut agent_send, &mut up_bytes).await
+            copy_chunks(&mut op_recv, &mut agent_send, &mut up_bytes, up_tap).await
         }
         .await;
         match result {
@@ -172,6 +229,7 @@ where
                     if let Some(body) = first.body {
                         inspect(body).await;
                     }
+                    down_tap.saw(&first.read);
                     if op_send.write_all(&first.read).await.is_err() {
                         let _ = agent_recv.stop(PEER_GONE.into());
                         return;
@@ -189,7 +247,7 @@ where
                     return;
                 }
             }
-            match copy_chunks(&mut agent_recv, &mut op_send, &mut down_bytes).await {
+            match copy_chunks(&mut agent_recv, &mut op_send, &mut down_bytes, down_tap).await {
                 Ok(_) => {
                     let _ = op_send.finish();
                 }

@@ -1,27 +1,618 @@
 //! The trust operations the relay answers itself (`trust_fetch`, `trust_publish`): it stores
 //! and serves certificates, revocation lists, host key claims and pending device keys, and
 //! cannot make any of them (see `proto::trust`).
+//!
+//! - `trust_publish` (admin): every signed object is checked (`Signed::open`) before it is
+//!   stored, so garbage is refused with a clear `bad_request`; the relay cannot tell whether a
+//!   signer is trusted (it holds no root), hosts and operators check that themselves. A root
+//!   is taken only from an owner, for their own name. Each stored object gets its audit row
+//!   (what, signer fingerprint) in the same writer job. A new revocation list is pushed to
+//!   every agent connected here at once ([`push_revocations`]).
+//! - `trust_fetch` (viewer): everything stored, narrowed to one host on request.
+//!
+//! Revocation lists reach agents after each handshake, whenever one is published here, and
+//! every [`REVOCATION_PUSH_EVERY`] (so relays of a fleet pass on lists published elsewhere, and
+//! an agent stays fresh after the store was away); always through `Tamper::revocations`.
 
+use super::Shared;
 use super::error::RequestError;
 use super::local::{Cx, LocalHandler};
+use crate::admin::AdminError;
+use crate::audit_event::Audit;
+use crate::time::now_ms;
 use proto::admin::AdminDone;
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::{Op, StreamHeader};
+use proto::ids::{HostId, UserId};
+use proto::message::Control;
 use proto::op;
-use proto::trust::{TrustBundle, TrustQuery};
+use proto::rbac::Role;
+use proto::text::printable_id;
+use proto::trust::{
+    Cert, CertBody, HeaderAuth, RevocationBody, RevocationList, Root, SignedFields, Subject,
+    TrustBundle, TrustQuery,
+};
+use std::sync::Arc;
+use std::time::Duration;
 
-impl LocalHandler for op::TrustFetch {
-    async fn handle(_cx: &mut Cx<'_>, _q: TrustQuery) -> Result<TrustBundle, RequestError> {
-        Err(RequestError::BadBody {
-            op: proto::header::Op::TrustFetch,
-            detail: "not served by this relay yet".into(),
+/// How often every agent connection is sent the newest revocation lists again.
+pub(crate) const REVOCATION_PUSH_EVERY: Duration = Duration::from_secs(60);
+
+/// Most objects one `trust_publish` may carry.
+pub(crate) const MAX_PUBLISHED: usize = 1024;
+
+/// The fields an operator signed in a stream header, decoded but NOT verified (the relay
+/// only records and routes on them; the host verifies).
+pub(crate) fn signed_fields(auth: &HeaderAuth) -> Option<SignedFields> {
+    let bytes = auth.payload_bytes().ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Whether everything after this header is sealed end to end (a signed header naming a
+/// channel): the relay must not read the stream's body.
+pub(crate) fn is_sealed_stream(header: &StreamHeader) -> bool {
+    header
+        .auth
+        .as_ref()
+        .and_then(signed_fields)
+        .is_some_and(|f| f.channel.is_some())
+}
+
+/// What a forwarded stream's audit row says about its signature: the signer's fingerprint and
+/// the signed body hash (metadata only; as claimed, the host verifies it).
+pub(crate) fn signed_note(auth: &HeaderAuth) -> String {
+    let fp = auth.signer().fingerprint();
+    match signed_fields(auth) {
+        Some(f) => {
+            let mut note = format!("signed by {fp}");
+            if let Some(body) = f.body {
+                note.push_str(&format!(" body blake3:{}", printable_id(&body)));
+            }
+            if f.channel.is_some() {
+                note.push_str(" sealed");
+            }
+            note
+        }
+        None => format!("signed by {fp} (unreadable signed fields)"),
+    }
+}
+
+/// What a publish stores, every signature checked.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub(crate) certs: Vec<(CertBody, Cert)>,
+    pub(crate) revocations: Vec<(RevocationBody, RevocationList)>,
+    pub(crate) roots: Vec<Root>,
+}
+
+fn bad(detail: String) -> RequestError {
+    RequestError::BadBody {
+        op: Op::TrustPublish,
+        detail,
+    }
+}
+
+fn valid_serial(serial: &str) -> bool {
+    (1..=64).contains(&serial.len()) && serial.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Checks a publish by `publisher` (whose global role is `role`): every signature, serials,
+/// expiry, and that roots come from an owner for their own name; hosts' claims and pending
+/// device keys are never published (agents and logins make them).
+///
+/// # Errors
+/// [`RequestError::BadBody`] saying which object is wrong and what to do.
+pub(crate) fn check_publish(
+    bundle: TrustBundle,
+    publisher: &UserId,
+    role: Option<Role>,
+    now_ms: u64,
+) -> Result<Checked, RequestError> {
+    let TrustBundle {
+        roots,
+        certs,
+        revocations,
+        claims,
+        pending,
+    } = bundle;
+    if !claims.is_empty() || !pending.is_empty() {
+        return Err(bad(
+            "host key claims and pending device keys are recorded by the relay itself (from agents and logins); publish only certificates, revocation lists and roots".into(),
+        ));
+    }
+    let total = roots.len() + certs.len() + revocations.len();
+    if total == 0 {
+        return Err(bad("nothing to publish: the bundle is empty".into()));
+    }
+    if total > MAX_PUBLISHED {
+        return Err(bad(format!(
+            "{total} objects in one publish (at most {MAX_PUBLISHED}); publish them in parts"
+        )));
+    }
+    let mut out = Checked::default();
+    for (i, cert) in certs.into_iter().enumerate() {
+        let body = cert.open().map_err(|e| {
+            bad(format!(
+                "certificate {} (signed by {}): {e}; publish certificates exactly as cm-tui signed them",
+                i + 1,
+                cert.signer().fingerprint()
+            ))
+        })?;
+        if !valid_serial(&body.serial) {
+            return Err(bad(format!(
+                "certificate {}: serial {} is not 1 to 64 letters and digits",
+                i + 1,
+                printable_id(&body.serial)
+            )));
+        }
+        if body.not_after_ms <= now_ms {
+            return Err(bad(format!(
+                "certificate {} has expired; sign a new one",
+                body.serial
+            )));
+        }
+        out.certs.push((body, cert));
+    }
+    for (i, list) in revocations.into_iter().enumerate() {
+        let body = list.open().map_err(|e| {
+            bad(format!(
+                "revocation list {} (signed by {}): {e}; publish lists exactly as cm-tui signed them",
+                i + 1,
+                list.signer().fingerprint()
+            ))
+        })?;
+        out.revocations.push((body, list));
+    }
+    for root in roots {
+        if !crate::authz::may_announce_root(publisher, role, &root.user) {
+            return Err(bad(format!(
+                "a root is announced only by an owner (on every host) for their own name, not {} for {}; the owner runs `cm-tui admin trust init`",
+                printable_id(publisher.as_str()),
+                printable_id(root.user.as_str())
+            )));
+        }
+        out.roots.push(root);
+    }
+    Ok(out)
+}
+
+fn fingerprints(keys: &[proto::trust::PublicKey]) -> String {
+    keys.iter()
+        .map(proto::trust::PublicKey::fingerprint)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The audit summary of a certificate.
+fn cert_summary(body: &CertBody, cert: &Cert) -> (String, Option<String>) {
+    let signer = cert.signer().fingerprint();
+    let serial = printable_id(&body.serial);
+    match &body.subject {
+        Subject::User {
+            user,
+            device_keys,
+            host,
+            role,
+        } => (
+            format!(
+                "certificate {serial}: {} is {} on {} with keys {} until {} ms, signed by {signer}",
+                printable_id(user.as_str()),
+                role.as_str(),
+                printable_id(host),
+                fingerprints(device_keys),
+                body.not_after_ms
+            ),
+            (host != "*").then(|| printable_id(host)),
+        ),
+        Subject::Host { host, host_key } => (
+            format!(
+                "certificate {serial}: host {} has key {} until {} ms, signed by {signer}",
+                printable_id(host.as_str()),
+                host_key.fingerprint(),
+                body.not_after_ms
+            ),
+            Some(printable_id(host.as_str())),
+        ),
+    }
+}
+
+fn revocation_summary(body: &RevocationBody, list: &RevocationList) -> String {
+    format!(
+        "revocation list {} of {} issued at {} ms: {} serials, {} keys, signed by {}",
+        body.seq,
+        printable_id(body.issuer_user.as_str()),
+        body.issued_ms,
+        body.serials.len(),
+        body.keys.len(),
+        list.signer().fingerprint()
+    )
+}
+
+/// What a publish stored (objects already stored are not counted).
+#[derive(Debug, Default)]
+struct Stored {
+    certs: usize,
+    revocations: usize,
+    roots: usize,
+}
+
+impl LocalHandler for op::TrustPublish {
+    async fn handle(cx: &mut Cx<'_>, bundle: TrustBundle) -> Result<AdminDone, RequestError> {
+        let now = now_ms();
+        let checked = check_publish(bundle, &cx.principal.user, cx.role, now)?;
+        let actor = cx.principal.user.0.clone();
+        let change = move |summary: String, host: Option<String>| {
+            Audit::Change {
+                actor: actor.clone(),
+                op: "trust_publish",
+                summary,
+                host,
+            }
+            .row()
+        };
+        // Stored and audited in one writer job: each object stored has its row.
+        let stored = cx
+            .shared
+            .store
+            .call(move |s| {
+                let mut stored = Stored::default();
+                for (body, cert) in &checked.certs {
+                    if s.trust_put_cert(&body.serial, cert, now)? {
+                        let (summary, host) = cert_summary(body, cert);
+                        s.audit(now, &change(summary, host))?;
+                        stored.certs += 1;
+                    }
+                }
+                for (body, list) in &checked.revocations {
+                    if s.trust_put_revocation(body, list)? {
+                        s.audit(now, &change(revocation_summary(body, list), None))?;
+                        stored.revocations += 1;
+                    }
+                }
+                for root in &checked.roots {
+                    if s.trust_add_root(root, now)? {
+                        let summary = format!(
+                            "root of {}: {}",
+                            printable_id(root.user.as_str()),
+                            root.key.fingerprint()
+                        );
+                        s.audit(now, &change(summary, None))?;
+                        stored.roots += 1;
+                    }
+                }
+                Ok(stored)
+            })
+            .await
+            .map_err(|e| RequestError::Admin(AdminError::Store(e)))?;
+        if stored.revocations > 0 {
+            push_revocations(cx.shared).await;
+        }
+        let summary = format!(
+            "stored {} certificates, {} revocation lists, {} roots (the rest were stored already or older)",
+            stored.certs, stored.revocations, stored.roots
+        );
+        cx.done.target = Some(summary.clone());
+        Ok(AdminDone {
+            summary,
+            invite: None,
         })
     }
 }
 
-impl LocalHandler for op::TrustPublish {
-    async fn handle(_cx: &mut Cx<'_>, _b: TrustBundle) -> Result<AdminDone, RequestError> {
-        Err(RequestError::BadBody {
-            op: proto::header::Op::TrustPublish,
-            detail: "not served by this relay yet".into(),
+/// What `trust_fetch` answers for `host`: its own certificate and claim, every user
+/// certificate, and everything else (revocations, roots, pending keys) whole.
+pub(crate) fn narrow(mut bundle: TrustBundle, host: Option<&HostId>) -> TrustBundle {
+    let Some(host) = host else {
+        return bundle;
+    };
+    bundle.claims.retain(|c| c.host == *host);
+    bundle.certs.retain(|cert| {
+        // Decoded without verifying: the reader verifies; a host filter needs only the subject.
+        let body = cert
+            .payload_bytes()
+            .ok()
+            .and_then(|b| serde_json::from_slice::<CertBody>(&b).ok());
+        match body.map(|b| b.subject) {
+            Some(Subject::Host { host: h, .. }) => h == *host,
+            Some(Subject::User { .. }) => true,
+            None => false,
+        }
+    });
+    bundle
+}
+
+impl LocalHandler for op::TrustFetch {
+    async fn handle(cx: &mut Cx<'_>, q: TrustQuery) -> Result<TrustBundle, RequestError> {
+        let bundle = cx.shared.store.read(|s| s.trust_bundle()).await?;
+        Ok(cx
+            .shared
+            .tamper
+            .trust_bundle(narrow(bundle, q.host.as_ref())))
+    }
+}
+
+/// The control messages that carry `lists` to an agent: one list each (a list fits a frame:
+/// it came in one), through the tamper hook. Lists too large to send are logged and left out.
+pub(crate) fn revocation_messages(shared: &Shared, lists: Vec<RevocationList>) -> Vec<Control> {
+    shared
+        .tamper
+        .revocations(lists)
+        .into_iter()
+        .filter_map(|list| {
+            let message = Control::Revocations { lists: vec![list] };
+            let len = serde_json::to_vec(&message).map_or(usize::MAX, |v| v.len());
+            if len >= MAX_FRAME_LEN {
+                tracing::error!(len, "a revocation list is too large to send to agents");
+                return None;
+            }
+            Some(message)
         })
+        .collect()
+}
+
+/// The newest revocation lists, or none (logged) while the store is away.
+pub(crate) async fn current_revocations(shared: &Shared) -> Vec<RevocationList> {
+    match shared.store.read(|s| s.revocation_lists()).await {
+        Ok(lists) => lists,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read revocation lists to push to agents");
+            Vec::new()
+        }
+    }
+}
+
+/// Sends the newest revocation lists to every agent connected to this relay (after a
+/// publish).
+pub(crate) async fn push_revocations(shared: &Arc<Shared>) {
+    let lists = current_revocations(shared).await;
+    let messages = revocation_messages(shared, lists);
+    if messages.is_empty() {
+        return;
+    }
+    let agents: Vec<_> = shared
+        .live
+        .lock()
+        .values()
+        .filter_map(|l| l.notify.clone())
+        .collect();
+    tracing::info!(agents = agents.len(), "pushing revocation lists to agents");
+    for tx in agents {
+        for m in &messages {
+            let _ = tx.send(m.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::trust::{DeviceKey, HostKeyClaim, Signed, X25519Public};
+
+    fn key(n: u8) -> DeviceKey {
+        DeviceKey::from_seed([n; 32]).unwrap()
+    }
+
+    fn user_cert(serial: &str, host: &str, not_after_ms: u64) -> Cert {
+        Signed::sign(
+            &CertBody {
+                serial: serial.into(),
+                subject: Subject::User {
+                    user: UserId::from("bob"),
+                    device_keys: vec![key(9).public()],
+                    host: host.into(),
+                    role: Role::Operator,
+                },
+                not_before_ms: 0,
+                not_after_ms,
+            },
+            &key(1),
+        )
+    }
+
+    fn host_cert(serial: &str, host: &str) -> Cert {
+        Signed::sign(
+            &CertBody {
+                serial: serial.into(),
+                subject: Subject::Host {
+                    host: HostId::from(host),
+                    host_key: X25519Public([3; 32]),
+                },
+                not_before_ms: 0,
+                not_after_ms: u64::MAX,
+            },
+            &key(1),
+        )
+    }
+
+    fn certs(certs: Vec<Cert>) -> TrustBundle {
+        TrustBundle {
+            certs,
+            ..TrustBundle::default()
+        }
+    }
+
+    fn refusal(r: Result<Checked, RequestError>) -> String {
+        match r {
+            Err(e) => e.wire().message,
+            Ok(c) => panic!("accepted: {c:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_refuses_a_certificate_with_any_bit_flipped() {
+        let good = user_cert("00aa", "*", u64::MAX);
+        let mut sig = good.clone();
+        sig.sig.0[5] ^= 1;
+        let mut payload = good.clone();
+        payload.payload.replace_range(3..4, "A");
+        let mut signer = good.clone();
+        signer.key = key(2).public();
+        for (what, forged) in [("signature", sig), ("payload", payload), ("signer", signer)] {
+            let m = refusal(check_publish(
+                certs(vec![good.clone(), forged]),
+                &UserId::from("admin"),
+                Some(Role::Admin),
+                1,
+            ));
+            assert!(m.contains("certificate 2"), "{what}: {m}");
+            assert!(m.contains("exactly as cm-tui signed them"), "{what}: {m}");
+        }
+        let ok = check_publish(
+            certs(vec![good]),
+            &UserId::from("admin"),
+            Some(Role::Admin),
+            1,
+        )
+        .unwrap();
+        assert_eq!(ok.certs.len(), 1);
+    }
+
+    #[test]
+    fn publish_refuses_a_forged_revocation_list_and_an_expired_certificate() {
+        let body = RevocationBody {
+            issuer_user: UserId::from("owner"),
+            seq: 1,
+            issued_ms: 1,
+            serials: vec![],
+            keys: vec![],
+        };
+        let mut list = Signed::sign(&body, &key(1));
+        list.sig.0[0] ^= 0x80;
+        let m = refusal(check_publish(
+            TrustBundle {
+                revocations: vec![list],
+                ..TrustBundle::default()
+            },
+            &UserId::from("admin"),
+            Some(Role::Admin),
+            1,
+        ));
+        assert!(m.contains("revocation list 1"), "{m}");
+        let m = refusal(check_publish(
+            certs(vec![user_cert("00bb", "*", 10)]),
+            &UserId::from("admin"),
+            Some(Role::Admin),
+            10,
+        ));
+        assert!(m.contains("expired"), "{m}");
+        let m = refusal(check_publish(
+            certs(vec![user_cert("bad serial!", "*", u64::MAX)]),
+            &UserId::from("admin"),
+            Some(Role::Admin),
+            1,
+        ));
+        assert!(m.contains("serial"), "{m}");
+    }
+
+    #[test]
+    fn a_root_is_announced_only_by_an_owner_for_their_own_name() {
+        let root = |user: &str| TrustBundle {
+            roots: vec![Root {
+                user: UserId::from(user),
+                key: key(1).public(),
+            }],
+            ..TrustBundle::default()
+        };
+        let owner = UserId::from("olga");
+        assert_eq!(
+            check_publish(root("olga"), &owner, Some(Role::Owner), 1)
+                .unwrap()
+                .roots
+                .len(),
+            1
+        );
+        let m = refusal(check_publish(root("eve"), &owner, Some(Role::Owner), 1));
+        assert!(m.contains("for their own name"), "{m}");
+        let admin = UserId::from("adam");
+        let m = refusal(check_publish(root("adam"), &admin, Some(Role::Admin), 1));
+        assert!(m.contains("only by an owner"), "{m}");
+    }
+
+    #[test]
+    fn publish_refuses_claims_pending_keys_and_empty_bundles() {
+        let claim = HostKeyClaim::new(
+            HostId::from("box"),
+            X25519Public([1; 32]),
+            &proto::handshake::Bytes32([2; 32]),
+        );
+        let m = refusal(check_publish(
+            TrustBundle {
+                claims: vec![claim],
+                ..TrustBundle::default()
+            },
+            &UserId::from("o"),
+            Some(Role::Owner),
+            1,
+        ));
+        assert!(m.contains("recorded by the relay itself"), "{m}");
+        let m = refusal(check_publish(
+            TrustBundle::default(),
+            &UserId::from("o"),
+            Some(Role::Owner),
+            1,
+        ));
+        assert!(m.contains("empty"), "{m}");
+    }
+
+    #[test]
+    fn fetch_for_a_host_keeps_its_own_host_certificate_and_claim_and_every_user_certificate() {
+        let claim = |h: &str| {
+            HostKeyClaim::new(
+                HostId::from(h),
+                X25519Public([1; 32]),
+                &proto::handshake::Bytes32([2; 32]),
+            )
+        };
+        let bundle = TrustBundle {
+            certs: vec![
+                host_cert("01", "box"),
+                host_cert("02", "other"),
+                user_cert("03", "*", u64::MAX),
+                user_cert("04", "other", u64::MAX),
+            ],
+            claims: vec![claim("box"), claim("other")],
+            ..TrustBundle::default()
+        };
+        let narrowed = narrow(bundle.clone(), Some(&HostId::from("box")));
+        assert_eq!(
+            narrowed.certs,
+            vec![
+                host_cert("01", "box"),
+                user_cert("03", "*", u64::MAX),
+                user_cert("04", "other", u64::MAX)
+            ]
+        );
+        assert_eq!(narrowed.claims, vec![claim("box")]);
+        assert_eq!(narrow(bundle.clone(), None), bundle);
+    }
+
+    #[test]
+    fn a_signed_header_is_noted_with_its_signer_and_body_hash_and_sealed_when_channelled() {
+        let mut header = StreamHeader::new(Op::Prompt, proto::ids::ReqId(7));
+        header.host = Some(HostId::from("box"));
+        let k = key(4);
+        proto::trust::header::sign(
+            &mut header,
+            proto::trust::header::SignInput {
+                user: &UserId::from("bob"),
+                key: &k,
+                nonce: [1; 16],
+                now_ms: 5,
+                body: Some("ab12".into()),
+                channel: Some("00ff".into()),
+            },
+        )
+        .unwrap();
+        assert!(is_sealed_stream(&header));
+        let auth = header.auth.clone().unwrap();
+        assert_eq!(
+            signed_note(&auth),
+            format!(
+                "signed by {} body blake3:ab12 sealed",
+                k.public().fingerprint()
+            )
+        );
+        header.auth = None;
+        assert!(!is_sealed_stream(&header));
     }
 }

@@ -469,6 +469,7 @@ mod tests {
                 expires_ms: 1_000,
                 state: proto::queue::QueueState::Queued,
                 detail: None,
+                auth: None,
             })
             .unwrap();
         };

@@ -16,6 +16,9 @@ use proto::ids::{CredId, HostId, UserId};
 use proto::queue::QueueState;
 use proto::rbac::Role;
 use proto::template::{Template, TemplateContent, TemplateSummary};
+use proto::trust::{
+    Cert, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root, TrustBundle,
+};
 
 /// What the admin domain and mutation jobs work with: a store that can read and write.
 pub type Store = dyn StoreWrite;
@@ -110,6 +113,11 @@ store_trait! {
         fn list_templates(&self) -> Vec<TemplateSummary>;
         /// One version of a template (the latest when `version` is `None`).
         fn template(&self, name: &str, version: Option<u32>) -> Option<Template>;
+        /// Every zero-trust object stored (certificates, newest revocation lists, host key
+        /// claims, pending device keys, announced roots).
+        fn trust_bundle(&self) -> TrustBundle;
+        /// The newest revocation list of each signer.
+        fn revocation_lists(&self) -> Vec<RevocationList>;
     }
 }
 
@@ -211,5 +219,15 @@ store_trait! {
             hash: &str,
             now_ms: u64,
         ) -> Published;
+        /// Stores a checked certificate under its serial (`false`: stored already).
+        fn trust_put_cert(&self, serial: &str, cert: &Cert, now_ms: u64) -> bool;
+        /// Stores a checked revocation list if newer than its signer's (`false`: not newer).
+        fn trust_put_revocation(&self, body: &RevocationBody, list: &RevocationList) -> bool;
+        /// Stores a host's key claim (its newest).
+        fn trust_put_claim(&self, claim: &HostKeyClaim, now_ms: u64) -> ();
+        /// Records a device key seen at login (`false`: seen before; its first sight is kept).
+        fn trust_add_pending(&self, pending: &PendingDevice) -> bool;
+        /// Records a root announced by its owner (`false`: known).
+        fn trust_add_root(&self, root: &Root, now_ms: u64) -> bool;
     }
 }

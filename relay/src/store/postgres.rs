@@ -14,6 +14,7 @@ mod connect;
 mod fleet;
 mod queue;
 mod templates;
+mod trust;
 
 pub use connect::PgConfig;
 pub use fleet::{FLEET_CHANNEL, PgListener, PresenceRow, PresenceWrite, RelayRow};

@@ -9,6 +9,21 @@ use rusqlite::{OptionalExtension, params};
 /// Characters of the prompt shown by `queue_list`.
 const PREVIEW_CHARS: usize = 60;
 
+/// What `queue_list` shows for a prompt encrypted to its host.
+pub const SEALED_PREVIEW: &str = "(sealed: encrypted to the host)";
+
+/// Whether a prompt body is one encrypted to its host (`{"sealed": "…"}`, zero-trust): opaque
+/// to the relay, stored and delivered as sent.
+pub fn is_sealed_body(body: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Sealed {
+        #[allow(dead_code, reason = "only its presence counts")]
+        sealed: String,
+    }
+    serde_json::from_str::<Sealed>(body).is_ok()
+}
+
 /// A queued prompt as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueRow {
@@ -36,18 +51,26 @@ pub struct QueueRow {
     pub state: QueueState,
     /// Refusal reason or delivery result.
     pub detail: Option<String>,
+    /// The operator's signed header (`StreamHeader.auth`, JSON), delivered with the body as
+    /// it was sent (zero-trust hosts check it themselves).
+    pub auth: Option<String>,
 }
 
 impl QueueRow {
     /// The operator's view of the row (the body's first characters, not the whole body).
     pub fn entry(&self) -> QueueEntry {
-        let text = serde_json::from_str::<proto::ops::Prompt>(&self.body)
-            .map(|p| p.text)
-            .unwrap_or_default();
-        let mut preview: String = text.chars().take(PREVIEW_CHARS).collect();
-        if text.chars().count() > PREVIEW_CHARS {
-            preview.push('…');
-        }
+        let preview = match serde_json::from_str::<proto::ops::Prompt>(&self.body) {
+            Ok(p) => {
+                let mut preview: String = p.text.chars().take(PREVIEW_CHARS).collect();
+                if p.text.chars().count() > PREVIEW_CHARS {
+                    preview.push('…');
+                }
+                preview
+            }
+            // Encrypted to the host (zero-trust): the relay cannot read it.
+            Err(_) if is_sealed_body(&self.body) => SEALED_PREVIEW.to_owned(),
+            Err(_) => String::new(),
+        };
         QueueEntry {
             id: self.id.clone(),
             host: self.host.clone(),
@@ -63,7 +86,7 @@ impl QueueRow {
     }
 }
 
-const COLUMNS: &str = "id, host, workspace, session, user, cred_id, body, idempotency_key, created_ms, expires_ms, state, detail";
+const COLUMNS: &str = "id, host, workspace, session, user, cred_id, body, idempotency_key, created_ms, expires_ms, state, detail, auth";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
     let state: String = r.get(10)?;
@@ -80,6 +103,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueueRow> {
         expires_ms: to_u64(r.get(9)?),
         state: QueueState::parse(&state).unwrap_or(QueueState::Refused),
         detail: r.get(11)?,
+        auth: r.get(12)?,
     })
 }
 
@@ -90,7 +114,7 @@ impl SqliteStore {
     /// SQLite failures.
     pub fn queue_add(&self, q: &QueueRow) -> Result<(), StoreError> {
         self.conn.execute(
-            &format!("INSERT INTO prompt_queue({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+            &format!("INSERT INTO prompt_queue({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
             params![
                 q.id,
                 q.host,
@@ -103,7 +127,8 @@ impl SqliteStore {
                 to_i64(q.created_ms),
                 to_i64(q.expires_ms),
                 QueueState::Queued.as_str(),
-                q.detail
+                q.detail,
+                q.auth
             ],
         )?;
         Ok(())
@@ -399,6 +424,7 @@ mod tests {
             expires_ms,
             state: QueueState::Queued,
             detail: None,
+            auth: None,
         }
     }
 
@@ -428,6 +454,30 @@ mod tests {
         assert!(s.queue_get("q_2").unwrap().is_none());
         assert!(s.queue_get("q_1").unwrap().is_some());
     }
+    }
+
+    crate::store::test_db::on_both_backends! {
+    fn a_sealed_prompt_is_kept_verbatim_with_its_signed_header_and_listed_as_sealed(s) {
+        let body = r#"{"sealed":"bm9pc2UgTiBvbmUtc2hvdA"}"#;
+        let auth = r#"{"payload":"e30","key":"00","sig":"00"}"#;
+        let mut q = entry("q_s", 100);
+        q.body = body.into();
+        q.auth = Some(auth.into());
+        s.queue_add(&q).unwrap();
+        let stored = s.queue_get("q_s").unwrap().unwrap();
+        assert_eq!(stored.body, body);
+        assert_eq!(stored.auth.as_deref(), Some(auth));
+        assert_eq!(stored.entry().preview, SEALED_PREVIEW);
+        assert_eq!(s.queue_waiting("h1").unwrap()[0].auth.as_deref(), Some(auth));
+    }
+    }
+
+    #[test]
+    fn only_a_lone_sealed_field_counts_as_a_sealed_body() {
+        assert!(is_sealed_body(r#"{"sealed":"abc"}"#));
+        assert!(!is_sealed_body(r#"{"sealed":"abc","text":"hi"}"#));
+        assert!(!is_sealed_body(r#"{"text":"hi","idempotency_key":"k"}"#));
+        assert!(!is_sealed_body("not json"));
     }
 
     /// How long a claim may be in flight, and a relay's heartbeat window, in these tests.

@@ -132,6 +132,43 @@ CREATE TABLE templates (
 ALTER TABLE prompt_queue ADD COLUMN claimed_by TEXT;
 ALTER TABLE prompt_queue ADD COLUMN claimed_ms INTEGER;
 ",
+    // Zero-trust (issue #20): what the relay stores and serves but cannot make. Certificates
+    // by serial; the newest revocation list of each signer key; each host's newest key claim;
+    // device keys seen at login (first sight kept); roots announced by owners. And the
+    // operator's signed header of a queued prompt, delivered verbatim.
+    r"
+CREATE TABLE trust_certs (
+    serial       TEXT PRIMARY KEY,
+    issuer       TEXT NOT NULL,
+    cert         TEXT NOT NULL,
+    published_ms INTEGER NOT NULL
+);
+CREATE TABLE trust_revocations (
+    issuer    TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    issued_ms INTEGER NOT NULL,
+    list      TEXT NOT NULL
+);
+CREATE TABLE trust_host_claims (
+    host    TEXT PRIMARY KEY,
+    claim   TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL
+);
+CREATE TABLE trust_pending (
+    user    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    label   TEXT,
+    PRIMARY KEY (user, key)
+);
+CREATE TABLE trust_roots (
+    user         TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    announced_ms INTEGER NOT NULL,
+    PRIMARY KEY (user, key)
+);
+ALTER TABLE prompt_queue ADD COLUMN auth TEXT;
+",
 ];
 
 /// PostgreSQL: each entry migrates from version `index` to `index + 1`. The first one is the
@@ -333,6 +370,40 @@ CREATE TRIGGER revocation_notify AFTER INSERT OR UPDATE ON settings
 ALTER TABLE prompt_queue ADD COLUMN claimed_by TEXT;
 ALTER TABLE prompt_queue ADD COLUMN claimed_ms BIGINT;
 ",
+    // Zero-trust (issue #20): as SQLite's version 9.
+    r#"
+CREATE TABLE trust_certs (
+    serial       TEXT PRIMARY KEY,
+    issuer       TEXT NOT NULL,
+    cert         TEXT NOT NULL,
+    published_ms BIGINT NOT NULL
+);
+CREATE TABLE trust_revocations (
+    issuer    TEXT PRIMARY KEY,
+    seq       BIGINT NOT NULL,
+    issued_ms BIGINT NOT NULL,
+    list      TEXT NOT NULL
+);
+CREATE TABLE trust_host_claims (
+    host    TEXT PRIMARY KEY,
+    claim   TEXT NOT NULL,
+    seen_ms BIGINT NOT NULL
+);
+CREATE TABLE trust_pending (
+    "user"  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    seen_ms BIGINT NOT NULL,
+    label   TEXT,
+    PRIMARY KEY ("user", key)
+);
+CREATE TABLE trust_roots (
+    "user"       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    announced_ms BIGINT NOT NULL,
+    PRIMARY KEY ("user", key)
+);
+ALTER TABLE prompt_queue ADD COLUMN auth TEXT;
+"#,
 ];
 
 /// The advisory lock held while migrating PostgreSQL.

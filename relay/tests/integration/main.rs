@@ -45,3 +45,4 @@ mod store_away;
 mod stream_slots;
 mod subworkspaces;
 mod templates;
+mod zero_trust_relay;

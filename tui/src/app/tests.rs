@@ -42,6 +42,7 @@ pub(crate) fn profile() -> Profile {
         user: UserId::from("alice"),
         cred_id: CredId::from("c1"),
         expires_at_ms: T0 + 8 * 3_600_000 - 60_000,
+        home: Default::default(),
     }
 }
 

@@ -17,6 +17,7 @@ mod multi_relay;
 #[path = "../../../relay/tests/support/pg_server.rs"]
 #[allow(dead_code, unreachable_pub, reason = "shared with the relay's tests")]
 mod pg_server;
+mod zero_trust;
 
 struct Env {
     _tmp: tempfile::TempDir,

@@ -11,7 +11,14 @@ async fn a_host_enrolled_through_another_relay_of_the_fleet_gets_its_token() -> 
         return Ok(());
     };
     let op = fleet.owner_on(1)?;
-    let out = op.tui_ok(&["admin", "host", "add", "late-box", "--json"])?;
+    let out = op.tui_ok(&[
+        "admin",
+        "host",
+        "add",
+        "late-box",
+        "--relay-trusted",
+        "--json",
+    ])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     let token = EnrollmentToken::decode(v["token"].as_str().unwrap_or_default())?;
     assert_eq!(token.pin, fleet.pin);

@@ -9,7 +9,7 @@ const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
 use postgres::Row;
 use proto::queue::QueueState;
 
-const COLUMNS: &str = r#"id, host, workspace, session, "user", cred_id, body, idempotency_key, created_ms, expires_ms, state, detail"#;
+const COLUMNS: &str = r#"id, host, workspace, session, "user", cred_id, body, idempotency_key, created_ms, expires_ms, state, detail, auth"#;
 
 fn row(r: &Row) -> Result<QueueRow, StoreError> {
     let state: String = r.try_get(10)?;
@@ -26,6 +26,7 @@ fn row(r: &Row) -> Result<QueueRow, StoreError> {
         expires_ms: to_u64(r.try_get(9)?),
         state: QueueState::parse(&state).unwrap_or(QueueState::Refused),
         detail: r.try_get(11)?,
+        auth: r.try_get(12)?,
     })
 }
 
@@ -42,7 +43,7 @@ impl PgStore {
         self.exec(
             &format!(
                 "INSERT INTO prompt_queue({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ),
             &[
                 &q.id,
@@ -57,6 +58,7 @@ impl PgStore {
                 &to_i64(q.expires_ms),
                 &QueueState::Queued.as_str(),
                 &q.detail,
+                &q.auth,
             ],
         )?;
         Ok(())

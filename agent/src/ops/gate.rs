@@ -1,0 +1,242 @@
+//! The zero-trust gate (issue #20): on a host that verifies operators itself, every forwarded
+//! stream passes here before admission, and the relay's word counts for nothing.
+//!
+//! In order:
+//! 1. the signed header ([`HostTrust::check_header`]: signature, fields equal to the forwarded
+//!    header, this host, time within ±5 min, nonce unseen), then a fresh owner-signed revocation
+//!    list ([`HostTrust::check_fresh`]);
+//! 2. `e2e_open` opens a channel ([`super::e2e::open`]) and is answered in a plain frame;
+//! 3. every other operation must name a channel this host holds, opened by the same device key;
+//!    the role comes from that channel's certificates now (a new revocation applies at once),
+//!    then `proto::rbac::authorize`. The handlers see the signed user and the certified role,
+//!    never the relay's.
+//!
+//! A refusal is one plain `Reply` error frame, logged at warn on `cm_agent::audit` with the
+//! operation, the signed user, the relay's principal and the reason ("refused: relay tampered"
+//! when the relay changed or replayed what the operator signed). An accepted stream on a
+//! channel first gets one plain `{"ok":null}` frame (the verdict), and everything after it, both
+//! ways, is sealed with the stream's keys (`cm_client::e2e::seal_stream`): the body, the reply,
+//! events and a port forward's raw bytes.
+
+use super::admit;
+use super::body::next_raw_body;
+use super::e2e::channels::OpenChannel;
+use super::error::OpError;
+use super::frames::{FrameReader, write_frame};
+use super::handler;
+use crate::trust::HostTrust;
+use crate::workspaces::Workspaces;
+use cm_client::e2e::{ChannelId, Side, seal_stream};
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::Op;
+use proto::ids::UserId;
+use proto::message::Reply;
+use proto::ops::ForwardHeader;
+use proto::rbac::{Decision, Ownership, Role, authorize};
+use proto::trust::header::{CheckedHeader, body_hash};
+use proto::trust::{SignedFields, TrustError};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+/// Serves one stream on a zero-trust host (see the module docs); finishes `send`.
+pub(super) async fn serve<R, W, G>(
+    workspaces: &Workspaces,
+    trust: &HostTrust,
+    fwd: &ForwardHeader,
+    mut reader: FrameReader<R>,
+    mut send: W,
+    peer_gone: G,
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+    G: Future<Output = ()> + Send,
+{
+    let now = cm_client::time::now_ms();
+    let checked = match check(trust, fwd, now) {
+        Ok(checked) => checked,
+        Err(e) => return refuse(fwd, None, send, e).await,
+    };
+    if fwd.header.op == Op::E2eOpen {
+        let opened = super::e2e::open(workspaces, trust, &checked, &mut reader, now).await;
+        match opened {
+            Ok(opened) => super::write_reply(&mut send, super::handler::json(&opened)).await,
+            Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
+        }
+        let _ = send.shutdown().await;
+        return;
+    }
+    let (open, signed_fwd) = match on_channel(workspaces, trust, fwd, &checked, now) {
+        Ok(admitted) => admitted,
+        Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
+    };
+    // The verdict, plain: the operator reads it before it unseals the rest.
+    if write_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let keys = open.channel.stream_keys(&checked.nonce, Side::Agent);
+    let buffered = std::io::Cursor::new(reader.take_buffered());
+    let (recv, mut send) = seal_stream(keys, buffered.chain(reader.into_inner()), send);
+    let mut reader = FrameReader::new(recv, MAX_FRAME_LEN);
+    let admitted = match signed_body(&mut reader, &checked.fields).await {
+        Ok(()) => admit::admit(workspaces, &signed_fwd),
+        Err(e) => {
+            audit(fwd, Some(&checked.fields.user), &e);
+            Err(e)
+        }
+    };
+    match admitted {
+        Ok(rt) => {
+            let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
+            handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+        }
+        Err(e) => super::write_reply(&mut send, Err(e)).await,
+    }
+    let _ = send.shutdown().await;
+}
+
+/// The header's signature, target, time and nonce, then the revocation list's freshness.
+fn check(trust: &HostTrust, fwd: &ForwardHeader, now: u64) -> Result<CheckedHeader, OpError> {
+    let checked = trust.check_header(&fwd.header, now)?;
+    trust.check_fresh(now)?;
+    Ok(checked)
+}
+
+/// The channel the signed header names, and the header the handlers see: the signed user with
+/// the role its certificates give now.
+fn on_channel(
+    workspaces: &Workspaces,
+    trust: &HostTrust,
+    fwd: &ForwardHeader,
+    checked: &CheckedHeader,
+    now: u64,
+) -> Result<(Arc<OpenChannel>, ForwardHeader), OpError> {
+    let hex = checked
+        .fields
+        .channel
+        .as_deref()
+        .ok_or(OpError::NoChannel)?;
+    let id = ChannelId::from_hex(hex)?;
+    let open = workspaces
+        .e2e_channels()
+        .get(&id, now)
+        .ok_or_else(|| OpError::ChannelUnknown(hex.to_owned()))?;
+    let user = &checked.fields.user;
+    if open.key != checked.key || open.user != *user {
+        return Err(OpError::ChannelNotYours(hex.to_owned()));
+    }
+    let role = trust.role_of(user, &checked.key, &open.certs, now)?;
+    let op = fwd.header.op;
+    if let Decision::Deny(reason) = authorize(Some(role), op, Ownership::None) {
+        return Err(OpError::Denied(reason));
+    }
+    if fwd.principal != *user || fwd.role != role {
+        tracing::warn!(
+            target: "cm_agent::audit",
+            op = op.as_str(),
+            user = %user,
+            %role,
+            relay_principal = %fwd.principal,
+            relay_role = %fwd.role,
+            "relay's principal differs from the signed one; using the signed user and certified role"
+        );
+    }
+    let signed_fwd = ForwardHeader {
+        header: fwd.header.clone(),
+        principal: user.clone(),
+        role,
+        cred_id: fwd.cred_id.clone(),
+    };
+    Ok((open, signed_fwd))
+}
+
+/// When the operator signed a body hash, the body frame must be that body (put back for the
+/// handler when it is).
+async fn signed_body<R: AsyncRead + Unpin>(
+    reader: &mut FrameReader<R>,
+    fields: &SignedFields,
+) -> Result<(), OpError> {
+    let Some(want) = fields.body.as_deref() else {
+        return Ok(());
+    };
+    let raw = next_raw_body(fields.op, reader)
+        .await?
+        .ok_or(OpError::BodyMismatch)?;
+    if body_hash(&raw) != want {
+        return Err(OpError::BodyMismatch);
+    }
+    reader.unread_frame(&raw);
+    Ok(())
+}
+
+/// Answers a refusal in one plain frame, logs it, finishes the stream.
+async fn refuse<W: AsyncWrite + Unpin>(
+    fwd: &ForwardHeader,
+    signed_user: Option<&UserId>,
+    mut send: W,
+    e: OpError,
+) {
+    audit(fwd, signed_user, &e);
+    let _ = write_frame(&mut send, &Reply::<()>::Error(e.public()), MAX_FRAME_LEN).await;
+    let _ = send.shutdown().await;
+}
+
+/// Whether the refusal means the relay changed, replayed or misrouted what an operator signed.
+fn tampered(e: &OpError) -> bool {
+    matches!(
+        e,
+        OpError::BodyMismatch
+            | OpError::Untrusted(
+                TrustError::HeaderMismatch { .. }
+                    | TrustError::BadSignature { .. }
+                    | TrustError::Replayed
+                    | TrustError::WrongHost { .. }
+                    | TrustError::Payload(_)
+            )
+    )
+}
+
+/// The user a header claims to be signed by, unverified (for the log of a refusal only).
+fn claimed_user(fwd: &ForwardHeader) -> Option<UserId> {
+    let bytes = fwd.header.auth.as_ref()?.payload_bytes().ok()?;
+    serde_json::from_slice::<SignedFields>(&bytes)
+        .ok()
+        .map(|f| f.user)
+}
+
+/// The audit line of a refusal.
+fn audit(fwd: &ForwardHeader, signed_user: Option<&UserId>, e: &OpError) {
+    let op = fwd.header.op.as_str();
+    let user = signed_user.map_or_else(
+        || match claimed_user(fwd) {
+            Some(u) => format!("{u} (claimed, unverified)"),
+            None => "-".into(),
+        },
+        ToString::to_string,
+    );
+    let relay_role: Role = fwd.role;
+    if tampered(e) {
+        tracing::warn!(
+            target: "cm_agent::audit",
+            op,
+            user,
+            relay_principal = %fwd.principal,
+            %relay_role,
+            reason = %e,
+            "refused: relay tampered"
+        );
+    } else {
+        tracing::warn!(
+            target: "cm_agent::audit",
+            op,
+            user,
+            relay_principal = %fwd.principal,
+            %relay_role,
+            reason = %e,
+            "refused: zero-trust check failed"
+        );
+    }
+}

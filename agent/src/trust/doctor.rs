@@ -1,0 +1,122 @@
+//! `cm-agent doctor`'s trust lines: the mode, and for a zero-trust host its end-to-end key and
+//! the freshness of the newest owner-signed revocation list (stale or none: new work is
+//! refused, so that is a failure with what to do).
+
+use super::show::{Freshness, RELAY_TRUSTED_HINT, report};
+use cm_client::finding::Finding;
+use std::path::Path;
+
+/// The trust findings from `state_dir`; `key_found` says whether the secret store holds the
+/// end-to-end key (asked only of zero-trust hosts by the caller; `None`: not asked).
+pub fn findings(
+    state_dir: &Path,
+    key_found: Option<bool>,
+    max_age_ms: u64,
+    now_ms: u64,
+) -> Vec<Finding> {
+    let report = match report(state_dir, None, max_age_ms, now_ms) {
+        Ok(r) => r,
+        Err(e) => return vec![Finding::fail("trust", e.to_string())],
+    };
+    if report.freshness == Freshness::NotNeeded {
+        return vec![Finding::ok("trust", RELAY_TRUSTED_HINT)];
+    }
+    let roots: Vec<String> = report
+        .roots
+        .iter()
+        .map(|r| format!("{} {}", r.user, r.fingerprint))
+        .collect();
+    let mut out = vec![Finding::ok(
+        "trust",
+        format!(
+            "zero-trust: operators are verified here against {}",
+            roots.join(", ")
+        ),
+    )];
+    if key_found == Some(false) {
+        out.push(Finding::fail(
+            "host key",
+            "no end-to-end key in the secret store; re-enroll with a token from `cm-tui admin host add` (the agent does not start without it)",
+        ));
+    }
+    let line = report.freshness.describe(max_age_ms);
+    out.push(match report.freshness {
+        Freshness::Fresh { .. } | Freshness::NotNeeded => Finding::ok("revocations", line),
+        Freshness::None | Freshness::Stale { .. } => Finding::fail("revocations", line),
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::{TrustFile, TrustMode, save_revocations};
+    use super::*;
+    use proto::ids::HostId;
+    use proto::trust::{DeviceKey, RevocationBody, Root, Signed};
+
+    const HOUR: u64 = 3_600_000;
+
+    fn lines(f: &[Finding]) -> Vec<String> {
+        f.iter().map(Finding::line).collect()
+    }
+
+    #[test]
+    fn doctor_says_relay_trusted_hosts_are_fine_but_can_be_re_enrolled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = findings(tmp.path(), None, HOUR, 0);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].problem.is_none());
+        assert!(f[0].detail.contains("relay-trusted"), "{:?}", lines(&f));
+    }
+
+    #[test]
+    fn doctor_fails_a_zero_trust_host_without_fresh_revocations_or_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let owner = DeviceKey::from_seed([3; 32]).unwrap();
+        TrustFile {
+            version: 1,
+            mode: TrustMode::ZeroTrust,
+            host: HostId::from("box"),
+            relay: "r:1".into(),
+            roots: vec![Root {
+                user: "olivia".into(),
+                key: owner.public(),
+            }],
+            bind: None,
+            enrolled_ms: 0,
+        }
+        .save(tmp.path())
+        .unwrap();
+        let none = findings(tmp.path(), Some(true), HOUR, 5 * HOUR);
+        let text = lines(&none).join("\n");
+        assert!(
+            text.contains("ok    trust") && text.contains("zero-trust"),
+            "{text}"
+        );
+        assert!(
+            text.contains("FAIL  revocations") && text.contains("none yet"),
+            "{text}"
+        );
+        let list = Signed::sign(
+            &RevocationBody {
+                issuer_user: "olivia".into(),
+                seq: 1,
+                issued_ms: 3 * HOUR,
+                serials: Vec::new(),
+                keys: Vec::new(),
+            },
+            &owner,
+        );
+        save_revocations(tmp.path(), &[list]).unwrap();
+        let stale = lines(&findings(tmp.path(), Some(true), HOUR, 5 * HOUR)).join("\n");
+        assert!(
+            stale.contains("FAIL  revocations") && stale.contains("2 h 0 min old"),
+            "{stale}"
+        );
+        assert!(stale.contains("limit 1 h 0 min"), "{stale}");
+        let fresh = lines(&findings(tmp.path(), Some(true), 3 * HOUR, 5 * HOUR)).join("\n");
+        assert!(fresh.contains("ok    revocations"), "{fresh}");
+        let no_key = lines(&findings(tmp.path(), Some(false), 3 * HOUR, 5 * HOUR)).join("\n");
+        assert!(no_key.contains("FAIL  host key"), "{no_key}");
+    }
+}

@@ -1,0 +1,784 @@
+//! `cm-tui admin trust …` and the zero-trust steps of `admin host add/certify`, `admin user
+//! add/certify/revoke/remove` and `admin creds revoke` (issue #20): everything that is signed
+//! is signed here, on the owner's or admin's laptop, with its device key; the relay only
+//! stores and serves what this publishes.
+
+use crate::admin_cli::call;
+use crate::commands::CommandError;
+use crate::profile::Profile;
+use crate::remote::Remote;
+use crate::trust::admin::{self, Authority};
+use crate::trust::file::{OwnList, TrustFile};
+use crate::trust::{self, OperatorTrust, TrustFileError, device};
+use crate::view::text::sanitize;
+use clap::Subcommand;
+use cm_client::time::{now_ms, random_u64, utc};
+use proto::admin::{AdminDone, HostEnrolled, UserInfo};
+use proto::handshake::Bytes32;
+use proto::ids::{HostId, UserId};
+use proto::op;
+use proto::rbac::Role;
+use proto::token::{EnrollmentToken, Invite};
+use proto::trust::{Cert, PublicKey, Root, Subject, TrustBundle, TrustQuery};
+use serde::Serialize;
+
+/// `admin trust` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Make this laptop's device key an owner root (owners only) and publish it.
+    #[command(after_help = "Example:\n  cm-tui admin trust init")]
+    Init {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch certificates, certify hosts this laptop added that proved their key, and re-sign
+    /// this laptop's revocation list so hosts stay fresh.
+    #[command(after_help = "Example:\n  cm-tui admin trust refresh")]
+    Refresh {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roots, certificates, pending device keys, host key claims and revocation lists.
+    #[command(after_help = "Example:\n  cm-tui admin trust show --json")]
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a new device key for this laptop (the old one is revoked when this laptop can sign).
+    #[command(after_help = "Example:\n  cm-tui admin trust rotate-device")]
+    RotateDevice {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn trust_err(e: TrustFileError) -> CommandError {
+    CommandError::BadInput(e.to_string())
+}
+
+fn no_key() -> CommandError {
+    CommandError::BadInput(
+        "this laptop has no device key for this login; log in again (`cm-tui login …`) to make one"
+            .into(),
+    )
+}
+
+/// This laptop's trust state and the rest of its trust file.
+struct Local {
+    trust: OperatorTrust,
+    file: TrustFile,
+}
+
+impl Local {
+    fn load(profile: &Profile) -> Result<Self, CommandError> {
+        let trust = trust::load(profile)
+            .map_err(trust_err)?
+            .ok_or_else(no_key)?;
+        let file = TrustFile::read(&trust::file_path(profile)).map_err(trust_err)?;
+        Ok(Self { trust, file })
+    }
+
+    fn save(&mut self, profile: &Profile) -> Result<(), CommandError> {
+        self.trust.store_into(&mut self.file);
+        self.file
+            .write(&trust::file_path(profile))
+            .map_err(trust_err)
+    }
+
+    fn authority(&self) -> Authority {
+        admin::authority(&self.trust, now_ms())
+    }
+
+    fn require_signer(&self) -> Result<Authority, CommandError> {
+        match self.authority() {
+            Authority::None => Err(CommandError::BadInput(admin::CANNOT_SIGN.into())),
+            a => Ok(a),
+        }
+    }
+}
+
+async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
+    call::<op::TrustFetch>(remote, &TrustQuery::default()).await
+}
+
+async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
+    let _: AdminDone = call::<op::TrustPublish>(remote, bundle).await?;
+    Ok(())
+}
+
+async fn users(remote: &Remote) -> Result<Vec<UserInfo>, CommandError> {
+    call::<op::UserList>(remote, &()).await
+}
+
+fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandError> {
+    if json {
+        println!("{}", proto::text::json_pretty(v)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// Runs `cm-tui admin trust …`.
+///
+/// # Errors
+/// Refusals, transport and trust file failures.
+pub async fn run(
+    remote: &Remote,
+    profile: &Profile,
+    command: TrustCommand,
+) -> Result<(), CommandError> {
+    match command {
+        TrustCommand::Init { json } => init(remote, profile, json).await,
+        TrustCommand::Refresh { json } => refresh(remote, profile, None, json).await,
+        TrustCommand::Show { json } => show(remote, profile, json).await,
+        TrustCommand::RotateDevice { json } => rotate_device(remote, profile, json).await,
+    }
+}
+
+async fn init(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {
+    let mut local = Local::load(profile)?;
+    let me = profile.user.clone();
+    let is_owner = users(remote).await?.iter().any(|u| {
+        u.name == me.as_str()
+            && u.grants
+                .iter()
+                .any(|g| g.role == Role::Owner && g.host == "*")
+    });
+    if !is_owner {
+        return Err(CommandError::BadInput(format!(
+            "only an owner can make their device key a root; {} is not owner on * at this relay",
+            sanitize(me.as_str())
+        )));
+    }
+    let root = Root {
+        user: me.clone(),
+        key: local.trust.key.public(),
+    };
+    if !local.trust.roots.contains(&root) {
+        local.trust.roots.push(root.clone());
+    }
+    let now = now_ms();
+    let grant = admin::user_certs(
+        &local.trust,
+        Authority::Root,
+        &me,
+        &[root.key],
+        &[proto::admin::GrantInfo {
+            host: "*".into(),
+            role: Role::Owner,
+        }],
+        now,
+        random_u64,
+    )
+    .map_err(|e| CommandError::BadInput(e.to_string()))?;
+    let list = admin::sign_own_list(&local.trust, &mut local.file.own_list, now);
+    local.trust.certs.extend(grant.iter().cloned());
+    local.save(profile)?;
+    publish(
+        remote,
+        &TrustBundle {
+            roots: vec![root.clone()],
+            certs: grant,
+            revocations: vec![list],
+            ..TrustBundle::default()
+        },
+    )
+    .await?;
+    let fp = root.key.fingerprint();
+    out(
+        json,
+        &serde_json::json!({"root": root, "fingerprint": fp}),
+        format!(
+            "this laptop's device key is now an owner root: {fp}\nhosts you add from now on pin it; invites you make carry it\n"
+        ),
+    )
+}
+
+/// What a refresh did.
+#[derive(Debug, Serialize)]
+struct Refreshed {
+    certified_hosts: Vec<HostId>,
+    refused_claims: Vec<HostId>,
+    revocation_seq: u64,
+}
+
+/// Fetches, certifies proven host claims (all, or `only`), re-signs and publishes this
+/// laptop's revocation list.
+async fn refresh(
+    remote: &Remote,
+    profile: &Profile,
+    only: Option<HostId>,
+    json: bool,
+) -> Result<(), CommandError> {
+    let mut local = Local::load(profile)?;
+    let bundle = fetch(remote).await?;
+    let claims = bundle.claims.clone();
+    let now = now_ms();
+    local.trust.merge_bundle(bundle, now);
+    local.require_signer()?;
+    if let Some(h) = &only
+        && !local.file.binds.contains_key(h)
+    {
+        return Err(CommandError::BadInput(format!(
+            "this laptop did not add host {} (it holds no bind secret for it); certify it on the laptop that ran `cm-tui admin host add {}`",
+            sanitize(h.as_str()),
+            sanitize(h.as_str())
+        )));
+    }
+    let (certs, bad) = admin::certify_claims(
+        &local.trust,
+        &local.file.binds,
+        &claims,
+        only.as_ref(),
+        now,
+        random_u64,
+    );
+    if let Some(h) = &only
+        && certs.is_empty()
+        && !bad.contains(h)
+        && local.trust.host_key(h, now).is_err()
+    {
+        return Err(CommandError::BadInput(format!(
+            "host {} has not claimed a key yet; start its agent (`cm-agent run`) so it connects, then try again",
+            sanitize(h.as_str())
+        )));
+    }
+    let list = admin::sign_own_list(&local.trust, &mut local.file.own_list, now);
+    publish(
+        remote,
+        &TrustBundle {
+            certs: certs.clone(),
+            revocations: vec![list],
+            ..TrustBundle::default()
+        },
+    )
+    .await?;
+    let certified: Vec<HostId> = certs
+        .iter()
+        .filter_map(|c| match c.open().ok()?.subject {
+            Subject::Host { host, .. } => Some(host),
+            Subject::User { .. } => None,
+        })
+        .collect();
+    local.trust.merge_bundle(
+        TrustBundle {
+            certs,
+            ..TrustBundle::default()
+        },
+        now,
+    );
+    local.save(profile)?;
+    let r = Refreshed {
+        certified_hosts: certified,
+        refused_claims: bad,
+        revocation_seq: local.file.own_list.seq,
+    };
+    let mut text = String::new();
+    for h in &r.certified_hosts {
+        let key = local
+            .trust
+            .host_key(h, now)
+            .map(|k| k.fingerprint())
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "certified host {} key {key}\n",
+            sanitize(h.as_str())
+        ));
+    }
+    for h in &r.refused_claims {
+        text.push_str(&format!(
+            "REFUSED host {}'s key claim: it does not prove the enrollment's bind secret (a relay or impostor sent it); not certified\n",
+            sanitize(h.as_str())
+        ));
+    }
+    text.push_str(&format!(
+        "revocation list re-signed (seq {}) and published\n",
+        r.revocation_seq
+    ));
+    out(json, &r, text)
+}
+
+/// `cm-tui admin host certify NAME`.
+///
+/// # Errors
+/// As refresh; a host this laptop did not add, or without a claim.
+pub async fn host_certify(
+    remote: &Remote,
+    profile: &Profile,
+    name: String,
+    json: bool,
+) -> Result<(), CommandError> {
+    refresh(remote, profile, Some(HostId(name)), json).await
+}
+
+const NO_ROOTS: &str = "this laptop has no owner root pinned, so a host enrolled now could not verify operators; run `cm-tui admin trust init` (owner) or log in with an invite that carries the owner's root (or pass --relay-trusted for a host the relay vouches for)";
+
+/// Adds this laptop's roots and a fresh bind secret (kept in the trust file) to the token the
+/// relay made.
+///
+/// # Errors
+/// No roots pinned, a damaged token, trust file failures.
+pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<(), CommandError> {
+    let mut local = Local::load(profile).map_err(|_| CommandError::BadInput(NO_ROOTS.into()))?;
+    if local.trust.roots.is_empty() {
+        return Err(CommandError::BadInput(NO_ROOTS.into()));
+    }
+    let mut token = EnrollmentToken::decode(&e.token)
+        .map_err(|err| CommandError::BadInput(format!("the relay's token is damaged: {err}")))?;
+    let bind = cm_client::time::random32()
+        .map_err(|err| trust_err(TrustFileError::Random(err.to_string())))?;
+    token.roots.clone_from(&local.trust.roots);
+    token.bind = Some(Bytes32(bind));
+    local.file.binds.insert(token.host.clone(), Bytes32(bind));
+    local.save(profile)?;
+    e.token = token.encode();
+    Ok(())
+}
+
+/// Whether this laptop has roots to put in tokens (checked before asking the relay).
+///
+/// # Errors
+/// The message saying what to run.
+pub fn require_roots(profile: &Profile) -> Result<(), CommandError> {
+    let has = trust::load(profile)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.zero_trust());
+    if has {
+        Ok(())
+    } else {
+        Err(CommandError::BadInput(NO_ROOTS.into()))
+    }
+}
+
+/// Adds this laptop's roots to an invite the relay made (unchanged when it has none).
+///
+/// # Errors
+/// A damaged invite.
+pub fn seal_invite(profile: &Profile, d: &mut AdminDone) -> Result<(), CommandError> {
+    let Some(text) = &d.invite else {
+        return Ok(());
+    };
+    let Some(t) = trust::load(profile).ok().flatten() else {
+        return Ok(());
+    };
+    if t.roots.is_empty() {
+        return Ok(());
+    }
+    let mut inv = Invite::decode(text)
+        .map_err(|err| CommandError::BadInput(format!("the relay's invite is damaged: {err}")))?;
+    inv.roots = t.roots;
+    d.invite = Some(inv.encode());
+    Ok(())
+}
+
+/// `cm-tui admin user certify NAME`: shows the user's pending device keys, asks, signs one
+/// grant per relay grant and publishes them.
+///
+/// # Errors
+/// Refusals, no pending key, transport failures.
+pub async fn user_certify(
+    remote: &Remote,
+    profile: &Profile,
+    name: String,
+    key: Option<String>,
+    yes: bool,
+    json: bool,
+    confirm: impl FnOnce() -> std::io::Result<String>,
+) -> Result<(), CommandError> {
+    let mut local = Local::load(profile)?;
+    let bundle = fetch(remote).await?;
+    let now = now_ms();
+    let pending: Vec<_> = bundle
+        .pending
+        .iter()
+        .filter(|p| p.user.as_str() == name)
+        .cloned()
+        .collect();
+    local.trust.merge_bundle(bundle, now);
+    let authority = local.require_signer()?;
+    let user = UserId(name.clone());
+    let grants = users(remote)
+        .await?
+        .into_iter()
+        .find(|u| u.name == name)
+        .map(|u| u.grants)
+        .ok_or_else(|| CommandError::BadInput(format!("no user {}", sanitize(&name))))?;
+    let keys: Vec<PublicKey> = match &key {
+        Some(fp) => {
+            let k = pending
+                .iter()
+                .find(|p| p.key.fingerprint() == *fp || p.key.to_hex() == *fp)
+                .map(|p| p.key)
+                .ok_or_else(|| {
+                    CommandError::BadInput(format!(
+                        "{} has no pending device key {}; `cm-tui admin trust show` lists them",
+                        sanitize(&name),
+                        sanitize(fp)
+                    ))
+                })?;
+            vec![k]
+        }
+        None => pending.iter().map(|p| p.key).collect(),
+    };
+    if keys.is_empty() {
+        return Err(CommandError::BadInput(format!(
+            "{} has no pending device key; they must log in first (`cm-tui login <invite>`)",
+            sanitize(&name)
+        )));
+    }
+    if !json || !yes {
+        eprintln!(
+            "{}'s device keys waiting for certification:",
+            sanitize(&name)
+        );
+        for p in pending.iter().filter(|p| keys.contains(&p.key)) {
+            eprintln!(
+                "  {}  seen {}  {}",
+                p.key.fingerprint(),
+                utc(p.seen_ms),
+                sanitize(p.label.as_deref().unwrap_or(""))
+            );
+        }
+        eprintln!("compare these fingerprints with the ones their laptop printed at login");
+    }
+    if !yes {
+        eprint!("certify them for the grants above? [y/N] ");
+        let answer = confirm()?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CommandError::BadInput("not certified".into()));
+        }
+    }
+    let certs = admin::user_certs(
+        &local.trust,
+        authority,
+        &user,
+        &keys,
+        &grants,
+        now,
+        random_u64,
+    )
+    .map_err(|e| CommandError::BadInput(e.to_string()))?;
+    publish(
+        remote,
+        &TrustBundle {
+            certs: certs.clone(),
+            ..TrustBundle::default()
+        },
+    )
+    .await?;
+    local.trust.merge_bundle(
+        TrustBundle {
+            certs: certs.clone(),
+            ..TrustBundle::default()
+        },
+        now,
+    );
+    local.save(profile)?;
+    let mut text = String::new();
+    for g in &grants {
+        text.push_str(&format!(
+            "certified {} as {} on {}\n",
+            sanitize(&name),
+            g.role,
+            sanitize(&g.host)
+        ));
+    }
+    for k in &keys {
+        text.push_str(&format!("  device key {}\n", k.fingerprint()));
+    }
+    out(
+        json,
+        &serde_json::json!({
+            "user": name,
+            "keys": keys.iter().map(PublicKey::fingerprint).collect::<Vec<_>>(),
+            "certs": certs,
+        }),
+        text,
+    )
+}
+
+/// After a user change at the relay (remove, revoke a grant): revoke their certificates (all,
+/// or those for `host`) and, on remove, their device keys in this laptop's list, then publish
+/// it. Does nothing (and says so) when this laptop cannot sign.
+///
+/// # Errors
+/// Transport or trust file failures.
+pub async fn revoke_user(
+    remote: &Remote,
+    profile: &Profile,
+    user: &str,
+    host: Option<&str>,
+    keys_too: bool,
+) -> Result<(), CommandError> {
+    let Ok(mut local) = Local::load(profile) else {
+        return Ok(());
+    };
+    if local.trust.roots.is_empty() {
+        return Ok(());
+    }
+    let bundle = fetch(remote).await?;
+    let now = now_ms();
+    let all: Vec<Cert> = bundle.certs.clone();
+    local.trust.merge_bundle(bundle, now);
+    if local.authority() == Authority::None {
+        eprintln!(
+            "note: {}; their certificates stay valid until they expire",
+            admin::CANNOT_SIGN
+        );
+        return Ok(());
+    }
+    let user = UserId(user.to_owned());
+    let serials = admin::user_serials(&all, &user, host);
+    let keys = if keys_too {
+        admin::user_keys(&all, &user)
+    } else {
+        Vec::new()
+    };
+    publish_revocations(remote, profile, &mut local, &serials, &keys, now).await?;
+    if !serials.is_empty() || !keys.is_empty() {
+        println!(
+            "revoked {} certificate(s) and {} device key(s) of {} in this laptop's signed revocation list",
+            serials.len(),
+            keys.len(),
+            sanitize(user.as_str())
+        );
+    }
+    Ok(())
+}
+
+async fn publish_revocations(
+    remote: &Remote,
+    profile: &Profile,
+    local: &mut Local,
+    serials: &[String],
+    keys: &[PublicKey],
+    now: u64,
+) -> Result<(), CommandError> {
+    let own: &mut OwnList = &mut local.file.own_list;
+    own.serials.extend(serials.iter().cloned());
+    own.keys.extend(keys.iter().copied());
+    let list = admin::sign_own_list(&local.trust, own, now);
+    local.trust.revoked.serials.extend(serials.iter().cloned());
+    local.trust.revoked.keys.extend(keys.iter().copied());
+    local.save(profile)?;
+    publish(
+        remote,
+        &TrustBundle {
+            revocations: vec![list],
+            ..TrustBundle::default()
+        },
+    )
+    .await
+}
+
+async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {
+    let mut local = Local::load(profile)?;
+    let old = local.trust.key.public();
+    let now = now_ms();
+    if let Ok(bundle) = fetch(remote).await {
+        local.trust.merge_bundle(bundle, now);
+    }
+    let authority = local.authority();
+    if authority == Authority::Root {
+        return Err(CommandError::BadInput(format!(
+            "this laptop's key {} is an owner root pinned by hosts; rotating it means re-enrolling hosts (`cm-agent trust reset` on each host, then `cm-tui admin host rotate`): not done here",
+            old.fingerprint()
+        )));
+    }
+    let secrets = profile.home.secrets().map_err(|e| trust_err(e.into()))?;
+    let new = device::create(&secrets, &profile.account()).map_err(trust_err)?;
+    let new_fp = new.public().fingerprint();
+    let revoked_old = if authority == Authority::Admin {
+        // Signed with the old key, which this list revokes.
+        publish_revocations(remote, profile, &mut local, &[], &[old], now).await?;
+        true
+    } else {
+        false
+    };
+    let mut text = format!(
+        "new device key {new_fp} (old {})\nask an admin to certify it: `cm-tui admin user certify {} --key {new_fp}` after you log in again\n",
+        old.fingerprint(),
+        sanitize(profile.user.as_str())
+    );
+    if revoked_old {
+        text.push_str("the old key is revoked in this laptop's signed revocation list\n");
+    } else {
+        text.push_str(&format!(
+            "an admin must revoke the old key: `cm-tui admin user revoke {} …` or remove its certificates\n",
+            sanitize(profile.user.as_str())
+        ));
+    }
+    out(
+        json,
+        &serde_json::json!({"new": new_fp, "old": old.fingerprint(), "old_revoked": revoked_old}),
+        text,
+    )
+}
+
+/// A certificate as `trust show` lists it.
+#[derive(Debug, Serialize)]
+struct CertRow {
+    serial: String,
+    kind: &'static str,
+    subject: String,
+    role: Option<Role>,
+    host: String,
+    keys: Vec<String>,
+    issuer: String,
+    not_after: String,
+    valid: bool,
+}
+
+fn cert_row(c: &Cert, t: &OperatorTrust, now: u64) -> Option<CertRow> {
+    let b = c.open().ok()?;
+    let valid = b.valid_at(now)
+        && !t.revoked.serials.contains(&b.serial)
+        && proto::trust::Verifier::new(&t.roots, &t.revoked).is_admin_key(
+            c.signer(),
+            &t.certs,
+            now,
+        );
+    Some(match b.subject {
+        Subject::User {
+            user,
+            device_keys,
+            host,
+            role,
+        } => CertRow {
+            serial: b.serial,
+            kind: "user",
+            subject: user.0,
+            role: Some(role),
+            host,
+            keys: device_keys.iter().map(PublicKey::fingerprint).collect(),
+            issuer: c.signer().fingerprint(),
+            not_after: utc(b.not_after_ms),
+            valid,
+        },
+        Subject::Host { host, host_key } => CertRow {
+            serial: b.serial,
+            kind: "host",
+            subject: host.0.clone(),
+            role: None,
+            host: host.0,
+            keys: vec![host_key.fingerprint()],
+            issuer: c.signer().fingerprint(),
+            not_after: utc(b.not_after_ms),
+            valid,
+        },
+    })
+}
+
+async fn show(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {
+    let mut local = Local::load(profile)?;
+    let bundle = fetch(remote).await?;
+    let now = now_ms();
+    local.trust.merge_bundle(bundle.clone(), now);
+    local.save(profile)?;
+    let t = &local.trust;
+    let certs: Vec<CertRow> = bundle
+        .certs
+        .iter()
+        .filter_map(|c| cert_row(c, t, now))
+        .collect();
+    let claims: Vec<serde_json::Value> = bundle
+        .claims
+        .iter()
+        .map(|c| {
+            let certified = t.host_key(&c.host, now).is_ok_and(|k| k == c.host_key);
+            serde_json::json!({"host": c.host, "key": c.host_key.fingerprint(), "certified": certified,
+                "bind_here": local.file.binds.contains_key(&c.host)})
+        })
+        .collect();
+    let lists: Vec<serde_json::Value> = bundle
+        .revocations
+        .iter()
+        .filter_map(|l| {
+            let b = l.open().ok()?;
+            Some(serde_json::json!({"issuer": b.issuer_user, "key": l.signer().fingerprint(),
+                "seq": b.seq, "issued": utc(b.issued_ms), "age_min": now.saturating_sub(b.issued_ms) / 60_000,
+                "serials": b.serials.len(), "keys": b.keys.len()}))
+        })
+        .collect();
+    let v = serde_json::json!({
+        "device_key": t.key.public().fingerprint(),
+        "authority": format!("{:?}", admin::authority(t, now)).to_lowercase(),
+        "roots": t.roots.iter().map(|r| serde_json::json!({"user": r.user, "key": r.key.fingerprint()})).collect::<Vec<_>>(),
+        "certs": certs,
+        "pending": bundle.pending.iter().map(|p| serde_json::json!({"user": p.user, "key": p.key.fingerprint(),
+            "seen": utc(p.seen_ms), "label": p.label})).collect::<Vec<_>>(),
+        "claims": claims,
+        "revocations": lists,
+    });
+    let mut s = format!(
+        "this laptop: {} ({})\nroots pinned here:\n",
+        t.key.public().fingerprint(),
+        v["authority"].as_str().unwrap_or_default()
+    );
+    for r in &t.roots {
+        s.push_str(&format!(
+            "  {} {}\n",
+            sanitize(r.user.as_str()),
+            r.key.fingerprint()
+        ));
+    }
+    if t.roots.is_empty() {
+        s.push_str("  none: relay-trusted (run `cm-tui admin trust init` as owner, or log in with an invite carrying the owner's root)\n");
+    }
+    s.push_str("certificates:\n");
+    for c in &certs {
+        s.push_str(&format!(
+            "  {} {:<5} {:<16} {:<9} on {:<12} keys {} issuer {} until {}{}\n",
+            c.serial,
+            c.kind,
+            sanitize(&c.subject),
+            c.role.map(Role::as_str).unwrap_or("-"),
+            sanitize(&c.host),
+            c.keys.join(","),
+            c.issuer,
+            c.not_after,
+            if c.valid { "" } else { " (not valid here)" }
+        ));
+    }
+    s.push_str("pending device keys:\n");
+    for p in &bundle.pending {
+        s.push_str(&format!(
+            "  {:<16} {} seen {} {}\n",
+            sanitize(p.user.as_str()),
+            p.key.fingerprint(),
+            utc(p.seen_ms),
+            sanitize(p.label.as_deref().unwrap_or(""))
+        ));
+    }
+    s.push_str("host key claims:\n");
+    for c in &claims {
+        s.push_str(&format!(
+            "  {:<16} {} {}\n",
+            sanitize(c["host"].as_str().unwrap_or_default()),
+            c["key"].as_str().unwrap_or_default(),
+            if c["certified"].as_bool().unwrap_or(false) {
+                "certified"
+            } else {
+                "NOT certified (`cm-tui admin host certify`)"
+            }
+        ));
+    }
+    s.push_str("revocation lists:\n");
+    for l in &lists {
+        s.push_str(&format!(
+            "  {} {} seq {} issued {} ({} min ago)\n",
+            sanitize(l["issuer"].as_str().unwrap_or_default()),
+            l["key"].as_str().unwrap_or_default(),
+            l["seq"],
+            l["issued"].as_str().unwrap_or_default(),
+            l["age_min"]
+        ));
+    }
+    out(json, &v, s)
+}
