@@ -543,7 +543,8 @@ impl HostStreams {
             match self.trust_fetch(host).await {
                 Ok(bundle) => {
                     let mut t = locked(trust);
-                    merge_bundle(&mut t, bundle, now);
+                    let merged = t.merge_bundle(bundle, now);
+                    tracing::debug!(%host, ?merged, "certificates from the relay");
                     key = t.host_key(host, now).ok();
                     changed = true;
                 }
@@ -645,28 +646,12 @@ pub async fn for_profile(
     Ok(HostStreams::new(conn, trust, Some(Box::new(on_change))))
 }
 
-// Stand-ins for htu1's tui/src/trust.rs API (not on main yet). When it lands, each body becomes
-// the one line in its comment; nothing else here changes.
-
-/// This profile's trust state (`crate::trust::load(profile).map_err(|e| e.to_string())`).
-/// Until then none: every profile is relay-trusted.
-fn load_trust(_profile: &Profile) -> Result<Option<OperatorTrust>, String> {
-    Ok(None)
+/// This profile's trust state (`None`: logged in before zero-trust).
+fn load_trust(profile: &Profile) -> Result<Option<OperatorTrust>, String> {
+    crate::trust::load(profile).map_err(|e| e.to_string())
 }
 
-/// Saves this profile's trust state (`trust.save(profile).map_err(|e| e.to_string())`).
-fn save_trust(_trust: &OperatorTrust, _profile: &Profile) -> Result<(), String> {
-    Ok(())
-}
-
-/// Adds what the relay served, checked against the roots
-/// (`let _summary = trust.merge_bundle(bundle, now_ms);`). Until then: certificates only,
-/// each checked against the roots when used ([`OperatorTrust::host_key`]), never on the
-/// relay's word.
-fn merge_bundle(trust: &mut OperatorTrust, bundle: TrustBundle, _now_ms: u64) {
-    for cert in bundle.certs {
-        if !trust.certs.contains(&cert) {
-            trust.certs.push(cert);
-        }
-    }
+/// Saves this profile's trust state.
+fn save_trust(trust: &OperatorTrust, profile: &Profile) -> Result<(), String> {
+    trust.save(profile).map_err(|e| e.to_string())
 }
