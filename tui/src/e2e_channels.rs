@@ -120,8 +120,8 @@ enum Route {
     Sealed(Channel),
 }
 
-/// Hears of each host a certificate vouched for the first time.
-pub type OnPin = Box<dyn Fn(&OperatorTrust) + Send + Sync>;
+/// Hears when the trust state changed (certificates fetched, a host pinned), to save it.
+pub type OnChange = Box<dyn Fn(&OperatorTrust) + Send + Sync>;
 
 /// Hears how a host is reached once that is known.
 pub type OnMode = Box<dyn Fn(&HostId, HostMode) + Send + Sync>;
@@ -136,7 +136,7 @@ pub struct HostStreams {
     slots: Mutex<HashMap<HostId, Slot>>,
     modes: Mutex<HashMap<HostId, HostMode>>,
     next_req: AtomicU64,
-    on_pin: Option<OnPin>,
+    on_change: Option<OnChange>,
     on_mode: Option<OnMode>,
 }
 
@@ -165,7 +165,8 @@ fn nonce16() -> Result<[u8; 16], LinkError> {
 
 /// What the first frame of a sealed stream turned out to be.
 enum Sniffed {
-    /// A sealed record (or nothing yet): read on through the sealed half.
+    /// The agent's plain verdict (`{"ok":null}`: it accepted the header and the channel), or
+    /// a sealed record at once (or nothing yet): read on through the sealed half.
     Sealed,
     /// A plaintext refusal (the relay's, or the agent's before it could seal).
     Refused(WireError),
@@ -187,8 +188,10 @@ struct LooseError {
     message: String,
 }
 
-/// Reads the first frame of a sealed stream raw: a plaintext refusal is returned as such,
-/// anything else is put back for the sealed reader (which refuses what does not open).
+/// Reads the first frame of a sealed stream raw: the agent's plain verdict is consumed, a
+/// plaintext refusal is returned as such, anything else is put back for the sealed reader
+/// (which refuses what does not open). Whoever wrote a plain frame, it can only stop the
+/// stream, never put bytes into what the sealed half yields.
 async fn sniff(recv: &mut Prefixed<quinn::RecvStream>) -> Result<Sniffed, LinkError> {
     let inner = recv.get_mut();
     let mut got = Vec::new();
@@ -199,7 +202,11 @@ async fn sniff(recv: &mut Prefixed<quinn::RecvStream>) -> Result<Sniffed, LinkEr
         len.copy_from_slice(&got[..LEN_PREFIX]);
         let len = u32::from_be_bytes(len) as usize;
         if len <= MAX_FRAME_LEN && read_up_to(inner, &mut got, LEN_PREFIX + len).await? {
-            verdict = plaintext_refusal(&got[LEN_PREFIX..]).unwrap_or(Sniffed::Sealed);
+            let body = &got[LEN_PREFIX..];
+            if is_accepted(body) {
+                return Ok(Sniffed::Sealed);
+            }
+            verdict = plaintext_refusal(body).unwrap_or(Sniffed::Sealed);
         }
     }
     if matches!(verdict, Sniffed::Sealed) {
@@ -227,6 +234,14 @@ async fn read_up_to(
     Ok(true)
 }
 
+/// Whether `body` is the agent's plain verdict accepting the stream (`{"ok":null}`).
+fn is_accepted(body: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<Reply<serde_json::Value>>(body),
+        Ok(Reply::Ok(serde_json::Value::Null))
+    )
+}
+
 /// A plaintext error frame, if `body` is one.
 fn plaintext_refusal(body: &[u8]) -> Option<Sniffed> {
     let loose: LooseReply = serde_json::from_slice(body).ok()?;
@@ -242,12 +257,12 @@ fn plaintext_refusal(body: &[u8]) -> Option<Sniffed> {
 }
 
 impl HostStreams {
-    /// Host streams on `conn`; `trust` makes them zero-trust when it has roots. `on_pin` hears
+    /// Host streams on `conn`; `trust` makes them zero-trust when it has roots. `on_change` hears
     /// of each host a certificate vouched for the first time (to save the trust file).
     pub fn new(
         conn: quinn::Connection,
         trust: Option<OperatorTrust>,
-        on_pin: Option<OnPin>,
+        on_change: Option<OnChange>,
     ) -> Self {
         Self {
             conn,
@@ -255,7 +270,7 @@ impl HostStreams {
             slots: Mutex::new(HashMap::new()),
             modes: Mutex::new(HashMap::new()),
             next_req: AtomicU64::new(OWN_REQ_BASE),
-            on_pin,
+            on_change,
             on_mode: None,
         }
     }
@@ -335,8 +350,11 @@ impl HostStreams {
             .transpose()
             .map_err(StreamError::from)?;
         let frame = frame.as_deref();
-        let Some(host) = header.host.clone() else {
-            return self.open_plain(header, frame, options).await;
+        // The relay answers its own operations: they stay plaintext and unsigned, whatever
+        // host the header names.
+        let host = match &header.host {
+            Some(host) if !header.op.is_relay_local() => host.clone(),
+            _ => return self.open_plain(header, frame, options).await,
         };
         let mut retried = false;
         loop {
@@ -520,12 +538,15 @@ impl HostStreams {
         };
         let now = now_ms();
         let mut key = locked(trust).host_key(host, now).ok();
+        let mut changed = false;
         if key.is_none() {
             match self.trust_fetch(host).await {
                 Ok(bundle) => {
                     let mut t = locked(trust);
-                    merge_bundle(&mut t, bundle, now);
+                    let merged = t.merge_bundle(bundle, now);
+                    tracing::debug!(%host, ?merged, "certificates from the relay");
                     key = t.host_key(host, now).ok();
+                    changed = true;
                 }
                 Err(LinkError::Refused(w)) => {
                     tracing::warn!(%host, error = %w, "the relay gave no certificates");
@@ -533,13 +554,12 @@ impl HostStreams {
                 Err(e) => return Err(e),
             }
         }
+        let mut t = locked(trust);
         if let Some(key) = key {
-            let mut t = locked(trust);
-            if t.pinned_hosts.insert(host.clone(), key).is_none()
-                && let Some(on_pin) = &self.on_pin
-            {
-                on_pin(&t);
-            }
+            changed |= t.pinned_hosts.insert(host.clone(), key) != Some(key);
+        }
+        if changed && let Some(on_change) = &self.on_change {
+            on_change(&t);
         }
         Ok(key)
     }
@@ -597,44 +617,41 @@ impl HostStreams {
 }
 
 /// The host streams of a connection made with `profile`: zero-trust when its trust state
-/// has roots; a newly vouched-for host is saved at once (it is never sent plaintext again).
+/// has roots; fetched certificates and newly vouched-for hosts are saved at once (a pinned
+/// host is never sent plaintext again).
 ///
 /// # Errors
 /// The trust state exists but cannot be read: nothing is sent rather than plaintext.
-pub fn for_profile(conn: quinn::Connection, profile: &Profile) -> Result<HostStreams, LinkError> {
-    let trust = load_trust(profile).map_err(|e| {
+pub async fn for_profile(
+    conn: quinn::Connection,
+    profile: &Profile,
+) -> Result<HostStreams, LinkError> {
+    let unreadable = |e: String| {
         protocol(format!(
             "cannot read this laptop's trust state ({e}); run `cm-tui login` again"
         ))
-    })?;
+    };
+    // The device key may be in the OS keyring (D-Bus): off the async threads.
+    let owned = profile.clone();
+    let trust = tokio::task::spawn_blocking(move || load_trust(&owned))
+        .await
+        .map_err(|e| unreadable(e.to_string()))?
+        .map_err(unreadable)?;
     let profile = profile.clone();
-    let on_pin = move |t: &OperatorTrust| {
+    let on_change = move |t: &OperatorTrust| {
         if let Err(e) = save_trust(t, &profile) {
-            tracing::warn!(error = %e, "cannot save the hosts this laptop verified");
+            tracing::warn!(error = %e, "cannot save the certificates and hosts this laptop verified");
         }
     };
-    Ok(HostStreams::new(conn, trust, Some(Box::new(on_pin))))
+    Ok(HostStreams::new(conn, trust, Some(Box::new(on_change))))
 }
 
-/// This profile's trust state. Until `crate::trust::load` lands (tui/src/trust.rs), none: the
-/// profile is relay-trusted.
-fn load_trust(_profile: &Profile) -> Result<Option<OperatorTrust>, String> {
-    Ok(None)
+/// This profile's trust state (`None`: logged in before zero-trust).
+fn load_trust(profile: &Profile) -> Result<Option<OperatorTrust>, String> {
+    crate::trust::load(profile).map_err(|e| e.to_string())
 }
 
-/// Saves this profile's trust state. Until `OperatorTrust::save` lands (tui/src/trust.rs),
-/// nothing to save to.
-fn save_trust(_trust: &OperatorTrust, _profile: &Profile) -> Result<(), String> {
-    Ok(())
-}
-
-/// Adds what the relay served to `trust` (each certificate is checked against the roots when
-/// used, never on the relay's word).
-fn merge_bundle(trust: &mut OperatorTrust, bundle: TrustBundle, _now_ms: u64) {
-    // Until `OperatorTrust::merge_bundle` lands (tui/src/trust.rs): certificates only.
-    for cert in bundle.certs {
-        if !trust.certs.contains(&cert) {
-            trust.certs.push(cert);
-        }
-    }
+/// Saves this profile's trust state.
+fn save_trust(trust: &OperatorTrust, profile: &Profile) -> Result<(), String> {
+    trust.save(profile).map_err(|e| e.to_string())
 }

@@ -309,7 +309,7 @@ async fn serve(
             mode,
         });
     };
-    let hosts = match e2e_channels::for_profile(session.conn.clone(), profile) {
+    let hosts = match e2e_channels::for_profile(session.conn.clone(), profile).await {
         Ok(hosts) => Arc::new(hosts.with_on_mode(Box::new(on_mode))),
         Err(e) => {
             let message = e.to_string();

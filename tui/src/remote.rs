@@ -101,7 +101,7 @@ impl Remote {
     /// Dial or authentication failures.
     pub async fn connect(profile: &Profile, key: &Key) -> Result<Self, LinkError> {
         let (endpoint, session) = connect::connect_endpoint(profile, key).await?;
-        let streams = Arc::new(e2e_channels::for_profile(session.conn.clone(), profile)?);
+        let streams = Arc::new(e2e_channels::for_profile(session.conn.clone(), profile).await?);
         Ok(Self {
             session,
             streams,

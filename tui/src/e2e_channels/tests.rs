@@ -56,6 +56,9 @@ impl Agent {
     ) -> anyhow::Result<()> {
         let mut framed = FramedRecv::new(recv, MAX_HEADER_LEN);
         let header: StreamHeader = framed.expect().await?;
+        if header.op == Op::PortForward {
+            return self.forward(header, framed, send).await;
+        }
         let mut wire = framed.take_buffered().to_vec();
         wire.extend(framed.get_mut().read_to_end(1 << 20).await?);
         let checked = match &header.auth {
@@ -112,6 +115,8 @@ impl Agent {
             }
             (_, Some(Some(channel))) => {
                 let checked = checked.ok_or_else(|| anyhow::anyhow!("unsigned"))?;
+                // The verdict, plain, as cm-agent's zero-trust gate sends it.
+                send_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN).await?;
                 let keys = channel.stream_keys(&checked.nonce, Side::Agent);
                 let (recv, mut send) = e2e::seal_stream(keys, &wire[..], send);
                 let mut body = FramedRecv::new(recv, MAX_FRAME_LEN);
@@ -131,6 +136,77 @@ impl Agent {
         }
         let _ = send.finish();
         Ok(())
+    }
+}
+
+impl Agent {
+    /// A sealed `port_forward` (the stream stays open both ways): opens the target, then
+    /// answers the raw bytes upper-cased, recording every byte that came after the header.
+    async fn forward(
+        &self,
+        header: StreamHeader,
+        mut framed: FramedRecv<quinn::RecvStream>,
+        mut send: quinn::SendStream,
+    ) -> anyhow::Result<()> {
+        let checked =
+            signed_header::check(&header, &self.host, now_ms(), &mut locked(&self.nonces))?;
+        let id = checked
+            .fields
+            .channel
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no channel"))?;
+        let channel = locked(&self.channels)
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown channel"))?;
+        send_frame(&mut send, &Reply::<()>::Ok(()), MAX_FRAME_LEN).await?;
+        let front = framed.take_buffered().to_vec();
+        let wire = Arc::new(Mutex::new(front.clone()));
+        let tee = Tee {
+            inner: framed.into_inner(),
+            log: Arc::clone(&wire),
+        };
+        let keys = channel.stream_keys(&checked.nonce, Side::Agent);
+        let (recv, mut send) = e2e::seal_stream(keys, Prefixed::with_front(front, tee), send);
+        let mut body = FramedRecv::new(recv, MAX_FRAME_LEN);
+        let target: proto::forward::ForwardTarget = body.expect().await?;
+        let opened = proto::forward::ForwardOpened {
+            port: target.port,
+            addr: "127.0.0.1".into(),
+        };
+        send_frame(&mut send, &Reply::Ok(opened), MAX_FRAME_LEN).await?;
+        let mut raw = body.take_buffered().to_vec();
+        body.into_inner().read_to_end(&mut raw).await?;
+        send.write_all(&raw.to_ascii_uppercase()).await?;
+        send.shutdown().await?;
+        let wire = locked(&wire).clone();
+        locked(&self.seen).push(Seen {
+            header,
+            checked: Some(checked),
+            wire,
+            body: Some(json!({ "raw": String::from_utf8_lossy(&raw) })),
+        });
+        Ok(())
+    }
+}
+
+/// A reader that keeps a copy of every byte it reads.
+struct Tee<R> {
+    inner: R,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Tee<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let new = buf.filled()[before..].to_vec();
+        locked(&self.log).extend_from_slice(&new);
+        polled
     }
 }
 
@@ -266,10 +342,12 @@ async fn a_request_to_a_verified_host_is_signed_and_its_body_and_reply_are_seale
     let rig = rig(bundle, pair).await;
     let pins = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&pins);
-    let on_pin = move |_: &OperatorTrust| {
-        counted.fetch_add(1, Ordering::SeqCst);
+    let on_change = move |t: &OperatorTrust| {
+        if t.pinned_hosts.contains_key(&HostId::from(HOST)) {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
     };
-    let streams = HostStreams::new(rig.conn.clone(), Some(alice()), Some(Box::new(on_pin)));
+    let streams = HostStreams::new(rig.conn.clone(), Some(alice()), Some(Box::new(on_change)));
 
     let reply = rename(&streams, 7).await.unwrap();
 
@@ -299,7 +377,7 @@ async fn a_request_to_a_verified_host_is_signed_and_its_body_and_reply_are_seale
     assert_eq!(
         pins.load(Ordering::SeqCst),
         1,
-        "the vouched-for host is pinned"
+        "the vouched-for host is pinned and saved once"
     );
 }
 
@@ -422,4 +500,80 @@ async fn an_uncertified_host_never_pinned_is_used_relay_trusted_and_shown_so() {
         Some(HostMode::RelayTrusted)
     );
     assert_eq!(rig.agent.seen_ops(Op::TrustFetch), 1);
+}
+
+#[tokio::test]
+async fn a_port_forward_to_a_verified_host_carries_its_raw_bytes_sealed_both_ways() {
+    let pair = HostKeyPair::generate().unwrap();
+    let rig = rig(
+        TrustBundle::default(),
+        HostKeyPair::from_secret(pair.secret()),
+    )
+    .await;
+    let mut trust = alice();
+    trust.certs.push(host_cert(&pair));
+    let streams = HostStreams::new(rig.conn.clone(), Some(trust), None);
+    let mut header = StreamHeader::new(Op::PortForward, ReqId(9));
+    header.host = Some(HostId::from(HOST));
+    let options = OpenOptions {
+        finish: false,
+        priority: Some(proto::forward::STREAM_PRIORITY),
+    };
+    let target = proto::forward::ForwardTarget { port: 8000 };
+
+    let HostStream { mut send, mut recv } =
+        streams.open(&header, Some(&target), options).await.unwrap();
+    let first: Reply<proto::forward::ForwardOpened> = recv.expect().await.unwrap();
+    assert_eq!(first.into_result().unwrap().port, 8000);
+    send.write_all(b"GET /the-secret-path HTTP/1.1")
+        .await
+        .unwrap();
+    send.shutdown().await.unwrap();
+    let mut down = recv.take_buffered().to_vec();
+    recv.into_inner().read_to_end(&mut down).await.unwrap();
+
+    assert_eq!(down, b"GET /THE-SECRET-PATH HTTP/1.1", "the answer opened");
+    let seen = locked(&rig.agent.seen);
+    let forward = seen
+        .iter()
+        .find(|s| s.header.op == Op::PortForward)
+        .unwrap();
+    assert_eq!(
+        forward.body.as_ref().unwrap()["raw"],
+        "GET /the-secret-path HTTP/1.1"
+    );
+    assert!(
+        !contains(&forward.wire, "the-secret-path") && !contains(&forward.wire, "8000"),
+        "the target and the raw bytes crossed the wire sealed"
+    );
+}
+
+#[tokio::test]
+async fn relay_operations_stay_plaintext_and_unsigned_on_a_zero_trust_profile() {
+    let pair = HostKeyPair::generate().unwrap();
+    let rig = rig(
+        TrustBundle::default(),
+        HostKeyPair::from_secret(pair.secret()),
+    )
+    .await;
+    let mut trust = alice();
+    trust.certs.push(host_cert(&pair));
+    let streams = HostStreams::new(rig.conn.clone(), Some(trust), None);
+    let query = proto::template::TemplateQuery {
+        name: "team".into(),
+        version: None,
+    };
+    for host in [None, Some(HostId::from(HOST))] {
+        let mut header = StreamHeader::new(Op::TemplateShow, ReqId(1));
+        header.host = host;
+        let reply: Value = streams.request(&header, Some(&query)).await.unwrap();
+        assert_eq!(reply["echo"]["name"], "team");
+    }
+
+    let seen = locked(&rig.agent.seen);
+    assert_eq!(seen.len(), 2, "no e2e_open, no trust_fetch");
+    assert!(
+        seen.iter()
+            .all(|s| s.header.auth.is_none() && contains(&s.wire, "team"))
+    );
 }
