@@ -46,8 +46,8 @@ pub async fn phase(
     let hub = EventHub::default();
     let world = ZtWorld::start(roles, &hub, identity, opts.tempdir()?).await?;
     let mut ops = Vec::with_capacity(watchers);
-    for _ in 0..watchers {
-        let session = world.operator().await?;
+    for i in 0..watchers {
+        let session = world.viewer(&format!("watcher-{i}")).await?;
         ops.push(ZtOperator::open_in_process(
             session,
             Arc::clone(identity),

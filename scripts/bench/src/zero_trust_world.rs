@@ -12,7 +12,8 @@ use anyhow::Result;
 use cm_client::{self as client, Session};
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
-use proto::handshake::{IssuedCredential, PeerKind};
+use cm_relay::state::StateDir;
+use proto::handshake::{IssuedCredential, LoginMethod, LoginRequest, PeerKind};
 use proto::ids::CredId;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use tempfile::TempDir;
 #[derive(Debug)]
 pub struct ZtWorld {
     _tmp: TempDir,
+    dir: StateDir,
+    pin: String,
     relay: Option<Relay>,
     addr: SocketAddr,
     cred: IssuedCredential,
@@ -77,6 +80,8 @@ impl ZtWorld {
         .await?;
         let world = Self {
             _tmp: tmp,
+            dir,
+            pin: pin.clone(),
             relay: Some(relay),
             addr,
             cred,
@@ -102,6 +107,29 @@ impl ZtWorld {
             &self.cred.secret,
         )
         .await?)
+    }
+
+    /// A session of a new viewer `name` on the agent's host: the relay lets one principal hold
+    /// at most 32 of a host's streams, so 100 watchers are 100 people.
+    ///
+    /// # Errors
+    /// The user cannot be added, or login or authentication failures.
+    pub async fn viewer(&self, name: &str) -> Result<Session> {
+        let invite = cm_relay::cli::user_add(&self.dir, name, "viewer", HOST)?;
+        let req = LoginRequest {
+            v: proto::PROTOCOL_VERSION,
+            user: invite.user,
+            method: LoginMethod::Invite {
+                secret: invite.secret,
+                new_password: None,
+            },
+            ttl_s: None,
+            label: Some("cm-bench".into()),
+            device_key: None,
+        };
+        let cred = client::login(&self.addr.to_string(), &self.pin, req).await?;
+        let conn = netutil::connect(&self.op_ep, self.addr).await?;
+        Ok(client::authenticate(conn, PeerKind::Operator, &cred.cred_id, &cred.secret).await?)
     }
 
     /// Closes the clients and drains the relay.
