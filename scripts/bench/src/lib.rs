@@ -33,6 +33,15 @@ pub mod swarm;
 pub mod throughput;
 pub mod tui_frame;
 pub mod worlds;
+pub mod zero_trust;
+pub mod zero_trust_agent;
+pub mod zero_trust_client;
+pub mod zero_trust_costs;
+pub mod zero_trust_events;
+pub mod zero_trust_hop;
+pub mod zero_trust_identity;
+pub mod zero_trust_load;
+pub mod zero_trust_world;
 
 /// The throwaway PostgreSQL server of the relay's tests (the fleet scenario's database).
 #[allow(

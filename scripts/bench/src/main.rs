@@ -68,11 +68,14 @@ enum Scenario {
     Forward,
     /// Scenario 8: a fleet of relays on PostgreSQL (cross-relay hop, 10,000 agents on 3 relays).
     Peering,
+    /// Scenario 13: signed headers and end-to-end sealing vs plain (issue #20).
+    #[value(alias = "zero_trust")]
+    ZeroTrust,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 8] = [
+const ALL: [(Scenario, Runner); 9] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
@@ -81,6 +84,7 @@ const ALL: [(Scenario, Runner); 8] = [
     (Scenario::Startup, cm_bench::startup::run),
     (Scenario::Forward, cm_bench::forward::run),
     (Scenario::Peering, cm_bench::peering::run),
+    (Scenario::ZeroTrust, cm_bench::zero_trust::run),
 ];
 
 fn options(cli: &Cli) -> Options {

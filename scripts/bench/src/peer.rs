@@ -36,7 +36,7 @@ impl Mode {
         }
     }
 
-    fn of(header: &StreamHeader) -> Result<Self> {
+    pub(crate) fn of(header: &StreamHeader) -> Result<Self> {
         let ws = header.workspace.as_deref().unwrap_or_default();
         Ok(match ws.split_once('-') {
             None if ws == "echo" => Self::Echo,
@@ -47,7 +47,7 @@ impl Mode {
     }
 }
 
-async fn serve(
+pub(crate) async fn serve(
     mode: Mode,
     recv: FramedRecv,
     mut send: quinn::SendStream,

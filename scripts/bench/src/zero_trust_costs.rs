@@ -1,0 +1,230 @@
+//! The per-request costs of zero trust, measured in process one operation at a time (no
+//! network, one thread): signing a header on the laptop, the host's whole check of it, and
+//! sealing / opening a body end to end.
+
+use crate::peer::Mode;
+use crate::stats::Percentiles;
+use crate::worlds::HOST;
+use crate::zero_trust_identity::Identity;
+use anyhow::{Result, bail, ensure};
+use cm_agent::trust::HostTrust;
+use cm_client::e2e::{Channel, Side, StreamKeys, accept_channel, open_channel, seal_stream};
+use cm_client::time::now_ms;
+use proto::frame::{FrameDecoder, MAX_HEADER_LEN, to_frame};
+use proto::header::{Op, StreamHeader};
+use proto::ids::{CredId, HostId, ReqId};
+use proto::ops::ForwardHeader;
+use proto::rbac::{Decision, Ownership, Role, authorize};
+use proto::trust::header::body_hash;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// What one request costs, per operation.
+#[derive(Debug)]
+pub struct Costs {
+    /// Operator: nonce, body hash, Ed25519 signature, header encoding.
+    pub sign: Percentiles,
+    /// Host: forwarded header decoding, revocation freshness, `header::check` (signature,
+    /// fields, time, nonce window) and `role_of` (the grant's signature) + `authorize`.
+    pub verify: Percentiles,
+    /// Host: `role_of` + `authorize` alone (part of `verify`): the grant's signature.
+    pub role_of: Percentiles,
+    /// Per body size: derive the stream's keys, seal the body and the fin record.
+    pub seal: Vec<(usize, Percentiles)>,
+    /// Per body size: derive the stream's keys, open the records to the end.
+    pub open: Vec<(usize, Percentiles)>,
+}
+
+/// Runs a future that never waits (in-memory I/O) to completion.
+fn now<F: Future>(fut: F) -> Result<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(fut).poll(&mut cx) {
+        Poll::Ready(v) => Ok(v),
+        Poll::Pending => bail!("in-memory I/O waited"),
+    }
+}
+
+fn template() -> StreamHeader {
+    let mut h = StreamHeader::new(Op::Messages, ReqId(1));
+    h.host = Some(HostId::from(HOST));
+    h.workspace = Some(Mode::Echo.workspace());
+    h
+}
+
+fn timed(n: usize, mut op: impl FnMut() -> Result<()>) -> Result<Percentiles> {
+    let mut samples: Vec<Duration> = Vec::with_capacity(n);
+    // Warm-up: caches, allocator.
+    for _ in 0..n.min(50) {
+        op()?;
+    }
+    for _ in 0..n {
+        let t = Instant::now();
+        op()?;
+        samples.push(t.elapsed());
+    }
+    Ok(Percentiles::of(samples))
+}
+
+fn signed_forward(identity: &Identity, channel: &Channel, body: &[u8]) -> Result<Vec<u8>> {
+    let mut h = template();
+    identity.sign(&mut h, Some(body_hash(body)), Some(channel.id()))?;
+    let fwd = ForwardHeader {
+        header: h,
+        principal: identity.user.clone(),
+        role: Role::Owner,
+        cred_id: CredId("bench".into()),
+    };
+    Ok(to_frame(&fwd, MAX_HEADER_LEN)?.to_vec())
+}
+
+/// What the fake agent does before it touches a signed stream's body.
+fn verify(trust: &HostTrust, identity: &Identity, frame: &[u8]) -> Result<()> {
+    let mut buf = bytes::BytesMut::from(frame);
+    let Some(fwd) = FrameDecoder::new(MAX_HEADER_LEN).decode_json::<ForwardHeader>(&mut buf)?
+    else {
+        bail!("a whole header frame did not decode");
+    };
+    let now = now_ms();
+    trust.check_fresh(now)?;
+    let checked = trust.check_header(&fwd.header, now)?;
+    let role = trust.role_of(&checked.fields.user, &checked.key, &identity.certs, now)?;
+    ensure!(authorize(Some(role), fwd.header.op, Ownership::None) == Decision::Allow);
+    Ok(())
+}
+
+fn seal(keys: StreamKeys, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    let (_, mut send) = seal_stream(keys, &[][..], out);
+    now(async {
+        send.write_all(body).await?;
+        send.shutdown().await
+    })??;
+    Ok(())
+}
+
+fn open(keys: StreamKeys, sealed: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    let (mut recv, _) = seal_stream(keys, sealed, Vec::new());
+    now(recv.read_to_end(out))??;
+    Ok(())
+}
+
+/// Measures each operation `n` times (after a warm-up) for each body size.
+///
+/// # Errors
+/// A check refuses (not expected) or no OS randomness.
+pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> {
+    let trust = identity.host_trust()?;
+    let (pending, msg1) = open_channel(&identity.host_key.public(), b"[]")?;
+    let (agent_side, _, msg2) = accept_channel(&identity.host_key, &msg1)?;
+    let operator_side = pending.finish(&msg2)?;
+    let body64 = vec![0x42u8; 64];
+    let sign = timed(n, || {
+        let mut h = template();
+        identity.sign(&mut h, Some(body_hash(&body64)), Some(operator_side.id()))?;
+        to_frame(&h, MAX_HEADER_LEN)?;
+        Ok(())
+    })?;
+    // Every check spends its header's nonce: one signed header per check, made beforehand.
+    let headers: Vec<Vec<u8>> = (0..n + n.min(50))
+        .map(|_| signed_forward(identity, &operator_side, &body64))
+        .collect::<Result<_>>()?;
+    let mut unused = headers.iter();
+    let verify = timed(n, || match unused.next() {
+        Some(h) => verify(&trust, identity, h),
+        None => bail!("out of signed headers"),
+    })?;
+    let key = identity.device.public();
+    let role_of = timed(n, || {
+        let role = trust.role_of(&identity.user, &key, &identity.certs, now_ms())?;
+        ensure!(authorize(Some(role), Op::Messages, Ownership::None) == Decision::Allow);
+        Ok(())
+    })?;
+    let nonce = [7u8; 16];
+    let mut seal_rows = Vec::new();
+    let mut open_rows = Vec::new();
+    for &size in sizes {
+        let body = vec![0x42u8; size];
+        let mut out = Vec::new();
+        seal_rows.push((
+            size,
+            timed(n, || {
+                seal(
+                    operator_side.stream_keys(&nonce, Side::Operator),
+                    &body,
+                    &mut out,
+                )
+            })?,
+        ));
+        let mut sealed = Vec::new();
+        seal(
+            operator_side.stream_keys(&nonce, Side::Operator),
+            &body,
+            &mut sealed,
+        )?;
+        let mut plain = Vec::new();
+        open_rows.push((
+            size,
+            timed(n, || {
+                open(
+                    agent_side.stream_keys(&nonce, Side::Agent),
+                    &sealed,
+                    &mut plain,
+                )
+            })?,
+        ));
+        ensure!(plain == body, "the opened body differs from the sealed one");
+    }
+    Ok(Costs {
+        sign,
+        verify,
+        role_of,
+        seal: seal_rows,
+        open: open_rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> Result<(Identity, std::sync::Arc<HostTrust>, Channel)> {
+        let identity = Identity::new()?;
+        let trust = identity.host_trust()?;
+        let (pending, msg1) = open_channel(&identity.host_key.public(), b"[]")?;
+        let (_, _, msg2) = accept_channel(&identity.host_key, &msg1)?;
+        let channel = pending.finish(&msg2)?;
+        Ok((identity, trust, channel))
+    }
+
+    #[test]
+    fn measured_host_check_refuses_a_replayed_header() -> Result<()> {
+        let (identity, trust, channel) = setup()?;
+        let frame = signed_forward(&identity, &channel, b"body")?;
+        verify(&trust, &identity, &frame)?;
+        assert!(verify(&trust, &identity, &frame).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn measured_host_check_refuses_an_altered_header_or_an_ungranted_key() -> Result<()> {
+        let (identity, trust, channel) = setup()?;
+        let frame = signed_forward(&identity, &channel, b"body")?;
+        // The plaintext workspace the relay forwards, "echo" → "echp" (same length).
+        let mut altered = frame.clone();
+        let at = frame
+            .windows(6)
+            .position(|w| w == b"\"echo\"")
+            .ok_or_else(|| anyhow::anyhow!("no workspace in the header"))?;
+        altered[at + 4] = b'p';
+        assert!(verify(&trust, &identity, &altered).is_err());
+        // Another user's grant does not cover this device key.
+        let mut stranger = Identity::new()?;
+        stranger.certs = Identity::new()?.certs;
+        let frame = signed_forward(&stranger, &channel, b"body")?;
+        assert!(verify(&trust, &stranger, &frame).is_err());
+        Ok(())
+    }
+}
