@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
-/// Shortest `revocation_max_age` accepted: owners re-sign every max/4, so a shorter limit
-/// would refuse work between two refreshes of a laptop that is running.
-pub(super) const MIN_REVOCATION_MAX_AGE: Duration = Duration::from_secs(60);
+/// Shortest `revocation_max_age` accepted. Anything under a few minutes refuses work between
+/// two refreshes of an owner's laptop; seconds are for drills and tests of the fail-closed
+/// path (the malicious-relay harness withholds lists for a few seconds).
+pub(super) const MIN_REVOCATION_MAX_AGE: Duration = Duration::from_secs(2);
 /// Longest `revocation_max_age` accepted: a withheld revocation stays unseen at most this long.
 pub(super) const MAX_REVOCATION_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
@@ -39,7 +40,7 @@ impl TrustSection {
             return Err(invalid(
                 path,
                 format!(
-                    "[trust] revocation_max_age {text:?} is out of range; use between 1m and 30d (default 24h)"
+                    "[trust] revocation_max_age {text:?} is out of range; use between 2s and 30d (default 24h)"
                 ),
             ));
         }
@@ -71,7 +72,7 @@ mod tests {
     #[test]
     fn revocation_max_age_out_of_range_or_garbage_is_refused_with_the_key() {
         let p = Path::new("agent.toml");
-        for bad in ["0s", "10s", "60d", "soon"] {
+        for bad in ["0s", "1s", "60d", "soon"] {
             let err = section(bad).validate(p).unwrap_err().to_string();
             assert!(err.contains("revocation_max_age"), "{bad}: {err}");
             assert!(err.contains("agent.toml"), "{bad}: {err}");
