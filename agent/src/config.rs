@@ -21,7 +21,7 @@ pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
 pub use policy::PolicySection;
 pub use relays::{DEFAULT_RELAY_CONNECTIONS, RelaySetting, Relays, relays_of};
-pub use trust::TrustSection;
+pub use trust::{DEFAULT_REVOCATION_MAX_AGE_MS, TrustSection};
 pub use workspaces::{PermissionEntry, ToolPermission, ToolPermissions, Workspace, WorkspaceEntry};
 
 /// Default heartbeat interval: three heartbeats fit in the relay's 10 s offline window.

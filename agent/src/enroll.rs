@@ -14,10 +14,11 @@ use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
 use proto::handshake::Key;
 use proto::ids::HostId;
 use proto::token::{EnrollmentToken, TokenError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Keyring service name for host secrets.
-pub const SECRET_SERVICE: &str = "codemantle-agent";
+pub use crate::secret_names::{
+    SECRET_SERVICE, e2e_account, load_e2e_secret_any, open_secrets, secret_account, secret_file,
+};
 
 /// Enrollment failures.
 #[derive(Debug, thiserror::Error)]
@@ -45,32 +46,6 @@ pub enum EnrollError {
         /// The host.
         host: HostId,
     },
-}
-
-/// The keyring account of a host secret.
-pub fn secret_account(host: &HostId, relay: &str) -> String {
-    format!("{host}@{relay}")
-}
-
-/// The keyring account of the host's end-to-end key (next to the host secret).
-pub fn e2e_account(host: &HostId, relay: &str) -> String {
-    format!("e2e:{host}@{relay}")
-}
-
-/// The file the secret goes to when no keyring works.
-pub fn secret_file(state_dir: &Path) -> PathBuf {
-    state_dir.join("secrets.json")
-}
-
-/// Opens the secret store; returns the fallback warning, if any.
-///
-/// # Errors
-/// A demanded keyring that does not answer.
-pub fn open_secrets(
-    choice: StoreChoice,
-    state_dir: &Path,
-) -> Result<(SecretStore, Option<String>), SecretError> {
-    SecretStore::open(choice, secret_file(state_dir))
 }
 
 /// What enrollment did.
@@ -199,24 +174,6 @@ pub fn load_secret(
     Ok(store
         .get(SECRET_SERVICE, &secret_account(host, relay))?
         .and_then(|s| Key::from_hex(&s)))
-}
-
-/// Loads the end-to-end key's secret for `host` under the first of `relays` that has one.
-///
-/// # Errors
-/// Store failures.
-pub fn load_e2e_secret_any(
-    store: &SecretStore,
-    host: &HostId,
-    relays: &[String],
-) -> Result<Option<[u8; 32]>, SecretError> {
-    for relay in relays {
-        let found = store.get(SECRET_SERVICE, &e2e_account(host, relay))?;
-        if let Some(secret) = found.and_then(|s| Key::from_hex(&s)) {
-            return Ok(Some(*secret.as_bytes()));
-        }
-    }
-    Ok(None)
 }
 
 /// Loads the host secret for `host` under the first of `relays` (relay strings) that has one.

@@ -29,7 +29,7 @@ mod admit;
 mod body;
 mod e2e;
 pub mod error;
-pub use e2e::E2eState;
+pub use crate::e2e_state::E2eState;
 mod forward;
 pub mod frames;
 mod fs_git;

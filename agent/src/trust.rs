@@ -36,7 +36,7 @@ use proto::trust::{
 
 /// Default `[trust] revocation_max_age`: how old the newest owner-signed revocation list may
 /// be before the host refuses new work.
-pub const DEFAULT_REVOCATION_MAX_AGE_MS: u64 = 24 * 60 * 60 * 1000;
+pub use crate::config::DEFAULT_REVOCATION_MAX_AGE_MS;
 
 /// A zero-trust host's trust state (see the module docs). Cheap to share: `Arc<HostTrust>`.
 #[derive(Debug)]

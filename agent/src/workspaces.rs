@@ -1,4 +1,5 @@
 //! The workspaces at run time: for each, its event hub, its OpenCode supervisor and the small
+//! Over 600 lines because it is the one owner of every workspace runtime (configured, added, removed) and their shared settings; the zero-trust state added two accessors.
 //! records that make retries safe. The configured ones are built at start; workspaces added
 //! from a root's subfolders ([`added`]) join and leave at run time (readers take a cheap
 //! snapshot under a read lock; every change is announced on [`Workspaces::changes`]).
@@ -105,7 +106,7 @@ pub struct Workspaces {
     /// Zero-trust hosts' trust state (set once at start; `None`: relay-trusted).
     trust: std::sync::OnceLock<Arc<crate::trust::HostTrust>>,
     /// Zero-trust hosts' end-to-end channels and queued prompts served.
-    e2e: crate::ops::E2eState,
+    e2e: crate::e2e_state::E2eState,
 }
 
 impl Workspaces {
@@ -216,7 +217,7 @@ impl Workspaces {
             registry,
             forwarding: crate::forward::Forwarding::default(),
             trust: std::sync::OnceLock::new(),
-            e2e: crate::ops::E2eState::default(),
+            e2e: crate::e2e_state::E2eState::default(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -459,7 +460,7 @@ impl Workspaces {
 
     /// The end-to-end channels operators opened and the queued prompts served (zero-trust
     /// hosts).
-    pub fn e2e(&self) -> &crate::ops::E2eState {
+    pub fn e2e(&self) -> &crate::e2e_state::E2eState {
         &self.e2e
     }
 

@@ -16,7 +16,7 @@
 use crate::ids::{ConnId, CredId, MAX_ID_LEN, UserId};
 use crate::replay::{ReplayError, ReplayWindow};
 use crate::wire_error::WireError;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Domain separation for mac1: a MAC computed for h1 can never be valid as any other MAC.
@@ -31,30 +31,7 @@ pub const EXPORTER_LEN: usize = 32;
 /// Largest accepted difference between a peer's timestamp and ours (design §4: ±30 s).
 pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
 
-/// 32 bytes carried as lowercase hex in JSON (nonces, MACs, secrets).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Bytes32(pub [u8; 32]);
-
-impl fmt::Debug for Bytes32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Bytes32({})", hex::encode(self.0))
-    }
-}
-
-impl Serialize for Bytes32 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Bytes32 {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
-        Ok(Self(out))
-    }
-}
+pub use crate::bytes32::Bytes32;
 
 /// A 32-byte credential secret `K`. Its `Debug` never prints the bytes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,6 +30,30 @@ pub struct StreamHeader {
     pub auth: Option<crate::trust::HeaderAuth>,
 }
 
+impl crate::trust::header::HeaderFields for StreamHeader {
+    fn op(&self) -> Op {
+        self.op
+    }
+    fn req_id(&self) -> ReqId {
+        self.req_id
+    }
+    fn host(&self) -> Option<&HostId> {
+        self.host.as_ref()
+    }
+    fn workspace(&self) -> Option<&String> {
+        self.workspace.as_ref()
+    }
+    fn session(&self) -> Option<&String> {
+        self.session.as_ref()
+    }
+    fn auth(&self) -> Option<&crate::trust::HeaderAuth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: crate::trust::HeaderAuth) {
+        self.auth = Some(auth);
+    }
+}
+
 impl StreamHeader {
     /// A header for `op` with no target.
     pub fn new(op: Op, req_id: ReqId) -> Self {

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod bytes32;
 pub mod event;
 pub mod forward;
 pub mod frame;

@@ -3,7 +3,7 @@
 //! `required_role` is a single exhaustive `match` with no wildcard arm, so a new operation
 //! cannot compile without a decision. The whole matrix is snapshot-tested.
 
-use crate::header::Op;
+use crate::opcode::Op;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

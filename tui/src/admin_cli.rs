@@ -6,18 +6,17 @@
 use crate::admin_trust_cli::{self as trust_cli, TrustCommand};
 use crate::commands::CommandError;
 use crate::profile::Profile;
+use crate::relay_call::call;
 use crate::remote::Remote;
 use crate::view::text::{sanitize, sanitize_text};
 use clap::Subcommand;
-use cm_client::time::{random_u64, utc};
+use cm_client::time::utc;
 use proto::admin::{
     AdminDone, AuditEntry, AuditQuery, CredInfo, CredName, CredsQuery, HostAdd, HostEnrolled,
     HostName, HostRequest, HostRotated, KillTarget, UserInfo, UserRequest,
 };
-use proto::header::{Op, StreamHeader};
-use proto::ids::ReqId;
+use proto::header::Op;
 use proto::op;
-use proto::operation::Unary;
 use proto::rbac::Role;
 use serde::Serialize;
 
@@ -247,15 +246,6 @@ pub enum CredsCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// One relay administration request (no target: the relay answers it itself).
-pub(crate) async fn call<O: Unary>(
-    remote: &Remote,
-    body: &O::Body,
-) -> Result<O::Reply, CommandError> {
-    let header = StreamHeader::new(O::OP, ReqId(random_u64()));
-    Ok(cm_client::call::<O>(remote.conn(), &header, body).await?)
 }
 
 /// A `host_rotate` answer of the other shape than asked for.
@@ -599,70 +589,4 @@ pub async fn run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audit_text_drops_escape_sequences_from_every_field() {
-        let evil = "\u{1b}]0;pwned\u{7}x\u{1b}[2J\r\ny";
-        let row = AuditEntry {
-            id: 7,
-            ts_ms: 1,
-            actor: evil.into(),
-            role: Some(evil.into()),
-            host: Some(evil.into()),
-            op: evil.into(),
-            target: Some(evil.into()),
-            decision: "deny".into(),
-            reason: Some(evil.into()),
-            hash: "h".into(),
-        };
-        let text = audit_text(&[row]);
-        assert!(!text.contains('\u{1b}'), "{text:?}");
-        assert!(!text.contains('\u{7}') && !text.contains('\r'), "{text:?}");
-        assert_eq!(text.lines().count(), 1, "one row, one line: {text:?}");
-        assert!(text.contains("host=xy target=xy "), "{text:?}");
-    }
-
-    #[test]
-    fn creds_and_audit_print_utc_times() {
-        let cred = CredInfo {
-            id: "cred_1".into(),
-            user: "bob".into(),
-            created_ms: 0,
-            expires_ms: 1_795_660_882_220,
-            revoked: false,
-            label: Some("laptop".into()),
-        };
-        let text = creds_text(&[cred]);
-        assert!(
-            text.contains("expires 2026-11-26 02:41:22Z laptop"),
-            "{text:?}"
-        );
-        let row = AuditEntry {
-            id: 3,
-            ts_ms: 1_795_660_882_220,
-            actor: "owner".into(),
-            role: None,
-            host: None,
-            op: "kill".into(),
-            target: None,
-            decision: "allow".into(),
-            reason: None,
-            hash: "h".into(),
-        };
-        let text = audit_text(&[row]);
-        assert!(text.contains(" 2026-11-26 02:41:22Z owner "), "{text:?}");
-        assert!(!text.contains("1795660882220"), "{text:?}");
-    }
-
-    #[test]
-    fn an_unknown_role_names_the_allowed_ones() {
-        let err = role_arg("boss").err().unwrap_or_default();
-        assert_eq!(
-            err,
-            "unknown role \"boss\"; use one of viewer, operator, admin, owner"
-        );
-        assert_eq!(role_arg("admin"), Ok(Role::Admin));
-    }
-}
+mod tests;

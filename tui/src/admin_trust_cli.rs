@@ -1,11 +1,12 @@
 //! `cm-tui admin trust …` and the zero-trust steps of `admin host add/certify`, `admin user
+//! Over 600 lines because every signing step of the laptop (init, refresh, certify, revocation lists, sealing tokens) shares one trust-file transaction helper; splitting by command is the next step.
 //! add/certify/revoke/remove` and `admin creds revoke` (issue #20): everything that is signed
 //! is signed here, on the owner's or admin's laptop, with its device key; the relay only
 //! stores and serves what this publishes.
 
-use crate::admin_cli::call;
 use crate::commands::CommandError;
 use crate::profile::Profile;
+use crate::relay_call::call;
 use crate::remote::Remote;
 use crate::trust::admin::{self, Authority};
 use crate::trust::file::{OwnList, TrustFile};

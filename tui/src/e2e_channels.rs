@@ -1,4 +1,5 @@
 //! Host streams, signed and sealed (issue #20): the one place cm-tui opens a stream to a host's
+//! Over 600 lines because opening, signing, sealing, sniffing the first frame and retrying on a lost channel are one state machine per host stream.
 //! agent, for the scripting commands ([`crate::remote`]), the app ([`crate::net`]) and port
 //! forwards ([`crate::forward_cli`]).
 //!

@@ -25,6 +25,7 @@ pub mod models_cli;
 pub mod net;
 pub mod profile;
 pub mod queue_cli;
+pub mod relay_call;
 pub mod remote;
 pub mod runtime;
 pub mod sessions_cli;

@@ -2,7 +2,9 @@
 //! revocation list may be before the host refuses new work.
 
 use super::{ConfigError, invalid};
-use crate::trust::DEFAULT_REVOCATION_MAX_AGE_MS;
+/// Default `revocation_max_age`: how old the newest owner-signed revocation list may be before
+/// the host refuses new work (re-exported as `trust::DEFAULT_REVOCATION_MAX_AGE_MS`).
+pub const DEFAULT_REVOCATION_MAX_AGE_MS: u64 = 24 * 60 * 60 * 1000;
 use cm_client::time::parse_duration;
 use serde::{Deserialize, Serialize};
 use std::path::Path;

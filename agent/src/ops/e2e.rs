@@ -7,7 +7,7 @@
 //! signer at least viewer here, and then the channel is kept in the [`ChannelTable`] with who
 //! opened it. A relay-trusted host has no end-to-end key and says so.
 
-pub(super) mod channels;
+pub(super) use crate::e2e_state::channels;
 pub(super) mod queued;
 
 use super::body::next_raw_body;
@@ -18,7 +18,6 @@ use crate::trust::HostTrust;
 use crate::workspaces::Workspaces;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-pub(super) use channels::ChannelTable;
 use channels::OpenChannel;
 use cm_client::e2e::{HostKeyPair, accept_channel};
 use proto::header::Op;
@@ -26,17 +25,7 @@ use proto::op;
 use proto::rbac::{Decision, Ownership, authorize};
 use proto::trust::header::{CheckedHeader, body_hash};
 use proto::trust::{Cert, E2eOpen, E2eOpened};
-pub(super) use queued::QueuedNonces;
 use tokio::io::AsyncRead;
-
-/// A zero-trust host's end-to-end state: the open channels and the queued prompts served.
-#[derive(Debug, Default)]
-pub struct E2eState {
-    /// Channels operators opened.
-    pub channels: ChannelTable,
-    /// Nonces of queued prompts already served.
-    pub queued: QueuedNonces,
-}
 
 impl Handler for op::E2eOpen {
     async fn handle(_cx: &Cx<'_>, _body: E2eOpen) -> Result<E2eOpened, OpError> {

@@ -4,7 +4,7 @@
 
 use super::HostTrust;
 use super::store::{StoreError, TrustFile, load_revocations};
-use crate::enroll;
+use crate::secret_names as enroll;
 use cm_client::secrets::{SecretError, SecretStore};
 use proto::ids::HostId;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@
 use super::TrustError;
 use super::keys::{DeviceKey, PublicKey};
 use super::signed::{Signed, SignedKind};
-use crate::header::{Op, StreamHeader};
 use crate::ids::{HostId, ReqId, UserId};
+use crate::opcode::Op;
 use crate::replay::{ReplayError, ReplayWindow};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,25 @@ pub const NONCE_CAPACITY: usize = 262_144;
 
 /// The signature on a stream header.
 pub type HeaderAuth = Signed<SignedFields>;
+
+/// What [`sign`] and [`check`] read of a stream header (implemented by
+/// `crate::header::StreamHeader`; a trait so this module does not depend on that one).
+pub trait HeaderFields {
+    /// The operation.
+    fn op(&self) -> Op;
+    /// The request id.
+    fn req_id(&self) -> ReqId;
+    /// The target host.
+    fn host(&self) -> Option<&HostId>;
+    /// The target workspace.
+    fn workspace(&self) -> Option<&String>;
+    /// The target session.
+    fn session(&self) -> Option<&String>;
+    /// The signature, if any.
+    fn auth(&self) -> Option<&HeaderAuth>;
+    /// Puts the signature in.
+    fn set_auth(&mut self, auth: HeaderAuth);
+}
 
 /// What the operator signs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,25 +104,25 @@ pub struct SignInput<'a> {
 ///
 /// # Errors
 /// [`TrustError::Payload`] when the header names no host.
-pub fn sign(header: &mut StreamHeader, input: SignInput<'_>) -> Result<(), TrustError> {
+pub fn sign(header: &mut impl HeaderFields, input: SignInput<'_>) -> Result<(), TrustError> {
     let host = header
-        .host
-        .clone()
+        .host()
+        .cloned()
         .ok_or_else(|| TrustError::Payload("only host requests are signed".into()))?;
     let fields = SignedFields {
         v: 1,
         user: input.user.clone(),
         host,
-        workspace: header.workspace.clone(),
-        session: header.session.clone(),
-        op: header.op,
-        req_id: header.req_id,
+        workspace: header.workspace().cloned(),
+        session: header.session().cloned(),
+        op: header.op(),
+        req_id: header.req_id(),
         nonce: hex::encode(input.nonce),
         ts_ms: input.now_ms,
         body: input.body,
         channel: input.channel,
     };
-    header.auth = Some(HeaderAuth::sign(&fields, input.key));
+    header.set_auth(HeaderAuth::sign(&fields, input.key));
     Ok(())
 }
 
@@ -126,12 +145,12 @@ pub struct CheckedHeader {
 /// # Errors
 /// The first check that fails.
 pub fn check(
-    header: &StreamHeader,
+    header: &impl HeaderFields,
     this_host: &HostId,
     now_ms: u64,
     nonces: &mut ReplayWindow,
 ) -> Result<CheckedHeader, TrustError> {
-    let auth = header.auth.as_ref().ok_or(TrustError::Unsigned)?;
+    let auth = header.auth().ok_or(TrustError::Unsigned)?;
     let fields = auth.open()?;
     if fields.host != *this_host {
         return Err(TrustError::WrongHost {
@@ -140,19 +159,19 @@ pub fn check(
         });
     }
     let mismatch = |field| Err(TrustError::HeaderMismatch { field });
-    if header.host.as_ref() != Some(&fields.host) {
+    if header.host() != Some(&fields.host) {
         return mismatch("host");
     }
-    if header.op != fields.op {
+    if header.op() != fields.op {
         return mismatch("op");
     }
-    if header.workspace != fields.workspace {
+    if header.workspace() != fields.workspace.as_ref() {
         return mismatch("workspace");
     }
-    if header.session != fields.session {
+    if header.session() != fields.session.as_ref() {
         return mismatch("session");
     }
-    if header.req_id != fields.req_id {
+    if header.req_id() != fields.req_id {
         return mismatch("req_id");
     }
     let skew_ms = now_ms.abs_diff(fields.ts_ms);

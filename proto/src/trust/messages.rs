@@ -11,7 +11,7 @@
 use super::cert::{Cert, Root, X25519Public};
 use super::keys::PublicKey;
 use super::revocation::RevocationList;
-use crate::handshake::Bytes32;
+use crate::bytes32::Bytes32;
 use crate::ids::{HostId, UserId};
 use serde::{Deserialize, Serialize};
 

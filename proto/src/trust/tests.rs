@@ -1,11 +1,60 @@
 use super::header::{self, SignInput, nonce_window};
 use super::revocation::Revoked;
 use super::*;
-use crate::handshake::Bytes32;
-use crate::header::{Op, StreamHeader};
+use crate::bytes32::Bytes32;
 use crate::ids::{HostId, ReqId, UserId};
+use crate::opcode::Op;
 use crate::rbac::Role;
 use proptest::prelude::*;
+
+/// A stand-in for `crate::header::StreamHeader` with the same fields (this module does not
+/// depend on that one; the real header implements [`header::HeaderFields`] the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StreamHeader {
+    op: Op,
+    req_id: ReqId,
+    host: Option<HostId>,
+    workspace: Option<String>,
+    session: Option<String>,
+    auth: Option<HeaderAuth>,
+}
+
+impl StreamHeader {
+    fn new(op: Op, req_id: ReqId) -> Self {
+        Self {
+            op,
+            req_id,
+            host: None,
+            workspace: None,
+            session: None,
+            auth: None,
+        }
+    }
+}
+
+impl header::HeaderFields for StreamHeader {
+    fn op(&self) -> Op {
+        self.op
+    }
+    fn req_id(&self) -> ReqId {
+        self.req_id
+    }
+    fn host(&self) -> Option<&HostId> {
+        self.host.as_ref()
+    }
+    fn workspace(&self) -> Option<&String> {
+        self.workspace.as_ref()
+    }
+    fn session(&self) -> Option<&String> {
+        self.session.as_ref()
+    }
+    fn auth(&self) -> Option<&HeaderAuth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: HeaderAuth) {
+        self.auth = Some(auth);
+    }
+}
 
 const NOW: u64 = 1_800_000_000_000;
 const DAY: u64 = 86_400_000;

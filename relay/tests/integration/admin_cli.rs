@@ -61,6 +61,8 @@ async fn cm_tui_admin_commands_with_json() -> Result<()> {
         "box",
         "--relay-addr",
         &addr,
+        // This laptop pinned no owner root: a relay-trusted enrollment, asked for explicitly.
+        "--relay-trusted",
         "--json",
     ])?)?;
     assert_eq!(

@@ -12,33 +12,14 @@ use crate::trust::HostTrust;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cm_client::e2e::{HostKeyPair, open_sealed};
-use parking_lot::Mutex;
+
+use crate::e2e_state::{MAX_QUEUED_AGE_MS, QueuedNonces};
 use proto::header::Op;
 use proto::ops::ForwardHeader;
-use proto::replay::ReplayWindow;
 use proto::trust::header::{CheckedHeader, REPLAY_WINDOW_MS, body_hash};
 use proto::trust::{SignedFields, TrustError};
 use serde::Deserialize;
 use tokio::io::AsyncRead;
-
-/// How old a queued prompt's signed time may be (the relay keeps a queued prompt this long).
-pub(crate) const MAX_QUEUED_AGE_MS: u64 = 24 * 60 * 60 * 1000;
-/// Most queued-prompt nonces remembered (fail closed beyond).
-const CAPACITY: usize = 65_536;
-
-/// The nonces of queued prompts already served.
-#[derive(Debug)]
-pub struct QueuedNonces(Mutex<ReplayWindow>);
-
-impl Default for QueuedNonces {
-    fn default() -> Self {
-        // Pruned by signed times (see `check`): twice the age covers every accepted one.
-        Self(Mutex::new(ReplayWindow::new(
-            CAPACITY,
-            2 * (MAX_QUEUED_AGE_MS + REPLAY_WINDOW_MS),
-        )))
-    }
-}
 
 /// The sealed body of a queued prompt.
 #[derive(Debug, Deserialize)]

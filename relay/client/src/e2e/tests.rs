@@ -1,4 +1,5 @@
 //! End-to-end channel, record and sealed-box tests, with golden vectors for docs/protocol.md.
+//! Over 600 lines because each record, handshake and sealed-box property has its own test and the golden vectors sit with them.
 
 use super::handshake::{accept_channel_with, open_channel_with};
 use super::record::{FLAG_DATA, Opened, RecordOpener, RecordSealer};
