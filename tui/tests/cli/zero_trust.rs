@@ -141,7 +141,6 @@ async fn login_pins_invite_roots_and_host_add_and_user_add_carry_them() -> Resul
 
 /// Needs the relay's `trust_fetch`/`trust_publish` (relay/src/net/trust.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the relay's trust_fetch/trust_publish (branch hrel; passes with its relay/src); run once they are on main"]
 async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<()> {
     let env = env().await?;
     let out = tui(&env, &["login", &env.invite])?;
