@@ -754,7 +754,7 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
 
 /// Cost per operation (run: `cargo test --release -p cm-client --lib e2e::tests::cost -- --ignored --nocapture`).
 #[test]
-#[ignore = "a measurement, not a check"]
+#[ignore = "a cost measurement that prints timings and asserts nothing; run it in release with --ignored --nocapture (see the line above); performance.md cites it"]
 fn cost_of_handshake_seal_and_open() {
     let host = host();
     let rounds = 2_000u32;
