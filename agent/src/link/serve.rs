@@ -36,6 +36,7 @@ pub(super) async fn connect(links: &Links, addr: SocketAddr) -> Result<Session, 
     let config = &links.config;
     let opts = DialOptions {
         idle_timeout: config.relay_timeout,
+        ..DialOptions::default()
     };
     let (_endpoint, conn) = client::dial_addr(addr, &config.pin, &opts).await?;
     client::authenticate(

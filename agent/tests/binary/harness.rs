@@ -130,6 +130,7 @@ impl World {
         let cred = client::login(&addr, &self.pin, req).await?;
         let dial = DialOptions {
             idle_timeout: Duration::from_secs(5),
+            ..DialOptions::default()
         };
         let conn = client::dial(&addr, &self.pin, &dial).await?;
         let session =

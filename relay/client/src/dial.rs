@@ -100,6 +100,8 @@ pub struct Dialed {
     pub endpoint: quinn::Endpoint,
     /// The connection.
     pub conn: quinn::Connection,
+    /// The transport that carries it.
+    pub transport: crate::transport::Transport,
 }
 
 /// Dials `addrs` in order from `start` (wrapping around), each for at most
@@ -142,6 +144,7 @@ pub async fn dial_any(
                     addr,
                     endpoint,
                     conn,
+                    transport: crate::transport::Transport::Quic,
                 });
             }
             Err(e @ LinkError::PinMismatch { .. }) => return Err(e),

@@ -20,6 +20,8 @@ pub mod task_end;
 pub mod time;
 pub mod tls;
 pub mod toml_file;
+pub mod transport;
+pub mod tunnel;
 
 pub use call::call;
 pub use dial::{
@@ -127,12 +129,15 @@ impl LinkError {
 pub struct DialOptions {
     /// Transport idle timeout.
     pub idle_timeout: Duration,
+    /// Which transports to use and how to choose between them.
+    pub transport: transport::TransportOptions,
 }
 
 impl Default for DialOptions {
     fn default() -> Self {
         Self {
             idle_timeout: tls::DEFAULT_IDLE_TIMEOUT,
+            transport: transport::TransportOptions::default(),
         }
     }
 }

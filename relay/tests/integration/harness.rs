@@ -116,6 +116,7 @@ impl TestRelay {
 pub fn quick_dial() -> DialOptions {
     DialOptions {
         idle_timeout: Duration::from_secs(2),
+        ..DialOptions::default()
     }
 }
 

@@ -1,0 +1,93 @@
+//! Which transport carries a connection to the relay, and the client's policy for choosing one
+//! (issue #21): QUIC over UDP first, QUIC tunnelled in TLS over TCP when UDP does not get
+//! through (raced "happy eyeballs" style), optionally through an HTTP CONNECT proxy.
+//!
+//! Everything above the transport (h1/h2 bound to the TLS exporter, framing, operations,
+//! watches, the offline queue) is the same on both: the TCP path carries the very same QUIC
+//! connection's datagrams ([`crate::tunnel`]), so no authentication code forks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long QUIC may take to complete its handshake before TCP is started beside it.
+pub const DEFAULT_TCP_DELAY: Duration = Duration::from_millis(250);
+
+/// While on TCP, how often QUIC is tried again in the background.
+pub const DEFAULT_QUIC_PROBE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The transport a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// QUIC over UDP.
+    Quic,
+    /// QUIC tunnelled in TLS 1.3 over TCP, directly.
+    Tcp,
+    /// QUIC tunnelled in TLS 1.3 over TCP, through an HTTP CONNECT proxy.
+    TcpViaProxy,
+}
+
+impl Transport {
+    /// Short text for status lines: `QUIC`, `TCP`, `TCP via proxy`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Quic => "QUIC",
+            Self::Tcp => "TCP",
+            Self::TcpViaProxy => "TCP via proxy",
+        }
+    }
+
+    /// Whether this is one of the TCP paths.
+    pub fn is_tcp(self) -> bool {
+        !matches!(self, Self::Quic)
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Which transports a client may use (`transport = "auto" | "quic" | "tcp"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportMode {
+    /// Race QUIC and TCP, keep the first that answers, move back to QUIC when it works.
+    #[default]
+    Auto,
+    /// QUIC only (the behaviour before the TCP path existed).
+    Quic,
+    /// TCP only (a network known to drop UDP).
+    Tcp,
+}
+
+/// The client's transport settings, part of [`crate::DialOptions`].
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Which transports to use.
+    pub mode: TransportMode,
+    /// How long QUIC gets before TCP starts beside it.
+    pub tcp_delay: Duration,
+    /// The relay's TCP address(es) (`relay_tcp = "host:port[,host:port]"`); `None`: the same
+    /// host and port as each QUIC address.
+    pub relay_tcp: Option<String>,
+    /// An explicit proxy (`proxy = "http://[user:pass@]host:port"`); `None`: `HTTPS_PROXY` /
+    /// `https_proxy` unless `NO_PROXY` matches the relay.
+    pub proxy: Option<String>,
+    /// While on TCP, how often QUIC is probed in the background.
+    pub quic_probe_interval: Duration,
+    /// Where the per-network memory of the transport that worked is kept; `None`: in memory.
+    pub memory_file: Option<PathBuf>,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            mode: TransportMode::Auto,
+            tcp_delay: DEFAULT_TCP_DELAY,
+            relay_tcp: None,
+            proxy: None,
+            quic_probe_interval: DEFAULT_QUIC_PROBE_INTERVAL,
+            memory_file: None,
+        }
+    }
+}
