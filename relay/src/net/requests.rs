@@ -127,7 +127,7 @@ pub(crate) async fn serve(
     if sealed && header.op == Op::TemplateApply {
         let e = RequestError::BadBody {
             op: header.op,
-            detail: "template_apply cannot be sealed end to end (the relay fills in the published template); send it signed but without a channel".into(),
+            detail: "templates cannot be applied to a zero-trust host yet: the relay fills in the published template, which such a host cannot trust; read it with `cm-tui template show NAME` and set the workspace up by hand".into(),
         };
         shared
             .audit_kept(event(Verdict::Denied {

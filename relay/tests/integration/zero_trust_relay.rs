@@ -535,3 +535,41 @@ async fn a_sealed_streams_body_is_forwarded_unread_and_audited_with_its_signer()
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_template_apply_is_refused_with_what_to_do_instead() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let _token = relay.state.add_host("box", relay.addr)?;
+    let cred = relay.login_owner().await?;
+    let owner = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    let mut h = StreamHeader::new(Op::TemplateApply, ReqId(77));
+    h.host = Some(HostId::from("box"));
+    h.workspace = Some("demo".into());
+    sign(
+        &mut h,
+        SignInput {
+            user: &cred.user,
+            key: &owner_key(),
+            nonce: [5; 16],
+            now_ms: cm_relay::time::now_ms(),
+            body: Some("7e57".into()),
+            channel: Some("00112233445566778899aabbccddeeff".into()),
+        },
+    )?;
+    let (mut send, recv) = owner.conn.open_bi().await?;
+    send_frame(&mut send, &h, MAX_HEADER_LEN).await?;
+    send.finish()?;
+    let mut recv = FramedRecv::new(recv, MAX_FRAME_LEN);
+    let reply: Reply<serde_json::Value> = tokio::time::timeout(WAIT, recv.expect()).await??;
+    let Reply::Error(e) = reply else {
+        anyhow::bail!("a sealed template_apply was accepted: {reply:?}");
+    };
+    assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+    assert!(
+        e.message.contains("zero-trust host") && e.message.contains("cm-tui template show"),
+        "{}",
+        e.message
+    );
+    relay.shutdown().await;
+    Ok(())
+}
