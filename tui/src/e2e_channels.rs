@@ -359,9 +359,16 @@ impl HostStreams {
         };
         let mut retried = false;
         loop {
-            let channel = match self.route(&host).await? {
-                Route::Plain => return self.open_plain(header, frame, options).await,
-                Route::Sealed(channel) => channel,
+            let channel = match self.route(&host).await {
+                Ok(Route::Plain) => return self.open_plain(header, frame, options).await,
+                Ok(Route::Sealed(channel)) => channel,
+                // No channel to an offline host: a prompt is sealed to its key and queued.
+                Err(LinkError::Refused(w))
+                    if w.code == ErrorCode::HostOffline && header.op == Op::Prompt =>
+                {
+                    return self.open_queued(&host, header, frame, options).await;
+                }
+                Err(e) => return Err(e),
             };
             match self.open_sealed(&channel, header, frame, options).await? {
                 Ok(stream) => return Ok(stream),
@@ -439,6 +446,43 @@ impl HostStreams {
             Sniffed::Refused(w) => Err(LinkError::Refused(w)),
             Sniffed::ChannelUnknown => Ok(Err(())),
         }
+    }
+
+    /// A prompt for a verified host that is offline: its body sealed to the host's certified
+    /// key (`{"sealed": base64url}`) under a header signed without a channel, over the prompt
+    /// JSON's hash; the relay keeps it opaque until the host is back (see the agent's
+    /// `ops::e2e::queued`).
+    async fn open_queued(
+        &self,
+        host: &HostId,
+        header: &StreamHeader,
+        frame: Option<&[u8]>,
+        options: OpenOptions,
+    ) -> Result<HostStream, LinkError> {
+        let prompt = frame
+            .and_then(|f| f.get(LEN_PREFIX..))
+            .ok_or_else(|| protocol("a prompt without a body"))?;
+        let key = self.vouched_key(host).await?.ok_or_else(|| {
+            LinkError::Refused(WireError::new(
+                ErrorCode::HostOffline,
+                format!(
+                    "host {host} is offline and no certificate vouches for its key, so the \
+                     prompt cannot be sealed for it; try again when it is online"
+                ),
+            ))
+        })?;
+        let sealed = e2e::seal_to_host(&key.0, prompt).map_err(protocol)?;
+        let body = serde_json::json!({ "sealed": URL_SAFE_NO_PAD.encode(sealed) });
+        let sealed_frame =
+            proto::frame::to_frame(&body, MAX_FRAME_LEN).map_err(StreamError::from)?;
+        let mut header = header.clone();
+        self.sign(
+            &mut header,
+            nonce16()?,
+            Some(signed_header::body_hash(prompt)),
+            None,
+        )?;
+        self.open_plain(&header, Some(&sealed_frame), options).await
     }
 
     /// Signs `header` with this laptop's device key.

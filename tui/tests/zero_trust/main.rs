@@ -20,4 +20,5 @@ mod harness;
 mod attacks;
 mod blind;
 mod evil;
+mod queued;
 mod world;

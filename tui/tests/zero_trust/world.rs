@@ -67,6 +67,21 @@ pub struct ZtWorld {
     pub workspace: PathBuf,
     pub owner: Laptop,
     pub addr: String,
+    pub agent_config: PathBuf,
+    pub agent_state: PathBuf,
+}
+
+/// `cm-agent run` for the world's host.
+fn agent_command(config: &Path, state: &Path) -> Result<Command> {
+    let mut cmd = Command::new(bin("cm-agent")?);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["run", "--heartbeat-interval", "300ms"])
+        .env("CM_SECRET_STORE", "file")
+        .env("RUST_LOG", "info");
+    Ok(cmd)
 }
 
 fn free_udp_port() -> Result<u16> {
@@ -187,15 +202,7 @@ revocation_max_age = "{revocation_max_age}"
             workspace.display()
         ));
         std::fs::write(&agent_config, text)?;
-        let mut cmd = Command::new(bin("cm-agent")?);
-        cmd.arg("--config")
-            .arg(&agent_config)
-            .arg("--state-dir")
-            .arg(&agent_state)
-            .args(["run", "--heartbeat-interval", "300ms"])
-            .env("CM_SECRET_STORE", "file")
-            .env("RUST_LOG", "info");
-        let agent = Proc::spawn(cmd)?;
+        let agent = Proc::spawn(agent_command(&agent_config, &agent_state)?)?;
         agent.wait_stderr("connected to relay")?;
 
         let world = Self {
@@ -207,6 +214,8 @@ revocation_max_age = "{revocation_max_age}"
             workspace,
             owner,
             addr,
+            agent_config,
+            agent_state,
         };
         // The owner's laptop certifies the host's key once the agent has claimed it (and
         // publishes a fresh revocation list); the host then answers end to end.
@@ -266,6 +275,28 @@ revocation_max_age = "{revocation_max_age}"
                 .ok(&["admin", "user", "certify", name, "--yes"])?;
         }
         Ok(laptop)
+    }
+
+    /// Stops the host's agent in order (SIGTERM: it stops its OpenCode first) and waits for it.
+    pub fn stop_agent(&mut self) -> Result<()> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.agent.child.id().to_string())
+            .status()?;
+        let deadline = Instant::now() + WAIT;
+        while self.agent.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("the agent did not stop on SIGTERM");
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts the host's agent again and waits until it is connected.
+    pub fn start_agent(&mut self) -> Result<()> {
+        self.agent = Proc::spawn(agent_command(&self.agent_config, &self.agent_state)?)?;
+        self.agent.wait_stderr("connected to relay")
     }
 
     /// Whether the agent logged a line containing every one of `needles`.
