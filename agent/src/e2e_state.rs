@@ -3,11 +3,13 @@
 //! reads it is `ops::gate` / `ops::e2e`.
 
 pub mod channels;
+mod queued_nonces;
 
 use channels::ChannelTable;
-use parking_lot::Mutex;
-use proto::replay::ReplayWindow;
-use proto::trust::header::REPLAY_WINDOW_MS;
+use std::path::Path;
+
+pub(crate) use queued_nonces::MAX_QUEUED_AGE_MS;
+pub use queued_nonces::QueuedNonces;
 
 /// A zero-trust host's end-to-end state: the open channels and the queued prompts served.
 #[derive(Debug, Default)]
@@ -18,21 +20,12 @@ pub struct E2eState {
     pub queued: QueuedNonces,
 }
 
-/// How old a queued prompt's signed time may be (the relay keeps a queued prompt this long).
-pub(crate) const MAX_QUEUED_AGE_MS: u64 = 24 * 60 * 60 * 1000;
-/// Most queued-prompt nonces remembered (fail closed beyond).
-const CAPACITY: usize = 65_536;
-
-/// The nonces of queued prompts already served.
-#[derive(Debug)]
-pub struct QueuedNonces(pub(crate) Mutex<ReplayWindow>);
-
-impl Default for QueuedNonces {
-    fn default() -> Self {
-        // Pruned by signed times (see `check`): twice the age covers every accepted one.
-        Self(Mutex::new(ReplayWindow::new(
-            CAPACITY,
-            2 * (MAX_QUEUED_AGE_MS + REPLAY_WINDOW_MS),
-        )))
+impl E2eState {
+    /// The state of an agent whose served queued-prompt nonces live in `state_dir`.
+    pub fn load(state_dir: &Path, now_ms: u64) -> Self {
+        Self {
+            channels: ChannelTable::default(),
+            queued: QueuedNonces::load(state_dir, now_ms),
+        }
     }
 }

@@ -217,7 +217,7 @@ impl Workspaces {
             registry,
             forwarding: crate::forward::Forwarding::default(),
             trust: std::sync::OnceLock::new(),
-            e2e: crate::e2e_state::E2eState::default(),
+            e2e: crate::e2e_state::E2eState::load(state_dir, cm_client::time::now_ms()),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),

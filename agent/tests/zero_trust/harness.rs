@@ -199,6 +199,27 @@ impl Fixture {
         })
     }
 
+    /// The agent started again on the same state directory (what it kept on disk survives,
+    /// its memory does not).
+    pub(crate) fn restart(&mut self) -> Result<()> {
+        let list = vec![Workspace {
+            name: WS.into(),
+            root: std::fs::canonicalize(self._tmp.path().join(WS))?,
+            permissions: Default::default(),
+            sandbox: cm_agent::sandbox::SandboxConfig {
+                mode: cm_agent::sandbox::Mode::Off,
+                ..Default::default()
+            },
+        }];
+        self.workspaces = Workspaces::spawn(
+            &list,
+            OpencodeConfig::default(),
+            &self._tmp.path().join("state"),
+        );
+        self.workspaces.set_trust(Arc::clone(&self.trust));
+        Ok(())
+    }
+
     /// The relay's forward header around `header`: it says `ana`, operator.
     pub(crate) fn forward(header: StreamHeader) -> ForwardHeader {
         ForwardHeader {

@@ -414,6 +414,37 @@ async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
 }
 
 #[tokio::test]
+async fn queued_prompt_replayed_after_the_agent_restarted_is_refused() -> Result<()> {
+    let mut fx = Fixture::new(Role::Operator, now())?;
+    open_channel(&fx, &fx.certs).await?;
+    let body = sealed_prompt(&fx, BLANK_PROMPT)?;
+    let s = signed_at(
+        now() - 3_600_000,
+        "ana",
+        &fx.ana,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let fwd = Fixture::forward(s.header);
+    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(
+        e.message.contains("the prompt is empty"),
+        "not past the gate: {e}"
+    );
+    // The relay waits for the agent to restart (its memory gone) and sends it again.
+    fx.restart()?;
+    open_channel(&fx, &fx.certs).await?;
+    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(
+        e.message.contains("replayed"),
+        "a queued prompt replayed after a restart: {e}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn queued_prompt_not_matching_the_signed_hash_or_not_sealed_is_refused() -> Result<()> {
     let fx = Fixture::new(Role::Operator, now())?;
     open_channel(&fx, &fx.certs).await?;

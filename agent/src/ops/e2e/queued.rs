@@ -2,8 +2,8 @@
 //! channel may be long gone) with the body `{"sealed": base64url}` = `seal_to_host(host key,
 //! prompt JSON)`, the signed body hash over the prompt JSON. They may be up to a day old, so
 //! for them alone the signed time may be [`MAX_QUEUED_AGE_MS`] old, and their nonces are
-//! remembered that long (here, in memory: a replay across an agent restart is answered from
-//! nothing but the prompt's idempotency key, which is in memory too).
+//! remembered that long, in memory and in the state directory, so a relay replaying one after
+//! the agent restarted is refused too ([`crate::e2e_state::QueuedNonces`]).
 
 use super::super::body::next_raw_body;
 use super::super::error::OpError;
@@ -68,7 +68,10 @@ pub(in crate::ops) fn check(
     }
     // The shared check at the signed time (its age is bounded above); the nonce goes into the
     // day-long window, which prunes by signed times.
-    proto::trust::header::check(&fwd.header, trust.host(), ts_ms, &mut nonces.0.lock())
+    let checked =
+        proto::trust::header::check(&fwd.header, trust.host(), ts_ms, &mut nonces.window.lock())?;
+    nonces.persist(&checked)?;
+    Ok(checked)
 }
 
 /// The prompt JSON of a queued prompt's body frame: opened with the host key, its hash the
