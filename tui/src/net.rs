@@ -321,6 +321,11 @@ async fn serve(
     };
     // Calls and watches of this connection end with it.
     let streams = cancel.child_token();
+    tokio::spawn(crate::trust::resign::keep_fresh(
+        Arc::clone(&hosts),
+        profile.clone(),
+        streams.clone(),
+    ));
     let end = serve_streams(session, &hosts, events, commands, cancel, &streams).await;
     streams.cancel();
     end

@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod device;
 pub mod file;
+pub mod resign;
 #[cfg(test)]
 mod tests;
 

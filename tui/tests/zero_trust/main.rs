@@ -21,4 +21,5 @@ mod attacks;
 mod blind;
 mod evil;
 mod queued;
+mod resign;
 mod world;
