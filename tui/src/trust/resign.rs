@@ -36,10 +36,10 @@ pub fn interval() -> Duration {
 }
 
 /// Whether a list last signed with sequence `seq` (at least its signing time in ms) is due for
-/// re-signing at `now_ms`.
+/// re-signing at `now_ms` (a list never signed, `seq` 0, is due).
 pub fn due(seq: u64, now_ms: u64, every: Duration) -> bool {
     let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
-    now_ms.saturating_sub(seq) >= every_ms
+    seq == 0 || now_ms.saturating_sub(seq) >= every_ms
 }
 
 /// Re-signs and publishes this laptop's list when it can sign and the list is due; returns the
