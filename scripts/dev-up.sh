@@ -87,11 +87,18 @@ if [ ! -d "$dir/demo/.git" ]; then
     && git add README.md && git -c user.email=dev@codemantle.invalid -c user.name=dev commit -qm "demo workspace")
 fi
 
-say "enrolling host 'demo-host' and starting the agent"
+say "logging in as 'owner' with the invite from init; this laptop's device key becomes the trust root"
+rm -rf "$dir/tui"
+invite=$(grep '^cm-invite-' "$dir/init.txt")
+"$tui_bin" login "$invite" >/dev/null
+"$tui_bin" admin trust init >/dev/null
+
+say "enrolling host 'demo-host' (zero-trust: the token is made and signed on the owner's side) and starting the agent"
 # The relay was just re-initialised: a config from an earlier run with the same --dir holds a
 # stale secret, and appending to it would duplicate [[workspace]] and [opencode].
 rm -rf "$dir/agent"
-token=$("$relay_bin" --state-dir "$dir/relay" host add demo-host 2>/dev/null)
+token=$("$tui_bin" admin host add demo-host --json | grep -o 'cm-enroll-[A-Za-z0-9_-]*' | head -n 1)
+[ -n "$token" ] || { echo "dev-up: cm-tui admin host add printed no token" >&2; exit 1; }
 "$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" enroll "$token" >/dev/null
 cat >> "$dir/agent/agent.toml" <<TOML
 
@@ -136,27 +143,21 @@ fi
 "$agent_bin" --config "$dir/agent/agent.toml" --state-dir "$dir/agent" run > /dev/null 2> "$dir/agent.log" &
 pids+=("$!")
 
-say "logging in as 'owner' with the invite from init"
-invite=$(grep '^cm-invite-' "$dir/init.txt")
-"$tui_bin" login "$invite" >/dev/null
-
-say "waiting for the host to come online"
-for _ in $(seq 1 100); do
-  # Capture first: `grep -q` would close the pipe early and cut cm-tui's output.
-  hosts_json=$("$tui_bin" hosts --json 2>/dev/null || true)
-  case "$hosts_json" in *'"online": true'*) break ;; esac
+say "waiting for the host to come online and certifying its end-to-end key"
+certified=0
+for _ in $(seq 1 150); do
+  # The agent claims its key when it connects; the owner's laptop certifies a proven claim.
+  "$tui_bin" admin trust refresh >/dev/null 2>&1 || true
+  if "$tui_bin" workspaces demo-host >/dev/null 2>&1; then certified=1; break; fi
   sleep 0.2
 done
 "$tui_bin" hosts
-case "$("$tui_bin" hosts --json)" in
-  *'"online": true'*) ;;
-  *) echo "dev-up: the host did not come online; see $dir/agent.log" >&2; exit 1 ;;
-esac
+[ "$certified" = 1 ] || { echo "dev-up: the host did not come online end to end; see $dir/agent.log" >&2; exit 1; }
 
 if [ "$no_tui" = 1 ]; then
   say "driving OpenCode once: cm-tui send demo-host demo \"Say hello\" --wait"
   "$tui_bin" send demo-host demo "Say hello" --wait
-  say "up: relay 127.0.0.1:$port, host demo-host online, OpenCode answering (state in $dir)"
+  say "up: relay 127.0.0.1:$port, host demo-host online (zero-trust: verified, end to end), OpenCode answering (state in $dir)"
   exit 0
 fi
 say "opening cm-tui (q quits; relay and agent stop with it). Logs: $dir/relay.log, $dir/agent.log"
