@@ -13,6 +13,7 @@
 //! then it is refused, never sent plaintext. Relay operations (no host) stay plaintext and
 //! unsigned: the relay answers them itself.
 
+mod auto_certify;
 mod prefixed;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use cm_client::e2e::{self, Channel, ChannelId, MaybeSealedRecv, MaybeSealedSend,
 use cm_client::framed::{FramedRecv, StreamError, WRITE_TIMEOUT, send_frame, write_within};
 use cm_client::time::{now_ms, random32};
 use proto::frame::{LEN_PREFIX, MAX_FRAME_LEN, MAX_HEADER_LEN};
+use proto::handshake::Bytes32;
 use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
@@ -38,7 +40,7 @@ use proto::trust::{E2eOpen, E2eOpened, TrustBundle, TrustQuery, X25519Public};
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt as _};
@@ -139,6 +141,9 @@ pub struct HostStreams {
     next_req: AtomicU64,
     on_change: Option<OnChange>,
     on_mode: Option<OnMode>,
+    /// Bind secrets of the hosts this laptop added (`admin host add`): their proven key
+    /// claims are certified here on first contact ([`auto_certify`]).
+    binds: BTreeMap<HostId, Bytes32>,
 }
 
 impl std::fmt::Debug for HostStreams {
@@ -273,7 +278,15 @@ impl HostStreams {
             next_req: AtomicU64::new(OWN_REQ_BASE),
             on_change,
             on_mode: None,
+            binds: BTreeMap::new(),
         }
+    }
+
+    /// The same, certifying on first contact the hosts whose bind secrets are in `binds`.
+    #[must_use]
+    pub fn with_binds(mut self, binds: BTreeMap<HostId, Bytes32>) -> Self {
+        self.binds = binds;
+        self
     }
 
     /// The same, telling `on_mode` how each host is reached once that is known.
@@ -587,10 +600,16 @@ impl HostStreams {
         if key.is_none() {
             match self.trust_fetch(host).await {
                 Ok(bundle) => {
-                    let mut t = locked(trust);
-                    let merged = t.merge_bundle(bundle, now);
-                    tracing::debug!(%host, ?merged, "certificates from the relay");
-                    key = t.host_key(host, now).ok();
+                    let claims = bundle.claims.clone();
+                    {
+                        let mut t = locked(trust);
+                        let merged = t.merge_bundle(bundle, now);
+                        tracing::debug!(%host, ?merged, "certificates from the relay");
+                        key = t.host_key(host, now).ok();
+                    }
+                    if key.is_none() {
+                        key = auto_certify::certify(self, trust, host, &claims, now).await?;
+                    }
                     changed = true;
                 }
                 Err(LinkError::Refused(w)) => {
@@ -678,17 +697,22 @@ pub async fn for_profile(
     };
     // The device key may be in the OS keyring (D-Bus): off the async threads.
     let owned = profile.clone();
-    let trust = tokio::task::spawn_blocking(move || load_trust(&owned))
-        .await
-        .map_err(|e| unreadable(e.to_string()))?
-        .map_err(unreadable)?;
+    let (trust, binds) = tokio::task::spawn_blocking(move || {
+        let binds = crate::trust::file::TrustFile::read(&crate::trust::file_path(&owned))
+            .map(|f| f.binds)
+            .unwrap_or_default();
+        load_trust(&owned).map(|t| (t, binds))
+    })
+    .await
+    .map_err(|e| unreadable(e.to_string()))?
+    .map_err(unreadable)?;
     let profile = profile.clone();
     let on_change = move |t: &OperatorTrust| {
         if let Err(e) = save_trust(t, &profile) {
             tracing::warn!(error = %e, "cannot save the certificates and hosts this laptop verified");
         }
     };
-    Ok(HostStreams::new(conn, trust, Some(Box::new(on_change))))
+    Ok(HostStreams::new(conn, trust, Some(Box::new(on_change))).with_binds(binds))
 }
 
 /// This profile's trust state (`None`: logged in before zero-trust).

@@ -1,0 +1,78 @@
+//! A laptop that added a host (`cm-tui admin host add`, so it holds the host's bind secret)
+//! certifies the host's proven key claim by itself the first time it talks to the host, so the
+//! owner does not have to run `cm-tui admin trust refresh` between enrolling a host and using
+//! it. The check is the one `refresh` makes (`trust::admin::certify_claims`): the claim must
+//! prove the bind secret only the token and this laptop know, so a relay cannot get its own key
+//! certified this way.
+
+use super::{HostStreams, OpenOptions, locked, protocol};
+use crate::trust::OperatorTrust;
+use crate::trust::admin::{self, Authority};
+use cm_client::LinkError;
+use cm_client::framed::StreamError;
+use cm_client::time::random_u64;
+use proto::admin::AdminDone;
+use proto::frame::MAX_FRAME_LEN;
+use proto::header::{Op, StreamHeader};
+use proto::ids::HostId;
+use proto::message::Reply;
+use proto::trust::{HostKeyClaim, TrustBundle, X25519Public};
+use std::sync::Mutex;
+
+/// Certifies `host`'s proven claim among `claims` when this laptop added it and can sign;
+/// publishes the certificate and returns the host's key now vouched for.
+///
+/// # Errors
+/// Publishing failed.
+pub(super) async fn certify(
+    streams: &HostStreams,
+    trust: &Mutex<OperatorTrust>,
+    host: &HostId,
+    claims: &[HostKeyClaim],
+    now_ms: u64,
+) -> Result<Option<X25519Public>, LinkError> {
+    if !streams.binds.contains_key(host) {
+        return Ok(None);
+    }
+    let certs = {
+        let t = locked(trust);
+        if admin::authority(&t, now_ms) == Authority::None {
+            return Ok(None);
+        }
+        let (certs, refused) =
+            admin::certify_claims(&t, &streams.binds, claims, Some(host), now_ms, random_u64);
+        if refused.contains(host) {
+            tracing::warn!(%host, "REFUSED a key claim that does not prove the enrollment's bind secret (a relay or impostor sent it)");
+        }
+        certs
+    };
+    if certs.is_empty() {
+        return Ok(None);
+    }
+    let bundle = TrustBundle {
+        certs,
+        ..TrustBundle::default()
+    };
+    publish(streams, &bundle).await?;
+    let mut t = locked(trust);
+    t.merge_bundle(bundle, now_ms);
+    let key = t.host_key(host, now_ms).ok();
+    if let Some(k) = &key {
+        tracing::info!(%host, key = %k.fingerprint(), "certified the key of a host this laptop added");
+    }
+    Ok(key)
+}
+
+/// `trust_publish` (a relay operation: unsigned, plaintext).
+async fn publish(streams: &HostStreams, bundle: &TrustBundle) -> Result<(), LinkError> {
+    let frame = proto::frame::to_frame(bundle, MAX_FRAME_LEN).map_err(StreamError::from)?;
+    let header = StreamHeader::new(Op::TrustPublish, streams.next_req_id());
+    let mut stream = streams
+        .open_plain(&header, Some(&frame), OpenOptions::FINISH)
+        .await?;
+    let reply: Reply<AdminDone> = stream.recv.expect().await?;
+    reply
+        .into_result()
+        .map(|_| ())
+        .map_err(|e| protocol(format!("publishing the host's certificate: {e}")))
+}
