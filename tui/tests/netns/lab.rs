@@ -174,12 +174,16 @@ path = "{}"
         ));
         std::fs::write(&agent_config, config)?;
 
+        // The laptop's tui.toml: the same transport keys (and no file of the machine's user).
+        let tui_config = root.join("tui.toml");
+        std::fs::write(&tui_config, "transport = \"auto\"\nquic_probe_secs = 1\n")?;
+
         Ok(Some(Self {
             agent: None,
             relay,
             model,
             net,
-            laptop_env: vec![("CM_QUIC_PROBE_SECS".into(), "1".into())],
+            laptop_env: vec![("CM_TUI_CONFIG".into(), tui_config.display().to_string())],
             agent_config,
             agent_state,
             tui_state: root.join("tui"),
