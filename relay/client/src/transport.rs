@@ -6,15 +6,18 @@
 //! watches, the offline queue) is the same on both: the TCP path carries the very same QUIC
 //! connection's datagrams ([`crate::tunnel`]), so no authentication code forks.
 
+pub mod check;
 mod memory;
 mod probe;
 mod race;
 mod remember;
+mod settings;
 mod tcp;
 
 pub use memory::{MAX_REMEMBERED, MEMORY_TTL_MS, Memory, MemoryFileError, Won, network_key};
 pub use probe::quic_comes_back;
 pub use remember::local_source_ip;
+pub use settings::{MAX_TCP_DELAY_MS, MIN_QUIC_PROBE_SECS, TransportKeys};
 pub use tcp::{TcpTarget, dial_tcp, tcp_target};
 
 use crate::{DialOptions, LinkError};
@@ -115,7 +118,7 @@ impl std::str::FromStr for TransportMode {
 }
 
 /// The client's transport settings, part of [`crate::DialOptions`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportOptions {
     /// Which transports to use.
     pub mode: TransportMode,
