@@ -438,7 +438,11 @@ fn run(cli: Cli) -> Result<()> {
         format!("secret store {store_name:?}: use auto, secret-service or file")
     })?;
     // Secret Service calls block on D-Bus: open the store before the async runtime starts.
-    let logins = Logins::open(&dir, choice)?;
+    let transport_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut logins = Logins::open(&dir, choice)?;
+    logins
+        .use_transport(file.transport_keys(), transport_env)
+        .map_err(anyhow::Error::msg)?;
     if let Some(w) = &logins.warning {
         eprintln!("warning: {w}");
     }
@@ -593,14 +597,16 @@ fn run(cli: Cli) -> Result<()> {
                 rt.block_on(cm_tui::runtime::run(profile, key, options.clone()))?
             {
                 let dir = file.relay_state_dir(&name).map_err(anyhow::Error::msg)?;
-                (profile, key) = Logins::open(&dir, choice)?
-                    .load(now_ms())
-                    .with_context(|| {
-                        format!(
-                            "relay profile {name:?}: log in there first with \
+                let mut there = Logins::open(&dir, choice)?;
+                there
+                    .use_transport(file.transport_keys(), transport_env)
+                    .map_err(anyhow::Error::msg)?;
+                (profile, key) = there.load(now_ms()).with_context(|| {
+                    format!(
+                        "relay profile {name:?}: log in there first with \
                              `cm-tui --relay {name} login …`"
-                        )
-                    })?;
+                    )
+                })?;
                 options.relay = Some(name);
             }
         }
