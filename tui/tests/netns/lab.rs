@@ -138,13 +138,13 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut config = std::fs::read_to_string(&agent_config)?;
-        // The transport keys of issue #21: race QUIC and TCP, probe QUIC every second while on
+        // The transport keys of issue #21: race QUIC and TCP, probe QUIC every 5 s (the least allowed) while on
         // TCP (so returning to QUIC is quick to observe).
         config.push_str(&format!(
             r#"
 relay_timeout = "3s"
 transport = "auto"
-quic_probe_secs = 1
+quic_probe_secs = 5
 
 [opencode]
 model = "mock/mock-model"
@@ -176,7 +176,7 @@ path = "{}"
 
         // The laptop's tui.toml: the same transport keys (and no file of the machine's user).
         let tui_config = root.join("tui.toml");
-        std::fs::write(&tui_config, "transport = \"auto\"\nquic_probe_secs = 1\n")?;
+        std::fs::write(&tui_config, "transport = \"auto\"\nquic_probe_secs = 5\n")?;
 
         Ok(Some(Self {
             agent: None,

@@ -42,7 +42,7 @@ pub struct Netns {
 /// error, not a skip: scripts/install-test-deps.sh installs it.
 pub fn namespaces_allowed() -> Result<bool> {
     sweep_stale()?;
-    let probe = format!("{PREFIX}{}-probe", std::process::id());
+    let probe = format!("{}-probe", unique_stem());
     let out = Command::new("ip")
         .args(["netns", "add", &probe])
         .output()

@@ -35,17 +35,12 @@ async fn when_udp_comes_back_the_agent_and_a_running_watch_return_to_quic_withou
     let transport = status_transport(&lab)?;
     assert!(is_tcp(&transport), "while UDP is dropped: {transport:?}");
 
-    // UDP is back: both leave the TCP path (their TCP connections close) …
+    // UDP is back: the agent leaves the TCP path (its TCP connection closes) and stays
+    // online; `cm-tui status` says QUIC; a prompt works.
     no_udp.remove()?;
     wait_tcp_links(&lab.net.host, "the agent back on QUIC", |n| n == 0)?;
-    wait_tcp_links(&lab.net.laptop, "the watch back on QUIC", |n| n == 0)?;
-    assert!(
-        watch.running()?,
-        "the watch kept running: {}",
-        watch.stderr()
-    );
-    // … and everything still works, over QUIC.
     lab.wait_online()?;
+    wait_status_transport(&lab, "cm-tui status back on QUIC", is_quic)?;
     lab.tui_ok(&[
         "send",
         "box",
@@ -55,10 +50,16 @@ async fn when_udp_comes_back_the_agent_and_a_running_watch_return_to_quic_withou
         "on quic",
         "--wait",
     ])?;
+    wait_tcp_links(&lab.net.host, "the agent stays on QUIC", |n| n == 0)?;
+    // The running watch saw everything, once, and moved back to QUIC too.
     watch.until_text(&session, "You said: on quic")?;
     watch.assert_gapless();
-    wait_tcp_links(&lab.net.host, "the agent stays on QUIC", |n| n == 0)?;
-    wait_status_transport(&lab, "cm-tui status back on QUIC", is_quic)?;
+    assert!(
+        watch.running()?,
+        "the watch kept running: {}",
+        watch.stderr()
+    );
+    wait_tcp_links(&lab.net.laptop, "the watch back on QUIC", |n| n == 0)?;
     assert_eq!(lab.user_messages(&session, "on tcp")?, 1);
     assert_eq!(lab.user_messages(&session, "on quic")?, 1);
     Ok(())
