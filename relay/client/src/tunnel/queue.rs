@@ -106,6 +106,7 @@ impl SendQueue {
     }
 
     /// Whether [`Self::close`] was called.
+    #[cfg(test)]
     pub(crate) fn is_closed(&self) -> bool {
         self.lock().closed
     }
