@@ -610,6 +610,22 @@ fn run(cli: Cli) -> Result<()> {
                 options.relay = Some(name);
             }
         }
+        Some(Command::Watch {
+            host,
+            workspace,
+            session,
+            json,
+        }) => {
+            // On the TUI's connection task: the watch survives network changes.
+            let (profile, key) = logins.load(now_ms())?;
+            let target = Target::workspace(&host, &workspace).with_session(session);
+            rt.block_on(async {
+                tokio::select! {
+                    r = cm_tui::watch_cli::follow(profile, key, &target, json) => r,
+                    () = cm_client::signal::shutdown_signal() => Ok(()),
+                }
+            })?;
+        }
         Some(command) => {
             let (profile, key) = logins.load(now_ms())?;
             rt.block_on(async {
@@ -656,18 +672,6 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
             let target = Target::workspace(&host, &workspace).with_session(session);
             let pick = commands::PromptPick { model, agent };
             commands::send(remote, &target, text, &pick, wait, json).await?;
-        }
-        Command::Watch {
-            host,
-            workspace,
-            session,
-            json,
-        } => {
-            let target = Target::workspace(&host, &workspace).with_session(session);
-            tokio::select! {
-                r = commands::watch(remote, &target, json) => r?,
-                () = cm_client::signal::shutdown_signal() => {}
-            }
         }
         Command::Queue(QueueCommand::List { json }) => {
             cm_tui::queue_cli::list(remote, json).await?;
@@ -818,6 +822,7 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
         Command::Login { .. }
         | Command::Logout { .. }
         | Command::Status { .. }
+        | Command::Watch { .. }
         | Command::Hosts { .. }
         | Command::Completions { .. }
         | Command::Man => {}

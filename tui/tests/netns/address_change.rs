@@ -7,11 +7,11 @@ use crate::lab::Lab;
 use crate::observe::wait_tcp_links;
 use crate::support::slow_text;
 use crate::watcher::Watcher;
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// Streams a slow answer into a running watch and moves the laptop's address after the
 /// first chunks; the watch must end with the whole answer, gapless, the prompt sent once.
-async fn stream_survives_an_address_change(lab: &mut Lab) -> Result<()> {
+async fn stream_survives_an_address_change(lab: &mut Lab) -> Result<Watcher> {
     lab.start_agent()?;
     lab.login()?;
     lab.wait_online()?;
@@ -44,7 +44,7 @@ async fn stream_survives_an_address_change(lab: &mut Lab) -> Result<()> {
     assert_eq!(lab.user_messages(&session, &prompt)?, 1, "one prompt");
     // The commands after the move reach the relay from the new address.
     lab.wait_online()?;
-    Ok(())
+    Ok(watch)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,9 +52,10 @@ async fn on_quic_the_stream_continues_when_the_laptops_address_changes() -> Resu
     let Some(mut lab) = Lab::start().await? else {
         return Ok(());
     };
-    stream_survives_an_address_change(&mut lab).await?;
+    let watch = stream_survives_an_address_change(&mut lab).await?;
     // It stayed on QUIC (migration, not a fall back to TCP).
-    wait_tcp_links(&lab.net.laptop, "the watch stays on QUIC", |n| n == 0)?;
+    wait_tcp_links(&lab.net.laptop, "the watch stays on QUIC", |n| n == 0)
+        .with_context(|| format!("the watch's log:\n{}", watch.stderr()))?;
     Ok(())
 }
 
@@ -65,7 +66,8 @@ async fn on_tcp_the_stream_continues_when_the_laptops_address_changes() -> Resul
     };
     lab.wait_relay_tcp()?;
     lab.laptop_env.push(("CM_TRANSPORT".into(), "tcp".into()));
-    stream_survives_an_address_change(&mut lab).await?;
-    wait_tcp_links(&lab.net.laptop, "the watch on TCP", |n| n >= 1)?;
+    let watch = stream_survives_an_address_change(&mut lab).await?;
+    wait_tcp_links(&lab.net.laptop, "the watch on TCP", |n| n >= 1)
+        .with_context(|| format!("the watch's log:\n{}", watch.stderr()))?;
     Ok(())
 }

@@ -138,8 +138,8 @@ impl Lab {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut config = std::fs::read_to_string(&agent_config)?;
-        // The transport keys of issue #21: race QUIC and TCP, probe QUIC every 5 s (the least allowed) while on
-        // TCP (so returning to QUIC is quick to observe).
+        // The transport keys of issue #21: race QUIC and TCP; while on TCP, probe QUIC every
+        // 5 s (the least allowed), so returning to QUIC is quick to observe.
         config.push_str(&format!(
             r#"
 relay_timeout = "3s"
