@@ -113,10 +113,8 @@ pub async fn follow(
                     state.last_seq = next_seq.checked_sub(1);
                 }
             }
-            NetEvent::WatchFrame { frame, .. } => {
-                if state.take(&frame) {
-                    print(&frame, target, json)?;
-                }
+            NetEvent::WatchFrame { frame, .. } if state.take(&frame) => {
+                print(&frame, target, json)?;
             }
             NetEvent::WatchEnded { reason, .. } if !state.started => {
                 break Err(CommandError::Ended(reason));
