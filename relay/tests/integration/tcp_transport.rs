@@ -272,3 +272,21 @@ async fn listen_tcp_off_binds_no_tcp_listener_and_a_taken_explicit_address_is_an
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_udp_address_changes_keeps_its_session() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let cred = relay.login_owner().await?;
+    let (endpoint, conn) =
+        client::dial_endpoint(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let op = client::authenticate(conn, PeerKind::Operator, &cred.cred_id, &cred.secret).await?;
+    client::host_list(&op.conn, ReqId(7)).await?;
+    // A new local address, as when a laptop moves from Wi-Fi to a hotspot: QUIC migrates.
+    let before = endpoint.local_addr()?;
+    endpoint.rebind(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+    assert_ne!(endpoint.local_addr()?, before);
+    client::host_list(&op.conn, ReqId(8)).await?;
+    assert!(op.conn.close_reason().is_none());
+    relay.shutdown().await;
+    Ok(())
+}
