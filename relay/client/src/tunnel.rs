@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use client_socket::TunnelEnded;
+use client_socket::TunnelEnded;
 
 /// ALPN of the outer TLS on the relay's TCP listener.
 pub const TUNNEL_ALPN: &[u8] = b"codemantle-tcp/1";
