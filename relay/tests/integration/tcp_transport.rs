@@ -290,3 +290,17 @@ async fn a_client_whose_udp_address_changes_keeps_its_session() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_shutdown_tells_tcp_clients_to_reconnect_now() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let tcp = tcp_addr(&relay)?;
+    let cred = relay.login_owner().await?;
+    let op = operator_over_tcp(tcp, &relay.state.pin, &cred).await?;
+    client::host_list(&op.conn, ReqId(9)).await?;
+    relay.shutdown().await;
+    let (reason, text) = closed_reason(&op.conn).await?;
+    assert_eq!(reason, proto::message::CloseReason::Restarting);
+    assert_eq!(text, "relay restarting");
+    Ok(())
+}
