@@ -8,6 +8,7 @@ mod accept;
 mod client_socket;
 pub mod config;
 mod outer_tls;
+mod per_address;
 mod queue;
 pub mod record;
 mod recv;

@@ -6,6 +6,7 @@
 
 use super::TUNNEL_ALPN;
 use super::config::MAX_RECORD_LEN;
+use super::per_address::{AddressPermit, PerAddress};
 use super::queue::SendQueue;
 use super::record::Decoder;
 use super::server_socket::Routes;
@@ -22,6 +23,8 @@ pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outer TLS handshakes running at once; connections beyond it are closed at once (an
 /// unauthenticated flood cannot hold more than this many sockets and handshake states).
 pub(crate) const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Of those, how many one address may run (see [`PerAddress`]).
+pub(crate) const MAX_PENDING_HANDSHAKES_PER_ADDRESS: usize = 16;
 /// TCP connections at once, whatever their state; one beyond it is closed at once (bounds the
 /// file descriptors and queues the listener can be made to hold).
 pub(crate) const MAX_CONNECTIONS: usize = 8192;
@@ -44,6 +47,7 @@ pub(crate) async fn accept_loop(
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = PerAddress::new(MAX_PENDING_HANDSHAKES_PER_ADDRESS);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -53,6 +57,10 @@ pub(crate) async fn accept_loop(
                         tracing::warn!(%peer, "tcp tunnel: {MAX_CONNECTIONS} connections open; connection dropped");
                         continue;
                     };
+                    let Some(mine) = per_address.try_acquire(peer.ip()) else {
+                        tracing::debug!(%peer, "tcp tunnel: too many TLS handshakes from this address; connection dropped");
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
                         tracing::debug!(%peer, "tcp tunnel: too many TLS handshakes in progress; connection dropped");
                         continue;
@@ -60,7 +68,7 @@ pub(crate) async fn accept_loop(
                     connections.spawn(serve(
                         tcp,
                         peer,
-                        (slot, permit),
+                        (slot, permit, mine),
                         tls.clone(),
                         Arc::clone(&routes),
                         inbound.clone(),
@@ -81,7 +89,7 @@ pub(crate) async fn accept_loop(
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
-    (_slot, handshake): (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    (_slot, handshake, mine): (OwnedSemaphorePermit, OwnedSemaphorePermit, AddressPermit),
     tls: tokio_rustls::TlsAcceptor,
     routes: Arc<Routes>,
     inbound: mpsc::Sender<Inbound>,
@@ -104,7 +112,7 @@ async fn serve(
         tracing::debug!(%peer, "tcp tunnel: the client did not ask for ALPN codemantle-tcp/1");
         return;
     }
-    drop(handshake);
+    drop((handshake, mine));
     let queue = Arc::new(SendQueue::new(CONNECTION_SEND_QUEUE));
     routes.insert(peer, Arc::clone(&queue));
     tracing::debug!(%peer, "tcp tunnel connection open");
