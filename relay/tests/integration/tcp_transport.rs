@@ -304,3 +304,41 @@ async fn a_relay_shutdown_tells_tcp_clients_to_reconnect_now() -> Result<()> {
     assert_eq!(text, "relay restarting");
     Ok(())
 }
+
+/// A TCP port that was free a moment ago.
+fn free_tcp_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cm_relay_run_listens_on_tcp_where_listen_tcp_says_and_logs_both_addresses() -> Result<()> {
+    let state = RelayState::new()?;
+    let (udp, tcp) = (free_udp_port()?, free_tcp_port()?);
+    let mut child = std::process::Command::new(workspace_bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(state.dir.root())
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{udp}"),
+            "--listen-tcp",
+            &format!("127.0.0.1:{tcp}"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let _relay = Proc { child };
+    LogLines::read(stderr, "relay").wait_line(&[
+        "relay listening",
+        &format!("local_addr=127.0.0.1:{udp}"),
+        &format!("tcp_addr=127.0.0.1:{tcp}"),
+    ])?;
+    let tcp_addr: SocketAddr = format!("127.0.0.1:{tcp}").parse()?;
+    let (_endpoint, conn) = dial_tcp_direct(tcp_addr, &state.pin, &quick_dial()).await?;
+    conn.close(0u32.into(), b"done");
+    Ok(())
+}
