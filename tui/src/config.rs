@@ -264,6 +264,11 @@ mod tests {
         std::fs::write(&p, uncommented.join("\n")).unwrap();
         let f = TuiFile::load(Some(&p)).unwrap();
         assert_eq!(f.bell, Some(true));
+        let transport = f.transport_keys().validate().unwrap();
+        assert_eq!(
+            transport.relay_tcp.as_deref(),
+            Some("relay.example.com:443")
+        );
         assert!(f.notify_command.is_some());
         assert!(f.relay_state_dir("work").is_ok());
         assert!(f.default_relay.is_some());

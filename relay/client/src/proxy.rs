@@ -173,7 +173,8 @@ fn split_host_port(s: &str) -> Option<(&str, &str)> {
     Some((host, port))
 }
 
-fn without_credentials(url: &str) -> String {
+/// A proxy URL as it may be shown: its user info (user and password) replaced by `…`.
+pub fn without_credentials(url: &str) -> String {
     match url.rsplit_once('@') {
         Some((before, after)) => match before.split_once("://") {
             Some((scheme, _)) => format!("{scheme}://…@{after}"),

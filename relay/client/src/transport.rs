@@ -117,8 +117,9 @@ impl std::str::FromStr for TransportMode {
     }
 }
 
-/// The client's transport settings, part of [`crate::DialOptions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The client's transport settings, part of [`crate::DialOptions`]. Its `Debug` hides the
+/// proxy's credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TransportOptions {
     /// Which transports to use.
     pub mode: TransportMode,
@@ -134,6 +135,21 @@ pub struct TransportOptions {
     pub quic_probe_interval: Duration,
     /// Where the per-network memory of the transport that worked is kept; `None`: in memory.
     pub memory_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TransportOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The proxy URL may carry a password: show where it goes, never the user info.
+        let proxy = self.proxy.as_deref().map(crate::proxy::without_credentials);
+        f.debug_struct("TransportOptions")
+            .field("mode", &self.mode)
+            .field("tcp_delay", &self.tcp_delay)
+            .field("relay_tcp", &self.relay_tcp)
+            .field("proxy", &proxy)
+            .field("quic_probe_interval", &self.quic_probe_interval)
+            .field("memory_file", &self.memory_file)
+            .finish()
+    }
 }
 
 impl Default for TransportOptions {
@@ -181,6 +197,92 @@ pub async fn dial_racing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A UDP socket bound and never read (QUIC's packets vanish: a network that drops UDP) and
+    /// a TCP listener on the same port number.
+    async fn black_hole_and_listener() -> (std::net::UdpSocket, tokio::net::TcpListener, SocketAddr)
+    {
+        loop {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                return (udp, tcp, addr);
+            }
+        }
+    }
+
+    fn quick(dir: &std::path::Path) -> DialOptions {
+        DialOptions {
+            idle_timeout: Duration::from_secs(1),
+            transport: TransportOptions {
+                tcp_delay: Duration::from_millis(20),
+                memory_file: Some(dir.join(MEMORY_FILE_NAME)),
+                ..TransportOptions::default()
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn with_udp_dropped_the_race_dials_tcp_and_a_failure_names_both_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_udp, tcp, addr) = black_hole_and_listener().await;
+        let opts = quick(dir.path());
+        let dial = tokio::spawn(async move { dial_racing(addr, "blake3:00", &opts).await });
+        // TCP is dialed while QUIC still waits for an answer that never comes.
+        let (stream, _) = tcp.accept().await.unwrap();
+        drop(stream);
+        let err = dial.await.unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("over QUIC") && err.contains("over TCP"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn with_a_proxy_set_the_tcp_path_asks_it_to_connect_to_the_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_udp, _tcp, relay) = black_hole_and_listener().await;
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut opts = quick(dir.path());
+        opts.transport.mode = TransportMode::Tcp;
+        opts.transport.proxy = Some(format!("http://{}", proxy.local_addr().unwrap()));
+        let dial = tokio::spawn(async move { dial_racing(relay, "blake3:00", &opts).await });
+        let (mut stream, _) = proxy.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut b).await.unwrap() == 1 {
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(
+            head.starts_with(&format!("CONNECT {relay} HTTP/1.1\r\n")),
+            "{head}"
+        );
+        stream
+            .write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+            .await
+            .unwrap();
+        let err = dial.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("403 Forbidden"), "{err}");
+    }
+
+    #[test]
+    fn a_proxy_password_never_shows_in_debug_output() {
+        let opts = DialOptions {
+            transport: TransportOptions {
+                proxy: Some("http://ann:hunter2@proxy.corp:3128".into()),
+                ..TransportOptions::default()
+            },
+            ..DialOptions::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("ann"),
+            "{shown}"
+        );
+        assert!(shown.contains("proxy.corp:3128"), "{shown}");
+    }
 
     #[test]
     fn transport_modes_parse_or_say_what_is_allowed() {

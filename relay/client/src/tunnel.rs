@@ -8,6 +8,7 @@ mod accept;
 mod client_socket;
 pub mod config;
 mod outer_tls;
+mod per_address;
 mod queue;
 pub mod record;
 mod recv;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use client_socket::TunnelEnded;
+use client_socket::TunnelEnded;
 
 /// ALPN of the outer TLS on the relay's TCP listener.
 pub const TUNNEL_ALPN: &[u8] = b"codemantle-tcp/1";

@@ -272,3 +272,73 @@ async fn listen_tcp_off_binds_no_tcp_listener_and_a_taken_explicit_address_is_an
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_udp_address_changes_keeps_its_session() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let cred = relay.login_owner().await?;
+    let (endpoint, conn) =
+        client::dial_endpoint(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let op = client::authenticate(conn, PeerKind::Operator, &cred.cred_id, &cred.secret).await?;
+    client::host_list(&op.conn, ReqId(7)).await?;
+    // A new local address, as when a laptop moves from Wi-Fi to a hotspot: QUIC migrates.
+    let before = endpoint.local_addr()?;
+    endpoint.rebind(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+    assert_ne!(endpoint.local_addr()?, before);
+    client::host_list(&op.conn, ReqId(8)).await?;
+    assert!(op.conn.close_reason().is_none());
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_shutdown_tells_tcp_clients_to_reconnect_now() -> Result<()> {
+    let relay = TestRelay::start().await?;
+    let tcp = tcp_addr(&relay)?;
+    let cred = relay.login_owner().await?;
+    let op = operator_over_tcp(tcp, &relay.state.pin, &cred).await?;
+    client::host_list(&op.conn, ReqId(9)).await?;
+    relay.shutdown().await;
+    let (reason, text) = closed_reason(&op.conn).await?;
+    assert_eq!(reason, proto::message::CloseReason::Restarting);
+    assert_eq!(text, "relay restarting");
+    Ok(())
+}
+
+/// A TCP port that was free a moment ago.
+fn free_tcp_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cm_relay_run_listens_on_tcp_where_listen_tcp_says_and_logs_both_addresses() -> Result<()> {
+    let state = RelayState::new()?;
+    let (udp, tcp) = (free_udp_port()?, free_tcp_port()?);
+    let mut child = std::process::Command::new(workspace_bin("cm-relay")?)
+        .arg("--state-dir")
+        .arg(state.dir.root())
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{udp}"),
+            "--listen-tcp",
+            &format!("127.0.0.1:{tcp}"),
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let _relay = Proc { child };
+    LogLines::read(stderr, "relay").wait_line(&[
+        "relay listening",
+        &format!("local_addr=127.0.0.1:{udp}"),
+        &format!("tcp_addr=127.0.0.1:{tcp}"),
+    ])?;
+    let tcp_addr: SocketAddr = format!("127.0.0.1:{tcp}").parse()?;
+    let (_endpoint, conn) = dial_tcp_direct(tcp_addr, &state.pin, &quick_dial()).await?;
+    conn.close(0u32.into(), b"done");
+    Ok(())
+}

@@ -13,8 +13,8 @@ pub const MAX_TCP_DELAY_MS: u64 = 10_000;
 /// The shortest interval between background QUIC probes (each is a handshake at the relay).
 pub const MIN_QUIC_PROBE_SECS: u64 = 5;
 
-/// The transport keys as written.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The transport keys as written (`Debug` hides the proxy's credentials).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TransportKeys {
     /// `transport`.
     pub transport: Option<String>,
@@ -26,6 +26,21 @@ pub struct TransportKeys {
     pub tcp_delay_ms: Option<u64>,
     /// `quic_probe_secs`.
     pub quic_probe_secs: Option<u64>,
+}
+
+impl std::fmt::Debug for TransportKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportKeys")
+            .field("transport", &self.transport)
+            .field("relay_tcp", &self.relay_tcp)
+            .field(
+                "proxy",
+                &self.proxy.as_deref().map(crate::proxy::without_credentials),
+            )
+            .field("tcp_delay_ms", &self.tcp_delay_ms)
+            .field("quic_probe_secs", &self.quic_probe_secs)
+            .finish()
+    }
 }
 
 impl TransportKeys {
@@ -163,6 +178,16 @@ mod tests {
             let err = keys.validate().unwrap_err();
             assert!(err.contains(says), "{keys:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_proxy_password_in_the_settings_never_shows_in_debug_output() {
+        let keys = TransportKeys {
+            proxy: Some("http://ann:hunter2@proxy:3128".into()),
+            ..TransportKeys::default()
+        };
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::TUNNEL_ALPN;
 use super::config::MAX_RECORD_LEN;
+use super::per_address::{AddressPermit, PerAddress};
 use super::queue::SendQueue;
 use super::record::Decoder;
 use super::server_socket::Routes;
@@ -22,11 +23,17 @@ pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outer TLS handshakes running at once; connections beyond it are closed at once (an
 /// unauthenticated flood cannot hold more than this many sockets and handshake states).
 pub(crate) const MAX_PENDING_HANDSHAKES: usize = 256;
+/// Of those, how many one address may run (see [`PerAddress`]).
+pub(crate) const MAX_PENDING_HANDSHAKES_PER_ADDRESS: usize = 16;
+/// TCP connections at once, whatever their state; one beyond it is closed at once (bounds the
+/// file descriptors and queues the listener can be made to hold).
+pub(crate) const MAX_CONNECTIONS: usize = 8192;
 /// A tunnel silent this long is closed (a live QUIC connection sends keep-alives every few
 /// seconds; this also ends a connection that completed TLS but never spoke QUIC).
 pub(crate) const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Datagrams waiting for one connection's writer (beyond: dropped, see the socket).
-pub(crate) const CONNECTION_SEND_QUEUE: usize = 256;
+/// Datagrams waiting for one connection's writer (beyond: dropped, see the socket); at most
+/// 1 MiB of 8 KiB packets.
+pub(crate) const CONNECTION_SEND_QUEUE: usize = 128;
 /// How long to pause after a failed `accept` (out of file descriptors) before the next.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -39,11 +46,21 @@ pub(crate) async fn accept_loop(
     inbound: mpsc::Sender<Inbound>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let per_address = PerAddress::new(MAX_PENDING_HANDSHAKES_PER_ADDRESS);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
+                    let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
+                        tracing::warn!(%peer, "tcp tunnel: {MAX_CONNECTIONS} connections open; connection dropped");
+                        continue;
+                    };
+                    let Some(mine) = per_address.try_acquire(peer.ip()) else {
+                        tracing::debug!(%peer, "tcp tunnel: too many TLS handshakes from this address; connection dropped");
+                        continue;
+                    };
                     let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
                         tracing::debug!(%peer, "tcp tunnel: too many TLS handshakes in progress; connection dropped");
                         continue;
@@ -51,7 +68,7 @@ pub(crate) async fn accept_loop(
                     connections.spawn(serve(
                         tcp,
                         peer,
-                        permit,
+                        (slot, permit, mine),
                         tls.clone(),
                         Arc::clone(&routes),
                         inbound.clone(),
@@ -72,7 +89,7 @@ pub(crate) async fn accept_loop(
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
+    (_slot, handshake, mine): (OwnedSemaphorePermit, OwnedSemaphorePermit, AddressPermit),
     tls: tokio_rustls::TlsAcceptor,
     routes: Arc<Routes>,
     inbound: mpsc::Sender<Inbound>,
@@ -95,7 +112,7 @@ async fn serve(
         tracing::debug!(%peer, "tcp tunnel: the client did not ask for ALPN codemantle-tcp/1");
         return;
     }
-    drop(permit);
+    drop((handshake, mine));
     let queue = Arc::new(SendQueue::new(CONNECTION_SEND_QUEUE));
     routes.insert(peer, Arc::clone(&queue));
     tracing::debug!(%peer, "tcp tunnel connection open");

@@ -28,11 +28,11 @@ pub(crate) const RECV_QUEUE: usize = 256;
 
 /// Fires once the tunnel's TCP stream ended or failed (or the socket is gone).
 #[derive(Debug, Clone)]
-pub struct TunnelEnded(watch::Receiver<bool>);
+pub(crate) struct TunnelEnded(watch::Receiver<bool>);
 
 impl TunnelEnded {
     /// Resolves once the stream is over.
-    pub async fn wait(mut self) {
+    pub(crate) async fn wait(mut self) {
         // An error means the sender is gone: the socket was dropped, which also ends it.
         let _ = self.0.wait_for(|ended| *ended).await;
     }

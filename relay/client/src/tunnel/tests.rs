@@ -288,3 +288,21 @@ async fn a_send_to_an_address_without_a_connection_is_dropped_like_udp() {
         .try_send(&transmit(server.addr, b"to nobody"))
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_handshake_flood_from_one_address_does_not_lock_out_other_addresses() {
+    let server = echo_server().await;
+    // Silent TCP connections from 127.0.0.2, as many as the listener's global handshake cap.
+    let mut flood = Vec::new();
+    for _ in 0..accept::MAX_PENDING_HANDSHAKES {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        flood.push(socket.connect(server.addr).await.unwrap());
+    }
+    // A client from another address still gets through (its own handshake budget).
+    let (_endpoint, conn) = dial_tcp_direct(server.addr, &server.pin, &opts())
+        .await
+        .unwrap();
+    assert_eq!(echo(&conn, b"through").await, b"through");
+    drop(flood);
+}
