@@ -79,3 +79,46 @@ pub fn wait_status_transport(lab: &Lab, what: &str, ok: impl Fn(&str) -> bool) -
         }
     }
 }
+
+/// The transports of the running agent's links, as `cm-agent status --json` reports them.
+pub fn agent_transports(lab: &Lab) -> Result<Vec<String>> {
+    let out = lab
+        .net
+        .host
+        .command(&crate::harness::bin("cm-agent")?)
+        .arg("--config")
+        .arg(&lab.agent_config)
+        .arg("--state-dir")
+        .arg(&lab.agent_state)
+        .args(["status", "--json"])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "cm-agent status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["links"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|l| l["transport"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Waits (bounded) until the agent has links and `ok` accepts each one's transport.
+pub fn wait_agent_transport(lab: &Lab, what: &str, ok: impl Fn(&str) -> bool) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let links = agent_transports(lab)?;
+        if !links.is_empty() && links.iter().all(|t| ok(t)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: `cm-agent status` says {links:?}");
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+}

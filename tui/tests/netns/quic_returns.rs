@@ -3,7 +3,9 @@
 //! a gap, and `cm-tui status` reports QUIC again.
 
 use crate::lab::Lab;
-use crate::observe::{is_quic, is_tcp, status_transport, wait_status_transport, wait_tcp_links};
+use crate::observe::{
+    is_quic, is_tcp, status_transport, wait_agent_transport, wait_status_transport, wait_tcp_links,
+};
 use crate::watcher::Watcher;
 use anyhow::Result;
 
@@ -19,6 +21,7 @@ async fn when_udp_comes_back_the_agent_and_a_running_watch_return_to_quic_withou
     lab.login()?;
     lab.wait_online()?;
     wait_tcp_links(&lab.net.host, "the agent on TCP", |n| n >= 1)?;
+    wait_agent_transport(&lab, "cm-agent status on TCP", is_tcp)?;
     let session = lab.new_session()?;
     let mut watch = Watcher::spawn(&lab)?;
     lab.tui_ok(&[
@@ -39,6 +42,7 @@ async fn when_udp_comes_back_the_agent_and_a_running_watch_return_to_quic_withou
     // online; `cm-tui status` says QUIC; a prompt works.
     no_udp.remove()?;
     wait_tcp_links(&lab.net.host, "the agent back on QUIC", |n| n == 0)?;
+    wait_agent_transport(&lab, "cm-agent status back on QUIC", is_quic)?;
     lab.wait_online()?;
     wait_status_transport(&lab, "cm-tui status back on QUIC", is_quic)?;
     lab.tui_ok(&[

@@ -2,7 +2,7 @@
 //! work over the TCP path, and an agent behind the same kind of network comes online.
 
 use crate::lab::Lab;
-use crate::observe::{is_tcp, status_transport, wait_tcp_links};
+use crate::observe::{is_tcp, status_transport, wait_agent_transport, wait_tcp_links};
 use crate::support::slow_text;
 use anyhow::Result;
 use serde_json::Value;
@@ -22,6 +22,7 @@ async fn with_udp_to_the_relay_dropped_the_agent_comes_online_and_hosts_and_a_st
     lab.wait_online()?;
     // The agent got there over TCP (it holds a TCP connection to the relay).
     wait_tcp_links(&lab.net.host, "the agent on the TCP path", |n| n >= 1)?;
+    wait_agent_transport(&lab, "cm-agent status on TCP", is_tcp)?;
 
     let hosts: Value = serde_json::from_str(&lab.tui_ok(&["hosts", "--json"])?)?;
     assert_eq!(hosts["hosts"][0]["host"], "box", "{hosts}");
