@@ -14,7 +14,9 @@
 #   gnome-keyring-daemon    private session bus
 #   postgresql (initdb,     the fleet store's tests start their own server in a temp dir
 #   pg_ctl)
-#   nft, ip                 network tests build their own namespaces (veth, firewall rules)
+#   nft, ip, ss             network tests build their own namespaces (veth, addresses,
+#   (nftables, iproute2)    routes, firewall rules dropping UDP) and read their socket tables
+#                           (tui/tests/netns: the TCP path, proxies, roaming)
 #   python3                 small HTTP servers in tests
 #   systemd-analyze         scripts/check-systemd.sh verifies the units (CI's lint step)
 #   opencode 1.18.33        the pinned OpenCode (scripts/install-opencode.sh, into tools/)
@@ -50,6 +52,7 @@ readonly NEEDS=(
     "gnome-keyring-daemon gnome-keyring"
     "nft nftables"
     "ip iproute2"
+    "ss iproute2"
     "python3 python3"
     "npm npm"
     "systemd-analyze systemd"

@@ -16,6 +16,7 @@ mod relays;
 mod trust;
 mod workspaces;
 
+pub use cm_client::transport::TransportKeys;
 pub use forward::ForwardSection;
 pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
@@ -62,6 +63,22 @@ pub struct ConfigFile {
     /// Where the host secret lives: `auto`, `secret-service` or `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_store: Option<String>,
+    /// `auto` (race QUIC and TCP), `quic` or `tcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    /// The relay's TCP address(es), `host:port[,…]`; default: each QUIC address's host and port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_tcp: Option<String>,
+    /// An HTTP CONNECT proxy for the TCP path, `http://[user:pass@]host:port`, or `none`;
+    /// default: `HTTPS_PROXY` unless `NO_PROXY` matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// QUIC's head start before TCP starts beside it, in ms (default 250).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_delay_ms: Option<u64>,
+    /// While on TCP, how often QUIC is tried again, in seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quic_probe_secs: Option<u64>,
     /// Workspaces operators may use.
     #[serde(default, rename = "workspace", skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceEntry>,
@@ -100,6 +117,9 @@ pub struct AgentConfig {
     pub relay_timeout: Duration,
     /// Secret store choice.
     pub secret_store: StoreChoice,
+    /// Which transports reach the relay (the memory file is set from the state folder by
+    /// [`AgentConfig::transport_in`]).
+    pub transport: cm_client::transport::TransportOptions,
     /// Workspaces.
     pub workspaces: Vec<Workspace>,
     /// OpenCode settings.
@@ -180,7 +200,8 @@ impl ConfigFile {
 
     /// Applies `CM_AGENT_RELAY`, `CM_AGENT_PIN`, `CM_AGENT_HOST`, `CM_AGENT_HEARTBEAT_INTERVAL`,
     /// `CM_AGENT_RELAY_TIMEOUT` and `CM_SECRET_STORE` over the file's values (environment wins;
-    /// flags win over both). `lookup` reads a variable (`std::env::var` in the binary).
+    /// flags win over both), and the transport's `CM_TRANSPORT`, `CM_RELAY_TCP`, `CM_PROXY`.
+    /// `lookup` reads a variable (`std::env::var` in the binary).
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(v) = lookup("CM_AGENT_RELAY") {
             self.relay = RelaySetting::One(v);
@@ -199,6 +220,21 @@ impl ConfigFile {
         }
         if let Some(v) = lookup("CM_SECRET_STORE") {
             self.secret_store = Some(v);
+        }
+        let mut keys = self.transport_keys();
+        keys.apply_env(&lookup);
+        self.transport = keys.transport;
+        self.relay_tcp = keys.relay_tcp;
+        self.proxy = keys.proxy;
+    }
+
+    fn transport_keys(&self) -> TransportKeys {
+        TransportKeys {
+            transport: self.transport.clone(),
+            relay_tcp: self.relay_tcp.clone(),
+            proxy: self.proxy.clone(),
+            tcp_delay_ms: self.tcp_delay_ms,
+            quic_probe_secs: self.quic_probe_secs,
         }
     }
 
@@ -230,6 +266,10 @@ impl ConfigFile {
     pub fn validate(self, path: &Path) -> Result<AgentConfig, ConfigError> {
         let relays =
             relays::validate(&self.relay, self.relay_connections).map_err(|m| invalid(path, m))?;
+        let transport = self
+            .transport_keys()
+            .validate()
+            .map_err(|m| invalid(path, m))?;
         if !proto::ids::is_valid_name(&self.host) {
             return Err(invalid(
                 path,
@@ -339,6 +379,7 @@ impl ConfigFile {
             heartbeat_interval,
             relay_timeout,
             secret_store,
+            transport,
             workspaces,
             opencode,
             policy,
@@ -348,6 +389,16 @@ impl ConfigFile {
             forward,
             revocation_max_age_ms,
         })
+    }
+}
+
+impl AgentConfig {
+    /// The transport settings with the per-network memory kept in `state_dir`.
+    pub fn transport_in(&self, state_dir: &Path) -> cm_client::transport::TransportOptions {
+        cm_client::transport::TransportOptions {
+            memory_file: Some(state_dir.join(cm_client::transport::MEMORY_FILE_NAME)),
+            ..self.transport.clone()
+        }
     }
 }
 

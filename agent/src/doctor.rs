@@ -92,7 +92,30 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
     }
     check_trust(&config, state_dir, &mut out).await;
     check_relays(&config.relays.list(), &config.pin, &mut out).await;
+    check_transports(&config, &mut out).await;
     out
+}
+
+/// Which transports reach each relay address from here (QUIC, TCP, through the proxy).
+async fn check_transports(config: &crate::config::AgentConfig, out: &mut Vec<Finding>) {
+    use cm_client::transport::check;
+    let Ok(addrs) = client::resolve_all(&config.relays.list()).await else {
+        return; // `check_relays` said why.
+    };
+    let opts = client::DialOptions {
+        idle_timeout: config.relay_timeout,
+        transport: config.transport.clone(),
+    };
+    for addr in addrs {
+        let reach = check::probe_both(addr, &config.pin, &opts).await;
+        let (usable, line) = check::verdict(&reach, config.transport.mode);
+        let line = format!("{addr}: {line}");
+        out.push(if usable {
+            Finding::ok("transport", line)
+        } else {
+            Finding::fail("transport", line)
+        });
+    }
 }
 
 /// The trust mode and, for a zero-trust host, its end-to-end key and revocation freshness.

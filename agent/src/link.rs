@@ -9,7 +9,10 @@ mod addresses;
 mod picker;
 mod revocations;
 mod serve;
+mod transports;
 mod trust;
+
+pub use transports::{LINKS_FILE_NAME, LinkNow, read as read_link_transports};
 
 use crate::workspaces::Workspaces;
 use addresses::Addresses;
@@ -48,6 +51,8 @@ pub struct LinkConfig {
     pub relay_timeout: Duration,
     /// The state folder (a zero-trust host keeps the revocation lists it takes there).
     pub state_dir: std::path::PathBuf,
+    /// Which transports reach the relays (QUIC, TCP, proxy) and how to choose.
+    pub transport: cm_client::transport::TransportOptions,
 }
 
 /// Whether the host-kill has been acted on since the last successful authentication: every
@@ -74,6 +79,7 @@ struct Links {
     addresses: Addresses,
     revocations: Revocations,
     host_killed: HostKilled,
+    transports: transports::Transports,
 }
 
 /// Runs the links until `cancel` fires; operation streams are served from `workspaces`.
@@ -84,6 +90,7 @@ pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: Cancel
     tracing::info!(relays = %config.relays, links = count, "linking to the relays");
     let links = Arc::new(Links {
         addresses: Addresses::new(config.relays.clone(), addresses::dns()),
+        transports: transports::Transports::new(&config.state_dir),
         config,
         workspaces,
         revocations: Revocations::default(),
@@ -150,37 +157,60 @@ async fn attempt(
     cancel: &CancellationToken,
 ) -> Option<Duration> {
     let host = &links.config.host;
-    let connected = tokio::select! {
-        biased;
-        () = cancel.cancelled() => return None,
-        r = serve::connect(links, relay) => r,
-    };
-    let session = match connected {
-        Ok(session) => session,
-        Err(e) => {
-            let d = backoff.next_delay(random_u64());
-            if e.is_fatal() {
-                tracing::error!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "relay refused this host; re-enroll it (cm-relay host add, then cm-agent enroll) if this persists");
-            } else {
-                tracing::warn!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "cannot reach relay; retrying");
+    loop {
+        let connected = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return None,
+            r = serve::connect(links, relay) => r,
+        };
+        let (session, transport) = match connected {
+            Ok(connected) => connected,
+            Err(e) => {
+                let d = backoff.next_delay(random_u64());
+                if e.is_fatal() {
+                    tracing::error!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "relay refused this host; re-enroll it (cm-relay host add, then cm-agent enroll) if this persists");
+                } else {
+                    tracing::warn!(link = id, %relay, error = %e, delay = ?d, attempt = backoff.attempt(), "cannot reach relay; retrying");
+                }
+                return Some(d);
             }
-            return Some(d);
+        };
+        links.host_killed.reset();
+        let since = Instant::now();
+        tracing::info!(%host, link = id, %relay, conn = %session.conn_id, %transport, "connected to relay");
+        links.transports.connected(id, relay, transport);
+        let end = serve::serve(links, id, session, relay, transport, cancel).await;
+        links.transports.disconnected(id);
+        backoff.connection_lasted(since.elapsed());
+        if let Some(delay) = after(links, id, relay, end, backoff) {
+            return delay;
         }
-    };
-    links.host_killed.reset();
-    let since = Instant::now();
-    tracing::info!(%host, link = id, %relay, conn = %session.conn_id, "connected to relay");
-    let end = serve::serve(links, id, session, cancel).await;
-    backoff.connection_lasted(since.elapsed());
+    }
+}
+
+/// What follows the end of a session: `Some(delay)` before the next attempt (`Some(None)`:
+/// cancelled), or `None` to dial the same relay again at once (moving back to QUIC).
+fn after(
+    links: &Links,
+    id: LinkId,
+    relay: SocketAddr,
+    end: SessionEnd,
+    backoff: &mut Backoff,
+) -> Option<Option<Duration>> {
     match end {
-        SessionEnd::Cancelled => None,
+        SessionEnd::Cancelled => Some(None),
+        SessionEnd::MovingToQuic { from } => {
+            backoff.reset();
+            tracing::info!(link = id, %relay, from = %from, to = %cm_client::transport::Transport::Quic, "QUIC answers again; moving this link from TCP to QUIC");
+            None
+        }
         SessionEnd::RelayRestarting => {
             backoff.reset();
             let d = jitter(RESTART_SPREAD, random_u64());
             tracing::info!(link = id, %relay, delay = ?d, "relay is restarting; reconnecting");
             // Consume the "immediate" first attempt: the spread replaces it.
             let _ = backoff.next_delay(0);
-            Some(d)
+            Some(Some(d))
         }
         SessionEnd::Replaced => {
             let d = backoff.next_delay(random_u64());
@@ -189,12 +219,12 @@ async fn attempt(
             } else {
                 tracing::warn!(link = id, %relay, delay = ?d, "the relay replaced this connection with a newer one of this host; reconnecting");
             }
-            Some(d)
+            Some(Some(d))
         }
         SessionEnd::Lost(reason) => {
             let d = backoff.next_delay(random_u64());
             tracing::warn!(link = id, %relay, %reason, delay = ?d, "relay connection lost; reconnecting");
-            Some(d)
+            Some(Some(d))
         }
     }
 }

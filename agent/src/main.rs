@@ -231,6 +231,7 @@ fn run(cli: Cli) -> Result<()> {
                 relays: config.as_ref().map(|c| c.relays.list()),
                 locked: cm_agent::policy::lock_path(&state_dir).exists(),
                 trust: trust_report(&config_path, &state_dir)?,
+                links: link::read_link_transports(&state_dir),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
@@ -323,6 +324,7 @@ fn run(cli: Cli) -> Result<()> {
                 key,
                 heartbeat_interval: config.heartbeat_interval,
                 relay_timeout: config.relay_timeout,
+                transport: config.transport_in(&state_dir),
                 state_dir: state_dir.clone(),
             };
             // Orphaned tool processes of OpenCode come to us, so they can be killed and reaped.

@@ -66,13 +66,16 @@ pub enum Command {
     /// Manage the fleet: several relays sharing one PostgreSQL.
     #[command(subcommand)]
     Cluster(ClusterCommand),
-    /// Check the setup (state dir, certificate and pin, database, UDP port, clock; on
+    /// Check the setup (state dir, certificate and pin, database, UDP and TCP ports, clock; on
     /// PostgreSQL the schema version, and with [fleet] this relay's registration and its peers).
     #[command(after_help = "Example:\n  cm-relay doctor --listen 0.0.0.0:7443")]
     Doctor {
         /// The address `run` will listen on [default: from relay.toml, else 0.0.0.0 on the port of the public address given at init]
         #[arg(long, env = "CM_RELAY_LISTEN")]
         listen: Option<SocketAddr>,
+        /// The TCP address `run` will listen on, or "off" [default: from relay.toml, else the IP and port of --listen]
+        #[arg(long, env = "CM_RELAY_LISTEN_TCP")]
+        listen_tcp: Option<crate::config::ListenTcp>,
     },
     /// Print shell completions.
     #[command(
@@ -179,6 +182,9 @@ pub struct RunArgs {
     /// UDP address to listen on [default: from relay.toml, else 0.0.0.0 on the port of the public address given at init]
     #[arg(long, env = "CM_RELAY_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// TCP address for clients whose network drops UDP (QUIC in TLS over TCP), or "off" [default: from relay.toml, else the IP and port of --listen]
+    #[arg(long, env = "CM_RELAY_LISTEN_TCP")]
+    pub listen_tcp: Option<crate::config::ListenTcp>,
     /// A host is shown offline this long after its last heartbeat, e.g. 10s, 500ms [default: 10s]
     #[arg(long, env = "CM_RELAY_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
     pub heartbeat_timeout: Option<Duration>,
@@ -374,6 +380,10 @@ pub fn run_config(
     if let Some(l) = args.listen.or_else(|| file.listen()) {
         c.listen = l;
     }
+    c.listen_tcp = args
+        .listen_tcp
+        .or_else(|| file.listen_tcp())
+        .unwrap_or_default();
     let pick = |flag: Option<Duration>, key: &Option<String>, default: Duration| {
         flag.or_else(|| RelayFile::duration(key)).unwrap_or(default)
     };

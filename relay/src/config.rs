@@ -41,11 +41,52 @@ pub fn default_listen(public_addr: Option<&str>) -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], public_addr.and_then(port_of).unwrap_or(7443)))
 }
 
+/// Where the relay's TCP listener (QUIC tunnelled in TLS over TCP, issue #21) listens
+/// (`listen_tcp` in relay.toml, `--listen-tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListenTcp {
+    /// The IP and port number of `listen` (7443/udp and 7443/tcp). If that TCP port cannot be
+    /// bound the relay still starts, without the TCP path, and says so.
+    #[default]
+    SameAsUdp,
+    /// No TCP listener (`"off"`).
+    Off,
+    /// This address; failing to bind it stops the relay.
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for ListenTcp {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "off" => Ok(Self::Off),
+            "same" => Ok(Self::SameAsUdp),
+            other => other.parse().map(Self::At).map_err(|e| {
+                format!("{other:?} is not an address like 0.0.0.0:443, or \"off\" ({e})")
+            }),
+        }
+    }
+}
+
+impl ListenTcp {
+    /// The address to bind, given the UDP `listen` address (`None`: off).
+    pub fn resolve(self, listen: SocketAddr) -> Option<SocketAddr> {
+        match self {
+            Self::SameAsUdp => Some(listen),
+            Self::Off => None,
+            Self::At(addr) => Some(addr),
+        }
+    }
+}
+
 /// Everything `cm-relay run` needs.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// UDP address to serve QUIC on.
     pub listen: SocketAddr,
+    /// TCP address to serve QUIC-in-TLS on (see [`ListenTcp`]).
+    pub listen_tcp: ListenTcp,
     /// State directory (certificate, key, database).
     pub state_dir: PathBuf,
     /// Offline after this long without a heartbeat.
@@ -87,6 +128,7 @@ impl RelayConfig {
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            listen_tcp: ListenTcp::SameAsUdp,
             state_dir,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,
@@ -115,4 +157,26 @@ pub fn default_state_dir() -> PathBuf {
     directories::BaseDirs::new()
         .map(|b| b.home_dir().join(".local/state/codemantle/relay"))
         .unwrap_or_else(|| PathBuf::from("codemantle-relay-state"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_tcp_defaults_to_the_udp_address_and_off_turns_it_off() {
+        let udp: SocketAddr = "0.0.0.0:7443".parse().unwrap();
+        assert_eq!(ListenTcp::default().resolve(udp), Some(udp));
+        assert_eq!("off".parse::<ListenTcp>().unwrap().resolve(udp), None);
+        let at: SocketAddr = "0.0.0.0:443".parse().unwrap();
+        assert_eq!(
+            "0.0.0.0:443".parse::<ListenTcp>().unwrap().resolve(udp),
+            Some(at)
+        );
+        let err = "443".parse::<ListenTcp>().unwrap_err();
+        assert!(
+            err.contains("0.0.0.0:443") && err.contains("\"off\""),
+            "{err}"
+        );
+    }
 }

@@ -22,6 +22,8 @@ pub struct RelayFile {
     pub state_dir: Option<PathBuf>,
     /// UDP listen address.
     pub listen: Option<String>,
+    /// TCP listen address (QUIC in TLS over TCP), or `"off"`.
+    pub listen_tcp: Option<String>,
     /// Offline after this long without a heartbeat.
     pub heartbeat_timeout: Option<String>,
     /// QUIC idle timeout.
@@ -99,6 +101,10 @@ impl RelayFile {
                     format!("{l:?} is not an address like 0.0.0.0:7443 ({e})"),
                 )
             })?;
+        }
+        if let Some(l) = &self.listen_tcp {
+            l.parse::<crate::config::ListenTcp>()
+                .map_err(|e| invalid("listen_tcp", e))?;
         }
         for (key, v) in [
             ("heartbeat_timeout", &self.heartbeat_timeout),
@@ -183,6 +189,11 @@ impl RelayFile {
         self.listen.as_deref().and_then(|l| l.parse().ok())
     }
 
+    /// The TCP listen setting, if set (validated at load).
+    pub fn listen_tcp(&self) -> Option<crate::config::ListenTcp> {
+        self.listen_tcp.as_deref().and_then(|l| l.parse().ok())
+    }
+
     /// A duration key, if set (validated at load).
     pub fn duration(value: &Option<String>) -> Option<Duration> {
         value.as_deref().and_then(|v| parse_duration(v).ok())
@@ -212,6 +223,10 @@ mod tests {
         std::fs::write(&p, uncommented).unwrap();
         let (f, _) = RelayFile::load(Some(&p)).unwrap();
         assert_eq!(f.listen(), Some("0.0.0.0:7443".parse().unwrap()));
+        assert_eq!(
+            f.listen_tcp(),
+            Some(crate::config::ListenTcp::At("0.0.0.0:443".parse().unwrap()))
+        );
         assert_eq!(
             RelayFile::duration(&f.max_credential_ttl),
             Some(Duration::from_secs(7 * 86_400))
@@ -282,6 +297,15 @@ mod tests {
         std::fs::write(&p, "heartbeat_timeout = \"soon\"\n").unwrap();
         let err = RelayFile::load(Some(&p)).unwrap_err().to_string();
         assert!(err.contains("heartbeat_timeout"), "{err}");
+        std::fs::write(&p, "listen_tcp = \"everywhere\"\n").unwrap();
+        let err = RelayFile::load(Some(&p)).unwrap_err().to_string();
+        assert!(
+            err.contains("listen_tcp") && err.contains("\"off\""),
+            "{err}"
+        );
+        std::fs::write(&p, "listen_tcp = \"off\"\n").unwrap();
+        let (f, _) = RelayFile::load(Some(&p)).unwrap();
+        assert_eq!(f.listen_tcp(), Some(crate::config::ListenTcp::Off));
         std::fs::write(&p, "listen = \"127.0.0.1:9000\"\ncredential_ttl = \"8h\"\n").unwrap();
         let (f, path) = RelayFile::load(Some(&p)).unwrap();
         assert_eq!(path.as_deref(), Some(p.as_path()));

@@ -8,16 +8,21 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-/// Runs every check. `now_ms` is the wall clock (passed in so the clock check is testable).
+mod listeners;
+
+/// Runs every check, with the TCP listener on `listen`'s address (the default).
+/// `now_ms` is the wall clock (passed in so the clock check is testable).
 pub fn check(dir: &StateDir, listen: SocketAddr, now_ms: u64) -> Vec<Finding> {
-    check_member(dir, listen, now_ms, None, Duration::ZERO)
+    check_member(dir, listen, Some(listen), now_ms, None, Duration::ZERO)
 }
 
-/// [`check`], and with `fleet` (`[fleet]` of relay.toml) the fleet's: this relay registered
-/// with its peer identity, the other relays alive (liveness from `heartbeat_timeout`).
+/// [`check`] with the TCP listener on `listen_tcp` (`None`: off), and with `fleet` (`[fleet]`
+/// of relay.toml) the fleet's: this relay registered with its peer identity, the other relays
+/// alive (liveness from `heartbeat_timeout`).
 pub fn check_member(
     dir: &StateDir,
     listen: SocketAddr,
+    listen_tcp: Option<SocketAddr>,
     now_ms: u64,
     fleet: Option<&FleetConfig>,
     heartbeat_timeout: Duration,
@@ -59,13 +64,19 @@ pub fn check_member(
             ));
         }
     }
-    match dir.load_tls() {
-        Ok((_, _, pin)) => out.push(Finding::ok("certificate", format!("pin {pin}"))),
-        Err(e) => out.push(Finding::fail(
-            "certificate",
-            format!("{e}; restore relay.crt/relay.key from a backup, or re-initialise (clients must be re-enrolled)"),
-        )),
-    }
+    let pin = match dir.load_tls() {
+        Ok((_, _, pin)) => {
+            out.push(Finding::ok("certificate", format!("pin {pin}")));
+            Some(pin)
+        }
+        Err(e) => {
+            out.push(Finding::fail(
+                "certificate",
+                format!("{e}; restore relay.crt/relay.key from a backup, or re-initialise (clients must be re-enrolled)"),
+            ));
+            None
+        }
+    };
     match dir.store_config() {
         StoreConfig::Postgres(pg) => {
             let (findings, store) = crate::fleet::doctor::database(pg);
@@ -81,17 +92,8 @@ pub fn check_member(
         }
         StoreConfig::Sqlite => out.push(sqlite_database(dir)),
     }
-    match std::net::UdpSocket::bind(listen) {
-        Ok(_) => out.push(Finding::ok("udp port", format!("{listen} is free"))),
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => out.push(Finding::ok(
-            "udp port",
-            format!("{listen} is in use: fine if this relay is running (otherwise stop what holds it)"),
-        )),
-        Err(e) => out.push(Finding::fail(
-            "udp port",
-            format!("cannot bind {listen}: {e} (a running relay holds it; otherwise choose another --listen, or grant CAP_NET_BIND_SERVICE for ports below 1024)"),
-        )),
-    }
+    out.push(listeners::udp(listen, pin.as_deref()));
+    out.push(listeners::tcp(listen_tcp, pin.as_deref()));
     match dir.public_addr() {
         Some(public) if crate::config::port_of(&public) != Some(listen.port()) => {
             out.push(Finding::fail(
@@ -175,7 +177,7 @@ mod tests {
         let (_tmp, dir) = healthy(listen);
         let findings = check(&dir, listen, crate::time::now_ms());
         assert!(findings.iter().all(|f| f.problem.is_none()), "{findings:?}");
-        assert_eq!(findings.len(), 6);
+        assert_eq!(findings.len(), 7);
     }
 
     #[test]
@@ -208,6 +210,95 @@ mod tests {
         assert_eq!(
             crate::config::default_listen(None),
             "0.0.0.0:7443".parse().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_running_relay_answers_on_both_listeners_and_another_key_is_named() {
+        let (_tmp, dir) = healthy(free());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mut config = crate::config::RelayConfig::new(dir.root().to_owned());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let relay = rt.block_on(crate::server::Relay::spawn(config)).unwrap();
+        let (udp, tcp) = (relay.local_addr(), relay.tcp_local_addr().unwrap());
+        let lines = |dir: &StateDir| -> Vec<String> {
+            check_member(
+                dir,
+                udp,
+                Some(tcp),
+                crate::time::now_ms(),
+                None,
+                Duration::ZERO,
+            )
+            .iter()
+            .map(Finding::line)
+            .collect()
+        };
+        let ours = lines(&dir);
+        assert!(
+            ours.iter()
+                .any(|l| l.starts_with("ok    udp port") && l.contains("this relay answers QUIC")),
+            "{ours:?}"
+        );
+        assert!(
+            ours.iter()
+                .any(|l| l.starts_with("ok    tcp port") && l.contains("answers TLS with its key")),
+            "{ours:?}"
+        );
+        let (_other_tmp, other) = healthy(free());
+        let theirs = lines(&other);
+        for check in ["udp port", "tcp port"] {
+            assert!(
+                theirs
+                    .iter()
+                    .any(|l| l.starts_with(&format!("FAIL  {check}")) && l.contains("another key")),
+                "{check}: {theirs:?}"
+            );
+        }
+        rt.block_on(relay.shutdown());
+    }
+
+    #[test]
+    fn a_tcp_port_held_by_something_else_than_the_relay_says_how_to_find_it() {
+        let (_tmp, dir) = healthy(free());
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        // Accepts and hangs up at once, like a service that is not the relay.
+        std::thread::spawn(move || {
+            for conn in held.incoming() {
+                drop(conn);
+            }
+        });
+        let lines: Vec<String> = check_member(
+            &dir,
+            free(),
+            Some(addr),
+            crate::time::now_ms(),
+            None,
+            Duration::ZERO,
+        )
+        .iter()
+        .map(Finding::line)
+        .collect();
+        assert!(
+            lines.iter().any(|l| l.starts_with("FAIL  tcp port")
+                && l.contains("ss -tlpn")
+                && l.contains("\"off\"")),
+            "{lines:?}"
+        );
+        let off = check_member(
+            &dir,
+            free(),
+            None,
+            crate::time::now_ms(),
+            None,
+            Duration::ZERO,
+        );
+        assert!(
+            off.iter().any(|f| f.check == "tcp port"
+                && f.problem.is_none()
+                && f.line().contains("networks that drop UDP")),
+            "{off:?}"
         );
     }
 

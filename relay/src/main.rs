@@ -231,14 +231,19 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("password set for {name}");
         }
         Command::Cluster(command) => cluster(&dir, &file, command)?,
-        Command::Doctor { listen } => {
+        Command::Doctor { listen, listen_tcp } => {
             let listen = listen
                 .or_else(|| file.listen())
                 .unwrap_or_else(|| cm_relay::config::default_listen(dir.public_addr().as_deref()));
+            let listen_tcp = listen_tcp
+                .or_else(|| file.listen_tcp())
+                .unwrap_or_default()
+                .resolve(listen);
             let fleet = file.fleet_config().ok().flatten();
             let findings = cm_relay::doctor::check_member(
                 &dir,
                 listen,
+                listen_tcp,
                 cm_relay::time::now_ms(),
                 fleet.as_ref(),
                 heartbeat_timeout(&file),

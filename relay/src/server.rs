@@ -1,7 +1,7 @@
 //! The running relay: [`Relay::spawn`] binds the UDP socket, serves QUIC, and
 //! [`Relay::shutdown`] drains it. Connection handling lives in `net/`.
 
-use crate::config::{RelayConfig, UDP_BUFFER_BYTES};
+use crate::config::{ListenTcp, RelayConfig, UDP_BUFFER_BYTES};
 use crate::core_tasks::{self, CoreTask, CoreTaskFailed, FaultHook};
 use crate::fleet::{FleetError, FleetMember, PeerDirectory};
 use crate::net::{self, Shared};
@@ -33,6 +33,16 @@ pub enum SpawnError {
         "cannot bind UDP {addr}: {source} (is another relay running, or is the port below 1024 without CAP_NET_BIND_SERVICE?)"
     )]
     Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TCP listener (`listen_tcp`) could not be bound.
+    #[error(
+        "cannot bind TCP {addr}: {source} (is another program using it, or is the port below 1024 without CAP_NET_BIND_SERVICE? set listen_tcp to another address, or to \"off\")"
+    )]
+    BindTcp {
         /// The address.
         addr: SocketAddr,
         /// The OS error.
@@ -73,6 +83,8 @@ pub struct Relay {
     pin: String,
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+    /// The endpoint on the TCP listener and its address (`None`: no TCP path).
+    tcp: Option<(quinn::Endpoint, SocketAddr)>,
     /// The supervisor of the core tasks (accept loop, sweeper, queue); `None` once it ended.
     core: Option<CoreOutcome>,
     faults: FaultHook,
@@ -81,12 +93,25 @@ pub struct Relay {
 }
 
 /// The relay's core tasks, each rebuilt from `shared` on a restart.
-fn core_tasks(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -> Vec<CoreTask> {
+fn core_tasks(
+    shared: &Arc<Shared>,
+    endpoint: &quinn::Endpoint,
+    tcp_endpoint: Option<&quinn::Endpoint>,
+) -> Vec<CoreTask> {
     let (s, e) = (Arc::clone(shared), endpoint.clone());
     let accept = CoreTask {
         name: "accept",
         factory: Box::new(move || Box::pin(net::endpoint::accept_loop(e.clone(), Arc::clone(&s)))),
     };
+    let accept_tcp = tcp_endpoint.map(|e| {
+        let (s, e) = (Arc::clone(shared), e.clone());
+        CoreTask {
+            name: "accept-tcp",
+            factory: Box::new(move || {
+                Box::pin(net::endpoint::accept_loop(e.clone(), Arc::clone(&s)))
+            }),
+        }
+    });
     let s = Arc::clone(shared);
     let sweeper = CoreTask {
         name: "sweeper",
@@ -97,7 +122,49 @@ fn core_tasks(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -> Vec<CoreTask>
         name: "queue",
         factory: Box::new(move || Box::pin(net::queue::run(Arc::clone(&s)))),
     };
-    vec![accept, sweeper, queue]
+    [accept, sweeper, queue]
+        .into_iter()
+        .chain(accept_tcp)
+        .collect()
+}
+
+/// Binds the TCP listener (QUIC tunnelled in TLS over TCP, issue #21) and its quinn endpoint,
+/// with `quic`'s server configuration (tunnel transport settings). `None` when `listen_tcp` is
+/// off, or when its default (the UDP address) cannot be bound: then the relay runs on UDP
+/// alone and says so; an explicit address that cannot be bound is an error.
+async fn bind_tcp_endpoint(
+    config: &RelayConfig,
+    udp_addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    quic: &quinn::ServerConfig,
+) -> Result<Option<(quinn::Endpoint, SocketAddr)>, SpawnError> {
+    // The default follows the bound UDP address (its port too when `listen` asked for port 0).
+    let (addr, explicit) = match config.listen_tcp {
+        ListenTcp::Off => return Ok(None),
+        ListenTcp::SameAsUdp if config.listen.port() == 0 => (config.listen, false),
+        ListenTcp::SameAsUdp => (udp_addr, false),
+        ListenTcp::At(addr) => (addr, true),
+    };
+    let bind_err = |source| SpawnError::BindTcp { addr, source };
+    let (socket, local) = match cm_client::tunnel::bind_tunnel_listener(addr, tls).await {
+        Ok(bound) => bound,
+        Err(source) if explicit => return Err(bind_err(source)),
+        Err(source) => {
+            tracing::warn!(
+                "{}; the relay runs without its TCP path, so clients on networks that drop UDP cannot reach it",
+                bind_err(source)
+            );
+            return Ok(None);
+        }
+    };
+    let endpoint = quinn::Endpoint::new_with_abstract_socket(
+        cm_client::tunnel::config::endpoint_config(),
+        Some(tls::tunnel_server_config(quic, config.idle_timeout)),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(bind_err)?;
+    Ok(Some((endpoint, local)))
 }
 
 fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
@@ -238,11 +305,12 @@ impl Relay {
         } else {
             join_fleet(&config, &store, &sweep_now).await?
         };
+        let tunnel_tls = tls::tunnel_tls_config(certs.clone(), key.clone_key())?;
         let server_config = tls::server_config(certs, key, config.idle_timeout)?;
         let socket = bind_socket(config.listen)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
-            Some(server_config),
+            Some(server_config.clone()),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
@@ -254,6 +322,7 @@ impl Relay {
             addr: config.listen,
             source,
         })?;
+        let tcp = bind_tcp_endpoint(&config, local_addr, tunnel_tls, &server_config).await?;
         let heartbeat_timeout_ms =
             u64::try_from(config.heartbeat_timeout.as_millis()).unwrap_or(u64::MAX);
         let password_checks =
@@ -304,16 +373,20 @@ impl Relay {
         // Tracked: shutdown waits for the supervisor, which waits for its tasks.
         let faults = FaultHook::default();
         let core = shared.tracker.spawn(core_tasks::supervise(
-            core_tasks(&shared, &endpoint),
+            core_tasks(&shared, &endpoint, tcp.as_ref().map(|(e, _)| e)),
             shared.cancel.clone(),
             faults.clone(),
         ));
-        tracing::info!(%local_addr, %pin, "relay listening");
+        let tcp_addr = tcp
+            .as_ref()
+            .map_or_else(|| "off".to_owned(), |(_, a)| a.to_string());
+        tracing::info!(%local_addr, %tcp_addr, %pin, "relay listening");
         Ok(Self {
             local_addr,
             pin,
             shared,
             endpoint,
+            tcp,
             core: Some(core),
             faults,
             fleet,
@@ -363,6 +436,11 @@ impl Relay {
         self.local_addr
     }
 
+    /// The bound TCP address (QUIC in TLS over TCP), `None` when the TCP path is off.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// The relay's key pin.
     pub fn pin(&self) -> &str {
         &self.pin
@@ -374,8 +452,12 @@ impl Relay {
         tracing::info!("relay shutting down");
         self.shared.cancel.cancel();
         let reason = CloseReason::Restarting;
-        self.endpoint
-            .close(reason.code().into(), b"relay restarting");
+        let endpoints: Vec<&quinn::Endpoint> = std::iter::once(&self.endpoint)
+            .chain(self.tcp.as_ref().map(|(e, _)| e))
+            .collect();
+        for endpoint in &endpoints {
+            endpoint.close(reason.code().into(), b"relay restarting");
+        }
         self.shared.tracker.close();
         let drain = self.shared.config.drain_timeout;
         if tokio::time::timeout(drain, self.shared.tracker.wait())
@@ -384,10 +466,8 @@ impl Relay {
         {
             tracing::warn!(?drain, "connections did not finish in time");
         }
-        if tokio::time::timeout(drain, self.endpoint.wait_idle())
-            .await
-            .is_err()
-        {
+        let idle = futures::future::join_all(endpoints.iter().map(|e| e.wait_idle()));
+        if tokio::time::timeout(drain, idle).await.is_err() {
             tracing::warn!(?drain, "endpoint did not become idle in time");
         }
         // Refusals counted but not yet written (their window had not ended) are written now.

@@ -29,5 +29,37 @@ pub fn server_config(
     let crypto = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport_config(idle_timeout)));
+    // A client whose address changes (Wi-Fi to a hotspot) keeps its connection (issue #21).
+    cfg.migration(true);
     Ok(cfg)
+}
+
+/// The outer TLS of the relay's TCP listener (issue #21): the same certificate and key as QUIC,
+/// so clients check the same pin; TLS 1.3; ALPN `codemantle-tcp/1`.
+///
+/// # Errors
+/// Fails if rustls refuses the key or certificate.
+pub fn tunnel_tls_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = vec![cm_client::tunnel::TUNNEL_ALPN.to_vec()];
+    Ok(Arc::new(tls))
+}
+
+/// The QUIC server configuration of the TCP listener's endpoint: `quic`'s (same crypto, same
+/// migration rule) with the tunnel's transport settings (large packets, no MTU discovery).
+pub fn tunnel_server_config(
+    quic: &quinn::ServerConfig,
+    idle_timeout: Duration,
+) -> quinn::ServerConfig {
+    let mut cfg = quic.clone();
+    cfg.transport_config(Arc::new(cm_client::tunnel::config::transport_config(
+        idle_timeout,
+    )));
+    cfg
 }

@@ -126,6 +126,8 @@ pub struct App {
     now_ms: u64,
     conn: ConnState,
     rtt: Option<Duration>,
+    /// The transport of the current connection (`None`: not told yet, or not connected).
+    transport: Option<cm_client::transport::Transport>,
     width: u16,
     height: u16,
     /// The help, palette or question form over the screens, while open.
@@ -179,6 +181,7 @@ impl App {
             now_ms,
             conn: ConnState::Connecting,
             rtt: None,
+            transport: None,
             width: DEFAULT_SIZE.0,
             height: DEFAULT_SIZE.1,
             overlay: None,
@@ -288,8 +291,10 @@ impl App {
             NetEvent::Connected { conn_id } => {
                 self.conn = ConnState::Connected { conn_id };
                 self.rtt = None;
+                self.transport = None;
                 self.refresh(fx);
             }
+            NetEvent::Transport(t) => self.transport = Some(t),
             NetEvent::Hosts(list) => self.replace_hosts(list, fx),
             NetEvent::Disconnected { reason, retry_in } => {
                 if matches!(self.conn, ConnState::Offline { .. }) {

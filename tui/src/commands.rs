@@ -13,7 +13,6 @@ use proto::ops::{
     Pending, PermissionAnswer, PermissionReply, SessionInfo, SessionStatus, WorkspaceInfo,
 };
 use serde::Serialize;
-use std::io::Write;
 
 mod send;
 
@@ -109,34 +108,6 @@ pub async fn new_session(
     Ok(remote
         .call::<op::SessionCreate>(target, &CreateSession { title })
         .await?)
-}
-
-/// `watch HOST WORKSPACE [--session S]`: prints events until interrupted.
-///
-/// # Errors
-/// Refusals and transport failures.
-pub async fn watch(remote: &Remote, target: &Target, json: bool) -> Result<(), CommandError> {
-    let mut events = remote.watch(target, None).await?;
-    let mut out = std::io::stdout().lock();
-    while let Some(frame) = events.next().await? {
-        if let (Some(want), Some(got)) = (&target.session, frame.event.session())
-            && want != got
-        {
-            continue;
-        }
-        if json {
-            writeln!(out, "{}", proto::text::json_line(&frame)?)?;
-        } else {
-            writeln!(
-                out,
-                "{:>6} {}",
-                frame.seq,
-                sanitize(&describe(&frame.event))
-            )?;
-        }
-        out.flush()?;
-    }
-    Ok(())
 }
 
 /// One line for an event.

@@ -32,6 +32,17 @@ pub struct TuiFile {
     pub keys: Option<BTreeMap<String, KeysValue>>,
     /// Colours.
     pub theme: Option<ThemeFile>,
+    /// `auto` (race QUIC and TCP), `quic` or `tcp` (`CM_TRANSPORT` wins).
+    pub transport: Option<String>,
+    /// The relay's TCP address(es), `host:port[,…]` (`CM_RELAY_TCP` wins).
+    pub relay_tcp: Option<String>,
+    /// An HTTP CONNECT proxy, `http://[user:pass@]host:port` or `none` (`CM_PROXY` wins; else
+    /// `HTTPS_PROXY` unless `NO_PROXY` matches).
+    pub proxy: Option<String>,
+    /// QUIC's head start before TCP starts beside it, in ms.
+    pub tcp_delay_ms: Option<u64>,
+    /// While on TCP, how often QUIC is tried again, in seconds.
+    pub quic_probe_secs: Option<u64>,
 }
 
 /// One relay profile: where its login lives.
@@ -103,6 +114,7 @@ impl TuiFile {
             message,
         };
         file.keymap().map_err(|e| invalid(e.to_string()))?;
+        file.transport_keys().validate().map_err(invalid)?;
         file.colors().map_err(invalid)?;
         if file.notify_command.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
@@ -119,6 +131,18 @@ impl TuiFile {
             )));
         }
         Ok(file)
+    }
+
+    /// The transport keys as written (the environment is applied by
+    /// [`crate::profile::Logins::use_transport`]).
+    pub fn transport_keys(&self) -> cm_client::transport::TransportKeys {
+        cm_client::transport::TransportKeys {
+            transport: self.transport.clone(),
+            relay_tcp: self.relay_tcp.clone(),
+            proxy: self.proxy.clone(),
+            tcp_delay_ms: self.tcp_delay_ms,
+            quic_probe_secs: self.quic_probe_secs,
+        }
     }
 
     /// The keymap: the defaults with `[keys]` applied.
@@ -240,6 +264,11 @@ mod tests {
         std::fs::write(&p, uncommented.join("\n")).unwrap();
         let f = TuiFile::load(Some(&p)).unwrap();
         assert_eq!(f.bell, Some(true));
+        let transport = f.transport_keys().validate().unwrap();
+        assert_eq!(
+            transport.relay_tcp.as_deref(),
+            Some("relay.example.com:443")
+        );
         assert!(f.notify_command.is_some());
         assert!(f.relay_state_dir("work").is_ok());
         assert!(f.default_relay.is_some());

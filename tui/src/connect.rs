@@ -1,10 +1,28 @@
 //! Connecting as an operator and the requests the scripting commands make.
 
 use crate::profile::Profile;
+use cm_client::transport::{Transport, TransportMode};
 use cm_client::{self as client, DialOptions, LinkError, Session};
 use proto::handshake::{Key, PeerKind};
 use proto::ids::ReqId;
 use proto::message::{HostInfo, HostList};
+
+/// How the profile's login reaches the relay (QUIC, TCP, proxy; the per-network memory).
+pub fn dial_options(profile: &Profile) -> DialOptions {
+    DialOptions {
+        transport: profile.home.transport.clone(),
+        ..DialOptions::default()
+    }
+}
+
+/// Resolves when a connection to `relay` over `transport` should move back to QUIC: never on
+/// QUIC or with a forced transport; on TCP in `auto` mode, once a background QUIC probe answers.
+pub async fn quic_is_back(profile: &Profile, relay: std::net::SocketAddr, transport: Transport) {
+    if !transport.is_tcp() || profile.home.transport.mode != TransportMode::Auto {
+        return std::future::pending().await;
+    }
+    client::transport::quic_comes_back(relay, &profile.pin, &dial_options(profile)).await;
+}
 
 /// Dials the relay of `profile` and authenticates with its credential.
 ///
@@ -23,7 +41,7 @@ pub async fn connect_endpoint(
     key: &Key,
 ) -> Result<(quinn::Endpoint, Session), LinkError> {
     let (endpoint, conn) =
-        client::dial_endpoint(&profile.relay, &profile.pin, &DialOptions::default()).await?;
+        client::dial_endpoint(&profile.relay, &profile.pin, &dial_options(profile)).await?;
     let session = client::authenticate(conn, PeerKind::Operator, &profile.cred_id, key).await?;
     Ok((endpoint, session))
 }
@@ -37,6 +55,8 @@ pub struct Connected {
     pub addr: std::net::SocketAddr,
     /// The authenticated session.
     pub session: Session,
+    /// The transport that carries it.
+    pub transport: Transport,
 }
 
 /// Dials the profile's relay addresses (a comma list or a name with several addresses) in
@@ -51,13 +71,14 @@ pub async fn connect_from(
     start: usize,
 ) -> Result<Connected, LinkError> {
     let addrs = client::resolve_all(&profile.relay).await?;
-    let dialed = client::dial_any(&addrs, start, &profile.pin, &DialOptions::default()).await?;
+    let dialed = client::dial_any(&addrs, start, &profile.pin, &dial_options(profile)).await?;
     let session =
         client::authenticate(dialed.conn, PeerKind::Operator, &profile.cred_id, key).await?;
     Ok(Connected {
         index: dialed.index,
         addr: dialed.addr,
         session,
+        transport: dialed.transport,
     })
 }
 

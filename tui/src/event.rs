@@ -51,6 +51,8 @@ pub enum NetEvent {
         /// The relay's id for this connection.
         conn_id: ConnId,
     },
+    /// The transport of the connection just made (QUIC, TCP, TCP via proxy).
+    Transport(cm_client::transport::Transport),
     /// A fresh host list from the watch stream.
     Hosts(HostList),
     /// The connection failed or dropped; the next attempt starts after `retry_in`.

@@ -35,4 +35,5 @@ pub mod transcript;
 pub mod trust;
 pub mod ui;
 pub mod view;
+pub mod watch_cli;
 pub mod workspaces_cli;

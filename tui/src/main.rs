@@ -438,7 +438,11 @@ fn run(cli: Cli) -> Result<()> {
         format!("secret store {store_name:?}: use auto, secret-service or file")
     })?;
     // Secret Service calls block on D-Bus: open the store before the async runtime starts.
-    let logins = Logins::open(&dir, choice)?;
+    let transport_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut logins = Logins::open(&dir, choice)?;
+    logins
+        .use_transport(file.transport_keys(), transport_env)
+        .map_err(anyhow::Error::msg)?;
     if let Some(w) = &logins.warning {
         eprintln!("warning: {w}");
     }
@@ -593,16 +597,34 @@ fn run(cli: Cli) -> Result<()> {
                 rt.block_on(cm_tui::runtime::run(profile, key, options.clone()))?
             {
                 let dir = file.relay_state_dir(&name).map_err(anyhow::Error::msg)?;
-                (profile, key) = Logins::open(&dir, choice)?
-                    .load(now_ms())
-                    .with_context(|| {
-                        format!(
-                            "relay profile {name:?}: log in there first with \
+                let mut there = Logins::open(&dir, choice)?;
+                there
+                    .use_transport(file.transport_keys(), transport_env)
+                    .map_err(anyhow::Error::msg)?;
+                (profile, key) = there.load(now_ms()).with_context(|| {
+                    format!(
+                        "relay profile {name:?}: log in there first with \
                              `cm-tui --relay {name} login …`"
-                        )
-                    })?;
+                    )
+                })?;
                 options.relay = Some(name);
             }
+        }
+        Some(Command::Watch {
+            host,
+            workspace,
+            session,
+            json,
+        }) => {
+            // On the TUI's connection task: the watch survives network changes.
+            let (profile, key) = logins.load(now_ms())?;
+            let target = Target::workspace(&host, &workspace).with_session(session);
+            rt.block_on(async {
+                tokio::select! {
+                    r = cm_tui::watch_cli::follow(profile, key, &target, json) => r,
+                    () = cm_client::signal::shutdown_signal() => Ok(()),
+                }
+            })?;
         }
         Some(command) => {
             let (profile, key) = logins.load(now_ms())?;
@@ -650,18 +672,6 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
             let target = Target::workspace(&host, &workspace).with_session(session);
             let pick = commands::PromptPick { model, agent };
             commands::send(remote, &target, text, &pick, wait, json).await?;
-        }
-        Command::Watch {
-            host,
-            workspace,
-            session,
-            json,
-        } => {
-            let target = Target::workspace(&host, &workspace).with_session(session);
-            tokio::select! {
-                r = commands::watch(remote, &target, json) => r?,
-                () = cm_client::signal::shutdown_signal() => {}
-            }
         }
         Command::Queue(QueueCommand::List { json }) => {
             cm_tui::queue_cli::list(remote, json).await?;
@@ -812,6 +822,7 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
         Command::Login { .. }
         | Command::Logout { .. }
         | Command::Status { .. }
+        | Command::Watch { .. }
         | Command::Hosts { .. }
         | Command::Completions { .. }
         | Command::Man => {}

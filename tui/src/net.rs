@@ -195,8 +195,9 @@ async fn run(
                 index,
                 addr,
                 session,
+                transport,
             }) => {
-                tracing::info!(relay = %addr, "connected to the relay");
+                tracing::info!(relay = %addr, %transport, "connected to the relay");
                 start = index + 1;
                 // A reconnect asked for while connecting is satisfied by this connection; calls
                 // queued meanwhile were meant for the old one (the app re-asks once connected).
@@ -205,10 +206,22 @@ async fn run(
                 }
                 let up_since = Instant::now();
                 let conn_id = session.conn_id.clone();
-                let end = if events.send(NetEvent::Connected { conn_id }).await.is_err() {
+                let conn = session.conn.clone();
+                let end = if events.send(NetEvent::Connected { conn_id }).await.is_err()
+                    || events.send(NetEvent::Transport(transport)).await.is_err()
+                {
                     End::Cancelled
                 } else {
-                    serve(session, &profile, &events, &mut commands, &cancel).await
+                    tokio::select! {
+                        end = serve(session, &profile, &events, &mut commands, &cancel) => end,
+                        // Back on QUIC: the same relay again at once (watches resume).
+                        () = connect::quic_is_back(&profile, addr, transport) => {
+                            tracing::info!(relay = %addr, from = %transport, to = "QUIC", "QUIC answers again; moving the connection from TCP to QUIC");
+                            conn.close(proto::message::CloseReason::Normal.code().into(), b"moving to QUIC");
+                            start = index;
+                            End::Requested
+                        }
+                    }
                 };
                 backoff.connection_lasted(up_since.elapsed());
                 end

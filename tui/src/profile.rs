@@ -3,6 +3,7 @@
 //! (service `codemantle`, account `user@relay`) or, where no keyring works, a 0600 file.
 
 use cm_client::secrets::{SecretError, SecretStore, StoreChoice};
+use cm_client::transport::{MEMORY_FILE_NAME, TransportKeys, TransportOptions};
 use proto::handshake::{IssuedCredential, Key};
 use proto::ids::{CredId, UserId};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct LoginHome {
     pub dir: PathBuf,
     /// The store that answered (`auto` when unknown).
     pub store: Option<StoreChoice>,
+    /// How to reach the relay (tui.toml and `CM_TRANSPORT`/`CM_RELAY_TCP`/`CM_PROXY`; the
+    /// per-network memory in this state directory).
+    pub transport: TransportOptions,
 }
 
 impl LoginHome {
@@ -125,6 +129,7 @@ pub fn default_state_dir() -> PathBuf {
 pub struct Logins {
     dir: PathBuf,
     secrets: SecretStore,
+    transport: TransportOptions,
     /// Set when `auto` fell back to the file.
     pub warning: Option<String>,
 }
@@ -163,8 +168,30 @@ impl Logins {
         Ok(Self {
             dir: dir.to_owned(),
             secrets,
+            transport: TransportOptions {
+                memory_file: Some(dir.join(MEMORY_FILE_NAME)),
+                ..TransportOptions::default()
+            },
             warning,
         })
+    }
+
+    /// Uses `keys` (from tui.toml) with `CM_TRANSPORT`, `CM_RELAY_TCP` and `CM_PROXY` (read by
+    /// `lookup`) over them for every connection of this login.
+    ///
+    /// # Errors
+    /// An invalid value, saying which and what to write.
+    pub fn use_transport(
+        &mut self,
+        mut keys: TransportKeys,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        keys.apply_env(lookup);
+        self.transport = TransportOptions {
+            memory_file: Some(self.dir.join(MEMORY_FILE_NAME)),
+            ..keys.validate()?
+        };
+        Ok(())
     }
 
     /// Where secrets go (for messages).
@@ -182,6 +209,7 @@ impl Logins {
         LoginHome {
             dir: self.dir.clone(),
             store: Some(store),
+            transport: self.transport.clone(),
         }
     }
 
@@ -345,5 +373,32 @@ mod tests {
         let secrets = std::fs::read_to_string(tmp.path().join("credentials.json")).unwrap();
         assert!(!secrets.contains("alice"), "secret removed: {secrets}");
         assert_eq!(logins.remove().unwrap(), None);
+    }
+
+    #[test]
+    fn transport_settings_reach_the_profile_with_the_environment_over_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut logins = Logins::open(tmp.path(), StoreChoice::File).unwrap();
+        let file = TransportKeys {
+            transport: Some("quic".into()),
+            relay_tcp: Some("r:443".into()),
+            ..TransportKeys::default()
+        };
+        logins
+            .use_transport(file.clone(), |k| {
+                (k == "CM_TRANSPORT").then(|| "tcp".into())
+            })
+            .unwrap();
+        let p = logins
+            .save("127.0.0.1:7443", "blake3:aa", &cred(1_000))
+            .unwrap();
+        let t = &p.home.transport;
+        assert_eq!(t.mode, cm_client::transport::TransportMode::Tcp);
+        assert_eq!(t.relay_tcp.as_deref(), Some("r:443"));
+        assert_eq!(t.memory_file, Some(tmp.path().join(MEMORY_FILE_NAME)));
+        let err = logins
+            .use_transport(file, |k| (k == "CM_PROXY").then(|| "socks5://p:1".into()))
+            .unwrap_err();
+        assert!(err.contains("proxy") && err.contains("http://"), "{err}");
     }
 }

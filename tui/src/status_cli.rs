@@ -12,8 +12,8 @@ use proto::rbac::Role;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// How the relay is reached (the only transport there is).
-pub const TRANSPORT: &str = "QUIC (TLS 1.3), relay key pinned";
+/// What every transport shares: the relay's key is pinned.
+pub const PINNED: &str = "TLS 1.3, relay key pinned";
 
 /// What `cm-tui status` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -30,8 +30,11 @@ pub struct Status {
     pub expires_at_ms: u64,
     /// Where the credential secret is kept.
     pub secret_store: String,
-    /// How the relay is reached.
-    pub transport: &'static str,
+    /// How the relay is reached: `QUIC`, `TCP` or `TCP via proxy` (with the pinning note), or
+    /// `not connected`.
+    pub transport: String,
+    /// Which transports work from here (QUIC and TCP each tried once), when the relay answered.
+    pub reachability: Option<String>,
     /// Whether the relay answers now.
     pub connection: ConnectionState,
     /// Your role on each host you may see (empty when not connected).
@@ -74,7 +77,8 @@ pub async fn status(
         credential: profile.cred_id.to_string(),
         expires_at_ms: profile.expires_at_ms,
         secret_store,
-        transport: TRANSPORT,
+        transport: "not connected".into(),
+        reachability: None,
         connection: ConnectionState::Unreachable {
             message: String::new(),
         },
@@ -82,10 +86,17 @@ pub async fn status(
         global_role: None,
     };
     let result = async {
-        let session = connect::connect(profile, key).await?;
+        let connected = connect::connect_from(profile, key, 0).await?;
+        let session = connected.session;
         let list = connect::host_list(&session.conn).await;
         let rtt = session.conn.rtt();
         session.conn.close(0u32.into(), b"done");
+        status.transport = format!("{} ({PINNED})", connected.transport);
+        let opts = connect::dial_options(profile);
+        let reach =
+            cm_client::transport::check::probe_both(connected.addr, &profile.pin, &opts).await;
+        let (_, line) = cm_client::transport::check::verdict(&reach, opts.transport.mode);
+        status.reachability = Some(line);
         list.map(|l| (l, rtt))
     }
     .await;
@@ -99,6 +110,9 @@ pub async fn status(
             (status, None)
         }
         Err(e) => {
+            if !e.is_fatal() {
+                status.reachability = reachability_unconnected(profile).await;
+            }
             let message = e.to_string();
             status.connection = if e.is_fatal() {
                 ConnectionState::Refused { message }
@@ -108,6 +122,15 @@ pub async fn status(
             (status, Some(e))
         }
     }
+}
+
+/// Which transports work from here when the connection failed: both tried against the relay's
+/// first address, saying what to open.
+async fn reachability_unconnected(profile: &Profile) -> Option<String> {
+    let addr = cm_client::resolve(&profile.relay).await.ok()?;
+    let opts = connect::dial_options(profile);
+    let reach = cm_client::transport::check::probe_both(addr, &profile.pin, &opts).await;
+    Some(cm_client::transport::check::verdict(&reach, opts.transport.mode).1)
 }
 
 /// The status as text, one `name: value` line each (values from the relay sanitized).
@@ -140,8 +163,13 @@ pub fn format_status(s: &Status, now_ms: u64) -> String {
     } else {
         roles.join(", ")
     };
+    let reachability = s
+        .reachability
+        .as_deref()
+        .map(|r| format!("from here:    {}\n", sanitize(r)))
+        .unwrap_or_default();
     format!(
-        "relay:        {}\npin:          {}\nuser:         {}\ncredential:   {}, expires {expiry}\nstored in:    {}\ntransport:    {}\nconnection:   {connection}\nroles:        {roles}\n",
+        "relay:        {}\npin:          {}\nuser:         {}\ncredential:   {}, expires {expiry}\nstored in:    {}\ntransport:    {}\n{reachability}connection:   {connection}\nroles:        {roles}\n",
         sanitize(&s.relay),
         sanitize(&s.pin),
         sanitize(&s.user),
@@ -149,4 +177,37 @@ pub fn format_status(s: &Status, now_ms: u64) -> String {
         s.secret_store,
         s.transport,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_names_the_transport_and_what_works_from_here() {
+        let status = Status {
+            relay: "r:7443".into(),
+            pin: "blake3:00".into(),
+            user: "ann".into(),
+            credential: "c1".into(),
+            expires_at_ms: 10_000_000,
+            secret_store: "file".into(),
+            transport: format!("TCP via proxy ({PINNED})"),
+            reachability: Some("TCP via proxy works, QUIC does not".into()),
+            connection: ConnectionState::Connected { rtt_ms: 3 },
+            roles: BTreeMap::new(),
+            global_role: None,
+        };
+        let text = format_status(&status, 0);
+        assert!(
+            text.contains("transport:    TCP via proxy (TLS 1.3, relay key pinned)\n"),
+            "{text}"
+        );
+        assert!(text.contains("from here:    TCP via proxy works"), "{text}");
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(
+            json["transport"],
+            "TCP via proxy (TLS 1.3, relay key pinned)"
+        );
+    }
 }

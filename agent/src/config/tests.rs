@@ -364,3 +364,34 @@ fn relay_takes_an_array_and_relay_connections_is_validated() {
         .to_string();
     assert!(err.contains("\"b\" has no port; write host:port"), "{err}");
 }
+
+#[test]
+fn transport_keys_are_read_from_the_file_and_bad_ones_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = write(
+        tmp.path(),
+        "relay = \"a:7443\"\npin = \"blake3:00\"\nhost = \"box\"\ntransport = \"tcp\"\nrelay_tcp = \"a:443\"\nproxy = \"http://proxy:3128\"\ntcp_delay_ms = 100\nquic_probe_secs = 20\n",
+    );
+    let c = ConfigFile::load(&p).unwrap().validate(&p).unwrap();
+    assert_eq!(c.transport.mode, cm_client::transport::TransportMode::Tcp);
+    assert_eq!(c.transport.relay_tcp.as_deref(), Some("a:443"));
+    assert_eq!(c.transport.tcp_delay, Duration::from_millis(100));
+    let state = tmp.path().join("state");
+    assert_eq!(
+        c.transport_in(&state).memory_file,
+        Some(state.join(cm_client::transport::MEMORY_FILE_NAME))
+    );
+    let p = write(
+        tmp.path(),
+        "relay = \"a:7443\"\npin = \"blake3:00\"\nhost = \"box\"\ntransport = \"udp-only\"\n",
+    );
+    let err = ConfigFile::load(&p)
+        .unwrap()
+        .validate(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("udp-only") && err.contains(&p.display().to_string()),
+        "{err}"
+    );
+}

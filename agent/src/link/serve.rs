@@ -6,6 +6,7 @@ use crate::ops;
 use crate::status;
 use crate::workspaces::Workspaces;
 use cm_client::framed::send_frame;
+use cm_client::transport::{Transport, TransportMode};
 use cm_client::{self as client, DialOptions, LinkError, Session};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::PeerKind;
@@ -28,24 +29,48 @@ pub(super) enum SessionEnd {
     RelayRestarting,
     /// The relay took a newer connection of this host instead (another link on it).
     Replaced,
+    /// QUIC answers again: the TCP connection was closed to dial again over QUIC.
+    MovingToQuic {
+        from: Transport,
+    },
     Lost(String),
 }
 
-/// Dials `addr` and authenticates as this host.
-pub(super) async fn connect(links: &Links, addr: SocketAddr) -> Result<Session, LinkError> {
+/// The close reason the relay sees when a link leaves TCP for QUIC.
+pub(super) const MOVING_TO_QUIC: &[u8] = b"moving to QUIC";
+
+fn dial_options(links: &Links) -> DialOptions {
+    DialOptions {
+        idle_timeout: links.config.relay_timeout,
+        transport: links.config.transport.clone(),
+    }
+}
+
+/// Dials `addr` (QUIC and TCP raced as configured) and authenticates as this host.
+pub(super) async fn connect(
+    links: &Links,
+    addr: SocketAddr,
+) -> Result<(Session, Transport), LinkError> {
     let config = &links.config;
-    let opts = DialOptions {
-        idle_timeout: config.relay_timeout,
-        ..DialOptions::default()
-    };
-    let (_endpoint, conn) = client::dial_addr(addr, &config.pin, &opts).await?;
-    client::authenticate(
+    let ((_endpoint, conn), transport) =
+        client::transport::dial_racing(addr, &config.pin, &dial_options(links)).await?;
+    let session = client::authenticate(
         conn,
         PeerKind::Agent,
         &CredId(config.host.0.clone()),
         &config.key,
     )
-    .await
+    .await?;
+    Ok((session, transport))
+}
+
+/// Resolves when a connection over `transport` should move back to QUIC: never on QUIC or with
+/// a forced transport; on TCP in `auto` mode, once a background QUIC probe answers.
+async fn quic_is_back(links: &Links, relay: SocketAddr, transport: Transport) {
+    if !transport.is_tcp() || links.config.transport.mode != TransportMode::Auto {
+        return std::future::pending().await;
+    }
+    client::transport::quic_comes_back(relay, &links.config.pin, &dial_options(links)).await;
 }
 
 fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
@@ -70,6 +95,8 @@ pub(super) async fn serve(
     links: &Links,
     id: LinkId,
     session: Session,
+    relay: SocketAddr,
+    transport: Transport,
     cancel: &CancellationToken,
 ) -> SessionEnd {
     let workspaces = &links.workspaces;
@@ -84,7 +111,14 @@ pub(super) async fn serve(
         cancel: cancel.child_token(),
         workspaces: Arc::clone(workspaces),
     };
-    let end = serve_connection(links, &conn, control_send, control_recv, &streams, cancel).await;
+    let probe = quic_is_back(links, relay, transport);
+    let end = tokio::select! {
+        end = serve_connection(links, &conn, control_send, control_recv, &streams, cancel) => end,
+        () = probe => {
+            conn.close(CloseReason::Normal.code().into(), MOVING_TO_QUIC);
+            SessionEnd::MovingToQuic { from: transport }
+        }
+    };
     if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
         && CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Revoked
     {

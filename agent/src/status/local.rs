@@ -17,6 +17,9 @@ pub struct LocalStatus {
     pub locked: bool,
     /// The trust mode and what it holds.
     pub trust: TrustReport,
+    /// The running agent's connected links and their transports (empty: not running, or not
+    /// connected).
+    pub links: Vec<crate::link::LinkNow>,
 }
 
 impl LocalStatus {
@@ -37,6 +40,15 @@ impl LocalStatus {
             "no"
         };
         let _ = writeln!(out, "locked: {locked}");
+        if self.links.is_empty() {
+            let _ = writeln!(
+                out,
+                "transport: (not connected, or the agent is not running)"
+            );
+        }
+        for link in &self.links {
+            let _ = writeln!(out, "transport: {} to {}", link.transport, link.relay);
+        }
         match self.trust.hint {
             Some(hint) => {
                 let _ = writeln!(out, "mode: {hint}");
@@ -73,11 +85,21 @@ mod tests {
             relays: Some("r:1".into()),
             locked: false,
             trust,
+            links: vec![crate::link::LinkNow {
+                relay: "192.0.2.1:7443".into(),
+                transport: "TCP via proxy".into(),
+                since_ms: 1,
+            }],
         };
         let text = status.render();
+        assert!(
+            text.contains("transport: TCP via proxy to 192.0.2.1:7443"),
+            "{text}"
+        );
         assert!(text.contains("mode: relay-trusted"), "{text}");
         assert!(text.contains("cm-tui admin host add"), "{text}");
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["trust"]["mode"], "relay-trusted");
+        assert_eq!(json["links"][0]["transport"], "TCP via proxy");
     }
 }

@@ -12,3 +12,4 @@ mod harness;
 mod provider_key;
 mod reaping;
 mod single_instance;
+mod transport;

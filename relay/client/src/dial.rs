@@ -123,7 +123,7 @@ pub async fn dial_any(
     for step in 0..n {
         let index = (start + step) % n;
         let addr = addrs[index];
-        let attempt = dial_addr(addr, pin, opts);
+        let attempt = crate::transport::dial_racing(addr, pin, opts);
         let result = if n > 1 {
             let bound = DIAL_ATTEMPT_TIMEOUT.min(opts.idle_timeout);
             tokio::time::timeout(bound, attempt)
@@ -138,13 +138,13 @@ pub async fn dial_any(
             attempt.await
         };
         match result {
-            Ok((endpoint, conn)) => {
+            Ok(((endpoint, conn), transport)) => {
                 return Ok(Dialed {
                     index,
                     addr,
                     endpoint,
                     conn,
-                    transport: crate::transport::Transport::Quic,
+                    transport,
                 });
             }
             Err(e @ LinkError::PinMismatch { .. }) => return Err(e),
@@ -174,11 +174,27 @@ pub async fn dial_any(
     })
 }
 
-/// Opens a QUIC connection to the relay at the socket address `remote`.
+/// Opens a connection to the relay at the socket address `remote` (its QUIC address), with the
+/// transports `opts` allows ([`crate::transport::dial_racing`], which also says which won).
 ///
 /// # Errors
 /// Socket, TLS, pin or connection failures.
 pub async fn dial_addr(
+    remote: SocketAddr,
+    pin: &str,
+    opts: &DialOptions,
+) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
+    crate::transport::dial_racing(remote, pin, opts)
+        .await
+        .map(|(pair, _)| pair)
+}
+
+/// Opens a QUIC connection over UDP to the relay at `remote` (no TCP path): the first runner
+/// of the race, the background probe, and `doctor`'s QUIC check.
+///
+/// # Errors
+/// Socket, TLS, pin or connection failures.
+pub async fn dial_quic(
     remote: SocketAddr,
     pin: &str,
     opts: &DialOptions,

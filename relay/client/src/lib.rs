@@ -12,6 +12,7 @@ pub mod finding;
 pub mod framed;
 mod hosts;
 pub mod pipe;
+pub mod proxy;
 pub mod relay_addrs;
 #[cfg(feature = "secrets")]
 pub mod secrets;
@@ -25,7 +26,8 @@ pub mod tunnel;
 
 pub use call::call;
 pub use dial::{
-    DIAL_ATTEMPT_TIMEOUT, Dialed, dial, dial_addr, dial_any, dial_endpoint, resolve, resolve_all,
+    DIAL_ATTEMPT_TIMEOUT, Dialed, dial, dial_addr, dial_any, dial_endpoint, dial_quic, resolve,
+    resolve_all,
 };
 pub use hosts::{HostWatch, host_list};
 pub use relay_addrs::AddrError;

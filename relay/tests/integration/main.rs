@@ -44,5 +44,6 @@ mod refusals;
 mod store_away;
 mod stream_slots;
 mod subworkspaces;
+mod tcp_transport;
 mod templates;
 mod zero_trust_relay;

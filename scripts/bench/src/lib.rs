@@ -31,6 +31,8 @@ pub mod stats;
 pub mod streaming;
 pub mod swarm;
 pub mod throughput;
+pub mod transport;
+pub mod transport_world;
 pub mod tui_frame;
 pub mod worlds;
 pub mod zero_trust;

@@ -71,11 +71,13 @@ enum Scenario {
     /// Scenario 13: signed headers and end-to-end sealing vs plain (issue #20).
     #[value(alias = "zero_trust")]
     ZeroTrust,
+    /// Scenario 14: the TCP path (QUIC in TLS over TCP) vs QUIC vs raw quinn (issue #21).
+    Transport,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 9] = [
+const ALL: [(Scenario, Runner); 10] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
@@ -85,6 +87,7 @@ const ALL: [(Scenario, Runner); 9] = [
     (Scenario::Forward, cm_bench::forward::run),
     (Scenario::Peering, cm_bench::peering::run),
     (Scenario::ZeroTrust, cm_bench::zero_trust::run),
+    (Scenario::Transport, cm_bench::transport::run),
 ];
 
 fn options(cli: &Cli) -> Options {

@@ -80,3 +80,12 @@ fn peering_smoke() {
         assert!(!r.relay.contains("FAILED"), "{}: {}", r.metric, r.relay);
     }
 }
+
+/// Scenario 14 (the TCP path, issue #21) at smoke sizes: the relay's TCP listener, the real
+/// client's TCP and QUIC dials and the UDP-blocked fallback must work and give every row.
+#[test]
+fn transport_smoke() {
+    let rows = cm_bench::transport::run(&smoke()).expect("transport scenario");
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r.verdict != Verdict::Skipped));
+}

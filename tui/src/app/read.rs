@@ -38,6 +38,11 @@ impl App {
         self.rtt
     }
 
+    /// The transport of the connection, while connected.
+    pub fn transport(&self) -> Option<cm_client::transport::Transport> {
+        self.transport.filter(|_| self.is_connected())
+    }
+
     /// Which screen is shown.
     pub fn screen(&self) -> Screen {
         self.screen

@@ -25,6 +25,7 @@ fn profile(dir: &std::path::Path) -> Profile {
         home: LoginHome {
             dir: dir.to_owned(),
             store: Some(StoreChoice::File),
+            ..LoginHome::default()
         },
     }
 }

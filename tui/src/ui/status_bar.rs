@@ -34,6 +34,9 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Span::raw(" "),
         Span::styled(text, style),
     ];
+    if let Some(transport) = app.transport() {
+        left.push(Span::styled(format!("  {transport}"), theme.muted()));
+    }
     if let Some(rtt) = app.rtt() {
         left.push(Span::styled(
             format!("  rtt {}", rtt_text(rtt)),

@@ -342,10 +342,24 @@ async fn status_reports_login_roles_and_connection() -> Result<()> {
         "{v}"
     );
     assert_eq!(v["connection"]["state"], "connected");
+    // The transport in use, and which transports work from here (QUIC and TCP each tried).
+    assert!(
+        v["transport"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("QUIC")),
+        "{v}"
+    );
+    assert!(
+        v["reachability"]
+            .as_str()
+            .is_some_and(|r| r.contains("QUIC")),
+        "{v}"
+    );
     assert_eq!(v["global_role"], "owner");
     assert!(v["expires_at_ms"].as_u64().is_some(), "{v}");
     let text = String::from_utf8(tui(&env, &["status"])?.stdout)?;
     assert!(text.contains("connection:   connected"), "{text}");
+    assert!(text.contains("transport:    QUIC"), "{text}");
     assert!(text.contains("owner on every host"), "{text}");
     // The relay gone: the status says so, and the exit code says unavailable.
     let Env {

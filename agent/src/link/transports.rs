@@ -1,0 +1,121 @@
+//! Which transport each link is connected over right now, kept in a small file in the state
+//! folder (`links.json`) so `cm-agent status` (which reads files, never asks the running agent)
+//! can show it. Best effort: a failed write is logged, never stops a link.
+
+use super::picker::LinkId;
+use cm_client::transport::Transport;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The file's name in the state folder.
+pub const LINKS_FILE_NAME: &str = "links.json";
+
+/// One connected link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkNow {
+    /// The relay address (its QUIC address).
+    pub relay: String,
+    /// `QUIC`, `TCP` or `TCP via proxy`.
+    pub transport: String,
+    /// Since when (ms since the Unix epoch).
+    pub since_ms: u64,
+}
+
+/// The links' current transports, and the file that shows them.
+#[derive(Debug)]
+pub(super) struct Transports {
+    path: PathBuf,
+    now: Mutex<BTreeMap<LinkId, LinkNow>>,
+}
+
+impl Transports {
+    pub(super) fn new(state_dir: &Path) -> Self {
+        let t = Self {
+            path: state_dir.join(LINKS_FILE_NAME),
+            now: Mutex::new(BTreeMap::new()),
+        };
+        t.write(&BTreeMap::new());
+        t
+    }
+
+    /// Link `id` is connected to `relay` over `transport`.
+    pub(super) fn connected(&self, id: LinkId, relay: SocketAddr, transport: Transport) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        now.insert(
+            id,
+            LinkNow {
+                relay: relay.to_string(),
+                transport: transport.label().to_owned(),
+                since_ms: cm_client::time::now_ms(),
+            },
+        );
+        self.write(&now);
+    }
+
+    /// Link `id` is not connected.
+    pub(super) fn disconnected(&self, id: LinkId) {
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.remove(&id).is_some() {
+            self.write(&now);
+        }
+    }
+
+    fn write(&self, now: &BTreeMap<LinkId, LinkNow>) {
+        let links: Vec<&LinkNow> = now.values().collect();
+        let result = serde_json::to_vec_pretty(&links)
+            .map_err(std::io::Error::other)
+            .and_then(|json| {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let tmp = self.path.with_extension("json.tmp");
+                std::fs::write(&tmp, json)?;
+                std::fs::rename(&tmp, &self.path)
+            });
+        if let Err(e) = result {
+            tracing::debug!(path = %self.path.display(), error = %e, "cannot note the links' transports");
+        }
+    }
+}
+
+/// The connected links as the running agent last wrote them (empty when it is not running or
+/// none is connected).
+pub fn read(state_dir: &Path) -> Vec<LinkNow> {
+    std::fs::read_to_string(state_dir.join(LINKS_FILE_NAME))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_follows_connects_and_disconnects() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transports::new(dir.path());
+        assert!(read(dir.path()).is_empty());
+        t.connected(0, "192.0.2.1:7443".parse().unwrap(), Transport::Tcp);
+        t.connected(1, "192.0.2.2:7443".parse().unwrap(), Transport::Quic);
+        let links = read(dir.path());
+        assert_eq!(links.len(), 2);
+        assert_eq!(
+            (links[0].relay.as_str(), links[0].transport.as_str()),
+            ("192.0.2.1:7443", "TCP")
+        );
+        t.disconnected(0);
+        let links = read(dir.path());
+        assert_eq!(links.len(), 1);
+        assert_eq!(links[0].transport, "QUIC");
+    }
+}
