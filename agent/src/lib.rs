@@ -18,6 +18,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod lease;
 pub mod link;
+pub mod local_notices;
 pub mod model_choice;
 pub mod opencode;
 pub mod ops;
