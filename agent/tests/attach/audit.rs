@@ -2,30 +2,8 @@
 //! the password it was given), and the relay audits it as a local action once the agent links.
 
 use crate::harness::World;
-use anyhow::{Context as _, Result};
-use base64::Engine as _;
-use std::io::{Read as _, Write as _};
-
-/// `GET /global/health` on OpenCode at `url` with HTTP Basic `password` (or none); the whole
-/// response.
-fn health(url: &str, password: Option<&str>) -> Result<String> {
-    let addr = url.strip_prefix("http://").context("not an http URL")?;
-    let mut conn = std::net::TcpStream::connect(addr)?;
-    conn.set_read_timeout(Some(crate::harness::WAIT))?;
-    let auth = password
-        .map(|p| {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("opencode:{p}"));
-            format!("Authorization: Basic {token}\r\n")
-        })
-        .unwrap_or_default();
-    write!(
-        conn,
-        "GET /global/health HTTP/1.0\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    conn.read_to_string(&mut response)?;
-    Ok(response)
-}
+use crate::harness::opencode_http;
+use anyhow::Result;
 
 #[test]
 fn an_attach_with_the_relay_away_works_and_is_audited_when_the_relay_is_back() -> Result<()> {
@@ -41,12 +19,18 @@ fn an_attach_with_the_relay_away_works_and_is_audited_when_the_relay_is_back() -
     );
     assert_eq!(server.directory, world.workspace);
     assert!(server.opencode.ends_with("bin/opencode"), "{server:?}");
-    let ok = health(&server.url, Some(&server.password))?;
+    let ok = opencode_http(
+        &server.url,
+        Some(&server.password),
+        "GET",
+        "/global/health",
+        None,
+    )?;
     assert!(
         ok.starts_with("HTTP/1.1 200") && ok.contains(r#""healthy":true"#),
         "{ok}"
     );
-    let refused = health(&server.url, None)?;
+    let refused = opencode_http(&server.url, None, "GET", "/global/health", None)?;
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     world
         .agent()?

@@ -384,3 +384,39 @@ path = "{}"
         ]
     }
 }
+
+/// One HTTP/1.0 request to OpenCode at `url` (`http://127.0.0.1:PORT`) with HTTP Basic
+/// `password` (or none) and a JSON `body`; the whole response, status line first.
+pub(crate) fn opencode_http(
+    url: &str,
+    password: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<String> {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let addr = url.strip_prefix("http://").context("not an http URL")?;
+    let mut conn = std::net::TcpStream::connect(addr)?;
+    conn.set_read_timeout(Some(WAIT))?;
+    let auth = password
+        .map(|p| {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("opencode:{p}"));
+            format!("Authorization: Basic {token}\r\n")
+        })
+        .unwrap_or_default();
+    let body = body.unwrap_or("");
+    write!(
+        conn,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// The body of an HTTP response.
+pub(crate) fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
