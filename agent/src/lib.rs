@@ -4,6 +4,7 @@
 //! (started on demand, supervised, stopped when idle).
 
 pub mod added_workspaces;
+pub mod attach;
 pub mod config;
 pub mod core_tasks;
 pub mod doctor;
@@ -18,6 +19,7 @@ pub mod hub;
 pub mod idempotency;
 pub mod lease;
 pub mod link;
+pub mod local_notices;
 pub mod model_choice;
 pub mod opencode;
 pub mod ops;

@@ -90,6 +90,17 @@ enum Command {
     /// Lift `cm-agent lock`.
     #[command(after_help = "Example:\n  cm-agent unlock")]
     Unlock,
+    /// Open OpenCode's own TUI on a workspace of this host, on the OpenCode the running agent
+    /// supervises (started if needed): the desk and operators over the relay see and drive the
+    /// same sessions. Run as the agent's user: it reaches the agent through the control socket
+    /// in the agent's state folder.
+    #[command(
+        after_help = "Examples:\n  cm-agent attach api\n  sudo -u codemantle -H cm-agent --state-dir /var/lib/codemantle/agent attach api"
+    )]
+    Attach {
+        /// The workspace (its name in agent.toml).
+        workspace: String,
+    },
     /// Connect to the relay and serve until SIGTERM or Ctrl-C.
     #[command(after_help = "Example:\n  cm-agent run --heartbeat-interval 3s")]
     Run {
@@ -208,6 +219,10 @@ fn run(cli: Cli) -> Result<()> {
                     path.display()
                 );
             }
+        }
+        Command::Attach { workspace } => {
+            let status = cm_agent::attach::client::run(&state_dir, &workspace)?;
+            anyhow::ensure!(status.success(), "OpenCode's TUI exited with {status}");
         }
         Command::Unlock => {
             if cm_agent::policy::unlock(&state_dir)? {
@@ -352,6 +367,7 @@ fn run(cli: Cli) -> Result<()> {
                     workspaces.set_trust(Arc::new(trust));
                 }
                 let cancel = CancellationToken::new();
+                cm_agent::attach::server::start(&state_dir, Arc::clone(&workspaces), cancel.clone());
                 // The link and the workspaces' supervisors (which also enforce the launch
                 // leases) are core tasks: one that ends before shutdown stops the agent.
                 let mut core = CoreTasks::new(cancel.clone());

@@ -107,6 +107,8 @@ pub struct Workspaces {
     trust: std::sync::OnceLock<Arc<crate::trust::HostTrust>>,
     /// Zero-trust hosts' end-to-end channels and queued prompts served.
     e2e: crate::e2e_state::E2eState,
+    /// What the host's own user did at the desk, waiting for a link to tell the relay.
+    local_notices: crate::local_notices::LocalNotices,
 }
 
 impl Workspaces {
@@ -218,6 +220,7 @@ impl Workspaces {
             forwarding: crate::forward::Forwarding::default(),
             trust: std::sync::OnceLock::new(),
             e2e: crate::e2e_state::E2eState::load(state_dir, cm_client::time::now_ms()),
+            local_notices: crate::local_notices::LocalNotices::default(),
             subworkspace_roots,
             records: tokio::sync::Mutex::new(records),
             changes: tokio::sync::watch::Sender::new(0),
@@ -477,6 +480,17 @@ impl Workspaces {
     /// The launch leases.
     pub fn leases(&self) -> &crate::lease::Leases {
         &self.leases
+    }
+
+    /// Local actions (`cm-agent attach`) waiting for a link to report them to the relay.
+    pub fn local_notices(&self) -> &crate::local_notices::LocalNotices {
+        &self.local_notices
+    }
+
+    /// The running OpenCode of workspace `name` as recorded: its port and password.
+    pub fn server_of(&self, name: &str) -> Option<(u16, String)> {
+        let child = self.registry.children().remove(name)?;
+        Some((child.port, child.password))
     }
 
     /// The workspace called `name`.

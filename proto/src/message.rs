@@ -67,6 +67,15 @@ pub enum Control {
         /// The lists.
         lists: Vec<crate::trust::RevocationList>,
     },
+    /// Agent → relay: the host's own user opened OpenCode's TUI on `workspace` at the desk
+    /// (`cm-agent attach`), `at_ms` (unix ms, agent's clock; the notice waits for a link when
+    /// no relay was reachable then). The relay audits it as a local action (`local_attach`).
+    LocalAttach {
+        /// The workspace attached to.
+        workspace: String,
+        /// When it happened.
+        at_ms: u64,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,
@@ -268,6 +277,17 @@ mod tests {
         );
         let future: Control = serde_json::from_str(r#"{"type":"teleport","to":"mars"}"#).unwrap();
         assert_eq!(future, Control::Unknown);
+    }
+
+    #[test]
+    fn local_attach_golden_json() {
+        let attach = Control::LocalAttach {
+            workspace: "demo".into(),
+            at_ms: 5,
+        };
+        let text = r#"{"type":"local_attach","workspace":"demo","at_ms":5}"#;
+        assert_eq!(serde_json::to_string(&attach).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Control>(text).unwrap(), attach);
     }
 
     #[test]

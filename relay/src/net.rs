@@ -10,6 +10,7 @@ pub(crate) mod hosts;
 pub(crate) mod inflight;
 pub(crate) mod limiter;
 pub(crate) mod local;
+pub(crate) mod local_action;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod password_slots;

@@ -229,6 +229,13 @@ async fn serve_connection(
                     return end_of(conn, e.to_string());
                 }
             }
+            // Local actions (`cm-agent attach`) for the relay's audit trail; kept on failure.
+            notice = streams.workspaces.local_notices().next() => {
+                if let Err(e) = send_frame(&mut control_send, &notice, MAX_FRAME_LEN).await {
+                    streams.workspaces.local_notices().put_back(notice);
+                    return end_of(conn, e.to_string());
+                }
+            }
             msg = control_recv.next::<Control>() => match msg {
                 Ok(Some(Control::HeartbeatAck { .. })) => last_ack = Instant::now(),
                 // Launch leases: the supervisors stop OpenCode started by a revoked credential.

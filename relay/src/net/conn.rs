@@ -422,6 +422,7 @@ async fn serve_agent(
     // published on this relay come sooner through `notices`.
     let mut revocation_push = tokio::time::interval(super::trust::REVOCATION_PUSH_EVERY);
     revocation_push.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut local_actions = super::local_action::LocalActions::default();
     loop {
         tokio::select! {
             biased;
@@ -465,6 +466,9 @@ async fn serve_agent(
                 }
                 Ok(Ok(Some(Control::HostKeyClaim { claim }))) => {
                     record_host_key_claim(shared, &host, claim).await;
+                }
+                Ok(Ok(Some(Control::LocalAttach { workspace, at_ms }))) => {
+                    super::local_action::attached(shared, &mut local_actions, &host, &workspace, at_ms);
                 }
                 Ok(Ok(Some(other))) => tracing::debug!(%host, ?other, "ignoring control message"),
                 Ok(Ok(None)) => return,
