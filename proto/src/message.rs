@@ -67,6 +67,12 @@ pub enum Control {
         /// The lists.
         lists: Vec<crate::trust::RevocationList>,
     },
+    /// Agent → relay: something in a workspace needs a human (metadata only; see
+    /// `notify::Attention`). The relay notifies the users subscribed to it.
+    Attention {
+        /// What and where.
+        attention: crate::notify::Attention,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,
