@@ -4,6 +4,7 @@
 //! (started on demand, supervised, stopped when idle).
 
 pub mod added_workspaces;
+pub mod attention;
 pub mod config;
 pub mod core_tasks;
 pub mod doctor;

@@ -97,7 +97,12 @@ fn core_tasks(shared: &Arc<Shared>, endpoint: &quinn::Endpoint) -> Vec<CoreTask>
         name: "queue",
         factory: Box::new(move || Box::pin(net::queue::run(Arc::clone(&s)))),
     };
-    vec![accept, sweeper, queue]
+    let s = Arc::clone(shared);
+    let notify = CoreTask {
+        name: "notify",
+        factory: Box::new(move || Box::pin(net::notify_ops::run(Arc::clone(&s)))),
+    };
+    vec![accept, sweeper, queue, notify]
 }
 
 fn bind_socket(addr: SocketAddr) -> Result<std::net::UdpSocket, SpawnError> {
@@ -297,6 +302,7 @@ impl Relay {
             tracker: TaskTracker::new(),
             tamper,
             revocation_cache: Mutex::default(),
+            notifier: crate::notify::Notifier::default(),
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;
