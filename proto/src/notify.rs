@@ -150,7 +150,9 @@ impl QuietHours {
         };
         let (start_min, end_min) = (minute(a).ok_or_else(bad)?, minute(b).ok_or_else(bad)?);
         if start_min == end_min {
-            return Err(format!("quiet hours {s:?}: start and end are the same minute"));
+            return Err(format!(
+                "quiet hours {s:?}: start and end are the same minute"
+            ));
         }
         Ok(Self {
             start_min,
