@@ -240,9 +240,7 @@ pub fn render_list(list: &[ChannelInfo], now_ms: u64) -> String {
             sanitize(&c.target.describe()),
             if c.has_secret { "  (secret set)" } else { "" },
             events.join(","),
-            c.quiet
-                .map(|q| format!("  quiet: {q}"))
-                .unwrap_or_default(),
+            c.quiet.map(|q| format!("  quiet: {q}")).unwrap_or_default(),
             if c.ignore_presence {
                 "  (also while on screen)"
             } else {
@@ -354,14 +352,22 @@ mod tests {
     fn a_list_shows_where_what_when_and_failures_never_a_secret() {
         let mut c = info();
         let text = render_list(std::slice::from_ref(&c), 180_000);
-        assert!(text.contains("phone  ntfy  https://ntfy.sh/cm  (secret set)"), "{text}");
+        assert!(
+            text.contains("phone  ntfy  https://ntfy.sh/cm  (secret set)"),
+            "{text}"
+        );
         assert!(text.contains("quiet: 22:00-07:00 UTC+01:00"), "{text}");
         assert!(text.contains("ok (3 delivered, last 3 min ago)"), "{text}");
         c.failures = 2;
         c.last_error = Some("the receiver answered HTTP 500".into());
         c.last_error_ms = Some(170_000);
         let text = render_list(&[c], 180_000);
-        assert!(text.contains("FAILING (2 failed attempts, last 10 s ago: the receiver answered HTTP 500)"), "{text}");
+        assert!(
+            text.contains(
+                "FAILING (2 failed attempts, last 10 s ago: the receiver answered HTTP 500)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

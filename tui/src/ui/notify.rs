@@ -164,7 +164,11 @@ mod tests {
                 topic: "cm-alice-7f3kq9-very-long-topic-name".into(),
             },
             has_secret: true,
-            events: vec![NotifyEvent::Permission, NotifyEvent::Question, NotifyEvent::Failed],
+            events: vec![
+                NotifyEvent::Permission,
+                NotifyEvent::Question,
+                NotifyEvent::Failed,
+            ],
             quiet: Some(QuietHours::parse("22:00-07:00", 60).unwrap_or(QuietHours {
                 start_min: 0,
                 end_min: 1,
@@ -209,7 +213,13 @@ mod tests {
     #[test]
     fn notification_settings_at_50_by_30() {
         let text = draw(&settings(), 50, 30);
-        for needle in ["notifications", "phone", "FAILING", "team-hook", "quiet 22:00-07:00"] {
+        for needle in [
+            "notifications",
+            "phone",
+            "FAILING",
+            "team-hook",
+            "quiet 22:00-07:00",
+        ] {
             assert!(text.contains(needle), "{needle:?} missing:\n{text}");
         }
         insta::assert_snapshot!(text);
@@ -218,7 +228,10 @@ mod tests {
     #[test]
     fn notification_settings_at_40_by_20() {
         let text = draw(&settings(), 40, 20);
-        assert!(text.contains("phone") && text.contains("team-hook"), "{text}");
+        assert!(
+            text.contains("phone") && text.contains("team-hook"),
+            "{text}"
+        );
         insta::assert_snapshot!(text);
     }
 
@@ -232,6 +245,10 @@ mod tests {
             channels: Some(Err("unknown_op: notify_list".into())),
             ..NotifySettings::default()
         };
-        insta::assert_snapshot!(format!("{}\n{}", draw(&empty, 40, 20), draw(&failed, 40, 20)));
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            draw(&empty, 40, 20),
+            draw(&failed, 40, 20)
+        ));
     }
 }

@@ -149,8 +149,12 @@ fn tui_with_env(world: &World, args: &[&str]) -> Result<String> {
 }
 
 fn verify_signature(r: &Received) -> Result<()> {
-    let sig = r.header("X-CodeMantle-Signature").context("no signature header")?;
-    let hex_mac = sig.strip_prefix("sha256=").context("signature without sha256=")?;
+    let sig = r
+        .header("X-CodeMantle-Signature")
+        .context("no signature header")?;
+    let hex_mac = sig
+        .strip_prefix("sha256=")
+        .context("signature without sha256=")?;
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
     ring::hmac::verify(&key, &r.body, &hex::decode(hex_mac)?)
         .map_err(|_| anyhow::anyhow!("the webhook signature does not verify"))
@@ -159,7 +163,10 @@ fn verify_signature(r: &Received) -> Result<()> {
 fn no_prompt_text(r: &Received) {
     let body = String::from_utf8_lossy(&r.body);
     for word in PROMPT_WORDS {
-        assert!(!body.contains(word), "prompt text {word:?} in a notification: {body}");
+        assert!(
+            !body.contains(word),
+            "prompt text {word:?} in a notification: {body}"
+        );
     }
 }
 
@@ -170,7 +177,10 @@ fn quiet_now() -> String {
         .unwrap_or_default()
         .as_secs();
     let minute = (now / 60) % (24 * 60);
-    let (start, end) = ((minute + 24 * 60 - 60) % (24 * 60), (minute + 60) % (24 * 60));
+    let (start, end) = (
+        (minute + 24 * 60 - 60) % (24 * 60),
+        (minute + 60) % (24 * 60),
+    );
     format!(
         "{:02}:{:02}-{:02}:{:02}",
         start / 60,
@@ -214,27 +224,102 @@ fn ask_permission(world: &World, session: &str) -> Result<(crate::harness::Proc,
 async fn a_waiting_permission_notifies_each_channel_once_without_prompt_text() -> Result<()> {
     let world = World::start().await?;
     let (base, rx) = receiver().await?;
-    let mut inbox = Inbox { rx, got: Vec::new() };
-    tui_with_env(&world, &["notify", "add", "ntfy", "--server", &base, "--topic", "phone", "--name", "phone"])?;
-    tui_with_env(&world, &["notify", "add", "webhook", "--url", &format!("{base}/hook"), "--secret-env", "HOOK_SECRET", "--name", "hook"])?;
-    tui_with_env(&world, &["notify", "add", "webhook", "--url", &format!("{base}/fail"), "--secret-env", "HOOK_SECRET", "--name", "broken"])?;
-    tui_with_env(&world, &["notify", "add", "ntfy", "--server", &base, "--topic", "quiet", "--name", "quiet", "--quiet", &quiet_now()])?;
-    tui_with_env(&world, &["notify", "add", "ntfy", "--server", &base, "--topic", "loud", "--name", "loud", "--ignore-presence"])?;
+    let mut inbox = Inbox {
+        rx,
+        got: Vec::new(),
+    };
+    tui_with_env(
+        &world,
+        &[
+            "notify", "add", "ntfy", "--server", &base, "--topic", "phone", "--name", "phone",
+        ],
+    )?;
+    tui_with_env(
+        &world,
+        &[
+            "notify",
+            "add",
+            "webhook",
+            "--url",
+            &format!("{base}/hook"),
+            "--secret-env",
+            "HOOK_SECRET",
+            "--name",
+            "hook",
+        ],
+    )?;
+    tui_with_env(
+        &world,
+        &[
+            "notify",
+            "add",
+            "webhook",
+            "--url",
+            &format!("{base}/fail"),
+            "--secret-env",
+            "HOOK_SECRET",
+            "--name",
+            "broken",
+        ],
+    )?;
+    tui_with_env(
+        &world,
+        &[
+            "notify",
+            "add",
+            "ntfy",
+            "--server",
+            &base,
+            "--topic",
+            "quiet",
+            "--name",
+            "quiet",
+            "--quiet",
+            &quiet_now(),
+        ],
+    )?;
+    tui_with_env(
+        &world,
+        &[
+            "notify",
+            "add",
+            "ntfy",
+            "--server",
+            &base,
+            "--topic",
+            "loud",
+            "--name",
+            "loud",
+            "--ignore-presence",
+        ],
+    )?;
 
     // 1. A permission waits: one notification on the ntfy topic and one on the webhook.
-    let session = world.tui_ok(&["new", "box", "demo", "--title", "notify"])?.trim().to_owned();
+    let session = world
+        .tui_ok(&["new", "box", "demo", "--title", "notify"])?
+        .trim()
+        .to_owned();
     let (sender, request) = ask_permission(&world, &session)?;
     let ntfy = inbox.until("phone", 1).await?;
     let hook = inbox.until("/hook", 1).await?;
-    let message = ntfy[0].json()["message"].as_str().unwrap_or_default().to_owned();
+    let message = ntfy[0].json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         message.contains(&format!("cm-tui approve box demo {request}")),
         "{message}"
     );
-    assert_eq!(ntfy[0].json()["title"], "box/demo: a permission request waits");
+    assert_eq!(
+        ntfy[0].json()["title"],
+        "box/demo: a permission request waits"
+    );
     verify_signature(&hook[0])?;
     let body = hook[0].json();
-    assert_eq!((body["count"].as_u64(), body["request"].as_str()), (Some(1), Some(request.as_str())));
+    assert_eq!(
+        (body["count"].as_u64(), body["request"].as_str()),
+        (Some(1), Some(request.as_str()))
+    );
     world.tui_ok(&["approve", "box", "demo", &request])?;
     let (status, _, _) = sender.finish()?;
     assert!(status.success());
@@ -254,11 +339,19 @@ async fn a_waiting_permission_notifies_each_channel_once_without_prompt_text() -
 
     // 3. Presence: with the session on screen (what the TUI sends), only the channel that
     //    ignores presence is told about the next permission.
-    let focused = world.tui_ok(&["new", "box", "demo", "--title", "focused"])?.trim().to_owned();
+    let focused = world
+        .tui_ok(&["new", "box", "demo", "--title", "focused"])?
+        .trim()
+        .to_owned();
     world.tui_ok(&["notify", "focus", "box", "demo", &focused])?;
     let (sender, request) = ask_permission(&world, &focused)?;
     let loud = inbox.until("loud", 2).await?;
-    assert!(loud[1].json()["message"].as_str().unwrap_or_default().contains(&request));
+    assert!(
+        loud[1].json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&request)
+    );
     world.tui_ok(&["approve", "box", "demo", &request])?;
     sender.finish()?;
     // A test notification is sent at once, after everything the policy had due: the next
@@ -268,7 +361,12 @@ async fn a_waiting_permission_notifies_each_channel_once_without_prompt_text() -
     let phone = inbox.until("phone", 2).await?;
     assert_eq!(phone[1].json()["tags"][0], "test", "{:?}", phone[1].json());
     let quiet = inbox.until("quiet", 1).await?;
-    assert_eq!(quiet[0].json()["tags"][0], "test", "quiet hours held: {:?}", quiet[0].json());
+    assert_eq!(
+        quiet[0].json()["tags"][0],
+        "test",
+        "quiet hours held: {:?}",
+        quiet[0].json()
+    );
     assert_eq!(inbox.of("/hook").len(), 1, "the webhook was told once");
     for r in &inbox.got {
         no_prompt_text(r);

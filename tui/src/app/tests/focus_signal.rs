@@ -4,8 +4,8 @@
 use super::{Drive, T0};
 use crate::call::Call;
 use crate::event::Event;
-use crate::notify_focus::FOCUS_EVERY_MS;
 use crate::event::KeyCode;
+use crate::notify_focus::FOCUS_EVERY_MS;
 use proto::header::Op;
 use proto::notify::Focus;
 
@@ -13,7 +13,10 @@ use proto::notify::Focus;
 fn a_session_on_screen_tells_the_relay_it_is_watched_and_other_screens_do_not() {
     let mut d = Drive::at_sessions();
     d.send(Event::Tick { now_ms: T0 });
-    assert!(!d.asked(Op::NotifyFocus), "the sessions list focuses no session");
+    assert!(
+        !d.asked(Op::NotifyFocus),
+        "the sessions list focuses no session"
+    );
     let mut d = Drive::at_session();
     d.send(Event::Tick { now_ms: T0 });
     let sent = d.take(Op::NotifyFocus);
