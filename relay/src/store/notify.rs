@@ -87,9 +87,8 @@ pub(super) fn too_many(max: usize) -> StoreError {
 /// Longest error text kept.
 pub(super) const MAX_ERROR_CHARS: usize = 300;
 
-fn row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
+/// A row's columns as SQLite gives them, in [`COLUMNS`] order.
+type Columns = (
     String,
     String,
     i64,
@@ -97,7 +96,9 @@ fn row(
     Option<i64>,
     Option<String>,
     i64,
-)> {
+);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Columns> {
     Ok((
         r.get(0)?,
         r.get(1)?,

@@ -191,8 +191,9 @@ fn quiet_now() -> String {
 }
 
 /// Starts a turn in `session` that asks permission to write a file, and returns the pending
-/// request id (from `cm-tui permissions`).
+/// request id (as the session's event watch announces it).
 fn ask_permission(world: &World, session: &str) -> Result<(crate::harness::Proc, String)> {
+    let watcher = world.tui_spawn(&["watch", "box", "demo", "--session", session, "--json"])?;
     let sender = world.tui_spawn(&[
         "send",
         "box",
@@ -202,22 +203,13 @@ fn ask_permission(world: &World, session: &str) -> Result<(crate::harness::Proc,
         "WRITE_FILE: notes/zebra-unicorn.txt hi",
         "--wait",
     ])?;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let pending: Value =
-            serde_json::from_str(&world.tui_ok(&["permissions", "box", "demo", "--json"])?)?;
-        let found = pending["permissions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|p| p["session"] == session)
-            .and_then(|p| p["id"].as_str().map(str::to_owned));
-        if let Some(id) = found {
-            return Ok((sender, id));
-        }
-        anyhow::ensure!(Instant::now() < deadline, "no permission asked: {pending}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let asked = watcher.line_until("permission_asked", |l| l.contains("\"permission_asked\""))?;
+    let asked: Value = serde_json::from_str(&asked)?;
+    let id = asked["event"]["request"]["id"]
+        .as_str()
+        .context("no request id")?
+        .to_owned();
+    Ok((sender, id))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +326,6 @@ async fn a_waiting_permission_notifies_each_channel_once_without_prompt_text() -
             break;
         }
         anyhow::ensure!(Instant::now() < deadline, "never shown failing: {list}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 
     // 3. Presence: with the session on screen (what the TUI sends), only the channel that
