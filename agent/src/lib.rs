@@ -5,6 +5,7 @@
 
 pub mod added_workspaces;
 pub mod attach;
+pub mod attention;
 pub mod config;
 pub mod core_tasks;
 pub mod doctor;

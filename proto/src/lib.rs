@@ -29,6 +29,7 @@ pub mod header;
 pub mod host_watch;
 pub mod ids;
 pub mod message;
+pub mod notify;
 #[macro_use]
 mod opcode;
 pub mod operation;

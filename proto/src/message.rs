@@ -76,6 +76,12 @@ pub enum Control {
         /// When it happened.
         at_ms: u64,
     },
+    /// Agent → relay: something in a workspace needs a human (metadata only; see
+    /// `notify::Attention`). The relay notifies the users subscribed to it.
+    Attention {
+        /// What and where.
+        attention: crate::notify::Attention,
+    },
     /// A message type this build does not know (from a newer peer); ignored.
     #[serde(other)]
     Unknown,

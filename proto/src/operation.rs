@@ -256,6 +256,20 @@ macro_rules! with_operations {
             /// agents).
             TrustPublish = "trust_publish", relay, Required trust::TrustBundle
                 => admin::AdminDone;
+            /// Subscribe a notification channel of the caller (ntfy topic or webhook;
+            /// answered by the relay, which keeps its secret and never shows it).
+            NotifyAdd = "notify_add", relay, Required notify::ChannelSpec
+                => notify::ChannelInfo;
+            /// The caller's notification channels with their last deliveries and failures.
+            NotifyList = "notify_list", relay, None () => Vec<notify::ChannelInfo>;
+            /// Send a test notification to one of the caller's channels, now.
+            NotifyTest = "notify_test", relay, Required notify::ChannelName
+                => notify::NotifyTested;
+            /// Remove one of the caller's notification channels.
+            NotifyRemove = "notify_remove", relay, Required notify::ChannelName => bool;
+            /// The caller's TUI has this session on screen (sent every few seconds): no
+            /// notification about it meanwhile.
+            NotifyFocus = "notify_focus", relay, Required notify::Focus => ();
         }
     };
 }
@@ -263,8 +277,8 @@ macro_rules! with_operations {
 // The modules the list's types are written against.
 #[allow(unused_imports)]
 use crate::{
-    admin, event, forward, fs, git, grant, host_watch, message, ops, queue, template, trust,
-    workspace,
+    admin, event, forward, fs, git, grant, host_watch, message, notify, ops, queue, template,
+    trust, workspace,
 };
 
 with_operations!(generate_operations);

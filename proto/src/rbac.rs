@@ -90,7 +90,9 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::PortList
         | Op::E2eOpen
         | Op::TrustFetch
-        | Op::Logout => Role::Viewer,
+        | Op::Logout
+        | Op::NotifyList
+        | Op::NotifyFocus => Role::Viewer,
         Op::SessionCreate
         | Op::OpencodeStart
         | Op::OpencodeStop
@@ -113,7 +115,10 @@ pub fn required_role(op: Op, ownership: Ownership) -> Option<Role> {
         | Op::QueueCancel
         | Op::PermissionRevoke
         | Op::WorkspaceAdd
-        | Op::WorkspaceRemove => Role::Operator,
+        | Op::WorkspaceRemove
+        | Op::NotifyAdd
+        | Op::NotifyTest
+        | Op::NotifyRemove => Role::Operator,
         Op::SessionDelete
         | Op::SessionRename
         | Op::Prompt

@@ -83,6 +83,22 @@ pub fn may_manage_user(
         || global_role(actor_grants) == Some(Role::Owner)
 }
 
+/// Whether `user` (holding `grants`) is notified about something on `host` (see
+/// `crate::notify`): in a session with a known `owner`, only the owner, while they may see
+/// the host; otherwise (an unknown session, a host event) everyone who may drive the host
+/// (operator or more). Viewers are never notified of what they cannot answer.
+pub fn may_be_notified(
+    user: &UserId,
+    grants: &[(String, Role)],
+    host: &HostId,
+    owner: Option<&UserId>,
+) -> bool {
+    match owner {
+        Some(owner) => owner == user && may_see(grants, host),
+        None => effective_role(grants, host).is_some_and(|r| r >= Role::Operator),
+    }
+}
+
 /// Decides one stream header for a principal with `grants`.
 pub fn decide(
     grants: &[(String, Role)],

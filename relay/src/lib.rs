@@ -34,6 +34,8 @@ pub mod help_examples;
 #[cfg(feature = "server")]
 mod net;
 #[cfg(feature = "server")]
+pub mod notify;
+#[cfg(feature = "server")]
 pub mod password;
 #[cfg(feature = "server")]
 pub mod presence;

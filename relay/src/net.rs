@@ -13,6 +13,7 @@ pub(crate) mod local;
 pub(crate) mod local_action;
 pub(crate) mod login;
 pub(crate) mod logout;
+pub(crate) mod notify_ops;
 pub(crate) mod password_slots;
 pub(crate) mod password_workers;
 pub(crate) mod peer_streams;
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) tamper: Arc<dyn crate::tamper::Tamper>,
     /// The newest revocation lists as last read, for the periodic pushes of many agents.
     pub(crate) revocation_cache: trust::RevocationCache,
+    /// Notifications: the policy and the offline watch (see `crate::notify`).
+    pub(crate) notifier: crate::notify::Notifier,
 }
 
 impl std::fmt::Debug for dyn Presence<quinn::Connection> {

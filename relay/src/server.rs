@@ -122,7 +122,12 @@ fn core_tasks(
         name: "queue",
         factory: Box::new(move || Box::pin(net::queue::run(Arc::clone(&s)))),
     };
-    [accept, sweeper, queue]
+    let s = Arc::clone(shared);
+    let notify = CoreTask {
+        name: "notify",
+        factory: Box::new(move || Box::pin(net::notify_ops::run(Arc::clone(&s)))),
+    };
+    [accept, sweeper, queue, notify]
         .into_iter()
         .chain(accept_tcp)
         .collect()
@@ -366,6 +371,7 @@ impl Relay {
             tracker: TaskTracker::new(),
             tamper,
             revocation_cache: Mutex::default(),
+            notifier: crate::notify::Notifier::default(),
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;

@@ -18,6 +18,7 @@ mod backend;
 mod grant_cache;
 mod handle;
 mod interface;
+mod notify;
 mod postgres;
 mod queue;
 mod readers;
@@ -37,6 +38,7 @@ pub use backend::{Ack, Backend, PgBackend, ReadJob, SqliteBackend, WriteJob};
 pub use grant_cache::{GrantCache, GrantGeneration, Grants, POLL_INTERVAL as GRANTS_POLL_INTERVAL};
 pub use handle::{AuditWriter, StoreHandle};
 pub use interface::{Store, StoreRead, StoreWrite};
+pub use notify::NotifyRow;
 pub use postgres::{
     FLEET_CHANNEL, PgConfig, PgListener, PgStore, PresenceRow, PresenceWrite, RelayRow,
 };
@@ -211,6 +213,8 @@ mod tests;
 mod tests_backend;
 #[cfg(test)]
 mod tests_fleet;
+#[cfg(test)]
+mod tests_notify;
 #[cfg(test)]
 mod tests_pg;
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod attention;
 pub mod clone;
 mod diff;
+mod focus_signal;
 pub mod folders;
 mod hosts;
 pub mod list;
@@ -161,6 +162,8 @@ pub struct App {
     clone: Option<clone::CloneForm>,
     /// The templates panel and the apply it started.
     templates: Option<templates::TemplatesPanel>,
+    /// When to tell the relay which session is on screen (notifications' presence).
+    focus_signal: crate::notify_focus::FocusSignal,
     /// The relay's templates, as far as read.
     template_cache: templates::TemplateCache,
     /// The folders panel (kept when closed: its candidates say where clones may become
@@ -204,6 +207,7 @@ impl App {
             relay: None,
             clone: None,
             templates: None,
+            focus_signal: crate::notify_focus::FocusSignal::default(),
             template_cache: templates::TemplateCache::default(),
             folders: None,
             ports: None,
@@ -257,6 +261,7 @@ impl App {
                 }
                 self.watch_tick(&mut fx);
                 self.ports_tick(&mut fx);
+                self.focus_tick(&mut fx);
             }
             Event::Resize { width, height } => {
                 self.width = width;

@@ -137,6 +137,8 @@ pub enum Call {
     PortList,
     /// An administration operation the relay answers itself (the scope is not sent).
     Admin(AdminCall),
+    /// `notify_focus`: this session is on screen (the relay answers it; no host is named).
+    NotifyFocus(proto::notify::Focus),
 }
 
 /// The administration operations (bodies in `proto::admin`).
@@ -210,6 +212,7 @@ impl Call {
             Self::WorkspaceRemove => Op::WorkspaceRemove,
             Self::PortList => Op::PortList,
             Self::Admin(a) => a.op(),
+            Self::NotifyFocus(_) => Op::NotifyFocus,
         }
     }
 }
@@ -359,6 +362,8 @@ pub enum Response {
     Audit(Vec<proto::admin::AuditEntry>),
     /// An administrative change done.
     Done(proto::admin::AdminDone),
+    /// `notify_focus` noted.
+    FocusNoted,
 }
 
 /// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport

@@ -23,6 +23,8 @@ pub mod login;
 pub mod mcp_cli;
 pub mod models_cli;
 pub mod net;
+pub mod notify_cli;
+pub mod notify_focus;
 pub mod profile;
 pub mod queue_cli;
 pub mod relay_call;

@@ -369,6 +369,9 @@ enum Command {
     /// The MCP servers of a workspace's OpenCode (from its applied template) and their status.
     #[command(subcommand)]
     Mcp(cm_tui::mcp_cli::McpCommand),
+    /// Notifications the relay sends you (ntfy, webhooks), also with no TUI open.
+    #[command(subcommand)]
+    Notify(cm_tui::notify_cli::NotifyCommand),
 }
 
 fn read_password(from_stdin: bool, prompt: &str) -> Result<String> {
@@ -811,6 +814,7 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
         Command::Models(a) => cm_tui::models_cli::run(remote, a).await?,
         Command::Template(c) => cm_tui::templates_cli::run(remote, c).await?,
         Command::Mcp(c) => cm_tui::mcp_cli::run(remote, c).await?,
+        Command::Notify(c) => cm_tui::notify_cli::run(remote, c).await?,
         Command::Admin(c) => {
             cm_tui::admin_cli::run(remote, profile, c, || {
                 let mut line = String::new();

@@ -10,6 +10,7 @@ mod folders;
 mod help;
 mod hosts;
 mod model_picker;
+pub mod notify;
 mod palette;
 mod panel;
 mod ports;

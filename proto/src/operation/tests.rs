@@ -155,6 +155,12 @@ fn samples() -> Vec<(Op, fn())> {
         E2eOpen: Some(r#"{"msg1":"AAEC"}"#), r#"{"msg2":"AwQF"}"#;
         TrustFetch: Some(r#"{"host":"box"}"#), r#"{"roots":[],"certs":[],"revocations":[],"claims":[{"host":"box","host_key":"0404040404040404040404040404040404040404040404040404040404040404","mac":"ab"}],"pending":[]}"#;
         TrustPublish: Some(r#"{"roots":[],"certs":[],"revocations":[],"claims":[],"pending":[]}"#), ADMIN_DONE;
+        NotifyAdd: Some(r#"{"name":"phone","target":{"kind":"ntfy","server":"https://ntfy.sh","topic":"t"},"secret":null,"events":["permission"],"quiet":{"start_min":1320,"end_min":420,"utc_offset_min":0},"ignore_presence":false}"#),
+            r#"{"name":"phone","target":{"kind":"ntfy","server":"https://ntfy.sh","topic":"t"},"has_secret":false,"events":["permission"],"quiet":null,"ignore_presence":false,"delivered":1,"last_ok_ms":5,"last_error_ms":null,"last_error":null,"failures":0}"#;
+        NotifyList: None, "[]";
+        NotifyTest: Some(r#"{"name":"phone"}"#), r#"{"delivered":false,"error":"HTTP 500"}"#;
+        NotifyRemove: Some(r#"{"name":"phone"}"#), "true";
+        NotifyFocus: Some(r#"{"host":"box","workspace":"api","session":"ses_1"}"#), "null";
     }
 }
 

@@ -464,6 +464,9 @@ async fn serve_agent(
                 Ok(Ok(Some(Control::SessionParent { session, parent }))) => {
                     inherit_owner(shared, &host, &session, &parent).await;
                 }
+                Ok(Ok(Some(Control::Attention { attention }))) => {
+                    super::notify_ops::attention(shared, &host, attention).await;
+                }
                 Ok(Ok(Some(Control::HostKeyClaim { claim }))) => {
                     record_host_key_claim(shared, &host, claim).await;
                 }

@@ -8,11 +8,12 @@
 //! implementations, which forward to the store's inherent method of the same name.
 
 use super::{
-    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, PgStore, Published,
-    QueueRow, SqliteStore, StoreError, TotpState, UserRow,
+    AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, NotifyRow, PgStore,
+    Published, QueueRow, SqliteStore, StoreError, TotpState, UserRow,
 };
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};
+use proto::notify::ChannelSpec;
 use proto::queue::QueueState;
 use proto::rbac::Role;
 use proto::template::{Template, TemplateContent, TemplateSummary};
@@ -118,6 +119,8 @@ store_trait! {
         fn trust_bundle(&self) -> TrustBundle;
         /// The newest revocation list of each signer.
         fn revocation_lists(&self) -> Vec<RevocationList>;
+        /// A user's notification channels (every user's with `None`).
+        fn notify_channels(&self, user: Option<&str>) -> Vec<NotifyRow>;
     }
 }
 
@@ -229,5 +232,11 @@ store_trait! {
         fn trust_add_pending(&self, pending: &PendingDevice) -> bool;
         /// Records a root announced by its owner (`false`: known).
         fn trust_add_root(&self, root: &Root, now_ms: u64) -> bool;
+        /// Stores or replaces a user's notification channel (`true`: new).
+        fn notify_put(&self, user: &str, spec: &ChannelSpec, max: usize, now_ms: u64) -> bool;
+        /// Removes a user's notification channel (`false`: none).
+        fn notify_remove(&self, user: &str, name: &str) -> bool;
+        /// Records a delivery attempt of a channel (`error`: it failed).
+        fn notify_record(&self, user: &str, name: &str, error: Option<&str>, now_ms: u64) -> ();
     }
 }

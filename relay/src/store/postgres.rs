@@ -12,6 +12,7 @@ mod admin;
 mod audit;
 mod connect;
 mod fleet;
+mod notify;
 mod queue;
 mod templates;
 mod trust;

@@ -169,6 +169,22 @@ CREATE TABLE trust_roots (
 );
 ALTER TABLE prompt_queue ADD COLUMN auth TEXT;
 ",
+    // Notifications (issue #22): each user's channels (the spec, secret included, as JSON)
+    // and how their deliveries went.
+    r"
+CREATE TABLE notify_channels (
+    user_name     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    delivered     INTEGER NOT NULL DEFAULT 0,
+    last_ok_ms    INTEGER,
+    last_error_ms INTEGER,
+    last_error    TEXT,
+    failures      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_name, name)
+);
+",
 ];
 
 /// PostgreSQL: each entry migrates from version `index` to `index + 1`. The first one is the
@@ -404,6 +420,21 @@ CREATE TABLE trust_roots (
 );
 ALTER TABLE prompt_queue ADD COLUMN auth TEXT;
 "#,
+    // Notifications (issue #22): as SQLite's version 11.
+    r"
+CREATE TABLE notify_channels (
+    user_name     TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    delivered     BIGINT NOT NULL DEFAULT 0,
+    last_ok_ms    BIGINT,
+    last_error_ms BIGINT,
+    last_error    TEXT,
+    failures      BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_name, name)
+);
+",
 ];
 
 /// The advisory lock held while migrating PostgreSQL.

@@ -31,6 +31,7 @@ mod lease;
 mod lock;
 mod login_flood;
 mod multi_relay;
+mod notify;
 mod ownership;
 mod peers;
 #[path = "../support/pg_server.rs"]

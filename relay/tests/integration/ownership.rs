@@ -16,12 +16,12 @@ use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
 /// What a test's agent says on its control stream, and a signal once the relay has handled it.
-type ControlTx = tokio::sync::mpsc::UnboundedSender<(Control, Done)>;
-type Done = tokio::sync::oneshot::Sender<()>;
+pub(crate) type ControlTx = tokio::sync::mpsc::UnboundedSender<(Control, Done)>;
+pub(crate) type Done = tokio::sync::oneshot::Sender<()>;
 
 /// An agent that creates session `ses_1` on `session_create` and answers `true` otherwise. It
 /// heart-beats until dropped, and sends what the test gives it on its control stream.
-async fn session_agent(relay: &TestRelay) -> Result<(quinn::Connection, ControlTx)> {
+pub(crate) async fn session_agent(relay: &TestRelay) -> Result<(quinn::Connection, ControlTx)> {
     let token = relay.state.add_host("box", relay.addr)?;
     let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
     let session =
@@ -99,7 +99,7 @@ async fn session_agent(relay: &TestRelay) -> Result<(quinn::Connection, ControlT
 }
 
 /// Has the agent send `msg` and waits until the relay has handled it.
-async fn tell_relay(agent: &ControlTx, msg: Control) -> Result<()> {
+pub(crate) async fn tell_relay(agent: &ControlTx, msg: Control) -> Result<()> {
     let (done, handled) = tokio::sync::oneshot::channel();
     agent
         .send((msg, done))

@@ -74,6 +74,7 @@ impl App {
             | Response::Creds(_)
             | Response::Audit(_)
             | Response::Done(_) => {}
+            Response::FocusNoted => {}
         }
     }
 
@@ -118,6 +119,8 @@ impl App {
                 self.folders_call_failed(request.id, &what, e);
             }
             Call::Admin(call) => self.admin_failed(call, e),
+            // Best effort (an older relay does not know it): the next tick sends it again.
+            Call::NotifyFocus(_) => {}
         }
     }
 }

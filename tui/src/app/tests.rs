@@ -5,6 +5,7 @@ pub(crate) mod admin;
 mod attention;
 pub(crate) mod clone;
 mod detail;
+mod focus_signal;
 pub(crate) mod folders;
 mod hosts;
 pub(crate) mod model;

@@ -83,6 +83,12 @@ pub(super) async fn perform_call(
             Response::WorkspaceRemoved(call::<op::WorkspaceRemove>(c, &h, &()).await?)
         }
         Call::PortList => Response::Ports(call::<op::PortList>(c, &h, &()).await?),
+        Call::NotifyFocus(b) => {
+            // The relay keeps presence for its notifications: the call names no host.
+            let h = StreamHeader::new(Op::NotifyFocus, ReqId(request.id));
+            call::<op::NotifyFocus>(c, &h, b).await?;
+            Response::FocusNoted
+        }
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));
