@@ -17,6 +17,7 @@ mod forward_tui;
 mod fs_git;
 mod harness;
 mod models;
+mod phone;
 mod sandbox;
 mod sessions;
 mod templates;
