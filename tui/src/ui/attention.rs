@@ -6,7 +6,7 @@ use crate::app::attention::{Item, ItemKind};
 use crate::connect;
 use crate::ui::session::permission_text;
 use crate::ui::theme::Theme;
-use crate::ui::{hints, panel, placeholder};
+use crate::ui::{fit, hints, panel, placeholder};
 use crate::view::text::{sanitize, truncate};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -31,7 +31,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     );
     let block = panel(&["attention"], theme)
         .title_top(Line::styled(count, theme.attention()).right_aligned())
-        .title_bottom(bottom);
+        .title_bottom(fit(bottom, area.width));
     if items.is_empty() {
         let lines = vec![
             Line::from("nothing waits for you"),

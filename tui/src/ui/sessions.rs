@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::app::SessionRow;
 use crate::connect;
 use crate::ui::theme::Theme;
-use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::ui::{filter_line, fit, fit_columns, hints, panel, placeholder};
 use crate::view::text::count;
 use proto::ops::SessionStatus;
 use ratatui::Frame;
@@ -55,7 +55,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         theme,
     )
     .title_top(top)
-    .title_bottom(bottom);
+    .title_bottom(fit(bottom, area.width));
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),
@@ -99,13 +99,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             Cell::from(Span::styled(s.id.to_string(), theme.muted())),
         ])
     });
-    let widths = [
-        Constraint::Fill(1),
-        Constraint::Length(11),
-        Constraint::Length(7),
-        Constraint::Length(9),
-        Constraint::Length(if area.width >= 110 { 32 } else { 0 }),
-    ];
+    // On a narrow terminal the title keeps room to be read: activity, then the waiting
+    // count, give way.
+    let widths = fit_columns(
+        [
+            (Constraint::Fill(1), 12, 0),
+            (Constraint::Length(11), 11, 0),
+            (Constraint::Length(7), 7, 2),
+            (Constraint::Length(9), 9, 3),
+            (Constraint::Length(if area.width >= 110 { 32 } else { 0 }), 0, 0),
+        ],
+        // Borders, padding and the selection marker.
+        area.width.saturating_sub(6),
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)

@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::ui::sessions::OFFLINE;
 use crate::ui::theme::Theme;
-use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::ui::{filter_line, fit, fit_columns, hints, panel, placeholder};
 use crate::ui::{templates, workspace_detail};
 use crate::view::text::count;
 use proto::ops::{OpencodeState, WorkspaceInfo};
@@ -65,7 +65,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     }
     let block = panel(&[host, "workspaces"], theme)
         .title_top(top)
-        .title_bottom(bottom);
+        .title_bottom(fit(bottom, area.width));
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot list workspaces: {e}"), theme.error()),
@@ -89,13 +89,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Row::new(["WORKSPACE", "ROOT", "OPENCODE", "VERSION", "NOTE"]).style(theme.header());
     let templates = app.template_cache().ready();
     let rows = view.visible().into_iter().map(|w| row(w, templates, theme));
-    let widths = [
-        Constraint::Length(name_width(list)),
-        Constraint::Length(8),
-        Constraint::Length(13),
-        Constraint::Length(9),
-        Constraint::Fill(1),
-    ];
+    // On a narrow terminal the note, the version and the root column give way.
+    let name = name_width(list);
+    let widths = fit_columns(
+        [
+            (Constraint::Length(name), name.min(12), 0),
+            (Constraint::Length(8), 8, 2),
+            (Constraint::Length(13), 10, 0),
+            (Constraint::Length(9), 9, 3),
+            (Constraint::Fill(1), 10, 4),
+        ],
+        // Borders, padding and the selection marker.
+        area.width.saturating_sub(6),
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
