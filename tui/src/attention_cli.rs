@@ -129,7 +129,11 @@ pub async fn gather(remote: &Remote) -> Result<Report, CommandError> {
         }
     }
     Ok(Report {
-        waiting: attention.items().iter().map(|i| waiting(&attention, i)).collect(),
+        waiting: attention
+            .items()
+            .iter()
+            .map(|i| waiting(&attention, i))
+            .collect(),
         unchecked,
     })
 }
@@ -153,10 +157,7 @@ async fn read_workspace(
     }
     attention.set_pending(&watch, pending, now);
     // Titles name the sessions; a list that cannot be read only loses the names.
-    if let Ok(sessions) = remote
-        .call::<op::SessionList>(&target, &())
-        .await
-    {
+    if let Ok(sessions) = remote.call::<op::SessionList>(&target, &()).await {
         let sessions: Vec<SessionInfo> = sessions;
         for s in &sessions {
             attention.set_title(&watch, &s.id, &s.title);

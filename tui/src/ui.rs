@@ -35,7 +35,7 @@ use ratatui::widgets::{Block, Padding, Paragraph, Wrap};
 use theme::Theme;
 
 /// Below this many columns (a phone's terminal) screens stack what they put side by side.
-const NARROW: u16 = 60;
+pub(crate) const NARROW: u16 = 60;
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {

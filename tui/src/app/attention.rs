@@ -102,7 +102,6 @@ impl Item {
         }
     }
 
-
     /// The session it belongs to, if any.
     pub fn session(&self) -> Option<&str> {
         match &self.kind {

@@ -22,9 +22,13 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let waiting: Vec<&Item> = app.attention().requests_for(&watch, view.id.as_str());
     // Keys that wrap on a narrow terminal take rows from the request box's own share.
     let key_rows = waiting.first().map_or(0, |i| {
-        hint_lines(&request_keys(i, area.width), keys_width(area.width), Theme::new(false))
-            .len()
-            .saturating_sub(1)
+        hint_lines(
+            &request_keys(i, area.width),
+            keys_width(area.width),
+            Theme::new(false),
+        )
+        .len()
+        .saturating_sub(1)
     });
     let layout = view::session_layout(
         area.height,

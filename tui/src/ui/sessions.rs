@@ -107,7 +107,11 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             (Constraint::Length(11), 11, 0),
             (Constraint::Length(7), 7, 2),
             (Constraint::Length(9), 9, 3),
-            (Constraint::Length(if area.width >= 110 { 32 } else { 0 }), 0, 0),
+            (
+                Constraint::Length(if area.width >= 110 { 32 } else { 0 }),
+                0,
+                0,
+            ),
         ],
         // Borders, padding and the selection marker.
         area.width.saturating_sub(6),

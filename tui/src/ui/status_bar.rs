@@ -38,7 +38,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     // last: on a phone it is the point).
     let mut extras: Vec<(u8, Span<'static>)> = Vec::new();
     if let Some(rtt) = app.rtt() {
-        extras.push((3, Span::styled(format!("  rtt {}", rtt_text(rtt)), theme.muted())));
+        extras.push((
+            3,
+            Span::styled(format!("  rtt {}", rtt_text(rtt)), theme.muted()),
+        ));
     }
     match app.host_mode() {
         Some(HostMode::Verified) => extras.push((2, Span::styled("  ✓ verified", theme.ok()))),
@@ -58,7 +61,10 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         extras.push((1, Span::styled("  bell off", theme.muted())));
     }
     let width_of = |extras: &[(u8, Span<'static>)]| -> usize {
-        head.iter().chain(extras.iter().map(|(_, s)| s)).map(Span::width).sum()
+        head.iter()
+            .chain(extras.iter().map(|(_, s)| s))
+            .map(Span::width)
+            .sum()
     };
     while width_of(&extras) > usize::from(area.width) {
         let Some(drop) = extras

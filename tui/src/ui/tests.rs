@@ -131,7 +131,10 @@ fn hosts_screen_empty_list_shows_the_enroll_hint() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("cm-relay host add NAME"), "{text}");
     insta::assert_snapshot!(text);
-    insta::assert_snapshot!("hosts_screen_empty_list_shows_the_enroll_hint_narrow", narrow(&app));
+    insta::assert_snapshot!(
+        "hosts_screen_empty_list_shows_the_enroll_hint_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -154,7 +157,10 @@ fn hosts_screen_reconnecting_shows_countdown_and_reason() {
         "the reason wraps, not cut: {text}"
     );
     insta::assert_snapshot!(text);
-    insta::assert_snapshot!("hosts_screen_reconnecting_shows_countdown_and_reason_narrow", narrow(&app));
+    insta::assert_snapshot!(
+        "hosts_screen_reconnecting_shows_countdown_and_reason_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -170,7 +176,10 @@ fn hosts_screen_offline_after_refusal_says_what_to_run() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("run `cm-tui login` again"), "{text}");
     insta::assert_snapshot!(text);
-    insta::assert_snapshot!("hosts_screen_offline_after_refusal_says_what_to_run_narrow", narrow(&app));
+    insta::assert_snapshot!(
+        "hosts_screen_offline_after_refusal_says_what_to_run_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -317,7 +326,10 @@ fn workspaces_screen_shows_root_and_opencode_state() {
     assert!(text.contains("⎇ main ↑2 ↓0"), "{text}");
     assert!(text.contains("src/  tests/"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("workspaces_screen_shows_root_and_opencode_state_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "workspaces_screen_shows_root_and_opencode_state_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -471,7 +483,10 @@ fn sessions_screen_lists_status_waiting_and_activity() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("⚠ 1") && text.contains("retry #2"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("sessions_screen_lists_status_waiting_and_activity_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "sessions_screen_lists_status_waiting_and_activity_narrow",
+        narrow(&d.app)
+    );
 }
 
 /// A session mid-turn: markdown answer, reasoning, a finished tool call (expanded), a running
@@ -571,7 +586,10 @@ fn session_screen_renders_markdown_tools_permission_and_prompt() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("session_screen_renders_markdown_tools_permission_and_prompt_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "session_screen_renders_markdown_tools_permission_and_prompt_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -634,7 +652,10 @@ fn diff_screen_shows_files_and_a_coloured_patch() {
         "added lines are green"
     );
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("diff_screen_shows_files_and_a_coloured_patch_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "diff_screen_shows_files_and_a_coloured_patch_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -682,7 +703,10 @@ fn attention_panel_lists_requests_failures_and_finished_sessions() {
         "the status bar counts them: {text}"
     );
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("attention_panel_lists_requests_failures_and_finished_sessions_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "attention_panel_lists_requests_failures_and_finished_sessions_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -740,7 +764,10 @@ fn command_palette_matches_and_highlights() {
     assert!(text.contains(": dif▏"), "{text}");
     assert!(text.contains("show_diff"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("command_palette_matches_and_highlights_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "command_palette_matches_and_highlights_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -751,7 +778,10 @@ fn command_palette_says_when_nothing_matches() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("no command matches"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("command_palette_says_when_nothing_matches_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "command_palette_says_when_nothing_matches_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -765,7 +795,10 @@ fn question_form_shows_options_and_picks() {
     );
     assert!(text.contains("1 of 2"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("question_form_shows_options_and_picks_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "question_form_shows_options_and_picks_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -783,7 +816,10 @@ fn admin_users_tab_shows_grants_and_disabled_actions() {
         "{text}"
     );
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("admin_users_tab_shows_grants_and_disabled_actions_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "admin_users_tab_shows_grants_and_disabled_actions_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -824,7 +860,10 @@ fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
     );
     assert!(text.contains("deny (role)"), "{text}");
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("admin_audit_tab_with_a_filter_and_a_kill_confirmation_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "admin_audit_tab_with_a_filter_and_a_kill_confirmation_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -945,7 +984,10 @@ fn session_screen_says_when_its_host_is_offline() {
         );
     }
     insta::assert_snapshot!(both(&d.app));
-    insta::assert_snapshot!("session_screen_says_when_its_host_is_offline_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "session_screen_says_when_its_host_is_offline_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1080,7 +1122,10 @@ fn an_edit_permission_shows_its_diff_coloured() {
     assert_eq!(buffer[(2, added)].fg, Color::Green, "added lines are green");
     assert_eq!(buffer[(2, removed)].fg, Color::Red, "removed lines are red");
     insta::assert_snapshot!(screen(&d.app, 80, 24));
-    insta::assert_snapshot!("an_edit_permission_shows_its_diff_coloured_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "an_edit_permission_shows_its_diff_coloured_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1093,7 +1138,10 @@ fn an_edit_permission_diff_pages_on_a_small_terminal() {
     let scrolled = screen(&d.app, 50, 14);
     assert!(scrolled.contains("3–4 of 11"), "{scrolled}");
     insta::assert_snapshot!(format!("{small}{scrolled}"));
-    insta::assert_snapshot!("an_edit_permission_diff_pages_on_a_small_terminal_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "an_edit_permission_diff_pages_on_a_small_terminal_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1117,7 +1165,10 @@ fn always_shows_in_words_what_it_would_allow_before_it_is_sent() {
         assert!(small.contains(needle), "{needle:?} missing:\n{small}");
     }
     insta::assert_snapshot!(format!("{text}{small}"));
-    insta::assert_snapshot!("always_shows_in_words_what_it_would_allow_before_it_is_sent_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "always_shows_in_words_what_it_would_allow_before_it_is_sent_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]

@@ -18,7 +18,10 @@ fn ports_panel_lists_port_process_workspace_and_what_may_be_forwarded() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("ports_panel_lists_port_process_workspace_and_what_may_be_forwarded_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "ports_panel_lists_port_process_workspace_and_what_may_be_forwarded_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -31,7 +34,10 @@ fn ports_panel_shows_the_forward_url_and_its_connections() {
         "{text}"
     );
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("ports_panel_shows_the_forward_url_and_its_connections_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "ports_panel_shows_the_forward_url_and_its_connections_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]

@@ -30,7 +30,10 @@ fn clone_form_with_the_folder_taken_from_the_url() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("clone_form_with_the_folder_taken_from_the_url_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "clone_form_with_the_folder_taken_from_the_url_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn clone_progress_moves_with_the_hosts_reports() {
         "the bar grew:\n{text}{later}"
     );
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("clone_progress_moves_with_the_hosts_reports_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "clone_progress_moves_with_the_hosts_reports_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -101,7 +107,10 @@ fn workspaces_show_the_template_they_run_and_when_it_is_out_of_date() {
         "{text}"
     );
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("workspaces_show_the_template_they_run_and_when_it_is_out_of_date_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "workspaces_show_the_template_they_run_and_when_it_is_out_of_date_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -120,7 +129,10 @@ fn templates_panel_marks_the_applied_one_and_asks_before_applying() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("apply rust-team v3 to demo?"), "{text}");
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("templates_panel_marks_the_applied_one_and_asks_before_applying_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "templates_panel_marks_the_applied_one_and_asks_before_applying_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -152,7 +164,10 @@ fn templates_panel_shows_an_apply_in_progress_then_its_failure() {
         }),
     );
     insta::assert_snapshot!(format!("{starting}{}", all(&d)));
-    insta::assert_snapshot!("templates_panel_shows_an_apply_in_progress_then_its_failure_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "templates_panel_shows_an_apply_in_progress_then_its_failure_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -170,7 +185,10 @@ fn folders_panel_lists_the_candidates_with_branch_and_workspace() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("folders_panel_lists_the_candidates_with_branch_and_workspace_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "folders_panel_lists_the_candidates_with_branch_and_workspace_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -185,7 +203,10 @@ fn folders_name_input_shows_the_name_typed() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("folders_name_input_shows_the_name_typed_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "folders_name_input_shows_the_name_typed_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -195,7 +216,10 @@ fn folders_refusal_shows_the_hosts_reason() {
     assert!(text.contains("lib not added as a workspace"), "{text}");
     assert!(text.contains("subworkspaces_off"), "{text}");
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("folders_refusal_shows_the_hosts_reason_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "folders_refusal_shows_the_hosts_reason_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -206,5 +230,8 @@ fn folders_remove_question_says_the_files_stay() {
     assert!(text.contains("forget the workspace tool?"), "{text}");
     assert!(text.contains("files stay"), "{text}");
     insta::assert_snapshot!(all(&d));
-    insta::assert_snapshot!("folders_remove_question_says_the_files_stay_narrow", narrow(&d.app));
+    insta::assert_snapshot!(
+        "folders_remove_question_says_the_files_stay_narrow",
+        narrow(&d.app)
+    );
 }
