@@ -227,20 +227,21 @@ fn hint_lines(pairs: &[(&str, &str)], width: u16, theme: Theme) -> Vec<Line<'sta
 /// Table column widths for `room` cells: each column is `(width, least width, drop order)`;
 /// while the least widths and the gaps do not fit, the column with the highest drop order is
 /// hidden (order 0 never is). Hidden columns become `Length(0)`, so rows keep their cells.
-fn fit_columns<const N: usize>(columns: [(Constraint, u16, u8); N], room: u16) -> [Constraint; N] {
-    let mut shown = [true; N];
-    let gaps = u16::try_from(N.saturating_sub(1)).unwrap_or(u16::MAX);
+/// Where everything fits at full width nothing changes.
+fn fit_columns(columns: &[(Constraint, u16, u8)], room: u16) -> Vec<Constraint> {
+    let mut shown = vec![true; columns.len()];
+    let gaps = u16::try_from(columns.len().saturating_sub(1)).unwrap_or(u16::MAX);
     loop {
         let needed = columns
             .iter()
-            .zip(shown)
-            .filter(|(_, s)| *s)
+            .zip(&shown)
+            .filter(|(_, s)| **s)
             .map(|((_, least, _), _)| *least)
             .fold(gaps, u16::saturating_add);
         if needed <= room {
             break;
         }
-        let drop = (0..N)
+        let drop = (0..columns.len())
             .filter(|&i| shown[i] && columns[i].2 > 0)
             .max_by_key(|&i| columns[i].2);
         match drop {
@@ -248,11 +249,25 @@ fn fit_columns<const N: usize>(columns: [(Constraint, u16, u8); N], room: u16) -
             None => break,
         }
     }
-    let mut out = [Constraint::Length(0); N];
-    for (i, (width, _, _)) in columns.iter().enumerate() {
-        if shown[i] {
-            out[i] = *width;
-        }
-    }
-    out
+    // When the full widths do not fit either, the columns shown take their least widths and
+    // leave the rest to the filling ones.
+    let full = columns
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|((width, least, _), _)| match width {
+            Constraint::Length(n) => *n,
+            _ => *least,
+        })
+        .fold(gaps, u16::saturating_add);
+    let tight = full > room;
+    columns
+        .iter()
+        .zip(shown)
+        .map(|((width, least, _), s)| match (s, width) {
+            (false, _) => Constraint::Length(0),
+            (true, Constraint::Length(_)) if tight => Constraint::Length(*least),
+            (true, width) => *width,
+        })
+        .collect()
 }

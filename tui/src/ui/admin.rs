@@ -7,7 +7,7 @@ use crate::app::admin::{AdminTab, AdminView};
 use crate::app::workspace_detail::Loadable;
 use crate::connect;
 use crate::ui::theme::Theme;
-use crate::ui::{panel, placeholder};
+use crate::ui::{fit_columns, panel, placeholder};
 use crate::view::text::sanitize;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -207,14 +207,19 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
     }
     let muted = theme.muted();
     let plain = Style::new();
+    // Borders, padding and the selection marker.
+    let room = area.width.saturating_sub(6);
     let (header, widths, rows): (Vec<&str>, Vec<Constraint>, Vec<Row<'static>>) = match view.tab {
         AdminTab::Users => (
             vec!["USER", "PASSWORD", "GRANTS"],
-            vec![
-                Constraint::Length(16),
-                Constraint::Length(9),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(16), 10, 0),
+                    (Constraint::Length(9), 9, 1),
+                    (Constraint::Fill(1), 12, 0),
+                ],
+                room,
+            ),
             match &view.users {
                 Loadable::Ready(v) => v
                     .iter()
@@ -236,11 +241,14 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Hosts => (
             vec!["HOST", "STATE", "ENROLLED"],
-            vec![
-                Constraint::Length(24),
-                Constraint::Length(9),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(24), 12, 0),
+                    (Constraint::Length(9), 9, 0),
+                    (Constraint::Fill(1), 8, 1),
+                ],
+                room,
+            ),
             match &view.hosts {
                 Loadable::Ready(v) => v
                     .iter()
@@ -262,13 +270,16 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Creds => (
             vec!["CREDENTIAL", "USER", "STATE", "EXPIRES", "LABEL"],
-            vec![
-                Constraint::Length(18),
-                Constraint::Length(12),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(18), 10, 0),
+                    (Constraint::Length(12), 8, 0),
+                    (Constraint::Length(8), 8, 0),
+                    (Constraint::Length(12), 7, 1),
+                    (Constraint::Fill(1), 6, 2),
+                ],
+                room,
+            ),
             match &view.creds {
                 Loadable::Ready(v) => v
                     .iter()
@@ -305,15 +316,19 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Audit => (
             vec!["#", "WHEN", "ACTOR", "OP", "HOST", "TARGET", "DECISION"],
-            vec![
-                Constraint::Length(6),
-                Constraint::Length(9),
-                Constraint::Length(10),
-                Constraint::Length(13),
-                Constraint::Length(10),
-                Constraint::Fill(2),
-                Constraint::Fill(3),
-            ],
+            // On a narrow terminal: who did what and the decision first.
+            fit_columns(
+                &[
+                    (Constraint::Length(6), 4, 5),
+                    (Constraint::Length(9), 8, 3),
+                    (Constraint::Length(10), 8, 0),
+                    (Constraint::Length(13), 10, 0),
+                    (Constraint::Length(10), 6, 4),
+                    (Constraint::Fill(2), 8, 6),
+                    (Constraint::Fill(3), 10, 0),
+                ],
+                room,
+            ),
             match &view.audit {
                 Loadable::Ready(v) => v
                     .iter()

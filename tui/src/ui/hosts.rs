@@ -21,7 +21,7 @@ const HOST_WIDTH: (usize, usize) = (8, 32);
 /// the free space, the rest fit their typical longest value ("○ offline", "59m ago", "99.99",
 /// "15.6/31.3 GiB", "999").
 /// On a narrow terminal the OS, memory, load and workspace count give way, in that order.
-fn widths(app: &App, room: u16) -> [Constraint; 7] {
+fn widths(app: &App, room: u16) -> Vec<Constraint> {
     let longest = app
         .hosts()
         .iter()
@@ -33,7 +33,7 @@ fn widths(app: &App, room: u16) -> [Constraint; 7] {
     let host = (longest + if marked { 2 } else { 0 }).clamp(HOST_WIDTH.0, HOST_WIDTH.1);
     let host = u16::try_from(host).unwrap_or(u16::MAX);
     fit_columns(
-        [
+        &[
             (Constraint::Length(host), host, 0),
             (Constraint::Length(9), 9, 0),
             (Constraint::Length(9), 9, 1),

@@ -102,7 +102,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     // On a narrow terminal the title keeps room to be read: activity, then the waiting
     // count, give way.
     let widths = fit_columns(
-        [
+        &[
             (Constraint::Fill(1), 12, 0),
             (Constraint::Length(11), 11, 0),
             (Constraint::Length(7), 7, 2),

@@ -92,7 +92,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     // On a narrow terminal the note, the version and the root column give way.
     let name = name_width(list);
     let widths = fit_columns(
-        [
+        &[
             (Constraint::Length(name), name.min(12), 0),
             (Constraint::Length(8), 8, 2),
             (Constraint::Length(13), 10, 0),
