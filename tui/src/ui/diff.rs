@@ -29,21 +29,25 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         ],
         theme,
     );
+    let share = if area.width < NARROW { 2 } else { 4 };
     let crumb = truncate(
         &sanitize(&session.title),
-        usize::from(area.width / 4).max(8),
+        usize::from(area.width / share).max(8),
     );
     let title = format!("diff: {}", diff.scope.label());
-    let block = panel(
-        &[
+    // On a narrow terminal the session and what is shown; the host and workspace are a
+    // screen back.
+    let crumbs = if area.width < NARROW {
+        vec![crumb.as_str(), title.as_str()]
+    } else {
+        vec![
             session.host.as_str(),
             session.workspace.as_str(),
             &crumb,
             &title,
-        ],
-        theme,
-    )
-    .title_bottom(fit(bottom, area.width));
+        ]
+    };
+    let block = panel(&crumbs, theme).title_bottom(fit(bottom, area.width));
     let Some(files) = diff.files.as_ref() else {
         let text = match &diff.error {
             Some(e) => Line::styled(format!("cannot read the diff: {e}"), theme.error()),

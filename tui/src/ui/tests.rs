@@ -1210,3 +1210,28 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
 
 mod ports;
 mod setup;
+
+#[test]
+fn on_a_phone_a_waiting_request_shows_every_answer_and_the_waiting_count() {
+    let d = asked_edit();
+    for (w, h) in [(50, 30), (40, 20)] {
+        let text = screen(&d.app, w, h);
+        for needle in [
+            "y once",
+            "A always…",
+            "f this file",
+            "r reject",
+            "⚑ 1 waiting",
+        ] {
+            assert!(
+                text.contains(needle),
+                "{needle:?} missing at {w}x{h}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("@@ -1,6 +1,7 @@")
+                && (text.contains("J K scroll") || text.contains("+// injectable for tests")),
+            "the diff is shown whole or paged: {text}"
+        );
+    }
+}
