@@ -1,26 +1,30 @@
 //! `cm-tui attention [--json]`: everything waiting for a human on every online host
-//! (permission requests, questions, OpenCode that gave up), each with the exact `cm-tui`
-//! commands that answer it, so a phone's terminal answers without the full screen.
+//! (permission requests, questions, turns that failed, OpenCode that gave up), each with the
+//! exact `cm-tui` commands that answer it, so a phone's terminal answers without the full
+//! screen.
 //!
 //! The items go through the app's own attention model ([`Attention`]: the same
 //! `set_pending` / `set_opencode` the panel is fed from, the same one-line text), so the list
 //! says what the panel would say; only the reading is different (one request per workspace
 //! instead of watches).
 
-use crate::app::attention::{Attention, Item, ItemKind};
+use crate::app::attention::{ABORTED, Attention, Item, ItemKind};
 use crate::call::WatchKey;
 use crate::command_error::CommandError;
 use crate::remote::{Remote, Target};
 use crate::view::text::sanitize;
 use proto::ids::HostId;
 use proto::op;
-use proto::ops::{OpencodeState, Pending, SessionInfo, WorkspaceInfo};
+use proto::ops::{
+    Message, MessagesQuery, OpencodeState, Pending, SessionInfo, SessionStatus, WorkspaceInfo,
+};
+use proto::text::RemoteText;
 use serde::Serialize;
 
 /// One thing waiting, with the commands that answer it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Waiting {
-    /// `permission`, `question` or `opencode_failed`.
+    /// `permission`, `question`, `turn_failed` or `opencode_failed`.
     pub kind: &'static str,
     /// Host id.
     pub host: String,
@@ -138,7 +142,14 @@ pub async fn gather(remote: &Remote) -> Result<Report, CommandError> {
     })
 }
 
-/// Feeds one workspace's pending requests (and, when there are any, its session titles).
+/// How far back a session's last turn is looked at for a failure.
+const FAILED_TURN_WINDOW_MS: u64 = 24 * 3_600_000;
+
+/// At most this many sessions of a workspace are looked at for a failed last turn (the most
+/// recently active ones).
+const FAILED_TURN_SESSIONS: usize = 20;
+
+/// Feeds one workspace's pending requests, its failed last turns and its session titles.
 async fn read_workspace(
     remote: &Remote,
     host: &HostId,
@@ -152,15 +163,39 @@ async fn read_workspace(
         .call::<op::PermissionList>(&target, &())
         .await
         .map_err(|e| sanitize(&e.to_string()))?;
-    if pending.permissions.is_empty() && pending.questions.is_empty() {
-        return Ok(());
-    }
     attention.set_pending(&watch, pending, now);
-    // Titles name the sessions; a list that cannot be read only loses the names.
-    if let Ok(sessions) = remote.call::<op::SessionList>(&target, &()).await {
-        let sessions: Vec<SessionInfo> = sessions;
-        for s in &sessions {
-            attention.set_title(&watch, &s.id, &s.title);
+    let sessions: Vec<SessionInfo> = remote
+        .call::<op::SessionList>(&target, &())
+        .await
+        .map_err(|e| sanitize(&e.to_string()))?;
+    for s in &sessions {
+        attention.set_title(&watch, &s.id, &s.title);
+    }
+    // A turn that failed is news until the session runs again: its last message says so.
+    let mut recent: Vec<&SessionInfo> = sessions
+        .iter()
+        .filter(|s| matches!(s.status, SessionStatus::Idle))
+        .filter(|s| now.saturating_sub(s.updated_ms) < FAILED_TURN_WINDOW_MS)
+        .collect();
+    recent.sort_by_key(|s| std::cmp::Reverse(s.updated_ms));
+    recent.truncate(FAILED_TURN_SESSIONS);
+    for s in recent {
+        let target = target.clone().with_session(Some(s.id.clone()));
+        let last: Vec<Message> = remote
+            .call::<op::Messages>(&target, &MessagesQuery { limit: Some(1) })
+            .await
+            .map_err(|e| sanitize(&e.to_string()))?;
+        let failed = last
+            .last()
+            .filter(|m| m.role == "assistant")
+            .and_then(|m| m.error.as_deref())
+            .filter(|name| *name != ABORTED);
+        if let Some(name) = failed {
+            let kind = ItemKind::TurnFailed {
+                session: s.id.clone(),
+                error: RemoteText::new(name),
+            };
+            attention.add(Item::new(&watch, kind, now));
         }
     }
     Ok(())
@@ -214,6 +249,13 @@ pub fn commands(item: &Item, host: &str, workspace: &str) -> Vec<String> {
             format!("cm-tui opencode {at} start"),
             format!("cm-tui opencode {at} status"),
         ],
+        ItemKind::TurnFailed { session, .. } => {
+            let session = shell_word(session);
+            vec![
+                format!("cm-tui send {at} --session {session} 'try again'"),
+                format!("cm-tui messages {at} {session} --limit 2"),
+            ]
+        }
         ItemKind::Finished { session } => {
             vec![format!("cm-tui messages {at} {}", shell_word(session))]
         }
@@ -259,7 +301,7 @@ pub fn format(report: &Report) -> String {
         let marker = match w.kind {
             "permission" => "⚠",
             "question" => "?",
-            "opencode_failed" => "✗",
+            "opencode_failed" | "turn_failed" => "✗",
             _ => "✓",
         };
         out.push_str(&format!("{marker} {}\n", w.text));

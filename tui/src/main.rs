@@ -228,8 +228,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Everything waiting for you on every online host (permission requests, questions,
-    /// OpenCode that gave up), each with the exact `cm-tui` commands that answer it.
+    /// Everything waiting for you on every online host (permission requests, questions, turns
+    /// that failed, OpenCode that gave up), each with the exact `cm-tui` commands that answer it.
     #[command(
         after_help = "Examples:\n  cm-tui attention\n  cm-tui attention --json | jq -r '.waiting[0].commands[0]'\n  cm-tui approve home-box myproject per_…   # a command it printed"
     )]

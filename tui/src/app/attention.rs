@@ -16,6 +16,9 @@ use proto::ops::{
 use proto::text::RemoteText;
 use std::collections::HashMap;
 
+/// OpenCode's error name for a turn the operator aborted (not news: they did it).
+pub const ABORTED: &str = "MessageAbortedError";
+
 /// What an item is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemKind {
@@ -27,6 +30,13 @@ pub enum ItemKind {
     OpencodeFailed {
         /// Its last error.
         error: Option<RemoteText>,
+    },
+    /// A session's turn failed (not aborted) while you were elsewhere.
+    TurnFailed {
+        /// The session.
+        session: String,
+        /// OpenCode's error name and message.
+        error: RemoteText,
     },
     /// A session finished a turn while you were elsewhere.
     Finished {
@@ -91,6 +101,10 @@ impl Item {
                     first_line(error.as_deref().unwrap_or("stopped restarting"))
                 ),
             ),
+            ItemKind::TurnFailed { error, .. } => (
+                "turn_failed",
+                format!("turn failed: {}", first_line(error.as_str())),
+            ),
             ItemKind::Finished { .. } => ("finished", "session finished its turn".to_owned()),
         };
         crate::effect::Notification {
@@ -107,7 +121,7 @@ impl Item {
         match &self.kind {
             ItemKind::Permission(p) => Some(&p.session),
             ItemKind::Question(q) => Some(&q.session),
-            ItemKind::Finished { session } => Some(session),
+            ItemKind::Finished { session } | ItemKind::TurnFailed { session, .. } => Some(session),
             ItemKind::OpencodeFailed { .. } => None,
         }
     }
@@ -116,7 +130,7 @@ impl Item {
     fn rank(&self) -> u8 {
         match self.kind {
             ItemKind::Permission(_) | ItemKind::Question(_) => 0,
-            ItemKind::OpencodeFailed { .. } => 1,
+            ItemKind::OpencodeFailed { .. } | ItemKind::TurnFailed { .. } => 1,
             ItemKind::Finished { .. } => 2,
         }
     }
@@ -128,7 +142,8 @@ impl Item {
             (ItemKind::OpencodeFailed { .. }, ItemKind::OpencodeFailed { .. }) => {
                 self.watch == other.watch
             }
-            (ItemKind::Finished { session: a }, ItemKind::Finished { session: b }) => {
+            (ItemKind::TurnFailed { session: a, .. }, ItemKind::TurnFailed { session: b, .. })
+            | (ItemKind::Finished { session: a }, ItemKind::Finished { session: b }) => {
                 self.watch == other.watch && a == b
             }
             _ => false,
@@ -262,11 +277,21 @@ impl Attention {
         }
     }
 
-    /// The operator looked at a session: its "finished" item goes.
+    /// The operator looked at a session: its "finished" and "turn failed" items go.
     pub fn seen(&mut self, watch: &WatchKey, session: &str) {
         self.retain(|i| {
             !(&i.watch == watch
-                && matches!(&i.kind, ItemKind::Finished { session: s } if s == session))
+                && matches!(&i.kind,
+                    ItemKind::Finished { session: s } | ItemKind::TurnFailed { session: s, .. }
+                    if s == session))
+        });
+    }
+
+    /// A session started a new turn: its failed one is no longer news.
+    pub fn turn_started(&mut self, watch: &WatchKey, session: &str) {
+        self.retain(|i| {
+            !(&i.watch == watch
+                && matches!(&i.kind, ItemKind::TurnFailed { session: s, .. } if s == session))
         });
     }
 

@@ -113,6 +113,11 @@ fn item_lines(
                     .unwrap_or("it stopped restarting; s starts it again"),
             ),
         ),
+        ItemKind::TurnFailed { error, .. } => (
+            Span::styled("✗ ", theme.error()),
+            "turn failed".to_owned(),
+            sanitize(error.as_str()),
+        ),
         ItemKind::Finished { .. } => (
             Span::styled("✓ ", theme.ok()),
             "finished".to_owned(),

@@ -1,5 +1,6 @@
 //! Answering from a phone's terminal (issue 22): `cm-tui attention` lists a permission that
-//! waits on a real OpenCode with the command that answers it, and that very command answers it;
+//! waits on a real OpenCode with the command that answers it, and that very command answers it,
+//! then a turn the model failed;
 //! the full-screen app in a 50-column tmux pane shows the request's diff, approves it with `y`
 //! and reads the session's diff (files stacked above the patch), all with single keys.
 
@@ -69,6 +70,41 @@ async fn attention_lists_a_waiting_permission_with_the_command_that_answers_it()
     );
     let after = world.tui_ok(&["attention"])?;
     assert!(after.contains("nothing waits for you"), "{after}");
+
+    // A turn the model fails (HTTP 400) waits for a human too, with how to go on.
+    let failing = world.tui_ok(&["new", "box", "demo", "--title", "failing"])?;
+    let failing = failing.trim();
+    let out = world.tui(&[
+        "send",
+        "box",
+        "demo",
+        "--session",
+        failing,
+        "FAIL400",
+        "--wait",
+    ])?;
+    assert_eq!(out.status.code(), Some(7), "the turn failed: {out:?}");
+    // OpenCode settles the session (idle, the message's error) just after the failure event
+    // that ended `send --wait`: ask until it is listed (bounded).
+    let deadline = std::time::Instant::now() + WAIT;
+    let waiting = loop {
+        let json: Value = serde_json::from_str(&world.tui_ok(&["attention", "--json"])?)?;
+        let waiting = json["waiting"].as_array().cloned().unwrap_or_default();
+        if !waiting.is_empty() {
+            break waiting;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the failed turn was never listed: {json}"
+        );
+    };
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["kind"], "turn_failed");
+    assert_eq!(waiting[0]["session"], failing);
+    assert_eq!(
+        waiting[0]["commands"][0],
+        format!("cm-tui send box demo --session {failing} 'try again'").as_str()
+    );
     Ok(())
 }
 
