@@ -47,8 +47,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         let lines = vec![
             Line::from("nothing waits for you"),
             Line::styled(
-                "permission requests, questions, failed OpenCode and finished sessions of the \
-                 workspaces you opened show up here",
+                "permission requests, questions, failed turns, failed OpenCode and finished \
+                 sessions of the workspaces you opened show up here",
                 theme.muted(),
             ),
         ];

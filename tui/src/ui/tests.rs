@@ -618,6 +618,7 @@ fn session_screen_empty_and_loading_states() {
         text.contains("no messages yet") && text.contains("press i to write"),
         "{text}"
     );
+    insta::assert_snapshot!("session_screen_empty_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -719,6 +720,7 @@ fn attention_panel_when_nothing_waits() {
         text.contains("show up here"),
         "the wrapped hint is whole: {text}"
     );
+    insta::assert_snapshot!("attention_panel_when_nothing_waits_narrow", narrow(&d.app));
 }
 
 #[test]
