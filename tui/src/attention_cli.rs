@@ -94,7 +94,7 @@ pub async fn gather(remote: &Remote) -> Result<Report, CommandError> {
     for host in &hosts.hosts {
         if !host.online {
             unchecked.push(Unchecked {
-                host: host.host.to_string(),
+                host: sanitize(host.host.as_str()),
                 workspace: None,
                 reason: "offline".into(),
             });
@@ -109,7 +109,7 @@ pub async fn gather(remote: &Remote) -> Result<Report, CommandError> {
                 Ok(list) => list,
                 Err(e) => {
                     unchecked.push(Unchecked {
-                        host: host.host.to_string(),
+                        host: sanitize(host.host.as_str()),
                         workspace: None,
                         reason: sanitize(&e.to_string()),
                     });
@@ -125,8 +125,8 @@ pub async fn gather(remote: &Remote) -> Result<Report, CommandError> {
             }
             if let Err(reason) = read_workspace(remote, &host.host, w, &mut attention, now).await {
                 unchecked.push(Unchecked {
-                    host: host.host.to_string(),
-                    workspace: Some(w.name.clone()),
+                    host: sanitize(host.host.as_str()),
+                    workspace: Some(sanitize(&w.name)),
                     reason,
                 });
             }
@@ -211,7 +211,11 @@ fn waiting(attention: &Attention, item: &Item) -> Waiting {
         .map(sanitize);
     Waiting {
         kind: note.kind,
-        commands: commands(item, &host, &workspace),
+        // Remote names are quoted for the shell; control characters go all the same.
+        commands: commands(item, &host, &workspace)
+            .iter()
+            .map(|c| sanitize(c))
+            .collect(),
         id: item.request_id().map(sanitize),
         session: note.session.as_deref().map(sanitize),
         host: sanitize(&host),
@@ -362,6 +366,29 @@ mod tests {
         };
         let cmds = commands(&item(ItemKind::Question(q)), "home-box", "my api");
         assert_eq!(cmds[0], "cm-tui answer home-box 'my api' que_1 'Dark red'");
+    }
+
+    #[test]
+    fn escape_sequences_in_remote_names_never_reach_the_terminal() {
+        let mut attention = Attention::default();
+        let watch = WatchKey::new(&HostId::from("box"), "evil\u{1b}]0;pwned\u{7}");
+        attention.add(Item::new(
+            &watch,
+            ItemKind::TurnFailed {
+                session: "ses_\u{1b}[2J".into(),
+                error: RemoteText::new("APIError\u{1b}[31m"),
+            },
+            1,
+        ));
+        let report = Report {
+            waiting: vec![waiting(&attention, &attention.items()[0])],
+            unchecked: vec![],
+        };
+        let text = format(&report);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
+        );
     }
 
     #[test]
