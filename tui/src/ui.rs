@@ -160,9 +160,9 @@ fn placeholder(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, lines: Vec<L
 /// `line` (a [`hints`] line) made to fit a border `width` cells wide: whole hints are dropped
 /// from the end, and `? keys` says where the rest are, instead of a hint cut in the middle.
 fn fit(line: Line<'static>, width: u16) -> Line<'static> {
-    // Two corners and one cell of border left visible.
-    let room = usize::from(width.saturating_sub(3));
-    if line.width() <= room {
+    // Inside the two corners; the hints' trailing blank may be the one cut.
+    let room = usize::from(width.saturating_sub(2));
+    if line.width() <= room + 1 {
         return line;
     }
     let style = line.style;

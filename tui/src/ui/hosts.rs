@@ -63,26 +63,30 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     } else {
         String::new()
     };
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(app.host_nav(), theme).unwrap_or_else(|| {
-        // Administration is offered to admins and owners only.
-        if app
-            .admin_role()
-            .is_some_and(|r| r >= proto::rbac::Role::Admin)
-        {
-            hints(
-                &[("Enter", "workspaces"), ("/", "filter"), ("m", "admin")],
-                theme,
-            )
-        } else {
-            hints(&[("Enter", "workspaces"), ("/", "filter")], theme)
-        }
+        fit(
+            // Administration is offered to admins and owners only.
+            if app
+                .admin_role()
+                .is_some_and(|r| r >= proto::rbac::Role::Admin)
+            {
+                hints(
+                    &[("Enter", "workspaces"), ("/", "filter"), ("m", "admin")],
+                    theme,
+                )
+            } else {
+                hints(&[("Enter", "workspaces"), ("/", "filter")], theme)
+            },
+            area.width,
+        )
     });
     let block = Block::bordered()
         .padding(Padding::right(1))
         .border_style(theme.border())
         .title(Span::styled(" hosts ", theme.title()))
         .title_top(Line::from(counts).right_aligned())
-        .title_bottom(fit(bottom, area.width));
+        .title_bottom(bottom);
     if !app.hosts_loaded() || app.hosts().is_empty() {
         render_placeholder(frame, area, block, app, theme);
         return;

@@ -35,15 +35,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .list()
         .map(|l| format!(" {} ", count(l.len(), "session")))
         .unwrap_or_default();
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
-        hints(
-            &[
-                ("Enter", "open"),
-                ("n", "new"),
-                ("/", "filter"),
-                ("Esc", "back"),
-            ],
-            theme,
+        fit(
+            hints(
+                &[
+                    ("Enter", "open"),
+                    ("n", "new"),
+                    ("/", "filter"),
+                    ("Esc", "back"),
+                ],
+                theme,
+            ),
+            area.width,
         )
     });
     let mut top = Line::from(count).right_aligned();
@@ -55,7 +59,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         theme,
     )
     .title_top(top)
-    .title_bottom(fit(bottom, area.width));
+    .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot list sessions: {e}"), theme.error()),

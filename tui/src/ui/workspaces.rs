@@ -14,6 +14,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, HighlightSpacing, Row, Table, TableState};
 
+/// From this many columns the selected workspace's details sit beside the table.
+const WIDE: u16 = 110;
+
 /// The marker, word and style of an OpenCode state.
 pub(super) fn opencode_state(state: OpencodeState, theme: Theme) -> (&'static str, Style) {
     match state {
@@ -37,27 +40,37 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .map(|l| format!(" {} ", count(l.len(), "workspace")))
         .unwrap_or_default();
     let offline = app.open_host_offline().is_some();
+    // The table's own width: the selected workspace's details sit beside it when wide.
+    let table_width = if area.width >= WIDE {
+        area.width.saturating_sub(workspace_detail::SIDE_WIDTH)
+    } else {
+        area.width
+    };
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
-        if offline {
-            // Start and stop need the agent: not offered while it is gone.
-            let mut line = hints(&[("Enter", "sessions"), ("Esc", "hosts")], theme);
-            line.push_span(Span::styled("· start/stop: host offline ", theme.muted()));
-            line
-        } else {
-            hints(
-                &[
-                    ("Enter", "sessions"),
-                    ("s", "start"),
-                    ("S", "stop"),
-                    ("c", "clone"),
-                    ("t", "templates"),
-                    ("f", "folders"),
-                    ("p", "ports"),
-                    ("Esc", "hosts"),
-                ],
-                theme,
-            )
-        }
+        fit(
+            if offline {
+                // Start and stop need the agent: not offered while it is gone.
+                let mut line = hints(&[("Enter", "sessions"), ("Esc", "hosts")], theme);
+                line.push_span(Span::styled("· start/stop: host offline ", theme.muted()));
+                line
+            } else {
+                hints(
+                    &[
+                        ("Enter", "sessions"),
+                        ("s", "start"),
+                        ("S", "stop"),
+                        ("c", "clone"),
+                        ("t", "templates"),
+                        ("f", "folders"),
+                        ("p", "ports"),
+                        ("Esc", "hosts"),
+                    ],
+                    theme,
+                )
+            },
+            table_width,
+        )
     });
     let mut top = Line::from(count).right_aligned();
     if offline {
@@ -65,7 +78,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     }
     let block = panel(&[host, "workspaces"], theme)
         .title_top(top)
-        .title_bottom(fit(bottom, area.width));
+        .title_bottom(bottom);
     let Some(list) = view.list() else {
         let text = match &view.error {
             Some(e) => Line::styled(format!("cannot list workspaces: {e}"), theme.error()),
@@ -100,7 +113,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             (Constraint::Fill(1), 10, 4),
         ],
         // Borders, padding and the selection marker.
-        area.width.saturating_sub(6),
+        table_width.saturating_sub(6),
     );
     let table = Table::new(rows, widths)
         .header(header)
@@ -112,7 +125,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let mut state = TableState::default().with_selected(selected);
     // The selected workspace's folders and git status: beside the table when wide enough,
     // under it when tall enough, else not at all.
-    let (table_area, detail_area) = if area.width >= 110 {
+    let (table_area, detail_area) = if area.width >= WIDE {
         let [t, d] = Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(workspace_detail::SIDE_WIDTH),
