@@ -455,7 +455,7 @@ impl Action {
             Self::Dismiss => "dismiss",
             Self::Send if context == Context::Palette => "run the selected command",
             Self::Send => "send",
-            Self::Newline => "new line",
+            Self::Newline => "new line (or end the line with \\ and press Enter)",
             Self::CursorLeft => "cursor left",
             Self::CursorRight => "cursor right",
             Self::CursorUp if context == Context::Filter => "previous row",

@@ -133,6 +133,8 @@ pub struct App {
     height: u16,
     /// The help, palette or question form over the screens, while open.
     overlay: Option<overlay::Overlay>,
+    /// First row of the help shown (a short terminal scrolls it with j/k).
+    help_top: usize,
     screen: Screen,
     /// The screen views, the hosts at the bottom.
     stack: Stack,
@@ -192,6 +194,7 @@ impl App {
             stack: Stack::default(),
             attention: Attention::default(),
             attention_open: false,
+            help_top: 0,
             watches: BTreeMap::new(),
             roles: HashMap::new(),
             modes: HashMap::new(),

@@ -41,7 +41,7 @@ pub enum Effect {
 /// What the notification hook is told, in environment variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
-    /// `permission`, `question`, `opencode_failed` or `finished`.
+    /// `permission`, `question`, `opencode_failed`, `turn_failed` or `finished`.
     pub kind: &'static str,
     /// The host.
     pub host: String,

@@ -34,8 +34,9 @@ const fn ch(c: char) -> KeyPress {
 const MOVE: &[Binding] = &[
     bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
     bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
-    bind(&[key(KeyCode::PageUp)], Action::PageUp),
-    bind(&[key(KeyCode::PageDown)], Action::PageDown),
+    // `<` `>`: the same without the keys a phone's keyboard lacks.
+    bind(&[key(KeyCode::PageUp), ch('<')], Action::PageUp),
+    bind(&[key(KeyCode::PageDown), ch('>')], Action::PageDown),
     bind(&[key(KeyCode::Home), ch('g')], Action::SelectFirst),
     bind(&[key(KeyCode::End), ch('G')], Action::SelectLast),
 ];
@@ -56,12 +57,15 @@ const WORKSPACES: &[Binding] = &[
     bind(&[ch('t')], Action::OpenTemplates),
     bind(&[ch('f')], Action::OpenFolders),
     bind(&[ch('p')], Action::OpenPorts),
+    // A back key every phone keyboard has (not on the hosts screen, where back quits).
+    bind(&[key(KeyCode::Backspace)], Action::Back),
 ];
 
 const SESSIONS: &[Binding] = &[
     bind(&[ch('n')], Action::NewSession),
     bind(&[ch('R')], Action::RenameSession),
     bind(&[ch('D')], Action::DeleteSession),
+    bind(&[key(KeyCode::Backspace)], Action::Back),
 ];
 
 const HOSTS: &[Binding] = &[bind(&[ch('m')], Action::OpenAdmin)];
@@ -84,7 +88,8 @@ const SESSION: &[Binding] = &[
     bind(&[ch('[')], Action::PrevBlock),
     bind(&[ch(']')], Action::NextBlock),
     bind(&[key(KeyCode::Enter), ch(' ')], Action::ToggleBlock),
-    bind(&[key(KeyCode::Esc)], Action::Back),
+    // Backspace: a back key every phone keyboard has.
+    bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
 ];
 
 const DIFF: &[Binding] = &[
@@ -94,7 +99,8 @@ const DIFF: &[Binding] = &[
     bind(&[ch(']')], Action::NextBlock),
     bind(&[ch('w')], Action::ToggleDiffScope),
     bind(&[ch('r')], Action::Refresh),
-    bind(&[key(KeyCode::Esc)], Action::Back),
+    // Backspace: a back key every phone keyboard has.
+    bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
 ];
 
 const ATTENTION: &[Binding] = &[
@@ -102,7 +108,8 @@ const ATTENTION: &[Binding] = &[
     bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
     bind(&[key(KeyCode::Enter)], Action::Open),
     bind(&[ch('x')], Action::Dismiss),
-    bind(&[key(KeyCode::Esc)], Action::Back),
+    // Backspace: a back key every phone keyboard has.
+    bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
 ];
 
 /// Keys that work on every screen that is not a text input.
@@ -256,7 +263,8 @@ const ADMIN: &[Binding] = &[
     bind(&[ch('/')], Action::Filter),
     bind(&[ch('r')], Action::Refresh),
     bind(&[ch('c')], Action::CopySecret),
-    bind(&[key(KeyCode::Esc)], Action::Back),
+    // Backspace: a back key every phone keyboard has.
+    bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
 ];
 
 const ADMIN_INPUT: &[Binding] = &[
@@ -269,6 +277,8 @@ const ADMIN_INPUT: &[Binding] = &[
 
 const HELP: &[Binding] = &[
     bind(&[ch('?'), key(KeyCode::Esc)], Action::ToggleHelp),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
 ];
 

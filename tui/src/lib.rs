@@ -5,6 +5,7 @@ pub mod action;
 pub mod admin_cli;
 pub mod admin_trust_cli;
 pub mod app;
+pub mod attention_cli;
 pub mod call;
 pub mod command_error;
 pub mod commands;

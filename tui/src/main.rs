@@ -228,6 +228,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Everything waiting for you on every online host (permission requests, questions, turns
+    /// that failed, OpenCode that gave up), each with the exact `cm-tui` commands that answer it.
+    #[command(
+        after_help = "Examples:\n  cm-tui attention\n  cm-tui attention --json | jq -r '.waiting[0].commands[0]'\n  cm-tui approve home-box myproject per_…   # a command it printed"
+    )]
+    Attention {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Allow a pending permission request (once, or --always).
     #[command(after_help = "Example:\n  cm-tui approve home-box myproject per_… --always")]
     Approve {
@@ -676,6 +686,7 @@ async fn remote_command(remote: &Remote, profile: &Profile, command: Command) ->
             let pick = commands::PromptPick { model, agent };
             commands::send(remote, &target, text, &pick, wait, json).await?;
         }
+        Command::Attention { json } => cm_tui::attention_cli::run(remote, json).await?,
         Command::Queue(QueueCommand::List { json }) => {
             cm_tui::queue_cli::list(remote, json).await?;
         }

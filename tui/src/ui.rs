@@ -35,6 +35,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Padding, Paragraph, Wrap};
 use theme::Theme;
 
+/// Below this many columns (a phone's terminal) screens stack what they put side by side.
+pub(crate) const NARROW: u16 = 60;
+
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     let area = frame.area();
@@ -153,4 +156,119 @@ fn placeholder(frame: &mut Frame<'_>, area: Rect, block: Block<'_>, lines: Vec<L
         Paragraph::new(lines).centered().wrap(Wrap { trim: true }),
         centered,
     );
+}
+
+/// `line` (a [`hints`] line) made to fit a border `width` cells wide: whole hints are dropped
+/// from the end, and `? keys` says where the rest are, instead of a hint cut in the middle.
+fn fit(line: Line<'static>, width: u16) -> Line<'static> {
+    // Inside the two corners; the hints' trailing blank may be the one cut.
+    let room = usize::from(width.saturating_sub(2));
+    if line.width() <= room + 1 {
+        return line;
+    }
+    let style = line.style;
+    let alignment = line.alignment;
+    let spans = line.spans;
+    // `hints` lays out: " ", then per hint [" · "] key " what", then " ".
+    let key_style = spans.get(1).map(|s| s.style).unwrap_or_default();
+    let muted = spans.get(2).map(|s| s.style).unwrap_or_default();
+    let more = [
+        Span::styled(" · ", muted),
+        Span::styled("?", key_style),
+        Span::styled(" keys ", muted),
+    ];
+    let more_width: usize = more.iter().map(Span::width).sum();
+    let mut kept: Vec<Span<'static>> = Vec::new();
+    let mut used = 1;
+    let mut i = 1;
+    while i + 1 < spans.len() {
+        let separator = i > 1;
+        let take = if separator { 3 } else { 2 };
+        let group = &spans[i..(i + take).min(spans.len())];
+        let w: usize = group.iter().map(Span::width).sum();
+        if used + w + more_width > room {
+            break;
+        }
+        kept.extend(group.iter().cloned());
+        used += w;
+        i += take;
+    }
+    let mut out = vec![Span::raw(" ")];
+    if kept.is_empty() {
+        out.extend([Span::styled("?", key_style), Span::styled(" keys ", muted)]);
+    } else {
+        out.extend(kept);
+        out.extend(more);
+    }
+    let mut fitted = Line::from(out).style(style);
+    fitted.alignment = alignment;
+    fitted
+}
+
+/// Key hints packed into as many lines of `width` cells as they need (a request's keys on a
+/// narrow terminal: every answer stays visible).
+fn hint_lines(pairs: &[(&str, &str)], width: u16, theme: Theme) -> Vec<Line<'static>> {
+    let room = usize::from(width).max(1);
+    let mut lines = Vec::new();
+    let mut current: Vec<(&str, &str)> = Vec::new();
+    for pair in pairs {
+        current.push(*pair);
+        if current.len() > 1 && hints(&current, theme).width() > room {
+            current.pop();
+            lines.push(hints(&current, theme));
+            current = vec![*pair];
+        }
+    }
+    if !current.is_empty() {
+        lines.push(hints(&current, theme));
+    }
+    lines
+}
+
+/// Table column widths for `room` cells: each column is `(width, least width, drop order)`;
+/// while the least widths and the gaps do not fit, the column with the highest drop order is
+/// hidden (order 0 never is). Hidden columns become `Length(0)`, so rows keep their cells.
+/// Where everything fits at full width nothing changes.
+fn fit_columns(columns: &[(Constraint, u16, u8)], room: u16) -> Vec<Constraint> {
+    let mut shown = vec![true; columns.len()];
+    let gaps = u16::try_from(columns.len().saturating_sub(1)).unwrap_or(u16::MAX);
+    loop {
+        let needed = columns
+            .iter()
+            .zip(&shown)
+            .filter(|(_, s)| **s)
+            .map(|((_, least, _), _)| *least)
+            .fold(gaps, u16::saturating_add);
+        if needed <= room {
+            break;
+        }
+        let drop = (0..columns.len())
+            .filter(|&i| shown[i] && columns[i].2 > 0)
+            .max_by_key(|&i| columns[i].2);
+        match drop {
+            Some(i) => shown[i] = false,
+            None => break,
+        }
+    }
+    // When the full widths do not fit either, the columns shown take their least widths and
+    // leave the rest to the filling ones.
+    let full = columns
+        .iter()
+        .zip(&shown)
+        .filter(|(_, s)| **s)
+        .map(|((width, least, _), _)| match width {
+            Constraint::Length(n) => *n,
+            _ => *least,
+        })
+        .fold(gaps, u16::saturating_add);
+    let tight = full > room;
+    columns
+        .iter()
+        .zip(shown)
+        .map(|((width, least, _), s)| match (s, width) {
+            (false, _) => Constraint::Length(0),
+            (true, Constraint::Length(_)) if tight => Constraint::Length(*least),
+            (true, width) => *width,
+        })
+        .collect()
 }

@@ -16,6 +16,9 @@ use proto::ops::{
 use proto::text::RemoteText;
 use std::collections::HashMap;
 
+/// OpenCode's error name for a turn the operator aborted (not news: they did it).
+pub const ABORTED: &str = "MessageAbortedError";
+
 /// What an item is about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemKind {
@@ -27,6 +30,13 @@ pub enum ItemKind {
     OpencodeFailed {
         /// Its last error.
         error: Option<RemoteText>,
+    },
+    /// A session's turn failed (not aborted) while you were elsewhere.
+    TurnFailed {
+        /// The session.
+        session: String,
+        /// OpenCode's error name and message.
+        error: RemoteText,
     },
     /// A session finished a turn while you were elsewhere.
     Finished {
@@ -55,63 +65,10 @@ pub struct Item {
 }
 
 impl Item {
-    /// The session it belongs to, if any.
-    pub fn session(&self) -> Option<&str> {
-        match &self.kind {
-            ItemKind::Permission(p) => Some(&p.session),
-            ItemKind::Question(q) => Some(&q.session),
-            ItemKind::Finished { session } => Some(session),
-            ItemKind::OpencodeFailed { .. } => None,
-        }
-    }
-
-    /// Urgency order: requests first, then failures, then finished sessions.
-    fn rank(&self) -> u8 {
-        match self.kind {
-            ItemKind::Permission(_) | ItemKind::Question(_) => 0,
-            ItemKind::OpencodeFailed { .. } => 1,
-            ItemKind::Finished { .. } => 2,
-        }
-    }
-
-    fn same(&self, other: &Self) -> bool {
-        match (&self.kind, &other.kind) {
-            (ItemKind::Permission(a), ItemKind::Permission(b)) => a.id == b.id,
-            (ItemKind::Question(a), ItemKind::Question(b)) => a.id == b.id,
-            (ItemKind::OpencodeFailed { .. }, ItemKind::OpencodeFailed { .. }) => {
-                self.watch == other.watch
-            }
-            (ItemKind::Finished { session: a }, ItemKind::Finished { session: b }) => {
-                self.watch == other.watch && a == b
-            }
-            _ => false,
-        }
-    }
-
-    /// The request id, for permissions and questions.
-    fn request_id(&self) -> Option<&str> {
-        match &self.kind {
-            ItemKind::Permission(p) => Some(&p.id),
-            ItemKind::Question(q) => Some(&q.id),
-            _ => None,
-        }
-    }
-}
-
-/// The panel's items and selection, plus session titles for naming them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Attention {
-    items: Vec<Item>,
-    selected: usize,
-    titles: HashMap<(WatchKey, String), RemoteText>,
-}
-
-impl Attention {
-    /// What the notification hook is told about the newest item.
-    pub fn newest_notification(&self) -> Option<crate::effect::Notification> {
-        let item = self.items.iter().max_by_key(|i| i.since_ms)?;
+    /// What it is in one line, as the notification hook and `cm-tui attention` say it.
+    pub fn notification(&self) -> crate::effect::Notification {
         let first_line = |t: &str| sanitize(t.lines().next().unwrap_or_default());
-        let (kind, text) = match &item.kind {
+        let (kind, text) = match &self.kind {
             ItemKind::Permission(p) => {
                 let what = p
                     .metadata
@@ -144,15 +101,80 @@ impl Attention {
                     first_line(error.as_deref().unwrap_or("stopped restarting"))
                 ),
             ),
+            ItemKind::TurnFailed { error, .. } => (
+                "turn_failed",
+                format!("turn failed: {}", first_line(error.as_str())),
+            ),
             ItemKind::Finished { .. } => ("finished", "session finished its turn".to_owned()),
         };
-        Some(crate::effect::Notification {
+        crate::effect::Notification {
             kind,
-            host: item.watch.host.to_string(),
-            workspace: item.watch.workspace.clone(),
-            session: item.session().map(str::to_owned),
+            host: self.watch.host.to_string(),
+            workspace: self.watch.workspace.clone(),
+            session: self.session().map(str::to_owned),
             text,
-        })
+        }
+    }
+
+    /// The session it belongs to, if any.
+    pub fn session(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Permission(p) => Some(&p.session),
+            ItemKind::Question(q) => Some(&q.session),
+            ItemKind::Finished { session } | ItemKind::TurnFailed { session, .. } => Some(session),
+            ItemKind::OpencodeFailed { .. } => None,
+        }
+    }
+
+    /// Urgency order: requests first, then failures, then finished sessions.
+    fn rank(&self) -> u8 {
+        match self.kind {
+            ItemKind::Permission(_) | ItemKind::Question(_) => 0,
+            ItemKind::OpencodeFailed { .. } | ItemKind::TurnFailed { .. } => 1,
+            ItemKind::Finished { .. } => 2,
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (&self.kind, &other.kind) {
+            (ItemKind::Permission(a), ItemKind::Permission(b)) => a.id == b.id,
+            (ItemKind::Question(a), ItemKind::Question(b)) => a.id == b.id,
+            (ItemKind::OpencodeFailed { .. }, ItemKind::OpencodeFailed { .. }) => {
+                self.watch == other.watch
+            }
+            (ItemKind::TurnFailed { session: a, .. }, ItemKind::TurnFailed { session: b, .. })
+            | (ItemKind::Finished { session: a }, ItemKind::Finished { session: b }) => {
+                self.watch == other.watch && a == b
+            }
+            _ => false,
+        }
+    }
+
+    /// The request id, for permissions and questions.
+    pub fn request_id(&self) -> Option<&str> {
+        match &self.kind {
+            ItemKind::Permission(p) => Some(&p.id),
+            ItemKind::Question(q) => Some(&q.id),
+            _ => None,
+        }
+    }
+}
+
+/// The panel's items and selection, plus session titles for naming them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attention {
+    items: Vec<Item>,
+    selected: usize,
+    titles: HashMap<(WatchKey, String), RemoteText>,
+}
+
+impl Attention {
+    /// What the notification hook is told about the newest item.
+    pub fn newest_notification(&self) -> Option<crate::effect::Notification> {
+        self.items
+            .iter()
+            .max_by_key(|i| i.since_ms)
+            .map(Item::notification)
     }
 
     /// The items, most urgent first.
@@ -255,11 +277,21 @@ impl Attention {
         }
     }
 
-    /// The operator looked at a session: its "finished" item goes.
+    /// The operator looked at a session: its "finished" and "turn failed" items go.
     pub fn seen(&mut self, watch: &WatchKey, session: &str) {
         self.retain(|i| {
             !(&i.watch == watch
-                && matches!(&i.kind, ItemKind::Finished { session: s } if s == session))
+                && matches!(&i.kind,
+                    ItemKind::Finished { session: s } | ItemKind::TurnFailed { session: s, .. }
+                    if s == session))
+        });
+    }
+
+    /// A session started a new turn: its failed one is no longer news.
+    pub fn turn_started(&mut self, watch: &WatchKey, session: &str) {
+        self.retain(|i| {
+            !(&i.watch == watch
+                && matches!(&i.kind, ItemKind::TurnFailed { session: s, .. } if s == session))
         });
     }
 

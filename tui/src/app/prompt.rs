@@ -40,6 +40,11 @@ impl Editor {
         (self.row, self.col)
     }
 
+    /// Whether the character just before the cursor is `c`.
+    pub fn before_cursor_is(&self, c: char) -> bool {
+        self.col > 0 && self.current().chars().nth(self.col - 1) == Some(c)
+    }
+
     /// Whether there is no text at all.
     pub fn is_empty(&self) -> bool {
         self.lines.len() == 1 && self.lines[0].is_empty()

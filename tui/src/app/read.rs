@@ -53,6 +53,11 @@ impl App {
         self.overlay == Some(super::overlay::Overlay::Help)
     }
 
+    /// First row of the help shown.
+    pub fn help_top(&self) -> usize {
+        self.help_top
+    }
+
     /// Whether the attention panel is open.
     pub fn attention_open(&self) -> bool {
         self.attention_open

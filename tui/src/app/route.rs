@@ -60,6 +60,9 @@ impl App {
         match context {
             Context::Help => match action {
                 Some(Action::ToggleHelp) => self.overlay = None,
+                // The renderer stops at the last row.
+                Some(Action::SelectNext) => self.help_top = self.help_top.saturating_add(1),
+                Some(Action::SelectPrev) => self.help_top = self.help_top.saturating_sub(1),
                 Some(Action::Quit) => fx.push(Effect::Quit),
                 _ => {}
             },
@@ -188,7 +191,10 @@ impl App {
     pub(super) fn on_action(&mut self, context: Context, action: Action, fx: &mut Vec<Effect>) {
         match action {
             Action::Quit => fx.push(Effect::Quit),
-            Action::ToggleHelp => self.overlay = Some(Overlay::Help),
+            Action::ToggleHelp => {
+                self.overlay = Some(Overlay::Help);
+                self.help_top = 0;
+            }
             Action::OpenPalette => self.open_palette(),
             Action::OpenAdmin => self.open_admin(fx),
             Action::ToggleAttention => self.attention_open = !self.attention_open,

@@ -275,6 +275,11 @@ impl SessionView {
             return PromptOutcome::Stay;
         }
         match action {
+            // A line ending in `\` continues: a new line from a keyboard without Alt-Enter.
+            Some(Action::Send) if editor.before_cursor_is('\\') => {
+                editor.backspace();
+                editor.newline();
+            }
             Some(Action::Send) => return PromptOutcome::Send,
             Some(Action::Newline) => editor.newline(),
             Some(Action::LeaveInput) => self.focus = false,

@@ -185,11 +185,39 @@ impl App {
             }
             Event::SessionStatus {
                 session,
-                status: SessionStatus::Busy | SessionStatus::Retry { .. },
+                status: SessionStatus::Busy,
+            } => {
+                self.attention.turn_started(watch, session);
+                self.busy.insert((watch.clone(), session.clone()));
+            }
+            Event::SessionStatus {
+                session,
+                status: SessionStatus::Retry { .. },
             }
             | Event::TextDelta { session, .. }
             | Event::PartUpdated { session, .. } => {
                 self.busy.insert((watch.clone(), session.clone()));
+            }
+            // A failed turn (an abort is the operator's own doing) is news in place of
+            // "finished", unless the operator watched it.
+            Event::SessionError {
+                session,
+                name,
+                message,
+            } if name != super::attention::ABORTED => {
+                self.busy.remove(&(watch.clone(), session.clone()));
+                if !self.viewing(watch, session) {
+                    let error = if message.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}: {message}")
+                    };
+                    let kind = ItemKind::TurnFailed {
+                        session: session.clone(),
+                        error: proto::text::RemoteText::new(&error),
+                    };
+                    self.raise(Item::new(watch, kind, now));
+                }
             }
             Event::SessionIdle { session }
             | Event::SessionStatus {

@@ -186,3 +186,47 @@ fn bad_overrides_are_errors_naming_the_key() {
     // Moving quit away first makes q free.
     over(&[("quit", &["ctrl-q"]), ("abort", &["q"])]).expect("q is free now");
 }
+
+/// A phone's on-screen keyboard has letters, symbols, Enter and Backspace; Ctrl, Alt, Esc,
+/// Tab and the page keys are extras some terminals lack. Every action of the screens a phone
+/// user walks (and of the help) has a key from the keyboard itself.
+#[test]
+fn a_phone_keyboard_reaches_every_action_without_a_chord() {
+    use Context as C;
+    let phone = |k: &KeyPress| {
+        !k.ctrl
+            && !k.alt
+            && matches!(
+                k.code,
+                KeyCode::Char(_) | KeyCode::Enter | KeyCode::Backspace
+            )
+    };
+    let map = Keymap::default();
+    for context in [
+        C::Hosts,
+        C::Workspaces,
+        C::Sessions,
+        C::Session,
+        C::Diff,
+        C::Attention,
+        C::Help,
+        C::Admin,
+    ] {
+        let bindings = map.bindings(context);
+        for (_, action) in &bindings {
+            // Back on the hosts screen quits: `q` does that.
+            if context == C::Hosts && *action == Action::Back {
+                continue;
+            }
+            let keys: Vec<KeyPress> = bindings
+                .iter()
+                .filter(|(_, a)| a == action)
+                .flat_map(|(k, _)| k.iter().copied())
+                .collect();
+            assert!(
+                keys.iter().any(phone),
+                "{action:?} in {context:?} needs a key a phone keyboard lacks: {keys:?}"
+            );
+        }
+    }
+}

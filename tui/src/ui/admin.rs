@@ -7,7 +7,7 @@ use crate::app::admin::{AdminTab, AdminView};
 use crate::app::workspace_detail::Loadable;
 use crate::connect;
 use crate::ui::theme::Theme;
-use crate::ui::{panel, placeholder};
+use crate::ui::{fit_columns, panel, placeholder};
 use crate::view::text::sanitize;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -26,32 +26,43 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
                 u16::try_from(r.summary.chars().count() / usize::from(area.width.max(8) - 4) + 1)
                     .unwrap_or(1)
                     .min(3);
-            // The secret and the hint to copy it: a line each.
-            summary + if r.secret.is_some() { 2 } else { 0 }
+            // The secret and the hint to copy it: a line each (the hint wraps when narrow).
+            let hint = if area.width < crate::ui::NARROW { 3 } else { 2 };
+            summary + if r.secret.is_some() { hint } else { 0 }
         }
         None => 0,
     };
     let action_lines = action_lines(app, theme);
+    let input_line = view.input.as_ref().map(|i| {
+        Line::from(vec![
+            Span::styled(format!(" {}: ", i.prompt), theme.key()),
+            Span::raw(format!("{}▏", i.text)),
+        ])
+    });
+    // On a narrow terminal the actions and the input wrap rather than run off the edge.
+    let input_rows = input_line.as_ref().map_or(0, |l| {
+        wrapped_rows(std::slice::from_ref(l), area.width).max(2)
+    });
     let [tabs, table, actions, input, result] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
-        Constraint::Length(u16::try_from(action_lines.len()).unwrap_or(1)),
-        Constraint::Length(if view.input.is_some() { 2 } else { 0 }),
+        Constraint::Length(wrapped_rows(&action_lines, area.width)),
+        Constraint::Length(input_rows),
         Constraint::Length(result_rows),
     ])
     .areas(area);
-    frame.render_widget(Paragraph::new(tab_line(view, theme)), tabs);
+    frame.render_widget(Paragraph::new(tab_line(view, area.width, theme)), tabs);
     render_table(frame, table, app, view, theme);
-    frame.render_widget(Paragraph::new(action_lines), actions);
-    if let Some(i) = &view.input {
-        let line = Line::from(vec![
-            Span::styled(format!(" {}: ", i.prompt), theme.key()),
-            Span::raw(format!("{}▏", i.text)),
-        ]);
+    frame.render_widget(
+        Paragraph::new(action_lines).wrap(Wrap { trim: false }),
+        actions,
+    );
+    if let Some(line) = input_line {
         frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: false }), input);
     }
     if let Some(r) = &view.result {
-        let secret_rows = if r.secret.is_some() { 2 } else { 0 };
+        let hint = if area.width < crate::ui::NARROW { 3 } else { 2 };
+        let secret_rows = if r.secret.is_some() { hint } else { 0 };
         let [summary, secret] =
             Layout::vertical([Constraint::Fill(1), Constraint::Length(secret_rows)]).areas(result);
         frame.render_widget(
@@ -65,20 +76,52 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         if let Some(s) = &r.secret {
             // On a line of its own and never wrapped: a terminal selection gets it whole,
             // with no indent and no line break inside.
-            let lines = vec![
-                Line::raw(sanitize(s)),
-                Line::styled(
+            let [token, hint] =
+                Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(secret);
+            frame.render_widget(Paragraph::new(Line::raw(sanitize(s))), token);
+            frame.render_widget(
+                Paragraph::new(Line::styled(
                     " c copy to the clipboard · it is not shown again after Esc",
                     theme.muted(),
-                ),
-            ];
-            frame.render_widget(Paragraph::new(lines), secret);
+                ))
+                .wrap(Wrap { trim: false }),
+                hint,
+            );
         }
     }
 }
 
-fn tab_line(view: &AdminView, theme: Theme) -> Line<'static> {
+/// Rows `lines` take word-wrapped at `width`.
+fn wrapped_rows(lines: &[Line<'_>], width: u16) -> u16 {
+    let rows: usize = lines
+        .iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            let spans = [crate::view::text::Span::plain(text)];
+            crate::view::text::wrap(&spans, usize::from(width), 0, false).len()
+        })
+        .sum();
+    u16::try_from(rows).unwrap_or(u16::MAX)
+}
+
+fn tab_line(view: &AdminView, width: u16, theme: Theme) -> Line<'static> {
     let mut spans = vec![Span::styled(" admin ", theme.title())];
+    if width < crate::ui::NARROW {
+        // Only the tab shown, and where it is among them.
+        let at = AdminTab::ALL
+            .iter()
+            .position(|t| *t == view.tab)
+            .unwrap_or(0);
+        spans.push(Span::styled(
+            format!(" {} ", view.tab.title()),
+            theme.selected(),
+        ));
+        spans.push(Span::styled(
+            format!("  {} of {} · ←→ tabs", at + 1, AdminTab::ALL.len()),
+            theme.muted(),
+        ));
+        return Line::from(spans);
+    }
     for tab in AdminTab::ALL {
         let style = if tab == view.tab {
             theme.selected()
@@ -164,14 +207,19 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
     }
     let muted = theme.muted();
     let plain = Style::new();
+    // Borders, padding and the selection marker.
+    let room = area.width.saturating_sub(6);
     let (header, widths, rows): (Vec<&str>, Vec<Constraint>, Vec<Row<'static>>) = match view.tab {
         AdminTab::Users => (
             vec!["USER", "PASSWORD", "GRANTS"],
-            vec![
-                Constraint::Length(16),
-                Constraint::Length(9),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(16), 10, 0),
+                    (Constraint::Length(9), 9, 1),
+                    (Constraint::Fill(1), 12, 0),
+                ],
+                room,
+            ),
             match &view.users {
                 Loadable::Ready(v) => v
                     .iter()
@@ -193,11 +241,14 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Hosts => (
             vec!["HOST", "STATE", "ENROLLED"],
-            vec![
-                Constraint::Length(24),
-                Constraint::Length(9),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(24), 12, 0),
+                    (Constraint::Length(9), 9, 0),
+                    (Constraint::Fill(1), 8, 1),
+                ],
+                room,
+            ),
             match &view.hosts {
                 Loadable::Ready(v) => v
                     .iter()
@@ -219,13 +270,16 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Creds => (
             vec!["CREDENTIAL", "USER", "STATE", "EXPIRES", "LABEL"],
-            vec![
-                Constraint::Length(18),
-                Constraint::Length(12),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Fill(1),
-            ],
+            fit_columns(
+                &[
+                    (Constraint::Length(18), 10, 0),
+                    (Constraint::Length(12), 8, 0),
+                    (Constraint::Length(8), 8, 0),
+                    (Constraint::Length(12), 7, 1),
+                    (Constraint::Fill(1), 6, 2),
+                ],
+                room,
+            ),
             match &view.creds {
                 Loadable::Ready(v) => v
                     .iter()
@@ -262,15 +316,19 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         ),
         AdminTab::Audit => (
             vec!["#", "WHEN", "ACTOR", "OP", "HOST", "TARGET", "DECISION"],
-            vec![
-                Constraint::Length(6),
-                Constraint::Length(9),
-                Constraint::Length(10),
-                Constraint::Length(13),
-                Constraint::Length(10),
-                Constraint::Fill(2),
-                Constraint::Fill(3),
-            ],
+            // On a narrow terminal: who did what and the decision first.
+            fit_columns(
+                &[
+                    (Constraint::Length(6), 4, 5),
+                    (Constraint::Length(9), 8, 3),
+                    (Constraint::Length(10), 8, 0),
+                    (Constraint::Length(13), 10, 0),
+                    (Constraint::Length(10), 6, 4),
+                    (Constraint::Fill(2), 8, 6),
+                    (Constraint::Fill(3), 10, 0),
+                ],
+                room,
+            ),
             match &view.audit {
                 Loadable::Ready(v) => v
                     .iter()

@@ -6,7 +6,7 @@ use crate::app::attention::{Item, ItemKind};
 use crate::connect;
 use crate::ui::session::permission_text;
 use crate::ui::theme::Theme;
-use crate::ui::{hints, panel, placeholder};
+use crate::ui::{NARROW, fit, hints, panel, placeholder};
 use crate::view::text::{sanitize, truncate};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -18,7 +18,18 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let items = app.attention().items();
     let bell = if app.bell() { "" } else { " (bell off)" };
     let count = format!(" {} waiting{bell} ", items.len());
-    let bottom = hints(
+    let narrow = area.width < NARROW;
+    // On a narrow terminal the answers come first, so what fits is what answers.
+    let keys: &[(&str, &str)] = if narrow {
+        &[
+            ("y", "once"),
+            ("r", "reject"),
+            ("A", "always…"),
+            ("Enter", "go to"),
+            ("x", "dismiss"),
+            ("Esc", "close"),
+        ]
+    } else {
         &[
             ("y", "once"),
             ("A", "always…"),
@@ -26,18 +37,18 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             ("Enter", "go to"),
             ("x", "dismiss"),
             ("Esc", "close"),
-        ],
-        theme,
-    );
+        ]
+    };
+    let bottom = hints(keys, theme);
     let block = panel(&["attention"], theme)
         .title_top(Line::styled(count, theme.attention()).right_aligned())
-        .title_bottom(bottom);
+        .title_bottom(fit(bottom, area.width));
     if items.is_empty() {
         let lines = vec![
             Line::from("nothing waits for you"),
             Line::styled(
-                "permission requests, questions, failed OpenCode and finished sessions of the \
-                 workspaces you opened show up here",
+                "permission requests, questions, failed turns, failed OpenCode and finished \
+                 sessions of the workspaces you opened show up here",
                 theme.muted(),
             ),
         ];
@@ -47,7 +58,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let width = usize::from(area.width.saturating_sub(8));
     let list_items: Vec<ListItem<'_>> = items
         .iter()
-        .map(|i| ListItem::new(item_lines(app, i, width, theme)))
+        .map(|i| ListItem::new(item_lines(app, i, width, narrow, theme)))
         .collect();
     let list = List::new(list_items)
         .block(block)
@@ -58,7 +69,13 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     frame.render_stateful_widget(list, area, &mut state);
 }
 
-fn item_lines(app: &App, item: &Item, width: usize, theme: Theme) -> Vec<Line<'static>> {
+fn item_lines(
+    app: &App,
+    item: &Item,
+    width: usize,
+    narrow: bool,
+    theme: Theme,
+) -> Vec<Line<'static>> {
     let session_name = item.session().map(|s| {
         let title = app.attention().title(&item.watch, s).unwrap_or_default();
         if title.is_empty() {
@@ -96,6 +113,11 @@ fn item_lines(app: &App, item: &Item, width: usize, theme: Theme) -> Vec<Line<'s
                     .unwrap_or("it stopped restarting; s starts it again"),
             ),
         ),
+        ItemKind::TurnFailed { error, .. } => (
+            Span::styled("✗ ", theme.error()),
+            "turn failed".to_owned(),
+            sanitize(error.as_str()),
+        ),
         ItemKind::Finished { .. } => (
             Span::styled("✓ ", theme.ok()),
             "finished".to_owned(),
@@ -110,8 +132,17 @@ fn item_lines(app: &App, item: &Item, width: usize, theme: Theme) -> Vec<Line<'s
         Span::styled(format!("{label}  "), theme.header()),
         Span::styled(item.watch.to_string(), theme.muted()),
     ];
+    // On a narrow terminal the session's name has a line of its own.
+    let mut name_line = None;
     if let Some(name) = session_name {
-        first.push(Span::raw(format!("  {}", truncate(&name, width / 2))));
+        if narrow {
+            name_line = Some(Line::from(vec![
+                Span::raw("  "),
+                Span::raw(truncate(&name, width)),
+            ]));
+        } else {
+            first.push(Span::raw(format!("  {}", truncate(&name, width / 2))));
+        }
     }
     let state = match (&item.answering, &item.error) {
         (Some(a), _) => Span::styled(
@@ -126,7 +157,10 @@ fn item_lines(app: &App, item: &Item, width: usize, theme: Theme) -> Vec<Line<'s
         Span::styled(truncate(&detail, width), theme.muted()),
         state,
     ];
-    vec![Line::from(first), Line::from(second)]
+    let mut lines = vec![Line::from(first)];
+    lines.extend(name_line);
+    lines.push(Line::from(second));
+    lines
 }
 
 /// The first question's text, from OpenCode's question list.

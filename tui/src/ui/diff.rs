@@ -3,7 +3,7 @@
 
 use crate::app::{App, DiffScope};
 use crate::ui::theme::Theme;
-use crate::ui::{hints, line, panel, placeholder};
+use crate::ui::{NARROW, fit, hints, line, panel, placeholder};
 use crate::view::{self, text::sanitize, text::truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -29,21 +29,25 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         ],
         theme,
     );
+    let share = if area.width < NARROW { 2 } else { 4 };
     let crumb = truncate(
         &sanitize(&session.title),
-        usize::from(area.width / 4).max(8),
+        usize::from(area.width / share).max(8),
     );
     let title = format!("diff: {}", diff.scope.label());
-    let block = panel(
-        &[
+    // On a narrow terminal the session and what is shown; the host and workspace are a
+    // screen back.
+    let crumbs = if area.width < NARROW {
+        vec![crumb.as_str(), title.as_str()]
+    } else {
+        vec![
             session.host.as_str(),
             session.workspace.as_str(),
             &crumb,
             &title,
-        ],
-        theme,
-    )
-    .title_bottom(bottom);
+        ]
+    };
+    let block = panel(&crumbs, theme).title_bottom(fit(bottom, area.width));
     let Some(files) = diff.files.as_ref() else {
         let text = match &diff.error {
             Some(e) => Line::styled(format!("cannot read the diff: {e}"), theme.error()),
@@ -63,11 +67,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     }
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let [list_area, patch_area] = Layout::horizontal([
-        Constraint::Length(view::diff_files_width(area.width)),
-        Constraint::Fill(1),
-    ])
-    .areas(inner);
+    // Side by side, or on a narrow terminal the files above the patch (a few rows; the
+    // selected file stays in view).
+    let narrow = area.width < NARROW;
+    let [list_area, patch_area] = if narrow {
+        let rows = u16::try_from(files.len().min(4)).unwrap_or(4) + 2;
+        Layout::vertical([Constraint::Length(rows), Constraint::Fill(1)]).areas(inner)
+    } else {
+        Layout::horizontal([
+            Constraint::Length(view::diff_files_width(area.width)),
+            Constraint::Fill(1),
+        ])
+        .areas(inner)
+    };
     let items: Vec<ListItem<'_>> = files
         .iter()
         .map(|f| {
@@ -85,7 +97,11 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         })
         .collect();
     let files_block = Block::default()
-        .borders(ratatui::widgets::Borders::RIGHT)
+        .borders(if narrow {
+            ratatui::widgets::Borders::BOTTOM
+        } else {
+            ratatui::widgets::Borders::RIGHT
+        })
         .border_style(theme.border())
         .title(Span::styled(
             view::text::count(files.len(), "file"),

@@ -26,28 +26,53 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .map(|(k, _)| k.chars().count())
         .max()
         .unwrap_or(0);
-    let lines: Vec<Line<'_>> = rows
-        .into_iter()
-        .map(|(keys, what)| {
-            Line::from(vec![
+    // On a narrow terminal a description wraps under itself instead of being cut.
+    let widest: usize = rows
+        .iter()
+        .map(|(_, what)| key_width + what.chars().count() + 4)
+        .max()
+        .unwrap_or(0);
+    let width = (widest + 2).min(usize::from(area.width));
+    let text_width = width.saturating_sub(key_width + 6).max(1);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    for (keys, what) in rows {
+        let spans = [crate::view::text::Span::plain(what)];
+        let wrapped = crate::view::text::wrap(&spans, text_width, 0, false);
+        for (i, part) in wrapped.iter().enumerate() {
+            let text: String = part.iter().map(|s| s.text.as_str()).collect();
+            let keys = if i == 0 { keys.as_str() } else { "" };
+            lines.push(Line::from(vec![
                 Span::styled(format!(" {keys:>key_width$} "), theme.key()),
-                Span::raw(format!(" {what} ")),
-            ])
-        })
-        .collect();
-    let width = (lines.iter().map(Line::width).max().unwrap_or(0) + 2).min(usize::from(area.width));
+                Span::raw(format!(" {text} ")),
+            ]));
+        }
+    }
     let height = (lines.len() + 2).min(usize::from(area.height));
     let popup = area.centered(
         Constraint::Length(u16::try_from(width).unwrap_or(u16::MAX)),
         Constraint::Length(u16::try_from(height).unwrap_or(u16::MAX)),
     );
+    // A terminal too short for the table scrolls it with j/k.
+    let visible = height.saturating_sub(2);
+    let top = app.help_top().min(lines.len().saturating_sub(visible));
+    let close = if lines.len() > visible {
+        format!(
+            " {}–{} of {} · j k scroll · ? close ",
+            top + 1,
+            top + visible,
+            lines.len()
+        )
+    } else {
+        " ? or Esc to close ".to_owned()
+    };
+    let lines: Vec<Line<'_>> = lines.into_iter().skip(top).collect();
     let block = Block::bordered()
         .border_style(theme.border())
         .title(Span::styled(
             format!(" keys · {} ", context.title()),
             theme.title(),
         ))
-        .title_bottom(Line::styled(" ? or Esc to close ", theme.muted()).right_aligned());
+        .title_bottom(Line::styled(close, theme.muted()).right_aligned());
     frame.render_widget(Clear, popup);
     frame.render_widget(Paragraph::new(lines).block(block), popup);
 }

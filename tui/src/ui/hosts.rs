@@ -5,7 +5,7 @@ use crate::app::{App, ConnState};
 use crate::connect;
 use crate::e2e_channels::HostMode;
 use crate::ui::theme::Theme;
-use crate::ui::{filter_line, hints};
+use crate::ui::{filter_line, fit, fit_columns, hints};
 use proto::message::HostInfo;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -20,7 +20,8 @@ const HOST_WIDTH: (usize, usize) = (8, 32);
 /// Column widths: the host column fits the longest name (within [`HOST_WIDTH`]), the OS takes
 /// the free space, the rest fit their typical longest value ("○ offline", "59m ago", "99.99",
 /// "15.6/31.3 GiB", "999").
-fn widths(app: &App) -> [Constraint; 7] {
+/// On a narrow terminal the OS, memory, load and workspace count give way, in that order.
+fn widths(app: &App, room: u16) -> Vec<Constraint> {
     let longest = app
         .hosts()
         .iter()
@@ -30,15 +31,19 @@ fn widths(app: &App) -> [Constraint; 7] {
     // Room for the verified / relay-trusted marker, once a host has one.
     let marked = app.hosts().iter().any(|h| app.mode_of(&h.host).is_some());
     let host = (longest + if marked { 2 } else { 0 }).clamp(HOST_WIDTH.0, HOST_WIDTH.1);
-    [
-        Constraint::Length(u16::try_from(host).unwrap_or(u16::MAX)),
-        Constraint::Length(9),
-        Constraint::Length(9),
-        Constraint::Fill(1),
-        Constraint::Length(5),
-        Constraint::Length(13),
-        Constraint::Length(3),
-    ]
+    let host = u16::try_from(host).unwrap_or(u16::MAX);
+    fit_columns(
+        &[
+            (Constraint::Length(host), host, 0),
+            (Constraint::Length(9), 9, 0),
+            (Constraint::Length(9), 9, 1),
+            (Constraint::Fill(1), 12, 5),
+            (Constraint::Length(5), 5, 3),
+            (Constraint::Length(13), 13, 4),
+            (Constraint::Length(3), 3, 2),
+        ],
+        room,
+    )
 }
 
 /// Draws the panel into `area`.
@@ -58,19 +63,23 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     } else {
         String::new()
     };
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(app.host_nav(), theme).unwrap_or_else(|| {
-        // Administration is offered to admins and owners only.
-        if app
-            .admin_role()
-            .is_some_and(|r| r >= proto::rbac::Role::Admin)
-        {
-            hints(
-                &[("Enter", "workspaces"), ("/", "filter"), ("m", "admin")],
-                theme,
-            )
-        } else {
-            hints(&[("Enter", "workspaces"), ("/", "filter")], theme)
-        }
+        fit(
+            // Administration is offered to admins and owners only.
+            if app
+                .admin_role()
+                .is_some_and(|r| r >= proto::rbac::Role::Admin)
+            {
+                hints(
+                    &[("Enter", "workspaces"), ("/", "filter"), ("m", "admin")],
+                    theme,
+                )
+            } else {
+                hints(&[("Enter", "workspaces"), ("/", "filter")], theme)
+            },
+            area.width,
+        )
     });
     let block = Block::bordered()
         .padding(Padding::right(1))
@@ -97,7 +106,8 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Cell::from(Line::from("WS").right_aligned()),
     ])
     .style(theme.header());
-    let table = Table::new(rows, widths(app))
+    // Borders, the right padding and the selection marker.
+    let table = Table::new(rows, widths(app, area.width.saturating_sub(5)))
         .header(header)
         .block(block)
         .row_highlight_style(theme.selected())

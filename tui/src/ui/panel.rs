@@ -31,7 +31,7 @@ pub(super) fn render(
         .padding(Padding::horizontal(1))
         .border_style(theme.border())
         .title(Span::styled(title, theme.header()))
-        .title_bottom(bottom);
+        .title_bottom(super::fit(bottom, width));
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Paragraph::new(lines)

@@ -2,8 +2,8 @@
 //! options with their descriptions (picked ones marked), the cursor highlighted.
 
 use crate::app::App;
-use crate::ui::hints;
 use crate::ui::theme::Theme;
+use crate::ui::{fit, hints};
 use crate::view::text::truncate;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -65,14 +65,17 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .border_style(theme.attention())
         .title(Span::styled(format!(" ? {header} "), theme.attention()))
         .title_top(Line::from(of).right_aligned())
-        .title_bottom(hints(
-            &[
-                ("Space", "pick"),
-                ("Enter", "next/submit"),
-                ("r", "reject"),
-                ("Esc", "later"),
-            ],
-            theme,
+        .title_bottom(fit(
+            hints(
+                &[
+                    ("Space", "pick"),
+                    ("Enter", "next/submit"),
+                    ("r", "reject"),
+                    ("Esc", "later"),
+                ],
+                theme,
+            ),
+            popup.width,
         ));
     frame.render_widget(Clear, popup);
     frame.render_widget(

@@ -5,7 +5,7 @@ use crate::app::attention::{Item, ItemKind};
 use crate::app::{App, SessionView};
 use crate::ui::sessions::{OFFLINE, status};
 use crate::ui::theme::Theme;
-use crate::ui::{hints, line, panel, placeholder};
+use crate::ui::{NARROW, fit, hint_lines, hints, line, panel, placeholder};
 use crate::view::{self, text::Row, text::sanitize, text::truncate};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
@@ -20,7 +20,21 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     };
     let watch = view.watch();
     let waiting: Vec<&Item> = app.attention().requests_for(&watch, view.id.as_str());
-    let layout = view::session_layout(area.height, view.editor.lines().len(), app.request_rows());
+    // Keys that wrap on a narrow terminal take rows from the request box's own share.
+    let key_rows = waiting.first().map_or(0, |i| {
+        hint_lines(
+            &request_keys(i, area.width),
+            keys_width(area.width),
+            Theme::new(false),
+        )
+        .len()
+        .saturating_sub(1)
+    });
+    let layout = view::session_layout(
+        area.height,
+        view.editor.lines().len(),
+        app.request_rows() + key_rows,
+    );
     let [transcript, permission, prompt] = Layout::vertical([
         Constraint::Length(layout.transcript),
         Constraint::Length(layout.permission),
@@ -149,16 +163,11 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     if area.height == 0 {
         return;
     }
-    let (title, rows, keys): (String, Vec<Row>, Vec<(&str, &str)>) = match &item.kind {
+    let keys = request_keys(item, area.width);
+    let (title, rows): (String, Vec<Row>) = match &item.kind {
         ItemKind::Permission(request) => (
             format!(" ⚠ permission: {} ", sanitize(&request.permission)),
             view::permission::detail(request),
-            vec![
-                ("y", "once"),
-                ("A", "always…"),
-                ("f", this_only(&request.permission)),
-                ("r", "reject"),
-            ],
         ),
         ItemKind::Question(q) => {
             let first = crate::app::question::parse(&q.questions);
@@ -169,7 +178,6 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
             (
                 " ? question ".to_owned(),
                 vec![Row::new(vec![view::text::Span::plain(text)])],
-                vec![("y", "answer"), ("r", "reject")],
             )
         }
         _ => return,
@@ -184,6 +192,7 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
         .border_style(theme.attention())
         .title(Span::styled(title, theme.attention()))
         .title_top(Line::from(of).right_aligned());
+    let keys_width = keys_width(area.width);
     let status: Vec<Line<'static>> = match (&item.answering, &item.error, &item.kind) {
         (Some(answer), _, ItemKind::Question(_))
             if *answer != proto::ops::PermissionAnswer::Reject =>
@@ -195,16 +204,18 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
             theme.muted(),
         )],
         (None, Some(e), _) => vec![Line::styled(format!("not delivered: {e}"), theme.error())],
-        (None, None, _) if item.confirming_always => vec![hints(
+        // The keys wrap rather than lose an answer off the edge of a narrow terminal.
+        (None, None, _) if item.confirming_always => hint_lines(
             &[
                 ("A", "confirm"),
                 ("f", "confirm"),
                 ("y", "once"),
                 ("Esc", "cancel"),
             ],
+            keys_width,
             theme,
-        )],
-        (None, None, _) => vec![hints(&keys, theme)],
+        ),
+        (None, None, _) => hint_lines(&keys, keys_width, theme),
     };
     let status_rows = u16::try_from(status.len()).unwrap_or(u16::MAX);
     let visible = usize::from(
@@ -237,12 +248,34 @@ fn render_permission(frame: &mut Frame<'_>, area: Rect, item: &Item, count: usiz
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// What `f` allows, in the keys line.
-fn this_only(permission: &str) -> &'static str {
-    match permission {
-        "edit" => "always, this file",
-        "bash" => "always, this command",
-        _ => "always, just these",
+/// The keys that answer `item`, for a box `width` columns wide.
+fn request_keys(item: &Item, width: u16) -> Vec<(&'static str, &'static str)> {
+    match &item.kind {
+        ItemKind::Permission(request) => vec![
+            ("y", "once"),
+            ("A", "always…"),
+            ("f", this_only(&request.permission, width < NARROW)),
+            ("r", "reject"),
+        ],
+        _ => vec![("y", "answer"), ("r", "reject")],
+    }
+}
+
+/// The width the request box's keys wrap at.
+fn keys_width(width: u16) -> u16 {
+    // Borders and padding; the hints' own trailing blank may touch the padding.
+    width.saturating_sub(view::BORDER + 1)
+}
+
+/// What `f` allows, in the keys line (shorter on a narrow terminal, where `?` says it whole).
+fn this_only(permission: &str, narrow: bool) -> &'static str {
+    match (permission, narrow) {
+        ("edit", false) => "always, this file",
+        ("bash", false) => "always, this command",
+        (_, false) => "always, just these",
+        ("edit", true) => "this file",
+        ("bash", true) => "this cmd",
+        (_, true) => "just these",
     }
 }
 
@@ -267,13 +300,14 @@ fn render_confirmation(
             lines.push(line(&Row::new(wrapped), theme));
         }
     }
-    lines.push(hints(
+    lines.extend(hint_lines(
         &[
             ("A", "confirm"),
             ("f", "confirm"),
             ("y", "once"),
             ("Esc", "cancel"),
         ],
+        u16::try_from(width).unwrap_or(u16::MAX),
         theme,
     ));
     let needed = u16::try_from(lines.len())
@@ -322,12 +356,14 @@ fn render_prompt(frame: &mut Frame<'_>, area: Rect, view: &SessionView, theme: T
     let right = if view.outbox.is_some() {
         Line::styled(" sending… ", theme.warn())
     } else if view.focus {
+        // A phone's keyboard has no Alt: a line ending in `\` continues on Enter.
+        let newline = if area.width < NARROW {
+            "\\ Enter"
+        } else {
+            "Alt-Enter"
+        };
         hints(
-            &[
-                ("Enter", "send"),
-                ("Alt-Enter", "new line"),
-                ("Esc", "done"),
-            ],
+            &[("Enter", "send"), (newline, "new line"), ("Esc", "done")],
             theme,
         )
     } else {
@@ -345,7 +381,7 @@ fn render_prompt(frame: &mut Frame<'_>, area: Rect, view: &SessionView, theme: T
         .padding(Padding::horizontal(1))
         .border_style(border)
         .title(Span::styled(" prompt ", title_style))
-        .title_bottom(right.right_aligned());
+        .title_bottom(fit(right, area.width).right_aligned());
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.height == 0 || inner.width == 0 {

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::app::SessionRow;
 use crate::connect;
 use crate::ui::theme::Theme;
-use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::ui::{filter_line, fit, fit_columns, hints, panel, placeholder};
 use crate::view::text::count;
 use proto::ops::SessionStatus;
 use ratatui::Frame;
@@ -35,15 +35,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .list()
         .map(|l| format!(" {} ", count(l.len(), "session")))
         .unwrap_or_default();
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
-        hints(
-            &[
-                ("Enter", "open"),
-                ("n", "new"),
-                ("/", "filter"),
-                ("Esc", "back"),
-            ],
-            theme,
+        fit(
+            hints(
+                &[
+                    ("Enter", "open"),
+                    ("n", "new"),
+                    ("/", "filter"),
+                    ("Esc", "back"),
+                ],
+                theme,
+            ),
+            area.width,
         )
     });
     let mut top = Line::from(count).right_aligned();
@@ -99,13 +103,23 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
             Cell::from(Span::styled(s.id.to_string(), theme.muted())),
         ])
     });
-    let widths = [
-        Constraint::Fill(1),
-        Constraint::Length(11),
-        Constraint::Length(7),
-        Constraint::Length(9),
-        Constraint::Length(if area.width >= 110 { 32 } else { 0 }),
-    ];
+    // On a narrow terminal the title keeps room to be read: activity, then the waiting
+    // count, give way.
+    let widths = fit_columns(
+        &[
+            (Constraint::Fill(1), 12, 0),
+            (Constraint::Length(11), 11, 0),
+            (Constraint::Length(7), 7, 2),
+            (Constraint::Length(9), 9, 3),
+            (
+                Constraint::Length(if area.width >= 110 { 32 } else { 0 }),
+                0,
+                0,
+            ),
+        ],
+        // Borders, padding and the selection marker.
+        area.width.saturating_sub(6),
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)

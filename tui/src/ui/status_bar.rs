@@ -28,38 +28,63 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Some(host) => format!("host {host} offline — prompts will be queued"),
         None => app.connection_text(),
     };
-    let mut left = vec![
+    let head = vec![
         Span::raw(" "),
         Span::styled(marker, style),
         Span::raw(" "),
         Span::styled(text, style),
     ];
+    // The rest, each with the order it gives way in on a narrow terminal (the waiting count
+    // last: on a phone it is the point).
+    let mut extras: Vec<(u8, Span<'static>)> = Vec::new();
     if let Some(transport) = app.transport() {
-        left.push(Span::styled(format!("  {transport}"), theme.muted()));
+        extras.push((3, Span::styled(format!("  {transport}"), theme.muted())));
     }
     if let Some(rtt) = app.rtt() {
-        left.push(Span::styled(
-            format!("  rtt {}", rtt_text(rtt)),
-            theme.muted(),
+        extras.push((
+            3,
+            Span::styled(format!("  rtt {}", rtt_text(rtt)), theme.muted()),
         ));
     }
     match app.host_mode() {
-        Some(HostMode::Verified) => left.push(Span::styled("  ✓ verified", theme.ok())),
+        Some(HostMode::Verified) => extras.push((2, Span::styled("  ✓ verified", theme.ok()))),
         Some(HostMode::RelayTrusted) => {
-            left.push(Span::styled("  ! relay-trusted", theme.warn()));
+            extras.push((2, Span::styled("  ! relay-trusted", theme.warn())));
         }
         None => {}
     }
     let waiting = app.attention().items().len();
     if waiting > 0 {
-        left.push(Span::styled(
-            format!("  ⚑ {waiting} waiting"),
-            theme.attention(),
+        extras.push((
+            0,
+            Span::styled(format!("  ⚑ {waiting} waiting"), theme.attention()),
         ));
     }
     if !app.bell() {
-        left.push(Span::styled("  bell off", theme.muted()));
+        extras.push((1, Span::styled("  bell off", theme.muted())));
     }
+    let width_of = |extras: &[(u8, Span<'static>)]| -> usize {
+        head.iter()
+            .chain(extras.iter().map(|(_, s)| s))
+            .map(Span::width)
+            .sum()
+    };
+    while width_of(&extras) > usize::from(area.width) {
+        let Some(drop) = extras
+            .iter()
+            .enumerate()
+            .filter(|(_, (order, _))| *order > 0)
+            .max_by_key(|(_, (order, _))| *order)
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        extras.remove(drop);
+    }
+    let left: Vec<Span<'static>> = head
+        .into_iter()
+        .chain(extras.into_iter().map(|(_, s)| s))
+        .collect();
     let left_ms = app.login_left_ms();
     let login_style = if left_ms < LOGIN_WARN_MS {
         theme.error()

@@ -30,6 +30,11 @@ fn screen(app: &App, width: u16, height: u16) -> String {
     format!("{width}x{height}\n{}\n", terminal.backend())
 }
 
+/// The app on a phone's terminal: 50×30, then 40×20 (the narrow layout).
+fn narrow(app: &App) -> String {
+    format!("{}{}", screen(app, 50, 30), screen(app, 40, 20))
+}
+
 fn net(app: &mut App, event: NetEvent) {
     app.update(Event::Net(event));
 }
@@ -92,6 +97,7 @@ fn fleet_app() -> App {
 fn hosts_screen_connected_at_two_widths() {
     let app = fleet_app();
     insta::assert_snapshot!(format!("{}{}", screen(&app, 80, 24), screen(&app, 140, 40)));
+    insta::assert_snapshot!("hosts_screen_connected_at_two_widths_narrow", narrow(&app));
 }
 
 #[test]
@@ -125,6 +131,10 @@ fn hosts_screen_empty_list_shows_the_enroll_hint() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("cm-relay host add NAME"), "{text}");
     insta::assert_snapshot!(text);
+    insta::assert_snapshot!(
+        "hosts_screen_empty_list_shows_the_enroll_hint_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -147,6 +157,10 @@ fn hosts_screen_reconnecting_shows_countdown_and_reason() {
         "the reason wraps, not cut: {text}"
     );
     insta::assert_snapshot!(text);
+    insta::assert_snapshot!(
+        "hosts_screen_reconnecting_shows_countdown_and_reason_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -162,6 +176,10 @@ fn hosts_screen_offline_after_refusal_says_what_to_run() {
     let text = screen(&app, 80, 24);
     assert!(text.contains("run `cm-tui login` again"), "{text}");
     insta::assert_snapshot!(text);
+    insta::assert_snapshot!(
+        "hosts_screen_offline_after_refusal_says_what_to_run_narrow",
+        narrow(&app)
+    );
 }
 
 #[test]
@@ -174,6 +192,7 @@ fn help_overlay_lists_the_keymap() {
         "{text}"
     );
     insta::assert_snapshot!(text);
+    insta::assert_snapshot!("help_overlay_lists_the_keymap_narrow", narrow(&app));
 }
 
 #[test]
@@ -307,6 +326,10 @@ fn workspaces_screen_shows_root_and_opencode_state() {
     assert!(text.contains("⎇ main ↑2 ↓0"), "{text}");
     assert!(text.contains("src/  tests/"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "workspaces_screen_shows_root_and_opencode_state_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -460,6 +483,10 @@ fn sessions_screen_lists_status_waiting_and_activity() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("⚠ 1") && text.contains("retry #2"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "sessions_screen_lists_status_waiting_and_activity_narrow",
+        narrow(&d.app)
+    );
 }
 
 /// A session mid-turn: markdown answer, reasoning, a finished tool call (expanded), a running
@@ -559,6 +586,10 @@ fn session_screen_renders_markdown_tools_permission_and_prompt() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "session_screen_renders_markdown_tools_permission_and_prompt_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -587,6 +618,7 @@ fn session_screen_empty_and_loading_states() {
         text.contains("no messages yet") && text.contains("press i to write"),
         "{text}"
     );
+    insta::assert_snapshot!("session_screen_empty_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -621,6 +653,10 @@ fn diff_screen_shows_files_and_a_coloured_patch() {
         "added lines are green"
     );
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "diff_screen_shows_files_and_a_coloured_patch_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -668,6 +704,10 @@ fn attention_panel_lists_requests_failures_and_finished_sessions() {
         "the status bar counts them: {text}"
     );
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "attention_panel_lists_requests_failures_and_finished_sessions_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -680,6 +720,7 @@ fn attention_panel_when_nothing_waits() {
         text.contains("show up here"),
         "the wrapped hint is whole: {text}"
     );
+    insta::assert_snapshot!("attention_panel_when_nothing_waits_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -696,6 +737,7 @@ fn help_overlay_follows_the_screen() {
         "hosts keys are not listed: {text}"
     );
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!("help_overlay_follows_the_screen_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -724,6 +766,10 @@ fn command_palette_matches_and_highlights() {
     assert!(text.contains(": dif▏"), "{text}");
     assert!(text.contains("show_diff"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "command_palette_matches_and_highlights_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -734,6 +780,10 @@ fn command_palette_says_when_nothing_matches() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("no command matches"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "command_palette_says_when_nothing_matches_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -747,6 +797,10 @@ fn question_form_shows_options_and_picks() {
     );
     assert!(text.contains("1 of 2"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "question_form_shows_options_and_picks_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -764,6 +818,10 @@ fn admin_users_tab_shows_grants_and_disabled_actions() {
         "{text}"
     );
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "admin_users_tab_shows_grants_and_disabled_actions_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -804,6 +862,10 @@ fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
     );
     assert!(text.contains("deny (role)"), "{text}");
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "admin_audit_tab_with_a_filter_and_a_kill_confirmation_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -815,6 +877,7 @@ fn session_shows_its_waiting_question() {
         "{text}"
     );
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!("session_shows_its_waiting_question_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -892,6 +955,7 @@ fn admin_hosts_and_credentials_tabs() {
         "{creds}"
     );
     insta::assert_snapshot!(format!("{hosts}{creds}"));
+    insta::assert_snapshot!("admin_hosts_and_credentials_tabs_narrow", narrow(&d.app));
 }
 
 /// `box` going offline while its session is open, 10 s later (the notice has gone): the title
@@ -922,6 +986,10 @@ fn session_screen_says_when_its_host_is_offline() {
         );
     }
     insta::assert_snapshot!(both(&d.app));
+    insta::assert_snapshot!(
+        "session_screen_says_when_its_host_is_offline_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1056,6 +1124,10 @@ fn an_edit_permission_shows_its_diff_coloured() {
     assert_eq!(buffer[(2, added)].fg, Color::Green, "added lines are green");
     assert_eq!(buffer[(2, removed)].fg, Color::Red, "removed lines are red");
     insta::assert_snapshot!(screen(&d.app, 80, 24));
+    insta::assert_snapshot!(
+        "an_edit_permission_shows_its_diff_coloured_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1068,6 +1140,10 @@ fn an_edit_permission_diff_pages_on_a_small_terminal() {
     let scrolled = screen(&d.app, 50, 14);
     assert!(scrolled.contains("3–4 of 11"), "{scrolled}");
     insta::assert_snapshot!(format!("{small}{scrolled}"));
+    insta::assert_snapshot!(
+        "an_edit_permission_diff_pages_on_a_small_terminal_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1091,6 +1167,10 @@ fn always_shows_in_words_what_it_would_allow_before_it_is_sent() {
         assert!(small.contains(needle), "{needle:?} missing:\n{small}");
     }
     insta::assert_snapshot!(format!("{text}{small}"));
+    insta::assert_snapshot!(
+        "always_shows_in_words_what_it_would_allow_before_it_is_sent_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -1120,6 +1200,7 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
         "{text}"
     );
     insta::assert_snapshot!("model_picker_overlay", both(&d.app));
+    insta::assert_snapshot!("model_picker_overlay_narrow", narrow(&d.app));
     d.key('j').code(KeyCode::Enter);
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("model openai/gpt-5"), "{text}");
@@ -1131,3 +1212,28 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
 
 mod ports;
 mod setup;
+
+#[test]
+fn on_a_phone_a_waiting_request_shows_every_answer_and_the_waiting_count() {
+    let d = asked_edit();
+    for (w, h) in [(50, 30), (40, 20)] {
+        let text = screen(&d.app, w, h);
+        for needle in [
+            "y once",
+            "A always…",
+            "f this file",
+            "r reject",
+            "⚑ 1 waiting",
+        ] {
+            assert!(
+                text.contains(needle),
+                "{needle:?} missing at {w}x{h}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("@@ -1,6 +1,7 @@")
+                && (text.contains("J K scroll") || text.contains("+// injectable for tests")),
+            "the diff is shown whole or paged: {text}"
+        );
+    }
+}

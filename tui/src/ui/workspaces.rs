@@ -4,7 +4,7 @@
 use crate::app::App;
 use crate::ui::sessions::OFFLINE;
 use crate::ui::theme::Theme;
-use crate::ui::{filter_line, hints, panel, placeholder};
+use crate::ui::{filter_line, fit, fit_columns, hints, panel, placeholder};
 use crate::ui::{templates, workspace_detail};
 use crate::view::text::count;
 use proto::ops::{OpencodeState, WorkspaceInfo};
@@ -13,6 +13,9 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, HighlightSpacing, Row, Table, TableState};
+
+/// From this many columns the selected workspace's details sit beside the table.
+const WIDE: u16 = 110;
 
 /// The marker, word and style of an OpenCode state.
 pub(super) fn opencode_state(state: OpencodeState, theme: Theme) -> (&'static str, Style) {
@@ -37,27 +40,37 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         .map(|l| format!(" {} ", count(l.len(), "workspace")))
         .unwrap_or_default();
     let offline = app.open_host_offline().is_some();
+    // The table's own width: the selected workspace's details sit beside it when wide.
+    let table_width = if area.width >= WIDE {
+        area.width.saturating_sub(workspace_detail::SIDE_WIDTH)
+    } else {
+        area.width
+    };
+    // A filter being typed is shown whole; key hints are fitted to the width.
     let bottom = filter_line(&view.nav, theme).unwrap_or_else(|| {
-        if offline {
-            // Start and stop need the agent: not offered while it is gone.
-            let mut line = hints(&[("Enter", "sessions"), ("Esc", "hosts")], theme);
-            line.push_span(Span::styled("· start/stop: host offline ", theme.muted()));
-            line
-        } else {
-            hints(
-                &[
-                    ("Enter", "sessions"),
-                    ("s", "start"),
-                    ("S", "stop"),
-                    ("c", "clone"),
-                    ("t", "templates"),
-                    ("f", "folders"),
-                    ("p", "ports"),
-                    ("Esc", "hosts"),
-                ],
-                theme,
-            )
-        }
+        fit(
+            if offline {
+                // Start and stop need the agent: not offered while it is gone.
+                let mut line = hints(&[("Enter", "sessions"), ("Esc", "hosts")], theme);
+                line.push_span(Span::styled("· start/stop: host offline ", theme.muted()));
+                line
+            } else {
+                hints(
+                    &[
+                        ("Enter", "sessions"),
+                        ("s", "start"),
+                        ("S", "stop"),
+                        ("c", "clone"),
+                        ("t", "templates"),
+                        ("f", "folders"),
+                        ("p", "ports"),
+                        ("Esc", "hosts"),
+                    ],
+                    theme,
+                )
+            },
+            table_width,
+        )
     });
     let mut top = Line::from(count).right_aligned();
     if offline {
@@ -89,13 +102,19 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
         Row::new(["WORKSPACE", "ROOT", "OPENCODE", "VERSION", "NOTE"]).style(theme.header());
     let templates = app.template_cache().ready();
     let rows = view.visible().into_iter().map(|w| row(w, templates, theme));
-    let widths = [
-        Constraint::Length(name_width(list)),
-        Constraint::Length(8),
-        Constraint::Length(13),
-        Constraint::Length(9),
-        Constraint::Fill(1),
-    ];
+    // On a narrow terminal the note, the version and the root column give way.
+    let name = name_width(list);
+    let widths = fit_columns(
+        &[
+            (Constraint::Length(name), name.min(12), 0),
+            (Constraint::Length(8), 8, 2),
+            (Constraint::Length(13), 10, 0),
+            (Constraint::Length(9), 9, 3),
+            (Constraint::Fill(1), 10, 4),
+        ],
+        // Borders, padding and the selection marker.
+        table_width.saturating_sub(6),
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
@@ -106,7 +125,7 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     let mut state = TableState::default().with_selected(selected);
     // The selected workspace's folders and git status: beside the table when wide enough,
     // under it when tall enough, else not at all.
-    let (table_area, detail_area) = if area.width >= 110 {
+    let (table_area, detail_area) = if area.width >= WIDE {
         let [t, d] = Layout::horizontal([
             Constraint::Fill(1),
             Constraint::Length(workspace_detail::SIDE_WIDTH),

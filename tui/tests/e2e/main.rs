@@ -18,6 +18,7 @@ mod fs_git;
 mod harness;
 mod models;
 mod notify;
+mod phone;
 mod sandbox;
 mod sessions;
 mod templates;

@@ -37,6 +37,11 @@ impl Tmux {
     /// config is read when the server starts, before the app runs: the pane stays after the app
     /// exits (to read its exit status) and there is no tmux status line.
     pub(crate) fn start(world: &World) -> Result<Self> {
+        Self::start_sized(world, WIDTH, HEIGHT)
+    }
+
+    /// Starts `cm-tui` in a detached pane of `width`×`height` (a phone's terminal is ~50 wide).
+    pub(crate) fn start_sized(world: &World, width: u16, height: u16) -> Result<Self> {
         let dir = world.tmp.path();
         let conf = dir.join("tmux.conf");
         std::fs::write(
@@ -56,9 +61,9 @@ impl Tmux {
             "new-session",
             "-d",
             "-x",
-            &WIDTH.to_string(),
+            &width.to_string(),
             "-y",
-            &HEIGHT.to_string(),
+            &height.to_string(),
             "-s",
             &tmux.session,
         ]);

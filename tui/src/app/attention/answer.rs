@@ -83,7 +83,9 @@ impl App {
                 self.open_question(index);
                 return;
             }
-            ItemKind::OpencodeFailed { .. } | ItemKind::Finished { .. } => return,
+            ItemKind::OpencodeFailed { .. }
+            | ItemKind::TurnFailed { .. }
+            | ItemKind::Finished { .. } => return,
         };
         let scope = Scope::session(&item.watch.host, &item.watch.workspace, &session);
         self.send_answer(index, scope, call, answer, fx);

@@ -360,3 +360,59 @@ fn enter_on_a_request_from_a_session_with_an_invalid_id_opens_no_screen() {
         "{notice:?}"
     );
 }
+
+#[test]
+fn a_failed_turn_is_news_in_place_of_finished_until_the_session_runs_again() {
+    use crate::app::attention::ItemKind;
+    let mut d = Drive::at_sessions();
+    let busy = |d: &mut Drive, seq, session: &str| {
+        d.event(
+            seq,
+            WsEvent::SessionStatus {
+                session: session.into(),
+                status: SessionStatus::Busy,
+            },
+        );
+    };
+    let error = |d: &mut Drive, seq, session: &str, name: &str| {
+        d.event(
+            seq,
+            WsEvent::SessionError {
+                session: session.into(),
+                name: name.into(),
+                message: "bad request".into(),
+            },
+        );
+        d.event(
+            seq + 1,
+            WsEvent::SessionIdle {
+                session: session.into(),
+            },
+        );
+    };
+    busy(&mut d, 2, "ses_a");
+    error(&mut d, 3, "ses_a", "APIError");
+    // Aborted by the operator: not a failure (it is "finished", as before).
+    busy(&mut d, 5, "ses_b");
+    error(&mut d, 6, "ses_b", "MessageAbortedError");
+    let kinds: Vec<&ItemKind> = d.app.attention().items().iter().map(|i| &i.kind).collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(
+        matches!(kinds[0], ItemKind::TurnFailed { session, error }
+            if session == "ses_a" && error.as_str() == "APIError: bad request"),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[1], ItemKind::Finished { session } if session == "ses_b"),
+        "{kinds:?}"
+    );
+    // The session runs again: its failure is no longer news.
+    busy(&mut d, 8, "ses_a");
+    assert!(
+        !d.app
+            .attention()
+            .items()
+            .iter()
+            .any(|i| matches!(i.kind, ItemKind::TurnFailed { .. })),
+    );
+}

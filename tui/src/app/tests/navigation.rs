@@ -317,6 +317,19 @@ fn a_paste_lands_in_the_prompt_whole() {
 }
 
 #[test]
+fn a_line_ending_in_a_backslash_continues_on_enter_for_keyboards_without_alt_enter() {
+    let mut d = Drive::at_session();
+    d.key('i');
+    d.typed("line one\\");
+    d.code(KeyCode::Enter);
+    assert!(!d.asked(Op::Prompt), "not sent yet");
+    d.typed("line two");
+    assert_eq!(d.session().editor.text(), "line one\nline two");
+    d.code(KeyCode::Enter);
+    assert!(d.asked(Op::Prompt), "Enter after a line without one sends");
+}
+
+#[test]
 fn a_failed_create_gives_the_prompt_back_to_try_again() {
     let mut d = Drive::at_sessions();
     d.key('n');

@@ -1,7 +1,7 @@
 //! Whole-screen snapshots of the ports panel: the host's ports, a forward running with its
 //! local URL and open connections, and the host's refusal. At the usual sizes and 60 columns.
 
-use super::{both, screen, steady};
+use super::{both, narrow, screen, steady};
 use crate::app::tests::Drive;
 use crate::app::tests::ports::{at_ports, forwarding, refused};
 
@@ -18,6 +18,10 @@ fn ports_panel_lists_port_process_workspace_and_what_may_be_forwarded() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "ports_panel_lists_port_process_workspace_and_what_may_be_forwarded_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -30,6 +34,10 @@ fn ports_panel_shows_the_forward_url_and_its_connections() {
         "{text}"
     );
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "ports_panel_shows_the_forward_url_and_its_connections_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -38,4 +46,5 @@ fn ports_panel_shows_the_hosts_refusal() {
     let text = screen(&d.app, 140, 40);
     assert!(text.contains("cannot forward port 5432"), "{text}");
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!("ports_panel_shows_the_hosts_refusal_narrow", narrow(&d.app));
 }

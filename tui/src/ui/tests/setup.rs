@@ -2,7 +2,7 @@
 //! templates panel and an apply, and the workspaces screen saying which template each runs. At
 //! the usual sizes and 60 columns wide.
 
-use super::{both, screen, steady};
+use super::{both, narrow, screen, steady};
 use crate::app::tests::Drive;
 use crate::app::tests::clone::{at_form, cloning, item, opened, progress};
 use crate::app::tests::folders::{at_folders, naming, refused};
@@ -30,6 +30,10 @@ fn clone_form_with_the_folder_taken_from_the_url() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "clone_form_with_the_folder_taken_from_the_url_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -48,6 +52,10 @@ fn clone_progress_moves_with_the_hosts_reports() {
         "the bar grew:\n{text}{later}"
     );
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "clone_progress_moves_with_the_hosts_reports_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -66,6 +74,7 @@ fn clone_done_says_where_and_what() {
     };
     item(&mut d, id, StreamItem::Clone(GitCloneEvent::Done(done)));
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!("clone_done_says_where_and_what_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -86,6 +95,7 @@ fn clone_failed_shows_the_hosts_reason() {
         "{text}"
     );
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!("clone_failed_shows_the_hosts_reason_narrow", narrow(&d.app));
 }
 
 #[test]
@@ -97,6 +107,10 @@ fn workspaces_show_the_template_they_run_and_when_it_is_out_of_date() {
         "{text}"
     );
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "workspaces_show_the_template_they_run_and_when_it_is_out_of_date_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -115,6 +129,10 @@ fn templates_panel_marks_the_applied_one_and_asks_before_applying() {
     let text = screen(&d.app, 80, 24);
     assert!(text.contains("apply rust-team v3 to demo?"), "{text}");
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "templates_panel_marks_the_applied_one_and_asks_before_applying_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -146,6 +164,10 @@ fn templates_panel_shows_an_apply_in_progress_then_its_failure() {
         }),
     );
     insta::assert_snapshot!(format!("{starting}{}", all(&d)));
+    insta::assert_snapshot!(
+        "templates_panel_shows_an_apply_in_progress_then_its_failure_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -163,6 +185,10 @@ fn folders_panel_lists_the_candidates_with_branch_and_workspace() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "folders_panel_lists_the_candidates_with_branch_and_workspace_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -177,6 +203,10 @@ fn folders_name_input_shows_the_name_typed() {
         assert!(text.contains(needle), "{needle:?} missing:\n{text}");
     }
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "folders_name_input_shows_the_name_typed_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -186,6 +216,10 @@ fn folders_refusal_shows_the_hosts_reason() {
     assert!(text.contains("lib not added as a workspace"), "{text}");
     assert!(text.contains("subworkspaces_off"), "{text}");
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "folders_refusal_shows_the_hosts_reason_narrow",
+        narrow(&d.app)
+    );
 }
 
 #[test]
@@ -196,4 +230,8 @@ fn folders_remove_question_says_the_files_stay() {
     assert!(text.contains("forget the workspace tool?"), "{text}");
     assert!(text.contains("files stay"), "{text}");
     insta::assert_snapshot!(all(&d));
+    insta::assert_snapshot!(
+        "folders_remove_question_says_the_files_stay_narrow",
+        narrow(&d.app)
+    );
 }
