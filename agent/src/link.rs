@@ -12,8 +12,6 @@ mod serve;
 mod transports;
 mod trust;
 
-pub use transports::{LINKS_FILE_NAME, LinkNow, read as read_link_transports};
-
 use crate::workspaces::Workspaces;
 use addresses::Addresses;
 use cm_client::backoff::{Backoff, Policy, RESTART_SPREAD, jitter};

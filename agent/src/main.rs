@@ -246,7 +246,7 @@ fn run(cli: Cli) -> Result<()> {
                 relays: config.as_ref().map(|c| c.relays.list()),
                 locked: cm_agent::policy::lock_path(&state_dir).exists(),
                 trust: trust_report(&config_path, &state_dir)?,
-                links: link::read_link_transports(&state_dir),
+                links: cm_agent::status::links::read(&state_dir),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&status)?);

@@ -1,6 +1,7 @@
 //! What the host reports in each heartbeat, read from `/proc` on Linux (best effort elsewhere),
 //! and `cm-agent status` ([`local`]).
 
+pub mod links;
 pub mod local;
 
 use proto::message::HostStatus;

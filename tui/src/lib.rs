@@ -30,6 +30,7 @@ pub mod profile;
 pub mod queue_cli;
 pub mod relay_call;
 pub mod remote;
+pub mod revocation_keeper;
 pub mod runtime;
 pub mod sessions_cli;
 pub mod status_cli;

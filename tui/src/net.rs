@@ -334,7 +334,7 @@ async fn serve(
     };
     // Calls and watches of this connection end with it.
     let streams = cancel.child_token();
-    tokio::spawn(crate::trust::resign::keep_fresh(
+    tokio::spawn(crate::revocation_keeper::keep_fresh(
         Arc::clone(&hosts),
         profile.clone(),
         streams.clone(),

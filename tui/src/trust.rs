@@ -10,7 +10,6 @@
 pub mod admin;
 pub mod device;
 pub mod file;
-pub mod resign;
 #[cfg(test)]
 mod tests;
 

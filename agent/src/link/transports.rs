@@ -3,26 +3,12 @@
 //! can show it. Best effort: a failed write is logged, never stops a link.
 
 use super::picker::LinkId;
+use crate::status::links::{LINKS_FILE_NAME, LinkNow};
 use cm_client::transport::Transport;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-/// The file's name in the state folder.
-pub const LINKS_FILE_NAME: &str = "links.json";
-
-/// One connected link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkNow {
-    /// The relay address (its QUIC address).
-    pub relay: String,
-    /// `QUIC`, `TCP` or `TCP via proxy`.
-    pub transport: String,
-    /// Since when (ms since the Unix epoch).
-    pub since_ms: u64,
-}
 
 /// The links' current transports, and the file that shows them.
 #[derive(Debug)]
@@ -87,18 +73,10 @@ impl Transports {
     }
 }
 
-/// The connected links as the running agent last wrote them (empty when it is not running or
-/// none is connected).
-pub fn read(state_dir: &Path) -> Vec<LinkNow> {
-    std::fs::read_to_string(state_dir.join(LINKS_FILE_NAME))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::links::read;
 
     #[test]
     fn the_file_follows_connects_and_disconnects() {

@@ -19,7 +19,7 @@ pub struct LocalStatus {
     pub trust: TrustReport,
     /// The running agent's connected links and their transports (empty: not running, or not
     /// connected).
-    pub links: Vec<crate::link::LinkNow>,
+    pub links: Vec<crate::status::links::LinkNow>,
 }
 
 impl LocalStatus {
@@ -85,7 +85,7 @@ mod tests {
             relays: Some("r:1".into()),
             locked: false,
             trust,
-            links: vec![crate::link::LinkNow {
+            links: vec![crate::status::links::LinkNow {
                 relay: "192.0.2.1:7443".into(),
                 transport: "TCP via proxy".into(),
                 since_ms: 1,

@@ -468,7 +468,7 @@ async fn serve_agent(
                     super::notify_ops::attention(shared, &host, attention).await;
                 }
                 Ok(Ok(Some(Control::HostKeyClaim { claim }))) => {
-                    record_host_key_claim(shared, &host, claim).await;
+                    super::trust::record_host_key_claim(shared, &host, claim).await;
                 }
                 Ok(Ok(Some(Control::LocalAttach { workspace, at_ms }))) => {
                     super::local_action::attached(shared, &mut local_actions, &host, &workspace, at_ms);
@@ -486,33 +486,6 @@ async fn serve_agent(
 
 /// How long a periodic revocation push waits for the store (it is tried again next time).
 const REVOCATION_READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Stores a host's end-to-end key claim for an owner's laptop to check and certify, when it
-/// is about the host this agent authenticated as; a claim for another host is logged and
-/// ignored (an agent cannot put keys on other hosts' names).
-async fn record_host_key_claim(
-    shared: &Arc<Shared>,
-    host: &HostId,
-    claim: proto::trust::HostKeyClaim,
-) {
-    if claim.host != *host {
-        tracing::warn!(
-            %host,
-            claimed = %printable_id(claim.host.as_str()),
-            "ignoring a host key claim for another host"
-        );
-        return;
-    }
-    let key = claim.host_key.fingerprint();
-    match shared
-        .store
-        .call(move |s| s.trust_put_claim(&claim, now_ms()))
-        .await
-    {
-        Ok(()) => tracing::info!(%host, %key, "host key claim recorded"),
-        Err(e) => tracing::error!(%host, error = %e, "could not record a host key claim"),
-    }
-}
 
 /// A sub-agent's session (`session`, started from `parent` on `host`) belongs to the parent's
 /// owner. A parent without a recorded owner gives nothing: the child stays unknown, which

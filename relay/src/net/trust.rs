@@ -60,6 +60,33 @@ pub(crate) fn signed_header(header: &StreamHeader) -> Option<(String, bool)> {
 }
 
 /// Whether everything after this header is sealed end to end.
+/// Stores a host's end-to-end key claim for an owner's laptop to check and certify, when it
+/// is about the host this agent authenticated as; a claim for another host is logged and
+/// ignored (an agent cannot put keys on other hosts' names).
+pub(super) async fn record_host_key_claim(
+    shared: &std::sync::Arc<Shared>,
+    host: &HostId,
+    claim: proto::trust::HostKeyClaim,
+) {
+    if claim.host != *host {
+        tracing::warn!(
+            %host,
+            claimed = %printable_id(claim.host.as_str()),
+            "ignoring a host key claim for another host"
+        );
+        return;
+    }
+    let key = claim.host_key.fingerprint();
+    match shared
+        .store
+        .call(move |s| s.trust_put_claim(&claim, now_ms()))
+        .await
+    {
+        Ok(()) => tracing::info!(%host, %key, "host key claim recorded"),
+        Err(e) => tracing::error!(%host, error = %e, "could not record a host key claim"),
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn is_sealed_stream(header: &StreamHeader) -> bool {
     signed_header(header).is_some_and(|(_, sealed)| sealed)

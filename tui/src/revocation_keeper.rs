@@ -5,10 +5,10 @@
 //! `cm-tui admin trust refresh`. A laptop that cannot sign (no root, no admin certificate)
 //! does nothing.
 
-use super::admin::{self, Authority};
-use super::file::TrustFile;
 use crate::e2e_channels::HostStreams;
 use crate::profile::Profile;
+use crate::trust::admin::{self, Authority};
+use crate::trust::file::TrustFile;
 use cm_client::time::now_ms;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
@@ -52,14 +52,14 @@ pub async fn resign_if_due(
     profile: &Profile,
     every: Duration,
 ) -> Result<Option<u64>, String> {
-    let Some(trust) = super::load(profile).map_err(|e| e.to_string())? else {
+    let Some(trust) = crate::trust::load(profile).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let now = now_ms();
     if admin::authority(&trust, now) == Authority::None {
         return Ok(None);
     }
-    let path = super::file_path(profile);
+    let path = crate::trust::file_path(profile);
     let mut file = TrustFile::read(&path).map_err(|e| e.to_string())?;
     if !due(file.own_list.seq, now, every) {
         return Ok(None);
