@@ -120,14 +120,14 @@ while IFS= read -r line; do
             printf '%s\n' "$out" >>"$tmp/step$n.log"
             case "$cmd" in
                 "cm-relay init"*) invite=$(printf '%s\n' "$out" | grep -o 'cm-invite-[A-Za-z0-9_=-]*' | head -n 1) ;;
-                "cm-relay host add"*) token=$(printf '%s\n' "$out" | grep -o 'cm-enroll-[A-Za-z0-9_=-]*' | head -n 1) ;;
+                "cm-tui admin host add"*|"cm-relay host add"*) token=$(printf '%s\n' "$out" | grep -o 'cm-enroll-[A-Za-z0-9_=-]*' | head -n 1) ;;
             esac
             ;;
     esac
 done <<<"$sh_lines"
 
 [ -n "$invite" ] || fail "cm-relay init printed no invite"
-[ -n "$token" ] || fail "cm-relay host add printed no enrollment token"
+[ -n "$token" ] || fail "cm-tui admin host add printed no enrollment token"
 echo "readme-setup-test: \$ $first_prompt" >&2
 answer=$(eval "$first_prompt" 2>"$tmp/prompt.log") || fail "the first prompt failed"
 case "$answer" in
