@@ -148,6 +148,11 @@ pub fn command(server: &Server) -> Command {
 /// [`AttachError`] says why it did not run.
 pub fn run(state_dir: &Path, workspace: &str) -> Result<ExitStatus, AttachError> {
     let attached = request(state_dir, workspace)?;
+    // While OpenCode's TUI runs in the foreground, a signal for the whole foreground group (a
+    // Ctrl-C the terminal turns into SIGINT, a hang-up, what OpenCode sends its group when it
+    // quits) is OpenCode's to handle, so this process only notes it and waits for OpenCode to
+    // end. Handlers, not SIG_IGN: OpenCode itself starts with the default dispositions.
+    let _left_to_opencode = interactive_signals_left_to_child();
     let status =
         command(&attached.server)
             .status()
@@ -158,4 +163,30 @@ pub fn run(state_dir: &Path, workspace: &str) -> Result<ExitStatus, AttachError>
     // Ends the attach: the agent stops renewing OpenCode's lease for it.
     drop(attached.connection);
     Ok(status)
+}
+
+/// Installs do-nothing handlers for SIGINT, SIGQUIT, SIGTERM and SIGHUP in this process for as
+/// long as the returned guard lives (`None` when they cannot be installed: then the defaults
+/// stay). OpenCode gets the same signals (they go to the foreground group) and ends; this
+/// process then reports its exit.
+fn interactive_signals_left_to_child()
+-> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()?;
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ];
+    let handlers = rt.block_on(async {
+        kinds
+            .into_iter()
+            .map(|k| signal(k).ok())
+            .collect::<Option<Vec<_>>>()
+    })?;
+    Some((rt, handlers))
 }

@@ -40,8 +40,20 @@ pub fn findings(
         ));
     }
     let line = report.freshness.describe(max_age_ms);
+    // A host enrolled a moment ago has no list yet: the relay hands it over at the first
+    // connection. Only once the limit has passed since enrollment is "none" a problem.
+    let enrolled_ms = super::store::TrustFile::load(state_dir)
+        .ok()
+        .flatten()
+        .map_or(0, |f| f.enrolled_ms);
+    let just_enrolled = now_ms.saturating_sub(enrolled_ms) <= max_age_ms;
     out.push(match report.freshness {
         Freshness::Fresh { .. } | Freshness::NotNeeded => Finding::ok("revocations", line),
+        Freshness::None if just_enrolled => Finding::ok(
+            "revocations",
+            "none yet: the relay hands the owner-signed list over when the agent connects \
+             (new work waits for it)",
+        ),
         Freshness::None | Freshness::Stale { .. } => Finding::fail("revocations", line),
     });
     out
@@ -87,6 +99,12 @@ mod tests {
         }
         .save(tmp.path())
         .unwrap();
+        let just = findings(tmp.path(), Some(true), HOUR, HOUR / 2);
+        let text = lines(&just).join("\n");
+        assert!(
+            text.contains("ok    revocations") && text.contains("when the agent connects"),
+            "a host enrolled a moment ago: {text}"
+        );
         let none = findings(tmp.path(), Some(true), HOUR, 5 * HOUR);
         let text = lines(&none).join("\n");
         assert!(
