@@ -5,6 +5,7 @@
 use crate::forward::{fake_agent, header};
 use crate::harness::*;
 use anyhow::Result;
+use cm_client::transport::{Transport, TransportMode};
 use cm_client::{self as client, LinkError};
 use cm_relay::fleet::{FleetConfig, PeerDirectory, PeerInfo, RelayId};
 use cm_relay::server::Relay;
@@ -98,6 +99,18 @@ fn refused(err: LinkError) -> proto::wire_error::WireError {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_on_one_relay_reaches_a_host_whose_agent_is_on_another() -> Result<()> {
+    reach_a_host_on_another_relay(TransportMode::Quic).await
+}
+
+/// The fleet with the TCP path (issue 21): an operator whose network drops UDP reaches relay A
+/// over its TCP listener, and relay A forwards to the agent's relay B as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_on_the_tcp_path_reaches_a_host_whose_agent_is_on_another_relay() -> Result<()>
+{
+    reach_a_host_on_another_relay(TransportMode::Tcp).await
+}
+
+async fn reach_a_host_on_another_relay(mode: TransportMode) -> Result<()> {
     let (a, b) = (member("a")?, member("b")?);
     a.directory.peers.lock().push(b.info.clone());
     b.directory.peers.lock().push(a.info.clone());
@@ -112,7 +125,27 @@ async fn an_operator_on_one_relay_reaches_a_host_whose_agent_is_on_another() -> 
         .insert(HostId::from("box"), vec![RelayId::from("b")]);
 
     let cred = a.login_owner().await?;
-    let op = operator(&a.addr_str(), &a.state.pin, &cred).await?;
+    let mut options = crate::harness::quick_dial();
+    options.transport.mode = mode;
+    // On 127.0.0.1:0 the TCP listener has its own OS-chosen port.
+    options.transport.relay_tcp = a
+        .relay
+        .as_ref()
+        .and_then(Relay::tcp_local_addr)
+        .map(|t| t.to_string());
+    let dialed = client::dial_any(&[a.addr], 0, &a.state.pin, &options).await?;
+    let expected = match mode {
+        TransportMode::Tcp => Transport::Tcp,
+        TransportMode::Quic | TransportMode::Auto => Transport::Quic,
+    };
+    assert_eq!(dialed.transport, expected);
+    let op = client::authenticate(
+        dialed.conn,
+        proto::handshake::PeerKind::Operator,
+        &cred.cred_id,
+        &cred.secret,
+    )
+    .await?;
     let prompt = Prompt {
         text: "hello across relays".into(),
         idempotency_key: "k".into(),
