@@ -172,7 +172,12 @@ pub async fn login_device(
     let account = format!("{}@{relay}", request.user);
     let (key, created) = device::ensure(logins.secrets(), &account)?;
     request.device_key = Some(key.public());
-    let cred = client::login(&relay, &pin, request).await?;
+    // Dialled with this laptop's transport settings (tui.toml, CM_TRANSPORT, CM_PROXY …).
+    let dial = client::DialOptions {
+        transport: logins.home().transport,
+        ..client::DialOptions::default()
+    };
+    let cred = client::login_with(&relay, &pin, request, &dial).await?;
     let profile = logins.save(&relay, &pin, &cred)?;
     let pinned = pin_roots(&profile, &roots)?;
     Ok(LoggedIn {

@@ -234,7 +234,21 @@ pub async fn login(
     pin: &str,
     request: LoginRequest,
 ) -> Result<IssuedCredential, LinkError> {
-    let conn = dial(addr, pin, &DialOptions::default()).await?;
+    login_with(addr, pin, request, &DialOptions::default()).await
+}
+
+/// [`login`] dialled with `opts` (the client's transport settings: `transport`, `relay_tcp`,
+/// `proxy`).
+///
+/// # Errors
+/// As [`login`].
+pub async fn login_with(
+    addr: &str,
+    pin: &str,
+    request: LoginRequest,
+    opts: &DialOptions,
+) -> Result<IssuedCredential, LinkError> {
+    let conn = dial(addr, pin, opts).await?;
     let result = with_timeout(async {
         let (mut send, recv) = conn.open_bi().await?;
         let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);

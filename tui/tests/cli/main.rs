@@ -6,7 +6,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use cm_relay::config::RelayConfig;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
@@ -398,5 +398,36 @@ fn the_keyring_fallback_warning_is_printed_once() -> Result<()> {
         assert!(!again.contains("warning"), "said once: {again}");
         assert!(again.contains("not logged in"), "{again}");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_dials_with_the_laptops_transport_settings() -> Result<()> {
+    let env = env().await?;
+    // On 127.0.0.1:0 the relay's TCP listener has a port of its own.
+    let tcp = env
+        .relay
+        .tcp_local_addr()
+        .context("the relay has no TCP listener")?;
+    let login = |relay_tcp: &str| -> Result<Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_cm-tui"))
+            .args(["login", &env.invite])
+            .env("CM_TUI_STATE_DIR", &env.tui_state)
+            .env("CM_SECRET_STORE", "file")
+            .env("CM_TRANSPORT", "tcp")
+            .env("CM_RELAY_TCP", relay_tcp)
+            .output()?)
+    };
+    // TCP only, at an address where nothing listens: the login must not quietly use QUIC.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let refused = login(&closed.to_string())?;
+    anyhow::ensure!(
+        !refused.status.success(),
+        "a TCP-only login went through without the relay's TCP listener: {}",
+        stderr(&refused)
+    );
+    // TCP only, at the relay's TCP listener: it works (the invite is still unused).
+    let ok = login(&tcp.to_string())?;
+    anyhow::ensure!(ok.status.success(), "{}", stderr(&ok));
     Ok(())
 }
