@@ -18,6 +18,7 @@
 //! or as a process: `cm-test-model --listen 127.0.0.1:0` prints
 //! `cm-test-model listening on http://127.0.0.1:PORT` once it accepts connections.
 
+mod agent_toml;
 mod body;
 mod chunks;
 mod handle;
@@ -26,6 +27,7 @@ mod record;
 pub mod script;
 mod server;
 
+pub use agent_toml::opencode_toml;
 pub use handle::{Config, TestModel, spawn, spawn_with};
 pub use record::RequestRecord;
 pub use script::{Reply, ScriptError, plan};

@@ -257,36 +257,17 @@ impl World {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut config = std::fs::read_to_string(&agent_config)?;
+        let opencode = cm_test_model::opencode_toml(&model.base_url(), "");
         config.push_str(&format!(
             r#"
 relay_timeout = "3s"
 
-[opencode]
-model = "mock/mock-model"
-small_model = "mock/mock-model"
-
-[opencode.provider.mock]
-npm = "@ai-sdk/openai-compatible"
-name = "Mock LLM"
-
-[opencode.provider.mock.options]
-baseURL = "{}"
-apiKey = "mock-key"
-
-[opencode.provider.mock.models.mock-model]
-name = "Mock Model"
-tool_call = true
-
-[opencode.provider.mock.models.mock-model.limit]
-context = 128000
-output = 4096
-
+{opencode}
 [[workspace]]
 name = "demo"
 path = "{}"
 {extra}
 "#,
-            model.base_url(),
             workspace.display()
         ));
         std::fs::write(&agent_config, config)?;

@@ -440,37 +440,18 @@ impl Fleet {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut text = std::fs::read_to_string(&config)?;
+        let opencode = cm_test_model::opencode_toml(&self.model.base_url(), "");
         text.push_str(&format!(
             r#"
 relay_timeout = "3s"
 relay_connections = {links}
 
-[opencode]
-model = "mock/mock-model"
-small_model = "mock/mock-model"
-
-[opencode.provider.mock]
-npm = "@ai-sdk/openai-compatible"
-name = "Mock LLM"
-
-[opencode.provider.mock.options]
-baseURL = "{base}"
-apiKey = "mock-key"
-
-[opencode.provider.mock.models.mock-model]
-name = "Mock Model"
-tool_call = true
-
-[opencode.provider.mock.models.mock-model.limit]
-context = 128000
-output = 4096
-
+{opencode}
 [[workspace]]
 name = "demo"
 path = "{ws}"
 "#,
             links = on.len(),
-            base = self.model.base_url(),
             ws = workspace.display()
         ));
         std::fs::write(&config, text)?;

@@ -140,32 +140,14 @@ impl Lab {
         let mut config = std::fs::read_to_string(&agent_config)?;
         // The transport keys of issue #21: race QUIC and TCP; while on TCP, probe QUIC every
         // 5 s (the least allowed), so returning to QUIC is quick to observe.
+        let opencode = cm_test_model::opencode_toml(&format!("{model_url}/v1"), "");
         config.push_str(&format!(
             r#"
 relay_timeout = "3s"
 transport = "auto"
 quic_probe_secs = 5
 
-[opencode]
-model = "mock/mock-model"
-small_model = "mock/mock-model"
-
-[opencode.provider.mock]
-npm = "@ai-sdk/openai-compatible"
-name = "Mock LLM"
-
-[opencode.provider.mock.options]
-baseURL = "{model_url}/v1"
-apiKey = "mock-key"
-
-[opencode.provider.mock.models.mock-model]
-name = "Mock Model"
-tool_call = true
-
-[opencode.provider.mock.models.mock-model.limit]
-context = 128000
-output = 4096
-
+{opencode}
 [[workspace]]
 name = "demo"
 path = "{}"
