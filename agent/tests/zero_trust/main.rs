@@ -368,15 +368,17 @@ async fn relay_trusted_host_still_serves_the_relays_word() -> Result<()> {
 /// empty text before OpenCode is involved.
 const BLANK_PROMPT: &[u8] = br#"{"text":"   ","idempotency_key":"k-1"}"#;
 
-#[tokio::test]
-async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
-    let fx = Fixture::new(Role::Operator, now())?;
+/// A queued prompt by ana signed `age_ms` ago, served once (past the gate: the handler refuses
+/// its blank text); returns its forward header and sealed body for a second try.
+async fn serve_a_queued_prompt(
+    fx: &Fixture,
+    age_ms: u64,
+) -> Result<(proto::ops::ForwardHeader, Vec<u8>)> {
     // The certificates come from an earlier channel.
-    open_channel(&fx, &fx.certs).await?;
-    let body = sealed_prompt(&fx, BLANK_PROMPT)?;
-    let two_hours_ago = now() - 2 * 3_600_000;
+    open_channel(fx, &fx.certs).await?;
+    let body = sealed_prompt(fx, BLANK_PROMPT)?;
     let s = signed_at(
-        two_hours_ago,
+        now() - age_ms,
         "ana",
         &fx.ana,
         Op::Prompt,
@@ -390,6 +392,13 @@ async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
         e.message.contains("the prompt is empty"),
         "not past the gate: {e}"
     );
+    Ok((fwd, body))
+}
+
+#[tokio::test]
+async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
+    let fx = Fixture::new(Role::Operator, now())?;
+    let (fwd, body) = serve_a_queued_prompt(&fx, 2 * 3_600_000).await?;
     let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
     ensure!(
         e.message.contains("replayed"),
@@ -416,23 +425,7 @@ async fn queued_prompt_a_day_old_at_most_is_served_once() -> Result<()> {
 #[tokio::test]
 async fn queued_prompt_replayed_after_the_agent_restarted_is_refused() -> Result<()> {
     let mut fx = Fixture::new(Role::Operator, now())?;
-    open_channel(&fx, &fx.certs).await?;
-    let body = sealed_prompt(&fx, BLANK_PROMPT)?;
-    let s = signed_at(
-        now() - 3_600_000,
-        "ana",
-        &fx.ana,
-        Op::Prompt,
-        Some(WS),
-        Some(BLANK_PROMPT),
-        None,
-    )?;
-    let fwd = Fixture::forward(s.header);
-    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
-    ensure!(
-        e.message.contains("the prompt is empty"),
-        "not past the gate: {e}"
-    );
+    let (fwd, body) = serve_a_queued_prompt(&fx, 3_600_000).await?;
     // The relay waits for the agent to restart (its memory gone) and sends it again.
     fx.restart()?;
     open_channel(&fx, &fx.certs).await?;
