@@ -63,7 +63,8 @@ pub(super) async fn certify(
     Ok(key)
 }
 
-/// `trust_publish` (a relay operation: unsigned, plaintext).
+/// `trust_publish` (a relay operation: unsigned, plaintext), on `open_plain` directly: through
+/// `HostStreams::call` it would be an async recursion (call → open → route → this).
 async fn publish(streams: &HostStreams, bundle: &TrustBundle) -> Result<(), LinkError> {
     let frame = proto::frame::to_frame(bundle, MAX_FRAME_LEN).map_err(StreamError::from)?;
     let header = StreamHeader::new(Op::TrustPublish, streams.next_req_id());
