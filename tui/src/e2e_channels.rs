@@ -582,6 +582,18 @@ impl HostStreams {
                     ),
                 )));
             }
+            // A host this laptop enrolled is zero-trust: until it has proven its key, nothing
+            // goes to it (a relay withholding or forging its claim cannot get plaintext).
+            if self.binds.contains_key(host) {
+                return Err(LinkError::Refused(WireError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "host {host} has not proven its end-to-end key yet (this laptop added \
+                         it and refuses to send it plaintext); start its agent (`cm-agent run`) \
+                         so it connects and claims its key, then try again"
+                    ),
+                )));
+            }
             tracing::warn!(%host, "no host certificate: relay-trusted (plaintext through the relay)");
             return Ok(Route::Plain);
         };
@@ -608,7 +620,7 @@ impl HostStreams {
                         key = t.host_key(host, now).ok();
                     }
                     if key.is_none() {
-                        key = auto_certify::certify(self, trust, host, &claims, now).await?;
+                        key = auto_certify::certify(self, trust, host, &claims, now).await;
                     }
                     changed = true;
                 }

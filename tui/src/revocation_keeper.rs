@@ -52,19 +52,37 @@ pub async fn resign_if_due(
     profile: &Profile,
     every: Duration,
 ) -> Result<Option<u64>, String> {
-    let Some(trust) = crate::trust::load(profile).map_err(|e| e.to_string())? else {
+    let path = crate::trust::file_path(profile);
+    let now = now_ms();
+    // The file alone says whether a list is due: the device key (OS keyring, D-Bus) is read
+    // only then, and off the async threads.
+    if !due(
+        TrustFile::read(&path)
+            .map_err(|e| e.to_string())?
+            .own_list
+            .seq,
+        now,
+        every,
+    ) {
+        return Ok(None);
+    }
+    let owned = profile.clone();
+    let trust = tokio::task::spawn_blocking(move || crate::trust::load(&owned))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let Some(trust) = trust else {
         return Ok(None);
     };
-    let now = now_ms();
     if admin::authority(&trust, now) == Authority::None {
         return Ok(None);
     }
-    let path = crate::trust::file_path(profile);
+    // Read, sign and save with nothing awaited in between, touching only this laptop's own
+    // list: a revocation another `cm-tui` saved meanwhile is kept and signed too (saving a
+    // stale copy could drop it from a list with a higher sequence number, which hosts prefer).
     let mut file = TrustFile::read(&path).map_err(|e| e.to_string())?;
-    if !due(file.own_list.seq, now, every) {
-        return Ok(None);
-    }
     let list = admin::sign_own_list(&trust, &mut file.own_list, now);
+    file.write(&path).map_err(|e| e.to_string())?;
     let bundle = TrustBundle {
         revocations: vec![list],
         ..TrustBundle::default()
@@ -74,8 +92,6 @@ pub async fn resign_if_due(
         .call::<op::TrustPublish>(&header, &bundle)
         .await
         .map_err(|e| format!("publishing the re-signed revocation list: {e}"))?;
-    trust.store_into(&mut file);
-    file.write(&path).map_err(|e| e.to_string())?;
     Ok(Some(file.own_list.seq))
 }
 

@@ -123,3 +123,25 @@ async fn a_withheld_revocation_list_stops_the_host_with_a_clear_reason() -> Resu
     w.until_ok(&w.owner, &["workspaces", "box"], true)?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_this_laptop_added_gets_nothing_in_plaintext_before_it_proves_its_key() -> Result<()>
+{
+    let w = ZtWorld::start().await?;
+    // A second host, added from the owner's laptop; its agent never connects, so no claim
+    // reaches the laptop (as when a relay withholds it).
+    w.owner.ok(&["admin", "host", "add", "box2", "--json"])?;
+    let refused = w
+        .owner
+        .fails(&["send", "box2", "demo", "zt-unproven-9c4e"])?;
+    assert!(
+        refused.contains("has not proven its end-to-end key"),
+        "{refused}"
+    );
+    assert!(!w.evil.saw("zt-unproven-9c4e"), "the relay saw the prompt");
+    assert!(
+        !crate::world::relay_files_contain(&w, "zt-unproven-9c4e")?,
+        "the relay kept the prompt"
+    );
+    Ok(())
+}

@@ -2,28 +2,9 @@
 //! certified key, signed without a channel, kept opaque by the relay, and run once when the
 //! host is back.
 
-use crate::world::ZtWorld;
+use crate::world::{ZtWorld, relay_files_contain};
 use anyhow::{Result, bail};
 use std::time::Instant;
-
-/// Every byte of the relay's state directory (its SQLite database and journal).
-fn relay_files_contain(w: &ZtWorld, needle: &str) -> Result<bool> {
-    let mut stack = vec![w.tmp.path().join("relay")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if std::fs::read(&path)?
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-            {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_to_an_offline_zero_trust_host_is_queued_sealed_and_runs_when_it_is_back()

@@ -305,3 +305,22 @@ revocation_max_age = "{revocation_max_age}"
         Ok(())
     }
 }
+
+/// Every byte of the relay's state directory (its SQLite database and journal).
+pub fn relay_files_contain(w: &ZtWorld, needle: &str) -> Result<bool> {
+    let mut stack = vec![w.tmp.path().join("relay")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path)?
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
