@@ -91,7 +91,11 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
         Err(e) => out.push(Finding::fail("secret", e.to_string())),
     }
     check_trust(&config, state_dir, &mut out).await;
-    check_relays(&config.relays.list(), &config.pin, &mut out).await;
+    let dial = client::DialOptions {
+        transport: config.transport_in(state_dir),
+        ..client::DialOptions::default()
+    };
+    check_relays(&config.relays.list(), &config.pin, &dial, &mut out).await;
     check_transports(&config, &mut out).await;
     out
 }
@@ -149,8 +153,9 @@ async fn check_trust(
     ));
 }
 
-/// Every address of the relay list: reachable with the pin, and the clock against it.
-async fn check_relays(relays: &str, pin: &str, out: &mut Vec<Finding>) {
+/// Every address of the relay list: reachable with the pin (with the configured transports),
+/// and the clock against it.
+async fn check_relays(relays: &str, pin: &str, dial: &client::DialOptions, out: &mut Vec<Finding>) {
     let addrs = match client::resolve_all(relays).await {
         Ok(addrs) => addrs,
         Err(e) => {
@@ -169,7 +174,7 @@ async fn check_relays(relays: &str, pin: &str, out: &mut Vec<Finding>) {
         } else {
             relays.to_owned()
         };
-        match client::clock_skew_at(addr, pin).await {
+        match client::clock_skew_at(addr, pin, dial).await {
             Ok(skew) => {
                 out.push(Finding::ok(
                     "relay",

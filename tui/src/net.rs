@@ -332,8 +332,10 @@ async fn serve(
             };
         }
     };
-    // Calls and watches of this connection end with it.
+    // Calls, watches and the keeper of this connection end with it, also when this future is
+    // dropped (moving from TCP back to QUIC drops it mid-select).
     let streams = cancel.child_token();
+    let _end_with_the_connection = streams.clone().drop_guard();
     tokio::spawn(crate::revocation_keeper::keep_fresh(
         Arc::clone(&hosts),
         profile.clone(),

@@ -311,12 +311,17 @@ pub async fn clock_skew(addr: &str, pin: &str) -> Result<i64, LinkError> {
     skew_on(conn).await
 }
 
-/// [`clock_skew`] against one address of a relay list (`cm-agent doctor` checks each).
+/// [`clock_skew`] against one address of a relay list (`cm-agent doctor` checks each), dialled
+/// with `opts` (`cm-relay doctor` asks for QUIC alone to check its UDP listener).
 ///
 /// # Errors
 /// Dial, pin or transport failures.
-pub async fn clock_skew_at(remote: SocketAddr, pin: &str) -> Result<i64, LinkError> {
-    let (_endpoint, conn) = dial_addr(remote, pin, &DialOptions::default()).await?;
+pub async fn clock_skew_at(
+    remote: SocketAddr,
+    pin: &str,
+    opts: &DialOptions,
+) -> Result<i64, LinkError> {
+    let (_endpoint, conn) = dial_addr(remote, pin, opts).await?;
     skew_on(conn).await
 }
 

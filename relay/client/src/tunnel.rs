@@ -127,7 +127,11 @@ pub async fn dial_tcp_direct(
     dial_tunnel_over(tcp, addr, pin, opts).await
 }
 
-async fn connect_tcp(
+/// A TCP connection to `addr` within `within`, Nagle off.
+///
+/// # Errors
+/// No answer in time, or the connect failed.
+pub async fn connect_tcp(
     addr: SocketAddr,
     within: Duration,
 ) -> Result<tokio::net::TcpStream, LinkError> {

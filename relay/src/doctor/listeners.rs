@@ -49,10 +49,13 @@ fn probe_udp(addr: SocketAddr, pin: &str) -> Probe {
         return Probe::NoAnswer("cannot start a runtime for the probe".into());
     };
     classify(rt.block_on(async {
-        tokio::time::timeout(PROBE_TIMEOUT, cm_client::clock_skew_at(addr, pin))
-            .await
-            .map_err(|_| cm_client::LinkError::Timeout(PROBE_TIMEOUT))
-            .and_then(|r| r.map(|_| ()))
+        tokio::time::timeout(
+            PROBE_TIMEOUT,
+            cm_client::clock_skew_at(addr, pin, &quic_only()),
+        )
+        .await
+        .map_err(|_| cm_client::LinkError::Timeout(PROBE_TIMEOUT))
+        .and_then(|r| r.map(|_| ()))
     }))
 }
 
@@ -156,4 +159,12 @@ pub(super) fn tcp(listen_tcp: Option<SocketAddr>, pin: Option<&str>) -> Finding 
             ),
         ),
     }
+}
+
+/// Dial options that use QUIC alone: the UDP check must not be answered by the TCP listener on
+/// the same port.
+fn quic_only() -> cm_client::DialOptions {
+    let mut opts = cm_client::DialOptions::default();
+    opts.transport.mode = cm_client::transport::TransportMode::Quic;
+    opts
 }

@@ -6,7 +6,6 @@ use super::Transport;
 use crate::relay_addrs;
 use crate::{DialOptions, LinkError, proxy, tunnel};
 use std::net::SocketAddr;
-use tokio::net::TcpStream;
 
 /// Where the TCP path goes for one QUIC address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,11 +109,13 @@ pub async fn dial_tcp(
             (stream, Transport::TcpViaProxy)
         }
         None => {
-            let stream = TcpStream::connect(target.addr).await.map_err(|e| {
-                failed(format!(
-                    "{e} (is the relay's TCP listener running, and is its TCP port open?)"
-                ))
-            })?;
+            let stream = tunnel::connect_tcp(target.addr, opts.idle_timeout)
+                .await
+                .map_err(|e| {
+                    failed(format!(
+                        "{e} (is the relay's TCP listener running, and is its TCP port open?)"
+                    ))
+                })?;
             (stream, Transport::Tcp)
         }
     };
