@@ -29,7 +29,12 @@ pub struct Notifier {
     offline: Mutex<offline::OfflineWatch>,
     /// Woken when something was offered (the task looks at what is due).
     pub wake: tokio::sync::Notify,
+    /// Attention notices handled at once (off the agents' control loops); beyond, dropped.
+    pub attention_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// How many attention notices are handled at once.
+pub const ATTENTION_SLOTS: usize = 64;
 
 impl Default for Notifier {
     fn default() -> Self {
@@ -44,6 +49,7 @@ impl Notifier {
             policy: Mutex::new(Policy::new(config)),
             offline: Mutex::new(offline::OfflineWatch::new(offline_after_ms)),
             wake: tokio::sync::Notify::new(),
+            attention_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(ATTENTION_SLOTS)),
         }
     }
 
@@ -75,6 +81,11 @@ impl Notifier {
     /// See [`offline::OfflineWatch::observe`].
     pub fn observe_host(&self, host: &str, online: bool, now_ms: u64) {
         self.offline.lock().observe(host, online, now_ms);
+    }
+
+    /// See [`offline::OfflineWatch::retain`].
+    pub fn forget_other_hosts(&self, known: &[&str]) {
+        self.offline.lock().retain(known);
     }
 
     /// Hosts offline too long, newly.

@@ -465,7 +465,7 @@ async fn serve_agent(
                     inherit_owner(shared, &host, &session, &parent).await;
                 }
                 Ok(Ok(Some(Control::Attention { attention }))) => {
-                    super::notify_ops::attention(shared, &host, attention).await;
+                    super::notify_ops::attention_soon(shared, &host, attention);
                 }
                 Ok(Ok(Some(Control::HostKeyClaim { claim }))) => {
                     super::trust::record_host_key_claim(shared, &host, claim).await;

@@ -191,8 +191,22 @@ async fn fan_out(shared: &Arc<Shared>, host: &HostId, owner: Option<UserId>, not
     }
 }
 
+/// An agent's attention notice from `host`, handled beside its control loop (store reads must
+/// not hold up heartbeats); with [`notify::ATTENTION_SLOTS`] already in hand it is dropped.
+pub(crate) fn attention_soon(shared: &Arc<Shared>, host: &HostId, notice: Attention) {
+    let Ok(slot) = Arc::clone(&shared.notifier.attention_slots).try_acquire_owned() else {
+        tracing::warn!(%host, "too many attention notices at once; one dropped");
+        return;
+    };
+    let (shared2, host) = (Arc::clone(shared), host.clone());
+    shared.tracker.spawn(async move {
+        attention(&shared2, &host, notice).await;
+        drop(slot);
+    });
+}
+
 /// An agent's attention notice from `host`.
-pub(crate) async fn attention(shared: &Arc<Shared>, host: &HostId, attention: Attention) {
+async fn attention(shared: &Arc<Shared>, host: &HostId, attention: Attention) {
     let notice = match notify::accept_attention(host, attention) {
         Ok(n) => n,
         Err(e) => {
@@ -201,12 +215,14 @@ pub(crate) async fn attention(shared: &Arc<Shared>, host: &HostId, attention: At
         }
     };
     let owner = match &notice.session {
-        Some(session) => shared
-            .store
-            .session_owner(host, session)
-            .await
-            .ok()
-            .flatten(),
+        // A store error is not "nobody owns it": that would tell every operator of the host.
+        Some(session) => match shared.store.session_owner(host, session).await {
+            Ok(owner) => owner,
+            Err(e) => {
+                tracing::warn!(%host, error = %e, "cannot read the session's owner; notice dropped");
+                return;
+            }
+        },
         None => None,
     };
     fan_out(shared, host, owner, &notice).await;
@@ -261,6 +277,8 @@ async fn watch_presence(shared: &Arc<Shared>) {
         .map(|r| r.id)
         .collect();
     let now = now_ms();
+    let known: Vec<&str> = hosts.iter().map(HostId::as_str).collect();
+    shared.notifier.forget_other_hosts(&known);
     for info in shared.presence.snapshot(&hosts, now) {
         shared
             .notifier

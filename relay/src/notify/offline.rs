@@ -37,6 +37,11 @@ impl OfflineWatch {
         }
     }
 
+    /// Forgets every host not in `known` (revoked or removed: never reported again).
+    pub fn retain(&mut self, known: &[&str]) {
+        self.hosts.retain(|h, _| known.contains(&h.as_str()));
+    }
+
     /// Hosts whose offline spell passed the threshold at `now_ms` and were not reported yet,
     /// with their minutes offline.
     pub fn due(&mut self, now_ms: u64) -> Vec<(String, u64)> {
@@ -60,6 +65,15 @@ mod tests {
     use super::*;
 
     const MIN: u64 = 60_000;
+
+    #[test]
+    fn a_host_revoked_while_offline_is_not_reported() {
+        let mut w = OfflineWatch::new(10 * MIN);
+        w.observe("box", true, 0);
+        w.observe("box", false, MIN);
+        w.retain(&[]);
+        assert!(w.due(20 * MIN).is_empty());
+    }
 
     #[test]
     fn a_host_offline_longer_than_the_threshold_is_reported_once_per_spell() {

@@ -29,11 +29,18 @@ fn plural(count: u32, one: &str, many: &str) -> String {
     }
 }
 
+/// `cm-tui messages` for `session`, or the session list when the notice names none.
+fn session_command(h: &str, w: &str, session: Option<&str>) -> Option<String> {
+    Some(match session {
+        Some(s) => format!("cm-tui messages {h} {w} {s} --limit 5"),
+        None => format!("cm-tui sessions {h} {w}"),
+    })
+}
+
 /// Renders `notice`, which stands for `count` notices.
 pub fn render(notice: &Notice, count: u32) -> Rendered {
     let (h, w) = (&notice.host, &notice.workspace);
-    let session = notice.session.as_deref().unwrap_or("");
-    let request = notice.request.as_deref().unwrap_or("");
+    let session = notice.session.as_deref();
     let (what, command) = match notice.what {
         What::Attention(AttentionKind::PermissionWaiting) => (
             plural(
@@ -41,23 +48,29 @@ pub fn render(notice: &Notice, count: u32) -> Rendered {
                 "a permission request waits",
                 "permission requests wait",
             ),
-            Some(format!(
-                "cm-tui approve {h} {w} {request}   (or: cm-tui reject {h} {w} {request})"
-            )),
+            Some(match notice.request.as_deref() {
+                Some(request) if count == 1 => format!(
+                    "cm-tui approve {h} {w} {request}   (or: cm-tui reject {h} {w} {request})"
+                ),
+                _ => format!("cm-tui permissions {h} {w}"),
+            }),
         ),
         What::Attention(AttentionKind::QuestionWaiting) => (
             plural(count, "a question waits", "questions wait"),
-            Some(format!(
-                "cm-tui answer {h} {w} {request} ANSWER   (cm-tui permissions {h} {w} shows it)"
-            )),
+            Some(match notice.request.as_deref() {
+                Some(request) if count == 1 => format!(
+                    "cm-tui answer {h} {w} {request} ANSWER   (cm-tui permissions {h} {w} shows it)"
+                ),
+                _ => format!("cm-tui permissions {h} {w}"),
+            }),
         ),
         What::Attention(AttentionKind::TurnFinished) => (
             plural(count, "a turn finished", "turns finished"),
-            Some(format!("cm-tui messages {h} {w} {session} --limit 5")),
+            session_command(h, w, session),
         ),
         What::Attention(AttentionKind::TurnFailed) => (
             plural(count, "a turn failed", "turns failed"),
-            Some(format!("cm-tui messages {h} {w} {session} --limit 5")),
+            session_command(h, w, session),
         ),
         What::Attention(AttentionKind::OpencodeCrashed) => (
             plural(count, "OpenCode crashed (restarting)", "OpenCode crashes"),
@@ -86,7 +99,7 @@ pub fn render(notice: &Notice, count: u32) -> Rendered {
             "Session \"{}\"",
             proto::text::sanitize_capped(t, MAX_TITLE_CHARS)
         ));
-    } else if !session.is_empty() {
+    } else if let Some(session) = session {
         message.push_str(&format!("Session {session}"));
     } else {
         message.push_str("Host");
@@ -137,6 +150,30 @@ mod tests {
         );
         assert_eq!(ten.title, "home-box/api: 10 permission requests wait");
         assert_eq!(ten.event, "permission");
+    }
+
+    #[test]
+    fn several_requests_or_a_missing_id_point_to_the_list_not_a_command_with_a_hole() {
+        let many = render(
+            &notice(What::Attention(AttentionKind::PermissionWaiting)),
+            10,
+        );
+        assert_eq!(
+            many.command.as_deref(),
+            Some("cm-tui permissions home-box api")
+        );
+        let mut n = notice(What::Attention(AttentionKind::QuestionWaiting));
+        n.request = None;
+        assert_eq!(
+            render(&n, 1).command.as_deref(),
+            Some("cm-tui permissions home-box api")
+        );
+        let mut n = notice(What::Attention(AttentionKind::TurnFailed));
+        n.session = None;
+        assert_eq!(
+            render(&n, 1).command.as_deref(),
+            Some("cm-tui sessions home-box api")
+        );
     }
 
     #[test]
