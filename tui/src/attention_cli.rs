@@ -231,9 +231,10 @@ pub fn commands(item: &Item, host: &str, workspace: &str) -> Vec<String> {
     match &item.kind {
         ItemKind::Permission(p) => {
             let id = shell_word(&p.id);
+            // `--`: an id from the host that starts with `-` stays an id, never an option.
             vec![
-                format!("cm-tui approve {at} {id}"),
-                format!("cm-tui reject {at} {id}"),
+                format!("cm-tui approve {at} -- {id}"),
+                format!("cm-tui reject {at} -- {id}"),
                 format!("cm-tui permissions {at}"),
             ]
         }
@@ -244,8 +245,8 @@ pub fn commands(item: &Item, host: &str, workspace: &str) -> Vec<String> {
                 |label| shell_word(&sanitize(&label)),
             );
             vec![
-                format!("cm-tui answer {at} {id} {first}"),
-                format!("cm-tui answer {at} {id} --reject"),
+                format!("cm-tui answer {at} -- {id} {first}"),
+                format!("cm-tui answer {at} --reject -- {id}"),
                 format!("cm-tui permissions {at}"),
             ]
         }
@@ -351,8 +352,8 @@ mod tests {
             always: vec![],
         };
         let cmds = commands(&item(ItemKind::Permission(p)), "home-box", "api");
-        assert_eq!(cmds[0], "cm-tui approve home-box api per_1");
-        assert_eq!(cmds[1], "cm-tui reject home-box api per_1");
+        assert_eq!(cmds[0], "cm-tui approve home-box api -- per_1");
+        assert_eq!(cmds[1], "cm-tui reject home-box api -- per_1");
     }
 
     #[test]
@@ -365,7 +366,24 @@ mod tests {
             ]}]),
         };
         let cmds = commands(&item(ItemKind::Question(q)), "home-box", "my api");
-        assert_eq!(cmds[0], "cm-tui answer home-box 'my api' que_1 'Dark red'");
+        assert_eq!(
+            cmds[0],
+            "cm-tui answer home-box 'my api' -- que_1 'Dark red'"
+        );
+        assert_eq!(cmds[1], "cm-tui answer home-box 'my api' --reject -- que_1");
+    }
+
+    #[test]
+    fn an_id_or_a_choice_that_looks_like_an_option_stays_an_argument() {
+        let q = QuestionRequest {
+            id: "-que_1".into(),
+            session: "ses_1".into(),
+            questions: serde_json::json!([{ "question": "Which?", "options": [
+                { "label": "--reject" }
+            ]}]),
+        };
+        let cmds = commands(&item(ItemKind::Question(q)), "home-box", "api");
+        assert_eq!(cmds[0], "cm-tui answer home-box api -- -que_1 --reject");
     }
 
     #[test]

@@ -47,7 +47,7 @@ async fn attention_lists_a_waiting_permission_with_the_command_that_answers_it()
     assert_eq!(item["session"], session.as_str());
     assert_eq!(item["title"], "phone test");
     assert_eq!(item["id"], request.as_str());
-    let approve = format!("cm-tui approve box demo {request}");
+    let approve = format!("cm-tui approve box demo -- {request}");
     assert_eq!(item["commands"][0], approve.as_str());
 
     let text = world.tui_ok(&["attention"])?;
