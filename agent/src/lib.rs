@@ -25,6 +25,7 @@ pub mod model_choice;
 pub mod opencode;
 pub mod ops;
 pub mod policy;
+pub mod private_file;
 pub mod runlock;
 pub mod sandbox;
 pub mod secret_names;

@@ -9,6 +9,7 @@ use proto::replay::ReplayWindow;
 use proto::trust::TrustError;
 use proto::trust::header::{CheckedHeader, REPLAY_WINDOW_MS};
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 /// How old a queued prompt's signed time may be (the relay keeps a queued prompt this long).
@@ -83,7 +84,7 @@ impl QueuedNonces {
                 }
             }
         }
-        if let Err(e) = std::fs::write(&path, kept) {
+        if let Err(e) = crate::private_file::write_atomic(&path, kept.as_bytes()) {
             tracing::warn!(path = %path.display(), error = %e, "cannot compact the served queued-prompt nonces");
         }
         me
@@ -102,6 +103,7 @@ impl QueuedNonces {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()))
             .map_err(|e| {

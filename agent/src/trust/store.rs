@@ -155,7 +155,7 @@ impl TrustFile {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(state_dir, &path, &text)
+        write_atomic(&path, &text)
     }
 }
 
@@ -198,7 +198,7 @@ pub fn save_revocations(
         path: path.clone(),
         message: e.to_string(),
     })?;
-    write_atomic(state_dir, &path, &text)
+    write_atomic(&path, &text)
 }
 
 /// Removes `trust.json` and `revocations.json`; returns whether `trust.json` existed.
@@ -217,38 +217,12 @@ pub fn remove(state_dir: &Path) -> Result<bool, StoreError> {
     Ok(existed)
 }
 
-/// A new 0600 file renamed over `path` (folder created 0700), synced.
-fn write_atomic(state_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let write_err = |source| StoreError::Write {
+/// [`crate::private_file::write_atomic`], its failure as a [`StoreError`].
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    crate::private_file::write_atomic(path, bytes).map_err(|source| StoreError::Write {
         path: path.to_owned(),
         source,
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(write_err)?;
-    let tmp = path.with_extension("json.tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(write_err(e)),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(write_err)?;
-    f.write_all(bytes).map_err(write_err)?;
-    f.sync_all().map_err(write_err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(write_err)?;
-    if let Ok(d) = std::fs::File::open(state_dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]
