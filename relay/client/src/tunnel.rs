@@ -81,12 +81,20 @@ where
     Ok((endpoint, conn))
 }
 
-/// Closes `endpoint`'s connections (it has one) once the tunnel ends; gives up waiting once
-/// the endpoint has none left, so nothing outlives the connection.
+/// How long a connection whose tunnel ended may take to act on what came before the end
+/// (the relay's CONNECTION_CLOSE, whose reason the owner should see) before it is closed here.
+const CLOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// Closes `endpoint`'s connections (it has one) once the tunnel ends, after [`CLOSE_GRACE`]
+/// unless it is idle sooner; gives up waiting once the endpoint has none left, so nothing
+/// outlives the connection.
 fn close_when_tunnel_ends(endpoint: quinn::Endpoint, ended: TunnelEnded) {
     tokio::spawn(async move {
         tokio::select! {
             () = ended.wait() => {
+                // The endpoint took every datagram received before the end (see
+                // `ClientSocket`); its connection needs a moment to apply them.
+                let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
                 tracing::info!("tcp tunnel closed: closing the connection so it is re-established");
                 endpoint.close(CloseReason::Normal.code().into(), TUNNEL_CLOSED_REASON);
             }

@@ -26,6 +26,9 @@ pub(crate) const SEND_QUEUE: usize = 128;
 /// Datagrams received but not yet taken by the endpoint.
 pub(crate) const RECV_QUEUE: usize = 256;
 
+/// How long the end waits for the endpoint to take the datagrams received before it.
+const DRAIN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Fires once the tunnel's TCP stream ended or failed (or the socket is gone).
 #[derive(Debug, Clone)]
 pub(crate) struct TunnelEnded(watch::Receiver<bool>);
@@ -68,9 +71,14 @@ impl ClientSocket {
         });
         let q = Arc::clone(&queue);
         let reader = tokio::spawn(async move {
+            let taken = inbound.clone();
             let end =
                 stream_io::read_records(read, Decoder::new(MAX_RECORD_LEN), remote, inbound, None)
                     .await;
+            // What arrived before the end (a CONNECTION_CLOSE saying why, say) is taken by the
+            // endpoint before the end is announced: once every slot is free, it all was.
+            let _ =
+                tokio::time::timeout(DRAIN_WAIT, taken.reserve_many(taken.max_capacity())).await;
             match end {
                 ReadEnd::Eof | ReadEnd::EndpointGone => {
                     tracing::debug!(reason = %end, "tcp tunnel ended");
