@@ -69,9 +69,13 @@ pub fn attention_of(
     })
 }
 
+/// Whether this link is the one that tells the relays (an agent on several relays tells
+/// one, or each relay would notify the same users of the same thing); asked per notice.
+pub type Teller = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Sends the attention notices of every workspace (also those added later) into `tx` until
-/// the receiver is gone.
-pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>) {
+/// the receiver is gone; a notice that comes while `tells` says no is left to another link.
+pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>, tells: Teller) {
     let send_titles = workspaces.trust().is_none();
     let mut changes = workspaces.changes();
     let mut subscribed: Vec<Arc<crate::hub::EventHub>> = Vec::new();
@@ -83,7 +87,7 @@ pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>) {
             }
             subscribed.push(Arc::clone(&ws.hub));
             let mut sub = ws.hub.subscribe(None);
-            let (tx, name) = (tx.clone(), ws.workspace.name.clone());
+            let (tx, name, tells) = (tx.clone(), ws.workspace.name.clone(), Arc::clone(&tells));
             tokio::spawn(async move {
                 let mut titles = send_titles.then(HashMap::new);
                 loop {
@@ -93,6 +97,7 @@ pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>) {
                     };
                     let Some(frame) = frame else { return };
                     if let Some(attention) = attention_of(&name, &frame.event, titles.as_mut())
+                        && tells()
                         && tx.send(Control::Attention { attention }).await.is_err()
                     {
                         return;

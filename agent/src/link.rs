@@ -77,7 +77,7 @@ struct Links {
     addresses: Addresses,
     revocations: Revocations,
     host_killed: HostKilled,
-    transports: transports::Transports,
+    transports: Arc<transports::Transports>,
 }
 
 /// Runs the links until `cancel` fires; operation streams are served from `workspaces`.
@@ -88,7 +88,7 @@ pub async fn run(config: LinkConfig, workspaces: Arc<Workspaces>, cancel: Cancel
     tracing::info!(relays = %config.relays, links = count, "linking to the relays");
     let links = Arc::new(Links {
         addresses: Addresses::new(config.relays.clone(), addresses::dns()),
-        transports: transports::Transports::new(&config.state_dir),
+        transports: Arc::new(transports::Transports::new(&config.state_dir)),
         config,
         workspaces,
         revocations: Revocations::default(),

@@ -29,11 +29,6 @@ pub fn link_of(event: &Event) -> Option<Control> {
 /// Sends the links of every workspace (also those added later) into `tx` until the receiver
 /// is gone.
 pub async fn forward(workspaces: Arc<Workspaces>, tx: mpsc::Sender<Control>) {
-    // What needs a human travels the same way (issue #22 notifications); it ends with `tx`.
-    tokio::spawn(crate::attention::forward(
-        Arc::clone(&workspaces),
-        tx.clone(),
-    ));
     let (merged_tx, mut merged) = mpsc::channel::<Control>(256);
     let mut changes = workspaces.changes();
     // Held, so a removed workspace's hub is never mistaken for a new one at the same address.

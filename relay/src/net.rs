@@ -71,7 +71,7 @@ pub(crate) struct Shared {
     /// The newest revocation lists as last read, for the periodic pushes of many agents.
     pub(crate) revocation_cache: trust::RevocationCache,
     /// Notifications: the policy and the offline watch (see `crate::notify`).
-    pub(crate) notifier: crate::notify::Notifier,
+    pub(crate) notifier: Arc<crate::notify::Notifier>,
 }
 
 impl std::fmt::Debug for dyn Presence<quinn::Connection> {

@@ -227,6 +227,7 @@ async fn join_fleet(
     config: &RelayConfig,
     store: &StoreHandle,
     sweep_now: &Arc<tokio::sync::Notify>,
+    notifier: &Arc<crate::notify::Notifier>,
 ) -> Result<Option<FleetMember<quinn::Connection>>, SpawnError> {
     let Some(fleet) = config.fleet.clone() else {
         return Ok(None);
@@ -240,6 +241,18 @@ async fn join_fleet(
         Arc::clone(sweep_now),
         store.clone(),
     );
+    // A user's TUI on another relay shows a session: hold back notifications about it here.
+    let notifier = Arc::clone(notifier);
+    let focus = Box::new(move |f: crate::fleet::notify::FocusNotice| {
+        tracing::debug!(user = %f.user, host = %f.host, session = %f.session, "focus from the fleet");
+        notifier.focus(
+            &f.user,
+            &f.host,
+            &f.workspace,
+            &f.session,
+            crate::time::now_ms(),
+        );
+    });
     let member = tokio::task::spawn_blocking(move || {
         FleetMember::start(
             &pg,
@@ -248,6 +261,7 @@ async fn join_fleet(
             timeout,
             sweep,
             Box::new(move || grants.grants_changed_elsewhere()),
+            focus,
         )
     })
     .await
@@ -304,11 +318,12 @@ impl Relay {
             .map_err(|e| StateError::from(StoreError::Task(e.to_string())))??;
         let store = StoreHandle::with_backend(backend);
         let sweep_now = Arc::new(tokio::sync::Notify::new());
+        let notifier = Arc::new(crate::notify::Notifier::default());
         // A directory given by the caller (tests) replaces the fleet's own membership.
         let fleet = if peers.is_some() {
             None
         } else {
-            join_fleet(&config, &store, &sweep_now).await?
+            join_fleet(&config, &store, &sweep_now, &notifier).await?
         };
         let tunnel_tls = tls::tunnel_tls_config(certs.clone(), key.clone_key())?;
         let server_config = tls::server_config(certs, key, config.idle_timeout)?;
@@ -371,7 +386,7 @@ impl Relay {
             tracker: TaskTracker::new(),
             tamper,
             revocation_cache: Mutex::default(),
-            notifier: crate::notify::Notifier::default(),
+            notifier,
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;

@@ -113,7 +113,7 @@ pub(super) async fn serve(
     };
     let probe = quic_is_back(links, relay, transport);
     let end = tokio::select! {
-        end = serve_connection(links, &conn, control_send, control_recv, &streams, cancel) => end,
+        end = serve_connection(links, id, &conn, control_send, control_recv, &streams, cancel) => end,
         () = probe => {
             conn.close(CloseReason::Normal.code().into(), MOVING_TO_QUIC);
             SessionEnd::MovingToQuic { from: transport }
@@ -171,6 +171,7 @@ fn spawn_stream(streams: &Streams, send: quinn::SendStream, recv: quinn::RecvStr
 
 async fn serve_connection(
     links: &Links,
+    id: LinkId,
     conn: &quinn::Connection,
     mut control_send: quinn::SendStream,
     mut control_recv: cm_client::framed::FramedRecv,
@@ -193,10 +194,20 @@ async fn serve_connection(
     // Sub-agent sessions: the relay records their parent's owner as theirs.
     let (links_tx, mut parent_links) = tokio::sync::mpsc::channel(256);
     let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
+    let (attention_workspaces, attention_tx) = (Arc::clone(&workspaces), links_tx.clone());
     streams.tracker.spawn(async move {
         tokio::select! {
             () = cancel_links.cancelled() => {}
             () = crate::session_links::forward(workspaces, links_tx) => {}
+        }
+    });
+    // What needs a human (issue #22), told by one link only: see `Transports::tells`.
+    let (transports, cancel_attention) = (Arc::clone(&links.transports), streams.cancel.clone());
+    let tells: crate::attention::Teller = Arc::new(move || transports.tells(id));
+    streams.tracker.spawn(async move {
+        tokio::select! {
+            () = cancel_attention.cancelled() => {}
+            () = crate::attention::forward(attention_workspaces, attention_tx, tells) => {}
         }
     });
     loop {

@@ -55,18 +55,22 @@ impl Transports {
         }
     }
 
+    /// Whether link `id` tells the relays what needs a human: the connected link with the
+    /// lowest id does, so an agent on several relays notifies once, and when that link is
+    /// down the next connected one takes over.
+    pub(super) fn tells(&self, id: LinkId) -> bool {
+        let now = self
+            .now
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        now.keys().next() == Some(&id)
+    }
+
     fn write(&self, now: &BTreeMap<LinkId, LinkNow>) {
         let links: Vec<&LinkNow> = now.values().collect();
         let result = serde_json::to_vec_pretty(&links)
             .map_err(std::io::Error::other)
-            .and_then(|json| {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let tmp = self.path.with_extension("json.tmp");
-                std::fs::write(&tmp, json)?;
-                std::fs::rename(&tmp, &self.path)
-            });
+            .and_then(|json| crate::private_file::write_atomic(&self.path, &json));
         if let Err(e) = result {
             tracing::debug!(path = %self.path.display(), error = %e, "cannot note the links' transports");
         }
@@ -95,5 +99,18 @@ mod tests {
         let links = read(dir.path());
         assert_eq!(links.len(), 1);
         assert_eq!(links[0].transport, "QUIC");
+    }
+
+    #[test]
+    fn the_lowest_connected_link_tells_and_the_next_takes_over_when_it_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Transports::new(dir.path());
+        assert!(!t.tells(0), "nobody tells before a link is connected");
+        t.connected(1, "192.0.2.2:7443".parse().unwrap(), Transport::Quic);
+        assert!(t.tells(1));
+        t.connected(0, "192.0.2.1:7443".parse().unwrap(), Transport::Quic);
+        assert!(t.tells(0) && !t.tells(1), "exactly one link tells");
+        t.disconnected(0);
+        assert!(t.tells(1), "the other link takes over");
     }
 }

@@ -32,4 +32,12 @@ pub trait PeerDirectory: Send + Sync + std::fmt::Debug {
     /// Reports that `id` could not be reached (routing tries the next relay; `cluster status`
     /// shows it).
     fn unreachable(&self, id: &RelayId);
+    /// Tells every relay of the fleet that a user's TUI shows a session (their notifications
+    /// about it are held back wherever the host's agent is). Nothing to do without a fleet.
+    fn announce_focus(&self, _focus: &crate::fleet::notify::FocusNotice) {}
+    /// Whether this relay is the one that reports hosts offline too long: the alive relay
+    /// with the lowest id, so a fleet sends one report, not one per relay.
+    fn reports_offline_hosts(&self) -> bool {
+        true
+    }
 }

@@ -134,6 +134,7 @@ impl<R: Send + Sync + 'static> FleetMember<R> {
         heartbeat_timeout: Duration,
         sweep: Arc<tokio::sync::Notify>,
         grants_changed: Box<dyn Fn() + Send>,
+        focus: Box<dyn Fn(super::notify::FocusNotice) + Send>,
     ) -> Result<Self, FleetError> {
         let id = fleet.id.0.clone();
         let store = PgStore::connect(pg)?;
@@ -163,6 +164,7 @@ impl<R: Send + Sync + 'static> FleetMember<R> {
             grants_changed,
             presence: tx.clone(),
             host_reloads,
+            focus,
         };
         let (config, stop) = (pg.clone(), Arc::clone(&listen_stop));
         let listen_thread = std::thread::Builder::new()
@@ -249,6 +251,7 @@ mod tests {
             Duration::from_secs(1),
             Arc::new(tokio::sync::Notify::new()),
             Box::new(|| {}),
+            Box::new(|_| {}),
         )
         .unwrap()
     }

@@ -32,6 +32,32 @@ pub enum Notice {
     Presence(String),
     /// Relays were registered, retired or changed address.
     Relays,
+    /// A user's TUI shows a session (on whichever relay it is connected to): notifications
+    /// about it are held back on every relay (issue #22's presence suppression).
+    Focus(FocusNotice),
+}
+
+/// The payload of a [`Notice::Focus`] (JSON after `focus `).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FocusNotice {
+    /// The user whose TUI it is.
+    pub user: String,
+    /// The host.
+    pub host: String,
+    /// The workspace.
+    pub workspace: String,
+    /// The session on screen.
+    pub session: String,
+}
+
+impl FocusNotice {
+    /// The `cm_fleet` payload that carries it.
+    pub fn payload(&self) -> String {
+        format!(
+            "focus {}",
+            serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+        )
+    }
 }
 
 impl Notice {
@@ -41,6 +67,9 @@ impl Notice {
             "revoked" => Some(Self::Revoked),
             "grants" => Some(Self::Grants),
             "relays" => Some(Self::Relays),
+            other if other.starts_with("focus ") => {
+                serde_json::from_str(&other[6..]).ok().map(Self::Focus)
+            }
             other => other
                 .strip_prefix("presence ")
                 .filter(|h| !h.is_empty())
@@ -59,6 +88,8 @@ pub struct Targets {
     pub presence: Sender<SyncJob>,
     /// Where hosts to re-read wait for it (coalesced).
     pub host_reloads: Arc<HostReloads>,
+    /// Holds back notifications about a session a user's TUI shows.
+    pub focus: Box<dyn Fn(FocusNotice) + Send>,
 }
 
 impl std::fmt::Debug for Targets {
@@ -80,6 +111,7 @@ impl Targets {
             Notice::Relays => {
                 let _ = self.presence.send(SyncJob::ReloadRelays);
             }
+            Notice::Focus(focus) => (self.focus)(focus),
         }
     }
 
@@ -163,6 +195,41 @@ mod tests {
         );
         assert_eq!(Notice::parse("presence "), None);
         assert_eq!(Notice::parse("reboot"), None);
+        let focus = FocusNotice {
+            user: "alice".into(),
+            host: "box".into(),
+            workspace: "api".into(),
+            session: "ses_1".into(),
+        };
+        assert_eq!(
+            Notice::parse(&focus.payload()),
+            Some(Notice::Focus(focus.clone()))
+        );
+        assert_eq!(Notice::parse("focus {not json"), None);
+    }
+
+    #[test]
+    fn a_focus_notice_reaches_the_notifier() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let targets = Targets {
+            sweep: Arc::new(tokio::sync::Notify::new()),
+            grants_changed: Box::new(|| {}),
+            presence: tx,
+            host_reloads: Arc::default(),
+            focus: Box::new(move |f| s.lock().unwrap().push(f.session)),
+        };
+        let focus = FocusNotice {
+            user: "alice".into(),
+            host: "box".into(),
+            workspace: "api".into(),
+            session: "ses_9".into(),
+        };
+        for notice in Notice::parse(&focus.payload()) {
+            targets.apply(notice);
+        }
+        assert_eq!(*seen.lock().unwrap(), ["ses_9"]);
     }
 
     #[test]
@@ -177,6 +244,7 @@ mod tests {
             }),
             presence: tx,
             host_reloads: Arc::default(),
+            focus: Box::new(|_| {}),
         };
         targets.apply(Notice::Revoked);
         // The permit is stored: the sweeper wakes even if it was busy when the notice came.
@@ -205,6 +273,7 @@ mod tests {
             grants_changed: Box::new(|| {}),
             presence: tx,
             host_reloads: Arc::default(),
+            focus: Box::new(|_| {}),
         };
         for i in 0..5_000 {
             targets.apply(Notice::Presence(format!("box{}", i % 3)));

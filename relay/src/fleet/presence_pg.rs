@@ -172,6 +172,11 @@ impl<R: Clone + Send + Sync> Presence<R> for FleetPresence<R> {
     }
 }
 
+/// Whether `id` comes first among the `alive` relays (it may not be among them yet).
+fn is_lowest(id: &RelayId, alive: &std::collections::BTreeSet<RelayId>) -> bool {
+    alive.first().is_none_or(|first| id <= first)
+}
+
 impl<R: Send + Sync> PeerDirectory for FleetPresence<R> {
     fn local_id(&self) -> &RelayId {
         &self.id
@@ -200,6 +205,15 @@ impl<R: Send + Sync> PeerDirectory for FleetPresence<R> {
 
     fn peer(&self, id: &RelayId) -> Option<PeerInfo> {
         self.view.read().peer(id, &self.id)
+    }
+
+    fn announce_focus(&self, focus: &crate::fleet::notify::FocusNotice) {
+        send(&self.sync.lock(), SyncJob::Announce(focus.payload()));
+    }
+
+    fn reports_offline_hosts(&self) -> bool {
+        let alive = self.view.read().alive(now_ms(), self.liveness_ms);
+        is_lowest(&self.id, &alive)
     }
 
     fn peers(&self) -> Vec<PeerInfo> {
@@ -266,6 +280,27 @@ mod tests {
             tx,
         );
         (p, rx)
+    }
+
+    #[test]
+    fn the_lowest_alive_relay_reports_offline_hosts_and_focus_is_announced() {
+        let (p, rx) = fleet();
+        assert!(p.reports_offline_hosts(), "a is the lowest of a, b, c");
+        let alive: std::collections::BTreeSet<RelayId> =
+            ["b", "c"].into_iter().map(RelayId::from).collect();
+        assert!(!is_lowest(&RelayId::from("c"), &alive));
+        assert!(is_lowest(&RelayId::from("a"), &alive), "not yet among them");
+        assert!(is_lowest(&RelayId::from("b"), &alive));
+        let focus = crate::fleet::notify::FocusNotice {
+            user: "alice".into(),
+            host: "far".into(),
+            workspace: "api".into(),
+            session: "ses_1".into(),
+        };
+        p.announce_focus(&focus);
+        assert!(
+            matches!(rx.try_recv(), Ok(SyncJob::Announce(payload)) if payload == focus.payload())
+        );
     }
 
     #[test]

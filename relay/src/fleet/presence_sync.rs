@@ -134,6 +134,8 @@ fn coalesce(writes: &[PresenceWrite]) -> Vec<PresenceWrite> {
 /// Work for the sync thread.
 #[derive(Debug)]
 pub enum SyncJob {
+    /// A notice for every relay of the fleet (a `cm_fleet` payload), e.g. a user's focus.
+    Announce(String),
     /// An agent connection authenticated here.
     Connect {
         /// Its host.
@@ -289,6 +291,10 @@ impl PresenceSync {
                     },
                     SyncJob::ReloadRelays => relays = true,
                     SyncJob::ReloadAll => all = true,
+                    SyncJob::Announce(payload) => {
+                        let r = self.store.fleet_announce(&payload);
+                        self.outcome("announce to the fleet", r);
+                    }
                     SyncJob::Unreachable(peer) => {
                         let r = self.store.relay_unreachable(&peer, &self.id);
                         self.outcome("record an unreachable peer", r);

@@ -147,6 +147,19 @@ impl LocalHandler for op::NotifyFocus {
             &body.session,
             now_ms(),
         );
+        // The host's agent may be on another relay of the fleet: it holds back too. Names
+        // that are not ids match no notice (`accept_attention`) and are not sent around.
+        let ids = [&body.host, &body.workspace, &body.session];
+        if let Some(peers) = &cx.shared.peers
+            && ids.into_iter().all(|s| proto::ids::is_valid_name(s))
+        {
+            peers.announce_focus(&crate::fleet::notify::FocusNotice {
+                user: cx.principal.user.0.clone(),
+                host: body.host,
+                workspace: body.workspace,
+                session: body.session,
+            });
+        }
         Ok(())
     }
 }
@@ -284,7 +297,16 @@ async fn watch_presence(shared: &Arc<Shared>) {
             .notifier
             .observe_host(info.host.as_str(), info.online, now);
     }
-    for (host, minutes) in shared.notifier.offline_due(now) {
+    let due = shared.notifier.offline_due(now);
+    // In a fleet every relay sees every host; one of them reports.
+    if shared
+        .peers
+        .as_ref()
+        .is_some_and(|p| !p.reports_offline_hosts())
+    {
+        return;
+    }
+    for (host, minutes) in due {
         let id = HostId::from(host.as_str());
         fan_out(shared, &id, None, &notify::host_offline(&host, minutes)).await;
     }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// `cm-relay --config CONFIG --state-dir STATE ARGS`.
-fn cm_relay_out(config: &Path, state: &Path, args: &[&str]) -> Result<Output> {
+pub(crate) fn cm_relay_out(config: &Path, state: &Path, args: &[&str]) -> Result<Output> {
     Ok(Command::new(workspace_bin("cm-relay")?)
         .arg("--config")
         .arg(config)
@@ -30,7 +30,7 @@ fn cm_relay_out(config: &Path, state: &Path, args: &[&str]) -> Result<Output> {
 }
 
 /// Its stdout, or the error with stderr.
-fn cm_relay(config: &Path, state: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn cm_relay(config: &Path, state: &Path, args: &[&str]) -> Result<String> {
     let out = cm_relay_out(config, state, args)?;
     anyhow::ensure!(
         out.status.success(),
@@ -40,7 +40,7 @@ fn cm_relay(config: &Path, state: &Path, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
-fn after(out: &str, marker: &str) -> Result<String> {
+pub(crate) fn after(out: &str, marker: &str) -> Result<String> {
     let mut lines = out.lines();
     while let Some(line) = lines.next() {
         if let Some(rest) = line.split_once(marker).map(|(_, r)| r.trim()) {
@@ -53,13 +53,13 @@ fn after(out: &str, marker: &str) -> Result<String> {
     anyhow::bail!("no {marker:?} in {out}")
 }
 
-struct Member {
-    config: PathBuf,
-    state: PathBuf,
-    addr: String,
+pub(crate) struct Member {
+    pub(crate) config: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) addr: String,
 }
 
-fn member(root: &Path, id: &str, url: &str) -> Result<Member> {
+pub(crate) fn member(root: &Path, id: &str, url: &str) -> Result<Member> {
     let config = root.join(format!("{id}.toml"));
     std::fs::write(
         &config,
@@ -75,21 +75,53 @@ fn member(root: &Path, id: &str, url: &str) -> Result<Member> {
     })
 }
 
-fn run(m: &Member) -> Result<Proc> {
+pub(crate) fn run(m: &Member) -> Result<Proc> {
+    Ok(run_logged(m, "info")?.0)
+}
+
+/// [`run`] with `RUST_LOG=rust_log`; its log lines to wait on.
+pub(crate) fn run_logged(m: &Member, rust_log: &str) -> Result<(Proc, LogLines)> {
     let mut child = Command::new(workspace_bin("cm-relay")?)
         .arg("--config")
         .arg(&m.config)
         .arg("--state-dir")
         .arg(&m.state)
         .args(["run", "--listen", &m.addr])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", rust_log)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child.stderr.take().context("no stderr")?;
     let proc = Proc { child };
-    LogLines::read(stderr, "relay").wait_line(&["relay listening"])?;
-    Ok(proc)
+    let log = LogLines::read(stderr, "relay");
+    log.wait_line(&["relay listening"])?;
+    Ok((proc, log))
+}
+
+/// Makes `joining` a second relay of `first`'s fleet the documented way: `first`'s TLS
+/// identity copied, both registered with `cluster add` (peer ports `port` and `port + 1`).
+pub(crate) fn join_two(first: &Member, joining: &Member, port: u16) -> Result<()> {
+    std::fs::create_dir_all(&joining.state)?;
+    std::fs::set_permissions(&joining.state, std::fs::Permissions::from_mode(0o700))?;
+    for f in ["relay.crt", "relay.key"] {
+        std::fs::copy(first.state.join(f), joining.state.join(f))?;
+    }
+    for (m, id, port) in [(first, "a", port), (joining, "b", port + 1)] {
+        let out = cm_relay(
+            &m.config,
+            &m.state,
+            &[
+                "cluster",
+                "add",
+                "--id",
+                id,
+                "--peer-addr",
+                &format!("127.0.0.1:{port}"),
+            ],
+        )?;
+        anyhow::ensure!(out.contains(&format!("registered relay {id}")), "{out}");
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ mod bad_input;
 mod cli;
 mod core_tasks;
 mod escapes;
+mod fleet_notify;
 mod fleet_presence;
 mod forward;
 mod grants;

@@ -23,9 +23,17 @@ pub(crate) type Done = tokio::sync::oneshot::Sender<()>;
 /// heart-beats until dropped, and sends what the test gives it on its control stream.
 pub(crate) async fn session_agent(relay: &TestRelay) -> Result<(quinn::Connection, ControlTx)> {
     let token = relay.state.add_host("box", relay.addr)?;
-    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
-    let session =
-        client::authenticate(conn, PeerKind::Agent, &CredId::from("box"), &token.secret).await?;
+    scripted_agent(&relay.addr_str(), &relay.state.pin, &token.secret).await
+}
+
+/// [`session_agent`] for host `box` (whose secret is `secret`) at the relay at `addr`.
+pub(crate) async fn scripted_agent(
+    addr: &str,
+    pin: &str,
+    secret: &proto::handshake::Key,
+) -> Result<(quinn::Connection, ControlTx)> {
+    let conn = client::dial(addr, pin, &quick_dial()).await?;
+    let session = client::authenticate(conn, PeerKind::Agent, &CredId::from("box"), secret).await?;
     let streams = session.conn.clone();
     tokio::spawn(async move {
         while let Ok((mut send, recv)) = streams.accept_bi().await {

@@ -250,6 +250,15 @@ impl PgStore {
         Ok(())
     }
 
+    /// Sends `payload` on `cm_fleet` to every relay listening (itself included).
+    ///
+    /// # Errors
+    /// PostgreSQL failures.
+    pub fn fleet_announce(&self, payload: &str) -> Result<(), StoreError> {
+        self.exec("SELECT pg_notify($1, $2)", &[&FLEET_CHANNEL, &payload])?;
+        Ok(())
+    }
+
     /// Relay `id` stopped cleanly: its heartbeat is cleared, so peers count it dead at once.
     ///
     /// # Errors
