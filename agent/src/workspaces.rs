@@ -7,6 +7,7 @@
 
 pub use crate::added_workspaces as added;
 pub mod candidates;
+mod root_check;
 
 use crate::config::{OpencodeConfig, Workspace};
 use crate::hub::EventHub;

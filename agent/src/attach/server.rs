@@ -176,22 +176,13 @@ async fn prepare(workspaces: &Workspaces, name: &str) -> Result<Server, Refusal>
 /// The workspace's folder must be a readable folder (and an added workspace's still the real
 /// folder directly in its root), as for every remote operation.
 fn root_usable(rt: &crate::workspaces::WorkspaceRuntime) -> Result<(), Refusal> {
-    let root = &rt.workspace.root;
-    let fail = |reason: String| Refusal::RootUnavailable {
-        name: rt.workspace.name.clone(),
-        path: root.display().to_string(),
-        reason,
-    };
-    if rt.added.is_some() && !crate::workspaces::added::still_in_place(root) {
-        return Err(fail("no longer a real folder directly in its root".into()));
-    }
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(root)
-            .map(drop)
-            .map_err(|e| fail(e.to_string())),
-        Ok(_) => Err(fail("not a directory".into())),
-        Err(e) => Err(fail(e.to_string())),
-    }
+    rt.root_problem().map_or(Ok(()), |reason| {
+        Err(Refusal::RootUnavailable {
+            name: rt.workspace.name.clone(),
+            path: rt.workspace.root.display().to_string(),
+            reason,
+        })
+    })
 }
 
 /// While the connection is open (the TUI runs), renews the workspace's launch lease as the

@@ -66,24 +66,13 @@ pub(super) fn admit(
 
 /// The workspace root must still be a readable folder.
 pub(super) fn root_ok(rt: &WorkspaceRuntime) -> Result<(), OpError> {
-    let root = &rt.workspace.root;
-    let fail = |reason: String| OpError::RootUnavailable {
-        name: rt.workspace.name.clone(),
-        path: root.display().to_string(),
-        reason,
-    };
-    // An added workspace's folder must still be the real folder directly in its root (the
-    // root workspace's OpenCode could have swapped in a link to elsewhere).
-    if rt.added.is_some() && !crate::workspaces::added::still_in_place(root) {
-        return Err(fail("no longer a real folder directly in its root".into()));
-    }
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(root)
-            .map(drop)
-            .map_err(|e| fail(e.to_string())),
-        Ok(_) => Err(fail("not a directory".into())),
-        Err(e) => Err(fail(e.to_string())),
-    }
+    rt.root_problem().map_or(Ok(()), |reason| {
+        Err(OpError::RootUnavailable {
+            name: rt.workspace.name.clone(),
+            path: rt.workspace.root.display().to_string(),
+            reason,
+        })
+    })
 }
 
 /// Whether `role` may start OpenCode here (as `opencode_start`: operator and above, and the
