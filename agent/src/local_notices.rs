@@ -14,6 +14,12 @@ use tokio::sync::Notify;
 /// the host's log).
 pub const MAX_QUEUED: usize = 256;
 
+fn warn_dropped() {
+    tracing::warn!(
+        "a local-action notice was dropped before any relay heard of it (it is in this log)"
+    );
+}
+
 /// The queue of notices for the relay.
 #[derive(Debug, Default)]
 pub struct LocalNotices {
@@ -28,9 +34,7 @@ impl LocalNotices {
             let mut queue = self.queue.lock();
             if queue.len() >= MAX_QUEUED {
                 queue.pop_front();
-                tracing::warn!(
-                    "a local-action notice was dropped before any relay heard of it (it is in this log)"
-                );
+                warn_dropped();
             }
             queue.push_back(notice);
         }
@@ -38,8 +42,17 @@ impl LocalNotices {
     }
 
     /// Puts back a notice whose send failed, first in line.
+    /// When the queue filled meanwhile, the newest notice gives way (the oldest is kept, as
+    /// `push` keeps the newest): the queue never holds more than [`MAX_QUEUED`].
     pub fn put_back(&self, notice: Control) {
-        self.queue.lock().push_front(notice);
+        {
+            let mut queue = self.queue.lock();
+            if queue.len() >= MAX_QUEUED {
+                queue.pop_back();
+                warn_dropped();
+            }
+            queue.push_front(notice);
+        }
         self.added.notify_one();
     }
 
@@ -111,5 +124,9 @@ mod tests {
         assert_eq!(notices.len(), MAX_QUEUED);
         let first = notices.queue.lock().front().cloned();
         assert_eq!(first, Some(attach(10)));
+        // A notice put back into a full queue keeps it at its bound, first in line.
+        notices.put_back(attach(1));
+        assert_eq!(notices.len(), MAX_QUEUED);
+        assert_eq!(notices.queue.lock().front().cloned(), Some(attach(1)));
     }
 }

@@ -18,6 +18,9 @@ pub(crate) const MAX_QUEUED_AGE_MS: u64 = 24 * 60 * 60 * 1000;
 const CAPACITY: usize = 65_536;
 /// Pruned by signed times (see `ops::e2e::queued::check`): twice the age covers every accepted one.
 const HORIZON_MS: u64 = 2 * (MAX_QUEUED_AGE_MS + REPLAY_WINDOW_MS);
+/// Lines appended since the file was last compacted before it is compacted again (so a
+/// long-running agent's file stays about the size of what is still in the window).
+const COMPACT_AFTER: usize = 4_096;
 /// The file in the agent's state directory.
 pub(crate) const FILE_NAME: &str = "queued-nonces.txt";
 
@@ -26,6 +29,8 @@ pub(crate) const FILE_NAME: &str = "queued-nonces.txt";
 pub struct QueuedNonces {
     pub(crate) window: Mutex<ReplayWindow>,
     file: Option<PathBuf>,
+    /// Lines appended since the last compaction; held while appending or compacting.
+    appended: Mutex<usize>,
 }
 
 impl Default for QueuedNonces {
@@ -33,6 +38,7 @@ impl Default for QueuedNonces {
         Self {
             window: Mutex::new(ReplayWindow::new(CAPACITY, HORIZON_MS)),
             file: None,
+            appended: Mutex::new(0),
         }
     }
 }
@@ -68,25 +74,11 @@ impl QueuedNonces {
                 return me;
             }
         };
-        let mut kept = String::new();
-        {
-            let mut window = me.window.lock();
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let Some((ts, nonce)) = parse_line(line) else {
-                    tracing::warn!(path = %path.display(), line, "skipping an unreadable line");
-                    continue;
-                };
-                if now_ms.saturating_sub(ts) > HORIZON_MS {
-                    continue;
-                }
-                if window.check_and_insert(padded(nonce), ts, now_ms).is_ok() {
-                    kept.push_str(&format!("{ts} {}\n", hex::encode(nonce)));
-                }
-            }
-        }
-        if let Err(e) = crate::private_file::write_atomic(&path, kept.as_bytes()) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot compact the served queued-prompt nonces");
-        }
+        let mut window = me.window.lock();
+        compact(&path, &text, now_ms, |ts, nonce| {
+            window.check_and_insert(padded(nonce), ts, now_ms).is_ok()
+        });
+        drop(window);
         me
     }
 
@@ -99,13 +91,7 @@ impl QueuedNonces {
         let Some(path) = &self.file else {
             return Ok(());
         };
-        let line = format!("{} {}\n", checked.fields.ts_ms, hex::encode(checked.nonce));
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()))
+        self.append(path, checked.fields.ts_ms, checked.nonce)
             .map_err(|e| {
                 TrustError::Payload(format!(
                     "cannot record the queued prompt's nonce in {} ({e}); refusing it so it \
@@ -113,6 +99,43 @@ impl QueuedNonces {
                     path.display()
                 ))
             })
+    }
+
+    /// Appends one entry to `path` (compacting it first every [`COMPACT_AFTER`] entries).
+    fn append(&self, path: &Path, ts_ms: u64, nonce: [u8; 16]) -> std::io::Result<()> {
+        let mut appended = self.appended.lock();
+        *appended += 1;
+        if *appended > COMPACT_AFTER {
+            *appended = 0;
+            if let Ok(text) = std::fs::read_to_string(path) {
+                compact(path, &text, cm_client::time::now_ms(), |_, _| true);
+            }
+        }
+        let line = format!("{ts_ms} {}\n", hex::encode(nonce));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()).and_then(|()| f.sync_data()))
+    }
+}
+
+/// Rewrites `path` from `text` (its contents) without unreadable lines, entries older than the
+/// horizon and those `keep` turns down (given each entry's time and nonce).
+fn compact(path: &Path, text: &str, now_ms: u64, mut keep: impl FnMut(u64, [u8; 16]) -> bool) {
+    let mut kept = String::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Some((ts, nonce)) = parse_line(line) else {
+            tracing::warn!(path = %path.display(), line, "skipping an unreadable line");
+            continue;
+        };
+        if now_ms.saturating_sub(ts) <= HORIZON_MS && keep(ts, nonce) {
+            kept.push_str(&format!("{ts} {}\n", hex::encode(nonce)));
+        }
+    }
+    if let Err(e) = crate::private_file::write_atomic(path, kept.as_bytes()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot compact the served queued-prompt nonces");
     }
 }
 
@@ -134,5 +157,32 @@ mod tests {
         drop(window);
         let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
         assert_eq!(text, fresh, "compacted to the fresh entry");
+    }
+
+    #[test]
+    fn a_long_running_agents_file_is_compacted_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = cm_client::time::now_ms();
+        let expired: String = (0..COMPACT_AFTER)
+            .map(|i| {
+                format!(
+                    "{} {}\n",
+                    now - HORIZON_MS - 1,
+                    hex::encode((i as u128).to_be_bytes())
+                )
+            })
+            .collect();
+        let nonces = QueuedNonces::load(dir.path(), now);
+        let path = dir.path().join(FILE_NAME);
+        // Lines that expire while the agent runs (written as by an earlier append).
+        std::fs::write(&path, &expired).unwrap();
+        *nonces.appended.lock() = COMPACT_AFTER;
+        nonces.append(&path, now, [5u8; 16]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("{now} {}\n", hex::encode([5u8; 16])),
+            "the expired lines are gone and the new one kept"
+        );
     }
 }
