@@ -18,6 +18,7 @@ pub mod folders;
 mod hosts;
 pub mod list;
 pub mod model_picker;
+pub mod notify_panel;
 pub mod overlay;
 pub mod palette;
 pub mod ports;
@@ -388,6 +389,7 @@ impl App {
         }
         self.session_reconnected(fx);
         self.diff_reconnected(fx);
+        self.notify_reconnected(fx);
         self.rewatch_all(fx);
     }
 

@@ -139,6 +139,31 @@ pub enum Call {
     Admin(AdminCall),
     /// `notify_focus`: this session is on screen (the relay answers it; no host is named).
     NotifyFocus(proto::notify::Focus),
+    /// The caller's notification channels (the relay answers them; no host is named).
+    Notify(NotifyCall),
+}
+
+/// The notification settings' operations (bodies in `proto::notify`), as `cm-tui notify`
+/// makes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyCall {
+    /// `notify_list`.
+    List,
+    /// `notify_test` of the channel with this name.
+    Test(String),
+    /// `notify_remove` of the channel with this name.
+    Remove(String),
+}
+
+impl NotifyCall {
+    /// The wire operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Self::List => Op::NotifyList,
+            Self::Test(_) => Op::NotifyTest,
+            Self::Remove(_) => Op::NotifyRemove,
+        }
+    }
 }
 
 /// The administration operations (bodies in `proto::admin`).
@@ -213,6 +238,7 @@ impl Call {
             Self::PortList => Op::PortList,
             Self::Admin(a) => a.op(),
             Self::NotifyFocus(_) => Op::NotifyFocus,
+            Self::Notify(n) => n.op(),
         }
     }
 }
@@ -364,6 +390,12 @@ pub enum Response {
     Done(proto::admin::AdminDone),
     /// `notify_focus` noted.
     FocusNoted,
+    /// `notify_list`: the caller's channels.
+    Channels(Vec<proto::notify::ChannelInfo>),
+    /// `notify_test`: the test notification went out, or why not.
+    ChannelTested(proto::notify::NotifyTested),
+    /// `notify_remove`: whether there was such a channel.
+    ChannelRemoved(bool),
 }
 
 /// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport

@@ -10,6 +10,7 @@ pub(crate) mod folders;
 mod hosts;
 pub(crate) mod model;
 mod navigation;
+pub(crate) mod notify;
 mod offline;
 mod palette;
 pub(crate) mod ports;

@@ -1210,6 +1210,7 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
     );
 }
 
+mod notify;
 mod ports;
 mod setup;
 
