@@ -189,6 +189,8 @@ pub enum AdminCall {
     Kill(proto::admin::KillTarget),
     /// `audit_read`.
     AuditRead(proto::admin::AuditQuery),
+    /// `trust_fetch` (everything: certificates, pending device keys), as `admin trust show`.
+    TrustFetch,
 }
 
 impl AdminCall {
@@ -204,6 +206,7 @@ impl AdminCall {
             Self::CredsRevoke(_) => Op::CredsRevoke,
             Self::Kill(_) => Op::Kill,
             Self::AuditRead(_) => Op::AuditRead,
+            Self::TrustFetch => Op::TrustFetch,
         }
     }
 }
@@ -388,6 +391,13 @@ pub enum Response {
     Audit(Vec<proto::admin::AuditEntry>),
     /// An administrative change done.
     Done(proto::admin::AdminDone),
+    /// What the relay stores for zero-trust (certificates, pending device keys).
+    Trust {
+        /// As served.
+        bundle: proto::trust::TrustBundle,
+        /// Per certificate, whether it chains to this laptop's roots (`None`: no roots here).
+        vouched: Option<Vec<bool>>,
+    },
     /// `notify_focus` noted.
     FocusNoted,
     /// `notify_list`: the caller's channels.

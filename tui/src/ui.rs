@@ -3,6 +3,7 @@
 //! [`theme::Theme`], row contents from [`crate::view`].
 
 mod admin;
+mod admin_certs;
 mod attention;
 mod clone;
 mod diff;

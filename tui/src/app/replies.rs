@@ -76,6 +76,7 @@ impl App {
             | Response::Enrolled(_)
             | Response::Creds(_)
             | Response::Audit(_)
+            | Response::Trust { .. }
             | Response::Done(_) => {}
             // Notification settings answers went to their panel above.
             Response::FocusNoted

@@ -2,6 +2,7 @@
 //! requests the app asked for and answers them like the connection task would.
 
 pub(crate) mod admin;
+pub(crate) mod admin_certs;
 mod attention;
 pub(crate) mod clone;
 mod detail;
