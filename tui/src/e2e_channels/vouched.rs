@@ -5,33 +5,44 @@
 
 use super::{HostStreams, locked};
 use crate::trust::OperatorTrust;
-use proto::trust::{Cert, Verifier};
+use proto::trust::{RevocationState, TrustBundle, Verifier};
 
 impl HostStreams {
     /// [`vouched_by`] this laptop's trust; `None` on a relay-trusted laptop (no roots).
-    pub fn vouched(&self, certs: &[Cert], now_ms: u64) -> Option<Vec<bool>> {
+    pub fn vouched(&self, bundle: &TrustBundle, now_ms: u64) -> Option<Vec<bool>> {
         let trust = locked(self.trust.as_ref()?);
         trust
             .zero_trust()
-            .then(|| vouched_by(&trust, certs, now_ms))
+            .then(|| vouched_by(&trust, bundle, now_ms))
     }
 }
 
-/// Per certificate of `certs`: valid at `now_ms`, not revoked as far as `trust` knows, and
-/// signed by a pinned root or by an admin whose chain reaches one.
-fn vouched_by(trust: &OperatorTrust, certs: &[Cert], now_ms: u64) -> Vec<bool> {
+/// Per certificate of `bundle`: valid at `now_ms`, not revoked (by what `trust` knows, or by a
+/// revocation list in `bundle` signed by a root or a certified admin), and signed by a pinned
+/// root or by an admin whose chain reaches one. Nothing is kept: `trust` is not changed.
+fn vouched_by(trust: &OperatorTrust, bundle: &TrustBundle, now_ms: u64) -> Vec<bool> {
     let mut all = trust.certs.clone();
-    for c in certs {
+    for c in &bundle.certs {
         if !all.contains(c) {
             all.push(c.clone());
         }
     }
-    let verifier = Verifier::new(&trust.roots, &trust.revoked);
-    certs
+    let mut lists = RevocationState::default();
+    for list in &bundle.revocations {
+        // A list no root or certified admin signed is refused, as everywhere.
+        let _ = lists.accept(list, &trust.roots, &all, now_ms);
+    }
+    let mut revoked = trust.revoked.clone();
+    let served = lists.revoked();
+    revoked.serials.extend(served.serials);
+    revoked.keys.extend(served.keys);
+    let verifier = Verifier::new(&trust.roots, &revoked);
+    bundle
+        .certs
         .iter()
         .map(|c| {
             c.open()
-                .is_ok_and(|b| b.valid_at(now_ms) && !trust.revoked.serials.contains(&b.serial))
+                .is_ok_and(|b| b.valid_at(now_ms) && !revoked.serials.contains(&b.serial))
                 && verifier.is_admin_key(c.signer(), &all, now_ms)
         })
         .collect()
@@ -43,7 +54,7 @@ mod tests {
     use crate::trust::file::TrustFile;
     use proto::ids::UserId;
     use proto::rbac::Role;
-    use proto::trust::{CertBody, DeviceKey, Root, Subject};
+    use proto::trust::{Cert, CertBody, DeviceKey, RevocationBody, RevocationList, Root, Subject};
 
     fn key(seed: u8) -> DeviceKey {
         DeviceKey::from_seed([seed; 32]).expect("a key")
@@ -100,10 +111,31 @@ mod tests {
             grant(&root, "gone", "erin", Role::Viewer, 1_000),
         ];
         trust.revoked.serials.insert("gone".into());
+        let mut bundle = TrustBundle {
+            certs,
+            ..TrustBundle::default()
+        };
         assert_eq!(
-            vouched_by(&trust, &certs, 500),
+            vouched_by(&trust, &bundle, 500),
             [true, true, false, false, false],
             "root, admin under it, the relay's own key, expired, revoked"
         );
+        // A list the root signed revokes bob's grant; one the relay's key signed is refused.
+        let list = |signer: &DeviceKey, serial: &str| {
+            let body = RevocationBody {
+                issuer_user: UserId::from("alice"),
+                seq: 1,
+                issued_ms: 400,
+                serials: vec![serial.into()],
+                keys: Vec::new(),
+            };
+            RevocationList::sign(&body, signer)
+        };
+        bundle.revocations = vec![list(&root, "bob"), list(&relay, "c")];
+        assert_eq!(
+            vouched_by(&trust, &bundle, 500),
+            [true, false, false, false, false]
+        );
+        assert!(!trust.revoked.serials.contains("bob"), "nothing kept");
     }
 }
