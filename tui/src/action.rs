@@ -146,6 +146,10 @@ pub enum Action {
     ClearFilter,
     /// Copy the invite or token the admin screen shows (OSC 52, to the local clipboard).
     CopySecret,
+    /// Open the notification settings: your channels at the relay.
+    OpenNotifications,
+    /// Send a test notification to the selected channel.
+    TestChannel,
 }
 
 impl Action {
@@ -221,6 +225,8 @@ impl Action {
         Self::AcceptFilter,
         Self::ClearFilter,
         Self::CopySecret,
+        Self::OpenNotifications,
+        Self::TestChannel,
     ];
 
     /// The action's name in `tui.toml` (`[keys]`) and the command palette.
@@ -296,6 +302,8 @@ impl Action {
             Self::AcceptFilter => "accept_filter",
             Self::ClearFilter => "clear_filter",
             Self::CopySecret => "copy_secret",
+            Self::OpenNotifications => "notifications",
+            Self::TestChannel => "test_channel",
         }
     }
 
@@ -377,6 +385,16 @@ impl Action {
             match self {
                 Self::Send => return "add the workspace",
                 Self::LeaveInput => return "cancel",
+                _ => {}
+            }
+        }
+        if context == Context::Notify {
+            match self {
+                Self::Open => return "confirm the removal asked for",
+                Self::Remove => return "remove the channel (asks; Enter confirms)",
+                Self::Back => return "close (or cancel the question)",
+                Self::Refresh => return "read the channels again",
+                Self::ToggleHelp => return "these keys / the channels",
                 _ => {}
             }
         }
@@ -475,6 +493,8 @@ impl Action {
             Self::AcceptFilter => "keep the filter",
             Self::ClearFilter => "clear the filter",
             Self::CopySecret => "copy the invite or token shown (to your clipboard, OSC 52)",
+            Self::OpenNotifications => "notification settings (your channels at the relay)",
+            Self::TestChannel => "send a test notification to the channel now",
         }
     }
 }

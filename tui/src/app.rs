@@ -18,6 +18,7 @@ pub mod folders;
 mod hosts;
 pub mod list;
 pub mod model_picker;
+pub mod notify_panel;
 pub mod overlay;
 pub mod palette;
 pub mod ports;
@@ -210,7 +211,10 @@ impl App {
             relay: None,
             clone: None,
             templates: None,
-            focus_signal: crate::notify_focus::FocusSignal::default(),
+            focus_signal: crate::notify_focus::FocusSignal::new(
+                now_ms,
+                crate::notify_focus::IDLE_AFTER_MS,
+            ),
             template_cache: templates::TemplateCache::default(),
             folders: None,
             ports: None,
@@ -245,6 +249,15 @@ impl App {
         self
     }
 
+    /// Nobody counts as watching a session after `idle` without a key press (the relay's
+    /// notifications about it are then sent again).
+    #[must_use]
+    pub fn with_presence_idle(mut self, idle: Duration) -> Self {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        self.focus_signal = crate::notify_focus::FocusSignal::new(self.now_ms, ms);
+        self
+    }
+
     /// Turns the terminal bell on new attention on or off.
     #[must_use]
     pub fn with_bell(mut self, bell: bool) -> Self {
@@ -256,7 +269,12 @@ impl App {
     pub fn update(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         match event {
-            Event::Key(key) => self.on_key(key, &mut fx),
+            Event::Key(key) => {
+                self.focus_signal.presence.key(self.now_ms);
+                self.on_key(key, &mut fx);
+            }
+            Event::FocusGained => self.on_terminal_focus(true, &mut fx),
+            Event::FocusLost => self.on_terminal_focus(false, &mut fx),
             Event::Tick { now_ms } => {
                 self.now_ms = now_ms;
                 if self.notice.as_ref().is_some_and(|n| n.until_ms <= now_ms) {
@@ -270,8 +288,14 @@ impl App {
                 self.width = width;
                 self.height = height;
             }
-            Event::Paste(text) => self.on_paste(&text),
-            Event::Scroll { up } => self.on_scroll(up, &mut fx),
+            Event::Paste(text) => {
+                self.focus_signal.presence.key(self.now_ms);
+                self.on_paste(&text);
+            }
+            Event::Scroll { up } => {
+                self.focus_signal.presence.activity(self.now_ms);
+                self.on_scroll(up, &mut fx);
+            }
             Event::Net(net) => self.on_net(net, &mut fx),
         }
         if let Some(view) = self.stack.session.as_mut() {
@@ -365,6 +389,7 @@ impl App {
         }
         self.session_reconnected(fx);
         self.diff_reconnected(fx);
+        self.notify_reconnected(fx);
         self.rewatch_all(fx);
     }
 

@@ -139,6 +139,31 @@ pub enum Call {
     Admin(AdminCall),
     /// `notify_focus`: this session is on screen (the relay answers it; no host is named).
     NotifyFocus(proto::notify::Focus),
+    /// The caller's notification channels (the relay answers them; no host is named).
+    Notify(NotifyCall),
+}
+
+/// The notification settings' operations (bodies in `proto::notify`), as `cm-tui notify`
+/// makes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyCall {
+    /// `notify_list`.
+    List,
+    /// `notify_test` of the channel with this name.
+    Test(String),
+    /// `notify_remove` of the channel with this name.
+    Remove(String),
+}
+
+impl NotifyCall {
+    /// The wire operation.
+    pub fn op(&self) -> Op {
+        match self {
+            Self::List => Op::NotifyList,
+            Self::Test(_) => Op::NotifyTest,
+            Self::Remove(_) => Op::NotifyRemove,
+        }
+    }
 }
 
 /// The administration operations (bodies in `proto::admin`).
@@ -164,6 +189,8 @@ pub enum AdminCall {
     Kill(proto::admin::KillTarget),
     /// `audit_read`.
     AuditRead(proto::admin::AuditQuery),
+    /// `trust_fetch` (everything: certificates, pending device keys), as `admin trust show`.
+    TrustFetch,
 }
 
 impl AdminCall {
@@ -179,6 +206,7 @@ impl AdminCall {
             Self::CredsRevoke(_) => Op::CredsRevoke,
             Self::Kill(_) => Op::Kill,
             Self::AuditRead(_) => Op::AuditRead,
+            Self::TrustFetch => Op::TrustFetch,
         }
     }
 }
@@ -213,6 +241,7 @@ impl Call {
             Self::PortList => Op::PortList,
             Self::Admin(a) => a.op(),
             Self::NotifyFocus(_) => Op::NotifyFocus,
+            Self::Notify(n) => n.op(),
         }
     }
 }
@@ -362,8 +391,21 @@ pub enum Response {
     Audit(Vec<proto::admin::AuditEntry>),
     /// An administrative change done.
     Done(proto::admin::AdminDone),
+    /// What the relay stores for zero-trust (certificates, pending device keys).
+    Trust {
+        /// As served.
+        bundle: proto::trust::TrustBundle,
+        /// Per certificate, whether it chains to this laptop's roots (`None`: no roots here).
+        vouched: Option<Vec<bool>>,
+    },
     /// `notify_focus` noted.
     FocusNoted,
+    /// `notify_list`: the caller's channels.
+    Channels(Vec<proto::notify::ChannelInfo>),
+    /// `notify_test`: the test notification went out, or why not.
+    ChannelTested(proto::notify::NotifyTested),
+    /// `notify_remove`: whether there was such a channel.
+    ChannelRemoved(bool),
 }
 
 /// Why a call failed: a typed refusal from the relay or agent (with its code), or a transport

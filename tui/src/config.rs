@@ -43,6 +43,9 @@ pub struct TuiFile {
     pub tcp_delay_ms: Option<u64>,
     /// While on TCP, how often QUIC is tried again, in seconds.
     pub quic_probe_secs: Option<u64>,
+    /// Without a key press for this long (seconds), the TUI stops telling the relay you watch
+    /// the session on screen, so its notifications reach you again.
+    pub presence_idle_secs: Option<u64>,
 }
 
 /// One relay profile: where its login lives.
@@ -120,6 +123,13 @@ impl TuiFile {
             return Err(invalid(
                 "notify_command = []: give the program and its arguments, e.g. \
                  [\"notify-send\", \"CodeMantle\"], or leave it out"
+                    .into(),
+            ));
+        }
+        if file.presence_idle_secs == Some(0) {
+            return Err(invalid(
+                "presence_idle_secs = 0: give the seconds without a key press after which \
+                 nobody counts as watching, e.g. 300, or leave it out"
                     .into(),
             ));
         }
@@ -220,6 +230,15 @@ impl TuiFile {
         }
     }
 
+    /// How long without a key press before nobody counts as watching: the file, else
+    /// [`crate::notify_focus::IDLE_AFTER_MS`].
+    pub fn presence_idle(&self) -> std::time::Duration {
+        self.presence_idle_secs.map_or(
+            std::time::Duration::from_millis(crate::notify_focus::IDLE_AFTER_MS),
+            std::time::Duration::from_secs,
+        )
+    }
+
     /// Whether to ring the bell: `CM_TUI_BELL` (0/off/false/no), then the file, then yes.
     pub fn bell(&self, env: Option<&str>) -> bool {
         match env {
@@ -264,6 +283,7 @@ mod tests {
         std::fs::write(&p, uncommented.join("\n")).unwrap();
         let f = TuiFile::load(Some(&p)).unwrap();
         assert_eq!(f.bell, Some(true));
+        assert_eq!(f.presence_idle_secs, Some(300));
         let transport = f.transport_keys().validate().unwrap();
         assert_eq!(
             transport.relay_tcp.as_deref(),
@@ -302,6 +322,16 @@ mod tests {
         assert!(err.contains("theme.accent = \"pinkish\""), "{err}");
         let err = load("notify_command = []\n").unwrap_err();
         assert!(err.contains("notify_command"), "{err}");
+        let err = load("presence_idle_secs = 0\n").unwrap_err();
+        assert!(err.contains("presence_idle_secs = 0"), "{err}");
+        assert_eq!(
+            load("presence_idle_secs = 90\n").unwrap().presence_idle(),
+            std::time::Duration::from_secs(90)
+        );
+        assert_eq!(
+            TuiFile::default().presence_idle(),
+            std::time::Duration::from_secs(300)
+        );
         let err = load("default_relay = \"work\"\n").unwrap_err();
         assert!(err.contains("no [relays.work]"), "{err}");
         let f =

@@ -17,6 +17,7 @@ mod auto_certify;
 mod prefixed;
 #[cfg(test)]
 mod tests;
+mod vouched;
 
 pub use prefixed::Prefixed;
 

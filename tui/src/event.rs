@@ -39,6 +39,10 @@ pub enum Event {
     /// Text pasted into the terminal (bracketed paste), delivered whole so its line breaks
     /// do not act as Enter.
     Paste(String),
+    /// The terminal window got the focus (terminals that report it; many never do).
+    FocusGained,
+    /// The terminal window lost the focus: nobody counts as watching it.
+    FocusLost,
     /// News from the relay connection task.
     Net(NetEvent),
 }

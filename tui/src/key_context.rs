@@ -44,6 +44,8 @@ pub enum Context {
     Admin,
     /// Typing into the administration screen's input line.
     AdminInput,
+    /// The notification settings panel.
+    Notify,
 }
 
 impl Context {
@@ -83,6 +85,7 @@ impl Context {
             Self::FolderName => "new workspace name",
             Self::Admin => "admin",
             Self::AdminInput => "admin input",
+            Self::Notify => "notifications",
         }
     }
 }

@@ -118,6 +118,8 @@ const GLOBAL: &[Binding] = &[
     bind(&[ch('b')], Action::ToggleBell),
     bind(&[ch('?')], Action::ToggleHelp),
     bind(&[ch(':')], Action::OpenPalette),
+    // `N`: no screen uses it, and a phone keyboard types it without a chord.
+    bind(&[ch('N')], Action::OpenNotifications),
     bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
 ];
 
@@ -267,6 +269,21 @@ const ADMIN: &[Binding] = &[
     bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
 ];
 
+const NOTIFY: &[Binding] = &[
+    bind(&[key(KeyCode::Up), ch('k')], Action::SelectPrev),
+    bind(&[key(KeyCode::Down), ch('j')], Action::SelectNext),
+    bind(&[key(KeyCode::Home), ch('g')], Action::SelectFirst),
+    bind(&[key(KeyCode::End), ch('G')], Action::SelectLast),
+    bind(&[ch('t')], Action::TestChannel),
+    bind(&[ch('x')], Action::Remove),
+    bind(&[key(KeyCode::Enter)], Action::Open),
+    bind(&[ch('r')], Action::Refresh),
+    bind(&[ch('?')], Action::ToggleHelp),
+    // Backspace: a back key every phone keyboard has.
+    bind(&[key(KeyCode::Esc), key(KeyCode::Backspace)], Action::Back),
+    bind(&[ch('q'), KeyPress::ctrl('c')], Action::Quit),
+];
+
 const ADMIN_INPUT: &[Binding] = &[
     bind(&[key(KeyCode::Enter)], Action::Send),
     bind(&[key(KeyCode::Esc)], Action::LeaveInput),
@@ -305,11 +322,12 @@ pub fn tables(context: Context) -> &'static [&'static [Binding]] {
         Context::FolderName => &[FOLDER_NAME],
         Context::Admin => &[MOVE, ADMIN, GLOBAL],
         Context::AdminInput => &[ADMIN_INPUT],
+        Context::Notify => &[NOTIFY],
     }
 }
 
 /// The contexts that have key tables.
-pub const CONTEXTS: [Context; 20] = [
+pub const CONTEXTS: [Context; 21] = [
     Context::Hosts,
     Context::Workspaces,
     Context::Sessions,
@@ -330,6 +348,7 @@ pub const CONTEXTS: [Context; 20] = [
     Context::FolderName,
     Context::Admin,
     Context::AdminInput,
+    Context::Notify,
 ];
 
 /// A `[keys]` entry that cannot be used.

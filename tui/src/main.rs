@@ -604,6 +604,7 @@ fn run(cli: Cli) -> Result<()> {
                 notify_command: file.notify_command.clone().unwrap_or_default(),
                 relays: file.relay_names(),
                 relay,
+                presence_idle: file.presence_idle(),
             };
             // `:relay NAME` ends the app with the name: log in there and start again.
             while let cm_tui::runtime::Exit::SwitchRelay(name) =

@@ -225,6 +225,21 @@ pub fn health(c: &ChannelInfo, now_ms: u64) -> String {
     }
 }
 
+/// What a `notify_test` came to, in words: what was sent, or why not and what to do.
+///
+/// # Errors
+/// The failure's text when the receiver did not take it.
+pub fn tested_text(name: &str, tested: &NotifyTested) -> Result<String, String> {
+    if tested.delivered {
+        return Ok(format!("sent a test notification to {}", sanitize(name)));
+    }
+    Err(format!(
+        "the test notification to {} failed: {}; fix the channel (cm-tui notify add … replaces it) and try again",
+        sanitize(name),
+        sanitize(tested.error.as_deref().unwrap_or("?"))
+    ))
+}
+
 /// The channels as `notify list` prints them.
 pub fn render_list(list: &[ChannelInfo], now_ms: u64) -> String {
     if list.is_empty() {
@@ -288,14 +303,11 @@ pub async fn run(remote: &Remote, command: NotifyCommand) -> Result<(), CommandE
                 .await?;
             if json {
                 println!("{}", proto::text::json_pretty(&tested)?);
-            } else if tested.delivered {
-                println!("sent a test notification to {}", sanitize(&name));
             } else {
-                return Err(CommandError::Ended(format!(
-                    "the test notification to {} failed: {}; fix the channel (cm-tui notify add … replaces it) and try again",
-                    sanitize(&name),
-                    sanitize(tested.error.as_deref().unwrap_or("?"))
-                )));
+                println!(
+                    "{}",
+                    tested_text(&name, &tested).map_err(CommandError::Ended)?
+                );
             }
         }
         NotifyCommand::Focus {

@@ -13,18 +13,19 @@ use crate::profile::Profile;
 use crate::ui::{self, theme::Theme};
 use cm_client::time::{now_ms, random_u64};
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
     Event as TermEvent, EventStream, KeyCode as TermKeyCode, KeyEvent, KeyEventKind, KeyModifiers,
-    KeyboardEnhancementFlags, MouseEventKind, PopKeyboardEnhancementFlags,
-    PushKeyboardEnhancementFlags,
+    MouseEventKind,
 };
 use futures::StreamExt;
 use proto::handshake::Key;
 use ratatui::DefaultTerminal;
 use std::io::{self, Write};
 use std::time::Duration;
+use terminal::Screen;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
+
+mod terminal;
 
 /// How often the clock ticks (heartbeat ages, countdowns); the screen shows whole seconds.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -48,64 +49,6 @@ pub enum RuntimeError {
     /// A signal handler could not be installed.
     #[error("cannot install a signal handler: {0}")]
     Signal(#[source] io::Error),
-}
-
-/// Owns the full-screen terminal and gives it back on drop, whichever way the loop ends.
-struct Screen {
-    terminal: DefaultTerminal,
-    /// Whether the terminal reports modified keys (Shift-Enter) and must be told to stop.
-    enhanced: bool,
-}
-
-impl std::fmt::Debug for Screen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Screen").finish_non_exhaustive()
-    }
-}
-
-impl Screen {
-    /// Raw mode + alternate screen; also installs ratatui's restoring panic hook (it chains to
-    /// the closed-pipe hook `main` installed first, `cm_client::pipe`).
-    fn enter() -> Result<Self, RuntimeError> {
-        match ratatui::try_init() {
-            Ok(terminal) => {
-                // Where the terminal supports it, ask for unambiguous modified keys, so
-                // Shift-Enter can add a line to the prompt (Alt-Enter works everywhere).
-                let enhanced = crossterm::terminal::supports_keyboard_enhancement()
-                    .unwrap_or(false)
-                    && crossterm::execute!(
-                        io::stdout(),
-                        PushKeyboardEnhancementFlags(
-                            KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES
-                        )
-                    )
-                    .is_ok();
-                // A paste arrives whole, so its line breaks do not send the prompt.
-                let _ = crossterm::execute!(io::stdout(), EnableBracketedPaste);
-                // The wheel scrolls the transcript and lists (Shift-drag still selects text
-                // in most terminals).
-                let _ = crossterm::execute!(io::stdout(), EnableMouseCapture);
-                Ok(Self { terminal, enhanced })
-            }
-            Err(e) => {
-                // try_init may have enabled raw mode before failing.
-                ratatui::restore();
-                Err(RuntimeError::Terminal(e))
-            }
-        }
-    }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        if self.enhanced {
-            let _ = crossterm::execute!(io::stdout(), PopKeyboardEnhancementFlags);
-        }
-        let _ = crossterm::execute!(io::stdout(), DisableMouseCapture);
-        let _ = crossterm::execute!(io::stdout(), DisableBracketedPaste);
-        let _ = self.terminal.show_cursor();
-        ratatui::restore();
-    }
 }
 
 /// The signals that end the app: SIGTERM (stop), SIGINT (`kill -INT`; Ctrl-C in raw mode
@@ -153,6 +96,9 @@ pub struct Options {
     pub relays: Vec<String>,
     /// The relay profile in use, if one was chosen.
     pub relay: Option<String>,
+    /// Without a key press for this long, nobody counts as watching a session (tui.toml
+    /// `presence_idle_secs`).
+    pub presence_idle: Duration,
 }
 
 impl Options {
@@ -166,6 +112,7 @@ impl Options {
             notify_command: Vec::new(),
             relays: Vec::new(),
             relay: None,
+            presence_idle: Duration::from_millis(crate::notify_focus::IDLE_AFTER_MS),
         }
     }
 }
@@ -198,7 +145,8 @@ pub async fn run(profile: Profile, key: Key, options: Options) -> Result<Exit, R
         .with_key_seed(random_u64())
         .with_bell(options.bell)
         .with_keymap(options.keymap.clone())
-        .with_relays(options.relays.clone(), options.relay.clone());
+        .with_relays(options.relays.clone(), options.relay.clone())
+        .with_presence_idle(options.presence_idle);
     let net = Net::spawn(profile, key, net_tx);
     let shell = Shell {
         net: &net,
@@ -344,7 +292,7 @@ fn notify(command: &[String], n: &Notification) {
 }
 
 /// The terminal's event as an app event; `None` for events the app ignores (mouse other than
-/// the wheel, focus, key releases).
+/// the wheel, key releases).
 fn translate(event: &TermEvent) -> Option<Event> {
     match event {
         TermEvent::Key(key) if key.kind != KeyEventKind::Release => {
@@ -355,12 +303,14 @@ fn translate(event: &TermEvent) -> Option<Event> {
             height: *height,
         }),
         TermEvent::Paste(text) => Some(Event::Paste(text.clone())),
+        TermEvent::FocusGained => Some(Event::FocusGained),
+        TermEvent::FocusLost => Some(Event::FocusLost),
         TermEvent::Mouse(m) => match m.kind {
             MouseEventKind::ScrollUp => Some(Event::Scroll { up: true }),
             MouseEventKind::ScrollDown => Some(Event::Scroll { up: false }),
             _ => None,
         },
-        _ => None,
+        TermEvent::Key(_) => None,
     }
 }
 
@@ -503,6 +453,12 @@ mod tests {
                 height: 30
             })
         );
+    }
+
+    #[test]
+    fn focus_changes_translate_for_the_presence_signal() {
+        assert_eq!(translate(&TermEvent::FocusGained), Some(Event::FocusGained));
+        assert_eq!(translate(&TermEvent::FocusLost), Some(Event::FocusLost));
     }
 
     /// The hook gets the details in its environment, as the program from the config; remote

@@ -3,6 +3,7 @@
 //! [`theme::Theme`], row contents from [`crate::view`].
 
 mod admin;
+mod admin_certs;
 mod attention;
 mod clone;
 mod diff;
@@ -10,7 +11,7 @@ mod folders;
 mod help;
 mod hosts;
 mod model_picker;
-pub mod notify;
+mod notify;
 mod palette;
 mod panel;
 mod ports;
@@ -69,6 +70,7 @@ pub fn render(frame: &mut Frame<'_>, app: &App, theme: Theme) {
     templates::render(frame, main, app, theme);
     folders::render(frame, main, app, theme);
     ports::render(frame, main, app, theme);
+    notify::render(frame, main, app, theme);
     palette::render(frame, main, app, theme);
     if app.help_visible() {
         help::render(frame, area, app, theme);

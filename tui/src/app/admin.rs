@@ -8,6 +8,7 @@
 //! disabled with the reason for admins and never sent. Destructive changes (remove, revoke,
 //! kill) need the target's name typed.
 
+pub mod certs;
 mod input;
 mod keys;
 mod replies;
@@ -42,11 +43,19 @@ pub enum AdminTab {
     Creds,
     /// The audit trail.
     Audit,
+    /// Who holds which certificate (zero-trust), and device keys awaiting approval.
+    Certs,
 }
 
 impl AdminTab {
     /// Every tab, in order.
-    pub const ALL: [Self; 4] = [Self::Users, Self::Hosts, Self::Creds, Self::Audit];
+    pub const ALL: [Self; 5] = [
+        Self::Users,
+        Self::Hosts,
+        Self::Creds,
+        Self::Audit,
+        Self::Certs,
+    ];
 
     /// Its title.
     pub fn title(self) -> &'static str {
@@ -55,6 +64,7 @@ impl AdminTab {
             Self::Hosts => "hosts",
             Self::Creds => "credentials",
             Self::Audit => "audit",
+            Self::Certs => "certificates",
         }
     }
 
@@ -122,8 +132,10 @@ pub struct AdminView {
     pub audit: Loadable<Vec<AuditEntry>>,
     /// The audit filter.
     pub audit_query: AuditQuery,
+    /// Certificates and pending device keys.
+    pub certs: Loadable<certs::Certificates>,
     /// The selected row per tab.
-    pub selected: [usize; 4],
+    pub selected: [usize; 5],
     /// The input line, while typing.
     pub input: Option<AdminInput>,
     /// The last change's outcome (an invite or enrolment token is shown here once, and
@@ -153,7 +165,8 @@ impl Default for AdminView {
                 limit: AUDIT_ROWS,
                 ..AuditQuery::default()
             },
-            selected: [0; 4],
+            certs: Loadable::Loading,
+            selected: [0; 5],
             input: None,
             result: None,
         }
@@ -175,6 +188,10 @@ impl AdminView {
             AdminTab::Hosts => len_of(&self.hosts),
             AdminTab::Creds => len_of(&self.creds),
             AdminTab::Audit => len_of(&self.audit),
+            AdminTab::Certs => match &self.certs {
+                Loadable::Ready(c) => c.certs.len(),
+                _ => 0,
+            },
         }
     }
 
@@ -223,6 +240,7 @@ fn list_call(tab: AdminTab, audit: &AuditQuery) -> AdminCall {
             all: true,
         }),
         AdminTab::Audit => AdminCall::AuditRead(audit.clone()),
+        AdminTab::Certs => AdminCall::TrustFetch,
     }
 }
 
@@ -291,6 +309,7 @@ impl App {
                 AdminTab::Hosts => view.hosts = Loadable::Loading,
                 AdminTab::Creds => view.creds = Loadable::Loading,
                 AdminTab::Audit => view.audit = Loadable::Loading,
+                AdminTab::Certs => view.certs = Loadable::Loading,
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The app's side of the presence signal (`crate::notify_focus`): the session on screen, asked
-//! for on every tick, sent to the relay as `notify_focus`.
+//! for on every tick, sent to the relay as `notify_focus` while someone is at the terminal
+//! (keys, paste and the wheel are noted in `App::update`, the terminal's focus here).
 
 use super::{App, Screen};
 use crate::call::{Call, Scope};
@@ -29,5 +30,11 @@ impl App {
             let scope = Scope::host(&proto::ids::HostId::from(focus.host.as_str()));
             self.request(scope, Call::NotifyFocus(focus), fx);
         }
+    }
+
+    /// The terminal gained or lost the focus: back at once, or silent from now on.
+    pub(super) fn on_terminal_focus(&mut self, gained: bool, fx: &mut Vec<Effect>) {
+        self.focus_signal.presence.focus(gained, self.now_ms);
+        self.focus_tick(fx);
     }
 }

@@ -3,6 +3,7 @@
 //! on a screen, where no overlay has the keys).
 
 use super::model_picker::ModelPicker;
+use super::notify_panel::NotifyPanel;
 use super::palette::Palette;
 use super::question::QuestionForm;
 use crate::keymap::Context;
@@ -26,6 +27,8 @@ pub enum Overlay {
     Folders,
     /// The ports panel of a host (its state is the app's `ports`).
     Ports,
+    /// The notification settings: the user's channels at the relay.
+    Notify(NotifyPanel),
 }
 
 impl Overlay {
@@ -41,6 +44,7 @@ impl Overlay {
             Self::Templates => Context::Templates,
             Self::Folders => Context::Folders,
             Self::Ports => Context::Ports,
+            Self::Notify(_) => Context::Notify,
         }
     }
 }

@@ -21,6 +21,9 @@ impl App {
         if let Call::Admin(call) = &request.call {
             return self.admin_replied(call, response, fx);
         }
+        if let Call::Notify(call) = &request.call {
+            return self.notify_replied(request.id, call, response, fx);
+        }
         match response {
             Response::Workspaces(list) => self.workspaces_loaded(scope, list, fx),
             Response::Sessions(list) => self.sessions_loaded(scope, list),
@@ -73,8 +76,13 @@ impl App {
             | Response::Enrolled(_)
             | Response::Creds(_)
             | Response::Audit(_)
+            | Response::Trust { .. }
             | Response::Done(_) => {}
-            Response::FocusNoted => {}
+            // Notification settings answers went to their panel above.
+            Response::FocusNoted
+            | Response::Channels(_)
+            | Response::ChannelTested(_)
+            | Response::ChannelRemoved(_) => {}
         }
     }
 
@@ -119,6 +127,7 @@ impl App {
                 self.folders_call_failed(request.id, &what, e);
             }
             Call::Admin(call) => self.admin_failed(call, e),
+            Call::Notify(call) => self.notify_call_failed(request.id, call, e),
             // Best effort (an older relay does not know it): the next tick sends it again.
             Call::NotifyFocus(_) => {}
         }

@@ -96,6 +96,11 @@ impl App {
                     self.ports_action(action, fx);
                 }
             }
+            Context::Notify => {
+                if let Some(action) = action {
+                    self.notify_action(action, fx);
+                }
+            }
             _ => {
                 if let Some(action) = action {
                     self.on_action(context, action, fx);
@@ -197,6 +202,7 @@ impl App {
             }
             Action::OpenPalette => self.open_palette(),
             Action::OpenAdmin => self.open_admin(fx),
+            Action::OpenNotifications => self.open_notifications(fx),
             Action::ToggleAttention => self.attention_open = !self.attention_open,
             Action::ToggleBell => {
                 self.bell = !self.bell;
@@ -220,6 +226,7 @@ impl App {
                 Context::Workspaces if action == Action::OpenFolders => self.open_folders(fx),
                 Context::Workspaces if action == Action::OpenPorts => self.open_ports(fx),
                 Context::Ports => self.ports_action(action, fx),
+                Context::Notify => self.notify_action(action, fx),
                 Context::Folders => self.folders_key(Some(action), None, fx),
                 Context::Workspaces => self.workspaces_action(action, fx),
                 Context::Templates => self.templates_action(action, fx),

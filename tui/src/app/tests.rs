@@ -2,6 +2,7 @@
 //! requests the app asked for and answers them like the connection task would.
 
 pub(crate) mod admin;
+pub(crate) mod admin_certs;
 mod attention;
 pub(crate) mod clone;
 mod detail;
@@ -10,6 +11,7 @@ pub(crate) mod folders;
 mod hosts;
 pub(crate) mod model;
 mod navigation;
+pub(crate) mod notify;
 mod offline;
 mod palette;
 pub(crate) mod ports;

@@ -3,7 +3,7 @@
 use super::*;
 use std::collections::HashSet;
 
-const ALL: [Context; 20] = CONTEXTS;
+const ALL: [Context; 21] = CONTEXTS;
 
 #[test]
 fn no_key_is_bound_twice_in_a_context() {
@@ -229,4 +229,29 @@ fn a_phone_keyboard_reaches_every_action_without_a_chord() {
             );
         }
     }
+}
+
+#[test]
+fn n_opens_the_notification_settings_from_every_screen_and_types_in_text_boxes() {
+    use Context as C;
+    for context in [
+        C::Hosts,
+        C::Workspaces,
+        C::Sessions,
+        C::Session,
+        C::Diff,
+        C::Attention,
+        C::Admin,
+    ] {
+        assert_eq!(
+            action_for(context, ch('N')),
+            Some(Action::OpenNotifications),
+            "{context:?}"
+        );
+    }
+    let map = Keymap::default();
+    assert_eq!(map.typed_char(C::Prompt, ch('N')), Some('N'));
+    assert_eq!(action_for(C::Notify, ch('t')), Some(Action::TestChannel));
+    assert_eq!(action_for(C::Notify, ch('x')), Some(Action::Remove));
+    assert_eq!(action_for(C::Notify, key(KeyCode::Esc)), Some(Action::Back));
 }

@@ -1,7 +1,7 @@
 //! The app's calls as the typed operations they are: each [`Call`] goes out as
 //! `call::<op::X>` with `X`'s body, and `X`'s reply comes back as the app's [`Response`].
 
-use crate::call::{AdminCall, Call, CallError, Request, Response};
+use crate::call::{AdminCall, Call, CallError, NotifyCall, Request, Response};
 use crate::e2e_channels::HostStreams;
 use cm_client::LinkError;
 use proto::header::{Op, StreamHeader};
@@ -89,10 +89,34 @@ pub(super) async fn perform_call(
             call::<op::NotifyFocus>(c, &h, b).await?;
             Response::FocusNoted
         }
+        Call::Notify(n) => {
+            // The caller's own channels at the relay: the call names no host.
+            let h = StreamHeader::new(n.op(), ReqId(request.id));
+            notify_call(c, &h, n).await?
+        }
         Call::Admin(admin) => {
             // Relay administration names no host: the relay answers it itself.
             let h = StreamHeader::new(admin.op(), ReqId(request.id));
             admin_call(c, &h, admin).await?
+        }
+    })
+}
+
+/// Performs one notification settings call (the operations `cm-tui notify` makes).
+async fn notify_call(
+    c: &HostStreams,
+    h: &StreamHeader,
+    n: &NotifyCall,
+) -> Result<Response, CallError> {
+    use proto::notify::ChannelName;
+    let named = |name: &String| ChannelName { name: name.clone() };
+    Ok(match n {
+        NotifyCall::List => Response::Channels(call::<op::NotifyList>(c, h, &()).await?),
+        NotifyCall::Test(name) => {
+            Response::ChannelTested(call::<op::NotifyTest>(c, h, &named(name)).await?)
+        }
+        NotifyCall::Remove(name) => {
+            Response::ChannelRemoved(call::<op::NotifyRemove>(c, h, &named(name)).await?)
         }
     })
 }
@@ -131,5 +155,12 @@ async fn admin_call(
         }
         AdminCall::Kill(b) => Response::Done(call::<op::Kill>(c, h, b).await?),
         AdminCall::AuditRead(b) => Response::Audit(call::<op::AuditRead>(c, h, b).await?),
+        AdminCall::TrustFetch => {
+            let all = proto::trust::TrustQuery::default();
+            let bundle = call::<op::TrustFetch>(c, h, &all).await?;
+            // Checked here against this laptop's roots, never taken on the relay's word.
+            let vouched = c.vouched(&bundle, cm_client::time::now_ms());
+            Response::Trust { bundle, vouched }
+        }
     })
 }

@@ -1,6 +1,7 @@
-//! The administration screen: a tab line (users, hosts, credentials, audit), the tab's table
-//! with the selected row, the actions with those the role lacks greyed out and the reason, the
-//! input line while typing, and the last change's outcome (an invite or token, shown once).
+//! The administration screen: a tab line (users, hosts, credentials, audit, certificates —
+//! the last drawn by `admin_certs`), the tab's table with the selected row, the actions with
+//! those the role lacks greyed out and the reason, the input line while typing, and the last
+//! change's outcome (an invite or token, shown once).
 
 use crate::app::App;
 use crate::app::admin::{AdminTab, AdminView};
@@ -52,7 +53,11 @@ pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme)
     ])
     .areas(area);
     frame.render_widget(Paragraph::new(tab_line(view, area.width, theme)), tabs);
-    render_table(frame, table, app, view, theme);
+    if view.tab == AdminTab::Certs {
+        super::admin_certs::render(frame, table, view, app.now_ms(), theme);
+    } else {
+        render_table(frame, table, app, view, theme);
+    }
     frame.render_widget(
         Paragraph::new(action_lines).wrap(Wrap { trim: false }),
         actions,
@@ -131,10 +136,14 @@ fn tab_line(view: &AdminView, width: u16, theme: Theme) -> Line<'static> {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(format!(" {} ", tab.title()), style));
     }
-    spans.push(Span::styled(
-        "  ←→ tabs · r reload · Esc back",
-        theme.muted(),
-    ));
+    // The whole hint where it fits, else the part that says how to reach the other tabs.
+    let used: usize = spans.iter().map(Span::width).sum();
+    let hint = if used + 31 <= usize::from(width) {
+        "  ←→ tabs · r reload · Esc back"
+    } else {
+        "  ←→ tabs"
+    };
+    spans.push(Span::styled(hint, theme.muted()));
     Line::from(spans)
 }
 
@@ -200,6 +209,8 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
         AdminTab::Hosts => state(&view.hosts, "hosts", theme),
         AdminTab::Creds => state(&view.creds, "credentials", theme),
         AdminTab::Audit => state(&view.audit, "audit rows", theme),
+        // Drawn by `admin_certs`.
+        AdminTab::Certs => return,
     };
     if let Err(line) = ready {
         placeholder(frame, area, block, vec![line]);
@@ -314,6 +325,8 @@ fn render_table(frame: &mut Frame<'_>, area: Rect, app: &App, view: &AdminView, 
                 _ => Vec::new(),
             },
         ),
+        // Drawn by `admin_certs` (returned above).
+        AdminTab::Certs => (Vec::new(), Vec::new(), Vec::new()),
         AdminTab::Audit => (
             vec!["#", "WHEN", "ACTOR", "OP", "HOST", "TARGET", "DECISION"],
             // On a narrow terminal: who did what and the decision first.

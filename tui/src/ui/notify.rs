@@ -1,27 +1,56 @@
-//! The notifications settings panel: the user's channels at the relay (kind, where, events,
-//! quiet hours), each one's last delivery or failure, and how to add one. Laid out for
-//! phone terminals too: every line fits 40 columns (long targets are cut, not wrapped into
-//! the next channel), the keys are single letters.
+//! The notification settings panel (`N`): the user's channels at the relay (kind, where,
+//! events, quiet hours), each one's deliveries and failures with the last error, the answer
+//! to a test or a removal, and how to add a channel. Laid out for phone terminals too: every
+//! line fits 40 columns (long targets are cut, errors wrap), the keys are single letters, and
+//! the panel scrolls so the selected channel stays in view.
 
-use crate::notify_cli::health;
+use crate::app::App;
+use crate::app::notify_panel::{NotifyMode, NotifyPanel};
+use crate::app::workspace_detail::Loadable;
+use crate::call::NotifyCall;
+use crate::keymap::Context;
+use crate::notify_cli::ago;
 use crate::ui::theme::Theme;
 use crate::view::text::{sanitize, truncate};
-use proto::notify::ChannelInfo;
+use proto::notify::{ChannelInfo, NotifyEvent};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-/// What the panel shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NotifySettings {
-    /// The channels (`None`: still asking the relay; `Err`: why not).
-    pub channels: Option<Result<Vec<ChannelInfo>, String>>,
-    /// The selected channel.
-    pub selected: usize,
-    /// The clock, for "last 3 min ago".
-    pub now_ms: u64,
+/// `text` wrapped at `width`, `indent` columns in, at most `max_rows` lines (the last cut).
+fn wrapped(text: &str, width: usize, indent: usize, max_rows: usize) -> Vec<String> {
+    let room = width.saturating_sub(indent).max(1);
+    let spans = [crate::view::text::Span::plain(text.to_owned())];
+    let rows = crate::view::text::wrap(&spans, room, 0, false);
+    let n = rows.len();
+    rows.into_iter()
+        .take(max_rows)
+        .enumerate()
+        .map(|(i, row)| {
+            let mut line: String = row.iter().map(|s| s.text.as_str()).collect();
+            if i + 1 == max_rows && n > max_rows {
+                line = truncate(&format!("{line} …"), room);
+            }
+            format!("{}{line}", " ".repeat(indent))
+        })
+        .collect()
 }
 
+fn styled_rows(
+    text: &str,
+    inner: usize,
+    indent: usize,
+    rows: usize,
+    style: Style,
+) -> Vec<Line<'static>> {
+    wrapped(text, inner, indent, rows)
+        .into_iter()
+        .map(|l| Line::styled(l, style))
+        .collect()
+}
+
+/// One channel: name and kind, target, events, quiet hours, deliveries and failures.
 fn channel_lines(
     c: &ChannelInfo,
     selected: bool,
@@ -29,38 +58,17 @@ fn channel_lines(
     now_ms: u64,
     theme: Theme,
 ) -> Vec<Line<'static>> {
-    let marker = if selected { "› " } else { "  " };
+    let marker = if selected { "▶ " } else { "  " };
     let name_style = if selected {
         theme.selected()
     } else {
         theme.header()
     };
-    let events: Vec<&str> = c.events.iter().map(|e| e.as_str()).collect();
-    let events = if c.events.len() == proto::notify::NotifyEvent::ALL.len() {
+    let events = if c.events.len() == NotifyEvent::ALL.len() {
         "all events".to_owned()
     } else {
-        events.join(",")
-    };
-    // A failure in two short lines, so a narrow screen still shows why.
-    let health_text = if c.failures > 0 {
-        let when = c
-            .last_error_ms
-            .map(|t| crate::notify_cli::ago(now_ms, t))
-            .unwrap_or_default();
-        format!(
-            "FAILING · {} tries · {when}\n{}",
-            c.failures,
-            sanitize(c.last_error.as_deref().unwrap_or("?"))
-        )
-    } else {
-        health(c, now_ms)
-    };
-    let health_style = if c.failures > 0 {
-        theme.error()
-    } else if c.last_ok_ms.is_some() {
-        theme.ok()
-    } else {
-        theme.muted()
+        let names: Vec<&str> = c.events.iter().map(|e| e.as_str()).collect();
+        names.join(",")
     };
     let mut lines = vec![
         Line::from(vec![
@@ -86,169 +94,227 @@ fn channel_lines(
             theme.muted(),
         ));
     }
-    for part in health_text.lines() {
+    if c.ignore_presence {
         lines.push(Line::styled(
-            truncate(&format!("  {part}"), inner),
-            health_style,
+            truncate("  also while on your screen", inner),
+            theme.muted(),
+        ));
+    }
+    let last_ok = c
+        .last_ok_ms
+        .map(|t| format!(", last {}", ago(now_ms, t)))
+        .unwrap_or_default();
+    if c.failures > 0 {
+        lines.push(Line::styled(
+            truncate(&format!("  FAILING · {} failed", c.failures), inner),
+            theme.error(),
+        ));
+        lines.push(Line::styled(
+            truncate(&format!("  {} delivered{last_ok}", c.delivered), inner),
+            theme.muted(),
+        ));
+        let when = c.last_error_ms.map(|t| ago(now_ms, t)).unwrap_or_default();
+        let why = format!(
+            "{when}: {}",
+            sanitize(c.last_error.as_deref().unwrap_or("?"))
+        );
+        lines.extend(styled_rows(&why, inner, 2, 3, theme.error()));
+    } else if c.delivered > 0 || c.last_ok_ms.is_some() {
+        lines.push(Line::styled(
+            truncate(&format!("  ok · {} delivered{last_ok}", c.delivered), inner),
+            theme.ok(),
+        ));
+    } else {
+        lines.push(Line::styled(
+            truncate("  nothing sent yet", inner),
+            theme.muted(),
         ));
     }
     lines
 }
 
-/// The panel's lines at text width `inner`.
-pub fn lines(settings: &NotifySettings, inner: usize, theme: Theme) -> Vec<Line<'static>> {
-    let mut lines = Vec::new();
-    match &settings.channels {
-        None => lines.push(Line::styled("asking the relay…", theme.muted())),
-        Some(Err(e)) => lines.push(Line::styled(
-            truncate(&format!("cannot list channels: {}", sanitize(e)), inner),
-            theme.error(),
-        )),
-        Some(Ok(list)) if list.is_empty() => {
-            lines.push(Line::raw("no channels yet: the relay"));
-            lines.push(Line::raw("notifies you with none open."));
+/// What the panel is asking or doing, and the last answer, on top where it is always seen.
+fn status_lines(panel: &NotifyPanel, inner: usize, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = match &panel.mode {
+        NotifyMode::ConfirmRemove(name) => styled_rows(
+            &format!("remove {}? Enter removes it · Esc keeps it", sanitize(name)),
+            inner,
+            0,
+            2,
+            theme.warn(),
+        ),
+        NotifyMode::Busy(_, call) => {
+            let text = match call {
+                NotifyCall::Test(name) => format!("sending a test to {}…", sanitize(name)),
+                NotifyCall::Remove(name) => format!("removing {}…", sanitize(name)),
+                NotifyCall::List => "asking the relay…".to_owned(),
+            };
+            styled_rows(&text, inner, 0, 2, theme.muted())
         }
-        Some(Ok(list)) => {
-            for (i, c) in list.iter().enumerate() {
-                if i > 0 {
-                    lines.push(Line::raw(""));
-                }
-                lines.extend(channel_lines(
-                    c,
-                    i == settings.selected,
-                    inner,
-                    settings.now_ms,
-                    theme,
-                ));
-            }
-        }
+        NotifyMode::Browse => Vec::new(),
+    };
+    if let Some(news) = &panel.news {
+        let (mark, style) = if news.error {
+            ("✗", theme.error())
+        } else {
+            ("✓", theme.ok())
+        };
+        lines.extend(styled_rows(
+            &format!("{mark} {}", news.text),
+            inner,
+            0,
+            4,
+            style,
+        ));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("add one from a shell:", theme.muted()));
-    for l in ["cm-tui notify add ntfy", "  --server URL --topic T"] {
-        lines.push(Line::styled(truncate(l, inner), theme.key()));
+    if !lines.is_empty() {
+        lines.push(Line::raw(""));
     }
     lines
 }
 
-/// Draws the panel centred in `area`.
-pub fn render(frame: &mut Frame<'_>, area: Rect, settings: &NotifySettings, theme: Theme) {
+/// How to add a channel (its secret comes from the environment, so it is done in a shell).
+fn add_lines(inner: usize, theme: Theme) -> Vec<Line<'static>> {
+    let commands: &[&str] = if inner >= 52 {
+        &[
+            "cm-tui notify add ntfy --server URL --topic T",
+            "cm-tui notify add webhook --url URL --secret-env VAR",
+        ]
+    } else {
+        &[
+            "cm-tui notify add ntfy",
+            "  --server URL --topic T",
+            "cm-tui notify add webhook",
+            "  --url URL --secret-env VAR",
+        ]
+    };
+    let mut lines = vec![
+        Line::raw(""),
+        Line::styled(truncate("add one in a shell:", inner), theme.muted()),
+    ];
+    lines.extend(
+        commands
+            .iter()
+            .map(|c| Line::styled(truncate(c, inner), theme.key())),
+    );
+    lines
+}
+
+/// The panel's lines at text width `inner`, and the rows the selected channel takes
+/// (first, end) so the panel can keep it in view.
+fn lines(
+    panel: &NotifyPanel,
+    inner: usize,
+    now_ms: u64,
+    theme: Theme,
+) -> (Vec<Line<'static>>, (usize, usize)) {
+    let mut lines = status_lines(panel, inner, theme);
+    let mut selected = (0, 0);
+    match &panel.channels {
+        Loadable::Loading => lines.push(Line::styled("asking the relay…", theme.muted())),
+        Loadable::Failed(e) => lines.extend(styled_rows(
+            &format!("cannot list your channels: {e}"),
+            inner,
+            0,
+            4,
+            theme.error(),
+        )),
+        Loadable::Ready(list) if list.is_empty() => lines.extend(styled_rows(
+            "no channels yet: with one, the relay tells your phone what waits, with no cm-tui open.",
+            inner,
+            0,
+            4,
+            Style::new(),
+        )),
+        Loadable::Ready(list) => {
+            for (i, c) in list.iter().enumerate() {
+                if i > 0 {
+                    lines.push(Line::raw(""));
+                }
+                let first = lines.len();
+                lines.extend(channel_lines(c, i == panel.cursor, inner, now_ms, theme));
+                if i == panel.cursor {
+                    selected = (first, lines.len());
+                }
+            }
+        }
+    }
+    lines.extend(add_lines(inner, theme));
+    (lines, selected)
+}
+
+/// The panel's keys (`?`), from the keymap in effect.
+fn key_lines(app: &App, inner: usize, theme: Theme) -> Vec<Line<'static>> {
+    let rows = app.keymap().help_rows(Context::Notify);
+    let key_width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    for (keys, what) in rows {
+        // A description wraps under itself on a narrow screen.
+        for (i, part) in wrapped(what, inner.saturating_sub(key_width + 1), 0, 3)
+            .into_iter()
+            .enumerate()
+        {
+            let keys = if i == 0 { keys.as_str() } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{keys:>key_width$} "), theme.key()),
+                Span::raw(part),
+            ]));
+        }
+    }
+    lines
+}
+
+/// Draws the panel centred in `area`, when on screen.
+pub(super) fn render(frame: &mut Frame<'_>, area: Rect, app: &App, theme: Theme) {
+    let Some(panel) = app.notify_panel() else {
+        return;
+    };
     let size = super::panel::size(area, 72);
-    let body = lines(settings, size.1, theme);
-    let bottom = super::hints(&[("t", "test"), ("d", "remove"), ("esc", "back")], theme);
-    super::panel::render(
+    let (body, (first, end)) = if panel.keys_shown {
+        (key_lines(app, size.1, theme), (0, 0))
+    } else {
+        lines(panel, size.1, app.now_ms(), theme)
+    };
+    // Inside the border: scroll just enough to show the whole selected channel (its top
+    // first when it is taller than the panel).
+    let visible = usize::from(area.height.saturating_sub(2)).max(1);
+    let scroll = end.saturating_sub(visible).min(first);
+    let keys = app.keymap();
+    let key = |a| keys.keys_of(Context::Notify, a);
+    let bottom = if panel.keys_shown {
+        super::hints(&[("?", "channels"), ("Esc", "back")], theme)
+    } else if panel.ready().is_none_or(<[_]>::is_empty) {
+        // Nothing to test or remove.
+        super::hints(&[("Esc", "close"), ("r", "refresh")], theme)
+    } else if matches!(panel.mode, NotifyMode::ConfirmRemove(_)) {
+        super::hints(&[("Enter", "remove"), ("Esc", "keep")], theme)
+    } else {
+        let (test, remove) = (
+            key(crate::action::Action::TestChannel),
+            key(crate::action::Action::Remove),
+        );
+        super::hints(
+            &[
+                (test.as_str(), "test"),
+                (remove.as_str(), "remove"),
+                ("Esc", "close"),
+                ("r", "refresh"),
+            ],
+            theme,
+        )
+    };
+    super::panel::render_scrolled(
         frame,
         area,
         size,
         body,
         " notifications ".to_owned(),
         bottom,
+        u16::try_from(scroll).unwrap_or(u16::MAX),
         theme,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proto::notify::{ChannelTarget, NotifyEvent, QuietHours};
-    use ratatui::Terminal;
-    use ratatui::backend::TestBackend;
-
-    const NOW: u64 = 1_700_000_000_000;
-
-    fn settings() -> NotifySettings {
-        let phone = ChannelInfo {
-            name: "phone".into(),
-            target: ChannelTarget::Ntfy {
-                server: "https://ntfy.example.org".into(),
-                topic: "cm-alice-7f3kq9-very-long-topic-name".into(),
-            },
-            has_secret: true,
-            events: vec![
-                NotifyEvent::Permission,
-                NotifyEvent::Question,
-                NotifyEvent::Failed,
-            ],
-            quiet: Some(QuietHours::parse("22:00-07:00", 60).unwrap_or(QuietHours {
-                start_min: 0,
-                end_min: 1,
-                utc_offset_min: 0,
-            })),
-            ignore_presence: false,
-            delivered: 12,
-            last_ok_ms: Some(NOW - 180_000),
-            last_error_ms: None,
-            last_error: None,
-            failures: 0,
-        };
-        let hook = ChannelInfo {
-            name: "team-hook".into(),
-            target: ChannelTarget::Webhook {
-                url: "https://hooks.example.org/codemantle/incoming".into(),
-            },
-            has_secret: true,
-            events: NotifyEvent::ALL.to_vec(),
-            quiet: None,
-            ignore_presence: true,
-            delivered: 0,
-            last_ok_ms: None,
-            last_error_ms: Some(NOW - 20_000),
-            last_error: Some("the receiver answered HTTP 500".into()),
-            failures: 3,
-        };
-        NotifySettings {
-            channels: Some(Ok(vec![phone, hook])),
-            selected: 1,
-            now_ms: NOW,
-        }
-    }
-
-    fn draw(settings: &NotifySettings, w: u16, h: u16) -> String {
-        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
-        t.draw(|f| render(f, f.area(), settings, Theme::new(false)))
-            .expect("draw");
-        format!("{:?}", t.backend())
-    }
-
-    #[test]
-    fn notification_settings_at_50_by_30() {
-        let text = draw(&settings(), 50, 30);
-        for needle in [
-            "notifications",
-            "phone",
-            "FAILING",
-            "team-hook",
-            "quiet 22:00-07:00",
-        ] {
-            assert!(text.contains(needle), "{needle:?} missing:\n{text}");
-        }
-        insta::assert_snapshot!(text);
-    }
-
-    #[test]
-    fn notification_settings_at_40_by_20() {
-        let text = draw(&settings(), 40, 20);
-        assert!(
-            text.contains("phone") && text.contains("team-hook"),
-            "{text}"
-        );
-        insta::assert_snapshot!(text);
-    }
-
-    #[test]
-    fn notification_settings_empty_and_failed_at_40_by_20() {
-        let empty = NotifySettings {
-            channels: Some(Ok(vec![])),
-            ..NotifySettings::default()
-        };
-        let failed = NotifySettings {
-            channels: Some(Err("unknown_op: notify_list".into())),
-            ..NotifySettings::default()
-        };
-        insta::assert_snapshot!(format!(
-            "{}\n{}",
-            draw(&empty, 40, 20),
-            draw(&failed, 40, 20)
-        ));
-    }
 }

@@ -1,4 +1,4 @@
-//! The centred popup the workspace panels share (clone, templates, folders, ports): a bordered
+//! The centred popup the workspace panels share (clone, templates, folders, ports, notifications): a bordered
 //! box as tall as its wrapped lines (at most the screen), a title, and key hints on its bottom
 //! border.
 
@@ -18,10 +18,28 @@ pub(super) fn size(area: Rect, max: u16) -> (u16, usize) {
 pub(super) fn render(
     frame: &mut Frame<'_>,
     area: Rect,
+    size: (u16, usize),
+    lines: Vec<Line<'static>>,
+    title: String,
+    bottom: Line<'static>,
+    theme: Theme,
+) {
+    render_scrolled(frame, area, size, lines, title, bottom, 0, theme);
+}
+
+/// The same, its first `scroll` rows scrolled out of view (a list taller than the screen).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "render's arguments and the scroll; a struct would be built for one call"
+)]
+pub(super) fn render_scrolled(
+    frame: &mut Frame<'_>,
+    area: Rect,
     (width, inner): (u16, usize),
     lines: Vec<Line<'static>>,
     title: String,
     bottom: Line<'static>,
+    scroll: u16,
     theme: Theme,
 ) {
     let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
@@ -36,7 +54,8 @@ pub(super) fn render(
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
-            .wrap(Wrap { trim: false }),
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
         popup,
     );
 }

@@ -830,7 +830,7 @@ fn admin_audit_tab_with_a_filter_and_a_kill_confirmation() {
     use proto::admin::AuditEntry;
     use proto::rbac::Role;
     let mut d = steady(crate::app::tests::admin::at_admin(Role::Owner));
-    d.key('h');
+    d.key('h').key('h');
     let row = |id: i64, actor: &str, op: &str, decision: &str, reason: Option<&str>| AuditEntry {
         id,
         ts_ms: T0 - 120_000,
@@ -1210,6 +1210,8 @@ fn model_picker_marks_the_default_and_the_header_shows_the_pick() {
     );
 }
 
+mod admin_certs;
+mod notify;
 mod ports;
 mod setup;
 

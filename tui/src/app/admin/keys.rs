@@ -227,6 +227,8 @@ impl AdminView {
             ],
             AdminTab::Creds => vec![act(Action::Remove, "revoke"), act(Action::Kill, "kill")],
             AdminTab::Audit => vec![act(Action::Filter, "filter")],
+            // Certifying signs with this laptop's device key: `cm-tui admin user certify`.
+            AdminTab::Certs => Vec::new(),
         }
     }
 

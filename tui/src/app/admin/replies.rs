@@ -20,6 +20,11 @@ impl AdminView {
                 self.creds = Loadable::Ready(list);
                 false
             }
+            Response::Trust { bundle, vouched } => {
+                let certs = super::certs::certificates(&bundle, vouched.as_deref());
+                self.certs = Loadable::Ready(certs);
+                false
+            }
             Response::Audit(list) => {
                 self.selected[AdminTab::Audit.index()] = list.len().saturating_sub(1);
                 self.audit = Loadable::Ready(list);
@@ -71,6 +76,7 @@ impl AdminView {
             AdminCall::HostList => self.hosts = Loadable::Failed(text),
             AdminCall::CredsList(_) => self.creds = Loadable::Failed(text),
             AdminCall::AuditRead(_) => self.audit = Loadable::Failed(text),
+            AdminCall::TrustFetch => self.certs = Loadable::Failed(text),
             _ => return Some(text),
         }
         None
