@@ -344,6 +344,12 @@ impl Relay {
             None => (Arc::new(MemoryPresence::new(heartbeat_timeout_ms)), None),
         };
         let peers = peers.or(member_peers);
+        let notifier = crate::notify::Notifier::new(
+            crate::notify::policy::PolicyConfig::default(),
+            crate::notify::OFFLINE_AFTER_MS,
+            config.notify.targets.clone(),
+            crate::notify::sealing::Sealer::from_file(config.notify_key_path()),
+        );
         let shared = Arc::new(Shared {
             presence,
             peers,
@@ -371,7 +377,7 @@ impl Relay {
             tracker: TaskTracker::new(),
             tamper,
             revocation_cache: Mutex::default(),
-            notifier: crate::notify::Notifier::default(),
+            notifier,
         });
         if let Some(fleet) = &shared.config.fleet {
             start_peer_endpoint(&shared, fleet)?;

@@ -16,10 +16,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-const SECRET: &str = "s3cret";
+pub(crate) const SECRET: &str = "s3cret";
 
 /// A webhook receiver: each request's body and signature header; answers 200.
-async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<(Vec<u8>, String)>)> {
+pub(crate) async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<(Vec<u8>, String)>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     let (tx, rx) = mpsc::unbounded_channel();
@@ -59,7 +59,7 @@ async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<(Vec<u8>, String)
     Ok((url, rx))
 }
 
-fn permission(session: &str, request: &str) -> Control {
+pub(crate) fn permission(session: &str, request: &str) -> Control {
     Control::Attention {
         attention: Attention {
             workspace: "demo".into(),
@@ -71,7 +71,9 @@ fn permission(session: &str, request: &str) -> Control {
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(Vec<u8>, String)>) -> Result<serde_json::Value> {
+pub(crate) async fn next(
+    rx: &mut mpsc::UnboundedReceiver<(Vec<u8>, String)>,
+) -> Result<serde_json::Value> {
     let (body, sig) = tokio::time::timeout(WAIT, rx.recv())
         .await?
         .context("receiver gone")?;
