@@ -161,6 +161,32 @@ impl QuietHours {
         })
     }
 
+    /// Checks hours that arrived as JSON (not through [`QuietHours::parse`]).
+    ///
+    /// # Errors
+    /// A minute past the day, equal start and end, or an offset beyond ±14 h.
+    pub fn check(&self) -> Result<(), String> {
+        const DAY: u16 = 24 * 60;
+        if self.start_min >= DAY || self.end_min >= DAY {
+            return Err(format!(
+                "quiet hours: start_min and end_min are minutes of the day (0-{}), got {} and {}",
+                DAY - 1,
+                self.start_min,
+                self.end_min
+            ));
+        }
+        if self.start_min == self.end_min {
+            return Err("quiet hours: start and end are the same minute".into());
+        }
+        if self.utc_offset_min.unsigned_abs() > MAX_UTC_OFFSET_MIN {
+            return Err(format!(
+                "quiet hours: UTC offset {} min is beyond ±14:00",
+                self.utc_offset_min
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether unix time `now_ms` is quiet.
     pub fn contains(&self, now_ms: u64) -> bool {
         let day_min = (now_ms / 60_000) as i64 + i64::from(self.utc_offset_min);
@@ -211,14 +237,19 @@ pub enum ChannelTarget {
         /// The URL.
         url: String,
     },
+    /// A kind this build does not know (written by a newer relay), or a channel the relay
+    /// cannot read: listed, never delivered to, never accepted from a user.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ChannelTarget {
-    /// `ntfy` or `webhook`.
+    /// `ntfy`, `webhook` or `unknown`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Ntfy { .. } => "ntfy",
             Self::Webhook { .. } => "webhook",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -227,6 +258,7 @@ impl ChannelTarget {
         match self {
             Self::Ntfy { server, topic } => format!("{}/{topic}", server.trim_end_matches('/')),
             Self::Webhook { url } => url.clone(),
+            Self::Unknown => "(unreadable by this relay)".into(),
         }
     }
 }
@@ -338,19 +370,26 @@ pub const MAX_CHANNEL_NAME: usize = 64;
 pub const MAX_TARGET_LEN: usize = 512;
 /// Most channels per user.
 pub const MAX_CHANNELS: usize = 16;
+/// Longest token or signing secret, in bytes.
+pub const MAX_SECRET_LEN: usize = 1024;
+/// Largest offset from UTC a clock has (UTC+14:00, Kiribati), in minutes.
+pub const MAX_UTC_OFFSET_MIN: u16 = 14 * 60;
 
-/// Checks a spec a user sends: a short name, `http(s)://` URLs of bounded length, a topic.
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_CHANNEL_NAME
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Checks a spec a user sends: a short name, `http(s)://` URLs of bounded length, a topic,
+/// a secret that fits in a header, valid quiet hours. (The relay also parses the URL and
+/// checks where it points before it stores the channel.)
 ///
 /// # Errors
 /// What is wrong and what to write instead.
 pub fn check_spec(spec: &ChannelSpec) -> Result<(), String> {
-    if spec.name.is_empty()
-        || spec.name.len() > MAX_CHANNEL_NAME
-        || !spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !is_plain_name(&spec.name) {
         return Err(format!(
             "channel name {:?}: use 1-{MAX_CHANNEL_NAME} letters, digits, - or _",
             spec.name
@@ -368,12 +407,7 @@ pub fn check_spec(spec: &ChannelSpec) -> Result<(), String> {
                     "ntfy server {server:?}: give an http(s):// URL, e.g. https://ntfy.sh"
                 ));
             }
-            if topic.is_empty()
-                || topic.len() > MAX_CHANNEL_NAME
-                || !topic
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if !is_plain_name(topic) {
                 return Err(format!(
                     "ntfy topic {topic:?}: use 1-{MAX_CHANNEL_NAME} letters, digits, - or _"
                 ));
@@ -389,6 +423,34 @@ pub fn check_spec(spec: &ChannelSpec) -> Result<(), String> {
                 );
             }
         }
+        ChannelTarget::Unknown => {
+            return Err("unknown channel kind: use ntfy or webhook".into());
+        }
+    }
+    if let Some(secret) = &spec.secret {
+        // An ntfy token travels in a header: printable ASCII only, so it can never split one.
+        let header = matches!(spec.target, ChannelTarget::Ntfy { .. });
+        let fits = |c: char| {
+            if header {
+                c.is_ascii_graphic()
+            } else {
+                !c.is_control()
+            }
+        };
+        if secret.len() > MAX_SECRET_LEN || !secret.chars().all(fits) {
+            return Err(format!(
+                "the {} must be at most {MAX_SECRET_LEN} bytes of {} (e.g. from `openssl rand -hex 32`)",
+                if header { "token" } else { "secret" },
+                if header {
+                    "printable ASCII without spaces"
+                } else {
+                    "text without control characters"
+                }
+            ));
+        }
+    }
+    if let Some(quiet) = &spec.quiet {
+        quiet.check()?;
     }
     Ok(())
 }
@@ -457,6 +519,81 @@ mod tests {
         };
         assert!(check_spec(&spec).unwrap_err().contains("--secret-env"));
         assert_eq!(NotifyEvent::parse("offline"), Ok(NotifyEvent::Offline));
+        spec.secret = Some("k".into());
+        assert_eq!(check_spec(&spec), Ok(()));
+        spec.secret = Some("line\r\nX-Evil: 1".into());
+        assert!(check_spec(&spec).unwrap_err().contains("control"));
+        spec.secret = Some("k".repeat(MAX_SECRET_LEN + 1));
+        assert!(check_spec(&spec).unwrap_err().contains("at most"));
+        spec.secret = Some("k".into());
+        spec.target = ChannelTarget::Unknown;
+        assert!(check_spec(&spec).unwrap_err().contains("ntfy or webhook"));
+    }
+
+    #[test]
+    fn an_ntfy_token_must_fit_in_a_header_and_quiet_hours_from_json_are_checked() {
+        let mut spec = ChannelSpec {
+            name: "phone".into(),
+            target: ChannelTarget::Ntfy {
+                server: "https://ntfy.sh".into(),
+                topic: "t".into(),
+            },
+            secret: Some("tk_ok".into()),
+            events: vec![],
+            quiet: None,
+            ignore_presence: false,
+        };
+        assert_eq!(check_spec(&spec), Ok(()));
+        spec.secret = Some("tk with space".into());
+        assert!(check_spec(&spec).unwrap_err().contains("printable ASCII"));
+        spec.secret = None;
+        let bad = [
+            (
+                QuietHours {
+                    start_min: 1440,
+                    end_min: 60,
+                    utc_offset_min: 0,
+                },
+                "minutes of the day",
+            ),
+            (
+                QuietHours {
+                    start_min: 60,
+                    end_min: 60,
+                    utc_offset_min: 0,
+                },
+                "same minute",
+            ),
+            (
+                QuietHours {
+                    start_min: 0,
+                    end_min: 60,
+                    utc_offset_min: 15 * 60,
+                },
+                "14:00",
+            ),
+        ];
+        for (quiet, says) in bad {
+            spec.quiet = Some(quiet);
+            let err = check_spec(&spec).unwrap_err();
+            assert!(err.contains(says), "{quiet:?}: {err}");
+        }
+        spec.quiet = Some(QuietHours {
+            start_min: 1320,
+            end_min: 420,
+            utc_offset_min: -300,
+        });
+        assert_eq!(check_spec(&spec), Ok(()));
+    }
+
+    #[test]
+    fn a_channel_kind_from_a_newer_relay_reads_as_unknown() {
+        let spec: ChannelSpec = serde_json::from_str(
+            r#"{"name":"mail","target":{"kind":"carrier_pigeon","loft":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.target, ChannelTarget::Unknown);
+        assert_eq!(spec.target.kind(), "unknown");
         assert!(NotifyEvent::parse("x").unwrap_err().contains("permission"));
     }
 }

@@ -408,6 +408,7 @@ pub fn run_config(
     // Checked when the file was loaded.
     c.store = file.store_config().unwrap_or_default();
     c.fleet = file.fleet_config().ok().flatten();
+    c.notify = file.notify_config().unwrap_or_default();
     c
 }
 

@@ -111,6 +111,31 @@ pub struct RelayConfig {
     pub store: StoreConfig,
     /// `[fleet]`: this relay is one of several on one PostgreSQL (`None`: the single relay).
     pub fleet: Option<crate::fleet_config::FleetConfig>,
+    /// `[notify]`: where notifications may go, and the key their secrets are sealed with.
+    pub notify: NotifyConfig,
+}
+
+/// `[notify]` of `relay.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// Which addresses notifications may be sent to (default: public ones only).
+    pub targets: crate::notify::targets::TargetPolicy,
+    /// The key channel secrets are sealed with (default: [`NOTIFY_KEY_FILE`] in the state
+    /// directory). Every relay of a fleet must use the same one.
+    pub secret_key_file: Option<PathBuf>,
+}
+
+/// The notification secret key's file name in the state directory.
+pub const NOTIFY_KEY_FILE: &str = "notify.key";
+
+impl RelayConfig {
+    /// The file channel secrets are sealed with.
+    pub fn notify_key_path(&self) -> PathBuf {
+        self.notify
+            .secret_key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join(NOTIFY_KEY_FILE))
+    }
 }
 
 /// The store backend (`[store] backend` in `relay.toml`).
@@ -141,6 +166,7 @@ impl RelayConfig {
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
             store: StoreConfig::Sqlite,
             fleet: None,
+            notify: NotifyConfig::default(),
         }
     }
 }

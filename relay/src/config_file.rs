@@ -2,8 +2,9 @@
 //! environment variable, then this file, then the built-in default. Unknown keys are an error
 //! that names the key and the file. Every key is documented in `docs/relay.example.toml`.
 
-use crate::config::StoreConfig;
+use crate::config::{NotifyConfig, StoreConfig};
 use crate::fleet_config::{DEFAULT_PEER_PORT, FleetConfig, RelayId};
+use crate::notify::targets::{AllowEntry, TargetPolicy};
 use crate::store::PgConfig;
 use crate::time::parse_duration;
 use serde::Deserialize;
@@ -46,6 +47,20 @@ pub struct RelayFile {
     pub store: Option<StoreFile>,
     /// `[fleet]`: this relay is one of several sharing one PostgreSQL.
     pub fleet: Option<FleetFile>,
+    /// `[notify]`: where notifications may be sent, and the key sealing their secrets.
+    pub notify: Option<NotifyFile>,
+}
+
+/// `[notify]` of `relay.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    /// Let notifications reach loopback, private, link-local… addresses (default false).
+    pub allow_private_targets: Option<bool>,
+    /// Host names or addresses notifications may reach although they are not public.
+    pub allow_hosts: Option<Vec<String>>,
+    /// The key channel secrets are sealed with (default `<state dir>/notify.key`).
+    pub secret_key_file: Option<PathBuf>,
 }
 
 /// `[fleet]` of `relay.toml`.
@@ -121,7 +136,31 @@ impl RelayFile {
         }
         self.store_config().map_err(|e| invalid("store", e))?;
         self.fleet_config().map_err(|e| invalid("fleet", e))?;
+        self.notify_config().map_err(|e| invalid("notify", e))?;
         Ok(())
+    }
+
+    /// What `[notify]` says (public targets only and the default key file when absent).
+    ///
+    /// # Errors
+    /// An `allow_hosts` entry that is neither a host name nor an address.
+    pub fn notify_config(&self) -> Result<NotifyConfig, String> {
+        let Some(notify) = &self.notify else {
+            return Ok(NotifyConfig::default());
+        };
+        let allow_hosts = notify
+            .allow_hosts
+            .iter()
+            .flatten()
+            .map(|h| AllowEntry::parse(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(NotifyConfig {
+            targets: TargetPolicy {
+                allow_private: notify.allow_private_targets.unwrap_or(false),
+                allow_hosts,
+            },
+            secret_key_file: notify.secret_key_file.clone(),
+        })
     }
 
     /// The store `[store]` selects (SQLite when the table is absent).
@@ -269,6 +308,50 @@ mod tests {
                 "ca_file",
             ),
             ("[store]\nbakend = \"sqlite\"\n", "bakend"),
+        ] {
+            let err = load(text).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains("relay.toml"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_notify_table_allows_private_targets_only_when_it_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("relay.toml");
+        let load = |text: &str| {
+            std::fs::write(&p, text).unwrap();
+            RelayFile::load(Some(&p)).map(|(f, _)| f.notify_config().unwrap())
+        };
+        let default = load("").unwrap();
+        assert_eq!(default, NotifyConfig::default());
+        assert!(!default.targets.allow_private && default.targets.allow_hosts.is_empty());
+        let c = load(
+            "[notify]\nallow_hosts = [\"ntfy.lan\", \"10.0.0.5\"]\nsecret_key_file = \"/etc/cm/notify.key\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.targets.allow_hosts,
+            [
+                AllowEntry::Name("ntfy.lan".into()),
+                AllowEntry::Addr("10.0.0.5".parse().unwrap())
+            ]
+        );
+        assert_eq!(c.secret_key_file, Some(PathBuf::from("/etc/cm/notify.key")));
+        assert!(
+            load("[notify]\nallow_private_targets = true\n")
+                .unwrap()
+                .targets
+                .allow_private
+        );
+        for (text, says) in [
+            (
+                "[notify]\nallow_hosts = [\"http://x\"]\n",
+                "allow_hosts entry",
+            ),
+            ("[notify]\nallow_private = true\n", "allow_private"),
         ] {
             let err = load(text).unwrap_err().to_string();
             assert!(

@@ -4,13 +4,18 @@
 //! short text with the exact `cm-tui` command that answers it.
 //!
 //! [`policy`] and [`offline`] decide, without IO and with the time passed in; [`text`]
-//! writes the words; [`deliver`] and [`http`] are the thin shell that POSTs. The relay's
-//! operations and the background task that drives all of it are `net::notify_ops`.
+//! writes the words; [`targets`] says which addresses may be reached (`[notify]` of
+//! `relay.toml`) and [`admission`] what a new channel must pass; [`sealing`] keeps channel
+//! secrets sealed at rest; [`deliver`] and [`http`] are the thin shell that POSTs. The
+//! relay's operations and the background task that drives all of it are `net::notify_ops`.
 
+pub mod admission;
 pub mod deliver;
 pub mod http;
 pub mod offline;
 pub mod policy;
+pub mod sealing;
+pub mod targets;
 pub mod text;
 
 use parking_lot::Mutex;
@@ -22,11 +27,15 @@ use proto::notify::{Attention, ChannelSpec};
 pub const OFFLINE_AFTER_MS: u64 = 10 * 60_000;
 
 /// The notification state of one relay: the policy and the offline watch, behind locks held
-/// only for the sans-IO calls.
+/// only for the sans-IO calls, and the operator's settings.
 #[derive(Debug)]
 pub struct Notifier {
     policy: Mutex<Policy>,
     offline: Mutex<offline::OfflineWatch>,
+    /// Where notifications may be sent.
+    pub targets: targets::TargetPolicy,
+    /// Seals and opens channel secrets.
+    pub sealer: std::sync::Arc<sealing::Sealer>,
     /// Woken when something was offered (the task looks at what is due).
     pub wake: tokio::sync::Notify,
     /// Attention notices handled at once (off the agents' control loops); beyond, dropped.
@@ -36,18 +45,20 @@ pub struct Notifier {
 /// How many attention notices are handled at once.
 pub const ATTENTION_SLOTS: usize = 64;
 
-impl Default for Notifier {
-    fn default() -> Self {
-        Self::new(PolicyConfig::default(), OFFLINE_AFTER_MS)
-    }
-}
-
 impl Notifier {
-    /// A notifier with `config`, reporting hosts offline for `offline_after_ms`.
-    pub fn new(config: PolicyConfig, offline_after_ms: u64) -> Self {
+    /// A notifier with `config`, reporting hosts offline for `offline_after_ms`, sending to
+    /// what `targets` allows, sealing secrets with `sealer`.
+    pub fn new(
+        config: PolicyConfig,
+        offline_after_ms: u64,
+        targets: targets::TargetPolicy,
+        sealer: sealing::Sealer,
+    ) -> Self {
         Self {
             policy: Mutex::new(Policy::new(config)),
             offline: Mutex::new(offline::OfflineWatch::new(offline_after_ms)),
+            targets,
+            sealer: std::sync::Arc::new(sealer),
             wake: tokio::sync::Notify::new(),
             attention_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(ATTENTION_SLOTS)),
         }
@@ -104,8 +115,8 @@ impl Notifier {
     }
 
     /// See [`Policy::finished`].
-    pub fn finished(&self, out: Outgoing, ok: bool, now_ms: u64) -> policy::Finished {
-        self.policy.lock().finished(out, ok, now_ms)
+    pub fn finished(&self, out: Outgoing, ok: bool, now_ms: u64, random: u64) -> policy::Finished {
+        self.policy.lock().finished(out, ok, now_ms, random)
     }
 }
 

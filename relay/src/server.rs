@@ -318,7 +318,12 @@ impl Relay {
             .map_err(|e| StateError::from(StoreError::Task(e.to_string())))??;
         let store = StoreHandle::with_backend(backend);
         let sweep_now = Arc::new(tokio::sync::Notify::new());
-        let notifier = Arc::new(crate::notify::Notifier::default());
+        let notifier = Arc::new(crate::notify::Notifier::new(
+            crate::notify::policy::PolicyConfig::default(),
+            crate::notify::OFFLINE_AFTER_MS,
+            config.notify.targets.clone(),
+            crate::notify::sealing::Sealer::from_file(config.notify_key_path()),
+        ));
         // A directory given by the caller (tests) replaces the fleet's own membership.
         let fleet = if peers.is_some() {
             None

@@ -209,8 +209,15 @@ pub fn ago(now_ms: u64, then_ms: u64) -> String {
     }
 }
 
-/// One channel's delivery state in words (`ok, last 3 min ago`, `FAILING: …`).
+/// One channel's delivery state in words (`ok, last 3 min ago`, `FAILING: …`, `BROKEN: …`
+/// for a channel the relay cannot use).
 pub fn health(c: &ChannelInfo, now_ms: u64) -> String {
+    if c.target == ChannelTarget::Unknown {
+        return format!(
+            "BROKEN (nothing is sent to it): {}",
+            sanitize(c.last_error.as_deref().unwrap_or("the relay cannot use it"))
+        );
+    }
     if c.failures > 0 {
         let when = c.last_error_ms.map(|t| ago(now_ms, t)).unwrap_or_default();
         return format!(
@@ -378,6 +385,24 @@ mod tests {
             text.contains(
                 "FAILING (2 failed attempts, last 10 s ago: the receiver answered HTTP 500)"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_channel_the_relay_cannot_use_is_shown_broken_with_why() {
+        let mut c = info();
+        c.target = ChannelTarget::Unknown;
+        c.has_secret = false;
+        c.failures = 1;
+        c.last_error = Some("its stored secret does not open with this relay's key".into());
+        let text = render_list(&[c], 0);
+        assert!(
+            text.contains("phone  unknown  (unreadable by this relay)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("BROKEN (nothing is sent to it): its stored secret does not open"),
             "{text}"
         );
     }

@@ -495,3 +495,66 @@ fn a_revoked_or_invisible_host_is_not_listed() {
         .collect();
     assert_eq!(listed, vec!["box".to_owned()]);
 }
+
+#[test]
+fn a_session_notice_goes_to_its_owner_only_while_they_may_see_the_host() {
+    let (alice, bob) = (UserId::from("alice"), UserId::from("bob"));
+    let host = HostId::from("box");
+    // The owner, with any role on the host (a viewer who owns a session still hears of it).
+    for role in [Role::Viewer, Role::Operator, Role::Admin, Role::Owner] {
+        let on_box = [("box".to_owned(), role)];
+        let everywhere = [("*".to_owned(), role)];
+        assert!(
+            may_be_notified(&alice, &on_box, &host, Some(&alice)),
+            "{role:?}"
+        );
+        assert!(
+            may_be_notified(&alice, &everywhere, &host, Some(&alice)),
+            "{role:?}"
+        );
+        // Someone else's session: never, whatever the role.
+        assert!(
+            !may_be_notified(&bob, &on_box, &host, Some(&alice)),
+            "{role:?}"
+        );
+        assert!(
+            !may_be_notified(&bob, &everywhere, &host, Some(&alice)),
+            "{role:?}"
+        );
+    }
+    // The owner who lost the host (grant on another host only, or none): not told.
+    let elsewhere = [("other".to_owned(), Role::Owner)];
+    assert!(!may_be_notified(&alice, &elsewhere, &host, Some(&alice)));
+    assert!(!may_be_notified(&alice, &[], &host, Some(&alice)));
+}
+
+#[test]
+fn a_host_notice_goes_to_everyone_who_may_drive_the_host() {
+    let alice = UserId::from("alice");
+    let host = HostId::from("box");
+    let told = |grants: &[(String, Role)]| may_be_notified(&alice, grants, &host, None);
+    assert!(!told(&[]), "no grant");
+    assert!(
+        !told(&[("box".into(), Role::Viewer)]),
+        "a viewer cannot answer"
+    );
+    assert!(!told(&[("*".into(), Role::Viewer)]));
+    for role in [Role::Operator, Role::Admin, Role::Owner] {
+        assert!(told(&[("box".into(), role)]), "{role:?} on the host");
+        assert!(told(&[("*".into(), role)]), "{role:?} everywhere");
+        assert!(!told(&[("other".into(), role)]), "{role:?} on another host");
+    }
+    // The highest matching grant counts: a host grant lifts a global viewer, and a global
+    // operator grant is not lowered by a host viewer grant.
+    assert!(told(&grants()));
+    assert!(!may_be_notified(
+        &alice,
+        &grants(),
+        &HostId::from("other"),
+        None
+    ));
+    assert!(told(&[
+        ("*".into(), Role::Operator),
+        ("box".into(), Role::Viewer)
+    ]));
+}

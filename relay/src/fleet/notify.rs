@@ -226,9 +226,7 @@ mod tests {
             workspace: "api".into(),
             session: "ses_9".into(),
         };
-        for notice in Notice::parse(&focus.payload()) {
-            targets.apply(notice);
-        }
+        targets.apply(Notice::parse(&focus.payload()).unwrap());
         assert_eq!(*seen.lock().unwrap(), ["ses_9"]);
     }
 

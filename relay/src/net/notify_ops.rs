@@ -9,12 +9,12 @@ use crate::admin::AdminError;
 use crate::audit_event::Audit;
 use crate::authz;
 use crate::notify::policy::{Finished, Notice, Outgoing, Recipient};
-use crate::notify::{self, deliver, text};
+use crate::notify::{self, admission, deliver, offline, text};
 use crate::store::NotifyRow;
 use crate::time::now_ms;
 use proto::ids::{HostId, UserId};
 use proto::notify::{
-    Attention, ChannelInfo, ChannelName, ChannelSpec, Focus, MAX_CHANNELS, NotifyTested, check_spec,
+    Attention, ChannelInfo, ChannelName, ChannelSpec, Focus, MAX_CHANNELS, NotifyTested,
 };
 use proto::op;
 use std::sync::Arc;
@@ -29,16 +29,20 @@ fn not_found(name: &str) -> RequestError {
     )))
 }
 
-/// `notify_add`: stores the caller's channel (its secret is never shown nor audited).
+/// `notify_add`: checks and stores the caller's channel (its secret sealed, never shown nor
+/// audited).
 impl LocalHandler for op::NotifyAdd {
     async fn handle(cx: &mut Cx<'_>, spec: ChannelSpec) -> Result<ChannelInfo, RequestError> {
-        check_spec(&spec).map_err(|e| RequestError::Admin(AdminError::Input(e)))?;
+        admission::check_channel(&spec, &cx.shared.notifier.targets)
+            .await
+            .map_err(|e| RequestError::Admin(AdminError::Input(e)))?;
         let user = cx.principal.user.0.clone();
         let (u, s) = (user.clone(), spec.clone());
+        let sealer = Arc::clone(&cx.shared.notifier.sealer);
         let new = cx
             .shared
             .store
-            .call(move |st| st.notify_put(&u, &s, MAX_CHANNELS, now_ms()))
+            .call(move |st| st.notify_put(&u, &s, &sealer, MAX_CHANNELS, now_ms()))
             .await?;
         let kind = spec.target.kind();
         cx.shared
@@ -53,27 +57,27 @@ impl LocalHandler for op::NotifyAdd {
             })
             .await;
         let name = spec.name.clone();
-        let rows = cx
-            .shared
-            .store
-            .read(move |st| st.notify_channels(Some(&user)))
-            .await?;
+        let rows = channels(cx.shared, &user).await?;
         rows.iter()
-            .find(|r| r.spec.name == name)
+            .find(|r| r.name == name)
             .map(NotifyRow::info)
             .ok_or_else(|| not_found(&name))
     }
 }
 
+/// `user`'s channels, secrets opened (broken ones included).
+async fn channels(shared: &Arc<Shared>, user: &str) -> Result<Vec<NotifyRow>, RequestError> {
+    let (user, sealer) = (user.to_owned(), Arc::clone(&shared.notifier.sealer));
+    Ok(shared
+        .store
+        .read(move |st| st.notify_channels(Some(&user), &sealer))
+        .await?)
+}
+
 /// `notify_list`: the caller's channels.
 impl LocalHandler for op::NotifyList {
     async fn handle(cx: &mut Cx<'_>, (): ()) -> Result<Vec<ChannelInfo>, RequestError> {
-        let user = cx.principal.user.0.clone();
-        let rows = cx
-            .shared
-            .store
-            .read(move |st| st.notify_channels(Some(&user)))
-            .await?;
+        let rows = channels(cx.shared, cx.principal.user.as_str()).await?;
         Ok(rows.iter().map(NotifyRow::info).collect())
     }
 }
@@ -82,28 +86,31 @@ impl LocalHandler for op::NotifyList {
 impl LocalHandler for op::NotifyTest {
     async fn handle(cx: &mut Cx<'_>, body: ChannelName) -> Result<NotifyTested, RequestError> {
         let user = cx.principal.user.0.clone();
-        let u = user.clone();
-        let rows = cx
-            .shared
-            .store
-            .read(move |st| st.notify_channels(Some(&u)))
-            .await?;
-        let row = rows
+        let row = channels(cx.shared, &user)
+            .await?
             .into_iter()
-            .find(|r| r.spec.name == body.name)
+            .find(|r| r.name == body.name)
             .ok_or_else(|| not_found(&body.name))?;
+        let spec = match row.spec {
+            Ok(spec) => spec,
+            Err(why) => {
+                return Ok(NotifyTested {
+                    delivered: false,
+                    error: Some(why),
+                });
+            }
+        };
         let rendered = text::Rendered {
             title: "CodeMantle: test notification".into(),
             message: format!(
                 "A test from the relay for {user}: this channel ({}) works.",
-                row.spec.name
+                row.name
             ),
             command: None,
             event: "test",
         };
-        let req = deliver::request(&row.spec, &rendered, None, 1, now_ms());
-        let result = deliver::send(&req).await;
-        record(cx.shared, &user, &row.spec.name, result.as_ref().err()).await;
+        let result = send(cx.shared, &spec, &rendered, None, 1).await;
+        record(cx.shared, &user, &row.name, result.as_ref().err()).await;
         Ok(NotifyTested {
             delivered: result.is_ok(),
             error: result.err(),
@@ -164,6 +171,19 @@ impl LocalHandler for op::NotifyFocus {
     }
 }
 
+/// Renders and POSTs one notification to `spec` (to an address the relay may reach).
+async fn send(
+    shared: &Arc<Shared>,
+    spec: &ChannelSpec,
+    rendered: &text::Rendered,
+    notice: Option<&Notice>,
+    count: u32,
+) -> Result<(), String> {
+    let req = deliver::request(spec, rendered, notice, count, now_ms())
+        .ok_or("this relay cannot deliver to this kind of channel")?;
+    deliver::send(&req, &shared.notifier.targets).await
+}
+
 async fn record(shared: &Arc<Shared>, user: &str, name: &str, error: Option<&String>) {
     let (u, n, e) = (user.to_owned(), name.to_owned(), error.cloned());
     if let Err(err) = shared
@@ -178,7 +198,12 @@ async fn record(shared: &Arc<Shared>, user: &str, name: &str, error: Option<&Str
 /// Offers `notice` (about `host`, in a session owned by `owner` if known) to every channel
 /// whose user it concerns (`authz::may_be_notified`).
 async fn fan_out(shared: &Arc<Shared>, host: &HostId, owner: Option<UserId>, notice: &Notice) {
-    let rows = match shared.store.read(|st| st.notify_channels(None)).await {
+    let sealer = Arc::clone(&shared.notifier.sealer);
+    let rows = match shared
+        .store
+        .read(move |st| st.notify_channels(None, &sealer))
+        .await
+    {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read notification channels");
@@ -187,6 +212,11 @@ async fn fan_out(shared: &Arc<Shared>, host: &HostId, owner: Option<UserId>, not
     };
     let now = now_ms();
     for row in rows {
+        // One unusable row (a newer relay's, a secret under another key) skips only itself.
+        let Ok(spec) = &row.spec else {
+            tracing::warn!(user = %row.user, channel = %row.name, "skipping a notification channel this relay cannot use; see `cm-tui notify list`");
+            continue;
+        };
         let user = UserId::from(row.user.as_str());
         let Ok(grants) = shared.store.grants(&user).await else {
             continue;
@@ -196,10 +226,10 @@ async fn fan_out(shared: &Arc<Shared>, host: &HostId, owner: Option<UserId>, not
         }
         let to = Recipient {
             user: row.user.clone(),
-            channel: row.spec.name.clone(),
+            channel: row.name.clone(),
         };
-        if let Err(why) = shared.notifier.offer(to, &row.spec, notice.clone(), now) {
-            tracing::debug!(user = %row.user, channel = %row.spec.name, ?why, "notification suppressed");
+        if let Err(why) = shared.notifier.offer(to, spec, notice.clone(), now) {
+            tracing::debug!(user = %row.user, channel = %row.name, ?why, "notification suppressed");
         }
     }
 }
@@ -242,26 +272,24 @@ async fn attention(shared: &Arc<Shared>, host: &HostId, attention: Attention) {
 }
 
 async fn deliver_one(shared: Arc<Shared>, out: Outgoing) {
-    let u = out.to.user.clone();
-    let spec = match shared
-        .store
-        .read(move |st| st.notify_channels(Some(&u)))
-        .await
-    {
-        Ok(rows) => rows
-            .into_iter()
-            .find(|r| r.spec.name == out.to.channel)
-            .map(|r| r.spec),
+    let row = match channels(&shared, &out.to.user).await {
+        Ok(rows) => rows.into_iter().find(|r| r.name == out.to.channel),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a notification channel");
             None
         }
     };
     // Removed meanwhile: nothing to send.
-    let Some(spec) = spec else { return };
+    let Some(row) = row else { return };
+    let spec = match row.spec {
+        Ok(spec) => spec,
+        Err(why) => {
+            tracing::warn!(user = %out.to.user, channel = %out.to.channel, %why, "notification channel unusable; notification dropped");
+            return;
+        }
+    };
     let rendered = text::render(&out.notice, out.count);
-    let req = deliver::request(&spec, &rendered, Some(&out.notice), out.count, now_ms());
-    let result = deliver::send(&req).await;
+    let result = send(&shared, &spec, &rendered, Some(&out.notice), out.count).await;
     record(
         &shared,
         &out.to.user,
@@ -270,7 +298,11 @@ async fn deliver_one(shared: Arc<Shared>, out: Outgoing) {
     )
     .await;
     let (user, channel) = (out.to.user.clone(), out.to.channel.clone());
-    match shared.notifier.finished(out, result.is_ok(), now_ms()) {
+    let random = crate::time::random_u64();
+    match shared
+        .notifier
+        .finished(out, result.is_ok(), now_ms(), random)
+    {
         Finished::Delivered => {}
         Finished::RetryAt(at) => {
             tracing::info!(%user, %channel, retry_at_ms = at, "notification failed; will retry");
@@ -312,22 +344,34 @@ async fn watch_presence(shared: &Arc<Shared>) {
     }
 }
 
-/// The notification task: watches presence, sends what is due, retries failures.
+/// The notification task: watches presence (when it changed, or every [`TICK`]), sends what
+/// is due, retries failures.
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut changes = shared.presence.changes();
+    let mut presence_open = true;
+    let mut presence_changed = false;
+    let mut cadence = offline::Cadence::new(u64::try_from(TICK.as_millis()).unwrap_or(1_000));
     loop {
-        watch_presence(&shared).await;
+        if cadence.look_now(now_ms(), presence_changed) {
+            watch_presence(&shared).await;
+        }
+        presence_changed = false;
         let now = now_ms();
         for out in shared.notifier.due(now) {
             shared.tracker.spawn(deliver_one(Arc::clone(&shared), out));
         }
-        let wait = shared.notifier.next_due().map_or(TICK, |at| {
-            Duration::from_millis(at.saturating_sub(now)).min(TICK)
-        });
+        let next = shared
+            .notifier
+            .next_due()
+            .map_or(cadence.next_ms(), |at| at.min(cadence.next_ms()));
+        let wait = Duration::from_millis(next.saturating_sub(now));
         tokio::select! {
             () = shared.cancel.cancelled() => return,
             () = shared.notifier.wake.notified() => {}
-            _ = changes.changed() => {}
+            changed = changes.changed(), if presence_open => {
+                presence_changed = changed.is_ok();
+                presence_open = changed.is_ok();
+            }
             () = tokio::time::sleep(wait) => {}
         }
     }

@@ -3,6 +3,7 @@
 
 use super::http;
 use super::policy::Notice;
+use super::targets::TargetPolicy;
 use super::text::Rendered;
 use proto::notify::{AttentionKind, ChannelSpec, ChannelTarget};
 use std::time::Duration;
@@ -34,15 +35,15 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// The request `spec` gets for `rendered` (about `notice`, standing for `count`; `None` for
-/// a test), sent at `now_ms`.
+/// a test), sent at `now_ms`. `None` for a kind this relay cannot deliver to.
 pub fn request(
     spec: &ChannelSpec,
     rendered: &Rendered,
     notice: Option<&Notice>,
     count: u32,
     now_ms: u64,
-) -> Request {
-    match &spec.target {
+) -> Option<Request> {
+    Some(match &spec.target {
         ChannelTarget::Ntfy { server, topic } => {
             let urgent = notice.is_some_and(|n| {
                 matches!(
@@ -100,16 +101,18 @@ pub fn request(
                 body,
             }
         }
-    }
+        ChannelTarget::Unknown => return None,
+    })
 }
 
-/// POSTs `req`: `Ok` on a 2xx answer, else what went wrong (for `notify list`).
+/// POSTs `req` to an address `policy` allows: `Ok` on a 2xx answer, else what went wrong
+/// (for `notify list`).
 ///
 /// # Errors
-/// The status or the transport failure, in words.
-pub async fn send(req: &Request) -> Result<(), String> {
+/// The status, the refusal or the transport failure, in words.
+pub async fn send(req: &Request, policy: &TargetPolicy) -> Result<(), String> {
     let headers: Vec<(&str, String)> = req.headers.iter().map(|(k, v)| (*k, v.clone())).collect();
-    match http::post(&req.url, &headers, &req.body, DELIVERY_TIMEOUT).await {
+    match http::post(&req.url, &headers, &req.body, DELIVERY_TIMEOUT, policy).await {
         Ok(status) if (200..300).contains(&status) => Ok(()),
         Ok(status) => Err(format!("the receiver answered HTTP {status}")),
         Err(e) => Err(e.to_string()),
@@ -151,7 +154,7 @@ mod tests {
         };
         let n = notice();
         let rendered = crate::notify::text::render(&n, 3);
-        let req = request(&spec, &rendered, Some(&n), 3, 7);
+        let req = request(&spec, &rendered, Some(&n), 3, 7).unwrap();
         let sig = req
             .headers
             .iter()
@@ -178,7 +181,7 @@ mod tests {
             ignore_presence: false,
         };
         let n = notice();
-        let req = request(&spec, &crate::notify::text::render(&n, 1), Some(&n), 1, 0);
+        let req = request(&spec, &crate::notify::text::render(&n, 1), Some(&n), 1, 0).unwrap();
         assert_eq!(req.url, "https://ntfy.example/");
         assert!(
             req.headers

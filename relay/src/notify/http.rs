@@ -1,10 +1,16 @@
 //! A minimal HTTP/1.1 POST for notifications (ntfy, webhooks): one request per connection,
-//! `Connection: close`, the status line read back. Plain TCP for `http://`, TLS (rustls on
-//! ring, the system's root certificates) for `https://`. No HTTP client crate: the relay needs
-//! exactly this, and the ones in reach pull a second crypto provider or a large tree.
+//! `Connection: close`, the status line read back, redirects never followed. Plain TCP for
+//! `http://`, TLS (rustls on ring, the system's root certificates, one client configuration
+//! for the process) for `https://`. The host is resolved here, every address is checked
+//! against the [`TargetPolicy`], and the connection goes to an address that passed (no
+//! second lookup a rebinding DNS server could answer differently). No HTTP client crate: the
+//! relay needs exactly this, and the ones in reach pull a second crypto provider or a large
+//! tree.
 
+use super::targets::{Refused, TargetPolicy};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -37,6 +43,12 @@ pub enum HttpError {
     /// No root certificates for https.
     #[error("no root certificates found for https (set SSL_CERT_FILE)")]
     NoRoots,
+    /// The target's address is not one the relay may reach.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The host name has no address.
+    #[error("{0} has no address")]
+    NoAddress(String),
 }
 
 /// A parsed `http(s)://host[:port]/path`.
@@ -141,25 +153,70 @@ pub fn parse_status(head: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-fn roots() -> Option<Arc<rustls::RootCertStore>> {
-    static ROOTS: OnceLock<Option<Arc<rustls::RootCertStore>>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            let env = std::env::var("SSL_CERT_FILE").ok();
-            let mut store = rustls::RootCertStore::empty();
-            for path in env.iter().map(String::as_str).chain(ROOT_FILES) {
-                if let Ok(iter) = CertificateDer::pem_file_iter(path) {
-                    for cert in iter.flatten() {
-                        let _ = store.add(cert);
-                    }
-                }
-                if !store.is_empty() {
-                    break;
-                }
+fn roots() -> Option<rustls::RootCertStore> {
+    let env = std::env::var("SSL_CERT_FILE").ok();
+    let mut store = rustls::RootCertStore::empty();
+    for path in env.iter().map(String::as_str).chain(ROOT_FILES) {
+        if let Ok(iter) = CertificateDer::pem_file_iter(path) {
+            for cert in iter.flatten() {
+                let _ = store.add(cert);
             }
-            (!store.is_empty()).then(|| Arc::new(store))
+        }
+        if !store.is_empty() {
+            break;
+        }
+    }
+    (!store.is_empty()).then_some(store)
+}
+
+/// The TLS client configuration of every https POST, built once (root certificates read
+/// once); `None` without root certificates.
+fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
+    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots()?)
+            .with_no_client_auth();
+            Some(Arc::new(config))
         })
         .clone()
+}
+
+/// The addresses the relay may connect to for `url` under `policy`: a literal address as
+/// is, a name resolved now; each one checked.
+///
+/// # Errors
+/// [`HttpError::Refused`] when no address may be reached; lookup failures.
+pub async fn resolve(url: &Url, policy: &TargetPolicy) -> Result<Vec<SocketAddr>, HttpError> {
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        policy.check(&url.host, ip)?;
+        return Ok(vec![SocketAddr::new(ip, url.port)]);
+    }
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await?
+        .collect();
+    let allowed = policy.allowed_addrs(&url.host, resolved)?;
+    if allowed.is_empty() {
+        return Err(HttpError::NoAddress(url.host.clone()));
+    }
+    Ok(allowed)
+}
+
+/// A TCP connection to the first of `addrs` that answers.
+async fn connect(addrs: &[SocketAddr]) -> Result<TcpStream, HttpError> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| HttpError::NoAddress(String::new()), HttpError::Io))
 }
 
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
@@ -180,34 +237,30 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     parse_status(&head).ok_or(HttpError::NotHttp)
 }
 
-/// POSTs `body` to `url` with `headers`; the answer's status code.
+/// POSTs `body` to `url` with `headers`, at an address `policy` allows; the answer's status
+/// code.
 ///
 /// # Errors
-/// A bad URL, connection or TLS failures, no HTTP answer within `timeout`.
+/// A bad URL, a refused target, connection or TLS failures, no HTTP answer within `timeout`.
 pub async fn post(
     url: &str,
     headers: &[(&str, String)],
     body: &[u8],
     timeout: Duration,
+    policy: &TargetPolicy,
 ) -> Result<u16, HttpError> {
     let url = Url::parse(url)?;
     let request = request_bytes(&url, headers, body);
     let work = async {
-        let tcp = TcpStream::connect((url.host.as_str(), url.port)).await?;
+        let addrs = resolve(&url, policy).await?;
+        let tcp = connect(&addrs).await?;
         if !url.tls {
             return exchange(tcp, &request).await;
         }
-        let roots = roots().ok_or(HttpError::NoRoots)?;
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = tls_config().ok_or(HttpError::NoRoots)?;
         let name =
             ServerName::try_from(url.host.clone()).map_err(|_| HttpError::Url(url.host.clone()))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
             .await?;
         exchange(tls, &request).await
@@ -255,5 +308,81 @@ mod tests {
         assert!(text.ends_with("\r\n\r\n{}"));
         assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n"), Some(204));
         assert_eq!(parse_status(b"SSH-2.0\r\n"), None);
+    }
+
+    #[test]
+    fn the_tls_client_configuration_is_built_once() {
+        let (a, b) = (tls_config(), tls_config());
+        match (a, b) {
+            (Some(a), Some(b)) => assert!(Arc::ptr_eq(&a, &b)),
+            (None, None) => {} // No root certificates on this machine: nothing to share.
+            _ => panic!("one call had a configuration, the other none"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_loopback_is_refused_before_connecting() {
+        let url = Url::parse("http://localhost:9/").unwrap();
+        let err = resolve(&url, &TargetPolicy::default()).await.unwrap_err();
+        let HttpError::Refused(refused) = &err else {
+            panic!("{err}");
+        };
+        assert!(refused.addr.is_loopback(), "{err}");
+        assert!(err.to_string().contains("allow_hosts"), "{err}");
+        let err = post(
+            "http://localhost:9/",
+            &[],
+            b"{}",
+            Duration::from_secs(5),
+            &TargetPolicy::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, HttpError::Refused(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_name_is_posted_to_at_the_address_that_was_checked() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = conn.read(&mut buf).await.unwrap();
+            conn.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let policy = TargetPolicy {
+            allow_private: false,
+            allow_hosts: vec![super::super::targets::AllowEntry::Addr(
+                "127.0.0.1".parse().unwrap(),
+            )],
+        };
+        let url = Url::parse(&format!("http://localhost:{port}/x")).unwrap();
+        // Only the allowed address is kept (not ::1, which localhost may resolve to too).
+        let addrs = resolve(&url, &policy).await.unwrap();
+        assert!(
+            addrs.iter().all(|a| a.ip() == IpAddr::from([127, 0, 0, 1])),
+            "{addrs:?}"
+        );
+        let status = post(
+            &url_text(&url),
+            &[],
+            b"{}",
+            Duration::from_secs(30),
+            &policy,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 204);
+        let head = server.await.unwrap();
+        assert!(head.contains(&format!("Host: localhost:{port}")), "{head}");
+    }
+
+    fn url_text(url: &Url) -> String {
+        format!("http://{}:{}{}", url.host, url.port, url.path)
     }
 }

@@ -60,9 +60,59 @@ impl OfflineWatch {
     }
 }
 
+/// When the notification task looks at presence (a store read of every host): at once
+/// after presence changed, else every `every_ms` (a host goes offline by silence, which
+/// changes nothing); never merely because the task woke for something else.
+#[derive(Debug, Clone)]
+pub struct Cadence {
+    every_ms: u64,
+    last_ms: Option<u64>,
+}
+
+impl Cadence {
+    /// Looks at least every `every_ms`.
+    pub fn new(every_ms: u64) -> Self {
+        Self {
+            every_ms,
+            last_ms: None,
+        }
+    }
+
+    /// Whether to look at `now_ms` (remembered when so): the first time, after a presence
+    /// change, or when the last look is `every_ms` old.
+    pub fn look_now(&mut self, now_ms: u64, presence_changed: bool) -> bool {
+        let due = presence_changed || now_ms >= self.next_ms();
+        if due {
+            self.last_ms = Some(now_ms);
+        }
+        due
+    }
+
+    /// When the next look by time is due.
+    pub fn next_ms(&self) -> u64 {
+        self.last_ms
+            .map_or(0, |last| last.saturating_add(self.every_ms))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presence_is_looked_at_on_changes_and_on_the_tick_not_on_every_wake() {
+        let mut c = Cadence::new(1_000);
+        assert!(c.look_now(5_000, false), "the first time");
+        // Woken for offers, deliveries…: nothing new about presence.
+        for t in [5_001, 5_200, 5_999] {
+            assert!(!c.look_now(t, false), "{t}");
+        }
+        assert!(c.look_now(5_500, true), "a presence change");
+        assert_eq!(c.next_ms(), 6_500);
+        assert!(!c.look_now(6_499, false));
+        assert!(c.look_now(6_500, false), "the tick");
+        assert!(!c.look_now(6_501, false));
+    }
 
     const MIN: u64 = 60_000;
 

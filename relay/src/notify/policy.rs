@@ -6,11 +6,25 @@
 //!   [`PolicyConfig::coalesce_ms`] of the first become one notification that says how many;
 //! - rate limit: at most one notification per session, channel and event every
 //!   [`PolicyConfig::min_interval_ms`] (what comes meanwhile is held and counted);
-//! - retry: a failed delivery is tried again after an exponential backoff, up to
+//! - retry: a failed delivery is tried again after the relay's usual capped exponential
+//!   backoff with equal jitter (`cm_client::backoff`, the random draw passed in), up to
 //!   [`PolicyConfig::max_attempts`].
 
+use cm_client::backoff;
 use proto::notify::{AttentionKind, ChannelSpec, NotifyEvent};
 use std::collections::HashMap;
+use std::time::Duration;
+
+/// Retries of a failed delivery: 1 s doubling to 5 min, each drawn in the upper half of its
+/// ceiling so that the deliveries that failed together do not retry together.
+pub const RETRY: backoff::Policy = backoff::Policy {
+    base: Duration::from_secs(1),
+    cap: Duration::from_secs(300),
+    // Unused: a notification's attempts are never reset.
+    stable_after: Duration::MAX,
+    first_retry_immediate: false,
+    jitter: backoff::Jitter::Equal,
+};
 
 /// The policy's knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +35,8 @@ pub struct PolicyConfig {
     pub min_interval_ms: u64,
     /// A focus signal suppresses notifications about its session this long.
     pub focus_fresh_ms: u64,
-    /// First retry delay; doubled per failed attempt.
-    pub retry_base_ms: u64,
-    /// Longest retry delay.
-    pub retry_cap_ms: u64,
+    /// When a failed delivery is tried again.
+    pub retry: backoff::Policy,
     /// Attempts of one notification before it is given up.
     pub max_attempts: u32,
 }
@@ -35,8 +47,7 @@ impl Default for PolicyConfig {
             coalesce_ms: 1_000,
             min_interval_ms: 30_000,
             focus_fresh_ms: 30_000,
-            retry_base_ms: 1_000,
-            retry_cap_ms: 300_000,
+            retry: RETRY,
             max_attempts: 6,
         }
     }
@@ -281,25 +292,23 @@ impl Policy {
         windows.chain(self.retries.iter().map(|(at, _)| *at)).min()
     }
 
-    /// The delay before retry `attempt + 1` after attempt `attempt` failed.
-    pub fn backoff_ms(&self, attempt: u32) -> u64 {
-        let factor = 1u64 << attempt.saturating_sub(1).min(20);
-        self.config
-            .retry_base_ms
-            .saturating_mul(factor)
-            .min(self.config.retry_cap_ms)
+    /// The delay before retry `attempt + 1` after attempt `attempt` failed; `random` is a
+    /// uniform draw.
+    pub fn backoff_ms(&self, attempt: u32, random: u64) -> u64 {
+        let delay = self.config.retry.delay(attempt.saturating_sub(1), random);
+        u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Records how delivering `out` went: a failure is retried after a backoff, or given up
-    /// after [`PolicyConfig::max_attempts`].
-    pub fn finished(&mut self, mut out: Outgoing, ok: bool, now_ms: u64) -> Finished {
+    /// Records how delivering `out` went: a failure is retried after a backoff (drawn with
+    /// `random`), or given up after [`PolicyConfig::max_attempts`].
+    pub fn finished(&mut self, mut out: Outgoing, ok: bool, now_ms: u64, random: u64) -> Finished {
         if ok {
             return Finished::Delivered;
         }
         if out.attempt >= self.config.max_attempts {
             return Finished::GaveUp;
         }
-        let at = now_ms.saturating_add(self.backoff_ms(out.attempt));
+        let at = now_ms.saturating_add(self.backoff_ms(out.attempt, random));
         out.attempt += 1;
         self.retries.push((at, out));
         Finished::RetryAt(at)
@@ -491,7 +500,8 @@ mod tests {
         let mut last_attempt;
         loop {
             last_attempt = out.attempt;
-            match p.finished(out, false, now) {
+            // The lowest draw: half of each ceiling (1 s, 2 s, 4 s).
+            match p.finished(out, false, now, 0) {
                 Finished::RetryAt(at) => {
                     delays.push(at - now);
                     assert!(p.due(at - 1).is_empty());
@@ -502,14 +512,20 @@ mod tests {
                 Finished::Delivered => unreachable!(),
             }
         }
-        assert_eq!(delays, [1_000, 2_000, 4_000]);
+        assert_eq!(delays, [500, 1_000, 2_000]);
         assert_eq!(last_attempt, 4);
         assert!(p.due(u64::MAX).is_empty());
-        assert_eq!(p.backoff_ms(40), config.retry_cap_ms);
+        // Jittered within the upper half of the ceiling, and capped.
+        for random in [0, 1, 12_345, u64::MAX] {
+            let d = p.backoff_ms(3, random);
+            assert!((2_000..=4_000).contains(&d), "{d}");
+            let capped = p.backoff_ms(40, random);
+            assert!((150_000..=300_000).contains(&capped), "{capped}");
+        }
         p.offer(to(), &spec(), permission("ses_2", "per_2"), now)
             .unwrap();
         let out = p.due(now + 1_000).pop().unwrap();
-        assert_eq!(p.finished(out, true, now), Finished::Delivered);
+        assert_eq!(p.finished(out, true, now, 0), Finished::Delivered);
         assert_eq!(p.next_due(), None);
     }
 }

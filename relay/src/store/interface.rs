@@ -11,6 +11,7 @@ use super::{
     AuditEvent, AuditFilter, AuditRow, CredRow, FoundCredential, HostRow, NotifyRow, PgStore,
     Published, QueueRow, SqliteStore, StoreError, TotpState, UserRow,
 };
+use crate::notify::sealing::Sealer;
 use proto::handshake::{Key, PeerKind};
 use proto::ids::{CredId, HostId, UserId};
 use proto::notify::ChannelSpec;
@@ -120,7 +121,7 @@ store_trait! {
         /// The newest revocation list of each signer.
         fn revocation_lists(&self) -> Vec<RevocationList>;
         /// A user's notification channels (every user's with `None`).
-        fn notify_channels(&self, user: Option<&str>) -> Vec<NotifyRow>;
+        fn notify_channels(&self, user: Option<&str>, sealer: &Sealer) -> Vec<NotifyRow>;
     }
 }
 
@@ -233,7 +234,14 @@ store_trait! {
         /// Records a root announced by its owner (`false`: known).
         fn trust_add_root(&self, root: &Root, now_ms: u64) -> bool;
         /// Stores or replaces a user's notification channel (`true`: new).
-        fn notify_put(&self, user: &str, spec: &ChannelSpec, max: usize, now_ms: u64) -> bool;
+        fn notify_put(
+            &self,
+            user: &str,
+            spec: &ChannelSpec,
+            sealer: &Sealer,
+            max: usize,
+            now_ms: u64,
+        ) -> bool;
         /// Removes a user's notification channel (`false`: none).
         fn notify_remove(&self, user: &str, name: &str) -> bool;
         /// Records a delivery attempt of a channel (`error`: it failed).

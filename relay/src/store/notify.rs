@@ -1,19 +1,27 @@
 //! Users' notification channels and how their deliveries went (the PostgreSQL twin is
-//! `store/postgres/notify.rs`). A channel's spec, secret included, is one JSON column: the
-//! secret never leaves the relay (`notify_list` shows whether one is set, never the value) and
-//! never reaches the audit trail.
+//! `store/postgres/notify.rs`). A channel's spec is one JSON column; its secret is sealed
+//! (`notify::sealing`) before it is written, so the column holds no token or key in clear.
+//! Rows written before secrets were sealed still read (their `secret` is plaintext) and are
+//! sealed when next written. A row this relay cannot use (JSON it cannot decode, a kind from
+//! a newer relay, a secret sealed under another key) is listed as broken; it never hides the
+//! other rows. The secret never leaves the relay (`notify_list` shows whether one is set,
+//! never the value) and never reaches the audit trail.
 
 use super::{SqliteStore, StoreError, to_i64, to_u64};
-use proto::notify::{ChannelInfo, ChannelSpec};
+use crate::notify::sealing::Sealer;
+use proto::notify::{ChannelInfo, ChannelSpec, ChannelTarget};
 use rusqlite::params;
+use serde::{Deserialize, Serialize};
 
 /// One stored channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyRow {
     /// Whose.
     pub user: String,
-    /// The spec as subscribed (secret included).
-    pub spec: ChannelSpec,
+    /// Its name.
+    pub name: String,
+    /// The spec as subscribed (secret opened), or why this relay cannot use the row.
+    pub spec: Result<ChannelSpec, String>,
     /// Notifications delivered.
     pub delivered: u64,
     /// Last delivery.
@@ -27,54 +35,121 @@ pub struct NotifyRow {
 }
 
 impl NotifyRow {
-    /// As `notify_list` shows it (no secret).
+    /// As `notify_list` shows it (no secret). A broken row shows kind `unknown`, why it is
+    /// broken as its last error and at least one failure.
     pub fn info(&self) -> ChannelInfo {
-        ChannelInfo {
-            name: self.spec.name.clone(),
-            target: self.spec.target.clone(),
-            has_secret: self.spec.secret.as_deref().is_some_and(|s| !s.is_empty()),
-            events: self.spec.effective_events(),
-            quiet: self.spec.quiet,
-            ignore_presence: self.spec.ignore_presence,
-            delivered: self.delivered,
-            last_ok_ms: self.last_ok_ms,
-            last_error_ms: self.last_error_ms,
-            last_error: self.last_error.clone(),
-            failures: self.failures,
+        match &self.spec {
+            Ok(spec) => ChannelInfo {
+                name: self.name.clone(),
+                target: spec.target.clone(),
+                has_secret: spec.secret.as_deref().is_some_and(|s| !s.is_empty()),
+                events: spec.effective_events(),
+                quiet: spec.quiet,
+                ignore_presence: spec.ignore_presence,
+                delivered: self.delivered,
+                last_ok_ms: self.last_ok_ms,
+                last_error_ms: self.last_error_ms,
+                last_error: self.last_error.clone(),
+                failures: self.failures,
+            },
+            Err(why) => ChannelInfo {
+                name: self.name.clone(),
+                target: ChannelTarget::Unknown,
+                has_secret: false,
+                events: Vec::new(),
+                quiet: None,
+                ignore_presence: false,
+                delivered: self.delivered,
+                last_ok_ms: self.last_ok_ms,
+                last_error_ms: self.last_error_ms,
+                last_error: Some(why.clone()),
+                failures: self.failures.max(1),
+            },
         }
     }
 }
 
+/// The spec column: the spec without its secret, and the secret sealed.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    #[serde(flatten)]
+    spec: ChannelSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_secret: Option<String>,
+}
+
 pub(super) const COLUMNS: &str =
-    "user_name, spec, delivered, last_ok_ms, last_error_ms, last_error, failures";
+    "user_name, name, spec, delivered, last_ok_ms, last_error_ms, last_error, failures";
+
+/// The spec in `json` of `user`'s channel `name`, secret opened, or why it cannot be used.
+fn usable_spec(user: &str, name: &str, json: &str, sealer: &Sealer) -> Result<ChannelSpec, String> {
+    let stored: Stored = serde_json::from_str(json).map_err(|e| {
+        format!("this relay cannot read the channel ({e}); remove it (cm-tui notify remove {name}) or add it again")
+    })?;
+    let mut spec = stored.spec;
+    if spec.target == ChannelTarget::Unknown {
+        return Err(format!(
+            "the channel's kind is not known to this relay (written by a newer one?); upgrade this relay or remove it (cm-tui notify remove {name})"
+        ));
+    }
+    if let Some(sealed) = stored.sealed_secret {
+        spec.secret = Some(
+            sealer
+                .open(user, name, &sealed)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    spec.name = name.to_owned();
+    Ok(spec)
+}
 
 /// A row from its columns, in [`COLUMNS`] order (either backend).
 #[allow(clippy::too_many_arguments, reason = "one per column")]
 pub(super) fn from_columns(
     user: String,
+    name: String,
     spec: &str,
     delivered: i64,
     last_ok_ms: Option<i64>,
     last_error_ms: Option<i64>,
     last_error: Option<String>,
     failures: i64,
-) -> Result<NotifyRow, StoreError> {
-    let spec: ChannelSpec = serde_json::from_str(spec)
-        .map_err(|e| StoreError::Corrupt(format!("notification channel of {user}: {e}")))?;
-    Ok(NotifyRow {
+    sealer: &Sealer,
+) -> NotifyRow {
+    let spec = usable_spec(&user, &name, spec, sealer);
+    NotifyRow {
         user,
+        name,
         spec,
         delivered: to_u64(delivered),
         last_ok_ms: last_ok_ms.map(to_u64),
         last_error_ms: last_error_ms.map(to_u64),
         last_error,
         failures: u32::try_from(failures).unwrap_or(u32::MAX),
-    })
+    }
 }
 
-/// The spec as stored.
-pub(super) fn spec_json(spec: &ChannelSpec) -> Result<String, StoreError> {
-    serde_json::to_string(spec).map_err(|e| StoreError::Refused(format!("channel: {e}")))
+/// The spec column for `user`'s `spec`: its secret sealed.
+pub(super) fn spec_json(
+    user: &str,
+    spec: &ChannelSpec,
+    sealer: &Sealer,
+) -> Result<String, StoreError> {
+    let sealed_secret =
+        match spec.secret.as_deref().filter(|s| !s.is_empty()) {
+            Some(secret) => Some(sealer.seal(user, &spec.name, secret).map_err(|e| {
+                StoreError::Refused(format!("cannot store the channel's secret: {e}"))
+            })?),
+            None => None,
+        };
+    let stored = Stored {
+        spec: ChannelSpec {
+            secret: None,
+            ..spec.clone()
+        },
+        sealed_secret,
+    };
+    serde_json::to_string(&stored).map_err(|e| StoreError::Refused(format!("channel: {e}")))
 }
 
 /// The refusal for a user with `max` channels already.
@@ -89,6 +164,7 @@ pub(super) const MAX_ERROR_CHARS: usize = 300;
 
 /// A row's columns as SQLite gives them, in [`COLUMNS`] order.
 type Columns = (
+    String,
     String,
     String,
     i64,
@@ -107,15 +183,21 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Columns> {
         r.get(4)?,
         r.get(5)?,
         r.get(6)?,
+        r.get(7)?,
     ))
 }
 
 impl SqliteStore {
-    /// A user's channels (every user's with `None`), by user and name.
+    /// A user's channels (every user's with `None`), by user and name, secrets opened with
+    /// `sealer`; a row it cannot use is returned broken, never an error.
     ///
     /// # Errors
-    /// SQLite failures; a stored spec this build cannot read.
-    pub fn notify_channels(&self, user: Option<&str>) -> Result<Vec<NotifyRow>, StoreError> {
+    /// SQLite failures.
+    pub fn notify_channels(
+        &self,
+        user: Option<&str>,
+        sealer: &Sealer,
+    ) -> Result<Vec<NotifyRow>, StoreError> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM notify_channels WHERE ?1 IS NULL OR user_name = ?1 \
              ORDER BY user_name, name"
@@ -123,24 +205,26 @@ impl SqliteStore {
         let rows = st
             .query_map(params![user], row)?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(u, s, d, ok, em, e, f)| from_columns(u, &s, d, ok, em, e, f))
-            .collect()
+        Ok(rows
+            .into_iter()
+            .map(|(u, n, s, d, ok, em, e, f)| from_columns(u, n, &s, d, ok, em, e, f, sealer))
+            .collect())
     }
 
-    /// Stores (or replaces, by name) a channel of `user`; `true` when it is new. A user has at
-    /// most `max` channels.
+    /// Stores (or replaces, by name) a channel of `user`, its secret sealed with `sealer`;
+    /// `true` when it is new. A user has at most `max` channels.
     ///
     /// # Errors
-    /// SQLite failures; [`StoreError::Refused`] beyond `max`.
+    /// SQLite failures; [`StoreError::Refused`] beyond `max` or without a key to seal with.
     pub fn notify_put(
         &self,
         user: &str,
         spec: &ChannelSpec,
+        sealer: &Sealer,
         max: usize,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let json = spec_json(spec)?;
+        let json = spec_json(user, spec, sealer)?;
         let tx = rusqlite::Transaction::new_unchecked(
             &self.conn,
             rusqlite::TransactionBehavior::Immediate,

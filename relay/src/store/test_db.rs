@@ -42,6 +42,14 @@ impl Db {
         }
     }
 
+    /// The one text `sql` selects.
+    pub(crate) fn text(&self, sql: &str) -> String {
+        match self {
+            Self::Sqlite(s) => s.conn.query_row(sql, [], |r| r.get(0)).unwrap(),
+            Self::Postgres(s, _) => s.one(sql, &[]).unwrap().get(0),
+        }
+    }
+
     /// Drops one of the audit table's append-only triggers.
     pub(crate) fn drop_audit_trigger(&self, name: &str) {
         match self {

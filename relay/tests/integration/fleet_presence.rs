@@ -64,8 +64,10 @@ pub(crate) fn member(root: &Path, id: &str, url: &str) -> Result<Member> {
     std::fs::write(
         &config,
         format!(
-            "heartbeat_timeout = \"1s\"\n\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[fleet]\nid = \"{id}\"\npeer_listen = \"127.0.0.1:{}\"\n",
-            free_udp_port()?
+            "heartbeat_timeout = \"1s\"\n\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n\n[fleet]\nid = \"{id}\"\npeer_listen = \"127.0.0.1:{}\"\n\n[notify]\nallow_hosts = [\"127.0.0.1\"]\nsecret_key_file = \"{}\"\n",
+            free_udp_port()?,
+            // One notification key for the whole fleet, as docs/deployment.md says.
+            root.join("notify.key").display()
         ),
     )?;
     Ok(Member {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use cm_client::{self as client, DialOptions, Session};
 use cm_relay::cli::KillArgs;
 use cm_relay::config::RelayConfig;
+use cm_relay::notify::targets::AllowEntry;
 use cm_relay::server::Relay;
 use cm_relay::state::{self, StateDir};
 use cm_relay::store::Store;
@@ -63,6 +64,9 @@ impl RelayState {
         c.heartbeat_timeout = Duration::from_secs(1);
         c.handshake_timeout = Duration::from_secs(1);
         c.drain_timeout = Duration::from_secs(1);
+        // The tests' notification receivers listen on loopback, which a relay refuses by
+        // default: allowed here as an operator would, by address.
+        c.notify.targets.allow_hosts = vec![AllowEntry::Addr([127, 0, 0, 1].into())];
         c
     }
 }
@@ -76,8 +80,15 @@ pub struct TestRelay {
 
 impl TestRelay {
     pub async fn start() -> Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A relay whose configuration `change` adjusts first.
+    pub async fn start_with(change: impl FnOnce(&mut RelayConfig)) -> Result<Self> {
         let state = RelayState::new()?;
-        let relay = Relay::spawn(state.config("127.0.0.1:0".parse()?)).await?;
+        let mut config = state.config("127.0.0.1:0".parse()?);
+        change(&mut config);
+        let relay = Relay::spawn(config).await?;
         let addr = relay.local_addr();
         Ok(Self {
             state,

@@ -33,6 +33,7 @@ mod lock;
 mod login_flood;
 mod multi_relay;
 mod notify;
+mod notify_targets;
 mod ownership;
 mod peers;
 #[path = "../support/pg_server.rs"]

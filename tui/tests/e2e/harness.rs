@@ -181,9 +181,13 @@ fn git(dir: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Starts `cm-relay run` on `state_dir` listening on `addr`, and waits until it listens.
+/// Starts `cm-relay run` on `state_dir` listening on `addr`, and waits until it listens. Its
+/// relay.toml lets notifications reach the tests' receivers on loopback (refused by default).
 pub fn spawn_relay(state_dir: &Path, addr: &str) -> Result<Proc> {
+    let config = state_dir.join("relay.toml");
+    std::fs::write(&config, "[notify]\nallow_hosts = [\"127.0.0.1\"]\n")?;
     let mut cmd = Command::new(bin("cm-relay")?);
+    cmd.arg("--config").arg(&config);
     cmd.arg("--state-dir").arg(state_dir).args([
         "run",
         "--listen",

@@ -4,14 +4,20 @@ use super::super::notify::{
     COLUMNS, MAX_ERROR_CHARS, NotifyRow, from_columns, spec_json, too_many,
 };
 use super::{PgStore, StoreError, to_i64, to_u64};
+use crate::notify::sealing::Sealer;
 use proto::notify::ChannelSpec;
 
 impl PgStore {
-    /// A user's channels (every user's with `None`), by user and name.
+    /// A user's channels (every user's with `None`), by user and name, secrets opened with
+    /// `sealer`; a row it cannot use is returned broken, never an error.
     ///
     /// # Errors
-    /// PostgreSQL failures; a stored spec this build cannot read.
-    pub fn notify_channels(&self, user: Option<&str>) -> Result<Vec<NotifyRow>, StoreError> {
+    /// PostgreSQL failures.
+    pub fn notify_channels(
+        &self,
+        user: Option<&str>,
+        sealer: &Sealer,
+    ) -> Result<Vec<NotifyRow>, StoreError> {
         self.rows(
             &format!(
                 "SELECT {COLUMNS} FROM notify_channels WHERE $1::TEXT IS NULL OR user_name = $1 \
@@ -21,32 +27,36 @@ impl PgStore {
         )?
         .iter()
         .map(|r| {
-            let spec: String = r.try_get(1)?;
-            from_columns(
+            let spec: String = r.try_get(2)?;
+            Ok(from_columns(
                 r.try_get(0)?,
+                r.try_get(1)?,
                 &spec,
-                r.try_get(2)?,
                 r.try_get(3)?,
                 r.try_get(4)?,
                 r.try_get(5)?,
                 r.try_get(6)?,
-            )
+                r.try_get(7)?,
+                sealer,
+            ))
         })
         .collect()
     }
 
-    /// Stores (or replaces, by name) a channel of `user`; `true` when it is new.
+    /// Stores (or replaces, by name) a channel of `user`, its secret sealed with `sealer`;
+    /// `true` when it is new.
     ///
     /// # Errors
-    /// PostgreSQL failures; [`StoreError::Refused`] beyond `max`.
+    /// PostgreSQL failures; [`StoreError::Refused`] beyond `max` or without a key to seal with.
     pub fn notify_put(
         &self,
         user: &str,
         spec: &ChannelSpec,
+        sealer: &Sealer,
         max: usize,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let json = spec_json(spec)?;
+        let json = spec_json(user, spec, sealer)?;
         let tx = self.begin(true)?;
         let row = self.one(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = $2) FROM notify_channels \
