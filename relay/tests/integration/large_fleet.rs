@@ -50,7 +50,9 @@ async fn agent_with_big_status(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_list_larger_than_a_frame_arrives_whole_in_pages() -> Result<()> {
-    let relay = TestRelay::start().await?;
+    // Heartbeats of 20 large statuses can come late on a loaded machine: a host flapping
+    // offline is not what this checks (a closed connection is offline at once all the same).
+    let relay = TestRelay::start_with(|c| c.heartbeat_timeout = Duration::from_secs(20)).await?;
     let names: Vec<String> = (1..=HOSTS).map(|i| format!("h{i:02}")).collect();
     let mut agents = Vec::new();
     for name in &names {
@@ -72,16 +74,8 @@ async fn a_host_list_larger_than_a_frame_arrives_whole_in_pages() -> Result<()> 
         assert_eq!(status, &big_status(h.host.as_str()), "{}", h.host);
     }
 
-    // host_list answers with the same hosts in one go. Asked again (bounded) while a host is
-    // shown offline: a heartbeat late under load is not what this checks.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let once = loop {
-        let list = client::host_list(&op.conn, ReqId(2)).await?;
-        if all_online(&list) || tokio::time::Instant::now() > deadline {
-            break list;
-        }
-        watch_until(&op, "every host online again", all_online).await?;
-    };
+    // host_list answers with the same hosts in one go.
+    let once = client::host_list(&op.conn, ReqId(2)).await?;
     let ids: Vec<&str> = once.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(ids, names);
     for h in &once.hosts {
