@@ -55,9 +55,26 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace this laptop's owner root with a new key: the old root signs the rotation, hosts
+    /// and laptops that pin it pin the new one, and the certificates the old root signed are
+    /// re-signed with the new one.
+    #[command(after_help = "Example:\n  cm-tui admin trust rotate-owner")]
+    RotateOwner {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting the owner root this laptop rotated away from, before the hosts' overlap
+    /// (`[trust] root_overlap`) ends.
+    #[command(after_help = "Example:\n  cm-tui admin trust retire-old-root")]
+    RetireOldRoot {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn trust_err(e: TrustFileError) -> CommandError {
+pub(crate) fn trust_err(e: TrustFileError) -> CommandError {
     CommandError::BadInput(e.to_string())
 }
 
@@ -69,13 +86,13 @@ fn no_key() -> CommandError {
 }
 
 /// This laptop's trust state and the rest of its trust file.
-struct Local {
-    trust: OperatorTrust,
-    file: TrustFile,
+pub(crate) struct Local {
+    pub(crate) trust: OperatorTrust,
+    pub(crate) file: TrustFile,
 }
 
 impl Local {
-    fn load(profile: &Profile) -> Result<Self, CommandError> {
+    pub(crate) fn load(profile: &Profile) -> Result<Self, CommandError> {
         let trust = trust::load(profile)
             .map_err(trust_err)?
             .ok_or_else(no_key)?;
@@ -83,14 +100,14 @@ impl Local {
         Ok(Self { trust, file })
     }
 
-    fn save(&mut self, profile: &Profile) -> Result<(), CommandError> {
+    pub(crate) fn save(&mut self, profile: &Profile) -> Result<(), CommandError> {
         self.trust.store_into(&mut self.file);
         self.file
             .write(&trust::file_path(profile))
             .map_err(trust_err)
     }
 
-    fn authority(&self) -> Authority {
+    pub(crate) fn authority(&self) -> Authority {
         admin::authority(&self.trust, now_ms())
     }
 
@@ -102,11 +119,11 @@ impl Local {
     }
 }
 
-async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
+pub(crate) async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
     call::<op::TrustFetch>(remote, &TrustQuery::default()).await
 }
 
-async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
+pub(crate) async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
     let _: AdminDone = call::<op::TrustPublish>(remote, bundle).await?;
     Ok(())
 }
@@ -115,7 +132,7 @@ async fn users(remote: &Remote) -> Result<Vec<UserInfo>, CommandError> {
     call::<op::UserList>(remote, &()).await
 }
 
-fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandError> {
+pub(crate) fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandError> {
     if json {
         println!("{}", proto::text::json_pretty(v)?);
     } else {
@@ -138,6 +155,12 @@ pub async fn run(
         TrustCommand::Refresh { json } => refresh(remote, profile, None, json).await,
         TrustCommand::Show { json } => show(remote, profile, json).await,
         TrustCommand::RotateDevice { json } => rotate_device(remote, profile, json).await,
+        TrustCommand::RotateOwner { json } => {
+            crate::admin_trust_rotate::rotate_owner(remote, profile, json).await
+        }
+        TrustCommand::RetireOldRoot { json } => {
+            crate::admin_trust_rotate::retire_old_root(remote, profile, json).await
+        }
     }
 }
 
@@ -563,7 +586,7 @@ pub async fn revoke_user(
     Ok(())
 }
 
-async fn publish_revocations(
+pub(crate) async fn publish_revocations(
     remote: &Remote,
     profile: &Profile,
     local: &mut Local,
@@ -598,7 +621,7 @@ async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result
     let authority = local.authority();
     if authority == Authority::Root {
         return Err(CommandError::BadInput(format!(
-            "this laptop's key {} is an owner root pinned by hosts; rotating it means re-enrolling hosts (`cm-agent trust reset` on each host, then `cm-tui admin host rotate`): not done here",
+            "this laptop's key {} is an owner root pinned by hosts; `rotate-device` does not replace a root: run `cm-tui admin trust rotate-owner` (the old root signs its successor, hosts follow, and the certificates it signed are re-signed)",
             old.fingerprint()
         )));
     }
