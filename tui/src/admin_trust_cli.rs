@@ -4,12 +4,13 @@
 //! is signed here, on the owner's or admin's laptop, with its device key; the relay only
 //! stores and serves what this publishes.
 
+use crate::admin_trust_local::{Local, fetch, out, publish, publish_revocations, trust_err};
 use crate::commands::CommandError;
 use crate::profile::Profile;
 use crate::relay_call::call;
 use crate::remote::Remote;
 use crate::trust::admin::{self, Authority};
-use crate::trust::file::{OwnList, TrustFile};
+use crate::trust::file::TrustFile;
 use crate::trust::{self, OperatorTrust, TrustFileError, device};
 use crate::view::text::sanitize;
 use clap::Subcommand;
@@ -20,7 +21,7 @@ use proto::ids::{HostId, UserId};
 use proto::op;
 use proto::rbac::Role;
 use proto::token::{EnrollmentToken, Invite};
-use proto::trust::{Cert, PublicKey, Root, Subject, TrustBundle, TrustQuery};
+use proto::trust::{Cert, PublicKey, Root, Subject, TrustBundle};
 use serde::Serialize;
 
 /// `admin trust` subcommands.
@@ -74,71 +75,8 @@ pub enum TrustCommand {
     },
 }
 
-pub(crate) fn trust_err(e: TrustFileError) -> CommandError {
-    CommandError::BadInput(e.to_string())
-}
-
-fn no_key() -> CommandError {
-    CommandError::BadInput(
-        "this laptop has no device key for this login; log in again (`cm-tui login …`) to make one"
-            .into(),
-    )
-}
-
-/// This laptop's trust state and the rest of its trust file.
-pub(crate) struct Local {
-    pub(crate) trust: OperatorTrust,
-    pub(crate) file: TrustFile,
-}
-
-impl Local {
-    pub(crate) fn load(profile: &Profile) -> Result<Self, CommandError> {
-        let trust = trust::load(profile)
-            .map_err(trust_err)?
-            .ok_or_else(no_key)?;
-        let file = TrustFile::read(&trust::file_path(profile)).map_err(trust_err)?;
-        Ok(Self { trust, file })
-    }
-
-    pub(crate) fn save(&mut self, profile: &Profile) -> Result<(), CommandError> {
-        self.trust.store_into(&mut self.file);
-        self.file
-            .write(&trust::file_path(profile))
-            .map_err(trust_err)
-    }
-
-    pub(crate) fn authority(&self) -> Authority {
-        admin::authority(&self.trust, now_ms())
-    }
-
-    fn require_signer(&self) -> Result<Authority, CommandError> {
-        match self.authority() {
-            Authority::None => Err(CommandError::BadInput(admin::CANNOT_SIGN.into())),
-            a => Ok(a),
-        }
-    }
-}
-
-pub(crate) async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
-    call::<op::TrustFetch>(remote, &TrustQuery::default()).await
-}
-
-pub(crate) async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
-    let _: AdminDone = call::<op::TrustPublish>(remote, bundle).await?;
-    Ok(())
-}
-
 async fn users(remote: &Remote) -> Result<Vec<UserInfo>, CommandError> {
     call::<op::UserList>(remote, &()).await
-}
-
-pub(crate) fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandError> {
-    if json {
-        println!("{}", proto::text::json_pretty(v)?);
-    } else {
-        print!("{text}");
-    }
-    Ok(())
 }
 
 /// Runs `cm-tui admin trust …`.
@@ -584,31 +522,6 @@ pub async fn revoke_user(
         );
     }
     Ok(())
-}
-
-pub(crate) async fn publish_revocations(
-    remote: &Remote,
-    profile: &Profile,
-    local: &mut Local,
-    serials: &[String],
-    keys: &[PublicKey],
-    now: u64,
-) -> Result<(), CommandError> {
-    let own: &mut OwnList = &mut local.file.own_list;
-    own.serials.extend(serials.iter().cloned());
-    own.keys.extend(keys.iter().copied());
-    let list = admin::sign_own_list(&local.trust, own, now);
-    local.trust.revoked.serials.extend(serials.iter().cloned());
-    local.trust.revoked.keys.extend(keys.iter().copied());
-    local.save(profile)?;
-    publish(
-        remote,
-        &TrustBundle {
-            revocations: vec![list],
-            ..TrustBundle::default()
-        },
-    )
-    .await
 }
 
 async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {

@@ -16,7 +16,7 @@
 //! `retire-old-root` ends that overlap early: the current root's revocation list names the old
 //! root, and hosts that take it retire the old root at once.
 
-use crate::admin_trust_cli::{Local, fetch, out, publish, publish_revocations, trust_err};
+use crate::admin_trust_local::{Local, fetch, out, publish, publish_revocations, trust_err};
 use crate::commands::CommandError;
 use crate::profile::Profile;
 use crate::remote::Remote;

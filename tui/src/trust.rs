@@ -168,10 +168,12 @@ impl OperatorTrust {
     /// certified admin; every host key a valid certificate vouches for is pinned. The relay's
     /// `roots` are ignored (roots come only from invites and `admin trust init`).
     pub fn merge_bundle(&mut self, bundle: TrustBundle, now_ms: u64) -> MergeSummary {
-        let mut summary = MergeSummary::default();
         // Rotations first: a list or certificate the new root signed counts only once it is
         // pinned. Refused statements (not from a root pinned here, replayed, …) are ignored.
-        summary.rotations = self.take_rotations(&bundle.rotations, now_ms);
+        let mut summary = MergeSummary {
+            rotations: self.take_rotations(&bundle.rotations, now_ms),
+            ..MergeSummary::default()
+        };
         let mut all: Vec<Cert> = std::mem::take(&mut self.certs);
         for c in bundle.certs {
             if !all.contains(&c) {
