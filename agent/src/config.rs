@@ -22,7 +22,9 @@ pub use git::GitSection;
 pub use opencode::{OpencodeConfig, OpencodeSection};
 pub use policy::PolicySection;
 pub use relays::{DEFAULT_RELAY_CONNECTIONS, RelaySetting, Relays, relays_of};
-pub use trust::{DEFAULT_REVOCATION_MAX_AGE_MS, TrustSection};
+pub use trust::{
+    DEFAULT_REVOCATION_MAX_AGE_MS, DEFAULT_ROOT_OVERLAP_MS, TrustLimits, TrustSection,
+};
 pub use workspaces::{PermissionEntry, ToolPermission, ToolPermissions, Workspace, WorkspaceEntry};
 
 /// Default heartbeat interval: three heartbeats fit in the relay's 10 s offline window.
@@ -136,6 +138,8 @@ pub struct AgentConfig {
     pub forward: crate::forward::ForwardPolicy,
     /// `[trust] revocation_max_age` in milliseconds.
     pub revocation_max_age_ms: u64,
+    /// `[trust] root_overlap` in milliseconds.
+    pub root_overlap_ms: u64,
 }
 
 /// Configuration problems, each naming the file.
@@ -371,7 +375,10 @@ impl ConfigFile {
         let (policy, launch_lease) = self.policy.unwrap_or_default().validate(path)?;
         let git = self.git.unwrap_or_default().validate(path)?;
         let forward = self.forward.unwrap_or_default().validate(path)?;
-        let revocation_max_age_ms = self.trust.unwrap_or_default().validate(path)?;
+        let TrustLimits {
+            revocation_max_age_ms,
+            root_overlap_ms,
+        } = self.trust.unwrap_or_default().validate(path)?;
         Ok(AgentConfig {
             relays,
             pin: self.pin,
@@ -388,6 +395,7 @@ impl ConfigFile {
             subworkspace_roots,
             forward,
             revocation_max_age_ms,
+            root_overlap_ms,
         })
     }
 }

@@ -150,6 +150,7 @@ pub fn enroll_with(
             roots: token.roots,
             bind: token.bind,
             enrolled_ms: cm_client::time::now_ms(),
+            rotations: Default::default(),
         }
         .save(state_dir)?;
     }

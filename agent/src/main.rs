@@ -325,7 +325,10 @@ fn run(cli: Cli) -> Result<()> {
                 &config.host,
                 &store,
                 &relays.secret_accounts,
-                config.revocation_max_age_ms,
+                cm_agent::config::TrustLimits {
+                    revocation_max_age_ms: config.revocation_max_age_ms,
+                    root_overlap_ms: config.root_overlap_ms,
+                },
                 cm_client::time::now_ms(),
             )?;
             if trust.is_none() {

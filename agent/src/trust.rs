@@ -18,8 +18,8 @@ pub use keys::{generate_secret, public_of};
 pub use load::{LoadError, load};
 pub use show::{Freshness, RELAY_TRUSTED_HINT, TrustReport, human_age, report};
 pub use store::{
-    REVOCATIONS_FILE, StoreError, TRUST_FILE, TrustFile, TrustMode, load_revocations, remove,
-    revocations_path, save_revocations, trust_path,
+    REVOCATIONS_FILE, Rotations, StoreError, TRUST_FILE, TrustFile, TrustMode, load_revocations,
+    remove, revocations_path, save_pins, save_revocations, trust_path,
 };
 
 use parking_lot::Mutex;
@@ -30,22 +30,23 @@ use proto::rbac::Role;
 use proto::replay::ReplayWindow;
 use proto::trust::header::{CheckedHeader, nonce_window};
 use proto::trust::{
-    Cert, HostKeyClaim, PublicKey, RevocationList, RevocationState, Root, TrustError, Verifier,
-    X25519Public,
+    Cert, HostKeyClaim, PublicKey, RevocationList, RevocationState, Root, RootPins, RootRotation,
+    Rotated, TrustError, Verifier, X25519Public,
 };
 
 /// Default `[trust] revocation_max_age`: how old the newest owner-signed revocation list may
 /// be before the host refuses new work.
-pub use crate::config::DEFAULT_REVOCATION_MAX_AGE_MS;
+pub use crate::config::{DEFAULT_REVOCATION_MAX_AGE_MS, DEFAULT_ROOT_OVERLAP_MS};
 
 /// A zero-trust host's trust state (see the module docs). Cheap to share: `Arc<HostTrust>`.
 #[derive(Debug)]
 pub struct HostTrust {
     host: HostId,
-    roots: Vec<Root>,
     /// The X25519 secret of the host's end-to-end key (`cm_client::e2e::HostKeyPair`).
     host_secret: [u8; 32],
     max_age_ms: u64,
+    /// How long a root replaced by a rotation stays trusted (`[trust] root_overlap`).
+    overlap_ms: u64,
     /// The enrollment's bind secret, which proves the end-to-end key ([`HostKeyClaim`]).
     bind: Option<Bytes32>,
     state: Mutex<State>,
@@ -53,6 +54,8 @@ pub struct HostTrust {
 
 #[derive(Debug)]
 struct State {
+    /// The roots pinned at enrollment, with the owners' rotations applied.
+    pins: RootPins,
     revocations: RevocationState,
     nonces: ReplayWindow,
     /// Certificates operators showed (newest first, bounded), for admins' revocation lists and
@@ -68,11 +71,12 @@ impl HostTrust {
     pub fn new(host: HostId, roots: Vec<Root>, host_secret: [u8; 32], max_age_ms: u64) -> Self {
         Self {
             host,
-            roots,
             host_secret,
             max_age_ms,
+            overlap_ms: DEFAULT_ROOT_OVERLAP_MS,
             bind: None,
             state: Mutex::new(State {
+                pins: RootPins::new(roots),
                 revocations: RevocationState::default(),
                 nonces: nonce_window(),
                 seen: Vec::new(),
@@ -85,6 +89,14 @@ impl HostTrust {
     pub fn with_bind(mut self, bind: Option<Bytes32>) -> Self {
         self.bind = bind;
         self
+    }
+
+    /// With the pins as `trust.json` keeps them (rotations applied) and the overlap a replaced
+    /// root keeps.
+    #[must_use]
+    pub fn with_pins(self, pins: RootPins, overlap_ms: u64) -> Self {
+        self.state.lock().pins = pins;
+        Self { overlap_ms, ..self }
     }
 
     /// The end-to-end key's public half.
@@ -108,9 +120,46 @@ impl HostTrust {
         &self.host
     }
 
-    /// The pinned roots.
-    pub fn roots(&self) -> &[Root] {
-        &self.roots
+    /// The roots trusted now: the pinned ones and those replaced by a rotation but still
+    /// within their overlap.
+    pub fn roots(&self, now_ms: u64) -> Vec<Root> {
+        self.state.lock().pins.trusted(now_ms)
+    }
+
+    /// The pins with the rotations applied (for `trust.json`).
+    pub fn pins(&self) -> RootPins {
+        self.state.lock().pins.clone()
+    }
+
+    /// Takes the owners' root rotation statements the relay delivered: each that a pinned
+    /// root signed (see `proto::trust::rotation`) pins its new root; the others are refused
+    /// and logged. Returns the rotations taken.
+    pub fn accept_rotations(&self, statements: &[RootRotation], now_ms: u64) -> Vec<Rotated> {
+        let mut state = self.state.lock();
+        let mut taken = Vec::new();
+        for st in statements {
+            match state.pins.accept(st, now_ms, self.overlap_ms) {
+                Ok(r) => {
+                    tracing::info!(
+                        target: "cm_agent::audit",
+                        owner = %r.new.user,
+                        old_root = %r.old.key.fingerprint(),
+                        new_root = %r.new.key.fingerprint(),
+                        old_trusted_until_ms = r.until_ms,
+                        "owner root rotated: the new root is pinned, the old one retires after its overlap"
+                    );
+                    taken.push(r);
+                }
+                // Already taken: the relay sends every statement again with each push.
+                Err(TrustError::RotationReplayed { seq, held }) if seq == held => {}
+                Err(e) => tracing::warn!(
+                    target: "cm_agent::audit",
+                    error = %e,
+                    "refused a root rotation statement the relay delivered"
+                ),
+            }
+        }
+        taken
     }
 
     /// The end-to-end key's secret.
@@ -141,10 +190,11 @@ impl HostTrust {
     /// # Errors
     /// `NoRevocationList` or `RevocationsStale`, with what to do.
     pub fn check_fresh(&self, now_ms: u64) -> Result<(), TrustError> {
-        self.state
-            .lock()
+        let state = self.state.lock();
+        let roots = state.pins.trusted(now_ms);
+        state
             .revocations
-            .check_fresh(&self.roots, now_ms, self.max_age_ms)
+            .check_fresh(&roots, now_ms, self.max_age_ms)
     }
 
     /// The role `certs` give `user`'s `key` here now, revocations applied.
@@ -158,8 +208,11 @@ impl HostTrust {
         certs: &[Cert],
         now_ms: u64,
     ) -> Result<Role, TrustError> {
-        let revoked = self.state.lock().revocations.revoked();
-        Verifier::new(&self.roots, &revoked).role_of(user, key, &self.host, certs, now_ms)
+        let (roots, revoked) = {
+            let state = self.state.lock();
+            (state.pins.trusted(now_ms), state.revocations.revoked())
+        };
+        Verifier::new(&roots, &revoked).role_of(user, key, &self.host, certs, now_ms)
     }
 
     /// Records certificates an operator showed (deduplicated, bounded).
@@ -183,9 +236,10 @@ impl HostTrust {
     pub fn accept_revocations(&self, lists: &[RevocationList], now_ms: u64) -> usize {
         let mut state = self.state.lock();
         let seen = state.seen.clone();
+        let roots = state.pins.trusted(now_ms);
         let mut taken = 0;
         for list in lists {
-            match state.revocations.accept(list, &self.roots, &seen, now_ms) {
+            match state.revocations.accept(list, &roots, &seen, now_ms) {
                 Ok(true) => taken += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(
@@ -198,16 +252,40 @@ impl HostTrust {
         taken
     }
 
+    /// Retires at once every replaced root that a list signed by a current root of its owner
+    /// names (the owner retiring it before its overlap ends), and those whose overlap ended.
+    /// Returns whether the pins changed.
+    pub fn retire_roots(&self, now_ms: u64) -> bool {
+        let mut state = self.state.lock();
+        let State {
+            pins, revocations, ..
+        } = &mut *state;
+        let mut changed = !pins.expire(now_ms).is_empty();
+        let current: Vec<PublicKey> = pins.active.iter().map(|r| r.key).collect();
+        for signer in &current {
+            for key in revocations.keys_revoked_by(signer) {
+                if pins.retire(&key, signer) {
+                    tracing::info!(
+                        target: "cm_agent::audit",
+                        root = %key.fingerprint(),
+                        "replaced owner root retired by its owner before its overlap ended"
+                    );
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
     /// The revocation lists held (for persistence and `cm-agent trust show`).
     pub fn revocation_lists(&self) -> Vec<RevocationList> {
         self.state.lock().revocations.lists()
     }
 
     /// When the newest owner-signed list was signed.
-    pub fn newest_list_ms(&self) -> Option<u64> {
-        self.state
-            .lock()
-            .revocations
-            .newest_root_issued_ms(&self.roots)
+    pub fn newest_list_ms(&self, now_ms: u64) -> Option<u64> {
+        let state = self.state.lock();
+        let roots = state.pins.trusted(now_ms);
+        state.revocations.newest_root_issued_ms(&roots)
     }
 }

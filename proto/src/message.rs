@@ -66,6 +66,10 @@ pub enum Control {
     Revocations {
         /// The lists.
         lists: Vec<crate::trust::RevocationList>,
+        /// Owner root rotation statements (each signed by the root it replaces), sent before
+        /// the lists their new roots signed; an agent that pins the old root pins the new one.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        rotations: Vec<crate::trust::RootRotation>,
     },
     /// Agent → relay: the host's own user opened OpenCode's TUI on `workspace` at the desk
     /// (`cm-agent attach`), `at_ms` (unix ms, agent's clock; the notice waits for a link when

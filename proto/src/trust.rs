@@ -6,6 +6,7 @@
 //! - [`signed`]: [`signed::Signed`], a JSON payload kept as the exact bytes that were signed.
 //! - [`cert`]: certificates: grants to a user's device keys, and a host's end-to-end key.
 //! - [`revocation`]: owner/admin-signed revocation lists and their freshness.
+//! - [`rotation`]: owner key rotation statements and the pins they change.
 //! - [`chain`]: the one place that decides what a set of certificates proves.
 //! - [`header`]: the signed stream header and the checks a host runs on it.
 //! - [`messages`]: bodies of the trust operations (`e2e_open`, `trust_fetch`, `trust_publish`).
@@ -18,9 +19,12 @@ pub mod header;
 pub mod keys;
 pub mod messages;
 pub mod revocation;
+pub mod rotation;
 pub mod signed;
 
 mod error;
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;
 
@@ -31,4 +35,5 @@ pub use header::{HeaderAuth, SignedFields};
 pub use keys::{DeviceKey, PublicKey, Signature};
 pub use messages::{E2eOpen, E2eOpened, HostKeyClaim, PendingDevice, TrustBundle, TrustQuery};
 pub use revocation::{RevocationBody, RevocationList, RevocationState};
+pub use rotation::{RetiringRoot, RootPins, RootRotation, Rotated, RotationBody};
 pub use signed::Signed;

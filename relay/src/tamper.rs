@@ -27,6 +27,13 @@ pub trait Tamper: Send + Sync + std::fmt::Debug + 'static {
         let _ = (to_agent, bytes);
     }
 
+    /// Bytes about to be forwarded (after [`Self::forwarded_bytes`] saw them): the bytes to pass
+    /// on instead, to play a relay that changes what it forwards (`None`: unchanged).
+    fn alter_bytes(&self, to_agent: bool, bytes: &[u8]) -> Option<Vec<u8>> {
+        let _ = (to_agent, bytes);
+        None
+    }
+
     /// Revocation lists about to be pushed to an agent: withhold or replace them.
     fn revocations(&self, lists: Vec<RevocationList>) -> Vec<RevocationList> {
         lists

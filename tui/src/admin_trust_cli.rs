@@ -4,12 +4,13 @@
 //! is signed here, on the owner's or admin's laptop, with its device key; the relay only
 //! stores and serves what this publishes.
 
+use crate::admin_trust_local::{Local, fetch, out, publish, publish_revocations, trust_err};
 use crate::commands::CommandError;
 use crate::profile::Profile;
 use crate::relay_call::call;
 use crate::remote::Remote;
 use crate::trust::admin::{self, Authority};
-use crate::trust::file::{OwnList, TrustFile};
+use crate::trust::file::TrustFile;
 use crate::trust::{self, OperatorTrust, TrustFileError, device};
 use crate::view::text::sanitize;
 use clap::Subcommand;
@@ -20,7 +21,7 @@ use proto::ids::{HostId, UserId};
 use proto::op;
 use proto::rbac::Role;
 use proto::token::{EnrollmentToken, Invite};
-use proto::trust::{Cert, PublicKey, Root, Subject, TrustBundle, TrustQuery};
+use proto::trust::{Cert, PublicKey, Root, Subject, TrustBundle};
 use serde::Serialize;
 
 /// `admin trust` subcommands.
@@ -55,73 +56,27 @@ pub enum TrustCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn trust_err(e: TrustFileError) -> CommandError {
-    CommandError::BadInput(e.to_string())
-}
-
-fn no_key() -> CommandError {
-    CommandError::BadInput(
-        "this laptop has no device key for this login; log in again (`cm-tui login …`) to make one"
-            .into(),
-    )
-}
-
-/// This laptop's trust state and the rest of its trust file.
-struct Local {
-    trust: OperatorTrust,
-    file: TrustFile,
-}
-
-impl Local {
-    fn load(profile: &Profile) -> Result<Self, CommandError> {
-        let trust = trust::load(profile)
-            .map_err(trust_err)?
-            .ok_or_else(no_key)?;
-        let file = TrustFile::read(&trust::file_path(profile)).map_err(trust_err)?;
-        Ok(Self { trust, file })
-    }
-
-    fn save(&mut self, profile: &Profile) -> Result<(), CommandError> {
-        self.trust.store_into(&mut self.file);
-        self.file
-            .write(&trust::file_path(profile))
-            .map_err(trust_err)
-    }
-
-    fn authority(&self) -> Authority {
-        admin::authority(&self.trust, now_ms())
-    }
-
-    fn require_signer(&self) -> Result<Authority, CommandError> {
-        match self.authority() {
-            Authority::None => Err(CommandError::BadInput(admin::CANNOT_SIGN.into())),
-            a => Ok(a),
-        }
-    }
-}
-
-async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
-    call::<op::TrustFetch>(remote, &TrustQuery::default()).await
-}
-
-async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
-    let _: AdminDone = call::<op::TrustPublish>(remote, bundle).await?;
-    Ok(())
+    /// Replace this laptop's owner root with a new key: the old root signs the rotation, hosts
+    /// and laptops that pin it pin the new one, and the certificates the old root signed are
+    /// re-signed with the new one.
+    #[command(after_help = "Example:\n  cm-tui admin trust rotate-owner")]
+    RotateOwner {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop trusting the owner root this laptop rotated away from, before the hosts' overlap
+    /// (`[trust] root_overlap`) ends.
+    #[command(after_help = "Example:\n  cm-tui admin trust retire-old-root")]
+    RetireOldRoot {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 async fn users(remote: &Remote) -> Result<Vec<UserInfo>, CommandError> {
     call::<op::UserList>(remote, &()).await
-}
-
-fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandError> {
-    if json {
-        println!("{}", proto::text::json_pretty(v)?);
-    } else {
-        print!("{text}");
-    }
-    Ok(())
 }
 
 /// Runs `cm-tui admin trust …`.
@@ -138,6 +93,12 @@ pub async fn run(
         TrustCommand::Refresh { json } => refresh(remote, profile, None, json).await,
         TrustCommand::Show { json } => show(remote, profile, json).await,
         TrustCommand::RotateDevice { json } => rotate_device(remote, profile, json).await,
+        TrustCommand::RotateOwner { json } => {
+            crate::admin_trust_rotate::rotate_owner(remote, profile, json).await
+        }
+        TrustCommand::RetireOldRoot { json } => {
+            crate::admin_trust_rotate::retire_old_root(remote, profile, json).await
+        }
     }
 }
 
@@ -563,31 +524,6 @@ pub async fn revoke_user(
     Ok(())
 }
 
-async fn publish_revocations(
-    remote: &Remote,
-    profile: &Profile,
-    local: &mut Local,
-    serials: &[String],
-    keys: &[PublicKey],
-    now: u64,
-) -> Result<(), CommandError> {
-    let own: &mut OwnList = &mut local.file.own_list;
-    own.serials.extend(serials.iter().cloned());
-    own.keys.extend(keys.iter().copied());
-    let list = admin::sign_own_list(&local.trust, own, now);
-    local.trust.revoked.serials.extend(serials.iter().cloned());
-    local.trust.revoked.keys.extend(keys.iter().copied());
-    local.save(profile)?;
-    publish(
-        remote,
-        &TrustBundle {
-            revocations: vec![list],
-            ..TrustBundle::default()
-        },
-    )
-    .await
-}
-
 async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {
     let mut local = Local::load(profile)?;
     let old = local.trust.key.public();
@@ -598,7 +534,7 @@ async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result
     let authority = local.authority();
     if authority == Authority::Root {
         return Err(CommandError::BadInput(format!(
-            "this laptop's key {} is an owner root pinned by hosts; rotating it means re-enrolling hosts (`cm-agent trust reset` on each host, then `cm-tui admin host rotate`): not done here",
+            "this laptop's key {} is an owner root pinned by hosts; `rotate-device` does not replace a root: run `cm-tui admin trust rotate-owner` (the old root signs its successor, hosts follow, and the certificates it signed are re-signed)",
             old.fingerprint()
         )));
     }

@@ -15,6 +15,7 @@
 
 mod auto_certify;
 mod prefixed;
+mod sealed_template;
 #[cfg(test)]
 mod tests;
 mod vouched;
@@ -384,7 +385,20 @@ impl HostStreams {
                 }
                 Err(e) => return Err(e),
             };
-            match self.open_sealed(&channel, header, frame, options).await? {
+            // A template goes to a verified host inside the sealed body, fetched here.
+            let (filled, template) = if header.op == Op::TemplateApply
+                && let Some(frame) = frame
+            {
+                let (filled, id) = sealed_template::fill(self, frame).await?;
+                (Some(filled), Some(id))
+            } else {
+                (None, None)
+            };
+            let frame = filled.as_deref().or(frame);
+            match self
+                .open_sealed(&channel, header, frame, options, template)
+                .await?
+            {
                 Ok(stream) => return Ok(stream),
                 Err(()) if !retried => {
                     tracing::info!(%host, "the host lost the end-to-end channel; opening a new one");
@@ -425,17 +439,19 @@ impl HostStreams {
     }
 
     /// A sealed stream on `channel`; `Err(())` inside when the agent does not know it.
+    /// `template` is the template the body carries (`template_apply`), named in the signature.
     async fn open_sealed(
         &self,
         channel: &Channel,
         header: &StreamHeader,
         frame: Option<&[u8]>,
         options: OpenOptions,
+        template: Option<proto::template::TemplateRef>,
     ) -> Result<Result<HostStream, ()>, LinkError> {
         let nonce = nonce16()?;
         let mut header = header.clone();
         let body = frame.map(|f| signed_header::body_hash(&f[LEN_PREFIX..]));
-        self.sign(&mut header, nonce, body, Some(channel.id()))?;
+        self.sign(&mut header, nonce, body, Some(channel.id()), template)?;
         let (mut send, recv) = self.conn.open_bi().await?;
         if let Some(p) = options.priority {
             let _ = send.set_priority(p);
@@ -495,6 +511,7 @@ impl HostStreams {
             nonce16()?,
             Some(signed_header::body_hash(prompt)),
             None,
+            None,
         )?;
         self.open_plain(&header, Some(&sealed_frame), options).await
     }
@@ -506,6 +523,7 @@ impl HostStreams {
         nonce: [u8; 16],
         body: Option<String>,
         channel: Option<ChannelId>,
+        template: Option<proto::template::TemplateRef>,
     ) -> Result<(), LinkError> {
         let trust = self
             .trust
@@ -519,6 +537,7 @@ impl HostStreams {
             now_ms: now_ms(),
             body,
             channel: channel.map(|c| c.to_hex()),
+            template,
         };
         signed_header::sign(header, input).map_err(protocol)
     }
@@ -598,7 +617,31 @@ impl HostStreams {
             tracing::warn!(%host, "no host certificate: relay-trusted (plaintext through the relay)");
             return Ok(Route::Plain);
         };
-        self.open_channel(host, &key).await.map(Route::Sealed)
+        match self.open_channel(host, &key).await {
+            // The host accepts none of the grants held here (an owner re-signed them after
+            // rotating their root, or renewed them): fetch the relay's certificates, once.
+            Err(LinkError::Refused(w)) if w.message.contains("no valid certificate grants") => {
+                self.refresh_certs(host).await?;
+                self.open_channel(host, &key).await.map(Route::Sealed)
+            }
+            opened => opened.map(Route::Sealed),
+        }
+    }
+
+    /// Takes the relay's certificates (and owners' root rotations) into this laptop's trust
+    /// state, checked against its roots, and saves it.
+    async fn refresh_certs(&self, host: &HostId) -> Result<(), LinkError> {
+        let Some(trust) = self.trust.as_ref() else {
+            return Ok(());
+        };
+        let bundle = self.trust_fetch(host).await?;
+        let mut t = locked(trust);
+        let merged = t.merge_bundle(bundle, now_ms());
+        tracing::info!(%host, ?merged, "certificates fetched again after the host refused ours");
+        if let Some(on_change) = &self.on_change {
+            on_change(&t);
+        }
+        Ok(())
     }
 
     /// `host`'s key from a certificate chaining to this laptop's roots, asking the relay for
@@ -671,7 +714,7 @@ impl HostStreams {
         let mut header = StreamHeader::new(Op::E2eOpen, self.next_req_id());
         header.host = Some(host.clone());
         let hash = signed_header::body_hash(&frame[LEN_PREFIX..]);
-        self.sign(&mut header, nonce16()?, Some(hash), None)?;
+        self.sign(&mut header, nonce16()?, Some(hash), None, None)?;
         let mut stream = self
             .open_plain(&header, Some(&frame), OpenOptions::FINISH)
             .await?;

@@ -4,6 +4,8 @@
 pub mod action;
 pub mod admin_cli;
 pub mod admin_trust_cli;
+pub mod admin_trust_local;
+pub mod admin_trust_rotate;
 pub mod app;
 pub mod attention_cli;
 pub mod call;

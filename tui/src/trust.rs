@@ -19,8 +19,8 @@ use file::TrustFile;
 use proto::ids::{HostId, UserId};
 use proto::trust::revocation::Revoked;
 use proto::trust::{
-    Cert, DeviceKey, RevocationState, Root, Subject, TrustBundle, TrustError, Verifier,
-    X25519Public,
+    Cert, DeviceKey, RevocationState, Root, RootPins, RootRotation, Subject, TrustBundle,
+    TrustError, Verifier, X25519Public,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -87,7 +87,13 @@ pub struct MergeSummary {
     pub lists: usize,
     /// Revocation lists refused (bad signature, untrusted signer).
     pub lists_refused: usize,
+    /// Owner root rotations taken.
+    pub rotations: usize,
 }
+
+/// How long this laptop keeps trusting an owner root replaced by a rotation (hosts have their
+/// own `[trust] root_overlap`).
+pub const ROOT_OVERLAP_MS: u64 = 7 * 86_400_000;
 
 /// This laptop's trust state for one profile (user at a relay).
 #[derive(Debug)]
@@ -96,8 +102,11 @@ pub struct OperatorTrust {
     pub user: UserId,
     /// This laptop's device key.
     pub key: DeviceKey,
-    /// The owners' roots pinned at login (from the invite) or `admin trust init`.
+    /// The owners' roots trusted now: pinned at login (from the invite) or `admin trust init`,
+    /// with the rotations since applied (a replaced root stays here for its overlap).
     pub roots: Vec<Root>,
+    /// The pins with the owners' rotations applied (see `proto::trust::rotation`).
+    pub pins: RootPins,
     /// Certificates fetched from the relay (unverified until used).
     pub certs: Vec<Cert>,
     /// Revocations from the lists fetched with them (verified against the roots).
@@ -110,10 +119,14 @@ pub struct OperatorTrust {
 impl OperatorTrust {
     /// The state in `f` for `user` with `key`.
     pub fn from_file(user: UserId, key: DeviceKey, f: TrustFile) -> Self {
+        let pins = f
+            .root_pins
+            .unwrap_or_else(|| RootPins::new(f.roots.clone()));
         Self {
             user,
             key,
-            roots: f.roots,
+            roots: pins.trusted(cm_client::time::now_ms()),
+            pins,
             certs: f.certs,
             revoked: Revoked {
                 serials: f.revoked_serials,
@@ -139,7 +152,10 @@ impl OperatorTrust {
     pub fn store_into(&self, f: &mut TrustFile) {
         f.user = Some(self.user.clone());
         f.device_key = Some(self.key.public());
+        let pins = with_roots(self.pins.clone(), &self.roots);
         f.roots.clone_from(&self.roots);
+        let rotated = !pins.retiring.is_empty() || !pins.retired.is_empty();
+        f.root_pins = rotated.then_some(pins);
         f.certs.clone_from(&self.certs);
         f.revoked_serials.clone_from(&self.revoked.serials);
         f.revoked_keys.clone_from(&self.revoked.keys);
@@ -152,7 +168,12 @@ impl OperatorTrust {
     /// certified admin; every host key a valid certificate vouches for is pinned. The relay's
     /// `roots` are ignored (roots come only from invites and `admin trust init`).
     pub fn merge_bundle(&mut self, bundle: TrustBundle, now_ms: u64) -> MergeSummary {
-        let mut summary = MergeSummary::default();
+        // Rotations first: a list or certificate the new root signed counts only once it is
+        // pinned. Refused statements (not from a root pinned here, replayed, …) are ignored.
+        let mut summary = MergeSummary {
+            rotations: self.take_rotations(&bundle.rotations, now_ms),
+            ..MergeSummary::default()
+        };
         let mut all: Vec<Cert> = std::mem::take(&mut self.certs);
         for c in bundle.certs {
             if !all.contains(&c) {
@@ -166,6 +187,14 @@ impl OperatorTrust {
                 Err(_) => summary.lists_refused += 1,
             }
         }
+        // An owner retires a replaced root early by naming it in a list of a current root.
+        let current: Vec<_> = self.pins.active.iter().map(|r| r.key).collect();
+        for signer in &current {
+            for key in lists.keys_revoked_by(signer) {
+                self.pins.retire(&key, signer);
+            }
+        }
+        self.roots = self.pins.trusted(now_ms);
         let newly = lists.revoked();
         self.revoked.serials.extend(newly.serials);
         self.revoked.keys.extend(newly.keys);
@@ -197,6 +226,24 @@ impl OperatorTrust {
         }
         self.certs = kept;
         summary
+    }
+
+    /// Applies the rotation statements this laptop's pins accept (see
+    /// `proto::trust::RootPins::accept`); returns how many.
+    pub fn take_rotations(&mut self, statements: &[RootRotation], now_ms: u64) -> usize {
+        self.sync_pins();
+        let taken = statements
+            .iter()
+            .filter(|st| self.pins.accept(st, now_ms, ROOT_OVERLAP_MS).is_ok())
+            .count();
+        self.pins.expire(now_ms);
+        self.roots = self.pins.trusted(now_ms);
+        taken
+    }
+
+    /// Pins a root added to [`Self::roots`] directly.
+    fn sync_pins(&mut self) {
+        self.pins = with_roots(std::mem::take(&mut self.pins), &self.roots);
     }
 
     /// Whether this laptop verifies hosts (has roots).
@@ -248,4 +295,18 @@ impl OperatorTrust {
     pub fn host_key(&self, host: &HostId, now_ms: u64) -> Result<X25519Public, TrustError> {
         self.verifier().host_key_of(host, &self.certs, now_ms)
     }
+}
+
+/// `pins` with every root of `roots` it does not know pinned (a root added to
+/// [`OperatorTrust::roots`] directly, as `admin trust init` does).
+fn with_roots(mut pins: RootPins, roots: &[Root]) -> RootPins {
+    for r in roots {
+        let known = pins.active.contains(r)
+            || pins.retiring.iter().any(|x| x.root == *r)
+            || pins.retired.contains(r);
+        if !known {
+            pins.active.push(r.clone());
+        }
+    }
+    pins
 }

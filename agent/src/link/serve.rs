@@ -252,9 +252,10 @@ async fn serve_connection(
                 // Launch leases: the supervisors stop OpenCode started by a revoked credential.
                 Ok(Some(Control::CredsRevoked { cred_ids })) => links.revocations.add(cred_ids),
                 // Owner-signed revocation lists (zero-trust hosts): checked, held, kept on disk.
-                Ok(Some(Control::Revocations { lists })) => {
+                Ok(Some(Control::Revocations { lists, rotations })) => {
                     let trust = streams.workspaces.trust().cloned();
-                    super::trust::take_revocations(trust, lists, config.state_dir.clone()).await;
+                    let state_dir = config.state_dir.clone();
+                    super::trust::take_revocations(trust, rotations, lists, state_dir).await;
                 }
                 Ok(Some(other)) => tracing::debug!(?other, "ignoring control message"),
                 Ok(None) => return end_of(conn, "relay closed the control stream".into()),

@@ -4,7 +4,7 @@
 
 use crate::trust::{HostTrust, human_age, take_delivered};
 use proto::message::Control;
-use proto::trust::RevocationList;
+use proto::trust::{RevocationList, RootRotation};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,10 +23,11 @@ pub(super) fn key_claim(trust: Option<&HostTrust>) -> Option<Control> {
     }
 }
 
-/// Takes delivered revocation lists (a relay-trusted host ignores them), persisting them when
-/// one was new. Blocking file I/O: called on a blocking thread.
+/// Takes delivered root rotations and revocation lists (a relay-trusted host ignores them),
+/// persisting them when something was new. Blocking file I/O: called on a blocking thread.
 pub(super) fn on_revocations(
     trust: Option<&HostTrust>,
+    rotations: &[RootRotation],
     lists: &[RevocationList],
     state_dir: &Path,
     now_ms: u64,
@@ -38,9 +39,10 @@ pub(super) fn on_revocations(
         );
         return;
     };
-    match take_delivered(trust, lists, state_dir, now_ms) {
-        Ok(d) if d.taken > 0 => tracing::info!(
+    match take_delivered(trust, rotations, lists, state_dir, now_ms) {
+        Ok(d) if d.taken > 0 || d.rotated > 0 => tracing::info!(
             taken = d.taken,
+            rotated = d.rotated,
             newest_owner_list_age = %d.newest_age_ms.map_or_else(|| "none".to_owned(), human_age),
             "took revocation lists from the relay"
         ),
@@ -55,12 +57,13 @@ pub(super) fn on_revocations(
 /// [`on_revocations`] off the async threads.
 pub(super) async fn take_revocations(
     trust: Option<Arc<HostTrust>>,
+    rotations: Vec<RootRotation>,
     lists: Vec<RevocationList>,
     state_dir: std::path::PathBuf,
 ) {
     let now = cm_client::time::now_ms();
     let done = tokio::task::spawn_blocking(move || {
-        on_revocations(trust.as_deref(), &lists, &state_dir, now);
+        on_revocations(trust.as_deref(), &rotations, &lists, &state_dir, now);
     })
     .await;
     if let Err(e) = done {
@@ -98,11 +101,11 @@ mod tests {
             },
             &owner,
         );
-        on_revocations(None, std::slice::from_ref(&list), tmp.path(), 10);
+        on_revocations(None, &[], std::slice::from_ref(&list), tmp.path(), 10);
         assert!(!crate::trust::revocations_path(tmp.path()).exists());
         // A zero-trust host takes and keeps it.
         let t = trust(&owner, None);
-        on_revocations(Some(&t), &[list], tmp.path(), 10);
+        on_revocations(Some(&t), &[], &[list], tmp.path(), 10);
         assert!(crate::trust::revocations_path(tmp.path()).exists());
         assert_eq!(t.check_fresh(10), Ok(()));
     }

@@ -14,6 +14,14 @@ use tokio::io::AsyncRead;
 pub(super) const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn body_error(op: Op, e: &FrameIoError) -> OpError {
+    // A sealed record that does not open (altered or cut on its way) says so.
+    if let FrameIoError::Read(io) = e
+        && let Some(e2e) = io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<cm_client::e2e::E2eError>())
+    {
+        return OpError::E2e(e2e.clone());
+    }
     OpError::BadRequest(format!("malformed body for {}: {e}", op.as_str()))
 }
 

@@ -243,9 +243,18 @@ async fn refuse<W: AsyncWrite + Unpin>(
 
 /// Whether the refusal means the relay changed, replayed or misrouted what an operator signed.
 fn tampered(e: &OpError) -> bool {
+    use cm_client::e2e::E2eError as E;
     matches!(
         e,
         OpError::BodyMismatch
+            | OpError::E2e(
+                E::RecordOpen
+                    | E::Truncated
+                    | E::DataAfterFin
+                    | E::RecordFlag(_)
+                    | E::RecordTooShort { .. }
+                    | E::Failed(_)
+            )
             | OpError::Untrusted(
                 TrustError::HeaderMismatch { .. }
                     | TrustError::BadSignature { .. }

@@ -1,5 +1,8 @@
-//! `template_apply` and `mcp_list`: a relay-resolved template is checked against the host's
-//! policy, recorded as what the workspace runs, and its OpenCode restarted to take it;
+//! `template_apply` and `mcp_list`: a template — resolved by the relay for a relay-trusted
+//! host, or sent by the operator's laptop inside the signed and sealed body for a zero-trust
+//! host (the gate checked the signature over it, and it must be the template the signed header
+//! names) — is checked against the host's policy, recorded as what the workspace runs, and its
+//! OpenCode restarted to take it;
 //! `mcp_list` reports OpenCode's MCP servers with the template that defined them.
 
 use super::error::OpError;
@@ -10,7 +13,7 @@ use proto::frame::MAX_FRAME_LEN;
 use proto::message::Reply;
 use proto::op;
 use proto::template::{
-    McpServerInfo, Template, TemplateApplied, TemplateApply, TemplateApplyEvent,
+    McpServerInfo, Template, TemplateApplied, TemplateApply, TemplateApplyEvent, TemplateRef,
 };
 use std::future::Future;
 use tokio::io::AsyncWrite;
@@ -77,8 +80,8 @@ impl StreamHandler for op::TemplateApply {
     }
 }
 
-/// The checks before anything changes: a relay-resolved template that passes the host's
-/// policy, recorded as what the workspace runs.
+/// The checks before anything changes: a template that is the one the operator signed for (on
+/// a zero-trust host) and passes the host's policy, recorded as what the workspace runs.
 fn accept<'a>(
     cx: &'a Cx<'_>,
     q: TemplateApply,
@@ -86,9 +89,17 @@ fn accept<'a>(
     let rt = cx.rt()?;
     let Some(template) = q.resolved else {
         return Err(OpError::BadRequest(
-            "the relay did not resolve the template; upgrade the relay".into(),
+            "the request carries no template (the relay fills it in for a relay-trusted host, cm-tui for a zero-trust one); upgrade them".into(),
         ));
     };
+    if let Some(signed) = signed_template(cx)
+        && signed.as_ref() != Some(&template.id)
+    {
+        return Err(OpError::BadRequest(format!(
+            "the template in the body ({} v{}) is not the one the signed header names; update cm-tui",
+            template.id.name, template.id.version
+        )));
+    }
     if template.id.name != q.name || q.version.is_some_and(|v| v != template.id.version) {
         return Err(OpError::BadRequest(format!(
             "the relay resolved template {} v{} for a request of {}; upgrade the relay",
@@ -124,6 +135,13 @@ fn accept<'a>(
         )
     })?;
     Ok((template, rt))
+}
+
+/// On a zero-trust host (a signed header, verified by the gate): the template the operator
+/// named in it. `None` on a relay-trusted host.
+fn signed_template(cx: &Cx<'_>) -> Option<Option<TemplateRef>> {
+    let auth = cx.fwd.header.auth.as_ref()?;
+    Some(auth.open().ok().and_then(|fields| fields.template))
 }
 
 impl Handler for op::McpList {

@@ -96,6 +96,7 @@ mod tests {
             }],
             bind: None,
             enrolled_ms: 0,
+            rotations: Default::default(),
         }
         .save(tmp.path())
         .unwrap();

@@ -4,6 +4,7 @@
 
 use super::HostTrust;
 use super::store::{StoreError, TrustFile, load_revocations};
+use crate::config::TrustLimits;
 use crate::secret_names as enroll;
 use cm_client::secrets::{SecretError, SecretStore};
 use proto::ids::HostId;
@@ -54,7 +55,7 @@ pub fn load(
     host: &HostId,
     store: &SecretStore,
     relays: &[String],
-    max_age_ms: u64,
+    limits: TrustLimits,
     now_ms: u64,
 ) -> Result<Option<HostTrust>, LoadError> {
     let Some(file) = TrustFile::load(state_dir)? else {
@@ -78,13 +79,22 @@ pub fn load(
             store: store.describe(),
         });
     };
-    let trust = HostTrust::new(host.clone(), file.roots, secret, max_age_ms).with_bind(file.bind);
+    let pins = file.pins();
+    let trust = HostTrust::new(
+        host.clone(),
+        file.roots,
+        secret,
+        limits.revocation_max_age_ms,
+    )
+    .with_bind(file.bind)
+    .with_pins(pins, limits.root_overlap_ms);
     let held = load_revocations(state_dir)?;
     // The certificates first: an admin's list is taken only with the admin's certificate.
     trust.record_certs(&held.certs);
     let taken = trust.accept_revocations(&held.lists, now_ms);
     tracing::info!(
-        roots = trust.roots().len(),
+        roots = trust.roots(now_ms).len(),
+        retiring_roots = trust.pins().retiring.len(),
         revocation_lists = taken,
         "zero-trust host: operators' signatures and certificates are checked here"
     );
@@ -101,6 +111,13 @@ mod tests {
 
     const HOUR: u64 = 3_600_000;
 
+    fn limits(max_age_ms: u64) -> TrustLimits {
+        TrustLimits {
+            revocation_max_age_ms: max_age_ms,
+            ..TrustLimits::default()
+        }
+    }
+
     fn setup(dir: &Path, owner: &DeviceKey) -> SecretStore {
         TrustFile {
             version: 1,
@@ -113,6 +130,7 @@ mod tests {
             }],
             bind: Some(Bytes32([8; 32])),
             enrolled_ms: 0,
+            rotations: Default::default(),
         }
         .save(dir)
         .unwrap();
@@ -126,7 +144,7 @@ mod tests {
             .unwrap()
             .0;
         let host = HostId::from("box");
-        let got = load(tmp.path(), &host, &store, &[], HOUR, 0).unwrap();
+        let got = load(tmp.path(), &host, &store, &[], limits(HOUR), 0).unwrap();
         assert!(got.is_none());
     }
 
@@ -154,11 +172,11 @@ mod tests {
             &owner,
         );
         save_revocations(tmp.path(), &[list], &[]).unwrap();
-        let trust = load(tmp.path(), &host, &store, &[], 2 * HOUR, 10 * HOUR)
+        let trust = load(tmp.path(), &host, &store, &[], limits(2 * HOUR), 10 * HOUR)
             .unwrap()
             .unwrap();
         assert_eq!(trust.host_secret(), [5; 32]);
-        assert_eq!(trust.roots()[0].key, owner.public());
+        assert_eq!(trust.roots(10 * HOUR)[0].key, owner.public());
         assert_eq!(trust.max_age_ms(), 2 * HOUR);
         // The persisted list was taken again: the host may work without waiting for the relay.
         assert_eq!(trust.check_fresh(10 * HOUR), Ok(()));
@@ -171,14 +189,14 @@ mod tests {
         let owner = DeviceKey::from_seed([2; 32]).unwrap();
         let store = setup(tmp.path(), &owner);
         let host = HostId::from("box");
-        let err = load(tmp.path(), &host, &store, &["r:2".into()], HOUR, 0).unwrap_err();
+        let err = load(tmp.path(), &host, &store, &["r:2".into()], limits(HOUR), 0).unwrap_err();
         assert!(matches!(err, LoadError::NoKey { .. }), "{err}");
         assert!(
             err.to_string().contains("cm-tui admin host add box"),
             "{err}"
         );
         let other = HostId::from("other");
-        let err = load(tmp.path(), &other, &store, &[], HOUR, 0).unwrap_err();
+        let err = load(tmp.path(), &other, &store, &[], limits(HOUR), 0).unwrap_err();
         assert!(matches!(err, LoadError::OtherHost { .. }), "{err}");
     }
 
@@ -221,7 +239,7 @@ mod tests {
             &admin,
         );
         save_revocations(tmp.path(), &[admin_list], &[admin_cert]).unwrap();
-        let trust = load(tmp.path(), &host, &store, &[], HOUR, 2 * HOUR)
+        let trust = load(tmp.path(), &host, &store, &[], limits(HOUR), 2 * HOUR)
             .unwrap()
             .unwrap();
         assert_eq!(trust.revocation_lists().len(), 1);

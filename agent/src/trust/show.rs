@@ -2,7 +2,7 @@
 //! its state folder (the running agent is not asked).
 
 use super::store::{StoreError, TrustFile, load_revocations};
-use proto::trust::{Subject, X25519Public};
+use proto::trust::{Root, RootPins, Subject, X25519Public};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -43,6 +43,44 @@ pub struct RootLine {
     pub user: String,
     /// Their key's fingerprint.
     pub fingerprint: String,
+    /// `active`, `retiring` (replaced by a rotation, still trusted until `until_ms`) or
+    /// `retired` (never trusted again).
+    pub state: &'static str,
+    /// For a retiring root: trusted until (unix ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
+    /// For a retiring root: its successor's fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+}
+
+/// The report's lines for `pins` at `now_ms`: active roots, then retiring (a root whose
+/// overlap ended counts as retired), then retired.
+fn root_lines(pins: &RootPins, now_ms: u64) -> Vec<RootLine> {
+    let line = |r: &Root, state| RootLine {
+        user: r.user.to_string(),
+        fingerprint: r.key.fingerprint(),
+        state,
+        until_ms: None,
+        replaced_by: None,
+    };
+    let mut out: Vec<RootLine> = pins.active.iter().map(|r| line(r, "active")).collect();
+    for r in &pins.retiring {
+        if now_ms < r.until_ms {
+            out.push(RootLine {
+                until_ms: Some(r.until_ms),
+                replaced_by: Some(r.replaced_by.fingerprint()),
+                ..line(&r.root, "retiring")
+            });
+        }
+    }
+    let ended = pins
+        .retiring
+        .iter()
+        .filter(|r| now_ms >= r.until_ms)
+        .map(|r| &r.root);
+    out.extend(pins.retired.iter().chain(ended).map(|r| line(r, "retired")));
+    out
 }
 
 /// A held revocation list.
@@ -121,10 +159,12 @@ pub fn report(
     let mut lists = Vec::new();
     let mut newest_root_ms = None;
     let held = load_revocations(state_dir)?;
+    let pins = file.pins();
+    let trusted = pins.trusted(now_ms);
     for list in &held.lists {
         // Held lists were verified when taken; one that no longer opens is not shown.
         let Ok(body) = list.open() else { continue };
-        let root = file.roots.iter().any(|r| r.key == *list.signer());
+        let root = trusted.iter().any(|r| r.key == *list.signer());
         if root {
             newest_root_ms = newest_root_ms.max(Some(body.issued_ms));
         }
@@ -145,14 +185,7 @@ pub fn report(
     Ok(TrustReport {
         mode: "zero-trust",
         host: Some(file.host.to_string()),
-        roots: file
-            .roots
-            .iter()
-            .map(|r| RootLine {
-                user: r.user.to_string(),
-                fingerprint: r.key.fingerprint(),
-            })
-            .collect(),
+        roots: root_lines(&pins, now_ms),
         host_key: host_key.map(|k| k.fingerprint()),
         revocation_lists: lists,
         freshness,
@@ -230,7 +263,14 @@ impl TrustReport {
         );
         let _ = writeln!(out, "pinned roots:");
         for r in &self.roots {
-            let _ = writeln!(out, "  {}  {}", r.user, r.fingerprint);
+            let state = match (r.until_ms, &r.replaced_by) {
+                (Some(until), Some(by)) => format!(
+                    "retiring: replaced by {by}, still trusted until {}",
+                    cm_client::time::utc(until)
+                ),
+                _ => r.state.to_owned(),
+            };
+            let _ = writeln!(out, "  {}  {}  {state}", r.user, r.fingerprint);
         }
         let _ = writeln!(out, "revocation lists:");
         if self.revocation_lists.is_empty() {
@@ -292,6 +332,7 @@ mod tests {
             }],
             bind: Some(Bytes32([1; 32])),
             enrolled_ms: 0,
+            rotations: Default::default(),
         }
         .save(dir)
         .unwrap();
@@ -355,6 +396,7 @@ mod tests {
         let r = report(tmp.path(), Some(key), HOUR, 10 * HOUR).unwrap();
         assert_eq!(r.mode, "zero-trust");
         assert_eq!(r.roots[0].fingerprint, owner.public().fingerprint());
+        assert_eq!(r.roots[0].state, "active");
         assert_eq!(r.host_key, Some(key.fingerprint()));
         assert_eq!(r.revocation_lists.len(), 2);
         // The admin's newer list does not make the owner's old one fresh.
@@ -376,5 +418,53 @@ mod tests {
         assert_eq!(human_age(5 * 60_000), "5 min");
         assert_eq!(human_age(200 * 60_000), "3 h 20 min");
         assert_eq!(human_age(52 * HOUR), "2 d 4 h");
+    }
+
+    #[test]
+    fn a_rotated_root_shows_the_new_one_active_and_the_old_one_retiring_then_retired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = DeviceKey::from_seed([4; 32]).unwrap();
+        let new = DeviceKey::from_seed([6; 32]).unwrap();
+        enroll(tmp.path(), &old);
+        let mut file = TrustFile::load(tmp.path()).unwrap().unwrap();
+        let mut pins = file.pins();
+        let statement = Signed::sign(
+            &proto::trust::RotationBody {
+                user: "olivia".into(),
+                old_key: old.public(),
+                new_key: new.public(),
+                seq: 1,
+                issued_ms: HOUR,
+            },
+            &old,
+        );
+        pins.accept(&statement, HOUR, 24 * HOUR).unwrap();
+        file.set_pins(pins);
+        file.save(tmp.path()).unwrap();
+        let r = report(tmp.path(), None, HOUR, 2 * HOUR).unwrap();
+        let states: Vec<_> = r
+            .roots
+            .iter()
+            .map(|l| (l.fingerprint.clone(), l.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (new.public().fingerprint(), "active"),
+                (old.public().fingerprint(), "retiring")
+            ]
+        );
+        assert_eq!(r.roots[1].until_ms, Some(25 * HOUR));
+        let text = r.render();
+        assert!(
+            text.contains(&format!(
+                "retiring: replaced by {}",
+                new.public().fingerprint()
+            )),
+            "{text}"
+        );
+        // After the overlap, the old root shows as retired.
+        let later = report(tmp.path(), None, HOUR, 26 * HOUR).unwrap();
+        assert_eq!(later.roots[1].state, "retired");
     }
 }

@@ -1,8 +1,9 @@
 //! The files a zero-trust host keeps in its state folder (each rewritten atomically, 0600):
 //!
 //! - `trust.json`: what enrollment pinned — the owners' roots and the bind secret the host
-//!   proves its end-to-end key with. Its presence makes the host zero-trust; `cm-agent trust
-//!   reset` removes it.
+//!   proves its end-to-end key with — and the owners' root rotations it took since (the new
+//!   roots replace the old ones in `roots`; the old ones are listed as retiring, then retired).
+//!   Its presence makes the host zero-trust; `cm-agent trust reset` removes it.
 //! - `revocations.json`: the newest revocation list of each signer, so a restart does not wait
 //!   for the relay to deliver them again (they are checked again when loaded), and the
 //!   certificates operators showed (an admin-signed list is taken only with its signer's
@@ -12,9 +13,10 @@
 //! secret (see [`crate::enroll`]).
 
 use proto::handshake::Bytes32;
-use proto::ids::HostId;
-use proto::trust::{Cert, RevocationList, Root};
+use proto::ids::{HostId, UserId};
+use proto::trust::{Cert, RetiringRoot, RevocationList, Root, RootPins};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// File name of the enrollment's trust pins in the state folder.
@@ -81,6 +83,30 @@ pub struct TrustFile {
     pub bind: Option<Bytes32>,
     /// When the host was enrolled (unix ms).
     pub enrolled_ms: u64,
+    /// The owners' root rotations taken since enrollment.
+    #[serde(default, skip_serializing_if = "Rotations::is_empty")]
+    pub rotations: Rotations,
+}
+
+/// What owners' root rotations changed in `trust.json` (see `proto::trust::rotation`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotations {
+    /// Replaced roots, trusted until their overlap ends.
+    #[serde(default)]
+    pub retiring: Vec<RetiringRoot>,
+    /// Retired roots: never trusted again.
+    #[serde(default)]
+    pub retired: Vec<Root>,
+    /// The highest rotation sequence taken per owner.
+    #[serde(default)]
+    pub seq: BTreeMap<UserId, u64>,
+}
+
+impl Rotations {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -145,6 +171,26 @@ impl TrustFile {
         Ok(Some(file))
     }
 
+    /// The pins: the roots with the rotations taken.
+    pub fn pins(&self) -> RootPins {
+        RootPins {
+            active: self.roots.clone(),
+            retiring: self.rotations.retiring.clone(),
+            retired: self.rotations.retired.clone(),
+            seq: self.rotations.seq.clone(),
+        }
+    }
+
+    /// Puts `pins` in (roots and rotations).
+    pub fn set_pins(&mut self, pins: RootPins) {
+        self.roots = pins.active;
+        self.rotations = Rotations {
+            retiring: pins.retiring,
+            retired: pins.retired,
+            seq: pins.seq,
+        };
+    }
+
     /// Writes `trust.json` (atomically, 0600).
     ///
     /// # Errors
@@ -157,6 +203,19 @@ impl TrustFile {
         })?;
         write_atomic(&path, &text)
     }
+}
+
+/// Rewrites `trust.json` with `pins` (the rest of the file kept), atomically.
+///
+/// # Errors
+/// The file is missing (the host was reset meanwhile), damaged or cannot be written.
+pub fn save_pins(state_dir: &Path, pins: &RootPins) -> Result<(), StoreError> {
+    let mut file = TrustFile::load(state_dir)?.ok_or_else(|| StoreError::Invalid {
+        path: trust_path(state_dir),
+        message: "gone (reset while running?); restart the agent".into(),
+    })?;
+    file.set_pins(pins.clone());
+    file.save(state_dir)
 }
 
 /// What `revocations.json` holds (nothing when there is no file).
@@ -247,6 +306,7 @@ mod tests {
             roots: vec![root()],
             bind: Some(Bytes32([3; 32])),
             enrolled_ms: 1_000,
+            rotations: Default::default(),
         }
     }
 

@@ -297,6 +297,7 @@ pub(crate) fn signed_at(
             now_ms: ts_ms,
             body: body.map(body_hash),
             channel: channel.map(|c| c.to_hex()),
+            template: None,
         },
     )?;
     Ok(Signed { header, nonce })

@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod sealed_template;
 
 use anyhow::{Result, bail, ensure};
 use harness::*;

@@ -106,4 +106,30 @@ pub enum TrustError {
         /// The signer's fingerprint.
         signer: String,
     },
+    /// A rotation statement signed by a key this host does not pin as that owner's root.
+    #[error(
+        "rotation statement signed by {signer}, which is not an owner root pinned here; ignored (only a pinned root can name its successor)"
+    )]
+    NotARoot {
+        /// The signer's fingerprint.
+        signer: String,
+    },
+    /// A rotation statement whose sequence number is not above the last one taken.
+    #[error(
+        "rotation statement {seq} is not newer than the last one taken here ({held}): a replayed or out-of-date statement; ignored"
+    )]
+    RotationReplayed {
+        /// Its sequence number.
+        seq: u64,
+        /// The highest taken.
+        held: u64,
+    },
+    /// A rotation statement signed by, or naming, a root already replaced or retired.
+    #[error(
+        "root {key} was already replaced or retired here: a root rotates once and never comes back; the owner rotates from their current root (`cm-tui admin trust rotate-owner` on the laptop that holds it)"
+    )]
+    RootRetired {
+        /// The key's fingerprint.
+        key: String,
+    },
 }

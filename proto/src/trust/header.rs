@@ -11,6 +11,7 @@ use super::signed::{Signed, SignedKind};
 use crate::ids::{HostId, ReqId, UserId};
 use crate::opcode::Op;
 use crate::replay::{ReplayError, ReplayWindow};
+use crate::template::TemplateRef;
 use serde::{Deserialize, Serialize};
 
 /// How far a signed time may be from the host's clock, either way (also how long nonces are
@@ -71,6 +72,11 @@ pub struct SignedFields {
     /// The end-to-end channel the stream is sealed with (hex id), if any.
     #[serde(default)]
     pub channel: Option<String>,
+    /// For `template_apply` on a channel: the template the sealed body carries (name, version,
+    /// content hash), so the relay can audit what is applied without reading the body; the
+    /// host checks the body's template is this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateRef>,
 }
 
 impl SignedKind for SignedFields {
@@ -98,6 +104,8 @@ pub struct SignInput<'a> {
     pub body: Option<String>,
     /// See [`SignedFields::channel`].
     pub channel: Option<String>,
+    /// See [`SignedFields::template`].
+    pub template: Option<TemplateRef>,
 }
 
 /// Signs `header` (which must name a host) and puts the signature into it.
@@ -121,6 +129,7 @@ pub fn sign(header: &mut impl HeaderFields, input: SignInput<'_>) -> Result<(), 
         ts_ms: input.now_ms,
         body: input.body,
         channel: input.channel,
+        template: input.template,
     };
     header.set_auth(HeaderAuth::sign(&fields, input.key));
     Ok(())

@@ -6,11 +6,12 @@
 //! | `trust_fetch` (relay) | optional [`TrustQuery`] | [`TrustBundle`] |
 //! | `trust_publish` (relay, admin) | [`TrustBundle`] | `AdminDone` |
 //! | control, agent → relay | `Control::HostKeyClaim` ([`HostKeyClaim`]) | — |
-//! | control, relay → agent | `Control::Revocations` (lists) | — |
+//! | control, relay → agent | `Control::Revocations` (lists, root rotations) | — |
 
 use super::cert::{Cert, Root, X25519Public};
 use super::keys::PublicKey;
 use super::revocation::RevocationList;
+use super::rotation::RootRotation;
 use crate::bytes32::Bytes32;
 use crate::ids::{HostId, UserId};
 use serde::{Deserialize, Serialize};
@@ -99,6 +100,9 @@ pub struct TrustBundle {
     /// The newest revocation list of each signer.
     #[serde(default)]
     pub revocations: Vec<RevocationList>,
+    /// Owner root rotation statements (each signed by the root it replaces).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<RootRotation>,
     /// Hosts' key claims waiting for (or past) certification.
     #[serde(default)]
     pub claims: Vec<HostKeyClaim>,

@@ -95,6 +95,15 @@ impl RevocationState {
         out
     }
 
+    /// The keys revoked by the newest list `signer` signed (an owner retiring a replaced root
+    /// names it in a list signed with a current root).
+    pub fn keys_revoked_by(&self, signer: &PublicKey) -> Vec<PublicKey> {
+        self.newest
+            .get(signer)
+            .map(|(body, _)| body.keys.clone())
+            .unwrap_or_default()
+    }
+
     /// The lists held, for `cm-agent trust show` and persistence.
     pub fn lists(&self) -> Vec<RevocationList> {
         self.newest.values().map(|(_, l)| l.clone()).collect()

@@ -296,6 +296,7 @@ fn signed_header(k: &DeviceKey, nonce: [u8; 16], ts: u64) -> StreamHeader {
             now_ms: ts,
             body: Some(header::body_hash(br#"{"text":"hi"}"#)),
             channel: None,
+            template: None,
         },
     )
     .unwrap();

@@ -124,19 +124,6 @@ pub(crate) async fn serve(
                 .map_or(signed.clone(), |n| format!("{n}; {signed}")),
         );
     }
-    if sealed && header.op == Op::TemplateApply {
-        let e = RequestError::BadBody {
-            op: header.op,
-            detail: "templates cannot be applied to a zero-trust host yet: the relay fills in the published template, which such a host cannot trust; read it with `cm-tui template show NAME` and set the workspace up by hand".into(),
-        };
-        shared
-            .audit_kept(event(Verdict::Denied {
-                reason: e.wire().message,
-            }))
-            .await;
-        refuse(send, e).await;
-        return;
-    }
     if header.op == Op::Prompt && !sealed {
         // Prompts sent are audited with their text's hash (or text); the frame is put back.
         match super::prompt_audit::peek(&shared, &mut recv).await {
@@ -154,8 +141,15 @@ pub(crate) async fn serve(
     }
     if header.op == Op::TemplateApply {
         // Only published versions are applied: the relay resolves the name to the stored
-        // version and puts the body back with it (see `template_apply`).
-        match super::template_apply::resolve(&shared, &mut recv).await {
+        // version and puts the body back with it (see `template_apply`). On an end-to-end
+        // channel the operator's laptop sent the template itself, sealed and signed: the relay
+        // audits the template its signed header names and forwards the body unread.
+        let applied = if sealed {
+            super::template_apply::sealed_note(&header)
+        } else {
+            super::template_apply::resolve(&shared, &mut recv).await
+        };
+        match applied {
             Ok(applied) => {
                 note = Some(match note.take() {
                     Some(r) => format!("{r}; {applied}"),

@@ -109,11 +109,9 @@ async fn copy_chunks(
         .await
         .map_err(std::io::Error::other)?
     {
-        tap.saw(&chunk.bytes);
-        let len = chunk.bytes.len() as u64;
-        to.write_chunk(chunk.bytes)
-            .await
-            .map_err(std::io::Error::other)?;
+        let bytes = tap.pass(chunk.bytes);
+        let len = bytes.len() as u64;
+        to.write_chunk(bytes).await.map_err(std::io::Error::other)?;
         *count += len;
     }
     Ok(())
@@ -132,6 +130,17 @@ impl Tap<'_> {
         if let Some(t) = self.tamper {
             t.forwarded_bytes(self.to_agent, bytes);
         }
+    }
+
+    /// Shows `bytes` to the tamper, which may change what is passed on
+    /// (`Tamper::alter_bytes`).
+    fn pass(&self, bytes: bytes::Bytes) -> bytes::Bytes {
+        let Some(t) = self.tamper else {
+            return bytes;
+        };
+        t.forwarded_bytes(self.to_agent, &bytes);
+        t.alter_bytes(self.to_agent, &bytes)
+            .map_or(bytes, bytes::Bytes::from)
     }
 }
 
@@ -200,7 +209,7 @@ where
     let up = async {
         let result = async {
             if !buffered.is_empty() {
-                up_tap.saw(&buffered);
+                let buffered = up_tap.pass(buffered.freeze());
                 agent_send.write_all(&buffered).await?;
                 up_bytes += buffered.len() as u64;
             }

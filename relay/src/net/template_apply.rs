@@ -3,18 +3,59 @@
 //! its own (`resolved`: only published versions are applied), looks the named version up in
 //! its store and puts the body back with `resolved` set to the stored [`Template`], for the
 //! agent to check (its hash) and merge under the host's policy.
+//!
+//! On an end-to-end channel (a zero-trust host) the relay cannot read the body: the operator's
+//! laptop fetched the published template and sent it sealed, and the host checks the
+//! operator's signature over it. The relay audits the template the signed header names
+//! ([`sealed_note`]) and forwards the body as it came.
 
 use super::Shared;
 use super::error::RequestError;
 use super::templates::{TemplateError, lookup};
 use crate::framed::FramedRecv;
 use proto::frame::MAX_FRAME_LEN;
-use proto::header::Op;
+use proto::header::{Op, StreamHeader};
 use proto::template::{Template, TemplateApply, TemplateRef};
+use proto::text::printable_id;
 
 /// What the stream's audit row says about the template applied.
 pub(crate) fn note(t: &TemplateRef) -> String {
     format!("template {} v{} {}", t.name, t.version, t.hash)
+}
+
+/// The audit note of a sealed `template_apply`: the template its signed header names (as
+/// claimed: the host checks the sealed body carries that very template).
+///
+/// # Errors
+/// A signed header that names no template (an older `cm-tui`).
+pub(crate) fn sealed_note(header: &StreamHeader) -> Result<String, RequestError> {
+    header
+        .auth
+        .as_ref()
+        .and_then(super::trust::signed_fields)
+        .and_then(|f| f.template)
+        .map(|t| {
+            // Operator-supplied text, unverified here: only printable characters reach the log.
+            let name = printable_id(&t.name);
+            let hash = if is_content_hash(&t.hash) {
+                t.hash.clone()
+            } else {
+                "<not a content hash>".to_owned()
+            };
+            format!("template {name} v{} {hash} (sealed)", t.version)
+        })
+        .ok_or_else(|| RequestError::BadBody {
+            op: Op::TemplateApply,
+            detail:
+                "a sealed template_apply must name its template in the signed header; update cm-tui"
+                    .into(),
+        })
+}
+
+/// Whether `h` has the shape of [`proto::template::content_hash`]: `blake3:` and 64 hex digits.
+fn is_content_hash(h: &str) -> bool {
+    h.strip_prefix("blake3:")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The body with the stored version filled in.
@@ -113,5 +154,44 @@ mod tests {
         assert_eq!(out.version, Some(3));
         assert_eq!(out.resolved, Some(stored()));
         assert!(note(&stored().id).starts_with("template team v3 blake3:"));
+    }
+
+    #[test]
+    fn a_sealed_apply_is_noted_by_its_signed_template_and_odd_text_is_not_logged() {
+        use proto::ids::{HostId, ReqId};
+        use proto::trust::header::{SignInput, sign};
+        let key = proto::trust::DeviceKey::from_seed([1; 32]).unwrap();
+        let header = |template: Option<TemplateRef>| {
+            let mut h = StreamHeader::new(Op::TemplateApply, ReqId(1));
+            h.host = Some(HostId::from("box"));
+            sign(
+                &mut h,
+                SignInput {
+                    user: &"olga".into(),
+                    key: &key,
+                    nonce: [1; 16],
+                    now_ms: 1,
+                    body: None,
+                    channel: Some("00".repeat(16)),
+                    template,
+                },
+            )
+            .unwrap();
+            h
+        };
+        let good = stored().id;
+        assert_eq!(
+            sealed_note(&header(Some(good.clone()))).unwrap(),
+            format!("template team v3 {} (sealed)", good.hash)
+        );
+        let odd = TemplateRef {
+            name: "te\u{1b}[2Jam".into(),
+            version: 1,
+            hash: "blake3:\n forged".into(),
+        };
+        let note = sealed_note(&header(Some(odd))).unwrap();
+        assert!(!note.contains('\u{1b}') && !note.contains('\n'), "{note:?}");
+        assert!(note.contains("<not a content hash>"), "{note}");
+        assert!(sealed_note(&header(None)).is_err());
     }
 }

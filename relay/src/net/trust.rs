@@ -2,7 +2,8 @@
 //! and serves certificates, revocation lists, host key claims and pending device keys, and
 //! cannot make any of them (see `proto::trust`).
 //!
-//! - `trust_publish` (admin): every signed object is checked (`Signed::open`) before it is
+//! - `trust_publish` (admin): every signed object (root rotation statements among them: signed
+//!   by the root they replace, published by its owner) is checked (`Signed::open`) before it is
 //!   stored, so garbage is refused with a clear `bad_request`; the relay cannot tell whether a
 //!   signer is trusted (it holds no root), hosts and operators check that themselves. A root
 //!   is taken only from an owner, for their own name. Each stored object gets its audit row
@@ -29,8 +30,8 @@ use proto::op;
 use proto::rbac::Role;
 use proto::text::printable_id;
 use proto::trust::{
-    Cert, CertBody, HeaderAuth, RevocationBody, RevocationList, Root, SignedFields, Subject,
-    TrustBundle, TrustQuery,
+    Cert, CertBody, HeaderAuth, RevocationBody, RevocationList, Root, RootRotation, RotationBody,
+    SignedFields, Subject, TrustBundle, TrustQuery,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,6 +118,7 @@ pub(crate) struct Checked {
     pub(crate) certs: Vec<(CertBody, Cert)>,
     pub(crate) revocations: Vec<(RevocationBody, RevocationList)>,
     pub(crate) roots: Vec<Root>,
+    pub(crate) rotations: Vec<(RotationBody, RootRotation)>,
 }
 
 fn bad(detail: String) -> RequestError {
@@ -147,6 +149,7 @@ pub(crate) fn check_publish(
         roots,
         certs,
         revocations,
+        rotations,
         claims,
         pending,
     } = bundle;
@@ -155,7 +158,7 @@ pub(crate) fn check_publish(
             "host key claims and pending device keys are recorded by the relay itself (from agents and logins); publish only certificates, revocation lists and roots".into(),
         ));
     }
-    let total = roots.len() + certs.len() + revocations.len();
+    let total = roots.len() + certs.len() + revocations.len() + rotations.len();
     if total > MAX_PUBLISHED {
         return Err(bad(format!(
             "{total} objects in one publish (at most {MAX_PUBLISHED}); publish them in parts"
@@ -195,6 +198,10 @@ pub(crate) fn check_publish(
         })?;
         out.revocations.push((body, list));
     }
+    for (i, statement) in rotations.into_iter().enumerate() {
+        out.rotations
+            .push(check_rotation(i, statement, publisher, role)?);
+    }
     for root in roots {
         if !crate::authz::may_announce_root(publisher, role, &root.user) {
             return Err(bad(format!(
@@ -206,6 +213,37 @@ pub(crate) fn check_publish(
         out.roots.push(root);
     }
     Ok(out)
+}
+
+/// A rotation statement in a publish: its signature by the root it replaces, published by
+/// that owner (the relay cannot tell whether the old key is a root: hosts check that).
+fn check_rotation(
+    i: usize,
+    statement: RootRotation,
+    publisher: &UserId,
+    role: Option<Role>,
+) -> Result<(RotationBody, RootRotation), RequestError> {
+    let body = statement.open().map_err(|e| {
+        bad(format!(
+            "root rotation {} (signed by {}): {e}; publish statements exactly as cm-tui signed them",
+            i + 1,
+            statement.signer().fingerprint()
+        ))
+    })?;
+    if body.old_key != *statement.signer() {
+        return Err(bad(format!(
+            "root rotation {} is not signed by the root it replaces; it must be made with `cm-tui admin trust rotate-owner` on the laptop holding that root",
+            i + 1
+        )));
+    }
+    if !crate::authz::may_announce_root(publisher, role, &body.user) {
+        return Err(bad(format!(
+            "a root rotation is published only by an owner (on every host) for their own root, not {} for {}",
+            printable_id(publisher.as_str()),
+            printable_id(body.user.as_str())
+        )));
+    }
+    Ok((body, statement))
 }
 
 fn fingerprints(keys: &[proto::trust::PublicKey]) -> String {
@@ -266,6 +304,7 @@ struct Stored {
     certs: usize,
     revocations: usize,
     roots: usize,
+    rotations: usize,
 }
 
 impl LocalHandler for op::TrustPublish {
@@ -301,6 +340,19 @@ impl LocalHandler for op::TrustPublish {
                         stored.revocations += 1;
                     }
                 }
+                for (body, statement) in &checked.rotations {
+                    if s.trust_put_rotation(body, statement)? {
+                        let summary = format!(
+                            "root rotation {} of {}: {} replaced by {}",
+                            body.seq,
+                            printable_id(body.user.as_str()),
+                            body.old_key.fingerprint(),
+                            body.new_key.fingerprint()
+                        );
+                        s.audit(now, &change(summary, None))?;
+                        stored.rotations += 1;
+                    }
+                }
                 for root in &checked.roots {
                     if s.trust_add_root(root, now)? {
                         let summary = format!(
@@ -316,11 +368,16 @@ impl LocalHandler for op::TrustPublish {
             })
             .await
             .map_err(|e| RequestError::Admin(AdminError::Store(e)))?;
-        if stored.revocations > 0 {
+        if stored.revocations > 0 || stored.rotations > 0 {
             push_revocations(cx.shared).await;
         }
+        let rotations = if stored.rotations > 0 {
+            format!(", {} root rotations", stored.rotations)
+        } else {
+            String::new()
+        };
         let summary = format!(
-            "stored {} certificates, {} revocation lists, {} roots (the rest were stored already or older)",
+            "stored {} certificates, {} revocation lists, {} roots{rotations} (the rest were stored already or older)",
             stored.certs, stored.revocations, stored.roots
         );
         cx.done.target = Some(summary.clone());
@@ -363,15 +420,29 @@ impl LocalHandler for op::TrustFetch {
     }
 }
 
-/// The control messages that carry `lists` to an agent: one list each (a list fits a frame:
-/// it came in one), through the tamper hook. Lists too large to send are logged and left out.
-pub(crate) fn revocation_messages(shared: &Shared, lists: Vec<RevocationList>) -> Vec<Control> {
-    shared
-        .tamper
-        .revocations(lists)
+/// The control messages that carry `pushed` to an agent: the root rotations first (an agent
+/// must pin a new root before it can take the lists that root signed), then one list each (a
+/// list fits a frame: it came in one), through the tamper hook. Messages too large to send are
+/// logged and left out.
+pub(crate) fn revocation_messages(shared: &Shared, pushed: Pushed) -> Vec<Control> {
+    let Pushed { lists, rotations } = pushed;
+    let rotations = (!rotations.is_empty()).then(|| Control::Revocations {
+        lists: Vec::new(),
+        rotations,
+    });
+    rotations
         .into_iter()
-        .filter_map(|list| {
-            let message = Control::Revocations { lists: vec![list] };
+        .chain(
+            shared
+                .tamper
+                .revocations(lists)
+                .into_iter()
+                .map(|list| Control::Revocations {
+                    lists: vec![list],
+                    rotations: Vec::new(),
+                }),
+        )
+        .filter_map(|message| {
             let len = serde_json::to_vec(&message).map_or(usize::MAX, |v| v.len());
             if len >= MAX_FRAME_LEN {
                 tracing::error!(len, "a revocation list is too large to send to agents");
@@ -386,28 +457,44 @@ pub(crate) fn revocation_messages(shared: &Shared, lists: Vec<RevocationList>) -
 /// [`REVOCATION_PUSH_EVERY`] each, spread over that time; a publish here clears it).
 const REVOCATION_CACHE_FOR: Duration = Duration::from_secs(5);
 
-/// The newest revocation lists as last read, and when.
-pub(crate) type RevocationCache =
-    parking_lot::Mutex<Option<(std::time::Instant, Arc<Vec<RevocationList>>)>>;
+/// What is pushed to agents: the newest revocation list of each signer and every root
+/// rotation statement.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pushed {
+    pub(crate) lists: Vec<RevocationList>,
+    pub(crate) rotations: Vec<RootRotation>,
+}
 
-/// The newest revocation lists (read at most every [`REVOCATION_CACHE_FOR`]), or the last
-/// ones read (logged) while the store is away.
-pub(crate) async fn current_revocations(shared: &Shared) -> Vec<RevocationList> {
+/// What was pushed as last read, and when.
+pub(crate) type RevocationCache = parking_lot::Mutex<Option<(std::time::Instant, Arc<Pushed>)>>;
+
+/// The newest revocation lists and the root rotations (read at most every
+/// [`REVOCATION_CACHE_FOR`]), or the last ones read (logged) while the store is away.
+pub(crate) async fn current_revocations(shared: &Shared) -> Pushed {
     let cached = shared.revocation_cache.lock().clone();
-    if let Some((at, lists)) = &cached
+    if let Some((at, pushed)) = &cached
         && at.elapsed() < REVOCATION_CACHE_FOR
     {
-        return lists.to_vec();
+        return Pushed::clone(pushed);
     }
-    match shared.store.read(|s| s.revocation_lists()).await {
-        Ok(lists) => {
+    let read = shared
+        .store
+        .read(|s| {
+            Ok(Pushed {
+                lists: s.revocation_lists()?,
+                rotations: s.root_rotations()?,
+            })
+        })
+        .await;
+    match read {
+        Ok(pushed) => {
             *shared.revocation_cache.lock() =
-                Some((std::time::Instant::now(), Arc::new(lists.clone())));
-            lists
+                Some((std::time::Instant::now(), Arc::new(pushed.clone())));
+            pushed
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read revocation lists to push to agents");
-            cached.map(|(_, lists)| lists.to_vec()).unwrap_or_default()
+            cached.map(|(_, p)| Pushed::clone(&p)).unwrap_or_default()
         }
     }
 }
@@ -416,8 +503,8 @@ pub(crate) async fn current_revocations(shared: &Shared) -> Vec<RevocationList> 
 /// publish).
 pub(crate) async fn push_revocations(shared: &Arc<Shared>) {
     shared.revocation_cache.lock().take();
-    let lists = current_revocations(shared).await;
-    let messages = revocation_messages(shared, lists);
+    let pushed = current_revocations(shared).await;
+    let messages = revocation_messages(shared, pushed);
     if messages.is_empty() {
         return;
     }

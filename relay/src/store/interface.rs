@@ -19,7 +19,8 @@ use proto::queue::QueueState;
 use proto::rbac::Role;
 use proto::template::{Template, TemplateContent, TemplateSummary};
 use proto::trust::{
-    Cert, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root, TrustBundle,
+    Cert, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root, RootRotation,
+    RotationBody, TrustBundle,
 };
 
 /// What the admin domain and mutation jobs work with: a store that can read and write.
@@ -120,6 +121,8 @@ store_trait! {
         fn trust_bundle(&self) -> TrustBundle;
         /// The newest revocation list of each signer.
         fn revocation_lists(&self) -> Vec<RevocationList>;
+        /// Every owner root rotation statement, oldest sequence first.
+        fn root_rotations(&self) -> Vec<RootRotation>;
         /// A user's notification channels (every user's with `None`).
         fn notify_channels(&self, user: Option<&str>, sealer: &Sealer) -> Vec<NotifyRow>;
     }
@@ -227,6 +230,9 @@ store_trait! {
         fn trust_put_cert(&self, serial: &str, cert: &Cert, now_ms: u64) -> bool;
         /// Stores a checked revocation list if newer than its signer's (`false`: not newer).
         fn trust_put_revocation(&self, body: &RevocationBody, list: &RevocationList) -> bool;
+        /// Stores a checked root rotation statement if newer than the one held for its old
+        /// root (`false`: not newer).
+        fn trust_put_rotation(&self, body: &RotationBody, statement: &RootRotation) -> bool;
         /// Stores a host's key claim (its newest).
         fn trust_put_claim(&self, claim: &HostKeyClaim, now_ms: u64) -> ();
         /// Records a device key seen at login (`false`: seen before; its first sight is kept).

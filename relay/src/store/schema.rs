@@ -185,6 +185,16 @@ CREATE TABLE notify_channels (
     PRIMARY KEY (user_name, name)
 );
 ",
+    // Owner root rotations (issue #20): each statement under the root it replaces (the
+    // highest sequence number kept), served to agents and laptops like revocation lists.
+    r"
+CREATE TABLE trust_rotations (
+    old_key   TEXT PRIMARY KEY,
+    user      TEXT NOT NULL,
+    seq       INTEGER NOT NULL,
+    statement TEXT NOT NULL
+);
+",
 ];
 
 /// PostgreSQL: each entry migrates from version `index` to `index + 1`. The first one is the
@@ -435,6 +445,15 @@ CREATE TABLE notify_channels (
     PRIMARY KEY (user_name, name)
 );
 ",
+    // Owner root rotations (issue #20): as SQLite's version 12.
+    r#"
+CREATE TABLE trust_rotations (
+    old_key   TEXT PRIMARY KEY,
+    "user"    TEXT NOT NULL,
+    seq       BIGINT NOT NULL,
+    statement TEXT NOT NULL
+);
+"#,
 ];
 
 /// The advisory lock held while migrating PostgreSQL.

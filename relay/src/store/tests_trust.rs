@@ -7,7 +7,7 @@ use proto::ids::{HostId, UserId};
 use proto::rbac::Role;
 use proto::trust::{
     Cert, CertBody, DeviceKey, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root,
-    Signed, Subject, X25519Public,
+    RootRotation, RotationBody, Signed, Subject, X25519Public,
 };
 
 fn key(n: u8) -> DeviceKey {
@@ -116,5 +116,32 @@ on_both_backends! {
     fn an_empty_store_serves_an_empty_bundle(s) {
         assert_eq!(s.trust_bundle().unwrap(), proto::trust::TrustBundle::default());
         assert!(s.revocation_lists().unwrap().is_empty());
+    }
+}
+
+fn rotation(old: &DeviceKey, new: &DeviceKey, seq: u64) -> (RotationBody, RootRotation) {
+    let body = RotationBody {
+        user: UserId::from("owner"),
+        old_key: old.public(),
+        new_key: new.public(),
+        seq,
+        issued_ms: seq * 10,
+    };
+    let statement = Signed::sign(&body, old);
+    (body, statement)
+}
+
+on_both_backends! {
+    fn root_rotations_are_kept_newest_per_replaced_root_and_served_in_order(s) {
+        let (b1, r1) = rotation(&key(1), &key(2), 1);
+        assert!(s.trust_put_rotation(&b1, &r1).unwrap());
+        assert!(!s.trust_put_rotation(&b1, &r1).unwrap(), "stored twice");
+        let (b2, r2) = rotation(&key(2), &key(3), 2);
+        assert!(s.trust_put_rotation(&b2, &r2).unwrap());
+        // An older statement about a root already held is not taken.
+        let (b0, r0) = rotation(&key(2), &key(4), 1);
+        assert!(!s.trust_put_rotation(&b0, &r0).unwrap());
+        assert_eq!(s.root_rotations().unwrap(), vec![r1.clone(), r2.clone()]);
+        assert_eq!(s.trust_bundle().unwrap().rotations, vec![r1, r2]);
     }
 }

@@ -9,11 +9,13 @@
 //! - the newest revocation list per signer key (a lower or equal `seq` never replaces it);
 //! - each host's newest key claim;
 //! - pending device keys per user and key, with the first time seen (kept) and the label;
-//! - announced roots per user and key.
+//! - announced roots per user and key;
+//! - owner root rotation statements, the newest (`seq`) per replaced root.
 
 use super::{SqliteStore, StoreError, to_i64, to_u64};
 use proto::trust::{
-    Cert, HostKeyClaim, PendingDevice, PublicKey, RevocationBody, RevocationList, Root, TrustBundle,
+    Cert, HostKeyClaim, PendingDevice, PublicKey, RevocationBody, RevocationList, Root,
+    RootRotation, RotationBody, TrustBundle,
 };
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -51,6 +53,12 @@ pub(super) const UPSERT_REVOCATION: &str = "INSERT INTO trust_revocations(issuer
      VALUES ($1, $2, $3, $4) ON CONFLICT(issuer) DO UPDATE SET \
      seq = excluded.seq, issued_ms = excluded.issued_ms, list = excluded.list \
      WHERE excluded.seq > trust_revocations.seq";
+pub(super) const UPSERT_ROTATION: &str = "INSERT INTO trust_rotations(old_key, \"user\", seq, statement) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT(old_key) DO UPDATE SET \
+     \"user\" = excluded.\"user\", seq = excluded.seq, statement = excluded.statement \
+     WHERE excluded.seq > trust_rotations.seq";
+pub(super) const SELECT_ROTATIONS: &str =
+    "SELECT statement FROM trust_rotations ORDER BY seq, old_key";
 pub(super) const UPSERT_CLAIM: &str = "INSERT INTO trust_host_claims(host, claim, seen_ms) \
      VALUES ($1, $2, $3) ON CONFLICT(host) DO UPDATE SET \
      claim = excluded.claim, seen_ms = excluded.seen_ms";
@@ -112,6 +120,44 @@ impl SqliteStore {
             ],
         )?;
         Ok(n > 0)
+    }
+
+    /// Stores an owner's root rotation statement (already checked) if it is newer (`seq`) than
+    /// the one held for the root it replaces; returns whether it was stored.
+    ///
+    /// # Errors
+    /// SQLite failures.
+    pub fn trust_put_rotation(
+        &self,
+        body: &RotationBody,
+        statement: &RootRotation,
+    ) -> Result<bool, StoreError> {
+        let json = to_json("root rotation", statement)?;
+        let n = self.conn.execute(
+            UPSERT_ROTATION,
+            params![
+                body.old_key.to_hex(),
+                body.user.as_str(),
+                to_i64(body.seq),
+                json
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every root rotation statement, oldest sequence first.
+    ///
+    /// # Errors
+    /// SQLite failures; [`StoreError::Corrupt`] for a stored statement this build cannot read.
+    pub fn root_rotations(&self) -> Result<Vec<RootRotation>, StoreError> {
+        let mut st = self.conn.prepare_cached(SELECT_ROTATIONS)?;
+        let texts = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        texts
+            .iter()
+            .map(|t| from_json("root rotation", t))
+            .collect()
     }
 
     /// Stores a host's key claim, replacing its previous one.
@@ -227,6 +273,7 @@ impl SqliteStore {
             roots,
             certs,
             revocations: self.revocation_lists()?,
+            rotations: self.root_rotations()?,
             claims,
             pending,
         })

@@ -50,3 +50,4 @@ mod subworkspaces;
 mod tcp_transport;
 mod templates;
 mod zero_trust_relay;
+mod zero_trust_sealed;

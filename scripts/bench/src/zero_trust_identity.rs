@@ -127,6 +127,7 @@ impl Identity {
                 now_ms: now_ms(),
                 body,
                 channel: channel.map(|c| c.to_hex()),
+                template: None,
             },
         )?;
         Ok(nonce)

@@ -300,6 +300,7 @@ fn alice() -> OperatorTrust {
             user: UserId::from("owner"),
             key: root_key().public(),
         }],
+        pins: proto::trust::RootPins::default(),
         certs: vec![grant],
         revoked: Revoked::default(),
         pinned_hosts: std::collections::BTreeMap::new(),

@@ -1,6 +1,6 @@
 //! What an owner's or admin's laptop signs (pure: keys, times and randomness are passed in):
-//! host certificates for key claims proven with a bind secret it holds, user grants, and its
-//! own revocation list.
+//! host certificates for key claims proven with a bind secret it holds, user grants, its own
+//! revocation list, and after an owner root rotation the certificates the old root signed.
 
 use super::OperatorTrust;
 use super::file::OwnList;
@@ -8,8 +8,10 @@ use proto::admin::GrantInfo;
 use proto::handshake::Bytes32;
 use proto::ids::{HostId, UserId};
 use proto::rbac::Role;
+use proto::trust::revocation::Revoked;
 use proto::trust::{
-    Cert, CertBody, HostKeyClaim, PublicKey, RevocationBody, RevocationList, Subject, Verifier,
+    Cert, CertBody, DeviceKey, HostKeyClaim, PublicKey, RevocationBody, RevocationList, Subject,
+    Verifier,
 };
 use std::collections::BTreeMap;
 
@@ -222,6 +224,68 @@ pub fn user_keys(certs: &[Cert], user: &UserId) -> Vec<PublicKey> {
                 }
             }
         }
+    }
+    out
+}
+
+/// After an owner root rotation: every certificate in `certs` that `old` signed and that still
+/// counts (valid at `now_ms`, serial not revoked), signed again by `new` with a new serial,
+/// valid from now until the original end. A grant naming `old` among its device keys names
+/// `new` instead (the owner's own grant follows their root). Each grant is re-signed once, and
+/// for each host only its newest key certificate (the one that counts).
+pub fn resign(
+    certs: &[Cert],
+    revoked: &Revoked,
+    old: &PublicKey,
+    new: &DeviceKey,
+    now_ms: u64,
+    mut random: impl FnMut() -> u64,
+) -> Vec<Cert> {
+    let mut valid: Vec<CertBody> = certs
+        .iter()
+        .filter(|c| c.signer() == old)
+        .filter_map(|c| c.open().ok())
+        .filter(|b| b.valid_at(now_ms) && !revoked.serials.contains(&b.serial))
+        .collect();
+    valid.sort_by_key(|b| std::cmp::Reverse(b.not_before_ms));
+    let mut done: Vec<Subject> = Vec::new();
+    let mut hosts: Vec<HostId> = Vec::new();
+    let mut out = Vec::new();
+    for body in valid {
+        let subject = match body.subject {
+            Subject::User {
+                user,
+                device_keys,
+                host,
+                role,
+            } => Subject::User {
+                user,
+                device_keys: device_keys
+                    .into_iter()
+                    .map(|k| if k == *old { new.public() } else { k })
+                    .collect(),
+                host,
+                role,
+            },
+            Subject::Host { host, host_key } => {
+                if hosts.contains(&host) {
+                    continue;
+                }
+                hosts.push(host.clone());
+                Subject::Host { host, host_key }
+            }
+        };
+        if done.contains(&subject) {
+            continue;
+        }
+        done.push(subject.clone());
+        let body = CertBody {
+            serial: serial(random()),
+            subject,
+            not_before_ms: now_ms,
+            not_after_ms: body.not_after_ms,
+        };
+        out.push(Cert::sign(&body, new));
     }
     out
 }

@@ -35,6 +35,15 @@ pub fn create(secrets: &SecretStore, account: &str) -> Result<DeviceKey, TrustFi
     Ok(key)
 }
 
+/// Stores `key` as the device key of `account` (replacing any previous one).
+///
+/// # Errors
+/// Store failures.
+pub fn store(secrets: &SecretStore, account: &str, key: &DeviceKey) -> Result<(), TrustFileError> {
+    secrets.set(DEVICE_SERVICE, account, &hex::encode(key.seed()))?;
+    Ok(())
+}
+
 /// The device key for `account`, created when there is none; `true` when it was created.
 ///
 /// # Errors

@@ -6,7 +6,7 @@
 use super::TrustFileError;
 use proto::handshake::Bytes32;
 use proto::ids::{HostId, UserId};
-use proto::trust::{Cert, PublicKey, Root, X25519Public};
+use proto::trust::{Cert, PublicKey, Root, RootPins, X25519Public};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -28,9 +28,14 @@ pub struct TrustFile {
     /// The device key's public half when this was saved (for `show`).
     #[serde(default)]
     pub device_key: Option<PublicKey>,
-    /// Pinned owners' roots.
+    /// Owners' roots trusted when this was saved (pinned, and replaced ones within their
+    /// overlap).
     #[serde(default)]
     pub roots: Vec<Root>,
+    /// The pinned roots with the owners' rotations applied (absent before any rotation was
+    /// seen: then `roots` are the pins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_pins: Option<RootPins>,
     /// Certificates that chained to the roots when fetched.
     #[serde(default)]
     pub certs: Vec<Cert>,

@@ -74,6 +74,7 @@ fn trust_with_root(root: &DeviceKey) -> OperatorTrust {
             user: UserId::from("olga"),
             key: root.public(),
         }],
+        pins: proto::trust::RootPins::default(),
         certs: vec![],
         revoked: Revoked::default(),
         pinned_hosts: BTreeMap::new(),

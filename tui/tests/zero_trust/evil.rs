@@ -23,6 +23,9 @@ pub struct Plan {
     pub withhold_revocations: bool,
     /// Certificates to add to every `trust_fetch` answer (forged or old).
     pub extra_certs: Vec<Cert>,
+    /// Flip a bit in the first sealed record an operator sends after the header of the next
+    /// forwarded request of this operation (its body).
+    pub corrupt_body_of: Option<Op>,
 }
 
 /// The tamper hooks and what they saw.
@@ -34,6 +37,10 @@ pub struct EvilRelay {
     pub seen: Mutex<Vec<u8>>,
     /// How many headers were rewritten or replayed.
     pub tampered: Mutex<u32>,
+    /// The next bytes to the agent are to be corrupted (see [`Plan::corrupt_body_of`]).
+    corrupt_next: Mutex<bool>,
+    /// How many forwarded bodies were corrupted.
+    pub corrupted: Mutex<u32>,
 }
 
 impl EvilRelay {
@@ -65,6 +72,9 @@ impl Tamper for EvilRelay {
             *recorded = Some(fwd.clone());
             return;
         }
+        if plan.corrupt_body_of == Some(fwd.header.op) {
+            *self.corrupt_next.lock().unwrap() = true;
+        }
         let mut tampered = false;
         if plan.replay
             && let Some(old) = recorded.as_ref()
@@ -90,6 +100,21 @@ impl Tamper for EvilRelay {
 
     fn forwarded_bytes(&self, _to_agent: bool, bytes: &[u8]) {
         self.seen.lock().unwrap().extend_from_slice(bytes);
+    }
+
+    fn alter_bytes(&self, to_agent: bool, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut next = self.corrupt_next.lock().unwrap();
+        if !to_agent || !*next || bytes.is_empty() {
+            return None;
+        }
+        *next = false;
+        *self.corrupted.lock().unwrap() += 1;
+        // Inside the first sealed record (past its 4-byte length), not the fin record that
+        // follows it: the host opens the body before it reads any further.
+        let mut changed = bytes.to_vec();
+        let at = 8.min(changed.len() - 1);
+        changed[at] ^= 0x01;
+        Some(changed)
     }
 
     fn revocations(&self, lists: Vec<RevocationList>) -> Vec<RevocationList> {

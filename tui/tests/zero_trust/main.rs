@@ -22,4 +22,6 @@ mod blind;
 mod evil;
 mod queued;
 mod resign;
+mod rotate;
+mod templates;
 mod world;

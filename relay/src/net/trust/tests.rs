@@ -215,6 +215,7 @@ fn a_signed_header_is_noted_with_its_signer_and_body_hash_and_sealed_when_channe
             now_ms: 5,
             body: Some("ab12".into()),
             channel: Some("00ff".into()),
+            template: None,
         },
     )
     .unwrap();

@@ -1,11 +1,13 @@
 //! Zero-trust objects on PostgreSQL (the SQLite twin, with the rules, is `store/trust.rs`).
 
 use super::super::trust::{
-    UPSERT_CLAIM, UPSERT_REVOCATION, from_json, pending, root, same_or_refused, to_json,
+    SELECT_ROTATIONS, UPSERT_CLAIM, UPSERT_REVOCATION, UPSERT_ROTATION, from_json, pending, root,
+    same_or_refused, to_json,
 };
 use super::{PgStore, StoreError, to_i64};
 use proto::trust::{
-    Cert, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root, TrustBundle,
+    Cert, HostKeyClaim, PendingDevice, RevocationBody, RevocationList, Root, RootRotation,
+    RotationBody, TrustBundle,
 };
 
 impl PgStore {
@@ -56,6 +58,39 @@ impl PgStore {
             ],
         )?;
         Ok(n > 0)
+    }
+
+    /// Stores a root rotation statement if newer than the one held for its old root.
+    ///
+    /// # Errors
+    /// PostgreSQL failures.
+    pub fn trust_put_rotation(
+        &self,
+        body: &RotationBody,
+        statement: &RootRotation,
+    ) -> Result<bool, StoreError> {
+        let json = to_json("root rotation", statement)?;
+        let n = self.exec(
+            UPSERT_ROTATION,
+            &[
+                &body.old_key.to_hex(),
+                &body.user.as_str(),
+                &to_i64(body.seq),
+                &json,
+            ],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Every root rotation statement, oldest sequence first.
+    ///
+    /// # Errors
+    /// PostgreSQL failures, or a stored statement this build cannot read.
+    pub fn root_rotations(&self) -> Result<Vec<RootRotation>, StoreError> {
+        self.rows(SELECT_ROTATIONS, &[])?
+            .iter()
+            .map(|r| from_json("root rotation", &r.try_get::<_, String>(0)?))
+            .collect()
     }
 
     /// Stores a host's key claim, replacing its previous one.
@@ -157,6 +192,7 @@ impl PgStore {
             roots,
             certs,
             revocations: self.revocation_lists()?,
+            rotations: self.root_rotations()?,
             claims,
             pending,
         })

@@ -1,0 +1,99 @@
+//! Owner key rotation through the real binaries: the owner's laptop rotates its root; the host
+//! (which pinned the old root at enrollment) verifies the old root's statement, pins the new
+//! root and keeps the old one for its overlap, so a grant the old root signed still works; the
+//! owner retires the old root early and the host stops trusting it, while the grants the
+//! laptop re-signed with the new root keep working. `rotate-device` refuses for a root and
+//! points at `rotate-owner`.
+
+use crate::harness::bin;
+use crate::world::ZtWorld;
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// `cm-agent trust show --json` for the world's host.
+fn trust_show(w: &ZtWorld) -> Result<serde_json::Value> {
+    let out = Command::new(bin("cm-agent")?)
+        .arg("--config")
+        .arg(&w.agent_config)
+        .arg("--state-dir")
+        .arg(&w.agent_state)
+        .args(["trust", "show", "--json"])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "trust show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// (fingerprint, state) of each root `trust show` lists.
+fn roots(show: &serde_json::Value) -> Vec<(String, String)> {
+    show["roots"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    (
+                        r["fingerprint"].as_str().unwrap_or_default().to_owned(),
+                        r["state"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_rotates_their_root_and_the_host_follows_without_re_enrolling() -> Result<()> {
+    let w = ZtWorld::start().await?;
+    let bob = w.user("bob", "viewer", true)?;
+    bob.ok(&["workspaces", "box"])?;
+
+    // rotate-device does not replace a root, and says what does.
+    let refused = w.owner.fails(&["admin", "trust", "rotate-device"])?;
+    assert!(
+        refused.contains("cm-tui admin trust rotate-owner"),
+        "{refused}"
+    );
+
+    let out = w.owner.ok(&["admin", "trust", "rotate-owner", "--json"])?;
+    let rotated: serde_json::Value = serde_json::from_str(&out)?;
+    let old = rotated["old"].as_str().context("old")?.to_owned();
+    let new = rotated["new"].as_str().context("new")?.to_owned();
+    assert_ne!(old, new);
+    assert!(rotated["resigned"].as_u64().unwrap_or(0) >= 2, "{out}");
+
+    // The relay pushed the statement; the host took it and wrote it down.
+    w.wait_agent_log(&["owner root rotated", &new])?;
+    assert_eq!(
+        roots(&trust_show(&w)?),
+        vec![
+            (new.clone(), "active".into()),
+            (old.clone(), "retiring".into())
+        ]
+    );
+    // The owner's laptop works with its new key; bob's grant, signed by the old root, still
+    // works within the overlap.
+    let listing = w.until_ok(&w.owner, &["workspaces", "box"], false)?;
+    assert!(listing.contains("demo"), "{listing}");
+    bob.ok(&["workspaces", "box"])?;
+
+    // The owner retires the old root now: the host stops trusting it at once.
+    w.owner.ok(&["admin", "trust", "retire-old-root"])?;
+    w.wait_agent_log(&["retired by its owner"])?;
+    assert_eq!(
+        roots(&trust_show(&w)?),
+        vec![
+            (new.clone(), "active".into()),
+            (old.clone(), "retired".into())
+        ]
+    );
+    // Bob's laptop holds only the old root's grant: the host refuses it, the laptop fetches
+    // the grant the owner re-signed with the new root, and bob works on.
+    let listing = bob.ok(&["workspaces", "box"])?;
+    assert!(listing.contains("demo"), "{listing}");
+    w.owner.ok(&["workspaces", "box"])?;
+    Ok(())
+}
