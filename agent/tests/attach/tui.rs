@@ -98,17 +98,21 @@ impl Tmux {
             "-t",
             self.session,
             "-F",
-            "#{pane_dead}:#{pane_dead_status}",
+            "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}",
         ]);
         let out = String::from_utf8(cmd.output()?.stdout)?;
         let mut fields = out.trim().split(':');
         if fields.next() != Some("1") {
             return Ok(None);
         }
-        Ok(Some(
-            // No status: it was killed by a signal.
-            fields.next().and_then(|s| s.parse().ok()).unwrap_or(-1),
-        ))
+        let status = fields.next().and_then(|s| s.parse().ok());
+        let signal: Option<i32> = fields.next().and_then(|s| s.parse().ok());
+        Ok(Some(match (status, signal) {
+            (Some(status), _) => status,
+            // Killed by a signal: 128 + its number, as a shell says it.
+            (None, Some(signal)) => 128 + signal,
+            (None, None) => -1,
+        }))
     }
 
     /// Polls until the screen holds every needle; returns it.
@@ -264,7 +268,8 @@ fn sessions_made_at_the_desk_and_over_the_relay_show_on_both_sides() -> Result<(
     // checked: now and then it is killed by a signal as OpenCode quits (cause not found yet,
     // see session 9's closing note).
     tmux.press("C-c")?;
-    let _status = tmux.wait_exit()?;
+    let status = tmux.wait_exit()?;
+    eprintln!("cm-agent attach exited with {status}");
     world.agent()?.wait_stderr("cm-agent attach ended")?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod latency;
 pub mod machine;
 pub mod netutil;
+pub mod notify;
 pub mod opencode_cpu;
 pub mod opencode_launch;
 pub mod opencode_stream;

@@ -73,11 +73,13 @@ enum Scenario {
     ZeroTrust,
     /// Scenario 14: the TCP path (QUIC in TLS over TCP) vs QUIC vs raw quinn (issue #21).
     Transport,
+    /// Scenario 15: from an agent's permission notice to the webhook POST (issue #22).
+    Notify,
 }
 
 type Runner = fn(&Options) -> Result<Vec<Row>>;
 
-const ALL: [(Scenario, Runner); 10] = [
+const ALL: [(Scenario, Runner); 11] = [
     (Scenario::Latency, cm_bench::latency::run),
     (Scenario::Throughput, cm_bench::throughput::run),
     (Scenario::Fleet, cm_bench::fleet::run),
@@ -88,6 +90,7 @@ const ALL: [(Scenario, Runner); 10] = [
     (Scenario::Peering, cm_bench::peering::run),
     (Scenario::ZeroTrust, cm_bench::zero_trust::run),
     (Scenario::Transport, cm_bench::transport::run),
+    (Scenario::Notify, cm_bench::notify::run),
 ];
 
 fn options(cli: &Cli) -> Options {
