@@ -89,12 +89,14 @@ while IFS= read -r line; do
     echo "readme-setup-test: \$ $line" >&2
     case "$cmd" in
         "cm-relay run"*)
-            eval "$cmd" >"$tmp/relay.log" 2>&1 &
+            # `exec`: the job is the relay itself, so cleanup's kill reaches it (killing a
+            # subshell in between would leave the relay, the agent and OpenCode running).
+            eval "exec $cmd" >"$tmp/relay.log" 2>&1 &
             pids+=("$!")
             wait_for "$tmp/relay.log" "relay listening"
             ;;
         "cm-agent run"*)
-            eval "$cmd" >"$tmp/agent.log" 2>&1 &
+            eval "exec $cmd" >"$tmp/agent.log" 2>&1 &
             pids+=("$!")
             wait_for "$tmp/agent.log" "connected to relay"
             ;;
