@@ -188,36 +188,12 @@ pub fn load(state_dir: &Path) -> Vec<AddedRecord> {
 /// # Errors
 /// I/O failures.
 pub fn save(state_dir: &Path, records: &[AddedRecord]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)?;
-    let path = state_dir.join(FILE_NAME);
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(&AddedFile {
         version: 1,
         workspaces: records.to_vec(),
     })
     .map_err(std::io::Error::other)?;
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&text)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, &path)?;
-    if let Ok(d) = std::fs::File::open(state_dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::private_file::write_atomic(&state_dir.join(FILE_NAME), &text)
 }
 
 #[cfg(test)]

@@ -128,7 +128,9 @@ pub fn request(state_dir: &Path, workspace: &str) -> Result<Attached, AttachErro
 }
 
 /// `opencode attach URL --dir ROOT` for `server`, the password in the environment (not on the
-/// command line, where `ps` shows it), auto-update off (the agent runs this binary too).
+/// command line, where `ps` shows it), with the outbound calls the agent's own OpenCode makes
+/// none of switched off here too: auto-update (the agent runs this binary), the model
+/// catalogue fetch (retried at start and hourly), LSP downloads and sharing.
 pub fn command(server: &Server) -> Command {
     let mut cmd = Command::new(&server.opencode);
     cmd.arg("attach")
@@ -137,8 +139,15 @@ pub fn command(server: &Server) -> Command {
         .arg(&server.directory)
         .current_dir(&server.directory)
         .env("OPENCODE_SERVER_PASSWORD", &server.password)
-        .env_remove("OPENCODE_SERVER_USERNAME")
-        .env("OPENCODE_DISABLE_AUTOUPDATE", "1");
+        .env_remove("OPENCODE_SERVER_USERNAME");
+    for off in [
+        "OPENCODE_DISABLE_AUTOUPDATE",
+        "OPENCODE_DISABLE_MODELS_FETCH",
+        "OPENCODE_DISABLE_LSP_DOWNLOAD",
+        "OPENCODE_DISABLE_SHARE",
+    ] {
+        cmd.env(off, "1");
+    }
     cmd
 }
 

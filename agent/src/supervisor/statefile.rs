@@ -17,7 +17,6 @@ use crate::hub::{EventHub, SEQ_BLOCK};
 pub use crate::state_file_name::FILE_NAME;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -194,34 +193,9 @@ impl Registry {
 }
 
 fn write_atomic(path: &Path, record: &StateRecord) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
     // The state directory holds the OpenCode passwords: owner-only when created here.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
-    // A leftover temp file (a crash mid-write) may have other permissions: it goes, and the
-    // new one is created fresh with 0600 (`create_new` also refuses a planted symlink).
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&text)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::private_file::write_atomic(path, &text)
 }
 
 #[cfg(test)]

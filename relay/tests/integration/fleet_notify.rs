@@ -5,12 +5,12 @@
 
 use crate::fleet_presence::{after, cm_relay, join_two, member, run, run_logged};
 use crate::harness::operator_retrying;
+use crate::multi_relay::login;
 use crate::notify::{SECRET, next, permission, receiver};
 use crate::ownership::{scripted_agent, tell_relay};
 use crate::pg_server::PgServer;
 use anyhow::Result;
 use cm_client as client;
-use proto::handshake::{LoginMethod, LoginRequest};
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
 use proto::notify::{ChannelInfo, ChannelSpec, ChannelTarget, Focus};
@@ -38,22 +38,7 @@ async fn a_tui_focused_through_relay_a_quiets_that_session_at_relay_b() -> Resul
         "info,cm_relay::net::notify_ops=debug,cm_relay::server=debug",
     )?;
 
-    let cred = client::login(
-        &a.addr,
-        &pin,
-        LoginRequest {
-            v: proto::PROTOCOL_VERSION,
-            user: invite.user.clone(),
-            method: LoginMethod::Invite {
-                secret: invite.secret,
-                new_password: Some("correct horse battery staple".into()),
-            },
-            ttl_s: None,
-            label: Some("fleet".into()),
-            device_key: None,
-        },
-    )
-    .await?;
+    let cred = login(&a.addr, &pin, &invite).await?;
     let at_a = operator_retrying(&a.addr, &pin, &cred).await?;
     let (url, mut hooks) = receiver().await?;
     let spec = ChannelSpec {

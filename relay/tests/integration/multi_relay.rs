@@ -78,7 +78,8 @@ fn copy_identity(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn login(addr: &str, pin: &str, invite: &Invite) -> Result<IssuedCredential> {
+/// Logs the invited user in at `addr` (no password set).
+pub(crate) async fn login(addr: &str, pin: &str, invite: &Invite) -> Result<IssuedCredential> {
     Ok(client::login(
         addr,
         pin,
