@@ -157,85 +157,45 @@ pub fn command(server: &Server) -> Command {
 /// [`AttachError`] says why it did not run.
 pub fn run(state_dir: &Path, workspace: &str) -> Result<ExitStatus, AttachError> {
     let attached = request(state_dir, workspace)?;
-    let not_runnable = |source| AttachError::OpencodeNotRunnable {
-        path: attached.server.opencode.clone(),
-        source,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(not_runnable)?;
-    let status = rt
-        .block_on(run_passing_signals_on(command(&attached.server)))
-        .map_err(not_runnable)?;
+    // While OpenCode's TUI runs in the foreground, a signal for the whole foreground group (a
+    // Ctrl-C the terminal turns into SIGINT, a hang-up, what OpenCode sends its group when it
+    // quits) is OpenCode's to handle, so this process only notes it and waits for OpenCode to
+    // end. Handlers, not SIG_IGN: OpenCode itself starts with the default dispositions.
+    let _left_to_opencode = interactive_signals_left_to_child();
+    let status =
+        command(&attached.server)
+            .status()
+            .map_err(|source| AttachError::OpencodeNotRunnable {
+                path: attached.server.opencode.clone(),
+                source,
+            })?;
     // Ends the attach: the agent stops renewing OpenCode's lease for it.
     drop(attached.connection);
     Ok(status)
 }
 
-/// Runs `cmd` (OpenCode's TUI, in the foreground) until it exits; signals are OpenCode's to
-/// act on. SIGINT and SIGQUIT reaching this process came to the whole foreground group (a
-/// terminal's keys), so OpenCode has them too: noted, nothing more. SIGTERM and SIGHUP are
-/// also passed on to OpenCode, so a `kill` of this process alone (a session manager, a closed
-/// SSH session's hang-up) ends OpenCode too, not an orphaned TUI; one that came to the group
-/// reaches OpenCode twice, which ends it the same. Handlers, not SIG_IGN: OpenCode starts with
-/// the default dispositions. They are in place before OpenCode starts.
-async fn run_passing_signals_on(cmd: Command) -> std::io::Result<ExitStatus> {
-    use rustix::process::{Pid, Signal, kill_process};
+/// Installs do-nothing handlers for SIGINT, SIGQUIT, SIGTERM and SIGHUP in this process for as
+/// long as the returned guard lives (`None` when they cannot be installed: then the defaults
+/// stay). OpenCode gets the same signals (they go to the foreground group) and ends; this
+/// process then reports its exit.
+fn interactive_signals_left_to_child()
+-> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut quit = signal(SignalKind::quit())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut child = tokio::process::Command::from(cmd).spawn()?;
-    loop {
-        let pass_on = tokio::select! {
-            status = child.wait() => return status,
-            _ = interrupt.recv() => None,
-            _ = quit.recv() => None,
-            _ = terminate.recv() => Some(Signal::TERM),
-            _ = hangup.recv() => Some(Signal::HUP),
-        };
-        let pid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .and_then(Pid::from_raw);
-        if let (Some(signal), Some(pid)) = (pass_on, pid) {
-            // It may have just exited: then there is nothing to pass on to.
-            let _ = kill_process(pid, signal);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_sigterm_for_this_process_alone_reaches_opencode_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready");
-        // Stands in for OpenCode's TUI: says when it runs, exits 7 on SIGTERM.
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(format!(
-            "trap 'exit 7' TERM; touch {}; while :; do sleep 0.05; done",
-            ready.display()
-        ));
-        let run = tokio::spawn(run_passing_signals_on(cmd));
-        let started = tokio::time::timeout(Duration::from_secs(30), async {
-            while !ready.exists() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
-        started.await.expect("the stand-in never started");
-        // The handlers were in place before it started; only this process is signalled.
-        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
-            .unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(30), run)
-            .await
-            .expect("SIGTERM was not passed on")
-            .unwrap()
-            .unwrap();
-        assert_eq!(status.code(), Some(7), "{status:?}");
-    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .ok()?;
+    let kinds = [
+        SignalKind::interrupt(),
+        SignalKind::quit(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ];
+    let handlers = rt.block_on(async {
+        kinds
+            .into_iter()
+            .map(|k| signal(k).ok())
+            .collect::<Option<Vec<_>>>()
+    })?;
+    Some((rt, handlers))
 }
