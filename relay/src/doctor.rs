@@ -9,6 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 mod listeners;
+mod notify_key;
+
+pub use notify_key::notify_key;
 
 /// Runs every check, with the TCP listener on `listen`'s address (the default).
 /// `now_ms` is the wall clock (passed in so the clock check is testable).

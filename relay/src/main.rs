@@ -240,7 +240,7 @@ fn run(cli: Cli) -> Result<()> {
                 .unwrap_or_default()
                 .resolve(listen);
             let fleet = file.fleet_config().ok().flatten();
-            let findings = cm_relay::doctor::check_member(
+            let mut findings = cm_relay::doctor::check_member(
                 &dir,
                 listen,
                 listen_tcp,
@@ -248,6 +248,12 @@ fn run(cli: Cli) -> Result<()> {
                 fleet.as_ref(),
                 heartbeat_timeout(&file),
             );
+            let notify_key = file
+                .notify_config()
+                .ok()
+                .and_then(|n| n.secret_key_file)
+                .unwrap_or_else(|| dir.root().join(cm_relay::config::NOTIFY_KEY_FILE));
+            findings.push(cm_relay::doctor::notify_key(&dir, &notify_key));
             let failed = cm_relay::finding::print_report(&findings);
             anyhow::ensure!(failed == 0, "{} found", cli::counted(failed, "problem"));
         }

@@ -53,6 +53,17 @@ pub enum SealError {
     Random,
 }
 
+impl SealError {
+    /// Whether `text` (a [`SealError`] shown as text, as a broken channel row keeps it) says
+    /// the secret was sealed under another key.
+    pub fn is_wrong_key_text(text: &str) -> bool {
+        text.contains(WRONG_KEY_SIGN)
+    }
+}
+
+/// The words of [`SealError::WrongKey`] that [`SealError::is_wrong_key_text`] looks for.
+const WRONG_KEY_SIGN: &str = "it was sealed under another key";
+
 /// A loaded key.
 struct SecretKey(LessSafeKey);
 
@@ -132,6 +143,14 @@ impl Sealer {
         let loaded = Arc::new(load_or_create(path, &self.random)?);
         // Two first needs at once load the same file: either result is the key.
         Ok(Arc::clone(self.key.get_or_init(|| loaded)))
+    }
+
+    /// Loads the key now (creating the file when there is none), to report a bad key early.
+    ///
+    /// # Errors
+    /// As [`Sealer::seal`] without the randomness.
+    pub fn check_key(&self) -> Result<(), SealError> {
+        self.key().map(|_| ())
     }
 
     /// `secret` sealed for `user`'s channel `channel`.
@@ -255,6 +274,10 @@ mod tests {
         let other = Sealer::with_key([8; KEY_LEN]);
         let err = other.open("alice", "hook", &sealed).unwrap_err();
         assert!(err.to_string().contains("secret_key_file"), "{err}");
+        assert!(SealError::is_wrong_key_text(&err.to_string()), "{err}");
+        assert!(!SealError::is_wrong_key_text(
+            &SealError::Malformed.to_string()
+        ));
         assert!(matches!(
             sealer.open("alice", "hook", "v1:00"),
             Err(SealError::Malformed)
