@@ -175,8 +175,9 @@ async fn attempt(
         };
         links.host_killed.reset();
         let since = Instant::now();
-        tracing::info!(%host, link = id, %relay, conn = %session.conn_id, %transport, "connected to relay");
+        // Noted before it is logged: whoever waits for the log line finds it in `status`.
         links.transports.connected(id, relay, transport);
+        tracing::info!(%host, link = id, %relay, conn = %session.conn_id, %transport, "connected to relay");
         let end = serve::serve(links, id, session, relay, transport, cancel).await;
         links.transports.disconnected(id);
         backoff.connection_lasted(since.elapsed());

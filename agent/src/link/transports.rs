@@ -39,6 +39,7 @@ impl Transports {
                 relay: relay.to_string(),
                 transport: transport.label().to_owned(),
                 since_ms: cm_client::time::now_ms(),
+                pid: Some(std::process::id()),
             },
         );
         self.write(&now);

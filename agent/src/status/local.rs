@@ -89,6 +89,7 @@ mod tests {
                 relay: "192.0.2.1:7443".into(),
                 transport: "TCP via proxy".into(),
                 since_ms: 1,
+                pid: None,
             }],
         };
         let text = status.render();

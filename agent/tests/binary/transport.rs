@@ -23,7 +23,8 @@ fn status_json(world: &World) -> Result<serde_json::Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_the_transport_of_each_connected_link_and_none_after_exit() -> Result<()> {
+async fn status_shows_the_transport_of_each_connected_link_and_none_after_exit_or_kill()
+-> Result<()> {
     let world = World::start("").await?;
     let mut agent = world.spawn_agent()?;
     let line = agent.log.wait_line(&["connected to relay"])?;
@@ -33,6 +34,15 @@ async fn status_shows_the_transport_of_each_connected_link_and_none_after_exit()
     assert_eq!(status["links"][0]["transport"], "QUIC", "{status}");
     assert_eq!(status["links"][0]["relay"], relay.as_str(), "{status}");
     agent.terminate()?;
+    let status = status_json(&world)?;
+    assert_eq!(status["links"], serde_json::json!([]), "{status}");
+
+    // Killed without a chance to clear its file: status still says it is not connected.
+    let mut agent = world.spawn_agent()?;
+    agent.log.wait_line(&["connected to relay"])?;
+    assert_eq!(status_json(&world)?["links"][0]["transport"], "QUIC");
+    agent.child.kill()?;
+    agent.child.wait()?;
     let status = status_json(&world)?;
     assert_eq!(status["links"], serde_json::json!([]), "{status}");
     world.shutdown().await;
