@@ -6,19 +6,25 @@
 use crate::finding::Finding;
 use crate::notify::sealing::{KEY_LEN, SealError, Sealer};
 use crate::state::StateDir;
-use crate::store::NotifyRow;
+use crate::store::Store;
 use ring::rand::{SecureRandom, SystemRandom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 const CHECK: &str = "notify key";
 
-/// The channels of `rows` whose secret does not open: `user/name` each.
-fn sealed_elsewhere(rows: &[NotifyRow]) -> Vec<String> {
-    rows.iter()
+/// How many channels the store holds, and those whose secret `sealer` does not open
+/// (`user/name` each).
+fn not_opened(store: &Store, sealer: &Sealer) -> Result<(usize, Vec<String>), Finding> {
+    let rows = store
+        .notify_channels(None, sealer)
+        .map_err(|e| Finding::fail(CHECK, format!("reading the channels: {e}")))?;
+    let names = rows
+        .iter()
         .filter(|r| matches!(&r.spec, Err(why) if SealError::is_wrong_key_text(why)))
         .map(|r| format!("{}/{}", r.user, r.name))
-        .collect()
+        .collect();
+    Ok((rows.len(), names))
 }
 
 /// At most the first three of `names`, and how many more.
@@ -45,11 +51,10 @@ pub fn notify_key(dir: &StateDir, path: &Path) -> Finding {
             if SystemRandom::new().fill(&mut throwaway).is_err() {
                 return Finding::fail(CHECK, "the OS random source failed");
             }
-            let rows = match store.notify_channels(None, &Sealer::with_key(throwaway)) {
-                Ok(rows) => rows,
-                Err(e) => return Finding::fail(CHECK, format!("reading the channels: {e}")),
+            let (_, sealed) = match not_opened(&*store, &Sealer::with_key(throwaway)) {
+                Ok(counted) => counted,
+                Err(finding) => return finding,
             };
-            let sealed = sealed_elsewhere(&rows);
             if sealed.is_empty() {
                 Finding::ok(
                     CHECK,
@@ -84,18 +89,14 @@ pub fn notify_key(dir: &StateDir, path: &Path) -> Finding {
             if let Err(e) = sealer.check_key() {
                 return Finding::fail(CHECK, e.to_string());
             }
-            let rows = match store.notify_channels(None, &sealer) {
-                Ok(rows) => rows,
-                Err(e) => return Finding::fail(CHECK, format!("reading the channels: {e}")),
+            let (channels, sealed) = match not_opened(&*store, &sealer) {
+                Ok(counted) => counted,
+                Err(finding) => return finding,
             };
-            let sealed = sealed_elsewhere(&rows);
             if sealed.is_empty() {
                 Finding::ok(
                     CHECK,
-                    format!(
-                        "{shown} opens every stored channel secret ({} channels)",
-                        rows.len()
-                    ),
+                    format!("{shown} opens every stored channel secret ({channels} channels)"),
                 )
             } else {
                 Finding::fail(
