@@ -161,41 +161,103 @@ pub fn run(state_dir: &Path, workspace: &str) -> Result<ExitStatus, AttachError>
     // Ctrl-C the terminal turns into SIGINT, a hang-up, what OpenCode sends its group when it
     // quits) is OpenCode's to handle, so this process only notes it and waits for OpenCode to
     // end. Handlers, not SIG_IGN: OpenCode itself starts with the default dispositions.
-    let _left_to_opencode = interactive_signals_left_to_child();
-    let status =
+    let signals = interactive_signals_left_to_child();
+    // Spawned by std from this thread (a TUI spawned through tokio showed a blank screen now
+    // and then), waited for on a thread of its own.
+    let mut child =
         command(&attached.server)
-            .status()
+            .spawn()
             .map_err(|source| AttachError::OpencodeNotRunnable {
                 path: attached.server.opencode.clone(),
                 source,
             })?;
+    let pid = child.id();
+    if let Some((rt, handlers)) = signals {
+        // Told when OpenCode has exited but before it is reaped, so its pid stays OpenCode's
+        // (a zombie) for as long as signals are passed on to it.
+        let (done, exited) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            wait_for_exit_unreaped(pid);
+            let _ = done.send(());
+        });
+        rt.block_on(pass_on_termination(pid, handlers, exited));
+    }
+    let status = child
+        .wait()
+        .map_err(|source| AttachError::OpencodeNotRunnable {
+            path: attached.server.opencode.clone(),
+            source,
+        })?;
     // Ends the attach: the agent stops renewing OpenCode's lease for it.
     drop(attached.connection);
     Ok(status)
 }
 
+/// Until OpenCode's TUI has exited: a SIGTERM or SIGHUP sent to this process is passed on to
+/// it (a `kill` of `cm-agent attach` alone, a service manager stopping it), so the TUI does not
+/// outlive the attach; SIGINT and SIGQUIT come only from the terminal, to the whole group, and
+/// reach OpenCode by themselves. A signal sent to the whole group reaches OpenCode twice, which
+/// ends it the same way.
+async fn pass_on_termination(
+    pid: u32,
+    [mut interrupt, mut quit, mut terminate, mut hangup]: [tokio::signal::unix::Signal; 4],
+    mut exited: tokio::sync::oneshot::Receiver<()>,
+) {
+    let pass_on = |signal: rustix::process::Signal| {
+        let target = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(target) = target {
+            let _ = rustix::process::kill_process(target, signal);
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = &mut exited => return,
+            _ = terminate.recv() => pass_on(rustix::process::Signal::TERM),
+            _ = hangup.recv() => pass_on(rustix::process::Signal::HUP),
+            _ = interrupt.recv() => {}
+            _ = quit.recv() => {}
+        }
+    }
+}
+
+/// Returns once process `pid` (a child of this process) has exited, leaving it to be reaped.
+fn wait_for_exit_unreaped(pid: u32) {
+    use rustix::process::{Pid, WaitId, WaitIdOptions, waitid};
+    let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    loop {
+        match waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => {}
+            // Exited, or cannot be waited for at all (then the reaping wait says why).
+            _ => return,
+        }
+    }
+}
+
 /// Installs do-nothing handlers for SIGINT, SIGQUIT, SIGTERM and SIGHUP in this process for as
-/// long as the returned guard lives (`None` when they cannot be installed: then the defaults
-/// stay). OpenCode gets the same signals (they go to the foreground group) and ends; this
+/// long as the returned handlers live (`None` when they cannot be installed: then the defaults
+/// stay). OpenCode gets the terminal's signals (they go to the foreground group) and ends; this
 /// process then reports its exit.
 fn interactive_signals_left_to_child()
--> Option<(tokio::runtime::Runtime, Vec<tokio::signal::unix::Signal>)> {
+-> Option<(tokio::runtime::Runtime, [tokio::signal::unix::Signal; 4])> {
     use tokio::signal::unix::{SignalKind, signal};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .ok()?;
-    let kinds = [
-        SignalKind::interrupt(),
-        SignalKind::quit(),
-        SignalKind::terminate(),
-        SignalKind::hangup(),
-    ];
     let handlers = rt.block_on(async {
-        kinds
-            .into_iter()
-            .map(|k| signal(k).ok())
-            .collect::<Option<Vec<_>>>()
+        Some([
+            signal(SignalKind::interrupt()).ok()?,
+            signal(SignalKind::quit()).ok()?,
+            signal(SignalKind::terminate()).ok()?,
+            signal(SignalKind::hangup()).ok()?,
+        ])
     })?;
     Some((rt, handlers))
 }
