@@ -14,6 +14,7 @@ mod trust;
 
 use crate::workspaces::Workspaces;
 use addresses::Addresses;
+use cm_client::DialTarget;
 use cm_client::backoff::{Backoff, Policy, RESTART_SPREAD, jitter};
 use cm_client::time::random_u64;
 use picker::LinkId;
@@ -150,16 +151,22 @@ async fn link_loop(links: &Links, id: LinkId, cancel: &CancellationToken) {
 async fn attempt(
     links: &Links,
     id: LinkId,
-    relay: SocketAddr,
+    target: DialTarget,
     backoff: &mut Backoff,
     cancel: &CancellationToken,
 ) -> Option<Duration> {
     let host = &links.config.host;
+    let relay = target.addr;
+    // A QUIC session a TCP connection handed over to (see `serve::SessionEnd::MovingToQuic`).
+    let mut handed_over = None;
     loop {
-        let connected = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return None,
-            r = serve::connect(links, relay) => r,
+        let connected = match handed_over.take() {
+            Some(session) => Ok((session, cm_client::transport::Transport::Quic)),
+            None => tokio::select! {
+                biased;
+                () = cancel.cancelled() => return None,
+                r = serve::connect(links, &target) => r,
+            },
         };
         let (session, transport) = match connected {
             Ok(connected) => connected,
@@ -181,6 +188,12 @@ async fn attempt(
         let end = serve::serve(links, id, session, relay, transport, cancel).await;
         links.transports.disconnected(id);
         backoff.connection_lasted(since.elapsed());
+        if let SessionEnd::MovingToQuic { from, next } = end {
+            backoff.reset();
+            tracing::info!(link = id, %relay, from = %from, to = %cm_client::transport::Transport::Quic, "QUIC answers again; moving this link from TCP to QUIC (the TCP connection's open streams finish first)");
+            handed_over = Some(*next);
+            continue;
+        }
         if let Some(delay) = after(links, id, relay, end, backoff) {
             return delay;
         }
@@ -188,7 +201,8 @@ async fn attempt(
 }
 
 /// What follows the end of a session: `Some(delay)` before the next attempt (`Some(None)`:
-/// cancelled), or `None` to dial the same relay again at once (moving back to QUIC).
+/// cancelled), or `None` to go on with the same relay at once (a hand-over to QUIC, which the
+/// caller serves).
 fn after(
     links: &Links,
     id: LinkId,
@@ -198,11 +212,7 @@ fn after(
 ) -> Option<Option<Duration>> {
     match end {
         SessionEnd::Cancelled => Some(None),
-        SessionEnd::MovingToQuic { from } => {
-            backoff.reset();
-            tracing::info!(link = id, %relay, from = %from, to = %cm_client::transport::Transport::Quic, "QUIC answers again; moving this link from TCP to QUIC");
-            None
-        }
+        SessionEnd::MovingToQuic { .. } => None,
         SessionEnd::RelayRestarting => {
             backoff.reset();
             let d = jitter(RESTART_SPREAD, random_u64());

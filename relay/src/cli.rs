@@ -384,6 +384,9 @@ pub fn run_config(
         .listen_tcp
         .or_else(|| file.listen_tcp())
         .unwrap_or_default();
+    if let Some(n) = file.tcp_connections_per_address {
+        c.tcp_limits.open_per_address = n;
+    }
     let pick = |flag: Option<Duration>, key: &Option<String>, default: Duration| {
         flag.or_else(|| RelayFile::duration(key)).unwrap_or(default)
     };

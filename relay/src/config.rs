@@ -87,6 +87,8 @@ pub struct RelayConfig {
     pub listen: SocketAddr,
     /// TCP address to serve QUIC-in-TLS on (see [`ListenTcp`]).
     pub listen_tcp: ListenTcp,
+    /// Limits of the TCP listener (`tcp_connections_per_address` in relay.toml).
+    pub tcp_limits: cm_client::tunnel::config::ListenerLimits,
     /// State directory (certificate, key, database).
     pub state_dir: PathBuf,
     /// Offline after this long without a heartbeat.
@@ -154,6 +156,7 @@ impl RelayConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 7443)),
             listen_tcp: ListenTcp::SameAsUdp,
+            tcp_limits: cm_client::tunnel::config::ListenerLimits::default(),
             state_dir,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             idle_timeout: crate::tls::DEFAULT_IDLE_TIMEOUT,

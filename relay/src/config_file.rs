@@ -25,6 +25,8 @@ pub struct RelayFile {
     pub listen: Option<String>,
     /// TCP listen address (QUIC in TLS over TCP), or `"off"`.
     pub listen_tcp: Option<String>,
+    /// Open TCP tunnel connections one client address may hold.
+    pub tcp_connections_per_address: Option<usize>,
     /// Offline after this long without a heartbeat.
     pub heartbeat_timeout: Option<String>,
     /// QUIC idle timeout.
@@ -120,6 +122,12 @@ impl RelayFile {
         if let Some(l) = &self.listen_tcp {
             l.parse::<crate::config::ListenTcp>()
                 .map_err(|e| invalid("listen_tcp", e))?;
+        }
+        if self.tcp_connections_per_address == Some(0) {
+            return Err(invalid(
+                "tcp_connections_per_address",
+                "must be at least 1 (the default is 64)".into(),
+            ));
         }
         for (key, v) in [
             ("heartbeat_timeout", &self.heartbeat_timeout),

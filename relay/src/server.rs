@@ -151,7 +151,13 @@ async fn bind_tcp_endpoint(
         ListenTcp::At(addr) => (addr, true),
     };
     let bind_err = |source| SpawnError::BindTcp { addr, source };
-    let (socket, local) = match cm_client::tunnel::bind_tunnel_listener(addr, tls).await {
+    let (socket, local) = match cm_client::tunnel::bind_tunnel_listener(
+        addr,
+        tls,
+        config.tcp_limits,
+    )
+    .await
+    {
         Ok(bound) => bound,
         Err(source) if explicit => return Err(bind_err(source)),
         Err(source) => {

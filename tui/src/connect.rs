@@ -15,13 +15,33 @@ pub fn dial_options(profile: &Profile) -> DialOptions {
     }
 }
 
-/// Resolves when a connection to `relay` over `transport` should move back to QUIC: never on
-/// QUIC or with a forced transport; on TCP in `auto` mode, once a background QUIC probe answers.
-pub async fn quic_is_back(profile: &Profile, relay: std::net::SocketAddr, transport: Transport) {
+/// An authenticated QUIC session to `relay`, once a connection over `transport` should move
+/// back to QUIC: never on QUIC or with a forced transport; on TCP in `auto` mode, once a
+/// background QUIC probe answers and the QUIC connection authenticates (the caller then moves
+/// new work to it and lets the TCP connection's open streams finish).
+pub async fn quic_is_back(
+    profile: &Profile,
+    key: &Key,
+    relay: std::net::SocketAddr,
+    transport: Transport,
+) -> Session {
     if !transport.is_tcp() || profile.home.transport.mode != TransportMode::Auto {
         return std::future::pending().await;
     }
-    client::transport::quic_comes_back(relay, &profile.pin, &dial_options(profile)).await;
+    let opts = dial_options(profile);
+    loop {
+        client::transport::quic_comes_back(relay, &profile.pin, &opts).await;
+        let session = async {
+            let (_endpoint, conn) = client::dial_quic(relay, &profile.pin, &opts).await?;
+            client::authenticate(conn, PeerKind::Operator, &profile.cred_id, key).await
+        };
+        match session.await {
+            Ok(session) => return session,
+            Err(e) => {
+                tracing::debug!(%relay, error = %e, "QUIC answered a probe but the session failed; staying on TCP")
+            }
+        }
+    }
 }
 
 /// Dials the relay of `profile` and authenticates with its credential.
@@ -70,8 +90,8 @@ pub async fn connect_from(
     key: &Key,
     start: usize,
 ) -> Result<Connected, LinkError> {
-    let addrs = client::resolve_all(&profile.relay).await?;
-    let dialed = client::dial_any(&addrs, start, &profile.pin, &dial_options(profile)).await?;
+    let targets = client::resolve_targets(&profile.relay).await?;
+    let dialed = client::dial_any(&targets, start, &profile.pin, &dial_options(profile)).await?;
     let session =
         client::authenticate(dialed.conn, PeerKind::Operator, &profile.cred_id, key).await?;
     Ok(Connected {

@@ -6,13 +6,17 @@
 
 mod calls;
 mod forwards;
+mod handover;
 mod streams;
+mod watches;
+
+use watches::{WatchJob, watch_task};
 
 use crate::call::{
     CallError, ForwardNews, ForwardRequest, Request, Scope, StreamRequest, WatchKey,
 };
 use crate::connect;
-use crate::e2e_channels::{self, HostStreams, OpenOptions};
+use crate::e2e_channels::{self, HostStreams};
 use crate::event::NetEvent;
 use crate::profile::Profile;
 use cm_client::backoff::{Backoff, Policy};
@@ -23,10 +27,7 @@ use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::Key;
 use proto::header::{Op, StreamHeader};
 use proto::ids::ReqId;
-use proto::message::{CloseReason, Control, Reply};
-use proto::op;
-use proto::operation::{Operation, Streaming};
-use proto::ops::WatchQuery;
+use proto::message::{CloseReason, Control};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,9 @@ enum End {
     Lost(String),
     /// Refused for good (`revoked`: the relay said the login was revoked).
     Fatal { message: String, revoked: bool },
+    /// QUIC answers again: new work goes to this authenticated QUIC session; the TCP
+    /// connection's open calls, streams and forwards finish first (see [`handover`]).
+    MovingToQuic(Box<Session>),
 }
 
 /// Answers a command that arrived while there is no connection: calls fail (the app asks
@@ -184,11 +188,17 @@ async fn run(
     // Where the next dial starts in the profile's relay list: after a lost connection, the
     // address after the one that was lost, so the reconnect goes to another relay first.
     let mut start = 0;
+    // A QUIC session the TCP connection handed over to (its index and address stay).
+    let mut handed_over: Option<connect::Connected> = None;
     loop {
-        let connected = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return,
-            r = connect::connect_from(&profile, &key, start) => r,
+        let moving = handed_over.is_some();
+        let connected = match handed_over.take() {
+            Some(next) => Ok(next),
+            None => tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                r = connect::connect_from(&profile, &key, start) => r,
+            },
         };
         let end = match connected {
             Ok(connect::Connected {
@@ -201,27 +211,41 @@ async fn run(
                 start = index + 1;
                 // A reconnect asked for while connecting is satisfied by this connection; calls
                 // queued meanwhile were meant for the old one (the app re-asks once connected).
-                while let Ok(command) = commands.try_recv() {
+                // After a hand-over nothing was lost: they go to the new connection.
+                while !moving && let Ok(command) = commands.try_recv() {
                     refuse(command, &events).await;
                 }
                 let up_since = Instant::now();
                 let conn_id = session.conn_id.clone();
-                let conn = session.conn.clone();
                 let end = if events.send(NetEvent::Connected { conn_id }).await.is_err()
                     || events.send(NetEvent::Transport(transport)).await.is_err()
                 {
                     End::Cancelled
                 } else {
-                    tokio::select! {
-                        end = serve(session, &profile, &events, &mut commands, &cancel) => end,
-                        // Back on QUIC: the same relay again at once (watches resume).
-                        () = connect::quic_is_back(&profile, addr, transport) => {
-                            tracing::info!(relay = %addr, from = %transport, to = "QUIC", "QUIC answers again; moving the connection from TCP to QUIC");
-                            conn.close(proto::message::CloseReason::Normal.code().into(), b"moving to QUIC");
-                            start = index;
-                            End::Requested
-                        }
+                    let quic_back = connect::quic_is_back(&profile, &key, addr, transport);
+                    serve(
+                        session,
+                        &profile,
+                        &events,
+                        &mut commands,
+                        &cancel,
+                        quic_back,
+                    )
+                    .await
+                };
+                let end = match end {
+                    End::MovingToQuic(session) => {
+                        // Back on QUIC: the same relay, already authenticated (watches resume).
+                        tracing::info!(relay = %addr, from = %transport, to = "QUIC", "QUIC answers again; moving the connection from TCP to QUIC (open streams finish on TCP)");
+                        handed_over = Some(connect::Connected {
+                            index,
+                            addr,
+                            session: *session,
+                            transport: cm_client::transport::Transport::Quic,
+                        });
+                        End::Requested
                     }
+                    other => other,
                 };
                 backoff.connection_lasted(up_since.elapsed());
                 end
@@ -239,7 +263,7 @@ async fn run(
                 let _ = events.send(NetEvent::Fatal { message, revoked }).await;
                 return;
             }
-            End::Requested => {
+            End::Requested | End::MovingToQuic(_) => {
                 backoff.reset();
                 continue;
             }
@@ -312,7 +336,9 @@ async fn serve(
     events: &mpsc::Sender<NetEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
+    quic_back: impl std::future::Future<Output = Session>,
 ) -> End {
+    let conn = session.conn.clone();
     let news = events.clone();
     let on_mode = move |host: &proto::ids::HostId, mode| {
         // Never block a stream on the app: with its queue full the marker waits for the
@@ -333,16 +359,21 @@ async fn serve(
         }
     };
     // Calls, watches and the keeper of this connection end with it, also when this future is
-    // dropped (moving from TCP back to QUIC drops it mid-select).
+    // dropped; after a hand-over to QUIC, once the open calls, streams and forwards are done.
     let streams = cancel.child_token();
-    let _end_with_the_connection = streams.clone().drop_guard();
+    let end_with_the_connection = streams.clone().drop_guard();
     tokio::spawn(crate::revocation_keeper::keep_fresh(
         Arc::clone(&hosts),
         profile.clone(),
         streams.clone(),
     ));
-    let end = serve_streams(session, &hosts, events, commands, cancel, &streams).await;
-    streams.cancel();
+    let work = handover::Work::new(streams.clone());
+    let end = serve_streams(session, &hosts, events, commands, cancel, &work, quic_back).await;
+    if matches!(end, End::MovingToQuic(_)) {
+        tokio::spawn(work.finish(conn, end_with_the_connection.disarm()));
+    } else {
+        streams.cancel();
+    }
     end
 }
 
@@ -352,8 +383,11 @@ async fn serve_streams(
     events: &mpsc::Sender<NetEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
-    streams: &CancellationToken,
+    work: &handover::Work,
+    quic_back: impl std::future::Future<Output = Session>,
 ) -> End {
+    let streams = &work.cancel;
+    tokio::pin!(quic_back);
     let Session {
         conn,
         mut control_send,
@@ -376,23 +410,30 @@ async fn serve_streams(
         tokio::select! {
             biased;
             () = cancel.cancelled() => break End::Cancelled,
+            next = &mut quic_back => {
+                // Watches reopen on the new connection from their last seq; the rest finishes.
+                for token in watches.values() {
+                    token.cancel();
+                }
+                break End::MovingToQuic(Box::new(next));
+            }
             cmd = commands.recv() => match cmd {
                 Some(Command::Reconnect) => break End::Requested,
                 Some(Command::Request(request)) => {
-                    tokio::spawn(perform(hosts.clone(), request, events.clone(), streams.clone()));
+                    work.spawn(perform(hosts.clone(), request, events.clone(), streams.clone()));
                 }
                 Some(Command::Stream(request)) => {
                     let token = streams.child_token();
                     // Ended streams' tokens are dropped as new ones open.
                     open_streams.retain(|_, t| !t.is_cancelled());
                     open_streams.insert(request.id, token.clone());
-                    tokio::spawn(streams::run(hosts.clone(), request, events.clone(), token));
+                    work.spawn(streams::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::Forward(request)) => {
                     let token = streams.child_token();
                     open_streams.retain(|_, t| !t.is_cancelled());
                     open_streams.insert(request.id, token.clone());
-                    tokio::spawn(forwards::run(hosts.clone(), request, events.clone(), token));
+                    work.spawn(forwards::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::CloseStream(id)) => {
                     if let Some(token) = open_streams.remove(&id) {
@@ -459,6 +500,8 @@ async fn serve_streams(
         }
     };
     let reason: &[u8] = match end {
+        // Closed by `handover::Work::finish` once its open streams are done.
+        End::MovingToQuic(_) => return end,
         End::Requested => b"reconnecting",
         _ => b"bye",
     };
@@ -492,75 +535,6 @@ async fn perform(
         }),
     };
     let _ = events.send(NetEvent::Reply { request, result }).await;
-}
-
-/// One watch to open.
-#[derive(Debug)]
-struct WatchJob {
-    watch: WatchKey,
-    after_seq: Option<u64>,
-    req_id: ReqId,
-}
-
-/// Runs one workspace watch until it ends, then says why (unless it was cancelled).
-async fn watch_task(
-    hosts: Arc<HostStreams>,
-    job: WatchJob,
-    events: mpsc::Sender<NetEvent>,
-    cancel: CancellationToken,
-) {
-    let result = tokio::select! {
-        () = cancel.cancelled() => return,
-        r = run_watch(&hosts, &job, &events) => r,
-    };
-    let reason = match result {
-        Ok(()) => "the agent ended the event stream".to_owned(),
-        Err(reason) => reason,
-    };
-    let watch = job.watch;
-    let _ = events.send(NetEvent::WatchEnded { watch, reason }).await;
-}
-
-async fn run_watch(
-    hosts: &HostStreams,
-    job: &WatchJob,
-    events: &mpsc::Sender<NetEvent>,
-) -> Result<(), String> {
-    type Watch = op::WatchEvents;
-    let h = header(Watch::OP, job.req_id, &job.watch.scope());
-    let query: <Watch as Operation>::Body = WatchQuery {
-        after_seq: job.after_seq,
-    };
-    // The send half stays open for the life of the watch; dropping it would end the request.
-    let e2e_channels::HostStream {
-        send: _send,
-        mut recv,
-    } = hosts
-        .open(&h, Some(&query), OpenOptions::FINISH)
-        .await
-        .map_err(|e| e.to_string())?;
-    let first: Reply<<Watch as Operation>::Reply> =
-        recv.expect().await.map_err(|e| e.to_string())?;
-    let next_seq = first.into_result().map_err(|e| e.message)?;
-    let gone = || "the app stopped".to_owned();
-    let started = NetEvent::WatchStarted {
-        watch: job.watch.clone(),
-        next_seq,
-    };
-    events.send(started).await.map_err(|_| gone())?;
-    loop {
-        match recv.next::<<Watch as Streaming>::Item>().await {
-            Ok(Some(frame)) => {
-                let event = NetEvent::WatchFrame {
-                    watch: job.watch.clone(),
-                    frame,
-                };
-                events.send(event).await.map_err(|_| gone())?;
-            }
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
 }
 
 #[cfg(test)]

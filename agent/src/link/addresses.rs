@@ -2,12 +2,15 @@
 //! every reconnection and, for a link that found no free address, every
 //! [`RESOLVE_AGAIN`] while it waits (a name that failed to resolve at boot, or resolved to
 //! fewer addresses than there are links, gets its other links later). The [`Picker`] hands
-//! them out so that no two links hold one address.
+//! them out so that no two links hold one address, each with the host name it was configured
+//! by (the TCP path asks a proxy for the name, not the IP).
 
 use super::picker::{LinkId, Picker};
+use cm_client::DialTarget;
 use cm_client::backoff::jitter;
 use cm_client::relay_addrs::{parse_relay_list, push_distinct};
 use cm_client::time::random_u64;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,8 +21,8 @@ use tokio::sync::Notify;
 /// How often (at most, jittered) a link waiting for a free address resolves the list again.
 pub(super) const RESOLVE_AGAIN: Duration = Duration::from_secs(30);
 
-/// A resolution of the relay list: its addresses, or why there are none.
-pub(super) type Resolved = Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, String>> + Send>>;
+/// A resolution of the relay list: its addresses (with their names), or why there are none.
+pub(super) type Resolved = Pin<Box<dyn Future<Output = Result<Vec<DialTarget>, String>> + Send>>;
 
 /// Resolves a relay list (DNS in the agent; a fixed answer in tests).
 pub(super) type Resolve = Box<dyn Fn(String) -> Resolved + Send + Sync>;
@@ -28,7 +31,7 @@ pub(super) type Resolve = Box<dyn Fn(String) -> Resolved + Send + Sync>;
 pub(super) fn dns() -> Resolve {
     Box::new(|relays| {
         Box::pin(async move {
-            cm_client::resolve_all(&relays)
+            cm_client::resolve_targets(&relays)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -58,6 +61,8 @@ pub(super) struct Addresses {
     relays: String,
     resolve: Resolve,
     picker: Mutex<Picker>,
+    /// The host name each address was resolved from (none for IP literals).
+    names: Mutex<HashMap<SocketAddr, String>>,
     /// Woken when an address is released or the list changes (for a link waiting for one).
     changed: Notify,
 }
@@ -69,6 +74,7 @@ impl Addresses {
             relays,
             resolve,
             picker: Mutex::new(Picker::default()),
+            names: Mutex::new(HashMap::new()),
             changed: Notify::new(),
         }
     }
@@ -81,8 +87,14 @@ impl Addresses {
     /// Returns whether any address is known.
     pub(super) async fn refresh(&self, id: LinkId) -> bool {
         match (self.resolve)(self.relays.clone()).await {
-            Ok(addrs) => {
-                self.picker().set_addrs(addrs);
+            Ok(targets) => {
+                let names = targets
+                    .iter()
+                    .filter_map(|t| Some((t.addr, t.host.clone()?)))
+                    .collect();
+                *self.names.lock().unwrap_or_else(PoisonError::into_inner) = names;
+                self.picker()
+                    .set_addrs(targets.into_iter().map(|t| t.addr).collect());
                 self.changed.notify_waiters();
                 true
             }
@@ -101,13 +113,18 @@ impl Addresses {
     /// An address no other link holds (the next after this link's last one). While every
     /// address is held by other links it waits for one to be released, resolving the list
     /// again every [`RESOLVE_AGAIN`] or so.
-    pub(super) async fn take(&self, id: LinkId) -> SocketAddr {
+    pub(super) async fn take(&self, id: LinkId) -> DialTarget {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
-            if let Some(addr) = self.picker().take(id) {
-                return addr;
+            let taken = self.picker().take(id);
+            if let Some(addr) = taken {
+                let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+                return match names.get(&addr) {
+                    Some(host) => DialTarget::named(addr, host.clone()),
+                    None => DialTarget::from(addr),
+                };
             }
             tracing::debug!(
                 link = id,
@@ -148,7 +165,12 @@ mod tests {
     fn fake_dns(answer: &Arc<Mutex<Vec<SocketAddr>>>) -> Resolve {
         let answer = Arc::clone(answer);
         Box::new(move |relays| {
-            let addrs = answer.lock().unwrap().clone();
+            let addrs: Vec<DialTarget> = answer
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|a| DialTarget::named(*a, "relays.example"))
+                .collect();
             Box::pin(async move {
                 if addrs.is_empty() {
                     Err(format!("{relays}: no such name"))
@@ -183,13 +205,17 @@ mod tests {
         let addresses = Addresses::new(relays.into(), fake_dns(&answer));
         assert_eq!(link_count(relays, 2), 2, "both links run from the start");
         assert!(addresses.refresh(0).await);
-        assert_eq!(addresses.take(0).await, a(1));
+        assert_eq!(
+            addresses.take(0).await,
+            DialTarget::named(a(1), "relays.example"),
+            "the link dials the address under the name it was resolved from"
+        );
         assert!(addresses.refresh(1).await);
         let second = addresses.take(1);
         tokio::pin!(second);
         tokio::select! {
             biased;
-            addr = &mut second => panic!("link 1 got {addr}, which link 0 holds"),
+            addr = &mut second => panic!("link 1 got {addr:?}, which link 0 holds"),
             () = std::future::ready(()) => {}
         }
         // DNS now answers a second relay; link 1 finds it without any other link moving.
@@ -197,6 +223,6 @@ mod tests {
         let addr = tokio::time::timeout(HANG_GUARD, second)
             .await
             .expect("the waiting link resolved the list again");
-        assert_eq!(addr, a(2));
+        assert_eq!(addr.addr, a(2));
     }
 }

@@ -1,5 +1,8 @@
 //! One link's connection: dial one relay address, authenticate, heartbeat, and serve the
-//! operation streams the relay opens until the connection ends.
+//! operation streams the relay opens until the connection ends. A link on TCP whose
+//! background QUIC probe answers hands over: the QUIC session is authenticated first (the relay
+//! then routes new streams to it), and the TCP connection's open streams finish (within
+//! [`HANDOVER_DRAIN`]) before it closes.
 
 use super::{LinkId, Links};
 use crate::ops;
@@ -7,7 +10,7 @@ use crate::status;
 use crate::workspaces::Workspaces;
 use cm_client::framed::send_frame;
 use cm_client::transport::{Transport, TransportMode};
-use cm_client::{self as client, DialOptions, LinkError, Session};
+use cm_client::{self as client, DialOptions, DialTarget, LinkError, Session};
 use proto::frame::MAX_FRAME_LEN;
 use proto::handshake::PeerKind;
 use proto::ids::CredId;
@@ -22,6 +25,10 @@ use tokio_util::task::TaskTracker;
 /// Bound on waiting for in-flight operation streams when a connection ends.
 const STREAMS_DRAIN: Duration = Duration::from_secs(2);
 
+/// After a move from TCP to QUIC, how long the TCP connection's open streams (a streamed
+/// answer, a file read, a port forward) may take to finish before it is closed anyway.
+pub(super) const HANDOVER_DRAIN: Duration = Duration::from_secs(30);
+
 /// Why a connected session ended.
 #[derive(Debug)]
 pub(super) enum SessionEnd {
@@ -29,9 +36,11 @@ pub(super) enum SessionEnd {
     RelayRestarting,
     /// The relay took a newer connection of this host instead (another link on it).
     Replaced,
-    /// QUIC answers again: the TCP connection was closed to dial again over QUIC.
+    /// QUIC answers again: `next` is an authenticated QUIC session of the same relay; the
+    /// TCP connection finishes its open streams in the background, then closes.
     MovingToQuic {
         from: Transport,
+        next: Box<Session>,
     },
     Lost(String),
 }
@@ -46,31 +55,49 @@ fn dial_options(links: &Links) -> DialOptions {
     }
 }
 
-/// Dials `addr` (QUIC and TCP raced as configured) and authenticates as this host.
+/// Dials `target` (QUIC and TCP raced as configured) and authenticates as this host.
 pub(super) async fn connect(
     links: &Links,
-    addr: SocketAddr,
+    target: &DialTarget,
 ) -> Result<(Session, Transport), LinkError> {
     let config = &links.config;
     let ((_endpoint, conn), transport) =
-        client::transport::dial_racing(addr, &config.pin, &dial_options(links)).await?;
-    let session = client::authenticate(
+        client::transport::dial_racing(target.clone(), &config.pin, &dial_options(links)).await?;
+    Ok((authenticate(links, conn).await?, transport))
+}
+
+async fn authenticate(links: &Links, conn: quinn::Connection) -> Result<Session, LinkError> {
+    let config = &links.config;
+    client::authenticate(
         conn,
         PeerKind::Agent,
         &CredId(config.host.0.clone()),
         &config.key,
     )
-    .await?;
-    Ok((session, transport))
+    .await
 }
 
-/// Resolves when a connection over `transport` should move back to QUIC: never on QUIC or with
-/// a forced transport; on TCP in `auto` mode, once a background QUIC probe answers.
-async fn quic_is_back(links: &Links, relay: SocketAddr, transport: Transport) {
+/// An authenticated QUIC session to `relay`, once a connection over `transport` should move
+/// back to QUIC: never on QUIC or with a forced transport; on TCP in `auto` mode, once a
+/// background QUIC probe answers and the QUIC connection authenticates.
+async fn quic_is_back(links: &Links, relay: SocketAddr, transport: Transport) -> Session {
     if !transport.is_tcp() || links.config.transport.mode != TransportMode::Auto {
         return std::future::pending().await;
     }
-    client::transport::quic_comes_back(relay, &links.config.pin, &dial_options(links)).await;
+    let opts = dial_options(links);
+    loop {
+        client::transport::quic_comes_back(relay, &links.config.pin, &opts).await;
+        let session = async {
+            let (_endpoint, conn) = client::dial_quic(relay, &links.config.pin, &opts).await?;
+            authenticate(links, conn).await
+        };
+        match session.await {
+            Ok(session) => return session,
+            Err(e) => {
+                tracing::debug!(%relay, error = %e, "QUIC answered a probe but the session failed; staying on TCP")
+            }
+        }
+    }
 }
 
 fn end_of(conn: &quinn::Connection, fallback: String) -> SessionEnd {
@@ -102,23 +129,33 @@ pub(super) async fn serve(
     let workspaces = &links.workspaces;
     let Session {
         conn,
-        control_send,
-        control_recv,
+        mut control_send,
+        mut control_recv,
         ..
     } = session;
+    let stream_cancel = cancel.child_token();
     let streams = Streams {
         tracker: TaskTracker::new(),
-        cancel: cancel.child_token(),
+        background: stream_cancel.child_token(),
+        cancel: stream_cancel,
         workspaces: Arc::clone(workspaces),
     };
     let probe = quic_is_back(links, relay, transport);
     let end = tokio::select! {
-        end = serve_connection(links, id, &conn, control_send, control_recv, &streams, cancel) => end,
-        () = probe => {
-            conn.close(CloseReason::Normal.code().into(), MOVING_TO_QUIC);
-            SessionEnd::MovingToQuic { from: transport }
-        }
+        end = serve_connection(links, id, &conn, &mut control_send, &mut control_recv, &streams, cancel) => end,
+        next = probe => SessionEnd::MovingToQuic { from: transport, next: Box::new(next) },
     };
+    if matches!(end, SessionEnd::MovingToQuic { .. }) {
+        // The control stream stays open until the end: the relay keeps this connection
+        // until its streams are done, and sends new ones to the QUIC session.
+        let old = Moved {
+            conn,
+            control: (control_send, control_recv),
+            streams,
+        };
+        tokio::spawn(old.finish());
+        return end;
+    }
     if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
         && CloseReason::from_code(c.error_code.into_inner()) == CloseReason::Revoked
     {
@@ -148,7 +185,41 @@ pub(super) async fn serve(
 struct Streams {
     tracker: TaskTracker,
     cancel: CancellationToken,
+    /// The connection's own forwarders (sub-agent links, attention): a child of `cancel`,
+    /// stopped at once when the connection hands over (the next one runs its own).
+    background: CancellationToken,
     workspaces: Arc<Workspaces>,
+}
+
+/// A TCP connection left for QUIC: no new streams, no heartbeats; its open streams finish.
+struct Moved {
+    conn: quinn::Connection,
+    control: (quinn::SendStream, cm_client::framed::FramedRecv),
+    streams: Streams,
+}
+
+impl Moved {
+    /// Waits (within [`HANDOVER_DRAIN`]) for the open streams, then closes the connection.
+    async fn finish(self) {
+        let Self {
+            conn,
+            control,
+            streams,
+        } = self;
+        streams.background.cancel();
+        streams.tracker.close();
+        let drained = tokio::time::timeout(HANDOVER_DRAIN, streams.tracker.wait()).await;
+        if drained.is_err() {
+            tracing::warn!(
+                ?HANDOVER_DRAIN,
+                "streams of the TCP connection left for QUIC still open; closing it"
+            );
+            streams.cancel.cancel();
+            let _ = tokio::time::timeout(STREAMS_DRAIN, streams.tracker.wait()).await;
+        }
+        conn.close(CloseReason::Normal.code().into(), MOVING_TO_QUIC);
+        drop(control);
+    }
 }
 
 /// Spawns the handler of one operation stream the relay opened.
@@ -173,8 +244,8 @@ async fn serve_connection(
     links: &Links,
     id: LinkId,
     conn: &quinn::Connection,
-    mut control_send: quinn::SendStream,
-    mut control_recv: cm_client::framed::FramedRecv,
+    control_send: &mut quinn::SendStream,
+    control_recv: &mut cm_client::framed::FramedRecv,
     streams: &Streams,
     cancel: &CancellationToken,
 ) -> SessionEnd {
@@ -187,13 +258,13 @@ async fn serve_connection(
     let mut changes = streams.workspaces.changes();
     // A zero-trust host claims its end-to-end key on every connection (relays forget).
     if let Some(claim) = super::trust::key_claim(streams.workspaces.trust().map(Arc::as_ref))
-        && let Err(e) = send_frame(&mut control_send, &claim, MAX_FRAME_LEN).await
+        && let Err(e) = send_frame(control_send, &claim, MAX_FRAME_LEN).await
     {
         return end_of(conn, e.to_string());
     }
     // Sub-agent sessions: the relay records their parent's owner as theirs.
     let (links_tx, mut parent_links) = tokio::sync::mpsc::channel(256);
-    let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.cancel.clone());
+    let (workspaces, cancel_links) = (Arc::clone(&streams.workspaces), streams.background.clone());
     let (attention_workspaces, attention_tx) = (Arc::clone(&workspaces), links_tx.clone());
     streams.tracker.spawn(async move {
         tokio::select! {
@@ -202,7 +273,8 @@ async fn serve_connection(
         }
     });
     // What needs a human (issue #22), told by one link only: see `Transports::tells`.
-    let (transports, cancel_attention) = (Arc::clone(&links.transports), streams.cancel.clone());
+    let (transports, cancel_attention) =
+        (Arc::clone(&links.transports), streams.background.clone());
     let tells: crate::attention::Teller = Arc::new(move || transports.tells(id));
     streams.tracker.spawn(async move {
         tokio::select! {
@@ -224,25 +296,25 @@ async fn serve_connection(
                 }
                 seq += 1;
                 let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
-                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                if let Err(e) = send_frame(control_send, &hb, MAX_FRAME_LEN).await {
                     return end_of(conn, e.to_string());
                 }
             }
             Ok(()) = changes.changed() => {
                 seq += 1;
                 let hb = Control::Heartbeat { seq, status: status::collect(streams.workspaces.names()) };
-                if let Err(e) = send_frame(&mut control_send, &hb, MAX_FRAME_LEN).await {
+                if let Err(e) = send_frame(control_send, &hb, MAX_FRAME_LEN).await {
                     return end_of(conn, e.to_string());
                 }
             }
             Some(link) = parent_links.recv() => {
-                if let Err(e) = send_frame(&mut control_send, &link, MAX_FRAME_LEN).await {
+                if let Err(e) = send_frame(control_send, &link, MAX_FRAME_LEN).await {
                     return end_of(conn, e.to_string());
                 }
             }
             // Local actions (`cm-agent attach`) for the relay's audit trail; kept on failure.
             notice = streams.workspaces.local_notices().next() => {
-                if let Err(e) = send_frame(&mut control_send, &notice, MAX_FRAME_LEN).await {
+                if let Err(e) = send_frame(control_send, &notice, MAX_FRAME_LEN).await {
                     streams.workspaces.local_notices().put_back(notice);
                     return end_of(conn, e.to_string());
                 }

@@ -2,7 +2,7 @@
 //! tried in order ([`dial_any`]) with the pinned key; a pin mismatch is told apart from an
 //! unreachable relay.
 
-use crate::relay_addrs;
+use crate::relay_addrs::{self, DialTarget};
 use crate::tls::{self, PinObservation, RELAY_SERVER_NAME};
 use crate::{DialOptions, LinkError};
 use std::net::SocketAddr;
@@ -24,25 +24,43 @@ pub async fn resolve(relay: &str) -> Result<SocketAddr, LinkError> {
     })
 }
 
-/// Every address of `relay`, in order, without duplicates: `relay` is one `host:port` or a
-/// comma-separated list ([`relay_addrs::parse_relay_list`]); IP literals need no DNS, and a
-/// name contributes every address it resolves to. An entry that does not resolve is skipped
-/// while another one does (a fleet stays reachable when one of its names is gone).
+/// Every address of `relay`, in order, without duplicates (see [`resolve_targets`]).
+///
+/// # Errors
+/// As [`resolve_targets`].
+pub async fn resolve_all(relay: &str) -> Result<Vec<SocketAddr>, LinkError> {
+    Ok(resolve_targets(relay)
+        .await?
+        .into_iter()
+        .map(|t| t.addr)
+        .collect())
+}
+
+/// Every address of `relay`, in order, without duplicates, each with the host name it was
+/// configured by (the TCP path's proxy decision and CONNECT use the name): `relay` is one
+/// `host:port` or a comma-separated list ([`relay_addrs::parse_relay_list`]); IP literals need
+/// no DNS, and a name contributes every address it resolves to. An entry that does not resolve
+/// is skipped while another one does (a fleet stays reachable when one of its names is gone).
 ///
 /// # Errors
 /// [`LinkError::Address`] for a malformed string; [`LinkError::Resolve`] when no entry resolves.
-pub async fn resolve_all(relay: &str) -> Result<Vec<SocketAddr>, LinkError> {
+pub async fn resolve_targets(relay: &str) -> Result<Vec<DialTarget>, LinkError> {
     let entries = relay_addrs::parse_relay_list(relay)?;
-    let mut out = Vec::new();
+    let mut out: Vec<DialTarget> = Vec::new();
     let mut failure = None;
+    let mut push = |target: DialTarget| {
+        if !out.iter().any(|t| t.addr == target.addr) {
+            out.push(target);
+        }
+    };
     for entry in entries {
         if let Some(addr) = entry.literal {
-            relay_addrs::push_distinct(&mut out, [addr]);
+            push(DialTarget::from(addr));
             continue;
         }
-        let found = tokio::net::lookup_host(entry.text.as_str()).await;
-        match found {
-            Ok(found) => relay_addrs::push_distinct(&mut out, found),
+        let host = entry.host_name().unwrap_or_default().to_owned();
+        match tokio::net::lookup_host(entry.text.as_str()).await {
+            Ok(found) => found.for_each(|addr| push(DialTarget::named(addr, host.clone()))),
             Err(e) => {
                 failure.get_or_insert(LinkError::Resolve {
                     addr: entry.text.clone(),
@@ -83,8 +101,8 @@ pub async fn dial_endpoint(
     pin: &str,
     opts: &DialOptions,
 ) -> Result<(quinn::Endpoint, quinn::Connection), LinkError> {
-    let addrs = resolve_all(addr).await?;
-    dial_any(&addrs, 0, pin, opts)
+    let targets = resolve_targets(addr).await?;
+    dial_any(&targets, 0, pin, opts)
         .await
         .map(|d| (d.endpoint, d.conn))
 }
@@ -104,7 +122,8 @@ pub struct Dialed {
     pub transport: crate::transport::Transport,
 }
 
-/// Dials `addrs` in order from `start` (wrapping around), each for at most
+/// Dials `addrs` (socket addresses, or [`DialTarget`]s that keep the configured host name) in
+/// order from `start` (wrapping around), each for at most
 /// [`DIAL_ATTEMPT_TIMEOUT`] when there are several, and returns the first that answers with
 /// the pinned key. A pin mismatch stops at once: that relay is not ours, or someone is in the
 /// way, and trying the next address would hide it.
@@ -112,8 +131,8 @@ pub struct Dialed {
 /// # Errors
 /// The pin mismatch; else, when none answered, the one failure (one address) or a
 /// [`LinkError::Connect`] naming every address and why it failed.
-pub async fn dial_any(
-    addrs: &[SocketAddr],
+pub async fn dial_any<T: Clone + Into<DialTarget>>(
+    addrs: &[T],
     start: usize,
     pin: &str,
     opts: &DialOptions,
@@ -122,8 +141,9 @@ pub async fn dial_any(
     let mut failures: Vec<(SocketAddr, LinkError)> = Vec::new();
     for step in 0..n {
         let index = (start + step) % n;
-        let addr = addrs[index];
-        let attempt = crate::transport::dial_racing(addr, pin, opts);
+        let target: DialTarget = addrs[index].clone().into();
+        let addr = target.addr;
+        let attempt = crate::transport::dial_racing(target, pin, opts);
         let result = if n > 1 {
             let bound = DIAL_ATTEMPT_TIMEOUT.min(opts.idle_timeout);
             tokio::time::timeout(bound, attempt)
@@ -159,7 +179,7 @@ pub async fn dial_any(
     Err(LinkError::Connect {
         addr: addrs
             .iter()
-            .map(ToString::to_string)
+            .map(|a| Into::<DialTarget>::into(a.clone()).addr.to_string())
             .collect::<Vec<_>>()
             .join(","),
         reason: if failures.is_empty() {
@@ -279,6 +299,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_name_keeps_its_host_next_to_each_address_and_a_literal_has_none() {
+        let all = resolve_targets("localhost:7443,127.0.0.1:5").await.unwrap();
+        let (named, literal): (Vec<_>, Vec<_>) = all.iter().partition(|t| t.host.is_some());
+        assert!(!named.is_empty(), "{all:?}");
+        assert!(
+            named.iter().all(
+                |t| t.host.as_deref() == Some("localhost") && t.host_port() == "localhost:7443"
+            ),
+            "{all:?}"
+        );
+        assert!(
+            literal
+                .iter()
+                .all(|t| t.addr == addr("127.0.0.1:5") && t.host_port() == "127.0.0.1:5"),
+            "{all:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn an_unresolvable_entry_is_skipped_while_another_resolves() {
         let all = resolve_all("no-such-relay.invalid:7443,127.0.0.1:5")
             .await
@@ -309,7 +348,7 @@ mod tests {
 
     #[tokio::test]
     async fn dialing_nothing_says_so() {
-        let err = dial_any(&[], 0, "blake3:00", &DialOptions::default())
+        let err = dial_any::<SocketAddr>(&[], 0, "blake3:00", &DialOptions::default())
             .await
             .unwrap_err();
         assert!(

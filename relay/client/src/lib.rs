@@ -27,10 +27,10 @@ pub mod tunnel;
 pub use call::call;
 pub use dial::{
     DIAL_ATTEMPT_TIMEOUT, Dialed, dial, dial_addr, dial_any, dial_endpoint, dial_quic, resolve,
-    resolve_all,
+    resolve_all, resolve_targets,
 };
 pub use hosts::{HostWatch, host_list};
-pub use relay_addrs::AddrError;
+pub use relay_addrs::{AddrError, DialTarget};
 
 use crate::framed::{FramedRecv, StreamError, send_frame};
 use crate::time::{now_ms, random32};

@@ -146,6 +146,61 @@ fn parse_entry(entry: &str) -> Result<RelayEntry, AddrError> {
     })
 }
 
+/// One relay address to dial: the socket address DNS gave and, when the relay was written as a
+/// name, that name. The TCP path needs the name: `NO_PROXY` entries and a proxy's allow list
+/// name hosts, so the proxy is chosen for, and asked to CONNECT to, `relay.example.com:7443`
+/// rather than the IP it resolved to. The pin checks the relay's key either way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialTarget {
+    /// The resolved address (what QUIC and a direct TCP connection dial).
+    pub addr: SocketAddr,
+    /// The host name as configured (no port); `None` when the relay was given as an IP.
+    pub host: Option<String>,
+}
+
+impl DialTarget {
+    /// `addr` reached through the configured host name `host`.
+    pub fn named(addr: SocketAddr, host: impl Into<String>) -> Self {
+        Self {
+            addr,
+            host: Some(host.into()),
+        }
+    }
+
+    /// The host to match `NO_PROXY` against: the configured name, else the IP.
+    pub fn host_or_ip(&self) -> String {
+        self.host
+            .clone()
+            .unwrap_or_else(|| self.addr.ip().to_string())
+    }
+
+    /// `host:port` for a CONNECT line: the configured name with the port, else the address
+    /// (`[v6]:port` for IPv6).
+    pub fn host_port(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}:{}", self.addr.port()),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+impl From<SocketAddr> for DialTarget {
+    fn from(addr: SocketAddr) -> Self {
+        Self { addr, host: None }
+    }
+}
+
+impl RelayEntry {
+    /// The host part of a name entry (`relay.example.com` of `relay.example.com:7443`);
+    /// `None` for an IP literal.
+    pub fn host_name(&self) -> Option<&str> {
+        if self.literal.is_some() {
+            return None;
+        }
+        self.text.rsplit_once(':').map(|(host, _)| host)
+    }
+}
+
 /// Appends `new` to `into`, skipping addresses already there (first occurrence keeps its place).
 pub fn push_distinct(into: &mut Vec<SocketAddr>, new: impl IntoIterator<Item = SocketAddr>) {
     for addr in new {
@@ -219,6 +274,20 @@ mod tests {
             let err = parse_relay_list(input).unwrap_err().to_string();
             assert!(err.contains(expected), "{input:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_name_entry_keeps_its_host_for_the_dial_target() {
+        let entries = parse_relay_list("relay.example.com:7443,[::1]:9").unwrap();
+        assert_eq!(entries[0].host_name(), Some("relay.example.com"));
+        assert_eq!(entries[1].host_name(), None);
+        let addr: SocketAddr = "192.0.2.1:7443".parse().unwrap();
+        let named = DialTarget::named(addr, "relay.example.com");
+        assert_eq!(named.host_port(), "relay.example.com:7443");
+        assert_eq!(named.host_or_ip(), "relay.example.com");
+        let v6 = DialTarget::from("[2001:db8::1]:7443".parse::<SocketAddr>().unwrap());
+        assert_eq!(v6.host_port(), "[2001:db8::1]:7443");
+        assert_eq!(v6.host_or_ip(), "2001:db8::1");
     }
 
     #[test]

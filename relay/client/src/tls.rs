@@ -152,14 +152,15 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
-/// A quinn client configuration that trusts only the relay key with `pin`.
+/// A rustls client configuration (TLS 1.3, ALPN `alpn`) that trusts only the relay key with
+/// `pin`, and what the relay presented: QUIC's and the TCP tunnel's outer TLS share it.
 ///
 /// # Errors
 /// Fails if rustls refuses the configuration.
-pub fn client_config(
+pub fn pinned_client_config(
     pin: &str,
-    idle_timeout: Duration,
-) -> Result<(quinn::ClientConfig, PinObservation), TlsError> {
+    alpn: &[u8],
+) -> Result<(rustls::ClientConfig, PinObservation), TlsError> {
     let provider = provider();
     let seen = PinObservation::default();
     let verifier = PinVerifier::new(pin, &provider, seen.clone());
@@ -168,7 +169,19 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![proto::ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    Ok((tls, seen))
+}
+
+/// A quinn client configuration that trusts only the relay key with `pin`.
+///
+/// # Errors
+/// Fails if rustls refuses the configuration.
+pub fn client_config(
+    pin: &str,
+    idle_timeout: Duration,
+) -> Result<(quinn::ClientConfig, PinObservation), TlsError> {
+    let (tls, seen) = pinned_client_config(pin, proto::ALPN)?;
     let crypto = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport_config(idle_timeout)));

@@ -20,8 +20,7 @@ pub use remember::local_source_ip;
 pub use settings::{MAX_TCP_DELAY_MS, MIN_QUIC_PROBE_SECS, TransportKeys};
 pub use tcp::{TcpTarget, dial_tcp, tcp_target};
 
-use crate::{DialOptions, LinkError};
-use std::net::SocketAddr;
+use crate::{DialOptions, DialTarget, LinkError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -165,16 +164,19 @@ impl Default for TransportOptions {
     }
 }
 
-/// Dials the relay at the QUIC address `remote` with the transports `opts` allows, raced as
-/// the module says; remembers the winner for this network (`auto` mode).
+/// Dials the relay at `target` (its QUIC address, and the host name it was configured by) with
+/// the transports `opts` allows, raced as the module says; remembers the winner for this
+/// network (`auto` mode).
 ///
 /// # Errors
 /// A pin mismatch on either path at once; else the failure of every path tried.
 pub async fn dial_racing(
-    remote: SocketAddr,
+    target: impl Into<DialTarget>,
     pin: &str,
     opts: &DialOptions,
 ) -> Result<((quinn::Endpoint, quinn::Connection), Transport), LinkError> {
+    let target = target.into();
+    let remote = target.addr;
     let t = &opts.transport;
     let network = remember::network_of(remote);
     let tcp_won_here = network
@@ -185,7 +187,7 @@ pub async fn dial_racing(
         &remote.to_string(),
         plan,
         crate::dial_quic(remote, pin, opts),
-        || dial_tcp(remote, pin, opts),
+        || dial_tcp(&target, pin, opts),
     )
     .await?;
     if let Some(key) = &network {
@@ -197,6 +199,7 @@ pub async fn dial_racing(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A UDP socket bound and never read (QUIC's packets vanish: a network that drops UDP) and

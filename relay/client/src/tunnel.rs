@@ -174,15 +174,16 @@ pub async fn check_tcp_listener(
 
 /// The relay's TCP listener as a quinn socket: accepts TCP connections on `addr`, runs the
 /// outer TLS with `tls` (its ALPN must be [`TUNNEL_ALPN`]), and hands every datagram to the
-/// endpoint under the TCP peer's address. Returns the socket and the bound address. Use it
-/// with [`config::endpoint_config`] and a server configuration whose transport is
-/// [`config::transport_config`].
+/// endpoint under the TCP peer's address, within `limits`. Returns the socket and the bound
+/// address. Use it with [`config::endpoint_config`] and a server configuration whose transport
+/// is [`config::transport_config`].
 ///
 /// # Errors
 /// The address cannot be bound.
 pub async fn bind_tunnel_listener(
     addr: SocketAddr,
     tls: Arc<rustls::ServerConfig>,
+    limits: config::ListenerLimits,
 ) -> std::io::Result<(Arc<dyn quinn::AsyncUdpSocket>, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -193,6 +194,7 @@ pub async fn bind_tunnel_listener(
         tokio_rustls::TlsAcceptor::from(tls),
         Arc::clone(&routes),
         inbound,
+        limits,
     ))
     .abort_handle();
     let socket = server_socket::ServerSocket {

@@ -391,11 +391,8 @@ async fn serve_agent(
         .presence
         .connect(&host, conn_id.clone(), conn.clone(), now_ms())
     {
-        close(
-            &old,
-            CloseReason::Replaced,
-            "replaced by a newer connection of this host",
-        );
+        // New streams come here; the old connection's open ones may finish.
+        handover::retire(shared, old);
     }
     let _guard = PresenceGuard {
         shared: Arc::clone(shared),
@@ -423,6 +420,7 @@ async fn serve_agent(
     let mut revocation_push = tokio::time::interval(super::trust::REVOCATION_PUSH_EVERY);
     revocation_push.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut local_actions = super::local_action::LocalActions::default();
+    let mut stale_heartbeats = 0u32;
     loop {
         tokio::select! {
             biased;
@@ -446,6 +444,11 @@ async fn serve_agent(
                 }
             }
             next = tokio::time::timeout(window, recv.next::<Control>()) => match next {
+                Err(_) if handover::replaced(shared, &host, conn) => {
+                    // An agent that handed over to a newer connection heartbeats there; this
+                    // one finishes its streams (see `handover::retire`).
+                    return;
+                }
                 Err(_) => {
                     tracing::warn!(%host, ?window, "no heartbeat within the window; closing");
                     close(conn, CloseReason::ProtocolError, "heartbeat timeout");
@@ -454,8 +457,13 @@ async fn serve_agent(
                 Ok(Ok(Some(Control::Heartbeat { seq, status }))) => {
                     // Bounded on receipt: every operator's host list carries it.
                     if !shared.presence.heartbeat(&host, &conn_id, status.bounded(), now_ms()) {
-                        close(conn, CloseReason::Replaced, "replaced by a newer connection of this host");
-                        return;
+                        // Still heart-beating here: not a hand-over (one heartbeat may have
+                        // been on its way when it began) but two links to one relay.
+                        stale_heartbeats += 1;
+                        if stale_heartbeats > 1 {
+                            close(conn, CloseReason::Replaced, handover::REPLACED);
+                            return;
+                        }
                     }
                     if send_frame(&mut send, &Control::HeartbeatAck { seq }, MAX_FRAME_LEN).await.is_err() {
                         return;
@@ -570,6 +578,8 @@ async fn serve_operator(
         }
     }
 }
+
+mod handover;
 
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ mod fleet_notify;
 mod fleet_presence;
 mod forward;
 mod grants;
+mod handover;
 mod harness;
 mod keyring;
 mod kill;

@@ -28,6 +28,7 @@ mod topology;
 mod watcher;
 
 mod address_change;
+mod handover;
 mod lab_network;
 mod proxy_only;
 mod quic_returns;

@@ -4,17 +4,19 @@ use tokio::net::TcpListener;
 
 /// What the in-test proxy does with a CONNECT.
 #[derive(Clone)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// Tunnels to the target when the `Proxy-Authorization` header equals this (or none needed).
     Tunnel { wants_auth: Option<String> },
     /// Answers this status line.
     Refuse(&'static str),
     /// Answers a header that never ends.
     Endless,
+    /// Tells the CONNECT target, then refuses with 502.
+    Record(tokio::sync::mpsc::UnboundedSender<String>),
 }
 
 /// A tiny HTTP CONNECT proxy on loopback: serves one connection per accept, forever.
-async fn test_proxy(behaviour: Behaviour) -> u16 {
+pub(crate) async fn test_proxy(behaviour: Behaviour) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -45,6 +47,10 @@ async fn test_proxy(behaviour: Behaviour) -> u16 {
                     .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
                     .map(str::to_owned);
                 match behaviour {
+                    Behaviour::Record(seen) => {
+                        let _ = seen.send(target);
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    }
                     Behaviour::Refuse(status) => {
                         let _ = client
                             .write_all(format!("{status}\r\n\r\n").as_bytes())

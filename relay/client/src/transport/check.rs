@@ -3,7 +3,7 @@
 //! (no I/O) says what that means and what to open when something does not work.
 
 use super::{Transport, TransportMode, dial_tcp, tcp_target};
-use crate::{DIAL_ATTEMPT_TIMEOUT, DialOptions, LinkError, dial_quic};
+use crate::{DIAL_ATTEMPT_TIMEOUT, DialOptions, DialTarget, LinkError, dial_quic};
 use proto::message::CloseReason;
 use std::net::SocketAddr;
 
@@ -24,7 +24,13 @@ pub struct Reachability {
 
 /// Tries QUIC and the TCP path to `remote` side by side (each within
 /// [`DIAL_ATTEMPT_TIMEOUT`]), ignoring the configured mode: the report says what works here.
-pub async fn probe_both(remote: SocketAddr, pin: &str, opts: &DialOptions) -> Reachability {
+pub async fn probe_both(
+    target: impl Into<DialTarget>,
+    pin: &str,
+    opts: &DialOptions,
+) -> Reachability {
+    let target = target.into();
+    let remote = target.addr;
     let bound = DIAL_ATTEMPT_TIMEOUT.min(opts.idle_timeout);
     let timed_out = || format!("no answer within {bound:?}");
     let quic = async {
@@ -41,7 +47,7 @@ pub async fn probe_both(remote: SocketAddr, pin: &str, opts: &DialOptions) -> Re
         }
     };
     let tcp = async {
-        match tokio::time::timeout(bound, dial_tcp(remote, pin, opts)).await {
+        match tokio::time::timeout(bound, dial_tcp(&target, pin, opts)).await {
             Ok(Ok(((_endpoint, conn), transport))) => {
                 conn.close(CloseReason::Normal.code().into(), b"doctor");
                 Ok(transport)
@@ -56,7 +62,7 @@ pub async fn probe_both(remote: SocketAddr, pin: &str, opts: &DialOptions) -> Re
     let (quic, tcp) = tokio::join!(quic, tcp);
     let pin_mismatch = matches!(quic, Err(LinkError::PinMismatch { .. }))
         || matches!(tcp, Err(LinkError::PinMismatch { .. }));
-    let tcp_addr = tcp_target(remote, opts.transport.relay_tcp.as_deref())
+    let tcp_addr = tcp_target(&target, opts.transport.relay_tcp.as_deref())
         .await
         .map_or_else(|_| remote.to_string(), |t| t.name);
     Reachability {

@@ -4,7 +4,7 @@
 
 use super::Transport;
 use crate::relay_addrs;
-use crate::{DialOptions, LinkError, proxy, tunnel};
+use crate::{DialOptions, DialTarget, LinkError, proxy, tunnel};
 use std::net::SocketAddr;
 
 /// Where the TCP path goes for one QUIC address.
@@ -27,19 +27,24 @@ impl TcpTarget {
     }
 }
 
-/// The TCP target for the QUIC address `quic`: with no `relay_tcp`, the same address; else the
-/// `relay_tcp` entry that resolves to `quic`'s IP (a port-only change like
+/// The TCP target for the QUIC address `quic`: with no `relay_tcp`, the same address under the
+/// host name it was configured by (the IP when it was given as one); else the `relay_tcp` entry
+/// that resolves to `quic`'s IP (a port-only change like
 /// `relay.example.com:443`), else its first entry.
 ///
 /// # Errors
 /// A malformed `relay_tcp`, or none of its entries resolves.
-pub async fn tcp_target(quic: SocketAddr, relay_tcp: Option<&str>) -> Result<TcpTarget, LinkError> {
+pub async fn tcp_target(
+    quic: &DialTarget,
+    relay_tcp: Option<&str>,
+) -> Result<TcpTarget, LinkError> {
     let Some(list) = relay_tcp.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(TcpTarget {
-            addr: quic,
-            name: quic.to_string(),
+            addr: quic.addr,
+            name: quic.host_port(),
         });
     };
+    let quic = quic.addr;
     let mut first = None;
     let mut failure = None;
     for entry in relay_addrs::parse_relay_list(list)? {
@@ -79,13 +84,13 @@ pub async fn tcp_target(quic: SocketAddr, relay_tcp: Option<&str>) -> Result<Tcp
     })
 }
 
-/// Opens the TCP path to the relay whose QUIC address is `quic`.
+/// Opens the TCP path to the relay whose QUIC address (and configured name) is `quic`.
 ///
 /// # Errors
 /// The target does not resolve, the proxy setting is bad or the proxy refuses, the TCP
 /// connection fails, or the tunnel's TLS/pin/QUIC handshake fails.
 pub async fn dial_tcp(
-    quic: SocketAddr,
+    quic: &DialTarget,
     pin: &str,
     opts: &DialOptions,
 ) -> Result<((quinn::Endpoint, quinn::Connection), Transport), LinkError> {
@@ -132,25 +137,72 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn ip(s: &str) -> DialTarget {
+        DialTarget::from(addr(s))
+    }
+
     #[tokio::test]
     async fn without_relay_tcp_the_tcp_path_uses_the_quic_address() {
-        let t = tcp_target(addr("192.0.2.1:7443"), None).await.unwrap();
+        let t = tcp_target(&ip("192.0.2.1:7443"), None).await.unwrap();
         assert_eq!(t.addr, addr("192.0.2.1:7443"));
-        assert_eq!(t.host(), "192.0.2.1");
+        assert_eq!((t.name.as_str(), t.host()), ("192.0.2.1:7443", "192.0.2.1"));
+        let t = tcp_target(&ip("[2001:db8::1]:7443"), None).await.unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.host()),
+            ("[2001:db8::1]:7443", "2001:db8::1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relay_configured_by_name_is_matched_and_connected_to_by_that_name() {
+        let quic = DialTarget::named(addr("192.0.2.1:7443"), "relay.example.com");
+        let t = tcp_target(&quic, None).await.unwrap();
+        assert_eq!(
+            t.addr,
+            addr("192.0.2.1:7443"),
+            "a direct connection dials the IP"
+        );
+        assert_eq!(
+            (t.name.as_str(), t.host()),
+            ("relay.example.com:7443", "relay.example.com")
+        );
+        let env = |no_proxy: &'static str| {
+            move |k: &str| match k {
+                "HTTPS_PROXY" => Some("http://proxy.corp:3128".to_owned()),
+                "NO_PROXY" => Some(no_proxy.to_owned()),
+                _ => None,
+            }
+        };
+        for list in [
+            "relay.example.com",
+            ".example.com",
+            "example.com",
+            "*.example.com",
+            "relay.example.com:7443",
+            "*",
+        ] {
+            let chosen = proxy::proxy_for(None, env(list), t.host(), t.addr.port()).unwrap();
+            assert_eq!(chosen, None, "NO_PROXY={list}");
+        }
+        for list in ["192.0.2.1", "relay.example.com:443", "other.example.com"] {
+            let chosen = proxy::proxy_for(None, env(list), t.host(), t.addr.port()).unwrap();
+            assert!(
+                chosen.is_some(),
+                "NO_PROXY={list}: the name and port are matched"
+            );
+        }
     }
 
     #[tokio::test]
     async fn relay_tcp_pairs_by_ip_else_takes_the_first_entry() {
         let list = "192.0.2.9:443, 192.0.2.1:443";
-        let t = tcp_target(addr("192.0.2.1:7443"), Some(list))
-            .await
-            .unwrap();
+        let t = tcp_target(&ip("192.0.2.1:7443"), Some(list)).await.unwrap();
         assert_eq!(t.addr, addr("192.0.2.1:443"));
-        let t = tcp_target(addr("198.51.100.1:7443"), Some(list))
+        let t = tcp_target(&ip("198.51.100.1:7443"), Some(list))
             .await
             .unwrap();
         assert_eq!(t.addr, addr("192.0.2.9:443"));
-        let t = tcp_target(addr("127.0.0.1:7443"), Some("localhost:443"))
+        let t = tcp_target(&ip("127.0.0.1:7443"), Some("localhost:443"))
             .await
             .unwrap();
         assert_eq!((t.name.as_str(), t.host()), ("localhost:443", "localhost"));
@@ -158,9 +210,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_relay_tcp_says_how_to_write_it() {
-        let err = tcp_target(addr("192.0.2.1:7443"), Some("relay.example"))
+        let err = tcp_target(&ip("192.0.2.1:7443"), Some("relay.example"))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("has no port"), "{err}");
+    }
+
+    /// The TCP path to a relay configured by name asks the proxy for that name (corporate
+    /// proxies allow by host name); one given as an IP is asked for by IP.
+    #[tokio::test]
+    async fn the_connect_line_carries_the_configured_host_name() {
+        use crate::proxy::tests::{Behaviour, test_proxy};
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+        let proxy_port = test_proxy(Behaviour::Record(seen_tx)).await;
+        let opts = DialOptions {
+            transport: crate::transport::TransportOptions {
+                mode: crate::transport::TransportMode::Tcp,
+                proxy: Some(format!("http://127.0.0.1:{proxy_port}")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let relay = addr("127.0.0.1:7443");
+        for (target, want) in [
+            (
+                DialTarget::named(relay, "relay.example.com"),
+                "relay.example.com:7443",
+            ),
+            (DialTarget::from(relay), "127.0.0.1:7443"),
+        ] {
+            let err = dial_tcp(&target, "blake3:00", &opts).await.unwrap_err();
+            assert!(err.to_string().contains("502"), "{err}");
+            assert_eq!(seen.recv().await.as_deref(), Some(want));
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! affecting anyone else.
 
 use super::TUNNEL_ALPN;
-use super::config::MAX_RECORD_LEN;
+use super::config::{ListenerLimits, MAX_RECORD_LEN};
 use super::per_address::{AddressPermit, PerAddress};
 use super::queue::SendQueue;
 use super::record::Decoder;
@@ -44,10 +44,12 @@ pub(crate) async fn accept_loop(
     tls: tokio_rustls::TlsAcceptor,
     routes: Arc<Routes>,
     inbound: mpsc::Sender<Inbound>,
+    limits: ListenerLimits,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let per_address = PerAddress::new(MAX_PENDING_HANDSHAKES_PER_ADDRESS);
+    let open_per_address = PerAddress::new(limits.open_per_address);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -55,6 +57,10 @@ pub(crate) async fn accept_loop(
                 Ok((tcp, peer)) => {
                     let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
                         tracing::warn!(%peer, "tcp tunnel: {MAX_CONNECTIONS} connections open; connection dropped");
+                        continue;
+                    };
+                    let Some(held) = open_per_address.try_acquire(peer.ip()) else {
+                        tracing::debug!(%peer, limit = limits.open_per_address, "tcp tunnel: this address holds its limit of open connections (tcp_connections_per_address); connection dropped");
                         continue;
                     };
                     let Some(mine) = per_address.try_acquire(peer.ip()) else {
@@ -68,7 +74,7 @@ pub(crate) async fn accept_loop(
                     connections.spawn(serve(
                         tcp,
                         peer,
-                        (slot, permit, mine),
+                        (slot, held, permit, mine),
                         tls.clone(),
                         Arc::clone(&routes),
                         inbound.clone(),
@@ -89,7 +95,12 @@ pub(crate) async fn accept_loop(
 async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
-    (_slot, handshake, mine): (OwnedSemaphorePermit, OwnedSemaphorePermit, AddressPermit),
+    (_slot, _held, handshake, mine): (
+        OwnedSemaphorePermit,
+        AddressPermit,
+        OwnedSemaphorePermit,
+        AddressPermit,
+    ),
     tls: tokio_rustls::TlsAcceptor,
     routes: Arc<Routes>,
     inbound: mpsc::Sender<Inbound>,

@@ -4,6 +4,28 @@
 
 use std::time::Duration;
 
+/// Open TCP tunnel connections one address may hold at once by default (see
+/// [`ListenerLimits::open_per_address`]).
+pub const DEFAULT_OPEN_PER_ADDRESS: usize = 64;
+
+/// Limits of the relay's TCP listener that an operator may change (`relay.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Open TCP connections (from accept to close) one address may hold; one more from it is
+    /// closed at once, while other addresses still get in. IPv6 counts per /64. Behind a TCP
+    /// load balancer without PROXY protocol every client is the balancer's address: raise it
+    /// there (or give the balancer several source addresses).
+    pub open_per_address: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            open_per_address: DEFAULT_OPEN_PER_ADDRESS,
+        }
+    }
+}
+
 /// The QUIC packet size inside the tunnel. Larger packets mean fewer packets (less per-packet
 /// header, crypto and task work) per byte. Measured on loopback (16 MiB echoed three times,
 /// CPU of both ends): 1,452 bytes 0.60 s, 4,096 0.37 s, 8,192 0.34 s, 16,384 0.31 s; so 8 KiB,

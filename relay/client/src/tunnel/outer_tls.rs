@@ -4,7 +4,7 @@
 
 use super::TUNNEL_ALPN;
 use crate::LinkError;
-use crate::tls::{self, PinObservation, PinVerifier, RELAY_SERVER_NAME, TlsError};
+use crate::tls::{self, PinObservation, RELAY_SERVER_NAME, TlsError};
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,15 +19,7 @@ use tokio_rustls::client::TlsStream;
 pub(crate) fn client_config(
     pin: &str,
 ) -> Result<(Arc<rustls::ClientConfig>, PinObservation), TlsError> {
-    let provider = tls::provider();
-    let seen = PinObservation::default();
-    let verifier = PinVerifier::new(pin, &provider, seen.clone());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![TUNNEL_ALPN.to_vec()];
+    let (cfg, seen) = tls::pinned_client_config(pin, TUNNEL_ALPN)?;
     Ok((Arc::new(cfg), seen))
 }
 

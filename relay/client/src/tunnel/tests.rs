@@ -40,10 +40,15 @@ fn tls_server(
 
 /// A tunnel listener with a quinn server that echoes every bidirectional stream.
 async fn echo_server() -> Server {
+    echo_server_with(config::ListenerLimits::default()).await
+}
+
+/// [`echo_server`] with other listener limits.
+async fn echo_server_with(limits: config::ListenerLimits) -> Server {
     let (cert, key) = cert();
     let pin = pin_of_certificate(&cert).unwrap();
     let outer = Arc::new(tls_server(&cert, &key, TUNNEL_ALPN));
-    let (socket, addr) = bind_tunnel_listener("127.0.0.1:0".parse().unwrap(), outer)
+    let (socket, addr) = bind_tunnel_listener("127.0.0.1:0".parse().unwrap(), outer, limits)
         .await
         .unwrap();
     let mut inner = tls_server(&cert, &key, proto::ALPN);
@@ -281,6 +286,7 @@ async fn a_send_to_an_address_without_a_connection_is_dropped_like_udp() {
     let (socket, _) = bind_tunnel_listener(
         "127.0.0.1:0".parse().unwrap(),
         Arc::new(tls_server(&cert, &key, TUNNEL_ALPN)),
+        config::ListenerLimits::default(),
     )
     .await
     .unwrap();
@@ -305,4 +311,56 @@ async fn a_handshake_flood_from_one_address_does_not_lock_out_other_addresses() 
         .unwrap();
     assert_eq!(echo(&conn, b"through").await, b"through");
     drop(flood);
+}
+
+/// A TCP connection to `to` from the loopback address `from` (any 127.x is ours).
+async fn tcp_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_holds_at_most_its_open_connections_others_still_get_in() {
+    let server = echo_server_with(config::ListenerLimits {
+        open_per_address: 2,
+    })
+    .await;
+    let (tcp, first_path) = cuttable_path(server.addr).await;
+    let (_e1, first) = dial_tunnel_over(tcp, server.addr, &server.pin, &opts())
+        .await
+        .unwrap();
+    let (_e2, second) = dial_tcp_direct(server.addr, &server.pin, &opts())
+        .await
+        .unwrap();
+    assert_eq!(echo(&first, b"one").await, b"one");
+    assert_eq!(echo(&second, b"two").await, b"two");
+
+    // A third one from 127.0.0.1 is closed at once (its TLS handshake never completes).
+    let third = dial_tcp_direct(server.addr, &server.pin, &opts()).await;
+    assert!(third.is_err(), "a third connection from one address got in");
+
+    // Another address has its own allowance.
+    let tcp = tcp_from("127.0.0.2", server.addr).await;
+    let (_e3, other) = dial_tunnel_over(tcp, server.addr, &server.pin, &opts())
+        .await
+        .unwrap();
+    assert_eq!(echo(&other, b"other").await, b"other");
+
+    // A closed connection frees its slot (once the listener has seen its TCP end).
+    first_path.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        match dial_tcp_direct(server.addr, &server.pin, &opts()).await {
+            Ok((_endpoint, conn)) => break conn,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the freed slot was never given again: {e}"
+            ),
+        }
+        // Polling the listener's bookkeeping, bounded by the deadline.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(echo(&again, b"again").await, b"again");
+    assert_eq!(echo(&second, b"still").await, b"still");
 }
