@@ -103,15 +103,17 @@ pub async fn check(config_path: &Path, state_dir: &Path) -> Vec<Finding> {
 /// Which transports reach each relay address from here (QUIC, TCP, through the proxy).
 async fn check_transports(config: &crate::config::AgentConfig, out: &mut Vec<Finding>) {
     use cm_client::transport::check;
-    let Ok(addrs) = client::resolve_all(&config.relays.list()).await else {
+    // Targets keep the configured name: a proxy and NO_PROXY see it, as when the agent dials.
+    let Ok(targets) = client::resolve_targets(&config.relays.list()).await else {
         return; // `check_relays` said why.
     };
     let opts = client::DialOptions {
         idle_timeout: config.relay_timeout,
         transport: config.transport.clone(),
     };
-    for addr in addrs {
-        let reach = check::probe_both(addr, &config.pin, &opts).await;
+    for target in targets {
+        let addr = target.addr;
+        let reach = check::probe_both(target, &config.pin, &opts).await;
         let (usable, line) = check::verdict(&reach, config.transport.mode);
         let line = format!("{addr}: {line}");
         out.push(if usable {

@@ -93,8 +93,12 @@ pub async fn status(
         session.conn.close(0u32.into(), b"done");
         status.transport = format!("{} ({PINNED})", connected.transport);
         let opts = connect::dial_options(profile);
-        let reach =
-            cm_client::transport::check::probe_both(connected.addr, &profile.pin, &opts).await;
+        let reach = cm_client::transport::check::probe_both(
+            target_of(profile, connected.addr).await,
+            &profile.pin,
+            &opts,
+        )
+        .await;
         let (_, line) = cm_client::transport::check::verdict(&reach, opts.transport.mode);
         status.reachability = Some(line);
         list.map(|l| (l, rtt))
@@ -127,10 +131,24 @@ pub async fn status(
 /// Which transports work from here when the connection failed: both tried against the relay's
 /// first address, saying what to open.
 async fn reachability_unconnected(profile: &Profile) -> Option<String> {
-    let addr = cm_client::resolve(&profile.relay).await.ok()?;
+    let target = cm_client::resolve_targets(&profile.relay)
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
     let opts = connect::dial_options(profile);
-    let reach = cm_client::transport::check::probe_both(addr, &profile.pin, &opts).await;
+    let reach = cm_client::transport::check::probe_both(target, &profile.pin, &opts).await;
     Some(cm_client::transport::check::verdict(&reach, opts.transport.mode).1)
+}
+
+/// `addr` with the profile's relay name it was resolved from (what a proxy and `NO_PROXY` see,
+/// as when the app dials); the bare address when it is not among the relay's.
+async fn target_of(profile: &Profile, addr: std::net::SocketAddr) -> cm_client::DialTarget {
+    cm_client::resolve_targets(&profile.relay)
+        .await
+        .ok()
+        .and_then(|targets| targets.into_iter().find(|t| t.addr == addr))
+        .unwrap_or_else(|| addr.into())
 }
 
 /// The status as text, one `name: value` line each (values from the relay sanitized).
