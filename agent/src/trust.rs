@@ -194,8 +194,11 @@ impl HostTrust {
         header: &StreamHeader,
         now_ms: u64,
     ) -> Result<CheckedHeader, TrustError> {
+        // The signature is checked outside the lock: other streams' checks go on meanwhile.
+        let checked = proto::trust::header::verify(header, &self.host, now_ms)?;
         let mut state = self.state.lock();
-        proto::trust::header::check(header, &self.host, now_ms, &mut state.nonces)
+        proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
+        Ok(checked)
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.
