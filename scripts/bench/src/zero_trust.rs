@@ -43,10 +43,7 @@ fn cost_rows(c: &Costs) -> Vec<Row> {
             "verify (host: header decoding, revocation freshness, header::check, role_of, authorize)",
             &c.verify,
         ),
-        cost_row(
-            "of which the header's Ed25519 signature alone",
-            &c.ed25519,
-        ),
+        cost_row("of which the header's Ed25519 signature alone", &c.ed25519),
         cost_row(
             "of which role_of + authorize (a role already worked out for these certificates)",
             &c.role_of,

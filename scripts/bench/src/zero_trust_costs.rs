@@ -168,7 +168,9 @@ pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> 
     identity.sign(&mut h, Some(body_hash(&body64)), Some(operator_side.id()))?;
     let auth = h.auth.context("the signed header has no signature")?;
     let signed = auth.payload_bytes()?;
-    let ed25519 = timed(n, || Ok(auth.key.verify(SignedFields::DOMAIN, &signed, &auth.sig)?))?;
+    let ed25519 = timed(n, || {
+        Ok(auth.key.verify(SignedFields::DOMAIN, &signed, &auth.sig)?)
+    })?;
     let nonce = [7u8; 16];
     let mut seal_rows = Vec::new();
     let mut open_rows = Vec::new();
