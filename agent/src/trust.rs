@@ -10,6 +10,7 @@ mod delivery;
 pub mod doctor;
 mod keys;
 mod load;
+mod role_cache;
 mod show;
 mod store;
 
@@ -33,6 +34,7 @@ use proto::trust::{
     Cert, HostKeyClaim, PublicKey, RevocationList, RevocationState, Root, RootPins, RootRotation,
     Rotated, TrustError, Verifier, X25519Public,
 };
+use role_cache::{RoleCache, RoleKey};
 
 /// Default `[trust] revocation_max_age`: how old the newest owner-signed revocation list may
 /// be before the host refuses new work.
@@ -61,6 +63,9 @@ struct State {
     /// Certificates operators showed (newest first, bounded), for admins' revocation lists and
     /// `cm-agent trust show`.
     seen: Vec<Cert>,
+    /// Roles already worked out from certificate chains; emptied whenever `pins` or
+    /// `revocations` change.
+    roles: RoleCache,
 }
 
 /// Most certificates remembered from operators.
@@ -80,6 +85,7 @@ impl HostTrust {
                 revocations: RevocationState::default(),
                 nonces: nonce_window(),
                 seen: Vec::new(),
+                roles: RoleCache::default(),
             }),
         }
     }
@@ -95,7 +101,11 @@ impl HostTrust {
     /// root keeps.
     #[must_use]
     pub fn with_pins(self, pins: RootPins, overlap_ms: u64) -> Self {
-        self.state.lock().pins = pins;
+        {
+            let mut state = self.state.lock();
+            state.pins = pins;
+            state.roles.clear();
+        }
         Self { overlap_ms, ..self }
     }
 
@@ -159,6 +169,9 @@ impl HostTrust {
                 ),
             }
         }
+        if !taken.is_empty() {
+            state.roles.clear();
+        }
         taken
     }
 
@@ -181,8 +194,11 @@ impl HostTrust {
         header: &StreamHeader,
         now_ms: u64,
     ) -> Result<CheckedHeader, TrustError> {
+        // The signature is checked outside the lock: other streams' checks go on meanwhile.
+        let checked = proto::trust::header::verify(header, &self.host, now_ms)?;
         let mut state = self.state.lock();
-        proto::trust::header::check(header, &self.host, now_ms, &mut state.nonces)
+        proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
+        Ok(checked)
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.
@@ -197,7 +213,10 @@ impl HostTrust {
             .check_fresh(&roots, now_ms, self.max_age_ms)
     }
 
-    /// The role `certs` give `user`'s `key` here now, revocations applied.
+    /// The role `certs` give `user`'s `key` here now, revocations applied. The chain's
+    /// signatures are verified once per (user, key, exact certificates): the answer is kept
+    /// until a certificate's validity or a replaced root's overlap changes, or a new
+    /// revocation list or rotation is taken (see `role_cache`).
     ///
     /// # Errors
     /// `NoGrant` when nothing valid grants one.
@@ -208,11 +227,26 @@ impl HostTrust {
         certs: &[Cert],
         now_ms: u64,
     ) -> Result<Role, TrustError> {
-        let (roots, revoked) = {
+        let cache_key = RoleKey::of(user, key, certs);
+        let (roots, revoked, generation, until_ms) = {
             let state = self.state.lock();
-            (state.pins.trusted(now_ms), state.revocations.revoked())
+            if let Some(role) = state.roles.get(&cache_key, now_ms) {
+                return Ok(role);
+            }
+            (
+                state.pins.trusted(now_ms),
+                state.revocations.revoked(),
+                state.roles.generation(),
+                role_cache::stable_until(certs, &state.pins, now_ms),
+            )
         };
-        Verifier::new(&roots, &revoked).role_of(user, key, &self.host, certs, now_ms)
+        // Verified outside the lock (other streams' checks go on meanwhile).
+        let role = Verifier::new(&roots, &revoked).role_of(user, key, &self.host, certs, now_ms)?;
+        self.state
+            .lock()
+            .roles
+            .put(cache_key, role, generation, now_ms, until_ms);
+        Ok(role)
     }
 
     /// Records certificates an operator showed (deduplicated, bounded).
@@ -249,6 +283,9 @@ impl HostTrust {
                 ),
             }
         }
+        if taken > 0 {
+            state.roles.clear();
+        }
         taken
     }
 
@@ -274,6 +311,9 @@ impl HostTrust {
                 }
             }
         }
+        if changed {
+            state.roles.clear();
+        }
         changed
     }
 
@@ -289,3 +329,6 @@ impl HostTrust {
         state.revocations.newest_root_issued_ms(&roots)
     }
 }
+
+#[cfg(test)]
+mod role_tests;

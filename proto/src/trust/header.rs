@@ -149,7 +149,7 @@ pub struct CheckedHeader {
 /// The host's check of a forwarded header, before any role is looked at: a signature, by the
 /// key it names, over fields equal to the forwarded header's, for this host, signed within
 /// [`REPLAY_WINDOW_MS`] of `now_ms`, with a nonce not seen before (recorded in `nonces`, a
-/// window made with [`nonce_window`]).
+/// window made with [`nonce_window`]). [`verify`] then [`record_nonce`].
 ///
 /// # Errors
 /// The first check that fails.
@@ -158,6 +158,22 @@ pub fn check(
     this_host: &HostId,
     now_ms: u64,
     nonces: &mut ReplayWindow,
+) -> Result<CheckedHeader, TrustError> {
+    let checked = verify(header, this_host, now_ms)?;
+    record_nonce(&checked, now_ms, nonces)?;
+    Ok(checked)
+}
+
+/// Everything [`check`] checks but the nonce: the signature, the fields, this host, the time.
+/// Touches no shared state (a host runs it outside its locks, then [`record_nonce`]); the
+/// header counts only once its nonce is recorded.
+///
+/// # Errors
+/// The first check that fails.
+pub fn verify(
+    header: &impl HeaderFields,
+    this_host: &HostId,
+    now_ms: u64,
 ) -> Result<CheckedHeader, TrustError> {
     let auth = header.auth().ok_or(TrustError::Unsigned)?;
     let fields = auth.open()?;
@@ -193,19 +209,30 @@ pub fn check(
     let mut nonce = [0u8; 16];
     hex::decode_to_slice(&fields.nonce, &mut nonce)
         .map_err(|e| TrustError::Payload(format!("nonce: {e}")))?;
-    let mut padded = [0u8; 32];
-    padded[..16].copy_from_slice(&nonce);
-    nonces
-        .check_and_insert(padded, fields.ts_ms, now_ms)
-        .map_err(|e| match e {
-            ReplayError::Replayed => TrustError::Replayed,
-            ReplayError::Full => TrustError::NoncesFull,
-        })?;
     Ok(CheckedHeader {
         key: auth.key,
         fields,
         nonce,
     })
+}
+
+/// Records a [`verify`]d header's nonce in `nonces`: the last step of [`check`].
+///
+/// # Errors
+/// [`TrustError::Replayed`] for a nonce seen before, [`TrustError::NoncesFull`].
+pub fn record_nonce(
+    checked: &CheckedHeader,
+    now_ms: u64,
+    nonces: &mut ReplayWindow,
+) -> Result<(), TrustError> {
+    let mut padded = [0u8; 32];
+    padded[..16].copy_from_slice(&checked.nonce);
+    nonces
+        .check_and_insert(padded, checked.fields.ts_ms, now_ms)
+        .map_err(|e| match e {
+            ReplayError::Replayed => TrustError::Replayed,
+            ReplayError::Full => TrustError::NoncesFull,
+        })
 }
 
 /// The nonce window a host keeps for [`check`].

@@ -364,6 +364,32 @@ fn a_host_accepts_a_signed_header_once_and_only_for_itself() {
 }
 
 #[test]
+fn verify_records_no_nonce_and_record_nonce_takes_each_once() {
+    let h = signed_header(&key(2), [3; 16], NOW);
+    let host = HostId::from("box");
+    let mut nonces = nonce_window();
+    let first = header::verify(&h, &host, NOW).unwrap();
+    // Verified twice (two streams carrying the same header): neither nonce is recorded yet.
+    let second = header::verify(&h, &host, NOW).unwrap();
+    assert_eq!(header::record_nonce(&first, NOW, &mut nonces), Ok(()));
+    assert_eq!(
+        header::record_nonce(&second, NOW, &mut nonces),
+        Err(TrustError::Replayed)
+    );
+    assert_eq!(
+        header::check(&h, &host, NOW, &mut nonces),
+        Err(TrustError::Replayed)
+    );
+    // A header that does not verify never reaches the window.
+    let mut forged = h.clone();
+    forged.auth.as_mut().unwrap().sig.0[0] ^= 1;
+    assert!(matches!(
+        header::verify(&forged, &host, NOW),
+        Err(TrustError::BadSignature { .. })
+    ));
+}
+
+#[test]
 fn a_relay_that_rewrites_the_forwarded_header_is_caught() {
     let h = signed_header(&key(2), [1; 16], NOW);
     for (field, edit) in [

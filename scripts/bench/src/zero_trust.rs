@@ -43,9 +43,14 @@ fn cost_rows(c: &Costs) -> Vec<Row> {
             "verify (host: header decoding, revocation freshness, header::check, role_of, authorize)",
             &c.verify,
         ),
+        cost_row("of which the header's Ed25519 signature alone", &c.ed25519),
         cost_row(
-            "of which role_of + authorize (the grant's signature)",
+            "of which role_of + authorize (a role already worked out for these certificates)",
             &c.role_of,
+        ),
+        cost_row(
+            "chain walk once per channel (e2e_open): Verifier::role_of + authorize, the grant's signature",
+            &c.chain,
         ),
     ];
     for ((size, seal), (_, open)) in c.seal.iter().zip(&c.open) {

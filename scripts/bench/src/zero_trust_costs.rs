@@ -6,7 +6,7 @@ use crate::peer::Mode;
 use crate::stats::Percentiles;
 use crate::worlds::HOST;
 use crate::zero_trust_identity::Identity;
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use cm_agent::trust::HostTrust;
 use cm_client::e2e::{Channel, Side, StreamKeys, accept_channel, open_channel, seal_stream};
 use cm_client::time::now_ms;
@@ -16,6 +16,9 @@ use proto::ids::{CredId, HostId, ReqId};
 use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, Ownership, Role, authorize};
 use proto::trust::header::body_hash;
+use proto::trust::revocation::Revoked;
+use proto::trust::signed::SignedKind as _;
+use proto::trust::{SignedFields, Verifier};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -27,10 +30,16 @@ pub struct Costs {
     /// Operator: nonce, body hash, Ed25519 signature, header encoding.
     pub sign: Percentiles,
     /// Host: forwarded header decoding, revocation freshness, `header::check` (signature,
-    /// fields, time, nonce window) and `role_of` (the grant's signature) + `authorize`.
+    /// fields, time, nonce window) and `role_of` (kept from the channel's first) + `authorize`.
     pub verify: Percentiles,
-    /// Host: `role_of` + `authorize` alone (part of `verify`): the grant's signature.
+    /// Host: `role_of` + `authorize` alone (part of `verify`): a role the host already worked
+    /// out for this device key and these certificates (every stream after a channel's first).
     pub role_of: Percentiles,
+    /// Host: the chain walked without the cache (`Verifier::role_of`: the grant's signature),
+    /// what `e2e_open` pays once per channel.
+    pub chain: Percentiles,
+    /// Host: one Ed25519 verification of a header's signed bytes alone (part of `verify`).
+    pub ed25519: Percentiles,
     /// Per body size: derive the stream's keys, seal the body and the fin record.
     pub seal: Vec<(usize, Percentiles)>,
     /// Per body size: derive the stream's keys, open the records to the end.
@@ -142,6 +151,26 @@ pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> 
         ensure!(authorize(Some(role), Op::Messages, Ownership::None) == Decision::Allow);
         Ok(())
     })?;
+    let (roots, revoked) = (vec![identity.root.clone()], Revoked::default());
+    let host = HostId::from(HOST);
+    let chain = timed(n, || {
+        let role = Verifier::new(&roots, &revoked).role_of(
+            &identity.user,
+            &key,
+            &host,
+            &identity.certs,
+            now_ms(),
+        )?;
+        ensure!(authorize(Some(role), Op::Messages, Ownership::None) == Decision::Allow);
+        Ok(())
+    })?;
+    let mut h = template();
+    identity.sign(&mut h, Some(body_hash(&body64)), Some(operator_side.id()))?;
+    let auth = h.auth.context("the signed header has no signature")?;
+    let signed = auth.payload_bytes()?;
+    let ed25519 = timed(n, || {
+        Ok(auth.key.verify(SignedFields::DOMAIN, &signed, &auth.sig)?)
+    })?;
     let nonce = [7u8; 16];
     let mut seal_rows = Vec::new();
     let mut open_rows = Vec::new();
@@ -181,6 +210,8 @@ pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> 
         sign,
         verify,
         role_of,
+        chain,
+        ed25519,
         seal: seal_rows,
         open: open_rows,
     })
