@@ -29,6 +29,13 @@ pub trait PeerDirectory: Send + Sync + std::fmt::Debug {
     fn peer(&self, id: &RelayId) -> Option<PeerInfo>;
     /// Every registered, not retired peer relay (to accept incoming peer connections by pin).
     fn peers(&self) -> Vec<PeerInfo>;
+    /// Whether `id` is still a registered, not retired peer relay presenting `pin` (checked for
+    /// every stream a peer opens, so kept cheap where the directory can).
+    fn is_registered_peer(&self, id: &RelayId, pin: &str) -> bool {
+        self.peers()
+            .iter()
+            .any(|p| &p.id == id && p.peer_pin == pin)
+    }
     /// Reports that `id` could not be reached (routing tries the next relay; `cluster status`
     /// shows it).
     fn unreachable(&self, id: &RelayId);

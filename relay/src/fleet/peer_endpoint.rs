@@ -95,7 +95,7 @@ where
                 return;
             }
         };
-        if registered_relay(directory.as_ref(), &pin).as_ref() != Some(&from) {
+        if !directory.is_registered_peer(&from, &pin) {
             tracing::info!(peer = %from, "closing the connection of a relay no longer registered");
             conn.close(RETIRED.into(), b"relay retired");
             return;

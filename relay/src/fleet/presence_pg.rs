@@ -7,7 +7,7 @@
 
 use super::directory::{PeerDirectory, PeerInfo, RelayId};
 use super::presence_sync::SyncJob;
-use super::remote_view::RemoteView;
+use super::remote_view::{RemoteStatus, RemoteView};
 use crate::presence::{MemoryPresence, Presence, StatusChange};
 use crate::time::now_ms;
 use parking_lot::{Mutex, RwLock};
@@ -160,8 +160,8 @@ impl<R: Clone + Send + Sync> Presence<R> for FleetPresence<R> {
             let holds = view.holding(&info.host, &self.id, now_ms, self.liveness_ms);
             if let Some(held) = holds.into_iter().find(|h| h.status.is_some()) {
                 info.online = true;
-                info.status.clone_from(&held.status);
-                info.last_heartbeat_ms = view.heartbeat_ms(&held.relay);
+                info.status = held.status.map(RemoteStatus::to_host_status);
+                info.last_heartbeat_ms = view.heartbeat_ms(held.relay);
             }
         }
         out
@@ -218,6 +218,10 @@ impl<R: Send + Sync> PeerDirectory for FleetPresence<R> {
 
     fn peers(&self) -> Vec<PeerInfo> {
         self.view.read().peers(&self.id)
+    }
+
+    fn is_registered_peer(&self, id: &RelayId, pin: &str) -> bool {
+        self.view.read().is_peer_with_pin(id, &self.id, pin)
     }
 
     fn unreachable(&self, id: &RelayId) {

@@ -8,11 +8,10 @@
 //! afterwards rewrites this relay's rows from its own copy (what was written meanwhile may
 //! have been lost).
 
-use super::remote_view::{Held, RemoteView};
-use crate::store::{PgStore, PresenceRow, PresenceWrite, StoreError};
+use super::remote_view::RemoteView;
+use crate::store::{PgStore, PresenceWrite, StoreError};
 use crate::time::now_ms;
 use parking_lot::RwLock;
-use proto::ids::HostId;
 use proto::message::HostStatus;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -434,20 +433,16 @@ impl PresenceSync {
         }
     }
 
-    /// The rows of other relays: this relay's own agents are in its local presence, and the
-    /// view is what the rest of the fleet holds (a third of its memory, with three relays).
-    fn others(&self, mut rows: Vec<PresenceRow>) -> Vec<PresenceRow> {
-        rows.retain(|r| r.relay_id != self.id);
-        rows
-    }
-
+    /// Reads the whole fleet into a new view, row by row as the database sends them, and
+    /// installs it. Only the other relays' rows are read: this relay's own agents are in its
+    /// local presence (they would be a third of the view, with three relays).
     fn reload_all(&self) -> Result<(), StoreError> {
         let relays = self.store.list_relays()?;
         let loaded = now_ms();
-        let rows = self.others(self.store.presence_rows(None)?);
-        let mut next = RemoteView::default();
+        let mut next = self.view.read().successor();
         next.set_relays(relays, loaded);
-        next.set_all_hosts(rows);
+        self.store
+            .presence_rows_each(None, &self.id, |row| next.add(row))?;
         self.install(next);
         Ok(())
     }
@@ -463,29 +458,23 @@ impl PresenceSync {
         let host_rows = if hosts.is_empty() {
             None
         } else {
-            Some(self.others(self.store.presence_rows(Some(&hosts))?))
+            let mut rows = Vec::new();
+            self.store
+                .presence_rows_each(Some(&hosts), &self.id, |row| rows.push(row))?;
+            Some(rows)
         };
         let now = now_ms();
         let changed = {
             let mut view = self.view.write();
             let alive = view.alive(now, self.liveness_ms);
             let registrations = view.registrations();
-            let before: Vec<Option<Vec<Held>>> = hosts
-                .iter()
-                .map(|h| view.hosts.get(&HostId(h.clone())).cloned())
-                .collect();
             if let Some(rows) = relay_rows {
                 view.set_relays(rows, now);
             }
-            if let Some(rows) = host_rows {
-                view.set_hosts(&hosts, rows);
-            }
-            alive != view.alive(now, self.liveness_ms)
+            let hosts_changed = host_rows.is_some_and(|rows| view.set_hosts(&hosts, rows));
+            hosts_changed
+                || alive != view.alive(now, self.liveness_ms)
                 || registrations != view.registrations()
-                || hosts
-                    .iter()
-                    .zip(&before)
-                    .any(|(h, b)| view.hosts.get(&HostId(h.clone())) != b.as_ref())
         };
         if changed {
             self.version.send_modify(|v| *v = v.wrapping_add(1));

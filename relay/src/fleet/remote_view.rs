@@ -12,9 +12,17 @@
 //! time stops counting against the relays it shows. Otherwise every peer would look dead after
 //! the window though they still serve their agents; the last-known holders are kept (a relay
 //! that died meanwhile answers nothing, and forwarding routes around it).
+//!
+//! Per remote host the view keeps only what routing and the host list use (see `holds`): which
+//! relays hold it, each connection's epoch, and the status. Connection ids and the rows' other
+//! columns stay in the database.
+
+mod holds;
 
 use super::directory::{PeerInfo, RelayId};
 use crate::store::{PresenceRow, RelayRow};
+pub use holds::RemoteStatus;
+use holds::{Hold, Holds, RelayIx, Strings};
 use proto::ids::HostId;
 use proto::message::HostStatus;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -34,48 +42,42 @@ pub struct RelayState {
     pub heartbeat_age_ms: Option<u64>,
 }
 
-/// One relay's hold on a host's agent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Held {
+/// One relay's hold on a host's agent, as [`RemoteView::holding`] answers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Holder<'a> {
     /// The relay.
-    pub relay: RelayId,
-    /// The connection's id there.
-    pub conn: String,
+    pub relay: &'a RelayId,
     /// When the connection authenticated (that relay's clock).
     pub connected_ms: u64,
     /// The host's status, once it heart-beat on that connection.
-    pub status: Option<HostStatus>,
+    pub status: Option<&'a RemoteStatus>,
 }
 
 /// The fleet as last read.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct RemoteView {
     /// This relay's wall clock when the relays (and their ages) were read.
     pub loaded_ms: u64,
     /// Every registered relay, retired ones too.
     pub relays: BTreeMap<RelayId, RelayState>,
-    /// The other relays' presence rows, by host (this relay's own are left out).
-    pub hosts: HashMap<HostId, Vec<Held>>,
-}
-
-fn held_of(row: PresenceRow) -> (HostId, Held) {
-    let status = row
-        .status
-        .as_deref()
-        .and_then(|s| serde_json::from_str::<HostStatus>(s).ok())
-        .map(HostStatus::bounded);
-    (
-        HostId(row.host),
-        Held {
-            relay: RelayId(row.relay_id),
-            conn: row.conn_id,
-            connected_ms: row.connected_ms,
-            status,
-        },
-    )
+    /// The relays the rows name, each once ([`RelayIx`] is a position here; only grows).
+    names: Vec<RelayId>,
+    /// The other relays' holds, by host (this relay's own are left out).
+    hosts: HashMap<Box<str>, Holds>,
+    /// Texts the hosts' statuses share.
+    strings: Strings,
 }
 
 impl RemoteView {
+    /// An empty view for the next full read: the same relay names (so holds compare by
+    /// index), no hosts, no texts.
+    pub fn successor(&self) -> Self {
+        Self {
+            names: self.names.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Replaces the relays, read at `loaded_ms`.
     pub fn set_relays(&mut self, rows: Vec<RelayRow>, loaded_ms: u64) {
         self.loaded_ms = loaded_ms;
@@ -98,32 +100,83 @@ impl RemoteView {
     }
 
     /// Replaces every host's rows.
-    pub fn set_all_hosts(&mut self, rows: Vec<PresenceRow>) {
+    pub fn set_all_hosts(&mut self, rows: impl IntoIterator<Item = PresenceRow>) {
         self.hosts.clear();
-        self.hosts.reserve(rows.len());
+        self.strings = Strings::default();
         for row in rows {
             self.add(row);
         }
     }
 
-    /// Adds one row to its host's holds, growing them by exactly one: a host is held by one
-    /// or two relays, and a `Vec` growing by itself would make room for four (about 1 KiB per
-    /// host of the fleet, on every relay).
-    fn add(&mut self, row: PresenceRow) {
-        let (host, held) = held_of(row);
-        let holds = self.hosts.entry(host).or_default();
-        holds.reserve_exact(1);
-        holds.push(held);
+    /// How many hosts other relays hold.
+    pub fn host_count(&self) -> usize {
+        self.hosts.len()
     }
 
-    /// Replaces the rows of `hosts` with `rows` (read for exactly those hosts).
-    pub fn set_hosts(&mut self, hosts: &[String], rows: Vec<PresenceRow>) {
-        for h in hosts {
-            self.hosts.remove(&HostId(h.clone()));
+    fn relay_ix(&mut self, relay: &str) -> RelayIx {
+        if let Some(i) = self.names.iter().position(|n| n.0 == relay) {
+            return RelayIx(u16::try_from(i).unwrap_or(u16::MAX));
         }
+        self.names.push(RelayId::from(relay));
+        RelayIx(u16::try_from(self.names.len() - 1).unwrap_or(u16::MAX))
+    }
+
+    fn name(&self, ix: RelayIx) -> Option<&RelayId> {
+        self.names.get(usize::from(ix.0))
+    }
+
+    /// Adds one row (of another relay) to its host's holds. A status that is not a
+    /// [`HostStatus`] counts as none, as it did when the row was read whole.
+    pub fn add(&mut self, row: PresenceRow) {
+        let relay = self.relay_ix(&row.relay_id);
+        let status = row
+            .status
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<HostStatus>(s).ok())
+            .map(|s| Box::new(RemoteStatus::new(s, &mut self.strings)));
+        let hold = Hold {
+            relay,
+            connected_ms: row.connected_ms,
+            status,
+        };
+        match self.hosts.get_mut(row.host.as_str()) {
+            Some(holds) => holds.push(hold),
+            None => {
+                self.hosts
+                    .insert(row.host.into_boxed_str(), Holds::one(hold));
+            }
+        }
+    }
+
+    /// Replaces the rows of `hosts` with `rows` (read for exactly those hosts); whether any
+    /// of those hosts' holds changed.
+    pub fn set_hosts(&mut self, hosts: &[String], rows: Vec<PresenceRow>) -> bool {
+        let before: Vec<Option<Holds>> = hosts
+            .iter()
+            .map(|h| self.hosts.remove(h.as_str()))
+            .collect();
         for row in rows {
             self.add(row);
         }
+        hosts
+            .iter()
+            .zip(&before)
+            .any(|(h, old)| match (self.hosts.get(h.as_str()), old) {
+                (None, None) => false,
+                (Some(new), Some(old)) => !self.same_holds(new, self, old),
+                _ => true,
+            })
+    }
+
+    /// Whether `mine` (of this view) and `theirs` (of `other`) name the same relays, epochs
+    /// and statuses in the same order.
+    fn same_holds(&self, mine: &Holds, other: &Self, theirs: &Holds) -> bool {
+        mine.len() == theirs.len()
+            && mine.iter().zip(theirs.iter()).all(|(a, b)| {
+                a.connected_ms == b.connected_ms
+                    && a.status == b.status
+                    && self.name(a.relay) == other.name(b.relay)
+            })
     }
 
     /// Whether relay `id` is registered, not retired, and heart-beat within `window_ms` of
@@ -161,22 +214,27 @@ impl RemoteView {
         local: &RelayId,
         now_ms: u64,
         window_ms: u64,
-    ) -> Vec<&Held> {
-        let mut out: Vec<&Held> = self
-            .hosts
-            .get(host)
-            .map(|v| {
-                v.iter()
-                    .filter(|h| &h.relay != local && self.is_alive(&h.relay, now_ms, window_ms))
-                    .collect()
+    ) -> Vec<Holder<'_>> {
+        let Some(holds) = self.hosts.get(host.as_str()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Holder<'_>> = holds
+            .iter()
+            .filter_map(|h| {
+                let relay = self.name(h.relay)?;
+                (relay != local && self.is_alive(relay, now_ms, window_ms)).then_some(Holder {
+                    relay,
+                    connected_ms: h.connected_ms,
+                    status: h.status.as_deref(),
+                })
             })
-            .unwrap_or_default();
+            .collect();
         out.sort_by(|a, b| {
             b.status
                 .is_some()
                 .cmp(&a.status.is_some())
                 .then(b.connected_ms.cmp(&a.connected_ms))
-                .then(a.relay.cmp(&b.relay))
+                .then(a.relay.cmp(b.relay))
         });
         out
     }
@@ -199,10 +257,26 @@ impl RemoteView {
             .collect()
     }
 
+    /// Whether the registered, not retired relay `id` other than `local` presents `pin` (a
+    /// peer's connection is checked at every stream; nothing is copied).
+    pub fn is_peer_with_pin(&self, id: &RelayId, local: &RelayId, pin: &str) -> bool {
+        id != local
+            && self
+                .relays
+                .get(id)
+                .is_some_and(|r| !r.retired && r.info.peer_pin == pin)
+    }
+
     /// Whether what `other` shows differs from this view in anything a host list or routing
     /// depends on (rows, relays, which relays are alive at `now_ms`), ages aside.
     pub fn differs_from(&self, other: &Self, now_ms: u64, window_ms: u64) -> bool {
-        self.hosts != other.hosts
+        self.hosts.len() != other.hosts.len()
+            || self.hosts.iter().any(|(host, mine)| {
+                other
+                    .hosts
+                    .get(host)
+                    .is_none_or(|theirs| !self.same_holds(mine, other, theirs))
+            })
             || self.registrations() != other.registrations()
             || self.alive(now_ms, window_ms) != other.alive(now_ms, window_ms)
     }
@@ -217,163 +291,4 @@ impl RemoteView {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn relay(id: &str, age: Option<u64>, retired: bool) -> RelayRow {
-        RelayRow {
-            id: id.into(),
-            peer_addr: format!("{id}.example:7444"),
-            peer_pin: format!("sha256:{id}"),
-            added_ms: 0,
-            retired_ms: retired.then_some(1),
-            heartbeat_age_ms: age,
-            hosts: 0,
-            unreachable: None,
-        }
-    }
-
-    fn row(host: &str, relay: &str, connected_ms: u64, status: bool) -> PresenceRow {
-        PresenceRow {
-            host: host.into(),
-            relay_id: relay.into(),
-            conn_id: format!("{relay}-{host}"),
-            connected_ms,
-            status: status.then(|| serde_json::to_string(&HostStatus::default()).unwrap()),
-        }
-    }
-
-    fn view() -> RemoteView {
-        let mut v = RemoteView::default();
-        v.set_relays(
-            vec![
-                relay("a", Some(100), false),
-                relay("b", Some(200), false),
-                relay("dead", Some(60_000), false),
-                relay("gone", Some(100), true),
-                relay("never", None, false),
-            ],
-            1_000,
-        );
-        v.set_all_hosts(vec![
-            row("box", "a", 5, true),
-            row("box", "b", 9, true),
-            row("box", "dead", 10, true),
-            row("box", "gone", 10, true),
-            row("box", "never", 10, true),
-            row("box", "me", 10, true),
-            row("quiet", "a", 5, false),
-        ]);
-        v
-    }
-
-    #[test]
-    fn a_dead_or_retired_relays_rows_do_not_count() {
-        let v = view();
-        let me = RelayId::from("me");
-        let held: Vec<&str> = v
-            .holding(&HostId::from("box"), &me, 1_000, 5_000)
-            .iter()
-            .map(|h| h.relay.0.as_str())
-            .collect();
-        // Newest first among live relays; the dead, retired and never-seen relays and this
-        // relay itself are left out.
-        assert_eq!(held, ["b", "a"]);
-        // Time passing without a fresh read: b's heartbeat (200 ms old at the read) leaves a
-        // 3 s window first.
-        let later: Vec<&str> = v
-            .holding(&HostId::from("box"), &me, 1_000 + 2_850, 3_000)
-            .iter()
-            .map(|h| h.relay.0.as_str())
-            .collect();
-        assert_eq!(later, ["a"]);
-        assert!(
-            v.holding(&HostId::from("box"), &me, 1_000 + 2_901, 3_000)
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_view_the_database_stopped_refreshing_does_not_age_its_relays_out() {
-        let v = view();
-        let me = RelayId::from("me");
-        // The last successful read was a minute ago (the database is away): the relays alive
-        // at that read still count, so hosts held elsewhere stay reachable.
-        let held: Vec<&str> = v
-            .holding(&HostId::from("box"), &me, 1_000 + 60_000, 5_000)
-            .iter()
-            .map(|h| h.relay.0.as_str())
-            .collect();
-        assert_eq!(held, ["b", "a"]);
-        assert!(v.is_alive(&RelayId::from("a"), 1_000 + 600_000, 5_000));
-        assert!(!v.is_alive(&RelayId::from("dead"), 1_000 + 60_000, 5_000));
-    }
-
-    #[test]
-    fn a_connection_that_heart_beat_comes_before_a_newer_silent_one() {
-        let mut v = view();
-        v.set_hosts(
-            &["box".into()],
-            vec![row("box", "a", 5, true), row("box", "b", 9, false)],
-        );
-        let order: Vec<&str> = v
-            .holding(&HostId::from("box"), &RelayId::from("me"), 1_000, 5_000)
-            .iter()
-            .map(|h| h.relay.0.as_str())
-            .collect();
-        assert_eq!(order, ["a", "b"]);
-    }
-
-    #[test]
-    fn a_retired_relay_is_no_peer_and_this_relay_is_not_its_own_peer() {
-        let v = view();
-        let me = RelayId::from("a");
-        let peers: Vec<String> = v.peers(&me).into_iter().map(|p| p.id.0).collect();
-        assert_eq!(peers, ["b", "dead", "never"]);
-        assert!(v.peer(&RelayId::from("gone"), &me).is_none());
-        assert!(v.peer(&me, &me).is_none());
-        assert_eq!(
-            v.peer(&RelayId::from("b"), &me).unwrap().peer_pin,
-            "sha256:b"
-        );
-    }
-
-    #[test]
-    fn a_hosts_holds_take_no_more_room_than_its_rows() {
-        let v = view();
-        let holds = |host: &str| v.hosts.get(&HostId::from(host)).unwrap();
-        assert_eq!(holds("quiet").capacity(), 1);
-        assert_eq!(holds("box").capacity(), holds("box").len());
-    }
-
-    #[test]
-    fn a_relay_dying_is_a_change_though_no_row_changed() {
-        let v = view();
-        let same = v.clone();
-        assert!(!v.differs_from(&same, 1_000, 5_000));
-        let mut aged = v.clone();
-        aged.set_relays(
-            vec![
-                relay("a", Some(100), false),
-                relay("b", Some(9_000), false),
-                relay("dead", Some(60_000), false),
-                relay("gone", Some(100), true),
-                relay("never", None, false),
-            ],
-            1_000,
-        );
-        assert!(aged.differs_from(&v, 1_000, 5_000));
-        let mut fresher = v.clone();
-        fresher.set_relays(
-            vec![
-                relay("a", Some(300), false),
-                relay("b", Some(10), false),
-                relay("dead", Some(60_000), false),
-                relay("gone", Some(100), true),
-                relay("never", None, false),
-            ],
-            1_000,
-        );
-        assert!(!fresher.differs_from(&v, 1_000, 5_000), "ages alone");
-    }
-}
+mod tests;

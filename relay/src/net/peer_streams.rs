@@ -117,7 +117,10 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let (agent_send, agent_recv) = match splice::open(&agent, forward).await {
+    // What the operator's relay sent right behind the open frame (the operator's first
+    // bytes) goes to the agent in the same write as the forward header.
+    let ahead = recv.take_buffered();
+    let (agent_send, agent_recv) = match splice::open_with(&agent, forward, &ahead).await {
         Ok(streams) => streams,
         Err(e) => {
             tracing::debug!(peer = %from, %host, error = %e, "peer stream not opened");
@@ -126,6 +129,7 @@ pub(crate) async fn serve(
                 // The agent's connection is going away: as good as not held here.
                 ForwardError::Open(_) | ForwardError::Header(_) => PeerAnswer::NotHere,
             };
+            // The operator's relay kept what it sent ahead, for the next relay.
             answer_and_finish(send, answer).await;
             return;
         }
@@ -135,9 +139,9 @@ pub(crate) async fn serve(
         return;
     }
     tracing::debug!(peer = %from, %host, op = open.forward.header.op.as_str(), principal = %open.forward.principal, "peer stream spliced to the agent");
-    let carried =
-        splice::splice_inspecting(send, recv, agent_send, agent_recv, |_| async {}, 0).await;
-    tracing::debug!(peer = %from, %host, up = carried.up, down = carried.down, "peer stream ended");
+    let carried = splice::splice_uninspected(send, recv, agent_send, agent_recv).await;
+    let up = carried.up + ahead.len() as u64;
+    tracing::debug!(peer = %from, %host, up, down = carried.down, "peer stream ended");
 }
 
 /// How long a peer stream waits for a slot of the stream quota: short, so that the wait and

@@ -2,7 +2,7 @@
 //! agent's connection, send the [`ForwardHeader`] (who is asking, with which role), then copy
 //! bytes both ways with backpressure. The relay never parses what follows the header.
 
-use crate::framed::{FramedRecv, send_frame};
+use crate::framed::{FramedRecv, StreamError, WRITE_TIMEOUT, send_frame, write_within};
 use crate::tamper::Tamper;
 use proto::frame::MAX_HEADER_LEN;
 use proto::ops::ForwardHeader;
@@ -32,11 +32,36 @@ pub(crate) async fn open(
     agent: &quinn::Connection,
     header: &ForwardHeader,
 ) -> Result<(quinn::SendStream, quinn::RecvStream), ForwardError> {
-    let (mut send, recv) = tokio::time::timeout(OPEN_TIMEOUT, agent.open_bi())
-        .await
-        .map_err(|_| ForwardError::Busy(crate::tls::MAX_CONCURRENT_STREAMS))??;
+    let (mut send, recv) = open_stream(agent).await?;
     send_frame(&mut send, header, MAX_HEADER_LEN).await?;
     Ok((send, recv))
+}
+
+/// [`open`], with `first` (the operator's bytes behind its request, already at hand) sent in
+/// the same write as the header: the agent gets the request in one go (one packet when it
+/// fits), not the header and then the body.
+pub(crate) async fn open_with(
+    agent: &quinn::Connection,
+    header: &ForwardHeader,
+    first: &[u8],
+) -> Result<(quinn::SendStream, quinn::RecvStream), ForwardError> {
+    let mut bytes = proto::frame::to_frame(header, MAX_HEADER_LEN).map_err(StreamError::from)?;
+    bytes.extend_from_slice(first);
+    let (mut send, recv) = open_stream(agent).await?;
+    if let Err(e) = write_within(&mut send, &bytes, WRITE_TIMEOUT).await {
+        // Not a request cut short that the agent could take for a whole one.
+        let _ = send.reset(PEER_GONE.into());
+        return Err(e.into());
+    }
+    Ok((send, recv))
+}
+
+async fn open_stream(
+    agent: &quinn::Connection,
+) -> Result<(quinn::SendStream, quinn::RecvStream), ForwardError> {
+    Ok(tokio::time::timeout(OPEN_TIMEOUT, agent.open_bi())
+        .await
+        .map_err(|_| ForwardError::Busy(crate::tls::MAX_CONCURRENT_STREAMS))??)
 }
 
 /// By default, first frames up to this size are handed to the inspector; a larger one (a long
@@ -153,32 +178,30 @@ pub(crate) struct Carried {
     pub(crate) down: u64,
 }
 
-pub(crate) async fn splice_inspecting<F, Fut>(
+/// Splices without looking at anything: the agent's relay on a peer stream, where the
+/// operator's relay inspects the agent's answer.
+pub(crate) async fn splice_uninspected(
     op_send: quinn::SendStream,
     op_recv: FramedRecv,
     agent_send: quinn::SendStream,
     agent_recv: quinn::RecvStream,
-    inspect: F,
-    inspect_max: usize,
-) -> Carried
-where
-    F: FnOnce(Vec<u8>) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
+) -> Carried {
     splice_tapped(
         op_send,
         op_recv,
         agent_send,
         agent_recv,
-        inspect,
-        inspect_max,
+        |_| async {},
+        0,
         None,
     )
     .await
 }
 
-/// [`splice_inspecting`], with every byte passed on shown to `tamper` (the malicious-relay
-/// harness; `None` on an honest relay).
+/// Splices an operator stream (its header read) and an agent stream (its forward header
+/// sent), handing the agent's first frame, when at most `inspect_max` bytes, to `inspect`
+/// (`0`: nothing is inspected, chunks pass as they come), and every byte passed on to
+/// `tamper` (the malicious-relay harness; `None` on an honest relay).
 pub(crate) async fn splice_tapped<F, Fut>(
     mut op_send: quinn::SendStream,
     op_recv: FramedRecv,
@@ -233,8 +256,15 @@ where
     let op_stopped = op_send.stopped();
     let down = async {
         let down_copy = async {
-            match read_first_frame(&mut agent_recv, inspect_max).await {
-                Ok(first) => {
+            // Nothing to inspect (the agent's relay on a peer stream): chunks as they come.
+            let first = if inspect_max == 0 {
+                None
+            } else {
+                Some(read_first_frame(&mut agent_recv, inspect_max).await)
+            };
+            match first {
+                None => {}
+                Some(Ok(first)) => {
                     if let Some(body) = first.body {
                         inspect(body).await;
                     }
@@ -249,7 +279,7 @@ where
                         return;
                     }
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::debug!(error = %e, "agent's first frame not read");
                     let _ = agent_recv.stop(PEER_GONE.into());
                     let _ = op_send.reset(PEER_GONE.into());

@@ -341,6 +341,44 @@ impl PgStore {
             .collect()
     }
 
+    /// Hands `each` the presence rows of `hosts` (every host with `None`) held by relays other
+    /// than `except`, by host and relay, one at a time as they arrive: a relay's full read of
+    /// the fleet never holds every row (and the client's buffers for them) at once.
+    ///
+    /// # Errors
+    /// PostgreSQL failures (`each` may have seen some rows).
+    pub fn presence_rows_each(
+        &self,
+        hosts: Option<&[String]>,
+        except: &str,
+        mut each: impl FnMut(PresenceRow),
+    ) -> Result<(), StoreError> {
+        let sql = "SELECT host, relay_id, conn_id, connected_ms, status FROM presence \
+                   WHERE relay_id <> $1";
+        let order = "ORDER BY host, relay_id";
+        let mut client = self.live()?;
+        let mut rows = match hosts {
+            None => client.query_raw(
+                &format!("{sql} {order}"),
+                [&except as &(dyn postgres::types::ToSql + Sync)],
+            )?,
+            Some(hosts) => client.query_raw(
+                &format!("{sql} AND host = ANY($2) {order}"),
+                [&except as &(dyn postgres::types::ToSql + Sync), &hosts],
+            )?,
+        };
+        while let Some(r) = rows.next()? {
+            each(PresenceRow {
+                host: r.try_get(0)?,
+                relay_id: r.try_get(1)?,
+                conn_id: r.try_get(2)?,
+                connected_ms: to_u64(r.try_get(3)?),
+                status: r.try_get(4)?,
+            });
+        }
+        Ok(())
+    }
+
     /// The schema version this database is at (0 before the first migration).
     ///
     /// # Errors

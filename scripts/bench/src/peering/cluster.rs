@@ -1,6 +1,7 @@
 //! A fleet for the bench: a throwaway PostgreSQL (`initdb` into a temporary directory), and
 //! `cm-relay run` child processes sharing it, each with `[fleet]` in its `relay.toml` and
-//! registered with `cm-relay cluster add`, all with relay a's client-facing certificate.
+//! registered with `cm-relay cluster add`, all with relay a's client-facing certificate, and
+//! with `MALLOC_ARENA_MAX=2` as the shipped systemd unit sets it.
 
 use crate::child::{self, Proc};
 use crate::pg_server::PgServer;
@@ -126,7 +127,9 @@ impl Cluster {
                 .arg("--state-dir")
                 .arg(state)
                 .args(["run", "--listen", "127.0.0.1:0"])
-                .env("RUST_LOG", "info");
+                .env("RUST_LOG", "info")
+                // As the shipped unit (scripts/systemd/cm-relay.service) runs every relay.
+                .env("MALLOC_ARENA_MAX", "2");
             let proc = Proc::spawn(cmd)?;
             let addr = child::local_addr(&proc.wait_for("relay listening")?)?;
             members.push(Member {
