@@ -81,7 +81,8 @@ impl Transports {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::links::read;
+    // As written: the links' writer here is this test process, not a running cm-agent.
+    use crate::status::links::read_as_written as read;
 
     #[test]
     fn the_file_follows_connects_and_disconnects() {
@@ -92,6 +93,11 @@ mod tests {
         t.connected(1, "192.0.2.2:7443".parse().unwrap(), Transport::Quic);
         let links = read(dir.path());
         assert_eq!(links.len(), 2);
+        assert_eq!(
+            links[0].pid,
+            Some(std::process::id()),
+            "the writer names itself"
+        );
         assert_eq!(
             (links[0].relay.as_str(), links[0].transport.as_str()),
             ("192.0.2.1:7443", "TCP")

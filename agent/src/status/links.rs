@@ -28,14 +28,19 @@ fn is_running_agent(pid: u32) -> bool {
         .is_ok_and(|comm| comm.trim_end() == "cm-agent")
 }
 
+/// The file's links as written, whether their writer still runs or not (empty without a
+/// readable file).
+pub fn read_as_written(state_dir: &Path) -> Vec<LinkNow> {
+    std::fs::read_to_string(state_dir.join(LINKS_FILE_NAME))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 /// The connected links as the running agent last wrote them (empty when it is not running or
 /// none is connected; the links of an agent that died without clearing its file are dropped).
 pub fn read(state_dir: &Path) -> Vec<LinkNow> {
-    let links: Vec<LinkNow> = std::fs::read_to_string(state_dir.join(LINKS_FILE_NAME))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    links
+    read_as_written(state_dir)
         .into_iter()
         .filter(|l| l.pid.is_none_or(is_running_agent))
         .collect()
