@@ -52,6 +52,17 @@ pub struct PresenceRow {
     pub status: Option<String>,
 }
 
+/// A row of `SELECT host, relay_id, conn_id, connected_ms, status FROM presence`.
+fn presence_row(r: &postgres::Row) -> Result<PresenceRow, postgres::Error> {
+    Ok(PresenceRow {
+        host: r.try_get(0)?,
+        relay_id: r.try_get(1)?,
+        conn_id: r.try_get(2)?,
+        connected_ms: to_u64(r.try_get(3)?),
+        status: r.try_get(4)?,
+    })
+}
+
 /// One change of a relay's own presence rows (see [`PgStore::presence_write`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresenceWrite {
@@ -328,16 +339,8 @@ impl PgStore {
                 &[&hosts],
             )?,
         };
-        rows.into_iter()
-            .map(|r| {
-                Ok(PresenceRow {
-                    host: r.try_get(0)?,
-                    relay_id: r.try_get(1)?,
-                    conn_id: r.try_get(2)?,
-                    connected_ms: to_u64(r.try_get(3)?),
-                    status: r.try_get(4)?,
-                })
-            })
+        rows.iter()
+            .map(|r| presence_row(r).map_err(StoreError::from))
             .collect()
     }
 
@@ -368,13 +371,7 @@ impl PgStore {
             )?,
         };
         while let Some(r) = rows.next()? {
-            each(PresenceRow {
-                host: r.try_get(0)?,
-                relay_id: r.try_get(1)?,
-                conn_id: r.try_get(2)?,
-                connected_ms: to_u64(r.try_get(3)?),
-                status: r.try_get(4)?,
-            });
+            each(presence_row(&r)?);
         }
         Ok(())
     }
