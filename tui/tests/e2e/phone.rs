@@ -125,11 +125,13 @@ async fn a_50_column_terminal_reads_the_diff_and_approves_a_permission() -> Resu
     tmux.press("Enter")?;
 
     // The request box shows the file and its diff, paged, with single-letter keys.
-    let asked = tmux.wait_text(&["⚠ permission", "notes/narrow.txt", "+hi"])?;
-    assert!(
-        asked.contains("y once") && asked.contains("r reject"),
-        "{asked}"
-    );
+    tmux.wait_text(&[
+        "⚠ permission",
+        "notes/narrow.txt",
+        "+hi",
+        "y once",
+        "r reject",
+    ])?;
     assert!(!world.workspace.join("notes/narrow.txt").exists());
 
     tmux.press("y")?;
