@@ -281,11 +281,11 @@ pub async fn host_certify(
 const NO_ROOTS: &str = "this laptop has no owner root pinned, so a host enrolled now could not verify operators; run `cm-tui admin trust init` (owner) or log in with an invite that carries the owner's root (or pass --relay-trusted for a host the relay vouches for)";
 
 /// Adds this laptop's roots and a fresh bind secret (kept in the trust file) to the token the
-/// relay made.
+/// relay made; returns the bind secret.
 ///
 /// # Errors
 /// No roots pinned, a damaged token, trust file failures.
-pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<(), CommandError> {
+pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<Bytes32, CommandError> {
     let Some(trust) = trust::load(profile).map_err(trust_err)? else {
         return Err(CommandError::BadInput(NO_ROOTS.into()));
     };
@@ -303,7 +303,7 @@ pub fn seal_enrollment(profile: &Profile, e: &mut HostEnrolled) -> Result<(), Co
     local.file.binds.insert(token.host.clone(), Bytes32(bind));
     local.save(profile)?;
     e.token = token.encode();
-    Ok(())
+    Ok(Bytes32(bind))
 }
 
 /// Whether this laptop has roots to put in tokens (checked before asking the relay).

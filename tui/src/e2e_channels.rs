@@ -145,7 +145,7 @@ pub struct HostStreams {
     on_mode: Option<OnMode>,
     /// Bind secrets of the hosts this laptop added (`admin host add`): their proven key
     /// claims are certified here on first contact ([`auto_certify`]).
-    binds: BTreeMap<HostId, Bytes32>,
+    binds: Mutex<BTreeMap<HostId, Bytes32>>,
 }
 
 impl std::fmt::Debug for HostStreams {
@@ -280,15 +280,21 @@ impl HostStreams {
             next_req: AtomicU64::new(OWN_REQ_BASE),
             on_change,
             on_mode: None,
-            binds: BTreeMap::new(),
+            binds: Mutex::new(BTreeMap::new()),
         }
     }
 
     /// The same, certifying on first contact the hosts whose bind secrets are in `binds`.
     #[must_use]
     pub fn with_binds(mut self, binds: BTreeMap<HostId, Bytes32>) -> Self {
-        self.binds = binds;
+        self.binds = Mutex::new(binds);
         self
+    }
+
+    /// Notes the bind secret of a host this laptop just enrolled (from the administration
+    /// screen), so that its key claim is certified on first contact in this session too.
+    pub fn add_bind(&self, host: HostId, bind: Bytes32) {
+        locked(&self.binds).insert(host, bind);
     }
 
     /// The same, telling `on_mode` how each host is reached once that is known.
@@ -604,7 +610,7 @@ impl HostStreams {
             }
             // A host this laptop enrolled is zero-trust: until it has proven its key, nothing
             // goes to it (a relay withholding or forging its claim cannot get plaintext).
-            if self.binds.contains_key(host) {
+            if locked(&self.binds).contains_key(host) {
                 return Err(LinkError::Refused(WireError::new(
                     ErrorCode::Forbidden,
                     format!(

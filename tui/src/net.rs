@@ -4,6 +4,7 @@
 //! backoff until the credential is refused. It only reports [`NetEvent`]s; what to show is the
 //! app's business.
 
+mod admin_seal;
 mod calls;
 mod forwards;
 mod handover;
@@ -13,7 +14,8 @@ mod watches;
 use watches::{WatchJob, watch_task};
 
 use crate::call::{
-    CallError, ForwardNews, ForwardRequest, Request, Scope, StreamRequest, WatchKey,
+    AdminCall, Call, CallError, ForwardNews, ForwardRequest, Request, Response, Scope,
+    StreamRequest, WatchKey,
 };
 use crate::connect;
 use crate::e2e_channels::{self, HostStreams};
@@ -368,7 +370,12 @@ async fn serve(
         streams.clone(),
     ));
     let work = handover::Work::new(streams.clone());
-    let end = serve_streams(session, &hosts, events, commands, cancel, &work, quic_back).await;
+    let cx = Cx {
+        hosts,
+        profile: profile.clone(),
+        events: events.clone(),
+    };
+    let end = serve_streams(session, &cx, commands, cancel, &work, quic_back).await;
     if matches!(end, End::MovingToQuic(_)) {
         tokio::spawn(work.finish(conn, end_with_the_connection.disarm()));
     } else {
@@ -379,13 +386,13 @@ async fn serve(
 
 async fn serve_streams(
     session: Session,
-    hosts: &Arc<HostStreams>,
-    events: &mpsc::Sender<NetEvent>,
+    cx: &Cx,
     commands: &mut mpsc::UnboundedReceiver<Command>,
     cancel: &CancellationToken,
     work: &handover::Work,
     quic_back: impl std::future::Future<Output = Session>,
 ) -> End {
+    let Cx { hosts, events, .. } = cx;
     let streams = &work.cancel;
     tokio::pin!(quic_back);
     let Session {
@@ -420,7 +427,7 @@ async fn serve_streams(
             cmd = commands.recv() => match cmd {
                 Some(Command::Reconnect) => break End::Requested,
                 Some(Command::Request(request)) => {
-                    work.spawn(perform(hosts.clone(), request, events.clone(), streams.clone()));
+                    work.spawn(perform(cx.clone(), request, streams.clone()));
                 }
                 Some(Command::Stream(request)) => {
                     let token = streams.child_token();
@@ -518,13 +525,21 @@ fn header(op: Op, req_id: ReqId, scope: &Scope) -> StreamHeader {
     h
 }
 
-/// Performs one call and reports its answer (or that the connection ended first).
-async fn perform(
+/// One connection's context for its calls.
+#[derive(Clone)]
+struct Cx {
     hosts: Arc<HostStreams>,
-    request: Request,
+    profile: Profile,
     events: mpsc::Sender<NetEvent>,
-    cancel: CancellationToken,
-) {
+}
+
+/// Performs one call and reports its answer (or that the connection ended first).
+async fn perform(cx: Cx, request: Request, cancel: CancellationToken) {
+    let Cx {
+        hosts,
+        profile,
+        events,
+    } = cx;
     let result = tokio::select! {
         () = cancel.cancelled() => Err(CallError::transport("the relay connection was lost")),
         r = tokio::time::timeout(CALL_TIMEOUT, calls::perform_call(&hosts, &request)) => r.unwrap_or_else(|_| {
@@ -534,7 +549,30 @@ async fn perform(
             )))
         }),
     };
+    let result = match (result, &request.call) {
+        (Ok(response), Call::Admin(admin)) => {
+            seal_admin(&hosts, profile, admin.clone(), response).await
+        }
+        (result, _) => result,
+    };
     let _ = events.send(NetEvent::Reply { request, result }).await;
+}
+
+/// An administration answer with its token or invite completed by this laptop (see
+/// [`admin_seal`]); a zero-trust host's bind secret is noted for this session.
+async fn seal_admin(
+    hosts: &HostStreams,
+    profile: Profile,
+    admin: AdminCall,
+    response: Response,
+) -> Result<Response, CallError> {
+    let sealed = tokio::task::spawn_blocking(move || admin_seal::seal(&profile, &admin, response))
+        .await
+        .map_err(|e| CallError::transport(format!("completing the token failed: {e}")))??;
+    if let Some((host, bind)) = sealed.bind {
+        hosts.add_bind(host, bind);
+    }
+    Ok(sealed.response)
 }
 
 #[cfg(test)]

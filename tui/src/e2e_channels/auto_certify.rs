@@ -28,7 +28,8 @@ pub(super) async fn certify(
     claims: &[HostKeyClaim],
     now_ms: u64,
 ) -> Option<X25519Public> {
-    if !streams.binds.contains_key(host) {
+    let binds = locked(&streams.binds).clone();
+    if !binds.contains_key(host) {
         return None;
     }
     let certs = {
@@ -37,7 +38,7 @@ pub(super) async fn certify(
             return None;
         }
         let (certs, refused) =
-            admin::certify_claims(&t, &streams.binds, claims, Some(host), now_ms, random_u64);
+            admin::certify_claims(&t, &binds, claims, Some(host), now_ms, random_u64);
         if refused.contains(host) {
             tracing::warn!(%host, "REFUSED a key claim that does not prove the enrollment's bind secret (a relay or impostor sent it)");
         }

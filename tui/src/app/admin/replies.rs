@@ -31,10 +31,22 @@ impl AdminView {
                 false
             }
             Response::Enrolled(HostEnrolled { name, token }) => {
+                // The net task put this laptop's roots in when it has any (zero-trust).
+                let pins_roots = proto::token::EnrollmentToken::decode(&token)
+                    .is_ok_and(|t| !t.roots.is_empty());
+                let summary = if pins_roots {
+                    format!(
+                        "zero-trust enrolment token for {name} (shown once; on the host: \
+                         cm-agent enroll <token>):"
+                    )
+                } else {
+                    format!(
+                        "relay-trusted enrolment token for {name} (no owner root on this \
+                         laptop: `cm-tui admin trust init` first for zero-trust; shown once):"
+                    )
+                };
                 self.result = Some(AdminResult {
-                    summary: format!(
-                        "enrolment token for {name} (shown once; give it to the host's agent):"
-                    ),
+                    summary,
                     secret: Some(token.to_string()),
                 });
                 true
@@ -136,5 +148,31 @@ mod tests {
             "a list is no change"
         );
         assert_eq!(v.users, Loadable::Ready(Vec::new()));
+    }
+
+    #[test]
+    fn a_token_that_pins_owner_roots_is_shown_as_zero_trust() {
+        let token = proto::token::EnrollmentToken {
+            relay: "127.0.0.1:7443".into(),
+            pin: proto::token::pin_from_spki(b"spki"),
+            host: proto::ids::HostId::from("box"),
+            secret: proto::handshake::Key::from_bytes([7; 32]),
+            roots: vec![proto::trust::Root {
+                user: proto::ids::UserId::from("olga"),
+                key: proto::trust::DeviceKey::from_seed([1; 32])
+                    .unwrap()
+                    .public(),
+            }],
+            bind: Some(proto::handshake::Bytes32([2; 32])),
+        };
+        let mut v = AdminView::default();
+        assert!(v.replied(Response::Enrolled(HostEnrolled {
+            name: "box".into(),
+            token: token.encode(),
+        })));
+        let result = v.result.clone().unwrap();
+        assert!(result.summary.contains("zero-trust"), "{result:?}");
+        assert!(!result.summary.contains("relay-trusted"), "{result:?}");
+        assert_eq!(result.secret, Some(token.encode()));
     }
 }

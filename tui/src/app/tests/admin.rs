@@ -287,6 +287,9 @@ fn enrolling_a_host_shows_its_token_once() {
     });
     let result = d.app.admin().and_then(|a| a.result.clone()).unwrap();
     assert!(result.summary.contains("new-box"), "{result:?}");
+    // A token without owner roots (this laptop has none) says it is relay-trusted.
+    assert!(result.summary.contains("relay-trusted"), "{result:?}");
+    assert!(result.summary.contains("admin trust init"), "{result:?}");
     assert_eq!(result.secret.as_deref(), Some("cmh_secret"));
     // `c` copies it to the operator's clipboard.
     d.key('c');
