@@ -23,5 +23,6 @@ mod evil;
 mod queued;
 mod resign;
 mod rotate;
+mod screen_enroll;
 mod templates;
 mod world;

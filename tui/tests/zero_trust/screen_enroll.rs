@@ -1,0 +1,114 @@
+//! The full-screen app's administration screen enrolls hosts zero-trust, as `cm-tui admin host
+//! add` does: the owner's app (its connection task, as the screen drives it) asks the relay for
+//! a token, finishes it on the laptop with the owner's root and a bind secret it keeps, and a
+//! real `cm-agent enroll` with that token pins the same root as the host the CLI enrolled.
+
+use crate::harness::{WAIT, bin};
+use crate::world::ZtWorld;
+use anyhow::{Context, Result, bail};
+use cm_client::secrets::StoreChoice;
+use cm_tui::call::{AdminCall, Call, Request, Response, Scope};
+use cm_tui::event::NetEvent;
+use cm_tui::net::Net;
+use cm_tui::profile::Logins;
+use proto::admin::HostAdd;
+use proto::ids::HostId;
+use proto::token::EnrollmentToken;
+use std::path::Path;
+use std::process::Command;
+use tokio::sync::mpsc;
+
+/// The fingerprints of the roots `cm-agent trust show --json` lists for an agent.
+fn pinned_roots(config: &Path, state: &Path) -> Result<Vec<String>> {
+    let out = Command::new(bin("cm-agent")?)
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["trust", "show", "--json"])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "trust show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let show: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(show["roots"]
+        .as_array()
+        .context("no roots array in trust show")?
+        .iter()
+        .filter_map(|r| r["fingerprint"].as_str().map(str::to_owned))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_enrolled_from_the_admin_screen_pins_the_owners_root() -> Result<()> {
+    let w = ZtWorld::start().await?;
+    let logins = Logins::open(&w.owner.state, StoreChoice::File)?;
+    let (profile, key) = logins.load(cm_client::time::now_ms())?;
+    let (tx, mut events) = mpsc::channel(256);
+    let net = Net::spawn(profile.clone(), key, tx);
+    tokio::time::timeout(WAIT, async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, NetEvent::Connected { .. }) {
+                return Ok(());
+            }
+        }
+        bail!("the connection task ended")
+    })
+    .await
+    .context("not connected in time")??;
+    // What the screen's "enroll host: box2" sends.
+    net.request(Request {
+        id: 7,
+        scope: Scope::host(&HostId::from("box")),
+        call: Call::Admin(AdminCall::HostAdd(HostAdd {
+            name: "box2".into(),
+            relay_addr: None,
+        })),
+    });
+    let enrolled = tokio::time::timeout(WAIT, async {
+        while let Some(e) = events.recv().await {
+            if let NetEvent::Reply { request, result } = e
+                && request.id == 7
+            {
+                return match result {
+                    Ok(Response::Enrolled(e)) => Ok(e),
+                    other => bail!("host_add answered {other:?}"),
+                };
+            }
+        }
+        bail!("the connection task ended")
+    })
+    .await
+    .context("no answer to host_add in time")??;
+
+    let token = EnrollmentToken::decode(&enrolled.token)?;
+    assert!(!token.roots.is_empty(), "the token pins owner roots");
+    let bind = token.bind.context("the token carries a bind secret")?;
+    // The laptop keeps the bind secret (its next runs certify the host's key claim by it).
+    let file = cm_tui::trust::file::TrustFile::read(&cm_tui::trust::file_path(&profile))?;
+    assert_eq!(file.binds.get(&HostId::from("box2")), Some(&bind));
+
+    // A real agent enrolled with it pins the owner's root, as the CLI-enrolled host does.
+    let config = w.tmp.path().join("agent2/agent.toml");
+    let state = w.tmp.path().join("agent2/state");
+    let out = Command::new(bin("cm-agent")?)
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["enroll", &enrolled.token])
+        .env("CM_SECRET_STORE", "file")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "enroll: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let screen_host = pinned_roots(&config, &state)?;
+    assert!(!screen_host.is_empty(), "zero-trust: roots pinned");
+    assert_eq!(screen_host, pinned_roots(&w.agent_config, &w.agent_state)?);
+    Ok(())
+}
