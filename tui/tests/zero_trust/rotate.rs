@@ -5,27 +5,12 @@
 //! laptop re-signed with the new root keep working. `rotate-device` refuses for a root and
 //! points at `rotate-owner`.
 
-use crate::harness::bin;
 use crate::world::ZtWorld;
 use anyhow::{Context, Result};
-use std::process::Command;
 
 /// `cm-agent trust show --json` for the world's host.
 fn trust_show(w: &ZtWorld) -> Result<serde_json::Value> {
-    let out = Command::new(bin("cm-agent")?)
-        .arg("--config")
-        .arg(&w.agent_config)
-        .arg("--state-dir")
-        .arg(&w.agent_state)
-        .args(["trust", "show", "--json"])
-        .env("CM_SECRET_STORE", "file")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "trust show: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    crate::world::trust_show(&w.agent_config, &w.agent_state)
 }
 
 /// (fingerprint, state) of each root `trust show` lists.

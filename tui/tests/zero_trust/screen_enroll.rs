@@ -3,8 +3,8 @@
 //! a token, finishes it on the laptop with the owner's root and a bind secret it keeps, and a
 //! real `cm-agent enroll` with that token pins the same root as the host the CLI enrolled.
 
-use crate::harness::{WAIT, bin};
-use crate::world::ZtWorld;
+use crate::harness::WAIT;
+use crate::world::{ZtWorld, enroll, trust_show};
 use anyhow::{Context, Result, bail};
 use cm_client::secrets::StoreChoice;
 use cm_tui::call::{AdminCall, Call, Request, Response, Scope};
@@ -15,25 +15,11 @@ use proto::admin::HostAdd;
 use proto::ids::HostId;
 use proto::token::EnrollmentToken;
 use std::path::Path;
-use std::process::Command;
 use tokio::sync::mpsc;
 
 /// The fingerprints of the roots `cm-agent trust show --json` lists for an agent.
 fn pinned_roots(config: &Path, state: &Path) -> Result<Vec<String>> {
-    let out = Command::new(bin("cm-agent")?)
-        .arg("--config")
-        .arg(config)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["trust", "show", "--json"])
-        .env("CM_SECRET_STORE", "file")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "trust show: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let show: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let show = trust_show(config, state)?;
     Ok(show["roots"]
         .as_array()
         .context("no roots array in trust show")?
@@ -94,19 +80,7 @@ async fn a_host_enrolled_from_the_admin_screen_pins_the_owners_root() -> Result<
     // A real agent enrolled with it pins the owner's root, as the CLI-enrolled host does.
     let config = w.tmp.path().join("agent2/agent.toml");
     let state = w.tmp.path().join("agent2/state");
-    let out = Command::new(bin("cm-agent")?)
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["enroll", &enrolled.token])
-        .env("CM_SECRET_STORE", "file")
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "enroll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    enroll(&config, &state, &enrolled.token)?;
     let screen_host = pinned_roots(&config, &state)?;
     assert!(!screen_host.is_empty(), "zero-trust: roots pinned");
     assert_eq!(screen_host, pinned_roots(&w.agent_config, &w.agent_state)?);

@@ -113,6 +113,40 @@ fn token_in(out: &str) -> Result<String> {
         .with_context(|| format!("no token in {out}"))
 }
 
+/// `cm-agent enroll <token>` into `config` and `state`, as a host owner runs it.
+pub fn enroll(config: &Path, state: &Path, token: &str) -> Result<()> {
+    let out = agent_cli(config, state, &["enroll", token])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "enroll: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// `cm-agent trust show --json` for the agent in `config` and `state`.
+pub fn trust_show(config: &Path, state: &Path) -> Result<serde_json::Value> {
+    let out = agent_cli(config, state, &["trust", "show", "--json"])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "trust show: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One `cm-agent` command on the agent in `config` and `state`.
+fn agent_cli(config: &Path, state: &Path, args: &[&str]) -> Result<Output> {
+    Ok(Command::new(bin("cm-agent")?)
+        .arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .env("CM_SECRET_STORE", "file")
+        .output()?)
+}
+
 impl ZtWorld {
     /// The world with the default revocation freshness limit.
     pub async fn start() -> Result<Self> {
@@ -153,19 +187,7 @@ impl ZtWorld {
         let token = token_in(&owner.ok(&["admin", "host", "add", "box", "--json"])?)?;
         let agent_config = root.join("agent/agent.toml");
         let agent_state = root.join("agent/state");
-        let out = Command::new(bin("cm-agent")?)
-            .arg("--config")
-            .arg(&agent_config)
-            .arg("--state-dir")
-            .arg(&agent_state)
-            .args(["enroll", &token])
-            .env("CM_SECRET_STORE", "file")
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "enroll: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        enroll(&agent_config, &agent_state, &token)?;
         let mut text = std::fs::read_to_string(&agent_config)?;
         let opencode = cm_test_model::opencode_toml(&model.base_url(), "");
         text.push_str(&format!(
