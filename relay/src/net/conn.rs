@@ -317,6 +317,13 @@ async fn finish_handshake(
         }
     };
     let conn_id = new_conn_id();
+    if found.record.kind == PeerKind::Operator {
+        // Operators open a stream per request; until now only the hello stream was allowed
+        // (`tls::HELLO_STREAMS`), and an agent keeps to that one.
+        conn.set_max_concurrent_bi_streams(quinn::VarInt::from_u32(
+            crate::tls::MAX_CONCURRENT_STREAMS,
+        ));
+    }
     let h2 = handshake::build_h2(&found.record.key, h1, conn_id.clone(), nonce, now_ms());
     if let Err(e) = send_frame(&mut send, &ServerHello::H2(h2), MAX_HEADER_LEN).await {
         tracing::debug!(%remote, error = %e, "could not send h2");
