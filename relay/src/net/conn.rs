@@ -408,11 +408,9 @@ async fn serve_agent(
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
     // The sweeper sends revocation notices for the agent's control stream through this.
-    // Unbounded on purpose: only revocations made by administrators fill it (at most one
-    // batch per revocation), never the agent, and a notice dropped would leave a launch running.
-    let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let notices = super::agent_notices::AgentNotices::default();
     if let Some(live) = shared.live.lock().get_mut(&conn_id) {
-        live.notify = Some(notify);
+        live.notify = Some(notices.clone());
     }
     // Revocations made while the agent was away still stop launches bound to them.
     let revoked = super::sweeper::revoked_unexpired(shared).await;
@@ -432,7 +430,7 @@ async fn serve_agent(
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
-            Some(notice) = notices.recv() => {
+            notice = notices.recv() => {
                 if send_frame(&mut send, &notice, MAX_FRAME_LEN).await.is_err() {
                     return;
                 }
