@@ -1,6 +1,7 @@
 //! The QUIC shell of the relay: accept loop, per-connection handling, login, requests.
 
 pub(crate) mod admin;
+pub(crate) mod agent_notices;
 pub(crate) mod body;
 pub(crate) mod conn;
 pub(crate) mod endpoint;

@@ -337,7 +337,7 @@ impl Relay {
             join_fleet(&config, &store, &sweep_now, &notifier).await?
         };
         let tunnel_tls = tls::tunnel_tls_config(certs.clone(), key.clone_key())?;
-        let server_config = tls::server_config(certs, key, config.idle_timeout)?;
+        let server_config = tls::listener_config(certs, key, config.idle_timeout)?;
         let socket = bind_socket(config.listen)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),

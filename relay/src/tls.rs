@@ -34,6 +34,36 @@ pub fn server_config(
     Ok(cfg)
 }
 
+/// Bidirectional streams a client may open on the relay's listeners before it authenticated:
+/// the hello stream, which an agent keeps as its control stream and never opens another.
+/// quinn keeps a map entry for every stream the peer may open (see [`MAX_CONCURRENT_STREAMS`]),
+/// about 11 KiB per connection at the shared limit (heaptrack, scenario 8), so an agent's
+/// connection holds one; an operator's is raised to [`MAX_CONCURRENT_STREAMS`] when it
+/// authenticates (`net::conn`).
+pub const HELLO_STREAMS: u32 = 1;
+
+/// The transport of the relay's client listeners (QUIC and the TCP path): `transport` with
+/// [`HELLO_STREAMS`].
+fn until_authenticated(mut transport: quinn::TransportConfig) -> Arc<quinn::TransportConfig> {
+    transport.max_concurrent_bidi_streams(quinn::VarInt::from_u32(HELLO_STREAMS));
+    Arc::new(transport)
+}
+
+/// The relay's QUIC listener: [`server_config`] whose clients may open only the hello stream
+/// until they authenticate (see [`HELLO_STREAMS`]).
+///
+/// # Errors
+/// As [`server_config`].
+pub fn listener_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    idle_timeout: Duration,
+) -> Result<quinn::ServerConfig, TlsError> {
+    let mut cfg = server_config(certs, key, idle_timeout)?;
+    cfg.transport_config(until_authenticated(transport_config(idle_timeout)));
+    Ok(cfg)
+}
+
 /// The outer TLS of the relay's TCP listener (issue #21): the same certificate and key as QUIC,
 /// so clients check the same pin; TLS 1.3; ALPN `codemantle-tcp/1`.
 ///
@@ -52,14 +82,15 @@ pub fn tunnel_tls_config(
 }
 
 /// The QUIC server configuration of the TCP listener's endpoint: `quic`'s (same crypto, same
-/// migration rule) with the tunnel's transport settings (large packets, no MTU discovery).
+/// migration rule) with the tunnel's transport settings (large packets, no MTU discovery) and,
+/// as on [`listener_config`], only the hello stream until the client authenticated.
 pub fn tunnel_server_config(
     quic: &quinn::ServerConfig,
     idle_timeout: Duration,
 ) -> quinn::ServerConfig {
     let mut cfg = quic.clone();
-    cfg.transport_config(Arc::new(cm_client::tunnel::config::transport_config(
-        idle_timeout,
-    )));
+    cfg.transport_config(until_authenticated(
+        cm_client::tunnel::config::transport_config(idle_timeout),
+    ));
     cfg
 }

@@ -317,6 +317,13 @@ async fn finish_handshake(
         }
     };
     let conn_id = new_conn_id();
+    if found.record.kind == PeerKind::Operator {
+        // Operators open a stream per request; until now only the hello stream was allowed
+        // (`tls::HELLO_STREAMS`), and an agent keeps to that one.
+        conn.set_max_concurrent_bi_streams(quinn::VarInt::from_u32(
+            crate::tls::MAX_CONCURRENT_STREAMS,
+        ));
+    }
     let h2 = handshake::build_h2(&found.record.key, h1, conn_id.clone(), nonce, now_ms());
     if let Err(e) = send_frame(&mut send, &ServerHello::H2(h2), MAX_HEADER_LEN).await {
         tracing::debug!(%remote, error = %e, "could not send h2");
@@ -401,11 +408,9 @@ async fn serve_agent(
     };
     tracing::info!(%host, conn = %conn_id, %remote, "agent online");
     // The sweeper sends revocation notices for the agent's control stream through this.
-    // Unbounded on purpose: only revocations made by administrators fill it (at most one
-    // batch per revocation), never the agent, and a notice dropped would leave a launch running.
-    let (notify, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let notices = super::agent_notices::AgentNotices::default();
     if let Some(live) = shared.live.lock().get_mut(&conn_id) {
-        live.notify = Some(notify);
+        live.notify = Some(notices.clone());
     }
     // Revocations made while the agent was away still stop launches bound to them.
     let revoked = super::sweeper::revoked_unexpired(shared).await;
@@ -425,7 +430,7 @@ async fn serve_agent(
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return,
-            Some(notice) = notices.recv() => {
+            notice = notices.recv() => {
                 if send_frame(&mut send, &notice, MAX_FRAME_LEN).await.is_err() {
                     return;
                 }

@@ -32,7 +32,7 @@ pub(crate) struct LiveConn {
     pub(crate) conn: quinn::Connection,
     pub(crate) expires_at_ms: Option<u64>,
     /// Agents: control messages for the agent's control stream (revocation notices).
-    pub(crate) notify: Option<tokio::sync::mpsc::UnboundedSender<Control>>,
+    pub(crate) notify: Option<super::agent_notices::AgentNotices>,
 }
 
 /// Operator credentials that are revoked (or belonged to a removed user) but would otherwise
@@ -88,7 +88,7 @@ fn notify_agents(shared: &Arc<Shared>, fresh: &[(CredId, String)]) {
     );
     for (host, tx) in agents {
         for n in notices(&for_host(fresh, &host)) {
-            let _ = tx.send(n);
+            tx.send(n);
         }
     }
 }

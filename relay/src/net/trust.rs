@@ -517,7 +517,7 @@ pub(crate) async fn push_revocations(shared: &Arc<Shared>) {
     tracing::info!(agents = agents.len(), "pushing revocation lists to agents");
     for tx in agents {
         for m in &messages {
-            let _ = tx.send(m.clone());
+            tx.send(m.clone());
         }
     }
 }

@@ -165,3 +165,60 @@ async fn a_viewer_holding_header_only_streams_does_not_lock_operators_out_of_a_h
     relay.shutdown().await;
     Ok(())
 }
+
+/// The relay lets a client open only its hello stream until it authenticated (quinn keeps
+/// state for every stream a peer may open): an operator then gets the whole stream limit for
+/// its requests, an agent keeps to its control stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_get_the_stream_limit_and_agents_their_control_stream() -> Result<()> {
+    use futures::FutureExt as _;
+    let relay = TestRelay::start().await?;
+    let cred = relay.login_owner().await?;
+    let op = operator(&relay.addr_str(), &relay.state.pin, &cred).await?;
+    // The control stream is one of the limit's streams.
+    let requests = cm_relay::tls::MAX_CONCURRENT_STREAMS as usize - 1;
+    let mut held = Vec::with_capacity(requests);
+    for i in 0..requests {
+        // Held open, unanswered: each counts against the limit until the end of the test.
+        let stream = tokio::time::timeout(WAIT, op.conn.open_bi())
+            .await
+            .with_context(|| format!("operator stream {i} never opened"))??;
+        held.push(stream);
+    }
+
+    let token = relay.state.add_host("one-stream-box", relay.addr)?;
+    let conn = client::dial(&relay.addr_str(), &relay.state.pin, &quick_dial()).await?;
+    let mut agent = client::authenticate(
+        conn,
+        PeerKind::Agent,
+        &CredId("one-stream-box".into()),
+        &token.secret,
+    )
+    .await?;
+    // A heartbeat's answer: the relay has handled the agent's connection past the handshake.
+    let beat = proto::message::Control::Heartbeat {
+        seq: 1,
+        status: Default::default(),
+    };
+    send_frame(&mut agent.control_send, &beat, MAX_FRAME_LEN).await?;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let next = agent
+                .control_recv
+                .expect::<proto::message::Control>()
+                .await?;
+            if matches!(next, proto::message::Control::HeartbeatAck { seq: 1 }) {
+                return anyhow::Ok(());
+            }
+        }
+    })
+    .await
+    .context("no heartbeat answer")??;
+    assert!(
+        agent.conn.open_bi().now_or_never().is_none(),
+        "an agent's connection may open a stream besides its control stream"
+    );
+    drop(held);
+    relay.shutdown().await;
+    Ok(())
+}
