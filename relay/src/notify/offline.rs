@@ -63,13 +63,19 @@ impl OfflineWatch {
     }
 }
 
-/// When the notification task looks at presence (a store read of every host): at once
-/// after presence changed, else every `every_ms` (a host goes offline by silence, which
-/// changes nothing); never merely because the task woke for something else.
+/// Presence changes are looked at no more often than this: a connect flood changes presence
+/// thousands of times a second, and each look reads every host of the fleet.
+pub const CHANGE_GAP_MS: u64 = 250;
+
+/// When the notification task looks at presence (a store read of every host): after presence
+/// changed, at most every [`CHANGE_GAP_MS`] (a change inside the gap is looked at when it
+/// ends), else every `every_ms` (a host goes offline by silence, which changes nothing); never
+/// merely because the task woke for something else.
 #[derive(Debug, Clone)]
 pub struct Cadence {
     every_ms: u64,
     last_ms: Option<u64>,
+    change_pending: bool,
 }
 
 impl Cadence {
@@ -78,23 +84,31 @@ impl Cadence {
         Self {
             every_ms,
             last_ms: None,
+            change_pending: false,
         }
     }
 
     /// Whether to look at `now_ms` (remembered when so): the first time, after a presence
-    /// change, or when the last look is `every_ms` old.
+    /// change once [`CHANGE_GAP_MS`] passed since the last look, or when the last look is
+    /// `every_ms` old.
     pub fn look_now(&mut self, now_ms: u64, presence_changed: bool) -> bool {
-        let due = presence_changed || now_ms >= self.next_ms();
+        self.change_pending |= presence_changed;
+        let due = now_ms >= self.next_ms();
         if due {
             self.last_ms = Some(now_ms);
+            self.change_pending = false;
         }
         due
     }
 
-    /// When the next look by time is due.
+    /// When the next look is due: the end of the gap after a change, else the tick.
     pub fn next_ms(&self) -> u64 {
-        self.last_ms
-            .map_or(0, |last| last.saturating_add(self.every_ms))
+        let wait = if self.change_pending {
+            CHANGE_GAP_MS.min(self.every_ms)
+        } else {
+            self.every_ms
+        };
+        self.last_ms.map_or(0, |last| last.saturating_add(wait))
     }
 }
 
@@ -115,6 +129,21 @@ mod tests {
         assert!(!c.look_now(6_499, false));
         assert!(c.look_now(6_500, false), "the tick");
         assert!(!c.look_now(6_501, false));
+    }
+
+    #[test]
+    fn a_change_inside_the_gap_is_looked_at_when_the_gap_ends() {
+        let mut c = Cadence::new(1_000);
+        assert!(c.look_now(5_000, true));
+        // A flood of changes: the next look waits for the gap, none is lost.
+        assert!(!c.look_now(5_010, true));
+        assert!(!c.look_now(5_100, false), "the change is still pending");
+        assert_eq!(c.next_ms(), 5_000 + CHANGE_GAP_MS);
+        assert!(
+            c.look_now(5_000 + CHANGE_GAP_MS, false),
+            "the pending change"
+        );
+        assert_eq!(c.next_ms(), 5_000 + CHANGE_GAP_MS + 1_000, "then the tick");
     }
 
     const MIN: u64 = 60_000;
