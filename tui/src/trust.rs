@@ -11,7 +11,7 @@ pub mod admin;
 pub mod device;
 pub mod file;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::profile::Profile;
 use cm_client::secrets::SecretError;

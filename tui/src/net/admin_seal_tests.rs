@@ -1,29 +1,13 @@
 use super::*;
-use crate::profile::LoginHome;
 use crate::trust::file::TrustFile;
+use crate::trust::tests::profile;
 use crate::trust::{self, device};
-use cm_client::secrets::StoreChoice;
 use proto::admin::{AdminDone, HostAdd, HostEnrolled, UserRequest};
 use proto::handshake::Key;
 use proto::header::Op;
-use proto::ids::{CredId, UserId};
+use proto::ids::UserId;
 use proto::token::{EnrollmentToken, Invite, pin_from_spki};
 use proto::trust::{DeviceKey, Root};
-
-fn profile(dir: &std::path::Path) -> Profile {
-    Profile {
-        relay: "127.0.0.1:7443".into(),
-        pin: "blake3:00".into(),
-        user: UserId::from("olga"),
-        cred_id: CredId::from("c1"),
-        expires_at_ms: u64::MAX,
-        home: LoginHome {
-            dir: dir.to_owned(),
-            store: Some(StoreChoice::File),
-            ..LoginHome::default()
-        },
-    }
-}
 
 fn owner_root() -> Root {
     Root {

@@ -15,7 +15,9 @@ fn key(n: u8) -> DeviceKey {
     DeviceKey::from_seed([n; 32]).unwrap()
 }
 
-fn profile(dir: &std::path::Path) -> Profile {
+/// A test profile whose secrets live in the 0600-file store under `dir` (shared with the
+/// connection task's token tests).
+pub(crate) fn profile(dir: &std::path::Path) -> Profile {
     Profile {
         relay: "127.0.0.1:7443".into(),
         pin: "blake3:00".into(),
