@@ -68,6 +68,16 @@ async fn an_owner_rotates_their_root_and_the_host_follows_without_re_enrolling()
     // The owner retires the old root now: the host stops trusting it at once.
     w.owner.ok(&["admin", "trust", "retire-old-root"])?;
     w.wait_agent_log(&["retired by its owner"])?;
+    // The host logs the retirement before it saves its pins, which `trust show` reads.
+    let deadline = std::time::Instant::now() + crate::harness::WAIT;
+    while roots(&trust_show(&w)?)
+        .iter()
+        .all(|(_, state)| state != "retired")
+        && std::time::Instant::now() < deadline
+    {
+        // Polling another process's saved state; bounded by the deadline.
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
     assert_eq!(
         roots(&trust_show(&w)?),
         vec![
