@@ -31,8 +31,8 @@ use proto::rbac::Role;
 use proto::replay::ReplayWindow;
 use proto::trust::header::{CheckedHeader, nonce_window};
 use proto::trust::{
-    Cert, HostKeyClaim, PublicKey, RevocationList, RevocationState, Root, RootPins, RootRotation,
-    Rotated, TrustError, Verifier, X25519Public,
+    Cert, HostKeyClaim, PendingSignature, PublicKey, RevocationList, RevocationState, Root,
+    RootPins, RootRotation, Rotated, TrustError, UnverifiedHeader, Verifier, X25519Public,
 };
 use role_cache::{RoleCache, RoleKey};
 
@@ -199,6 +199,26 @@ impl HostTrust {
         let mut state = self.state.lock();
         proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
         Ok(checked)
+    }
+
+    /// A header on an end-to-end channel, authenticated by the channel's MAC instead of its
+    /// signature (`proto::trust::header_mac`): the MAC under `mac_key`, the fields, this host,
+    /// the time, then the nonce recorded as [`Self::check_header`] records it. The signature comes
+    /// back to be verified beside the work.
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn check_header_mac(
+        &self,
+        header: &StreamHeader,
+        unverified: UnverifiedHeader,
+        now_ms: u64,
+        mac_key: &[u8; 32],
+    ) -> Result<(CheckedHeader, PendingSignature), TrustError> {
+        let (checked, pending) = unverified.check_mac(header, &self.host, now_ms, mac_key)?;
+        let mut state = self.state.lock();
+        proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
+        Ok((checked, pending))
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.

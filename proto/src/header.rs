@@ -28,6 +28,11 @@ pub struct StreamHeader {
     /// [`crate::trust::header`]). The relay passes it to the agent untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::trust::HeaderAuth>,
+    /// On a stream sealed with an end-to-end channel: the MAC under the channel's key over the
+    /// signature above (see [`crate::trust::header_mac`]). The host authenticates the header by
+    /// it and checks the signature beside the work. The relay passes it untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 impl crate::trust::header::HeaderFields for StreamHeader {
@@ -49,6 +54,12 @@ impl crate::trust::header::HeaderFields for StreamHeader {
     fn auth(&self) -> Option<&crate::trust::HeaderAuth> {
         self.auth.as_ref()
     }
+    fn mac(&self) -> Option<&str> {
+        self.mac.as_deref()
+    }
+    fn set_mac(&mut self, mac: String) {
+        self.mac = Some(mac);
+    }
     fn set_auth(&mut self, auth: crate::trust::HeaderAuth) {
         self.auth = Some(auth);
     }
@@ -64,6 +75,7 @@ impl StreamHeader {
             workspace: None,
             session: None,
             auth: None,
+            mac: None,
         }
     }
 }

@@ -1,5 +1,4 @@
 //! Host streams, signed and sealed (issue #20): the one place cm-tui opens a stream to a host's
-//! Over 600 lines because opening, signing, sealing, sniffing the first frame and retrying on a lost channel are one state machine per host stream.
 //! agent, for the scripting commands ([`crate::remote`]), the app ([`crate::net`]) and port
 //! forwards ([`crate::forward_cli`]).
 //!
@@ -7,11 +6,15 @@
 //! channel per connection: its key comes from a host certificate that chains to this laptop's
 //! roots (fetched from the relay with `trust_fetch` when missing, checked here), the channel is
 //! opened with a signed `e2e_open`, and every stream to the host then carries a header signed
-//! with this laptop's device key (fresh nonce, time, channel id, body hash) followed by sealed
-//! records only. A host without a valid certificate is used relay-trusted (plaintext, as before,
+//! with this laptop's device key (fresh nonce, time, channel id, body hash) and the channel's
+//! MAC over that signature (`proto::trust::header_mac`: the host authenticates the header by it
+//! and verifies the signature beside the work), followed by sealed records only. A host without a valid certificate is used relay-trusted (plaintext, as before,
 //! and shown so) unless a certificate vouched for it once ([`OperatorTrust::pinned_hosts`]):
 //! then it is refused, never sent plaintext. Relay operations (no host) stay plaintext and
 //! unsigned: the relay answers them itself.
+//!
+//! Over 600 lines because opening, signing, sealing, sniffing the first frame and retrying on a
+//! lost channel are one state machine per host stream.
 
 mod auto_certify;
 mod prefixed;
@@ -38,6 +41,7 @@ use proto::message::Reply;
 use proto::op;
 use proto::operation::{BodyKind, Operation, Unary};
 use proto::trust::header::{self as signed_header, SignInput};
+use proto::trust::header_mac;
 use proto::trust::{E2eOpen, E2eOpened, TrustBundle, TrustQuery, X25519Public};
 use proto::wire_error::{ErrorCode, WireError};
 use serde::Serialize;
@@ -458,6 +462,7 @@ impl HostStreams {
         let mut header = header.clone();
         let body = frame.map(|f| signed_header::body_hash(&f[LEN_PREFIX..]));
         self.sign(&mut header, nonce, body, Some(channel.id()), template)?;
+        header_mac::attach_mac(&mut header, &channel.header_mac_key()).map_err(protocol)?;
         let (mut send, recv) = self.conn.open_bi().await?;
         if let Some(p) = options.priority {
             let _ = send.set_priority(p);

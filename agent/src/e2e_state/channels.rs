@@ -95,6 +95,12 @@ impl ChannelTable {
         Some(Arc::clone(&slot.open))
     }
 
+    /// Forgets the channel `id` (its operator sent a bad signature under its MAC); the
+    /// operator's next stream gets `e2e_channel_unknown`.
+    pub fn remove(&self, id: &ChannelId) -> bool {
+        self.slots.lock().remove(id).is_some()
+    }
+
     /// Number of channels held.
     pub fn len(&self) -> usize {
         self.slots.lock().len()
@@ -155,5 +161,19 @@ mod tests {
         assert!(table.get(&id, 1_100).is_some());
         assert!(table.get(&id, 1_201).is_none());
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_removed_channel_is_gone_and_the_others_stay() {
+        let host = HostKeyPair::from_secret([7; 32]);
+        let table = ChannelTable::new(8, IDLE_MS);
+        let (a, b) = (open(&host), open(&host));
+        let (ida, idb) = (a.channel.id(), b.channel.id());
+        table.insert(a, 1);
+        table.insert(b, 1);
+        assert!(table.remove(&ida));
+        assert!(!table.remove(&ida));
+        assert!(table.get(&ida, 2).is_none());
+        assert!(table.get(&idb, 2).is_some());
     }
 }

@@ -4,7 +4,10 @@
 //! In order:
 //! 1. the signed header ([`HostTrust::check_header`]: signature, fields equal to the forwarded
 //!    header, this host, time within ±5 min, nonce unseen), then a fresh owner-signed revocation
-//!    list ([`HostTrust::check_fresh`]);
+//!    list ([`HostTrust::check_fresh`]). A header on a channel that carries the channel's MAC
+//!    is authenticated by the MAC instead ([`HostTrust::check_header_mac`], the same field, time
+//!    and nonce checks), and its signature is verified beside the work ([`beside`]): a bad one
+//!    stops the stream and forgets the channel;
 //! 2. `e2e_open` opens a channel ([`super::e2e::open`]) and is answered in a plain frame;
 //! 3. every other operation must name a channel this host holds, opened by the same device key;
 //!    the role comes from that channel's certificates now (a new revocation applies at once),
@@ -23,6 +26,7 @@
 
 use super::admit;
 use super::body::next_raw_body;
+use super::e2e::beside::{Beside, Outcome};
 use super::e2e::channels::OpenChannel;
 use super::e2e::queued;
 use super::error::OpError;
@@ -38,7 +42,8 @@ use proto::message::Reply;
 use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, Ownership, Role, authorize};
 use proto::trust::header::{CheckedHeader, body_hash};
-use proto::trust::{SignedFields, TrustError};
+use proto::trust::header_mac::read_unverified;
+use proto::trust::{PendingSignature, PublicKey, SignedFields, TrustError};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -60,7 +65,7 @@ pub(super) async fn serve<R, W, G>(
     if queued::is_queued_prompt(fwd) {
         return queued_prompt(workspaces, trust, fwd, reader, send, peer_gone, now).await;
     }
-    let checked = match check(trust, fwd, now) {
+    let (checked, signature) = match check(workspaces, trust, fwd, now) {
         Ok(checked) => checked,
         Err(e) => return refuse(fwd, None, send, e).await,
     };
@@ -88,21 +93,81 @@ pub(super) async fn serve<R, W, G>(
             Err(e)
         }
     };
-    match admitted {
-        Ok(rt) => {
-            let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
-            handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+    let beside = signature.map(Beside::start);
+    let work = async {
+        match admitted {
+            Ok(rt) => {
+                let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
+                handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+            }
+            Err(e) => super::write_reply(&mut send, Err(e)).await,
         }
-        Err(e) => super::write_reply(&mut send, Err(e)).await,
-    }
+    };
+    let still_checking = match beside {
+        None => {
+            work.await;
+            None
+        }
+        Some(beside) => match beside.run(work).await {
+            Outcome::Verified => None,
+            Outcome::WorkDone(rest) => Some(rest),
+            // Dropped unfinished: no fin record, so the operator sees the stream fail.
+            Outcome::Failed(e) => return bad_signature(workspaces, fwd, &checked, &e),
+        },
+    };
     let _ = send.shutdown().await;
+    if let Some(rest) = still_checking
+        && let Err(e) = rest.verdict().await
+    {
+        bad_signature(workspaces, fwd, &checked, &e);
+    }
 }
 
-/// The header's signature, target, time and nonce, then the revocation list's freshness.
-fn check(trust: &HostTrust, fwd: &ForwardHeader, now: u64) -> Result<CheckedHeader, OpError> {
-    let checked = trust.check_header(&fwd.header, now)?;
+/// The header's signature (or, on a channel, its channel MAC: then the signature comes back to
+/// verify beside the work), target, time and nonce, then the revocation list's freshness.
+fn check(
+    workspaces: &Workspaces,
+    trust: &HostTrust,
+    fwd: &ForwardHeader,
+    now: u64,
+) -> Result<(CheckedHeader, Option<PendingSignature>), OpError> {
+    let header = &fwd.header;
+    let checked = if header.mac.is_some() && header.op != Op::E2eOpen {
+        let unverified = read_unverified(header)?;
+        let open = channel_of(workspaces, &unverified.fields, &unverified.key, now)?;
+        let mac_key = open.channel.header_mac_key();
+        let (checked, signature) = trust.check_header_mac(header, unverified, now, &mac_key)?;
+        (checked, Some(signature))
+    } else {
+        (trust.check_header(header, now)?, None)
+    };
     trust.check_fresh(now)?;
     Ok(checked)
+}
+
+/// A header signed badly under its channel's good MAC: only the operator's device can send one.
+/// Logged, and the channel forgotten.
+fn bad_signature(
+    workspaces: &Workspaces,
+    fwd: &ForwardHeader,
+    checked: &CheckedHeader,
+    e: &TrustError,
+) {
+    let forgotten = checked
+        .fields
+        .channel
+        .as_deref()
+        .and_then(|hex| ChannelId::from_hex(hex).ok())
+        .is_some_and(|id| workspaces.e2e().channels.remove(&id));
+    tracing::warn!(
+        target: "cm_agent::audit",
+        op = fwd.header.op.as_str(),
+        user = %checked.fields.user,
+        key = %checked.key.fingerprint(),
+        reason = %e,
+        channel_forgotten = forgotten,
+        "refused: the operator's device sent a bad signature under its channel's MAC; the stream was stopped"
+    );
 }
 
 /// The channel the signed header names, and the header the handlers see: the signed user with
@@ -114,23 +179,29 @@ fn on_channel(
     checked: &CheckedHeader,
     now: u64,
 ) -> Result<(Arc<OpenChannel>, ForwardHeader), OpError> {
-    let hex = checked
-        .fields
-        .channel
-        .as_deref()
-        .ok_or(OpError::NoChannel)?;
+    let open = channel_of(workspaces, &checked.fields, &checked.key, now)?;
+    let signed_fwd = certified(trust, fwd, checked, &open.certs, now)?;
+    Ok((open, signed_fwd))
+}
+
+/// The channel `fields` name, which `key` (the signer) must have opened as the signed user.
+fn channel_of(
+    workspaces: &Workspaces,
+    fields: &SignedFields,
+    key: &PublicKey,
+    now: u64,
+) -> Result<Arc<OpenChannel>, OpError> {
+    let hex = fields.channel.as_deref().ok_or(OpError::NoChannel)?;
     let id = ChannelId::from_hex(hex)?;
     let open = workspaces
         .e2e()
         .channels
         .get(&id, now)
         .ok_or_else(|| OpError::ChannelUnknown(hex.to_owned()))?;
-    let user = &checked.fields.user;
-    if open.key != checked.key || open.user != *user {
+    if open.key != *key || open.user != fields.user {
         return Err(OpError::ChannelNotYours(hex.to_owned()));
     }
-    let signed_fwd = certified(trust, fwd, checked, &open.certs, now)?;
-    Ok((open, signed_fwd))
+    Ok(open)
 }
 
 /// The header the handlers see: the signed user, with the role `certs` give them here now
@@ -257,6 +328,7 @@ fn tampered(e: &OpError) -> bool {
             )
             | OpError::Untrusted(
                 TrustError::HeaderMismatch { .. }
+                    | TrustError::MacMismatch
                     | TrustError::BadSignature { .. }
                     | TrustError::Replayed
                     | TrustError::WrongHost { .. }

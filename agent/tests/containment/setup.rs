@@ -196,6 +196,7 @@ async fn clone_with(
             workspace: Some(WS.into()),
             session: None,
             auth: None,
+            mac: None,
         },
         principal: proto::ids::UserId::from("tester"),
         role: proto::rbac::Role::Operator,

@@ -174,6 +174,7 @@ impl Env {
                 workspace: workspace.map(str::to_owned),
                 session: session.map(str::to_owned),
                 auth: None,
+                mac: None,
             },
             principal: UserId::from("tester"),
             role,

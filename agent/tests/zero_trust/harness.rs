@@ -287,6 +287,7 @@ pub(crate) fn signed_at(
         workspace: workspace.map(str::to_owned),
         session: (op == Op::Prompt).then(|| "ses_1".to_owned()),
         auth: None,
+        mac: None,
     };
     sign(
         &mut header,
@@ -301,6 +302,12 @@ pub(crate) fn signed_at(
         },
     )?;
     Ok(Signed { header, nonce })
+}
+
+/// `s` with `channel`'s MAC over its signature, as cm-tui sends a stream on a channel.
+pub(crate) fn with_mac(mut s: Signed, channel: &Channel) -> Result<Signed> {
+    proto::trust::header_mac::attach_mac(&mut s.header, &channel.header_mac_key())?;
+    Ok(s)
 }
 
 /// `json` as one frame (length prefix and bytes).

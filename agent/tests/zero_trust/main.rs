@@ -11,6 +11,7 @@
 )]
 
 mod harness;
+mod mac;
 mod sealed_template;
 
 use anyhow::{Result, bail, ensure};
@@ -72,6 +73,7 @@ async fn unsigned_request_is_refused_on_a_zero_trust_host() -> Result<()> {
         workspace: None,
         session: None,
         auth: None,
+        mac: None,
     };
     let out = fx.exchange(&Fixture::forward(header), &[]).await?;
     let e = refusal(&out).await?;
@@ -349,6 +351,7 @@ async fn relay_trusted_host_still_serves_the_relays_word() -> Result<()> {
         workspace: None,
         session: None,
         auth: None,
+        mac: None,
     };
     let out = fx.exchange(&Fixture::forward(header), &[]).await?;
     match first_reply::<serde_json::Value>(&out).await?.0 {

@@ -22,6 +22,13 @@ pub enum TrustError {
         "this host verifies operators itself and the request is not signed; update cm-tui and log in again"
     )]
     Unsigned,
+    /// A header on an end-to-end channel without its channel MAC, where one is required.
+    #[error("the header carries no channel MAC")]
+    NoMac,
+    /// The header's channel MAC does not match: not made with the channel's key over this
+    /// signature and these fields.
+    #[error("the header's channel MAC does not match its channel: relay tampered")]
+    MacMismatch,
     /// The signed fields differ from the header the relay forwarded.
     #[error("the signed header does not match the forwarded one ({field} differs): relay tampered")]
     HeaderMismatch {

@@ -41,6 +41,10 @@ pub trait HeaderFields {
     fn auth(&self) -> Option<&HeaderAuth>;
     /// Puts the signature in.
     fn set_auth(&mut self, auth: HeaderAuth);
+    /// The channel MAC, if any (see [`super::header_mac`]).
+    fn mac(&self) -> Option<&str>;
+    /// Puts the channel MAC in.
+    fn set_mac(&mut self, mac: String);
 }
 
 /// What the operator signs.
@@ -177,9 +181,28 @@ pub fn verify(
 ) -> Result<CheckedHeader, TrustError> {
     let auth = header.auth().ok_or(TrustError::Unsigned)?;
     let fields = auth.open()?;
+    let nonce = check_fields(header, &fields, this_host, now_ms)?;
+    Ok(CheckedHeader {
+        key: auth.key,
+        fields,
+        nonce,
+    })
+}
+
+/// What [`verify`] checks besides the signature: the signed fields name this host, equal the
+/// forwarded header's, were signed within [`REPLAY_WINDOW_MS`]; returns the nonce.
+///
+/// # Errors
+/// The first check that fails.
+pub(super) fn check_fields(
+    header: &impl HeaderFields,
+    fields: &SignedFields,
+    this_host: &HostId,
+    now_ms: u64,
+) -> Result<[u8; 16], TrustError> {
     if fields.host != *this_host {
         return Err(TrustError::WrongHost {
-            signed: fields.host,
+            signed: fields.host.clone(),
             this: this_host.clone(),
         });
     }
@@ -209,11 +232,7 @@ pub fn verify(
     let mut nonce = [0u8; 16];
     hex::decode_to_slice(&fields.nonce, &mut nonce)
         .map_err(|e| TrustError::Payload(format!("nonce: {e}")))?;
-    Ok(CheckedHeader {
-        key: auth.key,
-        fields,
-        nonce,
-    })
+    Ok(nonce)
 }
 
 /// Records a [`verify`]d header's nonce in `nonces`: the last step of [`check`].

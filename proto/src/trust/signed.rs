@@ -81,6 +81,19 @@ impl<T: SignedKind> Signed<T> {
         serde_json::from_slice(&bytes).map_err(|e| TrustError::Payload(e.to_string()))
     }
 
+    /// Parses the value without verifying the signature, with the signed bytes (for
+    /// [`super::header_mac`], which authenticates a header by its channel MAC first and verifies
+    /// the signature beside the work). Nothing read here counts until one of them is checked.
+    ///
+    /// # Errors
+    /// A payload that is not `T`.
+    pub fn read_unverified(&self) -> Result<(T, Vec<u8>), TrustError> {
+        let bytes = self.payload_bytes()?;
+        let value =
+            serde_json::from_slice(&bytes).map_err(|e| TrustError::Payload(e.to_string()))?;
+        Ok((value, bytes))
+    }
+
     /// Who signed (not yet verified: call [`Self::open`]).
     pub fn signer(&self) -> &PublicKey {
         &self.key

@@ -10,13 +10,14 @@ use proptest::prelude::*;
 /// A stand-in for `crate::header::StreamHeader` with the same fields (this module does not
 /// depend on that one; the real header implements [`header::HeaderFields`] the same way).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct StreamHeader {
-    op: Op,
-    req_id: ReqId,
-    host: Option<HostId>,
-    workspace: Option<String>,
-    session: Option<String>,
-    auth: Option<HeaderAuth>,
+pub(super) struct StreamHeader {
+    pub(super) op: Op,
+    pub(super) req_id: ReqId,
+    pub(super) host: Option<HostId>,
+    pub(super) workspace: Option<String>,
+    pub(super) session: Option<String>,
+    pub(super) auth: Option<HeaderAuth>,
+    pub(super) mac: Option<String>,
 }
 
 impl StreamHeader {
@@ -28,6 +29,7 @@ impl StreamHeader {
             workspace: None,
             session: None,
             auth: None,
+            mac: None,
         }
     }
 }
@@ -54,12 +56,18 @@ impl header::HeaderFields for StreamHeader {
     fn set_auth(&mut self, auth: HeaderAuth) {
         self.auth = Some(auth);
     }
+    fn mac(&self) -> Option<&str> {
+        self.mac.as_deref()
+    }
+    fn set_mac(&mut self, mac: String) {
+        self.mac = Some(mac);
+    }
 }
 
-const NOW: u64 = 1_800_000_000_000;
+pub(super) const NOW: u64 = 1_800_000_000_000;
 const DAY: u64 = 86_400_000;
 
-fn key(n: u8) -> DeviceKey {
+pub(super) fn key(n: u8) -> DeviceKey {
     DeviceKey::from_seed([n; 32]).unwrap()
 }
 
@@ -282,7 +290,7 @@ proptest! {
     }
 }
 
-fn signed_header(k: &DeviceKey, nonce: [u8; 16], ts: u64) -> StreamHeader {
+pub(super) fn signed_header(k: &DeviceKey, nonce: [u8; 16], ts: u64) -> StreamHeader {
     let mut h = StreamHeader::new(Op::Prompt, ReqId(7));
     h.host = Some(HostId::from("box"));
     h.workspace = Some("demo".into());

@@ -433,6 +433,7 @@ async fn deliver(shared: &Arc<Shared>, host: &HostId, row: QueueRow) -> bool {
         workspace: Some(row.workspace.clone()),
         session: Some(row.session.clone()),
         auth,
+        mac: None,
     };
     // The role is checked again now: a user whose grant was removed meanwhile is refused.
     let user = UserId(row.user.clone());

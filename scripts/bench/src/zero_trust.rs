@@ -45,6 +45,10 @@ fn cost_rows(c: &Costs) -> Vec<Row> {
         ),
         cost_row("of which the header's Ed25519 signature alone", &c.ed25519),
         cost_row(
+            "check before the work on a channel (host: header decoding, revocation freshness, channel MAC, fields, nonce, role_of, authorize; the signature is verified beside the work)",
+            &c.mac_check,
+        ),
+        cost_row(
             "of which role_of + authorize (a role already worked out for these certificates)",
             &c.role_of,
         ),

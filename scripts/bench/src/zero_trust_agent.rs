@@ -4,8 +4,12 @@
 //! revocation list, signature, target, time and nonce (`proto::trust::header::check`), the
 //! role from the certificate chain (`Verifier::role_of`, root → grant) and
 //! `proto::rbac::authorize`. Then the body's hash is checked, and a stream naming a channel is
-//! opened and answered sealed (`cm_client::e2e`). `e2e_open` opens a channel: msg1 carries the
-//! operator's certificates, which the host remembers for that device key.
+//! opened and answered sealed (`cm_client::e2e`). A header on a channel that carries the
+//! channel's MAC is checked as the agent's gate checks it (`HostTrust::check_header_mac`: MAC,
+//! fields, time, nonce; then role and `authorize`) and answered while its signature is verified
+//! on a blocking thread; the verdict is awaited after the answer, as the agent does.
+//! `e2e_open` opens a channel: msg1 carries the operator's certificates, which the host
+//! remembers for that device key.
 
 use crate::events::EventHub;
 use crate::peer::{self, Mode};
@@ -22,7 +26,8 @@ use proto::message::Reply;
 use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, Ownership, authorize};
 use proto::trust::header::{CheckedHeader, body_hash};
-use proto::trust::{Cert, E2eOpen, E2eOpened, PublicKey};
+use proto::trust::header_mac::read_unverified;
+use proto::trust::{Cert, E2eOpen, E2eOpened, PendingSignature, PublicKey};
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
@@ -96,25 +101,67 @@ impl ZtAgent {
         if header.op == Op::E2eOpen {
             return self.open(&header, recv, send).await;
         }
-        let admitted = self.admit(&header)?;
+        let (admitted, signature) = if header.mac.is_some() {
+            let (admitted, signature) = self.admit_by_mac(&header)?;
+            (admitted, Some(signature))
+        } else {
+            (self.admit(&header)?, None)
+        };
+        let beside = signature.map(|s| tokio::task::spawn_blocking(move || s.verify()));
         let mode = Mode::of(&header)?;
         let hash = admitted.checked.fields.body.clone();
         let rest = Cursor::new(recv.take_buffered()).chain(recv.into_inner());
         match admitted.channel {
-            None => serve_io(mode, hash.as_deref(), rest, send, &self.hub).await,
+            None => serve_io(mode, hash.as_deref(), rest, send, &self.hub).await?,
             Some(channel) => {
                 let keys = channel.stream_keys(&admitted.checked.nonce, Side::Agent);
                 let (recv, send) = seal_stream(keys, rest, send);
-                serve_io(mode, hash.as_deref(), recv, send, &self.hub).await
+                serve_io(mode, hash.as_deref(), recv, send, &self.hub).await?;
             }
         }
+        if let Some(beside) = beside {
+            beside.await??;
+        }
+        Ok(())
     }
 
-    /// The per-request checks of a signed header (see the module docs).
-    fn admit(&self, header: &StreamHeader) -> Result<Admitted> {
+    /// The per-request checks of a header on a channel by the channel's MAC; the signature is
+    /// returned to verify beside the answer.
+    fn admit_by_mac(&self, header: &StreamHeader) -> Result<(Admitted, PendingSignature)> {
         let now = now_ms();
         self.trust.check_fresh(now)?;
-        let checked = self.trust.check_header(header, now)?;
+        let unverified = read_unverified(header)?;
+        let hex = unverified
+            .fields
+            .channel
+            .clone()
+            .context("a MAC without a channel")?;
+        let channel = {
+            let channels = locked(&self.channels)?;
+            let open = channels
+                .get(&ChannelId::from_hex(&hex)?)
+                .context("e2e_channel_unknown")?;
+            ensure!(
+                open.key == unverified.key,
+                "the channel belongs to another device key"
+            );
+            open.channel.clone()
+        };
+        let (checked, signature) =
+            self.trust
+                .check_header_mac(header, unverified, now, &channel.header_mac_key())?;
+        self.authorize(header, &checked, now)?;
+        Ok((
+            Admitted {
+                checked,
+                channel: Some(channel),
+            },
+            signature,
+        ))
+    }
+
+    /// The role the device key's certificates give, allowed to do `header.op`.
+    fn authorize(&self, header: &StreamHeader, checked: &CheckedHeader, now: u64) -> Result<()> {
         let certs = locked(&self.certs)?
             .get(&checked.key)
             .cloned()
@@ -127,6 +174,15 @@ impl ZtAgent {
             "role {role:?} may not {:?}",
             header.op
         );
+        Ok(())
+    }
+
+    /// The per-request checks of a signed header (see the module docs).
+    fn admit(&self, header: &StreamHeader) -> Result<Admitted> {
+        let now = now_ms();
+        self.trust.check_fresh(now)?;
+        let checked = self.trust.check_header(header, now)?;
+        self.authorize(header, &checked, now)?;
         let channel = match &checked.fields.channel {
             None => None,
             Some(hex) => {

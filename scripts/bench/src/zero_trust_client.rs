@@ -19,6 +19,7 @@ use proto::header::{Op, StreamHeader};
 use proto::ids::{HostId, ReqId};
 use proto::message::Reply;
 use proto::trust::header::body_hash;
+use proto::trust::header_mac::attach_mac;
 use proto::trust::{E2eOpen, E2eOpened};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,6 +138,10 @@ impl ZtOperator {
         h.workspace = Some(mode.workspace());
         let channel = (path == Path::Sealed).then(|| self.channel.id());
         let nonce = self.identity.sign(&mut h, body.map(body_hash), channel)?;
+        if path == Path::Sealed {
+            // As cm-tui: the channel's MAC over the signature (the host checks it on the path).
+            attach_mac(&mut h, &self.channel.header_mac_key())?;
+        }
         let hdr = to_frame(&h, MAX_HEADER_LEN)?;
         let (mut send, recv) = self.session.conn.open_bi().await?;
         send.write_all(&hdr).await?;

@@ -16,9 +16,10 @@ use proto::ids::{CredId, HostId, ReqId};
 use proto::ops::ForwardHeader;
 use proto::rbac::{Decision, Ownership, Role, authorize};
 use proto::trust::header::body_hash;
+use proto::trust::header_mac::{attach_mac, read_unverified};
 use proto::trust::revocation::Revoked;
 use proto::trust::signed::SignedKind as _;
-use proto::trust::{SignedFields, Verifier};
+use proto::trust::{PendingSignature, SignedFields, Verifier};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -32,6 +33,10 @@ pub struct Costs {
     /// Host: forwarded header decoding, revocation freshness, `header::check` (signature,
     /// fields, time, nonce window) and `role_of` (kept from the channel's first) + `authorize`.
     pub verify: Percentiles,
+    /// Host, a stream on a channel: forwarded header decoding, revocation freshness, the
+    /// channel MAC, fields, time and nonce (`HostTrust::check_header_mac`), `role_of` +
+    /// `authorize`: what the agent checks before the work; the signature is verified beside it.
+    pub mac_check: Percentiles,
     /// Host: `role_of` + `authorize` alone (part of `verify`): a role the host already worked
     /// out for this device key and these certificates (every stream after a channel's first).
     pub role_of: Percentiles,
@@ -77,8 +82,19 @@ fn timed(n: usize, mut op: impl FnMut() -> Result<()>) -> Result<Percentiles> {
 }
 
 fn signed_forward(identity: &Identity, channel: &Channel, body: &[u8]) -> Result<Vec<u8>> {
+    forward(identity, channel, body, false)
+}
+
+fn maced_forward(identity: &Identity, channel: &Channel, body: &[u8]) -> Result<Vec<u8>> {
+    forward(identity, channel, body, true)
+}
+
+fn forward(identity: &Identity, channel: &Channel, body: &[u8], mac: bool) -> Result<Vec<u8>> {
     let mut h = template();
     identity.sign(&mut h, Some(body_hash(body)), Some(channel.id()))?;
+    if mac {
+        attach_mac(&mut h, &channel.header_mac_key())?;
+    }
     let fwd = ForwardHeader {
         header: h,
         principal: identity.user.clone(),
@@ -101,6 +117,30 @@ fn verify(trust: &HostTrust, identity: &Identity, frame: &[u8]) -> Result<()> {
     let role = trust.role_of(&checked.fields.user, &checked.key, &identity.certs, now)?;
     ensure!(authorize(Some(role), fwd.header.op, Ownership::None) == Decision::Allow);
     Ok(())
+}
+
+/// What the agent checks before the work on a stream whose header carries the channel's MAC
+/// (the signature comes back, to verify beside the work).
+fn check_by_mac(
+    trust: &HostTrust,
+    identity: &Identity,
+    channel: &Channel,
+    frame: &[u8],
+) -> Result<PendingSignature> {
+    let mut buf = bytes::BytesMut::from(frame);
+    let Some(fwd) = FrameDecoder::new(MAX_HEADER_LEN).decode_json::<ForwardHeader>(&mut buf)?
+    else {
+        bail!("a whole header frame did not decode");
+    };
+    let now = now_ms();
+    trust.check_fresh(now)?;
+    let unverified = read_unverified(&fwd.header)?;
+    ensure!(unverified.fields.channel == Some(channel.id().to_hex()));
+    let (checked, signature) =
+        trust.check_header_mac(&fwd.header, unverified, now, &channel.header_mac_key())?;
+    let role = trust.role_of(&checked.fields.user, &checked.key, &identity.certs, now)?;
+    ensure!(authorize(Some(role), fwd.header.op, Ownership::None) == Decision::Allow);
+    Ok(signature)
 }
 
 fn seal(keys: StreamKeys, body: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -143,6 +183,14 @@ pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> 
     let mut unused = headers.iter();
     let verify = timed(n, || match unused.next() {
         Some(h) => verify(&trust, identity, h),
+        None => bail!("out of signed headers"),
+    })?;
+    let maced: Vec<Vec<u8>> = (0..n + n.min(50))
+        .map(|_| maced_forward(identity, &agent_side, &body64))
+        .collect::<Result<_>>()?;
+    let mut unused = maced.iter();
+    let mac_check = timed(n, || match unused.next() {
+        Some(h) => check_by_mac(&trust, identity, &agent_side, h).map(drop),
         None => bail!("out of signed headers"),
     })?;
     let key = identity.device.public();
@@ -209,6 +257,7 @@ pub fn measure(identity: &Identity, sizes: &[usize], n: usize) -> Result<Costs> 
     Ok(Costs {
         sign,
         verify,
+        mac_check,
         role_of,
         chain,
         ed25519,
@@ -236,6 +285,18 @@ mod tests {
         let frame = signed_forward(&identity, &channel, b"body")?;
         verify(&trust, &identity, &frame)?;
         assert!(verify(&trust, &identity, &frame).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn measured_mac_check_takes_a_maced_header_once_and_its_signature_verifies() -> Result<()> {
+        let (identity, trust, channel) = setup()?;
+        let frame = maced_forward(&identity, &channel, b"body")?;
+        check_by_mac(&trust, &identity, &channel, &frame)?.verify()?;
+        assert!(check_by_mac(&trust, &identity, &channel, &frame).is_err());
+        // A header without the MAC is not taken on this path.
+        let frame = signed_forward(&identity, &channel, b"body")?;
+        assert!(check_by_mac(&trust, &identity, &channel, &frame).is_err());
         Ok(())
     }
 

@@ -10,6 +10,7 @@ const CHANNEL_KEY_CONTEXT: &str = "codemantle e2e v1 channel key";
 const CHANNEL_ID_CONTEXT: &str = "codemantle e2e v1 channel id";
 const OPERATOR_TO_AGENT_CONTEXT: &str = "codemantle e2e v1 stream key operator to agent";
 const AGENT_TO_OPERATOR_CONTEXT: &str = "codemantle e2e v1 stream key agent to operator";
+const HEADER_MAC_CONTEXT: &str = "codemantle e2e v1 header mac";
 
 /// A host's static X25519 key (the Noise `s` of the agent). `Debug` shows only the public half.
 #[derive(Clone)]
@@ -119,6 +120,13 @@ impl Channel {
     /// The channel's public id.
     pub fn id(&self) -> ChannelId {
         self.id
+    }
+
+    /// The key of the MAC on every signed stream header on this channel
+    /// (`proto::trust::header_mac`): only the two ends hold it, so a header that passes it came
+    /// from the operator's device unchanged.
+    pub fn header_mac_key(&self) -> [u8; 32] {
+        blake3::derive_key(HEADER_MAC_CONTEXT, &self.key)
     }
 
     /// The two keys of one stream (named by the signed header's 16-byte nonce), seen from

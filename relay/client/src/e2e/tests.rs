@@ -685,6 +685,8 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
     assert_eq!(payload, GOLDEN_PAYLOAD);
     let operator = pending.finish(&msg2).expect("finish");
     assert_eq!(operator.id(), agent.id());
+    assert_eq!(operator.header_mac_key(), agent.header_mac_key());
+    assert_ne!(operator.header_mac_key(), operator.key);
     let keys = operator.stream_keys(&GOLDEN_STREAM_NONCE, Side::Operator);
     let mut record = Vec::new();
     RecordSealer::new(&keys.send)
@@ -708,6 +710,7 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
         ("stream_key_agent_to_operator", hex::encode(keys.recv)),
         ("first_record", hex::encode(&record)),
         ("fin_record", hex::encode(&fin)),
+        ("header_mac_key", hex::encode(operator.header_mac_key())),
     ];
     let expected = [
         (
@@ -740,6 +743,10 @@ fn golden_vectors_for_the_key_exchange_and_the_first_record() {
             "0000001c7ea27517492fd0fcdd565717af7c9e6e5dd78d29dc6d2d9f5725137e",
         ),
         ("fin_record", "0000001123b900d30362d07d18dd00e8f77473f9a1"),
+        (
+            "header_mac_key",
+            "15b71f57899f8b6a3bcd307305346224beca6b6a7a5f5514f9c3f767e50fb70a",
+        ),
     ];
     for ((name, got), (_, want)) in shown.iter().zip(expected) {
         assert_eq!(got, want, "{name}");

@@ -1,0 +1,153 @@
+//! A stream whose header its channel's MAC authenticated (`proto::trust::header_mac`) starts its
+//! work at once; the header's Ed25519 signature is verified on a blocking thread beside it.
+//!
+//! Only the operator's own device holds the channel key, and the MAC covers the signature, so a
+//! signature that fails here was sent by that device: the work is dropped if it is still running
+//! (the stream ends without its fin record, which the operator sees as an error), the channel is
+//! forgotten (its next stream gets `e2e_channel_unknown` and must open a new one with a verified
+//! `e2e_open`), and the host logs it on `cm_agent::audit`.
+
+use proto::trust::{PendingSignature, TrustError};
+use std::future::Future;
+use tokio::task::JoinHandle;
+
+/// The signature check running beside a stream's work.
+#[derive(Debug)]
+pub(in crate::ops) struct Beside(JoinHandle<Result<(), TrustError>>);
+
+/// How the work and the check ended.
+#[derive(Debug)]
+pub(in crate::ops) enum Outcome {
+    /// Both ended well.
+    Verified,
+    /// The work ended first; the check is still running.
+    WorkDone(Beside),
+    /// The signature failed before the work ended; the work was dropped unfinished.
+    Failed(TrustError),
+}
+
+impl Beside {
+    /// Starts verifying `signature` on the blocking pool.
+    pub(in crate::ops) fn start(signature: PendingSignature) -> Self {
+        Self(tokio::task::spawn_blocking(move || signature.verify()))
+    }
+
+    /// Runs `work` to its end unless the signature fails first.
+    pub(in crate::ops) async fn run(mut self, work: impl Future<Output = ()>) -> Outcome {
+        tokio::pin!(work);
+        tokio::select! {
+            () = &mut work => Outcome::WorkDone(self),
+            verdict = &mut self.0 => match flatten(verdict) {
+                Ok(()) => {
+                    work.await;
+                    Outcome::Verified
+                }
+                Err(e) => Outcome::Failed(e),
+            },
+        }
+    }
+
+    /// The check's verdict.
+    ///
+    /// # Errors
+    /// The signature's failure.
+    pub(in crate::ops) async fn verdict(self) -> Result<(), TrustError> {
+        flatten(self.0.await)
+    }
+}
+
+fn flatten(
+    joined: Result<Result<(), TrustError>, tokio::task::JoinError>,
+) -> Result<(), TrustError> {
+    joined.unwrap_or_else(|e| {
+        Err(TrustError::Malformed(format!(
+            "the signature check did not finish: {e}"
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::header::Op;
+    use proto::ids::{HostId, ReqId, UserId};
+    use proto::trust::DeviceKey;
+    use proto::trust::header::{self, SignInput};
+    use proto::trust::header_mac::{attach_mac, read_unverified};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const NOW: u64 = 1_800_000_000_000;
+    const MAC_KEY: [u8; 32] = [9; 32];
+
+    fn pending(bad_signature: bool) -> PendingSignature {
+        let mut h = proto::header::StreamHeader::new(Op::Prompt, ReqId(1));
+        h.host = Some(HostId::from("box"));
+        let key = DeviceKey::from_seed([3; 32]).unwrap();
+        header::sign(
+            &mut h,
+            SignInput {
+                user: &UserId::from("ana"),
+                key: &key,
+                nonce: [1; 16],
+                now_ms: NOW,
+                body: None,
+                channel: None,
+                template: None,
+            },
+        )
+        .unwrap();
+        if bad_signature {
+            h.auth.as_mut().unwrap().sig.0[5] ^= 1;
+        }
+        attach_mac(&mut h, &MAC_KEY).unwrap();
+        let unverified = read_unverified(&h).unwrap();
+        unverified
+            .check_mac(&h, &HostId::from("box"), NOW, &MAC_KEY)
+            .unwrap()
+            .1
+    }
+
+    #[tokio::test]
+    async fn good_signature_lets_the_work_finish() {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        let outcome = Beside::start(pending(false))
+            .run(async move { d.store(true, Ordering::SeqCst) })
+            .await;
+        assert!(done.load(Ordering::SeqCst));
+        match outcome {
+            Outcome::Verified => {}
+            Outcome::WorkDone(rest) => assert_eq!(rest.verdict().await, Ok(())),
+            Outcome::Failed(e) => panic!("a good signature failed: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_signature_drops_work_that_is_still_running() {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        // Work that never ends on its own: only the failed check can stop it.
+        let work = async move {
+            std::future::pending::<()>().await;
+            d.store(true, Ordering::SeqCst);
+        };
+        let outcome = Beside::start(pending(true)).run(work).await;
+        assert!(matches!(
+            outcome,
+            Outcome::Failed(TrustError::BadSignature { .. })
+        ));
+        assert!(!done.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn bad_signature_after_quick_work_is_still_reported() {
+        let outcome = Beside::start(pending(true)).run(async {}).await;
+        let verdict = match outcome {
+            Outcome::WorkDone(rest) => rest.verdict().await,
+            Outcome::Failed(e) => Err(e),
+            Outcome::Verified => Ok(()),
+        };
+        assert!(matches!(verdict, Err(TrustError::BadSignature { .. })));
+    }
+}
