@@ -40,6 +40,15 @@ use role_cache::{RoleCache, RoleKey};
 /// be before the host refuses new work.
 pub use crate::config::{DEFAULT_REVOCATION_MAX_AGE_MS, DEFAULT_ROOT_OVERLAP_MS};
 
+/// What [`HostTrust::retire_roots`] changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RetiredRoots {
+    /// Whether the pins changed (to be saved).
+    pub changed: bool,
+    /// Replaced roots their owner retired before their overlap ended.
+    pub early: Vec<PublicKey>,
+}
+
 /// A zero-trust host's trust state (see the module docs). Cheap to share: `Arc<HostTrust>`.
 #[derive(Debug)]
 pub struct HostTrust {
@@ -311,22 +320,20 @@ impl HostTrust {
 
     /// Retires at once every replaced root that a list signed by a current root of its owner
     /// names (the owner retiring it before its overlap ends), and those whose overlap ended.
-    /// Returns whether the pins changed.
-    pub fn retire_roots(&self, now_ms: u64) -> bool {
+    /// Returns whether the pins changed and the roots their owner retired early, for the
+    /// caller to log once the pins are saved.
+    pub fn retire_roots(&self, now_ms: u64) -> RetiredRoots {
         let mut state = self.state.lock();
         let State {
             pins, revocations, ..
         } = &mut *state;
         let mut changed = !pins.expire(now_ms).is_empty();
         let current: Vec<PublicKey> = pins.active.iter().map(|r| r.key).collect();
+        let mut early = Vec::new();
         for signer in &current {
             for key in revocations.keys_revoked_by(signer) {
                 if pins.retire(&key, signer) {
-                    tracing::info!(
-                        target: "cm_agent::audit",
-                        root = %key.fingerprint(),
-                        "replaced owner root retired by its owner before its overlap ended"
-                    );
+                    early.push(key);
                     changed = true;
                 }
             }
@@ -334,7 +341,7 @@ impl HostTrust {
         if changed {
             state.roles.clear();
         }
-        changed
+        RetiredRoots { changed, early }
     }
 
     /// The revocation lists held (for persistence and `cm-agent trust show`).

@@ -34,8 +34,17 @@ pub fn take_delivered(
 ) -> Result<Delivered, StoreError> {
     let rotated = trust.accept_rotations(rotations, now_ms).len();
     let taken = trust.accept_revocations(lists, now_ms);
-    if trust.retire_roots(now_ms) || rotated > 0 {
+    let retired = trust.retire_roots(now_ms);
+    if retired.changed || rotated > 0 {
         save_pins(state_dir, &trust.pins())?;
+    }
+    // Logged once saved: what the log says, `trust show` and a restart say too.
+    for key in &retired.early {
+        tracing::info!(
+            target: "cm_agent::audit",
+            root = %key.fingerprint(),
+            "replaced owner root retired by its owner before its overlap ended"
+        );
     }
     let newest_age_ms = trust
         .newest_list_ms(now_ms)
