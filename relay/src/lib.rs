@@ -32,6 +32,8 @@ pub mod fleet_config;
 #[cfg(feature = "server")]
 pub mod help_examples;
 #[cfg(feature = "server")]
+mod inflight;
+#[cfg(feature = "server")]
 mod net;
 #[cfg(feature = "server")]
 pub mod notify;

@@ -8,7 +8,6 @@ pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod forward_audit;
 pub(crate) mod hosts;
-pub(crate) mod inflight;
 pub(crate) mod limiter;
 pub(crate) mod local;
 pub(crate) mod local_action;

@@ -9,6 +9,7 @@
 use super::directory::{PeerDirectory, RelayId};
 use super::peer_pool::{PeerPool, RETIRED};
 use super::peer_tls;
+use crate::inflight::InFlight;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -82,10 +83,15 @@ where
     };
     pool.accepted(pin.clone(), conn.clone());
     tracing::debug!(peer = %from, %remote, "peer relay connected");
+    // The streams run inside this task, as an operator connection's requests do (see
+    // `inflight`): a new one is opened to the agent on the worker that accepted it, without
+    // first waiting for a worker to pick up a spawned task. Left-overs go to the tracker.
+    let mut streams = InFlight::new(tasks.tracker.clone());
     loop {
         let stream = tokio::select! {
             biased;
             () = tasks.cancel.cancelled() => break,
+            never = streams.run() => match never {},
             stream = conn.accept_bi() => stream,
         };
         let (send, recv) = match stream {
@@ -100,7 +106,8 @@ where
             conn.close(RETIRED.into(), b"relay retired");
             return;
         }
-        tasks.tracker.spawn(serve(from.clone(), send, recv));
+        // Polled on the next turn of this loop, before anything else is awaited.
+        streams.push(Box::pin(serve(from.clone(), send, recv)));
     }
     conn.close(STOPPING.into(), b"relay stopping");
 }

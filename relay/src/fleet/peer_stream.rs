@@ -112,8 +112,17 @@ pub async fn answer(send: &mut quinn::SendStream, answer: &PeerAnswer) -> Result
     send_frame(send, answer, MAX_PEER_FRAME).await
 }
 
-/// Opens a stream on `conn` (to a peer relay), sends `open` and, right behind it without
-/// waiting, what the operator sent so far ([`SendAhead`]); then reads the answer while passing
+/// The [`PeerAnswer::Open`] frame, encoded (for a write that carries more behind it).
+pub fn open_frame() -> bytes::Bytes {
+    const OPEN: &[u8] = br#"{"answer":"open"}"#;
+    let mut frame = Vec::with_capacity(LEN_PREFIX + OPEN.len());
+    frame.extend_from_slice(&(OPEN.len() as u32).to_be_bytes());
+    frame.extend_from_slice(OPEN);
+    bytes::Bytes::from(frame)
+}
+
+/// Opens a stream on `conn` (to a peer relay), sends `open` and, in the same write, what the
+/// operator sent so far and its end if it came ([`SendAhead::take_ready`]); then reads the answer while passing
 /// on what the operator sends meanwhile (up to the bound). After [`PeerAnswer::Open`], `recv`
 /// holds exactly the agent's bytes: the answer is read to its last byte and no further.
 ///
@@ -126,6 +135,7 @@ pub async fn request<R: AsyncRead + Unpin>(
 ) -> Result<(quinn::SendStream, quinn::RecvStream, PeerAnswer), PeerStreamError> {
     let exchange = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| stream_error(&e))?;
+        ahead.take_ready();
         let mut first = proto::frame::to_frame(open, MAX_PEER_FRAME).map_err(StreamError::from)?;
         first.extend_from_slice(ahead.taken());
         send.write_all(&first).await.map_err(|e| stream_error(&e))?;
@@ -193,6 +203,12 @@ mod tests {
             wire(&PeerAnswer::Busy { streams: 128 }),
             r#"{"answer":"busy","streams":128}"#
         );
+    }
+
+    #[test]
+    fn the_encoded_open_answer_is_the_open_frame() {
+        let framed = proto::frame::to_frame(&PeerAnswer::Open, MAX_PEER_FRAME).unwrap();
+        assert_eq!(&open_frame()[..], &framed[..]);
     }
 
     #[tokio::test]

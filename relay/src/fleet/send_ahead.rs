@@ -5,7 +5,12 @@
 //! stream when no relay opened it (the offline queue reads the prompt from there).
 //!
 //! Waiting for the answer before sending the body cost every stream across relays one round
-//! trip between the relays (performance finding 12).
+//! trip between the relays (performance finding 12). What the operator already sent, and its
+//! end, go in the open frame's write ([`SendAhead::take_ready`]): an end sent on its own was a
+//! second packet through both relays that the agent waited for.
+//!
+//! The agent's relay reads what a peer relay sent behind the open frame the same way, and
+//! passes it on with the forward header (and the end with it, when it came).
 
 use crate::framed::FramedRecv;
 use bytes::BytesMut;
@@ -85,10 +90,30 @@ impl<'a, R: AsyncRead + Unpin> SendAhead<'a, R> {
         start..self.taken.len()
     }
 
+    /// Takes what the operator already sent, and its end when it already finished, without
+    /// waiting for more: so that the first write carries the whole request and its end (one
+    /// packet, not the request and then the end in a second one, when it fits).
+    pub fn take_ready(&mut self) {
+        while self.can_read() {
+            match futures::FutureExt::now_or_never(self.read_more()) {
+                Some(more) if !more.is_empty() => {}
+                // Ended, failed, or nothing more yet.
+                _ => return,
+            }
+        }
+    }
+
     /// A peer opened the stream with everything taken: returns how many bytes that was.
     pub fn hand_over(mut self) -> u64 {
         self.handed_over = true;
         self.taken.len() as u64
+    }
+
+    /// [`Self::hand_over`], keeping the bytes: the agent's relay takes what a peer sent behind
+    /// its open frame this way, to pass it on with the forward header.
+    pub fn hand_over_bytes(mut self) -> BytesMut {
+        self.handed_over = true;
+        std::mem::take(&mut self.taken)
     }
 }
 
@@ -122,6 +147,26 @@ mod tests {
         }
         assert_eq!(recv.expect::<String>().await.unwrap(), "hello");
         assert_eq!(&recv.take_buffered()[..], b"rest");
+    }
+
+    #[tokio::test]
+    async fn what_is_ready_is_taken_without_waiting_with_the_end_when_it_came() {
+        let (op, mut writer) = tokio::io::duplex(64 * 1024);
+        writer.write_all(b"\0\0\0\x02{}body").await.unwrap();
+        let mut recv = FramedRecv::new(op, 1024);
+        recv.expect::<serde_json::Value>().await.unwrap();
+        let mut ahead = SendAhead::new(&mut recv);
+        // Nothing more is waited for while the operator keeps its side open.
+        ahead.take_ready();
+        assert_eq!(ahead.taken(), b"body");
+        assert!(!ahead.ended());
+        writer.write_all(b" more").await.unwrap();
+        drop(writer);
+        ahead.take_ready();
+        assert_eq!(ahead.taken(), b"body more");
+        assert!(ahead.ended(), "the end is taken with the bytes");
+        assert_eq!(&ahead.hand_over_bytes()[..], b"body more");
+        assert!(recv.take_buffered().is_empty(), "nothing is put back");
     }
 
     #[tokio::test]

@@ -544,7 +544,7 @@ async fn serve_operator(
 ) {
     tracing::info!(user = %principal.user, conn = %principal.conn_id, %remote, "operator connected");
     // Request streams run inside this task (see `inflight`); left-overs go to the tracker.
-    let mut requests = super::inflight::InFlight::new(shared.tracker.clone());
+    let mut requests = crate::inflight::InFlight::new(shared.tracker.clone());
     loop {
         tokio::select! {
             biased;

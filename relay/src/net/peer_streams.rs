@@ -15,8 +15,10 @@ use crate::fleet::RelayId;
 use crate::fleet::peer_endpoint::{self, Tasks};
 use crate::fleet::peer_pool::PeerPool;
 use crate::fleet::peer_stream::{self, MAX_PEER_FRAME, PeerAnswer};
+use crate::fleet::send_ahead::SendAhead;
 use crate::framed::FramedRecv;
 use crate::presence::Presence;
+use proto::header::Op;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -118,9 +120,20 @@ pub(crate) async fn serve(
         }
     };
     // What the operator's relay sent right behind the open frame (the operator's first
-    // bytes) goes to the agent in the same write as the forward header.
-    let ahead = recv.take_buffered();
-    let (agent_send, agent_recv) = match splice::open_with(&agent, forward, &ahead).await {
+    // bytes), and its end when that came too, go to the agent in the same write as the
+    // forward header: one packet, where an end sent on its own was a second one the agent
+    // waited for.
+    let mut first = SendAhead::new(&mut recv);
+    first.take_ready();
+    if first.failed() {
+        // The operator's relay gave up on the stream: nothing to open or answer.
+        tracing::debug!(peer = %from, %host, "peer stream reset before it was opened");
+        return;
+    }
+    let ended = first.ended();
+    let ahead = first.hand_over_bytes();
+    let opened = splice::open_with(&agent, forward, &ahead, ended).await;
+    let (agent_send, agent_recv) = match opened {
         Ok(streams) => streams,
         Err(e) => {
             tracing::debug!(peer = %from, %host, error = %e, "peer stream not opened");
@@ -134,15 +147,40 @@ pub(crate) async fn serve(
             return;
         }
     };
-    if let Err(e) = peer_stream::answer(&mut send, &PeerAnswer::Open).await {
-        tracing::debug!(peer = %from, %host, error = %e, "peer went away before the splice");
-        return;
-    }
     tracing::debug!(peer = %from, %host, op = open.forward.header.op.as_str(), principal = %open.forward.principal, "peer stream spliced to the agent");
-    let carried = splice::splice_uninspected(send, recv, agent_send, agent_recv).await;
+    let splice = async move {
+        if ended {
+            // The operator's relay sent everything and waits only for the answer: it goes with
+            // the agent's first bytes (see `splice::splice_answering`).
+            let answer = splice::Answer {
+                frame: peer_stream::open_frame(),
+                hold: OPEN_ANSWER_HOLD,
+            };
+            splice::splice_answering(send, recv, agent_send, agent_recv, answer).await
+        } else {
+            // The operator's relay may be holding back the operator's bytes until answered.
+            if let Err(e) = peer_stream::answer(&mut send, &PeerAnswer::Open).await {
+                tracing::debug!(error = %e, "peer went away before the splice");
+                return splice::Carried::default();
+            }
+            splice::splice_uninspected(send, recv, agent_send, agent_recv).await
+        }
+    };
+    // The peer connection's streams run in its task (`inflight`); a forward's bulk copy runs
+    // as its own task, on any worker, as on the operator's relay (`requests::forward`).
+    let carried = if open.forward.header.op == Op::PortForward {
+        tokio::spawn(splice).await.unwrap_or_default()
+    } else {
+        splice.await
+    };
     let up = carried.up + ahead.len() as u64;
     tracing::debug!(peer = %from, %host, up, down = carried.down, "peer stream ended");
 }
+
+/// How long the `open` answer to a peer relay that sent everything waits for the agent's first
+/// bytes, to go in the same write: the peer relay waits for nothing else meanwhile, and an
+/// agent that takes longer gets its answer sent alone.
+const OPEN_ANSWER_HOLD: Duration = Duration::from_millis(5);
 
 /// How long a peer stream waits for a slot of the stream quota: short, so that the wait and
 /// the wait for a free agent stream (5 s) end before the operator's relay gives up on the

@@ -29,6 +29,9 @@ struct Cli {
     /// Watcher counts, e.g. 1,100 (scenario 4).
     #[arg(long, value_delimiter = ',')]
     watchers: Vec<usize>,
+    /// Scenario 8: only the hop rows (no kill switch, no agents spread over the relays).
+    #[arg(long)]
+    peering_hops_only: bool,
     /// Where the release cm-relay and cm-agent are.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
@@ -112,6 +115,7 @@ fn options(cli: &Cli) -> Options {
         o.watchers = cli.watchers.clone();
     }
     o.state_base = cli.state_base.clone();
+    o.peering_hops_only = cli.peering_hops_only;
     o
 }
 

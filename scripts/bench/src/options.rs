@@ -35,6 +35,9 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// Parent directory for temporary state directories (default: the system temp dir).
     pub state_base: Option<PathBuf>,
+    /// Scenario 8 measures only the hops (no kill switch, no agents spread over the relays):
+    /// for profiling the relays on peer streams.
+    pub peering_hops_only: bool,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
             startup_runs: 5,
             bin_dir,
             state_base: None,
+            peering_hops_only: false,
         }
     }
 
@@ -75,6 +79,7 @@ impl Options {
             startup_runs: 1,
             bin_dir,
             state_base: None,
+            peering_hops_only: false,
         }
     }
 

@@ -228,15 +228,19 @@ pub fn run(opts: &Options) -> Result<Vec<Row>> {
     let hops = roles
         .operator
         .block_on(hop_samples(&cluster, token, &roles, &hub, opts))?;
+    let mut out: Vec<Row> = hops
+        .into_iter()
+        .flat_map(|(size, s)| rows::hop(size, s.direct, s.same, s.cross))
+        .collect();
+    if opts.peering_hops_only {
+        cluster.stop();
+        return Ok(out);
+    }
     let kills = (0..if opts.smoke { 1 } else { 5 })
         .map(|i| kill::once(&cluster, &opts.bin_dir, &format!("killed-{i}")))
         .collect::<Result<Vec<_>>>()
         .context("the kill switch across relays")?;
     cluster.stop();
-    let mut out: Vec<Row> = hops
-        .into_iter()
-        .flat_map(|(size, s)| rows::hop(size, s.direct, s.same, s.cross))
-        .collect();
     out.push(rows::kill(kills));
 
     // A fresh fleet, so each relay's memory grows by its agents alone.

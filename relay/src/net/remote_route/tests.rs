@@ -108,6 +108,15 @@ fn register(a: &TestRelay, b: &TestRelay) {
 /// A fake agent of `host` connected to `relay`: it reads each stream's forward header, reports
 /// it, and answers `echo:` and what it received.
 async fn agent_on(relay: &TestRelay, host: &str) -> mpsc::UnboundedReceiver<ForwardHeader> {
+    agent_gated(relay, host, None).await
+}
+
+/// [`agent_on`], answering each stream only once `gate` gives it a permit (when given).
+async fn agent_gated(
+    relay: &TestRelay,
+    host: &str,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
+) -> mpsc::UnboundedReceiver<ForwardHeader> {
     let certified =
         rcgen::generate_simple_self_signed(vec![crate::tls::RELAY_SERVER_NAME.to_owned()]).unwrap();
     let cert = certified.cert.der().clone();
@@ -122,12 +131,16 @@ async fn agent_on(relay: &TestRelay, host: &str) -> mpsc::UnboundedReceiver<Forw
         let conn = agent.accept().await.unwrap().await.unwrap();
         while let Ok((mut send, recv)) = conn.accept_bi().await {
             let headers = headers.clone();
+            let gate = gate.clone();
             tokio::spawn(async move {
                 let mut recv = FramedRecv::new(recv, MAX_HEADER_LEN);
                 let header: ForwardHeader = recv.expect().await.unwrap();
                 let _ = headers.send(header);
                 let mut body = recv.take_buffered().to_vec();
                 body.extend(recv.into_inner().read_to_end(1 << 20).await.unwrap());
+                if let Some(gate) = gate {
+                    gate.acquire().await.unwrap().forget();
+                }
                 send.write_all(b"echo:").await.unwrap();
                 send.write_all(&body).await.unwrap();
                 send.finish().unwrap();
@@ -548,3 +561,6 @@ async fn the_operators_first_bytes_reach_the_peer_before_its_answer() {
     assert_eq!(sent, 4);
     assert_eq!(recv.read_to_end(1 << 20).await.unwrap(), b"got:ping");
 }
+
+/// The agent's relay's `open` answer to a stream whose operator already finished.
+mod answer;

@@ -1,9 +1,10 @@
-//! The request streams of one operator connection, driven inside the connection's own task
-//! rather than one spawned task each. A new stream is polled at once, on the task (and worker
-//! thread) that accepted it, so it is read, authorized and forwarded without first waiting for
-//! a worker to pick up a new task; afterwards each request is polled only when its own waker
-//! fires. On 2 cores this halved the relay's time from accepting a stream to forwarding it and
-//! cut its CPU per request by about a quarter (scripts/bench/findings.md).
+//! The request streams of one operator connection (`net::conn`), and the streams of one peer
+//! relay's connection (`fleet::peer_endpoint`), driven inside the connection's own task rather
+//! than one spawned task each. A new stream is polled at once, on the task (and worker thread)
+//! that accepted it, so it is read, authorized and forwarded without first waiting for a worker
+//! to pick up a new task; afterwards each request is polled only when its own waker fires. On
+//! 2 cores this halved the relay's time from accepting a stream to forwarding it and cut its
+//! CPU per request by about a quarter (scripts/bench/findings.md).
 //!
 //! Requests still in flight when the connection's task ends (the operator left, the relay is
 //! draining) are handed to the relay's task tracker, so they finish as spawned tasks would
