@@ -10,11 +10,9 @@ use proto::message::Reply;
 use proto::rbac::Role;
 use proto::wire_error::ErrorCode;
 
-#[tokio::test]
-async fn a_maced_header_is_served_once_and_its_replay_refused() -> Result<()> {
-    let fx = Fixture::new(Role::Viewer, now())?;
-    let channel = open_channel(&fx, &fx.certs).await?;
-    let s = with_mac(
+/// A `workspace_list` on `channel` as cm-tui sends it: signed by `ana`, with the channel's MAC.
+fn listing(fx: &Fixture, channel: &cm_client::e2e::Channel) -> Result<Signed> {
+    with_mac(
         signed(
             "ana",
             &fx.ana,
@@ -23,8 +21,15 @@ async fn a_maced_header_is_served_once_and_its_replay_refused() -> Result<()> {
             None,
             Some(channel.id()),
         )?,
-        &channel,
-    )?;
+        channel,
+    )
+}
+
+#[tokio::test]
+async fn a_maced_header_is_served_once_and_its_replay_refused() -> Result<()> {
+    let fx = Fixture::new(Role::Viewer, now())?;
+    let channel = open_channel(&fx, &fx.certs).await?;
+    let s = listing(&fx, &channel)?;
     let fwd = Fixture::forward(s.header.clone());
     let answer = call_sealed(&fx, &channel, &s.nonce, &fwd, None).await?;
     let Answer::Sealed(Reply::Ok(list), wire) = answer else {
@@ -41,19 +46,7 @@ async fn a_maced_header_is_served_once_and_its_replay_refused() -> Result<()> {
 async fn a_relay_changing_a_maced_header_is_refused_and_logged() -> Result<()> {
     let fx = Fixture::new(Role::Owner, now())?;
     let channel = open_channel(&fx, &fx.certs).await?;
-    let fresh = || {
-        with_mac(
-            signed(
-                "ana",
-                &fx.ana,
-                Op::WorkspaceList,
-                None,
-                None,
-                Some(channel.id()),
-            )?,
-            &channel,
-        )
-    };
+    let fresh = || listing(&fx, &channel);
     // The MAC itself.
     let s = fresh()?;
     let mut header = s.header.clone();
@@ -111,17 +104,7 @@ async fn a_bad_signature_under_a_good_mac_stops_the_stream_and_forgets_the_chann
             && logs.contains("channel_forgotten=true"),
         "{logs}"
     );
-    let next = with_mac(
-        signed(
-            "ana",
-            &fx.ana,
-            Op::WorkspaceList,
-            None,
-            None,
-            Some(channel.id()),
-        )?,
-        &channel,
-    )?;
+    let next = listing(&fx, &channel)?;
     let e = refused(
         call_sealed(
             &fx,

@@ -104,8 +104,8 @@ fn forward(identity: &Identity, channel: &Channel, body: &[u8], mac: bool) -> Re
     Ok(to_frame(&fwd, MAX_HEADER_LEN)?.to_vec())
 }
 
-/// What the fake agent does before it touches a signed stream's body.
-fn verify(trust: &HostTrust, identity: &Identity, frame: &[u8]) -> Result<()> {
+/// The forwarded header in `frame`, and now, once the revocation list is fresh.
+fn decode_fresh(trust: &HostTrust, frame: &[u8]) -> Result<(ForwardHeader, u64)> {
     let mut buf = bytes::BytesMut::from(frame);
     let Some(fwd) = FrameDecoder::new(MAX_HEADER_LEN).decode_json::<ForwardHeader>(&mut buf)?
     else {
@@ -113,6 +113,12 @@ fn verify(trust: &HostTrust, identity: &Identity, frame: &[u8]) -> Result<()> {
     };
     let now = now_ms();
     trust.check_fresh(now)?;
+    Ok((fwd, now))
+}
+
+/// What the fake agent does before it touches a signed stream's body.
+fn verify(trust: &HostTrust, identity: &Identity, frame: &[u8]) -> Result<()> {
+    let (fwd, now) = decode_fresh(trust, frame)?;
     let checked = trust.check_header(&fwd.header, now)?;
     let role = trust.role_of(&checked.fields.user, &checked.key, &identity.certs, now)?;
     ensure!(authorize(Some(role), fwd.header.op, Ownership::None) == Decision::Allow);
@@ -127,13 +133,7 @@ fn check_by_mac(
     channel: &Channel,
     frame: &[u8],
 ) -> Result<PendingSignature> {
-    let mut buf = bytes::BytesMut::from(frame);
-    let Some(fwd) = FrameDecoder::new(MAX_HEADER_LEN).decode_json::<ForwardHeader>(&mut buf)?
-    else {
-        bail!("a whole header frame did not decode");
-    };
-    let now = now_ms();
-    trust.check_fresh(now)?;
+    let (fwd, now) = decode_fresh(trust, frame)?;
     let unverified = read_unverified(&fwd.header)?;
     ensure!(unverified.fields.channel == Some(channel.id().to_hex()));
     let (checked, signature) =
