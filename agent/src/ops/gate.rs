@@ -69,6 +69,9 @@ pub(super) async fn serve<R, W, G>(
         Ok(checked) => checked,
         Err(e) => return refuse(fwd, None, send, e).await,
     };
+    // Started at once, so it overlaps reading the body too (on a refusal below its verdict is
+    // not needed and is dropped).
+    let beside = signature.map(Beside::start);
     if fwd.header.op == Op::E2eOpen {
         let opened = super::e2e::open(workspaces, trust, &checked, &mut reader, now).await;
         match opened {
@@ -93,7 +96,6 @@ pub(super) async fn serve<R, W, G>(
             Err(e)
         }
     };
-    let beside = signature.map(Beside::start);
     let work = async {
         match admitted {
             Ok(rt) => {
