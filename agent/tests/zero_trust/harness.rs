@@ -268,6 +268,11 @@ pub(crate) fn signed(
     signed_at(now(), user, key, op, workspace, body, channel)
 }
 
+/// A `workspace_list` signed by `ana` on `channel` (the request most tests send).
+pub(crate) fn signed_listing(fx: &Fixture, channel: ChannelId) -> Result<Signed> {
+    signed("ana", &fx.ana, Op::WorkspaceList, None, None, Some(channel))
+}
+
 /// As [`signed`], signed at `ts_ms`, for session `ses_1` when `op` is a prompt.
 pub(crate) fn signed_at(
     ts_ms: u64,

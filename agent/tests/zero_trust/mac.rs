@@ -12,17 +12,7 @@ use proto::wire_error::ErrorCode;
 
 /// A `workspace_list` on `channel` as cm-tui sends it: signed by `ana`, with the channel's MAC.
 fn listing(fx: &Fixture, channel: &cm_client::e2e::Channel) -> Result<Signed> {
-    with_mac(
-        signed(
-            "ana",
-            &fx.ana,
-            Op::WorkspaceList,
-            None,
-            None,
-            Some(channel.id()),
-        )?,
-        channel,
-    )
+    with_mac(signed_listing(fx, channel.id())?, channel)
 }
 
 #[tokio::test]
@@ -83,14 +73,7 @@ async fn a_relay_changing_a_maced_header_is_refused_and_logged() -> Result<()> {
 async fn a_bad_signature_under_a_good_mac_stops_the_stream_and_forgets_the_channel() -> Result<()> {
     let fx = Fixture::new(Role::Viewer, now())?;
     let channel = open_channel(&fx, &fx.certs).await?;
-    let mut s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let mut s = signed_listing(&fx, channel.id())?;
     if let Some(auth) = s.header.auth.as_mut() {
         auth.sig.0[0] ^= 1;
     }

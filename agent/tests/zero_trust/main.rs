@@ -41,14 +41,7 @@ fn refused(answer: Answer) -> Result<WireError> {
 async fn signed_sealed_workspace_list_is_served_and_the_relay_sees_only_ciphertext() -> Result<()> {
     let fx = Fixture::new(Role::Viewer, now())?;
     let channel = open_channel(&fx, &fx.certs).await?;
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let answer = call_sealed(&fx, &channel, &s.nonce, &Fixture::forward(s.header), None).await?;
     let Answer::Sealed(Reply::Ok(list), wire) = answer else {
         bail!("workspace_list not served: {answer:?}");
@@ -88,14 +81,7 @@ async fn relay_rewriting_the_op_or_workspace_is_refused_and_logged() -> Result<(
     let fx = Fixture::new(Role::Owner, now())?;
     let channel = open_channel(&fx, &fx.certs).await?;
     // Signed for a workspace_list; the relay turns it into opencode_stop.
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let mut header = s.header.clone();
     header.op = Op::OpencodeStop;
     header.workspace = Some(WS.into());
@@ -127,14 +113,7 @@ async fn relay_rewriting_the_op_or_workspace_is_refused_and_logged() -> Result<(
 async fn replayed_signed_header_is_refused_on_another_stream() -> Result<()> {
     let fx = Fixture::new(Role::Viewer, now())?;
     let channel = open_channel(&fx, &fx.certs).await?;
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let fwd = Fixture::forward(s.header);
     let first = call_sealed(&fx, &channel, &s.nonce, &fwd, None).await?;
     ensure!(
@@ -167,14 +146,7 @@ async fn relay_raising_the_role_or_changing_the_principal_is_ignored() -> Result
     let e = refused(call_sealed(&fx, &channel, &s.nonce, &fwd, None).await?)?;
     ensure!(e.code == ErrorCode::Forbidden, "{e}");
     // A viewer's request goes through as ana, whatever the relay says.
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let mut fwd = Fixture::forward(s.header);
     fwd.principal = UserId::from("mallory");
     let answer = call_sealed(&fx, &channel, &s.nonce, &fwd, None).await?;
@@ -215,14 +187,7 @@ async fn revoked_certificate_stops_an_open_channel_at_the_next_request() -> Resu
     let channel = open_channel(&fx, &fx.certs).await?;
     fx.trust
         .accept_revocations(&[revocations(&fx.owner, 2, now(), &["g-ana"])], now());
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let e =
         refused(call_sealed(&fx, &channel, &s.nonce, &Fixture::forward(s.header), None).await?)?;
     ensure!(e.message.contains("no valid certificate grants ana"), "{e}");
@@ -254,14 +219,7 @@ async fn unknown_channel_is_answered_e2e_channel_unknown() -> Result<()> {
     let other = Fixture::new(Role::Viewer, now())?;
     // A channel another agent holds.
     let channel = open_channel(&other, &other.certs).await?;
-    let s = signed(
-        "ana",
-        &fx.ana,
-        Op::WorkspaceList,
-        None,
-        None,
-        Some(channel.id()),
-    )?;
+    let s = signed_listing(&fx, channel.id())?;
     let e =
         refused(call_sealed(&fx, &channel, &s.nonce, &Fixture::forward(s.header), None).await?)?;
     ensure!(e.code == ErrorCode::E2eChannelUnknown, "{e}");
