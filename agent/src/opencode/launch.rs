@@ -391,6 +391,8 @@ mod tests {
 
     #[test]
     fn plan_redirects_all_state_and_prepare_seeds_it() {
+        // Long enough that a random temporary path cannot contain it (with "pw" it once did).
+        const PASSWORD: &str = "opencode-server-password-0f3a9c";
         let tmp = tempfile::tempdir().unwrap();
         let ws = Workspace {
             name: "demo".into(),
@@ -404,7 +406,7 @@ mod tests {
             &ws,
             &tmp.path().join("state"),
             4567,
-            "pw".into(),
+            PASSWORD.into(),
             "mk".into(),
             None,
         );
@@ -433,7 +435,7 @@ mod tests {
             env["OPENCODE_CONFIG"],
             base.join("opencode.json").into_os_string()
         );
-        assert_eq!(env["OPENCODE_SERVER_PASSWORD"], "pw");
+        assert_eq!(env["OPENCODE_SERVER_PASSWORD"], PASSWORD);
         assert_eq!(env[MARKER_ENV], "mk");
         for k in [
             "OPENCODE_DISABLE_MODELS_FETCH",
@@ -465,7 +467,7 @@ mod tests {
         assert_eq!(mode & 0o077, 0);
         // Preparing again (the next launch) works.
         prepare(&l).unwrap();
-        assert!(!format!("{l:?}").contains("pw"));
+        assert!(!format!("{l:?}").contains(PASSWORD));
     }
 
     #[test]
