@@ -545,21 +545,38 @@ async fn the_operators_first_bytes_reach_the_peer_before_its_answer() {
     let holders = holding(&a, "h", &[&peer]);
     // The operator sent its request and keeps its side open (a long-lived stream).
     let (mut op, _writer) = operator(b"ping", false).await;
+    let (_send, mut recv, sent) = open_guarded(
+        &a,
+        &holders,
+        &mut op,
+        "the peer answered: it had the first bytes without waiting for them",
+    )
+    .await;
+    assert_eq!(sent, 4);
+    assert_eq!(recv.read_to_end(1 << 20).await.unwrap(), b"got:ping");
+}
+
+/// `open_through` from relay `a` for host `h`, opened within [`HANG_GUARD`] (else the test
+/// fails saying `why`).
+async fn open_guarded(
+    a: &TestRelay,
+    holders: &[RelayId],
+    op: &mut OperatorRecv,
+    why: &str,
+) -> super::Opened {
     let opened = tokio::time::timeout(
         HANG_GUARD,
         open_through(
             a.directory.as_ref(),
             &a.pool,
-            &holders,
+            holders,
             &forward_header("h"),
-            &mut op,
+            op,
         ),
     )
     .await
-    .expect("the peer answered: it had the first bytes without waiting for them");
-    let (_send, mut recv, sent) = opened.unwrap().unwrap();
-    assert_eq!(sent, 4);
-    assert_eq!(recv.read_to_end(1 << 20).await.unwrap(), b"got:ping");
+    .expect(why);
+    opened.unwrap().unwrap()
 }
 
 /// The agent's relay's `open` answer to a stream whose operator already finished.

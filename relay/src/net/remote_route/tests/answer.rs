@@ -14,19 +14,8 @@ async fn a_finished_operator_stream_is_answered_open_before_the_agent_says_anyth
     // The operator sent its whole request: b holds its answer for the agent's first bytes, but
     // not for an agent that says nothing yet.
     let (mut op, _) = operator(b"ping", true).await;
-    let opened = tokio::time::timeout(
-        HANG_GUARD,
-        open_through(
-            a.directory.as_ref(),
-            &a.pool,
-            &holders,
-            &forward_header("h"),
-            &mut op,
-        ),
-    )
-    .await
-    .expect("answered while the agent was silent");
-    let (_send, mut recv, sent) = opened.unwrap().unwrap();
+    let (_send, mut recv, sent) =
+        open_guarded(&a, &holders, &mut op, "answered while the agent was silent").await;
     assert_eq!(sent, 4);
     assert_eq!(headers.recv().await.unwrap(), forward_header("h"));
     gate.add_permits(1);
