@@ -18,7 +18,7 @@
 //! - **Streams** ([`Channel::stream_keys`], [`seal_stream`]): two directional keys per stream,
 //!   `blake3::derive_key("codemantle e2e v1 stream key operator to agent" | "… agent to
 //!   operator", channel key || 16-byte stream nonce)`; records are `u32 BE length ||
-//!   ChaCha20-Poly1305(key, nonce = 96-bit BE record counter)` over `flag || data` (flag 0
+//!   AES-256-GCM(key, nonce = 96-bit BE record counter)` over `flag || data` (flag 0
 //!   data, 1 fin; at most [`MAX_RECORD_DATA`] data bytes). A stream that ends without the fin
 //!   record, has bytes after it, or has any record that fails to open is an error; a reader
 //!   never yields unauthenticated bytes.

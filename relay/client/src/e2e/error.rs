@@ -32,7 +32,10 @@ pub enum E2eError {
     )]
     Msg2Rejected,
     /// A record did not authenticate.
-    #[error("end-to-end record failed to open (tampered or wrong key)")]
+    #[error(
+        "end-to-end record failed to open (tampered, wrong key, or cm-tui and cm-agent of \
+         versions with different record ciphers: update both)"
+    )]
     RecordOpen,
     /// A record length prefix is larger than any record a peer seals.
     #[error(
