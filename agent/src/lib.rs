@@ -30,6 +30,7 @@ pub mod runlock;
 pub mod sandbox;
 pub mod secret_names;
 pub mod session_links;
+pub mod signature_check;
 pub mod state_file_name;
 pub mod status;
 pub mod supervisor;

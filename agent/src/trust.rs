@@ -23,6 +23,7 @@ pub use store::{
     remove, revocations_path, save_pins, save_revocations, trust_path,
 };
 
+use crate::signature_check::{IdleVerifier, SignatureCheck};
 use parking_lot::Mutex;
 use proto::handshake::Bytes32;
 use proto::header::StreamHeader;
@@ -35,6 +36,7 @@ use proto::trust::{
     RootPins, RootRotation, Rotated, TrustError, UnverifiedHeader, Verifier, X25519Public,
 };
 use role_cache::{RoleCache, RoleKey};
+use std::sync::OnceLock;
 
 /// Default `[trust] revocation_max_age`: how old the newest owner-signed revocation list may
 /// be before the host refuses new work.
@@ -61,6 +63,8 @@ pub struct HostTrust {
     /// The enrollment's bind secret, which proves the end-to-end key ([`HostKeyClaim`]).
     bind: Option<Bytes32>,
     state: Mutex<State>,
+    /// Verifies MAC-checked headers' signatures beside the work; started on first use.
+    beside: OnceLock<IdleVerifier>,
 }
 
 #[derive(Debug)]
@@ -96,6 +100,7 @@ impl HostTrust {
                 seen: Vec::new(),
                 roles: RoleCache::default(),
             }),
+            beside: OnceLock::new(),
         }
     }
 
@@ -228,6 +233,14 @@ impl HostTrust {
         let mut state = self.state.lock();
         proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
         Ok((checked, pending))
+    }
+
+    /// Starts verifying a MAC-checked header's signature beside the work it allows, at the
+    /// idle scheduling class ([`crate::signature_check`]). Call from within a tokio runtime.
+    pub fn verify_beside(&self, signature: PendingSignature) -> SignatureCheck {
+        self.beside
+            .get_or_init(IdleVerifier::start)
+            .check(signature)
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.

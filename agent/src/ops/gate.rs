@@ -71,7 +71,7 @@ pub(super) async fn serve<R, W, G>(
     };
     // Started at once, so it overlaps reading the body too (on a refusal below its verdict is
     // not needed and is dropped).
-    let beside = signature.map(Beside::start);
+    let beside = signature.map(|s| Beside::start(trust.verify_beside(s)));
     if fwd.header.op == Op::E2eOpen {
         let opened = super::e2e::open(workspaces, trust, &checked, &mut reader, now).await;
         match opened {

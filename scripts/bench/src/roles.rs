@@ -41,10 +41,13 @@ impl Roles {
     }
 }
 
-/// CPU seconds used so far by each role's threads: operator, relay, agent.
+/// CPU seconds used so far by each role's threads: operator, relay, agent (with the agent's
+/// idle-class signature thread, `cm_agent::signature_check`).
 pub fn cpu_by_role(tck: u64) -> [f64; 3] {
-    ["bench-operator", "bench-relay", "bench-agent"]
-        .map(|name| crate::procfs::threads_cpu_seconds(name, tck))
+    let [operator, relay, agent] = ["bench-operator", "bench-relay", "bench-agent"]
+        .map(|name| crate::procfs::threads_cpu_seconds(name, tck));
+    let verify = crate::procfs::threads_cpu_seconds(cm_agent::signature_check::THREAD_NAME, tck);
+    [operator, relay, agent + verify]
 }
 
 /// CPU used per role between two [`cpu_by_role`] samples.

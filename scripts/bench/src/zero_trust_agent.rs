@@ -7,7 +7,8 @@
 //! opened and answered sealed (`cm_client::e2e`). A header on a channel that carries the
 //! channel's MAC is checked as the agent's gate checks it (`HostTrust::check_header_mac`: MAC,
 //! fields, time, nonce; then role and `authorize`) and answered while its signature is verified
-//! on a blocking thread; the verdict is awaited after the answer, as the agent does.
+//! beside it at the idle scheduling class (`HostTrust::verify_beside`, as the agent's gate); the
+//! verdict is awaited after the answer, as the agent does.
 //! `e2e_open` opens a channel: msg1 carries the operator's certificates, which the host
 //! remembers for that device key.
 
@@ -107,7 +108,7 @@ impl ZtAgent {
         } else {
             (self.admit(&header)?, None)
         };
-        let beside = signature.map(|s| tokio::task::spawn_blocking(move || s.verify()));
+        let beside = signature.map(|s| self.trust.verify_beside(s));
         let mode = Mode::of(&header)?;
         let hash = admitted.checked.fields.body.clone();
         let rest = Cursor::new(recv.take_buffered()).chain(recv.into_inner());
@@ -120,7 +121,7 @@ impl ZtAgent {
             }
         }
         if let Some(beside) = beside {
-            beside.await??;
+            beside.await?;
         }
         Ok(())
     }

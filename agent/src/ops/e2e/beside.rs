@@ -1,5 +1,6 @@
 //! A stream whose header its channel's MAC authenticated (`proto::trust::header_mac`) starts its
-//! work at once; the header's Ed25519 signature is verified on a blocking thread beside it.
+//! work at once; the header's Ed25519 signature is verified beside it, at the idle scheduling
+//! class ([`crate::signature_check`]).
 //!
 //! Only the operator's own device holds the channel key, and the MAC covers the signature, so a
 //! signature that fails here was sent by that device: the work is dropped if it is still running
@@ -7,13 +8,13 @@
 //! forgotten (its next stream gets `e2e_channel_unknown` and must open a new one with a verified
 //! `e2e_open`), and the host logs it on `cm_agent::audit`.
 
-use proto::trust::{PendingSignature, TrustError};
+use crate::signature_check::SignatureCheck;
+use proto::trust::TrustError;
 use std::future::Future;
-use tokio::task::JoinHandle;
 
 /// The signature check running beside a stream's work.
 #[derive(Debug)]
-pub(in crate::ops) struct Beside(JoinHandle<Result<(), TrustError>>);
+pub(in crate::ops) struct Beside(SignatureCheck);
 
 /// How the work and the check ended.
 #[derive(Debug)]
@@ -27,9 +28,9 @@ pub(in crate::ops) enum Outcome {
 }
 
 impl Beside {
-    /// Starts verifying `signature` on the blocking pool.
-    pub(in crate::ops) fn start(signature: PendingSignature) -> Self {
-        Self(tokio::task::spawn_blocking(move || signature.verify()))
+    /// Beside `check` (started with `HostTrust::verify_beside`).
+    pub(in crate::ops) fn start(check: SignatureCheck) -> Self {
+        Self(check)
     }
 
     /// Runs `work` to its end unless the signature fails first.
@@ -37,7 +38,7 @@ impl Beside {
         tokio::pin!(work);
         tokio::select! {
             () = &mut work => Outcome::WorkDone(self),
-            verdict = &mut self.0 => match flatten(verdict) {
+            verdict = &mut self.0 => match verdict {
                 Ok(()) => {
                     work.await;
                     Outcome::Verified
@@ -52,23 +53,14 @@ impl Beside {
     /// # Errors
     /// The signature's failure.
     pub(in crate::ops) async fn verdict(self) -> Result<(), TrustError> {
-        flatten(self.0.await)
+        self.0.await
     }
-}
-
-fn flatten(
-    joined: Result<Result<(), TrustError>, tokio::task::JoinError>,
-) -> Result<(), TrustError> {
-    joined.unwrap_or_else(|e| {
-        Err(TrustError::Malformed(format!(
-            "the signature check did not finish: {e}"
-        )))
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature_check::IdleVerifier;
     use proto::header::Op;
     use proto::ids::{HostId, ReqId, UserId};
     use proto::trust::DeviceKey;
@@ -80,7 +72,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000_000;
     const MAC_KEY: [u8; 32] = [9; 32];
 
-    fn pending(bad_signature: bool) -> PendingSignature {
+    fn pending(bad_signature: bool) -> SignatureCheck {
         let mut h = proto::header::StreamHeader::new(Op::Prompt, ReqId(1));
         h.host = Some(HostId::from("box"));
         let key = DeviceKey::from_seed([3; 32]).unwrap();
@@ -102,10 +94,11 @@ mod tests {
         }
         attach_mac(&mut h, &MAC_KEY).unwrap();
         let unverified = read_unverified(&h).unwrap();
-        unverified
+        let signature = unverified
             .check_mac(&h, &HostId::from("box"), NOW, &MAC_KEY)
             .unwrap()
-            .1
+            .1;
+        IdleVerifier::start().check(signature)
     }
 
     #[tokio::test]
