@@ -176,44 +176,50 @@ impl Future for SignatureCheck {
     }
 }
 
+/// A MAC-checked header's pending signature, good or with one bit flipped (tests here and in
+/// `ops::e2e::beside`).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_signature(bad: bool) -> PendingSignature {
     use proto::header::{Op, StreamHeader};
     use proto::ids::{HostId, ReqId, UserId};
     use proto::trust::DeviceKey;
     use proto::trust::header::{self, SignInput};
     use proto::trust::header_mac::{attach_mac, read_unverified};
-
     const NOW: u64 = 1_800_000_000_000;
     const MAC_KEY: [u8; 32] = [7; 32];
+    let mut h = StreamHeader::new(Op::Prompt, ReqId(1));
+    h.host = Some(HostId::from("box"));
+    let key = DeviceKey::from_seed([4; 32]).unwrap();
+    header::sign(
+        &mut h,
+        SignInput {
+            user: &UserId::from("ana"),
+            key: &key,
+            nonce: [2; 16],
+            now_ms: NOW,
+            body: None,
+            channel: None,
+            template: None,
+        },
+    )
+    .unwrap();
+    if bad {
+        h.auth.as_mut().unwrap().sig.0[9] ^= 1;
+    }
+    attach_mac(&mut h, &MAC_KEY).unwrap();
+    read_unverified(&h)
+        .unwrap()
+        .check_mac(&h, &HostId::from("box"), NOW, &MAC_KEY)
+        .unwrap()
+        .1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn pending(bad_signature: bool) -> PendingSignature {
-        let mut h = StreamHeader::new(Op::Prompt, ReqId(1));
-        h.host = Some(HostId::from("box"));
-        let key = DeviceKey::from_seed([4; 32]).unwrap();
-        header::sign(
-            &mut h,
-            SignInput {
-                user: &UserId::from("ana"),
-                key: &key,
-                nonce: [2; 16],
-                now_ms: NOW,
-                body: None,
-                channel: None,
-                template: None,
-            },
-        )
-        .unwrap();
-        if bad_signature {
-            h.auth.as_mut().unwrap().sig.0[9] ^= 1;
-        }
-        attach_mac(&mut h, &MAC_KEY).unwrap();
-        read_unverified(&h)
-            .unwrap()
-            .check_mac(&h, &HostId::from("box"), NOW, &MAC_KEY)
-            .unwrap()
-            .1
+        test_signature(bad_signature)
     }
 
     fn policy_of_thread_named(name: &str) -> Option<String> {

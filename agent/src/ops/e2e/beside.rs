@@ -60,45 +60,12 @@ impl Beside {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature_check::IdleVerifier;
-    use proto::header::Op;
-    use proto::ids::{HostId, ReqId, UserId};
-    use proto::trust::DeviceKey;
-    use proto::trust::header::{self, SignInput};
-    use proto::trust::header_mac::{attach_mac, read_unverified};
+    use crate::signature_check::{IdleVerifier, test_signature};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    const NOW: u64 = 1_800_000_000_000;
-    const MAC_KEY: [u8; 32] = [9; 32];
-
     fn pending(bad_signature: bool) -> SignatureCheck {
-        let mut h = proto::header::StreamHeader::new(Op::Prompt, ReqId(1));
-        h.host = Some(HostId::from("box"));
-        let key = DeviceKey::from_seed([3; 32]).unwrap();
-        header::sign(
-            &mut h,
-            SignInput {
-                user: &UserId::from("ana"),
-                key: &key,
-                nonce: [1; 16],
-                now_ms: NOW,
-                body: None,
-                channel: None,
-                template: None,
-            },
-        )
-        .unwrap();
-        if bad_signature {
-            h.auth.as_mut().unwrap().sig.0[5] ^= 1;
-        }
-        attach_mac(&mut h, &MAC_KEY).unwrap();
-        let unverified = read_unverified(&h).unwrap();
-        let signature = unverified
-            .check_mac(&h, &HostId::from("box"), NOW, &MAC_KEY)
-            .unwrap()
-            .1;
-        IdleVerifier::start().check(signature)
+        IdleVerifier::start().check(test_signature(bad_signature))
     }
 
     #[tokio::test]
