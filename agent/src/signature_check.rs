@@ -1,23 +1,33 @@
 //! Header signatures verified beside the work they allow (a MAC-checked header on an end-to-end
-//! channel: `proto::trust::header_mac`), on one thread of the lowest scheduling class,
-//! `SCHED_IDLE`.
+//! channel: `proto::trust::header_mac`).
 //!
-//! The verification is not needed before the answer (the channel's MAC already authenticated
-//! the header), so it should take a core only when nothing on a stream's path wants one: a
-//! normal thread waking on a core that runs an idle-class thread takes the core at once, and the
-//! scheduler counts such a core as free when it places a woken thread. At the normal class (as
-//! on tokio's blocking pool) the check competes for the cores with the answer it runs beside.
+//! Only the operator's own device holds the channel key, and the MAC covers the signature, so a
+//! signature that fails here was sent by that device: the caller drops the work if it is still
+//! running (the stream ends without its fin record, which the operator sees as an error),
+//! forgets the channel and logs it (`ops::gate`).
+//!
+//! **When.** [`IdleVerifier::beside`] gives the work the core first: the check starts when the
+//! work ends (after its answer, for the short operations most streams carry) or [`GRACE`] after
+//! it started, whichever comes first, so long work (a prompt, a watch) is checked while it runs.
+//!
+//! **Where.** On one thread of the lowest scheduling class, `SCHED_IDLE`. The check is not
+//! needed before the answer, so it should take a core only when nothing on a stream's path
+//! wants one: a normal thread waking on a core that runs an idle-class thread takes the core at
+//! once, and the scheduler counts such a core as free when it places a woken thread. At the
+//! normal class (as on tokio's blocking pool) the check competes for the cores with the answer
+//! it runs beside (docs/performance.md §13e measures both).
 //!
 //! The backlog is bounded: at most [`QUEUE`] checks wait for the idle thread. When the host is
 //! so busy that the idle thread falls that far behind, or the class could not be set, further
-//! checks run on tokio's blocking pool at the normal class, as before, so no check waits
-//! unboundedly and none is skipped.
+//! checks run on tokio's blocking pool at the normal class, so no check waits unboundedly and
+//! none is skipped.
 
 use proto::trust::{PendingSignature, TrustError};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use thread_priority::{
     NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
     set_thread_priority_and_policy, thread_native_id,
@@ -27,6 +37,9 @@ use tokio::task::JoinHandle;
 
 /// Most checks waiting for the idle thread before checks go to the blocking pool.
 pub const QUEUE: usize = 32;
+
+/// How long work runs before its signature check starts anyway.
+pub const GRACE: Duration = Duration::from_millis(2);
 
 /// The idle thread's name (benches count its CPU as the agent's).
 pub const THREAD_NAME: &str = "cm-verify-idle";
@@ -115,6 +128,31 @@ impl IdleVerifier {
         }
     }
 
+    /// Runs `work` with `signature` checked beside it (see the module docs for when the check
+    /// starts); stops the work if the signature fails first. Call from within a tokio runtime.
+    pub async fn beside<T>(
+        &self,
+        signature: PendingSignature,
+        work: impl Future<Output = T>,
+    ) -> Outcome<'_, T> {
+        tokio::pin!(work);
+        let grace = tokio::time::sleep(GRACE);
+        tokio::pin!(grace);
+        tokio::select! {
+            biased;
+            out = &mut work => return Outcome::WorkDone(out, Unchecked(Owed::NotStarted(self, signature))),
+            () = &mut grace => {}
+        }
+        let mut check = self.check(signature);
+        tokio::select! {
+            out = &mut work => Outcome::WorkDone(out, Unchecked(Owed::Running(check))),
+            verdict = &mut check => match verdict {
+                Ok(()) => Outcome::Verified(work.await),
+                Err(e) => Outcome::Failed(e),
+            },
+        }
+    }
+
     /// A verifier whose thread never takes a job (tests: a full queue).
     #[cfg(test)]
     fn stalled() -> (Self, Receiver<Job>) {
@@ -124,6 +162,41 @@ impl IdleVerifier {
             idle_class: true,
         };
         (me, queue)
+    }
+}
+
+/// How work and the check of its signature ended ([`IdleVerifier::beside`]).
+#[derive(Debug)]
+pub enum Outcome<'a, T> {
+    /// The signature verified, then the work ended with this.
+    Verified(T),
+    /// The work ended with this; its check is still owed (answer first, then await
+    /// [`Unchecked::verdict`]).
+    WorkDone(T, Unchecked<'a>),
+    /// The signature failed before the work ended; the work was dropped unfinished.
+    Failed(TrustError),
+}
+
+/// The check owed for work that has ended: not started yet, or running.
+#[derive(Debug)]
+pub struct Unchecked<'a>(Owed<'a>);
+
+#[derive(Debug)]
+enum Owed<'a> {
+    NotStarted(&'a IdleVerifier, PendingSignature),
+    Running(SignatureCheck),
+}
+
+impl Unchecked<'_> {
+    /// Starts the check if it has not started, and waits for its verdict.
+    ///
+    /// # Errors
+    /// The signature's failure, or a check that did not finish.
+    pub async fn verdict(self) -> Verdict {
+        match self.0 {
+            Owed::NotStarted(verifier, signature) => verifier.check(signature).await,
+            Owed::Running(check) => check.await,
+        }
     }
 }
 
@@ -217,6 +290,8 @@ pub(crate) fn test_signature(bad: bool) -> PendingSignature {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn pending(bad_signature: bool) -> PendingSignature {
         test_signature(bad_signature)
@@ -286,5 +361,83 @@ mod tests {
         let after = verifier.check(pending(true));
         assert!(!after.is_idle());
         assert!(matches!(after.await, Err(TrustError::BadSignature { .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn short_work_goes_first_and_its_check_starts_when_it_ends() {
+        let (verifier, queue) = IdleVerifier::stalled();
+        let outcome = verifier.beside(pending(true), async { 7 }).await;
+        let Outcome::WorkDone(7, unchecked) = outcome else {
+            panic!("quick work ends first: {outcome:?}");
+        };
+        assert!(queue.try_recv().is_err(), "no check before the work ended");
+        let verdict = unchecked.verdict();
+        tokio::pin!(verdict);
+        tokio::select! {
+            biased;
+            _ = &mut verdict => panic!("the stalled thread took no job"),
+            () = tokio::task::yield_now() => {}
+        }
+        // The owed check was submitted when its verdict was first asked for.
+        let job = queue.try_recv().expect("the check is queued now");
+        let _ = job.done.send(job.signature.verify());
+        assert!(matches!(
+            verdict.await,
+            Err(TrustError::BadSignature { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn long_work_is_checked_while_it_runs_once_the_grace_is_over() {
+        let (verifier, queue) = IdleVerifier::stalled();
+        let run = verifier.beside(pending(false), std::future::pending::<()>());
+        tokio::pin!(run);
+        tokio::select! {
+            _ = &mut run => panic!("the work never ends"),
+            () = tokio::time::sleep(GRACE / 2) => {}
+        }
+        assert!(queue.try_recv().is_err(), "not checked inside the grace");
+        tokio::select! {
+            _ = &mut run => panic!("the stalled check never ends"),
+            () = tokio::time::sleep(GRACE) => {}
+        }
+        assert!(queue.try_recv().is_ok(), "checked while the work runs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bad_signature_drops_work_that_is_still_running() {
+        let verifier = IdleVerifier::start();
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        // Work that never ends on its own: only the failed check can stop it.
+        let work = async move {
+            std::future::pending::<()>().await;
+            d.store(true, Ordering::SeqCst);
+        };
+        let outcome = verifier.beside(pending(true), work).await;
+        assert!(matches!(
+            outcome,
+            Outcome::Failed(TrustError::BadSignature { .. })
+        ));
+        assert!(!done.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_good_signature_lets_the_work_finish_and_a_bad_one_is_reported_after_it() {
+        let verifier = IdleVerifier::start();
+        for (bad, want_ok) in [(false, true), (true, false)] {
+            let done = Arc::new(AtomicBool::new(false));
+            let d = Arc::clone(&done);
+            let outcome = verifier
+                .beside(pending(bad), async move { d.store(true, Ordering::SeqCst) })
+                .await;
+            assert!(done.load(Ordering::SeqCst));
+            let verdict = match outcome {
+                Outcome::Verified(()) => Ok(()),
+                Outcome::WorkDone((), rest) => rest.verdict().await,
+                Outcome::Failed(e) => Err(e),
+            };
+            assert_eq!(verdict.is_ok(), want_ok, "bad signature: {bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ pub use store::{
     remove, revocations_path, save_pins, save_revocations, trust_path,
 };
 
-use crate::signature_check::{IdleVerifier, SignatureCheck};
+use crate::signature_check::IdleVerifier;
 use parking_lot::Mutex;
 use proto::handshake::Bytes32;
 use proto::header::StreamHeader;
@@ -235,12 +235,10 @@ impl HostTrust {
         Ok((checked, pending))
     }
 
-    /// Starts verifying a MAC-checked header's signature beside the work it allows, at the
-    /// idle scheduling class ([`crate::signature_check`]). Call from within a tokio runtime.
-    pub fn verify_beside(&self, signature: PendingSignature) -> SignatureCheck {
-        self.beside
-            .get_or_init(IdleVerifier::start)
-            .check(signature)
+    /// What verifies MAC-checked headers' signatures beside the work they allow
+    /// ([`crate::signature_check`]); its thread starts on first use.
+    pub fn signature_checks(&self) -> &IdleVerifier {
+        self.beside.get_or_init(IdleVerifier::start)
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.

@@ -8,7 +8,6 @@
 //! opened it. A relay-trusted host has no end-to-end key and says so.
 
 pub(super) use crate::e2e_state::channels;
-pub(super) mod beside;
 pub(super) mod queued;
 
 use super::body::next_raw_body;

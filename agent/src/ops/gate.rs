@@ -6,8 +6,9 @@
 //!    header, this host, time within ±5 min, nonce unseen), then a fresh owner-signed revocation
 //!    list ([`HostTrust::check_fresh`]). A header on a channel that carries the channel's MAC
 //!    is authenticated by the MAC instead ([`HostTrust::check_header_mac`], the same field, time
-//!    and nonce checks), and its signature is verified beside the work ([`beside`]): a bad one
-//!    stops the stream and forgets the channel;
+//!    and nonce checks), and its signature is verified beside the work
+//!    ([`crate::signature_check`]: once short work has answered, or while long work runs): a
+//!    bad one stops the stream if it is still running and forgets the channel;
 //! 2. `e2e_open` opens a channel ([`super::e2e::open`]) and is answered in a plain frame;
 //! 3. every other operation must name a channel this host holds, opened by the same device key;
 //!    the role comes from that channel's certificates now (a new revocation applies at once),
@@ -26,12 +27,12 @@
 
 use super::admit;
 use super::body::next_raw_body;
-use super::e2e::beside::{Beside, Outcome};
 use super::e2e::channels::OpenChannel;
 use super::e2e::queued;
 use super::error::OpError;
 use super::frames::{FrameReader, write_frame};
 use super::handler;
+use crate::signature_check::Outcome;
 use crate::trust::HostTrust;
 use crate::workspaces::Workspaces;
 use cm_client::e2e::{ChannelId, Side, seal_stream};
@@ -69,9 +70,6 @@ pub(super) async fn serve<R, W, G>(
         Ok(checked) => checked,
         Err(e) => return refuse(fwd, None, send, e).await,
     };
-    // Started at once, so it overlaps reading the body too (on a refusal below its verdict is
-    // not needed and is dropped).
-    let beside = signature.map(|s| Beside::start(trust.verify_beside(s)));
     if fwd.header.op == Op::E2eOpen {
         let opened = super::e2e::open(workspaces, trust, &checked, &mut reader, now).await;
         match opened {
@@ -105,14 +103,15 @@ pub(super) async fn serve<R, W, G>(
             Err(e) => super::write_reply(&mut send, Err(e)).await,
         }
     };
-    let still_checking = match beside {
+    // On a refusal above the signature's verdict is not needed and is dropped unchecked.
+    let still_checking = match signature {
         None => {
             work.await;
             None
         }
-        Some(beside) => match beside.run(work).await {
-            Outcome::Verified => None,
-            Outcome::WorkDone(rest) => Some(rest),
+        Some(signature) => match trust.signature_checks().beside(signature, work).await {
+            Outcome::Verified(()) => None,
+            Outcome::WorkDone((), rest) => Some(rest),
             // Dropped unfinished: no fin record, so the operator sees the stream fail.
             Outcome::Failed(e) => return bad_signature(workspaces, fwd, &checked, &e),
         },

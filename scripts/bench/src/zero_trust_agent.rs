@@ -6,9 +6,9 @@
 //! `proto::rbac::authorize`. Then the body's hash is checked, and a stream naming a channel is
 //! opened and answered sealed (`cm_client::e2e`). A header on a channel that carries the
 //! channel's MAC is checked as the agent's gate checks it (`HostTrust::check_header_mac`: MAC,
-//! fields, time, nonce; then role and `authorize`) and answered while its signature is verified
-//! beside it at the idle scheduling class (`HostTrust::verify_beside`, as the agent's gate); the
-//! verdict is awaited after the answer, as the agent does.
+//! fields, time, nonce; then role and `authorize`) and answered with its signature verified
+//! beside the answer as the agent's gate does it (`IdleVerifier::beside`: the check starts when
+//! the answer is done, or after its grace, on the idle-class thread).
 //! `e2e_open` opens a channel: msg1 carries the operator's certificates, which the host
 //! remembers for that device key.
 
@@ -17,6 +17,7 @@ use crate::peer::{self, Mode};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cm_agent::signature_check::Outcome;
 use cm_agent::trust::HostTrust;
 use cm_client::e2e::{Channel, ChannelId, HostKeyPair, Side, accept_channel, seal_stream};
 use cm_client::framed::{FramedRecv, send_frame};
@@ -108,20 +109,35 @@ impl ZtAgent {
         } else {
             (self.admit(&header)?, None)
         };
-        let beside = signature.map(|s| self.trust.verify_beside(s));
         let mode = Mode::of(&header)?;
         let hash = admitted.checked.fields.body.clone();
         let rest = Cursor::new(recv.take_buffered()).chain(recv.into_inner());
-        match admitted.channel {
-            None => serve_io(mode, hash.as_deref(), rest, send, &self.hub).await?,
-            Some(channel) => {
-                let keys = channel.stream_keys(&admitted.checked.nonce, Side::Agent);
-                let (recv, send) = seal_stream(keys, rest, send);
-                serve_io(mode, hash.as_deref(), recv, send, &self.hub).await?;
+        let served = async {
+            match admitted.channel {
+                None => serve_io(mode, hash.as_deref(), rest, send, &self.hub).await,
+                Some(channel) => {
+                    let keys = channel.stream_keys(&admitted.checked.nonce, Side::Agent);
+                    let (recv, send) = seal_stream(keys, rest, send);
+                    serve_io(mode, hash.as_deref(), recv, send, &self.hub).await
+                }
             }
-        }
-        if let Some(beside) = beside {
-            beside.await?;
+        };
+        match signature {
+            None => served.await?,
+            // As the agent's gate: the answer (and its fin) first, then the owed check.
+            Some(signature) => match self
+                .trust
+                .signature_checks()
+                .beside(signature, served)
+                .await
+            {
+                Outcome::Verified(served) => served?,
+                Outcome::WorkDone(served, owed) => {
+                    served?;
+                    owed.verdict().await?;
+                }
+                Outcome::Failed(e) => return Err(e.into()),
+            },
         }
         Ok(())
     }
