@@ -249,8 +249,7 @@ impl Future for SignatureCheck {
     }
 }
 
-/// A MAC-checked header's pending signature, good or with one bit flipped (tests here and in
-/// `ops::e2e::beside`).
+/// A MAC-checked header's pending signature, good or with one bit flipped (tests).
 #[cfg(test)]
 pub(crate) fn test_signature(bad: bool) -> PendingSignature {
     use proto::header::{Op, StreamHeader};
@@ -293,20 +292,17 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    fn pending(bad_signature: bool) -> PendingSignature {
-        test_signature(bad_signature)
-    }
-
-    fn policy_of_thread_named(name: &str) -> Option<String> {
+    /// The scheduling policy of this process's thread called `name`: field 41 of its `stat`
+    /// (5 is `SCHED_IDLE`).
+    fn policy_of_thread_named(name: &str) -> Option<u32> {
         let tasks = std::fs::read_dir("/proc/self/task").ok()?;
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if comm.trim() == name {
-                let sched = std::fs::read_to_string(task.path().join("sched")).ok()?;
-                return sched
-                    .lines()
-                    .find(|l| l.starts_with("policy"))
-                    .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned());
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // After the ')' closing the name, field 3 (state) is the first.
+                let rest = stat.rsplit_once(')')?.1;
+                return rest.split_whitespace().nth(41 - 3)?.parse().ok();
             }
         }
         None
@@ -319,8 +315,8 @@ mod tests {
             verifier.is_idle_class(),
             "Linux lets any thread take SCHED_IDLE"
         );
-        let good = verifier.check(pending(false));
-        let bad = verifier.check(pending(true));
+        let good = verifier.check(test_signature(false));
+        let bad = verifier.check(test_signature(true));
         assert!(good.is_idle() && bad.is_idle());
         assert!(good.await.is_ok());
         assert!(matches!(bad.await, Err(TrustError::BadSignature { .. })));
@@ -329,18 +325,19 @@ mod tests {
     #[tokio::test]
     async fn the_thread_runs_in_the_idle_class() {
         let verifier = IdleVerifier::start();
-        assert!(verifier.check(pending(false)).await.is_ok());
-        // SCHED_IDLE is policy 5 in /proc/<pid>/task/<tid>/sched.
-        assert_eq!(policy_of_thread_named(THREAD_NAME).as_deref(), Some("5"));
+        assert!(verifier.check(test_signature(false)).await.is_ok());
+        assert_eq!(policy_of_thread_named(THREAD_NAME), Some(5), "SCHED_IDLE");
     }
 
     #[tokio::test]
     async fn a_full_queue_sends_checks_to_the_blocking_pool_and_they_still_verify() {
         let (verifier, _queue) = IdleVerifier::stalled();
-        let waiting: Vec<_> = (0..QUEUE).map(|_| verifier.check(pending(false))).collect();
+        let waiting: Vec<_> = (0..QUEUE)
+            .map(|_| verifier.check(test_signature(false)))
+            .collect();
         assert!(waiting.iter().all(SignatureCheck::is_idle));
-        let overflow_good = verifier.check(pending(false));
-        let overflow_bad = verifier.check(pending(true));
+        let overflow_good = verifier.check(test_signature(false));
+        let overflow_bad = verifier.check(test_signature(true));
         assert!(!overflow_good.is_idle() && !overflow_bad.is_idle());
         assert!(overflow_good.await.is_ok());
         assert!(matches!(
@@ -352,13 +349,13 @@ mod tests {
     #[tokio::test]
     async fn a_check_the_thread_dropped_reports_that_it_did_not_finish() {
         let (verifier, queue) = IdleVerifier::stalled();
-        let check = verifier.check(pending(false));
+        let check = verifier.check(test_signature(false));
         drop(queue);
         assert!(
             matches!(check.await, Err(TrustError::Malformed(m)) if m.contains("did not finish"))
         );
         // With the thread gone, checks still run (on the blocking pool).
-        let after = verifier.check(pending(true));
+        let after = verifier.check(test_signature(true));
         assert!(!after.is_idle());
         assert!(matches!(after.await, Err(TrustError::BadSignature { .. })));
     }
@@ -366,7 +363,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn short_work_goes_first_and_its_check_starts_when_it_ends() {
         let (verifier, queue) = IdleVerifier::stalled();
-        let outcome = verifier.beside(pending(true), async { 7 }).await;
+        let outcome = verifier.beside(test_signature(true), async { 7 }).await;
         let Outcome::WorkDone(7, unchecked) = outcome else {
             panic!("quick work ends first: {outcome:?}");
         };
@@ -390,7 +387,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn long_work_is_checked_while_it_runs_once_the_grace_is_over() {
         let (verifier, queue) = IdleVerifier::stalled();
-        let run = verifier.beside(pending(false), std::future::pending::<()>());
+        let run = verifier.beside(test_signature(false), std::future::pending::<()>());
         tokio::pin!(run);
         tokio::select! {
             _ = &mut run => panic!("the work never ends"),
@@ -414,7 +411,7 @@ mod tests {
             std::future::pending::<()>().await;
             d.store(true, Ordering::SeqCst);
         };
-        let outcome = verifier.beside(pending(true), work).await;
+        let outcome = verifier.beside(test_signature(true), work).await;
         assert!(matches!(
             outcome,
             Outcome::Failed(TrustError::BadSignature { .. })
@@ -429,7 +426,9 @@ mod tests {
             let done = Arc::new(AtomicBool::new(false));
             let d = Arc::clone(&done);
             let outcome = verifier
-                .beside(pending(bad), async move { d.store(true, Ordering::SeqCst) })
+                .beside(test_signature(bad), async move {
+                    d.store(true, Ordering::SeqCst)
+                })
                 .await;
             assert!(done.load(Ordering::SeqCst));
             let verdict = match outcome {
