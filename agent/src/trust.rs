@@ -64,7 +64,7 @@ pub struct HostTrust {
     bind: Option<Bytes32>,
     state: Mutex<State>,
     /// Verifies MAC-checked headers' signatures beside the work; started on first use.
-    beside: OnceLock<IdleVerifier>,
+    signature_checks: OnceLock<IdleVerifier>,
 }
 
 #[derive(Debug)]
@@ -100,7 +100,7 @@ impl HostTrust {
                 seen: Vec::new(),
                 roles: RoleCache::default(),
             }),
-            beside: OnceLock::new(),
+            signature_checks: OnceLock::new(),
         }
     }
 
@@ -238,7 +238,7 @@ impl HostTrust {
     /// What verifies MAC-checked headers' signatures beside the work they allow
     /// ([`crate::signature_check`]); its thread starts on first use.
     pub fn signature_checks(&self) -> &IdleVerifier {
-        self.beside.get_or_init(IdleVerifier::start)
+        self.signature_checks.get_or_init(IdleVerifier::start)
     }
 
     /// Whether new work may start: a fresh enough owner-signed revocation list.
