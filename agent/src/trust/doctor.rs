@@ -1,6 +1,6 @@
-//! `cm-agent doctor`'s trust lines: the mode, and for a zero-trust host its end-to-end key and
-//! the freshness of the newest owner-signed revocation list (stale or none: new work is
-//! refused, so that is a failure with what to do).
+//! `cm-agent doctor`'s trust lines: the mode, and for a zero-trust host its end-to-end key, the
+//! freshness of the newest owner-signed revocation list (stale or none: new work is refused, so
+//! that is a failure with what to do) and where signatures are checked beside the work.
 
 use super::show::{Freshness, RELAY_TRUSTED_HINT, report};
 use cm_client::finding::Finding;
@@ -33,6 +33,9 @@ pub fn findings(
             roots.join(", ")
         ),
     )];
+    out.push(signature_checks(
+        crate::signature_check::IdleVerifier::start().is_idle_class(),
+    ));
     if key_found == Some(false) {
         out.push(Finding::fail(
             "host key",
@@ -57,6 +60,22 @@ pub fn findings(
         Freshness::None | Freshness::Stale { .. } => Finding::fail("revocations", line),
     });
     out
+}
+
+/// Where a zero-trust host verifies the signatures it checks beside the work
+/// ([`crate::signature_check`]). Without the idle class the checks are as correct, only
+/// competing with the answers for the cores, so that is not a failure.
+fn signature_checks(idle_class: bool) -> Finding {
+    Finding::ok(
+        "signature checks",
+        if idle_class {
+            "beside the work, at the idle scheduling class (a core only when nothing else wants one)"
+        } else {
+            "beside the work, at the normal class: this system refused the idle scheduling class \
+             (SCHED_IDLE; a seccomp or container profile?), so checks share the cores with the \
+             answers under load"
+        },
+    )
 }
 
 #[cfg(test)]
@@ -135,7 +154,22 @@ mod tests {
         assert!(stale.contains("limit 1 h 0 min"), "{stale}");
         let fresh = lines(&findings(tmp.path(), Some(true), 3 * HOUR, 5 * HOUR)).join("\n");
         assert!(fresh.contains("ok    revocations"), "{fresh}");
+        assert!(
+            fresh.contains("ok    signature checks") && fresh.contains("idle scheduling class"),
+            "{fresh}"
+        );
         let no_key = lines(&findings(tmp.path(), Some(false), 3 * HOUR, 5 * HOUR)).join("\n");
         assert!(no_key.contains("FAIL  host key"), "{no_key}");
+    }
+
+    #[test]
+    fn without_the_idle_class_doctor_says_why_checks_share_the_cores_and_does_not_fail() {
+        let f = signature_checks(false);
+        assert!(f.problem.is_none());
+        assert!(
+            f.line().contains("refused the idle scheduling class"),
+            "{}",
+            f.line()
+        );
     }
 }
