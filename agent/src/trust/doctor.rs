@@ -67,7 +67,7 @@ pub fn findings(
 /// competing with the answers for the cores, so that is not a failure.
 fn signature_checks(idle_class: bool) -> Finding {
     Finding::ok(
-        "signature checks",
+        "signatures",
         if idle_class {
             "beside the work, at the idle scheduling class (a core only when nothing else wants one)"
         } else {
@@ -155,7 +155,7 @@ mod tests {
         let fresh = lines(&findings(tmp.path(), Some(true), 3 * HOUR, 5 * HOUR)).join("\n");
         assert!(fresh.contains("ok    revocations"), "{fresh}");
         assert!(
-            fresh.contains("ok    signature checks") && fresh.contains("idle scheduling class"),
+            fresh.contains("ok    signatures") && fresh.contains("idle scheduling class"),
             "{fresh}"
         );
         let no_key = lines(&findings(tmp.path(), Some(false), 3 * HOUR, 5 * HOUR)).join("\n");
