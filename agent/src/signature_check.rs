@@ -55,8 +55,8 @@ struct Job {
 /// the checks already queued are done.
 #[derive(Debug)]
 pub struct IdleVerifier {
+    /// The idle thread's queue; `None` where the idle class could not be had.
     jobs: Option<SyncSender<Job>>,
-    idle_class: bool,
 }
 
 impl IdleVerifier {
@@ -89,10 +89,7 @@ impl IdleVerifier {
         match idle {
             Ok(()) => {
                 tracing::debug!("header signatures on channels are verified at the idle class");
-                Self {
-                    jobs: Some(jobs),
-                    idle_class: true,
-                }
+                Self { jobs: Some(jobs) }
             }
             Err(e) => {
                 tracing::warn!(
@@ -100,17 +97,14 @@ impl IdleVerifier {
                     "no idle-class thread for signature checks: they run on the blocking pool at \
                      the normal class (an answer and its check then share the cores)"
                 );
-                Self {
-                    jobs: None,
-                    idle_class: false,
-                }
+                Self { jobs: None }
             }
         }
     }
 
     /// Whether checks run at the idle class (false: all go to the blocking pool).
     pub fn is_idle_class(&self) -> bool {
-        self.idle_class
+        self.jobs.is_some()
     }
 
     /// Starts verifying `signature`: on the idle thread while fewer than [`QUEUE`] wait for it,
@@ -157,11 +151,7 @@ impl IdleVerifier {
     #[cfg(test)]
     fn stalled() -> (Self, Receiver<Job>) {
         let (jobs, queue) = sync_channel(QUEUE);
-        let me = Self {
-            jobs: Some(jobs),
-            idle_class: true,
-        };
-        (me, queue)
+        (Self { jobs: Some(jobs) }, queue)
     }
 }
 
@@ -225,7 +215,8 @@ impl SignatureCheck {
     }
 
     /// Whether this check runs on the idle thread.
-    pub fn is_idle(&self) -> bool {
+    #[cfg(test)]
+    fn is_idle(&self) -> bool {
         matches!(self.0, Check::Idle(_))
     }
 }
@@ -438,5 +429,16 @@ mod tests {
             };
             assert_eq!(verdict.is_ok(), want_ok, "bad signature: {bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn without_the_idle_class_every_check_runs_on_the_blocking_pool() {
+        let verifier = IdleVerifier { jobs: None };
+        assert!(!verifier.is_idle_class());
+        let good = verifier.check(test_signature(false));
+        let bad = verifier.check(test_signature(true));
+        assert!(!good.is_idle() && !bad.is_idle());
+        assert!(good.await.is_ok());
+        assert!(matches!(bad.await, Err(TrustError::BadSignature { .. })));
     }
 }

@@ -103,7 +103,7 @@ pub(super) async fn serve<R, W, G>(
             Err(e) => super::write_reply(&mut send, Err(e)).await,
         }
     };
-    // On a refusal above the signature's verdict is not needed and is dropped unchecked.
+    // After a refusal above, the signature is dropped unchecked: no work ran on it.
     let still_checking = match signature {
         None => {
             work.await;
