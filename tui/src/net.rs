@@ -8,6 +8,7 @@ mod admin_seal;
 mod calls;
 mod forwards;
 mod handover;
+mod open_streams;
 mod streams;
 mod watches;
 
@@ -192,6 +193,8 @@ async fn run(
     let mut start = 0;
     // A QUIC session the TCP connection handed over to (its index and address stay).
     let mut handed_over: Option<connect::Connected> = None;
+    // Outlives each connection: streams left on a connection handed over to QUIC stay closable.
+    let mut open_streams = open_streams::OpenStreams::default();
     loop {
         let moving = handed_over.is_some();
         let connected = match handed_over.take() {
@@ -230,6 +233,7 @@ async fn run(
                         &profile,
                         &events,
                         &mut commands,
+                        &mut open_streams,
                         &cancel,
                         quic_back,
                     )
@@ -337,6 +341,7 @@ async fn serve(
     profile: &Profile,
     events: &mpsc::Sender<NetEvent>,
     commands: &mut mpsc::UnboundedReceiver<Command>,
+    open_streams: &mut open_streams::OpenStreams,
     cancel: &CancellationToken,
     quic_back: impl std::future::Future<Output = Session>,
 ) -> End {
@@ -375,7 +380,16 @@ async fn serve(
         profile: profile.clone(),
         events: events.clone(),
     };
-    let end = serve_streams(session, &cx, commands, cancel, &work, quic_back).await;
+    let end = serve_streams(
+        session,
+        &cx,
+        commands,
+        open_streams,
+        cancel,
+        &work,
+        quic_back,
+    )
+    .await;
     if matches!(end, End::MovingToQuic(_)) {
         tokio::spawn(work.finish(conn, end_with_the_connection.disarm()));
     } else {
@@ -388,6 +402,7 @@ async fn serve_streams(
     session: Session,
     cx: &Cx,
     commands: &mut mpsc::UnboundedReceiver<Command>,
+    open_streams: &mut open_streams::OpenStreams,
     cancel: &CancellationToken,
     work: &handover::Work,
     quic_back: impl std::future::Future<Output = Session>,
@@ -412,7 +427,6 @@ async fn serve_streams(
     let mut in_flight: Option<(u64, Instant)> = None;
     let mut watches: HashMap<WatchKey, CancellationToken> = HashMap::new();
     let mut watch_req = WATCH_REQ_BASE;
-    let mut open_streams: HashMap<u64, CancellationToken> = HashMap::new();
     let end = loop {
         tokio::select! {
             biased;
@@ -430,21 +444,16 @@ async fn serve_streams(
                     work.spawn(perform(cx.clone(), request, streams.clone()));
                 }
                 Some(Command::Stream(request)) => {
-                    let token = streams.child_token();
-                    // Ended streams' tokens are dropped as new ones open.
-                    open_streams.retain(|_, t| !t.is_cancelled());
-                    open_streams.insert(request.id, token.clone());
+                    let token = open_streams.open(request.id, streams);
                     work.spawn(streams::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::Forward(request)) => {
-                    let token = streams.child_token();
-                    open_streams.retain(|_, t| !t.is_cancelled());
-                    open_streams.insert(request.id, token.clone());
+                    let token = open_streams.open(request.id, streams);
                     work.spawn(forwards::run(hosts.clone(), request, events.clone(), token));
                 }
                 Some(Command::CloseStream(id)) => {
-                    if let Some(token) = open_streams.remove(&id) {
-                        token.cancel();
+                    if !open_streams.close(id) {
+                        tracing::debug!(id, "closing a stream that already ended");
                     }
                 }
                 Some(Command::Watch { watch, after_seq }) => {
