@@ -720,6 +720,7 @@ impl HostStreams {
         let (pending, msg1) = e2e::open_channel(&key.0, &payload).map_err(protocol)?;
         let body = E2eOpen {
             msg1: URL_SAFE_NO_PAD.encode(msg1),
+            records: Some(e2e::RECORD_FORMAT),
         };
         let frame = proto::frame::to_frame(&body, MAX_FRAME_LEN).map_err(StreamError::from)?;
         let mut header = StreamHeader::new(Op::E2eOpen, self.next_req_id());
@@ -730,7 +731,11 @@ impl HostStreams {
             .open_plain(&header, Some(&frame), OpenOptions::FINISH)
             .await?;
         let reply: Reply<<op::E2eOpen as Operation>::Reply> = stream.recv.expect().await?;
-        let E2eOpened { msg2 } = reply.into_result().map_err(LinkError::Refused)?;
+        let E2eOpened { msg2, records } = reply.into_result().map_err(LinkError::Refused)?;
+        let peer = format!("host {host}'s cm-agent");
+        if let Some(why) = e2e::record_format_mismatch("this cm-tui", &peer, records) {
+            return Err(protocol(why));
+        }
         let msg2 = URL_SAFE_NO_PAD
             .decode(msg2)
             .map_err(|e| protocol(format!("host {host}'s e2e_open answer: {e}")))?;

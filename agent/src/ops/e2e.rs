@@ -19,7 +19,7 @@ use crate::workspaces::Workspaces;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use channels::OpenChannel;
-use cm_client::e2e::{HostKeyPair, accept_channel};
+use cm_client::e2e::{HostKeyPair, RECORD_FORMAT, accept_channel, record_format_mismatch};
 use proto::header::Op;
 use proto::op;
 use proto::rbac::{Decision, Ownership, authorize};
@@ -57,6 +57,9 @@ pub(super) async fn open<R: AsyncRead + Unpin>(
     }
     let body: E2eOpen = serde_json::from_slice(&raw)
         .map_err(|e| OpError::BadRequest(format!("malformed body for e2e_open: {e}")))?;
+    if let Some(why) = record_format_mismatch("the host's cm-agent", "your cm-tui", body.records) {
+        return Err(OpError::BadRequest(why));
+    }
     let msg1 = URL_SAFE_NO_PAD
         .decode(body.msg1.as_bytes())
         .map_err(|e| OpError::BadRequest(format!("e2e_open: msg1 is not base64url: {e}")))?;
@@ -94,5 +97,6 @@ pub(super) async fn open<R: AsyncRead + Unpin>(
     );
     Ok(E2eOpened {
         msg2: URL_SAFE_NO_PAD.encode(msg2),
+        records: Some(RECORD_FORMAT),
     })
 }

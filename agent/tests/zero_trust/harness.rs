@@ -351,10 +351,20 @@ pub(crate) fn open_body(
     fx: &Fixture,
     certs: &[Cert],
 ) -> Result<(Vec<u8>, cm_client::e2e::PendingChannel)> {
+    open_body_in(fx, certs, Some(cm_client::e2e::RECORD_FORMAT))
+}
+
+/// [`open_body`] saying it seals records in `records` (`None`: a build from before the field).
+pub(crate) fn open_body_in(
+    fx: &Fixture,
+    certs: &[Cert],
+    records: Option<u32>,
+) -> Result<(Vec<u8>, cm_client::e2e::PendingChannel)> {
     let payload = serde_json::to_vec(certs)?;
     let (pending, msg1) = cm_client::e2e::open_channel(&fx.host_key.public(), &payload)?;
     let body = serde_json::to_vec(&E2eOpen {
         msg1: URL_SAFE_NO_PAD.encode(msg1),
+        records,
     })?;
     Ok((body, pending))
 }

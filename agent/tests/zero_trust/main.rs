@@ -435,3 +435,45 @@ async fn queued_prompt_not_matching_the_signed_hash_or_not_sealed_is_refused() -
     ensure!(fx.logs.text().contains("refused: relay tampered"));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cm_tui_sealing_another_record_format_is_told_which_to_update() -> Result<()> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use cm_client::e2e::RECORD_FORMAT;
+    use proto::trust::E2eOpened;
+    let fx = &Fixture::new(Role::Viewer, now())?;
+    let open = |records| async move {
+        let (body, pending) = open_body_in(fx, &fx.certs, records)?;
+        let s = signed("ana", &fx.ana, Op::E2eOpen, None, Some(&body), None)?;
+        let out = fx
+            .exchange(&Fixture::forward(s.header), &frame(&body))
+            .await?;
+        anyhow::Ok((first_reply::<E2eOpened>(&out).await?.0, pending))
+    };
+    for (records, update) in [
+        (RECORD_FORMAT - 1, "update your cm-tui"),
+        (RECORD_FORMAT + 1, "update the host's cm-agent"),
+    ] {
+        match open(Some(records)).await?.0 {
+            Reply::Error(e) => ensure!(
+                e.code == ErrorCode::BadRequest
+                    && e.message.contains(&format!(
+                        "your cm-tui seals end-to-end records in format {records}"
+                    ))
+                    && e.message.ends_with(update),
+                "{e}"
+            ),
+            Reply::Ok(_) => bail!("a channel opened for record format {records}"),
+        }
+    }
+    // A build from before the field says nothing: the channel opens (its first record would
+    // tell a mismatch), and the host names its own format.
+    let (reply, pending) = open(None).await?;
+    let Reply::Ok(opened) = reply else {
+        bail!("a cm-tui that names no record format was refused: {reply:?}");
+    };
+    ensure!(opened.records == Some(RECORD_FORMAT), "{opened:?}");
+    pending.finish(&URL_SAFE_NO_PAD.decode(opened.msg2)?)?;
+    Ok(())
+}

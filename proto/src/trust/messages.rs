@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 pub struct E2eOpen {
     /// Noise message 1, base64url without padding.
     pub msg1: String,
+    /// The record format the operator seals with (`cm_client::e2e::RECORD_FORMAT`); absent
+    /// from builds before the field (whose format the records themselves then tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u32>,
 }
 
 /// Answer of `e2e_open`.
@@ -29,6 +33,9 @@ pub struct E2eOpen {
 pub struct E2eOpened {
     /// Noise message 2, base64url without padding.
     pub msg2: String,
+    /// The record format the host seals with, as in [`E2eOpen::records`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u32>,
 }
 
 /// Agent → relay: "this host's end-to-end key is `host_key`", proven with the bind secret that

@@ -39,6 +39,6 @@ pub use error::E2eError;
 pub use handshake::{MAX_OPEN_PAYLOAD, PendingChannel, accept_channel, open_channel};
 pub use keys::{Channel, ChannelId, HostKeyPair, Side, StreamKeys};
 pub use maybe_sealed::{MaybeSealedRecv, MaybeSealedSend};
-pub use record::MAX_RECORD_DATA;
+pub use record::{MAX_RECORD_DATA, RECORD_FORMAT, record_format_mismatch};
 pub use sealed_box::{open_sealed, seal_to_host};
 pub use stream::{SealedRecv, SealedSend, seal_stream};

@@ -254,6 +254,7 @@ impl ZtAgent {
         );
         let reply = Reply::Ok(E2eOpened {
             msg2: URL_SAFE_NO_PAD.encode(msg2),
+            records: Some(cm_client::e2e::RECORD_FORMAT),
         });
         send_frame(&mut send, &reply, MAX_FRAME_LEN).await?;
         send.finish()?;

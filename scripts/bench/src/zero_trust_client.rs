@@ -79,6 +79,7 @@ impl ZtOperator {
         let (pending, msg1) = open_channel(&identity.host_key.public(), &chain(&identity)?)?;
         let body = serde_json::to_vec(&E2eOpen {
             msg1: URL_SAFE_NO_PAD.encode(msg1),
+            records: Some(cm_client::e2e::RECORD_FORMAT),
         })?;
         let mut h = StreamHeader::new(Op::E2eOpen, ReqId(1));
         h.host = Some(HostId::from(HOST));

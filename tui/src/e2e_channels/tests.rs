@@ -39,6 +39,8 @@ struct Agent {
     nonces: Mutex<ReplayWindow>,
     seen: Mutex<Vec<Seen>>,
     opens: AtomicUsize,
+    /// The record format `e2e_open` answers with.
+    records: Option<u32>,
 }
 
 impl Agent {
@@ -90,6 +92,11 @@ impl Agent {
                 let hash = signed_header::body_hash(&wire[LEN_PREFIX..]);
                 anyhow::ensure!(checked.fields.body == Some(hash), "e2e_open body hash");
                 let open: E2eOpen = serde_json::from_slice(&wire[LEN_PREFIX..])?;
+                anyhow::ensure!(
+                    open.records == Some(e2e::RECORD_FORMAT),
+                    "cm-tui named record format {:?}",
+                    open.records
+                );
                 let msg1 = URL_SAFE_NO_PAD.decode(open.msg1)?;
                 let (channel, _certs, msg2) = e2e::accept_channel(&self.pair, &msg1)?;
                 locked(&self.channels).insert(channel.id().to_hex(), channel);
@@ -97,6 +104,7 @@ impl Agent {
                 locked(&self.seen).push(seen);
                 let opened = E2eOpened {
                     msg2: URL_SAFE_NO_PAD.encode(msg2),
+                    records: self.records,
                 };
                 send_frame(&mut send, &Reply::Ok(opened), MAX_FRAME_LEN).await?;
             }
@@ -219,6 +227,11 @@ struct Rig {
 }
 
 async fn rig(bundle: TrustBundle, pair: HostKeyPair) -> Rig {
+    rig_sealing_in(bundle, pair, Some(e2e::RECORD_FORMAT)).await
+}
+
+/// [`rig`] with an agent that says it seals records in `records`.
+async fn rig_sealing_in(bundle: TrustBundle, pair: HostKeyPair, records: Option<u32>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let state = cm_relay::state::StateDir::new(dir.path().join("relay"));
     cm_relay::state::init(&state, "127.0.0.1:1", &UserId::from("owner")).unwrap();
@@ -235,6 +248,7 @@ async fn rig(bundle: TrustBundle, pair: HostKeyPair) -> Rig {
         nonces: Mutex::new(signed_header::nonce_window()),
         seen: Mutex::new(Vec::new()),
         opens: AtomicUsize::new(0),
+        records,
     });
     let serving = Arc::clone(&agent);
     let accepting = server.clone();
@@ -577,4 +591,56 @@ async fn relay_operations_stay_plaintext_and_unsigned_on_a_zero_trust_profile() 
         seen.iter()
             .all(|s| s.header.auth.is_none() && contains(&s.wire, "team"))
     );
+}
+
+#[tokio::test]
+async fn a_host_sealing_another_record_format_is_refused_at_the_channel_open_saying_what_to_update()
+{
+    for (records, update) in [
+        (e2e::RECORD_FORMAT + 1, "update this cm-tui"),
+        (e2e::RECORD_FORMAT - 1, "update host box's cm-agent"),
+    ] {
+        let pair = HostKeyPair::generate().unwrap();
+        let rig = rig_sealing_in(
+            TrustBundle::default(),
+            HostKeyPair::from_secret(pair.secret()),
+            Some(records),
+        )
+        .await;
+        let mut trust = alice();
+        trust.certs.push(host_cert(&pair));
+        let streams = HostStreams::new(rig.conn.clone(), Some(trust), None);
+
+        let e = rename(&streams, 1).await.unwrap_err().to_string();
+
+        assert!(
+            e.contains(&format!(
+                "host box's cm-agent seals end-to-end records in format {records}"
+            )) && e.ends_with(update),
+            "{e}"
+        );
+        assert_eq!(
+            rig.agent.seen_ops(Op::SessionRename),
+            0,
+            "nothing was sent on a channel that cannot be read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_host_from_before_the_record_format_field_still_gets_a_channel() {
+    let pair = HostKeyPair::generate().unwrap();
+    let rig = rig_sealing_in(
+        TrustBundle::default(),
+        HostKeyPair::from_secret(pair.secret()),
+        None,
+    )
+    .await;
+    let mut trust = alice();
+    trust.certs.push(host_cert(&pair));
+    let streams = HostStreams::new(rig.conn.clone(), Some(trust), None);
+
+    let reply = rename(&streams, 1).await.unwrap();
+
+    assert_eq!(reply["echo"]["title"], SECRET);
 }

@@ -11,6 +11,25 @@
 use super::E2eError;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
+/// The record format sealed here, sent in `e2e_open` and its answer so that a cm-tui and a
+/// cm-agent sealing differently refuse the channel with a clear message instead of failing on
+/// the first record: 1 was ChaCha20-Poly1305 (builds before this field, which sent none), 2 is
+/// AES-256-GCM.
+pub const RECORD_FORMAT: u32 = 2;
+
+/// Why a peer's record format cannot be used: `None` when it is this build's, or when the peer
+/// did not say (a build from before the field: its first record tells). `me` and `peer` name
+/// the two programs as the reader of the message knows them ("this cm-tui", "host box's
+/// cm-agent").
+pub fn record_format_mismatch(me: &str, peer: &str, format: Option<u32>) -> Option<String> {
+    let theirs = format.filter(|f| *f != RECORD_FORMAT)?;
+    let older = if theirs < RECORD_FORMAT { peer } else { me };
+    Some(format!(
+        "{peer} seals end-to-end records in format {theirs} and {me} in format \
+         {RECORD_FORMAT}: update {older}"
+    ))
+}
+
 /// Most data bytes in one record.
 pub const MAX_RECORD_DATA: usize = 16 * 1024;
 /// The length prefix.
