@@ -136,7 +136,7 @@ pub enum UserCommand {
     },
     /// Certify a user's device keys (after comparing fingerprints): one certificate per grant.
     #[command(
-        after_help = "Examples:\n  cm-tui admin user certify bob\n  cm-tui admin user certify bob --key ed25519:1a2b-3c4d-5e6f-7a8b --yes"
+        after_help = "Examples:\n  cm-tui admin user certify bob\n  cm-tui admin user certify bob --grant home-box=operator\n  cm-tui admin user certify bob --key ed25519:1a2b-3c4d-5e6f-7a8b --grant '*=viewer' --yes\n\nWithout --grant the grants to sign are the relay's list for the user, shown for you to\ncheck before you confirm; --yes needs --grant, so a relay never chooses what you sign."
     )]
     Certify {
         /// User name.
@@ -144,7 +144,11 @@ pub enum UserCommand {
         /// Only this pending device key (fingerprint or hex) [default: all pending keys].
         #[arg(long)]
         key: Option<String>,
-        /// Do not ask for confirmation.
+        /// Sign exactly this grant, HOST=ROLE (HOST a host name or `*`; repeatable) instead of
+        /// the relay's list of the user's grants. Required with --yes.
+        #[arg(long = "grant", value_name = "HOST=ROLE")]
+        grants: Vec<String>,
+        /// Do not ask for confirmation (needs --grant).
         #[arg(long)]
         yes: bool,
         /// Print JSON.
@@ -459,9 +463,18 @@ pub async fn run(
             UserCommand::Certify {
                 name,
                 key,
+                grants,
                 yes,
                 json,
-            } => trust_cli::user_certify(remote, profile, name, key, yes, json, password).await,
+            } => {
+                let what = trust_cli::Certify {
+                    name,
+                    key,
+                    grants,
+                    yes,
+                };
+                trust_cli::user_certify(remote, profile, what, json, password).await
+            }
             UserCommand::Revoke { name, host, json } => {
                 user_change(remote, profile, UserRequest::Revoke { name, host }, json).await
             }

@@ -349,20 +349,74 @@ pub fn seal_invite(profile: &Profile, d: &mut AdminDone) -> Result<(), CommandEr
     Ok(())
 }
 
-/// `cm-tui admin user certify NAME`: shows the user's pending device keys, asks, signs one
-/// grant per relay grant and publishes them.
+/// What `cm-tui admin user certify` was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certify {
+    /// The user.
+    pub name: String,
+    /// Only this pending device key (fingerprint or hex).
+    pub key: Option<String>,
+    /// `HOST=ROLE` grants to sign instead of the relay's list.
+    pub grants: Vec<String>,
+    /// No confirmation (only with `grants`).
+    pub yes: bool,
+}
+
+/// Parses `--grant HOST=ROLE`.
 ///
 /// # Errors
-/// Refusals, no pending key, transport failures.
+/// [`CommandError::BadInput`] saying what a grant looks like.
+pub fn parse_grant(s: &str) -> Result<proto::admin::GrantInfo, CommandError> {
+    let bad = || {
+        CommandError::BadInput(format!(
+            "--grant {}: give HOST=ROLE, e.g. home-box=operator or '*=viewer' (roles: viewer, \
+             operator, admin, owner)",
+            sanitize(s)
+        ))
+    };
+    let (host, role) = s.rsplit_once('=').ok_or_else(bad)?;
+    let role = Role::parse(role.trim()).ok_or_else(bad)?;
+    let host = host.trim();
+    if host.is_empty() || host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    Ok(proto::admin::GrantInfo {
+        host: host.to_owned(),
+        role,
+    })
+}
+
+/// `cm-tui admin user certify NAME`: shows the user's pending device keys and the grants to
+/// sign (those named with `--grant`, else the relay's list for the user, shown so that a relay
+/// cannot slip in a wider role or host unseen), asks, signs one certificate per grant and
+/// publishes them. `--yes` needs `--grant`.
+///
+/// # Errors
+/// Refusals, no pending key, bad grants, transport failures.
 pub async fn user_certify(
     remote: &Remote,
     profile: &Profile,
-    name: String,
-    key: Option<String>,
-    yes: bool,
+    what: Certify,
     json: bool,
     confirm: impl FnOnce() -> std::io::Result<String>,
 ) -> Result<(), CommandError> {
+    let Certify {
+        name,
+        key,
+        grants: asked,
+        yes,
+    } = what;
+    let asked = asked
+        .iter()
+        .map(|g| parse_grant(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    if yes && asked.is_empty() {
+        return Err(CommandError::BadInput(
+            "with --yes, name each grant to sign (--grant HOST=ROLE, repeatable): the relay's \
+             list of grants is not enough to sign on without looking"
+                .into(),
+        ));
+    }
     let mut local = Local::load(profile)?;
     let bundle = fetch(remote).await?;
     let now = now_ms();
@@ -375,12 +429,17 @@ pub async fn user_certify(
     local.trust.merge_bundle(bundle, now);
     let authority = local.require_signer()?;
     let user = UserId(name.clone());
-    let grants = users(remote)
+    let relay_grants = users(remote)
         .await?
         .into_iter()
         .find(|u| u.name == name)
         .map(|u| u.grants)
         .ok_or_else(|| CommandError::BadInput(format!("no user {}", sanitize(&name))))?;
+    let grants = if asked.is_empty() {
+        relay_grants.clone()
+    } else {
+        asked
+    };
     let keys: Vec<PublicKey> = match &key {
         Some(fp) => {
             let k = pending
@@ -418,9 +477,29 @@ pub async fn user_certify(
             );
         }
         eprintln!("compare these fingerprints with the ones their laptop printed at login");
+        let until = utc(now + admin::USER_CERT_MS);
+        eprintln!("certificates to sign (valid until {until}):");
+        for g in &grants {
+            eprintln!("  {} on {}", g.role, sanitize(&g.host));
+        }
+        if grants != relay_grants {
+            let theirs: Vec<String> = relay_grants
+                .iter()
+                .map(|g| format!("{} on {}", g.role, sanitize(&g.host)))
+                .collect();
+            eprintln!(
+                "the relay lists other grants for {}: {} (it still refuses what it does not grant)",
+                sanitize(&name),
+                if theirs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    theirs.join(", ")
+                }
+            );
+        }
     }
     if !yes {
-        eprint!("certify them for the grants above? [y/N] ");
+        eprint!("sign these certificates? [y/N] ");
         let answer = confirm()?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             return Err(CommandError::BadInput("not certified".into()));
@@ -469,6 +548,7 @@ pub async fn user_certify(
         &serde_json::json!({
             "user": name,
             "keys": keys.iter().map(PublicKey::fingerprint).collect::<Vec<_>>(),
+            "grants": grants,
             "certs": certs,
         }),
         text,

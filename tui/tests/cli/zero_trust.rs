@@ -182,19 +182,50 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
             .is_some_and(|p| p.iter().any(|x| x["key"] == bob_fp.as_str())),
         "{v}"
     );
+    // Unattended, the grants to sign must come from the owner, not from the relay's list.
     let out = tui(
         &env,
         &["admin", "user", "certify", "bob", "--yes", "--json"],
     )?;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("with --yes, name each grant to sign (--grant HOST=ROLE"),
+        "{}",
+        stderr(&out)
+    );
+    // The relay grants bob operator on *; the owner signs viewer on box only: that is what
+    // the certificate says.
+    let out = tui(
+        &env,
+        &[
+            "admin",
+            "user",
+            "certify",
+            "bob",
+            "--grant",
+            "box=viewer",
+            "--yes",
+            "--json",
+        ],
+    )?;
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
     assert_eq!(v["keys"], serde_json::json!([bob_fp]));
+    assert_eq!(
+        v["grants"],
+        serde_json::json!([{"host": "box", "role": "viewer"}])
+    );
     let out = tui(&env, &["admin", "trust", "show", "--json"])?;
     let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    let bobs: Vec<_> = v["certs"]
+        .as_array()
+        .map(|c| c.iter().filter(|x| x["subject"] == "bob").collect())
+        .unwrap_or_default();
     assert!(
-        v["certs"].as_array().is_some_and(|c| c
-            .iter()
-            .any(|x| x["subject"] == "bob" && x["valid"] == true)),
+        bobs.len() == 1
+            && bobs[0]["valid"] == true
+            && bobs[0]["role"] == "viewer"
+            && bobs[0]["host"] == "box",
         "{v}"
     );
     Ok(())

@@ -274,8 +274,9 @@ revocation_max_age = "{revocation_max_age}"
         };
         laptop.ok(&["login", &invite])?;
         if certify {
+            let grant = format!("box={role}");
             self.owner
-                .ok(&["admin", "user", "certify", name, "--yes"])?;
+                .ok(&["admin", "user", "certify", name, "--grant", &grant, "--yes"])?;
         }
         Ok(laptop)
     }
