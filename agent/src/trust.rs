@@ -42,6 +42,32 @@ use std::sync::OnceLock;
 /// be before the host refuses new work.
 pub use crate::config::{DEFAULT_REVOCATION_MAX_AGE_MS, DEFAULT_ROOT_OVERLAP_MS};
 
+/// A header whose signature, target and time checked out but whose nonce is not recorded yet
+/// ([`HostTrust::verify_header`]): nothing may act on it before it is recorded.
+#[derive(Debug)]
+#[must_use = "a header counts only once its nonce is recorded"]
+pub struct Unrecorded(CheckedHeader);
+
+impl Unrecorded {
+    /// What was signed, and by which key (for the checks before the nonce is recorded).
+    pub fn header(&self) -> &CheckedHeader {
+        &self.0
+    }
+
+    /// Records the nonce in `nonces` at `now_ms`.
+    ///
+    /// # Errors
+    /// `Replayed`, or `NoncesFull`.
+    pub(crate) fn record_in(
+        self,
+        nonces: &mut ReplayWindow,
+        now_ms: u64,
+    ) -> Result<CheckedHeader, TrustError> {
+        proto::trust::header::record_nonce(&self.0, now_ms, nonces)?;
+        Ok(self.0)
+    }
+}
+
 /// What [`HostTrust::retire_roots`] changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RetiredRoots {
@@ -208,11 +234,35 @@ impl HostTrust {
         header: &StreamHeader,
         now_ms: u64,
     ) -> Result<CheckedHeader, TrustError> {
-        // The signature is checked outside the lock: other streams' checks go on meanwhile.
-        let checked = proto::trust::header::verify(header, &self.host, now_ms)?;
-        let mut state = self.state.lock();
-        proto::trust::header::record_nonce(&checked, now_ms, &mut state.nonces)?;
-        Ok(checked)
+        let unrecorded = self.verify_header(header, now_ms)?;
+        self.record_nonce(unrecorded, now_ms)
+    }
+
+    /// Signature, target and time of a forwarded header, its nonce not recorded yet: the host
+    /// records it ([`Self::record_nonce`]) once the signer is shown to matter here (holds the
+    /// channel, or certificates that give a role), so that keys nobody certified cannot fill
+    /// the nonce window and lock everyone out. Checked outside the lock.
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn verify_header(
+        &self,
+        header: &StreamHeader,
+        now_ms: u64,
+    ) -> Result<Unrecorded, TrustError> {
+        proto::trust::header::verify(header, &self.host, now_ms).map(Unrecorded)
+    }
+
+    /// Records a verified header's nonce: it counts (and is never accepted again) from now.
+    ///
+    /// # Errors
+    /// `Replayed`, or `NoncesFull`.
+    pub fn record_nonce(
+        &self,
+        unrecorded: Unrecorded,
+        now_ms: u64,
+    ) -> Result<CheckedHeader, TrustError> {
+        unrecorded.record_in(&mut self.state.lock().nonces, now_ms)
     }
 
     /// A header on an end-to-end channel, authenticated by the channel's MAC instead of its

@@ -95,6 +95,14 @@ impl ChannelTable {
         Some(Arc::clone(&slot.open))
     }
 
+    /// The channel `id` without marking it used: for finding the key that authenticates a
+    /// header, before it did (so unauthenticated headers cannot keep an idle channel alive).
+    pub fn peek(&self, id: &ChannelId, now_ms: u64) -> Option<Arc<OpenChannel>> {
+        let slots = self.slots.lock();
+        let slot = slots.get(id)?;
+        (now_ms.saturating_sub(slot.last_used_ms) <= self.idle_ms).then(|| Arc::clone(&slot.open))
+    }
+
     /// Forgets the channel `id` (its operator sent a bad signature under its MAC); the
     /// operator's next stream gets `e2e_channel_unknown`.
     pub fn remove(&self, id: &ChannelId) -> bool {
@@ -131,6 +139,22 @@ mod tests {
                 .public(),
             certs: Vec::new(),
         }
+    }
+
+    #[test]
+    fn looking_a_channel_up_before_its_header_is_authenticated_keeps_it_no_longer() {
+        let host = HostKeyPair::from_secret([7; 32]);
+        let table = ChannelTable::new(4, IDLE_MS);
+        let (a, b) = (open(&host), open(&host));
+        let (peeked, used) = (a.channel.id(), b.channel.id());
+        table.insert(a, 0);
+        table.insert(b, 0);
+        assert!(table.peek(&peeked, IDLE_MS).is_some());
+        assert!(table.get(&used, IDLE_MS).is_some());
+        // An idle time later the peeked one is gone; the one a header used is kept.
+        assert!(table.peek(&peeked, IDLE_MS + 1).is_none());
+        assert!(table.get(&peeked, IDLE_MS + 1).is_none());
+        assert!(table.get(&used, IDLE_MS + 1).is_some());
     }
 
     #[test]

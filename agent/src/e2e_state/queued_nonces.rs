@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub(crate) const MAX_QUEUED_AGE_MS: u64 = 24 * 60 * 60 * 1000;
 /// Most queued-prompt nonces remembered (fail closed beyond).
 const CAPACITY: usize = 65_536;
-/// Pruned by signed times (see `ops::e2e::queued::check`): twice the age covers every accepted one.
+/// Pruned by signed times (see `ops::e2e::queued::record`): twice the age covers every accepted one.
 const HORIZON_MS: u64 = 2 * (MAX_QUEUED_AGE_MS + REPLAY_WINDOW_MS);
 /// Lines appended since the file was last compacted before it is compacted again (so a
 /// long-running agent's file stays about the size of what is still in the window).

@@ -14,7 +14,7 @@ use super::body::next_raw_body;
 use super::error::OpError;
 use super::frames::FrameReader;
 use super::handler::{Cx, Handler};
-use crate::trust::HostTrust;
+use crate::trust::{HostTrust, Unrecorded};
 use crate::workspaces::Workspaces;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +23,7 @@ use cm_client::e2e::{HostKeyPair, RECORD_FORMAT, accept_channel, record_format_m
 use proto::header::Op;
 use proto::op;
 use proto::rbac::{Decision, Ownership, authorize};
-use proto::trust::header::{CheckedHeader, body_hash};
+use proto::trust::header::body_hash;
 use proto::trust::{Cert, E2eOpen, E2eOpened};
 use tokio::io::AsyncRead;
 
@@ -37,18 +37,21 @@ impl Handler for op::E2eOpen {
     }
 }
 
-/// Opens a channel for the operator whose signed header is `checked` (see the module docs).
+/// Opens a channel for the operator whose signed header is `unrecorded` (see the module docs);
+/// its nonce is recorded once the certificates in msg1 give the signer a role allowed to open
+/// one, before anything is kept.
 ///
 /// # Errors
 /// A body that is not the signed one, a handshake that does not open, certificates that give
-/// no role here, or the host's policy.
+/// no role here, the host's policy, or a replayed header.
 pub(super) async fn open<R: AsyncRead + Unpin>(
     workspaces: &Workspaces,
     trust: &HostTrust,
-    checked: &CheckedHeader,
+    unrecorded: Unrecorded,
     reader: &mut FrameReader<R>,
     now_ms: u64,
 ) -> Result<E2eOpened, OpError> {
+    let checked = unrecorded.header();
     let raw = next_raw_body(Op::E2eOpen, reader)
         .await?
         .ok_or_else(|| OpError::BadRequest("e2e_open needs a request body".into()))?;
@@ -70,12 +73,13 @@ pub(super) async fn open<R: AsyncRead + Unpin>(
             "the certificates in the end-to-end handshake are malformed: {e}"
         ))
     })?;
-    let user = &checked.fields.user;
-    let role = trust.role_of(user, &checked.key, &certs, now_ms)?;
+    let role = trust.role_of(&checked.fields.user, &checked.key, &certs, now_ms)?;
     if let Decision::Deny(reason) = authorize(Some(role), Op::E2eOpen, Ownership::None) {
         return Err(OpError::Denied(reason));
     }
     workspaces.policy().check(Op::E2eOpen, role)?;
+    let checked = trust.record_nonce(unrecorded, now_ms)?;
+    let user = &checked.fields.user;
     trust.record_certs(&certs);
     let id = channel.id();
     tracing::info!(

@@ -66,19 +66,27 @@ pub(super) async fn serve<R, W, G>(
     if queued::is_queued_prompt(fwd) {
         return queued_prompt(workspaces, trust, fwd, reader, send, peer_gone, now).await;
     }
-    let (checked, signature) = match check(workspaces, trust, fwd, now) {
-        Ok(checked) => checked,
-        Err(e) => return refuse(fwd, None, send, e).await,
-    };
     if fwd.header.op == Op::E2eOpen {
-        let opened = super::e2e::open(workspaces, trust, &checked, &mut reader, now).await;
+        let verified = trust
+            .verify_header(&fwd.header, now)
+            .and_then(|v| trust.check_fresh(now).map(|()| v));
+        let unrecorded = match verified {
+            Ok(unrecorded) => unrecorded,
+            Err(e) => return refuse(fwd, None, send, e.into()).await,
+        };
+        let user = unrecorded.header().fields.user.clone();
+        let opened = super::e2e::open(workspaces, trust, unrecorded, &mut reader, now).await;
         match opened {
             Ok(opened) => super::write_reply(&mut send, super::handler::json(&opened)).await,
-            Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
+            Err(e) => return refuse(fwd, Some(&user), send, e).await,
         }
         let _ = send.shutdown().await;
         return;
     }
+    let (checked, signature) = match check(workspaces, trust, fwd, now) {
+        Ok(checked) => checked,
+        Err(e) => return refuse(fwd, None, send, e).await,
+    };
     let (open, signed_fwd) = match on_channel(workspaces, trust, fwd, &checked, now) {
         Ok(admitted) => admitted,
         Err(e) => return refuse(fwd, Some(&checked.fields.user), send, e).await,
@@ -125,7 +133,9 @@ pub(super) async fn serve<R, W, G>(
 }
 
 /// The header's signature (or, on a channel, its channel MAC: then the signature comes back to
-/// verify beside the work), target, time and nonce, then the revocation list's freshness.
+/// verify beside the work), target and time; the nonce is recorded only once the signer is
+/// shown to hold the channel the header names (so keys nobody certified cannot fill the nonce
+/// window); then the revocation list's freshness.
 fn check(
     workspaces: &Workspaces,
     trust: &HostTrust,
@@ -133,17 +143,40 @@ fn check(
     now: u64,
 ) -> Result<(CheckedHeader, Option<PendingSignature>), OpError> {
     let header = &fwd.header;
-    let checked = if header.mac.is_some() && header.op != Op::E2eOpen {
+    let checked = if header.mac.is_some() {
         let unverified = read_unverified(header)?;
-        let open = channel_of(workspaces, &unverified.fields, &unverified.key, now)?;
+        // Not marked used before the MAC authenticates the header.
+        let open = channel_of(
+            workspaces,
+            &unverified.fields,
+            &unverified.key,
+            now,
+            Lookup::Peek,
+        )?;
         let mac_key = open.channel.header_mac_key();
         let (checked, signature) = trust.check_header_mac(header, unverified, now, &mac_key)?;
         (checked, Some(signature))
     } else {
-        (trust.check_header(header, now)?, None)
+        let unrecorded = trust.verify_header(header, now)?;
+        let fields = &unrecorded.header().fields;
+        channel_of(
+            workspaces,
+            fields,
+            &unrecorded.header().key,
+            now,
+            Lookup::Peek,
+        )?;
+        (trust.record_nonce(unrecorded, now)?, None)
     };
     trust.check_fresh(now)?;
     Ok(checked)
+}
+
+/// Whether a channel lookup marks the channel used (only once the header is authenticated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    Peek,
+    Use,
 }
 
 /// A header signed badly under its channel's good MAC: only the operator's device can send one.
@@ -180,7 +213,7 @@ fn on_channel(
     checked: &CheckedHeader,
     now: u64,
 ) -> Result<(Arc<OpenChannel>, ForwardHeader), OpError> {
-    let open = channel_of(workspaces, &checked.fields, &checked.key, now)?;
+    let open = channel_of(workspaces, &checked.fields, &checked.key, now, Lookup::Use)?;
     let signed_fwd = certified(trust, fwd, checked, &open.certs, now)?;
     Ok((open, signed_fwd))
 }
@@ -191,14 +224,16 @@ fn channel_of(
     fields: &SignedFields,
     key: &PublicKey,
     now: u64,
+    lookup: Lookup,
 ) -> Result<Arc<OpenChannel>, OpError> {
     let hex = fields.channel.as_deref().ok_or(OpError::NoChannel)?;
     let id = ChannelId::from_hex(hex)?;
-    let open = workspaces
-        .e2e()
-        .channels
-        .get(&id, now)
-        .ok_or_else(|| OpError::ChannelUnknown(hex.to_owned()))?;
+    let channels = &workspaces.e2e().channels;
+    let open = match lookup {
+        Lookup::Peek => channels.peek(&id, now),
+        Lookup::Use => channels.get(&id, now),
+    }
+    .ok_or_else(|| OpError::ChannelUnknown(hex.to_owned()))?;
     if open.key != *key || open.user != fields.user {
         return Err(OpError::ChannelNotYours(hex.to_owned()));
     }
@@ -255,16 +290,20 @@ async fn queued_prompt<R, W, G>(
     W: AsyncWrite + Unpin + Send + 'static,
     G: Future<Output = ()> + Send,
 {
-    let checked = match queued::check(trust, &workspaces.e2e().queued, fwd, now)
-        .and_then(|c| trust.check_fresh(now).map(|()| c))
-    {
-        Ok(checked) => checked,
-        Err(e) => return refuse(fwd, None, send, e.into()).await,
-    };
-    let user = &checked.fields.user;
-    let signed_fwd = match certified(trust, fwd, &checked, &trust.seen_certs(), now) {
+    let unrecorded =
+        match queued::verify(trust, fwd, now).and_then(|c| trust.check_fresh(now).map(|()| c)) {
+            Ok(unrecorded) => unrecorded,
+            Err(e) => return refuse(fwd, None, send, e.into()).await,
+        };
+    let user = &unrecorded.header().fields.user.clone();
+    let signed_fwd = match certified(trust, fwd, unrecorded.header(), &trust.seen_certs(), now) {
         Ok(signed_fwd) => signed_fwd,
         Err(e) => return refuse(fwd, Some(user), send, e).await,
+    };
+    // The nonce counts (and is kept on disk) only for a signer the certificates vouch for.
+    let checked = match queued::record(&workspaces.e2e().queued, unrecorded) {
+        Ok(checked) => checked,
+        Err(e) => return refuse(fwd, Some(user), send, e.into()).await,
     };
     let prompt = match queued::open_body(trust, &checked, &mut reader).await {
         Ok(prompt) => prompt,

@@ -477,3 +477,67 @@ async fn a_cm_tui_sealing_another_record_format_is_told_which_to_update() -> Res
     pending.finish(&URL_SAFE_NO_PAD.decode(opened.msg2)?)?;
     Ok(())
 }
+
+/// Each refused twice for the same reason: a signer this host does not vouch for leaves no
+/// nonce behind (else keys anyone can make would fill the window and lock everyone out).
+#[tokio::test]
+async fn a_signer_the_host_does_not_vouch_for_records_no_nonce() -> Result<()> {
+    let fx = Fixture::new(Role::Operator, now())?;
+    let mallory = proto::trust::DeviceKey::from_seed([77; 32])?;
+    // e2e_open showing a grant no root signed.
+    let forged = grant(&mallory, "g-forged", "mallory", &mallory, Role::Owner);
+    let (body, _) = open_body(&fx, &[forged])?;
+    let s = signed("mallory", &mallory, Op::E2eOpen, None, Some(&body), None)?;
+    let fwd = Fixture::forward(s.header);
+    for _ in 0..2 {
+        let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+        ensure!(
+            e.message.contains("no valid certificate grants mallory"),
+            "{e}"
+        );
+    }
+    // A request naming ana's channel, signed by another key (no MAC: it cannot make one).
+    let channel = open_channel(&fx, &fx.certs).await?;
+    let s = signed(
+        "mallory",
+        &mallory,
+        Op::WorkspaceList,
+        None,
+        None,
+        Some(channel.id()),
+    )?;
+    let fwd = Fixture::forward(s.header);
+    for _ in 0..2 {
+        let e = refusal(&fx.exchange(&fwd, &[]).await?).await?;
+        ensure!(!e.message.contains("replayed"), "{e}");
+        ensure!(e.message.contains("opened by another device key"), "{e}");
+    }
+    // A queued prompt by a user no certificate this host has seen names.
+    let body = sealed_prompt(&fx, BLANK_PROMPT)?;
+    let s = signed(
+        "mallory",
+        &mallory,
+        Op::Prompt,
+        Some(WS),
+        Some(BLANK_PROMPT),
+        None,
+    )?;
+    let fwd = Fixture::forward(s.header);
+    for _ in 0..2 {
+        let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+        ensure!(
+            e.message.contains("no valid certificate grants mallory"),
+            "{e}"
+        );
+    }
+    // ana's own e2e_open still counts once.
+    let (body, _) = open_body(&fx, &fx.certs)?;
+    let s = signed("ana", &fx.ana, Op::E2eOpen, None, Some(&body), None)?;
+    let fwd = Fixture::forward(s.header);
+    let (first, _) =
+        first_reply::<serde_json::Value>(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(matches!(first, Reply::Ok(_)), "{first:?}");
+    let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
+    ensure!(e.message.contains("replayed"), "{e}");
+    Ok(())
+}

@@ -41,17 +41,16 @@ pub(in crate::ops) fn is_queued_prompt(fwd: &ForwardHeader) -> bool {
 }
 
 /// The header check of a queued prompt: signature, fields, this host, a signed time at most
-/// [`MAX_QUEUED_AGE_MS`] old (and not ahead of this clock by more than the replay window), a
-/// nonce never seen in that time.
+/// [`MAX_QUEUED_AGE_MS`] old (and not ahead of this clock by more than the replay window). Its
+/// nonce is recorded with [`record`] once the signer's certificates give a role here.
 ///
 /// # Errors
 /// The first check that fails.
-pub(in crate::ops) fn check(
+pub(in crate::ops) fn verify(
     trust: &HostTrust,
-    nonces: &QueuedNonces,
     fwd: &ForwardHeader,
     now_ms: u64,
-) -> Result<CheckedHeader, TrustError> {
+) -> Result<Unrecorded, TrustError> {
     let auth = fwd.header.auth.as_ref().ok_or(TrustError::Unsigned)?;
     let ts_ms = auth.open()?.ts_ms;
     let too_old = now_ms.saturating_sub(ts_ms) > MAX_QUEUED_AGE_MS;
@@ -66,10 +65,34 @@ pub(in crate::ops) fn check(
             },
         });
     }
-    // The shared check at the signed time (its age is bounded above); the nonce goes into the
-    // day-long window, which prunes by signed times.
-    let checked =
-        proto::trust::header::check(&fwd.header, trust.host(), ts_ms, &mut nonces.window.lock())?;
+    // The shared check at the signed time (its age is bounded above).
+    let checked = proto::trust::header::verify(&fwd.header, trust.host(), ts_ms)?;
+    Ok(Unrecorded(checked))
+}
+
+/// A queued prompt's header that [`verify`] passed, its nonce not recorded yet.
+#[derive(Debug)]
+#[must_use = "a queued prompt counts only once its nonce is recorded"]
+pub(in crate::ops) struct Unrecorded(CheckedHeader);
+
+impl Unrecorded {
+    /// What was signed, and by which key.
+    pub(in crate::ops) fn header(&self) -> &CheckedHeader {
+        &self.0
+    }
+}
+
+/// Records a queued prompt's nonce (never seen within the day-long window, which prunes by
+/// signed times) and keeps it on disk, so it is refused again even after a restart.
+///
+/// # Errors
+/// `Replayed`, `NoncesFull`, or the nonce file cannot be written.
+pub(in crate::ops) fn record(
+    nonces: &QueuedNonces,
+    unrecorded: Unrecorded,
+) -> Result<CheckedHeader, TrustError> {
+    let checked = unrecorded.0;
+    proto::trust::header::record_nonce(&checked, checked.fields.ts_ms, &mut nonces.window.lock())?;
     nonces.persist(&checked)?;
     Ok(checked)
 }
