@@ -107,6 +107,14 @@ pub enum TrustError {
         /// The limit, minutes.
         limit_min: u64,
     },
+    /// The only owner-signed lists are dated ahead of this clock by more than the replay window.
+    #[error(
+        "the newest revocation list an owner signed is dated {ahead_min} min ahead of this host's clock, so it does not count as fresh; check the clock of the laptop that signed it (and this host's), then run `cm-tui admin trust refresh`"
+    )]
+    RevocationListAhead {
+        /// How far ahead, minutes.
+        ahead_min: u64,
+    },
     /// A list signed by a key that is neither a root nor a certified admin.
     #[error("revocation list signed by {signer}, who is not an owner or a certified admin")]
     UntrustedIssuer {

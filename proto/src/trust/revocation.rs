@@ -6,6 +6,7 @@
 use super::TrustError;
 use super::cert::{Cert, Root};
 use super::chain::Verifier;
+use super::header::REPLAY_WINDOW_MS;
 use super::keys::PublicKey;
 use super::signed::{Signed, SignedKind};
 use crate::ids::UserId;
@@ -119,18 +120,34 @@ impl RevocationState {
     }
 
     /// Whether new work may start: a root-signed list signed within `max_age_ms` of `now_ms`.
+    /// A list dated more than [`REPLAY_WINDOW_MS`] ahead of `now_ms` does not count (its
+    /// revocations do): one list signed on a laptop whose clock runs ahead must not keep a host
+    /// "fresh" for that long while a relay withholds the lists after it.
     ///
     /// # Errors
-    /// [`TrustError::NoRevocationList`] or [`TrustError::RevocationsStale`].
+    /// [`TrustError::NoRevocationList`], [`TrustError::RevocationsStale`] or
+    /// [`TrustError::RevocationListAhead`].
     pub fn check_fresh(
         &self,
         roots: &[Root],
         now_ms: u64,
         max_age_ms: u64,
     ) -> Result<(), TrustError> {
-        let issued = self
-            .newest_root_issued_ms(roots)
-            .ok_or(TrustError::NoRevocationList)?;
+        let latest_allowed = now_ms.saturating_add(REPLAY_WINDOW_MS);
+        let root_lists = || {
+            self.newest
+                .iter()
+                .filter(|(k, _)| roots.iter().any(|r| r.key == **k))
+                .map(|(_, (b, _))| b.issued_ms)
+        };
+        let Some(issued) = root_lists().filter(|t| *t <= latest_allowed).max() else {
+            return Err(match root_lists().min() {
+                Some(ahead) => TrustError::RevocationListAhead {
+                    ahead_min: ahead.saturating_sub(now_ms) / 60_000,
+                },
+                None => TrustError::NoRevocationList,
+            });
+        };
         let age = now_ms.saturating_sub(issued);
         if age > max_age_ms {
             return Err(TrustError::RevocationsStale {

@@ -500,6 +500,32 @@ fn revocation_lists_newer_only_from_roots_or_admins_and_fresh_or_refused() {
 }
 
 #[test]
+fn a_list_dated_ahead_of_the_clock_does_not_count_as_fresh_but_its_revocations_do() {
+    let owner = key(1);
+    let roots = [root("olga", &owner)];
+    let mut state = RevocationState::default();
+    // Signed on a laptop whose clock ran a month ahead.
+    let ahead = NOW + 30 * DAY;
+    assert_eq!(
+        state.accept(&list(&owner, 2, ahead, &["a"]), &roots, &[], NOW),
+        Ok(true)
+    );
+    assert!(state.revoked().serials.contains("a"));
+    assert_eq!(
+        state.check_fresh(&roots, NOW, DAY),
+        Err(TrustError::RevocationListAhead {
+            ahead_min: 30 * DAY / 60_000
+        })
+    );
+    // A few minutes ahead (clocks differ) is fine.
+    let mut state = RevocationState::default();
+    state
+        .accept(&list(&owner, 3, NOW + 4 * 60_000, &[]), &roots, &[], NOW)
+        .unwrap();
+    assert_eq!(state.check_fresh(&roots, NOW, DAY), Ok(()));
+}
+
+#[test]
 fn host_key_claims_verify_only_with_their_bind_secret() {
     let bind = Bytes32([3; 32]);
     let claim = HostKeyClaim::new(HostId::from("box"), X25519Public([4; 32]), &bind);
