@@ -3,7 +3,7 @@
 //! The relay authorizes and audits each request; changes that touch admin or owner rights are
 //! sent as `grant_admin` (owners only), everything else about users as `user_manage`.
 
-use crate::admin_trust_cli::{self as trust_cli, TrustCommand};
+use crate::admin_trust_cli::{self as trust_cli, Revoke, TrustCommand};
 use crate::commands::CommandError;
 use crate::profile::Profile;
 use crate::relay_call::call;
@@ -36,7 +36,8 @@ pub enum AdminCommand {
     #[command(subcommand)]
     Trust(TrustCommand),
     /// Kill switch: revoke credentials or hosts and close their connections at once; the
-    /// affected OpenCode processes stop.
+    /// affected OpenCode processes stop. For a user or a credential, this laptop (an owner's
+    /// or admin's) also revokes the user's certificates and device keys for zero-trust hosts.
     #[command(
         after_help = "Examples:\n  cm-tui admin kill --user mallory\n  cm-tui admin kill --host home-box\n  cm-tui admin kill --all"
     )]
@@ -372,6 +373,19 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
     out
 }
 
+/// Whose credential `id` is (before it is revoked), for revoking their device keys too.
+async fn cred_owner(remote: &Remote, id: &str) -> Option<String> {
+    let query = CredsQuery {
+        user: None,
+        all: true,
+    };
+    call::<op::CredsList>(remote, &query)
+        .await
+        .ok()
+        .and_then(|cs: Vec<CredInfo>| cs.into_iter().find(|c| c.id == id))
+        .map(|c| c.user)
+}
+
 async fn user_change(
     remote: &Remote,
     profile: &Profile,
@@ -388,11 +402,15 @@ async fn user_change(
     print(json, &done, done_text)?;
     match &req {
         UserRequest::Remove { name } => {
-            trust_cli::revoke_user(remote, profile, name, None, true).await
+            trust_cli::revoke_user(remote, profile, name, Revoke::Everything).await
         }
         UserRequest::Revoke { name, host } => {
             let host = (host != "*").then_some(host.as_str());
-            trust_cli::revoke_user(remote, profile, name, host, false).await
+            trust_cli::revoke_user(remote, profile, name, Revoke::Certs(host)).await
+        }
+        UserRequest::Grant { name, role, host } => {
+            let which = Revoke::Above { host, role: *role };
+            trust_cli::revoke_user(remote, profile, name, which).await
         }
         _ => Ok(()),
     }
@@ -541,22 +559,13 @@ pub async fn run(
                 print(json, &creds, |cs| creds_text(cs))
             }
             CredsCommand::Revoke { id, json } => {
-                // Whose credential it is, for revoking their device keys too.
-                let owner: Option<String> = call::<op::CredsList>(
-                    remote,
-                    &CredsQuery {
-                        user: None,
-                        all: true,
-                    },
-                )
-                .await
-                .ok()
-                .and_then(|cs: Vec<CredInfo>| cs.into_iter().find(|c| c.id == id))
-                .map(|c| c.user);
+                let owner = cred_owner(remote, &id).await;
                 let d: AdminDone = call::<op::CredsRevoke>(remote, &CredName { id }).await?;
                 print(json, &d, done_text)?;
                 match owner {
-                    Some(user) => trust_cli::revoke_user(remote, profile, &user, None, true).await,
+                    Some(user) => {
+                        trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await
+                    }
                     None => Ok(()),
                 }
             }
@@ -580,8 +589,20 @@ pub async fn run(
                     ));
                 }
             };
+            // Whose certificates and device keys zero-trust hosts must stop taking too.
+            let whose = match &target {
+                KillTarget::User { name } => Some(name.clone()),
+                KillTarget::Cred { id } => cred_owner(remote, id).await,
+                KillTarget::Host { .. } | KillTarget::All => None,
+            };
             let d: AdminDone = call::<op::Kill>(remote, &target).await?;
-            print(json, &d, done_text)
+            print(json, &d, done_text)?;
+            match whose {
+                Some(user) => {
+                    trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await
+                }
+                None => Ok(()),
+            }
         }
         AdminCommand::Audit {
             user,

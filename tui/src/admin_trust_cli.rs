@@ -555,9 +555,27 @@ pub async fn user_certify(
     )
 }
 
-/// After a user change at the relay (remove, revoke a grant): revoke their certificates (all,
-/// or those for `host`) and, on remove, their device keys in this laptop's list, then publish
-/// it. Does nothing (and says so) when this laptop cannot sign.
+/// Which of a user's certificates a change at the relay revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke<'a> {
+    /// Every certificate and device key (the user removed, a credential revoked or killed).
+    Everything,
+    /// The certificates for this host, or all with `None` (a grant revoked); keys stay.
+    Certs(Option<&'a str>),
+    /// The certificates for exactly `host` that give more than `role` (a grant lowered: the
+    /// host takes the highest role a valid certificate gives).
+    Above {
+        /// Host or `*`.
+        host: &'a str,
+        /// The new role.
+        role: Role,
+    },
+}
+
+/// After a user change at the relay: revoke the certificates (and device keys) `which` names
+/// in this laptop's list, then publish it. They are looked for among the relay's
+/// certificates and those this laptop holds, so a relay that leaves one out cannot keep it
+/// alive. Does nothing (and says so) when this laptop cannot sign.
 ///
 /// # Errors
 /// Transport or trust file failures.
@@ -565,8 +583,7 @@ pub async fn revoke_user(
     remote: &Remote,
     profile: &Profile,
     user: &str,
-    host: Option<&str>,
-    keys_too: bool,
+    which: Revoke<'_>,
 ) -> Result<(), CommandError> {
     let Ok(mut local) = Local::load(profile) else {
         return Ok(());
@@ -576,7 +593,12 @@ pub async fn revoke_user(
     }
     let bundle = fetch(remote).await?;
     let now = now_ms();
-    let all: Vec<Cert> = bundle.certs.clone();
+    let mut all: Vec<Cert> = local.trust.certs.clone();
+    for c in &bundle.certs {
+        if !all.contains(c) {
+            all.push(c.clone());
+        }
+    }
     local.trust.merge_bundle(bundle, now);
     if local.authority() == Authority::None {
         eprintln!(
@@ -586,19 +608,40 @@ pub async fn revoke_user(
         return Ok(());
     }
     let user = UserId(user.to_owned());
-    let serials = admin::user_serials(&all, &user, host);
-    let keys = if keys_too {
-        admin::user_keys(&all, &user)
-    } else {
-        Vec::new()
+    let (serials, keys) = match which {
+        Revoke::Everything => (
+            admin::user_serials(&all, &user, None),
+            admin::user_keys(&all, &user),
+        ),
+        Revoke::Certs(host) => (admin::user_serials(&all, &user, host), Vec::new()),
+        Revoke::Above { host, role } => (
+            admin::user_serials_above(&all, &user, host, role),
+            Vec::new(),
+        ),
     };
+    let serials: Vec<String> = serials
+        .into_iter()
+        .filter(|s| !local.trust.revoked.serials.contains(s))
+        .collect();
+    let keys: Vec<PublicKey> = keys
+        .into_iter()
+        .filter(|k| !local.trust.revoked.keys.contains(k))
+        .collect();
+    if serials.is_empty() && keys.is_empty() {
+        return Ok(());
+    }
     publish_revocations(remote, profile, &mut local, &serials, &keys, now).await?;
-    if !serials.is_empty() || !keys.is_empty() {
+    println!(
+        "revoked {} certificate(s) and {} device key(s) of {} in this laptop's signed revocation list",
+        serials.len(),
+        keys.len(),
+        sanitize(user.as_str())
+    );
+    if let Revoke::Above { host, role } = which {
         println!(
-            "revoked {} certificate(s) and {} device key(s) of {} in this laptop's signed revocation list",
-            serials.len(),
-            keys.len(),
-            sanitize(user.as_str())
+            "certify them again for the new role: cm-tui admin user certify {} --grant {}={role}",
+            sanitize(user.as_str()),
+            sanitize(host)
         );
     }
     Ok(())

@@ -203,6 +203,25 @@ pub fn user_serials(certs: &[Cert], user: &UserId, host: Option<&str>) -> Vec<St
         .collect()
 }
 
+/// Serials of `user`'s certificates in `certs` for exactly `host` that give more than `role`.
+pub fn user_serials_above(certs: &[Cert], user: &UserId, host: &str, role: Role) -> Vec<String> {
+    certs
+        .iter()
+        .filter_map(|c| {
+            let b = c.open().ok()?;
+            match &b.subject {
+                Subject::User {
+                    user: u,
+                    host: h,
+                    role: r,
+                    ..
+                } if u == user && h == host && *r > role => Some(b.serial),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Device keys named by `user`'s certificates in `certs`.
 pub fn user_keys(certs: &[Cert], user: &UserId) -> Vec<PublicKey> {
     let mut out = Vec::new();

@@ -228,6 +228,42 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
             && bobs[0]["host"] == "box",
         "{v}"
     );
+    // Lowering bob's grant on * revokes his certificate that gives more there (a host takes
+    // the highest role a valid certificate gives); the one for box is not above viewer.
+    let out = tui(
+        &env,
+        &[
+            "admin",
+            "user",
+            "certify",
+            "bob",
+            "--grant",
+            "*=operator",
+            "--yes",
+            "--json",
+        ],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = tui(&env, &["admin", "user", "grant", "bob", "viewer"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("revoked 1 certificate(s) and 0 device key(s) of bob")
+            && said.contains("cm-tui admin user certify bob --grant *=viewer"),
+        "{said} / {}",
+        stderr(&out)
+    );
+    let out = tui(&env, &["admin", "trust", "show", "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out))?;
+    let valid = |host: &str| {
+        v["certs"].as_array().and_then(|c| {
+            c.iter()
+                .find(|x| x["subject"] == "bob" && x["host"] == host)
+                .map(|x| x["valid"] == true)
+        })
+    };
+    assert_eq!(valid("*"), Some(false), "{v}");
+    assert_eq!(valid("box"), Some(true), "{v}");
     Ok(())
 }
 
