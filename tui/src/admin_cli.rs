@@ -373,6 +373,13 @@ pub fn audit_text(rows: &[AuditEntry]) -> String {
     out
 }
 
+/// Prints what a revocation did (on stderr: stdout stays the command's answer, JSON too).
+fn tell(said: Option<String>) {
+    if let Some(said) = said {
+        eprintln!("{said}");
+    }
+}
+
 /// Whose credential `id` is (before it is revoked), for revoking their device keys too.
 async fn cred_owner(remote: &Remote, id: &str) -> Option<String> {
     let query = CredsQuery {
@@ -400,20 +407,10 @@ async fn user_change(
     // Invites carry this laptop's pinned roots: the new user's laptop pins them at login.
     trust_cli::seal_invite(profile, &mut done)?;
     print(json, &done, done_text)?;
-    match &req {
-        UserRequest::Remove { name } => {
-            trust_cli::revoke_user(remote, profile, name, Revoke::Everything).await
-        }
-        UserRequest::Revoke { name, host } => {
-            let host = (host != "*").then_some(host.as_str());
-            trust_cli::revoke_user(remote, profile, name, Revoke::Certs(host)).await
-        }
-        UserRequest::Grant { name, role, host } => {
-            let which = Revoke::Above { host, role: *role };
-            trust_cli::revoke_user(remote, profile, name, which).await
-        }
-        _ => Ok(()),
+    if let Some((name, which)) = trust_cli::revocation_after(&req) {
+        tell(trust_cli::revoke_user(remote, profile, name, which).await?);
     }
+    Ok(())
 }
 
 fn enrolled_text(e: &HostEnrolled) -> String {
@@ -562,12 +559,12 @@ pub async fn run(
                 let owner = cred_owner(remote, &id).await;
                 let d: AdminDone = call::<op::CredsRevoke>(remote, &CredName { id }).await?;
                 print(json, &d, done_text)?;
-                match owner {
-                    Some(user) => {
-                        trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await
-                    }
-                    None => Ok(()),
+                if let Some(user) = owner {
+                    let said =
+                        trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await?;
+                    tell(said);
                 }
+                Ok(())
             }
         },
         AdminCommand::Trust(c) => trust_cli::run(remote, profile, c).await,
@@ -597,12 +594,10 @@ pub async fn run(
             };
             let d: AdminDone = call::<op::Kill>(remote, &target).await?;
             print(json, &d, done_text)?;
-            match whose {
-                Some(user) => {
-                    trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await
-                }
-                None => Ok(()),
+            if let Some(user) = whose {
+                tell(trust_cli::revoke_user(remote, profile, &user, Revoke::Everything).await?);
             }
+            Ok(())
         }
         AdminCommand::Audit {
             user,

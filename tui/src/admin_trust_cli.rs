@@ -7,7 +7,7 @@
 use crate::admin_trust_local::{Local, fetch, out, publish, publish_revocations, trust_err};
 use crate::commands::CommandError;
 use crate::profile::Profile;
-use crate::relay_call::call;
+use crate::relay_call::{RelayConn, call};
 use crate::remote::Remote;
 use crate::trust::admin::{self, Authority};
 use crate::trust::file::TrustFile;
@@ -572,24 +572,43 @@ pub enum Revoke<'a> {
     },
 }
 
+/// Whose certificates a user change at the relay revokes, and which: a removal all of them
+/// and the device keys, a revoked grant those for its host (all for `*`), a grant (which
+/// replaces the one on its host) those for its host that give more. `None` for other changes.
+pub fn revocation_after(req: &proto::admin::UserRequest) -> Option<(&str, Revoke<'_>)> {
+    use proto::admin::UserRequest;
+    match req {
+        UserRequest::Remove { name } => Some((name, Revoke::Everything)),
+        UserRequest::Revoke { name, host } => {
+            Some((name, Revoke::Certs((host != "*").then_some(host.as_str()))))
+        }
+        UserRequest::Grant { name, role, host } => {
+            Some((name, Revoke::Above { host, role: *role }))
+        }
+        _ => None,
+    }
+}
+
 /// After a user change at the relay: revoke the certificates (and device keys) `which` names
 /// in this laptop's list, then publish it. They are looked for among the relay's
 /// certificates and those this laptop holds, so a relay that leaves one out cannot keep it
-/// alive. Does nothing (and says so) when this laptop cannot sign.
+/// alive. Returns what to tell the user (also when this laptop cannot sign); nothing when
+/// there was nothing to revoke or this laptop keeps no trust state (a relay-trusted login).
+/// Reads the trust file and the device key, which may block on the OS keyring.
 ///
 /// # Errors
 /// Transport or trust file failures.
 pub async fn revoke_user(
-    remote: &Remote,
+    remote: &impl RelayConn,
     profile: &Profile,
     user: &str,
     which: Revoke<'_>,
-) -> Result<(), CommandError> {
+) -> Result<Option<String>, CommandError> {
     let Ok(mut local) = Local::load(profile) else {
-        return Ok(());
+        return Ok(None);
     };
     if local.trust.roots.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let bundle = fetch(remote).await?;
     let now = now_ms();
@@ -601,11 +620,10 @@ pub async fn revoke_user(
     }
     local.trust.merge_bundle(bundle, now);
     if local.authority() == Authority::None {
-        eprintln!(
+        return Ok(Some(format!(
             "note: {}; their certificates stay valid until they expire",
             admin::CANNOT_SIGN
-        );
-        return Ok(());
+        )));
     }
     let user = UserId(user.to_owned());
     let (serials, keys) = match which {
@@ -628,23 +646,23 @@ pub async fn revoke_user(
         .filter(|k| !local.trust.revoked.keys.contains(k))
         .collect();
     if serials.is_empty() && keys.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     publish_revocations(remote, profile, &mut local, &serials, &keys, now).await?;
-    println!(
+    let mut said = format!(
         "revoked {} certificate(s) and {} device key(s) of {} in this laptop's signed revocation list",
         serials.len(),
         keys.len(),
         sanitize(user.as_str())
     );
     if let Revoke::Above { host, role } = which {
-        println!(
-            "certify them again for the new role: cm-tui admin user certify {} --grant {}={role}",
+        said.push_str(&format!(
+            "; certify them again for the new role: cm-tui admin user certify {} --grant {}={role}",
             sanitize(user.as_str()),
             sanitize(host)
-        );
+        ));
     }
-    Ok(())
+    Ok(Some(said))
 }
 
 async fn rotate_device(remote: &Remote, profile: &Profile, json: bool) -> Result<(), CommandError> {
@@ -851,4 +869,49 @@ async fn show(remote: &Remote, profile: &Profile, json: bool) -> Result<(), Comm
         ));
     }
     out(json, &v, s)
+}
+
+#[cfg(test)]
+mod revocation_tests {
+    use super::*;
+    use proto::admin::UserRequest;
+
+    #[test]
+    fn each_user_change_revokes_what_it_ends() {
+        let name = || "bob".to_owned();
+        let remove = UserRequest::Remove { name: name() };
+        assert_eq!(revocation_after(&remove), Some(("bob", Revoke::Everything)));
+        let revoke = |host: &str| UserRequest::Revoke {
+            name: name(),
+            host: host.into(),
+        };
+        assert_eq!(
+            revocation_after(&revoke("box")),
+            Some(("bob", Revoke::Certs(Some("box"))))
+        );
+        assert_eq!(
+            revocation_after(&revoke("*")),
+            Some(("bob", Revoke::Certs(None)))
+        );
+        let grant = UserRequest::Grant {
+            name: name(),
+            role: Role::Viewer,
+            host: "box".into(),
+        };
+        assert_eq!(
+            revocation_after(&grant),
+            Some((
+                "bob",
+                Revoke::Above {
+                    host: "box",
+                    role: Role::Viewer
+                }
+            ))
+        );
+        let passwd = UserRequest::Passwd {
+            name: name(),
+            password: "long enough password".into(),
+        };
+        assert_eq!(revocation_after(&passwd), None);
+    }
 }

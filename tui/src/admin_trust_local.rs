@@ -4,8 +4,7 @@
 
 use crate::commands::CommandError;
 use crate::profile::Profile;
-use crate::relay_call::call;
-use crate::remote::Remote;
+use crate::relay_call::{RelayConn, call};
 use crate::trust::admin::{self, Authority};
 use crate::trust::file::{OwnList, TrustFile};
 use crate::trust::{self, OperatorTrust, TrustFileError};
@@ -81,7 +80,7 @@ impl Local {
 ///
 /// # Errors
 /// Refusals and transport failures.
-pub async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
+pub async fn fetch(remote: &impl RelayConn) -> Result<TrustBundle, CommandError> {
     call::<op::TrustFetch>(remote, &TrustQuery::default()).await
 }
 
@@ -89,7 +88,7 @@ pub async fn fetch(remote: &Remote) -> Result<TrustBundle, CommandError> {
 ///
 /// # Errors
 /// Refusals and transport failures.
-pub async fn publish(remote: &Remote, bundle: &TrustBundle) -> Result<(), CommandError> {
+pub async fn publish(remote: &impl RelayConn, bundle: &TrustBundle) -> Result<(), CommandError> {
     let _: AdminDone = call::<op::TrustPublish>(remote, bundle).await?;
     Ok(())
 }
@@ -113,7 +112,7 @@ pub fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandE
 /// # Errors
 /// Trust file, transport failures and refusals.
 pub async fn publish_revocations(
-    remote: &Remote,
+    remote: &impl RelayConn,
     profile: &Profile,
     local: &mut Local,
     serials: &[String],

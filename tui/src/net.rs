@@ -560,11 +560,51 @@ async fn perform(cx: Cx, request: Request, cancel: CancellationToken) {
     };
     let result = match (result, &request.call) {
         (Ok(response), Call::Admin(admin)) => {
-            seal_admin(&hosts, profile, admin.clone(), response).await
+            match seal_admin(&hosts, profile.clone(), admin.clone(), response).await {
+                Ok(response) => Ok(revoke_after(hosts, profile, admin, response).await),
+                Err(e) => Err(e),
+            }
         }
         (result, _) => result,
     };
     let _ = events.send(NetEvent::Reply { request, result }).await;
+}
+
+/// After the administration screen changed a user at the relay (removed, a grant revoked or
+/// replaced), revokes for zero-trust hosts what the change ends, as `cm-tui admin user …`
+/// does (`admin_trust_cli::revoke_user`), and says so in the answer's summary.
+async fn revoke_after(
+    hosts: Arc<HostStreams>,
+    profile: Profile,
+    admin: &AdminCall,
+    response: Response,
+) -> Response {
+    let (AdminCall::User(_, req), Response::Done(mut done)) = (admin, response.clone()) else {
+        return response;
+    };
+    if crate::admin_trust_cli::revocation_after(req).is_none() {
+        return response;
+    }
+    let req = req.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // The trust file and the device key may block on the OS keyring: off the async workers.
+    let revoked = tokio::task::spawn_blocking(move || {
+        let (name, which) = crate::admin_trust_cli::revocation_after(&req)?;
+        let revoking = crate::admin_trust_cli::revoke_user(&*hosts, &profile, name, which);
+        Some(runtime.block_on(revoking).map_err(|e| e.to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| Some(Err(e.to_string())));
+    match revoked {
+        Some(Ok(Some(said))) => done.summary.push_str(&format!("; {said}")),
+        Some(Err(e)) => {
+            done.summary.push_str(&format!(
+                "; certificates NOT revoked for zero-trust hosts: {e}"
+            ));
+        }
+        Some(Ok(None)) | None => {}
+    }
+    Response::Done(done)
 }
 
 /// An administration answer with its token or invite completed by this laptop (see

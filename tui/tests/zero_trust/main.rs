@@ -24,5 +24,6 @@ mod queued;
 mod resign;
 mod rotate;
 mod screen_enroll;
+mod screen_remove;
 mod templates;
 mod world;
