@@ -339,13 +339,26 @@ impl HostTrust {
         Ok(role)
     }
 
-    /// Records certificates an operator showed (deduplicated, bounded).
-    pub fn record_certs(&self, certs: &[Cert]) {
+    /// Records certificates an operator showed that can matter here: valid now and signed by a
+    /// pinned root or by an admin of this host those roots certified (checked against these
+    /// and the ones already kept). Kept most recently shown first and bounded, so certificates
+    /// nobody trusts cannot push out an admin's, whose revocation lists this host takes only
+    /// with it.
+    pub fn record_certs(&self, certs: &[Cert], now_ms: u64) {
         let mut state = self.state.lock();
-        for c in certs {
-            if !state.seen.contains(c) {
-                state.seen.insert(0, c.clone());
+        let roots = state.pins.trusted(now_ms);
+        let revoked = state.revocations.revoked();
+        let mut known = certs.to_vec();
+        known.extend(state.seen.iter().cloned());
+        let verifier = proto::trust::Verifier::new(&roots, &revoked);
+        for c in certs.iter().rev() {
+            let counts = c.open().is_ok_and(|b| b.valid_at(now_ms))
+                && verifier.is_admin_key_of(c.signer(), &self.host, &known, now_ms);
+            if !counts {
+                continue;
             }
+            state.seen.retain(|s| s != c);
+            state.seen.insert(0, c.clone());
         }
         state.seen.truncate(MAX_SEEN);
     }
@@ -353,6 +366,27 @@ impl HostTrust {
     /// The certificates operators showed.
     pub fn seen_certs(&self) -> Vec<Cert> {
         self.state.lock().seen.clone()
+    }
+
+    /// Takes again the lists this host kept (`revocations.json`): each was taken from a root or
+    /// an admin of this host when it arrived, and stays taken when that admin's certificate
+    /// later ends or is no longer among those kept (a revocation does not lapse with its
+    /// issuer's authority). Returns how many were taken; a list whose signature does not
+    /// verify is skipped and logged.
+    pub fn restore_revocations(&self, lists: &[RevocationList]) -> usize {
+        let mut state = self.state.lock();
+        let mut taken = 0;
+        for list in lists {
+            match state.revocations.restore(list) {
+                Ok(true) => taken += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "skipped a kept revocation list"),
+            }
+        }
+        if taken > 0 {
+            state.roles.clear();
+        }
+        taken
     }
 
     /// Takes the lists the relay delivered; returns how many were newer than what was held.
@@ -363,7 +397,10 @@ impl HostTrust {
         let roots = state.pins.trusted(now_ms);
         let mut taken = 0;
         for list in lists {
-            match state.revocations.accept(list, &roots, &seen, now_ms) {
+            match state
+                .revocations
+                .accept_on_host(list, &roots, &seen, &self.host, now_ms)
+            {
                 Ok(true) => taken += 1,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(

@@ -80,7 +80,7 @@ pub(super) async fn open<R: AsyncRead + Unpin>(
     workspaces.policy().check(Op::E2eOpen, role)?;
     let checked = trust.record_nonce(unrecorded, now_ms)?;
     let user = &checked.fields.user;
-    trust.record_certs(&certs);
+    trust.record_certs(&certs, now_ms);
     let id = channel.id();
     tracing::info!(
         target: "cm_agent::audit",

@@ -89,9 +89,8 @@ pub fn load(
     .with_bind(file.bind)
     .with_pins(pins, limits.root_overlap_ms);
     let held = load_revocations(state_dir)?;
-    // The certificates first: an admin's list is taken only with the admin's certificate.
-    trust.record_certs(&held.certs);
-    let taken = trust.accept_revocations(&held.lists, now_ms);
+    trust.record_certs(&held.certs, now_ms);
+    let taken = trust.restore_revocations(&held.lists);
     tracing::info!(
         roots = trust.roots(now_ms).len(),
         retiring_roots = trust.pins().retiring.len(),

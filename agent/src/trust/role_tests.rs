@@ -1,6 +1,7 @@
 //! The role cache as [`super::HostTrust`] uses it: a role worked out once is reused, and never
 //! past what it depended on (a revocation list taken, a certificate's expiry, a root's
-//! rotation or retirement, other certificates).
+//! rotation or retirement, other certificates). Also what a host keeps for admins' lists: the
+//! certificates operators showed that count here, and the lists it took.
 
 use super::HostTrust;
 use super::role_cache::CAPACITY;
@@ -344,4 +345,69 @@ fn the_cache_stays_bounded() {
         state.roles.put(k, Role::Viewer, generation, NOW, NOW + 1);
     }
     assert!(state.roles.len() <= CAPACITY);
+}
+
+#[test]
+fn certificates_nobody_here_trusts_are_not_kept_and_cannot_push_out_an_admins() {
+    let (owner, admin, mallory) = (key(1), key(2), key(3));
+    let trust = trust(&owner);
+    let admin_cert = grant(&owner, "ad", "ada", &[&admin], Role::Admin, NOW + HOUR);
+    trust.record_certs(std::slice::from_ref(&admin_cert), NOW);
+    // Thousands of certificates signed by a key no root vouches for, shown at e2e_open.
+    let junk: Vec<Cert> = (0..2_000)
+        .map(|i| {
+            grant(
+                &mallory,
+                &format!("j{i}"),
+                "mallory",
+                &[&mallory],
+                Role::Owner,
+                NOW + HOUR,
+            )
+        })
+        .collect();
+    trust.record_certs(&junk, NOW);
+    assert_eq!(trust.seen_certs(), vec![admin_cert.clone()]);
+    // The admin's list is still taken (its certificate was kept).
+    assert_eq!(
+        trust.accept_revocations(&[list(&admin, 1, &["x"], &[])], NOW),
+        1
+    );
+    // A grant the admin signed counts, and is kept; one shown again moves to the front.
+    let by_admin = grant(&admin, "g1", "bob", &[&key(4)], Role::Viewer, NOW + HOUR);
+    trust.record_certs(&[by_admin.clone(), admin_cert.clone()], NOW);
+    assert_eq!(trust.seen_certs(), vec![by_admin, admin_cert]);
+}
+
+#[test]
+fn a_kept_admin_list_is_taken_again_after_a_restart_even_once_the_admins_certificate_ended() {
+    let (owner, admin) = (key(1), key(2));
+    let first = trust(&owner);
+    let admin_cert = grant(&owner, "ad", "ada", &[&admin], Role::Admin, NOW + HOUR);
+    first.record_certs(std::slice::from_ref(&admin_cert), NOW);
+    let revoking = list(&admin, 1, &["g-bob"], &[]);
+    assert_eq!(
+        first.accept_revocations(std::slice::from_ref(&revoking), NOW),
+        1
+    );
+    let kept = first.revocation_lists();
+    // Restarted after the admin's certificate ended (and without it): the revocation stays.
+    let later = NOW + 2 * HOUR;
+    let restarted = trust(&owner);
+    assert_eq!(restarted.restore_revocations(&kept), 1);
+    let bob = key(4);
+    let grant_of_bob = grant(
+        &owner,
+        "g-bob",
+        "bob",
+        &[&bob],
+        Role::Operator,
+        later + HOUR,
+    );
+    assert!(matches!(
+        restarted.role_of(&user(), &bob.public(), &[grant_of_bob], later),
+        Err(TrustError::NoGrant { .. })
+    ));
+    // A fresh delivery of the same list from that admin would not be taken now.
+    assert_eq!(trust(&owner).accept_revocations(&[revoking], later), 0);
 }

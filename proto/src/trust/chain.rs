@@ -81,6 +81,18 @@ impl<'a> Verifier<'a> {
         self.is_root(key) || self.admin_for(key, None, certs, now_ms)
     }
 
+    /// Whether `key` is a root or a certified admin of `host` (whose revocation lists that host
+    /// takes: an admin of another host has no say there).
+    pub fn is_admin_key_of(
+        &self,
+        key: &PublicKey,
+        host: &HostId,
+        certs: &[Cert],
+        now_ms: u64,
+    ) -> bool {
+        self.is_root(key) || self.admin_for(key, Some(host), certs, now_ms)
+    }
+
     fn authority(
         &self,
         signer: &PublicKey,

@@ -115,8 +115,11 @@ pub enum TrustError {
         /// How far ahead, minutes.
         ahead_min: u64,
     },
-    /// A list signed by a key that is neither a root nor a certified admin.
-    #[error("revocation list signed by {signer}, who is not an owner or a certified admin")]
+    /// A list signed by a key that is neither a root nor a certified admin (of this host, on a
+    /// host).
+    #[error(
+        "revocation list signed by {signer}, who is not an owner or a certified admin (of this host)"
+    )]
     UntrustedIssuer {
         /// The signer's fingerprint.
         signer: String,

@@ -9,7 +9,7 @@ use super::chain::Verifier;
 use super::header::REPLAY_WINDOW_MS;
 use super::keys::PublicKey;
 use super::signed::{Signed, SignedKind};
-use crate::ids::UserId;
+use crate::ids::{HostId, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,18 +65,67 @@ impl RevocationState {
         certs: &[Cert],
         now_ms: u64,
     ) -> Result<bool, TrustError> {
+        self.accept_scoped(list, roots, certs, None, now_ms)
+    }
+
+    /// [`Self::accept`] on host `host`: an admin's list is taken only from an admin of this
+    /// host (or of `*`); an admin of another host cannot revoke anything here.
+    ///
+    /// # Errors
+    /// As [`Self::accept`].
+    pub fn accept_on_host(
+        &mut self,
+        list: &RevocationList,
+        roots: &[Root],
+        certs: &[Cert],
+        host: &HostId,
+        now_ms: u64,
+    ) -> Result<bool, TrustError> {
+        self.accept_scoped(list, roots, certs, Some(host), now_ms)
+    }
+
+    fn accept_scoped(
+        &mut self,
+        list: &RevocationList,
+        roots: &[Root],
+        certs: &[Cert],
+        host: Option<&HostId>,
+        now_ms: u64,
+    ) -> Result<bool, TrustError> {
         let body = list.open()?;
         let signer = *list.signer();
         let is_root = roots.iter().any(|r| r.key == signer);
         if !is_root {
             let revoked = self.revoked();
             let verifier = Verifier::new(roots, &revoked);
-            if !verifier.is_admin_key(&signer, certs, now_ms) {
+            let admin = match host {
+                Some(host) => verifier.is_admin_key_of(&signer, host, certs, now_ms),
+                None => verifier.is_admin_key(&signer, certs, now_ms),
+            };
+            if !admin {
                 return Err(TrustError::UntrustedIssuer {
                     signer: signer.fingerprint(),
                 });
             }
         }
+        if let Some((held, _)) = self.newest.get(&signer)
+            && held.seq >= body.seq
+        {
+            return Ok(false);
+        }
+        self.newest.insert(signer, (body, list.clone()));
+        Ok(true)
+    }
+
+    /// Takes again a list this holder took before (kept on disk by its owner): the signature
+    /// is checked, the issuer's authority is not (it was when the list was first taken).
+    /// `Ok(false)` when a newer list of the same signer is held.
+    ///
+    /// # Errors
+    /// A bad signature or payload.
+    pub fn restore(&mut self, list: &RevocationList) -> Result<bool, TrustError> {
+        let body = list.open()?;
+        let signer = *list.signer();
         if let Some((held, _)) = self.newest.get(&signer)
             && held.seq >= body.seq
         {

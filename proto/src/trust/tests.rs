@@ -548,3 +548,31 @@ fn signatures_are_bound_to_their_domain() {
     assert!(k.public().fingerprint().starts_with("ed25519:"));
     assert_eq!(PublicKey::from_hex(&k.public().to_hex()), Ok(k.public()));
 }
+
+#[test]
+fn a_host_takes_revocations_only_from_its_own_admins() {
+    let owner = key(1);
+    let roots = [root("olga", &owner)];
+    let (of_a, of_all) = (key(2), key(3));
+    let certs = [
+        grant(&owner, "ad-a", "ada", &[&of_a], "a", Role::Admin),
+        grant(&owner, "ad-all", "al", &[&of_all], "*", Role::Admin),
+    ];
+    let (host_a, host_b) = (HostId::from("a"), HostId::from("b"));
+    let mut on_b = RevocationState::default();
+    assert!(matches!(
+        on_b.accept_on_host(&list(&of_a, 1, NOW, &["x"]), &roots, &certs, &host_b, NOW),
+        Err(TrustError::UntrustedIssuer { .. })
+    ));
+    assert!(!on_b.revoked().serials.contains("x"));
+    assert_eq!(
+        on_b.accept_on_host(&list(&of_all, 1, NOW, &["y"]), &roots, &certs, &host_b, NOW),
+        Ok(true)
+    );
+    let mut on_a = RevocationState::default();
+    assert_eq!(
+        on_a.accept_on_host(&list(&of_a, 1, NOW, &["x"]), &roots, &certs, &host_a, NOW),
+        Ok(true)
+    );
+    assert!(on_a.revoked().serials.contains("x"));
+}

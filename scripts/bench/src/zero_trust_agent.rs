@@ -243,7 +243,7 @@ impl ZtAgent {
         if authorize(Some(role), Op::E2eOpen, Ownership::None) != Decision::Allow {
             bail!("role {role:?} may not open a channel");
         }
-        self.trust.record_certs(&certs);
+        self.trust.record_certs(&certs, now);
         locked(&self.certs)?.insert(checked.key, certs);
         locked(&self.channels)?.insert(
             channel.id(),
