@@ -91,6 +91,9 @@ pub struct HostTrust {
     state: Mutex<State>,
     /// Verifies MAC-checked headers' signatures beside the work; started on first use.
     signature_checks: OnceLock<IdleVerifier>,
+    /// Counts what changes roles: revocation lists, rotations and retirements taken (running
+    /// streams check their role again at each change: [`Self::changes`]).
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -127,7 +130,14 @@ impl HostTrust {
                 roles: RoleCache::default(),
             }),
             signature_checks: OnceLock::new(),
+            generation: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Ticks whenever this host takes something that can take a role away (a revocation
+    /// list, a root rotation or retirement): work that runs long checks its role again then.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// With the enrollment's bind secret, so the host can claim its end-to-end key.
@@ -211,6 +221,7 @@ impl HostTrust {
         }
         if !taken.is_empty() {
             state.roles.clear();
+            self.generation.send_modify(|g| *g += 1);
         }
         taken
     }
@@ -385,6 +396,7 @@ impl HostTrust {
         }
         if taken > 0 {
             state.roles.clear();
+            self.generation.send_modify(|g| *g += 1);
         }
         taken
     }
@@ -412,6 +424,7 @@ impl HostTrust {
         }
         if taken > 0 {
             state.roles.clear();
+            self.generation.send_modify(|g| *g += 1);
         }
         taken
     }
@@ -438,6 +451,7 @@ impl HostTrust {
         }
         if changed {
             state.roles.clear();
+            self.generation.send_modify(|g| *g += 1);
         }
         RetiredRoots { changed, early }
     }

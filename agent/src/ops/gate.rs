@@ -102,33 +102,80 @@ pub(super) async fn serve<R, W, G>(
             Err(e)
         }
     };
+    // Taken away while it runs (a revocation list taken): the work stops.
+    let revoked = revoked_meanwhile(trust, &checked, &open.certs, fwd.header.op);
     let work = async {
-        match admitted {
-            Ok(rt) => {
-                let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
-                handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+        let work = async {
+            match admitted {
+                Ok(rt) => {
+                    let cx = handler::Cx::new(workspaces, &signed_fwd, rt);
+                    handler::dispatch(&cx, &mut reader, &mut send, peer_gone).await;
+                }
+                Err(e) => super::write_reply(&mut send, Err(e)).await,
             }
-            Err(e) => super::write_reply(&mut send, Err(e)).await,
+        };
+        tokio::select! {
+            biased;
+            () = work => None,
+            e = revoked => Some(e),
         }
     };
     // After a refusal above, the signature is dropped unchecked: no work ran on it.
-    let still_checking = match signature {
-        None => {
-            work.await;
-            None
-        }
+    let (stopped, still_checking) = match signature {
+        None => (work.await, None),
         Some(signature) => match trust.signature_checks().beside(signature, work).await {
-            Outcome::Verified(()) => None,
-            Outcome::WorkDone((), rest) => Some(rest),
+            Outcome::Verified(stopped) => (stopped, None),
+            Outcome::WorkDone(stopped, rest) => (stopped, Some(rest)),
             // Dropped unfinished: no fin record, so the operator sees the stream fail.
             Outcome::Failed(e) => return bad_signature(workspaces, fwd, &checked, &e),
         },
     };
-    let _ = send.shutdown().await;
+    match stopped {
+        None => {
+            let _ = send.shutdown().await;
+        }
+        // No fin record either: the operator sees the stream fail.
+        Some(e) => tracing::warn!(
+            target: "cm_agent::audit",
+            op = fwd.header.op.as_str(),
+            user = %checked.fields.user,
+            key = %checked.key.fingerprint(),
+            reason = %e,
+            "stopped a running stream: its operator's certificates no longer allow it"
+        ),
+    }
     if let Some(rest) = still_checking
         && let Err(e) = rest.verdict().await
     {
         bad_signature(workspaces, fwd, &checked, &e);
+    }
+}
+
+/// Resolves, with why, once the certificates `checked`'s signer showed no longer allow `op`
+/// here: checked again each time the host takes a revocation list, rotation or retirement
+/// while the work runs (a watch, a port forward, a long answer). Never resolves otherwise.
+async fn revoked_meanwhile(
+    trust: &HostTrust,
+    checked: &CheckedHeader,
+    certs: &[proto::trust::Cert],
+    op: Op,
+) -> OpError {
+    let mut changes = trust.changes();
+    loop {
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let now = cm_client::time::now_ms();
+        let allowed = trust
+            .role_of(&checked.fields.user, &checked.key, certs, now)
+            .map_err(OpError::from)
+            .and_then(|role| match authorize(Some(role), op, Ownership::None) {
+                Decision::Deny(reason) => Err(OpError::Denied(reason)),
+                Decision::Allow => Ok(()),
+            });
+        if let Err(e) = allowed {
+            return e;
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod harness;
 mod mac;
+mod running;
 mod sealed_template;
 
 use anyhow::{Result, bail, ensure};
