@@ -213,14 +213,24 @@ async fn permissions(env: &Env, watch: &mut Watcher) -> Result<()> {
             .any(|d| d.file == "notes/hello.txt" && d.additions == 1),
         "{worktree:?}"
     );
-    let turn: Vec<FileDiff> = env
-        .ok(
-            Op::Diff,
-            "main",
-            Some(&ses.id),
-            Some(json!({"scope": "session", "message_id": accepted.message_id})),
-        )
-        .await?;
+    // OpenCode works a turn's diff out from its snapshots on its own time after the turn's
+    // idle event (seldom later, under load): asked again, bounded.
+    let mut turn: Vec<FileDiff> = Vec::new();
+    for _ in 0..50 {
+        turn = env
+            .ok(
+                Op::Diff,
+                "main",
+                Some(&ses.id),
+                Some(json!({"scope": "session", "message_id": accepted.message_id})),
+            )
+            .await?;
+        if turn.iter().any(|d| d.file == "notes/hello.txt") {
+            break;
+        }
+        // Polling a process whose timing we do not control; bounded by the loop.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     ensure!(
         turn.iter().any(|d| d.file == "notes/hello.txt"),
         "turn diff {turn:?}"
