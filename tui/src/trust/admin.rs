@@ -189,22 +189,16 @@ pub fn sign_own_list(trust: &OperatorTrust, own: &mut OwnList, now_ms: u64) -> R
 /// Serials of the `User` certificates in `certs` that name `user` (optionally only those for
 /// `host`).
 pub fn user_serials(certs: &[Cert], user: &UserId, host: Option<&str>) -> Vec<String> {
-    certs
-        .iter()
-        .filter_map(|c| {
-            let b = c.open().ok()?;
-            match &b.subject {
-                Subject::User {
-                    user: u, host: h, ..
-                } if u == user && host.is_none_or(|x| x == h) => Some(b.serial),
-                _ => None,
-            }
-        })
-        .collect()
+    serials_where(certs, user, |h, _| host.is_none_or(|x| x == h))
 }
 
 /// Serials of `user`'s certificates in `certs` for exactly `host` that give more than `role`.
 pub fn user_serials_above(certs: &[Cert], user: &UserId, host: &str, role: Role) -> Vec<String> {
+    serials_where(certs, user, |h, r| h == host && r > role)
+}
+
+/// Serials of `user`'s certificates in `certs` whose host and role pass `keep`.
+fn serials_where(certs: &[Cert], user: &UserId, keep: impl Fn(&str, Role) -> bool) -> Vec<String> {
     certs
         .iter()
         .filter_map(|c| {
@@ -215,7 +209,7 @@ pub fn user_serials_above(certs: &[Cert], user: &UserId, host: &str, role: Role)
                     host: h,
                     role: r,
                     ..
-                } if u == user && h == host && *r > role => Some(b.serial),
+                } if u == user && keep(h, *r) => Some(b.serial),
                 _ => None,
             }
         })

@@ -20,6 +20,7 @@ mod harness;
 mod attacks;
 mod blind;
 mod evil;
+mod owner_app;
 mod queued;
 mod resign;
 mod rotate;

@@ -3,19 +3,14 @@
 //! a token, finishes it on the laptop with the owner's root and a bind secret it keeps, and a
 //! real `cm-agent enroll` with that token pins the same root as the host the CLI enrolled.
 
-use crate::harness::WAIT;
+use crate::owner_app::OwnerApp;
 use crate::world::{ZtWorld, enroll, trust_show};
 use anyhow::{Context, Result, bail};
-use cm_client::secrets::StoreChoice;
-use cm_tui::call::{AdminCall, Call, Request, Response, Scope};
-use cm_tui::event::NetEvent;
-use cm_tui::net::Net;
-use cm_tui::profile::Logins;
+use cm_tui::call::{AdminCall, Response};
 use proto::admin::HostAdd;
 use proto::ids::HostId;
 use proto::token::EnrollmentToken;
 use std::path::Path;
-use tokio::sync::mpsc;
 
 /// The fingerprints of the roots `cm-agent trust show --json` lists for an agent.
 fn pinned_roots(config: &Path, state: &Path) -> Result<Vec<String>> {
@@ -31,44 +26,17 @@ fn pinned_roots(config: &Path, state: &Path) -> Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_enrolled_from_the_admin_screen_pins_the_owners_root() -> Result<()> {
     let w = ZtWorld::start().await?;
-    let logins = Logins::open(&w.owner.state, StoreChoice::File)?;
-    let (profile, key) = logins.load(cm_client::time::now_ms())?;
-    let (tx, mut events) = mpsc::channel(256);
-    let net = Net::spawn(profile.clone(), key, tx);
-    tokio::time::timeout(WAIT, async {
-        while let Some(e) = events.recv().await {
-            if matches!(e, NetEvent::Connected { .. }) {
-                return Ok(());
-            }
-        }
-        bail!("the connection task ended")
-    })
-    .await
-    .context("not connected in time")??;
+    let mut app = OwnerApp::connect(&w).await?;
+    let profile = app.profile.clone();
     // What the screen's "enroll host: box2" sends.
-    net.request(Request {
-        id: 7,
-        scope: Scope::host(&HostId::from("box")),
-        call: Call::Admin(AdminCall::HostAdd(HostAdd {
-            name: "box2".into(),
-            relay_addr: None,
-        })),
+    let call = AdminCall::HostAdd(HostAdd {
+        name: "box2".into(),
+        relay_addr: None,
     });
-    let enrolled = tokio::time::timeout(WAIT, async {
-        while let Some(e) = events.recv().await {
-            if let NetEvent::Reply { request, result } = e
-                && request.id == 7
-            {
-                return match result {
-                    Ok(Response::Enrolled(e)) => Ok(e),
-                    other => bail!("host_add answered {other:?}"),
-                };
-            }
-        }
-        bail!("the connection task ended")
-    })
-    .await
-    .context("no answer to host_add in time")??;
+    let enrolled = match app.ask(7, call).await? {
+        Ok(Response::Enrolled(e)) => e,
+        other => bail!("host_add answered {other:?}"),
+    };
 
     let token = EnrollmentToken::decode(&enrolled.token)?;
     assert!(!token.roots.is_empty(), "the token pins owner roots");

@@ -3,18 +3,12 @@
 //! as the screen drives it) removes bob at the relay, then signs and publishes a revocation
 //! list naming his certificate, and says so in the answer.
 
-use crate::harness::WAIT;
+use crate::owner_app::OwnerApp;
 use crate::world::ZtWorld;
-use anyhow::{Context, Result, bail, ensure};
-use cm_client::secrets::StoreChoice;
-use cm_tui::call::{AdminCall, Call, Request, Response, Scope};
-use cm_tui::event::NetEvent;
-use cm_tui::net::Net;
-use cm_tui::profile::Logins;
+use anyhow::{Result, bail, ensure};
+use cm_tui::call::{AdminCall, Response};
 use proto::admin::UserRequest;
 use proto::header::Op;
-use proto::ids::HostId;
-use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_user_from_the_admin_screen_revokes_their_certificates() -> Result<()> {
@@ -31,44 +25,13 @@ async fn removing_a_user_from_the_admin_screen_revokes_their_certificates() -> R
         serde_json::from_str(&w.owner.ok(&["admin", "trust", "show", "--json"])?)?;
     ensure!(certified(&show) == Some(true), "bob is certified: {show}");
 
-    let logins = Logins::open(&w.owner.state, StoreChoice::File)?;
-    let (profile, key) = logins.load(cm_client::time::now_ms())?;
-    let (tx, mut events) = mpsc::channel(256);
-    let net = Net::spawn(profile, key, tx);
-    tokio::time::timeout(WAIT, async {
-        while let Some(e) = events.recv().await {
-            if matches!(e, NetEvent::Connected { .. }) {
-                return Ok(());
-            }
-        }
-        bail!("the connection task ended")
-    })
-    .await
-    .context("not connected in time")??;
+    let mut app = OwnerApp::connect(&w).await?;
     // What the screen's "remove bob" sends.
-    net.request(Request {
-        id: 9,
-        scope: Scope::host(&HostId::from("box")),
-        call: Call::Admin(AdminCall::User(
-            Op::UserManage,
-            UserRequest::Remove { name: "bob".into() },
-        )),
-    });
-    let done = tokio::time::timeout(WAIT, async {
-        while let Some(e) = events.recv().await {
-            if let NetEvent::Reply { request, result } = e
-                && request.id == 9
-            {
-                return match result {
-                    Ok(Response::Done(done)) => Ok(done),
-                    other => bail!("user remove answered {other:?}"),
-                };
-            }
-        }
-        bail!("the connection task ended")
-    })
-    .await
-    .context("no answer to the removal in time")??;
+    let call = AdminCall::User(Op::UserManage, UserRequest::Remove { name: "bob".into() });
+    let done = match app.ask(9, call).await? {
+        Ok(Response::Done(done)) => done,
+        other => bail!("user remove answered {other:?}"),
+    };
     ensure!(
         done.summary
             .contains("revoked 1 certificate(s) and 1 device key(s) of bob"),
