@@ -2,9 +2,11 @@
 //! stream passes here before admission, and the relay's word counts for nothing.
 //!
 //! In order:
-//! 1. the signed header ([`HostTrust::check_header`]: signature, fields equal to the forwarded
-//!    header, this host, time within ±5 min, nonce unseen), then a fresh owner-signed revocation
-//!    list ([`HostTrust::check_fresh`]). A header on a channel that carries the channel's MAC
+//! 1. the signed header ([`HostTrust::verify_header`]: signature, fields equal to the forwarded
+//!    header, this host, time within ±5 min; its nonce is recorded, and must be unseen, once the
+//!    signer holds the channel it names — or for `e2e_open` once its certificates give it a
+//!    role — so keys nobody certified cannot fill the window), then a fresh owner-signed
+//!    revocation list ([`HostTrust::check_fresh`]). A header on a channel that carries the channel's MAC
 //!    is authenticated by the MAC instead ([`HostTrust::check_header_mac`], the same field, time
 //!    and nonce checks), and its signature is verified beside the work
 //!    ([`crate::signature_check`]: once short work has answered, or while long work runs): a
@@ -63,6 +65,9 @@ pub(super) async fn serve<R, W, G>(
     G: Future<Output = ()> + Send,
 {
     let now = cm_client::time::now_ms();
+    // Subscribed before anything is checked: whatever the host takes from here on is checked
+    // against this stream again (a list taken while its body is awaited included).
+    let changes = trust.changes();
     if queued::is_queued_prompt(fwd) {
         return queued_prompt(workspaces, trust, fwd, reader, send, peer_gone, now).await;
     }
@@ -103,7 +108,14 @@ pub(super) async fn serve<R, W, G>(
         }
     };
     // Taken away while it runs (a revocation list taken): the work stops.
-    let revoked = revoked_meanwhile(trust, &checked, &open.certs, fwd.header.op);
+    let revoked = revoked_meanwhile(
+        workspaces,
+        trust,
+        changes,
+        &checked,
+        &open.certs,
+        fwd.header.op,
+    );
     let work = async {
         let work = async {
             match admitted {
@@ -151,16 +163,19 @@ pub(super) async fn serve<R, W, G>(
     }
 }
 
-/// Resolves, with why, once the certificates `checked`'s signer showed no longer allow `op`
-/// here: checked again each time the host takes a revocation list, rotation or retirement
-/// while the work runs (a watch, a port forward, a long answer). Never resolves otherwise.
+/// Resolves, with why, once the certificates `checked`'s signer showed (or this host's
+/// `[policy]`) no longer allow `op` here: checked again each time the host takes a revocation
+/// list, rotation or retirement after `changes` was subscribed (before the stream's checks, so
+/// nothing taken in between is missed), while the work runs (a watch, a port forward, a long
+/// answer). Never resolves otherwise.
 async fn revoked_meanwhile(
+    workspaces: &Workspaces,
     trust: &HostTrust,
+    mut changes: tokio::sync::watch::Receiver<u64>,
     checked: &CheckedHeader,
     certs: &[proto::trust::Cert],
     op: Op,
 ) -> OpError {
-    let mut changes = trust.changes();
     loop {
         if changes.changed().await.is_err() {
             return std::future::pending().await;
@@ -171,7 +186,7 @@ async fn revoked_meanwhile(
             .map_err(OpError::from)
             .and_then(|role| match authorize(Some(role), op, Ownership::None) {
                 Decision::Deny(reason) => Err(OpError::Denied(reason)),
-                Decision::Allow => Ok(()),
+                Decision::Allow => workspaces.policy().check(op, role).map_err(OpError::from),
             });
         if let Err(e) = allowed {
             return e;
