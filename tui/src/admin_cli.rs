@@ -139,7 +139,7 @@ pub enum UserCommand {
     },
     /// Certify a user's device keys (after comparing fingerprints): one certificate per grant.
     #[command(
-        after_help = "Examples:\n  cm-tui admin user certify bob\n  cm-tui admin user certify bob --grant home-box=operator\n  cm-tui admin user certify bob --key ed25519:1a2b-3c4d-5e6f-7a8b --grant '*=viewer' --yes\n\nWithout --grant the grants to sign are the relay's list for the user, shown for you to\ncheck before you confirm; --yes needs --grant, so a relay never chooses what you sign."
+        after_help = "Examples:\n  cm-tui admin user certify bob\n  cm-tui admin user certify bob --grant home-box=operator\n  cm-tui admin user certify bob --key ed25519:1a2b-3c4d-5e6f-7a8b --grant '*=viewer' --yes\n\nWithout --grant the grants to sign are the relay's list for the user, and without --key its\nlist of their pending keys: both are shown for you to check before you confirm; --yes needs\n--key and --grant, so a relay never chooses what you sign."
     )]
     Certify {
         /// User name.
@@ -148,10 +148,10 @@ pub enum UserCommand {
         #[arg(long)]
         key: Option<String>,
         /// Sign exactly this grant, HOST=ROLE (HOST a host name or `*`; repeatable) instead of
-        /// the relay's list of the user's grants. Required with --yes.
+        /// the relay's list of the user's grants. Required with --yes (as is --key).
         #[arg(long = "grant", value_name = "HOST=ROLE")]
         grants: Vec<String>,
-        /// Do not ask for confirmation (needs --grant).
+        /// Do not ask for confirmation (needs --key and --grant).
         #[arg(long)]
         yes: bool,
         /// Print JSON.

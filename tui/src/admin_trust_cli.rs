@@ -410,10 +410,11 @@ pub async fn user_certify(
         .iter()
         .map(|g| parse_grant(g))
         .collect::<Result<Vec<_>, _>>()?;
-    if yes && asked.is_empty() {
+    if yes && (asked.is_empty() || key.is_none()) {
         return Err(CommandError::BadInput(
-            "with --yes, name each grant to sign (--grant HOST=ROLE, repeatable): the relay's \
-             list of grants is not enough to sign on without looking"
+            "with --yes, name the device key (--key FINGERPRINT, as the user's laptop printed \
+             it) and each grant to sign (--grant HOST=ROLE, repeatable): the relay's lists of \
+             pending keys and grants are not enough to sign on without looking"
                 .into(),
         ));
     }
@@ -612,13 +613,11 @@ pub async fn revoke_user(
     }
     let bundle = fetch(remote).await?;
     let now = now_ms();
-    let mut all: Vec<Cert> = local.trust.certs.clone();
-    for c in &bundle.certs {
-        if !all.contains(c) {
-            all.push(c.clone());
-        }
-    }
+    // The laptop's certificates merged with the relay's, those that chain to the roots only: a
+    // relay can neither hide one (the laptop's own are kept) nor slip in a forged one naming
+    // someone else's key or serial for this laptop to revoke.
     local.trust.merge_bundle(bundle, now);
+    let all: Vec<Cert> = local.trust.certs.clone();
     if local.authority() == Authority::None {
         return Ok(Some(format!(
             "note: {}; their certificates stay valid until they expire",

@@ -189,7 +189,26 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
     )?;
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("with --yes, name each grant to sign (--grant HOST=ROLE"),
+        stderr(&out).contains("with --yes, name the device key (--key FINGERPRINT"),
+        "{}",
+        stderr(&out)
+    );
+    // Nor the key: the relay could list a key of its own among bob's pending ones.
+    let out = tui(
+        &env,
+        &[
+            "admin",
+            "user",
+            "certify",
+            "bob",
+            "--grant",
+            "box=viewer",
+            "--yes",
+        ],
+    )?;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("--key FINGERPRINT"),
         "{}",
         stderr(&out)
     );
@@ -202,6 +221,8 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
             "user",
             "certify",
             "bob",
+            "--key",
+            &bob_fp,
             "--grant",
             "box=viewer",
             "--yes",
@@ -237,6 +258,8 @@ async fn trust_init_then_user_certify_signs_the_pending_device_key() -> Result<(
             "user",
             "certify",
             "bob",
+            "--key",
+            &bob_fp,
             "--grant",
             "*=operator",
             "--yes",

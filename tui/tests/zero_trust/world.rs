@@ -272,11 +272,16 @@ revocation_max_age = "{revocation_max_age}"
         let laptop = Laptop {
             state: self.tmp.path().join(name),
         };
-        laptop.ok(&["login", &invite])?;
+        let login: serde_json::Value =
+            serde_json::from_str(&laptop.ok(&["login", &invite, "--json"])?)?;
         if certify {
+            let key = login["device_key_fingerprint"]
+                .as_str()
+                .context("login --json names no device key")?;
             let grant = format!("box={role}");
-            self.owner
-                .ok(&["admin", "user", "certify", name, "--grant", &grant, "--yes"])?;
+            self.owner.ok(&[
+                "admin", "user", "certify", name, "--key", key, "--grant", &grant, "--yes",
+            ])?;
         }
         Ok(laptop)
     }
