@@ -57,7 +57,9 @@ pub fn findings(
             "none yet: the relay hands the owner-signed list over when the agent connects \
              (new work waits for it)",
         ),
-        Freshness::None | Freshness::Stale { .. } => Finding::fail("revocations", line),
+        Freshness::None | Freshness::Stale { .. } | Freshness::Ahead { .. } => {
+            Finding::fail("revocations", line)
+        }
     });
     out
 }

@@ -131,6 +131,12 @@ pub enum Freshness {
         /// Age, in ms.
         age_ms: u64,
     },
+    /// The only owner-signed lists are dated more than the replay window ahead of this clock:
+    /// they do not count, and new work is refused.
+    Ahead {
+        /// How far ahead the nearest one is, in ms.
+        ahead_ms: u64,
+    },
 }
 
 /// The report from `state_dir`; `host_key` is the end-to-end key when the caller found it.
@@ -158,6 +164,8 @@ pub fn report(
     };
     let mut lists = Vec::new();
     let mut newest_root_ms = None;
+    let mut nearest_ahead_ms = None::<u64>;
+    let latest_allowed = now_ms.saturating_add(proto::trust::header::REPLAY_WINDOW_MS);
     let held = load_revocations(state_dir)?;
     let pins = file.pins();
     let trusted = pins.trusted(now_ms);
@@ -165,8 +173,12 @@ pub fn report(
         // Held lists were verified when taken; one that no longer opens is not shown.
         let Ok(body) = list.open() else { continue };
         let root = trusted.iter().any(|r| r.key == *list.signer());
-        if root {
+        // As the host's own check: a list dated too far ahead does not count as fresh.
+        if root && body.issued_ms <= latest_allowed {
             newest_root_ms = newest_root_ms.max(Some(body.issued_ms));
+        } else if root {
+            nearest_ahead_ms =
+                Some(nearest_ahead_ms.map_or(body.issued_ms, |t| t.min(body.issued_ms)));
         }
         lists.push(ListLine {
             issuer_user: body.issuer_user.to_string(),
@@ -178,7 +190,12 @@ pub fn report(
         });
     }
     let freshness = match newest_root_ms.map(|ms| now_ms.saturating_sub(ms)) {
-        None => Freshness::None,
+        None => match nearest_ahead_ms {
+            Some(ms) => Freshness::Ahead {
+                ahead_ms: ms.saturating_sub(now_ms),
+            },
+            None => Freshness::None,
+        },
         Some(age_ms) if age_ms > max_age_ms => Freshness::Stale { age_ms },
         Some(age_ms) => Freshness::Fresh { age_ms },
     };
@@ -239,6 +256,10 @@ impl Freshness {
             Self::Stale { age_ms } => format!(
                 "stale: newest owner-signed list is {} old (limit {limit}); new work is refused until an owner runs `cm-tui admin trust refresh`",
                 human_age(*age_ms)
+            ),
+            Self::Ahead { ahead_ms } => format!(
+                "dated ahead: the owner-signed lists are dated {} ahead of this host's clock and do not count; new work is refused: check the clock of the laptop that signed them (and this host's), then run `cm-tui admin trust refresh`",
+                human_age(*ahead_ms)
             ),
         }
     }
@@ -411,6 +432,10 @@ mod tests {
         let json = serde_json::to_value(&fresh).unwrap();
         assert_eq!(json["mode"], "zero-trust");
         assert_eq!(json["freshness"]["state"], "fresh");
+        // Seen from a clock an hour behind the owner's list: dated ahead, as the host judges it.
+        let ahead = report(tmp.path(), None, HOUR, 7 * HOUR).unwrap();
+        assert_eq!(ahead.freshness, Freshness::Ahead { ahead_ms: HOUR });
+        assert!(ahead.render().contains("dated ahead"), "{}", ahead.render());
     }
 
     #[test]
