@@ -113,6 +113,10 @@ struct State {
 /// Most certificates remembered from operators.
 const MAX_SEEN: usize = 1_024;
 
+/// Most certificates looked at from one handshake (an operator shows their grants, an admin
+/// certificate and a host certificate or two).
+pub const MAX_SHOWN: usize = 32;
+
 impl HostTrust {
     /// Trust for `host` pinning `roots`, with the end-to-end key `host_secret`.
     pub fn new(host: HostId, roots: Vec<Root>, host_secret: [u8; 32], max_age_ms: u64) -> Self {
@@ -355,19 +359,36 @@ impl HostTrust {
     /// and the ones already kept). Kept most recently shown first and bounded, so certificates
     /// nobody trusts cannot push out an admin's, whose revocation lists this host takes only
     /// with it.
+    ///
+    /// At most [`MAX_SHOWN`] distinct certificates of one handshake are looked at, and their
+    /// signatures are checked outside the lock (other streams' checks go on meanwhile).
     pub fn record_certs(&self, certs: &[Cert], now_ms: u64) {
-        let mut state = self.state.lock();
-        let roots = state.pins.trusted(now_ms);
-        let revoked = state.revocations.revoked();
-        let mut known = certs.to_vec();
-        known.extend(state.seen.iter().cloned());
-        let verifier = proto::trust::Verifier::new(&roots, &revoked);
-        for c in certs.iter().rev() {
-            let counts = c.open().is_ok_and(|b| b.valid_at(now_ms))
-                && verifier.is_admin_key_of(c.signer(), &self.host, &known, now_ms);
-            if !counts {
-                continue;
+        let mut shown: Vec<Cert> = Vec::new();
+        for c in certs {
+            if shown.len() == MAX_SHOWN {
+                break;
             }
+            if !shown.contains(c) {
+                shown.push(c.clone());
+            }
+        }
+        let (roots, revoked, seen) = {
+            let state = self.state.lock();
+            let roots = state.pins.trusted(now_ms);
+            (roots, state.revocations.revoked(), state.seen.clone())
+        };
+        let mut known = shown.clone();
+        known.extend(seen.into_iter().filter(|c| !shown.contains(c)));
+        let verifier = proto::trust::Verifier::new(&roots, &revoked);
+        let counting: Vec<Cert> = shown
+            .into_iter()
+            .filter(|c| {
+                c.open().is_ok_and(|b| b.valid_at(now_ms))
+                    && verifier.is_admin_key_of(c.signer(), &self.host, &known, now_ms)
+            })
+            .collect();
+        let mut state = self.state.lock();
+        for c in counting.iter().rev() {
             state.seen.retain(|s| s != c);
             state.seen.insert(0, c.clone());
         }
