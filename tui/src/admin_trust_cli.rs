@@ -605,8 +605,13 @@ pub async fn revoke_user(
     user: &str,
     which: Revoke<'_>,
 ) -> Result<Option<String>, CommandError> {
-    let Ok(mut local) = Local::load(profile) else {
-        return Ok(None);
+    let mut local = match Local::load(profile) {
+        Ok(local) => local,
+        Err(e) => {
+            return Ok(Some(format!(
+                "note: nothing revoked for zero-trust hosts: this laptop's trust state did not load ({e})"
+            )));
+        }
     };
     if local.trust.roots.is_empty() {
         return Ok(None);
@@ -618,12 +623,6 @@ pub async fn revoke_user(
     // someone else's key or serial for this laptop to revoke.
     local.trust.merge_bundle(bundle, now);
     let all: Vec<Cert> = local.trust.certs.clone();
-    if local.authority() == Authority::None {
-        return Ok(Some(format!(
-            "note: {}; their certificates stay valid until they expire",
-            admin::CANNOT_SIGN
-        )));
-    }
     let user = UserId(user.to_owned());
     let (serials, keys) = match which {
         Revoke::Everything => (
@@ -646,6 +645,12 @@ pub async fn revoke_user(
         .collect();
     if serials.is_empty() && keys.is_empty() {
         return Ok(None);
+    }
+    if local.authority() == Authority::None {
+        return Ok(Some(format!(
+            "note: {}; their certificates stay valid until they expire",
+            admin::CANNOT_SIGN
+        )));
     }
     publish_revocations(remote, profile, &mut local, &serials, &keys, now).await?;
     let mut said = format!(

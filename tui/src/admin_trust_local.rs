@@ -106,8 +106,14 @@ pub fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandE
     Ok(())
 }
 
+/// Serializes this process's read-add-sign-save of the own revocation list: the app revokes
+/// from concurrent calls (two users removed in quick succession), and each must build on the
+/// other's list, not overwrite it.
+static OWN_LIST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Adds `serials` and `keys` to this laptop's own revocation list, signs it again, saves the
-/// trust file and publishes the list.
+/// trust file and publishes the list. The list is read from the trust file again just before
+/// (another revocation may have been saved since `local` was loaded).
 ///
 /// # Errors
 /// Trust file, transport failures and refusals.
@@ -119,13 +125,27 @@ pub async fn publish_revocations(
     keys: &[PublicKey],
     now: u64,
 ) -> Result<(), CommandError> {
-    let own: &mut OwnList = &mut local.file.own_list;
-    own.serials.extend(serials.iter().cloned());
-    own.keys.extend(keys.iter().copied());
-    let list = admin::sign_own_list(&local.trust, own, now);
-    local.trust.revoked.serials.extend(serials.iter().cloned());
-    local.trust.revoked.keys.extend(keys.iter().copied());
-    local.save(profile)?;
+    let list = {
+        let _one_at_a_time = OWN_LIST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let saved = TrustFile::read(&trust::file_path(profile)).map_err(trust_err)?;
+        let own: &mut OwnList = &mut local.file.own_list;
+        own.seq = own.seq.max(saved.own_list.seq);
+        own.serials.extend(saved.own_list.serials);
+        own.keys.extend(saved.own_list.keys);
+        own.serials.extend(serials.iter().cloned());
+        own.keys.extend(keys.iter().copied());
+        let list = admin::sign_own_list(&local.trust, own, now);
+        local
+            .trust
+            .revoked
+            .serials
+            .extend(own.serials.iter().cloned());
+        local.trust.revoked.keys.extend(own.keys.iter().copied());
+        local.save(profile)?;
+        list
+    };
     publish(
         remote,
         &TrustBundle {
