@@ -11,7 +11,7 @@ use text::{done_text, enrolled_text, print};
 use crate::admin_trust_cli::{self as trust_cli, Revoke, TrustCommand};
 use crate::commands::CommandError;
 use crate::profile::Profile;
-use crate::relay_call::call;
+use crate::relay_call::{RelayConn, call};
 use crate::remote::Remote;
 use clap::Subcommand;
 use proto::admin::{
@@ -292,8 +292,8 @@ fn tell(said: Option<String>) {
     }
 }
 
-/// Whose credential `id` is (before it is revoked), for revoking their device keys too.
-async fn cred_owner(remote: &Remote, id: &str) -> Option<String> {
+/// Whose credential `id` is (revoked ones included), for revoking their device keys too.
+pub(crate) async fn cred_owner(remote: &impl RelayConn, id: &str) -> Option<String> {
     let query = CredsQuery {
         user: None,
         all: true,

@@ -1,33 +1,55 @@
 //! What the app does with an administration answer before it shows it: a token or invite is
-//! completed with this laptop's roots ([`super::admin_seal`]), and a user change is followed
-//! by the revocations it calls for on zero-trust hosts.
+//! completed with this laptop's roots ([`super::admin_seal`]), and a user change, a kill or a
+//! revoked credential is followed by the revocations it calls for on zero-trust hosts.
 
 use super::admin_seal;
+use crate::admin_trust_cli::{Revoke, revocation_after};
 use crate::call::{AdminCall, CallError, Response};
 use crate::e2e_channels::HostStreams;
 use crate::profile::Profile;
+use proto::admin::{KillTarget, UserRequest};
 use std::sync::Arc;
 
+/// What an administration call ends for zero-trust hosts.
+enum Ends {
+    /// What a user change ends (`admin_trust_cli::revocation_after`).
+    Change(UserRequest),
+    /// Every certificate and device key of this user (killed, or a credential revoked).
+    Everything(String),
+}
+
 /// After the administration screen changed a user at the relay (removed, a grant revoked or
-/// replaced), revokes for zero-trust hosts what the change ends, as `cm-tui admin user …`
-/// does (`admin_trust_cli::revoke_user`), and says so in the answer's summary.
+/// replaced), killed a user or a credential, or revoked a credential, revokes for zero-trust
+/// hosts what that ends, as `cm-tui admin …` does (`admin_trust_cli::revoke_user`), and says
+/// so in the answer's summary.
 pub(super) async fn revoke_after(
     hosts: Arc<HostStreams>,
     profile: Profile,
     admin: &AdminCall,
     response: Response,
 ) -> Response {
-    let (AdminCall::User(_, req), Response::Done(mut done)) = (admin, response.clone()) else {
+    let Response::Done(mut done) = response.clone() else {
         return response;
     };
-    if crate::admin_trust_cli::revocation_after(req).is_none() {
-        return response;
-    }
-    let req = req.clone();
+    let ends = match admin {
+        AdminCall::User(_, req) if revocation_after(req).is_some() => Ends::Change(req.clone()),
+        AdminCall::Kill(KillTarget::User { name }) => Ends::Everything(name.clone()),
+        AdminCall::Kill(KillTarget::Cred { id }) | AdminCall::CredsRevoke(id) => {
+            // Revoked ones are still listed (with `all`).
+            match crate::admin_cli::cred_owner(&*hosts, id).await {
+                Some(user) => Ends::Everything(user),
+                None => return response,
+            }
+        }
+        _ => return response,
+    };
     let runtime = tokio::runtime::Handle::current();
     // The trust file and the device key may block on the OS keyring: off the async workers.
     let revoked = tokio::task::spawn_blocking(move || {
-        let (name, which) = crate::admin_trust_cli::revocation_after(&req)?;
+        let (name, which) = match &ends {
+            Ends::Change(req) => revocation_after(req)?,
+            Ends::Everything(user) => (user.as_str(), Revoke::Everything),
+        };
         let revoking = crate::admin_trust_cli::revoke_user(&*hosts, &profile, name, which);
         Some(runtime.block_on(revoking).map_err(|e| e.to_string()))
     })
