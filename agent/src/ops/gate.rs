@@ -6,11 +6,13 @@
 //!    header, this host, time within ±5 min; its nonce is recorded, and must be unseen, once the
 //!    signer holds the channel it names — or for `e2e_open` once its certificates give it a
 //!    role — so keys nobody certified cannot fill the window), then a fresh owner-signed
-//!    revocation list ([`HostTrust::check_fresh`]). A header on a channel that carries the channel's MAC
-//!    is authenticated by the MAC instead ([`HostTrust::check_header_mac`], the same field, time
-//!    and nonce checks), and its signature is verified beside the work
+//!    revocation list ([`HostTrust::check_fresh`]). A header on a channel that carries the
+//!    channel's MAC is authenticated by the MAC instead ([`HostTrust::check_header_mac`], the
+//!    same field, time and nonce checks), and its signature is verified beside the work
 //!    ([`crate::signature_check`]: once short work has answered, or while long work runs): a
-//!    bad one stops the stream if it is still running and forgets the channel;
+//!    bad one stops the stream if it is still running and forgets the channel. A stream that
+//!    runs on re-checks its role whenever the host takes a revocation list, rotation or
+//!    retirement, and stops when it is gone;
 //! 2. `e2e_open` opens a channel ([`super::e2e::open`]) and is answered in a plain frame;
 //! 3. every other operation must name a channel this host holds, opened by the same device key;
 //!    the role comes from that channel's certificates now (a new revocation applies at once),
