@@ -49,6 +49,12 @@ pub use crate::config::{DEFAULT_REVOCATION_MAX_AGE_MS, DEFAULT_ROOT_OVERLAP_MS};
 pub struct Unrecorded(CheckedHeader);
 
 impl Unrecorded {
+    /// `checked`, whose nonce is not recorded yet (for checks at another time than now, as a
+    /// queued prompt's: `ops::e2e::queued::verify`).
+    pub(crate) fn new(checked: CheckedHeader) -> Self {
+        Self(checked)
+    }
+
     /// What was signed, and by which key (for the checks before the nonce is recorded).
     pub fn header(&self) -> &CheckedHeader {
         &self.0
@@ -138,6 +144,13 @@ impl HostTrust {
         }
     }
 
+    /// After something that can take a role away was taken: the cached roles go, and work
+    /// that runs long checks its own again ([`Self::changes`]).
+    fn roles_may_have_changed(&self, state: &mut State) {
+        state.roles.clear();
+        self.generation.send_modify(|g| *g += 1);
+    }
+
     /// Ticks whenever this host takes something that can take a role away (a revocation
     /// list, a root rotation or retirement): work that runs long checks its role again then.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -224,8 +237,7 @@ impl HostTrust {
             }
         }
         if !taken.is_empty() {
-            state.roles.clear();
-            self.generation.send_modify(|g| *g += 1);
+            self.roles_may_have_changed(&mut state);
         }
         taken
     }
@@ -416,8 +428,7 @@ impl HostTrust {
             }
         }
         if taken > 0 {
-            state.roles.clear();
-            self.generation.send_modify(|g| *g += 1);
+            self.roles_may_have_changed(&mut state);
         }
         taken
     }
@@ -444,8 +455,7 @@ impl HostTrust {
             }
         }
         if taken > 0 {
-            state.roles.clear();
-            self.generation.send_modify(|g| *g += 1);
+            self.roles_may_have_changed(&mut state);
         }
         taken
     }
@@ -471,8 +481,7 @@ impl HostTrust {
             }
         }
         if changed {
-            state.roles.clear();
-            self.generation.send_modify(|g| *g += 1);
+            self.roles_may_have_changed(&mut state);
         }
         RetiredRoots { changed, early }
     }
@@ -486,7 +495,7 @@ impl HostTrust {
     pub fn newest_list_ms(&self, now_ms: u64) -> Option<u64> {
         let state = self.state.lock();
         let roots = state.pins.trusted(now_ms);
-        state.revocations.newest_root_issued_ms(&roots)
+        state.revocations.newest_root_issued_ms(&roots, now_ms)
     }
 }
 

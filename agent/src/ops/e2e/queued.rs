@@ -8,7 +8,7 @@
 use super::super::body::next_raw_body;
 use super::super::error::OpError;
 use super::super::frames::FrameReader;
-use crate::trust::HostTrust;
+use crate::trust::{HostTrust, Unrecorded};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cm_client::e2e::{HostKeyPair, open_sealed};
@@ -67,19 +67,7 @@ pub(in crate::ops) fn verify(
     }
     // The shared check at the signed time (its age is bounded above).
     let checked = proto::trust::header::verify(&fwd.header, trust.host(), ts_ms)?;
-    Ok(Unrecorded(checked))
-}
-
-/// A queued prompt's header that [`verify`] passed, its nonce not recorded yet.
-#[derive(Debug)]
-#[must_use = "a queued prompt counts only once its nonce is recorded"]
-pub(in crate::ops) struct Unrecorded(CheckedHeader);
-
-impl Unrecorded {
-    /// What was signed, and by which key.
-    pub(in crate::ops) fn header(&self) -> &CheckedHeader {
-        &self.0
-    }
+    Ok(Unrecorded::new(checked))
 }
 
 /// Records a queued prompt's nonce (never seen within the day-long window, which prunes by
@@ -91,8 +79,8 @@ pub(in crate::ops) fn record(
     nonces: &QueuedNonces,
     unrecorded: Unrecorded,
 ) -> Result<CheckedHeader, TrustError> {
-    let checked = unrecorded.0;
-    proto::trust::header::record_nonce(&checked, checked.fields.ts_ms, &mut nonces.window.lock())?;
+    let signed_at = unrecorded.header().fields.ts_ms;
+    let checked = unrecorded.record_in(&mut nonces.window.lock(), signed_at)?;
     nonces.persist(&checked)?;
     Ok(checked)
 }
