@@ -163,9 +163,8 @@ pub fn report(
         });
     };
     let mut lists = Vec::new();
-    let mut newest_root_ms = None;
-    let mut nearest_ahead_ms = None::<u64>;
-    let latest_allowed = now_ms.saturating_add(proto::trust::header::REPLAY_WINDOW_MS);
+    // Judged as the host judges them (`RevocationState::check_fresh`).
+    let mut judged = proto::trust::RevocationState::default();
     let held = load_revocations(state_dir)?;
     let pins = file.pins();
     let trusted = pins.trusted(now_ms);
@@ -173,13 +172,7 @@ pub fn report(
         // Held lists were verified when taken; one that no longer opens is not shown.
         let Ok(body) = list.open() else { continue };
         let root = trusted.iter().any(|r| r.key == *list.signer());
-        // As the host's own check: a list dated too far ahead does not count as fresh.
-        if root && body.issued_ms <= latest_allowed {
-            newest_root_ms = newest_root_ms.max(Some(body.issued_ms));
-        } else if root {
-            nearest_ahead_ms =
-                Some(nearest_ahead_ms.map_or(body.issued_ms, |t| t.min(body.issued_ms)));
-        }
+        let _ = judged.restore(list);
         lists.push(ListLine {
             issuer_user: body.issuer_user.to_string(),
             signer: list.signer().fingerprint(),
@@ -189,8 +182,9 @@ pub fn report(
             revoked: body.serials.len() + body.keys.len(),
         });
     }
+    let newest_root_ms = judged.newest_root_issued_ms(&trusted, now_ms);
     let freshness = match newest_root_ms.map(|ms| now_ms.saturating_sub(ms)) {
-        None => match nearest_ahead_ms {
+        None => match judged.nearest_root_ahead_ms(&trusted, now_ms) {
             Some(ms) => Freshness::Ahead {
                 ahead_ms: ms.saturating_sub(now_ms),
             },

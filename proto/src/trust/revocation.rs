@@ -159,13 +159,30 @@ impl RevocationState {
         self.newest.values().map(|(_, l)| l.clone()).collect()
     }
 
-    /// The newest root-signed list's signing time.
-    pub fn newest_root_issued_ms(&self, roots: &[Root]) -> Option<u64> {
+    /// Signing times of the root-signed lists held.
+    fn root_issued_ms<'s>(&'s self, roots: &'s [Root]) -> impl Iterator<Item = u64> + 's {
         self.newest
             .iter()
             .filter(|(k, _)| roots.iter().any(|r| r.key == **k))
             .map(|(_, (b, _))| b.issued_ms)
+    }
+
+    /// The newest root-signed list's signing time that counts at `now_ms`: a list dated more
+    /// than [`REPLAY_WINDOW_MS`] ahead does not (see [`Self::check_fresh`]).
+    pub fn newest_root_issued_ms(&self, roots: &[Root], now_ms: u64) -> Option<u64> {
+        let latest_allowed = now_ms.saturating_add(REPLAY_WINDOW_MS);
+        self.root_issued_ms(roots)
+            .filter(|t| *t <= latest_allowed)
             .max()
+    }
+
+    /// When no root-signed list counts at `now_ms` but some are dated ahead: the signing time
+    /// of the nearest of those.
+    pub fn nearest_root_ahead_ms(&self, roots: &[Root], now_ms: u64) -> Option<u64> {
+        if self.newest_root_issued_ms(roots, now_ms).is_some() {
+            return None;
+        }
+        self.root_issued_ms(roots).min()
     }
 
     /// Whether new work may start: a root-signed list signed within `max_age_ms` of `now_ms`.
@@ -182,15 +199,8 @@ impl RevocationState {
         now_ms: u64,
         max_age_ms: u64,
     ) -> Result<(), TrustError> {
-        let latest_allowed = now_ms.saturating_add(REPLAY_WINDOW_MS);
-        let root_lists = || {
-            self.newest
-                .iter()
-                .filter(|(k, _)| roots.iter().any(|r| r.key == **k))
-                .map(|(_, (b, _))| b.issued_ms)
-        };
-        let Some(issued) = root_lists().filter(|t| *t <= latest_allowed).max() else {
-            return Err(match root_lists().min() {
+        let Some(issued) = self.newest_root_issued_ms(roots, now_ms) else {
+            return Err(match self.nearest_root_ahead_ms(roots, now_ms) {
                 Some(ahead) => TrustError::RevocationListAhead {
                     ahead_min: ahead.saturating_sub(now_ms) / 60_000,
                 },
