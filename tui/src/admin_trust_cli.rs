@@ -358,7 +358,7 @@ pub struct Certify {
     pub key: Option<String>,
     /// `HOST=ROLE` grants to sign instead of the relay's list.
     pub grants: Vec<String>,
-    /// No confirmation (only with `grants`).
+    /// No confirmation (only with `key` and `grants`).
     pub yes: bool,
 }
 
@@ -386,10 +386,10 @@ pub fn parse_grant(s: &str) -> Result<proto::admin::GrantInfo, CommandError> {
     })
 }
 
-/// `cm-tui admin user certify NAME`: shows the user's pending device keys and the grants to
-/// sign (those named with `--grant`, else the relay's list for the user, shown so that a relay
-/// cannot slip in a wider role or host unseen), asks, signs one certificate per grant and
-/// publishes them. `--yes` needs `--grant`.
+/// `cm-tui admin user certify NAME`: shows the device keys and the grants to sign (those named
+/// with `--key` and `--grant`, else the relay's lists for the user, shown so that a relay
+/// cannot slip in a key of its own, a wider role or a host unseen), asks, signs one certificate
+/// per grant and publishes them. `--yes` needs `--key` and `--grant`.
 ///
 /// # Errors
 /// Refusals, no pending key, bad grants, transport failures.
@@ -591,9 +591,9 @@ pub fn revocation_after(req: &proto::admin::UserRequest) -> Option<(&str, Revoke
 }
 
 /// After a user change at the relay: revoke the certificates (and device keys) `which` names
-/// in this laptop's list, then publish it. They are looked for among the relay's
-/// certificates and those this laptop holds, so a relay that leaves one out cannot keep it
-/// alive. Returns what to tell the user (also when this laptop cannot sign); nothing when
+/// in this laptop's list, then publish it. They are looked for among the certificates that
+/// chain to the roots, this laptop's own and the relay's: a relay can neither keep one alive
+/// by leaving it out nor get another user's key revoked with a forged one. Returns what to tell the user (also when this laptop cannot sign); nothing when
 /// there was nothing to revoke or this laptop keeps no trust state (a relay-trusted login).
 /// Reads the trust file and the device key, which may block on the OS keyring.
 ///
@@ -917,5 +917,27 @@ mod revocation_tests {
             password: "long enough password".into(),
         };
         assert_eq!(revocation_after(&passwd), None);
+    }
+}
+
+#[cfg(test)]
+mod grant_arg_tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_is_host_equals_role_and_anything_else_says_what_to_give() {
+        let g = parse_grant("home-box=operator").unwrap();
+        assert_eq!((g.host.as_str(), g.role), ("home-box", Role::Operator));
+        assert_eq!(parse_grant("*=viewer").unwrap().host, "*");
+        for bad in [
+            "home-box",
+            "home-box=king",
+            "=viewer",
+            "two words=viewer",
+            "box\u{1b}=owner",
+        ] {
+            let e = parse_grant(bad).unwrap_err().to_string();
+            assert!(e.contains("give HOST=ROLE"), "{bad:?}: {e}");
+        }
     }
 }

@@ -107,9 +107,9 @@ pub fn out<T: Serialize>(json: bool, v: &T, text: String) -> Result<(), CommandE
 }
 
 /// Serializes this process's read-add-sign-save of the own revocation list: the app revokes
-/// from concurrent calls (two users removed in quick succession), and each must build on the
-/// other's list, not overwrite it.
-static OWN_LIST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// from concurrent calls (two users removed in quick succession) and re-signs the list hourly
+/// (`revocation_keeper`), and each must build on the other's list, not overwrite it.
+pub(crate) static OWN_LIST: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Adds `serials` and `keys` to this laptop's own revocation list, signs it again, saves the
 /// trust file and publishes the list. The list is read from the trust file again just before

@@ -80,9 +80,15 @@ pub async fn resign_if_due(
     // Read, sign and save with nothing awaited in between, touching only this laptop's own
     // list: a revocation another `cm-tui` saved meanwhile is kept and signed too (saving a
     // stale copy could drop it from a list with a higher sequence number, which hosts prefer).
-    let mut file = TrustFile::read(&path).map_err(|e| e.to_string())?;
-    let list = admin::sign_own_list(&trust, &mut file.own_list, now);
-    file.write(&path).map_err(|e| e.to_string())?;
+    let (list, seq) = {
+        let _one_at_a_time = crate::admin_trust_local::OWN_LIST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = TrustFile::read(&path).map_err(|e| e.to_string())?;
+        let list = admin::sign_own_list(&trust, &mut file.own_list, now);
+        file.write(&path).map_err(|e| e.to_string())?;
+        (list, file.own_list.seq)
+    };
     let bundle = TrustBundle {
         revocations: vec![list],
         ..TrustBundle::default()
@@ -92,7 +98,7 @@ pub async fn resign_if_due(
         .call::<op::TrustPublish>(&header, &bundle)
         .await
         .map_err(|e| format!("publishing the re-signed revocation list: {e}"))?;
-    Ok(Some(file.own_list.seq))
+    Ok(Some(seq))
 }
 
 /// Re-signs whenever due until `cancel` (the connection's end); failures are logged and tried

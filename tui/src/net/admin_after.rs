@@ -28,9 +28,6 @@ pub(super) async fn revoke_after(
     admin: &AdminCall,
     response: Response,
 ) -> Response {
-    let Response::Done(mut done) = response.clone() else {
-        return response;
-    };
     let ends = match admin {
         AdminCall::User(_, req) if revocation_after(req).is_some() => Ends::Change(req.clone()),
         AdminCall::Kill(KillTarget::User { name }) => Ends::Everything(name.clone()),
@@ -42,6 +39,10 @@ pub(super) async fn revoke_after(
             }
         }
         _ => return response,
+    };
+    let mut done = match response {
+        Response::Done(done) => done,
+        other => return other,
     };
     let runtime = tokio::runtime::Handle::current();
     // The trust file and the device key may block on the OS keyring: off the async workers.
