@@ -576,3 +576,17 @@ fn a_host_takes_revocations_only_from_its_own_admins() {
     );
     assert!(on_a.revoked().serials.contains("x"));
 }
+
+#[test]
+fn a_kept_list_is_restored_only_with_its_signature_and_never_over_a_newer_one() {
+    let (owner, admin) = (key(1), key(2));
+    let mut state = RevocationState::default();
+    // No certificate for the admin is needed to restore what was taken before.
+    assert_eq!(state.restore(&list(&admin, 2, NOW, &["x"])), Ok(true));
+    assert_eq!(state.restore(&list(&admin, 1, NOW, &["y"])), Ok(false));
+    assert!(state.revoked().serials.contains("x") && !state.revoked().serials.contains("y"));
+    let mut damaged = list(&owner, 1, NOW, &["z"]);
+    damaged.payload.push('A');
+    assert!(state.restore(&damaged).is_err());
+    assert!(!state.revoked().serials.contains("z"));
+}
